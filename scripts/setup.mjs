@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// Brings a checkout to a runnable state, doing only what is missing:
+//   1. system packages (apt-get, as root): the Unicorn engine, gcc, gdb, xz
+//   2. npm ci, when node_modules is absent or older than package-lock.json
+//   3. the build: TypeScript -> dist/, the native recorder addon, the sample kernel and dumps
+// Idempotent and quick when everything is in place. `--quiet` prints only what it does.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const quiet = process.argv.includes('--quiet');
+const say = (m) => console.error(`setup: ${m}`);
+const run = (cmd, args, opts = {}) => {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', ...opts });
+  if (r.status !== 0) {
+    say(`'${cmd} ${args.join(' ')}' failed (exit ${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+};
+
+// --- 1. system packages -----------------------------------------------------------------------
+const needs = [
+  { pkg: 'libunicorn2', has: () => existsSync('/usr/lib/x86_64-linux-gnu/libunicorn.so.2') },
+  { pkg: 'libunicorn-dev', has: () => existsSync('/usr/include/unicorn/unicorn.h') },
+  { pkg: 'gcc', has: () => which('gcc') },
+  { pkg: 'g++', has: () => which('g++') },
+  { pkg: 'make', has: () => which('make') },
+  { pkg: 'gdb', has: () => which('gdb') },
+  { pkg: 'xz-utils', has: () => which('xz') },
+  { pkg: 'python3', has: () => which('python3') },
+];
+function which(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+const missing = needs.filter((n) => !n.has()).map((n) => n.pkg);
+if (missing.length > 0) {
+  if (process.getuid && process.getuid() !== 0 && !which('sudo')) {
+    say(`missing system packages: ${missing.join(' ')}; install them with apt-get (needs root)`);
+    process.exit(1);
+  }
+  const sudo = process.getuid && process.getuid() !== 0 ? ['sudo'] : [];
+  say(`installing system packages: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const apt = (args) => run(sudo[0] ?? 'apt-get', sudo.length ? ['apt-get', ...args] : args, { env });
+  apt(['update', '-qq']);
+  apt(['install', '-y', '-qq', ...missing]);
+}
+
+// --- 2. npm dependencies ----------------------------------------------------------------------
+const lock = join(root, 'package-lock.json');
+const installed = join(root, 'node_modules', '.package-lock.json');
+if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs) {
+  say('installing npm dependencies (npm ci; better-sqlite3 compiles from source, about a minute)');
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+
+// --- 3. build ---------------------------------------------------------------------------------
+function newest(dir, exts) {
+  let t = 0;
+  if (!existsSync(dir)) return 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) t = Math.max(t, newest(p, exts));
+    else if (exts.some((x) => e.name.endsWith(x))) t = Math.max(t, statSync(p).mtimeMs);
+  }
+  return t;
+}
+const srcTime = Math.max(
+  ...['src', 'commands', 'bench'].map((d) => newest(join(root, d), ['.ts'])),
+  statSync(join(root, 'tsconfig.json')).mtimeMs,
+);
+const stamp = join(root, 'dist', '.built');
+if (!existsSync(stamp) || statSync(stamp).mtimeMs < srcTime) {
+  say('building TypeScript (tsc)');
+  run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+  execFileSync('touch', [stamp]);
+}
+
+// Further build steps (native addon, sample kernel, sample dumps) are scripts beside this one,
+// each idempotent; they run in name order.
+const stepsDir = join(root, 'scripts', 'setup.d');
+if (existsSync(stepsDir)) {
+  for (const f of readdirSync(stepsDir).filter((f) => f.endsWith('.mjs')).sort()) {
+    run(process.execPath, [join(stepsDir, f), ...(quiet ? ['--quiet'] : [])]);
+  }
+}
+if (!quiet) say('ready');

@@ -1,0 +1,151 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { DbgError } from './errors.js';
+
+/**
+ * Random access to the bytes of a file without reading the whole of it.
+ *
+ * Every reader of dumps and ELF files goes through a ByteSource: opening a multi-GiB core costs
+ * what its headers cost. Reads are positional (pread) through a small LRU cache of aligned pages,
+ * so the many small reads of a page-table walk or a symbol-table scan do not each reach the kernel.
+ *
+ * Offsets and lengths are numbers: files above 2^53 bytes are not a concern.
+ */
+export interface ByteSource {
+  /** A name for messages: the file's path as the user gave it. */
+  readonly name: string;
+  readonly size: number;
+  /**
+   * The `length` bytes at `offset`. Throws DbgError('corrupt') when the range runs past the end:
+   * a reader that asks for bytes a header promised has found a truncated or lying file.
+   */
+  read(offset: number, length: number): Buffer;
+  /** Like read, but returns only the bytes that exist (possibly fewer, possibly none). */
+  readUpTo(offset: number, length: number): Buffer;
+  close(): void;
+}
+
+const PAGE = 64 * 1024;
+const CACHE_PAGES = 256; // 16 MiB at most
+
+export class FileByteSource implements ByteSource {
+  readonly size: number;
+  private fd: number | undefined;
+  private readonly cache = new Map<number, Buffer>();
+
+  private constructor(
+    readonly name: string,
+    fd: number,
+  ) {
+    this.fd = fd;
+    this.size = fstatSync(fd).size;
+  }
+
+  static open(path: string): FileByteSource {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message;
+      throw new DbgError(err.code === 'ENOENT' ? 'not-found' : 'io', `cannot open "${path}": ${why}`);
+    }
+    try {
+      if (fstatSync(fd).isDirectory()) throw new DbgError('bad-input', `cannot open "${path}": it is a directory`);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+    return new FileByteSource(path, fd);
+  }
+
+  read(offset: number, length: number): Buffer {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new DbgError(
+        'corrupt',
+        `${this.name}: read of ${length} bytes at file offset 0x${offset.toString(16)} runs past the end of the file (size 0x${this.size.toString(16)}); the file is truncated or a header lies`,
+      );
+    }
+    return this.readUpTo(offset, length);
+  }
+
+  readUpTo(offset: number, length: number): Buffer {
+    if (offset < 0 || offset >= this.size || length <= 0) return Buffer.alloc(0);
+    const end = Math.min(this.size, offset + length);
+    const firstPage = Math.floor(offset / PAGE);
+    const lastPage = Math.floor((end - 1) / PAGE);
+    if (firstPage === lastPage) {
+      const page = this.page(firstPage);
+      const start = offset - firstPage * PAGE;
+      return page.subarray(start, start + (end - offset));
+    }
+    if (end - offset > PAGE * 4) return this.direct(offset, end - offset);
+    const out = Buffer.allocUnsafe(end - offset);
+    let pos = offset;
+    while (pos < end) {
+      const p = Math.floor(pos / PAGE);
+      const page = this.page(p);
+      const start = pos - p * PAGE;
+      const n = Math.min(page.length - start, end - pos);
+      page.copy(out, pos - offset, start, start + n);
+      pos += n;
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    this.cache.clear();
+  }
+
+  private page(index: number): Buffer {
+    const hit = this.cache.get(index);
+    if (hit) {
+      this.cache.delete(index);
+      this.cache.set(index, hit);
+      return hit;
+    }
+    const start = index * PAGE;
+    const buf = this.direct(start, Math.min(PAGE, this.size - start));
+    this.cache.set(index, buf);
+    if (this.cache.size > CACHE_PAGES) this.cache.delete(this.cache.keys().next().value as number);
+    return buf;
+  }
+
+  private direct(offset: number, length: number): Buffer {
+    if (this.fd === undefined) throw new DbgError('state', `${this.name} is closed`);
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.fd, buf, done, length - done, offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done === length ? buf : buf.subarray(0, done);
+  }
+}
+
+/** A ByteSource over bytes already in memory (hand-built ELF images in tests, decompressed blobs). */
+export class BufferByteSource implements ByteSource {
+  readonly size: number;
+  constructor(
+    readonly name: string,
+    private readonly buf: Buffer,
+  ) {
+    this.size = buf.length;
+  }
+  read(offset: number, length: number): Buffer {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new DbgError(
+        'corrupt',
+        `${this.name}: read of ${length} bytes at file offset 0x${offset.toString(16)} runs past the end of the file (size 0x${this.size.toString(16)}); the file is truncated or a header lies`,
+      );
+    }
+    return this.buf.subarray(offset, offset + length);
+  }
+  readUpTo(offset: number, length: number): Buffer {
+    if (offset < 0 || offset >= this.size || length <= 0) return Buffer.alloc(0);
+    return this.buf.subarray(offset, Math.min(this.size, offset + length));
+  }
+  close(): void {}
+}

@@ -1,0 +1,97 @@
+import { errors } from '../common/errors.js';
+import { hex } from '../common/format.js';
+import type { SymbolMatch, Sym, SymbolTable } from './symbol-table.js';
+
+/** A module whose symbols are loaded: the executable, a library, the kernel. */
+export interface Module {
+  /** Short name as MDB shows it: the file's basename ("libc.so.6"). */
+  readonly name: string;
+  /** The file the symbols came from. */
+  readonly path: string;
+  readonly table: SymbolTable;
+  /** Run-time address range the module occupies, when known. */
+  readonly start?: bigint;
+  readonly end?: bigint;
+}
+
+export interface ResolvedAddress extends SymbolMatch {
+  readonly module: Module;
+}
+
+/**
+ * Every module's symbols, searched together.
+ *
+ * Names may be qualified as MDB writes them, `module`symbol` ("libc.so.6`malloc"); unqualified
+ * names are looked up in load order (the executable first), as gdb does. Listeners hear of each
+ * module added, so deferred breakpoints can arm when their symbol appears.
+ */
+export class SymbolSpace {
+  private readonly mods: Module[] = [];
+  private readonly listeners: ((m: Module) => void)[] = [];
+
+  get modules(): readonly Module[] {
+    return this.mods;
+  }
+
+  add(module: Module): void {
+    this.mods.push(module);
+    for (const l of this.listeners) l(module);
+  }
+
+  onAdd(listener: (m: Module) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** The symbol called `name`, or undefined. */
+  find(name: string): (Sym & { module: Module }) | undefined {
+    const tick = name.indexOf('`');
+    if (tick >= 0) {
+      const modName = name.slice(0, tick);
+      const symName = name.slice(tick + 1);
+      const mod = this.mods.find((m) => m.name === modName || m.path === modName || stripVersion(m.name) === modName);
+      const s = mod?.table.lookup(symName);
+      return s && mod ? { ...s, module: mod } : undefined;
+    }
+    for (const m of this.mods) {
+      const s = m.table.lookup(name);
+      if (s) return { ...s, module: m };
+    }
+    return undefined;
+  }
+
+  /** The address of `name`; DbgError('no-symbol') when no module defines it. */
+  lookup(name: string): bigint {
+    const s = this.find(name);
+    if (!s) {
+      const where = this.mods.length === 0 ? 'any symbol table (none is loaded)' : `${this.mods.map((m) => m.name).join(', ')}`;
+      throw errors.noSymbol(name, where);
+    }
+    return s.addr;
+  }
+
+  /** symbol+offset for `addr`: the module whose range holds it, else the nearest preceding symbol. */
+  resolve(addr: bigint): ResolvedAddress | undefined {
+    let best: ResolvedAddress | undefined;
+    for (const m of this.mods) {
+      if (m.start !== undefined && m.end !== undefined && (addr < m.start || addr >= m.end)) continue;
+      const r = m.table.resolve(addr);
+      if (!r) continue;
+      const cand = { ...r, module: m };
+      if (!best || (cand.inside && !best.inside) || (cand.inside === best.inside && cand.offset < best.offset)) best = cand;
+    }
+    return best;
+  }
+
+  /** `sym+0x12` as MDB and gdb print a code address, or undefined when nothing sensible is near. */
+  describe(addr: bigint, qualify = false): string | undefined {
+    const r = this.resolve(addr);
+    if (!r || !r.inside) return undefined;
+    const name = qualify && this.mods.length > 1 ? `${r.module.name}\`${r.sym.name}` : r.sym.name;
+    return r.offset === 0n ? name : `${name}+${hex(r.offset)}`;
+  }
+}
+
+function stripVersion(name: string): string {
+  return name.replace(/\.so(\.\d+)*$/, '');
+}
+

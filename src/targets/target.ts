@@ -1,0 +1,254 @@
+/**
+ * The target ops vector: what every consumer of a debug target (the command language, the GDB
+ * server, the control protocol) may ask of it.
+ *
+ * Modelled on illumos MDB's mdb_tgt_ops_t and the gdbstub crate's extensions: a small required
+ * core that every target fills, plus optional capabilities under `target.caps`. A consumer asks for
+ * a capability with `need(target, 'reverse')` and gets either the implementation or a DbgError
+ * ('unsupported') that names the target and the operation; it never probes with `typeof`.
+ *
+ * Units:
+ *   - virtual addresses, physical addresses and register values are bigint;
+ *   - lengths are numbers (a single read is never larger than memory can hold);
+ *   - `Seq` is a position in a recorded history: the 0-based count of instructions executed.
+ *
+ * Errors: every operation throws DbgError for expected failures (unmapped, unsupported, bad-input,
+ * corrupt, state), never anything else.
+ *
+ * Threading: the core operations are synchronous (reads of files, of emulator memory and of SQLite
+ * are all synchronous and fast). Only operations that run the guest return promises, so that a
+ * running guest yields to the event loop between bounded slices and can be interrupted.
+ */
+
+import type { Arch, Registers } from '../arch/arch.js';
+import { errors } from '../common/errors.js';
+import type { SymbolSpace } from '../symbols/symbol-space.js';
+
+export type VirtAddr = bigint;
+export type PhysAddr = bigint;
+export type Seq = bigint;
+
+/** A range of the target's virtual address space and where its bytes come from. */
+export interface Mapping {
+  readonly start: VirtAddr;
+  /** Exclusive. */
+  readonly end: VirtAddr;
+  /** 'r', 'w', 'x' letters, '-' for absent, e.g. 'r-x'. */
+  readonly perms: string;
+  /** The mapped file's path, a segment name, or '' for anonymous memory. */
+  readonly name: string;
+  /** For file-backed mappings: the offset of `start` in that file. */
+  readonly fileOffset?: bigint;
+  /** False where the dump records the range but holds none of its bytes (reads give zeros or fail). */
+  readonly present?: boolean;
+}
+
+/**
+ * A thread of the target: a process thread of a core, a vCPU of a kernel dump or emulated guest.
+ * `index` is dbg's 1-based number (as in gdb's `info threads` and `N::thread`); `tid` is the
+ * operating system's LWP id or the CPU number.
+ */
+export interface ThreadInfo {
+  readonly index: number;
+  readonly tid: number;
+  readonly name: string;
+  /** A short state for listings: 'stopped', 'halted', 'running', a signal name... */
+  readonly state: string;
+}
+
+/** Why the target is where it is. */
+export type StopReason =
+  | { kind: 'none' } // a dump: nothing ever ran
+  | { kind: 'signal'; signal: number; name: string } // the signal a core died of
+  | { kind: 'panic'; message: string }
+  | { kind: 'step' }
+  | { kind: 'breakpoint'; id: number; addr: VirtAddr }
+  | { kind: 'watchpoint'; id: number; addr: VirtAddr; access: WatchKind; length: number }
+  | { kind: 'interrupted' } // Ctrl-C, the GDB 0x03 byte, Target.interrupt()
+  | { kind: 'halted' } // hlt with interrupts off
+  | { kind: 'fault'; fault: string; pc: VirtAddr; addr?: VirtAddr } // invalid opcode, unmapped fetch, triple fault...
+  | { kind: 'exited'; code: number }
+  | { kind: 'history-begin' } // reverse execution reached the start of the recording
+  | { kind: 'history-end' }; // replay reached the end of the recording
+
+export interface StopStatus {
+  readonly reason: StopReason;
+  /** The thread the stop belongs to (1-based index). */
+  readonly thread: number;
+  readonly pc: VirtAddr;
+  /** Position in history, for targets that have one. */
+  readonly seq?: Seq;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optional capabilities
+// ---------------------------------------------------------------------------------------------
+
+/** One level of a page-table walk, for `::vtop`. */
+export interface TranslationStep {
+  readonly level: string; // 'PML4', 'PDPT', 'PD', 'PT'
+  readonly index: number;
+  readonly entryAddr: PhysAddr;
+  readonly entry: bigint;
+}
+
+export interface Translation {
+  readonly virt: VirtAddr;
+  /** Undefined when the walk ended at a non-present entry. */
+  readonly phys?: PhysAddr;
+  readonly pageSize?: number;
+  readonly steps: readonly TranslationStep[];
+  /** Why there is no physical address, e.g. 'PTE[13] = 0, not present'. */
+  readonly fault?: string;
+}
+
+export interface PhysicalMemory {
+  readPhysical(addr: PhysAddr, length: number): Buffer;
+  /** Translate through the page tables of `thread` (default: the selected thread). */
+  translate(addr: VirtAddr, thread?: number): Translation;
+  /** Ranges of physical memory the target holds. */
+  physicalRanges(): readonly { start: PhysAddr; end: PhysAddr }[];
+}
+
+export interface MemoryWriter {
+  writeVirtual(addr: VirtAddr, data: Buffer): void;
+  writePhysical?(addr: PhysAddr, data: Buffer): void;
+}
+
+export interface RegisterWriter {
+  writeRegister(thread: number, name: string, value: bigint): void;
+}
+
+export type WatchKind = 'read' | 'write' | 'access' | 'exec';
+
+/** Running the guest forward. Every promise settles with the stop that ended the run. */
+export interface ExecutionControl {
+  /** Execute one instruction on `thread`. */
+  step(thread: number): Promise<StopStatus>;
+  /** Run until a breakpoint, watchpoint, fault, halt or interrupt. */
+  resume(): Promise<StopStatus>;
+  /** Ask a running resume() to stop soon (within 10 ms); harmless when stopped. */
+  interrupt(): void;
+  readonly running: boolean;
+}
+
+export interface BreakpointSpec {
+  /** Virtual address; for deferred breakpoints, undefined until the symbol resolves. */
+  readonly addr?: VirtAddr;
+  readonly symbol?: string;
+}
+
+export interface Breakpoints {
+  /** Returns the breakpoint's id. */
+  addBreakpoint(addr: VirtAddr): number;
+  removeBreakpoint(id: number): void;
+  addWatchpoint(addr: bigint, length: number, kind: WatchKind, physical?: boolean): number;
+  removeWatchpoint(id: number): void;
+}
+
+/** Going back in a recorded history (live with recording, replay). */
+export interface ReverseExecution {
+  /** First and last seq the history holds; `now` is where the target is. */
+  bounds(): { first: Seq; last: Seq; now: Seq };
+  stepBack(thread: number): Promise<StopStatus>;
+  /** Run backwards to the last breakpoint or watchpoint hit before now, or the start of history. */
+  resumeBack(): Promise<StopStatus>;
+  seek(seq: Seq): Promise<StopStatus>;
+}
+
+/** Write the target's state as an ELF core that `dbg open` reads back. */
+export interface Snapshot {
+  writeCore(path: string): void;
+}
+
+/** Text the guest wrote to its console. */
+export interface ConsoleLog {
+  consoleText(): string;
+}
+
+export interface Capabilities {
+  readonly physical?: PhysicalMemory;
+  readonly writeMemory?: MemoryWriter;
+  readonly writeRegisters?: RegisterWriter;
+  readonly execution?: ExecutionControl;
+  readonly breakpoints?: Breakpoints;
+  readonly reverse?: ReverseExecution;
+  readonly snapshot?: Snapshot;
+  readonly console?: ConsoleLog;
+}
+
+export type CapabilityName = keyof Capabilities;
+
+/** Human names for the "not supported" message. */
+const capabilityWhat: Record<CapabilityName, string> = {
+  physical: 'physical memory and address translation',
+  writeMemory: 'writing memory',
+  writeRegisters: 'writing registers',
+  execution: 'execution control',
+  breakpoints: 'breakpoints and watchpoints',
+  reverse: 'reverse execution',
+  snapshot: 'writing a core snapshot',
+  console: 'a console log',
+};
+
+// ---------------------------------------------------------------------------------------------
+// The required core
+// ---------------------------------------------------------------------------------------------
+
+export interface Target {
+  /** For messages: 'core "a.core"', 'kernel dump "vmcore.0"', 'emulated guest "kernel.elf"'. */
+  readonly name: string;
+  /** 'file' | 'process-core' | 'kernel-dump' | 'emulator' | 'replay'. */
+  readonly kind: string;
+  readonly arch: Arch;
+  readonly caps: Capabilities;
+
+  /**
+   * `length` bytes at virtual address `addr` as the selected thread sees them. Throws
+   * DbgError('unmapped') naming the first address that has no bytes; never returns short.
+   */
+  readVirtual(addr: VirtAddr, length: number, thread?: number): Buffer;
+
+  /** The virtual address ranges the target knows, sorted by start. */
+  mappings(): readonly Mapping[];
+
+  threads(): readonly ThreadInfo[];
+
+  /** All registers of `thread` (1-based index). Throws bad-input for an unknown thread. */
+  registers(thread: number): Registers;
+
+  /** Symbols of every module the target knows (executable, libraries, kernel). */
+  readonly symbols: SymbolSpace;
+
+  status(): StopStatus;
+
+  /** Release files, emulator instances, database handles. Idempotent. */
+  close(): void;
+}
+
+/** The capability `name` of `target`, or DbgError('unsupported') naming both. */
+export function need<K extends CapabilityName>(target: Target, name: K): NonNullable<Capabilities[K]> {
+  const cap = target.caps[name];
+  if (!cap) throw errors.unsupported(target.name, capabilityWhat[name]);
+  return cap as NonNullable<Capabilities[K]>;
+}
+
+/** Read a little- or big-endian unsigned integer of `size` bytes at `addr`. */
+export function readUint(target: Target, addr: VirtAddr, size: 1 | 2 | 4 | 8, thread?: number): bigint {
+  const b = target.readVirtual(addr, size, thread);
+  const le = target.arch.littleEndian;
+  switch (size) {
+    case 1:
+      return BigInt(b[0]!);
+    case 2:
+      return BigInt(le ? b.readUInt16LE(0) : b.readUInt16BE(0));
+    case 4:
+      return BigInt(le ? b.readUInt32LE(0) : b.readUInt32BE(0));
+    case 8:
+      return le ? b.readBigUInt64LE(0) : b.readBigUInt64BE(0);
+  }
+}
+
+export function readPointer(target: Target, addr: VirtAddr, thread?: number): bigint {
+  return readUint(target, addr, target.arch.pointerBytes as 4 | 8, thread);
+}
