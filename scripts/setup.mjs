@@ -30,6 +30,7 @@ const needs = [
   { pkg: 'gdb', has: () => which('gdb') },
   { pkg: 'xz-utils', has: () => which('xz') },
   { pkg: 'python3', has: () => which('python3') },
+  { pkg: 'gdbserver', has: () => which('gdbserver') },
 ];
 function which(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
