@@ -1,0 +1,122 @@
+/**
+ * The hook points of the emulated machine's execution loop, for a recorder (issue 5) or any other
+ * observer that must see every instruction and every nondeterministic input.
+ *
+ * The contract, as the machine (machine.ts) keeps it:
+ *
+ *   Time. `seq` is the number of instructions the whole machine has executed since boot (all
+ *   vCPUs together). vCPUs run one at a time, round-robin, each for a quantum of
+ *   `quantum` instructions (default 10,000); a slice is a part of a quantum that ended early
+ *   (breakpoint, watchpoint, timer deadline, step, interrupt, fault, halt). The next slice of the
+ *   same quantum continues on the same vCPU with what is left of it, so the interleaving of vCPUs
+ *   depends only on instruction counts, never on where the debugger stopped or on wall time.
+ *
+ *   Slices. For each slice the machine calls, in this order and on the main thread:
+ *     beforeSlice(vcpu, seq)          before uc_emu_start on that vCPU's engine; seq = first
+ *                                     instruction the slice may execute;
+ *     ... the engine runs; the observer's own native hooks on that engine see each instruction ...
+ *     afterSlice(vcpu, executed, stop) executed = instructions that completed in this slice
+ *                                     (exact: a breakpoint stop does NOT count the instruction at
+ *                                     the breakpoint, which did not run; a watchpoint stop counts
+ *                                     the accessing instruction, which completed); the machine's
+ *                                     seq becomes seq + executed.
+ *   Native code hooks may be called for an instruction that does not complete (the one at a
+ *   breakpoint, the one after a watched access, the one that faults, the one past the quantum
+ *   limit): an observer must trust `executed`, not its own count of hook calls.
+ *
+ *   Inputs. Everything that changes guest state and is not the execution of guest instructions is
+ *   reported through onInput before it takes effect on the guest's next instruction:
+ *     - timer interrupts injected between slices, with the stack bytes the injection wrote;
+ *     - port reads (IN) with the value the device returned (serial input, status registers);
+ *     - secondary-CPU start-ups (the started vCPU's registers are then visible through the machine);
+ *     - debugger writes of memory and registers.
+ *   Replaying the same inputs at the same seqs from a restored state re-executes identically.
+ *
+ *   State. machine.saveState() captures everything execution depends on: every vCPU's full CPU
+ *   context (uc_context: general, segment, control registers, MSRs, flags, FPU/SSE), its run state
+ *   (waiting for start, running, idle in hlt, halted), its timer, the scheduler's position (current
+ *   vCPU and what is left of its quantum), the devices (serial registers and input queue), seq, and
+ *   optionally RAM (a copy; pass { ram: false } to skip it when the observer tracks memory itself).
+ *   machine.loadState(state) puts all of it back (and flushes every engine's translation cache).
+ *   Neither may be called from inside a slice.
+ *
+ *   Native access. attach() gives each vCPU's uc_engine* (a BigInt address, as koffi.address gives
+ *   it) so a native addon can add its own hooks, the RAM host buffer (shared by every vCPU: RAM is
+ *   ONE host buffer mapped with uc_mem_map_ptr at guest-physical `ramBase` in every engine), and
+ *   the vCPU count. An observer that adds or removes hooks must flush the engine's translation
+ *   cache (uc_ctl UC_CTL_TB_FLUSH) itself. Engines exist for the machine's whole life; a vCPU
+ *   waiting for start-up has an engine but runs no slices.
+ */
+
+import type { StopReason } from '../target.js';
+
+/** Why a slice ended, as afterSlice reports it. */
+export type SliceStop =
+  | { kind: 'quantum' } // the slice ran the instructions it was given
+  | { kind: 'timer' } // the vCPU's timer deadline came; an interrupt may be injected next
+  | { kind: 'step' } // a single step or a step limit
+  | { kind: 'stop'; reason: StopReason }; // breakpoint, watchpoint, fault, halted, interrupted...
+
+export type InputEvent =
+  | {
+      kind: 'interrupt';
+      seq: bigint;
+      vcpu: number;
+      vector: number;
+      /** Guest-physical stack writes the injection made (the interrupt frame), in order. */
+      writes: readonly { phys: bigint; data: Buffer }[];
+      /** The registers the injection changed, with their new values. */
+      registers: ReadonlyMap<string, bigint>;
+    }
+  | { kind: 'port-in'; seq: bigint; vcpu: number; port: number; size: number; value: number }
+  | { kind: 'cpu-start'; seq: bigint; vcpu: number; by: number }
+  | { kind: 'memory-write'; seq: bigint; phys: bigint; data: Buffer } // by the debugger
+  | { kind: 'register-write'; seq: bigint; vcpu: number; name: string; value: bigint }; // by the debugger
+
+/** What an observer may see and do of the machine. */
+export interface ObservedMachine {
+  readonly vcpuCount: number;
+  /** uc_engine* of vCPU `vcpu` (0-based), for a native addon. */
+  engineAddress(vcpu: number): bigint;
+  /** Guest RAM: one host buffer shared by every vCPU's engine. */
+  readonly ram: Buffer;
+  /** Guest-physical address of ram[0]. */
+  readonly ramBase: bigint;
+  /** Instructions executed by the whole machine so far. */
+  readonly seq: bigint;
+  saveState(options?: { ram?: boolean }): MachineState;
+  loadState(state: MachineState): void;
+}
+
+/** An opaque snapshot of the machine (see saveState); structured-cloneable. */
+export interface MachineState {
+  readonly version: 1;
+  readonly seq: bigint;
+  readonly vcpus: readonly {
+    readonly context: Buffer;
+    readonly run: 'wait-start' | 'running' | 'idle' | 'halted';
+    readonly executed: bigint;
+    readonly timerPeriod: number;
+    readonly timerNext: bigint;
+  }[];
+  readonly scheduler: { readonly current: number; readonly left: number };
+  readonly devices: unknown;
+  readonly ram?: Buffer;
+}
+
+/**
+ * Implemented by whoever wants to observe execution (the recorder). All methods run on the main
+ * thread, outside uc_emu_start: no method is ever called from inside an engine hook. Port reads
+ * happen inside a slice; their 'port-in' events are delivered after that slice ends and before its
+ * afterSlice, each with the seq of its IN instruction. Other inputs are delivered between slices,
+ * before the instruction they affect, with the seq of that instruction.
+ * Exceptions thrown by an observer propagate out of the run (the run stops).
+ */
+export interface ExecutionObserver {
+  attach(machine: ObservedMachine): void;
+  beforeSlice(vcpu: number, seq: bigint): void;
+  afterSlice(vcpu: number, executed: number, stop: SliceStop): void;
+  onInput(event: InputEvent): void;
+  /** The machine is closing; release hooks. */
+  detach?(): void;
+}
