@@ -100,6 +100,10 @@ export interface Translation {
   readonly steps: readonly TranslationStep[];
   /** Why there is no physical address, e.g. 'PTE[13] = 0, not present'. */
   readonly fault?: string;
+  /** Access rights of the page, when the walk reached one (all levels combined, as the MMU does). */
+  readonly writable?: boolean;
+  readonly user?: boolean;
+  readonly executable?: boolean;
 }
 
 export interface PhysicalMemory {

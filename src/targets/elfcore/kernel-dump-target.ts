@@ -1,48 +1,589 @@
+/**
+ * A kernel crash dump opened as a target: kdump ELF vmcores (/proc/vmcore, makedumpfile's ELF
+ * output) and QEMU `dump-guest-memory` files, with or without `-p` (paging).
+ *
+ * Memory model. Physical memory is what the PT_LOADs' p_paddr say (KernelPhysMap). Every virtual
+ * read goes through the x86-64 page tables (X86_64Paging) of the thread's CPU:
+ *   - a QEMU dump gives each CPU's CR0/CR3/CR4 in its QEMU note: paging on -> walk from CR3;
+ *     paging off (a CPU parked by the firmware in 32-bit mode) -> virtual = physical;
+ *   - a kdump has no CR3: the walk starts at swapper_pg_dir, whose physical address comes from a
+ *     PT_LOAD covering its virtual address, or, as crash does, from
+ *     SYMBOL(swapper_pg_dir) - __START_KERNEL_map + NUMBER(phys_base);
+ *   - with neither, virtual reads use the PT_LOADs' p_vaddr as gdb does (QEMU 7.2's paging dump
+ *     writes the identity map as 0xffff000000000000: such non-canonical vaddrs are read with
+ *     bits 63..48 cleared), and say so when that fails.
+ * PT_LOAD p_vaddr is never trusted when page tables are available: QEMU 7.2's paging dump clamps
+ * p_filesz and leaves data out, which the page walk over p_paddr reads correctly.
+ *
+ * Symbols: `--symbols vmlinux` (or any kernel ELF), biased by VMCOREINFO's KERNELOFFSET. A symbol
+ * file that contradicts the dump (BUILD-ID, or OSRELEASE against the file's linux_banner) is
+ * refused with both values in the message. Without a symbol file, VMCOREINFO's SYMBOL() lines
+ * make a small table named "vmcoreinfo".
+ */
+
+import { basename } from 'node:path';
 import { X86_64 } from '../../arch/x86-64.js';
 import type { Registers } from '../../arch/arch.js';
-import { errors } from '../../common/errors.js';
-import { ElfFile, ET_CORE } from '../../symbols/elf-file.js';
+import { cr3Root, X86_64Paging, type Walk } from '../../arch/x86-64-paging.js';
+import { DbgError, errors } from '../../common/errors.js';
+import { ElfFile, ET_CORE, PT_LOAD, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
-import type { Capabilities, Mapping, StopStatus, Target, ThreadInfo, VirtAddr } from '../target.js';
+import { SymbolTable } from '../../symbols/symbol-table.js';
+import type {
+  Capabilities,
+  Mapping,
+  PhysAddr,
+  PhysicalMemory,
+  StopStatus,
+  Target,
+  ThreadInfo,
+  Translation,
+  VirtAddr,
+} from '../target.js';
+import { KernelPhysMap } from './kernel-phys-map.js';
+import { NT_PRSTATUS, parseKernelPrstatus, parseQemuCpuState, Vmcoreinfo, type QemuCpuState } from './kernel-notes.js';
+
+/** Linux x86-64: where the kernel image is mapped (arch/x86/include/asm/page_64_types.h). */
+export const START_KERNEL_MAP = 0xffffffff80000000n;
+
+const MASK64 = (1n << 64n) - 1n;
 
 /** True when `elf` is a kernel crash dump (kdump ELF vmcore or QEMU dump-guest-memory). */
 export function isKernelDump(elf: ElfFile): boolean {
   if (elf.header.type !== ET_CORE) return false;
-  return elf.notes().some((n) => n.name === 'VMCOREINFO' || n.name === 'QEMU');
+  try {
+    return elf.notes().some((n) => n.name === 'VMCOREINFO' || n.name === 'QEMU');
+  } catch {
+    return false;
+  }
 }
 
-/** A kernel crash dump opened as a target (skeleton: filled in by the following commits). */
+export interface KernelDumpOptions {
+  /** Symbol files: the kernel (vmlinux) first. */
+  readonly symbols?: readonly string[];
+}
+
+interface Cpu {
+  readonly index: number;
+  readonly pid: number;
+  readonly prstatus?: Registers;
+  readonly qemu?: QemuCpuState;
+}
+
+/** How a CPU turns virtual addresses into physical ones. */
+type AddressMode =
+  | { readonly kind: 'paging'; readonly root: PhysAddr; readonly levels: 4 | 5; readonly from: string }
+  | { readonly kind: 'identity'; readonly why: string }
+  | { readonly kind: 'segments'; readonly why: string } // PT_LOAD p_vaddr, as gdb reads cores
+  | { readonly kind: 'none'; readonly why: string };
+
 export class KernelDumpTarget implements Target {
   readonly kind = 'kernel-dump';
   readonly arch = X86_64;
-  readonly caps: Capabilities = {};
   readonly symbols = new SymbolSpace();
+  readonly caps: Capabilities;
+  /** Things about the dump that a user should know (truncation, overlaps, guesses made). */
+  readonly warnings: string[] = [];
+  readonly vmcoreinfo?: Vmcoreinfo;
+  /** 'qemu' when the dump has QEMU CPU-state notes, else 'kdump'. */
+  readonly flavour: 'qemu' | 'kdump';
+  readonly phys: KernelPhysMap;
+  readonly paging: X86_64Paging;
+  /** The kernel's symbol file, for CFI unwinding (.eh_frame / .debug_frame). */
+  kernelElf?: ElfFile;
+  private readonly cpus: Cpu[];
+  private readonly modes = new Map<number, AddressMode>();
+  private kernelRootCache?: { root?: PhysAddr; from: string };
+  private mappingCache?: Mapping[];
+  private closed = false;
 
   private constructor(
     readonly name: string,
+    readonly path: string,
     private readonly elf: ElfFile,
-  ) {}
-
-  static open(path: string, _opts?: { symbols?: string[] }): KernelDumpTarget {
-    return new KernelDumpTarget(`kernel dump "${path}"`, ElfFile.open(path));
+  ) {
+    const h = elf.header;
+    if (h.type !== ET_CORE) throw errors.badInput(`${path}: not a core file (ELF type ${h.type}, expected ET_CORE 4)`);
+    if (h.machine !== X86_64.elfMachine || h.class !== 64) {
+      throw errors.badInput(`${path}: kernel dumps of machine ${h.machine} (ELF${h.class}) are not supported; dbg reads x86-64 (EM_X86_64 62, ELF64)`);
+    }
+    const notes = elf.notes();
+    const prs = notes.filter((n) => n.name === 'CORE' && n.type === NT_PRSTATUS);
+    const qemus = notes.filter((n) => n.name === 'QEMU');
+    const vmci = notes.find((n) => n.name === 'VMCOREINFO');
+    if (vmci) this.vmcoreinfo = new Vmcoreinfo(vmci.desc.toString('latin1').replace(/\0+$/, ''), path);
+    this.flavour = qemus.length > 0 ? 'qemu' : 'kdump';
+    if (qemus.length > 0 && prs.length > 0 && qemus.length !== prs.length) {
+      this.warnings.push(`${prs.length} NT_PRSTATUS notes but ${qemus.length} QEMU CPU notes; paired in order`);
+    }
+    const n = Math.max(prs.length, qemus.length);
+    this.cpus = [];
+    for (let i = 0; i < n; i++) {
+      const p = prs[i] ? parseKernelPrstatus(prs[i]!.desc, path, prs[i]!.offset) : undefined;
+      const q = qemus[i] ? parseQemuCpuState(qemus[i]!.desc, path, qemus[i]!.offset) : undefined;
+      this.cpus.push({ index: i, pid: p?.pid ?? i + 1, prstatus: p?.regs, qemu: q });
+    }
+    const pageSize = this.vmcoreinfo?.pageSize;
+    if (pageSize !== undefined && pageSize !== 4096) {
+      this.warnings.push(`VMCOREINFO PAGESIZE=${pageSize}, but x86-64 pages are 4096 bytes; using 4096`);
+    }
+    this.phys = new KernelPhysMap(elf.source, elf.programHeaders(), this.flavour === 'kdump', name);
+    this.warnings.push(...this.phys.warnings);
+    const sme = this.vmcoreinfo?.number('sme_mask');
+    this.paging = new X86_64Paging((a) => this.phys.readU64(a), { clearMask: sme && sme > 0n ? sme : undefined });
+    const physical: PhysicalMemory = {
+      readPhysical: (addr, length) => this.readPhysical(addr, length),
+      translate: (addr, thread) => this.translate(addr, thread),
+      physicalRanges: () => this.phys.regions(),
+    };
+    this.caps = { physical };
   }
 
-  readVirtual(addr: VirtAddr, length: number, _thread?: number): Buffer {
-    throw errors.unsupported(this.name, `read of ${length} bytes at 0x${addr.toString(16)}`);
+  static open(path: string, opts: KernelDumpOptions = {}): KernelDumpTarget {
+    const elf = ElfFile.open(path);
+    let t: KernelDumpTarget | undefined;
+    try {
+      t = new KernelDumpTarget(`kernel dump "${basename(path)}"`, path, elf);
+      const files = opts.symbols ?? [];
+      files.forEach((f, i) => t!.loadSymbols(f, i === 0));
+      if (files.length === 0 && t.vmcoreinfo) t.loadVmcoreinfoSymbols();
+      return t;
+    } catch (e) {
+      if (t) t.close();
+      else elf.close();
+      throw e;
+    }
   }
+
+  // --- symbols ----------------------------------------------------------------------------------
+
+  /** KERNELOFFSET (KASLR slide) from VMCOREINFO, or 0. */
+  get kernelOffset(): bigint {
+    return this.vmcoreinfo?.kernelOffset ?? 0n;
+  }
+
+  private loadSymbols(file: string, isKernel: boolean): void {
+    const elf = ElfFile.open(file);
+    try {
+      if (elf.header.type === ET_CORE) throw errors.badInput(`--symbols ${file}: this is a core file, not a kernel ELF`);
+      if (elf.header.machine !== X86_64.elfMachine) {
+        throw errors.badInput(`--symbols ${file}: ELF machine ${elf.header.machine} does not match the dump's x86-64 (62)`);
+      }
+      if (isKernel) this.checkKernelMatches(elf, file);
+      const bias = isKernel ? this.kernelOffset : 0n;
+      const table = new SymbolTable(basename(file), elf.symbols(), bias);
+      if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
+      this.symbols.add({ name: basename(file), path: file, table });
+      if (isKernel) this.kernelElf = elf;
+      else elf.close();
+      this.modes.clear();
+      this.kernelRootCache = undefined;
+      this.mappingCache = undefined;
+    } catch (e) {
+      elf.close();
+      throw e;
+    }
+  }
+
+  private loadVmcoreinfoSymbols(): void {
+    const syms: ElfSymbol[] = [];
+    for (const key of this.vmcoreinfo!.entries.keys()) {
+      const m = /^SYMBOL\((.+)\)$/.exec(key);
+      if (!m) continue;
+      const value = this.vmcoreinfo!.symbol(m[1]!)!;
+      syms.push({ name: m[1]!, value, size: 0n, type: STT_OBJECT, bind: 1, shndx: 1 });
+    }
+    if (syms.length > 0) this.symbols.add({ name: 'vmcoreinfo', path: this.path, table: new SymbolTable('vmcoreinfo', syms) });
+  }
+
+  /**
+   * Refuse a kernel symbol file that is not the dumped kernel: BUILD-ID, OSRELEASE against the
+   * file's linux_banner, or (without VMCOREINFO) linux_banner's bytes in the dump.
+   */
+  private checkKernelMatches(elf: ElfFile, file: string): void {
+    const mismatch = (what: string) =>
+      errors.badInput(`--symbols ${file} does not match ${this.name}: ${what}. Give the vmlinux of the kernel that was dumped`);
+    const vi = this.vmcoreinfo;
+    const fileId = elf.buildId();
+    if (vi?.buildId && fileId && !fileId.startsWith(vi.buildId) && !vi.buildId.startsWith(fileId)) {
+      throw mismatch(`the dump's BUILD-ID is ${vi.buildId}, the file's is ${fileId}`);
+    }
+    const banner = elf.symbols().find((s) => s.name === 'linux_banner' && s.shndx !== 0);
+    if (!banner) return;
+    const len = Math.min(Number(banner.size) || 256, 512);
+    const bytes = elf.readLoaded(banner.value, len);
+    if (!bytes) return;
+    const text = bytes.toString('latin1').split('\0')[0]!;
+    const release = /^Linux version (\S+)/.exec(text)?.[1];
+    if (vi?.osrelease && release && release !== vi.osrelease) {
+      throw mismatch(`the dump's OSRELEASE is ${vi.osrelease}, the file's linux_banner says ${release}`);
+    }
+    if (!vi) {
+      try {
+        const inDump = this.readVirtual(banner.value + this.kernelOffset, text.length, 1).toString('latin1');
+        if (inDump !== text) throw mismatch(`linux_banner in the dump reads "${inDump.split('\n')[0]}", the file has "${text.split('\n')[0]}"`);
+      } catch (e) {
+        if (e instanceof DbgError && e.code === 'bad-input') throw e;
+      }
+    }
+  }
+
+  // --- address translation ----------------------------------------------------------------------
+
+  private cpu(thread: number): Cpu {
+    const c = this.cpus[thread - 1];
+    if (!Number.isInteger(thread) || !c) {
+      const have = this.cpus.length === 0 ? 'it has no CPU notes' : `threads are 1..${this.cpus.length}`;
+      throw errors.badInput(`no thread ${thread} in ${this.name}: ${have}`);
+    }
+    return c;
+  }
+
+  /** The kernel page-table root (swapper_pg_dir's physical address), when it can be found. */
+  kernelRoot(): { root?: PhysAddr; from: string } {
+    if (this.kernelRootCache) return this.kernelRootCache;
+    const vi = this.vmcoreinfo;
+    let virt: bigint | undefined;
+    let name = '';
+    for (const s of ['swapper_pg_dir', 'init_top_pgt', 'init_level4_pgt']) {
+      virt = vi?.symbol(s);
+      if (virt !== undefined) {
+        name = `VMCOREINFO SYMBOL(${s})`;
+        break;
+      }
+    }
+    if (virt === undefined) {
+      for (const s of ['swapper_pg_dir', 'init_top_pgt', 'init_level4_pgt']) {
+        const sym = this.symbols.find(s);
+        if (sym) {
+          virt = sym.addr;
+          name = `symbol ${s}${this.kernelOffset ? ' + KERNELOFFSET' : ''}`;
+          break;
+        }
+      }
+    }
+    if (virt === undefined) {
+      return (this.kernelRootCache = { from: 'no CPU note has CR3, and neither VMCOREINFO nor the symbols give swapper_pg_dir' });
+    }
+    // The dump's own PT_LOADs may say where that virtual address lives (kdump maps the kernel text).
+    for (const p of this.elf.loadSegments()) {
+      if (p.vaddr !== p.paddr && virt >= p.vaddr && virt < p.vaddr + BigInt(p.filesz)) {
+        const root = p.paddr + (virt - p.vaddr);
+        return (this.kernelRootCache = { root, from: `${name} = 0x${virt.toString(16)} via PT_LOAD ${p.index} -> phys 0x${root.toString(16)}` });
+      }
+    }
+    if (virt >= START_KERNEL_MAP) {
+      const physBase = vi?.physBase;
+      if (physBase === undefined) this.warnings.push('VMCOREINFO has no NUMBER(phys_base); assuming 0');
+      const root = (virt - START_KERNEL_MAP + (physBase ?? 0n)) & MASK64;
+      return (this.kernelRootCache = {
+        root,
+        from: `${name} = 0x${virt.toString(16)} - __START_KERNEL_map + phys_base 0x${(physBase ?? 0n).toString(16)} = phys 0x${root.toString(16)}`,
+      });
+    }
+    return (this.kernelRootCache = { from: `${name} = 0x${virt.toString(16)} is outside the kernel image map; cannot find its physical address` });
+  }
+
+  /** How `thread`'s CPU translates addresses (cached). */
+  addressMode(thread: number): AddressMode {
+    const hit = this.modes.get(thread);
+    if (hit) return hit;
+    const m = this.computeMode(this.cpu(thread));
+    this.modes.set(thread, m);
+    return m;
+  }
+
+  private computeMode(c: Cpu): AddressMode {
+    const q = c.qemu;
+    if (q) {
+      const [cr0, , , cr3, cr4] = q.cr as [bigint, bigint, bigint, bigint, bigint];
+      if ((cr0 & (1n << 31n)) === 0n) return { kind: 'identity', why: `CPU ${c.index} has paging off (CR0 0x${cr0.toString(16)}): virtual = physical` };
+      // EFER is in neither note. An x86-64 CPU with PG and PAE is taken to be in long mode (a
+      // 32-bit process in compatibility mode has CS.L clear but still 4-level tables); 32-bit
+      // PAE kernels are not dbg's business.
+      if ((cr4 & 0x20n) === 0n) {
+        return { kind: 'none', why: `CPU ${c.index} uses 32-bit (non-PAE) paging (CR4 0x${cr4.toString(16)}), which dbg does not walk` };
+      }
+      const levels = (cr4 & 0x1000n) !== 0n ? 5 : 4;
+      return { kind: 'paging', root: cr3Root(cr3), levels, from: `CPU ${c.index} CR3 0x${cr3.toString(16)}` };
+    }
+    const k = this.kernelRoot();
+    if (k.root !== undefined) {
+      const l5 = this.vmcoreinfo?.number('pgtable_l5_enabled') === 1n;
+      return { kind: 'paging', root: k.root, levels: l5 ? 5 : 4, from: k.from };
+    }
+    if (this.elf.loadSegments().some((p) => p.vaddr !== p.paddr)) {
+      return { kind: 'segments', why: `${k.from}; virtual addresses come from the PT_LOADs' p_vaddr` };
+    }
+    return { kind: 'none', why: k.from };
+  }
+
+  translate(addr: VirtAddr, thread = 1): Translation {
+    const mode = this.addressMode(thread);
+    addr &= MASK64;
+    switch (mode.kind) {
+      case 'paging':
+        return this.paging.translate(mode.root, addr, mode.levels);
+      case 'identity':
+        return { virt: addr, phys: addr, steps: [], writable: true, executable: true, fault: undefined };
+      case 'segments': {
+        const hit = this.segmentFor(addr);
+        if (hit) return { virt: addr, phys: hit.phys, steps: [] };
+        return { virt: addr, steps: [], fault: `no page tables (${mode.why}), and no PT_LOAD maps 0x${addr.toString(16)}` };
+      }
+      case 'none':
+        return { virt: addr, steps: [], fault: `cannot translate: ${mode.why}` };
+    }
+  }
+
+  /** PT_LOAD whose p_vaddr range (within p_filesz) holds `addr`: QEMU 7.2's 0xffff0000... quirk undone. */
+  private segmentFor(addr: bigint): { phys: PhysAddr; end: bigint } | undefined {
+    for (const p of this.elf.loadSegments()) {
+      let v = p.vaddr;
+      if (v >> 47n !== 0n && v >> 47n !== 0x1ffffn) v &= (1n << 48n) - 1n; // non-canonical: QEMU 7.2 OR'd 0xffff<<48 into it
+      if (addr >= v && addr < v + BigInt(p.filesz)) return { phys: p.paddr + (addr - v), end: v + BigInt(p.filesz) };
+    }
+    return undefined;
+  }
+
+  // --- memory -----------------------------------------------------------------------------------
+
+  readPhysical(addr: PhysAddr, length: number): Buffer {
+    this.checkOpen();
+    if (!Number.isInteger(length) || length < 0) throw errors.badInput(`read length ${length} is not a byte count`);
+    return this.phys.read(addr, length);
+  }
+
+  readVirtual(addr: VirtAddr, length: number, thread = 1): Buffer {
+    this.checkOpen();
+    if (!Number.isInteger(length) || length < 0) throw errors.badInput(`read length ${length} is not a byte count`);
+    addr &= MASK64;
+    const mode = this.addressMode(thread);
+    if (mode.kind === 'identity') return this.physRead(addr, length, addr, thread);
+    if (mode.kind === 'none') {
+      throw new DbgError('unmapped', `read of ${length} bytes at 0x${addr.toString(16)} failed: ${this.name} cannot translate virtual addresses: ${mode.why}. Physical reads still work (::pread, addr\\fmt)`);
+    }
+    const out = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const va = (addr + BigInt(done)) & MASK64;
+      let phys: bigint;
+      let room: number;
+      if (mode.kind === 'segments') {
+        const s = this.segmentFor(va);
+        if (!s) throw new DbgError('unmapped', `read of ${length} bytes at 0x${addr.toString(16)} failed: 0x${va.toString(16)} is in no PT_LOAD of ${this.name} (${mode.why})`);
+        phys = s.phys;
+        room = Number(s.end - va);
+      } else {
+        const w = this.walkFor(mode, va);
+        if (w.phys === undefined) throw this.walkError(w, addr, length, va, thread, mode.from);
+        phys = w.phys;
+        room = w.pageSize! - Number(va & BigInt(w.pageSize! - 1));
+      }
+      const n = Math.min(room, length - done);
+      this.physRead(phys, n, va, thread).copy(out, done);
+      done += n;
+    }
+    return out;
+  }
+
+  /** A walk from the CPU's root; a kernel address a user CR3 lacks (KPTI) is retried from swapper_pg_dir. */
+  private walkFor(mode: Extract<AddressMode, { kind: 'paging' }>, va: bigint): Walk {
+    const w = this.paging.translate(mode.root, va, mode.levels);
+    if (w.phys !== undefined || va >> 63n === 0n || w.faultKind !== 'not-present') return w;
+    const k = this.kernelRootCache?.root ?? (this.vmcoreinfo ? this.kernelRoot().root : undefined);
+    if (k === undefined || k === mode.root) return w;
+    const again = this.paging.translate(k, va, mode.levels);
+    return again.phys !== undefined ? again : w;
+  }
+
+  private physRead(phys: bigint, length: number, va: bigint, thread: number): Buffer {
+    try {
+      return this.phys.read(phys, length);
+    } catch (e) {
+      if (e instanceof DbgError && e.code === 'unmapped') {
+        const how = va === phys ? 'with paging off, that is physical' : 'it translates to physical';
+        throw new DbgError('unmapped', `read of ${length} bytes at 0x${va.toString(16)} (thread ${thread}) failed: ${how} 0x${phys.toString(16)}, which is not in ${this.name}`);
+      }
+      throw e;
+    }
+  }
+
+  private walkError(w: Walk, addr: bigint, length: number, va: bigint, thread: number, from: string): DbgError {
+    const code = w.faultKind === 'loop' || w.faultKind === 'reserved' ? 'corrupt' : 'unmapped';
+    const at = va === addr ? '' : ` (at 0x${va.toString(16)})`;
+    return new DbgError(code, `read of ${length} bytes at 0x${addr.toString(16)} failed${at}: not mapped for thread ${thread} (${from}): ${w.fault}`);
+  }
+
   mappings(): readonly Mapping[] {
-    return [];
+    if (this.mappingCache) return this.mappingCache;
+    const mode = this.addressMode(1);
+    const out: Mapping[] = [];
+    if (mode.kind === 'paging') {
+      this.enumerate(mode.root, mode.levels, out);
+    } else if (mode.kind === 'segments') {
+      for (const p of this.elf.loadSegments()) {
+        if (p.filesz === 0) continue;
+        let v = p.vaddr;
+        if (v >> 47n !== 0n && v >> 47n !== 0x1ffffn) v &= (1n << 48n) - 1n;
+        out.push({ start: v, end: v + BigInt(p.filesz), perms: 'rwx', name: `PT_LOAD ${p.index}`, fileOffset: BigInt(p.offset) });
+      }
+      out.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+    } else if (mode.kind === 'identity') {
+      for (const r of this.phys.regions()) out.push({ start: r.start, end: r.end, perms: 'rwx', name: 'physical' });
+    }
+    return (this.mappingCache = out);
   }
+
+  /** Every present leaf of the tables at `root`, merged where virtual, physical and rights run on. */
+  private enumerate(root: PhysAddr, levels: 4 | 5, out: Mapping[]): void {
+    const shifts = levels === 5 ? [48n, 39n, 30n, 21n, 12n] : [39n, 30n, 21n, 12n];
+    let budget = 4_000_000; // entries read, so that a hostile dump cannot make this run for ever
+    let last: { start: bigint; end: bigint; phys: bigint; perms: string; name: string } | undefined;
+    const flush = () => {
+      if (last) out.push({ start: last.start, end: last.end, perms: last.perms, name: last.name });
+      last = undefined;
+    };
+    const visit = (table: bigint, depth: number, base: bigint, w: boolean, x: boolean, seen: bigint[]) => {
+      if (seen.includes(table)) return;
+      let entries: Buffer;
+      try {
+        entries = this.phys.read(table, 4096);
+      } catch {
+        return;
+      }
+      const shift = shifts[depth]!;
+      for (let i = 0; i < 512 && budget > 0; i++, budget--) {
+        const e = entries.readBigUInt64LE(i * 8);
+        if ((e & 1n) === 0n) continue;
+        let va = base | (BigInt(i) << shift);
+        if (depth === 0 && va >> 47n !== 0n) va |= ~((1n << 48n) - 1n) & MASK64; // sign-extend
+        if (levels === 5 && depth === 0 && va >> 56n !== 0n) va |= ~((1n << 57n) - 1n) & MASK64;
+        const ww = w && (e & 2n) !== 0n;
+        const xx = x && e >> 63n === 0n;
+        const leaf = depth === shifts.length - 1 || (depth >= shifts.length - 3 && (e & 0x80n) !== 0n);
+        if (!leaf) {
+          visit(e & 0x000ffffffffff000n, depth + 1, va, ww, xx, [...seen, table]);
+          continue;
+        }
+        const size = 1n << shift;
+        const phys = e & 0x000ffffffffff000n & ~(size - 1n);
+        const perms = `r${ww ? 'w' : '-'}${xx ? 'x' : '-'}`;
+        const name = size === 4096n ? '4K pages' : size === 2n << 20n ? '2M pages' : '1G pages';
+        if (last && last.end === va && last.phys + (last.end - last.start) === phys && last.perms === perms && last.name === name) {
+          last.end = va + size;
+        } else {
+          flush();
+          last = { start: va, end: va + size, phys, perms, name };
+        }
+      }
+    };
+    visit(root, 0, 0n, true, true, []);
+    flush();
+    if (budget <= 0) this.warnings.push('page tables too large to list completely; mappings() is cut short');
+  }
+
+  // --- threads and registers --------------------------------------------------------------------
+
   threads(): readonly ThreadInfo[] {
-    return [];
+    return this.cpus.map((c) => ({
+      index: c.index + 1,
+      tid: c.index,
+      name: this.flavour === 'kdump' && c.pid > 0 ? `CPU ${c.index} (pid ${c.pid})` : `CPU ${c.index}`,
+      state: 'stopped',
+    }));
   }
+
   registers(thread: number): Registers {
-    throw errors.badInput(`no thread ${thread}`);
+    const c = this.cpu(thread);
+    const r: Registers = new Map();
+    const q = c.qemu;
+    if (c.prstatus) for (const [k, v] of c.prstatus) if (k !== 'orig_rax' || this.flavour === 'kdump') r.set(k, v);
+    if (q) {
+      if (!c.prstatus) for (const [k, v] of q.regs) r.set(k, v);
+      const seg = q.segments;
+      for (const s of ['cs', 'ss', 'ds', 'es', 'fs', 'gs'] as const) if (!r.has(s)) r.set(s, BigInt(seg[s].selector));
+      r.set('fs_base', seg.fs.base);
+      r.set('gs_base', seg.gs.base);
+      if (q.kernelGsBase !== undefined) r.set('k_gs_base', q.kernelGsBase);
+      r.set('cr0', q.cr[0]!);
+      r.set('cr2', q.cr[2]!);
+      r.set('cr3', q.cr[3]!);
+      r.set('cr4', q.cr[4]!);
+      r.set('gdtr_base', seg.gdt.base);
+      r.set('gdtr_limit', BigInt(seg.gdt.limit));
+      r.set('idtr_base', seg.idt.base);
+      r.set('idtr_limit', BigInt(seg.idt.limit));
+    }
+    return r;
   }
+
   status(): StopStatus {
-    return { reason: { kind: 'none' }, thread: 1, pc: 0n };
+    for (const t of this.threads()) {
+      const pc = this.registers(t.index).get('rip') ?? 0n;
+      const fn = this.symbols.resolve(pc);
+      if (fn?.inside && /^(panic|__crash_kexec|crash_kexec|machine_crash_shutdown)$/.test(fn.sym.name)) {
+        return { reason: { kind: 'panic', message: this.panicMessage() ?? `CPU ${t.tid} is in ${fn.sym.name}()` }, thread: t.index, pc };
+      }
+    }
+    const pc = this.cpus.length > 0 ? (this.registers(1).get('rip') ?? 0n) : 0n;
+    return { reason: { kind: 'none' }, thread: 1, pc };
   }
+
+  /** The string `panic_msg` points to, when the kernel keeps one (the fixture kernel does). */
+  panicMessage(): string | undefined {
+    const s = this.symbols.find('panic_msg');
+    if (!s) return undefined;
+    try {
+      const p = this.readVirtual(s.addr, 8).readBigUInt64LE(0);
+      if (p === 0n) return undefined;
+      return this.readString(p, 256);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A NUL-terminated string of at most `max` bytes, read page by page. */
+  readString(addr: VirtAddr, max = 4096, thread = 1): string {
+    let s = '';
+    let a = addr;
+    while (s.length < max) {
+      const n = Math.min(max - s.length, 4096 - Number(a & 0xfffn));
+      const b = this.readVirtual(a, n, thread);
+      const z = b.indexOf(0);
+      if (z >= 0) return s + b.toString('latin1', 0, z);
+      s += b.toString('latin1');
+      a += BigInt(n);
+    }
+    return s;
+  }
+
+  /** What `::status` shows about the dump itself. */
+  describe(): string[] {
+    const lines = [`${this.name}: ${this.flavour === 'qemu' ? 'QEMU dump-guest-memory' : 'kdump ELF vmcore'}, ${this.cpus.length} CPU(s)`];
+    const segs = this.elf.programHeaders().filter((p) => p.type === PT_LOAD);
+    const ram = this.phys.regions().reduce((n, r) => n + (r.end - r.start), 0n);
+    lines.push(`physical memory: ${segs.length} PT_LOADs, 0x${ram.toString(16)} bytes`);
+    const vi = this.vmcoreinfo;
+    if (vi) {
+      lines.push(`VMCOREINFO: OSRELEASE=${vi.osrelease ?? '?'} PAGESIZE=${vi.pageSize ?? '?'} KERNELOFFSET=0x${this.kernelOffset.toString(16)}`);
+    }
+    for (const t of this.threads()) {
+      const m = this.addressMode(t.index);
+      lines.push(`${t.name}: ${m.kind === 'paging' ? `${m.levels}-level paging from ${m.from}` : m.why}`);
+    }
+    for (const w of this.warnings) lines.push(`warning: ${w}`);
+    return lines;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw errors.state(`${this.name} is closed`);
+  }
+
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.elf.close();
+    this.kernelElf?.close();
   }
 }
