@@ -1,0 +1,45 @@
+/** Argument scanners shared by the packet parsers. Each throws BadPacket with what was wrong. */
+
+import { BadPacket, type ThreadSel } from '../request.js';
+
+const HEX = /^[0-9a-fA-F]+$/;
+
+export function hexBig(packet: string, text: string | undefined, what: string): bigint {
+  if (text === undefined || !HEX.test(text)) throw new BadPacket(packet, `${what} "${text ?? ''}" is not hex`);
+  if (text.length > 16) throw new BadPacket(packet, `${what} 0x${text} does not fit in 64 bits`);
+  return BigInt('0x' + text);
+}
+
+export function hexInt(packet: string, text: string | undefined, what: string, max = 0x7fffffff): number {
+  const v = hexBig(packet, text, what);
+  if (v > BigInt(max)) throw new BadPacket(packet, `${what} 0x${v.toString(16)} is larger than 0x${max.toString(16)}`);
+  return Number(v);
+}
+
+export function hexBytes(packet: string, text: string, what: string): Buffer {
+  if (text.length % 2 !== 0 || (text.length > 0 && !HEX.test(text))) {
+    throw new BadPacket(packet, `${what} is not an even number of hex digits`);
+  }
+  return Buffer.from(text, 'hex');
+}
+
+/** `addr,length` as m and Z/z carry them. */
+export function addrLength(packet: string, text: string, maxLength: number): { addr: bigint; length: number } {
+  const [a, l, ...rest] = text.split(',');
+  if (rest.length > 0) throw new BadPacket(packet, 'expected ADDR,LENGTH');
+  return { addr: hexBig(packet, a, 'address'), length: hexInt(packet, l, 'length', maxLength) };
+}
+
+/** A thread id: `p1.2`, `p1.-1`, `2`, `-1`, `0`. */
+export function threadId(packet: string, text: string): ThreadSel {
+  let t = text;
+  if (t.startsWith('p')) {
+    const dot = t.indexOf('.');
+    const pid = dot < 0 ? t.slice(1) : t.slice(1, dot);
+    if (pid !== '-1' && !HEX.test(pid)) throw new BadPacket(packet, `process id "${pid}" is not hex`);
+    t = dot < 0 ? '-1' : t.slice(dot + 1);
+  }
+  if (t === '-1') return { kind: 'all' };
+  const n = hexInt(packet, t, 'thread id');
+  return n === 0 ? { kind: 'any' } : { kind: 'thread', index: n };
+}

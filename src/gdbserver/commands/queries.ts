@@ -1,0 +1,31 @@
+/**
+ * qSupported[:FEATURES] · QStartNoAckMode · qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH · qAttached[:PID]
+ * · qRcmd,HEX · qOffsets · qSymbol:: · vMustReplyEmpty
+ */
+
+import { BadPacket, type Request } from '../request.js';
+import { addrLength, hexBytes } from './args.js';
+
+export function parseQuery(packet: string): Request | undefined {
+  if (packet === 'qSupported' || packet.startsWith('qSupported:')) {
+    return { kind: 'query-supported', features: packet.length > 11 ? packet.slice(11).split(';') : [] };
+  }
+  if (packet === 'QStartNoAckMode') return { kind: 'start-noack' };
+  if (packet === 'qAttached' || packet.startsWith('qAttached:')) return { kind: 'attached' };
+  if (packet === 'qOffsets') return { kind: 'offsets' };
+  if (packet.startsWith('qSymbol:')) return { kind: 'symbol-lookup' };
+  if (packet === 'vMustReplyEmpty') return { kind: 'must-reply-empty' };
+  if (packet.startsWith('qRcmd,')) {
+    return { kind: 'monitor', command: hexBytes(packet, packet.slice(6), 'command').toString('utf8') };
+  }
+  if (packet.startsWith('qXfer:')) {
+    const [, object, op, annex, range, ...rest] = packet.split(':');
+    if (object !== 'features' && object !== 'threads') return undefined; // unsupported object: empty reply
+    if (op !== 'read' || range === undefined || rest.length > 0) {
+      throw new BadPacket(packet, 'expected qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH');
+    }
+    const { addr, length } = addrLength(packet, range, 0x7fffffff);
+    return { kind: 'xfer-read', object, annex: annex ?? '', offset: Number(addr), length };
+  }
+  return undefined;
+}

@@ -1,0 +1,360 @@
+/**
+ * One attached gdb: its negotiated features, selected threads and inserted break/watchpoints, and
+ * the handling of each typed Request against the target.
+ *
+ * It knows the target only through target.ts, and the wire only through the Request type and the
+ * reply text it returns; framing, acks and the socket belong to the server.
+ */
+
+import { describeError, isDbgError, type DbgError } from '../common/errors.js';
+import type { Output, SessionView } from '../mdb/dcmd.js';
+import { need, type StopStatus, type Target } from '../targets/target.js';
+import type { PointType, Request, ResumeAction, ThreadSel } from './request.js';
+import { stopReply, threadIdText } from './stop-reply.js';
+import { decodeRegister, encodeRegister, targetDescription, type TargetDescription } from './target-description.js';
+
+/** What `monitor CMD` runs commands through: the MDB session (or anything with its execute()). */
+export type MonitorSession = Pick<SessionView, 'execute'>;
+
+/** The largest packet dbg accepts and gdb may send; gdb caps memory transfers below this. */
+export const PACKET_SIZE = 0x20000;
+
+/** What a request produced: a reply packet, or none (k), plus console text to send first. */
+export interface Reply {
+  readonly packet?: string;
+  /** Text for gdb's console, sent as O packets before the reply. */
+  readonly output?: readonly string[];
+  /** The server should close the connection after replying (D, k). */
+  readonly close?: 'detach' | 'kill';
+  /** An expected failure behind an `E` reply, for the server's log. */
+  readonly error?: string;
+}
+
+/** Errno-style codes gdb prints: E01 bad packet, E0e (EFAULT) unreadable memory, E16 (EINVAL). */
+export const E_BAD_PACKET = 'E01';
+export const E_FAULT = 'E0e';
+export const E_INVAL = 'E16';
+
+export class GdbClient {
+  readonly desc: TargetDescription;
+  private multiprocess = false;
+  private swbreak = false;
+  private hwbreak = false;
+  private gThread: number;
+  private cThread: number;
+  private threadInfoDone = false;
+  /** Inserted points by "type,addr,length" -> target id. */
+  private readonly points = new Map<string, { type: PointType; id: number }>();
+  private readonly hardwareIds = new Set<number>();
+  private running = false;
+
+  constructor(
+    readonly target: Target,
+    private readonly monitor: MonitorSession | undefined,
+  ) {
+    this.desc = targetDescription(target.arch, target.kind === 'process-core' ? 'GNU/Linux' : undefined);
+    this.gThread = this.cThread = this.validThread(target.status().thread);
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** The 0x03 byte: stop a running guest (its resume promise then settles with 'interrupted'). */
+  interrupt(): void {
+    if (this.running) this.target.caps.execution?.interrupt();
+  }
+
+  /** Forget everything this client inserted (on detach, kill or a vanished connection). */
+  cleanup(): void {
+    const bp = this.target.caps.breakpoints;
+    for (const { type, id } of this.points.values()) {
+      try {
+        if (type === 'sw' || type === 'hw') bp?.removeBreakpoint(id);
+        else bp?.removeWatchpoint(id);
+      } catch {
+        // Already gone (the target was reset or closed): nothing left to undo.
+      }
+    }
+    this.points.clear();
+    this.hardwareIds.clear();
+  }
+
+  async handle(req: Request): Promise<Reply> {
+    try {
+      return await this.dispatch(req);
+    } catch (e) {
+      if (!isDbgError(e)) throw e;
+      // O packets are only allowed while the target "runs" (or during qRcmd); elsewhere gdb would
+      // take them for the reply.
+      const running = req.kind === 'resume' || req.kind === 'reverse';
+      return { packet: errorFor(e), output: running ? [`dbg: ${e.message}\n`] : undefined, error: e.message };
+    }
+  }
+
+  private async dispatch(req: Request): Promise<Reply> {
+    const t = this.target;
+    switch (req.kind) {
+      case 'query-supported':
+        return { packet: this.supported(req.features) };
+      case 'start-noack':
+        return { packet: 'OK' };
+      case 'halt-reason':
+        return { packet: this.stopText(t.status()) };
+      case 'read-registers': {
+        const regs = t.registers(this.gThread);
+        return { packet: this.desc.registers.map((r) => encodeRegister(r, regs)).join('') };
+      }
+      case 'write-registers':
+        return this.writeRegisters(req.data);
+      case 'read-register': {
+        const reg = this.desc.registers[req.regno];
+        if (!reg) return { packet: E_INVAL };
+        return { packet: encodeRegister(reg, t.registers(this.gThread)) };
+      }
+      case 'write-register': {
+        const reg = this.desc.registers[req.regno];
+        if (!reg || req.data.length !== reg.bits / 8) return { packet: E_INVAL };
+        need(t, 'writeRegisters').writeRegister(this.gThread, reg.name, decodeRegister(req.data));
+        return { packet: 'OK' };
+      }
+      case 'read-memory':
+        return { packet: this.readMemory(req.addr, req.length) };
+      case 'write-memory':
+        if (req.data.length > 0) need(t, 'writeMemory').writeVirtual(req.addr, req.data);
+        return { packet: 'OK' };
+      case 'insert-point':
+      case 'remove-point':
+        return this.point(req.kind === 'insert-point', req.type, req.addr, req.length);
+      case 'resume-query':
+        return { packet: t.caps.execution ? 'vCont;c;C;s;S' : '' };
+      case 'resume':
+        return this.resume(req.actions);
+      case 'reverse':
+        return this.reverse(req.action);
+      case 'set-thread':
+        if (req.thread.kind === 'thread') {
+          if (!this.hasThread(req.thread.index)) return { packet: E_INVAL };
+          if (req.op === 'g') this.gThread = req.thread.index;
+          else this.cThread = req.thread.index;
+        }
+        return { packet: 'OK' };
+      case 'thread-alive':
+        return { packet: req.thread.kind !== 'thread' || this.hasThread(req.thread.index) ? 'OK' : E_INVAL };
+      case 'current-thread':
+        return { packet: `QC${threadIdText(this.gThread, this.multiprocess)}` };
+      case 'thread-info':
+        if (req.first) this.threadInfoDone = false;
+        if (this.threadInfoDone) return { packet: 'l' };
+        this.threadInfoDone = true;
+        return { packet: 'm' + t.threads().map((th) => threadIdText(th.index, this.multiprocess)).join(',') };
+      case 'xfer-read':
+        return { packet: this.xfer(req.object, req.annex, req.offset, req.length) };
+      case 'attached':
+        return { packet: '1' };
+      case 'monitor':
+        return this.runMonitor(req.command);
+      case 'symbol-lookup':
+        return { packet: 'OK' };
+      case 'detach':
+        return { packet: 'OK', close: 'detach' };
+      case 'kill':
+        return { packet: this.multiprocess ? 'OK' : undefined, close: 'kill' };
+      case 'offsets':
+      case 'must-reply-empty':
+      case 'unknown':
+        return { packet: '' };
+    }
+  }
+
+  private supported(features: readonly string[]): string {
+    const has = (f: string): boolean => features.includes(f);
+    this.multiprocess = has('multiprocess+');
+    const caps = this.target.caps;
+    this.swbreak = has('swbreak+') && !!caps.breakpoints;
+    this.hwbreak = has('hwbreak+') && !!caps.breakpoints;
+    const out = [
+      `PacketSize=${PACKET_SIZE.toString(16)}`,
+      'QStartNoAckMode+',
+      'qXfer:features:read+',
+      'qXfer:threads:read+',
+      'vContSupported+',
+    ];
+    if (this.multiprocess) out.push('multiprocess+');
+    if (this.swbreak) out.push('swbreak+');
+    if (this.hwbreak) out.push('hwbreak+');
+    if (caps.reverse) out.push('ReverseStep+', 'ReverseContinue+');
+    return out.join(';');
+  }
+
+  private stopText(stop: StopStatus): string {
+    const thread = this.validThread(stop.thread);
+    let regs;
+    try {
+      regs = this.target.registers(thread);
+    } catch {
+      regs = undefined; // gdb asks with g; the stop itself is still worth reporting
+    }
+    return stopReply({ ...stop, thread }, regs, {
+      desc: this.desc,
+      multiprocess: this.multiprocess,
+      swbreak: this.swbreak,
+      hwbreak: this.hwbreak,
+      hardwareIds: this.hardwareIds,
+    });
+  }
+
+  /**
+   * m: gdb accepts a short reply, so a read that runs into unmapped memory returns the bytes up
+   * to the first unreadable page; only a read whose first byte is unreadable is an error.
+   */
+  private readMemory(addr: bigint, length: number): string {
+    if (length === 0) return '';
+    try {
+      return this.target.readVirtual(addr, length, this.gThread).toString('hex');
+    } catch (e) {
+      if (!isDbgError(e) || e.code !== 'unmapped') throw e;
+    }
+    const page = 4096n;
+    let good = 0;
+    let next = addr;
+    while (good < length) {
+      const chunk = Math.min(length - good, Number(((next / page) + 1n) * page - next));
+      try {
+        this.target.readVirtual(next, chunk, this.gThread);
+      } catch {
+        break;
+      }
+      good += chunk;
+      next += BigInt(chunk);
+    }
+    return good === 0 ? E_FAULT : this.target.readVirtual(addr, good, this.gThread).toString('hex');
+  }
+
+  private writeRegisters(data: Buffer): Reply {
+    if (data.length !== this.desc.gBytes) return { packet: E_INVAL };
+    const current = this.target.registers(this.gThread);
+    const writer = need(this.target, 'writeRegisters');
+    let off = 0;
+    for (const reg of this.desc.registers) {
+      const bytes = reg.bits / 8;
+      const v = decodeRegister(data.subarray(off, off + bytes));
+      off += bytes;
+      const old = current.get(reg.name);
+      if (old !== undefined && BigInt.asUintN(reg.bits, old) !== v) writer.writeRegister(this.gThread, reg.name, v);
+    }
+    return { packet: 'OK' };
+  }
+
+  private point(insert: boolean, type: PointType, addr: bigint, length: number): Reply {
+    const bp = this.target.caps.breakpoints;
+    if (!bp) return { packet: '' }; // "not supported": gdb reports it cannot insert the point
+    const key = `${type},${addr},${length}`;
+    const have = this.points.get(key);
+    if (insert) {
+      if (have) return { packet: 'OK' };
+      const id =
+        type === 'sw' || type === 'hw' ? bp.addBreakpoint(addr) : bp.addWatchpoint(addr, Math.max(1, length), type);
+      this.points.set(key, { type, id });
+      if (type === 'hw') this.hardwareIds.add(id);
+    } else if (have) {
+      if (type === 'sw' || type === 'hw') bp.removeBreakpoint(have.id);
+      else bp.removeWatchpoint(have.id);
+      this.points.delete(key);
+      this.hardwareIds.delete(have.id);
+    }
+    return { packet: 'OK' };
+  }
+
+  private async resume(actions: readonly ResumeAction[]): Promise<Reply> {
+    const exec = this.target.caps.execution;
+    if (!exec) {
+      return {
+        packet: 'E01',
+        output: [`dbg: ${this.target.name} cannot run: execution control is not supported by this target\n`],
+      };
+    }
+    // All-stop: at most one thread steps; any continue action means "run the machine".
+    const step = actions.find((a) => a.action === 'step');
+    const stop = await this.run(() => (step ? exec.step(this.pick(step.thread)) : exec.resume()));
+    return { packet: this.stopText(stop) };
+  }
+
+  private async reverse(action: 'step' | 'continue'): Promise<Reply> {
+    const rev = need(this.target, 'reverse');
+    const stop = await this.run(() => (action === 'step' ? rev.stepBack(this.cThread) : rev.resumeBack()));
+    return { packet: this.stopText(stop) };
+  }
+
+  private async run(go: () => Promise<StopStatus>): Promise<StopStatus> {
+    this.running = true;
+    try {
+      const stop = await go();
+      this.gThread = this.cThread = this.validThread(stop.thread);
+      return stop;
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private pick(sel: ThreadSel): number {
+    return sel.kind === 'thread' ? sel.index : this.cThread;
+  }
+
+  private hasThread(index: number): boolean {
+    return this.target.threads().some((th) => th.index === index);
+  }
+
+  private validThread(index: number): number {
+    return this.hasThread(index) ? index : (this.target.threads()[0]?.index ?? 1);
+  }
+
+  private xfer(object: 'features' | 'threads', annex: string, offset: number, length: number): string {
+    let doc: string;
+    if (object === 'features') {
+      if (annex !== 'target.xml') return E_BAD_PACKET;
+      doc = this.desc.xml;
+    } else {
+      const items = this.target.threads().map(
+        (th) => `<thread id="${threadIdText(th.index, this.multiprocess)}" core="0" name="${xmlEscape(th.name)}"></thread>`,
+      );
+      doc = `<?xml version="1.0"?><threads>${items.join('')}</threads>`;
+    }
+    const part = doc.slice(offset, offset + length);
+    return (offset + length >= doc.length ? 'l' : 'm') + part;
+  }
+
+  private async runMonitor(command: string): Promise<Reply> {
+    if (!this.monitor) {
+      return { packet: 'OK', output: ['dbg: no command session is attached to this GDB server; monitor is unavailable\n'] };
+    }
+    const lines: string[] = [];
+    const out: Output = {
+      jsonMode: false,
+      line: (text) => lines.push(text + '\n'),
+      json: (value) => lines.push(JSON.stringify(value) + '\n'),
+    };
+    try {
+      await this.monitor.execute(command, out);
+    } catch (e) {
+      lines.push(`dbg: ${describeError(e)}\n`);
+    }
+    return { packet: 'OK', output: lines };
+  }
+}
+
+function errorFor(e: DbgError): string {
+  switch (e.code) {
+    case 'unmapped':
+      return E_FAULT;
+    case 'bad-input':
+      return E_INVAL;
+    default:
+      return E_BAD_PACKET;
+  }
+}
+
+function xmlEscape(s: string): string {
+  return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
+}
+

@@ -1,0 +1,183 @@
+/**
+ * The GDB server loop: one debugger at a time on a target, packets in, replies out.
+ *
+ *   Channel (transport.ts) -> PacketCodec (framing, acks) -> parseRequest -> GdbClient -> target
+ *
+ * Policy held here, once:
+ *   - one client at a time: a second connection gets `E.<why>` to its first packet, then is closed;
+ *   - acks until QStartNoAckMode, `-` makes the last reply go out again;
+ *   - requests are handled one after another; only the 0x03 byte is seen while the guest runs;
+ *   - nothing a client sends stops the server: bad packets get `E01`, unknown ones the empty reply,
+ *     a bug in a handler is logged and answered `E01`;
+ *   - a client that disconnects (or detaches, or sends k) leaves the target stopped, with its
+ *     break/watchpoints removed, ready for the next client. The target is never closed or reset.
+ */
+
+import { describeError } from '../common/errors.js';
+import type { Target } from '../targets/target.js';
+import { parseRequest } from './commands/parse-request.js';
+import { E_BAD_PACKET, GdbClient, PACKET_SIZE, type MonitorSession, type Reply } from './gdb-client.js';
+import { encodePacket, PacketCodec } from './packet-codec.js';
+import { BadPacket } from './request.js';
+import { listenTcp, type Channel } from './transport.js';
+
+export interface ServeGdbOptions {
+  /** Default 127.0.0.1: only this machine may attach unless asked otherwise. */
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** Where connection events and protocol errors go (default: standard error). */
+  readonly log?: (message: string) => void;
+}
+
+export interface GdbServerHandle {
+  readonly host: string;
+  readonly port: number;
+  /** Resolves when no client is attached and the guest is not running (for tests and headless mode). */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function serveGdb(
+  target: Target,
+  session: MonitorSession | undefined,
+  options: ServeGdbOptions,
+): Promise<GdbServerHandle> {
+  const host = options.host ?? '127.0.0.1';
+  const log = options.log ?? ((m: string) => process.stderr.write(`dbg gdbserver: ${m}\n`));
+  let active: { peer: string; done: Promise<void> } | undefined;
+  /** Settles when the previous client's run has stopped and its points are removed. */
+  let previous: Promise<void> = Promise.resolve();
+
+  const listener = await listenTcp(host, options.port, (ch) => {
+    if (active) {
+      refuse(ch, active.peer, log);
+      return;
+    }
+    log(`gdb connected from ${ch.peer}`);
+    const done = serveClient(ch, target, session, previous, log);
+    active = { peer: ch.peer, done };
+    previous = done.then(() => {
+      active = undefined;
+      log(`gdb from ${ch.peer} left; ${target.name} stays stopped, waiting for the next client`);
+    });
+  });
+  log(`listening on ${host}:${listener.port} for gdb (target remote ${host}:${listener.port})`);
+  return {
+    host,
+    port: listener.port,
+    idle: () => previous,
+    close: async () => {
+      await listener.close();
+      await previous;
+    },
+  };
+}
+
+function refuse(ch: Channel, holder: string, log: (m: string) => void): void {
+  const why = `another debugger (${holder}) is attached to this dbg GDB server; only one at a time`;
+  log(`refused gdb from ${ch.peer}: ${why}`);
+  const codec = new PacketCodec(PACKET_SIZE);
+  let answered = false;
+  ch.onData((data) => {
+    if (answered) return;
+    if (codec.feed(data).some((e) => e.kind === 'packet' || e.kind === 'oversized')) {
+      answered = true;
+      ch.write(Buffer.from('+'));
+      ch.write(encodePacket(`E.${why}`));
+      ch.end();
+    }
+  });
+}
+
+/** Serve one client until it goes away; resolves once the target is stopped and cleaned up. */
+function serveClient(
+  ch: Channel,
+  target: Target,
+  session: MonitorSession | undefined,
+  previous: Promise<void>,
+  log: (m: string) => void,
+): Promise<void> {
+  const client = new GdbClient(target, session);
+  const codec = new PacketCodec(PACKET_SIZE * 2);
+  let noAck = false;
+  let last: Buffer | undefined;
+  let closed = false;
+  const queue: Buffer[] = [];
+  let working: Promise<void> = previous;
+
+  const send = (payload: string): void => {
+    last = encodePacket(payload);
+    ch.write(last);
+  };
+
+  const answer = async (payload: Buffer): Promise<void> => {
+    if (closed) return; // the client left while this packet waited its turn
+    let reply: Reply;
+    try {
+      reply = await client.handle(parseRequest(payload));
+    } catch (e) {
+      if (e instanceof BadPacket) {
+        log(e.message);
+      } else {
+        log(`internal error on packet "${payload.toString('latin1').slice(0, 60)}": ${describeError(e)}`);
+      }
+      reply = { packet: E_BAD_PACKET };
+    }
+    if (closed) return;
+    if (reply.error) log(reply.error);
+    for (const text of reply.output ?? []) send('O' + Buffer.from(text, 'utf8').toString('hex'));
+    if (reply.packet !== undefined) send(reply.packet);
+    if (payload.toString('latin1') === 'QStartNoAckMode') noAck = true;
+    if (reply.close) {
+      log(`gdb from ${ch.peer} ${reply.close === 'kill' ? 'sent kill: the session ends, dbg keeps serving' : 'detached'}`);
+      ch.end();
+    }
+  };
+
+  ch.onData((data) => {
+    for (const ev of codec.feed(data)) {
+      switch (ev.kind) {
+        case 'interrupt':
+          client.interrupt();
+          break;
+        case 'nak':
+          if (last && !noAck) ch.write(last);
+          break;
+        case 'ack':
+          break;
+        case 'oversized':
+          if (!noAck) ch.write(Buffer.from('+'));
+          log(`packet of ${ev.length} bytes is longer than PacketSize 0x${PACKET_SIZE.toString(16)}: refused`);
+          working = working.then(() => {
+            if (!closed) send(E_BAD_PACKET);
+          });
+          break;
+        case 'packet':
+          if (!ev.checksumOk && !noAck) {
+            ch.write(Buffer.from('-'));
+            break;
+          }
+          if (!noAck) ch.write(Buffer.from('+'));
+          queue.push(ev.payload);
+          working = working.then(() => answer(queue.shift()!));
+          break;
+      }
+    }
+  });
+
+  return new Promise<void>((resolve) => {
+    ch.onClose(() => {
+      closed = true;
+      // A client gone mid-run leaves the guest running: stop it before the next client comes.
+      client.interrupt();
+      working
+        .catch(() => undefined)
+        .then(() => {
+          client.interrupt();
+          client.cleanup();
+          resolve();
+        });
+    });
+  });
+}

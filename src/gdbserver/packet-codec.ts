@@ -1,0 +1,145 @@
+/**
+ * Framing of the GDB remote serial protocol: bytes in, packets out, and back.
+ *
+ *   $ <payload> # <2 hex digits: sum of payload bytes mod 256>
+ *
+ * Inside the payload (as sent, before decoding):
+ *   `}` x     escaped byte: x ^ 0x20 (gdb escapes $ # } and * this way)
+ *   c `*` n   run-length: c repeated (n - 29) more times (n is a printable count byte)
+ *
+ * Outside packets the client sends `+` (ack), `-` (nak: resend) and the 0x03 interrupt byte.
+ * Anything else between packets is noise and skipped.
+ *
+ * The decoder is a byte-at-a-time state machine that never throws: a packet that is too long or
+ * whose checksum is wrong comes out as an event, and the server decides what to answer.
+ */
+
+export type CodecEvent =
+  | { kind: 'packet'; payload: Buffer; checksumOk: boolean }
+  | { kind: 'oversized'; length: number }
+  | { kind: 'ack' }
+  | { kind: 'nak' }
+  | { kind: 'interrupt' };
+
+const DOLLAR = 0x24;
+const HASH = 0x23;
+const BRACE = 0x7d;
+const STAR = 0x2a;
+
+type State = 'idle' | 'body' | 'sum1' | 'sum2';
+
+export class PacketCodec {
+  private state: State = 'idle';
+  private body: number[] = [];
+  private length = 0;
+  private sum = 0;
+  private sumText = '';
+
+  /** `maxPayload`: longest payload (as sent) accepted; longer ones are dropped whole. */
+  constructor(readonly maxPayload: number) {}
+
+  /** Feed bytes; returns the events they complete, in order. */
+  feed(data: Buffer): CodecEvent[] {
+    const out: CodecEvent[] = [];
+    for (const b of data) {
+      switch (this.state) {
+        case 'idle':
+          if (b === DOLLAR) this.start();
+          else if (b === 0x2b) out.push({ kind: 'ack' });
+          else if (b === 0x2d) out.push({ kind: 'nak' });
+          else if (b === 0x03) out.push({ kind: 'interrupt' });
+          break;
+        case 'body':
+          if (b === HASH) {
+            this.state = 'sum1';
+          } else if (b === DOLLAR) {
+            // A new packet start inside a packet: the previous one was cut short; start over.
+            this.start();
+          } else {
+            this.length++;
+            this.sum = (this.sum + b) & 0xff;
+            if (this.length <= this.maxPayload) this.body.push(b);
+          }
+          break;
+        case 'sum1':
+          this.sumText = String.fromCharCode(b);
+          this.state = 'sum2';
+          break;
+        case 'sum2': {
+          this.sumText += String.fromCharCode(b);
+          this.state = 'idle';
+          if (this.length > this.maxPayload) {
+            out.push({ kind: 'oversized', length: this.length });
+          } else {
+            const sent = /^[0-9a-fA-F]{2}$/.test(this.sumText) ? parseInt(this.sumText, 16) : -1;
+            out.push({ kind: 'packet', payload: decodePayload(Buffer.from(this.body)), checksumOk: sent === this.sum });
+          }
+          this.body = [];
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  /** True while a packet has started but not ended (a client vanishing now left it half-sent). */
+  get midPacket(): boolean {
+    return this.state !== 'idle';
+  }
+
+  private start(): void {
+    this.state = 'body';
+    this.body = [];
+    this.length = 0;
+    this.sum = 0;
+  }
+}
+
+/** Undo `}` escapes and expand run-length encoding. */
+export function decodePayload(raw: Buffer): Buffer {
+  if (raw.indexOf(BRACE) < 0 && raw.indexOf(STAR) < 0) return raw;
+  const out: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const b = raw[i]!;
+    if (b === BRACE && i + 1 < raw.length) {
+      out.push(raw[++i]! ^ 0x20);
+    } else if (b === STAR && i + 1 < raw.length && out.length > 0) {
+      const n = raw[++i]! - 29;
+      const prev = out[out.length - 1]!;
+      for (let k = 0; k < n; k++) out.push(prev);
+    } else {
+      out.push(b);
+    }
+  }
+  return Buffer.from(out);
+}
+
+export function checksum(data: Buffer): number {
+  let s = 0;
+  for (const b of data) s = (s + b) & 0xff;
+  return s;
+}
+
+/** Frame a reply: escape what must be escaped, add the checksum. */
+export function encodePacket(payload: string | Buffer): Buffer {
+  const raw = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload;
+  let body = raw;
+  if (needsEscape(raw)) {
+    const out: number[] = [];
+    for (const b of raw) {
+      if (b === DOLLAR || b === HASH || b === BRACE || b === STAR) out.push(BRACE, b ^ 0x20);
+      else out.push(b);
+    }
+    body = Buffer.from(out);
+  }
+  const framed = Buffer.allocUnsafe(body.length + 4);
+  framed[0] = DOLLAR;
+  body.copy(framed, 1);
+  framed[body.length + 1] = HASH;
+  framed.write(checksum(body).toString(16).padStart(2, '0'), body.length + 2, 'latin1');
+  return framed;
+}
+
+function needsEscape(raw: Buffer): boolean {
+  return raw.indexOf(DOLLAR) >= 0 || raw.indexOf(HASH) >= 0 || raw.indexOf(BRACE) >= 0 || raw.indexOf(STAR) >= 0;
+}

@@ -1,0 +1,83 @@
+/**
+ * A target's StopStatus as a stop reply packet.
+ *
+ *   T <signal:2 hex> [reason ;] thread:p1.<n>; 06:<rbp>;07:<rsp>;10:<rip>;
+ *
+ * reasons: swbreak: / hwbreak: (a breakpoint), watch:/rwatch:/awatch:<data address> (a watchpoint),
+ * replaylog:begin / replaylog:end (reverse or forward execution reached an end of the history).
+ * The expedited registers let gdb show where it stopped without a `g` round trip.
+ */
+
+import type { Registers } from '../arch/arch.js';
+import type { StopStatus } from '../targets/target.js';
+import { encodeRegister, type TargetDescription } from './target-description.js';
+
+/** gdb's own signal numbers (include/gdb/signals.def), which differ from Linux's above 6. */
+export const GDB_SIGNAL: Record<string, number> = {
+  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGEMT: 7, SIGFPE: 8, SIGKILL: 9,
+  SIGBUS: 10, SIGSEGV: 11, SIGSYS: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGURG: 16, SIGSTOP: 17,
+  SIGTSTP: 18, SIGCONT: 19, SIGCHLD: 20, SIGTTIN: 21, SIGTTOU: 22, SIGIO: 23, SIGXCPU: 24, SIGXFSZ: 25,
+  SIGVTALRM: 26, SIGPROF: 27, SIGWINCH: 28, SIGUSR1: 30, SIGUSR2: 31,
+};
+
+export interface StopReplyOptions {
+  readonly desc: TargetDescription;
+  readonly multiprocess: boolean;
+  /** The client said swbreak+/hwbreak+ in qSupported. */
+  readonly swbreak: boolean;
+  readonly hwbreak: boolean;
+  /** Breakpoint ids inserted with Z1 (reported as hwbreak rather than swbreak). */
+  readonly hardwareIds: ReadonlySet<number>;
+}
+
+export function threadIdText(index: number, multiprocess: boolean): string {
+  return multiprocess ? `p1.${index.toString(16)}` : index.toString(16);
+}
+
+export function stopReply(stop: StopStatus, regs: Registers | undefined, o: StopReplyOptions): string {
+  const r = stop.reason;
+  let signal = 5;
+  let reason = '';
+  switch (r.kind) {
+    case 'exited':
+      return `W${hex2(r.code & 0xff)}${o.multiprocess ? ';process:1' : ''}`;
+    case 'signal':
+      signal = GDB_SIGNAL[r.name] ?? 5;
+      break;
+    case 'interrupted':
+      signal = 2;
+      break;
+    case 'fault':
+      signal = /opcode|instruction/i.test(r.fault) ? 4 : 11;
+      break;
+    case 'breakpoint':
+      if (o.hardwareIds.has(r.id)) reason = o.hwbreak ? 'hwbreak:;' : '';
+      else reason = o.swbreak ? 'swbreak:;' : '';
+      break;
+    case 'watchpoint': {
+      const key = r.access === 'read' ? 'rwatch' : r.access === 'access' ? 'awatch' : 'watch';
+      reason = `${key}:${r.addr.toString(16)};`;
+      break;
+    }
+    case 'history-begin':
+      reason = 'replaylog:begin;';
+      break;
+    case 'history-end':
+      reason = 'replaylog:end;';
+      break;
+    default:
+      break;
+  }
+  let text = `T${hex2(signal)}${reason}thread:${threadIdText(stop.thread, o.multiprocess)};`;
+  if (regs) {
+    for (const n of o.desc.expedite) {
+      const reg = o.desc.registers[n]!;
+      if (regs.has(reg.name)) text += `${hex2(n)}:${encodeRegister(reg, regs)};`;
+    }
+  }
+  return text;
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, '0');
+}

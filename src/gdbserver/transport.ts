@@ -1,0 +1,74 @@
+/**
+ * The only file that touches node:net (as rp2040js keeps its GDB server transport-agnostic):
+ * a TCP listener handing each connection to the server as a plain byte Channel.
+ */
+
+import { createServer, type Socket } from 'node:net';
+
+/** A byte stream to one client. */
+export interface Channel {
+  /** "127.0.0.1:41234", for logs and refusal messages. */
+  readonly peer: string;
+  write(data: Buffer): void;
+  onData(listener: (data: Buffer) => void): void;
+  /** Called once when the client goes away or the channel is closed. */
+  onClose(listener: () => void): void;
+  /** Flush what was written, then close. */
+  end(): void;
+}
+
+export interface Listener {
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function listenTcp(host: string, port: number, onChannel: (ch: Channel) => void): Promise<Listener> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    const closers: (() => void)[] = [];
+    let closed = false;
+    const closeOnce = (): void => {
+      if (closed) return;
+      closed = true;
+      sockets.delete(socket);
+      for (const c of closers) c();
+    };
+    socket.on('close', closeOnce);
+    // A reset or broken pipe is just a client that went away: 'close' follows.
+    socket.on('error', () => undefined);
+    onChannel({
+      peer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
+      write: (data) => {
+        if (!socket.destroyed) socket.write(data);
+      },
+      onData: (listener) => socket.on('data', listener),
+      onClose: (listener) => closers.push(listener),
+      end: () => {
+        socket.end();
+        // A client that never reads must not hold the server: drop it if end() does not finish.
+        setTimeout(() => socket.destroy(), 2000).unref();
+      },
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address();
+  const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+  return {
+    host,
+    port: actualPort,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { checksum, decodePayload, encodePacket, PacketCodec } from '../../src/gdbserver/packet-codec.js';
+
+const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+describe('packet codec', () => {
+  it('frames a packet with its checksum', () => {
+    expect(encodePacket('OK').toString()).toBe('$OK#9a');
+    expect(encodePacket('').toString()).toBe('$#00');
+  });
+
+  it('escapes $ # } * in replies and the decoder undoes it', () => {
+    const framed = encodePacket(b('a$b#c}d*e'));
+    expect(framed.toString('latin1')).toBe('$a}\x04b}\x03c}]d}\x0ae#' + checksum(framed.subarray(1, -3)).toString(16).padStart(2, '0'));
+    const [ev] = new PacketCodec(100).feed(framed);
+    expect(ev).toEqual({ kind: 'packet', payload: b('a$b#c}d*e'), checksumOk: true });
+  });
+
+  it('expands run-length encoding', () => {
+    // '0* ' = '0' then 3 more ('space' is 32, 32 - 29 = 3)
+    expect(decodePayload(b('0* 1')).toString()).toBe('00001');
+    expect(decodePayload(b('x*"')).toString()).toBe('xxxxxx'); // '"' = 34 -> 5 more
+  });
+
+  it('reports acks, naks and the interrupt byte between packets, and skips noise', () => {
+    const evs = new PacketCodec(100).feed(b('+-\x03garbage$g#67'));
+    expect(evs.map((e) => e.kind)).toEqual(['ack', 'nak', 'interrupt', 'packet']);
+  });
+
+  it('flags a wrong checksum and a non-hex checksum', () => {
+    const c = new PacketCodec(100);
+    expect(c.feed(b('$g#00'))).toEqual([{ kind: 'packet', payload: b('g'), checksumOk: false }]);
+    expect(c.feed(b('$g#zz'))).toEqual([{ kind: 'packet', payload: b('g'), checksumOk: false }]);
+  });
+
+  it('assembles a packet split across many reads', () => {
+    const c = new PacketCodec(100);
+    const evs = [...'$qSupported#37'].flatMap((ch) => c.feed(b(ch)));
+    expect(evs).toEqual([{ kind: 'packet', payload: b('qSupported'), checksumOk: true }]);
+  });
+
+  it('drops an oversized packet whole and keeps decoding after it', () => {
+    const c = new PacketCodec(8);
+    const evs = c.feed(Buffer.concat([encodePacket('m' + '1'.repeat(50)), encodePacket('g')]));
+    expect(evs).toEqual([
+      { kind: 'oversized', length: 51 },
+      { kind: 'packet', payload: b('g'), checksumOk: true },
+    ]);
+  });
+
+  it('restarts on a $ inside a packet (the previous one was cut short)', () => {
+    const evs = new PacketCodec(100).feed(b('$m10,$g#67'));
+    expect(evs).toEqual([{ kind: 'packet', payload: b('g'), checksumOk: true }]);
+  });
+});
