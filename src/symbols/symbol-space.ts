@@ -1,5 +1,6 @@
 import { errors } from '../common/errors.js';
 import { hex } from '../common/format.js';
+import type { ElfFile } from './elf-file.js';
 import type { SymbolMatch, Sym, SymbolTable } from './symbol-table.js';
 
 /** A module whose symbols are loaded: the executable, a library, the kernel. */
@@ -12,6 +13,10 @@ export interface Module {
   /** Run-time address range the module occupies, when known. */
   readonly start?: bigint;
   readonly end?: bigint;
+  /** The ELF file the module was loaded from, when there is one: the unwinder reads its CFI. */
+  readonly elf?: ElfFile;
+  /** Run-time address minus link-time address (0 for a fixed-address executable). */
+  readonly bias?: bigint;
 }
 
 export interface ResolvedAddress extends SymbolMatch {

@@ -1,22 +1,28 @@
 /**
  * The target-generic unwinder: a thread's call stack as a list of frames.
  *
- * Used by `::stack` and by kernel dumps. Frame 0 comes from the thread's registers; each caller
- * frame comes from the CFI (.eh_frame) of the module that holds the pc when there is some, else
- * from the frame-pointer chain. The walk stops at a zero or unreadable return address, a stack
- * pointer that does not increase, or `maxFrames` (default 256).
+ * Used by `::stack` and by kernel dumps. Frame 0 comes from the thread's registers. Each caller
+ * comes from the CFI (.eh_frame, else .debug_frame) of the module that holds the pc, when the
+ * module has an ELF file with CFI for it (`Module.elf`, `Module.bias`); else from the
+ * frame-pointer chain ([fp] = caller's fp, [fp + ptr] = return address). The walk stops at a zero
+ * or unreadable return address, a return address the CFI marks undefined (the outermost frame:
+ * `_start`, `clone3`), a stack pointer that does not increase, or `maxFrames` (default 256).
  *
  * Names are left to callers: `target.symbols.describe(pc - (level > 0 ? 1n : 0n))`, the return
  * address minus one as gdb does, so a call at the very end of a function names that function.
  */
 
+import type { Arch } from '../arch/arch.js';
+import { DbgError } from '../common/errors.js';
+import { EhFrame, evalDwarfExpr, type ExprContext, type UnwindRow } from '../symbols/eh-frame.js';
 import type { Target } from './target.js';
 
 export interface Frame {
   readonly level: number;
+  /** The frame's pc: the thread's pc for frame 0, the return address for callers. */
   readonly pc: bigint;
   readonly sp: bigint;
-  /** Canonical frame address, when CFI gave one. */
+  /** Canonical frame address (the caller's sp before the call), when CFI gave one. */
   readonly cfa?: bigint;
   /** How this frame was found: frame 0 from the registers, callers by CFI or frame pointer. */
   readonly how: 'registers' | 'cfi' | 'frame-pointer';
@@ -24,30 +30,199 @@ export interface Frame {
 
 export interface UnwindOptions {
   readonly maxFrames?: number;
+  /**
+   * Keep going past the program's `main` into the C runtime (`__libc_start_main`, `_start`).
+   * Off by default, as gdb's `set backtrace past-main`.
+   */
+  readonly pastMain?: boolean;
 }
 
+/** DWARF-numbered register values of one frame; absent = unknown. */
+type RegState = Map<number, bigint>;
+
 export function unwind(target: Target, thread: number, opts?: UnwindOptions): Frame[] {
-  const regs = target.registers(thread);
   const arch = target.arch;
   const max = opts?.maxFrames ?? 256;
-  const pc = regs.get(arch.pc) ?? 0n;
-  const sp = regs.get(arch.sp) ?? 0n;
-  const frames: Frame[] = [{ level: 0, pc, sp, how: 'registers' }];
-  let fp = regs.get(arch.fp) ?? 0n;
-  const ptr = BigInt(arch.pointerBytes);
-  while (frames.length < max && fp !== 0n) {
-    let next: bigint, ret: bigint;
-    try {
-      const b = target.readVirtual(fp, arch.pointerBytes * 2);
-      next = arch.littleEndian ? b.readBigUInt64LE(0) : b.readBigUInt64BE(0);
-      ret = arch.littleEndian ? b.readBigUInt64LE(8) : b.readBigUInt64BE(8);
-    } catch {
-      break;
+  const named = target.registers(thread);
+  const pcCol = arch.dwarfReturnColumn;
+  const spCol = arch.dwarfRegisters.indexOf(arch.sp);
+  const fpCol = arch.dwarfRegisters.indexOf(arch.fp);
+
+  let regs: RegState = new Map();
+  arch.dwarfRegisters.forEach((name, n) => {
+    const v = named.get(name);
+    if (v !== undefined) regs.set(n, v);
+  });
+  const frames: Frame[] = [];
+  let how: Frame['how'] = 'registers';
+  // A caller's pc is a return address: look up pc - 1 so a call that ends its function still
+  // finds that function's CFI. Not after a signal frame, whose "caller" pc is the interrupted one.
+  let isCaller = false;
+
+  while (frames.length < max) {
+    const pc = regs.get(pcCol);
+    const sp = regs.get(spCol);
+    if (pc === undefined || sp === undefined || pc === 0n) break;
+    const lookup = isCaller ? pc - 1n : pc;
+    const cfi = cfiFor(target, lookup);
+    let next: RegState | undefined;
+    let cfa: bigint | undefined;
+    let signalFrame = false;
+    if (cfi) {
+      const r = stepCfi(target, arch, regs, cfi.row, pcCol, spCol);
+      if (r === 'outermost') {
+        frames.push({ level: frames.length, pc, sp, how });
+        break;
+      }
+      if (r) {
+        next = r.regs;
+        cfa = r.cfa;
+        signalFrame = cfi.row.signalFrame;
+      }
     }
-    if (ret === 0n) break;
-    frames.push({ level: frames.length, pc: ret, sp: fp + 2n * ptr, how: 'frame-pointer' });
-    if (next <= fp) break;
-    fp = next;
+    frames.push({ level: frames.length, pc, sp, ...(cfa !== undefined ? { cfa } : {}), how });
+    if (!opts?.pastMain && isMain(target, lookup)) break;
+    let nextHow: Frame['how'] = 'cfi';
+    if (!next) {
+      next = stepFramePointer(target, arch, regs, pcCol, spCol, fpCol);
+      nextHow = 'frame-pointer';
+    }
+    if (!next) break;
+    const nsp = next.get(spCol);
+    const npc = next.get(pcCol);
+    if (nsp === undefined || npc === undefined || npc === 0n) break;
+    // The stack grows down: a caller's sp below or at its callee's means a loop or garbage.
+    if (nsp < sp || (nsp === sp && npc === pc)) break;
+    regs = next;
+    how = nextHow;
+    isCaller = !signalFrame;
   }
   return frames;
+}
+
+/** Whether `pc` is in the executable's (the first module's) `main`. */
+function isMain(target: Target, pc: bigint): boolean {
+  const exe = target.symbols.modules[0];
+  if (!exe || exe.start === undefined || exe.end === undefined || pc < exe.start || pc >= exe.end) return false;
+  const r = exe.table.resolve(pc);
+  return r !== undefined && r.inside && r.sym.name === 'main';
+}
+
+/** The CFI row for run-time address `pc`, from the module that holds it. */
+function cfiFor(target: Target, pc: bigint): { row: UnwindRow } | undefined {
+  for (const m of target.symbols.modules) {
+    if (!m.elf || m.start === undefined || m.end === undefined || pc < m.start || pc >= m.end) continue;
+    const eh = EhFrame.of(m.elf);
+    if (!eh) return undefined;
+    try {
+      const row = eh.rowFor(pc - (m.bias ?? 0n));
+      return row ? { row } : undefined;
+    } catch (e) {
+      if (e instanceof DbgError) return undefined;
+      throw e;
+    }
+  }
+  return undefined;
+}
+
+function readWord(target: Target, arch: Arch, addr: bigint, size = arch.pointerBytes): bigint {
+  const b = target.readVirtual(addr, size);
+  let v = 0n;
+  for (let i = 0; i < size; i++) v |= BigInt(b[arch.littleEndian ? i : size - 1 - i]!) << BigInt(8 * i);
+  return v;
+}
+
+/**
+ * The caller's registers by the CFI row; 'outermost' when the row says there is no caller
+ * (return address undefined); undefined when a value the rule needs cannot be had.
+ */
+function stepCfi(
+  target: Target,
+  arch: Arch,
+  regs: RegState,
+  row: UnwindRow,
+  pcCol: number,
+  spCol: number,
+): { regs: RegState; cfa: bigint } | 'outermost' | undefined {
+  const mask = (1n << BigInt(arch.pointerBytes * 8)) - 1n;
+  const ctx: ExprContext = {
+    register(n) {
+      const v = regs.get(n);
+      if (v === undefined) throw new DbgError('unmapped', `register ${n} is unknown in this frame`);
+      return v;
+    },
+    readMemory: (addr, size) => readWord(target, arch, addr, size),
+    addressSize: arch.pointerBytes,
+    littleEndian: arch.littleEndian,
+  };
+  try {
+    let cfa: bigint;
+    if (row.cfa.kind === 'reg-offset') {
+      const base = regs.get(row.cfa.reg);
+      if (base === undefined) return undefined;
+      cfa = (base + row.cfa.offset) & mask;
+    } else cfa = evalDwarfExpr(row.cfa.expr, ctx);
+
+    const ra = row.registers.get(row.returnColumn);
+    if (ra?.kind === 'undefined') return 'outermost';
+
+    // Registers without a rule keep their values (callee-saved by convention); sp is the CFA.
+    const next: RegState = new Map(regs);
+    next.set(spCol, cfa);
+    for (const [n, rule] of row.registers) {
+      switch (rule.kind) {
+        case 'undefined':
+          next.delete(n);
+          break;
+        case 'same':
+          break;
+        case 'offset':
+          next.set(n, readWord(target, arch, (cfa + rule.offset) & mask));
+          break;
+        case 'val-offset':
+          next.set(n, (cfa + rule.offset) & mask);
+          break;
+        case 'register': {
+          const v = regs.get(rule.reg);
+          if (v === undefined) next.delete(n);
+          else next.set(n, v);
+          break;
+        }
+        case 'expr':
+          next.set(n, readWord(target, arch, evalDwarfExpr(rule.expr, ctx, cfa)));
+          break;
+        case 'val-expr':
+          next.set(n, evalDwarfExpr(rule.expr, ctx, cfa));
+          break;
+      }
+    }
+    if (row.returnColumn !== pcCol) {
+      const v = next.get(row.returnColumn);
+      if (v === undefined) return undefined;
+      next.set(pcCol, v);
+    } else if (!row.registers.has(pcCol)) return undefined;
+    return { regs: next, cfa };
+  } catch (e) {
+    if (e instanceof DbgError) return undefined;
+    throw e;
+  }
+}
+
+/** The caller by the frame-pointer chain: [fp] is the caller's fp, [fp + ptr] the return address. */
+function stepFramePointer(target: Target, arch: Arch, regs: RegState, pcCol: number, spCol: number, fpCol: number): RegState | undefined {
+  const fp = regs.get(fpCol);
+  if (fp === undefined || fp === 0n) return undefined;
+  const ptr = BigInt(arch.pointerBytes);
+  try {
+    const callerFp = readWord(target, arch, fp);
+    const ret = readWord(target, arch, fp + ptr);
+    const next: RegState = new Map(regs);
+    next.set(fpCol, callerFp);
+    next.set(pcCol, ret);
+    next.set(spCol, fp + 2n * ptr);
+    return next;
+  } catch (e) {
+    if (e instanceof DbgError) return undefined;
+    throw e;
+  }
 }
