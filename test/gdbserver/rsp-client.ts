@@ -24,6 +24,7 @@ export class RspClient {
 
   static async open(port: number): Promise<RspClient> {
     const s = connect(port, '127.0.0.1');
+    s.setNoDelay(true);
     await new Promise<void>((res, rej) => {
       s.once('connect', () => res());
       s.once('error', rej);
