@@ -183,7 +183,7 @@ export class X86_64Paging {
           virt,
           steps,
           faultKind: 'loop',
-          fault: `page-table loop: ${chain[i - 1]!.entry}[${prev.index}] = 0x${prev.entry.toString(16)} points back to the ${chain[loopAt]!.level} table at phys 0x${table.toString(16)}`,
+          fault: `page-table loop: ${chain[i - 1]!.entry}[${prev.index}] = 0x${prev.entry.toString(16)} points back to the ${chain[loopAt]!.level} at phys 0x${table.toString(16)}`,
         };
       }
       tables.push(table);
@@ -199,7 +199,7 @@ export class X86_64Paging {
           virt,
           steps,
           faultKind: 'outside',
-          fault: `${lv.level} table at phys 0x${table.toString(16)} (from ${from}) is not in the dump: ${e.message}`,
+          fault: `the ${lv.level} at phys 0x${table.toString(16)} (from ${from}) is not in the dump`,
         };
       }
       steps.push({ level: lv.level, index, entryAddr, entry });

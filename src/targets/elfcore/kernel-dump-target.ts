@@ -52,7 +52,11 @@ const MASK64 = (1n << 64n) - 1n;
 export function isKernelDump(elf: ElfFile): boolean {
   if (elf.header.type !== ET_CORE) return false;
   try {
-    return elf.notes().some((n) => n.name === 'VMCOREINFO' || n.name === 'QEMU');
+    const notes = elf.notes();
+    if (notes.some((n) => n.name === 'VMCOREINFO' || n.name === 'QEMU')) return true;
+    // A process core always has NT_PRPSINFO (3), NT_AUXV (6) or NT_FILE; a kernel dump has none.
+    const processNotes = new Set([3, 6, 0x46494c45]);
+    return notes.some((n) => n.name === 'CORE' && n.type === NT_PRSTATUS) && !notes.some((n) => n.name === 'CORE' && processNotes.has(n.type));
   } catch {
     return false;
   }

@@ -1,0 +1,309 @@
+// Kernel dumps built in the test: a kdump-style vmcore with VMCOREINFO and KASLR, and broken
+// dumps (no page-table root, roots and entries outside the dump, loops, overlapping and truncated
+// PT_LOADs, a symbol file of another kernel). Symbol files are made by the real `as` and `ld`.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DbgError } from '../../src/common/errors.js';
+import { ElfFile } from '../../src/symbols/elf-file.js';
+import { isKernelDump, KernelDumpTarget } from '../../src/targets/elfcore/kernel-dump-target.js';
+import { PageTableBuilder, writeVmcore, type VmcoreSpec } from '../../src/targets/elfcore/kernel-vmcore-writer.js';
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dbg-kdump-edge-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function dump(name: string, spec: VmcoreSpec): string {
+  const p = join(dir, name);
+  writeVmcore(p, spec);
+  return p;
+}
+
+/** A DbgError's code and message, or a failure when `f` does not throw one. */
+function failure(f: () => unknown): { code: string; message: string } {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof DbgError) return { code: e.code, message: e.message };
+    throw e;
+  }
+  throw new Error('expected a DbgError');
+}
+
+// --- a kdump-style vmcore of a KASLR kernel -------------------------------------------------------
+//
+// Link-time layout of the "vmlinux" (built below with as + ld):
+//   .text at 0xffffffff81000000 (_text)
+//   .data at 0xffffffff81200000: swapper_pg_dir (4 KiB), then jiffies (u64), then linux_banner
+// Run time: KERNELOFFSET 0x2000000 (virtual slide), phys_base 0x200000, so
+//   swapper_pg_dir runs at 0xffffffff83200000 and lives at phys
+//   0xffffffff83200000 - __START_KERNEL_map (0xffffffff80000000) + 0x200000 = 0x3400000.
+const KO = 0x2000000n;
+const PHYS_BASE = 0x200000n;
+const SWAPPER_LINK = 0xffffffff81200000n;
+const SWAPPER_RUN = SWAPPER_LINK + KO;
+const SWAPPER_PHYS = 0x3400000n;
+const RAM = 0x3400000n; // one 2 MiB RAM segment from here
+const BANNER = 'Linux version 6.1.0-dbgtest (dbg@test) #1 SMP\n';
+
+function vmlinux(name: string, banner: string, buildId = false): string {
+  const s = join(dir, `${name}.s`);
+  writeFileSync(
+    s,
+    `.text\n.globl _text\n_text: ret\n` +
+      `.data\n.globl swapper_pg_dir\n.type swapper_pg_dir,@object\n.size swapper_pg_dir,4096\nswapper_pg_dir: .zero 4096\n` +
+      `.globl jiffies\n.type jiffies,@object\n.size jiffies,8\njiffies: .quad 0\n` +
+      `.globl linux_banner\n.type linux_banner,@object\n.size linux_banner,${banner.length + 1}\nlinux_banner: .asciz ${JSON.stringify(banner)}\n`,
+  );
+  execFileSync('as', ['--64', '-o', join(dir, `${name}.o`), s]);
+  const out = join(dir, name);
+  execFileSync('ld', ['-o', out, '-e', '_text', '-Ttext=0xffffffff81000000', '-Tdata=0xffffffff81200000', ...(buildId ? ['--build-id=sha1'] : []), join(dir, `${name}.o`)]);
+  return out;
+}
+
+function kdumpSpec(vmcoreinfo: string, extra: Partial<VmcoreSpec> = {}): VmcoreSpec {
+  const pt = new PageTableBuilder(SWAPPER_PHYS, RAM + 0x10000n);
+  pt.map(SWAPPER_RUN, SWAPPER_PHYS, 4096); // swapper_pg_dir itself
+  pt.map(SWAPPER_RUN + 0x1000n, SWAPPER_PHYS + 0x1000n, 4096); // jiffies, linux_banner
+  pt.map(0xffff888000000000n, 0n, 0x40000000, 0x8000000000000003n); // direct map, NX
+  const data = Buffer.alloc(8 + BANNER.length + 1);
+  data.writeBigUInt64LE(0x1234n, 0);
+  data.write(BANNER, 8, 'latin1');
+  return {
+    cpus: [
+      { pid: 0, regs: { rip: SWAPPER_RUN - 0x200000n + 0x10n, rsp: 0xffffc90000003f00n } },
+      { pid: 1234, regs: { rip: SWAPPER_RUN - 0x200000n + 0x20n } },
+    ],
+    vmcoreinfo,
+    segments: [
+      // kdump describes RAM by its direct-map address: nothing maps swapper_pg_dir's virtual address.
+      { paddr: RAM, vaddr: 0xffff888000000000n + RAM, size: 0x200000, chunks: [...pt.chunks(RAM), { offset: 0x1000, bytes: data }] },
+    ],
+    ...extra,
+  };
+}
+
+const VMCOREINFO =
+  'OSRELEASE=6.1.0-dbgtest\nPAGESIZE=4096\n' +
+  `SYMBOL(swapper_pg_dir)=${SWAPPER_RUN.toString(16)}\nSYMBOL(jiffies)=${(SWAPPER_RUN + 0x1000n).toString(16)}\n` +
+  `NUMBER(phys_base)=${PHYS_BASE}\nKERNELOFFSET=${KO.toString(16)}\nCRASHTIME=1700000000\n`;
+
+describe('kdump-style vmcore with VMCOREINFO and no CR3', () => {
+  let path: string;
+  beforeAll(() => {
+    path = dump('kdump.vmcore', kdumpSpec(VMCOREINFO));
+  });
+
+  it('finds swapper_pg_dir at SYMBOL(swapper_pg_dir) - __START_KERNEL_map + phys_base', () => {
+    const elf = ElfFile.open(path);
+    expect(isKernelDump(elf)).toBe(true);
+    elf.close();
+    const t = KernelDumpTarget.open(path);
+    expect(t.flavour).toBe('kdump');
+    expect(t.vmcoreinfo?.osrelease).toBe('6.1.0-dbgtest');
+    expect(t.kernelRoot().root).toBe(SWAPPER_PHYS);
+    expect(t.describe()).toContain(
+      'CPU 0: 4-level paging from VMCOREINFO SYMBOL(swapper_pg_dir) = 0xffffffff83200000 - __START_KERNEL_map + phys_base 0x200000 = phys 0x3400000',
+    );
+    expect(t.threads().map((x) => x.name)).toEqual(['CPU 0', 'CPU 1 (pid 1234)']);
+    expect(t.registers(2).get('rip')).toBe(SWAPPER_RUN - 0x200000n + 0x20n);
+    expect(t.registers(1).has('cr3')).toBe(false);
+    // Without --symbols, VMCOREINFO's SYMBOL() lines name things.
+    expect(t.symbols.lookup('jiffies')).toBe(SWAPPER_RUN + 0x1000n);
+    expect(t.readVirtual(t.symbols.lookup('jiffies'), 8).readBigUInt64LE(0)).toBe(0x1234n);
+    expect(t.readVirtual(0xffff888000000000n + SWAPPER_PHYS + 0x1008n, 14).toString('latin1')).toBe('Linux version ');
+    expect(t.translate(0xffff888000000000n + SWAPPER_PHYS).pageSize).toBe(1 << 30);
+    t.close();
+  });
+
+  it('applies KERNELOFFSET to the symbols of --symbols vmlinux', () => {
+    const t = KernelDumpTarget.open(path, { symbols: [vmlinux('vmlinux', BANNER)] });
+    expect(t.kernelOffset).toBe(KO);
+    expect(t.symbols.lookup('jiffies')).toBe(0xffffffff81201000n + KO);
+    expect(t.readVirtual(t.symbols.lookup('jiffies'), 8).readBigUInt64LE(0)).toBe(0x1234n);
+    expect(t.readString(t.symbols.lookup('linux_banner'))).toBe(BANNER);
+    expect(t.symbols.describe(SWAPPER_RUN + 0x1004n)).toBe('jiffies+0x4');
+    t.close();
+  });
+
+  it('uses a PT_LOAD that maps swapper_pg_dir when phys_base is missing', () => {
+    const info = VMCOREINFO.replace(/NUMBER\(phys_base\)=\d+\n/, '');
+    const spec = kdumpSpec(info);
+    const seg = spec.segments[0]!;
+    // As kdump does, a second PT_LOAD describes the kernel image by its kernel-map address; both
+    // point at the same file bytes.
+    const p = dump('kdump-textmap.vmcore', {
+      ...spec,
+      segments: [{ ...seg, fileOffset: 0x2000 }, { paddr: SWAPPER_PHYS, vaddr: SWAPPER_RUN, size: 0x2000, fileOffset: 0x2000 }],
+    });
+    const t = KernelDumpTarget.open(p);
+    expect(t.kernelRoot()).toEqual({ root: SWAPPER_PHYS, from: 'VMCOREINFO SYMBOL(swapper_pg_dir) = 0xffffffff83200000 via PT_LOAD 2 -> phys 0x3400000' });
+    expect(t.warnings).toEqual([]);
+    expect(t.readVirtual(SWAPPER_RUN + 0x1000n, 8).readBigUInt64LE(0)).toBe(0x1234n);
+    t.close();
+  });
+
+  it('refuses a symbol file whose linux_banner names another release', () => {
+    const other = vmlinux('vmlinux-other', 'Linux version 5.10.0-other (x@y) #2\n');
+    const f = failure(() => KernelDumpTarget.open(path, { symbols: [other] }));
+    expect(f.code).toBe('bad-input');
+    expect(f.message).toBe(
+      `--symbols ${other} does not match kernel dump "kdump.vmcore": the dump's OSRELEASE is 6.1.0-dbgtest, the file's linux_banner says 5.10.0-other. Give the vmlinux of the kernel that was dumped`,
+    );
+  });
+
+  it('refuses a symbol file with another build-id', () => {
+    const k = vmlinux('vmlinux-bid', BANNER, true);
+    const elf = ElfFile.open(k);
+    const id = elf.buildId()!;
+    elf.close();
+    const p = dump('kdump-bid.vmcore', kdumpSpec(VMCOREINFO + 'BUILD-ID=00112233445566778899aabbccddeeff00112233\n'));
+    const f = failure(() => KernelDumpTarget.open(p, { symbols: [k] }));
+    expect(f.code).toBe('bad-input');
+    expect(f.message).toContain(`the dump's BUILD-ID is 00112233445566778899aabbccddeeff00112233, the file's is ${id}`);
+    const ok = dump('kdump-bid-ok.vmcore', kdumpSpec(VMCOREINFO + `BUILD-ID=${id}\n`));
+    KernelDumpTarget.open(ok, { symbols: [k] }).close();
+  });
+
+  it('refuses a core file or a foreign ELF as --symbols', () => {
+    expect(failure(() => KernelDumpTarget.open(path, { symbols: [path] }))).toEqual({
+      code: 'bad-input',
+      message: `--symbols ${path}: this is a core file, not a kernel ELF`,
+    });
+  });
+});
+
+// --- QEMU-style dumps with broken page tables ---------------------------------------------------
+
+const ROOT = 0x10000n;
+function qemuSpec(build: (pt: PageTableBuilder) => void, cr3 = ROOT, extra: Partial<VmcoreSpec> = {}): VmcoreSpec {
+  const pt = new PageTableBuilder(ROOT, 0x11000n);
+  pt.map(0xffffffff81000000n, 0x100000n, 4096);
+  build(pt);
+  const page = Buffer.from('good page\0', 'latin1');
+  return {
+    cpus: [{ regs: { rip: 0xffffffff81000000n }, qemu: { cr: [0x80050033n, 0n, 0n, cr3, 0x20n] } }],
+    segments: [{ paddr: 0n, size: 0x200000, chunks: [...pt.chunks(0n), { offset: 0x100000, bytes: page }] }],
+    ...extra,
+  };
+}
+
+describe('bad input: each a clear error, and the session goes on', () => {
+  it('no VMCOREINFO and no CR3: virtual reads say why; physical reads work', () => {
+    const p = dump('nocr3.vmcore', { cpus: [{ regs: { rip: 0xffffffff81000000n } }], segments: [{ paddr: 0n, size: 0x10000, chunks: [{ offset: 0x100, bytes: Buffer.from('phys') }] }] });
+    const elf = ElfFile.open(p);
+    expect(isKernelDump(elf)).toBe(true); // NT_PRSTATUS but no NT_PRPSINFO/NT_AUXV: not a process core
+    elf.close();
+    const t = KernelDumpTarget.open(p);
+    expect(failure(() => t.readVirtual(0xffffffff81000000n, 8))).toEqual({
+      code: 'unmapped',
+      message:
+        'read of 8 bytes at 0xffffffff81000000 failed: kernel dump "nocr3.vmcore" cannot translate virtual addresses: no CPU note has CR3, and neither VMCOREINFO nor the symbols give swapper_pg_dir. Physical reads still work (::pread, addr\\fmt)',
+    });
+    expect(t.translate(0xffffffff81000000n).fault).toBe('cannot translate: no CPU note has CR3, and neither VMCOREINFO nor the symbols give swapper_pg_dir');
+    expect(t.readPhysical(0x100n, 4).toString()).toBe('phys');
+    t.close();
+  });
+
+  it('CR3 outside the dump', () => {
+    const t = KernelDumpTarget.open(dump('cr3-out.vmcore', qemuSpec(() => {}, 0x7000000n)));
+    expect(t.translate(0xffffffff81000000n).fault).toBe('the PML4 at phys 0x7000000 (from CR3) is not in the dump');
+    expect(failure(() => t.readVirtual(0xffffffff81000000n, 8))).toEqual({
+      code: 'unmapped',
+      message: 'read of 8 bytes at 0xffffffff81000000 failed: not mapped for thread 1 (CPU 0 CR3 0x7000000): the PML4 at phys 0x7000000 (from CR3) is not in the dump',
+    });
+    expect(t.readPhysical(0x100000n, 4).toString()).toBe('good');
+    t.close();
+  });
+
+  it('a page-table entry and a page outside the dump; other reads keep working', () => {
+    const t = KernelDumpTarget.open(
+      dump(
+        'pte-out.vmcore',
+        qemuSpec((pt) => {
+          pt.map(0xffffffff82000000n, 0x9000000n, 4096); // page frame outside
+          pt.set(ROOT + 0x8n, 0x8000003n); // PML4[1] -> a PDPT outside
+        }),
+      ),
+    );
+    expect(t.translate(0x8000000000n).fault).toBe('the PDPT at phys 0x8000000 (from PML4E[1] = 0x8000003) is not in the dump');
+    expect(failure(() => t.readVirtual(0x8000000000n, 1)).code).toBe('unmapped');
+    expect(failure(() => t.readVirtual(0xffffffff82000000n, 8))).toEqual({
+      code: 'unmapped',
+      message: 'read of 8 bytes at 0xffffffff82000000 (thread 1) failed: it translates to physical 0x9000000, which is not in kernel dump "pte-out.vmcore"',
+    });
+    expect(t.readString(0xffffffff81000000n)).toBe('good page');
+    t.close();
+  });
+
+  it('a page-table loop is reported as corrupt, not followed', () => {
+    const t = KernelDumpTarget.open(dump('loop.vmcore', qemuSpec((pt) => pt.set(ROOT + 0x10n, ROOT | 0x3n))));
+    const va = 2n << 39n; // PML4[2] -> the PML4 itself
+    expect(t.translate(va).fault).toBe('page-table loop: PML4E[2] = 0x10003 points back to the PML4 at phys 0x10000');
+    expect(failure(() => t.readVirtual(va, 8)).code).toBe('corrupt');
+    expect(t.readString(0xffffffff81000000n)).toBe('good page');
+    expect(t.mappings().map((m) => m.start)).toEqual([0xffffffff81000000n]); // the loop is not listed
+    t.close();
+  });
+
+  it('overlapping PT_LOADs that disagree: the overlap fails, the rest reads', () => {
+    const spec = qemuSpec(() => {});
+    const a = Buffer.alloc(0x1000, 0xaa);
+    const p = dump('overlap.vmcore', {
+      ...spec,
+      segments: [...spec.segments, { paddr: 0x1ff000n, size: 0x2000, chunks: [{ offset: 0, bytes: a }] }],
+    });
+    const t = KernelDumpTarget.open(p);
+    expect(t.warnings).toContain('PT_LOAD 1 and PT_LOAD 2 both claim physical 0x1ff000-0x200000 with different file offsets; reads there fail');
+    expect(failure(() => t.readPhysical(0x1ff800n, 8))).toEqual({
+      code: 'corrupt',
+      message: 'read of 8 bytes at physical 0x1ff800 failed: kernel dump "overlap.vmcore" has two PT_LOADs (1 and 2) for physical 0x1ff800 that disagree',
+    });
+    expect(t.readPhysical(0x200000n, 4).readUInt32LE(0)).toBe(0); // past the first segment: only the second
+    expect(t.readString(0xffffffff81000000n)).toBe('good page');
+    t.close();
+  });
+
+  it('a truncated dump: readable up to the cut, then a truncation error', () => {
+    const spec = qemuSpec(() => {});
+    const full = dump('full.vmcore', spec);
+    const size = ElfFile.open(full).source.size;
+    const cut = size - 0x80000; // the last 512 KiB of the 2 MiB segment are gone
+    const t = KernelDumpTarget.open(dump('cut.vmcore', { ...spec, truncateTo: cut }));
+    expect(t.warnings[0]).toMatch(/^PT_LOAD 1 \(phys 0x0-0x200000\) needs file bytes up to 0x[0-9a-f]+ but the file ends at 0x[0-9a-f]+: the dump is truncated$/);
+    const f = failure(() => t.readPhysical(0x1f0000n, 8));
+    expect(f.code).toBe('corrupt');
+    expect(f.message).toMatch(/^read of 8 bytes at physical 0x1f0000 failed: physical 0x1f0000 would be at file offset 0x[0-9a-f]+, past the end of kernel dump "cut.vmcore" \(size 0x[0-9a-f]+\); the dump is truncated$/);
+    expect(t.readString(0xffffffff81000000n)).toBe('good page');
+    t.close();
+    // Cut inside the headers: the open itself fails, naming the structure.
+    const h = dump('cut-headers.vmcore', { ...spec, truncateTo: 100 });
+    const g = failure(() => KernelDumpTarget.open(h));
+    expect(g.code).toBe('corrupt');
+    expect(g.message).toContain('program header table (2 entries at offset 0x40) runs past the end of the file (size 0x64)');
+  });
+
+  it('an unknown thread and a bad length are bad input', () => {
+    const t = KernelDumpTarget.open(dump('plain.vmcore', qemuSpec(() => {})));
+    expect(failure(() => t.registers(0))).toEqual({ code: 'bad-input', message: 'no thread 0 in kernel dump "plain.vmcore": threads are 1..1' });
+    expect(failure(() => t.readVirtual(0xffffffff81000000n, -1))).toEqual({ code: 'bad-input', message: 'read length -1 is not a byte count' });
+    t.close();
+  });
+
+  it('a non-x86-64 or non-core file is refused', () => {
+    const p = dump('x.vmcore', qemuSpec(() => {}));
+    const b = ElfFile.open(p).source.read(0, 64);
+    const bad = Buffer.from(b);
+    bad.writeUInt16LE(183, 18); // EM_AARCH64
+    const q = join(dir, 'arm.vmcore');
+    writeFileSync(q, bad);
+    expect(failure(() => KernelDumpTarget.open(q))).toEqual({
+      code: 'bad-input',
+      message: `${q}: kernel dumps of machine 183 (ELF64) are not supported; dbg reads x86-64 (EM_X86_64 62, ELF64)`,
+    });
+  });
+});
