@@ -9,7 +9,8 @@
 import { describeError, isDbgError, type DbgError } from '../common/errors.js';
 import type { Output, SessionView } from '../mdb/dcmd.js';
 import { need, type StopStatus, type Target } from '../targets/target.js';
-import type { PointType, Request, ResumeAction, ThreadSel } from './request.js';
+import type { PointType, Request, ResumeAction, ThreadSel, XferObject } from './request.js';
+import { librariesSvr4, xmlEscape } from './shared-libraries.js';
 import { stopReply, threadIdText } from './stop-reply.js';
 import { decodeRegister, encodeRegister, targetDescription, type TargetDescription } from './target-description.js';
 
@@ -161,10 +162,23 @@ export class GdbClient {
       case 'kill':
         return { packet: this.multiprocess ? 'OK' : undefined, close: 'kill' };
       case 'offsets':
+        return { packet: this.offsets() };
       case 'must-reply-empty':
       case 'unknown':
         return { packet: '' };
     }
+  }
+
+  /**
+   * qOffsets: where the main executable was loaded relative to its link addresses, so gdb can
+   * relocate a position-independent executable (gdb would otherwise need the auxiliary vector).
+   * Empty for a fixed-address executable or kernel: nothing to relocate.
+   */
+  private offsets(): string {
+    const main = this.target.symbols.modules[0];
+    if (!main?.bias) return '';
+    const b = BigInt.asUintN(64, main.bias).toString(16);
+    return `Text=${b};Data=${b};Bss=${b}`;
   }
 
   private supported(features: readonly string[]): string {
@@ -180,6 +194,7 @@ export class GdbClient {
       'qXfer:threads:read+',
       'vContSupported+',
     ];
+    if (this.target.symbols.find('_r_debug')) out.push('qXfer:libraries-svr4:read+');
     if (this.multiprocess) out.push('multiprocess+');
     if (this.swbreak) out.push('swbreak+');
     if (this.hwbreak) out.push('hwbreak+');
@@ -309,9 +324,13 @@ export class GdbClient {
     return this.hasThread(index) ? index : (this.target.threads()[0]?.index ?? 1);
   }
 
-  private xfer(object: 'features' | 'threads', annex: string, offset: number, length: number): string {
+  private xfer(object: XferObject, annex: string, offset: number, length: number): string {
     let doc: string;
-    if (object === 'features') {
+    if (object === 'libraries-svr4') {
+      const libs = librariesSvr4(this.target);
+      if (libs === undefined) return E_FAULT;
+      doc = libs;
+    } else if (object === 'features') {
       if (annex !== 'target.xml') return E_BAD_PACKET;
       doc = this.desc.xml;
     } else {
@@ -354,7 +373,4 @@ function errorFor(e: DbgError): string {
   }
 }
 
-function xmlEscape(s: string): string {
-  return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
-}
 

@@ -32,7 +32,7 @@ export type Request =
   | { kind: 'thread-alive'; thread: ThreadSel }
   | { kind: 'current-thread' }
   | { kind: 'thread-info'; first: boolean }
-  | { kind: 'xfer-read'; object: 'features' | 'threads'; annex: string; offset: number; length: number }
+  | { kind: 'xfer-read'; object: XferObject; annex: string; offset: number; length: number }
   | { kind: 'attached' }
   | { kind: 'monitor'; command: string }
   | { kind: 'offsets' }
@@ -42,6 +42,8 @@ export type Request =
   | { kind: 'must-reply-empty' }
   /** A packet dbg does not implement: the reply is empty, as the protocol asks. */
   | { kind: 'unknown'; packet: string };
+
+export type XferObject = 'features' | 'threads' | 'libraries-svr4';
 
 /** Z/z types: 0 software breakpoint, 1 hardware breakpoint, 2 write, 3 read, 4 access watchpoint. */
 export type PointType = 'sw' | 'hw' | WatchKind;
