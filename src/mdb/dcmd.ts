@@ -17,6 +17,8 @@ export interface Output {
   line(text: string): void;
   json(value: unknown): void;
   readonly jsonMode: boolean;
+  /** A note beside the answer (a list that cycles, a frame that could not be read): stderr, never a pipe. */
+  warn?(text: string): void;
 }
 
 export interface Invocation {

@@ -226,6 +226,12 @@ export interface Target {
 
   status(): StopStatus;
 
+  /** Problems met while opening (a library not found, a note that lies), printed once at open. */
+  readonly warnings?: readonly string[];
+
+  /** Extra lines for `::status` about what the target is (dump flavour, process, memory). */
+  describe?(): string[];
+
   /** Release files, emulator instances, database handles. Idempotent. */
   close(): void;
 }

@@ -1,0 +1,63 @@
+import { Args, Command, Flags } from '@oclif/core';
+import { reportError, runSession } from '../src/mdb/cli-session.js';
+import { openTarget } from '../src/targets/open-target.js';
+
+export default class Open extends Command {
+  static override summary = 'Open a crash dump, process core, ELF file or raw file and debug it with MDB commands';
+
+  static override description = `The target is chosen by what FILE is: a kernel crash dump (kdump or QEMU ELF), a Linux process
+core (gcore or kernel-written), another ELF file (at its link-time addresses, with its symbols),
+or anything else as raw bytes (address = file offset). --raw forces the raw view.
+
+Without -e, an interactive MDB-style session starts (history in ~/.dbg_history).
+With -e, the commands run (separated by ';' or newlines) and dbg exits; the first failing
+command stops the script and the exit status is 1.`;
+
+  static override examples = [
+    '<%= config.bin %> open core.1234 -e "::status; ::stack -a"',
+    '<%= config.bin %> open core.1234 --exe ./a.out --sysroot /srv/target-root',
+    '<%= config.bin %> open vmcore.0 --symbols vmlinux',
+    '<%= config.bin %> open --raw disk.img -e "0,4/X"',
+    '<%= config.bin %> open core.1234 --json -e "::threads"',
+  ];
+
+  static override args = {
+    file: Args.string({ required: true, description: 'the dump, core, ELF or raw file to open' }),
+  };
+
+  static override flags = {
+    raw: Flags.boolean({ description: 'open FILE as raw bytes (address = file offset), even if it is ELF' }),
+    exe: Flags.string({ description: 'the executable of a process core, when the path the core records is wrong', helpValue: 'FILE' }),
+    sysroot: Flags.string({ description: 'prefix for the library paths a process core records (like gdb\'s set sysroot)', helpValue: 'DIR' }),
+    symbols: Flags.string({ description: 'symbol file for a kernel dump (vmlinux); repeat for more', multiple: true, helpValue: 'FILE' }),
+    execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
+    json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Open);
+    let code: number;
+    let target;
+    try {
+      target = openTarget(args.file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, symbols: flags.symbols });
+    } catch (e) {
+      reportError(e);
+      process.exitCode = 1;
+      return;
+    }
+    try {
+      code = await runSession(target, { execute: flags.execute, json: flags.json });
+    } finally {
+      target.close();
+    }
+    process.exitCode = code;
+  }
+
+  /** Flag and argument mistakes: one line, no stack, exit status 2 (as usage errors are). */
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
+    if (err.oclif?.exit === 0) return;
+    const first = (err.message ?? String(err)).split('\n').find((l) => l.trim() !== '') ?? String(err);
+    process.stderr.write(`dbg: ${first.trim()} (see dbg open --help)\n`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The terminal side of a session: `-e 'CMDS'` scripts and the interactive REPL, used by
+ * `dbg open`, `dbg live` and `dbg replay`.
+ *
+ *   - Output goes to stdout. With --json every answer is one JSON value per line: dcmds with
+ *     structure print objects or arrays, other output prints as JSON strings.
+ *   - An expected failure (DbgError) prints one line `dbg: <message>` on stderr. Anything else is
+ *     a bug in dbg and prints its stack.
+ *   - `-e`: statements run in order and the first failure stops the script (as `sh -e` would:
+ *     later commands usually depend on earlier ones, such as a thread selection); the exit
+ *     status is then 1. A script that succeeds exits 0.
+ *   - REPL: history in ~/.dbg_history, line editing by node:readline, prompt "> " as MDB's.
+ *     A failing command is reported and the session goes on. When stdin is not a terminal the
+ *     same loop reads commands from it without a prompt, and exits 1 if any command failed.
+ *   - Ctrl-C while a command runs asks the target to stop (`caps.execution.interrupt()`); at the
+ *     prompt it clears the line. The target stays open: the caller closes it.
+ */
+
+import { appendFileSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { isDbgError } from '../common/errors.js';
+import type { Target } from '../targets/target.js';
+import type { DcmdModule, Output } from './dcmd.js';
+import { builtinModules } from './modules/index.js';
+import { Session } from './session.js';
+
+export interface CliSessionOptions {
+  /** Commands to run instead of reading a REPL (`-e`). */
+  readonly execute?: string;
+  readonly json?: boolean;
+  readonly prompt?: string;
+  /** Modules beyond the built-in ones (a command's own dcmds). */
+  readonly modules?: readonly DcmdModule[];
+}
+
+const HISTORY_LINES = 1000;
+
+export function historyFile(): string {
+  return process.env.DBG_HISTORY ?? join(homedir(), '.dbg_history');
+}
+
+/** Print a failure the way dbg prints them; returns nothing, never throws. */
+export function reportError(e: unknown): void {
+  if (isDbgError(e)) process.stderr.write(`dbg: ${e.message}\n`);
+  else process.stderr.write(`dbg: internal error (a bug in dbg): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+}
+
+export function stdoutOutput(json: boolean): Output {
+  return {
+    jsonMode: json,
+    line(text) {
+      process.stdout.write((json ? JSON.stringify(text) : text) + '\n');
+    },
+    json(value) {
+      process.stdout.write(JSON.stringify(value) + '\n');
+    },
+    warn(text) {
+      process.stderr.write(`dbg: ${text}\n`);
+    },
+  };
+}
+
+/** Run a session on `target` until the script ends, ::quit, or end of input. Returns the exit status. */
+export async function runSession(target: Target, opts: CliSessionOptions = {}): Promise<number> {
+  const session = new Session(target, [...builtinModules, ...(opts.modules ?? [])]);
+  const out = stdoutOutput(opts.json ?? false);
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+  });
+  for (const w of target.warnings ?? []) process.stderr.write(`dbg: warning: ${w}\n`);
+
+  let running = false;
+  const onSigint = (): void => {
+    if (running && target.caps.execution) {
+      target.caps.execution.interrupt();
+      return;
+    }
+    if (!running || opts.execute !== undefined || !process.stdin.isTTY) process.exit(130);
+  };
+
+  const run = async (line: string): Promise<boolean> => {
+    running = true;
+    try {
+      await session.execute(line, out);
+      return true;
+    } catch (e) {
+      reportError(e);
+      return false;
+    } finally {
+      running = false;
+    }
+  };
+
+  if (opts.execute !== undefined) {
+    process.on('SIGINT', onSigint);
+    try {
+      return (await run(opts.execute)) ? 0 : 1;
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  }
+
+  const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  const rl = createInterface({
+    input: process.stdin,
+    output: tty ? process.stdout : undefined,
+    terminal: tty,
+    history: tty ? loadHistory() : [],
+    historySize: HISTORY_LINES,
+    removeHistoryDuplicates: true,
+    prompt: opts.prompt ?? '> ',
+  });
+  rl.on('SIGINT', () => {
+    if (running) {
+      process.stdout.write('^C\n');
+      onSigint();
+      return;
+    }
+    // At the prompt: drop what was typed and start a fresh line.
+    rl.write(null, { ctrl: true, name: 'u' });
+    process.stdout.write('^C\n');
+    rl.prompt();
+  });
+  if (!tty) process.on('SIGINT', onSigint);
+
+  let failed = false;
+  try {
+    if (tty) rl.prompt();
+    for await (const line of rl) {
+      if (line.trim() !== '') {
+        if (tty) saveHistory(line);
+        if (!(await run(line))) failed = true;
+        if (session.quitRequested) break;
+      }
+      if (tty) rl.prompt();
+    }
+  } finally {
+    rl.close();
+    if (!tty) process.off('SIGINT', onSigint);
+  }
+  return failed && !tty ? 1 : 0;
+}
+
+function loadHistory(): string[] {
+  try {
+    const lines = readFileSync(historyFile(), 'utf8').split('\n').filter((l) => l.trim() !== '');
+    return lines.slice(-HISTORY_LINES).reverse();
+  } catch {
+    return [];
+  }
+}
+
+function saveHistory(line: string): void {
+  try {
+    appendFileSync(historyFile(), line.replace(/\n/g, ' ') + '\n');
+  } catch {
+    // History is a convenience: a read-only home must not break the session.
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Disassembly through capstone-wasm, in AT&T syntax as MDB and gdb print x86.
+ *
+ * capstone-wasm needs `await loadCapstone()` once; after that decoding is synchronous, so
+ * formats (`/i`) stay synchronous once the session has called `Disassembler.load()`.
+ * Inputs are kept far below the 16 KiB at which capstone-wasm's heap is known to break.
+ */
+
+import { Capstone, Const, loadCapstone } from 'capstone-wasm';
+import { errors } from '../common/errors.js';
+import type { Arch } from '../arch/arch.js';
+
+export interface Instruction {
+  readonly addr: bigint;
+  readonly size: number;
+  readonly bytes: Buffer;
+  readonly mnemonic: string;
+  /** Operands as capstone prints them in AT&T syntax. */
+  readonly operands: string;
+  /** The branch or call target, when the operand is a direct address. */
+  readonly target?: bigint;
+}
+
+/** Largest input handed to capstone in one call. */
+export const MAX_DISASM_BYTES = 4096;
+
+let loading: Promise<void> | undefined;
+const handles = new Map<string, Capstone>();
+
+export class Disassembler {
+  private constructor(private readonly cs: Capstone) {}
+
+  /** The disassembler for `arch`; DbgError('unsupported') for an ISA capstone-wasm lacks here. */
+  static async load(arch: Arch): Promise<Disassembler> {
+    loading ??= loadCapstone();
+    await loading;
+    return Disassembler.loaded(arch);
+  }
+
+  /** The disassembler, when load() has already run; undefined otherwise. */
+  static loaded(arch: Arch): Disassembler {
+    let cs = handles.get(arch.name);
+    if (!cs) {
+      if (arch.name !== 'x86-64') throw errors.unsupported(`the ${arch.name} architecture`, 'disassembly');
+      cs = new Capstone(Const.CS_ARCH_X86, Const.CS_MODE_64);
+      cs.setOption(Const.CS_OPT_SYNTAX, Const.CS_OPT_SYNTAX_ATT);
+      handles.set(arch.name, cs);
+    }
+    return new Disassembler(cs);
+  }
+
+  /** Decode up to `count` instructions from `bytes` at `addr`; stops at the first undecodable byte. */
+  decode(bytes: Buffer, addr: bigint, count: number): Instruction[] {
+    const input = bytes.subarray(0, MAX_DISASM_BYTES);
+    let raw;
+    try {
+      raw = this.cs.disasm(input, { address: addr, count });
+    } catch {
+      return []; // capstone-wasm throws when nothing decodes
+    }
+    const out: Instruction[] = [];
+    let off = 0;
+    for (const r of raw) {
+      const at = addr + BigInt(off);
+      const isBranch = /^(j|call|loop)/.test(r.mnemonic);
+      const m = /^\*?(0x[0-9a-f]+)$/.exec(r.opStr);
+      out.push({
+        addr: at,
+        size: r.size,
+        bytes: Buffer.from(input.subarray(off, off + r.size)),
+        mnemonic: r.mnemonic,
+        operands: r.opStr,
+        target: isBranch && m && !r.opStr.startsWith('*') ? BigInt(m[1]!) : undefined,
+      });
+      off += r.size;
+    }
+    return out;
+  }
+}
+
+/**
+ * One instruction as MDB prints it: mnemonic padded to 6, operands without blanks after commas,
+ * and for a direct branch or call the target's symbol: `call   0x401126 <foo+0x4>`.
+ */
+export function formatInstruction(insn: Instruction, describe: (addr: bigint) => string | undefined): string {
+  const ops = insn.operands.replace(/, /g, ',');
+  let s = ops ? `${insn.mnemonic.padEnd(6)} ${ops}` : insn.mnemonic;
+  if (insn.target !== undefined) {
+    const sym = describe(insn.target);
+    if (sym) s += ` <${sym}>`;
+  }
+  return s;
+}

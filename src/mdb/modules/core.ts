@@ -1,0 +1,537 @@
+/**
+ * The dcmds every target gets: ::status ::threads ::thread ::regs ::stack ::nm ::mappings ::dis
+ * ::list ::walk ::help ::formats ::load ::quit, and the `list` walker.
+ *
+ * Text output follows MDB's layout where MDB has the dcmd; --json output (out.json) carries the
+ * same facts with addresses as `0x` hex strings, since JSON numbers cannot hold 64 bits.
+ */
+
+import { DbgError, errors } from '../../common/errors.js';
+import { hex, hexAddr } from '../../common/format.js';
+import type { Sym } from '../../symbols/symbol-table.js';
+import type { Module } from '../../symbols/symbol-space.js';
+import type { StopReason, Target } from '../../targets/target.js';
+import { unwind, type Frame } from '../../targets/unwind.js';
+import type { Dcmd, DcmdModule, Output, SessionView, Walker } from '../dcmd.js';
+import { formatInstruction } from '../disasm.js';
+import { formatHelp, readUpTo } from '../formats.js';
+import { parseFlags } from '../parse-flags.js';
+import type { Session } from '../session.js';
+
+/** Core dcmds need the full session (registry, disassembler), not only the SessionView. */
+function full(s: SessionView): Session {
+  return s as Session;
+}
+
+function noArgs(d: Dcmd, args: readonly string[]): void {
+  parseFlags(d.name, d.usage, args, {});
+  if (args.length > 0) throw errors.badInput(`::${d.name}: unexpected argument "${args[0]}" (usage: ${d.usage})`);
+}
+
+function reasonText(r: StopReason): string {
+  switch (r.kind) {
+    case 'none':
+      return 'not running (a dump: nothing ran)';
+    case 'signal':
+      return `killed by signal ${r.signal} (${r.name})`;
+    case 'panic':
+      return `panic: ${r.message}`;
+    case 'breakpoint':
+      return `stopped at breakpoint ${r.id} (${hex(r.addr)})`;
+    case 'watchpoint':
+      return `stopped at ${r.access} watchpoint ${r.id} (${hex(r.addr)}, ${r.length} bytes)`;
+    case 'fault':
+      return `fault: ${r.fault} at ${hex(r.pc)}${r.addr !== undefined ? `, address ${hex(r.addr)}` : ''}`;
+    case 'exited':
+      return `exited with status ${r.code}`;
+    case 'history-begin':
+      return 'at the beginning of the recorded history';
+    case 'history-end':
+      return 'at the end of the recorded history';
+    default:
+      return r.kind;
+  }
+}
+
+/** `sym+0x10`, module-qualified when several modules are loaded; undefined when nothing is near. */
+function symbolOf(target: Target, addr: bigint): string | undefined {
+  return target.symbols.describe(addr, true);
+}
+
+/**
+ * A frame's name: the symbol of pc - 1 for callers (the call may be the last instruction of its
+ * function), printed with the offset of the real pc, as MDB and gdb print return addresses.
+ */
+export function frameName(target: Target, f: Frame): string | undefined {
+  const lookup = f.level > 0 ? f.pc - 1n : f.pc;
+  const r = target.symbols.resolve(lookup);
+  if (!r || !r.inside) return undefined;
+  const name = target.symbols.modules.length > 1 ? `${r.module.name}\`${r.sym.name}` : r.sym.name;
+  const off = f.pc - r.sym.addr;
+  return off === 0n ? name : `${name}+${hex(off)}`;
+}
+
+const status: Dcmd = {
+  name: 'status',
+  usage: '::status',
+  help: 'what is being debugged and why it stopped',
+  run(s, inv, out) {
+    noArgs(this, inv.args);
+    const t = s.target;
+    const st = t.status();
+    const threads = t.threads();
+    const pcName = st.pc !== 0n ? symbolOf(t, st.pc) : undefined;
+    if (out.jsonMode) {
+      out.json({
+        target: t.name,
+        kind: t.kind,
+        arch: t.arch.name,
+        reason: st.reason,
+        reasonText: reasonText(st.reason),
+        thread: st.thread,
+        selectedThread: s.thread,
+        pc: hexAddr(st.pc),
+        pcSymbol: pcName ?? null,
+        threads: threads.length,
+        mappings: t.mappings().length,
+        modules: t.symbols.modules.map((m) => m.name),
+        details: t.describe?.() ?? [],
+        warnings: t.warnings ?? [],
+      });
+      return;
+    }
+    out.line(`debugging ${t.name} (${t.arch.name}, ${t.kind})`);
+    out.line(`status: ${reasonText(st.reason)}`);
+    if (threads.length > 0) {
+      out.line(`thread: ${st.thread} of ${threads.length}${st.pc !== 0n ? `, pc ${hexAddr(st.pc)}${pcName ? ` ${pcName}` : ''}` : ''}`);
+    }
+    if (st.seq !== undefined) out.line(`seq: ${st.seq}`);
+    out.line(`mappings: ${t.mappings().length}; modules: ${t.symbols.modules.map((m) => m.name).join(', ') || 'none'}`);
+    for (const l of t.describe?.() ?? []) out.line(l);
+  },
+};
+
+const threadsDcmd: Dcmd = {
+  name: 'threads',
+  usage: '::threads',
+  help: 'list the threads (vCPUs of a kernel or guest); * marks the selected one',
+  run(s, inv, out) {
+    noArgs(this, inv.args);
+    const t = s.target;
+    const rows = t.threads().map((th) => {
+      let pc: bigint | undefined;
+      try {
+        pc = t.registers(th.index).get(t.arch.pc);
+      } catch {
+        pc = undefined;
+      }
+      return { th, pc, sym: pc !== undefined ? symbolOf(t, pc) : undefined };
+    });
+    if (out.jsonMode) {
+      out.json(rows.map((r) => ({ ...r.th, selected: r.th.index === s.thread, pc: r.pc !== undefined ? hexAddr(r.pc) : null, symbol: r.sym ?? null })));
+      return;
+    }
+    if (rows.length === 0) {
+      out.line(`${t.name} has no threads`);
+      return;
+    }
+    out.line(`${'  ID'.padEnd(6)} ${'TID'.padStart(8)} ${'NAME'.padEnd(16)} ${'STATE'.padEnd(10)} PC`);
+    for (const r of rows) {
+      const mark = r.th.index === s.thread ? '*' : ' ';
+      const pc = r.pc !== undefined ? `${hexAddr(r.pc)}${r.sym ? ' ' + r.sym : ''}` : '?';
+      out.line(`${mark} ${String(r.th.index).padStart(3)}  ${String(r.th.tid).padStart(8)} ${r.th.name.padEnd(16)} ${r.th.state.padEnd(10)} ${pc}`);
+    }
+  },
+};
+
+const thread: Dcmd = {
+  name: 'thread',
+  usage: '[N]::thread',
+  help: 'select thread N (1-based, as ::threads numbers them; N is hex unless written 0t10), or show the selected one',
+  run(s, inv, out) {
+    noArgs(this, inv.args);
+    const list = s.target.threads();
+    if (inv.addr !== undefined) {
+      const n = Number(inv.addr);
+      const found = list.find((th) => BigInt(th.index) === inv.addr);
+      if (!found) {
+        const range = list.length === 0 ? `${s.target.name} has no threads` : `threads are 1..${list.length} (hex by default: 0t${n} is decimal ${n})`;
+        throw errors.badInput(`no thread ${inv.addr} (0t${inv.addr}): ${range}`);
+      }
+      s.thread = found.index;
+    }
+    const cur = list.find((th) => th.index === s.thread);
+    if (out.jsonMode) out.json(cur ? { ...cur, selected: true } : null);
+    else out.line(cur ? `thread ${cur.index} (${cur.name}, tid ${cur.tid}) selected` : `${s.target.name} has no threads`);
+  },
+};
+
+const regs: Dcmd = {
+  name: 'regs',
+  usage: '::regs',
+  help: "the selected thread's registers, every one the target knows, in the architecture's order ($r)",
+  run(s, inv, out) {
+    noArgs(this, inv.args);
+    const t = s.target;
+    const values = t.registers(s.thread);
+    const order: { name: string; bits: number }[] = [];
+    for (const r of t.arch.registers) if (values.has(r.name)) order.push({ name: r.name, bits: r.bits });
+    for (const name of values.keys()) if (!order.some((o) => o.name === name)) order.push({ name, bits: 64 });
+    if (out.jsonMode) {
+      out.json({ thread: s.thread, registers: Object.fromEntries(order.map((o) => [o.name, hexAddr(values.get(o.name)!, Math.ceil(o.bits / 4))])) });
+      return;
+    }
+    const w = Math.max(...order.map((o) => o.name.length)) + 1;
+    for (const o of order) {
+      const v = values.get(o.name)!;
+      const sym = o.name === t.arch.pc ? symbolOf(t, v) : undefined;
+      out.line(`${('%' + o.name).padEnd(w)} = ${hexAddr(v, Math.ceil(o.bits / 4))}${sym ? ' ' + sym : ''}`);
+    }
+  },
+};
+
+const stack: Dcmd = {
+  name: 'stack',
+  aliases: ['stacks'],
+  usage: '::stack [-a] [-v]',
+  help: "the selected thread's call stack ($c); -a every thread, -v with stack pointers ($C)",
+  run(s, inv, out) {
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'av' });
+    if (rest.length > 0) throw errors.badInput(`::stack: unexpected argument "${rest[0]}" (usage: ${this.usage})`);
+    if (inv.addr !== undefined && !inv.piped) {
+      throw errors.badInput('::stack starts from the registers of a thread: select it with N::thread instead of giving an address');
+    }
+    const t = s.target;
+    const all = t.threads();
+    if (all.length === 0) throw errors.unsupported(t.name, 'stacks (it has no threads)');
+    const which = flags.has('a') ? all : all.filter((th) => th.index === s.thread);
+    const result = which.map((th) => ({ th, frames: unwind(t, th.index) }));
+    if (out.jsonMode) {
+      out.json(
+        result.map((r) => ({
+          thread: r.th.index,
+          tid: r.th.tid,
+          frames: r.frames.map((f) => ({ level: f.level, pc: hexAddr(f.pc), sp: hexAddr(f.sp), symbol: frameName(t, f) ?? null, how: f.how })),
+        })),
+      );
+      return;
+    }
+    result.forEach((r, i) => {
+      if (flags.has('a')) {
+        if (i > 0) out.line('');
+        out.line(`thread ${r.th.index} (${r.th.name}):`);
+      }
+      for (const f of r.frames) {
+        const name = frameName(t, f) ?? '?';
+        out.line(flags.has('v') ? `${hexAddr(f.sp)} ${hexAddr(f.pc)} ${name}` : `${hexAddr(f.pc)} ${name}`);
+      }
+    });
+  },
+};
+
+function symRow(m: Module, sym: Sym) {
+  return { name: sym.name, module: m.name, addr: sym.addr, size: sym.size, kind: sym.kind, bind: sym.global ? 'GLOB' : 'LOCL' };
+}
+
+const nm: Dcmd = {
+  name: 'nm',
+  usage: '[addr]::nm [-m module] [name | addr]',
+  help: 'symbols: all of them, those of one module (-m), the one called NAME, or the one holding an address',
+  run(s, inv, out) {
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'm' });
+    if (rest.length > 1) throw errors.badInput(`::nm: one name or address at most (usage: ${this.usage})`);
+    const t = s.target;
+    let rows: ReturnType<typeof symRow>[];
+    const modName = flags.get('m');
+    const mods = t.symbols.modules.filter((m) => typeof modName !== 'string' || m.name === modName || m.path === modName);
+    if (typeof modName === 'string' && mods.length === 0) {
+      throw errors.badInput(`::nm: no module "${modName}" (modules: ${t.symbols.modules.map((m) => m.name).join(', ') || 'none'})`);
+    }
+    const arg = rest[0];
+    if (arg !== undefined && t.symbols.find(arg)) {
+      const sym = t.symbols.find(arg)!;
+      rows = [symRow(sym.module, sym)];
+    } else if (arg !== undefined || (inv.addr !== undefined && !inv.piped) || inv.piped) {
+      const addr = arg !== undefined ? s.evaluate(arg) : inv.addr!;
+      const r = t.symbols.resolve(addr);
+      if (!r || !r.inside) throw new DbgError('no-symbol', `no symbol holds address ${hex(addr)}`);
+      rows = [symRow(r.module, r.sym)];
+    } else {
+      rows = mods.flatMap((m) => m.table.all().map((sym) => symRow(m, sym)));
+    }
+    if (out.jsonMode) {
+      out.json(rows.map((r) => ({ ...r, addr: hexAddr(r.addr), size: hex(r.size) })));
+      return;
+    }
+    const qualify = t.symbols.modules.length > 1;
+    out.line(`${'Value'.padEnd(18)} ${'Size'.padEnd(18)} ${'Type'.padEnd(6)} ${'Bind'.padEnd(4)} Name`);
+    for (const r of rows) {
+      const type = r.kind === 'func' ? 'FUNC' : r.kind === 'object' ? 'OBJT' : 'NOTY';
+      out.line(`${hexAddr(r.addr)}|${hexAddr(r.size)}|${type.padEnd(6)}|${r.bind}|${qualify ? `${r.module}\`` : ''}${r.name}`);
+    }
+  },
+};
+
+const mappings: Dcmd = {
+  name: 'mappings',
+  usage: '::mappings',
+  help: "the target's address ranges and what backs them ($m)",
+  run(s, inv, out) {
+    noArgs(this, inv.args);
+    const maps = s.target.mappings();
+    if (out.jsonMode) {
+      out.json(maps.map((m) => ({ start: hexAddr(m.start), end: hexAddr(m.end), size: hex(m.end - m.start), perms: m.perms, name: m.name, fileOffset: m.fileOffset !== undefined ? hex(m.fileOffset) : null, present: m.present ?? true })));
+      return;
+    }
+    out.line(`${'BASE'.padStart(18)} ${'LIMIT'.padStart(18)} ${'SIZE'.padStart(12)} PERM NAME`);
+    for (const m of maps) {
+      out.line(`${hexAddr(m.start)} ${hexAddr(m.end)} ${hex(m.end - m.start).padStart(12)} ${m.perms.padEnd(4)} ${m.name}${m.present === false ? ' (not in dump)' : ''}`);
+    }
+  },
+};
+
+/** Functions up to this size are disassembled whole by `addr::dis`. */
+const WHOLE_FUNCTION_MAX = 8192n;
+
+const dis: Dcmd = {
+  name: 'dis',
+  usage: '[addr]::dis [-n count]',
+  help: "disassemble: the function holding addr (default: the selected thread's pc, else dot), or count instructions from addr",
+  async run(s, inv, out) {
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'n' });
+    if (rest.length > 0) throw errors.badInput(`::dis: unexpected argument "${rest[0]}" (usage: ${this.usage})`);
+    const session = full(s);
+    const t = s.target;
+    let addr = inv.addr;
+    if (addr === undefined) {
+      addr = s.dot;
+      if (t.threads().length > 0) addr = t.registers(s.thread).get(t.arch.pc) ?? addr;
+    }
+    let start = addr;
+    let count = 16;
+    let limit: bigint | undefined;
+    const n = flags.get('n');
+    if (typeof n === 'string') {
+      const v = s.evaluate(n);
+      if (v === 0n || v > 4096n) throw errors.badInput(`::dis: -n ${n} is out of range (1 to 0t4096 instructions)`);
+      count = Number(v);
+    } else {
+      const r = t.symbols.resolve(addr);
+      if (r && r.inside && r.sym.kind === 'func' && r.sym.size > 0n && r.sym.size <= WHOLE_FUNCTION_MAX) {
+        start = r.sym.addr;
+        limit = r.sym.addr + r.sym.size;
+        count = 4096;
+      }
+    }
+    const dis = await session.disasm();
+    const ctx = session.formatContext();
+    const rows: { addr: bigint; label: string; bytes: string; text: string }[] = [];
+    let at = start;
+    while (rows.length < count && (limit === undefined || at < limit)) {
+      const want = limit !== undefined ? Number(limit - at) : count * 15;
+      const bytes = readUpTo(ctx, at, Math.min(Math.max(want, 16), 4096));
+      const insns = dis.decode(bytes, at, count - rows.length);
+      if (insns.length === 0) {
+        if (rows.length === 0) throw errors.badInput(`no valid instruction at ${hex(at)} (bytes ${bytes.subarray(0, 8).toString('hex')})`);
+        break;
+      }
+      for (const i of insns) {
+        if (limit !== undefined && i.addr >= limit) break;
+        rows.push({ addr: i.addr, label: symbolOf(t, i.addr) ?? hex(i.addr), bytes: i.bytes.toString('hex'), text: formatInstruction(i, (a) => symbolOf(t, a)) });
+        at = i.addr + BigInt(i.size);
+        if (rows.length >= count) break;
+      }
+      if (insns.length > 0 && at === start) break;
+    }
+    s.dot = start;
+    if (out.jsonMode) {
+      out.json(rows.map((r) => ({ addr: hexAddr(r.addr), symbol: r.label, bytes: r.bytes, text: r.text, current: r.addr === addr })));
+      return;
+    }
+    const w = Math.max(16, ...rows.map((r) => r.label.length + 2));
+    for (const r of rows) out.line(`${r.addr === addr && start !== addr ? '>' : ' '}${(r.label + ':').padEnd(w)}${r.text}`);
+  },
+};
+
+/** The most nodes ::list and the list walker follow before giving up. */
+const MAX_NODES = 1_000_000;
+
+function* followList(s: SessionView, head: bigint, offset: bigint, onCycle: (at: bigint, n: number) => void, onStop: (why: string) => void): Generator<bigint> {
+  const seen = new Set<bigint>();
+  let node = head;
+  while (node !== 0n) {
+    if (seen.has(node)) {
+      onCycle(node, seen.size);
+      return;
+    }
+    if (seen.size >= MAX_NODES) {
+      onStop(`stopped after ${MAX_NODES} nodes`);
+      return;
+    }
+    seen.add(node);
+    yield node;
+    const b = s.target.readVirtual(node + offset, s.target.arch.pointerBytes, s.thread || undefined);
+    node = s.target.arch.littleEndian ? (b.length === 8 ? b.readBigUInt64LE(0) : BigInt(b.readUInt32LE(0))) : b.length === 8 ? b.readBigUInt64BE(0) : BigInt(b.readUInt32BE(0));
+  }
+}
+
+function warnOut(out: Output, text: string): void {
+  if (out.warn) out.warn(text);
+  else if (!out.jsonMode) out.line(`(${text})`);
+}
+
+const list: Dcmd = {
+  name: 'list',
+  usage: 'addr::list OFFSET',
+  help: 'follow a linked list from addr: the next pointer is OFFSET bytes into each node (OFFSET is an expression, hex by default); prints each node, stops at NULL or a cycle',
+  run(s, inv, out) {
+    const { rest } = parseFlags(this.name, this.usage, inv.args, {});
+    if (inv.addr === undefined) throw errors.badInput(`::list needs the address of the first node (usage: ${this.usage})`);
+    if (rest.length !== 1) throw errors.badInput(`::list needs exactly one OFFSET argument (usage: ${this.usage})`);
+    const offset = s.evaluate(rest[0]!);
+    const nodes: string[] = [];
+    let cycle: { at: bigint; after: number } | undefined;
+    let stopped: string | undefined;
+    let failure: unknown;
+    try {
+      for (const n of followList(s, inv.addr, offset, (at, after) => (cycle = { at, after }), (why) => (stopped = why))) {
+        if (out.jsonMode) nodes.push(hex(n));
+        else out.line(hex(n));
+      }
+    } catch (e) {
+      failure = e;
+    }
+    if (out.jsonMode) out.json({ head: hex(inv.addr), offset: hex(offset), nodes, cycle: cycle ? { to: hex(cycle.at), after: cycle.after } : null, truncated: stopped ?? null });
+    if (cycle) warnOut(out, `the list cycles: node ${cycle.after} points back to ${hex(cycle.at)}`);
+    if (stopped) warnOut(out, stopped);
+    if (failure) throw failure;
+  },
+};
+
+const listWalker: Walker = {
+  name: 'list',
+  help: 'a singly linked list whose next pointer is the first word of each node (::list OFFSET for other offsets)',
+  *walk(s, addr) {
+    if (addr === undefined) throw errors.badInput('the list walker needs the address of the first node: addr::walk list');
+    yield* followList(
+      s,
+      addr,
+      0n,
+      () => {},
+      () => {},
+    );
+  },
+};
+
+const walk: Dcmd = {
+  name: 'walk',
+  usage: '[addr]::walk NAME',
+  help: 'run walker NAME from addr and print each address it yields (pipe them on with |)',
+  run(s, inv, out) {
+    const { rest } = parseFlags(this.name, this.usage, inv.args, {});
+    if (rest.length !== 1) throw errors.badInput(`::walk needs one walker name (usage: ${this.usage}; ::help lists walkers)`);
+    const w = full(s).findWalker(rest[0]!);
+    const addrs: string[] = [];
+    for (const a of w.walk(s, inv.addr)) {
+      if (out.jsonMode) addrs.push(hex(a));
+      else out.line(hex(a));
+    }
+    if (out.jsonMode) out.json(addrs);
+  },
+};
+
+const help: Dcmd = {
+  name: 'help',
+  usage: '::help [dcmd]',
+  help: 'list the dcmds (those the target cannot run are marked), or describe one',
+  run(s, inv, out) {
+    const { rest } = parseFlags(this.name, this.usage, inv.args, {});
+    const session = full(s);
+    if (rest.length > 0) {
+      const name = rest[0]!.replace(/^::/, '');
+      const d = session.findDcmd(name);
+      if (!d) throw errors.badInput(`unknown dcmd '${name}' (::help lists the dcmds)`);
+      const missing = session.missingCaps(d);
+      if (out.jsonMode) {
+        out.json({ name: d.name, aliases: d.aliases ?? [], usage: d.usage, help: d.help, needs: d.needs ?? [], available: missing.length === 0 });
+        return;
+      }
+      out.line('NAME');
+      out.line(`  ${d.name} - ${d.help.split('\n')[0]}${d.aliases?.length ? ` (also ::${d.aliases.join(' ::')})` : ''}`);
+      out.line('SYNOPSIS');
+      out.line(`  ${d.usage}`);
+      const more = d.help.split('\n').slice(1).join('\n').trim();
+      if (more) {
+        out.line('DESCRIPTION');
+        for (const l of more.split('\n')) out.line(`  ${l}`);
+      }
+      if (missing.length) {
+        out.line('NOTE');
+        out.line(`  not available: ${s.target.name} lacks ${missing.join(', ')}`);
+      }
+      return;
+    }
+    const all = session.dcmds();
+    if (out.jsonMode) {
+      out.json({
+        dcmds: all.map((r) => ({ name: r.item.name, module: r.module, usage: r.item.usage, help: r.item.help.split('\n')[0], available: session.missingCaps(r.item).length === 0, needs: r.item.needs ?? [] })),
+        walkers: session.walkers().map((r) => ({ name: r.item.name, module: r.module, help: r.item.help })),
+      });
+      return;
+    }
+    out.line('Each dcmd runs as [addr][,count]::name [args]; formats as addr/fmt (::formats lists them).');
+    out.line(`Marked * : not available on ${s.target.name}.`);
+    out.line('');
+    const w = Math.max(...all.map((r) => r.item.name.length)) + 2;
+    for (const r of all) {
+      const missing = session.missingCaps(r.item);
+      out.line(`${missing.length ? '*' : ' '} ${r.item.name.padEnd(w)} - ${r.item.help.split('\n')[0]}${missing.length ? ` (needs ${missing.join(', ')})` : ''}`);
+    }
+    const walkers = session.walkers();
+    if (walkers.length) {
+      out.line('');
+      out.line('Walkers (addr::walk NAME):');
+      for (const r of walkers) out.line(`  ${r.item.name.padEnd(w)} - ${r.item.help}`);
+    }
+  },
+};
+
+const formats: Dcmd = {
+  name: 'formats',
+  usage: '::formats',
+  help: 'list the format characters of addr/fmt and expr=fmt',
+  run(_s, inv, out) {
+    noArgs(this, inv.args);
+    for (const l of formatHelp()) out.line(l);
+  },
+};
+
+const load: Dcmd = {
+  name: 'load',
+  usage: '::load FILE',
+  help: 'load a dmod: an ES module file exporting a DcmdModule (name, dcmds, walkers)',
+  async run(s, inv, out) {
+    const { rest } = parseFlags(this.name, this.usage, inv.args, {});
+    if (rest.length !== 1) throw errors.badInput(`::load needs one file (usage: ${this.usage})`);
+    const m = await full(s).load(rest[0]!);
+    if (out.jsonMode) out.json({ loaded: m.name, dcmds: m.dcmds.map((d) => d.name), walkers: (m.walkers ?? []).map((w) => w.name) });
+    else out.line(`loaded ${m.name}: ${m.dcmds.map((d) => '::' + d.name).join(' ')}`);
+  },
+};
+
+const quit: Dcmd = {
+  name: 'quit',
+  aliases: ['q'],
+  usage: '::quit',
+  help: 'leave dbg ($q)',
+  run(s, inv) {
+    noArgs(this, inv.args);
+    full(s).quitRequested = true;
+  },
+};
+
+export const coreModule: DcmdModule = {
+  name: 'core',
+  dcmds: [status, threadsDcmd, thread, regs, stack, nm, mappings, dis, list, walk, help, formats, load, quit],
+  walkers: [listWalker],
+};

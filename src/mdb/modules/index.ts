@@ -1,0 +1,10 @@
+/**
+ * The dcmd modules every session loads. Areas that bring their own dcmds (kernel dumps, the
+ * emulator, replay) add one import and one entry each; a module whose dcmds need a capability
+ * declares it in `needs`, and ::help marks them on targets that lack it.
+ */
+
+import type { DcmdModule } from '../dcmd.js';
+import { coreModule } from './core.js';
+
+export const builtinModules: DcmdModule[] = [coreModule];

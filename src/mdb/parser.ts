@@ -1,0 +1,261 @@
+/**
+ * The MDB command-line grammar, turned into a list of pipelines of commands.
+ *
+ *   line      := statement { (';' | '\n') statement }
+ *   statement := command { '|' command }
+ *   command   := [expr] [',' expr] verb
+ *   verb      := '::' name {arg}                dcmd
+ *              | ('/' | '?' | '\' | '=') fmt {arg}   format (or a write: /W /Z /w /v value...)
+ *              | '$' letter {arg}               shorthand: $c $C $r $q $Q $m $?  -> dcmd
+ *              | ':' letter {arg}               execution shorthand: :c :s :e :u :b :d :z :r :k :w :a :p
+ *              | (nothing)                      sets dot to expr
+ *
+ * Expressions are kept as source text (with their column) and evaluated by the session when the
+ * command runs, since they may read memory and depend on dot. A `|` inside the expression part is
+ * bitwise or; after the verb it is a pipe. `/` inside parentheses is division; at the top level
+ * it starts a format, as in MDB.
+ */
+
+import { errors } from '../common/errors.js';
+
+export interface SourceExpr {
+  readonly text: string;
+  /** 0-based column of the expression in `line`, for error messages. */
+  readonly column: number;
+  /** The source line the expression came from. */
+  readonly line: string;
+}
+
+export type Verb =
+  | { readonly kind: 'dcmd'; readonly name: string; readonly args: readonly string[] }
+  | { readonly kind: 'format'; readonly space: '/' | '?' | '\\' | '='; readonly fmt: string; readonly args: readonly string[] }
+  | { readonly kind: 'dot' };
+
+export interface Command {
+  readonly addr?: SourceExpr;
+  readonly count?: SourceExpr;
+  readonly verb: Verb;
+  /** The command's text, for messages. */
+  readonly text: string;
+}
+
+export type Pipeline = readonly Command[];
+
+/** `$x` shorthands, as MDB maps them onto dcmds. */
+const dollarMap: Record<string, { name: string; args?: string[] }> = {
+  c: { name: 'stack' },
+  C: { name: 'stack', args: ['-v'] },
+  r: { name: 'regs' },
+  q: { name: 'quit' },
+  Q: { name: 'quit' },
+  m: { name: 'mappings' },
+  '?': { name: 'status' },
+};
+
+/**
+ * `:x` execution shorthands (adb/MDB). They become ordinary dcmd invocations; the dcmds are
+ * registered by the modules of targets that can run (engineer D's emulator module).
+ */
+const colonMap: Record<string, { name: string; args?: string[] }> = {
+  c: { name: 'cont' },
+  s: { name: 'step' },
+  e: { name: 'step', args: ['over'] },
+  u: { name: 'step', args: ['out'] },
+  b: { name: 'bp' },
+  d: { name: 'delete' },
+  z: { name: 'delete', args: ['all'] },
+  r: { name: 'run' },
+  k: { name: 'kill' },
+  w: { name: 'wp', args: ['-w'] },
+  a: { name: 'wp', args: ['-r'] },
+  p: { name: 'wp', args: ['-x'] },
+};
+
+/** Every statement of `line`; throws DbgError('bad-input') at the first syntax error. */
+export function parseLine(line: string): Pipeline[] {
+  return [...parseStatements(line)];
+}
+
+/**
+ * The statements of `line` one at a time, so that a caller can run each before the next is
+ * parsed: a syntax error in the third statement does not stop the first two.
+ */
+export function* parseStatements(line: string): Generator<Pipeline> {
+  const p = new LineParser(line);
+  for (let st = p.next(); st; st = p.next()) yield st;
+}
+
+class LineParser {
+  private pos = 0;
+  constructor(private readonly s: string) {}
+
+  next(): Pipeline | undefined {
+    for (;;) {
+      this.skipBlanks();
+      if (this.pos >= this.s.length) break;
+      const c = this.s[this.pos]!;
+      if (c === ';' || c === '\n') {
+        this.pos++;
+        continue;
+      }
+      if (c === '/' && this.s[this.pos + 1] === '/') {
+        // A `//` comment runs to the end of the line.
+        while (this.pos < this.s.length && this.s[this.pos] !== '\n') this.pos++;
+        continue;
+      }
+      const pipeline: Command[] = [];
+      for (;;) {
+        pipeline.push(this.command());
+        this.skipBlanks();
+        if (this.s[this.pos] === '|') {
+          this.pos++;
+          continue;
+        }
+        break;
+      }
+      return pipeline;
+    }
+    return undefined;
+  }
+
+  private skipBlanks(): void {
+    while (this.pos < this.s.length && (this.s[this.pos] === ' ' || this.s[this.pos] === '\t' || this.s[this.pos] === '\r')) this.pos++;
+  }
+
+  private command(): Command {
+    this.skipBlanks();
+    const start = this.pos;
+    const addr = this.expression();
+    let count: SourceExpr | undefined;
+    if (this.s[this.pos] === ',') {
+      this.pos++;
+      count = this.expression();
+      if (!count) throw this.error(this.pos, 'expected a count after ","');
+    }
+    const verb = this.verb();
+    if (verb.kind === 'dot' && !addr && !count) {
+      const c = this.s[this.pos];
+      throw this.error(this.pos, c === undefined ? 'expected a command' : `unexpected "${c}"`);
+    }
+    return { addr, count, verb, text: this.s.slice(start, this.pos).trim() };
+  }
+
+  /** Expression text up to the verb, a ',' or the end of the command. */
+  private expression(): SourceExpr | undefined {
+    this.skipBlanks();
+    const start = this.pos;
+    let depth = 0;
+    while (this.pos < this.s.length) {
+      const c = this.s[this.pos]!;
+      const next = this.s[this.pos + 1];
+      if (c === '(') depth++;
+      else if (c === ')') depth--;
+      else if (c === '\n' || c === ';') break;
+      else if (depth <= 0) {
+        if (c === ',' || c === '/' || c === '?' || c === '\\' || c === '$') break;
+        if (c === ':') break;
+        if (c === '=' && next !== '=' && this.s[this.pos - 1] !== '!' && this.s[this.pos - 1] !== '=') break;
+      }
+      if ((c === '*' || c === '%') && next === '/') {
+        // Sized dereference `*/J/expr`: skip the size letter and its closing slash.
+        const close = this.s.indexOf('/', this.pos + 2);
+        if (close > 0) {
+          this.pos = close + 1;
+          continue;
+        }
+      }
+      if (c === '`') {
+        this.pos++;
+        continue;
+      }
+      this.pos++;
+    }
+    const text = this.s.slice(start, this.pos);
+    if (text.trim() === '') {
+      this.pos = start;
+      return undefined;
+    }
+    const lead = text.length - text.trimStart().length;
+    const l = this.lineOf(start);
+    return { text: text.trim(), column: start + lead - l.start, line: l.text };
+  }
+
+  private verb(): Verb {
+    const c = this.s[this.pos];
+    if (c === ':' && this.s[this.pos + 1] === ':') {
+      this.pos += 2;
+      const nameStart = this.pos;
+      while (this.pos < this.s.length && /[A-Za-z0-9_.\-$?]/.test(this.s[this.pos]!)) this.pos++;
+      const name = this.s.slice(nameStart, this.pos);
+      if (!name) throw this.error(nameStart, 'expected a dcmd name after "::"');
+      return { kind: 'dcmd', name, args: this.args() };
+    }
+    if (c === ':') {
+      const letter = this.s[this.pos + 1];
+      const m = letter !== undefined ? colonMap[letter] : undefined;
+      if (!m) throw this.error(this.pos, `unknown ":${letter ?? ''}" command (known: ${Object.keys(colonMap).map((k) => ':' + k).join(' ')})`);
+      this.pos += 2;
+      return { kind: 'dcmd', name: m.name, args: [...(m.args ?? []), ...this.args()] };
+    }
+    if (c === '$') {
+      const letter = this.s[this.pos + 1];
+      const m = letter !== undefined ? dollarMap[letter] : undefined;
+      if (!m) throw this.error(this.pos, `unknown "$${letter ?? ''}" command (known: ${Object.keys(dollarMap).map((k) => '$' + k).join(' ')})`);
+      this.pos += 2;
+      return { kind: 'dcmd', name: m.name, args: [...(m.args ?? []), ...this.args()] };
+    }
+    if (c === '/' || c === '?' || c === '\\' || c === '=') {
+      this.pos++;
+      const fmtStart = this.pos;
+      let quote: string | undefined;
+      while (this.pos < this.s.length) {
+        const d = this.s[this.pos]!;
+        if (quote) {
+          if (d === quote) quote = undefined;
+        } else if (d === '"') quote = d;
+        else if (d === ' ' || d === '\t' || d === ';' || d === '|' || d === '\n') break;
+        this.pos++;
+      }
+      if (quote) throw this.error(fmtStart, 'unterminated string in format');
+      return { kind: 'format', space: c, fmt: this.s.slice(fmtStart, this.pos), args: this.args() };
+    }
+    return { kind: 'dot' };
+  }
+
+  /** Words up to '|', ';' or newline; single and double quotes group. */
+  private args(): string[] {
+    const out: string[] = [];
+    for (;;) {
+      this.skipBlanks();
+      const c = this.s[this.pos];
+      if (c === undefined || c === '|' || c === ';' || c === '\n') return out;
+      let word = '';
+      while (this.pos < this.s.length) {
+        const d = this.s[this.pos]!;
+        if (d === ' ' || d === '\t' || d === '|' || d === ';' || d === '\n') break;
+        if (d === '"' || d === "'") {
+          const close = this.s.indexOf(d, this.pos + 1);
+          if (close < 0) throw this.error(this.pos, `unterminated ${d === '"' ? 'double' : 'single'} quote`);
+          word += this.s.slice(this.pos + 1, close);
+          this.pos = close + 1;
+          continue;
+        }
+        word += d;
+        this.pos++;
+      }
+      out.push(word);
+    }
+  }
+
+  private lineOf(pos: number): { text: string; start: number } {
+    const start = this.s.lastIndexOf('\n', pos - 1) + 1;
+    let end = this.s.indexOf('\n', pos);
+    if (end < 0) end = this.s.length;
+    return { text: this.s.slice(start, end), start };
+  }
+
+  private error(pos: number, message: string) {
+    const l = this.lineOf(pos);
+    return errors.badInput(`syntax error at column ${pos - l.start + 1} of "${l.text}": ${message}`);
+  }
+}

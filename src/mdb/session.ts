@@ -1,0 +1,319 @@
+/**
+ * An MDB session over one target: the selected thread, dot, the dcmds and walkers of the loaded
+ * modules, and the interpreter that runs parsed command lines.
+ *
+ * Every failure inside a command is a DbgError thrown out of execute(); the caller (the REPL,
+ * `-e`, a GDB `monitor` command) reports it. Output goes through an Output so the same session
+ * serves the terminal, --json, pipes and the GDB server.
+ */
+
+import { pathToFileURL } from 'node:url';
+import { resolve as resolvePath } from 'node:path';
+import { DbgError, errors } from '../common/errors.js';
+import { need, type Target } from '../targets/target.js';
+import type { Dcmd, DcmdModule, Invocation, Output, SessionView, Walker } from './dcmd.js';
+import { Disassembler } from './disasm.js';
+import { evaluate, type ExprContext } from './expr.js';
+import { label, needsDisassembler, parseFormat, printItems, readValue, writeSizes, type FormatContext } from './formats.js';
+import { Iob } from './iob.js';
+import { parseStatements, type Command, type SourceExpr } from './parser.js';
+
+export interface Registered<T> {
+  readonly item: T;
+  readonly module: string;
+}
+
+/** An Output that keeps lines (for pipes and tests). */
+export class CaptureOutput implements Output {
+  readonly lines: string[] = [];
+  readonly values: unknown[] = [];
+  constructor(readonly jsonMode = false) {}
+  line(text: string): void {
+    this.lines.push(text);
+  }
+  json(value: unknown): void {
+    this.values.push(value);
+  }
+}
+
+export class Session implements SessionView {
+  thread: number;
+  dot = 0n;
+  /** MDB's increment: the size of the last thing a format printed. */
+  incr = 0n;
+  readonly state = new Map<string, unknown>();
+  readonly variables = new Map<string, bigint>();
+  /** Set by ::quit; the REPL stops reading when it sees it. */
+  quitRequested = false;
+  private readonly dcmdTable = new Map<string, Registered<Dcmd>>();
+  private readonly walkerTable = new Map<string, Registered<Walker>>();
+  private readonly moduleList: DcmdModule[] = [];
+  private disassembler?: Disassembler;
+
+  constructor(
+    public target: Target,
+    modules: readonly DcmdModule[] = [],
+  ) {
+    this.thread = target.threads()[0]?.index ?? 0;
+    for (const m of modules) this.register(m);
+  }
+
+  get modules(): readonly DcmdModule[] {
+    return this.moduleList;
+  }
+
+  /** Add a module's dcmds and walkers; a later module's name wins, as a dmod overrides in MDB. */
+  register(module: DcmdModule): void {
+    this.moduleList.push(module);
+    for (const d of module.dcmds) {
+      for (const n of [d.name, ...(d.aliases ?? [])]) this.dcmdTable.set(n, { item: d, module: module.name });
+    }
+    for (const w of module.walkers ?? []) this.walkerTable.set(w.name, { item: w, module: module.name });
+  }
+
+  /** `::load FILE`: import a dmod (an ES module exporting a DcmdModule as default or `module`). */
+  async load(path: string): Promise<DcmdModule> {
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(pathToFileURL(resolvePath(path)).href)) as Record<string, unknown>;
+    } catch (e) {
+      throw new DbgError('not-found', `cannot load dmod "${path}": ${(e as Error).message.split('\n')[0]}`);
+    }
+    const candidate = [mod.default, mod.module, ...Object.values(mod)].find(isDcmdModule);
+    if (!candidate) throw errors.badInput(`"${path}" is not a dmod: it exports no object with a name and a dcmds array`);
+    this.register(candidate);
+    return candidate;
+  }
+
+  dcmds(): readonly Registered<Dcmd>[] {
+    const seen = new Set<Dcmd>();
+    const out: Registered<Dcmd>[] = [];
+    for (const r of this.dcmdTable.values()) {
+      if (seen.has(r.item)) continue;
+      seen.add(r.item);
+      out.push(r);
+    }
+    return out.sort((a, b) => (a.item.name < b.item.name ? -1 : a.item.name > b.item.name ? 1 : 0));
+  }
+
+  walkers(): readonly Registered<Walker>[] {
+    return [...this.walkerTable.values()].sort((a, b) => (a.item.name < b.item.name ? -1 : 1));
+  }
+
+  findDcmd(name: string): Dcmd | undefined {
+    return this.dcmdTable.get(name)?.item;
+  }
+
+  findWalker(name: string): Walker {
+    const w = this.walkerTable.get(name)?.item;
+    if (!w) {
+      const known = [...this.walkerTable.keys()].sort().join(', ') || 'none';
+      throw errors.badInput(`unknown walker '${name}' (walkers: ${known})`);
+    }
+    for (const c of w.needs ?? []) need(this.target, c);
+    return w;
+  }
+
+  /** Capabilities of the target that `d` needs but lacks. */
+  missingCaps(d: { needs?: readonly string[] }): string[] {
+    const caps = this.target.caps as Record<string, unknown>;
+    return (d.needs ?? []).filter((c) => !caps[c]);
+  }
+
+  // --- expressions --------------------------------------------------------------------------
+
+  evaluate(expr: string): bigint {
+    return evaluate(expr, this.exprContext());
+  }
+
+  private evalSource(e: SourceExpr): bigint {
+    return evaluate(e.text, this.exprContext(), e.column);
+  }
+
+  private exprContext(): ExprContext {
+    const t = this.target;
+    return {
+      dot: this.dot,
+      pointerBytes: t.arch.pointerBytes,
+      symbol: (name) => t.symbols.find(name)?.addr,
+      noSymbol: (name) => {
+        try {
+          t.symbols.lookup(name);
+        } catch (e) {
+          if (e instanceof DbgError) return e;
+        }
+        return errors.noSymbol(name);
+      },
+      read: (addr, size) => readValue(this.formatContext(), addr, size),
+      variable: (name) => this.variable(name),
+    };
+  }
+
+  private variable(name: string): bigint | undefined {
+    const v = this.variables.get(name);
+    if (v !== undefined) return v;
+    if (this.target.threads().length === 0) return undefined;
+    try {
+      return this.target.registers(this.thread).get(name);
+    } catch (e) {
+      if (e instanceof DbgError) return undefined;
+      throw e;
+    }
+  }
+
+  /** Reading virtual memory as formats see it. */
+  formatContext(read?: (addr: bigint, length: number) => Buffer): FormatContext {
+    const t = this.target;
+    return {
+      read: read ?? ((addr, length) => t.readVirtual(addr, length, this.thread || undefined)),
+      littleEndian: t.arch.littleEndian,
+      pointerBytes: t.arch.pointerBytes,
+      symbolic: (addr) => t.symbols.describe(addr),
+      disassembler: this.disassembler,
+      incr: this.incr,
+    };
+  }
+
+  /** The disassembler for the target's arch, loading capstone on first use. */
+  async disasm(): Promise<Disassembler> {
+    this.disassembler ??= await Disassembler.load(this.target.arch);
+    return this.disassembler;
+  }
+
+  // --- running commands ---------------------------------------------------------------------
+
+  /**
+   * Run every statement of `line`, parsing each only when the previous one has run. Stops at the
+   * first failure and throws it (as `sh -e` would): later statements often depend on earlier ones.
+   */
+  async execute(line: string, out: Output): Promise<void> {
+    for (const pipeline of parseStatements(line)) {
+      await this.runPipeline(pipeline, out);
+      if (this.quitRequested) return;
+    }
+  }
+
+  private async runPipeline(pipeline: readonly Command[], out: Output): Promise<void> {
+    let inputs: (bigint | undefined)[] = [undefined];
+    for (let i = 0; i < pipeline.length; i++) {
+      const cmd = pipeline[i]!;
+      const last = i === pipeline.length - 1;
+      const sink = last ? out : new CaptureOutput(false);
+      for (const input of inputs) await this.runCommand(cmd, sink, input, i > 0);
+      if (!last) inputs = addressesOf((sink as CaptureOutput).lines, cmd.text);
+    }
+  }
+
+  private async runCommand(cmd: Command, out: Output, piped: bigint | undefined, isPiped: boolean): Promise<void> {
+    const addr = piped !== undefined ? piped : cmd.addr ? this.evalSource(cmd.addr) : undefined;
+    const count = cmd.count ? this.evalSource(cmd.count) : undefined;
+    const verb = cmd.verb;
+    switch (verb.kind) {
+      case 'dot':
+        if (addr !== undefined) this.dot = addr;
+        return;
+      case 'dcmd': {
+        const d = this.findDcmd(verb.name);
+        if (!d) throw errors.badInput(`unknown dcmd '${verb.name}' (::help lists the dcmds)`);
+        for (const c of d.needs ?? []) need(this.target, c);
+        if (addr !== undefined) this.dot = addr;
+        const inv: Invocation = { addr, count, args: verb.args, piped: isPiped };
+        await d.run(this, inv, out);
+        return;
+      }
+      case 'format':
+        await this.runFormat(verb.space, verb.fmt, verb.args, addr ?? this.dot, count ?? 1n, out);
+        return;
+    }
+  }
+
+  private async runFormat(space: '/' | '?' | '\\' | '=', fmt: string, args: readonly string[], addr: bigint, count: bigint, out: Output): Promise<void> {
+    const items = parseFormat(fmt);
+    if (needsDisassembler(items)) await this.disasm();
+    let read: ((a: bigint, n: number) => Buffer) | undefined;
+    if (space === '\\') {
+      const phys = need(this.target, 'physical');
+      read = (a, n) => phys.readPhysical(a, n);
+    } else if (space === '=') {
+      const value = Buffer.alloc(8);
+      value.writeBigUInt64LE(BigInt.asUintN(64, addr));
+      read = (_a, n) => (n <= 8 ? Buffer.from(value.subarray(0, n)) : Buffer.concat([value, Buffer.alloc(n - 8)]));
+    }
+    const first = items[0];
+    if (space !== '=' && first && 'ch' in first && first.ch in writeSizes && (args.length > 0 || items.length === 1)) {
+      this.write(space, first.ch, addr, args, out);
+      return;
+    }
+    if (args.length > 0) throw errors.badInput(`unexpected argument "${args[0]}" after format "${fmt}"`);
+    if (count > 0x100000n) throw errors.badInput(`count ${count} is too large (at most 0x100000 repetitions)`);
+    const ctx = this.formatContext(read);
+    const iob = new Iob((l) => out.line(l));
+    let at = addr;
+    let lastStart = addr;
+    try {
+      for (let k = 0n; k < count; k++) {
+        lastStart = at;
+        if (space === '=') {
+          iob.setIndent(true);
+          printItems(ctx, iob, addr, items);
+          iob.setIndent(false);
+          continue;
+        }
+        if (k === 0n) {
+          const dis = fmt.startsWith('ai') || fmt.startsWith('ia');
+          const exact = this.target.symbols.describe(at);
+          if (!dis && exact !== undefined && !exact.includes('+')) out.line(`${exact}:`);
+          iob.field(label(ctx, at) + ':', Iob.margin);
+          iob.tabTo(16);
+        }
+        iob.setIndent(true);
+        at = printItems(ctx, iob, at, items);
+        iob.setIndent(false);
+      }
+    } finally {
+      iob.flush();
+      this.incr = ctx.incr;
+      this.dot = space === '=' ? addr : lastStart;
+    }
+  }
+
+  /** `addr/W value...`: write through the target's writeMemory capability, MDB's read-back line each. */
+  private write(space: string, ch: string, addr: bigint, args: readonly string[], out: Output): void {
+    if (args.length === 0) throw errors.badInput(`expected a value to write following ${space}${ch}`);
+    if (space === '\\') throw errors.unsupported(this.target.name, 'writing physical memory from the command language');
+    const writer = need(this.target, 'writeMemory');
+    const size = writeSizes[ch]!;
+    const ctx = this.formatContext();
+    for (const a of args) {
+      const value = BigInt.asUintN(size * 8, this.evaluate(a));
+      const old = readValue(ctx, addr, size);
+      const b = Buffer.alloc(size);
+      for (let k = 0; k < size; k++) b[this.target.arch.littleEndian ? k : size - 1 - k] = Number((value >> BigInt(8 * k)) & 0xffn);
+      writer.writeVirtual(addr, b);
+      const now = readValue(ctx, addr, size);
+      const left = (label(ctx, addr) + ':').padEnd(Iob.margin);
+      const oldText = '0x' + old.toString(16);
+      out.line(`${left.padEnd(Math.ceil(left.length / 16) * 16)}${oldText.padEnd(size === 8 ? 24 : size === 4 ? 16 : 8)}=       0x${now.toString(16)}`);
+      this.dot = addr;
+      addr += BigInt(size);
+      this.incr = BigInt(size);
+    }
+  }
+}
+
+/** The address on each line a pipe carries: the first word, read as a hex number. */
+function addressesOf(lines: readonly string[], from: string): bigint[] {
+  const out: bigint[] = [];
+  for (const l of lines) {
+    const w = l.trim().split(/\s+/)[0];
+    if (!w) continue;
+    const m = /^(?:0x)?([0-9a-fA-F]+):?$/.exec(w);
+    if (!m) throw errors.badInput(`"${from}" wrote "${l.trim()}" into a pipe: expected an address at the start of each line`);
+    out.push(BigInt('0x' + m[1]!));
+  }
+  return out;
+}
+
+function isDcmdModule(x: unknown): x is DcmdModule {
+  return typeof x === 'object' && x !== null && typeof (x as DcmdModule).name === 'string' && Array.isArray((x as DcmdModule).dcmds);
+}

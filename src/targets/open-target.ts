@@ -1,0 +1,72 @@
+/**
+ * `dbg open FILE`: choose the target for a file by what it is, as mdb does.
+ *
+ *   --raw, or not ELF            -> FileTarget.raw   (bytes at offsets)
+ *   ELF core, kernel dump        -> KernelDumpTarget (kdump vmcore, QEMU dump-guest-memory)
+ *   ELF core, anything else      -> ProcessCoreTarget (gcore, kernel-written process cores)
+ *   other ELF (exec, .so, .o)    -> FileTarget.elf   (link-time addresses and the file's symbols,
+ *                                                      as `mdb a.out` opens an executable)
+ *
+ * Options that the chosen target cannot use are refused rather than ignored, so a typo'd
+ * invocation does not silently debug something else.
+ */
+
+import { FileByteSource } from '../common/byte-source.js';
+import { errors } from '../common/errors.js';
+import { ElfFile, ET_CORE, isElf } from '../symbols/elf-file.js';
+import { ProcessCoreTarget } from './elfcore/process-core-target.js';
+import { FileTarget } from './file/file-target.js';
+import type { Target } from './target.js';
+import { isKernelDump, KernelDumpTarget } from './elfcore/kernel-dump-target.js';
+
+export interface OpenOptions {
+  readonly raw?: boolean;
+  readonly exe?: string;
+  readonly sysroot?: string;
+  readonly symbols?: readonly string[];
+}
+
+export function openTarget(path: string, opts: OpenOptions = {}): Target {
+  if (opts.raw) {
+    refuse(opts, ['exe', 'sysroot', 'symbols'], 'a raw file (--raw)');
+    return FileTarget.raw(path);
+  }
+  const probe = FileByteSource.open(path);
+  let elf: ElfFile | undefined;
+  try {
+    if (!isElf(probe)) {
+      probe.close();
+      refuse(opts, ['exe', 'sysroot', 'symbols'], `"${path}", which is not an ELF file and opens as a raw file`);
+      return FileTarget.raw(path);
+    }
+    elf = new ElfFile(probe);
+  } catch (e) {
+    probe.close();
+    throw e;
+  }
+  if (elf.header.type === ET_CORE) {
+    if (isKernelDump(elf)) {
+      elf.close();
+      refuse(opts, ['exe', 'sysroot'], `kernel dump "${path}" (use --symbols vmlinux)`);
+      return KernelDumpTarget.open(path, { symbols: opts.symbols });
+    }
+    elf.close();
+    refuse(opts, ['symbols'], `process core "${path}" (use --exe and --sysroot)`);
+    return ProcessCoreTarget.open(path, { exe: opts.exe, sysroot: opts.sysroot });
+  }
+  try {
+    refuse(opts, ['exe', 'sysroot', 'symbols'], `"${path}", an ELF ${elf.header.type === 2 ? 'executable' : 'object'} that opens as a file target`);
+  } catch (e) {
+    elf.close();
+    throw e;
+  }
+  return FileTarget.elf(path, elf);
+}
+
+function refuse(opts: OpenOptions, names: readonly (keyof OpenOptions)[], what: string): void {
+  for (const n of names) {
+    const v = opts[n];
+    if (v === undefined || (Array.isArray(v) && v.length === 0)) continue;
+    throw errors.badInput(`--${n} does not apply to ${what}`);
+  }
+}
