@@ -131,6 +131,18 @@ describe.each(['vmcore.elf', 'vmcore-paging.elf'])('QEMU fixture %s', (file) => 
     const names = frames.map((f) => t.symbols.resolve(f.level > 0 ? f.pc - 1n : f.pc)?.sym.name);
     expect(names).toEqual(['panic', 'check_runqueue', 'kmain', 'kstart']);
     expect(frames.map((f) => f.pc)).toEqual([0xffffffffc00016c0n, 0xffffffffc0001711n, 0xffffffffc0001a8bn, 0xffffffffc0001015n]);
+    // kernel.elf has .debug_frame: the callers come from CFI, given the module's ELF.
+    expect(frames.slice(1).map((f) => f.how)).toEqual(['cfi', 'cfi', 'cfi']);
+    // Without a symbol file the frame-pointer chain gives the same return addresses.
+    const bare = open(file, false);
+    const fp = unwind(bare, 1);
+    expect(fp.map((f) => [f.pc, f.how])).toEqual([
+      [0xffffffffc00016c0n, 'registers'],
+      [0xffffffffc0001711n, 'frame-pointer'],
+      [0xffffffffc0001a8bn, 'frame-pointer'],
+      [0xffffffffc0001015n, 'frame-pointer'],
+    ]);
+    bare.close();
   });
 
   it('reads CPU 1 (32-bit, paging off) with virtual = physical', () => {

@@ -41,7 +41,8 @@ import type {
   VirtAddr,
 } from '../target.js';
 import { KernelPhysMap } from './kernel-phys-map.js';
-import { NT_PRSTATUS, parseKernelPrstatus, parseQemuCpuState, Vmcoreinfo, type QemuCpuState } from './kernel-notes.js';
+import { NT_PRSTATUS, parsePrstatus } from './core-notes.js';
+import { parseQemuCpuState, Vmcoreinfo, type QemuCpuState } from './kernel-notes.js';
 
 /** Linux x86-64: where the kernel image is mapped (arch/x86/include/asm/page_64_types.h). */
 export const START_KERNEL_MAP = 0xffffffff80000000n;
@@ -96,6 +97,7 @@ export class KernelDumpTarget implements Target {
   /** The kernel's symbol file, for CFI unwinding (.eh_frame / .debug_frame). */
   kernelElf?: ElfFile;
   private readonly cpus: Cpu[];
+  private readonly symbolElves: ElfFile[] = [];
   private readonly modes = new Map<number, AddressMode>();
   private kernelRootCache?: { root?: PhysAddr; from: string };
   private mappingCache?: Mapping[];
@@ -123,9 +125,9 @@ export class KernelDumpTarget implements Target {
     const n = Math.max(prs.length, qemus.length);
     this.cpus = [];
     for (let i = 0; i < n; i++) {
-      const p = prs[i] ? parseKernelPrstatus(prs[i]!.desc, path, prs[i]!.offset) : undefined;
+      const p = prs[i] ? parsePrstatus(prs[i]!.desc, X86_64, `${path}: NT_PRSTATUS note at offset 0x${prs[i]!.offset.toString(16)}`) : undefined;
       const q = qemus[i] ? parseQemuCpuState(qemus[i]!.desc, path, qemus[i]!.offset) : undefined;
-      this.cpus.push({ index: i, pid: p?.pid ?? i + 1, prstatus: p?.regs, qemu: q });
+      this.cpus.push({ index: i, pid: p?.pid ?? i + 1, prstatus: p?.registers, qemu: q });
     }
     const pageSize = this.vmcoreinfo?.pageSize;
     if (pageSize !== undefined && pageSize !== 4096) {
@@ -177,9 +179,13 @@ export class KernelDumpTarget implements Target {
       const bias = isKernel ? this.kernelOffset : 0n;
       const table = new SymbolTable(basename(file), elf.symbols(), bias);
       if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
-      this.symbols.add({ name: basename(file), path: file, table });
+      // The module spans its PT_LOADs (biased), and carries its ELF for CFI unwinding.
+      const loads = elf.loadSegments().filter((p) => p.memsz > 0n);
+      const start = loads.length ? loads.reduce((m, p) => (p.vaddr < m ? p.vaddr : m), MASK64) + bias : undefined;
+      const end = loads.length ? loads.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n) + bias : undefined;
+      this.symbols.add({ name: basename(file), path: file, table, elf, bias, start, end });
+      this.symbolElves.push(elf);
       if (isKernel) this.kernelElf = elf;
-      else elf.close();
       this.modes.clear();
       this.kernelRootCache = undefined;
       this.mappingCache = undefined;
@@ -588,6 +594,6 @@ export class KernelDumpTarget implements Target {
     if (this.closed) return;
     this.closed = true;
     this.elf.close();
-    this.kernelElf?.close();
+    for (const e of this.symbolElves) e.close();
   }
 }

@@ -6,38 +6,8 @@
  * NT_PRSTATUS per CPU and a "VMCOREINFO" note (type 0) of KEY=VALUE lines.
  */
 
-import { X86_64 } from '../../arch/x86-64.js';
 import type { Registers } from '../../arch/arch.js';
 import { errors } from '../../common/errors.js';
-
-export const NT_PRSTATUS = 1;
-
-/**
- * x86-64 elf_prstatus (desc of NT_PRSTATUS, 336 bytes):
- *
- *   off  size  field
- *     0    12  pr_info (si_signo, si_code, si_errno)
- *    12     2  pr_cursig
- *    16     8  pr_sigpend
- *    24     8  pr_sighold
- *    32     4  pr_pid      (QEMU: CPU index + 1; kdump: the task running on that CPU)
- *    36    12  pr_ppid, pr_pgrp, pr_sid
- *    48    64  four struct timeval
- *   112   216  pr_reg: 27 x u64 in user_regs_struct order (X86_64.prstatusRegisters)
- *   328     8  pr_fpvalid + padding
- *
- * (Engineer A's parsePrstatus in core-notes.ts will replace this when it lands.)
- */
-export function parseKernelPrstatus(desc: Buffer, file: string, noteOffset: number): { pid: number; regs: Registers } {
-  const names = X86_64.prstatusRegisters;
-  const regsAt = 112;
-  if (desc.length < regsAt + names.length * 8) {
-    throw errors.corrupt(file, `NT_PRSTATUS note at offset 0x${noteOffset.toString(16)} has ${desc.length} bytes; an x86-64 one needs ${regsAt + names.length * 8}`);
-  }
-  const regs: Registers = new Map();
-  names.forEach((n, i) => regs.set(n, desc.readBigUInt64LE(regsAt + i * 8)));
-  return { pid: desc.readInt32LE(32), regs };
-}
 
 export interface QemuSegment {
   readonly selector: number;
