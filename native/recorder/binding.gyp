@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "recorder",
+      "sources": ["recorder.c"],
+      "cflags": ["-O2", "-std=gnu11", "-Wall", "-Wno-unused-parameter"],
+      "libraries": ["-lunicorn"]
+    }
+  ]
+}

@@ -1,0 +1,68 @@
+/**
+ * The native recorder addon (native/recorder, built by scripts/setup.d/21-recorder.mjs): Unicorn
+ * code and memory-write hooks in C that encode a chunk of history at a time. Engines are opaque
+ * uc_engine* addresses (bigint) handed over by the emulator target; the store never calls Unicorn
+ * itself. The encodings are described in native/recorder/recorder.c and in schema.ts.
+ */
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DbgError } from '../common/errors.js';
+
+export type RecorderHandle = { readonly __recorder: unique symbol };
+
+/** One finished chunk as cut() returns it. */
+export interface NativeChunk {
+  /** Seq of the chunk's first instruction. */
+  readonly first: bigint;
+  /** Instructions in the chunk. */
+  readonly count: number;
+  /** The pc stream (nibbles). */
+  readonly pcs: Buffer;
+  /** Memory rows: u64 line | u32 n | n bytes, sorted by line. */
+  readonly mem: Buffer;
+  readonly lines: number;
+  readonly writes: number;
+  /** Checkpoints: u64 seq | u8 vcpu | u8 flags | u32 n | n bytes. */
+  readonly ckpts: Buffer;
+}
+
+export interface NativeRecorder {
+  create(checkpointEvery: number): RecorderHandle;
+  setRam(h: RecorderHandle, hostAddr: bigint, physBase: bigint, size: number): void;
+  attach(h: RecorderHandle, uc: bigint, vcpu: number): void;
+  detach(h: RecorderHandle, uc: bigint): void;
+  beginSlice(h: RecorderHandle, uc: bigint): void;
+  endSlice(h: RecorderHandle, uc: bigint, executed: number | bigint): bigint;
+  hostWrite(h: RecorderHandle, phys: bigint, data: Buffer): void;
+  checkpointNow(h: RecorderHandle, uc: bigint): void;
+  cut(h: RecorderHandle): NativeChunk;
+  seq(h: RecorderHandle): bigint;
+  setSeq(h: RecorderHandle, seq: bigint): void;
+  decodePcs(pcs: Buffer, count: number): { pc: BigUint64Array; vcpu: Uint8Array };
+  ckptDecode(key: Buffer, delta: Buffer): Buffer;
+  contextRestore(uc: bigint, image: Buffer): void;
+  contextSave(uc: bigint): Buffer;
+  /** uc_emu_start(uc, begin, 0, 0, count); returns the uc_err. */
+  run(uc: bigint, begin: bigint, count: number | bigint): number;
+  /** A recorded slice of exactly `count` instructions, stopped from the recorder's hook; uc_err. */
+  runSlice(h: RecorderHandle, uc: bigint, begin: bigint, count: number | bigint): number;
+}
+
+let loaded: NativeRecorder | undefined;
+
+/** The addon, or DbgError('unsupported') saying how to build it. */
+export function nativeRecorder(): NativeRecorder {
+  if (loaded) return loaded;
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  // From src/store (vitest) or dist/src/store (compiled): find native/recorder upwards.
+  const candidates = [join(root, 'native'), join(root, '..', 'native')].map((d) => join(d, 'recorder', 'build', 'Release', 'recorder.node'));
+  const path = candidates.find((p) => existsSync(p));
+  if (!path) {
+    throw new DbgError('unsupported', 'the native recorder (native/recorder) is not built: run `node scripts/setup.mjs` (needs gcc and libunicorn-dev), or pass --no-record');
+  }
+  loaded = createRequire(import.meta.url)(path) as NativeRecorder;
+  return loaded;
+}
