@@ -769,9 +769,11 @@ export function evalDwarfExpr(expr: Buffer, ctx: ExprContext, initial?: bigint, 
           s.push(res ? 1n : 0n);
           break;
         }
-        case 0x2f:
-          r.pos += Number(BigInt.asIntN(16, BigInt(r.u16())));
+        case 0x2f: {
+          const off = Number(BigInt.asIntN(16, BigInt(r.u16())));
+          r.pos += off;
           break;
+        }
         case 0x90:
           s.push(ctx.register(Number(r.uleb())));
           break;
