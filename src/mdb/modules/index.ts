@@ -6,5 +6,6 @@
 
 import type { DcmdModule } from '../dcmd.js';
 import { coreModule } from './core.js';
+import { kernelModule } from './kernel.js';
 
-export const builtinModules: DcmdModule[] = [coreModule];
+export const builtinModules: DcmdModule[] = [coreModule, kernelModule];
