@@ -11,6 +11,7 @@ import { KernelDumpTarget } from '../../src/targets/elfcore/kernel-dump-target.j
 import { writeVmcore } from '../../src/targets/elfcore/kernel-vmcore-writer.js';
 import { DbgError } from '../../src/common/errors.js';
 import { fixturePath, repoRoot } from '../helpers/shared-fixtures.js';
+import { rawSession } from '../mdb/helpers.js';
 
 const kernel = fixturePath('qemu-vmcore/kernel.elf');
 let dir: string;
@@ -108,6 +109,23 @@ describe('kernel dcmds on the QEMU fixture', () => {
     await new Session(k, builtinModules).execute('::vmcoreinfo', out);
     expect(out.lines).toEqual(['OSRELEASE=6.1.0-x', 'PAGESIZE=4096', 'KERNELOFFSET=0']);
     k.close();
+  });
+});
+
+describe('kernel dcmds on a target without physical memory', () => {
+  it('say what is not supported, naming the target', async () => {
+    const raw = rawSession(dir, Buffer.alloc(64));
+    const err = async (line: string) => {
+      try {
+        await raw.execute(line, new CaptureOutput());
+      } catch (e) {
+        return [(e as DbgError).code, (e as DbgError).message];
+      }
+      return [];
+    };
+    expect(await err('::cpus')).toEqual(['unsupported', `listing CPUs (::cpus is for kernel dumps) is not supported by raw file "${join(dir, 'raw.bin')}"`]);
+    expect((await err('0::vtop'))[0]).toBe('unsupported');
+    expect((await err('0::dump -p'))[0]).toBe('unsupported');
   });
 });
 

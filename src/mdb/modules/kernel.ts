@@ -25,9 +25,12 @@ function threadFlag(s: SessionView, v: string | true | undefined, dcmd: string):
   return n;
 }
 
-function kernelDump(t: Target, what: string): KernelDumpTarget {
+/** For dcmds without arguments that only make sense on a kernel dump: the target, checked. */
+function kernelDump(d: Dcmd, s: SessionView, args: readonly string[], what: string): KernelDumpTarget {
+  noExtra(d, parseFlags(d.name, d.usage, args, {}).rest);
+  const t: Target = s.target;
   if (t instanceof KernelDumpTarget) return t;
-  throw errors.unsupported(t.name, what);
+  throw errors.unsupported(t.name, `${what} (::${d.name} is for kernel dumps)`);
 }
 
 function noExtra(d: Dcmd, rest: readonly string[]): void {
@@ -122,8 +125,7 @@ const cpus: Dcmd = {
   usage: '::cpus',
   help: 'the CPUs of a kernel dump: thread, paging mode and root, pc',
   run(s, inv, out) {
-    noExtra(this, parseFlags(this.name, this.usage, inv.args, {}).rest);
-    const t = kernelDump(s.target, 'listing CPUs (::cpus is for kernel dumps)');
+    const t = kernelDump(this, s, inv.args, 'listing CPUs');
     const rows = t.threads().map((th) => {
       const regs = t.registers(th.index);
       const mode = t.addressMode(th.index);
@@ -155,8 +157,7 @@ const vmcoreinfo: Dcmd = {
   usage: '::vmcoreinfo',
   help: "the dump's VMCOREINFO note (OSRELEASE, PAGESIZE, SYMBOL(), NUMBER(), KERNELOFFSET...)",
   run(s, inv, out) {
-    noExtra(this, parseFlags(this.name, this.usage, inv.args, {}).rest);
-    const t = kernelDump(s.target, 'VMCOREINFO (::vmcoreinfo is for kernel dumps)');
+    const t = kernelDump(this, s, inv.args, 'VMCOREINFO');
     const vi = t.vmcoreinfo;
     if (!vi) throw errors.notFound(`${t.name} has no VMCOREINFO note (QEMU writes one only when the guest has the vmcoreinfo device)`);
     if (out.jsonMode) {
@@ -172,8 +173,7 @@ const panicinfo: Dcmd = {
   usage: '::panicinfo',
   help: 'why the kernel stopped: the panic message, the CPU, its pc and control registers',
   run(s, inv, out) {
-    noExtra(this, parseFlags(this.name, this.usage, inv.args, {}).rest);
-    const t = kernelDump(s.target, 'panic information (::panicinfo is for kernel dumps)');
+    const t = kernelDump(this, s, inv.args, 'panic information');
     const st = t.status();
     const th = t.threads().find((x) => x.index === st.thread);
     const regs = t.registers(st.thread);
