@@ -1,0 +1,176 @@
+/**
+ * Process-core speed: open a 1 GiB gcore core and print every thread's backtrace with symbol
+ * names, against `gdb -batch -ex 'thread apply all bt'` on the same core and executable, in the
+ * same run. Goal (issue 2): at most 0.5x gdb's wall time, at most 150 MB peak RSS.
+ *
+ * Both sides run as fresh processes measured from outside (`/usr/bin/time -v` when present, else
+ * the child's own resource usage), so start-up and RSS are honest. The program, its core and its
+ * executable are cached under bench/.work/ (git-ignored), keyed by the source.
+ *
+ * Run as a script with `--child CORE EXE`, this file is the dbg side: the child process.
+ */
+
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BenchResult } from './bench-result.js';
+
+const SOURCE = String.raw`
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GIB (1UL << 30)
+static char *big;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int pipefd[2];
+static volatile int blocked;
+
+static void *waiter(void *a) { (void)a; pthread_mutex_lock(&mu); __sync_fetch_and_add(&blocked, 1); for (;;) pthread_cond_wait(&cv, &mu); }
+static void nap(int depth) { if (depth) { nap(depth - 1); return; } struct timespec ts = {3600, 0}; __sync_fetch_and_add(&blocked, 1); for (;;) nanosleep(&ts, NULL); }
+static void *sleeper(void *a) { (void)a; nap(8); return NULL; }
+static void *reader(void *a) { (void)a; char b[16]; __sync_fetch_and_add(&blocked, 1); while (read(pipefd[0], b, sizeof b) > 0) {} return NULL; }
+static void *toucher(void *a) { (void)a; for (size_t i = 0; i < GIB; i += 4096) big[i] = (char)i; __sync_fetch_and_add(&blocked, 1); pause(); return NULL; }
+
+int main(void) {
+  pthread_t t[4];
+  big = malloc(GIB);
+  memset(big, 1, GIB / 2);
+  if (pipe(pipefd)) return 1;
+  pthread_create(&t[0], NULL, waiter, NULL);
+  pthread_create(&t[1], NULL, sleeper, NULL);
+  pthread_create(&t[2], NULL, reader, NULL);
+  pthread_create(&t[3], NULL, toucher, NULL);
+  while (blocked < 4) usleep(1000);
+  usleep(100000);
+  printf("ready\n");
+  fflush(stdout);
+  pthread_join(t[0], NULL);
+  return 0;
+}
+`;
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The checkout: this file runs from dist/bench/ (compiled) or bench/ (sources). */
+const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..');
+
+interface Measured {
+  readonly seconds: number;
+  readonly maxRssKiB: number;
+  readonly stdout: string;
+}
+
+/** Wall time and peak RSS of one process, measured by /usr/bin/time -v when it exists. */
+function measure(cmd: string, args: string[]): Measured {
+  const hasTime = existsSync('/usr/bin/time');
+  const t0 = process.hrtime.bigint();
+  const r = hasTime ? spawnSync('/usr/bin/time', ['-v', cmd, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }) : spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  let maxRssKiB = 0;
+  if (hasTime) {
+    const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
+    maxRssKiB = m ? Number(m[1]) : 0;
+  } else {
+    const m = /maxrss=(\d+)/.exec(r.stderr);
+    maxRssKiB = m ? Number(m[1]) : 0;
+  }
+  return { seconds, maxRssKiB, stdout: r.stdout };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Builds the program, runs it, gcores it and kills it; cached by the source's hash. */
+async function fixture(): Promise<{ exe: string; core: string }> {
+  const key = createHash('sha256').update(SOURCE).digest('hex').slice(0, 12);
+  const dir = join(root, 'bench', '.work', `process-core-${key}`);
+  const exe = join(dir, 'big');
+  const core = join(dir, 'big.core');
+  if (existsSync(join(dir, 'done'))) return { exe, core };
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'big.c'), SOURCE);
+  execFileSync('gcc', ['-O0', '-g', '-fno-omit-frame-pointer', '-pthread', '-o', exe, join(dir, 'big.c')]);
+  const child = spawn(exe, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((res, rej) => {
+      const timer = setTimeout(() => rej(new Error('the 1 GiB program did not get ready in 120 s')), 120_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        if (d.toString().includes('ready')) {
+          clearTimeout(timer);
+          res();
+        }
+      });
+      child.on('exit', (c) => rej(new Error(`the 1 GiB program exited (${c}) before it was ready`)));
+    });
+    const r = spawnSync('gdb', ['-nx', '-batch', '-iex', 'set debuginfod enabled off', '-p', String(child.pid), '-ex', `gcore ${core}`], { encoding: 'utf8', timeout: 600_000 });
+    if (!existsSync(core)) throw new Error(`gcore failed: ${r.stderr}`);
+  } finally {
+    child.kill('SIGKILL');
+  }
+  writeFileSync(join(dir, 'done'), '');
+  return { exe, core };
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const { exe, core } = await fixture();
+  const gdbArgs = ['-nx', '-batch', '-iex', 'set debug-file-directory /nonexistent', '-iex', 'set debuginfod enabled off', '-iex', 'set sysroot /', '-ex', 'thread apply all bt', exe, core];
+  const self = fileURLToPath(import.meta.url);
+  const dbgArgs = [self, '--child', core, exe];
+  const runs = 5;
+  measure('gdb', gdbArgs); // warm the page cache for both
+  measure(process.execPath, dbgArgs);
+  const gdb: Measured[] = [];
+  const dbg: Measured[] = [];
+  for (let i = 0; i < runs; i++) {
+    gdb.push(measure('gdb', gdbArgs));
+    dbg.push(measure(process.execPath, dbgArgs));
+  }
+  // dbg must name what gdb names: every function gdb prints must be in dbg's output too.
+  const named = new Set([...gdb[0]!.stdout.matchAll(/ in (\w+) \(/g)].map((m) => m[1]!));
+  const missing = [...named].filter((n) => !dbg[0]!.stdout.includes(` ${n}`));
+  if (missing.length) throw new Error(`dbg's backtraces lack frames gdb names: ${missing.join(', ')}`);
+
+  const gdbS = median(gdb.map((m) => m.seconds));
+  const dbgS = median(dbg.map((m) => m.seconds));
+  const dbgRss = Math.max(...dbg.map((m) => m.maxRssKiB)) / 1024;
+  const gdbRss = Math.max(...gdb.map((m) => m.maxRssKiB)) / 1024;
+  const ratio = dbgS / gdbS;
+  return [
+    { name: 'open 1 GiB core + all backtraces: time vs gdb', value: ratio, unit: 'x', goal: '<= 0.5x', ok: ratio <= 0.5, baseline: `gdb ${gdbS.toFixed(3)} s, dbg ${dbgS.toFixed(3)} s (median of ${runs})` },
+    { name: 'open 1 GiB core + all backtraces: peak RSS', value: dbgRss, unit: 'MiB', goal: '<= 150 MB', ok: dbgRss * 1.048576 <= 150, baseline: `gdb ${gdbRss.toFixed(0)} MiB` },
+  ];
+}
+
+/** The dbg side, in its own process: open, unwind every thread, print as gdb does. */
+async function child(core: string, exe: string): Promise<void> {
+  const { ProcessCoreTarget } = await import('../src/targets/elfcore/process-core-target.js');
+  const { unwind } = await import('../src/targets/unwind.js');
+  const t = ProcessCoreTarget.open(core, { exe });
+  const lines: string[] = [];
+  for (const w of t.warnings) lines.push(`warning: ${w}`);
+  for (const th of [...t.threads()].reverse()) {
+    lines.push(`Thread ${th.index} (${th.name}):`);
+    for (const f of unwind(t, th.index)) {
+      const name = t.symbols.describe(f.pc - (f.level > 0 ? 1n : 0n))?.replace(/\+0x[0-9a-f]+$/, '') ?? '??';
+      lines.push(`#${f.level}  0x${f.pc.toString(16).padStart(16, '0')} in ${name} ()`);
+    }
+    lines.push('');
+  }
+  t.close();
+  process.stdout.write(lines.join('\n'));
+  if (!existsSync('/usr/bin/time')) process.stderr.write(`maxrss=${process.resourceUsage().maxRSS}\n`);
+}
+
+if (process.argv[2] === '--child' && process.argv[1] === fileURLToPath(import.meta.url)) {
+  await child(process.argv[3]!, process.argv[4]!);
+}
