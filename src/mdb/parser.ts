@@ -125,6 +125,7 @@ class LineParser {
   private command(): Command {
     this.skipBlanks();
     const start = this.pos;
+    if (this.s[this.pos] === '|') throw this.error(this.pos, 'a pipe needs a command on each side');
     const addr = this.expression();
     let count: SourceExpr | undefined;
     if (this.s[this.pos] === ',') {
@@ -151,11 +152,11 @@ class LineParser {
       if (c === '(') depth++;
       else if (c === ')') depth--;
       else if (c === '\n' || c === ';') break;
-      else if (depth <= 0) {
-        if (c === ',' || c === '/' || c === '?' || c === '\\' || c === '$') break;
-        if (c === ':') break;
-        if (c === '=' && next !== '=' && this.s[this.pos - 1] !== '!' && this.s[this.pos - 1] !== '=') break;
-      }
+      // Only `/` is also an operator (division, inside parentheses); the other verb characters
+      // never occur in an expression, so they end it even inside an unclosed parenthesis.
+      else if (c === ',' || c === '?' || c === '\\' || c === '$' || c === ':') break;
+      else if (c === '=' && next !== '=' && this.s[this.pos - 1] !== '!' && this.s[this.pos - 1] !== '=') break;
+      else if (c === '/' && depth <= 0) break;
       if ((c === '*' || c === '%') && next === '/') {
         // Sized dereference `*/J/expr`: skip the size letter and its closing slash.
         const close = this.s.indexOf('/', this.pos + 2);

@@ -16,6 +16,7 @@ import { Disassembler } from './disasm.js';
 import { evaluate, type ExprContext } from './expr.js';
 import { label, needsDisassembler, parseFormat, printItems, readValue, writeSizes, type FormatContext } from './formats.js';
 import { Iob } from './iob.js';
+import { symbolName } from './names.js';
 import { parseStatements, type Command, type SourceExpr } from './parser.js';
 
 export interface Registered<T> {
@@ -168,7 +169,7 @@ export class Session implements SessionView {
       read: read ?? ((addr, length) => t.readVirtual(addr, length, this.thread || undefined)),
       littleEndian: t.arch.littleEndian,
       pointerBytes: t.arch.pointerBytes,
-      symbolic: (addr) => t.symbols.describe(addr),
+      symbolic: (addr) => symbolName(t, addr),
       disassembler: this.disassembler,
       incr: this.incr,
     };
@@ -261,7 +262,7 @@ export class Session implements SessionView {
         }
         if (k === 0n) {
           const dis = fmt.startsWith('ai') || fmt.startsWith('ia');
-          const exact = this.target.symbols.describe(at);
+          const exact = symbolName(this.target, at);
           if (!dis && exact !== undefined && !exact.includes('+')) out.line(`${exact}:`);
           iob.field(label(ctx, at) + ':', Iob.margin);
           iob.tabTo(16);

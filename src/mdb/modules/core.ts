@@ -15,6 +15,7 @@ import { unwind, type Frame } from '../../targets/unwind.js';
 import type { Dcmd, DcmdModule, Output, SessionView, Walker } from '../dcmd.js';
 import { formatInstruction } from '../disasm.js';
 import { formatHelp, readUpTo } from '../formats.js';
+import { symbolName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 import type { Session } from '../session.js';
 
@@ -53,9 +54,8 @@ function reasonText(r: StopReason): string {
   }
 }
 
-/** `sym+0x10`, module-qualified when several modules are loaded; undefined when nothing is near. */
 function symbolOf(target: Target, addr: bigint): string | undefined {
-  return target.symbols.describe(addr, true);
+  return symbolName(target, addr);
 }
 
 /**
@@ -63,12 +63,7 @@ function symbolOf(target: Target, addr: bigint): string | undefined {
  * function), printed with the offset of the real pc, as MDB and gdb print return addresses.
  */
 export function frameName(target: Target, f: Frame): string | undefined {
-  const lookup = f.level > 0 ? f.pc - 1n : f.pc;
-  const r = target.symbols.resolve(lookup);
-  if (!r || !r.inside) return undefined;
-  const name = target.symbols.modules.length > 1 ? `${r.module.name}\`${r.sym.name}` : r.sym.name;
-  const off = f.pc - r.sym.addr;
-  return off === 0n ? name : `${name}+${hex(off)}`;
+  return symbolName(target, f.pc, f.level > 0 ? f.pc - 1n : f.pc);
 }
 
 const status: Dcmd = {
@@ -263,11 +258,11 @@ const nm: Dcmd = {
       out.json(rows.map((r) => ({ ...r, addr: hexAddr(r.addr), size: hex(r.size) })));
       return;
     }
-    const qualify = t.symbols.modules.length > 1;
+    const main = t.symbols.modules[0]?.name;
     out.line(`${'Value'.padEnd(18)} ${'Size'.padEnd(18)} ${'Type'.padEnd(6)} ${'Bind'.padEnd(4)} Name`);
     for (const r of rows) {
       const type = r.kind === 'func' ? 'FUNC' : r.kind === 'object' ? 'OBJT' : 'NOTY';
-      out.line(`${hexAddr(r.addr)}|${hexAddr(r.size)}|${type.padEnd(6)}|${r.bind}|${qualify ? `${r.module}\`` : ''}${r.name}`);
+      out.line(`${hexAddr(r.addr)}|${hexAddr(r.size)}|${type.padEnd(6)}|${r.bind}|${r.module !== main ? `${r.module}\`` : ''}${r.name}`);
     }
   },
 };

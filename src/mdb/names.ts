@@ -1,0 +1,21 @@
+/**
+ * Addresses as MDB names them: `sym+0x10` for the executable's symbols and
+ * `libc.so.6`sym+0x10` for every other module's, so a name is never ambiguous yet the program's
+ * own functions read plainly.
+ */
+
+import { hex } from '../common/format.js';
+import type { Target } from '../targets/target.js';
+
+/**
+ * The name of `addr`, or undefined when no symbol holds it. `lookup` is the address to find the
+ * symbol by when it differs (a return address minus one); the offset is always from `addr`.
+ */
+export function symbolName(target: Target, addr: bigint, lookup = addr): string | undefined {
+  const r = target.symbols.resolve(lookup);
+  if (!r || !r.inside) return undefined;
+  const main = target.symbols.modules[0];
+  const name = r.module === main ? r.sym.name : `${r.module.name}\`${r.sym.name}`;
+  const off = addr - r.sym.addr;
+  return off === 0n ? name : off > 0n ? `${name}+${hex(off)}` : `${name}-${hex(-off)}`;
+}
