@@ -25,6 +25,7 @@ import { hex, hexAddr } from '../../common/format.js';
 import { ElfFile, ET_CORE, ET_DYN, type ProgramHeader } from '../../symbols/elf-file.js';
 import { SymbolSpace, type Module } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
+import { symbolTableFor } from './process-core-symbols.js';
 import type { Capabilities, Mapping, StopStatus, Target, ThreadInfo } from '../target.js';
 import {
   AT_ENTRY,
@@ -493,7 +494,7 @@ export class ProcessCoreTarget implements Target {
       get table(): SymbolTable {
         if (!table) {
           try {
-            table = new SymbolTable(moduleName, elf.symbols(), bias);
+            table = symbolTableFor(moduleName, elf, bias);
           } catch (e) {
             if (!(e instanceof DbgError)) throw e;
             warnings.push(`cannot read symbols of "${path}": ${e.message}`);
