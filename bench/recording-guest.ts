@@ -11,7 +11,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Registers } from '../src/arch/arch.js';
+import { nativeRecorder } from '../src/store/native-recorder.js';
+import type { ExecutionObserver, MachineState, ObservedMachine } from '../src/targets/emulator/execution-observer.js';
 import { UnicornEngine, X86_REG } from '../src/targets/emulator/unicorn.js';
+import { readRegisters } from '../src/targets/emulator/x86-64-cpu.js';
 
 const SOURCE = String.raw`
 typedef unsigned long u64; typedef unsigned int u32; typedef unsigned short u16; typedef unsigned char u8;
@@ -111,5 +115,60 @@ export class RecordingGuest {
 
   close(): void {
     this.engine.close();
+  }
+}
+
+/**
+ * The guest as an ObservedMachine driving an ExecutionObserver the way the emulator does: slices
+ * of `quantum` instructions, beforeSlice/afterSlice around each (Unicorn's own count ends them).
+ */
+export class GuestMachine implements ObservedMachine {
+  readonly guest = new RecordingGuest();
+  readonly vcpuCount = 1;
+  readonly ramBase = 0n;
+  private seqNow = 0n;
+  private observer: ExecutionObserver | undefined;
+
+  get ram(): Buffer {
+    return this.guest.ram;
+  }
+  get seq(): bigint {
+    return this.seqNow;
+  }
+  engineAddress(): bigint {
+    return this.guest.engine.address;
+  }
+  saveState(): MachineState {
+    throw new Error('not needed by the recorder');
+  }
+  loadState(): void {
+    throw new Error('not needed by the recorder');
+  }
+  setObserver(o: ExecutionObserver | undefined): void {
+    this.observer = o;
+    o?.attach(this);
+  }
+
+  /** Run `n` instructions in slices of `quantum`. */
+  run(n: number, quantum = 10_000): void {
+    const N = nativeRecorder();
+    for (let done = 0; done < n; ) {
+      const q = Math.min(quantum, n - done);
+      this.observer?.beforeSlice(0, this.seqNow);
+      const err = N.run(this.guest.engine.address, this.guest.pc, q);
+      if (err !== 0) throw new Error(`guest stopped with uc_err ${err}`);
+      this.seqNow += BigInt(q);
+      this.observer?.afterSlice(0, q, { kind: 'quantum' });
+      done += q;
+    }
+  }
+
+  registers(): Registers {
+    return readRegisters(this.guest.engine);
+  }
+
+  close(): void {
+    this.observer?.detach?.();
+    this.guest.close();
   }
 }

@@ -556,6 +556,23 @@ static napi_value fn_set_ram(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* setRamBuffer(h, buffer, physBase): guest RAM is this Node Buffer (kept alive by the caller). */
+static napi_value fn_set_ram_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Rec *r = get_rec(env, argv[0]);
+  void *data;
+  size_t len;
+  uint64_t base;
+  if (!r || argc < 3 || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || !get_u64(env, argv[2], &base))
+    return throw_err(env, "setRamBuffer(handle, buffer, physBase): bad arguments");
+  r->ram = data;
+  r->ram_base = base;
+  r->ram_size = len;
+  return NULL;
+}
+
 /*
  * Make hook changes take effect on code already translated. UC_CTL_TB_FLUSH costs 0.1-5 s with
  * Unicorn 2.0.1 here (measured), so when paging is off (virtual = physical, e.g. before the guest
@@ -719,18 +736,67 @@ static napi_value fn_host_write(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* checkpointNow(h, ucAddr) */
+/* checkpointNow(h, ucAddr, flags = 2): a checkpoint between slices (2 = the vCPU is not running). */
 static napi_value fn_checkpoint_now(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Rec *r = get_rec(env, argv[0]);
   uint64_t ucp;
-  if (!r || argc < 2 || !get_u64(env, argv[1], &ucp)) return throw_err(env, "checkpointNow(handle, ucAddr): bad arguments");
+  uint32_t flags = 2;
+  if (!r || argc < 2 || !get_u64(env, argv[1], &ucp)) return throw_err(env, "checkpointNow(handle, ucAddr, flags): bad arguments");
+  if (argc >= 3) napi_get_value_uint32(env, argv[2], &flags);
   Eng *e = find_eng(r, ucp);
   if (!e) return throw_err(env, "checkpointNow: engine not attached");
-  checkpoint(r, e, r->seq, 0);
+  uint64_t keep = r->last_ckpt_seq;
+  checkpoint(r, e, r->seq, (int)(flags & 2));
+  r->last_ckpt_seq = keep;
   return NULL;
+}
+
+/*
+ * findPcs(pcs, count, targets: BigUint64Array, below) -> Float64Array: offsets i < below in the
+ * chunk whose pc is one of `targets`.
+ */
+static napi_value fn_decode_pcs(napi_env env, napi_callback_info info);
+static napi_value fn_find_pcs(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_err(env, "findPcs(buffer, count, targets, below): bad arguments");
+  napi_value dec = fn_decode_pcs(env, info);
+  if (!dec) return NULL;
+  napi_value pcv;
+  CALL(napi_get_named_property(env, dec, "pc", &pcv));
+  napi_typedarray_type t;
+  size_t n, tn;
+  void *pd, *td;
+  CALL(napi_get_typedarray_info(env, pcv, &t, &n, &pd, NULL, NULL));
+  CALL(napi_get_typedarray_info(env, argv[2], &t, &tn, &td, NULL, NULL));
+  if (t != napi_biguint64_array) return throw_err(env, "findPcs: targets must be a BigUint64Array");
+  double below;
+  CALL(napi_get_value_double(env, argv[3], &below));
+  const uint64_t *pc = pd, *tg = td;
+  size_t lim = below < (double)n ? (size_t)below : n, hits = 0;
+  for (size_t i = 0; i < lim; i++)
+    for (size_t k = 0; k < tn; k++)
+      if (pc[i] == tg[k]) {
+        hits++;
+        break;
+      }
+  napi_value ab, out;
+  void *od;
+  CALL(napi_create_arraybuffer(env, hits * 8, &od, &ab));
+  double *o = od;
+  hits = 0;
+  for (size_t i = 0; i < lim; i++)
+    for (size_t k = 0; k < tn; k++)
+      if (pc[i] == tg[k]) {
+        o[hits++] = (double)i;
+        break;
+      }
+  CALL(napi_create_typedarray(env, napi_float64_array, hits, ab, 0, &out));
+  return out;
 }
 
 static napi_value make_buffer(napi_env env, const void *p, size_t n) {
@@ -1069,6 +1135,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"create", 0, fn_create, 0, 0, 0, napi_default, 0},
       {"setRam", 0, fn_set_ram, 0, 0, 0, napi_default, 0},
+      {"setRamBuffer", 0, fn_set_ram_buffer, 0, 0, 0, napi_default, 0},
       {"attach", 0, fn_attach, 0, 0, 0, napi_default, 0},
       {"detach", 0, fn_detach, 0, 0, 0, napi_default, 0},
       {"beginSlice", 0, fn_begin_slice, 0, 0, 0, napi_default, 0},
@@ -1079,6 +1146,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"seq", 0, fn_seq, 0, 0, 0, napi_default, 0},
       {"setSeq", 0, fn_set_seq, 0, 0, 0, napi_default, 0},
       {"decodePcs", 0, fn_decode_pcs, 0, 0, 0, napi_default, 0},
+      {"findPcs", 0, fn_find_pcs, 0, 0, 0, napi_default, 0},
       {"ckptDecode", 0, fn_ckpt_decode, 0, 0, 0, napi_default, 0},
       {"contextRestore", 0, fn_context_restore, 0, 0, 0, napi_default, 0},
       {"contextSave", 0, fn_context_save, 0, 0, 0, napi_default, 0},

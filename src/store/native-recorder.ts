@@ -32,16 +32,21 @@ export interface NativeChunk {
 export interface NativeRecorder {
   create(checkpointEvery: number): RecorderHandle;
   setRam(h: RecorderHandle, hostAddr: bigint, physBase: bigint, size: number): void;
+  /** Guest RAM is `ram` (kept alive by the caller), at guest-physical `physBase`. */
+  setRamBuffer(h: RecorderHandle, ram: Buffer, physBase: bigint): void;
   attach(h: RecorderHandle, uc: bigint, vcpu: number): void;
   detach(h: RecorderHandle, uc: bigint): void;
   beginSlice(h: RecorderHandle, uc: bigint): void;
   endSlice(h: RecorderHandle, uc: bigint, executed: number | bigint): bigint;
   hostWrite(h: RecorderHandle, phys: bigint, data: Buffer): void;
-  checkpointNow(h: RecorderHandle, uc: bigint): void;
+  /** A checkpoint between slices; flags 2 (default) = the vCPU is not running from here. */
+  checkpointNow(h: RecorderHandle, uc: bigint, flags?: number): void;
   cut(h: RecorderHandle): NativeChunk;
   seq(h: RecorderHandle): bigint;
   setSeq(h: RecorderHandle, seq: bigint): void;
   decodePcs(pcs: Buffer, count: number): { pc: BigUint64Array; vcpu: Uint8Array };
+  /** Offsets i < below of the chunk whose pc is one of `targets`. */
+  findPcs(pcs: Buffer, count: number, targets: BigUint64Array, below: number): Float64Array;
   ckptDecode(key: Buffer, delta: Buffer): Buffer;
   contextRestore(uc: bigint, image: Buffer): void;
   contextSave(uc: bigint): Buffer;

@@ -1,0 +1,136 @@
+/**
+ * Records an emulated machine into a trace: the ExecutionObserver the emulator calls around each
+ * slice, gluing the native recorder (hooks on every vCPU's engine) to the TraceWriter.
+ *
+ * A chunk is cut after the slice that brings it to `chunkTarget` instructions (default 2^20), so
+ * chunks end on slice boundaries and a killed process loses at most the open chunk.
+ */
+
+import type { ExecutionObserver, InputEvent, ObservedMachine, SliceStop } from '../targets/emulator/execution-observer.js';
+import { DbgError } from '../common/errors.js';
+import { nativeRecorder, type NativeRecorder, type RecorderHandle } from './native-recorder.js';
+import { TraceWriter } from './trace-writer.js';
+
+export interface RecorderOptions {
+  /** Instructions between register checkpoints inside a slice (default 8192). */
+  checkpointEvery?: number;
+  /** Instructions per stored chunk (default 2^20). */
+  chunkTarget?: number;
+  /** Name of the guest for the trace's meta. */
+  guest?: string;
+  /** Overwrite an existing file. */
+  replace?: boolean;
+}
+
+export class EmulatorRecorder implements ExecutionObserver {
+  readonly writer: TraceWriter;
+  private readonly n: NativeRecorder;
+  private readonly h: RecorderHandle;
+  private engines: bigint[] = [];
+  private readonly chunkTarget: number;
+  private chunkFirst = 0n;
+  private machine: ObservedMachine | undefined;
+  private detached = false;
+
+  constructor(
+    readonly path: string,
+    private readonly opts: RecorderOptions = {},
+  ) {
+    this.n = nativeRecorder();
+    this.chunkTarget = opts.chunkTarget ?? 1 << 20;
+    this.h = this.n.create(opts.checkpointEvery ?? 8192);
+    this.writer = new TraceWriter(
+      path,
+      {
+        arch: 'x86-64',
+        guest: opts.guest ?? '',
+        checkpoint_every: opts.checkpointEvery ?? 8192,
+        chunk_target: this.chunkTarget,
+        created: new Date().toISOString(),
+      },
+      opts.replace ?? false,
+    );
+  }
+
+  attach(machine: ObservedMachine): void {
+    this.machine = machine;
+    this.n.setRamBuffer(this.h, machine.ram, machine.ramBase);
+    this.n.setSeq(this.h, machine.seq);
+    this.chunkFirst = machine.seq;
+    this.engines = [];
+    for (let v = 0; v < machine.vcpuCount; v++) {
+      const uc = machine.engineAddress(v);
+      this.engines.push(uc);
+      this.n.attach(this.h, uc, v);
+    }
+    this.writer.setMeta('ram_base', `0x${machine.ramBase.toString(16)}`);
+    this.writer.setMeta('ram_size', machine.ram.length);
+    this.writer.setMeta('vcpus', machine.vcpuCount);
+    this.writer.setMeta('first_seq', machine.seq.toString());
+    this.writer.writeInitialRam(machine.ram, machine.ramBase);
+    // The state every vCPU starts the recording in.
+    for (const uc of this.engines) this.n.checkpointNow(this.h, uc);
+  }
+
+  private engine(vcpu: number): bigint {
+    const uc = this.engines[vcpu];
+    if (uc === undefined) throw new DbgError('state', `recorder: vCPU ${vcpu} was not attached`);
+    return uc;
+  }
+
+  beforeSlice(vcpu: number, seq: bigint): void {
+    const mine = this.n.seq(this.h);
+    if (mine !== seq) throw new DbgError('state', `recorder out of step: the machine is at seq ${seq}, the recorder at ${mine}`);
+    this.n.beginSlice(this.h, this.engine(vcpu));
+  }
+
+  afterSlice(vcpu: number, executed: number, _stop: SliceStop): void {
+    const next = this.n.endSlice(this.h, this.engine(vcpu), executed);
+    if (next - this.chunkFirst >= BigInt(this.chunkTarget)) this.flush();
+  }
+
+  onInput(event: InputEvent): void {
+    switch (event.kind) {
+      case 'interrupt':
+        for (const w of event.writes) this.n.hostWrite(this.h, w.phys, w.data);
+        this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'interrupt', detail: { vector: event.vector, registers: Object.fromEntries(event.registers), writes: event.writes } });
+        break;
+      case 'memory-write':
+        this.n.hostWrite(this.h, event.phys, event.data);
+        this.writer.addInput({ seq: event.seq, kind: 'memory-write', detail: { phys: event.phys, data: event.data } });
+        break;
+      case 'port-in':
+        this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'port-in', detail: { port: event.port, size: event.size, value: event.value } });
+        break;
+      case 'cpu-start':
+        this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'cpu-start', detail: { by: event.by } });
+        this.n.checkpointNow(this.h, this.engine(event.vcpu));
+        break;
+      case 'register-write':
+        this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'register-write', detail: { name: event.name, value: event.value } });
+        this.n.checkpointNow(this.h, this.engine(event.vcpu));
+        break;
+    }
+  }
+
+  /** Store everything recorded so far (the open chunk becomes a stored chunk). */
+  flush(): void {
+    const c = this.n.cut(this.h);
+    this.writer.writeChunk(c);
+    this.chunkFirst = this.n.seq(this.h);
+  }
+
+  /** Seq of the next instruction. */
+  get seq(): bigint {
+    return this.n.seq(this.h);
+  }
+
+  detach(): void {
+    if (this.detached) return;
+    this.detached = true;
+    this.flush();
+    for (const uc of this.engines) this.n.detach(this.h, uc);
+    this.writer.close();
+    this.machine = undefined;
+  }
+}

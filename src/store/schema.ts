@@ -1,0 +1,202 @@
+/**
+ * The trace file: one SQLite database (WAL) per recording. This file and its siblings in
+ * src/store are the only code of dbg that touches better-sqlite3.
+ *
+ * Layout (schema version 1, in `PRAGMA user_version`):
+ *
+ *   meta(key, value)                      format = 'dbg-trace', arch, guest, ram_base, ram_size,
+ *                                         context_size, checkpoint_every, chunk_target, created
+ *   chunk(id, first, count, pcs, ...)     one row per chunk of history: instructions
+ *                                         [first, first + count), their pcs packed as nibbles
+ *                                         (native/recorder/recorder.c), write and line counts
+ *   mem(line, chunk, data)                WITHOUT ROWID, PRIMARY KEY (line, chunk): for every
+ *                                         64-byte physical line written in a chunk, the line
+ *                                         before the chunk's first write to it + every write
+ *                                         (seq, offset, new bytes). Index mem_by_chunk(chunk).
+ *                                         "Last write to A at or before S" = one index seek on
+ *                                         (A >> 6, chunk <= chunk(S)) + decoding a ~100 B blob.
+ *   ckpt(id, seq, vcpu, chunk, flags, data) register checkpoints (uc_context images) at slice
+ *                                         starts, slice ends (flags & 2) and every
+ *                                         `checkpoint_every` instructions; flags & 1 = full
+ *                                         image, else RLE(image XOR the chunk's full image of
+ *                                         that vCPU). Index ckpt_by_vcpu(vcpu, seq).
+ *   ram_init(page, data)                  4 KiB pages of RAM that were not zero when recording
+ *                                         began (physical page number)
+ *   input(seq, vcpu, kind, detail)        every nondeterministic input (interrupt, port read,
+ *                                         cpu start, debugger write), detail as JSON
+ *
+ * Views for raw SQL (`::sql`, `dbg query`) are created in every trace; readers also get the
+ * table-valued functions steps(from, to) and writes(addr, len) (see trace-reader.ts).
+ */
+
+import Database from 'better-sqlite3';
+import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { DbgError, errors } from '../common/errors.js';
+
+export type Db = Database.Database;
+
+export const TRACE_SCHEMA_VERSION = 1;
+export const TRACE_FORMAT = 'dbg-trace';
+
+const DDL = `
+CREATE TABLE meta (key TEXT PRIMARY KEY, value) ;
+CREATE TABLE chunk (
+  id INTEGER PRIMARY KEY,
+  first INTEGER NOT NULL UNIQUE,
+  count INTEGER NOT NULL,
+  pcs BLOB NOT NULL,
+  writes INTEGER NOT NULL,
+  lines INTEGER NOT NULL
+);
+CREATE TABLE mem (
+  line INTEGER NOT NULL,
+  chunk INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (line, chunk)
+) WITHOUT ROWID;
+CREATE INDEX mem_by_chunk ON mem (chunk);
+CREATE TABLE ckpt (
+  id INTEGER PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  vcpu INTEGER NOT NULL,
+  chunk INTEGER NOT NULL,
+  flags INTEGER NOT NULL,
+  data BLOB NOT NULL
+);
+CREATE INDEX ckpt_by_vcpu ON ckpt (vcpu, seq);
+CREATE TABLE ram_init (page INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE input (
+  id INTEGER PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  vcpu INTEGER,
+  kind TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX input_by_seq ON input (seq);
+
+-- Documented views for raw SQL.
+CREATE VIEW chunks AS
+  SELECT id AS chunk, first AS first_seq, first + count - 1 AS last_seq, count AS instructions,
+         writes, lines, length(pcs) AS pc_bytes
+  FROM chunk;
+CREATE VIEW memory_lines AS
+  SELECT line * 64 AS phys_addr, m.chunk, c.first AS chunk_first_seq, length(m.data) AS bytes
+  FROM mem m JOIN chunk c ON c.id = m.chunk;
+CREATE VIEW checkpoints AS
+  SELECT seq, vcpu, chunk,
+         CASE WHEN flags & 2 THEN 'slice-end' ELSE 'resume' END AS kind,
+         (flags & 1) = 1 AS full_image, length(data) AS bytes
+  FROM ckpt;
+CREATE VIEW inputs AS SELECT seq, vcpu, kind, detail FROM input;
+CREATE VIEW summary AS
+  SELECT (SELECT min(first) FROM chunk) AS first_seq,
+         (SELECT max(first + count) - 1 FROM chunk) AS last_seq,
+         (SELECT sum(count) FROM chunk) AS instructions,
+         (SELECT sum(writes) FROM chunk) AS writes,
+         (SELECT count(*) FROM chunk) AS chunks,
+         (SELECT count(*) FROM ckpt) AS checkpoints,
+         (SELECT count(*) FROM input) AS inputs;
+`;
+
+function sqliteFailure(path: string, e: unknown): DbgError {
+  const msg = (e as Error).message ?? String(e);
+  const code = (e as { code?: string }).code ?? '';
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || /not a database|malformed/.test(msg)) {
+    return errors.corrupt(path, `not a readable dbg trace (${msg}); the file is damaged or is not a trace`);
+  }
+  if (code === 'SQLITE_CANTOPEN') return new DbgError('io', `cannot open trace "${path}": ${msg}`);
+  return new DbgError('io', `trace "${path}": ${msg}`);
+}
+
+/** Run `fn` translating SQLite's errors on `path` into DbgErrors. */
+export function guard<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof DbgError) throw e;
+    throw sqliteFailure(path, e);
+  }
+}
+
+/** A new, empty trace at `path` (refuses to overwrite an existing file unless `replace`). */
+export function createTrace(path: string, meta: Record<string, string | number>, replace = false): Db {
+  if (existsSync(path)) {
+    if (!replace) throw errors.badInput(`trace "${path}" already exists: choose another file or remove it first`);
+    for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+  }
+  return guard(path, () => {
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    // A process that dies loses nothing committed (the WAL is written before COMMIT returns);
+    // OFF skips fsync, so only an operating-system crash could lose the newest commits.
+    db.pragma('synchronous = OFF');
+    db.exec(DDL);
+    const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+    db.transaction(() => {
+      put.run('format', TRACE_FORMAT);
+      for (const [k, v] of Object.entries(meta)) put.run(k, v);
+    })();
+    db.pragma(`user_version = ${TRACE_SCHEMA_VERSION}`);
+    return db;
+  });
+}
+
+/**
+ * Open an existing trace read-only (a read never writes the file: no WAL checkpoint, no schema
+ * change). Checks the format and the schema version.
+ */
+export function openTrace(path: string): Db {
+  if (!existsSync(path)) throw errors.notFound(`trace "${path}" does not exist`);
+  checkHeader(path);
+  return guard(path, () => {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    try {
+      const version = db.pragma('user_version', { simple: true }) as number;
+      const hasMeta = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get() as { n: number };
+      const format = hasMeta.n ? (db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined)?.value : undefined;
+      if (format !== TRACE_FORMAT) {
+        throw errors.corrupt(path, 'is a SQLite database but not a dbg trace (no meta.format = dbg-trace)');
+      }
+      if (version !== TRACE_SCHEMA_VERSION) {
+        throw new DbgError(
+          'trace-version',
+          `trace "${path}" has schema version ${version}, this dbg reads version ${TRACE_SCHEMA_VERSION}: ` +
+            (version > TRACE_SCHEMA_VERSION
+              ? 'it was written by a newer dbg; open it with that version'
+              : 'it was written by an older dbg; open it with that version or record it again'),
+        );
+      }
+      return db;
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  });
+}
+
+/** The SQLite header says how many pages the main file holds: a shorter file was cut short. */
+function checkHeader(path: string): void {
+  const size = statSync(path).size;
+  const head = Buffer.alloc(100);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, 100, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (size < 100 || head.toString('latin1', 0, 16) !== 'SQLite format 3\0') {
+    throw errors.corrupt(path, `not a dbg trace: ${size < 100 ? `only ${size} bytes` : 'no SQLite header'} (truncated or another kind of file)`);
+  }
+  const raw = head.readUInt16BE(16);
+  const pageSize = raw === 1 ? 65536 : raw;
+  const pages = head.readUInt32BE(28);
+  if (pages > 0 && size < pages * pageSize) {
+    throw errors.corrupt(path, `truncated: the header says ${pages} pages of ${pageSize} bytes (${pages * pageSize} bytes) but the file has ${size}`);
+  }
+}
+
+/** meta as a map. */
+export function readMeta(db: Db): Map<string, string | number> {
+  const rows = db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string | number }[];
+  return new Map(rows.map((r) => [r.key, r.value]));
+}

@@ -1,0 +1,321 @@
+/**
+ * Reads a trace (opened read-only: nothing a reader does writes the file) and answers the
+ * history queries: where an instruction ran, who wrote an address, every value it held, the
+ * checkpoint nearest a seq.
+ *
+ * Seqs are numbers here (a history of 2^53 instructions would take years to record); the
+ * targets convert to bigint at their boundary.
+ */
+
+import type Database from 'better-sqlite3';
+import { DbgError, errors } from '../common/errors.js';
+import { decodeLineRow, lineStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
+import { nativeRecorder } from './native-recorder.js';
+import { guard, openTrace, readMeta, type Db } from './schema.js';
+
+export interface ChunkInfo {
+  readonly id: number;
+  readonly first: number;
+  readonly count: number;
+  readonly writes: number;
+  readonly lines: number;
+}
+
+export interface Checkpoint {
+  readonly seq: number;
+  readonly vcpu: number;
+  /** True when the vCPU does not run again before its next checkpoint (slice end). */
+  readonly idle: boolean;
+  /** The full uc_context image. */
+  readonly image: Buffer;
+}
+
+export interface InputRow {
+  readonly seq: number;
+  readonly vcpu: number | null;
+  readonly kind: string;
+  readonly detail: Record<string, unknown>;
+}
+
+const PCS_CACHE = 8;
+const ROW_CACHE = 4096;
+
+export class TraceReader {
+  readonly db: Db;
+  readonly meta: Map<string, string | number>;
+  /** First seq of the history and one past the last instruction. */
+  readonly first: number;
+  readonly end: number;
+  readonly chunkCount: number;
+  private readonly pcsCache = new Map<number, { pc: BigUint64Array; vcpu: Uint8Array }>();
+  private readonly rowCache = new Map<string, DecodedRow>();
+  private readonly st: Record<string, Database.Statement>;
+  private readonly chunkFirsts: Float64Array;
+  private readonly chunkCounts: Float64Array;
+
+  private constructor(
+    readonly path: string,
+    db: Db,
+  ) {
+    this.db = db;
+    this.meta = readMeta(db);
+    const p = (sql: string) => db.prepare(sql);
+    this.st = {
+      chunkById: p('SELECT id, first, count, writes, lines FROM chunk WHERE id = ?'),
+      pcs: p('SELECT pcs, count FROM chunk WHERE id = ?'),
+      lastRow: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC LIMIT 1'),
+      rowsOfLine: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk BETWEEN ? AND ? ORDER BY chunk'),
+      firstRow: p('SELECT chunk, data FROM mem WHERE line = ? ORDER BY chunk LIMIT 1'),
+      rowsOfChunk: p('SELECT line, data FROM mem WHERE chunk = ?'),
+      linesOfChunks: p('SELECT DISTINCT line FROM mem WHERE chunk BETWEEN ? AND ?'),
+      ckpt: p('SELECT seq, vcpu, chunk, flags, data FROM ckpt WHERE vcpu = ? AND seq <= ? ORDER BY seq DESC, (flags & 2) DESC, id DESC LIMIT 1'),
+      ckptKey: p('SELECT data FROM ckpt WHERE vcpu = ? AND chunk = ? AND (flags & 1) = 1 ORDER BY id LIMIT 1'),
+      ramPage: p('SELECT data FROM ram_init WHERE page = ?'),
+      inputs: p('SELECT seq, vcpu, kind, detail FROM input WHERE seq >= ? AND seq < ? ORDER BY seq, id'),
+    };
+    const chunks = db.prepare('SELECT id, first, count FROM chunk ORDER BY id').raw().all() as [number, number, number][];
+    this.chunkCount = chunks.length;
+    this.chunkFirsts = new Float64Array(chunks.length);
+    this.chunkCounts = new Float64Array(chunks.length);
+    chunks.forEach(([id, first, count], i) => {
+      if (id !== i) throw errors.corrupt(path, `chunk ${i} is missing (found chunk ${id} in its place)`);
+      if (i > 0 && first !== this.chunkFirsts[i - 1]! + this.chunkCounts[i - 1]!) {
+        throw errors.corrupt(path, `chunk ${i} starts at seq ${first}, expected ${this.chunkFirsts[i - 1]! + this.chunkCounts[i - 1]!}`);
+      }
+      this.chunkFirsts[i] = first;
+      this.chunkCounts[i] = count;
+    });
+    this.first = chunks.length ? chunks[0]![1] : Number(this.meta.get('first_seq') ?? 0);
+    this.end = chunks.length ? this.chunkFirsts[chunks.length - 1]! + this.chunkCounts[chunks.length - 1]! : this.first;
+  }
+
+  static open(path: string): TraceReader {
+    const db = openTrace(path);
+    try {
+      return guard(path, () => new TraceReader(path, db));
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Throws bad-input unless first <= seq <= end (end = the position after the last instruction). */
+  checkSeq(seq: number): void {
+    if (!Number.isSafeInteger(seq) || seq < this.first || seq > this.end) {
+      throw new DbgError('bad-input', `seq ${seq} is outside the recorded history [${this.first}, ${this.end}] of "${this.path}"`);
+    }
+  }
+
+  /** The chunk holding instruction `seq` (for seq = end: the last chunk). */
+  chunkIndexOf(seq: number): number {
+    let lo = 0;
+    let hi = this.chunkCount - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.chunkFirsts[mid]! <= seq) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  chunk(id: number): ChunkInfo {
+    const r = this.st.chunkById!.get(id) as ChunkInfo | undefined;
+    if (!r) throw errors.corrupt(this.path, `chunk ${id} is missing`);
+    return r;
+  }
+
+  chunkFirst(id: number): number {
+    return this.chunkFirsts[id]!;
+  }
+
+  chunkCountOf(id: number): number {
+    return this.chunkCounts[id]!;
+  }
+
+  /** Decoded pcs of a chunk (cached). */
+  pcs(id: number): { pc: BigUint64Array; vcpu: Uint8Array } {
+    let d = this.pcsCache.get(id);
+    if (d) return d;
+    const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number } | undefined;
+    if (!r) throw errors.corrupt(this.path, `chunk ${id} is missing`);
+    try {
+      d = nativeRecorder().decodePcs(r.pcs, r.count);
+    } catch (e) {
+      throw errors.corrupt(this.path, `chunk ${id}: ${(e as Error).message}`);
+    }
+    if (this.pcsCache.size >= PCS_CACHE) this.pcsCache.delete(this.pcsCache.keys().next().value!);
+    this.pcsCache.set(id, d);
+    return d;
+  }
+
+  /** pc and vCPU of instruction `seq` (first <= seq < end). */
+  step(seq: number): { pc: bigint; vcpu: number } {
+    if (seq < this.first || seq >= this.end) throw new DbgError('bad-input', `no instruction at seq ${seq}: the history holds [${this.first}, ${this.end - 1}]`);
+    const id = this.chunkIndexOf(seq);
+    const d = this.pcs(id);
+    const i = seq - this.chunkFirsts[id]!;
+    return { pc: d.pc[i]!, vcpu: d.vcpu[i]! };
+  }
+
+  /** Every seq in [from, to) whose pc is one of `pcs`, oldest first (at most `limit`). */
+  findPcs(pcs: readonly bigint[], from = this.first, to = this.end, limit = Infinity): number[] {
+    const targets = BigUint64Array.from(pcs);
+    const out: number[] = [];
+    if (this.chunkCount === 0 || from >= to) return out;
+    const n = nativeRecorder();
+    for (let id = this.chunkIndexOf(from); id < this.chunkCount && this.chunkFirsts[id]! < to; id++) {
+      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      const base = this.chunkFirsts[id]!;
+      for (const off of n.findPcs(r.pcs, r.count, targets, to - base)) {
+        const s = base + off;
+        if (s >= from) out.push(s);
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
+  }
+
+  /** The last seq in [from, to) whose pc is one of `pcs`, searching back chunk by chunk. */
+  lastPc(pcs: readonly bigint[], from: number, to: number): number | undefined {
+    const targets = BigUint64Array.from(pcs);
+    if (this.chunkCount === 0 || from >= to) return undefined;
+    const n = nativeRecorder();
+    for (let id = this.chunkIndexOf(Math.min(to, this.end) - 1); id >= 0; id--) {
+      const base = this.chunkFirsts[id]!;
+      if (base + this.chunkCounts[id]! <= from) break;
+      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      const hits = n.findPcs(r.pcs, r.count, targets, to - base);
+      for (let k = hits.length - 1; k >= 0; k--) {
+        const s = base + hits[k]!;
+        if (s >= from) return s;
+        break;
+      }
+    }
+    return undefined;
+  }
+
+  private row(line: number, chunk: number, data?: Buffer): DecodedRow {
+    const key = `${line}:${chunk}`;
+    let r = this.rowCache.get(key);
+    if (r) return r;
+    if (!data) {
+      const got = this.db.prepare('SELECT data FROM mem WHERE line = ? AND chunk = ?').get(line, chunk) as { data: Buffer } | undefined;
+      if (!got) throw errors.corrupt(this.path, `memory row of line 0x${(line * 64).toString(16)} in chunk ${chunk} is missing`);
+      data = got.data;
+    }
+    r = decodeLineRow(data, line, this.chunkFirsts[chunk] ?? 0, this.path);
+    if (this.rowCache.size >= ROW_CACHE) this.rowCache.delete(this.rowCache.keys().next().value!);
+    this.rowCache.set(key, r);
+    return r;
+  }
+
+  /**
+   * The last write that touched physical byte `phys` and is part of the state at position
+   * `at` (a guest write by an instruction before `at`, or a host write at or before it).
+   */
+  lastWrite(phys: number, at: number): LineWrite | undefined {
+    const line = Math.floor(phys / 64);
+    const bound = stateBound(at);
+    let chunk = this.chunkIndexOf(Math.max(at - 1, this.first));
+    for (;;) {
+      const got = this.st.lastRow!.get(line, chunk) as { chunk: number; data: Buffer } | undefined;
+      if (!got) return undefined;
+      const row = this.row(line, got.chunk, got.data);
+      for (let k = row.writes.length - 1; k >= 0; k--) {
+        const w = row.writes[k]!;
+        if (writeOrder(w) <= bound && phys >= w.phys && phys < w.phys + w.len) return w;
+      }
+      if (got.chunk === 0) return undefined;
+      chunk = got.chunk - 1;
+    }
+  }
+
+  /** Every write touching [phys, phys + len) in [from, to) positions, oldest first. */
+  writesTo(phys: number, len: number, from = this.first, to = this.end): LineWrite[] {
+    const out: LineWrite[] = [];
+    if (this.chunkCount === 0) return out;
+    const c0 = this.chunkIndexOf(from);
+    const c1 = this.chunkIndexOf(Math.max(to - 1, this.first));
+    for (let line = Math.floor(phys / 64); line * 64 < phys + len; line++) {
+      for (const got of this.st.rowsOfLine!.all(line, c0, c1) as { chunk: number; data: Buffer }[]) {
+        for (const w of this.row(line, got.chunk, got.data).writes) {
+          if (w.seq >= from && w.seq < to && w.phys < phys + len && w.phys + w.len > phys) out.push(w);
+        }
+      }
+    }
+    return out.sort((a, b) => writeOrder(a) - writeOrder(b));
+  }
+
+  /** The 64 bytes of physical line `line` at position `at`. */
+  lineAt(line: number, at: number): Buffer {
+    const chunk = this.chunkCount ? this.chunkIndexOf(Math.max(at - 1, this.first)) : -1;
+    const got = chunk >= 0 ? (this.st.lastRow!.get(line, chunk) as { chunk: number; data: Buffer } | undefined) : undefined;
+    if (got) return lineStateAt(this.row(line, got.chunk, got.data), at);
+    // Never written at or before `at`: as the first row found it, or as recording began.
+    const first = this.st.firstRow!.get(line) as { chunk: number; data: Buffer } | undefined;
+    if (first) return Buffer.from(first.data.subarray(0, 64));
+    return this.initialLine(line);
+  }
+
+  /** The line as RAM held it when recording began. */
+  initialLine(line: number): Buffer {
+    const page = this.st.ramPage!.get(Math.floor(line / 64)) as { data: Buffer } | undefined;
+    if (!page) return Buffer.alloc(64);
+    const off = (line % 64) * 64;
+    return Buffer.from(page.data.subarray(off, off + 64));
+  }
+
+  /** Every non-zero page of RAM as recording began: [physical page number, 4 KiB]. */
+  *initialPages(): Iterable<[number, Buffer]> {
+    for (const r of this.db.prepare('SELECT page, data FROM ram_init ORDER BY page').iterate() as Iterable<{ page: number; data: Buffer }>) {
+      yield [r.page, r.data];
+    }
+  }
+
+  /** Lines written in chunks [c0, c1]. */
+  linesWritten(c0: number, c1: number): number[] {
+    return (this.st.linesOfChunks!.raw().all(c0, c1) as [number][]).map((r) => r[0]);
+  }
+
+  /** Every write of chunk `id`, in execution order. */
+  chunkWrites(id: number): LineWrite[] {
+    const out: LineWrite[] = [];
+    for (const r of this.st.rowsOfChunk!.all(id) as { line: number; data: Buffer }[]) out.push(...this.row(r.line, id, r.data).writes);
+    return out.sort((a, b) => writeOrder(a) - writeOrder(b));
+  }
+
+  /** The newest checkpoint of `vcpu` at or before `seq`. */
+  checkpoint(vcpu: number, seq: number): Checkpoint | undefined {
+    const r = this.st.ckpt!.get(vcpu, seq) as { seq: number; vcpu: number; chunk: number; flags: number; data: Buffer } | undefined;
+    if (!r) return undefined;
+    let image = r.data;
+    if (!(r.flags & 1)) {
+      const key = this.st.ckptKey!.get(vcpu, r.chunk) as { data: Buffer } | undefined;
+      if (!key) throw errors.corrupt(this.path, `checkpoint at seq ${r.seq} of vCPU ${vcpu}: its chunk's full image is missing`);
+      try {
+        image = nativeRecorder().ckptDecode(key.data, r.data);
+      } catch (e) {
+        throw errors.corrupt(this.path, `checkpoint at seq ${r.seq}: ${(e as Error).message}`);
+      }
+    }
+    return { seq: r.seq, vcpu: r.vcpu, idle: (r.flags & 2) !== 0, image };
+  }
+
+  inputs(from: number, to: number): InputRow[] {
+    return (this.st.inputs!.all(from, to) as { seq: number; vcpu: number | null; kind: string; detail: string }[]).map((r) => ({
+      seq: r.seq,
+      vcpu: r.vcpu,
+      kind: r.kind,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+    }));
+  }
+
+  /** vCPU count recorded (1 when the meta does not say). */
+  get vcpus(): number {
+    return Number(this.meta.get('vcpus') ?? 1);
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * A recorded history brought back to life at any seq: private Unicorn engines (one per recorded
+ * vCPU) over a private RAM buffer, positioned by the store's records.
+ *
+ * How a position S is reached (rr's way, with the trace's index instead of a replay from 0):
+ *   1. memory: the RAM buffer is moved from where it is to the state at the start of the
+ *      re-execution window, either by applying the window's write records (undo with the old
+ *      bytes, redo with the new ones: cheap for a short move) or, for a long move, line by
+ *      line: every line written between the two positions gets its value from "last write to
+ *      this line at or before" (an index seek each), so the cost follows the number of distinct
+ *      lines, not the number of writes;
+ *   2. registers: the vCPU that runs at S restarts from its newest checkpoint C <= S (at most
+ *      `checkpoint_every` instructions back) and re-executes S - C instructions; the others
+ *      take their slice-end checkpoints as they are;
+ *   3. the re-executed pc at S is compared with the recorded one (a divergence is reported,
+ *      not ignored).
+ * Port reads inside the window are fed back from the recorded inputs (IN hook).
+ *
+ * Limitation: RAM is changed behind Unicorn's back, so code that the guest rewrote between two
+ * positions may run from a stale translation after a seek (no self-modifying code support yet).
+ */
+
+import { DbgError, errors } from '../../common/errors.js';
+import type { Registers } from '../../arch/arch.js';
+import type { LineWrite } from '../../store/line-rows.js';
+import { stateBound, writeOrder } from '../../store/line-rows.js';
+import { nativeRecorder } from '../../store/native-recorder.js';
+import type { TraceReader } from '../../store/trace-reader.js';
+import { UnicornEngine, X86_REG } from '../emulator/unicorn.js';
+import { readRegisters } from '../emulator/x86-64-cpu.js';
+
+/** Windows spanning at most this many chunks are moved write by write. */
+const NEAR_CHUNKS = 2;
+
+export class ReplayMachine {
+  readonly ram: Buffer;
+  readonly ramBase: bigint;
+  private readonly engines: UnicornEngine[] = [];
+  /** The position RAM holds. */
+  private memAt: number;
+  /** The position registers hold (every vCPU). */
+  private regsAt = -1;
+  private readonly writeCache = new Map<number, LineWrite[]>();
+  private portQueue: number[] = [];
+
+  constructor(readonly reader: TraceReader) {
+    const size = Number(reader.meta.get('ram_size') ?? 0);
+    if (!Number.isSafeInteger(size) || size <= 0 || size % 4096 !== 0) {
+      throw errors.corrupt(reader.path, `meta.ram_size = ${reader.meta.get('ram_size')}: expected a positive multiple of 4096`);
+    }
+    this.ramBase = BigInt(reader.meta.get('ram_base') ?? 0);
+    this.ram = Buffer.alloc(size);
+    for (const [page, data] of reader.initialPages()) {
+      const off = page * 4096 - Number(this.ramBase);
+      if (off >= 0 && off + 4096 <= size) data.copy(this.ram, off);
+    }
+    this.memAt = reader.first;
+    for (let v = 0; v < reader.vcpus; v++) {
+      const e = new UnicornEngine('x86-64');
+      e.mapHost(this.ramBase, this.ram);
+      e.hookPorts({ in: () => this.portQueue.shift() ?? 0, out: () => undefined });
+      this.engines.push(e);
+    }
+  }
+
+  get position(): number {
+    return this.regsAt;
+  }
+
+  engine(vcpu: number): UnicornEngine {
+    const e = this.engines[vcpu];
+    if (!e) throw errors.badInput(`vCPU ${vcpu} does not exist: the recording has ${this.engines.length}`);
+    return e;
+  }
+
+  registers(vcpu: number): Registers {
+    return readRegisters(this.engine(vcpu));
+  }
+
+  /** The vCPU that executes instruction `s` (or executed the last one, at the end). */
+  runningAt(s: number): number {
+    const r = this.reader;
+    if (r.end === r.first) return 0;
+    return r.step(Math.min(s, r.end - 1)).vcpu;
+  }
+
+  /** Put every vCPU and RAM at position `s` (state before instruction s runs). */
+  seek(s: number): void {
+    const r = this.reader;
+    r.checkSeq(s);
+    if (s === this.regsAt) return;
+    const running = this.runningAt(s);
+    let window: { vcpu: number; from: number } | undefined;
+    for (let v = 0; v < this.engines.length; v++) {
+      const c = r.checkpoint(v, s);
+      if (!c) {
+        if (v === running) throw errors.corrupt(r.path, `no register checkpoint of vCPU ${v} at or before seq ${s}`);
+        continue;
+      }
+      nativeRecorder().contextRestore(this.engines[v]!.address, c.image);
+      if (v === running && !c.idle && c.seq < s) window = { vcpu: v, from: c.seq };
+    }
+    if (!window) {
+      this.syncMemory(s);
+    } else {
+      this.syncMemory(window.from);
+      this.reexecute(window.vcpu, window.from, s);
+    }
+    this.regsAt = s;
+    if (s < r.end) {
+      const want = r.step(s).pc;
+      const got = this.engine(running).readReg(X86_REG.RIP);
+      if (got !== want) {
+        throw new DbgError('corrupt', `replay diverged from the recording at seq ${s}: re-executed pc 0x${got.toString(16)}, recorded 0x${want.toString(16)} (vCPU ${running})`);
+      }
+    }
+  }
+
+  private reexecute(vcpu: number, from: number, to: number): void {
+    const e = this.engines[vcpu]!;
+    this.portQueue = this.reader
+      .inputs(from, to)
+      .filter((i) => i.kind === 'port-in' && i.vcpu === vcpu)
+      .map((i) => Number(i.detail.value));
+    const err = nativeRecorder().run(e.address, e.readReg(X86_REG.RIP), to - from);
+    if (err !== 0) throw new DbgError('corrupt', `re-executing seq ${from}..${to} failed with Unicorn error ${err}`);
+    this.memAt = to;
+  }
+
+  private writesOf(chunk: number): LineWrite[] {
+    let w = this.writeCache.get(chunk);
+    if (!w) {
+      w = this.reader.chunkWrites(chunk);
+      if (this.writeCache.size >= 4) this.writeCache.delete(this.writeCache.keys().next().value!);
+      this.writeCache.set(chunk, w);
+    }
+    return w;
+  }
+
+  /** Move RAM to position `s`. */
+  syncMemory(s: number): void {
+    const r = this.reader;
+    if (s === this.memAt || r.chunkCount === 0) {
+      this.memAt = s;
+      return;
+    }
+    const lo = Math.min(s, this.memAt);
+    const hi = Math.max(s, this.memAt);
+    const c0 = r.chunkIndexOf(lo);
+    const c1 = r.chunkIndexOf(hi);
+    const base = Number(this.ramBase);
+    if (c1 - c0 <= NEAR_CHUNKS) {
+      const bLo = stateBound(lo);
+      const bHi = stateBound(hi);
+      const inWindow: LineWrite[] = [];
+      for (let c = c0; c <= c1; c++) {
+        for (const w of this.writesOf(c)) {
+          const o = writeOrder(w);
+          if (o > bLo && o <= bHi) inWindow.push(w);
+        }
+      }
+      if (s < this.memAt) {
+        for (let k = inWindow.length - 1; k >= 0; k--) {
+          const w = inWindow[k]!;
+          if (w.phys - base >= 0 && w.phys - base + w.len <= this.ram.length) w.old.copy(this.ram, w.phys - base);
+        }
+      } else {
+        for (const w of inWindow) {
+          if (w.phys - base >= 0 && w.phys - base + w.len <= this.ram.length) w.data.copy(this.ram, w.phys - base);
+        }
+      }
+    } else {
+      for (const line of r.linesWritten(c0, c1)) {
+        const off = line * 64 - base;
+        if (off >= 0 && off + 64 <= this.ram.length) r.lineAt(line, s).copy(this.ram, off);
+      }
+    }
+    this.memAt = s;
+  }
+
+  close(): void {
+    for (const e of this.engines) e.close();
+    this.engines.length = 0;
+  }
+}
