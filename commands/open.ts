@@ -56,6 +56,8 @@ command stops the script and the exit status is 1.`;
   /** Flag and argument mistakes: one line, no stack, exit status 2 (as usage errors are). */
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
     if (err.oclif?.exit === 0) return;
+    // The failure is reported here; oclif's "did not parse its arguments" warning would only repeat it.
+    (this as unknown as { parsed: boolean }).parsed = true;
     const first = (err.message ?? String(err)).split('\n').find((l) => l.trim() !== '') ?? String(err);
     process.stderr.write(`dbg: ${first.trim()} (see dbg open --help)\n`);
     process.exitCode = 2;
