@@ -202,6 +202,7 @@ class Reader {
 }
 
 const cache = new WeakMap<ElfFile, EhFrame | null>();
+const debugCache = new WeakMap<ElfFile, EhFrame | null>();
 
 export class EhFrame {
   private readonly cies = new Map<number, Cie>();
@@ -217,7 +218,7 @@ export class EhFrame {
     private readonly hdrTable?: { buf: Buffer; count: number; hdrAddr: bigint },
   ) {}
 
-  /** The CFI of `elf`, or undefined when it has none. Built once per file. */
+  /** The `.eh_frame` CFI of `elf`, or undefined when it has none. Built once per file. */
   static of(elf: ElfFile): EhFrame | undefined {
     const hit = cache.get(elf);
     if (hit !== undefined) return hit ?? undefined;
@@ -229,6 +230,24 @@ export class EhFrame {
       eh = undefined;
     }
     cache.set(elf, eh ?? null);
+    return eh;
+  }
+
+  /**
+   * The `.debug_frame` CFI of `elf`, or undefined. Compilers put CFI there instead of `.eh_frame`
+   * for code built with -g but without unwind tables; the unwinder asks it second.
+   */
+  static debugFrameOf(elf: ElfFile): EhFrame | undefined {
+    const hit = debugCache.get(elf);
+    if (hit !== undefined) return hit ?? undefined;
+    let eh: EhFrame | undefined;
+    try {
+      const sec = elf.section('.debug_frame');
+      if (sec && sec.size > 0) eh = new EhFrame(elf, elf.sectionData(sec), 0n, true);
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+    }
+    debugCache.set(elf, eh ?? null);
     return eh;
   }
 
@@ -257,8 +276,6 @@ export class EhFrame {
       }
     }
     if (ehSec && ehSec.size > 0) return new EhFrame(elf, elf.sectionData(ehSec), ehSec.addr, false);
-    const dbg = elf.section('.debug_frame');
-    if (dbg && dbg.size > 0) return new EhFrame(elf, elf.sectionData(dbg), 0n, true);
     return undefined;
   }
 

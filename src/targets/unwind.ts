@@ -108,19 +108,20 @@ function isMain(target: Target, pc: bigint): boolean {
   return r !== undefined && r.inside && r.sym.name === 'main';
 }
 
-/** The CFI row for run-time address `pc`, from the module that holds it. */
+/** The CFI row for run-time address `pc`, from the module that holds it: .eh_frame, then .debug_frame. */
 function cfiFor(target: Target, pc: bigint): { row: UnwindRow } | undefined {
   for (const m of target.symbols.modules) {
     if (!m.elf || m.start === undefined || m.end === undefined || pc < m.start || pc >= m.end) continue;
-    const eh = EhFrame.of(m.elf);
-    if (!eh) return undefined;
-    try {
-      const row = eh.rowFor(pc - (m.bias ?? 0n));
-      return row ? { row } : undefined;
-    } catch (e) {
-      if (e instanceof DbgError) return undefined;
-      throw e;
+    const link = pc - (m.bias ?? 0n);
+    for (const cfi of [EhFrame.of(m.elf), EhFrame.debugFrameOf(m.elf)]) {
+      try {
+        const row = cfi?.rowFor(link);
+        if (row) return { row };
+      } catch (e) {
+        if (!(e instanceof DbgError)) throw e;
+      }
     }
+    return undefined;
   }
   return undefined;
 }

@@ -4,13 +4,15 @@
  * `.eh_frame_hdr` table and through the index built when there is no table.
  */
 
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BufferByteSource } from '../../src/common/byte-source.js';
 import { EhFrame, evalDwarfExpr, type UnwindRow } from '../../src/symbols/eh-frame.js';
 import { ElfFile, PT_GNU_EH_FRAME } from '../../src/symbols/elf-file.js';
-import { debuggee } from '../helpers/debuggee.js';
+import { debuggee, fixturesSrc } from '../helpers/debuggee.js';
 
 interface ReadelfRow {
   loc: bigint;
@@ -18,14 +20,18 @@ interface ReadelfRow {
   cols: Map<string, string>;
 }
 
-/** Rows of `readelf -wF`: one table per FDE, a header line naming the columns. */
-function readelfRows(file: string): ReadelfRow[] {
+/** Rows of `readelf -wF` for `section`: one table per FDE, a header line naming the columns. */
+function readelfRows(file: string, section = '.eh_frame'): ReadelfRow[] {
   // readelf exits 1 over warnings about debug links it cannot follow: only its output matters.
   const text = spawnSync('readelf', ['-wF', file], { encoding: 'utf8', maxBuffer: 256 << 20 }).stdout;
   const rows: ReadelfRow[] = [];
   let header: string[] | undefined;
   let inFde = false;
+  let inSection = false;
   for (const line of text.split('\n')) {
+    const sec = /^Contents of the (\S+) section/.exec(line);
+    if (sec) inSection = sec[1] === section;
+    if (!inSection) continue;
     if (/^[0-9a-f]{8} [0-9a-f]+ [0-9a-f]+ (FDE|CIE)/.test(line)) {
       inFde = line.includes(' FDE ');
       header = undefined;
@@ -143,6 +149,27 @@ describe('.eh_frame CFI, compared with readelf -wF', () => {
       expect(eh.rowFor(0xffff_ffffn)).toBeUndefined();
     } finally {
       elf.close();
+    }
+  });
+
+  it('reads .debug_frame, where gcc -g puts the CFI of code built without unwind tables', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dbg-debug-frame-'));
+    try {
+      const exe = join(dir, 'prog');
+      execFileSync('gcc', ['-O0', '-g', '-fno-asynchronous-unwind-tables', '-fno-unwind-tables', '-pthread', '-o', exe, join(fixturesSrc, 'threads.c')]);
+      const rows = readelfRows(exe, '.debug_frame');
+      expect(rows.length).toBeGreaterThan(10);
+      const elf = ElfFile.open(exe);
+      try {
+        const dbg = EhFrame.debugFrameOf(elf)!;
+        expect(compareAll(dbg, rows)).toBe(0);
+        // The program's functions are in .debug_frame only.
+        expect(EhFrame.of(elf)?.rowFor(rows[0]!.loc)).toBeUndefined();
+      } finally {
+        elf.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

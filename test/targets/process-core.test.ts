@@ -231,3 +231,31 @@ describe.each(cores)('%s core of a multi-threaded program, compared with gdb', (
     if (label === 'kernel-written') expect(st.reason).toMatchObject({ kind: 'signal', signal: 6, name: 'SIGABRT' });
   });
 });
+
+describe('frame-pointer unwinding where the program has no CFI', () => {
+  it('walks the program frames by rbp and still equals gdb', async () => {
+    // -g0 too: with -g, gcc moves the CFI to .debug_frame rather than dropping it.
+    const nocfi = await debuggee('threads', { cflags: ['-O0', '-g0', '-fno-omit-frame-pointer', '-pthread', '-fno-asynchronous-unwind-tables', '-fno-unwind-tables'] });
+    const t = ProcessCoreTarget.open(nocfi.core);
+    try {
+      const theirs = gdbBacktraces(gdbBatch(nocfi.exe, nocfi.core, ['thread apply all bt -frame-info location-and-address']));
+      const hows = new Set<string>();
+      for (let i = 1; i <= THREADS; i++) {
+        const frames = unwind(t, i);
+        // gdb's own CFI-less unwinder (prologue analysis) may stop earlier or later in the C
+        // runtime; the frames it shows down to the program's thread entry or main must match.
+        const want = theirs.get(i)!;
+        const upTo = want.findIndex((f) => f.name === 'main' || f.name === 'cond_waiter' || f.name === 'sleeper' || f.name === 'reader');
+        expect(upTo).toBeGreaterThan(0);
+        expect(frames.slice(0, upTo + 1).map((f) => f.pc)).toEqual(want.slice(0, upTo + 1).map((f) => f.pc));
+        for (const f of frames.slice(0, upTo + 1)) hows.add(f.how);
+        const named = frames.slice(0, upTo + 1).map((f) => t.symbols.describe(f.pc - (f.level ? 1n : 0n))?.replace(/\+0x[0-9a-f]+$/, ''));
+        for (const [k, f] of want.slice(0, upTo + 1).entries()) if (f.name) expect(named[k]).toBe(f.name);
+      }
+      expect(hows).toContain('frame-pointer');
+      expect(unwind(t, 3).filter((f) => f.how === 'frame-pointer').length).toBeGreaterThanOrEqual(4); // sleep_deeply x3, sleeper
+    } finally {
+      t.close();
+    }
+  });
+});
