@@ -386,7 +386,9 @@ export class ElfFile {
       const descsz = this.u32(buf, o + 4);
       const type = this.u32(buf, o + 8);
       const nameAt = o + 12;
-      const descAt = nameAt + pad(namesz);
+      // The descriptor is aligned relative to the note's start: with 8-byte alignment
+      // (.note.gnu.property) "GNU\0" after the 12-byte header already ends on a boundary.
+      const descAt = o + pad(12 + namesz);
       if (namesz > buf.length || descsz > buf.length || descAt + descsz > buf.length) {
         throw this.corrupt(
           `note ${i} at offset 0x${(offset + o).toString(16)} in ${where} claims namesz ${namesz} and descsz ${descsz}, which run past the end of its segment (0x${size.toString(16)} bytes)`,
