@@ -185,6 +185,18 @@ describe('process core: bad input', () => {
     }
   });
 
+  it('warns when --exe is another build than the program the core was made of', async () => {
+    const other = await debuggee('threads', { cflags: ['-O0', '-g0', '-fno-omit-frame-pointer', '-pthread', '-fno-asynchronous-unwind-tables', '-fno-unwind-tables'] });
+    const t = ProcessCoreTarget.open(d.core, { exe: other.exe });
+    try {
+      expect(t.warnings).toEqual([
+        expect.stringMatching(/^the executable ".*\/threads" \(for .*\/threads\) does not match the core: its build-id is [0-9a-f]{40}, the core's copy has [0-9a-f]{40}; its symbols and code may be wrong$/),
+      ]);
+    } finally {
+      t.close();
+    }
+  });
+
   it('refuses reads of addresses the core does not have, naming the nearest mapping', () => {
     const t = ProcessCoreTarget.open(d.core);
     try {

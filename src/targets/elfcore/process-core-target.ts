@@ -476,7 +476,28 @@ export class ProcessCoreTarget implements Target {
       return;
     }
     const bias = elf.header.type === ET_DYN || base !== firstLoad ? base - firstLoad : 0n;
+    const inCore = this.buildIdInCore(base);
+    const inFile = elf.buildId();
+    if (inCore && inFile && inCore !== inFile) {
+      this.warnings.push(`${what} ${shown} does not match the core: its build-id is ${inFile}, the core's copy has ${inCore}; its symbols and code may be wrong`);
+    }
     this.addElfModule(elf, local, bias, start, end);
+  }
+
+  /**
+   * The build-id of the ELF image whose first page the core holds at `base` (both gcore and the
+   * kernel dump the page with the ELF and program headers), or undefined.
+   */
+  private buildIdInCore(base: bigint): string | undefined {
+    const seg = this.segmentAt(base);
+    if (!seg?.phdr || seg.start !== base || seg.phdr.filesz === 0) return undefined;
+    try {
+      const image = this.readVirtual(base, Math.min(seg.phdr.filesz, 0x4000));
+      return new ElfFile(new BufferByteSource(`${this.path} at ${hexAddr(base)}`, image)).buildId();
+    } catch (e) {
+      if (e instanceof DbgError) return undefined;
+      throw e;
+    }
   }
 
   /** A module whose symbol table is built on first use; a broken table becomes a warning. */
