@@ -89,8 +89,7 @@ const special: Record<string, { fn: Special; help: string }> = {
   a: {
     fn: (ctx, iob, addr, n) => {
       for (let k = 0; k < n; k++) {
-        iob.field(label(ctx, addr) + ':', 16);
-        iob.tabTo(16);
+        iob.label(label(ctx, addr) + ':');
       }
       return addr;
     },

@@ -40,6 +40,15 @@ export class Iob {
     });
   }
 
+  /**
+   * An address label (`main+0x10:`) padded to the margin, or for a longer label to the next
+   * multiple of 16 with at least one blank, so a 64-bit address never touches its value.
+   */
+  label(text: string): void {
+    const w = text.length < Iob.margin ? Iob.margin : Math.ceil((text.length + 1) / 16) * 16;
+    this.field(text, w);
+  }
+
   /** Pad to the next multiple of `stop` unless already on one (MDB's %<stop>T). */
   tabTo(stop: number): void {
     if (this.buf.length % stop !== 0) this.buf = this.buf.padEnd(Math.ceil(this.buf.length / stop) * stop);

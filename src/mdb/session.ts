@@ -264,8 +264,7 @@ export class Session implements SessionView {
           const dis = fmt.startsWith('ai') || fmt.startsWith('ia');
           const exact = symbolName(this.target, at);
           if (!dis && exact !== undefined && !exact.includes('+')) out.line(`${exact}:`);
-          iob.field(label(ctx, at) + ':', Iob.margin);
-          iob.tabTo(16);
+          iob.label(label(ctx, at) + ':');
         }
         iob.setIndent(true);
         at = printItems(ctx, iob, at, items);

@@ -131,7 +131,8 @@ describe('dcmds on a gcore core agree with gdb', () => {
     const ours = ((await runJson(s, 'main::dis -n 3'))[0] as { addr: string }[]).map((r) => BigInt(r.addr));
     expect(ours).toEqual(gdbAddrs);
     const text = await run(s, 'main::dis -n 2');
-    expect(text).toEqual([' main:           pushq  %rbp', ' main+0x1:       movq   %rsp,%rbp']);
+    expect(text).toEqual(['main:           pushq  %rbp', 'main+0x1:       movq   %rsp,%rbp']);
+    expect((await run(s, 'main+1::dis'))[1]).toBe('> main+0x1:       movq   %rsp,%rbp');
     expect((await run(s, 'main/i'))[1]).toBe('main:           pushq  %rbp');
   });
 

@@ -343,8 +343,10 @@ const dis: Dcmd = {
       out.json(rows.map((r) => ({ addr: hexAddr(r.addr), symbol: r.label, bytes: r.bytes, text: r.text, current: r.addr === addr })));
       return;
     }
+    // When the function is shown whole, `>` marks the instruction at the address asked for.
+    const marked = start !== addr;
     const w = Math.max(16, ...rows.map((r) => r.label.length + 2));
-    for (const r of rows) out.line(`${r.addr === addr && start !== addr ? '>' : ' '}${(r.label + ':').padEnd(w)}${r.text}`);
+    for (const r of rows) out.line(`${marked ? (r.addr === addr ? '> ' : '  ') : ''}${(r.label + ':').padEnd(w)}${r.text}`);
   },
 };
 
