@@ -259,3 +259,27 @@ describe('frame-pointer unwinding where the program has no CFI', () => {
     }
   });
 });
+
+describe('unwinding through a signal handler', () => {
+  it("crosses the kernel's signal frame by __restore_rt's CFI expressions, as gdb does", async () => {
+    const sig = await debuggee('signals');
+    const t = ProcessCoreTarget.open(sig.core);
+    try {
+      expect(t.warnings).toEqual([]);
+      const bt = gdbBatch(sig.exe, sig.core, ['thread 2', 'bt -frame-info location-and-address']);
+      const levels = [...bt.matchAll(/^#(\d+)\s+(.*)$/gm)].filter((m) => m[1] !== '0' || !/^\[/.test(m[2]!));
+      const frameCount = Math.max(...levels.map((m) => Number(m[1]))) + 1;
+      const probe = gdbBatch(sig.exe, sig.core, ['thread 2', ...Array.from({ length: frameCount }, (_, k) => [`frame ${k}`, `echo @@pc\\n`, 'p/x $pc']).flat()]);
+      const pcs = [...probe.matchAll(/@@pc\n\$\d+ = (0x[0-9a-f]+)/g)].map((m) => BigInt(m[1]!));
+      expect(pcs.length).toBe(frameCount);
+      expect(bt).toContain('<signal handler called>');
+      const ours = unwind(t, 2);
+      expect(ours.map((f) => f.pc)).toEqual(pcs);
+      const names = ours.map((f) => t.symbols.describe(f.pc - (f.level ? 1n : 0n))?.replace(/\+0x[0-9a-f]+$/, ''));
+      expect(names).toEqual(expect.arrayContaining(['wait_in_handler', 'on_usr1', 'interrupted_work', 'signalled']));
+      expect(names.indexOf('interrupted_work')).toBeGreaterThan(names.indexOf('on_usr1'));
+    } finally {
+      t.close();
+    }
+  });
+});
