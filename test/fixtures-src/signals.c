@@ -1,8 +1,7 @@
 /*
  * Debuggee for unwinding through a signal frame: a thread takes SIGUSR1 and blocks inside its
  * handler (two calls deep), so its stack holds the kernel's signal frame and libc's __restore_rt
- * trampoline, whose CFI is all DWARF expressions. Another thread spins in optimised code without
- * a frame pointer. Prints "ready <pid>" once both are in place.
+ * trampoline, whose CFI is all DWARF expressions. Prints "ready <pid>" once it is in place.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -12,7 +11,6 @@
 #include <unistd.h>
 
 static volatile int in_handler;
-static volatile unsigned long spins;
 
 static __attribute__((noinline)) void wait_in_handler(int depth) {
     if (depth > 0) {
