@@ -98,6 +98,8 @@ export interface MachineState {
     readonly executed: bigint;
     readonly timerPeriod: number;
     readonly timerNext: bigint;
+    /** The vCPU stopped at a breakpoint at this pc: its next instruction passes it once. */
+    readonly skipPc?: bigint;
   }[];
   readonly scheduler: { readonly current: number; readonly left: number };
   readonly devices: unknown;

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "dbg_emu",
+      "sources": ["emu.c"],
+      "libraries": ["-lunicorn"],
+      "cflags": ["-O2", "-Wall", "-Wno-unused-parameter"]
+    }
+  ]
+}

@@ -1,0 +1,84 @@
+/**
+ * The native hook addon (native/emu, built by scripts/setup.d/20-native.mjs): instruction counting,
+ * breakpoints and watchpoints in C on one Unicorn engine. See native/emu/emu.c for the counting rule.
+ */
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DbgError } from '../../common/errors.js';
+
+export const enum HookStop {
+  None = 0,
+  Limit = 1,
+  Breakpoint = 2,
+  Watch = 3,
+  Interrupt = 4,
+  BadMemory = 5,
+  BadInsn = 6,
+  Request = 7,
+}
+
+/** Access bits of a watchpoint (0 = a breakpoint). */
+export const WATCH_READ = 1;
+export const WATCH_WRITE = 2;
+export const WATCH_EXEC = 4;
+
+export type HookCtx = { readonly __hookCtx: unique symbol };
+
+export interface HookResult {
+  kind: HookStop;
+  id: number;
+  access: number;
+  size: number;
+  intno: number;
+  pc: bigint;
+  addr: bigint;
+  counterAtStop: bigint;
+  value: bigint;
+  counter: bigint;
+  lastPc: bigint;
+}
+
+interface Addon {
+  create(engine: bigint, ram: Buffer): HookCtx;
+  destroy(ctx: HookCtx): void;
+  arm(ctx: HookCtx, limit: bigint, skipPc: bigint): void;
+  requestStop(ctx: HookCtx): void;
+  counter(ctx: HookCtx): bigint;
+  result(ctx: HookCtx): [number, number, number, number, number, bigint, bigint, bigint, bigint, bigint, bigint];
+  add(ctx: HookCtx, id: number, begin: bigint, end: bigint, bits: number): void;
+  remove(ctx: HookCtx, id: number): boolean;
+  flush(ctx: HookCtx): void;
+}
+
+let addon: Addon | undefined;
+
+export function emuHooks(): Addon {
+  if (addon) return addon;
+  const here = dirname(fileURLToPath(import.meta.url));
+  // src/targets/emulator (ts via vitest) or dist/src/targets/emulator (compiled)
+  const roots = [join(here, '..', '..', '..'), join(here, '..', '..', '..', '..')];
+  const file = roots.map((r) => join(r, 'native', 'emu', 'build', 'Release', 'dbg_emu.node')).find((f) => existsSync(f));
+  if (!file) throw new DbgError('unsupported', 'the emulator hook addon native/emu is not built: run `node scripts/setup.mjs`');
+  addon = createRequire(import.meta.url)(file) as Addon;
+  return addon;
+}
+
+export function hookResult(ctx: HookCtx): HookResult {
+  const r = emuHooks().result(ctx);
+  return {
+    kind: r[0],
+    id: r[1],
+    access: r[2],
+    size: r[3],
+    intno: r[4],
+    pc: r[5],
+    addr: r[6],
+    counterAtStop: r[7],
+    value: r[8],
+    counter: r[9],
+    lastPc: r[10],
+  };
+}

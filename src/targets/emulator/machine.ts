@@ -1,0 +1,766 @@
+/**
+ * The dbg machine: guest RAM, vCPUs (one Unicorn engine each), devices, and the deterministic
+ * execution loop. The x86 specifics live in x86-64-cpu.ts; loading in loader.ts; the debugger's
+ * view (Target) in emulator-target.ts.
+ *
+ *   guest-physical layout                       ports
+ *   0x00000000 .. RAM size   RAM (one host buffer)   0x3f8-0x3ff  COM1 16550 UART (console)
+ *   top 128 KiB of RAM       reserved for dbg's boot  0x510 out32  timer period (instructions) of
+ *                            structures (GDT, page                 the executing vCPU; 0 = off
+ *                            tables, boot stack)      0x514 in32   the executing vCPU's number
+ *   0x9000 / 0x9500          multiboot memory map /   0x518 out32  start a secondary vCPU: the
+ *                            multiboot info                        physical address of a start block
+ *                                                     0x51c in32   the number of vCPUs
+ *                                                     0xf4  out    exit (isa-debug-exit): stops the
+ *                                                                  run, 'exited' with (value<<1)|1
+ *   Other ports read as all ones and ignore writes. Everything outside RAM is unmapped: an access
+ *   there stops the run with a fault.
+ *
+ * The timer: each vCPU has an instruction-count timer (port 0x510). When the vCPU has executed
+ * `period` instructions since the last tick, vector 0x20 is delivered through its IDT (64-bit
+ * interrupt gate) at the next slice boundary where RFLAGS.IF = 1. A vCPU idle in `hlt` with IF = 1
+ * gets its next tick at once when its turn comes (idle time costs no instructions).
+ *
+ * Secondary CPUs start in 'wait-start' and run nothing until a running vCPU writes to port 0x518
+ * the physical address of a start block:
+ *     +0  u32 cpu number (1 .. N-1)     +8  u64 rip     +16 u64 rsp     +24 u64 rdi (argument)
+ * The started vCPU takes the starter's processor mode (CR0, CR3, CR4, EFER, GDTR, IDTR, segment
+ * selectors), rip, rsp and rdi, and runs from its next turn. Starting a CPU twice is ignored.
+ *
+ * `hlt` with RFLAGS.IF = 0 halts the vCPU for good and stops the run ('halted'); with IF = 1 the
+ * vCPU idles until its timer fires. When no vCPU can run, the run stops 'halted'.
+ *
+ * Scheduling: see execution-observer.ts (round-robin by instruction quantum, seq = instructions).
+ */
+
+import { DbgError, errors } from '../../common/errors.js';
+import { X86_64Paging, cr3Root } from '../../arch/x86-64-paging.js';
+import type { Registers } from '../../arch/arch.js';
+import type { StopReason, Translation } from '../target.js';
+import { emuHooks, hookResult, HookStop, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
+import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
+import { UnicornEngine, UC, X86_REG } from './unicorn.js';
+import {
+  copyMode,
+  deliverInterrupt,
+  isTrap,
+  pagingState,
+  readRegisters,
+  RFLAGS_IF,
+  vectorName,
+  writeRegister,
+  type GuestMemory,
+} from './x86-64-cpu.js';
+
+export const PORT_TIMER = 0x510;
+export const PORT_CPU_ID = 0x514;
+export const PORT_CPU_START = 0x518;
+export const PORT_CPU_COUNT = 0x51c;
+export const PORT_EXIT = 0xf4;
+export const COM1 = 0x3f8;
+export const TIMER_VECTOR = 0x20;
+export const RESERVED_TOP = 0x20000;
+const UNTIL_NEVER = 0xffff_ffff_ffff_ffffn;
+
+export type VcpuRun = 'wait-start' | 'running' | 'idle' | 'halted';
+
+export interface MachineOptions {
+  /** Guest RAM in bytes (a multiple of 4 KiB, at least 2 MiB). */
+  ramBytes: number;
+  cpus: number;
+  /** Instructions per scheduling quantum (default 10,000). */
+  quantum?: number;
+}
+
+/** A stop of the machine, with the vCPU it belongs to (0-based). */
+export interface MachineStop {
+  reason: StopReason;
+  vcpu: number;
+}
+
+export class Vcpu {
+  run: VcpuRun;
+  executed = 0n;
+  timerPeriod = 0;
+  timerNext = 0n;
+  /** Resuming from a breakpoint at this pc: let the first instruction pass once. */
+  skipPc: bigint | undefined;
+  constructor(
+    readonly index: number,
+    readonly engine: UnicornEngine,
+    readonly hooks: HookCtx,
+  ) {
+    this.run = index === 0 ? 'running' : 'wait-start';
+  }
+}
+
+interface Point {
+  id: number;
+  begin: bigint;
+  end: bigint;
+  bits: number;
+}
+
+/** 16550 UART: enough for polled output and input. */
+class Uart {
+  ier = 0;
+  lcr = 0;
+  mcr = 0;
+  scr = 0;
+  dll = 1;
+  dlm = 0;
+  input: number[] = [];
+  constructor(private readonly emit: (byte: number) => void) {}
+  read(off: number): number {
+    const dlab = (this.lcr & 0x80) !== 0;
+    switch (off) {
+      case 0:
+        return dlab ? this.dll : (this.input.shift() ?? 0);
+      case 1:
+        return dlab ? this.dlm : this.ier;
+      case 2:
+        return this.input.length > 0 ? 0xc4 : 0xc1; // FIFOs on; data available / no interrupt
+      case 3:
+        return this.lcr;
+      case 4:
+        return this.mcr;
+      case 5:
+        return 0x60 | (this.input.length > 0 ? 1 : 0); // THR empty, transmitter empty, data ready
+      case 6:
+        return 0xb0; // DCD, DSR, CTS
+      default:
+        return this.scr;
+    }
+  }
+  write(off: number, v: number): void {
+    const dlab = (this.lcr & 0x80) !== 0;
+    switch (off) {
+      case 0:
+        if (dlab) this.dll = v;
+        else this.emit(v);
+        break;
+      case 1:
+        if (dlab) this.dlm = v;
+        else this.ier = v;
+        break;
+      case 3:
+        this.lcr = v;
+        break;
+      case 4:
+        this.mcr = v;
+        break;
+      case 7:
+        this.scr = v;
+        break;
+    }
+  }
+  save(): unknown {
+    return { ier: this.ier, lcr: this.lcr, mcr: this.mcr, scr: this.scr, dll: this.dll, dlm: this.dlm, input: [...this.input] };
+  }
+  load(s: unknown): void {
+    Object.assign(this, structuredClone(s));
+  }
+}
+
+export class Machine implements ObservedMachine {
+  readonly ram: Buffer;
+  readonly ramBase = 0n;
+  readonly vcpus: Vcpu[] = [];
+  readonly quantum: number;
+  private seqNow = 0n;
+  private current = 0;
+  private left: number;
+  private readonly uart: Uart;
+  private consoleBytes: number[] = [];
+  private consoleText = '';
+  private readonly consoleListeners: ((text: string) => void)[] = [];
+  private readonly points = new Map<number, Point>();
+  private observer: ExecutionObserver | undefined;
+  private readonly pendingInputs: InputEvent[] = [];
+  private pendingStarts: { block: bigint; by: number }[] = [];
+  private pendingExit: number | undefined;
+  private interruptFlag = false;
+  private runningNow = false;
+  private readonly paging = new X86_64Paging((a) => this.readPhysU64(a));
+  private closed = false;
+
+  constructor(opts: MachineOptions) {
+    if (!Number.isSafeInteger(opts.ramBytes) || opts.ramBytes < 2 << 20 || opts.ramBytes % 4096 !== 0) {
+      throw errors.badInput(`guest RAM of ${opts.ramBytes} bytes: expected a multiple of 4 KiB, at least 2 MiB`);
+    }
+    if (!Number.isInteger(opts.cpus) || opts.cpus < 1 || opts.cpus > 64) {
+      throw errors.badInput(`${opts.cpus} vCPUs: expected 1 to 64`);
+    }
+    this.quantum = opts.quantum ?? 10_000;
+    this.left = this.quantum;
+    this.ram = Buffer.alloc(opts.ramBytes);
+    this.uart = new Uart((b) => this.emitConsole(b));
+    const addon = emuHooks();
+    for (let i = 0; i < opts.cpus; i++) {
+      const engine = new UnicornEngine('x86-64', UC.CPU_X86_SKYLAKE_SERVER);
+      engine.mapHost(0n, this.ram);
+      const hooks = addon.create(engine.address, this.ram);
+      engine.hookPorts({
+        in: (port, size) => this.portIn(i, port, size),
+        out: (port, size, value) => this.portOut(i, port, size, value),
+      });
+      this.vcpus.push(new Vcpu(i, engine, hooks));
+    }
+  }
+
+  // --- ObservedMachine ------------------------------------------------------------------------
+
+  get vcpuCount(): number {
+    return this.vcpus.length;
+  }
+  engineAddress(vcpu: number): bigint {
+    return this.vcpu(vcpu).engine.address;
+  }
+  get seq(): bigint {
+    return this.seqNow;
+  }
+  get running(): boolean {
+    return this.runningNow;
+  }
+
+  setObserver(o: ExecutionObserver | undefined): void {
+    this.observer?.detach?.();
+    this.observer = o;
+    o?.attach(this);
+  }
+
+  vcpu(i: number): Vcpu {
+    const v = this.vcpus[i];
+    if (!v) throw errors.badInput(`vCPU ${i} does not exist: the machine has ${this.vcpus.length}`);
+    return v;
+  }
+
+  // --- console --------------------------------------------------------------------------------
+
+  private emitConsole(byte: number): void {
+    this.consoleBytes.push(byte);
+    if (byte === 0x0a || this.consoleBytes.length >= 256) this.flushConsole();
+  }
+
+  private flushConsole(): void {
+    if (this.consoleBytes.length === 0) return;
+    const text = Buffer.from(this.consoleBytes).toString('latin1');
+    this.consoleBytes = [];
+    this.consoleText += text;
+    for (const l of this.consoleListeners) l(text);
+  }
+
+  onConsole(listener: (text: string) => void): void {
+    this.consoleListeners.push(listener);
+  }
+
+  console(): string {
+    this.flushConsole();
+    return this.consoleText;
+  }
+
+  /** Queue bytes for the guest to read from COM1. */
+  consoleInput(bytes: Buffer): void {
+    this.uart.input.push(...bytes);
+  }
+
+  // --- ports (called inside uc_emu_start: no throwing) ------------------------------------------
+
+  private portIn(vcpu: number, port: number, size: number): number {
+    let value: number;
+    if (port >= COM1 && port < COM1 + 8) value = this.uart.read(port - COM1);
+    else if (port === PORT_CPU_ID) value = vcpu;
+    else if (port === PORT_CPU_COUNT) value = this.vcpus.length;
+    else if (port === PORT_TIMER) value = this.vcpus[vcpu]!.timerPeriod;
+    else value = size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff;
+    const v = this.vcpus[vcpu]!;
+    // The IN instruction is the current one: its number in the slice is the hook counter.
+    const counter = Number(emuHooks().counter(v.hooks));
+    this.pendingInputs.push({ kind: 'port-in', seq: this.seqNow + BigInt(counter - 1), vcpu, port, size, value });
+    return value;
+  }
+
+  private portOut(vcpu: number, port: number, size: number, value: number): void {
+    const v = this.vcpus[vcpu]!;
+    if (port >= COM1 && port < COM1 + 8) this.uart.write(port - COM1, value & 0xff);
+    else if (port === PORT_TIMER) {
+      v.timerPeriod = value >>> 0;
+      // The tick counts from the OUT instruction (the current one) on.
+      v.timerNext = v.executed + emuHooks().counter(v.hooks) + BigInt(v.timerPeriod);
+      if (v.timerPeriod) emuHooks().requestStop(v.hooks);
+    } else if (port === PORT_CPU_START) {
+      this.pendingStarts.push({ block: BigInt(value >>> 0), by: vcpu });
+      emuHooks().requestStop(v.hooks);
+    } else if (port === PORT_EXIT) {
+      this.pendingExit = ((value & 0xff) << 1) | 1;
+      emuHooks().requestStop(v.hooks);
+    }
+    void size;
+  }
+
+  // --- memory ---------------------------------------------------------------------------------
+
+  private readPhysU64(addr: bigint): bigint {
+    return this.readPhysical(addr, 8).readBigUInt64LE(0);
+  }
+
+  private physRange(addr: bigint, length: number, what: string): number {
+    const end = addr + BigInt(length);
+    if (addr < 0n || end > BigInt(this.ram.length)) {
+      throw new DbgError(
+        'unmapped',
+        `${what} of ${length} bytes at physical 0x${addr.toString(16)} failed: outside guest RAM (0x0-0x${this.ram.length.toString(16)})`,
+      );
+    }
+    return Number(addr);
+  }
+
+  readPhysical(addr: bigint, length: number): Buffer {
+    const off = this.physRange(addr, length, 'read');
+    return Buffer.from(this.ram.subarray(off, off + length));
+  }
+
+  writePhysical(addr: bigint, data: Buffer, byDebugger = true): void {
+    const off = this.physRange(addr, data.length, 'write');
+    data.copy(this.ram, off);
+    this.paging.flush();
+    if (byDebugger) {
+      for (const v of this.vcpus) emuHooks().flush(v.hooks);
+      this.observer?.onInput({ kind: 'memory-write', seq: this.seqNow, phys: addr, data: Buffer.from(data) });
+    }
+  }
+
+  /** Virtual -> physical through vCPU `vcpu`'s paging state. */
+  translate(vcpu: number, virt: bigint): Translation {
+    const e = this.vcpu(vcpu).engine;
+    const ps = pagingState(e);
+    if (!ps.paging) {
+      const phys = ps.longMode ? virt : virt & 0xffff_ffffn;
+      return { virt, phys, pageSize: 4096, steps: [] };
+    }
+    const w = this.paging.translate(cr3Root(ps.cr3), virt);
+    return w.fault !== undefined ? { virt, steps: w.steps, fault: w.fault } : { virt, phys: w.phys, pageSize: w.pageSize, steps: w.steps };
+  }
+
+  private physOf(vcpu: number, virt: bigint, length: number, what: string): bigint {
+    const t = this.translate(vcpu, virt);
+    if (t.phys === undefined) {
+      throw new DbgError('unmapped', `${what} of ${length} bytes at 0x${virt.toString(16)} failed: not mapped by vCPU ${vcpu}'s page tables (${t.fault})`);
+    }
+    return t.phys;
+  }
+
+  /** Read through vCPU `vcpu`'s page tables, page by page. */
+  readVirtual(vcpu: number, addr: bigint, length: number): Buffer {
+    const out = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const va = BigInt.asUintN(64, addr + BigInt(done));
+      const n = Math.min(length - done, 4096 - Number(va & 0xfffn));
+      const pa = this.physOf(vcpu, va, length, 'read');
+      this.readPhysicalInto(pa, out, done, n, va);
+      done += n;
+    }
+    return out;
+  }
+
+  private readPhysicalInto(pa: bigint, out: Buffer, at: number, n: number, va: bigint): void {
+    if (pa + BigInt(n) > BigInt(this.ram.length)) {
+      throw new DbgError('unmapped', `read at 0x${va.toString(16)} failed: it maps to physical 0x${pa.toString(16)}, outside guest RAM (0x0-0x${this.ram.length.toString(16)})`);
+    }
+    this.ram.copy(out, at, Number(pa), Number(pa) + n);
+  }
+
+  /** Write through vCPU `vcpu`'s page tables; returns the physical address of the first byte. */
+  writeVirtual(vcpu: number, addr: bigint, data: Buffer, byDebugger = true): bigint {
+    let done = 0;
+    let first = -1n;
+    // Translate every page first, so that a failure writes nothing.
+    const parts: { pa: bigint; at: number; n: number }[] = [];
+    while (done < data.length) {
+      const va = BigInt.asUintN(64, addr + BigInt(done));
+      const n = Math.min(data.length - done, 4096 - Number(va & 0xfffn));
+      const pa = this.physOf(vcpu, va, data.length, 'write');
+      this.physRange(pa, n, 'write');
+      parts.push({ pa, at: done, n });
+      if (first < 0n) first = pa;
+      done += n;
+    }
+    for (const p of parts) this.writePhysical(p.pa, data.subarray(p.at, p.at + p.n), byDebugger);
+    return first;
+  }
+
+  private guestMemory(vcpu: number): GuestMemory {
+    return {
+      readVirt: (a, n) => this.readVirtual(vcpu, a, n),
+      writeVirt: (a, d) => this.writeVirtual(vcpu, a, d, false),
+    };
+  }
+
+  // --- registers ------------------------------------------------------------------------------
+
+  registers(vcpu: number): Registers {
+    return readRegisters(this.vcpu(vcpu).engine);
+  }
+
+  writeRegister(vcpu: number, name: string, value: bigint): void {
+    const v = this.vcpu(vcpu);
+    writeRegister(v.engine, name, value);
+    if (/^(cr[034]|efer)$/.test(name)) this.paging.flush();
+    this.observer?.onInput({ kind: 'register-write', seq: this.seqNow, vcpu, name, value });
+  }
+
+  pc(vcpu: number): bigint {
+    return this.vcpu(vcpu).engine.readReg(X86_REG.RIP);
+  }
+
+  // --- breakpoints and watchpoints ------------------------------------------------------------
+
+  /** A breakpoint (bits 0) or watchpoint over [begin, end] (inclusive), on every vCPU. */
+  addPoint(id: number, begin: bigint, end: bigint, bits: number): void {
+    if (this.points.has(id)) throw errors.state(`breakpoint id ${id} is in use`);
+    const addon = emuHooks();
+    for (const v of this.vcpus) addon.add(v.hooks, id, begin, end, bits);
+    this.points.set(id, { id, begin, end, bits });
+  }
+
+  removePoint(id: number): void {
+    if (!this.points.delete(id)) return;
+    for (const v of this.vcpus) emuHooks().remove(v.hooks, id);
+  }
+
+  // --- running --------------------------------------------------------------------------------
+
+  /** Ask a run to stop at the next slice boundary (within one slice: well under 10 ms). */
+  interrupt(): void {
+    this.interruptFlag = true;
+    this.vcpus[this.current]?.engine.stop();
+  }
+
+  /**
+   * Run until something stops the machine. `step` = { vcpu, count }: stop with 'step' once that
+   * vCPU has executed `count` more instructions (other vCPUs run their quanta in between, as they
+   * would without the step). Runs in bounded slices and yields to the event loop every few ms.
+   */
+  async run(step?: { vcpu: number; count: number }): Promise<MachineStop> {
+    if (this.runningNow) throw errors.state('the guest is already running');
+    if (this.closed) throw errors.state('the machine is closed');
+    this.runningNow = true;
+    this.interruptFlag = false;
+    const stepLeft = step ? { vcpu: step.vcpu, left: step.count } : undefined;
+    try {
+      for (;;) {
+        const until = performance.now() + 4;
+        while (performance.now() < until) {
+          if (this.interruptFlag) return this.finish({ reason: { kind: 'interrupted' }, vcpu: this.current });
+          const stop = this.slice(stepLeft);
+          if (stop) return this.finish(stop);
+        }
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    } finally {
+      this.runningNow = false;
+    }
+  }
+
+  /** Run synchronously (no yielding) for at most `maxInstructions`, for benches and tests. */
+  runSync(maxInstructions: bigint): MachineStop | undefined {
+    const end = this.seqNow + maxInstructions;
+    this.runningNow = true;
+    try {
+      while (this.seqNow < end) {
+        const stop = this.slice(undefined, end - this.seqNow);
+        if (stop) return this.finish(stop);
+      }
+      return undefined;
+    } finally {
+      this.runningNow = false;
+    }
+  }
+
+  private finish(stop: MachineStop): MachineStop {
+    this.flushConsole();
+    this.paging.flush();
+    return stop;
+  }
+
+  private nextVcpu(): void {
+    this.current = (this.current + 1) % this.vcpus.length;
+    this.left = this.quantum;
+  }
+
+  /** One slice on the current vCPU; a MachineStop when the run must stop. */
+  private slice(step?: { vcpu: number; left: number }, maxInsns?: bigint): MachineStop | undefined {
+    // Find a vCPU that can run; if none can, the machine is halted.
+    let tried = 0;
+    for (;;) {
+      const v = this.vcpus[this.current]!;
+      if (v.run === 'running') break;
+      if (v.run === 'idle' && v.timerPeriod > 0) {
+        v.timerNext = v.executed; // idle time costs nothing: the tick is due now
+        break;
+      }
+      this.nextVcpu();
+      if (++tried > this.vcpus.length) {
+        const halted = this.vcpus.find((x) => x.run === 'halted') ?? this.vcpus[0]!;
+        return { reason: { kind: 'halted' }, vcpu: halted.index };
+      }
+    }
+    const v = this.vcpus[this.current]!;
+    const e = v.engine;
+    const addon = emuHooks();
+
+    if (v.timerPeriod > 0 && v.executed >= v.timerNext) {
+      const flags = e.readReg(X86_REG.RFLAGS);
+      if ((flags & RFLAGS_IF) !== 0n) {
+        const r = deliverInterrupt(e, this.guestMemory(v.index), TIMER_VECTOR);
+        if (!r.ok) {
+          return { reason: { kind: 'fault', fault: `timer interrupt 0x${TIMER_VECTOR.toString(16)} could not be delivered: ${r.why}`, pc: e.readReg(X86_REG.RIP) }, vcpu: v.index };
+        }
+        v.timerNext = v.executed + BigInt(v.timerPeriod);
+        v.run = 'running';
+        v.skipPc = undefined;
+        this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector: TIMER_VECTOR, writes: r.writes, registers: r.registers });
+      } else if (v.run === 'idle') {
+        // hlt with interrupts off after all (IF cleared by a debugger write): halted for good.
+        v.run = 'halted';
+        return { reason: { kind: 'halted' }, vcpu: v.index };
+      }
+    }
+
+    let limit = this.left;
+    if (v.timerPeriod > 0 && v.timerNext > v.executed) limit = Math.min(limit, Number(v.timerNext - v.executed));
+    const stepping = step !== undefined && step.vcpu === v.index;
+    if (stepping) limit = Math.min(limit, step.left);
+    if (maxInsns !== undefined && BigInt(limit) > maxInsns) limit = Number(maxInsns);
+    limit = Math.max(limit, 1);
+
+    const rip = e.readReg(X86_REG.RIP);
+    const skip = v.skipPc !== undefined && v.skipPc === rip ? rip : UNTIL_NEVER;
+    v.skipPc = undefined;
+    this.observer?.beforeSlice(v.index, this.seqNow);
+    addon.arm(v.hooks, BigInt(limit), skip);
+    const err = e.start(rip, UNTIL_NEVER);
+    const h = hookResult(v.hooks);
+
+    // How many instructions completed (see native/emu/emu.c).
+    let executed: bigint;
+    let stop: MachineStop | undefined;
+    let sliceStop: SliceStop;
+    switch (h.kind) {
+      case HookStop.None:
+        executed = h.counter;
+        break;
+      case HookStop.BadMemory:
+        executed = h.access === UC.MEM_FETCH_UNMAPPED || h.access === UC.MEM_FETCH_PROT ? h.counter : h.counter - 1n;
+        break;
+      case HookStop.Interrupt:
+        executed = isTrap(h.intno) ? h.counter : h.counter - 1n;
+        break;
+      default:
+        executed = h.counter - 1n;
+    }
+    if (executed < 0n) executed = 0n;
+    this.seqNow += executed;
+    v.executed += executed;
+    this.left -= Number(executed);
+    if (stepping) step.left -= Number(executed);
+
+    for (const ev of this.pendingInputs.splice(0)) this.observer?.onInput(ev);
+
+    switch (h.kind) {
+      case HookStop.None:
+        if (err === UC.ERR_OK) {
+          // The engine returned by itself: hlt.
+          const flags = e.readReg(X86_REG.RFLAGS);
+          if ((flags & RFLAGS_IF) !== 0n) v.run = 'idle';
+          else {
+            v.run = 'halted';
+            stop = { reason: { kind: 'halted' }, vcpu: v.index };
+          }
+        } else {
+          stop = { reason: { kind: 'fault', fault: `emulator error: ${err}`, pc: e.readReg(X86_REG.RIP) }, vcpu: v.index };
+        }
+        break;
+      case HookStop.Breakpoint:
+        v.skipPc = h.pc;
+        stop = { reason: { kind: 'breakpoint', id: h.id, addr: h.pc }, vcpu: v.index };
+        break;
+      case HookStop.Watch: {
+        const exec = (h.access & WATCH_EXEC) !== 0;
+        if (exec) v.skipPc = h.pc;
+        const p = this.points.get(h.id);
+        const access = exec ? 'exec' : h.access === WATCH_WRITE ? 'write' : 'read';
+        stop = { reason: { kind: 'watchpoint', id: h.id, addr: h.addr, access, length: p ? Number(p.end - p.begin + 1n) : h.size }, vcpu: v.index };
+        break;
+      }
+      case HookStop.BadMemory: {
+        const kind = memFaultName(h.access);
+        const fetch = h.access === UC.MEM_FETCH_UNMAPPED || h.access === UC.MEM_FETCH_PROT;
+        e.writeReg(X86_REG.RIP, h.pc);
+        stop = {
+          reason: { kind: 'fault', fault: `${kind} at 0x${h.addr.toString(16)}${fetch ? '' : ` (${h.size} bytes)`}`, pc: h.pc, addr: h.addr },
+          vcpu: v.index,
+        };
+        break;
+      }
+      case HookStop.BadInsn:
+        e.writeReg(X86_REG.RIP, h.pc);
+        stop = { reason: { kind: 'fault', fault: `invalid opcode (#UD) at 0x${h.pc.toString(16)}`, pc: h.pc }, vcpu: v.index };
+        break;
+      case HookStop.Interrupt:
+        stop = this.onException(v, h.intno, h.pc);
+        break;
+      case HookStop.Request:
+      case HookStop.Limit:
+        break;
+    }
+
+    // Deferred device actions of this slice.
+    for (const s of this.pendingStarts.splice(0)) this.startCpu(s.block, s.by);
+    if (this.pendingExit !== undefined && !stop) {
+      stop = { reason: { kind: 'exited', code: this.pendingExit }, vcpu: v.index };
+      this.pendingExit = undefined;
+    }
+
+    if (stop) sliceStop = { kind: 'stop', reason: stop.reason };
+    else if (stepping && step.left <= 0) sliceStop = { kind: 'step' };
+    else if (v.timerPeriod > 0 && v.executed >= v.timerNext) sliceStop = { kind: 'timer' };
+    else sliceStop = { kind: 'quantum' };
+    this.observer?.afterSlice(v.index, Number(executed), sliceStop);
+
+    if (!stop && stepping && step.left <= 0) stop = { reason: { kind: 'step' }, vcpu: v.index };
+    if (this.left <= 0 || v.run !== 'running') this.nextVcpu();
+    return stop;
+  }
+
+  /** A CPU exception or `int n` stopped the engine: deliver `int n` (n >= 32), else stop. */
+  private onException(v: Vcpu, vector: number, pc: bigint): MachineStop | undefined {
+    const e = v.engine;
+    if (vector >= 32) {
+      // Unicorn left RIP after the int instruction; deliver through the guest's IDT.
+      const r = deliverInterrupt(e, this.guestMemory(v.index), vector);
+      if (r.ok) {
+        this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector, writes: r.writes, registers: r.registers });
+        return undefined;
+      }
+      return { reason: { kind: 'fault', fault: `int 0x${vector.toString(16)} could not be delivered: ${r.why}`, pc }, vcpu: v.index };
+    }
+    if (!isTrap(vector)) e.writeReg(X86_REG.RIP, pc);
+    let what = vectorName(vector);
+    if (vector === 14) what += ` at 0x${e.readReg(X86_REG.CR2).toString(16)}`;
+    const idt = e.readMmr(X86_REG.IDTR);
+    const handled = vector * 16 + 15 <= idt.limit && this.gatePresent(v.index, idt.base + BigInt(vector * 16));
+    const fault = handled
+      ? `${what} (the guest has a handler, but dbg stops at CPU exceptions instead of delivering them)`
+      : `triple fault: ${what} with no usable IDT gate (IDT base 0x${idt.base.toString(16)} limit 0x${idt.limit.toString(16)})`;
+    const addr = vector === 14 ? e.readReg(X86_REG.CR2) : undefined;
+    return { reason: { kind: 'fault', fault, pc: isTrap(vector) ? e.readReg(X86_REG.RIP) : pc, ...(addr !== undefined ? { addr } : {}) }, vcpu: v.index };
+  }
+
+  private gatePresent(vcpu: number, gateAddr: bigint): boolean {
+    try {
+      return (this.readVirtual(vcpu, gateAddr, 8)[5]! & 0x80) !== 0;
+    } catch {
+      return false;
+    }
+  }
+
+  private startCpu(block: bigint, by: number): void {
+    let b: Buffer;
+    try {
+      b = this.readPhysical(block, 32);
+    } catch {
+      return;
+    }
+    const n = b.readUInt32LE(0);
+    const t = this.vcpus[n];
+    if (!t || t.run !== 'wait-start') return;
+    const from = this.vcpus[by]!.engine;
+    copyMode(from, t.engine);
+    t.engine.writeReg(X86_REG.RIP, b.readBigUInt64LE(8));
+    t.engine.writeReg(X86_REG.RSP, b.readBigUInt64LE(16));
+    t.engine.writeReg(X86_REG.RDI, b.readBigUInt64LE(24));
+    t.run = 'running';
+    this.observer?.onInput({ kind: 'cpu-start', seq: this.seqNow, vcpu: n, by });
+  }
+
+  // --- state ----------------------------------------------------------------------------------
+
+  saveState(options?: { ram?: boolean }): MachineState {
+    return {
+      version: 1,
+      seq: this.seqNow,
+      vcpus: this.vcpus.map((v) => ({
+        context: v.engine.saveContext(),
+        run: v.run,
+        executed: v.executed,
+        timerPeriod: v.timerPeriod,
+        timerNext: v.timerNext,
+        skipPc: v.skipPc,
+      })),
+      scheduler: { current: this.current, left: this.left },
+      devices: { uart: this.uart.save(), console: this.console() },
+      ...(options?.ram === false ? {} : { ram: Buffer.from(this.ram) }),
+    };
+  }
+
+  loadState(s: MachineState): void {
+    if (this.runningNow) throw errors.state('cannot load a machine state while the guest runs');
+    if (s.version !== 1 || s.vcpus.length !== this.vcpus.length) {
+      throw errors.badInput(`machine state version ${s.version} with ${s.vcpus.length} vCPUs does not fit this machine (version 1, ${this.vcpus.length} vCPUs)`);
+    }
+    this.seqNow = s.seq;
+    s.vcpus.forEach((st, i) => {
+      const v = this.vcpus[i]!;
+      v.engine.restoreContext(st.context);
+      // Reloading CR3 flushes the engine's TLB, which the context does not carry.
+      v.engine.writeReg(X86_REG.CR3, v.engine.readReg(X86_REG.CR3));
+      emuHooks().flush(v.hooks);
+      v.run = st.run;
+      v.executed = st.executed;
+      v.timerPeriod = st.timerPeriod;
+      v.timerNext = st.timerNext;
+      v.skipPc = (st as { skipPc?: bigint }).skipPc;
+    });
+    this.current = s.scheduler.current;
+    this.left = s.scheduler.left;
+    const dev = s.devices as { uart: unknown; console: string };
+    this.uart.load(dev.uart);
+    this.consoleBytes = [];
+    this.consoleText = dev.console;
+    if (s.ram) s.ram.copy(this.ram);
+    this.paging.flush();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.observer?.detach?.();
+    for (const v of this.vcpus) {
+      emuHooks().destroy(v.hooks);
+      v.engine.close();
+    }
+  }
+}
+
+function memFaultName(type: number): string {
+  switch (type) {
+    case UC.MEM_READ_UNMAPPED:
+      return 'read of unmapped memory';
+    case UC.MEM_WRITE_UNMAPPED:
+      return 'write to unmapped memory';
+    case UC.MEM_FETCH_UNMAPPED:
+      return 'instruction fetch from unmapped memory';
+    case UC.MEM_READ_PROT:
+      return 'read of protected memory';
+    case UC.MEM_WRITE_PROT:
+      return 'write to protected memory';
+    case UC.MEM_FETCH_PROT:
+      return 'instruction fetch from non-executable memory';
+    default:
+      return `memory fault (type ${type})`;
+  }
+}
+
+export { WATCH_EXEC, WATCH_READ, WATCH_WRITE };

@@ -1,0 +1,302 @@
+/**
+ * The Unicorn engine (libunicorn.so.2) through koffi: the only code in dbg that loads it.
+ *
+ * Constants are copied from Debian's /usr/include/unicorn/{unicorn,x86}.h (Unicorn 2.0.1) and
+ * checked against the headers by test/targets/emulator-unicorn.test.ts, which compiles a C program
+ * printing them. Hooks that must be fast (instruction counting, breakpoints, watchpoints) live in
+ * the native addon native/emu (see emu-hooks.ts); only rare events (port I/O) call back into JS.
+ */
+
+import { createRequire } from 'node:module';
+import type * as KoffiNs from 'koffi';
+import { DbgError } from '../../common/errors.js';
+
+const require = createRequire(import.meta.url);
+
+export const UC = {
+  ARCH_X86: 4,
+  MODE_32: 4,
+  MODE_64: 8,
+  PROT_ALL: 7,
+  HOOK_INTR: 1,
+  HOOK_INSN: 2,
+  HOOK_CODE: 4,
+  HOOK_MEM_READ: 1024,
+  HOOK_MEM_WRITE: 2048,
+  ERR_OK: 0,
+  ERR_READ_UNMAPPED: 6,
+  ERR_WRITE_UNMAPPED: 7,
+  ERR_FETCH_UNMAPPED: 8,
+  ERR_INSN_INVALID: 10,
+  ERR_EXCEPTION: 21,
+  MEM_READ: 16,
+  MEM_WRITE: 17,
+  MEM_FETCH: 18,
+  MEM_READ_UNMAPPED: 19,
+  MEM_WRITE_UNMAPPED: 20,
+  MEM_FETCH_UNMAPPED: 21,
+  MEM_WRITE_PROT: 22,
+  MEM_READ_PROT: 23,
+  MEM_FETCH_PROT: 24,
+  X86_INS_IN: 218,
+  X86_INS_OUT: 500,
+  /** UC_CTL_WRITE(UC_CTL_CPU_MODEL, 1) */
+  CTL_WRITE_CPU_MODEL: 0x44000007,
+  /** UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0) */
+  CTL_WRITE_TB_FLUSH: 0x4000000a,
+  CPU_X86_QEMU64: 0,
+  CPU_X86_SKYLAKE_SERVER: 22,
+} as const;
+
+/** uc_x86_reg ids (x86.h). */
+export const X86_REG = {
+  RAX: 35, RBX: 37, RCX: 38, RDX: 40, RSI: 43, RDI: 39, RBP: 36, RSP: 44,
+  R8: 106, R9: 107, R10: 108, R11: 109, R12: 110, R13: 111, R14: 112, R15: 113,
+  RIP: 41, EFLAGS: 25, RFLAGS: 253,
+  CS: 11, SS: 49, DS: 17, ES: 28, FS: 32, GS: 33,
+  FS_BASE: 250, GS_BASE: 251,
+  CR0: 50, CR2: 52, CR3: 53, CR4: 54, CR8: 58,
+  DR6: 72, DR7: 73,
+  IDTR: 242, GDTR: 243, LDTR: 244, TR: 245,
+  MSR: 248,
+} as const;
+
+/** struct uc_x86_mmr { u16 selector; u64 base; u32 limit; u32 flags; }: 24 bytes. */
+export interface X86Mmr {
+  selector: number;
+  base: bigint;
+  limit: number;
+  flags: number;
+}
+
+type Fn = KoffiNs.KoffiFunction;
+
+interface Lib {
+  koffi: typeof KoffiNs;
+  uc_version: Fn;
+  uc_open: Fn;
+  uc_close: Fn;
+  uc_strerror: Fn;
+  uc_mem_map_ptr: Fn;
+  uc_mem_read: Fn;
+  uc_mem_write: Fn;
+  uc_reg_read: Fn;
+  uc_reg_write: Fn;
+  uc_emu_start: Fn;
+  uc_emu_stop: Fn;
+  uc_hook_add: Fn;
+  uc_hook_del: Fn;
+  uc_ctl: Fn;
+  uc_context_alloc: Fn;
+  uc_context_save: Fn;
+  uc_context_restore: Fn;
+  uc_context_size: Fn;
+  uc_context_free: Fn;
+  insnInProto: KoffiNs.IKoffiCType;
+  insnOutProto: KoffiNs.IKoffiCType;
+}
+
+let lib: Lib | undefined;
+
+function load(): Lib {
+  if (lib) return lib;
+  const koffi = require('koffi') as typeof KoffiNs;
+  let so: KoffiNs.IKoffiLib;
+  try {
+    so = koffi.load('libunicorn.so.2');
+  } catch (e) {
+    throw new DbgError('unsupported', `the Unicorn engine (libunicorn.so.2) cannot be loaded: ${(e as Error).message}; install libunicorn2`);
+  }
+  koffi.opaque('uc_engine');
+  koffi.opaque('uc_context');
+  lib = {
+    koffi,
+    uc_version: so.func('unsigned int uc_version(_Out_ unsigned int *major, _Out_ unsigned int *minor)'),
+    uc_open: so.func('int uc_open(int arch, int mode, _Out_ uc_engine **uc)'),
+    uc_close: so.func('int uc_close(uc_engine *uc)'),
+    uc_strerror: so.func('const char *uc_strerror(int code)'),
+    uc_mem_map_ptr: so.func('int uc_mem_map_ptr(uc_engine *uc, uint64_t address, size_t size, uint32_t perms, void *ptr)'),
+    uc_mem_read: so.func('int uc_mem_read(uc_engine *uc, uint64_t address, _Out_ uint8_t *bytes, size_t size)'),
+    uc_mem_write: so.func('int uc_mem_write(uc_engine *uc, uint64_t address, const uint8_t *bytes, size_t size)'),
+    uc_reg_read: so.func('int uc_reg_read(uc_engine *uc, int regid, _Out_ void *value)'),
+    uc_reg_write: so.func('int uc_reg_write(uc_engine *uc, int regid, const void *value)'),
+    uc_emu_start: so.func('int uc_emu_start(uc_engine *uc, uint64_t begin, uint64_t until, uint64_t timeout, size_t count)'),
+    uc_emu_stop: so.func('int uc_emu_stop(uc_engine *uc)'),
+    uc_hook_add: so.func('int uc_hook_add(uc_engine *uc, _Out_ size_t *hh, int type, void *callback, void *user_data, uint64_t begin, uint64_t end, ...)'),
+    uc_hook_del: so.func('int uc_hook_del(uc_engine *uc, size_t hh)'),
+    uc_ctl: so.func('int uc_ctl(uc_engine *uc, int control, ...)'),
+    uc_context_alloc: so.func('int uc_context_alloc(uc_engine *uc, _Out_ uc_context **context)'),
+    uc_context_save: so.func('int uc_context_save(uc_engine *uc, uc_context *context)'),
+    uc_context_restore: so.func('int uc_context_restore(uc_engine *uc, uc_context *context)'),
+    uc_context_size: so.func('size_t uc_context_size(uc_engine *uc)'),
+    uc_context_free: so.func('int uc_context_free(uc_context *context)'),
+    insnInProto: koffi.proto('uint32_t uc_cb_insn_in_t(uc_engine *uc, uint32_t port, int size, void *user_data)'),
+    insnOutProto: koffi.proto('void uc_cb_insn_out_t(uc_engine *uc, uint32_t port, int size, uint32_t value, void *user_data)'),
+  };
+  return lib;
+}
+
+/** "major.minor" of the loaded library. */
+export function unicornVersion(): string {
+  const l = load();
+  const maj = [0];
+  const min = [0];
+  l.uc_version(maj, min);
+  return `${maj[0]}.${min[0]}`;
+}
+
+export function ucErrorText(code: number): string {
+  return String(load().uc_strerror(code));
+}
+
+/** Port I/O handlers; run inside uc_emu_start (keep them short, never throw). */
+export interface PortHandlers {
+  in(port: number, size: number): number;
+  out(port: number, size: number, value: number): void;
+}
+
+/**
+ * One Unicorn x86 engine. Every method throws DbgError('state') naming the Unicorn error, except
+ * `start`, which returns the raw uc_err (a guest fault is not a dbg error).
+ */
+export class UnicornEngine {
+  private readonly l: Lib;
+  private handle: unknown;
+  private readonly callbacks: KoffiNs.IKoffiRegisteredCallback[] = [];
+  private readonly u64 = new BigUint64Array(1);
+  private readonly mmr = Buffer.alloc(24);
+  private readonly msr = Buffer.alloc(16);
+  private ctxHandle: unknown;
+  readonly contextSize: number;
+
+  constructor(mode: 'x86-64', cpuModel: number = UC.CPU_X86_QEMU64) {
+    this.l = load();
+    const out = [null];
+    const m = mode === 'x86-64' ? UC.MODE_64 : UC.MODE_32;
+    this.check(this.l.uc_open(UC.ARCH_X86, m, out), 'uc_open');
+    this.handle = out[0];
+    this.check(this.l.uc_ctl(this.handle, UC.CTL_WRITE_CPU_MODEL, 'int', cpuModel), 'setting the CPU model');
+    this.contextSize = Number(this.l.uc_context_size(this.handle));
+    const ctx = [null];
+    this.check(this.l.uc_context_alloc(this.handle, ctx), 'uc_context_alloc');
+    this.ctxHandle = ctx[0];
+  }
+
+  /** The uc_engine* as an integer, for the native addons. */
+  get address(): bigint {
+    return BigInt(this.l.koffi.address(this.handle) as bigint | number);
+  }
+
+  private check(err: unknown, what: string): void {
+    if (err !== 0) throw new DbgError('state', `Unicorn ${what} failed: ${ucErrorText(Number(err))} (uc_err ${err})`);
+  }
+
+  private get h(): unknown {
+    if (!this.handle) throw new DbgError('state', 'the emulator engine is closed');
+    return this.handle;
+  }
+
+  /** Map `host` (kept alive by the caller) at guest-physical `addr`. */
+  mapHost(addr: bigint, host: Buffer): void {
+    this.check(this.l.uc_mem_map_ptr(this.h, addr, host.length, UC.PROT_ALL, host), `mapping ${host.length} bytes at 0x${addr.toString(16)}`);
+  }
+
+  readReg(id: number): bigint {
+    this.u64[0] = 0n; // registers this build does not know (CR8) are left unwritten: read as 0
+    this.check(this.l.uc_reg_read(this.h, id, this.u64), 'uc_reg_read');
+    return this.u64[0]!;
+  }
+
+  writeReg(id: number, value: bigint): void {
+    this.u64[0] = BigInt.asUintN(64, value);
+    this.check(this.l.uc_reg_write(this.h, id, this.u64), `writing register ${id}`);
+  }
+
+  readMmr(id: number): X86Mmr {
+    this.mmr.fill(0);
+    this.check(this.l.uc_reg_read(this.h, id, this.mmr), 'uc_reg_read');
+    return { selector: this.mmr.readUInt16LE(0), base: this.mmr.readBigUInt64LE(8), limit: this.mmr.readUInt32LE(16), flags: this.mmr.readUInt32LE(20) };
+  }
+
+  writeMmr(id: number, v: X86Mmr): void {
+    this.mmr.fill(0);
+    this.mmr.writeUInt16LE(v.selector, 0);
+    this.mmr.writeBigUInt64LE(v.base, 8);
+    this.mmr.writeUInt32LE(v.limit >>> 0, 16);
+    this.mmr.writeUInt32LE(v.flags >>> 0, 20);
+    this.check(this.l.uc_reg_write(this.h, id, this.mmr), `writing register ${id}`);
+  }
+
+  readMsr(msr: number): bigint {
+    this.msr.fill(0);
+    this.msr.writeUInt32LE(msr, 0);
+    this.check(this.l.uc_reg_read(this.h, X86_REG.MSR, this.msr), `reading MSR 0x${msr.toString(16)}`);
+    return this.msr.readBigUInt64LE(8);
+  }
+
+  writeMsr(msr: number, value: bigint): void {
+    this.msr.writeUInt32LE(msr, 0);
+    this.msr.writeBigUInt64LE(BigInt.asUintN(64, value), 8);
+    this.check(this.l.uc_reg_write(this.h, X86_REG.MSR, this.msr), `writing MSR 0x${msr.toString(16)}`);
+  }
+
+  /** Physical memory as the engine sees it (RAM reads normally go to the shared buffer instead). */
+  memRead(addr: bigint, length: number): Buffer {
+    const b = Buffer.alloc(length);
+    this.check(this.l.uc_mem_read(this.h, addr, b, length), `reading ${length} bytes at 0x${addr.toString(16)}`);
+    return b;
+  }
+
+  memWrite(addr: bigint, data: Buffer): void {
+    this.check(this.l.uc_mem_write(this.h, addr, data, data.length), `writing ${data.length} bytes at 0x${addr.toString(16)}`);
+  }
+
+  /** Run from `begin` until `until`; returns the uc_err (0 = stopped normally). */
+  start(begin: bigint, until: bigint): number {
+    return Number(this.l.uc_emu_start(this.h, begin, until, 0, 0));
+  }
+
+  stop(): void {
+    if (this.handle) this.l.uc_emu_stop(this.handle);
+  }
+
+  /** IN/OUT instruction hooks calling back into JS. */
+  hookPorts(handlers: PortHandlers): void {
+    const k = this.l.koffi;
+    const cbIn = k.register((_uc: unknown, port: number, size: number) => handlers.in(port, size) >>> 0, k.pointer(this.l.insnInProto));
+    const cbOut = k.register((_uc: unknown, port: number, size: number, value: number) => handlers.out(port, size, value), k.pointer(this.l.insnOutProto));
+    this.callbacks.push(cbIn, cbOut);
+    const hh = [0];
+    this.check(this.l.uc_hook_add(this.h, hh, UC.HOOK_INSN, cbIn, null, 1n, 0n, 'int', UC.X86_INS_IN), 'adding the IN hook');
+    this.check(this.l.uc_hook_add(this.h, hh, UC.HOOK_INSN, cbOut, null, 1n, 0n, 'int', UC.X86_INS_OUT), 'adding the OUT hook');
+    this.flushCode();
+  }
+
+  flushCode(): void {
+    this.check(this.l.uc_ctl(this.h, UC.CTL_WRITE_TB_FLUSH), 'flushing the translation cache');
+  }
+
+  /** The whole CPU state (registers, control, segments, MSRs, FPU) as bytes. */
+  saveContext(): Buffer {
+    this.check(this.l.uc_context_save(this.h, this.ctxHandle), 'uc_context_save');
+    // uc_context_size() covers the whole allocation: a small header (size, mode, arch) and the
+    // CPU state; copying all of it keeps this independent of the header's layout.
+    const view = this.l.koffi.view(this.ctxHandle as never, this.contextSize) as ArrayBuffer;
+    return Buffer.from(new Uint8Array(view));
+  }
+
+  restoreContext(data: Buffer): void {
+    const view = this.l.koffi.view(this.ctxHandle as never, data.length) as ArrayBuffer;
+    Buffer.from(view).set(data);
+    this.check(this.l.uc_context_restore(this.h, this.ctxHandle), 'uc_context_restore');
+  }
+
+  close(): void {
+    if (!this.handle) return;
+    this.l.uc_context_free(this.ctxHandle);
+    this.l.uc_close(this.handle);
+    this.handle = undefined;
+    for (const cb of this.callbacks) this.l.koffi.unregister(cb);
+    this.callbacks.length = 0;
+  }
+}

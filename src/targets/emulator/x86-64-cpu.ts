@@ -1,0 +1,272 @@
+/**
+ * The x86-64 CPU model of the emulated machine: register names to Unicorn ids, the processor
+ * modes the loaders enter, interrupt delivery through the guest's IDT, and exception names.
+ * The machine (machine.ts) knows nothing of x86 beyond what this file exports, so another
+ * architecture is another file like this one.
+ */
+
+import type { Registers } from '../../arch/arch.js';
+import { X86_64 } from '../../arch/x86-64.js';
+import { DbgError, errors } from '../../common/errors.js';
+import { UnicornEngine, X86_REG } from './unicorn.js';
+
+export const MSR_EFER = 0xc0000080;
+export const MSR_KERNEL_GS_BASE = 0xc0000102;
+
+export const CR0_PE = 1n;
+export const CR0_ET = 0x10n;
+export const CR0_WP = 0x10000n;
+export const CR0_PG = 0x80000000n;
+export const CR4_PAE = 0x20n;
+export const CR4_PGE = 0x80n;
+export const EFER_LME = 0x100n;
+export const EFER_LMA = 0x400n;
+export const EFER_NXE = 0x800n;
+export const RFLAGS_IF = 0x200n;
+export const RFLAGS_TF = 0x100n;
+
+/** Register name (as arch/x86-64.ts names it) -> Unicorn id, for plain 64-bit registers. */
+const REG_IDS: Record<string, number> = {
+  rax: X86_REG.RAX, rbx: X86_REG.RBX, rcx: X86_REG.RCX, rdx: X86_REG.RDX,
+  rsi: X86_REG.RSI, rdi: X86_REG.RDI, rbp: X86_REG.RBP, rsp: X86_REG.RSP,
+  r8: X86_REG.R8, r9: X86_REG.R9, r10: X86_REG.R10, r11: X86_REG.R11,
+  r12: X86_REG.R12, r13: X86_REG.R13, r14: X86_REG.R14, r15: X86_REG.R15,
+  rip: X86_REG.RIP, eflags: X86_REG.RFLAGS,
+  cs: X86_REG.CS, ss: X86_REG.SS, ds: X86_REG.DS, es: X86_REG.ES, fs: X86_REG.FS, gs: X86_REG.GS,
+  fs_base: X86_REG.FS_BASE, gs_base: X86_REG.GS_BASE,
+  cr0: X86_REG.CR0, cr2: X86_REG.CR2, cr3: X86_REG.CR3, cr4: X86_REG.CR4, cr8: X86_REG.CR8,
+};
+
+/** Every register of arch/x86-64.ts, read from the engine. */
+export function readRegisters(e: UnicornEngine): Registers {
+  const regs: Registers = new Map();
+  for (const def of X86_64.registers) {
+    const id = REG_IDS[def.name];
+    if (id !== undefined) regs.set(def.name, e.readReg(id));
+    else if (def.name === 'efer') regs.set('efer', e.readMsr(MSR_EFER));
+    else if (def.name === 'k_gs_base') regs.set('k_gs_base', e.readMsr(MSR_KERNEL_GS_BASE));
+  }
+  // Not in the arch's display list, but wanted by ::dump's QEMU note and by the GDB server.
+  const gdt = e.readMmr(X86_REG.GDTR);
+  const idt = e.readMmr(X86_REG.IDTR);
+  regs.set('gdtr_base', gdt.base);
+  regs.set('gdtr_limit', BigInt(gdt.limit));
+  regs.set('idtr_base', idt.base);
+  regs.set('idtr_limit', BigInt(idt.limit));
+  return regs;
+}
+
+/** Names writeRegister accepts. */
+export function writableRegisterNames(): string[] {
+  return [...Object.keys(REG_IDS), 'efer', 'k_gs_base'];
+}
+
+export function writeRegister(e: UnicornEngine, name: string, value: bigint): void {
+  const n = name.toLowerCase().replace(/^%/, '');
+  const alias = n === 'rflags' ? 'eflags' : n === 'pc' ? 'rip' : n === 'sp' ? 'rsp' : n === 'fp' ? 'rbp' : n;
+  const id = REG_IDS[alias];
+  if (id !== undefined) e.writeReg(id, value);
+  else if (alias === 'efer') e.writeMsr(MSR_EFER, value);
+  else if (alias === 'k_gs_base') e.writeMsr(MSR_KERNEL_GS_BASE, value);
+  else throw errors.badInput(`unknown register "${name}": expected one of ${writableRegisterNames().join(', ')}`);
+}
+
+export function isLongMode(e: UnicornEngine): boolean {
+  return (e.readMsr(MSR_EFER) & EFER_LMA) !== 0n;
+}
+
+/** What the page walker needs: paging on, the root table. */
+export function pagingState(e: UnicornEngine): { paging: boolean; cr3: bigint; longMode: boolean } {
+  const cr0 = e.readReg(X86_REG.CR0);
+  return { paging: (cr0 & CR0_PG) !== 0n, cr3: e.readReg(X86_REG.CR3), longMode: isLongMode(e) };
+}
+
+/*
+ * Unicorn's register API writes a segment register's selector only (no descriptor load), and
+ * cannot clear EFER.LMA, so processor modes are set in the raw CPU context (uc_context: a 16-byte
+ * header, then QEMU 5's CPUX86State, whose head is fixed):
+ *   +16 regs[16]  +144 eip  +152 eflags  +192 u32 hflags  +200 segs[6] (ES CS SS DS FS GS), each
+ *   { u32 selector; u32 pad; u64 base; u32 limit; u32 flags }  (24 bytes)
+ * EFER's offset is found once per process by writing it through the API and comparing contexts.
+ */
+const CTX_HFLAGS = 192;
+const CTX_SEGS = 200;
+const HF_CS32 = 1 << 4;
+const HF_SS32 = 1 << 5;
+const HF_ADDSEG = 1 << 6;
+const HF_LMA = 1 << 14;
+const HF_CS64 = 1 << 15;
+const SEG_ORDER = ['es', 'cs', 'ss', 'ds', 'fs', 'gs'] as const;
+let eferOffset = -1;
+
+function findEfer(e: UnicornEngine): number {
+  if (eferOffset >= 0) return eferOffset;
+  const old = e.readMsr(MSR_EFER);
+  e.writeMsr(MSR_EFER, EFER_LME);
+  const a = e.saveContext();
+  e.writeMsr(MSR_EFER, EFER_LME | EFER_NXE);
+  const b = e.saveContext();
+  e.writeMsr(MSR_EFER, old);
+  for (let o = 0; o + 8 <= a.length; o += 8) {
+    const x = a.readBigUInt64LE(o);
+    if ((x & ~EFER_LMA) === EFER_LME && b.readBigUInt64LE(o) === (x | EFER_NXE)) return (eferOffset = o);
+  }
+  throw new DbgError('unsupported', 'cannot set the processor mode on this Unicorn build (EFER not found in the CPU context)');
+}
+
+/** Set flat segments (code 0x08, data 0x10), EFER and the mode bits of hflags. */
+function setFlatMode(e: UnicornEngine, longMode: boolean, efer: bigint): void {
+  const at = findEfer(e);
+  const c = e.saveContext();
+  const codeFlags = longMode ? 0x00af9b00 : 0x00cf9b00;
+  SEG_ORDER.forEach((name, i) => {
+    const o = CTX_SEGS + i * 24;
+    c.writeUInt32LE(name === 'cs' ? 0x08 : 0x10, o);
+    c.writeBigUInt64LE(0n, o + 8);
+    c.writeUInt32LE(0xffffffff, o + 16);
+    c.writeUInt32LE(name === 'cs' ? codeFlags : 0x00cf9300, o + 20);
+  });
+  let hf = c.readUInt32LE(CTX_HFLAGS) & ~(HF_CS32 | HF_SS32 | HF_ADDSEG | HF_LMA | HF_CS64);
+  hf |= HF_CS32 | HF_SS32 | (longMode ? HF_LMA | HF_CS64 : 0);
+  c.writeUInt32LE(hf >>> 0, CTX_HFLAGS);
+  c.writeBigUInt64LE(efer, at);
+  e.restoreContext(c);
+}
+
+/**
+ * 32-bit protected mode, paging off, flat segments from a GDT the loader wrote at `gdtBase`
+ * (null, code 0x08, data 0x10: the state QEMU's multiboot loader leaves). Works on an engine
+ * opened in 64-bit mode (so CPUID reports long mode), by clearing EFER and reloading CS.
+ */
+export function enterProtectedMode32(e: UnicornEngine, gdtBase: bigint, gdtLimit: number): void {
+  e.writeMmr(X86_REG.GDTR, { selector: 0, base: gdtBase, limit: gdtLimit, flags: 0 });
+  e.writeMmr(X86_REG.IDTR, { selector: 0, base: 0n, limit: 0x3ff, flags: 0 });
+  e.writeReg(X86_REG.CR4, 0n);
+  e.writeReg(X86_REG.CR0, CR0_PE | CR0_ET);
+  setFlatMode(e, false, 0n);
+  e.writeReg(X86_REG.RFLAGS, 0x2n);
+}
+
+/** 64-bit long mode, paging on with `cr3`, flat segments (code 0x08 is 64-bit, data 0x10). */
+export function enterLongMode(e: UnicornEngine, cr3: bigint, gdtBase: bigint, gdtLimit: number): void {
+  e.writeMmr(X86_REG.GDTR, { selector: 0, base: gdtBase, limit: gdtLimit, flags: 0 });
+  e.writeReg(X86_REG.CR4, CR4_PAE | CR4_PGE);
+  e.writeReg(X86_REG.CR3, cr3);
+  e.writeReg(X86_REG.CR0, CR0_PG | CR0_WP | CR0_ET | CR0_PE);
+  setFlatMode(e, true, EFER_LME | EFER_LMA | EFER_NXE);
+  e.writeReg(X86_REG.CR3, cr3);
+  e.writeReg(X86_REG.RFLAGS, 0x2n);
+}
+
+/**
+ * Start `to` in the processor mode of `from` (a secondary CPU starting like its starter): the whole
+ * CPU context is copied (segment caches included), then the general registers are cleared.
+ */
+export function copyMode(from: UnicornEngine, to: UnicornEngine): void {
+  to.restoreContext(from.saveContext());
+  for (const id of Object.values(REG_IDS).slice(0, 16)) to.writeReg(id, 0n);
+  to.writeReg(X86_REG.RFLAGS, 0x2n);
+  to.writeReg(X86_REG.CR3, to.readReg(X86_REG.CR3));
+}
+
+/** The 8-byte GDT entries the loaders write: null, flat code (64-bit or 32-bit), flat data. */
+export function flatGdt(code64: boolean): Buffer {
+  const b = Buffer.alloc(24);
+  b.writeBigUInt64LE(code64 ? 0x00af9b000000ffffn : 0x00cf9b000000ffffn, 8);
+  b.writeBigUInt64LE(0x00cf93000000ffffn, 16);
+  return b;
+}
+
+const VECTOR_NAMES: Record<number, string> = {
+  0: '#DE divide error',
+  1: '#DB debug',
+  2: 'NMI',
+  3: '#BP breakpoint (int3)',
+  4: '#OF overflow',
+  5: '#BR bound range',
+  6: '#UD invalid opcode',
+  7: '#NM device not available',
+  8: '#DF double fault',
+  10: '#TS invalid TSS',
+  11: '#NP segment not present',
+  12: '#SS stack fault',
+  13: '#GP general protection',
+  14: '#PF page fault',
+  16: '#MF x87 error',
+  17: '#AC alignment check',
+  18: '#MC machine check',
+  19: '#XM SIMD error',
+};
+
+export function vectorName(v: number): string {
+  return VECTOR_NAMES[v] ?? `interrupt 0x${v.toString(16)}`;
+}
+
+/** Vectors whose saved RIP is the next instruction (traps), not the faulting one. */
+export function isTrap(v: number): boolean {
+  return v === 1 || v === 3 || v === 4 || v >= 32;
+}
+
+/** Access to guest memory by virtual address (through the vCPU's page tables), for delivery. */
+export interface GuestMemory {
+  readVirt(addr: bigint, length: number): Buffer;
+  /** Returns the guest-physical address written. */
+  writeVirt(addr: bigint, data: Buffer): bigint;
+}
+
+/**
+ * Deliver external interrupt `vector` in 64-bit mode at ring 0, as the CPU does through an
+ * interrupt gate: align RSP to 16, push SS, RSP, RFLAGS, CS, RIP, clear IF and TF, load CS:RIP from
+ * the gate. Returns what it changed (for the observer), or a reason it could not deliver.
+ */
+export function deliverInterrupt(
+  e: UnicornEngine,
+  mem: GuestMemory,
+  vector: number,
+): { ok: true; writes: { phys: bigint; data: Buffer }[]; registers: Map<string, bigint> } | { ok: false; why: string } {
+  if (!isLongMode(e)) return { ok: false, why: 'interrupt delivery is emulated in 64-bit mode only' };
+  const idt = e.readMmr(X86_REG.IDTR);
+  if (vector * 16 + 15 > idt.limit) return { ok: false, why: `IDT limit 0x${idt.limit.toString(16)} does not cover vector 0x${vector.toString(16)}` };
+  let gate: Buffer;
+  try {
+    gate = mem.readVirt(idt.base + BigInt(vector * 16), 16);
+  } catch (err) {
+    return { ok: false, why: `IDT entry 0x${vector.toString(16)} unreadable: ${(err as Error).message}` };
+  }
+  const typeAttr = gate[5]!;
+  if ((typeAttr & 0x80) === 0) return { ok: false, why: `IDT gate 0x${vector.toString(16)} is not present` };
+  const type = typeAttr & 0xf;
+  if (type !== 0xe && type !== 0xf) return { ok: false, why: `IDT gate 0x${vector.toString(16)} has type ${type}, not an interrupt or trap gate` };
+  const selector = BigInt(gate.readUInt16LE(2));
+  const target = BigInt(gate.readUInt16LE(0)) | (BigInt(gate.readUInt16LE(6)) << 16n) | (BigInt(gate.readUInt32LE(8)) << 32n);
+  const rsp = e.readReg(X86_REG.RSP);
+  const rflags = e.readReg(X86_REG.RFLAGS);
+  const frame = Buffer.alloc(40);
+  frame.writeBigUInt64LE(e.readReg(X86_REG.RIP), 0);
+  frame.writeBigUInt64LE(e.readReg(X86_REG.CS), 8);
+  frame.writeBigUInt64LE(rflags, 16);
+  frame.writeBigUInt64LE(rsp, 24);
+  frame.writeBigUInt64LE(e.readReg(X86_REG.SS), 32);
+  const newRsp = BigInt.asUintN(64, (rsp & ~0xfn) - 40n);
+  let phys: bigint;
+  try {
+    phys = mem.writeVirt(newRsp, frame);
+  } catch (err) {
+    return { ok: false, why: `interrupt frame at 0x${newRsp.toString(16)} not writable: ${(err as Error).message}` };
+  }
+  const newFlags = type === 0xe ? rflags & ~(RFLAGS_IF | RFLAGS_TF) : rflags & ~RFLAGS_TF;
+  e.writeReg(X86_REG.RSP, newRsp);
+  e.writeReg(X86_REG.RFLAGS, newFlags);
+  if (selector !== e.readReg(X86_REG.CS)) e.writeReg(X86_REG.CS, selector);
+  e.writeReg(X86_REG.RIP, target);
+  return {
+    ok: true,
+    writes: [{ phys, data: frame }],
+    registers: new Map([
+      ['rsp', newRsp],
+      ['eflags', newFlags],
+      ['cs', selector],
+      ['rip', target],
+    ]),
+  };
+}
