@@ -65,163 +65,265 @@ export interface PagingOptions {
   readonly clearMask?: bigint;
   /** TLB capacity in 4 KiB pages (default 65536). */
   readonly tlbEntries?: number;
+  /**
+   * An optional accelerator: the 4 KiB page at physical `page` (page-aligned, below 2^52) as
+   * 1024 little-endian u32 words, or undefined when it cannot be read whole (the walker then asks
+   * `readPhys` for the one entry, whose error says what is missing). With it, a walk runs on
+   * numbers and costs no file reads once the tables are cached.
+   */
+  readonly tablePage?: (page: number) => Uint32Array | undefined;
 }
 
 const LEVELS = [
-  { level: 'PML5', entry: 'PML5E', shift: 48n },
-  { level: 'PML4', entry: 'PML4E', shift: 39n },
-  { level: 'PDPT', entry: 'PDPTE', shift: 30n },
-  { level: 'PD', entry: 'PDE', shift: 21n },
-  { level: 'PT', entry: 'PTE', shift: 12n },
+  { level: 'PML5', entry: 'PML5E', shift: 48 },
+  { level: 'PML4', entry: 'PML4E', shift: 39 },
+  { level: 'PDPT', entry: 'PDPTE', shift: 30 },
+  { level: 'PD', entry: 'PDE', shift: 21 },
+  { level: 'PT', entry: 'PTE', shift: 12 },
 ] as const;
 
 const ADDR_MASK = 0x000f_ffff_ffff_f000n; // bits 51..12
-const P = 1n;
-const RW = 2n;
-const US = 4n;
-const PS = 0x80n;
-const NX = 1n << 63n;
 const MASK64 = (1n << 64n) - 1n;
+const TWO32 = 4294967296;
 
-interface TlbEntry {
-  readonly pageBase: PhysAddr; // physical address of the virtual 4 KiB page's first byte
-  readonly pageSize: number;
-  readonly steps: readonly TranslationStep[];
-  readonly writable: boolean;
-  readonly user: boolean;
-  readonly executable: boolean;
+/** One level of a walk. The bigint views are made only when someone looks at them. */
+class Step implements TranslationStep {
+  constructor(
+    readonly level: string,
+    readonly index: number,
+    private readonly at: number,
+    private readonly lo: number,
+    private readonly hi: number,
+  ) {}
+  get entryAddr(): bigint {
+    return BigInt(this.at);
+  }
+  get entry(): bigint {
+    return (BigInt(this.hi) << 32n) | BigInt(this.lo);
+  }
+}
+
+/** Outcome codes of `descend`. */
+const OK = 0;
+const NOT_PRESENT = 1;
+const OUTSIDE = 2;
+const LOOP = 3;
+const RESERVED = 4;
+const NON_CANONICAL = 5;
+
+/**
+ * A successful translation whose steps are found again only if someone asks (::vtop does; a
+ * memory read does not): the TLB keeps numbers, not step objects, so millions of translations
+ * leave little for the garbage collector.
+ */
+class CachedWalk implements Walk {
+  private stepList?: readonly TranslationStep[];
+  constructor(
+    private readonly walker: X86_64Paging,
+    private readonly root: PhysAddr,
+    private readonly levels: 4 | 5,
+    readonly virt: VirtAddr,
+    readonly phys: PhysAddr,
+    readonly pageSize: number,
+    private readonly rights: number,
+  ) {}
+  get steps(): readonly TranslationStep[] {
+    return (this.stepList ??= this.walker.walk(this.root, this.virt, this.levels).steps);
+  }
+  get writable(): boolean {
+    return (this.rights & 1) !== 0;
+  }
+  get user(): boolean {
+    return (this.rights & 2) !== 0;
+  }
+  get executable(): boolean {
+    return (this.rights & 4) !== 0;
+  }
 }
 
 export class X86_64Paging {
-  private readonly tlb = new Map<bigint, Map<bigint, TlbEntry>>();
-  private tlbCount = 0;
-  private readonly tlbMax: number;
-  private readonly keep: bigint;
+  // A direct-mapped TLB: slot = 4 KiB page number modulo the size; all numbers, no objects.
+  private readonly tlbSize: number;
+  private readonly tlbTag: Float64Array; // virtual page number + 1 (0 = empty)
+  private readonly tlbRoot: Float64Array; // root + levels - 4
+  private readonly tlbBase: Float64Array; // physical address of the virtual page's first byte
+  private readonly tlbInfo: Uint8Array; // log2(page size) << 3 | rights (W 1, U 2, X 4)
+  /** Address bits kept from an entry, as high (bits 51..32) and low (31..12) words. */
+  private readonly keepHi: number;
+  private readonly keepLo: number;
+  private readonly tablePage?: (page: number) => Uint32Array | undefined;
+  // Scratch results of readEntry and descend (no allocation on the hot path).
+  private lo = 0;
+  private hi = 0;
+  private outPhys = 0;
+  private outShift = 0;
+  private outRights = 0;
+  private outLevel = 0;
+  private outLoopAt = 0;
+  private readonly seen: number[] = [0, 0, 0, 0, 0];
 
   constructor(
     private readonly readPhys: ReadPhys,
     opts: PagingOptions = {},
   ) {
-    this.tlbMax = opts.tlbEntries ?? 65536;
-    this.keep = ADDR_MASK & ~(opts.clearMask ?? 0n);
+    let size = 1;
+    while (size < (opts.tlbEntries ?? 65536)) size *= 2;
+    this.tlbSize = size;
+    this.tlbTag = new Float64Array(size);
+    this.tlbRoot = new Float64Array(size);
+    this.tlbBase = new Float64Array(size);
+    this.tlbInfo = new Uint8Array(size);
+    const keep = ADDR_MASK & ~(opts.clearMask ?? 0n);
+    this.keepHi = Number(keep >> 32n);
+    this.keepLo = Number(keep & 0xfffff000n);
+    this.tablePage = opts.tablePage;
   }
 
   /** Forget every cached walk (after page tables or the memory under them changed). */
   flush(): void {
-    this.tlb.clear();
-    this.tlbCount = 0;
+    this.tlbTag.fill(0);
   }
 
   /**
    * Translate `virt` through the tables rooted at physical `root` (CR3's table address: the
    * caller strips PCID and flag bits, see `cr3Root`). `levels` is 4, or 5 with CR4.LA57.
+   * Successful walks are cached per (root, 4 KiB page); faults are not.
    */
   translate(root: PhysAddr, virt: VirtAddr, levels: 4 | 5 = 4): Walk {
-    virt &= MASK64;
-    const key = root | BigInt(levels - 4); // root is page-aligned: the low bit is free
-    const vpn = virt >> 12n;
-    let perRoot = this.tlb.get(key);
-    const hit = perRoot?.get(vpn);
-    if (hit) {
-      return {
-        virt,
-        phys: hit.pageBase + (virt & 0xfffn),
-        pageSize: hit.pageSize,
-        steps: hit.steps,
-        writable: hit.writable,
-        user: hit.user,
-        executable: hit.executable,
-      };
+    if (virt < 0n || virt > MASK64) virt &= MASK64;
+    const vhi = Number(virt >> 32n);
+    const vlo = Number(virt & 0xffffffffn);
+    const rootKey = Number(root) + levels - 4; // root is page-aligned: the low bits are free
+    const vpn = vhi * 1048576 + (vlo >>> 12);
+    const slot = vpn & (this.tlbSize - 1);
+    if (this.tlbTag[slot] === vpn + 1 && this.tlbRoot[slot] === rootKey) {
+      const info = this.tlbInfo[slot]!;
+      return new CachedWalk(this, root, levels, virt, BigInt(this.tlbBase[slot]! + (vlo & 0xfff)), 2 ** (info >> 3), info & 7);
     }
-    const w = this.walk(root, virt, levels);
-    if (w.phys !== undefined) {
-      if (this.tlbCount >= this.tlbMax) this.flush();
-      if (!perRoot || this.tlbCount === 0) {
-        perRoot = this.tlb.get(key) ?? new Map();
-        this.tlb.set(key, perRoot);
-      }
-      perRoot.set(vpn, {
-        pageBase: w.phys - (virt & 0xfffn),
-        pageSize: w.pageSize!,
-        steps: w.steps,
-        writable: w.writable!,
-        user: w.user!,
-        executable: w.executable!,
-      });
-      this.tlbCount++;
-    }
-    return w;
+    const rootNum = Number(root);
+    if (this.descend(rootNum, vhi, vlo, levels, undefined) !== OK) return this.walkNumbers(rootNum, virt, vhi, vlo, levels);
+    const phys = this.outPhys;
+    this.tlbTag[slot] = vpn + 1;
+    this.tlbRoot[slot] = rootKey;
+    this.tlbBase[slot] = phys - (vlo & 0xfff);
+    this.tlbInfo[slot] = (this.outShift << 3) | this.outRights;
+    return new CachedWalk(this, root, levels, virt, BigInt(phys), 2 ** this.outShift, this.outRights);
   }
 
-  /** The walk itself, uncached. */
+  /** The walk itself, uncached, with every step. */
   walk(root: PhysAddr, virt: VirtAddr, levels: 4 | 5 = 4): Walk {
     virt &= MASK64;
-    const steps: TranslationStep[] = [];
-    const topBit = levels === 5 ? 56n : 47n;
-    const upper = virt >> topBit;
-    if (upper !== 0n && upper !== MASK64 >> topBit) {
-      return {
-        virt,
-        steps,
-        faultKind: 'non-canonical',
-        fault: `0x${virt.toString(16)} is not canonical (bits 63..${topBit} must all equal bit ${topBit} with ${levels}-level paging)`,
-      };
+    return this.walkNumbers(Number(root), virt, Number(virt >> 32n), Number(virt & 0xffffffffn), levels);
+  }
+
+  /** Reads entry `index` of the table at `table` into this.lo / this.hi; false when it is outside. */
+  private readEntry(table: number, index: number): boolean {
+    const page = this.tablePage?.(table);
+    if (page) {
+      this.lo = page[index * 2]!;
+      this.hi = page[index * 2 + 1]!;
+      return true;
     }
-    const chain = levels === 5 ? LEVELS : LEVELS.slice(1);
-    const tables: PhysAddr[] = [];
-    let table = root & this.keep;
-    let writable = true;
-    let user = true;
-    let executable = true;
-    for (let i = 0; i < chain.length; i++) {
-      const lv = chain[i]!;
-      const index = Number((virt >> lv.shift) & 0x1ffn);
-      const loopAt = tables.indexOf(table);
-      if (loopAt >= 0) {
-        const prev = steps[steps.length - 1]!;
+    let e: bigint;
+    try {
+      e = this.readPhys(BigInt(table + index * 8), 8);
+    } catch (err) {
+      if (isDbgError(err)) return false;
+      throw err;
+    }
+    this.lo = Number(e & 0xffffffffn);
+    this.hi = Number(e >> 32n);
+    return true;
+  }
+
+  /**
+   * The walk on numbers. Returns an outcome code; on OK, outPhys / outShift / outRights hold the
+   * result; otherwise outLevel is the LEVELS index where it stopped (and outLoopAt, for a loop,
+   * the index of the table it came back to). `steps`, when given, receives every entry read.
+   */
+  private descend(root: number, vhi: number, vlo: number, levels: 4 | 5, steps: Step[] | undefined): number {
+    // Bits 63..47 (4-level) or 63..56 (5-level) must all be equal: vhi's top 17 or 8 bits.
+    const topBits = levels === 5 ? vhi >>> 24 : vhi >>> 15;
+    if (topBits !== 0 && topBits !== (levels === 5 ? 0xff : 0x1ffff)) return NON_CANONICAL;
+    const first = levels === 5 ? 0 : 1;
+    const seen = this.seen;
+    let table = this.keep(Math.floor(root / TWO32), root >>> 0);
+    let rights = 7;
+    for (let i = first; i < LEVELS.length; i++) {
+      const shift = LEVELS[i]!.shift;
+      // Index bits: shift 48 -> vhi 16..24, 39 -> vhi 7..15, 30 -> vhi 0..6 + vlo 30..31, 21, 12 -> vlo.
+      const index =
+        shift === 48 ? (vhi >>> 16) & 0x1ff : shift === 39 ? (vhi >>> 7) & 0x1ff : shift === 30 ? ((vhi << 2) | (vlo >>> 30)) & 0x1ff : (vlo >>> shift) & 0x1ff;
+      this.outLevel = i;
+      for (let j = first; j < i; j++) {
+        if (seen[j] === table) {
+          this.outLoopAt = j;
+          return LOOP;
+        }
+      }
+      seen[i] = table;
+      if (!this.readEntry(table, index)) return OUTSIDE;
+      const lo = this.lo;
+      const hi = this.hi;
+      steps?.push(new Step(LEVELS[i]!.level, index, table + index * 8, lo, hi));
+      if ((lo & 1) === 0) return NOT_PRESENT;
+      if ((lo & 2) === 0) rights &= ~1;
+      if ((lo & 4) === 0) rights &= ~2;
+      if (hi >>> 31 !== 0) rights &= ~4;
+      const ps = (lo & 0x80) !== 0;
+      const leaf = shift === 12 || ((shift === 21 || shift === 30) && ps);
+      if (!leaf && ps) return RESERVED;
+      const next = this.keep(hi, lo);
+      if (leaf) {
+        const pageSize = 2 ** shift;
+        // Offset bits come from the virtual address: vlo holds all of them (shift <= 30).
+        this.outPhys = next - (next % pageSize) + ((vlo & (pageSize - 1)) >>> 0);
+        this.outShift = shift;
+        this.outRights = rights;
+        return OK;
+      }
+      table = next;
+    }
+    throw new Error('unreachable: the PT level is always a leaf');
+  }
+
+  /** A full walk, with steps and, when it fails, the fault in words. */
+  private walkNumbers(root: number, virt: bigint, vhi: number, vlo: number, levels: 4 | 5): Walk {
+    const steps: Step[] = [];
+    const code = this.descend(root, vhi, vlo, levels, steps);
+    const r = this.outRights;
+    if (code === OK) {
+      return { virt, phys: BigInt(this.outPhys), pageSize: 2 ** this.outShift, steps, writable: (r & 1) !== 0, user: (r & 2) !== 0, executable: (r & 4) !== 0 };
+    }
+    const lv = LEVELS[this.outLevel]!;
+    const last = steps[steps.length - 1];
+    const entryText = (st: Step, name: string) => `${name}[${st.index}] = 0x${st.entry.toString(16)}`;
+    switch (code) {
+      case NON_CANONICAL: {
+        const bit = levels === 5 ? 56 : 47;
+        return { virt, steps, faultKind: 'non-canonical', fault: `0x${virt.toString(16)} is not canonical (bits 63..${bit} must all equal bit ${bit} with ${levels}-level paging)` };
+      }
+      case NOT_PRESENT:
+        return { virt, steps, faultKind: 'not-present', fault: `${entryText(last!, lv.entry)} (not present)` };
+      case RESERVED:
+        return { virt, steps, faultKind: 'reserved', fault: `${entryText(last!, lv.entry)} has PS set, which is reserved at this level` };
+      case LOOP:
         return {
           virt,
           steps,
           faultKind: 'loop',
-          fault: `page-table loop: ${chain[i - 1]!.entry}[${prev.index}] = 0x${prev.entry.toString(16)} points back to the ${chain[loopAt]!.level} at phys 0x${table.toString(16)}`,
+          fault: `page-table loop: ${entryText(last!, LEVELS[this.outLevel - 1]!.entry)} points back to the ${LEVELS[this.outLoopAt]!.level} at phys 0x${this.seen[this.outLoopAt]!.toString(16)}`,
         };
+      default: {
+        const from = last ? entryText(last, LEVELS[this.outLevel - 1]!.entry) : 'CR3';
+        return { virt, steps, faultKind: 'outside', fault: `the ${lv.level} at phys 0x${this.seen[this.outLevel]!.toString(16)} (from ${from}) is not in the dump` };
       }
-      tables.push(table);
-      const entryAddr = table + BigInt(index * 8);
-      let entry: bigint;
-      try {
-        entry = this.readPhys(entryAddr, 8);
-      } catch (e) {
-        if (!isDbgError(e)) throw e;
-        const from =
-          i === 0 ? 'CR3' : `${chain[i - 1]!.entry}[${steps[i - 1]!.index}] = 0x${steps[i - 1]!.entry.toString(16)}`;
-        return {
-          virt,
-          steps,
-          faultKind: 'outside',
-          fault: `the ${lv.level} at phys 0x${table.toString(16)} (from ${from}) is not in the dump`,
-        };
-      }
-      steps.push({ level: lv.level, index, entryAddr, entry });
-      if ((entry & P) === 0n) {
-        return { virt, steps, faultKind: 'not-present', fault: `${lv.entry}[${index}] = 0x${entry.toString(16)} (not present)` };
-      }
-      writable &&= (entry & RW) !== 0n;
-      user &&= (entry & US) !== 0n;
-      executable &&= (entry & NX) === 0n;
-      const leaf = lv.level === 'PT' || ((lv.level === 'PD' || lv.level === 'PDPT') && (entry & PS) !== 0n);
-      if (!leaf && (entry & PS) !== 0n) {
-        return { virt, steps, faultKind: 'reserved', fault: `${lv.entry}[${index}] = 0x${entry.toString(16)} has PS set, which is reserved at this level` };
-      }
-      if (leaf) {
-        const pageSize = 1 << Number(lv.shift);
-        const offMask = BigInt(pageSize - 1);
-        const frame = entry & this.keep & ~offMask;
-        return { virt, phys: frame | (virt & offMask), pageSize, steps, writable, user, executable };
-      }
-      table = entry & this.keep;
     }
-    throw new Error('unreachable: the PT level is always a leaf');
+  }
+
+  /** The next-table / frame address in an entry (bits 51..12 less the clear mask), as a number. */
+  private keep(hi: number, lo: number): number {
+    return (hi & this.keepHi) * TWO32 + ((lo & this.keepLo) >>> 0);
   }
 }
 

@@ -27,20 +27,35 @@ export interface ByteSource {
 const PAGE = 64 * 1024;
 const CACHE_PAGES = 256; // 16 MiB at most
 
+/**
+ * Cache geometry. The default (64 KiB pages) suits mostly sequential readers; a reader that jumps
+ * around a large file (a kernel dump's page walks and random structure reads) does better with
+ * small pages, e.g. { pageBytes: 4096, cachePages: 4096 }.
+ */
+export interface ByteSourceOptions {
+  readonly pageBytes?: number;
+  readonly cachePages?: number;
+}
+
 export class FileByteSource implements ByteSource {
   readonly size: number;
   private fd: number | undefined;
   private readonly cache = new Map<number, Buffer>();
+  private readonly pageBytes: number;
+  private readonly cachePages: number;
 
   private constructor(
     readonly name: string,
     fd: number,
+    opts: ByteSourceOptions = {},
   ) {
     this.fd = fd;
     this.size = fstatSync(fd).size;
+    this.pageBytes = opts.pageBytes ?? PAGE;
+    this.cachePages = opts.cachePages ?? CACHE_PAGES;
   }
 
-  static open(path: string): FileByteSource {
+  static open(path: string, opts?: ByteSourceOptions): FileByteSource {
     let fd: number;
     try {
       fd = openSync(path, 'r');
@@ -55,7 +70,7 @@ export class FileByteSource implements ByteSource {
       closeSync(fd);
       throw e;
     }
-    return new FileByteSource(path, fd);
+    return new FileByteSource(path, fd, opts);
   }
 
   read(offset: number, length: number): Buffer {
@@ -71,20 +86,20 @@ export class FileByteSource implements ByteSource {
   readUpTo(offset: number, length: number): Buffer {
     if (offset < 0 || offset >= this.size || length <= 0) return Buffer.alloc(0);
     const end = Math.min(this.size, offset + length);
-    const firstPage = Math.floor(offset / PAGE);
-    const lastPage = Math.floor((end - 1) / PAGE);
+    const firstPage = Math.floor(offset / this.pageBytes);
+    const lastPage = Math.floor((end - 1) / this.pageBytes);
     if (firstPage === lastPage) {
       const page = this.page(firstPage);
-      const start = offset - firstPage * PAGE;
+      const start = offset - firstPage * this.pageBytes;
       return page.subarray(start, start + (end - offset));
     }
-    if (end - offset > PAGE * 4) return this.direct(offset, end - offset);
+    if (end - offset > this.pageBytes * 4) return this.direct(offset, end - offset);
     const out = Buffer.allocUnsafe(end - offset);
     let pos = offset;
     while (pos < end) {
-      const p = Math.floor(pos / PAGE);
+      const p = Math.floor(pos / this.pageBytes);
       const page = this.page(p);
-      const start = pos - p * PAGE;
+      const start = pos - p * this.pageBytes;
       const n = Math.min(page.length - start, end - pos);
       page.copy(out, pos - offset, start, start + n);
       pos += n;
@@ -105,10 +120,10 @@ export class FileByteSource implements ByteSource {
       this.cache.set(index, hit);
       return hit;
     }
-    const start = index * PAGE;
-    const buf = this.direct(start, Math.min(PAGE, this.size - start));
+    const start = index * this.pageBytes;
+    const buf = this.direct(start, Math.min(this.pageBytes, this.size - start));
     this.cache.set(index, buf);
-    if (this.cache.size > CACHE_PAGES) this.cache.delete(this.cache.keys().next().value as number);
+    if (this.cache.size > this.cachePages) this.cache.delete(this.cache.keys().next().value as number);
     return buf;
   }
 

@@ -58,16 +58,21 @@ describe('the fixture page tables (CR3 0x206000)', () => {
     expect(w.translate(root, 0xffffffffc0005060n).phys).toBe(0x205060n);
     expect(mem.reads() - before).toBe(4);
     const again = w.translate(root, 0xffffffffc0005ff8n); // same 4 KiB page, other offset
-    expect(again.phys).toBe(0x205ff8n);
-    expect(again.steps.length).toBe(4);
+    expect([again.phys, again.pageSize, again.writable, again.executable]).toEqual([0x205ff8n, 4096, true, false]);
     expect(mem.reads() - before).toBe(4);
+    // The TLB keeps numbers only: the steps of a cached translation are walked again when asked for.
+    expect(again.steps.map((st) => st.index)).toEqual([511, 511, 0, 5]);
+    expect(mem.reads() - before).toBe(8);
     w.flush();
     w.translate(root, 0xffffffffc0005060n);
-    expect(mem.reads() - before).toBe(8);
+    expect(mem.reads() - before).toBe(12);
     // Faults are not cached: a later read of a repaired table would see the change.
+    const f1 = mem.reads();
     w.translate(root, 0xffffffffc000d000n);
+    const perFault = mem.reads() - f1;
     w.translate(root, 0xffffffffc000d000n);
-    expect(mem.reads() - before).toBe(16);
+    expect(mem.reads() - f1).toBe(2 * perFault);
+    expect(perFault).toBeGreaterThan(0);
   });
 });
 

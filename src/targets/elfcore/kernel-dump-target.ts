@@ -25,6 +25,7 @@ import { basename } from 'node:path';
 import { X86_64 } from '../../arch/x86-64.js';
 import type { Registers } from '../../arch/arch.js';
 import { cr3Root, X86_64Paging, type Walk } from '../../arch/x86-64-paging.js';
+import { FileByteSource } from '../../common/byte-source.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { ElfFile, ET_CORE, PT_LOAD, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
@@ -136,7 +137,7 @@ export class KernelDumpTarget implements Target {
     this.phys = new KernelPhysMap(elf.source, elf.programHeaders(), this.flavour === 'kdump', name);
     this.warnings.push(...this.phys.warnings);
     const sme = this.vmcoreinfo?.number('sme_mask');
-    this.paging = new X86_64Paging((a) => this.phys.readU64(a), { clearMask: sme && sme > 0n ? sme : undefined });
+    this.paging = new X86_64Paging((a) => this.phys.readU64(a), { clearMask: sme && sme > 0n ? sme : undefined, tablePage: (p) => this.phys.tablePage(p) });
     const physical: PhysicalMemory = {
       readPhysical: (addr, length) => this.readPhysical(addr, length),
       translate: (addr, thread) => this.translate(addr, thread),
@@ -146,7 +147,15 @@ export class KernelDumpTarget implements Target {
   }
 
   static open(path: string, opts: KernelDumpOptions = {}): KernelDumpTarget {
-    const elf = ElfFile.open(path);
+    // Small cache pages: page walks and structure reads jump all over a multi-GiB file.
+    const src = FileByteSource.open(path, { pageBytes: 4096, cachePages: 4096 });
+    let elf: ElfFile;
+    try {
+      elf = new ElfFile(src);
+    } catch (e) {
+      src.close();
+      throw e;
+    }
     let t: KernelDumpTarget | undefined;
     try {
       t = new KernelDumpTarget(`kernel dump "${basename(path)}"`, path, elf);
@@ -329,11 +338,10 @@ export class KernelDumpTarget implements Target {
   }
 
   translate(addr: VirtAddr, thread = 1): Translation {
-    const mode = this.addressMode(thread);
+    const mode = this.modes.get(thread) ?? this.addressMode(thread);
+    if (mode.kind === 'paging') return this.paging.translate(mode.root, addr, mode.levels);
     addr &= MASK64;
     switch (mode.kind) {
-      case 'paging':
-        return this.paging.translate(mode.root, addr, mode.levels);
       case 'identity':
         return { virt: addr, phys: addr, steps: [], writable: true, executable: true, fault: undefined };
       case 'segments': {

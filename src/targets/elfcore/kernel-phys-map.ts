@@ -48,6 +48,8 @@ export class KernelPhysMap {
   private readonly conflicts: Conflict[] = [];
   readonly warnings: string[] = [];
   private last: Range | undefined;
+  private readonly tables = new Map<number, Uint32Array>();
+  private readonly littleEndianHost = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
   constructor(
     private readonly source: ByteSource,
@@ -185,6 +187,27 @@ export class KernelPhysMap {
 
   readU64(addr: bigint): bigint {
     return this.read(addr, 8).readBigUInt64LE(0);
+  }
+
+  /**
+   * The 4 KiB page at physical `page` as 1024 u32 words, or undefined when any of it is missing:
+   * the page walker's accelerator (X86_64Paging's `tablePage`). Up to 8 MiB of pages are kept.
+   */
+  tablePage(page: number): Uint32Array | undefined {
+    const hit = this.tables.get(page);
+    if (hit) return hit;
+    let b: Buffer;
+    try {
+      b = this.read(BigInt(page), 4096);
+    } catch {
+      return undefined;
+    }
+    const t = new Uint32Array(1024);
+    Buffer.from(t.buffer).set(b);
+    if (!this.littleEndianHost) t.forEach((v, i) => (t[i] = ((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)));
+    if (this.tables.size >= 2048) this.tables.clear();
+    this.tables.set(page, t);
+    return t;
   }
 
   private unmapped(addr: bigint, length: number, missing: bigint): DbgError {
