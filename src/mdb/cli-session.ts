@@ -10,6 +10,7 @@
  *     later commands usually depend on earlier ones, such as a thread selection); the exit
  *     status is then 1. A script that succeeds exits 0.
  *   - REPL: history in ~/.dbg_history, line editing by node:readline, prompt "> " as MDB's.
+ *     At a terminal an empty line repeats the last display format at the next address, as in MDB.
  *     A failing command is reported and the session goes on. When stdin is not a terminal the
  *     same loop reads commands from it without a prompt, and exits 1 if any command failed.
  *   - Ctrl-C while a command runs asks the target to stop (`caps.execution.interrupt()`); at the
@@ -83,7 +84,8 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
   const run = async (line: string): Promise<boolean> => {
     running = true;
     try {
-      await session.execute(line, out);
+      if (line.trim() === '') await session.repeat(out);
+      else await session.execute(line, out);
       return true;
     } catch (e) {
       reportError(e);
@@ -129,8 +131,9 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
   try {
     if (tty) rl.prompt();
     for await (const line of rl) {
-      if (line.trim() !== '') {
-        if (tty) saveHistory(line);
+      // A blank line repeats the last format at a terminal; in a script it is only a blank line.
+      if (line.trim() !== '' || tty) {
+        if (line.trim() !== '' && tty) saveHistory(line);
         if (!(await run(line))) failed = true;
         if (session.quitRequested) break;
       }

@@ -8,6 +8,7 @@
  *              | ('/' | '?' | '\' | '=') fmt {arg}   format (or a write: /W /Z /w /v value...)
  *              | '$' letter {arg}               shorthand: $c $C $r $q $Q $m $?  -> dcmd
  *              | ':' letter {arg}               execution shorthand: :c :s :e :u :b :d :z :r :k :w :a :p
+ *              | '>' name                       assigns expr (default dot) to variable name (<name reads it)
  *              | (nothing)                      sets dot to expr
  *
  * Expressions are kept as source text (with their column) and evaluated by the session when the
@@ -29,6 +30,7 @@ export interface SourceExpr {
 export type Verb =
   | { readonly kind: 'dcmd'; readonly name: string; readonly args: readonly string[] }
   | { readonly kind: 'format'; readonly space: '/' | '?' | '\\' | '='; readonly fmt: string; readonly args: readonly string[] }
+  | { readonly kind: 'assign'; readonly name: string } // `expr >name`: set variable name, read back with <name
   | { readonly kind: 'dot' };
 
 export interface Command {
@@ -157,6 +159,7 @@ class LineParser {
       else if (c === ',' || c === '?' || c === '\\' || c === '$' || c === ':') break;
       else if (c === '=' && next !== '=' && this.s[this.pos - 1] !== '!' && this.s[this.pos - 1] !== '=') break;
       else if (c === '/' && depth <= 0) break;
+      else if (c === '>' && next !== '>' && this.s[this.pos - 1] !== '>') break;
       if ((c === '*' || c === '%') && next === '/') {
         // Sized dereference `*/J/expr`: skip the size letter and its closing slash.
         const close = this.s.indexOf('/', this.pos + 2);
@@ -219,6 +222,12 @@ class LineParser {
       }
       if (quote) throw this.error(fmtStart, 'unterminated string in format');
       return { kind: 'format', space: c, fmt: this.s.slice(fmtStart, this.pos), args: this.args() };
+    }
+    if (c === '>') {
+      const m = /^>\s*([A-Za-z_]\w*)/.exec(this.s.slice(this.pos));
+      if (!m) throw this.error(this.pos, 'expected a variable name after ">"');
+      this.pos += m[0].length;
+      return { kind: 'assign', name: m[1]! };
     }
     return { kind: 'dot' };
   }

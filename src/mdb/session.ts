@@ -50,6 +50,8 @@ export class Session implements SessionView {
   private readonly walkerTable = new Map<string, Registered<Walker>>();
   private readonly moduleList: DcmdModule[] = [];
   private disassembler?: Disassembler;
+  /** The last display format run, which an empty line repeats at the next address. */
+  private lastFormat?: { space: '/' | '?' | '\\' | '='; fmt: string; count: bigint };
 
   constructor(
     public target: Target,
@@ -194,6 +196,16 @@ export class Session implements SessionView {
     }
   }
 
+  /**
+   * An empty line, as MDB treats it: the last display format again, from where it stopped
+   * (dot + the size of what it printed last). Nothing when no format has run.
+   */
+  async repeat(out: Output): Promise<void> {
+    const f = this.lastFormat;
+    if (!f) return;
+    await this.runFormat(f.space, f.fmt, [], this.dot + this.incr, f.count, out);
+  }
+
   private async runPipeline(pipeline: readonly Command[], out: Output): Promise<void> {
     let inputs: (bigint | undefined)[] = [undefined];
     for (let i = 0; i < pipeline.length; i++) {
@@ -213,6 +225,9 @@ export class Session implements SessionView {
       case 'dot':
         if (addr !== undefined) this.dot = addr;
         return;
+      case 'assign':
+        this.variables.set(verb.name, addr ?? this.dot);
+        return;
       case 'dcmd': {
         const d = this.findDcmd(verb.name);
         if (!d) throw errors.badInput(`unknown dcmd '${verb.name}' (::help lists the dcmds)`);
@@ -224,6 +239,7 @@ export class Session implements SessionView {
       }
       case 'format':
         await this.runFormat(verb.space, verb.fmt, verb.args, addr ?? this.dot, count ?? 1n, out);
+        if (verb.space !== '=' && verb.args.length === 0) this.lastFormat = { space: verb.space, fmt: verb.fmt, count: count ?? 1n };
         return;
     }
   }

@@ -173,3 +173,20 @@ describe('dcmd dispatch', () => {
     expect(await runJson(s, '::threads')).toEqual([[]]);
   });
 });
+
+describe('variables and repeat', () => {
+  it('expr >name sets a variable that <name reads', async () => {
+    await run(s, '120>node; <node+8>next');
+    expect(await run(s, '<next=K')).toEqual([' '.repeat(16) + '128']);
+    expect(await run(s, '*<next=K')).toEqual([' '.repeat(16) + '140']);
+    expect((await failure(s, '1>')).message).toMatch(/expected a variable name after ">"/);
+    expect(await run(s, '(1>>0)=K')).toEqual([' '.repeat(16) + '1']);
+  });
+
+  it('an empty line (repeat) runs the last display format from where it stopped', async () => {
+    await run(s, '100,2/J');
+    const out = new CaptureOutput(false);
+    await s.repeat(out);
+    expect(out.lines).toEqual(['0x110:'.padEnd(16) + '0               0']);
+  });
+});

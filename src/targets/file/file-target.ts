@@ -25,6 +25,7 @@ import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
 import type { Capabilities, Mapping, StopStatus, Target, ThreadInfo, VirtAddr } from '../target.js';
 
+const PT_INTERP = 3;
 const PF_X = 1;
 const PF_W = 2;
 const PF_R = 4;
@@ -45,7 +46,8 @@ export class FileTarget implements Target {
     private readonly elf: ElfFile | undefined,
   ) {
     if (elf) {
-      const kind = elf.header.type === ET_EXEC ? 'executable' : elf.header.type === ET_DYN ? 'shared object' : elf.header.type === ET_CORE ? 'core file' : 'ELF object';
+      const pie = elf.header.type === ET_DYN && elf.programHeaders().some((p) => p.type === PT_INTERP);
+      const kind = elf.header.type === ET_EXEC || pie ? 'executable' : elf.header.type === ET_DYN ? 'shared object' : elf.header.type === ET_CORE ? 'core file' : 'ELF object';
       this.name = `${kind} "${path}"`;
       this.maps = elf
         .loadSegments()
