@@ -88,6 +88,15 @@ describe('dbg open -e', () => {
     expect(x.stderr).toBe(`dbg: --exe does not apply to "${raw}", which is not an ELF file and opens as a raw file\n`);
   });
 
+  it('prints the target\'s warnings once, at open, and goes on', () => {
+    const r = open([d.core, '--sysroot', dir, '-e', '::status; ::threads']);
+    expect(r.code).toBe(0);
+    const warnings = r.stderr.split('\n').filter(Boolean);
+    expect(warnings.length).toBeGreaterThan(0);
+    for (const w of warnings) expect(w).toMatch(/^dbg: warning: cannot read symbols of /);
+    expect(warnings.filter((w) => w.includes('of the executable'))).toHaveLength(1);
+  });
+
   it('reads commands from stdin when it is not a terminal, going on after a failure', () => {
     const r = open([raw], '0/s\n::nope\n0t7=D\n');
     expect(r.stdout).toBe('0x0:            dbg raw file\n                7\n');
