@@ -48,6 +48,8 @@ export class GdbClient {
   private readonly points = new Map<string, { type: PointType; id: number }>();
   private readonly hardwareIds = new Set<number>();
   private running = false;
+  /** 0x03 bytes that arrived while requests were queued: that many next resumes stop at once. */
+  private interruptPending = 0;
 
   constructor(
     readonly target: Target,
@@ -61,9 +63,20 @@ export class GdbClient {
     return this.running;
   }
 
-  /** The 0x03 byte: stop a running guest (its resume promise then settles with 'interrupted'). */
-  interrupt(): void {
+  /**
+   * The 0x03 byte: stop a running guest (its resume promise then settles with 'interrupted').
+   * `queued`: requests are waiting their turn (gdb never does that in all-stop mode, but a client
+   * may), so the next resume among them also stops as soon as it starts: a client can always get
+   * control back with 0x03, whatever it sent before.
+   */
+  interrupt(queued = false): void {
     if (this.running) this.target.caps.execution?.interrupt();
+    if (queued) this.interruptPending++;
+  }
+
+  /** The queue drained: an interrupt that found nothing to stop is forgotten. */
+  settle(): void {
+    this.interruptPending = 0;
   }
 
   /** Forget everything this client inserted (on detach, kill or a vanished connection). */
@@ -304,7 +317,12 @@ export class GdbClient {
   private async run(go: () => Promise<StopStatus>): Promise<StopStatus> {
     this.running = true;
     try {
-      const stop = await go();
+      const promise = go();
+      if (this.interruptPending > 0) {
+        this.interruptPending--;
+        this.target.caps.execution?.interrupt();
+      }
+      const stop = await promise;
       this.gThread = this.cThread = this.validThread(stop.thread);
       return stop;
     } finally {

@@ -104,6 +104,7 @@ function serveClient(
   let last: Buffer | undefined;
   let closed = false;
   const queue: Buffer[] = [];
+  let inFlight = 0;
   let working: Promise<void> = previous;
 
   const send = (payload: string): void => {
@@ -139,7 +140,7 @@ function serveClient(
     for (const ev of codec.feed(data)) {
       switch (ev.kind) {
         case 'interrupt':
-          client.interrupt();
+          client.interrupt(queue.length > 0);
           break;
         case 'nak':
           if (last && !noAck) ch.write(last);
@@ -160,7 +161,11 @@ function serveClient(
           }
           if (!noAck) ch.write(Buffer.from('+'));
           queue.push(ev.payload);
-          working = working.then(() => answer(queue.shift()!));
+          inFlight++;
+          working = working.then(async () => {
+            await answer(queue.shift()!);
+            if (--inFlight === 0) client.settle();
+          });
           break;
       }
     }

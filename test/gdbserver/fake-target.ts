@@ -158,6 +158,7 @@ export class FakeTarget implements Target {
     }
     r.set('rip', pc + 1n >= CODE_END ? CODE : pc + 1n);
     this.history.push(undo);
+    if (this.history.length > 1_000_000) this.history.splice(0, 500_000); // bounded, like a ring
     this.executed++;
     return hit;
   }
