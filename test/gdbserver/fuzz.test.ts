@@ -92,8 +92,8 @@ describe('fuzzing the GDB server', () => {
     }
     expect(logs.filter((l) => l.startsWith('internal error'))).toEqual([]);
     // Most packets were answered (a random D ends a round early, and some were cut or mangled).
-    expect(replies).toBeGreaterThan(120);
-    expect(logs.filter((l) => l.startsWith('bad packet')).length).toBeGreaterThan(100);
+    expect(replies).toBeGreaterThan(60);
+    expect(logs.filter((l) => l.startsWith('bad packet')).length).toBeGreaterThan(60);
     if (process.env.DBG_FUZZ_VERBOSE) console.log({ replies, logs: logs.length });
   });
 
