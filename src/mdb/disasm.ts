@@ -80,13 +80,21 @@ export class Disassembler {
 
 /**
  * One instruction as MDB prints it: mnemonic padded to 6, operands without blanks after commas,
- * and for a direct branch or call the target's symbol: `call   0x401126 <foo+0x4>`.
+ * and for a direct branch or call, or a %rip-relative operand, the symbol it reaches:
+ * `call   0x401126 <foo+0x4>`, `movq   0x2e4f(%rip),%rax <counter>`.
  */
 export function formatInstruction(insn: Instruction, describe: (addr: bigint) => string | undefined): string {
   const ops = insn.operands.replace(/, /g, ',');
   let s = ops ? `${insn.mnemonic.padEnd(6)} ${ops}` : insn.mnemonic;
-  if (insn.target !== undefined) {
-    const sym = describe(insn.target);
+  let target = insn.target;
+  const rip = /(-?)0x([0-9a-f]+)\(%rip\)/.exec(insn.operands);
+  if (target === undefined && rip) {
+    // %rip-relative operands address from the end of the instruction.
+    const disp = BigInt('0x' + rip[2]!) * (rip[1] ? -1n : 1n);
+    target = BigInt.asUintN(64, insn.addr + BigInt(insn.size) + disp);
+  }
+  if (target !== undefined) {
+    const sym = describe(target);
     if (sym) s += ` <${sym}>`;
   }
   return s;
