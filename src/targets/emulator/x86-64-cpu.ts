@@ -270,3 +270,21 @@ export function deliverInterrupt(
     ]),
   };
 }
+
+export interface SegmentCache {
+  selector: number;
+  base: bigint;
+  limit: number;
+  flags: number;
+}
+
+/** The descriptor caches of every segment register, LDT, TR, GDT and IDT (from the raw context). */
+export function readSegmentCaches(e: UnicornEngine): Record<string, SegmentCache> {
+  const c = e.saveContext();
+  const out: Record<string, SegmentCache> = {};
+  ['es', 'cs', 'ss', 'ds', 'fs', 'gs', 'ldt', 'tr', 'gdt', 'idt'].forEach((n, i) => {
+    const o = CTX_SEGS + i * 24;
+    out[n] = { selector: c.readUInt32LE(o) & 0xffff, base: c.readBigUInt64LE(o + 8), limit: c.readUInt32LE(o + 16), flags: c.readUInt32LE(o + 20) };
+  });
+  return out;
+}

@@ -1,0 +1,96 @@
+import { Args, Command, Flags } from '@oclif/core';
+import { errors } from '../src/common/errors.js';
+import { reportError, runSession } from '../src/mdb/cli-session.js';
+import { describeStop } from '../src/mdb/modules/emulator.js';
+import { EmulatorTarget } from '../src/targets/emulator/emulator-target.js';
+
+/** "128M", "1G", "65536K", "33554432": bytes. */
+function parseSize(s: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(s.trim());
+  if (!m) throw errors.badInput(`-m ${s}: expected a size such as 64M or 1G`);
+  const n = Number(m[1]) * ({ '': 1, K: 1024, M: 1 << 20, G: 1 << 30 } as Record<string, number>)[m[2]!.toUpperCase()]!;
+  if (!Number.isSafeInteger(n)) throw errors.badInput(`-m ${s}: too large`);
+  return m[2] === '' && n < 1 << 20 ? n << 20 : n; // a bare small number means MiB, as QEMU's -m
+}
+
+export default class Live extends Command {
+  static override summary = 'Boot a kernel on the emulated x86-64 dbg machine and debug it live with MDB commands';
+
+  static override description = `FILE is a multiboot v1 kernel (entered as QEMU's -kernel does: 32-bit protected mode,
+EAX=0x2BADB002, EBX=multiboot info) or an ELF64 kernel (entered in long mode at e_entry with
+dbg's page tables). The guest's COM1 console is printed as it runs and kept for ::console.
+
+Without --wait the guest runs at once (until it halts, faults or hits a breakpoint); with --wait it
+stays at its first instruction. Then commands run (-e) or the REPL starts: :c continue, :s step,
+::step over|out, addr::bp, addr::wp -w -L 8, ::events, ::delete N, ::console, ::dump FILE.`;
+
+  static override examples = [
+    '<%= config.bin %> live --emulate dumps/kernel.elf',
+    "<%= config.bin %> live --emulate kernel.elf --wait -e 'panic::bp; :c; ::stack'",
+    '<%= config.bin %> live --emulate kernel.elf -m 64M --cpus 2',
+  ];
+
+  static override args = {
+    file: Args.string({ description: 'the kernel (same as --emulate)' }),
+  };
+
+  static override flags = {
+    emulate: Flags.string({ description: 'the kernel to boot', helpValue: 'FILE' }),
+    memory: Flags.string({ char: 'm', description: 'guest RAM (default 128M)', helpValue: 'SIZE' }),
+    cpus: Flags.integer({ description: 'number of vCPUs (default 1)', min: 1, max: 64 }),
+    wait: Flags.boolean({ description: 'stop at the first instruction and wait for commands' }),
+    symbols: Flags.string({ description: 'extra symbol file; repeat for more', multiple: true, helpValue: 'FILE' }),
+    cmdline: Flags.string({ description: 'multiboot command line after the file name', helpValue: 'TEXT' }),
+    quantum: Flags.integer({ description: 'instructions per vCPU scheduling quantum (default 10000)', min: 1 }),
+    execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
+    json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
+    quiet: Flags.boolean({ char: 'q', description: 'do not echo the guest console while it runs' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Live);
+    const file = flags.emulate ?? args.file;
+    let target: EmulatorTarget;
+    try {
+      if (!file) throw errors.badInput('dbg live needs a kernel: --emulate FILE');
+      target = EmulatorTarget.open(file, {
+        ramBytes: flags.memory ? parseSize(flags.memory) : undefined,
+        cpus: flags.cpus,
+        symbols: flags.symbols,
+        cmdline: flags.cmdline,
+        quantum: flags.quantum,
+      });
+    } catch (e) {
+      reportError(e);
+      process.exitCode = 1;
+      return;
+    }
+    // The console goes to stderr so that stdout keeps only command answers (and --json stays parseable).
+    if (!flags.quiet) target.machine.onConsole((text) => process.stderr.write(text));
+    let code = 0;
+    try {
+      if (!flags.wait) {
+        const onSigint = (): void => target.caps.execution!.interrupt();
+        process.on('SIGINT', onSigint);
+        try {
+          const st = await target.caps.execution!.resume();
+          process.stderr.write(`dbg: ${describeStop(target, st)}\n`);
+        } finally {
+          process.off('SIGINT', onSigint);
+        }
+      }
+      code = await runSession(target, { execute: flags.execute, json: flags.json });
+    } finally {
+      target.close();
+    }
+    process.exitCode = code;
+  }
+
+  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<void> {
+    if (err.oclif?.exit === 0) return;
+    (this as unknown as { parsed: boolean }).parsed = true;
+    const first = (err.message ?? String(err)).split('\n').find((l) => l.trim() !== '') ?? String(err);
+    process.stderr.write(`dbg: ${first.trim()} (see dbg live --help)\n`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * A live emulated guest as a dbg target: the dbg machine (machine.ts) with a kernel loaded
+ * (loader.ts), its symbols, breakpoints (by address, conditional, deferred until a symbol file
+ * defines the name) and watchpoints, execution control, console, and ELF-core snapshots.
+ *
+ * Threads are vCPUs: thread N (1-based) is vCPU N-1. Virtual addresses go through the thread's
+ * page tables (paging off: virtual = physical).
+ */
+
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { Registers } from '../../arch/arch.js';
+import { X86_64 } from '../../arch/x86-64.js';
+import { DbgError, errors } from '../../common/errors.js';
+import { ElfFile } from '../../symbols/elf-file.js';
+import { SymbolSpace } from '../../symbols/symbol-space.js';
+import { SymbolTable } from '../../symbols/symbol-table.js';
+import type {
+  Breakpoints,
+  Capabilities,
+  ConsoleLog,
+  ExecutionControl,
+  Mapping,
+  MemoryWriter,
+  PhysicalMemory,
+  RegisterWriter,
+  Snapshot,
+  StopStatus,
+  Target,
+  ThreadInfo,
+  Translation,
+  WatchKind,
+} from '../target.js';
+import { WATCH_EXEC, WATCH_READ, WATCH_WRITE } from './emu-hooks.js';
+import { loadKernel, type LoadedKernel } from './loader.js';
+import { Machine, type MachineStop } from './machine.js';
+import { writeQemuCore } from './qemu-core-writer.js';
+
+export interface EmulatorOptions {
+  /** Guest RAM in bytes (default 128 MiB). */
+  ramBytes?: number;
+  cpus?: number;
+  cmdline?: string;
+  quantum?: number;
+  /** Extra symbol files. */
+  symbols?: readonly string[];
+}
+
+/** One breakpoint or watchpoint as ::events lists it. */
+export interface EventSpec {
+  readonly id: number;
+  readonly kind: 'breakpoint' | 'watchpoint';
+  /** Undefined while a deferred breakpoint waits for its symbol. */
+  addr?: bigint;
+  readonly symbol?: string;
+  readonly length: number;
+  readonly access?: WatchKind;
+  readonly physical?: boolean;
+  /** Stop only when this evaluates non-zero (evaluated by whoever set it, see `condition`). */
+  condition?: string;
+  hits: number;
+  /** True once armed in the machine. */
+  armed: boolean;
+  /** Removed after its first hit (step over/out). */
+  readonly temporary?: boolean;
+}
+
+export class EmulatorTarget implements Target {
+  readonly kind = 'emulator';
+  readonly arch = X86_64;
+  readonly symbols = new SymbolSpace();
+  readonly name: string;
+  readonly machine: Machine;
+  readonly kernel: LoadedKernel;
+  readonly caps: Capabilities;
+  readonly events = new Map<number, EventSpec>();
+  private nextId = 1;
+  private last: StopStatus;
+  /** Decides whether a conditional event's hit stops the run (set by the command layer). */
+  conditionCheck: ((ev: EventSpec, thread: number) => boolean) | undefined;
+
+  static open(path: string, opts: EmulatorOptions = {}): EmulatorTarget {
+    let image: Buffer;
+    try {
+      image = readFileSync(path);
+    } catch (e) {
+      throw new DbgError('not-found', `cannot read kernel "${path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    if (image.length === 0) throw errors.badInput(`${basename(path)}: the file is empty; expected an ELF or multiboot kernel`);
+    return new EmulatorTarget(path, image, opts);
+  }
+
+  private constructor(
+    readonly path: string,
+    image: Buffer,
+    opts: EmulatorOptions,
+  ) {
+    this.name = `emulated guest "${basename(path)}"`;
+    this.machine = new Machine({ ramBytes: opts.ramBytes ?? 128 << 20, cpus: opts.cpus ?? 1, quantum: opts.quantum });
+    try {
+      this.kernel = loadKernel(this.machine, path, image, opts.cmdline ?? '');
+    } catch (e) {
+      this.machine.close();
+      throw e;
+    }
+    if (this.kernel.elf) {
+      this.symbols.add({ name: basename(path), path, table: new SymbolTable(basename(path), this.kernel.elf.symbols()) });
+    }
+    this.symbols.onAdd(() => this.armDeferred());
+    for (const s of opts.symbols ?? []) this.addSymbolFile(s);
+    this.last = { reason: { kind: 'none' }, thread: 1, pc: this.machine.pc(0), seq: 0n };
+    const self = this;
+    const physical: PhysicalMemory = {
+      readPhysical: (a, n) => this.machine.readPhysical(a, n),
+      translate: (a, t) => this.translate(a, t),
+      physicalRanges: () => [{ start: 0n, end: BigInt(this.machine.ram.length) }],
+    };
+    const writeMemory: MemoryWriter = {
+      writeVirtual: (a, d) => {
+        this.notRunning('write memory');
+        this.machine.writeVirtual(this.vcpuOf(undefined), a, d);
+      },
+      writePhysical: (a, d) => {
+        this.notRunning('write memory');
+        this.machine.writePhysical(a, d);
+      },
+    };
+    const writeRegisters: RegisterWriter = {
+      writeRegister: (t, name, v) => {
+        this.notRunning('write registers');
+        this.machine.writeRegister(this.vcpuOf(t), name, v);
+        this.last = { ...this.last, pc: this.machine.pc(this.vcpuOf(this.last.thread)) };
+      },
+    };
+    const execution: ExecutionControl = {
+      step: (t) => this.run({ vcpu: this.vcpuOf(t), count: 1 }),
+      resume: () => this.run(),
+      interrupt: () => this.machine.interrupt(),
+      get running() {
+        return self.machine.running;
+      },
+    };
+    const breakpoints: Breakpoints = {
+      addBreakpoint: (a) => this.addBreakpoint(a).id,
+      removeBreakpoint: (id) => this.deleteEvent(id),
+      addWatchpoint: (a, n, k, p) => this.addWatchpoint(a, n, k, p).id,
+      removeWatchpoint: (id) => this.deleteEvent(id),
+    };
+    const snapshot: Snapshot = { writeCore: (file) => writeQemuCore(this, file) };
+    const consoleLog: ConsoleLog = { consoleText: () => this.machine.console() };
+    this.caps = { physical, writeMemory, writeRegisters, execution, breakpoints, snapshot, console: consoleLog };
+  }
+
+  addSymbolFile(file: string): void {
+    const elf = ElfFile.open(file);
+    try {
+      this.symbols.add({ name: basename(file), path: file, table: new SymbolTable(basename(file), elf.symbols()) });
+    } finally {
+      elf.close();
+    }
+  }
+
+  private notRunning(what: string): void {
+    if (this.machine.running) throw errors.state(`cannot ${what} while the guest runs: stop it first (Ctrl-C)`);
+  }
+
+  private vcpuOf(thread: number | undefined): number {
+    const t = thread ?? this.last.thread;
+    if (!Number.isInteger(t) || t < 1 || t > this.machine.vcpuCount) {
+      throw errors.badInput(`thread ${t} does not exist: the guest has vCPUs 1-${this.machine.vcpuCount}`);
+    }
+    return t - 1;
+  }
+
+  // --- core -----------------------------------------------------------------------------------
+
+  readVirtual(addr: bigint, length: number, thread?: number): Buffer {
+    return this.machine.readVirtual(this.vcpuOf(thread), addr, length);
+  }
+
+  translate(addr: bigint, thread?: number): Translation {
+    return this.machine.translate(this.vcpuOf(thread), addr);
+  }
+
+  mappings(): readonly Mapping[] {
+    const out: Mapping[] = [{ start: 0n, end: BigInt(this.machine.ram.length), perms: 'rwx', name: 'RAM (physical)' }];
+    for (const p of this.kernel.elf?.loadSegments() ?? []) {
+      const perms = `${p.flags & 4 ? 'r' : '-'}${p.flags & 2 ? 'w' : '-'}${p.flags & 1 ? 'x' : '-'}`;
+      out.push({ start: p.vaddr, end: p.vaddr + p.memsz, perms, name: basename(this.path) });
+    }
+    return out.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  }
+
+  threads(): readonly ThreadInfo[] {
+    return this.machine.vcpus.map((v) => ({
+      index: v.index + 1,
+      tid: v.index,
+      name: `vCPU ${v.index}`,
+      state: this.machine.running ? 'running' : v.run === 'wait-start' ? 'waiting for start' : v.run,
+    }));
+  }
+
+  registers(thread: number): Registers {
+    return this.machine.registers(this.vcpuOf(thread));
+  }
+
+  status(): StopStatus {
+    return this.last;
+  }
+
+  describe(): string[] {
+    const k = this.kernel;
+    return [
+      `emulated x86-64 machine: ${this.machine.ram.length >> 20} MiB RAM, ${this.machine.vcpuCount} vCPU(s), quantum ${this.machine.quantum} instructions`,
+      `kernel ${basename(this.path)} loaded as ${k.kind === 'multiboot' ? 'multiboot (32-bit protected-mode entry)' : 'ELF64 (long-mode entry)'} at entry 0x${k.entry.toString(16)}`,
+      `instructions executed: ${this.machine.seq}`,
+    ];
+  }
+
+  close(): void {
+    this.machine.close();
+    this.kernel.elf?.close();
+  }
+
+  // --- running --------------------------------------------------------------------------------
+
+  private async run(step?: { vcpu: number; count: number }): Promise<StopStatus> {
+    for (;;) {
+      const stop = await this.machine.run(step);
+      const ev = this.eventOf(stop);
+      if (ev) {
+        ev.hits++;
+        if (ev.condition !== undefined && this.conditionCheck && !this.conditionCheck(ev, stop.vcpu + 1)) continue;
+        if (ev.temporary) this.deleteEvent(ev.id);
+      }
+      this.last = { reason: stop.reason, thread: stop.vcpu + 1, pc: this.machine.pc(stop.vcpu), seq: this.machine.seq };
+      return this.last;
+    }
+  }
+
+  private eventOf(stop: MachineStop): EventSpec | undefined {
+    const r = stop.reason;
+    return r.kind === 'breakpoint' || r.kind === 'watchpoint' ? this.events.get(r.id) : undefined;
+  }
+
+  // --- breakpoints and watchpoints ------------------------------------------------------------
+
+  addBreakpoint(addr: bigint, opts: { condition?: string; temporary?: boolean } = {}): EventSpec {
+    const ev: EventSpec = { id: this.nextId++, kind: 'breakpoint', addr, length: 1, hits: 0, armed: false, ...opts };
+    this.machine.addPoint(ev.id, addr, addr, 0);
+    ev.armed = true;
+    this.events.set(ev.id, ev);
+    return ev;
+  }
+
+  /** A breakpoint on `symbol`, armed now if known, else when a symbol file defines it. */
+  addSymbolBreakpoint(symbol: string, opts: { condition?: string } = {}): EventSpec {
+    const s = this.symbols.find(symbol);
+    if (s) {
+      const ev = this.addBreakpoint(s.addr, opts);
+      (ev as { symbol?: string }).symbol = symbol;
+      return ev;
+    }
+    const ev: EventSpec = { id: this.nextId++, kind: 'breakpoint', symbol, length: 1, hits: 0, armed: false, ...opts };
+    this.events.set(ev.id, ev);
+    return ev;
+  }
+
+  private armDeferred(): void {
+    for (const ev of this.events.values()) {
+      if (ev.armed || !ev.symbol) continue;
+      const s = this.symbols.find(ev.symbol);
+      if (!s) continue;
+      ev.addr = s.addr;
+      this.machine.addPoint(ev.id, s.addr, s.addr, 0);
+      ev.armed = true;
+    }
+  }
+
+  addWatchpoint(addr: bigint, length: number, access: WatchKind, physical = false, condition?: string): EventSpec {
+    if (!Number.isInteger(length) || length < 1) throw errors.badInput(`watchpoint length ${length}: expected at least 1 byte`);
+    const bits = access === 'read' ? WATCH_READ : access === 'write' ? WATCH_WRITE : access === 'access' ? WATCH_READ | WATCH_WRITE : WATCH_EXEC;
+    const ev: EventSpec = { id: this.nextId++, kind: 'watchpoint', addr, length, access, physical, hits: 0, armed: false, ...(condition !== undefined ? { condition } : {}) };
+    let begin = addr;
+    if (physical) {
+      // Unicorn's hooks see virtual addresses: watch the physical range where the boot vCPU's
+      // page tables map it now (paging off: the same addresses).
+      const alias = this.virtualAliasOf(addr);
+      if (alias === undefined) throw errors.badInput(`physical 0x${addr.toString(16)}: no virtual address of vCPU 0 maps it, so it cannot be watched yet`);
+      begin = alias;
+    }
+    this.machine.addPoint(ev.id, begin, begin + BigInt(length) - 1n, bits);
+    ev.armed = true;
+    this.events.set(ev.id, ev);
+    return ev;
+  }
+
+  /** A virtual address of vCPU 0 that maps physical `pa`: identity first, then the kernel's segments. */
+  private virtualAliasOf(pa: bigint): bigint | undefined {
+    const candidates = [pa, ...(this.kernel.elf?.loadSegments() ?? []).filter((p) => pa >= p.paddr && pa < p.paddr + p.memsz).map((p) => p.vaddr + (pa - p.paddr))];
+    for (const va of candidates) {
+      const t = this.machine.translate(0, va);
+      if (t.phys === pa) return va;
+    }
+    return undefined;
+  }
+
+  deleteEvent(id: number): void {
+    const ev = this.events.get(id);
+    if (!ev) throw errors.badInput(`no breakpoint or watchpoint with id ${id} (see ::events)`);
+    this.machine.removePoint(id);
+    this.events.delete(id);
+  }
+}
