@@ -6,6 +6,7 @@
 
 import type { DcmdModule } from '../dcmd.js';
 import { coreModule } from './core.js';
+import { emulatorModule } from './emulator.js';
 import { kernelModule } from './kernel.js';
 
-export const builtinModules: DcmdModule[] = [coreModule, kernelModule];
+export const builtinModules: DcmdModule[] = [coreModule, kernelModule, emulatorModule];
