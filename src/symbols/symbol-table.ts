@@ -44,7 +44,9 @@ export class SymbolTable {
       const prev = this.byName.get(sym.name);
       if (!prev || (sym.global && !prev.global)) this.byName.set(sym.name, sym);
     }
-    list.sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : rank(b) - rank(a)));
+    // Aliases at one address of equal rank (write and __write): the greatest name first, the one
+    // gdb shows (its minimal symbols sort by name and a lookup takes the last).
+    list.sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : rank(b) - rank(a) || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0)));
     this.sorted = list;
   }
 

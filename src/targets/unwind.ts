@@ -7,6 +7,8 @@
  * frame-pointer chain ([fp] = caller's fp, [fp + ptr] = return address). The walk stops at a zero
  * or unreadable return address, a return address the CFI marks undefined (the outermost frame:
  * `_start`, `clone3`), a stack pointer that does not increase, or `maxFrames` (default 256).
+ * Frame 0 at pc 0 or at an unreadable pc (a call through a bad pointer) has its return address
+ * on top of the stack, as gdb assumes too.
  *
  * Names are left to callers: `target.symbols.describe(pc - (level > 0 ? 1n : 0n))`, the return
  * address minus one as gdb does, so a call at the very end of a function names that function.
@@ -24,8 +26,12 @@ export interface Frame {
   readonly sp: bigint;
   /** Canonical frame address (the caller's sp before the call), when CFI gave one. */
   readonly cfa?: bigint;
-  /** How this frame was found: frame 0 from the registers, callers by CFI or frame pointer. */
-  readonly how: 'registers' | 'cfi' | 'frame-pointer';
+  /**
+   * How this frame was found: frame 0 from the registers, callers by CFI or frame pointer, or
+   * 'return-address' when frame 0's pc is no code (0, or unreadable: a call through a bad
+   * pointer) and its caller is the return address the call left on top of the stack.
+   */
+  readonly how: 'registers' | 'cfi' | 'frame-pointer' | 'return-address';
 }
 
 export interface UnwindOptions {
@@ -62,7 +68,7 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
   while (frames.length < max) {
     const pc = regs.get(pcCol);
     const sp = regs.get(spCol);
-    if (pc === undefined || sp === undefined || pc === 0n) break;
+    if (pc === undefined || sp === undefined || (pc === 0n && frames.length > 0)) break;
     const lookup = isCaller ? pc - 1n : pc;
     const cfi = cfiFor(target, lookup);
     let next: RegState | undefined;
@@ -83,6 +89,10 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
     frames.push({ level: frames.length, pc, sp, ...(cfa !== undefined ? { cfa } : {}), how });
     if (!opts?.pastMain && isMain(target, lookup)) break;
     let nextHow: Frame['how'] = 'cfi';
+    if (!next && frames.length === 1 && !isCode(target, pc)) {
+      next = stepReturnAddress(target, arch, regs, pcCol, spCol);
+      nextHow = 'return-address';
+    }
     if (!next) {
       next = stepFramePointer(target, arch, regs, pcCol, spCol, fpCol);
       nextHow = 'frame-pointer';
@@ -203,6 +213,32 @@ function stepCfi(
       next.set(pcCol, v);
     } else if (!row.registers.has(pcCol)) return undefined;
     return { regs: next, cfa };
+  } catch (e) {
+    if (e instanceof DbgError) return undefined;
+    throw e;
+  }
+}
+
+/** Whether `pc` can be code at all: not 0 and readable. */
+function isCode(target: Target, pc: bigint): boolean {
+  if (pc === 0n) return false;
+  try {
+    target.readVirtual(pc, 1);
+    return true;
+  } catch (e) {
+    if (e instanceof DbgError) return false;
+    throw e;
+  }
+}
+
+/** The caller of a frame that has not pushed anything yet: [sp] is its return address. */
+function stepReturnAddress(target: Target, arch: Arch, regs: RegState, pcCol: number, spCol: number): RegState | undefined {
+  const sp = regs.get(spCol)!;
+  try {
+    const next: RegState = new Map(regs);
+    next.set(pcCol, readWord(target, arch, sp));
+    next.set(spCol, sp + BigInt(arch.pointerBytes));
+    return next;
   } catch (e) {
     if (e instanceof DbgError) return undefined;
     throw e;

@@ -26,7 +26,10 @@ export interface Debuggee {
   readonly exe: string;
   /** The core gdb's gcore wrote of the running program. */
   readonly core: string;
-  /** The core the kernel wrote when the program was killed by SIGABRT, if the machine allowed it. */
+  /**
+   * The core the kernel wrote, if the machine allowed it: when the program was killed by SIGABRT,
+   * or (kernelCoreBy 'stdin') when it crashed by itself after reading a line from its stdin.
+   */
   readonly kernelCore?: string;
   /** Why there is no kernel core. */
   readonly kernelCoreProblem?: string;
@@ -39,6 +42,11 @@ export interface DebuggeeOptions {
   readonly cflags?: readonly string[];
   /** Make a kernel-written core too. */
   readonly kernelCore?: boolean;
+  /**
+   * How the program is made to dump core after gcore: 'abort' (SIGABRT, the default) or 'stdin'
+   * (a line on its stdin, which the program answers by crashing: a real crash's core).
+   */
+  readonly kernelCoreBy?: 'abort' | 'stdin';
   /** How long the program may take to print its ready line. */
   readonly readyTimeoutMs?: number;
   /** Where to cache; test/.fixtures by default. */
@@ -61,6 +69,7 @@ export async function debuggee(name: string, opts: DebuggeeOptions = {}): Promis
     .update(readFileSync(src))
     .update(cflags.join(' '))
     .update(String(!!opts.kernelCore))
+    .update(opts.kernelCoreBy === 'stdin' ? 'stdin' : '')
     .update(toolVersions())
     .digest('hex')
     .slice(0, 16);
@@ -132,7 +141,7 @@ async function runAndDump(
   // A shell raises the core size limit for the program only; exec keeps the pid.
   const child = spawn('/bin/sh', ['-c', `ulimit -c unlimited 2>/dev/null; exec "$0"`, exe], {
     cwd: work,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [opts.kernelCoreBy === 'stdin' ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
   const pid = child.pid!;
   let exited = false;
@@ -164,8 +173,9 @@ async function runAndDump(
     let kernelCoreProblem: string | undefined;
     if (opts.kernelCore) {
       const pattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim();
-      process.kill(pid, 'SIGABRT');
-      await exitedP;
+      if (opts.kernelCoreBy === 'stdin') child.stdin!.end('crash\n');
+      else process.kill(pid, 'SIGABRT');
+      await Promise.race([exitedP, new Promise((r) => setTimeout(r, 30_000))]);
       const found = readdirSync(work).find((f) => f === 'core' || f.startsWith('core.'));
       if (found) kernelCore = found;
       else kernelCoreProblem = `the kernel wrote no core into the working directory (core_pattern is "${pattern}")`;

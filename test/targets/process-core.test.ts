@@ -283,3 +283,32 @@ describe('unwinding through a signal handler', () => {
     }
   });
 });
+
+describe('the core of a real crash (a call through a NULL function pointer)', () => {
+  it('reports SIGSEGV and unwinds the crashed thread from pc 0 as gdb does', async () => {
+    const crash = await debuggee('crash', { kernelCore: true, kernelCoreBy: 'stdin' });
+    if (!crash.kernelCore) throw new Error(`no kernel-written core: ${crash.kernelCoreProblem}`);
+    const t = ProcessCoreTarget.open(crash.kernelCore);
+    try {
+      const out = gdbBatch(crash.exe, crash.kernelCore, ['thread apply all bt -frame-info location-and-address']);
+      expect(out).toContain('Program terminated with signal SIGSEGV, Segmentation fault.');
+      expect(t.status()).toEqual({ reason: { kind: 'signal', signal: 11, name: 'SIGSEGV' }, thread: 1, pc: 0n });
+      expect(t.siginfo).toMatchObject({ signo: 11, addr: 0n });
+      const theirs = gdbBacktraces(out);
+      expect(theirs.size).toBe(t.threads().length);
+      for (const th of t.threads()) {
+        const frames = unwind(t, th.index);
+        expect(frames.map((f) => f.pc)).toEqual(theirs.get(th.index)!.map((f) => f.pc));
+        for (const [k, f] of theirs.get(th.index)!.entries()) {
+          if (f.name) expect(t.symbols.describe(frames[k]!.pc - (k ? 1n : 0n))?.replace(/\+0x[0-9a-f]+$/, '')).toBe(f.name);
+        }
+      }
+      const crashed = unwind(t, 1);
+      expect(crashed[0]!.pc).toBe(0n);
+      expect(crashed[1]!.how).toBe('return-address');
+      expect(t.symbols.describe(crashed[1]!.pc - 1n)).toMatch(/^dispatch\+/);
+    } finally {
+      t.close();
+    }
+  });
+});

@@ -73,9 +73,9 @@ class CompactSymbolTable extends SymbolTable {
       rank[i] = kind + (info >> 4 !== 0 ? 1 : 0) + sized;
       keep.push(i);
     }
-    // SymbolTable's order: address up, rank down, then entry order (its sort is stable). A
-    // comparator function is slow while the code is still cold, so sort numeric keys natively
-    // (address * 8 + 7 - rank, exact below 2^50) and put each key's entries back in entry order.
+    // SymbolTable's order: address up, rank down, then name down. A comparator function is slow
+    // while the code is still cold, so sort numeric keys natively (address * 8 + 7 - rank, exact
+    // below 2^50); the few entries that share a key are ordered by name.
     const keys = new Float64Array(keep.length);
     const byKey = new Map<number, number[]>();
     for (let k = 0; k < keep.length; k++) {
@@ -93,7 +93,13 @@ class CompactSymbolTable extends SymbolTable {
     let n = 0;
     for (let k = 0; k < keys.length; k++) {
       if (k > 0 && keys[k] === keys[k - 1]) continue;
-      for (const i of byKey.get(keys[k]!)!) {
+      const same = byKey.get(keys[k]!)!;
+      if (same.length > 1) {
+        const name = (i: number) => cstringAt(strings, w[i * 6]!);
+        const names = new Map(same.map((i) => [i, name(i)]));
+        same.sort((x, y) => (names.get(x)! < names.get(y)! ? 1 : names.get(x)! > names.get(y)! ? -1 : 0));
+      }
+      for (const i of same) {
         order[n] = i;
         addrs[n++] = addr[i]!;
       }
@@ -149,14 +155,12 @@ class CompactSymbolTable extends SymbolTable {
     const o = this.order[i]! * ENTRY;
     const raw = this.raw;
     const nameOff = raw.readUInt32LE(o);
-    let end = this.strings.indexOf(0, nameOff);
-    if (end < 0) end = this.strings.length;
     const info = raw[o + 4]!;
     const type = info & 0xf;
     const shndx = raw.readUInt16LE(o + 6);
     const value = raw.readBigUInt64LE(o + 8);
     const s: Sym = {
-      name: this.strings.toString('utf8', nameOff, end),
+      name: cstringAt(this.strings, nameOff),
       addr: shndx === 0xfff1 ? value : value + this.bias,
       size: raw.readBigUInt64LE(o + 16),
       kind: type === STT_FUNC || type === STT_GNU_IFUNC ? 'func' : type === STT_OBJECT ? 'object' : 'other',
@@ -170,4 +174,10 @@ class CompactSymbolTable extends SymbolTable {
     this.full ??= new SymbolTable(this.moduleName, this.elf.symbols(), this.bias);
     return this.full;
   }
+}
+
+function cstringAt(b: Buffer, off: number): string {
+  let end = b.indexOf(0, off);
+  if (end < 0) end = b.length;
+  return b.toString('utf8', off, end);
 }
