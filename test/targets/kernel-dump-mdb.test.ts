@@ -1,4 +1,4 @@
-// The kernel dcmds (::vtop, ::dump -p, ::cpus, ::panicinfo, ::vmcoreinfo) and MDB's language over
+// The kernel dcmds (::vtop, ::hexdump -p, ::cpus, ::panicinfo, ::vmcoreinfo) and MDB's language over
 // the QEMU fixture dump, through a Session, and once end to end through `dbg open -e`.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -73,14 +73,14 @@ describe('kernel dcmds on the QEMU fixture', () => {
     expect(await fails('fd099::vtop -t x')).toEqual({ code: 'bad-input', message: '::vtop: -t needs a thread number (1-based), not "x"' });
   });
 
-  it('::dump -p reads physical memory; ::dump reads virtual', async () => {
-    const p = (await run('1234560,20::dump -p')).lines;
+  it('::hexdump -p reads physical memory; ::hexdump (::xd) reads virtual', async () => {
+    const p = (await run('1234560,20::hexdump -p')).lines;
     expect(p[1]).toBe('01234560:  66697874 75726520 6d61726b 65722061  fixture marker a');
     expect(p[2]).toBe('01234570:  74207068 79732030 78313233 34353630  t phys 0x1234560');
     const v = (await run('marker/K')).lines.join(' ');
     expect(v).toContain('ffff888001234560');
-    expect((await run('ffff888001234560,10::dump')).lines[1]).toBe('ffff888001234560:  66697874 75726520 6d61726b 65722061  fixture marker a');
-    expect(await fails('40000000,8::dump -p')).toEqual({
+    expect((await run('ffff888001234560,10::xd')).lines[1]).toBe('ffff888001234560:  66697874 75726520 6d61726b 65722061  fixture marker a');
+    expect(await fails('40000000,8::hexdump -p')).toEqual({
       code: 'unmapped',
       message: 'read of 8 bytes at physical 0x40000000 failed: physical 0x40000000 is not in kernel dump "vmcore.elf" (nearest 0xc0000-0x1ffffff)',
     });
@@ -125,7 +125,7 @@ describe('kernel dcmds on a target without physical memory', () => {
     };
     expect(await err('::cpus')).toEqual(['unsupported', `listing CPUs (::cpus is for kernel dumps) is not supported by raw file "${join(dir, 'raw.bin')}"`]);
     expect((await err('0::vtop'))[0]).toBe('unsupported');
-    expect((await err('0::dump -p'))[0]).toBe('unsupported');
+    expect((await err('0::hexdump -p'))[0]).toBe('unsupported');
   });
 });
 
@@ -145,5 +145,15 @@ describe('dbg open on a kernel dump, end to end', () => {
     );
     expect(out).toContain('0xffffffffc0005060|0x0000000000000150|OBJT  |GLOB|procs');
     expect(out).toMatch(/runqueue:\s+ffffffffc0005108/);
+  });
+
+  it('sym/s, sym,N/J and addr::list OFFSET work in kernel virtual addresses', () => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'open', vmcore, '--symbols', kernel, '-e', '*panic_msg/s; procs,2/J; *runqueue::list 28'], {
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('fixture: run queue corrupted');
+    expect(r.stdout).toMatch(/procs:\s+100000001\s+74696e69/); // pid 1, state 1; then "init"
+    expect(r.stdout).toContain(['0xffffffffc0005108', '0xffffffffc0005060', '0xffffffffc0005178', '0xffffffffc00050d0', '0xffffffffc0005140', '0xffffffffc0005098'].join('\n'));
   });
 });

@@ -2,12 +2,13 @@
  * Dcmds for targets with physical memory (kernel dumps; any target with `caps.physical`):
  *
  *   addr::vtop [-t thread]        each page-table level's entry, then the physical address
- *   addr[,len]::dump [-p] [-t N]  hex and ASCII dump; -p reads physical memory (as illumos ::dump -p)
+ *   addr[,len]::hexdump [-p] [-t N]  hex and ASCII dump (::xd); -p reads physical memory, as
+ *                                 illumos ::dump -p does (`::dump` itself is the emulator's snapshot)
  *   ::cpus                        the CPUs of a kernel dump: mode, page-table root, pc
  *   ::vmcoreinfo                  the dump's VMCOREINFO note, line by line
  *   ::panicinfo                   why the kernel stopped, with the panicking CPU's key registers
  *
- * Physical memory is addressed with ::dump -p and ::vtop; physical formats (`addr\X`, kmdb's
+ * Physical memory is addressed with ::hexdump -p and ::vtop; physical formats (`addr\X`, kmdb's
  * syntax) belong to the command parser.
  */
 
@@ -76,19 +77,20 @@ const vtop: Dcmd = {
   },
 };
 
-const dump: Dcmd = {
-  name: 'dump',
-  usage: 'addr[,len]::dump [-p] [-t thread]',
+const hexdump: Dcmd = {
+  name: 'hexdump',
+  aliases: ['xd'],
+  usage: 'addr[,len]::hexdump [-p] [-t thread]',
   help:
     'hex and ASCII dump of len bytes (default 16), 16 per line; -p: addr is physical\n\n' +
-    'As illumos ::dump: the header marks the column of the starting byte. Virtual addresses are\n' +
-    'read as the selected thread (or -t N) sees them.',
+    "Laid out as illumos ::dump (whose -p this -p follows): the header marks the column of the\n" +
+    'starting byte. Virtual addresses are read as the selected thread (or -t N) sees them.',
   run(s, inv, out) {
     const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'p', strings: 't' });
     noExtra(this, rest);
     const addr = inv.addr ?? s.dot;
     const len = inv.count ?? 16n;
-    if (len <= 0n || len > 1n << 24n) throw errors.badInput(`::dump: length ${len} is out of range (1..16 MiB)`);
+    if (len <= 0n || len > 1n << 24n) throw errors.badInput(`::hexdump: length ${len} is out of range (1..16 MiB)`);
     const n = Number(len);
     const thread = threadFlag(s, flags.get('t'), this.name);
     const physical = flags.has('p');
@@ -197,5 +199,5 @@ const panicinfo: Dcmd = {
 
 export const kernelModule: DcmdModule = {
   name: 'kernel',
-  dcmds: [vtop, dump, cpus, vmcoreinfo, panicinfo],
+  dcmds: [vtop, hexdump, cpus, vmcoreinfo, panicinfo],
 };
