@@ -192,6 +192,31 @@ function qemuSpec(build: (pt: PageTableBuilder) => void, cr3 = ROOT, extra: Part
   };
 }
 
+describe('a CPU stopped with a user page table (KPTI)', () => {
+  it('reads kernel addresses through the kernel PGD beside the user one', () => {
+    const pt = new PageTableBuilder(0x20000n, 0x30000n); // kernel PGD at 0x20000
+    pt.map(0xffffffff81000000n, 0x100000n, 4096);
+    const user = new PageTableBuilder(0x21000n, 0x40000n); // user PGD = kernel PGD + 4 KiB
+    user.map(0x400000n, 0x101000n, 4096);
+    const bytes = Buffer.from('kernel text\0user data\0', 'latin1');
+    const p = dump('kpti.vmcore', {
+      cpus: [{ regs: { rip: 0x400000n }, qemu: { cr: [0x80050033n, 0n, 0n, 0x21000n | 0x5n, 0x20n | 0x20000n] } }], // PCID 5
+      segments: [
+        {
+          paddr: 0n,
+          size: 0x200000,
+          chunks: [...pt.chunks(0n), ...user.chunks(0n), { offset: 0x100000, bytes: bytes.subarray(0, 12) }, { offset: 0x101000, bytes: bytes.subarray(12) }],
+        },
+      ],
+    });
+    const t = KernelDumpTarget.open(p);
+    expect(t.readString(0x400000n)).toBe('user data');
+    expect(t.readString(0xffffffff81000000n)).toBe('kernel text');
+    expect(t.translate(0xffffffff81000000n).steps[0]!.entryAddr).toBe(0x20000n + 511n * 8n);
+    t.close();
+  });
+});
+
 describe('bad input: each a clear error, and the session goes on', () => {
   it('no VMCOREINFO and no CR3: virtual reads say why; physical reads work', () => {
     const p = dump('nocr3.vmcore', { cpus: [{ regs: { rip: 0xffffffff81000000n } }], segments: [{ paddr: 0n, size: 0x10000, chunks: [{ offset: 0x100, bytes: Buffer.from('phys') }] }] });

@@ -339,7 +339,7 @@ export class KernelDumpTarget implements Target {
 
   translate(addr: VirtAddr, thread = 1): Translation {
     const mode = this.modes.get(thread) ?? this.addressMode(thread);
-    if (mode.kind === 'paging') return this.paging.translate(mode.root, addr, mode.levels);
+    if (mode.kind === 'paging') return this.walkFor(mode, addr);
     addr &= MASK64;
     switch (mode.kind) {
       case 'identity':
@@ -405,14 +405,24 @@ export class KernelDumpTarget implements Target {
     return out;
   }
 
-  /** A walk from the CPU's root; a kernel address a user CR3 lacks (KPTI) is retried from swapper_pg_dir. */
+  /**
+   * A walk from the CPU's root. A kernel address that a user-mode CR3 lacks (KPTI: the user PGD
+   * is the kernel PGD + 4 KiB and maps almost none of the kernel) is retried from the kernel PGD
+   * next to it, then from swapper_pg_dir.
+   */
   private walkFor(mode: Extract<AddressMode, { kind: 'paging' }>, va: bigint): Walk {
     const w = this.paging.translate(mode.root, va, mode.levels);
     if (w.phys !== undefined || va >> 63n === 0n || w.faultKind !== 'not-present') return w;
-    const k = this.kernelRootCache?.root ?? (this.vmcoreinfo ? this.kernelRoot().root : undefined);
-    if (k === undefined || k === mode.root) return w;
-    const again = this.paging.translate(k, va, mode.levels);
-    return again.phys !== undefined ? again : w;
+    const retry: bigint[] = [];
+    if ((mode.root & 0x1000n) !== 0n) retry.push(mode.root & ~0x1000n);
+    const k = this.kernelRoot().root;
+    if (k !== undefined) retry.push(k);
+    for (const root of retry) {
+      if (root === mode.root) continue;
+      const again = this.paging.translate(root, va, mode.levels);
+      if (again.phys !== undefined) return again;
+    }
+    return w;
   }
 
   private physRead(phys: bigint, length: number, va: bigint, thread: number): Buffer {
