@@ -162,6 +162,18 @@ export function parseFormat(fmt: string): FormatItem[] {
   return items;
 }
 
+/**
+ * How many bytes the first thing `items` prints reads at dot: 0 when it reads nothing (a label,
+ * text, a move), 1 for strings and instructions whose length is not known before reading.
+ */
+export function firstReadSize(items: readonly FormatItem[], pointerBytes: number): number {
+  const first = items[0];
+  if (first === undefined || !('ch' in first)) return 0;
+  const f = simple[first.ch];
+  if (f) return f.size === 'ptr' ? pointerBytes : f.size;
+  return 'sSCiI'.includes(first.ch) ? 1 : 0;
+}
+
 export function needsDisassembler(items: readonly FormatItem[]): boolean {
   return items.some((it) => 'ch' in it && (it.ch === 'i' || it.ch === 'I'));
 }

@@ -14,7 +14,7 @@ import { need, type Target } from '../targets/target.js';
 import type { Dcmd, DcmdModule, Invocation, Output, SessionView, Walker } from './dcmd.js';
 import { Disassembler } from './disasm.js';
 import { evaluate, type ExprContext } from './expr.js';
-import { label, needsDisassembler, parseFormat, printItems, readValue, writeSizes, type FormatContext } from './formats.js';
+import { firstReadSize, label, needsDisassembler, parseFormat, printItems, readValue, writeSizes, type FormatContext } from './formats.js';
 import { Iob } from './iob.js';
 import { symbolName } from './names.js';
 import { parseStatements, type Command, type SourceExpr } from './parser.js';
@@ -277,6 +277,9 @@ export class Session implements SessionView {
           continue;
         }
         if (k === 0n) {
+          // Fail before printing the label when the very first read cannot succeed.
+          const probe = firstReadSize(items, ctx.pointerBytes);
+          if (probe > 0) ctx.read(at, probe);
           const dis = fmt.startsWith('ai') || fmt.startsWith('ia');
           const exact = symbolName(this.target, at);
           if (!dis && exact !== undefined && !exact.includes('+')) out.line(`${exact}:`);

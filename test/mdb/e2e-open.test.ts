@@ -70,6 +70,7 @@ describe('dbg open -e', () => {
     expect(open([raw, '-e', '1+(2=D']).stderr).toBe('dbg: bad expression "1+(2" at column 5: expected ")" but found end of expression\n');
     const u = open([raw, '-e', '1000/X']);
     expect(u.code).toBe(1);
+    expect(u.stdout).toBe('');
     expect(u.stderr).toBe(`dbg: read of 4 bytes at 0x1000 failed: 0x1000 is beyond the end of the file (size 0x40) in raw file "${raw}"\n`);
     expect(open([raw, '-e', '0/k']).stderr).toBe(`dbg: unknown format character 'k' in "k" (::formats lists them)\n`);
     expect(open([raw, '-e', '::stack -q']).stderr).toBe('dbg: ::stack: unknown option -q (usage: ::stack [-a] [-v])\n');
