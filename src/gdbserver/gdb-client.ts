@@ -46,6 +46,8 @@ export class GdbClient {
   private threadInfoDone = false;
   /** Inserted points by "type,addr,length" -> target id. */
   private readonly points = new Map<string, { type: PointType; id: number }>();
+  /** Points z removed, still armed in the target until the guest next runs. */
+  private readonly removals = new Map<string, { type: PointType; id: number }>();
   private readonly hardwareIds = new Set<number>();
   private running = false;
   /** 0x03 bytes that arrived while requests were queued: that many next resumes stop at once. */
@@ -82,7 +84,7 @@ export class GdbClient {
   /** Forget everything this client inserted (on detach, kill or a vanished connection). */
   cleanup(): void {
     const bp = this.target.caps.breakpoints;
-    for (const { type, id } of this.points.values()) {
+    for (const { type, id } of [...this.points.values(), ...this.removals.values()]) {
       try {
         if (type === 'sw' || type === 'hw') bp?.removeBreakpoint(id);
         else bp?.removeWatchpoint(id);
@@ -91,6 +93,7 @@ export class GdbClient {
       }
     }
     this.points.clear();
+    this.removals.clear();
     this.hardwareIds.clear();
   }
 
@@ -274,24 +277,47 @@ export class GdbClient {
     return { packet: 'OK' };
   }
 
+  /**
+   * Z/z. gdb removes every point when the guest stops and inserts them all again before it
+   * resumes; arming a point can be costly for a target (an emulator flushes its translations), so
+   * a removal only takes effect at the next resume, and a point inserted again before that is
+   * never touched. The guest does not run in between, so no one can tell the difference.
+   */
   private point(insert: boolean, type: PointType, addr: bigint, length: number): Reply {
     const bp = this.target.caps.breakpoints;
     if (!bp) return { packet: '' }; // "not supported": gdb reports it cannot insert the point
     const key = `${type},${addr},${length}`;
-    const have = this.points.get(key);
     if (insert) {
-      if (have) return { packet: 'OK' };
+      if (this.points.has(key)) return { packet: 'OK' };
+      const parked = this.removals.get(key);
+      if (parked) {
+        this.removals.delete(key);
+        this.points.set(key, parked);
+        return { packet: 'OK' };
+      }
       const id =
         type === 'sw' || type === 'hw' ? bp.addBreakpoint(addr) : bp.addWatchpoint(addr, Math.max(1, length), type);
       this.points.set(key, { type, id });
       if (type === 'hw') this.hardwareIds.add(id);
-    } else if (have) {
-      if (type === 'sw' || type === 'hw') bp.removeBreakpoint(have.id);
-      else bp.removeWatchpoint(have.id);
-      this.points.delete(key);
-      this.hardwareIds.delete(have.id);
+    } else {
+      const have = this.points.get(key);
+      if (have) {
+        this.points.delete(key);
+        this.removals.set(key, have);
+      }
     }
     return { packet: 'OK' };
+  }
+
+  /** Carry out the removals z asked for (before the guest runs, and when the client leaves). */
+  private flushRemovals(): void {
+    const bp = this.target.caps.breakpoints;
+    for (const { type, id } of this.removals.values()) {
+      if (type === 'sw' || type === 'hw') bp?.removeBreakpoint(id);
+      else bp?.removeWatchpoint(id);
+      this.hardwareIds.delete(id);
+    }
+    this.removals.clear();
   }
 
   private async resume(actions: readonly ResumeAction[]): Promise<Reply> {
@@ -315,6 +341,7 @@ export class GdbClient {
   }
 
   private async run(go: () => Promise<StopStatus>): Promise<StopStatus> {
+    this.flushRemovals();
     this.running = true;
     try {
       const promise = go();

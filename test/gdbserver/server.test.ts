@@ -150,6 +150,34 @@ describe('GDB server over TCP', () => {
     expect(await c.ask('s')).toMatch(new RegExp(`10:${le64(CODE + 0x31n)};$`));
   });
 
+  it('parks removals until the guest runs, so gdb\'s remove-all/insert-all at each stop costs the target nothing', async () => {
+    const { c, target } = await start({ execution: true });
+    const bp = target.caps.breakpoints!;
+    let calls = 0;
+    for (const k of ['addBreakpoint', 'removeBreakpoint', 'addWatchpoint', 'removeWatchpoint'] as const) {
+      const orig = bp[k].bind(bp) as (...a: unknown[]) => unknown;
+      (bp as unknown as Record<string, unknown>)[k] = (...a: unknown[]) => {
+        calls++;
+        return orig(...a);
+      };
+    }
+    await c.ask('Z0,401040,1');
+    await c.ask('Z2,600000,8');
+    expect(calls).toBe(2);
+    for (let i = 0; i < 3; i++) {
+      expect(await c.ask('z0,401040,1')).toBe('OK');
+      expect(await c.ask('z2,600000,8')).toBe('OK');
+      expect(await c.ask('Z0,401040,1')).toBe('OK');
+      expect(await c.ask('Z2,600000,8')).toBe('OK');
+    }
+    expect(calls).toBe(2);
+    // A removal is real by the time the guest runs: the breakpoint no longer stops it.
+    await c.ask('z0,401040,1');
+    expect(await c.ask('c')).toMatch(/^T05watch:600000;/); // pc 0x401000 writes DATA+0 at once
+    expect(calls).toBe(3);
+    expect(target.pointCount).toBe(1);
+  });
+
   it('reports watch, rwatch and awatch stops with the data address', async () => {
     const { c } = await start({ execution: true });
     const addr = DATA + 5n; // written by the instruction at CODE + 0x50

@@ -1,0 +1,92 @@
+// A real gdb 13 driving a live emulated guest through dbg's GDB server: the QEMU fixture's kernel
+// booted in the emulator, with its symbols loaded in gdb. The emulator is deterministic, so the
+// whole gdb transcript is a golden file; the assertions below say what each part proves.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveGdb, type GdbServerHandle } from '../../src/gdbserver/gdb-server.js';
+import { builtinModules } from '../../src/mdb/modules/index.js';
+import { Session } from '../../src/mdb/session.js';
+import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import { fixturePath } from '../helpers/shared-fixtures.js';
+import { gdbBatch } from './gdb-batch.js';
+import { expectGolden } from './golden.js';
+
+const kernel = fixturePath('qemu-vmcore/kernel.elf');
+
+describe('gdb on a live emulated guest through dbg', () => {
+  let target: EmulatorTarget;
+  let server: GdbServerHandle;
+
+  beforeAll(async () => {
+    target = EmulatorTarget.open(kernel, { cpus: 2 });
+    server = await serveGdb(target, new Session(target, builtinModules), { port: 0, log: () => undefined });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    target?.close();
+  });
+
+  it('break, continue, stepi, watch, rwatch, awatch, info threads, thread N, monitor', async () => {
+    const r = await gdbBatch(
+      server.port,
+      [
+        'info threads',
+        'break kmain',
+        'continue',
+        'stepi',
+        'stepi',
+        'info registers rip',
+        'x/2i $pc',
+        'watch jiffies',
+        'continue',
+        'continue',
+        'delete',
+        'rwatch jiffies',
+        'continue',
+        'delete',
+        'awatch jiffies',
+        'continue',
+        'delete',
+        'info threads',
+        'thread 2',
+        'info registers rip',
+        'thread 1',
+        'bt',
+        'monitor ::regs',
+        'break check_runqueue',
+        'continue',
+        'bt',
+        'p current->comm',
+      ],
+      { file: kernel },
+    );
+    expect(r.code).toBe(0);
+    const out = r.stdout;
+    expect(out).toContain('Thread 1 "vCPU 0" hit Breakpoint 1, kmain (magic=732803074, info=38144) at ./kernel.c:380');
+    expect(out).toMatch(/Hardware watchpoint 2: jiffies\n\nOld value = 0\nNew value = 1\n/);
+    expect(out).toMatch(/Old value = 1\nNew value = 2\n/);
+    expect(out).toMatch(/hit Hardware read watchpoint 3: jiffies\n\nValue = 2\n/);
+    expect(out).toMatch(/hit Hardware access \(read\/write\) watchpoint 4: jiffies\n\nOld value = 2\nNew value = 3\n/);
+    expect(out).toContain('* 1    Thread 1.1 "vCPU 0" run_ticks () at ./kernel.c:352');
+    expect(out).toContain('[Switching to thread 2 (Thread 1.2)]');
+    expect(out).toContain('hit Breakpoint 5, check_runqueue () at ./kernel.c:368');
+    expect(out).toContain('#1  0xffffffffc0001a8b in kmain');
+    // monitor: dbg's ::regs of the stopped guest, printed by gdb (gdb writes target output to stderr)
+    expect(r.stderr).toMatch(/%rip\s+= 0xffffffffc00019e3 kmain\+0x2d2/);
+    expectGolden('live', out);
+  });
+
+  it('a second gdb is refused while one is attached; after it leaves the guest waits where it stopped', async () => {
+    const pc = target.status().pc;
+    const first = gdbBatch(server.port, ['shell sleep 2', 'info registers rip'], { file: kernel });
+    await new Promise((r) => setTimeout(r, 800));
+    const second = await gdbBatch(server.port, ['info registers rip'], { file: kernel });
+    expect(second.stderr).toContain('another debugger (127.0.0.1:');
+    expect(second.stderr).toContain('is attached to this dbg GDB server; only one at a time');
+    const a = await first;
+    expect(a.stdout).toContain(`rip            0x${pc.toString(16)}`);
+    await server.idle();
+    expect(target.status().pc).toBe(pc);
+    expect(target.caps.execution!.running).toBe(false);
+  });
+});
