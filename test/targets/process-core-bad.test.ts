@@ -234,3 +234,53 @@ describe('process core: bad input', () => {
     expect(e3.code).toBe('not-found');
   });
 });
+
+describe('process core: random damage', () => {
+  it('never fails with anything but a DbgError, whatever bytes of the headers and notes are changed', () => {
+    const note = phdrs.find((p) => p.type === PT_NOTE)!;
+    const original = readFileSync(d.core);
+    // Only the parts a reader parses: ELF header, program headers, notes (not the 20 MB of memory).
+    const regions: [number, number][] = [
+      [0, 64 + phdrs.length * 56],
+      [note.offset, note.filesz],
+    ];
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const p = join(tmp, 'fuzz.core');
+    const others: string[] = [];
+    for (let round = 0; round < Number(process.env.DBG_FUZZ_ROUNDS ?? 40); round++) {
+      const b = Buffer.from(original);
+      for (let k = 0; k < 1 + rand(8); k++) {
+        const [start, len] = regions[rand(regions.length)]!;
+        b[start + rand(len)] = rand(256);
+      }
+      writeFileSync(p, b);
+      try {
+        const t = ProcessCoreTarget.open(p, { exe: d.exe });
+        try {
+          for (const th of t.threads()) {
+            t.registers(th.index);
+            for (const f of unwind(t, th.index, { maxFrames: 64 })) t.symbols.describe(f.pc);
+          }
+          t.mappings();
+          t.status();
+          for (const m of t.mappings().slice(0, 8)) {
+            try {
+              t.readVirtual(m.start, 64);
+            } catch (e) {
+              if (!(e instanceof DbgError)) throw e;
+            }
+          }
+        } finally {
+          t.close();
+        }
+      } catch (e) {
+        if (!(e instanceof DbgError)) others.push(`round ${round}: ${e instanceof Error ? e.stack : String(e)}`);
+      }
+    }
+    expect(others).toEqual([]);
+  });
+});
