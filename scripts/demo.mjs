@@ -7,6 +7,7 @@
 //   2. A raw file: the same program's executable opened with --raw (bytes at offsets).
 //
 // When gcc, gdb or ptrace are not available, part 1 says why and the raw demo still runs.
+// `--core-only` only makes the core (for bench/open.ts).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -58,6 +59,12 @@ async function makeCore() {
   } finally {
     child.kill('SIGKILL');
   }
+}
+
+// `--core-only`: make dumps/.work/demo.core and exit (bench/open.ts uses it).
+if (process.argv.includes('--core-only')) {
+  await makeCore();
+  process.exit(0);
 }
 
 console.log('dbg demo: MDB commands on a process core and a raw file (see README for more)');
