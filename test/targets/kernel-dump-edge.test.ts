@@ -65,8 +65,9 @@ function vmlinux(name: string, banner: string, buildId = false): string {
   return out;
 }
 
-function kdumpSpec(vmcoreinfo: string, extra: Partial<VmcoreSpec> = {}): VmcoreSpec {
+function kdumpSpec(vmcoreinfo: string, extra: Partial<VmcoreSpec> = {}, build?: (pt: PageTableBuilder) => void): VmcoreSpec {
   const pt = new PageTableBuilder(SWAPPER_PHYS, RAM + 0x10000n);
+  build?.(pt);
   pt.map(SWAPPER_RUN, SWAPPER_PHYS, 4096); // swapper_pg_dir itself
   pt.map(SWAPPER_RUN + 0x1000n, SWAPPER_PHYS + 0x1000n, 4096); // jiffies, linux_banner
   pt.map(0xffff888000000000n, 0n, 0x40000000, 0x8000000000000003n); // direct map, NX
@@ -174,6 +175,39 @@ describe('kdump-style vmcore with VMCOREINFO and no CR3', () => {
       code: 'bad-input',
       message: `--symbols ${path}: this is a core file, not a kernel ELF`,
     });
+  });
+});
+
+describe('a QEMU dump of a KASLR kernel without VMCOREINFO', () => {
+  function qemuKaslr(name: string, build?: (pt: PageTableBuilder) => void): string {
+    const spec = kdumpSpec('', {}, build);
+    const cpus = spec.cpus.map((c) => ({ ...c, qemu: { cr: [0x80050033n, 0n, 0n, SWAPPER_PHYS, 0x20n] as [bigint, bigint, bigint, bigint, bigint] } }));
+    return dump(name, { ...spec, cpus, vmcoreinfo: undefined });
+  }
+
+  it('finds the KASLR offset from linux_banner and applies it to the symbols', () => {
+    const t = KernelDumpTarget.open(qemuKaslr('kaslr.vmcore'), { symbols: [vmlinux('vmlinux-k', BANNER)] });
+    expect(t.kernelOffset).toBe(KO);
+    expect(t.warnings).toContain('no KERNELOFFSET in the dump: found linux_banner at KASLR offset 0x2000000, and applied it to the symbols');
+    expect(t.readVirtual(t.symbols.lookup('jiffies'), 8).readBigUInt64LE(0)).toBe(0x1234n);
+    t.close();
+  });
+
+  it('refuses a symbol file whose banner is readable at offset 0 with other text', () => {
+    // Map the link address of linux_banner too, onto the page that holds this kernel's banner.
+    const p = qemuKaslr('kaslr-zero.vmcore', (pt) => pt.map(0xffffffff81201000n, SWAPPER_PHYS + 0x1000n, 4096));
+    const other = vmlinux('vmlinux-k3', 'Linux version 5.10.0-other (x@y) #2\n');
+    expect(failure(() => KernelDumpTarget.open(p, { symbols: [other] }))).toEqual({
+      code: 'bad-input',
+      message: `--symbols ${other} does not match kernel dump "kaslr-zero.vmcore": linux_banner in the dump reads "Linux version 6.1.0-dbgtest (dbg@test) #1 SMP", the file has "Linux version 5.10.0-other (x@y) #2". Give the vmlinux of the kernel that was dumped`,
+    });
+  });
+
+  it('warns when the banner of the symbol file is nowhere in the dump', () => {
+    const t = KernelDumpTarget.open(qemuKaslr('kaslr-other.vmcore'), { symbols: [vmlinux('vmlinux-k2', 'Linux version 5.10.0-other (x@y) #2\n')] });
+    expect(t.kernelOffset).toBe(0n);
+    expect(t.warnings).toContain('linux_banner of the symbol file is nowhere in the dump (tried every KASLR offset): the symbols may not match');
+    t.close();
   });
 });
 

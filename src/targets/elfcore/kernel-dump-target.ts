@@ -99,6 +99,8 @@ export class KernelDumpTarget implements Target {
   kernelElf?: ElfFile;
   private readonly cpus: Cpu[];
   private readonly symbolElves: ElfFile[] = [];
+  /** The KASLR slide found by looking for linux_banner, when VMCOREINFO does not give one. */
+  private detectedOffset?: bigint;
   private readonly modes = new Map<number, AddressMode>();
   private kernelRootCache?: { root?: PhysAddr; from: string };
   private mappingCache?: Mapping[];
@@ -174,7 +176,7 @@ export class KernelDumpTarget implements Target {
 
   /** KERNELOFFSET (KASLR slide) from VMCOREINFO, or 0. */
   get kernelOffset(): bigint {
-    return this.vmcoreinfo?.kernelOffset ?? 0n;
+    return this.vmcoreinfo?.kernelOffset ?? this.detectedOffset ?? 0n;
   }
 
   private loadSymbols(file: string, isKernel: boolean): void {
@@ -237,14 +239,46 @@ export class KernelDumpTarget implements Target {
     if (vi?.osrelease && release && release !== vi.osrelease) {
       throw mismatch(`the dump's OSRELEASE is ${vi.osrelease}, the file's linux_banner says ${release}`);
     }
-    if (!vi) {
+    if (vi?.kernelOffset === undefined) this.findKernelOffset(banner.value, text, mismatch);
+  }
+
+  /**
+   * Without VMCOREINFO's KERNELOFFSET (a QEMU dump of a guest without the vmcoreinfo device), find
+   * the KASLR slide as crash's `--kaslr auto` does: linux_banner sits at its link address plus the
+   * slide, a multiple of 2 MiB below 1 GiB. Tried through the page tables of the first CPU with
+   * paging; 512 translations at most. A banner readable at slide 0 with other text is a mismatch.
+   */
+  private findKernelOffset(linkAddr: bigint, text: string, mismatch: (what: string) => DbgError): void {
+    if (linkAddr < START_KERNEL_MAP || text.length === 0) return;
+    const cpu = this.threads().find((t) => this.addressMode(t.index).kind === 'paging');
+    if (!cpu) return;
+    const probe = Math.min(text.length, 64);
+    let atZero: string | undefined;
+    for (let off = 0n; off < 1n << 30n; off += 2n << 20n) {
+      let got: string;
       try {
-        const inDump = this.readVirtual(banner.value + this.kernelOffset, text.length, 1).toString('latin1');
-        if (inDump !== text) throw mismatch(`linux_banner in the dump reads "${inDump.split('\n')[0]}", the file has "${text.split('\n')[0]}"`);
-      } catch (e) {
-        if (e instanceof DbgError && e.code === 'bad-input') throw e;
+        got = this.readVirtual(linkAddr + off, probe, cpu.index).toString('latin1');
+      } catch {
+        continue;
+      }
+      if (off === 0n) atZero = got;
+      if (got === text.slice(0, probe)) {
+        if (off !== 0n) {
+          this.detectedOffset = off;
+          this.warnings.push(`no KERNELOFFSET in the dump: found linux_banner at KASLR offset 0x${off.toString(16)}, and applied it to the symbols`);
+        }
+        return;
       }
     }
+    if (atZero !== undefined) {
+      try {
+        atZero = this.readString(linkAddr, 160, cpu.index);
+      } catch {
+        // keep the probe's bytes
+      }
+      throw mismatch(`linux_banner in the dump reads "${atZero.split('\n')[0]!.replace(/[^\x20-\x7e]/g, '.')}", the file has "${text.split('\n')[0]}"`);
+    }
+    this.warnings.push(`linux_banner of the symbol file is nowhere in the dump (tried every KASLR offset): the symbols may not match`);
   }
 
   // --- address translation ----------------------------------------------------------------------
