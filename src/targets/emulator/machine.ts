@@ -598,10 +598,18 @@ export class Machine implements ObservedMachine {
         const kind = memFaultName(h.access);
         const fetch = h.access === UC.MEM_FETCH_UNMAPPED || h.access === UC.MEM_FETCH_PROT;
         e.writeReg(X86_REG.RIP, h.pc);
-        stop = {
-          reason: { kind: 'fault', fault: `${kind} at 0x${h.addr.toString(16)}${fetch ? '' : ` (${h.size} bytes)`}`, pc: h.pc, addr: h.addr },
-          vcpu: v.index,
-        };
+        let fault = `${kind} at 0x${h.addr.toString(16)}${fetch ? '' : ` (${h.size} bytes)`}`;
+        // With paging on, an address the guest's tables do not map is a page fault; dbg does not
+        // deliver exceptions, so without a #PF gate this is where the CPU would triple-fault.
+        this.paging.flush();
+        const tr = this.translate(v.index, h.addr);
+        if (pagingState(e).paging && tr.phys === undefined) {
+          fault = `#PF page fault: ${kind.replace(' unmapped memory', '')} 0x${h.addr.toString(16)} not mapped by the page tables (${tr.fault})`;
+          fault = this.describeException(v.index, 14, fault);
+        } else if (tr.phys !== undefined) {
+          fault += ` (physical 0x${tr.phys.toString(16)}, outside guest RAM of 0x${this.ram.length.toString(16)} bytes)`;
+        }
+        stop = { reason: { kind: 'fault', fault, pc: h.pc, addr: h.addr }, vcpu: v.index };
         break;
       }
       case HookStop.BadInsn:
@@ -648,14 +656,22 @@ export class Machine implements ObservedMachine {
     }
     if (!isTrap(vector)) e.writeReg(X86_REG.RIP, pc);
     let what = vectorName(vector);
-    if (vector === 14) what += ` at 0x${e.readReg(X86_REG.CR2).toString(16)}`;
-    const idt = e.readMmr(X86_REG.IDTR);
-    const handled = vector * 16 + 15 <= idt.limit && this.gatePresent(v.index, idt.base + BigInt(vector * 16));
-    const fault = handled
-      ? `${what} (the guest has a handler, but dbg stops at CPU exceptions instead of delivering them)`
-      : `triple fault: ${what} with no usable IDT gate (IDT base 0x${idt.base.toString(16)} limit 0x${idt.limit.toString(16)})`;
-    const addr = vector === 14 ? e.readReg(X86_REG.CR2) : undefined;
+    // Unicorn 2.0.1 leaves CR2 = -2 for some faults (an instruction fetch): name the pc then.
+    const cr2 = e.readReg(X86_REG.CR2);
+    const cr2Known = cr2 !== 0xffff_ffff_ffff_fffen;
+    if (vector === 14) what += cr2Known ? ` at 0x${cr2.toString(16)}` : ` fetching the instruction at 0x${pc.toString(16)}`;
+    const fault = this.describeException(v.index, vector, what);
+    const addr = vector === 14 ? (cr2Known ? cr2 : pc) : undefined;
     return { reason: { kind: 'fault', fault, pc: isTrap(vector) ? e.readReg(X86_REG.RIP) : pc, ...(addr !== undefined ? { addr } : {}) }, vcpu: v.index };
+  }
+
+  /** `what` named as the CPU would end up: handled by the guest, or a triple fault. */
+  private describeException(vcpu: number, vector: number, what: string): string {
+    const idt = this.vcpu(vcpu).engine.readMmr(X86_REG.IDTR);
+    const handled = vector * 16 + 15 <= idt.limit && this.gatePresent(vcpu, idt.base + BigInt(vector * 16));
+    return handled
+      ? `${what} (the guest has a handler, but dbg stops at CPU exceptions instead of delivering them)`
+      : `triple fault: ${what}, with no usable IDT gate (IDT base 0x${idt.base.toString(16)} limit 0x${idt.limit.toString(16)})`;
   }
 
   private gatePresent(vcpu: number, gateAddr: bigint): boolean {
