@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaptureOutput, type Session } from '../../src/mdb/session.js';
-import { failure, rawSession, run, runJson, tempDir } from './helpers.js';
+import { failure, rawSession, run, runJson, sessionOn, tempDir } from './helpers.js';
 
 /*
  * Linked lists laid out in a raw file (address = offset), 8-byte little-endian pointers:
@@ -188,5 +188,32 @@ describe('variables and repeat', () => {
     const out = new CaptureOutput(false);
     await s.repeat(out);
     expect(out.lines).toEqual(['0x110:'.padEnd(16) + '0               0']);
+  });
+});
+
+describe('writes through /v /w /W /Z', () => {
+  it('writes each value with the target\'s writeMemory and prints the read-back line', async () => {
+    const mem = Buffer.alloc(0x40);
+    const file = s.target;
+    const target = Object.create(file, {
+      name: { value: 'writable test target' },
+      caps: { value: { writeMemory: { writeVirtual: (a: bigint, d: Buffer) => d.copy(mem, Number(a)) } } },
+      readVirtual: { value: (a: bigint, n: number) => Buffer.from(mem.subarray(Number(a), Number(a) + n)) },
+    });
+    const w = sessionOn(target);
+    const lines = await run(w, '10/W 0t5 6; 20/Z cafe; 30/v ff; 32/w 1234');
+    expect(mem.readUInt32LE(0x10)).toBe(5);
+    expect(mem.readUInt32LE(0x14)).toBe(6);
+    expect(mem.readBigUInt64LE(0x20)).toBe(0xcafen);
+    expect(mem[0x30]).toBe(0xff);
+    expect(mem.readUInt16LE(0x32)).toBe(0x1234);
+    expect(lines).toEqual([
+      '0x10:           0x0             =       0x5',
+      '0x14:           0x0             =       0x6',
+      '0x20:           0x0                     =       0xcafe',
+      '0x30:           0x0     =       0xff',
+      '0x32:           0x0     =       0x1234',
+    ]);
+    expect(w.dot).toBe(0x32n);
   });
 });
