@@ -220,6 +220,8 @@ describe.each(cores)('%s core of a multi-threaded program, compared with gdb', (
     expect(stack.name).toBe('');
     expect(stack.perms).toBe('rw-');
     for (let i = 1; i < maps.length; i++) expect(maps[i]!.start).toBeGreaterThanOrEqual(maps[i - 1]!.end);
+    const vdso = t.symbols.modules.find((m) => m.name === '[vdso]')!;
+    expect(maps.find((m) => m.start === vdso.start)?.name).toBe('[vdso]');
   });
 
   it('reports the signal gdb reports', () => {

@@ -209,11 +209,18 @@ export class ProcessCoreTarget implements Target {
       start: s.start,
       end: s.end,
       perms: s.phdr ? s.perms : this.filePerms(s),
-      name: s.file?.path ?? '',
+      name: s.file?.path ?? this.specialName(s.start),
       ...(s.file ? { fileOffset: s.file.fileOffset + (s.start - s.file.start) } : {}),
       present: (s.phdr !== undefined && s.phdr.filesz > 0) || (s.file !== undefined && this.mappedFile(s.file.path) !== undefined),
     }));
     return this.mappingList;
+  }
+
+  /** Names the kernel gives anonymous mappings it made itself, as /proc/PID/maps shows them. */
+  private specialName(start: bigint): string {
+    if (start === this.auxv.get(AT_SYSINFO_EHDR)) return '[vdso]';
+    if (start === 0xffffffffff600000n) return '[vsyscall]';
+    return '';
   }
 
   /** Permissions of a range only NT_FILE knows: from the module ELF's PT_LOAD that maps it. */
