@@ -197,6 +197,29 @@ describe('process core: bad input', () => {
     }
   });
 
+  it('reads anonymous memory past p_filesz as zeros', () => {
+    // The heap: anonymous, read-write, larger than two pages. Halve its p_filesz in a copy.
+    const t0 = ProcessCoreTarget.open(d.core, { exe: d.exe });
+    const head = t0.readVirtual(t0.symbols.lookup('list_head'), 8).readBigUInt64LE(0);
+    t0.close();
+    const heap = phdrs.find((p) => p.type === PT_LOAD && p.vaddr <= head && head < p.vaddr + p.memsz)!;
+    const half = (heap.filesz / 2) & ~0xfff;
+    const p = damaged('short-filesz.core', (b) => void b.writeBigUInt64LE(BigInt(half), 64 + heap.index * 56 + 32));
+    const t = ProcessCoreTarget.open(p, { exe: d.exe });
+    try {
+      const past = heap.vaddr + BigInt(half);
+      expect(t.readVirtual(past, 64)).toEqual(Buffer.alloc(64));
+      expect(t.readVirtual(heap.vaddr + heap.memsz - 16n, 16)).toEqual(Buffer.alloc(16));
+      // Across the boundary: file bytes, then zeros.
+      const across = t.readVirtual(past - 8n, 16);
+      expect(across.subarray(0, 8)).toEqual(readFileSync(d.core).subarray(heap.offset + half - 8, heap.offset + half));
+      expect(across.subarray(8)).toEqual(Buffer.alloc(8));
+      expect(t.mappings().find((m) => m.start === heap.vaddr)).toMatchObject({ perms: 'rw-', name: '', present: true });
+    } finally {
+      t.close();
+    }
+  });
+
   it('refuses reads of addresses the core does not have, naming the nearest mapping', () => {
     const t = ProcessCoreTarget.open(d.core);
     try {
