@@ -1,17 +1,15 @@
 import { Args, Command, Flags } from '@oclif/core';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { openTarget } from '../src/targets/open-target.js';
+import { serveWhileSession } from '../src/gdbserver/gdb-listen.js';
 
 export default class Open extends Command {
   static override summary = 'Open a crash dump, process core, ELF file or raw file and debug it with MDB commands';
 
-  static override description = `The target is chosen by what FILE is: a kernel crash dump (kdump or QEMU ELF), a Linux process
-core (gcore or kernel-written), another ELF file (at its link-time addresses, with its symbols),
-or anything else as raw bytes (address = file offset). --raw forces the raw view.
-
-Without -e, an interactive MDB-style session starts (history in ~/.dbg_history).
-With -e, the commands run (separated by ';' or newlines) and dbg exits; the first failing
-command stops the script and the exit status is 1.`;
+  static override description = [
+    'The target is chosen by what FILE is: a kernel crash dump (kdump or QEMU ELF), a Linux process core (gcore or kernel-written), another ELF file (at its link-time addresses, with its symbols), or anything else as raw bytes (address = file offset). --raw forces the raw view.',
+    'Without -e, an interactive MDB-style session starts (history in ~/.dbg_history). With -e, the commands run (separated by \';\' or newlines) and dbg exits; the first failing command stops the script and the exit status is 1.',
+  ].join('\n\n');
 
   static override examples = [
     '<%= config.bin %> open core.1234 -e "::status; ::stack -a"',
@@ -32,6 +30,7 @@ command stops the script and the exit status is 1.`;
     symbols: Flags.string({ description: 'symbol file for a kernel dump (vmlinux); repeat for more', multiple: true, helpValue: 'FILE' }),
     execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
+    gdb: Flags.string({ description: 'also serve the target to gdb (target remote HOST:PORT); host defaults to 127.0.0.1', helpValue: '[HOST:]PORT' }),
   };
 
   async run(): Promise<void> {
@@ -46,7 +45,8 @@ command stops the script and the exit status is 1.`;
       return;
     }
     try {
-      code = await runSession(target, { execute: flags.execute, json: flags.json });
+      const session = () => runSession(target, { execute: flags.execute, json: flags.json });
+      code = flags.gdb ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined }) : await session();
     } finally {
       target.close();
     }
