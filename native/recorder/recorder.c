@@ -22,8 +22,10 @@
  * 2. Memory rows, one per 64-byte physical line written in the chunk, sorted by line:
  *      +0   u64  line number (physical address >> 6)
  *      +8   u32  n = byte length of the row blob that follows
- *      +12  blob:
+ *      +12  u64  mask: bit i set = byte i of the line was written in this chunk
+ *      +20  blob:
  *             64 B   the line's contents before its first write in this chunk
+ *             64 B   the line's contents after its last write in this chunk
  *             then records in execution order:
  *               varint ((seq - previous record's seq, or - chunk first seq) << 1 | host write)
  *               u8     offset in line (bits 0-5) | log2(len) (bits 6-7)      (len 1, 2, 4 or 8)
@@ -97,6 +99,8 @@ typedef struct {
   uint32_t nbytes; /* output bytes of the row blob */
   uint32_t out;    /* write offset while filling */
   uint32_t prev;   /* seq offset of the previous record while sizing and filling */
+  uint32_t base;   /* offset of the row blob in cut()'s output */
+  uint64_t mask;   /* bit i: byte i of the line was written in this chunk */
   uint8_t init[64];
 } Line;
 
@@ -271,8 +275,9 @@ static uint32_t line_slot(Rec *r, Eng *e, uint64_t line) {
   uint32_t s = r->nlines++;
   Line *L = &r->lines[s];
   L->line = line;
-  L->nbytes = 64;
+  L->nbytes = 128;
   L->prev = 0;
+  L->mask = 0;
   phys_read(r, e, line << 6, L->init, 64);
   r->htab[h] = s + 1;
   return s;
@@ -293,6 +298,7 @@ static void log_piece(Rec *r, uint32_t slot, uint64_t pa, int n, uint64_t data, 
   w->host = (uint8_t)host;
   w->pending = (uint8_t)pending;
   if (pending) r->npending++;
+  r->lines[slot].mask |= (n == 8 ? 0xffull : ((1ull << n) - 1)) << (pa & 63);
 }
 
 /* A write of n (1..8) bytes inside one line, as pieces of 8, 4, 2 or 1 bytes. */
@@ -846,8 +852,9 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
   size_t total = 0;
   for (uint32_t i = 0; i < r->nlines; i++) {
     Line *L = &r->lines[order[i]];
-    L->out = (uint32_t)(total + 12 + 64);
-    total += 12 + L->nbytes;
+    L->out = (uint32_t)(total + 20 + 128);
+    L->base = (uint32_t)(total + 20);
+    total += 20 + L->nbytes;
   }
   r->out.len = 0;
   b_reserve(&r->out, total + 1);
@@ -857,8 +864,10 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
     Line *L = &r->lines[order[i]];
     memcpy(mem + pos, &L->line, 8);
     memcpy(mem + pos + 8, &L->nbytes, 4);
-    memcpy(mem + pos + 12, L->init, 64);
-    pos += 12 + L->nbytes;
+    memcpy(mem + pos + 12, &L->mask, 8);
+    memcpy(mem + pos + 20, L->init, 64);
+    memcpy(mem + pos + 20 + 64, L->init, 64); /* becomes the final state below */
+    pos += 20 + L->nbytes;
     L->prev = 0;
   }
   for (size_t i = 0; i < r->nlog; i++) {
@@ -876,6 +885,7 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
     memcpy(p, &w->data, w->len);
     p += w->len;
     L->out = (uint32_t)(p - mem);
+    memcpy(mem + L->base + 64 + w->off, &w->data, w->len);
   }
   napi_value out, v;
   CALL(napi_create_object(env, &out));

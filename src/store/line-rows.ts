@@ -2,7 +2,8 @@
  * Decoding of a memory row (one 64-byte physical line in one chunk), as native/recorder writes it:
  *
  *   +0    64 B   the line before the chunk's first write to it
- *   +64   records, in execution order:
+ *   +64   64 B   the line after the chunk's last write to it
+ *   +128  records, in execution order:
  *           varint   (seq - previous record's seq (the chunk's first seq for the first)) << 1 | host
  *           u8       offset in the line (bits 0-5) | log2(length) (bits 6-7)
  *           len B    the bytes written
@@ -39,22 +40,34 @@ export function stateBound(s: number): number {
 export interface DecodedRow {
   /** The line before the row's first write. */
   readonly init: Buffer;
+  /** The line after the row's last write. */
+  readonly final: Buffer;
   readonly writes: LineWrite[];
+}
+
+/** The line after the row's last write, without decoding the records. */
+export function rowFinal(blob: Buffer): Buffer {
+  return Buffer.from(blob.subarray(64, 128));
 }
 
 /** Decode one row; `file` names the trace for the corruption message. */
 export function decodeLineRow(blob: Buffer, line: number, chunkFirst: number, file = 'trace'): DecodedRow {
-  if (blob.length < 64) throw errors.corrupt(file, `memory row of line 0x${(line * 64).toString(16)} has ${blob.length} bytes, expected at least 64`);
+  const where = () => `memory row of line 0x${(line * 64).toString(16)}`;
+  if (blob.length < 128) throw errors.corrupt(file, `${where()} has ${blob.length} bytes, expected at least 128`);
   const state = Buffer.from(blob.subarray(0, 64));
   const init = Buffer.from(state);
+  const final = Buffer.from(blob.subarray(64, 128));
+  // Old and new bytes of every write live in one buffer per row (views, not copies).
+  const backing = Buffer.allocUnsafe(2 * (blob.length - 128));
+  let bp = 0;
   const writes: LineWrite[] = [];
-  let p = 64;
+  let p = 128;
   let seq = chunkFirst;
   while (p < blob.length) {
     let v = 0;
     let mul = 1;
     for (;;) {
-      if (p >= blob.length) throw errors.corrupt(file, `memory row of line 0x${(line * 64).toString(16)} is cut short`);
+      if (p >= blob.length) throw errors.corrupt(file, `${where()} is cut short`);
       const b = blob[p++]!;
       v += (b & 0x7f) * mul;
       mul *= 128;
@@ -62,19 +75,90 @@ export function decodeLineRow(blob: Buffer, line: number, chunkFirst: number, fi
     }
     const host = v % 2 === 1;
     seq += Math.floor(v / 2);
-    if (p >= blob.length) throw errors.corrupt(file, `memory row of line 0x${(line * 64).toString(16)} is cut short`);
+    if (p >= blob.length) throw errors.corrupt(file, `${where()} is cut short`);
     const meta = blob[p++]!;
     const off = meta & 63;
     const len = 1 << (meta >> 6);
     if (off + len > 64 || p + len > blob.length) {
-      throw errors.corrupt(file, `memory row of line 0x${(line * 64).toString(16)}: a write of ${len} bytes at offset ${off} does not fit`);
+      throw errors.corrupt(file, `${where()}: a write of ${len} bytes at offset ${off} does not fit`);
     }
-    const data = Buffer.from(blob.subarray(p, p + len));
+    const old = backing.subarray(bp, bp + len);
+    state.copy(old, 0, off, off + len);
+    const data = backing.subarray(bp + len, bp + 2 * len);
+    blob.copy(data, 0, p, p + len);
+    bp += 2 * len;
     p += len;
-    writes.push({ seq, host, phys: line * 64 + off, len, old: Buffer.from(state.subarray(off, off + len)), data });
+    writes.push({ seq, host, phys: line * 64 + off, len, old, data });
     data.copy(state, off);
   }
-  return { init, writes };
+  if (!state.equals(final)) throw errors.corrupt(file, `${where()}: its writes do not end in its recorded final state`);
+  return { init, final, writes };
+}
+
+/**
+ * The 64 bytes of a row's line at position `s`, straight from the blob (no objects per write:
+ * hot lines have tens of thousands of writes per chunk).
+ */
+export function rowStateAt(blob: Buffer, chunkFirst: number, s: number): Buffer {
+  const state = Buffer.from(blob.subarray(0, 64));
+  const bound = stateBound(s);
+  let p = 128;
+  let seq = chunkFirst;
+  const n = blob.length;
+  while (p < n) {
+    let v = 0;
+    let mul = 1;
+    let b: number;
+    do {
+      b = blob[p++]!;
+      v += (b & 0x7f) * mul;
+      mul *= 128;
+    } while (b & 0x80 && p < n);
+    seq += Math.floor(v / 2);
+    if (2 * seq + (v % 2 === 1 ? 0 : 1) > bound) break;
+    const meta = blob[p++]!;
+    const len = 1 << (meta >> 6);
+    blob.copy(state, meta & 63, p, p + len);
+    p += len;
+  }
+  return state;
+}
+
+/**
+ * The last write in a row that touches any byte of [lo, hi) (offsets in the line) and is part of
+ * the state at `s`, decoded from the blob in one pass without objects per write.
+ */
+export function rowLastWrite(blob: Buffer, line: number, chunkFirst: number, lo: number, hi: number, s: number): LineWrite | undefined {
+  const state = Buffer.from(blob.subarray(0, 64));
+  const bound = stateBound(s);
+  let p = 128;
+  let seq = chunkFirst;
+  const n = blob.length;
+  let hit: LineWrite | undefined;
+  let hitOld: Buffer | undefined;
+  while (p < n) {
+    let v = 0;
+    let mul = 1;
+    let b: number;
+    do {
+      b = blob[p++]!;
+      v += (b & 0x7f) * mul;
+      mul *= 128;
+    } while (b & 0x80 && p < n);
+    seq += Math.floor(v / 2);
+    const host = v % 2 === 1;
+    if (2 * seq + (host ? 0 : 1) > bound) break;
+    const meta = blob[p++]!;
+    const off = meta & 63;
+    const len = 1 << (meta >> 6);
+    if (off < hi && off + len > lo) {
+      hitOld = Buffer.from(state.subarray(off, off + len));
+      hit = { seq, host, phys: line * 64 + off, len, old: hitOld, data: Buffer.from(blob.subarray(p, p + len)) };
+    }
+    blob.copy(state, off, p, p + len);
+    p += len;
+  }
+  return hit;
 }
 
 /** The 64 bytes of the line at position `s` (given a row whose chunk is the last at or before s's). */
@@ -90,7 +174,9 @@ export function lineStateAt(row: DecodedRow, s: number): Buffer {
 
 /** Encode a row (for tests and tools; the recorder encodes in C). */
 export function encodeLineRow(init: Buffer, writes: readonly { seq: number; host: boolean; off: number; data: Buffer }[], chunkFirst: number): Buffer {
-  const parts: Buffer[] = [Buffer.from(init)];
+  const final = Buffer.from(init);
+  for (const w of writes) w.data.copy(final, w.off);
+  const parts: Buffer[] = [Buffer.from(init), final];
   let prev = chunkFirst;
   for (const w of writes) {
     let v = (w.seq - prev) * 2 + (w.host ? 1 : 0);

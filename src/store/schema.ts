@@ -9,10 +9,13 @@
  *   chunk(id, first, count, pcs, ...)     one row per chunk of history: instructions
  *                                         [first, first + count), their pcs packed as nibbles
  *                                         (native/recorder/recorder.c), write and line counts
- *   mem(line, chunk, data)                WITHOUT ROWID, PRIMARY KEY (line, chunk): for every
- *                                         64-byte physical line written in a chunk, the line
- *                                         before the chunk's first write to it + every write
- *                                         (seq, offset, new bytes). Index mem_by_chunk(chunk).
+ *   mem(line, chunk, mask, final, data)   WITHOUT ROWID, PRIMARY KEY (line, chunk): for every
+ *                                         64-byte physical line written in a chunk: `mask`, bit
+ *                                         i set when byte i was written (int64); the line
+ *                                         after the chunk's last write (`final`, read without
+ *                                         touching `data`), and in `data` the line before the
+ *                                         chunk's first write + every write (seq, offset, new
+ *                                         bytes; line-rows.ts). Index mem_by_chunk(chunk).
  *                                         "Last write to A at or before S" = one index seek on
  *                                         (A >> 6, chunk <= chunk(S)) + decoding a ~100 B blob.
  *   ckpt(id, seq, vcpu, chunk, flags, data) register checkpoints (uc_context images) at slice
@@ -51,6 +54,8 @@ CREATE TABLE chunk (
 CREATE TABLE mem (
   line INTEGER NOT NULL,
   chunk INTEGER NOT NULL,
+  mask INTEGER NOT NULL,
+  final BLOB NOT NULL,
   data BLOB NOT NULL,
   PRIMARY KEY (line, chunk)
 ) WITHOUT ROWID;
@@ -80,7 +85,8 @@ CREATE VIEW chunks AS
          writes, lines, length(pcs) AS pc_bytes
   FROM chunk;
 CREATE VIEW memory_lines AS
-  SELECT line * 64 AS phys_addr, m.chunk, c.first AS chunk_first_seq, length(m.data) AS bytes
+  SELECT line * 64 AS phys_addr, m.chunk, c.first AS chunk_first_seq, m.mask AS bytes_written_mask,
+         length(m.data) AS bytes
   FROM mem m JOIN chunk c ON c.id = m.chunk;
 CREATE VIEW checkpoints AS
   SELECT seq, vcpu, chunk,
@@ -130,6 +136,10 @@ export function createTrace(path: string, meta: Record<string, string | number>,
     // A process that dies loses nothing committed (the WAL is written before COMMIT returns);
     // OFF skips fsync, so only an operating-system crash could lose the newest commits.
     db.pragma('synchronous = OFF');
+    // Memory rows go into a B-tree keyed by line: keep its pages cached, checkpoint the WAL
+    // into the file in large steps.
+    db.pragma('cache_size = -65536');
+    db.pragma('wal_autocheckpoint = 16384');
     db.exec(DDL);
     const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
     db.transaction(() => {

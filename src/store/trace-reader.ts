@@ -9,7 +9,7 @@
 
 import type Database from 'better-sqlite3';
 import { DbgError, errors } from '../common/errors.js';
-import { decodeLineRow, lineStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
+import { decodeLineRow, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
 import { nativeRecorder } from './native-recorder.js';
 import { guard, openTrace, readMeta, type Db } from './schema.js';
 
@@ -37,6 +37,24 @@ export interface InputRow {
   readonly detail: Record<string, unknown>;
 }
 
+/** A chunk's writes in execution order; `order[i]` = writeOrder(list[i]), ascending. */
+export interface ChunkWrites {
+  readonly list: readonly LineWrite[];
+  readonly order: Float64Array;
+}
+
+/** First index whose order is > bound. */
+export function upperBound(order: Float64Array, bound: number): number {
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (order[mid]! <= bound) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 const PCS_CACHE = 8;
 const ROW_CACHE = 4096;
 
@@ -49,6 +67,7 @@ export class TraceReader {
   readonly chunkCount: number;
   private readonly pcsCache = new Map<number, { pc: BigUint64Array; vcpu: Uint8Array }>();
   private readonly rowCache = new Map<string, DecodedRow>();
+  private lastPeek = -1;
   private readonly st: Record<string, Database.Statement>;
   private readonly chunkFirsts: Float64Array;
   private readonly chunkCounts: Float64Array;
@@ -64,6 +83,8 @@ export class TraceReader {
       chunkById: p('SELECT id, first, count, writes, lines FROM chunk WHERE id = ?'),
       pcs: p('SELECT pcs, count FROM chunk WHERE id = ?'),
       lastRow: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC LIMIT 1'),
+      lastRowMasked: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk <= ? AND (mask & ?) != 0 ORDER BY chunk DESC LIMIT 1'),
+      lastRowFinal: p('SELECT chunk, final FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC LIMIT 1'),
       rowsOfLine: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk BETWEEN ? AND ? ORDER BY chunk'),
       firstRow: p('SELECT chunk, data FROM mem WHERE line = ? ORDER BY chunk LIMIT 1'),
       rowsOfChunk: p('SELECT line, data FROM mem WHERE chunk = ?'),
@@ -156,8 +177,18 @@ export class TraceReader {
   step(seq: number): { pc: bigint; vcpu: number } {
     if (seq < this.first || seq >= this.end) throw new DbgError('bad-input', `no instruction at seq ${seq}: the history holds [${this.first}, ${this.end - 1}]`);
     const id = this.chunkIndexOf(seq);
-    const d = this.pcs(id);
     const i = seq - this.chunkFirsts[id]!;
+    // A first look into a chunk decodes only up to `seq`; a second one decodes and keeps it all.
+    let d = this.pcsCache.get(id);
+    if (!d && this.lastPeek !== id) {
+      this.lastPeek = id;
+      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      try {
+        d = nativeRecorder().decodePcs(r.pcs, i + 1);
+      } catch (e) {
+        throw errors.corrupt(this.path, `chunk ${id}: ${(e as Error).message}`);
+      }
+    } else d ??= this.pcs(id);
     return { pc: d.pc[i]!, vcpu: d.vcpu[i]! };
   }
 
@@ -218,20 +249,33 @@ export class TraceReader {
    * `at` (a guest write by an instruction before `at`, or a host write at or before it).
    */
   lastWrite(phys: number, at: number): LineWrite | undefined {
-    const line = Math.floor(phys / 64);
-    const bound = stateBound(at);
-    let chunk = this.chunkIndexOf(Math.max(at - 1, this.first));
-    for (;;) {
-      const got = this.st.lastRow!.get(line, chunk) as { chunk: number; data: Buffer } | undefined;
-      if (!got) return undefined;
-      const row = this.row(line, got.chunk, got.data);
-      for (let k = row.writes.length - 1; k >= 0; k--) {
-        const w = row.writes[k]!;
-        if (writeOrder(w) <= bound && phys >= w.phys && phys < w.phys + w.len) return w;
+    return this.lastWriteInRange(phys, 1, at);
+  }
+
+  /** The last write touching any byte of [phys, phys + len) that is part of the state at `at`. */
+  lastWriteInRange(phys: number, len: number, at: number): LineWrite | undefined {
+    if (this.chunkCount === 0 || len <= 0) return undefined;
+    let best: LineWrite | undefined;
+    const top = this.chunkIndexOf(at);
+    for (let line = Math.floor(phys / 64); line * 64 < phys + len; line++) {
+      const lo = Math.max(phys - line * 64, 0);
+      const hi = Math.min(phys + len - line * 64, 64);
+      // Rows whose mask shows a write to [lo, hi): an index walk over the line's chunks.
+      let mask = 0n;
+      for (let b = lo; b < hi; b++) mask |= 1n << BigInt(b);
+      let chunk = top;
+      while (chunk >= 0) {
+        const got = this.st.lastRowMasked!.get(line, chunk, BigInt.asIntN(64, mask)) as { chunk: number; data: Buffer } | undefined;
+        if (!got) break;
+        const hit = rowLastWrite(got.data, line, this.chunkFirsts[got.chunk]!, lo, hi, at);
+        if (hit) {
+          if (!best || writeOrder(hit) > writeOrder(best)) best = hit;
+          break;
+        }
+        chunk = got.chunk - 1; // its writes to the range all come after `at`
       }
-      if (got.chunk === 0) return undefined;
-      chunk = got.chunk - 1;
     }
+    return best;
   }
 
   /** Every write touching [phys, phys + len) in [from, to) positions, oldest first. */
@@ -252,9 +296,12 @@ export class TraceReader {
 
   /** The 64 bytes of physical line `line` at position `at`. */
   lineAt(line: number, at: number): Buffer {
-    const chunk = this.chunkCount ? this.chunkIndexOf(Math.max(at - 1, this.first)) : -1;
-    const got = chunk >= 0 ? (this.st.lastRow!.get(line, chunk) as { chunk: number; data: Buffer } | undefined) : undefined;
-    if (got) return lineStateAt(this.row(line, got.chunk, got.data), at);
+    const chunk = this.chunkCount ? this.chunkIndexOf(at) : -1;
+    const fin = chunk >= 0 ? (this.st.lastRowFinal!.get(line, chunk) as { chunk: number; final: Buffer } | undefined) : undefined;
+    // A row of an earlier chunk: every write in it is before `at`, its final state is the answer.
+    if (fin && fin.chunk < chunk) return fin.final;
+    const got = fin ? (this.st.lastRow!.get(line, chunk) as { chunk: number; data: Buffer }) : undefined;
+    if (got) return rowStateAt(got.data, this.chunkFirsts[got.chunk]!, at);
     // Never written at or before `at`: as the first row found it, or as recording began.
     const first = this.st.firstRow!.get(line) as { chunk: number; data: Buffer } | undefined;
     if (first) return Buffer.from(first.data.subarray(0, 64));
@@ -281,11 +328,26 @@ export class TraceReader {
     return (this.st.linesOfChunks!.raw().all(c0, c1) as [number][]).map((r) => r[0]);
   }
 
-  /** Every write of chunk `id`, in execution order. */
-  chunkWrites(id: number): LineWrite[] {
-    const out: LineWrite[] = [];
-    for (const r of this.st.rowsOfChunk!.all(id) as { line: number; data: Buffer }[]) out.push(...this.row(r.line, id, r.data).writes);
-    return out.sort((a, b) => writeOrder(a) - writeOrder(b));
+  /** Every write of chunk `id`, in execution order, with their orders (see line-rows.ts). */
+  chunkWrites(id: number): ChunkWrites {
+    const all: LineWrite[] = [];
+    for (const r of this.st.rowsOfChunk!.all(id) as { line: number; data: Buffer }[]) {
+      for (const w of decodeLineRow(r.data, r.line, this.chunkFirsts[id]!, this.path).writes) all.push(w);
+    }
+    // Sort by (order, index) with one native numeric sort: key = order * 2^22 + index.
+    if (all.length >= 1 << 22) throw errors.corrupt(this.path, `chunk ${id} holds ${all.length} writes, more than this reader handles (4M)`);
+    const base = 2 * this.chunkFirsts[id]!;
+    const keys = new Float64Array(all.length);
+    for (let i = 0; i < all.length; i++) keys[i] = (writeOrder(all[i]!) - base) * 4194304 + i;
+    keys.sort();
+    const list: LineWrite[] = new Array(all.length);
+    const order = new Float64Array(all.length);
+    for (let i = 0; i < keys.length; i++) {
+      const w = all[keys[i]! % 4194304]!;
+      list[i] = w;
+      order[i] = writeOrder(w);
+    }
+    return { list, order };
   }
 
   /** The newest checkpoint of `vcpu` at or before `seq`. */

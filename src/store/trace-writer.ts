@@ -36,7 +36,7 @@ export class TraceWriter {
   ) {
     this.db = createTrace(path, meta, replace);
     this.insChunk = this.db.prepare('INSERT INTO chunk (id, first, count, pcs, writes, lines) VALUES (?, ?, ?, ?, ?, ?)');
-    this.insMem = this.db.prepare('INSERT INTO mem (line, chunk, data) VALUES (?, ?, ?)');
+    this.insMem = this.db.prepare('INSERT INTO mem (line, chunk, mask, final, data) VALUES (?, ?, ?, ?, ?)');
     this.insCkpt = this.db.prepare('INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES (?, ?, ?, ?, ?)');
     this.insInput = this.db.prepare('INSERT INTO input (seq, vcpu, kind, detail) VALUES (?, ?, ?, ?)');
   }
@@ -70,8 +70,9 @@ export class TraceWriter {
         for (let p = 0; p < m.length; ) {
           const line = m.readBigUInt64LE(p);
           const n = m.readUInt32LE(p + 8);
-          this.insMem.run(line, id, m.subarray(p + 12, p + 12 + n));
-          p += 12 + n;
+          const mask = BigInt.asIntN(64, m.readBigUInt64LE(p + 12));
+          this.insMem.run(line, id, mask, m.subarray(p + 20 + 64, p + 20 + 128), m.subarray(p + 20, p + 20 + n));
+          p += 20 + n;
         }
         const k = c.ckpts;
         for (let p = 0; p < k.length; ) {

@@ -22,15 +22,14 @@
 
 import { DbgError, errors } from '../../common/errors.js';
 import type { Registers } from '../../arch/arch.js';
-import type { LineWrite } from '../../store/line-rows.js';
-import { stateBound, writeOrder } from '../../store/line-rows.js';
+import { stateBound } from '../../store/line-rows.js';
 import { nativeRecorder } from '../../store/native-recorder.js';
-import type { TraceReader } from '../../store/trace-reader.js';
+import { upperBound, type ChunkWrites, type TraceReader } from '../../store/trace-reader.js';
 import { UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { readRegisters } from '../emulator/x86-64-cpu.js';
 
-/** Windows spanning at most this many chunks are moved write by write. */
-const NEAR_CHUNKS = 2;
+/** Moves of at most this many instructions (within two chunks) go write by write. */
+const NEAR_INSNS = 200_000;
 
 export class ReplayMachine {
   readonly ram: Buffer;
@@ -40,8 +39,9 @@ export class ReplayMachine {
   private memAt: number;
   /** The position registers hold (every vCPU). */
   private regsAt = -1;
-  private readonly writeCache = new Map<number, LineWrite[]>();
+  private readonly writeCache = new Map<number, ChunkWrites>();
   private portQueue: number[] = [];
+  private portsHooked = false;
 
   constructor(readonly reader: TraceReader) {
     const size = Number(reader.meta.get('ram_size') ?? 0);
@@ -58,7 +58,6 @@ export class ReplayMachine {
     for (let v = 0; v < reader.vcpus; v++) {
       const e = new UnicornEngine('x86-64');
       e.mapHost(this.ramBase, this.ram);
-      e.hookPorts({ in: () => this.portQueue.shift() ?? 0, out: () => undefined });
       this.engines.push(e);
     }
   }
@@ -80,7 +79,7 @@ export class ReplayMachine {
   /** The vCPU that executes instruction `s` (or executed the last one, at the end). */
   runningAt(s: number): number {
     const r = this.reader;
-    if (r.end === r.first) return 0;
+    if (r.end === r.first || this.engines.length === 1) return 0;
     return r.step(Math.min(s, r.end - 1)).vcpu;
   }
 
@@ -98,7 +97,9 @@ export class ReplayMachine {
         continue;
       }
       nativeRecorder().contextRestore(this.engines[v]!.address, c.image);
-      if (v === running && !c.idle && c.seq < s) window = { vcpu: v, from: c.seq };
+      // The running vCPU's newest checkpoint is in its current slice (each slice starts with
+      // one): it ran every instruction since. The others are as they were at their slice end.
+      if (v === running && c.seq < s) window = { vcpu: v, from: c.seq };
     }
     if (!window) {
       this.syncMemory(s);
@@ -122,16 +123,21 @@ export class ReplayMachine {
       .inputs(from, to)
       .filter((i) => i.kind === 'port-in' && i.vcpu === vcpu)
       .map((i) => Number(i.detail.value));
+    if (this.portQueue.length && !this.portsHooked) {
+      // Only traces with port reads pay for the hook (adding it flushes translations).
+      for (const x of this.engines) x.hookPorts({ in: () => this.portQueue.shift() ?? 0, out: () => undefined });
+      this.portsHooked = true;
+    }
     const err = nativeRecorder().run(e.address, e.readReg(X86_REG.RIP), to - from);
     if (err !== 0) throw new DbgError('corrupt', `re-executing seq ${from}..${to} failed with Unicorn error ${err}`);
     this.memAt = to;
   }
 
-  private writesOf(chunk: number): LineWrite[] {
+  private writesOf(chunk: number): ChunkWrites {
     let w = this.writeCache.get(chunk);
     if (!w) {
       w = this.reader.chunkWrites(chunk);
-      if (this.writeCache.size >= 4) this.writeCache.delete(this.writeCache.keys().next().value!);
+      if (this.writeCache.size >= 8) this.writeCache.delete(this.writeCache.keys().next().value!);
       this.writeCache.set(chunk, w);
     }
     return w;
@@ -149,24 +155,24 @@ export class ReplayMachine {
     const c0 = r.chunkIndexOf(lo);
     const c1 = r.chunkIndexOf(hi);
     const base = Number(this.ramBase);
-    if (c1 - c0 <= NEAR_CHUNKS) {
+    if (hi - lo <= NEAR_INSNS && c1 - c0 <= 1) {
+      // The window's writes: order in (stateBound(lo), stateBound(hi)].
       const bLo = stateBound(lo);
       const bHi = stateBound(hi);
-      const inWindow: LineWrite[] = [];
-      for (let c = c0; c <= c1; c++) {
-        for (const w of this.writesOf(c)) {
-          const o = writeOrder(w);
-          if (o > bLo && o <= bHi) inWindow.push(w);
-        }
-      }
+      const apply = (w: { phys: number; len: number }, bytes: Buffer) => {
+        const off = w.phys - base;
+        if (off >= 0 && off + w.len <= this.ram.length) bytes.copy(this.ram, off);
+      };
       if (s < this.memAt) {
-        for (let k = inWindow.length - 1; k >= 0; k--) {
-          const w = inWindow[k]!;
-          if (w.phys - base >= 0 && w.phys - base + w.len <= this.ram.length) w.old.copy(this.ram, w.phys - base);
+        for (let c = c1; c >= c0; c--) {
+          const cw = this.writesOf(c);
+          for (let k = upperBound(cw.order, bHi) - 1; k >= 0 && cw.order[k]! > bLo; k--) apply(cw.list[k]!, cw.list[k]!.old);
         }
       } else {
-        for (const w of inWindow) {
-          if (w.phys - base >= 0 && w.phys - base + w.len <= this.ram.length) w.data.copy(this.ram, w.phys - base);
+        for (let c = c0; c <= c1; c++) {
+          const cw = this.writesOf(c);
+          const stop = upperBound(cw.order, bHi);
+          for (let k = upperBound(cw.order, bLo); k < stop; k++) apply(cw.list[k]!, cw.list[k]!.data);
         }
       }
     } else {
