@@ -27,7 +27,7 @@ export default class Open extends Command {
     raw: Flags.boolean({ description: 'open FILE as raw bytes (address = file offset), even if it is ELF' }),
     exe: Flags.string({ description: 'the executable of a process core, when the path the core records is wrong', helpValue: 'FILE' }),
     sysroot: Flags.string({ description: 'prefix for the library paths a process core records (like gdb\'s set sysroot)', helpValue: 'DIR' }),
-    symbols: Flags.string({ description: 'symbol file for a kernel dump (vmlinux); repeat for more', multiple: true, helpValue: 'FILE' }),
+    symbols: Flags.string({ description: 'symbol file for a kernel dump (vmlinux); repeat the flag for more', multiple: true, multipleNonGreedy: true, helpValue: 'FILE' }),
     execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
     gdb: Flags.string({ description: 'also serve the target to gdb (target remote HOST:PORT); host defaults to 127.0.0.1', helpValue: '[HOST:]PORT' }),
