@@ -3,6 +3,7 @@ import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { describeStop } from '../src/mdb/modules/emulator.js';
 import { EmulatorTarget } from '../src/targets/emulator/emulator-target.js';
+import { serveWhileSession } from '../src/gdbserver/gdb-listen.js';
 
 /** "128M", "1G", "65536K", "33554432": bytes. */
 function parseSize(s: string): number {
@@ -45,6 +46,7 @@ stays at its first instruction. Then commands run (-e) or the REPL starts: :c co
     execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
     quiet: Flags.boolean({ char: 'q', description: 'do not echo the guest console while it runs' }),
+    gdb: Flags.string({ description: 'also serve the guest to gdb (target remote HOST:PORT); with --wait it stays at its first instruction until gdb continues', helpValue: '[HOST:]PORT' }),
   };
 
   async run(): Promise<void> {
@@ -79,7 +81,8 @@ stays at its first instruction. Then commands run (-e) or the REPL starts: :c co
           process.off('SIGINT', onSigint);
         }
       }
-      code = await runSession(target, { execute: flags.execute, json: flags.json });
+      const session = () => runSession(target, { execute: flags.execute, json: flags.json });
+      code = flags.gdb ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined }) : await session();
     } finally {
       target.close();
     }

@@ -13,7 +13,7 @@
  *     break/watchpoints removed, ready for the next client. The target is never closed or reset.
  */
 
-import { describeError } from '../common/errors.js';
+import { DbgError, describeError } from '../common/errors.js';
 import type { Target } from '../targets/target.js';
 import { parseRequest } from './commands/parse-request.js';
 import { E_BAD_PACKET, GdbClient, PACKET_SIZE, type MonitorSession, type Reply } from './gdb-client.js';
@@ -49,7 +49,7 @@ export async function serveGdb(
   /** Settles when the previous client's run has stopped and its points are removed. */
   let previous: Promise<void> = Promise.resolve();
 
-  const listener = await listenTcp(host, options.port, (ch) => {
+  const onChannel = (ch: Channel): void => {
     if (active) {
       refuse(ch, active.peer, log);
       return;
@@ -61,7 +61,15 @@ export async function serveGdb(
       active = undefined;
       log(`gdb from ${ch.peer} left; ${target.name} stays stopped, waiting for the next client`);
     });
-  });
+  };
+  let listener;
+  try {
+    listener = await listenTcp(host, options.port, onChannel);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'EADDRINUSE' ? 'the address is already in use' : err.code === 'EACCES' ? 'permission denied' : err.message;
+    throw new DbgError('io', `cannot listen for gdb on ${host}:${options.port}: ${why}`);
+  }
   log(`listening on ${host}:${listener.port} for gdb (target remote ${host}:${listener.port})`);
   return {
     host,

@@ -1,0 +1,78 @@
+/**
+ * What the `--gdb [HOST:]PORT` flag of `dbg open`, `dbg live` and `dbg replay` does: serve the
+ * target to gdb beside the MDB session, or, with no terminal, headless until SIGTERM/SIGINT.
+ *
+ *   terminal on stdin:  the REPL runs beside the server; leaving the REPL (::quit, EOF) stops both.
+ *   no terminal (stdin closed, /dev/null, a pipe) or -e:  the commands given run first, then dbg
+ *                       keeps serving until it is stopped by SIGTERM or SIGINT (exit status 0).
+ *
+ * `monitor CMD` in gdb runs CMD in an MDB session of its own on the same target (its own dot and
+ * selected thread), so a REPL user and a gdb user do not move each other's cursor.
+ */
+
+import { errors } from '../common/errors.js';
+import { builtinModules } from '../mdb/modules/index.js';
+import { Session } from '../mdb/session.js';
+import type { Target } from '../targets/target.js';
+import { serveGdb } from './gdb-server.js';
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `1234`, `:1234`, `0.0.0.0:1234`, `localhost:1234`, `[::1]:1234`. Host defaults to 127.0.0.1. */
+export function parseListenAddress(text: string): ListenAddress {
+  const bad = (why: string) => errors.badInput(`--gdb ${text}: ${why}; expected [HOST:]PORT, e.g. 1234 or 127.0.0.1:1234`);
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):)?(\d+)$/.exec(text.trim());
+  if (!m) throw bad('not a port number');
+  const port = Number(m[2]);
+  if (port > 65535) throw bad(`port ${port} is above 65535`);
+  let host = m[1] ?? '';
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  return { host: host === '' ? '127.0.0.1' : host, port };
+}
+
+export interface GdbListenOptions {
+  /** The session as the command would run it without --gdb (REPL or -e); returns the exit status. */
+  readonly session: () => Promise<number>;
+  /** Commands were given with -e: there is no REPL, so serve until a signal once they ran. */
+  readonly script?: boolean;
+  readonly log?: (message: string) => void;
+}
+
+/** Serve `target` on `listen` while the command's session runs; see the file comment. */
+export async function serveWhileSession(target: Target, listen: string, opts: GdbListenOptions): Promise<number> {
+  const addr = parseListenAddress(listen);
+  const server = await serveGdb(target, new Session(target, builtinModules), { ...addr, log: opts.log });
+  const headless = opts.script === true || !process.stdin.isTTY;
+  try {
+    if (!headless) return await opts.session();
+    // Headless: serve until a signal, whether or not the session's input ever ends (a guest console
+    // may hold stdin open); the status is the session's if it finished, else 0.
+    let code = 0;
+    void opts.session().then(
+      (c) => {
+        code = c;
+      },
+      () => {
+        code = 1;
+      },
+    );
+    (opts.log ?? ((m: string) => process.stderr.write(`dbg gdbserver: ${m}\n`)))(
+      `no terminal: serving gdb on ${server.host}:${server.port} until stopped (SIGTERM or SIGINT)`,
+    );
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+        resolve();
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    });
+    return code;
+  } finally {
+    await server.close();
+  }
+}

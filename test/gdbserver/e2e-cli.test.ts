@@ -1,0 +1,90 @@
+// `dbg open|live ... --gdb [HOST:]PORT` as a user runs it: a child process with no terminal, so it
+// serves headless until SIGTERM, while a real gdb attaches.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { debuggee } from '../helpers/debuggee.js';
+import { fixturePath, repoRoot } from '../helpers/shared-fixtures.js';
+import { gdbBatch } from './gdb-batch.js';
+
+const dbg = join(repoRoot, 'bin', 'dbg');
+const children: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  children.length = 0;
+});
+
+/** Start dbg with stdin closed; resolves with the port it reports and a way to stop it. */
+async function startDbg(args: string[]): Promise<{ port: number; stderr: () => string; stop: () => Promise<number | null> }> {
+  const child = spawn(process.execPath, [dbg, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBG_HISTORY: '/dev/null' } });
+  children.push(child);
+  let err = '';
+  child.stdout!.on('data', () => undefined);
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`dbg did not start serving: ${err}`)), 30_000);
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /listening on 127\.0\.0\.1:(\d+) for gdb/.exec(err);
+      if (m) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`dbg exited (${code}): ${err}`)));
+  });
+  return {
+    port,
+    stderr: () => err,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', (code) => resolve(code));
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+describe('dbg --gdb', () => {
+  it('dbg open CORE --gdb: headless, gdb attaches, monitor runs dbg commands, SIGTERM ends it with status 0', async () => {
+    const d = await debuggee('threads');
+    const s = await startDbg(['open', d.core, '--exe', d.exe, '--gdb', '127.0.0.1:0']);
+    const r = await gdbBatch(s.port, ['info threads', 'monitor ::status', 'bt 1'], { file: d.exe });
+    expect(r.stdout).toMatch(/\* 1 {4}Thread 1\.1 "LWP \d+"/);
+    expect(r.stderr).toContain('status: not running (a dump: nothing ran)');
+    // the server outlives its client
+    const again = await gdbBatch(s.port, ['info registers rip'], { file: d.exe });
+    expect(again.stdout).toMatch(/^rip +0x[0-9a-f]+/m);
+    expect(s.stderr()).toContain('no terminal: serving gdb on 127.0.0.1:');
+    expect(s.stderr()).toMatch(/gdb from 127\.0\.0\.1:\d+ detached/);
+    expect(await s.stop()).toBe(0);
+  });
+
+  it('dbg live --wait --gdb: the guest waits at its first instruction until gdb continues', async () => {
+    const kernel = fixturePath('qemu-vmcore/kernel.elf');
+    const s = await startDbg(['live', '--emulate', kernel, '--wait', '-q', '--gdb', '0']);
+    const r = await gdbBatch(s.port, ['info registers rip', 'break check_runqueue', 'continue', 'info threads'], { file: kernel });
+    expect(r.stdout).toMatch(/^rip +0x200020 +0x200020 <mb1_entry>/m);
+    expect(r.stdout).toContain('Breakpoint 1, check_runqueue () at ./kernel.c:368');
+    // a second session finds the guest where the first left it
+    const r2 = await gdbBatch(s.port, ['bt 1'], { file: kernel });
+    expect(r2.stdout).toContain('#0  check_runqueue () at ./kernel.c:368');
+    expect(await s.stop()).toBe(0);
+  });
+
+  it('rejects a bad --gdb address and a port already in use, with clear messages', async () => {
+    const d = await debuggee('threads');
+    const bad = spawnSync(process.execPath, [dbg, 'open', d.core, '--gdb', 'host:port'], { encoding: 'utf8', input: '' });
+    expect(bad.stderr).toContain('--gdb host:port: not a port number; expected [HOST:]PORT, e.g. 1234 or 127.0.0.1:1234');
+    expect(bad.status).not.toBe(0);
+    const big = spawnSync(process.execPath, [dbg, 'open', d.core, '--gdb', '70000'], { encoding: 'utf8', input: '' });
+    expect(big.stderr).toContain('--gdb 70000: port 70000 is above 65535');
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as { port: number }).port;
+    const inUse = spawnSync(process.execPath, [dbg, 'open', d.core, '--gdb', String(port)], { encoding: 'utf8', input: '' });
+    busy.close();
+    expect(inUse.stderr).toContain(`cannot listen for gdb on 127.0.0.1:${port}: the address is already in use`);
+    expect(inUse.status).not.toBe(0);
+  });
+});
