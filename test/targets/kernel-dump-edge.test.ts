@@ -10,6 +10,9 @@ import { DbgError } from '../../src/common/errors.js';
 import { ElfFile } from '../../src/symbols/elf-file.js';
 import { isKernelDump, KernelDumpTarget } from '../../src/targets/elfcore/kernel-dump-target.js';
 import { PageTableBuilder, writeVmcore, type VmcoreSpec } from '../../src/targets/elfcore/kernel-vmcore-writer.js';
+import { formatPrintk, readPrintkLog } from '../../src/targets/elfcore/kernel-linux-printk.js';
+import { CaptureOutput, Session } from '../../src/mdb/session.js';
+import { builtinModules } from '../../src/mdb/modules/index.js';
 
 let dir: string;
 beforeAll(() => {
@@ -207,6 +210,80 @@ describe('a QEMU dump of a KASLR kernel without VMCOREINFO', () => {
     const t = KernelDumpTarget.open(qemuKaslr('kaslr-other.vmcore'), { symbols: [vmlinux('vmlinux-k2', 'Linux version 5.10.0-other (x@y) #2\n')] });
     expect(t.kernelOffset).toBe(0n);
     expect(t.warnings).toContain('linux_banner of the symbol file is nowhere in the dump (tried every KASLR offset): the symbols may not match');
+    t.close();
+  });
+});
+
+describe('the Linux printk ring buffer, located by VMCOREINFO', () => {
+  // A 4-record ring with 64 bytes of text, in RAM reached through the direct map:
+  //   id 2 (index 2): "second line", id 3 (index 3): "wrapped!" (its block wraps to index 0),
+  //   id 4 (index 0): reserved, not committed: skipped. tail_id 2, head_id 4.
+  const P = RAM + 0x100000n;
+  const V = 0xffff888000000000n + P;
+  const info =
+    VMCOREINFO +
+    `SYMBOL(prb)=${V.toString(16)}\n` +
+    'OFFSET(printk_ringbuffer.desc_ring)=0\nOFFSET(printk_ringbuffer.text_data_ring)=48\n' +
+    'OFFSET(prb_desc_ring.count_bits)=0\nOFFSET(prb_desc_ring.descs)=8\nOFFSET(prb_desc_ring.infos)=16\n' +
+    'OFFSET(prb_desc_ring.head_id)=24\nOFFSET(prb_desc_ring.tail_id)=32\nSIZE(prb_desc)=24\nOFFSET(prb_desc.state_var)=0\n' +
+    'OFFSET(prb_desc.text_blk_lpos)=8\nOFFSET(prb_data_blk_lpos.begin)=0\nOFFSET(prb_data_blk_lpos.next)=8\n' +
+    'SIZE(printk_info)=88\nOFFSET(printk_info.seq)=0\nOFFSET(printk_info.ts_nsec)=8\nOFFSET(printk_info.text_len)=16\n' +
+    'OFFSET(prb_data_ring.size_bits)=0\nOFFSET(prb_data_ring.data)=8\n';
+  function ring(): Buffer {
+    const m = Buffer.alloc(0x700);
+    const q = (o: number, v: bigint) => m.writeBigUInt64LE(v, o);
+    q(0, V + 0x100n); // prb -> the ring buffer
+    m.writeUInt32LE(2, 0x100); // count_bits: 4 descriptors
+    q(0x108, V + 0x200n);
+    q(0x110, V + 0x300n);
+    q(0x118, 4n); // head_id
+    q(0x120, 2n); // tail_id
+    m.writeUInt32LE(6, 0x130); // size_bits: 64 bytes of text
+    q(0x138, V + 0x600n);
+    const desc = (index: number, state: bigint, id: bigint, begin: bigint, next: bigint) => {
+      q(0x200 + index * 24, (state << 62n) | id);
+      q(0x208 + index * 24, begin);
+      q(0x210 + index * 24, next);
+    };
+    const inf = (index: number, seq: bigint, ts: bigint, len: number) => {
+      q(0x300 + index * 88, seq);
+      q(0x308 + index * 88, ts);
+      m.writeUInt16LE(len, 0x310 + index * 88);
+    };
+    desc(2, 2n, 2n, 0x50n, 0x68n); // finalized, data at index 0x10
+    inf(2, 1n, 1_500_000_000n, 11);
+    q(0x610, 2n);
+    m.write('second line', 0x618, 'latin1');
+    desc(3, 1n, 3n, 0x78n, 0x90n); // committed; wraps: data at index 0
+    inf(3, 2n, 2_000_123_456n, 8);
+    q(0x600, 3n);
+    m.write('wrapped!', 0x608, 'latin1');
+    desc(0, 0n, 4n, 0x90n, 0xa0n); // reserved: skipped
+    return m;
+  }
+
+  it('reads the records in order, skipping the uncommitted one', () => {
+    const spec = kdumpSpec(info);
+    const seg = spec.segments[0]!;
+    const p = dump('printk.vmcore', { ...spec, segments: [{ ...seg, chunks: [...seg.chunks!, { offset: 0x100000, bytes: ring() }] }] });
+    const t = KernelDumpTarget.open(p);
+    const recs = readPrintkLog(t, t.vmcoreinfo);
+    expect(recs.map(formatPrintk)).toEqual(['[    1.500000] second line', '[    2.000123] wrapped!']);
+    return (async () => {
+      const out = new CaptureOutput();
+      await new Session(t, builtinModules).execute('::dmesg -n 1', out);
+      expect(out.lines).toEqual(['[    2.000123] wrapped!']);
+      t.close();
+    })();
+  });
+
+  it('says what is missing when VMCOREINFO does not describe the buffer', () => {
+    const t = KernelDumpTarget.open(dump('printk-old.vmcore', kdumpSpec(VMCOREINFO + `SYMBOL(prb)=${V.toString(16)}\n`)));
+    expect(failure(() => readPrintkLog(t, t.vmcoreinfo))).toEqual({
+      code: 'not-found',
+      message: 'VMCOREINFO has no OFFSET(printk_ringbuffer.desc_ring): the kernel predates the lockless printk ring buffer (Linux 5.10) or does not describe it',
+    });
+    expect(failure(() => readPrintkLog(t, undefined)).message).toBe('kernel dump "printk-old.vmcore" has no VMCOREINFO note: the kernel log\'s layout is unknown');
     t.close();
   });
 });

@@ -7,6 +7,8 @@
  *   ::cpus                        the CPUs of a kernel dump: mode, page-table root, pc
  *   ::vmcoreinfo                  the dump's VMCOREINFO note, line by line
  *   ::panicinfo                   why the kernel stopped, with the panicking CPU's key registers
+ *   ::dmesg [-n N]                a Linux kernel's log, from the printk ring buffer VMCOREINFO
+ *                                 describes (Linux 5.10+); -n: the last N records
  *
  * Physical memory is addressed with ::hexdump -p and ::vtop; physical formats (`addr\X`, kmdb's
  * syntax) belong to the command parser.
@@ -15,6 +17,7 @@
 import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
 import { KernelDumpTarget } from '../../targets/elfcore/kernel-dump-target.js';
+import { formatPrintk, readPrintkLog } from '../../targets/elfcore/kernel-linux-printk.js';
 import { need, type Target } from '../../targets/target.js';
 import type { Dcmd, DcmdModule, SessionView } from '../dcmd.js';
 import { parseFlags } from '../parse-flags.js';
@@ -197,7 +200,34 @@ const panicinfo: Dcmd = {
   },
 };
 
+const dmesg: Dcmd = {
+  name: 'dmesg',
+  usage: '::dmesg [-n count]',
+  help:
+    "a Linux kernel's log, read from its printk ring buffer\n\n" +
+    'Needs the dump\'s VMCOREINFO (kdump always has it; QEMU only with -device vmcoreinfo and the\n' +
+    "guest's qemu_fw_cfg driver), which locates and lays out the buffer: no vmlinux is needed.",
+  run(s, inv, out) {
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'n' });
+    noExtra(this, rest);
+    const t = s.target;
+    if (!(t instanceof KernelDumpTarget)) throw errors.unsupported(t.name, 'the kernel log (::dmesg is for kernel dumps)');
+    let records = readPrintkLog(t, t.vmcoreinfo, s.thread || undefined);
+    const n = flags.get('n');
+    if (n !== undefined) {
+      const k = Number(n);
+      if (!Number.isInteger(k) || k < 0) throw errors.badInput(`::dmesg: -n needs a record count, not "${String(n)}"`);
+      records = records.slice(Math.max(0, records.length - k));
+    }
+    if (out.jsonMode) {
+      out.json(records.map((r) => ({ seq: Number(r.seq), tsNsec: r.tsNsec.toString(), text: r.text })));
+      return;
+    }
+    for (const r of records) out.line(formatPrintk(r));
+  },
+};
+
 export const kernelModule: DcmdModule = {
   name: 'kernel',
-  dcmds: [vtop, hexdump, cpus, vmcoreinfo, panicinfo],
+  dcmds: [vtop, hexdump, cpus, vmcoreinfo, panicinfo, dmesg],
 };

@@ -26,6 +26,7 @@ import { X86_64 } from '../../arch/x86-64.js';
 import type { Registers } from '../../arch/arch.js';
 import { cr3Root, X86_64Paging, type Walk } from '../../arch/x86-64-paging.js';
 import { FileByteSource } from '../../common/byte-source.js';
+import { hex } from '../../common/format.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { ElfFile, ET_CORE, PT_LOAD, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
@@ -331,7 +332,7 @@ export class KernelDumpTarget implements Target {
       const root = (virt - START_KERNEL_MAP + (physBase ?? 0n)) & MASK64;
       return (this.kernelRootCache = {
         root,
-        from: `${name} = 0x${virt.toString(16)} - __START_KERNEL_map + phys_base 0x${(physBase ?? 0n).toString(16)} = phys 0x${root.toString(16)}`,
+        from: `${name} = 0x${virt.toString(16)} - __START_KERNEL_map + phys_base ${hex(BigInt.asIntN(64, physBase ?? 0n))} = phys 0x${root.toString(16)}`,
       });
     }
     return (this.kernelRootCache = { from: `${name} = 0x${virt.toString(16)} is outside the kernel image map; cannot find its physical address` });
