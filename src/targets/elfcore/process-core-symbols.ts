@@ -16,6 +16,8 @@ import { ElfFile, SHT_DYNSYM, SHT_SYMTAB, STT_FILE, STT_FUNC, STT_GNU_IFUNC, STT
 import { SymbolTable, type Sym, type SymbolMatch } from '../../symbols/symbol-table.js';
 
 const ENTRY = 24; // sizeof(Elf64_Sym)
+/** Bits of a sort key that hold the entry number: up to 2^18 symbols per table. */
+const IDX = 18;
 
 /** The table for `elf`'s symbols at load bias `bias`: compact when it can be, else the plain one. */
 export function symbolTableFor(moduleName: string, elf: ElfFile, bias: bigint): SymbolTable {
@@ -53,7 +55,10 @@ class CompactSymbolTable extends SymbolTable {
     const w = new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + count * ENTRY));
     const addr = new Float64Array(count);
     const rank = new Uint8Array(count);
+    // Absolute symbols (version names, constants) are not biased and lie far from the rest: two
+    // groups, each with a small address span, sorted apart and merged.
     const keep: number[] = [];
+    const keepAbs: number[] = [];
     const biasN = Number(bias);
     for (let i = 0; i < count; i++) {
       const o = i * 6;
@@ -71,38 +76,29 @@ class CompactSymbolTable extends SymbolTable {
       const sized = w[o + 4] !== 0 || w[o + 5] !== 0 ? 4 : 0;
       addr[i] = a;
       rank[i] = kind + (info >> 4 !== 0 ? 1 : 0) + sized;
-      keep.push(i);
+      (shndx === 0xfff1 ? keepAbs : keep).push(i);
     }
-    // SymbolTable's order: address up, rank down, then name down. A comparator function is slow
-    // while the code is still cold, so sort numeric keys natively (address * 8 + 7 - rank, exact
-    // below 2^50); the few entries that share a key are ordered by name.
-    const keys = new Float64Array(keep.length);
-    const byKey = new Map<number, number[]>();
-    for (let k = 0; k < keep.length; k++) {
-      const i = keep[k]!;
-      if (addr[i]! >= 2 ** 50) return undefined;
-      const key = addr[i]! * 8 + 7 - rank[i]!;
-      keys[k] = key;
-      const list = byKey.get(key);
-      if (list) list.push(i);
-      else byKey.set(key, [i]);
-    }
-    keys.sort();
-    const order = new Uint32Array(keep.length);
-    const addrs = new Float64Array(keep.length);
-    let n = 0;
-    for (let k = 0; k < keys.length; k++) {
-      if (k > 0 && keys[k] === keys[k - 1]) continue;
-      const same = byKey.get(keys[k]!)!;
-      if (same.length > 1) {
-        const name = (i: number) => cstringAt(strings, w[i * 6]!);
-        const names = new Map(same.map((i) => [i, name(i)]));
-        same.sort((x, y) => (names.get(x)! < names.get(y)! ? 1 : names.get(x)! > names.get(y)! ? -1 : 0));
+    const main = sortGroup(keep, addr, rank);
+    const abs = sortGroup(keepAbs, addr, rank);
+    if (!main || !abs) return undefined;
+    // Merge the two sorted groups: address up, rank down, entry up.
+    const n = main.length + abs.length;
+    const order = new Uint32Array(n);
+    const addrs = new Float64Array(n);
+    let x = 0;
+    let y = 0;
+    for (let k = 0; k < n; k++) {
+      let take: number;
+      if (y >= abs.length) take = main[x++]!;
+      else if (x >= main.length) take = abs[y++]!;
+      else {
+        const p = main[x]!;
+        const q = abs[y]!;
+        const pFirst = addr[p]! < addr[q]! || (addr[p] === addr[q] && (rank[p]! > rank[q]! || (rank[p] === rank[q] && p < q)));
+        take = pFirst ? main[x++]! : abs[y++]!;
       }
-      for (const i of same) {
-        order[n] = i;
-        addrs[n++] = addr[i]!;
-      }
+      order[k] = take;
+      addrs[k] = addr[take]!;
     }
     return new CompactSymbolTable(moduleName, elf, raw, strings, bias, order, addrs);
   }
@@ -136,9 +132,14 @@ class CompactSymbolTable extends SymbolTable {
     const at = a[found]!;
     let i = found;
     while (i > 0 && a[i - 1] === at) i--;
-    let best = this.sym(i);
-    for (let j = i; j < a.length && a[j] === at; j++) {
-      const s = this.sym(j);
+    let j = found + 1;
+    while (j < a.length && a[j] === at) j++;
+    // The symbols at this address in SymbolTable's order: rank down, then name down.
+    const here = [];
+    for (let k = i; k < j; k++) here.push(this.sym(k));
+    if (here.length > 1) here.sort((x, y) => rankOf(y) - rankOf(x) || (x.name < y.name ? 1 : x.name > y.name ? -1 : 0));
+    let best = here[0]!;
+    for (const s of here) {
       if (s.size > addr - s.addr) {
         best = s;
         break;
@@ -180,4 +181,36 @@ function cstringAt(b: Buffer, off: number): string {
   let end = b.indexOf(0, off);
   if (end < 0) end = b.length;
   return b.toString('utf8', off, end);
+}
+
+/**
+ * Entries `group` sorted by address up, rank down, entry up, without a comparator function (slow
+ * while code is cold): one number per symbol, sorted natively,
+ *   ((address - min) * 8 + 7 - rank) * 2^IDX + entry      (exact while below 2^53)
+ * Names only matter between aliases of equal rank; resolve() orders those few when it meets them.
+ * Undefined when the group is too large or spread too wide for such keys.
+ */
+function sortGroup(group: readonly number[], addr: Float64Array, rank: Uint8Array): Uint32Array | undefined {
+  if (group.length === 0) return new Uint32Array(0);
+  let min = Infinity;
+  let max = -Infinity;
+  for (const i of group) {
+    if (addr[i]! < min) min = addr[i]!;
+    if (addr[i]! > max) max = addr[i]!;
+  }
+  if (group.length >= 2 ** IDX || max - min >= 2 ** (53 - IDX - 3)) return undefined;
+  const keys = new Float64Array(group.length);
+  for (let k = 0; k < group.length; k++) {
+    const i = group[k]!;
+    keys[k] = ((addr[i]! - min) * 8 + 7 - rank[i]!) * 2 ** IDX + i;
+  }
+  keys.sort();
+  const out = new Uint32Array(group.length);
+  for (let k = 0; k < keys.length; k++) out[k] = keys[k]! % 2 ** IDX;
+  return out;
+}
+
+/** SymbolTable's display preference among symbols at one address. */
+function rankOf(s: Sym): number {
+  return (s.kind === 'other' ? 0 : 2) + (s.global ? 1 : 0) + (s.size > 0n ? 4 : 0);
 }
