@@ -13,6 +13,9 @@ import { ElfFile, PT_LOAD, PT_NOTE, type ProgramHeader } from '../../src/symbols
 import { NT_FILE, NT_PRSTATUS } from '../../src/targets/elfcore/core-notes.js';
 import { ProcessCoreTarget } from '../../src/targets/elfcore/process-core-target.js';
 import { unwind } from '../../src/targets/unwind.js';
+import type { Target } from '../../src/targets/target.js';
+import { X86_64 } from '../../src/arch/x86-64.js';
+import { SymbolSpace } from '../../src/symbols/symbol-space.js';
 import { debuggee, type Debuggee } from '../helpers/debuggee.js';
 
 let d: Debuggee;
@@ -305,5 +308,68 @@ describe('process core: random damage', () => {
       }
     }
     expect(others).toEqual([]);
+  });
+});
+
+describe('unwinder on stacks that lie', () => {
+  /**
+   * A target with no modules (so no CFI): registers as given, memory from one buffer at `base`,
+   * and readable (zero) code at 0x400000-0x4fffff.
+   */
+  function fakeTarget(regs: Record<string, bigint>, base: bigint, mem: Buffer): Target {
+    return {
+      name: 'fake target',
+      kind: 'test',
+      arch: X86_64,
+      caps: {},
+      symbols: new SymbolSpace(),
+      readVirtual(addr: bigint, length: number): Buffer {
+        if (addr >= 0x40_0000n && addr + BigInt(length) <= 0x50_0000n) return Buffer.alloc(length);
+        const off = Number(addr - base);
+        if (addr < base || off + length > mem.length) throw new DbgError('unmapped', `read of ${length} bytes at 0x${addr.toString(16)} failed`);
+        return mem.subarray(off, off + length);
+      },
+      mappings: () => [],
+      threads: () => [{ index: 1, tid: 1, name: 'LWP 1', state: 'stopped' }],
+      registers: () => new Map(Object.entries(regs)),
+      status: () => ({ reason: { kind: 'none' }, thread: 1, pc: regs.rip! }),
+      close() {},
+    };
+  }
+  const base = 0x7000_0000n;
+  const stack = (words: bigint[]) => {
+    const b = Buffer.alloc(words.length * 8);
+    words.forEach((w, i) => b.writeBigUInt64LE(w, i * 8));
+    return b;
+  };
+
+  it('stops at a frame-pointer chain that loops', () => {
+    // [base] = saved rbp pointing back at itself, [base + 8] = a return address.
+    const t = fakeTarget({ rip: 0x40_1000n, rsp: base, rbp: base }, base, stack([base, 0x40_2000n]));
+    const frames = unwind(t, 1);
+    expect(frames.map((f) => [f.pc, f.how])).toEqual([
+      [0x40_1000n, 'registers'],
+      [0x40_2000n, 'frame-pointer'],
+    ]);
+  });
+
+  it('stops at maxFrames on a long chain, and at an unreadable frame', () => {
+    const words: bigint[] = [];
+    for (let i = 0; i < 400; i++) words.push(base + BigInt((i + 1) * 16), 0x40_0000n + BigInt(i));
+    const t = fakeTarget({ rip: 0x40_1000n, rsp: base, rbp: base }, base, stack(words));
+    expect(unwind(t, 1, { maxFrames: 10 }).length).toBe(10);
+    // The chain runs off the end of readable memory after 400 frames; the default limit is 256.
+    expect(unwind(t, 1).length).toBe(256);
+    const short = fakeTarget({ rip: 0x40_1000n, rsp: base, rbp: base }, base, stack(words.slice(0, 20)));
+    expect(unwind(short, 1).length).toBe(11); // frame 0 + 10 callers; the 11th saved rbp is unreadable
+  });
+
+  it('takes the caller of a call through a NULL pointer from the top of the stack', () => {
+    const t = fakeTarget({ rip: 0n, rsp: base, rbp: base + 0x100n }, base, stack([0x40_3000n]));
+    const frames = unwind(t, 1);
+    expect(frames.slice(0, 2).map((f) => [f.pc, f.sp, f.how])).toEqual([
+      [0n, base, 'registers'],
+      [0x40_3000n, base + 8n, 'return-address'],
+    ]);
   });
 });
