@@ -31,7 +31,7 @@ const LIST_LEN = 6;
 function askGdb(d: Debuggee, core: string): Map<string, string> {
   const cmds: string[] = ['echo @@threads\\n', 'info threads'];
   for (let i = 1; i <= THREADS; i++) {
-    cmds.push(`thread ${i}`, `echo @@regs ${i}\\n`, 'info registers', `echo @@bases ${i}\\n`, 'p/x $fs_base', 'p/x $gs_base');
+    cmds.push(`thread ${i}`, `echo @@regs ${i}\\n`, 'info registers', `echo @@bases ${i}\\n`, 'p/x $fs_base', 'p/x $gs_base', 'p/x $orig_rax');
   }
   cmds.push('echo @@bt\\n', 'thread apply all bt -frame-info location-and-address');
   for (const [name] of scalars) cmds.push(`echo @@p ${name}\\n`, `p/x ${name}`, `echo @@addr ${name}\\n`, `p/x &${name}`);
@@ -122,7 +122,7 @@ describe.each(cores)('%s core of a multi-threaded program, compared with gdb', (
     expect(t.threads()[0]!.tid).toBe(d.pid);
   });
 
-  it('gives every thread the registers gdb gives, fs_base and gs_base included', () => {
+  it('gives every thread the registers gdb gives, fs_base, gs_base and orig_rax included', () => {
     for (let i = 1; i <= THREADS; i++) {
       const regs = t.registers(i);
       const theirs = new Map([...gdb.get(`regs ${i}`)!.matchAll(/^(\w+)\s+(0x[0-9a-f]+)/gm)].map((m) => [m[1]!, BigInt(m[2]!)]));
@@ -131,6 +131,7 @@ describe.each(cores)('%s core of a multi-threaded program, compared with gdb', (
       const bases = gdb.get(`bases ${i}`)!.split('\n');
       expect(regs.get('fs_base')).toBe(gdbValue(bases[0]));
       expect(regs.get('gs_base')).toBe(gdbValue(bases[1]));
+      expect(regs.get('orig_rax')).toBe(BigInt.asUintN(64, gdbValue(bases[2])));
       expect(regs.get('fs_base')).not.toBe(0n);
     }
   });
