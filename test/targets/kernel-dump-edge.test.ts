@@ -288,6 +288,73 @@ describe('the Linux printk ring buffer, located by VMCOREINFO', () => {
   });
 });
 
+describe('kallsyms from the dump, located by VMCOREINFO (no vmlinux)', () => {
+  const P = RAM + 0x180000n;
+  const V = 0xffff888000000000n + P;
+  const BASE = 0xffffffff81000000n;
+  const LONG = 'a'.repeat(129); // 130 tokens with the type letter: Linux 6.1's two-byte length
+  const syms: [string, bigint][] = [
+    ['T_stext', BASE],
+    ['tpanic_helper', BASE + 0x100n],
+    ['Dinit_task', BASE + 0x200000n],
+    ['Afixed_percpu_data', 0n], // a per-CPU offset, not an address
+    ['t' + LONG, BASE + 0x300n],
+  ];
+  function tables(): Buffer {
+    const m = Buffer.alloc(0x1000);
+    m.writeUInt32LE(syms.length, 0x800);
+    m.writeBigUInt64LE(BASE, 0x808);
+    syms.forEach(([, v], i) => m.writeInt32LE(v === 0n ? 0 : -Number(v - BASE) - 1, 0x810 + i * 4));
+    // Tokens: 1 = "panic", 2 = "_helper", every printable byte stands for itself, the rest are empty.
+    const tok = (i: number) => (i === 1 ? 'panic' : i === 2 ? '_helper' : i >= 0x20 && i < 0x7f ? String.fromCharCode(i) : '');
+    let at = 0;
+    for (let i = 0; i < 256; i++) {
+      m.writeUInt16LE(at, 0x840 + i * 2);
+      at += m.write(tok(i) + '\0', 0xa40 + at, 'latin1');
+    }
+    let o = 0xe00;
+    for (const [name] of syms) {
+      const toks = name === 'tpanic_helper' ? [0x74, 1, 2] : [...name].map((c) => c.charCodeAt(0));
+      if (toks.length >= 0x80) {
+        m[o++] = (toks.length & 0x7f) | 0x80;
+        m[o++] = toks.length >> 7;
+      } else m[o++] = toks.length;
+      for (const t of toks) m[o++] = t;
+    }
+    return m;
+  }
+  const info =
+    VMCOREINFO +
+    [['num_syms', 0x800], ['relative_base', 0x808], ['offsets', 0x810], ['token_index', 0x840], ['token_table', 0xa40], ['names', 0xe00]]
+      .map(([n, o]) => `SYMBOL(kallsyms_${n})=${(V + BigInt(o as number)).toString(16)}\n`)
+      .join('');
+
+  it('decodes names, addresses, kinds and sizes', () => {
+    const spec = kdumpSpec(info);
+    const seg = spec.segments[0]!;
+    const t = KernelDumpTarget.open(dump('kallsyms.vmcore', { ...spec, segments: [{ ...seg, chunks: [...seg.chunks!, { offset: 0x180000, bytes: tables() }] }] }));
+    expect(t.symbols.modules.map((m) => m.name)).toEqual(['kallsyms', 'vmcoreinfo']);
+    const k = t.symbols.modules[0]!.table;
+    expect(k.all().map((x) => [x.name, x.addr, x.size, x.kind, x.global])).toEqual([
+      ['_stext', BASE, 0x100n, 'func', true],
+      ['panic_helper', BASE + 0x100n, 0x200n, 'func', false],
+      [LONG, BASE + 0x300n, 0x1ffd00n, 'func', false],
+      ['init_task', BASE + 0x200000n, 0n, 'object', true],
+    ]);
+    expect(t.symbols.describe(BASE + 0x150n)).toBe('panic_helper+0x50');
+    expect(t.symbols.lookup('jiffies')).toBe(SWAPPER_RUN + 0x1000n); // still from VMCOREINFO's SYMBOL()
+    t.close();
+  });
+
+  it('a broken table leaves a warning and the VMCOREINFO symbols', () => {
+    const t = KernelDumpTarget.open(dump('kallsyms-bad.vmcore', kdumpSpec(info))); // the tables' memory is all zero
+    expect(t.symbols.modules[0]!.table.size).toBe(0);
+    expect(t.warnings).toContain('kallsyms could not be read: kernel dump "kallsyms-bad.vmcore": kallsyms_num_syms is 0: not a kernel symbol count');
+    expect(t.symbols.lookup('swapper_pg_dir')).toBe(SWAPPER_RUN);
+    t.close();
+  });
+});
+
 // --- QEMU-style dumps with broken page tables ---------------------------------------------------
 
 const ROOT = 0x10000n;

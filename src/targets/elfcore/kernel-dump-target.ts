@@ -30,7 +30,7 @@ import { hex } from '../../common/format.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { ElfFile, ET_CORE, PT_LOAD, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
-import { SymbolTable } from '../../symbols/symbol-table.js';
+import { SymbolTable, type Sym, type SymbolMatch } from '../../symbols/symbol-table.js';
 import type {
   Capabilities,
   Mapping,
@@ -42,6 +42,8 @@ import type {
   Translation,
   VirtAddr,
 } from '../target.js';
+import { hasKallsyms, readKallsyms } from './kernel-linux-kallsyms.js';
+import { readPrintkLog, type PrintkRecord } from './kernel-linux-printk.js';
 import { KernelPhysMap } from './kernel-phys-map.js';
 import { NT_PRSTATUS, parsePrstatus } from './core-notes.js';
 import { parseQemuCpuState, Vmcoreinfo, type QemuCpuState } from './kernel-notes.js';
@@ -102,6 +104,8 @@ export class KernelDumpTarget implements Target {
   private readonly symbolElves: ElfFile[] = [];
   /** The KASLR slide found by looking for linux_banner, when VMCOREINFO does not give one. */
   private detectedOffset?: bigint;
+  /** What linuxPanic() found; false once looked for in vain. */
+  private linuxPanicCache?: { message: string; thread: number } | false;
   private readonly modes = new Map<number, AddressMode>();
   private kernelRootCache?: { root?: PhysAddr; from: string };
   private mappingCache?: Mapping[];
@@ -164,7 +168,10 @@ export class KernelDumpTarget implements Target {
       t = new KernelDumpTarget(`kernel dump "${basename(path)}"`, path, elf);
       const files = opts.symbols ?? [];
       files.forEach((f, i) => t!.loadSymbols(f, i === 0));
-      if (files.length === 0 && t.vmcoreinfo) t.loadVmcoreinfoSymbols();
+      if (files.length === 0 && t.vmcoreinfo) {
+        if (hasKallsyms(t.vmcoreinfo)) t.loadKallsyms();
+        t.loadVmcoreinfoSymbols();
+      }
       return t;
     } catch (e) {
       if (t) t.close();
@@ -205,6 +212,24 @@ export class KernelDumpTarget implements Target {
       elf.close();
       throw e;
     }
+  }
+
+  /**
+   * Without a symbol file, the kernel's own kallsyms (located by VMCOREINFO) name things. Read on
+   * first use, so opening stays as cheap as the headers.
+   */
+  private loadKallsyms(): void {
+    const table = new LazySymbolTable('kallsyms', () => {
+      try {
+        const thread = this.threads().find((x) => this.addressMode(x.index).kind === 'paging')?.index ?? 1;
+        return readKallsyms(this, this.vmcoreinfo!, thread);
+      } catch (e) {
+        if (!(e instanceof DbgError)) throw e;
+        this.warnings.push(`kallsyms could not be read: ${e.message}`);
+        return [];
+      }
+    });
+    this.symbols.add({ name: 'kallsyms', path: this.path, table });
   }
 
   private loadVmcoreinfoSymbols(): void {
@@ -589,8 +614,42 @@ export class KernelDumpTarget implements Target {
         return { reason: { kind: 'panic', message: this.panicMessage() ?? `CPU ${t.tid} is in ${fn.sym.name}()` }, thread: t.index, pc };
       }
     }
+    const linux = this.linuxPanic();
+    if (linux) return { reason: { kind: 'panic', message: linux.message }, thread: linux.thread, pc: this.registers(linux.thread).get('rip') ?? 0n };
     const pc = this.cpus.length > 0 ? (this.registers(1).get('rip') ?? 0n) : 0n;
     return { reason: { kind: 'none' }, thread: 1, pc };
+  }
+
+  /**
+   * A Linux panic, from the kernel log: the last "Kernel panic - not syncing: MSG" record, on the
+   * CPU of the last "CPU: N PID: ..." line (panic's own dump_stack) before it.
+   */
+  private linuxPanic(): { message: string; thread: number } | undefined {
+    if (this.linuxPanicCache !== undefined) return this.linuxPanicCache || undefined;
+    this.linuxPanicCache = false;
+    if (!this.vmcoreinfo?.symbol('prb')) return undefined;
+    let log: PrintkRecord[];
+    try {
+      const thread = this.threads().find((x) => this.addressMode(x.index).kind === 'paging')?.index ?? 1;
+      log = readPrintkLog(this, this.vmcoreinfo, thread);
+    } catch (e) {
+      if (e instanceof DbgError) return undefined;
+      throw e;
+    }
+    let at = log.length - 1;
+    while (at >= 0 && !log[at]!.text.startsWith('Kernel panic - not syncing: ')) at--;
+    if (at < 0) return undefined;
+    const message = log[at]!.text.slice('Kernel panic - not syncing: '.length).trim();
+    let thread = 1;
+    for (let i = at; i >= 0 && i > at - 200; i--) {
+      const m = /^CPU: (\d+) PID: /.exec(log[i]!.text);
+      if (m) {
+        const cpu = this.threads().find((x) => x.tid === Number(m[1]));
+        if (cpu) thread = cpu.index;
+        break;
+      }
+    }
+    return (this.linuxPanicCache = { message, thread });
   }
 
   /** The string `panic_msg` points to, when the kernel keeps one (the fixture kernel does). */
@@ -648,5 +707,31 @@ export class KernelDumpTarget implements Target {
     this.closed = true;
     this.elf.close();
     for (const e of this.symbolElves) e.close();
+  }
+}
+
+/** A SymbolTable built the first time it is asked anything. */
+class LazySymbolTable extends SymbolTable {
+  private real?: SymbolTable;
+  constructor(
+    name: string,
+    private readonly build: () => ElfSymbol[],
+  ) {
+    super(name, []);
+  }
+  private table(): SymbolTable {
+    return (this.real ??= new SymbolTable(this.moduleName, this.build()));
+  }
+  override get size(): number {
+    return this.table().size;
+  }
+  override lookup(name: string): Sym | undefined {
+    return this.table().lookup(name);
+  }
+  override resolve(addr: bigint): SymbolMatch | undefined {
+    return this.table().resolve(addr);
+  }
+  override all(): readonly Sym[] {
+    return this.table().all();
   }
 }
