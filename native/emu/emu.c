@@ -320,35 +320,54 @@ static const int gp_regs[16] = {UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RDX, 
 
 #define SCAN (512 * 1024)
 
+/* Where the first engine's search found things; later engines are checked at the same places. */
+static long found_slot = -1, found_env = -1, found_feat = -1;
+
+static int patch_at(uint64_t q, size_t env_off, size_t feat_off, const uint64_t *mark, uint64_t edx1, uint64_t edx81) {
+  uint64_t regs[16], w[7];
+  if (safe_read((void *)(uintptr_t)(q + env_off), regs, sizeof regs) != sizeof regs || memcmp(regs, mark, sizeof regs)) return 0;
+  if (safe_read((void *)(uintptr_t)(q + env_off + feat_off), w, sizeof w) != sizeof w) return 0;
+  if (w[0] != edx1 || (w[6] & ~(CPUID_EXT2_SYSCALL | CPUID_EXT2_NX | CPUID_EXT2_PDPE1GB)) != (edx81 & ~(CPUID_EXT2_SYSCALL | CPUID_EXT2_NX | CPUID_EXT2_PDPE1GB))) return 0;
+  uint64_t *live = (uint64_t *)(uintptr_t)(q + env_off + feat_off);
+  live[6] |= CPUID_EXT2_SYSCALL | CPUID_EXT2_NX | CPUID_EXT2_PDPE1GB;
+  return 1;
+}
+
 /* Returns 1 when the features were set, 0 when the layout was not recognised. */
 static int enable_features(uc_engine *uc) {
-  uint64_t edx1, edx81, saved[16], mark[16], ptrs[1024];
-  if (!probe_cpuid(&edx1, &edx81)) return 0;
+  static uint64_t edx1, edx81;
+  static int probed;
+  uint64_t saved[16], mark[16], ptrs[1024];
+  if (!probed) {
+    if (!probe_cpuid(&edx1, &edx81)) return 0;
+    probed = 1;
+  }
   for (int i = 0; i < 16; i++) {
     uc_reg_read(uc, gp_regs[i], &saved[i]);
     mark[i] = 0x6462675f6d61726bull ^ ((uint64_t)i * 0x0101010101010101ull);
     uc_reg_write(uc, gp_regs[i], &mark[i]);
   }
   size_t n = safe_read(uc, ptrs, sizeof ptrs) / 8;
-  unsigned char *buf = malloc(SCAN);
   int done = 0;
+  if (found_slot >= 0 && (size_t)found_slot < n)
+    done = patch_at(ptrs[found_slot], (size_t)found_env, (size_t)found_feat, mark, edx1, edx81);
+  unsigned char *buf = done ? NULL : malloc(SCAN);
   for (size_t i = 0; i < n && !done; i++) {
     uint64_t q = ptrs[i];
     if (q < 0x10000 || (q & 7)) continue;
-    size_t got = 0;
-    while (got < SCAN) {
-      size_t r = safe_read((void *)(uintptr_t)(q + got), buf + got, 4096);
-      if (r == 0) break;
-      got += r;
-    }
+    /* one read: process_vm_readv stops at the first unreadable page and says how far it got */
+    size_t got = safe_read((void *)(uintptr_t)q, buf, SCAN);
     for (size_t off = 0; off + sizeof mark <= got && !done; off += 8) {
-      if (memcmp(buf + off, mark, sizeof mark) != 0) continue;
+      if (*(uint64_t *)(buf + off) != mark[0] || memcmp(buf + off, mark, sizeof mark) != 0) continue;
       for (size_t f = off; f + 7 * 8 <= got; f += 8) {
         uint64_t *w = (uint64_t *)(buf + f);
         if (w[0] == edx1 && w[6] == edx81 && (edx81 & (1ull << 29))) {
-          uint64_t *live = (uint64_t *)(uintptr_t)(q + f);
-          live[6] |= CPUID_EXT2_SYSCALL | CPUID_EXT2_NX | CPUID_EXT2_PDPE1GB;
-          done = 1;
+          if (patch_at(q, off, f - off, mark, edx1, edx81)) {
+            found_slot = (long)i;
+            found_env = (long)off;
+            found_feat = (long)(f - off);
+            done = 1;
+          }
           break;
         }
       }
@@ -418,7 +437,13 @@ static napi_value make_i32(napi_env env, int32_t v) {
   return r;
 }
 
-static void flush(ctx *c) { uc_ctl(c->uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0)); }
+/* Drop translated code of [begin, end) so that hooks added or removed there take effect.
+   (A whole-cache UC_CTL_TB_FLUSH costs 1.5-4 s in Unicorn 2.0.1, so it is never used; memory
+   hooks are looked up at run time and need no invalidation.) */
+static void invalidate(ctx *c, uint64_t begin, uint64_t end) {
+  if (end <= begin) end = begin + 1;
+  uc_ctl(c->uc, UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), begin, end);
+}
 
 /* create(engineAddress: bigint, ram: Buffer) -> ctx. `ram` must stay alive as long as the engine. */
 static napi_value js_create(napi_env env, napi_callback_info info) {
@@ -442,7 +467,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   if (err) return throw_uc(env, "invalid-memory hook", err);
   err = uc_hook_add(c->uc, &c->badinsn_hook, UC_HOOK_INSN_INVALID, (void *)on_badinsn, c, 1, 0);
   if (err) return throw_uc(env, "invalid-instruction hook", err);
-  flush(c);
+  /* no code has been translated yet: nothing to invalidate */
   if (!enable_features(c->uc)) {
     napi_throw_error(env, "EMU_FEATURES", "cannot enable NX and 1 GiB pages in this Unicorn build (CPU state layout not recognised)");
     return NULL;
@@ -561,7 +586,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   }
   p->next = c->points;
   c->points = p;
-  flush(c);
+  if (bits == 0 || (bits & W_EXEC)) invalidate(c, begin, end + 1);
   return NULL;
 }
 
@@ -577,6 +602,7 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
     point *p = *pp;
     if (p->id == id) {
       for (int i = 0; i < p->nhooks; i++) uc_hook_del(c->uc, p->hooks[i]);
+      if (p->bits == 0 || (p->bits & W_EXEC)) invalidate(c, p->begin, p->end + 1);
       *pp = p->next;
       free(p);
       found = 1;
@@ -584,17 +610,17 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
       pp = &p->next;
     }
   }
-  if (found) flush(c);
   napi_get_boolean(env, found, &r);
   return r;
 }
 
-/* flush(ctx): drop translated code (after a debugger write into code) */
-static napi_value js_flush(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
+/* invalidate(ctx, begin, end): drop translated code of [begin, end) (after a debugger write) */
+static napi_value js_invalidate(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  uint64_t b, e;
+  if (!get_args(env, info, 3, argv)) return NULL;
   ctx *c = get_ctx(env, argv[0]);
-  if (c) flush(c);
+  if (c && get_u64(env, argv[1], &b) && get_u64(env, argv[2], &e)) invalidate(c, b, e);
   return NULL;
 }
 
@@ -608,7 +634,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"result", NULL, js_result, NULL, NULL, NULL, napi_default, NULL},
       {"add", NULL, js_add, NULL, NULL, NULL, napi_default, NULL},
       {"remove", NULL, js_remove, NULL, NULL, NULL, napi_default, NULL},
-      {"flush", NULL, js_flush, NULL, NULL, NULL, napi_default, NULL},
+      {"invalidate", NULL, js_invalidate, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

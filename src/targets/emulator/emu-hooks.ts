@@ -50,7 +50,8 @@ interface Addon {
   result(ctx: HookCtx): [number, number, number, number, number, bigint, bigint, bigint, bigint, bigint, bigint];
   add(ctx: HookCtx, id: number, begin: bigint, end: bigint, bits: number): void;
   remove(ctx: HookCtx, id: number): boolean;
-  flush(ctx: HookCtx): void;
+  /** Drop translated code of [begin, end) (after a debugger write into code). */
+  invalidate(ctx: HookCtx, begin: bigint, end: bigint): void;
 }
 
 let addon: Addon | undefined;

@@ -37,14 +37,17 @@
  *   (waiting for start, running, idle in hlt, halted), its timer, the scheduler's position (current
  *   vCPU and what is left of its quantum), the devices (serial registers and input queue), seq, and
  *   optionally RAM (a copy; pass { ram: false } to skip it when the observer tracks memory itself).
- *   machine.loadState(state) puts all of it back (and flushes every engine's translation cache).
+ *   machine.loadState(state) puts all of it back (and flushes every engine's TLB; translated code
+ *   is kept: guest code is assumed not to differ between the two states).
  *   Neither may be called from inside a slice.
  *
  *   Native access. attach() gives each vCPU's uc_engine* (a BigInt address, as koffi.address gives
  *   it) so a native addon can add its own hooks, the RAM host buffer (shared by every vCPU: RAM is
  *   ONE host buffer mapped with uc_mem_map_ptr at guest-physical `ramBase` in every engine), and
- *   the vCPU count. An observer that adds or removes hooks must flush the engine's translation
- *   cache (uc_ctl UC_CTL_TB_FLUSH) itself. Engines exist for the machine's whole life; a vCPU
+ *   the vCPU count. An observer that adds or removes CODE hooks must drop the translated code they
+ *   cover itself: uc_ctl(UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), begin, end). Do not use
+ *   UC_CTL_TB_FLUSH: in Unicorn 2.0.1 it costs 1.5-4 s per call. Memory hooks need nothing (they
+ *   are looked up at run time), and hooks added before the first slice need nothing either. Engines exist for the machine's whole life; a vCPU
  *   waiting for start-up has an engine but runs no slices.
  */
 

@@ -325,7 +325,10 @@ export class Machine implements ObservedMachine {
     data.copy(this.ram, off);
     this.paging.flush();
     if (byDebugger) {
-      for (const v of this.vcpus) emuHooks().flush(v.hooks);
+      // Code written there must be translated again (virtual = physical for Unicorn's cache, plus
+      // the kernel's aliases: invalidating the physical range and every alias is not tracked, so
+      // drop the range as every vCPU's engine addresses it).
+      for (const v of this.vcpus) emuHooks().invalidate(v.hooks, addr, addr + BigInt(data.length));
       this.observer?.onInput({ kind: 'memory-write', seq: this.seqNow, phys: addr, data: Buffer.from(data) });
     }
   }
@@ -732,7 +735,6 @@ export class Machine implements ObservedMachine {
       v.engine.restoreContext(st.context);
       // Reloading CR3 flushes the engine's TLB, which the context does not carry.
       v.engine.writeReg(X86_REG.CR3, v.engine.readReg(X86_REG.CR3));
-      emuHooks().flush(v.hooks);
       v.run = st.run;
       v.executed = st.executed;
       v.timerPeriod = st.timerPeriod;

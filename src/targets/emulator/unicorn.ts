@@ -269,11 +269,6 @@ export class UnicornEngine {
     const hh = [0];
     this.check(this.l.uc_hook_add(this.h, hh, UC.HOOK_INSN, cbIn, null, 1n, 0n, 'int', UC.X86_INS_IN), 'adding the IN hook');
     this.check(this.l.uc_hook_add(this.h, hh, UC.HOOK_INSN, cbOut, null, 1n, 0n, 'int', UC.X86_INS_OUT), 'adding the OUT hook');
-    this.flushCode();
-  }
-
-  flushCode(): void {
-    this.check(this.l.uc_ctl(this.h, UC.CTL_WRITE_TB_FLUSH), 'flushing the translation cache');
   }
 
   /** The whole CPU state (registers, control, segments, MSRs, FPU) as bytes. */
