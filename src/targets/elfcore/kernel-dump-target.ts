@@ -13,12 +13,18 @@
  *     writes the identity map as 0xffff000000000000: such non-canonical vaddrs are read with
  *     bits 63..48 cleared), and say so when that fails.
  * PT_LOAD p_vaddr is never trusted when page tables are available: QEMU 7.2's paging dump clamps
- * p_filesz and leaves data out, which the page walk over p_paddr reads correctly.
+ * p_filesz and leaves data out, which the page walk over p_paddr reads correctly. A kernel address
+ * missing from a user-mode CR3 (KPTI) is walked again from the kernel PGD beside it.
  *
- * Symbols: `--symbols vmlinux` (or any kernel ELF), biased by VMCOREINFO's KERNELOFFSET. A symbol
- * file that contradicts the dump (BUILD-ID, or OSRELEASE against the file's linux_banner) is
- * refused with both values in the message. Without a symbol file, VMCOREINFO's SYMBOL() lines
- * make a small table named "vmcoreinfo".
+ * Symbols: `--symbols vmlinux` (or any kernel ELF), biased by VMCOREINFO's KERNELOFFSET, or, when
+ * the dump has none, by the KASLR slide at which the file's linux_banner is found in the dump. A
+ * symbol file that contradicts the dump (BUILD-ID, OSRELEASE against the file's linux_banner, or
+ * another banner at the link address) is refused with both values in the message. Without a
+ * symbol file, the kernel's own kallsyms (Linux 6.0+, located by VMCOREINFO) and VMCOREINFO's
+ * SYMBOL() lines name things.
+ *
+ * Why it stopped: a CPU whose pc is in panic() (with the kernel's `panic_msg` string when it keeps
+ * one), else, for Linux, the kernel log's last "Kernel panic - not syncing" record.
  */
 
 import { basename } from 'node:path';
