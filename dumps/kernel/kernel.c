@@ -11,6 +11,8 @@
  *     placed right after it (the same .data order every build);
  *   - the scheduler checks each task's magic when it switches; the overwritten tasks[0].magic
  *     makes it panic "scheduler: task 0 corrupted".
+ *   With "nobug" on the command line (dbg live --cmdline nobug) the bound is right and the kernel
+ *   runs forever (the benchmark uses that).
  *   A write watchpoint on tasks[0].magic (`tasks::wp -w -L 8`) stops at the corrupting store
  *   inside log_append, long before the panic.
  *
@@ -117,9 +119,12 @@ __attribute__((noreturn)) void panic(const char *msg) {
 
 static uint32_t this_cpu(void) { return inl(0x514); }
 
+int nobug; /* "nobug" on the multiboot command line: the bound is right and nothing panics */
+
 /* The bug: the bound is the whole buffer, not the room left after `used`. */
 void log_append(const char *rec, uint32_t len) {
     if (len > sizeof(logbuf.data)) return;          /* should be: len > sizeof(data) - used */
+    if (nobug && len > sizeof(logbuf.data) - logbuf.used) logbuf.used = 0;
     char *dst = logbuf.data + logbuf.used;
     for (uint32_t i = 0; i < len; i++) dst[i] = rec[i];
     logbuf.used += len;
@@ -203,6 +208,12 @@ void kmain(uint32_t magic, uint32_t mbi) {
     if (magic == 0x2badb002) {
         uint32_t *info = (uint32_t *)(0xffffffff80000000ull + mbi);
         kprintf("memory: lower %d KiB, upper %d KiB\n", (uint64_t)info[1], (uint64_t)info[2]);
+        if (info[0] & 4) {
+            const char *c = (const char *)(0xffffffff80000000ull + info[4]);
+            for (; *c; c++)
+                if (c[0] == 'n' && c[1] == 'o' && c[2] == 'b' && c[3] == 'u' && c[4] == 'g') nobug = 1;
+        }
+        if (nobug) kprintf("nobug: log_append checks the room left\n");
     }
     task_init(0, 1, -1, "init", task_idle);
     task_init(1, 2, 0, "logger", task_logger);
