@@ -75,17 +75,17 @@ export const GUEST_STACK_TOP = 0xf00000n;
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = existsSync(join(here, '..', 'package.json')) ? join(here, '..') : join(here, '..', '..');
 
-/** The flat image loaded at GUEST_LOAD and its entry point (built once, cached under bench/.work). */
-export function guestImage(): { image: Buffer; entry: bigint } {
+/** The flat image loaded at GUEST_LOAD, its entry point and its ELF (built once, cached under bench/.work). */
+export function guestImage(): { image: Buffer; entry: bigint; elf: string } {
   const hash = createHash('sha256').update(SOURCE).digest('hex').slice(0, 12);
   const dir = join(repo, 'bench', '.work', `recording-guest-${hash}`);
   const bin = join(dir, 'guest.bin');
   const entryFile = join(dir, 'entry');
-  if (existsSync(bin) && existsSync(entryFile)) return { image: readFileSync(bin), entry: BigInt(readFileSync(entryFile, 'utf8')) };
+  if (existsSync(bin) && existsSync(entryFile)) return { image: readFileSync(bin), entry: BigInt(readFileSync(entryFile, 'utf8')), elf: join(dir, 'guest.elf') };
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'guest.c'), SOURCE);
   execFileSync('gcc', ['-O2', '-ffreestanding', '-fno-pic', '-fno-stack-protector', '-mno-red-zone', '-nostdlib', '-static',
-    '-Wl,-Ttext=0x100000', '-Wl,-e,_start', '-Wl,--build-id=none', '-o', join(dir, 'guest.elf'), join(dir, 'guest.c')]);
+    '-Wl,-Ttext=0x100000', '-Wl,-e,_start', '-g', '-fno-omit-frame-pointer', '-Wl,--build-id=none', '-o', join(dir, 'guest.elf'), join(dir, 'guest.c')]);
   execFileSync('objcopy', ['-O', 'binary', '--set-section-flags', '.bss=alloc,load,contents', join(dir, 'guest.elf'), bin]);
   const elf = readFileSync(join(dir, 'guest.elf'));
   writeFileSync(entryFile, `0x${elf.readBigUInt64LE(24).toString(16)}`);

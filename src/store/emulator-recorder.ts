@@ -18,6 +18,8 @@ export interface RecorderOptions {
   chunkTarget?: number;
   /** Name of the guest for the trace's meta. */
   guest?: string;
+  /** The guest's symbol file (absolute path), which `dbg replay` loads by default. */
+  symbols?: string;
   /** Overwrite an existing file. */
   replace?: boolean;
 }
@@ -44,6 +46,7 @@ export class EmulatorRecorder implements ExecutionObserver {
       {
         arch: 'x86-64',
         guest: opts.guest ?? '',
+        symbols: opts.symbols ?? '',
         checkpoint_every: opts.checkpointEvery ?? 8192,
         chunk_target: this.chunkTarget,
         created: new Date().toISOString(),

@@ -108,6 +108,54 @@ export class TraceReader {
     });
     this.first = chunks.length ? chunks[0]![1] : Number(this.meta.get('first_seq') ?? 0);
     this.end = chunks.length ? this.chunkFirsts[chunks.length - 1]! + this.chunkCounts[chunks.length - 1]! : this.first;
+    this.db.defaultSafeIntegers(false);
+    this.registerFunctions();
+  }
+
+  /**
+   * Table-valued functions for raw SQL: steps(first_seq, count) -> (seq, vcpu, pc) and
+   * writes(phys_addr, length) -> (seq, host, phys_addr, length, old, new).
+   */
+  private registerFunctions(): void {
+    const reader = this;
+    this.db.table('steps', {
+      columns: ['seq', 'vcpu', 'pc'],
+      parameters: ['first_seq', 'count'],
+      *rows(first: unknown, count: unknown) {
+        const from = Math.max(Number(first ?? reader.first), reader.first);
+        const to = Math.min(from + Math.min(Number(count ?? 1000), 10_000_000), reader.end);
+        for (let s = from; s < to; ) {
+          const id = reader.chunkIndexOf(s);
+          const d = reader.pcs(id);
+          const base = reader.chunkFirsts[id]!;
+          for (; s < to && s < base + reader.chunkCounts[id]!; s++) yield [s, d.vcpu[s - base]!, d.pc[s - base]!];
+        }
+      },
+    });
+    this.db.table('writes', {
+      columns: ['seq', 'host', 'phys_addr', 'length', 'old', 'new'],
+      parameters: ['addr', 'len'],
+      *rows(addr: unknown, length: unknown) {
+        for (const w of reader.writesTo(Number(addr), Number(length ?? 1))) yield [w.seq, w.host ? 1 : 0, w.phys, w.len, w.old, w.data];
+      },
+    });
+  }
+
+  /** Read-only SQL over the trace; DbgError('bad-input') for bad SQL or an attempt to write. */
+  sql(query: string): { columns: string[]; rows: unknown[][] } {
+    let stmt: Database.Statement;
+    try {
+      stmt = this.db.prepare(query);
+    } catch (e) {
+      throw new DbgError('bad-input', `bad SQL: ${(e as Error).message}`);
+    }
+    if (!stmt.reader) throw new DbgError('bad-input', 'the trace is read-only here: only queries that return rows (SELECT, WITH, PRAGMA reads) are allowed');
+    try {
+      const rows = stmt.safeIntegers(true).raw(true).all() as unknown[][];
+      return { columns: stmt.columns().map((c) => c.name), rows };
+    } catch (e) {
+      throw new DbgError('bad-input', `SQL failed: ${(e as Error).message}`);
+    }
   }
 
   static open(path: string): TraceReader {

@@ -160,6 +160,36 @@ export interface ReverseExecution {
   seek(seq: Seq): Promise<StopStatus>;
 }
 
+/** One memory write of a recorded history. */
+export interface HistoryWrite {
+  /** The writing instruction (or, for a host write, the instruction it came before). */
+  readonly seq: Seq;
+  /** True for writes not made by a guest instruction (interrupt delivery, debugger writes). */
+  readonly host: boolean;
+  readonly vcpu?: number;
+  /** pc of the writing instruction (guest writes). */
+  readonly pc?: VirtAddr;
+  readonly phys: PhysAddr;
+  readonly old: Buffer;
+  readonly data: Buffer;
+}
+
+/** Questions about a recorded history that need no re-execution (replay, live with recording). */
+export interface History {
+  /** The last write to any byte of [addr, addr + length) before the current position. */
+  whoWrote(addr: VirtAddr, length: number, thread?: number): HistoryWrite | undefined;
+  /** Every write to [addr, addr + length) in [from, to) (default: the whole history), oldest first. */
+  writes(addr: VirtAddr, length: number, thread?: number, from?: Seq, to?: Seq): HistoryWrite[];
+  /** Seqs at which an instruction at `pc` ran (at most `limit`), and how many in all. */
+  when(pc: VirtAddr, limit?: number): { seqs: Seq[]; count: number };
+  /** A summary of the recording (for ::timeline). */
+  summary(): Record<string, string | number>;
+  /** Run read-only SQL over the trace's documented views. */
+  sql(query: string): { columns: string[]; rows: unknown[][] };
+  /** The trace file. */
+  readonly path: string;
+}
+
 /** Write the target's state as an ELF core that `dbg open` reads back. */
 export interface Snapshot {
   writeCore(path: string): void;
@@ -179,6 +209,7 @@ export interface Capabilities {
   readonly reverse?: ReverseExecution;
   readonly snapshot?: Snapshot;
   readonly console?: ConsoleLog;
+  readonly history?: History;
 }
 
 export type CapabilityName = keyof Capabilities;
@@ -193,6 +224,7 @@ const capabilityWhat: Record<CapabilityName, string> = {
   reverse: 'reverse execution',
   snapshot: 'writing a core snapshot',
   console: 'a console log',
+  history: 'history queries (a recorded trace)',
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 import type { DcmdModule } from '../dcmd.js';
 import { coreModule } from './core.js';
 import { emulatorModule } from './emulator.js';
+import { historyModule } from './history.js';
 import { kernelModule } from './kernel.js';
 
-export const builtinModules: DcmdModule[] = [coreModule, kernelModule, emulatorModule];
+export const builtinModules: DcmdModule[] = [coreModule, kernelModule, emulatorModule, historyModule];

@@ -1,0 +1,59 @@
+import { Args, Command, Flags } from '@oclif/core';
+import { errors } from '../src/common/errors.js';
+import { reportError, runSession } from '../src/mdb/cli-session.js';
+import { ReplayTarget } from '../src/targets/replay/replay-target.js';
+
+export default class Replay extends Command {
+  static override summary = 'Open a recorded trace and travel through its history with MDB commands';
+
+  static override description = [
+    'FILE is a trace written by `dbg live` (recording is on by default). The trace is opened read-only: nothing dbg does here writes to it. The session starts at the end of the history.',
+    'Time travel: ::rstep [over|out] steps back, ::rcont runs back to the last breakpoint or watchpoint trigger, ::seek SEQ|+N|-N jumps, ::now shows the position; :s and :c (::step, ::cont) go forward up to the end of the history. History queries: addr::whowrote, addr,len::history, sym::when, ::timeline, ::sql.',
+  ].join('\n\n');
+
+  static override examples = [
+    '<%= config.bin %> replay kernel.trace -e "::timeline; ::now"',
+    '<%= config.bin %> replay kernel.trace -e "panic::bp; ::rcont; ::regs"',
+    '<%= config.bin %> replay kernel.trace -e "counter::whowrote; counter,8::history -n 5"',
+  ];
+
+  static override args = {
+    file: Args.string({ required: true, description: 'the trace file' }),
+  };
+
+  static override flags = {
+    symbols: Flags.string({ description: 'symbol file of the guest (default: the one the trace names); repeat for more', multiple: true, helpValue: 'FILE' }),
+    seek: Flags.string({ description: 'start at this seq instead of the end of the history', helpValue: 'SEQ' }),
+    execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
+    json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Replay);
+    let target: ReplayTarget;
+    try {
+      target = ReplayTarget.open(args.file, flags.symbols ? { symbols: flags.symbols } : {});
+      if (flags.seek !== undefined) {
+        if (!/^\d+$/.test(flags.seek)) throw errors.badInput(`--seek ${flags.seek}: expected a decimal seq`);
+        await target.seekTo(BigInt(flags.seek));
+      }
+    } catch (e) {
+      reportError(e);
+      process.exitCode = 1;
+      return;
+    }
+    try {
+      process.exitCode = await runSession(target, { execute: flags.execute, json: flags.json });
+    } finally {
+      target.close();
+    }
+  }
+
+  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<void> {
+    if (err.oclif?.exit === 0) return;
+    (this as unknown as { parsed: boolean }).parsed = true;
+    const first = (err.message ?? String(err)).split('\n').find((l) => l.trim() !== '') ?? String(err);
+    process.stderr.write(`dbg: ${first.trim()} (see dbg replay --help)\n`);
+    process.exitCode = 2;
+  }
+}

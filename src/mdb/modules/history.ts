@@ -1,0 +1,269 @@
+/**
+ * Time travel and history queries (targets with a recorded history: `dbg replay`, and a live
+ * guest that records).
+ *
+ *   ::rstep [over|out]       step back one instruction / over a call / out to the caller
+ *   ::rcont                  run back to the last breakpoint hit or watchpoint trigger
+ *   ::seek SEQ | +N | -N     go to a position (absolute, or relative to now)
+ *   ::now                    the position and the bounds of the history
+ *   addr[,len]::whowrote     the last write to the range before now: seq, vCPU, pc, old -> new
+ *   addr,len::history        every value the range held: seq, pc, bytes
+ *   sym::when [-n N]         every seq at which the instruction at sym ran, with the count
+ *   ::timeline               a summary of the recording
+ *   ::sql QUERY...           read-only SQL over the trace's views (see dbg query --help)
+ *
+ * A position `seq` means "before instruction seq runs": after ::seek 100 the pc is that of
+ * instruction 100, and memory holds what instructions 0..99 wrote.
+ */
+
+import { errors } from '../../common/errors.js';
+import { hex } from '../../common/format.js';
+import { need, type HistoryWrite, type StopStatus, type Target } from '../../targets/target.js';
+import type { Dcmd, DcmdModule, Output, SessionView } from '../dcmd.js';
+import { symbolName } from '../names.js';
+import { parseFlags } from '../parse-flags.js';
+
+function where(target: Target, pc: bigint): string {
+  const s = symbolName(target, pc);
+  return s ? `${s} (${hex(pc)})` : hex(pc);
+}
+
+function bytesHex(b: Buffer): string {
+  return b.toString('hex').replace(/(..)(?!$)/g, '$1 ');
+}
+
+/** The stop line every time-travel dcmd prints. */
+function report(session: SessionView, st: StopStatus, out: Output): void {
+  session.thread = st.thread;
+  const r = st.reason;
+  const why =
+    r.kind === 'breakpoint'
+      ? `breakpoint ${r.id}`
+      : r.kind === 'watchpoint'
+        ? `${r.access} watchpoint ${r.id} on ${hex(r.addr)} (${r.length} bytes)${r.access === 'write' ? ': memory as before the write' : ''}`
+        : r.kind === 'history-begin'
+          ? 'start of the recorded history'
+          : r.kind === 'history-end'
+            ? 'end of the recorded history'
+            : r.kind;
+  if (out.jsonMode) {
+    out.json({ seq: st.seq?.toString(), thread: st.thread, pc: hex(st.pc), reason: r.kind, ...(r.kind === 'breakpoint' || r.kind === 'watchpoint' ? { id: r.id } : {}) });
+    return;
+  }
+  out.line(`seq ${st.seq ?? '?'}: ${where(session.target, st.pc)}, thread ${st.thread}: ${why}`);
+}
+
+function noMoreArgs(d: Dcmd, args: readonly string[]): void {
+  if (args.length) throw errors.badInput(`::${d.name}: unexpected argument "${args[0]}" (usage: ${d.usage})`);
+}
+
+/** sp of the current thread. */
+function sp(session: SessionView): bigint {
+  return session.target.registers(session.thread).get(session.target.arch.sp) ?? 0n;
+}
+
+const rstep: Dcmd = {
+  name: 'rstep',
+  usage: '::rstep [over|out]',
+  help: 'step back one instruction (over: back over a call; out: back to the call that entered this function)\n\n' +
+    'over: when the instruction before is a return from a callee, goes back to the call instruction that made it (found by the write of its return address, not by stepping through the callee).\n' +
+    'out: goes back to the call instruction whose return address the current frame returns to (frame pointer rbp+8, or the top of the stack at a function entry).',
+  needs: ['reverse'],
+  async run(session, inv, out) {
+    const t = session.target;
+    const rev = need(t, 'reverse');
+    const mode = inv.args[0] ?? 'into';
+    if (!['into', 'over', 'out'].includes(mode) || inv.args.length > 1) throw errors.badInput(`::rstep: expected "over" or "out", not "${inv.args.join(' ')}" (usage: ${this.usage})`);
+    if (mode === 'into') return report(session, await rev.stepBack(session.thread), out);
+    const hist = need(t, 'history');
+    if (mode === 'over') {
+      const sp0 = sp(session);
+      const pc0 = t.registers(session.thread).get(t.arch.pc) ?? 0n;
+      const st = await rev.stepBack(session.thread);
+      session.thread = st.thread;
+      if (st.reason.kind === 'history-begin' || sp(session) !== sp0 - 8n) return report(session, st, out);
+      // Was the instruction before a return from a callee (it popped the address we came back to)?
+      let retAddr: bigint;
+      try {
+        retAddr = t.readVirtual(sp0 - 8n, 8, session.thread).readBigUInt64LE(0);
+      } catch {
+        return report(session, st, out);
+      }
+      if (retAddr !== pc0) return report(session, st, out);
+      // Back to the call that pushed that return address.
+      const call = hist.whoWrote(sp0 - 8n, 8, session.thread);
+      if (!call || call.host) return report(session, st, out);
+      return report(session, await rev.seek(call.seq), out);
+    }
+    // out: the return-address slot of this frame.
+    const regs = t.registers(session.thread);
+    const pc = regs.get(t.arch.pc) ?? 0n;
+    const sym = t.symbols.resolve(pc);
+    const slot = sym && sym.offset === 0n ? sp(session) : (regs.get(t.arch.fp) ?? 0n) + 8n;
+    const call = hist.whoWrote(slot, 8, session.thread);
+    if (!call || call.host) throw errors.state(`::rstep out: no call wrote the return address at ${hex(slot)} in the recorded history`);
+    return report(session, await rev.seek(call.seq), out);
+  },
+};
+
+const rcont: Dcmd = {
+  name: 'rcont',
+  aliases: ['rc'],
+  usage: '::rcont',
+  help: 'run backwards to the last breakpoint hit or watchpoint trigger before now (or the start of history)\n\n' +
+    'Found by index lookups in the trace, not by re-executing. A write watchpoint stops at the writing instruction with memory as it was before the write, as rr does.',
+  needs: ['reverse'],
+  async run(session, inv, out) {
+    noMoreArgs(this, inv.args);
+    report(session, await need(session.target, 'reverse').resumeBack(), out);
+  },
+};
+
+const seek: Dcmd = {
+  name: 'seek',
+  usage: '::seek SEQ | +N | -N',
+  help: 'go to a position in the recorded history: an absolute seq, or +N / -N instructions from now\n\nSEQ is decimal (0t-prefixed or 0x-prefixed also accepted).',
+  needs: ['reverse'],
+  async run(session, inv, out) {
+    const rev = need(session.target, 'reverse');
+    if (inv.args.length !== 1) throw errors.badInput(`::seek: expected one position (usage: ${this.usage})`);
+    const a = inv.args[0]!;
+    const m = /^([+-]?)(0x[0-9a-f]+|0t\d+|\d+)$/i.exec(a);
+    if (!m) throw errors.badInput(`::seek: "${a}" is not a seq (usage: ${this.usage})`);
+    const n = BigInt(m[2]!.replace(/^0t/i, ''));
+    const now = rev.bounds().now;
+    const target = m[1] === '+' ? now + n : m[1] === '-' ? now - n : n;
+    report(session, await rev.seek(target), out);
+  },
+};
+
+const now: Dcmd = {
+  name: 'now',
+  usage: '::now',
+  help: 'the current position in the recorded history and its bounds',
+  needs: ['reverse'],
+  run(session, inv, out) {
+    noMoreArgs(this, inv.args);
+    const b = need(session.target, 'reverse').bounds();
+    if (out.jsonMode) return out.json({ now: b.now.toString(), first: b.first.toString(), last: b.last.toString() });
+    out.line(`seq ${b.now} of [${b.first}, ${b.last}] (${b.last - b.first} instructions recorded; ${b.last - b.now} after now)`);
+  },
+};
+
+function writeLine(t: Target, w: HistoryWrite): string {
+  const who = w.host ? 'host (interrupt delivery or debugger write)' : `${where(t, w.pc ?? 0n)}, vCPU ${w.vcpu ?? 0}`;
+  return `seq ${w.seq}  ${who}  phys ${hex(w.phys)}: ${bytesHex(w.old)} -> ${bytesHex(w.data)}`;
+}
+
+function writeJson(w: HistoryWrite): unknown {
+  return { seq: w.seq.toString(), host: w.host, vcpu: w.vcpu, pc: w.pc === undefined ? undefined : hex(w.pc), phys: hex(w.phys), old: w.old.toString('hex'), new: w.data.toString('hex') };
+}
+
+const whowrote: Dcmd = {
+  name: 'whowrote',
+  usage: 'addr[,len]::whowrote',
+  help: 'the last write to [addr, addr+len) before now (len defaults to 1): seq, vCPU, pc and symbol, old -> new bytes',
+  needs: ['history'],
+  run(session, inv, out) {
+    noMoreArgs(this, inv.args);
+    if (inv.addr === undefined) throw errors.badInput(`::whowrote needs an address (usage: ${this.usage})`);
+    const len = Number(inv.count ?? 1n);
+    const w = need(session.target, 'history').whoWrote(inv.addr, len, session.thread);
+    if (!w) {
+      if (out.jsonMode) return out.json(null);
+      return out.line(`${hex(inv.addr)}: not written in the recorded history before now`);
+    }
+    if (out.jsonMode) return out.json(writeJson(w));
+    out.line(writeLine(session.target, w));
+  },
+};
+
+const history: Dcmd = {
+  name: 'history',
+  usage: 'addr,len::history [-n MAX]',
+  help: 'every value [addr, addr+len) held: one line per write with seq, pc and the bytes after it (-n: at most MAX lines, default 100)',
+  needs: ['history'],
+  run(session, inv, out) {
+    const f = parseFlags(this.name, this.usage, inv.args, { strings: 'n' });
+    noMoreArgs(this, f.rest);
+    const n = f.flags.get('n') as string | undefined;
+    if (inv.addr === undefined) throw errors.badInput(`::history needs an address (usage: ${this.usage})`);
+    const len = Number(inv.count ?? 8n);
+    const max = n !== undefined ? Number(n) : 100;
+    if (!Number.isInteger(max) || max <= 0) throw errors.badInput(`::history: -n ${n} is not a positive count`);
+    const t = session.target;
+    const ws = need(t, 'history').writes(inv.addr, len, session.thread);
+    if (out.jsonMode) return out.json(ws.slice(0, max).map(writeJson));
+    if (ws.length === 0) return out.line(`${hex(inv.addr)},${len}: never written in the recorded history`);
+    for (const w of ws.slice(0, max)) out.line(writeLine(t, w));
+    if (ws.length > max) out.line(`... ${ws.length - max} more writes (use -n)`);
+  },
+};
+
+const when: Dcmd = {
+  name: 'when',
+  usage: 'addr::when [-n MAX]',
+  help: 'every seq at which the instruction at addr (a symbol: its first instruction) ran, with the count (-n: list at most MAX, default 20)',
+  needs: ['history'],
+  run(session, inv, out) {
+    const f = parseFlags(this.name, this.usage, inv.args, { strings: 'n' });
+    noMoreArgs(this, f.rest);
+    const n = f.flags.get('n') as string | undefined;
+    if (inv.addr === undefined) throw errors.badInput(`::when needs an address (usage: ${this.usage})`);
+    const max = n !== undefined ? Number(n) : 20;
+    if (!Number.isInteger(max) || max <= 0) throw errors.badInput(`::when: -n ${n} is not a positive count`);
+    const r = need(session.target, 'history').when(inv.addr, max);
+    if (out.jsonMode) return out.json({ pc: hex(inv.addr), count: r.count, seqs: r.seqs.map(String) });
+    out.line(`${where(session.target, inv.addr)} ran ${r.count} time${r.count === 1 ? '' : 's'}${r.count ? ': seq ' + r.seqs.join(', ') + (r.count > r.seqs.length ? ', ...' : '') : ''}`);
+  },
+};
+
+const timeline: Dcmd = {
+  name: 'timeline',
+  usage: '::timeline',
+  help: 'a summary of the recording: bounds, instructions, writes, chunks, checkpoints, inputs, the position',
+  needs: ['history'],
+  run(session, inv, out) {
+    noMoreArgs(this, inv.args);
+    const s = need(session.target, 'history').summary();
+    if (out.jsonMode) return out.json(s);
+    const w = Math.max(...Object.keys(s).map((k) => k.length));
+    for (const [k, v] of Object.entries(s)) out.line(`${k.padEnd(w)}  ${v}`);
+  },
+};
+
+function cell(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (Buffer.isBuffer(v)) return v.length > 32 ? `x'${v.subarray(0, 32).toString('hex')}'... (${v.length} bytes)` : `x'${v.toString('hex')}'`;
+  return String(v);
+}
+
+const sql: Dcmd = {
+  name: 'sql',
+  usage: '::sql QUERY',
+  help: 'read-only SQL over the trace (views chunks, memory_lines, checkpoints, inputs, summary; functions steps(seq, n), writes(addr, len))',
+  needs: ['history'],
+  run(session, inv, out) {
+    const q = inv.args.join(' ').trim();
+    if (!q) throw errors.badInput(`::sql needs a query (usage: ${this.usage})`);
+    const r = need(session.target, 'history').sql(q);
+    printTable(r, out);
+  },
+};
+
+/** Rows as a text table (or JSON objects). Shared with `dbg query`. */
+export function printTable(r: { columns: string[]; rows: unknown[][] }, out: Output): void {
+  if (out.jsonMode) {
+    for (const row of r.rows) out.json(Object.fromEntries(r.columns.map((c, i) => [c, typeof row[i] === 'bigint' ? String(row[i]) : Buffer.isBuffer(row[i]) ? (row[i] as Buffer).toString('hex') : row[i]])));
+    return;
+  }
+  const cells = r.rows.map((row) => row.map(cell));
+  const widths = r.columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
+  out.line(r.columns.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  for (const row of cells) out.line(row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+}
+
+export const historyModule: DcmdModule = {
+  name: 'history',
+  dcmds: [rstep, rcont, seek, now, whowrote, history, when, timeline, sql],
+};

@@ -1,0 +1,388 @@
+/**
+ * `dbg replay FILE`: a recorded trace opened as a target of its own. Read-only; the position in
+ * history (`seq`) moves with step / continue forward up to the end of the recording, and with
+ * the reverse capability (step back, continue back, seek) down to its start.
+ *
+ *   - memory and registers at the position come from ReplayMachine (checkpoint + re-execution);
+ *   - forward continue finds the next breakpoint hit / write-watchpoint trigger by index lookups
+ *     (pc stream and memory rows), never by re-executing the distance;
+ *   - reverse continue finds the last one before the position the same way. A watchpoint stop
+ *     in reverse shows memory as it was before the write, with pc at the writing instruction.
+ *   - read and access watchpoints need the history of reads, which a trace does not keep: they
+ *     are refused with a clear message (exec watchpoints work, as breakpoints on a range).
+ */
+
+import { basename } from 'node:path';
+import { existsSync } from 'node:fs';
+import type { Registers } from '../../arch/arch.js';
+import { X86_64 } from '../../arch/x86-64.js';
+import { cr3Root, X86_64Paging } from '../../arch/x86-64-paging.js';
+import { DbgError, errors } from '../../common/errors.js';
+import type { LineWrite } from '../../store/line-rows.js';
+import { TraceReader } from '../../store/trace-reader.js';
+import { ElfFile } from '../../symbols/elf-file.js';
+import { SymbolSpace } from '../../symbols/symbol-space.js';
+import { SymbolTable } from '../../symbols/symbol-table.js';
+import { pagingState } from '../emulator/x86-64-cpu.js';
+import type {
+  Breakpoints,
+  Capabilities,
+  ExecutionControl,
+  History,
+  HistoryWrite,
+  Mapping,
+  PhysAddr,
+  PhysicalMemory,
+  ReverseExecution,
+  Seq,
+  StopReason,
+  StopStatus,
+  Target,
+  ThreadInfo,
+  Translation,
+  VirtAddr,
+  WatchKind,
+} from '../target.js';
+import { ReplayMachine } from './replay-machine.js';
+
+export interface ReplayOptions {
+  /** Symbol files (the guest's ELF); default: the path the trace recorded, when it exists. */
+  readonly symbols?: readonly string[];
+}
+
+interface Watch {
+  readonly addr: VirtAddr;
+  readonly length: number;
+  readonly kind: WatchKind;
+  readonly physical: boolean;
+}
+
+export class ReplayTarget implements Target {
+  readonly name: string;
+  readonly kind = 'replay';
+  readonly arch = X86_64;
+  readonly symbols = new SymbolSpace();
+  readonly caps: Capabilities;
+  readonly warnings: string[] = [];
+  private readonly paging: X86_64Paging;
+  private now: number;
+  private thread = 1;
+  private last: StopReason = { kind: 'none' };
+  private readonly bps = new Map<number, VirtAddr>();
+  private readonly watches = new Map<number, Watch>();
+  private nextId = 1;
+  private interruptFlag = false;
+  private runningNow = false;
+
+  private constructor(
+    readonly reader: TraceReader,
+    readonly machine: ReplayMachine,
+    opts: ReplayOptions,
+  ) {
+    this.name = `trace "${basename(reader.path)}"`;
+    this.paging = new X86_64Paging((a) => this.physU64(a));
+    const syms = opts.symbols ?? [String(reader.meta.get('symbols') ?? '')].filter((p) => p !== '');
+    for (const path of syms) {
+      if (!existsSync(path)) {
+        if (opts.symbols) throw errors.notFound(`symbol file "${path}" does not exist`);
+        this.warnings.push(`the recorded guest's symbol file "${path}" is gone: no symbols (pass --symbols FILE)`);
+        continue;
+      }
+      const elf = ElfFile.open(path);
+      this.symbols.add({ name: basename(path), path, table: new SymbolTable(basename(path), elf.symbols(), 0n), elf, bias: 0n });
+    }
+    this.now = reader.end;
+    machine.seek(this.now);
+    const self = this;
+    const reverse: ReverseExecution = {
+      bounds: () => ({ first: BigInt(reader.first), last: BigInt(reader.end), now: BigInt(this.now) }),
+      stepBack: (thread) => this.stepBack(thread),
+      resumeBack: () => this.resumeBack(),
+      seek: (seq) => this.seekTo(seq),
+    };
+    const execution: ExecutionControl = {
+      step: (thread) => this.stepForward(thread),
+      resume: () => this.resumeForward(),
+      interrupt: () => {
+        this.interruptFlag = true;
+      },
+      get running() {
+        return self.runningNow;
+      },
+    };
+    const breakpoints: Breakpoints = {
+      addBreakpoint: (addr) => {
+        const id = this.nextId++;
+        this.bps.set(id, addr);
+        return id;
+      },
+      removeBreakpoint: (id) => {
+        if (!this.bps.delete(id) && !this.watches.delete(id)) throw errors.badInput(`no breakpoint or watchpoint ${id}`);
+      },
+      addWatchpoint: (addr, length, kind, physical) => {
+        if (kind === 'read' || kind === 'access') {
+          throw new DbgError('unsupported', `${kind} watchpoints are not supported by ${this.name}: a trace records writes, not reads (use a write or exec watchpoint)`);
+        }
+        if (!Number.isInteger(length) || length <= 0) throw errors.badInput(`watchpoint length ${length}: expected a positive integer`);
+        const id = this.nextId++;
+        this.watches.set(id, { addr, length, kind, physical: physical ?? false });
+        return id;
+      },
+      removeWatchpoint: (id) => {
+        if (!this.watches.delete(id)) throw errors.badInput(`no watchpoint ${id}`);
+      },
+    };
+    const physical: PhysicalMemory = {
+      readPhysical: (addr, length) => this.readPhys(addr, length),
+      translate: (addr, thread) => this.translate(addr, thread ?? this.thread),
+      physicalRanges: () => [{ start: machine.ramBase, end: machine.ramBase + BigInt(machine.ram.length) }],
+    };
+    const history: History = {
+      path: reader.path,
+      whoWrote: (addr, length, thread) => {
+        const phys = this.physOf(addr, thread ?? this.thread);
+        const w = reader.lastWriteInRange(Number(phys), length, this.now);
+        return w ? this.historyWrite(w) : undefined;
+      },
+      writes: (addr, length, thread, from, to) => {
+        const phys = this.physOf(addr, thread ?? this.thread);
+        return reader.writesTo(Number(phys), length, from === undefined ? reader.first : Number(from), to === undefined ? reader.end : Number(to)).map((w) => this.historyWrite(w));
+      },
+      when: (pc, limit = 100) => {
+        const all = reader.findPcs([pc]);
+        return { seqs: all.slice(0, limit).map(BigInt), count: all.length };
+      },
+      summary: () => this.summary(),
+      sql: (q) => reader.sql(q),
+    };
+    this.caps = { reverse, execution, breakpoints, physical, history };
+  }
+
+  static open(path: string, opts: ReplayOptions = {}): ReplayTarget {
+    const reader = TraceReader.open(path);
+    let machine: ReplayMachine | undefined;
+    try {
+      machine = new ReplayMachine(reader);
+      return new ReplayTarget(reader, machine, opts);
+    } catch (e) {
+      machine?.close();
+      reader.close();
+      throw e;
+    }
+  }
+
+  get position(): number {
+    return this.now;
+  }
+
+  // --- memory ---------------------------------------------------------------------------------
+
+  private physU64(addr: PhysAddr): bigint {
+    return this.readPhys(addr, 8).readBigUInt64LE(0);
+  }
+
+  private readPhys(addr: PhysAddr, length: number): Buffer {
+    const off = addr - this.machine.ramBase;
+    if (off < 0n || off + BigInt(length) > BigInt(this.machine.ram.length)) {
+      throw new DbgError('unmapped', `read of ${length} bytes at physical 0x${addr.toString(16)} failed: outside the recorded RAM (0x${this.machine.ramBase.toString(16)}-0x${(this.machine.ramBase + BigInt(this.machine.ram.length)).toString(16)})`);
+    }
+    return Buffer.from(this.machine.ram.subarray(Number(off), Number(off) + length));
+  }
+
+  translate(virt: VirtAddr, thread: number): Translation {
+    const e = this.machine.engine(this.vcpuOf(thread));
+    const ps = pagingState(e);
+    if (!ps.paging) return { virt, phys: ps.longMode ? virt : virt & 0xffff_ffffn, pageSize: 4096, steps: [] };
+    const w = this.paging.translate(cr3Root(ps.cr3), virt);
+    return w.fault !== undefined ? { virt, steps: w.steps, fault: w.fault } : { virt, phys: w.phys, pageSize: w.pageSize, steps: w.steps };
+  }
+
+  private physOf(addr: VirtAddr, thread: number): PhysAddr {
+    const t = this.translate(addr, thread);
+    if (t.phys === undefined) throw new DbgError('unmapped', `0x${addr.toString(16)} is not mapped at seq ${this.now} (${t.fault})`);
+    return t.phys;
+  }
+
+  readVirtual(addr: VirtAddr, length: number, thread = this.thread): Buffer {
+    const out = Buffer.alloc(length);
+    for (let done = 0; done < length; ) {
+      const va = BigInt.asUintN(64, addr + BigInt(done));
+      const n = Math.min(length - done, 4096 - Number(va & 0xfffn));
+      this.readPhys(this.physOf(va, thread), n).copy(out, done);
+      done += n;
+    }
+    return out;
+  }
+
+  mappings(): readonly Mapping[] {
+    const start = this.machine.ramBase;
+    return [{ start, end: start + BigInt(this.machine.ram.length), perms: 'rwx', name: 'recorded RAM (physical)' }];
+  }
+
+  // --- threads and registers --------------------------------------------------------------------
+
+  private vcpuOf(thread: number): number {
+    if (!Number.isInteger(thread) || thread < 1 || thread > this.reader.vcpus) {
+      throw errors.badInput(`thread ${thread} does not exist: the recording has ${this.reader.vcpus} vCPU(s), threads 1-${this.reader.vcpus}`);
+    }
+    return thread - 1;
+  }
+
+  threads(): readonly ThreadInfo[] {
+    return Array.from({ length: this.reader.vcpus }, (_, i) => ({ index: i + 1, tid: i, name: `vCPU ${i}`, state: 'replaying' }));
+  }
+
+  registers(thread: number): Registers {
+    return this.machine.registers(this.vcpuOf(thread));
+  }
+
+  status(): StopStatus {
+    const vcpu = this.machine.runningAt(this.now);
+    this.thread = vcpu + 1;
+    return { reason: this.last, thread: vcpu + 1, pc: this.machine.engine(vcpu).readReg(41), seq: BigInt(this.now) };
+  }
+
+  // --- time travel ------------------------------------------------------------------------------
+
+  private stop(reason: StopReason): StopStatus {
+    this.last = reason;
+    return this.status();
+  }
+
+  private go(s: number): void {
+    this.machine.seek(s);
+    this.now = s;
+  }
+
+  async seekTo(seq: Seq): Promise<StopStatus> {
+    const s = Number(seq);
+    if (seq < BigInt(this.reader.first) || seq > BigInt(this.reader.end)) {
+      throw errors.badInput(`seq ${seq} is outside the recorded history [${this.reader.first}, ${this.reader.end}]`);
+    }
+    this.go(s);
+    return this.stop(s === this.reader.first ? { kind: 'history-begin' } : s === this.reader.end ? { kind: 'history-end' } : { kind: 'step' });
+  }
+
+  async stepBack(_thread: number): Promise<StopStatus> {
+    if (this.now <= this.reader.first) return this.stop({ kind: 'history-begin' });
+    this.go(this.now - 1);
+    return this.stop({ kind: 'step' });
+  }
+
+  async stepForward(_thread: number): Promise<StopStatus> {
+    if (this.now >= this.reader.end) return this.stop({ kind: 'history-end' });
+    this.go(this.now + 1);
+    return this.stop({ kind: 'step' });
+  }
+
+  private bpPcs(): bigint[] {
+    return [...this.bps.values()];
+  }
+
+  /** The newest event strictly before the position: a breakpoint pc ran, or a watched range was written. */
+  async resumeBack(): Promise<StopStatus> {
+    let best: { seq: number; reason: StopReason } | undefined;
+    const consider = (seq: number, reason: StopReason) => {
+      if (seq < this.now && (!best || seq > best.seq)) best = { seq, reason };
+    };
+    const pcs = this.bpPcs();
+    if (pcs.length) {
+      const s = this.reader.lastPc(pcs, this.reader.first, this.now);
+      if (s !== undefined) {
+        const pc = this.reader.step(s).pc;
+        const id = [...this.bps].find(([, a]) => a === pc)![0];
+        consider(s, { kind: 'breakpoint', id, addr: pc });
+      }
+    }
+    for (const [id, w] of this.watches) {
+      if (w.kind === 'exec') {
+        const s = this.lastExec(w, this.now);
+        if (s !== undefined) consider(s, { kind: 'watchpoint', id, addr: this.reader.step(s).pc, access: 'exec', length: w.length });
+        continue;
+      }
+      const phys = w.physical ? w.addr : this.physOf(w.addr, this.thread);
+      const hit = this.reader.lastWriteInRange(Number(phys), w.length, this.now);
+      // A host write at the position itself is already part of it: look before it.
+      if (hit && !(hit.host && hit.seq >= this.now)) consider(hit.seq, { kind: 'watchpoint', id, addr: w.addr, access: 'write', length: w.length });
+    }
+    if (!best) {
+      this.go(this.reader.first);
+      return this.stop({ kind: 'history-begin' });
+    }
+    this.go(best.seq);
+    return this.stop(best.reason);
+  }
+
+  /** The next event after the position (forward replay), or the end of the history. */
+  async resumeForward(): Promise<StopStatus> {
+    let best: { seq: number; reason: StopReason } | undefined;
+    const consider = (seq: number, reason: StopReason) => {
+      if (seq > this.now && (!best || seq < best.seq)) best = { seq, reason };
+    };
+    const pcs = this.bpPcs();
+    if (pcs.length) {
+      const s = this.reader.findPcs(pcs, this.now + 1, this.reader.end, 1)[0];
+      if (s !== undefined) {
+        const pc = this.reader.step(s).pc;
+        consider(s, { kind: 'breakpoint', id: [...this.bps].find(([, a]) => a === pc)![0], addr: pc });
+      }
+    }
+    for (const [id, w] of this.watches) {
+      if (w.kind === 'exec') {
+        const s = this.reader.findPcs(this.execPcs(w), this.now + 1, this.reader.end, 1)[0];
+        if (s !== undefined) consider(s, { kind: 'watchpoint', id, addr: this.reader.step(s).pc, access: 'exec', length: w.length });
+        continue;
+      }
+      const phys = w.physical ? w.addr : this.physOf(w.addr, this.thread);
+      // A write by instruction s is seen after it completes: the stop is at s + 1.
+      const next = this.reader.writesTo(Number(phys), w.length, this.now, this.reader.end).find((x) => (x.host ? x.seq > this.now : x.seq + 1 > this.now));
+      if (next) consider(next.host ? next.seq : next.seq + 1, { kind: 'watchpoint', id, addr: w.addr, access: 'write', length: w.length });
+    }
+    if (!best) {
+      this.go(this.reader.end);
+      return this.stop({ kind: 'history-end' });
+    }
+    this.go(best.seq);
+    return this.stop(best.reason);
+  }
+
+  /** Exec watchpoints: every instruction start in the range that the history ever ran. */
+  private execPcs(w: Watch): bigint[] {
+    const out = new Set<bigint>();
+    const end = w.addr + BigInt(w.length);
+    for (let id = 0; id < this.reader.chunkCount; id++) {
+      for (const pc of this.reader.pcs(id).pc) if (pc >= w.addr && pc < end) out.add(pc);
+      if (out.size > 4096) break;
+    }
+    return [...out];
+  }
+
+  private lastExec(w: Watch, before: number): number | undefined {
+    const pcs = this.execPcs(w);
+    return pcs.length ? this.reader.lastPc(pcs, this.reader.first, before) : undefined;
+  }
+
+  private historyWrite(w: LineWrite): HistoryWrite {
+    const base: HistoryWrite = { seq: BigInt(w.seq), host: w.host, phys: BigInt(w.phys), old: w.old, data: w.data };
+    if (w.host || w.seq >= this.reader.end) return base;
+    const st = this.reader.step(w.seq);
+    return { ...base, vcpu: st.vcpu, pc: st.pc };
+  }
+
+  private summary(): Record<string, string | number> {
+    const row = this.reader.sql('SELECT * FROM summary');
+    const out: Record<string, string | number> = { trace: this.reader.path };
+    row.columns.forEach((c, i) => {
+      out[c] = Number(row.rows[0]![i] ?? 0);
+    });
+    out.now = this.now;
+    out.guest = String(this.reader.meta.get('guest') ?? '');
+    out.created = String(this.reader.meta.get('created') ?? '');
+    return out;
+  }
+
+  close(): void {
+    this.machine.close();
+    this.reader.close();
+  }
+}

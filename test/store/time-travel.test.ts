@@ -1,0 +1,116 @@
+/**
+ * Time travel on a recorded guest: 10,000 reverse single steps each landing where forward
+ * stepping had been (all registers), reverse and forward continue to breakpoints and to write
+ * and exec watchpoints (a write stop shows memory before the write and pc at the writer).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GuestMachine, guestImage } from '../../bench/recording-guest.js';
+import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
+import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
+import { DbgError } from '../../src/common/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'dbg-time-travel-'));
+const trace = join(dir, 'guest.trace');
+const TOTAL = 400_000;
+const BACK = 10_000;
+const forward: Map<string, bigint>[] = []; // registers at TOTAL - BACK + i
+
+beforeAll(() => {
+  const rec = new GuestMachine();
+  rec.setObserver(new EmulatorRecorder(trace, { chunkTarget: 100_000, symbols: guestImage().elf }));
+  rec.run(TOTAL);
+  rec.close();
+  const live = new GuestMachine();
+  live.run(TOTAL - BACK);
+  forward.push(live.registers());
+  for (let i = 0; i < BACK; i++) {
+    live.run(1, 1);
+    forward.push(live.registers());
+  }
+  live.close();
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('reverse execution on a trace', () => {
+  it('10,000 reverse single steps land exactly where forward stepping had been', async () => {
+    const t = ReplayTarget.open(trace);
+    const rev = t.caps.reverse!;
+    expect(rev.bounds()).toEqual({ first: 0n, last: BigInt(TOTAL), now: BigInt(TOTAL) });
+    for (let i = BACK; i >= 0; i--) {
+      const seq = TOTAL - BACK + i;
+      if (i < BACK) {
+        const st = await rev.stepBack(1);
+        expect(st.seq).toBe(BigInt(seq));
+      }
+      const got = t.registers(1);
+      for (const [name, value] of forward[i]!) {
+        if (got.get(name) !== value) throw new Error(`seq ${seq}: ${name} = 0x${got.get(name)?.toString(16)}, forward stepping had 0x${value.toString(16)}`);
+      }
+    }
+    t.close();
+  });
+
+  it('reverse continue stops at the last breakpoint hit, then the one before; forward continue at the next', async () => {
+    const t = ReplayTarget.open(trace);
+    const visit = t.symbols.lookup('visit');
+    const id = t.caps.breakpoints!.addBreakpoint(visit);
+    const hits = t.reader.findPcs([visit]);
+    expect(hits.length).toBeGreaterThan(100);
+    let st = await t.caps.reverse!.resumeBack();
+    expect(st.reason).toEqual({ kind: 'breakpoint', id, addr: visit });
+    expect(st.seq).toBe(BigInt(hits.at(-1)!));
+    expect(st.pc).toBe(visit);
+    st = await t.caps.reverse!.resumeBack();
+    expect(st.seq).toBe(BigInt(hits.at(-2)!));
+    st = await t.caps.execution!.resume();
+    expect(st.seq).toBe(BigInt(hits.at(-1)!));
+    t.caps.breakpoints!.removeBreakpoint(id);
+    st = await t.caps.execution!.resume();
+    expect(st.reason.kind).toBe('history-end');
+    st = await t.caps.reverse!.resumeBack();
+    expect(st.reason.kind).toBe('history-begin');
+    expect(st.seq).toBe(0n);
+    t.close();
+  });
+
+  it('a write watchpoint stops in reverse at the writing instruction with memory as before the write', async () => {
+    const t = ReplayTarget.open(trace);
+    const counter = t.symbols.lookup('counter');
+    const after = t.readVirtual(counter, 8).readBigUInt64LE(0);
+    const id = t.caps.breakpoints!.addWatchpoint(counter, 8, 'write');
+    const st = await t.caps.reverse!.resumeBack();
+    expect(st.reason).toEqual({ kind: 'watchpoint', id, addr: counter, access: 'write', length: 8 });
+    expect(t.readVirtual(counter, 8).readBigUInt64LE(0)).toBe(after - 1n); // counter++ not yet done
+    expect(t.symbols.resolve(st.pc)?.sym.name).toBe('_start');
+    const w = t.caps.history!.whoWrote(counter, 8);
+    expect(w?.data.readBigUInt64LE(0)).toBe(after - 1n); // the write before that one
+    // Forward again: the stop comes after the write completes.
+    const fwd = await t.caps.execution!.resume();
+    expect(fwd.seq).toBe(st.seq! + 1n);
+    expect(t.readVirtual(counter, 8).readBigUInt64LE(0)).toBe(after);
+    t.close();
+  });
+
+  it('an exec watchpoint on a function stops at its last instruction run; read watchpoints are refused', async () => {
+    const t = ReplayTarget.open(trace);
+    const mix = t.symbols.find('mix')!;
+    const id = t.caps.breakpoints!.addWatchpoint(mix.addr, Number(mix.size), 'exec');
+    const st = await t.caps.reverse!.resumeBack();
+    expect(st.reason.kind).toBe('watchpoint');
+    expect(st.pc >= mix.addr && st.pc < mix.addr + BigInt(mix.size)).toBe(true);
+    expect(t.reader.findPcs([st.pc], Number(st.seq) + 1).length).toBe(0);
+    t.caps.breakpoints!.removeWatchpoint(id);
+    try {
+      t.caps.breakpoints!.addWatchpoint(mix.addr, 8, 'read');
+      throw new Error('no error');
+    } catch (e) {
+      expect((e as DbgError).code).toBe('unsupported');
+      expect((e as DbgError).message).toMatch(/read watchpoints are not supported by trace "guest.trace": a trace records writes, not reads/);
+    }
+    t.close();
+  });
+});
