@@ -206,6 +206,26 @@ describe('physical versus paging dump', () => {
     paging.close();
   });
 
+  it('refuses a kernel file whose read-only data differs from the dump (no linux_banner to compare)', () => {
+    const elf = ElfFile.open(kernel);
+    const rodata = elf.section('.rodata')!;
+    elf.close();
+    const bytes = readFileSync(kernel);
+    bytes[rodata.offset + 0x2a] ^= 0xff; // the 'f' of "fixture: run queue corrupted"
+    const other = join(dir, 'kernel-patched.elf');
+    writeFileSync(other, bytes);
+    let err: DbgError | undefined;
+    try {
+      KernelDumpTarget.open(dumps['vmcore.elf']!, { symbols: [other] });
+    } catch (e) {
+      err = e as DbgError;
+    }
+    expect([err?.code, err?.message]).toEqual([
+      'bad-input',
+      `--symbols ${other} does not match kernel dump "vmcore.elf": its .rodata at 0xffffffffc0002000 differs from the dump's (first at +0x2a: 0x99 in the file, 0x66 in the dump). Give the vmlinux of the kernel that was dumped`,
+    ]);
+  });
+
   it('without symbols the dump still opens and reads by address', () => {
     const t = open('vmcore.elf', false);
     expect(t.symbols.modules).toEqual([]);

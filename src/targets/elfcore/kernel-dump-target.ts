@@ -262,7 +262,10 @@ export class KernelDumpTarget implements Target {
       throw mismatch(`the dump's BUILD-ID is ${vi.buildId}, the file's is ${fileId}`);
     }
     const banner = elf.symbols().find((s) => s.name === 'linux_banner' && s.shndx !== 0);
-    if (!banner) return;
+    if (!banner) {
+      this.compareReadOnlyData(elf, mismatch);
+      return;
+    }
     const len = Math.min(Number(banner.size) || 256, 512);
     const bytes = elf.readLoaded(banner.value, len);
     if (!bytes) return;
@@ -272,6 +275,41 @@ export class KernelDumpTarget implements Target {
       throw mismatch(`the dump's OSRELEASE is ${vi.osrelease}, the file's linux_banner says ${release}`);
     }
     if (vi?.kernelOffset === undefined) this.findKernelOffset(banner.value, text, mismatch);
+  }
+
+  /**
+   * A kernel without linux_banner (not Linux): compare the first bytes of its .rodata and of each
+   * read-only PT_LOAD with the dump's, where the dump maps them. Other bytes are a mismatch; a
+   * file none of whose read-only data the dump maps gets a warning.
+   */
+  private compareReadOnlyData(elf: ElfFile, mismatch: (what: string) => DbgError): void {
+    const cpu = this.threads().find((t) => this.addressMode(t.index).kind !== 'none');
+    if (!cpu) return;
+    const places: { addr: bigint; size: number; what: string }[] = [];
+    const rodata = elf.sections().find((x) => x.name === '.rodata' && x.size > 0 && x.type !== 8 && (x.flags & 2n) !== 0n);
+    if (rodata) places.push({ addr: rodata.addr, size: rodata.size, what: '.rodata' });
+    for (const p of elf.loadSegments()) if (p.filesz > 0 && (p.flags & 2) === 0) places.push({ addr: p.vaddr, size: p.filesz, what: `PT_LOAD ${p.index}` });
+    let compared = 0;
+    for (const place of places) {
+      const len = Math.min(64, place.size);
+      const want = elf.readLoaded(place.addr, len);
+      if (!want) continue;
+      const at = place.addr + this.kernelOffset;
+      let got: Buffer;
+      try {
+        got = this.readVirtual(at, len, cpu.index);
+      } catch {
+        continue;
+      }
+      compared++;
+      if (!got.equals(want)) {
+        let i = 0;
+        while (got[i] === want[i]) i++;
+        const byte = (b: Buffer) => `0x${b[i]!.toString(16).padStart(2, '0')}`;
+        throw mismatch(`its ${place.what} at 0x${at.toString(16)} differs from the dump's (first at +0x${i.toString(16)}: ${byte(want)} in the file, ${byte(got)} in the dump)`);
+      }
+    }
+    if (places.length > 0 && compared === 0) this.warnings.push('the dump maps none of the read-only data of the symbol file: the symbols may not match');
   }
 
   /**
