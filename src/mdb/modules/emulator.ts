@@ -147,7 +147,7 @@ const step: Dcmd = {
     // A temporary breakpoint that fires only on this thread, with the stack unwound past here.
     const ev = t.addBreakpoint(target, { temporary: true });
     const prev = t.conditionCheck;
-    t.conditionCheck = (e, th) => (e.id === ev.id ? th === thread && t.registers(th).get('rsp')! > rsp : (prev?.(e, th) ?? true));
+    t.conditionCheck = (e, th) => (e.id === ev.id ? th === thread && t.registers(th).get('rsp')! >= rsp : (prev?.(e, th) ?? true));
     ev.condition = '(step)';
     try {
       report(s, t, await t.caps.execution!.resume(), out);

@@ -228,12 +228,17 @@ export class EmulatorTarget implements Target {
     for (;;) {
       const stop = await this.machine.run(step);
       const ev = this.eventOf(stop);
+      let reason = stop.reason;
       if (ev) {
         ev.hits++;
         if (ev.condition !== undefined && this.conditionCheck && !this.conditionCheck(ev, stop.vcpu + 1)) continue;
-        if (ev.temporary) this.deleteEvent(ev.id);
+        if (ev.temporary) {
+          // the breakpoint of a step over / step out: the stop is the end of that step
+          this.deleteEvent(ev.id);
+          reason = { kind: 'step' };
+        }
       }
-      this.last = { reason: stop.reason, thread: stop.vcpu + 1, pc: this.machine.pc(stop.vcpu), seq: this.machine.seq };
+      this.last = { reason, thread: stop.vcpu + 1, pc: this.machine.pc(stop.vcpu), seq: this.machine.seq };
       return this.last;
     }
   }

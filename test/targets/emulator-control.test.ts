@@ -1,0 +1,192 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Session } from '../../src/mdb/session.js';
+import { builtinModules } from '../../src/mdb/modules/index.js';
+import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import { UC, X86_REG } from '../../src/targets/emulator/unicorn.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'dbg-emuc-'));
+const open: EmulatorTarget[] = [];
+afterAll(() => open.forEach((t) => t.close()));
+
+function elf64(name: string, asm: string): string {
+  const s = join(dir, `${name}.S`);
+  writeFileSync(s, asm);
+  execFileSync('gcc', ['-c', '-m64', '-o', join(dir, `${name}.o`), s]);
+  execFileSync('ld', ['-m', 'elf_x86_64', '-nostdlib', '-Ttext=0x100000', '-e', '_start', '-o', join(dir, `${name}.elf`), join(dir, `${name}.o`)]);
+  return join(dir, `${name}.elf`);
+}
+
+const prog = `
+.globl _start, f, g, loop, done, buf
+_start:
+  mov $0x80000, %rsp
+  call f
+after_f:
+  xor %ecx, %ecx
+loop:
+  inc %ecx
+  movb %cl, buf(%rip)
+  cmp $5, %ecx
+  jne loop
+done:
+  cli
+  hlt
+f:
+  push %rbp
+  mov %rsp, %rbp
+  call g
+  pop %rbp
+  ret
+g:
+  nop
+  nop
+  ret
+.data
+buf: .quad 0
+`;
+
+function session(t: EmulatorTarget): { run(line: string): Promise<string[]> } {
+  const s = new Session(t, builtinModules);
+  return {
+    async run(line) {
+      const lines: string[] = [];
+      await s.execute(line, { jsonMode: false, line: (x) => lines.push(x), json: (v) => lines.push(JSON.stringify(v)), warn: () => {} } as never);
+      return lines;
+    },
+  };
+}
+
+describe('execution control', () => {
+  it('step into, over a call, out of a function', async () => {
+    const k = elf64('calls', prog);
+    const t = EmulatorTarget.open(k, { ramBytes: 4 << 20 });
+    open.push(t);
+    const s = session(t);
+    const sym = (n: string): bigint => t.symbols.lookup(n);
+    await s.run(':s'); // mov rsp
+    expect(t.status().pc).toBe(sym('_start') + 7n);
+    expect((await s.run('::step over'))[0]).toBe(`stopped: step at 0x${sym('after_f').toString(16).padStart(16, '0')} after_f on vCPU 0`);
+    expect(t.status().reason.kind).toBe('step');
+    // into f, then g; ::step out of g lands back in f after the call
+    const t2 = EmulatorTarget.open(k, { ramBytes: 4 << 20 });
+    open.push(t2);
+    const s2 = session(t2);
+    await s2.run(':s; :s');
+    expect(t2.status().pc).toBe(sym('f'));
+    await s2.run(':s; :s; :s');
+    expect(t2.status().pc).toBe(sym('g'));
+    await s2.run('::step out');
+    expect(t2.status().pc).toBe(sym('f') + 9n); // after "call g"
+    await s2.run('::step out');
+    expect(t2.status().pc).toBe(sym('after_f'));
+    expect(() => s2.run('::step sideways')).rejects.toThrow(/::step sideways: expected over, out or nothing/);
+  });
+
+  it('a breakpoint in a loop hits once per pass, not again at once on resume', async () => {
+    const t = EmulatorTarget.open(elf64('loop', prog), { ramBytes: 4 << 20 });
+    open.push(t);
+    const s = session(t);
+    expect((await s.run('loop::bp'))[0]).toMatch(/^1: breakpoint at 0x0*[0-9a-f]+ loop; hits 0$/);
+    const seqs: bigint[] = [];
+    for (let i = 0; i < 5; i++) {
+      await s.run(':c');
+      expect(t.status().reason).toMatchObject({ kind: 'breakpoint', id: 1 });
+      seqs.push(t.status().seq!);
+    }
+    expect(seqs.map((x, i) => (i ? x - seqs[i - 1]! : 0n))).toEqual([0n, 4n, 4n, 4n, 4n]);
+    expect(await s.run('::events')).toEqual([expect.stringMatching(/^1: breakpoint at .* loop; hits 5$/)]);
+    await s.run('::delete 1; :c');
+    expect(t.status().reason.kind).toBe('halted');
+    expect(await s.run('::events')).toEqual(['no breakpoints or watchpoints']);
+  });
+
+  it('exec and physical watchpoints; /W and ::setreg writes', async () => {
+    const t = EmulatorTarget.open(elf64('wx', prog), { ramBytes: 4 << 20 });
+    open.push(t);
+    const s = session(t);
+    const g = t.symbols.lookup('g');
+    await s.run(`${g.toString(16)}::wp -x -L 3`);
+    await s.run(':c');
+    expect(t.status().reason).toMatchObject({ kind: 'watchpoint', access: 'exec', addr: g });
+    await s.run(':c');
+    expect(t.status().reason).toMatchObject({ kind: 'watchpoint', access: 'exec', addr: g + 1n });
+    await s.run('::delete all');
+    const buf = t.symbols.lookup('buf');
+    await s.run(`${buf.toString(16)}::wp -w -p -L 1`); // identity: virtual = physical here
+    await s.run(':c');
+    expect(t.status().reason).toMatchObject({ kind: 'watchpoint', access: 'write' });
+    expect(t.readVirtual(buf, 1)[0]).toBe(1);
+    await s.run('::delete all');
+    const w = await s.run(`${buf.toString(16)}/W 0x41424344`);
+    expect(w[0]).toMatch(/0x1\s+=\s+0x41424344$/);
+    expect(t.readVirtual(buf, 4).readUInt32LE(0)).toBe(0x41424344);
+    expect(await s.run('5::setreg rcx')).toEqual(['rcx = 0x0000000000000005']);
+    await s.run(':c');
+    expect(t.status().reason.kind).toBe('halted');
+    expect(t.registers(1).get('rcx')).toBe(5n); // written between movb and cmp: the loop ends at once
+    expect(() => s.run('::setreg rcx')).rejects.toThrow(/::setreg needs a value and a register name/);
+    expect(() => s.run('1::setreg xyz')).rejects.toThrow(/unknown register "xyz"/);
+    expect(() => s.run('0::wp -r -w -x')).rejects.toThrow(/::wp needs exactly one of -r, -w, -x, -a/);
+  });
+
+  it('a deferred breakpoint arms when ::symbols adds a file defining it', async () => {
+    const k = elf64('main', prog);
+    const t = EmulatorTarget.open(k, { ramBytes: 4 << 20 });
+    open.push(t);
+    const s = session(t);
+    // a symbol file that names an address of this guest "later_sym" (at g)
+    const g = t.symbols.lookup('g');
+    const sf = join(dir, 'extra.S');
+    writeFileSync(sf, `.globl later_sym\n.set later_sym, 0x${g.toString(16)}\n`);
+    execFileSync('gcc', ['-c', '-o', join(dir, 'extra.o'), sf]);
+    execFileSync('ld', ['-r', '-o', join(dir, 'extra.elf'), join(dir, 'extra.o')]);
+    expect((await s.run('::bp later_sym'))[0]).toMatch(/^1: breakpoint at later_sym \(pending: no symbol file defines it yet\); hits 0$/);
+    expect((await s.run(`::symbols ${join(dir, 'extra.elf')}`))[0]).toBe('added symbols of extra.elf; 1 pending breakpoint(s) armed');
+    await s.run(':c');
+    expect(t.status().reason).toMatchObject({ kind: 'breakpoint', id: 1, addr: g });
+  });
+});
+
+describe('Unicorn constants', () => {
+  it('match /usr/include/unicorn', () => {
+    const c = join(dir, 'consts.c');
+    writeFileSync(
+      c,
+      `#include <unicorn/unicorn.h>
+#include <stdio.h>
+#define P(x) printf("%s\\t%lld\\n", #x, (long long)(x));
+int main(void) {
+P(UC_ARCH_X86) P(UC_MODE_64) P(UC_MODE_32) P(UC_PROT_ALL) P(UC_HOOK_INTR) P(UC_HOOK_INSN) P(UC_HOOK_CODE) P(UC_HOOK_MEM_READ) P(UC_HOOK_MEM_WRITE)
+P(UC_ERR_OK) P(UC_ERR_READ_UNMAPPED) P(UC_ERR_WRITE_UNMAPPED) P(UC_ERR_FETCH_UNMAPPED) P(UC_ERR_INSN_INVALID) P(UC_ERR_EXCEPTION)
+P(UC_MEM_READ) P(UC_MEM_WRITE) P(UC_MEM_FETCH) P(UC_MEM_READ_UNMAPPED) P(UC_MEM_WRITE_UNMAPPED) P(UC_MEM_FETCH_UNMAPPED) P(UC_MEM_WRITE_PROT) P(UC_MEM_READ_PROT) P(UC_MEM_FETCH_PROT)
+P(UC_X86_INS_IN) P(UC_X86_INS_OUT) P(UC_CTL_WRITE(UC_CTL_CPU_MODEL, 1)) P(UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0)) P(UC_CPU_X86_QEMU64) P(UC_CPU_X86_SKYLAKE_SERVER)
+P(UC_X86_REG_RAX) P(UC_X86_REG_RBX) P(UC_X86_REG_RCX) P(UC_X86_REG_RDX) P(UC_X86_REG_RSI) P(UC_X86_REG_RDI) P(UC_X86_REG_RBP) P(UC_X86_REG_RSP)
+P(UC_X86_REG_R8) P(UC_X86_REG_R9) P(UC_X86_REG_R10) P(UC_X86_REG_R11) P(UC_X86_REG_R12) P(UC_X86_REG_R13) P(UC_X86_REG_R14) P(UC_X86_REG_R15)
+P(UC_X86_REG_RIP) P(UC_X86_REG_EFLAGS) P(UC_X86_REG_RFLAGS) P(UC_X86_REG_CS) P(UC_X86_REG_SS) P(UC_X86_REG_DS) P(UC_X86_REG_ES) P(UC_X86_REG_FS) P(UC_X86_REG_GS)
+P(UC_X86_REG_FS_BASE) P(UC_X86_REG_GS_BASE) P(UC_X86_REG_CR0) P(UC_X86_REG_CR2) P(UC_X86_REG_CR3) P(UC_X86_REG_CR4) P(UC_X86_REG_CR8) P(UC_X86_REG_DR6) P(UC_X86_REG_DR7)
+P(UC_X86_REG_IDTR) P(UC_X86_REG_GDTR) P(UC_X86_REG_LDTR) P(UC_X86_REG_TR) P(UC_X86_REG_MSR)
+return 0; }
+`,
+    );
+    execFileSync('gcc', ['-o', join(dir, 'consts'), c]);
+    const real = new Map(
+      execFileSync(join(dir, 'consts'), { encoding: 'utf8' })
+        .trim()
+        .split('\n')
+        .map((l) => l.split("\t") as [string, string]),
+    );
+    const ours: Record<string, number> = {};
+    for (const [k, v] of Object.entries(UC)) {
+      const name = k === 'CTL_WRITE_CPU_MODEL' ? 'UC_CTL_WRITE(UC_CTL_CPU_MODEL, 1)' : k === 'CTL_WRITE_TB_FLUSH' ? 'UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0)' : `UC_${k}`;
+      ours[name] = v;
+    }
+    for (const [k, v] of Object.entries(X86_REG)) ours[`UC_X86_REG_${k}`] = v;
+    for (const [name, value] of Object.entries(ours)) expect(`${name} ${value}`).toBe(`${name} ${real.get(name)}`);
+    expect(readFileSync(c, 'utf8')).toContain('UC_X86_REG_MSR');
+  });
+});
