@@ -1,7 +1,7 @@
 // The kernel dcmds (::vtop, ::hexdump -p, ::cpus, ::panicinfo, ::vmcoreinfo) and MDB's language over
 // the QEMU fixture dump, through a Session, and once end to end through `dbg open -e`.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,6 +145,16 @@ describe('dbg open on a kernel dump, end to end', () => {
     );
     expect(out).toContain('0xffffffffc0005060|0x0000000000000150|OBJT  |GLOB|procs');
     expect(out).toMatch(/runqueue:\s+ffffffffc0005108/);
+  });
+
+  it('the sample pair made by setup opens: dumps/vmcore.0 with dumps/kernel.elf', () => {
+    const sample = join(repoRoot, 'dumps', 'vmcore.0');
+    const stamp = readFileSync(join(repoRoot, 'dumps', '.work', 'vmcore.0.source'), 'utf8').trim();
+    const symbols = join(repoRoot, 'dumps', stamp === 'emulator' ? 'kernel.elf' : 'qemu/kernel.elf');
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'open', sample, '--symbols', symbols, '-e', '::status; ::stack'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/status: panic: /);
+    expect(r.stdout).toMatch(/\n0x[0-9a-f]{16} panic\+0x[0-9a-f]+\n0x[0-9a-f]{16} \w+\+0x/); // panic, then its caller
   });
 
   it('sym/s, sym,N/J and addr::list OFFSET work in kernel virtual addresses', () => {
