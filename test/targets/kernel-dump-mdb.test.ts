@@ -151,7 +151,7 @@ describe('dbg open on a kernel dump, end to end', () => {
     const sample = join(repoRoot, 'dumps', 'vmcore.0');
     const stamp = readFileSync(join(repoRoot, 'dumps', '.work', 'vmcore.0.source'), 'utf8').trim();
     const symbols = join(repoRoot, 'dumps', stamp === 'emulator' ? 'kernel.elf' : 'qemu/kernel.elf');
-    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'open', sample, '--symbols', symbols, '-e', '::status; ::stack'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'open', sample, '--symbols', symbols, '-e', '::status; ::stack -a'], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/status: panic: /);
     expect(r.stdout).toMatch(/\n0x[0-9a-f]{16} panic\+0x[0-9a-f]+\n0x[0-9a-f]{16} \w+\+0x/); // panic, then its caller
