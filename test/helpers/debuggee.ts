@@ -175,7 +175,9 @@ async function runAndDump(
       const pattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim();
       if (opts.kernelCoreBy === 'stdin') child.stdin!.end('crash\n');
       else process.kill(pid, 'SIGABRT');
-      await Promise.race([exitedP, new Promise((r) => setTimeout(r, 30_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exitedP, new Promise((r) => (timer = setTimeout(r, 30_000)))]);
+      clearTimeout(timer);
       const found = readdirSync(work).find((f) => f === 'core' || f.startsWith('core.'));
       if (found) kernelCore = found;
       else kernelCoreProblem = `the kernel wrote no core into the working directory (core_pattern is "${pattern}")`;
