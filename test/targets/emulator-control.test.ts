@@ -190,3 +190,78 @@ return 0; }
     expect(readFileSync(c, 'utf8')).toContain('UC_X86_REG_MSR');
   });
 });
+
+describe('CPU exceptions go to the guest IDT (64-bit, ring 0), as on a real CPU', () => {
+  // An IDT with a #PF handler (vector 14) that prints its error code's low byte and CR2, a #UD
+  // handler (6), and optionally a #DF handler (8) only.
+  const kernel = (gates: number[]): string => `
+.globl _start, pf_handler, ud_handler, df_handler, idt
+_start:
+  mov $0x80000, %rsp
+${gates.map((v) => `  lea ${v === 14 ? 'pf' : v === 6 ? 'ud' : 'df'}_handler(%rip), %rax
+  mov %ax, idt+${v * 16}(%rip)
+  movw $8, idt+${v * 16 + 2}(%rip)
+  movw $0x8e00, idt+${v * 16 + 4}(%rip)
+  shr $16, %rax
+  mov %ax, idt+${v * 16 + 6}(%rip)
+  shr $16, %rax
+  mov %eax, idt+${v * 16 + 8}(%rip)`).join('\n')}
+  lidt idtr(%rip)
+  ud2
+back:
+  movq (0x7000000000), %rax
+  cli
+  hlt
+ud_handler:
+  mov $0x3f8, %dx
+  mov $'U', %al
+  outb %al, %dx
+  addq $2, (%rsp)        # skip the ud2
+  iretq
+pf_handler:
+  pop %rbx               # error code
+  mov %cr2, %rcx
+  mov $0x3f8, %dx
+  mov $'P', %al
+  outb %al, %dx
+  cli
+  hlt
+df_handler:
+  mov $0x3f8, %dx
+  mov $'D', %al
+  outb %al, %dx
+  cli
+  hlt
+.data
+.align 16
+idtr: .word 256*16-1
+  .quad idt
+.align 16
+idt: .skip 256*16
+`;
+  it('delivers #UD and #PF with CR2 and the error code', async () => {
+    const t = EmulatorTarget.open(elf64('exc', kernel([6, 14])), { ramBytes: 4 << 20 });
+    open.push(t);
+    const st = await t.caps.execution!.resume();
+    expect(st.reason.kind).toBe('halted');
+    expect(t.caps.console!.consoleText()).toBe('UP');
+    const r = t.registers(1);
+    expect(r.get('rcx')).toBe(0x7000000000n); // CR2
+    expect(r.get('rbx')).toBe(0n); // not present, read, supervisor
+    expect(st.pc).toBe(t.symbols.lookup('df_handler')); // right after pf_handler's hlt
+  });
+
+  it('a #PF without a gate becomes a double fault; without that, a triple fault stop', async () => {
+    const d = EmulatorTarget.open(elf64('df', kernel([6, 8])), { ramBytes: 4 << 20 });
+    open.push(d);
+    await d.caps.execution!.resume();
+    expect(d.caps.console!.consoleText()).toBe('UD');
+    const n = EmulatorTarget.open(elf64('tf', kernel([6])), { ramBytes: 4 << 20 });
+    open.push(n);
+    const st = await n.caps.execution!.resume();
+    expect(n.caps.console!.consoleText()).toBe('U');
+    expect(st.reason).toMatchObject({ kind: 'fault', addr: 0x7000000000n });
+    expect((st.reason as { fault: string }).fault).toMatch(/^triple fault: #PF page fault: read of 0x7000000000 not mapped by the page tables \(PDPTE\[448\] = 0x0 \(not present\)\), with no usable IDT gate \(IDT base 0x[0-9a-f]+ limit 0xfff\)$/);
+    expect(st.pc).toBe(n.symbols.lookup('back'));
+  });
+});

@@ -43,6 +43,7 @@ import { UnicornEngine, UC, X86_REG } from './unicorn.js';
 import {
   copyMode,
   deliverInterrupt,
+  hasErrorCode,
   isTrap,
   pagingState,
   readRegisters,
@@ -607,6 +608,10 @@ export class Machine implements ObservedMachine {
         this.paging.flush();
         const tr = this.translate(v.index, h.addr);
         if (pagingState(e).paging && tr.phys === undefined) {
+          // #PF error code: P (a present entry refused the access) is 0 here, W, I (fetch).
+          const code = (h.access === UC.MEM_WRITE_UNMAPPED ? 2n : 0n) | (fetch ? 0x10n : 0n);
+          e.writeReg(X86_REG.CR2, h.addr);
+          if (this.deliverException(v, 14, code)) break;
           fault = `#PF page fault: ${kind.replace(' unmapped memory', '')} 0x${h.addr.toString(16)} not mapped by the page tables (${tr.fault})`;
           fault = this.describeException(v.index, 14, fault);
         } else if (tr.phys !== undefined) {
@@ -617,7 +622,8 @@ export class Machine implements ObservedMachine {
       }
       case HookStop.BadInsn:
         e.writeReg(X86_REG.RIP, h.pc);
-        stop = { reason: { kind: 'fault', fault: `invalid opcode (#UD) at 0x${h.pc.toString(16)}`, pc: h.pc }, vcpu: v.index };
+        if (this.deliverException(v, 6)) break;
+        stop = { reason: { kind: 'fault', fault: this.describeException(v.index, 6, `invalid opcode (#UD) at 0x${h.pc.toString(16)}`), pc: h.pc }, vcpu: v.index };
         break;
       case HookStop.Interrupt:
         stop = this.onException(v, h.intno, h.pc);
@@ -658,6 +664,7 @@ export class Machine implements ObservedMachine {
       return { reason: { kind: 'fault', fault: `int 0x${vector.toString(16)} could not be delivered: ${r.why}`, pc }, vcpu: v.index };
     }
     if (!isTrap(vector)) e.writeReg(X86_REG.RIP, pc);
+    if (vector !== 3 && this.deliverException(v, vector, hasErrorCode(vector) ? 0n : undefined)) return undefined;
     let what = vectorName(vector);
     // Unicorn 2.0.1 leaves CR2 = -2 for some faults (an instruction fetch): name the pc then.
     const cr2 = e.readReg(X86_REG.CR2);
@@ -668,12 +675,32 @@ export class Machine implements ObservedMachine {
     return { reason: { kind: 'fault', fault, pc: isTrap(vector) ? e.readReg(X86_REG.RIP) : pc, ...(addr !== undefined ? { addr } : {}) }, vcpu: v.index };
   }
 
-  /** `what` named as the CPU would end up: handled by the guest, or a triple fault. */
+  /**
+   * Deliver CPU exception `vector` to the guest's IDT (64-bit, ring 0), as the CPU would; when
+   * that fails, a double fault (vector 8, error code 0). False when neither could be delivered:
+   * the CPU would triple-fault, and the run stops. RIP must already be where the exception
+   * leaves it (the faulting instruction, or the next one for traps). int3 is never delivered: it
+   * is the debugger's.
+   */
+  private deliverException(v: Vcpu, vector: number, errorCode?: bigint): boolean {
+    const mem = this.guestMemory(v.index);
+    for (const [vec, code] of [[vector, errorCode], [8, 0n]] as const) {
+      const r = deliverInterrupt(v.engine, mem, vec, code);
+      if (r.ok) {
+        this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector: vec, writes: r.writes, registers: r.registers });
+        return true;
+      }
+      if (vec === 8) break;
+    }
+    return false;
+  }
+
+  /** `what` named as the CPU would end up when delivery failed. */
   private describeException(vcpu: number, vector: number, what: string): string {
     const idt = this.vcpu(vcpu).engine.readMmr(X86_REG.IDTR);
     const handled = vector * 16 + 15 <= idt.limit && this.gatePresent(vcpu, idt.base + BigInt(vector * 16));
     return handled
-      ? `${what} (the guest has a handler, but dbg stops at CPU exceptions instead of delivering them)`
+      ? `${what} (the guest's handler could not be entered: see its IDT gate)`
       : `triple fault: ${what}, with no usable IDT gate (IDT base 0x${idt.base.toString(16)} limit 0x${idt.limit.toString(16)})`;
   }
 

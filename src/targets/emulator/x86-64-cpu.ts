@@ -214,15 +214,23 @@ export interface GuestMemory {
   writeVirt(addr: bigint, data: Buffer): bigint;
 }
 
+/** Vectors that push an error code. */
+export function hasErrorCode(v: number): boolean {
+  return v === 8 || (v >= 10 && v <= 14) || v === 17 || v === 21;
+}
+
 /**
- * Deliver external interrupt `vector` in 64-bit mode at ring 0, as the CPU does through an
- * interrupt gate: align RSP to 16, push SS, RSP, RFLAGS, CS, RIP, clear IF and TF, load CS:RIP from
- * the gate. Returns what it changed (for the observer), or a reason it could not deliver.
+ * Deliver `vector` in 64-bit mode at ring 0, as the CPU does through an interrupt or trap gate:
+ * switch to the gate's IST stack if it names one (from the TSS), else stay on RSP aligned to 16;
+ * push SS, RSP, RFLAGS, CS, RIP (and `errorCode` when given); clear IF (interrupt gates) and TF;
+ * load CS:RIP from the gate. Returns what it changed (for the observer), or why it could not.
+ * Guests running at ring 3 are not handled (no stack switch through TSS.RSP0).
  */
 export function deliverInterrupt(
   e: UnicornEngine,
   mem: GuestMemory,
   vector: number,
+  errorCode?: bigint,
 ): { ok: true; writes: { phys: bigint; data: Buffer }[]; registers: Map<string, bigint> } | { ok: false; why: string } {
   if (!isLongMode(e)) return { ok: false, why: 'interrupt delivery is emulated in 64-bit mode only' };
   const idt = e.readMmr(X86_REG.IDTR);
@@ -237,17 +245,28 @@ export function deliverInterrupt(
   if ((typeAttr & 0x80) === 0) return { ok: false, why: `IDT gate 0x${vector.toString(16)} is not present` };
   const type = typeAttr & 0xf;
   if (type !== 0xe && type !== 0xf) return { ok: false, why: `IDT gate 0x${vector.toString(16)} has type ${type}, not an interrupt or trap gate` };
+  if ((e.readReg(X86_REG.CS) & 3n) !== 0n) return { ok: false, why: 'the vCPU runs at ring 3; dbg delivers interrupts at ring 0 only' };
   const selector = BigInt(gate.readUInt16LE(2));
+  // Unicorn's register API cannot load a code-segment descriptor, so the gate must keep CS.
+  if (selector !== e.readReg(X86_REG.CS)) return { ok: false, why: `IDT gate 0x${vector.toString(16)} switches to code segment 0x${selector.toString(16)}; dbg delivers within the current code segment only` };
   const target = BigInt(gate.readUInt16LE(0)) | (BigInt(gate.readUInt16LE(6)) << 16n) | (BigInt(gate.readUInt32LE(8)) << 32n);
   const rsp = e.readReg(X86_REG.RSP);
   const rflags = e.readReg(X86_REG.RFLAGS);
-  const frame = Buffer.alloc(40);
-  frame.writeBigUInt64LE(e.readReg(X86_REG.RIP), 0);
-  frame.writeBigUInt64LE(e.readReg(X86_REG.CS), 8);
-  frame.writeBigUInt64LE(rflags, 16);
-  frame.writeBigUInt64LE(rsp, 24);
-  frame.writeBigUInt64LE(e.readReg(X86_REG.SS), 32);
-  const newRsp = BigInt.asUintN(64, (rsp & ~0xfn) - 40n);
+  let stack = rsp;
+  const ist = gate[4]! & 7;
+  if (ist) {
+    const tr = readSegmentCaches(e).tr!;
+    try {
+      stack = mem.readVirt(tr.base + 0x24n + BigInt((ist - 1) * 8), 8).readBigUInt64LE(0);
+    } catch (err) {
+      return { ok: false, why: `IST${ist} of the TSS at 0x${tr.base.toString(16)} unreadable: ${(err as Error).message}` };
+    }
+  }
+  const words = [e.readReg(X86_REG.RIP), e.readReg(X86_REG.CS), rflags, rsp, e.readReg(X86_REG.SS)];
+  if (errorCode !== undefined) words.unshift(errorCode);
+  const frame = Buffer.alloc(words.length * 8);
+  words.forEach((w, i) => frame.writeBigUInt64LE(BigInt.asUintN(64, w), i * 8));
+  const newRsp = BigInt.asUintN(64, (stack & ~0xfn) - BigInt(frame.length));
   let phys: bigint;
   try {
     phys = mem.writeVirt(newRsp, frame);
@@ -257,7 +276,6 @@ export function deliverInterrupt(
   const newFlags = type === 0xe ? rflags & ~(RFLAGS_IF | RFLAGS_TF) : rflags & ~RFLAGS_TF;
   e.writeReg(X86_REG.RSP, newRsp);
   e.writeReg(X86_REG.RFLAGS, newFlags);
-  if (selector !== e.readReg(X86_REG.CS)) e.writeReg(X86_REG.CS, selector);
   e.writeReg(X86_REG.RIP, target);
   return {
     ok: true,
@@ -265,7 +283,6 @@ export function deliverInterrupt(
     registers: new Map([
       ['rsp', newRsp],
       ['eflags', newFlags],
-      ['cs', selector],
       ['rip', target],
     ]),
   };
