@@ -48,6 +48,10 @@ export type ReadPhys = (addr: PhysAddr, size: 8) => bigint;
 
 export type WalkFaultKind = 'not-present' | 'outside' | 'loop' | 'reserved' | 'non-canonical';
 
+/**
+ * A translation. On results from the TLB, `steps` is a getter that walks (once per TLB slot) when
+ * read: copy it by name (`steps: w.steps`), not with a spread.
+ */
 export interface Walk {
   readonly virt: VirtAddr;
   readonly phys?: PhysAddr;
@@ -86,20 +90,19 @@ const ADDR_MASK = 0x000f_ffff_ffff_f000n; // bits 51..12
 const MASK64 = (1n << 64n) - 1n;
 const TWO32 = 4294967296;
 
-/** One level of a walk. The bigint views are made only when someone looks at them. */
+/** One level of a walk (made only by full walks: the TLB path keeps numbers). */
 class Step implements TranslationStep {
+  readonly entryAddr: bigint;
+  readonly entry: bigint;
   constructor(
     readonly level: string,
     readonly index: number,
-    private readonly at: number,
-    private readonly lo: number,
-    private readonly hi: number,
-  ) {}
-  get entryAddr(): bigint {
-    return BigInt(this.at);
-  }
-  get entry(): bigint {
-    return (BigInt(this.hi) << 32n) | BigInt(this.lo);
+    at: number,
+    lo: number,
+    hi: number,
+  ) {
+    this.entryAddr = BigInt(at);
+    this.entry = (BigInt(hi) << 32n) | BigInt(lo);
   }
 }
 
@@ -112,32 +115,31 @@ const RESERVED = 4;
 const NON_CANONICAL = 5;
 
 /**
- * A successful translation whose steps are found again only if someone asks (::vtop does; a
- * memory read does not): the TLB keeps numbers, not step objects, so millions of translations
- * leave little for the garbage collector.
+ * A successful translation whose steps are found only if someone asks (::vtop does; a memory read
+ * does not): the TLB keeps numbers, and the steps of a TLB slot once asked for, so millions of
+ * translations leave little for the garbage collector.
  */
 class CachedWalk implements Walk {
   private stepList?: readonly TranslationStep[];
+  readonly writable: boolean;
+  readonly user: boolean;
+  readonly executable: boolean;
   constructor(
     private readonly walker: X86_64Paging,
     private readonly root: PhysAddr,
     private readonly levels: 4 | 5,
+    private readonly slot: number,
     readonly virt: VirtAddr,
     readonly phys: PhysAddr,
     readonly pageSize: number,
-    private readonly rights: number,
-  ) {}
+    rights: number,
+  ) {
+    this.writable = (rights & 1) !== 0;
+    this.user = (rights & 2) !== 0;
+    this.executable = (rights & 4) !== 0;
+  }
   get steps(): readonly TranslationStep[] {
-    return (this.stepList ??= this.walker.walk(this.root, this.virt, this.levels).steps);
-  }
-  get writable(): boolean {
-    return (this.rights & 1) !== 0;
-  }
-  get user(): boolean {
-    return (this.rights & 2) !== 0;
-  }
-  get executable(): boolean {
-    return (this.rights & 4) !== 0;
+    return (this.stepList ??= this.walker.stepsOf(this.slot, this.root, this.virt, this.levels));
   }
 }
 
@@ -148,6 +150,7 @@ export class X86_64Paging {
   private readonly tlbRoot: Float64Array; // root + levels - 4
   private readonly tlbBase: Float64Array; // physical address of the virtual page's first byte
   private readonly tlbInfo: Uint8Array; // log2(page size) << 3 | rights (W 1, U 2, X 4)
+  private readonly tlbSteps: (readonly TranslationStep[] | undefined)[] = []; // filled when asked for
   /** Address bits kept from an entry, as high (bits 51..32) and low (31..12) words. */
   private readonly keepHi: number;
   private readonly keepLo: number;
@@ -182,6 +185,7 @@ export class X86_64Paging {
   /** Forget every cached walk (after page tables or the memory under them changed). */
   flush(): void {
     this.tlbTag.fill(0);
+    this.tlbSteps.length = 0;
   }
 
   /**
@@ -198,7 +202,7 @@ export class X86_64Paging {
     const slot = vpn & (this.tlbSize - 1);
     if (this.tlbTag[slot] === vpn + 1 && this.tlbRoot[slot] === rootKey) {
       const info = this.tlbInfo[slot]!;
-      return new CachedWalk(this, root, levels, virt, BigInt(this.tlbBase[slot]! + (vlo & 0xfff)), 2 ** (info >> 3), info & 7);
+      return new CachedWalk(this, root, levels, slot, virt, BigInt(this.tlbBase[slot]! + (vlo & 0xfff)), 2 ** (info >> 3), info & 7);
     }
     const rootNum = Number(root);
     if (this.descend(rootNum, vhi, vlo, levels, undefined) !== OK) return this.walkNumbers(rootNum, virt, vhi, vlo, levels);
@@ -207,7 +211,19 @@ export class X86_64Paging {
     this.tlbRoot[slot] = rootKey;
     this.tlbBase[slot] = phys - (vlo & 0xfff);
     this.tlbInfo[slot] = (this.outShift << 3) | this.outRights;
-    return new CachedWalk(this, root, levels, virt, BigInt(phys), 2 ** this.outShift, this.outRights);
+    this.tlbSteps[slot] = undefined;
+    return new CachedWalk(this, root, levels, slot, virt, BigInt(phys), 2 ** this.outShift, this.outRights);
+  }
+
+  /** The steps of a cached translation: from its TLB slot when still there, else walked again. */
+  stepsOf(slot: number, root: PhysAddr, virt: VirtAddr, levels: 4 | 5): readonly TranslationStep[] {
+    const vpn = Number(virt >> 32n) * 1048576 + (Number(virt & 0xffffffffn) >>> 12);
+    const same = this.tlbTag[slot] === vpn + 1 && this.tlbRoot[slot] === Number(root) + levels - 4;
+    const hit = same ? this.tlbSteps[slot] : undefined;
+    if (hit) return hit;
+    const steps = this.walk(root, virt, levels).steps;
+    if (same) this.tlbSteps[slot] = steps;
+    return steps;
   }
 
   /** The walk itself, uncached, with every step. */

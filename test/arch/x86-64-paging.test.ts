@@ -63,6 +63,9 @@ describe('the fixture page tables (CR3 0x206000)', () => {
     // The TLB keeps numbers only: the steps of a cached translation are walked again when asked for.
     expect(again.steps.map((st) => st.index)).toEqual([511, 511, 0, 5]);
     expect(mem.reads() - before).toBe(8);
+    // ... once: the slot keeps them for the next translation of that page.
+    expect(w.translate(root, 0xffffffffc0005008n).steps.map((st) => st.entry)).toEqual([0x20a023n, 0x20b023n, 0x20c023n, 0x8000000000205063n]);
+    expect(mem.reads() - before).toBe(8);
     w.flush();
     w.translate(root, 0xffffffffc0005060n);
     expect(mem.reads() - before).toBe(12);
