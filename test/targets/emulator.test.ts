@@ -39,9 +39,13 @@ describe('the QEMU fixture kernel (multiboot, a.out kludge)', () => {
     const q = facts.cpus[0].qemu_info_registers.registers;
     const r = t.registers(1);
     for (const [name, key] of [['rax', 'RAX'], ['rbx', 'RBX'], ['rcx', 'RCX'], ['rdx', 'RDX'], ['rsi', 'RSI'], ['rdi', 'RDI'], ['rbp', 'RBP'], ['rsp', 'RSP'],
-      ['r8', 'R8'], ['r9', 'R9'], ['r10', 'R10'], ['r11', 'R11'], ['r12', 'R12'], ['rip', 'RIP'], ['eflags', 'RFL'], ['cr0', 'CR0'], ['cr3', 'CR3'], ['cr4', 'CR4'], ['efer', 'EFER']]) {
+      ['r8', 'R8'], ['r9', 'R9'], ['r10', 'R10'], ['r11', 'R11'], ['r12', 'R12'], ['r13', 'R13'], ['r14', 'R14'], ['r15', 'R15'], ['rip', 'RIP'], ['eflags', 'RFL'], ['cr0', 'CR0'], ['cr2', 'CR2'], ['cr3', 'CR3'], ['cr4', 'CR4'], ['efer', 'EFER']]) {
       expect(`${name}=0x${r.get(name)!.toString(16)}`).toBe(`${name}=${q[key]}`);
     }
+    const seg = facts.cpus[0].qemu_info_registers.segments;
+    expect(`0x${r.get('gdtr_base')!.toString(16)} 0x${r.get('gdtr_limit')!.toString(16)}`).toBe(`${seg.GDT.base} ${seg.GDT.limit}`);
+    expect(`0x${r.get('idtr_base')!.toString(16)} 0x${r.get('idtr_limit')!.toString(16)}`).toBe(`${seg.IDT.base} ${seg.IDT.limit}`);
+    for (const s of ['cs', 'ss', 'ds', 'es', 'fs', 'gs']) expect(`${s} 0x${r.get(s)!.toString(16)}`).toBe(`${s} ${seg[s.toUpperCase()].selector}`);
     const jiffies = t.readVirtual(BigInt(facts.kernel.symbols.jiffies.address), 8).readBigUInt64LE(0);
     expect(jiffies).toBe(200000n);
     const procs = t.readVirtual(0xffffffffc0005060n, 336);

@@ -84,6 +84,8 @@ export class Vcpu {
   executed = 0n;
   timerPeriod = 0;
   timerNext = 0n;
+  /** CR2 as the guest last set it (see the CR2 note in slice()). */
+  cr2 = 0n;
   /** Resuming from a breakpoint at this pc: let the first instruction pass once. */
   skipPc: bigint | undefined;
   constructor(
@@ -565,6 +567,12 @@ export class Machine implements ObservedMachine {
         executed = h.counter - 1n;
     }
     if (executed < 0n) executed = 0n;
+    // Unicorn 2.0.1 sets CR2 to -2 when it probes a code page right after paging is enabled
+    // (no fault reaches the guest). A real CPU leaves CR2 alone: put back the last real value.
+    const cr2 = e.readReg(X86_REG.CR2);
+    if (h.kind === HookStop.Interrupt && h.intno === 14) v.cr2 = cr2;
+    else if (cr2 === 0xffff_ffff_ffff_fffen) e.writeReg(X86_REG.CR2, v.cr2);
+    else v.cr2 = cr2;
     this.seqNow += executed;
     v.executed += executed;
     this.left -= Number(executed);
@@ -611,6 +619,7 @@ export class Machine implements ObservedMachine {
           // #PF error code: P (a present entry refused the access) is 0 here, W, I (fetch).
           const code = (h.access === UC.MEM_WRITE_UNMAPPED ? 2n : 0n) | (fetch ? 0x10n : 0n);
           e.writeReg(X86_REG.CR2, h.addr);
+          v.cr2 = h.addr;
           if (this.deliverException(v, 14, code)) break;
           fault = `#PF page fault: ${kind.replace(' unmapped memory', '')} 0x${h.addr.toString(16)} not mapped by the page tables (${tr.fault})`;
           fault = this.describeException(v.index, 14, fault);
@@ -767,6 +776,8 @@ export class Machine implements ObservedMachine {
       v.timerPeriod = st.timerPeriod;
       v.timerNext = st.timerNext;
       v.skipPc = (st as { skipPc?: bigint }).skipPc;
+      const cr2 = v.engine.readReg(X86_REG.CR2);
+      v.cr2 = cr2 === 0xffff_ffff_ffff_fffen ? 0n : cr2;
     });
     this.current = s.scheduler.current;
     this.left = s.scheduler.left;
