@@ -134,6 +134,23 @@ describe('execution control', () => {
     expect(() => s.run('0::wp -r -w -x')).rejects.toThrow(/::wp needs exactly one of -r, -w, -x, -a/);
   });
 
+  it('a debugger write into code that already ran takes effect (the code cache is dropped)', async () => {
+    const t = EmulatorTarget.open(elf64('patch', prog), { ramBytes: 4 << 20 });
+    open.push(t);
+    const loop = t.symbols.lookup('loop');
+    // A write watchpoint (a memory hook: removing it leaves translated code alone) stops inside
+    // the loop's second pass, once its block has been translated and run.
+    const ev = t.addWatchpoint(t.symbols.lookup('buf'), 1, 'write');
+    await t.caps.execution!.resume();
+    await t.caps.execution!.resume();
+    expect(t.readVirtual(loop + 8n, 3)).toEqual(Buffer.from([0x83, 0xf9, 0x05])); // cmp $5, %ecx
+    t.caps.writeMemory!.writeVirtual(loop + 10n, Buffer.from([0x02]));
+    t.deleteEvent(ev.id);
+    const st = await t.caps.execution!.resume();
+    expect(st.reason.kind).toBe('halted');
+    expect(t.registers(1).get('rcx')).toBe(2n);
+  });
+
   it('a deferred breakpoint arms when ::symbols adds a file defining it', async () => {
     const k = elf64('main', prog);
     const t = EmulatorTarget.open(k, { ramBytes: 4 << 20 });

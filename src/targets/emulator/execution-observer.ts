@@ -66,19 +66,22 @@ export type InputEvent =
       seq: bigint;
       vcpu: number;
       vector: number;
-      /** Guest-physical stack writes the injection made (the interrupt frame), in order. */
-      writes: readonly { phys: bigint; data: Buffer }[];
+      /** Guest-physical stack writes the injection made (the interrupt frame), in order, with the
+       *  bytes they replaced. */
+      writes: readonly { phys: bigint; data: Buffer; old: Buffer }[];
       /** The registers the injection changed, with their new values. */
       registers: ReadonlyMap<string, bigint>;
     }
   | { kind: 'port-in'; seq: bigint; vcpu: number; port: number; size: number; value: number }
   | { kind: 'cpu-start'; seq: bigint; vcpu: number; by: number }
-  | { kind: 'memory-write'; seq: bigint; phys: bigint; data: Buffer } // by the debugger
+  | { kind: 'memory-write'; seq: bigint; phys: bigint; data: Buffer; old: Buffer } // by the debugger
   | { kind: 'register-write'; seq: bigint; vcpu: number; name: string; value: bigint }; // by the debugger
 
 /** What an observer may see and do of the machine. */
 export interface ObservedMachine {
   readonly vcpuCount: number;
+  /** Instructions per scheduling quantum. */
+  readonly quantum: number;
   /** uc_engine* of vCPU `vcpu` (0-based), for a native addon. */
   engineAddress(vcpu: number): bigint;
   /** Guest RAM: one host buffer shared by every vCPU's engine. */

@@ -323,16 +323,21 @@ export class Machine implements ObservedMachine {
     return Buffer.from(this.ram.subarray(off, off + length));
   }
 
-  writePhysical(addr: bigint, data: Buffer, byDebugger = true): void {
+  /** `virt`: the virtual address the debugger wrote through, when it did (for the code cache). */
+  writePhysical(addr: bigint, data: Buffer, byDebugger = true, virt?: bigint): void {
     const off = this.physRange(addr, data.length, 'write');
+    const old = Buffer.from(this.ram.subarray(off, off + data.length));
     data.copy(this.ram, off);
     this.paging.flush();
     if (byDebugger) {
-      // Code written there must be translated again (virtual = physical for Unicorn's cache, plus
-      // the kernel's aliases: invalidating the physical range and every alias is not tracked, so
-      // drop the range as every vCPU's engine addresses it).
-      for (const v of this.vcpus) emuHooks().invalidate(v.hooks, addr, addr + BigInt(data.length));
-      this.observer?.onInput({ kind: 'memory-write', seq: this.seqNow, phys: addr, data: Buffer.from(data) });
+      // Code written there must be translated again. Unicorn's code cache is keyed by the address
+      // the vCPU fetches (virtual): drop the written range as a physical and as a virtual address.
+      const n = BigInt(data.length);
+      for (const v of this.vcpus) {
+        emuHooks().invalidate(v.hooks, addr, addr + n);
+        if (virt !== undefined && virt !== addr) emuHooks().invalidate(v.hooks, virt, virt + n);
+      }
+      this.observer?.onInput({ kind: 'memory-write', seq: this.seqNow, phys: addr, data: Buffer.from(data), old });
     }
   }
 
@@ -382,17 +387,17 @@ export class Machine implements ObservedMachine {
     let done = 0;
     let first = -1n;
     // Translate every page first, so that a failure writes nothing.
-    const parts: { pa: bigint; at: number; n: number }[] = [];
+    const parts: { pa: bigint; va: bigint; at: number; n: number }[] = [];
     while (done < data.length) {
       const va = BigInt.asUintN(64, addr + BigInt(done));
       const n = Math.min(data.length - done, 4096 - Number(va & 0xfffn));
       const pa = this.physOf(vcpu, va, data.length, 'write');
       this.physRange(pa, n, 'write');
-      parts.push({ pa, at: done, n });
+      parts.push({ pa, va, at: done, n });
       if (first < 0n) first = pa;
       done += n;
     }
-    for (const p of parts) this.writePhysical(p.pa, data.subarray(p.at, p.at + p.n), byDebugger);
+    for (const p of parts) this.writePhysical(p.pa, data.subarray(p.at, p.at + p.n), byDebugger, p.va);
     return first;
   }
 

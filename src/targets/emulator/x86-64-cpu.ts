@@ -231,7 +231,7 @@ export function deliverInterrupt(
   mem: GuestMemory,
   vector: number,
   errorCode?: bigint,
-): { ok: true; writes: { phys: bigint; data: Buffer }[]; registers: Map<string, bigint> } | { ok: false; why: string } {
+): { ok: true; writes: { phys: bigint; data: Buffer; old: Buffer }[]; registers: Map<string, bigint> } | { ok: false; why: string } {
   if (!isLongMode(e)) return { ok: false, why: 'interrupt delivery is emulated in 64-bit mode only' };
   const idt = e.readMmr(X86_REG.IDTR);
   if (vector * 16 + 15 > idt.limit) return { ok: false, why: `IDT limit 0x${idt.limit.toString(16)} does not cover vector 0x${vector.toString(16)}` };
@@ -268,7 +268,9 @@ export function deliverInterrupt(
   words.forEach((w, i) => frame.writeBigUInt64LE(BigInt.asUintN(64, w), i * 8));
   const newRsp = BigInt.asUintN(64, (stack & ~0xfn) - BigInt(frame.length));
   let phys: bigint;
+  let old: Buffer;
   try {
+    old = mem.readVirt(newRsp, frame.length);
     phys = mem.writeVirt(newRsp, frame);
   } catch (err) {
     return { ok: false, why: `interrupt frame at 0x${newRsp.toString(16)} not writable: ${(err as Error).message}` };
@@ -279,7 +281,7 @@ export function deliverInterrupt(
   e.writeReg(X86_REG.RIP, target);
   return {
     ok: true,
-    writes: [{ phys, data: frame }],
+    writes: [{ phys, data: frame, old }],
     registers: new Map([
       ['rsp', newRsp],
       ['eflags', newFlags],
