@@ -130,6 +130,24 @@ counter: .quad 0
     expect(t.readVirtual(counter, 8).readBigUInt64LE(0)).toBe(1000n);
   });
 
+  it('a higher-half ELF64 (p_vaddr != p_paddr) runs through the page tables dbg builds', async () => {
+    const src = join(dir, 'hh.S');
+    writeFileSync(src, `.globl _start, value\n_start:\n  lea value(%rip), %rax\n  movq $0x1234, (%rax)\n  mov %rax, %rbx\n  cli\n  hlt\n.data\nvalue: .quad 0\n`);
+    const ld = join(dir, 'hh.ld');
+    writeFileSync(ld, 'ENTRY(_start)\nSECTIONS {\n  . = 0xffffffff80100000;\n  .text : AT(0x100000) { *(.text) }\n  . = ALIGN(0x1000);\n  .data : AT(ADDR(.data) - 0xffffffff80000000) { *(.data) }\n}\n');
+    execFileSync('gcc', ['-c', '-o', join(dir, 'hh.o'), src]);
+    execFileSync('ld', ['-nostdlib', '-T', ld, '-o', join(dir, 'hh.elf'), join(dir, 'hh.o')]);
+    const t = boot(join(dir, 'hh.elf'), { ramBytes: 8 << 20 });
+    expect(t.kernel.kind).toBe('elf64');
+    const st = await t.caps.execution!.resume();
+    expect(st.reason.kind).toBe('halted');
+    const value = t.symbols.lookup('value');
+    expect(value).toBe(0xffffffff80101000n);
+    expect(t.translate(value).phys).toBe(0x101000n);
+    expect(t.caps.physical!.readPhysical(0x101000n, 8).readBigUInt64LE(0)).toBe(0x1234n);
+    expect(t.registers(1).get('rbx')).toBe(value);
+  });
+
   it('writes memory and registers', async () => {
     const t = boot(elf64('hello2', hello), { ramBytes: 8 << 20 });
     t.caps.writeMemory!.writeVirtual(t.symbols.lookup('msg'), Buffer.from('bye\n\0'));
