@@ -1,7 +1,5 @@
 import { Args, Command, Flags } from '@oclif/core';
-import { reportError, runSession } from '../src/mdb/cli-session.js';
-import { openTarget } from '../src/targets/open-target.js';
-import { serveWhileSession } from '../src/gdbserver/gdb-listen.js';
+import { runOpen } from '../src/cli/open-command.js';
 
 export default class Open extends Command {
   static override summary = 'Open a crash dump, process core, ELF file or raw file and debug it with MDB commands';
@@ -35,22 +33,7 @@ export default class Open extends Command {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Open);
-    let code: number;
-    let target;
-    try {
-      target = openTarget(args.file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, symbols: flags.symbols });
-    } catch (e) {
-      reportError(e);
-      process.exitCode = 1;
-      return;
-    }
-    try {
-      const session = () => runSession(target, { execute: flags.execute, json: flags.json });
-      code = flags.gdb ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined }) : await session();
-    } finally {
-      target.close();
-    }
-    process.exitCode = code;
+    process.exitCode = await runOpen(args.file, flags);
   }
 
   /** Flag and argument mistakes: one line, no stack, exit status 2 (as usage errors are). */

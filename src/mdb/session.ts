@@ -57,7 +57,10 @@ export class Session implements SessionView {
     public target: Target,
     modules: readonly DcmdModule[] = [],
   ) {
-    this.thread = target.threads()[0]?.index ?? 0;
+    // Start where the target stopped (the panicking CPU of a kernel dump), as mdb and gdb do.
+    const threads = target.threads();
+    const stopped = target.status().thread;
+    this.thread = threads.some((t) => t.index === stopped) ? stopped : (threads[0]?.index ?? 0);
     for (const m of modules) this.register(m);
   }
 

@@ -270,10 +270,11 @@ export class ElfFile {
 
   // --- section headers ------------------------------------------------------------------------
 
-  private readSectionHeaderRaw(i: number): Omit<SectionHeader, 'name'> & { nameOff: number } {
+  private readSectionHeaderRaw(i: number, table?: Buffer): Omit<SectionHeader, 'name'> & { nameOff: number } {
     const h = this.header;
     const size = this.is64 ? 64 : 40;
-    const b = this.source.read(h.shoff + i * h.shentsize, size);
+    // From the whole table when the caller read it at once (one pread instead of one per header).
+    const b = table ? table.subarray(i * h.shentsize, i * h.shentsize + size) : this.source.read(h.shoff + i * h.shentsize, size);
     if (this.is64) {
       return {
         index: i,
@@ -329,7 +330,8 @@ export class ElfFile {
         `section header table (${shnum} entries at offset 0x${h.shoff.toString(16)}) runs past the end of the file (size 0x${this.source.size.toString(16)})`,
       );
     }
-    const raw = Array.from({ length: shnum }, (_, i) => this.readSectionHeaderRaw(i));
+    const table = this.source.read(h.shoff, shnum * h.shentsize);
+    const raw = Array.from({ length: shnum }, (_, i) => this.readSectionHeaderRaw(i, table));
     let shstrndx = h.shstrndx;
     if (shstrndx === 0xffff && raw.length > 0) shstrndx = raw[0]!.link; // SHN_XINDEX
     const strtab = shstrndx < raw.length ? raw[shstrndx]! : undefined;

@@ -46,7 +46,9 @@ export interface UnwindOptions {
 /** DWARF-numbered register values of one frame; absent = unknown. */
 type RegState = Map<number, bigint>;
 
-export function unwind(target: Target, thread: number, opts?: UnwindOptions): Frame[] {
+export function unwind(whole: Target, thread: number, opts?: UnwindOptions): Frame[] {
+  // Every read goes through `thread`'s view of memory: on a kernel dump each CPU has its own CR3.
+  const target = threadView(whole, thread);
   const arch = target.arch;
   const max = opts?.maxFrames ?? 256;
   const named = target.registers(thread);
@@ -262,4 +264,15 @@ function stepFramePointer(target: Target, arch: Arch, regs: RegState, pcCol: num
     if (e instanceof DbgError) return undefined;
     throw e;
   }
+}
+
+/** `target` with readVirtual bound to `thread`'s address space. */
+function threadView(target: Target, thread: number): Target {
+  return new Proxy(target, {
+    get(t, prop) {
+      if (prop === 'readVirtual') return (addr: bigint, length: number) => t.readVirtual(addr, length, thread);
+      const v = Reflect.get(t, prop, t) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+  });
 }

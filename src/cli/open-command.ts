@@ -1,0 +1,31 @@
+import { reportError, runSession } from '../mdb/cli-session.js';
+import { openTarget } from '../targets/open-target.js';
+import { serveWhileSession } from '../gdbserver/gdb-listen.js';
+import type { Target } from '../targets/target.js';
+
+export interface OpenFlags {
+  raw?: boolean;
+  exe?: string;
+  sysroot?: string;
+  symbols?: string[];
+  execute?: string;
+  json?: boolean;
+  gdb?: string;
+}
+
+/** The body of `dbg open`, shared by the oclif command and the fast path. Returns the exit code. */
+export async function runOpen(file: string, flags: OpenFlags): Promise<number> {
+  let target: Target;
+  try {
+    target = openTarget(file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, symbols: flags.symbols });
+  } catch (e) {
+    reportError(e);
+    return 1;
+  }
+  try {
+    const session = () => runSession(target, { execute: flags.execute, json: flags.json });
+    return flags.gdb ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined }) : await session();
+  } finally {
+    target.close();
+  }
+}
