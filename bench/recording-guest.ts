@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Registers } from '../src/arch/arch.js';
 import { nativeRecorder } from '../src/store/native-recorder.js';
 import type { ExecutionObserver, MachineState, ObservedMachine } from '../src/targets/emulator/execution-observer.js';
-import { UnicornEngine, X86_REG } from '../src/targets/emulator/unicorn.js';
+import { UC, UnicornEngine, X86_REG } from '../src/targets/emulator/unicorn.js';
 import { readRegisters } from '../src/targets/emulator/x86-64-cpu.js';
 
 const SOURCE = String.raw`
@@ -99,7 +99,7 @@ export class RecordingGuest {
   readonly entry: bigint;
 
   constructor() {
-    this.engine = new UnicornEngine('x86-64');
+    this.engine = new UnicornEngine('x86-64', UC.CPU_X86_SKYLAKE_SERVER);
     this.ram = Buffer.alloc(GUEST_RAM);
     const { image, entry } = guestImage();
     image.copy(this.ram, Number(GUEST_LOAD));

@@ -4,6 +4,9 @@ import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { describeStop } from '../src/mdb/modules/emulator.js';
 import { EmulatorTarget } from '../src/targets/emulator/emulator-target.js';
 import { serveWhileSession } from '../src/gdbserver/gdb-listen.js';
+import { basename, resolve } from 'node:path';
+import { EmulatorRecorder } from '../src/store/emulator-recorder.js';
+import { defaultTracePath } from '../src/store/trace-path.js';
 
 /** "128M", "1G", "65536K", "33554432": bytes. */
 function parseSize(s: string): number {
@@ -46,6 +49,8 @@ stays at its first instruction. Then commands run (-e) or the REPL starts: :c co
     execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
     quiet: Flags.boolean({ char: 'q', description: 'do not echo the guest console while it runs' }),
+    record: Flags.string({ description: 'record the run into this new trace file (default: a new file under $XDG_CACHE_HOME/dbg or ~/.cache/dbg; the path is printed); open it later with dbg replay', helpValue: 'FILE', exclusive: ['no-record'] }),
+    'no-record': Flags.boolean({ description: 'do not record (no time travel or history queries; runs faster)' }),
     gdb: Flags.string({ description: 'also serve the guest to gdb (target remote HOST:PORT); with --wait it stays at its first instruction until gdb continues', helpValue: '[HOST:]PORT' }),
   };
 
@@ -62,6 +67,16 @@ stays at its first instruction. Then commands run (-e) or the REPL starts: :c co
         cmdline: flags.cmdline,
         quantum: flags.quantum,
       });
+      if (!flags['no-record']) {
+        const path = flags.record ?? defaultTracePath(file);
+        try {
+          target.machine.setObserver(new EmulatorRecorder(path, { guest: basename(file), symbols: resolve(file) }));
+        } catch (e) {
+          target.close();
+          throw e;
+        }
+        process.stderr.write(`dbg: recording to ${path} (dbg replay ${path}; --no-record to turn off)\n`);
+      }
     } catch (e) {
       reportError(e);
       process.exitCode = 1;

@@ -1,6 +1,7 @@
 import { Args, Command, Flags } from '@oclif/core';
 import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
+import { replayControlModule } from '../src/mdb/modules/history.js';
 import { ReplayTarget } from '../src/targets/replay/replay-target.js';
 
 export default class Replay extends Command {
@@ -43,7 +44,7 @@ export default class Replay extends Command {
       return;
     }
     try {
-      process.exitCode = await runSession(target, { execute: flags.execute, json: flags.json });
+      process.exitCode = await runSession(target, { execute: flags.execute, json: flags.json, modules: [replayControlModule] });
     } finally {
       target.close();
     }

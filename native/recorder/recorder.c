@@ -102,6 +102,7 @@ typedef struct {
   uint32_t base;   /* offset of the row blob in cut()'s output */
   uint64_t mask;   /* bit i: byte i of the line was written in this chunk */
   uint8_t init[64];
+  uint8_t cur[64]; /* the line now (init + this chunk's writes so far) */
 } Line;
 
 typedef struct {
@@ -225,7 +226,13 @@ static uint64_t walk(Rec *r, Eng *e, uint64_t va) {
 }
 
 static inline uint64_t translate(Rec *r, Eng *e, uint64_t va) {
-  if (!e->paging) return va;
+  if (!e->paging) {
+    /* Paging may have been turned on inside this slice (a kernel entering long mode): an
+       address outside RAM makes us look again. */
+    if (!r->ram || va - r->ram_base < r->ram_size) return va;
+    eng_mode(e);
+    if (!e->paging) return va;
+  }
   uint64_t cr3 = 0;
   uc_reg_read(e->uc, UC_X86_REG_CR3, &cr3);
   if (cr3 != e->cr3) {
@@ -279,6 +286,7 @@ static uint32_t line_slot(Rec *r, Eng *e, uint64_t line) {
   L->prev = 0;
   L->mask = 0;
   phys_read(r, e, line << 6, L->init, 64);
+  memcpy(L->cur, L->init, 64);
   r->htab[h] = s + 1;
   return s;
 }
@@ -298,6 +306,7 @@ static void log_piece(Rec *r, uint32_t slot, uint64_t pa, int n, uint64_t data, 
   w->host = (uint8_t)host;
   w->pending = (uint8_t)pending;
   if (pending) r->npending++;
+  else memcpy(r->lines[slot].cur + (pa & 63), &data, n);
   r->lines[slot].mask |= (n == 8 ? 0xffull : ((1ull << n) - 1)) << (pa & 63);
 }
 
@@ -319,6 +328,7 @@ static void resolve_pending(Rec *r) {
     LogRec *w = &r->log[i];
     if (!w->pending) continue;
     phys_read(r, e, w->paddr, &w->data, w->len);
+    memcpy(r->lines[w->slot].cur + w->off, &w->data, w->len);
     w->pending = 0;
     r->npending--;
   }
@@ -592,10 +602,10 @@ static void flush_tb(Rec *r, Eng *e) {
     uc_ctl(e->uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
 }
 
-/* attach(h, ucAddr, vcpu) */
+/* attach(h, ucAddr, vcpu, flush = true): flush = drop translations made before the hooks existed */
 static napi_value fn_attach(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Rec *r = get_rec(env, argv[0]);
   if (!r) return NULL;
@@ -628,7 +638,9 @@ static napi_value fn_attach(napi_env env, napi_callback_info info) {
     if (uc_hook_add(uc, &e->hmem, UC_HOOK_MEM_WRITE, (void *)hook_mem, e, 1, 0) != UC_ERR_OK)
       return throw_err(env, "attach: uc_hook_add(UC_HOOK_MEM_WRITE) failed");
     e->attached = 1;
-    flush_tb(r, e);
+    bool flush = true;
+    if (argc >= 4) napi_get_value_bool(env, argv[3], &flush);
+    if (flush) flush_tb(r, e);
   }
   memset(e->tlb_v, 0xff, sizeof e->tlb_v);
   return NULL;
@@ -716,30 +728,74 @@ static napi_value fn_end_slice(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* hostWrite(h, physAddr, bytes): the host (device model, interrupt delivery) is about to write guest RAM. */
+static napi_value make_buffer(napi_env env, const void *p, size_t n);
+
+/*
+ * hostWrite(h, physAddr, bytes, old?): the host (device model, interrupt delivery, debugger)
+ * writes guest RAM. When the bytes are already in RAM, `old` gives what they replaced, so that
+ * the line's state before the chunk's first write is right.
+ */
 static napi_value fn_host_write(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Rec *r = get_rec(env, argv[0]);
   uint64_t pa;
-  void *data;
-  size_t len;
+  void *data, *old = NULL;
+  size_t len, oldlen = 0;
   if (!r || argc < 3 || !get_u64(env, argv[1], &pa) || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok)
-    return throw_err(env, "hostWrite(handle, physAddr, buffer): bad arguments");
+    return throw_err(env, "hostWrite(handle, physAddr, buffer, old?): bad arguments");
+  if (argc >= 4) {
+    napi_valuetype t;
+    napi_typeof(env, argv[3], &t);
+    if (t != napi_undefined && t != napi_null && (napi_get_buffer_info(env, argv[3], &old, &oldlen) != napi_ok || oldlen != len))
+      return throw_err(env, "hostWrite: `old` must be a buffer as long as the data");
+  }
   if (!r->neng) return throw_err(env, "hostWrite: no engine attached");
-  const uint8_t *d = data;
+  const uint8_t *d = data, *o = old;
   for (size_t done = 0; done < len;) {
     uint64_t a = pa + done;
     size_t n = len - done;
     if (n > 8) n = 8;
     if (64 - (a & 63) < n) n = 64 - (a & 63);
+    if (o) {
+      uint32_t before = r->nlines;
+      uint32_t slot = line_slot(r, &r->eng[0], a >> 6);
+      if (r->nlines > before) {
+        /* a new line: RAM already holds the new bytes, put the old ones in its initial image */
+        memcpy(r->lines[slot].init + (a & 63), o + done, n);
+        memcpy(r->lines[slot].cur + (a & 63), o + done, n);
+      }
+    }
     uint64_t v = 0;
     memcpy(&v, d + done, n);
     log_write(r, &r->eng[0], a, (int)n, v, 0, 1, r->seq);
     done += n;
   }
   return NULL;
+}
+
+/* lineNow(h, line) -> Buffer | null: the 64 bytes of a line written in the open chunk, as they are now */
+static napi_value fn_line_now(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Rec *r = get_rec(env, argv[0]);
+  uint64_t line;
+  if (!r || argc < 2 || !get_u64(env, argv[1], &line)) return throw_err(env, "lineNow(handle, line): bad arguments");
+  if (r->npending) resolve_pending(r);
+  napi_value out;
+  if (r->hcap) {
+    uint32_t h = hash_line(line, r->hcap);
+    for (;;) {
+      uint32_t s = r->htab[h];
+      if (!s) break;
+      if (r->lines[s - 1].line == line) return make_buffer(env, r->lines[s - 1].cur, 64);
+      h = (h + 1) & (r->hcap - 1);
+    }
+  }
+  CALL(napi_get_null(env, &out));
+  return out;
 }
 
 /* checkpointNow(h, ucAddr, flags = 2): a checkpoint between slices (2 = the vCPU is not running). */
@@ -1151,6 +1207,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"beginSlice", 0, fn_begin_slice, 0, 0, 0, napi_default, 0},
       {"endSlice", 0, fn_end_slice, 0, 0, 0, napi_default, 0},
       {"hostWrite", 0, fn_host_write, 0, 0, 0, napi_default, 0},
+      {"lineNow", 0, fn_line_now, 0, 0, 0, napi_default, 0},
       {"checkpointNow", 0, fn_checkpoint_now, 0, 0, 0, napi_default, 0},
       {"cut", 0, fn_cut, 0, 0, 0, napi_default, 0},
       {"seq", 0, fn_seq, 0, 0, 0, napi_default, 0},

@@ -64,7 +64,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     for (let v = 0; v < machine.vcpuCount; v++) {
       const uc = machine.engineAddress(v);
       this.engines.push(uc);
-      this.n.attach(this.h, uc, v);
+      this.n.attach(this.h, uc, v, machine.seq > 0n);
     }
     this.writer.setMeta('ram_base', `0x${machine.ramBase.toString(16)}`);
     this.writer.setMeta('ram_size', machine.ram.length);
@@ -95,12 +95,12 @@ export class EmulatorRecorder implements ExecutionObserver {
   onInput(event: InputEvent): void {
     switch (event.kind) {
       case 'interrupt':
-        for (const w of event.writes) this.n.hostWrite(this.h, w.phys, w.data);
-        this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'interrupt', detail: { vector: event.vector, registers: Object.fromEntries(event.registers), writes: event.writes } });
+        for (const w of event.writes) this.n.hostWrite(this.h, w.phys, w.data, this.replaced(w.phys, w.data.length));
+        this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'interrupt', detail: { vector: event.vector, registers: Object.fromEntries(event.registers), writes: event.writes.map((w) => ({ phys: w.phys, data: w.data.toString('hex') })) } });
         break;
       case 'memory-write':
-        this.n.hostWrite(this.h, event.phys, event.data);
-        this.writer.addInput({ seq: event.seq, kind: 'memory-write', detail: { phys: event.phys, data: event.data } });
+        this.n.hostWrite(this.h, event.phys, event.data, this.replaced(event.phys, event.data.length));
+        this.writer.addInput({ seq: event.seq, kind: 'memory-write', detail: { phys: event.phys, data: event.data.toString('hex') } });
         break;
       case 'port-in':
         this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'port-in', detail: { port: event.port, size: event.size, value: event.value } });
@@ -114,6 +114,22 @@ export class EmulatorRecorder implements ExecutionObserver {
         this.n.checkpointNow(this.h, this.engine(event.vcpu));
         break;
     }
+  }
+
+  /**
+   * What a host write that is already in RAM replaced (the emulator reports host writes after
+   * making them): the bytes as the recorded history leaves them.
+   */
+  private replaced(phys: bigint, length: number): Buffer {
+    const out = Buffer.alloc(length);
+    for (let line = phys >> 6n; line << 6n < phys + BigInt(length); line++) {
+      const state = this.n.lineNow(this.h, line) ?? this.writer.storedLine(Number(line));
+      const lineStart = line << 6n;
+      const from = phys > lineStart ? Number(phys - lineStart) : 0;
+      const to = Math.min(64, Number(phys + BigInt(length) - lineStart));
+      state.copy(out, Number(lineStart + BigInt(from) - phys), from, to);
+    }
+    return out;
   }
 
   /** Store everything recorded so far (the open chunk becomes a stored chunk). */

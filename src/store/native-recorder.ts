@@ -34,11 +34,15 @@ export interface NativeRecorder {
   setRam(h: RecorderHandle, hostAddr: bigint, physBase: bigint, size: number): void;
   /** Guest RAM is `ram` (kept alive by the caller), at guest-physical `physBase`. */
   setRamBuffer(h: RecorderHandle, ram: Buffer, physBase: bigint): void;
-  attach(h: RecorderHandle, uc: bigint, vcpu: number): void;
+  /** Hooks on an engine; `flush` (default true) drops code translated before (an engine that never ran needs none). */
+  attach(h: RecorderHandle, uc: bigint, vcpu: number, flush?: boolean): void;
   detach(h: RecorderHandle, uc: bigint): void;
   beginSlice(h: RecorderHandle, uc: bigint): void;
   endSlice(h: RecorderHandle, uc: bigint, executed: number | bigint): bigint;
-  hostWrite(h: RecorderHandle, phys: bigint, data: Buffer): void;
+  /** A host write; `old` = the bytes it replaced, when RAM already holds the new ones. */
+  hostWrite(h: RecorderHandle, phys: bigint, data: Buffer, old?: Buffer): void;
+  /** The 64 bytes of a line written in the open chunk, as they are now; null when not written. */
+  lineNow(h: RecorderHandle, line: bigint): Buffer | null;
   /** A checkpoint between slices; flags 2 (default) = the vCPU is not running from here. */
   checkpointNow(h: RecorderHandle, uc: bigint, flags?: number): void;
   cut(h: RecorderHandle): NativeChunk;

@@ -89,7 +89,7 @@ export class TraceReader {
       firstRow: p('SELECT chunk, data FROM mem WHERE line = ? ORDER BY chunk LIMIT 1'),
       rowsOfChunk: p('SELECT line, data FROM mem WHERE chunk = ?'),
       linesOfChunks: p('SELECT DISTINCT line FROM mem WHERE chunk BETWEEN ? AND ?'),
-      ckpt: p('SELECT seq, vcpu, chunk, flags, data FROM ckpt WHERE vcpu = ? AND seq <= ? ORDER BY seq DESC, (flags & 2) DESC, id DESC LIMIT 1'),
+      ckpt: p('SELECT seq, vcpu, chunk, flags, data FROM ckpt WHERE vcpu = ? AND seq <= ? ORDER BY seq DESC, id DESC LIMIT 1'),
       ckptKey: p('SELECT data FROM ckpt WHERE vcpu = ? AND chunk = ? AND (flags & 1) = 1 ORDER BY id LIMIT 1'),
       ramPage: p('SELECT data FROM ram_init WHERE page = ?'),
       inputs: p('SELECT seq, vcpu, kind, detail FROM input WHERE seq >= ? AND seq < ? ORDER BY seq, id'),

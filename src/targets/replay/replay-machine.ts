@@ -25,8 +25,12 @@ import type { Registers } from '../../arch/arch.js';
 import { stateBound } from '../../store/line-rows.js';
 import { nativeRecorder } from '../../store/native-recorder.js';
 import { upperBound, type ChunkWrites, type TraceReader } from '../../store/trace-reader.js';
-import { UnicornEngine, X86_REG } from '../emulator/unicorn.js';
+import { emuHooks, hookResult, type HookCtx } from '../emulator/emu-hooks.js';
+import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { readRegisters } from '../emulator/x86-64-cpu.js';
+
+/** An address no instruction is at (the engine's "until" and the hooks' "skip" pc). */
+const NO_PC = 0xffff_ffff_ffff_fff0n;
 
 /** Moves of at most this many instructions (within two chunks) go write by write. */
 const NEAR_INSNS = 200_000;
@@ -35,6 +39,8 @@ export class ReplayMachine {
   readonly ram: Buffer;
   readonly ramBase: bigint;
   private readonly engines: UnicornEngine[] = [];
+  /** The emulator's hook contexts: instruction limit, virtual-page aliases, CPU features. */
+  private readonly hooks: HookCtx[] = [];
   /** The position RAM holds. */
   private memAt: number;
   /** The position registers hold (every vCPU). */
@@ -56,8 +62,14 @@ export class ReplayMachine {
     }
     this.memAt = reader.first;
     for (let v = 0; v < reader.vcpus; v++) {
-      const e = new UnicornEngine('x86-64');
+      // The CPU model of the dbg machine (meta.cpu_model when a recorder names another): page
+      // walks and instruction behaviour depend on its features (1 GiB pages, NX...).
+      const e = new UnicornEngine('x86-64', Number(reader.meta.get('cpu_model') ?? UC.CPU_X86_SKYLAKE_SERVER));
       e.mapHost(this.ramBase, this.ram);
+      // The same engine set-up as the live machine's (native/emu): Unicorn 2.0.1 wants every
+      // virtual page the guest touches mapped (aliased onto RAM on first use), and NX / 1 GiB
+      // pages enabled; its counting hook ends a re-execution after exactly N instructions.
+      this.hooks.push(emuHooks().create(e.address, this.ram));
       this.engines.push(e);
     }
   }
@@ -128,8 +140,17 @@ export class ReplayMachine {
       for (const x of this.engines) x.hookPorts({ in: () => this.portQueue.shift() ?? 0, out: () => undefined });
       this.portsHooked = true;
     }
-    const err = nativeRecorder().run(e.address, e.readReg(X86_REG.RIP), to - from);
-    if (err !== 0) throw new DbgError('corrupt', `re-executing seq ${from}..${to} failed with Unicorn error ${err}`);
+    const hooks = this.hooks[vcpu]!;
+    emuHooks().arm(hooks, BigInt(to - from), NO_PC);
+    // Unicorn's aliasing of virtual pages (first touches differ from the recording run) leaves
+    // page-fault addresses in CR2; the guest never saw a #PF (the machine stops at exceptions).
+    const cr2 = e.readReg(X86_REG.CR2);
+    const err = e.start(e.readReg(X86_REG.RIP), NO_PC);
+    e.writeReg(X86_REG.CR2, cr2);
+    const done = hookResult(hooks).counter - 1n;
+    if (done !== BigInt(to - from)) {
+      throw new DbgError('corrupt', `re-executing seq ${from}..${to} stopped after ${done} instructions (Unicorn error ${err}): the trace does not replay`);
+    }
     this.memAt = to;
   }
 
@@ -185,6 +206,8 @@ export class ReplayMachine {
   }
 
   close(): void {
+    this.hooks.forEach((h) => emuHooks().destroy(h));
+    this.hooks.length = 0;
     for (const e of this.engines) e.close();
     this.engines.length = 0;
   }
