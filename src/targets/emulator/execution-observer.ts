@@ -80,8 +80,8 @@ export type InputEvent =
 /** What an observer may see and do of the machine. */
 export interface ObservedMachine {
   readonly vcpuCount: number;
-  /** Instructions per scheduling quantum. */
-  readonly quantum: number;
+  /** Instructions per scheduling quantum (the dbg machine always gives it). */
+  readonly quantum?: number;
   /** uc_engine* of vCPU `vcpu` (0-based), for a native addon. */
   engineAddress(vcpu: number): bigint;
   /** Guest RAM: one host buffer shared by every vCPU's engine. */
