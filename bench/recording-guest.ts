@@ -125,6 +125,7 @@ export class RecordingGuest {
 export class GuestMachine implements ObservedMachine {
   readonly guest = new RecordingGuest();
   readonly vcpuCount = 1;
+  readonly quantum = 10_000;
   readonly ramBase = 0n;
   private seqNow = 0n;
   private observer: ExecutionObserver | undefined;
