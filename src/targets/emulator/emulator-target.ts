@@ -196,7 +196,7 @@ export class EmulatorTarget implements Target {
       index: v.index + 1,
       tid: v.index,
       name: `vCPU ${v.index}`,
-      state: this.machine.running ? 'running' : v.run === 'wait-start' ? 'waiting for start' : v.run,
+      state: this.machine.running ? 'running' : { 'wait-start': 'waiting for start', running: 'stopped', idle: 'idle (hlt)', halted: 'halted' }[v.run],
     }));
   }
 
