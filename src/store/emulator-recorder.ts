@@ -95,11 +95,11 @@ export class EmulatorRecorder implements ExecutionObserver {
   onInput(event: InputEvent): void {
     switch (event.kind) {
       case 'interrupt':
-        for (const w of event.writes) this.n.hostWrite(this.h, w.phys, w.data, this.replaced(w.phys, w.data.length));
+        for (const w of event.writes) this.n.hostWrite(this.h, w.phys, w.data, w.old);
         this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'interrupt', detail: { vector: event.vector, registers: Object.fromEntries(event.registers), writes: event.writes.map((w) => ({ phys: w.phys, data: w.data.toString('hex') })) } });
         break;
       case 'memory-write':
-        this.n.hostWrite(this.h, event.phys, event.data, this.replaced(event.phys, event.data.length));
+        this.n.hostWrite(this.h, event.phys, event.data, event.old);
         this.writer.addInput({ seq: event.seq, kind: 'memory-write', detail: { phys: event.phys, data: event.data.toString('hex') } });
         break;
       case 'port-in':
@@ -114,22 +114,6 @@ export class EmulatorRecorder implements ExecutionObserver {
         this.n.checkpointNow(this.h, this.engine(event.vcpu));
         break;
     }
-  }
-
-  /**
-   * What a host write that is already in RAM replaced (the emulator reports host writes after
-   * making them): the bytes as the recorded history leaves them.
-   */
-  private replaced(phys: bigint, length: number): Buffer {
-    const out = Buffer.alloc(length);
-    for (let line = phys >> 6n; line << 6n < phys + BigInt(length); line++) {
-      const state = this.n.lineNow(this.h, line) ?? this.writer.storedLine(Number(line));
-      const lineStart = line << 6n;
-      const from = phys > lineStart ? Number(phys - lineStart) : 0;
-      const to = Math.min(64, Number(phys + BigInt(length) - lineStart));
-      state.copy(out, Number(lineStart + BigInt(from) - phys), from, to);
-    }
-    return out;
   }
 
   /** Store everything recorded so far (the open chunk becomes a stored chunk). */

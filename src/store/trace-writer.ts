@@ -92,17 +92,6 @@ export class TraceWriter {
     this.instructions += c.count;
   }
 
-  /** A line as the stored history leaves it: its newest row's final state, else the initial RAM. */
-  storedLine(line: number): Buffer {
-    return guard(this.path, () => {
-      const row = this.db.prepare('SELECT final FROM mem WHERE line = ? ORDER BY chunk DESC LIMIT 1').get(line) as { final: Buffer } | undefined;
-      if (row) return row.final;
-      const page = this.db.prepare('SELECT data FROM ram_init WHERE page = ?').get(Math.floor(line / 64)) as { data: Buffer } | undefined;
-      const off = (line % 64) * 64;
-      return page ? Buffer.from(page.data.subarray(off, off + 64)) : Buffer.alloc(64);
-    });
-  }
-
   /** Payload bytes handed to SQLite so far and instructions recorded. */
   stats(): { bytes: number; instructions: number; chunks: number } {
     return { bytes: this.bytesIn, instructions: this.instructions, chunks: this.nextChunk };
