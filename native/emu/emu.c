@@ -201,7 +201,26 @@ static int guest_walk(ctx *c, uint64_t va, uint64_t *pa, uint64_t *vbase, uint64
     }
     return 0;
   }
-  if (cr4 & 0x20) return 0; /* 32-bit PAE paging: not handled */
+  if (cr4 & 0x20) {
+    /* 32-bit PAE paging: 4 PDPTEs at CR3[31:5], then PD and PT of 8-byte entries */
+    const uint64_t mask = 0x000ffffffffff000ull;
+    uint64_t pdpte = rd64(c, (cr3 & 0xffffffe0u) + ((va >> 30) & 3) * 8, &ok);
+    if (!ok || !(pdpte & 1)) return 0;
+    uint64_t pde = rd64(c, (pdpte & mask) + ((va >> 21) & 511) * 8, &ok);
+    if (!ok || !(pde & 1)) return 0;
+    if (pde & 0x80) {
+      *pa = pde & mask & ~0x1fffffull;
+      *vbase = va & ~0x1fffffull;
+      *psize = 0x200000;
+      return 1;
+    }
+    uint64_t pte = rd64(c, (pde & mask) + ((va >> 12) & 511) * 8, &ok);
+    if (!ok || !(pte & 1)) return 0;
+    *pa = pte & mask;
+    *vbase = va & ~0xfffull;
+    *psize = 0x1000;
+    return 1;
+  }
   uint32_t pde, pte;
   uint64_t pdea = (cr3 & 0xfffff000u) + ((va >> 22) & 1023) * 4;
   if (pdea + 4 > c->ram_size) return 0;

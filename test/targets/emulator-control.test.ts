@@ -282,3 +282,67 @@ idt: .skip 256*16
     expect(st.pc).toBe(n.symbols.lookup('back'));
   });
 });
+
+describe('32-bit multiboot kernels with paging (legacy 4 MiB pages and PAE)', () => {
+  const kernel = (pae: boolean): string => `
+.section .text
+.align 4
+.long 0x1badb002, 0x00000002, -(0x1badb002 + 0x00000002)
+.globl _start, high, value
+_start:
+${pae ? `  movl $(pd0 + 1), pdpt
+  movl $(pd3 + 1), pdpt + 24
+  movl $0x83, pd0
+  movl $0x83, pd3
+  mov %cr4, %eax
+  or $0x20, %eax
+  mov %eax, %cr4
+  mov $pdpt, %eax` : `  movl $0x83, pd
+  movl $0x83, pd + 768*4
+  mov %cr4, %eax
+  or $0x10, %eax
+  mov %eax, %cr4
+  mov $pd, %eax`}
+  mov %eax, %cr3
+  mov %cr0, %eax
+  or $0x80000000, %eax
+  mov %eax, %cr0
+  mov $high + 0xc0000000, %eax
+  jmp *%eax
+high:
+  movl $0x5a5a, value + 0xc0000000
+  mov $0x3f8, %dx
+  mov $'H', %al
+  outb %al, %dx
+  cli
+  hlt
+.data
+value: .long 0
+.bss
+.align 4096
+pd: .skip 4096
+pd0: .skip 4096
+pd3: .skip 4096
+.align 32
+pdpt: .skip 32
+`;
+  for (const pae of [false, true]) {
+    it(pae ? 'PAE paging' : '4 MiB pages', async () => {
+      const s = join(dir, `p32${pae}.S`);
+      writeFileSync(s, kernel(pae));
+      execFileSync('gcc', ['-m32', '-c', '-o', join(dir, `p32${pae}.o`), s]);
+      execFileSync('ld', ['-m', 'elf_i386', '-Ttext=0x100000', '-e', '_start', '-o', join(dir, `p32${pae}.elf`), join(dir, `p32${pae}.o`)]);
+      const t = EmulatorTarget.open(join(dir, `p32${pae}.elf`), { ramBytes: 8 << 20 });
+      open.push(t);
+      const st = await t.caps.execution!.resume();
+      expect(st.reason.kind).toBe('halted');
+      expect(t.caps.console!.consoleText()).toBe('H');
+      const value = t.symbols.lookup('value');
+      const tr = t.translate(value + 0xc0000000n);
+      expect(tr.phys).toBe(value);
+      expect(tr.pageSize).toBe(pae ? 0x200000 : 0x400000);
+      expect(t.readVirtual(value + 0xc0000000n, 4).readUInt32LE(0)).toBe(0x5a5a);
+      expect(st.pc).toBeGreaterThan(0xc0000000n);
+    });
+  }
+});
