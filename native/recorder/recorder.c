@@ -662,10 +662,11 @@ static napi_value fn_detach(napi_env env, napi_callback_info info) {
   if (!r || argc < 2 || !get_u64(env, argv[1], &ucp)) return throw_err(env, "detach(handle, ucAddr): bad arguments");
   Eng *e = find_eng(r, ucp);
   if (e && e->attached) {
+    /* No translation flush: code translated with the hooks keeps calling Unicorn's hook
+       dispatcher, which skips deleted hooks (a flush can cost seconds, see flush_tb). */
     uc_hook_del(e->uc, e->hcode);
     uc_hook_del(e->uc, e->hmem);
     e->attached = 0;
-    flush_tb(r, e);
   }
   return NULL;
 }
@@ -991,10 +992,13 @@ static napi_value fn_set_seq(napi_env env, napi_callback_info info) {
 
 /* ---- decoding (for the store's readers) ------------------------------------------------------ */
 
-/* decodePcs(pcs: Buffer, count) -> { pc: BigUint64Array, vcpu: Uint8Array } */
+/*
+ * decodePcs(pcs: Buffer, count, lastOnly = false) -> { pc: BigUint64Array, vcpu: Uint8Array }
+ * (lastOnly: both arrays hold only instruction count - 1, and nothing else is kept)
+ */
 static napi_value fn_decode_pcs(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint8_t *p;
   size_t n;
@@ -1002,12 +1006,16 @@ static napi_value fn_decode_pcs(napi_env env, napi_callback_info info) {
   if (argc < 2 || napi_get_buffer_info(env, argv[0], (void **)&p, &n) != napi_ok ||
       napi_get_value_uint32(env, argv[1], &count) != napi_ok)
     return throw_err(env, "decodePcs(buffer, count): bad arguments");
+  bool only = false;
+  if (argc >= 3) napi_get_value_bool(env, argv[2], &only);
+  size_t cells = only ? (count ? 1 : 0) : count;
   napi_value ab1, ab2, pcs, vcs;
   void *d1, *d2;
-  CALL(napi_create_arraybuffer(env, (size_t)count * 8, &d1, &ab1));
-  CALL(napi_create_arraybuffer(env, count ? count : 1, &d2, &ab2));
+  CALL(napi_create_arraybuffer(env, cells * 8, &d1, &ab1));
+  CALL(napi_create_arraybuffer(env, cells ? cells : 1, &d2, &ab2));
   uint64_t *pc = d1;
   uint8_t *vc = d2;
+#define AT(i) (only ? 0 : (i))
   uint64_t expected[16], prev[16], jc[JCACHE];
   memset(expected, 0xff, sizeof expected);
   memset(prev, 0xff, sizeof prev);
@@ -1026,13 +1034,13 @@ static napi_value fn_decode_pcs(napi_env env, napi_callback_info info) {
     TAKE(a);
     if (a) {
       s = a;
-      pc[i] = expected[v];
+      pc[AT(i)] = expected[v];
     } else {
       TAKE(b);
       if (b) {
         s = b;
         unsigned j = (unsigned)((prev[v] * 0x9E3779B97F4A7C15ull) >> 52) & (JCACHE - 1);
-        pc[i] = jc[j];
+        pc[AT(i)] = jc[j];
       } else {
         TAKE(c);
         if (!c) {
@@ -1055,20 +1063,21 @@ static napi_value fn_decode_pcs(napi_env env, napi_callback_info info) {
           if (shift > 66) goto corrupt;
         }
         int64_t d = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-        pc[i] = expected[v] + (uint64_t)d;
+        pc[AT(i)] = expected[v] + (uint64_t)d;
         unsigned j = (unsigned)((prev[v] * 0x9E3779B97F4A7C15ull) >> 52) & (JCACHE - 1);
-        jc[j] = pc[i];
+        jc[j] = pc[AT(i)];
       }
     }
-    vc[i] = (uint8_t)v;
-    prev[v] = pc[i];
-    expected[v] = pc[i] + s;
+    vc[AT(i)] = (uint8_t)v;
+    prev[v] = pc[AT(i)];
+    expected[v] = pc[AT(i)] + s;
     i++;
   }
 #undef NEXT
 #undef TAKE
-  CALL(napi_create_typedarray(env, napi_biguint64_array, count, ab1, 0, &pcs));
-  CALL(napi_create_typedarray(env, napi_uint8_array, count, ab2, 0, &vcs));
+#undef AT
+  CALL(napi_create_typedarray(env, napi_biguint64_array, cells, ab1, 0, &pcs));
+  CALL(napi_create_typedarray(env, napi_uint8_array, cells, ab2, 0, &vcs));
   napi_value out;
   CALL(napi_create_object(env, &out));
   CALL(napi_set_named_property(env, out, "pc", pcs));
@@ -1197,6 +1206,75 @@ static napi_value fn_run_slice(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---- port-read replay ---------------------------------------------------------------------- */
+
+typedef struct {
+  uc_engine *uc;
+  uc_hook hh;
+  uint32_t *vals;
+  size_t n, pos;
+} PortFeed;
+
+static PortFeed feeds[64];
+static int nfeeds;
+
+static uint32_t feed_in(uc_engine *uc, uint32_t port, int size, void *ud) {
+  PortFeed *f = ud;
+  return f->pos < f->n ? f->vals[f->pos++] : 0;
+}
+
+/*
+ * feedPorts(ucAddr, values: Uint32Array): IN instructions on this engine return these values in
+ * order (then 0). The hook is added on the first call, which should come before the engine
+ * translates any code (no flush is made).
+ */
+static napi_value fn_feed_ports(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint64_t ucp;
+  napi_typedarray_type t;
+  size_t n;
+  void *d;
+  if (argc < 2 || !get_u64(env, argv[0], &ucp) || napi_get_typedarray_info(env, argv[1], &t, &n, &d, NULL, NULL) != napi_ok || t != napi_uint32_array)
+    return throw_err(env, "feedPorts(ucAddr, Uint32Array): bad arguments");
+  uc_engine *uc = (uc_engine *)(uintptr_t)ucp;
+  PortFeed *f = NULL;
+  for (int i = 0; i < nfeeds; i++)
+    if (feeds[i].uc == uc) f = &feeds[i];
+  if (!f) {
+    if (nfeeds == 64) return throw_err(env, "feedPorts: too many engines");
+    f = &feeds[nfeeds++];
+    memset(f, 0, sizeof *f);
+    f->uc = uc;
+    if (uc_hook_add(uc, &f->hh, UC_HOOK_INSN, (void *)feed_in, f, 1, 0, UC_X86_INS_IN) != UC_ERR_OK)
+      return throw_err(env, "feedPorts: uc_hook_add(UC_HOOK_INSN, IN) failed");
+  }
+  free(f->vals);
+  f->vals = malloc((n ? n : 1) * 4);
+  memcpy(f->vals, d, n * 4);
+  f->n = n;
+  f->pos = 0;
+  return NULL;
+}
+
+/* unfeedPorts(ucAddr): forget the engine (before it is closed). */
+static napi_value fn_unfeed_ports(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint64_t ucp;
+  if (argc < 1 || !get_u64(env, argv[0], &ucp)) return throw_err(env, "unfeedPorts(ucAddr): bad arguments");
+  for (int i = 0; i < nfeeds; i++)
+    if ((uint64_t)(uintptr_t)feeds[i].uc == ucp) {
+      uc_hook_del(feeds[i].uc, feeds[i].hh);
+      free(feeds[i].vals);
+      feeds[i] = feeds[--nfeeds];
+      break;
+    }
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"create", 0, fn_create, 0, 0, 0, napi_default, 0},
@@ -1218,6 +1296,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"contextRestore", 0, fn_context_restore, 0, 0, 0, napi_default, 0},
       {"contextSave", 0, fn_context_save, 0, 0, 0, napi_default, 0},
       {"run", 0, fn_run, 0, 0, 0, napi_default, 0},
+      {"feedPorts", 0, fn_feed_ports, 0, 0, 0, napi_default, 0},
+      {"unfeedPorts", 0, fn_unfeed_ports, 0, 0, 0, napi_default, 0},
       {"runSlice", 0, fn_run_slice, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

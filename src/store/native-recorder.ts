@@ -48,7 +48,8 @@ export interface NativeRecorder {
   cut(h: RecorderHandle): NativeChunk;
   seq(h: RecorderHandle): bigint;
   setSeq(h: RecorderHandle, seq: bigint): void;
-  decodePcs(pcs: Buffer, count: number): { pc: BigUint64Array; vcpu: Uint8Array };
+  /** lastOnly: the arrays hold only instruction count - 1. */
+  decodePcs(pcs: Buffer, count: number, lastOnly?: boolean): { pc: BigUint64Array; vcpu: Uint8Array };
   /** Offsets i < below of the chunk whose pc is one of `targets`. */
   findPcs(pcs: Buffer, count: number, targets: BigUint64Array, below: number): Float64Array;
   ckptDecode(key: Buffer, delta: Buffer): Buffer;
@@ -56,6 +57,9 @@ export interface NativeRecorder {
   contextSave(uc: bigint): Buffer;
   /** uc_emu_start(uc, begin, 0, 0, count); returns the uc_err. */
   run(uc: bigint, begin: bigint, count: number | bigint): number;
+  /** IN instructions on this engine return `values` in order (hook added on the first call, no flush). */
+  feedPorts(uc: bigint, values: Uint32Array): void;
+  unfeedPorts(uc: bigint): void;
   /** A recorded slice of exactly `count` instructions, stopped from the recorder's hook; uc_err. */
   runSlice(h: RecorderHandle, uc: bigint, begin: bigint, count: number | bigint): number;
 }

@@ -227,17 +227,21 @@ export class TraceReader {
     const id = this.chunkIndexOf(seq);
     const i = seq - this.chunkFirsts[id]!;
     // A first look into a chunk decodes only up to `seq`; a second one decodes and keeps it all.
-    let d = this.pcsCache.get(id);
-    if (!d && this.lastPeek !== id) {
+    const d = this.pcsCache.get(id);
+    if (d) return { pc: d.pc[i]!, vcpu: d.vcpu[i]! };
+    if (this.lastPeek !== id) {
       this.lastPeek = id;
       const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      let one;
       try {
-        d = nativeRecorder().decodePcs(r.pcs, i + 1);
+        one = nativeRecorder().decodePcs(r.pcs, i + 1, true);
       } catch (e) {
         throw errors.corrupt(this.path, `chunk ${id}: ${(e as Error).message}`);
       }
-    } else d ??= this.pcs(id);
-    return { pc: d.pc[i]!, vcpu: d.vcpu[i]! };
+      return { pc: one.pc[0]!, vcpu: one.vcpu[0]! };
+    }
+    const all = this.pcs(id);
+    return { pc: all.pc[i]!, vcpu: all.vcpu[i]! };
   }
 
   /** Every seq in [from, to) whose pc is one of `pcs`, oldest first (at most `limit`). */

@@ -32,8 +32,10 @@ import { readRegisters } from '../emulator/x86-64-cpu.js';
 /** An address no instruction is at (the engine's "until" and the hooks' "skip" pc). */
 const NO_PC = 0xffff_ffff_ffff_fff0n;
 
-/** Moves of at most this many instructions (within two chunks) go write by write. */
+/** Moves of at most this many instructions (within two chunks) go write by write... */
 const NEAR_INSNS = 200_000;
+/** ...decoding the chunks' writes for moves this short (reverse steps, short seeks). */
+const SHORT_INSNS = 32_768;
 
 export class ReplayMachine {
   readonly ram: Buffer;
@@ -46,8 +48,7 @@ export class ReplayMachine {
   /** The position registers hold (every vCPU). */
   private regsAt = -1;
   private readonly writeCache = new Map<number, ChunkWrites>();
-  private portQueue: number[] = [];
-  private portsHooked = false;
+
 
   constructor(readonly reader: TraceReader) {
     const size = Number(reader.meta.get('ram_size') ?? 0);
@@ -70,6 +71,8 @@ export class ReplayMachine {
       // virtual page the guest touches mapped (aliased onto RAM on first use), and NX / 1 GiB
       // pages enabled; its counting hook ends a re-execution after exactly N instructions.
       this.hooks.push(emuHooks().create(e.address, this.ram));
+      // Port reads come back from the recorded inputs (hook added before any translation).
+      nativeRecorder().feedPorts(e.address, new Uint32Array(0));
       this.engines.push(e);
     }
   }
@@ -131,15 +134,8 @@ export class ReplayMachine {
 
   private reexecute(vcpu: number, from: number, to: number): void {
     const e = this.engines[vcpu]!;
-    this.portQueue = this.reader
-      .inputs(from, to)
-      .filter((i) => i.kind === 'port-in' && i.vcpu === vcpu)
-      .map((i) => Number(i.detail.value));
-    if (this.portQueue.length && !this.portsHooked) {
-      // Only traces with port reads pay for the hook (adding it flushes translations).
-      for (const x of this.engines) x.hookPorts({ in: () => this.portQueue.shift() ?? 0, out: () => undefined });
-      this.portsHooked = true;
-    }
+    const ins = this.reader.inputs(from, to).filter((i) => i.kind === 'port-in' && i.vcpu === vcpu);
+    nativeRecorder().feedPorts(e.address, Uint32Array.from(ins, (i) => Number(i.detail.value)));
     const hooks = this.hooks[vcpu]!;
     emuHooks().arm(hooks, BigInt(to - from), NO_PC);
     // Unicorn's aliasing of virtual pages (first touches differ from the recording run) leaves
@@ -176,7 +172,11 @@ export class ReplayMachine {
     const c0 = r.chunkIndexOf(lo);
     const c1 = r.chunkIndexOf(hi);
     const base = Number(this.ramBase);
-    if (hi - lo <= NEAR_INSNS && c1 - c0 <= 1) {
+    // Write by write when the chunks' writes are decoded already, or the move is short (a
+    // reverse step decodes its chunk once, then each step costs only its own writes); else line
+    // by line (a first decode of a chunk costs ~100 ms: not worth it for one seek).
+    const cached = this.writeCache.has(c0) && this.writeCache.has(c1);
+    if (c1 - c0 <= 1 && ((cached && hi - lo <= NEAR_INSNS) || hi - lo <= SHORT_INSNS)) {
       // The window's writes: order in (stateBound(lo), stateBound(hi)].
       const bLo = stateBound(lo);
       const bHi = stateBound(hi);
@@ -207,6 +207,7 @@ export class ReplayMachine {
 
   close(): void {
     this.hooks.forEach((h) => emuHooks().destroy(h));
+    for (const e of this.engines) nativeRecorder().unfeedPorts(e.address);
     this.hooks.length = 0;
     for (const e of this.engines) e.close();
     this.engines.length = 0;
