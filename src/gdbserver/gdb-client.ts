@@ -23,6 +23,8 @@ export const PACKET_SIZE = 0x20000;
 /** What a request produced: a reply packet, or none (k), plus console text to send first. */
 export interface Reply {
   readonly packet?: string;
+  /** A reply that is these bytes in hex (m): framed straight from the bytes, which is faster. */
+  readonly hex?: Buffer;
   /** Text for gdb's console, sent as O packets before the reply. */
   readonly output?: readonly string[];
   /** The server should close the connection after replying (D, k). */
@@ -135,8 +137,10 @@ export class GdbClient {
         need(t, 'writeRegisters').writeRegister(this.gThread, reg.name, decodeRegister(req.data));
         return { packet: 'OK' };
       }
-      case 'read-memory':
-        return { packet: this.readMemory(req.addr, req.length) };
+      case 'read-memory': {
+        const data = this.readMemory(req.addr, req.length);
+        return typeof data === 'string' ? { packet: data } : { hex: data };
+      }
       case 'write-memory':
         if (req.data.length > 0) need(t, 'writeMemory').writeVirtual(req.addr, req.data);
         return { packet: 'OK' };
@@ -239,10 +243,10 @@ export class GdbClient {
    * m: gdb accepts a short reply, so a read that runs into unmapped memory returns the bytes up
    * to the first unreadable page; only a read whose first byte is unreadable is an error.
    */
-  private readMemory(addr: bigint, length: number): string {
+  private readMemory(addr: bigint, length: number): Buffer | string {
     if (length === 0) return '';
     try {
-      return this.target.readVirtual(addr, length, this.gThread).toString('hex');
+      return this.target.readVirtual(addr, length, this.gThread);
     } catch (e) {
       if (!isDbgError(e) || e.code !== 'unmapped') throw e;
     }
@@ -259,7 +263,7 @@ export class GdbClient {
       good += chunk;
       next += BigInt(chunk);
     }
-    return good === 0 ? E_FAULT : this.target.readVirtual(addr, good, this.gThread).toString('hex');
+    return good === 0 ? E_FAULT : this.target.readVirtual(addr, good, this.gThread);
   }
 
   private writeRegisters(data: Buffer): Reply {

@@ -17,7 +17,7 @@ import { DbgError, describeError } from '../common/errors.js';
 import type { Target } from '../targets/target.js';
 import { parseRequest } from './commands/parse-request.js';
 import { E_BAD_PACKET, GdbClient, PACKET_SIZE, type MonitorSession, type Reply } from './gdb-client.js';
-import { encodePacket, PacketCodec } from './packet-codec.js';
+import { encodeHexPacket, encodePacket, PacketCodec } from './packet-codec.js';
 import { BadPacket } from './request.js';
 import { listenTcp, type Channel } from './transport.js';
 
@@ -136,7 +136,12 @@ function serveClient(
     if (closed) return;
     if (reply.error) log(reply.error);
     for (const text of reply.output ?? []) send('O' + Buffer.from(text, 'utf8').toString('hex'));
-    if (reply.packet !== undefined) send(reply.packet);
+    if (reply.hex !== undefined) {
+      last = encodeHexPacket(reply.hex);
+      ch.write(last);
+    } else if (reply.packet !== undefined) {
+      send(reply.packet);
+    }
     if (payload.toString('latin1') === 'QStartNoAckMode') noAck = true;
     if (reply.close) {
       log(`gdb from ${ch.peer} ${reply.close === 'kill' ? 'sent kill: the session ends, dbg keeps serving' : 'detached'}`);

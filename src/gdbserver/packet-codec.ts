@@ -140,6 +140,31 @@ export function encodePacket(payload: string | Buffer): Buffer {
   return framed;
 }
 
+/** Sum of the two hex digits' character codes for each byte value: the checksum of hex text. */
+const HEX_SUM = Array.from({ length: 256 }, (_, b) => {
+  const h = b.toString(16).padStart(2, '0');
+  return h.charCodeAt(0) + h.charCodeAt(1);
+});
+
+/**
+ * A reply that is `data` as hex (m, g): framed without building the text twice or escaping
+ * (hex digits never need it), the checksum taken from the bytes. Same result as
+ * encodePacket(data.toString('hex')), several times faster for the 64 KiB replies of a dump.
+ */
+export function encodeHexPacket(data: Buffer, prefix = ''): Buffer {
+  const framed = Buffer.allocUnsafe(1 + prefix.length + data.length * 2 + 3);
+  framed[0] = DOLLAR;
+  framed.write(prefix, 1, 'latin1');
+  framed.write(data.toString('hex'), 1 + prefix.length, 'latin1');
+  let sum = 0;
+  for (let i = 0; i < prefix.length; i++) sum += prefix.charCodeAt(i);
+  for (let i = 0; i < data.length; i++) sum += HEX_SUM[data[i]!]!;
+  const end = framed.length - 3;
+  framed[end] = HASH;
+  framed.write((sum & 0xff).toString(16).padStart(2, '0'), end + 1, 'latin1');
+  return framed;
+}
+
 function needsEscape(raw: Buffer): boolean {
   return raw.indexOf(DOLLAR) >= 0 || raw.indexOf(HASH) >= 0 || raw.indexOf(BRACE) >= 0 || raw.indexOf(STAR) >= 0;
 }

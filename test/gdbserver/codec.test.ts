@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checksum, decodePayload, encodePacket, PacketCodec } from '../../src/gdbserver/packet-codec.js';
+import { checksum, decodePayload, encodeHexPacket, encodePacket, PacketCodec } from '../../src/gdbserver/packet-codec.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -14,6 +14,13 @@ describe('packet codec', () => {
     expect(framed.toString('latin1')).toBe('$a}\x04b}\x03c}]d}\x0ae#' + checksum(framed.subarray(1, -3)).toString(16).padStart(2, '0'));
     const [ev] = new PacketCodec(100).feed(framed);
     expect(ev).toEqual({ kind: 'packet', payload: b('a$b#c}d*e'), checksumOk: true });
+  });
+
+  it('frames hex replies straight from the bytes, identical to framing the hex text', () => {
+    const data = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 37) & 0xff));
+    expect(encodeHexPacket(data).equals(encodePacket(data.toString('hex')))).toBe(true);
+    expect(encodeHexPacket(Buffer.alloc(0)).toString()).toBe('$#00');
+    expect(encodeHexPacket(Buffer.from([0xab]), 'm').toString()).toBe(encodePacket('mab').toString());
   });
 
   it('expands run-length encoding', () => {

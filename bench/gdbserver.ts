@@ -1,0 +1,212 @@
+/**
+ * The GDB server against Debian's gdbserver, side by side in one run, both driven by the same
+ * `gdb -batch` (each figure is the wall time of that gdb process, connection included):
+ *
+ * Each figure is the median of 3 runs of each side.
+ *
+ *   dump   `dump binary memory` of a 16 MiB anonymous mapping of a live process.
+ *          gdbserver: attached to the process (reads /proc/PID/mem).
+ *          dbg:       `dbg open CORE --gdb` on a gcore core of that same process, taken first
+ *                     (dbg serves a process only post mortem). Both dumps must be identical.
+ *          Goal: dbg at least as fast (ratio <= 1).
+ *   stepi  `stepi 10000`.
+ *          gdbserver: the same attached process, stepping its busy loop (ptrace single-steps).
+ *          dbg:       `dbg live --emulate dumps/kernel.elf --wait --gdb`, stepping the sample
+ *                     kernel from its first instruction in the emulator.
+ *          Goal: dbg no slower (ratio <= 1).
+ *
+ * Both servers run as separate processes started fresh; gdb runs with -nx and sysroot /.
+ * The program is built under bench/.work/ (git-ignored).
+ */
+
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BenchResult } from './bench-result.js';
+
+const SOURCE = String.raw`
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#define SIZE (16UL << 20)
+volatile unsigned long counter;
+int main(void) {
+  unsigned char *buf = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  for (unsigned long i = 0; i < SIZE; i++) buf[i] = (unsigned char)(i * 7 + (i >> 12));
+  printf("ready %p\n", (void *)buf);
+  fflush(stdout);
+  for (;;) {
+    for (int i = 0; i < 1000000; i++) counter++;
+    usleep(1000);
+  }
+}
+`;
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..');
+const work = join(root, 'bench', '.work', 'gdbserver');
+const MIB16 = 16 << 20;
+/** Each figure is the median of this many runs, dbg and gdbserver alike (the machine is shared). */
+const RUNS = 3;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function gdbArgs(port: number, file: string | undefined, cmds: string[]): string[] {
+  return [
+    '-nx', '-batch',
+    '-iex', 'set debug-file-directory /nonexistent',
+    '-iex', 'set sysroot /',
+    '-iex', 'set pagination off',
+    ...(file ? [file] : []),
+    '-ex', `target remote 127.0.0.1:${port}`,
+    ...cmds.flatMap((c) => ['-ex', c]),
+  ];
+}
+
+/**
+ * Wall seconds of one `gdb -batch` run. Asynchronous on purpose: the servers' output pipes must
+ * keep draining while gdb runs, or a chatty server blocks on a full pipe.
+ */
+function timeGdb(port: number, file: string | undefined, cmds: string[]): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const child = spawn('gdb', gdbArgs(port, file, cmds), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stdout!.on('data', () => undefined);
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
+  return new Promise((res, rej) => {
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const s = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (code !== 0 || /Remote connection closed|Could not|failed|timed out/i.test(err)) rej(new Error(`gdb failed (${code}): ${err}`));
+      else res(s);
+    });
+  });
+}
+
+/** Start a server process and wait for the port it prints (`pattern` captures it). */
+function startServer(cmd: string, args: string[], pattern: RegExp): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  return new Promise((resolvePort, reject) => {
+    const t = setTimeout(() => reject(new Error(`${cmd} did not start: ${text}`)), 60_000);
+    const onData = (d: Buffer): void => {
+      text += d.toString();
+      const m = pattern.exec(text);
+      if (m) {
+        clearTimeout(t);
+        resolvePort({ child, port: Number(m[1]) });
+      }
+    };
+    // Keep reading after the port is known: a full pipe would block the server.
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`${cmd} exited (${code}): ${text}`)));
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  await new Promise<void>((r) => {
+    child.once('exit', () => r());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+  });
+}
+
+function ratioResult(name: string, dbg: number, base: number, what: string): BenchResult[] {
+  return [
+    { name: `${name}: dbg`, value: dbg, unit: 's', baseline: `gdbserver ${base.toFixed(2)} s (${what})` },
+    { name: `${name}: dbg / gdbserver`, value: dbg / base, unit: 'x', goal: '<= 1.0x gdbserver', ok: dbg <= base },
+  ];
+}
+
+export async function run(): Promise<BenchResult[]> {
+  for (const tool of ['gcc', 'gdb', 'gdbserver']) {
+    if (spawnSync('which', [tool]).status !== 0) throw new Error(`${tool} is not installed (the setup script installs it)`);
+  }
+  mkdirSync(work, { recursive: true });
+  const prog = join(work, 'busy');
+  const src = join(work, 'busy.c');
+  if (!existsSync(prog) || readFileSync(src, 'utf8') !== SOURCE) {
+    writeFileSync(src, SOURCE);
+    execFileSync('gcc', ['-O0', '-g', '-o', prog, src]);
+  }
+  const dbg = join(root, 'bin', 'dbg');
+  // The emulated kernel is stepped without recording: recording is dbg live's default, but the
+  // comparison is with gdbserver stepping, which records nothing.
+  const kernel = join(root, 'dumps', 'kernel.elf');
+  const results: BenchResult[] = [];
+
+  const proc = spawn(prog, [], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const addr = await new Promise<bigint>((res, rej) => {
+      let out = '';
+      proc.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /ready (0x[0-9a-f]+)/.exec(out);
+        if (m) res(BigInt(m[1]!));
+      });
+      proc.on('exit', (c) => rej(new Error(`busy exited (${c})`)));
+    });
+    const range = `0x${addr.toString(16)} 0x${(addr + BigInt(MIB16)).toString(16)}`;
+
+    // The core first (gdb detaches and the process runs on), then gdbserver attaches.
+    const core = join(work, 'busy.core');
+    rmSync(core, { force: true });
+    execFileSync('gdb', ['-nx', '-batch', '-p', String(proc.pid), '-ex', `gcore ${core}`], { stdio: 'ignore' });
+    if (!existsSync(core)) throw new Error('gcore made no core');
+
+    // gdbserver --attach serves one gdb and exits when it detaches: attach afresh for each figure.
+    const viaGdbserver = async (cmds: string[]): Promise<number> => {
+      const gs = await startServer('gdbserver', ['--attach', '127.0.0.1:0', String(proc.pid)], /Listening on port (\d+)/);
+      try {
+        return await timeGdb(gs.port, prog, cmds);
+      } finally {
+        await stop(gs.child);
+      }
+    };
+    const outGs = join(work, 'dump-gdbserver.bin');
+    const outDbg = join(work, 'dump-dbg.bin');
+    const gsDump: number[] = [];
+    const gsStep: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      gsDump.push(await viaGdbserver([`dump binary memory ${outGs} ${range}`]));
+      gsStep.push(await viaGdbserver(['stepi 10000']));
+    }
+
+    // The busy loop would take a CPU from dbg's runs (gdbserver's ran with it stopped by ptrace).
+    proc.kill('SIGKILL');
+
+    const d = await startServer(process.execPath, [dbg, 'open', core, '--exe', prog, '--gdb', '127.0.0.1:0'], /listening on 127\.0\.0\.1:(\d+)/);
+    const dbgDump: number[] = [];
+    try {
+      for (let i = 0; i < RUNS; i++) dbgDump.push(await timeGdb(d.port, prog, [`dump binary memory ${outDbg} ${range}`]));
+    } finally {
+      await stop(d.child);
+    }
+    if (statSync(outDbg).size !== MIB16 || !readFileSync(outDbg).equals(readFileSync(outGs))) {
+      throw new Error('the 16 MiB dumps through dbg and gdbserver differ');
+    }
+ results.push(...ratioResult('dump binary memory 16 MiB', median(dbgDump), median(gsDump), 'attached to the live process; dbg serves its gcore core'));
+
+    const l = await startServer(process.execPath, [dbg, 'live', '--emulate', kernel, '--wait', '-q', '--no-record', '--gdb', '127.0.0.1:0'], /listening on 127\.0\.0\.1:(\d+)/);
+    // One guest, stepped on from where the previous run left it (each run a new gdb session).
+    const dbgStep: number[] = [];
+    try {
+      for (let i = 0; i < RUNS; i++) dbgStep.push(await timeGdb(l.port, kernel, ['stepi 10000']));
+    } finally {
+      await stop(l.child);
+    }
+    results.push(...ratioResult('stepi 10000', median(dbgStep), median(gsStep), 'ptrace steps of a live process; dbg steps the emulated sample kernel'));
+    rmSync(outGs, { force: true });
+    rmSync(outDbg, { force: true });
+  } finally {
+    proc.kill('SIGKILL');
+  }
+  return results;
+}
