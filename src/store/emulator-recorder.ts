@@ -22,6 +22,13 @@ export interface RecorderOptions {
   symbols?: string;
   /** Overwrite an existing file. */
   replace?: boolean;
+  /**
+   * Stop recording (the guest runs on) once the trace holds this many bytes; default
+   * $DBG_RECORD_MAX or 1 GiB. A guest that runs forever must not fill the disk.
+   */
+  maxBytes?: number;
+  /** Told once when recording stops at the size limit. */
+  onLimit?: (message: string) => void;
 }
 
 export class EmulatorRecorder implements ExecutionObserver {
@@ -33,6 +40,9 @@ export class EmulatorRecorder implements ExecutionObserver {
   private chunkFirst = 0n;
   private machine: ObservedMachine | undefined;
   private detached = false;
+  /** Recording stopped at the size limit: the observer methods do nothing from then on. */
+  private full = false;
+  private readonly maxBytes: number;
 
   constructor(
     readonly path: string,
@@ -41,6 +51,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.n = nativeRecorder();
     this.chunkTarget = opts.chunkTarget ?? 1 << 20;
     this.h = this.n.create(opts.checkpointEvery ?? 8192);
+    this.maxBytes = opts.maxBytes ?? (Number(process.env.DBG_RECORD_MAX) || 1 << 30);
     this.writer = new TraceWriter(
       path,
       {
@@ -82,17 +93,20 @@ export class EmulatorRecorder implements ExecutionObserver {
   }
 
   beforeSlice(vcpu: number, seq: bigint): void {
+    if (this.full) return;
     const mine = this.n.seq(this.h);
     if (mine !== seq) throw new DbgError('state', `recorder out of step: the machine is at seq ${seq}, the recorder at ${mine}`);
     this.n.beginSlice(this.h, this.engine(vcpu));
   }
 
   afterSlice(vcpu: number, executed: number, _stop: SliceStop): void {
+    if (this.full) return;
     const next = this.n.endSlice(this.h, this.engine(vcpu), executed);
     if (next - this.chunkFirst >= BigInt(this.chunkTarget)) this.flush();
   }
 
   onInput(event: InputEvent): void {
+    if (this.full) return;
     switch (event.kind) {
       case 'interrupt':
         for (const w of event.writes) this.n.hostWrite(this.h, w.phys, w.data, w.old);
@@ -118,9 +132,17 @@ export class EmulatorRecorder implements ExecutionObserver {
 
   /** Store everything recorded so far (the open chunk becomes a stored chunk). */
   flush(): void {
+    if (this.full) return;
     const c = this.n.cut(this.h);
     this.writer.writeChunk(c);
     this.chunkFirst = this.n.seq(this.h);
+    if (this.writer.stats().bytes >= this.maxBytes) {
+      this.full = true;
+      for (const uc of this.engines) this.n.detach(this.h, uc);
+      this.opts.onLimit?.(
+        `recording stopped at seq ${this.chunkFirst}: the trace "${this.path}" reached ${this.maxBytes} bytes (set DBG_RECORD_MAX=BYTES for more); the guest runs on unrecorded`,
+      );
+    }
   }
 
   /** Seq of the next instruction. */
@@ -132,7 +154,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     if (this.detached) return;
     this.detached = true;
     this.flush();
-    for (const uc of this.engines) this.n.detach(this.h, uc);
+    if (!this.full) for (const uc of this.engines) this.n.detach(this.h, uc);
     this.writer.close();
     this.machine = undefined;
   }

@@ -19,7 +19,7 @@
 import { errors } from '../../common/errors.js';
 import { hex } from '../../common/format.js';
 import { need, type HistoryWrite, type StopStatus, type Target } from '../../targets/target.js';
-import type { Dcmd, DcmdModule, Output, SessionView } from '../dcmd.js';
+import type { Dcmd, DcmdModule, Invocation, Output, SessionView } from '../dcmd.js';
 import { symbolName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 
@@ -150,6 +150,17 @@ const now: Dcmd = {
   },
 };
 
+/** `-n MAX` of a dcmd that needs an address: the count (default `dflt`). */
+function countFlag(d: Dcmd, inv: Invocation, dflt: number): number {
+  const f = parseFlags(d.name, d.usage, inv.args, { strings: 'n' });
+  noMoreArgs(d, f.rest);
+  if (inv.addr === undefined) throw errors.badInput(`::${d.name} needs an address (usage: ${d.usage})`);
+  const n = f.flags.get('n') as string | undefined;
+  const max = n !== undefined ? Number(n) : dflt;
+  if (!Number.isInteger(max) || max <= 0) throw errors.badInput(`::${d.name}: -n ${n} is not a positive count`);
+  return max;
+}
+
 function writeLine(t: Target, w: HistoryWrite): string {
   const who = w.host ? 'host (interrupt delivery or debugger write)' : `${where(t, w.pc ?? 0n)}, vCPU ${w.vcpu ?? 0}`;
   return `seq ${w.seq}  ${who}  phys ${hex(w.phys)}: ${bytesHex(w.old)} -> ${bytesHex(w.data)}`;
@@ -184,17 +195,13 @@ const history: Dcmd = {
   help: 'every value [addr, addr+len) held: one line per write with seq, pc and the bytes after it (-n: at most MAX lines, default 100)',
   needs: ['history'],
   run(session, inv, out) {
-    const f = parseFlags(this.name, this.usage, inv.args, { strings: 'n' });
-    noMoreArgs(this, f.rest);
-    const n = f.flags.get('n') as string | undefined;
-    if (inv.addr === undefined) throw errors.badInput(`::history needs an address (usage: ${this.usage})`);
+    const max = countFlag(this, inv, 100);
+    const addr = inv.addr!;
     const len = Number(inv.count ?? 8n);
-    const max = n !== undefined ? Number(n) : 100;
-    if (!Number.isInteger(max) || max <= 0) throw errors.badInput(`::history: -n ${n} is not a positive count`);
     const t = session.target;
-    const ws = need(t, 'history').writes(inv.addr, len, session.thread);
+    const ws = need(t, 'history').writes(addr, len, session.thread);
     if (out.jsonMode) return out.json(ws.slice(0, max).map(writeJson));
-    if (ws.length === 0) return out.line(`${hex(inv.addr)},${len}: never written in the recorded history`);
+    if (ws.length === 0) return out.line(`${hex(addr)},${len}: never written in the recorded history`);
     for (const w of ws.slice(0, max)) out.line(writeLine(t, w));
     if (ws.length > max) out.line(`... ${ws.length - max} more writes (use -n)`);
   },
@@ -206,15 +213,11 @@ const when: Dcmd = {
   help: 'every seq at which the instruction at addr (a symbol: its first instruction) ran, with the count (-n: list at most MAX, default 20)',
   needs: ['history'],
   run(session, inv, out) {
-    const f = parseFlags(this.name, this.usage, inv.args, { strings: 'n' });
-    noMoreArgs(this, f.rest);
-    const n = f.flags.get('n') as string | undefined;
-    if (inv.addr === undefined) throw errors.badInput(`::when needs an address (usage: ${this.usage})`);
-    const max = n !== undefined ? Number(n) : 20;
-    if (!Number.isInteger(max) || max <= 0) throw errors.badInput(`::when: -n ${n} is not a positive count`);
-    const r = need(session.target, 'history').when(inv.addr, max);
-    if (out.jsonMode) return out.json({ pc: hex(inv.addr), count: r.count, seqs: r.seqs.map(String) });
-    out.line(`${where(session.target, inv.addr)} ran ${r.count} time${r.count === 1 ? '' : 's'}${r.count ? ': seq ' + r.seqs.join(', ') + (r.count > r.seqs.length ? ', ...' : '') : ''}`);
+    const max = countFlag(this, inv, 20);
+    const addr = inv.addr!;
+    const r = need(session.target, 'history').when(addr, max);
+    if (out.jsonMode) return out.json({ pc: hex(addr), count: r.count, seqs: r.seqs.map(String) });
+    out.line(`${where(session.target, addr)} ran ${r.count} time${r.count === 1 ? '' : 's'}${r.count ? ': seq ' + r.seqs.join(', ') + (r.count > r.seqs.length ? ', ...' : '') : ''}`);
   },
 };
 
