@@ -9,13 +9,16 @@
  *   chunk(id, first, count, pcs, ...)     one row per chunk of history: instructions
  *                                         [first, first + count), their pcs packed as nibbles
  *                                         (native/recorder/recorder.c), write and line counts
- *   mem(line, chunk, mask, final, data)   WITHOUT ROWID, PRIMARY KEY (line, chunk): for every
- *                                         64-byte physical line written in a chunk: `mask`, bit
- *                                         i set when byte i was written (int64); the line
+ *   mem(line, chunk, final, data)         WITHOUT ROWID, PRIMARY KEY (line, chunk): for every
+ *                                         64-byte physical line written in a chunk: the line
  *                                         after the chunk's last write (`final`, read without
  *                                         touching `data`), and in `data` the line before the
  *                                         chunk's first write + every write (seq, offset, new
  *                                         bytes; line-rows.ts). Index mem_by_chunk(chunk).
+ *   mem_mask(line, chunk, mask)           WITHOUT ROWID: the same keys, and bit i of `mask` set
+ *                                         when byte i of the line was written in the chunk: a
+ *                                         dense index (~200 rows a page) that "who last wrote
+ *                                         A" walks back without touching the blobs.
  *                                         "Last write to A at or before S" = one index seek on
  *                                         (A >> 6, chunk <= chunk(S)) + decoding a ~100 B blob.
  *   ckpt(id, seq, vcpu, chunk, flags, data) register checkpoints (uc_context images) at slice
@@ -54,9 +57,14 @@ CREATE TABLE chunk (
 CREATE TABLE mem (
   line INTEGER NOT NULL,
   chunk INTEGER NOT NULL,
-  mask INTEGER NOT NULL,
   final BLOB NOT NULL,
   data BLOB NOT NULL,
+  PRIMARY KEY (line, chunk)
+) WITHOUT ROWID;
+CREATE TABLE mem_mask (
+  line INTEGER NOT NULL,
+  chunk INTEGER NOT NULL,
+  mask INTEGER NOT NULL,
   PRIMARY KEY (line, chunk)
 ) WITHOUT ROWID;
 CREATE INDEX mem_by_chunk ON mem (chunk);
@@ -85,9 +93,9 @@ CREATE VIEW chunks AS
          writes, lines, length(pcs) AS pc_bytes
   FROM chunk;
 CREATE VIEW memory_lines AS
-  SELECT line * 64 AS phys_addr, m.chunk, c.first AS chunk_first_seq, m.mask AS bytes_written_mask,
+  SELECT m.line * 64 AS phys_addr, m.chunk, c.first AS chunk_first_seq, k.mask AS bytes_written_mask,
          length(m.data) AS bytes
-  FROM mem m JOIN chunk c ON c.id = m.chunk;
+  FROM mem m JOIN chunk c ON c.id = m.chunk JOIN mem_mask k ON k.line = m.line AND k.chunk = m.chunk;
 CREATE VIEW checkpoints AS
   SELECT seq, vcpu, chunk,
          CASE WHEN flags & 2 THEN 'slice-end' ELSE 'resume' END AS kind,

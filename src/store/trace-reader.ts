@@ -68,6 +68,8 @@ export class TraceReader {
   private readonly pcsCache = new Map<number, { pc: BigUint64Array; vcpu: Uint8Array }>();
   private readonly rowCache = new Map<string, DecodedRow>();
   private lastPeek = -1;
+  /** Full checkpoint images by "vcpu:chunk" (the base of that chunk's delta checkpoints). */
+  private readonly keyCache = new Map<string, { data: Buffer }>();
   private readonly st: Record<string, Database.Statement>;
   private readonly chunkFirsts: Float64Array;
   private readonly chunkCounts: Float64Array;
@@ -83,7 +85,8 @@ export class TraceReader {
       chunkById: p('SELECT id, first, count, writes, lines FROM chunk WHERE id = ?'),
       pcs: p('SELECT pcs, count FROM chunk WHERE id = ?'),
       lastRow: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC LIMIT 1'),
-      lastRowMasked: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk <= ? AND (mask & ?) != 0 ORDER BY chunk DESC LIMIT 1'),
+      lastMasked: p('SELECT chunk FROM mem_mask WHERE line = ? AND chunk <= ? AND (mask & ?) != 0 ORDER BY chunk DESC LIMIT 1'),
+      rowData: p('SELECT data FROM mem WHERE line = ? AND chunk = ?'),
       lastRowFinal: p('SELECT chunk, final FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC LIMIT 1'),
       rowsOfLine: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk BETWEEN ? AND ? ORDER BY chunk'),
       firstRow: p('SELECT chunk, data FROM mem WHERE line = ? ORDER BY chunk LIMIT 1'),
@@ -317,9 +320,11 @@ export class TraceReader {
       for (let b = lo; b < hi; b++) mask |= 1n << BigInt(b);
       let chunk = top;
       while (chunk >= 0) {
-        const got = this.st.lastRowMasked!.get(line, chunk, BigInt.asIntN(64, mask)) as { chunk: number; data: Buffer } | undefined;
+        const got = this.st.lastMasked!.get(line, chunk, BigInt.asIntN(64, mask)) as { chunk: number } | undefined;
         if (!got) break;
-        const hit = rowLastWrite(got.data, line, this.chunkFirsts[got.chunk]!, lo, hi, at);
+        const row = this.st.rowData!.get(line, got.chunk) as { data: Buffer } | undefined;
+        if (!row) throw errors.corrupt(this.path, `memory row of line 0x${(line * 64).toString(16)} in chunk ${got.chunk} is missing`);
+        const hit = rowLastWrite(row.data, line, this.chunkFirsts[got.chunk]!, lo, hi, at);
         if (hit) {
           if (!best || writeOrder(hit) > writeOrder(best)) best = hit;
           break;
@@ -408,7 +413,15 @@ export class TraceReader {
     if (!r) return undefined;
     let image = r.data;
     if (!(r.flags & 1)) {
-      const key = this.st.ckptKey!.get(vcpu, r.chunk) as { data: Buffer } | undefined;
+      const k = `${vcpu}:${r.chunk}`;
+      let key = this.keyCache.get(k);
+      if (!key) {
+        key = this.st.ckptKey!.get(vcpu, r.chunk) as { data: Buffer } | undefined;
+        if (key) {
+          if (this.keyCache.size >= 64) this.keyCache.delete(this.keyCache.keys().next().value!);
+          this.keyCache.set(k, key);
+        }
+      }
       if (!key) throw errors.corrupt(this.path, `checkpoint at seq ${r.seq} of vCPU ${vcpu}: its chunk's full image is missing`);
       try {
         image = nativeRecorder().ckptDecode(key.data, r.data);

@@ -23,6 +23,7 @@ export class TraceWriter {
   private readonly pendingInputs: InputRecord[] = [];
   private readonly insChunk: Database.Statement;
   private readonly insMem: Database.Statement;
+  private readonly insMask: Database.Statement;
   private readonly insCkpt: Database.Statement;
   private readonly insInput: Database.Statement;
   private bytesIn = 0;
@@ -36,7 +37,8 @@ export class TraceWriter {
   ) {
     this.db = createTrace(path, meta, replace);
     this.insChunk = this.db.prepare('INSERT INTO chunk (id, first, count, pcs, writes, lines) VALUES (?, ?, ?, ?, ?, ?)');
-    this.insMem = this.db.prepare('INSERT INTO mem (line, chunk, mask, final, data) VALUES (?, ?, ?, ?, ?)');
+    this.insMem = this.db.prepare('INSERT INTO mem (line, chunk, final, data) VALUES (?, ?, ?, ?)');
+    this.insMask = this.db.prepare('INSERT INTO mem_mask (line, chunk, mask) VALUES (?, ?, ?)');
     this.insCkpt = this.db.prepare('INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES (?, ?, ?, ?, ?)');
     this.insInput = this.db.prepare('INSERT INTO input (seq, vcpu, kind, detail) VALUES (?, ?, ?, ?)');
   }
@@ -71,7 +73,8 @@ export class TraceWriter {
           const line = m.readBigUInt64LE(p);
           const n = m.readUInt32LE(p + 8);
           const mask = BigInt.asIntN(64, m.readBigUInt64LE(p + 12));
-          this.insMem.run(line, id, mask, m.subarray(p + 20 + 64, p + 20 + 128), m.subarray(p + 20, p + 20 + n));
+          this.insMem.run(line, id, m.subarray(p + 20 + 64, p + 20 + 128), m.subarray(p + 20, p + 20 + n));
+          this.insMask.run(line, id, mask);
           p += 20 + n;
         }
         const k = c.ckpts;
