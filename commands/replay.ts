@@ -3,6 +3,7 @@ import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { replayControlModule } from '../src/mdb/modules/history.js';
 import { ReplayTarget } from '../src/targets/replay/replay-target.js';
+import { serveWhileSession } from '../src/gdbserver/gdb-listen.js';
 
 export default class Replay extends Command {
   static override summary = 'Open a recorded trace and travel through its history with MDB commands';
@@ -27,6 +28,7 @@ export default class Replay extends Command {
     seek: Flags.string({ description: 'start at this seq instead of the end of the history', helpValue: 'SEQ' }),
     execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
+    gdb: Flags.string({ description: 'also serve the recording to gdb (target remote HOST:PORT), with reverse execution (reverse-stepi, reverse-continue...)', helpValue: '[HOST:]PORT' }),
   };
 
   async run(): Promise<void> {
@@ -44,7 +46,10 @@ export default class Replay extends Command {
       return;
     }
     try {
-      process.exitCode = await runSession(target, { execute: flags.execute, json: flags.json, modules: [replayControlModule] });
+      const session = () => runSession(target, { execute: flags.execute, json: flags.json, modules: [replayControlModule] });
+      process.exitCode = flags.gdb
+        ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined, modules: [replayControlModule] })
+        : await session();
     } finally {
       target.close();
     }

@@ -11,6 +11,7 @@
  */
 
 import { errors } from '../common/errors.js';
+import type { DcmdModule } from '../mdb/dcmd.js';
 import { builtinModules } from '../mdb/modules/index.js';
 import { Session } from '../mdb/session.js';
 import type { Target } from '../targets/target.js';
@@ -39,12 +40,14 @@ export interface GdbListenOptions {
   /** Commands were given with -e: there is no REPL, so serve until a signal once they ran. */
   readonly script?: boolean;
   readonly log?: (message: string) => void;
+  /** Dcmd modules beyond the built-in ones for `monitor` (the command's own, as runSession gets). */
+  readonly modules?: readonly DcmdModule[];
 }
 
 /** Serve `target` on `listen` while the command's session runs; see the file comment. */
 export async function serveWhileSession(target: Target, listen: string, opts: GdbListenOptions): Promise<number> {
   const addr = parseListenAddress(listen);
-  const server = await serveGdb(target, new Session(target, builtinModules), { ...addr, log: opts.log });
+  const server = await serveGdb(target, new Session(target, [...builtinModules, ...(opts.modules ?? [])]), { ...addr, log: opts.log });
   const headless = opts.script === true || !process.stdin.isTTY;
   try {
     if (!headless) return await opts.session();

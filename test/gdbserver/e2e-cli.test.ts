@@ -1,7 +1,9 @@
 // `dbg open|live ... --gdb [HOST:]PORT` as a user runs it: a child process with no terminal, so it
 // serves headless until SIGTERM, while a real gdb attaches.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { debuggee } from '../helpers/debuggee.js';
@@ -70,6 +72,24 @@ describe('dbg --gdb', () => {
     const r2 = await gdbBatch(s.port, ['bt 1'], { file: kernel });
     expect(r2.stdout).toContain('#0  check_runqueue () at ./kernel.c:368');
     expect(await s.stop()).toBe(0);
+  });
+
+  it('dbg replay TRACE --gdb: reverse execution from gdb, monitor runs replay dcmds', async () => {
+    const kernel = fixturePath('qemu-vmcore/kernel.elf');
+    const dir = mkdtempSync(join(tmpdir(), 'dbg-gdb-cli-'));
+    try {
+      const trace = join(dir, 'k.trace');
+      const rec = spawnSync(process.execPath, [dbg, 'live', '--emulate', kernel, '-q', '--record', trace, '-e', '::status'], { encoding: 'utf8', input: '' });
+      expect(rec.status, rec.stderr).toBe(0);
+      const s = await startDbg(['replay', trace, '--symbols', kernel, '--gdb', '0']);
+      const r = await gdbBatch(s.port, ['bt 1', 'break check_runqueue', 'reverse-continue', 'monitor ::status'], { file: kernel });
+      expect(r.stdout).toContain('#0  panic (msg=msg@entry=0xffffffffc000202a "fixture: run queue corrupted") at ./kernel.c:247');
+      expect(r.stdout).toContain('Breakpoint 1, check_runqueue () at ./kernel.c:368');
+      expect(r.stderr).toMatch(/debugging trace "k\.trace" \(x86-64, replay\)/);
+      expect(await s.stop()).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects a bad --gdb address and a port already in use, with clear messages', async () => {

@@ -1,0 +1,152 @@
+// Reverse execution from a real gdb 13 through dbg's GDB server, on a recorded history: the QEMU
+// fixture's kernel run to its panic by `dbg live --record`, then opened as a replay target. Every
+// reverse command must land where forward execution had been: the test records the registers
+// going forward, goes back, and compares. The emulator and recording are deterministic, so the
+// whole transcript is also a golden file.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveGdb, type GdbServerHandle } from '../../src/gdbserver/gdb-server.js';
+import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
+import { fixturePath, repoRoot } from '../helpers/shared-fixtures.js';
+import { gdbBatch } from './gdb-batch.js';
+import { expectGolden } from './golden.js';
+
+const kernel = fixturePath('qemu-vmcore/kernel.elf');
+let dir: string;
+let target: ReplayTarget;
+let server: GdbServerHandle;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'dbg-gdb-reverse-'));
+  const trace = join(dir, 'kernel.trace');
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'live', '--emulate', kernel, '-q', '--record', trace, '-e', '::status'], {
+    encoding: 'utf8',
+    input: '',
+    timeout: 120_000,
+  });
+  if (r.status !== 0) throw new Error(`dbg live --record failed: ${r.stderr}`);
+  target = ReplayTarget.open(trace, { symbols: [kernel] });
+  server = await serveGdb(target, undefined, { port: 0, log: () => undefined });
+});
+
+afterAll(async () => {
+  await server?.close();
+  target?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Run gdb with `==name==` markers between commands; returns each marked section's text. */
+async function sections(cmds: (string | { mark: string })[]): Promise<{ all: string; at: Record<string, string> }> {
+  const r = await gdbBatch(server.port, cmds.map((c) => (typeof c === 'string' ? c : `echo ==${c.mark}==\\n`)), { file: kernel });
+  expect(r.code, r.stderr).toBe(0);
+  if (process.env.DBG_SHOW) console.log(r.stdout);
+  const at: Record<string, string> = {};
+  const parts = r.stdout.split(/^==([\w-]+)==\n/m);
+  for (let i = 1; i < parts.length; i += 2) at[parts[i]!] = parts[i + 1]!;
+  return { all: r.stdout, at };
+}
+
+const regs = 'info registers rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip eflags';
+
+describe('reverse execution from gdb on a replayed recording', () => {
+  it('advertises ReverseStep/ReverseContinue and starts at the end of history', async () => {
+    const { all } = await sections(['bt 1', 'reverse-stepi', 'info registers rip']);
+    expect(all).toContain('#0  panic (msg=msg@entry=0xffffffffc000202a "fixture: run queue corrupted") at ./kernel.c:247');
+  });
+
+  it('reverse-continue to a breakpoint lands where continue forward stopped; reverse-stepi/-nexti/-next undo stepi/nexti/next', async () => {
+    const { all, at } = await sections([
+      'break kmain',
+      'reverse-continue', // back to kmain
+      'delete',
+      'break check_runqueue',
+      'continue', // forward to check_runqueue
+      { mark: 'fwd-bp' },
+      regs,
+      { mark: 'end' },
+      'continue', // forward to the end of the recording
+      { mark: 'rev-bp' },
+      'reverse-continue', // back to check_runqueue
+      regs,
+      'stepi',
+      'reverse-stepi',
+      { mark: 'rev-stepi' },
+      regs,
+      'nexti 3',
+      'reverse-nexti 3',
+      { mark: 'rev-nexti' },
+      regs,
+      'delete',
+      'break kmain',
+      'reverse-continue',
+      'next',
+      { mark: 'fwd-next' },
+      regs,
+      'next',
+      'next',
+      'reverse-next',
+      'reverse-next',
+      { mark: 'rev-next' },
+      regs,
+    ]);
+    const fwd = at['fwd-bp']!.split('\n').filter((l) => /^[re]\w+\s+0x/.test(l));
+    expect(fwd).toHaveLength(18);
+    expect(at['end']).toMatch(/^\nNo more reverse-execution history\.\npanic \(/); // T05replaylog:end
+    expect(at['rev-bp']).toMatch(/^\nBreakpoint 2, check_runqueue \(\) at \.\/kernel\.c:368\n/);
+    const lines = (k: string) => at[k]!.split('\n').filter((l) => /^[re]\w+\s+0x/.test(l));
+    for (const k of ['rev-bp', 'rev-stepi', 'rev-nexti']) expect(lines(k), k).toEqual(fwd);
+    expect(lines('fwd-next')).toHaveLength(18);
+    expect(lines('rev-next')).toEqual(lines('fwd-next'));
+    expect(fwd.find((l) => l.startsWith('rip'))).toMatch(/<check_runqueue>$/);
+    expectGolden('reverse-breakpoints', all);
+  });
+
+  it('reverse-step and reverse-finish return to the call; reverse-continue to a watchpoint stops before the write', async () => {
+    const { all, at } = await sections([
+      'break kmain',
+      'reverse-continue',
+      'delete',
+      'break kprintf',
+      'continue', // the first kprintf, called from kmain
+      'delete',
+      'finish', // back in the caller, just after the call
+      { mark: 'after-call' },
+      'info registers rip',
+      'reverse-step', // back into kprintf's last line
+      { mark: 'rev-step' },
+      'bt 1',
+      'reverse-finish', // to the call instruction in kmain
+      { mark: 'rev-finish' },
+      'x/i $pc',
+      'bt 1',
+      'watch jiffies',
+      'continue', // forward: the first write, 0 -> 1, stops after the writing instruction
+      { mark: 'fwd-watch' },
+      'info registers rip',
+      'continue', // and the second, 1 -> 2
+      'reverse-continue', // back to the second write: before it, pc at the writing instruction
+      { mark: 'rev-watch' },
+      'p jiffies',
+      'stepi', // executing the write again lands where the forward stop was
+      { mark: 'rev-watch-stepi' },
+      'p jiffies',
+      'info registers rip',
+    ]);
+    expect(at['rev-step']).toMatch(/^#0 {2}[\s\S]*kprintf/m);
+    expect(at['rev-finish']).toMatch(/=> 0x[0-9a-f]+ <kmain\+\d+>:\tcall +0x[0-9a-f]+ <kprintf>/);
+    expect(at['rev-finish']).toMatch(/#0 {2}0x[0-9a-f]+ in kmain /);
+    const afterCall = BigInt(/rip +(0x[0-9a-f]+)/.exec(at['after-call']!)![1]!);
+    const callAt = BigInt(/=> (0x[0-9a-f]+)/.exec(at['rev-finish']!)![1]!);
+    expect(afterCall - callAt).toBe(5n); // call rel32
+    expect(at['fwd-watch']).toMatch(/^rip +0x[0-9a-f]+ +0x[0-9a-f]+ <kmain\+\d+>/m);
+    expect(all).toMatch(/Hardware watchpoint 3: jiffies\n\nOld value = 2\nNew value = 1\n/);
+    expect(at['rev-watch']).toMatch(/^\$1 = 1$/m);
+    expect(at['rev-watch-stepi']).toMatch(/^\$2 = 2$/m);
+    const fwdRip = /rip +(0x[0-9a-f]+)/.exec(at['fwd-watch']!)![1];
+    expect(at['rev-watch-stepi']).toContain(`rip            ${fwdRip}`);
+    expectGolden('reverse-watch-finish', all);
+  });
+});
