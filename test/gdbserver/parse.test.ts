@@ -108,3 +108,29 @@ describe('packet parsers', () => {
     expect(p('D;1')).toEqual({ kind: 'detach' });
   });
 });
+
+describe('--gdb [HOST:]PORT', () => {
+  it('defaults the host to 127.0.0.1 and accepts names, IPv4 and bracketed IPv6', async () => {
+    const { parseListenAddress } = await import('../../src/gdbserver/gdb-listen.js');
+    expect(parseListenAddress('1234')).toEqual({ host: '127.0.0.1', port: 1234 });
+    expect(parseListenAddress(':1234')).toEqual({ host: '127.0.0.1', port: 1234 });
+    expect(parseListenAddress('0.0.0.0:0')).toEqual({ host: '0.0.0.0', port: 0 });
+    expect(parseListenAddress('localhost:9')).toEqual({ host: 'localhost', port: 9 });
+    expect(parseListenAddress('[::1]:1234')).toEqual({ host: '::1', port: 1234 });
+  });
+
+  it('rejects what is not [HOST:]PORT with a bad-input error that says what to write', async () => {
+    const { parseListenAddress } = await import('../../src/gdbserver/gdb-listen.js');
+    for (const [text, why] of [
+      ['', 'not a port number'],
+      ['host:', 'not a port number'],
+      ['12ab', 'not a port number'],
+      ['a b:1', 'not a port number'],
+      ['65536', 'port 65536 is above 65535'],
+    ] as const) {
+      expect(() => parseListenAddress(text)).toThrow(
+        expect.objectContaining({ code: 'bad-input', message: `--gdb ${text}: ${why}; expected [HOST:]PORT, e.g. 1234 or 127.0.0.1:1234` }),
+      );
+    }
+  });
+});
