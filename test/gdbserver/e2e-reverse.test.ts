@@ -1,42 +1,69 @@
 // Reverse execution from a real gdb 13 through dbg's GDB server, on a recorded history: the QEMU
-// fixture's kernel run to its panic by `dbg live --record`, then opened as a replay target. Every
-// reverse command must land where forward execution had been: the test records the registers
-// going forward, goes back, and compares. The emulator and recording are deterministic, so the
-// whole transcript is also a golden file.
+// fixture's kernel run to its panic by `dbg live --record`, then served (a) as a replay target and
+// (b) live, by the emulator that recorded it, when the emulator offers the reverse capability.
+// One suite, every backend (as rp2040js runs one suite against two). Every reverse command must
+// land where forward execution had been: the test records the registers going forward, goes back,
+// and compares. The emulator and recording are deterministic, so transcripts are golden files.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveGdb, type GdbServerHandle } from '../../src/gdbserver/gdb-server.js';
+import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
+import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
+import type { Target } from '../../src/targets/target.js';
 import { fixturePath, repoRoot } from '../helpers/shared-fixtures.js';
 import { gdbBatch } from './gdb-batch.js';
 import { expectGolden } from './golden.js';
 
 const kernel = fixturePath('qemu-vmcore/kernel.elf');
 let dir: string;
-let target: ReplayTarget;
-let server: GdbServerHandle;
+let trace: string;
 
-beforeAll(async () => {
+beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dbg-gdb-reverse-'));
-  const trace = join(dir, 'kernel.trace');
+  trace = join(dir, 'kernel.trace');
   const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'live', '--emulate', kernel, '-q', '--record', trace, '-e', '::status'], {
     encoding: 'utf8',
     input: '',
     timeout: 120_000,
   });
   if (r.status !== 0) throw new Error(`dbg live --record failed: ${r.stderr}`);
-  target = ReplayTarget.open(trace, { symbols: [kernel] });
-  server = await serveGdb(target, undefined, { port: 0, log: () => undefined });
 });
 
-afterAll(async () => {
-  await server?.close();
-  target?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Backend {
+  readonly name: string;
+  open(): Promise<Target>;
+}
+
+/** A live guest that recorded its run to the panic; reverse only if the emulator offers it. */
+async function liveRecorded(): Promise<Target> {
+  const t = EmulatorTarget.open(kernel);
+  t.machine.setObserver(new EmulatorRecorder(join(dir, 'live.trace'), { guest: 'kernel.elf', symbols: kernel }));
+  await t.caps.execution!.resume();
+  return t;
+}
+
+const backends: Backend[] = [
+  { name: 'replay', open: async () => ReplayTarget.open(trace, { symbols: [kernel] }) },
+  { name: 'live-recording', open: liveRecorded },
+];
+
+/** Whether the live emulator has the reverse capability yet (decided once, before the suites). */
+const liveHasReverse = await (async () => {
+  const t = EmulatorTarget.open(kernel);
+  try {
+    return t.caps.reverse !== undefined;
+  } finally {
+    t.close();
+  }
+})();
+
+let server: GdbServerHandle;
 
 /** Run gdb with `==name==` markers between commands; returns each marked section's text. */
 async function sections(cmds: (string | { mark: string })[]): Promise<{ all: string; at: Record<string, string> }> {
@@ -51,13 +78,28 @@ async function sections(cmds: (string | { mark: string })[]): Promise<{ all: str
 
 const regs = 'info registers rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip eflags';
 
-describe('reverse execution from gdb on a replayed recording', () => {
-  it('advertises ReverseStep/ReverseContinue and starts at the end of history', async () => {
+describe.each(backends)('reverse execution from gdb: $name', (backend) => {
+  // Not a silent pass: without the capability the suite is reported as skipped, with this reason.
+  const run = backend.name === 'live-recording' && !liveHasReverse ? it.skip : it;
+  let target: Target;
+
+  beforeAll(async () => {
+    if (run === it.skip) return;
+    target = await backend.open();
+    server = await serveGdb(target, undefined, { port: 0, log: () => undefined });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    target?.close();
+  });
+
+  run('advertises ReverseStep/ReverseContinue and starts at the end of history', async () => {
     const { all } = await sections(['bt 1', 'reverse-stepi', 'info registers rip']);
     expect(all).toContain('#0  panic (msg=msg@entry=0xffffffffc000202a "fixture: run queue corrupted") at ./kernel.c:247');
   });
 
-  it('reverse-continue to a breakpoint lands where continue forward stopped; reverse-stepi/-nexti/-next undo stepi/nexti/next', async () => {
+  run('reverse-continue to a breakpoint lands where continue forward stopped; reverse-stepi/-nexti/-next undo stepi/nexti/next', async () => {
     const { all, at } = await sections([
       'break kmain',
       'reverse-continue', // back to kmain
@@ -101,10 +143,10 @@ describe('reverse execution from gdb on a replayed recording', () => {
     expect(lines('fwd-next')).toHaveLength(18);
     expect(lines('rev-next')).toEqual(lines('fwd-next'));
     expect(fwd.find((l) => l.startsWith('rip'))).toMatch(/<check_runqueue>$/);
-    expectGolden('reverse-breakpoints', all);
+    expectGolden(`reverse-breakpoints-${backend.name}`, all);
   });
 
-  it('reverse-step and reverse-finish return to the call; reverse-continue to a watchpoint stops before the write', async () => {
+  run('reverse-step and reverse-finish return to the call; reverse-continue to a watchpoint stops before the write', async () => {
     const { all, at } = await sections([
       'break kmain',
       'reverse-continue',
@@ -147,6 +189,6 @@ describe('reverse execution from gdb on a replayed recording', () => {
     expect(at['rev-watch-stepi']).toMatch(/^\$2 = 2$/m);
     const fwdRip = /rip +(0x[0-9a-f]+)/.exec(at['fwd-watch']!)![1];
     expect(at['rev-watch-stepi']).toContain(`rip            ${fwdRip}`);
-    expectGolden('reverse-watch-finish', all);
+    expectGolden(`reverse-watch-finish-${backend.name}`, all);
   });
 });
