@@ -129,14 +129,17 @@ export function rowStateAt(blob: Buffer, chunkFirst: number, s: number): Buffer 
  * the state at `s`, decoded from the blob in one pass without objects per write.
  */
 export function rowLastWrite(blob: Buffer, line: number, chunkFirst: number, lo: number, hi: number, s: number): LineWrite | undefined {
-  const state = Buffer.from(blob.subarray(0, 64));
   const bound = stateBound(s);
+  const n = blob.length;
+  // Pass 1: find the last matching record (no copies: hot lines have thousands of writes).
   let p = 128;
   let seq = chunkFirst;
-  const n = blob.length;
-  let hit: LineWrite | undefined;
-  let hitOld: Buffer | undefined;
+  let hitAt = -1;
+  let hitStart = -1;
+  let hitSeq = 0;
+  let hitHost = false;
   while (p < n) {
+    const start = p;
     let v = 0;
     let mul = 1;
     let b: number;
@@ -148,17 +151,34 @@ export function rowLastWrite(blob: Buffer, line: number, chunkFirst: number, lo:
     seq += Math.floor(v / 2);
     const host = v % 2 === 1;
     if (2 * seq + (host ? 0 : 1) > bound) break;
-    const meta = blob[p++]!;
+    const meta = blob[p]!;
     const off = meta & 63;
     const len = 1 << (meta >> 6);
     if (off < hi && off + len > lo) {
-      hitOld = Buffer.from(state.subarray(off, off + len));
-      hit = { seq, host, phys: line * 64 + off, len, old: hitOld, data: Buffer.from(blob.subarray(p, p + len)) };
+      hitAt = p;
+      hitStart = start;
+      hitSeq = seq;
+      hitHost = host;
     }
-    blob.copy(state, off, p, p + len);
-    p += len;
+    p += 1 + len;
   }
-  return hit;
+  if (hitAt < 0) return undefined;
+  // Pass 2: the bytes the hit overwrote = the initial line + earlier writes to its bytes.
+  const meta = blob[hitAt]!;
+  const off = meta & 63;
+  const len = 1 << (meta >> 6);
+  const old = Buffer.from(blob.subarray(off, off + len));
+  for (p = 128; p < hitStart; ) {
+    while (blob[p++]! & 0x80);
+    const m = blob[p]!;
+    const o = m & 63;
+    const l = 1 << (m >> 6);
+    const from = Math.max(o, off);
+    const to = Math.min(o + l, off + len);
+    if (from < to) blob.copy(old, from - off, p + 1 + (from - o), p + 1 + (to - o));
+    p += 1 + l;
+  }
+  return { seq: hitSeq, host: hitHost, phys: line * 64 + off, len, old, data: Buffer.from(blob.subarray(hitAt + 1, hitAt + 1 + len)) };
 }
 
 /** The 64 bytes of the line at position `s` (given a row whose chunk is the last at or before s's). */

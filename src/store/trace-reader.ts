@@ -85,8 +85,10 @@ export class TraceReader {
       chunkById: p('SELECT id, first, count, writes, lines FROM chunk WHERE id = ?'),
       pcs: p('SELECT pcs, count FROM chunk WHERE id = ?'),
       lastRow: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC LIMIT 1'),
-      lastMasked: p('SELECT chunk FROM mem_mask WHERE line = ? AND chunk <= ? AND (mask & ?) != 0 ORDER BY chunk DESC LIMIT 1'),
-      rowData: p('SELECT data FROM mem WHERE line = ? AND chunk = ?'),
+      lastMasked: p(
+        'SELECT k.chunk AS chunk, m.data AS data FROM mem_mask k JOIN mem m ON m.line = k.line AND m.chunk = k.chunk ' +
+          'WHERE k.line = ? AND k.chunk <= ? AND (k.mask & ?) != 0 ORDER BY k.chunk DESC LIMIT 1',
+      ),
       lastRowFinal: p('SELECT chunk, final FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC LIMIT 1'),
       rowsOfLine: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk BETWEEN ? AND ? ORDER BY chunk'),
       firstRow: p('SELECT chunk, data FROM mem WHERE line = ? ORDER BY chunk LIMIT 1'),
@@ -320,11 +322,9 @@ export class TraceReader {
       for (let b = lo; b < hi; b++) mask |= 1n << BigInt(b);
       let chunk = top;
       while (chunk >= 0) {
-        const got = this.st.lastMasked!.get(line, chunk, BigInt.asIntN(64, mask)) as { chunk: number } | undefined;
+        const got = this.st.lastMasked!.get(line, chunk, BigInt.asIntN(64, mask)) as { chunk: number; data: Buffer } | undefined;
         if (!got) break;
-        const row = this.st.rowData!.get(line, got.chunk) as { data: Buffer } | undefined;
-        if (!row) throw errors.corrupt(this.path, `memory row of line 0x${(line * 64).toString(16)} in chunk ${got.chunk} is missing`);
-        const hit = rowLastWrite(row.data, line, this.chunkFirsts[got.chunk]!, lo, hi, at);
+        const hit = rowLastWrite(got.data, line, this.chunkFirsts[got.chunk]!, lo, hi, at);
         if (hit) {
           if (!best || writeOrder(hit) > writeOrder(best)) best = hit;
           break;
