@@ -74,9 +74,12 @@ export class TraceReader {
   private readonly chunkFirsts: Float64Array;
   private readonly chunkCounts: Float64Array;
 
+  private aux: TraceReader | undefined;
+
   private constructor(
     readonly path: string,
     db: Db,
+    functions: boolean,
   ) {
     this.db = db;
     this.meta = readMeta(db);
@@ -114,7 +117,7 @@ export class TraceReader {
     this.first = chunks.length ? chunks[0]![1] : Number(this.meta.get('first_seq') ?? 0);
     this.end = chunks.length ? this.chunkFirsts[chunks.length - 1]! + this.chunkCounts[chunks.length - 1]! : this.first;
     this.db.defaultSafeIntegers(false);
-    this.registerFunctions();
+    if (functions) this.registerFunctions();
   }
 
   /**
@@ -122,18 +125,23 @@ export class TraceReader {
    * writes(phys_addr, length) -> (seq, host, phys_addr, length, old, new).
    */
   private registerFunctions(): void {
-    const reader = this;
+    // The functions read through a second connection: SQLite's connection is busy with the
+    // statement that calls them.
+    const self = this;
+    const aux = (): TraceReader => (self.aux ??= TraceReader.open(self.path, false));
     this.db.table('steps', {
       columns: ['seq', 'vcpu', 'pc'],
       parameters: ['first_seq', 'count'],
       *rows(first: unknown, count: unknown) {
+        const reader = aux();
         const from = Math.max(Number(first ?? reader.first), reader.first);
         const to = Math.min(from + Math.min(Number(count ?? 1000), 10_000_000), reader.end);
         for (let s = from; s < to; ) {
           const id = reader.chunkIndexOf(s);
           const d = reader.pcs(id);
           const base = reader.chunkFirsts[id]!;
-          for (; s < to && s < base + reader.chunkCounts[id]!; s++) yield [s, d.vcpu[s - base]!, d.pc[s - base]!];
+          // SQLite integers are signed 64-bit: pcs above 2^63 come out negative (printf("%x") shows them right).
+          for (; s < to && s < base + reader.chunkCounts[id]!; s++) yield [s, d.vcpu[s - base]!, BigInt.asIntN(64, d.pc[s - base]!)];
         }
       },
     });
@@ -141,7 +149,7 @@ export class TraceReader {
       columns: ['seq', 'host', 'phys_addr', 'length', 'old', 'new'],
       parameters: ['addr', 'len'],
       *rows(addr: unknown, length: unknown) {
-        for (const w of reader.writesTo(Number(addr), Number(length ?? 1))) yield [w.seq, w.host ? 1 : 0, w.phys, w.len, w.old, w.data];
+        for (const w of aux().writesTo(Number(addr), Number(length ?? 1))) yield [w.seq, w.host ? 1 : 0, w.phys, w.len, w.old, w.data];
       },
     });
   }
@@ -163,10 +171,10 @@ export class TraceReader {
     }
   }
 
-  static open(path: string): TraceReader {
+  static open(path: string, functions = true): TraceReader {
     const db = openTrace(path);
     try {
-      return guard(path, () => new TraceReader(path, db));
+      return guard(path, () => new TraceReader(path, db, functions));
     } catch (e) {
       db.close();
       throw e;
@@ -174,6 +182,7 @@ export class TraceReader {
   }
 
   close(): void {
+    this.aux?.close();
     if (this.db.open) this.db.close();
   }
 
