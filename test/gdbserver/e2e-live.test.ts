@@ -57,6 +57,11 @@ describe('gdb on a live emulated guest through dbg', () => {
         'continue',
         'bt',
         'p current->comm',
+        'set var jiffies = 12345',
+        'p jiffies',
+        'set var $rax = 7',
+        'p $rax',
+        'monitor ::regs',
       ],
       { file: kernel },
     );
@@ -71,8 +76,14 @@ describe('gdb on a live emulated guest through dbg', () => {
     expect(out).toContain('[Switching to thread 2 (Thread 1.2)]');
     expect(out).toContain('hit Breakpoint 5, check_runqueue () at ./kernel.c:368');
     expect(out).toContain('#1  0xffffffffc0001a8b in kmain');
+    expect(out).toContain('$1 = "kworker/u4:1", ');
     // monitor: dbg's ::regs of the stopped guest, printed by gdb (gdb writes target output to stderr)
     expect(r.stderr).toMatch(/%rip\s+= 0xffffffffc00019e3 kmain\+0x2d2/);
+    // writes from gdb (memory via X/M, a register via P) reach the guest, as dbg itself sees them
+    expect(out).toMatch(/^\$\d+ = 12345$/m);
+    expect(out).toMatch(/^\$\d+ = 7$/m);
+    expect(r.stderr).toMatch(/%rax\s+= 0x0000000000000007/);
+    expect(target.readVirtual(target.symbols.lookup('jiffies'), 8).readBigUInt64LE(0)).toBe(12345n);
     expectGolden('live', out);
   });
 
