@@ -17,7 +17,7 @@ function live(args: string[]): { status: number | null; stdout: string; stderr: 
 
 describe('dbg live --emulate', () => {
   it('boots the sample kernel to its panic and runs -e commands on the stopped guest', () => {
-    const r = live(['--emulate', kernel, '-m', '64M', '--cpus', '2', '-e', '::status; ::console']);
+    const r = live(['--emulate', kernel, '-m', '64M', '--cpus', '2', '--record', join(dir, 'boot.trace'), '-e', '::status; ::console']);
     expect(r.status).toBe(0);
     expect(r.stderr).toContain('PANIC: scheduler: task list corrupted (jiffies 33)');
     expect(r.stderr).toMatch(/dbg: stopped: halted \(hlt with interrupts off\) at 0xffffffff[0-9a-f]+ panic\+0x[0-9a-f]+ on vCPU 1/);
@@ -27,7 +27,7 @@ describe('dbg live --emulate', () => {
 
   it('--wait, a watchpoint, :c, ::stack and ::dump read back by dbg open', () => {
     const core = join(dir, 'vmcore');
-    const r = live(['--emulate', kernel, '-m', '64M', '--cpus', '2', '--wait', '-q', '-e', `tasks::wp -w -L 8; :c; :c; ::stack; ::delete 1; :c; ::dump ${core}`]);
+    const r = live(['--emulate', kernel, '-m', '64M', '--cpus', '2', '--wait', '-q', '--no-record', '-e', `tasks::wp -w -L 8; :c; :c; ::stack; ::delete 1; :c; ::dump ${core}`]);
     expect(r.status).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toMatch(/^1: watchpoint write 8 bytes at 0xffffffff[0-9a-f]+ tasks; hits 0$/);
@@ -41,7 +41,7 @@ describe('dbg live --emulate', () => {
   });
 
   it('Ctrl-C stops a running guest promptly (slices of at most 4 ms; measured ~5 ms signal to output)', async () => {
-    const p = spawn(dbg, ['live', '--emulate', kernel, '-m', '64M', '--cmdline', 'nobug', '-e', '::status'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(dbg, ['live', '--emulate', kernel, '-m', '64M', '--cmdline', 'nobug', '--no-record', '-e', '::status'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     let out = '';
     let sent = 0;
