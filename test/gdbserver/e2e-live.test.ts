@@ -6,7 +6,8 @@ import { serveGdb, type GdbServerHandle } from '../../src/gdbserver/gdb-server.j
 import { builtinModules } from '../../src/mdb/modules/index.js';
 import { Session } from '../../src/mdb/session.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
-import { fixturePath } from '../helpers/shared-fixtures.js';
+import { join } from 'node:path';
+import { fixturePath, repoRoot } from '../helpers/shared-fixtures.js';
 import { gdbBatch } from './gdb-batch.js';
 import { expectGolden } from './golden.js';
 
@@ -99,5 +100,22 @@ describe('gdb on a live emulated guest through dbg', () => {
     await server.idle();
     expect(target.status().pc).toBe(pc);
     expect(target.caps.execution!.running).toBe(false);
+  });
+
+  it('Ctrl-C in gdb (the 0x03 byte) stops a guest that runs forever, and gdb goes on', async () => {
+    // The repository's sample kernel with "nobug" never panics: only an interrupt stops it.
+    const sample = join(repoRoot, 'dumps', 'kernel.elf');
+    const t = EmulatorTarget.open(sample, { cmdline: 'nobug' });
+    const s = await serveGdb(t, undefined, { port: 0, log: () => undefined });
+    try {
+      const run = gdbBatch(s.port, ['continue', 'p jiffies > 0', 'info threads'], { file: sample, interruptAfterMs: 1500 });
+      const r = await run;
+      expect(r.stdout).toContain('Program received signal SIGINT, Interrupt.');
+      expect(r.stdout).toMatch(/^\$1 = 1$/m);
+      expect(t.status().reason.kind).toBe('interrupted');
+    } finally {
+      await s.close();
+      t.close();
+    }
   });
 });

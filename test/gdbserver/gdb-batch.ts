@@ -9,7 +9,11 @@ export interface GdbRun {
 }
 
 /** `gdb -batch` with each command as an -ex; `file` is loaded first when given. */
-export function gdbBatch(port: number, commands: readonly string[], opts: { file?: string; timeoutMs?: number } = {}): Promise<GdbRun> {
+export function gdbBatch(
+  port: number,
+  commands: readonly string[],
+  opts: { file?: string; timeoutMs?: number; /** Send gdb SIGINT (Ctrl-C) this long after start. */ interruptAfterMs?: number } = {},
+): Promise<GdbRun> {
   const args = [
     '-nx',
     '-batch',
@@ -24,8 +28,10 @@ export function gdbBatch(port: number, commands: readonly string[], opts: { file
     ...commands.flatMap((c) => ['-ex', c]),
   ];
   return new Promise((resolve) => {
-    execFile('gdb', args, { timeout: opts.timeoutMs ?? 60_000, env: { ...process.env, LC_ALL: 'C', TERM: 'dumb' } }, (err, stdout, stderr) => {
+    const child = execFile('gdb', args, { timeout: opts.timeoutMs ?? 60_000, env: { ...process.env, LC_ALL: 'C', TERM: 'dumb' } }, (err, stdout, stderr) => {
+      clearTimeout(timer);
       resolve({ stdout, stderr, code: err ? ((err as { code?: number }).code ?? null) : 0 });
     });
+    const timer = opts.interruptAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGINT'), opts.interruptAfterMs);
   });
 }
