@@ -346,3 +346,32 @@ pdpt: .skip 32
     });
   }
 });
+
+it('::input feeds COM1; the guest reads it back (and the observer sees each IN)', async () => {
+  const k = elf64('echo', `
+.globl _start
+_start:
+  mov $0x3fd, %dx
+1: inb %dx, %al
+  test $1, %al
+  jz 1b
+  mov $0x3f8, %dx
+  inb %dx, %al
+  outb %al, %dx
+  cmp $10, %al
+  mov $0x3fd, %dx
+  jne 1b
+  cli
+  hlt
+`);
+  const t = EmulatorTarget.open(k, { ramBytes: 4 << 20 });
+  open.push(t);
+  const ins: number[] = [];
+  t.machine.setObserver({ attach() {}, beforeSlice() {}, afterSlice() {}, onInput: (e) => e.kind === 'port-in' && e.port === 0x3f8 && ins.push(e.value) });
+  const s = session(t);
+  expect(await s.run('::input hello dbg')).toEqual(['queued 10 byte(s) for COM1']);
+  await s.run(':c');
+  expect(t.status().reason.kind).toBe('halted');
+  expect(t.caps.console!.consoleText()).toBe('hello dbg\n');
+  expect(Buffer.from(ins).toString()).toBe('hello dbg\n');
+});

@@ -9,6 +9,7 @@
  *   ::events                        list breakpoints and watchpoints;  ::delete N | all
  *   value::setreg NAME              write a register of the selected thread (e.g. 0x10::setreg rax)
  *   ::console                       the guest's serial console so far
+ *   ::input TEXT                    queue a line for the guest to read from COM1
  *   ::symbols FILE                  add a symbol file (arms pending breakpoints it defines)
  *   ::dump FILE                     write an ELF core in QEMU's dump-guest-memory layout
  */
@@ -286,6 +287,20 @@ const consoleCmd: Dcmd = {
   },
 };
 
+const input: Dcmd = {
+  name: 'input',
+  usage: '::input TEXT...',
+  help: "queue TEXT (words joined by spaces, then a newline; \\n and \\t escapes) for the guest to read from COM1",
+  needs: ['console'],
+  run(s, inv, out) {
+    const t = emu(s);
+    const text = inv.args.join(' ').replace(/\\n/g, '\n').replace(/\\t/g, '\t') + '\n';
+    t.machine.consoleInput(Buffer.from(text, 'latin1'));
+    if (out.jsonMode) out.json({ queued: text.length });
+    else out.line(`queued ${text.length} byte(s) for COM1`);
+  },
+};
+
 const symbols: Dcmd = {
   name: 'symbols',
   usage: '::symbols FILE',
@@ -317,5 +332,5 @@ const dump: Dcmd = {
 
 export const emulatorModule: DcmdModule = {
   name: 'emulator',
-  dcmds: [cont, step, bp, wp, events, del, setreg, consoleCmd, symbols, dump],
+  dcmds: [cont, step, bp, wp, events, del, setreg, consoleCmd, input, symbols, dump],
 };
