@@ -10,8 +10,8 @@
  *     how many instructions ran when something else stopped the engine);
  *   - an interrupt hook (CPU exceptions, int n: Unicorn never delivers them through the guest's
  *     IDT), an invalid-memory hook and an invalid-instruction hook, each recording why it stopped.
- * Breakpoints are ranged code hooks on one address each (translated only into that address's
- * block); watchpoints are ranged memory hooks (read/write) or ranged code hooks (exec).
+ * Breakpoints and exec watchpoints are tested by the counting hook itself (a bitmap filter, then
+ * the list); read/write watchpoints are ranged memory hooks (looked up by Unicorn at run time).
  *
  * Counting rule (see execution-observer.ts): the counter hook runs first for every instruction.
  *   stop at the limit, at a breakpoint, at an exec watchpoint: that instruction did not run,
@@ -75,6 +75,13 @@ struct ctx {
   int64_t stop_value;
   uc_hook count_hook, intr_hook, badmem_hook, badinsn_hook;
   point *points;
+  /* code points (breakpoints, exec watchpoints), checked by on_count: a bitmap filter over the
+     addresses of small ranges, and the bounds of the wide ones */
+  point **code;
+  int ncode;
+  int wide;
+  uint64_t wide_lo, wide_hi;
+  uint64_t filter[512];
   unsigned char *ram; /* guest RAM (guest-physical 0 .. ram_size), shared by every vCPU */
   uint64_t ram_size;
   uint64_t aliases;   /* virtual ranges mapped so far (see alias_page) */
@@ -85,10 +92,12 @@ static void stop_now(ctx *c, int kind) {
   uc_emu_stop(c->uc);
 }
 
+static void check_code(ctx *c, uint64_t addr, uint32_t size);
+static inline uint32_t fhash(uint64_t a);
+
 static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   ctx *c = (ctx *)ud;
   (void)uc;
-  (void)size;
   ++c->counter;
   if (c->pending) {
     /* a watched access or a device request happened in the previous instruction, which has
@@ -107,23 +116,64 @@ static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
     }
     return;
   }
+  if (c->ncode) {
+    uint32_t h = fhash(addr);
+    if (((c->filter[h >> 6] >> (h & 63)) & 1) || (c->wide && addr >= c->wide_lo && addr <= c->wide_hi)) {
+      check_code(c, addr, size);
+      if (c->stop_kind) return;
+    }
+  }
   c->last_pc = addr;
 }
 
-static void on_break(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
-  point *p = (point *)ud;
-  ctx *c = p->c;
-  (void)uc;
-  (void)size;
-  if (c->stop_kind) return;
+#define FILTER_BITS 32768u
+#define WIDE 64u /* ranges longer than this go to the wide bounds instead of the filter */
+static inline uint32_t fhash(uint64_t a) { return (uint32_t)((a ^ (a >> 15) ^ (a >> 30)) & (FILTER_BITS - 1)); }
+
+/* The instruction at addr may be a code point: find it and stop before the instruction runs. */
+static void check_code(ctx *c, uint64_t addr, uint32_t size) {
   if (c->skip_armed && c->counter == 1 && addr == c->skip_pc) return;
-  c->stop_id = p->id;
-  c->stop_pc = addr;
-  c->stop_addr = addr;
-  c->stop_access = p->bits;
-  c->stop_size = (int32_t)size;
-  c->stop_counter = c->counter;
-  stop_now(c, p->bits ? STOP_WATCH : STOP_BREAKPOINT);
+  for (int i = 0; i < c->ncode; i++) {
+    point *p = c->code[i];
+    if (addr < p->begin || addr > p->end) continue;
+    c->stop_id = p->id;
+    c->stop_pc = addr;
+    c->stop_addr = addr;
+    c->stop_access = p->bits;
+    c->stop_size = (int32_t)size;
+    c->stop_counter = c->counter;
+    stop_now(c, p->bits ? STOP_WATCH : STOP_BREAKPOINT);
+    return;
+  }
+}
+
+static void rebuild_code(ctx *c) {
+  int n = 0;
+  for (point *p = c->points; p; p = p->next)
+    if (p->bits == 0 || (p->bits & W_EXEC)) n++;
+  free(c->code);
+  c->code = n ? malloc(n * sizeof *c->code) : NULL;
+  memset(c->filter, 0, sizeof c->filter);
+  c->wide = 0;
+  c->wide_lo = UINT64_MAX;
+  c->wide_hi = 0;
+  n = 0;
+  for (point *p = c->points; p; p = p->next) {
+    if (!(p->bits == 0 || (p->bits & W_EXEC))) continue;
+    c->code[n++] = p;
+    if (p->end - p->begin < WIDE) {
+      for (uint64_t a = p->begin;; a++) {
+        uint32_t h = fhash(a);
+        c->filter[h >> 6] |= 1ull << (h & 63);
+        if (a == p->end) break;
+      }
+    } else {
+      c->wide = 1;
+      if (p->begin < c->wide_lo) c->wide_lo = p->begin;
+      if (p->end > c->wide_hi) c->wide_hi = p->end;
+    }
+  }
+  c->ncode = n;
 }
 
 static void on_mem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value, void *ud) {
@@ -464,7 +514,7 @@ static void invalidate(ctx *c, uint64_t begin, uint64_t end) {
   uc_ctl(c->uc, UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), begin, end);
 }
 
-/* create(engineAddress: bigint, ram: Buffer) -> ctx. `ram` must stay alive as long as the engine. */
+/* create(engineAddress: bigint, ram: Buffer[, counting = true]) -> ctx. `ram` must stay alive as long as the engine. */
 static napi_value js_create(napi_env env, napi_callback_info info) {
   napi_value argv[2], ext;
   uint64_t addr;
@@ -478,8 +528,16 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   c->ram = ram;
   c->ram_size = ram_size;
   c->limit = UINT64_MAX;
-  err = uc_hook_add(c->uc, &c->count_hook, UC_HOOK_CODE, (void *)on_count, c, 1, 0);
-  if (err) return throw_uc(env, "counting hook", err);
+  /* A third argument `false` leaves out the counting hook: only for measuring Unicorn's own
+     speed (bench/emulator.ts); such an engine cannot run slices or stop at breakpoints exactly. */
+  bool counting = true;
+  size_t argc3 = 3;
+  napi_value argv3[3];
+  if (napi_get_cb_info(env, info, &argc3, argv3, NULL, NULL) == napi_ok && argc3 >= 3) napi_get_value_bool(env, argv3[2], &counting);
+  if (counting) {
+    err = uc_hook_add(c->uc, &c->count_hook, UC_HOOK_CODE, (void *)on_count, c, 1, 0);
+    if (err) return throw_uc(env, "counting hook", err);
+  }
   err = uc_hook_add(c->uc, &c->intr_hook, UC_HOOK_INTR, (void *)on_intr, c, 1, 0);
   if (err) return throw_uc(env, "interrupt hook", err);
   err = uc_hook_add(c->uc, &c->badmem_hook, UC_HOOK_MEM_UNMAPPED | UC_HOOK_MEM_PROT, (void *)on_badmem, c, 1, 0);
@@ -507,7 +565,8 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
     free(p);
   }
   c->points = NULL;
-  uc_hook_del(c->uc, c->count_hook);
+  rebuild_code(c);
+  if (c->count_hook) uc_hook_del(c->uc, c->count_hook);
   uc_hook_del(c->uc, c->intr_hook);
   uc_hook_del(c->uc, c->badmem_hook);
   uc_hook_del(c->uc, c->badinsn_hook);
@@ -593,8 +652,9 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   p->bits = bits;
   p->begin = begin;
   p->end = end;
-  if (bits == 0 || (bits & W_EXEC))
-    err = uc_hook_add(c->uc, &p->hooks[p->nhooks++], UC_HOOK_CODE, (void *)on_break, p, begin, end);
+  /* Code points cost nothing in Unicorn: the counting hook, already called for every
+     instruction, tests them (a ranged UC_HOOK_CODE each made every instruction walk the hook
+     list: 10 of them took a guest from 100 to 40 M insn/s). */
   uint64_t lo = begin >= 7 ? begin - 7 : 0;
   int memtype = ((bits & W_READ) ? UC_HOOK_MEM_READ : 0) | ((bits & W_WRITE) ? UC_HOOK_MEM_WRITE : 0);
   if (!err && memtype) err = uc_hook_add(c->uc, &p->hooks[p->nhooks++], memtype, (void *)on_mem, p, lo, end);
@@ -605,7 +665,7 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   }
   p->next = c->points;
   c->points = p;
-  if (bits == 0 || (bits & W_EXEC)) invalidate(c, begin, end + 1);
+  rebuild_code(c);
   return NULL;
 }
 
@@ -621,7 +681,6 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
     point *p = *pp;
     if (p->id == id) {
       for (int i = 0; i < p->nhooks; i++) uc_hook_del(c->uc, p->hooks[i]);
-      if (p->bits == 0 || (p->bits & W_EXEC)) invalidate(c, p->begin, p->end + 1);
       *pp = p->next;
       free(p);
       found = 1;
@@ -629,6 +688,7 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
       pp = &p->next;
     }
   }
+  if (found) rebuild_code(c);
   napi_get_boolean(env, found, &r);
   return r;
 }

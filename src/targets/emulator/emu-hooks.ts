@@ -42,7 +42,8 @@ export interface HookResult {
 }
 
 interface Addon {
-  create(engine: bigint, ram: Buffer): HookCtx;
+  /** `counting` false: no counting hook (only to measure Unicorn's own speed). */
+  create(engine: bigint, ram: Buffer, counting?: boolean): HookCtx;
   destroy(ctx: HookCtx): void;
   arm(ctx: HookCtx, limit: bigint, skipPc: bigint): void;
   requestStop(ctx: HookCtx): void;

@@ -71,6 +71,11 @@ export interface MachineOptions {
   cpus: number;
   /** Instructions per scheduling quantum (default 10,000). */
   quantum?: number;
+  /**
+   * Benchmarks only: engines without the instruction-counting hook, runnable only with
+   * runUncounted() (no slices, no exact seq, no stepping). Measures Unicorn's own speed.
+   */
+  uncounted?: boolean;
 }
 
 /** A stop of the machine, with the vCPU it belongs to (0-based). */
@@ -202,7 +207,7 @@ export class Machine implements ObservedMachine {
     for (let i = 0; i < opts.cpus; i++) {
       const engine = new UnicornEngine('x86-64', UC.CPU_X86_SKYLAKE_SERVER);
       engine.mapHost(0n, this.ram);
-      const hooks = addon.create(engine.address, this.ram);
+      const hooks = addon.create(engine.address, this.ram, !opts.uncounted);
       engine.hookPorts({
         in: (port, size) => this.portIn(i, port, size),
         out: (port, size, value) => this.portOut(i, port, size, value),
@@ -528,6 +533,17 @@ export class Machine implements ObservedMachine {
     } finally {
       this.runningNow = false;
     }
+  }
+
+  /**
+   * Benchmarks only (a machine made with `uncounted`): run vCPU 0 in one uc_emu_start until it
+   * stops by itself (hlt) or faults. Returns the uc_err. Timer interrupts and CPU start-ups are
+   * not served.
+   */
+  runUncounted(): number {
+    const e = this.vcpus[0]!.engine;
+    emuHooks().arm(this.vcpus[0]!.hooks, 0xffff_ffff_ffff_ffffn, UNTIL_NEVER);
+    return e.start(e.readReg(X86_REG.RIP), UNTIL_NEVER);
   }
 
   private finish(stop: MachineStop): MachineStop {
