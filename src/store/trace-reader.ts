@@ -441,6 +441,12 @@ export class TraceReader {
     return { seq: r.seq, vcpu: r.vcpu, idle: (r.flags & 2) !== 0, image };
   }
 
+  /** The first checkpoint seq (any vCPU) after `seq`, or undefined. */
+  nextCheckpointSeq(seq: number): number | undefined {
+    const r = this.db.prepare('SELECT min(seq) AS s FROM ckpt WHERE seq > ?').get(seq) as { s: number | null };
+    return r.s ?? undefined;
+  }
+
   inputs(from: number, to: number): InputRow[] {
     return (this.st.inputs!.all(from, to) as { seq: number; vcpu: number | null; kind: string; detail: string }[]).map((r) => ({
       seq: r.seq,

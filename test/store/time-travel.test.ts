@@ -10,7 +10,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuestMachine, guestImage } from '../../bench/recording-guest.js';
 import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
-import { DbgError } from '../../src/common/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-time-travel-'));
 const trace = join(dir, 'guest.trace');
@@ -109,7 +108,7 @@ describe('reverse execution on a trace', () => {
     t.close();
   });
 
-  it('an exec watchpoint on a function stops at its last instruction run; read watchpoints are refused', async () => {
+  it('an exec watchpoint on a function stops at its last instruction run', async () => {
     const t = ReplayTarget.open(trace);
     const mix = t.symbols.find('mix')!;
     const id = t.caps.breakpoints!.addWatchpoint(mix.addr, Number(mix.size), 'exec');
@@ -118,13 +117,33 @@ describe('reverse execution on a trace', () => {
     expect(st.pc >= mix.addr && st.pc < mix.addr + BigInt(mix.size)).toBe(true);
     expect(t.reader.findPcs([st.pc], Number(st.seq) + 1).length).toBe(0);
     t.caps.breakpoints!.removeWatchpoint(id);
-    try {
-      t.caps.breakpoints!.addWatchpoint(mix.addr, 8, 'read');
-      throw new Error('no error');
-    } catch (e) {
-      expect((e as DbgError).code).toBe('unsupported');
-      expect((e as DbgError).message).toMatch(/read watchpoints are not supported by trace "guest.trace": a trace records writes, not reads/);
-    }
+    t.close();
+  });
+
+  it('read and access watchpoints, found by re-execution, in reverse and forward', async () => {
+    const t = ReplayTarget.open(trace);
+    const counter = t.symbols.lookup('counter');
+    const lastWrite = t.reader.lastWriteInRange(Number(counter), 8, TOTAL)!;
+    // counter++ on a volatile: load, add, store. The last read comes just before the last store.
+    const r = t.caps.breakpoints!.addWatchpoint(counter, 8, 'read');
+    const st = await t.caps.reverse!.resumeBack();
+    expect(st.reason).toEqual({ kind: 'watchpoint', id: r, addr: counter, access: 'read', length: 8 });
+    const readSeq = Number(st.seq);
+    expect(readSeq).toBeLessThan(lastWrite.seq);
+    expect(lastWrite.seq - readSeq).toBeLessThanOrEqual(3);
+    const prevRead = Number((await t.caps.reverse!.resumeBack()).seq);
+    expect(readSeq - prevRead).toBeGreaterThan(10); // one loop iteration earlier
+    // Forward from a read stop: the read at the position runs and stops again right after it
+    // (as gdb reports a watchpoint again), then the next read.
+    expect((await t.caps.execution!.resume()).seq).toBe(BigInt(prevRead + 1));
+    expect((await t.caps.execution!.resume()).seq).toBe(BigInt(readSeq + 1));
+    t.caps.breakpoints!.removeWatchpoint(r);
+    // An access watchpoint's last trigger is the last store.
+    await t.caps.reverse!.seek(BigInt(TOTAL));
+    const a = t.caps.breakpoints!.addWatchpoint(counter, 8, 'access');
+    const st2 = await t.caps.reverse!.resumeBack();
+    expect(st2.reason).toEqual({ kind: 'watchpoint', id: a, addr: counter, access: 'access', length: 8 });
+    expect(Number(st2.seq)).toBe(lastWrite.seq);
     t.close();
   });
 });

@@ -298,8 +298,8 @@ const bp: Dcmd = {
 
 const wp: Dcmd = {
   name: 'wp',
-  usage: 'addr::wp -w|-x [-p] [-L len]',
-  help: 'stop ::cont / ::rcont where [addr, addr+len) is written (-w) or executed (-x); -p: physical address\n\nA trace keeps writes, not reads: read and access watchpoints are refused.',
+  usage: 'addr::wp -w|-r|-a|-x [-p] [-L len]',
+  help: 'stop ::cont / ::rcont where [addr, addr+len) is written (-w), read (-r), accessed (-a or -rw) or executed (-x); -p: physical address (write watchpoints only)\n\nWrite and exec watchpoints are found by index lookups; a trace keeps writes, not reads, so read and access watchpoints re-execute checkpoint windows with a watch hook (~0.3 ms per 8,192 instructions searched).',
   needs: ['breakpoints'],
   run(session, inv, out) {
     const f = parseFlags(this.name, this.usage, inv.args, { booleans: 'wxrap', strings: 'L' });

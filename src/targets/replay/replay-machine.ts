@@ -25,7 +25,7 @@ import type { Registers } from '../../arch/arch.js';
 import { stateBound } from '../../store/line-rows.js';
 import { nativeRecorder } from '../../store/native-recorder.js';
 import { upperBound, type ChunkWrites, type TraceReader } from '../../store/trace-reader.js';
-import { emuHooks, hookResult, type HookCtx } from '../emulator/emu-hooks.js';
+import { emuHooks, hookResult, HookStop, type HookCtx } from '../emulator/emu-hooks.js';
 import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { readRegisters } from '../emulator/x86-64-cpu.js';
 
@@ -148,6 +148,78 @@ export class ReplayMachine {
       throw new DbgError('corrupt', `re-executing seq ${from}..${to} stopped after ${done} instructions (Unicorn error ${err}): the trace does not replay`);
     }
     this.memAt = to;
+  }
+
+  /**
+   * Accesses a trace does not keep (reads): found by re-executing, one checkpoint window at a
+   * time, with the emulator's watchpoint hook on [addr, addr + length) (virtual). `bits`: 1 read,
+   * 2 write, 3 both. Returns the seqs of matching instructions in [from, to) of the window.
+   */
+  private scanWindow(start: number, end: number, from: number, addr: bigint, length: number, bits: number, firstOnly: boolean): number[] {
+    this.seek(start);
+    const vcpu = this.runningAt(start);
+    const e = this.engines[vcpu]!;
+    const hooks = this.hooks[vcpu]!;
+    const addon = emuHooks();
+    const id = 0x7fff_fff0;
+    addon.add(hooks, id, addr, addr + BigInt(length) - 1n, bits);
+    const hits: number[] = [];
+    let pos = start;
+    try {
+      while (pos < end) {
+        const ins = this.reader.inputs(pos, end).filter((i) => i.kind === 'port-in' && i.vcpu === vcpu);
+        nativeRecorder().feedPorts(e.address, Uint32Array.from(ins, (i) => Number(i.detail.value)));
+        addon.arm(hooks, BigInt(end - pos), NO_PC);
+        const cr2 = e.readReg(X86_REG.CR2);
+        e.start(e.readReg(X86_REG.RIP), NO_PC);
+        e.writeReg(X86_REG.CR2, cr2);
+        const h = hookResult(hooks);
+        if (h.kind === HookStop.None) {
+          // The engine returned by itself: hlt (the recording's last instruction, or an idle vCPU).
+          pos += Number(h.counter);
+          break;
+        }
+        if (h.kind !== HookStop.Watch) {
+          if (h.counter - 1n !== BigInt(end - pos)) throw new DbgError('corrupt', `re-executing seq ${pos}..${end} stopped early: the trace does not replay`);
+          pos = end;
+          break;
+        }
+        const hit = pos + Number(h.counterAtStop) - 1;
+        if (hit >= from) hits.push(hit);
+        pos += Number(h.counter) - 1;
+        if (firstOnly && hits.length) break;
+      }
+    } finally {
+      addon.remove(hooks, id);
+      this.memAt = pos;
+      this.regsAt = -1;
+    }
+    return hits;
+  }
+
+  /** The last instruction in [from, to) that accesses [addr, addr + length) (see scanWindow). */
+  lastAccess(addr: bigint, length: number, bits: number, from: number, to: number): number | undefined {
+    let end = to;
+    while (end > from) {
+      const vcpu = this.runningAt(end - 1);
+      const c = this.reader.checkpoint(vcpu, end - 1);
+      if (!c) return undefined;
+      const hits = this.scanWindow(c.seq, end, from, addr, length, bits, false);
+      if (hits.length) return hits[hits.length - 1];
+      end = c.seq;
+    }
+    return undefined;
+  }
+
+  /** The first instruction in [from, to) that accesses [addr, addr + length); the search runs from `start` (<= from). */
+  firstAccess(addr: bigint, length: number, bits: number, from: number, to: number, start = from): number | undefined {
+    while (start < to) {
+      const end = Math.min(this.reader.nextCheckpointSeq(start) ?? to, to);
+      const hits = this.scanWindow(start, end, from, addr, length, bits, true);
+      if (hits.length) return hits[0];
+      start = end;
+    }
+    return undefined;
   }
 
   private writesOf(chunk: number): ChunkWrites {

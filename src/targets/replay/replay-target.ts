@@ -8,8 +8,9 @@
  *     (pc stream and memory rows), never by re-executing the distance;
  *   - reverse continue finds the last one before the position the same way. A watchpoint stop
  *     in reverse shows memory as it was before the write, with pc at the writing instruction.
- *   - read and access watchpoints need the history of reads, which a trace does not keep: they
- *     are refused with a clear message (exec watchpoints work, as breakpoints on a range).
+ *   - a trace keeps writes, not reads: read and access watchpoints are found by re-executing
+ *     checkpoint windows (back from the position, or forward) with a watch hook, so they cost
+ *     ~0.3 ms per 8,192 instructions searched instead of an index lookup.
  */
 
 import { basename } from 'node:path';
@@ -120,8 +121,8 @@ export class ReplayTarget implements Target {
         if (!this.bps.delete(id) && !this.watches.delete(id)) throw errors.badInput(`no breakpoint or watchpoint ${id}`);
       },
       addWatchpoint: (addr, length, kind, physical) => {
-        if (kind === 'read' || kind === 'access') {
-          throw new DbgError('unsupported', `${kind} watchpoints are not supported by ${this.name}: a trace records writes, not reads (use a write or exec watchpoint)`);
+        if ((kind === 'read' || kind === 'access') && physical) {
+          throw new DbgError('unsupported', `physical ${kind} watchpoints are not supported by ${this.name}: reads are found by re-execution, which watches virtual addresses`);
         }
         if (!Number.isInteger(length) || length <= 0) throw errors.badInput(`watchpoint length ${length}: expected a positive integer`);
         const id = this.nextId++;
@@ -294,16 +295,27 @@ export class ReplayTarget implements Target {
         consider(s, { kind: 'breakpoint', id, addr: pc });
       }
     }
+    const reads: [number, Watch][] = [];
     for (const [id, w] of this.watches) {
       if (w.kind === 'exec') {
         const s = this.lastExec(w, this.now);
         if (s !== undefined) consider(s, { kind: 'watchpoint', id, addr: this.reader.step(s).pc, access: 'exec', length: w.length });
         continue;
       }
+      if (w.kind === 'read' || w.kind === 'access') {
+        reads.push([id, w]);
+        continue;
+      }
       const phys = w.physical ? w.addr : this.physOf(w.addr, this.thread);
       const hit = this.reader.lastWriteInRange(Number(phys), w.length, this.now);
       // A host write at the position itself is already part of it: look before it.
       if (hit && !(hit.host && hit.seq >= this.now)) consider(hit.seq, { kind: 'watchpoint', id, addr: w.addr, access: 'write', length: w.length });
+    }
+    // Reads last: re-execution only needs to search after the newest indexed event.
+    for (const [id, w] of reads) {
+      const floor: number = best ? best.seq + 1 : this.reader.first;
+      const s = this.machine.lastAccess(w.addr, w.length, w.kind === 'read' ? 1 : 3, floor, this.now);
+      if (s !== undefined) consider(s, { kind: 'watchpoint', id, addr: w.addr, access: w.kind, length: w.length });
     }
     if (!best) {
       this.go(this.reader.first);
@@ -327,16 +339,29 @@ export class ReplayTarget implements Target {
         consider(s, { kind: 'breakpoint', id: [...this.bps].find(([, a]) => a === pc)![0], addr: pc });
       }
     }
+    const reads: [number, Watch][] = [];
     for (const [id, w] of this.watches) {
       if (w.kind === 'exec') {
         const s = this.reader.findPcs(this.execPcs(w), this.now + 1, this.reader.end, 1)[0];
         if (s !== undefined) consider(s, { kind: 'watchpoint', id, addr: this.reader.step(s).pc, access: 'exec', length: w.length });
         continue;
       }
+      if (w.kind === 'read' || w.kind === 'access') {
+        reads.push([id, w]);
+        continue;
+      }
       const phys = w.physical ? w.addr : this.physOf(w.addr, this.thread);
       // A write by instruction s is seen after it completes: the stop is at s + 1.
       const next = this.reader.writesTo(Number(phys), w.length, this.now, this.reader.end).find((x) => (x.host ? x.seq > this.now : x.seq + 1 > this.now));
       if (next) consider(next.host ? next.seq : next.seq + 1, { kind: 'watchpoint', id, addr: w.addr, access: 'write', length: w.length });
+    }
+    // A read is seen after the reading instruction completes, as a live watchpoint stops.
+    for (const [id, w] of reads) {
+      const ceiling: number = best ? best.seq - 1 : this.reader.end;
+      // The instruction at the position counts (as gdb reports a watchpoint again after a
+      // reverse stop at the accessing instruction); a breakpoint there is stepped over.
+      const s = this.machine.firstAccess(w.addr, w.length, w.kind === 'read' ? 1 : 3, this.now, ceiling);
+      if (s !== undefined) consider(s + 1, { kind: 'watchpoint', id, addr: w.addr, access: w.kind, length: w.length });
     }
     if (!best) {
       this.go(this.reader.end);
