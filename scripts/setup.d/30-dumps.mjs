@@ -46,7 +46,7 @@ if (!fresh) {
   let made = false;
   if (existsSync(kernel)) {
     if (!quiet) say('making dumps/vmcore.0: the sample kernel runs on the emulator to its panic, then ::dump');
-    const r = spawnSync(process.execPath, [join(root, 'bin', 'dbg'), 'live', kernel, '--cpus', '2', '-m', '32M', '-q', '-e', `::dump ${vmcore}.tmp`], {
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'dbg'), 'live', kernel, '--cpus', '2', '-m', '32M', '-q', '--no-record', '-e', `::dump ${vmcore}.tmp`], {
       cwd: root,
       encoding: 'utf8',
       timeout: 120_000,
