@@ -19,13 +19,15 @@
  *                           "expected pc")
  *    Typical code costs 0.5 B per sequential instruction and 1 B per predicted jump.
  *
- * 2. Memory rows, one per 64-byte physical line written in the chunk, sorted by line:
+ * 2. Memory rows, per 64-byte physical line written in the chunk (sorted by line; a line with
+ *    more than PART_BYTES of records gets several consecutive rows, "parts", each with its own
+ *    images and mask, each decodable alone):
  *      +0   u64  line number (physical address >> 6)
  *      +8   u32  n = byte length of the row blob that follows
- *      +12  u64  mask: bit i set = byte i of the line was written in this chunk
+ *      +12  u64  mask: bit i set = byte i of the line was written in this row
  *      +20  blob:
- *             64 B   the line's contents before its first write in this chunk
- *             64 B   the line's contents after its last write in this chunk
+ *             64 B   the line's contents before this row's first write
+ *             64 B   the line's contents after this row's last write
  *             then records in execution order:
  *               varint ((seq - previous record's seq, or - chunk first seq) << 1 | host write)
  *               u8     offset in line (bits 0-5) | log2(len) (bits 6-7)      (len 1, 2, 4 or 8)
@@ -51,6 +53,10 @@
 
 #define MAX_ENG 16
 #define JCACHE 4096
+/* A line's records in one chunk are cut into rows of about this many bytes, so that a lookup
+   reads a small blob even for a line written thousands of times per chunk (and a row stays
+   within SQLite's local payload of ~1000 bytes on 4 KiB pages: no overflow page per row). */
+#define PART_BYTES 640
 
 typedef struct {
   uint8_t *p;
@@ -894,56 +900,61 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
   for (uint32_t s = 0; s < r->nlines; s++) order[s] = s;
   g_sort_lines = r->lines;
   qsort(order, r->nlines, 4, cmp_slot_g);
-  for (size_t i = 0; i < r->nlog; i++) {
-    LogRec *w = &r->log[i];
-    Line *L = &r->lines[w->slot];
-    uint64_t v = ((uint64_t)(w->seqoff - L->prev) << 1) | w->host;
-    int vb = 1;
-    while (v >= 0x80) {
-      v >>= 7;
-      vb++;
-    }
-    L->nbytes += vb + 1 + w->len;
-    L->prev = w->seqoff;
-  }
-  size_t total = 0;
-  for (uint32_t i = 0; i < r->nlines; i++) {
-    Line *L = &r->lines[order[i]];
-    L->out = (uint32_t)(total + 20 + 128);
-    L->base = (uint32_t)(total + 20);
-    total += 20 + L->nbytes;
-  }
+  /* each line's records in execution order: a counting sort of the log by line */
+  uint32_t *first = calloc(r->nlines + 1, 4);
+  uint32_t *cursor = malloc(sizeof(uint32_t) * (r->nlines + 1));
+  uint32_t *idx = malloc(sizeof(uint32_t) * (r->nlog + 1));
+  for (size_t i = 0; i < r->nlog; i++) first[r->log[i].slot + 1]++;
+  for (uint32_t s = 1; s <= r->nlines; s++) first[s] += first[s - 1];
+  memcpy(cursor, first, sizeof(uint32_t) * (r->nlines + 1));
+  for (size_t i = 0; i < r->nlog; i++) idx[cursor[r->log[i].slot]++] = (uint32_t)i;
   r->out.len = 0;
-  b_reserve(&r->out, total + 1);
+  for (uint32_t oi = 0; oi < r->nlines; oi++) {
+    uint32_t s = order[oi];
+    Line *L = &r->lines[s];
+    uint8_t state[64];
+    memcpy(state, L->init, 64);
+    uint32_t k = first[s], kend = first[s + 1];
+    do {
+      /* one row (part) of at most PART_BYTES of records: its own initial and final image */
+      size_t hdr = r->out.len;
+      b_reserve(&r->out, 20 + 128);
+      r->out.len += 20 + 128;
+      memcpy(r->out.p + hdr + 20, state, 64);
+      uint64_t mask = 0;
+      uint32_t prev = 0;
+      size_t recs = 0;
+      while (k < kend && recs < PART_BYTES) {
+        LogRec *w = &r->log[idx[k++]];
+        uint8_t enc[16];
+        int n = 0;
+        uint64_t v = ((uint64_t)(w->seqoff - prev) << 1) | w->host;
+        prev = w->seqoff;
+        while (v >= 0x80) {
+          enc[n++] = (uint8_t)(v | 0x80);
+          v >>= 7;
+        }
+        enc[n++] = (uint8_t)v;
+        enc[n++] = (uint8_t)(w->off | ((w->len == 1 ? 0 : w->len == 2 ? 1 : w->len == 4 ? 2 : 3) << 6));
+        b_put(&r->out, enc, n);
+        b_put(&r->out, &w->data, w->len);
+        recs += n + w->len;
+        memcpy(state + w->off, &w->data, w->len);
+        mask |= (w->len == 8 ? 0xffull : ((1ull << w->len) - 1)) << w->off;
+      }
+      uint8_t *h = r->out.p + hdr;
+      uint32_t blob = (uint32_t)(r->out.len - hdr - 20);
+      memcpy(h, &L->line, 8);
+      memcpy(h + 8, &blob, 4);
+      memcpy(h + 12, &mask, 8);
+      memcpy(h + 20 + 64, state, 64);
+    } while (k < kend);
+  }
+  free(first);
+  free(cursor);
+  free(idx);
   uint8_t *mem = r->out.p;
-  size_t pos = 0;
-  for (uint32_t i = 0; i < r->nlines; i++) {
-    Line *L = &r->lines[order[i]];
-    memcpy(mem + pos, &L->line, 8);
-    memcpy(mem + pos + 8, &L->nbytes, 4);
-    memcpy(mem + pos + 12, &L->mask, 8);
-    memcpy(mem + pos + 20, L->init, 64);
-    memcpy(mem + pos + 20 + 64, L->init, 64); /* becomes the final state below */
-    pos += 20 + L->nbytes;
-    L->prev = 0;
-  }
-  for (size_t i = 0; i < r->nlog; i++) {
-    LogRec *w = &r->log[i];
-    Line *L = &r->lines[w->slot];
-    uint8_t *p = mem + L->out;
-    uint64_t v = ((uint64_t)(w->seqoff - L->prev) << 1) | w->host;
-    L->prev = w->seqoff;
-    while (v >= 0x80) {
-      *p++ = (uint8_t)(v | 0x80);
-      v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    *p++ = (uint8_t)(w->off | ((w->len == 1 ? 0 : w->len == 2 ? 1 : w->len == 4 ? 2 : 3) << 6));
-    memcpy(p, &w->data, w->len);
-    p += w->len;
-    L->out = (uint32_t)(p - mem);
-    memcpy(mem + L->base + 64 + w->off, &w->data, w->len);
-  }
+  size_t total = r->out.len;
   napi_value out, v;
   CALL(napi_create_object(env, &out));
   CALL(napi_create_bigint_uint64(env, r->chunk_first, &v));

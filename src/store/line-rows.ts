@@ -181,6 +181,22 @@ export function rowLastWrite(blob: Buffer, line: number, chunkFirst: number, lo:
   return { seq: hitSeq, host: hitHost, phys: line * 64 + off, len, old, data: Buffer.from(blob.subarray(hitAt + 1, hitAt + 1 + len)) };
 }
 
+/** The order (see writeOrder) of a row's first write, or Infinity for a row without writes. */
+export function rowFirstOrder(blob: Buffer, chunkFirst: number): number {
+  let p = 128;
+  if (p >= blob.length) return Infinity;
+  let v = 0;
+  let mul = 1;
+  let b: number;
+  do {
+    b = blob[p++]!;
+    v += (b & 0x7f) * mul;
+    mul *= 128;
+  } while (b & 0x80 && p < blob.length);
+  const seq = chunkFirst + Math.floor(v / 2);
+  return 2 * seq + (v % 2 === 1 ? 0 : 1);
+}
+
 /** The 64 bytes of the line at position `s` (given a row whose chunk is the last at or before s's). */
 export function lineStateAt(row: DecodedRow, s: number): Buffer {
   const state = Buffer.from(row.init);

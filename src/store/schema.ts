@@ -9,14 +9,16 @@
  *   chunk(id, first, count, pcs, ...)     one row per chunk of history: instructions
  *                                         [first, first + count), their pcs packed as nibbles
  *                                         (native/recorder/recorder.c), write and line counts
- *   mem(line, chunk, final, data)         WITHOUT ROWID, PRIMARY KEY (line, chunk): for every
- *                                         64-byte physical line written in a chunk: the line
- *                                         after the chunk's last write (`final`, read without
+ *   mem(line, chunk, part, final, data)   WITHOUT ROWID, PRIMARY KEY (line, chunk, part): for
+ *                                         every 64-byte physical line written in a chunk (in
+ *                                         parts of ~1 KiB of records for hot lines): the line
+ *                                         after the part's last write (`final`, read without
  *                                         touching `data`), and in `data` the line before the
- *                                         chunk's first write + every write (seq, offset, new
+ *                                         part's first write + its writes (seq, offset, new
  *                                         bytes; line-rows.ts). Index mem_by_chunk(chunk).
- *   mem_mask(line, chunk, mask)           WITHOUT ROWID: the same keys, and bit i of `mask` set
- *                                         when byte i of the line was written in the chunk: a
+ *   mem_mask(line, chunk, part, first, mask) WITHOUT ROWID: the same keys, the seq of the
+ *                                         part's first write, and bit i of `mask` set when
+ *                                         byte i of the line was written in the part: a
  *                                         dense index (~200 rows a page) that "who last wrote
  *                                         A" walks back without touching the blobs.
  *                                         "Last write to A at or before S" = one index seek on
@@ -57,15 +59,18 @@ CREATE TABLE chunk (
 CREATE TABLE mem (
   line INTEGER NOT NULL,
   chunk INTEGER NOT NULL,
+  part INTEGER NOT NULL,
   final BLOB NOT NULL,
   data BLOB NOT NULL,
-  PRIMARY KEY (line, chunk)
+  PRIMARY KEY (line, chunk, part)
 ) WITHOUT ROWID;
 CREATE TABLE mem_mask (
   line INTEGER NOT NULL,
   chunk INTEGER NOT NULL,
+  part INTEGER NOT NULL,
+  first INTEGER NOT NULL,
   mask INTEGER NOT NULL,
-  PRIMARY KEY (line, chunk)
+  PRIMARY KEY (line, chunk, part)
 ) WITHOUT ROWID;
 CREATE INDEX mem_by_chunk ON mem (chunk);
 CREATE TABLE ckpt (
@@ -93,9 +98,9 @@ CREATE VIEW chunks AS
          writes, lines, length(pcs) AS pc_bytes
   FROM chunk;
 CREATE VIEW memory_lines AS
-  SELECT m.line * 64 AS phys_addr, m.chunk, c.first AS chunk_first_seq, k.mask AS bytes_written_mask,
+  SELECT m.line * 64 AS phys_addr, m.chunk, m.part, c.first AS chunk_first_seq, k.mask AS bytes_written_mask,
          length(m.data) AS bytes
-  FROM mem m JOIN chunk c ON c.id = m.chunk JOIN mem_mask k ON k.line = m.line AND k.chunk = m.chunk;
+  FROM mem m JOIN chunk c ON c.id = m.chunk JOIN mem_mask k ON k.line = m.line AND k.chunk = m.chunk AND k.part = m.part;
 CREATE VIEW checkpoints AS
   SELECT seq, vcpu, chunk,
          CASE WHEN flags & 2 THEN 'slice-end' ELSE 'resume' END AS kind,

@@ -9,7 +9,7 @@
 
 import type Database from 'better-sqlite3';
 import { DbgError, errors } from '../common/errors.js';
-import { decodeLineRow, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
+import { decodeLineRow, rowFirstOrder, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
 import { nativeRecorder } from './native-recorder.js';
 import { guard, openTrace, readMeta, type Db } from './schema.js';
 
@@ -87,15 +87,18 @@ export class TraceReader {
     this.st = {
       chunkById: p('SELECT id, first, count, writes, lines FROM chunk WHERE id = ?'),
       pcs: p('SELECT pcs, count FROM chunk WHERE id = ?'),
-      lastRow: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC LIMIT 1'),
+      partsOf: p('SELECT part, data FROM mem WHERE line = ? AND chunk = ? ORDER BY part'),
+      // The newest part at or before (chunk, part) whose mask shows a write to the asked bytes.
       lastMasked: p(
-        'SELECT k.chunk AS chunk, m.data AS data FROM mem_mask k JOIN mem m ON m.line = k.line AND m.chunk = k.chunk ' +
-          'WHERE k.line = ? AND k.chunk <= ? AND (k.mask & ?) != 0 ORDER BY k.chunk DESC LIMIT 1',
+        'SELECT k.chunk AS chunk, k.part AS part, m.data AS data FROM mem_mask k ' +
+          'JOIN mem m ON m.line = k.line AND m.chunk = k.chunk AND m.part = k.part ' +
+          'WHERE k.line = ? AND (k.chunk, k.part) <= (?, ?) AND k.first <= ? AND (k.mask & ?) != 0 ' +
+          'ORDER BY k.chunk DESC, k.part DESC LIMIT 1',
       ),
-      lastRowFinal: p('SELECT chunk, final FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC LIMIT 1'),
-      rowsOfLine: p('SELECT chunk, data FROM mem WHERE line = ? AND chunk BETWEEN ? AND ? ORDER BY chunk'),
-      firstRow: p('SELECT chunk, data FROM mem WHERE line = ? ORDER BY chunk LIMIT 1'),
-      rowsOfChunk: p('SELECT line, data FROM mem WHERE chunk = ?'),
+      lastRowFinal: p('SELECT chunk, final FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC, part DESC LIMIT 1'),
+      rowsOfLine: p('SELECT chunk, part, data FROM mem WHERE line = ? AND chunk BETWEEN ? AND ? ORDER BY chunk, part'),
+      firstRow: p('SELECT chunk, data FROM mem WHERE line = ? ORDER BY chunk, part LIMIT 1'),
+      rowsOfChunk: p('SELECT line, part, data FROM mem WHERE chunk = ?'),
       linesOfChunks: p('SELECT DISTINCT line FROM mem WHERE chunk BETWEEN ? AND ?'),
       ckpt: p('SELECT seq, vcpu, chunk, flags, data FROM ckpt WHERE vcpu = ? AND seq <= ? ORDER BY seq DESC, id DESC LIMIT 1'),
       ckptKey: p('SELECT data FROM ckpt WHERE vcpu = ? AND chunk = ? AND (flags & 1) = 1 ORDER BY id LIMIT 1'),
@@ -295,12 +298,12 @@ export class TraceReader {
     return undefined;
   }
 
-  private row(line: number, chunk: number, data?: Buffer): DecodedRow {
-    const key = `${line}:${chunk}`;
+  private row(line: number, chunk: number, part: number, data?: Buffer): DecodedRow {
+    const key = `${line}:${chunk}:${part}`;
     let r = this.rowCache.get(key);
     if (r) return r;
     if (!data) {
-      const got = this.db.prepare('SELECT data FROM mem WHERE line = ? AND chunk = ?').get(line, chunk) as { data: Buffer } | undefined;
+      const got = this.db.prepare('SELECT data FROM mem WHERE line = ? AND chunk = ? AND part = ?').get(line, chunk, part) as { data: Buffer } | undefined;
       if (!got) throw errors.corrupt(this.path, `memory row of line 0x${(line * 64).toString(16)} in chunk ${chunk} is missing`);
       data = got.data;
     }
@@ -330,15 +333,23 @@ export class TraceReader {
       let mask = 0n;
       for (let b = lo; b < hi; b++) mask |= 1n << BigInt(b);
       let chunk = top;
-      while (chunk >= 0) {
-        const got = this.st.lastMasked!.get(line, chunk, BigInt.asIntN(64, mask)) as { chunk: number; data: Buffer } | undefined;
+      let part = 0x7fffffff;
+      for (;;) {
+        const got = this.st.lastMasked!.get(line, chunk, part, at, BigInt.asIntN(64, mask)) as { chunk: number; part: number; data: Buffer } | undefined;
         if (!got) break;
         const hit = rowLastWrite(got.data, line, this.chunkFirsts[got.chunk]!, lo, hi, at);
         if (hit) {
           if (!best || writeOrder(hit) > writeOrder(best)) best = hit;
           break;
         }
-        chunk = got.chunk - 1; // its writes to the range all come after `at`
+        // Its writes to the range all come after `at`: look at the part before.
+        if (got.part > 0) {
+          chunk = got.chunk;
+          part = got.part - 1;
+        } else if (got.chunk > 0) {
+          chunk = got.chunk - 1;
+          part = 0x7fffffff;
+        } else break;
       }
     }
     return best;
@@ -351,8 +362,8 @@ export class TraceReader {
     const c0 = this.chunkIndexOf(from);
     const c1 = this.chunkIndexOf(Math.max(to - 1, this.first));
     for (let line = Math.floor(phys / 64); line * 64 < phys + len; line++) {
-      for (const got of this.st.rowsOfLine!.all(line, c0, c1) as { chunk: number; data: Buffer }[]) {
-        for (const w of this.row(line, got.chunk, got.data).writes) {
+      for (const got of this.st.rowsOfLine!.all(line, c0, c1) as { chunk: number; part: number; data: Buffer }[]) {
+        for (const w of this.row(line, got.chunk, got.part, got.data).writes) {
           if (w.seq >= from && w.seq < to && w.phys < phys + len && w.phys + w.len > phys) out.push(w);
         }
       }
@@ -366,8 +377,14 @@ export class TraceReader {
     const fin = chunk >= 0 ? (this.st.lastRowFinal!.get(line, chunk) as { chunk: number; final: Buffer } | undefined) : undefined;
     // A row of an earlier chunk: every write in it is before `at`, its final state is the answer.
     if (fin && fin.chunk < chunk) return fin.final;
-    const got = fin ? (this.st.lastRow!.get(line, chunk) as { chunk: number; data: Buffer }) : undefined;
-    if (got) return rowStateAt(got.data, this.chunkFirsts[got.chunk]!, at);
+    if (fin) {
+      // The chunk holding `at`: the state comes from the last part whose first write is part of it.
+      const parts = this.st.partsOf!.all(line, chunk) as { part: number; data: Buffer }[];
+      const base = this.chunkFirsts[chunk]!;
+      let use = parts[0]!;
+      for (const q of parts) if (rowFirstOrder(q.data, base) <= stateBound(at)) use = q;
+      return rowStateAt(use.data, base, at);
+    }
     // Never written at or before `at`: as the first row found it, or as recording began.
     const first = this.st.firstRow!.get(line) as { chunk: number; data: Buffer } | undefined;
     if (first) return Buffer.from(first.data.subarray(0, 64));
@@ -397,7 +414,7 @@ export class TraceReader {
   /** Every write of chunk `id`, in execution order, with their orders (see line-rows.ts). */
   chunkWrites(id: number): ChunkWrites {
     const all: LineWrite[] = [];
-    for (const r of this.st.rowsOfChunk!.all(id) as { line: number; data: Buffer }[]) {
+    for (const r of this.st.rowsOfChunk!.all(id) as { line: number; part: number; data: Buffer }[]) {
       for (const w of decodeLineRow(r.data, r.line, this.chunkFirsts[id]!, this.path).writes) all.push(w);
     }
     // Sort by (order, index) with one native numeric sort: key = order * 2^22 + index.

@@ -4,6 +4,7 @@
  * a trace that opens up to its last whole chunk.
  */
 
+import { rowFirstOrder } from './line-rows.js';
 import type { NativeChunk } from './native-recorder.js';
 import { createTrace, guard, type Db } from './schema.js';
 import type Database from 'better-sqlite3';
@@ -37,8 +38,8 @@ export class TraceWriter {
   ) {
     this.db = createTrace(path, meta, replace);
     this.insChunk = this.db.prepare('INSERT INTO chunk (id, first, count, pcs, writes, lines) VALUES (?, ?, ?, ?, ?, ?)');
-    this.insMem = this.db.prepare('INSERT INTO mem (line, chunk, final, data) VALUES (?, ?, ?, ?)');
-    this.insMask = this.db.prepare('INSERT INTO mem_mask (line, chunk, mask) VALUES (?, ?, ?)');
+    this.insMem = this.db.prepare('INSERT INTO mem (line, chunk, part, final, data) VALUES (?, ?, ?, ?, ?)');
+    this.insMask = this.db.prepare('INSERT INTO mem_mask (line, chunk, part, first, mask) VALUES (?, ?, ?, ?, ?)');
     this.insCkpt = this.db.prepare('INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES (?, ?, ?, ?, ?)');
     this.insInput = this.db.prepare('INSERT INTO input (seq, vcpu, kind, detail) VALUES (?, ?, ?, ?)');
   }
@@ -69,12 +70,16 @@ export class TraceWriter {
       this.db.transaction(() => {
         this.insChunk.run(id, c.first, c.count, c.pcs, c.writes, c.lines);
         const m = c.mem;
+        let prevLine = -1n;
+        let part = 0;
         for (let p = 0; p < m.length; ) {
           const line = m.readBigUInt64LE(p);
           const n = m.readUInt32LE(p + 8);
           const mask = BigInt.asIntN(64, m.readBigUInt64LE(p + 12));
-          this.insMem.run(line, id, m.subarray(p + 20 + 64, p + 20 + 128), m.subarray(p + 20, p + 20 + n));
-          this.insMask.run(line, id, mask);
+          part = line === prevLine ? part + 1 : 0;
+          prevLine = line;
+          this.insMem.run(line, id, part, m.subarray(p + 20 + 64, p + 20 + 128), m.subarray(p + 20, p + 20 + n));
+          this.insMask.run(line, id, part, Math.floor(rowFirstOrder(m.subarray(p + 20, p + 20 + n), Number(c.first)) / 2), mask);
           p += 20 + n;
         }
         const k = c.ckpts;
