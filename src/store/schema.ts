@@ -2,7 +2,8 @@
  * The trace file: one SQLite database (WAL) per recording. This file and its siblings in
  * src/store are the only code of dbg that touches better-sqlite3.
  *
- * Layout (schema version 1, in `PRAGMA user_version`):
+ * Layout (schema version 2, in `PRAGMA user_version`; version 1 had one memory row per line and
+ * chunk, without parts):
  *
  *   meta(key, value)                      format = 'dbg-trace', arch, guest, ram_base, ram_size,
  *                                         context_size, checkpoint_every, chunk_target, created
@@ -43,7 +44,7 @@ import { DbgError, errors } from '../common/errors.js';
 
 export type Db = Database.Database;
 
-export const TRACE_SCHEMA_VERSION = 1;
+export const TRACE_SCHEMA_VERSION = 2;
 export const TRACE_FORMAT = 'dbg-trace';
 
 const DDL = `
