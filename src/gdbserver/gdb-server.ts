@@ -107,7 +107,7 @@ function serveClient(
   log: (m: string) => void,
 ): Promise<void> {
   const client = new GdbClient(target, session);
-  const codec = new PacketCodec(PACKET_SIZE * 2);
+  const codec = new PacketCodec(PACKET_SIZE);
   let noAck = false;
   let last: Buffer | undefined;
   let closed = false;
@@ -136,8 +136,8 @@ function serveClient(
     if (closed) return;
     if (reply.error) log(reply.error);
     for (const text of reply.output ?? []) send('O' + Buffer.from(text, 'utf8').toString('hex'));
-    if (reply.hex !== undefined) {
-      last = encodeHexPacket(reply.hex);
+    if (reply.framed !== undefined || reply.hex !== undefined) {
+      last = reply.framed ?? encodeHexPacket(reply.hex!);
       ch.write(last);
     } else if (reply.packet !== undefined) {
       send(reply.packet);

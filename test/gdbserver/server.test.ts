@@ -51,11 +51,11 @@ describe('GDB server over TCP', () => {
     c.send('qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386');
     expect(await c.next()).toEqual({ kind: 'ack' });
     expect(await c.reply()).toBe(
-      'PacketSize=20000;QStartNoAckMode+;qXfer:features:read+;qXfer:threads:read+;vContSupported+;multiprocess+;swbreak+;hwbreak+',
+      'PacketSize=80000;QStartNoAckMode+;qXfer:features:read+;qXfer:threads:read+;vContSupported+;multiprocess+;swbreak+;hwbreak+',
     );
     const core = await start({ execution: false });
     expect(await core.c.ask('qSupported:swbreak+')).toBe(
-      'PacketSize=20000;QStartNoAckMode+;qXfer:features:read+;qXfer:threads:read+;vContSupported+',
+      'PacketSize=80000;QStartNoAckMode+;qXfer:features:read+;qXfer:threads:read+;vContSupported+',
     );
     const rev = await start({ execution: true, reverse: true });
     expect(await rev.c.ask('qSupported')).toContain(';ReverseStep+;ReverseContinue+');
@@ -97,6 +97,30 @@ describe('GDB server over TCP', () => {
     expect((await c.ask(`m${(DATA + 0x1ff0n).toString(16)},20`)).length).toBe(0x10 * 2);
     expect(await c.ask('mzz,4')).toBe('E01');
     expect(logs).toContain('bad packet "mzz,4": address "zz" is not hex');
+  });
+
+  it('reads ahead the next piece of a run of m requests on a dump, never on a target that can change', async () => {
+    for (const execution of [false, true]) {
+      const { c, target } = await start({ execution });
+      target.code.fill(0x11, 0x10, 0x20);
+      target.code.fill(0x22, 0x20, 0x30);
+      let reads = 0;
+      const orig = target.readVirtual.bind(target);
+      target.readVirtual = (a: bigint, n: number) => {
+        reads++;
+        return orig(a, n);
+      };
+      expect(await c.ask('m401010,10')).toBe('11'.repeat(16));
+      await new Promise((r) => setImmediate(r));
+      expect(reads).toBe(execution ? 1 : 2); // the dump read 0x401020 ahead
+      expect(await c.ask('m401020,10')).toBe('22'.repeat(16)); // served from the read-ahead
+      await new Promise((r) => setImmediate(r));
+      expect(reads).toBe(execution ? 2 : 3);
+      // any other request drops the read-ahead: the next m reads again
+      expect(await c.ask('qAttached')).toBe('1');
+      expect(await c.ask('m401030,10')).toBe('90'.repeat(16));
+      expect(reads).toBe(execution ? 3 : 5);
+    }
   });
 
   it('writes memory (M and binary X) and registers (P, G)', async () => {
@@ -255,8 +279,8 @@ describe('GDB server over TCP', () => {
     const { c } = await start();
     expect(await c.ask('qTStatus')).toBe('');
     expect(await c.ask('vFile:open:2f6574632f706173737764,0,0')).toBe('');
-    expect(await c.ask('M600000,1:' + '00'.repeat(0x30000))).toBe('E01');
-    expect(logs.some((l) => /^packet of \d+ bytes is longer than PacketSize 0x20000: refused$/.test(l))).toBe(true);
+    expect(await c.ask('M600000,1:' + '00'.repeat(0x50000))).toBe('E01');
+    expect(logs.some((l) => /^packet of \d+ bytes is longer than PacketSize 0x80000: refused$/.test(l))).toBe(true);
     expect(await c.ask('qAttached')).toBe('1');
   });
 
