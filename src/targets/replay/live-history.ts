@@ -1,0 +1,141 @@
+/**
+ * Time travel for a live guest that records: the `reverse` and `history` capabilities an
+ * emulator target can expose, backed by its EmulatorRecorder's trace.
+ *
+ * The live machine always stays at the end of history. Going back commits the open chunk and
+ * opens the trace (read-only, beside the writer: WAL allows it) as a ReplayTarget, which then
+ * answers reads and registers (`past`). Going forward again replays from the trace; when that
+ * reaches the end of history, `past` is dropped and the caller continues live. Writing memory or
+ * registers while in the past would contradict the recorded future: `refuseWriteInPast` says so
+ * (discarding the future needs the machine to be restored to that point, not implemented).
+ *
+ * Wiring (for the emulator target): keep one LiveHistory per recorded machine; expose
+ * `reverse` and `history` in caps; while `past` is set, serve readVirtual/registers/status from
+ * it, route step/resume through `stepForward`/`resumeForward` (a 'live' answer means: now run
+ * the machine), and call `setEvents` with the live breakpoints and watchpoints before each
+ * reverse operation.
+ */
+
+import { DbgError } from '../../common/errors.js';
+import type { EmulatorRecorder } from '../../store/emulator-recorder.js';
+import type { History, ReverseExecution, Seq, StopStatus, VirtAddr, WatchKind } from '../target.js';
+import { ReplayTarget } from './replay-target.js';
+
+export interface LiveEvent {
+  readonly kind: 'breakpoint' | WatchKind;
+  readonly addr: VirtAddr;
+  readonly length?: number;
+  readonly physical?: boolean;
+}
+
+export class LiveHistory {
+  private replay: ReplayTarget | undefined;
+  private openedAt = -1n;
+  /** Set while the view is in the past. */
+  past: ReplayTarget | undefined;
+  private events: readonly LiveEvent[] = [];
+  readonly reverse: ReverseExecution;
+  readonly history: History;
+
+  constructor(private readonly recorder: EmulatorRecorder) {
+    this.reverse = {
+      bounds: () => {
+        const last = this.recorder.seq;
+        return { first: this.trace().caps.reverse!.bounds().first, last, now: this.past ? this.past.caps.reverse!.bounds().now : last };
+      },
+      stepBack: (thread) => this.back((t) => t.caps.reverse!.stepBack(thread)),
+      resumeBack: () => this.back((t) => t.caps.reverse!.resumeBack()),
+      seek: async (seq) => {
+        if (seq === this.recorder.seq) {
+          this.past = undefined;
+          return this.trace().status();
+        }
+        return this.back((t) => t.caps.reverse!.seek(seq));
+      },
+    };
+    const h = (): History => (this.past ?? this.trace()).caps.history!;
+    this.history = {
+      get path() {
+        return h().path;
+      },
+      whoWrote: (a, l, t) => h().whoWrote(a, l, t),
+      writes: (a, l, t, f, to) => h().writes(a, l, t, f, to),
+      when: (pc, limit) => h().when(pc, limit),
+      summary: () => h().summary(),
+      sql: (q) => h().sql(q),
+    };
+  }
+
+  /** The live breakpoints and watchpoints, which reverse and forward replay stop at. */
+  setEvents(events: readonly LiveEvent[]): void {
+    this.events = events;
+  }
+
+  /** The trace as recorded up to the live position (reopened when the machine ran on). */
+  private trace(): ReplayTarget {
+    const live = this.recorder.seq;
+    if (!this.replay || this.openedAt !== live) {
+      this.recorder.flush();
+      this.replay?.close();
+      this.replay = ReplayTarget.open(this.recorder.path);
+      this.openedAt = live;
+      const b = this.replay.caps.breakpoints!;
+      for (const e of this.events) {
+        if (e.kind === 'breakpoint') b.addBreakpoint(e.addr);
+        else b.addWatchpoint(e.addr, e.length ?? 1, e.kind, e.physical);
+      }
+    }
+    return this.replay;
+  }
+
+  private async back(op: (t: ReplayTarget) => Promise<StopStatus>): Promise<StopStatus> {
+    const t = this.past ?? this.trace();
+    const st = await op(t);
+    this.past = t;
+    return st;
+  }
+
+  /**
+   * One instruction forward in the past ('live' when already at the live position: step the
+   * machine). A step that reaches the live position leaves the past (`past` becomes undefined).
+   */
+  async stepForward(thread: number): Promise<StopStatus | 'live'> {
+    if (!this.past) return 'live';
+    const st = await this.past.caps.execution!.step(thread);
+    if (st.seq === this.recorder.seq || st.reason.kind === 'history-end') this.past = undefined;
+    return st;
+  }
+
+  /** Replay forward to the next event; 'live' when none lies before the live position (run on live). */
+  async resumeForward(): Promise<StopStatus | 'live'> {
+    if (!this.past) return 'live';
+    const st = await this.past.caps.execution!.resume();
+    if (st.reason.kind === 'history-end') {
+      this.past = undefined;
+      return 'live';
+    }
+    return st;
+  }
+
+  /** Throws unless at the live position: a write in the past would contradict the recorded future. */
+  refuseWriteInPast(what: string): void {
+    if (!this.past) return;
+    const b = this.reverse.bounds();
+    throw new DbgError(
+      'state',
+      `${what} refused: the view is at seq ${b.now}, in the recorded past (the guest is at ${b.last}); ` +
+        `changing the past would discard the ${b.last - b.now} instructions recorded after it. Go back to the present first (::seek ${b.last})`,
+    );
+  }
+
+  /** The position the view shows. */
+  get now(): Seq {
+    return this.reverse.bounds().now;
+  }
+
+  close(): void {
+    this.replay?.close();
+    this.replay = undefined;
+    this.past = undefined;
+  }
+}
