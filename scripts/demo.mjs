@@ -5,11 +5,15 @@
 //      gdb's gcore into dumps/.work/ (cached: redone only when the source changes), and opened
 //      with `dbg open` to show threads, stacks, a heap list and globals.
 //   2. A raw file: the same program's executable opened with --raw (bytes at offsets).
+//   3. A kernel crash dump: dumps/vmcore.0 (made by setup) with the sample kernel's symbols.
+//   4. A live emulated guest: the sample kernel boots on the emulator, a watchpoint catches the
+//      write that corrupts its task list, recorded into a trace.
+//   5. Time travel: the trace opened with `dbg replay`, run backwards to that write.
 //
 // When gcc, gdb or ptrace are not available, part 1 says why and the raw demo still runs.
 // `--core-only` only makes the core (for bench/open.ts).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -67,7 +71,7 @@ if (process.argv.includes('--core-only')) {
   process.exit(0);
 }
 
-console.log('dbg demo: MDB commands on a process core and a raw file (see README for more)');
+console.log('dbg demo: a process core, a raw file, a kernel crash dump, a live guest and its recording (see README)');
 let coreOk = false;
 if (have('gcc') && have('gdb')) {
   try {
@@ -91,4 +95,17 @@ else {
   mkdirSync(work, { recursive: true });
   writeFileSync(sample, Buffer.concat([Buffer.from('dbg raw sample\0', 'latin1'), Buffer.from([0x78, 0x56, 0x34, 0x12])]));
   dbg(['open', rel(sample), '-e', '0/s; f/X; 0t15,4/B']);
+}
+
+const vmcore = join(root, 'dumps', 'vmcore.0');
+const kernel = join(root, 'dumps', 'kernel.elf');
+if (existsSync(vmcore) && existsSync(kernel)) {
+  dbg(['open', rel(vmcore), '--symbols', rel(kernel), '-e', '::status; ::stack; tasks/K; tasks::vtop']);
+}
+if (existsSync(kernel)) {
+  mkdirSync(work, { recursive: true });
+  const trace = join(work, 'demo.trace');
+  for (const f of [trace, `${trace}-wal`, `${trace}-shm`]) rmSync(f, { force: true });
+  dbg(['live', '--emulate', rel(kernel), '--cpus', '2', '--wait', '-q', '--record', rel(trace), '-e', 'tasks::wp -w -L 8; :c; :c; ::stack; ::delete 1; :c; ::console']);
+  if (existsSync(trace)) dbg(['replay', rel(trace), '-e', '::now; tasks::wp -w -L 8; ::rcont; ::stack; tasks::whowrote; ::rstep; ::now']);
 }
