@@ -140,29 +140,42 @@ export function encodePacket(payload: string | Buffer): Buffer {
   return framed;
 }
 
-/** Sum of the two hex digits' character codes for each byte value: the checksum of hex text. */
-const HEX_SUM = Array.from({ length: 256 }, (_, b) => {
-  const h = b.toString(16).padStart(2, '0');
-  return h.charCodeAt(0) + h.charCodeAt(1);
-});
-
 /**
- * A reply that is `data` as hex (m, g): framed without building the text twice or escaping
- * (hex digits never need it), the checksum taken from the bytes. Same result as
- * encodePacket(data.toString('hex')), several times faster for the 64 KiB replies of a dump.
+ * A reply that is `data` as hex (m): framed straight from the bytes, with run-length encoding as
+ * gdbserver does it (gdb expands it): a run of 4 to 98 equal characters becomes the character,
+ * `*` and a count character (repeats + 29), never `#` or `$` (6 and 7 repeats are sent as 5).
+ * Zero-filled memory shrinks up to 30 times, which is what gdb spends its time decoding.
  */
 export function encodeHexPacket(data: Buffer, prefix = ''): Buffer {
-  const framed = Buffer.allocUnsafe(1 + prefix.length + data.length * 2 + 3);
-  framed[0] = DOLLAR;
-  framed.write(prefix, 1, 'latin1');
-  framed.write(data.toString('hex'), 1 + prefix.length, 'latin1');
+  const hex = Buffer.from(data.toString('hex'), 'latin1');
+  const out = Buffer.allocUnsafe(1 + prefix.length + hex.length + 3);
+  out[0] = DOLLAR;
+  let o = 1 + out.write(prefix, 1, 'latin1');
   let sum = 0;
   for (let i = 0; i < prefix.length; i++) sum += prefix.charCodeAt(i);
-  for (let i = 0; i < data.length; i++) sum += HEX_SUM[data[i]!]!;
-  const end = framed.length - 3;
-  framed[end] = HASH;
-  framed.write((sum & 0xff).toString(16).padStart(2, '0'), end + 1, 'latin1');
-  return framed;
+  const n = hex.length;
+  let i = 0;
+  while (i < n) {
+    const c = hex[i]!;
+    let j = i + 1;
+    while (j < n && j - i < 98 && hex[j] === c) j++;
+    let repeats = j - i - 1;
+    if (repeats >= 3) {
+      if (repeats === 6 || repeats === 7) repeats = 5;
+      out[o++] = c;
+      out[o++] = STAR;
+      out[o++] = repeats + 29;
+      sum += c + STAR + repeats + 29;
+      i += repeats + 1;
+    } else {
+      out[o++] = c;
+      sum += c;
+      i++;
+    }
+  }
+  out[o++] = HASH;
+  o += out.write((sum & 0xff).toString(16).padStart(2, '0'), o, 'latin1');
+  return out.subarray(0, o);
 }
 
 function needsEscape(raw: Buffer): boolean {

@@ -16,11 +16,25 @@ describe('packet codec', () => {
     expect(ev).toEqual({ kind: 'packet', payload: b('a$b#c}d*e'), checksumOk: true });
   });
 
-  it('frames hex replies straight from the bytes, identical to framing the hex text', () => {
+  it('frames hex replies straight from the bytes, run-length encoded, and gdb\'s decoding gives the hex back', () => {
     const data = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 37) & 0xff));
-    expect(encodeHexPacket(data).equals(encodePacket(data.toString('hex')))).toBe(true);
+    expect(encodeHexPacket(data).equals(encodePacket(data.toString('hex')))).toBe(true); // no runs here
     expect(encodeHexPacket(Buffer.alloc(0)).toString()).toBe('$#00');
     expect(encodeHexPacket(Buffer.from([0xab]), 'm').toString()).toBe(encodePacket('mab').toString());
+    // runs: 2 zero bytes = "0000" -> "0* " (3 repeats: ' ' = 32); 6 and 7 repeats never make # or $
+    expect(encodeHexPacket(Buffer.alloc(2)).toString()).toBe('$0* #7a');
+    for (let len = 0; len < 300; len++) {
+      for (const fill of [0x00, 0x11, 0xab]) {
+        const buf = Buffer.alloc(len, fill);
+        if (len > 2) buf[len >> 1] = 0x5a;
+        const framed = encodeHexPacket(buf);
+        const [ev] = new PacketCodec(1 << 20).feed(framed);
+        expect(ev).toEqual({ kind: 'packet', payload: Buffer.from(buf.toString('hex'), 'latin1'), checksumOk: true });
+        const body = framed.subarray(1, -3).toString('latin1');
+        expect(body).not.toMatch(/[#$]/);
+      }
+    }
+    expect(encodeHexPacket(Buffer.alloc(4096)).length).toBeLessThan(300); // 8192 zeros
   });
 
   it('expands run-length encoding', () => {
