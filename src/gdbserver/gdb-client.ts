@@ -12,7 +12,7 @@ import { need, type StopStatus, type Target } from '../targets/target.js';
 import type { PointType, Request, ResumeAction, ThreadSel, XferObject } from './request.js';
 import { encodeHexPacket } from './packet-codec.js';
 import { librariesSvr4, xmlEscape } from './shared-libraries.js';
-import { stopReply, threadIdText } from './stop-reply.js';
+import { stopNote, stopReply, threadIdText } from './stop-reply.js';
 import { decodeRegister, encodeRegister, targetDescription, type TargetDescription } from './target-description.js';
 
 /** What `monitor CMD` runs commands through: the MDB session (or anything with its execute()). */
@@ -371,7 +371,8 @@ export class GdbClient {
     // All-stop: at most one thread steps; any continue action means "run the machine".
     const step = actions.find((a) => a.action === 'step');
     const stop = await this.run(() => (step ? exec.step(this.pick(step.thread)) : exec.resume()));
-    return { packet: this.stopText(stop) };
+    const note = stopNote(stop);
+    return { packet: this.stopText(stop), output: note ? [note] : undefined };
   }
 
   private async reverse(action: 'step' | 'continue'): Promise<Reply> {

@@ -81,3 +81,22 @@ export function stopReply(stop: StopStatus, regs: Registers | undefined, o: Stop
 function hex2(n: number): string {
   return n.toString(16).padStart(2, '0');
 }
+
+/**
+ * A console line for stops gdb has no words for (it would only say SIGTRAP or SIGSEGV), sent as
+ * an O packet before the stop reply. Undefined for stops gdb describes itself.
+ */
+export function stopNote(stop: StopStatus): string | undefined {
+  const r = stop.reason;
+  const at = `0x${stop.pc.toString(16)}`;
+  switch (r.kind) {
+    case 'halted':
+      return `dbg: the guest halted at ${at} (hlt with interrupts off)\n`;
+    case 'fault':
+      return `dbg: the guest stopped on a fault at 0x${r.pc.toString(16)}: ${r.fault}${r.addr !== undefined ? ` (address 0x${r.addr.toString(16)})` : ''}\n`;
+    case 'panic':
+      return `dbg: the guest panicked: ${r.message}\n`;
+    default:
+      return undefined;
+  }
+}

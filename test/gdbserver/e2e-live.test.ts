@@ -102,6 +102,19 @@ describe('gdb on a live emulated guest through dbg', () => {
     expect(target.caps.execution!.running).toBe(false);
   });
 
+  it('says why the guest stopped when gdb has no words for it (a halt)', async () => {
+    const t = EmulatorTarget.open(kernel);
+    const s = await serveGdb(t, undefined, { port: 0, log: () => undefined });
+    try {
+      const r = await gdbBatch(s.port, ['continue'], { file: kernel });
+      expect(r.stderr).toMatch(/^dbg: the guest halted at 0xffffffffc00016c[0-9a-f] \(hlt with interrupts off\)$/m);
+      expect(r.stdout).toContain('panic (msg=msg@entry=0xffffffffc000202a "fixture: run queue corrupted") at ./kernel.c:247');
+    } finally {
+      await s.close();
+      t.close();
+    }
+  });
+
   it('Ctrl-C in gdb (the 0x03 byte) stops a guest that runs forever, and gdb goes on', async () => {
     // The repository's sample kernel with "nobug" never panics: only an interrupt stops it.
     const sample = join(repoRoot, 'dumps', 'kernel.elf');
