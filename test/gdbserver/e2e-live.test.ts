@@ -16,10 +16,11 @@ const kernel = fixturePath('qemu-vmcore/kernel.elf');
 describe('gdb on a live emulated guest through dbg', () => {
   let target: EmulatorTarget;
   let server: GdbServerHandle;
+  const logs: string[] = [];
 
   beforeAll(async () => {
     target = EmulatorTarget.open(kernel, { cpus: 2 });
-    server = await serveGdb(target, new Session(target, builtinModules), { port: 0, log: () => undefined });
+    server = await serveGdb(target, new Session(target, builtinModules), { port: 0, log: (m) => logs.push(m) });
   });
 
   afterAll(async () => {
@@ -90,8 +91,10 @@ describe('gdb on a live emulated guest through dbg', () => {
 
   it('a second gdb is refused while one is attached; after it leaves the guest waits where it stopped', async () => {
     const pc = target.status().pc;
+    const connected = logs.filter((l) => l.startsWith('gdb connected')).length;
     const first = gdbBatch(server.port, ['shell sleep 2', 'info registers rip'], { file: kernel });
-    await new Promise((r) => setTimeout(r, 800));
+    // the second gdb starts once the first is attached, however slow gdb is to start here
+    while (logs.filter((l) => l.startsWith('gdb connected')).length === connected) await new Promise((r) => setTimeout(r, 20));
     const second = await gdbBatch(server.port, ['info registers rip'], { file: kernel });
     expect(second.stderr).toContain('another debugger (127.0.0.1:');
     expect(second.stderr).toContain('is attached to this dbg GDB server; only one at a time');
