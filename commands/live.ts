@@ -70,7 +70,7 @@ stays at its first instruction. Then commands run (-e) or the REPL starts: :c co
       if (!flags['no-record']) {
         const path = flags.record ?? defaultTracePath(file);
         try {
-          target.machine.setObserver(new EmulatorRecorder(path, { guest: basename(file), symbols: resolve(file), onLimit: (m) => process.stderr.write(`dbg: ${m}\n`) }));
+          target.record(new EmulatorRecorder(path, { guest: basename(file), symbols: resolve(file), onLimit: (m) => process.stderr.write(`dbg: ${m}\n`) }));
         } catch (e) {
           target.close();
           throw e;

@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Session } from '../../src/mdb/session.js';
-import { builtinModules } from '../../src/mdb/modules/index.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import { session } from './emulator-session.js';
 import { UC, X86_REG } from '../../src/targets/emulator/unicorn.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-emuc-'));
@@ -49,17 +48,6 @@ g:
 .data
 buf: .quad 0
 `;
-
-function session(t: EmulatorTarget): { run(line: string): Promise<string[]> } {
-  const s = new Session(t, builtinModules);
-  return {
-    async run(line) {
-      const lines: string[] = [];
-      await s.execute(line, { jsonMode: false, line: (x) => lines.push(x), json: (v) => lines.push(JSON.stringify(v)), warn: () => {} } as never);
-      return lines;
-    },
-  };
-}
 
 describe('execution control', () => {
   it('step into, over a call, out of a function', async () => {

@@ -12,6 +12,7 @@ import { basename } from 'node:path';
 import type { Registers } from '../../arch/arch.js';
 import { X86_64 } from '../../arch/x86-64.js';
 import { DbgError, errors } from '../../common/errors.js';
+import type { EmulatorRecorder } from '../../store/emulator-recorder.js';
 import { ElfFile } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
@@ -20,10 +21,12 @@ import type {
   Capabilities,
   ConsoleLog,
   ExecutionControl,
+  History,
   Mapping,
   MemoryWriter,
   PhysicalMemory,
   RegisterWriter,
+  ReverseExecution,
   Snapshot,
   StopStatus,
   Target,
@@ -31,6 +34,7 @@ import type {
   Translation,
   WatchKind,
 } from '../target.js';
+import { LiveHistory } from '../replay/live-history.js';
 import { WATCH_EXEC, WATCH_READ, WATCH_WRITE } from './emu-hooks.js';
 import { loadKernel, type LoadedKernel } from './loader.js';
 import { Machine, type MachineStop } from './machine.js';
@@ -72,7 +76,12 @@ export class EmulatorTarget implements Target {
   readonly name: string;
   readonly machine: Machine;
   readonly kernel: LoadedKernel;
-  readonly caps: Capabilities;
+  /** Gains `reverse` and `history` when a recorder is attached (record()). */
+  caps: Capabilities;
+  /** Time travel over the recorder's trace (undefined without a recorder). */
+  private history: LiveHistory | undefined;
+  /** The live stop, kept while the view is in the past. */
+  private liveStop: StopStatus | undefined;
   readonly events = new Map<number, EventSpec>();
   private nextId = 1;
   private last: StopStatus;
@@ -111,30 +120,33 @@ export class EmulatorTarget implements Target {
     this.last = { reason: { kind: 'none' }, thread: 1, pc: this.machine.pc(0), seq: 0n };
     const self = this;
     const physical: PhysicalMemory = {
-      readPhysical: (a, n) => this.machine.readPhysical(a, n),
+      readPhysical: (a, n) => (this.past ? this.past.caps.physical!.readPhysical(a, n) : this.machine.readPhysical(a, n)),
       translate: (a, t) => this.translate(a, t),
       physicalRanges: () => [{ start: 0n, end: BigInt(this.machine.ram.length) }],
     };
     const writeMemory: MemoryWriter = {
       writeVirtual: (a, d) => {
         this.notRunning('write memory');
+        this.history?.refuseWriteInPast('writing memory');
         this.machine.writeVirtual(this.vcpuOf(undefined), a, d);
       },
       writePhysical: (a, d) => {
         this.notRunning('write memory');
+        this.history?.refuseWriteInPast('writing memory');
         this.machine.writePhysical(a, d);
       },
     };
     const writeRegisters: RegisterWriter = {
       writeRegister: (t, name, v) => {
         this.notRunning('write registers');
+        this.history?.refuseWriteInPast(`writing register ${name}`);
         this.machine.writeRegister(this.vcpuOf(t), name, v);
         this.last = { ...this.last, pc: this.machine.pc(this.vcpuOf(this.last.thread)) };
       },
     };
     const execution: ExecutionControl = {
-      step: (t) => this.run({ vcpu: this.vcpuOf(t), count: 1 }),
-      resume: () => this.run(),
+      step: (t) => this.stepForward(t),
+      resume: () => this.resumeForward(),
       interrupt: () => this.machine.interrupt(),
       get running() {
         return self.machine.running;
@@ -146,7 +158,12 @@ export class EmulatorTarget implements Target {
       addWatchpoint: (a, n, k, p) => this.addWatchpoint(a, n, k, p).id,
       removeWatchpoint: (id) => this.deleteEvent(id),
     };
-    const snapshot: Snapshot = { writeCore: (file) => writeQemuCore(this, file) };
+    const snapshot: Snapshot = {
+      writeCore: (file) => {
+        if (this.past) throw errors.state(`cannot write a core of the recorded past (seq ${this.history!.now}): ::dump writes the live guest; go back to the present first (::seek ${this.history!.liveSeq})`);
+        writeQemuCore(this, file);
+      },
+    };
     const consoleLog: ConsoleLog = { consoleText: () => this.machine.console() };
     this.caps = { physical, writeMemory, writeRegisters, execution, breakpoints, snapshot, console: consoleLog };
   }
@@ -175,10 +192,12 @@ export class EmulatorTarget implements Target {
   // --- core -----------------------------------------------------------------------------------
 
   readVirtual(addr: bigint, length: number, thread?: number): Buffer {
+    if (this.past) return this.past.readVirtual(addr, length, thread ?? this.last.thread);
     return this.machine.readVirtual(this.vcpuOf(thread), addr, length);
   }
 
   translate(addr: bigint, thread?: number): Translation {
+    if (this.past) return this.past.translate(addr, thread ?? this.last.thread);
     return this.machine.translate(this.vcpuOf(thread), addr);
   }
 
@@ -192,6 +211,7 @@ export class EmulatorTarget implements Target {
   }
 
   threads(): readonly ThreadInfo[] {
+    if (this.past) return this.past.threads().map((t) => ({ ...t, state: `${t.state} (seq ${this.history!.now}, recorded past)` }));
     return this.machine.vcpus.map((v) => ({
       index: v.index + 1,
       tid: v.index,
@@ -201,6 +221,10 @@ export class EmulatorTarget implements Target {
   }
 
   registers(thread: number): Registers {
+    if (this.past) {
+      this.vcpuOf(thread);
+      return this.past.registers(thread);
+    }
     return this.machine.registers(this.vcpuOf(thread));
   }
 
@@ -214,12 +238,121 @@ export class EmulatorTarget implements Target {
       `emulated x86-64 machine: ${this.machine.ram.length >> 20} MiB RAM, ${this.machine.vcpuCount} vCPU(s), quantum ${this.machine.quantum} instructions`,
       `kernel ${basename(this.path)} loaded as ${k.kind === 'multiboot' ? 'multiboot (32-bit protected-mode entry)' : 'ELF64 (long-mode entry)'} at entry 0x${k.entry.toString(16)}`,
       `instructions executed: ${this.machine.seq}`,
+      ...(this.history ? [`recording to ${this.history.history.path}${this.past ? `; viewing the recorded past at seq ${this.history.now} of ${this.history.liveSeq}` : ''}`] : []),
     ];
   }
 
   close(): void {
+    this.history?.close();
+    this.history = undefined;
     this.machine.close();
     this.kernel.elf?.close();
+  }
+
+  // --- recording and time travel ----------------------------------------------------------------
+
+  /**
+   * Record every instruction into `recorder`'s trace and offer time travel over it: `caps.reverse`
+   * and `caps.history`. While the view is in the past, reads, registers, threads and status come
+   * from the trace; stepping and continuing replay forward to the end of history, then run live.
+   */
+  record(recorder: EmulatorRecorder): void {
+    if (this.history) throw errors.state(`${this.name} already records to ${this.history.history.path}`);
+    this.machine.setObserver(recorder);
+    this.setHistory(new LiveHistory(recorder));
+  }
+
+  /** Time travel over a recorder already observing this machine. */
+  setHistory(h: LiveHistory): void {
+    this.history = h;
+    const back = (what: string, op: () => Promise<StopStatus>) => this.goBack(what, op);
+    const reverse: ReverseExecution = {
+      bounds: () => h.reverse.bounds(),
+      stepBack: (t) => back('step back', () => h.reverse.stepBack(t)),
+      resumeBack: () => back('continue back', () => h.reverse.resumeBack()),
+      seek: (seq) => back('seek', () => h.reverse.seek(seq)),
+    };
+    const history: History = h.history;
+    this.caps = { ...this.caps, reverse, history };
+  }
+
+  /** The trace's view while in the past. */
+  private get past() {
+    return this.history?.past;
+  }
+
+  /** The live breakpoints and watchpoints, for reverse and forward replay. */
+  private syncEvents(h: LiveHistory): void {
+    h.setEvents(
+      [...this.events.values()]
+        .filter((e) => e.armed && e.addr !== undefined)
+        .map((e) => ({ id: e.id, kind: e.kind === 'breakpoint' ? 'breakpoint' : e.access!, addr: e.addr!, length: e.length, physical: e.physical })),
+    );
+  }
+
+  private async goBack(what: string, op: () => Promise<StopStatus>): Promise<StopStatus> {
+    const h = this.history!;
+    this.notRunning(what);
+    if (this.machine.seq !== h.liveSeq) {
+      throw errors.state(`cannot ${what}: recording stopped at seq ${h.liveSeq} (the trace reached its size limit) and the guest ran on to ${this.machine.seq} unrecorded`);
+    }
+    this.syncEvents(h);
+    if (!this.past) this.liveStop = this.last;
+    const st = await this.eventStop(await op(), () => op());
+    this.last = this.past ? st : (this.liveStop ?? st);
+    return this.last;
+  }
+
+  /**
+   * An event stop found in the trace, as a live run treats it: a hit whose condition fails goes
+   * on (`again`), a temporary breakpoint (step over/out) ends a step and is deleted.
+   */
+  private async eventStop(st: StopStatus, again: () => Promise<StopStatus>): Promise<StopStatus> {
+    for (let n = 0; n < 100_000; n++) {
+      const r = st.reason;
+      const ev = r.kind === 'breakpoint' || r.kind === 'watchpoint' ? this.events.get(r.id) : undefined;
+      if (!ev) return st; // hits count live stops only: the recorded ones were counted when they happened
+      if (ev.condition !== undefined && this.conditionCheck && !this.conditionCheck(ev, st.thread)) {
+        if (!this.past) return st;
+        st = await again();
+        continue;
+      }
+      if (ev.temporary) {
+        this.deleteEvent(ev.id);
+        return { ...st, reason: { kind: 'step' } };
+      }
+      return st;
+    }
+    return st;
+  }
+
+  private async stepForward(thread: number): Promise<StopStatus> {
+    const h = this.history;
+    if (h && this.past) {
+      this.syncEvents(h);
+      const st = await h.stepForward(thread);
+      if (st !== 'live') return (this.last = st);
+    }
+    return this.run({ vcpu: this.vcpuOf(thread), count: 1 });
+  }
+
+  private async resumeForward(): Promise<StopStatus> {
+    const h = this.history;
+    if (h && this.past) {
+      this.notRunning('continue');
+      this.syncEvents(h);
+      const again = async (): Promise<StopStatus> => {
+        const r = await h.resumeForward();
+        return r === 'live' ? { reason: { kind: 'history-end' }, thread: this.last.thread, pc: 0n, seq: h.liveSeq } : r;
+      };
+      const st = await this.eventStop(await again(), again);
+      if (st.reason.kind !== 'history-end') return (this.last = st);
+      // Replayed to the end of history. A breakpoint the live guest stopped at is hit again there
+      // (as going forward over a recorded stop shows it); otherwise the guest runs on live.
+      const ls = this.liveStop;
+      if (ls && ls.reason.kind === 'breakpoint' && this.events.has(ls.reason.id)) return (this.last = ls);
+    }
+    return this.run();
   }
 
   // --- running --------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ import type { History, ReverseExecution, Seq, StopStatus, VirtAddr, WatchKind } 
 import { ReplayTarget } from './replay-target.js';
 
 export interface LiveEvent {
+  /** The live target's id for this event; stops in the past report it (default: the trace's own id). */
+  readonly id?: number;
   readonly kind: 'breakpoint' | WatchKind;
   readonly addr: VirtAddr;
   readonly length?: number;
@@ -31,9 +33,12 @@ export interface LiveEvent {
 export class LiveHistory {
   private replay: ReplayTarget | undefined;
   private openedAt = -1n;
+  private first: Seq | undefined;
   /** Set while the view is in the past. */
   past: ReplayTarget | undefined;
   private events: readonly LiveEvent[] = [];
+  /** Breakpoint/watchpoint ids of the open trace -> the live target's ids. */
+  private readonly ids = new Map<number, number>();
   readonly reverse: ReverseExecution;
   readonly history: History;
 
@@ -41,7 +46,9 @@ export class LiveHistory {
     this.reverse = {
       bounds: () => {
         const last = this.recorder.seq;
-        return { first: this.trace().caps.reverse!.bounds().first, last, now: this.past ? this.past.caps.reverse!.bounds().now : last };
+        // The first seq never changes: read once (opening the trace at every live step costs a flush).
+        this.first ??= this.trace().caps.reverse!.bounds().first;
+        return { first: this.first, last, now: this.past ? this.past.caps.reverse!.bounds().now : last };
       },
       stepBack: (thread) => this.back((t) => t.caps.reverse!.stepBack(thread)),
       resumeBack: () => this.back((t) => t.caps.reverse!.resumeBack()),
@@ -69,6 +76,30 @@ export class LiveHistory {
   /** The live breakpoints and watchpoints, which reverse and forward replay stop at. */
   setEvents(events: readonly LiveEvent[]): void {
     this.events = events;
+    if (this.replay) this.arm(this.replay);
+  }
+
+  /** The position of the live machine (the end of the recorded history). */
+  get liveSeq(): Seq {
+    return this.recorder.seq;
+  }
+
+  /** Set the events in the trace's target, replacing the ones set before. */
+  private arm(t: ReplayTarget): void {
+    const b = t.caps.breakpoints!;
+    for (const rid of this.ids.keys()) b.removeBreakpoint(rid);
+    this.ids.clear();
+    for (const e of this.events) {
+      const rid = e.kind === 'breakpoint' ? b.addBreakpoint(e.addr) : b.addWatchpoint(e.addr, e.length ?? 1, e.kind, e.physical);
+      this.ids.set(rid, e.id ?? rid);
+    }
+  }
+
+  /** A stop of the trace's target with the live target's event ids. */
+  private mapped(st: StopStatus): StopStatus {
+    const r = st.reason;
+    if (r.kind !== 'breakpoint' && r.kind !== 'watchpoint') return st;
+    return { ...st, reason: { ...r, id: this.ids.get(r.id) ?? r.id } };
   }
 
   /** The trace as recorded up to the live position (reopened when the machine ran on). */
@@ -79,11 +110,8 @@ export class LiveHistory {
       this.replay?.close();
       this.replay = ReplayTarget.open(this.recorder.path);
       this.openedAt = live;
-      const b = this.replay.caps.breakpoints!;
-      for (const e of this.events) {
-        if (e.kind === 'breakpoint') b.addBreakpoint(e.addr);
-        else b.addWatchpoint(e.addr, e.length ?? 1, e.kind, e.physical);
-      }
+      this.ids.clear();
+      this.arm(this.replay);
     }
     return this.replay;
   }
@@ -92,7 +120,7 @@ export class LiveHistory {
     const t = this.past ?? this.trace();
     const st = await op(t);
     this.past = t;
-    return st;
+    return this.mapped(st);
   }
 
   /**
@@ -103,7 +131,7 @@ export class LiveHistory {
     if (!this.past) return 'live';
     const st = await this.past.caps.execution!.step(thread);
     if (st.seq === this.recorder.seq || st.reason.kind === 'history-end') this.past = undefined;
-    return st;
+    return this.mapped(st);
   }
 
   /** Replay forward to the next event; 'live' when none lies before the live position (run on live). */
@@ -114,7 +142,9 @@ export class LiveHistory {
       this.past = undefined;
       return 'live';
     }
-    return st;
+    // An event at the live position (a write by the last recorded instruction): back to live, stopped there.
+    if (st.seq === this.recorder.seq) this.past = undefined;
+    return this.mapped(st);
   }
 
   /** Throws unless at the live position: a write in the past would contradict the recorded future. */

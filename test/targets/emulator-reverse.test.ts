@@ -1,0 +1,192 @@
+/**
+ * Reverse execution on a LIVE recorded guest (the sample kernel on the dbg machine, its real
+ * recorder and SQLite trace): reverse steps land where forward steps had been (all registers and
+ * the stack), ::rcont goes back to earlier breakpoint hits and write-watchpoint triggers (memory
+ * before the write, pc at the writer, as an unrecorded machine run to that seq shows), going
+ * forward replays to the end of history and then runs live, writes in the past are refused.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Registers } from '../../src/arch/arch.js';
+import { DbgError } from '../../src/common/errors.js';
+import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
+import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import { session } from './emulator-session.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const kernel = existsSync(join(root, 'dumps', 'kernel.elf')) ? join(root, 'dumps', 'kernel.elf') : join(root, 'dumps', 'kernel.prebuilt.elf');
+const dir = mkdtempSync(join(tmpdir(), 'dbg-live-reverse-'));
+const open: EmulatorTarget[] = [];
+afterAll(() => {
+  for (const t of open) t.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function recorded(name: string): EmulatorTarget {
+  const t = EmulatorTarget.open(kernel, { ramBytes: 64 << 20 });
+  open.push(t);
+  t.record(new EmulatorRecorder(join(dir, `${name}.trace`), { guest: 'kernel.elf', symbols: kernel, chunkTarget: 100_000 }));
+  return t;
+}
+
+/** Registers as a plain object (compared much faster than Maps). */
+const regsOf = (t: EmulatorTarget): Record<string, bigint> => Object.fromEntries(t.registers(1));
+const seqOf = (t: EmulatorTarget): bigint => t.caps.reverse!.bounds().now;
+const u64 = (t: EmulatorTarget, a: bigint): bigint => t.readVirtual(a, 8).readBigUInt64LE(0);
+
+describe('reverse execution on a live recorded guest', () => {
+  it('::rstep walks back through 300 forward steps exactly (registers and stack); the live machine stays put', async () => {
+    const t = recorded('steps');
+    const s = session(t);
+    await s.run('log_append::bp');
+    expect((await s.run(':c'))[0]).toMatch(/^stopped: breakpoint 1 at 0x[0-9a-f]+ log_append on vCPU 0$/);
+    const N = 300;
+    const fwd: { regs: Record<string, bigint>; stack: Buffer; seq: bigint }[] = [];
+    const snap = () => {
+      const regs = regsOf(t);
+      return { regs, stack: t.readVirtual(regs.rsp!, 64), seq: seqOf(t) };
+    };
+    fwd.push(snap());
+    for (let i = 0; i < N; i++) {
+      await s.run(':s');
+      fwd.push(snap());
+    }
+    const end = seqOf(t);
+    const liveRip = t.machine.pc(0);
+    for (let i = N - 1; i >= 0; i--) {
+      const out = await s.run('::rstep');
+      expect(out[0]).toMatch(new RegExp(`^seq ${fwd[i]!.seq}: `));
+      expect(seqOf(t)).toBe(fwd[i]!.seq);
+      expect(regsOf(t)).toEqual(fwd[i]!.regs);
+      expect(t.readVirtual(fwd[i]!.regs.rsp!, 64).equals(fwd[i]!.stack)).toBe(true);
+      expect(t.status().pc).toBe(fwd[i]!.regs.rip);
+    }
+    expect(t.machine.pc(0)).toBe(liveRip); // the guest itself never moved
+    expect(t.caps.reverse!.bounds()).toEqual({ first: 0n, last: end, now: fwd[0]!.seq });
+    expect((await s.run('::now'))[0]).toBe(`seq ${fwd[0]!.seq} of [0, ${end}] (${end} instructions recorded; ${N} after now)`);
+    // forward steps in the past replay the trace, and match too
+    for (let i = 1; i <= 5; i++) {
+      await s.run(':s');
+      expect(regsOf(t)).toEqual(fwd[i]!.regs);
+    }
+  });
+
+  it('::rcont back to earlier breakpoint hits; :c forward replays to the end of history, then runs live', async () => {
+    const t = recorded('bp');
+    const s = session(t);
+    await s.run('log_append::bp');
+    const hits: { seq: bigint; regs: Registers }[] = [];
+    for (let i = 0; i < 3; i++) {
+      expect((await s.run(':c'))[0]).toMatch(/^stopped: breakpoint 1 at .* log_append on vCPU 0$/);
+      hits.push({ seq: seqOf(t), regs: t.registers(1) });
+    }
+    expect(t.events.get(1)!.hits).toBe(3);
+    const end = seqOf(t);
+    for (let i = 1; i >= 0; i--) {
+      expect((await s.run('::rcont'))[0]).toBe(`seq ${hits[i]!.seq}: log_append (0x${hits[i]!.regs.get('rip')!.toString(16)}), thread 1: breakpoint 1`);
+      expect(t.registers(1)).toEqual(hits[i]!.regs);
+      expect(t.status().reason).toMatchObject({ kind: 'breakpoint', id: 1 });
+    }
+    // forward: the recorded hit 2, then hit 3 at the end of history (where the guest had stopped), then live
+    expect((await s.run(':c'))[0]).toMatch(/^stopped: breakpoint 1 at .* log_append on vCPU 0$/);
+    expect(seqOf(t)).toBe(hits[1]!.seq);
+    expect(t.registers(1)).toEqual(hits[1]!.regs);
+    await s.run(':c');
+    expect(seqOf(t)).toBe(end);
+    expect(t.registers(1)).toEqual(hits[2]!.regs);
+    expect(t.caps.reverse!.bounds()).toEqual({ first: 0n, last: end, now: end });
+    await s.run(':c'); // live: a fourth hit, history grows past the old end
+    expect(seqOf(t)).toBeGreaterThan(end);
+    expect(t.caps.reverse!.bounds().last).toBe(t.machine.seq);
+    expect(t.events.get(1)!.hits).toBe(4);
+    expect(t.status().reason).toMatchObject({ kind: 'breakpoint', id: 1 });
+    // and the new part of history is there to go back into
+    await s.run('::rcont');
+    expect(seqOf(t)).toBe(end);
+  });
+
+  it('::rcont to write watchpoint triggers: memory before the write, pc at the writer (checked against an unrecorded run)', async () => {
+    const t = recorded('wp');
+    const s = session(t);
+    const tasks = t.symbols.lookup('tasks');
+    await s.run('tasks::wp -w -L 8');
+    const stops: { seq: bigint; after: bigint }[] = [];
+    let before: bigint | undefined; // (paging is off at the start: the kernel's address is not mapped yet)
+    const befores: (bigint | undefined)[] = [];
+    for (let i = 0; i < 2; i++) {
+      expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of /);
+      befores.push(before);
+      before = u64(t, tasks);
+      stops.push({ seq: seqOf(t), after: before });
+    }
+    for (let i = 1; i >= 0; i--) {
+      const out = await s.run('::rcont');
+      const writer = stops[i]!.seq - 1n;
+      expect(out[0]).toMatch(new RegExp(`^seq ${writer}: \\S+ \\(0x[0-9a-f]+\\), thread 1: write watchpoint 1 on 0x${tasks.toString(16)} \\(8 bytes\\): memory as before the write$`));
+      const ref = await unrecorded(writer);
+      expect(t.status().pc).toBe(ref.pc);
+      expect(u64(t, tasks)).toBe(ref.tasks);
+      if (befores[i] !== undefined) expect(u64(t, tasks)).toBe(befores[i]);
+      // ::whowrote from here sees the write before this one (or none)
+      const ww = await s.run('tasks,8::whowrote');
+      expect(ww[0]).toMatch(i === 1 ? new RegExp(`^seq ${stops[0]!.seq - 1n} `) : /not written in the recorded history before now|host/);
+    }
+    // forward again: the first trigger (replayed), the second one at the end of history, then live
+    await s.run(':c');
+    expect(seqOf(t)).toBe(stops[0]!.seq);
+    expect(u64(t, tasks)).toBe(stops[0]!.after);
+    await s.run(':c');
+    expect(seqOf(t)).toBe(stops[1]!.seq);
+    expect(t.caps.reverse!.bounds().last).toBe(stops[1]!.seq);
+    await s.run(':c');
+    expect(seqOf(t)).toBeGreaterThan(stops[1]!.seq);
+  });
+
+  it('refuses writes in the past with a clear message; after ::seek to the end they work again', async () => {
+    const t = recorded('write');
+    const s = session(t);
+    await s.run('log_append::bp');
+    await s.run(':c');
+    const end = seqOf(t);
+    await s.run('::rstep');
+    const msg = `refused: the view is at seq ${end - 1n}, in the recorded past (the guest is at ${end}); changing the past would discard the 1 instructions recorded after it. Go back to the present first (::seek ${end})`;
+    await expect(s.run('0x1234::setreg rax')).rejects.toThrow(`writing register rax ${msg}`);
+    let err: unknown;
+    try {
+      t.caps.writeMemory!.writeVirtual(t.symbols.lookup('tasks'), Buffer.alloc(8));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DbgError);
+    expect((err as DbgError).code).toBe('state');
+    expect((err as DbgError).message).toBe(`writing memory ${msg}`);
+    await expect(s.run(`::dump ${join(dir, 'past.core')}`)).rejects.toThrow(`cannot write a core of the recorded past (seq ${end - 1n})`);
+    await expect(s.run(`::seek ${end + 1n}`)).rejects.toThrow(`seq ${end + 1n} is outside the recorded history [0, ${end}]`);
+    await s.run(`::seek ${end}`);
+    expect(t.status().reason).toMatchObject({ kind: 'breakpoint', id: 1 });
+    await s.run('0x1234::setreg rax');
+    expect(t.registers(1).get('rax')).toBe(0x1234n);
+  });
+
+  it('without a recorder there is no reverse capability', async () => {
+    const t = EmulatorTarget.open(kernel, { ramBytes: 64 << 20 });
+    open.push(t);
+    expect(t.caps.reverse).toBeUndefined();
+    await expect(session(t).run('::rstep')).rejects.toThrow(/reverse execution/);
+  });
+});
+
+/** pc and tasks after exactly `n` instructions of an unrecorded machine (the independent answer). */
+async function unrecorded(n: bigint): Promise<{ pc: bigint; tasks: bigint }> {
+  const t = EmulatorTarget.open(kernel, { ramBytes: 64 << 20 });
+  try {
+    await t.machine.run({ vcpu: 0, count: Number(n) });
+    expect(t.machine.seq).toBe(n);
+    return { pc: t.machine.pc(0), tasks: u64(t, t.symbols.lookup('tasks')) };
+  } finally {
+    t.close();
+  }
+}
