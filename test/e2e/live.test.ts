@@ -67,6 +67,38 @@ describe('dbg live --emulate', () => {
     expect(latency).toBeLessThan(100);
   });
 
+  it('reverse execution while recording: ::rcont to a write watchpoint, ::whowrote, ::rstep, forward replays then runs live; writes in the past refused', () => {
+    const cmds = 'tasks::wp -w -L 8; :c; :c; ::rcont; tasks/K; tasks,8::whowrote; ::rstep; ::now; :s; :c; :c; ::now';
+    const r = live(['--emulate', kernel, '-m', '64M', '--wait', '-q', '--record', join(dir, 'rev.trace'), '-e', cmds]);
+    expect(r.stderr).not.toMatch(/dbg: (?!recording)/);
+    expect(r.status).toBe(0);
+    const l = r.stdout.split('\n');
+    expect(l[1]).toMatch(/^stopped: watchpoint 1 \(write of 0xffffffff[0-9a-f]+\) at 0x[0-9a-f]+ task_init\+/);
+    const m = /^stopped: watchpoint 1 \(write of 0xffffffff[0-9a-f]+\) at 0x[0-9a-f]+ log_append\+/.exec(l[2]!);
+    expect(m).not.toBeNull();
+    // back to the second write: at the writer, memory as before it (the value task_init wrote)
+    const back = /^seq (\d+): log_append\+0x[0-9a-f]+ \(0x[0-9a-f]+\), thread 1: write watchpoint 1 on 0xffffffff[0-9a-f]+ \(8 bytes\): memory as before the write$/.exec(l[3]!);
+    expect(back).not.toBeNull();
+    const writer = BigInt(back![1]!);
+    const ww = /^seq (\d+)  task_init\+0x[0-9a-f]+ \(0x[0-9a-f]+\), vCPU 0  phys 0x[0-9a-f]+: 00 00 00 00 00 00 00 00 -> ((?:[0-9a-f]{2} ?){8})$/.exec(l[6]!);
+    expect(ww, l[6]).not.toBeNull();
+    expect(l[5]).toBe(`tasks:          ${Buffer.from(ww![2]!.replace(/ /g, ''), 'hex').readBigUInt64LE(0).toString(16)}`);
+    expect(l[7]).toMatch(new RegExp(`^seq ${writer - 1n}: log_append\\+0x[0-9a-f]+ \\(0x[0-9a-f]+\\), thread 1: step$`));
+    expect(l[8]).toBe(`seq ${writer - 1n} of [0, ${writer + 1n}] (${writer + 1n} instructions recorded; 2 after now)`);
+    expect(l[9]).toMatch(/^stopped: step at 0x[0-9a-f]+ log_append\+/);
+    expect(l[10]).toBe(l[2]); // replayed to the end of history: the stop the guest had made
+    expect(l[11]).toMatch(/^stopped: watchpoint 1 \(write of 0xffffffff[0-9a-f]+\) at 0x[0-9a-f]+ log_append\+/); // live again
+    const end = /^seq (\d+) of \[0, (\d+)\] \(\d+ instructions recorded; 0 after now\)$/.exec(l[12]!);
+    expect(end).not.toBeNull();
+    expect(BigInt(end![1]!)).toBeGreaterThan(writer + 1n);
+    const w = live(['--emulate', kernel, '-m', '64M', '--wait', '-q', '--no-record', '-e', '::rstep']);
+    expect(w.status).toBe(1);
+    expect(w.stderr).toMatch(/^dbg: .*reverse execution/);
+    const p = live(['--emulate', kernel, '-m', '64M', '--wait', '-q', '--record', join(dir, 'past.trace'), '-e', 'tasks::wp -w -L 8; :c; ::rstep; 0::setreg rax']);
+    expect(p.status).toBe(1);
+    expect(p.stderr).toMatch(/dbg: writing register rax refused: the view is at seq (\d+), in the recorded past \(the guest is at \d+\); changing the past would discard the 1 instructions recorded after it\. Go back to the present first \(::seek \d+\)\n$/);
+  });
+
   it('bad input: a missing file, a non-kernel, bad -m', () => {
     let r = live(['--emulate', join(dir, 'nope.elf')]);
     expect(r.status).toBe(1);
