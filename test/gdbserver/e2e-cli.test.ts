@@ -62,16 +62,24 @@ describe('dbg --gdb', () => {
     expect(await s.stop()).toBe(0);
   });
 
-  it('dbg live --wait --gdb: the guest waits at its first instruction until gdb continues', async () => {
+  it('dbg live --wait --gdb: the guest waits at its first instruction until gdb continues; reverse over its recording', async () => {
     const kernel = fixturePath('qemu-vmcore/kernel.elf');
-    const s = await startDbg(['live', '--emulate', kernel, '--wait', '-q', '--gdb', '0']);
-    const r = await gdbBatch(s.port, ['info registers rip', 'break check_runqueue', 'continue', 'info threads'], { file: kernel });
-    expect(r.stdout).toMatch(/^rip +0x200020 +0x200020 <mb1_entry>/m);
-    expect(r.stdout).toContain('Breakpoint 1, check_runqueue () at ./kernel.c:368');
-    // a second session finds the guest where the first left it
-    const r2 = await gdbBatch(s.port, ['bt 1'], { file: kernel });
-    expect(r2.stdout).toContain('#0  check_runqueue () at ./kernel.c:368');
-    expect(await s.stop()).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), 'dbg-gdb-cli-'));
+    try {
+      const s = await startDbg(['live', '--emulate', kernel, '--wait', '-q', '--record', join(dir, 'k.trace'), '--gdb', '0']);
+      const r = await gdbBatch(s.port, ['info registers rip', 'break check_runqueue', 'continue', 'info threads', 'reverse-stepi', 'bt 1'], { file: kernel });
+      expect(r.stdout).toMatch(/^rip +0x200020 +0x200020 <mb1_entry>/m);
+      expect(r.stdout).toContain('Breakpoint 1, check_runqueue () at ./kernel.c:368');
+      // one instruction back: the call in kmain (the first instruction of line 394)
+      expect(r.stdout).toContain('#0  kmain (magic=<optimized out>, info=<optimized out>) at ./kernel.c:394');
+      // a second session finds the guest where the first left it
+      const r2 = await gdbBatch(s.port, ['bt 1', 'stepi', 'bt 1'], { file: kernel });
+      expect(r2.stdout).toContain('#0  kmain (magic=<optimized out>, info=<optimized out>) at ./kernel.c:394');
+      expect(r2.stdout).toContain('#0  check_runqueue () at ./kernel.c:368');
+      expect(await s.stop()).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('dbg replay TRACE --gdb: reverse execution from gdb, monitor runs replay dcmds', async () => {
