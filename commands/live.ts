@@ -35,7 +35,7 @@ stays at its first instruction. Then commands run (-e) or the REPL starts: :c co
   ];
 
   static override args = {
-    file: Args.string({ description: 'the kernel (same as --emulate)' }),
+    file: Args.string({ description: 'the kernel (same as --emulate)', ignoreStdin: true }),
   };
 
   static override flags = {

@@ -18,7 +18,7 @@ export default class Open extends Command {
   ];
 
   static override args = {
-    file: Args.string({ required: true, description: 'the dump, core, ELF or raw file to open' }),
+    file: Args.string({ required: true, description: 'the dump, core, ELF or raw file to open', ignoreStdin: true }),
   };
 
   static override flags = {

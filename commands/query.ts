@@ -18,8 +18,8 @@ export default class Query extends Command {
   ];
 
   static override args = {
-    file: Args.string({ required: true, description: 'the trace file' }),
-    sql: Args.string({ required: true, description: 'the query' }),
+    file: Args.string({ required: true, description: 'the trace file', ignoreStdin: true }),
+    sql: Args.string({ required: true, description: 'the query', ignoreStdin: true }),
   };
 
   static override flags = {
