@@ -1,7 +1,6 @@
 import { Args, Command, Flags } from '@oclif/core';
 import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
-import { replayControlModule } from '../src/mdb/modules/history.js';
 import { ReplayTarget } from '../src/targets/replay/replay-target.js';
 import { serveWhileSession } from '../src/gdbserver/gdb-listen.js';
 
@@ -46,9 +45,9 @@ export default class Replay extends Command {
       return;
     }
     try {
-      const session = () => runSession(target, { execute: flags.execute, json: flags.json, modules: [replayControlModule] });
+      const session = () => runSession(target, { execute: flags.execute, json: flags.json });
       process.exitCode = flags.gdb
-        ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined, modules: [replayControlModule] })
+        ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined })
         : await session();
     } finally {
       target.close();

@@ -148,6 +148,12 @@ export interface Breakpoints {
   removeBreakpoint(id: number): void;
   addWatchpoint(addr: bigint, length: number, kind: WatchKind, physical?: boolean): number;
   removeWatchpoint(id: number): void;
+  /**
+   * Optional: a breakpoint for a step over / step out. It stops only when `when(thread)` holds,
+   * goes at its first stop, and that stop is reported as the end of a step (reason 'step').
+   * Removable with removeBreakpoint until then.
+   */
+  addStepBreakpoint?(addr: VirtAddr, when: (thread: number) => boolean): number;
 }
 
 /** Going back in a recorded history (live with recording, replay). */

@@ -14,6 +14,7 @@ import type { Registers } from '../../src/arch/arch.js';
 import { DbgError } from '../../src/common/errors.js';
 import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
 import { session } from './emulator-session.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -169,6 +170,44 @@ describe('reverse execution on a live recorded guest', () => {
     expect(t.status().reason).toMatchObject({ kind: 'breakpoint', id: 1 });
     await s.run('0x1234::setreg rax');
     expect(t.registers(1).get('rax')).toBe(0x1234n);
+  });
+
+  it('the same ::bp, ::events, :c, ::step out, ::delete serve a replay of the trace (and agree with the live run)', async () => {
+    const t = recorded('shared');
+    const s = session(t);
+    await s.run('log_append::bp');
+    const live: { seq: bigint; pc: bigint }[] = [];
+    await s.run(':c');
+    live.push({ seq: seqOf(t), pc: t.status().pc });
+    expect((await s.run('::step out'))[0]).toMatch(/^stopped: step at 0x[0-9a-f]+ \S+ on vCPU 0$/);
+    expect(t.status().reason.kind).toBe('step');
+    live.push({ seq: seqOf(t), pc: t.status().pc });
+    await s.run(':c');
+    live.push({ seq: seqOf(t), pc: t.status().pc });
+    const path = t.caps.history!.path;
+    t.close();
+    const r = ReplayTarget.open(path, { symbols: [kernel] });
+    try {
+      const p = session(r);
+      await p.run('::seek 0');
+      expect(await p.run('log_append::bp')).toEqual([expect.stringMatching(/^1: breakpoint at 0x[0-9a-f]+ log_append; hits 0$/)]);
+      expect((await p.run(':c'))[0]).toMatch(/^stopped: breakpoint 1 at 0x[0-9a-f]+ log_append on vCPU 0$/);
+      expect({ seq: r.status().seq, pc: r.status().pc }).toEqual(live[0]);
+      expect((await p.run('::step out'))[0]).toMatch(/^stopped: step at /);
+      expect({ seq: r.status().seq, pc: r.status().pc }).toEqual(live[1]);
+      // the live guest's last stop is the end of the trace (its instruction never ran in the recording)
+      expect((await p.run(':c'))[0]).toBe(`stopped: end of the recorded history (seq ${live[2]!.seq}) at 0x${live[2]!.pc.toString(16)} log_append on vCPU 0`);
+      expect({ seq: r.status().seq, pc: r.status().pc }).toEqual(live[2]);
+      await p.run('::rcont');
+      expect(r.status().seq).toBe(live[0]!.seq);
+      expect(await p.run('::events')).toEqual([expect.stringMatching(/^1: breakpoint at .* log_append; hits 1$/)]); // forward stops
+      await p.run('::delete all');
+      expect(await p.run('::events')).toEqual(['no breakpoints or watchpoints']);
+      expect((await p.run(':c'))[0]).toMatch(/^stopped: end of the recorded history \(seq \d+\) at /);
+      await expect(p.run('::delete 7')).rejects.toThrow('no breakpoint or watchpoint with id 7 (see ::events)');
+    } finally {
+      r.close();
+    }
   });
 
   it('without a recorder there is no reverse capability', async () => {

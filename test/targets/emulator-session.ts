@@ -1,9 +1,9 @@
-/** A command session on an emulator target whose run() returns the output lines (for tests). */
+/** A command session on a target whose run() returns the output lines (for tests). */
 import { builtinModules } from '../../src/mdb/modules/index.js';
 import { Session } from '../../src/mdb/session.js';
-import type { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import type { Target } from '../../src/targets/target.js';
 
-export function session(t: EmulatorTarget): { run(line: string): Promise<string[]> } {
+export function session(t: Target): { run(line: string): Promise<string[]> } {
   const s = new Session(t, builtinModules);
   return {
     async run(line) {

@@ -1,8 +1,10 @@
 /**
- * Dcmds of a live emulated guest (EmulatorTarget): running, stepping, breakpoints, watchpoints,
- * register writes, the console and snapshots.
+ * Running, stepping, breakpoints and watchpoints on any target that can run (the `execution` and
+ * `breakpoints` capabilities: a live emulated guest, a recorded trace replayed forward), and the
+ * live guest's register writes, console and snapshots.
  *
  *   :c / ::cont                     continue until a breakpoint, watchpoint, fault, halt or Ctrl-C
+ *                                   (a trace: replay forward to the next event or the end of history)
  *   :s / ::step [over|out]          one instruction (into calls), over a call, out of the function
  *   addr::bp [-c EXPR] | ::bp SYM   breakpoint; a SYM not yet known stays pending until ::symbols adds it
  *   addr::wp -r|-w|-x|-a|-rw [-p] -L len   watchpoint (read, write, exec, access), -p: physical address
@@ -12,41 +14,33 @@
  *   ::input TEXT                    queue a line for the guest to read from COM1
  *   ::symbols FILE                  add a symbol file (arms pending breakpoints it defines)
  *   ::dump FILE                     write an ELF core in QEMU's dump-guest-memory layout
+ *
+ * The session keeps the events it set (ids, conditions, hits, pending symbols, the temporary
+ * breakpoint of a step over/out) and arms them in the target through `caps.breakpoints`, as MDB's
+ * debugger layer keeps event specifiers over the target's armed points.
  */
 
 import { basename } from 'node:path';
 import { hexAddr } from '../../common/format.js';
-import { errors } from '../../common/errors.js';
+import { DbgError, errors } from '../../common/errors.js';
 import { EmulatorTarget, type EventSpec } from '../../targets/emulator/emulator-target.js';
-import type { StopReason, StopStatus, WatchKind } from '../../targets/target.js';
+import { need, type StopReason, type StopStatus, type Target, type WatchKind } from '../../targets/target.js';
 import type { Dcmd, DcmdModule, Output, SessionView } from '../dcmd.js';
 import { parseFlags } from '../parse-flags.js';
 
+/** The live guest, for the dcmds that only it has (::symbols, ::input, ::dump). */
 function emu(s: SessionView): EmulatorTarget {
   if (!(s.target instanceof EmulatorTarget)) throw errors.unsupported(s.target.name, 'running a guest');
-  const t = s.target;
-  // Conditions are MDB expressions, evaluated in the session with the stopped thread selected.
-  t.conditionCheck ??= (ev, thread) => {
-    const saved = s.thread;
-    s.thread = thread;
-    try {
-      return s.evaluate(ev.condition!) !== 0n;
-    } catch {
-      return true; // a condition that cannot be evaluated stops, so the user sees it
-    } finally {
-      s.thread = saved;
-    }
-  };
-  return t;
+  return s.target;
 }
 
-function where(t: EmulatorTarget, addr: bigint): string {
+function where(t: Target, addr: bigint): string {
   const r = t.symbols.resolve(addr);
   const name = r && r.inside ? ` ${r.sym.name}${r.offset ? `+0x${r.offset.toString(16)}` : ''}` : '';
   return `${hexAddr(addr)}${name}`;
 }
 
-export function describeStop(t: EmulatorTarget, st: StopStatus): string {
+export function describeStop(t: Target, st: StopStatus): string {
   const r: StopReason = st.reason;
   const at = `at ${where(t, st.pc)} on vCPU ${st.thread - 1}`;
   switch (r.kind) {
@@ -64,30 +58,155 @@ export function describeStop(t: EmulatorTarget, st: StopStatus): string {
       return `stopped: fault: ${r.fault}; pc ${where(t, r.pc)}${r.addr !== undefined ? `, address ${hexAddr(r.addr)}` : ''} on vCPU ${st.thread - 1}`;
     case 'exited':
       return `stopped: the guest exited with code ${r.code} ${at}`;
+    case 'history-end':
+      return `stopped: end of the recorded history (seq ${st.seq ?? '?'}) ${at}`;
+    case 'history-begin':
+      return `stopped: start of the recorded history ${at}`;
     default:
       return `stopped: ${r.kind} ${at}`;
   }
 }
 
-function report(s: SessionView, t: EmulatorTarget, st: StopStatus, out: Output): void {
+function report(s: SessionView, st: StopStatus, out: Output): void {
   s.thread = st.thread;
   s.dot = st.pc;
   if (out.jsonMode) out.json({ stop: st.reason.kind, thread: st.thread, pc: hexAddr(st.pc), seq: String(st.seq ?? 0n), reason: jsonable(st.reason) });
-  else out.line(describeStop(t, st));
+  else out.line(describeStop(s.target, st));
 }
 
 function jsonable(v: unknown): unknown {
   return JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x)));
 }
 
+// ---------------------------------------------------------------------------------------------
+// The session's events
+// ---------------------------------------------------------------------------------------------
+
+/** One breakpoint or watchpoint of the session, as ::events lists it (`id`: the session's number). */
+export interface SessionEvent extends Omit<EventSpec, 'armed'> {
+  /** The target's id, once armed (undefined while a pending breakpoint waits for its symbol). */
+  tid?: number;
+}
+
+class EventBook {
+  readonly list: SessionEvent[] = [];
+  private nextId = 1;
+
+  constructor(private readonly s: SessionView) {
+    s.target.symbols.onAdd(() => this.armPending());
+  }
+
+  static of(s: SessionView): EventBook {
+    let b = s.state.get('events') as EventBook | undefined;
+    if (!b) s.state.set('events', (b = new EventBook(s)));
+    return b;
+  }
+
+  add(spec: Omit<SessionEvent, 'id' | 'hits'>): SessionEvent {
+    const ev: SessionEvent = { ...spec, id: this.nextId++, hits: 0 };
+    if (ev.addr !== undefined) this.arm(ev);
+    this.list.push(ev);
+    return ev;
+  }
+
+  private arm(ev: SessionEvent): void {
+    const b = need(this.s.target, 'breakpoints');
+    if (ev.kind === 'watchpoint') ev.tid = b.addWatchpoint(ev.addr!, ev.length, ev.access!, ev.physical);
+    else if (ev.temporary && ev.test && b.addStepBreakpoint) ev.tid = b.addStepBreakpoint(ev.addr!, ev.test);
+    else ev.tid = b.addBreakpoint(ev.addr!);
+  }
+
+  /** Pending breakpoints whose symbol is known now get armed; returns how many. */
+  armPending(): number {
+    let n = 0;
+    for (const ev of this.list) {
+      if (ev.tid !== undefined || !ev.symbol) continue;
+      const sym = this.s.target.symbols.find(ev.symbol);
+      if (!sym) continue;
+      ev.addr = sym.addr;
+      this.arm(ev);
+      n++;
+    }
+    return n;
+  }
+
+  get(id: number): SessionEvent {
+    const ev = this.list.find((e) => e.id === id);
+    if (!ev) throw errors.badInput(`no breakpoint or watchpoint with id ${id} (see ::events)`);
+    return ev;
+  }
+
+  remove(ev: SessionEvent): void {
+    if (ev.tid !== undefined) {
+      const b = need(this.s.target, 'breakpoints');
+      try {
+        if (ev.kind === 'breakpoint') b.removeBreakpoint(ev.tid);
+        else b.removeWatchpoint(ev.tid);
+      } catch (e) {
+        if (!(e instanceof DbgError && e.code === 'bad-input')) throw e; // already gone from the target
+      }
+    }
+    this.list.splice(this.list.indexOf(ev), 1);
+  }
+
+  byTarget(tid: number): SessionEvent | undefined {
+    return this.list.find((e) => e.tid === tid);
+  }
+
+  /** Whether a hit of `ev` on `thread` stops (its condition holds; one that cannot be evaluated stops). */
+  stops(ev: SessionEvent, thread: number): boolean {
+    if (ev.test && !ev.test(thread)) return false;
+    if (ev.condition === undefined) return true;
+    const saved = this.s.thread;
+    this.s.thread = thread;
+    try {
+      return this.s.evaluate(ev.condition) !== 0n;
+    } catch {
+      return true;
+    } finally {
+      this.s.thread = saved;
+    }
+  }
+}
+
+/** A stop with the session's event id in place of the target's (stop reasons of other events unchanged). */
+export function sessionStop(s: SessionView, st: StopStatus): StopStatus {
+  const r = st.reason;
+  if (r.kind !== 'breakpoint' && r.kind !== 'watchpoint') return st;
+  const ev = EventBook.of(s).byTarget(r.id);
+  return ev ? { ...st, reason: { ...r, id: ev.id } } : st;
+}
+
+/**
+ * Run `op` (resume) until a stop the session keeps: a hit whose condition fails runs on, the
+ * temporary breakpoint of a step ends the step (and goes), other hits count.
+ */
+async function runEvents(s: SessionView, op: () => Promise<StopStatus>): Promise<StopStatus> {
+  const book = EventBook.of(s);
+  for (;;) {
+    const st = await op();
+    const r = st.reason;
+    const ev = r.kind === 'breakpoint' || r.kind === 'watchpoint' ? book.byTarget(r.id) : undefined;
+    if (!ev) return st;
+    if (!book.stops(ev, st.thread)) continue;
+    if (ev.temporary) {
+      book.remove(ev);
+      return { ...st, reason: { kind: 'step' } };
+    }
+    ev.hits++;
+    return sessionStop(s, st);
+  }
+}
+
 const cont: Dcmd = {
   name: 'cont',
   usage: ':c',
-  help: 'continue the guest until a breakpoint, watchpoint, fault, halt or Ctrl-C',
+  help: 'continue until a breakpoint, watchpoint, fault, halt or Ctrl-C (a recorded past or a trace: replay forward to the next event; at the end of the history a live guest runs on)',
   needs: ['execution'],
-  async run(s, _inv, out) {
-    const t = emu(s);
-    report(s, t, await t.caps.execution!.resume(), out);
+  async run(s, inv, out) {
+    if (inv.args.length) throw errors.badInput(`::cont: unexpected argument "${inv.args[0]}" (usage: ${this.usage})`);
+    const x = need(s.target, 'execution');
+    report(s, await runEvents(s, () => x.resume()), out);
   },
 };
 
@@ -119,10 +238,11 @@ function decodeCall(b: Buffer): number | undefined {
 const step: Dcmd = {
   name: 'step',
   usage: '::step [over|out]',
-  help: 'execute one instruction of the selected vCPU (into calls); over: step over a call; out: run until the function returns',
+  help: 'execute one instruction of the selected thread (into calls); over: step over a call; out: run until the function returns',
   needs: ['execution'],
   async run(s, inv, out) {
-    const t = emu(s);
+    const t = s.target;
+    const x = need(t, 'execution');
     const mode = inv.args[0] ?? 'into';
     const thread = s.thread;
     const regs = t.registers(thread);
@@ -142,19 +262,18 @@ const step: Dcmd = {
       throw errors.badInput(`::step ${mode}: expected over, out or nothing (usage: ${this.usage})`);
     }
     if (target === undefined) {
-      report(s, t, await t.caps.execution!.step(thread), out);
+      report(s, sessionStop(s, await x.step(thread)), out);
       return;
     }
-    // A temporary breakpoint that fires only on this thread, with the stack unwound past here.
-    const ev = t.addBreakpoint(target, { temporary: true });
-    const prev = t.conditionCheck;
-    t.conditionCheck = (e, th) => (e.id === ev.id ? th === thread && t.registers(th).get('rsp')! >= rsp : (prev?.(e, th) ?? true));
-    ev.condition = '(step)';
+    // A temporary breakpoint that stops only on this thread, with the stack unwound past here
+    // (the target's own step breakpoint where it has one, so that its status says 'step' too).
+    const book = EventBook.of(s);
+    const test = (th: number): boolean => th === thread && t.registers(th).get('rsp')! >= rsp;
+    const ev = book.add({ kind: 'breakpoint', addr: target, length: 1, temporary: true, test });
     try {
-      report(s, t, await t.caps.execution!.resume(), out);
+      report(s, await runEvents(s, () => x.resume()), out);
     } finally {
-      t.conditionCheck = prev;
-      if (t.events.has(ev.id)) t.deleteEvent(ev.id);
+      if (book.list.includes(ev)) book.remove(ev);
     }
   },
 };
@@ -165,29 +284,37 @@ const bp: Dcmd = {
   help: 'set a breakpoint at addr or SYMBOL (pending until a symbol file defines SYMBOL); -c: stop only when EXPR is non-zero',
   needs: ['breakpoints'],
   run(s, inv, out) {
-    const t = emu(s);
     const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'c' });
     const cond = flags.get('c');
     const opts = typeof cond === 'string' ? { condition: cond } : {};
-    let ev: EventSpec;
+    const book = EventBook.of(s);
+    let ev: SessionEvent;
     if (rest.length > 0) {
       if (inv.addr !== undefined) throw errors.badInput(`::bp takes an address or a symbol, not both (usage: ${this.usage})`);
-      ev = t.addSymbolBreakpoint(rest[0]!, opts);
+      const name = rest[0]!;
+      let addr: bigint | undefined;
+      try {
+        addr = s.evaluate(name);
+      } catch (e) {
+        // a plain name that no symbol file defines yet: pending
+        if (!(e instanceof DbgError && e.code === 'no-symbol' && /^[A-Za-z_.$][\w.$`]*$/.test(name))) throw e;
+      }
+      ev = book.add({ kind: 'breakpoint', addr, symbol: name, length: 1, ...opts });
     } else if (inv.addr !== undefined) {
-      ev = t.addBreakpoint(inv.addr, opts);
+      ev = book.add({ kind: 'breakpoint', addr: inv.addr, length: 1, ...opts });
     } else throw errors.badInput(`::bp needs an address or a symbol (usage: ${this.usage})`);
-    if (out.jsonMode) out.json(eventJson(t, ev));
-    else out.line(eventLine(t, ev));
+    if (out.jsonMode) out.json(eventJson(s.target, ev));
+    else out.line(eventLine(s.target, ev));
   },
 };
 
 const wp: Dcmd = {
   name: 'wp',
-  usage: 'addr::wp -r|-w|-x|-a|-rw [-p] [-L len]',
-  help: 'set a watchpoint on len bytes at addr (default 1): -r read, -w write, -x execute, -a or -rw access; -p: addr is physical',
+  usage: 'addr::wp -r|-w|-x|-a|-rw [-p] [-L len] [-c EXPR]',
+  help: 'set a watchpoint on len bytes at addr (default 1): -r read, -w write, -x execute, -a or -rw access; -p: addr is physical; -c: stop only when EXPR is non-zero\n\n' +
+    'On a trace, write and exec watchpoints are found by index lookups; a trace keeps writes, not reads, so read and access watchpoints re-execute checkpoint windows with a watch hook.',
   needs: ['breakpoints'],
   run(s, inv, out) {
-    const t = emu(s);
     const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'rwxap', strings: 'Lc' });
     if (inv.addr === undefined) throw errors.badInput(`::wp needs an address (usage: ${this.usage})`);
     if (rest.length > 0) throw errors.badInput(`::wp: unexpected "${rest[0]}" (usage: ${this.usage})`);
@@ -201,20 +328,21 @@ const wp: Dcmd = {
     if (kinds.length !== 1) throw errors.badInput(`::wp needs exactly one of -r, -w, -x, -a (usage: ${this.usage})`);
     const lenFlag = flags.get('L');
     const len = typeof lenFlag === 'string' ? Number(s.evaluate(lenFlag)) : 1;
+    if (!Number.isInteger(len) || len < 1) throw errors.badInput(`watchpoint length ${len}: expected at least 1 byte`);
     const cond = flags.get('c');
-    const ev = t.addWatchpoint(inv.addr, len, kinds[0]!, flags.has('p'), typeof cond === 'string' ? cond : undefined);
-    if (out.jsonMode) out.json(eventJson(t, ev));
-    else out.line(eventLine(t, ev));
+    const ev = EventBook.of(s).add({ kind: 'watchpoint', addr: inv.addr, length: len, access: kinds[0]!, physical: flags.has('p'), ...(typeof cond === 'string' ? { condition: cond } : {}) });
+    if (out.jsonMode) out.json(eventJson(s.target, ev));
+    else out.line(eventLine(s.target, ev));
   },
 };
 
-function eventLine(t: EmulatorTarget, ev: EventSpec): string {
-  const at = ev.addr !== undefined ? where(t, ev.addr) : `${ev.symbol} (pending: no symbol file defines it yet)`;
+function eventLine(t: Target, ev: SessionEvent): string {
+  const at = ev.tid !== undefined ? where(t, ev.addr!) : `${ev.symbol} (pending: no symbol file defines it yet)`;
   const what = ev.kind === 'breakpoint' ? 'breakpoint' : `watchpoint ${ev.access} ${ev.length} byte${ev.length === 1 ? '' : 's'}${ev.physical ? ' physical' : ''}`;
-  return `${ev.id}: ${what} at ${at}${ev.condition && ev.condition !== '(step)' ? ` if ${ev.condition}` : ''}; hits ${ev.hits}`;
+  return `${ev.id}: ${what} at ${at}${ev.condition !== undefined ? ` if ${ev.condition}` : ''}; hits ${ev.hits}`;
 }
 
-function eventJson(t: EmulatorTarget, ev: EventSpec): unknown {
+function eventJson(t: Target, ev: SessionEvent): unknown {
   return {
     id: ev.id,
     kind: ev.kind,
@@ -224,7 +352,7 @@ function eventJson(t: EmulatorTarget, ev: EventSpec): unknown {
     access: ev.access ?? null,
     physical: ev.physical ?? false,
     condition: ev.condition ?? null,
-    pending: !ev.armed,
+    pending: ev.tid === undefined,
     hits: ev.hits,
   };
 }
@@ -235,11 +363,10 @@ const events: Dcmd = {
   help: 'list breakpoints and watchpoints',
   needs: ['breakpoints'],
   run(s, _inv, out) {
-    const t = emu(s);
-    const list = [...t.events.values()].filter((e) => !e.temporary);
-    if (out.jsonMode) out.json(list.map((e) => eventJson(t, e)));
+    const list = EventBook.of(s).list.filter((e) => !e.temporary);
+    if (out.jsonMode) out.json(list.map((e) => eventJson(s.target, e)));
     else if (list.length === 0) out.line('no breakpoints or watchpoints');
-    else for (const e of list) out.line(eventLine(t, e));
+    else for (const e of list) out.line(eventLine(s.target, e));
   },
 };
 
@@ -249,12 +376,12 @@ const del: Dcmd = {
   help: 'delete breakpoint or watchpoint N (see ::events), or all of them',
   needs: ['breakpoints'],
   run(s, inv, out) {
-    const t = emu(s);
+    const book = EventBook.of(s);
     const a = inv.args[0] ?? (inv.addr !== undefined ? String(inv.addr) : undefined);
     if (a === undefined) throw errors.badInput(`::delete needs an id or "all" (usage: ${this.usage})`);
-    const ids = a === 'all' ? [...t.events.keys()] : [Number(a.startsWith('0x') ? BigInt(a) : a)];
+    const ids = a === 'all' ? book.list.filter((e) => !e.temporary).map((e) => e.id) : [Number(/^0x/i.test(a) ? BigInt(a) : a)];
     if (ids.some((i) => !Number.isInteger(i))) throw errors.badInput(`::delete: "${a}" is not an event id (usage: ${this.usage})`);
-    for (const id of ids) t.deleteEvent(id);
+    for (const ev of ids.map((id) => book.get(id))) book.remove(ev);
     if (!out.jsonMode) out.line(a === 'all' ? `deleted ${ids.length} event(s)` : `deleted ${a}`);
     else out.json({ deleted: ids });
   },
@@ -266,10 +393,9 @@ const setreg: Dcmd = {
   help: 'write a register of the selected vCPU: 0x1000::setreg rip',
   needs: ['writeRegisters'],
   run(s, inv, out) {
-    const t = emu(s);
     const name = inv.args[0];
     if (!name || inv.addr === undefined) throw errors.badInput(`::setreg needs a value and a register name (usage: ${this.usage})`);
-    t.caps.writeRegisters!.writeRegister(s.thread, name, inv.addr);
+    need(s.target, 'writeRegisters').writeRegister(s.thread, name, inv.addr);
     if (out.jsonMode) out.json({ register: name, value: hexAddr(inv.addr) });
     else out.line(`${name} = ${hexAddr(inv.addr)}`);
   },
@@ -281,7 +407,7 @@ const consoleCmd: Dcmd = {
   help: "the guest's COM1 serial console output so far",
   needs: ['console'],
   run(s, _inv, out) {
-    const text = emu(s).caps.console!.consoleText();
+    const text = need(s.target, 'console').consoleText();
     if (out.jsonMode) out.json({ console: text });
     else for (const l of text.replace(/\n$/, '').split('\n')) out.line(l);
   },
@@ -308,9 +434,11 @@ const symbols: Dcmd = {
   run(s, inv, out) {
     const t = emu(s);
     if (inv.args.length !== 1) throw errors.badInput(`::symbols needs one file (usage: ${this.usage})`);
-    const before = [...t.events.values()].filter((e) => !e.armed).length;
-    t.addSymbolFile(inv.args[0]!);
-    const armed = before - [...t.events.values()].filter((e) => !e.armed).length;
+    const book = EventBook.of(s);
+    const pending = (): number => book.list.filter((e) => e.tid === undefined).length;
+    const before = pending();
+    t.addSymbolFile(inv.args[0]!); // the session's pending breakpoints arm as the symbols arrive
+    const armed = before - pending();
     if (out.jsonMode) out.json({ added: basename(inv.args[0]!), armed });
     else out.line(`added symbols of ${basename(inv.args[0]!)}${armed ? `; ${armed} pending breakpoint(s) armed` : ''}`);
   },

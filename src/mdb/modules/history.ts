@@ -12,6 +12,9 @@
  *   ::timeline               a summary of the recording
  *   ::sql QUERY...           read-only SQL over the trace's views (see dbg query --help)
  *
+ * Breakpoints, watchpoints, :c and :s (forward, replaying the trace) are the emulator module's,
+ * which work on any target with the `breakpoints` and `execution` capabilities.
+ *
  * A position `seq` means "before instruction seq runs": after ::seek 100 the pc is that of
  * instruction 100, and memory holds what instructions 0..99 wrote.
  */
@@ -22,6 +25,7 @@ import { need, type HistoryWrite, type StopStatus, type Target } from '../../tar
 import type { Dcmd, DcmdModule, Invocation, Output, SessionView } from '../dcmd.js';
 import { symbolName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
+import { sessionStop } from './emulator.js';
 
 function where(target: Target, pc: bigint): string {
   const s = symbolName(target, pc);
@@ -33,7 +37,8 @@ function bytesHex(b: Buffer): string {
 }
 
 /** The stop line every time-travel dcmd prints. */
-function report(session: SessionView, st: StopStatus, out: Output): void {
+function report(session: SessionView, stop: StopStatus, out: Output): void {
+  const st = sessionStop(session, stop);
   session.thread = st.thread;
   const r = st.reason;
   const why =
@@ -265,112 +270,6 @@ export function printTable(r: { columns: string[]; rows: unknown[][] }, out: Out
   out.line(r.columns.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
   for (const row of cells) out.line(row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
 }
-
-// ---------------------------------------------------------------------------------------------
-// Breakpoints, watchpoints and forward motion on a trace (`dbg replay` registers these; a live
-// guest has the emulator module's own).
-// ---------------------------------------------------------------------------------------------
-
-interface ReplayEvent {
-  id: number;
-  what: string;
-}
-
-function events(session: SessionView): ReplayEvent[] {
-  let e = session.state.get('replay.events') as ReplayEvent[] | undefined;
-  if (!e) session.state.set('replay.events', (e = []));
-  return e;
-}
-
-const bp: Dcmd = {
-  name: 'bp',
-  usage: 'addr::bp | ::bp SYM',
-  help: 'stop ::cont / ::rcont where the instruction at addr runs',
-  needs: ['breakpoints'],
-  run(session, inv, out) {
-    const addr = inv.addr ?? (inv.args[0] !== undefined ? session.evaluate(inv.args[0]) : undefined);
-    if (addr === undefined) throw errors.badInput(`::bp needs an address or a symbol (usage: ${this.usage})`);
-    const id = need(session.target, 'breakpoints').addBreakpoint(addr);
-    events(session).push({ id, what: `breakpoint at ${where(session.target, addr)}` });
-    out.line(`breakpoint ${id} at ${where(session.target, addr)}`);
-  },
-};
-
-const wp: Dcmd = {
-  name: 'wp',
-  usage: 'addr::wp -w|-r|-a|-x [-p] [-L len]',
-  help: 'stop ::cont / ::rcont where [addr, addr+len) is written (-w), read (-r), accessed (-a or -rw) or executed (-x); -p: physical address (write watchpoints only)\n\nWrite and exec watchpoints are found by index lookups; a trace keeps writes, not reads, so read and access watchpoints re-execute checkpoint windows with a watch hook (~0.3 ms per 8,192 instructions searched).',
-  needs: ['breakpoints'],
-  run(session, inv, out) {
-    const f = parseFlags(this.name, this.usage, inv.args, { booleans: 'wxrap', strings: 'L' });
-    noMoreArgs(this, f.rest);
-    if (inv.addr === undefined) throw errors.badInput(`::wp needs an address (usage: ${this.usage})`);
-    const kind = f.flags.has('a') || (f.flags.has('r') && f.flags.has('w')) ? 'access' : f.flags.has('r') ? 'read' : f.flags.has('x') ? 'exec' : 'write';
-    const len = f.flags.has('L') ? Number(session.evaluate(String(f.flags.get('L')))) : 1;
-    const id = need(session.target, 'breakpoints').addWatchpoint(inv.addr, len, kind, f.flags.has('p'));
-    events(session).push({ id, what: `${kind} watchpoint on ${where(session.target, inv.addr)}, ${len} bytes` });
-    out.line(`watchpoint ${id}: ${kind} of ${hex(inv.addr)}, ${len} bytes`);
-  },
-};
-
-const eventList: Dcmd = {
-  name: 'events',
-  usage: '::events',
-  help: 'list breakpoints and watchpoints',
-  needs: ['breakpoints'],
-  run(session, inv, out) {
-    noMoreArgs(this, inv.args);
-    for (const e of events(session)) out.line(`${String(e.id).padStart(3)}  ${e.what}`);
-  },
-};
-
-const del: Dcmd = {
-  name: 'delete',
-  usage: '::delete N | all',
-  help: 'remove a breakpoint or watchpoint (all: every one)',
-  needs: ['breakpoints'],
-  run(session, inv) {
-    const b = need(session.target, 'breakpoints');
-    const list = events(session);
-    if (inv.args[0] === 'all') {
-      for (const e of list.splice(0)) b.removeBreakpoint(e.id);
-      return;
-    }
-    const id = Number(inv.args[0] ?? inv.addr);
-    const i = list.findIndex((e) => e.id === id);
-    if (i < 0) throw errors.badInput(`::delete: no breakpoint or watchpoint ${inv.args[0] ?? ''} (see ::events)`);
-    b.removeBreakpoint(id);
-    list.splice(i, 1);
-  },
-};
-
-const cont: Dcmd = {
-  name: 'cont',
-  usage: '::cont',
-  help: 'replay forward to the next breakpoint hit or watchpoint trigger, or the end of the history',
-  needs: ['execution'],
-  async run(session, inv, out) {
-    noMoreArgs(this, inv.args);
-    report(session, await need(session.target, 'execution').resume(), out);
-  },
-};
-
-const step: Dcmd = {
-  name: 'step',
-  usage: '::step',
-  help: 'replay one instruction forward',
-  needs: ['execution'],
-  async run(session, inv, out) {
-    if (inv.args.length) throw errors.badInput(`::step ${inv.args.join(' ')}: only single steps forward on a trace (use ::cont with a breakpoint)`);
-    report(session, await need(session.target, 'execution').step(session.thread), out);
-  },
-};
-
-/** For `dbg replay` sessions: bp, wp, events, delete, cont (:c) and step (:s) on the trace. */
-export const replayControlModule: DcmdModule = {
-  name: 'replay',
-  dcmds: [bp, wp, eventList, del, cont, step],
-};
 
 export const historyModule: DcmdModule = {
   name: 'history',

@@ -67,6 +67,8 @@ export interface EventSpec {
   armed: boolean;
   /** Removed after its first hit (step over/out). */
   readonly temporary?: boolean;
+  /** Stop only when this holds (a step breakpoint: the right thread, the stack unwound). */
+  readonly test?: (thread: number) => boolean;
 }
 
 export class EmulatorTarget implements Target {
@@ -154,6 +156,7 @@ export class EmulatorTarget implements Target {
     };
     const breakpoints: Breakpoints = {
       addBreakpoint: (a) => this.addBreakpoint(a).id,
+      addStepBreakpoint: (a, when) => this.addBreakpoint(a, { temporary: true, test: when }).id,
       removeBreakpoint: (id) => this.deleteEvent(id),
       addWatchpoint: (a, n, k, p) => this.addWatchpoint(a, n, k, p).id,
       removeWatchpoint: (id) => this.deleteEvent(id),
@@ -312,7 +315,7 @@ export class EmulatorTarget implements Target {
       const r = st.reason;
       const ev = r.kind === 'breakpoint' || r.kind === 'watchpoint' ? this.events.get(r.id) : undefined;
       if (!ev) return st; // hits count live stops only: the recorded ones were counted when they happened
-      if (ev.condition !== undefined && this.conditionCheck && !this.conditionCheck(ev, st.thread)) {
+      if (!this.stops(ev, st.thread)) {
         if (!this.past) return st;
         st = await again();
         continue;
@@ -364,7 +367,7 @@ export class EmulatorTarget implements Target {
       let reason = stop.reason;
       if (ev) {
         ev.hits++;
-        if (ev.condition !== undefined && this.conditionCheck && !this.conditionCheck(ev, stop.vcpu + 1)) continue;
+        if (!this.stops(ev, stop.vcpu + 1)) continue;
         if (ev.temporary) {
           // the breakpoint of a step over / step out: the stop is the end of that step
           this.deleteEvent(ev.id);
@@ -376,6 +379,12 @@ export class EmulatorTarget implements Target {
     }
   }
 
+  /** Whether a hit of `ev` on `thread` stops the run (its test and condition hold). */
+  private stops(ev: EventSpec, thread: number): boolean {
+    if (ev.test && !ev.test(thread)) return false;
+    return ev.condition === undefined || !this.conditionCheck || this.conditionCheck(ev, thread);
+  }
+
   private eventOf(stop: MachineStop): EventSpec | undefined {
     const r = stop.reason;
     return r.kind === 'breakpoint' || r.kind === 'watchpoint' ? this.events.get(r.id) : undefined;
@@ -383,7 +392,7 @@ export class EmulatorTarget implements Target {
 
   // --- breakpoints and watchpoints ------------------------------------------------------------
 
-  addBreakpoint(addr: bigint, opts: { condition?: string; temporary?: boolean } = {}): EventSpec {
+  addBreakpoint(addr: bigint, opts: { condition?: string; temporary?: boolean; test?: (thread: number) => boolean } = {}): EventSpec {
     const ev: EventSpec = { id: this.nextId++, kind: 'breakpoint', addr, length: 1, hits: 0, armed: false, ...opts };
     this.machine.addPoint(ev.id, addr, addr, 0);
     ev.armed = true;
