@@ -26,7 +26,14 @@ dbg's page tables). The guest's COM1 console is printed as it runs and kept for 
 
 Without --wait the guest runs at once (until it halts, faults or hits a breakpoint); with --wait it
 stays at its first instruction. Then commands run (-e) or the REPL starts: :c continue, :s step,
-::step over|out, addr::bp, addr::wp -w -L 8, ::events, ::delete N, ::console, ::dump FILE.`;
+::step over|out, addr::bp, addr::wp -w -L 8, ::events, ::delete N, ::console, ::dump FILE.
+
+Recording (on by default) adds time travel: ::rstep [over|out] and ::rcont go back (a write
+watchpoint stops at the writer with memory as before the write), ::seek SEQ|+N|-N, ::now; the view
+is then in the recorded past while the guest stays where it was. :s and :c replay forward from the
+trace to the end of history, then run the guest live again. Writing memory or registers in the past
+is refused (go back to the present with ::seek). History queries: addr,len::whowrote,
+addr,len::history, sym::when, ::timeline, ::sql.`;
 
   static override examples = [
     '<%= config.bin %> live --emulate dumps/kernel.elf',
