@@ -10,7 +10,10 @@
  *     stretches in one run so machine load hits both alike;
  *   - trace bytes per instruction, everything included (SQLite file after close);
  *   - reverse single step p50, seek to random seqs (p50 / max), reverse continue to a
- *     watchpoint whose last trigger lies ~10^8 instructions back, who-last-wrote p50.
+ *     watchpoint whose last trigger lies ~10^8 instructions back, who-last-wrote p50;
+ *   - on a LIVE recording guest (EmulatorTarget.record, DBG_BENCH_LIVE_INSNS, default 10^7): the
+ *     first reverse step after the guest ran (commits the open chunk, opens the trace), reverse
+ *     single step p50, and from the past back to the present plus one live step.
  */
 
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -155,8 +158,44 @@ export async function run(): Promise<BenchResult[]> {
     out.push({ name: 'who last wrote A at or before S p50', value: whoP50, unit: 'ms', goal: '<= 0.1 ms', ok: whoP50 <= 0.1, baseline: `p99 ${pct(who, 99).toFixed(3)} ms` });
     replay.close();
     reader.close();
+    if (kernel) out.push(...(await liveFigures(join(dir, 'live.trace'))));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   return out;
+}
+
+/** Time travel on a live guest that records: the view goes back while the machine stays live. */
+async function liveFigures(path: string): Promise<BenchResult[]> {
+  const n = Number(process.env.DBG_BENCH_LIVE_INSNS ?? 1e7);
+  const t = EmulatorTarget.open(kernel!, { cmdline: 'nobug' });
+  try {
+    t.record(new EmulatorRecorder(path, { guest: 'sample kernel', symbols: kernel! }));
+    const st = await t.machine.run({ vcpu: 0, count: n });
+    if (st.reason.kind !== 'step') throw new Error(`the sample kernel stopped: ${st.reason.kind}`);
+    await t.caps.execution!.step(1); // a stop as the REPL makes them
+    const rev = t.caps.reverse!;
+    let t0 = performance.now();
+    await rev.stepBack(1);
+    const first = performance.now() - t0;
+    const steps: number[] = [];
+    for (let i = 0; i < 2000; i++) {
+      t0 = performance.now();
+      await rev.stepBack(1);
+      steps.push(performance.now() - t0);
+    }
+    t0 = performance.now();
+    await rev.seek(rev.bounds().last); // back to the present
+    const live = await t.caps.execution!.step(1); // and a live step from there
+    const back = performance.now() - t0;
+    if (live.seq !== BigInt(n) + 2n) throw new Error(`live step after going back landed at seq ${live.seq}, expected ${BigInt(n) + 2n}`);
+    const p50 = pct(steps, 50);
+    return [
+      { name: 'live: first reverse step after running', value: first, unit: 'ms', baseline: `${n} insns recorded live; commits the open chunk and opens the trace` },
+      { name: 'live: reverse single step p50', value: p50, unit: 'ms', goal: '<= 1 ms', ok: p50 <= 1, baseline: `p90 ${pct(steps, 90).toFixed(3)} ms, 2000 steps` },
+      { name: 'live: back to the present from 2001 steps back, then a live step', value: back, unit: 'ms' },
+    ];
+  } finally {
+    t.close();
+  }
 }

@@ -210,6 +210,18 @@ describe('reverse execution on a live recorded guest', () => {
     }
   });
 
+  it('after the recording stopped at its size limit, going back is refused with the reason', async () => {
+    const t = EmulatorTarget.open(kernel, { ramBytes: 64 << 20 });
+    open.push(t);
+    const notes: string[] = [];
+    t.record(new EmulatorRecorder(join(dir, 'full.trace'), { chunkTarget: 10_000, maxBytes: 1, onLimit: (m) => notes.push(m) }));
+    const s = session(t);
+    await s.run('log_append::bp; :c');
+    expect(notes[0]).toMatch(/^recording stopped at seq \d+/);
+    const stopped = /^recording stopped at seq (\d+)/.exec(notes[0]!)![1];
+    await expect(s.run('::rstep')).rejects.toThrow(`cannot step back: recording stopped at seq ${stopped} (the trace reached its size limit) and the guest ran on to ${t.machine.seq} unrecorded`);
+  });
+
   it('without a recorder there is no reverse capability', async () => {
     const t = EmulatorTarget.open(kernel, { ramBytes: 64 << 20 });
     open.push(t);
