@@ -146,6 +146,37 @@ describe('reverse execution on a live recorded guest', () => {
     expect(seqOf(t)).toBeGreaterThan(stops[1]!.seq);
   });
 
+  it('::step over / out and ::rstep over in the recorded past agree with an unrecorded run', async () => {
+    const ref = EmulatorTarget.open(kernel, { ramBytes: 64 << 20 });
+    open.push(ref);
+    const r = session(ref);
+    await r.run('log_append::bp; :c');
+    const hit = { seq: ref.status().seq!, pc: ref.status().pc };
+    await r.run('::step out');
+    const out = { seq: ref.status().seq!, regs: Object.fromEntries(ref.registers(1)) };
+    const t = recorded('past-steps');
+    const s = session(t);
+    await s.run('log_append::bp; :c; :c; ::rcont');
+    expect(seqOf(t)).toBe(hit.seq);
+    expect((await s.run('::step out'))[0]).toMatch(/^stopped: step at 0x[0-9a-f]+ task_logger\+0x[0-9a-f]+ on vCPU 0$/);
+    expect(t.status().reason.kind).toBe('step');
+    expect(seqOf(t)).toBe(out.seq);
+    expect(regsOf(t)).toEqual(out.regs);
+    // back over the call: at the call instruction; forward over it again: where step out was
+    const rs = await s.run('::rstep over');
+    expect(rs[0]).toMatch(/^seq \d+: task_logger\+0x[0-9a-f]+ \(0x[0-9a-f]+\), thread 1: step$/);
+    expect(seqOf(t)).toBe(hit.seq - 1n);
+    // a breakpoint inside the callee stops a step over (as gdb's next does)
+    expect((await s.run('::step over'))[0]).toMatch(/^stopped: breakpoint 1 at 0x[0-9a-f]+ log_append on vCPU 0$/);
+    expect(seqOf(t)).toBe(hit.seq);
+    await s.run('::rstep; ::delete 1; ::step over');
+    expect(seqOf(t)).toBe(out.seq);
+    expect(regsOf(t)).toEqual(out.regs);
+    expect(t.status().reason.kind).toBe('step');
+    expect(await s.run('::events')).toEqual(['no breakpoints or watchpoints']); // no step breakpoints left
+    expect(t.events.size).toBe(0);
+  });
+
   it('refuses writes in the past with a clear message; after ::seek to the end they work again', async () => {
     const t = recorded('write');
     const s = session(t);
