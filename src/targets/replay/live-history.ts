@@ -6,14 +6,19 @@
  * opens the trace (read-only, beside the writer: WAL allows it) as a ReplayTarget, which then
  * answers reads and registers (`past`). Going forward again replays from the trace; when that
  * reaches the end of history, `past` is dropped and the caller continues live. Writing memory or
- * registers while in the past would contradict the recorded future: `refuseWriteInPast` says so
- * (discarding the future needs the machine to be restored to that point, not implemented).
+ * registers while in the past would contradict the recorded future: `refuseWriteInPast` says so.
  *
- * Wiring (for the emulator target): keep one LiveHistory per recorded machine; expose
- * `reverse` and `history` in caps; while `past` is set, serve readVirtual/registers/status from
- * it, route step/resume through `stepForward`/`resumeForward` (a 'live' answer means: now run
- * the machine), and call `setEvents` with the live breakpoints and watchpoints before each
- * reverse operation.
+ * Discarding the recorded future is not implemented: the live machine would have to be put in its
+ * exact state at that seq (RAM and vCPU contexts come from the trace, but the scheduler's quantum,
+ * the per-vCPU timers and the UART do not; re-executing from boot reproduces them only while no
+ * host input came in), and the trace cut at that seq (its chunks are packed runs, so the chunk
+ * holding it would have to be re-encoded) before the recorder resumes from there.
+ *
+ * Wiring: EmulatorTarget.record() keeps one LiveHistory per recorded machine, exposes `reverse`
+ * and `history` in caps, serves reads/registers/threads/status from `past` while it is set,
+ * routes step/resume through `stepForward`/`resumeForward` (a 'live' answer means: now run the
+ * machine), and calls `setEvents` with the live breakpoints and watchpoints (and their ids)
+ * before each operation in the past.
  */
 
 import { DbgError } from '../../common/errors.js';
