@@ -19,7 +19,7 @@ export default class Replay extends Command {
   ];
 
   static override args = {
-    file: Args.string({ required: true, description: 'the trace file' }),
+    file: Args.string({ required: true, description: 'the trace file', ignoreStdin: true }),
   };
 
   static override flags = {
