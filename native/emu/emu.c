@@ -11,7 +11,8 @@
  *   - an interrupt hook (CPU exceptions, int n: Unicorn never delivers them through the guest's
  *     IDT), an invalid-memory hook and an invalid-instruction hook, each recording why it stopped.
  * Breakpoints and exec watchpoints are tested by the counting hook itself (a bitmap filter, then
- * the list); read/write watchpoints are ranged memory hooks (looked up by Unicorn at run time).
+ * the list); read/write watchpoints are ranged memory hooks (looked up by Unicorn at run time, by
+ * code translated while a memory hook exists: the first one drops older code, see drop_fast_code).
  *
  * Counting rule (see execution-observer.ts): the counter hook runs first for every instruction.
  *   stop at the limit, at a breakpoint, at an exec watchpoint: that instruction did not run,
@@ -85,6 +86,13 @@ struct ctx {
   unsigned char *ram; /* guest RAM (guest-physical 0 .. ram_size), shared by every vCPU */
   uint64_t ram_size;
   uint64_t aliases;   /* virtual ranges mapped so far (see alias_page) */
+  /* Pages (virtual address >> 12) code has run from, so that code translated without memory hooks
+     can be dropped when the first read/write watchpoint arrives (see drop_fast_code). A set with
+     open addressing; slots hold page + 1 (0 = empty). */
+  uint64_t last_page;
+  uint64_t *pages;
+  size_t npages, pages_cap;
+  int nmem; /* points with a memory hook */
 };
 
 static void stop_now(ctx *c, int kind) {
@@ -95,10 +103,38 @@ static void stop_now(ctx *c, int kind) {
 static void check_code(ctx *c, uint64_t addr, uint32_t size);
 static inline uint32_t fhash(uint64_t a);
 
+static void note_page(ctx *c, uint64_t page) {
+  c->last_page = page;
+  if (2 * (c->npages + 1) > c->pages_cap) {
+    size_t cap = c->pages_cap ? 2 * c->pages_cap : 1024;
+    uint64_t *n = calloc(cap, sizeof *n);
+    if (!n) return;
+    for (size_t i = 0; i < c->pages_cap; i++) {
+      uint64_t k = c->pages[i];
+      if (!k) continue;
+      size_t j = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+      while (n[j]) j = (j + 1) & (cap - 1);
+      n[j] = k;
+    }
+    free(c->pages);
+    c->pages = n;
+    c->pages_cap = cap;
+  }
+  uint64_t k = page + 1;
+  size_t j = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 20) & (c->pages_cap - 1);
+  while (c->pages[j]) {
+    if (c->pages[j] == k) return;
+    j = (j + 1) & (c->pages_cap - 1);
+  }
+  c->pages[j] = k;
+  c->npages++;
+}
+
 static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   ctx *c = (ctx *)ud;
   (void)uc;
   ++c->counter;
+  if ((addr >> 12) != c->last_page) note_page(c, addr >> 12);
   if (c->pending) {
     /* a watched access or a device request happened in the previous instruction, which has
        completed: stop before this one */
@@ -507,11 +543,33 @@ static napi_value make_i32(napi_env env, int32_t v) {
 }
 
 /* Drop translated code of [begin, end) so that hooks added or removed there take effect.
-   (A whole-cache UC_CTL_TB_FLUSH costs 1.5-4 s in Unicorn 2.0.1, so it is never used; memory
-   hooks are looked up at run time and need no invalidation.) */
+   (A whole-cache UC_CTL_TB_FLUSH costs 0.2-5 s in Unicorn 2.0.1, so it is never used. Memory
+   hooks are looked up at run time, but only by code translated with the slow path: see
+   drop_fast_code.) */
 static void invalidate(ctx *c, uint64_t begin, uint64_t end) {
   if (end <= begin) end = begin + 1;
   uc_ctl(c->uc, UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), begin, end);
+}
+
+/*
+ * Unicorn decides at translation time whether a memory access may take its fast path (a TLB hit
+ * that skips every memory hook): only when no UC_HOOK_MEM_READ/WRITE hook exists. So code
+ * translated before the first read/write watchpoint never calls the watchpoint's hook on a TLB
+ * hit (a read watchpoint set on a variable a hot loop reads would never fire). When the first
+ * memory hook arrives, drop the translated code of every page code has run from (and of the
+ * current pc: a block may have been translated and not run yet); it is translated again, with
+ * the slow path, when it runs next. (A whole-cache flush costs seconds, see invalidate().)
+ * Pages are dropped through the current address space: code run only under another CR3 and not
+ * mapped by the current one is not reached.
+ */
+static void drop_fast_code(ctx *c) {
+  uint64_t rip = 0;
+  for (size_t i = 0; i < c->pages_cap; i++) {
+    uint64_t k = c->pages[i];
+    if (k) invalidate(c, (k - 1) << 12, ((k - 1) << 12) + 0x1000);
+  }
+  uc_reg_read(c->uc, UC_X86_REG_RIP, &rip);
+  invalidate(c, rip & ~0xfffull, (rip & ~0xfffull) + 0x1000);
 }
 
 /* create(engineAddress: bigint, ram: Buffer[, counting = true]) -> ctx. `ram` must stay alive as long as the engine. */
@@ -528,6 +586,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   c->ram = ram;
   c->ram_size = ram_size;
   c->limit = UINT64_MAX;
+  c->last_page = UINT64_MAX;
   /* A third argument `false` leaves out the counting hook: only for measuring Unicorn's own
      speed (bench/emulator.ts); such an engine cannot run slices or stop at breakpoints exactly. */
   bool counting = true;
@@ -565,6 +624,10 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
     free(p);
   }
   c->points = NULL;
+  c->nmem = 0;
+  free(c->pages);
+  c->pages = NULL;
+  c->npages = c->pages_cap = 0;
   rebuild_code(c);
   if (c->count_hook) uc_hook_del(c->uc, c->count_hook);
   uc_hook_del(c->uc, c->intr_hook);
@@ -657,12 +720,16 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
      list: 10 of them took a guest from 100 to 40 M insn/s). */
   uint64_t lo = begin >= 7 ? begin - 7 : 0;
   int memtype = ((bits & W_READ) ? UC_HOOK_MEM_READ : 0) | ((bits & W_WRITE) ? UC_HOOK_MEM_WRITE : 0);
-  if (!err && memtype) err = uc_hook_add(c->uc, &p->hooks[p->nhooks++], memtype, (void *)on_mem, p, lo, end);
+  if (!err && memtype) {
+    if (c->nmem == 0) drop_fast_code(c);
+    err = uc_hook_add(c->uc, &p->hooks[p->nhooks++], memtype, (void *)on_mem, p, lo, end);
+  }
   if (err) {
     for (int i = 0; i < p->nhooks - 1; i++) uc_hook_del(c->uc, p->hooks[i]);
     free(p);
     return throw_uc(env, "adding a breakpoint or watchpoint hook", err);
   }
+  if (memtype) c->nmem++;
   p->next = c->points;
   c->points = p;
   rebuild_code(c);
@@ -681,6 +748,7 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
     point *p = *pp;
     if (p->id == id) {
       for (int i = 0; i < p->nhooks; i++) uc_hook_del(c->uc, p->hooks[i]);
+      if (p->nhooks) c->nmem--;
       *pp = p->next;
       free(p);
       found = 1;
