@@ -135,8 +135,9 @@ export async function run(): Promise<BenchResult[]> {
   const gdbArgs = ['-nx', '-batch', '-ex', 'thread apply all bt', exe, core];
   // A stricter one: gdb kept from any separate debug info, so it names what dbg names.
   const gdbBareArgs = ['-nx', '-batch', '-iex', 'set debug-file-directory /nonexistent', '-iex', 'set debuginfod enabled off', '-iex', 'set sysroot /', '-ex', 'thread apply all bt', exe, core];
-  const self = fileURLToPath(import.meta.url);
-  const dbgArgs = [self, '--child', core, exe];
+  // The dbg side is the command a user types, from a fresh process: bin/dbg open -e '::stack -a'.
+  const binDbg = fileURLToPath(new URL('../../bin/dbg', import.meta.url));
+  const dbgArgs = [binDbg, 'open', core, '--exe', exe, '-e', '::stack -a'];
   const runs = 7;
   // Warm the page cache for every side, then interleave them so load on the machine hits all alike.
   await measure('gdb', gdbArgs);
@@ -154,7 +155,7 @@ export async function run(): Promise<BenchResult[]> {
   }
   // dbg must name what gdb without debug info names: every function it prints, dbg prints too.
   const named = new Set([...bare[0]!.stdout.matchAll(/ in (\w+) \(/g)].map((m) => m[1]!));
-  const missing = [...named].filter((n) => !dbg[0]!.stdout.includes(` ${n} `));
+  const missing = [...named].filter((n) => !new RegExp(`[ \`]${n}(\\+0x[0-9a-f]+)?$`, 'm').test(dbg[0]!.stdout));
   if (named.size === 0 || missing.length) throw new Error(`dbg's backtraces lack frames gdb names: ${missing.join(', ') || '(gdb named none)'}`);
 
   const med = (ms: Measured[]) => median(ms.map((m) => m.seconds));
