@@ -76,14 +76,7 @@ const stamp = join(root, 'dist', '.built');
 if (!existsSync(stamp) || statSync(stamp).mtimeMs < srcTime) {
   say('building TypeScript (tsc)');
   run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
-  // `dbg open` as one bundled module: loading ~50 small ES modules costs more start-up time than
-  // opening a 1 GiB core and unwinding every thread (see src/cli/fast-path.ts). Native and wasm
-  // packages stay external; bin/dbg falls back to the unbundled files when this is missing.
-  run(join(root, 'node_modules', '.bin', 'esbuild'), [
-    'dist/src/cli/fast-path.js', '--bundle', '--platform=node', '--format=esm', '--target=node20',
-    '--outfile=dist/fast-path.bundle.js', '--external:koffi', '--external:better-sqlite3', '--external:capstone-wasm',
-    '--log-level=warning',
-  ]);
+  run(process.execPath, [join(root, 'scripts', 'bundle.mjs')]);
   execFileSync('touch', [stamp]);
 }
 
