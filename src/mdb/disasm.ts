@@ -6,7 +6,8 @@
  * Inputs are kept far below the 16 KiB at which capstone-wasm's heap is known to break.
  */
 
-import { Capstone, Const, loadCapstone } from 'capstone-wasm';
+// Types only at load time: the package itself (~4 ms to load) comes in with the first ::dis.
+import type { Capstone } from 'capstone-wasm';
 import { errors } from '../common/errors.js';
 import type { Arch } from '../arch/arch.js';
 
@@ -24,7 +25,8 @@ export interface Instruction {
 /** Largest input handed to capstone in one call. */
 export const MAX_DISASM_BYTES = 4096;
 
-let loading: Promise<void> | undefined;
+let loading: Promise<typeof import('capstone-wasm')> | undefined;
+let capstone: typeof import('capstone-wasm') | undefined;
 const handles = new Map<string, Capstone>();
 
 export class Disassembler {
@@ -32,8 +34,11 @@ export class Disassembler {
 
   /** The disassembler for `arch`; DbgError('unsupported') for an ISA capstone-wasm lacks here. */
   static async load(arch: Arch): Promise<Disassembler> {
-    loading ??= loadCapstone();
-    await loading;
+    loading ??= import('capstone-wasm').then(async (m) => {
+      await m.loadCapstone();
+      return m;
+    });
+    capstone = await loading;
     return Disassembler.loaded(arch);
   }
 
@@ -42,6 +47,8 @@ export class Disassembler {
     let cs = handles.get(arch.name);
     if (!cs) {
       if (arch.name !== 'x86-64') throw errors.unsupported(`the ${arch.name} architecture`, 'disassembly');
+      if (!capstone) throw new Error('Disassembler.loaded() before Disassembler.load()');
+      const { Capstone, Const } = capstone;
       cs = new Capstone(Const.CS_ARCH_X86, Const.CS_MODE_64);
       cs.setOption(Const.CS_OPT_SYNTAX, Const.CS_OPT_SYNTAX_ATT);
       handles.set(arch.name, cs);
