@@ -23,6 +23,28 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/**
+ * How long the event loop keeps polling after a reply. gdb answers a stop with its next packet
+ * within tens of microseconds while it steps, and a Node process woken from epoll by that packet
+ * adds ~48 us to each round trip here (a C peer: ~5 us); polling with setImmediate for a short
+ * window halves that (measured 52.9 -> 24.5 us for an echo), at the price of at most this much
+ * CPU after the client goes quiet.
+ */
+const POLL_AFTER_REPLY_MS = 1;
+let pollUntil = 0;
+let polling = false;
+
+function pollAfterReply(): void {
+  pollUntil = performance.now() + POLL_AFTER_REPLY_MS;
+  if (polling) return;
+  polling = true;
+  const spin = (): void => {
+    if (performance.now() < pollUntil) setImmediate(spin);
+    else polling = false;
+  };
+  setImmediate(spin);
+}
+
 export async function listenTcp(host: string, port: number, onChannel: (ch: Channel) => void): Promise<Listener> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -42,7 +64,9 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
     onChannel({
       peer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
       write: (data) => {
-        if (!socket.destroyed) socket.write(data);
+        if (socket.destroyed) return;
+        socket.write(data);
+        pollAfterReply();
       },
       onData: (listener) => socket.on('data', listener),
       onClose: (listener) => closers.push(listener),
