@@ -145,6 +145,20 @@ export class EmulatorRecorder implements ExecutionObserver {
     }
   }
 
+  /**
+   * The machine was put back at position `seq` (Machine.rewind): forget the history after it and
+   * record on from there (the next chunk starts at `seq`).
+   */
+  discardAfter(seq: bigint): void {
+    if (this.full) throw new DbgError('state', `cannot discard the recorded future: recording stopped at its size limit (seq ${this.chunkFirst})`);
+    this.flush();
+    this.writer.truncateAfter(seq);
+    // The chunk that held `seq` keeps the checkpoints the state at `seq` needs; the next slice
+    // starts the next chunk with its own.
+    this.n.setSeq(this.h, seq);
+    this.chunkFirst = seq;
+  }
+
   /** Seq of the next instruction. */
   get seq(): bigint {
     return this.n.seq(this.h);

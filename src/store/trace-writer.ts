@@ -4,7 +4,7 @@
  * a trace that opens up to its last whole chunk.
  */
 
-import { rowFirstOrder } from './line-rows.js';
+import { decodeLineRow, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
 import type { NativeChunk } from './native-recorder.js';
 import { createTrace, guard, type Db } from './schema.js';
 import type Database from 'better-sqlite3';
@@ -98,6 +98,78 @@ export class TraceWriter {
     );
     this.bytesIn += c.pcs.length + c.mem.length + c.ckpts.length;
     this.instructions += c.count;
+  }
+
+  /**
+   * Cut the stored history at position `s` (every chunk written; nothing pending): what happened
+   * from instruction `s` on is deleted — later chunks, and in the chunk holding `s` its later
+   * instructions, memory writes (rows re-encoded), checkpoints and inputs. Host writes and inputs
+   * recorded at `s` itself (an interrupt delivered before instruction `s`, a debugger write) stay:
+   * they are part of the state at `s`. The next chunk written starts at `s`.
+   */
+  truncateAfter(s: bigint): void {
+    if (this.pendingInputs.length > 0) throw new Error('truncateAfter: inputs are pending (flush the recorder first)');
+    const db = this.db;
+    guard(this.path, () =>
+      db.transaction(() => {
+        const row = db.prepare('SELECT id, first, count FROM chunk WHERE first <= ? ORDER BY first DESC LIMIT 1').get(s) as
+          | { id: number; first: number; count: number }
+          | undefined;
+        let keep = 0; // chunks kept: ids [0, keep)
+        if (row) {
+          const first = BigInt(row.first);
+          if (first === s) keep = row.id;
+          else if (first + BigInt(row.count) <= s) keep = row.id + 1;
+          else {
+            keep = row.id + 1;
+            this.cutChunk(row.id, row.first, Number(s));
+          }
+        }
+        for (const t of ['mem', 'mem_mask', 'ckpt']) db.prepare(`DELETE FROM ${t} WHERE chunk >= ?`).run(keep);
+        db.prepare('DELETE FROM chunk WHERE id >= ?').run(keep);
+        db.prepare('DELETE FROM ckpt WHERE seq > ?').run(s);
+        db.prepare("DELETE FROM input WHERE seq > ? OR (seq = ? AND kind = 'port-in')").run(s, s);
+        this.nextChunk = keep;
+        const t = db.prepare('SELECT coalesce(sum(count), 0) AS n FROM chunk').get() as { n: number };
+        this.instructions = t.n;
+      })(),
+    );
+  }
+
+  /** Chunk `id` (from `first`) keeps its instructions before `s` and the writes of the state at `s`. */
+  private cutChunk(id: number, first: number, s: number): void {
+    const db = this.db;
+    const bound = stateBound(s);
+    const upd = db.prepare('UPDATE mem SET final = ?, data = ? WHERE line = ? AND chunk = ? AND part = ?');
+    const updMask = db.prepare('UPDATE mem_mask SET first = ?, mask = ? WHERE line = ? AND chunk = ? AND part = ?');
+    const del = db.prepare('DELETE FROM mem WHERE line = ? AND chunk = ? AND part = ?');
+    const delMask = db.prepare('DELETE FROM mem_mask WHERE line = ? AND chunk = ? AND part = ?');
+    const rows = db.prepare('SELECT line, part, data FROM mem WHERE chunk = ?').all(id) as { line: number; part: number; data: Buffer }[];
+    let writes = 0;
+    const lines = new Set<number>();
+    for (const r of rows) {
+      const d = decodeLineRow(r.data, r.line, first, this.path);
+      const kept = d.writes.filter((w) => writeOrder(w) <= bound);
+      if (kept.length === d.writes.length) {
+        writes += kept.length;
+        lines.add(r.line);
+        continue;
+      }
+      if (kept.length === 0) {
+        del.run(r.line, id, r.part);
+        delMask.run(r.line, id, r.part);
+        continue;
+      }
+      const base = r.line * 64;
+      const blob = encodeLineRow(d.init, kept.map((w) => ({ seq: w.seq, host: w.host, off: w.phys - base, data: w.data })), first);
+      let mask = 0n;
+      for (const w of kept) for (let i = 0; i < w.len; i++) mask |= 1n << BigInt(w.phys - base + i);
+      upd.run(blob.subarray(64, 128), blob, r.line, id, r.part);
+      updMask.run(Math.floor(rowFirstOrder(blob, first) / 2), BigInt.asIntN(64, mask), r.line, id, r.part);
+      writes += kept.length;
+      lines.add(r.line);
+    }
+    db.prepare('UPDATE chunk SET count = ?, writes = ?, lines = ? WHERE id = ?').run(s - first, writes, lines.size, id);
   }
 
   /** Payload bytes handed to SQLite so far and instructions recorded. */

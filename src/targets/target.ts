@@ -164,6 +164,11 @@ export interface ReverseExecution {
   /** Run backwards to the last breakpoint or watchpoint hit before now, or the start of history. */
   resumeBack(): Promise<StopStatus>;
   seek(seq: Seq): Promise<StopStatus>;
+  /**
+   * A live recorded target only: make the current position the present — the guest is put back
+   * in its exact state there and the recorded history after it is deleted (then writes are allowed).
+   */
+  discard?(): StopStatus;
 }
 
 /** One memory write of a recorded history. */

@@ -96,7 +96,7 @@ describe('dbg live --emulate', () => {
     expect(w.stderr).toMatch(/^dbg: .*reverse execution/);
     const p = live(['--emulate', kernel, '-m', '64M', '--wait', '-q', '--record', join(dir, 'past.trace'), '-e', 'tasks::wp -w -L 8; :c; ::rstep; 0::setreg rax']);
     expect(p.status).toBe(1);
-    expect(p.stderr).toMatch(/dbg: writing register rax refused: the view is at seq (\d+), in the recorded past \(the guest is at \d+\); changing the past would discard the 1 instructions recorded after it\. Go back to the present first \(::seek \d+\)\n$/);
+    expect(p.stderr).toMatch(/dbg: writing register rax refused: the view is at seq (\d+), in the recorded past \(the guest is at \d+\); changing the past would discard the 1 instructions recorded after it\. Go back to the present first \(::seek \d+\), or make seq \1 the present with ::discard \(deletes the recorded future\)\n$/);
   });
 
   it('bad input: a missing file, a non-kernel, bad -m', () => {

@@ -184,7 +184,7 @@ describe('reverse execution on a live recorded guest', () => {
     await s.run(':c');
     const end = seqOf(t);
     await s.run('::rstep');
-    const msg = `refused: the view is at seq ${end - 1n}, in the recorded past (the guest is at ${end}); changing the past would discard the 1 instructions recorded after it. Go back to the present first (::seek ${end})`;
+    const msg = `refused: the view is at seq ${end - 1n}, in the recorded past (the guest is at ${end}); changing the past would discard the 1 instructions recorded after it. Go back to the present first (::seek ${end}), or make seq ${end - 1n} the present with ::discard (deletes the recorded future)`;
     await expect(s.run('0x1234::setreg rax')).rejects.toThrow(`writing register rax ${msg}`);
     let err: unknown;
     try {

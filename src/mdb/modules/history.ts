@@ -6,6 +6,7 @@
  *   ::rcont                  run back to the last breakpoint hit or watchpoint trigger
  *   ::seek SEQ | +N | -N     go to a position (absolute, or relative to now)
  *   ::now                    the position and the bounds of the history
+ *   ::discard -f             (live guest) make the position the present: delete the recorded future
  *   addr[,len]::whowrote     the last write to the range before now: seq, vCPU, pc, old -> new
  *   addr,len::history        every value the range held: seq, pc, bytes
  *   sym::when [-n N]         every seq at which the instruction at sym ran, with the count
@@ -142,6 +143,31 @@ const seek: Dcmd = {
   },
 };
 
+const discard: Dcmd = {
+  name: 'discard',
+  usage: '::discard -f',
+  help:
+    'make the current position in the recorded past the present of a live guest, deleting the recorded future\n\n' +
+    'The guest is put back in its exact state at this seq (RAM, every vCPU, the scheduler, timers and serial port) and the trace is cut here; ' +
+    'recording goes on from here, and writing memory or registers is allowed again. -f is required: the instructions recorded after now are lost. ' +
+    'Only a live recording guest (dbg live) has a present to move; at the end of history it does nothing.',
+  needs: ['reverse'],
+  run(session, inv, out) {
+    const f = parseFlags(this.name, this.usage, inv.args, { booleans: 'f' });
+    noMoreArgs(this, f.rest);
+    const rev = need(session.target, 'reverse');
+    if (!rev.discard) throw errors.unsupported(session.target.name, '::discard (making a past position the present: only a live recording guest has one; a replayed trace never changes)');
+    const b = rev.bounds();
+    if (!f.flags.get('f')) {
+      throw errors.badInput(`::discard deletes the ${b.last - b.now} instructions recorded after seq ${b.now}: repeat with -f to do it (usage: ${this.usage})`);
+    }
+    const st = rev.discard();
+    if (out.jsonMode) return out.json({ seq: b.now.toString(), discarded: (b.last - b.now).toString() });
+    out.line(`seq ${b.now} is now the present: ${b.last - b.now} recorded instructions discarded`);
+    report(session, st, out);
+  },
+};
+
 const now: Dcmd = {
   name: 'now',
   usage: '::now',
@@ -273,5 +299,5 @@ export function printTable(r: { columns: string[]; rows: unknown[][] }, out: Out
 
 export const historyModule: DcmdModule = {
   name: 'history',
-  dcmds: [rstep, rcont, seek, now, whowrote, history, when, timeline, sql],
+  dcmds: [rstep, rcont, seek, now, discard, whowrote, history, when, timeline, sql],
 };

@@ -261,6 +261,7 @@ export class EmulatorTarget implements Target {
    */
   record(recorder: EmulatorRecorder): void {
     if (this.history) throw errors.state(`${this.name} already records to ${this.history.history.path}`);
+    this.machine.keepDeviceMarks();
     this.machine.setObserver(recorder);
     this.setHistory(new LiveHistory(recorder));
   }
@@ -274,9 +275,28 @@ export class EmulatorTarget implements Target {
       stepBack: (t) => back('step back', () => h.reverse.stepBack(t)),
       resumeBack: () => back('continue back', () => h.reverse.resumeBack()),
       seek: (seq) => back('seek', () => h.reverse.seek(seq)),
+      discard: () => this.discardFuture(h),
     };
     const history: History = h.history;
     this.caps = { ...this.caps, reverse, history };
+  }
+
+  /**
+   * The view's position in the past becomes the present: the guest is put back in its exact state
+   * there (LiveHistory.discard) and the recorded future is deleted. At the live position: nothing.
+   */
+  private discardFuture(h: LiveHistory): StopStatus {
+    this.notRunning('discard the recorded future');
+    if (!this.past) return this.last;
+    if (this.machine.seq !== h.liveSeq) {
+      throw errors.state(`cannot discard the recorded future: recording stopped at seq ${h.liveSeq} (the trace reached its size limit) and the guest ran on to ${this.machine.seq} unrecorded`);
+    }
+    const at = this.last;
+    h.discard((seq, contexts, ram) => this.machine.rewind(seq, contexts, ram));
+    this.liveStop = undefined;
+    const vcpu = at.thread - 1;
+    this.last = { reason: at.reason, thread: at.thread, pc: this.machine.pc(vcpu), seq: this.machine.seq };
+    return this.last;
   }
 
   /** The trace's view while in the past. */

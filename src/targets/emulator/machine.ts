@@ -102,6 +102,25 @@ export class Vcpu {
   }
 }
 
+/**
+ * The device and scheduler state at a position (kept while `keepDeviceMarks` is on, for putting
+ * the machine back at a recorded seq): a mark at every slice start (everything) and after every
+ * serial-port access inside a slice (the UART and the console length). Between two marks the
+ * state follows from the instruction count: the running vCPU has executed and used up its quantum
+ * by as many instructions.
+ */
+interface DeviceMark {
+  /** The position the mark holds the state at (before instruction `seq` runs). */
+  readonly seq: bigint;
+  readonly slice?: {
+    readonly current: number;
+    readonly left: number;
+    readonly vcpus: readonly { run: VcpuRun; executed: bigint; timerPeriod: number; timerNext: bigint; skipPc: bigint | undefined }[];
+  };
+  readonly uart: unknown;
+  readonly consoleLength: number;
+}
+
 interface Point {
   id: number;
   begin: bigint;
@@ -191,6 +210,7 @@ export class Machine implements ObservedMachine {
   private runningNow = false;
   private readonly paging = new X86_64Paging((a) => this.readPhysU64(a));
   private closed = false;
+  private marks: DeviceMark[] | undefined;
 
   constructor(opts: MachineOptions) {
     if (!Number.isSafeInteger(opts.ramBytes) || opts.ramBytes < 2 << 20 || opts.ramBytes % 4096 !== 0) {
@@ -270,14 +290,106 @@ export class Machine implements ObservedMachine {
   /** Queue bytes for the guest to read from COM1. */
   consoleInput(bytes: Buffer): void {
     this.uart.input.push(...bytes);
+    this.marks?.push({ seq: this.seqNow, uart: this.uart.save(), consoleLength: this.consoleLength() });
+  }
+
+  private consoleLength(): number {
+    return this.consoleText.length + this.consoleBytes.length;
+  }
+
+  /** A serial access by the current instruction of `vcpu` (inside a slice): the UART after it. */
+  private markDevice(vcpu: number): void {
+    if (!this.marks) return;
+    const counter = emuHooks().counter(this.vcpus[vcpu]!.hooks);
+    this.marks.push({ seq: this.seqNow + counter, uart: this.uart.save(), consoleLength: this.consoleLength() });
+  }
+
+  /** A slice starts (or the marks start): the whole device and scheduler state. */
+  private markSlice(skip?: { vcpu: number; pc: bigint }): void {
+    this.marks?.push({
+      seq: this.seqNow,
+      slice: {
+        current: this.current,
+        left: this.left,
+        vcpus: this.vcpus.map((v) => ({
+          run: v.run,
+          executed: v.executed,
+          timerPeriod: v.timerPeriod,
+          timerNext: v.timerNext,
+          skipPc: skip ? (skip.vcpu === v.index ? skip.pc : v.skipPc) : v.skipPc,
+        })),
+      },
+      uart: this.uart.save(),
+      consoleLength: this.consoleLength(),
+    });
+  }
+
+  /**
+   * Keep the device and scheduler state of every position from now on (a recorded machine: see
+   * `rewind`). Costs one small record per slice and per serial access.
+   */
+  keepDeviceMarks(): void {
+    if (this.marks) return;
+    this.marks = [];
+    this.markSlice();
+  }
+
+  /**
+   * Put the machine back at position `seq` (at or after `keepDeviceMarks`, at or before now), with
+   * RAM and every vCPU's CPU context as they were there (from the recorded history: `contexts` as
+   * saveContext gives them). The scheduler, timers, run states, UART and console length come from
+   * the device marks. Translated code of the RAM pages that differ is dropped.
+   */
+  rewind(seq: bigint, contexts: readonly Buffer[], ram: Buffer): void {
+    const marks = this.marks;
+    if (!marks) throw errors.state('cannot go back: the machine kept no device state (not recording)');
+    if (seq > this.seqNow || seq < marks[0]!.seq) {
+      throw errors.badInput(`cannot put the machine back at seq ${seq}: its device state is known for [${marks[0]!.seq}, ${this.seqNow}]`);
+    }
+    if (ram.length !== this.ram.length || contexts.length !== this.vcpus.length) throw errors.badInput('rewind: RAM or vCPU count does not fit this machine');
+    let n = marks.length;
+    while (n > 0 && marks[n - 1]!.seq > seq) n--;
+    let si = n - 1;
+    while (!marks[si]!.slice) si--;
+    const sm = marks[si]!;
+    const sl = sm.slice!;
+    const d = seq - sm.seq;
+    const last = marks[n - 1]!;
+    const state: MachineState = {
+      version: 1,
+      seq,
+      vcpus: sl.vcpus.map((v, i) => ({
+        context: contexts[i]!,
+        run: v.run,
+        executed: i === sl.current ? v.executed + d : v.executed,
+        timerPeriod: v.timerPeriod,
+        timerNext: v.timerNext,
+        skipPc: i === sl.current && d > 0n ? undefined : v.skipPc,
+      })),
+      scheduler: { current: sl.current, left: sl.left - Number(d) },
+      devices: { uart: last.uart, console: this.console().slice(0, last.consoleLength) },
+    };
+    // Code the guest rewrote after `seq` must be translated again: drop the changed pages.
+    const changed: bigint[] = [];
+    for (let off = 0; off < ram.length; off += 4096) {
+      if (!ram.subarray(off, off + 4096).equals(this.ram.subarray(off, off + 4096))) changed.push(BigInt(off));
+    }
+    this.loadState(state);
+    ram.copy(this.ram);
+    this.paging.flush();
+    for (const p of changed) for (const v of this.vcpus) emuHooks().invalidate(v.hooks, this.ramBase + p, this.ramBase + p + 4096n);
+    marks.length = n;
+    this.markSlice();
   }
 
   // --- ports (called inside uc_emu_start: no throwing) ------------------------------------------
 
   private portIn(vcpu: number, port: number, size: number): number {
     let value: number;
-    if (port >= COM1 && port < COM1 + 8) value = this.uart.read(port - COM1);
-    else if (port === PORT_CPU_ID) value = vcpu;
+    if (port >= COM1 && port < COM1 + 8) {
+      value = this.uart.read(port - COM1);
+      if (port === COM1) this.markDevice(vcpu);
+    } else if (port === PORT_CPU_ID) value = vcpu;
     else if (port === PORT_CPU_COUNT) value = this.vcpus.length;
     else if (port === PORT_TIMER) value = this.vcpus[vcpu]!.timerPeriod;
     else value = size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff;
@@ -290,8 +402,10 @@ export class Machine implements ObservedMachine {
 
   private portOut(vcpu: number, port: number, size: number, value: number): void {
     const v = this.vcpus[vcpu]!;
-    if (port >= COM1 && port < COM1 + 8) this.uart.write(port - COM1, value & 0xff);
-    else if (port === PORT_TIMER) {
+    if (port >= COM1 && port < COM1 + 8) {
+      this.uart.write(port - COM1, value & 0xff);
+      this.markDevice(vcpu);
+    } else if (port === PORT_TIMER) {
       v.timerPeriod = value >>> 0;
       // The tick counts from the OUT instruction (the current one) on.
       v.timerNext = v.executed + emuHooks().counter(v.hooks) + BigInt(v.timerPeriod);
@@ -606,6 +720,7 @@ export class Machine implements ObservedMachine {
     const rip = e.readReg(X86_REG.RIP);
     const skip = v.skipPc !== undefined && v.skipPc === rip ? rip : UNTIL_NEVER;
     v.skipPc = undefined;
+    if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip });
     this.observer?.beforeSlice(v.index, this.seqNow);
     addon.arm(v.hooks, BigInt(limit), skip);
     const err = e.start(rip, UNTIL_NEVER);

@@ -8,11 +8,14 @@
  * reaches the end of history, `past` is dropped and the caller continues live. Writing memory or
  * registers while in the past would contradict the recorded future: `refuseWriteInPast` says so.
  *
- * Discarding the recorded future is not implemented: the live machine would have to be put in its
- * exact state at that seq (RAM and vCPU contexts come from the trace, but the scheduler's quantum,
- * the per-vCPU timers and the UART do not; re-executing from boot reproduces them only while no
- * host input came in), and the trace cut at that seq (its chunks are packed runs, so the chunk
- * holding it would have to be re-encoded) before the recorder resumes from there.
+ * Discarding the recorded future (`discard`, behind an explicit request: ::discard) puts the live
+ * machine in its exact state at the view's seq S and cuts the trace there. RAM and every vCPU's
+ * CPU context come from the trace (the replay target, positioned at S); the scheduler's position,
+ * the quantum left, the per-vCPU timers, run states, pending breakpoint skips, the UART and the
+ * console length come from the device marks the machine keeps while recording
+ * (Machine.keepDeviceMarks: one at each slice start and after each serial access; in between
+ * they follow from the instruction count). The trace loses everything after S (the chunk holding
+ * S is re-encoded to end there) and the recorder goes on from S.
  *
  * Wiring: EmulatorTarget.record() keeps one LiveHistory per recorded machine, exposes `reverse`
  * and `history` in caps, serves reads/registers/threads/status from `past` while it is set,
@@ -159,8 +162,31 @@ export class LiveHistory {
     throw new DbgError(
       'state',
       `${what} refused: the view is at seq ${b.now}, in the recorded past (the guest is at ${b.last}); ` +
-        `changing the past would discard the ${b.last - b.now} instructions recorded after it. Go back to the present first (::seek ${b.last})`,
+        `changing the past would discard the ${b.last - b.now} instructions recorded after it. Go back to the present first (::seek ${b.last}), ` +
+        `or make seq ${b.now} the present with ::discard (deletes the recorded future)`,
     );
+  }
+
+  /**
+   * Make the view's position S the present: `rewind` puts the live machine at S with the RAM and
+   * CPU contexts (uc_context images) given, the trace is cut at S, and the recorder goes on from
+   * there. Returns S. Nothing to do at the live position.
+   */
+  discard(rewind: (seq: Seq, contexts: Buffer[], ram: Buffer) => void): Seq {
+    const t = this.past;
+    if (!t) return this.recorder.seq;
+    const s = BigInt(t.position);
+    const m = t.machine;
+    m.seek(t.position);
+    const contexts = Array.from({ length: m.reader.vcpus }, (_, v) => m.engine(v).saveContext());
+    rewind(s, contexts, m.ram);
+    this.recorder.discardAfter(s);
+    this.replay?.close();
+    this.replay = undefined;
+    this.past = undefined;
+    this.openedAt = -1n;
+    this.ids.clear();
+    return s;
   }
 
   /** The position the view shows. */
