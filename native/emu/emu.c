@@ -24,6 +24,7 @@
  *   the engine returned by itself (hlt) or a trap (int3): executed = counter.
  */
 #include <node_api.h>
+#include "../common/napi-args.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -517,17 +518,6 @@ static ctx *get_ctx(napi_env env, napi_value v) {
     return NULL;
   }
   return (ctx *)p;
-}
-
-static int get_u64(napi_env env, napi_value v, uint64_t *out) {
-  bool lossless;
-  napi_valuetype t;
-  napi_typeof(env, v, &t);
-  if (t == napi_bigint) return napi_get_value_bigint_uint64(env, v, out, &lossless) == napi_ok;
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok) return 0;
-  *out = (uint64_t)d;
-  return 1;
 }
 
 static napi_value make_u64(napi_env env, uint64_t v) {

@@ -46,6 +46,7 @@
  * uc_emu_stop() in a code hook; endSlice(executed) drops the one uncounted re-run.
  */
 #include <node_api.h>
+#include "../common/napi-args.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -512,17 +513,6 @@ static Rec *get_rec(napi_env env, napi_value v) {
     return NULL;
   }
   return p;
-}
-
-static int get_u64(napi_env env, napi_value v, uint64_t *out) {
-  bool lossless;
-  napi_valuetype t;
-  napi_typeof(env, v, &t);
-  if (t == napi_bigint) return napi_get_value_bigint_uint64(env, v, out, &lossless) == napi_ok;
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok) return 0;
-  *out = (uint64_t)d;
-  return 1;
 }
 
 static void reset_chunk(Rec *r) {

@@ -12,7 +12,11 @@ const quiet = process.argv.includes('--quiet');
 const dir = join(root, 'native', 'emu');
 const out = join(dir, 'build', 'Release', 'dbg_emu.node');
 
-const newest = Math.max(...readdirSync(dir).filter((f) => /\.(c|h|gyp)$/.test(f)).map((f) => statSync(join(dir, f)).mtimeMs));
+// The addon's own sources and the headers shared with the recorder (native/common).
+const common = join(dir, '..', 'common');
+const newest = Math.max(
+  ...[dir, common].flatMap((d) => readdirSync(d).filter((f) => /\.(c|h|gyp)$/.test(f)).map((f) => statSync(join(d, f)).mtimeMs)),
+);
 if (existsSync(out) && statSync(out).mtimeMs >= newest) process.exit(0);
 
 function nodeGyp() {
