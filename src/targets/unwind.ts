@@ -46,9 +46,9 @@ export interface UnwindOptions {
 /** DWARF-numbered register values of one frame; absent = unknown. */
 type RegState = Map<number, bigint>;
 
-export function unwind(whole: Target, thread: number, opts?: UnwindOptions): Frame[] {
+export function unwind(target: Target, thread: number, opts?: UnwindOptions): Frame[] {
   // Every read goes through `thread`'s view of memory: on a kernel dump each CPU has its own CR3.
-  const target = threadView(whole, thread);
+  const read: ReadMemory = (addr, length) => target.readVirtual(addr, length, thread);
   const arch = target.arch;
   const max = opts?.maxFrames ?? 256;
   const named = target.registers(thread);
@@ -77,7 +77,7 @@ export function unwind(whole: Target, thread: number, opts?: UnwindOptions): Fra
     let cfa: bigint | undefined;
     let signalFrame = false;
     if (cfi) {
-      const r = stepCfi(target, arch, regs, cfi.row, pcCol, spCol);
+      const r = stepCfi(read, arch, regs, cfi.row, pcCol, spCol);
       if (r === 'outermost') {
         frames.push({ level: frames.length, pc, sp, how });
         break;
@@ -91,12 +91,12 @@ export function unwind(whole: Target, thread: number, opts?: UnwindOptions): Fra
     frames.push({ level: frames.length, pc, sp, ...(cfa !== undefined ? { cfa } : {}), how });
     if (!opts?.pastMain && isMain(target, lookup)) break;
     let nextHow: Frame['how'] = 'cfi';
-    if (!next && frames.length === 1 && !isCode(target, pc)) {
-      next = stepReturnAddress(target, arch, regs, pcCol, spCol);
+    if (!next && frames.length === 1 && !isCode(read, pc)) {
+      next = stepReturnAddress(read, arch, regs, pcCol, spCol);
       nextHow = 'return-address';
     }
     if (!next) {
-      next = stepFramePointer(target, arch, regs, pcCol, spCol, fpCol);
+      next = stepFramePointer(read, arch, regs, pcCol, spCol, fpCol);
       nextHow = 'frame-pointer';
     }
     if (!next) break;
@@ -138,8 +138,11 @@ function cfiFor(target: Target, pc: bigint): { row: UnwindRow } | undefined {
   return undefined;
 }
 
-function readWord(target: Target, arch: Arch, addr: bigint, size = arch.pointerBytes): bigint {
-  const b = target.readVirtual(addr, size);
+/** Memory as the unwound thread sees it. */
+type ReadMemory = (addr: bigint, length: number) => Buffer;
+
+function readWord(read: ReadMemory, arch: Arch, addr: bigint, size = arch.pointerBytes): bigint {
+  const b = read(addr, size);
   let v = 0n;
   for (let i = 0; i < size; i++) v |= BigInt(b[arch.littleEndian ? i : size - 1 - i]!) << BigInt(8 * i);
   return v;
@@ -150,7 +153,7 @@ function readWord(target: Target, arch: Arch, addr: bigint, size = arch.pointerB
  * (return address undefined); undefined when a value the rule needs cannot be had.
  */
 function stepCfi(
-  target: Target,
+  read: ReadMemory,
   arch: Arch,
   regs: RegState,
   row: UnwindRow,
@@ -164,7 +167,7 @@ function stepCfi(
       if (v === undefined) throw new DbgError('unmapped', `register ${n} is unknown in this frame`);
       return v;
     },
-    readMemory: (addr, size) => readWord(target, arch, addr, size),
+    readMemory: (addr, size) => readWord(read, arch, addr, size),
     addressSize: arch.pointerBytes,
     littleEndian: arch.littleEndian,
   };
@@ -190,7 +193,7 @@ function stepCfi(
         case 'same':
           break;
         case 'offset':
-          next.set(n, readWord(target, arch, (cfa + rule.offset) & mask));
+          next.set(n, readWord(read, arch, (cfa + rule.offset) & mask));
           break;
         case 'val-offset':
           next.set(n, (cfa + rule.offset) & mask);
@@ -202,7 +205,7 @@ function stepCfi(
           break;
         }
         case 'expr':
-          next.set(n, readWord(target, arch, evalDwarfExpr(rule.expr, ctx, cfa)));
+          next.set(n, readWord(read, arch, evalDwarfExpr(rule.expr, ctx, cfa)));
           break;
         case 'val-expr':
           next.set(n, evalDwarfExpr(rule.expr, ctx, cfa));
@@ -222,10 +225,10 @@ function stepCfi(
 }
 
 /** Whether `pc` can be code at all: not 0 and readable. */
-function isCode(target: Target, pc: bigint): boolean {
+function isCode(read: ReadMemory, pc: bigint): boolean {
   if (pc === 0n) return false;
   try {
-    target.readVirtual(pc, 1);
+    read(pc, 1);
     return true;
   } catch (e) {
     if (e instanceof DbgError) return false;
@@ -234,11 +237,11 @@ function isCode(target: Target, pc: bigint): boolean {
 }
 
 /** The caller of a frame that has not pushed anything yet: [sp] is its return address. */
-function stepReturnAddress(target: Target, arch: Arch, regs: RegState, pcCol: number, spCol: number): RegState | undefined {
+function stepReturnAddress(read: ReadMemory, arch: Arch, regs: RegState, pcCol: number, spCol: number): RegState | undefined {
   const sp = regs.get(spCol)!;
   try {
     const next: RegState = new Map(regs);
-    next.set(pcCol, readWord(target, arch, sp));
+    next.set(pcCol, readWord(read, arch, sp));
     next.set(spCol, sp + BigInt(arch.pointerBytes));
     return next;
   } catch (e) {
@@ -248,13 +251,13 @@ function stepReturnAddress(target: Target, arch: Arch, regs: RegState, pcCol: nu
 }
 
 /** The caller by the frame-pointer chain: [fp] is the caller's fp, [fp + ptr] the return address. */
-function stepFramePointer(target: Target, arch: Arch, regs: RegState, pcCol: number, spCol: number, fpCol: number): RegState | undefined {
+function stepFramePointer(read: ReadMemory, arch: Arch, regs: RegState, pcCol: number, spCol: number, fpCol: number): RegState | undefined {
   const fp = regs.get(fpCol);
   if (fp === undefined || fp === 0n) return undefined;
   const ptr = BigInt(arch.pointerBytes);
   try {
-    const callerFp = readWord(target, arch, fp);
-    const ret = readWord(target, arch, fp + ptr);
+    const callerFp = readWord(read, arch, fp);
+    const ret = readWord(read, arch, fp + ptr);
     const next: RegState = new Map(regs);
     next.set(fpCol, callerFp);
     next.set(pcCol, ret);
@@ -264,15 +267,4 @@ function stepFramePointer(target: Target, arch: Arch, regs: RegState, pcCol: num
     if (e instanceof DbgError) return undefined;
     throw e;
   }
-}
-
-/** `target` with readVirtual bound to `thread`'s address space. */
-function threadView(target: Target, thread: number): Target {
-  return new Proxy(target, {
-    get(t, prop) {
-      if (prop === 'readVirtual') return (addr: bigint, length: number) => t.readVirtual(addr, length, thread);
-      const v = Reflect.get(t, prop, t) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-    },
-  });
 }
