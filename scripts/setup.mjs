@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Brings a checkout to a runnable state, doing only what is missing:
-//   1. system packages (apt-get, as root): the Unicorn engine, gcc, gdb, xz
+//   1. system packages (apt-get, as root): the Unicorn engine, capstone, gcc, gdb, xz
 //   2. npm ci, when node_modules is absent or older than package-lock.json
 //   3. the build: TypeScript -> dist/, the native recorder addon, the sample kernel and dumps
 // Idempotent and quick when everything is in place. `--quiet` prints only what it does.
@@ -24,6 +24,8 @@ const run = (cmd, args, opts = {}) => {
 const needs = [
   { pkg: 'libunicorn2', has: () => existsSync('/usr/lib/x86_64-linux-gnu/libunicorn.so.2') },
   { pkg: 'libunicorn-dev', has: () => existsSync('/usr/include/unicorn/unicorn.h') },
+  // the emulator's fast engine counts and classifies the instructions of translated blocks
+  { pkg: 'libcapstone-dev', has: () => existsSync('/usr/include/capstone/capstone.h') },
   { pkg: 'gcc', has: () => which('gcc') },
   { pkg: 'g++', has: () => which('g++') },
   { pkg: 'make', has: () => which('make') },

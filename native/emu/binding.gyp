@@ -3,7 +3,7 @@
     {
       "target_name": "dbg_emu",
       "sources": ["emu.c"],
-      "libraries": ["-lunicorn"],
+      "libraries": ["-lunicorn", "-lcapstone", "-ldl"],
       "cflags": ["-O2", "-Wall", "-Wno-unused-parameter"]
     }
   ]

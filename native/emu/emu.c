@@ -11,8 +11,10 @@
  *   - an interrupt hook (CPU exceptions, int n: Unicorn never delivers them through the guest's
  *     IDT), an invalid-memory hook and an invalid-instruction hook, each recording why it stopped.
  * Breakpoints and exec watchpoints are tested by the counting hook itself (a bitmap filter, then
- * the list); read/write watchpoints are ranged memory hooks (looked up by Unicorn at run time, by
- * code translated while a memory hook exists: the first one drops older code, see drop_fast_code).
+ * the list). Read/write watchpoints are trap pages: the 4 KiB pages they cover are mapped as MMIO
+ * over the same host RAM, so only accesses to those pages leave Unicorn's inline TLB fast path
+ * (see "Trap pages" below; a Unicorn memory hook would send every access of every page through
+ * the slow path).
  *
  * Counting rule (see execution-observer.ts): the counter hook runs first for every instruction.
  *   stop at the limit, at a breakpoint, at an exec watchpoint: that instruction did not run,
@@ -30,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unicorn/unicorn.h>
+#include <capstone/capstone.h>
+#include <dlfcn.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -42,6 +46,7 @@ enum stop_kind {
   STOP_BAD_MEMORY = 5,
   STOP_BAD_INSN = 6,
   STOP_REQUEST = 7,
+  STOP_HANDOFF = 8, /* fast engine only: the exact engine must run next (never reported) */
 };
 
 enum watch_bits { W_READ = 1, W_WRITE = 2, W_EXEC = 4 };
@@ -53,10 +58,18 @@ typedef struct point {
   int32_t id;
   int32_t bits; /* 0 for a breakpoint */
   uint64_t begin, end; /* inclusive */
-  uc_hook hooks[2];
-  int nhooks;
   struct point *next;
 } point;
+
+/* A page of guest memory mapped as MMIO so that dbg sees every access to it (see trap_install). */
+typedef struct trap {
+  ctx *c;
+  uint64_t va;          /* the page, as Unicorn addresses it (guest-virtual) */
+  unsigned char *host;  /* its RAM, NULL until installed */
+  int refs;             /* watchpoints covering it */
+  int fault;            /* a fast engine's stand-in for unmapped memory: every access aborts */
+  struct trap *next;
+} trap;
 
 struct ctx {
   uc_engine *uc;
@@ -77,6 +90,7 @@ struct ctx {
   int64_t stop_value;
   uc_hook count_hook, intr_hook, badmem_hook, badinsn_hook;
   point *points;
+  trap *traps;
   /* code points (breakpoints, exec watchpoints), checked by on_count: a bitmap filter over the
      addresses of small ranges, and the bounds of the wide ones */
   point **code;
@@ -87,13 +101,23 @@ struct ctx {
   unsigned char *ram; /* guest RAM (guest-physical 0 .. ram_size), shared by every vCPU */
   uint64_t ram_size;
   uint64_t aliases;   /* virtual ranges mapped so far (see alias_page) */
-  /* Pages (virtual address >> 12) code has run from, so that code translated without memory hooks
-     can be dropped when the first read/write watchpoint arrives (see drop_fast_code). A set with
-     open addressing; slots hold page + 1 (0 = empty). */
-  uint64_t last_page;
-  uint64_t *pages;
-  size_t npages, pages_cap;
-  int nmem; /* points with a memory hook */
+  /* The fast engine (see "Fast engine" below); all zero in an exact engine. */
+  int fast;
+  uint64_t env;        /* the engine's CPUX86State (found by enable_features) */
+  void *cpu;           /* its CPUState, for precise aborts */
+  uc_hook block_hook, in_hook, out_hook;
+  uint64_t block_pc, block_size, block_base, block_icount;
+  uint64_t handoff_n;  /* instructions the exact engine runs before the fast one goes on */
+  int io_ran;          /* port I/O executed in the fast engine: a bug (see on_port_fast) */
+  struct blk *blocks;  /* translated blocks seen, by (pc, size, mode) */
+  size_t nblocks, blocks_cap;
+  uint32_t gen;        /* bumped when code points change */
+  trap *faults;        /* temporary MMIO pages over unmapped addresses (see on_badmem) */
+  uc_context *xfer;    /* register state moving between the two engines */
+  int32_t *old_exception; /* CPUX86State.old_exception (see clear_exception) */
+  /* the fast engine's last stores to trap pages in this block (see trap_write) */
+  struct undo { uintptr_t host_pc; unsigned char *at; uint64_t old; unsigned size; } undo[16];
+  unsigned nundo;
 };
 
 static void stop_now(ctx *c, int kind) {
@@ -104,38 +128,10 @@ static void stop_now(ctx *c, int kind) {
 static void check_code(ctx *c, uint64_t addr, uint32_t size);
 static inline uint32_t fhash(uint64_t a);
 
-static void note_page(ctx *c, uint64_t page) {
-  c->last_page = page;
-  if (2 * (c->npages + 1) > c->pages_cap) {
-    size_t cap = c->pages_cap ? 2 * c->pages_cap : 1024;
-    uint64_t *n = calloc(cap, sizeof *n);
-    if (!n) return;
-    for (size_t i = 0; i < c->pages_cap; i++) {
-      uint64_t k = c->pages[i];
-      if (!k) continue;
-      size_t j = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
-      while (n[j]) j = (j + 1) & (cap - 1);
-      n[j] = k;
-    }
-    free(c->pages);
-    c->pages = n;
-    c->pages_cap = cap;
-  }
-  uint64_t k = page + 1;
-  size_t j = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 20) & (c->pages_cap - 1);
-  while (c->pages[j]) {
-    if (c->pages[j] == k) return;
-    j = (j + 1) & (c->pages_cap - 1);
-  }
-  c->pages[j] = k;
-  c->npages++;
-}
-
 static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   ctx *c = (ctx *)ud;
   (void)uc;
   ++c->counter;
-  if ((addr >> 12) != c->last_page) note_page(c, addr >> 12);
   if (c->pending) {
     /* a watched access or a device request happened in the previous instruction, which has
        completed: stop before this one */
@@ -211,32 +207,41 @@ static void rebuild_code(ctx *c) {
     }
   }
   c->ncode = n;
+  c->gen++;
 }
 
-static void on_mem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value, void *ud) {
-  point *p = (point *)ud;
-  ctx *c = p->c;
-  (void)uc;
-  /* Unicorn matches the hook range on the first byte only: the range was widened by 7 bytes
-     below, so check the real overlap here. */
-  if (addr + (uint64_t)size <= p->begin || addr > p->end) return;
+/* A read or write by the guest of [addr, addr + size) on a trap page: has it hit a watchpoint? */
+static void watch_access(ctx *c, int access, uint64_t addr, unsigned size, uint64_t value) {
   if (c->stop_kind || c->pending) return;
-  /* Stopping here would cancel the instruction after its store was done (a read-modify-write
-     would run twice on resume): let it complete, and stop before the next one (on_count). */
-  c->pending = STOP_WATCH;
-  c->stop_id = p->id;
-  c->stop_addr = addr;
-  c->stop_size = size;
-  c->stop_access = type == UC_MEM_WRITE ? W_WRITE : W_READ;
-  c->stop_value = value;
-  c->stop_counter = c->counter;
+  for (point *p = c->points; p; p = p->next) {
+    if (!(p->bits & access) || addr + size <= p->begin || addr > p->end) continue;
+    /* Stopping inside the access would cancel the rest of the instruction (a read-modify-write
+       would run twice on resume): let it complete, and stop before the next one (on_count). */
+    c->pending = STOP_WATCH;
+    c->stop_id = p->id;
+    c->stop_addr = addr;
+    c->stop_size = (int32_t)size;
+    c->stop_access = access;
+    c->stop_value = (int64_t)value;
+    c->stop_counter = c->counter;
+    return;
+  }
 }
+
+static void fast_exception(ctx *c, uint32_t intno, uint64_t rip);
 
 static void on_intr(uc_engine *uc, uint32_t intno, void *ud) {
   ctx *c = (ctx *)ud;
   uint64_t rip = 0;
   uc_reg_read(uc, UC_X86_REG_RIP, &rip);
   if (c->stop_kind) return;
+  if (c->fast) {
+    fast_exception(c, intno, rip);
+    return;
+  }
+  /* A fault raised while fetching an instruction (a new block's first) comes before its
+     counting hook: count it as begun, as for a fault in an instruction that ran its hook. */
+  if (rip != c->last_pc && !(intno == 3 || intno == 4 || intno >= 32)) c->counter++;
   c->intno = intno;
   c->stop_pc = rip;
   c->stop_counter = c->counter;
@@ -329,6 +334,8 @@ static int guest_walk(ctx *c, uint64_t va, uint64_t *pa, uint64_t *vbase, uint64
   return 1;
 }
 
+static void trap_install_in(ctx *c, uint64_t vbase, uint64_t size);
+
 static int alias_page(ctx *c, uint64_t va) {
   uint64_t pa, vbase, psize;
   if (!c->ram || !guest_walk(c, va, &pa, &vbase, &psize)) return 0;
@@ -337,6 +344,7 @@ static int alias_page(ctx *c, uint64_t va) {
   if (pa + size > c->ram_size) size = (c->ram_size - pa) & ~0xfffull;
   if (size && vbase + size > vbase && uc_mem_map_ptr(c->uc, vbase, size, UC_PROT_ALL, c->ram + pa) == UC_ERR_OK) {
     c->aliases++;
+    if (c->traps) trap_install_in(c, vbase, size);
     return 1;
   }
   /* the large page collides with something mapped already: map just this 4 KiB page */
@@ -344,9 +352,166 @@ static int alias_page(ctx *c, uint64_t va) {
   if (p4 + 0x1000 > c->ram_size) return 0;
   if (uc_mem_map_ptr(c->uc, v4, 0x1000, UC_PROT_ALL, c->ram + p4) == UC_ERR_OK) {
     c->aliases++;
+    if (c->traps) trap_install_in(c, v4, 0x1000);
     return 1;
   }
   return 0;
+}
+
+/*
+ * Trap pages. Unicorn's inline TLB lookup skips every hook on a hit; it leaves the fast path only
+ * for TLB entries flagged MMIO (or when any UC_HOOK_MEM_READ/WRITE exists: then for every access
+ * of every page, which halves the guest's speed). So a read/write watchpoint turns the pages it
+ * covers into MMIO regions whose callbacks do the access on the same host RAM and check the
+ * watchpoints: accesses elsewhere cost nothing, accesses to a trap page about one call. (QEMU's
+ * own TLB watchpoints are compiled out of Unicorn 2.0.1.)
+ *
+ * A trap page is installed at its virtual address when the guest's page tables map it (now, or
+ * on the first access: alias_page), and removed (mapped back as RAM) with its last watchpoint.
+ * Code fetched from a trap page runs one instruction per translation (QEMU's rule for MMIO);
+ * those fetches are reads of the page but not guest data reads, so they are not checked.
+ */
+static void fast_abort(ctx *c);
+
+/* Does [addr, addr + size) touch a watchpoint of this access kind? */
+static int fast_watch_hit(ctx *c, int access, uint64_t addr, unsigned size) {
+  for (point *p = c->points; p; p = p->next)
+    if ((p->bits & access) && addr + size > p->begin && addr <= p->end) return 1;
+  return 0;
+}
+
+static uintptr_t mem_io_pc(ctx *c);
+
+static uint64_t trap_read(uc_engine *uc, uint64_t offset, unsigned size, void *ud) {
+  trap *t = (trap *)ud;
+  ctx *c = t->c;
+  uint64_t v = 0, rip = 0;
+  if (t->fault) fast_abort(c); /* does not return */
+  if (offset + size > 0x1000) size = (unsigned)(0x1000 - offset);
+  memcpy(&v, t->host + offset, size);
+  /* a fetch for translation: pc (synced before each instruction and at each block) is at or
+     just before the bytes read */
+  uc_reg_read(uc, UC_X86_REG_RIP, &rip);
+  uint64_t addr = t->va + offset;
+  if (!(addr >= rip && addr < rip + 16)) {
+    /* the fast engine cannot stop after an instruction: it undoes this one and hands over */
+    if (c->fast) {
+      if (fast_watch_hit(c, W_READ, addr, size)) fast_abort(c);
+    } else {
+      watch_access(c, W_READ, addr, size, v);
+    }
+  }
+  return v;
+}
+
+static void trap_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t value, void *ud) {
+  trap *t = (trap *)ud;
+  ctx *c = t->c;
+  (void)uc;
+  if (t->fault) fast_abort(c);
+  if (offset + size > 0x1000) size = (unsigned)(0x1000 - offset);
+  if (c->fast) {
+    /* QEMU splits an MMIO store into pieces (an 8-byte one into two 4-byte ones, an unaligned
+       one into bytes): when a later piece hits, the earlier ones (same host pc, same block) are
+       put back, so the aborted instruction leaves memory as it was */
+    uintptr_t hp = mem_io_pc(c);
+    if (fast_watch_hit(c, W_WRITE, t->va + offset, size)) {
+      for (unsigned j = 0; j < c->nundo && j < 16; j++) { /* newest first */
+        struct undo *u = &c->undo[(c->nundo - 1 - j) % 16];
+        if (u->host_pc == hp) memcpy(u->at, &u->old, u->size);
+      }
+      fast_abort(c);
+    }
+    struct undo *u = &c->undo[c->nundo++ % 16];
+    u->host_pc = hp;
+    u->at = t->host + offset;
+    u->size = size;
+    memcpy(&u->old, u->at, size);
+  }
+  memcpy(t->host + offset, &value, size);
+  if (!c->fast) watch_access(c, W_WRITE, t->va + offset, size, value);
+}
+
+static int guest_walk(ctx *c, uint64_t va, uint64_t *pa, uint64_t *vbase, uint64_t *psize);
+
+/* Where guest RAM backs virtual page va now, or NULL (not mapped by the guest, or not RAM). */
+static unsigned char *page_host(ctx *c, uint64_t va) {
+  uint64_t pa, vbase, psize, cr0 = 0;
+  uc_reg_read(c->uc, UC_X86_REG_CR0, &cr0);
+  if (!(cr0 & 0x80000000u)) {
+    pa = va; /* paging off: virtual = physical */
+  } else {
+    if (!guest_walk(c, va, &pa, &vbase, &psize)) return NULL;
+    pa += va - vbase;
+  }
+  if (!c->ram || pa + 0x1000 > c->ram_size || pa + 0x1000 < pa) return NULL;
+  return c->ram + pa;
+}
+
+/* Map t's page as MMIO if the guest maps it; returns 0 on success or when it must wait, else a uc_err. */
+static uc_err trap_install(ctx *c, trap *t) {
+  if (t->host) return UC_ERR_OK;
+  unsigned char *host = page_host(c, t->va);
+  if (!host) return UC_ERR_OK; /* not mapped yet: alias_page installs it on the first access */
+  uc_err err = uc_mem_unmap(c->uc, t->va, 0x1000); /* the RAM alias, if there is one yet */
+  if (err != UC_ERR_OK && err != UC_ERR_NOMEM) return err;
+  err = uc_mmio_map(c->uc, t->va, 0x1000, trap_read, t, trap_write, t);
+  if (err != UC_ERR_OK) return err;
+  t->host = host;
+  return UC_ERR_OK;
+}
+
+static void trap_uninstall(ctx *c, trap *t) {
+  if (!t->host) return;
+  uc_mem_unmap(c->uc, t->va, 0x1000);
+  uc_mem_map_ptr(c->uc, t->va, 0x1000, UC_PROT_ALL, t->host);
+  t->host = NULL;
+}
+
+/* Trap pages of [vbase, vbase + size) not installed yet (the range was just aliased). */
+static void trap_install_in(ctx *c, uint64_t vbase, uint64_t size) {
+  for (trap *t = c->traps; t; t = t->next)
+    if (!t->host && t->va >= vbase && t->va - vbase < size) trap_install(c, t);
+}
+
+static uc_err trap_ref(ctx *c, uint64_t va) {
+  for (trap *t = c->traps; t; t = t->next)
+    if (t->va == va) {
+      t->refs++;
+      return UC_ERR_OK;
+    }
+  trap *t = calloc(1, sizeof *t);
+  if (!t) return UC_ERR_NOMEM;
+  t->c = c;
+  t->va = va;
+  t->refs = 1;
+  uc_err err = trap_install(c, t);
+  if (err != UC_ERR_OK) {
+    free(t);
+    return err;
+  }
+  t->next = c->traps;
+  c->traps = t;
+  return UC_ERR_OK;
+}
+
+static void trap_unref(ctx *c, uint64_t va) {
+  for (trap **tp = &c->traps; *tp; tp = &(*tp)->next) {
+    trap *t = *tp;
+    if (t->va != va) continue;
+    if (--t->refs == 0) {
+      trap_uninstall(c, t);
+      *tp = t->next;
+      free(t);
+    }
+    return;
+  }
+}
+
+static trap *trap_at(ctx *c, uint64_t va) {
+  for (trap *t = c->traps; t; t = t->next)
+    if (t->va == (va & ~0xfffull)) return t;
+  return NULL;
 }
 
 static bool on_badmem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value, void *ud) {
@@ -356,6 +521,30 @@ static bool on_badmem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, 
   if ((type == UC_MEM_READ_UNMAPPED || type == UC_MEM_WRITE_UNMAPPED || type == UC_MEM_FETCH_UNMAPPED) && alias_page(c, addr)) {
     /* an access may straddle into a second page: that one faults (and aliases) on its own */
     return true;
+  }
+  /* code on a watched page: trap pages are MMIO, which Unicorn maps without execute permission */
+  if (type == UC_MEM_FETCH_PROT && trap_at(c, addr)) return true;
+  if (c->fast) {
+    if (c->stop_kind) return false;
+    if (type == UC_MEM_READ_UNMAPPED || type == UC_MEM_WRITE_UNMAPPED) {
+      /* Unicorn would stop mid-block with the pc of the block's start: let the access go to a
+         page whose every access aborts the instruction exactly (trap_read/trap_write), and let
+         the exact engine fault on it. */
+      trap *t = calloc(1, sizeof *t);
+      if (t && uc_mmio_map(c->uc, addr & ~0xfffull, 0x1000, trap_read, t, trap_write, t) == UC_ERR_OK) {
+        t->c = c;
+        t->va = addr & ~0xfffull;
+        t->fault = 1;
+        t->next = c->faults;
+        c->faults = t;
+        return true;
+      }
+      free(t);
+    }
+    /* a fetch (at a block's start: nothing of it ran), or no way to abort exactly */
+    c->handoff_n = 1;
+    c->stop_kind = STOP_HANDOFF;
+    return false;
   }
   if (c->stop_kind && c->stop_kind != STOP_BAD_MEMORY) return false;
   c->stop_kind = STOP_BAD_MEMORY;
@@ -371,6 +560,12 @@ static bool on_badinsn(uc_engine *uc, void *ud) {
   ctx *c = (ctx *)ud;
   uint64_t rip = 0;
   uc_reg_read(uc, UC_X86_REG_RIP, &rip);
+  if (c->fast) {
+    /* #UD ends its block; the exact engine meets it again */
+    c->handoff_n = 1;
+    c->stop_kind = STOP_HANDOFF;
+    return false;
+  }
   c->stop_kind = STOP_BAD_INSN;
   c->stop_pc = rip;
   c->stop_counter = c->counter;
@@ -429,18 +624,19 @@ static const int gp_regs[16] = {UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RDX, 
 /* Where the first engine's search found things; later engines are checked at the same places. */
 static long found_slot = -1, found_env = -1, found_feat = -1;
 
-static int patch_at(uint64_t q, size_t env_off, size_t feat_off, const uint64_t *mark, uint64_t edx1, uint64_t edx81) {
+static int patch_at(uint64_t q, size_t env_off, size_t feat_off, const uint64_t *mark, uint64_t edx1, uint64_t edx81, uint64_t *env) {
   uint64_t regs[16], w[7];
   if (safe_read((void *)(uintptr_t)(q + env_off), regs, sizeof regs) != sizeof regs || memcmp(regs, mark, sizeof regs)) return 0;
   if (safe_read((void *)(uintptr_t)(q + env_off + feat_off), w, sizeof w) != sizeof w) return 0;
   if (w[0] != edx1 || (w[6] & ~(CPUID_EXT2_SYSCALL | CPUID_EXT2_NX | CPUID_EXT2_PDPE1GB)) != (edx81 & ~(CPUID_EXT2_SYSCALL | CPUID_EXT2_NX | CPUID_EXT2_PDPE1GB))) return 0;
   uint64_t *live = (uint64_t *)(uintptr_t)(q + env_off + feat_off);
   live[6] |= CPUID_EXT2_SYSCALL | CPUID_EXT2_NX | CPUID_EXT2_PDPE1GB;
+  *env = q + env_off;
   return 1;
 }
 
 /* Returns 1 when the features were set, 0 when the layout was not recognised. */
-static int enable_features(uc_engine *uc) {
+static int enable_features(uc_engine *uc, uint64_t *env) {
   static uint64_t edx1, edx81;
   static int probed;
   uint64_t saved[16], mark[16], ptrs[1024];
@@ -456,7 +652,7 @@ static int enable_features(uc_engine *uc) {
   size_t n = safe_read(uc, ptrs, sizeof ptrs) / 8;
   int done = 0;
   if (found_slot >= 0 && (size_t)found_slot < n)
-    done = patch_at(ptrs[found_slot], (size_t)found_env, (size_t)found_feat, mark, edx1, edx81);
+    done = patch_at(ptrs[found_slot], (size_t)found_env, (size_t)found_feat, mark, edx1, edx81, env);
   unsigned char *buf = done ? NULL : malloc(SCAN);
   for (size_t i = 0; i < n && !done; i++) {
     uint64_t q = ptrs[i];
@@ -468,7 +664,7 @@ static int enable_features(uc_engine *uc) {
       for (size_t f = off; f + 7 * 8 <= got; f += 8) {
         uint64_t *w = (uint64_t *)(buf + f);
         if (w[0] == edx1 && w[6] == edx81 && (edx81 & (1ull << 29))) {
-          if (patch_at(q, off, f - off, mark, edx1, edx81)) {
+          if (patch_at(q, off, f - off, mark, edx1, edx81, env)) {
             found_slot = (long)i;
             found_env = (long)off;
             found_feat = (long)(f - off);
@@ -482,6 +678,309 @@ static int enable_features(uc_engine *uc) {
   free(buf);
   for (int i = 0; i < 16; i++) uc_reg_write(uc, gp_regs[i], &saved[i]);
   return done;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Fast engine                                                                                  */
+/*
+ * The counting hook costs half of Unicorn's speed (a helper call, with the guest registers
+ * stored and reloaded, before every instruction). So each vCPU has a second engine over the same
+ * RAM that counts per translated block instead: a block hook adds the block's instruction count
+ * (capstone decodes each distinct block once). It hands over to the exact engine, which holds
+ * the vCPU's state between runs, whenever a stop could fall inside a block:
+ *   - before a block that holds a breakpoint or exec watchpoint, or port I/O (device accesses
+ *     need the exact instruction number), or that crosses the slice's instruction limit: the
+ *     block has not run (the hook stops the engine before the block's first instruction);
+ *   - at an access that may hit a read/write watchpoint (trap pages), an access to unmapped
+ *     memory, a CPU exception or an invalid instruction: QEMU undoes the instruction exactly
+ *     (cpu_loop_exit_restore with the host pc of the access, or its own exception path), and
+ *     the block's instructions before it are counted by decoding up to it.
+ * The exact engine then runs those instructions under its per-instruction rules (stops, device
+ * requests, fault reports), and the fast one goes on. Both engines run the same deterministic
+ * guest, so counts, stops and vCPU interleaving are those of the exact engine alone.
+ *
+ * QEMU internals used (libunicorn 2.0.1 exports them; all are checked when the engine is made,
+ * and without them there is no fast engine, only the exact one): cpu_loop_exit_restore_x86_64,
+ * CPUState.mem_io_pc (the host pc of the current MMIO access), CPUX86State.hflags (code size).
+ */
+#define HF_CS32 (1u << 4)
+#define HF_CS64 (1u << 15)
+#define ENV_EIP 128
+#define ENV_DF 172
+#define ENV_HFLAGS 176
+
+typedef struct blk {
+  uint64_t pc;
+  uint32_t size;
+  uint32_t gen;    /* c->gen when `point` was computed */
+  uint16_t icount;
+  uint8_t mode;    /* 0 = 16-, 1 = 32-, 2 = 64-bit code */
+  uint8_t exact;   /* port I/O or undecodable bytes: always run exactly */
+  uint8_t point;   /* holds a breakpoint or exec watchpoint */
+} blk;
+
+static void (*exit_restore)(void *cpu, uintptr_t host_pc);
+static long memio_off = -1; /* offset of CPUState.mem_io_pc */
+
+static uintptr_t mem_io_pc(ctx *c) { return *(uintptr_t *)((char *)c->cpu + memio_off); }
+
+static void fast_abort(ctx *c) {
+  uintptr_t host_pc = mem_io_pc(c);
+  c->stop_kind = STOP_HANDOFF;
+  c->handoff_n = 1;
+  uc_emu_stop(c->uc);
+  /* host_pc 0: the access is a fetch for translation (nothing of the block ran yet) */
+  exit_restore(c->cpu, host_pc);
+}
+
+static void fast_exception(ctx *c, uint32_t intno, uint64_t rip) {
+  /* Reported as the exact engine reports it, not handed over: QEMU left its exception state
+     (old_exception) behind, and the exact engine would see this fault as a double fault.
+     int n / int3 end their block, which has run and been counted; a fault inside the block is
+     counted up to it by runFast (the faulting instruction as begun); a fault fetching a new
+     block comes after the counted ones. */
+  if (c->faults) {
+    /* an access to unmapped memory went to a stand-in page, and the guest's page walk then
+       faulted: the exact engine reports it as unmapped memory, so let it */
+    c->handoff_n = 1;
+    stop_now(c, STOP_HANDOFF);
+    return;
+  }
+  c->intno = intno;
+  c->stop_pc = rip;
+  if (!(intno == 3 || intno == 4 || intno >= 32)) c->counter++;
+  c->stop_counter = c->counter;
+  stop_now(c, STOP_INTERRUPT);
+}
+
+/* The exception QEMU keeps "in flight" (for double faults) is never cleared when a hook takes the
+   exception instead of the guest's IDT: clear it before each run, as delivery would. */
+static void clear_exception(ctx *c) {
+  if (c->old_exception) *c->old_exception = -1;
+}
+
+/* Finds CPUX86State.old_exception after dr[8] and four pointers: dr[] found by its values. */
+static void find_old_exception(ctx *c) {
+  static const int drs[8] = {UC_X86_REG_DR0, UC_X86_REG_DR1, UC_X86_REG_DR2, UC_X86_REG_DR3,
+                             UC_X86_REG_DR4, UC_X86_REG_DR5, UC_X86_REG_DR6, UC_X86_REG_DR7};
+  uint64_t saved[8], mark[8], buf[4096];
+  if (!c->env) return;
+  for (int i = 0; i < 8; i++) {
+    uc_reg_read(c->uc, drs[i], &saved[i]);
+    mark[i] = 0x6462672d64720000ull + (uint64_t)i;
+    uc_reg_write(c->uc, drs[i], &mark[i]);
+  }
+  size_t n = safe_read((void *)(uintptr_t)c->env, buf, sizeof buf) / 8;
+  for (size_t i = 0; i + 13 <= n; i++) {
+    if (memcmp(&buf[i], mark, sizeof mark)) continue;
+    int32_t *oe = (int32_t *)(uintptr_t)(c->env + (i + 8 + 4) * 8);
+    int32_t v;
+    if (safe_read(oe, &v, 4) == 4 && v == -1) c->old_exception = oe;
+    break;
+  }
+  for (int i = 0; i < 8; i++) uc_reg_write(c->uc, drs[i], &saved[i]);
+}
+
+static csh cs_handles[3];
+
+/* Reads n bytes of guest code at va through the guest's page tables. */
+static int read_code(ctx *c, uint64_t va, unsigned char *buf, size_t n) {
+  while (n) {
+    unsigned char *h = page_host(c, va & ~0xfffull);
+    if (!h) return 0;
+    size_t k = 0x1000 - (va & 0xfff);
+    if (k > n) k = n;
+    memcpy(buf, h + (va & 0xfff), k);
+    buf += k;
+    va += k;
+    n -= k;
+  }
+  return 1;
+}
+
+/*
+ * Decodes the block [pc, pc + size): its instruction count and whether it must run exactly.
+ * With `upto`, stops there and returns the number of instructions before it (-1 if upto is not
+ * an instruction boundary of the block).
+ */
+static long decode_block(ctx *c, uint64_t pc, uint32_t size, int mode, uint64_t upto, int *exact) {
+  static unsigned char code[8192];
+  static cs_insn *insn[3];
+  *exact = 1;
+  if (size > sizeof code || !read_code(c, pc, code, size)) return upto == UINT64_MAX ? 0 : -1;
+  if (!cs_handles[mode]) {
+    static const cs_mode modes[3] = {CS_MODE_16, CS_MODE_32, CS_MODE_64};
+    if (cs_open(CS_ARCH_X86, modes[mode], &cs_handles[mode]) != CS_ERR_OK) return upto == UINT64_MAX ? 0 : -1;
+    insn[mode] = cs_malloc(cs_handles[mode]);
+  }
+  const uint8_t *p = code;
+  size_t left = size;
+  uint64_t addr = pc;
+  long n = 0;
+  int io = 0;
+  while (left) {
+    if (addr == upto) return n;
+    if (!cs_disasm_iter(cs_handles[mode], &p, &left, &addr, insn[mode])) {
+      /* bytes capstone does not know end the block (QEMU raises #UD there): one more
+         instruction, run exactly */
+      n++;
+      io = 1;
+      break;
+    }
+    unsigned id = insn[mode]->id;
+    if (id == X86_INS_IN || id == X86_INS_OUT || id == X86_INS_INSB || id == X86_INS_INSW || id == X86_INS_INSD ||
+        id == X86_INS_OUTSB || id == X86_INS_OUTSW || id == X86_INS_OUTSD)
+      io = 1;
+    n++;
+  }
+  if (upto != UINT64_MAX) return addr == upto ? n : -1;
+  *exact = io;
+  return n;
+}
+
+static int block_has_point(ctx *c, uint64_t pc, uint32_t size) {
+  for (int i = 0; i < c->ncode; i++)
+    if (c->code[i]->begin < pc + size && c->code[i]->end >= pc) return 1;
+  return 0;
+}
+
+static blk *block_get(ctx *c, uint64_t pc, uint32_t size, int mode) {
+  if (2 * (c->nblocks + 1) > c->blocks_cap) {
+    size_t cap = c->blocks_cap ? 2 * c->blocks_cap : 4096;
+    blk *n = calloc(cap, sizeof *n);
+    if (!n) return NULL;
+    for (size_t i = 0; i < c->blocks_cap; i++) {
+      blk *b = &c->blocks[i];
+      if (!b->size) continue;
+      size_t j = (size_t)(((b->pc ^ ((uint64_t)b->size << 40) ^ ((uint64_t)b->mode << 60)) * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+      while (n[j].size) j = (j + 1) & (cap - 1);
+      n[j] = *b;
+    }
+    free(c->blocks);
+    c->blocks = n;
+    c->blocks_cap = cap;
+  }
+  size_t j = (size_t)(((pc ^ ((uint64_t)size << 40) ^ ((uint64_t)mode << 60)) * 0x9e3779b97f4a7c15ull) >> 20) & (c->blocks_cap - 1);
+  for (;;) {
+    blk *b = &c->blocks[j];
+    if (!b->size) break;
+    if (b->pc == pc && b->size == size && b->mode == mode) return b;
+    j = (j + 1) & (c->blocks_cap - 1);
+  }
+  blk *b = &c->blocks[j];
+  int exact;
+  long n = decode_block(c, pc, size, mode, UINT64_MAX, &exact);
+  b->pc = pc;
+  b->size = size;
+  b->mode = (uint8_t)mode;
+  b->icount = (uint16_t)(n > 0xffff ? 0xffff : n);
+  b->exact = (uint8_t)(exact || n <= 0 || n > 0xffff);
+  b->gen = c->gen;
+  b->point = (uint8_t)block_has_point(c, pc, size);
+  c->nblocks++;
+  return b;
+}
+
+static void forget_blocks(ctx *c) {
+  if (c->blocks) memset(c->blocks, 0, c->blocks_cap * sizeof *c->blocks);
+  c->nblocks = 0;
+}
+
+static void drop_faults(ctx *c) {
+  for (trap *t = c->faults, *n; t; t = n) {
+    n = t->next;
+    uc_mem_unmap(c->uc, t->va, 0x1000);
+    free(t);
+  }
+  c->faults = NULL;
+}
+
+static int code_mode(ctx *c) {
+  uint32_t hf = *(uint32_t *)(uintptr_t)(c->env + ENV_HFLAGS);
+  return (hf & HF_CS64) ? 2 : (hf & HF_CS32) ? 1 : 0;
+}
+
+static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
+  ctx *c = (ctx *)ud;
+  (void)uc;
+  if (c->stop_kind) return;
+  blk *b = block_get(c, addr, size, code_mode(c));
+  c->nundo = 0;
+  c->block_pc = addr;
+  c->block_size = size;
+  c->block_base = c->counter;
+  if (c->counter >= c->limit) {
+    c->stop_pc = addr;
+    stop_now(c, STOP_LIMIT);
+    return;
+  }
+  if (b && b->gen != c->gen) {
+    b->point = (uint8_t)block_has_point(c, addr, size);
+    b->gen = c->gen;
+  }
+  if (!b || b->exact || b->point || c->counter + b->icount > c->limit) {
+    uint64_t left = c->limit - c->counter;
+    c->handoff_n = b && b->icount && b->icount < left ? b->icount : left;
+    c->block_size = 0; /* the block did not start */
+    c->stop_pc = addr;
+    stop_now(c, STOP_HANDOFF);
+    return;
+  }
+  c->block_icount = b->icount;
+  c->counter += b->icount;
+}
+
+static uint32_t on_in_fast(uc_engine *uc, uint32_t port, int size, void *ud) {
+  ctx *c = (ctx *)ud;
+  c->io_ran = 1;
+  stop_now(c, STOP_HANDOFF);
+  return 0;
+}
+
+static void on_out_fast(uc_engine *uc, uint32_t port, int size, uint32_t value, void *ud) {
+  ctx *c = (ctx *)ud;
+  c->io_ran = 1;
+  stop_now(c, STOP_HANDOFF);
+}
+
+/* Finds the engine's CPUState and the QEMU internals the fast engine needs; 1 when all are there. */
+static int find_cpu(ctx *c) {
+  static int have_exit = -1;
+  if (have_exit < 0) {
+    void *lib = dlopen("libunicorn.so.2", RTLD_NOW | RTLD_NOLOAD);
+    exit_restore = lib ? (void (*)(void *, uintptr_t))dlsym(lib, "cpu_loop_exit_restore_x86_64") : NULL;
+    have_exit = exit_restore != NULL;
+  }
+  if (!have_exit || found_slot < 0 || !c->env) return 0;
+  uint64_t q = 0, rip = 0, eip = 0;
+  int32_t df = 0;
+  if (safe_read((char *)c->uc + found_slot * 8, &q, 8) != 8 || c->env <= q || c->env - q > (1u << 20)) return 0;
+  /* CPUX86State: regs[16], eip, eflags, cc_dst, cc_src, cc_src2, cc_op, df, hflags */
+  uc_reg_read(c->uc, UC_X86_REG_RIP, &rip);
+  if (safe_read((void *)(uintptr_t)(c->env + ENV_EIP), &eip, 8) != 8 || eip != rip) return 0;
+  if (safe_read((void *)(uintptr_t)(c->env + ENV_DF), &df, 4) != 4 || (df != 1 && df != -1)) return 0;
+  /* X86CPU opens with CPUState: env_ptr (= env), icount_decr_ptr, tb_jmp_cache[4096], node,
+     breakpoints, watchpoints (two empty QTAILQ heads: NULL, then a pointer to themselves),
+     watchpoint_hit, opaque, mem_io_pc */
+  size_t span = (size_t)(c->env - q);
+  unsigned char *buf = malloc(span);
+  if (!buf || safe_read((void *)(uintptr_t)q, buf, span) != span) {
+    free(buf);
+    return 0;
+  }
+  long found = -1;
+  for (size_t off = 0; off + 8 <= span && found < 0; off += 8) {
+    if (*(uint64_t *)(buf + off) != c->env) continue;
+    size_t h = off + 16 + 4096 * 8 + 16;
+    if (h + 56 > span) continue;
+    uint64_t *w = (uint64_t *)(buf + h);
+    if (w[0] == 0 && w[1] == q + h && w[2] == 0 && w[3] == q + h + 16) found = (long)(h + 48);
+  }
+  free(buf);
+  if (found < 0 || (memio_off >= 0 && memio_off != found)) return 0;
+  memio_off = found;
+  c->cpu = (void *)(uintptr_t)q;
+  return 1;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -541,49 +1040,49 @@ static void invalidate(ctx *c, uint64_t begin, uint64_t end) {
   uc_ctl(c->uc, UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), begin, end);
 }
 
-/*
- * Unicorn decides at translation time whether a memory access may take its fast path (a TLB hit
- * that skips every memory hook): only when no UC_HOOK_MEM_READ/WRITE hook exists. So code
- * translated before the first read/write watchpoint never calls the watchpoint's hook on a TLB
- * hit (a read watchpoint set on a variable a hot loop reads would never fire). When the first
- * memory hook arrives, drop the translated code of every page code has run from (and of the
- * current pc: a block may have been translated and not run yet); it is translated again, with
- * the slow path, when it runs next. (A whole-cache flush costs seconds, see invalidate().)
- * Pages are dropped through the current address space: code run only under another CR3 and not
- * mapped by the current one is not reached.
- */
-static void drop_fast_code(ctx *c) {
-  uint64_t rip = 0;
-  for (size_t i = 0; i < c->pages_cap; i++) {
-    uint64_t k = c->pages[i];
-    if (k) invalidate(c, (k - 1) << 12, ((k - 1) << 12) + 0x1000);
-  }
-  uc_reg_read(c->uc, UC_X86_REG_RIP, &rip);
-  invalidate(c, rip & ~0xfffull, (rip & ~0xfffull) + 0x1000);
-}
-
 /* create(engineAddress: bigint, ram: Buffer[, counting = true]) -> ctx. `ram` must stay alive as long as the engine. */
 static napi_value js_create(napi_env env, napi_callback_info info) {
-  napi_value argv[2], ext;
+  napi_value argv[4], ext;
   uint64_t addr;
   uc_err err;
   void *ram;
   size_t ram_size;
-  if (!get_args(env, info, 2, argv) || !get_u64(env, argv[0], &addr)) return NULL;
+  size_t argc = 4;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) {
+    napi_throw_type_error(env, "EMU_ARGS", "missing arguments");
+    return NULL;
+  }
+  if (!get_u64(env, argv[0], &addr)) return NULL;
   CHECK(napi_get_buffer_info(env, argv[1], &ram, &ram_size));
+  /* A third argument `false` leaves out the counting hook: only for measuring Unicorn's own
+     speed (bench/emulator.ts); such an engine cannot run slices or stop at breakpoints exactly.
+     A fourth `true` makes a fast engine (see "Fast engine"), driven only through runFast. */
+  bool counting = true, fast = false;
+  if (argc >= 3) napi_get_value_bool(env, argv[2], &counting);
+  if (argc >= 4) napi_get_value_bool(env, argv[3], &fast);
   ctx *c = calloc(1, sizeof *c);
   c->uc = (uc_engine *)(uintptr_t)addr;
   c->ram = ram;
   c->ram_size = ram_size;
   c->limit = UINT64_MAX;
-  c->last_page = UINT64_MAX;
-  /* A third argument `false` leaves out the counting hook: only for measuring Unicorn's own
-     speed (bench/emulator.ts); such an engine cannot run slices or stop at breakpoints exactly. */
-  bool counting = true;
-  size_t argc3 = 3;
-  napi_value argv3[3];
-  if (napi_get_cb_info(env, info, &argc3, argv3, NULL, NULL) == napi_ok && argc3 >= 3) napi_get_value_bool(env, argv3[2], &counting);
-  if (counting) {
+  c->fast = fast;
+  if (!enable_features(c->uc, &c->env)) {
+    free(c);
+    napi_throw_error(env, "EMU_FEATURES", "cannot enable NX and 1 GiB pages in this Unicorn build (CPU state layout not recognised)");
+    return NULL;
+  }
+  find_old_exception(c);
+  if (fast && !find_cpu(c)) {
+    free(c);
+    napi_throw_error(env, "EMU_FAST", "no fast engine with this Unicorn build (QEMU's CPU state layout or cpu_loop_exit_restore not found): the exact engine runs alone");
+    return NULL;
+  }
+  if (fast) {
+    err = uc_hook_add(c->uc, &c->block_hook, UC_HOOK_BLOCK, (void *)on_block, c, 1, 0);
+    if (!err) err = uc_hook_add(c->uc, &c->in_hook, UC_HOOK_INSN, (void *)on_in_fast, c, 1, 0, UC_X86_INS_IN);
+    if (!err) err = uc_hook_add(c->uc, &c->out_hook, UC_HOOK_INSN, (void *)on_out_fast, c, 1, 0, UC_X86_INS_OUT);
+    if (err) return throw_uc(env, "block hook", err);
+  } else if (counting) {
     err = uc_hook_add(c->uc, &c->count_hook, UC_HOOK_CODE, (void *)on_count, c, 1, 0);
     if (err) return throw_uc(env, "counting hook", err);
   }
@@ -594,10 +1093,6 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   err = uc_hook_add(c->uc, &c->badinsn_hook, UC_HOOK_INSN_INVALID, (void *)on_badinsn, c, 1, 0);
   if (err) return throw_uc(env, "invalid-instruction hook", err);
   /* no code has been translated yet: nothing to invalidate */
-  if (!enable_features(c->uc)) {
-    napi_throw_error(env, "EMU_FEATURES", "cannot enable NX and 1 GiB pages in this Unicorn build (CPU state layout not recognised)");
-    return NULL;
-  }
   CHECK(napi_create_external(env, c, NULL, NULL, &ext));
   return ext;
 }
@@ -610,15 +1105,25 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
   if (!c || !c->uc) return NULL;
   for (point *p = c->points, *n; p; p = n) {
     n = p->next;
-    for (int i = 0; i < p->nhooks; i++) uc_hook_del(c->uc, p->hooks[i]);
     free(p);
   }
   c->points = NULL;
-  c->nmem = 0;
-  free(c->pages);
-  c->pages = NULL;
-  c->npages = c->pages_cap = 0;
+  for (trap *t = c->traps, *n; t; t = n) {
+    n = t->next;
+    trap_uninstall(c, t);
+    free(t);
+  }
+  c->traps = NULL;
+  drop_faults(c);
+  free(c->blocks);
+  c->blocks = NULL;
+  c->blocks_cap = c->nblocks = 0;
+  if (c->xfer) uc_context_free(c->xfer);
+  c->xfer = NULL;
   rebuild_code(c);
+  if (c->block_hook) uc_hook_del(c->uc, c->block_hook);
+  if (c->in_hook) uc_hook_del(c->uc, c->in_hook);
+  if (c->out_hook) uc_hook_del(c->uc, c->out_hook);
   if (c->count_hook) uc_hook_del(c->uc, c->count_hook);
   uc_hook_del(c->uc, c->intr_hook);
   uc_hook_del(c->uc, c->badmem_hook);
@@ -641,6 +1146,8 @@ static napi_value js_arm(napi_env env, napi_callback_info info) {
   c->stop_id = -1;
   c->skip_pc = skip;
   c->skip_armed = skip != UINT64_MAX;
+  c->last_pc = UINT64_MAX;
+  clear_exception(c);
   return NULL;
 }
 
@@ -699,6 +1206,10 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   if (!c || napi_get_value_int32(env, argv[1], &id) != napi_ok || !get_u64(env, argv[2], &begin) ||
       !get_u64(env, argv[3], &end) || napi_get_value_int32(env, argv[4], &bits) != napi_ok)
     return NULL;
+  if (end < begin) {
+    napi_throw_range_error(env, "EMU_ARGS", "a watchpoint's end is before its begin");
+    return NULL;
+  }
   point *p = calloc(1, sizeof *p);
   p->c = c;
   p->id = id;
@@ -707,23 +1218,36 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   p->end = end;
   /* Code points cost nothing in Unicorn: the counting hook, already called for every
      instruction, tests them (a ranged UC_HOOK_CODE each made every instruction walk the hook
-     list: 10 of them took a guest from 100 to 40 M insn/s). */
-  uint64_t lo = begin >= 7 ? begin - 7 : 0;
-  int memtype = ((bits & W_READ) ? UC_HOOK_MEM_READ : 0) | ((bits & W_WRITE) ? UC_HOOK_MEM_WRITE : 0);
-  if (!err && memtype) {
-    if (c->nmem == 0) drop_fast_code(c);
-    err = uc_hook_add(c->uc, &p->hooks[p->nhooks++], memtype, (void *)on_mem, p, lo, end);
+     list: 10 of them took a guest from 100 to 40 M insn/s). Data points make trap pages. */
+  if (bits & (W_READ | W_WRITE)) {
+    uint64_t first = begin & ~0xfffull, last = end & ~0xfffull;
+    if ((last - first) / 0x1000 >= 4096) {
+      free(p);
+      napi_throw_range_error(env, "EMU_ARGS", "a read/write watchpoint may cover at most 4096 pages (16 MiB)");
+      return NULL;
+    }
+    for (uint64_t pg = first;; pg += 0x1000) {
+      err = trap_ref(c, pg);
+      if (err != UC_ERR_OK) {
+        for (uint64_t q = first; q != pg; q += 0x1000) trap_unref(c, q);
+        free(p);
+        return throw_uc(env, "making a watched page trap its accesses", err);
+      }
+      if (pg == last) break;
+    }
   }
-  if (err) {
-    for (int i = 0; i < p->nhooks - 1; i++) uc_hook_del(c->uc, p->hooks[i]);
-    free(p);
-    return throw_uc(env, "adding a breakpoint or watchpoint hook", err);
-  }
-  if (memtype) c->nmem++;
   p->next = c->points;
   c->points = p;
   rebuild_code(c);
   return NULL;
+}
+
+static void unref_pages(ctx *c, point *p) {
+  if (!(p->bits & (W_READ | W_WRITE))) return;
+  for (uint64_t pg = p->begin & ~0xfffull;; pg += 0x1000) {
+    trap_unref(c, pg);
+    if (pg == (p->end & ~0xfffull)) break;
+  }
 }
 
 /* remove(ctx, id) -> bool */
@@ -737,8 +1261,7 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
   for (point **pp = &c->points; *pp;) {
     point *p = *pp;
     if (p->id == id) {
-      for (int i = 0; i < p->nhooks; i++) uc_hook_del(c->uc, p->hooks[i]);
-      if (p->nhooks) c->nmem--;
+      unref_pages(c, p);
       *pp = p->next;
       free(p);
       found = 1;
@@ -751,13 +1274,130 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* Moves the vCPU's registers from one engine to the other; the receiver's TLB is dropped. */
+static int transfer(ctx *from, ctx *to, uc_context *buf) {
+  uint64_t cr3 = 0;
+  if (uc_context_save(from->uc, buf) != UC_ERR_OK || uc_context_restore(to->uc, buf) != UC_ERR_OK) return 0;
+  uc_reg_read(to->uc, UC_X86_REG_CR3, &cr3);
+  uc_reg_write(to->uc, UC_X86_REG_CR3, &cr3); /* reloading CR3 flushes the TLB */
+  return 1;
+}
+
+/*
+ * runFast(fast, exact, limit: bigint, skipPc: bigint | -1n) -> uc_err: one slice, as arm() and
+ * uc_emu_start on the exact engine would run it (same stops, same counter, same result()), with
+ * the fast engine doing the stretches where nothing can stop. The exact engine holds the state
+ * before and after.
+ */
+static napi_value js_run_fast(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  uint64_t limit, skip, done = 0, rip = 0, frip = 0;
+  uc_err err = UC_ERR_OK;
+  if (!get_args(env, info, 4, argv)) return NULL;
+  ctx *f = get_ctx(env, argv[0]);
+  ctx *e = f ? get_ctx(env, argv[1]) : NULL;
+  if (!e || !get_u64(env, argv[2], &limit) || !get_u64(env, argv[3], &skip)) return NULL;
+  if (!f->fast || e->fast || !f->uc || !e->uc) {
+    napi_throw_type_error(env, "EMU_ARGS", "runFast takes a fast engine's context, then an exact engine's");
+    return NULL;
+  }
+  if (!f->xfer && uc_context_alloc(f->uc, &f->xfer) != UC_ERR_OK) return throw_uc(env, "allocating a CPU context", UC_ERR_NOMEM);
+  e->counter = 0;
+  e->limit = limit;
+  e->stop_kind = STOP_NONE;
+  e->pending = 0;
+  e->stop_id = -1;
+  e->skip_pc = skip;
+  e->skip_armed = skip != UINT64_MAX;
+  e->last_pc = UINT64_MAX;
+  for (;;) {
+    uint64_t cr2 = 0, cr2_after = 0;
+    uc_reg_read(e->uc, UC_X86_REG_RIP, &rip);
+    uc_reg_read(e->uc, UC_X86_REG_CR2, &cr2);
+    if (!transfer(e, f, f->xfer)) return throw_uc(env, "moving the vCPU to the fast engine", UC_ERR_EXCEPTION);
+    f->counter = done;
+    f->limit = limit;
+    f->stop_kind = STOP_NONE;
+    f->pending = 0;
+    f->block_pc = f->block_size = 0;
+    f->handoff_n = 0;
+    f->io_ran = 0;
+    clear_exception(f);
+    uc_err ferr = uc_emu_start(f->uc, rip, UINT64_MAX, 0, 0);
+    drop_faults(f);
+    if (!transfer(f, e, f->xfer)) return throw_uc(env, "moving the vCPU back to the exact engine", UC_ERR_EXCEPTION);
+    /* Unicorn 2.0.1 sets CR2 to -2 when it probes a code page (no fault reaches the guest; see
+       machine.ts): keep the guest's value for the exact engine unless a #PF stopped the run */
+    uc_reg_read(e->uc, UC_X86_REG_CR2, &cr2_after);
+    if (cr2_after == 0xfffffffffffffffeull && !(f->stop_kind == STOP_INTERRUPT && f->intno == 14)) uc_reg_write(e->uc, UC_X86_REG_CR2, &cr2);
+    if (f->io_ran) {
+      napi_throw_error(env, "EMU_FAST", "internal error: port I/O ran in the fast engine (its block cache missed an IN/OUT)");
+      return NULL;
+    }
+    uc_reg_read(f->uc, UC_X86_REG_RIP, &frip);
+    if (f->stop_kind != STOP_HANDOFF) {
+      /* the fast engine ended the slice: report it as the exact engine would have */
+      e->counter = f->counter;
+      e->stop_kind = f->stop_kind;
+      e->stop_pc = f->stop_pc;
+      e->stop_counter = f->stop_counter;
+      e->intno = f->intno;
+      if (f->stop_kind == STOP_LIMIT) e->stop_counter = e->counter = f->counter + 1; /* the next instruction did not run */
+      if (f->stop_kind == STOP_INTERRUPT && f->block_size && frip >= f->block_pc && frip < f->block_pc + f->block_size) {
+        /* a fault inside a block counted whole: count up to the faulting instruction, as begun */
+        int exact;
+        long k = decode_block(f, f->block_pc, (uint32_t)f->block_size, code_mode(f), frip, &exact);
+        if (k < 0) {
+          napi_throw_error(env, "EMU_FAST", "internal error: the fast engine faulted between instruction boundaries");
+          return NULL;
+        }
+        e->stop_counter = e->counter = f->block_base + (uint64_t)k + 1;
+      }
+      err = ferr;
+      break;
+    }
+    done = f->counter;
+    if (f->block_size && frip >= f->block_pc && frip < f->block_pc + f->block_size) {
+      /* undone inside a block that was counted whole: count up to the undone instruction */
+      int exact;
+      long k = decode_block(f, f->block_pc, (uint32_t)f->block_size, code_mode(f), frip, &exact);
+      if (k < 0) {
+        napi_throw_error(env, "EMU_FAST", "internal error: the fast engine stopped between instruction boundaries");
+        return NULL;
+      }
+      done = f->block_base + (uint64_t)k;
+    }
+    uint64_t n = f->handoff_n ? f->handoff_n : 1;
+    e->counter = done;
+    e->limit = done + n < limit ? done + n : limit;
+    e->stop_kind = STOP_NONE;
+    e->pending = 0;
+    e->last_pc = UINT64_MAX;
+    clear_exception(e);
+    err = uc_emu_start(e->uc, frip, UINT64_MAX, 0, 0);
+    e->limit = limit;
+    if (e->stop_kind == STOP_LIMIT && e->counter - 1 < limit) {
+      done = e->counter - 1;
+      e->stop_kind = STOP_NONE;
+      continue;
+    }
+    break;
+  }
+  napi_value r;
+  napi_create_int32(env, (int32_t)err, &r);
+  return r;
+}
+
 /* invalidate(ctx, begin, end): drop translated code of [begin, end) (after a debugger write) */
 static napi_value js_invalidate(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   uint64_t b, e;
   if (!get_args(env, info, 3, argv)) return NULL;
   ctx *c = get_ctx(env, argv[0]);
-  if (c && get_u64(env, argv[1], &b) && get_u64(env, argv[2], &e)) invalidate(c, b, e);
+  if (c && get_u64(env, argv[1], &b) && get_u64(env, argv[2], &e)) {
+    invalidate(c, b, e);
+    if (c->fast) forget_blocks(c);
+  }
   return NULL;
 }
 
@@ -772,6 +1412,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"add", NULL, js_add, NULL, NULL, NULL, napi_default, NULL},
       {"remove", NULL, js_remove, NULL, NULL, NULL, napi_default, NULL},
       {"invalidate", NULL, js_invalidate, NULL, NULL, NULL, napi_default, NULL},
+      {"runFast", NULL, js_run_fast, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -42,8 +42,8 @@ export interface HookResult {
 }
 
 interface Addon {
-  /** `counting` false: no counting hook (only to measure Unicorn's own speed). */
-  create(engine: bigint, ram: Buffer, counting?: boolean): HookCtx;
+  /** `counting` false: no counting hook (only to measure Unicorn's own speed); `fast`: a fast engine (emu.c). */
+  create(engine: bigint, ram: Buffer, counting?: boolean, fast?: boolean): HookCtx;
   destroy(ctx: HookCtx): void;
   arm(ctx: HookCtx, limit: bigint, skipPc: bigint): void;
   requestStop(ctx: HookCtx): void;
@@ -51,6 +51,8 @@ interface Addon {
   result(ctx: HookCtx): [number, number, number, number, number, bigint, bigint, bigint, bigint, bigint, bigint];
   add(ctx: HookCtx, id: number, begin: bigint, end: bigint, bits: number): void;
   remove(ctx: HookCtx, id: number): boolean;
+  /** One slice as arm() + uc_emu_start on `exact` would run it, with `fast` running where nothing can stop. Returns the uc_err. */
+  runFast(fast: HookCtx, exact: HookCtx, limit: bigint, skipPc: bigint): number;
   /** Drop translated code of [begin, end) (after a debugger write into code). */
   invalidate(ctx: HookCtx, begin: bigint, end: bigint): void;
 }

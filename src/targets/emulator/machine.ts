@@ -95,10 +95,35 @@ export class Vcpu {
   skipPc: bigint | undefined;
   constructor(
     readonly index: number,
+    /** The exact engine: counts every instruction; holds the vCPU's state between slices. */
     readonly engine: UnicornEngine,
     readonly hooks: HookCtx,
+    /** The fast engine (native/emu/emu.c, "Fast engine"), when this Unicorn build allows one. */
+    readonly fast?: { engine: UnicornEngine; hooks: HookCtx },
   ) {
     this.run = index === 0 ? 'running' : 'wait-start';
+  }
+
+  /** Both engines' hook contexts: breakpoints, watchpoints and code drops go to each. */
+  get contexts(): HookCtx[] {
+    return this.fast ? [this.hooks, this.fast.hooks] : [this.hooks];
+  }
+}
+
+/**
+ * One fast engine per vCPU unless DBG_EMU_EXACT=1 (every slice on the exact engine alone: the
+ * reference the fast engine is tested against) or the machine is for measuring bare Unicorn.
+ */
+function makeFastEngine(ram: Buffer): { engine: UnicornEngine; hooks: HookCtx } | undefined {
+  if (process.env.DBG_EMU_EXACT === '1') return undefined;
+  const engine = new UnicornEngine('x86-64', UC.CPU_X86_SKYLAKE_SERVER);
+  try {
+    engine.mapHost(0n, ram);
+    return { engine, hooks: emuHooks().create(engine.address, ram, true, true) };
+  } catch {
+    // this Unicorn build lacks what the fast engine needs (emu.c says which): exact only
+    engine.close();
+    return undefined;
   }
 }
 
@@ -232,7 +257,7 @@ export class Machine implements ObservedMachine {
         in: (port, size) => this.portIn(i, port, size),
         out: (port, size, value) => this.portOut(i, port, size, value),
       });
-      this.vcpus.push(new Vcpu(i, engine, hooks));
+      this.vcpus.push(new Vcpu(i, engine, hooks, opts.uncounted ? undefined : makeFastEngine(this.ram)));
     }
   }
 
@@ -377,7 +402,7 @@ export class Machine implements ObservedMachine {
     this.loadState(state);
     ram.copy(this.ram);
     this.paging.flush();
-    for (const p of changed) for (const v of this.vcpus) emuHooks().invalidate(v.hooks, this.ramBase + p, this.ramBase + p + 4096n);
+    for (const p of changed) for (const v of this.vcpus) for (const h of v.contexts) emuHooks().invalidate(h, this.ramBase + p, this.ramBase + p + 4096n);
     marks.length = n;
     this.markSlice();
   }
@@ -453,8 +478,10 @@ export class Machine implements ObservedMachine {
       // the vCPU fetches (virtual): drop the written range as a physical and as a virtual address.
       const n = BigInt(data.length);
       for (const v of this.vcpus) {
-        emuHooks().invalidate(v.hooks, addr, addr + n);
-        if (virt !== undefined && virt !== addr) emuHooks().invalidate(v.hooks, virt, virt + n);
+        for (const h of v.contexts) {
+          emuHooks().invalidate(h, addr, addr + n);
+          if (virt !== undefined && virt !== addr) emuHooks().invalidate(h, virt, virt + n);
+        }
       }
       this.observer?.onInput({ kind: 'memory-write', seq: this.seqNow, phys: addr, data: Buffer.from(data), old });
     }
@@ -591,13 +618,13 @@ export class Machine implements ObservedMachine {
   addPoint(id: number, begin: bigint, end: bigint, bits: number): void {
     if (this.points.has(id)) throw errors.state(`breakpoint id ${id} is in use`);
     const addon = emuHooks();
-    for (const v of this.vcpus) addon.add(v.hooks, id, begin, end, bits);
+    for (const v of this.vcpus) for (const h of v.contexts) addon.add(h, id, begin, end, bits);
     this.points.set(id, { id, begin, end, bits });
   }
 
   removePoint(id: number): void {
     if (!this.points.delete(id)) return;
-    for (const v of this.vcpus) emuHooks().remove(v.hooks, id);
+    for (const v of this.vcpus) for (const h of v.contexts) emuHooks().remove(h, id);
   }
 
   // --- running --------------------------------------------------------------------------------
@@ -722,8 +749,14 @@ export class Machine implements ObservedMachine {
     v.skipPc = undefined;
     if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip });
     this.observer?.beforeSlice(v.index, this.seqNow);
-    addon.arm(v.hooks, BigInt(limit), skip);
-    const err = e.start(rip, UNTIL_NEVER);
+    let err: number;
+    if (v.fast && !this.observer) {
+      // the recorder needs every instruction's pc: recorded slices run on the exact engine
+      err = addon.runFast(v.fast.hooks, v.hooks, BigInt(limit), skip);
+    } else {
+      addon.arm(v.hooks, BigInt(limit), skip);
+      err = e.start(rip, UNTIL_NEVER);
+    }
     const h = hookResult(v.hooks);
 
     // How many instructions completed (see native/emu/emu.c).
@@ -973,6 +1006,10 @@ export class Machine implements ObservedMachine {
     for (const v of this.vcpus) {
       emuHooks().destroy(v.hooks);
       v.engine.close();
+      if (v.fast) {
+        emuHooks().destroy(v.fast.hooks);
+        v.fast.engine.close();
+      }
     }
   }
 }

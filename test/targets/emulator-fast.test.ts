@@ -1,0 +1,141 @@
+/**
+ * The fast engine (native/emu/emu.c, "Fast engine") against the exact engine alone
+ * (DBG_EMU_EXACT=1): the same guest must stop at the same instruction numbers with the same
+ * registers and memory, whatever stops it (slice limits on two vCPUs with timer interrupts,
+ * breakpoints, read/write/access watchpoints, faults).
+ */
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import type { StopStatus } from '../../src/targets/target.js';
+import type { MachineStop } from '../../src/targets/emulator/machine.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dir = mkdtempSync(join(tmpdir(), 'dbg-emuf-'));
+let kernel: string;
+const open: EmulatorTarget[] = [];
+afterAll(() => open.forEach((t) => t.close()));
+
+beforeAll(() => {
+  kernel = join(dir, 'kernel.elf');
+  try {
+    execFileSync('sh', [join(root, 'dumps', 'kernel', 'build.sh'), kernel]);
+  } catch {
+    kernel = join(root, 'dumps', 'kernel.prebuilt.elf');
+  }
+});
+
+/** A machine whose vCPUs have a fast engine (exact = false) or only the exact one. */
+function boot(path: string, exact: boolean, opts: object = {}): EmulatorTarget {
+  const before = process.env.DBG_EMU_EXACT;
+  process.env.DBG_EMU_EXACT = exact ? '1' : '0';
+  try {
+    const t = EmulatorTarget.open(path, opts);
+    open.push(t);
+    return t;
+  } finally {
+    if (before === undefined) delete process.env.DBG_EMU_EXACT;
+    else process.env.DBG_EMU_EXACT = before;
+  }
+}
+
+/** Everything a stop leaves: seq, the stop, every vCPU's registers, a hash of RAM. */
+function snapshot(t: EmulatorTarget, st?: StopStatus | MachineStop): string {
+  const m = t.machine;
+  const regs = m.vcpus.map((v) => [...t.registers(v.index + 1)].map(([k, x]) => `${k}=${x.toString(16)}`).join(' '));
+  const reason = st ? JSON.stringify(st.reason, (_k, v) => (typeof v === 'bigint' ? v.toString(16) : v)) : '';
+  return [`seq ${m.seq}`, reason, ...regs, createHash('sha256').update(m.ram).digest('hex')].join('\n');
+}
+
+describe('the fast engine runs the guest exactly as the exact engine does', () => {
+  it('uses a fast engine on this Unicorn build', () => {
+    const t = boot(kernel, false, { ramBytes: 64 << 20, cpus: 2 });
+    expect(t.machine.vcpus.every((v) => v.fast !== undefined)).toBe(true);
+  });
+
+  it('the sample kernel on two vCPUs: same state after every odd-sized run, to its panic', () => {
+    const fast = boot(kernel, false, { ramBytes: 64 << 20, cpus: 2 });
+    const exact = boot(kernel, true, { ramBytes: 64 << 20, cpus: 2 });
+    for (let i = 0; i < 40; i++) {
+      const n = BigInt(12_345 + i * 98_765);
+      const a = fast.machine.runSync(n);
+      const b = exact.machine.runSync(n);
+      expect(snapshot(fast, a)).toBe(snapshot(exact, b));
+      if (a) break;
+    }
+    expect(fast.caps.console!.consoleText()).toContain('PANIC: scheduler: task list corrupted');
+    expect(fast.caps.console!.consoleText()).toBe(exact.caps.console!.consoleText());
+  });
+
+  it('breakpoints and read, write and access watchpoints stop at the same instructions', async () => {
+    const stops = async (exact: boolean): Promise<string[]> => {
+      const t = boot(kernel, exact, { ramBytes: 64 << 20, cpus: 2 });
+      const sym = (s: string): bigint => t.symbols.lookup(s);
+      t.addBreakpoint(sym('timer_tick'));
+      t.addWatchpoint(sym('jiffies'), 8, 'read');
+      t.addWatchpoint(sym('tasks'), 8, 'write'); // the magic the bug overwrites
+      t.addWatchpoint(sym('runqueue'), 8, 'access');
+      const out: string[] = [];
+      for (let i = 0; i < 60; i++) {
+        const st = await t.caps.execution!.resume();
+        out.push(snapshot(t, st));
+        if (st.reason.kind !== 'breakpoint' && st.reason.kind !== 'watchpoint') break;
+      }
+      return out;
+    };
+    const a = await stops(false);
+    const b = await stops(true);
+    expect(a.length).toBeGreaterThan(20);
+    expect(a.some((s) => s.includes('"access":"read"'))).toBe(true);
+    expect(a.some((s) => s.includes('"access":"write"'))).toBe(true);
+    expect(a).toEqual(b);
+  });
+
+  it('faults inside a block, fetch faults and port I/O are reported as the exact engine reports them', async () => {
+    const s = join(dir, 'f.S');
+    const o = join(dir, 'f.o');
+    const k = join(dir, 'f.elf');
+    // a long straight block with a data fault in its middle, then (after dbg resumes past it
+    // with a register write) a jump to nowhere; console output on the way
+    writeFileSync(s, `.globl _start
+_start:
+  mov $0x3f8, %dx
+  mov $'A', %al
+  outb %al, %dx
+  xor %ecx, %ecx
+  inc %ecx
+  inc %ecx
+  movq (0x7000000000), %rax
+  inc %ecx
+  mov $0x7100000000, %rax
+  jmp *%rax
+`);
+    execFileSync('gcc', ['-c', '-m64', '-o', o, s]);
+    execFileSync('ld', ['-m', 'elf_x86_64', '-nostdlib', '-Ttext=0x100000', '-e', '_start', '-o', k, o]);
+    const run = async (exact: boolean): Promise<string[]> => {
+      const t = boot(k, exact, { ramBytes: 8 << 20 });
+      const out: string[] = [];
+      let st = await t.caps.execution!.resume();
+      out.push(snapshot(t, st));
+      // skip the faulting load (8 bytes: REX.W A1 moffs64... gas emits movabs, 10 bytes)
+      t.caps.writeRegisters!.writeRegister(1, 'rip', st.pc! + 10n);
+      st = await t.caps.execution!.resume();
+      out.push(snapshot(t, st));
+      out.push(t.caps.console!.consoleText());
+      return out;
+    };
+    const a = await run(false);
+    expect(a[0]).toMatch(/read of 0x7000000000/);
+    expect(a[1]).toMatch(/0x7100000000/);
+    expect(a).toEqual(await run(true));
+  });
+});
+
+it('the prebuilt sample kernel is there for the fallback above', () => {
+  expect(existsSync(join(root, 'dumps', 'kernel.prebuilt.elf'))).toBe(true);
+});
