@@ -6,8 +6,11 @@
  *    instructions, so one uc_emu_start can run it whole (best of 5 boots each, translation included);
  * 2. against dbg's own loop without breakpoints or watchpoints on the sample kernel with "nobug"
  *    (it runs forever) on two vCPUs with timer interrupts: the same 3*10^7 instructions from the
- *    same saved state each time. dbg's loop always counts instructions in C (exact seq numbers and
- *    deterministic vCPU scheduling need it; uc_emu_start's own count= would cost the same).
+ *    same saved state each time. dbg always counts instructions exactly (seq numbers and vCPU
+ *    scheduling need it): per translated block on each vCPU's fast engine, per instruction on its
+ *    exact engine where a stop may fall inside a block (native/emu/emu.c, "Fast engine").
+ *    The sample kernel's two watchpoints sit on its busiest data page (jiffies, the run queue,
+ *    the console lock), which trap-page watchpoints pay for on every access to that page.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
