@@ -230,6 +230,9 @@ static void watch_access(ctx *c, int access, uint64_t addr, unsigned size, uint6
 
 static void fast_exception(ctx *c, uint32_t intno, uint64_t rip);
 
+/* int3, into and int n leave the pc after the instruction (as machine.ts's isTrap) */
+static int is_trap(uint32_t intno) { return intno == 3 || intno == 4 || intno >= 32; }
+
 static void on_intr(uc_engine *uc, uint32_t intno, void *ud) {
   ctx *c = (ctx *)ud;
   uint64_t rip = 0;
@@ -241,7 +244,7 @@ static void on_intr(uc_engine *uc, uint32_t intno, void *ud) {
   }
   /* A fault raised while fetching an instruction (a new block's first) comes before its
      counting hook: count it as begun, as for a fault in an instruction that ran its hook. */
-  if (rip != c->last_pc && !(intno == 3 || intno == 4 || intno >= 32)) c->counter++;
+  if (rip != c->last_pc && !is_trap(intno)) c->counter++;
   c->intno = intno;
   c->stop_pc = rip;
   c->stop_counter = c->counter;
@@ -474,13 +477,19 @@ static void trap_install_in(ctx *c, uint64_t vbase, uint64_t size) {
     if (!t->host && t->va >= vbase && t->va - vbase < size) trap_install(c, t);
 }
 
-static uc_err trap_ref(ctx *c, uint64_t va) {
+static trap *trap_at(ctx *c, uint64_t va) {
   for (trap *t = c->traps; t; t = t->next)
-    if (t->va == va) {
-      t->refs++;
-      return UC_ERR_OK;
-    }
-  trap *t = calloc(1, sizeof *t);
+    if (t->va == (va & ~0xfffull)) return t;
+  return NULL;
+}
+
+static uc_err trap_ref(ctx *c, uint64_t va) {
+  trap *t = trap_at(c, va);
+  if (t) {
+    t->refs++;
+    return UC_ERR_OK;
+  }
+  t = calloc(1, sizeof *t);
   if (!t) return UC_ERR_NOMEM;
   t->c = c;
   t->va = va;
@@ -506,12 +515,6 @@ static void trap_unref(ctx *c, uint64_t va) {
     }
     return;
   }
-}
-
-static trap *trap_at(ctx *c, uint64_t va) {
-  for (trap *t = c->traps; t; t = t->next)
-    if (t->va == (va & ~0xfffull)) return t;
-  return NULL;
 }
 
 static bool on_badmem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value, void *ud) {
@@ -748,7 +751,7 @@ static void fast_exception(ctx *c, uint32_t intno, uint64_t rip) {
   }
   c->intno = intno;
   c->stop_pc = rip;
-  if (!(intno == 3 || intno == 4 || intno >= 32)) c->counter++;
+  if (!is_trap(intno)) c->counter++;
   c->stop_counter = c->counter;
   stop_now(c, STOP_INTERRUPT);
 }
@@ -844,6 +847,10 @@ static int block_has_point(ctx *c, uint64_t pc, uint32_t size) {
   return 0;
 }
 
+static size_t block_slot(uint64_t pc, uint32_t size, int mode, size_t cap) {
+  return (size_t)(((pc ^ ((uint64_t)size << 40) ^ ((uint64_t)mode << 60)) * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+}
+
 static blk *block_get(ctx *c, uint64_t pc, uint32_t size, int mode) {
   if (2 * (c->nblocks + 1) > c->blocks_cap) {
     size_t cap = c->blocks_cap ? 2 * c->blocks_cap : 4096;
@@ -852,7 +859,7 @@ static blk *block_get(ctx *c, uint64_t pc, uint32_t size, int mode) {
     for (size_t i = 0; i < c->blocks_cap; i++) {
       blk *b = &c->blocks[i];
       if (!b->size) continue;
-      size_t j = (size_t)(((b->pc ^ ((uint64_t)b->size << 40) ^ ((uint64_t)b->mode << 60)) * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+      size_t j = block_slot(b->pc, b->size, b->mode, cap);
       while (n[j].size) j = (j + 1) & (cap - 1);
       n[j] = *b;
     }
@@ -860,7 +867,7 @@ static blk *block_get(ctx *c, uint64_t pc, uint32_t size, int mode) {
     c->blocks = n;
     c->blocks_cap = cap;
   }
-  size_t j = (size_t)(((pc ^ ((uint64_t)size << 40) ^ ((uint64_t)mode << 60)) * 0x9e3779b97f4a7c15ull) >> 20) & (c->blocks_cap - 1);
+  size_t j = block_slot(pc, size, mode, c->blocks_cap);
   for (;;) {
     blk *b = &c->blocks[j];
     if (!b->size) break;
@@ -1274,13 +1281,27 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* Moves the vCPU's registers from one engine to the other; the receiver's TLB is dropped. */
+/*
+ * Moves the vCPU's registers from one engine to the other. The receiver's TLB is kept (Unicorn
+ * 2.0.1 has no call that drops it; writing CR3 does not): its entries lead each virtual page to
+ * the same host RAM, so only page permissions the guest changed meanwhile could be stale.
+ */
 static int transfer(ctx *from, ctx *to, uc_context *buf) {
-  uint64_t cr3 = 0;
-  if (uc_context_save(from->uc, buf) != UC_ERR_OK || uc_context_restore(to->uc, buf) != UC_ERR_OK) return 0;
-  uc_reg_read(to->uc, UC_X86_REG_CR3, &cr3);
-  uc_reg_write(to->uc, UC_X86_REG_CR3, &cr3); /* reloading CR3 flushes the TLB */
-  return 1;
+  return uc_context_save(from->uc, buf) == UC_ERR_OK && uc_context_restore(to->uc, buf) == UC_ERR_OK;
+}
+
+/* Instructions of the fast engine's current block before pc: -2 when pc is not inside it, -1
+   when pc is not an instruction boundary of it. */
+static long before_in_block(ctx *f, uint64_t pc) {
+  if (!f->block_size || pc < f->block_pc || pc >= f->block_pc + f->block_size) return -2;
+  int exact;
+  long k = decode_block(f, f->block_pc, (uint32_t)f->block_size, code_mode(f), pc, &exact);
+  return k < 0 ? -1 : k;
+}
+
+static napi_value throw_between(napi_env env) {
+  napi_throw_error(env, "EMU_FAST", "internal error: the fast engine stopped between instruction boundaries");
+  return NULL;
 }
 
 /*
@@ -1343,30 +1364,20 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
       e->stop_counter = f->stop_counter;
       e->intno = f->intno;
       if (f->stop_kind == STOP_LIMIT) e->stop_counter = e->counter = f->counter + 1; /* the next instruction did not run */
-      if (f->stop_kind == STOP_INTERRUPT && f->block_size && frip >= f->block_pc && frip < f->block_pc + f->block_size) {
+      if (f->stop_kind == STOP_INTERRUPT) {
         /* a fault inside a block counted whole: count up to the faulting instruction, as begun */
-        int exact;
-        long k = decode_block(f, f->block_pc, (uint32_t)f->block_size, code_mode(f), frip, &exact);
-        if (k < 0) {
-          napi_throw_error(env, "EMU_FAST", "internal error: the fast engine faulted between instruction boundaries");
-          return NULL;
-        }
-        e->stop_counter = e->counter = f->block_base + (uint64_t)k + 1;
+        long k = before_in_block(f, frip);
+        if (k == -1) return throw_between(env);
+        if (k >= 0) e->stop_counter = e->counter = f->block_base + (uint64_t)k + 1;
       }
       err = ferr;
       break;
     }
     done = f->counter;
-    if (f->block_size && frip >= f->block_pc && frip < f->block_pc + f->block_size) {
-      /* undone inside a block that was counted whole: count up to the undone instruction */
-      int exact;
-      long k = decode_block(f, f->block_pc, (uint32_t)f->block_size, code_mode(f), frip, &exact);
-      if (k < 0) {
-        napi_throw_error(env, "EMU_FAST", "internal error: the fast engine stopped between instruction boundaries");
-        return NULL;
-      }
-      done = f->block_base + (uint64_t)k;
-    }
+    /* undone inside a block that was counted whole: count up to the undone instruction */
+    long k = before_in_block(f, frip);
+    if (k == -1) return throw_between(env);
+    if (k >= 0) done = f->block_base + (uint64_t)k;
     uint64_t n = f->handoff_n ? f->handoff_n : 1;
     e->counter = done;
     e->limit = done + n < limit ? done + n : limit;

@@ -979,8 +979,8 @@ export class Machine implements ObservedMachine {
     s.vcpus.forEach((st, i) => {
       const v = this.vcpus[i]!;
       v.engine.restoreContext(st.context);
-      // Reloading CR3 flushes the engine's TLB, which the context does not carry.
-      v.engine.writeReg(X86_REG.CR3, v.engine.readReg(X86_REG.CR3));
+      // The engine's TLB stays (Unicorn 2.0.1 cannot drop it; writing CR3 does not): its entries
+      // lead each virtual page to the same host RAM, see transfer() in native/emu/emu.c.
       v.run = st.run;
       v.executed = st.executed;
       v.timerPeriod = st.timerPeriod;
