@@ -6,10 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { cr3Root, X86_64Paging, type ReadPhys } from '../../src/arch/x86-64-paging.js';
 import { DbgError } from '../../src/common/errors.js';
 import { PageTableBuilder } from '../../src/targets/elfcore/kernel-vmcore-writer.js';
-import { fixturePath } from '../helpers/shared-fixtures.js';
+import { qemuSample } from '../helpers/repo.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const facts: any = JSON.parse(readFileSync(fixturePath('qemu-vmcore/facts.json'), 'utf8'));
+const facts: any = JSON.parse(readFileSync(qemuSample('facts.json'), 'utf8'));
 
 /** Memory of `entries`, zero elsewhere inside [lo, hi), absent outside; counts reads. */
 function memory(entries: Map<bigint, bigint>, lo: bigint, hi: bigint): { read: ReadPhys; reads: () => number } {

@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers/shared-fixtures.js';
+import { repoRoot } from '../helpers/repo.js';
 import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';

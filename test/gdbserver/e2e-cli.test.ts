@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { debuggee } from '../helpers/debuggee.js';
-import { fixturePath, repoRoot } from '../helpers/shared-fixtures.js';
+import { qemuSample, repoRoot } from '../helpers/repo.js';
 import { gdbBatch } from './gdb-batch.js';
 
 const dbg = join(repoRoot, 'bin', 'dbg');
@@ -63,7 +63,7 @@ describe('dbg --gdb', () => {
   });
 
   it('dbg live --wait --gdb: the guest waits at its first instruction until gdb continues; reverse over its recording', async () => {
-    const kernel = fixturePath('qemu-vmcore/kernel.elf');
+    const kernel = qemuSample('kernel.elf');
     const dir = mkdtempSync(join(tmpdir(), 'dbg-gdb-cli-'));
     try {
       const s = await startDbg(['live', '--emulate', kernel, '--wait', '-q', '--record', join(dir, 'k.trace'), '--gdb', '0']);
@@ -83,7 +83,7 @@ describe('dbg --gdb', () => {
   });
 
   it('dbg replay TRACE --gdb: reverse execution from gdb, monitor runs replay dcmds', async () => {
-    const kernel = fixturePath('qemu-vmcore/kernel.elf');
+    const kernel = qemuSample('kernel.elf');
     const dir = mkdtempSync(join(tmpdir(), 'dbg-gdb-cli-'));
     try {
       const trace = join(dir, 'k.trace');

@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveGdb, type GdbServerHandle } from '../../src/gdbserver/gdb-server.js';
 import { KernelDumpTarget } from '../../src/targets/elfcore/kernel-dump-target.js';
-import { fixturePath } from '../helpers/shared-fixtures.js';
+import { qemuSample } from '../helpers/repo.js';
 import { gdbBatch } from './gdb-batch.js';
 import { expectGolden } from './golden.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const facts: any = JSON.parse(readFileSync(fixturePath('qemu-vmcore/facts.json'), 'utf8'));
-const kernel = fixturePath('qemu-vmcore/kernel.elf');
+const facts: any = JSON.parse(readFileSync(qemuSample('facts.json'), 'utf8'));
+const kernel = qemuSample('kernel.elf');
 
 let dir: string;
 let dump: string;
@@ -26,7 +26,7 @@ const logs: string[] = [];
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'dbg-gdb-kdump-'));
   dump = join(dir, 'vmcore.elf');
-  writeFileSync(dump, execFileSync('xz', ['-dc', fixturePath('qemu-vmcore/vmcore.elf.xz')], { maxBuffer: 64 << 20 }));
+  writeFileSync(dump, execFileSync('xz', ['-dc', qemuSample('vmcore.elf.xz')], { maxBuffer: 64 << 20 }));
   target = KernelDumpTarget.open(dump, { symbols: [kernel] });
   server = await serveGdb(target, undefined, { port: 0, log: (m) => logs.push(m) });
 });

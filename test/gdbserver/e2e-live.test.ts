@@ -7,11 +7,11 @@ import { builtinModules } from '../../src/mdb/modules/index.js';
 import { Session } from '../../src/mdb/session.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { join } from 'node:path';
-import { fixturePath, repoRoot } from '../helpers/shared-fixtures.js';
+import { qemuSample, repoRoot } from '../helpers/repo.js';
 import { gdbBatch } from './gdb-batch.js';
 import { expectGolden } from './golden.js';
 
-const kernel = fixturePath('qemu-vmcore/kernel.elf');
+const kernel = qemuSample('kernel.elf');
 
 describe('gdb on a live emulated guest through dbg', () => {
   let target: EmulatorTarget;

@@ -14,11 +14,11 @@ import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
 import type { Target } from '../../src/targets/target.js';
-import { fixturePath, repoRoot } from '../helpers/shared-fixtures.js';
+import { qemuSample, repoRoot } from '../helpers/repo.js';
 import { gdbBatch } from './gdb-batch.js';
 import { expectGolden } from './golden.js';
 
-const kernel = fixturePath('qemu-vmcore/kernel.elf');
+const kernel = qemuSample('kernel.elf');
 let dir: string;
 let trace: string;
 

@@ -13,7 +13,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { repoRoot } from './shared-fixtures.js';
+import { repoRoot } from './repo.js';
 
 export const fixturesSrc = join(repoRoot, 'test', 'fixtures-src');
 const cacheRoot = join(repoRoot, 'test', '.fixtures');

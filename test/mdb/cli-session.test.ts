@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers/shared-fixtures.js';
+import { repoRoot } from '../helpers/repo.js';
 import { tempDir } from './helpers.js';
 
 let dir: string;

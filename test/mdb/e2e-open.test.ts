@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers/shared-fixtures.js';
+import { repoRoot } from '../helpers/repo.js';
 import { debuggee, type Debuggee } from '../helpers/debuggee.js';
 import { tempDir } from './helpers.js';
 

@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { BufferByteSource } from '../../src/common/byte-source.js';
 import { ElfFile, PT_LOAD } from '../../src/symbols/elf-file.js';
 import { SymbolTable } from '../../src/symbols/symbol-table.js';
-import { fixturePath } from '../helpers/shared-fixtures.js';
+import { qemuSample } from '../helpers/repo.js';
 
 describe('ElfFile on the QEMU fixture kernel', () => {
-  const elf = ElfFile.open(fixturePath('qemu-vmcore/kernel.elf'));
+  const elf = ElfFile.open(qemuSample('kernel.elf'));
 
   it('reads the header and the four PT_LOADs', () => {
     expect(elf.header.class).toBe(64);

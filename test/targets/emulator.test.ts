@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fixturePath } from '../helpers/shared-fixtures.js';
+import { qemuSample } from '../helpers/repo.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { isDbgError } from '../../src/common/errors.js';
 
@@ -28,14 +28,14 @@ function elf64(name: string, asm: string): string {
   return k;
 }
 
-const facts = JSON.parse(readFileSync(fixturePath('qemu-vmcore/facts.json'), 'utf8'));
+const facts = JSON.parse(readFileSync(qemuSample('facts.json'), 'utf8'));
 
 describe('the QEMU fixture kernel (multiboot, a.out kludge)', () => {
   it('boots to its panic with QEMU state: console, registers, jiffies, procs', async () => {
-    const t = boot(fixturePath('qemu-vmcore/kernel.elf'), { ramBytes: 32 << 20, cpus: 2 });
+    const t = boot(qemuSample('kernel.elf'), { ramBytes: 32 << 20, cpus: 2 });
     const st = await t.caps.execution!.resume();
     expect(st.reason.kind).toBe('halted');
-    expect(t.caps.console!.consoleText()).toBe(readFileSync(fixturePath('qemu-vmcore/qemu-console.txt'), 'latin1'));
+    expect(t.caps.console!.consoleText()).toBe(readFileSync(qemuSample('qemu-console.txt'), 'latin1'));
     const q = facts.cpus[0].qemu_info_registers.registers;
     const r = t.registers(1);
     for (const [name, key] of [['rax', 'RAX'], ['rbx', 'RBX'], ['rcx', 'RCX'], ['rdx', 'RDX'], ['rsi', 'RSI'], ['rdi', 'RDI'], ['rbp', 'RBP'], ['rsp', 'RSP'],
@@ -61,7 +61,7 @@ describe('the QEMU fixture kernel (multiboot, a.out kludge)', () => {
   });
 
   it('breakpoints by symbol, step, and a write watchpoint on jiffies', async () => {
-    const t = boot(fixturePath('qemu-vmcore/kernel.elf'), { ramBytes: 32 << 20 });
+    const t = boot(qemuSample('kernel.elf'), { ramBytes: 32 << 20 });
     const ev = t.addSymbolBreakpoint('check_runqueue');
     let st = await t.caps.execution!.resume();
     expect(st.reason).toEqual({ kind: 'breakpoint', id: ev.id, addr: 0xffffffffc00016c2n });
@@ -75,7 +75,7 @@ describe('the QEMU fixture kernel (multiboot, a.out kludge)', () => {
     st = await t.caps.execution!.resume();
     expect(st.reason.kind).toBe('halted');
 
-    const t2 = boot(fixturePath('qemu-vmcore/kernel.elf'), { ramBytes: 32 << 20 });
+    const t2 = boot(qemuSample('kernel.elf'), { ramBytes: 32 << 20 });
     const jiffies = 0xffffffffc0004030n;
     const w = t2.addWatchpoint(jiffies, 8, 'write');
     st = await t2.caps.execution!.resume();

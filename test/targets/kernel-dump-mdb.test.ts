@@ -10,10 +10,10 @@ import { builtinModules } from '../../src/mdb/modules/index.js';
 import { KernelDumpTarget } from '../../src/targets/elfcore/kernel-dump-target.js';
 import { writeVmcore } from '../../src/targets/elfcore/kernel-vmcore-writer.js';
 import { DbgError } from '../../src/common/errors.js';
-import { fixturePath, repoRoot } from '../helpers/shared-fixtures.js';
+import { qemuSample, repoRoot } from '../helpers/repo.js';
 import { rawSession } from '../mdb/helpers.js';
 
-const kernel = fixturePath('qemu-vmcore/kernel.elf');
+const kernel = qemuSample('kernel.elf');
 let dir: string;
 let vmcore: string;
 let t: KernelDumpTarget;
@@ -22,7 +22,7 @@ let s: Session;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dbg-kdump-mdb-'));
   vmcore = join(dir, 'vmcore.elf');
-  writeFileSync(vmcore, execFileSync('xz', ['-dc', fixturePath('qemu-vmcore/vmcore.elf.xz')], { maxBuffer: 64 << 20 }));
+  writeFileSync(vmcore, execFileSync('xz', ['-dc', qemuSample('vmcore.elf.xz')], { maxBuffer: 64 << 20 }));
   t = KernelDumpTarget.open(vmcore, { symbols: [kernel] });
   s = new Session(t, builtinModules);
 });

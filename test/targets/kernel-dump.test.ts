@@ -1,4 +1,4 @@
-// The kernel-dump target against the QEMU fixture (../shared/fixtures/qemu-vmcore): a kernel
+// The kernel-dump target against the QEMU fixture in dumps/qemu/: a kernel
 // built by gcc, panicked under QEMU 7.2, dumped with dump-guest-memory with and without -p.
 // Every expected value comes from the fixture's facts.json (QEMU's monitor, gdb, a page walk).
 import { execFileSync } from 'node:child_process';
@@ -11,11 +11,11 @@ import { unwind } from '../../src/targets/unwind.js';
 import { ElfFile } from '../../src/symbols/elf-file.js';
 import { need } from '../../src/targets/target.js';
 import { DbgError } from '../../src/common/errors.js';
-import { fixturePath } from '../helpers/shared-fixtures.js';
+import { qemuSample } from '../helpers/repo.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const facts: any = JSON.parse(readFileSync(fixturePath('qemu-vmcore/facts.json'), 'utf8'));
-const kernel = fixturePath('qemu-vmcore/kernel.elf');
+const facts: any = JSON.parse(readFileSync(qemuSample('facts.json'), 'utf8'));
+const kernel = qemuSample('kernel.elf');
 const big = (s: string) => BigInt(s);
 
 let dir: string;
@@ -24,7 +24,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dbg-kdump-'));
   for (const f of ['vmcore.elf', 'vmcore-paging.elf']) {
     dumps[f] = join(dir, f);
-    writeFileSync(dumps[f], execFileSync('xz', ['-dc', fixturePath(`qemu-vmcore/${f}.xz`)], { maxBuffer: 64 << 20 }));
+    writeFileSync(dumps[f], execFileSync('xz', ['-dc', qemuSample(`${f}.xz`)], { maxBuffer: 64 << 20 }));
   }
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,0 +1,16 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The project root. */
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * A file of the QEMU-made sample in dumps/qemu/ (a kernel, its dumps, and the facts QEMU, gdb and
+ * a page walk report about them; see dumps/qemu/README.md for where each comes from).
+ */
+export function qemuSample(name: string): string {
+  const p = join(repoRoot, 'dumps', 'qemu', name);
+  if (!existsSync(p)) throw new Error(`the QEMU sample file dumps/qemu/${name} is missing from this checkout`);
+  return p;
+}
