@@ -47,7 +47,9 @@
  */
 #include <node_api.h>
 #include "../common/napi-args.h"
+#include "decode.h"
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unicorn/unicorn.h>
@@ -836,7 +838,7 @@ static napi_value fn_find_pcs(napi_env env, napi_callback_info info) {
   double below;
   CALL(napi_get_value_double(env, argv[3], &below));
   const uint64_t *pc = pd, *tg = td;
-  size_t lim = below < (double)n ? (size_t)below : n, hits = 0;
+  size_t lim = !(below > 0) ? 0 : below < (double)n ? (size_t)below : n, hits = 0;
   for (size_t i = 0; i < lim; i++)
     for (size_t k = 0; k < tn; k++)
       if (pc[i] == tg[k]) {
@@ -1003,10 +1005,17 @@ static napi_value fn_decode_pcs(napi_env env, napi_callback_info info) {
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint8_t *p;
   size_t n;
-  uint32_t count;
+  double dcount;
   if (argc < 2 || napi_get_buffer_info(env, argv[0], (void **)&p, &n) != napi_ok ||
-      napi_get_value_uint32(env, argv[1], &count) != napi_ok)
+      napi_get_value_double(env, argv[1], &dcount) != napi_ok || !(dcount >= 0 && dcount <= 4294967295.0) ||
+      dcount != (double)(uint32_t)dcount)
     return throw_err(env, "decodePcs(buffer, count): bad arguments");
+  uint32_t count = (uint32_t)dcount;
+  if (!pcs_count_fits(n, count)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "the pc stream of %zu bytes holds at most %zu instructions, not %u", n, n * 2, count);
+    return throw_err(env, msg);
+  }
   bool only = false;
   if (argc >= 3) napi_get_value_bool(env, argv[2], &only);
   size_t cells = only ? (count ? 1 : 0) : count;
@@ -1014,69 +1023,7 @@ static napi_value fn_decode_pcs(napi_env env, napi_callback_info info) {
   void *d1, *d2;
   CALL(napi_create_arraybuffer(env, cells * 8, &d1, &ab1));
   CALL(napi_create_arraybuffer(env, cells ? cells : 1, &d2, &ab2));
-  uint64_t *pc = d1;
-  uint8_t *vc = d2;
-#define AT(i) (only ? 0 : (i))
-  uint64_t expected[16], prev[16], jc[JCACHE];
-  memset(expected, 0xff, sizeof expected);
-  memset(prev, 0xff, sizeof prev);
-  memset(jc, 0xff, sizeof jc);
-  int v = 0;
-  size_t ni = 0, nmax = n * 2;
-#define NEXT() (ni < nmax ? ((p[ni >> 1] >> ((ni & 1) * 4)) & 15) : (ni++, 16u))
-#define TAKE(x)               \
-  do {                        \
-    x = NEXT();               \
-    if (x == 16) goto corrupt; \
-    ni++;                     \
-  } while (0)
-  for (uint32_t i = 0; i < count;) {
-    unsigned a, b, c, s;
-    TAKE(a);
-    if (a) {
-      s = a;
-      pc[AT(i)] = expected[v];
-    } else {
-      TAKE(b);
-      if (b) {
-        s = b;
-        unsigned j = (unsigned)((prev[v] * 0x9E3779B97F4A7C15ull) >> 52) & (JCACHE - 1);
-        pc[AT(i)] = jc[j];
-      } else {
-        TAKE(c);
-        if (!c) {
-          unsigned op, vv;
-          TAKE(op);
-          TAKE(vv);
-          if (op != 1) goto corrupt;
-          v = (int)vv;
-          continue;
-        }
-        s = c;
-        uint64_t z = 0;
-        int shift = 0;
-        for (;;) {
-          unsigned g;
-          TAKE(g);
-          z |= (uint64_t)(g & 7) << shift;
-          shift += 3;
-          if (!(g & 8)) break;
-          if (shift > 66) goto corrupt;
-        }
-        int64_t d = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-        pc[AT(i)] = expected[v] + (uint64_t)d;
-        unsigned j = (unsigned)((prev[v] * 0x9E3779B97F4A7C15ull) >> 52) & (JCACHE - 1);
-        jc[j] = pc[AT(i)];
-      }
-    }
-    vc[AT(i)] = (uint8_t)v;
-    prev[v] = pc[AT(i)];
-    expected[v] = pc[AT(i)] + s;
-    i++;
-  }
-#undef NEXT
-#undef TAKE
-#undef AT
+  if (pcs_decode(p, n, count, only, d1, d2) != DECODE_OK) return throw_err(env, "decodePcs: the pc stream is cut short or malformed");
   CALL(napi_create_typedarray(env, napi_biguint64_array, cells, ab1, 0, &pcs));
   CALL(napi_create_typedarray(env, napi_uint8_array, cells, ab2, 0, &vcs));
   napi_value out;
@@ -1084,8 +1031,6 @@ static napi_value fn_decode_pcs(napi_env env, napi_callback_info info) {
   CALL(napi_set_named_property(env, out, "pc", pcs));
   CALL(napi_set_named_property(env, out, "vcpu", vcs));
   return out;
-corrupt:
-  return throw_err(env, "decodePcs: the pc stream is cut short or malformed");
 }
 
 /* ckptDecode(key: Buffer, delta: Buffer) -> Buffer (the full image) */
@@ -1101,29 +1046,7 @@ static napi_value fn_ckpt_decode(napi_env env, napi_callback_info info) {
   napi_value out;
   uint8_t *o;
   CALL(napi_create_buffer_copy(env, kn, k, (void **)&o, &out));
-  size_t i = 0, pos = 0;
-  while (pos < dn) {
-    uint64_t z = 0, l = 0;
-    int sh = 0;
-    while (pos < dn) {
-      uint8_t b = d[pos++];
-      z |= (uint64_t)(b & 0x7f) << sh;
-      sh += 7;
-      if (!(b & 0x80)) break;
-    }
-    sh = 0;
-    while (pos < dn) {
-      uint8_t b = d[pos++];
-      l |= (uint64_t)(b & 0x7f) << sh;
-      sh += 7;
-      if (!(b & 0x80)) break;
-    }
-    i += z;
-    if (i + l > kn || pos + l > dn) return throw_err(env, "ckptDecode: checkpoint delta is malformed");
-    for (uint64_t q = 0; q < l; q++) o[i + q] ^= d[pos + q];
-    i += l;
-    pos += l;
-  }
+  if (ckpt_apply(o, kn, d, dn) != DECODE_OK) return throw_err(env, "ckptDecode: checkpoint delta is malformed");
   return out;
 }
 
