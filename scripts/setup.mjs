@@ -3,7 +3,9 @@
 //   1. system packages (apt-get, as root): the Unicorn engine, capstone, gcc, gdb, xz
 //   2. npm ci, when node_modules is absent or older than package-lock.json
 //   3. the build: TypeScript -> dist/, the native recorder addon, the sample kernel and dumps
-// Idempotent and quick when everything is in place. `--quiet` prints only what it does.
+// Idempotent and quick when everything is in place. `--quiet` (what `npm test` runs) prints only
+// what it does and never installs system packages: it names what is missing and stops, so a test
+// run never waits for a sudo password. `--build` does step 3 only (test/global-setup.ts runs it).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
+const buildOnly = process.argv.includes('--build');
 const say = (m) => console.error(`setup: ${m}`);
 const run = (cmd, args, opts = {}) => {
   const r = spawnSync(cmd, args, { cwd: root, stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', ...opts });
@@ -37,7 +40,11 @@ const needs = [
 function which(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
-const missing = needs.filter((n) => !n.has()).map((n) => n.pkg);
+const missing = buildOnly ? [] : needs.filter((n) => !n.has()).map((n) => n.pkg);
+if (missing.length > 0 && quiet) {
+  say(`missing system packages: ${missing.join(' ')}; run \`npm start\` once (its first step installs them with apt-get as root or through sudo)`);
+  process.exit(1);
+}
 if (missing.length > 0) {
   if (process.getuid && process.getuid() !== 0 && !which('sudo')) {
     say(`missing system packages: ${missing.join(' ')}; install them with apt-get (needs root)`);
@@ -54,7 +61,7 @@ if (missing.length > 0) {
 // --- 2. npm dependencies ----------------------------------------------------------------------
 const lock = join(root, 'package-lock.json');
 const installed = join(root, 'node_modules', '.package-lock.json');
-if (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs) {
+if (!buildOnly && (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs)) {
   say('installing npm dependencies (npm ci; better-sqlite3 compiles from source, about a minute)');
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }
@@ -73,6 +80,7 @@ function newest(dir, exts) {
 const srcTime = Math.max(
   ...['src', 'commands', 'bench'].map((d) => newest(join(root, d), ['.ts'])),
   statSync(join(root, 'tsconfig.json')).mtimeMs,
+  statSync(join(root, 'scripts', 'bundle.mjs')).mtimeMs,
 );
 const stamp = join(root, 'dist', '.built');
 if (!existsSync(stamp) || statSync(stamp).mtimeMs < srcTime) {

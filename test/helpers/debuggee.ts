@@ -1,8 +1,11 @@
 /**
  * Real debuggees for tests: a C program built by gcc, run until it says it is ready, dumped by
  * gdb's `gcore` (and by the kernel, when the machine lets a process dump core into its working
- * directory), then killed. Results are cached under test/.fixtures/<name>-<hash>/, keyed by the
- * source, the flags and the tool versions, so only the first run of a suite pays for them.
+ * directory), then killed. Results are cached under test/.fixtures/<name>-<hash>/, keyed by what
+ * changes them: the source, the flags, the gcc, gdb and glibc versions, and the directory the
+ * program ran in (the cores name it: the kernel and gcore record the executable's absolute path in
+ * NT_FILE). The record in the cache holds names relative to its directory, so a moved checkout
+ * finds no stale entry and makes fresh cores instead of cores naming files that moved.
  *
  * `gdbBatch` asks a real gdb the same questions dbg answers, with everything that could make its
  * answers depend on the machine's configuration turned off (init files, separate debug info,
@@ -19,7 +22,7 @@ export const fixturesSrc = join(repoRoot, 'test', 'fixtures-src');
 const cacheRoot = join(repoRoot, 'test', '.fixtures');
 
 /** Bump when the way fixtures are made changes, so old caches are not reused. */
-const RECIPE = 'debuggee-v2';
+const RECIPE = 'debuggee-v3';
 
 export interface Debuggee {
   /** The executable gcc built. */
@@ -56,8 +59,36 @@ export interface DebuggeeOptions {
 const defaultCflags = ['-O0', '-g', '-fno-omit-frame-pointer', '-pthread'];
 
 function toolVersions(): string {
-  const v = (cmd: string) => spawnSync(cmd, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? '';
-  return `${v('gcc')}|${v('gdb')}`;
+  const v = (cmd: string) => (spawnSync(cmd, ['--version'], { encoding: 'utf8' }).stdout ?? '').split('\n')[0] ?? '';
+  // ldd's first line names the glibc build ("ldd (Debian GLIBC 2.36-9+deb12u10) 2.36"): a libc
+  // update moves the libraries' code, and with it every backtrace through them.
+  return `${v('gcc')}|${v('gdb')}|${v('ldd')}`;
+}
+
+/**
+ * Why this machine's kernel will not write a core into a program's working directory, or
+ * undefined when it will: core_pattern pipes cores to a crash handler (systemd-coredump, apport)
+ * or names another directory, or the hard core-size limit is 0. Tests of kernel-written cores skip
+ * with this reason.
+ */
+export function kernelCoreUnavailable(): string | undefined {
+  let pattern: string;
+  try {
+    pattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim();
+  } catch (e) {
+    return `cannot read /proc/sys/kernel/core_pattern (${(e as Error).message})`;
+  }
+  if (pattern.startsWith('|')) return `/proc/sys/kernel/core_pattern pipes cores to a program ("${pattern}"), not into the working directory`;
+  if (pattern.includes('/')) return `/proc/sys/kernel/core_pattern writes cores elsewhere ("${pattern}")`;
+  const hard = spawnSync('/bin/sh', ['-c', 'ulimit -H -c'], { encoding: 'utf8' }).stdout?.trim();
+  if (hard === '0') return 'the hard core-size limit (ulimit -H -c) is 0';
+  return undefined;
+}
+
+/** Prints why tests are skipped (once per reason and test file), so a skip is never silent. */
+export function skipReason(what: string, reason: string | undefined): boolean {
+  if (reason) console.warn(`skipped: ${what}: ${reason}`);
+  return !!reason;
 }
 
 /** Build test/fixtures-src/<name>.c and the cores of one run of it (cached). */
@@ -71,6 +102,7 @@ export async function debuggee(name: string, opts: DebuggeeOptions = {}): Promis
     .update(String(!!opts.kernelCore))
     .update(opts.kernelCoreBy === 'stdin' ? 'stdin' : '')
     .update(toolVersions())
+    .update(opts.cacheDir ?? cacheRoot)
     .digest('hex')
     .slice(0, 16);
   const root = opts.cacheDir ?? cacheRoot;
@@ -171,7 +203,11 @@ async function runAndDump(
 
     let kernelCore: string | undefined;
     let kernelCoreProblem: string | undefined;
-    if (opts.kernelCore) {
+    // Where the kernel would hand the core to a crash handler, do not crash the program at all
+    // (no report lands in the user's crash reporter); the record says why there is no core.
+    const unavailable = opts.kernelCore ? kernelCoreUnavailable() : undefined;
+    if (unavailable) kernelCoreProblem = unavailable;
+    else if (opts.kernelCore) {
       const pattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim();
       if (opts.kernelCoreBy === 'stdin') child.stdin!.end('crash\n');
       else process.kill(pid, 'SIGABRT');

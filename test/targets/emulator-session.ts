@@ -1,4 +1,5 @@
 /** A command session on a target whose run() returns the output lines (for tests). */
+import type { Output } from '../../src/mdb/dcmd.js';
 import { builtinModules } from '../../src/mdb/modules/index.js';
 import { Session } from '../../src/mdb/session.js';
 import type { Target } from '../../src/targets/target.js';
@@ -8,7 +9,8 @@ export function session(t: Target): { run(line: string): Promise<string[]> } {
   return {
     async run(line) {
       const lines: string[] = [];
-      await s.execute(line, { jsonMode: false, line: (x) => lines.push(x), json: (v) => lines.push(JSON.stringify(v)), warn: () => {} } as never);
+      const out: Output = { jsonMode: false, line: (x) => lines.push(x), json: (v) => lines.push(JSON.stringify(v)), warn: () => {} };
+      await s.execute(line, out);
       return lines;
     },
   };
