@@ -3,6 +3,7 @@ import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { describeStop } from '../src/mdb/modules/emulator.js';
 import { EmulatorTarget } from '../src/targets/emulator/emulator-target.js';
+import { gdbPolicyFlags, gdbPolicyProblem } from '../src/cli/gdb-flags.js';
 import { serveWhileSession } from '../src/gdbserver/gdb-listen.js';
 import { basename, resolve } from 'node:path';
 import { EmulatorRecorder } from '../src/store/emulator-recorder.js';
@@ -59,6 +60,7 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
     record: Flags.string({ description: 'record the run into this new trace file (default: a new file under $XDG_CACHE_HOME/dbg or ~/.cache/dbg; the path is printed); open it later with dbg replay', helpValue: 'FILE', exclusive: ['no-record'] }),
     'no-record': Flags.boolean({ description: 'do not record (no time travel or history queries; runs faster)' }),
     gdb: Flags.string({ description: 'also serve the guest to gdb (target remote HOST:PORT); with --wait it stays at its first instruction until gdb continues', helpValue: '[HOST:]PORT' }),
+    ...gdbPolicyFlags(Flags.boolean),
   };
 
   async run(): Promise<void> {
@@ -67,6 +69,8 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
     let target: EmulatorTarget;
     try {
       if (!file) throw errors.badInput('dbg live needs a kernel: --emulate FILE');
+      const problem = gdbPolicyProblem(flags);
+      if (problem) throw errors.badInput(problem);
       target = EmulatorTarget.open(file, {
         ramBytes: flags.memory ? parseSize(flags.memory) : undefined,
         cpus: flags.cpus,
@@ -104,7 +108,7 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
         }
       }
       const session = () => runSession(target, { execute: flags.execute, json: flags.json });
-      code = flags.gdb ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined }) : await session();
+      code = flags.gdb ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'] }) : await session();
     } finally {
       target.close();
     }

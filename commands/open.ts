@@ -1,4 +1,5 @@
 import { Args, Command, Flags } from '@oclif/core';
+import { gdbPolicyFlags } from '../src/cli/gdb-flags.js';
 import { runOpen } from '../src/cli/open-command.js';
 
 export default class Open extends Command {
@@ -29,6 +30,7 @@ export default class Open extends Command {
     execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
     gdb: Flags.string({ description: 'also serve the target to gdb (target remote HOST:PORT); host defaults to 127.0.0.1', helpValue: '[HOST:]PORT' }),
+    ...gdbPolicyFlags(Flags.boolean),
   };
 
   async run(): Promise<void> {

@@ -2,6 +2,7 @@ import { Args, Command, Flags } from '@oclif/core';
 import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { ReplayTarget } from '../src/targets/replay/replay-target.js';
+import { gdbPolicyFlags, gdbPolicyProblem } from '../src/cli/gdb-flags.js';
 import { serveWhileSession } from '../src/gdbserver/gdb-listen.js';
 
 export default class Replay extends Command {
@@ -28,12 +29,15 @@ export default class Replay extends Command {
     execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
     gdb: Flags.string({ description: 'also serve the recording to gdb (target remote HOST:PORT), with reverse execution (reverse-stepi, reverse-continue...)', helpValue: '[HOST:]PORT' }),
+    ...gdbPolicyFlags(Flags.boolean),
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Replay);
     let target: ReplayTarget;
     try {
+      const problem = gdbPolicyProblem(flags);
+      if (problem) throw errors.badInput(problem);
       target = ReplayTarget.open(args.file, flags.symbols ? { symbols: flags.symbols } : {});
       if (flags.seek !== undefined) {
         if (!/^\d+$/.test(flags.seek)) throw errors.badInput(`--seek ${flags.seek}: expected a decimal seq`);
@@ -47,7 +51,7 @@ export default class Replay extends Command {
     try {
       const session = () => runSession(target, { execute: flags.execute, json: flags.json });
       process.exitCode = flags.gdb
-        ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined })
+        ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'] })
         : await session();
     } finally {
       target.close();

@@ -23,6 +23,8 @@ export async function fastPath(argv: readonly string[]): Promise<number | undefi
         execute: { type: 'string', short: 'e' },
         json: { type: 'boolean' },
         gdb: { type: 'string' },
+        'gdb-allow-remote': { type: 'boolean' },
+        'gdb-allow-host-io': { type: 'boolean' },
       },
     });
   } catch {

@@ -1,4 +1,6 @@
+import { errors } from '../common/errors.js';
 import { reportError, runSession } from '../mdb/cli-session.js';
+import { gdbPolicyProblem } from './gdb-flags.js';
 import { openTarget } from '../targets/open-target.js';
 import type { Target } from '../targets/target.js';
 
@@ -10,12 +12,16 @@ export interface OpenFlags {
   execute?: string;
   json?: boolean;
   gdb?: string;
+  'gdb-allow-remote'?: boolean;
+  'gdb-allow-host-io'?: boolean;
 }
 
 /** The body of `dbg open`, shared by the oclif command and the fast path. Returns the exit code. */
 export async function runOpen(file: string, flags: OpenFlags): Promise<number> {
   let target: Target;
   try {
+    const problem = gdbPolicyProblem(flags);
+    if (problem) throw errors.badInput(problem);
     target = openTarget(file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, symbols: flags.symbols });
   } catch (e) {
     reportError(e);
@@ -26,7 +32,12 @@ export async function runOpen(file: string, flags: OpenFlags): Promise<number> {
     if (!flags.gdb) return await session();
     // Loaded only when asked for: the GDB server is 20 modules that a plain `dbg open` never uses.
     const { serveWhileSession } = await import('../gdbserver/gdb-listen.js');
-    return await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined });
+    return await serveWhileSession(target, flags.gdb, {
+      session,
+      script: flags.execute !== undefined,
+      allowRemote: flags['gdb-allow-remote'],
+      allowHostIo: flags['gdb-allow-host-io'],
+    });
   } finally {
     target.close();
   }

@@ -15,7 +15,8 @@ import type { DcmdModule } from '../mdb/dcmd.js';
 import { builtinModules } from '../mdb/modules/index.js';
 import { Session } from '../mdb/session.js';
 import type { Target } from '../targets/target.js';
-import { serveGdb } from './gdb-server.js';
+import { ALLOW_HOST_IO_FLAG, serveGdb, type GdbServerHandle } from './gdb-server.js';
+import { reportError } from '../mdb/cli-session.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -42,12 +43,33 @@ export interface GdbListenOptions {
   readonly log?: (message: string) => void;
   /** Dcmd modules beyond the built-in ones for `monitor` (the command's own, as runSession gets). */
   readonly modules?: readonly DcmdModule[];
+  /** --gdb-allow-remote: listen on a non-loopback address (with a warning). */
+  readonly allowRemote?: boolean;
+  /** --gdb-allow-host-io: `monitor` may run dcmds that load code or read/write host files, vFile any path. */
+  readonly allowHostIo?: boolean;
 }
+
 
 /** Serve `target` on `listen` while the command's session runs; see the file comment. */
 export async function serveWhileSession(target: Target, listen: string, opts: GdbListenOptions): Promise<number> {
+  let server;
+  try {
+    server = await startServer(target, listen, opts);
+  } catch (e) {
+    reportError(e); // a bad address, a port in use, a refused bind: one line, status 1
+    return 1;
+  }
+  return serveUntilDone(server, opts);
+}
+
+async function startServer(target: Target, listen: string, opts: GdbListenOptions): Promise<GdbServerHandle> {
   const addr = parseListenAddress(listen);
-  const server = await serveGdb(target, new Session(target, [...builtinModules, ...(opts.modules ?? [])]), { ...addr, log: opts.log });
+  const monitor = new Session(target, [...builtinModules, ...(opts.modules ?? [])]);
+  if (!opts.allowHostIo) monitor.hostRefusal = `start dbg with ${ALLOW_HOST_IO_FLAG} to allow it`;
+  return serveGdb(target, monitor, { ...addr, log: opts.log, allowRemote: opts.allowRemote, allowHostIo: opts.allowHostIo });
+}
+
+async function serveUntilDone(server: GdbServerHandle, opts: GdbListenOptions): Promise<number> {
   const headless = opts.script === true || !process.stdin.isTTY;
   try {
     if (!headless) return await opts.session();

@@ -28,6 +28,26 @@ export interface ServeGdbOptions {
   readonly port: number;
   /** Where connection events and protocol errors go (default: standard error). */
   readonly log?: (message: string) => void;
+  /**
+   * Listening on an address other than loopback is refused unless this is set (the user gave
+   * --gdb-allow-remote); when it is, a warning says who can now control the target.
+   */
+  readonly allowRemote?: boolean;
+  /**
+   * A client may read host files by any path (vFile); without it, only the files the target itself
+   * names (its executable, libraries, symbol files). The monitor session's own policy is its own.
+   */
+  readonly allowHostIo?: boolean;
+}
+
+/** The flags a user gives to lift the defaults above (named in refusals and warnings). */
+export const ALLOW_REMOTE_FLAG = '--gdb-allow-remote';
+export const ALLOW_HOST_IO_FLAG = '--gdb-allow-host-io';
+
+/** 127.0.0.0/8, ::1, ::ffff:127.x.x.x and the name localhost: only this machine can connect. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 export interface GdbServerHandle {
@@ -45,6 +65,15 @@ export async function serveGdb(
 ): Promise<GdbServerHandle> {
   const host = options.host ?? '127.0.0.1';
   const log = options.log ?? ((m: string) => process.stderr.write(`dbg gdbserver: ${m}\n`));
+  if (!isLoopback(host)) {
+    if (!options.allowRemote) {
+      throw new DbgError(
+        'denied',
+        `--gdb ${host}:${options.port}: ${host} is not a loopback address, and anyone who can reach it could control the target with no password; add ${ALLOW_REMOTE_FLAG} to listen there anyway`,
+      );
+    }
+    log(`warning: listening on ${host}, not loopback: anyone who can reach this port controls the target (no authentication, no encryption)`);
+  }
   let active: { peer: string; done: Promise<void> } | undefined;
   /** Settles when the previous client's run has stopped and its points are removed. */
   let previous: Promise<void> = Promise.resolve();

@@ -56,8 +56,16 @@ export interface Dcmd {
   readonly help: string;
   /** Capabilities the target must have; ::help marks the dcmd unavailable otherwise. */
   readonly needs?: readonly CapabilityName[];
+  /**
+   * What the dcmd does to the machine dbg runs on, beyond the target: a session that serves a
+   * remote client (gdb's `monitor`) refuses such dcmds unless the user allowed it when starting dbg.
+   */
+  readonly host?: HostEffect;
   run(session: SessionView, inv: Invocation, out: Output): void | Promise<void>;
 }
+
+/** A dcmd's effect on the host: it runs code from a file, or reads or writes a file the user names. */
+export type HostEffect = 'loads-code' | 'reads-files' | 'writes-files';
 
 export interface Walker {
   readonly name: string;

@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { resolve as resolvePath } from 'node:path';
 import { DbgError, errors } from '../common/errors.js';
 import { need, type Target } from '../targets/target.js';
-import type { Dcmd, DcmdModule, Invocation, Output, SessionView, Walker } from './dcmd.js';
+import type { Dcmd, DcmdModule, HostEffect, Invocation, Output, SessionView, Walker } from './dcmd.js';
 import { Disassembler } from './disasm.js';
 import { evaluate, type ExprContext } from './expr.js';
 import { firstReadSize, label, needsDisassembler, parseFormat, printItems, readValue, writeSizes, type FormatContext } from './formats.js';
@@ -37,6 +37,12 @@ export class CaptureOutput implements Output {
   }
 }
 
+const hostEffectText: Record<HostEffect, string> = {
+  'loads-code': 'runs code from a file',
+  'reads-files': 'reads a file',
+  'writes-files': 'writes a file',
+};
+
 export class Session implements SessionView {
   thread: number;
   dot = 0n;
@@ -46,6 +52,11 @@ export class Session implements SessionView {
   readonly variables = new Map<string, bigint>();
   /** Set by ::quit; the REPL stops reading when it sees it. */
   quitRequested = false;
+  /**
+   * Set on a session that runs commands for a remote client (gdb's `monitor`): dcmds that declare
+   * a host effect (Dcmd.host) are refused, and this says how the user may allow them.
+   */
+  hostRefusal?: string;
   private readonly dcmdTable = new Map<string, Registered<Dcmd>>();
   private readonly walkerTable = new Map<string, Registered<Walker>>();
   private readonly moduleList: DcmdModule[] = [];
@@ -235,6 +246,9 @@ export class Session implements SessionView {
         const d = this.findDcmd(verb.name);
         if (!d) throw errors.badInput(`unknown dcmd '${verb.name}' (::help lists the dcmds)`);
         for (const c of d.needs ?? []) need(this.target, c);
+        if (d.host && this.hostRefusal !== undefined) {
+          throw new DbgError('denied', `::${d.name} ${hostEffectText[d.host]} on the machine dbg runs on: refused for a remote client; ${this.hostRefusal}`);
+        }
         if (addr !== undefined) this.dot = addr;
         const inv: Invocation = { addr, count, args: verb.args, piped: isPiped };
         await d.run(this, inv, out);

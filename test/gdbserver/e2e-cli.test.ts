@@ -1,7 +1,7 @@
 // `dbg open|live ... --gdb [HOST:]PORT` as a user runs it: a child process with no terminal, so it
 // serves headless until SIGTERM, while a real gdb attaches.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,5 +114,51 @@ describe('dbg --gdb', () => {
     busy.close();
     expect(inUse.stderr).toContain(`cannot listen for gdb on 127.0.0.1:${port}: the address is already in use`);
     expect(inUse.status).not.toBe(0);
+  });
+
+  it('safe by default: monitor refuses dcmds that load code or touch host files; --gdb-allow-host-io allows them', async () => {
+    const kernel = qemuSample('kernel.elf');
+    const dir = mkdtempSync(join(tmpdir(), 'dbg-gdb-cli-'));
+    try {
+      const dumpPath = join(dir, 'guest.core');
+      const dmod = join(dir, 'evil.mjs');
+      writeFileSync(dmod, `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(join(dir, 'ran'))}, 'x'); export default { name: 'evil', dcmds: [] };\n`);
+      const s = await startDbg(['live', '--emulate', kernel, '--wait', '-q', '--no-record', '--gdb', '0']);
+      const r = await gdbBatch(s.port, [`monitor ::dump ${dumpPath}`, `monitor ::load ${dmod}`, `monitor ::symbols ${kernel}`, 'monitor ::status'], { file: kernel });
+      const said = r.stdout + r.stderr;
+      expect(said).toContain('dbg: ::dump writes a file on the machine dbg runs on: refused for a remote client; start dbg with --gdb-allow-host-io to allow it');
+      expect(said).toContain('dbg: ::load runs code from a file on the machine dbg runs on: refused for a remote client; start dbg with --gdb-allow-host-io to allow it');
+      expect(said).toContain('dbg: ::symbols reads a file on the machine dbg runs on: refused for a remote client');
+      expect(said).toContain('debugging emulated guest "kernel.elf"'); // the session goes on
+      expect(existsSync(dumpPath)).toBe(false);
+      expect(existsSync(join(dir, 'ran'))).toBe(false);
+      expect(await s.stop()).toBe(0);
+
+      const allowed = await startDbg(['live', '--emulate', kernel, '--wait', '-q', '--no-record', '--gdb', '0', '--gdb-allow-host-io']);
+      const r2 = await gdbBatch(allowed.port, [`monitor ::dump ${dumpPath}`, `monitor ::load ${dmod}`], { file: kernel });
+      expect(r2.stdout + r2.stderr).toContain(`wrote ${dumpPath}`);
+      expect(existsSync(dumpPath)).toBe(true);
+      expect(existsSync(join(dir, 'ran'))).toBe(true);
+      expect(await allowed.stop()).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a non-loopback --gdb address needs --gdb-allow-remote, which warns', async () => {
+    const d = await debuggee('threads');
+    const wild = spawnSync(process.execPath, [dbg, 'open', d.core, '--gdb', '0.0.0.0:0'], { encoding: 'utf8', input: '' });
+    expect(wild.stderr).toBe(
+      'dbg: --gdb 0.0.0.0:0: 0.0.0.0 is not a loopback address, and anyone who can reach it could control the target with no password; add --gdb-allow-remote to listen there anyway\n',
+    );
+    expect(wild.status).toBe(1);
+    // Allowed: the warning comes first. 192.0.2.1 (TEST-NET-1) is on no interface here, so nothing
+    // actually listens beyond loopback during the test.
+    const allowed = spawnSync(process.execPath, [dbg, 'open', d.core, '--gdb', '192.0.2.1:0', '--gdb-allow-remote'], { encoding: 'utf8', input: '' });
+    expect(allowed.stderr).toContain('dbg gdbserver: warning: listening on 192.0.2.1, not loopback: anyone who can reach this port controls the target (no authentication, no encryption)');
+    expect(allowed.stderr).toContain('dbg: cannot listen for gdb on 192.0.2.1:0');
+    const alone = spawnSync(process.execPath, [dbg, 'open', d.core, '--gdb-allow-host-io'], { encoding: 'utf8', input: '' });
+    expect(alone.stderr).toBe('dbg: --gdb-allow-host-io applies to the GDB server: give --gdb [HOST:]PORT too\n');
+    expect(alone.status).toBe(1);
   });
 });

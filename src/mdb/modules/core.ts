@@ -507,6 +507,7 @@ const load: Dcmd = {
   name: 'load',
   usage: '::load FILE',
   help: 'load a dmod: an ES module file exporting a DcmdModule (name, dcmds, walkers)',
+  host: 'loads-code',
   async run(s, inv, out) {
     const { rest } = parseFlags(this.name, this.usage, inv.args, {});
     if (rest.length !== 1) throw errors.badInput(`::load needs one file (usage: ${this.usage})`);

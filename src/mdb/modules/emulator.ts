@@ -432,6 +432,7 @@ const symbols: Dcmd = {
   name: 'symbols',
   usage: '::symbols FILE',
   help: 'add the symbols of an ELF file (pending breakpoints on its names arm)',
+  host: 'reads-files',
   run(s, inv, out) {
     const t = emu(s);
     if (inv.args.length !== 1) throw errors.badInput(`::symbols needs one file (usage: ${this.usage})`);
@@ -450,6 +451,7 @@ const dump: Dcmd = {
   usage: '::dump FILE',
   help: "write the guest as an ELF core in QEMU's dump-guest-memory layout (dbg open reads it)",
   needs: ['snapshot'],
+  host: 'writes-files',
   run(s, inv, out) {
     const t = emu(s);
     if (inv.args.length !== 1) throw errors.badInput(`::dump needs one file (usage: ${this.usage})`);
