@@ -2,14 +2,23 @@
  * The trace file: one SQLite database (WAL) per recording. This file and its siblings in
  * src/store are the only code of dbg that touches better-sqlite3.
  *
- * Layout (schema version 2, in `PRAGMA user_version`; version 1 had one memory row per line and
- * chunk, without parts):
+ * Layout (schema version 3, in `PRAGMA user_version`; version 2 was the same but required
+ * chunk.first to be unique, so a chunk of no instructions could not be followed by the next one
+ * and a v2 trace reads as it is; version 1 had one memory row per line and chunk, without parts):
  *
  *   meta(key, value)                      format = 'dbg-trace', arch, guest, ram_base, ram_size,
  *                                         context_size, checkpoint_every, chunk_target, created
  *   chunk(id, first, count, pcs, ...)     one row per chunk of history: instructions
  *                                         [first, first + count), their pcs packed as nibbles
- *                                         (native/recorder/recorder.c), write and line counts
+ *                                         (native/recorder/recorder.c), write and line counts.
+ *                                         Chunks are consecutive in id order (first = previous
+ *                                         first + previous count). A chunk may hold no
+ *                                         instruction (count 0): one cut where nothing ran since
+ *                                         the last cut (a history query before the guest runs,
+ *                                         a debugger write between two queries); it carries the
+ *                                         checkpoints and host writes at its `first`, and the
+ *                                         chunk holding instruction S is the last one whose
+ *                                         first <= S.
  *   mem(line, chunk, part, final, data)   WITHOUT ROWID, PRIMARY KEY (line, chunk, part): for
  *                                         every 64-byte physical line written in a chunk (in
  *                                         parts of ~1 KiB of records for hot lines): the line
@@ -44,14 +53,16 @@ import { DbgError, errors } from '../common/errors.js';
 
 export type Db = Database.Database;
 
-export const TRACE_SCHEMA_VERSION = 2;
+export const TRACE_SCHEMA_VERSION = 3;
+/** Older versions this dbg reads as they are (see the layout above). */
+const READABLE_VERSIONS = [2, TRACE_SCHEMA_VERSION];
 export const TRACE_FORMAT = 'dbg-trace';
 
 const DDL = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) ;
 CREATE TABLE chunk (
   id INTEGER PRIMARY KEY,
-  first INTEGER NOT NULL UNIQUE,
+  first INTEGER NOT NULL,
   count INTEGER NOT NULL,
   pcs BLOB NOT NULL,
   writes INTEGER NOT NULL,
@@ -181,7 +192,7 @@ export function openTrace(path: string): Db {
       if (format !== TRACE_FORMAT) {
         throw errors.corrupt(path, 'is a SQLite database but not a dbg trace (no meta.format = dbg-trace)');
       }
-      if (version !== TRACE_SCHEMA_VERSION) {
+      if (!READABLE_VERSIONS.includes(version)) {
         throw new DbgError(
           'trace-version',
           `trace "${path}" has schema version ${version}, this dbg reads version ${TRACE_SCHEMA_VERSION}: ` +

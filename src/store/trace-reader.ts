@@ -55,6 +55,16 @@ export function upperBound(order: Float64Array, bound: number): number {
   return lo;
 }
 
+/** The rows one query may return (a bound on memory; page with LIMIT and OFFSET beyond it). */
+export const SQL_MAX_ROWS = 1_000_000;
+
+/** A query's result; `truncated` when it had more than the rows asked for. */
+export interface SqlResult {
+  readonly columns: string[];
+  readonly rows: unknown[][];
+  readonly truncated?: boolean;
+}
+
 const PCS_CACHE = 8;
 const ROW_CACHE = 4096;
 
@@ -96,7 +106,8 @@ export class TraceReader {
           'ORDER BY k.chunk DESC, k.part DESC LIMIT 1',
       ),
       lastRowFinal: p('SELECT chunk, final FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC, part DESC LIMIT 1'),
-      rowsOfLine: p('SELECT chunk, part, data FROM mem WHERE line = ? AND chunk BETWEEN ? AND ? ORDER BY chunk, part'),
+      nextChunkOfLine: p('SELECT min(chunk) AS c FROM mem_mask WHERE line = ? AND chunk >= ?'),
+      rowsOfLineChunk: p('SELECT part, data FROM mem WHERE line = ? AND chunk = ? ORDER BY part'),
       firstRow: p('SELECT chunk, data FROM mem WHERE line = ? ORDER BY chunk, part LIMIT 1'),
       rowsOfChunk: p('SELECT line, part, data FROM mem WHERE chunk = ?'),
       linesOfChunks: p('SELECT DISTINCT line FROM mem WHERE chunk BETWEEN ? AND ?'),
@@ -138,7 +149,9 @@ export class TraceReader {
       *rows(first: unknown, count: unknown) {
         const reader = aux();
         const from = Math.max(Number(first ?? reader.first), reader.first);
-        const to = Math.min(from + Math.min(Number(count ?? 1000), 10_000_000), reader.end);
+        // Rows are produced as SQLite asks for them: a large count costs only the rows consumed
+        // (sql() bounds what a query may return).
+        const to = Math.min(from + Math.max(Number(count ?? 1000), 0), reader.end);
         for (let s = from; s < to; ) {
           const id = reader.chunkIndexOf(s);
           const d = reader.pcs(id);
@@ -152,13 +165,13 @@ export class TraceReader {
       columns: ['seq', 'host', 'phys_addr', 'length', 'old', 'new'],
       parameters: ['addr', 'len'],
       *rows(addr: unknown, length: unknown) {
-        for (const w of aux().writesTo(Number(addr), Number(length ?? 1))) yield [w.seq, w.host ? 1 : 0, w.phys, w.len, w.old, w.data];
+        for (const w of aux().iterWrites(Number(addr), Number(length ?? 1))) yield [w.seq, w.host ? 1 : 0, w.phys, w.len, w.old, w.data];
       },
     });
   }
 
   /** Read-only SQL over the trace; DbgError('bad-input') for bad SQL or an attempt to write. */
-  sql(query: string): { columns: string[]; rows: unknown[][] } {
+  sql(query: string, maxRows = SQL_MAX_ROWS): SqlResult {
     let stmt: Database.Statement;
     try {
       stmt = this.db.prepare(query);
@@ -167,8 +180,16 @@ export class TraceReader {
     }
     if (!stmt.reader) throw new DbgError('bad-input', 'the trace is read-only here: only queries that return rows (SELECT, WITH, PRAGMA reads) are allowed');
     try {
-      const rows = stmt.safeIntegers(true).raw(true).all() as unknown[][];
-      return { columns: stmt.columns().map((c) => c.name), rows };
+      const rows: unknown[][] = [];
+      let truncated = false;
+      for (const row of stmt.safeIntegers(true).raw(true).iterate() as IterableIterator<unknown[]>) {
+        if (rows.length >= maxRows) {
+          truncated = true;
+          break;
+        }
+        rows.push(row);
+      }
+      return { columns: stmt.columns().map((c) => c.name), rows, truncated };
     } catch (e) {
       throw new DbgError('bad-input', `SQL failed: ${(e as Error).message}`);
     }
@@ -196,7 +217,10 @@ export class TraceReader {
     }
   }
 
-  /** The chunk holding instruction `seq` (for seq = end: the last chunk). */
+  /**
+   * The chunk holding instruction `seq` (for seq = end: the last chunk): the last chunk whose
+   * first <= seq, so chunks of no instruction cut at `seq` (schema.ts) come before it.
+   */
   chunkIndexOf(seq: number): number {
     let lo = 0;
     let hi = this.chunkCount - 1;
@@ -204,6 +228,22 @@ export class TraceReader {
       const mid = (lo + hi + 1) >> 1;
       if (this.chunkFirsts[mid]! <= seq) lo = mid;
       else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /**
+   * The first chunk that may hold a write at position `seq` or later: writes of a chunk lie in
+   * [first, first + count] (host writes at its end position go into it when it is cut after
+   * them), so an earlier chunk ending at `seq`, and chunks of no instruction at `seq`, count.
+   */
+  firstChunkReaching(seq: number): number {
+    let lo = 0;
+    let hi = this.chunkCount - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.chunkFirsts[mid]! + this.chunkCounts[mid]! >= seq) hi = mid;
+      else lo = mid + 1;
     }
     return lo;
   }
@@ -277,6 +317,18 @@ export class TraceReader {
       }
     }
     return out;
+  }
+
+  /** How many instructions of the whole history have a pc of `pcs` (a scan of every chunk's pcs). */
+  countPcs(pcs: readonly bigint[]): number {
+    const targets = BigUint64Array.from(pcs);
+    const n = nativeRecorder();
+    let count = 0;
+    for (let id = 0; id < this.chunkCount; id++) {
+      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      count += n.findPcs(r.pcs, r.count, targets, r.count).length;
+    }
+    return count;
   }
 
   /** The last seq in [from, to) whose pc is one of `pcs`, searching back chunk by chunk. */
@@ -355,20 +407,46 @@ export class TraceReader {
     return best;
   }
 
-  /** Every write touching [phys, phys + len) in [from, to) positions, oldest first. */
-  writesTo(phys: number, len: number, from = this.first, to = this.end): LineWrite[] {
+  /** Every write touching [phys, phys + len) in [from, to) positions, oldest first (at most `limit`). */
+  writesTo(phys: number, len: number, from = this.first, to = this.end, limit = Infinity): LineWrite[] {
     const out: LineWrite[] = [];
-    if (this.chunkCount === 0) return out;
-    const c0 = this.chunkIndexOf(from);
-    const c1 = this.chunkIndexOf(Math.max(to - 1, this.first));
-    for (let line = Math.floor(phys / 64); line * 64 < phys + len; line++) {
-      for (const got of this.st.rowsOfLine!.all(line, c0, c1) as { chunk: number; part: number; data: Buffer }[]) {
-        for (const w of this.row(line, got.chunk, got.part, got.data).writes) {
-          if (w.seq >= from && w.seq < to && w.phys < phys + len && w.phys + w.len > phys) out.push(w);
+    if (limit <= 0) return out;
+    for (const w of this.iterWrites(phys, len, from, to)) {
+      out.push(w);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /**
+   * The writes of writesTo, produced lazily chunk by chunk: the cost is that of the chunks read up
+   * to the last write taken (one index seek per line finds the next chunk that wrote any of the
+   * lines), never that of the whole history of the range.
+   */
+  *iterWrites(phys: number, len: number, from = this.first, to = this.end): Generator<LineWrite> {
+    if (this.chunkCount === 0 || len <= 0 || from >= to) return;
+    const l0 = Math.floor(phys / 64);
+    const l1 = Math.floor((phys + len - 1) / 64);
+    const last = this.chunkIndexOf(Math.max(to - 1, this.first));
+    for (let c = this.firstChunkReaching(from); c <= last; ) {
+      let next = Infinity;
+      for (let line = l0; line <= l1; line++) {
+        const r = this.st.nextChunkOfLine!.get(line, c) as { c: number | null };
+        if (r.c !== null && r.c < next) next = r.c;
+      }
+      if (next > last) return;
+      const ws: LineWrite[] = [];
+      for (let line = l0; line <= l1; line++) {
+        for (const got of this.st.rowsOfLineChunk!.all(line, next) as { part: number; data: Buffer }[]) {
+          for (const w of this.row(line, next, got.part, got.data).writes) {
+            if (w.seq >= from && w.seq < to && w.phys < phys + len && w.phys + w.len > phys) ws.push(w);
+          }
         }
       }
+      ws.sort((a, b) => writeOrder(a) - writeOrder(b));
+      yield* ws;
+      c = next + 1;
     }
-    return out.sort((a, b) => writeOrder(a) - writeOrder(b));
   }
 
   /** The 64 bytes of physical line `line` at position `at`. */

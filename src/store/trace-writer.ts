@@ -64,7 +64,9 @@ export class TraceWriter {
   }
 
   writeChunk(c: NativeChunk): void {
-    if (c.count === 0 && c.ckpts.length === 0 && this.pendingInputs.length === 0) return;
+    // A chunk of no instruction is stored when it carries something (checkpoints, host writes,
+    // inputs at its `first`): a trace opened at that position needs them (schema.ts).
+    if (c.count === 0 && c.ckpts.length === 0 && c.mem.length === 0 && this.pendingInputs.length === 0) return;
     const id = this.nextChunk++;
     guard(this.path, () =>
       this.db.transaction(() => {
@@ -112,18 +114,15 @@ export class TraceWriter {
     const db = this.db;
     guard(this.path, () =>
       db.transaction(() => {
-        const row = db.prepare('SELECT id, first, count FROM chunk WHERE first <= ? ORDER BY first DESC LIMIT 1').get(s) as
+        // The chunk holding `s` (after any chunk of no instruction cut at `s`).
+        const row = db.prepare('SELECT id, first, count FROM chunk WHERE first <= ? ORDER BY id DESC LIMIT 1').get(s) as
           | { id: number; first: number; count: number }
           | undefined;
         let keep = 0; // chunks kept: ids [0, keep)
         if (row) {
-          const first = BigInt(row.first);
-          if (first === s) keep = row.id;
-          else if (first + BigInt(row.count) <= s) keep = row.id + 1;
-          else {
-            keep = row.id + 1;
-            this.cutChunk(row.id, row.first, Number(s));
-          }
+          keep = row.id + 1;
+          // Starting at `s` it becomes a chunk of no instruction that keeps the host writes at `s`.
+          if (BigInt(row.first) + BigInt(row.count) > s) this.cutChunk(row.id, row.first, Number(s));
         }
         for (const t of ['mem', 'mem_mask', 'ckpt']) db.prepare(`DELETE FROM ${t} WHERE chunk >= ?`).run(keep);
         db.prepare('DELETE FROM chunk WHERE id >= ?').run(keep);

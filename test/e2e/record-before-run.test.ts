@@ -1,0 +1,32 @@
+/**
+ * A history query before the guest first runs (the trace has to be opened at seq 0, so a chunk of
+ * no instruction is stored) must not damage the recording: the run after it is recorded whole and
+ * `dbg replay` opens it.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dbg = join(root, 'bin', 'dbg');
+const kernel = existsSync(join(root, 'dumps', 'kernel.elf')) ? join(root, 'dumps', 'kernel.elf') : join(root, 'dumps', 'kernel.prebuilt.elf');
+const dir = mkdtempSync(join(tmpdir(), 'dbg-record-before-run-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('dbg live: commands before the first :c', () => {
+  it.each(['::status', '::now', '::timeline'])('%s; :c records the whole run and dbg replay opens it', (cmd) => {
+    const trace = join(dir, `${cmd.slice(2)}.trace`);
+    const r = spawnSync(dbg, ['live', '--emulate', kernel, '-m', '32M', '--wait', '-q', '--record', trace, '-e', `${cmd}; :c; ::now`], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).not.toMatch(/UNIQUE|internal error/);
+    expect(r.status).toBe(0);
+    const live = /^seq (\d+) of \[0, \1\]/m.exec(r.stdout);
+    expect(live, r.stdout).not.toBeNull();
+    const p = spawnSync(dbg, ['replay', trace, '-e', '::now; ::seek 0; ::now'], { encoding: 'utf8', timeout: 60_000 });
+    expect(p.stderr).toBe('');
+    expect(p.stdout).toContain(`seq ${live![1]} of [0, ${live![1]}] (${live![1]} instructions recorded; 0 after now)`);
+    expect(p.stdout).toContain(`seq 0 of [0, ${live![1]}]`);
+  });
+});
