@@ -5,6 +5,9 @@
  *   terminal on stdin:  the REPL runs beside the server; leaving the REPL (::quit, EOF) stops both.
  *   no terminal (stdin closed, /dev/null, a pipe) or -e:  the commands given run first, then dbg
  *                       keeps serving until it is stopped by SIGTERM or SIGINT (exit status 0).
+ *   a background job (`dbg … --gdb 1234 &` from an interactive shell):  no REPL and no -e, so the
+ *                       terminal is left alone (touching it would stop dbg with SIGTTOU); serves
+ *                       until stopped, as without a terminal.
  *
  * `monitor CMD` in gdb runs CMD in an MDB session of its own on the same target (its own dot and
  * selected thread), so a REPL user and a gdb user do not move each other's cursor.
@@ -12,6 +15,7 @@
 
 import { errors } from '../common/errors.js';
 import type { DcmdModule } from '../mdb/dcmd.js';
+import { inBackground } from '../common/terminal.js';
 import { builtinModules } from '../mdb/modules/index.js';
 import { Session } from '../mdb/session.js';
 import type { Target } from '../targets/target.js';
@@ -70,22 +74,26 @@ async function startServer(target: Target, listen: string, opts: GdbListenOption
 }
 
 async function serveUntilDone(server: GdbServerHandle, opts: GdbListenOptions): Promise<number> {
-  const headless = opts.script === true || !process.stdin.isTTY;
+  // The terminal is stdin but belongs to the foreground job: a REPL here would be stopped by SIGTTOU.
+  const background = opts.script !== true && process.stdin.isTTY === true && inBackground();
+  const headless = opts.script === true || !process.stdin.isTTY || background;
   try {
     if (!headless) return await opts.session();
     // Headless: serve until a signal, whether or not the session's input ever ends (a guest console
     // may hold stdin open); the status is the session's if it finished, else 0.
     let code = 0;
-    void opts.session().then(
-      (c) => {
-        code = c;
-      },
-      () => {
-        code = 1;
-      },
-    );
+    if (!background) {
+      void opts.session().then(
+        (c) => {
+          code = c;
+        },
+        () => {
+          code = 1;
+        },
+      );
+    }
     (opts.log ?? ((m: string) => process.stderr.write(`dbg gdbserver: ${m}\n`)))(
-      `no terminal: serving gdb on ${server.host}:${server.port} until stopped (SIGTERM or SIGINT)`,
+      `${background ? 'in the background (no REPL)' : 'no terminal'}: serving gdb on ${server.host}:${server.port} until stopped (SIGTERM or SIGINT)`,
     );
     await new Promise<void>((resolve) => {
       const stop = (): void => {
