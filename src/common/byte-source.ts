@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { DbgError } from './errors.js';
 
 /**
@@ -58,14 +58,18 @@ export class FileByteSource implements ByteSource {
   static open(path: string, opts?: ByteSourceOptions): FileByteSource {
     let fd: number;
     try {
-      fd = openSync(path, 'r');
+      // Non-blocking: opening a FIFO (named in a dump or a trace) must not wait for a writer.
+      fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message;
       throw new DbgError(err.code === 'ENOENT' ? 'not-found' : 'io', `cannot open "${path}": ${why}`);
     }
     try {
-      if (fstatSync(fd).isDirectory()) throw new DbgError('bad-input', `cannot open "${path}": it is a directory`);
+      const st = fstatSync(fd);
+      if (st.isDirectory()) throw new DbgError('bad-input', `cannot open "${path}": it is a directory`);
+      // Positional reads need a file with a size: a FIFO, socket or device has none.
+      if (!st.isFile()) throw new DbgError('bad-input', `cannot open "${path}": it is ${st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : 'a device'}, not a regular file`);
     } catch (e) {
       closeSync(fd);
       throw e;

@@ -99,7 +99,8 @@ export function decodeLineRow(blob: Buffer, line: number, chunkFirst: number, fi
  * The 64 bytes of a row's line at position `s`, straight from the blob (no objects per write:
  * hot lines have tens of thousands of writes per chunk).
  */
-export function rowStateAt(blob: Buffer, chunkFirst: number, s: number): Buffer {
+export function rowStateAt(blob: Buffer, chunkFirst: number, s: number, file = 'trace'): Buffer {
+  if (blob.length < 128) throw errors.corrupt(file, `a memory row has ${blob.length} bytes, expected at least 128`);
   const state = Buffer.from(blob.subarray(0, 64));
   const bound = stateBound(s);
   let p = 128;
@@ -116,6 +117,7 @@ export function rowStateAt(blob: Buffer, chunkFirst: number, s: number): Buffer 
     } while (b & 0x80 && p < n);
     seq += Math.floor(v / 2);
     if (2 * seq + (v % 2 === 1 ? 0 : 1) > bound) break;
+    checkRecord(blob, p, file);
     const meta = blob[p++]!;
     const len = 1 << (meta >> 6);
     blob.copy(state, meta & 63, p, p + len);
@@ -124,11 +126,20 @@ export function rowStateAt(blob: Buffer, chunkFirst: number, s: number): Buffer 
   return state;
 }
 
+/** The record whose offset/size byte is at `p` fits the line and the blob. */
+function checkRecord(blob: Buffer, p: number, file: string): void {
+  const meta = blob[p];
+  if (meta === undefined) throw errors.corrupt(file, 'a memory row is cut short');
+  const off = meta & 63;
+  const len = 1 << (meta >> 6);
+  if (off + len > 64 || p + 1 + len > blob.length) throw errors.corrupt(file, `a memory row holds a write of ${len} bytes at offset ${off} that does not fit`);
+}
+
 /**
  * The last write in a row that touches any byte of [lo, hi) (offsets in the line) and is part of
  * the state at `s`, decoded from the blob in one pass without objects per write.
  */
-export function rowLastWrite(blob: Buffer, line: number, chunkFirst: number, lo: number, hi: number, s: number): LineWrite | undefined {
+export function rowLastWrite(blob: Buffer, line: number, chunkFirst: number, lo: number, hi: number, s: number, file = 'trace'): LineWrite | undefined {
   const bound = stateBound(s);
   const n = blob.length;
   // Pass 1: find the last matching record (no copies: hot lines have thousands of writes).
@@ -151,6 +162,7 @@ export function rowLastWrite(blob: Buffer, line: number, chunkFirst: number, lo:
     seq += Math.floor(v / 2);
     const host = v % 2 === 1;
     if (2 * seq + (host ? 0 : 1) > bound) break;
+    checkRecord(blob, p, file);
     const meta = blob[p]!;
     const off = meta & 63;
     const len = 1 << (meta >> 6);
@@ -182,7 +194,8 @@ export function rowLastWrite(blob: Buffer, line: number, chunkFirst: number, lo:
 }
 
 /** The order (see writeOrder) of a row's first write, or Infinity for a row without writes. */
-export function rowFirstOrder(blob: Buffer, chunkFirst: number): number {
+export function rowFirstOrder(blob: Buffer, chunkFirst: number, file = 'trace'): number {
+  if (blob.length < 128) throw errors.corrupt(file, `a memory row has ${blob.length} bytes, expected at least 128`);
   let p = 128;
   if (p >= blob.length) return Infinity;
   let v = 0;

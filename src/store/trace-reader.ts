@@ -12,6 +12,7 @@ import { DbgError, errors } from '../common/errors.js';
 import { decodeLineRow, rowFirstOrder, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
 import { nativeRecorder } from './native-recorder.js';
 import { guard, openTrace, readMeta, type Db } from './schema.js';
+import { blobOf, checkMeta, checkTracePath, intOf, traceCorrupt, type TraceMeta } from './trace-check.js';
 
 export interface ChunkInfo {
   readonly id: number;
@@ -71,6 +72,8 @@ const ROW_CACHE = 4096;
 export class TraceReader {
   readonly db: Db;
   readonly meta: Map<string, string | number>;
+  /** The meta values things are sized from, range-checked (trace-check.ts). */
+  readonly info: TraceMeta;
   /** First seq of the history and one past the last instruction. */
   readonly first: number;
   readonly end: number;
@@ -93,6 +96,7 @@ export class TraceReader {
   ) {
     this.db = db;
     this.meta = readMeta(db);
+    this.info = checkMeta(path, this.meta);
     const p = (sql: string) => db.prepare(sql);
     this.st = {
       chunkById: p('SELECT id, first, count, writes, lines FROM chunk WHERE id = ?'),
@@ -121,14 +125,16 @@ export class TraceReader {
     this.chunkFirsts = new Float64Array(chunks.length);
     this.chunkCounts = new Float64Array(chunks.length);
     chunks.forEach(([id, first, count], i) => {
-      if (id !== i) throw errors.corrupt(path, `chunk ${i} is missing (found chunk ${id} in its place)`);
+      intOf(path, first, `chunk ${i}'s first`);
+      intOf(path, count, `chunk ${i}'s count`, 0, 2 ** 32 - 1);
+      if (id !== i) throw traceCorrupt(path, `chunk ${i} is missing (found chunk ${id} in its place)`);
       if (i > 0 && first !== this.chunkFirsts[i - 1]! + this.chunkCounts[i - 1]!) {
-        throw errors.corrupt(path, `chunk ${i} starts at seq ${first}, expected ${this.chunkFirsts[i - 1]! + this.chunkCounts[i - 1]!}`);
+        throw traceCorrupt(path, `chunk ${i} starts at seq ${first}, expected ${this.chunkFirsts[i - 1]! + this.chunkCounts[i - 1]!}`);
       }
       this.chunkFirsts[i] = first;
       this.chunkCounts[i] = count;
     });
-    this.first = chunks.length ? chunks[0]![1] : Number(this.meta.get('first_seq') ?? 0);
+    this.first = chunks.length ? chunks[0]![1] : this.info.firstSeq;
     this.end = chunks.length ? this.chunkFirsts[chunks.length - 1]! + this.chunkCounts[chunks.length - 1]! : this.first;
     this.db.defaultSafeIntegers(false);
     if (functions) this.registerFunctions();
@@ -196,6 +202,7 @@ export class TraceReader {
   }
 
   static open(path: string, functions = true): TraceReader {
+    checkTracePath(path);
     const db = openTrace(path);
     try {
       return guard(path, () => new TraceReader(path, db, functions));
@@ -250,7 +257,7 @@ export class TraceReader {
 
   chunk(id: number): ChunkInfo {
     const r = this.st.chunkById!.get(id) as ChunkInfo | undefined;
-    if (!r) throw errors.corrupt(this.path, `chunk ${id} is missing`);
+    if (!r) throw traceCorrupt(this.path, `chunk ${id} is missing`);
     return r;
   }
 
@@ -267,11 +274,11 @@ export class TraceReader {
     let d = this.pcsCache.get(id);
     if (d) return d;
     const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number } | undefined;
-    if (!r) throw errors.corrupt(this.path, `chunk ${id} is missing`);
+    if (!r) throw traceCorrupt(this.path, `chunk ${id} is missing`);
     try {
       d = nativeRecorder().decodePcs(r.pcs, r.count);
     } catch (e) {
-      throw errors.corrupt(this.path, `chunk ${id}: ${(e as Error).message}`);
+      throw traceCorrupt(this.path, `chunk ${id}: ${(e as Error).message}`);
     }
     if (this.pcsCache.size >= PCS_CACHE) this.pcsCache.delete(this.pcsCache.keys().next().value!);
     this.pcsCache.set(id, d);
@@ -293,7 +300,7 @@ export class TraceReader {
       try {
         one = nativeRecorder().decodePcs(r.pcs, i + 1, true);
       } catch (e) {
-        throw errors.corrupt(this.path, `chunk ${id}: ${(e as Error).message}`);
+        throw traceCorrupt(this.path, `chunk ${id}: ${(e as Error).message}`);
       }
       return { pc: one.pc[0]!, vcpu: one.vcpu[0]! };
     }
@@ -310,7 +317,7 @@ export class TraceReader {
     for (let id = this.chunkIndexOf(from); id < this.chunkCount && this.chunkFirsts[id]! < to; id++) {
       const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
       const base = this.chunkFirsts[id]!;
-      for (const off of n.findPcs(r.pcs, r.count, targets, to - base)) {
+      for (const off of this.findInChunk(n, id, r, targets, to - base)) {
         const s = base + off;
         if (s >= from) out.push(s);
         if (out.length >= limit) return out;
@@ -331,6 +338,15 @@ export class TraceReader {
     return count;
   }
 
+  private findInChunk(n: ReturnType<typeof nativeRecorder>, id: number, r: { pcs: Buffer; count: number } | undefined, targets: BigUint64Array, below: number): Float64Array {
+    if (!r) throw traceCorrupt(this.path, `chunk ${id} is missing`);
+    try {
+      return n.findPcs(r.pcs, r.count, targets, below);
+    } catch (e) {
+      throw traceCorrupt(this.path, `chunk ${id}: ${(e as Error).message}`);
+    }
+  }
+
   /** The last seq in [from, to) whose pc is one of `pcs`, searching back chunk by chunk. */
   lastPc(pcs: readonly bigint[], from: number, to: number): number | undefined {
     const targets = BigUint64Array.from(pcs);
@@ -340,7 +356,7 @@ export class TraceReader {
       const base = this.chunkFirsts[id]!;
       if (base + this.chunkCounts[id]! <= from) break;
       const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
-      const hits = n.findPcs(r.pcs, r.count, targets, to - base);
+      const hits = this.findInChunk(n, id, r, targets, to - base);
       for (let k = hits.length - 1; k >= 0; k--) {
         const s = base + hits[k]!;
         if (s >= from) return s;
@@ -356,13 +372,26 @@ export class TraceReader {
     if (r) return r;
     if (!data) {
       const got = this.db.prepare('SELECT data FROM mem WHERE line = ? AND chunk = ? AND part = ?').get(line, chunk, part) as { data: Buffer } | undefined;
-      if (!got) throw errors.corrupt(this.path, `memory row of line 0x${(line * 64).toString(16)} in chunk ${chunk} is missing`);
+      if (!got) throw traceCorrupt(this.path, `memory row of line 0x${(line * 64).toString(16)} in chunk ${chunk} is missing`);
       data = got.data;
     }
-    r = decodeLineRow(data, line, this.chunkFirsts[chunk] ?? 0, this.path);
+    r = decodeLineRow(this.rowBlob(data, line, chunk), line, this.chunkFirsts[chunk] ?? 0, this.label);
     if (this.rowCache.size >= ROW_CACHE) this.rowCache.delete(this.rowCache.keys().next().value!);
     this.rowCache.set(key, r);
     return r;
+  }
+
+  /** The trace as corruption messages name it (see trace-check.ts). */
+  private get label(): string {
+    return `trace "${this.path}"`;
+  }
+
+  /** A memory row's `data`, checked to be a BLOB of at least the two 64-byte images. */
+  private rowBlob(v: unknown, line: number, chunk: number): Buffer {
+    const what = `memory row of line 0x${(line * 64).toString(16)} in chunk ${chunk}`;
+    const b = blobOf(this.path, v, `the data of the ${what}`);
+    if (b.length < 128) throw traceCorrupt(this.path, `${what} has ${b.length} bytes, expected at least 128`);
+    return b;
   }
 
   /**
@@ -389,7 +418,7 @@ export class TraceReader {
       for (;;) {
         const got = this.st.lastMasked!.get(line, chunk, part, at, BigInt.asIntN(64, mask)) as { chunk: number; part: number; data: Buffer } | undefined;
         if (!got) break;
-        const hit = rowLastWrite(got.data, line, this.chunkFirsts[got.chunk]!, lo, hi, at);
+        const hit = rowLastWrite(this.rowBlob(got.data, line, got.chunk), line, this.chunkFirsts[got.chunk]!, lo, hi, at, this.label);
         if (hit) {
           if (!best || writeOrder(hit) > writeOrder(best)) best = hit;
           break;
@@ -454,18 +483,18 @@ export class TraceReader {
     const chunk = this.chunkCount ? this.chunkIndexOf(at) : -1;
     const fin = chunk >= 0 ? (this.st.lastRowFinal!.get(line, chunk) as { chunk: number; final: Buffer } | undefined) : undefined;
     // A row of an earlier chunk: every write in it is before `at`, its final state is the answer.
-    if (fin && fin.chunk < chunk) return fin.final;
+    if (fin && fin.chunk < chunk) return blobOf(this.path, fin.final, `the final image of line 0x${(line * 64).toString(16)} in chunk ${fin.chunk}`, 64);
     if (fin) {
       // The chunk holding `at`: the state comes from the last part whose first write is part of it.
       const parts = this.st.partsOf!.all(line, chunk) as { part: number; data: Buffer }[];
       const base = this.chunkFirsts[chunk]!;
       let use = parts[0]!;
-      for (const q of parts) if (rowFirstOrder(q.data, base) <= stateBound(at)) use = q;
-      return rowStateAt(use.data, base, at);
+      for (const q of parts) if (rowFirstOrder(this.rowBlob(q.data, line, chunk), base, this.label) <= stateBound(at)) use = q;
+      return rowStateAt(use.data, base, at, this.label);
     }
     // Never written at or before `at`: as the first row found it, or as recording began.
     const first = this.st.firstRow!.get(line) as { chunk: number; data: Buffer } | undefined;
-    if (first) return Buffer.from(first.data.subarray(0, 64));
+    if (first) return Buffer.from(this.rowBlob(first.data, line, first.chunk).subarray(0, 64));
     return this.initialLine(line);
   }
 
@@ -474,13 +503,14 @@ export class TraceReader {
     const page = this.st.ramPage!.get(Math.floor(line / 64)) as { data: Buffer } | undefined;
     if (!page) return Buffer.alloc(64);
     const off = (line % 64) * 64;
-    return Buffer.from(page.data.subarray(off, off + 64));
+    return Buffer.from(blobOf(this.path, page.data, `ram_init.data of page ${Math.floor(line / 64)}`, 4096).subarray(off, off + 64));
   }
 
   /** Every non-zero page of RAM as recording began: [physical page number, 4 KiB]. */
   *initialPages(): Iterable<[number, Buffer]> {
-    for (const r of this.db.prepare('SELECT page, data FROM ram_init ORDER BY page').iterate() as Iterable<{ page: number; data: Buffer }>) {
-      yield [r.page, r.data];
+    for (const r of this.db.prepare('SELECT page, data FROM ram_init ORDER BY page').iterate() as Iterable<{ page: unknown; data: unknown }>) {
+      const page = intOf(this.path, r.page, 'ram_init.page', 0, 2 ** 40);
+      yield [page, blobOf(this.path, r.data, `ram_init.data of page ${page}`, 4096)];
     }
   }
 
@@ -493,10 +523,10 @@ export class TraceReader {
   chunkWrites(id: number): ChunkWrites {
     const all: LineWrite[] = [];
     for (const r of this.st.rowsOfChunk!.all(id) as { line: number; part: number; data: Buffer }[]) {
-      for (const w of decodeLineRow(r.data, r.line, this.chunkFirsts[id]!, this.path).writes) all.push(w);
+      for (const w of decodeLineRow(this.rowBlob(r.data, r.line, id), r.line, this.chunkFirsts[id]!, this.label).writes) all.push(w);
     }
     // Sort by (order, index) with one native numeric sort: key = order * 2^22 + index.
-    if (all.length >= 1 << 22) throw errors.corrupt(this.path, `chunk ${id} holds ${all.length} writes, more than this reader handles (4M)`);
+    if (all.length >= 1 << 22) throw traceCorrupt(this.path, `chunk ${id} holds ${all.length} writes, more than this reader handles (4M)`);
     const base = 2 * this.chunkFirsts[id]!;
     const keys = new Float64Array(all.length);
     for (let i = 0; i < all.length; i++) keys[i] = (writeOrder(all[i]!) - base) * 4194304 + i;
@@ -515,7 +545,11 @@ export class TraceReader {
   checkpoint(vcpu: number, seq: number): Checkpoint | undefined {
     const r = this.st.ckpt!.get(vcpu, seq) as { seq: number; vcpu: number; chunk: number; flags: number; data: Buffer } | undefined;
     if (!r) return undefined;
-    let image = r.data;
+    const what = `checkpoint at seq ${r.seq} of vCPU ${vcpu}`;
+    intOf(this.path, r.seq, `the seq of a checkpoint of vCPU ${vcpu}`);
+    intOf(this.path, r.flags, `the flags of the ${what}`, 0, 3);
+    intOf(this.path, r.chunk, `the chunk of the ${what}`, 0, Math.max(this.chunkCount - 1, 0));
+    let image = blobOf(this.path, r.data, `the data of the ${what}`);
     if (!(r.flags & 1)) {
       const k = `${vcpu}:${r.chunk}`;
       let key = this.keyCache.get(k);
@@ -526,11 +560,11 @@ export class TraceReader {
           this.keyCache.set(k, key);
         }
       }
-      if (!key) throw errors.corrupt(this.path, `checkpoint at seq ${r.seq} of vCPU ${vcpu}: its chunk's full image is missing`);
+      if (!key) throw traceCorrupt(this.path, `checkpoint at seq ${r.seq} of vCPU ${vcpu}: its chunk's full image is missing`);
       try {
-        image = nativeRecorder().ckptDecode(key.data, r.data);
+        image = nativeRecorder().ckptDecode(blobOf(this.path, key.data, `the full image of the ${what}`), image);
       } catch (e) {
-        throw errors.corrupt(this.path, `checkpoint at seq ${r.seq}: ${(e as Error).message}`);
+        throw traceCorrupt(this.path, `checkpoint at seq ${r.seq}: ${(e as Error).message}`);
       }
     }
     return { seq: r.seq, vcpu: r.vcpu, idle: (r.flags & 2) !== 0, image };
@@ -543,16 +577,22 @@ export class TraceReader {
   }
 
   inputs(from: number, to: number): InputRow[] {
-    return (this.st.inputs!.all(from, to) as { seq: number; vcpu: number | null; kind: string; detail: string }[]).map((r) => ({
-      seq: r.seq,
-      vcpu: r.vcpu,
-      kind: r.kind,
-      detail: JSON.parse(r.detail) as Record<string, unknown>,
-    }));
+    return (this.st.inputs!.all(from, to) as { seq: number; vcpu: number | null; kind: unknown; detail: unknown }[]).map((r) => {
+      let detail: unknown;
+      try {
+        detail = typeof r.detail === 'string' ? JSON.parse(r.detail) : undefined;
+      } catch {
+        detail = undefined;
+      }
+      if (typeof r.kind !== 'string' || typeof detail !== 'object' || detail === null) {
+        throw traceCorrupt(this.path, `the input at seq ${r.seq}: kind ${typeof r.kind === 'string' ? r.kind : '(not text)'}, detail ${typeof r.detail === 'string' ? 'is not a JSON object' : 'is not text'}`);
+      }
+      return { seq: intOf(this.path, r.seq, 'an input seq'), vcpu: r.vcpu === null ? null : intOf(this.path, r.vcpu, `the vCPU of the input at seq ${r.seq}`, 0, this.info.vcpus - 1), kind: r.kind, detail: detail as Record<string, unknown> };
+    });
   }
 
   /** vCPU count recorded (1 when the meta does not say). */
   get vcpus(): number {
-    return Number(this.meta.get('vcpus') ?? 1);
+    return this.info.vcpus;
   }
 }

@@ -73,7 +73,7 @@ describe('trace bad input', () => {
       const r = TraceReader.open(p);
       for (let id = 0; id < r.chunkCount; id++) r.pcs(id);
       r.sql('SELECT count(*), sum(length(data)) FROM mem');
-    }, 'corrupt', /bad\.trace: (not a readable dbg trace|.*malformed|chunk)/);
+    }, 'corrupt', /bad\.trace"?: (not a readable dbg trace|.*malformed|chunk)/);
   });
 
   it('not a trace', () => {

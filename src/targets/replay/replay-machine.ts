@@ -24,7 +24,8 @@ import { DbgError, errors } from '../../common/errors.js';
 import type { Registers } from '../../arch/arch.js';
 import { stateBound } from '../../store/line-rows.js';
 import { nativeRecorder } from '../../store/native-recorder.js';
-import { upperBound, type ChunkWrites, type TraceReader } from '../../store/trace-reader.js';
+import { traceCorrupt } from '../../store/trace-check.js';
+import { upperBound, type Checkpoint, type ChunkWrites, type TraceReader } from '../../store/trace-reader.js';
 import { emuHooks, hookResult, HookStop, type HookCtx } from '../emulator/emu-hooks.js';
 import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { readRegisters } from '../emulator/x86-64-cpu.js';
@@ -51,11 +52,10 @@ export class ReplayMachine {
 
 
   constructor(readonly reader: TraceReader) {
-    const size = Number(reader.meta.get('ram_size') ?? 0);
-    if (!Number.isSafeInteger(size) || size <= 0 || size % 4096 !== 0) {
-      throw errors.corrupt(reader.path, `meta.ram_size = ${reader.meta.get('ram_size')}: expected a positive multiple of 4096`);
-    }
-    this.ramBase = BigInt(reader.meta.get('ram_base') ?? 0);
+    // reader.info is range-checked (trace-check.ts): nothing below is sized from a raw meta value.
+    const size = reader.info.ramSize;
+    if (size === 0) throw traceCorrupt(reader.path, 'meta.ram_size is missing: the trace does not say how much RAM the guest had');
+    this.ramBase = reader.info.ramBase;
     this.ram = Buffer.alloc(size);
     for (const [page, data] of reader.initialPages()) {
       const off = page * 4096 - Number(this.ramBase);
@@ -65,7 +65,7 @@ export class ReplayMachine {
     for (let v = 0; v < reader.vcpus; v++) {
       // The CPU model of the dbg machine (meta.cpu_model when a recorder names another): page
       // walks and instruction behaviour depend on its features (1 GiB pages, NX...).
-      const e = new UnicornEngine('x86-64', Number(reader.meta.get('cpu_model') ?? UC.CPU_X86_SKYLAKE_SERVER));
+      const e = new UnicornEngine('x86-64', reader.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER);
       e.mapHost(this.ramBase, this.ram);
       // The same engine set-up as the live machine's (native/emu): Unicorn 2.0.1 wants every
       // virtual page the guest touches mapped (aliased onto RAM on first use), and NX / 1 GiB
@@ -75,6 +75,15 @@ export class ReplayMachine {
       nativeRecorder().feedPorts(e.address, new Uint32Array(0));
       this.engines.push(e);
     }
+  }
+
+  /** Load a checkpoint into vCPU v's engine; an image of the wrong size is a damaged trace. */
+  private restore(v: number, c: Checkpoint): void {
+    const e = this.engines[v]!;
+    if (c.image.length !== e.contextSize) {
+      throw traceCorrupt(this.reader.path, `the checkpoint at seq ${c.seq} of vCPU ${v} holds ${c.image.length} bytes, expected a uc_context of ${e.contextSize} bytes`);
+    }
+    nativeRecorder().contextRestore(e.address, c.image);
   }
 
   get position(): number {
@@ -108,10 +117,10 @@ export class ReplayMachine {
     for (let v = 0; v < this.engines.length; v++) {
       const c = r.checkpoint(v, s);
       if (!c) {
-        if (v === running) throw errors.corrupt(r.path, `no register checkpoint of vCPU ${v} at or before seq ${s}`);
+        if (v === running) throw traceCorrupt(r.path, `no register checkpoint of vCPU ${v} at or before seq ${s}`);
         continue;
       }
-      nativeRecorder().contextRestore(this.engines[v]!.address, c.image);
+      this.restore(v, c);
       // The running vCPU's newest checkpoint is in its current slice (each slice starts with
       // one): it ran every instruction since. The others are as they were at their slice end.
       if (v === running && c.seq < s) window = { vcpu: v, from: c.seq };

@@ -14,12 +14,13 @@
  */
 
 import { basename } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import type { Registers } from '../../arch/arch.js';
 import { X86_64 } from '../../arch/x86-64.js';
 import { cr3Root, X86_64Paging } from '../../arch/x86-64-paging.js';
 import { DbgError, errors } from '../../common/errors.js';
 import type { LineWrite } from '../../store/line-rows.js';
+import { fileKind } from '../../store/trace-check.js';
 import { TraceReader } from '../../store/trace-reader.js';
 import { ElfFile } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
@@ -82,11 +83,17 @@ export class ReplayTarget implements Target {
   ) {
     this.name = `trace "${basename(reader.path)}"`;
     this.paging = new X86_64Paging((a) => this.physU64(a));
-    const syms = opts.symbols ?? [String(reader.meta.get('symbols') ?? '')].filter((p) => p !== '');
+    const syms = opts.symbols ?? [reader.info.symbols].filter((p) => p !== '');
     for (const path of syms) {
       if (!existsSync(path)) {
         if (opts.symbols) throw errors.notFound(`symbol file "${path}" does not exist`);
         this.warnings.push(`the recorded guest's symbol file "${path}" is gone: no symbols (pass --symbols FILE)`);
+        continue;
+      }
+      // A path the trace names is opened only when it is a regular file (a FIFO would block).
+      const st = statSync(path);
+      if (!opts.symbols && !st.isFile()) {
+        this.warnings.push(`the recorded guest's symbol file "${path}" is ${fileKind(st)}: not read, no symbols (pass --symbols FILE)`);
         continue;
       }
       const elf = ElfFile.open(path);
