@@ -1,0 +1,628 @@
+import { DbgError } from '../../common/errors.js';
+import type { ElfFile } from '../elf-file.js';
+import { DW_AT, DW_FORM, DW_TAG, DW_UT } from './dwarf-constants.js';
+import { DwarfCursor } from './dwarf-cursor.js';
+import { DwarfSections } from './dwarf-sections.js';
+
+/**
+ * A lazy reader of the debugging information entries (DIEs) of one ELF file, DWARF 2 to 5.
+ *
+ * Opening costs nothing; the first question reads the unit headers of .debug_info (and, for
+ * DWARF 4 type units, .debug_types): a few bytes per unit. A DIE is decoded only when asked for,
+ * by its offset. A name lookup builds, once, an index of the *top-level* DIEs of every unit (the
+ * children of each unit's root: types, globals, functions), stepping over their subtrees by
+ * DW_AT_sibling: on a kernel that is a small part of the DIEs.
+ *
+ * A DIE is named by a `DieRef`: its offset in .debug_info, or TYPES_BASE plus its offset in
+ * .debug_types, so one number identifies a DIE of either section.
+ *
+ * Every inconsistency (a unit longer than its section, an abbreviation code its table lacks, a
+ * reference outside the section, an unknown form) is DbgError('corrupt') naming the file, the
+ * unit and the offset; the rest of the file stays readable.
+ */
+
+export type DieRef = number;
+export const TYPES_BASE = 2 ** 45;
+
+export type AttrValue = number | bigint | string | Buffer | boolean;
+
+export interface Attr {
+  readonly at: number;
+  readonly form: number;
+  /**
+   * As the form encodes it: numbers for constants, offsets and indexes (bigint when 8 bytes or
+   * LEB128 do not fit a number), Buffer for blocks/exprloc/data16, string for DW_FORM_string,
+   * true for flags. String, address and reference forms are resolved by the Die accessors.
+   */
+  readonly value: AttrValue;
+}
+
+interface AbbrevSpec {
+  readonly at: number;
+  readonly form: number;
+  readonly implicit?: bigint;
+}
+
+interface Abbrev {
+  readonly tag: number;
+  readonly hasChildren: boolean;
+  readonly specs: readonly AbbrevSpec[];
+}
+
+export interface DwarfUnit {
+  /** Offset of the unit header in its section. */
+  readonly offset: number;
+  readonly inTypes: boolean;
+  readonly version: number;
+  readonly unitType: number;
+  readonly offsetSize: 4 | 8;
+  readonly addressSize: number;
+  readonly abbrevOffset: number;
+  /** DieRef of the root DIE. */
+  readonly root: DieRef;
+  /** DieRef one past the last byte of the unit. */
+  readonly end: DieRef;
+  readonly typeSignature?: bigint;
+  /** DieRef of the type a type unit describes. */
+  readonly typeDie?: DieRef;
+}
+
+interface UnitBases {
+  strOffsets: number;
+  addr: number;
+}
+
+export class Die {
+  constructor(
+    readonly dwarf: DwarfInfo,
+    readonly unit: DwarfUnit,
+    readonly id: DieRef,
+    readonly tag: number,
+    readonly hasChildren: boolean,
+    readonly attrs: readonly Attr[],
+    /** DieRef just past this DIE's attributes: its first child, if it has children. */
+    readonly next: DieRef,
+  ) {}
+
+  attr(at: number): Attr | undefined {
+    for (const a of this.attrs) if (a.at === at) return a;
+    return undefined;
+  }
+
+  has(at: number): boolean {
+    return this.attr(at) !== undefined;
+  }
+
+  get name(): string | undefined {
+    return this.string(DW_AT.name);
+  }
+
+  string(at: number): string | undefined {
+    const a = this.attr(at);
+    return a ? this.dwarf.formString(this.unit, a) : undefined;
+  }
+
+  /** An unsigned constant (byte_size, count, data_member_location as a constant...). */
+  uint(at: number): number | undefined {
+    const a = this.attr(at);
+    if (!a) return undefined;
+    const v = constantOf(a);
+    if (v === undefined) return undefined;
+    if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+    return Number(v);
+  }
+
+  /** A constant as bigint, signed when the form is sdata (or implicit_const). */
+  constant(at: number): bigint | undefined {
+    const a = this.attr(at);
+    return a ? constantOf(a) : undefined;
+  }
+
+  flag(at: number): boolean {
+    const a = this.attr(at);
+    return a !== undefined && a.value !== 0 && a.value !== false;
+  }
+
+  /** The DIE an attribute of a reference form points at. */
+  ref(at: number): DieRef | undefined {
+    const a = this.attr(at);
+    return a ? this.dwarf.formRef(this.unit, a, this.id) : undefined;
+  }
+
+  /** The DIE an attribute refers to, decoded. */
+  refDie(at: number): Die | undefined {
+    const r = this.ref(at);
+    return r === undefined ? undefined : this.dwarf.die(r);
+  }
+
+  address(at: number): bigint | undefined {
+    const a = this.attr(at);
+    return a ? this.dwarf.formAddress(this.unit, a) : undefined;
+  }
+
+  /** The children, decoded in order (empty when the DIE has none). */
+  children(): Die[] {
+    return this.hasChildren ? this.dwarf.childrenAt(this.unit, this.next) : [];
+  }
+
+  describe(): string {
+    return `DIE 0x${(this.id % TYPES_BASE).toString(16)}${this.id >= TYPES_BASE ? ' in .debug_types' : ''}`;
+  }
+}
+
+function constantOf(a: Attr): bigint | undefined {
+  const v = a.value;
+  if (typeof v === 'number') return BigInt(v);
+  if (typeof v === 'bigint') return v;
+  if (typeof v === 'boolean') return v ? 1n : 0n;
+  return undefined;
+}
+
+/** How many DIEs deep a subtree may nest before it is taken for a loop. */
+const MAX_DEPTH = 1000;
+
+export interface NameEntry {
+  readonly ref: DieRef;
+  readonly tag: number;
+  /** True for DW_AT_declaration DIEs (a struct only declared, an extern variable). */
+  readonly declaration: boolean;
+}
+
+export class DwarfInfo {
+  readonly sections: DwarfSections;
+  private unitList?: DwarfUnit[];
+  private readonly abbrevCache = new Map<number, Map<number, Abbrev>>();
+  private readonly bases = new Map<DwarfUnit, UnitBases>();
+  private readonly signatures = new Map<bigint, DwarfUnit>();
+  private names?: Map<string, NameEntry[]>;
+  private readonly dieCache = new Map<DieRef, Die>();
+
+  constructor(readonly elf: ElfFile) {
+    this.sections = new DwarfSections(elf);
+  }
+
+  /** True when the file has a .debug_info section (compressed or not). */
+  get present(): boolean {
+    return this.sections.has('.debug_info');
+  }
+
+  get name(): string {
+    return this.elf.name;
+  }
+
+  private corrupt(msg: string): DbgError {
+    return new DbgError('corrupt', `${this.elf.name}: ${msg}`);
+  }
+
+  // --- units ----------------------------------------------------------------------------------
+
+  /** Every unit of .debug_info and .debug_types, from their headers only. */
+  units(): readonly DwarfUnit[] {
+    if (this.unitList) return this.unitList;
+    const out: DwarfUnit[] = [];
+    for (const inTypes of [false, true]) {
+      const buf = this.sections.get(inTypes ? '.debug_types' : '.debug_info');
+      if (!buf) continue;
+      const c = new DwarfCursor(buf, 0, this.sections.littleEndian, `${this.elf.name}: ${inTypes ? '.debug_types' : '.debug_info'}`);
+      while (c.pos < buf.length) {
+        const u = this.readUnitHeader(c, inTypes);
+        out.push(u);
+        if (u.typeSignature !== undefined) this.signatures.set(u.typeSignature, u);
+        c.pos = u.end - (inTypes ? TYPES_BASE : 0);
+      }
+    }
+    this.unitList = out;
+    return out;
+  }
+
+  /*
+   * Unit headers:
+   *   v2-4 .debug_info:  length, u16 version, offset abbrev, u8 address_size
+   *   v4 .debug_types:   ... then u64 type_signature, offset type_offset
+   *   v5:                length, u16 version, u8 unit_type, u8 address_size, offset abbrev,
+   *                      then u64 signature + offset type_offset (type units),
+   *                      or u64 dwo_id (skeleton, split_compile)
+   * `length` is u32, or 0xffffffff then u64 for 64-bit DWARF (offsets become 8 bytes).
+   */
+  private readUnitHeader(c: DwarfCursor, inTypes: boolean): DwarfUnit {
+    const base = inTypes ? TYPES_BASE : 0;
+    const offset = c.pos;
+    let length = c.u32();
+    let offsetSize: 4 | 8 = 4;
+    if (length === 0xffffffff) {
+      offsetSize = 8;
+      length = c.u64num('unit length');
+    } else if (length >= 0xfffffff0) throw this.corrupt(`unit at 0x${offset.toString(16)} has reserved length 0x${length.toString(16)}`);
+    const end = c.pos + length;
+    if (end > c.buf.length) {
+      throw this.corrupt(`unit at 0x${offset.toString(16)} of ${inTypes ? '.debug_types' : '.debug_info'} claims 0x${length.toString(16)} bytes, past the end of the section (0x${c.buf.length.toString(16)})`);
+    }
+    const version = c.u16();
+    if (version < 2 || version > 5) throw this.corrupt(`unit at 0x${offset.toString(16)} has DWARF version ${version} (dbg reads 2 to 5)`);
+    let unitType: number = DW_UT.compile;
+    let addressSize: number;
+    let abbrevOffset: number;
+    let typeSignature: bigint | undefined;
+    let typeDie: DieRef | undefined;
+    if (version >= 5) {
+      unitType = c.u8();
+      addressSize = c.u8();
+      abbrevOffset = c.offset(offsetSize);
+      if (unitType === DW_UT.type || unitType === DW_UT.split_type) {
+        typeSignature = c.u64();
+        typeDie = offset + c.offset(offsetSize) + base;
+      } else if (unitType === DW_UT.skeleton || unitType === DW_UT.split_compile) c.skip(8);
+      else if (unitType !== DW_UT.compile && unitType !== DW_UT.partial) throw this.corrupt(`unit at 0x${offset.toString(16)} has unknown unit type 0x${unitType.toString(16)}`);
+    } else {
+      abbrevOffset = c.offset(offsetSize);
+      addressSize = c.u8();
+      if (inTypes) {
+        unitType = DW_UT.type;
+        typeSignature = c.u64();
+        typeDie = offset + c.offset(offsetSize) + base;
+      }
+    }
+    if (addressSize !== 4 && addressSize !== 8 && addressSize !== 2) throw this.corrupt(`unit at 0x${offset.toString(16)} has address size ${addressSize}`);
+    if (c.pos > end) throw this.corrupt(`unit at 0x${offset.toString(16)} is shorter than its header`);
+    return { offset, inTypes, version, unitType, offsetSize, addressSize, abbrevOffset, root: c.pos + base, end: end + base, typeSignature, typeDie };
+  }
+
+  /** The unit holding a DieRef (binary search over the headers). */
+  unitOf(ref: DieRef): DwarfUnit {
+    const us = this.units();
+    let lo = 0;
+    let hi = us.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const u = us[mid]!;
+      const start = u.offset + (u.inTypes ? TYPES_BASE : 0);
+      if (ref < start) hi = mid - 1;
+      else if (ref >= u.end) lo = mid + 1;
+      else return u;
+    }
+    throw this.corrupt(`DIE reference 0x${ref.toString(16)} is outside every unit`);
+  }
+
+  // --- abbreviations --------------------------------------------------------------------------
+
+  private abbrevs(u: DwarfUnit): Map<number, Abbrev> {
+    const hit = this.abbrevCache.get(u.abbrevOffset);
+    if (hit) return hit;
+    const buf = this.sections.get('.debug_abbrev');
+    if (!buf) throw this.corrupt('has .debug_info but no .debug_abbrev');
+    if (u.abbrevOffset >= buf.length) throw this.corrupt(`unit at 0x${u.offset.toString(16)} points at abbreviation table 0x${u.abbrevOffset.toString(16)}, past the end of .debug_abbrev`);
+    const c = new DwarfCursor(buf, u.abbrevOffset, this.sections.littleEndian, `${this.elf.name}: .debug_abbrev`);
+    const table = new Map<number, Abbrev>();
+    for (;;) {
+      const code = c.uleb();
+      if (code === 0) break;
+      const tag = c.uleb();
+      const hasChildren = c.u8() !== 0;
+      const specs: AbbrevSpec[] = [];
+      for (;;) {
+        const at = c.uleb();
+        const form = c.uleb();
+        if (at === 0 && form === 0) break;
+        specs.push(form === DW_FORM.implicit_const ? { at, form, implicit: c.slebBig() } : { at, form });
+      }
+      if (table.has(code)) throw this.corrupt(`abbreviation table 0x${u.abbrevOffset.toString(16)} defines code ${code} twice`);
+      table.set(code, { tag, hasChildren, specs });
+    }
+    this.abbrevCache.set(u.abbrevOffset, table);
+    return table;
+  }
+
+  // --- DIEs -----------------------------------------------------------------------------------
+
+  private cursorAt(ref: DieRef): DwarfCursor {
+    const inTypes = ref >= TYPES_BASE;
+    const buf = this.sections.get(inTypes ? '.debug_types' : '.debug_info')!;
+    return new DwarfCursor(buf, ref - (inTypes ? TYPES_BASE : 0), this.sections.littleEndian, `${this.elf.name}: ${inTypes ? '.debug_types' : '.debug_info'}`);
+  }
+
+  /** The DIE at `ref`. Corrupt if `ref` is not the start of a DIE (a null entry, outside a unit). */
+  die(ref: DieRef): Die {
+    const hit = this.dieCache.get(ref);
+    if (hit) return hit;
+    const u = this.unitOf(ref);
+    const d = this.readDie(u, this.cursorAt(ref));
+    if (!d) throw this.corrupt(`DIE reference 0x${ref.toString(16)} (unit 0x${u.offset.toString(16)}) points at a null entry`);
+    if (this.dieCache.size > 200_000) this.dieCache.clear();
+    this.dieCache.set(ref, d);
+    return d;
+  }
+
+  /** The root DIE of a unit. */
+  root(u: DwarfUnit): Die {
+    return this.die(u.root);
+  }
+
+  /** Decodes the DIE at the cursor; undefined for a null entry (the end of a sibling list). */
+  private readDie(u: DwarfUnit, c: DwarfCursor): Die | undefined {
+    const base = u.inTypes ? TYPES_BASE : 0;
+    const start = c.pos + base;
+    if (start >= u.end) throw this.corrupt(`unit at 0x${u.offset.toString(16)}: DIE list runs past the end of the unit at 0x${(start - base).toString(16)}`);
+    const code = c.uleb();
+    if (code === 0) return undefined;
+    const ab = this.abbrevs(u).get(code);
+    if (!ab) throw this.corrupt(`unit at 0x${u.offset.toString(16)}: DIE at 0x${(start - base).toString(16)} uses abbreviation code ${code}, which table 0x${u.abbrevOffset.toString(16)} does not define`);
+    const attrs: Attr[] = new Array(ab.specs.length);
+    for (let i = 0; i < ab.specs.length; i++) {
+      const s = ab.specs[i]!;
+      attrs[i] = { at: s.at, form: s.form, value: s.form === DW_FORM.implicit_const ? s.implicit! : this.readForm(u, c, s.form, start) };
+    }
+    return new Die(this, u, start, ab.tag, ab.hasChildren, attrs, c.pos + base);
+  }
+
+  private readForm(u: DwarfUnit, c: DwarfCursor, form: number, at: DieRef): AttrValue {
+    switch (form) {
+      case DW_FORM.addr:
+        return c.address(u.addressSize);
+      case DW_FORM.data1:
+      case DW_FORM.ref1:
+      case DW_FORM.flag:
+      case DW_FORM.strx1:
+      case DW_FORM.addrx1:
+        return c.u8();
+      case DW_FORM.data2:
+      case DW_FORM.ref2:
+      case DW_FORM.strx2:
+      case DW_FORM.addrx2:
+        return c.u16();
+      case DW_FORM.strx3:
+      case DW_FORM.addrx3:
+        return c.u24();
+      case DW_FORM.data4:
+      case DW_FORM.ref4:
+      case DW_FORM.strx4:
+      case DW_FORM.addrx4:
+      case DW_FORM.ref_sup4:
+        return c.u32();
+      case DW_FORM.data8:
+      case DW_FORM.ref_sig8:
+      case DW_FORM.ref_sup8:
+        return c.u64();
+      case DW_FORM.ref8: {
+        return c.u64num('ref8');
+      }
+      case DW_FORM.data16:
+        return c.bytes(16);
+      case DW_FORM.sdata:
+        return c.slebBig();
+      case DW_FORM.udata:
+        return c.ulebBig();
+      case DW_FORM.ref_udata:
+      case DW_FORM.strx:
+      case DW_FORM.addrx:
+      case DW_FORM.loclistx:
+      case DW_FORM.rnglistx:
+      case DW_FORM.GNU_addr_index:
+      case DW_FORM.GNU_str_index:
+        return c.uleb();
+      case DW_FORM.string:
+        return c.cstring();
+      case DW_FORM.strp:
+      case DW_FORM.line_strp:
+      case DW_FORM.sec_offset:
+      case DW_FORM.strp_sup:
+      case DW_FORM.GNU_ref_alt:
+      case DW_FORM.GNU_strp_alt:
+        return c.offset(u.offsetSize);
+      case DW_FORM.ref_addr:
+        return u.version <= 2 ? Number(c.address(u.addressSize)) : c.offset(u.offsetSize);
+      case DW_FORM.block1:
+        return c.bytes(c.u8());
+      case DW_FORM.block2:
+        return c.bytes(c.u16());
+      case DW_FORM.block4:
+        return c.bytes(c.u32());
+      case DW_FORM.block:
+      case DW_FORM.exprloc:
+        return c.bytes(c.uleb());
+      case DW_FORM.flag_present:
+        return true;
+      case DW_FORM.indirect: {
+        const f = c.uleb();
+        if (f === DW_FORM.indirect || f === DW_FORM.implicit_const) throw this.corrupt(`DIE at 0x${(at % TYPES_BASE).toString(16)}: DW_FORM_indirect names form 0x${f.toString(16)}`);
+        return this.readForm(u, c, f, at);
+      }
+      default:
+        throw this.corrupt(`unit at 0x${u.offset.toString(16)}: DIE at 0x${(at % TYPES_BASE).toString(16)} uses unknown attribute form 0x${form.toString(16)}`);
+    }
+  }
+
+  /** The children of a DIE whose first child is at `first`, decoded, skipping their subtrees. */
+  childrenAt(u: DwarfUnit, first: DieRef): Die[] {
+    const out: Die[] = [];
+    this.eachChild(u, first, (d) => {
+      out.push(d);
+    });
+    return out;
+  }
+
+  /**
+   * Calls `f` on each child starting at `first`, stepping over grandchildren by DW_AT_sibling or,
+   * without it, by decoding the subtree. Stops early when `f` returns false.
+   */
+  eachChild(u: DwarfUnit, first: DieRef, f: (d: Die) => boolean | void): void {
+    const base = u.inTypes ? TYPES_BASE : 0;
+    const c = this.cursorAt(first);
+    for (let n = 0; ; n++) {
+      if (c.pos + base >= u.end) return; // a unit may end without the final null entry
+      const d = this.readDie(u, c);
+      if (!d) return;
+      if (f(d) === false) return;
+      if (!d.hasChildren) continue;
+      const sib = d.ref(DW_AT.sibling);
+      if (sib !== undefined && sib > d.id && sib <= u.end) c.pos = sib - base;
+      else this.skipSubtree(u, c);
+    }
+  }
+
+  private skipSubtree(u: DwarfUnit, c: DwarfCursor): void {
+    const base = u.inTypes ? TYPES_BASE : 0;
+    let depth = 1;
+    while (depth > 0) {
+      if (c.pos + base >= u.end) return;
+      const d = this.readDie(u, c);
+      if (!d) depth--;
+      else if (d.hasChildren) {
+        const sib = d.ref(DW_AT.sibling);
+        if (sib !== undefined && sib > d.id && sib <= u.end) c.pos = sib - base;
+        else if (++depth > MAX_DEPTH) throw this.corrupt(`unit at 0x${u.offset.toString(16)}: DIEs nest deeper than ${MAX_DEPTH} at 0x${c.pos.toString(16)}`);
+      }
+    }
+  }
+
+  // --- forms that need the unit's context -----------------------------------------------------
+
+  private unitBases(u: DwarfUnit): UnitBases {
+    let b = this.bases.get(u);
+    if (b) return b;
+    // DWARF 5 defaults: the first entry after the section's 8-byte (32-bit) header.
+    b = { strOffsets: u.offsetSize === 8 ? 16 : 8, addr: u.offsetSize === 8 ? 16 : 8 };
+    this.bases.set(u, b);
+    const root = this.root(u);
+    const so = root.attr(DW_AT.str_offsets_base);
+    if (so && typeof so.value === 'number') b.strOffsets = so.value;
+    const ab = root.attr(DW_AT.addr_base) ?? root.attr(0x2133 /* DW_AT_GNU_addr_base */);
+    if (ab && typeof ab.value === 'number') b.addr = ab.value;
+    return b;
+  }
+
+  private sectionString(section: string, off: number): string {
+    const buf = this.sections.get(section);
+    if (!buf) throw this.corrupt(`a string refers to ${section}, which the file does not have`);
+    if (off >= buf.length) throw this.corrupt(`string offset 0x${off.toString(16)} is outside ${section} (0x${buf.length.toString(16)} bytes)`);
+    let end = buf.indexOf(0, off);
+    if (end < 0) end = buf.length;
+    return buf.toString('utf8', off, end);
+  }
+
+  formString(u: DwarfUnit, a: Attr): string | undefined {
+    switch (a.form) {
+      case DW_FORM.string:
+        return a.value as string;
+      case DW_FORM.strp:
+        return this.sectionString('.debug_str', a.value as number);
+      case DW_FORM.line_strp:
+        return this.sectionString('.debug_line_str', a.value as number);
+      case DW_FORM.strx:
+      case DW_FORM.strx1:
+      case DW_FORM.strx2:
+      case DW_FORM.strx3:
+      case DW_FORM.strx4:
+      case DW_FORM.GNU_str_index: {
+        const table = this.sections.get('.debug_str_offsets');
+        if (!table) throw this.corrupt(`unit at 0x${u.offset.toString(16)} uses DW_FORM_strx but the file has no .debug_str_offsets`);
+        const at = this.unitBases(u).strOffsets + (a.value as number) * u.offsetSize;
+        if (at + u.offsetSize > table.length) throw this.corrupt(`string index ${a.value as number} of unit 0x${u.offset.toString(16)} is outside .debug_str_offsets`);
+        const c = new DwarfCursor(table, at, this.sections.littleEndian, `${this.elf.name}: .debug_str_offsets`);
+        return this.sectionString('.debug_str', c.offset(u.offsetSize));
+      }
+      case DW_FORM.strp_sup:
+      case DW_FORM.GNU_strp_alt:
+        return undefined; // in a supplementary (dwz) file, which dbg does not open yet
+      default:
+        return undefined;
+    }
+  }
+
+  formAddress(u: DwarfUnit, a: Attr): bigint | undefined {
+    if (a.form === DW_FORM.addr) return a.value as bigint;
+    const indexed: number[] = [DW_FORM.addrx, DW_FORM.addrx1, DW_FORM.addrx2, DW_FORM.addrx3, DW_FORM.addrx4, DW_FORM.GNU_addr_index];
+    if (!indexed.includes(a.form)) return undefined;
+    const table = this.sections.get('.debug_addr');
+    if (!table) throw this.corrupt(`unit at 0x${u.offset.toString(16)} uses DW_FORM_addrx but the file has no .debug_addr`);
+    const at = this.unitBases(u).addr + (a.value as number) * u.addressSize;
+    if (at + u.addressSize > table.length) throw this.corrupt(`address index ${a.value as number} of unit 0x${u.offset.toString(16)} is outside .debug_addr`);
+    return new DwarfCursor(table, at, this.sections.littleEndian, `${this.elf.name}: .debug_addr`).address(u.addressSize);
+  }
+
+  formRef(u: DwarfUnit, a: Attr, from: DieRef): DieRef | undefined {
+    const base = u.inTypes ? TYPES_BASE : 0;
+    let target: number;
+    switch (a.form) {
+      case DW_FORM.ref1:
+      case DW_FORM.ref2:
+      case DW_FORM.ref4:
+      case DW_FORM.ref8:
+      case DW_FORM.ref_udata:
+        target = u.offset + base + (a.value as number);
+        if (target >= u.end) throw this.corrupt(`DIE at 0x${(from - base).toString(16)} refers to 0x${(target - base).toString(16)}, outside its unit (0x${u.offset.toString(16)}..0x${(u.end - base).toString(16)})`);
+        return target;
+      case DW_FORM.ref_addr:
+        target = a.value as number;
+        if (target >= (this.sections.get('.debug_info')?.length ?? 0)) throw this.corrupt(`DIE at 0x${(from - base).toString(16)} refers to 0x${target.toString(16)}, outside .debug_info`);
+        return target;
+      case DW_FORM.ref_sig8: {
+        this.units();
+        const tu = this.signatures.get(a.value as bigint);
+        if (!tu || tu.typeDie === undefined) throw this.corrupt(`DIE at 0x${(from - base).toString(16)} refers to type signature 0x${(a.value as bigint).toString(16)}, which no type unit defines`);
+        return tu.typeDie;
+      }
+      default:
+        return undefined; // ref_sup / GNU_ref_alt: in a supplementary file
+    }
+  }
+
+  // --- name index -----------------------------------------------------------------------------
+
+  /**
+   * Top-level DIEs called `name`: types, variables, functions at the top of a unit (and inside
+   * C++ namespaces, under "ns::name"). Built on first use from the unit roots' children.
+   */
+  lookup(name: string): readonly NameEntry[] {
+    return this.nameIndex().get(name) ?? [];
+  }
+
+  private nameIndex(): Map<string, NameEntry[]> {
+    if (this.names) return this.names;
+    const names = new Map<string, NameEntry[]>();
+    const add = (d: Die, prefix: string): void => {
+      const n = d.name;
+      if (n === undefined) return;
+      const key = prefix + n;
+      const e: NameEntry = { ref: d.id, tag: d.tag, declaration: d.flag(DW_AT.declaration) };
+      const list = names.get(key);
+      if (list) list.push(e);
+      else names.set(key, [e]);
+    };
+    const walk = (u: DwarfUnit, first: DieRef, prefix: string, depth: number): void => {
+      this.eachChild(u, first, (d) => {
+        if (INDEXED_TAGS.has(d.tag)) add(d, prefix);
+        if (d.tag === DW_TAG.namespace && d.hasChildren && depth < 8) walk(u, d.next, `${prefix}${d.name ?? '(anonymous namespace)'}::`, depth + 1);
+      });
+    };
+    for (const u of this.units()) {
+      const root = this.root(u);
+      if (root.hasChildren) walk(u, root.next, '', 0);
+    }
+    this.names = names;
+    return names;
+  }
+}
+
+const INDEXED_TAGS = new Set<number>([
+  DW_TAG.base_type,
+  DW_TAG.structure_type,
+  DW_TAG.union_type,
+  DW_TAG.class_type,
+  DW_TAG.enumeration_type,
+  DW_TAG.typedef,
+  DW_TAG.variable,
+  DW_TAG.subprogram,
+  DW_TAG.unspecified_type,
+]);
+
+const cache = new WeakMap<ElfFile, DwarfInfo | null>();
+
+/** The DWARF of an ELF file, shared by everyone who asks; undefined when it has no .debug_info. */
+export function dwarfOf(elf: ElfFile): DwarfInfo | undefined {
+  const hit = cache.get(elf);
+  if (hit !== undefined) return hit ?? undefined;
+  const d = new DwarfInfo(elf);
+  const ok = d.present;
+  cache.set(elf, ok ? d : null);
+  return ok ? d : undefined;
+}

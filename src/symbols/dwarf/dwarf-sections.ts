@@ -1,0 +1,80 @@
+import { inflateSync } from 'node:zlib';
+import { DbgError } from '../../common/errors.js';
+import type { ElfFile } from '../elf-file.js';
+
+const SHF_COMPRESSED = 0x800n;
+const ELFCOMPRESS_ZLIB = 1;
+const ELFCOMPRESS_ZSTD = 2;
+
+/**
+ * The DWARF sections of one ELF file, each read (and decompressed) once, on first use.
+ *
+ * Compressed sections come in two shapes:
+ *
+ *   SHF_COMPRESSED (gcc -gz, ld --compress-debug-sections):
+ *     Elf64_Chdr { u32 ch_type; u32 reserved; u64 ch_size; u64 ch_addralign }  (24 bytes)
+ *     Elf32_Chdr { u32 ch_type; u32 ch_size; u32 ch_addralign }                 (12 bytes)
+ *     then the compressed stream; ch_type 1 = zlib, 2 = zstd.
+ *   .zdebug_* (the older GNU form): "ZLIB", u64 big-endian size, then a zlib stream.
+ */
+export class DwarfSections {
+  private readonly cache = new Map<string, Buffer | null>();
+
+  constructor(readonly elf: ElfFile) {}
+
+  get littleEndian(): boolean {
+    return this.elf.header.littleEndian;
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  /** The bytes of `.debug_<name>` (name given with its dot), decompressed; undefined when absent. */
+  get(name: string): Buffer | undefined {
+    const hit = this.cache.get(name);
+    if (hit !== undefined) return hit ?? undefined;
+    const data = this.load(name);
+    this.cache.set(name, data ?? null);
+    return data;
+  }
+
+  private load(name: string): Buffer | undefined {
+    const elf = this.elf;
+    const sec = elf.section(name);
+    if (sec) {
+      const raw = elf.sectionData(sec);
+      if ((sec.flags & SHF_COMPRESSED) === 0n) return raw;
+      const hdr = elf.is64 ? 24 : 12;
+      if (raw.length < hdr) throw new DbgError('corrupt', `${elf.name}: compressed section ${name} is ${raw.length} bytes, shorter than its header (${hdr})`);
+      const type = elf.u32(raw, 0);
+      const size = elf.is64 ? Number(elf.u64(raw, 8)) : elf.u32(raw, 4);
+      if (type === ELFCOMPRESS_ZSTD) {
+        throw new DbgError('unsupported', `${elf.name}: section ${name} is zstd-compressed, which dbg cannot decompress yet; run "objcopy --decompress-debug-sections" on the file`);
+      }
+      if (type !== ELFCOMPRESS_ZLIB) throw new DbgError('corrupt', `${elf.name}: section ${name} has unknown compression type ${type} (expected 1 zlib or 2 zstd)`);
+      return inflate(elf.name, name, raw.subarray(hdr), size);
+    }
+    const z = elf.section('.z' + name.slice(1));
+    if (z) {
+      const raw = elf.sectionData(z);
+      if (raw.length < 12 || raw.toString('latin1', 0, 4) !== 'ZLIB') throw new DbgError('corrupt', `${elf.name}: section ${z.name} has no "ZLIB" header`);
+      return inflate(elf.name, z.name, raw.subarray(12), Number(raw.readBigUInt64BE(4)));
+    }
+    return undefined;
+  }
+}
+
+function inflate(file: string, section: string, stream: Buffer, size: number): Buffer {
+  if (size > 1 << 30 || size > stream.length * 1100) {
+    throw new DbgError('corrupt', `${file}: compressed section ${section} claims ${size} bytes uncompressed from ${stream.length}, which zlib cannot produce`);
+  }
+  let out: Buffer;
+  try {
+    out = inflateSync(stream, { maxOutputLength: Math.max(size, 1) });
+  } catch (e) {
+    throw new DbgError('corrupt', `${file}: compressed section ${section} does not decompress: ${(e as Error).message}`);
+  }
+  if (out.length !== size) throw new DbgError('corrupt', `${file}: compressed section ${section} decompresses to ${out.length} bytes, its header says ${size}`);
+  return out;
+}
