@@ -9,5 +9,6 @@ import { coreModule } from './core.js';
 import { emulatorModule } from './emulator.js';
 import { historyModule } from './history.js';
 import { kernelModule } from './kernel.js';
+import { typesModule } from './types.js';
 
-export const builtinModules: DcmdModule[] = [coreModule, kernelModule, emulatorModule, historyModule];
+export const builtinModules: DcmdModule[] = [coreModule, kernelModule, emulatorModule, historyModule, typesModule];
