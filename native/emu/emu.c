@@ -58,8 +58,11 @@ typedef struct point {
   int32_t id;
   int32_t bits; /* 0 for a breakpoint */
   uint64_t begin, end; /* inclusive */
-  struct point *next;
+  struct point *next, *prev; /* every point of the engine */
+  struct point *hnext;       /* the next in its id bucket */
 } point;
+
+#define ID_BUCKETS 1024u
 
 /* A page of guest memory mapped as MMIO so that dbg sees every access to it (see trap_install). */
 typedef struct trap {
@@ -91,10 +94,19 @@ struct ctx {
   uc_hook count_hook, intr_hook, badmem_hook, badinsn_hook;
   point *points;
   trap *traps;
+  /* Points by id, so that removing one costs O(1) whatever their number (gdb sends one packet per
+     point, and a client may send thousands). */
+  point *byid[ID_BUCKETS];
   /* code points (breakpoints, exec watchpoints), checked by on_count: a bitmap filter over the
-     addresses of small ranges, and the bounds of the wide ones */
+     addresses of small ranges, then a binary search among them sorted by begin (code[0..nsmall)),
+     and the wide ones after them (code[nsmall..ncode)) with their bounds. Rebuilt once after a
+     change (code_dirty), at the first instruction that needs it, not at every add or remove. */
   point **code;
-  int ncode;
+  int ncode, nsmall;
+  int code_dirty;
+  /* data points (read/write watchpoints), for the trap-page handlers */
+  point **data;
+  int ndata;
   int wide;
   uint64_t wide_lo, wide_hi;
   uint64_t filter[512];
@@ -126,6 +138,7 @@ static void stop_now(ctx *c, int kind) {
 }
 
 static void check_code(ctx *c, uint64_t addr, uint32_t size);
+static void rebuild_code(ctx *c);
 static inline uint32_t fhash(uint64_t a);
 
 static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
@@ -149,6 +162,7 @@ static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
     }
     return;
   }
+  if (c->code_dirty) rebuild_code(c);
   if (c->ncode) {
     uint32_t h = fhash(addr);
     if (((c->filter[h >> 6] >> (h & 63)) & 1) || (c->wide && addr >= c->wide_lo && addr <= c->wide_hi)) {
@@ -163,57 +177,107 @@ static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
 #define WIDE 64u /* ranges longer than this go to the wide bounds instead of the filter */
 static inline uint32_t fhash(uint64_t a) { return (uint32_t)((a ^ (a >> 15) ^ (a >> 30)) & (FILTER_BITS - 1)); }
 
+/* Index of the first small code point whose begin is > addr (code[0..nsmall) is sorted by begin). */
+static int small_after(ctx *c, uint64_t addr) {
+  int lo = 0, hi = c->nsmall;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (c->code[mid]->begin <= addr) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/* The code point covering [lo, hi] with the highest id (the newest, as the list used to give),
+   or NULL: small points begin less than WIDE before lo, so only those are looked at. */
+static point *code_point_in(ctx *c, uint64_t lo, uint64_t hi) {
+  point *best = NULL;
+  for (int i = small_after(c, hi) - 1; i >= 0; i--) {
+    point *p = c->code[i];
+    if (p->begin < lo && lo - p->begin >= WIDE) break;
+    if (p->end >= lo && (!best || p->id > best->id)) best = p;
+  }
+  for (int i = c->nsmall; i < c->ncode; i++) {
+    point *p = c->code[i];
+    if (p->begin <= hi && p->end >= lo && (!best || p->id > best->id)) best = p;
+  }
+  return best;
+}
+
 /* The instruction at addr may be a code point: find it and stop before the instruction runs. */
 static void check_code(ctx *c, uint64_t addr, uint32_t size) {
   if (c->skip_armed && c->counter == 1 && addr == c->skip_pc) return;
-  for (int i = 0; i < c->ncode; i++) {
-    point *p = c->code[i];
-    if (addr < p->begin || addr > p->end) continue;
-    c->stop_id = p->id;
-    c->stop_pc = addr;
-    c->stop_addr = addr;
-    c->stop_access = p->bits;
-    c->stop_size = (int32_t)size;
-    c->stop_counter = c->counter;
-    stop_now(c, p->bits ? STOP_WATCH : STOP_BREAKPOINT);
-    return;
-  }
+  point *p = code_point_in(c, addr, addr);
+  if (!p) return;
+  c->stop_id = p->id;
+  c->stop_pc = addr;
+  c->stop_addr = addr;
+  c->stop_access = p->bits;
+  c->stop_size = (int32_t)size;
+  c->stop_counter = c->counter;
+  stop_now(c, p->bits ? STOP_WATCH : STOP_BREAKPOINT);
 }
 
+static int by_begin(const void *a, const void *b) {
+  const point *p = *(point *const *)a, *q = *(point *const *)b;
+  return p->begin < q->begin ? -1 : p->begin > q->begin ? 1 : 0;
+}
+
+static int is_code(const point *p) { return p->bits == 0 || (p->bits & W_EXEC); }
+static int is_small(const point *p) { return p->end - p->begin < WIDE; }
+
 static void rebuild_code(ctx *c) {
-  int n = 0;
-  for (point *p = c->points; p; p = p->next)
-    if (p->bits == 0 || (p->bits & W_EXEC)) n++;
+  int n = 0, nd = 0;
+  for (point *p = c->points; p; p = p->next) {
+    if (is_code(p)) n++;
+    if (p->bits & (W_READ | W_WRITE)) nd++;
+  }
   free(c->code);
+  free(c->data);
   c->code = n ? malloc(n * sizeof *c->code) : NULL;
+  c->data = nd ? malloc(nd * sizeof *c->data) : NULL;
   memset(c->filter, 0, sizeof c->filter);
   c->wide = 0;
   c->wide_lo = UINT64_MAX;
   c->wide_hi = 0;
-  n = 0;
+  int small = 0, wide = n;
+  nd = 0;
   for (point *p = c->points; p; p = p->next) {
-    if (!(p->bits == 0 || (p->bits & W_EXEC))) continue;
-    c->code[n++] = p;
-    if (p->end - p->begin < WIDE) {
+    if (p->bits & (W_READ | W_WRITE)) c->data[nd++] = p;
+    if (!is_code(p)) continue;
+    if (is_small(p)) {
+      c->code[small++] = p;
       for (uint64_t a = p->begin;; a++) {
         uint32_t h = fhash(a);
         c->filter[h >> 6] |= 1ull << (h & 63);
         if (a == p->end) break;
       }
     } else {
+      c->code[--wide] = p;
       c->wide = 1;
       if (p->begin < c->wide_lo) c->wide_lo = p->begin;
       if (p->end > c->wide_hi) c->wide_hi = p->end;
     }
   }
+  if (small > 1) qsort(c->code, (size_t)small, sizeof *c->code, by_begin);
+  c->nsmall = small;
   c->ncode = n;
+  c->ndata = nd;
+  c->code_dirty = 0;
+}
+
+/* A point was added or removed: translations are checked again (gen), the tables rebuilt lazily. */
+static void points_changed(ctx *c) {
+  c->code_dirty = 1;
   c->gen++;
 }
 
 /* A read or write by the guest of [addr, addr + size) on a trap page: has it hit a watchpoint? */
 static void watch_access(ctx *c, int access, uint64_t addr, unsigned size, uint64_t value) {
   if (c->stop_kind || c->pending) return;
-  for (point *p = c->points; p; p = p->next) {
+  if (c->code_dirty) rebuild_code(c);
+  for (int i = 0; i < c->ndata; i++) {
+    point *p = c->data[i];
     if (!(p->bits & access) || addr + size <= p->begin || addr > p->end) continue;
     /* Stopping inside the access would cancel the rest of the instruction (a read-modify-write
        would run twice on resume): let it complete, and stop before the next one (on_count). */
@@ -378,8 +442,11 @@ static void fast_abort(ctx *c);
 
 /* Does [addr, addr + size) touch a watchpoint of this access kind? */
 static int fast_watch_hit(ctx *c, int access, uint64_t addr, unsigned size) {
-  for (point *p = c->points; p; p = p->next)
+  if (c->code_dirty) rebuild_code(c);
+  for (int i = 0; i < c->ndata; i++) {
+    point *p = c->data[i];
     if ((p->bits & access) && addr + size > p->begin && addr <= p->end) return 1;
+  }
   return 0;
 }
 
@@ -842,9 +909,8 @@ static long decode_block(ctx *c, uint64_t pc, uint32_t size, int mode, uint64_t 
 }
 
 static int block_has_point(ctx *c, uint64_t pc, uint32_t size) {
-  for (int i = 0; i < c->ncode; i++)
-    if (c->code[i]->begin < pc + size && c->code[i]->end >= pc) return 1;
-  return 0;
+  if (c->code_dirty) rebuild_code(c);
+  return size > 0 && code_point_in(c, pc, pc + size - 1) != NULL;
 }
 
 static size_t block_slot(uint64_t pc, uint32_t size, int mode, size_t cap) {
@@ -1115,6 +1181,7 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
     free(p);
   }
   c->points = NULL;
+  memset(c->byid, 0, sizeof c->byid);
   for (trap *t = c->traps, *n; t; t = n) {
     n = t->next;
     trap_uninstall(c, t);
@@ -1244,8 +1311,12 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
     }
   }
   p->next = c->points;
+  if (c->points) c->points->prev = p;
   c->points = p;
-  rebuild_code(c);
+  point **bucket = &c->byid[(uint32_t)id % ID_BUCKETS];
+  p->hnext = *bucket;
+  *bucket = p;
+  points_changed(c);
   return NULL;
 }
 
@@ -1265,18 +1336,21 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 2, argv)) return NULL;
   ctx *c = get_ctx(env, argv[0]);
   if (!c || napi_get_value_int32(env, argv[1], &id) != napi_ok) return NULL;
-  for (point **pp = &c->points; *pp;) {
+  for (point **pp = &c->byid[(uint32_t)id % ID_BUCKETS]; *pp;) {
     point *p = *pp;
     if (p->id == id) {
       unref_pages(c, p);
-      *pp = p->next;
+      *pp = p->hnext;
+      if (p->prev) p->prev->next = p->next;
+      else c->points = p->next;
+      if (p->next) p->next->prev = p->prev;
       free(p);
       found = 1;
     } else {
-      pp = &p->next;
+      pp = &p->hnext;
     }
   }
-  if (found) rebuild_code(c);
+  if (found) points_changed(c);
   napi_get_boolean(env, found, &r);
   return r;
 }

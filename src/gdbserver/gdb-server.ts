@@ -127,6 +127,14 @@ function refuse(ch: Channel, holder: string, log: (m: string) => void): void {
   });
 }
 
+/**
+ * Requests a client may have waiting (pipelined) before dbg stops reading from it: its memory is
+ * this, plus one packet being decoded (PacketSize), plus the replies it has not read (transport).
+ */
+const MAX_QUEUED = 8 << 20;
+/** What a queued request costs beyond its bytes (the Buffer, the promise), as counted against it. */
+const PACKET_OVERHEAD = 256;
+
 /** Serve one client until it goes away; resolves once the target is stopped and cleaned up. */
 function serveClient(
   ch: Channel,
@@ -142,6 +150,9 @@ function serveClient(
   let closed = false;
   const queue: Buffer[] = [];
   let inFlight = 0;
+  /** Bytes of the requests waiting their turn; past MAX_QUEUED the channel stops reading. */
+  let queuedBytes = 0;
+  let paused = false;
   let working: Promise<void> = previous;
 
   const send = (payload: string): void => {
@@ -203,9 +214,20 @@ function serveClient(
           }
           if (!noAck) ch.write(Buffer.from('+'));
           queue.push(ev.payload);
+          queuedBytes += ev.payload.length + PACKET_OVERHEAD;
+          if (queuedBytes > MAX_QUEUED && !paused) {
+            paused = true;
+            ch.pause();
+          }
           inFlight++;
           working = working.then(async () => {
-            await answer(queue.shift()!);
+            const payload = queue.shift()!;
+            queuedBytes -= payload.length + PACKET_OVERHEAD;
+            if (paused && queuedBytes < MAX_QUEUED / 2) {
+              paused = false;
+              ch.resume();
+            }
+            await answer(payload);
             if (--inFlight === 0) client.settle();
           });
           break;

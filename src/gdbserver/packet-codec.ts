@@ -10,8 +10,10 @@
  * Outside packets the client sends `+` (ack), `-` (nak: resend) and the 0x03 interrupt byte.
  * Anything else between packets is noise and skipped.
  *
- * The decoder is a byte-at-a-time state machine that never throws: a packet that is too long or
- * whose checksum is wrong comes out as an event, and the server decides what to answer.
+ * The decoder is a byte-at-a-time state machine that never throws: a packet that is too long (as
+ * sent, or once its runs are expanded) or whose checksum is wrong comes out as an event, and the
+ * server decides what to answer. Its memory is bounded by maxPayload whatever a client sends:
+ * one `c*~` (3 bytes) expands to 98, so a packet is measured before anything is expanded.
  */
 
 export type CodecEvent =
@@ -30,7 +32,8 @@ type State = 'idle' | 'body' | 'sum1' | 'sum2';
 
 export class PacketCodec {
   private state: State = 'idle';
-  private body: number[] = [];
+  /** The payload as sent so far (its first maxPayload bytes), grown by doubling. */
+  private body = Buffer.alloc(256);
   private length = 0;
   private sum = 0;
   private sumText = '';
@@ -56,9 +59,12 @@ export class PacketCodec {
             // A new packet start inside a packet: the previous one was cut short; start over.
             this.start();
           } else {
+            if (this.length < this.maxPayload) {
+              if (this.length === this.body.length) this.grow();
+              this.body[this.length] = b;
+            }
             this.length++;
             this.sum = (this.sum + b) & 0xff;
-            if (this.length <= this.maxPayload) this.body.push(b);
           }
           break;
         case 'sum1':
@@ -68,13 +74,16 @@ export class PacketCodec {
         case 'sum2': {
           this.sumText += String.fromCharCode(b);
           this.state = 'idle';
-          if (this.length > this.maxPayload) {
-            out.push({ kind: 'oversized', length: this.length });
+          const raw = this.body.subarray(0, Math.min(this.length, this.maxPayload));
+          const decoded = this.length > this.maxPayload ? undefined : decodePayload(raw, this.maxPayload);
+          if (decoded === undefined) {
+            out.push({ kind: 'oversized', length: this.length > this.maxPayload ? this.length : decodedLength(raw) });
           } else {
             const sent = /^[0-9a-fA-F]{2}$/.test(this.sumText) ? parseInt(this.sumText, 16) : -1;
-            out.push({ kind: 'packet', payload: decodePayload(Buffer.from(this.body)), checksumOk: sent === this.sum });
+            // A copy: the body buffer is reused for the next packet.
+            out.push({ kind: 'packet', payload: decoded === raw ? Buffer.from(raw) : decoded, checksumOk: sent === this.sum });
           }
-          this.body = [];
+          if (this.body.length > 65536) this.body = Buffer.alloc(256); // do not hold a big one while idle
           break;
         }
       }
@@ -89,29 +98,57 @@ export class PacketCodec {
 
   private start(): void {
     this.state = 'body';
-    this.body = [];
     this.length = 0;
     this.sum = 0;
   }
+
+  private grow(): void {
+    const bigger = Buffer.alloc(Math.min(this.body.length * 2, this.maxPayload));
+    this.body.copy(bigger);
+    this.body = bigger;
+  }
 }
 
-/** Undo `}` escapes and expand run-length encoding. */
-export function decodePayload(raw: Buffer): Buffer {
-  if (raw.indexOf(BRACE) < 0 && raw.indexOf(STAR) < 0) return raw;
-  const out: number[] = [];
+/**
+ * Undo `}` escapes and expand run-length encoding, straight into a Buffer of the decoded size.
+ * Undefined when the decoded payload would be longer than `max` bytes (nothing is allocated then).
+ */
+export function decodePayload(raw: Buffer, max = Infinity): Buffer | undefined {
+  if (raw.indexOf(BRACE) < 0 && raw.indexOf(STAR) < 0) return raw.length > max ? undefined : raw;
+  const size = decodedLength(raw);
+  if (size > max) return undefined;
+  const out = Buffer.allocUnsafe(size);
+  let o = 0;
   for (let i = 0; i < raw.length; i++) {
     const b = raw[i]!;
     if (b === BRACE && i + 1 < raw.length) {
-      out.push(raw[++i]! ^ 0x20);
-    } else if (b === STAR && i + 1 < raw.length && out.length > 0) {
+      out[o++] = raw[++i]! ^ 0x20;
+    } else if (b === STAR && i + 1 < raw.length && o > 0) {
       const n = raw[++i]! - 29;
-      const prev = out[out.length - 1]!;
-      for (let k = 0; k < n; k++) out.push(prev);
+      if (n > 0) out.fill(out[o - 1]!, o, o + n);
+      o += Math.max(0, n);
     } else {
-      out.push(b);
+      out[o++] = b;
     }
   }
-  return Buffer.from(out);
+  return out;
+}
+
+/** The length decodePayload would produce, counted without expanding anything. */
+export function decodedLength(raw: Buffer): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const b = raw[i]!;
+    if (b === BRACE && i + 1 < raw.length) {
+      i++;
+      n++;
+    } else if (b === STAR && i + 1 < raw.length && n > 0) {
+      n += Math.max(0, raw[++i]! - 29);
+    } else {
+      n++;
+    }
+  }
+  return n;
 }
 
 export function checksum(data: Buffer): number {

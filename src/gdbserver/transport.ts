@@ -15,7 +15,16 @@ export interface Channel {
   onClose(listener: () => void): void;
   /** Flush what was written, then close. */
   end(): void;
+  /** Stop reading from the client (it has sent more than the server will hold), and go on. */
+  pause(): void;
+  resume(): void;
 }
+
+/**
+ * Replies not yet taken by a client that does not read: above this, the channel stops reading its
+ * requests until they drain, so a client cannot make dbg hold more than this plus its queue.
+ */
+const MAX_UNSENT = 8 << 20;
 
 export interface Listener {
   readonly host: string;
@@ -52,6 +61,9 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
     socket.setNoDelay(true);
     const closers: (() => void)[] = [];
     let closed = false;
+    let corked = false;
+    let paused = false;
+    let outputFull = false;
     const closeOnce = (): void => {
       if (closed) return;
       closed = true;
@@ -65,8 +77,34 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
       peer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
       write: (data) => {
         if (socket.destroyed) return;
+        // Replies to pipelined packets are made in one drain of the microtask queue: send them as
+        // one segment (the uncork runs right after it), not one write call each.
+        if (!corked) {
+          corked = true;
+          socket.cork();
+          process.nextTick(() => {
+            corked = false;
+            socket.uncork();
+          });
+        }
         socket.write(data);
+        if (socket.writableLength > MAX_UNSENT && !outputFull) {
+          outputFull = true;
+          socket.pause();
+          socket.once('drain', () => {
+            outputFull = false;
+            if (!paused) socket.resume();
+          });
+        }
         pollAfterReply();
+      },
+      pause: () => {
+        paused = true;
+        socket.pause();
+      },
+      resume: () => {
+        paused = false;
+        if (!outputFull) socket.resume();
       },
       onData: (listener) => socket.on('data', listener),
       onClose: (listener) => closers.push(listener),
