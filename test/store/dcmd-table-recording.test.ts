@@ -21,26 +21,12 @@ import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
 import { invocations } from '../helpers/dcmd-invocations.js';
+import { ramDiff } from '../helpers/ram-diff.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const kernel = existsSync(join(root, 'dumps', 'kernel.elf')) ? join(root, 'dumps', 'kernel.elf') : join(root, 'dumps', 'kernel.prebuilt.elf');
 const dir = mkdtempSync(join(tmpdir(), 'dbg-dcmd-table-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/**
- * Where two RAM images differ, except in the accessed and dirty bits (5, 6) of present 8-byte
- * entries: Unicorn's page walks set them without a memory hook, so the recorder never sees them
- * (a known gap of the recording, not something a dcmd causes).
- */
-function ramDiff(live: Buffer, replay: Buffer): string[] {
-  const out: string[] = [];
-  for (let off = 0; off < live.length && out.length < 8; off += 8) {
-    const a = live.readBigUInt64LE(off);
-    const b = replay.readBigUInt64LE(off);
-    if (a !== b && !((a & 1n) === 1n && ((a ^ b) & ~0x60n) === 0n)) out.push(`phys 0x${off.toString(16)}: 0x${a.toString(16)} live, 0x${b.toString(16)} replayed`);
-  }
-  return out;
-}
 
 describe('every dcmd of the table on a recording guest', () => {
   it('leaves a trace that opens and replays to the live guest (before the first :c, between runs, in the past)', async () => {
