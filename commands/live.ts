@@ -1,13 +1,16 @@
 import { Args, Command, Flags } from '@oclif/core';
+import { scriptOf } from '../src/cli/script-flag.js';
+import { reportCommandError } from '../src/cli/usage-error.js';
 import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { describeStop } from '../src/mdb/modules/emulator.js';
 import { EmulatorTarget } from '../src/targets/emulator/emulator-target.js';
 import { gdbPolicyFlags, gdbPolicyProblem } from '../src/cli/gdb-flags.js';
-import { serveWhileSession } from '../src/gdbserver/gdb-listen.js';
+import { parseListenAddress, serveWhileSession } from '../src/gdbserver/gdb-listen.js';
 import { basename, resolve } from 'node:path';
 import { EmulatorRecorder } from '../src/store/emulator-recorder.js';
 import { defaultTracePath } from '../src/store/trace-path.js';
+import { exitCleanlyOnSignals } from '../src/common/exit-signals.js';
 
 /** "128M", "1G", "65536K", "33554432": bytes. */
 function parseSize(s: string): number {
@@ -54,7 +57,7 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
     symbols: Flags.string({ description: 'extra symbol file; repeat for more', multiple: true, helpValue: 'FILE' }),
     cmdline: Flags.string({ description: 'multiboot command line after the file name', helpValue: 'TEXT' }),
     quantum: Flags.integer({ description: 'instructions per vCPU scheduling quantum (default 10000)', min: 1 }),
-    execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
+    execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit; repeat the flag for more, run in order", helpValue: 'CMDS', multiple: true, multipleNonGreedy: true }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
     quiet: Flags.boolean({ char: 'q', description: 'do not echo the guest console while it runs' }),
     record: Flags.string({ description: 'record the run into this new trace file (default: a new file under $XDG_CACHE_HOME/dbg or ~/.cache/dbg; the path is printed); open it later with dbg replay', helpValue: 'FILE', exclusive: ['no-record'] }),
@@ -69,6 +72,8 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
     let target: EmulatorTarget;
     try {
       if (!file) throw errors.badInput('dbg live needs a kernel: --emulate FILE');
+      // Checked before the guest runs, not after.
+      if (flags.gdb !== undefined) parseListenAddress(flags.gdb);
       const problem = gdbPolicyProblem(flags);
       if (problem) throw errors.badInput(problem);
       target = EmulatorTarget.open(file, {
@@ -94,6 +99,8 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
       return;
     }
     // The console goes to stderr so that stdout keeps only command answers (and --json stays parseable).
+    // SIGTERM and SIGHUP (SIGINT when nothing else takes it) end dbg with the trace finished.
+    const offSignals = exitCleanlyOnSignals(() => target.close());
     if (!flags.quiet) target.machine.onConsole((text) => process.stderr.write(text));
     let code = 0;
     try {
@@ -107,19 +114,17 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
           process.off('SIGINT', onSigint);
         }
       }
-      const session = () => runSession(target, { execute: flags.execute, json: flags.json });
+      const session = () => runSession(target, { execute: scriptOf(flags.execute), json: flags.json });
       code = flags.gdb ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'] }) : await session();
     } finally {
+      offSignals();
       target.close();
     }
     process.exitCode = code;
   }
 
-  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<void> {
-    if (err.oclif?.exit === 0) return;
-    (this as unknown as { parsed: boolean }).parsed = true;
-    const first = (err.message ?? String(err)).split('\n').find((l) => l.trim() !== '') ?? String(err);
-    process.stderr.write(`dbg: ${first.trim()} (see dbg live --help)\n`);
-    process.exitCode = 2;
+  /** Flag and argument mistakes: one line, no stack, exit status 2 (as usage errors are). */
+  protected override async catch(err: Error): Promise<void> {
+    reportCommandError(this, err);
   }
 }

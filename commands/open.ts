@@ -1,4 +1,6 @@
 import { Args, Command, Flags } from '@oclif/core';
+import { scriptOf } from '../src/cli/script-flag.js';
+import { reportCommandError } from '../src/cli/usage-error.js';
 import { gdbPolicyFlags } from '../src/cli/gdb-flags.js';
 import { runOpen } from '../src/cli/open-command.js';
 
@@ -27,7 +29,7 @@ export default class Open extends Command {
     exe: Flags.string({ description: 'the executable of a process core, when the path the core records is wrong', helpValue: 'FILE' }),
     sysroot: Flags.string({ description: 'prefix for the library paths a process core records (like gdb\'s set sysroot)', helpValue: 'DIR' }),
     symbols: Flags.string({ description: 'symbol file for a kernel dump (vmlinux); repeat the flag for more', multiple: true, multipleNonGreedy: true, helpValue: 'FILE' }),
-    execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
+    execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit; repeat the flag for more, run in order", helpValue: 'CMDS', multiple: true, multipleNonGreedy: true }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
     gdb: Flags.string({ description: 'also serve the target to gdb (target remote HOST:PORT); host defaults to 127.0.0.1', helpValue: '[HOST:]PORT' }),
     ...gdbPolicyFlags(Flags.boolean),
@@ -35,16 +37,11 @@ export default class Open extends Command {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Open);
-    process.exitCode = await runOpen(args.file, flags);
+    process.exitCode = await runOpen(args.file, { ...flags, execute: scriptOf(flags.execute) });
   }
 
   /** Flag and argument mistakes: one line, no stack, exit status 2 (as usage errors are). */
-  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<void> {
-    if (err.oclif?.exit === 0) return;
-    // The failure is reported here; oclif's "did not parse its arguments" warning would only repeat it.
-    (this as unknown as { parsed: boolean }).parsed = true;
-    const first = (err.message ?? String(err)).split('\n').find((l) => l.trim() !== '') ?? String(err);
-    process.stderr.write(`dbg: ${first.trim()} (see dbg open --help)\n`);
-    process.exitCode = 2;
+  protected override async catch(err: Error): Promise<void> {
+    reportCommandError(this, err);
   }
 }

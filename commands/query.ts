@@ -1,6 +1,8 @@
 import { Args, Command, Flags } from '@oclif/core';
+import { reportCommandError } from '../src/cli/usage-error.js';
 import { reportError, stdoutOutput } from '../src/mdb/cli-session.js';
 import { printTable } from '../src/mdb/modules/history.js';
+import { interruptibleSql } from '../src/store/interruptible-sql.js';
 import { TraceReader } from '../src/store/trace-reader.js';
 
 export default class Query extends Command {
@@ -28,23 +30,23 @@ export default class Query extends Command {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Query);
-    let reader: TraceReader | undefined;
+    // Ctrl-C stops the query (it runs on a worker thread; this one keeps watching for SIGINT).
+    const abort = new AbortController();
+    const onSigint = (): void => abort.abort();
+    process.on('SIGINT', onSigint);
     try {
-      reader = TraceReader.open(args.file);
-      printTable(reader.sql(args.sql), stdoutOutput(flags.json));
+      TraceReader.open(args.file).close(); // a bad trace is reported before any worker starts
+      printTable(await interruptibleSql(args.file, args.sql, abort.signal), stdoutOutput(flags.json));
     } catch (e) {
       reportError(e);
-      process.exitCode = 1;
+      process.exitCode = abort.signal.aborted ? 130 : 1;
     } finally {
-      reader?.close();
+      process.off('SIGINT', onSigint);
     }
   }
 
-  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<void> {
-    if (err.oclif?.exit === 0) return;
-    (this as unknown as { parsed: boolean }).parsed = true;
-    const first = (err.message ?? String(err)).split('\n').find((l) => l.trim() !== '') ?? String(err);
-    process.stderr.write(`dbg: ${first.trim()} (see dbg query --help)\n`);
-    process.exitCode = 2;
+  /** Flag and argument mistakes: one line, no stack, exit status 2 (as usage errors are). */
+  protected override async catch(err: Error): Promise<void> {
+    reportCommandError(this, err);
   }
 }

@@ -1,4 +1,6 @@
 import { Args, Command, Flags } from '@oclif/core';
+import { scriptOf } from '../src/cli/script-flag.js';
+import { reportCommandError } from '../src/cli/usage-error.js';
 import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { ReplayTarget } from '../src/targets/replay/replay-target.js';
@@ -26,7 +28,7 @@ export default class Replay extends Command {
   static override flags = {
     symbols: Flags.string({ description: 'symbol file of the guest (default: the one the trace names); repeat for more', multiple: true, helpValue: 'FILE' }),
     seek: Flags.string({ description: 'start at this seq instead of the end of the history', helpValue: 'SEQ' }),
-    execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit", helpValue: 'CMDS' }),
+    execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit; repeat the flag for more, run in order", helpValue: 'CMDS', multiple: true, multipleNonGreedy: true }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
     gdb: Flags.string({ description: 'also serve the recording to gdb (target remote HOST:PORT), with reverse execution (reverse-stepi, reverse-continue...)', helpValue: '[HOST:]PORT' }),
     ...gdbPolicyFlags(Flags.boolean),
@@ -49,7 +51,7 @@ export default class Replay extends Command {
       return;
     }
     try {
-      const session = () => runSession(target, { execute: flags.execute, json: flags.json });
+      const session = () => runSession(target, { execute: scriptOf(flags.execute), json: flags.json });
       process.exitCode = flags.gdb
         ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'] })
         : await session();
@@ -58,11 +60,8 @@ export default class Replay extends Command {
     }
   }
 
-  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<void> {
-    if (err.oclif?.exit === 0) return;
-    (this as unknown as { parsed: boolean }).parsed = true;
-    const first = (err.message ?? String(err)).split('\n').find((l) => l.trim() !== '') ?? String(err);
-    process.stderr.write(`dbg: ${first.trim()} (see dbg replay --help)\n`);
-    process.exitCode = 2;
+  /** Flag and argument mistakes: one line, no stack, exit status 2 (as usage errors are). */
+  protected override async catch(err: Error): Promise<void> {
+    reportCommandError(this, err);
   }
 }

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { runOpen } from './open-command.js';
+import { scriptOf } from './script-flag.js';
 
 /**
  * `dbg open` without oclif. Loading @oclif/core costs 80-200 ms, more than opening a 1 GiB core
@@ -20,7 +21,7 @@ export async function fastPath(argv: readonly string[]): Promise<number | undefi
         exe: { type: 'string' },
         sysroot: { type: 'string' },
         symbols: { type: 'string', multiple: true },
-        execute: { type: 'string', short: 'e' },
+        execute: { type: 'string', short: 'e', multiple: true },
         json: { type: 'boolean' },
         gdb: { type: 'string' },
         'gdb-allow-remote': { type: 'boolean' },
@@ -31,5 +32,5 @@ export async function fastPath(argv: readonly string[]): Promise<number | undefi
     return undefined;
   }
   if (parsed.positionals.length !== 1) return undefined;
-  return runOpen(parsed.positionals[0]!, parsed.values);
+  return runOpen(parsed.positionals[0]!, { ...parsed.values, execute: scriptOf(parsed.values.execute) });
 }

@@ -1,7 +1,8 @@
 /**
  * `dbg open FILE`: choose the target for a file by what it is, as mdb does.
  *
- *   --raw, or not ELF            -> FileTarget.raw   (bytes at offsets)
+ *   --raw, or not ELF            -> FileTarget.raw   (bytes at offsets); but a compressed file or
+ *                                   a dbg trace is refused with what to run instead
  *   ELF core, kernel dump        -> KernelDumpTarget (kdump vmcore, QEMU dump-guest-memory)
  *   ELF core, anything else      -> ProcessCoreTarget (gcore, kernel-written process cores)
  *   other ELF (exec, .so, .o)    -> FileTarget.elf   (link-time addresses and the file's symbols,
@@ -12,6 +13,7 @@
  */
 
 import { FileByteSource } from '../common/byte-source.js';
+import { compressedInput } from '../common/compressed.js';
 import { errors } from '../common/errors.js';
 import { ElfFile, ET_CORE, isElf } from '../symbols/elf-file.js';
 import { ProcessCoreTarget } from './elfcore/process-core-target.js';
@@ -35,6 +37,7 @@ export function openTarget(path: string, opts: OpenOptions = {}): Target {
   let elf: ElfFile | undefined;
   try {
     if (!isElf(probe)) {
+      refuseNotADump(path, probe.readUpTo(0, 16));
       probe.close();
       refuse(opts, ['exe', 'sysroot', 'symbols'], `"${path}", which is not an ELF file and opens as a raw file`);
       return FileTarget.raw(path);
@@ -69,4 +72,11 @@ function refuse(opts: OpenOptions, names: readonly (keyof OpenOptions)[], what: 
     if (v === undefined || (Array.isArray(v) && v.length === 0)) continue;
     throw errors.badInput(`--${n} does not apply to ${what}`);
   }
+}
+
+/** A compressed file or a trace is not what `dbg open` reads: say what to run (--raw still opens it). */
+function refuseNotADump(path: string, head: Buffer): void {
+  const compressed = compressedInput(path, head, (plain) => `dbg open ${plain} (--raw opens the compressed bytes)`);
+  if (compressed) throw compressed;
+  if (head.toString('latin1') === 'SQLite format 3\0') throw errors.badInput(`"${path}" is a SQLite file, such as a trace dbg live records: open a trace with dbg replay ${path} (--raw opens the bytes)`);
 }

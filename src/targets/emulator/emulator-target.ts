@@ -12,6 +12,8 @@ import { basename } from 'node:path';
 import type { Registers } from '../../arch/arch.js';
 import { X86_64 } from '../../arch/x86-64.js';
 import { DbgError, errors } from '../../common/errors.js';
+import { compressedInput } from '../../common/compressed.js';
+import { fileError } from '../../common/file-error.js';
 import type { EmulatorRecorder } from '../../store/emulator-recorder.js';
 import { ElfFile } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
@@ -95,8 +97,10 @@ export class EmulatorTarget implements Target {
     try {
       image = readFileSync(path);
     } catch (e) {
-      throw new DbgError('not-found', `cannot read kernel "${path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw fileError(`cannot read kernel "${path}"`, e);
     }
+    const compressed = compressedInput(path, image.subarray(0, 8), (plain) => `dbg live --emulate ${plain}`);
+    if (compressed) throw compressed;
     if (image.length === 0) throw errors.badInput(`${basename(path)}: the file is empty; expected an ELF or multiboot kernel`);
     return new EmulatorTarget(path, image, opts);
   }

@@ -101,6 +101,12 @@ export class ReplayTarget implements Target {
     }
     this.now = reader.end;
     machine.seek(this.now);
+    for (const { path, elf } of this.symbols.modules) {
+      const differs = elf && this.codeDiffers(elf);
+      if (!differs) continue;
+      if (opts.symbols) throw errors.badInput(`--symbols ${path} does not match ${this.name}: ${differs}. Give the kernel that was recorded`);
+      this.warnings.push(`the recorded guest's symbol file "${path}" has changed since the recording (${differs}): its symbols may be wrong (pass --symbols FILE)`);
+    }
     const self = this;
     const reverse: ReverseExecution = {
       bounds: () => ({ first: BigInt(reader.first), last: BigInt(reader.end), now: BigInt(this.now) }),
@@ -411,6 +417,24 @@ export class ReplayTarget implements Target {
     out.guest = String(this.reader.meta.get('guest') ?? '');
     out.created = String(this.reader.meta.get('created') ?? '');
     return out;
+  }
+
+  /**
+   * How `elf` contradicts the recording, or undefined: the first bytes of each executable PT_LOAD
+   * against the guest's RAM at its physical load address (code a kernel does not rewrite), as
+   * `dbg open` compares a kernel symbol file with a dump.
+   */
+  private codeDiffers(elf: ElfFile): string | undefined {
+    const { ram, ramBase } = this.machine;
+    for (const p of elf.loadSegments()) {
+      if ((p.flags & 1) === 0 || p.filesz === 0) continue;
+      const want = elf.readLoaded(p.vaddr, Math.min(p.filesz, 256));
+      if (!want) continue;
+      const at = Number(p.paddr - ramBase);
+      if (p.paddr < ramBase || at + want.length > ram.length) return `its code loads at physical 0x${p.paddr.toString(16)}, outside the recorded RAM`;
+      if (!ram.subarray(at, at + want.length).equals(want)) return `its code at physical 0x${p.paddr.toString(16)} (PT_LOAD ${p.index}) is not the recorded guest's`;
+    }
+    return undefined;
   }
 
   close(): void {
