@@ -156,6 +156,31 @@ export async function run(): Promise<BenchResult[]> {
     }
     const whoP50 = pct(who, 50);
     out.push({ name: 'who last wrote A at or before S p50', value: whoP50, unit: 'ms', goal: '<= 0.1 ms', ok: whoP50 <= 0.1, baseline: `p99 ${pct(who, 99).toFixed(3)} ms` });
+
+    // `::history -n 3` on the most written line: the first writes, costing what they return. The
+    // baseline is the whole history of that line (what the query cost before it was lazy).
+    const hot = Number(reader.sql('SELECT line FROM mem_mask GROUP BY line ORDER BY count(*) DESC LIMIT 1').rows[0]![0]) * 64;
+    let t2 = performance.now();
+    let all = 0;
+    for (const _ of reader.iterWrites(hot, 8)) all++;
+    const allMs = performance.now() - t2;
+    const fresh = TraceReader.open(path); // cold caches, as a new session has
+    globalThis.gc?.();
+    const heap0 = process.memoryUsage().heapUsed + process.memoryUsage().external;
+    t2 = performance.now();
+    const three = fresh.writesTo(hot, 8, fresh.first, fresh.end, 4);
+    const firstMs = performance.now() - t2;
+    const heapMiB = (process.memoryUsage().heapUsed + process.memoryUsage().external - heap0) / 2 ** 20;
+    fresh.close();
+    if (three.length < 4) throw new Error(`the hottest line has ${three.length} writes`);
+    out.push({
+      name: '::history -n 3 on the most written 8 bytes',
+      value: firstMs,
+      unit: 'ms',
+      goal: '<= 10 ms, <= +10 MiB',
+      ok: firstMs <= 10 && heapMiB <= 10,
+      baseline: `+${heapMiB.toFixed(1)} MiB; all ${all} writes of the range: ${allMs.toFixed(0)} ms`,
+    });
     replay.close();
     reader.close();
     if (kernel) out.push(...(await liveFigures(join(dir, 'live.trace'))));

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'trace-version' // a trace written by another schema version
   | 'state' // an operation not possible in the target's current state (e.g. running)
   | 'denied' // an operation the user did not allow (a remote client touching the host)
+  | 'interrupted' // the user stopped a long operation (Ctrl-C)
   | 'io'; // an operating-system error reading or writing a file
 
 export class DbgError extends Error {

@@ -74,6 +74,7 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
 
   let running = false;
   const onSigint = (): void => {
+    if (running) session.interrupt();
     if (running && target.caps.execution) {
       target.caps.execution.interrupt();
       return;

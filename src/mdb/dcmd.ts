@@ -43,6 +43,8 @@ export interface SessionView {
   evaluate(expr: string): bigint;
   /** Run a command line as if typed, writing to `out`. */
   execute(line: string, out: Output): Promise<void>;
+  /** Aborted when the user interrupts the running command (Ctrl-C): long dcmds stop on it. */
+  readonly signal: AbortSignal;
   /** Replace the session's target (e.g. after `::dump` is reopened, or a trace is loaded). */
   readonly state: Map<string, unknown>;
 }

@@ -203,7 +203,20 @@ export class Session implements SessionView {
    * Run every statement of `line`, parsing each only when the previous one has run. Stops at the
    * first failure and throws it (as `sh -e` would): later statements often depend on earlier ones.
    */
+  /** The running command's interruption (Session.interrupt aborts it; the next command gets a fresh one). */
+  private abort = new AbortController();
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  /** Ask the running command to stop (Ctrl-C): dcmds that wait on `signal` stop. */
+  interrupt(): void {
+    this.abort.abort();
+  }
+
   async execute(line: string, out: Output): Promise<void> {
+    if (this.abort.signal.aborted) this.abort = new AbortController();
     for (const pipeline of parseStatements(line)) {
       await this.runPipeline(pipeline, out);
       if (this.quitRequested) return;

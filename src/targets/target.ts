@@ -189,14 +189,24 @@ export interface HistoryWrite {
 export interface History {
   /** The last write to any byte of [addr, addr + length) before the current position. */
   whoWrote(addr: VirtAddr, length: number, thread?: number): HistoryWrite | undefined;
-  /** Every write to [addr, addr + length) in [from, to) (default: the whole history), oldest first. */
-  writes(addr: VirtAddr, length: number, thread?: number, from?: Seq, to?: Seq): HistoryWrite[];
-  /** Seqs at which an instruction at `pc` ran (at most `limit`), and how many in all. */
-  when(pc: VirtAddr, limit?: number): { seqs: Seq[]; count: number };
+  /**
+   * Every write to [addr, addr + length) in [from, to) (default: the whole history), oldest first,
+   * at most `limit` of them: the cost is that of the writes returned (and the chunks holding
+   * them), not that of the range's whole history.
+   */
+  writes(addr: VirtAddr, length: number, thread?: number, from?: Seq, to?: Seq, limit?: number): HistoryWrite[];
+  /**
+   * The first `limit` seqs (default 100) at which an instruction at `pc` ran, oldest first, and
+   * whether it ran more often; `count` (how many times in all) only when asked for, since it costs
+   * a scan of the whole history.
+   */
+  when(pc: VirtAddr, limit?: number, opts?: { count?: boolean }): { seqs: Seq[]; more: boolean; count?: number };
   /** A summary of the recording (for ::timeline). */
   summary(): Record<string, string | number>;
   /** Run read-only SQL over the trace's documented views. */
-  sql(query: string): { columns: string[]; rows: unknown[][] };
+  sql(query: string): { columns: string[]; rows: unknown[][]; truncated?: boolean };
+  /** The same on another thread, so that `signal` (Ctrl-C) stops it: DbgError('interrupted'). */
+  sqlInterruptible(query: string, signal?: AbortSignal): Promise<{ columns: string[]; rows: unknown[][]; truncated?: boolean }>;
   /** The trace file. */
   readonly path: string;
 }

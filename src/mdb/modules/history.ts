@@ -181,15 +181,15 @@ const now: Dcmd = {
   },
 };
 
-/** `-n MAX` of a dcmd that needs an address: the count (default `dflt`). */
-function countFlag(d: Dcmd, inv: Invocation, dflt: number): number {
-  const f = parseFlags(d.name, d.usage, inv.args, { strings: 'n' });
+/** `-n MAX` (and the boolean flags `booleans`) of a dcmd that needs an address: the count (default `dflt`). */
+function countFlag(d: Dcmd, inv: Invocation, dflt: number, booleans = ''): { max: number; flags: ReadonlyMap<string, string | true> } {
+  const f = parseFlags(d.name, d.usage, inv.args, { strings: 'n', booleans });
   noMoreArgs(d, f.rest);
   if (inv.addr === undefined) throw errors.badInput(`::${d.name} needs an address (usage: ${d.usage})`);
   const n = f.flags.get('n') as string | undefined;
   const max = n !== undefined ? Number(n) : dflt;
-  if (!Number.isInteger(max) || max <= 0) throw errors.badInput(`::${d.name}: -n ${n} is not a positive count`);
-  return max;
+  if (!Number.isSafeInteger(max) || max <= 0) throw errors.badInput(`::${d.name}: -n ${n} is not a positive count`);
+  return { max, flags: f.flags };
 }
 
 function writeLine(t: Target, w: HistoryWrite): string {
@@ -226,29 +226,35 @@ const history: Dcmd = {
   help: 'every value [addr, addr+len) held: one line per write with seq, pc and the bytes after it (-n: at most MAX lines, default 100)',
   needs: ['history'],
   run(session, inv, out) {
-    const max = countFlag(this, inv, 100);
+    const { max } = countFlag(this, inv, 100);
     const addr = inv.addr!;
     const len = Number(inv.count ?? 8n);
     const t = session.target;
-    const ws = need(t, 'history').writes(addr, len, session.thread);
+    // One more than shown tells whether there are more, at the cost of the writes shown.
+    const ws = need(t, 'history').writes(addr, len, session.thread, undefined, undefined, max + 1);
     if (out.jsonMode) return out.json(ws.slice(0, max).map(writeJson));
     if (ws.length === 0) return out.line(`${hex(addr)},${len}: never written in the recorded history`);
     for (const w of ws.slice(0, max)) out.line(writeLine(t, w));
-    if (ws.length > max) out.line(`... ${ws.length - max} more writes (use -n)`);
+    if (ws.length > max) out.line(`... more writes follow (-n ${max * 10} shows more)`);
   },
 };
 
 const when: Dcmd = {
   name: 'when',
-  usage: 'addr::when [-n MAX]',
-  help: 'every seq at which the instruction at addr (a symbol: its first instruction) ran, with the count (-n: list at most MAX, default 20)',
+  usage: 'addr::when [-c] [-n MAX]',
+  help:
+    'the seqs at which the instruction at addr (a symbol: its first instruction) ran, oldest first (-n: list at most MAX, default 20)\n\n' +
+    '-c: also count every run in the whole history (a scan of all of it; without -c the cost is that of the seqs listed).',
   needs: ['history'],
   run(session, inv, out) {
-    const max = countFlag(this, inv, 20);
+    const { max, flags } = countFlag(this, inv, 20, 'c');
     const addr = inv.addr!;
-    const r = need(session.target, 'history').when(addr, max);
-    if (out.jsonMode) return out.json({ pc: hex(addr), count: r.count, seqs: r.seqs.map(String) });
-    out.line(`${where(session.target, addr)} ran ${r.count} time${r.count === 1 ? '' : 's'}${r.count ? ': seq ' + r.seqs.join(', ') + (r.count > r.seqs.length ? ', ...' : '') : ''}`);
+    const r = need(session.target, 'history').when(addr, max, { count: flags.has('c') });
+    if (out.jsonMode) return out.json({ pc: hex(addr), seqs: r.seqs.map(String), more: r.more, ...(r.count !== undefined ? { count: r.count } : {}) });
+    const n = r.count ?? r.seqs.length;
+    const times = r.count === undefined && r.more ? `more than ${n} times` : `${n} time${n === 1 ? '' : 's'}`;
+    const list = r.seqs.length ? ': seq ' + r.seqs.join(', ') + (r.more ? ', ...' : '') : '';
+    out.line(`${where(session.target, addr)} ran ${times}${list}`);
   },
 };
 
@@ -277,16 +283,21 @@ const sql: Dcmd = {
   usage: '::sql QUERY',
   help: 'read-only SQL over the trace (views chunks, memory_lines, checkpoints, inputs, summary; functions steps(seq, n), writes(addr, len))',
   needs: ['history'],
-  run(session, inv, out) {
+  async run(session, inv, out) {
     const q = inv.args.join(' ').trim();
     if (!q) throw errors.badInput(`::sql needs a query (usage: ${this.usage})`);
-    const r = need(session.target, 'history').sql(q);
+    const r = await need(session.target, 'history').sqlInterruptible(q, session.signal);
     printTable(r, out);
   },
 };
 
 /** Rows as a text table (or JSON objects). Shared with `dbg query`. */
-export function printTable(r: { columns: string[]; rows: unknown[][] }, out: Output): void {
+export function printTable(r: { columns: string[]; rows: unknown[][]; truncated?: boolean }, out: Output): void {
+  if (r.truncated) {
+    const note = `dbg: the query returned more than ${r.rows.length} rows; these are the first (page with LIMIT and OFFSET)`;
+    if (out.warn) out.warn(note);
+    else process.stderr.write(note + '\n');
+  }
   if (out.jsonMode) {
     for (const row of r.rows) out.json(Object.fromEntries(r.columns.map((c, i) => [c, typeof row[i] === 'bigint' ? String(row[i]) : Buffer.isBuffer(row[i]) ? (row[i] as Buffer).toString('hex') : row[i]])));
     return;

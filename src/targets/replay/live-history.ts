@@ -74,10 +74,11 @@ export class LiveHistory {
         return h().path;
       },
       whoWrote: (a, l, t) => h().whoWrote(a, l, t),
-      writes: (a, l, t, f, to) => h().writes(a, l, t, f, to),
-      when: (pc, limit) => h().when(pc, limit),
+      writes: (a, l, t, f, to, limit) => h().writes(a, l, t, f, to, limit),
+      when: (pc, limit, opts) => h().when(pc, limit, opts),
       summary: () => h().summary(),
       sql: (q) => h().sql(q),
+      sqlInterruptible: (q, signal) => h().sqlInterruptible(q, signal),
     };
   }
 

@@ -21,6 +21,7 @@ import { cr3Root, X86_64Paging } from '../../arch/x86-64-paging.js';
 import { DbgError, errors } from '../../common/errors.js';
 import type { LineWrite } from '../../store/line-rows.js';
 import { fileKind } from '../../store/trace-check.js';
+import { interruptibleSql } from '../../store/interruptible-sql.js';
 import { TraceReader } from '../../store/trace-reader.js';
 import { ElfFile } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
@@ -158,16 +159,20 @@ export class ReplayTarget implements Target {
         const w = reader.lastWriteInRange(Number(phys), length, this.now);
         return w ? this.historyWrite(w) : undefined;
       },
-      writes: (addr, length, thread, from, to) => {
+      writes: (addr, length, thread, from, to, limit) => {
         const phys = this.physOf(addr, thread ?? this.thread);
-        return reader.writesTo(Number(phys), length, from === undefined ? reader.first : Number(from), to === undefined ? reader.end : Number(to)).map((w) => this.historyWrite(w));
+        return reader
+          .writesTo(Number(phys), length, from === undefined ? reader.first : Number(from), to === undefined ? reader.end : Number(to), limit)
+          .map((w) => this.historyWrite(w));
       },
-      when: (pc, limit = 100) => {
-        const all = reader.findPcs([pc]);
-        return { seqs: all.slice(0, limit).map(BigInt), count: all.length };
+      when: (pc, limit = 100, opts = {}) => {
+        const first = reader.findPcs([pc], reader.first, reader.end, limit + 1);
+        const seqs = first.slice(0, limit).map(BigInt);
+        return { seqs, more: first.length > limit, ...(opts.count ? { count: reader.countPcs([pc]) } : {}) };
       },
       summary: () => this.summary(),
       sql: (q) => reader.sql(q),
+      sqlInterruptible: (q, signal) => interruptibleSql(reader.path, q, signal),
     };
     this.caps = { reverse, execution, breakpoints, physical, history };
   }
@@ -365,7 +370,13 @@ export class ReplayTarget implements Target {
       }
       const phys = w.physical ? w.addr : this.physOf(w.addr, this.thread);
       // A write by instruction s is seen after it completes: the stop is at s + 1.
-      const next = this.reader.writesTo(Number(phys), w.length, this.now, this.reader.end).find((x) => (x.host ? x.seq > this.now : x.seq + 1 > this.now));
+      let next: LineWrite | undefined;
+      for (const x of this.reader.iterWrites(Number(phys), w.length, this.now, this.reader.end)) {
+        if (x.host ? x.seq > this.now : x.seq + 1 > this.now) {
+          next = x;
+          break;
+        }
+      }
       if (next) consider(next.host ? next.seq : next.seq + 1, { kind: 'watchpoint', id, addr: w.addr, access: 'write', length: w.length });
     }
     // A read is seen after the reading instruction completes, as a live watchpoint stops.

@@ -1,0 +1,63 @@
+/**
+ * oclif's flag and argument errors as dbg prints every failure: one line `dbg: …` on stderr naming
+ * the flag or argument, the bad value and the accepted form, then exit status 2 (a usage error).
+ * oclif's own messages span several lines, carry colour and end in "See more help with --help".
+ */
+
+import { reportError } from '../mdb/cli-session.js';
+
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+interface OclifError extends Error {
+  oclif?: { exit?: number };
+  args?: { name?: string; description?: string }[];
+}
+
+/** The one line for a parse error of `dbg <command>`. */
+export function usageErrorLine(command: string, err: OclifError): string {
+  const lines = (err.message ?? String(err))
+    .replace(ANSI, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && l !== 'See more help with --help' && !/^The following errors? occurred:$/.test(l));
+  let text: string;
+  const parsing = /^Parsing (--?\S+)$/.exec(lines[0] ?? '');
+  const missing = /^Missing \d+ required args?/.exec(lines[0] ?? '');
+  if (parsing && lines[1]) {
+    // "Parsing --cpus" + "Expected an integer greater than or equal to 1 but received: 0"
+    const m = /^Expected (.*?) but received: (.*)$/.exec(lines[1]);
+    text = m ? `${parsing[1]} ${m[2]}: expected ${m[1]}` : `${parsing[1]}: ${lowerFirst(lines[1])}`;
+  } else if (missing && err.args?.length) {
+    const named = err.args.map((a) => `${(a.name ?? '?').toUpperCase()}${a.description ? `: ${a.description}` : ''}`);
+    text = `missing argument${named.length > 1 ? 's' : ''} ${named.join('; ')}`;
+  } else {
+    text = lines
+      .filter((l) => !l.startsWith('Note:') && !l.startsWith('Alternatively,'))
+      .map((l) => l.replace(/^Nonexistent flags?: /, 'unknown flag '))
+      .map(lowerFirst)
+      .join('; ');
+  }
+  return `dbg: ${text} (see dbg ${command} --help)`;
+}
+
+function lowerFirst(s: string): string {
+  return /^[A-Z][a-z]/.test(s) ? s[0]!.toLowerCase() + s.slice(1) : s;
+}
+
+/**
+ * The body of every command's `catch`: a parse error as one line and exit status 2; a dbg error
+ * thrown past the command's own handling as one line and exit status 1. `--help` and `--version`
+ * end by an exit of 0, which is no error.
+ */
+export function reportCommandError(command: { id?: string }, err: OclifError): void {
+  if (err.oclif?.exit === 0) return;
+  // Reported here: oclif's "did not parse its arguments" warning would only repeat it.
+  (command as { parsed?: boolean }).parsed = true;
+  if (err.oclif === undefined) {
+    reportError(err);
+    process.exitCode = 1;
+    return;
+  }
+  process.stderr.write(`${usageErrorLine(command.id ?? '', err)}\n`);
+  process.exitCode = 2;
+}

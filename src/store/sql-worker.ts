@@ -1,0 +1,22 @@
+/**
+ * Runs one read-only query over a trace on a worker thread (see interruptible-sql.ts): the
+ * caller's thread stays free to see Ctrl-C and to stop waiting.
+ *
+ * workerData: { path, query, maxRows }. Posts { result } or { error: { code, message } }.
+ */
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { isDbgError } from '../common/errors.js';
+import { TraceReader } from './trace-reader.js';
+
+const { path, query, maxRows } = workerData as { path: string; query: string; maxRows: number };
+try {
+  const reader = TraceReader.open(path);
+  try {
+    parentPort!.postMessage({ result: reader.sql(query, maxRows) });
+  } finally {
+    reader.close();
+  }
+} catch (e) {
+  parentPort!.postMessage({ error: isDbgError(e) ? { code: e.code, message: e.message } : { code: 'internal', message: (e as Error).stack ?? String(e) } });
+}
