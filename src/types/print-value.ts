@@ -34,6 +34,7 @@ export interface PrintOptions {
 
 const DEFAULT_DEPTH = 32;
 const STRING_MAX = 256;
+const MAX_LINES = 200_000;
 
 export interface PathResult {
   /** Where the member is (byte address; with bitOffset for a bit field). */
@@ -206,6 +207,10 @@ class Printer {
   newline(): void {
     this.lines.push(this.cur);
     this.cur = '';
+    this.budget();
+  }
+  private budget(): void {
+    if (this.lines.length > MAX_LINES) throw new DbgError('bad-input', `::print output passes ${MAX_LINES} lines: limit the depth with -s or the arrays with -l`);
   }
   finish(): string[] {
     if (this.cur) this.newline();
@@ -221,6 +226,8 @@ class Printer {
   scalar(t: Type, addr: bigint, bitShift: number, bitSize: number | undefined): string {
     const mem = this.mem!;
     const r = resolveType(t);
+    const size = 'size' in r ? r.size : undefined;
+    if (size !== undefined && (size < 1 || size > 16) && r.kind !== 'void' && r.kind !== 'function') return `??? (a ${size}-byte scalar)`;
     switch (r.kind) {
       case 'int':
       case 'bool': {
@@ -346,13 +353,14 @@ class Printer {
     const parts = this.cur.split('\n');
     this.cur = parts.pop()!;
     for (const p of parts) this.lines.push(p);
+    this.budget();
   }
 
   private array(elem: Type, length: number | undefined, addr: bigint, depth: number, nest: number): void {
     const mem = this.mem!;
     const er = resolveType(elem);
     const n = length ?? 0;
-    if (isChar(er) && n > 0) {
+    if (isChar(er) && n > 0 && n <= 1 << 20) {
       let bytes: Buffer | undefined;
       try {
         bytes = mem.read(addr, n);

@@ -124,6 +124,10 @@ export const voidType: VoidType = { kind: 'void' };
 /** How many typedefs and qualifiers a chain may have before it is taken for a loop. */
 const MAX_CHAIN = 64;
 
+function loop(t: Type): DbgError {
+  return new DbgError('corrupt', `type ${typeName(t)} contains itself more than ${MAX_CHAIN} levels deep (a loop in the debug info?)`);
+}
+
 /** The type under typedefs and qualifiers (what the bytes are). */
 export function resolveType(t: Type): Type {
   let n = 0;
@@ -135,7 +139,8 @@ export function resolveType(t: Type): Type {
 }
 
 /** The size in bytes, or undefined for void, functions, incomplete types and unbounded arrays. */
-export function sizeOf(t: Type): number | undefined {
+export function sizeOf(t: Type, depth = 0): number | undefined {
+  if (depth > MAX_CHAIN) throw loop(t);
   const r = resolveType(t);
   switch (r.kind) {
     case 'void':
@@ -143,7 +148,7 @@ export function sizeOf(t: Type): number | undefined {
       return undefined;
     case 'array': {
       if (r.length === undefined) return undefined;
-      const e = sizeOf(r.element);
+      const e = sizeOf(r.element, depth + 1);
       return e === undefined ? undefined : e * r.length;
     }
     case 'struct':
@@ -170,13 +175,14 @@ export function isCompound(t: Type): t is CompoundType {
  * The member called `name`, looking through anonymous struct and union members as C does;
  * bitOffset is from the start of `t`. Undefined when there is none.
  */
-export function findMember(t: CompoundType, name: string): Member | undefined {
+export function findMember(t: CompoundType, name: string, depth = 0): Member | undefined {
+  if (depth > MAX_CHAIN) throw loop(t);
   for (const m of t.members) {
     if (m.name === name) return m;
     if (m.name === undefined) {
       const inner = resolveType(m.type);
       if (isCompound(inner)) {
-        const f = findMember(inner, name);
+        const f = findMember(inner, name, depth + 1);
         if (f) return { ...f, bitOffset: m.bitOffset + f.bitOffset, type: f.type };
       }
     }
@@ -189,7 +195,9 @@ function qualifierText(q: readonly Qualifier[]): string {
 }
 
 /** `struct task`, `unsigned int`, `char *`, `void (*)(int)`, with `decl` as the declarator when given. */
-export function typeName(t: Type, decl = ''): string {
+export function typeName(t: Type, decl = '', depth = 0): string {
+  if (depth > MAX_CHAIN) return `(a type nested more than ${MAX_CHAIN} deep)`;
+  const d = depth + 1;
   const join = (base: string, inner: string) => (inner ? `${base} ${inner}` : base);
   switch (t.kind) {
     case 'void':
@@ -207,20 +215,20 @@ export function typeName(t: Type, decl = ''): string {
     case 'enum':
       return join(`enum ${t.tag ?? '{...}'}`, decl);
     case 'qualified':
-      if (t.target.kind === 'pointer') return typeName(t.target, `${qualifierText(t.qualifiers)}${decl ? ' ' + decl : ''}`);
-      return `${qualifierText(t.qualifiers)} ${typeName(t.target, decl)}`;
+      if (t.target.kind === 'pointer') return typeName(t.target, `${qualifierText(t.qualifiers)}${decl ? ' ' + decl : ''}`, d);
+      return `${qualifierText(t.qualifiers)} ${typeName(t.target, decl, d)}`;
     case 'pointer': {
       const sigil = t.reference ?? '*';
       const inner = `${sigil}${decl}`;
       const target = t.target.kind === 'qualified' ? t.target.target : t.target;
-      if (target.kind === 'array' || target.kind === 'function') return typeName(t.target, `(${inner})`);
-      return typeName(t.target, inner);
+      if (target.kind === 'array' || target.kind === 'function') return typeName(t.target, `(${inner})`, d);
+      return typeName(t.target, inner, d);
     }
     case 'array':
-      return typeName(t.element, `${decl}[${t.length ?? ''}]`);
+      return typeName(t.element, `${decl}[${t.length ?? ''}]`, d);
     case 'function': {
-      const params = t.params.map((p) => typeName(p)).concat(t.variadic ? ['...'] : []);
-      return typeName(t.returns, `${decl}(${params.length ? params.join(', ') : 'void'})`);
+      const params = t.params.map((p) => typeName(p, '', d)).concat(t.variadic ? ['...'] : []);
+      return typeName(t.returns, `${decl}(${params.length ? params.join(', ') : 'void'})`, d);
     }
   }
 }

@@ -153,6 +153,7 @@ describe('DWARF types of a gcc -O0 -g program agree with gdb', () => {
     // A pointer's member path starts with -> implicitly, as in MDB.
     const pos = await run(s, 'item_head::print pos');
     expect(pos).toEqual(['pos = {', '    pos.x = 0xffff', '    pos.y = 0', '}']);
+    expect(await run(s, 'item_head::print ->next->owner')).toEqual(['->next->owner = 0x3e9']);
   });
 
   it('a flexible array member has no size; ::sizeof of the struct stops before it', async () => {

@@ -75,7 +75,11 @@ const print: Dcmd = {
     '-l N show N elements of arrays (default 0t10), -L all of them, -s N nest at most N levels.\n' +
     'Each member path prints that member: `tasks::print struct task name next->pid`.',
   run(s, inv, out) {
-    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'adntxL', strings: 'ls' });
+    // A member path may start with `->` (`item_head::print ->next`): a word, not a flag.
+    const words = inv.args.map((a) => (a.startsWith('->') ? '\0' + a : a));
+    const parsed = parseFlags(this.name, this.usage, words, { booleans: 'adntxL', strings: 'ls' });
+    const flags = parsed.flags;
+    const rest = parsed.rest.map((a) => a.replace(/^\0/, ''));
     const addr = inv.addr;
     let type: Type;
     let paths: readonly string[];
