@@ -58,6 +58,8 @@ export class GdbClient {
   private readonly removals = new Map<string, { type: PointType; id: number }>();
   private readonly hardwareIds = new Set<number>();
   private running = false;
+  /** This client has run the target: `?` reports its last stop as it is, else as a fresh one. */
+  private ranHere = false;
   /** The next m reply, read ahead on an immutable target (see scheduleReadAhead). */
   private ahead?: { addr: bigint; length: number; framed: Buffer };
   /** 0x03 bytes that arrived while requests were queued: that many next resumes stop at once. */
@@ -129,7 +131,7 @@ export class GdbClient {
       case 'start-noack':
         return { packet: 'OK' };
       case 'halt-reason':
-        return { packet: this.stopText(t.status()) };
+        return { packet: this.stopText(this.ranHere ? t.status() : freshStop(t.status())) };
       case 'read-registers': {
         const regs = t.registers(this.gThread);
         return { packet: this.desc.registers.map((r) => encodeRegister(r, regs)).join('') };
@@ -384,6 +386,7 @@ export class GdbClient {
   private async run(go: () => Promise<StopStatus>): Promise<StopStatus> {
     this.flushRemovals();
     this.running = true;
+    this.ranHere = true;
     try {
       const promise = go();
       if (this.interruptPending > 0) {
@@ -445,6 +448,24 @@ export class GdbClient {
       lines.push(`dbg: ${describeError(e)}\n`);
     }
     return { packet: 'OK', output: lines };
+  }
+}
+
+/**
+ * The stop a new client is told about: where the target is, without the reasons that belong to
+ * the previous client's session (its breakpoint or watchpoint ids, a history end it ran into),
+ * which would name points this client never set. What the target itself is (a core's signal, a
+ * halt, a fault, a panic, an interrupt) is kept.
+ */
+function freshStop(stop: StopStatus): StopStatus {
+  switch (stop.reason.kind) {
+    case 'breakpoint':
+    case 'watchpoint':
+    case 'history-begin':
+    case 'history-end':
+      return { ...stop, reason: { kind: 'step' } };
+    default:
+      return stop;
   }
 }
 

@@ -5,6 +5,9 @@
  *
  * Policy held here, once:
  *   - one client at a time: a second connection gets `E.<why>` to its first packet, then is closed;
+ *     a client that detached or killed has left at once, and one whose close is not seen yet gets
+ *     LEAVE_GRACE_MS to be seen going, so the next may connect right away (its packets wait for
+ *     the previous client's cleanup);
  *   - acks until QStartNoAckMode, `-` makes the last reply go out again;
  *   - requests are handled one after another; only the 0x03 byte is seen while the guest runs;
  *   - nothing a client sends stops the server: bad packets get `E01`, unknown ones the empty reply,
@@ -74,21 +77,44 @@ export async function serveGdb(
     }
     log(`warning: listening on ${host}, not loopback: anyone who can reach this port controls the target (no authentication, no encryption)`);
   }
-  let active: { peer: string; done: Promise<void> } | undefined;
+  let active: { peer: string } | undefined;
   /** Settles when the previous client's run has stopped and its points are removed. */
   let previous: Promise<void> = Promise.resolve();
 
+  /** Resolves when the attached client leaves (replaced for each client). */
+  let activeLeft: Promise<void> = Promise.resolve();
+
+  const start = (ch: Channel): void => {
+    log(`gdb connected from ${ch.peer}`);
+    const me = { peer: ch.peer };
+    active = me;
+    let left!: () => void;
+    activeLeft = new Promise<void>((resolve) => (left = resolve));
+    const leaving = (): void => {
+      if (active !== me) return;
+      active = undefined;
+      left();
+    };
+    const done = serveClient(ch, target, session, previous, log, leaving);
+    previous = done.then(() => {
+      log(`gdb from ${ch.peer} left; ${target.name} stays stopped, waiting for the next client`);
+    });
+  };
+
   const onChannel = (ch: Channel): void => {
-    if (active) {
-      refuse(ch, active.peer, log);
+    if (!active) {
+      start(ch);
       return;
     }
-    log(`gdb connected from ${ch.peer}`);
-    const done = serveClient(ch, target, session, previous, log);
-    active = { peer: ch.peer, done };
-    previous = done.then(() => {
-      active = undefined;
-      log(`gdb from ${ch.peer} left; ${target.name} stays stopped, waiting for the next client`);
+    // Someone is attached, or on the way out with its close not seen yet (a client that closes and
+    // reconnects at once): decide at this client's first packet, giving the other a moment to go.
+    const gate = holdUntilFirstPacket(ch);
+    void gate.first.then(async (got) => {
+      if (!got) return; // it left without a word
+      if (active) await Promise.race([activeLeft, new Promise((r) => setTimeout(r, LEAVE_GRACE_MS).unref())]);
+      if (gate.gone()) return; // it left while it waited
+      if (active) refuse(ch, active.peer, log);
+      else start(gate.channel);
     });
   };
   let listener;
@@ -111,20 +137,63 @@ export async function serveGdb(
   };
 }
 
+/** How long a new client's first packet waits for the attached one to leave before it is refused. */
+const LEAVE_GRACE_MS = 500;
+
+/** Answer a client's first packet (already received) with why it cannot attach, and close. */
 function refuse(ch: Channel, holder: string, log: (m: string) => void): void {
   const why = `another debugger (${holder}) is attached to this dbg GDB server; only one at a time`;
   log(`refused gdb from ${ch.peer}: ${why}`);
+  ch.write(Buffer.from('+'));
+  ch.write(encodePacket(`E.${why}`));
+  ch.end();
+}
+
+/**
+ * Read a client's bytes until its first complete packet, keeping them: `first` says whether one
+ * came (false: it closed first), and `channel` is the same client with those bytes delivered again
+ * to whoever listens next, so a session can start from them.
+ */
+function holdUntilFirstPacket(ch: Channel): { first: Promise<boolean>; channel: Channel; gone: () => boolean } {
   const codec = new PacketCodec(PACKET_SIZE);
-  let answered = false;
+  const held: Buffer[] = [];
+  let heldBytes = 0;
+  let sink: ((data: Buffer) => void) | undefined;
+  let settle!: (got: boolean) => void;
+  const first = new Promise<boolean>((resolve) => (settle = resolve));
+  let seen = false;
   ch.onData((data) => {
-    if (answered) return;
+    if (sink) return sink(data);
+    held.push(data);
+    heldBytes += data.length;
+    if (seen) {
+      if (heldBytes > 2 * PACKET_SIZE) ch.pause(); // bounded while it waits its turn
+      return;
+    }
     if (codec.feed(data).some((e) => e.kind === 'packet' || e.kind === 'oversized')) {
-      answered = true;
-      ch.write(Buffer.from('+'));
-      ch.write(encodePacket(`E.${why}`));
-      ch.end();
+      seen = true;
+      settle(true);
     }
   });
+  let gone = false;
+  ch.onClose(() => {
+    gone = true;
+    settle(false);
+  });
+  const channel: Channel = {
+    peer: ch.peer,
+    write: (d) => ch.write(d),
+    onClose: (l) => ch.onClose(l),
+    end: () => ch.end(),
+    pause: () => ch.pause(),
+    resume: () => ch.resume(),
+    onData: (listener) => {
+      sink = listener;
+      for (const d of held.splice(0)) listener(d);
+      ch.resume();
+    },
+  };
+  return { first, channel, gone: () => gone };
 }
 
 /**
@@ -142,6 +211,8 @@ function serveClient(
   session: MonitorSession | undefined,
   previous: Promise<void>,
   log: (m: string) => void,
+  /** The client has left (detach, kill, its side closed): another may connect. */
+  leaving: () => void,
 ): Promise<void> {
   const client = new GdbClient(target, session);
   const codec = new PacketCodec(PACKET_SIZE);
@@ -184,6 +255,8 @@ function serveClient(
     }
     if (payload.toString('latin1') === 'QStartNoAckMode') noAck = true;
     if (reply.close) {
+      closed = true; // whatever it sends after D or k is not answered
+      leaving();
       log(`gdb from ${ch.peer} ${reply.close === 'kill' ? 'sent kill: the session ends, dbg keeps serving' : 'detached'}`);
       ch.end();
     }
@@ -238,6 +311,7 @@ function serveClient(
   return new Promise<void>((resolve) => {
     ch.onClose(() => {
       closed = true;
+      leaving();
       // A client gone mid-run leaves the guest running: stop it before the next client comes.
       client.interrupt();
       working
