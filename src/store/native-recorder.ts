@@ -52,6 +52,8 @@ export interface NativeRecorder {
   decodePcs(pcs: Buffer, count: number, lastOnly?: boolean): { pc: BigUint64Array; vcpu: Uint8Array };
   /** Offsets i < below of the chunk whose pc is one of `targets`. */
   findPcs(pcs: Buffer, count: number, targets: BigUint64Array, below: number): Float64Array;
+  /** Indexes of the 4 KiB pages of `ram` that are not all zero (pages never written are not read: pages.c). */
+  nonZeroPages(ram: Buffer): Uint32Array;
   ckptDecode(key: Buffer, delta: Buffer): Buffer;
   contextRestore(uc: bigint, image: Buffer): void;
   contextSave(uc: bigint): Buffer;

@@ -5,7 +5,7 @@
  */
 
 import { decodeLineRow, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
-import type { NativeChunk } from './native-recorder.js';
+import { nativeRecorder, type NativeChunk } from './native-recorder.js';
 import { createTrace, guard, type Db } from './schema.js';
 import type Database from 'better-sqlite3';
 
@@ -47,13 +47,10 @@ export class TraceWriter {
   /** RAM as it is when recording starts: its non-zero 4 KiB pages. */
   writeInitialRam(ram: Buffer, physBase: bigint): void {
     const ins = this.db.prepare('INSERT INTO ram_init (page, data) VALUES (?, ?)');
-    const zero = Buffer.alloc(4096);
+    const pages = nativeRecorder().nonZeroPages(ram);
     guard(this.path, () =>
       this.db.transaction(() => {
-        for (let off = 0; off < ram.length; off += 4096) {
-          const page = ram.subarray(off, off + 4096);
-          if (!page.equals(zero.subarray(0, page.length))) ins.run(Number((physBase + BigInt(off)) >> 12n), Buffer.from(page));
-        }
+        for (const i of pages) ins.run(Number((physBase + BigInt(i * 4096)) >> 12n), Buffer.from(ram.subarray(i * 4096, i * 4096 + 4096)));
       })(),
     );
   }
