@@ -173,3 +173,19 @@ describe('DWARF types of a gcc -O0 -g program agree with gdb', () => {
     expect((await failure(s, 'main+1::print')).message).toMatch(/^::print: no symbol starts at 0x/);
   });
 });
+
+describe('typed objects for dmods', () => {
+  it('walk a list by member name, read members, follow pointers, containerOf', async () => {
+    const { objects } = await import('../../src/mdb/modules/types.js');
+    const o = objects(s);
+    const head = o.object('item_head');
+    const names = [...o.listForEach(head.value(), 'struct item', 'next')].map((it) => `${it.member('name').string()} ${it.member('owner').value()} ${it.member('bits.b').value()} ${it.member('label').string()}`);
+    expect(names).toEqual(['item-0 1000 -3 first', 'item-1 1001 -4 second', 'item-2 1002 -5 third']);
+    const second = head.deref().member('next').deref();
+    expect(second.member('grid').index(1).index(2).value()).toBe(13n);
+    const pos = second.member('pos.y');
+    expect(o.containerOf(pos.address, 'struct item', 'pos.y').address).toBe(second.address);
+    expect(() => head.member('nosuch')).toThrow(/failed to find member nosuch of struct item/);
+    expect(() => second.member('pos').value()).toThrow(/has no scalar value/);
+  });
+});

@@ -12,6 +12,7 @@ import { hex, hexAddr } from '../../common/format.js';
 import { followPath, printValue, type PrintOptions, type ValueMemory } from '../../types/print-value.js';
 import { isCompound, resolveType, sizeOf, typeName, type Type } from '../../types/type.js';
 import { TypeSpace } from '../../types/type-space.js';
+import { ObjectSpace } from '../../types/typed-object.js';
 import type { Dcmd, DcmdModule, SessionView } from '../dcmd.js';
 import { symbolName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
@@ -33,6 +34,11 @@ export function sessionMemory(s: SessionView): ValueMemory {
     littleEndian: t.arch.littleEndian,
     symbolize: (a) => symbolName(t, a),
   };
+}
+
+/** Typed objects over the session's target, for dmods: `objects(session).object('init_task')`. */
+export function objects(s: SessionView): ObjectSpace {
+  return new ObjectSpace(typeSpace(s), s.target.symbols, sessionMemory(s), s.target.arch.pointerBytes);
 }
 
 /**
