@@ -88,10 +88,17 @@ export class Disassembler {
 /**
  * One instruction as MDB prints it: mnemonic padded to 6, operands without blanks after commas,
  * and for a direct branch or call, or a %rip-relative operand, the symbol it reaches:
- * `call   0x401126 <foo+0x4>`, `movq   0x2e4f(%rip),%rax <counter>`.
+ * `call   0x401126 <foo+0x4>`, `movq   0x2e4f(%rip),%rax <counter>`. Immediates and displacements
+ * are hex, as gdb, objdump and MDB print them (capstone writes some in decimal), and an immediate
+ * that lies inside a symbol is named after it: `movq   $0xffffffff80102011 <log_buf>,%rdi`.
  */
-export function formatInstruction(insn: Instruction, describe: (addr: bigint) => string | undefined): string {
-  const ops = insn.operands.replace(/, /g, ',');
+export function formatInstruction(
+  insn: Instruction,
+  describe: (addr: bigint) => string | undefined,
+  /** Names an immediate, when given: only an address inside a sized symbol should get a name. */
+  describeImmediate?: (addr: bigint) => string | undefined,
+): string {
+  const ops = hexOperands(insn.mnemonic, insn.operands.replace(/, /g, ','), describeImmediate);
   let s = ops ? `${insn.mnemonic.padEnd(6)} ${ops}` : insn.mnemonic;
   let target = insn.target;
   const rip = /(-?)0x([0-9a-f]+)\(%rip\)/.exec(insn.operands);
@@ -105,4 +112,35 @@ export function formatInstruction(insn: Instruction, describe: (addr: bigint) =>
     if (sym) s += ` <${sym}>`;
   }
   return s;
+}
+
+/**
+ * A number in an AT&T operand list: an immediate (`$`) or a displacement, at the start of an
+ * operand or after a segment prefix, and not a scale factor or a %st(i) index (those end in ")").
+ */
+const NUMBER = /(^|[,:(*])(\$?)(-?)(0x[0-9a-f]+|\d+)(?=([(,]|$))/g;
+
+/** Immediates of at least this value are looked up as addresses; smaller ones are counts and flags. */
+const SMALLEST_ADDRESS = 0x1000n;
+
+function hexOperands(mnemonic: string, ops: string, describe: ((addr: bigint) => string | undefined) | undefined): string {
+  // A negative immediate is printed at the operand size (movq $-1 is $0xffffffffffffffff), as objdump does.
+  const bits = ({ b: 8, w: 16, l: 32 } as Record<string, number>)[mnemonic.at(-1) ?? ''] ?? 64;
+  // An operand with an index and no displacement: (,%rdx,8) is 0x0(,%rdx,8) in gdb and objdump.
+  ops = ops.replace(/(^|,)\(,/g, '$10x0(,');
+  return ops.replace(NUMBER, (_all, lead: string, dollar: string, minus: string, digits: string, next: string) => {
+    let value = BigInt(digits);
+    if (next === '(') {
+      // A displacement is a signed 32-bit field; capstone prints -0x80000000 as -18446744071562067968.
+      const disp = BigInt.asIntN(32, BigInt.asUintN(64, minus ? -value : value));
+      [minus, value] = disp < 0n ? ['-', -disp] : ['', disp];
+    }
+    if (dollar && minus) [minus, value] = ['', BigInt.asUintN(bits, -value)];
+    let text = `${lead}${dollar}${minus}0x${value.toString(16)}`;
+    if (describe && dollar && value >= SMALLEST_ADDRESS) {
+      const sym = describe(value);
+      if (sym) text += ` <${sym}>`;
+    }
+    return text;
+  });
 }

@@ -19,3 +19,9 @@ export function symbolName(target: Target, addr: bigint, lookup = addr): string 
   const off = addr - r.sym.addr;
   return off === 0n ? name : off > 0n ? `${name}+${hex(off)}` : `${name}-${hex(-off)}`;
 }
+
+/** symbolName, but only for an address inside a symbol of known size (a constant that names data or code). */
+export function objectName(target: Target, addr: bigint): string | undefined {
+  const r = target.symbols.resolve(addr);
+  return r && r.sym.size > 0n && addr - r.sym.addr < r.sym.size ? symbolName(target, addr) : undefined;
+}

@@ -15,7 +15,7 @@ import { unwind, type Frame } from '../../targets/unwind.js';
 import type { Dcmd, DcmdModule, Output, SessionView, Walker } from '../dcmd.js';
 import { formatInstruction } from '../disasm.js';
 import { formatHelp, readUpTo } from '../formats.js';
-import { symbolName } from '../names.js';
+import { objectName, symbolName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 import type { Session } from '../session.js';
 
@@ -332,7 +332,7 @@ const dis: Dcmd = {
       }
       for (const i of insns) {
         if (limit !== undefined && i.addr >= limit) break;
-        rows.push({ addr: i.addr, label: symbolOf(t, i.addr) ?? hex(i.addr), bytes: i.bytes.toString('hex'), text: formatInstruction(i, (a) => symbolOf(t, a)) });
+        rows.push({ addr: i.addr, label: symbolOf(t, i.addr) ?? hex(i.addr), bytes: i.bytes.toString('hex'), text: formatInstruction(i, (a) => symbolOf(t, a), (a) => objectName(t, a)) });
         at = i.addr + BigInt(i.size);
         if (rows.length >= count) break;
       }
