@@ -58,6 +58,8 @@ export class GdbClient {
   private readonly removals = new Map<string, { type: PointType; id: number }>();
   private readonly hardwareIds = new Set<number>();
   private running = false;
+  /** The client sent QEnableErrorStrings (lldb): errors as `Exx;HEX` rather than `E.text`. */
+  private errorStrings = false;
   /** This client has run the target: `?` reports its last stop as it is, else as a fresh one. */
   private ranHere = false;
   /** The next m reply, read ahead on an immutable target (see scheduleReadAhead). */
@@ -114,10 +116,11 @@ export class GdbClient {
       return await this.dispatch(req);
     } catch (e) {
       if (!isDbgError(e)) throw e;
-      // O packets are only allowed while the target "runs" (or during qRcmd); elsewhere gdb would
-      // take them for the reply.
-      const running = req.kind === 'resume' || req.kind === 'reverse';
-      return { packet: errorFor(e), output: running ? [`dbg: ${e.message}\n`] : undefined, error: e.message };
+      // A resume that fails is still answered with a stop (the target is where it was) and the
+      // reason as console text: gdb prints it, and lldb, which drops the session on an error
+      // reply to a resume, goes on. (O packets are only allowed while the target "runs".)
+      if (req.kind === 'resume' || req.kind === 'reverse') return this.didNotRun(e.message);
+      return { packet: this.errorReply(e, req.kind), error: e.message };
     }
   }
 
@@ -129,6 +132,9 @@ export class GdbClient {
       case 'query-supported':
         return { packet: this.supported(req.features) };
       case 'start-noack':
+        return { packet: 'OK' };
+      case 'enable-error-strings':
+        this.errorStrings = true;
         return { packet: 'OK' };
       case 'halt-reason':
         return { packet: this.stopText(this.ranHere ? t.status() : freshStop(t.status())) };
@@ -240,7 +246,7 @@ export class GdbClient {
     return out.join(';');
   }
 
-  private stopText(stop: StopStatus): string {
+  private stopText(stop: StopStatus, signal?: number): string {
     const thread = this.validThread(stop.thread);
     let regs;
     try {
@@ -254,6 +260,7 @@ export class GdbClient {
       swbreak: this.swbreak,
       hwbreak: this.hwbreak,
       hardwareIds: this.hardwareIds,
+      signal,
     });
   }
 
@@ -327,7 +334,10 @@ export class GdbClient {
    */
   private point(insert: boolean, type: PointType, addr: bigint, length: number): Reply {
     const bp = this.target.caps.breakpoints;
-    if (!bp) return { packet: '' }; // "not supported": gdb reports it cannot insert the point
+    // A target that never runs (a dump) cannot hit a point: accepting it lets gdb go on to
+    // `continue`, whose answer says why nothing runs (an empty reply here made gdb fall back to
+    // writing int3 into memory: "Cannot access memory", or "too many hardware breakpoints").
+    if (!bp) return { packet: this.target.caps.execution ? '' : 'OK' };
     const key = `${type},${addr},${length}`;
     if (insert) {
       if (this.points.has(key)) return { packet: 'OK' };
@@ -364,12 +374,7 @@ export class GdbClient {
 
   private async resume(actions: readonly ResumeAction[]): Promise<Reply> {
     const exec = this.target.caps.execution;
-    if (!exec) {
-      return {
-        packet: 'E01',
-        output: [`dbg: ${this.target.name} cannot run: execution control is not supported by this target\n`],
-      };
-    }
+    if (!exec) return this.didNotRun(`${this.target.name} cannot run: execution control is not supported by this target`);
     // All-stop: at most one thread steps; any continue action means "run the machine".
     const step = actions.find((a) => a.action === 'step');
     const stop = await this.run(() => (step ? exec.step(this.pick(step.thread)) : exec.resume()));
@@ -399,6 +404,33 @@ export class GdbClient {
     } finally {
       this.running = false;
     }
+  }
+
+  /** A resume that could not run: the stop where the target is (signal 0), and why, for the console. */
+  private didNotRun(why: string): Reply {
+    const stop = this.target.status();
+    return {
+      packet: this.stopText({ ...stop, reason: { kind: 'none' } }, 0),
+      output: [`dbg: ${why}\n`],
+      error: why,
+    };
+  }
+
+  /**
+   * The error reply for a failed request. gdb 13 prints the text of `E.text` for register writes
+   * ("Could not write register ...; remote failure reply 'E.text'") and takes it as an error
+   * elsewhere, except in m replies, which it would decode as hex: reads keep errno-style codes.
+   * lldb asks for `Exx;HEX` with QEnableErrorStrings.
+   */
+  private errorReply(e: DbgError, kind: Request['kind']): string {
+    const code = errorFor(e);
+    let text = e.message;
+    // gdb's own `record full` rewinds by writing registers; dbg's targets with history go back themselves.
+    if (this.target.caps.reverse && (kind === 'write-register' || kind === 'write-registers')) {
+      text += "; gdb's `record full` is not needed here, the target runs backwards itself (reverse-stepi, reverse-continue): `record stop` leaves it";
+    }
+    if (this.errorStrings) return `${code};${Buffer.from(text, 'utf8').toString('hex')}`;
+    return TEXT_ERRORS.has(kind) ? `E.${text}` : code;
   }
 
   private pick(sel: ThreadSel): number {
@@ -468,6 +500,9 @@ function freshStop(stop: StopStatus): StopStatus {
       return stop;
   }
 }
+
+/** Requests whose error reply gdb 13 shows or at least takes as an error when it is `E.text`. */
+const TEXT_ERRORS = new Set<Request['kind']>(['write-registers', 'write-register', 'write-memory', 'insert-point', 'remove-point', 'set-thread']);
 
 function errorFor(e: DbgError): string {
   switch (e.code) {

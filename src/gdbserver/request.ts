@@ -17,6 +17,8 @@ export type ResumeAction = { action: 'step' | 'continue'; thread: ThreadSel; sig
 export type Request =
   | { kind: 'query-supported'; features: readonly string[] }
   | { kind: 'start-noack' }
+  /** lldb's QEnableErrorStrings: error replies become `Exx;HEX-TEXT` (gdb's form is `E.TEXT`). */
+  | { kind: 'enable-error-strings' }
   | { kind: 'halt-reason' }
   | { kind: 'read-registers' }
   | { kind: 'write-registers'; data: Buffer }

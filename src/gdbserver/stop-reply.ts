@@ -28,6 +28,8 @@ export interface StopReplyOptions {
   readonly hwbreak: boolean;
   /** Breakpoint ids inserted with Z1 (reported as hwbreak rather than swbreak). */
   readonly hardwareIds: ReadonlySet<number>;
+  /** The signal to report instead of the one the reason implies (0: "stopped", nothing happened). */
+  readonly signal?: number;
 }
 
 export function threadIdText(index: number, multiprocess: boolean): string {
@@ -45,6 +47,12 @@ export function stopReply(stop: StopStatus, regs: Registers | undefined, o: Stop
       signal = GDB_SIGNAL[r.name] ?? 5;
       break;
     case 'interrupted':
+      signal = 2;
+      break;
+    case 'halted':
+      // QEMU's stub says nothing when a guest halts: the vCPU waits, and its user presses Ctrl-C
+      // and reads "SIGINT, Interrupt" at the instruction after the hlt. dbg stops the run at once
+      // (nothing could wake the CPU) and reports it the same way, with a console note saying why.
       signal = 2;
       break;
     case 'fault':
@@ -68,6 +76,7 @@ export function stopReply(stop: StopStatus, regs: Registers | undefined, o: Stop
     default:
       break;
   }
+  if (o.signal !== undefined) signal = o.signal;
   let text = `T${hex2(signal)}${reason}thread:${threadIdText(stop.thread, o.multiprocess)};`;
   if (regs) {
     for (const n of o.desc.expedite) {

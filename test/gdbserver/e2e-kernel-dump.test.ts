@@ -77,3 +77,16 @@ describe('gdb on the QEMU kernel dump through dbg', () => {
     expect(r.stdout).toMatch(/rip\s+0xffffffffc00016c0\s+0xffffffffc00016c0 <panic\+61>/);
   });
 });
+
+describe('gdb is told the true reason when it asks a dump to do what a dump cannot', () => {
+  it('break + continue and watch + continue say the dump cannot run; a register write says why it is refused', async () => {
+    const r = await gdbBatch(server.port, ['break check_runqueue', 'continue', 'watch jiffies', 'continue', 'set $rax = 1', 'bt 1'], { file: kernel });
+    const all = r.stdout + r.stderr;
+    expect(all.match(/^dbg: kernel dump "vmcore\.elf" cannot run: execution control is not supported by this target$/gm)).toHaveLength(2);
+    expect(all).toContain('Could not write register "rax"; remote failure reply \'E.writing registers is not supported by kernel dump "vmcore.elf"\'');
+    expect(all).not.toContain('Cannot access memory');
+    expect(all).not.toContain('too many hardware breakpoints');
+    // the session goes on where the dump stopped
+    expect(r.stdout).toContain('#0  panic (msg=msg@entry=0xffffffffc000202a "fixture: run queue corrupted") at ./kernel.c:247');
+  });
+});

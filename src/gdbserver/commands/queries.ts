@@ -1,5 +1,5 @@
 /**
- * qSupported[:FEATURES] · QStartNoAckMode · qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH · qAttached[:PID]
+ * qSupported[:FEATURES] · QStartNoAckMode · QEnableErrorStrings · qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH · qAttached[:PID]
  * · qRcmd,HEX · qOffsets · qSymbol:: · vMustReplyEmpty
  */
 
@@ -11,6 +11,7 @@ export function parseQuery(packet: string): Request | undefined {
     return { kind: 'query-supported', features: packet.length > 11 ? packet.slice(11).split(';') : [] };
   }
   if (packet === 'QStartNoAckMode') return { kind: 'start-noack' };
+  if (packet === 'QEnableErrorStrings') return { kind: 'enable-error-strings' };
   if (packet === 'qAttached' || packet.startsWith('qAttached:')) return { kind: 'attached' };
   if (packet === 'qOffsets') return { kind: 'offsets' };
   if (packet.startsWith('qSymbol:')) return { kind: 'symbol-lookup' };
