@@ -25,3 +25,14 @@ export function objectName(target: Target, addr: bigint): string | undefined {
   const r = target.symbols.resolve(addr);
   return r && r.sym.size > 0n && addr - r.sym.addr < r.sym.size ? symbolName(target, addr) : undefined;
 }
+
+/**
+ * How every message names thread `index` (1-based, as ::thread selects it): the vCPU number on an
+ * emulated or recorded machine (`vCPU 0`, as the guest, gdb's thread names and ::whowrote say),
+ * the CPU of a kernel dump (`CPU 0`), else `thread 1`.
+ */
+export function threadName(target: Target, index: number): string {
+  if (target.kind === 'emulator' || target.kind === 'replay') return `vCPU ${index - 1}`;
+  if (target.kind === 'kernel-dump') return `CPU ${index - 1}`;
+  return `thread ${index}`;
+}

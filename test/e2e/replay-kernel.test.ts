@@ -153,7 +153,7 @@ describe('dbg live records, dbg replay and dbg query read', () => {
     const rp = run(['replay', m![1]!, '-e', '::now; panic::bp; ::rcont; ::rstep; ::rstep out; ::stack']);
     expect(rp.stderr).toBe('');
     expect(rp.stdout).toMatch(/^seq 556069 of \[0, 556069\] \(556069 instructions recorded; 0 after now\)$/m);
-    expect(rp.stdout).toMatch(/^seq \d+: panic \(0xffffffff801013cd\), thread 1: breakpoint 1$/m);
+    expect(rp.stdout).toMatch(/^seq \d+: panic \(0xffffffff801013cd\) on vCPU 0: breakpoint 1$/m);
     expect(rp.stdout).toMatch(/timer_tick/);
     const q = run(['query', m![1]!, 'SELECT instructions, inputs > 0 AS has_inputs FROM summary']);
     expect(q.stdout).toBe('instructions  has_inputs\n556069        1\n');

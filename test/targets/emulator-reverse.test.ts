@@ -87,7 +87,7 @@ describe('reverse execution on a live recorded guest', () => {
     expect(t.events.get(1)!.hits).toBe(3);
     const end = seqOf(t);
     for (let i = 1; i >= 0; i--) {
-      expect((await s.run('::rcont'))[0]).toBe(`seq ${hits[i]!.seq}: log_append (0x${hits[i]!.regs.get('rip')!.toString(16)}), thread 1: breakpoint 1`);
+      expect((await s.run('::rcont'))[0]).toBe(`seq ${hits[i]!.seq}: log_append (0x${hits[i]!.regs.get('rip')!.toString(16)}) on vCPU 0: breakpoint 1`);
       expect(t.registers(1)).toEqual(hits[i]!.regs);
       expect(t.status().reason).toMatchObject({ kind: 'breakpoint', id: 1 });
     }
@@ -126,7 +126,7 @@ describe('reverse execution on a live recorded guest', () => {
     for (let i = 1; i >= 0; i--) {
       const out = await s.run('::rcont');
       const writer = stops[i]!.seq - 1n;
-      expect(out[0]).toMatch(new RegExp(`^seq ${writer}: \\S+ \\(0x[0-9a-f]+\\), thread 1: write watchpoint 1 on 0x${tasks.toString(16)} \\(8 bytes\\): memory as before the write$`));
+      expect(out[0]).toMatch(new RegExp(`^seq ${writer}: \\S+ \\(0x[0-9a-f]+\\) on vCPU 0: write watchpoint 1 on 0x${tasks.toString(16)} \\(8 bytes\\): memory as before the write$`));
       const ref = await unrecorded(writer);
       expect(t.status().pc).toBe(ref.pc);
       expect(u64(t, tasks)).toBe(ref.tasks);
@@ -164,7 +164,7 @@ describe('reverse execution on a live recorded guest', () => {
     expect(regsOf(t)).toEqual(out.regs);
     // back over the call: at the call instruction; forward over it again: where step out was
     const rs = await s.run('::rstep over');
-    expect(rs[0]).toMatch(/^seq \d+: task_logger\+0x[0-9a-f]+ \(0x[0-9a-f]+\), thread 1: step$/);
+    expect(rs[0]).toMatch(/^seq \d+: task_logger\+0x[0-9a-f]+ \(0x[0-9a-f]+\) on vCPU 0: step$/);
     expect(seqOf(t)).toBe(hit.seq - 1n);
     // a breakpoint inside the callee stops a step over (as gdb's next does)
     expect((await s.run('::step over'))[0]).toMatch(/^stopped: breakpoint 1 at 0x[0-9a-f]+ log_append on vCPU 0$/);

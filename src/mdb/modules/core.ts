@@ -10,12 +10,12 @@ import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
 import type { Sym } from '../../symbols/symbol-table.js';
 import type { Module } from '../../symbols/symbol-space.js';
-import type { StopReason, Target } from '../../targets/target.js';
+import type { StopReason, StopStatus, Target } from '../../targets/target.js';
 import { unwind, type Frame } from '../../targets/unwind.js';
 import type { Dcmd, DcmdModule, Output, SessionView, Walker } from '../dcmd.js';
 import { formatInstruction } from '../disasm.js';
 import { formatHelp, readUpTo } from '../formats.js';
-import { objectName, symbolName } from '../names.js';
+import { objectName, symbolName, threadName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 import type { Session } from '../session.js';
 
@@ -29,28 +29,55 @@ function noArgs(d: Dcmd, args: readonly string[]): void {
   if (args.length > 0) throw errors.badInput(`::${d.name}: unexpected argument "${args[0]}" (usage: ${d.usage})`);
 }
 
-function reasonText(r: StopReason): string {
+/**
+ * What the target is doing, in words: why it stopped, or that it never ran (a dump, a file, a live
+ * guest waiting at its first instruction), and whether the view is in the recorded past.
+ */
+function reasonText(t: Target, st: StopStatus): string {
+  const r = st.reason;
+  const b = t.caps.reverse?.bounds();
+  const past = b && b.now < b.last ? `in the recorded past at seq ${b.now} (history ends at seq ${b.last}; ::seek ${b.last} returns)` : undefined;
+  const why = stopText(t, r, st);
+  return past ? `${past}; ${why}` : why;
+}
+
+function atEnd(t: Target): boolean {
+  const b = t.caps.reverse?.bounds();
+  return b !== undefined && b.now === b.last;
+}
+
+function stopText(t: Target, r: StopReason, st: StopStatus): string {
+  const at = st.pc !== 0n && t.kind !== 'file' ? ` at ${hexAddr(st.pc)}${symbolOf(t, st.pc) ? ` ${symbolOf(t, st.pc)}` : ''} on ${threadName(t, st.thread)}` : '';
   switch (r.kind) {
     case 'none':
+      if (t.kind === 'emulator') return `waiting at its first instruction${at} (nothing has run yet: :c runs, :s steps)`;
+      if (t.kind === 'replay') return `at seq ${st.seq ?? '?'}${at}${atEnd(t) ? ' (the end of the recorded history)' : ''}`;
+      if (t.kind === 'file') return 'not running (a file: nothing runs)';
       return 'not running (a dump: nothing ran)';
     case 'signal':
       return `killed by signal ${r.signal} (${r.name})`;
     case 'panic':
       return `panic: ${r.message}`;
     case 'breakpoint':
-      return `stopped at breakpoint ${r.id} (${hex(r.addr)})`;
+      return `stopped at breakpoint ${r.id}${at}`;
     case 'watchpoint':
-      return `stopped at ${r.access} watchpoint ${r.id} (${hex(r.addr)}, ${r.length} bytes)`;
+      return `stopped at ${r.access} watchpoint ${r.id} (${hex(r.addr)}, ${r.length} bytes)${at}`;
+    case 'step':
+      return `stopped after a step${at}`;
+    case 'interrupted':
+      return `stopped by an interrupt (Ctrl-C)${at}`;
+    case 'halted':
+      return `halted (hlt with interrupts off)${at}`;
     case 'fault':
-      return `fault: ${r.fault} at ${hex(r.pc)}${r.addr !== undefined ? `, address ${hex(r.addr)}` : ''}`;
+      return `fault: ${r.fault} at ${hex(r.pc)}${r.addr !== undefined ? `, address ${hex(r.addr)}` : ''}${at}`;
     case 'exited':
       return `exited with status ${r.code}`;
     case 'history-begin':
-      return 'at the beginning of the recorded history';
+      return `at the beginning of the recorded history${at}`;
     case 'history-end':
-      return 'at the end of the recorded history';
+      return `at the end of the recorded history${at}`;
     default:
-      return r.kind;
+      return (r as { kind: string }).kind;
   }
 }
 
@@ -82,7 +109,7 @@ const status: Dcmd = {
         kind: t.kind,
         arch: t.arch.name,
         reason: st.reason,
-        reasonText: reasonText(st.reason),
+        reasonText: reasonText(t, st),
         thread: st.thread,
         selectedThread: s.thread,
         pc: hexAddr(st.pc),
@@ -96,9 +123,10 @@ const status: Dcmd = {
       return;
     }
     out.line(`debugging ${t.name} (${t.arch.name}, ${t.kind})`);
-    out.line(`status: ${reasonText(st.reason)}`);
+    out.line(`status: ${reasonText(t, st)}`);
     if (threads.length > 0) {
-      out.line(`thread: ${st.thread} of ${threads.length}${st.pc !== 0n ? `, pc ${hexAddr(st.pc)}${pcName ? ` ${pcName}` : ''}` : ''}`);
+      const vcpu = t.kind === 'emulator' || t.kind === 'replay' ? ` (${threadName(t, st.thread)})` : '';
+      out.line(`thread: ${st.thread} of ${threads.length}${vcpu}${st.pc !== 0n ? `, pc ${hexAddr(st.pc)}${pcName ? ` ${pcName}` : ''}` : ''}`);
     }
     if (st.seq !== undefined) out.line(`seq: ${st.seq}`);
     out.line(`mappings: ${t.mappings().length}; modules: ${t.symbols.modules.map((m) => m.name).join(', ') || 'none'}`);

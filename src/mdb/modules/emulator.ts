@@ -23,6 +23,7 @@
 import { basename } from 'node:path';
 import { hexAddr } from '../../common/format.js';
 import { DbgError, errors } from '../../common/errors.js';
+import { threadName } from '../names.js';
 // Types only: importing the emulator (koffi, Unicorn, SQLite) would cost every `dbg open` ~40 ms.
 import type { EmulatorTarget, EventSpec } from '../../targets/emulator/emulator-target.js';
 import { need, type StopReason, type StopStatus, type Target, type WatchKind } from '../../targets/target.js';
@@ -43,7 +44,7 @@ function where(t: Target, addr: bigint): string {
 
 export function describeStop(t: Target, st: StopStatus): string {
   const r: StopReason = st.reason;
-  const at = `at ${where(t, st.pc)} on vCPU ${st.thread - 1}`;
+  const at = `at ${where(t, st.pc)} on ${threadName(t, st.thread)}`;
   switch (r.kind) {
     case 'breakpoint':
       return `stopped: breakpoint ${r.id} ${at}`;
@@ -56,7 +57,7 @@ export function describeStop(t: Target, st: StopStatus): string {
     case 'interrupted':
       return `stopped: interrupted ${at}`;
     case 'fault':
-      return `stopped: fault: ${r.fault}; pc ${where(t, r.pc)}${r.addr !== undefined ? `, address ${hexAddr(r.addr)}` : ''} on vCPU ${st.thread - 1}`;
+      return `stopped: fault: ${r.fault}; pc ${where(t, r.pc)}${r.addr !== undefined ? `, address ${hexAddr(r.addr)}` : ''} on ${threadName(t, st.thread)}`;
     case 'exited':
       return `stopped: the guest exited with code ${r.code} ${at}`;
     case 'history-end':

@@ -24,7 +24,7 @@ import { errors } from '../../common/errors.js';
 import { hex } from '../../common/format.js';
 import { need, type HistoryWrite, type StopStatus, type Target } from '../../targets/target.js';
 import type { Dcmd, DcmdModule, Invocation, Output, SessionView } from '../dcmd.js';
-import { symbolName } from '../names.js';
+import { symbolName, threadName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 import { sessionStop } from './emulator.js';
 
@@ -56,7 +56,7 @@ function report(session: SessionView, stop: StopStatus, out: Output): void {
     out.json({ seq: st.seq?.toString(), thread: st.thread, pc: hex(st.pc), reason: r.kind, ...(r.kind === 'breakpoint' || r.kind === 'watchpoint' ? { id: r.id } : {}) });
     return;
   }
-  out.line(`seq ${st.seq ?? '?'}: ${where(session.target, st.pc)}, thread ${st.thread}: ${why}`);
+  out.line(`seq ${st.seq ?? '?'}: ${where(session.target, st.pc)} on ${threadName(session.target, st.thread)}: ${why}`);
 }
 
 function noMoreArgs(d: Dcmd, args: readonly string[]): void {
