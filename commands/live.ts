@@ -93,7 +93,7 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
         process.stderr.write(`dbg: recording to ${path} (dbg replay ${path}; --no-record to turn off)\n`);
       }
     } catch (e) {
-      reportError(e);
+      reportError(e, flags.json);
       process.exitCode = 1;
       return;
     }

@@ -38,7 +38,7 @@ export default class Query extends Command {
       TraceReader.open(args.file).close(); // a bad trace is reported before any worker starts
       printTable(await interruptibleSql(args.file, args.sql, abort.signal), stdoutOutput(flags.json));
     } catch (e) {
-      reportError(e);
+      reportError(e, flags.json);
       process.exitCode = abort.signal.aborted ? 130 : 1;
     } finally {
       process.off('SIGINT', onSigint);

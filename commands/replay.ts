@@ -46,7 +46,7 @@ export default class Replay extends Command {
         await target.seekTo(BigInt(flags.seek));
       }
     } catch (e) {
-      reportError(e);
+      reportError(e, flags.json);
       process.exitCode = 1;
       return;
     }

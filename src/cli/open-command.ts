@@ -24,7 +24,7 @@ export async function runOpen(file: string, flags: OpenFlags): Promise<number> {
     if (problem) throw errors.badInput(problem);
     target = openTarget(file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, symbols: flags.symbols });
   } catch (e) {
-    reportError(e);
+    reportError(e, flags.json);
     return 1;
   }
   try {

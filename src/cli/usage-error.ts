@@ -5,6 +5,7 @@
  */
 
 import { reportError } from '../mdb/cli-session.js';
+import { errorJson } from '../mdb/json.js';
 
 const ANSI = /\x1b\[[0-9;]*m/g;
 
@@ -53,11 +54,15 @@ export function reportCommandError(command: { id?: string }, err: OclifError): v
   if (err.oclif?.exit === 0) return;
   // Reported here: oclif's "did not parse its arguments" warning would only repeat it.
   (command as { parsed?: boolean }).parsed = true;
+  // The flags did not parse, so --json is looked for in the words themselves.
+  const json = (command as { argv?: string[] }).argv?.includes('--json') ?? false;
   if (err.oclif === undefined) {
-    reportError(err);
+    reportError(err, json);
     process.exitCode = 1;
     return;
   }
-  process.stderr.write(`${usageErrorLine(command.id ?? '', err)}\n`);
+  const line = usageErrorLine(command.id ?? '', err);
+  if (json) process.stdout.write(`${errorJson('usage', line.replace(/^dbg: /, ''))}\n`);
+  else process.stderr.write(`${line}\n`);
   process.exitCode = 2;
 }

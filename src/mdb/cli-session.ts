@@ -4,8 +4,8 @@
  *
  *   - Output goes to stdout. With --json every answer is one JSON value per line: dcmds with
  *     structure print objects or arrays, other output prints as JSON strings.
- *   - An expected failure (DbgError) prints one line `dbg: <message>` on stderr. Anything else is
- *     a bug in dbg and prints its stack.
+ *   - An expected failure (DbgError) prints one line `dbg: <message>` on stderr (with --json, an
+ *     {"error": …} object on stdout; see json.ts). Anything else is a bug in dbg and prints its stack.
  *   - `-e`: statements run in order and the first failure stops the script (as `sh -e` would:
  *     later commands usually depend on earlier ones, such as a thread selection); the exit
  *     status is then 1. A script that succeeds exits 0.
@@ -22,6 +22,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { isDbgError } from '../common/errors.js';
+import { errorJson } from './json.js';
 import type { Target } from '../targets/target.js';
 import type { DcmdModule, Output } from './dcmd.js';
 import { builtinModules } from './modules/index.js';
@@ -42,10 +43,15 @@ export function historyFile(): string {
   return process.env.DBG_HISTORY ?? join(homedir(), '.dbg_history');
 }
 
-/** Print a failure the way dbg prints them; returns nothing, never throws. */
-export function reportError(e: unknown): void {
-  if (isDbgError(e)) process.stderr.write(`dbg: ${e.message}\n`);
-  else process.stderr.write(`dbg: internal error (a bug in dbg): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+/**
+ * Print a failure the way dbg prints them: one line `dbg: …` on stderr, or with --json one object
+ * {"error": {"code", "message"}} on stdout (src/mdb/json.ts). Returns nothing, never throws.
+ */
+export function reportError(e: unknown, json = false): void {
+  const internal = `internal error (a bug in dbg): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
+  if (json) process.stdout.write(`${errorJson(isDbgError(e) ? e.code : 'internal', isDbgError(e) ? e.message : internal)}\n`);
+  else if (isDbgError(e)) process.stderr.write(`dbg: ${e.message}\n`);
+  else process.stderr.write(`dbg: ${internal}\n`);
 }
 
 export function stdoutOutput(json: boolean): Output {
@@ -89,7 +95,7 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
       else await session.execute(line, out);
       return true;
     } catch (e) {
-      reportError(e);
+      reportError(e, opts.json);
       return false;
     } finally {
       running = false;

@@ -142,9 +142,14 @@ export class TraceReader {
 
   /**
    * Table-valued functions for raw SQL: steps(first_seq, count) -> (seq, vcpu, pc) and
-   * writes(phys_addr, length) -> (seq, host, phys_addr, length, old, new).
+   * writes(phys_addr, length) -> (seq, host, phys_addr, length, old, new); and hex64(x), an
+   * address as dbg prints it ('0xffffffff80101445'): SQLite's integers are signed, so a pc above
+   * 2^63 is negative as a number.
    */
   private registerFunctions(): void {
+    this.db.function('hex64', { deterministic: true, safeIntegers: true }, (v: unknown) =>
+      typeof v === 'bigint' || typeof v === 'number' ? `0x${BigInt.asUintN(64, BigInt(v)).toString(16)}` : null,
+    );
     // The functions read through a second connection: SQLite's connection is busy with the
     // statement that calls them.
     const self = this;

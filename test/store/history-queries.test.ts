@@ -86,7 +86,7 @@ describe('history queries', () => {
     expect(every.length).toBeGreaterThan(3);
     expect(await run(s, 'visit::when -n 2')).toEqual([`visit (0x${visit.toString(16)}) ran more than 2 times: seq ${every[0]}, ${every[1]}, ...`]);
     expect(await run(s, 'visit::when -c -n 2')).toEqual([`visit (0x${visit.toString(16)}) ran ${every.length} times: seq ${every[0]}, ${every[1]}, ...`]);
-    expect(await runJson(s, 'visit::when -n 2')).toEqual([{ pc: hex(visit), seqs: [String(every[0]), String(every[1])], more: true }]);
+    expect(await runJson(s, 'visit::when -n 2')).toEqual([{ pc: hex(visit), seqs: [Number(every[0]), Number(every[1])], more: true }]);
     const h = t.caps.history!.when(visit, every.length);
     expect(h).toEqual({ seqs: every.map(BigInt), more: false });
     t.close();

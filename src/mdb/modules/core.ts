@@ -15,6 +15,7 @@ import { unwind, type Frame } from '../../targets/unwind.js';
 import type { Dcmd, DcmdModule, Output, SessionView, Walker } from '../dcmd.js';
 import { formatInstruction } from '../disasm.js';
 import { formatHelp, readUpTo } from '../formats.js';
+import { jsonCount } from '../json.js';
 import { objectName, symbolName, threadName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 import type { Session } from '../session.js';
@@ -110,6 +111,7 @@ const status: Dcmd = {
         arch: t.arch.name,
         reason: st.reason,
         reasonText: reasonText(t, st),
+        seq: jsonCount(st.seq),
         thread: st.thread,
         selectedThread: s.thread,
         pc: hexAddr(st.pc),

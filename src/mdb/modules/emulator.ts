@@ -23,6 +23,7 @@
 import { basename } from 'node:path';
 import { hexAddr } from '../../common/format.js';
 import { DbgError, errors } from '../../common/errors.js';
+import { jsonable, stopJson } from '../json.js';
 import { threadName } from '../names.js';
 // Types only: importing the emulator (koffi, Unicorn, SQLite) would cost every `dbg open` ~40 ms.
 import type { EmulatorTarget, EventSpec } from '../../targets/emulator/emulator-target.js';
@@ -72,13 +73,10 @@ export function describeStop(t: Target, st: StopStatus): string {
 function report(s: SessionView, st: StopStatus, out: Output): void {
   s.thread = st.thread;
   s.dot = st.pc;
-  if (out.jsonMode) out.json({ stop: st.reason.kind, thread: st.thread, pc: hexAddr(st.pc), seq: String(st.seq ?? 0n), reason: jsonable(st.reason) });
+  if (out.jsonMode) out.json(stopJson(s.target, st));
   else out.line(describeStop(s.target, st));
 }
 
-function jsonable(v: unknown): unknown {
-  return JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `0x${x.toString(16)}` : x)));
-}
 
 // ---------------------------------------------------------------------------------------------
 // The session's events

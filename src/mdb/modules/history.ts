@@ -24,6 +24,7 @@ import { errors } from '../../common/errors.js';
 import { hex } from '../../common/format.js';
 import { need, type HistoryWrite, type StopStatus, type Target } from '../../targets/target.js';
 import type { Dcmd, DcmdModule, Invocation, Output, SessionView } from '../dcmd.js';
+import { jsonCount, sqlJson, stopJson } from '../json.js';
 import { symbolName, threadName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 import { sessionStop } from './emulator.js';
@@ -53,7 +54,7 @@ function report(session: SessionView, stop: StopStatus, out: Output): void {
             ? 'end of the recorded history'
             : r.kind;
   if (out.jsonMode) {
-    out.json({ seq: st.seq?.toString(), thread: st.thread, pc: hex(st.pc), reason: r.kind, ...(r.kind === 'breakpoint' || r.kind === 'watchpoint' ? { id: r.id } : {}) });
+    out.json(stopJson(session.target, st));
     return;
   }
   out.line(`seq ${st.seq ?? '?'}: ${where(session.target, st.pc)} on ${threadName(session.target, st.thread)}: ${why}`);
@@ -162,7 +163,7 @@ const discard: Dcmd = {
       throw errors.badInput(`::discard deletes the ${b.last - b.now} instructions recorded after seq ${b.now}: repeat with -f to do it (usage: ${this.usage})`);
     }
     const st = rev.discard();
-    if (out.jsonMode) return out.json({ seq: b.now.toString(), discarded: (b.last - b.now).toString() });
+    if (out.jsonMode) return out.json({ seq: jsonCount(b.now), discarded: jsonCount(b.last - b.now) });
     out.line(`seq ${b.now} is now the present: ${b.last - b.now} recorded instructions discarded`);
     report(session, st, out);
   },
@@ -176,7 +177,7 @@ const now: Dcmd = {
   run(session, inv, out) {
     noMoreArgs(this, inv.args);
     const b = need(session.target, 'reverse').bounds();
-    if (out.jsonMode) return out.json({ now: b.now.toString(), first: b.first.toString(), last: b.last.toString() });
+    if (out.jsonMode) return out.json({ now: jsonCount(b.now), first: jsonCount(b.first), last: jsonCount(b.last), after: jsonCount(b.last - b.now) });
     out.line(`seq ${b.now} of [${b.first}, ${b.last}] (${b.last - b.first} instructions recorded; ${b.last - b.now} after now)`);
   },
 };
@@ -198,7 +199,7 @@ function writeLine(t: Target, w: HistoryWrite): string {
 }
 
 function writeJson(w: HistoryWrite): unknown {
-  return { seq: w.seq.toString(), host: w.host, vcpu: w.vcpu, pc: w.pc === undefined ? undefined : hex(w.pc), phys: hex(w.phys), old: w.old.toString('hex'), new: w.data.toString('hex') };
+  return { seq: jsonCount(w.seq), host: w.host, vcpu: w.vcpu ?? null, pc: w.pc === undefined ? null : hex(w.pc), phys: hex(w.phys), old: w.old.toString('hex'), new: w.data.toString('hex') };
 }
 
 const whowrote: Dcmd = {
@@ -250,7 +251,7 @@ const when: Dcmd = {
     const { max, flags } = countFlag(this, inv, 20, 'c');
     const addr = inv.addr!;
     const r = need(session.target, 'history').when(addr, max, { count: flags.has('c') });
-    if (out.jsonMode) return out.json({ pc: hex(addr), seqs: r.seqs.map(String), more: r.more, ...(r.count !== undefined ? { count: r.count } : {}) });
+    if (out.jsonMode) return out.json({ pc: hex(addr), seqs: r.seqs.map(Number), more: r.more, ...(r.count !== undefined ? { count: r.count } : {}) });
     const n = r.count ?? r.seqs.length;
     const times = r.count === undefined && r.more ? `more than ${n} times` : `${n} time${n === 1 ? '' : 's'}`;
     const list = r.seqs.length ? ': seq ' + r.seqs.join(', ') + (r.more ? ', ...' : '') : '';
@@ -299,7 +300,7 @@ export function printTable(r: { columns: string[]; rows: unknown[][]; truncated?
     else process.stderr.write(note + '\n');
   }
   if (out.jsonMode) {
-    for (const row of r.rows) out.json(Object.fromEntries(r.columns.map((c, i) => [c, typeof row[i] === 'bigint' ? String(row[i]) : Buffer.isBuffer(row[i]) ? (row[i] as Buffer).toString('hex') : row[i]])));
+    for (const row of r.rows) out.json(Object.fromEntries(r.columns.map((c, i) => [c, sqlJson(row[i])])));
     return;
   }
   const cells = r.rows.map((row) => row.map(cell));
