@@ -9,7 +9,11 @@
  *   - `-e`: statements run in order and the first failure stops the script (as `sh -e` would:
  *     later commands usually depend on earlier ones, such as a thread selection); the exit
  *     status is then 1. A script that succeeds exits 0.
- *   - REPL: history in ~/.dbg_history, line editing by node:readline, prompt "> " as MDB's.
+ *   - REPL: history in ~/.dbg_history, line editing by node:readline, Tab completes dcmds,
+ *     walkers, symbols and file names (completer.ts), Ctrl-R searches the history
+ *     (reverse-search.ts); the prompt is "> " as MDB's, or `[seq N, past]> ` on a recording.
+ *   - A failing line that is a gdb habit (`bt`, `info registers`, `x/4gx`, `p`) gets the MDB
+ *     command that does it appended to its error (gdb-hints.ts).
  *     At a terminal an empty line repeats the last display format at the next address, as in MDB.
  *     A failing command is reported and the session goes on. When stdin is not a terminal the
  *     same loop reads commands from it without a prompt, and exits 1 if any command failed.
@@ -21,8 +25,11 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { isDbgError } from '../common/errors.js';
+import { DbgError, isDbgError } from '../common/errors.js';
+import { completeLine } from './completer.js';
+import { gdbHint } from './gdb-hints.js';
 import { errorJson } from './json.js';
+import { addReverseSearch } from './reverse-search.js';
 import type { Target } from '../targets/target.js';
 import type { DcmdModule, Output } from './dcmd.js';
 import { builtinModules } from './modules/index.js';
@@ -95,7 +102,7 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
       else await session.execute(line, out);
       return true;
     } catch (e) {
-      reportError(e, opts.json);
+      reportError(withGdbHint(e, line), opts.json);
       return false;
     } finally {
       running = false;
@@ -112,6 +119,13 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
   }
 
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  // Where the session is: `[seq 1000538, past]> ` in the recorded past, `[seq N]> ` at the
+  // present of a recorded guest, `> ` (MDB's) on a dump.
+  const promptFor = (): string => {
+    if (opts.prompt) return opts.prompt;
+    const b = target.caps.reverse?.bounds();
+    return b ? `[seq ${b.now}${b.now < b.last ? ', past' : ''}]> ` : '> ';
+  };
   const rl = createInterface({
     input: process.stdin,
     output: tty ? process.stdout : undefined,
@@ -119,8 +133,10 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
     history: tty ? loadHistory() : [],
     historySize: HISTORY_LINES,
     removeHistoryDuplicates: true,
-    prompt: opts.prompt ?? '> ',
+    prompt: promptFor(),
+    completer: (line: string) => completeLine(session, line),
   });
+  if (tty) addReverseSearch(rl, promptFor);
   rl.on('SIGINT', () => {
     if (running) {
       process.stdout.write('^C\n');
@@ -144,7 +160,10 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
         if (!(await run(line))) failed = true;
         if (session.quitRequested) break;
       }
-      if (tty) rl.prompt();
+      if (tty) {
+        rl.setPrompt(promptFor());
+        rl.prompt();
+      }
     }
   } finally {
     rl.close();
@@ -168,4 +187,10 @@ function saveHistory(line: string): void {
   } catch {
     // History is a convenience: a read-only home must not break the session.
   }
+}
+
+/** A failed line's error with the MDB way to do what it asked in gdb's language, when it was gdb's. */
+function withGdbHint(e: unknown, line: string): unknown {
+  const hint = isDbgError(e) ? gdbHint(line) : undefined;
+  return hint ? new DbgError((e as DbgError).code, `${(e as DbgError).message}; ${hint}`) : e;
 }
