@@ -9,13 +9,14 @@ export default class Query extends Command {
   static override summary = 'Run read-only SQL over a recorded trace';
 
   static override description = [
-    'The trace is opened read-only. Views: chunks(chunk, first_seq, last_seq, instructions, writes, lines, pc_bytes), memory_lines(phys_addr, chunk, chunk_first_seq, bytes_written_mask, bytes), checkpoints(seq, vcpu, chunk, kind, full_image, bytes), inputs(seq, vcpu, kind, detail), summary(first_seq, last_seq, instructions, writes, chunks, checkpoints, inputs). Table-valued functions: steps(first_seq, count) -> (seq, vcpu, pc) and writes(phys_addr, length) -> (seq, host, phys_addr, length, old, new).',
+    'The trace is opened read-only. Views: chunks(chunk, first_seq, last_seq, instructions, writes, lines, pc_bytes), memory_lines(phys_addr, chunk, chunk_first_seq, bytes_written_mask, bytes), checkpoints(seq, vcpu, chunk, kind, full_image, bytes), inputs(seq, vcpu, kind, detail), summary(first_seq, last_seq, instructions, writes, chunks, checkpoints, inputs). Table-valued functions: steps(first_seq, count) -> (seq, vcpu, pc) and writes(phys_addr, length) -> (seq, host, phys_addr, length, old, new). hex64(x) writes an address as dbg does (SQLite integers are signed: a kernel pc is negative as a number).',
+    'With --json each row is one object: integers are numbers (decimal strings beyond 2^53), blobs hex strings; an error is {"error": {"code", "message"}} on stdout.',
     'Tables (chunk, mem, ckpt, ram_init, input, meta) hold packed data; see src/store/schema.ts.',
   ].join('\n\n');
 
   static override examples = [
     "<%= config.bin %> query kernel.trace 'SELECT * FROM summary'",
-    "<%= config.bin %> query kernel.trace \"SELECT seq, printf('%x', pc) FROM steps(1000, 10)\"",
+    '<%= config.bin %> query kernel.trace "SELECT seq, vcpu, hex64(pc) AS pc FROM steps(1000, 10)"',
     "<%= config.bin %> query kernel.trace 'SELECT seq, hex(old), hex(new) FROM writes(1052672, 8) LIMIT 5'",
   ];
 

@@ -282,7 +282,7 @@ function cell(v: unknown): string {
 const sql: Dcmd = {
   name: 'sql',
   usage: '::sql QUERY',
-  help: 'read-only SQL over the trace (views chunks, memory_lines, checkpoints, inputs, summary; functions steps(seq, n), writes(addr, len))',
+  help: 'read-only SQL over the trace (views chunks, memory_lines, checkpoints, inputs, summary; functions steps(seq, n), writes(addr, len), hex64(x) for addresses)',
   needs: ['history'],
   async run(session, inv, out) {
     const q = inv.args.join(' ').trim();
