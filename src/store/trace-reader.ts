@@ -8,6 +8,8 @@
  */
 
 import type Database from 'better-sqlite3';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { compressedInput } from '../common/compressed.js';
 import { DbgError, errors } from '../common/errors.js';
 import { decodeLineRow, rowFirstOrder, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
 import { nativeRecorder } from './native-recorder.js';
@@ -208,6 +210,7 @@ export class TraceReader {
 
   static open(path: string, functions = true): TraceReader {
     checkTracePath(path);
+    refuseCompressed(path);
     const db = openTrace(path);
     try {
       return guard(path, () => new TraceReader(path, db, functions));
@@ -600,4 +603,17 @@ export class TraceReader {
   get vcpus(): number {
     return this.info.vcpus;
   }
+}
+
+/** A compressed trace (`k.trace.xz`): say how to decompress it rather than "not a dbg trace". */
+function refuseCompressed(path: string): void {
+  const head = Buffer.alloc(8);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, 8, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const compressed = compressedInput(path, head, (plain) => `dbg replay ${plain}`);
+  if (compressed) throw compressed;
 }

@@ -40,6 +40,7 @@ beforeAll(() => {
   const r = spawnSync(process.execPath, [dbg, 'live', '--emulate', kernel, '--wait', '-q', '--record', trace, '-e', 'kmain::bp; :c'], { encoding: 'utf8', timeout: 60_000 });
   if (r.status !== 0) throw new Error(`recording the test trace failed: ${r.stderr}`);
   spawnSync('xz', ['-k', raw]);
+  spawnSync('xz', ['-k', trace]);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -99,12 +100,14 @@ const cases: Record<string, () => Case[]> = {
     [['replay', trace, '--seek', '999999999999'], /^dbg: seq 999999999999 is outside the recorded history \[0, \d+\]$/, 1],
     [['replay', trace, '--gdb', 'notaport', '-e', '::now'], gdbPort, 1],
     [['replay', trace, '-e'], usage('replay', 'flag --execute expects a value'), 2],
+    [['replay', `${trace}.xz`], `dbg: "${trace}.xz" is xz-compressed; dbg reads files uncompressed: xz -dk ${trace}.xz, then dbg replay ${trace}`, 1],
   ],
   query: () => [
     [['query'], usage('query', 'missing arguments FILE: the trace file; SQL: the query'), 2],
     [['query', trace], usage('query', 'missing argument SQL: the query'), 2],
     [['query', nosuch, 'SELECT 1'], new RegExp(`^dbg: .*"${nosuch}" does not exist`), 1],
     [['query', trace, 'SELECT nonsense'], 'dbg: bad SQL: no such column: nonsense', 1],
+    [['query', `${trace}.xz`, 'SELECT 1'], `dbg: "${trace}.xz" is xz-compressed; dbg reads files uncompressed: xz -dk ${trace}.xz, then dbg replay ${trace}`, 1],
     [['query', trace, 'SELECT 1', 'extra'], usage('query', 'unexpected argument: extra'), 2],
     [['query', trace, 'SELECT 1', '--bogus'], usage('query', 'unknown flag --bogus'), 2],
   ],
