@@ -1,6 +1,6 @@
 import { Args, Command, Flags } from '@oclif/core';
 import { scriptOf } from '../src/cli/script-flag.js';
-import { reportCommandError } from '../src/cli/usage-error.js';
+import { refuseBooleanValues, reportCommandError } from '../src/cli/usage-error.js';
 import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { describeStop } from '../src/mdb/modules/emulator.js';
@@ -66,6 +66,7 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
   };
 
   async run(): Promise<void> {
+    refuseBooleanValues(this.argv, Live.flags);
     const { args, flags } = await this.parse(Live);
     const file = flags.emulate ?? args.file;
     let target: EmulatorTarget;

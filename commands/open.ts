@@ -1,6 +1,6 @@
 import { Args, Command, Flags } from '@oclif/core';
 import { scriptOf } from '../src/cli/script-flag.js';
-import { reportCommandError } from '../src/cli/usage-error.js';
+import { refuseBooleanValues, reportCommandError } from '../src/cli/usage-error.js';
 import { gdbPolicyFlags } from '../src/cli/gdb-flags.js';
 import { runOpen } from '../src/cli/open-command.js';
 
@@ -36,6 +36,7 @@ export default class Open extends Command {
   };
 
   async run(): Promise<void> {
+    refuseBooleanValues(this.argv, Open.flags);
     const { args, flags } = await this.parse(Open);
     process.exitCode = await runOpen(args.file, { ...flags, execute: scriptOf(flags.execute) });
   }

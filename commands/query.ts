@@ -1,5 +1,5 @@
 import { Args, Command, Flags } from '@oclif/core';
-import { reportCommandError } from '../src/cli/usage-error.js';
+import { refuseBooleanValues, reportCommandError } from '../src/cli/usage-error.js';
 import { reportError, stdoutOutput } from '../src/mdb/cli-session.js';
 import { printTable } from '../src/mdb/modules/history.js';
 import { interruptibleSql } from '../src/store/interruptible-sql.js';
@@ -30,6 +30,7 @@ export default class Query extends Command {
   };
 
   async run(): Promise<void> {
+    refuseBooleanValues(this.argv, Query.flags);
     const { args, flags } = await this.parse(Query);
     // Ctrl-C stops the query (it runs on a worker thread; this one keeps watching for SIGINT).
     const abort = new AbortController();

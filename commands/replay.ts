@@ -1,6 +1,6 @@
 import { Args, Command, Flags } from '@oclif/core';
 import { scriptOf } from '../src/cli/script-flag.js';
-import { reportCommandError } from '../src/cli/usage-error.js';
+import { refuseBooleanValues, reportCommandError } from '../src/cli/usage-error.js';
 import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { ReplayTarget } from '../src/targets/replay/replay-target.js';
@@ -35,6 +35,7 @@ export default class Replay extends Command {
   };
 
   async run(): Promise<void> {
+    refuseBooleanValues(this.argv, Replay.flags);
     const { args, flags } = await this.parse(Replay);
     let target: ReplayTarget;
     try {

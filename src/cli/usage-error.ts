@@ -66,3 +66,24 @@ export function reportCommandError(command: { id?: string }, err: OclifError): v
   else process.stderr.write(`${line}\n`);
   process.exitCode = 2;
 }
+
+/**
+ * oclif reads `--raw=yes` as the flag --raw and a word "yes" (which then stands as FILE, or is
+ * dropped): a boolean flag given a value is a usage error here, before oclif parses.
+ */
+export function refuseBooleanValues(argv: readonly string[], flags: Record<string, { type: string; char?: string }>): void {
+  const byChar = new Map<string, { type: string }>(Object.values(flags).flatMap((f) => (f.char ? [[`-${f.char}`, f] as [string, { type: string }]] : [])));
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === '--') return;
+    const named = word.startsWith('--') ? flags[word.slice(2)] : byChar.get(word);
+    if (named && named.type !== 'boolean') {
+      i++; // the flag's value, which may itself start with --
+      continue;
+    }
+    const m = /^--([\w-]+)=(.*)$/.exec(word);
+    if (m && flags[m[1]!]?.type === 'boolean') {
+      throw Object.assign(new Error(`--${m[1]} takes no value (got ${word}); give --${m[1]} alone`), { oclif: { exit: 2 } });
+    }
+  }
+}

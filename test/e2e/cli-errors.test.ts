@@ -54,6 +54,8 @@ const cases: Record<string, () => Case[]> = {
     [['open'], usage('open', 'missing argument FILE: the dump, core, ELF or raw file to open'), 2],
     [['open', raw, 'extra'], usage('open', 'unexpected argument: extra'), 2],
     [['open', raw, '--bogus'], usage('open', 'unknown flag --bogus'), 2],
+    [['open', raw, '--raw=yes'], usage('open', '--raw takes no value (got --raw=yes); give --raw alone'), 2],
+    [['open', '--json=1', raw, '-e', '0/X'], usage('open', '--json takes no value (got --json=1); give --json alone'), 2],
     [['open', nosuch], `dbg: cannot open "${nosuch}": no such file`, 1],
     [['open', emptyDir], `dbg: cannot open "${emptyDir}": it is a directory`, 1],
     [['open', raw, '--exe', kernel], `dbg: --exe does not apply to "${raw}", which is not an ELF file and opens as a raw file`, 1],
@@ -79,6 +81,7 @@ const cases: Record<string, () => Case[]> = {
     [['live', '--emulate', kernel, '--quantum', '0'], usage('live', '--quantum 0: expected an integer greater than or equal to 1'), 2],
     [['live', '--emulate', kernel, '--symbols', nosuch, '--no-record', '--wait', '-e', '::status'], `dbg: cannot open "${nosuch}": no such file`, 1],
     [['live', '--emulate', kernel, '--cmdline'], usage('live', 'flag --cmdline expects a value'), 2],
+    [['live', '--emulate', kernel, '--wait=x'], usage('live', '--wait takes no value (got --wait=x); give --wait alone'), 2],
     [['live', '--emulate', kernel, '--record', trace, '--wait', '-e', '::status'], `dbg: trace "${trace}" already exists: choose another file or remove it first`, 1],
     [['live', '--emulate', kernel, '--record', join(nosuch, 'x.trace'), '--wait', '-e', '::status'], /^dbg: trace ".*x\.trace": .*directory/, 1],
     [['live', '--emulate', kernel, '--record', join(dir, 'r.trace'), '--no-record'], usage('live', '--no-record=true cannot also be provided when using --record'), 2],
@@ -138,6 +141,8 @@ describe('-e given more than once', () => {
     const failing = await run(['open', raw, '-e', '0t1=D', '-e', '::nosuch', '-e', '0t2=D']);
     expect(failing.stdout.trim()).toBe('1');
     expect(failing.code).toBe(1);
+    // a script that starts with -- is the value of -e, not a flag
+    expect((await run(['open', raw, '-e', '--raw=1'])).stderr).not.toContain('takes no value');
     const replay = await run(['replay', trace, '-e', '::seek 0t10', '-e', '::now']);
     expect(replay.stdout).toMatch(/^seq 10 of \[0, \d+\]/m);
   });
