@@ -8,34 +8,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { onPty } from '../helpers/pty.js';
 import { repoRoot } from '../helpers/repo.js';
-
-// Runs argv on a pty, types each step's keys and waits the step's seconds; prints the screen.
-const driver = String.raw`
-import json, os, pty, select, sys, time
-argv, steps, cwd = json.loads(sys.argv[1])
-pid, fd = pty.fork()
-if pid == 0:
-    os.chdir(cwd)
-    os.execvp(argv[0], argv)
-out = b''
-def pump(seconds):
-    global out
-    end = time.time() + seconds
-    while time.time() < end:
-        r, _, _ = select.select([fd], [], [], 0.05)
-        if r:
-            try:
-                out += os.read(fd, 65536)
-            except OSError:
-                return
-pump(4)
-for wait, keys in steps:
-    os.write(fd, keys.encode())
-    pump(wait)
-os.waitpid(pid, 0)
-sys.stdout.write(out.decode('utf8', 'replace'))
-`;
 
 const dbg = join(repoRoot, 'bin', 'dbg');
 const kernel = join(repoRoot, 'dumps', 'kernel.elf');
@@ -44,9 +18,9 @@ const trace = join(dir, 'k.trace');
 
 function terminal(args: string[], steps: [number, string][]): string {
   const env = { ...process.env, DBG_HISTORY: join(dir, 'history'), TERM: 'xterm' };
-  const r = spawnSync('python3', ['-c', driver, JSON.stringify([[process.execPath, dbg, ...args], steps, dir])], { encoding: 'utf8', timeout: 90_000, env });
+  const screen = onPty([process.execPath, dbg, ...args], steps, { cwd: dir, settle: 4, env });
   // The screen without colour and cursor movement, so the text can be matched.
-  return (r.stdout ?? '').replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
+  return screen.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
 }
 
 beforeAll(() => {
