@@ -130,7 +130,8 @@ CREATE VIEW summary AS
 `;
 
 function sqliteFailure(path: string, e: unknown): DbgError {
-  const msg = (e as Error).message ?? String(e);
+  // One line: SQLite quotes the damaged schema text, newlines and all.
+  const msg = ((e as Error).message ?? String(e)).replace(/\s+/g, ' ');
   const code = (e as { code?: string }).code ?? '';
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || /not a database|malformed/.test(msg)) {
     return errors.corrupt(path, `not a readable dbg trace (${msg}); the file is damaged or is not a trace`);

@@ -11,6 +11,7 @@
  *   integer in range where a number is) by the accessors below.
  */
 
+import type Database from 'better-sqlite3';
 import { statSync, type Stats } from 'node:fs';
 import { totalmem } from 'node:os';
 import { DbgError, errors } from '../common/errors.js';
@@ -129,4 +130,66 @@ function sqlType(v: unknown): string {
   if (typeof v === 'string') return 'TEXT';
   if (typeof v === 'number' && !Number.isInteger(v)) return 'REAL';
   return 'INTEGER';
+}
+
+/**
+ * `db` whose statements turn SQLite's errors at run time (a damaged page met by a query long after
+ * the open: "database disk image is malformed") into trace errors. prepare() itself is left as it
+ * is: its errors are the SQL's (reader.sql reports them as bad SQL).
+ */
+export function guardTraceDb(path: string, db: Database.Database): Database.Database {
+  return new Proxy(db, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target) as unknown;
+      if (prop === 'prepare') return (sql: string) => guardStatement(path, target.prepare(sql));
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+function sqliteError(path: string, e: unknown): unknown {
+  if (e instanceof DbgError || !(e instanceof Error) || e.name !== 'SqliteError') return e;
+  const code = (e as { code?: string }).code ?? '';
+  const msg = e.message.replace(/\s+/g, ' ');
+  if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || /malformed/.test(msg)) return traceCorrupt(path, `the file is damaged (SQLite: ${msg})`);
+  return new DbgError('io', `trace "${path}": ${msg}`);
+}
+
+function guardStatement(path: string, st: Database.Statement): Database.Statement {
+  const proxy: Database.Statement = new Proxy(st, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target) as unknown;
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        let out: unknown;
+        try {
+          out = (v as (...a: unknown[]) => unknown).apply(target, args);
+        } catch (e) {
+          throw sqliteError(path, e);
+        }
+        if (out === target) return proxy; // raw(), pluck(), safeIntegers() chain
+        if (prop === 'iterate') return guardIterator(path, out as IterableIterator<unknown>);
+        return out;
+      };
+    },
+  });
+  return proxy;
+}
+
+function guardIterator(path: string, it: IterableIterator<unknown>): IterableIterator<unknown> {
+  return {
+    next() {
+      try {
+        return it.next();
+      } catch (e) {
+        throw sqliteError(path, e);
+      }
+    },
+    return(v?: unknown) {
+      return it.return ? it.return(v) : { done: true, value: v };
+    },
+    [Symbol.iterator]() {
+      return this;
+    },
+  };
 }

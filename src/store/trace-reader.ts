@@ -14,7 +14,7 @@ import { DbgError, errors } from '../common/errors.js';
 import { decodeLineRow, rowFirstOrder, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
 import { nativeRecorder } from './native-recorder.js';
 import { guard, openTrace, readMeta, type Db } from './schema.js';
-import { blobOf, checkMeta, checkTracePath, intOf, traceCorrupt, type TraceMeta } from './trace-check.js';
+import { blobOf, checkMeta, checkTracePath, guardTraceDb, intOf, traceCorrupt, type TraceMeta } from './trace-check.js';
 
 export interface ChunkInfo {
   readonly id: number;
@@ -96,10 +96,10 @@ export class TraceReader {
     db: Db,
     functions: boolean,
   ) {
-    this.db = db;
+    this.db = guardTraceDb(path, db);
     this.meta = readMeta(db);
     this.info = checkMeta(path, this.meta);
-    const p = (sql: string) => db.prepare(sql);
+    const p = (sql: string) => this.db.prepare(sql);
     this.st = {
       chunkById: p('SELECT id, first, count, writes, lines FROM chunk WHERE id = ?'),
       pcs: p('SELECT pcs, count FROM chunk WHERE id = ?'),
@@ -496,6 +496,7 @@ export class TraceReader {
       // The chunk holding `at`: the state comes from the last part whose first write is part of it.
       const parts = this.st.partsOf!.all(line, chunk) as { part: number; data: Buffer }[];
       const base = this.chunkFirsts[chunk]!;
+      if (!parts.length) throw traceCorrupt(this.path, `the memory rows of line 0x${(line * 64).toString(16)} in chunk ${chunk} are missing (the table and its index disagree)`);
       let use = parts[0]!;
       for (const q of parts) if (rowFirstOrder(this.rowBlob(q.data, line, chunk), base, this.label) <= stateBound(at)) use = q;
       return rowStateAt(use.data, base, at, this.label);
