@@ -35,7 +35,7 @@ export function usageErrorLine(command: string, err: OclifError): string {
     text = lines
       .filter((l) => !l.startsWith('Note:') && !l.startsWith('Alternatively,'))
       .map((l) => l.replace(/^Nonexistent flags?: /, 'unknown flag '))
-      .map(lowerFirst)
+      .map((l) => lowerFirst(l).replace(/\.$/, ''))
       .join('; ');
   }
   return `dbg: ${text} (see dbg ${command} --help)`;

@@ -72,6 +72,22 @@ describe('help, version, completion', () => {
   });
 });
 
+describe("errors of oclif's own commands", () => {
+  it('are one line dbg: … too', () => {
+    const cases: [string[], string][] = [
+      [['help', 'opne'], 'dbg: command opne not found (see dbg help --help)\n'],
+      [['autocomplete', 'fish'], 'dbg: expected fish to be one of: zsh, bash, powershell (see dbg autocomplete --help)\n'],
+      [['version', '--bogus'], 'dbg: unknown flag --bogus (see dbg version --help)\n'],
+    ];
+    for (const [args, message] of cases) {
+      const r = run(args);
+      expect(r.stderr, args.join(' ')).toBe(message);
+      expect(r.stdout).toBe('');
+      expect(r.code).toBe(2);
+    }
+  });
+});
+
 describe('a mistyped command', () => {
   it('names the closest command in one line and exits 127', () => {
     const r = run(['opne', 'core']);
