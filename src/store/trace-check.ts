@@ -12,6 +12,7 @@
  */
 
 import type Database from 'better-sqlite3';
+import { constants as bufferConstants } from 'node:buffer';
 import { statSync, type Stats } from 'node:fs';
 import { totalmem } from 'node:os';
 import { DbgError, errors } from '../common/errors.js';
@@ -93,9 +94,11 @@ export function show(v: unknown): string {
 export function checkMeta(path: string, meta: ReadonlyMap<string, unknown>): TraceMeta {
   const ramSize = metaInt(path, meta, 'ram_size', 4096, PHYS_LIMIT, 'a positive multiple of 4096') ?? 0;
   if (ramSize % 4096 !== 0) throw traceCorrupt(path, `meta.ram_size = ${show(meta.get('ram_size'))}: expected a positive multiple of 4096`);
-  const mem = totalmem();
+  // Replay holds the guest's RAM in one buffer, as the live machine did.
+  const mem = Math.min(totalmem(), bufferConstants.MAX_LENGTH);
   if (ramSize > mem) {
-    throw traceCorrupt(path, `meta.ram_size = ${ramSize} (${gib(ramSize)}) is more than this machine's memory (${gib(mem)}): replay holds the guest's RAM in memory; the value is damaged or the trace needs a larger machine`);
+    const what = mem < totalmem() ? `the largest buffer Node makes (${gib(mem)})` : `this machine's memory (${gib(mem)})`;
+    throw traceCorrupt(path, `meta.ram_size = ${ramSize} (${gib(ramSize)}) is more than ${what}: the value is damaged, or the trace needs a larger machine`);
   }
   const ramBase = metaInt(path, meta, 'ram_base', 0, PHYS_LIMIT - ramSize, `a 4 KiB-aligned physical address with the RAM below ${hex(PHYS_LIMIT)}`) ?? 0;
   if (ramBase % 4096 !== 0) throw traceCorrupt(path, `meta.ram_base = ${show(meta.get('ram_base'))}: expected a 4 KiB-aligned physical address`);
