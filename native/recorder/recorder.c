@@ -1087,6 +1087,30 @@ static napi_value fn_context_save(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * buildInfo(ucAddr) -> { unicorn: "major.minor.patch", contextSize }: what a trace records about the
+ * Unicorn build that made its checkpoints (uc_context images are raw copies of that build's CPU
+ * state: another build cannot load them).
+ */
+static napi_value fn_build_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint64_t ucp;
+  if (argc < 1 || !get_u64(env, argv[0], &ucp) || !ucp) return throw_err(env, "buildInfo(ucAddr): bad arguments");
+  unsigned maj, min;
+  unsigned v = uc_version(&maj, &min);
+  char ver[48];
+  snprintf(ver, sizeof ver, "%u.%u.%u", (v >> 24) & 255, (v >> 16) & 255, (v >> 8) & 255);
+  napi_value out, x;
+  CALL(napi_create_object(env, &out));
+  CALL(napi_create_string_utf8(env, ver, NAPI_AUTO_LENGTH, &x));
+  CALL(napi_set_named_property(env, out, "unicorn", x));
+  CALL(napi_create_double(env, (double)uc_context_size((uc_engine *)(uintptr_t)ucp), &x));
+  CALL(napi_set_named_property(env, out, "contextSize", x));
+  return out;
+}
+
 /* run(ucAddr, begin, count) -> uc_err: uc_emu_start for exactly `count` instructions (0 = no limit). */
 static napi_value fn_run(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -1226,6 +1250,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"feedPorts", 0, fn_feed_ports, 0, 0, 0, napi_default, 0},
       {"unfeedPorts", 0, fn_unfeed_ports, 0, 0, 0, napi_default, 0},
       {"runSlice", 0, fn_run_slice, 0, 0, 0, napi_default, 0},
+      {"buildInfo", 0, fn_build_info, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -81,6 +81,10 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.writer.setMeta('ram_size', machine.ram.length);
     this.writer.setMeta('vcpus', machine.vcpuCount);
     this.writer.setMeta('first_seq', machine.seq.toString());
+    // What made the checkpoints: another Unicorn build cannot load them (checked by replay).
+    const build = this.n.buildInfo(this.engines[0]!);
+    this.writer.setMeta('unicorn_version', build.unicorn);
+    this.writer.setMeta('context_size', build.contextSize);
     this.writer.writeInitialRam(machine.ram, machine.ramBase);
     // The state every vCPU starts the recording in.
     for (const uc of this.engines) this.n.checkpointNow(this.h, uc);

@@ -62,6 +62,8 @@ export interface NativeRecorder {
   /** IN instructions on this engine return `values` in order (hook added on the first call, no flush). */
   feedPorts(uc: bigint, values: Uint32Array): void;
   unfeedPorts(uc: bigint): void;
+  /** The Unicorn build an engine runs ("major.minor.patch") and its uc_context size: recorded in a trace's meta. */
+  buildInfo(uc: bigint): { unicorn: string; contextSize: number };
   /** A recorded slice of exactly `count` instructions, stopped from the recorder's hook; uc_err. */
   runSlice(h: RecorderHandle, uc: bigint, begin: bigint, count: number | bigint): number;
 }

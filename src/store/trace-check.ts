@@ -61,6 +61,9 @@ export interface TraceMeta {
   readonly checkpointEvery: number | undefined;
   /** The symbol file the recorder named ('' when none). */
   readonly symbols: string;
+  /** The Unicorn build that made the checkpoints and its uc_context size (undefined in older traces). */
+  readonly contextSize: number | undefined;
+  readonly unicorn: string | undefined;
 }
 
 const hex = (n: number | bigint) => `0x${n.toString(16)}`;
@@ -106,9 +109,14 @@ export function checkMeta(path: string, meta: ReadonlyMap<string, unknown>): Tra
   const cpuModel = metaInt(path, meta, 'cpu_model', 0, 255, 'a Unicorn x86 CPU model number (0-255)');
   const firstSeq = metaInt(path, meta, 'first_seq', 0, Number.MAX_SAFE_INTEGER, 'a seq (a non-negative integer)') ?? 0;
   const checkpointEvery = metaInt(path, meta, 'checkpoint_every', 0, 2 ** 32 - 1, 'an instruction count (0-2^32-1)');
+  const contextSize = metaInt(path, meta, 'context_size', 1, 1 << 20, 'a uc_context size in bytes (1-1048576)');
+  const unicorn = meta.get('unicorn_version');
+  if (unicorn !== undefined && (typeof unicorn !== 'string' || !/^\d+\.\d+\.\d+$/.test(unicorn))) {
+    throw traceCorrupt(path, `meta.unicorn_version = ${show(unicorn)}: expected a version such as "2.0.1"`);
+  }
   const sym = meta.get('symbols') ?? '';
   if (typeof sym !== 'string') throw traceCorrupt(path, `meta.symbols = ${show(sym)}: expected a file name (text)`);
-  return { ramBase: BigInt(ramBase), ramSize, vcpus, cpuModel, firstSeq, checkpointEvery, symbols: sym };
+  return { ramBase: BigInt(ramBase), ramSize, vcpus, cpuModel, firstSeq, checkpointEvery, symbols: sym, contextSize, unicorn };
 }
 
 /** A BLOB column's value (of `len` bytes when given). */

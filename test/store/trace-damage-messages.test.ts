@@ -72,6 +72,26 @@ describe('damaged traces: what each says', () => {
     expect(await refusal(edited('c.trace', 'UPDATE ckpt SET data = zeroblob(10), flags = flags | 1'))).toMatch(/holds 10 bytes, expected a uc_context of \d+ bytes/);
   });
 
+  it('a trace says which Unicorn build made it; a trace of another build is refused saying what to do', async () => {
+    const db = new Database(good, { readonly: true });
+    const meta = new Map((db.prepare('SELECT key, value FROM meta').all() as { key: string; value: unknown }[]).map((r) => [r.key, r.value]));
+    db.close();
+    expect(meta.get('unicorn_version')).toMatch(/^2\.\d+\.\d+$/);
+    const size = Number(meta.get('context_size'));
+    expect(size).toBeGreaterThan(1000);
+    const other = edited('other.trace', "UPDATE meta SET value = '1.0.3' WHERE key = 'unicorn_version'");
+    expect(await refusal(other)).toBe(
+      `trace "${other}" was recorded with Unicorn 1.0.3 (uc_context of ${size} bytes); this dbg runs Unicorn ${meta.get('unicorn_version')} (uc_context of ${size} bytes): its register checkpoints cannot be loaded; replay it with the dbg and libunicorn it was recorded with, or record the guest again`,
+    );
+    try {
+      ReplayTarget.open(other);
+    } catch (e) {
+      expect((e as DbgError).code).toBe('trace-version');
+    }
+    expect(await refusal(edited('ctx.trace', "UPDATE meta SET value = 4242 WHERE key = 'context_size'"))).toMatch(/recorded with Unicorn 2\.\d+\.\d+ \(uc_context of 4242 bytes\); this dbg runs Unicorn .* \(uc_context of \d+ bytes\)/);
+    expect(await refusal(edited('ver.trace', "UPDATE meta SET value = 7 WHERE key = 'unicorn_version'"))).toMatch(/meta\.unicorn_version = 7: expected a version such as "2\.0\.1"$/);
+  });
+
   it('a FIFO named as the symbol file: a warning, not a hang; dbg replay prints it and goes on', () => {
     const p = edited('fifo-sym.trace', "UPDATE meta SET value = ? WHERE key = 'symbols'", fifo);
     const t = ReplayTarget.open(p);

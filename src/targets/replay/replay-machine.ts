@@ -38,6 +38,22 @@ const NEAR_INSNS = 200_000;
 /** ...decoding the chunks' writes for moves this short (reverse steps, short seeks). */
 const SHORT_INSNS = 32_768;
 
+/**
+ * Checkpoints are raw uc_context images of the Unicorn build that recorded them: a trace from
+ * another build (another version, another context size) is refused, as rr refuses a trace of
+ * another format, saying what was found, what this dbg has, and what to do.
+ */
+function checkBuild(reader: TraceReader, e: UnicornEngine): void {
+  const here = nativeRecorder().buildInfo(e.address);
+  const { unicorn, contextSize } = reader.info;
+  if ((unicorn === undefined || unicorn === here.unicorn) && (contextSize === undefined || contextSize === here.contextSize)) return;
+  throw new DbgError(
+    'trace-version',
+    `trace "${reader.path}" was recorded with Unicorn ${unicorn ?? '(unknown)'} (uc_context of ${contextSize ?? '?'} bytes); this dbg runs Unicorn ${here.unicorn} (uc_context of ${here.contextSize} bytes): ` +
+      'its register checkpoints cannot be loaded; replay it with the dbg and libunicorn it was recorded with, or record the guest again',
+  );
+}
+
 export class ReplayMachine {
   readonly ram: Buffer;
   readonly ramBase: bigint;
@@ -74,6 +90,7 @@ export class ReplayMachine {
       // Port reads come back from the recorded inputs (hook added before any translation).
       nativeRecorder().feedPorts(e.address, new Uint32Array(0));
       this.engines.push(e);
+      if (v === 0) checkBuild(reader, e);
     }
   }
 
