@@ -99,6 +99,7 @@ typedef struct {
   uc_context *ctx;
   /* soft TLB for virtual -> physical of written addresses */
   int paging; /* 0 none, 2 two-level, 3 PAE, 4 long mode */
+  int pse;    /* CR4.PSE: two-level paging honours 4 MiB pages */
   uint64_t cr3;
   uint64_t tlb_v[64], tlb_p[64];
 } Eng;
@@ -145,6 +146,7 @@ struct Rec {
     int jslot;
     uint64_t jold;
     size_t nlog;
+    size_t nuntrans;
   } undo;
   /* memory */
   uint8_t *ram;
@@ -161,6 +163,8 @@ struct Rec {
   uint64_t last_ckpt_seq;
   size_t ctx_size;
   Bytes ckpts;
+  /* guest writes whose virtual address the page walk could not translate (see hook_mem) */
+  Bytes untrans;
   uint8_t *key[MAX_ENG];
   int have_key[MAX_ENG];
   Bytes tmp;
@@ -175,7 +179,7 @@ static void phys_read(Rec *r, Eng *e, uint64_t pa, void *dst, size_t n) {
     memcpy(dst, r->ram + (pa - r->ram_base), n);
     return;
   }
-  if (uc_mem_read(e->uc, pa, dst, n) != UC_ERR_OK) memset(dst, 0, n);
+  if (!e->uc || uc_mem_read(e->uc, pa, dst, n) != UC_ERR_OK) memset(dst, 0, n);
 }
 
 static uint64_t phys_u64(Rec *r, Eng *e, uint64_t pa) {
@@ -194,43 +198,53 @@ static void eng_mode(Eng *e) {
   int paging = !(cr0 & 0x80000000u) ? 0 : (efer & 0x400) ? 4 : (cr4 & 0x20) ? 3 : 2;
   if (paging != e->paging || cr3 != e->cr3) memset(e->tlb_v, 0xff, sizeof e->tlb_v);
   e->paging = paging;
+  e->pse = (cr4 & 0x10) != 0;
   e->cr3 = cr3;
 }
 
-/* Physical page of virtual page `vp` (address >> 12), or the virtual page itself when the walk fails. */
+/* No translation: an address no physical address can be (x86-64 physical addresses are below 2^52). */
+#define WALK_FAIL (~0ull)
+
+/*
+ * Physical address of virtual `va` through the guest's page tables, as the CPU walks them (the
+ * same rules as src/arch/x86-64-paging.ts: 1 GiB and 2 MiB pages in long mode and PAE, 4 MiB
+ * pages in two-level paging only with CR4.PSE); WALK_FAIL when an entry is not present.
+ */
 static uint64_t walk(Rec *r, Eng *e, uint64_t va) {
   const uint64_t M = 0x000ffffffffff000ull;
   uint64_t ent;
   if (e->paging == 4) {
+    /* Reserved bits fault as the CPU (and Unicorn) fault: PS in a PML4E, a large page's frame
+       bits below its size (bit 12 is PAT). */
     ent = phys_u64(r, e, (e->cr3 & M) + ((va >> 39) & 511) * 8);
-    if (!(ent & 1)) return va;
+    if (!(ent & 1) || (ent & 0x80)) return WALK_FAIL;
     ent = phys_u64(r, e, (ent & M) + ((va >> 30) & 511) * 8);
-    if (!(ent & 1)) return va;
-    if (ent & 0x80) return (ent & M & ~0x3fffffffull) | (va & 0x3fffffffull);
+    if (!(ent & 1)) return WALK_FAIL;
+    if (ent & 0x80) return (ent & 0x3fffe000ull) ? WALK_FAIL : (ent & M & ~0x3fffffffull) | (va & 0x3fffffffull);
     ent = phys_u64(r, e, (ent & M) + ((va >> 21) & 511) * 8);
-    if (!(ent & 1)) return va;
-    if (ent & 0x80) return (ent & M & ~0x1fffffull) | (va & 0x1fffffull);
+    if (!(ent & 1)) return WALK_FAIL;
+    if (ent & 0x80) return (ent & 0x1fe000ull) ? WALK_FAIL : (ent & M & ~0x1fffffull) | (va & 0x1fffffull);
     ent = phys_u64(r, e, (ent & M) + ((va >> 12) & 511) * 8);
-    if (!(ent & 1)) return va;
+    if (!(ent & 1)) return WALK_FAIL;
     return (ent & M) | (va & 0xfff);
   }
   if (e->paging == 3) {
     ent = phys_u64(r, e, (e->cr3 & 0xffffffe0u) + ((va >> 30) & 3) * 8);
-    if (!(ent & 1)) return va;
+    if (!(ent & 1)) return WALK_FAIL;
     ent = phys_u64(r, e, (ent & M) + ((va >> 21) & 511) * 8);
-    if (!(ent & 1)) return va;
+    if (!(ent & 1)) return WALK_FAIL;
     if (ent & 0x80) return (ent & M & ~0x1fffffull) | (va & 0x1fffffull);
     ent = phys_u64(r, e, (ent & M) + ((va >> 12) & 511) * 8);
-    if (!(ent & 1)) return va;
+    if (!(ent & 1)) return WALK_FAIL;
     return (ent & M) | (va & 0xfff);
   }
   /* 32-bit two-level paging */
   uint32_t e32;
   phys_read(r, e, (e->cr3 & 0xfffff000u) + ((va >> 22) & 1023) * 4, &e32, 4);
-  if (!(e32 & 1)) return va;
-  if (e32 & 0x80) return (e32 & 0xffc00000u) | (va & 0x3fffff);
+  if (!(e32 & 1)) return WALK_FAIL;
+  if ((e32 & 0x80) && e->pse) return (e32 & 0xffc00000u) | (va & 0x3fffff);
   phys_read(r, e, (e32 & 0xfffff000u) + ((va >> 12) & 1023) * 4, &e32, 4);
-  if (!(e32 & 1)) return va;
+  if (!(e32 & 1)) return WALK_FAIL;
   return (e32 & 0xfffff000u) | (va & 0xfff);
 }
 
@@ -251,8 +265,10 @@ static inline uint64_t translate(Rec *r, Eng *e, uint64_t va) {
   uint64_t vp = va >> 12;
   unsigned i = vp & 63;
   if (e->tlb_v[i] != vp) {
+    uint64_t pa = walk(r, e, vp << 12);
+    if (pa == WALK_FAIL) return WALK_FAIL; /* not cached: the guest may map it next */
     e->tlb_v[i] = vp;
-    e->tlb_p[i] = walk(r, e, vp << 12) >> 12;
+    e->tlb_p[i] = pa >> 12;
   }
   return (e->tlb_p[i] << 12) | (va & 0xfff);
 }
@@ -386,6 +402,7 @@ static void hook_code(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   r->undo.prev_pc = e->prev_pc;
   r->undo.jslot = -1;
   r->undo.nlog = r->nlog;
+  r->undo.nuntrans = r->untrans.len;
   if (e->vcpu != r->cur_vcpu) {
     nib(r, 0);
     nib(r, 0);
@@ -428,6 +445,21 @@ static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, i
     int n = size - done;
     if (n > 8) n = 8;
     if ((int)(4096 - (va & 4095)) < n) n = (int)(4096 - (va & 4095));
+    if (pa == WALK_FAIL) {
+      /* Unicorn wrote through a translation the tables no longer give (a stale TLB entry) or
+         from tables outside RAM: kept as such, never under the virtual address as if physical.
+         u64 seq | u64 virtual address | u8 vcpu | u8 length | 8 B the bytes (0 when > 8) */
+      uint8_t rec[26];
+      uint64_t data = pending ? 0 : ((uint64_t)value >> (8 * done));
+      memcpy(rec, &r->cur_seq, 8);
+      memcpy(rec + 8, &va, 8);
+      rec[16] = (uint8_t)e->vcpu;
+      rec[17] = (uint8_t)(pending ? 0 : n);
+      memcpy(rec + 18, &data, 8);
+      b_put(&r->untrans, rec, 26);
+      done += n;
+      continue;
+    }
     if ((int)(64 - (pa & 63)) < n) n = (int)(64 - (pa & 63));
     uint64_t data = pending ? 0 : ((uint64_t)value >> (8 * done));
     log_write(r, e, pa, n, data, pending, 0, r->cur_seq);
@@ -500,6 +532,7 @@ static void rec_free(napi_env env, void *data, void *hint) {
   for (int i = 0; i < MAX_ENG; i++) free(r->key[i]);
   free(r->pcs.p);
   free(r->ckpts.p);
+  free(r->untrans.p);
   free(r->tmp.p);
   free(r->out.p);
   free(r->lines);
@@ -535,6 +568,7 @@ static void reset_chunk(Rec *r) {
   r->nlog = 0;
   r->npending = 0;
   r->ckpts.len = 0;
+  r->untrans.len = 0;
   memset(r->have_key, 0, sizeof r->have_key);
   r->undo.valid = 0;
 }
@@ -712,6 +746,7 @@ static napi_value fn_end_slice(napi_env env, napi_callback_info info) {
     ue->prev_pc = r->undo.prev_pc;
     if (r->undo.jslot >= 0) r->jcache[r->undo.jslot] = r->undo.jold;
     r->nlog = r->undo.nlog;
+    r->untrans.len = r->undo.nuntrans;
     r->seq--;
     r->undo.valid = 0;
   } else if (counted != executed) {
@@ -963,6 +998,8 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
   CALL(napi_set_named_property(env, out, "writes", v));
   v = make_buffer(env, r->ckpts.p ? r->ckpts.p : (uint8_t *)"", r->ckpts.len);
   CALL(napi_set_named_property(env, out, "ckpts", v));
+  v = make_buffer(env, r->untrans.p ? r->untrans.p : (uint8_t *)"", r->untrans.len);
+  CALL(napi_set_named_property(env, out, "untranslated", v));
   free(order);
   reset_chunk(r);
   return out;
@@ -1111,6 +1148,37 @@ static napi_value fn_build_info(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * pageWalk(ram: Buffer, ramBase, cr0, cr3, cr4, efer, virt) -> bigint | null: the recorder's own
+ * page walk over `ram` (no engine), for the test that holds it to src/arch/x86-64-paging.ts.
+ */
+static napi_value fn_page_walk(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *ram;
+  size_t len;
+  uint64_t base, cr0, cr3, cr4, efer, va;
+  if (argc < 7 || napi_get_buffer_info(env, argv[0], &ram, &len) != napi_ok || !get_u64(env, argv[1], &base) || !get_u64(env, argv[2], &cr0) ||
+      !get_u64(env, argv[3], &cr3) || !get_u64(env, argv[4], &cr4) || !get_u64(env, argv[5], &efer) || !get_u64(env, argv[6], &va))
+    return throw_err(env, "pageWalk(ram, ramBase, cr0, cr3, cr4, efer, virt): bad arguments");
+  Rec *r = calloc(1, sizeof(Rec));
+  r->ram = ram;
+  r->ram_base = base;
+  r->ram_size = len;
+  Eng *e = &r->eng[0];
+  e->rec = r;
+  e->cr3 = cr3;
+  e->pse = (cr4 & 0x10) != 0;
+  e->paging = !(cr0 & 0x80000000u) ? 0 : (efer & 0x400) ? 4 : (cr4 & 0x20) ? 3 : 2;
+  uint64_t pa = e->paging ? walk(r, e, va) : va;
+  free(r);
+  napi_value out;
+  if (pa == WALK_FAIL) CALL(napi_get_null(env, &out));
+  else CALL(napi_create_bigint_uint64(env, pa, &out));
+  return out;
+}
+
 /* run(ucAddr, begin, count) -> uc_err: uc_emu_start for exactly `count` instructions (0 = no limit). */
 static napi_value fn_run(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -1251,6 +1319,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"unfeedPorts", 0, fn_unfeed_ports, 0, 0, 0, napi_default, 0},
       {"runSlice", 0, fn_run_slice, 0, 0, 0, napi_default, 0},
       {"buildInfo", 0, fn_build_info, 0, 0, 0, napi_default, 0},
+      {"pageWalk", 0, fn_page_walk, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -138,6 +138,18 @@ export class EmulatorRecorder implements ExecutionObserver {
   flush(): void {
     if (this.full) return;
     const c = this.n.cut(this.h);
+    // Guest writes the recorder's page walk could not translate are inputs of their own kind:
+    // replay re-executes them (Unicorn translates as it did live); queries by physical address
+    // do not see them, and say nothing false about them.
+    for (let o = 0; o + 26 <= c.untranslated.length; o += 26) {
+      const len = c.untranslated[o + 17]!;
+      this.writer.addInput({
+        seq: c.untranslated.readBigUInt64LE(o),
+        vcpu: c.untranslated[o + 16]!,
+        kind: 'untranslated-write',
+        detail: { virt: c.untranslated.readBigUInt64LE(o + 8), ...(len ? { data: c.untranslated.subarray(o + 18, o + 18 + len) } : {}) },
+      });
+    }
     this.writer.writeChunk(c);
     this.chunkFirst = this.n.seq(this.h);
     if (this.writer.stats().bytes >= this.maxBytes) {

@@ -27,6 +27,8 @@ export interface NativeChunk {
   readonly writes: number;
   /** Checkpoints: u64 seq | u8 vcpu | u8 flags | u32 n | n bytes. */
   readonly ckpts: Buffer;
+  /** Guest writes the page walk could not translate: u64 seq | u64 virtual | u8 vcpu | u8 len (0: > 8 bytes) | 8 B data. */
+  readonly untranslated: Buffer;
 }
 
 export interface NativeRecorder {
@@ -64,6 +66,8 @@ export interface NativeRecorder {
   unfeedPorts(uc: bigint): void;
   /** The Unicorn build an engine runs ("major.minor.patch") and its uc_context size: recorded in a trace's meta. */
   buildInfo(uc: bigint): { unicorn: string; contextSize: number };
+  /** The recorder's page walk over `ram` (physical address, or null when not mapped); for tests. */
+  pageWalk(ram: Buffer, ramBase: bigint, cr0: bigint, cr3: bigint, cr4: bigint, efer: bigint, virt: bigint): bigint | null;
   /** A recorded slice of exactly `count` instructions, stopped from the recorder's hook; uc_err. */
   runSlice(h: RecorderHandle, uc: bigint, begin: bigint, count: number | bigint): number;
 }
