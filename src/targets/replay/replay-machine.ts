@@ -153,7 +153,7 @@ export class ReplayMachine {
       const want = r.step(s).pc;
       const got = this.engine(running).readReg(X86_REG.RIP);
       if (got !== want) {
-        throw new DbgError('corrupt', `replay diverged from the recording at seq ${s}: re-executed pc 0x${got.toString(16)}, recorded 0x${want.toString(16)} (vCPU ${running})`);
+        throw traceCorrupt(this.reader.path, `replay diverged from the recording at seq ${s}: re-executed pc 0x${got.toString(16)}, recorded 0x${want.toString(16)} (vCPU ${running})`);
       }
     }
   }
@@ -171,7 +171,7 @@ export class ReplayMachine {
     e.writeReg(X86_REG.CR2, cr2);
     const done = hookResult(hooks).counter - 1n;
     if (done !== BigInt(to - from)) {
-      throw new DbgError('corrupt', `re-executing seq ${from}..${to} stopped after ${done} instructions (Unicorn error ${err}): the trace does not replay`);
+      throw traceCorrupt(this.reader.path, `re-executing seq ${from}..${to} stopped after ${done} instructions (Unicorn error ${err}): the trace does not replay`);
     }
     this.memAt = to;
   }
@@ -206,7 +206,7 @@ export class ReplayMachine {
           break;
         }
         if (h.kind !== HookStop.Watch) {
-          if (h.counter - 1n !== BigInt(end - pos)) throw new DbgError('corrupt', `re-executing seq ${pos}..${end} stopped early: the trace does not replay`);
+          if (h.counter - 1n !== BigInt(end - pos)) throw traceCorrupt(this.reader.path, `re-executing seq ${pos}..${end} stopped early: the trace does not replay`);
           pos = end;
           break;
         }
