@@ -10,6 +10,7 @@ import { parseListenAddress, serveWhileSession } from '../src/gdbserver/gdb-list
 import { basename, resolve } from 'node:path';
 import { EmulatorRecorder } from '../src/store/emulator-recorder.js';
 import { defaultTracePath } from '../src/store/trace-path.js';
+import { exitCleanlyOnSignals } from '../src/common/exit-signals.js';
 
 /** "128M", "1G", "65536K", "33554432": bytes. */
 function parseSize(s: string): number {
@@ -99,6 +100,8 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
       return;
     }
     // The console goes to stderr so that stdout keeps only command answers (and --json stays parseable).
+    // SIGTERM and SIGHUP (SIGINT when nothing else takes it) end dbg with the trace finished.
+    const offSignals = exitCleanlyOnSignals(() => target.close());
     if (!flags.quiet) target.machine.onConsole((text) => process.stderr.write(text));
     let code = 0;
     try {
@@ -115,6 +118,7 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
       const session = () => runSession(target, { execute: scriptOf(flags.execute), json: flags.json });
       code = flags.gdb ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'] }) : await session();
     } finally {
+      offSignals();
       target.close();
     }
     process.exitCode = code;

@@ -42,6 +42,7 @@ export class EmulatorRecorder implements ExecutionObserver {
   private detached = false;
   /** Recording stopped at the size limit: the observer methods do nothing from then on. */
   private full = false;
+  private stoppedAt: bigint | undefined;
   private readonly maxBytes: number;
 
   constructor(
@@ -134,7 +135,11 @@ export class EmulatorRecorder implements ExecutionObserver {
     }
   }
 
-  /** Store everything recorded so far (the open chunk becomes a stored chunk). */
+  /**
+   * Store everything recorded so far (the open chunk becomes a stored chunk). When the trace
+   * reaches its size limit, or cannot be written (a full disk, an I/O error: the chunk's
+   * transaction is rolled back), recording stops there and the guest runs on unrecorded.
+   */
   flush(): void {
     if (this.full) return;
     const c = this.n.cut(this.h);
@@ -150,15 +155,25 @@ export class EmulatorRecorder implements ExecutionObserver {
         detail: { virt: c.untranslated.readBigUInt64LE(o + 8), ...(len ? { data: c.untranslated.subarray(o + 18, o + 18 + len) } : {}) },
       });
     }
-    this.writer.writeChunk(c);
+    try {
+      this.writer.writeChunk(c);
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      return this.stop(c.first, `recording stopped at seq ${c.first}: writing the trace failed (${e.message}); it holds the history up to there; the guest runs on unrecorded`);
+    }
     this.chunkFirst = this.n.seq(this.h);
     if (this.writer.stats().bytes >= this.maxBytes) {
-      this.full = true;
-      for (const uc of this.engines) this.n.detach(this.h, uc);
-      this.opts.onLimit?.(
-        `recording stopped at seq ${this.chunkFirst}: the trace "${this.path}" reached ${this.maxBytes} bytes (set DBG_RECORD_MAX=BYTES for more); the guest runs on unrecorded`,
-      );
+      this.stop(this.chunkFirst, `recording stopped at seq ${this.chunkFirst}: the trace "${this.path}" reached ${this.maxBytes} bytes (set DBG_RECORD_MAX=BYTES for more); the guest runs on unrecorded`);
     }
+  }
+
+  /** Recording ends at `seq` (the end of the stored history); the trace is made self-contained. */
+  private stop(seq: bigint, message: string): void {
+    this.full = true;
+    this.stoppedAt = seq;
+    for (const uc of this.engines) this.n.detach(this.h, uc);
+    this.writer.finish();
+    this.opts.onLimit?.(message);
   }
 
   /**
@@ -166,7 +181,7 @@ export class EmulatorRecorder implements ExecutionObserver {
    * record on from there (the next chunk starts at `seq`).
    */
   discardAfter(seq: bigint): void {
-    if (this.full) throw new DbgError('state', `cannot discard the recorded future: recording stopped at its size limit (seq ${this.chunkFirst})`);
+    if (this.full) throw new DbgError('state', `cannot discard the recorded future: recording stopped at seq ${this.stoppedAt}`);
     this.flush();
     this.writer.truncateAfter(seq);
     // The chunk that held `seq` keeps the checkpoints the state at `seq` needs; the next slice
@@ -175,9 +190,9 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.chunkFirst = seq;
   }
 
-  /** Seq of the next instruction. */
+  /** Seq of the next instruction (once recording stopped: the end of the stored history). */
   get seq(): bigint {
-    return this.n.seq(this.h);
+    return this.stoppedAt ?? this.n.seq(this.h);
   }
 
   detach(): void {

@@ -49,6 +49,8 @@
 
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { testKillPoint } from './test-kill.js';
 import { DbgError, errors } from '../common/errors.js';
 
 export type Db = Database.Database;
@@ -152,20 +154,25 @@ export function guard<T>(path: string, fn: () => T): T {
 
 /** A new, empty trace at `path` (refuses to overwrite an existing file unless `replace`). */
 export function createTrace(path: string, meta: Record<string, string | number>, replace = false): Db {
-  if (existsSync(path)) {
-    if (!replace) throw errors.badInput(`trace "${path}" already exists: choose another file or remove it first`);
-    for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
-  }
+  if (existsSync(path) && !replace) throw errors.badInput(`trace "${path}" already exists: choose another file or remove it first`);
+  // A WAL left beside no file (or beside the file replaced) is not this trace's.
+  for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
   return guard(path, () => {
     const db = new Database(path);
+    // While recording the trace is in WAL mode: each chunk is one transaction appended to the
+    // -wal file, and a reader (time travel on the live guest) sees the last commit beside the
+    // writer. finishTrace() folds the WAL back into one self-contained file.
     db.pragma('journal_mode = WAL');
-    // A process that dies loses nothing committed (the WAL is written before COMMIT returns);
-    // OFF skips fsync, so only an operating-system crash could lose the newest commits.
-    db.pragma('synchronous = OFF');
+    // NORMAL: a commit is in the WAL (the OS's page cache) when COMMIT returns, so a process that
+    // dies (kill -9, a crash) loses nothing committed; the WAL is fsynced at each checkpoint and
+    // at the end, so a power loss or an OS crash may lose the commits since the last checkpoint
+    // but never leaves a damaged file (OFF could: a checkpoint could reach the disk before the
+    // WAL frames it copies).
+    db.pragma('synchronous = NORMAL');
     // Memory rows go into a B-tree keyed by line: keep its pages cached, checkpoint the WAL
-    // into the file in large steps.
+    // into the file in large steps (none at all under a crash test that wants a large one).
     db.pragma('cache_size = -65536');
-    db.pragma('wal_autocheckpoint = 16384');
+    db.pragma(`wal_autocheckpoint = ${testKillPoint()?.at === 'checkpoint' ? 0 : 16384}`);
     db.exec(DDL);
     const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
     db.transaction(() => {
@@ -178,11 +185,63 @@ export function createTrace(path: string, meta: Record<string, string | number>,
 }
 
 /**
- * Open an existing trace read-only (a read never writes the file: no WAL checkpoint, no schema
- * change). Checks the format and the schema version.
+ * A trace whose writing ended: the WAL folded into the file and the file switched out of WAL
+ * mode, so it is one self-contained file (copied alone, opened read-only anywhere). Switching
+ * needs the only connection: when another one is open (a reader of this process, another dbg),
+ * the file stays in WAL mode and the last one to close folds it (SQLite does on close). Errors
+ * (a full disk) leave the trace as it is: it still opens to its last commit.
+ */
+export function finishTrace(db: Db): void {
+  try {
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.pragma('journal_mode = DELETE');
+  } catch {
+    // Left in WAL mode: openTrace() recovers it.
+  }
+}
+
+/** Paths this process writes traces to (their WAL is live: no recovery by a reader). */
+const writing = new Set<string>();
+export function markWriting(path: string, on: boolean): void {
+  if (on) writing.add(resolve(path));
+  else writing.delete(resolve(path));
+}
+
+/**
+ * A trace left with a WAL (its writer was killed, ran out of disk, or is still running in another
+ * process): fold the committed transactions into the file, as SQLite's own recovery would, and
+ * make it self-contained. Nothing is lost: the WAL's committed frames become part of the file and
+ * an uncommitted tail is dropped (it never was part of the trace). When the file cannot be
+ * written (read-only, a full disk) it is left as it is and read with its WAL.
+ */
+function recoverWal(path: string): void {
+  if (writing.has(resolve(path))) return;
+  let size = 0;
+  try {
+    size = statSync(path + '-wal').size;
+  } catch {
+    return;
+  }
+  if (size === 0 && !existsSync(path + '-shm')) return;
+  let db: Db | undefined;
+  try {
+    db = new Database(path, { fileMustExist: true, timeout: 0 });
+    finishTrace(db);
+  } catch {
+    // Read with its WAL (below).
+  } finally {
+    db?.close();
+  }
+}
+
+/**
+ * Open an existing trace read-only. A trace left in WAL mode by a writer that died is recovered
+ * first (recoverWal); otherwise reading never writes the file. Checks the format and the
+ * schema version.
  */
 export function openTrace(path: string): Db {
   if (!existsSync(path)) throw errors.notFound(`trace "${path}" does not exist`);
+  recoverWal(path);
   checkHeader(path);
   return guard(path, () => {
     const db = new Database(path, { readonly: true, fileMustExist: true });
@@ -213,6 +272,8 @@ export function openTrace(path: string): Db {
 /** The SQLite header says how many pages the main file holds: a shorter file was cut short. */
 function checkHeader(path: string): void {
   const size = statSync(path).size;
+  const wal = existsSync(path + '-wal') && statSync(path + '-wal').size > 0;
+  if (size === 0 && wal) return; // everything is in the WAL still: SQLite reads it there
   const head = Buffer.alloc(100);
   const fd = openSync(path, 'r');
   try {
@@ -226,7 +287,8 @@ function checkHeader(path: string): void {
   const raw = head.readUInt16BE(16);
   const pageSize = raw === 1 ? 65536 : raw;
   const pages = head.readUInt32BE(28);
-  if (pages > 0 && size < pages * pageSize) {
+  // With a WAL, the pages the file lacks may be in it (a checkpoint cut short): SQLite reads them there.
+  if (!wal && pages > 0 && size < pages * pageSize) {
     throw errors.corrupt(path, `truncated: the header says ${pages} pages of ${pageSize} bytes (${pages * pageSize} bytes) but the file has ${size}`);
   }
 }

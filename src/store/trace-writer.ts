@@ -6,7 +6,8 @@
 
 import { decodeLineRow, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
 import { nativeRecorder, type NativeChunk } from './native-recorder.js';
-import { createTrace, guard, type Db } from './schema.js';
+import { createTrace, finishTrace, guard, markWriting, type Db } from './schema.js';
+import { checkpointAndDie, killNow, testKillPoint, type KillPoint } from './test-kill.js';
 import type Database from 'better-sqlite3';
 
 export interface InputRecord {
@@ -30,6 +31,7 @@ export class TraceWriter {
   private bytesIn = 0;
   private instructions = 0;
   private closed = false;
+  private readonly kill: KillPoint | undefined = testKillPoint();
 
   constructor(
     readonly path: string,
@@ -37,6 +39,7 @@ export class TraceWriter {
     replace = false,
   ) {
     this.db = createTrace(path, meta, replace);
+    markWriting(path, true);
     this.insChunk = this.db.prepare('INSERT INTO chunk (id, first, count, pcs, writes, lines) VALUES (?, ?, ?, ?, ?, ?)');
     this.insMem = this.db.prepare('INSERT INTO mem (line, chunk, part, final, data) VALUES (?, ?, ?, ?, ?)');
     this.insMask = this.db.prepare('INSERT INTO mem_mask (line, chunk, part, first, mask) VALUES (?, ?, ?, ?, ?)');
@@ -93,8 +96,10 @@ export class TraceWriter {
         for (const i of this.pendingInputs.splice(0)) {
           this.insInput.run(i.seq, i.vcpu ?? null, i.kind, JSON.stringify(i.detail, jsonBig));
         }
+        if (this.kill?.at === 'commit' && this.kill.chunk === id) killNow();
       })(),
     );
+    if (this.kill?.at === 'checkpoint' && this.kill.chunk === id) checkpointAndDie(this.path, () => this.db.pragma('wal_checkpoint(TRUNCATE)'));
     this.bytesIn += c.pcs.length + c.mem.length + c.ckpts.length;
     this.instructions += c.count;
   }
@@ -177,12 +182,16 @@ export class TraceWriter {
     guard(this.path, () => this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value));
   }
 
+  /** No more writes: make the trace one self-contained file now (see finishTrace); close() does too. */
+  finish(): void {
+    if (!this.closed) finishTrace(this.db);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    guard(this.path, () => {
-      this.db.pragma('wal_checkpoint(TRUNCATE)');
-      this.db.close();
-    });
+    markWriting(this.path, false);
+    finishTrace(this.db);
+    guard(this.path, () => this.db.close());
   }
 }

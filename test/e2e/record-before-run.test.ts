@@ -22,7 +22,7 @@ describe('dbg live: commands before the first :c', () => {
     const r = spawnSync(dbg, ['live', '--emulate', kernel, '-m', '32M', '--wait', '-q', '--record', trace, '-e', `${cmd}; :c; ::now`], { encoding: 'utf8', timeout: 60_000 });
     expect(r.stderr).not.toMatch(/UNIQUE|internal error/);
     expect(r.status).toBe(0);
-    const live = /^seq (\d+) of \[0, \1\]/m.exec(r.stdout);
+    const live = [...r.stdout.matchAll(/^seq (\d+) of \[0, \1\]/gm)].at(-1);
     expect(live, r.stdout).not.toBeNull();
     const p = spawnSync(dbg, ['replay', trace, '-e', '::now; ::seek 0; ::now'], { encoding: 'utf8', timeout: 60_000 });
     expect(p.stderr).toBe('');
