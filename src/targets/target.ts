@@ -158,8 +158,11 @@ export interface Breakpoints {
 
 /** Going back in a recorded history (live with recording, replay). */
 export interface ReverseExecution {
-  /** First and last seq the history holds; `now` is where the target is. */
-  bounds(): { first: Seq; last: Seq; now: Seq };
+  /**
+   * First and last seq the history holds; `now` is where the view is. `beyond`: the live guest's
+   * seq when it ran on past the end of its recording (recording stopped at a size limit or a failed write).
+   */
+  bounds(): { first: Seq; last: Seq; now: Seq; beyond?: Seq };
   stepBack(thread: number): Promise<StopStatus>;
   /** Run backwards to the last breakpoint or watchpoint hit before now, or the start of history. */
   resumeBack(): Promise<StopStatus>;

@@ -250,7 +250,7 @@ describe('reverse execution on a live recorded guest', () => {
     await s.run('log_append::bp; :c');
     expect(notes[0]).toMatch(/^recording stopped at seq \d+/);
     const stopped = /^recording stopped at seq (\d+)/.exec(notes[0]!)![1];
-    await expect(s.run('::rstep')).rejects.toThrow(`cannot step back: recording stopped at seq ${stopped} (the trace reached its size limit) and the guest ran on to ${t.machine.seq} unrecorded`);
+    await expect(s.run('::rstep')).rejects.toThrow(`cannot step back: recording stopped at seq ${stopped} (the trace reached its size limit or could not be written) and the guest ran on to ${t.machine.seq} unrecorded`);
   });
 
   it('without a recorder there is no reverse capability', async () => {

@@ -177,8 +177,12 @@ const now: Dcmd = {
   run(session, inv, out) {
     noMoreArgs(this, inv.args);
     const b = need(session.target, 'reverse').bounds();
-    if (out.jsonMode) return out.json({ now: jsonCount(b.now), first: jsonCount(b.first), last: jsonCount(b.last), after: jsonCount(b.last - b.now) });
-    out.line(`seq ${b.now} of [${b.first}, ${b.last}] (${b.last - b.first} instructions recorded; ${b.last - b.now} after now)`);
+    if (out.jsonMode) {
+      return out.json({ now: jsonCount(b.now), first: jsonCount(b.first), last: jsonCount(b.last), after: jsonCount(b.last - b.now), ...(b.beyond !== undefined ? { beyond: jsonCount(b.beyond) } : {}) });
+    }
+    // Recording stopped (size limit, a failed write) and the guest ran on: say so.
+    const beyond = b.beyond !== undefined ? `; recording stopped at ${b.last}: the guest runs beyond it, at seq ${b.beyond} unrecorded` : '';
+    out.line(`seq ${b.now} of [${b.first}, ${b.last}] (${b.last - b.first} instructions recorded; ${b.last - b.now} after now${beyond})`);
   },
 };
 

@@ -245,7 +245,13 @@ export class EmulatorTarget implements Target {
       `emulated x86-64 machine: ${this.machine.ram.length >> 20} MiB RAM, ${this.machine.vcpuCount} vCPU(s), quantum ${this.machine.quantum} instructions`,
       `kernel ${basename(this.path)} loaded as ${k.kind === 'multiboot' ? 'multiboot (32-bit protected-mode entry)' : 'ELF64 (long-mode entry)'} at entry 0x${k.entry.toString(16)}`,
       `instructions executed: ${this.machine.seq}`,
-      ...(this.history ? [`recording to ${this.history.history.path}${this.past ? `; viewing the recorded past at seq ${this.history.now} of ${this.history.liveSeq}` : ''}`] : []),
+      ...(this.history
+        ? [
+            this.machine.seq > this.history.liveSeq
+              ? `recording to ${this.history.history.path} stopped at seq ${this.history.liveSeq}: the guest runs beyond the recording (now at seq ${this.machine.seq}, unrecorded)`
+              : `recording to ${this.history.history.path}${this.past ? `; viewing the recorded past at seq ${this.history.now} of ${this.history.liveSeq}` : ''}`,
+          ]
+        : []),
     ];
   }
 
@@ -275,7 +281,10 @@ export class EmulatorTarget implements Target {
     this.history = h;
     const back = (what: string, op: () => Promise<StopStatus>) => this.goBack(what, op);
     const reverse: ReverseExecution = {
-      bounds: () => h.reverse.bounds(),
+      bounds: () => {
+        const b = h.reverse.bounds();
+        return this.machine.seq > b.last ? { ...b, beyond: this.machine.seq } : b;
+      },
       stepBack: (t) => back('step back', () => h.reverse.stepBack(t)),
       resumeBack: () => back('continue back', () => h.reverse.resumeBack()),
       seek: (seq) => back('seek', () => h.reverse.seek(seq)),
@@ -293,7 +302,7 @@ export class EmulatorTarget implements Target {
     this.notRunning('discard the recorded future');
     if (!this.past) return this.last;
     if (this.machine.seq !== h.liveSeq) {
-      throw errors.state(`cannot discard the recorded future: recording stopped at seq ${h.liveSeq} (the trace reached its size limit) and the guest ran on to ${this.machine.seq} unrecorded`);
+      throw errors.state(`cannot discard the recorded future: recording stopped at seq ${h.liveSeq} (the trace reached its size limit or could not be written) and the guest ran on to ${this.machine.seq} unrecorded`);
     }
     const at = this.last;
     h.discard((seq, contexts, ram) => this.machine.rewind(seq, contexts, ram));
@@ -321,7 +330,7 @@ export class EmulatorTarget implements Target {
     const h = this.history!;
     this.notRunning(what);
     if (this.machine.seq !== h.liveSeq) {
-      throw errors.state(`cannot ${what}: recording stopped at seq ${h.liveSeq} (the trace reached its size limit) and the guest ran on to ${this.machine.seq} unrecorded`);
+      throw errors.state(`cannot ${what}: recording stopped at seq ${h.liveSeq} (the trace reached its size limit or could not be written) and the guest ran on to ${this.machine.seq} unrecorded`);
     }
     this.syncEvents(h);
     if (!this.past) this.liveStop = this.last;
