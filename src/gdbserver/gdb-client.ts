@@ -11,6 +11,7 @@ import type { Output, SessionView } from '../mdb/dcmd.js';
 import { need, type StopStatus, type Target } from '../targets/target.js';
 import type { PointType, Request, ResumeAction, ThreadSel, XferObject } from './request.js';
 import { encodeHexPacket } from './packet-codec.js';
+import { HostFiles } from './host-files.js';
 import { librariesSvr4, xmlEscape } from './shared-libraries.js';
 import { stopNote, stopReply, threadIdText } from './stop-reply.js';
 import { decodeRegister, encodeRegister, targetDescription, type TargetDescription } from './target-description.js';
@@ -67,10 +68,15 @@ export class GdbClient {
   /** 0x03 bytes that arrived while requests were queued: that many next resumes stop at once. */
   private interruptPending = 0;
 
+  /** vFile: the files this client opened, and which it may open. */
+  private readonly files: HostFiles;
+
   constructor(
     readonly target: Target,
     private readonly monitor: MonitorSession | undefined,
+    opts: { allowHostIo?: boolean } = {},
   ) {
+    this.files = new HostFiles(target, opts.allowHostIo === true);
     this.desc = targetDescription(target.arch, target.kind === 'process-core' ? 'GNU/Linux' : undefined);
     this.gThread = this.cThread = this.validThread(target.status().thread);
   }
@@ -109,6 +115,7 @@ export class GdbClient {
     this.points.clear();
     this.removals.clear();
     this.hardwareIds.clear();
+    this.files.closeAll();
   }
 
   async handle(req: Request): Promise<Reply> {
@@ -207,6 +214,8 @@ export class GdbClient {
         return { packet: this.multiprocess ? 'OK' : undefined, close: 'kill' };
       case 'offsets':
         return { packet: this.offsets() };
+      case 'file':
+        return { packet: this.file(req) };
       case 'must-reply-empty':
       case 'unknown':
         return { packet: '' };
@@ -219,6 +228,9 @@ export class GdbClient {
    * Empty for a fixed-address executable or kernel: nothing to relocate.
    */
   private offsets(): string {
+    // With the auxiliary vector gdb relocates the whole executable itself (AT_ENTRY against e_entry),
+    // as it does with gdbserver; Text/Data/Bss would move only those three sections.
+    if (this.target.caps.process) return '';
     const main = this.target.symbols.modules[0];
     if (!main?.bias) return '';
     const b = BigInt.asUintN(64, main.bias).toString(16);
@@ -239,6 +251,8 @@ export class GdbClient {
       'vContSupported+',
     ];
     if (this.target.symbols.find('_r_debug')) out.push('qXfer:libraries-svr4:read+');
+    if (caps.process) out.push('qXfer:auxv:read+');
+    if (this.files.execFile() !== undefined) out.push('qXfer:exec-file:read+');
     if (this.multiprocess) out.push('multiprocess+');
     if (this.swbreak) out.push('swbreak+');
     if (this.hwbreak) out.push('hwbreak+');
@@ -447,7 +461,15 @@ export class GdbClient {
 
   private xfer(object: XferObject, annex: string, offset: number, length: number): string {
     let doc: string;
-    if (object === 'libraries-svr4') {
+    if (object === 'auxv') {
+      const auxv = this.target.caps.process?.auxv();
+      if (!auxv) return E_BAD_PACKET;
+      doc = auxv.toString('latin1'); // binary: the framing escapes it
+    } else if (object === 'exec-file') {
+      const path = this.files.execFile();
+      if (path === undefined) return E_BAD_PACKET;
+      doc = Buffer.from(path, 'utf8').toString('latin1');
+    } else if (object === 'libraries-svr4') {
       const libs = librariesSvr4(this.target);
       if (libs === undefined) return E_FAULT;
       doc = libs;
@@ -462,6 +484,21 @@ export class GdbClient {
     }
     const part = doc.slice(offset, offset + length);
     return (offset + length >= doc.length ? 'l' : 'm') + part;
+  }
+
+  private file(req: Extract<Request, { kind: 'file' }>): string {
+    switch (req.op) {
+      case 'setfs':
+        return 'F0'; // one filesystem: the host's, seen through the allowlist
+      case 'open':
+        return this.files.openFile(req.path, req.flags);
+      case 'pread':
+        return this.files.pread(req.fd, req.count, req.offset);
+      case 'fstat':
+        return this.files.fstat(req.fd);
+      case 'close':
+        return this.files.close(req.fd);
+    }
   }
 
   private async runMonitor(command: string): Promise<Reply> {

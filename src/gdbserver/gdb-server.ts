@@ -95,7 +95,7 @@ export async function serveGdb(
       active = undefined;
       left();
     };
-    const done = serveClient(ch, target, session, previous, log, leaving);
+    const done = serveClient(ch, target, session, previous, log, leaving, options.allowHostIo === true);
     previous = done.then(() => {
       log(`gdb from ${ch.peer} left; ${target.name} stays stopped, waiting for the next client`);
     });
@@ -213,8 +213,9 @@ function serveClient(
   log: (m: string) => void,
   /** The client has left (detach, kill, its side closed): another may connect. */
   leaving: () => void,
+  allowHostIo: boolean,
 ): Promise<void> {
-  const client = new GdbClient(target, session);
+  const client = new GdbClient(target, session, { allowHostIo });
   const codec = new PacketCodec(PACKET_SIZE);
   let noAck = false;
   let last: Buffer | undefined;

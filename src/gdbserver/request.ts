@@ -42,10 +42,15 @@ export type Request =
   | { kind: 'kill' }
   | { kind: 'detach' }
   | { kind: 'must-reply-empty' }
+  /** vFile (host I/O, read-only; see host-files.ts). */
+  | { kind: 'file'; op: 'setfs' }
+  | { kind: 'file'; op: 'open'; path: string; flags: number }
+  | { kind: 'file'; op: 'pread'; fd: number; count: number; offset: number }
+  | { kind: 'file'; op: 'fstat' | 'close'; fd: number }
   /** A packet dbg does not implement: the reply is empty, as the protocol asks. */
   | { kind: 'unknown'; packet: string };
 
-export type XferObject = 'features' | 'threads' | 'libraries-svr4';
+export type XferObject = 'features' | 'threads' | 'libraries-svr4' | 'auxv' | 'exec-file';
 
 /** Z/z types: 0 software breakpoint, 1 hardware breakpoint, 2 write, 3 read, 4 access watchpoint. */
 export type PointType = 'sw' | 'hw' | WatchKind;

@@ -45,15 +45,25 @@ export function librariesSvr4(target: Target): string | undefined {
   return `<library-list-svr4 version="1.0" main-lm="0x${main.toString(16)}">${items.join('')}</library-list-svr4>`;
 }
 
-function readCString(target: Target, addr: bigint): string {
+/**
+ * The NUL-terminated string at `addr` (at most 4 KiB), read 64 bytes at a time; where a 64-byte
+ * read runs past the end of a mapping, byte by byte up to that end, so a name that ends just
+ * before an unmapped page comes out whole.
+ */
+export function readCString(target: Target, addr: bigint): string {
   if (addr === 0n) return '';
   const parts: Buffer[] = [];
-  for (let off = 0n; off < 4096n; off += 64n) {
+  let off = 0n;
+  while (off < 4096n) {
     let chunk: Buffer;
     try {
       chunk = target.readVirtual(addr + off, 64);
     } catch {
-      chunk = target.readVirtual(addr + off, 1); // near the end of a mapping: go byte by byte
+      try {
+        chunk = target.readVirtual(addr + off, 1);
+      } catch {
+        break; // the end of the mapping: the string is what was read
+      }
     }
     const z = chunk.indexOf(0);
     if (z >= 0) {
@@ -61,6 +71,7 @@ function readCString(target: Target, addr: bigint): string {
       break;
     }
     parts.push(chunk);
+    off += BigInt(chunk.length);
   }
   return Buffer.concat(parts).toString('utf8');
 }

@@ -214,6 +214,12 @@ export interface History {
   readonly path: string;
 }
 
+/** What a user-space process target knows of the process beyond its memory. */
+export interface ProcessImage {
+  /** The auxiliary vector as the kernel laid it out (NT_AUXV): (type, value) words up to AT_NULL. */
+  auxv(): Buffer;
+}
+
 /** Write the target's state as an ELF core that `dbg open` reads back. */
 export interface Snapshot {
   writeCore(path: string): void;
@@ -234,6 +240,7 @@ export interface Capabilities {
   readonly snapshot?: Snapshot;
   readonly console?: ConsoleLog;
   readonly history?: History;
+  readonly process?: ProcessImage;
 }
 
 export type CapabilityName = keyof Capabilities;
@@ -249,6 +256,7 @@ const capabilityWhat: Record<CapabilityName, string> = {
   snapshot: 'writing a core snapshot',
   console: 'a console log',
   history: 'history queries (a recorded trace)',
+  process: 'a process image (auxiliary vector)',
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,12 @@ import { serveGdb, type GdbServerHandle } from '../../src/gdbserver/gdb-server.j
 import { ProcessCoreTarget } from '../../src/targets/elfcore/process-core-target.js';
 import { debuggee, gdbBatch as gdbOnCore, type Debuggee } from '../helpers/debuggee.js';
 import { gdbBatch } from './gdb-batch.js';
+import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DbgError } from '../../src/common/errors.js';
+import { readCString } from '../../src/gdbserver/shared-libraries.js';
+import type { Target } from '../../src/targets/target.js';
 
 let d: Debuggee;
 let target: ProcessCoreTarget;
@@ -60,5 +66,52 @@ describe('gdb on a process core through dbg', () => {
     expect(frames(via.stdout)).toEqual(frames(direct));
     const lwps = target.threads().map((t) => t.tid);
     for (const [i, lwp] of lwps.entries()) expect(via.stdout).toContain(`Thread 1.${i + 1} "LWP ${lwp}"`);
+  });
+
+  it('sends the auxiliary vector, so gdb relocates the whole PIE (every section, @plt symbols too)', async () => {
+    const sections = (t: string) =>
+      t.split('\n').filter((l) => /\.(plt|got|rodata|eh_frame|text|data)\b/.test(l)).map((l) => l.replace(/^\s*\[\s*\d+\]\s*/, '').split(/\s+/).slice(0, 2).join(' '));
+    const via = await gdbBatch(server.port, ['maint info sections'], { file: d.exe });
+    const direct = gdbOnCore(d.exe, d.core, ['maint info sections']);
+    const v = sections(via.stdout);
+    expect(v.length).toBeGreaterThan(4);
+    expect(v).toEqual(sections(direct).slice(0, v.length));
+    const auxv = target.caps.process!.auxv();
+    expect(auxv.length % 16).toBe(0);
+    expect(auxv.readBigUInt64LE(auxv.length - 16)).toBe(0n); // ends with AT_NULL
+  });
+
+  it('gdb with no file finds the executable and its libraries through the server, and nothing else', async () => {
+    // no file, sysroot "target:" (gdb's default): everything is read over vFile
+    const r = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        'gdb',
+        ['-nx', '-batch', '-iex', 'set pagination off', '-iex', 'set debug-file-directory /nonexistent', '-iex', 'set auto-load off', '-ex', `target remote 127.0.0.1:${server.port}`, '-ex', 'info sharedlibrary', '-ex', 'bt 1', '-ex', 'remote get /etc/hostname ' + join(tmpdir(), 'dbg-never-written')],
+        { timeout: 60_000, env: { ...process.env, LC_ALL: 'C', TERM: 'dumb' } },
+        (_e, stdout, stderr) => resolve({ stdout, stderr }),
+      );
+    });
+    expect(r.stdout + r.stderr).toContain(`Reading symbols from target:${resolve(d.exe)}...`);
+    expect(r.stdout).toMatch(/Yes\s+.*libc\.so\.6/);
+    expect(r.stdout + r.stderr).toMatch(/#0 .* in \S+/);
+    expect(r.stdout + r.stderr).toContain('Remote I/O error: Permission denied');
+  });
+});
+
+describe('the server reads C strings up to the end of a mapping', () => {
+  it('a library name that ends just before an unmapped page comes out whole', () => {
+    const m = target.mappings().find((x) => x.end - x.start >= 0x1000n)!;
+    const name = 'x'.repeat(100); // longer than one 64-byte read, ending 1 byte before the end
+    const at = m.end - BigInt(name.length + 1);
+    const fake = {
+      ...target,
+      readVirtual: (addr: bigint, n: number) => {
+        if (addr < at || addr + BigInt(n) > m.end) throw new DbgError('unmapped', `0x${addr.toString(16)}`);
+        const b = Buffer.alloc(n);
+        for (let i = 0; i < n; i++) b[i] = addr + BigInt(i) === m.end - 1n ? 0 : 0x78;
+        return b;
+      },
+    } as unknown as Target;
+    expect(readCString(fake, at)).toBe(name);
   });
 });

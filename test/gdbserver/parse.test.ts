@@ -90,7 +90,12 @@ describe('packet parsers', () => {
       offset: 0,
       length: 0xffb,
     });
-    expect(p('qXfer:auxv:read::0,100')).toEqual({ kind: 'unknown', packet: 'qXfer:auxv:read::0,100' });
+    expect(p('qXfer:auxv:read::0,100')).toEqual({ kind: 'xfer-read', object: 'auxv', annex: '', offset: 0, length: 0x100 });
+    expect(p('qXfer:memory-map:read::0,100')).toEqual({ kind: 'unknown', packet: 'qXfer:memory-map:read::0,100' });
+    expect(p('vFile:open:2f6574632f706173737764,0,0')).toEqual({ kind: 'file', op: 'open', path: '/etc/passwd', flags: 0 });
+    expect(p('vFile:pread:1,100000,10')).toEqual({ kind: 'file', op: 'pread', fd: 1, count: 0x10000, offset: 0x10 });
+    expect(p('vFile:unlink:2f6574632f706173737764')).toEqual({ kind: 'unknown', packet: 'vFile:unlink:2f6574632f706173737764' });
+    expect(() => p('vFile:open:2f')).toThrow('vFile:open takes 3 argument(s)');
     expect(p('qRcmd,' + Buffer.from('::status').toString('hex'))).toEqual({ kind: 'monitor', command: '::status' });
     expect(p('QStartNoAckMode')).toEqual({ kind: 'start-noack' });
     expect(p('qAttached:1')).toEqual({ kind: 'attached' });

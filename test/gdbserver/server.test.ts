@@ -3,6 +3,9 @@ import { serveGdb, type GdbServerHandle } from '../../src/gdbserver/gdb-server.j
 import type { Output } from '../../src/mdb/dcmd.js';
 import { CODE, DATA, FakeTarget, type FakeOptions } from './fake-target.js';
 import { RspClient } from './rsp-client.js';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../helpers/repo.js';
 
 let servers: GdbServerHandle[] = [];
 let clients: RspClient[] = [];
@@ -287,7 +290,9 @@ describe('GDB server over TCP', () => {
   it('answers unknown packets with the empty reply and oversized ones with E01', async () => {
     const { c } = await start();
     expect(await c.ask('qTStatus')).toBe('');
-    expect(await c.ask('vFile:open:2f6574632f706173737764,0,0')).toBe('');
+    // host I/O is read-only and limited to the files the target names: EACCES (13) for any other
+    expect(await c.ask('vFile:open:2f6574632f706173737764,0,0')).toBe('F-1,d');
+    expect(await c.ask('vFile:unlink:2f6574632f706173737764')).toBe('');
     expect(await c.ask('M600000,1:' + '00'.repeat(0x50000))).toBe('E01');
     expect(logs.some((l) => /^packet of \d+ bytes is longer than PacketSize 0x80000: refused$/.test(l))).toBe(true);
     expect(await c.ask('qAttached')).toBe('1');
@@ -335,5 +340,24 @@ describe('GDB server over TCP', () => {
     await server.idle();
     const c5 = await connect(server.port);
     expect(await c5.ask('m401000,1')).toBe('90');
+  });
+
+  it('vFile reads any regular file only when the user allowed host I/O, and never writes', async () => {
+    const target = new FakeTarget({ execution: true });
+    const server = await serveGdb(target, monitor, { port: 0, log: (m) => logs.push(m), allowHostIo: true });
+    servers.push(server);
+    const c = await connect(server.port);
+    const file = join(repoRoot, 'package.json');
+    expect(await c.ask(`vFile:open:${hex(file)},1,0`)).toBe('F-1,d'); // O_WRONLY: refused even so
+    expect(await c.ask(`vFile:open:${hex(repoRoot)},0,0`)).toBe('F-1,d'); // not a regular file
+    const fd = await c.ask(`vFile:open:${hex(file)},0,0`);
+    expect(fd).toMatch(/^F[0-9a-f]+$/);
+    const got = await c.ask(`vFile:pread:${fd.slice(1)},10,0`);
+    expect(got).toBe(`F10;${readFileSync(file, 'latin1').slice(0, 16)}`);
+    const st = await c.ask(`vFile:fstat:${fd.slice(1)}`);
+    expect(st.slice(0, 4)).toBe('F40;');
+    expect(Buffer.from(st.slice(4), 'latin1').readBigUInt64BE(28)).toBe(BigInt(statSync(file).size));
+    expect(await c.ask(`vFile:close:${fd.slice(1)}`)).toBe('F0');
+    expect(await c.ask(`vFile:pread:${fd.slice(1)},10,0`)).toBe('F-1,9'); // EBADF
   });
 });

@@ -6,6 +6,7 @@
 
 import type { Request } from '../request.js';
 import { parseBreakpoint } from './breakpoints.js';
+import { parseFile } from './files.js';
 import { parseMemory } from './memory.js';
 import { parseQuery } from './queries.js';
 import { parseRegisters } from './registers.js';
@@ -41,6 +42,7 @@ export function parseRequest(payload: Buffer): Request {
     case 'v':
       if (packet === 'vCont?' || packet.startsWith('vCont;')) return parseResume(packet);
       if (packet.startsWith('vKill')) return { kind: 'kill' };
+      if (packet.startsWith('vFile:')) return parseFile(packet);
       return parseQuery(packet) ?? unknown(packet);
     case 'H':
     case 'T':

@@ -21,7 +21,9 @@ export function parseQuery(packet: string): Request | undefined {
   }
   if (packet.startsWith('qXfer:')) {
     const [, object, op, annex, range, ...rest] = packet.split(':');
-    if (object !== 'features' && object !== 'threads' && object !== 'libraries-svr4') return undefined; // unsupported object: empty reply
+    if (object !== 'features' && object !== 'threads' && object !== 'libraries-svr4' && object !== 'auxv' && object !== 'exec-file') {
+      return undefined; // unsupported object: empty reply
+    }
     if (op !== 'read' || range === undefined || rest.length > 0) {
       throw new BadPacket(packet, 'expected qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH');
     }

@@ -26,7 +26,7 @@ import { ElfFile, ET_CORE, ET_DYN, type ProgramHeader } from '../../symbols/elf-
 import { SymbolSpace, type Module } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
 import { symbolTableFor } from './process-core-symbols.js';
-import type { Capabilities, Mapping, StopStatus, Target, ThreadInfo } from '../target.js';
+import type { Capabilities, Mapping, ProcessImage, StopStatus, Target, ThreadInfo } from '../target.js';
 import {
   AT_ENTRY,
   AT_SYSINFO_EHDR,
@@ -123,6 +123,7 @@ export class ProcessCoreTarget implements Target {
     let siginfo: Siginfo | undefined;
     let prpsinfo: Prpsinfo | undefined;
     let auxv = new Map<bigint, bigint>();
+    let auxvBytes: Buffer | undefined;
     let files: FileMapping[] = [];
     const notes = core.notes();
     notes.forEach((n, i) => {
@@ -143,6 +144,7 @@ export class ProcessCoreTarget implements Target {
           break;
         case NT_AUXV:
           auxv = parseAuxv(n.desc, this.arch);
+          auxvBytes ??= Buffer.from(n.desc);
           break;
         case NT_FILE:
           files = parseFileNote(n.desc, this.arch, where);
@@ -156,6 +158,10 @@ export class ProcessCoreTarget implements Target {
     if (prpsinfo) this.process = prpsinfo;
     if (siginfo) this.siginfo = siginfo;
     this.auxv = auxv;
+    if (auxvBytes) {
+      const bytes = auxvBytes;
+      (this.caps as { process?: ProcessImage }).process = { auxv: () => bytes };
+    }
     this.fileMappings = files;
 
     this.segments = this.buildSegments();
