@@ -12,6 +12,7 @@ import { need, type StopStatus, type Target } from '../targets/target.js';
 import type { PointType, Request, ResumeAction, ThreadSel, XferObject } from './request.js';
 import { encodeHexPacket } from './packet-codec.js';
 import { HostFiles } from './host-files.js';
+import { hmpCommand } from './monitor-hmp.js';
 import { librariesSvr4, xmlEscape } from './shared-libraries.js';
 import { stopNote, stopReply, threadIdText } from './stop-reply.js';
 import { decodeRegister, encodeRegister, targetDescription, type TargetDescription } from './target-description.js';
@@ -502,6 +503,14 @@ export class GdbClient {
   }
 
   private async runMonitor(command: string): Promise<Reply> {
+    // QEMU monitor habits first (help, info registers, x, xp, gva2gpa); anything else is MDB.
+    try {
+      const hmp = hmpCommand(this.target, this.gThread, command);
+      if (hmp) return { packet: 'OK', output: hmp.map((l) => l + '\n') };
+    } catch (e) {
+      if (!isDbgError(e)) throw e;
+      return { packet: 'OK', output: [`dbg: ${e.message}\n`] };
+    }
     if (!this.monitor) {
       return { packet: 'OK', output: ['dbg: no command session is attached to this GDB server; monitor is unavailable\n'] };
     }
