@@ -478,8 +478,12 @@ export class GdbClient {
       if (annex !== 'target.xml') return E_BAD_PACKET;
       doc = this.desc.xml;
     } else {
+      // Threads of a machine are its CPUs (thread N is CPU N-1); a process core does not record
+      // which core each thread last ran on, so it says nothing rather than a wrong "0".
+      const cpus = this.target.kind !== 'process-core';
       const items = this.target.threads().map(
-        (th) => `<thread id="${threadIdText(th.index, this.multiprocess)}" core="0" name="${xmlEscape(th.name)}"></thread>`,
+        (th) =>
+          `<thread id="${threadIdText(th.index, this.multiprocess)}"${cpus ? ` core="${th.index - 1}"` : ''} name="${xmlEscape(th.name)}"></thread>`,
       );
       doc = `<?xml version="1.0"?><threads>${items.join('')}</threads>`;
     }

@@ -9,6 +9,7 @@ import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { join } from 'node:path';
 import { qemuSample, repoRoot } from '../helpers/repo.js';
 import { gdbBatch } from './gdb-batch.js';
+import { RspClient } from './rsp-client.js';
 import { expectGolden } from './golden.js';
 
 const kernel = qemuSample('kernel.elf');
@@ -129,6 +130,23 @@ describe('gdb on a live emulated guest through dbg', () => {
       expect(r.stdout).toContain('Program received signal SIGINT, Interrupt.');
       expect(r.stdout).toMatch(/^\$1 = 1$/m);
       expect(t.status().reason.kind).toBe('interrupted');
+    } finally {
+      await s.close();
+      t.close();
+    }
+  });
+});
+
+describe('threads of a machine are its CPUs', () => {
+  it('qXfer:threads names each vCPU with its own core number', async () => {
+    const t = EmulatorTarget.open(kernel, { cpus: 2 });
+    const s = await serveGdb(t, undefined, { port: 0, log: () => undefined });
+    try {
+      const c = await RspClient.open(s.port);
+      expect(await c.ask('qXfer:threads:read::0,1000')).toBe(
+        'l<?xml version="1.0"?><threads><thread id="1" core="0" name="vCPU 0"></thread><thread id="2" core="1" name="vCPU 1"></thread></threads>',
+      );
+      c.close();
     } finally {
       await s.close();
       t.close();

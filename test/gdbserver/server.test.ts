@@ -157,7 +157,7 @@ describe('GDB server over TCP', () => {
     expect(await c.ask('qfThreadInfo')).toBe('mp1.1,p1.2,p1.3');
     expect(await c.ask('qsThreadInfo')).toBe('l');
     expect(await c.ask('qXfer:threads:read::0,1000')).toBe(
-      'l<?xml version="1.0"?><threads><thread id="p1.1" core="0" name="cpu0"></thread><thread id="p1.2" core="0" name="cpu1"></thread><thread id="p1.3" core="0" name="cpu2"></thread></threads>',
+      'l<?xml version="1.0"?><threads><thread id="p1.1" core="0" name="cpu0"></thread><thread id="p1.2" core="1" name="cpu1"></thread><thread id="p1.3" core="2" name="cpu2"></thread></threads>',
     );
     expect(await c.ask('Hgp1.2')).toBe('OK');
     expect(await c.ask('qC')).toBe('QCp1.2');
