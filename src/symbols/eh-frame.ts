@@ -615,6 +615,14 @@ export interface ExprContext {
   readMemory(addr: bigint, size: number): bigint;
   readonly addressSize: number;
   readonly littleEndian: boolean;
+  /** DW_OP_fbreg's base: the function's DW_AT_frame_base (location expressions only). */
+  frameBase?(): bigint;
+  /** DW_OP_call_frame_cfa: the frame's CFA (location expressions only). */
+  cfa?(): bigint;
+  /** DW_OP_addrx / DW_OP_GNU_addr_index: entry `index` of the unit's .debug_addr. */
+  addressAt?(index: number): bigint;
+  /** The run-time address of link-time `addr` (DW_OP_addr in a relocated module). */
+  relocate?(addr: bigint): bigint;
 }
 
 /**
@@ -642,9 +650,11 @@ export function evalDwarfExpr(expr: Buffer, ctx: ExprContext, initial?: bigint, 
     else if (op >= 0x70 && op <= 0x8f) s.push((ctx.register(op - 0x70) + r.sleb()) & mask); // breg0..31
     else {
       switch (op) {
-        case 0x03:
-          s.push(ctx.addressSize === 8 ? r.u64() : BigInt(r.u32()));
+        case 0x03: {
+          const a = ctx.addressSize === 8 ? r.u64() : BigInt(r.u32());
+          s.push(ctx.relocate ? ctx.relocate(a) : a);
           break;
+        }
         case 0x06:
           s.push(ctx.readMemory(pop(), ctx.addressSize));
           break;
@@ -806,6 +816,25 @@ export function evalDwarfExpr(expr: Buffer, ctx: ExprContext, initial?: bigint, 
         }
         case 0x96: // nop
           break;
+        case 0x91: // fbreg
+          if (!ctx.frameBase) throw errors.corrupt(where, 'DW_OP_fbreg outside a function');
+          s.push((ctx.frameBase() + r.sleb()) & mask);
+          break;
+        case 0x9c: // call_frame_cfa
+          if (!ctx.cfa) throw errors.corrupt(where, 'DW_OP_call_frame_cfa without a frame');
+          s.push(ctx.cfa());
+          break;
+        case 0xa1: // addrx
+        case 0xfb: {
+          const i = Number(r.uleb());
+          if (!ctx.addressAt) throw errors.corrupt(where, 'DW_OP_addrx without a unit');
+          const a = ctx.addressAt(i);
+          s.push(ctx.relocate ? ctx.relocate(a) : a);
+          break;
+        }
+        case 0xa3: // entry_value: the value at the function's entry, known only from the caller's call site
+        case 0xf3:
+          throw new DbgError('unsupported', 'the value is known only at the function\'s entry (DW_OP_entry_value)');
         default:
           throw errors.corrupt(where, `unsupported DWARF operation 0x${op.toString(16)} in CFI`);
       }

@@ -32,6 +32,11 @@ export interface Frame {
    * pointer) and its caller is the return address the call left on top of the stack.
    */
   readonly how: 'registers' | 'cfi' | 'frame-pointer' | 'return-address';
+  /**
+   * The frame's registers by DWARF number, as far as they are known: all of them in frame 0,
+   * in callers those the CFI restores plus those it leaves alone (assumed unchanged, as gdb does).
+   */
+  readonly regs: ReadonlyMap<number, bigint>;
 }
 
 export interface UnwindOptions {
@@ -79,7 +84,7 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
     if (cfi) {
       const r = stepCfi(read, arch, regs, cfi.row, pcCol, spCol);
       if (r === 'outermost') {
-        frames.push({ level: frames.length, pc, sp, how });
+        frames.push({ level: frames.length, pc, sp, how, regs });
         break;
       }
       if (r) {
@@ -88,7 +93,7 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
         signalFrame = cfi.row.signalFrame;
       }
     }
-    frames.push({ level: frames.length, pc, sp, ...(cfa !== undefined ? { cfa } : {}), how });
+    frames.push({ level: frames.length, pc, sp, ...(cfa !== undefined ? { cfa } : {}), how, regs });
     if (!opts?.pastMain && isMain(target, lookup)) break;
     let nextHow: Frame['how'] = 'cfi';
     if (!next && frames.length === 1 && !isCode(read, pc)) {

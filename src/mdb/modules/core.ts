@@ -19,6 +19,7 @@ import { jsonCount } from '../json.js';
 import { objectName, symbolName, threadName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 import type { Session } from '../session.js';
+import { sourceRowJson, sourceRowLines, sourceRows } from '../source-frames.js';
 
 /** Core dcmds need the full session (registry, disassembler), not only the SessionView. */
 function full(s: SessionView): Session {
@@ -218,10 +219,12 @@ const regs: Dcmd = {
 const stack: Dcmd = {
   name: 'stack',
   aliases: ['stacks'],
-  usage: '::stack [-a] [-v]',
-  help: "the selected thread's call stack ($c); -a every thread, -v with stack pointers ($C)",
+  usage: '::stack [-a] [-s] [-v]',
+  help:
+    "the selected thread's call stack ($c); -a every thread; -s file:line and inlined calls from DWARF;\n" +
+    '-v ($C) stack pointers, and with DWARF the arguments and locals of each frame (<optimized out> where the code kept none)',
   run(s, inv, out) {
-    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'av' });
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'asv' });
     if (rest.length > 0) throw errors.badInput(`::stack: unexpected argument "${rest[0]}" (usage: ${this.usage})`);
     if (inv.addr !== undefined && !inv.piped) {
       throw errors.badInput('::stack starts from the registers of a thread: select it with N::thread instead of giving an address');
@@ -231,6 +234,20 @@ const stack: Dcmd = {
     if (all.length === 0) throw errors.unsupported(t.name, 'stacks (it has no threads)');
     const which = flags.has('a') ? all : all.filter((th) => th.index === s.thread);
     const result = which.map((th) => ({ th, frames: unwind(t, th.index) }));
+    if (flags.has('s') || flags.has('v')) {
+      const verbose = flags.has('v');
+      const rows = result.map((r) => ({ r, rows: r.frames.flatMap((f) => sourceRows(t, f, r.th.index, verbose)) }));
+      if (out.jsonMode) out.json(rows.map(({ r, rows }) => ({ thread: r.th.index, tid: r.th.tid, frames: rows.map(sourceRowJson) })));
+      else
+        rows.forEach(({ r, rows }, i) => {
+          if (flags.has('a')) {
+            if (i > 0) out.line('');
+            out.line(`thread ${r.th.index} (${r.th.name}):`);
+          }
+          for (const row of rows) for (const l of sourceRowLines(row, verbose)) out.line(l);
+        });
+      return;
+    }
     if (out.jsonMode) {
       out.json(
         result.map((r) => ({

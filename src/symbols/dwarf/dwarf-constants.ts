@@ -72,6 +72,14 @@ export const DW_AT = {
   linkage_name: 0x6e,
   signature: 0x69,
   abstract_origin: 0x31,
+  artificial: 0x34,
+  inline: 0x20,
+  frame_base: 0x40,
+  entry_pc: 0x52,
+  call_column: 0x57,
+  call_file: 0x58,
+  call_line: 0x59,
+  loclists_base: 0x8c,
   MIPS_linkage_name: 0x2007,
 } as const;
 

@@ -1,0 +1,318 @@
+import { DbgError } from '../common/errors.js';
+import { DW_AT, DW_TAG } from '../symbols/dwarf/dwarf-constants.js';
+import type { Die, DwarfInfo } from '../symbols/dwarf/dwarf-info.js';
+import { dwarfOf } from '../symbols/dwarf/dwarf-info.js';
+import { linesOf, type SourcePlace } from '../symbols/dwarf/dwarf-line.js';
+import { evalLocation, type Location } from '../symbols/dwarf/dwarf-location.js';
+import { locationAt } from '../symbols/dwarf/dwarf-ranges.js';
+import { dieName, sourceFramesAt, type SourceFrame } from '../symbols/dwarf/dwarf-scopes.js';
+import type { ExprContext } from '../symbols/eh-frame.js';
+import type { Module, SymbolSpace } from '../symbols/symbol-space.js';
+import { typesOf } from './type-space.js';
+import { resolveType, sizeOf, type Type } from './type.js';
+import type { ValueMemory } from './print-value.js';
+
+/**
+ * Source-level views of machine frames: file:line of a pc, the inlined calls at it, and the
+ * arguments and locals of each frame with their values as gdb's `bt full` prints them.
+ *
+ * A machine frame is what the unwinder gives (pc, registers by DWARF number, CFA); nothing here
+ * knows a target. Addresses in the DWARF are link-time: the module's bias is added.
+ */
+
+export interface MachineFrame {
+  readonly level: number;
+  readonly pc: bigint;
+  readonly cfa?: bigint;
+  readonly regs: ReadonlyMap<number, bigint>;
+}
+
+export interface FrameSource {
+  readonly module: Module;
+  readonly dwarf: DwarfInfo;
+  /** Link-time pc looked up (pc - 1 for a return address). */
+  readonly linkPc: bigint;
+  readonly place?: SourcePlace;
+  /** Innermost first; empty when no DWARF function covers the pc. */
+  readonly frames: readonly SourceFrame[];
+}
+
+export interface Variable {
+  readonly name: string;
+  /** gdb's text for the value: `5`, `0x7ffd... "inner"`, `{x = 3, y = 4}`, `<optimized out>`. */
+  readonly text: string;
+}
+
+/** The module holding run-time `pc`, and its DWARF. */
+function moduleAt(symbols: SymbolSpace, pc: bigint): { module: Module; dwarf: DwarfInfo } | undefined {
+  for (const m of symbols.modules) {
+    if (!m.elf || m.start === undefined || m.end === undefined || pc < m.start || pc >= m.end) continue;
+    const dwarf = dwarfOf(m.elf);
+    return dwarf ? { module: m, dwarf } : undefined;
+  }
+  return undefined;
+}
+
+/** The file:line and source frames of run-time `pc` (a return address when `caller`); undefined without DWARF. */
+export function sourceAt(symbols: SymbolSpace, pc: bigint, caller: boolean): FrameSource | undefined {
+  const m = moduleAt(symbols, pc);
+  if (!m) return undefined;
+  const linkPc = pc - (caller ? 1n : 0n) - (m.module.bias ?? 0n);
+  try {
+    const place = linesOf(m.dwarf).placeOf(linkPc);
+    const frames = sourceFramesAt(m.dwarf, linkPc, place);
+    return { ...m, linkPc, ...(place ? { place } : {}), frames };
+  } catch (e) {
+    if (e instanceof DbgError) return { ...m, linkPc, frames: [] };
+    throw e;
+  }
+}
+
+/** `file:line` of run-time `pc`, as gdb's `at` shows it; undefined without line data. */
+export function placeText(symbols: SymbolSpace, pc: bigint, caller: boolean): string | undefined {
+  const s = sourceAt(symbols, pc, caller);
+  return s?.place ? `${s.place.file.name}:${s.place.line}` : undefined;
+}
+
+/** What evaluating locations needs beyond the frame. */
+export interface FrameEnv {
+  readonly mem: ValueMemory;
+  readonly addressSize: number;
+}
+
+/** The parameters and the locals of a source frame (innermost block first, as gdb lists them). */
+export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFrame, env: FrameEnv): { args: Variable[]; locals: Variable[] } {
+  const types = typesOf(src.module);
+  const bias = src.module.bias ?? 0n;
+  const d = src.dwarf;
+  let frameBase: bigint | undefined;
+  const ctx: ExprContext = {
+    register(n) {
+      const v = mf.regs.get(n);
+      if (v === undefined) throw new DbgError('unsupported', `register ${n} is not saved in this frame`);
+      return v;
+    },
+    readMemory(addr, size) {
+      return readUint(env.mem, addr, size);
+    },
+    addressSize: env.addressSize,
+    littleEndian: env.mem.littleEndian,
+    frameBase() {
+      if (frameBase !== undefined) return frameBase;
+      const e = locationAt(sf.subprogram, DW_AT.frame_base, src.linkPc);
+      if (!(e instanceof Buffer)) throw new DbgError('unsupported', 'the function has no frame base here');
+      const l = evalLocation(e, ctx, `${d.name}: frame base of ${sf.subprogram.describe()}`);
+      if (l.kind === 'memory') frameBase = l.addr;
+      else if (l.kind === 'register') frameBase = ctx.register(l.reg);
+      else throw new DbgError('unsupported', 'the frame base is not an address');
+      return frameBase;
+    },
+    cfa() {
+      if (mf.cfa === undefined) throw new DbgError('unsupported', 'the frame has no CFA (no CFI)');
+      return mf.cfa;
+    },
+    addressAt: (i) => d.formAddress(sf.die.unit, { at: 0, form: 0x1b, value: i })!,
+    relocate: (a) => a + bias,
+  };
+  const one = (v: Die): Variable => {
+    const name = dieName(v) ?? '?';
+    let typed: Die | undefined = v;
+    for (let i = 0; typed && !typed.has(DW_AT.type) && i < 4; i++) typed = typed.refDie(DW_AT.abstract_origin);
+    const type = typed && types ? types.typeOf(typed) : undefined;
+    if (!type) return { name, text: '<unknown type>' };
+    try {
+      const cv = v.constant(DW_AT.const_value);
+      if (cv !== undefined) return { name, text: valueText(type, bytesOf(cv, sizeOf(type) ?? 8, env.mem.littleEndian), env.mem) };
+      const expr = locationAt(v, DW_AT.location, src.linkPc);
+      if (expr === undefined || expr === 'none') return { name, text: '<optimized out>' };
+      const loc = evalLocation(expr, ctx, `${d.name}: location of ${v.describe()}`);
+      return { name, text: locationText(type, loc, ctx, env) };
+    } catch (e) {
+      if (e instanceof DbgError) return { name, text: e.code === 'unsupported' ? '<optimized out>' : `<error: ${e.message}>` };
+      throw e;
+    }
+  };
+  const args: Variable[] = [];
+  const locals: Variable[] = [];
+  for (const c of sf.die.children()) if (c.tag === DW_TAG.formal_parameter) args.push(one(c));
+  for (const scope of [...sf.blocks].reverse().concat([sf.die])) {
+    for (const c of scope.children()) if (c.tag === DW_TAG.variable) locals.push(one(c));
+  }
+  return { args, locals };
+}
+
+function bytesOf(v: bigint, size: number, le: boolean): Buffer {
+  const b = Buffer.alloc(size);
+  let x = BigInt.asUintN(size * 8, v);
+  for (let i = 0; i < size; i++) {
+    b[le ? i : size - 1 - i] = Number(x & 0xffn);
+    x >>= 8n;
+  }
+  return b;
+}
+
+function readUint(mem: ValueMemory, addr: bigint, size: number): bigint {
+  const b = mem.read(addr, size);
+  let v = 0n;
+  for (let i = 0; i < size; i++) v |= BigInt(b[mem.littleEndian ? i : size - 1 - i]!) << BigInt(8 * i);
+  return v;
+}
+
+function locationText(type: Type, loc: Location, ctx: ExprContext, env: FrameEnv): string {
+  const size = sizeOf(type) ?? 0;
+  const le = env.mem.littleEndian;
+  switch (loc.kind) {
+    case 'optimized':
+      return '<optimized out>';
+    case 'synthetic':
+      return '<synthetic pointer>';
+    case 'memory': {
+      let bytes: Buffer;
+      try {
+        bytes = env.mem.read(loc.addr, size);
+      } catch (e) {
+        if (e instanceof DbgError) return `<error: Cannot access memory at address 0x${loc.addr.toString(16)}>`;
+        throw e;
+      }
+      return valueText(type, bytes, env.mem);
+    }
+    case 'register':
+      return valueText(type, bytesOf(ctx.register(loc.reg), Math.min(size, 8) || 8, le), env.mem);
+    case 'value':
+      return valueText(type, bytesOf(loc.value, size || env.addressSize, le), env.mem);
+    case 'bytes':
+      return valueText(type, loc.bytes, env.mem);
+    case 'pieces': {
+      const out = Buffer.alloc(size);
+      let at = 0;
+      for (const p of loc.pieces) {
+        if (p.loc.kind === 'optimized' || p.loc.kind === 'synthetic' || p.loc.kind === 'pieces') return '<optimized out>';
+        const part =
+          p.loc.kind === 'memory' ? env.mem.read(p.loc.addr, p.size) : p.loc.kind === 'register' ? bytesOf(ctx.register(p.loc.reg), p.size, le) : p.loc.kind === 'value' ? bytesOf(p.loc.value, p.size, le) : p.loc.bytes.subarray(0, p.size);
+        part.copy(out, at);
+        at += p.size;
+      }
+      return valueText(type, out, env.mem);
+    }
+  }
+}
+
+/** The text gdb prints for a value of `type` held in `bytes` (strings behind char pointers read through `mem`). */
+export function valueText(type: Type, bytes: Buffer, mem: ValueMemory, depth = 0): string {
+  const t = resolveType(type);
+  const le = mem.littleEndian;
+  const uint = (b: Buffer): bigint => {
+    let v = 0n;
+    for (let i = 0; i < b.length; i++) v |= BigInt(b[le ? i : b.length - 1 - i]!) << BigInt(8 * i);
+    return v;
+  };
+  if (depth > 16) return '...';
+  switch (t.kind) {
+    case 'int': {
+      const raw = uint(bytes.subarray(0, t.size));
+      const v = t.signed ? BigInt.asIntN(t.size * 8, raw) : raw;
+      if (t.isChar) return `${v} ${charLiteral(Number(raw))}`;
+      return v.toString();
+    }
+    case 'bool':
+      return uint(bytes.subarray(0, t.size)) === 0n ? 'false' : 'true';
+    case 'float': {
+      if (t.size === 4) return floatText(le ? bytes.readFloatLE(0) : bytes.readFloatBE(0));
+      if (t.size === 8) return floatText(le ? bytes.readDoubleLE(0) : bytes.readDoubleBE(0));
+      return `0x${uint(bytes.subarray(0, t.size)).toString(16)}`;
+    }
+    case 'enum': {
+      const size = t.size ?? 4;
+      const v = BigInt.asIntN(size * 8, uint(bytes.subarray(0, size)));
+      const e = t.enumerators.find((x) => x.value === v || BigInt.asUintN(size * 8, x.value) === BigInt.asUintN(size * 8, v));
+      return e ? e.name : v.toString();
+    }
+    case 'pointer': {
+      const v = uint(bytes.subarray(0, t.size));
+      const hex = `0x${v.toString(16)}`;
+      if (t.reference) return `@${hex}`;
+      const target = resolveType(t.target);
+      if (target.kind === 'int' && target.isChar && target.size === 1 && v !== 0n) {
+        const s = readString(mem, v);
+        return s === undefined ? `${hex} <error: Cannot access memory at address ${hex}>` : `${hex} ${s}`;
+      }
+      if (target.kind === 'function') {
+        const sym = mem.symbolize?.(v);
+        return sym ? `${hex} <${sym}>` : hex;
+      }
+      return hex;
+    }
+    case 'struct':
+    case 'union':
+    case 'class': {
+      const parts = t.members.map((m) => {
+        const off = Math.floor(m.bitOffset / 8);
+        let text: string;
+        if (m.bitSize !== undefined) {
+          const mt = resolveType(m.type);
+          const word = uint(bytes.subarray(off, Math.min(bytes.length, off + 8)));
+          let v = (word >> BigInt(m.bitOffset % 8)) & ((1n << BigInt(m.bitSize)) - 1n);
+          if (mt.kind === 'int' && mt.signed) v = BigInt.asIntN(m.bitSize, v);
+          text = v.toString();
+        } else text = valueText(m.type, bytes.subarray(off, off + (sizeOf(m.type) ?? 0)), mem, depth + 1);
+        return m.name !== undefined ? `${m.name} = ${text}` : text;
+      });
+      return `{${parts.join(', ')}}`;
+    }
+    case 'array': {
+      const es = sizeOf(t.element) ?? 0;
+      const n = t.length ?? 0;
+      const el = resolveType(t.element);
+      if (el.kind === 'int' && el.isChar && es === 1) return quoteBytes(bytes.subarray(0, n), true);
+      const items: string[] = [];
+      for (let i = 0; i < Math.min(n, 200); i++) items.push(valueText(t.element, bytes.subarray(i * es, (i + 1) * es), mem, depth + 1));
+      return `{${items.join(', ')}${n > 200 ? '...' : ''}}`;
+    }
+    default:
+      return `0x${uint(bytes).toString(16)}`;
+  }
+}
+
+function floatText(v: number): string {
+  if (Number.isNaN(v)) return 'nan(0x8000000000000)';
+  if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
+  return String(v);
+}
+
+function charLiteral(c: number): string {
+  const esc: Record<number, string> = { 0: '\\000', 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r', 39: "\\'", 92: '\\\\' };
+  if (esc[c] !== undefined) return `'${esc[c]}'`;
+  if (c >= 0x20 && c < 0x7f) return `'${String.fromCharCode(c)}'`;
+  return `'\\${c.toString(8).padStart(3, '0')}'`;
+}
+
+function quoteBytes(b: Buffer, stopAtNul: boolean): string {
+  let end = b.length;
+  if (stopAtNul) {
+    const z = b.indexOf(0);
+    if (z >= 0) end = z;
+  }
+  let s = '"';
+  for (const c of b.subarray(0, end)) {
+    if (c === 0x22) s += '\\"';
+    else if (c === 0x5c) s += '\\\\';
+    else if (c >= 0x20 && c < 0x7f) s += String.fromCharCode(c);
+    else s += `\\${c.toString(8).padStart(3, '0')}`;
+  }
+  return s + '"';
+}
+
+function readString(mem: ValueMemory, addr: bigint): string | undefined {
+  const out: number[] = [];
+  try {
+    for (let i = 0; i < 200; i++) {
+      const b = mem.read(addr + BigInt(i), 1)[0]!;
+      if (b === 0) return quoteBytes(Buffer.from(out), false);
+      out.push(b);
+    }
+  } catch (e) {
+    if (e instanceof DbgError) return out.length ? quoteBytes(Buffer.from(out), false) + '...' : undefined;
+    throw e;
+  }
+  return quoteBytes(Buffer.from(out), false) + '...';
+}
