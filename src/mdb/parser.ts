@@ -156,7 +156,11 @@ class LineParser {
       else if (c === '\n' || c === ';') break;
       // Only `/` is also an operator (division, inside parentheses); the other verb characters
       // never occur in an expression, so they end it even inside an unclosed parenthesis.
-      else if (c === ',' || c === '?' || c === '\\' || c === '$' || c === ':') break;
+      // `file.c:42` is a source line (an address): a `:` followed by a digit never starts a verb.
+      else if (c === ':' && next !== undefined && next >= '0' && next <= '9' && /[A-Za-z_][\w.\/+-]*$/.test(this.s.slice(start, this.pos))) {
+        this.pos++;
+        continue;
+      } else if (c === ',' || c === '?' || c === '\\' || c === '$' || c === ':') break;
       else if (c === '=' && next !== '=' && this.s[this.pos - 1] !== '!' && this.s[this.pos - 1] !== '=') break;
       else if (c === '/' && depth <= 0) break;
       else if (c === '>' && next !== '>' && this.s[this.pos - 1] !== '>') break;

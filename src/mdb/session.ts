@@ -13,6 +13,7 @@ import { DbgError, errors } from '../common/errors.js';
 import { need, type Target } from '../targets/target.js';
 import type { Dcmd, DcmdModule, HostEffect, Invocation, Output, SessionView, Walker } from './dcmd.js';
 import { Disassembler } from './disasm.js';
+import { FILE_LINE, lineAddresses } from '../types/frame-source.js';
 import { evaluate, type ExprContext } from './expr.js';
 import { firstReadSize, label, needsDisassembler, parseFormat, printItems, readValue, writeSizes, type FormatContext } from './formats.js';
 import { Iob } from './iob.js';
@@ -140,11 +141,18 @@ export class Session implements SessionView {
   // --- expressions --------------------------------------------------------------------------
 
   evaluate(expr: string): bigint {
-    return evaluate(expr, this.exprContext());
+    return this.fileLine(expr) ?? evaluate(expr, this.exprContext());
   }
 
   private evalSource(e: SourceExpr): bigint {
-    return evaluate(e.text, this.exprContext(), e.column);
+    return this.fileLine(e.text) ?? evaluate(e.text, this.exprContext(), e.column);
+  }
+
+  /** `file.c:42` as an address: the first place a breakpoint on that line would go. */
+  private fileLine(text: string): bigint | undefined {
+    const t = text.trim();
+    if (!FILE_LINE.test(t)) return undefined;
+    return lineAddresses(this.target.symbols, t).addrs[0]!.addr;
   }
 
   private exprContext(): ExprContext {

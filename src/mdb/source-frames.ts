@@ -10,6 +10,7 @@
  *                indented below, `<optimized out>` where the DWARF has no location for the pc.
  */
 
+import { readFileSync, statSync } from 'node:fs';
 import { hexAddr } from '../common/format.js';
 import { frameVariables, sourceAt, type Variable } from '../types/frame-source.js';
 import type { Target } from '../targets/target.js';
@@ -47,8 +48,12 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
     },
     addressSize: target.arch.pointerBytes,
   };
+  // A caller found by the frame-pointer chain has only its pc, sp and fp right: the other
+  // registers are its callee's, not its own.
+  const known = f.how === 'frame-pointer' || f.how === 'return-address' ? new Set([target.arch.sp, target.arch.fp, target.arch.pc].map((n) => target.arch.dwarfRegisters.indexOf(n))) : undefined;
+  const mf = known ? { ...f, regs: new Map([...f.regs].filter(([n]) => known.has(n))) } : f;
   return src.frames.map((sf) => {
-    const v = vars ? frameVariables(src, sf, f, env) : undefined;
+    const v = vars ? frameVariables(src, sf, mf, env) : undefined;
     return {
       pc: f.pc,
       sp: f.sp,
@@ -81,5 +86,43 @@ export function sourceRowJson(r: SourceRow): unknown {
     file: r.file ?? null,
     line: r.line ?? null,
     ...(r.args ? { args: r.args, locals: r.locals } : {}),
+  };
+}
+
+/** How many source files ::dis -s keeps read. */
+const SOURCE_CACHE = 32;
+const sourceCache = new Map<string, string[] | null>();
+
+/** Line `n` (1-based) of the source file at `path`, when it can be read. */
+export function sourceLine(path: string, n: number): string | undefined {
+  let lines = sourceCache.get(path);
+  if (lines === undefined) {
+    try {
+      const st = statSync(path);
+      lines = st.isFile() && st.size < 64 << 20 ? readFileSync(path, 'utf8').split('\n') : null;
+    } catch {
+      lines = null;
+    }
+    if (sourceCache.size >= SOURCE_CACHE) sourceCache.delete(sourceCache.keys().next().value!);
+    sourceCache.set(path, lines);
+  }
+  return lines?.[n - 1];
+}
+
+/**
+ * For `::dis -s`: the lines to print before the instruction at `addr` — `file:line` and the
+ * source text (when the file is found) each time the instruction starts another line's code.
+ */
+export function sourceAnnotator(target: Target): (addr: bigint) => string[] {
+  let last: string | undefined;
+  return (addr) => {
+    const src = sourceAt(target.symbols, addr, false);
+    const p = src?.place;
+    if (!p) return [];
+    const key = `${p.file.name}:${p.line}`;
+    if (key === last) return [];
+    last = key;
+    const text = sourceLine(p.file.path, p.line);
+    return [text !== undefined ? `${key}  ${text.replace(/\s+$/, '')}` : key];
   };
 }

@@ -1,10 +1,10 @@
 import { DbgError } from '../common/errors.js';
 import { DW_AT, DW_TAG } from '../symbols/dwarf/dwarf-constants.js';
-import type { Die, DwarfInfo } from '../symbols/dwarf/dwarf-info.js';
+import type { Die, DwarfInfo, DwarfUnit } from '../symbols/dwarf/dwarf-info.js';
 import { dwarfOf } from '../symbols/dwarf/dwarf-info.js';
 import { linesOf, type SourcePlace } from '../symbols/dwarf/dwarf-line.js';
 import { evalLocation, type Location } from '../symbols/dwarf/dwarf-location.js';
-import { locationAt } from '../symbols/dwarf/dwarf-ranges.js';
+import { locationAt, unitHasLocationLists } from '../symbols/dwarf/dwarf-ranges.js';
 import { dieName, sourceFramesAt, type SourceFrame } from '../symbols/dwarf/dwarf-scopes.js';
 import type { ExprContext } from '../symbols/eh-frame.js';
 import type { Module, SymbolSpace } from '../symbols/symbol-space.js';
@@ -46,7 +46,14 @@ export interface Variable {
 /** The module holding run-time `pc`, and its DWARF. */
 function moduleAt(symbols: SymbolSpace, pc: bigint): { module: Module; dwarf: DwarfInfo } | undefined {
   for (const m of symbols.modules) {
-    if (!m.elf || m.start === undefined || m.end === undefined || pc < m.start || pc >= m.end) continue;
+    if (!m.elf) continue;
+    if (m.start !== undefined && m.end !== undefined) {
+      if (pc < m.start || pc >= m.end) continue;
+    } else {
+      // A module without a known range (an emulated kernel): its ELF's loaded segments.
+      const link = pc - (m.bias ?? 0n);
+      if (!m.elf.loadSegments().some((p) => link >= p.vaddr && link < p.vaddr + p.memsz)) continue;
+    }
     const dwarf = dwarfOf(m.elf);
     return dwarf ? { module: m, dwarf } : undefined;
   }
@@ -55,7 +62,7 @@ function moduleAt(symbols: SymbolSpace, pc: bigint): { module: Module; dwarf: Dw
 
 /** The file:line and source frames of run-time `pc` (a return address when `caller`); undefined without DWARF. */
 export function sourceAt(symbols: SymbolSpace, pc: bigint, caller: boolean): FrameSource | undefined {
-  const m = moduleAt(symbols, pc);
+  const m = moduleAt(symbols, caller ? pc - 1n : pc);
   if (!m) return undefined;
   const linkPc = pc - (caller ? 1n : 0n) - (m.module.bias ?? 0n);
   try {
@@ -63,6 +70,7 @@ export function sourceAt(symbols: SymbolSpace, pc: bigint, caller: boolean): Fra
     const frames = sourceFramesAt(m.dwarf, linkPc, place);
     return { ...m, linkPc, ...(place ? { place } : {}), frames };
   } catch (e) {
+    // Damaged DWARF costs the source view of this frame only; the stack goes on.
     if (e instanceof DbgError) return { ...m, linkPc, frames: [] };
     throw e;
   }
@@ -73,6 +81,8 @@ export function placeText(symbols: SymbolSpace, pc: bigint, caller: boolean): st
   const s = sourceAt(symbols, pc, caller);
   return s?.place ? `${s.place.file.name}:${s.place.line}` : undefined;
 }
+
+const NOT_SAVED = 'the register is not saved in this frame';
 
 /** What evaluating locations needs beyond the frame. */
 export interface FrameEnv {
@@ -89,7 +99,7 @@ export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFra
   const ctx: ExprContext = {
     register(n) {
       const v = mf.regs.get(n);
-      if (v === undefined) throw new DbgError('unsupported', `register ${n} is not saved in this frame`);
+      if (v === undefined) throw new DbgError('unsupported', NOT_SAVED);
       return v;
     },
     readMemory(addr, size) {
@@ -128,7 +138,7 @@ export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFra
       const loc = evalLocation(expr, ctx, `${d.name}: location of ${v.describe()}`);
       return { name, text: locationText(type, loc, ctx, env) };
     } catch (e) {
-      if (e instanceof DbgError) return { name, text: e.code === 'unsupported' ? '<optimized out>' : `<error: ${e.message}>` };
+      if (e instanceof DbgError) return { name, text: e.message === NOT_SAVED ? '<not saved>' : e.code === 'unsupported' ? '<optimized out>' : `<error: ${e.message}>` };
       throw e;
     }
   };
@@ -315,4 +325,75 @@ function readString(mem: ValueMemory, addr: bigint): string | undefined {
     throw e;
   }
   return quoteBytes(Buffer.from(out), false) + '...';
+}
+
+/** A `file:line` place, as `::bp` and `::line` take it. */
+export const FILE_LINE = /^([^\s:]*[A-Za-z_][^\s:]*):(\d+)$/;
+
+export interface LineAddresses {
+  /** The file as the line table names it. */
+  readonly file: string;
+  /** The line the addresses are of: the asked-for one, or the next line that has code. */
+  readonly line: number;
+  /** Run-time addresses, one per function the line has code in (lowest first), and the line each is on. */
+  readonly addrs: readonly { readonly addr: bigint; readonly line: number }[];
+}
+
+/** Whether a line-table file name is what the user wrote: the same, or ending in it at a `/`. */
+function fileMatches(name: string, spec: string): boolean {
+  return name === spec || name.endsWith('/' + spec);
+}
+
+/**
+ * Where a breakpoint on `file:line` goes, as gdb places it: the is_stmt rows of that line (or,
+ * when the line has no code, of the next line that has), the lowest address in each function;
+ * an address at a function's entry moves past its prologue to where the function's second line
+ * starts. DbgError('no-symbol') when no line table names the file.
+ */
+export function lineAddresses(symbols: SymbolSpace, spec: string): LineAddresses {
+  const m = FILE_LINE.exec(spec);
+  if (!m) throw new DbgError('bad-input', `"${spec}" is not FILE:LINE`);
+  const want = m[1]!;
+  const line = Number(m[2]);
+  type Hit = { row: { addr: bigint; line: number }; module: Module; dwarf: DwarfInfo; unit: DwarfUnit; seq: readonly { addr: bigint; line: number; isStmt: boolean; end: boolean }[]; name: string };
+  const hits: Hit[] = [];
+  let fileName: string | undefined;
+  for (const mod of symbols.modules) {
+    const d = mod.elf ? dwarfOf(mod.elf) : undefined;
+    if (!d) continue;
+    for (const t of linesOf(d).allTables()) {
+      const ids = new Set<number>();
+      for (const [id, f] of t.files) if (fileMatches(f.name, want) || fileMatches(f.path, want)) {
+        ids.add(id);
+        fileName ??= f.name;
+      }
+      if (ids.size === 0) continue;
+      for (const seq of t.sequences) for (const row of seq) if (!row.end && row.isStmt && ids.has(row.file) && row.line >= line) hits.push({ row, module: mod, dwarf: d, unit: t.unit, seq, name: t.files.get(row.file)!.name });
+    }
+  }
+  if (fileName === undefined) throw new DbgError('no-symbol', `no source file named ${want} in the line tables of ${symbols.modules.filter((x) => x.elf && dwarfOf(x.elf)).map((x) => x.name).join(', ') || 'any module (none has DWARF: build with -g)'}`);
+  if (hits.length === 0) throw new DbgError('no-symbol', `line ${line} is past the last line with code in ${fileName}`);
+  const best = Math.min(...hits.map((h) => h.row.line));
+  const byFunction = new Map<string, { addr: bigint; line: number }>();
+  for (const h of hits) {
+    if (h.row.line !== best) continue;
+    let addr = h.row.addr + (h.module.bias ?? 0n);
+    const r = symbols.resolve(addr);
+    const key = r && r.inside ? `${r.module.name}\`${r.sym.name}` : `0x${addr.toString(16)}`;
+    let at = h.row.line;
+    // At the entry of a function of an unoptimized unit: past the prologue, to the next row of
+    // another address. gdb trusts an optimized unit's (one with location lists) first instruction.
+    if (r && r.inside && r.sym.addr === addr && !unitHasLocationLists(h.dwarf, h.unit)) {
+      const link = h.row.addr;
+      const next = h.seq.find((x) => x.addr > link && !x.end && x.line !== 0);
+      if (next) {
+        addr = next.addr + (h.module.bias ?? 0n);
+        at = linesOf(h.dwarf).placeOf(next.addr)?.line ?? next.line;
+      }
+    }
+    const old = byFunction.get(key);
+    if (old === undefined || addr < old.addr) byFunction.set(key, { addr, line: at });
+  }
+  const addrs = [...byFunction.values()].sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
+  return { file: hits.find((h) => h.row.line === best)!.name, line: best, addrs };
 }

@@ -19,7 +19,7 @@ import { jsonCount } from '../json.js';
 import { objectName, symbolName, threadName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 import type { Session } from '../session.js';
-import { sourceRowJson, sourceRowLines, sourceRows } from '../source-frames.js';
+import { sourceAnnotator, sourceRowJson, sourceRowLines, sourceRows } from '../source-frames.js';
 
 /** Core dcmds need the full session (registry, disassembler), not only the SessionView. */
 function full(s: SessionView): Session {
@@ -337,10 +337,10 @@ const WHOLE_FUNCTION_MAX = 8192n;
 
 const dis: Dcmd = {
   name: 'dis',
-  usage: '[addr]::dis [-n count]',
+  usage: '[addr]::dis [-s] [-n count]',
   help: "disassemble: the function holding addr (default: the selected thread's pc, else dot), or count instructions from addr",
   async run(s, inv, out) {
-    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'n' });
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'n', booleans: 's' });
     if (rest.length > 0) throw errors.badInput(`::dis: unexpected argument "${rest[0]}" (usage: ${this.usage})`);
     const session = full(s);
     const t = s.target;
@@ -393,7 +393,12 @@ const dis: Dcmd = {
     // When the function is shown whole, `>` marks the instruction at the address asked for.
     const marked = start !== addr;
     const w = Math.max(16, ...rows.map((r) => r.label.length + 2));
-    for (const r of rows) out.line(`${marked ? (r.addr === addr ? '> ' : '  ') : ''}${(r.label + ':').padEnd(w)}${r.text}`);
+    // -s: the source line (file:line and its text, from the DWARF line table) before its code.
+    const source = flags.has('s') ? sourceAnnotator(t) : undefined;
+    for (const r of rows) {
+      for (const l of source?.(r.addr) ?? []) out.line(l);
+      out.line(`${marked ? (r.addr === addr ? '> ' : '  ') : ''}${(r.label + ':').padEnd(w)}${r.text}`);
+    }
   },
 };
 

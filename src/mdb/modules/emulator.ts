@@ -30,6 +30,7 @@ import type { EmulatorTarget, EventSpec } from '../../targets/emulator/emulator-
 import { need, type StopReason, type StopStatus, type Target, type WatchKind } from '../../targets/target.js';
 import type { Dcmd, DcmdModule, Output, SessionView } from '../dcmd.js';
 import { parseFlags } from '../parse-flags.js';
+import { FILE_LINE, lineAddresses } from '../../types/frame-source.js';
 
 /** The live guest, for the dcmds that only it has (::symbols, ::input, ::dump). */
 function emu(s: SessionView): EmulatorTarget {
@@ -280,8 +281,8 @@ const step: Dcmd = {
 
 const bp: Dcmd = {
   name: 'bp',
-  usage: 'addr::bp [-c EXPR] | ::bp [-c EXPR] SYMBOL',
-  help: 'set a breakpoint at addr or SYMBOL (pending until a symbol file defines SYMBOL); -c: stop only when EXPR is non-zero',
+  usage: 'addr::bp [-c EXPR] | ::bp [-c EXPR] SYMBOL|FILE:LINE',
+  help: 'set a breakpoint at addr, SYMBOL (pending until a symbol file defines SYMBOL) or FILE:LINE (each function the line has code in, from the DWARF line tables); -c: stop only when EXPR is non-zero',
   needs: ['breakpoints'],
   run(s, inv, out) {
     const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'c' });
@@ -292,6 +293,13 @@ const bp: Dcmd = {
     if (rest.length > 0) {
       if (inv.addr !== undefined) throw errors.badInput(`::bp takes an address or a symbol, not both (usage: ${this.usage})`);
       const name = rest[0]!;
+      if (FILE_LINE.test(name)) {
+        // A source line: one breakpoint on each function the line has code in, as gdb places them.
+        const evs = lineAddresses(s.target.symbols, name).addrs.map((a) => book.add({ kind: 'breakpoint', addr: a.addr, length: 1, ...opts }));
+        if (out.jsonMode) out.json(evs.length === 1 ? eventJson(s.target, evs[0]!) : evs.map((e) => eventJson(s.target, e)));
+        else for (const e of evs) out.line(eventLine(s.target, e));
+        return;
+      }
       let addr: bigint | undefined;
       try {
         addr = s.evaluate(name);

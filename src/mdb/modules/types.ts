@@ -12,6 +12,7 @@ import { hex, hexAddr } from '../../common/format.js';
 import { followPath, printValue, type PrintOptions, type ValueMemory } from '../../types/print-value.js';
 import { isCompound, resolveType, sizeOf, typeName, type Type } from '../../types/type.js';
 import { TypeSpace } from '../../types/type-space.js';
+import { FILE_LINE, lineAddresses, sourceAt } from '../../types/frame-source.js';
 import { ObjectSpace } from '../../types/typed-object.js';
 import type { Dcmd, DcmdModule, SessionView } from '../dcmd.js';
 import { symbolName } from '../names.js';
@@ -228,7 +229,37 @@ const whatis: Dcmd = {
   },
 };
 
+const line: Dcmd = {
+  name: 'line',
+  usage: 'addr::line | ::line FILE:LINE',
+  help:
+    "source lines from the DWARF line tables: the line holding addr and the addresses its code spans (gdb's info line *addr),\n" +
+    'or where FILE:LINE has code: one address per function, past the prologue at a function entry (where ::bp FILE:LINE stops)',
+  run(s, inv, out) {
+    const { rest } = parseFlags(this.name, this.usage, inv.args, {});
+    const t = s.target;
+    if (rest.length > 1) throw errors.badInput(`::line: one FILE:LINE at most (usage: ${this.usage})`);
+    if (rest.length === 1) {
+      if (inv.addr !== undefined) throw errors.badInput(`::line takes an address or FILE:LINE, not both (usage: ${this.usage})`);
+      if (!FILE_LINE.test(rest[0]!)) throw errors.badInput(`::line: "${rest[0]}" is not FILE:LINE (usage: ${this.usage})`);
+      const r = lineAddresses(t.symbols, rest[0]!);
+      if (out.jsonMode) out.json(r.addrs.map((a) => ({ addr: hexAddr(a.addr), file: r.file, line: a.line })));
+      else for (const a of r.addrs) out.line(`${hexAddr(a.addr)} ${symbolName(t, a.addr) ?? '?'}: file ${r.file}, line ${a.line}`);
+      return;
+    }
+    if (inv.addr === undefined) throw errors.badInput(`::line needs an address or FILE:LINE (usage: ${this.usage})`);
+    const src = sourceAt(t.symbols, inv.addr, false);
+    const p = src?.place;
+    if (!p) throw new DbgError('no-symbol', `no line number information for address ${hex(inv.addr)}${src ? '' : ' (no module with DWARF holds it)'}`);
+    const bias = src.module.bias ?? 0n;
+    const start = p.start + bias;
+    const end = p.end + bias;
+    if (out.jsonMode) out.json({ file: p.file.name, line: p.line, start: hexAddr(start), end: hexAddr(end) });
+    else out.line(`Line ${p.line} of "${p.file.name}" starts at address ${hexAddr(start)} <${symbolName(t, start) ?? hex(start)}> and ends at ${hexAddr(end)} <${symbolName(t, end) ?? hex(end)}>.`);
+  },
+};
+
 export const typesModule: DcmdModule = {
   name: 'types',
-  dcmds: [print, sizeofDcmd, offsetof, enumDcmd, whatis],
+  dcmds: [print, sizeofDcmd, offsetof, enumDcmd, whatis, line],
 };

@@ -261,8 +261,8 @@ export class DwarfLines {
     rawFiles.forEach((f, i) => {
       if (version < 5 && i === 0) return;
       const dir = dirs[f.dir] ?? '';
-      // gdb names a file by its entry alone when it lies in the unit's directory.
-      const name = f.dir === 0 ? f.name : joinPath(dir, f.name);
+      // As gdb names files: under their directory, except DWARF 2-4's directory 0 (the unit's own).
+      const name = version < 5 && f.dir === 0 ? f.name : joinPath(dir, f.name);
       files.set(i, { name, path: joinPath(comp, joinPath(dir, f.name)) });
     });
 
@@ -283,8 +283,22 @@ export class DwarfLines {
       column = 0;
       isStmt = defaultIsStmt;
     };
+    // gdb's table, which its answers come from, keeps a row of an unchanged line and file only
+    // while the line has had no non-zero discriminator (loop bodies), and drops line-0 rows.
+    let lastFile = -1;
+    let lastLine = -1;
+    let discriminator = 0;
+    let lineHasDiscriminator = false;
     const emit = (endSeq: boolean) => {
       if (++total > MAX_ROWS) throw this.corrupt(off, `has more than ${MAX_ROWS} rows`);
+      if (!endSeq) {
+        const keep = line !== 0 && (file !== lastFile || line !== lastLine || !lineHasDiscriminator);
+        discriminator = 0;
+        if (line === 0) return;
+        lastFile = file;
+        lastLine = line;
+        if (!keep) return;
+      }
       rows.push({ addr, file, line, column, isStmt, end: endSeq });
     };
     const mask = addressSize === 8 ? 0xffffffffffffffffn : (1n << BigInt(addressSize * 8)) - 1n;
@@ -294,7 +308,9 @@ export class DwarfLines {
       if (op >= opcodeBase) {
         const adj = op - opcodeBase;
         addr = (addr + BigInt(Math.floor(adj / lineRange) * minInst)) & mask;
-        line += lineBase + (adj % lineRange);
+        const delta = lineBase + (adj % lineRange);
+        line += delta;
+        if (delta !== 0) lineHasDiscriminator = discriminator !== 0;
         emit(false);
         continue;
       }
@@ -310,7 +326,15 @@ export class DwarfLines {
             sequences.push(rows);
             rows = [];
             reset();
+            lastFile = -1;
+            lastLine = -1;
+            discriminator = 0;
+            lineHasDiscriminator = false;
           } else if (sub === 2) addr = c.address(len - 1);
+          else if (sub === 4) {
+            discriminator = c.uleb();
+            lineHasDiscriminator ||= discriminator !== 0;
+          }
           c.pos = next; // define_file, set_discriminator and vendor opcodes are skipped
           break;
         }
@@ -320,9 +344,12 @@ export class DwarfLines {
         case 2:
           addr = (addr + c.ulebBig() * BigInt(minInst)) & mask;
           break;
-        case 3:
-          line += c.sleb();
+        case 3: {
+          const delta = c.sleb();
+          line += delta;
+          if (delta !== 0) lineHasDiscriminator = discriminator !== 0;
           break;
+        }
         case 4:
           file = c.uleb();
           break;

@@ -185,3 +185,30 @@ function readLists(d: DwarfInfo, u: DwarfUnit, section: string, off: number, bas
     }
   }
 }
+
+const loclistUnits = new WeakMap<DwarfUnit, boolean>();
+
+/**
+ * Whether any DIE of unit `u` has a location list (not a single expression): gdb's sign that the
+ * unit was optimized and its locations can be trusted at a function's first instruction, so a
+ * breakpoint there is not moved past a prologue. Read once per unit.
+ */
+export function unitHasLocationLists(d: DwarfInfo, u: DwarfUnit): boolean {
+  const hit = loclistUnits.get(u);
+  if (hit !== undefined) return hit;
+  let found = false;
+  const isList = (form: number): boolean =>
+    form === DW_FORM.sec_offset || form === DW_FORM.loclistx || (u.version < 4 && (form === DW_FORM.data4 || form === DW_FORM.data8));
+  const walk = (parent: Die, depth: number): void => {
+    if (found || depth > 64 || !parent.hasChildren) return;
+    d.eachChild(u, parent.next, (c) => {
+      const a = c.attr(DW_AT.location);
+      if (a && isList(a.form)) found = true;
+      else walk(c, depth + 1);
+      return !found;
+    });
+  };
+  walk(d.root(u), 0);
+  loclistUnits.set(u, found);
+  return found;
+}

@@ -119,7 +119,8 @@ export class EmulatorTarget implements Target {
       throw e;
     }
     if (this.kernel.elf) {
-      this.symbols.add({ name: basename(path), path, table: new SymbolTable(basename(path), this.kernel.elf.symbols()) });
+      // elf without start/end: types and source lines come from its DWARF; stacks stay on frame pointers.
+      this.symbols.add({ name: basename(path), path, table: new SymbolTable(basename(path), this.kernel.elf.symbols()), elf: this.kernel.elf, bias: 0n });
     }
     this.symbols.onAdd(() => this.armDeferred());
     for (const s of opts.symbols ?? []) this.addSymbolFile(s);
