@@ -61,7 +61,7 @@ function moduleAt(symbols: SymbolSpace, pc: bigint): { module: Module; dwarf: Dw
 }
 
 /** The file:line and source frames of run-time `pc` (a return address when `caller`); undefined without DWARF. */
-export function sourceAt(symbols: SymbolSpace, pc: bigint, caller: boolean): FrameSource | undefined {
+export function sourceAt(symbols: SymbolSpace, pc: bigint, caller: boolean, strict = false): FrameSource | undefined {
   const m = moduleAt(symbols, caller ? pc - 1n : pc);
   if (!m) return undefined;
   const linkPc = pc - (caller ? 1n : 0n) - (m.module.bias ?? 0n);
@@ -71,7 +71,7 @@ export function sourceAt(symbols: SymbolSpace, pc: bigint, caller: boolean): Fra
     return { ...m, linkPc, ...(place ? { place } : {}), frames };
   } catch (e) {
     // Damaged DWARF costs the source view of this frame only; the stack goes on.
-    if (e instanceof DbgError) return { ...m, linkPc, frames: [] };
+    if (e instanceof DbgError && !strict) return { ...m, linkPc, frames: [] };
     throw e;
   }
 }
@@ -142,11 +142,20 @@ export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFra
       throw e;
     }
   };
+  // A concrete scope (an inlined call, an out-of-line copy) lists its own variables; those of its
+  // abstract origin that it does not mention have no location here, and gdb lists them after.
+  const members = (scope: Die): Die[] => {
+    const own = scope.children();
+    const origin = scope.refDie(DW_AT.abstract_origin);
+    if (!origin) return own;
+    const seen = new Set(own.map((c) => c.ref(DW_AT.abstract_origin)).filter((r) => r !== undefined));
+    return own.concat(origin.children().filter((c) => !seen.has(c.id)));
+  };
   const args: Variable[] = [];
   const locals: Variable[] = [];
-  for (const c of sf.die.children()) if (c.tag === DW_TAG.formal_parameter) args.push(one(c));
+  for (const c of members(sf.die)) if (c.tag === DW_TAG.formal_parameter) args.push(one(c));
   for (const scope of [...sf.blocks].reverse().concat([sf.die])) {
-    for (const c of scope.children()) if (c.tag === DW_TAG.variable) locals.push(one(c));
+    for (const c of members(scope)) if (c.tag === DW_TAG.variable) locals.push(one(c));
   }
   return { args, locals };
 }

@@ -73,7 +73,7 @@ describe('dbg open -e', () => {
     expect(u.stdout).toBe('');
     expect(u.stderr).toBe(`dbg: read of 4 bytes at 0x1000 failed: 0x1000 is beyond the end of the file (size 0x40) in raw file "${raw}"\n`);
     expect(open([raw, '-e', '0/k']).stderr).toBe(`dbg: unknown format character 'k' in "k" (::formats lists them)\n`);
-    expect(open([raw, '-e', '::stack -q']).stderr).toBe('dbg: ::stack: unknown option -q (usage: ::stack [-a] [-v])\n');
+    expect(open([raw, '-e', '::stack -q']).stderr).toBe('dbg: ::stack: unknown option -q (usage: ::stack [-a] [-s] [-v])\n');
   });
 
   it('a missing file and a bad flag: one line, non-zero, no stack', () => {

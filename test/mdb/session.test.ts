@@ -86,8 +86,8 @@ describe('dcmd dispatch', () => {
   it('rejects a bad flag with the dcmd and its usage', async () => {
     const e = await failure(s, '::stack -z');
     expect(e.code).toBe('bad-input');
-    expect(e.message).toBe('::stack: unknown option -z (usage: ::stack [-a] [-v])');
-    expect((await failure(s, '::dis -n')).message).toBe('::dis: option -n needs a value (usage: [addr]::dis [-n count])');
+    expect(e.message).toBe('::stack: unknown option -z (usage: ::stack [-a] [-s] [-v])');
+    expect((await failure(s, '::dis -n')).message).toBe('::dis: option -n needs a value (usage: [addr]::dis [-s] [-n count])');
   });
 
   it('names an unknown symbol', async () => {

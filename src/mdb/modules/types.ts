@@ -248,7 +248,7 @@ const line: Dcmd = {
       return;
     }
     if (inv.addr === undefined) throw errors.badInput(`::line needs an address or FILE:LINE (usage: ${this.usage})`);
-    const src = sourceAt(t.symbols, inv.addr, false);
+    const src = sourceAt(t.symbols, inv.addr, false, true);
     const p = src?.place;
     if (!p) throw new DbgError('no-symbol', `no line number information for address ${hex(inv.addr)}${src ? '' : ' (no module with DWARF holds it)'}`);
     const bias = src.module.bias ?? 0n;

@@ -101,8 +101,7 @@ export class DwarfLines {
           else hi = mid - 1;
         }
         // Several rows may share an address: gdb takes the last of them, or the statement among
-        // them when the last is not one; the line runs to the next row that starts a statement or
-        // another line.
+        // them when the last is not one; the line runs to the next row.
         let at = lo;
         if (!seq[at]!.isStmt) {
           let k = at;
@@ -111,8 +110,7 @@ export class DwarfLines {
         }
         const row = seq[at]!;
         if (row.line === 0) return undefined;
-        let next = lo + 1;
-        while (next < seq.length - 1 && (seq[next]!.addr === row.addr || (!seq[next]!.isStmt && seq[next]!.line === row.line))) next++;
+        const next = lo + 1;
         const file = t.files.get(row.file);
         if (!file) return undefined;
         return { file, line: row.line, start: row.addr, end: seq[next]!.addr };
@@ -321,6 +319,8 @@ export class DwarfLines {
           if (len === 0 || next > end) throw this.corrupt(off, `extended opcode at 0x${at.toString(16)} has length ${len}`);
           const sub = c.u8();
           if (sub === 1) {
+            // As gdb: rows at the address the sequence ends at are empty lines; they go.
+            while (rows.length > 0 && rows[rows.length - 1]!.addr === addr) rows.pop();
             emit(true);
             rows.sort((a, b) => (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : 0));
             sequences.push(rows);
