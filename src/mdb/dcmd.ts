@@ -19,6 +19,13 @@ export interface Output {
   readonly jsonMode: boolean;
   /** A note beside the answer (a list that cycles, a frame that could not be read): stderr, never a pipe. */
   warn?(text: string): void;
+  /** True when this output feeds the next stage of a pipe rather than the terminal. */
+  readonly piping?: boolean;
+  /**
+   * Puts a value into the pipe (only when `piping`): a dcmd that calls it passes exactly these
+   * values to the next stage, and its text lines are not parsed for addresses.
+   */
+  value?(v: bigint): void;
 }
 
 export interface Invocation {

@@ -29,7 +29,15 @@ export interface Registered<T> {
 export class CaptureOutput implements Output {
   readonly lines: string[] = [];
   readonly values: unknown[] = [];
-  constructor(readonly jsonMode = false) {}
+  /** What value() put into the pipe; undefined while no dcmd has called it. */
+  piped?: bigint[];
+  constructor(
+    readonly jsonMode = false,
+    readonly piping = false,
+  ) {}
+  value(v: bigint): void {
+    (this.piped ??= []).push(v);
+  }
   line(text: string): void {
     this.lines.push(text);
   }
@@ -246,9 +254,10 @@ export class Session implements SessionView {
     for (let i = 0; i < pipeline.length; i++) {
       const cmd = pipeline[i]!;
       const last = i === pipeline.length - 1;
-      const sink = last ? out : new CaptureOutput(false);
+      const sink = last ? out : new CaptureOutput(false, true);
       for (const input of inputs) await this.runCommand(cmd, sink, input, i > 0);
-      if (!last) inputs = addressesOf((sink as CaptureOutput).lines, cmd.text);
+      // Values a dcmd put into the pipe pass as they are; else the addresses its lines start with.
+      if (!last) inputs = (sink as CaptureOutput).piped ?? addressesOf((sink as CaptureOutput).lines, cmd.text);
     }
   }
 

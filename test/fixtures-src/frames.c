@@ -44,3 +44,18 @@ int main(int argc, char **argv) {
     sink = result + argv[0][0];
     return 0;
 }
+
+/* A circular list of embedded nodes, list_head style, for addr::list TYPE MEMBER. */
+struct list_node {
+    struct list_node *next, *prev;
+};
+struct job {
+    int id;
+    struct list_node link;
+    const char *name;
+};
+struct job jobs[3] = {
+    {7, {&jobs[1].link, &jobs[2].link}, "seven"},
+    {8, {&jobs[2].link, &jobs[0].link}, "eight"},
+    {9, {&jobs[0].link, &jobs[1].link}, "nine"},
+};

@@ -69,8 +69,8 @@ describe('::list and ::walk', () => {
   });
 
   it('checks its arguments', async () => {
-    expect((await failure(s, '::list 8')).message).toBe('::list needs the address of the first node (usage: addr::list OFFSET)');
-    expect((await failure(s, '100::list')).message).toBe('::list needs exactly one OFFSET argument (usage: addr::list OFFSET)');
+    expect((await failure(s, '::list 8')).message).toBe('::list needs the address of the first node (usage: addr::list OFFSET | addr::list TYPE MEMBER)');
+    expect((await failure(s, '100::list')).message).toBe('::list needs exactly one OFFSET argument (usage: addr::list OFFSET | addr::list TYPE MEMBER)');
     expect((await failure(s, '100::walk nosuch')).message).toBe("unknown walker 'nosuch' (walkers: list)");
     expect((await failure(s, '::walk list')).message).toBe('the list walker needs the address of the first node: addr::walk list');
   });
@@ -137,7 +137,9 @@ describe('dcmd dispatch', () => {
       'NAME',
       expect.stringMatching(/^ {2}list - follow a linked list/),
       'SYNOPSIS',
-      '  addr::list OFFSET',
+      '  addr::list OFFSET | addr::list TYPE MEMBER',
+      'DESCRIPTION',
+      '  With TYPE MEMBER (DWARF): MEMBER points at the next TYPE, or is an embedded list_head-style node; prints each containing object',
     ]);
   });
 

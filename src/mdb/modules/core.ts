@@ -20,6 +20,7 @@ import { objectName, symbolName, threadName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 import type { Session } from '../session.js';
 import { sourceAnnotator, sourceRowJson, sourceRowLines, sourceRows } from '../source-frames.js';
+import { typedList } from './types.js';
 
 /** Core dcmds need the full session (registry, disassembler), not only the SessionView. */
 function full(s: SessionView): Session {
@@ -431,11 +432,20 @@ function warnOut(out: Output, text: string): void {
 
 const list: Dcmd = {
   name: 'list',
-  usage: 'addr::list OFFSET',
-  help: 'follow a linked list from addr: the next pointer is OFFSET bytes into each node (OFFSET is an expression, hex by default); prints each node, stops at NULL or a cycle',
+  usage: 'addr::list OFFSET | addr::list TYPE MEMBER',
+  help:
+    'follow a linked list from addr: the next pointer is OFFSET bytes into each node (OFFSET is an expression, hex by default); prints each node, stops at NULL or a cycle.\n' +
+    'With TYPE MEMBER (DWARF): MEMBER points at the next TYPE, or is an embedded list_head-style node; prints each containing object',
   run(s, inv, out) {
     const { rest } = parseFlags(this.name, this.usage, inv.args, {});
     if (inv.addr === undefined) throw errors.badInput(`::list needs the address of the first node (usage: ${this.usage})`);
+    if (rest.length >= 2) {
+      const objs = [...typedList(s, inv.addr, rest)];
+      if (out.piping && out.value) for (const o of objs) out.value(o);
+      else if (out.jsonMode) out.json(objs.map((o) => hex(o)));
+      else for (const o of objs) out.line(hex(o));
+      return;
+    }
     if (rest.length !== 1) throw errors.badInput(`::list needs exactly one OFFSET argument (usage: ${this.usage})`);
     const offset = s.evaluate(rest[0]!);
     const nodes: string[] = [];

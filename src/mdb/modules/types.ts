@@ -9,7 +9,7 @@
 
 import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
-import { followPath, printValue, type PrintOptions, type ValueMemory } from '../../types/print-value.js';
+import { followPath, printValue, readBits, readUnsigned, type PrintOptions, type ValueMemory } from '../../types/print-value.js';
 import { isCompound, resolveType, sizeOf, typeName, type Type } from '../../types/type.js';
 import { TypeSpace } from '../../types/type-space.js';
 import { FILE_LINE, lineAddresses, sourceAt } from '../../types/frame-source.js';
@@ -124,6 +124,14 @@ const print: Dcmd = {
       const size = sizeOf(type);
       if (size !== undefined && size > 0 && paths.length === 0) s.target.readVirtual(addr, Math.min(size, 1), s.thread || undefined);
     }
+    if (out.piping && out.value) {
+      // Into a pipe (MDB): each member's value when it is a scalar or a pointer, else its address;
+      // the object's address when no member is named.
+      if (addr === undefined) throw errors.badInput('::print into a pipe needs an address');
+      if (paths.length === 0) out.value(addr);
+      for (const p of paths) out.value(memberValue(type, addr, p, mem));
+      return;
+    }
     const lines = paths.length === 0 ? printValue(type, addr, mem, opts) : paths.flatMap((p) => printValue(type, addr, mem, opts, p));
     if (addr !== undefined) s.dot = addr + BigInt(sizeOf(type) ?? 0);
     if (out.jsonMode) {
@@ -133,6 +141,28 @@ const print: Dcmd = {
     for (const l of lines) out.line(l);
   },
 };
+
+/** A member's value as a number (integers sign-extended to 64 bits, pointers, enums, bit fields), or its address when it is an aggregate. */
+function memberValue(type: Type, addr: bigint, path: string, mem: ValueMemory): bigint {
+  return memberNumber(type, addr, path, mem).num;
+}
+
+function memberNumber(type: Type, addr: bigint, path: string, mem: ValueMemory): { num: bigint; bytes: number } {
+  const r = followPath(type, addr, path, mem);
+  const t = resolveType(r.type);
+  if (r.bitSize !== undefined) {
+    const v = readBits(mem, r.addr, r.bitShift, r.bitSize);
+    return { num: t.kind === 'int' && t.signed ? BigInt.asUintN(64, BigInt.asIntN(r.bitSize, v)) : v, bytes: sizeOf(t) ?? 8 };
+  }
+  if (t.kind === 'int' || t.kind === 'bool' || t.kind === 'enum' || t.kind === 'pointer') {
+    const size = sizeOf(t) ?? 0;
+    if (size < 1 || size > 8) throw errors.badInput(`member ${path} of ${typeName(type)} is ${size} bytes, too wide for a value`);
+    const v = readUnsigned(mem, r.addr, size);
+    const signed = (t.kind === 'int' && t.signed) || (t.kind === 'enum' && t.signed);
+    return { num: signed ? BigInt.asUintN(64, BigInt.asIntN(size * 8, v)) : v, bytes: size };
+  }
+  return { num: r.addr, bytes: 8 };
+}
 
 const sizeofDcmd: Dcmd = {
   name: 'sizeof',
@@ -259,7 +289,173 @@ const line: Dcmd = {
   },
 };
 
+const array: Dcmd = {
+  name: 'array',
+  usage: 'addr::array TYPE COUNT',
+  help: 'the address of each of COUNT objects of TYPE from addr, one a line (for a pipe: addr::array struct item 3 | ::print struct item name)',
+  run(s, inv, out) {
+    const { rest } = parseFlags(this.name, this.usage, inv.args, {});
+    if (inv.addr === undefined) throw errors.badInput(`::array needs the address of the first element (usage: ${this.usage})`);
+    const t = needType(s, this.name, this.usage, rest);
+    if (rest.length !== t.used + 1) throw errors.badInput(`::array needs a type and a COUNT (usage: ${this.usage})`);
+    const count = s.evaluate(rest[t.used]!);
+    if (count > 1_000_000n) throw errors.badInput(`::array: COUNT ${count} is too large (at most 0t1000000)`);
+    const size = sizeOf(t.type);
+    if (!size) throw errors.badInput(`::array: ${typeName(t.type)} has no size`);
+    const addrs: bigint[] = [];
+    for (let i = 0n; i < count; i++) addrs.push(inv.addr + i * BigInt(size));
+    if (out.piping && out.value) for (const a of addrs) out.value(a);
+    else if (out.jsonMode) out.json(addrs.map((a) => hexAddr(a)));
+    else for (const a of addrs) out.line(hex(a));
+  },
+};
+
+/** The most nodes a typed ::list follows. */
+const MAX_NODES = 1_000_000;
+
+/**
+ * `addr::list TYPE MEMBER`: the objects of a linked list from the object at addr. MEMBER is a
+ * pointer to the next TYPE (a NULL-terminated list), or an embedded node whose first member points
+ * at the same member of the next object (a circular `list_head`-style list, ended when it comes
+ * back to the start); each object's address is yielded, never the node's.
+ */
+export function* typedList(s: SessionView, first: bigint, words: readonly string[]): Generator<bigint> {
+  const t = needType(s, 'list', 'addr::list TYPE MEMBER', words);
+  if (words.length !== t.used + 1) throw errors.badInput('::list needs a type and one MEMBER (usage: addr::list TYPE MEMBER)');
+  const member = words[t.used]!;
+  const mem = sessionMemory(s);
+  const r = followPath(t.type, 0n, member, undefined);
+  const off = r.addr;
+  const mt = resolveType(r.type);
+  const ptr = s.target.arch.pointerBytes;
+  let embedded: boolean;
+  if (mt.kind === 'pointer') embedded = false;
+  else if (isCompound(mt) && mt.members[0] && resolveType(mt.members[0].type).kind === 'pointer') embedded = true;
+  else throw errors.badInput(`::list: member ${member} of ${t.name} is ${typeName(r.type)}: neither a pointer to the next object nor a list node whose first member is one`);
+  const seen = new Set<bigint>();
+  let obj = first;
+  while (obj !== 0n) {
+    if (seen.has(obj)) {
+      if (embedded && obj === first) return; // a circular list, back at its start
+      throw new DbgError('corrupt', `list of ${t.name} cycles back to ${hex(obj)} after ${seen.size} objects`);
+    }
+    if (seen.size >= MAX_NODES) throw new DbgError('corrupt', `list of ${t.name} has more than ${MAX_NODES} objects`);
+    seen.add(obj);
+    yield obj;
+    const next = readUnsigned(mem, obj + off, ptr);
+    obj = embedded ? (next === 0n ? 0n : next - off) : next;
+  }
+}
+
+const printf: Dcmd = {
+  name: 'printf',
+  usage: 'addr::printf FORMAT TYPE member...',
+  help:
+    'print members of the TYPE object at addr through a C format: %d %i %u %x %X %o (with h, hh, l, ll, width, -, 0, #),\n' +
+    '%p, %c, %s (a char array or a char pointer), %a (the symbol at the value), %%; one member per conversion',
+  run(s, inv, out) {
+    if (inv.addr === undefined) throw errors.badInput(`::printf needs an address (usage: ${this.usage})`);
+    const [format, ...words] = inv.args;
+    if (format === undefined) throw errors.badInput(`::printf needs a FORMAT (usage: ${this.usage})`);
+    const t = needType(s, this.name, this.usage, words);
+    const members = words.slice(t.used);
+    const mem = sessionMemory(s);
+    const text = formatMembers(unescape(format), members, (m, conv) => {
+      if (conv === 's') {
+        const r = followPath(t.type, inv.addr!, m, mem);
+        const rt = resolveType(r.type);
+        if (rt.kind === 'array') return { str: cString(mem.read(r.addr, Math.min(sizeOf(rt) ?? 0, 4096))) };
+        if (rt.kind === 'pointer') return { str: readCString(mem, readUnsigned(mem, r.addr, rt.size)) };
+        throw errors.badInput(`::printf: %s needs a char array or pointer; member ${m} is ${typeName(r.type)}`);
+      }
+      return memberNumber(t.type, inv.addr!, m, mem);
+    }, (a) => symbolName(s.target, a));
+    if (out.jsonMode) out.json({ text });
+    else for (const l of text.replace(/\n$/, '').split('\n')) out.line(l);
+  },
+};
+
+function unescape(f: string): string {
+  return f.replace(/\\(n|t|\\|")/g, (_, c: string) => (c === 'n' ? '\n' : c === 't' ? '\t' : c));
+}
+
+function cString(b: Buffer): string {
+  const z = b.indexOf(0);
+  return b.toString('latin1', 0, z < 0 ? b.length : z);
+}
+
+function readCString(mem: ValueMemory, addr: bigint): string {
+  if (addr === 0n) return '(null)';
+  const out: Buffer[] = [];
+  for (let i = 0; i < 16; i++) {
+    const b = mem.read(addr + BigInt(i * 256), 256);
+    const z = b.indexOf(0);
+    if (z >= 0) {
+      out.push(b.subarray(0, z));
+      break;
+    }
+    out.push(b);
+  }
+  return Buffer.concat(out).toString('latin1');
+}
+
+type Arg = { num: bigint } | { str: string };
+
+/** C's printf over member values; each conversion takes the next member. */
+function formatMembers(fmt: string, members: readonly string[], get: (member: string, conv: string) => Arg, sym: (a: bigint) => string | undefined): string {
+  let next = 0;
+  const text = fmt.replace(/%([-0# +]*)(\d*)(?:\.(\d+))?(hh|h|ll|l|j|z)?([diuxXopcsa%])/g, (_m, flags: string, width: string, _prec, len: string | undefined, conv: string) => {
+    if (conv === '%') return '%';
+    const member = members[next++];
+    if (member === undefined) throw errors.badInput(`::printf: the format has more conversions than the ${members.length} member(s) given`);
+    const a = get(member, conv);
+    let body: string;
+    if ('str' in a) body = a.str;
+    else {
+      // As C passes it: promoted to int without a length modifier, cut to the modifier's width.
+      const bits = conv === 'p' || conv === 'a' ? 64 : len === 'hh' ? 8 : len === 'h' ? 16 : len === 'l' || len === 'll' || len === 'j' || len === 'z' ? 64 : 32;
+      const u = BigInt.asUintN(bits, a.num);
+      switch (conv) {
+        case 'd':
+        case 'i':
+          body = BigInt.asIntN(bits, u).toString();
+          break;
+        case 'u':
+          body = u.toString();
+          break;
+        case 'x':
+          body = (flags.includes('#') && u !== 0n ? '0x' : '') + u.toString(16);
+          break;
+        case 'X':
+          body = (flags.includes('#') && u !== 0n ? '0X' : '') + u.toString(16).toUpperCase();
+          break;
+        case 'o':
+          body = (flags.includes('#') ? '0' : '') + u.toString(8);
+          break;
+        case 'p':
+          body = '0x' + u.toString(16);
+          break;
+        case 'c':
+          body = String.fromCharCode(Number(u & 0xffn));
+          break;
+        default: // a
+          body = sym(u) ?? '0x' + u.toString(16);
+      }
+    }
+    const w = Number(width || 0);
+    if (body.length >= w) return body;
+    if (flags.includes('-')) return body.padEnd(w);
+    if (flags.includes('0') && 'num' in a) {
+      const neg = body.startsWith('-');
+      return (neg ? '-' : '') + body.slice(neg ? 1 : 0).padStart(w - (neg ? 1 : 0), '0');
+    }
+    return body.padStart(w);
+  });
+  if (next < members.length) throw errors.badInput(`::printf: ${members.length} member(s) given for ${next} conversion(s) in the format`);
+  return text;
+}
+
 export const typesModule: DcmdModule = {
   name: 'types',
-  dcmds: [print, sizeofDcmd, offsetof, enumDcmd, whatis, line],
+  dcmds: [print, sizeofDcmd, offsetof, enumDcmd, whatis, line, array, printf],
 };
