@@ -8,5 +8,8 @@ export default defineConfig({
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     globalSetup: ['test/global-setup.ts'],
+    // No separate debug files from the machine (as gdbBatch's debug-file-directory /nonexistent):
+    // tests read only the repository.
+    env: { DBG_DEBUG_FILE_DIRECTORY: '' },
   },
 });

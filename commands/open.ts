@@ -29,6 +29,7 @@ export default class Open extends Command {
     exe: Flags.string({ description: 'the executable of a process core, when the path the core records is wrong', helpValue: 'FILE' }),
     sysroot: Flags.string({ description: 'prefix for the library paths a process core records (like gdb\'s set sysroot)', helpValue: 'DIR' }),
     symbols: Flags.string({ description: 'symbol file for a kernel dump (vmlinux); repeat the flag for more', multiple: true, multipleNonGreedy: true, helpValue: 'FILE' }),
+    'debug-file-directory': Flags.string({ description: "where separate debug files are looked for, by build-id and .gnu_debuglink (colon-separated, empty for none; default /usr/lib/debug, as gdb's set debug-file-directory)", helpValue: 'DIRS' }),
     execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit; repeat the flag for more, run in order", helpValue: 'CMDS', multiple: true, multipleNonGreedy: true }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
     gdb: Flags.string({ description: 'also serve the target to gdb (target remote HOST:PORT); host defaults to 127.0.0.1', helpValue: '[HOST:]PORT' }),

@@ -36,6 +36,7 @@ const needs = [
   { pkg: 'xz-utils', has: () => which('xz') },
   { pkg: 'python3', has: () => which('python3') },
   { pkg: 'gdbserver', has: () => which('gdbserver') },
+  { pkg: 'dwz', has: () => which('dwz') },
 ];
 function which(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;

@@ -1,6 +1,7 @@
 import { errors } from '../common/errors.js';
 import { reportError, runSession } from '../mdb/cli-session.js';
 import { gdbPolicyProblem } from './gdb-flags.js';
+import { setDebugFileDirectories } from '../symbols/dwarf/debug-files.js';
 import { openTarget } from '../targets/open-target.js';
 import type { Target } from '../targets/target.js';
 
@@ -9,6 +10,7 @@ export interface OpenFlags {
   exe?: string;
   sysroot?: string;
   symbols?: string[];
+  'debug-file-directory'?: string;
   execute?: string;
   json?: boolean;
   gdb?: string;
@@ -22,6 +24,9 @@ export async function runOpen(file: string, flags: OpenFlags): Promise<number> {
   try {
     const problem = gdbPolicyProblem(flags);
     if (problem) throw errors.badInput(problem);
+    // gdb's `set debug-file-directory`: colon-separated; empty for none.
+    const dirs = flags['debug-file-directory'];
+    if (dirs !== undefined) setDebugFileDirectories(dirs.split(':').filter((d) => d !== ''));
     target = openTarget(file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, symbols: flags.symbols });
   } catch (e) {
     reportError(e, flags.json);

@@ -280,7 +280,7 @@ const line: Dcmd = {
     if (inv.addr === undefined) throw errors.badInput(`::line needs an address or FILE:LINE (usage: ${this.usage})`);
     const src = sourceAt(t.symbols, inv.addr, false, true);
     const p = src?.place;
-    if (!p) throw new DbgError('no-symbol', `no line number information for address ${hex(inv.addr)}${src ? '' : ' (no module with DWARF holds it)'}`);
+    if (!p) throw new DbgError('no-symbol', `no line number information for address ${hex(inv.addr)}${src ? '' : ' (no module with DWARF holds it: build with -g, or give the directory of its separate debug file with --debug-file-directory)'}`);
     const bias = src.module.bias ?? 0n;
     const start = p.start + bias;
     const end = p.end + bias;

@@ -2,6 +2,7 @@ import { DbgError } from '../../common/errors.js';
 import type { ElfFile } from '../elf-file.js';
 import { DW_AT, DW_FORM, DW_TAG, DW_UT } from './dwarf-constants.js';
 import { DwarfCursor } from './dwarf-cursor.js';
+import { findAltFile, findSeparateDebug } from './debug-files.js';
 import { DwarfSections } from './dwarf-sections.js';
 
 /**
@@ -23,6 +24,8 @@ import { DwarfSections } from './dwarf-sections.js';
 
 export type DieRef = number;
 export const TYPES_BASE = 2 ** 45;
+/** DieRefs at or past this are DIEs of the DWZ supplementary file (DW_FORM_GNU_ref_alt, ref_sup). */
+export const ALT_BASE = 2 ** 47;
 
 export type AttrValue = number | bigint | string | Buffer | boolean;
 
@@ -177,8 +180,37 @@ export class DwarfInfo {
   private names?: Map<string, NameEntry[]>;
   private readonly dieCache = new Map<DieRef, Die>();
 
-  constructor(readonly elf: ElfFile) {
+  private altInfo?: DwarfInfo | null;
+
+  /**
+   * `refBias` is ALT_BASE for a DWZ supplementary file: the references its DIEs make are then
+   * numbered in the space of the file that uses it.
+   */
+  constructor(
+    readonly elf: ElfFile,
+    private readonly refBias = 0,
+  ) {
     this.sections = new DwarfSections(elf);
+  }
+
+  /** The DWZ supplementary file (.gnu_debugaltlink), opened on first use; undefined when none. */
+  get alt(): DwarfInfo | undefined {
+    if (this.altInfo === undefined) {
+      const f = this.refBias ? undefined : findAltFile(this.elf);
+      this.altInfo = f ? new DwarfInfo(f, ALT_BASE) : null;
+    }
+    return this.altInfo ?? undefined;
+  }
+
+  /** A reference as this file numbers its own DIEs (a supplementary file's refs carry ALT_BASE). */
+  private localRef(r: DieRef | undefined): DieRef | undefined {
+    return r === undefined ? undefined : r - this.refBias;
+  }
+
+  private needAlt(what: string): DwarfInfo {
+    const a = this.alt;
+    if (!a) throw this.corrupt(`${what} is in a DWZ supplementary file (.gnu_debugaltlink), which ${this.elf.section('.gnu_debugaltlink') ? 'was not found (or its build-id differs)' : 'the file does not name'}`);
+    return a;
   }
 
   /** True when the file has a .debug_info section (compressed or not). */
@@ -322,6 +354,10 @@ export class DwarfInfo {
 
   /** The DIE at `ref`. Corrupt if `ref` is not the start of a DIE (a null entry, outside a unit). */
   die(ref: DieRef): Die {
+    if (ref >= ALT_BASE) {
+      if (this.refBias) ref -= this.refBias;
+      else return this.needAlt(`DIE 0x${(ref - ALT_BASE).toString(16)}`).die(ref);
+    }
     const hit = this.dieCache.get(ref);
     if (hit) return hit;
     const u = this.unitOf(ref);
@@ -453,7 +489,7 @@ export class DwarfInfo {
       if (!d) return;
       if (f(d) === false) return;
       if (!d.hasChildren) continue;
-      const sib = d.ref(DW_AT.sibling);
+      const sib = this.localRef(d.ref(DW_AT.sibling));
       if (sib !== undefined && sib > d.id && sib <= u.end) c.pos = sib - base;
       else this.skipSubtree(u, c);
     }
@@ -467,7 +503,7 @@ export class DwarfInfo {
       const d = this.readDie(u, c);
       if (!d) depth--;
       else if (d.hasChildren) {
-        const sib = d.ref(DW_AT.sibling);
+        const sib = this.localRef(d.ref(DW_AT.sibling));
         if (sib !== undefined && sib > d.id && sib <= u.end) c.pos = sib - base;
         else if (++depth > MAX_DEPTH) throw this.corrupt(`unit at 0x${u.offset.toString(16)}: DIEs nest deeper than ${MAX_DEPTH} at 0x${c.pos.toString(16)}`);
       }
@@ -490,7 +526,7 @@ export class DwarfInfo {
     return b;
   }
 
-  private sectionString(section: string, off: number): string {
+  sectionString(section: string, off: number): string {
     const buf = this.sections.get(section);
     if (!buf) throw this.corrupt(`a string refers to ${section}, which the file does not have`);
     if (off >= buf.length) throw this.corrupt(`string offset 0x${off.toString(16)} is outside ${section} (0x${buf.length.toString(16)} bytes)`);
@@ -522,7 +558,7 @@ export class DwarfInfo {
       }
       case DW_FORM.strp_sup:
       case DW_FORM.GNU_strp_alt:
-        return undefined; // in a supplementary (dwz) file, which dbg does not open yet
+        return this.needAlt(`string 0x${(a.value as number).toString(16)}`).sectionString('.debug_str', a.value as number);
       default:
         return undefined;
     }
@@ -550,19 +586,24 @@ export class DwarfInfo {
       case DW_FORM.ref_udata:
         target = u.offset + base + (a.value as number);
         if (target >= u.end) throw this.corrupt(`DIE at 0x${(from - base).toString(16)} refers to 0x${(target - base).toString(16)}, outside its unit (0x${u.offset.toString(16)}..0x${(u.end - base).toString(16)})`);
-        return target;
+        return target + this.refBias;
       case DW_FORM.ref_addr:
         target = a.value as number;
         if (target >= (this.sections.get('.debug_info')?.length ?? 0)) throw this.corrupt(`DIE at 0x${(from - base).toString(16)} refers to 0x${target.toString(16)}, outside .debug_info`);
-        return target;
+        return target + this.refBias;
+      case DW_FORM.GNU_ref_alt:
+      case DW_FORM.ref_sup4:
+      case DW_FORM.ref_sup8:
+        if (this.refBias) throw this.corrupt(`DIE at 0x${(from - base).toString(16)} of a supplementary file refers to another supplementary file`);
+        return ALT_BASE + Number(a.value);
       case DW_FORM.ref_sig8: {
         this.units();
         const tu = this.signatures.get(a.value as bigint);
         if (!tu || tu.typeDie === undefined) throw this.corrupt(`DIE at 0x${(from - base).toString(16)} refers to type signature 0x${(a.value as bigint).toString(16)}, which no type unit defines`);
-        return tu.typeDie;
+        return tu.typeDie + this.refBias;
       }
       default:
-        return undefined; // ref_sup / GNU_ref_alt: in a supplementary file
+        return undefined;
     }
   }
 
@@ -573,7 +614,10 @@ export class DwarfInfo {
    * C++ namespaces, under "ns::name"). Built on first use from the unit roots' children.
    */
   lookup(name: string): readonly NameEntry[] {
-    return this.nameIndex().get(name) ?? [];
+    const own = (this.nameIndex().get(name) ?? []).map((e) => (this.refBias ? { ...e, ref: e.ref + this.refBias } : e));
+    // DWZ moves shared types into the supplementary file's partial units.
+    const alt = this.altInfo !== null && this.elf.section('.gnu_debugaltlink') ? this.alt?.lookup(name) : undefined;
+    return alt && alt.length > 0 ? own.concat(alt) : own;
   }
 
   private nameIndex(): Map<string, NameEntry[]> {
@@ -617,12 +661,19 @@ const INDEXED_TAGS = new Set<number>([
 
 const cache = new WeakMap<ElfFile, DwarfInfo | null>();
 
-/** The DWARF of an ELF file, shared by everyone who asks; undefined when it has no .debug_info. */
+/**
+ * The DWARF of an ELF file, shared by everyone who asks: its own, or its separate debug file's
+ * (build-id, .gnu_debuglink; see debug-files.ts); undefined when neither has .debug_info.
+ */
 export function dwarfOf(elf: ElfFile): DwarfInfo | undefined {
   const hit = cache.get(elf);
   if (hit !== undefined) return hit ?? undefined;
-  const d = new DwarfInfo(elf);
-  const ok = d.present;
-  cache.set(elf, ok ? d : null);
-  return ok ? d : undefined;
+  let d: DwarfInfo | undefined = new DwarfInfo(elf);
+  if (!d.present) {
+    const sep = findSeparateDebug(elf);
+    d = sep ? new DwarfInfo(sep) : undefined;
+    if (d && !d.present) d = undefined;
+  }
+  cache.set(elf, d ?? null);
+  return d;
 }
