@@ -3,6 +3,7 @@ import type { ElfFile } from '../elf-file.js';
 import { DW_AT, DW_FORM, DW_TAG, DW_UT } from './dwarf-constants.js';
 import { DwarfCursor } from './dwarf-cursor.js';
 import { findAltFile, findSeparateDebug } from './debug-files.js';
+import { nameIndexOf, type NameIndex } from './dwarf-name-index.js';
 import { DwarfSections } from './dwarf-sections.js';
 
 /**
@@ -614,15 +615,66 @@ export class DwarfInfo {
    * C++ namespaces, under "ns::name"). Built on first use from the unit roots' children.
    */
   lookup(name: string): readonly NameEntry[] {
-    const own = (this.nameIndex().get(name) ?? []).map((e) => (this.refBias ? { ...e, ref: e.ref + this.refBias } : e));
+    const own = (this.indexedLookup(name) ?? this.nameIndex().get(name) ?? []).map((e) => (this.refBias ? { ...e, ref: e.ref + this.refBias } : e));
     // DWZ moves shared types into the supplementary file's partial units.
     const alt = this.altInfo !== null && this.elf.section('.gnu_debugaltlink') ? this.alt?.lookup(name) : undefined;
     return alt && alt.length > 0 ? own.concat(alt) : own;
   }
 
+  /** How many units' top levels name lookups have read: what an index saves (tests). */
+  unitsScanned = 0;
+  private index?: NameIndex | null;
+  private readonly perUnit = new Map<DwarfUnit, Map<string, NameEntry[]>>();
+
+  /**
+   * The name through the file's .gdb_index or .debug_names: the top level of only the units it
+   * names is read. Undefined when the file has no index, or for a qualified C++ name that
+   * .debug_names (which keeps plain names) cannot answer: then every unit is read.
+   */
+  private indexedLookup(name: string): NameEntry[] | undefined {
+    if (this.names) return undefined;
+    // Type units are left to the full walk: the indexes name them in ways that differ by version.
+    if (this.index === undefined) this.index = this.units().some((u) => u.typeSignature !== undefined) ? null : (nameIndexOf(this.sections, this.elf.name) ?? null);
+    if (!this.index || (this.index.kind === '.debug_names' && name.includes('::'))) return undefined;
+    const byOffset = new Map(this.units().filter((u) => !u.inTypes).map((u) => [u.offset, u]));
+    const out: NameEntry[] = [];
+    const hits = this.index.lookup(name);
+    if (hits.length === 0 && name.split(' ').every((w) => BASE_TYPE_WORDS.has(w))) {
+      // Indexes leave base types out; nearly every unit defines the ones it uses.
+      for (const u of byOffset.values()) {
+        const e = this.unitNames(u).get(name);
+        if (e) return [...e];
+      }
+      return out;
+    }
+    for (const hit of hits) {
+      const u = byOffset.get(hit.unit);
+      if (!u) throw this.corrupt(`${this.index.kind} names unit 0x${hit.unit.toString(16)}, which .debug_info does not have`);
+      for (const e of this.unitNames(u).get(name) ?? []) if (!out.some((o) => o.ref === e.ref)) out.push(e);
+    }
+    return out;
+  }
+
+  /** The top-level names of one unit (read once). */
+  private unitNames(u: DwarfUnit): Map<string, NameEntry[]> {
+    let m = this.perUnit.get(u);
+    if (m) return m;
+    m = new Map();
+    this.indexUnit(u, m);
+    this.perUnit.set(u, m);
+    return m;
+  }
+
   private nameIndex(): Map<string, NameEntry[]> {
     if (this.names) return this.names;
     const names = new Map<string, NameEntry[]>();
+    for (const u of this.units()) this.indexUnit(u, names);
+    this.names = names;
+    return names;
+  }
+
+  private indexUnit(u: DwarfUnit, names: Map<string, NameEntry[]>): void {
+    this.unitsScanned++;
     const add = (d: Die, prefix: string): void => {
       const n = d.name;
       if (n === undefined) return;
@@ -638,14 +690,13 @@ export class DwarfInfo {
         if (d.tag === DW_TAG.namespace && d.hasChildren && depth < 8) walk(u, d.next, `${prefix}${d.name ?? '(anonymous namespace)'}::`, depth + 1);
       });
     };
-    for (const u of this.units()) {
-      const root = this.root(u);
-      if (root.hasChildren) walk(u, root.next, '', 0);
-    }
-    this.names = names;
-    return names;
+    const root = this.root(u);
+    if (root.hasChildren) walk(u, root.next, '', 0);
   }
 }
+
+/** The words C and C++ base type names are made of. */
+const BASE_TYPE_WORDS = new Set(['unsigned', 'signed', 'char', 'short', 'int', 'long', 'float', 'double', '_Bool', 'bool', '__int128', 'wchar_t', 'char8_t', 'char16_t', 'char32_t', 'complex', '_Complex', '_Float128', '__float128']);
 
 const INDEXED_TAGS = new Set<number>([
   DW_TAG.base_type,
