@@ -32,7 +32,7 @@ export interface SourceRow {
 }
 
 /** One machine frame as source rows, innermost (inlined) first; `vars` evaluates arguments and locals. */
-export function sourceRows(target: Target, f: Frame, thread: number, vars: boolean): SourceRow[] {
+export function sourceRows(target: Target, f: Frame, thread: number, vars: boolean, all: readonly Frame[] = []): SourceRow[] {
   const caller = f.level > 0;
   const sym = symbolName(target, f.pc, caller ? f.pc - 1n : f.pc) ?? '?';
   const src = sourceAt(target.symbols, f.pc, caller);
@@ -47,13 +47,16 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
       symbolize: (a: bigint) => symbolName(target, a),
     },
     addressSize: target.arch.pointerBytes,
+    symbols: target.symbols,
   };
   // A caller found by the frame-pointer chain has only its pc, sp and fp right: the other
   // registers are its callee's, not its own.
-  const known = f.how === 'frame-pointer' || f.how === 'return-address' ? new Set([target.arch.sp, target.arch.fp, target.arch.pc].map((n) => target.arch.dwarfRegisters.indexOf(n))) : undefined;
-  const mf = known ? { ...f, regs: new Map([...f.regs].filter(([n]) => known.has(n))) } : f;
+  const known = new Set([target.arch.sp, target.arch.fp, target.arch.pc].map((n) => target.arch.dwarfRegisters.indexOf(n)));
+  const own = (x: Frame): Frame => (x.how === 'frame-pointer' || x.how === 'return-address' ? { ...x, regs: new Map([...x.regs].filter(([n]) => known.has(n))) } : x);
+  const mf = own(f);
+  const callers = all.filter((x) => x.level > f.level).map(own);
   return src.frames.map((sf) => {
-    const v = vars ? frameVariables(src, sf, mf, env) : undefined;
+    const v = vars ? frameVariables(src, sf, mf, env, callers) : undefined;
     return {
       pc: f.pc,
       sp: f.sp,

@@ -623,6 +623,8 @@ export interface ExprContext {
   addressAt?(index: number): bigint;
   /** The run-time address of link-time `addr` (DW_OP_addr in a relocated module). */
   relocate?(addr: bigint): bigint;
+  /** DW_OP_entry_value: the value `expr` (a register, usually) had at the function's entry. */
+  entryValue?(expr: Buffer): bigint;
 }
 
 /**
@@ -833,8 +835,15 @@ export function evalDwarfExpr(expr: Buffer, ctx: ExprContext, initial?: bigint, 
           break;
         }
         case 0xa3: // entry_value: the value at the function's entry, known only from the caller's call site
-        case 0xf3:
-          throw new DbgError('unsupported', 'the value is known only at the function\'s entry (DW_OP_entry_value)');
+        case 0xf3: {
+          const n = Number(r.uleb());
+          if (r.pos + n > expr.length) throw errors.corrupt(where, 'DW_OP_entry_value runs past the expression');
+          const sub = expr.subarray(r.pos, r.pos + n);
+          r.pos += n;
+          if (!ctx.entryValue) throw new DbgError('unsupported', 'the value is known only at the function\'s entry (DW_OP_entry_value)');
+          s.push(ctx.entryValue(sub));
+          break;
+        }
         default:
           throw errors.corrupt(where, `unsupported DWARF operation 0x${op.toString(16)} in CFI`);
       }

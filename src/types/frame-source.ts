@@ -6,7 +6,7 @@ import { linesOf, type SourcePlace } from '../symbols/dwarf/dwarf-line.js';
 import { evalLocation, type Location } from '../symbols/dwarf/dwarf-location.js';
 import { locationAt, unitHasLocationLists } from '../symbols/dwarf/dwarf-ranges.js';
 import { dieName, sourceFramesAt, type SourceFrame } from '../symbols/dwarf/dwarf-scopes.js';
-import type { ExprContext } from '../symbols/eh-frame.js';
+import { evalDwarfExpr, type ExprContext } from '../symbols/eh-frame.js';
 import type { Module, SymbolSpace } from '../symbols/symbol-space.js';
 import { typesOf } from './type-space.js';
 import { resolveType, sizeOf, type Type } from './type.js';
@@ -88,42 +88,15 @@ const NOT_SAVED = 'the register is not saved in this frame';
 export interface FrameEnv {
   readonly mem: ValueMemory;
   readonly addressSize: number;
+  /** For entry values: the callers' DWARF. */
+  readonly symbols: SymbolSpace;
 }
 
 /** The parameters and the locals of a source frame (innermost block first, as gdb lists them). */
-export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFrame, env: FrameEnv): { args: Variable[]; locals: Variable[] } {
+export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFrame, env: FrameEnv, callers: readonly MachineFrame[] = []): { args: Variable[]; locals: Variable[] } {
   const types = typesOf(src.module);
-  const bias = src.module.bias ?? 0n;
   const d = src.dwarf;
-  let frameBase: bigint | undefined;
-  const ctx: ExprContext = {
-    register(n) {
-      const v = mf.regs.get(n);
-      if (v === undefined) throw new DbgError('unsupported', NOT_SAVED);
-      return v;
-    },
-    readMemory(addr, size) {
-      return readUint(env.mem, addr, size);
-    },
-    addressSize: env.addressSize,
-    littleEndian: env.mem.littleEndian,
-    frameBase() {
-      if (frameBase !== undefined) return frameBase;
-      const e = locationAt(sf.subprogram, DW_AT.frame_base, src.linkPc);
-      if (!(e instanceof Buffer)) throw new DbgError('unsupported', 'the function has no frame base here');
-      const l = evalLocation(e, ctx, `${d.name}: frame base of ${sf.subprogram.describe()}`);
-      if (l.kind === 'memory') frameBase = l.addr;
-      else if (l.kind === 'register') frameBase = ctx.register(l.reg);
-      else throw new DbgError('unsupported', 'the frame base is not an address');
-      return frameBase;
-    },
-    cfa() {
-      if (mf.cfa === undefined) throw new DbgError('unsupported', 'the frame has no CFA (no CFI)');
-      return mf.cfa;
-    },
-    addressAt: (i) => d.formAddress(sf.die.unit, { at: 0, form: 0x1b, value: i })!,
-    relocate: (a) => a + bias,
-  };
+  const ctx = frameContext(src, sf.subprogram, mf, env, callers, 0);
   const one = (v: Die): Variable => {
     const name = dieName(v) ?? '?';
     let typed: Die | undefined = v;
@@ -158,6 +131,91 @@ export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFra
     for (const c of members(scope)) if (c.tag === DW_TAG.variable) locals.push(one(c));
   }
   return { args, locals };
+}
+
+/** Call sites nest this deep in entry values (a caller's value known only at its own entry...). */
+const MAX_ENTRY_DEPTH = 8;
+
+/**
+ * How location expressions of `subprogram`'s code see machine frame `mf`: its registers, CFA and
+ * frame base; DW_OP_entry_value from the call site in the caller (`callers[0]`), as gdb finds it:
+ * the DW_TAG_call_site whose return address is the caller's pc, its parameter whose location is
+ * the entry value's register, and that parameter's DW_AT_call_value evaluated in the caller.
+ */
+function frameContext(src: FrameSource, subprogram: Die, mf: MachineFrame, env: FrameEnv, callers: readonly MachineFrame[], depth: number): ExprContext {
+  const bias = src.module.bias ?? 0n;
+  const d = src.dwarf;
+  let frameBase: bigint | undefined;
+  const ctx: ExprContext = {
+    register(n) {
+      const v = mf.regs.get(n);
+      if (v === undefined) throw new DbgError('unsupported', NOT_SAVED);
+      return v;
+    },
+    readMemory(addr, size) {
+      return readUint(env.mem, addr, size);
+    },
+    addressSize: env.addressSize,
+    littleEndian: env.mem.littleEndian,
+    frameBase() {
+      if (frameBase !== undefined) return frameBase;
+      const e = locationAt(subprogram, DW_AT.frame_base, src.linkPc);
+      if (!(e instanceof Buffer)) throw new DbgError('unsupported', 'the function has no frame base here');
+      const l = evalLocation(e, ctx, `${d.name}: frame base of ${subprogram.describe()}`);
+      if (l.kind === 'memory') frameBase = l.addr;
+      else if (l.kind === 'register') frameBase = ctx.register(l.reg);
+      else throw new DbgError('unsupported', 'the frame base is not an address');
+      return frameBase;
+    },
+    cfa() {
+      if (mf.cfa === undefined) throw new DbgError('unsupported', 'the frame has no CFA (no CFI)');
+      return mf.cfa;
+    },
+    addressAt: (i) => d.formAddress(subprogram.unit, { at: 0, form: 0x1b, value: i })!,
+    relocate: (a) => a + bias,
+    entryValue(sub) {
+      const caller = callers[0];
+      if (!caller || depth >= MAX_ENTRY_DEPTH) throw new DbgError('unsupported', 'no caller frame to find the entry value in');
+      const csrc = sourceAt(env.symbols, caller.pc, true);
+      const outer = csrc?.frames[csrc.frames.length - 1];
+      if (!csrc || !outer) throw new DbgError('unsupported', 'the caller has no DWARF');
+      const site = callSiteAt(outer.subprogram, csrc.linkPc + 1n);
+      const param = site?.children().find((c) => (c.tag === DW_TAG_CALL_SITE_PARAMETER || c.tag === DW_TAG_GNU_CALL_SITE_PARAMETER) && sameBytes(c.attr(DW_AT.location)?.value, sub));
+      const value = param?.attr(DW_AT_CALL_VALUE)?.value ?? param?.attr(DW_AT_GNU_CALL_SITE_VALUE)?.value;
+      if (!Buffer.isBuffer(value)) throw new DbgError('unsupported', 'the call site does not record the value');
+      return evalDwarfExpr(value, frameContext(csrc, outer.subprogram, caller, env, callers.slice(1), depth + 1), undefined, `${csrc.dwarf.name}: call value of ${param!.describe()}`);
+    },
+  };
+  return ctx;
+}
+
+const DW_TAG_CALL_SITE = 0x48;
+const DW_TAG_CALL_SITE_PARAMETER = 0x49;
+const DW_TAG_GNU_CALL_SITE = 0x4109;
+const DW_TAG_GNU_CALL_SITE_PARAMETER = 0x410a;
+const DW_AT_CALL_RETURN_PC = 0x7d;
+const DW_AT_CALL_VALUE = 0x7e;
+const DW_AT_GNU_CALL_SITE_VALUE = 0x2111;
+
+function sameBytes(a: unknown, b: Buffer): boolean {
+  return Buffer.isBuffer(a) && a.equals(b);
+}
+
+/** The call site in `fn` (nested blocks and inlined calls included) that returns to link-time `ret`. */
+function callSiteAt(fn: Die, ret: bigint): Die | undefined {
+  const walk = (d: Die, depth: number): Die | undefined => {
+    if (depth > 32) return undefined;
+    for (const c of d.children()) {
+      if (c.tag === DW_TAG_CALL_SITE || c.tag === DW_TAG_GNU_CALL_SITE) {
+        if ((c.address(DW_AT_CALL_RETURN_PC) ?? c.address(DW_AT.low_pc)) === ret) return c;
+      } else if (c.tag === DW_TAG.lexical_block || c.tag === DW_TAG.inlined_subroutine) {
+        const hit = walk(c, depth + 1);
+        if (hit) return hit;
+      }
+    }
+    return undefined;
+  };
+  return walk(fn, 0);
 }
 
 function bytesOf(v: bigint, size: number, le: boolean): Buffer {

@@ -237,7 +237,7 @@ const stack: Dcmd = {
     const result = which.map((th) => ({ th, frames: unwind(t, th.index) }));
     if (flags.has('s') || flags.has('v')) {
       const verbose = flags.has('v');
-      const rows = result.map((r) => ({ r, rows: r.frames.flatMap((f) => sourceRows(t, f, r.th.index, verbose)) }));
+      const rows = result.map((r) => ({ r, rows: r.frames.flatMap((f) => sourceRows(t, f, r.th.index, verbose, r.frames)) }));
       if (out.jsonMode) out.json(rows.map(({ r, rows }) => ({ thread: r.th.index, tid: r.th.tid, frames: rows.map(sourceRowJson) })));
       else
         rows.forEach(({ r, rows }, i) => {
