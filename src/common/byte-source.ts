@@ -21,6 +21,11 @@ export interface ByteSource {
   read(offset: number, length: number): Buffer;
   /** Like read, but returns only the bytes that exist (possibly fewer, possibly none). */
   readUpTo(offset: number, length: number): Buffer;
+  /**
+   * Reads `length` bytes at `offset` straight into `target` at `at`, past any cache (for large
+   * or scattered reads that a page cache would only churn). Optional; throws as read does.
+   */
+  readInto?(offset: number, target: Buffer, at: number, length: number): void;
   close(): void;
 }
 
@@ -109,6 +114,19 @@ export class FileByteSource implements ByteSource {
       pos += n;
     }
     return out;
+  }
+
+  readInto(offset: number, target: Buffer, at: number, length: number): void {
+    if (offset < 0 || length < 0 || offset + length > this.size || at + length > target.length) {
+      throw new DbgError('corrupt', `${this.name}: read of ${length} bytes at file offset 0x${offset.toString(16)} runs past the end of the file (size 0x${this.size.toString(16)}); the file is truncated or a header lies`);
+    }
+    if (this.fd === undefined) throw new DbgError('io', `${this.name}: read after close`);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.fd, target, at + done, length - done, offset + done);
+      if (n <= 0) throw new DbgError('io', `${this.name}: file ended at offset 0x${(offset + done).toString(16)} while reading`);
+      done += n;
+    }
   }
 
   close(): void {

@@ -1,7 +1,7 @@
 import { DbgError } from '../common/errors.js';
 import { DW_AT, DW_ATE, DW_TAG } from '../symbols/dwarf/dwarf-constants.js';
 import type { Die, DieRef, DwarfInfo } from '../symbols/dwarf/dwarf-info.js';
-import { voidType, type CompoundType, type Enumerator, type Member, type Qualifier, type Type } from './type.js';
+import { resolveType, voidType, type CompoundType, type Enumerator, type Member, type Qualifier, type Type } from './type.js';
 
 /**
  * Types of one file's DWARF, built from DIEs on demand and kept by DIE.
@@ -56,10 +56,8 @@ export class DwarfTypes {
   }
 
   private byTag(name: string, tags: readonly number[]): Type | undefined {
-    const entries = this.dwarf.lookup(name).filter((e) => tags.includes(e.tag));
-    if (entries.length === 0) return undefined;
-    const def = entries.find((e) => !e.declaration) ?? entries[0]!;
-    return this.typeAt(def.ref);
+    const def = this.dwarf.find(name, (e) => tags.includes(e.tag) && !e.declaration) ?? this.dwarf.lookup(name).find((e) => tags.includes(e.tag));
+    return def ? this.typeAt(def.ref) : undefined;
   }
 
   private pointerSize(): number {
@@ -68,14 +66,29 @@ export class DwarfTypes {
 
   /** The global variable called `name` and its type (from its declaration when the definition has none). */
   variable(name: string): VariableInfo | undefined {
-    const entries = this.dwarf.lookup(name).filter((e) => e.tag === DW_TAG.variable);
-    if (entries.length === 0) return undefined;
-    const dies = entries.map((e) => this.dwarf.die(e.ref));
-    const die = dies.find((d) => d.has(DW_AT.location)) ?? dies[0]!;
+    // The first DIE of that name will do (units are read only until it is found), unless it is a
+    // declaration whose type is incomplete (`extern int a[];`): then the definition is looked for.
+    // A kernel's definitions often have no name of their own (DW_AT_specification to an extern).
+    const first = this.dwarf.find(name, (e) => e.tag === DW_TAG.variable);
+    if (!first) return undefined;
+    let die = this.dwarf.die(first.ref);
+    if (!die.has(DW_AT.location)) {
+      const t = resolveType(this.typeOfVariable(die) ?? voidType);
+      if (t.kind === 'void' || (t.kind === 'array' && t.length === undefined)) {
+        const dies = this.dwarf.lookup(name).filter((e) => e.tag === DW_TAG.variable).map((e) => this.dwarf.die(e.ref));
+        die = dies.find((d) => d.has(DW_AT.location)) ?? die;
+      }
+    }
     let typed: Die | undefined = die;
     for (let i = 0; typed && !typed.has(DW_AT.type) && i < 4; i++) typed = typed.refDie(DW_AT.specification) ?? typed.refDie(DW_AT.abstract_origin);
     if (!typed) return undefined;
     return { name, die, type: this.typeOf(typed) };
+  }
+
+  private typeOfVariable(d: Die): Type | undefined {
+    let typed: Die | undefined = d;
+    for (let i = 0; typed && !typed.has(DW_AT.type) && i < 4; i++) typed = typed.refDie(DW_AT.specification) ?? typed.refDie(DW_AT.abstract_origin);
+    return typed ? this.typeOf(typed) : undefined;
   }
 
   /** The type a DIE's DW_AT_type names (void when it has none). */
@@ -206,7 +219,7 @@ export class DwarfTypes {
     const tag = d.name;
     if (d.flag(DW_AT.declaration) && tag !== undefined) {
       // A declaration: the definition lives in another unit, if anywhere.
-      const def = this.dwarf.lookup(tag).find((e) => !e.declaration && COMPOUND[e.tag] === kind);
+      const def = this.dwarf.find(tag, (e) => !e.declaration && COMPOUND[e.tag] === kind);
       if (def && def.ref !== d.id) return this.typeAt(def.ref);
       return { kind, tag, members: [] };
     }
@@ -273,7 +286,7 @@ export class DwarfTypes {
       }
     }
     if (d.flag(DW_AT.declaration) && d.name !== undefined) {
-      const def = this.dwarf.lookup(d.name).find((e) => !e.declaration && e.tag === DW_TAG.enumeration_type);
+      const def = this.dwarf.find(d.name, (e) => !e.declaration && e.tag === DW_TAG.enumeration_type);
       if (def && def.ref !== d.id) return this.typeAt(def.ref);
     }
     let list: Enumerator[] | undefined;

@@ -162,6 +162,9 @@ function constantOf(a: Attr): bigint | undefined {
   return undefined;
 }
 
+/** The most bytes a unit header takes (64-bit DWARF 5 type unit). */
+const UNIT_HEADER_MAX = 48;
+
 /** How many DIEs deep a subtree may nest before it is taken for a loop. */
 const MAX_DEPTH = 1000;
 
@@ -234,10 +237,12 @@ export class DwarfInfo {
     if (this.unitList) return this.unitList;
     const out: DwarfUnit[] = [];
     for (const inTypes of [false, true]) {
-      const buf = this.sections.get(inTypes ? '.debug_types' : '.debug_info');
-      if (!buf) continue;
+      const lazy = this.sections.lazy(inTypes ? '.debug_types' : '.debug_info');
+      if (!lazy) continue;
+      const buf = lazy.buf;
       const c = new DwarfCursor(buf, 0, this.sections.littleEndian, `${this.elf.name}: ${inTypes ? '.debug_types' : '.debug_info'}`);
       while (c.pos < buf.length) {
+        lazy.fill(c.pos, UNIT_HEADER_MAX); // the header only: a unit's DIEs are read when asked for
         const u = this.readUnitHeader(c, inTypes);
         out.push(u);
         if (u.typeSignature !== undefined) this.signatures.set(u.typeSignature, u);
@@ -347,9 +352,17 @@ export class DwarfInfo {
 
   // --- DIEs -----------------------------------------------------------------------------------
 
+  private readonly loadedUnits = new Set<DwarfUnit>();
+
   private cursorAt(ref: DieRef): DwarfCursor {
     const inTypes = ref >= TYPES_BASE;
-    const buf = this.sections.get(inTypes ? '.debug_types' : '.debug_info')!;
+    const lazy = this.sections.lazy(inTypes ? '.debug_types' : '.debug_info')!;
+    const u = this.unitOf(ref);
+    if (!this.loadedUnits.has(u)) {
+      lazy.fill(u.offset, u.end - (inTypes ? TYPES_BASE : 0) - u.offset);
+      this.loadedUnits.add(u);
+    }
+    const buf = lazy.buf;
     return new DwarfCursor(buf, ref - (inTypes ? TYPES_BASE : 0), this.sections.littleEndian, `${this.elf.name}: ${inTypes ? '.debug_types' : '.debug_info'}`);
   }
 
@@ -590,7 +603,7 @@ export class DwarfInfo {
         return target + this.refBias;
       case DW_FORM.ref_addr:
         target = a.value as number;
-        if (target >= (this.sections.get('.debug_info')?.length ?? 0)) throw this.corrupt(`DIE at 0x${(from - base).toString(16)} refers to 0x${target.toString(16)}, outside .debug_info`);
+        if (target >= (this.sections.lazy('.debug_info')?.buf.length ?? 0)) throw this.corrupt(`DIE at 0x${(from - base).toString(16)} refers to 0x${target.toString(16)}, outside .debug_info`);
         return target + this.refBias;
       case DW_FORM.GNU_ref_alt:
       case DW_FORM.ref_sup4:
@@ -665,10 +678,37 @@ export class DwarfInfo {
     return m;
   }
 
+  /**
+   * The first top-level DIE called `name` that `accept` takes: through the index when the file
+   * has one, else reading units in order only until one has it (a type defined early in a kernel
+   * costs a few units, not thousands). Then the DWZ supplementary file.
+   */
+  find(name: string, accept: (e: NameEntry) => boolean): NameEntry | undefined {
+    const bias = (e: NameEntry | undefined) => (e && this.refBias ? { ...e, ref: e.ref + this.refBias } : e);
+    const viaIndex = this.names ? undefined : this.indexedLookup(name);
+    if (this.names || viaIndex) {
+      const hit = bias((viaIndex ?? this.names!.get(name) ?? []).find(accept));
+      if (hit) return hit;
+    } else {
+      for (const u of this.units()) {
+        const hit = this.unitNames(u).get(name)?.find(accept);
+        if (hit) return bias(hit);
+      }
+    }
+    return this.elf.section('.gnu_debugaltlink') ? this.alt?.find(name, accept) : undefined;
+  }
+
   private nameIndex(): Map<string, NameEntry[]> {
     if (this.names) return this.names;
     const names = new Map<string, NameEntry[]>();
-    for (const u of this.units()) this.indexUnit(u, names);
+    for (const u of this.units()) {
+      for (const [k, list] of this.unitNames(u)) {
+        const old = names.get(k);
+        if (old) old.push(...list);
+        else names.set(k, [...list]);
+      }
+    }
+    this.perUnit.clear();
     this.names = names;
     return names;
   }

@@ -3,6 +3,14 @@ import { DbgError } from '../../common/errors.js';
 import type { ElfFile } from '../elf-file.js';
 
 const SHF_COMPRESSED = 0x800n;
+/** Sections from this size on are read on demand (DwarfSections.lazy). */
+const LAZY_MIN = 8 << 20;
+
+export interface LazySection {
+  readonly buf: Buffer;
+  /** Makes `len` bytes at section offset `off` valid in buf. */
+  fill(off: number, len: number): void;
+}
 const ELFCOMPRESS_ZLIB = 1;
 const ELFCOMPRESS_ZSTD = 2;
 
@@ -26,8 +34,43 @@ export class DwarfSections {
     return this.elf.header.littleEndian;
   }
 
+  /** Whether the file has the section (compressed or not), without reading it. */
   has(name: string): boolean {
-    return this.get(name) !== undefined;
+    const sec = this.elf.section(name) ?? this.elf.section('.z' + name.slice(1));
+    return sec !== undefined && sec.type !== 8 /* SHT_NOBITS */ && sec.size > 0;
+  }
+
+  private readonly lazies = new Map<string, LazySection | null>();
+
+  /**
+   * A section read only where asked: a buffer of its size whose bytes are valid in the ranges
+   * `fill` was called for. Large uncompressed sections (a kernel's 160 MB .debug_info) are not
+   * read whole for a question that needs a few units: untouched memory costs no RSS. Small or
+   * compressed sections come whole (fill does nothing). Undefined when absent.
+   */
+  lazy(name: string): LazySection | undefined {
+    const hit = this.lazies.get(name);
+    if (hit !== undefined) return hit ?? undefined;
+    const sec = this.elf.section(name);
+    let l: LazySection | undefined;
+    if (sec && (sec.flags & SHF_COMPRESSED) === 0n && sec.size >= LAZY_MIN) {
+      if (sec.offset + sec.size > this.elf.source.size) this.elf.sectionData(sec); // throws the ELF reader's message
+      const buf = Buffer.allocUnsafeSlow(sec.size);
+      const src = this.elf.source;
+      l = {
+        buf,
+        fill: (off, len) => {
+          const n = Math.min(len, sec.size - off);
+          if (src.readInto) src.readInto(sec.offset + off, buf, off, n);
+          else src.read(sec.offset + off, n).copy(buf, off);
+        },
+      };
+    } else {
+      const buf = this.get(name);
+      l = buf ? { buf, fill: () => {} } : undefined;
+    }
+    this.lazies.set(name, l ?? null);
+    return l;
   }
 
   /** The bytes of `.debug_<name>` (name given with its dot), decompressed; undefined when absent. */
