@@ -218,10 +218,28 @@ export class DwarfTypes {
     const kind = COMPOUND[d.tag]!;
     const tag = d.name;
     if (d.flag(DW_AT.declaration) && tag !== undefined) {
-      // A declaration: the definition lives in another unit, if anywhere.
-      const def = this.dwarf.find(tag, (e) => !e.declaration && COMPOUND[e.tag] === kind);
-      if (def && def.ref !== d.id) return this.typeAt(def.ref);
-      return { kind, tag, members: [] };
+      // A declaration: the definition lives in another unit, if anywhere. Looked for only when
+      // the size or the members are wanted: a pointer to it prints without (on a kernel the
+      // search can read many units).
+      let def: CompoundType | null | undefined;
+      const definition = (): CompoundType | null => {
+        if (def === undefined) {
+          const e = this.dwarf.find(tag, (x) => !x.declaration && COMPOUND[x.tag] === kind);
+          const t = e && e.ref !== d.id ? this.typeAt(e.ref) : undefined;
+          def = t && (t.kind === 'struct' || t.kind === 'union' || t.kind === 'class') ? t : null;
+        }
+        return def;
+      };
+      return {
+        kind,
+        tag,
+        get size() {
+          return definition()?.size;
+        },
+        get members() {
+          return definition()?.members ?? [];
+        },
+      };
     }
     const size = d.uint(DW_AT.byte_size);
     const self = this;
