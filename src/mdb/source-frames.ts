@@ -29,6 +29,8 @@ export interface SourceRow {
   readonly line?: number;
   readonly args?: readonly Variable[];
   readonly locals?: readonly Variable[];
+  /** The DWARF of this frame is damaged: what is wrong (the row has only what could be read). */
+  readonly error?: string;
 }
 
 /** One machine frame as source rows, innermost (inlined) first; `vars` evaluates arguments and locals. */
@@ -38,7 +40,7 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
   const src = sourceAt(target.symbols, f.pc, caller);
   if (!src || src.frames.length === 0) {
     const p = src?.place;
-    return [{ pc: f.pc, sp: f.sp, name: sym, inlined: false, ...(p ? { file: p.file.name, line: p.line } : {}) }];
+    return [{ pc: f.pc, sp: f.sp, name: sym, inlined: false, ...(p ? { file: p.file.name, line: p.line } : {}), ...(src?.error ? { error: src.error } : {}) }];
   }
   const env = {
     mem: {
@@ -89,6 +91,7 @@ export function sourceRowJson(r: SourceRow): unknown {
     file: r.file ?? null,
     line: r.line ?? null,
     ...(r.args ? { args: r.args, locals: r.locals } : {}),
+    ...(r.error ? { error: r.error } : {}),
   };
 }
 

@@ -35,6 +35,8 @@ export interface FrameSource {
   readonly place?: SourcePlace;
   /** Innermost first; empty when no DWARF function covers the pc. */
   readonly frames: readonly SourceFrame[];
+  /** Why the frames could not be read (damaged DWARF), when so. */
+  readonly error?: string;
 }
 
 export interface Variable {
@@ -65,13 +67,14 @@ export function sourceAt(symbols: SymbolSpace, pc: bigint, caller: boolean, stri
   const m = moduleAt(symbols, caller ? pc - 1n : pc);
   if (!m) return undefined;
   const linkPc = pc - (caller ? 1n : 0n) - (m.module.bias ?? 0n);
+  let place: SourcePlace | undefined;
   try {
-    const place = linesOf(m.dwarf).placeOf(linkPc);
+    place = linesOf(m.dwarf).placeOf(linkPc);
     const frames = sourceFramesAt(m.dwarf, linkPc, place);
     return { ...m, linkPc, ...(place ? { place } : {}), frames };
   } catch (e) {
-    // Damaged DWARF costs the source view of this frame only; the stack goes on.
-    if (e instanceof DbgError && !strict) return { ...m, linkPc, frames: [] };
+    // Damaged DWARF costs the source view of this frame only; the stack goes on, and says why.
+    if (e instanceof DbgError && !strict) return { ...m, linkPc, ...(place ? { place } : {}), frames: [], error: e.message };
     throw e;
   }
 }

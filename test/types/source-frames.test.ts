@@ -284,6 +284,18 @@ describe('bad line tables and location lists', () => {
     }
   });
 
+  it('an unknown range-list entry costs that frame its source view, with a one-line warning naming unit and offset', async () => {
+    const ranges = spawnSync('objdump', ['--dwarf=Ranges', dbgs.get('O2')!.exe], { encoding: 'utf8' }).stdout;
+    const first = parseInt(/Offset: 0x([0-9a-f]+), Index: 0/.exec(ranges)![1]!, 16);
+    const exe = patched('badrng', '.debug_rnglists', first, [0x2a]);
+    const d = dbgs.get('O2')!;
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'open', d.core, '--exe', exe, '-e', '::stack -s'], { encoding: 'utf8' });
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.find((l) => / compute\+0x/.test(l))).toMatch(/ compute\+0x[0-9a-f]+ at .*frames\.c:27$/);
+    expect(lines.some((l) => / main\+0x[0-9a-f]+ at .*frames\.c:43$/.test(l))).toBe(true);
+    expect(r.stderr).toMatch(new RegExp(`^dbg: frame at 0x[0-9a-f]{16}: .*/badrng: unit at 0x0: unknown DW_RLE entry kind 0x2a at offset 0x${first.toString(16)} of \\.debug_rnglists\n$`));
+  });
+
   it('an unknown location-list entry is an error in that value only; the stack prints', async () => {
     // The first list a DW_AT_location points at (after gcc's location-view pairs), as objdump shows it.
     const dump = spawnSync('objdump', ['--dwarf=loc', dbgs.get('O2')!.exe], { encoding: 'utf8' }).stdout;

@@ -247,6 +247,7 @@ const stack: Dcmd = {
           }
           for (const row of rows) for (const l of sourceRowLines(row, verbose)) out.line(l);
         });
+      for (const { rows: rs } of rows) for (const row of rs) if (row.error) warnOut(out, `frame at ${hexAddr(row.pc)}: ${row.error}`);
       return;
     }
     if (out.jsonMode) {
