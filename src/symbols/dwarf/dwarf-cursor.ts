@@ -53,6 +53,17 @@ export class DwarfCursor {
     this.pos += 8;
     return v;
   }
+  /**
+   * A DWARF initial length (units, line programs, aranges, name indexes): u32, or 0xffffffff then
+   * u64 in 64-bit DWARF, where offsets in the set become 8 bytes. `end` is where the set ends
+   * (unchecked: callers say which set claims too much).
+   */
+  initialLength(what: string): { length: number; offsetSize: 4 | 8; end: number } {
+    const length32 = this.u32();
+    const length = length32 === 0xffffffff ? this.u64num(what) : length32;
+    return { length, offsetSize: length32 === 0xffffffff ? 8 : 4, end: this.pos + length };
+  }
+
   /** A 64-bit field that must be a file offset or a size: a number, refused past 2^53. */
   u64num(what: string): number {
     const v = this.u64();

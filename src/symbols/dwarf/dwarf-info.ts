@@ -265,13 +265,8 @@ export class DwarfInfo {
   private readUnitHeader(c: DwarfCursor, inTypes: boolean): DwarfUnit {
     const base = inTypes ? TYPES_BASE : 0;
     const offset = c.pos;
-    let length = c.u32();
-    let offsetSize: 4 | 8 = 4;
-    if (length === 0xffffffff) {
-      offsetSize = 8;
-      length = c.u64num('unit length');
-    } else if (length >= 0xfffffff0) throw this.corrupt(`unit at 0x${offset.toString(16)} has reserved length 0x${length.toString(16)}`);
-    const end = c.pos + length;
+    const { length, offsetSize, end } = c.initialLength('unit length');
+    if (offsetSize === 4 && length >= 0xfffffff0) throw this.corrupt(`unit at 0x${offset.toString(16)} has reserved length 0x${length.toString(16)}`);
     if (end > c.buf.length) {
       throw this.corrupt(`unit at 0x${offset.toString(16)} of ${inTypes ? '.debug_types' : '.debug_info'} claims 0x${length.toString(16)} bytes, past the end of the section (0x${c.buf.length.toString(16)})`);
     }

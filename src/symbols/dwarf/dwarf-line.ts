@@ -146,13 +146,7 @@ export class DwarfLines {
       const c = new DwarfCursor(aranges, 0, this.dwarf.sections.littleEndian, `${this.dwarf.name}: .debug_aranges`);
       while (c.pos < aranges.length) {
         const start = c.pos;
-        let len = c.u32();
-        let osz: 4 | 8 = 4;
-        if (len === 0xffffffff) {
-          len = c.u64num('length');
-          osz = 8;
-        }
-        const end = c.pos + len;
+        const { length: len, offsetSize: osz, end } = c.initialLength('length');
         if (end > aranges.length) throw new DbgError('corrupt', `${this.dwarf.name}: .debug_aranges: set at 0x${start.toString(16)} claims 0x${len.toString(16)} bytes, past the end of the section`);
         c.u16();
         const unit = byOffset.get(c.offset(osz));
@@ -189,13 +183,7 @@ export class DwarfLines {
     if (!buf) throw new DbgError('corrupt', `${this.dwarf.name}: unit at 0x${u.offset.toString(16)} has DW_AT_stmt_list but the file has no .debug_line`);
     if (off >= buf.length) throw this.corrupt(off, `is outside .debug_line (0x${buf.length.toString(16)} bytes), named by unit 0x${u.offset.toString(16)}`);
     const c = new DwarfCursor(buf, off, this.dwarf.sections.littleEndian, `${this.dwarf.name}: .debug_line`);
-    let length = c.u32();
-    let osz: 4 | 8 = 4;
-    if (length === 0xffffffff) {
-      length = c.u64num('unit length');
-      osz = 8;
-    }
-    const end = c.pos + length;
+    const { length, offsetSize: osz, end } = c.initialLength('unit length');
     if (end > buf.length) throw this.corrupt(off, `claims 0x${length.toString(16)} bytes, past the end of the section`);
     const version = c.u16();
     if (version < 2 || version > 5) throw this.corrupt(off, `has version ${version} (dbg reads 2 to 5)`);

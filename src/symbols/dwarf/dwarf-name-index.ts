@@ -102,13 +102,7 @@ function debugNames(buf: Buffer, sections: DwarfSections, where: string): NameIn
   const c = new DwarfCursor(buf, 0, sections.littleEndian, where);
   while (c.pos < buf.length) {
     const start = c.pos;
-    let len = c.u32();
-    let osz: 4 | 8 = 4;
-    if (len === 0xffffffff) {
-      len = c.u64num('length');
-      osz = 8;
-    }
-    const end = c.pos + len;
+    const { length: len, offsetSize: osz, end } = c.initialLength('length');
     if (end > buf.length) throw new DbgError('corrupt', `${where}: index at 0x${start.toString(16)} claims 0x${len.toString(16)} bytes, past the end of the section`);
     const version = c.u16();
     if (version !== 5) throw new DbgError('corrupt', `${where}: index at 0x${start.toString(16)} has version ${version} (expected 5)`);
