@@ -1,29 +1,15 @@
 // Clients one after another on a live emulated guest: the next may connect the moment the previous
 // detached or closed, and starts from a clean stop state (not the previous client's watchpoint).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveGdb, type GdbServerHandle } from '../../src/gdbserver/gdb-server.js';
-import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
-import { qemuSample } from '../helpers/repo.js';
+import { describe, expect, it } from 'vitest';
+import { liveSampleServer } from './live-sample-server.js';
 import { RspClient } from './rsp-client.js';
 
 describe('reconnecting to the GDB server', () => {
-  let target: EmulatorTarget;
-  let server: GdbServerHandle;
-  const logs: string[] = [];
-
-  beforeAll(async () => {
-    target = EmulatorTarget.open(qemuSample('kernel.elf'), {});
-    server = await serveGdb(target, undefined, { port: 0, log: (m) => logs.push(m) });
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    target?.close();
-  });
+  const live = liveSampleServer();
 
   it('a client connects right after the previous detached (20 of 20) and its ? is not the previous stop', async () => {
-    const jiffies = target.symbols.find('jiffies')!.addr;
-    const first = await RspClient.open(server.port);
+    const jiffies = live.target.symbols.find('jiffies')!.addr;
+    const first = await RspClient.open(live.server.port);
     expect(await first.ask(`Z3,${jiffies.toString(16)},8`)).toBe('OK');
     expect(await first.ask('vCont;c')).toMatch(new RegExp(`^T05rwatch:${jiffies.toString(16)};thread:1;`));
     expect(await first.ask('?')).toMatch(/^T05rwatch:/); // the same client still sees its own stop
@@ -31,7 +17,7 @@ describe('reconnecting to the GDB server', () => {
     let previous = first;
     for (let i = 0; i < 20; i++) {
       // connect before the previous connection is seen closed
-      const c = await RspClient.open(server.port);
+      const c = await RspClient.open(live.server.port);
       const stop = await c.ask('?');
       expect(stop, `connection ${i + 1}: ${stop}`).toMatch(/^T05thread:1;/);
       expect(await c.ask('g')).toMatch(/^[0-9a-fx]+$/);
@@ -41,16 +27,16 @@ describe('reconnecting to the GDB server', () => {
       previous = c;
     }
     previous.close();
-    expect(logs.filter((l) => l.startsWith('refused'))).toEqual([]);
+    expect(live.logs.filter((l) => l.startsWith('refused'))).toEqual([]);
   });
 
   it('a second client while one is attached is still refused, naming the one attached', async () => {
-    const a = await RspClient.open(server.port);
+    const a = await RspClient.open(live.server.port);
     expect(await a.ask('?')).toMatch(/^T05/);
-    const b = await RspClient.open(server.port);
+    const b = await RspClient.open(live.server.port);
     expect(await b.ask('?')).toMatch(/^E\.another debugger \(127\.0\.0\.1:\d+\) is attached to this dbg GDB server; only one at a time$/);
     a.close();
     b.close();
-    await server.idle();
+    await live.server.idle();
   });
 });
