@@ -37,6 +37,16 @@ const needs = [
   { pkg: 'python3', has: () => which('python3') },
   { pkg: 'gdbserver', has: () => which('gdbserver') },
   { pkg: 'dwz', has: () => which('dwz') },
+  // oracles for differential tests: QEMU (standard-PC guests, kdump-compressed dumps, its gdbstub),
+  // lldb and gdb-multiarch as GDB-protocol clients, crash, drgn and makedumpfile on Linux dumps
+  { pkg: 'qemu-system-x86', has: () => which('qemu-system-x86_64') },
+  { pkg: 'lldb', has: () => which('lldb') },
+  { pkg: 'gdb-multiarch', has: () => which('gdb-multiarch') },
+  { pkg: 'crash', has: () => which('crash') },
+  { pkg: 'python3-drgn', has: () => which('drgn') },
+  { pkg: 'makedumpfile', has: () => which('makedumpfile') },
+  { pkg: 'busybox-static', has: () => existsSync('/bin/busybox') },
+  { pkg: 'nasm', has: () => which('nasm') },
 ];
 function which(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
