@@ -206,11 +206,12 @@ describe('a QEMU dump of a KASLR kernel without VMCOREINFO', () => {
     });
   });
 
-  it('warns when the banner of the symbol file is nowhere in the dump', () => {
-    const t = KernelDumpTarget.open(qemuKaslr('kaslr-other.vmcore'), { symbols: [vmlinux('vmlinux-k2', 'Linux version 5.10.0-other (x@y) #2\n')] });
-    expect(t.kernelOffset).toBe(0n);
-    expect(t.warnings).toContain('linux_banner of the symbol file is nowhere in the dump (tried every KASLR offset): the symbols may not match');
-    t.close();
+  it('refuses a symbol file whose banner is nowhere, when the dump has another kernel\'s banner at a KASLR offset', () => {
+    const other = vmlinux('vmlinux-k2', 'Linux version 5.10.0-other (x@y) #2\n');
+    expect(failure(() => KernelDumpTarget.open(qemuKaslr('kaslr-other.vmcore'), { symbols: [other] }))).toEqual({
+      code: 'bad-input',
+      message: `--symbols ${other} does not match kernel dump "kaslr-other.vmcore": linux_banner in the dump (at KASLR offset 0x2000000) reads "Linux version 6.1.0-dbgtest (dbg@test) #1 SMP", the file has "Linux version 5.10.0-other (x@y) #2". Give the vmlinux of the kernel that was dumped`,
+    });
   });
 });
 

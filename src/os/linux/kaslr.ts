@@ -9,24 +9,24 @@ export const START_KERNEL_MAP = 0xffffffff80000000n;
 
 export type SlideSearch =
   | { readonly kind: 'found'; readonly offset: bigint }
-  /** Readable at the link address, but other text: the vmlinux is not the dumped kernel's. */
-  | { readonly kind: 'other-banner'; readonly atLink: string }
+  /** Another kernel's banner where this one's should be: the vmlinux is not the dumped kernel's. */
+  | { readonly kind: 'other-banner'; readonly offset: bigint; readonly text: string }
   | { readonly kind: 'nowhere' };
 
 /** `read` returns undefined where the dump has no memory. */
 export function findKaslrSlide(read: (addr: bigint, n: number) => Buffer | undefined, linkAddr: bigint, banner: string): SlideSearch {
   const probe = Math.min(banner.length, 64);
   const want = banner.slice(0, probe);
-  let atLink: string | undefined;
+  let other: bigint | undefined;
   for (let off = 0n; off < 1n << 30n; off += 2n << 20n) {
     const got = read(linkAddr + off, probe)?.toString('latin1');
     if (got === undefined) continue;
-    if (off === 0n) atLink = got;
     if (got === want) return { kind: 'found', offset: off };
+    if (other === undefined && (off === 0n || got.startsWith('Linux version '))) other = off;
   }
-  if (atLink !== undefined) {
-    const longer = read(linkAddr, 160)?.toString('latin1') ?? atLink;
-    return { kind: 'other-banner', atLink: longer.split('\0')[0]!.split('\n')[0]!.replace(/[^\x20-\x7e]/g, '.') };
+  if (other !== undefined) {
+    const text = read(linkAddr + other, 160)?.toString('latin1') ?? '';
+    return { kind: 'other-banner', offset: other, text: text.split('\0')[0]!.split('\n')[0]!.replace(/[^\x20-\x7e]/g, '.') };
   }
   return { kind: 'nowhere' };
 }

@@ -346,7 +346,8 @@ export class KernelDumpTarget implements Target {
         this.warnings.push(`no KERNELOFFSET in the dump: found linux_banner at KASLR offset 0x${r.offset.toString(16)}, and applied it to the symbols`);
       }
     } else if (r.kind === 'other-banner') {
-      throw mismatch(`linux_banner in the dump reads "${r.atLink}", the file has "${text.split('\n')[0]}"`);
+      const at = r.offset === 0n ? '' : ` (at KASLR offset 0x${r.offset.toString(16)})`;
+      throw mismatch(`linux_banner in the dump${at} reads "${r.text}", the file has "${text.split('\n')[0]}"`);
     } else {
       this.warnings.push(`linux_banner of the symbol file is nowhere in the dump (tried every KASLR offset): the symbols may not match`);
     }
