@@ -58,7 +58,7 @@ import { readPrintkLog, type PrintkRecord } from '../../os/linux/printk.js';
 import { LinuxTasks } from '../../os/linux/tasks.js';
 import { TypeSpace } from '../../types/type-space.js';
 import { ObjectSpace } from '../../types/typed-object.js';
-import { unwind } from '../unwind.js';
+import { elfModule, unwind } from '../unwind.js';
 import { KernelPhysMap } from './kernel-phys-map.js';
 import { NT_PRSTATUS, parsePrstatus } from './core-notes.js';
 import { parseQemuCpuState, Vmcoreinfo, type QemuCpuState } from './kernel-notes.js';
@@ -220,11 +220,7 @@ export class KernelDumpTarget implements Target {
       const bias = isKernel ? this.kernelOffset : 0n;
       const table = new SymbolTable(basename(file), elf.symbols(), bias);
       if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
-      // The module spans its PT_LOADs (biased), and carries its ELF for CFI unwinding.
-      const loads = elf.loadSegments().filter((p) => p.memsz > 0n);
-      const start = loads.length ? loads.reduce((m, p) => (p.vaddr < m ? p.vaddr : m), MASK64) + bias : undefined;
-      const end = loads.length ? loads.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n) + bias : undefined;
-      this.symbols.add({ name: basename(file), path: file, table, elf, bias, start, end });
+      this.symbols.add(elfModule(basename(file), file, elf, table, bias));
       this.symbolElves.push(elf);
       if (isKernel) this.kernelElf = elf;
       this.modes.clear();

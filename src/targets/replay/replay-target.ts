@@ -46,6 +46,7 @@ import type {
   VirtAddr,
   WatchKind,
 } from '../target.js';
+import { elfModule } from '../unwind.js';
 import { ReplayMachine } from './replay-machine.js';
 
 export interface ReplayOptions {
@@ -98,7 +99,7 @@ export class ReplayTarget implements Target {
         continue;
       }
       const elf = ElfFile.open(path);
-      this.symbols.add({ name: basename(path), path, table: new SymbolTable(basename(path), elf.symbols(), 0n), elf, bias: 0n });
+      this.symbols.add(elfModule(basename(path), path, elf, new SymbolTable(basename(path), elf.symbols(), 0n)));
     }
     this.now = reader.end;
     machine.seek(this.now);
