@@ -9,8 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { Registers } from '../../arch/arch.js';
-import { X86_64 } from '../../arch/x86-64.js';
+import type { Arch, Registers } from '../../arch/arch.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { compressedInput } from '../../common/compressed.js';
 import { fileError } from '../../common/file-error.js';
@@ -41,6 +40,7 @@ import { WATCH_EXEC, WATCH_READ, WATCH_WRITE } from './emu-hooks.js';
 import { loadKernel, type LoadedKernel } from './loader.js';
 import { Machine, type MachineStop } from './machine.js';
 import { writeQemuCore } from './qemu-core-writer.js';
+import { cpuArch } from './x86-64-cpu.js';
 
 export interface EmulatorOptions {
   /** Guest RAM in bytes (default 128 MiB). */
@@ -75,7 +75,6 @@ export interface EventSpec {
 
 export class EmulatorTarget implements Target {
   readonly kind = 'emulator';
-  readonly arch = X86_64;
   readonly symbols = new SymbolSpace();
   readonly name: string;
   readonly machine: Machine;
@@ -119,8 +118,12 @@ export class EmulatorTarget implements Target {
       throw e;
     }
     if (this.kernel.elf) {
-      // elf without start/end: types and source lines come from its DWARF; stacks stay on frame pointers.
-      this.symbols.add({ name: basename(path), path, table: new SymbolTable(basename(path), this.kernel.elf.symbols()), elf: this.kernel.elf, bias: 0n });
+      // A 64-bit kernel's elf without start/end: types and source lines come from its DWARF; stacks
+      // stay on frame pointers.
+      // A 32-bit kernel's stacks unwind by its CFI (i386 register numbering), as gdb's do: the
+      // module's range tells the unwinder where that CFI applies.
+      const range = this.kernel.elf.is64 ? {} : loadRange(this.kernel.elf);
+      this.symbols.add({ name: basename(path), path, table: new SymbolTable(basename(path), this.kernel.elf.symbols()), elf: this.kernel.elf, bias: 0n, ...range });
     }
     this.symbols.onAdd(() => this.armDeferred());
     for (const s of opts.symbols ?? []) this.addSymbolFile(s);
@@ -148,6 +151,7 @@ export class EmulatorTarget implements Target {
         this.notRunning('write registers');
         this.history?.refuseWriteInPast(`writing register ${name}`);
         this.machine.writeRegister(this.vcpuOf(t), name, v);
+        this.registerWrites++;
         this.last = { ...this.last, pc: this.machine.pc(this.vcpuOf(this.last.thread)) };
       },
     };
@@ -198,6 +202,19 @@ export class EmulatorTarget implements Target {
   }
 
   // --- core -----------------------------------------------------------------------------------
+
+  /** The selected vCPU's architecture: i386 until it runs 64-bit code (see arch/x86-mode.ts). */
+  get arch(): Arch {
+    if (this.past) return this.past.arch;
+    const vcpu = this.vcpuOf(undefined);
+    const key = `${vcpu}:${this.machine.seq}:${this.registerWrites}`;
+    if (this.archAt?.key !== key) this.archAt = { key, arch: cpuArch(this.machine.vcpus[vcpu]!.engine) };
+    return this.archAt.arch;
+  }
+
+  /** The last answer of `arch`, for the position it was computed at. */
+  private archAt: { key: string; arch: Arch } | undefined;
+  private registerWrites = 0;
 
   readVirtual(addr: bigint, length: number, thread?: number): Buffer {
     if (this.past) return this.past.readVirtual(addr, length, thread ?? this.last.thread);
@@ -492,4 +509,17 @@ export class EmulatorTarget implements Target {
     this.machine.removePoint(id);
     this.events.delete(id);
   }
+}
+
+/** The lowest and highest virtual address of an ELF file's loadable segments. */
+function loadRange(elf: ElfFile): { start?: bigint; end?: bigint } {
+  const segs = elf.loadSegments();
+  if (segs.length === 0) return {};
+  let start = segs[0]!.vaddr;
+  let end = 0n;
+  for (const p of segs) {
+    if (p.vaddr < start) start = p.vaddr;
+    if (p.vaddr + p.memsz > end) end = p.vaddr + p.memsz;
+  }
+  return { start, end };
 }
