@@ -80,12 +80,13 @@ export class LinuxTasks {
   *listHead(head: bigint, type: string, member: string, onStop: OnStop, hlist = false, what = `list of ${type}`): Generator<bigint> {
     const off = followPath(this.objects.types.get(type), 0n, member, undefined).addr;
     const seen = new Set<bigint>();
+    let yielded = 0;
     const next = (at: bigint): bigint | undefined => {
       try {
         return this.port.read(at, 8).readBigUInt64LE(0);
       } catch (e) {
         if (!(e instanceof DbgError)) throw e;
-        onStop(`${what}: the node at ${hex(at)} cannot be read (${e.message}); stopped after ${seen.size}`);
+        onStop(`${what}: the node at ${hex(at)} cannot be read (${e.message}); stopped after ${yielded}`);
         return undefined;
       }
     };
@@ -94,21 +95,22 @@ export class LinuxTasks {
       if (node === undefined) return;
       if (hlist ? node === 0n : node === head) return;
       if (node === 0n) {
-        onStop(`${what}: a NULL next pointer after ${seen.size} (the list is not circular)`);
+        onStop(`${what}: a NULL next pointer after ${yielded} (the list is not circular)`);
         return;
       }
       if (seen.has(node)) {
-        onStop(`${what}: cycles back to ${hex(node - off)} after ${seen.size} without returning to the head`);
+        onStop(`${what}: cycles back to ${hex(node - off)} after ${yielded} without returning to the head`);
         return;
       }
-      if (seen.size >= MAX_TASKS) {
-        onStop(`${what}: stopped after ${seen.size}`);
+      if (yielded >= MAX_TASKS) {
+        onStop(`${what}: stopped after ${yielded}`);
         return;
       }
       seen.add(node);
       const after = next(node);
       if (after === undefined) return;
       yield node - off;
+      yielded++;
       node = after;
     }
   }
