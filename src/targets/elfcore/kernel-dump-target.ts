@@ -33,7 +33,7 @@ import { basename } from 'node:path';
 import { X86_64 } from '../../arch/x86-64.js';
 import type { Registers } from '../../arch/arch.js';
 import { cr3Root, X86_64Paging, type Walk } from '../../arch/x86-64-paging.js';
-import { FileByteSource } from '../../common/byte-source.js';
+import { FileByteSource, type ByteSource } from '../../common/byte-source.js';
 import { hex } from '../../common/format.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { ElfFile, ET_CORE, PT_LOAD, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
@@ -58,7 +58,7 @@ import { readPrintkLog, type PrintkRecord } from '../../os/linux/printk.js';
 import { LinuxTasks } from '../../os/linux/tasks.js';
 import { TypeSpace } from '../../types/type-space.js';
 import { ObjectSpace } from '../../types/typed-object.js';
-import { unwind } from '../unwind.js';
+import { elfModule, unwind } from '../unwind.js';
 import { KernelPhysMap } from './kernel-phys-map.js';
 import { NT_PRSTATUS, parsePrstatus } from './core-notes.js';
 import { parseQemuCpuState, Vmcoreinfo, type QemuCpuState } from './kernel-notes.js';
@@ -82,6 +82,10 @@ export function isKernelDump(elf: ElfFile): boolean {
 export interface KernelDumpOptions {
   /** Symbol files: the kernel (vmlinux) first. */
   readonly symbols?: readonly string[];
+  /** The dump's bytes as an ELF vmcore, when the file is another format (kdump-compressed). */
+  readonly source?: ByteSource;
+  /** What `::status` calls the dump's format, when not an ELF vmcore. */
+  readonly format?: string;
 }
 
 interface Cpu {
@@ -126,6 +130,7 @@ export class KernelDumpTarget implements Target {
   private kernelRootCache?: { root?: PhysAddr; from: string };
   private mappingCache?: Mapping[];
   private closed = false;
+  private format?: string;
 
   private constructor(
     readonly name: string,
@@ -171,7 +176,7 @@ export class KernelDumpTarget implements Target {
 
   static open(path: string, opts: KernelDumpOptions = {}): KernelDumpTarget {
     // Small cache pages: page walks and structure reads jump all over a multi-GiB file.
-    const src = FileByteSource.open(path, { pageBytes: 4096, cachePages: 4096 });
+    const src = opts.source ?? FileByteSource.open(path, { pageBytes: 4096, cachePages: 4096 });
     let elf: ElfFile;
     try {
       elf = new ElfFile(src);
@@ -182,6 +187,7 @@ export class KernelDumpTarget implements Target {
     let t: KernelDumpTarget | undefined;
     try {
       t = new KernelDumpTarget(`kernel dump "${basename(path)}"`, path, elf);
+      t.format = opts.format;
       const files = opts.symbols ?? [];
       files.forEach((f, i) => t!.loadSymbols(f, i === 0));
       if (files.length === 0 && t.vmcoreinfo) {
@@ -214,11 +220,7 @@ export class KernelDumpTarget implements Target {
       const bias = isKernel ? this.kernelOffset : 0n;
       const table = new SymbolTable(basename(file), elf.symbols(), bias);
       if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
-      // The module spans its PT_LOADs (biased), and carries its ELF for CFI unwinding.
-      const loads = elf.loadSegments().filter((p) => p.memsz > 0n);
-      const start = loads.length ? loads.reduce((m, p) => (p.vaddr < m ? p.vaddr : m), MASK64) + bias : undefined;
-      const end = loads.length ? loads.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n) + bias : undefined;
-      this.symbols.add({ name: basename(file), path: file, table, elf, bias, start, end });
+      this.symbols.add(elfModule(basename(file), file, elf, table, bias));
       this.symbolElves.push(elf);
       if (isKernel) this.kernelElf = elf;
       this.modes.clear();
@@ -538,7 +540,8 @@ export class KernelDumpTarget implements Target {
     } catch (e) {
       if (e instanceof DbgError && e.code === 'unmapped') {
         const how = va === phys ? 'with paging off, that is physical' : 'it translates to physical';
-        throw new DbgError('unmapped', `read of ${length} bytes at 0x${va.toString(16)} (thread ${thread}) failed: ${how} 0x${phys.toString(16)}, which is not in ${this.name}`);
+        const why = e.message.startsWith('page 0x') ? `, and ${e.message}` : `, which is not in ${this.name}`; // a kdump page left out
+        throw new DbgError('unmapped', `read of ${length} bytes at 0x${va.toString(16)} (thread ${thread}) failed: ${how} 0x${phys.toString(16)}${why}`);
       }
       throw e;
     }
@@ -814,7 +817,7 @@ export class KernelDumpTarget implements Target {
 
   /** What `::status` shows about the dump itself. */
   describe(): string[] {
-    const lines = [`${this.name}: ${this.flavour === 'qemu' ? 'QEMU dump-guest-memory' : 'kdump ELF vmcore'}, ${this.cpus.length} CPU(s)`];
+    const lines = [`${this.name}: ${this.format ?? (this.flavour === 'qemu' ? 'QEMU dump-guest-memory' : 'kdump ELF vmcore')}, ${this.cpus.length} CPU(s)`];
     const segs = this.elf.programHeaders().filter((p) => p.type === PT_LOAD);
     const ram = this.phys.regions().reduce((n, r) => n + (r.end - r.start), 0n);
     lines.push(`physical memory: ${segs.length} PT_LOADs, 0x${ram.toString(16)} bytes`);
