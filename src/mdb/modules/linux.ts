@@ -23,7 +23,7 @@ import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
 import { needObjects, type LinuxPort } from '../../os/linux/port.js';
 import { formatPrintk, LEVEL_NAMES, readPrintkLog } from '../../os/linux/printk.js';
-import { LinuxTasks, type TaskInfo } from '../../os/linux/tasks.js';
+import { linuxTasks, type LinuxTasks, type TaskInfo } from '../../os/linux/tasks.js';
 import { KernelDumpTarget } from '../../targets/elfcore/kernel-dump-target.js';
 import { unwind, type Frame } from '../../targets/unwind.js';
 import type { Dcmd, DcmdModule, Output, SessionView, Walker } from '../dcmd.js';
@@ -38,7 +38,7 @@ function kernelDump(s: SessionView, what: string): KernelDumpTarget {
 
 function tasksOf(s: SessionView, what: string): { t: KernelDumpTarget; tasks: LinuxTasks } {
   const t = kernelDump(s, what);
-  return { t, tasks: new LinuxTasks(t.linux) };
+  return { t, tasks: linuxTasks(t.linux) };
 }
 
 function warn(out: Output, text: string): void {
@@ -152,7 +152,7 @@ const stacks: Dcmd = {
     const stops: string[] = [];
     const linux = t instanceof KernelDumpTarget && t.kernelElf ? t : undefined;
     if (linux) {
-      const tasks = new LinuxTasks(linux.linux);
+      const tasks = linuxTasks(linux.linux);
       for (const a of tasks.all((m) => stops.push(m))) {
         if (s.signal.aborted) break;
         const info = tasks.info(a);
@@ -206,7 +206,7 @@ const listHead: Dcmd = {
     if (inv.addr === undefined) throw errors.badInput(`::list_head needs the address of the head (usage: ${this.usage})`);
     if (rest.length < 2) throw errors.badInput(`::list_head needs a TYPE and a MEMBER (usage: ${this.usage})`);
     const t = kernelDump(s, 'Linux lists');
-    const tasks = new LinuxTasks(t.linux);
+    const tasks = linuxTasks(t.linux);
     const member = rest[rest.length - 1]!;
     const words = rest.slice(0, -1).join(' ');
     const types = needObjects(t.linux, '::list_head').types;
@@ -238,8 +238,8 @@ const dmesg: Dcmd = {
     noExtra(this, rest);
     const t = kernelDump(s, 'the kernel log');
     const problems: string[] = [];
-    let records = readPrintkLog(t.linux, (p) => problems.push(p));
     const l = flags.get('l');
+    let records = readPrintkLog(t.linux, (p) => problems.push(p), { levels: l !== undefined || out.jsonMode });
     if (l !== undefined) {
       const levels = new Set(
         String(l)

@@ -44,6 +44,15 @@ const TASK_IDLE = 0x402n; // TASK_UNINTERRUPTIBLE | TASK_NOLOAD
 const TASK_RTLOCK_WAIT = 0x1000n;
 const STATE_CHARS = 'RSDTtXZPI';
 
+const perPort = new WeakMap<LinuxPort, LinuxTasks>();
+
+/** The LinuxTasks of a port, made once (its type lookups are what costs). */
+export function linuxTasks(port: LinuxPort): LinuxTasks {
+  let t = perPort.get(port);
+  if (!t) perPort.set(port, (t = new LinuxTasks(port)));
+  return t;
+}
+
 export class LinuxTasks {
   readonly objects: ObjectSpace;
   private readonly hasThreadNode: boolean;
@@ -53,13 +62,22 @@ export class LinuxTasks {
     this.hasThreadNode = this.has('struct task_struct', 'thread_node');
   }
 
+  private readonly members = new Map<string, boolean>();
+
+  /** Whether `type` has `member` (kernels rename them: __state was state, thread_node is 6.1's). */
   private has(type: string, member: string): boolean {
-    try {
-      followPath(this.objects.types.get(type), 0n, member, undefined);
-      return true;
-    } catch {
-      return false;
+    const key = `${type}.${member}`;
+    let hit = this.members.get(key);
+    if (hit === undefined) {
+      try {
+        followPath(this.objects.types.get(type), 0n, member, undefined);
+        hit = true;
+      } catch {
+        hit = false;
+      }
+      this.members.set(key, hit);
     }
+    return hit;
   }
 
   private task(addr: bigint): TypedObject {

@@ -55,7 +55,7 @@ import { bannerRelease, findKaslrSlide, START_KERNEL_MAP } from '../../os/linux/
 import { PANIC_FUNCTIONS, panicCpu, panicFromLog } from '../../os/linux/panic.js';
 import type { LinuxPort } from '../../os/linux/port.js';
 import { readPrintkLog, type PrintkRecord } from '../../os/linux/printk.js';
-import { LinuxTasks } from '../../os/linux/tasks.js';
+import { linuxTasks } from '../../os/linux/tasks.js';
 import { TypeSpace } from '../../types/type-space.js';
 import { ObjectSpace } from '../../types/typed-object.js';
 import { elfModule, unwind } from '../unwind.js';
@@ -649,7 +649,7 @@ export class KernelDumpTarget implements Target {
       if (listed) t.listed = true;
       return index;
     }
-    const tasks = new LinuxTasks(this.linux);
+    const tasks = linuxTasks(this.linux);
     const info = tasks.info(task);
     if (info.onCpu && info.cpu < this.cpus.length) return info.cpu + 1;
     const regs = tasks.savedContext(task);

@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Session } from '../../../src/mdb/session.js';
+import { CaptureOutput, type Session } from '../../../src/mdb/session.js';
 import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
 import { unwind } from '../../../src/targets/unwind.js';
 import { skipReason } from '../../helpers/debuggee.js';
@@ -30,6 +30,13 @@ const why =
       ? 'no dumps or no vmlinux: run node scripts/setup-vmlinux.mjs, then node scripts/make-linux-dumps.mjs'
       : undefined;
 const skip = skipReason('real Linux dumps', why);
+
+/** The text lines of `line`, trailing blanks kept (the kernel log has some). */
+async function exact(s: Session, line: string): Promise<string[]> {
+  const out = new CaptureOutput(false);
+  await s.execute(line, out);
+  return out.lines;
+}
 
 interface DrgnTask {
   pid: number;
@@ -81,7 +88,7 @@ describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
   });
 
   it('::dmesg is drgn\'s log, line for line', async () => {
-    expect((await run(s, '::dmesg')).join('\n')).toBe(drgn.log.join('\n'));
+    expect((await exact(s, '::dmesg')).join('\n')).toBe(drgn.log.join('\n'));
   });
 
   it('::status and ::panicinfo name CPU 1 from panic_cpu, as drgn reads it', async () => {
@@ -124,7 +131,7 @@ describe.skipIf(skip)('real 6.1 dumps without VMCOREINFO', () => {
   it('::dmesg from vmlinux types has every line the console printed', async () => {
     const t = KernelDumpTarget.open(join(dir, 'novmci.elf'), { symbols: [vmlinux] });
     try {
-      const log = await run(sessionOn(t), '::dmesg');
+      const log = await exact(sessionOn(t), '::dmesg');
       const console = readFileSync(join(dir, 'novmci.console.txt'), 'latin1').replace(/\r/g, '').split('\n').filter((l) => l.startsWith('['));
       // The console repeats a record's stamp on each of its lines; dmesg and drgn print it once.
       const text = (l: string) => l.replace(/^\[ *\d+\.\d{6}\] /, '');
@@ -135,7 +142,7 @@ describe.skipIf(skip)('real 6.1 dumps without VMCOREINFO', () => {
         expect(found, line).toBeGreaterThanOrEqual(0);
         at = found + 1;
       }
-      const errs = await run(sessionOn(t), '::dmesg -l emerg');
+      const errs = await exact(sessionOn(t), '::dmesg -l emerg');
       expect(errs).toContain(log.find((l) => l.includes('Kernel panic - not syncing: sysrq triggered crash')));
     } finally {
       t.close();
