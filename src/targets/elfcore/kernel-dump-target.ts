@@ -220,7 +220,17 @@ export class KernelDumpTarget implements Target {
       const bias = isKernel ? this.kernelOffset : 0n;
       const table = new SymbolTable(basename(file), elf.symbols(), bias);
       if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
-      this.symbols.add(elfModule(basename(file), file, elf, table, bias));
+      let mod = elfModule(basename(file), file, elf, table, bias);
+      // Linux links its per-CPU segment (.data..percpu) at 0: its symbols are offsets into each
+      // CPU's area, and must not stretch the image's range down to 0 (heap and stack addresses
+      // would read as __per_cpu_end+0xffff...).
+      const image = isKernel ? elf.loadSegments().filter((p) => p.memsz > 0n && p.vaddr >= START_KERNEL_MAP) : [];
+      if (image.length > 0) {
+        const lo = image.reduce((m, p) => (p.vaddr < m ? p.vaddr : m), MASK64);
+        const hi = image.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n);
+        mod = { ...mod, start: lo + bias, end: hi + bias };
+      }
+      this.symbols.add(mod);
       this.symbolElves.push(elf);
       if (isKernel) this.kernelElf = elf;
       this.modes.clear();
@@ -776,6 +786,10 @@ export class KernelDumpTarget implements Target {
       name: this.name,
       read,
       symbol: (name) => this.symbols.find(name)?.addr,
+      linkValue: (name) => {
+        const s = this.symbols.find(name);
+        return s ? s.addr - (s.module.bias ?? 0n) : undefined;
+      },
       vmcoreinfo: this.vmcoreinfo,
       cpus: this.cpus.length,
       objects: () => {

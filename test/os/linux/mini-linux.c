@@ -115,3 +115,15 @@ struct printk_ringbuffer *prb = &printk_rb_static;
 
 /* Offsets the test corrupts, as gcc lays them out. */
 const unsigned long off_tasks = offsetof(struct task_struct, tasks);
+
+/* Per-CPU variables: linked at 0 (vmlinux's .data..percpu; named so ld's default script leaves it alone), each CPU's copy at its __per_cpu_offset. */
+struct task_struct *current_task __attribute__((section("percpu"))) = 0;
+struct task_struct *percpu_area[2][2] = { { &init_task, 0 }, { &task_sleeper, 0 } };
+unsigned long __per_cpu_offset[2] = { (unsigned long)percpu_area[0], (unsigned long)percpu_area[1] };
+
+/* Loaded modules (Linux 6.1's struct module: list, name, core_layout). */
+struct module_layout { void *base; unsigned int size; };
+struct module { int state; struct list_head list; char name[56]; struct module_layout core_layout; };
+extern struct list_head modules;
+struct module mod_fw = { 0, { &modules, &modules }, "qemu_fw_cfg", { (void *)0xffffffffc0456000UL, 0x5000 } };
+struct list_head modules = { &mod_fw.list, &mod_fw.list };

@@ -28,7 +28,7 @@ beforeAll(() => {
   const src = join(repoRoot, 'test', 'os', 'linux', 'mini-linux.c');
   execFileSync('gcc', ['-g', '-O0', '-c', '-mcmodel=kernel', '-fno-pic', '-ffreestanding', '-fno-stack-protector', '-o', join(dir, 'mini.o'), src]);
   vmlinux = join(dir, 'vmlinux');
-  execFileSync('ld', ['-static', '-nostdlib', '-e', '_text', '-Ttext=0xffffffff81000000', '-Tdata=0xffffffff81200000', '--section-start=.ring=0xffffffff81300000', '-o', vmlinux, join(dir, 'mini.o')]);
+  execFileSync('ld', ['-static', '-nostdlib', '-e', '_text', '-Ttext=0xffffffff81000000', '-Tdata=0xffffffff81200000', '--section-start=.ring=0xffffffff81300000', '--section-start=percpu=0', '-o', vmlinux, join(dir, 'mini.o')]);
   const elf = ElfFile.open(vmlinux);
   sym = new Map(elf.symbols().map((s) => [s.name, s.value]));
   offTasks = elf.readLoaded(sym.get('off_tasks')!, 8)!.readBigUInt64LE(0);
@@ -39,7 +39,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** A kdump of the mini kernel: each PT_LOAD at physical vaddr - __START_KERNEL_map; patches applied. */
 function dump(name: string, opts: { patch?: [bigint, bigint][]; ringBytes?: number } = {}): string {
   const elf = ElfFile.open(vmlinux);
-  const segments = elf.loadSegments().map((p) => {
+  // The per-CPU segment is linked at 0 and has no place of its own in memory.
+  const segments = elf.loadSegments().filter((p) => p.vaddr >= KERNEL_MAP).map((p) => {
     const bytes = Buffer.from(elf.readLoaded(p.vaddr, p.filesz)!);
     for (const [at, value] of opts.patch ?? []) if (at >= p.vaddr && at < p.vaddr + BigInt(p.filesz)) bytes.writeBigUInt64LE(value, Number(at - p.vaddr));
     const size = p.vaddr === 0xffffffff81300000n && opts.ringBytes ? opts.ringBytes : p.filesz;
@@ -137,6 +138,19 @@ describe('a kdump of the mini kernel, read through its types', () => {
     const pi = (await run(t, '::panicinfo')).lines;
     expect(pi.slice(0, 2)).toEqual(['       cpu 1 (thread 2)', '   message mini panic']);
     expect(pi).toContain('  found by panic_cpu');
+  });
+
+  it('::percpu: each CPU\'s copy at __per_cpu_offset[cpu] + the offset; ::modules', async () => {
+    const area = sym.get('percpu_area')!;
+    expect((await run(t, '::percpu current_task')).lines).toEqual([`cpu 0: ${hex(area)}`, `cpu 1: ${hex(area + 16n)}`]);
+    expect((await run(t, '::percpu current_task 1 | ::print -a void *')).lines).toEqual([`${(area + 16n).toString(16)} task_sleeper`]);
+    expect(await failure(t, '::percpu init_task')).toBe(`init_task is not a per-CPU variable: its value ${hex(sym.get('init_task')!)} is an address, not an offset in .data..percpu`);
+    expect(await failure(t, '::percpu current_task 2')).toBe('no CPU 2: the dump has CPUs 0..1');
+    expect((await run(t, '::modules')).lines).toEqual([`MODULE             NAME                 BASE               SIZE`, `${hex(sym.get('mod_fw')!)} qemu_fw_cfg          0xffffffffc0456000 0x5000`]);
+  });
+
+  it('addresses outside the image are no symbol+offset (the per-CPU segment at 0 does not stretch it)', async () => {
+    expect(await failure(t, 'ffff888000001000::nm')).toBe('no symbol holds address 0xffff888000001000');
   });
 
   it('an address that is no task_struct is refused in one line', async () => {

@@ -51,6 +51,8 @@ interface Drgn {
   panic_cpu: number;
   tasks: DrgnTask[];
   log: string[];
+  current: string[];
+  modules: { addr: string; name: string; base: string; size: number }[];
 }
 
 describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
@@ -104,6 +106,19 @@ describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
     expect(groups.reduce((n, g) => n + g.count, 0)).toBe(drgn.tasks.length + 1);
     expect(groups[0]!.count).toBeGreaterThan(1);
     expect(groups.some((g) => g.frames.some((f) => f.startsWith('panic+')))).toBe(true);
+  });
+
+  it("::percpu and ::modules agree with drgn's per_cpu(current_task) and the modules list", async () => {
+    const cur = (await runJson(s, '::percpu current_task'))[0] as { cpu: number; addr: string }[];
+    const values = cur.map((c) => `0x${t.readVirtual(BigInt(c.addr), 8).readBigUInt64LE(0).toString(16)}`);
+    expect(values).toEqual(drgn.current);
+    const mods = (await runJson(s, '::modules'))[0] as { addr: string; name: string; base: string; size: number }[];
+    expect(mods.map((m) => ({ ...m, addr: BigInt(m.addr), base: BigInt(m.base) }))).toEqual(drgn.modules.map((m) => ({ ...m, addr: BigInt(m.addr), base: BigInt(m.base) })));
+    expect(mods.map((m) => m.name)).toContain('qemu_fw_cfg');
+  });
+
+  it('heap addresses are no symbol+offset (they were __per_cpu_end+0xffff...)', async () => {
+    expect(t.symbols.describe(BigInt(drgn.tasks[0]!.addr))).toBeUndefined();
   });
 
   it('ADDR::task selects a sleeping task, whose ::stack starts in __schedule', async () => {
