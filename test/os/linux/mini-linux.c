@@ -127,3 +127,8 @@ struct module { int state; struct list_head list; char name[56]; struct module_l
 extern struct list_head modules;
 struct module mod_fw = { 0, { &modules, &modules }, "qemu_fw_cfg", { (void *)0xffffffffc0456000UL, 0x5000 } };
 struct list_head modules = { &mod_fw.list, &mod_fw.list };
+
+/* A CPU stopped inside panic(): delay_loop's frame (after its prologue) returns into panic. */
+void delay_loop(void) { __asm__ volatile("nop; nop; nop; nop"); }
+void panic(void) { delay_loop(); }
+unsigned long panic_stack[8] = { 0, (unsigned long)panic + 9 };

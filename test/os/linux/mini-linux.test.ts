@@ -37,19 +37,23 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A kdump of the mini kernel: each PT_LOAD at physical vaddr - __START_KERNEL_map; patches applied. */
-function dump(name: string, opts: { patch?: [bigint, bigint][]; ringBytes?: number } = {}): string {
+function dump(name: string, opts: { patch?: [bigint, bigint | Buffer][]; ringBytes?: number; cpu1?: Record<string, bigint> } = {}): string {
   const elf = ElfFile.open(vmlinux);
   // The per-CPU segment is linked at 0 and has no place of its own in memory.
   const segments = elf.loadSegments().filter((p) => p.vaddr >= KERNEL_MAP).map((p) => {
     const bytes = Buffer.from(elf.readLoaded(p.vaddr, p.filesz)!);
-    for (const [at, value] of opts.patch ?? []) if (at >= p.vaddr && at < p.vaddr + BigInt(p.filesz)) bytes.writeBigUInt64LE(value, Number(at - p.vaddr));
+    for (const [at, value] of opts.patch ?? []) {
+      if (at < p.vaddr || at >= p.vaddr + BigInt(p.filesz)) continue;
+      if (typeof value === 'bigint') bytes.writeBigUInt64LE(value, Number(at - p.vaddr));
+      else value.copy(bytes, Number(at - p.vaddr));
+    }
     const size = p.vaddr === 0xffffffff81300000n && opts.ringBytes ? opts.ringBytes : p.filesz;
     return { paddr: p.vaddr - KERNEL_MAP, vaddr: p.vaddr, size, chunks: [{ offset: 0, bytes: bytes.subarray(0, size) }] };
   });
   elf.close();
   const p = join(dir, name);
   const regs = { rip: sym.get('_text')!, rsp: sym.get('sleeper_stack')! + 0x40n };
-  writeVmcore(p, { cpus: [{ regs, pid: 1 }, { regs, pid: 4 }], segments });
+  writeVmcore(p, { cpus: [{ regs, pid: 1 }, { regs: opts.cpu1 ?? regs, pid: 4 }], segments });
   return p;
 }
 
@@ -156,6 +160,26 @@ describe('a kdump of the mini kernel, read through its types', () => {
   it('an address that is no task_struct is refused in one line', async () => {
     expect(await failure(t, `${sym.get('ring_data')!.toString(16)}::task`)).toMatch(/^0x[0-9a-f]{16} is not a readable task_struct: read of 4 bytes at 0x35 failed: 0x35 is in no PT_LOAD of /);
     expect(await failure(t, 'ffff888000001000::task')).toMatch(/^0xffff888000001000 is not a readable task_struct: read of 4 bytes at 0xffff888000001010 failed: /);
+  });
+});
+
+describe('the panicking CPU without panic_cpu (-1: an older kernel, or a dump taken before panic)', () => {
+  const noPanicCpu = (): [bigint, Buffer] => [sym.get('panic_cpu')!, Buffer.from([0xff, 0xff, 0xff, 0xff])];
+
+  it('a CPU with panic() among its first frames, not only at its pc', () => {
+    const stack = sym.get('panic_stack')!;
+    const cpu1 = { rip: sym.get('delay_loop')! + 4n, rsp: stack, rbp: stack };
+    const t = KernelDumpTarget.open(dump('frames.vmcore', { patch: [noPanicCpu()], cpu1 }), { symbols: [vmlinux] });
+    expect(t.status()).toMatchObject({ reason: { kind: 'panic', message: 'mini panic' }, thread: 2 });
+    expect(t.panicSource()).toBe('frame 1 of CPU 1');
+    t.close();
+  });
+
+  it('else the CPU that the log names after its panic record', () => {
+    const t = KernelDumpTarget.open(dump('log.vmcore', { patch: [noPanicCpu()] }), { symbols: [vmlinux] });
+    expect(t.status()).toMatchObject({ reason: { kind: 'panic', message: 'mini panic' }, thread: 2 });
+    expect(t.panicSource()).toBe('the kernel log');
+    t.close();
   });
 });
 
