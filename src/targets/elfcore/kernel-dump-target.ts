@@ -52,6 +52,7 @@ import type {
 } from '../target.js';
 import { hasKallsyms, readKallsyms } from '../../os/linux/kallsyms.js';
 import { bannerRelease, findKaslrSlide, START_KERNEL_MAP } from '../../os/linux/kaslr.js';
+import { orcFromElf, orcFromMemory, type OrcTable } from '../../os/linux/orc.js';
 import { PANIC_FUNCTIONS, panicCpu, panicFromLog } from '../../os/linux/panic.js';
 import type { LinuxPort } from '../../os/linux/port.js';
 import { readPrintkLog, type PrintkRecord } from '../../os/linux/printk.js';
@@ -124,6 +125,8 @@ export class KernelDumpTarget implements Target {
   private panicCache?: { message: string; thread: number; how: string } | false;
   private logCache?: PrintkRecord[];
   private linuxCache?: LinuxPort;
+  /** The kernel's ORC tables (null: it has none, or they could not be read). */
+  private orcCache?: OrcTable | null;
   /** Tasks given a thread of their own (ADDR::task, ::stacks): registers from their saved context. */
   private readonly taskThreads = new Map<number, { task: bigint; regs: Registers; name: string; tid: number; listed: boolean }>();
   private readonly modes = new Map<number, AddressMode>();
@@ -235,6 +238,7 @@ export class KernelDumpTarget implements Target {
       if (isKernel) this.kernelElf = elf;
       this.modes.clear();
       this.linuxCache = undefined;
+      this.orcCache = undefined;
       this.kernelRootCache = undefined;
       this.mappingCache = undefined;
     } catch (e) {
@@ -775,6 +779,37 @@ export class KernelDumpTarget implements Target {
       this.logCache = [];
     }
     return this.logCache;
+  }
+
+  /** A Linux kernel's frames by its ORC tables (from vmlinux, else from the image in the dump). */
+  unwindStep(thread: number, regs: ReadonlyMap<string, bigint>, signal: boolean): ReturnType<OrcTable['step']> {
+    const orc = this.orc();
+    return orc?.step((a, n) => this.readVirtual(a, n, thread), regs, signal);
+  }
+
+  private orc(): OrcTable | undefined {
+    if (this.orcCache !== undefined) return this.orcCache ?? undefined;
+    this.orcCache = null;
+    try {
+      const release = this.vmcoreinfo?.osrelease ?? bannerRelease(this.linuxBanner() ?? '');
+      const kernel = this.symbols.modules.find((m) => m.elf === this.kernelElf);
+      const table = this.kernelElf ? orcFromElf(this.kernelElf, kernel?.bias ?? 0n, release) : orcFromMemory(this.linux, release);
+      this.orcCache = table ?? null;
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      this.warnings.push(`the kernel's ORC tables could not be read: ${e.message}`);
+    }
+    return this.orcCache ?? undefined;
+  }
+
+  private linuxBanner(): string | undefined {
+    const at = this.linux.symbol('linux_banner');
+    if (at === undefined) return undefined;
+    try {
+      return this.readString(at, 256, this.kernelThread());
+    } catch {
+      return undefined;
+    }
   }
 
   /** What src/os/linux reads through: the kernel's memory (its page tables), symbols and types. */

@@ -132,3 +132,27 @@ struct list_head modules = { &mod_fw.list, &mod_fw.list };
 void delay_loop(void) { __asm__ volatile("nop; nop; nop; nop"); }
 void panic(void) { delay_loop(); }
 unsigned long panic_stack[8] = { 0, (unsigned long)panic + 9 };
+
+/*
+ * ORC tables, as objtool writes them (arch/x86/include/asm/orc_types.h, Linux 6.1 layout): at
+ * __schedule's entry the CFA is sp + 8; after its prologue bp + 16, with bp saved at CFA - 16;
+ * schedule is the bottom of the stack (sp_reg undefined, end); from _text on ORC knows nothing
+ * (sp_reg undefined, not end: other unwinders take over). GARBAGE_ORC gives __schedule's
+ * body a register number ORC does not have (15), which dbg must not follow.
+ */
+#ifdef GARBAGE_ORC
+#define BODY_REGS "0x1f"
+#else
+#define BODY_REGS "0x14"
+#endif
+__asm__(".section .orc_unwind_ip,\"a\"\n"
+	".long __schedule - .\n"
+	".long __schedule + 4 - .\n"
+	".long schedule - .\n"
+	".long _text - .\n"
+	".section .orc_unwind,\"a\"\n"
+	".short 8, 0\n .byte 0x05, 0x00\n"
+	".short 16, -16\n .byte " BODY_REGS ", 0x00\n"
+	".short 0, 0\n .byte 0x00, 0x04\n"
+	".short 0, 0\n .byte 0x00, 0x00\n"
+	".text\n");

@@ -19,6 +19,15 @@ import { repoRoot } from '../../helpers/repo.js';
 
 let dir: string;
 let vmlinux: string;
+let garbageOrc: string;
+
+function build(name: string, src: string, defines: string[] = []): string {
+  const obj = join(dir, `${name}.o`);
+  execFileSync('gcc', ['-g', '-O0', '-c', '-mcmodel=kernel', '-fno-pic', '-ffreestanding', '-fno-stack-protector', ...defines, '-o', obj, src]);
+  const out = join(dir, name);
+  execFileSync('ld', ['-static', '-nostdlib', '-e', '_text', '-Ttext=0xffffffff81000000', '-Tdata=0xffffffff81200000', '--section-start=.ring=0xffffffff81300000', '--section-start=percpu=0', '-o', out, obj]);
+  return out;
+}
 let sym: Map<string, bigint>;
 let offTasks: bigint;
 const KERNEL_MAP = 0xffffffff80000000n;
@@ -26,9 +35,8 @@ const KERNEL_MAP = 0xffffffff80000000n;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dbg-mini-linux-'));
   const src = join(repoRoot, 'test', 'os', 'linux', 'mini-linux.c');
-  execFileSync('gcc', ['-g', '-O0', '-c', '-mcmodel=kernel', '-fno-pic', '-ffreestanding', '-fno-stack-protector', '-o', join(dir, 'mini.o'), src]);
-  vmlinux = join(dir, 'vmlinux');
-  execFileSync('ld', ['-static', '-nostdlib', '-e', '_text', '-Ttext=0xffffffff81000000', '-Tdata=0xffffffff81200000', '--section-start=.ring=0xffffffff81300000', '--section-start=percpu=0', '-o', vmlinux, join(dir, 'mini.o')]);
+  vmlinux = build('vmlinux', src);
+  garbageOrc = build('vmlinux-garbage-orc', src, ['-DGARBAGE_ORC']);
   const elf = ElfFile.open(vmlinux);
   sym = new Map(elf.symbols().map((s) => [s.name, s.value]));
   offTasks = elf.readLoaded(sym.get('off_tasks')!, 8)!.readBigUInt64LE(0);
@@ -37,8 +45,8 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A kdump of the mini kernel: each PT_LOAD at physical vaddr - __START_KERNEL_map; patches applied. */
-function dump(name: string, opts: { patch?: [bigint, bigint | Buffer][]; ringBytes?: number; cpu1?: Record<string, bigint> } = {}): string {
-  const elf = ElfFile.open(vmlinux);
+function dump(name: string, opts: { patch?: [bigint, bigint | Buffer][]; ringBytes?: number; cpu1?: Record<string, bigint>; from?: string } = {}): string {
+  const elf = ElfFile.open(opts.from ?? vmlinux);
   // The per-CPU segment is linked at 0 and has no place of its own in memory.
   const segments = elf.loadSegments().filter((p) => p.vaddr >= KERNEL_MAP).map((p) => {
     const bytes = Buffer.from(elf.readLoaded(p.vaddr, p.filesz)!);
@@ -117,6 +125,15 @@ describe('a kdump of the mini kernel, read through its types', () => {
       `%rip = ${hex(sym.get('__schedule')! + 4n)} __schedule+0x4`,
     ]);
     expect(t.threads().map((x) => x.name)).toEqual(['CPU 0 (pid 1)', 'CPU 1 (pid 4)', `task ${hex(a)} (pid 3 sleeper)`]);
+  });
+
+  it("the caller comes from the kernel's ORC tables, which end the stack at schedule", async () => {
+    const s = new Session(t, builtinModules);
+    await s.execute(`${sym.get('task_sleeper')!.toString(16)}::task`, new CaptureOutput(false));
+    const out = new CaptureOutput(true);
+    await s.execute('::stack', out);
+    const frames = (out.values[0] as { frames: { symbol: string; how: string }[] }[])[0]!.frames;
+    expect(frames.map((f) => [f.symbol, f.how])).toEqual([['__schedule+0x4', 'registers'], ['schedule+0x9', 'orc']]);
   });
 
   it('::stacks groups the tasks by stack, with counts', async () => {
@@ -212,6 +229,17 @@ describe('hand-corrupted copies', () => {
     expect(r.lines).toEqual(['[    0.001000] Linux version 6.1.0-mini', '[    2.500000] a warning']);
     expect(r.warnings).toHaveLength(1);
     expect(r.warnings[0]).toMatch(/^the printk ring buffer is cut short at record id 2 \(after 2 records\): read of \d+ bytes at 0x[0-9a-f]+ failed: /);
+    t.close();
+  });
+
+  it('a garbage ORC entry (a register ORC has not) is not followed: CFI finds the caller', async () => {
+    const t = KernelDumpTarget.open(dump('orc.vmcore', { from: garbageOrc }), { symbols: [garbageOrc] });
+    const s = new Session(t, builtinModules);
+    await s.execute(`${sym.get('task_sleeper')!.toString(16)}::task`, new CaptureOutput(false));
+    const out = new CaptureOutput(true);
+    await s.execute('::stack', out);
+    const frames = (out.values[0] as { frames: { symbol: string; how: string }[] }[])[0]!.frames;
+    expect(frames.map((f) => [f.symbol, f.how])).toEqual([['__schedule+0x4', 'registers'], ['schedule+0x9', 'cfi']]);
     t.close();
   });
 

@@ -76,17 +76,34 @@ describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
     expect(drgn.tasks.length).toBeGreaterThan(40);
   });
 
-  it("every sleeping task's stack has drgn's frames (drgn goes on into the user registers)", () => {
+  it("every sleeping task's stack is drgn's, frame for frame, down to the user registers (ORC)", () => {
     let compared = 0;
     for (const d of drgn.tasks) {
       if (!d.pcs || d.state === 'R') continue;
       const frames = unwind(t, t.taskThread(BigInt(d.addr), false));
-      const ours = frames.map((f) => `0x${f.pc.toString(16)}`);
-      expect({ pid: d.pid, pcs: ours }).toEqual({ pid: d.pid, pcs: d.pcs.slice(0, ours.length) });
-      expect(ours.length).toBeGreaterThanOrEqual(Math.min(d.pcs.length - 1, 4));
+      expect({ pid: d.pid, pcs: frames.map((f) => `0x${f.pc.toString(16)}`) }).toEqual({ pid: d.pid, pcs: d.pcs });
+      expect(frames.slice(1).every((f) => f.how === 'orc')).toBe(true);
       compared++;
     }
     expect(compared).toBeGreaterThan(40);
+  });
+
+  it('with kallsyms only (no vmlinux), ORC from the image in the dump unwinds the panicking CPU as with vmlinux', () => {
+    const k = KernelDumpTarget.open(join(dir, 'vmci.elf'));
+    try {
+      const pcs = (x: KernelDumpTarget) => unwind(x, 2).map((f) => f.pc);
+      expect(pcs(k)).toEqual(pcs(t));
+      expect(pcs(k).length).toBeGreaterThanOrEqual(10);
+      expect(k.symbols.describe(unwind(k, 2)[1]!.pc - 1n)).toMatch(/^panic\+/);
+    } finally {
+      k.close();
+    }
+  });
+
+  it("CPU 0's stack crosses the reboot IPI's pt_regs into the idle loop it interrupted", () => {
+    const names = unwind(t, 1).map((f) => t.symbols.resolve(f.level ? f.pc - 1n : f.pc)?.sym.name);
+    expect(names.slice(0, 5)).toEqual(['stop_this_cpu', '__sysvec_reboot', 'sysvec_reboot', 'asm_sysvec_reboot', 'native_safe_halt']);
+    expect(names).toContain('do_idle');
   });
 
   it('::dmesg is drgn\'s log, line for line', async () => {
