@@ -82,6 +82,16 @@ async function failure(t: KernelDumpTarget, line: string): Promise<string> {
   throw new Error(`${line} did not fail`);
 }
 
+/** task_sleeper's stack as ::stack -j gives it: [symbol, how each frame was found]. */
+async function sleeperFrames(t: KernelDumpTarget): Promise<[string, string][]> {
+  const s = new Session(t, builtinModules);
+  await s.execute(`${sym.get('task_sleeper')!.toString(16)}::task`, new CaptureOutput(false));
+  const out = new CaptureOutput(true);
+  await s.execute('::stack', out);
+  const frames = (out.values[0] as { frames: { symbol: string; how: string }[] }[])[0]!.frames;
+  return frames.map((f) => [f.symbol, f.how]);
+}
+
 const hex = (a: bigint) => `0x${a.toString(16).padStart(16, '0')}`;
 
 describe('a kdump of the mini kernel, read through its types', () => {
@@ -128,12 +138,7 @@ describe('a kdump of the mini kernel, read through its types', () => {
   });
 
   it("the caller comes from the kernel's ORC tables, which end the stack at schedule", async () => {
-    const s = new Session(t, builtinModules);
-    await s.execute(`${sym.get('task_sleeper')!.toString(16)}::task`, new CaptureOutput(false));
-    const out = new CaptureOutput(true);
-    await s.execute('::stack', out);
-    const frames = (out.values[0] as { frames: { symbol: string; how: string }[] }[])[0]!.frames;
-    expect(frames.map((f) => [f.symbol, f.how])).toEqual([['__schedule+0x4', 'registers'], ['schedule+0x9', 'orc']]);
+    expect(await sleeperFrames(t)).toEqual([['__schedule+0x4', 'registers'], ['schedule+0x9', 'orc']]);
   });
 
   it('::stacks groups the tasks by stack, with counts', async () => {
@@ -234,12 +239,7 @@ describe('hand-corrupted copies', () => {
 
   it('a garbage ORC entry (a register ORC has not) is not followed: CFI finds the caller', async () => {
     const t = KernelDumpTarget.open(dump('orc.vmcore', { from: garbageOrc }), { symbols: [garbageOrc] });
-    const s = new Session(t, builtinModules);
-    await s.execute(`${sym.get('task_sleeper')!.toString(16)}::task`, new CaptureOutput(false));
-    const out = new CaptureOutput(true);
-    await s.execute('::stack', out);
-    const frames = (out.values[0] as { frames: { symbol: string; how: string }[] }[])[0]!.frames;
-    expect(frames.map((f) => [f.symbol, f.how])).toEqual([['__schedule+0x4', 'registers'], ['schedule+0x9', 'cfi']]);
+    expect(await sleeperFrames(t)).toEqual([['__schedule+0x4', 'registers'], ['schedule+0x9', 'cfi']]);
     t.close();
   });
 
