@@ -51,6 +51,8 @@ export interface EmulatorOptions {
   quantum?: number;
   /** Extra symbol files. */
   symbols?: readonly string[];
+  /** ATA disk images on the primary channel: [master, slave] (see devices/ata.ts). */
+  disks?: readonly ({ path: string; writable?: boolean } | undefined)[];
 }
 
 /** One breakpoint or watchpoint as ::events lists it. */
@@ -112,7 +114,7 @@ export class EmulatorTarget implements Target {
     opts: EmulatorOptions,
   ) {
     this.name = `emulated guest "${basename(path)}"`;
-    this.machine = new Machine({ ramBytes: opts.ramBytes ?? 128 << 20, cpus: opts.cpus ?? 1, quantum: opts.quantum });
+    this.machine = new Machine({ ramBytes: opts.ramBytes ?? 128 << 20, cpus: opts.cpus ?? 1, quantum: opts.quantum, disks: opts.disks });
     try {
       this.kernel = loadKernel(this.machine, path, image, opts.cmdline ?? '');
     } catch (e) {
