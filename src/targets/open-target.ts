@@ -28,12 +28,13 @@ export interface OpenOptions {
   readonly raw?: boolean;
   readonly exe?: string;
   readonly sysroot?: string;
+  readonly solibSearchPath?: readonly string[];
   readonly symbols?: readonly string[];
 }
 
 export function openTarget(path: string, opts: OpenOptions = {}): Target {
   if (opts.raw) {
-    refuse(opts, ['exe', 'sysroot', 'symbols'], 'a raw file (--raw)');
+    refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols'], 'a raw file (--raw)');
     return FileTarget.raw(path);
   }
   const probe = FileByteSource.open(path);
@@ -47,7 +48,7 @@ export function openTarget(path: string, opts: OpenOptions = {}): Target {
       }
       refuseNotADump(path, probe.readUpTo(0, 16));
       probe.close();
-      refuse(opts, ['exe', 'sysroot', 'symbols'], `"${path}", which is not an ELF file and opens as a raw file`);
+      refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols'], `"${path}", which is not an ELF file and opens as a raw file`);
       return FileTarget.raw(path);
     }
     elf = new ElfFile(probe);
@@ -58,15 +59,15 @@ export function openTarget(path: string, opts: OpenOptions = {}): Target {
   if (elf.header.type === ET_CORE) {
     if (isKernelDump(elf)) {
       elf.close();
-      refuse(opts, ['exe', 'sysroot'], `kernel dump "${path}" (use --symbols vmlinux)`);
+      refuse(opts, ['exe', 'sysroot', 'solibSearchPath'], `kernel dump "${path}" (use --symbols vmlinux)`);
       return KernelDumpTarget.open(path, { symbols: opts.symbols });
     }
     elf.close();
     refuse(opts, ['symbols'], `process core "${path}" (use --exe and --sysroot)`);
-    return ProcessCoreTarget.open(path, { exe: opts.exe, sysroot: opts.sysroot });
+    return ProcessCoreTarget.open(path, { exe: opts.exe, sysroot: opts.sysroot, solibSearchPath: opts.solibSearchPath });
   }
   try {
-    refuse(opts, ['exe', 'sysroot', 'symbols'], `"${path}", an ELF ${elf.header.type === 2 ? 'executable' : 'object'} that opens as a file target`);
+    refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols'], `"${path}", an ELF ${elf.header.type === 2 ? 'executable' : 'object'} that opens as a file target`);
   } catch (e) {
     elf.close();
     throw e;
@@ -92,7 +93,7 @@ function refuse(opts: OpenOptions, names: readonly (keyof OpenOptions)[], what: 
   for (const n of names) {
     const v = opts[n];
     if (v === undefined || (Array.isArray(v) && v.length === 0)) continue;
-    throw errors.badInput(`--${n} does not apply to ${what}`);
+    throw errors.badInput(`--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} does not apply to ${what}`);
   }
 }
 
