@@ -103,14 +103,16 @@ async function run(t: KernelDumpTarget, line: string): Promise<string[]> {
   return out.lines;
 }
 
+/** The DbgError `f` throws (anything else, or nothing, fails the test). */
 function failure(f: () => unknown): DbgError {
+  let err: unknown = new Error('did not fail');
   try {
     f();
   } catch (e) {
-    if (e instanceof DbgError) return e;
-    throw e;
+    err = e;
   }
-  throw new Error('did not fail');
+  if (err instanceof DbgError) return err;
+  throw err;
 }
 
 describe('kdump-compressed dumps of one QEMU session, against its ELF dump', () => {
