@@ -11,12 +11,13 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KernelDumpTarget } from '../src/targets/elfcore/kernel-dump-target.js';
 import { KdumpFile } from '../src/targets/kdump/kdump-file.js';
 import { openTarget } from '../src/targets/open-target.js';
+import { makedumpfileInput } from '../src/targets/kdump/makedumpfile-input.js';
 import type { BenchResult } from './bench-result.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -62,16 +63,7 @@ function prepare(): { elf: string; dumps: [string, string][] } {
       writeSync(fd, filler, from, Math.min(1 << 20, FILL_END - a), fileAt(a));
     }
     closeSync(fd);
-    // makedumpfile reads the program headers right after the ELF header (see make-fixtures.sh).
-    copyFileSync(elf, mdfElf);
-    const md = openSync(mdfElf, 'r+');
-    h.writeBigUInt64LE(64n, 32);
-    h.writeBigUInt64LE(0n, 40);
-    h.writeUInt16LE(64, 52);
-    h.fill(0, 58, 64);
-    h.writeUInt16LE(64, 58);
-    writeSync(md, Buffer.concat([h, ph]), 0, 64 + ph.length, 0);
-    closeSync(md);
+    makedumpfileInput(elf, mdfElf); // program headers where makedumpfile looks for them
   }
   const vmcoreinfo = join(fixtures, 'makedumpfile.vmcoreinfo');
   const dumps: [string, string][] = [];

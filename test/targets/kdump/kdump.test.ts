@@ -6,13 +6,14 @@
 // pages makedumpfile left out, give one-line errors and the rest of the dump keeps working.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbgError } from '../../../src/common/errors.js';
 import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
 import { openTarget } from '../../../src/targets/open-target.js';
+import { makedumpfileInput } from '../../../src/targets/kdump/makedumpfile-input.js';
 import { CaptureOutput, Session } from '../../../src/mdb/session.js';
 import { builtinModules } from '../../../src/mdb/modules/index.js';
 import { qemuSample, repoRoot } from '../../helpers/repo.js';
@@ -45,24 +46,9 @@ beforeAll(() => {
   const r = spawnSync('makedumpfile', ['-R', rearranged], { input: readFileSync(dumps['qemu -z (flattened)']!), stdio: ['pipe', 'ignore', 'pipe'] });
   if (r.status !== 0) throw new Error(`makedumpfile -R failed: ${r.stderr}`);
   dumps['qemu -z, makedumpfile -R'] = rearranged;
-  // makedumpfile reads the program headers right after the ELF header, where QEMU 7.2 put its
-  // section header: a copy with them moved there (all data at the same offsets).
+  // makedumpfile reads the program headers right after the ELF header (see makedumpfileInput).
   const mdfElf = join(dir, 'vmcore-mdf.elf');
-  copyFileSync(elfPath, mdfElf);
-  const fd = openSync(mdfElf, 'r+');
-  const h = Buffer.alloc(64);
-  readSync(fd, h, 0, 64, 0);
-  const phnum = h.readUInt16LE(56);
-  const ph = Buffer.alloc(56 * phnum);
-  readSync(fd, ph, 0, ph.length, Number(h.readBigUInt64LE(32)));
-  h.writeBigUInt64LE(64n, 32);
-  h.writeBigUInt64LE(0n, 40);
-  h.writeUInt16LE(64, 52);
-  h.writeUInt16LE(64, 58);
-  h.writeUInt16LE(0, 60);
-  h.writeUInt16LE(0, 62);
-  writeSync(fd, Buffer.concat([h, ph]), 0, 64 + ph.length, 0);
-  closeSync(fd);
+  makedumpfileInput(elfPath, mdfElf);
   const vi = fixture('makedumpfile.vmcoreinfo');
   for (const [name, flags] of [
     ['makedumpfile -c', ['-c']],
