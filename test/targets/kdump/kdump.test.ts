@@ -236,6 +236,33 @@ describe('bad input: one-line errors, and the rest of the dump keeps working', (
     expect(openFails(ver).message).toMatch(/flattened header type 1, version 7; dbg reads type 1 version 1$/);
   });
 
+  it('flattened records that overlap: the later one wins, and many cannot stall the open', () => {
+    const flat = readFileSync(dumps['makedumpfile -F -c']!);
+    const record = (offset: number, data: Buffer) => {
+      const h = Buffer.alloc(16);
+      h.writeBigInt64BE(BigInt(offset), 0);
+      h.writeBigInt64BE(BigInt(data.length), 8);
+      return Buffer.concat([h, data]);
+    };
+    const end = flat.subarray(flat.length - 16);
+    expect(end.readBigInt64BE(0)).toBe(-1n);
+    const level = Buffer.alloc(4);
+    level.writeInt32LE(31);
+    // 200,000 one-byte records over the unused end of the sub-header block, then dump_level = 31.
+    const junk = Array.from({ length: 200_000 }, (_, i) => record(0x1800 + (i % 1000), Buffer.from([i & 0xff])));
+    const p = join(dir, 'flat-overlaps');
+    writeFileSync(p, Buffer.concat([flat.subarray(0, flat.length - 16), ...junk, record(4096 + 8, level), end]));
+    const t0 = Date.now();
+    const t = open(p);
+    try {
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(t.describe()[0]).toContain('(flattened), version 6, zlib pages, dump level 31, 12320 pages dumped');
+      expect(t.readPhysical(0x1234560n, 32).toString('latin1')).toBe('fixture marker at phys 0x1234560');
+    } finally {
+      t.close();
+    }
+  });
+
   it('a page makedumpfile excluded says so, at its dump level; the session keeps working', async () => {
     const pfn = 0x1234; // the marker page
     const p = edited('excluded', (b) => {
