@@ -134,7 +134,8 @@ export class KdumpFile {
     const excluded = this.excludedPages();
     return (
       `kdump-compressed${this.flattened ? ' (flattened)' : ''}, version ${h.version}, ${z.length ? z.join('+') : 'uncompressed'} pages, ` +
-      `dump level ${h.dumpLevel}, ${this.dumpedPages()} pages dumped${excluded ? `, ${excluded} excluded` : ''}`
+      `dump level ${h.dumpLevel}, ${this.dumpedPages()} pages dumped${excluded ? `, ${excluded} excluded` : ''}` +
+      (h.split ? ` (one file of a split dump: pfns 0x${h.startPfn.toString(16)}-0x${h.endPfn.toString(16)})` : '')
     );
   }
 
@@ -277,28 +278,32 @@ export class KdumpFile {
     const bytes = Math.ceil(h.maxMapnr / 8);
     const blocks = Math.ceil(bytes / RANK_BLOCK);
     const ranks = new Float64Array(blocks + 1);
-    // Bits before startPfn (a split dump's earlier files) and at or past max_mapnr do not count.
+    // Only pfns in [startPfn, endPfn) have descriptors here (a split dump's other files hold the rest).
     let total = 0;
     for (let b = 0; b < blocks; b++) {
       ranks[b] = total;
       const end = Math.min(bytes, (b + 1) * RANK_BLOCK);
       for (let i = b * RANK_BLOCK; i < end; i++) {
         const v = this.bitmap2[i]!;
-        if (v) total += POPCOUNT[v & this.byteMask(i)]!;
+        if (v) total += POPCOUNT[v & this.ownMask(i)]!;
       }
     }
     ranks[blocks] = total;
     return ranks;
   }
 
-  /** The bits of bitmap byte `i` that are pfns in [startPfn, maxMapnr). */
-  private byteMask(i: number): number {
-    const h = this.header;
+  /** The bits of bitmap byte `i` that are pfns in [start, end) (default: the whole machine). */
+  private byteMask(i: number, start = 0, end = this.header.maxMapnr): number {
     let m = 0xff;
     const lo = i * 8;
-    if (lo < h.startPfn) m &= h.startPfn - lo >= 8 ? 0 : (0xff << (h.startPfn - lo)) & 0xff;
-    if (lo + 8 > h.maxMapnr) m &= h.maxMapnr <= lo ? 0 : 0xff >> (lo + 8 - h.maxMapnr);
+    if (lo < start) m &= start - lo >= 8 ? 0 : (0xff << (start - lo)) & 0xff;
+    if (lo + 8 > end) m &= end <= lo ? 0 : 0xff >> (lo + 8 - end);
     return m;
+  }
+
+  /** The bits of bitmap byte `i` that have page descriptors in this file (a split dump's range). */
+  private ownMask(i: number): number {
+    return this.byteMask(i, this.header.startPfn, this.header.endPfn);
   }
 
   /** Number of dumped pages before `pfn` (its page descriptor's index). */
@@ -308,9 +313,9 @@ export class KdumpFile {
     let n = this.ranks[block]!;
     for (let i = block * RANK_BLOCK; i < byte; i++) {
       const v = this.bitmap2[i]!;
-      if (v) n += POPCOUNT[v & this.byteMask(i)]!;
+      if (v) n += POPCOUNT[v & this.ownMask(i)]!;
     }
-    const below = this.bitmap2[byte]! & ((1 << (pfn & 7)) - 1) & this.byteMask(byte);
+    const below = this.bitmap2[byte]! & ((1 << (pfn & 7)) - 1) & this.ownMask(byte);
     return n + POPCOUNT[below]!;
   }
 

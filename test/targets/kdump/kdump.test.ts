@@ -25,6 +25,8 @@ let elfPath: string;
 let elf: KernelDumpTarget;
 /** name -> path of each kdump-compressed dump of the session. */
 const dumps: Record<string, string> = {};
+/** makedumpfile --split's two files. */
+let split: string[] = [];
 
 function sh(cmd: string, args: string[], opts: { stdout?: string } = {}): void {
   const r = spawnSync(cmd, args, { stdio: ['ignore', opts.stdout ? openSync(opts.stdout, 'w') : 'ignore', 'pipe'], maxBuffer: 64 << 20 });
@@ -58,6 +60,8 @@ beforeAll(() => {
     sh('makedumpfile', [...flags, '-d', '1', '-i', vi, mdfElf, out]);
     dumps[name] = out;
   }
+  split = [join(dir, 'split-1'), join(dir, 'split-2')];
+  sh('makedumpfile', ['--split', '-c', '-d', '1', '-i', vi, mdfElf, ...split]);
   const flat = join(dir, 'mdf.flat');
   sh('makedumpfile', ['-F', '-c', '-d', '1', '-i', vi, mdfElf], { stdout: flat });
   dumps['makedumpfile -F -c'] = flat;
@@ -155,6 +159,38 @@ for r in sys.argv[2:]:
       const theirs = r.stdout.trim().split('\n');
       expect(theirs.length, name).toBe(want.length);
       expect(theirs.findIndex((h, i) => h !== want[i]), `${name}: first page libkdumpfile reads differently`).toBe(-1);
+    }
+  });
+
+  it('makedumpfile --split: each file reads its own pages and names the other file for the rest', () => {
+    const [a, b] = split.map(open);
+    try {
+      expect(a!.describe()[0]).toMatch(/dump level 1, 8160 pages dumped \(one file of a split dump: pfns 0x0-0x40000\), 2 CPU\(s\)$/);
+      expect(b!.describe()[0]).toMatch(/dump level 1, 4160 pages dumped \(one file of a split dump: pfns 0x40000-0x100000\), 2 CPU\(s\)$/);
+      expect(a!.readPhysical(0x1234000n, 4096).equals(elf.readPhysical(0x1234000n, 4096))).toBe(true);
+      expect(b!.readPhysical(0xfffc0000n, 4096).equals(elf.readPhysical(0xfffc0000n, 4096))).toBe(true);
+      expect(failure(() => a!.readPhysical(0xfd000000n, 8)).message).toBe('physical 0xfd000000 is in another file of this split dump (this one holds pfns 0x0-0x40000)');
+      expect(failure(() => b!.readPhysical(0x1000n, 8)).message).toBe('physical 0x1000 is in another file of this split dump (this one holds pfns 0x40000-0x100000)');
+    } finally {
+      a!.close();
+      b!.close();
+    }
+  });
+
+  it('VMCOREINFO from the sub-header, when the notes lack it', async () => {
+    const text = Buffer.from('OSRELEASE=6.1.0-test\nPAGESIZE=4096\nSYMBOL(swapper_pg_dir)=ffffffffc0006000\nNUMBER(phys_base)=0\n');
+    const b = readFileSync(dumps['makedumpfile -c']!);
+    b.writeBigUInt64LE(BigInt(b.length), 4096 + 32); // offset_vmcoreinfo
+    b.writeBigUInt64LE(BigInt(text.length), 4096 + 40); // size_vmcoreinfo
+    const p = join(dir, 'vmcoreinfo.kdump');
+    writeFileSync(p, Buffer.concat([b, text]));
+    const t = open(p);
+    try {
+      expect(t.vmcoreinfo?.osrelease).toBe('6.1.0-test');
+      expect(t.describe()).toContain('VMCOREINFO: OSRELEASE=6.1.0-test PAGESIZE=4096 KERNELOFFSET=0x0');
+      expect(await run(t, '::vmcoreinfo')).toContain('SYMBOL(swapper_pg_dir)=ffffffffc0006000');
+    } finally {
+      t.close();
     }
   });
 
