@@ -10,6 +10,7 @@ import { emulatorModule } from './emulator.js';
 import { historyModule } from './history.js';
 import { kernelModule } from './kernel.js';
 import { languageModule } from './language.js';
+import { linuxModule } from './linux.js';
 import { typesModule } from './types.js';
 
-export const builtinModules: DcmdModule[] = [coreModule, languageModule, kernelModule, emulatorModule, historyModule, typesModule];
+export const builtinModules: DcmdModule[] = [coreModule, languageModule, kernelModule, linuxModule, emulatorModule, historyModule, typesModule];
