@@ -9,6 +9,7 @@ export interface OpenFlags {
   raw?: boolean;
   exe?: string;
   sysroot?: string;
+  'solib-search-path'?: string;
   symbols?: string[];
   'debug-file-directory'?: string;
   execute?: string;
@@ -27,7 +28,9 @@ export async function runOpen(file: string, flags: OpenFlags): Promise<number> {
     // gdb's `set debug-file-directory`: colon-separated; empty for none.
     const dirs = flags['debug-file-directory'];
     if (dirs !== undefined) setDebugFileDirectories(dirs.split(':').filter((d) => d !== ''));
-    target = openTarget(file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, symbols: flags.symbols });
+    // gdb's `set solib-search-path`: colon-separated.
+    const solibSearchPath = flags['solib-search-path']?.split(':').filter((d) => d !== '');
+    target = openTarget(file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, solibSearchPath, symbols: flags.symbols });
   } catch (e) {
     reportError(e, flags.json);
     return 1;

@@ -167,9 +167,13 @@ export class ReplayTarget implements Target {
           .map((w) => this.historyWrite(w));
       },
       when: (pc, limit = 100, opts = {}) => {
+        // With the count: one scan of the whole history that keeps the first seqs on the way.
+        if (opts.count) {
+          const all = reader.countPcs([pc], limit);
+          return { seqs: all.seqs.map(BigInt), more: all.count > limit, count: all.count };
+        }
         const first = reader.findPcs([pc], reader.first, reader.end, limit + 1);
-        const seqs = first.slice(0, limit).map(BigInt);
-        return { seqs, more: first.length > limit, ...(opts.count ? { count: reader.countPcs([pc]) } : {}) };
+        return { seqs: first.slice(0, limit).map(BigInt), more: first.length > limit };
       },
       summary: () => this.summary(),
       sql: (q) => reader.sql(q),
