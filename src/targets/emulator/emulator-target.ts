@@ -156,8 +156,8 @@ export class EmulatorTarget implements Target {
       },
     };
     const execution: ExecutionControl = {
-      step: (t) => this.stepForward(t),
-      resume: () => this.resumeForward(),
+      step: (t, n) => this.stepForward(t, n ?? 1),
+      resume: (only) => this.resumeForward(only),
       interrupt: () => this.machine.interrupt(),
       get running() {
         return self.machine.running;
@@ -380,17 +380,22 @@ export class EmulatorTarget implements Target {
     return st;
   }
 
-  private async stepForward(thread: number): Promise<StopStatus> {
+  /** `count` instructions of `thread` alone (replayed first while the view is in the recorded past). */
+  private async stepForward(thread: number, count: number): Promise<StopStatus> {
+    if (!Number.isSafeInteger(count) || count < 1) throw errors.badInput(`step count ${count}: expected a whole number of at least 1`);
+    const vcpu = this.vcpuOf(thread);
     const h = this.history;
-    if (h && this.past) {
+    while (h && this.past && count > 0) {
       this.syncEvents(h);
       const st = await h.stepForward(thread);
-      if (st !== 'live') return (this.last = st);
+      if (st === 'live') break;
+      this.last = st;
+      if (--count === 0 || st.reason.kind !== 'step') return st;
     }
-    return this.run({ vcpu: this.vcpuOf(thread), count: 1 });
+    return this.run({ vcpu, count }, vcpu);
   }
 
-  private async resumeForward(): Promise<StopStatus> {
+  private async resumeForward(only?: number): Promise<StopStatus> {
     const h = this.history;
     if (h && this.past) {
       this.notRunning('continue');
@@ -406,14 +411,15 @@ export class EmulatorTarget implements Target {
       const ls = this.liveStop;
       if (ls && ls.reason.kind === 'breakpoint' && this.events.has(ls.reason.id)) return (this.last = ls);
     }
-    return this.run();
+    return this.run(undefined, only === undefined ? undefined : this.vcpuOf(only));
   }
 
   // --- running --------------------------------------------------------------------------------
 
-  private async run(step?: { vcpu: number; count: number }): Promise<StopStatus> {
+  /** Run the machine (`alone`: that vCPU only) until a stop that the events let through. */
+  private async run(step?: { vcpu: number; count: number }, alone?: number): Promise<StopStatus> {
     for (;;) {
-      const stop = await this.machine.run(step);
+      const stop = await this.machine.run(step, alone);
       const ev = this.eventOf(stop);
       let reason = stop.reason;
       if (ev) {

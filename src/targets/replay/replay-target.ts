@@ -116,7 +116,7 @@ export class ReplayTarget implements Target {
       seek: (seq) => this.seekTo(seq),
     };
     const execution: ExecutionControl = {
-      step: (thread) => this.stepForward(thread),
+      step: (thread, count) => this.stepForward(thread, count),
       resume: () => this.resumeForward(),
       interrupt: () => {
         this.interruptFlag = true;
@@ -301,9 +301,9 @@ export class ReplayTarget implements Target {
     return this.stop({ kind: 'step' });
   }
 
-  async stepForward(_thread: number): Promise<StopStatus> {
+  async stepForward(_thread: number, count = 1): Promise<StopStatus> {
     if (this.now >= this.reader.end) return this.stop({ kind: 'history-end' });
-    this.go(this.now + 1);
+    this.go(Math.min(this.now + count, this.reader.end));
     return this.stop({ kind: 'step' });
   }
 
