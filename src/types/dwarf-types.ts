@@ -61,7 +61,7 @@ export class DwarfTypes {
   }
 
   private pointerSize(): number {
-    return this.dwarf.units()[0]?.addressSize ?? (this.dwarf.elf.is64 ? 8 : 4);
+    return this.dwarf.eachUnit().next().value?.addressSize ?? (this.dwarf.elf.is64 ? 8 : 4);
   }
 
   /** The global variable called `name` and its type (from its declaration when the definition has none). */

@@ -29,7 +29,7 @@ import { ElfFile, ET_CORE, ET_DYN, type ProgramHeader } from '../../symbols/elf-
 import { SymbolSpace, type Module } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
 import { libraryCandidates, readLinkMap, type LinkMap, type LinkMapEntry } from './process-core-solibs.js';
-import { symbolTableFor } from './process-core-symbols.js';
+import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
 import type { Capabilities, Mapping, ProcessImage, StopStatus, Target, ThreadInfo } from '../target.js';
 import {
   AT_ENTRY,
