@@ -9,7 +9,7 @@ import { dieName, sourceFramesAt, type SourceFrame } from '../symbols/dwarf/dwar
 import { evalDwarfExpr, type ExprContext } from '../symbols/eh-frame.js';
 import type { Module, SymbolSpace } from '../symbols/symbol-space.js';
 import { typesOf } from './type-space.js';
-import { resolveType, sizeOf, type Member, type Type } from './type.js';
+import { memberLabel, resolveType, sizeOf, type Member, type Type } from './type.js';
 import type { ValueMemory } from './print-value.js';
 
 /**
@@ -300,7 +300,8 @@ export function partialValueText(type: Type, bytes: Buffer, known: Uint8Array, m
       let text: string;
       if (m.bitSize === undefined) text = part(off, n, m.type);
       else text = known.subarray(off, off + n).every((k) => k === 1) ? bitFieldText(m, bytes, mem.littleEndian) : '<optimized out>';
-      return m.name !== undefined ? `${m.name} = ${text}` : text;
+      const label = memberLabel(m);
+      return label !== undefined ? `${label} = ${text}` : text;
     });
     return `{${parts.join(', ')}}`;
   }
@@ -366,7 +367,8 @@ export function valueText(type: Type, bytes: Buffer, mem: ValueMemory, depth = 0
         let text: string;
         if (m.bitSize !== undefined) text = bitFieldText(m, bytes, le);
         else text = valueText(m.type, bytes.subarray(off, off + (sizeOf(m.type) ?? 0)), mem, depth + 1);
-        return m.name !== undefined ? `${m.name} = ${text}` : text;
+        const label = memberLabel(m);
+      return label !== undefined ? `${label} = ${text}` : text;
       });
       return `{${parts.join(', ')}}`;
     }

@@ -739,6 +739,33 @@ export class DwarfInfo {
     return names;
   }
 
+  private readonly scopes = new Map<DwarfUnit, Map<DieRef, string>>();
+
+  /**
+   * The C++ scope a DIE is declared in, as a prefix of its name: `geo::` for a struct in
+   * namespace geo, `Outer::` for a class nested in Outer; empty elsewhere and in other languages.
+   * Computed once per unit by walking its namespaces and classes.
+   */
+  scopePrefix(d: Die): string {
+    let m = this.scopes.get(d.unit);
+    if (!m) {
+      m = new Map();
+      this.scopes.set(d.unit, m);
+      const root = this.root(d.unit);
+      if (root.hasChildren && CPLUSPLUS.has(root.uint(DW_AT.language) ?? 0)) {
+        const map = m;
+        const walk = (first: DieRef, prefix: string, depth: number): void => {
+          this.eachChild(d.unit, first, (c) => {
+            if (prefix) map.set(c.id, prefix);
+            if (c.hasChildren && depth < 8 && SCOPE_TAGS.has(c.tag)) walk(c.next, `${prefix}${c.name ?? (c.tag === DW_TAG.namespace ? '(anonymous namespace)' : '{...}')}::`, depth + 1);
+          });
+        };
+        walk(root.next, '', 0);
+      }
+    }
+    return m.get(d.id) ?? '';
+  }
+
   private indexUnit(u: DwarfUnit, names: Map<string, NameEntry[]>): void {
     this.unitsScanned++;
     const add = (d: Die, prefix: string): void => {
@@ -760,6 +787,11 @@ export class DwarfInfo {
     if (root.hasChildren) walk(u, root.next, '', 0);
   }
 }
+
+/** DW_LANG_C_plus_plus, _03, _11, _14. */
+const CPLUSPLUS = new Set([0x4, 0x19, 0x1a, 0x21]);
+/** DIEs whose children are named inside them (`ns::x`, `Outer::Inner`). */
+const SCOPE_TAGS = new Set<number>([DW_TAG.namespace, DW_TAG.structure_type, DW_TAG.class_type, DW_TAG.union_type]);
 
 /** The words C and C++ base type names are made of. */
 const BASE_TYPE_WORDS = new Set(['unsigned', 'signed', 'char', 'short', 'int', 'long', 'float', 'double', '_Bool', 'bool', '__int128', 'wchar_t', 'char8_t', 'char16_t', 'char32_t', 'complex', '_Complex', '_Float128', '__float128']);
