@@ -1,7 +1,9 @@
 /**
  * MDB expressions: 64-bit unsigned arithmetic over numbers, symbols, dot and memory.
  *
- * Numbers are hexadecimal unless prefixed: `0x` hex, `0t` decimal, `0o` octal, `0i` binary.
+ * Numbers are in the default radix (hexadecimal, or what `$d` set) unless prefixed: `0x` hex,
+ * `0t` decimal, `0o` octal, `0i` binary; `_` separates digits (`0x1234_5678`). A number wider
+ * than 64 bits is refused.
  * An identifier is a symbol (`main`, `libc.so.6`malloc`); one that no module defines but that
  * spells a hex number is that number (`deadbeef`), as in MDB. `.` is dot; `<name` reads a
  * variable or a register of the selected thread.
@@ -35,6 +37,22 @@ export interface ExprContext {
   readonly pointerBytes: number;
   /** A variable or register by name, or undefined. */
   variable(name: string): bigint | undefined;
+  /** The default radix of numbers without a prefix ($d); 16 when not given. */
+  readonly radix?: number;
+}
+
+function prefixRadix(letter: string): number {
+  const r = letter.toLowerCase();
+  return r === 'x' ? 16 : r === 't' ? 10 : r === 'o' ? 8 : 2;
+}
+
+function digitIn(c: string, radix: number): boolean {
+  const d = parseInt(c, 36);
+  return c.length === 1 && !Number.isNaN(d) && d < radix;
+}
+
+function radixName(radix: number): string {
+  return radix === 16 ? 'hexadecimal' : radix === 10 ? 'decimal' : radix === 8 ? 'octal' : radix === 2 ? 'binary' : `base-${radix}`;
 }
 
 const MASK = (1n << 64n) - 1n;
@@ -82,23 +100,18 @@ class ExprParser {
       }
       const start = p;
       if (/[0-9]/.test(c)) {
-        let radix = 16;
-        let digits: RegExp = /[0-9a-fA-F]/;
-        if (c === '0' && /[xXtToOiI]/.test(s[p + 1] ?? '') && /[0-9a-fA-F]/.test(s[p + 2] ?? '')) {
-          const r = s[p + 1]!.toLowerCase();
-          radix = r === 'x' ? 16 : r === 't' ? 10 : r === 'o' ? 8 : 2;
-          digits = radix === 16 ? /[0-9a-fA-F]/ : radix === 10 ? /[0-9]/ : radix === 8 ? /[0-7]/ : /[01]/;
+        let radix = this.ctx.radix ?? 16;
+        if (c === '0' && /[xXtToOiI]/.test(s[p + 1] ?? '') && digitIn(s[p + 2] ?? '', prefixRadix(s[p + 1]!))) {
+          radix = prefixRadix(s[p + 1]!);
           p += 2;
         }
+        // Digits, with `_` allowed between and after them as a separator (0x1234_5678).
         const dstart = p;
-        while (p < s.length && digits.test(s[p]!)) p++;
+        while (p < s.length && (digitIn(s[p]!, radix) || s[p] === '_')) p++;
         if (p < s.length && /[\w]/.test(s[p]!)) {
-          throw this.fail(start, `"${s.slice(start, p + 1)}" is not a valid ${radix === 16 ? 'hexadecimal' : radix === 10 ? 'decimal' : radix === 8 ? 'octal' : 'binary'} number`);
+          throw this.fail(start, `"${s.slice(start, p + 1)}" is not a valid ${radixName(radix)} number`);
         }
-        let v = 0n;
-        const R = BigInt(radix);
-        for (const d of s.slice(dstart, p)) v = v * R + BigInt(parseInt(d, radix));
-        out.push({ t: 'num', v: v & MASK, pos: start });
+        out.push({ t: 'num', v: this.number(s.slice(dstart, p), radix, start), pos: start });
         continue;
       }
       if (/[A-Za-z_]/.test(c) || (c === '.' && /[A-Za-z_]/.test(s[p + 1] ?? ''))) {
@@ -145,6 +158,15 @@ class ExprParser {
     }
     out.push({ t: 'end', pos: s.length });
     return out;
+  }
+
+  /** The value of `digits` (separators removed) in `radix`; refuses one wider than 64 bits. */
+  private number(digits: string, radix: number, pos: number): bigint {
+    let v = 0n;
+    const R = BigInt(radix);
+    for (const d of digits) if (d !== '_') v = v * R + BigInt(parseInt(d, radix));
+    if (v > MASK) throw this.fail(pos, `${this.s.slice(pos, pos + digits.length + 2).trim()} does not fit in 64 bits`);
+    return v;
   }
 
   private peek(): Tok {
@@ -246,7 +268,10 @@ class ExprParser {
         if (t.v === '.') return this.ctx.dot;
         const a = this.ctx.symbol(t.v);
         if (a !== undefined) return a;
-        if (/^[0-9a-fA-F]+$/.test(t.v)) return BigInt('0x' + t.v) & MASK;
+        // A word no module defines that spells a number in the default radix is that number
+        // (`deadbeef`, `bad_cafe`), as in MDB.
+        const radix = this.ctx.radix ?? 16;
+        if (radix === 16 && /^[0-9a-fA-F][0-9a-fA-F_]*$/.test(t.v)) return this.number(t.v, 16, t.pos);
         throw this.ctx.noSymbol(t.v);
       }
       case 'var': {

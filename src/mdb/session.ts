@@ -7,6 +7,7 @@
  * serves the terminal, --json, pipes and the GDB server.
  */
 
+import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { resolve as resolvePath } from 'node:path';
 import { DbgError, errors } from '../common/errors.js';
@@ -57,6 +58,8 @@ export class Session implements SessionView {
   dot = 0n;
   /** MDB's increment: the size of the last thing a format printed. */
   incr = 0n;
+  /** The default radix of numbers without a prefix, and of ::map's output ($d sets it). */
+  radix = 16;
   readonly state = new Map<string, unknown>();
   readonly variables = new Map<string, bigint>();
   /** Set by ::quit; the REPL stops reading when it sees it. */
@@ -179,6 +182,7 @@ export class Session implements SessionView {
       },
       read: (addr, size) => readValue(this.formatContext(), addr, size),
       variable: (name) => this.variable(name),
+      radix: this.radix,
     };
   }
 
@@ -251,14 +255,50 @@ export class Session implements SessionView {
 
   private async runPipeline(pipeline: readonly Command[], out: Output): Promise<void> {
     let inputs: (bigint | undefined)[] = [undefined];
+    /** The text the previous stage wrote, when a shell command reads it. */
+    let text: readonly string[] = [];
     for (let i = 0; i < pipeline.length; i++) {
       const cmd = pipeline[i]!;
       const last = i === pipeline.length - 1;
-      const sink = last ? out : new CaptureOutput(false, true);
+      if (cmd.verb.kind === 'shell') {
+        const printed = this.shell(cmd.verb.command, i > 0 ? text : undefined);
+        if (cmd.verb.source) {
+          if (!last) throw errors.badInput(`"${cmd.text}": the commands "!<" runs cannot feed a pipe`);
+          await this.execute(printed.join('\n'), out);
+        } else if (last) for (const l of printed) out.line(l);
+        else inputs = printed.filter((l) => l.trim() !== '').map((l) => this.evaluate(l.trim()));
+        continue;
+      }
+      // A shell command after this stage reads its text; a dcmd reads the values it produced.
+      const toShell = pipeline[i + 1]?.verb.kind === 'shell';
+      const sink = last ? out : new CaptureOutput(false, !toShell);
       for (const input of inputs) await this.runCommand(cmd, sink, input, i > 0);
+      if (last) break;
+      const captured = sink as CaptureOutput;
+      if (toShell) text = captured.lines;
       // Values a dcmd put into the pipe pass as they are; else the addresses its lines start with.
-      if (!last) inputs = (sink as CaptureOutput).piped ?? addressesOf((sink as CaptureOutput).lines, cmd.text);
+      else inputs = captured.piped ?? addressesOf(captured.lines, cmd.text);
     }
+  }
+
+  /**
+   * Run `command` with the user's shell ($SHELL, else /bin/sh), `input` on its standard input;
+   * returns the lines it printed. Its standard error goes to dbg's.
+   */
+  private shell(command: string, input: readonly string[] | undefined): string[] {
+    if (this.hostRefusal !== undefined) throw new DbgError('denied', `"!" runs a shell command on the machine dbg runs on: refused for a remote client; ${this.hostRefusal}`);
+    const shell = process.env.SHELL || '/bin/sh';
+    const r = spawnSync(shell, ['-c', command], {
+      input: input === undefined ? '' : input.map((l) => l + '\n').join(''),
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'inherit'],
+      maxBuffer: 256 * 1024 * 1024,
+      signal: this.signal,
+    });
+    if (r.error) throw new DbgError('io', `cannot run the shell command "${command}" with ${shell}: ${r.error.message}`);
+    const lines = r.stdout.split('\n');
+    if (lines[lines.length - 1] === '') lines.pop();
+    return lines;
   }
 
   private async runCommand(cmd: Command, out: Output, piped: bigint | undefined, isPiped: boolean): Promise<void> {
@@ -311,6 +351,7 @@ export class Session implements SessionView {
     if (args.length > 0) throw errors.badInput(`unexpected argument "${args[0]}" after format "${fmt}"`);
     if (count > 0x100000n) throw errors.badInput(`count ${count} is too large (at most 0x100000 repetitions)`);
     const ctx = this.formatContext(read);
+    if (out.piping && out.value) ctx.emit = (v) => out.value!(v);
     const iob = new Iob((l) => out.line(l));
     let at = addr;
     let lastStart = addr;

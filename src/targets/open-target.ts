@@ -3,6 +3,8 @@
  *
  *   --raw, or not ELF            -> FileTarget.raw   (bytes at offsets); but a compressed file or
  *                                   a dbg trace is refused with what to run instead
+ *   kdump-compressed             -> KernelDumpTarget over a KdumpFile (makedumpfile, QEMU -z/-l/-s;
+ *                                   diskdump or flattened)
  *   ELF core, kernel dump        -> KernelDumpTarget (kdump vmcore, QEMU dump-guest-memory)
  *   ELF core, anything else      -> ProcessCoreTarget (gcore, kernel-written process cores)
  *   other ELF (exec, .so, .o)    -> FileTarget.elf   (link-time addresses and the file's symbols,
@@ -20,6 +22,7 @@ import { ProcessCoreTarget } from './elfcore/process-core-target.js';
 import { FileTarget } from './file/file-target.js';
 import type { Target } from './target.js';
 import { isKernelDump, KernelDumpTarget } from './elfcore/kernel-dump-target.js';
+import { isKdumpCompressed, KdumpFile } from './kdump/kdump-file.js';
 
 export interface OpenOptions {
   readonly raw?: boolean;
@@ -38,6 +41,11 @@ export function openTarget(path: string, opts: OpenOptions = {}): Target {
   let elf: ElfFile | undefined;
   try {
     if (!isElf(probe)) {
+      if (isKdumpCompressed(probe.readUpTo(0, 16))) {
+        probe.close();
+        refuse(opts, ['exe', 'sysroot'], `kernel dump "${path}" (use --symbols vmlinux)`);
+        return openKdump(path, opts);
+      }
       refuseNotADump(path, probe.readUpTo(0, 16));
       probe.close();
       refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols'], `"${path}", which is not an ELF file and opens as a raw file`);
@@ -65,6 +73,20 @@ export function openTarget(path: string, opts: OpenOptions = {}): Target {
     throw e;
   }
   return FileTarget.elf(path, elf);
+}
+
+/** A kdump-compressed dump, read as the ELF vmcore it stands for, page by page. */
+function openKdump(path: string, opts: OpenOptions): Target {
+  const dump = KdumpFile.open(path);
+  let t: KernelDumpTarget;
+  try {
+    t = KernelDumpTarget.open(path, { symbols: opts.symbols, source: dump.elfView(), format: dump.describe() });
+  } catch (e) {
+    dump.close();
+    throw e;
+  }
+  t.warnings.push(...dump.warnings);
+  return t;
 }
 
 function refuse(opts: OpenOptions, names: readonly (keyof OpenOptions)[], what: string): void {

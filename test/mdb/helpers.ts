@@ -24,11 +24,14 @@ export function sessionOn(target: Target): Session {
   return new Session(target, builtinModules);
 }
 
-/** Run `line` and return its text lines. */
+/**
+ * Run `line` and return its text lines without their trailing blanks (formats keep MDB's; the
+ * illumos suite, test/mdb/illumos.test.ts, checks those column by column).
+ */
 export async function run(s: Session, line: string): Promise<string[]> {
   const out = new CaptureOutput(false);
   await s.execute(line, out);
-  return out.lines;
+  return out.lines.map((l) => l.trimEnd());
 }
 
 /** Run `line` in --json mode and return the JSON values it printed. */

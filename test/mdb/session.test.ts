@@ -105,7 +105,7 @@ describe('dcmd dispatch', () => {
   it('stops a line at the first failure', async () => {
     const out = new CaptureOutput(false);
     await expect(s.execute('0t1=D; ::foo; 0t2=D', out)).rejects.toThrow(/unknown dcmd 'foo'/);
-    expect(out.lines).toEqual([' '.repeat(16) + '1']);
+    expect(out.lines).toEqual([' '.repeat(16) + '1'.padEnd(16)]);
   });
 
   it('sets dot from addr:: and a bare expression', async () => {
@@ -189,7 +189,7 @@ describe('variables and repeat', () => {
     await run(s, '100,2/J');
     const out = new CaptureOutput(false);
     await s.repeat(out);
-    expect(out.lines).toEqual(['0x110:'.padEnd(16) + '0               0']);
+    expect(out.lines).toEqual(['0x110:'.padEnd(16) + '0               0               ']);
   });
 });
 

@@ -31,6 +31,7 @@ import { need, type StopReason, type StopStatus, type Target, type WatchKind } f
 import type { Dcmd, DcmdModule, Output, SessionView } from '../dcmd.js';
 import { parseFlags } from '../parse-flags.js';
 import { FILE_LINE, lineAddresses } from '../../types/frame-source.js';
+import { unwind } from '../../targets/unwind.js';
 
 /** The live guest, for the dcmds that only it has (::symbols, ::input, ::dump). */
 function emu(s: SessionView): EmulatorTarget {
@@ -250,15 +251,18 @@ const step: Dcmd = {
     const pc = regs.get('rip')!;
     const rsp = regs.get('rsp')!;
     let target: bigint | undefined;
+    // Stop at `target` only once the stack is unwound to this sp (a recursive call passes it deeper).
+    let outSp = rsp;
     if (mode === 'over') {
       const len = decodeCall(t.readVirtual(pc, 16, thread));
       if (len !== undefined) target = pc + BigInt(len);
     } else if (mode === 'out') {
-      // The return address: [rsp] at a function's first instruction, else the frame's [rbp+8].
-      const sym = t.symbols.resolve(pc);
-      const atEntry = sym !== undefined && sym.offset === 0n;
-      const slot = atEntry ? rsp : regs.get('rbp')! + 8n;
-      target = t.readVirtual(slot, 8, thread).readBigUInt64LE(0);
+      // The caller's pc and sp as ::stack finds them (CFI, else the prologue or the rbp chain),
+      // so a function without a frame pointer returns to its real caller.
+      const caller = unwind(t, thread, { maxFrames: 2 })[1];
+      if (!caller) throw errors.state(`::step out: no caller found for ${where(t, pc)} on ${threadName(t, thread)} (::stack shows how far the unwinder gets)`);
+      target = caller.pc;
+      outSp = caller.sp;
     } else if (mode !== 'into') {
       throw errors.badInput(`::step ${mode}: expected over, out or nothing (usage: ${this.usage})`);
     }
@@ -269,7 +273,7 @@ const step: Dcmd = {
     // A temporary breakpoint that stops only on this thread, with the stack unwound past here
     // (the target's own step breakpoint where it has one, so that its status says 'step' too).
     const book = EventBook.of(s);
-    const test = (th: number): boolean => th === thread && t.registers(th).get('rsp')! >= rsp;
+    const test = (th: number): boolean => th === thread && t.registers(th).get('rsp')! >= outSp;
     const ev = book.add({ kind: 'breakpoint', addr: target, length: 1, temporary: true, test });
     try {
       report(s, await runEvents(s, () => x.resume()), out);

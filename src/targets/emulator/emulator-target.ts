@@ -37,6 +37,7 @@ import type {
   WatchKind,
 } from '../target.js';
 import { LiveHistory } from '../replay/live-history.js';
+import { elfModule } from '../unwind.js';
 import { WATCH_EXEC, WATCH_READ, WATCH_WRITE } from './emu-hooks.js';
 import { loadKernel, type LoadedKernel } from './loader.js';
 import { Machine, type MachineStop } from './machine.js';
@@ -119,8 +120,8 @@ export class EmulatorTarget implements Target {
       throw e;
     }
     if (this.kernel.elf) {
-      // elf without start/end: types and source lines come from its DWARF; stacks stay on frame pointers.
-      this.symbols.add({ name: basename(path), path, table: new SymbolTable(basename(path), this.kernel.elf.symbols()), elf: this.kernel.elf, bias: 0n });
+      // With its ELF and range: types and source lines from its DWARF, stacks from its CFI.
+      this.symbols.add(elfModule(basename(path), path, this.kernel.elf, new SymbolTable(basename(path), this.kernel.elf.symbols())));
     }
     this.symbols.onAdd(() => this.armDeferred());
     for (const s of opts.symbols ?? []) this.addSymbolFile(s);
