@@ -45,6 +45,8 @@ const needs = [
   { pkg: 'crash', has: () => which('crash') },
   { pkg: 'python3-drgn', has: () => which('drgn') },
   { pkg: 'makedumpfile', has: () => which('makedumpfile') },
+  // libkdumpfile reads kdump-compressed dumps beside dbg in test/targets/kdump
+  { pkg: 'python3-libkdumpfile', has: () => existsSync('/usr/lib/python3/dist-packages/kdumpfile') },
   { pkg: 'busybox-static', has: () => existsSync('/bin/busybox') },
   { pkg: 'nasm', has: () => which('nasm') },
 ];
