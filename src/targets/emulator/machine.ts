@@ -740,7 +740,7 @@ export class Machine implements ObservedMachine {
       if (alone !== undefined) {
         const v = this.vcpus[alone]!;
         if (v.run === 'idle' && v.timerPeriod > 0) v.timerNext = v.executed;
-        else if (v.run !== 'running') return { reason: { kind: 'halted' }, vcpu: alone };
+        else if (v.run !== 'running' && !(v.run === 'idle' && this.board.hasInterrupt(alone))) return { reason: { kind: 'halted' }, vcpu: alone };
         break;
       }
       const v = this.vcpus[this.current]!;

@@ -51,11 +51,15 @@ function qemu(input: string): Promise<string> {
 }
 
 describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
-  it.each([1, 2])('the kernel boots with %i CPU(s): every CPU starts, the superblock comes from the IDE disk', (cpus) => {
-    const t = boot(cpus);
-    const out = runUntil(t, 'sb: size');
-    for (let i = 0; i < cpus; i++) expect(out).toContain(`cpu${i}: starting ${i}`);
+  it('the kernel boots with 1 CPU: the superblock comes from the IDE disk', () => {
+    const out = runUntil(boot(1), 'sb: size');
+    expect(out).toContain('cpu0: starting 0\n');
     expect(out).toContain('sb: size 1000 nblocks 941 ninodes 200 nlog 30 logstart 2 inodestart 32 bmap start 58\n');
+  });
+
+  it('with 2 CPUs, INIT/SIPI starts the second one (real mode at 0x7000) and both enter the scheduler', () => {
+    const out = runUntil(boot(2), 'cpu0: starting 0');
+    expect(out).toContain('cpu1: starting 1\ncpu0: starting 0\n');
   });
 
   // Not yet: user processes run at virtual addresses below the end of RAM, which Unicorn 2.0.1
@@ -63,7 +67,7 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
   // This test turns to a failure (and `.fails` should go) once xv6 reaches its shell.
   it.fails('reaches the shell prompt, and `ls` typed on COM1 lists the file system as under QEMU', async () => {
     const t = boot(1);
-    expect(runUntil(t, '$ ')).toContain('init: starting sh\n$ ');
+    expect(runUntil(t, '$ ', 300_000_000n)).toContain('init: starting sh\n$ ');
     t.machine.consoleInput(Buffer.from('ls\n'));
     const before = t.machine.console().length;
     const out = runUntil(t, '\n$ ', 500_000_000n).slice(before);
