@@ -26,6 +26,7 @@ import { DbgError, errors } from '../../common/errors.js';
 import { jsonable, stopJson } from '../json.js';
 import { threadName } from '../names.js';
 // Types only: importing the emulator (koffi, Unicorn, SQLite) would cost every `dbg open` ~40 ms.
+import { scanCodes } from '../../targets/emulator/devices/i8042.js';
 import type { EmulatorTarget, EventSpec } from '../../targets/emulator/emulator-target.js';
 import { need, type StopReason, type StopStatus, type Target, type WatchKind } from '../../targets/target.js';
 import type { Dcmd, DcmdModule, Output, SessionView } from '../dcmd.js';
@@ -456,6 +457,38 @@ const input: Dcmd = {
   },
 };
 
+const keys: Dcmd = {
+  name: 'keys',
+  usage: '::keys TEXT...',
+  help: "type TEXT (words joined by spaces, then Enter; \\n, \\t, \\b and \\e escapes) on the guest's PS/2 keyboard (i8042, scan code set 1)",
+  run(s, inv, out) {
+    const t = emu(s);
+    const text = inv.args.join(' ').replace(/\\n/g, '\n').replace(/\\t/g, '\t').replace(/\\b/g, '\b').replace(/\\e/g, '\x1b') + '\n';
+    const codes = scanCodes(text);
+    if (!Array.isArray(codes)) throw errors.badInput(`::keys: no key on the US keyboard types ${JSON.stringify(codes.bad)}`);
+    t.machine.keyboardInput(codes);
+    if (out.jsonMode) out.json({ scanCodes: codes.length });
+    else out.line(`queued ${codes.length} scan code(s) for the keyboard`);
+  },
+};
+
+const screen: Dcmd = {
+  name: 'screen',
+  usage: '::screen',
+  help: "the guest's 80x25 text screen (the CGA buffer at 0xb8000) and the cursor's row and column",
+  run(s, _inv, out) {
+    const t = emu(s);
+    const { lines, cursor } = t.machine.screen();
+    const row = Math.floor(cursor / 80);
+    const col = cursor % 80;
+    if (out.jsonMode) out.json({ lines, cursor: { row, col } });
+    else {
+      for (const l of lines) out.line(l.trimEnd());
+      out.line(`(cursor at row ${row}, column ${col})`);
+    }
+  },
+};
+
 const symbols: Dcmd = {
   name: 'symbols',
   usage: '::symbols FILE',
@@ -491,5 +524,5 @@ const dump: Dcmd = {
 
 export const emulatorModule: DcmdModule = {
   name: 'emulator',
-  dcmds: [cont, step, bp, wp, events, del, setreg, consoleCmd, input, symbols, dump],
+  dcmds: [cont, step, bp, wp, events, del, setreg, consoleCmd, input, keys, screen, symbols, dump],
 };

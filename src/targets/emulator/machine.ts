@@ -691,7 +691,8 @@ export class Machine implements ObservedMachine {
     const end = this.seqNow + maxInstructions;
     this.runningNow = true;
     try {
-      while (this.seqNow < end) {
+      // a guest idling through device timers makes no instructions: bound the slices too
+      for (let slices = 0; this.seqNow < end && slices < 1_000_000; slices++) {
         const stop = this.slice(undefined, end - this.seqNow);
         if (stop) return this.finish(stop);
       }
@@ -739,7 +740,7 @@ export class Machine implements ObservedMachine {
       if (alone !== undefined) {
         const v = this.vcpus[alone]!;
         if (v.run === 'idle' && v.timerPeriod > 0) v.timerNext = v.executed;
-        else if (v.run !== 'running') return { reason: { kind: 'halted' }, vcpu: alone };
+        else if (v.run !== 'running' && !(v.run === 'idle' && this.board.hasInterrupt(alone))) return { reason: { kind: 'halted' }, vcpu: alone };
         break;
       }
       const v = this.vcpus[this.current]!;
@@ -757,8 +758,7 @@ export class Machine implements ObservedMachine {
           const now = this.vnow();
           if (next > now) this.idleNs += next - now;
           this.board.advance(this.vnow());
-          tried = 0;
-          continue;
+          return undefined; // the next slice looks again (a run stays interruptible while the guest idles)
         }
         const halted = this.vcpus.find((x) => x.run === 'halted') ?? this.vcpus[0]!;
         return { reason: { kind: 'halted' }, vcpu: halted.index };
@@ -1013,8 +1013,10 @@ export class Machine implements ObservedMachine {
 
   /** `what` named as the CPU would end up when delivery failed. */
   private describeException(vcpu: number, vector: number, what: string): string {
-    const idt = this.vcpu(vcpu).engine.readMmr(X86_REG.IDTR);
-    const handled = vector * 16 + 15 <= idt.limit && this.gatePresent(vcpu, idt.base + BigInt(vector * 16));
+    const e = this.vcpu(vcpu).engine;
+    const idt = e.readMmr(X86_REG.IDTR);
+    const size = pagingState(e).longMode ? 16 : 8;
+    const handled = vector * size + size - 1 <= idt.limit && this.gatePresent(vcpu, idt.base + BigInt(vector * size));
     return handled
       ? `${what} (the guest's handler could not be entered: see its IDT gate)`
       : `triple fault: ${what}, with no usable IDT gate (IDT base 0x${idt.base.toString(16)} limit 0x${idt.limit.toString(16)})`;

@@ -5,7 +5,7 @@
  * INITIALIZE DEVICE PARAMETERS, SET FEATURES, FLUSH CACHE, in LBA28 and CHS addressing. The data
  * port takes 16- and 32-bit accesses. Commands complete at once: the data (or the readiness for
  * data) and the interrupt are there before the guest's next instruction. A sector outside the
- * image ends the command with ERR and IDNF in the error register, as a disk does. Other commands
+ * image ends the command with ERR and ABRT in the error register, as QEMU's disk does. Other commands
  * end with ERR and ABRT.
  *
  * Writes go to an in-memory copy-on-write overlay (the image file is never changed) unless the
@@ -24,7 +24,6 @@ const DSC = 0x10;
 const DRQ = 0x08;
 const ERR = 0x01;
 const ABRT = 0x04;
-const IDNF = 0x10;
 const SECTOR = 512;
 
 export interface DiskOptions {
@@ -244,13 +243,14 @@ export class AtaChannel {
 
   private fail(err: number): void {
     this.error = err;
-    this.status = DRDY | DSC | ERR;
+    this.status = DRDY | ERR;
     this.setIrq(true);
   }
 
   private command(cmd: number): void {
     const d = this.drive;
     if (!d) return;
+    this.setIrq(false); // writing the command register negates INTRQ
     this.error = 0;
     this.writing = false;
     switch (cmd) {
@@ -271,7 +271,7 @@ export class AtaChannel {
         this.left = this.count === 0 ? 256 : this.count;
         this.writing = cmd === 0x30 || cmd === 0x31 || cmd === 0xc5;
         if (this.lba < 0 || this.lba + this.left > d.sectors) {
-          this.fail(IDNF);
+          this.fail(ABRT); // QEMU's answer; some disks say IDNF
           return;
         }
         if (this.writing) {

@@ -24,7 +24,7 @@ function checksum(b: Buffer, start: number, end: number, at: number): void {
   b[at] = (0x100 - (s & 0xff)) & 0xff;
 }
 
-/** Write the tables for `cpus` vCPUs (local APIC IDs 0..cpus-1, I/O APIC ID `cpus`) into `ram`. */
+/** Write the tables for `cpus` vCPUs (local APIC IDs 0..cpus-1, I/O APIC ID 0, as QEMU numbers it) into `ram`. */
 export function writeBiosTables(ram: Buffer, cpus: number): void {
   ram.writeUInt16LE(0x3f8, 0x400);
   ram.writeUInt16LE(EBDA >> 4, 0x40e);
@@ -52,8 +52,8 @@ export function writeBiosTables(ram: Buffer, cpus: number): void {
   entries.push(bus);
   const io = Buffer.alloc(8);
   io[0] = 2;
-  io[1] = cpus;
-  io[2] = 0x11;
+  io[1] = 0;
+  io[2] = 0x20;
   io[3] = 1;
   io.writeUInt32LE(IOAPIC_BASE, 4);
   entries.push(io);
@@ -63,7 +63,7 @@ export function writeBiosTables(ram: Buffer, cpus: number): void {
     e[0] = 3; // I/O interrupt: INT, conforming polarity and trigger, ISA bus
     e[4] = 0;
     e[5] = irq;
-    e[6] = cpus;
+    e[6] = 0;
     e[7] = irq === 0 ? 2 : irq;
     entries.push(e);
   }
@@ -110,7 +110,7 @@ export function writeBiosTables(ram: Buffer, cpus: number): void {
   const ioe = Buffer.alloc(12);
   ioe[0] = 1;
   ioe[1] = 12;
-  ioe[2] = cpus;
+  ioe[2] = 0;
   ioe.writeUInt32LE(IOAPIC_BASE, 4);
   madtEntries.push(ioe);
   const ovr = Buffer.alloc(10); // ISA IRQ 0 -> GSI 2

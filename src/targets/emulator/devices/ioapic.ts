@@ -1,5 +1,5 @@
 /**
- * The I/O APIC at 0xfec00000 (IOREGSEL at +0x00, IOWIN at +0x10): ID, version 0x11 with 24 pins,
+ * The I/O APIC at 0xfec00000 (IOREGSEL at +0x00, IOWIN at +0x10): ID 0 (as QEMU's), version 0x20 with 24 pins and the EOI register (+0x40),
  * arbitration ID, and the redirection table (vector, delivery mode fixed or lowest priority,
  * physical or logical destination, edge or level trigger with remote IRR, mask). An edge on an
  * unmasked pin, or a high level with remote IRR clear, sends the vector to the destination's
@@ -29,7 +29,7 @@ export class IoApic {
     if (off !== 0x10) return 0;
     const r = this.sel;
     if (r === 0) return this.id << 24;
-    if (r === 1) return ((IOAPIC_PINS - 1) << 16) | 0x11;
+    if (r === 1) return ((IOAPIC_PINS - 1) << 16) | 0x20;
     if (r === 2) return this.id << 24;
     if (r >= 0x10 && r < 0x10 + 2 * IOAPIC_PINS) {
       const pin = (r - 0x10) >> 1;

@@ -61,7 +61,7 @@ export class StandardPc {
       this.problem ??= m;
     };
     for (let i = 0; i < cpus; i++) this.lapics.push(new Lapic(i, (from, ipi) => this.ipi(from, ipi), (v) => this.ioapic.eoi(v), complain));
-    this.ioapic = new IoApic(cpus, (dest, logical, vector, level) => this.route(dest, logical, vector, level), complain);
+    this.ioapic = new IoApic(0, (dest, logical, vector, level) => this.route(dest, logical, vector, level), complain);
   }
 
   /** ISA IRQ line `n` (0-15). */

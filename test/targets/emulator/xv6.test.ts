@@ -1,0 +1,77 @@
+/**
+ * Acceptance with xv6 (mit-pdos/xv6-public), opt-in: xv6 is not in this repository. Build it
+ * yourself (`make kernel fs.img` with gcc -m32; gcc 12 needs -Werror off) and point DBG_XV6_DIR at
+ * the directory holding `kernel` and `fs.img`. The same boot under QEMU 7.2 is the oracle:
+ *   qemu-system-i386 -kernel kernel -drive file=fs.img,index=1,media=disk,format=raw -m 512 -serial stdio
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EmulatorTarget } from '../../../src/targets/emulator/emulator-target.js';
+
+const dir = process.env.DBG_XV6_DIR;
+const have = dir !== undefined && existsSync(join(dir, 'kernel')) && existsSync(join(dir, 'fs.img'));
+const open: EmulatorTarget[] = [];
+afterAll(() => open.forEach((t) => t.close()));
+
+function boot(cpus: number): EmulatorTarget {
+  const t = EmulatorTarget.open(join(dir!, 'kernel'), { ramBytes: 512 << 20, cpus, disks: [undefined, { path: join(dir!, 'fs.img') }] });
+  open.push(t);
+  return t;
+}
+
+/** Run until the console holds `text` (or `budget` instructions pass). */
+function runUntil(t: EmulatorTarget, text: string, budget = 2_000_000_000n): string {
+  const m = t.machine;
+  const end = m.seq + budget;
+  while (!m.console().includes(text) && m.seq < end) {
+    const stop = m.runSync(1_000_000n);
+    if (stop) break;
+  }
+  return m.console();
+}
+
+/** QEMU's serial output of the same boot, with `input` typed once the shell prompt shows. */
+function qemu(input: string): Promise<string> {
+  return new Promise((resolve) => {
+    const q = spawn('qemu-system-i386', ['-kernel', join(dir!, 'kernel'), '-drive', `file=${join(dir!, 'fs.img')},index=1,media=disk,format=raw,snapshot=on`, '-m', '512', '-serial', 'stdio', '-display', 'none']);
+    let out = '';
+    let typed = false;
+    q.stdout.on('data', (b: Buffer) => {
+      out += b.toString('latin1');
+      if (!typed && out.includes('$ ')) {
+        typed = true;
+        q.stdin.write(input);
+      } else if (typed && out.endsWith('$ ')) q.kill();
+    });
+    setTimeout(() => q.kill(), 60_000);
+    q.on('exit', () => resolve(out));
+  });
+}
+
+describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
+  it('the kernel boots with 1 CPU: the superblock comes from the IDE disk', () => {
+    const out = runUntil(boot(1), 'sb: size');
+    expect(out).toContain('cpu0: starting 0\n');
+    expect(out).toContain('sb: size 1000 nblocks 941 ninodes 200 nlog 30 logstart 2 inodestart 32 bmap start 58\n');
+  });
+
+  it('with 2 CPUs, INIT/SIPI starts the second one (real mode at 0x7000) and both enter the scheduler', () => {
+    const out = runUntil(boot(2), 'cpu0: starting 0');
+    expect(out).toContain('cpu1: starting 1\ncpu0: starting 0\n');
+  });
+
+  // Not yet: user processes run at virtual addresses below the end of RAM, which Unicorn 2.0.1
+  // (virtual = physical in its TLB) cannot map to other RAM; init's first instruction faults.
+  // This test turns to a failure (and `.fails` should go) once xv6 reaches its shell.
+  it.fails('reaches the shell prompt, and `ls` typed on COM1 lists the file system as under QEMU', async () => {
+    const t = boot(1);
+    expect(runUntil(t, '$ ', 300_000_000n)).toContain('init: starting sh\n$ ');
+    t.machine.consoleInput(Buffer.from('ls\n'));
+    const before = t.machine.console().length;
+    const out = runUntil(t, '\n$ ', 500_000_000n).slice(before);
+    const q = await qemu('ls\n');
+    expect(out).toBe(q.slice(q.indexOf('$ ') + 2));
+  });
+});
