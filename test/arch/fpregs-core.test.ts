@@ -76,3 +76,37 @@ describe('FP registers of a process core', () => {
     expect(out).not.toMatch(/0xcc 0xcc/);
   });
 });
+
+describe('FP registers where the source has none, and written on a live guest', () => {
+  it('::fpregs on a kernel dump says the dump holds no FPU state', async () => {
+    const { KernelDumpTarget } = await import('../../src/targets/elfcore/kernel-dump-target.js');
+    const { qemuSample } = await import('../helpers/repo.js');
+    const t = KernelDumpTarget.open(qemuSample('vmcore.elf'));
+    try {
+      await expect(session(t).run('::fpregs')).rejects.toThrow(/x87\/SSE registers \(kernel dumps hold only NT_PRSTATUS and QEMU's CPU state, no FPU state\)/);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('a live guest: xmm, st and mxcsr written are read back by ::fpregs and by the next instruction', async () => {
+    const { EmulatorTarget } = await import('../../src/targets/emulator/emulator-target.js');
+    const { i386Guest } = await import('../helpers/i386-guest.js');
+    const t = EmulatorTarget.open(i386Guest(), { ramBytes: 64 << 20 });
+    try {
+      const w = t.caps.writeRegisters!;
+      w.writeRegister(1, 'xmm3', 0x00112233445566778899aabbccddeeffn);
+      w.writeRegister(1, 'st0', 0x4000c90fdaa22168c235n);
+      w.writeRegister(1, 'mxcsr', 0x1f80n);
+      const r = t.registers(1);
+      expect(r.get('xmm3')).toBe(0x00112233445566778899aabbccddeeffn);
+      expect(r.get('st0')).toBe(0x4000c90fdaa22168c235n);
+      expect(r.get('mxcsr')).toBe(0x1f80n);
+      await t.caps.execution!.step(1);
+      expect(t.registers(1).get('xmm3')).toBe(0x00112233445566778899aabbccddeeffn);
+      expect(() => w.writeRegister(1, 'xmm99', 0n)).toThrow(/unknown register "xmm99"/);
+    } finally {
+      t.close();
+    }
+  });
+});
