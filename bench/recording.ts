@@ -3,7 +3,9 @@
  * `nobug` command line, so it schedules its tasks on the timer forever) on the dbg machine, the
  * recorder attached through the emulator's observer contract. Without the kernel (not built) it
  * falls back to bench/recording-guest.ts (a freestanding C loop, 0.22 writes per instruction).
- * DBG_BENCH_RECORD_INSNS sets the length (default 10^8).
+ * DBG_BENCH_RECORD_INSNS sets the length (default 10^8). For iterating on the query figures,
+ * DBG_BENCH_TRACE=FILE keeps the recorded trace in FILE, and when FILE exists already reuses it
+ * (no recording, no slowdown or size figures).
  *
  * Figures (issue 5's goals):
  *   - recording slowdown: the same guest unrecorded and recorded, alternating 10^7-instruction
@@ -62,11 +64,25 @@ function pct(xs: number[], p: number): number {
 
 export async function run(): Promise<BenchResult[]> {
   const total = Number(process.env.DBG_BENCH_RECORD_INSNS ?? 1e8);
-  const stretch = Math.min(1e7, total);
   const dir = mkdtempSync(join(tmpdir(), 'dbg-bench-rec-'));
-  const path = join(dir, 'guest.trace');
+  const keep = process.env.DBG_BENCH_TRACE;
+  const path = keep ?? join(dir, 'guest.trace');
   const out: BenchResult[] = [];
   try {
+    if (!keep || !existsSync(keep)) out.push(...(await record(path, total)));
+    out.push(...queryFigures(path));
+    if (kernel) out.push(...(await liveFigures(join(dir, 'live.trace'))));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+/** Record `total` instructions into `path`, alternating with an unrecorded twin: slowdown and size. */
+async function record(path: string, total: number): Promise<BenchResult[]> {
+  const stretch = Math.min(1e7, total);
+  const out: BenchResult[] = [];
+  {
     const make = kernel ? kernelRunner : guestRunner;
     const guest = kernel ? 'the sample kernel (dumps/kernel.elf, nobug)' : 'bench/recording-guest';
     const plain = make();
@@ -93,7 +109,15 @@ export async function run(): Promise<BenchResult[]> {
     out.push({ name: 'recording slowdown', value: slowdown, unit: 'x', goal: '<= 2x', ok: slowdown <= 2, baseline: `unrecorded ${plainRate.toFixed(1)} M insn/s` });
     const bytes = ['', '-wal'].reduce((n, s) => n + (statSync(path + s, { throwIfNoEntry: false })?.size ?? 0), 0);
     out.push({ name: 'trace size', value: bytes / total, unit: 'B/insn', goal: '<= 4', ok: bytes / total <= 4, baseline: `${(bytes / 2 ** 20).toFixed(0)} MiB for ${total} insns` });
+  }
+  return out;
+}
 
+/** Reverse steps, seeks, watchpoints and history queries on the recorded trace at `path`. */
+function queryFigures(path: string): BenchResult[] {
+  const out: BenchResult[] = [];
+  {
+    let x = 987654321;
     const reader = TraceReader.open(path);
     const replay = new ReplayMachine(reader);
     // Reverse single steps from deep in the history.
@@ -111,7 +135,6 @@ export async function run(): Promise<BenchResult[]> {
 
     // Seeks to random seqs all over the history.
     const seeks: number[] = [];
-    let x = 987654321;
     for (let i = 0; i < 40; i++) {
       x = (x * 1103515245 + 12345) % 2147483648;
       const s = reader.first + (x % (reader.end - reader.first));
@@ -183,9 +206,6 @@ export async function run(): Promise<BenchResult[]> {
     });
     replay.close();
     reader.close();
-    if (kernel) out.push(...(await liveFigures(join(dir, 'live.trace'))));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
   return out;
 }
@@ -193,6 +213,7 @@ export async function run(): Promise<BenchResult[]> {
 /** Time travel on a live guest that records: the view goes back while the machine stays live. */
 async function liveFigures(path: string): Promise<BenchResult[]> {
   const n = Number(process.env.DBG_BENCH_LIVE_INSNS ?? 1e7);
+  if (n === 0) return []; // DBG_BENCH_LIVE_INSNS=0: no live figures
   const t = EmulatorTarget.open(kernel!, { cmdline: 'nobug' });
   try {
     t.record(new EmulatorRecorder(path, { guest: 'sample kernel', symbols: kernel! }));

@@ -391,9 +391,12 @@ export class GdbClient {
   private async resume(actions: readonly ResumeAction[]): Promise<Reply> {
     const exec = this.target.caps.execution;
     if (!exec) return this.didNotRun(`${this.target.name} cannot run: execution control is not supported by this target`);
-    // All-stop: at most one thread steps; any continue action means "run the machine".
+    // All-stop, as KMDB steps: a step action moves that thread alone (a `c` for the others waits
+    // until the step is over). Continue actions for named threads only (vCont;c:T, what gdb sends
+    // under `set scheduler-locking on|step`) run those alone; one for all threads runs the machine.
     const step = actions.find((a) => a.action === 'step');
-    const stop = await this.run(() => (step ? exec.step(this.pick(step.thread)) : exec.resume()));
+    const alone = actions.length === 1 && actions[0]!.thread.kind === 'thread' ? actions[0]!.thread.index : undefined;
+    const stop = await this.run(() => (step ? exec.step(this.pick(step.thread)) : exec.resume(alone)));
     const note = stopNote(stop);
     return { packet: this.stopText(stop), output: note ? [note] : undefined };
   }

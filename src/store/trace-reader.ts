@@ -90,6 +90,8 @@ export class TraceReader {
   private readonly chunkCounts: Float64Array;
 
   private aux: TraceReader | undefined;
+  /** Memory rows decoded into writes so far (what a history query cost; tests read it). */
+  rowsDecoded = 0;
 
   private constructor(
     readonly path: string,
@@ -112,8 +114,15 @@ export class TraceReader {
           'ORDER BY k.chunk DESC, k.part DESC LIMIT 1',
       ),
       lastRowFinal: p('SELECT chunk, final FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC, part DESC LIMIT 1'),
-      nextChunkOfLine: p('SELECT min(chunk) AS c FROM mem_mask WHERE line = ? AND chunk >= ?'),
-      rowsOfLineChunk: p('SELECT part, data FROM mem WHERE line = ? AND chunk = ? ORDER BY part'),
+      // The first rows at or after (chunk, part), up to a chunk, whose mask shows a write to the asked bytes.
+      nextMasked: p(
+        'SELECT k.chunk AS chunk, k.part AS part, m.data AS data FROM mem_mask k ' +
+          'JOIN mem m ON m.line = k.line AND m.chunk = k.chunk AND m.part = k.part ' +
+          'WHERE k.line = ? AND (k.chunk, k.part) >= (?, ?) AND k.chunk <= ? AND (k.mask & ?) != 0 ' +
+          'ORDER BY k.chunk, k.part LIMIT ?',
+      ),
+      // The last row of chunks [?, ?] whose first write is before a seq (and touches the asked bytes).
+      partBefore: p('SELECT chunk, part FROM mem_mask WHERE line = ? AND chunk BETWEEN ? AND ? AND first < ? AND (mask & ?) != 0 ORDER BY chunk DESC, part DESC LIMIT 1'),
       firstRow: p('SELECT chunk, data FROM mem WHERE line = ? ORDER BY chunk, part LIMIT 1'),
       rowsOfChunk: p('SELECT line, part, data FROM mem WHERE chunk = ?'),
       linesOfChunks: p('SELECT DISTINCT line FROM mem WHERE chunk BETWEEN ? AND ?'),
@@ -334,16 +343,22 @@ export class TraceReader {
     return out;
   }
 
-  /** How many instructions of the whole history have a pc of `pcs` (a scan of every chunk's pcs). */
-  countPcs(pcs: readonly bigint[]): number {
+  /**
+   * The first `limit` seqs of the whole history whose pc is one of `pcs` and how many there are
+   * in all: one scan of every chunk's pcs.
+   */
+  countPcs(pcs: readonly bigint[], limit = 0): { seqs: number[]; count: number } {
     const targets = BigUint64Array.from(pcs);
     const n = nativeRecorder();
+    const seqs: number[] = [];
     let count = 0;
     for (let id = 0; id < this.chunkCount; id++) {
       const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
-      count += n.findPcs(r.pcs, r.count, targets, r.count).length;
+      const hits = this.findInChunk(n, id, r, targets, r?.count ?? 0);
+      for (let k = 0; k < hits.length && seqs.length < limit; k++) seqs.push(this.chunkFirsts[id]! + hits[k]!);
+      count += hits.length;
     }
-    return count;
+    return { seqs, count };
   }
 
   private findInChunk(n: ReturnType<typeof nativeRecorder>, id: number, r: { pcs: Buffer; count: number } | undefined, targets: BigUint64Array, below: number): Float64Array {
@@ -384,6 +399,7 @@ export class TraceReader {
       data = got.data;
     }
     r = decodeLineRow(this.rowBlob(data, line, chunk), line, this.chunkFirsts[chunk] ?? 0, this.label);
+    this.rowsDecoded++;
     if (this.rowCache.size >= ROW_CACHE) this.rowCache.delete(this.rowCache.keys().next().value!);
     this.rowCache.set(key, r);
     return r;
@@ -456,33 +472,56 @@ export class TraceReader {
   }
 
   /**
-   * The writes of writesTo, produced lazily chunk by chunk: the cost is that of the chunks read up
-   * to the last write taken (one index seek per line finds the next chunk that wrote any of the
-   * lines), never that of the whole history of the range.
+   * The writes of writesTo, produced lazily: each line of the range is a stream of its memory
+   * rows in (chunk, part) order, which is execution order; a row is read and decoded only when
+   * the merge reaches it, and rows whose mask shows no write to the range's bytes are skipped on
+   * the index. The cost is that of the rows holding the writes taken (plus one index seek per
+   * line to find where `from` lies), never that of the whole history of the range.
    */
   *iterWrites(phys: number, len: number, from = this.first, to = this.end): Generator<LineWrite> {
     if (this.chunkCount === 0 || len <= 0 || from >= to) return;
     const l0 = Math.floor(phys / 64);
     const l1 = Math.floor((phys + len - 1) / 64);
-    const last = this.chunkIndexOf(Math.max(to - 1, this.first));
-    for (let c = this.firstChunkReaching(from); c <= last; ) {
-      let next = Infinity;
-      for (let line = l0; line <= l1; line++) {
-        const r = this.st.nextChunkOfLine!.get(line, c) as { c: number | null };
-        if (r.c !== null && r.c < next) next = r.c;
-      }
-      if (next > last) return;
-      const ws: LineWrite[] = [];
-      for (let line = l0; line <= l1; line++) {
-        for (const got of this.st.rowsOfLineChunk!.all(line, next) as { part: number; data: Buffer }[]) {
-          for (const w of this.row(line, next, got.part, got.data).writes) {
-            if (w.seq >= from && w.seq < to && w.phys < phys + len && w.phys + w.len > phys) ws.push(w);
-          }
+    const heads: { next: IteratorResult<LineWrite>; it: Generator<LineWrite> }[] = [];
+    for (let line = l0; line <= l1; line++) {
+      const it = this.lineWrites(line, Math.max(phys - line * 64, 0), Math.min(phys + len - line * 64, 64), from, to);
+      heads.push({ it, next: it.next() });
+    }
+    for (;;) {
+      // The oldest head; on a tie the lower line (one instruction's write split at a line boundary).
+      let best: (typeof heads)[number] | undefined;
+      for (const h of heads) if (!h.next.done && (!best || writeOrder(h.next.value) < writeOrder(best.next.value as LineWrite))) best = h;
+      if (!best) return;
+      yield best.next.value as LineWrite;
+      best.next = best.it.next();
+    }
+  }
+
+  /** The writes touching bytes [lo, hi) of `line` with from <= seq < to, oldest first, row by row. */
+  private *lineWrites(line: number, lo: number, hi: number, from: number, to: number): Generator<LineWrite> {
+    let mask = 0n;
+    for (let b = lo; b < hi; b++) mask |= 1n << BigInt(b);
+    const m = BigInt.asIntN(64, mask);
+    const lastChunk = this.chunkIndexOf(Math.max(to - 1, this.first));
+    let chunk = this.firstChunkReaching(from);
+    let part = 0;
+    if (from > this.first) {
+      // Rows before the last one that starts before `from` end before it: start there.
+      const r = this.st.partBefore!.get(line, chunk, this.chunkIndexOf(from), from, m) as { chunk: number; part: number } | undefined;
+      if (r) ({ chunk, part } = r);
+    }
+    // Rows in batches that grow (2, 4, ... 256): a few rows for the first writes, few queries for many.
+    for (let batch = 2; ; batch = Math.min(batch * 2, 256)) {
+      const rows = this.st.nextMasked!.all(line, chunk, part, lastChunk, m, batch) as { chunk: number; part: number; data: Buffer }[];
+      for (const r of rows) {
+        for (const w of this.row(line, r.chunk, r.part, r.data).writes) {
+          if (w.seq >= to) return;
+          if (w.seq >= from && w.phys - line * 64 < hi && w.phys - line * 64 + w.len > lo) yield w;
         }
       }
-      ws.sort((a, b) => writeOrder(a) - writeOrder(b));
-      yield* ws;
-      c = next + 1;
+      if (rows.length < batch) return;
+      chunk = rows[rows.length - 1]!.chunk;
+      part = rows[rows.length - 1]!.part + 1;
     }
   }
 

@@ -72,6 +72,23 @@ describe('history queries', () => {
     t.close();
   });
 
+  it('the first writes of a hot range cost the rows holding them, not the whole history of the range', () => {
+    const r = TraceReader.open(trace);
+    const t = ReplayTarget.open(trace);
+    const counter = Number(t.symbols.lookup('counter'));
+    t.close();
+    const rows = (r.db.prepare('SELECT count(*) AS n FROM mem_mask WHERE line = ?').get(Math.floor(counter / 64)) as { n: number }).n;
+    expect(rows).toBeGreaterThan(20);
+    expect(r.writesTo(counter, 8, r.first, r.end, 3)).toHaveLength(3);
+    expect(r.rowsDecoded).toBe(1);
+    // From the middle of the history: one index seek to the row holding that seq, then that row.
+    const mid = Math.floor((r.first + r.end) / 2);
+    const ws = r.writesTo(counter, 8, mid, r.end, 3);
+    expect(ws[0]!.seq).toBeGreaterThanOrEqual(mid);
+    expect(r.rowsDecoded).toBeLessThanOrEqual(3);
+    r.close();
+  });
+
   it('::history -n and ::when -n list the first ones and say that more follow; ::when -c counts all', async () => {
     const t = ReplayTarget.open(trace);
     const s = sessionOn(t);

@@ -404,14 +404,15 @@ const WHOLE_FUNCTION_MAX = 8192n;
 
 const dis: Dcmd = {
   name: 'dis',
-  usage: '[addr]::dis [-s] [-n count]',
+  usage: '[addr]::dis [-s] [-n count] [ADDR]',
   help: "disassemble: the function holding addr (default: the selected thread's pc, else dot), or count instructions from addr",
   async run(s, inv, out) {
     const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'n', booleans: 's' });
-    if (rest.length > 0) throw errors.badInput(`::dis: unexpected argument "${rest[0]}" (usage: ${this.usage})`);
+    if (rest.length > 1) throw errors.badInput(`::dis: unexpected argument "${rest[1]}" (usage: ${this.usage})`);
     const session = full(s);
     const t = s.target;
-    let addr = inv.addr;
+    // `::dis ADDR` is `ADDR::dis`, as in MDB.
+    let addr = rest.length === 1 ? s.evaluate(rest[0]!) : inv.addr;
     if (addr === undefined) {
       addr = s.dot;
       if (t.threads().length > 0) addr = t.registers(s.thread).get(t.arch.pc) ?? addr;

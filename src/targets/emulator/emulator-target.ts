@@ -36,6 +36,7 @@ import type {
   WatchKind,
 } from '../target.js';
 import { LiveHistory } from '../replay/live-history.js';
+import { elfModule } from '../unwind.js';
 import { WATCH_EXEC, WATCH_READ, WATCH_WRITE } from './emu-hooks.js';
 import { loadKernel, type LoadedKernel } from './loader.js';
 import { Machine, type MachineStop } from './machine.js';
@@ -50,6 +51,8 @@ export interface EmulatorOptions {
   quantum?: number;
   /** Extra symbol files. */
   symbols?: readonly string[];
+  /** ATA disk images on the primary channel: [master, slave] (see devices/ata.ts). */
+  disks?: readonly ({ path: string; writable?: boolean } | undefined)[];
 }
 
 /** One breakpoint or watchpoint as ::events lists it. */
@@ -110,7 +113,7 @@ export class EmulatorTarget implements Target {
     opts: EmulatorOptions,
   ) {
     this.name = `emulated guest "${basename(path)}"`;
-    this.machine = new Machine({ ramBytes: opts.ramBytes ?? 128 << 20, cpus: opts.cpus ?? 1, quantum: opts.quantum });
+    this.machine = new Machine({ ramBytes: opts.ramBytes ?? 128 << 20, cpus: opts.cpus ?? 1, quantum: opts.quantum, disks: opts.disks });
     try {
       this.kernel = loadKernel(this.machine, path, image, opts.cmdline ?? '');
     } catch (e) {
@@ -118,12 +121,9 @@ export class EmulatorTarget implements Target {
       throw e;
     }
     if (this.kernel.elf) {
-      // A 64-bit kernel's elf without start/end: types and source lines come from its DWARF; stacks
-      // stay on frame pointers.
-      // A 32-bit kernel's stacks unwind by its CFI (i386 register numbering), as gdb's do: the
-      // module's range tells the unwinder where that CFI applies.
-      const range = this.kernel.elf.is64 ? {} : loadRange(this.kernel.elf);
-      this.symbols.add({ name: basename(path), path, table: new SymbolTable(basename(path), this.kernel.elf.symbols()), elf: this.kernel.elf, bias: 0n, ...range });
+      // With its ELF and range: types and source lines from its DWARF, stacks from its CFI (i386
+      // register numbering for a 32-bit kernel, as gdb's).
+      this.symbols.add(elfModule(basename(path), path, this.kernel.elf, new SymbolTable(basename(path), this.kernel.elf.symbols())));
     }
     this.symbols.onAdd(() => this.armDeferred());
     for (const s of opts.symbols ?? []) this.addSymbolFile(s);
@@ -156,8 +156,8 @@ export class EmulatorTarget implements Target {
       },
     };
     const execution: ExecutionControl = {
-      step: (t) => this.stepForward(t),
-      resume: () => this.resumeForward(),
+      step: (t, n) => this.stepForward(t, n ?? 1),
+      resume: (only) => this.resumeForward(only),
       interrupt: () => this.machine.interrupt(),
       get running() {
         return self.machine.running;
@@ -380,17 +380,22 @@ export class EmulatorTarget implements Target {
     return st;
   }
 
-  private async stepForward(thread: number): Promise<StopStatus> {
+  /** `count` instructions of `thread` alone (replayed first while the view is in the recorded past). */
+  private async stepForward(thread: number, count: number): Promise<StopStatus> {
+    if (!Number.isSafeInteger(count) || count < 1) throw errors.badInput(`step count ${count}: expected a whole number of at least 1`);
+    const vcpu = this.vcpuOf(thread);
     const h = this.history;
-    if (h && this.past) {
+    while (h && this.past && count > 0) {
       this.syncEvents(h);
       const st = await h.stepForward(thread);
-      if (st !== 'live') return (this.last = st);
+      if (st === 'live') break;
+      this.last = st;
+      if (--count === 0 || st.reason.kind !== 'step') return st;
     }
-    return this.run({ vcpu: this.vcpuOf(thread), count: 1 });
+    return this.run({ vcpu, count }, vcpu);
   }
 
-  private async resumeForward(): Promise<StopStatus> {
+  private async resumeForward(only?: number): Promise<StopStatus> {
     const h = this.history;
     if (h && this.past) {
       this.notRunning('continue');
@@ -406,14 +411,15 @@ export class EmulatorTarget implements Target {
       const ls = this.liveStop;
       if (ls && ls.reason.kind === 'breakpoint' && this.events.has(ls.reason.id)) return (this.last = ls);
     }
-    return this.run();
+    return this.run(undefined, only === undefined ? undefined : this.vcpuOf(only));
   }
 
   // --- running --------------------------------------------------------------------------------
 
-  private async run(step?: { vcpu: number; count: number }): Promise<StopStatus> {
+  /** Run the machine (`alone`: that vCPU only) until a stop that the events let through. */
+  private async run(step?: { vcpu: number; count: number }, alone?: number): Promise<StopStatus> {
     for (;;) {
-      const stop = await this.machine.run(step);
+      const stop = await this.machine.run(step, alone);
       const ev = this.eventOf(stop);
       let reason = stop.reason;
       if (ev) {
@@ -509,17 +515,4 @@ export class EmulatorTarget implements Target {
     this.machine.removePoint(id);
     this.events.delete(id);
   }
-}
-
-/** The lowest and highest virtual address of an ELF file's loadable segments. */
-function loadRange(elf: ElfFile): { start?: bigint; end?: bigint } {
-  const segs = elf.loadSegments();
-  if (segs.length === 0) return {};
-  let start = segs[0]!.vaddr;
-  let end = 0n;
-  for (const p of segs) {
-    if (p.vaddr < start) start = p.vaddr;
-    if (p.vaddr + p.memsz > end) end = p.vaddr + p.memsz;
-  }
-  return { start, end };
 }

@@ -23,7 +23,7 @@ import { DbgError } from '../../common/errors.js';
 import { hexAddr } from '../../common/format.js';
 import { ElfFile, ET_CORE, ET_DYN, ET_EXEC } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
-import { SymbolTable } from '../../symbols/symbol-table.js';
+import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
 import type { Capabilities, Mapping, StopStatus, Target, ThreadInfo, VirtAddr } from '../target.js';
 
 const PT_INTERP = 3;
@@ -61,7 +61,7 @@ export class FileTarget implements Target {
           fileOffset: BigInt(p.offset),
         }))
         .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-      const table = new SymbolTable(basename(path), elf.symbols(), 0n);
+      const table = symbolTableFor(basename(path), elf, 0n);
       if (table.size === 0) this.warnings.push(`"${path}" has no symbol table (stripped?)`);
       const start = this.maps[0]?.start;
       const end = this.maps.reduce<bigint | undefined>((m, s) => (m === undefined || s.end > m ? s.end : m), undefined);

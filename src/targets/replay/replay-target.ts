@@ -46,6 +46,7 @@ import type {
   VirtAddr,
   WatchKind,
 } from '../target.js';
+import { elfModule } from '../unwind.js';
 import { ReplayMachine } from './replay-machine.js';
 
 export interface ReplayOptions {
@@ -97,7 +98,7 @@ export class ReplayTarget implements Target {
         continue;
       }
       const elf = ElfFile.open(path);
-      this.symbols.add({ name: basename(path), path, table: new SymbolTable(basename(path), elf.symbols(), 0n), elf, bias: 0n });
+      this.symbols.add(elfModule(basename(path), path, elf, new SymbolTable(basename(path), elf.symbols(), 0n)));
     }
     this.now = reader.end;
     machine.seek(this.now);
@@ -115,7 +116,7 @@ export class ReplayTarget implements Target {
       seek: (seq) => this.seekTo(seq),
     };
     const execution: ExecutionControl = {
-      step: (thread) => this.stepForward(thread),
+      step: (thread, count) => this.stepForward(thread, count),
       resume: () => this.resumeForward(),
       interrupt: () => {
         this.interruptFlag = true;
@@ -165,9 +166,13 @@ export class ReplayTarget implements Target {
           .map((w) => this.historyWrite(w));
       },
       when: (pc, limit = 100, opts = {}) => {
+        // With the count: one scan of the whole history that keeps the first seqs on the way.
+        if (opts.count) {
+          const all = reader.countPcs([pc], limit);
+          return { seqs: all.seqs.map(BigInt), more: all.count > limit, count: all.count };
+        }
         const first = reader.findPcs([pc], reader.first, reader.end, limit + 1);
-        const seqs = first.slice(0, limit).map(BigInt);
-        return { seqs, more: first.length > limit, ...(opts.count ? { count: reader.countPcs([pc]) } : {}) };
+        return { seqs: first.slice(0, limit).map(BigInt), more: first.length > limit };
       },
       summary: () => this.summary(),
       sql: (q) => reader.sql(q),
@@ -296,9 +301,9 @@ export class ReplayTarget implements Target {
     return this.stop({ kind: 'step' });
   }
 
-  async stepForward(_thread: number): Promise<StopStatus> {
+  async stepForward(_thread: number, count = 1): Promise<StopStatus> {
     if (this.now >= this.reader.end) return this.stop({ kind: 'history-end' });
-    this.go(this.now + 1);
+    this.go(Math.min(this.now + count, this.reader.end));
     return this.stop({ kind: 'step' });
   }
 
