@@ -123,7 +123,7 @@ describe('an i386 guest in 32-bit protected mode', () => {
     expect(stack.length).toBe(6);
     // 4-byte pointers: *words is the first word only, /p prints 4 bytes.
     expect((await s.run('*words=K')).map((l) => l.trim())).toEqual(['11223344']);
-    expect(await s.run('words/p')).toEqual(['words:', 'words:          0x11223344']);
+    expect((await s.run('words/p')).map((l) => l.trimEnd())).toEqual(['words:', 'words:          0x11223344']);
   });
 });
 
