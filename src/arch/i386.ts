@@ -1,9 +1,9 @@
 import type { Arch } from './arch.js';
-import { x86Registers } from './x86-registers.js';
+import { x86FpRegisters, x86Registers } from './x86-registers.js';
 
 const gp = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi'];
 
-const registers = x86Registers(32, gp, 'eip', ['fs_base', 'gs_base'], ['cr0', 'cr2', 'cr3', 'cr4', 'efer']);
+const registers = [...x86Registers(32, gp, 'eip', ['fs_base', 'gs_base'], ['cr0', 'cr2', 'cr3', 'cr4', 'efer']), ...x86FpRegisters(8, false)];
 
 /**
  * IA-32 (i386): a 32-bit guest, or an x86-64 CPU outside 64-bit mode. Registers are listed in
@@ -26,6 +26,8 @@ export const I386: Arch = {
   aliases: [
     ...['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip'],
     ...['k_gs_base', 'cr8'],
+    ...Array.from({ length: 8 }, (_, i) => `xmm${i + 8}`),
+    ...Array.from({ length: 16 }, (_, i) => `ymm${i}h`),
   ],
   prstatusRegisters: ['ebx', 'ecx', 'edx', 'esi', 'edi', 'ebp', 'eax', 'ds', 'es', 'fs', 'gs', 'orig_eax', 'eip', 'cs', 'eflags', 'esp', 'ss'],
 };

@@ -1,9 +1,9 @@
 import type { Arch } from './arch.js';
-import { x86Registers } from './x86-registers.js';
+import { x86FpRegisters, x86Registers } from './x86-registers.js';
 
 const gp = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
 
-const registers = x86Registers(64, gp, 'rip', ['fs_base', 'gs_base', 'k_gs_base'], ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer']);
+const registers = [...x86Registers(64, gp, 'rip', ['fs_base', 'gs_base', 'k_gs_base'], ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer']), ...x86FpRegisters(16, true)];
 
 /**
  * x86-64 (AMD64). Segment registers are 32 bits wide because gdb's i386:x86-64 feature

@@ -15,3 +15,17 @@ export function x86Registers(bits: 32 | 64, gp: readonly string[], pc: string, b
     ...control.map((name) => ({ name, bits, kind: 'control' as const })),
   ];
 }
+
+/**
+ * The x87, SSE and (x86-64) AVX registers, as gdb names them: st0..st7 (80-bit), the x87 control
+ * registers, xmm0..xmm(N-1), mxcsr, and ymm0h.. (the AVX upper halves).
+ */
+export function x86FpRegisters(xmm: 8 | 16, avx: boolean): RegisterDef[] {
+  return [
+    ...[0, 1, 2, 3, 4, 5, 6, 7].map((i) => ({ name: `st${i}`, bits: 80, kind: 'float' as const })),
+    ...['fctrl', 'fstat', 'ftag', 'fiseg', 'fioff', 'foseg', 'fooff', 'fop'].map((name) => ({ name, bits: 32, kind: 'float' as const })),
+    ...Array.from({ length: xmm }, (_, i) => ({ name: `xmm${i}`, bits: 128, kind: 'vector' as const })),
+    { name: 'mxcsr', bits: 32, kind: 'vector' },
+    ...(avx ? Array.from({ length: xmm }, (_, i) => ({ name: `ymm${i}h`, bits: 128, kind: 'vector' as const })) : []),
+  ];
+}

@@ -15,12 +15,13 @@
  *   58-59  fs_base gs_base             segments   41-49  fs_base gs_base k_gs_base cr0 cr2
  *   60-66  k_gs_base cr0 cr2 cr3 cr4 cr8 efer sys             cr3 cr4 cr8 efer, 32 bits wide (sys)
  *          (org.dbg.x86.sys: dbg's own, as QEMU adds its own)
+ *   67-82  ymm0h-ymm15h                avx        -      (gdb shows ymm0..ymm15 from xmm and these)
  *
  * Flag types (mxcsr, cr0, cr3, cr4, efer; eflags for emulated guests) carry QEMU 7.2's field names
  * and order, so that `info registers` prints `[ IOPL=0 ZF PF ]`, `[ PG ET PE ]` as it does through
  * QEMU's stub; cores and dumps keep gdb's own eflags fields (`[ PF ZF IF ]`), as gdb prints a core
- * it reads itself. fs_base, gs_base and (but on process cores) the system registers are in gdb's
- * general group (`info registers`), as QEMU's are.
+ * it reads itself. fs_base, gs_base and the system registers are in gdb's general group
+ * (`info registers`), as QEMU's are; a process core's description has no system registers.
  */
 
 import type { Arch, Registers } from '../arch/arch.js';
@@ -79,15 +80,22 @@ const CR4: Field[] = [
 ];
 const EFER: Field[] = [['TCE', 15], ['FFXSR', 14], ['LMSLE', 13], ['SVME', 12], ['NXE', 11], ['LMA', 10], ['LME', 8], ['SCE', 0]];
 
-const VEC128 = [
-  '<vector id="v4f" type="ieee_single" count="4"/><vector id="v2d" type="ieee_double" count="2"/>',
-  '<vector id="v16i8" type="int8" count="16"/><vector id="v8i16" type="int16" count="8"/>',
-  '<vector id="v4i32" type="int32" count="4"/><vector id="v2i64" type="int64" count="2"/>',
-  '<union id="vec128"><field name="v4_float" type="v4f"/><field name="v2_double" type="v2d"/>',
-  '<field name="v16_int8" type="v16i8"/><field name="v8_int16" type="v8i16"/>',
-  '<field name="v4_int32" type="v4i32"/><field name="v2_int64" type="v2i64"/>',
-  '<field name="uint128" type="uint128"/></union>',
-].join('');
+/** The vec128 union: QEMU's (machine) or gdb 13's, which adds bfloat16 and half lanes (dump). */
+function vec128(style: DescriptionStyle): string {
+  const half = style === 'dump';
+  return [
+    half ? '<vector id="v8bf16" type="bfloat16" count="8"/><vector id="v8h" type="ieee_half" count="8"/>' : '',
+    '<vector id="v4f" type="ieee_single" count="4"/><vector id="v2d" type="ieee_double" count="2"/>',
+    '<vector id="v16i8" type="int8" count="16"/><vector id="v8i16" type="int16" count="8"/>',
+    '<vector id="v4i32" type="int32" count="4"/><vector id="v2i64" type="int64" count="2"/>',
+    '<union id="vec128">',
+    half ? '<field name="v8_bfloat16" type="v8bf16"/><field name="v8_half" type="v8h"/>' : '',
+    '<field name="v4_float" type="v4f"/><field name="v2_double" type="v2d"/>',
+    '<field name="v16_int8" type="v16i8"/><field name="v8_int16" type="v8i16"/>',
+    '<field name="v4_int32" type="v4i32"/><field name="v2_int64" type="v2i64"/>',
+    '<field name="uint128" type="uint128"/></union>',
+  ].join('');
+}
 
 interface Feature {
   readonly name: string;
@@ -112,7 +120,6 @@ export type DescriptionStyle = 'machine' | 'dump';
 /** The features of one x86 description: `w` is 64 (x86-64) or 32 (i386); `p` prefixes flag type ids. */
 function x86Features(w: 64 | 32, osabi: string | undefined, style: DescriptionStyle): Feature[] {
   const p = w === 64 ? 'x64' : 'i386';
-  const sys = osabi ? 'system' : 'general';
   const int = `int${w}`;
   const gp: Spec[] =
     w === 64
@@ -139,7 +146,7 @@ function x86Features(w: 64 | 32, osabi: string | undefined, style: DescriptionSt
     { name: 'org.gnu.gdb.i386.core', types: flags(`${p}_eflags`, 4, style === 'machine' ? EFLAGS : GDB_EFLAGS), regs: [...gp, ['eflags', 32, `${p}_eflags`], ...segments, ...x87] },
     {
       name: 'org.gnu.gdb.i386.sse',
-      types: VEC128 + flags('i386_mxcsr', 4, MXCSR),
+      types: vec128(style) + flags('i386_mxcsr', 4, MXCSR),
       regs: [...Array.from({ length: w === 64 ? 16 : 8 }, (_, i): Spec => [`xmm${i}`, 128, 'vec128']), ['mxcsr', 32, 'i386_mxcsr', 'vector']],
     },
     // orig_rax: gdb restarts an interrupted system call with it (x86-64 only, as gdb has it).
@@ -147,25 +154,33 @@ function x86Features(w: 64 | 32, osabi: string | undefined, style: DescriptionSt
     // gdb 13 knows org.gnu.gdb.i386.segments on x86-64 only (on i386 it fails an internal
     // assertion): there fs_base and gs_base go with the system registers, as QEMU has them.
     ...(w === 64 ? [{ name: 'org.gnu.gdb.i386.segments', types: '', regs: bases }] : []),
-    {
-      name: 'org.dbg.x86.sys',
-      types:
-        flags(`${p}_cr0`, bytes, CR0) +
-        flags(`${p}_cr3`, bytes, [['PDBR', 12, w - 1], ['PCID', 0, 11]]) +
-        flags(`${p}_cr4`, bytes, w === 64 ? [...CR4].reverse() : CR4) +
-        flags(`${p}_efer`, bytes, EFER),
-      regs: [
-        ...(w === 64 ? [] : bases),
-        ['k_gs_base', w, int, sys],
-        ['cr0', w, `${p}_cr0`, sys],
-        ['cr2', w, int, sys],
-        ['cr3', w, `${p}_cr3`, sys],
-        ['cr4', w, `${p}_cr4`, sys],
-        ['cr8', w, int, sys],
-        ['efer', w, `${p}_efer`, sys],
-      ],
-    },
+    // A process has no system registers to show: a core's description leaves them out.
+    ...(osabi ? [] : [sysFeature(p, w, bytes, int, bases)]),
+    // Last, so that adding it kept every other register's number.
+    ...(w === 64 ? [{ name: 'org.gnu.gdb.i386.avx', types: '', regs: Array.from({ length: 16 }, (_, i): Spec => [`ymm${i}h`, 128, 'uint128']) }] : []),
   ];
+}
+
+/** dbg's own feature: the segment bases (i386) and the system registers, as QEMU's core has them. */
+function sysFeature(p: string, w: 64 | 32, bytes: number, int: string, bases: Spec[]): Feature {
+  return {
+    name: 'org.dbg.x86.sys',
+    types:
+      flags(`${p}_cr0`, bytes, CR0) +
+      flags(`${p}_cr3`, bytes, [['PDBR', 12, w - 1], ['PCID', 0, 11]]) +
+      flags(`${p}_cr4`, bytes, w === 64 ? [...CR4].reverse() : CR4) +
+      flags(`${p}_efer`, bytes, EFER),
+    regs: [
+      ...(w === 64 ? [] : bases),
+      ['k_gs_base', w, int, 'general'],
+      ['cr0', w, `${p}_cr0`, 'general'],
+      ['cr2', w, int, 'general'],
+      ['cr3', w, `${p}_cr3`, 'general'],
+      ['cr4', w, `${p}_cr4`, 'general'],
+      ['cr8', w, int, 'general'],
+      ['efer', w, `${p}_efer`, 'general'],
+    ],
+  };
 }
 
 const cache = new Map<string, TargetDescription>();

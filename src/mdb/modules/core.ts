@@ -6,6 +6,7 @@
  * same facts with addresses as `0x` hex strings, since JSON numbers cannot hold 64 bits.
  */
 
+import type { Registers } from '../../arch/arch.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
 import type { Sym } from '../../symbols/symbol-table.js';
@@ -193,30 +194,93 @@ const thread: Dcmd = {
   },
 };
 
+const FP_KINDS = new Set(['float', 'vector']);
+
 const regs: Dcmd = {
   name: 'regs',
   usage: '::regs',
-  help: "the selected thread's registers, every one the target knows, in the architecture's order ($r)",
+  help: "the selected thread's registers, every one the target knows, in the architecture's order ($r); x87/SSE/AVX: ::fpregs",
   run(s, inv, out) {
     noArgs(this, inv.args);
     const t = s.target;
     const values = t.registers(s.thread);
+    const fp = new Set(t.arch.registers.filter((r) => FP_KINDS.has(r.kind)).map((r) => r.name));
     const order: { name: string; bits: number }[] = [];
-    for (const r of t.arch.registers) if (values.has(r.name)) order.push({ name: r.name, bits: r.bits });
+    for (const r of t.arch.registers) if (!fp.has(r.name) && values.has(r.name)) order.push({ name: r.name, bits: r.bits });
     const aliases = new Set(t.arch.aliases);
-    for (const name of values.keys()) if (!aliases.has(name) && !order.some((o) => o.name === name)) order.push({ name, bits: 64 });
-    if (out.jsonMode) {
-      out.json({ thread: s.thread, registers: Object.fromEntries(order.map((o) => [o.name, hexAddr(values.get(o.name)!, Math.ceil(o.bits / 4))])) });
-      return;
-    }
-    const w = Math.max(...order.map((o) => o.name.length)) + 1;
-    for (const o of order) {
-      const v = values.get(o.name)!;
-      const sym = o.name === t.arch.pc ? symbolOf(t, v) : undefined;
-      out.line(`${('%' + o.name).padEnd(w)} = ${hexAddr(v, Math.ceil(o.bits / 4))}${sym ? ' ' + sym : ''}`);
-    }
+    for (const name of values.keys()) if (!aliases.has(name) && !fp.has(name) && !order.some((o) => o.name === name)) order.push({ name, bits: 64 });
+    printRegisters(t, out, s.thread, values, order);
   },
 };
+
+function printRegisters(t: Target, out: Output, thread: number, values: Registers, order: readonly { name: string; bits: number }[], note?: (name: string, v: bigint) => string | undefined): void {
+  if (out.jsonMode) {
+    out.json({ thread, registers: Object.fromEntries(order.map((o) => [o.name, hexWide(values.get(o.name)!, o.bits)])) });
+    return;
+  }
+  const w = Math.max(...order.map((o) => o.name.length)) + 1;
+  for (const o of order) {
+    const v = values.get(o.name)!;
+    const sym = o.name === t.arch.pc ? symbolOf(t, v) : note?.(o.name, v);
+    out.line(`${('%' + o.name).padEnd(w)} = ${hexWide(v, o.bits)}${sym ? ' ' + sym : ''}`);
+  }
+}
+
+/** A register of any width (80-bit x87, 128-bit XMM) in hex, zero-padded to its width. */
+function hexWide(v: bigint, bits: number): string {
+  return bits <= 64 ? hexAddr(v, Math.ceil(bits / 4)) : '0x' + BigInt.asUintN(bits, v).toString(16).padStart(Math.ceil(bits / 4), '0');
+}
+
+const fpregs: Dcmd = {
+  name: 'fpregs',
+  usage: '::fpregs',
+  help:
+    "the selected thread's x87, SSE and AVX registers as gdb names them: st0-st7 (ST(i) order, with their value),\n" +
+    'fctrl fstat (TOP) ftag fiseg fioff foseg fooff fop, xmm0-xmm15, mxcsr (its flags), ymm0h-ymm15h (the AVX upper halves)',
+  run(s, inv, out) {
+    noArgs(this, inv.args);
+    const t = s.target;
+    const values = t.registers(s.thread);
+    const order = t.arch.registers.filter((r) => FP_KINDS.has(r.kind) && values.has(r.name)).map((r) => ({ name: r.name, bits: r.bits }));
+    if (order.length === 0) throw errors.unsupported(t.name, `x87/SSE registers (${fpSourceMissing(t)})`);
+    printRegisters(t, out, s.thread, values, order, fpNote);
+  },
+};
+
+/** Why a target has no FP registers, for the ::fpregs message. */
+function fpSourceMissing(t: Target): string {
+  switch (t.kind) {
+    case 'process-core':
+      return 'the core has no NT_FPREGSET or NT_X86_XSTATE note';
+    case 'kernel-dump':
+      return "kernel dumps hold only NT_PRSTATUS and QEMU's CPU state, no FPU state";
+    default:
+      return `a ${t.kind} target has no threads with FPU state`;
+  }
+}
+
+const MXCSR_FLAGS: [string, number][] = [['IE', 0], ['DE', 1], ['ZE', 2], ['OE', 3], ['UE', 4], ['PE', 5], ['DAZ', 6], ['IM', 7], ['DM', 8], ['ZM', 9], ['OM', 10], ['UM', 11], ['PM', 12], ['FZ', 15]];
+
+/** What ::fpregs adds after a value: an x87 register's number, TOP, MXCSR's flags. */
+function fpNote(name: string, v: bigint): string | undefined {
+  if (/^st\d$/.test(name)) return x87Value(v);
+  if (name === 'fstat') return `(TOP ${Number((v >> 11n) & 7n)})`;
+  if (name === 'mxcsr') return `[ ${MXCSR_FLAGS.filter(([, b]) => (v >> BigInt(b)) & 1n).map(([n]) => n).join(' ')} ]`;
+  return undefined;
+}
+
+/** An 80-bit x87 register's value, to double precision. */
+export function x87Value(v: bigint): string {
+  const sign = (v >> 79n) & 1n ? '-' : '';
+  const exp = Number((v >> 64n) & 0x7fffn);
+  const mant = v & 0xffff_ffff_ffff_ffffn;
+  if (exp === 0x7fff) return (mant << 1n) & 0xffff_ffff_ffff_ffffn ? 'nan' : `${sign}inf`;
+  if (exp === 0 && mant === 0n) return `${sign}0`;
+  // value = mantissa (with its explicit integer bit) * 2^(exp - 16383 - 63)
+  const e = (exp === 0 ? 1 : exp) - 16383 - 63;
+  const top = Number(mant >> 11n) * 2 ** 11 + Number(mant & 0x7ffn);
+  return `${sign}${top * 2 ** e}`;
+}
 
 const stack: Dcmd = {
   name: 'stack',
@@ -595,6 +659,6 @@ const quit: Dcmd = {
 
 export const coreModule: DcmdModule = {
   name: 'core',
-  dcmds: [status, threadsDcmd, thread, regs, stack, nm, mappings, dis, list, walk, help, formats, load, quit],
+  dcmds: [status, threadsDcmd, thread, regs, fpregs, stack, nm, mappings, dis, list, walk, help, formats, load, quit],
   walkers: [listWalker],
 };

@@ -221,3 +221,110 @@ function cstr(b: Buffer, o: number, max: number): string {
   const end = b.indexOf(0, o);
   return b.toString('utf8', o, end < 0 || end > o + max ? o + max : end);
 }
+
+/** NT_X86_XSTATE (name "LINUX"): the thread's XSAVE area, standard format. */
+export const NT_X86_XSTATE = 0x202;
+
+const FXSAVE_BYTES = 512;
+/** XSAVE: XSTATE_BV in the header after the legacy area; the AVX upper halves (YMM_Hi128) at 576. */
+const XSTATE_BV = 512;
+const XSAVE_YMMH = 576;
+/** Linux's xstate_fx_sw_bytes (in the legacy area's software bytes): XCR0, what the area can hold. */
+const XSAVE_XCR0 = 464;
+const XFEATURE_X87 = 1n;
+const XFEATURE_SSE = 2n;
+const XFEATURE_YMM = 4n;
+
+/**
+ * The x87 and SSE registers of an FXSAVE image (NT_FPREGSET, the first 512 bytes of an XSAVE
+ * area), named as gdb names them:
+ *
+ *   off  size  field                       off  size  field
+ *     0     2  fcw -> fctrl                  24     4  mxcsr
+ *     2     2  fsw -> fstat (TOP in 13:11)   32  8*16  st0..st7 (10 bytes each, ST(i) order)
+ *     4     1  abridged tag                 160 16*16  xmm0..xmm15 (8 in 32-bit images)
+ *     6     2  fop (11 bits)
+ *     8     8  fip -> fioff, fiseg (its upper half in the 64-bit format)
+ *    16     8  fdp -> fooff, foseg
+ *
+ * ftag is the full 16-bit tag word, rebuilt from the abridged one as the CPU's FSTENV would give
+ * it (valid, zero or special per physical register), as gdb shows it.
+ */
+export function parseFxsave(desc: Buffer, where: string, xmmCount = 16): Registers {
+  if (desc.length < FXSAVE_BYTES) throw errors.corrupt(where, `FXSAVE area of ${desc.length} bytes; it has ${FXSAVE_BYTES}`);
+  const r: Registers = new Map();
+  const fsw = desc.readUInt16LE(2);
+  r.set('fctrl', BigInt(desc.readUInt16LE(0)));
+  r.set('fstat', BigInt(fsw));
+  r.set('fop', BigInt(desc.readUInt16LE(6) & 0x7ff));
+  r.set('fioff', BigInt(desc.readUInt32LE(8)));
+  r.set('fiseg', BigInt(desc.readUInt32LE(12)));
+  r.set('fooff', BigInt(desc.readUInt32LE(16)));
+  r.set('foseg', BigInt(desc.readUInt32LE(20)));
+  r.set('mxcsr', BigInt(desc.readUInt32LE(24)));
+  const st: Buffer[] = [];
+  for (let i = 0; i < 8; i++) {
+    st.push(desc.subarray(32 + i * 16, 32 + i * 16 + 10));
+    r.set(`st${i}`, le(st[i]!));
+  }
+  r.set('ftag', BigInt(fullTagWord(desc[4]!, (fsw >> 11) & 7, st)));
+  for (let i = 0; i < xmmCount; i++) r.set(`xmm${i}`, le(desc.subarray(160 + i * 16, 176 + i * 16)));
+  return r;
+}
+
+/**
+ * The registers of an XSAVE area (NT_X86_XSTATE): the x87 and SSE state, and with AVX the upper
+ * halves of ymm0..ymm15 as gdb's ymm0h..ymm15h. A component whose XSTATE_BV bit is clear is in its
+ * initial state (zeros; fctrl 0x37f, ftag 0xffff; mxcsr 0x1f80), as XRSTOR would load it.
+ */
+export function parseXstate(desc: Buffer, where: string, xmmCount = 16): Registers {
+  if (desc.length < XSAVE_YMMH) throw errors.corrupt(where, `NT_X86_XSTATE descriptor has ${desc.length} bytes; an XSAVE area has at least ${XSAVE_YMMH}`);
+  const area = Buffer.from(desc);
+  const bv = area.readBigUInt64LE(XSTATE_BV);
+  const xcr0 = area.readBigUInt64LE(XSAVE_XCR0);
+  if ((bv & XFEATURE_X87) === 0n) {
+    area.fill(0, 0, 24);
+    area.writeUInt16LE(0x37f, 0);
+    area.fill(0, 32, 160);
+  }
+  if ((bv & XFEATURE_SSE) === 0n) area.fill(0, 160, 160 + 16 * 16);
+  if ((bv & (XFEATURE_SSE | XFEATURE_YMM)) === 0n) area.writeUInt32LE(0x1f80, 24);
+  const r = parseFxsave(area, where, xmmCount);
+  if ((xcr0 & XFEATURE_YMM) !== 0n) {
+    const end = XSAVE_YMMH + xmmCount * 16;
+    if (desc.length < end) throw errors.corrupt(where, `NT_X86_XSTATE descriptor has ${desc.length} bytes; its XCR0 names AVX, whose registers end at ${end}`);
+    for (let i = 0; i < xmmCount; i++) {
+      r.set(`ymm${i}h`, (bv & XFEATURE_YMM) === 0n ? 0n : le(area.subarray(XSAVE_YMMH + i * 16, XSAVE_YMMH + i * 16 + 16)));
+    }
+  }
+  return r;
+}
+
+/** A little-endian unsigned integer of any width. */
+function le(b: Buffer): bigint {
+  let v = 0n;
+  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
+  return v;
+}
+
+/**
+ * The x87 tag word from FXSAVE's abridged one (bit i set: physical register i is not empty):
+ * per physical register 00 valid, 01 zero, 10 special (NaN, infinity, denormal), 11 empty.
+ * `st` is in ST(i) order; physical register i is ST((i - top) & 7).
+ */
+export function fullTagWord(abridged: number, top: number, st: readonly Buffer[]): number {
+  let tag = 0;
+  for (let phys = 0; phys < 8; phys++) {
+    let t = 3;
+    if (abridged & (1 << phys)) {
+      const v = st[(phys - top) & 7]!;
+      const exp = v.readUInt16LE(8) & 0x7fff;
+      const mant = v.readBigUInt64LE(0);
+      if (exp === 0x7fff) t = 2;
+      else if (exp === 0) t = mant === 0n ? 1 : 2;
+      else t = mant >> 63n ? 0 : 2; // an unnormal (integer bit clear) is special
+    }
+    tag |= t << (phys * 2);
+  }
+  return tag;
+}

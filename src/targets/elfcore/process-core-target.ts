@@ -35,6 +35,10 @@ import {
   AT_SYSINFO_EHDR,
   NT_AUXV,
   NT_FILE,
+  NT_FPREGSET,
+  NT_X86_XSTATE,
+  parseFxsave,
+  parseXstate,
   NT_PRPSINFO,
   NT_PRSTATUS,
   NT_SIGINFO,
@@ -63,6 +67,9 @@ export interface ProcessCoreOptions {
 interface CoreThread {
   readonly info: ThreadInfo;
   readonly prstatus: Prstatus;
+  /** x87/SSE (NT_FPREGSET) and AVX (NT_X86_XSTATE, which supersedes it) from the notes after NT_PRSTATUS. */
+  fp?: Registers;
+  xstate?: boolean;
 }
 
 /**
@@ -137,6 +144,13 @@ export class ProcessCoreTarget implements Target {
     const notes = core.notes();
     notes.forEach((n, i) => {
       const where = `${path}: note ${i} (type 0x${n.type.toString(16)}) at offset 0x${n.offset.toString(16)}`;
+      // A thread's FP notes follow its NT_PRSTATUS (fs/binfmt_elf.c fill_thread_core_info).
+      const last = this.threadList.at(-1);
+      if (n.name === 'LINUX' && n.type === NT_X86_XSTATE && last) {
+        last.fp = parseXstate(n.desc, where);
+        last.xstate = true;
+      }
+      if (n.name === 'CORE' && n.type === NT_FPREGSET && last && !last.xstate) last.fp = parseFxsave(n.desc, where);
       if (n.name !== 'CORE') return;
       switch (n.type) {
         case NT_PRSTATUS: {
@@ -198,7 +212,8 @@ export class ProcessCoreTarget implements Target {
   }
 
   registers(thread: number): Registers {
-    return new Map(this.thread(thread).prstatus.registers);
+    const t = this.thread(thread);
+    return new Map([...t.prstatus.registers, ...(t.fp ?? [])]);
   }
 
   status(): StopStatus {

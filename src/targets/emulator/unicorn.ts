@@ -178,6 +178,8 @@ export class UnicornEngine {
   private readonly u64 = new BigUint64Array(1);
   private readonly mmr = Buffer.alloc(24);
   private readonly msr = Buffer.alloc(16);
+  /** Room for the widest register (ZMM: 64 bytes). */
+  private readonly wide = Buffer.alloc(64);
   private ctxHandle: unknown;
   readonly contextSize: number;
 
@@ -222,6 +224,19 @@ export class UnicornEngine {
   writeReg(id: number, value: bigint): void {
     this.u64[0] = BigInt.asUintN(64, value);
     this.check(this.l.uc_reg_write(this.h, id, this.u64), `writing register ${id}`);
+  }
+
+  /** A register wider than 64 bits (x87 80-bit, XMM 128, YMM 256) as its little-endian bytes. */
+  readRegBytes(id: number, bytes: number): Buffer {
+    this.wide.fill(0);
+    this.check(this.l.uc_reg_read(this.h, id, this.wide), `reading register ${id}`);
+    return Buffer.from(this.wide.subarray(0, bytes));
+  }
+
+  writeRegBytes(id: number, data: Buffer): void {
+    const b = Buffer.alloc(Math.max(data.length, 64));
+    data.copy(b);
+    this.check(this.l.uc_reg_write(this.h, id, b), `writing register ${id}`);
   }
 
   readMmr(id: number): X86Mmr {

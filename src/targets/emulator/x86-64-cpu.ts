@@ -38,6 +38,64 @@ const REG_IDS: Record<string, number> = {
   cr0: X86_REG.CR0, cr2: X86_REG.CR2, cr3: X86_REG.CR3, cr4: X86_REG.CR4, cr8: X86_REG.CR8,
 };
 
+/** uc_x86_reg ids of the x87, SSE and AVX state (unicorn/x86.h). */
+const FP_IDS = {
+  ST0: 114, XMM0: 122, YMM0: 154, FPSW: 31, FPCW: 246, FPTAG: 247, MXCSR: 249, FIP: 254, FCS: 255, FDP: 256, FDS: 257, FOP: 258,
+} as const;
+/** gdb's names of the x87 control registers -> Unicorn id and width in bytes. */
+const FP_CONTROL: Record<string, [id: number, bytes: number]> = {
+  fctrl: [FP_IDS.FPCW, 2], fstat: [FP_IDS.FPSW, 2], ftag: [FP_IDS.FPTAG, 2], fiseg: [FP_IDS.FCS, 2], fioff: [FP_IDS.FIP, 4],
+  foseg: [FP_IDS.FDS, 2], fooff: [FP_IDS.FDP, 4], fop: [FP_IDS.FOP, 2], mxcsr: [FP_IDS.MXCSR, 4],
+};
+
+function leBig(b: Buffer): bigint {
+  let v = 0n;
+  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
+  return v;
+}
+
+function leBytes(v: bigint, bytes: number): Buffer {
+  const b = Buffer.alloc(bytes);
+  let x = BigInt.asUintN(bytes * 8, v);
+  for (let i = 0; i < bytes; i++, x >>= 8n) b[i] = Number(x & 0xffn);
+  return b;
+}
+
+/**
+ * The x87, SSE and AVX registers as gdb names them: st0..st7 (80-bit, ST(i) order), fctrl, fstat
+ * (with TOP), ftag (the full tag word), fiseg/fioff/foseg/fooff/fop, xmm0..xmm15, mxcsr, and
+ * ymm0h..ymm15h (the upper halves; Unicorn 2.0.1 executes no AVX, so they stay as the guest found them).
+ */
+function readFpRegisters(e: UnicornEngine, regs: Registers): void {
+  for (let i = 0; i < 8; i++) regs.set(`st${i}`, leBig(e.readRegBytes(FP_IDS.ST0 + i, 10)));
+  for (const [name, [id, bytes]] of Object.entries(FP_CONTROL)) regs.set(name, leBig(e.readRegBytes(id, bytes)));
+  for (let i = 0; i < 16; i++) {
+    const y = e.readRegBytes(FP_IDS.YMM0 + i, 32);
+    regs.set(`xmm${i}`, leBig(y.subarray(0, 16)));
+    regs.set(`ymm${i}h`, leBig(y.subarray(16)));
+  }
+}
+
+/** Write one x87/SSE/AVX register by gdb's name; false when `name` is none of them. */
+function writeFpRegister(e: UnicornEngine, name: string, value: bigint): boolean {
+  const ctl = FP_CONTROL[name];
+  if (ctl) {
+    e.writeRegBytes(ctl[0], leBytes(value, ctl[1]));
+    return true;
+  }
+  const m = /^(st|xmm|ymm)(\d+)(h?)$/.exec(name);
+  if (!m) return false;
+  const n = Number(m[2]);
+  if (m[1] === 'st' && n < 8 && !m[3]) e.writeRegBytes(FP_IDS.ST0 + n, leBytes(value, 10));
+  else if (m[1] === 'xmm' && n < 16 && !m[3]) e.writeRegBytes(FP_IDS.XMM0 + n, leBytes(value, 16));
+  else if (m[1] === 'ymm' && n < 16 && m[3]) {
+    const y = e.readRegBytes(FP_IDS.YMM0 + n, 32);
+    leBytes(value, 16).copy(y, 16);
+    e.writeRegBytes(FP_IDS.YMM0 + n, y);
+  } else return false;
+  return true;
+}
+
 /** The 32-bit registers (arch/i386.ts) and the 64-bit ones they are the low halves of. */
 const LOW_HALVES: Record<string, string> = {
   eax: 'rax', ecx: 'rcx', edx: 'rdx', ebx: 'rbx', esp: 'rsp', ebp: 'rbp', esi: 'rsi', edi: 'rdi', eip: 'rip',
@@ -64,6 +122,7 @@ export function readRegisters(e: UnicornEngine): Registers {
   regs.set('idtr_base', idt.base);
   regs.set('idtr_limit', BigInt(idt.limit));
   for (const [low, full] of Object.entries(LOW_HALVES)) regs.set(low, regs.get(full)! & 0xffff_ffffn);
+  readFpRegisters(e, regs);
   return regs;
 }
 
@@ -76,7 +135,7 @@ export function cpuArch(e: UnicornEngine): Arch {
 
 /** Names writeRegister accepts. */
 export function writableRegisterNames(): string[] {
-  return [...Object.keys(REG_IDS), ...Object.keys(LOW_HALVES), 'efer', 'k_gs_base'];
+  return [...Object.keys(REG_IDS), ...Object.keys(LOW_HALVES), 'efer', 'k_gs_base', 'st0-st7', ...Object.keys(FP_CONTROL), 'xmm0-xmm15', 'ymm0h-ymm15h'];
 }
 
 /**
@@ -92,6 +151,7 @@ export function writeRegister(e: UnicornEngine, name: string, value: bigint): vo
   else if (id !== undefined) e.writeReg(id, value);
   else if (alias === 'efer') e.writeMsr(MSR_EFER, value);
   else if (alias === 'k_gs_base') e.writeMsr(MSR_KERNEL_GS_BASE, value);
+  else if (writeFpRegister(e, alias, value)) return;
   else throw errors.badInput(`unknown register "${name}": expected one of ${writableRegisterNames().join(', ')}`);
 }
 
