@@ -668,7 +668,7 @@ export class KernelDumpTarget implements Target {
     if (info.onCpu && info.cpu < this.cpus.length) return info.cpu + 1;
     const regs = tasks.savedContext(task);
     const index = this.cpus.length + this.taskThreads.size + 1;
-    this.taskThreads.set(index, { task, regs, name: `task ${hex(task)} (pid ${info.pid} ${info.comm})`, tid: info.pid, listed });
+    this.taskThreads.set(index, { task, regs, name: `pid ${info.pid} ${info.comm}`, tid: info.pid, listed });
     return index;
   }
 

@@ -14,11 +14,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveGdb } from '../../../src/gdbserver/gdb-server.js';
 import { CaptureOutput, type Session } from '../../../src/mdb/session.js';
 import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
 import { unwind } from '../../../src/targets/unwind.js';
 import { skipReason } from '../../helpers/debuggee.js';
 import { repoRoot } from '../../helpers/repo.js';
+import { gdbBatch } from '../../gdbserver/gdb-batch.js';
 import { run, runJson, sessionOn } from '../../mdb/helpers.js';
 
 const dir = join(repoRoot, 'test', '.fixtures', 'linux');
@@ -145,6 +147,23 @@ describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
     expect(lines[1]).toMatch(/ __schedule\+0x/);
     expect(await run(s, '0t1::pid2task')).toEqual([`0x${BigInt(init.addr).toString(16).padStart(16, '0')}`]);
   });
+});
+
+describe.skipIf(skip)('gdb through dbg sees the tasks as threads after monitor ::task -a', () => {
+  it("info threads lists every task; a sleeping task's bt (gdb's, from the saved context dbg gives) goes through do_wait", async () => {
+    const t = KernelDumpTarget.open(join(dir, 'vmci.elf'), { symbols: [vmlinux] });
+    const server = await serveGdb(t, sessionOn(t), { port: 0 });
+    try {
+      const r = await gdbBatch(server.port, ['monitor ::task -a', 'info threads', 'thread 3', 'bt'], { file: vmlinux });
+      expect(r.stdout).toMatch(/^\s+61\s+Thread /m);
+      const bt = r.stdout.split('\n').filter((l) => /^#\d+ /.test(l));
+      expect(bt[0]).toMatch(/__schedule|context_switch/);
+      expect(bt.some((l) => / do_wait /.test(l))).toBe(true);
+    } finally {
+      await server.close();
+      t.close();
+    }
+  }, 300_000);
 });
 
 describe.skipIf(skip)('real 6.1 dumps without VMCOREINFO', () => {
