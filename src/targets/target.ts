@@ -127,10 +127,17 @@ export type WatchKind = 'read' | 'write' | 'access' | 'exec';
 
 /** Running the guest forward. Every promise settles with the stop that ended the run. */
 export interface ExecutionControl {
-  /** Execute one instruction on `thread`. */
-  step(thread: number): Promise<StopStatus>;
-  /** Run until a breakpoint, watchpoint, fault, halt or interrupt. */
-  resume(): Promise<StopStatus>;
+  /**
+   * Execute `count` (default 1) instructions of `thread` alone, as KMDB steps one CPU: the other
+   * threads stay where they stopped. A trace, whose interleaving is fixed, steps through its
+   * history instead. Stops earlier at a breakpoint, watchpoint, fault or interrupt.
+   */
+  step(thread: number, count?: number): Promise<StopStatus>;
+  /**
+   * Run until a breakpoint, watchpoint, fault, halt or interrupt. `only`: run that thread alone
+   * (the others stay stopped) where the target can — a live guest; a trace replays as recorded.
+   */
+  resume(only?: number): Promise<StopStatus>;
   /** Ask a running resume() to stop soon (within 10 ms); harmless when stopped. */
   interrupt(): void;
   readonly running: boolean;

@@ -87,7 +87,7 @@ describe('dcmd dispatch', () => {
     const e = await failure(s, '::stack -z');
     expect(e.code).toBe('bad-input');
     expect(e.message).toBe('::stack: unknown option -z (usage: ::stack [-a] [-s] [-v])');
-    expect((await failure(s, '::dis -n')).message).toBe('::dis: option -n needs a value (usage: [addr]::dis [-s] [-n count])');
+    expect((await failure(s, '::dis -n')).message).toBe('::dis: option -n needs a value (usage: [addr]::dis [-s] [-n count] [ADDR])');
   });
 
   it('names an unknown symbol', async () => {

@@ -147,6 +147,8 @@ interface DeviceMark {
   readonly slice?: {
     readonly current: number;
     readonly left: number;
+    /** The vCPU the slice runs when it is not `current` (a run of one vCPU alone: see `run`). */
+    readonly alone?: number;
     readonly vcpus: readonly { run: VcpuRun; executed: bigint; timerPeriod: number; timerNext: bigint; skipPc: bigint | undefined }[];
   };
   readonly uart: unknown;
@@ -184,6 +186,8 @@ export class Machine implements ObservedMachine {
   private pendingExit: number | undefined;
   private interruptFlag = false;
   private runningNow = false;
+  /** The vCPU whose slice runs (or ran last): `current`, or the one a run of one vCPU alone runs. */
+  private active = 0;
   private readonly paging = new X86_64Paging((a) => this.readPhysU64(a));
   private closed = false;
   private marks: DeviceMark[] | undefined;
@@ -334,12 +338,13 @@ export class Machine implements ObservedMachine {
   }
 
   /** A slice starts (or the marks start): the whole device and scheduler state. */
-  private markSlice(skip?: { vcpu: number; pc: bigint }): void {
+  private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number): void {
     this.marks?.push({
       seq: this.seqNow,
       slice: {
         current: this.current,
         left: this.left,
+        ...(alone !== undefined && alone !== this.current ? { alone } : {}),
         vcpus: this.vcpus.map((v) => ({
           run: v.run,
           executed: v.executed,
@@ -383,6 +388,7 @@ export class Machine implements ObservedMachine {
     const sm = marks[si]!;
     const sl = sm.slice!;
     const d = seq - sm.seq;
+    const runner = sl.alone ?? sl.current;
     const last = marks[n - 1]!;
     const state: MachineState = {
       version: 1,
@@ -390,12 +396,12 @@ export class Machine implements ObservedMachine {
       vcpus: sl.vcpus.map((v, i) => ({
         context: contexts[i]!,
         run: v.run,
-        executed: i === sl.current ? v.executed + d : v.executed,
+        executed: i === runner ? v.executed + d : v.executed,
         timerPeriod: v.timerPeriod,
         timerNext: v.timerNext,
-        skipPc: i === sl.current && d > 0n ? undefined : v.skipPc,
+        skipPc: i === runner && d > 0n ? undefined : v.skipPc,
       })),
-      scheduler: { current: sl.current, left: sl.left - Number(d) },
+      scheduler: { current: sl.current, left: sl.alone === undefined ? sl.left - Number(d) : sl.left },
       devices: { pc: last.uart, idleNs: this.idleNs, console: this.console().slice(0, last.consoleLength) },
     };
     // Code the guest rewrote after `seq` must be translated again: drop the changed pages.
@@ -644,17 +650,24 @@ export class Machine implements ObservedMachine {
   /** Ask a run to stop at the next slice boundary (within one slice: well under 10 ms). */
   interrupt(): void {
     this.interruptFlag = true;
-    this.vcpus[this.current]?.engine.stop();
+    this.vcpus[this.active]?.engine.stop();
   }
 
   /**
    * Run until something stops the machine. `step` = { vcpu, count }: stop with 'step' once that
    * vCPU has executed `count` more instructions (other vCPUs run their quanta in between, as they
    * would without the step). Runs in bounded slices and yields to the event loop every few ms.
+   *
+   * `alone` = a vCPU: run only that one (KMDB's single-step: "only resumes execution on the
+   * processor being stepped"); the others stay where they are and the round-robin position and
+   * quantum are left as they were, so a later run goes on with the same vCPU. Its timer still
+   * ticks by its own instruction count. A vCPU that cannot run (waiting for start-up, halted, idle
+   * without a timer) is refused with a state error.
    */
-  async run(step?: { vcpu: number; count: number }): Promise<MachineStop> {
+  async run(step?: { vcpu: number; count: number }, alone?: number): Promise<MachineStop> {
     if (this.runningNow) throw errors.state('the guest is already running');
     if (this.closed) throw errors.state('the machine is closed');
+    if (alone !== undefined) this.canRunAlone(alone);
     this.runningNow = true;
     this.interruptFlag = false;
     const stepLeft = step ? { vcpu: step.vcpu, left: step.count } : undefined;
@@ -662,8 +675,8 @@ export class Machine implements ObservedMachine {
       for (;;) {
         const until = performance.now() + 4;
         while (performance.now() < until) {
-          if (this.interruptFlag) return this.finish({ reason: { kind: 'interrupted' }, vcpu: this.current });
-          const stop = this.slice(stepLeft);
+          if (this.interruptFlag) return this.finish({ reason: { kind: 'interrupted' }, vcpu: alone ?? this.current });
+          const stop = this.slice(stepLeft, undefined, alone);
           if (stop) return this.finish(stop);
         }
         await new Promise<void>((r) => setImmediate(r));
@@ -710,12 +723,25 @@ export class Machine implements ObservedMachine {
     this.left = this.quantum;
   }
 
-  /** One slice on the current vCPU; a MachineStop when the run must stop. */
-  private slice(step?: { vcpu: number; left: number }, maxInsns?: bigint): MachineStop | undefined {
+  private canRunAlone(i: number): void {
+    const v = this.vcpus[i];
+    if (!v) throw errors.badInput(`vCPU ${i} does not exist: the guest has vCPUs 0-${this.vcpus.length - 1}`);
+    const why = { 'wait-start': 'is waiting to be started (port 0x518)', halted: 'is halted (hlt with interrupts off)', idle: v.timerPeriod > 0 ? undefined : 'is idle in hlt with no timer to wake it', running: undefined }[v.run];
+    if (why) throw errors.state(`vCPU ${i} ${why}: it has no instruction to run on its own (:c runs every vCPU)`);
+  }
+
+  /** One slice on the current vCPU (or on `alone`); a MachineStop when the run must stop. */
+  private slice(step?: { vcpu: number; left: number }, maxInsns?: bigint, alone?: number): MachineStop | undefined {
     // Find a vCPU that can run; if none can, the machine is halted.
     let tried = 0;
     this.board.advance(this.vnow());
     for (;;) {
+      if (alone !== undefined) {
+        const v = this.vcpus[alone]!;
+        if (v.run === 'idle' && v.timerPeriod > 0) v.timerNext = v.executed;
+        else if (v.run !== 'running') return { reason: { kind: 'halted' }, vcpu: alone };
+        break;
+      }
       const v = this.vcpus[this.current]!;
       if (v.run === 'running') break;
       if (v.run === 'idle' && v.timerPeriod > 0) {
@@ -738,7 +764,10 @@ export class Machine implements ObservedMachine {
         return { reason: { kind: 'halted' }, vcpu: halted.index };
       }
     }
-    const v = this.vcpus[this.current]!;
+    const v = this.vcpus[alone ?? this.current]!;
+    // Whether this slice uses up the round-robin quantum (not when another vCPU runs alone).
+    const scheduled = v.index === this.current;
+    this.active = v.index;
     const e = v.engine;
     const addon = emuHooks();
 
@@ -772,7 +801,7 @@ export class Machine implements ObservedMachine {
       }
     }
 
-    let limit = this.left;
+    let limit = scheduled ? this.left : this.quantum;
     if (v.timerPeriod > 0 && v.timerNext > v.executed) limit = Math.min(limit, Number(v.timerNext - v.executed));
     const stepping = step !== undefined && step.vcpu === v.index;
     if (stepping) limit = Math.min(limit, step.left);
@@ -787,7 +816,7 @@ export class Machine implements ObservedMachine {
     const rip = e.readReg(X86_REG.RIP);
     const skip = v.skipPc !== undefined && v.skipPc === rip ? rip : UNTIL_NEVER;
     v.skipPc = undefined;
-    if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip });
+    if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip }, v.index);
     this.observer?.beforeSlice(v.index, this.seqNow);
     let err: number;
     if (v.fast && !this.observer) {
@@ -825,7 +854,7 @@ export class Machine implements ObservedMachine {
     else v.cr2 = cr2;
     this.seqNow += executed;
     v.executed += executed;
-    this.left -= Number(executed);
+    if (scheduled) this.left -= Number(executed);
     if (stepping) step.left -= Number(executed);
 
     for (const ev of this.pendingInputs.splice(0)) this.observer?.onInput(ev);
@@ -911,7 +940,7 @@ export class Machine implements ObservedMachine {
     this.observer?.afterSlice(v.index, Number(executed), sliceStop);
 
     if (!stop && stepping && step.left <= 0) stop = { reason: { kind: 'step' }, vcpu: v.index };
-    if (this.left <= 0 || v.run !== 'running') this.nextVcpu();
+    if (scheduled && (this.left <= 0 || v.run !== 'running')) this.nextVcpu();
     return stop;
   }
 
