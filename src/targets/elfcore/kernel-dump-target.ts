@@ -219,9 +219,10 @@ export class KernelDumpTarget implements Target {
       if (elf.header.machine !== X86_64.elfMachine) {
         throw errors.badInput(`--symbols ${file}: ELF machine ${elf.header.machine} does not match the dump's x86-64 (62)`);
       }
-      if (isKernel) this.checkKernelMatches(elf, file);
+      const syms = elf.symbols(); // read once: a vmlinux has ~200k of them
+      if (isKernel) this.checkKernelMatches(elf, file, syms);
       const bias = isKernel ? this.kernelOffset : 0n;
-      const table = new SymbolTable(basename(file), elf.symbols(), bias);
+      const table = new SymbolTable(basename(file), syms, bias);
       if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
       let mod = elfModule(basename(file), file, elf, table, bias);
       // Linux links its per-CPU segment (.data..percpu) at 0: its symbols are offsets into each
@@ -279,7 +280,7 @@ export class KernelDumpTarget implements Target {
    * Refuse a kernel symbol file that is not the dumped kernel: BUILD-ID, OSRELEASE against the
    * file's linux_banner, or (without VMCOREINFO) linux_banner's bytes in the dump.
    */
-  private checkKernelMatches(elf: ElfFile, file: string): void {
+  private checkKernelMatches(elf: ElfFile, file: string, syms: readonly ElfSymbol[]): void {
     const mismatch = (what: string) =>
       errors.badInput(`--symbols ${file} does not match ${this.name}: ${what}. Give the vmlinux of the kernel that was dumped`);
     const vi = this.vmcoreinfo;
@@ -287,7 +288,7 @@ export class KernelDumpTarget implements Target {
     if (vi?.buildId && fileId && !fileId.startsWith(vi.buildId) && !vi.buildId.startsWith(fileId)) {
       throw mismatch(`the dump's BUILD-ID is ${vi.buildId}, the file's is ${fileId}`);
     }
-    const banner = elf.symbols().find((s) => s.name === 'linux_banner' && s.shndx !== 0);
+    const banner = syms.find((s) => s.name === 'linux_banner' && s.shndx !== 0);
     if (!banner) {
       this.compareReadOnlyData(elf, mismatch);
       return;
