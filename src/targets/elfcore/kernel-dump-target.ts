@@ -52,7 +52,7 @@ import type {
 } from '../target.js';
 import { hasKallsyms, readKallsyms } from '../../os/linux/kallsyms.js';
 import { bannerRelease, findKaslrSlide, START_KERNEL_MAP } from '../../os/linux/kaslr.js';
-import { orcFromElf, orcFromMemory, type OrcTable } from '../../os/linux/orc.js';
+import { orcFromElf, orcFromMemory, orcOfModules, type OrcTable } from '../../os/linux/orc.js';
 import { PANIC_FUNCTIONS, panicCpu, panicFromLog } from '../../os/linux/panic.js';
 import type { LinuxPort } from '../../os/linux/port.js';
 import { readPrintkLog, type PrintkRecord } from '../../os/linux/printk.js';
@@ -127,6 +127,7 @@ export class KernelDumpTarget implements Target {
   private linuxCache?: LinuxPort;
   /** The kernel's ORC tables (null: it has none, or they could not be read). */
   private orcCache?: OrcTable | null;
+  private moduleOrcCache?: OrcTable[];
   /** Tasks given a thread of their own (ADDR::task, ::stacks): registers from their saved context. */
   private readonly taskThreads = new Map<number, { task: bigint; regs: Registers; name: string; tid: number; listed: boolean }>();
   private readonly modes = new Map<number, AddressMode>();
@@ -240,6 +241,7 @@ export class KernelDumpTarget implements Target {
       this.modes.clear();
       this.linuxCache = undefined;
       this.orcCache = undefined;
+      this.moduleOrcCache = undefined;
       this.kernelRootCache = undefined;
       this.mappingCache = undefined;
     } catch (e) {
@@ -785,7 +787,25 @@ export class KernelDumpTarget implements Target {
   /** A Linux kernel's frames by its ORC tables (from vmlinux, else from the image in the dump). */
   unwindStep(thread: number, regs: ReadonlyMap<string, bigint>, signal: boolean): ReturnType<OrcTable['step']> {
     const orc = this.orc();
-    return orc?.step((a, n) => this.readVirtual(a, n, thread), regs, signal);
+    if (!orc) return undefined;
+    const ip = regs.get('rip') ?? 0n;
+    const table = orc.covers(ip) ? orc : this.moduleOrc().find((t) => t.covers(ip));
+    return table?.step((a, n) => this.readVirtual(a, n, thread), regs, signal);
+  }
+
+  /** The loaded modules' ORC tables (with vmlinux's types; [] without them). */
+  private moduleOrc(): OrcTable[] {
+    if (this.moduleOrcCache) return this.moduleOrcCache;
+    this.moduleOrcCache = [];
+    if (!this.kernelElf) return this.moduleOrcCache;
+    try {
+      const release = this.vmcoreinfo?.osrelease ?? bannerRelease(this.linuxBanner() ?? '');
+      this.moduleOrcCache = orcOfModules(this.linux, release, (m) => this.warnings.push(m));
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      this.warnings.push(`the modules' ORC tables could not be read: ${e.message}`);
+    }
+    return this.moduleOrcCache;
   }
 
   private orc(): OrcTable | undefined {
