@@ -17,6 +17,10 @@
 //     vmci.kdump-zlib/-lzo/-snappy   kdump-compressed (diskdump), when this QEMU has the format
 //   without it:
 //     novmci.elf, novmci-paging.elf
+//   a second scenario, an oops in a module (with linux-headers-VERSION installed: the module is
+//   built against them): `oops=panic`, and insmod of a module whose init writes through NULL,
+//   again on CPU 1, with -device vmcoreinfo:
+//     oops.elf, oops-paging.elf
 //
 // into test/.fixtures/linux/ with each boot's console (*.console.txt) and facts.json. Takes a few
 // minutes under TCG; does nothing when facts.json is there (--force makes them again). The dumps
@@ -70,11 +74,14 @@ const work = mkdtempSync(join(tmpdir(), 'dbg-linux-dumps-'));
 mkdirSync(out, { recursive: true });
 
 // --- the initramfs ---------------------------------------------------------------------------
-const initDir = join(work, 'initramfs');
-for (const d of ['bin', 'proc', 'sys', 'dev', 'lib', 'tmp']) mkdirSync(join(initDir, d), { recursive: true });
-copyFileSync('/bin/busybox', join(initDir, 'bin', 'busybox'));
-copyFileSync(fwcfg, join(initDir, 'lib', 'qemu_fw_cfg.ko'));
-const init = `#!/bin/busybox sh
+/** A gzipped cpio initramfs whose /init starts a few processes, then runs `trigger` on CPU 1. */
+function initramfs(name, trigger, extra = []) {
+  const initDir = join(work, `initramfs-${name}`);
+  for (const d of ['bin', 'proc', 'sys', 'dev', 'lib', 'tmp']) mkdirSync(join(initDir, d), { recursive: true });
+  copyFileSync('/bin/busybox', join(initDir, 'bin', 'busybox'));
+  copyFileSync(fwcfg, join(initDir, 'lib', 'qemu_fw_cfg.ko'));
+  for (const f of extra) copyFileSync(f, join(initDir, 'lib', f.split('/').at(-1)));
+  const init = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -88,14 +95,38 @@ taskset 1 sleep 100003 &
 sleep 3
 echo DBG-PROCESSES-STARTED
 ps
-taskset 2 sh -c 'echo c > /proc/sysrq-trigger'
+taskset 2 ${trigger}
 sleep 100000
 `;
-writeFileSync(join(initDir, 'init'), init);
-chmodSync(join(initDir, 'init'), 0o755);
-chmodSync(join(initDir, 'bin', 'busybox'), 0o755);
-const initrd = join(work, 'initramfs.cpio.gz');
-execFileSync('sh', ['-c', `cd "${initDir}" && find . | cpio -o -H newc --quiet | gzip -9 > "${initrd}"`]);
+  writeFileSync(join(initDir, 'init'), init);
+  chmodSync(join(initDir, 'init'), 0o755);
+  chmodSync(join(initDir, 'bin', 'busybox'), 0o755);
+  const initrd = join(work, `initramfs-${name}.cpio.gz`);
+  execFileSync('sh', ['-c', `cd "${initDir}" && find . | cpio -o -H newc --quiet | gzip -9 > "${initrd}"`]);
+  return initrd;
+}
+
+/** The oops scenario's module, built against the kernel's headers; undefined without them. */
+function oopsModule() {
+  const build = `/lib/modules/${release}/build`;
+  if (!existsSync(join(build, 'Makefile'))) return undefined;
+  const dir = join(work, 'dbg_oops');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'Kbuild'), 'obj-m := dbg_oops.o\n');
+  writeFileSync(
+    join(dir, 'dbg_oops.c'),
+    `#include <linux/module.h>
+#include <linux/init.h>
+static int *volatile dbg_oops_target;
+static noinline int dbg_oops_write(int v) { *dbg_oops_target = v; return v; }
+static int __init dbg_oops_init(void) { return dbg_oops_write(42) == 42 ? 0 : -EINVAL; }
+module_init(dbg_oops_init);
+MODULE_LICENSE("GPL");
+`,
+  );
+  execFileSync('make', ['-s', '-C', build, `M=${dir}`, 'modules'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return join(dir, 'dbg_oops.ko');
+}
 
 // --- QMP ---------------------------------------------------------------------------------------
 function qmpClient(sock) {
@@ -134,14 +165,14 @@ function qmpClient(sock) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function boot(name, vmcoreinfo, dumps) {
+async function boot(name, vmcoreinfo, dumps, initrd, append = '') {
   const console = join(out, `${name}.console.txt`);
   rmSync(console, { force: true });
   const sock = join(work, `${name}.qmp`);
   const args = [
     '-machine', 'pc', '-m', '512M', '-smp', '2', '-display', 'none', '-no-reboot', '-net', 'none',
     '-serial', `file:${console}`, '-qmp', `unix:${sock},server=on,wait=off`,
-    '-kernel', vmlinuz, '-initrd', initrd, '-append', 'console=ttyS0 panic=0',
+    '-kernel', vmlinuz, '-initrd', initrd, '-append', `console=ttyS0 panic=0${append}`,
     ...(vmcoreinfo ? ['-device', 'vmcoreinfo'] : []),
   ];
   const t0 = Date.now();
@@ -177,20 +208,24 @@ async function boot(name, vmcoreinfo, dumps) {
 }
 
 try {
+  const sysrq = initramfs('sysrq', `sh -c 'echo c > /proc/sysrq-trigger'`);
   await boot('vmci', true, [
     { file: 'vmci.elf', paging: false },
     { file: 'vmci-paging.elf', paging: true },
     { file: 'vmci.kdump-zlib', paging: false, format: 'kdump-zlib' },
     { file: 'vmci.kdump-lzo', paging: false, format: 'kdump-lzo' },
     { file: 'vmci.kdump-snappy', paging: false, format: 'kdump-snappy' },
-  ]);
+  ], sysrq);
   await boot('novmci', false, [
     { file: 'novmci.elf', paging: false },
     { file: 'novmci-paging.elf', paging: true },
-  ]);
+  ], sysrq);
+  const ko = oopsModule();
+  if (ko) await boot('oops', true, [{ file: 'oops.elf', paging: false }, { file: 'oops-paging.elf', paging: true }], initramfs('oops', 'insmod /lib/dbg_oops.ko', [ko]), ' oops=panic');
+  else say(`oops: no /lib/modules/${release}/build (apt-get install -y linux-headers-${release}): the oops scenario is left out`);
   writeFileSync(
     facts,
-    JSON.stringify({ release, vmlinuz, cpus: 2, memory: '512M', panicCpu: 1, made: new Date().toISOString(), qemu: execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0] }, null, 2) + '\n',
+    JSON.stringify({ release, vmlinuz, cpus: 2, memory: '512M', panicCpu: 1, oops: !!ko, made: new Date().toISOString(), qemu: execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0] }, null, 2) + '\n',
   );
   say(`done: ${out}`);
 } finally {

@@ -6,6 +6,8 @@
  *   ::ps [-t]                      processes (-t: every thread): state, pid, ppid, cpu, task, comm
  *   ADDR::task                     select the task at ADDR as the thread (::stack, ::regs then
  *                                  show it; a sleeping task from the context it switched out with)
+ *   ::task -a                      every task becomes a thread (::threads, ::stack -a, and gdb's
+ *                                  `info threads` through `monitor ::task -a` on the GDB server)
  *   PID::pid2task                  the task_struct of a pid (MDB numbers: 0t102 or 0x66)
  *   ::stacks [-c FUNC]             every task's stack (every thread's on other targets), identical
  *                                  stacks grouped with a count, as MDB's ::stacks; -c: only those
@@ -84,14 +86,28 @@ const ps: Dcmd = {
 
 const task: Dcmd = {
   name: 'task',
-  usage: 'ADDR::task',
+  usage: 'ADDR::task | ::task -a',
   help:
     'select the Linux task whose task_struct is at ADDR as the thread\n\n' +
     'A task running on a CPU selects that CPU; a sleeping one gets a thread of its own whose registers\n' +
-    'are the context it switched out with (thread.sp -> inactive_task_frame), so ::stack unwinds it.',
+    'are the context it switched out with (thread.sp -> inactive_task_frame), so ::stack unwinds it.\n' +
+    '-a: every task becomes a thread beside the CPUs (::threads, ::stack -a, a GDB client\'s threads).',
   run(s, inv, out) {
-    const { rest } = parseFlags(this.name, this.usage, inv.args, {});
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'a' });
     noExtra(this, rest);
+    if (flags.has('a')) {
+      const { t, tasks } = tasksOf(s, 'tasks as threads');
+      const stops: string[] = [];
+      let n = 0;
+      for (const a of tasks.all((m) => stops.push(m))) {
+        t.taskThread(a, true);
+        n++;
+      }
+      if (out.jsonMode) out.json({ tasks: n, threads: t.threads().length });
+      else out.line(`${n} tasks; ${t.threads().length} threads (the CPUs, then the tasks not running on one)`);
+      for (const m of stops) warn(out, m);
+      return;
+    }
     if (inv.addr === undefined) throw errors.badInput(`::task needs a task_struct address (usage: ${this.usage}; ::ps lists them)`);
     const { t, tasks } = tasksOf(s, 'selecting a task');
     const info = checkedTask(tasks, inv.addr);

@@ -10,7 +10,8 @@
  *                    CALL 2, REGS 3, REGS_PARTIAL 4)
  *
  * The tables come from vmlinux's sections or, with kallsyms only, from the kernel image in the
- * dump (__start_orc_unwind_ip, __stop_orc_unwind_ip, __start_orc_unwind).
+ * dump (__start_orc_unwind_ip, __stop_orc_unwind_ip, __start_orc_unwind); each loaded module's
+ * from its struct module (arch.orc_unwind_ip, arch.orc_unwind, arch.num_orcs; needs vmlinux's types).
  *
  * A step: the CFA is sp_reg + sp_offset (SP_INDIRECT, BP_INDIRECT: read through it); CALL: the
  * return address is just below the CFA, which is the caller's sp; REGS: a full pt_regs at the
@@ -21,6 +22,7 @@
 import { DbgError } from '../../common/errors.js';
 import type { ElfFile } from '../../symbols/elf-file.js';
 import type { LinuxPort } from './port.js';
+import { linuxTasks } from './tasks.js';
 
 const REG_UNDEFINED = 0;
 const REG_PREV_SP = 1;
@@ -56,6 +58,8 @@ export class OrcTable {
     private readonly entries: Buffer,
     /** Linux 6.4+'s layout (type:3 signal:1). */
     private readonly newLayout: boolean,
+    /** How far past its last entry's ip the table still answers. */
+    private readonly slack = 0x100000n,
   ) {
     this.count = Math.min(ips.length >> 2, Math.floor(entries.length / 6));
   }
@@ -85,7 +89,7 @@ export class OrcTable {
 
   /** Whether `ip` is inside the tables' range (the kernel image's text). */
   covers(ip: bigint): boolean {
-    return this.count > 0 && ip >= this.ipOf(0) && ip <= this.ipOf(this.count - 1) + 0x100000n;
+    return this.count > 0 && ip >= this.ipOf(0) && ip <= this.ipOf(this.count - 1) + this.slack;
   }
 
   /**
@@ -201,4 +205,27 @@ export function orcFromMemory(port: LinuxPort, release: string | undefined): Orc
   const n = Number(stop - start) >> 2;
   if (n <= 0 || n > 4_000_000) throw new DbgError('corrupt', `${port.name}: __start_orc_unwind_ip..__stop_orc_unwind_ip spans ${n} entries: not an ORC table`);
   return new OrcTable(port.read(start, n * 4), start, port.read(entries, n * 6), orcNewLayout(release));
+}
+
+/** Each loaded module's ORC tables (struct module's arch.orc_unwind_ip / orc_unwind / num_orcs). */
+export function orcOfModules(port: LinuxPort, release: string | undefined, onProblem: (text: string) => void): OrcTable[] {
+  const tasks = linuxTasks(port);
+  const head = port.symbol('modules');
+  if (head === undefined) return [];
+  const out: OrcTable[] = [];
+  for (const a of tasks.listHead(head, 'struct module', 'list', onProblem, false, 'the module list')) {
+    try {
+      const m = tasks.objects.at(a, 'struct module');
+      const n = Number(m.member('arch.num_orcs').value());
+      if (n <= 0) continue;
+      if (n > 1_000_000) throw new DbgError('corrupt', `module at 0x${a.toString(16)} claims ${n} ORC entries`);
+      const ips = m.member('arch.orc_unwind_ip').value();
+      const entries = m.member('arch.orc_unwind').value();
+      out.push(new OrcTable(port.read(ips, n * 4), ips, port.read(entries, n * 6), orcNewLayout(release), 0x1000n));
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      onProblem(`the ORC tables of the module at 0x${a.toString(16)}: ${e.message}`);
+    }
+  }
+  return out;
 }

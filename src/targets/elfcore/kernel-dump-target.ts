@@ -52,7 +52,7 @@ import type {
 } from '../target.js';
 import { hasKallsyms, readKallsyms } from '../../os/linux/kallsyms.js';
 import { bannerRelease, findKaslrSlide, START_KERNEL_MAP } from '../../os/linux/kaslr.js';
-import { orcFromElf, orcFromMemory, type OrcTable } from '../../os/linux/orc.js';
+import { orcFromElf, orcFromMemory, orcOfModules, type OrcTable } from '../../os/linux/orc.js';
 import { PANIC_FUNCTIONS, panicCpu, panicFromLog } from '../../os/linux/panic.js';
 import type { LinuxPort } from '../../os/linux/port.js';
 import { readPrintkLog, type PrintkRecord } from '../../os/linux/printk.js';
@@ -127,6 +127,7 @@ export class KernelDumpTarget implements Target {
   private linuxCache?: LinuxPort;
   /** The kernel's ORC tables (null: it has none, or they could not be read). */
   private orcCache?: OrcTable | null;
+  private moduleOrcCache?: OrcTable[];
   /** Tasks given a thread of their own (ADDR::task, ::stacks): registers from their saved context. */
   private readonly taskThreads = new Map<number, { task: bigint; regs: Registers; name: string; tid: number; listed: boolean }>();
   private readonly modes = new Map<number, AddressMode>();
@@ -219,9 +220,10 @@ export class KernelDumpTarget implements Target {
       if (elf.header.machine !== X86_64.elfMachine) {
         throw errors.badInput(`--symbols ${file}: ELF machine ${elf.header.machine} does not match the dump's x86-64 (62)`);
       }
-      if (isKernel) this.checkKernelMatches(elf, file);
+      const syms = elf.symbols(); // read once: a vmlinux has ~200k of them
+      if (isKernel) this.checkKernelMatches(elf, file, syms);
       const bias = isKernel ? this.kernelOffset : 0n;
-      const table = new SymbolTable(basename(file), elf.symbols(), bias);
+      const table = new SymbolTable(basename(file), syms, bias);
       if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
       let mod = elfModule(basename(file), file, elf, table, bias);
       // Linux links its per-CPU segment (.data..percpu) at 0: its symbols are offsets into each
@@ -239,6 +241,7 @@ export class KernelDumpTarget implements Target {
       this.modes.clear();
       this.linuxCache = undefined;
       this.orcCache = undefined;
+      this.moduleOrcCache = undefined;
       this.kernelRootCache = undefined;
       this.mappingCache = undefined;
     } catch (e) {
@@ -279,7 +282,7 @@ export class KernelDumpTarget implements Target {
    * Refuse a kernel symbol file that is not the dumped kernel: BUILD-ID, OSRELEASE against the
    * file's linux_banner, or (without VMCOREINFO) linux_banner's bytes in the dump.
    */
-  private checkKernelMatches(elf: ElfFile, file: string): void {
+  private checkKernelMatches(elf: ElfFile, file: string, syms: readonly ElfSymbol[]): void {
     const mismatch = (what: string) =>
       errors.badInput(`--symbols ${file} does not match ${this.name}: ${what}. Give the vmlinux of the kernel that was dumped`);
     const vi = this.vmcoreinfo;
@@ -287,7 +290,7 @@ export class KernelDumpTarget implements Target {
     if (vi?.buildId && fileId && !fileId.startsWith(vi.buildId) && !vi.buildId.startsWith(fileId)) {
       throw mismatch(`the dump's BUILD-ID is ${vi.buildId}, the file's is ${fileId}`);
     }
-    const banner = elf.symbols().find((s) => s.name === 'linux_banner' && s.shndx !== 0);
+    const banner = syms.find((s) => s.name === 'linux_banner' && s.shndx !== 0);
     if (!banner) {
       this.compareReadOnlyData(elf, mismatch);
       return;
@@ -668,7 +671,7 @@ export class KernelDumpTarget implements Target {
     if (info.onCpu && info.cpu < this.cpus.length) return info.cpu + 1;
     const regs = tasks.savedContext(task);
     const index = this.cpus.length + this.taskThreads.size + 1;
-    this.taskThreads.set(index, { task, regs, name: `task ${hex(task)} (pid ${info.pid} ${info.comm})`, tid: info.pid, listed });
+    this.taskThreads.set(index, { task, regs, name: `pid ${info.pid} ${info.comm}`, tid: info.pid, listed });
     return index;
   }
 
@@ -784,7 +787,25 @@ export class KernelDumpTarget implements Target {
   /** A Linux kernel's frames by its ORC tables (from vmlinux, else from the image in the dump). */
   unwindStep(thread: number, regs: ReadonlyMap<string, bigint>, signal: boolean): ReturnType<OrcTable['step']> {
     const orc = this.orc();
-    return orc?.step((a, n) => this.readVirtual(a, n, thread), regs, signal);
+    if (!orc) return undefined;
+    const ip = regs.get('rip') ?? 0n;
+    const table = orc.covers(ip) ? orc : this.moduleOrc().find((t) => t.covers(ip));
+    return table?.step((a, n) => this.readVirtual(a, n, thread), regs, signal);
+  }
+
+  /** The loaded modules' ORC tables (with vmlinux's types; [] without them). */
+  private moduleOrc(): OrcTable[] {
+    if (this.moduleOrcCache) return this.moduleOrcCache;
+    this.moduleOrcCache = [];
+    if (!this.kernelElf) return this.moduleOrcCache;
+    try {
+      const release = this.vmcoreinfo?.osrelease ?? bannerRelease(this.linuxBanner() ?? '');
+      this.moduleOrcCache = orcOfModules(this.linux, release, (m) => this.warnings.push(m));
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      this.warnings.push(`the modules' ORC tables could not be read: ${e.message}`);
+    }
+    return this.moduleOrcCache;
   }
 
   private orc(): OrcTable | undefined {

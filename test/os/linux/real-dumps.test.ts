@@ -14,11 +14,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveGdb } from '../../../src/gdbserver/gdb-server.js';
 import { CaptureOutput, type Session } from '../../../src/mdb/session.js';
 import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
 import { unwind } from '../../../src/targets/unwind.js';
 import { skipReason } from '../../helpers/debuggee.js';
 import { repoRoot } from '../../helpers/repo.js';
+import { gdbBatch } from '../../gdbserver/gdb-batch.js';
 import { run, runJson, sessionOn } from '../../mdb/helpers.js';
 
 const dir = join(repoRoot, 'test', '.fixtures', 'linux');
@@ -79,7 +81,9 @@ describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
   it("every sleeping task's stack is drgn's, frame for frame, down to the user registers (ORC)", () => {
     let compared = 0;
     for (const d of drgn.tasks) {
-      if (!d.pcs || d.state === 'R') continue;
+      // QEMU writes each CPU's NT_PRSTATUS with pr_pid = CPU index + 1, and drgn then takes pids 1
+      // and 2 for the tasks those CPUs ran, unwinding them from the CPUs' registers: skip them.
+      if (!d.pcs || d.state === 'R' || d.pid <= t.threads().filter((x) => x.name.startsWith('CPU')).length) continue;
       const frames = unwind(t, t.taskThread(BigInt(d.addr), false));
       expect({ pid: d.pid, pcs: frames.map((f) => `0x${f.pc.toString(16)}`) }).toEqual({ pid: d.pid, pcs: d.pcs });
       expect(frames.slice(1).every((f) => f.how === 'orc')).toBe(true);
@@ -141,10 +145,50 @@ describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
   it('ADDR::task selects a sleeping task, whose ::stack starts in __schedule', async () => {
     const init = drgn.tasks.find((x) => x.pid === 1)!;
     const lines = await run(s, `${init.addr}::task; ::stack`);
-    expect(lines[0]).toMatch(/^thread 3: task 0x[0-9a-f]+ \(pid 1 init\), from its saved context$/);
+    expect(lines[0]).toMatch(/^thread \d+: task 0x[0-9a-f]+ \(pid 1 init\), from its saved context$/);
     expect(lines[1]).toMatch(/ __schedule\+0x/);
     expect(await run(s, '0t1::pid2task')).toEqual([`0x${BigInt(init.addr).toString(16).padStart(16, '0')}`]);
   });
+});
+
+describe.skipIf(skip || !existsSync(join(dir, 'oops.elf')))('an oops in a module (oops=panic)', () => {
+  it("the panicking CPU unwinds through the page fault's pt_regs and the module (its ORC) to user mode, as the kernel's own trace", () => {
+    const t = KernelDumpTarget.open(join(dir, 'oops.elf'), { symbols: [vmlinux] });
+    try {
+      expect(t.status()).toMatchObject({ reason: { kind: 'panic', message: 'Fatal exception' }, thread: 2 });
+      const frames = unwind(t, 2);
+      const names = frames.map((f) => t.symbols.describe(f.level ? f.pc - 1n : f.pc)?.replace(/\+.*/, ''));
+      const fault = names.indexOf('asm_exc_page_fault');
+      expect(fault).toBeGreaterThan(0);
+      // The kernel's trace, as the console printed it: reliable lines (no "?") from <TASK> to the user RIP.
+      const text = readFileSync(join(dir, 'oops.console.txt'), 'latin1').replace(/\r/g, '');
+      const trace = text.slice(text.indexOf('<TASK>'), text.indexOf('RIP: 0033:')).split('\n').map((l) => l.replace(/^\[[^\]]*\]\s+/, '')).filter((l) => /^\w+\+0x/.test(l));
+      const userRip = BigInt(/RIP: 0033:(0x[0-9a-f]+)/.exec(text)![1]!);
+      const ours = frames.slice(fault + 2).map((f) => (t.symbols.describe(f.pc - 1n) ? `${t.symbols.describe(f.pc)}` : 'module'));
+      const theirs = trace.map((l) => (l.endsWith('[dbg_oops]') ? 'module' : l.split('/')[0]!));
+      expect(ours.slice(0, -1)).toEqual(theirs);
+      expect(frames.at(-1)!.pc).toBe(userRip);
+    } finally {
+      t.close();
+    }
+  });
+});
+
+describe.skipIf(skip)('gdb through dbg sees the tasks as threads after monitor ::task -a', () => {
+  it("info threads lists every task; a sleeping task's bt (gdb's, from the saved context dbg gives) goes through do_wait", async () => {
+    const t = KernelDumpTarget.open(join(dir, 'vmci.elf'), { symbols: [vmlinux] });
+    const server = await serveGdb(t, sessionOn(t), { port: 0 });
+    try {
+      const r = await gdbBatch(server.port, ['monitor ::task -a', 'info threads', 'thread 3', 'bt'], { file: vmlinux });
+      expect(r.stdout).toMatch(/^\s+61\s+Thread /m);
+      const bt = r.stdout.split('\n').filter((l) => /^#\d+ /.test(l));
+      expect(bt[0]).toMatch(/__schedule|context_switch/);
+      expect(bt.some((l) => / do_wait /.test(l))).toBe(true);
+    } finally {
+      await server.close();
+      t.close();
+    }
+  }, 300_000);
 });
 
 describe.skipIf(skip)('real 6.1 dumps without VMCOREINFO', () => {
