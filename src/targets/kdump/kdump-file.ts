@@ -88,6 +88,7 @@ export class KdumpFile {
   private slab = Buffer.alloc(0);
   private slabUsed = SLAB_PAGES;
   private elf?: ElfView;
+  private excludedCount?: number;
 
   private constructor(
     readonly path: string,
@@ -143,14 +144,15 @@ export class KdumpFile {
     return this.ranks[this.ranks.length - 1]!;
   }
 
-  /** Pages bitmap 1 has and bitmap 2 lacks. */
+  /** Pages bitmap 1 has and bitmap 2 lacks (counted once). */
   excludedPages(): number {
+    if (this.excludedCount !== undefined) return this.excludedCount;
     let n = 0;
     for (let i = 0; i < this.bitmap1.length; i++) {
       const x = this.bitmap1[i]! & ~this.bitmap2[i]!;
       if (x) n += POPCOUNT[x]!;
     }
-    return n;
+    return (this.excludedCount = n);
   }
 
   /** The physical ranges of pages that exist (bitmap 1), in bytes. */

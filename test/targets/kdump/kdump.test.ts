@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbgError } from '../../../src/common/errors.js';
 import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
@@ -390,6 +391,46 @@ describe('bad input: one-line errors, and the rest of the dump keeps working', (
     } finally {
       t.close();
     }
+  });
+
+  it('random damage to headers, bitmaps, descriptors and page data: DbgErrors only, one line each', () => {
+    const base = readFileSync(dumps['makedumpfile -l']!);
+    const areas = [
+      [0, 464],
+      [4096, 4096 + 104],
+      [BITMAP1, descriptors()],
+      [descriptors(), descriptors() + 12320 * 24],
+      [descriptors(), base.length],
+    ] as const;
+    const p = join(dir, 'bad-random');
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: areas.length - 1 }),
+        fc.array(fc.tuple(fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 16 }),
+        (area, flips) => {
+          const b = Buffer.from(base);
+          const [lo, hi] = areas[area]!;
+          for (const [at, v] of flips) b[Math.min(hi - 1, lo + Math.floor(at * (hi - lo)))] = v;
+          writeFileSync(p, b);
+          let t: KernelDumpTarget | undefined;
+          const tryIt = (f: () => unknown) => {
+            try {
+              f();
+            } catch (e) {
+              if (!(e instanceof DbgError)) throw e;
+              if (e.message.includes('\n')) throw new Error(`a message of several lines: ${e.message}`);
+            }
+          };
+          tryIt(() => (t = open(p)));
+          if (!t) return;
+          for (const a of [0x1000n, 0x205000n, 0x1234000n, 0xfd000000n, 0xfffff000n]) tryIt(() => t!.readPhysical(a, 4096));
+          tryIt(() => t!.readVirtual(0xffffffffc0005060n, 64));
+          tryIt(() => t!.status());
+          t.close();
+        },
+      ),
+      { numRuns: 150, seed: 13 },
+    );
   });
 
   it('the command line prints one dbg: line and exits 1', () => {
