@@ -196,6 +196,7 @@ export class Session implements SessionView {
         return errors.noSymbol(name);
       },
       read: (addr, size) => readValue(this.formatContext(), addr, size),
+      readObject: (addr, size) => readValue(this.formatContext((a, n) => this.readObject(a, n)), addr, size),
       variable: (name) => this.variable(name),
       radix: this.radix,
       incr: this.incr,
@@ -214,6 +215,21 @@ export class Session implements SessionView {
       if (e instanceof DbgError) return undefined;
       throw e;
     }
+  }
+
+  /**
+   * Bytes of the object file behind `addr` (MDB's `?` and `%`): the file contents of the module
+   * mapped there, not the memory of the dump or the running guest. A file target is its own object.
+   */
+  readObject(addr: bigint, length: number): Buffer {
+    const m = this.target.symbols.modules.find((x) => x.elf && x.start !== undefined && x.end !== undefined && addr >= x.start && addr < x.end);
+    if (m?.elf) {
+      const b = m.elf.readLoaded(addr - (m.bias ?? 0n), length);
+      if (b) return b;
+      throw new DbgError('unmapped', `0x${addr.toString(16)} (${length} bytes) is not in the loadable segments of ${m.name}`);
+    }
+    if (this.target.kind === 'file') return this.target.readVirtual(addr, length);
+    throw new DbgError('unmapped', `0x${addr.toString(16)} is in no object file of ${this.target.name} (? and % read the files; / and * read memory)`);
   }
 
   /** Reading virtual memory as formats see it. */
@@ -418,6 +434,8 @@ export class Session implements SessionView {
     if (space === '\\') {
       const phys = need(this.target, 'physical');
       read = (a, n) => phys.readPhysical(a, n);
+    } else if (space === '?') {
+      read = (a, n) => this.readObject(a, n);
     } else if (space === '=') {
       const value = Buffer.alloc(8);
       value.writeBigUInt64LE(BigInt.asUintN(64, addr));
