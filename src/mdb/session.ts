@@ -14,6 +14,7 @@ import { resolve as resolvePath } from 'node:path';
 import { DbgError, errors } from '../common/errors.js';
 import { need, type Target } from '../targets/target.js';
 import type { Dcmd, DcmdModule, HostEffect, Invocation, Output, SessionView, Walker } from './dcmd.js';
+import type { Arch } from '../arch/arch.js';
 import { Disassembler } from './disasm.js';
 import { FILE_LINE, lineAddresses } from '../types/frame-source.js';
 import { evaluate, type ExprContext } from './expr.js';
@@ -240,14 +241,21 @@ export class Session implements SessionView {
       littleEndian: t.arch.littleEndian,
       pointerBytes: t.arch.pointerBytes,
       symbolic: (addr) => symbolName(t, addr),
-      disassembler: this.disassembler,
+      disassembler: this.disassemblerFor(t.arch),
       incr: this.incr,
     };
   }
 
   /** The disassembler for the target's arch, loading capstone on first use. */
   async disasm(): Promise<Disassembler> {
-    this.disassembler ??= await Disassembler.load(this.target.arch);
+    const arch = this.target.arch;
+    if (this.disassembler?.arch !== arch.name) this.disassembler = await Disassembler.load(arch);
+    return this.disassembler;
+  }
+
+  /** The loaded disassembler, for the target's architecture now (a guest changes mode as it runs). */
+  private disassemblerFor(arch: Arch): Disassembler | undefined {
+    if (this.disassembler && this.disassembler.arch !== arch.name) this.disassembler = Disassembler.loaded(arch);
     return this.disassembler;
   }
 

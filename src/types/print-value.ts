@@ -1,5 +1,5 @@
 import { DbgError, isDbgError } from '../common/errors.js';
-import { findMember, isCompound, resolveType, sizeOf, typeName, type CompoundType, type Member, type Type } from './type.js';
+import { findMember, isCompound, memberLabel, resolveType, sizeOf, typeName, type CompoundType, type Member, type Type } from './type.js';
 
 /**
  * Typed values printed as illumos MDB's ::print prints them (mdb_print.c): one line per member,
@@ -343,7 +343,7 @@ class Printer {
 
   private member(m: Member, base: bigint | undefined, depth: number, nest: number, prefix: string | undefined, suffix: string): void {
     const addr = base === undefined ? undefined : base + BigInt(Math.floor(m.bitOffset / 8));
-    this.element(m.type, m.name ?? '<anon>', addr, m.bitOffset % 8, m.bitSize, depth, nest, prefix, suffix, '\n');
+    this.element(m.type, memberLabel(m) ?? '<anon>', addr, m.bitOffset % 8, m.bitSize, depth, nest, prefix, suffix, '\n');
     this.flushNewlines();
   }
 

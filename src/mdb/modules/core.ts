@@ -203,7 +203,8 @@ const regs: Dcmd = {
     const values = t.registers(s.thread);
     const order: { name: string; bits: number }[] = [];
     for (const r of t.arch.registers) if (values.has(r.name)) order.push({ name: r.name, bits: r.bits });
-    for (const name of values.keys()) if (!order.some((o) => o.name === name)) order.push({ name, bits: 64 });
+    const aliases = new Set(t.arch.aliases);
+    for (const name of values.keys()) if (!aliases.has(name) && !order.some((o) => o.name === name)) order.push({ name, bits: 64 });
     if (out.jsonMode) {
       out.json({ thread: s.thread, registers: Object.fromEntries(order.map((o) => [o.name, hexAddr(values.get(o.name)!, Math.ceil(o.bits / 4))])) });
       return;

@@ -18,6 +18,7 @@ import type { Dcmd, DcmdModule, SessionView } from '../dcmd.js';
 import { symbolName } from '../names.js';
 import { readUpTo } from '../formats.js';
 import { parseFlags } from '../parse-flags.js';
+import { setSourcePath, sourcePath } from '../source-frames.js';
 
 export function typeSpace(s: SessionView): TypeSpace {
   let t = s.state.get('types') as TypeSpace | undefined;
@@ -317,6 +318,20 @@ const line: Dcmd = {
   },
 };
 
+const dir: Dcmd = {
+  name: 'dir',
+  usage: '::dir [-r] [DIR ...]',
+  help: "where source files are looked for when they are not where the debug info says (gdb's directory): DIR first, then the path before;\n-r forgets the path; without DIR, prints it",
+  run(s, inv, out) {
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'r' });
+    if (inv.addr !== undefined) throw errors.badInput(`::dir takes no address (usage: ${this.usage})`);
+    const base = flags.has('r') ? [] : sourcePath();
+    if (rest.length > 0 || flags.has('r')) setSourcePath([...rest, ...base.filter((d) => !rest.includes(d))], '::dir');
+    if (out.jsonMode) out.json(sourcePath());
+    else out.line(`Source directories searched: ${[...sourcePath(), '(the path the debug info gives)'].join(':')}`);
+  },
+};
+
 const array: Dcmd = {
   name: 'array',
   usage: 'addr::array TYPE COUNT',
@@ -486,5 +501,5 @@ function formatMembers(fmt: string, members: readonly string[], get: (member: st
 
 export const typesModule: DcmdModule = {
   name: 'types',
-  dcmds: [print, sizeofDcmd, offsetof, enumDcmd, whatis, line, array, printf],
+  dcmds: [print, sizeofDcmd, offsetof, enumDcmd, whatis, line, dir, array, printf],
 };
