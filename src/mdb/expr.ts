@@ -36,6 +36,8 @@ export interface ExprContext {
   noSymbol(name: string): DbgError;
   /** An unsigned integer of `size` bytes at `addr`; throws unmapped. */
   read(addr: bigint, size: number): bigint;
+  /** The same from the object file behind `addr` (`%addr`); `read` when not given. */
+  readObject?(addr: bigint, size: number): bigint;
   readonly pointerBytes: number;
   /** A variable or register by name, or undefined. */
   variable(name: string): bigint | undefined;
@@ -280,13 +282,16 @@ class ExprParser {
           return ~v & MASK;
         case '#':
           return v === 0n ? 1n : 0n;
+        case '%':
+          return (this.ctx.readObject ?? this.ctx.read)(v, this.ctx.pointerBytes);
         default:
           return this.ctx.read(v, this.ctx.pointerBytes);
       }
     }
     if (t.t === 'deref') {
       this.i++;
-      return this.ctx.read(this.unary(), t.size);
+      const v = this.unary();
+      return t.v === '%' ? (this.ctx.readObject ?? this.ctx.read)(v, t.size) : this.ctx.read(v, t.size);
     }
     return this.primary();
   }

@@ -5,7 +5,8 @@
  *   statement := command { '|' command }
  *   command   := [expr] [',' expr] verb
  *   verb      := '::' name {arg}                dcmd
- *              | ('/' | '?' | '\' | '=') fmt {arg}   format (or a write: /W /Z /w /v value...)
+ *              | ('/' | '?' | '\' | '@' | '=') fmt {arg}   format: / memory, ? the object file, \ and @
+ *                                               physical memory, = the value (a write: /W /Z /w /v value...)
  *              | '$' letter {arg}               shorthand: $c $C $r $q $Q $m $? $d  -> dcmd
  *              | '$<' file  '$<<' file  '$>' [file]    run a macro file; log output to a file
  *              | ':' letter {arg}               execution shorthand: :c :s :e :u :b :d :z :r :k :w :a :p
@@ -178,6 +179,8 @@ class LineParser {
         this.pos++;
         continue;
       } else if (c === ',' || c === '?' || c === '\\' || c === '$' || c === ':') break;
+      // `@` formats physical memory, as `\`; inside a symbol name (`memcpy@GLIBC_2.14`) it is a letter.
+      else if (c === '@' && !/^[A-Za-z_]/.test(/[\w.$`]*$/.exec(this.s.slice(start, this.pos))![0])) break;
       else if (c === '=' && next !== '=' && this.s[this.pos - 1] !== '!' && this.s[this.pos - 1] !== '=') break;
       else if (c === '/' && depth <= 0) break;
       else if (c === '>' && next !== '>' && this.s[this.pos - 1] !== '>') break;
@@ -248,7 +251,7 @@ class LineParser {
       this.pos += 2;
       return { kind: 'dcmd', name: m.name, args: [...(m.args ?? []), ...this.args()] };
     }
-    if (c === '/' || c === '?' || c === '\\' || c === '=') {
+    if (c === '/' || c === '?' || c === '\\' || c === '=' || c === '@') {
       this.pos++;
       this.skipBlanks(); // `555 = E` is `555=E`
       const fmtStart = this.pos;
@@ -262,7 +265,7 @@ class LineParser {
         this.pos++;
       }
       if (quote) throw this.error(fmtStart, 'unterminated string in format');
-      return { kind: 'format', space: c, fmt: this.s.slice(fmtStart, this.pos), args: this.args() };
+      return { kind: 'format', space: c === '@' ? '\\' : c, fmt: this.s.slice(fmtStart, this.pos), args: this.args() };
     }
     if (c === '>') {
       // `>/c/name` keeps only the low byte (c, s, i, l: 1, 2, 4, 8 bytes).

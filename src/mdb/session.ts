@@ -34,6 +34,8 @@ export class CaptureOutput implements Output {
   readonly values: unknown[] = [];
   /** What value() put into the pipe; undefined while no dcmd has called it. */
   piped?: bigint[];
+  /** Where warnings go: a pipe stage's go to the terminal's output (stderr), never into the pipe. */
+  warn?: (text: string) => void;
   constructor(
     readonly jsonMode = false,
     readonly piping = false,
@@ -195,6 +197,7 @@ export class Session implements SessionView {
         return errors.noSymbol(name);
       },
       read: (addr, size) => readValue(this.formatContext(), addr, size),
+      readObject: (addr, size) => readValue(this.formatContext((a, n) => this.readObject(a, n)), addr, size),
       variable: (name) => this.variable(name),
       radix: this.radix,
       incr: this.incr,
@@ -213,6 +216,21 @@ export class Session implements SessionView {
       if (e instanceof DbgError) return undefined;
       throw e;
     }
+  }
+
+  /**
+   * Bytes of the object file behind `addr` (MDB's `?` and `%`): the file contents of the module
+   * mapped there, not the memory of the dump or the running guest. A file target is its own object.
+   */
+  readObject(addr: bigint, length: number): Buffer {
+    const m = this.target.symbols.modules.find((x) => x.elf && x.start !== undefined && x.end !== undefined && addr >= x.start && addr < x.end);
+    if (m?.elf) {
+      const b = m.elf.readLoaded(addr - (m.bias ?? 0n), length);
+      if (b) return b;
+      throw new DbgError('unmapped', `0x${addr.toString(16)} (${length} bytes) is not in the loadable segments of ${m.name}`);
+    }
+    if (this.target.kind === 'file') return this.target.readVirtual(addr, length);
+    throw new DbgError('unmapped', `0x${addr.toString(16)} is in no object file of ${this.target.name} (? and % read the files; / and * read memory)`);
   }
 
   /** Reading virtual memory as formats see it. */
@@ -265,6 +283,8 @@ export class Session implements SessionView {
     this.depth++;
     try {
       for (const pipeline of parseStatements(line)) {
+        // Ctrl-C stops the command it interrupted, not the statements after it.
+        if (this.depth === 1 && this.abort.signal.aborted) this.abort = new AbortController();
         await this.runPipeline(pipeline, target);
         if (this.quitRequested) return;
       }
@@ -328,6 +348,7 @@ export class Session implements SessionView {
       // A shell command after this stage reads its text; a dcmd reads the values it produced.
       const toShell = pipeline[i + 1]?.verb.kind === 'shell';
       const sink = last ? out : new CaptureOutput(false, !toShell);
+      if (!last) (sink as CaptureOutput).warn = (text) => (out.warn ? out.warn(text) : undefined);
       for (const input of inputs) await this.runCommand(cmd, sink, input, i > 0);
       if (last) break;
       const captured = sink as CaptureOutput;
@@ -389,9 +410,10 @@ export class Session implements SessionView {
           return;
         }
         // `addr,count::dcmd` runs the dcmd count times, dot moving on by the increment each time.
-        if (count > 0x100000n) throw errors.badInput(`count ${count} is too large (at most 0x100000 repetitions)`);
+        if (count > 0x1000n) throw errors.badInput(`count 0x${count.toString(16)} is too many runs of ::${d.name} (at most 0x1000)`);
         let at = addr ?? this.dot;
         for (let k = 0n; k < count; k++) {
+          if (this.signal.aborted) throw new DbgError('interrupted', `::${d.name} interrupted after ${k} of ${count} runs`);
           this.incr = 0n;
           this.dot = at;
           const inv: Invocation = { addr: at, args: verb.args, piped: isPiped };
@@ -420,6 +442,8 @@ export class Session implements SessionView {
     if (space === '\\') {
       const phys = need(this.target, 'physical');
       read = (a, n) => phys.readPhysical(a, n);
+    } else if (space === '?') {
+      read = (a, n) => this.readObject(a, n);
     } else if (space === '=') {
       const value = Buffer.alloc(8);
       value.writeBigUInt64LE(BigInt.asUintN(64, addr));
@@ -432,6 +456,9 @@ export class Session implements SessionView {
     }
     if (args.length > 0) throw errors.badInput(`unexpected argument "${args[0]}" after format "${fmt}"`);
     if (count > 0x100000n) throw errors.badInput(`count ${count} is too large (at most 0x100000 repetitions)`);
+    // Bounded output: a count times the items of one repetition (`,100000=30D`) stays within 0x100000.
+    const per = BigInt(items.reduce((n, it) => n + ('count' in it ? it.count : 1), 0));
+    if (count * per > 0x100000n) throw errors.badInput(`"${fmt}" ${count} times is 0x${(count * per).toString(16)} items to print (at most 0x100000)`);
     const ctx = this.formatContext(read);
     ctx.emit = (v) => {
       this.lastValue = v;
@@ -442,6 +469,7 @@ export class Session implements SessionView {
     let lastStart = addr;
     try {
       for (let k = 0n; k < count; k++) {
+        if (this.signal.aborted) throw new DbgError('interrupted', `"${fmt}" interrupted after ${k} of ${count} repetitions`);
         lastStart = at;
         if (space === '=') {
           iob.setIndent(true);

@@ -289,7 +289,8 @@ class Printer {
     if (this.o.showType || showName || this.o.showAddr) this.emit(' '.repeat((depth + nest) * 4));
     if (this.o.showAddr && addr !== undefined) this.emit(bitShift ? `${addr.toString(16)}.${bitShift.toString(16)} ` : `${addr.toString(16)} `);
     if (this.o.showType) {
-      const tn = typeName(t);
+      // An anonymous struct or union is named by its kind alone, as MDB shows it: `union  <anon>`.
+      const tn = isCompound(t) && t.tag === undefined ? `${t.kind} ` : typeName(t);
       this.emit(tn.endsWith('*') && (depth !== 0 || prefix !== undefined) ? tn : tn + ' ');
     }
     if (prefix !== undefined && depth <= 1) this.emit(prefix + (depth === 0 ? '' : suffix));

@@ -9,7 +9,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaptureOutput, type Session } from '../../src/mdb/session.js';
-import { failure, rawSession, run, tempDir } from './helpers.js';
+import { openTarget } from '../../src/targets/open-target.js';
+import { repoRoot } from '../helpers/repo.js';
+import { failure, rawSession, run, sessionOn, tempDir } from './helpers.js';
 
 let s: Session;
 let dir: string;
@@ -162,5 +164,22 @@ describe('shell escapes', () => {
     await expect(r.execute('! echo no', out)).rejects.toThrow(/refused for a remote client/);
     r.target.close();
     t.cleanup();
+  });
+});
+
+describe('the object file and physical memory', () => {
+  it('? and % read the object file, / and * the dump; @ formats physical memory as \\ does', async () => {
+    const k = sessionOn(openTarget(join(repoRoot, 'dumps', 'vmcore.0'), { symbols: [join(repoRoot, 'dumps', 'kernel.elf')] }));
+    try {
+      // The log overflow wrote text over the task list in memory; the file still has it zeroed.
+      expect(await run(k, 'tasks/K')).toEqual(['tasks:', 'tasks:          7461736b3a64726f']);
+      expect(await run(k, 'tasks?K')).toEqual(['tasks:', 'tasks:          0']);
+      expect(await run(k, '*tasks=K')).toEqual([pad('7461736b3a64726f')]);
+      expect(await run(k, '%tasks=K')).toEqual([pad('0')]);
+      expect(await run(k, '0x1000@X')).toEqual(await run(k, '0x1000\\X'));
+      expect((await failure(k, '0?X')).message).toBe('0x0 is in no object file of kernel dump "vmcore.0" (? and % read the files; / and * read memory)');
+    } finally {
+      k.target.close();
+    }
   });
 });

@@ -55,6 +55,14 @@ describe('::list and ::walk', () => {
     expect(await runJson(s, '200::list 8')).toEqual([{ head: '0x200', offset: '0x8', nodes: ['0x200', '0x220'], cycle: { to: '0x200', after: 2 }, truncated: null }]);
   });
 
+  it('a cycle inside a pipe ends the pipe with the warning beside it, the nodes passed on', async () => {
+    const lines: string[] = [];
+    const warnings: string[] = [];
+    await s.execute('200::list 8 | ::map .+1', { jsonMode: false, line: (l) => lines.push(l), json: () => {}, warn: (w) => warnings.push(w) });
+    expect(lines).toEqual(['201', '221']);
+    expect(warnings).toEqual(['the list cycles: node 2 points back to 0x200']);
+  });
+
   it('walks with the list walker and pipes the addresses on', async () => {
     expect(await run(s, '300::walk list')).toEqual(['0x300', '0x310']);
     // Each node's value (first word), through a pipe into a format.

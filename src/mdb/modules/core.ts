@@ -521,7 +521,8 @@ const list: Dcmd = {
     let failure: unknown;
     try {
       for (const n of followList(s, inv.addr, offset, (at, after) => (cycle = { at, after }), (why) => (stopped = why))) {
-        if (out.jsonMode) nodes.push(hex(n));
+        if (out.piping && out.value) out.value(n);
+        else if (out.jsonMode) nodes.push(hex(n));
         else out.line(hex(n));
       }
     } catch (e) {
@@ -559,7 +560,8 @@ const walk: Dcmd = {
     const w = full(s).findWalker(rest[0]!);
     const addrs: string[] = [];
     for (const a of w.walk(s, inv.addr)) {
-      if (out.jsonMode) addrs.push(hex(a));
+      if (out.piping && out.value) out.value(a);
+      else if (out.jsonMode) addrs.push(hex(a));
       else out.line(hex(a));
     }
     if (out.jsonMode) out.json(addrs);

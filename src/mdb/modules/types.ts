@@ -140,7 +140,7 @@ const print: Dcmd = {
       for (const p of paths) out.value(memberValue(type, addr, p, mem));
       return;
     }
-    const lines = paths.length === 0 ? printValue(type, addr, mem, opts) : paths.flatMap((p) => printValue(type, addr, mem, opts, p));
+    const lines = paths.length === 0 ? printValue(type, addr, mem, opts) : paths.flatMap((p) => printPath(type, addr, mem, opts, p));
     if (addr !== undefined) s.dot = addr + BigInt(sizeOf(type) ?? 0);
     if (out.jsonMode) {
       out.json({ type: typeName(type), addr: addr !== undefined ? hexAddr(addr) : null, size: sizeOf(type) ?? null, lines });
@@ -149,6 +149,26 @@ const print: Dcmd = {
     for (const l of lines) out.line(l);
   },
 };
+
+/**
+ * One member path's lines; a number (`$[8]` arrives as 0x8) is MDB's offset form: the member that
+ * holds that byte offset, an anonymous one shown as <anon> with its members as <anon>.name.
+ */
+function printPath(type: Type, addr: bigint | undefined, mem: ValueMemory, opts: PrintOptions, path: string): string[] {
+  if (!/^0x[0-9a-f]+$/i.test(path)) return printValue(type, addr, mem, opts, path);
+  const offset = Number(BigInt(path));
+  const t = resolveType(type);
+  if (!isCompound(t)) throw errors.badInput(`::print: offset ${path} needs a struct or union, not ${typeName(type)}`);
+  const m = t.members.find((x) => {
+    const start = Math.floor(x.bitOffset / 8);
+    return offset >= start && offset < start + Math.max(1, sizeOf(x.type) ?? 0);
+  });
+  if (!m) throw errors.badInput(`::print: no member of ${typeName(type)} holds offset ${path}`);
+  if (m.name !== undefined) return printValue(type, addr, mem, opts, m.name);
+  const at = addr === undefined ? undefined : addr + BigInt(Math.floor(m.bitOffset / 8));
+  const inner = printValue(m.type, at, mem, opts);
+  return inner.map((l, i) => (i === 0 ? `<anon> = ${l.trimStart()}` : /^ {4}[^\s}]/.test(l) ? `    <anon>.${l.slice(4)}` : l));
+}
 
 /** The type of the symbol at `addr` when `word` is a member path of it; else undefined. */
 function memberOfSymbol(s: SessionView, addr: bigint, word: string): Type | undefined {
