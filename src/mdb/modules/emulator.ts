@@ -86,8 +86,10 @@ function report(s: SessionView, st: StopStatus, out: Output): void {
 
 /** One breakpoint or watchpoint of the session, as ::events lists it (`id`: the session's number). */
 export interface SessionEvent extends Omit<EventSpec, 'armed'> {
-  /** The target's id, once armed (undefined while a pending breakpoint waits for its symbol). */
+  /** The target's id, once armed (undefined while a pending breakpoint waits for its symbol, or disabled). */
   tid?: number;
+  /** ::disable took it out of the target; ::enable arms it again. */
+  disabled?: boolean;
 }
 
 class EventBook {
@@ -122,7 +124,7 @@ class EventBook {
   armPending(): number {
     let n = 0;
     for (const ev of this.list) {
-      if (ev.tid !== undefined || !ev.symbol) continue;
+      if (ev.tid !== undefined || !ev.symbol || ev.disabled) continue;
       const sym = this.s.target.symbols.find(ev.symbol);
       if (!sym) continue;
       ev.addr = sym.addr;
@@ -138,7 +140,25 @@ class EventBook {
     return ev;
   }
 
+  /** Take `ev` out of the target (kept in the list, its id and hits too) or put it back. */
+  setEnabled(ev: SessionEvent, on: boolean): void {
+    if (on === !ev.disabled) return;
+    if (on) {
+      ev.disabled = false;
+      if (ev.addr !== undefined) this.arm(ev);
+      else this.armPending();
+    } else {
+      this.disarm(ev);
+      ev.disabled = true;
+    }
+  }
+
   remove(ev: SessionEvent): void {
+    this.disarm(ev);
+    this.list.splice(this.list.indexOf(ev), 1);
+  }
+
+  private disarm(ev: SessionEvent): void {
     if (ev.tid !== undefined) {
       const b = need(this.s.target, 'breakpoints');
       try {
@@ -147,8 +167,8 @@ class EventBook {
       } catch (e) {
         if (!(e instanceof DbgError && e.code === 'bad-input')) throw e; // already gone from the target
       }
+      ev.tid = undefined;
     }
-    this.list.splice(this.list.indexOf(ev), 1);
   }
 
   byTarget(tid: number): SessionEvent | undefined {
@@ -366,9 +386,9 @@ const wp: Dcmd = {
 };
 
 function eventLine(t: Target, ev: SessionEvent): string {
-  const at = ev.tid !== undefined ? where(t, ev.addr!) : `${ev.symbol} (pending: no symbol file defines it yet)`;
+  const at = ev.addr !== undefined && (ev.tid !== undefined || ev.disabled) ? where(t, ev.addr) : `${ev.symbol} (pending: no symbol file defines it yet)`;
   const what = ev.kind === 'breakpoint' ? 'breakpoint' : `watchpoint ${ev.access} ${ev.length} byte${ev.length === 1 ? '' : 's'}${ev.physical ? ' physical' : ''}`;
-  return `${ev.id}: ${what} at ${at}${ev.condition !== undefined ? ` if ${ev.condition}` : ''}; hits ${ev.hits}`;
+  return `${ev.id}: ${what} at ${at}${ev.condition !== undefined ? ` if ${ev.condition}` : ''}; hits ${ev.hits}${ev.disabled ? ' (disabled)' : ''}`;
 }
 
 function eventJson(t: Target, ev: SessionEvent): unknown {
@@ -381,7 +401,8 @@ function eventJson(t: Target, ev: SessionEvent): unknown {
     access: ev.access ?? null,
     physical: ev.physical ?? false,
     condition: ev.condition ?? null,
-    pending: ev.tid === undefined,
+    pending: ev.tid === undefined && !ev.disabled,
+    enabled: !ev.disabled,
     hits: ev.hits,
   };
 }
@@ -413,6 +434,77 @@ const del: Dcmd = {
     for (const ev of ids.map((id) => book.get(id))) book.remove(ev);
     if (!out.jsonMode) out.line(a === 'all' ? `deleted ${ids.length} event(s)` : `deleted ${a}`);
     else out.json({ deleted: ids });
+  },
+};
+
+/** ::enable and ::disable: MDB's, on the ids ::events lists. */
+function enabler(on: boolean): Dcmd {
+  const name = on ? 'enable' : 'disable';
+  return {
+    name,
+    usage: `::${name} -a | N... | N::${name}`,
+    help: on
+      ? 'arm again the breakpoints and watchpoints ::disable took out (-a: all of them); ids, hits and conditions are kept'
+      : 'take breakpoints and watchpoints out of the target without deleting them (-a: all); ::events shows them "(disabled)", ::enable puts them back',
+    needs: ['breakpoints'],
+    run(s, inv, out) {
+      const book = EventBook.of(s);
+      const { flags, rest } = parseFlags(name, this.usage, inv.args, { booleans: 'a' });
+      const words = [...rest, ...(inv.addr !== undefined ? [`0x${inv.addr.toString(16)}`] : [])];
+      if (flags.has('a') === (words.length > 0)) throw errors.badInput(`::${name} needs event ids or -a (usage: ${this.usage})`);
+      const evs = flags.has('a')
+        ? book.list.filter((e) => !e.temporary)
+        : words.map((w) => {
+            const id = /^(0x[0-9a-f]+|0t\d+|\d+)$/i.test(w) ? Number(BigInt(w.replace(/^0t/i, ''))) : NaN;
+            if (!Number.isSafeInteger(id)) throw errors.badInput(`::${name}: "${w}" is not an event id (see ::events)`);
+            return book.get(id);
+          });
+      for (const ev of evs) book.setEnabled(ev, on);
+      if (out.jsonMode) out.json(evs.map((e) => eventJson(s.target, e)));
+      else for (const ev of evs) out.line(eventLine(s.target, ev));
+    },
+  };
+}
+
+/** The thread of CPU `cpu` on a target whose threads are CPUs (a kernel: live, recorded or dumped). */
+function cpuThread(s: SessionView, cpu: bigint, dcmd: string): number {
+  const t = s.target;
+  if (t.kind !== 'emulator' && t.kind !== 'replay' && t.kind !== 'kernel-dump') {
+    throw errors.unsupported(t.name, `::${dcmd} (its threads are not CPUs: select one with N::thread)`);
+  }
+  const list = t.threads();
+  const th = list.find((x) => BigInt(x.tid) === cpu);
+  if (!th) throw errors.badInput(`::${dcmd}: no CPU ${cpu}: ${t.name} has CPUs ${list.map((x) => x.tid).join(', ')}`);
+  return th.index;
+}
+
+const cpuregs: Dcmd = {
+  name: 'cpuregs',
+  usage: '::cpuregs [-c CPU]',
+  help: "KMDB's: the registers of the selected CPU, or of CPU (its number, as ::threads shows it in TID) without selecting it",
+  async run(s, inv, out) {
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'c' });
+    if (rest.length > 0) throw errors.badInput(`::cpuregs: unexpected "${rest[0]}" (usage: ${this.usage})`);
+    const c = flags.get('c');
+    const saved = s.thread;
+    if (typeof c === 'string') s.thread = cpuThread(s, s.evaluate(c), this.name);
+    try {
+      await s.execute('::regs', out);
+    } finally {
+      s.thread = saved;
+    }
+  },
+};
+
+const switchCpu: Dcmd = {
+  name: 'switch',
+  usage: 'CPU::switch | ::switch CPU',
+  help: "KMDB's: make CPU (its number, as ::threads shows it in TID) the selected one, as N::thread selects a thread",
+  async run(s, inv, out) {
+    if (inv.args.length > 1 || (inv.args.length === 1) === (inv.addr !== undefined)) throw errors.badInput(`::switch needs one CPU number (usage: ${this.usage})`);
+    const cpu = inv.addr ?? s.evaluate(inv.args[0]!);
+    s.thread = cpuThread(s, cpu, this.name);
+    await s.execute('::thread', out);
   },
 };
 
@@ -491,5 +583,5 @@ const dump: Dcmd = {
 
 export const emulatorModule: DcmdModule = {
   name: 'emulator',
-  dcmds: [cont, step, bp, wp, events, del, setreg, consoleCmd, input, symbols, dump],
+  dcmds: [cont, step, bp, wp, events, del, enabler(true), enabler(false), cpuregs, switchCpu, setreg, consoleCmd, input, symbols, dump],
 };
