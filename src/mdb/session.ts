@@ -238,6 +238,8 @@ export class Session implements SessionView {
   async execute(line: string, out: Output): Promise<void> {
     if (this.abort.signal.aborted) this.abort = new AbortController();
     for (const pipeline of parseStatements(line)) {
+      // Ctrl-C stops the line, not only its running command (a script's next `:c` would run on).
+      if (this.abort.signal.aborted) throw new DbgError('interrupted', `interrupted: the rest of the line from "${pipeline[0]?.text ?? ''}" was not run`);
       await this.runPipeline(pipeline, out);
       if (this.quitRequested) return;
     }
