@@ -66,6 +66,9 @@ export type StopReason =
   | { kind: 'watchpoint'; id: number; addr: VirtAddr; access: WatchKind; length: number }
   | { kind: 'interrupted' } // Ctrl-C, the GDB 0x03 byte, Target.interrupt()
   | { kind: 'halted' } // hlt with interrupts off
+  // KMDB's deliberate entry: the guest asked for the debugger, by an int3 it has no handler for
+  // (pc after the int3) or by writing `code` to the dbg machine's debug port (0x520)
+  | { kind: 'guest-breakpoint'; how: 'int3' | 'port'; code?: number }
   | { kind: 'fault'; fault: string; pc: VirtAddr; addr?: VirtAddr } // invalid opcode, unmapped fetch, triple fault...
   | { kind: 'exited'; code: number }
   | { kind: 'history-begin' } // reverse execution reached the start of the recording

@@ -57,6 +57,8 @@ export function describeStop(t: Target, st: StopStatus): string {
       return `stopped: step ${at}`;
     case 'halted':
       return `stopped: halted (hlt with interrupts off) ${at}`;
+    case 'guest-breakpoint':
+      return `stopped: guest breakpoint (${r.how === 'int3' ? 'int3 with no guest handler' : `debug port 0x520, value 0x${(r.code ?? 0).toString(16)}`}) ${at}`;
     case 'interrupted':
       return `stopped: interrupted ${at}`;
     case 'fault':

@@ -11,6 +11,9 @@
  *   0x9000 / 0x9500          multiboot memory map /   0x518 out32  start a secondary vCPU: the
  *                            multiboot info                        physical address of a start block
  *                                                     0x51c in32   the number of vCPUs
+ *                                                     0x520 out32  enter the debugger: the run
+ *                                                                  stops after the OUT, a 'guest
+ *                                                                  breakpoint' with the value
  *                                                     0xf4  out    exit (isa-debug-exit): stops the
  *                                                                  run, 'exited' with (value<<1)|1
  *   Other ports read as all ones and ignore writes. Everything outside RAM is unmapped: an access
@@ -58,6 +61,7 @@ export const PORT_CPU_ID = 0x514;
 export const PORT_CPU_START = 0x518;
 export const PORT_CPU_COUNT = 0x51c;
 export const PORT_EXIT = 0xf4;
+export const PORT_DEBUG_ENTRY = 0x520;
 export const COM1 = 0x3f8;
 export const TIMER_VECTOR = 0x20;
 export const RESERVED_TOP = 0x20000;
@@ -233,6 +237,8 @@ export class Machine implements ObservedMachine {
   private readonly pendingInputs: InputEvent[] = [];
   private pendingStarts: { block: bigint; by: number }[] = [];
   private pendingExit: number | undefined;
+  /** The value a vCPU wrote to PORT_DEBUG_ENTRY in this slice. */
+  private pendingEntry: number | undefined;
   private interruptFlag = false;
   private runningNow = false;
   /** The vCPU whose slice runs (or ran last): `current`, or the one a run of one vCPU alone runs. */
@@ -446,6 +452,9 @@ export class Machine implements ObservedMachine {
       emuHooks().requestStop(v.hooks);
     } else if (port === PORT_EXIT) {
       this.pendingExit = ((value & 0xff) << 1) | 1;
+      emuHooks().requestStop(v.hooks);
+    } else if (port === PORT_DEBUG_ENTRY) {
+      this.pendingEntry = value >>> 0;
       emuHooks().requestStop(v.hooks);
     }
     void size;
@@ -887,6 +896,8 @@ export class Machine implements ObservedMachine {
       stop = { reason: { kind: 'exited', code: this.pendingExit }, vcpu: v.index };
       this.pendingExit = undefined;
     }
+    if (this.pendingEntry !== undefined && !stop) stop = { reason: { kind: 'guest-breakpoint', how: 'port', code: this.pendingEntry }, vcpu: v.index };
+    this.pendingEntry = undefined;
 
     if (stop) sliceStop = { kind: 'stop', reason: stop.reason };
     else if (stepping && step.left <= 0) sliceStop = { kind: 'step' };
@@ -912,7 +923,15 @@ export class Machine implements ObservedMachine {
       return { reason: { kind: 'fault', fault: `int 0x${vector.toString(16)} could not be delivered: ${r.why}`, pc }, vcpu: v.index };
     }
     if (!isTrap(vector)) e.writeReg(X86_REG.RIP, pc);
-    if (vector !== 3 && this.deliverException(v, vector, hasErrorCode(vector) ? 0n : undefined)) return undefined;
+    if (vector === 3) {
+      // dbg's breakpoints are code hooks, never int3 in memory: this int3 is the guest's. Its own
+      // handler takes it when its IDT has one (a kernel's kprobes); else it is a deliberate entry
+      // into the debugger, as KMDB has it, and the run stops after the int3.
+      const idt = e.readMmr(X86_REG.IDTR);
+      if (3 * 16 + 15 <= idt.limit && this.gatePresent(v.index, idt.base + 48n) && this.deliverException(v, 3)) return undefined;
+      return { reason: { kind: 'guest-breakpoint', how: 'int3' }, vcpu: v.index };
+    }
+    if (this.deliverException(v, vector, hasErrorCode(vector) ? 0n : undefined)) return undefined;
     let what = vectorName(vector);
     // Unicorn 2.0.1 leaves CR2 = -2 for some faults (an instruction fetch): name the pc then.
     const cr2 = e.readReg(X86_REG.CR2);
@@ -927,8 +946,7 @@ export class Machine implements ObservedMachine {
    * Deliver CPU exception `vector` to the guest's IDT (64-bit, ring 0), as the CPU would; when
    * that fails, a double fault (vector 8, error code 0). False when neither could be delivered:
    * the CPU would triple-fault, and the run stops. RIP must already be where the exception
-   * leaves it (the faulting instruction, or the next one for traps). int3 is never delivered: it
-   * is the debugger's.
+   * leaves it (the faulting instruction, or the next one for traps).
    */
   private deliverException(v: Vcpu, vector: number, errorCode?: bigint): boolean {
     const mem = this.guestMemory(v.index);
