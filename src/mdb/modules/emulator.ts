@@ -52,6 +52,7 @@ export function describeStop(t: Target, st: StopStatus): string {
     case 'breakpoint':
       return `stopped: breakpoint ${r.id} ${at}`;
     case 'watchpoint':
+      if (r.io) return `stopped: watchpoint ${r.id} (${r.access === 'read' ? 'IN from' : 'OUT to'} I/O port 0x${r.addr.toString(16)}) ${at}`;
       return `stopped: watchpoint ${r.id} (${r.access} of ${hexAddr(r.addr)}) ${at}`;
     case 'step':
       return `stopped: step ${at}`;
@@ -117,7 +118,10 @@ class EventBook {
 
   private arm(ev: SessionEvent): void {
     const b = need(this.s.target, 'breakpoints');
-    if (ev.kind === 'watchpoint') ev.tid = b.addWatchpoint(ev.addr!, ev.length, ev.access!, ev.physical);
+    if (ev.io) {
+      if (!b.addIoWatchpoint || ev.access === 'exec') throw errors.unsupported(this.s.target.name, ev.access === 'exec' ? 'execute watchpoints on I/O ports' : 'I/O-port watchpoints');
+      ev.tid = b.addIoWatchpoint(Number(ev.addr!), ev.length, ev.access!);
+    } else if (ev.kind === 'watchpoint') ev.tid = b.addWatchpoint(ev.addr!, ev.length, ev.access!, ev.physical);
     else if (ev.temporary && ev.test && b.addStepBreakpoint) ev.tid = b.addStepBreakpoint(ev.addr!, ev.test);
     else ev.tid = b.addBreakpoint(ev.addr!);
   }
@@ -361,12 +365,13 @@ const bp: Dcmd = {
 
 const wp: Dcmd = {
   name: 'wp',
-  usage: 'addr::wp -r|-w|-x|-a|-rw [-p] [-L len] [-c EXPR]',
-  help: 'set a watchpoint on len bytes at addr (default 1): -r read, -w write, -x execute, -a or -rw access; -p: addr is physical; -c: stop only when EXPR is non-zero\n\n' +
+  usage: 'addr::wp -r|-w|-x|-a|-rw [-p|-i] [-L len] [-c EXPR]',
+  help: 'set a watchpoint on len bytes at addr (default 1): -r read, -w write, -x execute, -a or -rw access; -p: addr is physical; -i: addr is an I/O port (read = IN, write = OUT; a live guest); -c: stop only when EXPR is non-zero\n\n' +
     'On a trace, write and exec watchpoints are found by index lookups; a trace keeps writes, not reads, so read and access watchpoints re-execute checkpoint windows with a watch hook.',
   needs: ['breakpoints'],
   run(s, inv, out) {
-    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'rwxap', strings: 'Lc' });
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'rwxapi', strings: 'Lc' });
+    if (flags.has('p') && flags.has('i')) throw errors.badInput(`::wp: -p (physical memory) and -i (I/O port) exclude each other (usage: ${this.usage})`);
     if (inv.addr === undefined) throw errors.badInput(`::wp needs an address (usage: ${this.usage})`);
     if (rest.length > 0) throw errors.badInput(`::wp: unexpected "${rest[0]}" (usage: ${this.usage})`);
     const r = flags.has('r');
@@ -381,7 +386,8 @@ const wp: Dcmd = {
     const len = typeof lenFlag === 'string' ? Number(s.evaluate(lenFlag)) : 1;
     if (!Number.isInteger(len) || len < 1) throw errors.badInput(`watchpoint length ${len}: expected at least 1 byte`);
     const cond = flags.get('c');
-    const ev = EventBook.of(s).add({ kind: 'watchpoint', addr: inv.addr, length: len, access: kinds[0]!, physical: flags.has('p'), ...(typeof cond === 'string' ? { condition: cond } : {}) });
+    const io = flags.has('i') ? { io: true } : {};
+    const ev = EventBook.of(s).add({ kind: 'watchpoint', addr: inv.addr, length: len, access: kinds[0]!, physical: flags.has('p'), ...io, ...(typeof cond === 'string' ? { condition: cond } : {}) });
     if (out.jsonMode) out.json(eventJson(s.target, ev));
     else out.line(eventLine(s.target, ev));
   },
@@ -389,7 +395,13 @@ const wp: Dcmd = {
 
 function eventLine(t: Target, ev: SessionEvent): string {
   const at = ev.addr !== undefined && (ev.tid !== undefined || ev.disabled) ? where(t, ev.addr) : `${ev.symbol} (pending: no symbol file defines it yet)`;
-  const what = ev.kind === 'breakpoint' ? 'breakpoint' : `watchpoint ${ev.access} ${ev.length} byte${ev.length === 1 ? '' : 's'}${ev.physical ? ' physical' : ''}`;
+  const what =
+    ev.kind === 'breakpoint'
+      ? 'breakpoint'
+      : ev.io
+        ? `watchpoint ${ev.access} ${ev.length} I/O port${ev.length === 1 ? '' : 's'}`
+        : `watchpoint ${ev.access} ${ev.length} byte${ev.length === 1 ? '' : 's'}${ev.physical ? ' physical' : ''}`;
+  if (ev.io) return `${ev.id}: ${what} at 0x${ev.addr!.toString(16)}${ev.condition !== undefined ? ` if ${ev.condition}` : ''}; hits ${ev.hits}${ev.disabled ? ' (disabled)' : ''}`;
   return `${ev.id}: ${what} at ${at}${ev.condition !== undefined ? ` if ${ev.condition}` : ''}; hits ${ev.hits}${ev.disabled ? ' (disabled)' : ''}`;
 }
 
@@ -402,6 +414,7 @@ function eventJson(t: Target, ev: SessionEvent): unknown {
     length: ev.length,
     access: ev.access ?? null,
     physical: ev.physical ?? false,
+    io: ev.io ?? false,
     condition: ev.condition ?? null,
     pending: ev.tid === undefined && !ev.disabled,
     enabled: !ev.disabled,

@@ -239,6 +239,9 @@ export class Machine implements ObservedMachine {
   private pendingExit: number | undefined;
   /** The value a vCPU wrote to PORT_DEBUG_ENTRY in this slice. */
   private pendingEntry: number | undefined;
+  /** I/O-port watchpoints (IN = read, OUT = write), and the first one an access hit in this slice. */
+  private readonly ioPoints = new Map<number, Point>();
+  private ioHit: { id: number; port: number; access: 'read' | 'write'; length: number } | undefined;
   private interruptFlag = false;
   private runningNow = false;
   /** The vCPU whose slice runs (or ran last): `current`, or the one a run of one vCPU alone runs. */
@@ -434,11 +437,13 @@ export class Machine implements ObservedMachine {
     // The IN instruction is the current one: its number in the slice is the hook counter.
     const counter = Number(emuHooks().counter(v.hooks));
     this.pendingInputs.push({ kind: 'port-in', seq: this.seqNow + BigInt(counter - 1), vcpu, port, size, value });
+    this.watchPort(vcpu, port, size, WATCH_READ);
     return value;
   }
 
   private portOut(vcpu: number, port: number, size: number, value: number): void {
     const v = this.vcpus[vcpu]!;
+    this.watchPort(vcpu, port, size, WATCH_WRITE);
     if (port >= COM1 && port < COM1 + 8) {
       this.uart.write(port - COM1, value & 0xff);
       this.markDevice(vcpu);
@@ -637,7 +642,28 @@ export class Machine implements ObservedMachine {
     this.points.set(id, { id, begin, end, bits });
   }
 
+  /**
+   * A watchpoint on I/O ports [begin, end] (`bits`: WATCH_READ for IN, WATCH_WRITE for OUT): the
+   * run stops after the IN or OUT that touched one, as a watchpoint stop whose address is the port.
+   */
+  addIoPoint(id: number, begin: number, end: number, bits: number): void {
+    if (this.points.has(id) || this.ioPoints.has(id)) throw errors.state(`breakpoint id ${id} is in use`);
+    this.ioPoints.set(id, { id, begin: BigInt(begin), end: BigInt(end), bits });
+  }
+
+  /** An IN or OUT of `size` bytes at `port` by `vcpu`: a watched port stops the slice after it. */
+  private watchPort(vcpu: number, port: number, size: number, bit: number): void {
+    if (this.ioPoints.size === 0 || this.ioHit) return;
+    for (const p of this.ioPoints.values()) {
+      if ((p.bits & bit) === 0 || BigInt(port + size - 1) < p.begin || BigInt(port) > p.end) continue;
+      this.ioHit = { id: p.id, port, access: bit === WATCH_READ ? 'read' : 'write', length: Number(p.end - p.begin + 1n) };
+      emuHooks().requestStop(this.vcpus[vcpu]!.hooks);
+      return;
+    }
+  }
+
   removePoint(id: number): void {
+    if (this.ioPoints.delete(id)) return;
     if (!this.points.delete(id)) return;
     for (const v of this.vcpus) for (const h of v.contexts) emuHooks().remove(h, id);
   }
@@ -898,6 +924,9 @@ export class Machine implements ObservedMachine {
     }
     if (this.pendingEntry !== undefined && !stop) stop = { reason: { kind: 'guest-breakpoint', how: 'port', code: this.pendingEntry }, vcpu: v.index };
     this.pendingEntry = undefined;
+    const io = this.ioHit;
+    if (io && !stop) stop = { reason: { kind: 'watchpoint', id: io.id, addr: BigInt(io.port), access: io.access, length: io.length, io: true }, vcpu: v.index };
+    this.ioHit = undefined;
 
     if (stop) sliceStop = { kind: 'stop', reason: stop.reason };
     else if (stepping && step.left <= 0) sliceStop = { kind: 'step' };
