@@ -21,6 +21,7 @@ export async function fastPath(argv: readonly string[]): Promise<number | undefi
         exe: { type: 'string' },
         sysroot: { type: 'string' },
         'solib-search-path': { type: 'string' },
+        'source-path': { type: 'string' },
         symbols: { type: 'string', multiple: true },
         'debug-file-directory': { type: 'string' },
         execute: { type: 'string', short: 'e', multiple: true },

@@ -15,7 +15,7 @@ import { HostFiles } from './host-files.js';
 import { hmpCommand } from './monitor-hmp.js';
 import { librariesSvr4, xmlEscape } from './shared-libraries.js';
 import { stopNote, stopReply, threadIdText } from './stop-reply.js';
-import { decodeRegister, encodeRegister, targetDescription, type TargetDescription } from './target-description.js';
+import { clientArch, decodeRegister, encodeRegister, targetDescription, type TargetDescription } from './target-description.js';
 
 /** What `monitor CMD` runs commands through: the MDB session (or anything with its execute()). */
 export type MonitorSession = Pick<SessionView, 'execute'>;
@@ -78,7 +78,8 @@ export class GdbClient {
     opts: { allowHostIo?: boolean } = {},
   ) {
     this.files = new HostFiles(target, opts.allowHostIo === true);
-    this.desc = targetDescription(target.arch, target.kind === 'process-core' ? 'GNU/Linux' : undefined);
+    const machine = target.kind === 'emulator' || target.kind === 'replay';
+    this.desc = targetDescription(clientArch(target), target.kind === 'process-core' ? 'GNU/Linux' : undefined, machine ? 'machine' : 'dump');
     this.gThread = this.cThread = this.validThread(target.status().thread);
   }
 

@@ -302,6 +302,17 @@ export interface Target {
 
   status(): StopStatus;
 
+  /**
+   * A target's own way to find a frame's caller (a Linux kernel dump: its ORC tables), tried
+   * before CFI and frame pointers. `regs` by register name; `signal`: the frame was interrupted,
+   * so its pc is not a return address. 'end': the bottom of the stack; undefined: no answer here.
+   */
+  unwindStep?(
+    thread: number,
+    regs: ReadonlyMap<string, bigint>,
+    signal: boolean,
+  ): { readonly regs: Map<string, bigint> | 'end'; readonly signal: boolean; readonly user: boolean } | undefined;
+
   /** Problems met while opening (a library not found, a note that lies), printed once at open. */
   readonly warnings?: readonly string[];
 

@@ -15,7 +15,8 @@
  * nothing, a name without its NUL) ends the walk with a `problem` and keeps what was read before.
  */
 
-import { DbgError } from '../../common/errors.js';
+import { statSync } from 'node:fs';
+import { DbgError, errors } from '../../common/errors.js';
 import { hexAddr } from '../../common/format.js';
 import { AT_PHDR } from './core-notes.js';
 
@@ -187,3 +188,16 @@ export function libraryCandidates(linkName: string | undefined, corePath: string
   }
   return out;
 }
+
+/** A directory option (--sysroot, --solib-search-path, --source-path, ::dir) that names no directory is a typo, not an empty one. */
+export function checkDirectory(flag: string, dir: string | undefined): void {
+  if (dir === undefined) return;
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw errors.badInput(`${flag} "${dir}": no such directory`);
+  }
+  if (!st.isDirectory()) throw errors.badInput(`${flag} "${dir}": not a directory`);
+}
+

@@ -19,7 +19,6 @@
  * fatal: it becomes a one-line entry of `warnings` and the rest keeps working.
  */
 
-import { statSync } from 'node:fs';
 import type { Registers } from '../../arch/arch.js';
 import { X86_64 } from '../../arch/x86-64.js';
 import { BufferByteSource, FileByteSource, type ByteSource } from '../../common/byte-source.js';
@@ -28,8 +27,8 @@ import { hex, hexAddr } from '../../common/format.js';
 import { ElfFile, ET_CORE, ET_DYN, type ProgramHeader } from '../../symbols/elf-file.js';
 import { SymbolSpace, type Module } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
-import { libraryCandidates, readLinkMap, type LinkMap, type LinkMapEntry } from './process-core-solibs.js';
-import { symbolTableFor } from './process-core-symbols.js';
+import { checkDirectory, libraryCandidates, readLinkMap, type LinkMap, type LinkMapEntry } from './process-core-solibs.js';
+import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
 import type { Capabilities, Mapping, ProcessImage, StopStatus, Target, ThreadInfo } from '../target.js';
 import {
   AT_ENTRY,
@@ -691,18 +690,6 @@ export class ProcessCoreTarget implements Target {
 function withoutName(message: string, path: string): string {
   for (const prefix of [`cannot open "${path}": `, `${path}: `]) if (message.startsWith(prefix)) return message.slice(prefix.length);
   return message;
-}
-
-/** A directory option that names no directory is a typo, not an empty sysroot. */
-function checkDirectory(flag: string, dir: string | undefined): void {
-  if (dir === undefined) return;
-  let st;
-  try {
-    st = statSync(dir);
-  } catch {
-    throw errors.badInput(`${flag} "${dir}": no such directory`);
-  }
-  if (!st.isDirectory()) throw errors.badInput(`${flag} "${dir}": not a directory`);
 }
 
 function permsOf(flags: number): string {

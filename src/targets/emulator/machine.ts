@@ -43,6 +43,9 @@ import type { StopReason, Translation } from '../target.js';
 import { emuHooks, hookResult, HookStop, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
 import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
 import { UnicornEngine, UC, X86_REG } from './unicorn.js';
+import { Disk, type DiskOptions } from './devices/ata.js';
+import { IOAPIC_BASE, LAPIC_BASE, StandardPc } from './devices/pc.js';
+import { deliverInterrupt32, enterRealMode } from './protected-mode.js';
 import {
   copyMode,
   deliverInterrupt,
@@ -80,6 +83,8 @@ export interface MachineOptions {
    * runUncounted() (no slices, no exact seq, no stepping). Measures Unicorn's own speed.
    */
   uncounted?: boolean;
+  /** ATA disks on the primary channel: [master, slave]. */
+  disks?: readonly (DiskOptions | undefined)[];
 }
 
 /** A stop of the machine, with the vCPU it belongs to (0-based). */
@@ -97,6 +102,8 @@ export class Vcpu {
   cr2 = 0n;
   /** Resuming from a breakpoint at this pc: let the first instruction pass once. */
   skipPc: bigint | undefined;
+  /** An INIT IPI reached this waiting vCPU: a start-up IPI starts it. */
+  initSeen = false;
   constructor(
     readonly index: number,
     /** The exact engine: counts every instruction; holds the vCPU's state between slices. */
@@ -159,67 +166,6 @@ interface Point {
   bits: number;
 }
 
-/** 16550 UART: enough for polled output and input. */
-class Uart {
-  ier = 0;
-  lcr = 0;
-  mcr = 0;
-  scr = 0;
-  dll = 1;
-  dlm = 0;
-  input: number[] = [];
-  constructor(private readonly emit: (byte: number) => void) {}
-  read(off: number): number {
-    const dlab = (this.lcr & 0x80) !== 0;
-    switch (off) {
-      case 0:
-        return dlab ? this.dll : (this.input.shift() ?? 0);
-      case 1:
-        return dlab ? this.dlm : this.ier;
-      case 2:
-        return this.input.length > 0 ? 0xc4 : 0xc1; // FIFOs on; data available / no interrupt
-      case 3:
-        return this.lcr;
-      case 4:
-        return this.mcr;
-      case 5:
-        return 0x60 | (this.input.length > 0 ? 1 : 0); // THR empty, transmitter empty, data ready
-      case 6:
-        return 0xb0; // DCD, DSR, CTS
-      default:
-        return this.scr;
-    }
-  }
-  write(off: number, v: number): void {
-    const dlab = (this.lcr & 0x80) !== 0;
-    switch (off) {
-      case 0:
-        if (dlab) this.dll = v;
-        else this.emit(v);
-        break;
-      case 1:
-        if (dlab) this.dlm = v;
-        else this.ier = v;
-        break;
-      case 3:
-        this.lcr = v;
-        break;
-      case 4:
-        this.mcr = v;
-        break;
-      case 7:
-        this.scr = v;
-        break;
-    }
-  }
-  save(): unknown {
-    return { ier: this.ier, lcr: this.lcr, mcr: this.mcr, scr: this.scr, dll: this.dll, dlm: this.dlm, input: [...this.input] };
-  }
-  load(s: unknown): void {
-    Object.assign(this, structuredClone(s));
-  }
-}
-
 export class Machine implements ObservedMachine {
   readonly ram: Buffer;
   readonly ramBase = 0n;
@@ -228,7 +174,12 @@ export class Machine implements ObservedMachine {
   private seqNow = 0n;
   private current = 0;
   private left: number;
-  private readonly uart: Uart;
+  /** The standard-PC devices (devices/pc.ts). */
+  readonly board: StandardPc;
+  /** Virtual time skipped while every vCPU idled (see vnow). */
+  private idleNs = 0n;
+  private pendingSipis: { vcpu: number; vector: number; by: number }[] = [];
+  private ioBy = 0;
   private consoleBytes: number[] = [];
   private consoleText = '';
   private readonly consoleListeners: ((text: string) => void)[] = [];
@@ -260,7 +211,15 @@ export class Machine implements ObservedMachine {
     this.quantum = opts.quantum ?? 10_000;
     this.left = this.quantum;
     this.ram = Buffer.alloc(opts.ramBytes);
-    this.uart = new Uart((b) => this.emitConsole(b));
+    const disks = (opts.disks ?? []).map((d) => (d ? new Disk(d) : undefined));
+    this.board = new StandardPc(opts.cpus, opts.ramBytes, disks, {
+      emit: (b) => this.emitConsole(b),
+      init: (n) => {
+        const t = this.vcpus[n];
+        if (t && t.run === 'wait-start') t.initSeen = true;
+      },
+      startup: (n, vector) => this.pendingSipis.push({ vcpu: n, vector, by: this.ioBy }),
+    });
     const addon = emuHooks();
     for (let i = 0; i < opts.cpus; i++) {
       const engine = new UnicornEngine('x86-64', UC.CPU_X86_SKYLAKE_SERVER);
@@ -270,7 +229,22 @@ export class Machine implements ObservedMachine {
         in: (port, size) => this.portIn(i, port, size),
         out: (port, size, value) => this.portOut(i, port, size, value),
       });
-      this.vcpus.push(new Vcpu(i, engine, hooks, opts.uncounted ? undefined : makeFastEngine(this.ram)));
+      if (opts.ramBytes <= IOAPIC_BASE) {
+        engine.mapMmio(BigInt(LAPIC_BASE), 0x1000, {
+          read: (off, size) => this.mmio(i, () => this.board.lapicRead(i, off, size, this.vnow(i))),
+          write: (off, size, value) => this.mmio(i, () => this.board.lapicWrite(i, off, size, value, this.vnow(i)), true),
+        });
+        engine.mapMmio(BigInt(IOAPIC_BASE), 0x1000, {
+          read: (off, size) => this.mmio(i, () => this.board.ioapicRead(i, off, size)),
+          write: (off, size, value) => this.mmio(i, () => this.board.ioapicWrite(i, off, size, value), true),
+        });
+      }
+      const fast = opts.uncounted ? undefined : makeFastEngine(this.ram);
+      if (fast && opts.ramBytes <= IOAPIC_BASE) {
+        addon.guard(fast.hooks, BigInt(LAPIC_BASE), 0x1000n);
+        addon.guard(fast.hooks, BigInt(IOAPIC_BASE), 0x1000n);
+      }
+      this.vcpus.push(new Vcpu(i, engine, hooks, fast));
     }
   }
 
@@ -327,8 +301,38 @@ export class Machine implements ObservedMachine {
 
   /** Queue bytes for the guest to read from COM1. */
   consoleInput(bytes: Buffer): void {
-    this.uart.input.push(...bytes);
-    this.marks?.push({ seq: this.seqNow, uart: this.uart.save(), consoleLength: this.consoleLength() });
+    this.board.advance(this.vnow());
+    this.board.uart.receive(bytes);
+    this.marks?.push({ seq: this.seqNow, uart: this.board.save(), consoleLength: this.consoleLength() });
+  }
+
+  /** Queue PS/2 scan codes (set 1) for the guest's keyboard controller. */
+  keyboardInput(codes: readonly number[]): void {
+    this.board.advance(this.vnow());
+    this.board.kbd.keys(codes);
+    this.marks?.push({ seq: this.seqNow, uart: this.board.save(), consoleLength: this.consoleLength() });
+  }
+
+  /** The 80x25 text screen (CGA buffer at 0xb8000) and the CRTC's cursor (cell index). */
+  screen(): { lines: string[]; cursor: number } {
+    return { lines: this.board.cga.screen(this.ram), cursor: this.board.cga.cursor };
+  }
+
+  /**
+   * Virtual time (ns) of the devices: one instruction is one nanosecond, plus the time skipped
+   * while every vCPU idled. Inside a slice, `vcpu` is the running one: its current instruction.
+   */
+  private vnow(vcpu?: number): bigint {
+    const inSlice = vcpu !== undefined && this.runningNow ? emuHooks().counter(this.vcpus[vcpu]!.hooks) : 0n;
+    return this.seqNow + (inSlice > 0n ? inSlice - 1n : 0n) + this.idleNs;
+  }
+
+  /** A device register access by `vcpu`'s current instruction; a write ends the slice after it. */
+  private mmio<T>(vcpu: number, access: () => T, write = false): T {
+    this.ioBy = vcpu;
+    const r = access();
+    if (write || this.board.problem) emuHooks().requestStop(this.vcpus[vcpu]!.hooks);
+    return r;
   }
 
   private consoleLength(): number {
@@ -339,7 +343,7 @@ export class Machine implements ObservedMachine {
   private markDevice(vcpu: number): void {
     if (!this.marks) return;
     const counter = emuHooks().counter(this.vcpus[vcpu]!.hooks);
-    this.marks.push({ seq: this.seqNow + counter, uart: this.uart.save(), consoleLength: this.consoleLength() });
+    this.marks.push({ seq: this.seqNow + counter, uart: this.board.save(), consoleLength: this.consoleLength() });
   }
 
   /** A slice starts (or the marks start): the whole device and scheduler state. */
@@ -358,7 +362,7 @@ export class Machine implements ObservedMachine {
           skipPc: skip ? (skip.vcpu === v.index ? skip.pc : v.skipPc) : v.skipPc,
         })),
       },
-      uart: this.uart.save(),
+      uart: this.board.save(),
       consoleLength: this.consoleLength(),
     });
   }
@@ -407,7 +411,7 @@ export class Machine implements ObservedMachine {
         skipPc: i === runner && d > 0n ? undefined : v.skipPc,
       })),
       scheduler: { current: sl.current, left: sl.alone === undefined ? sl.left - Number(d) : sl.left },
-      devices: { uart: last.uart, console: this.console().slice(0, last.consoleLength) },
+      devices: { pc: last.uart, idleNs: this.idleNs, console: this.console().slice(0, last.consoleLength) },
     };
     // Code the guest rewrote after `seq` must be translated again: drop the changed pages.
     const changed: bigint[] = [];
@@ -426,13 +430,16 @@ export class Machine implements ObservedMachine {
 
   private portIn(vcpu: number, port: number, size: number): number {
     let value: number;
-    if (port >= COM1 && port < COM1 + 8) {
-      value = this.uart.read(port - COM1);
-      if (port === COM1) this.markDevice(vcpu);
-    } else if (port === PORT_CPU_ID) value = vcpu;
+    this.ioBy = vcpu;
+    if (port === PORT_CPU_ID) value = vcpu;
     else if (port === PORT_CPU_COUNT) value = this.vcpus.length;
     else if (port === PORT_TIMER) value = this.vcpus[vcpu]!.timerPeriod;
-    else value = size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff;
+    else {
+      const now = this.vnow(vcpu);
+      this.board.advance(now);
+      value = this.board.portIn(port, size, now) ?? (size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff);
+      if (port === COM1) this.markDevice(vcpu);
+    }
     const v = this.vcpus[vcpu]!;
     // The IN instruction is the current one: its number in the slice is the hook counter.
     const counter = Number(emuHooks().counter(v.hooks));
@@ -443,11 +450,9 @@ export class Machine implements ObservedMachine {
 
   private portOut(vcpu: number, port: number, size: number, value: number): void {
     const v = this.vcpus[vcpu]!;
+    this.ioBy = vcpu;
     this.watchPort(vcpu, port, size, WATCH_WRITE);
-    if (port >= COM1 && port < COM1 + 8) {
-      this.uart.write(port - COM1, value & 0xff);
-      this.markDevice(vcpu);
-    } else if (port === PORT_TIMER) {
+    if (port === PORT_TIMER) {
       v.timerPeriod = value >>> 0;
       // The tick counts from the OUT instruction (the current one) on.
       v.timerNext = v.executed + emuHooks().counter(v.hooks) + BigInt(v.timerPeriod);
@@ -461,8 +466,15 @@ export class Machine implements ObservedMachine {
     } else if (port === PORT_DEBUG_ENTRY) {
       this.pendingEntry = value >>> 0;
       emuHooks().requestStop(v.hooks);
+    } else {
+      const now = this.vnow(vcpu);
+      this.board.advance(now);
+      if (this.board.portOut(port, size, value, now)) {
+        if (port >= COM1 && port < COM1 + 8) this.markDevice(vcpu);
+        // the write may raise an interrupt or start a transfer: the next slice looks at it
+        else emuHooks().requestStop(v.hooks);
+      }
     }
-    void size;
   }
 
   // --- memory ---------------------------------------------------------------------------------
@@ -757,6 +769,7 @@ export class Machine implements ObservedMachine {
   private slice(step?: { vcpu: number; left: number }, maxInsns?: bigint, alone?: number): MachineStop | undefined {
     // Find a vCPU that can run; if none can, the machine is halted.
     let tried = 0;
+    this.board.advance(this.vnow());
     for (;;) {
       if (alone !== undefined) {
         const v = this.vcpus[alone]!;
@@ -770,8 +783,18 @@ export class Machine implements ObservedMachine {
         v.timerNext = v.executed; // idle time costs nothing: the tick is due now
         break;
       }
+      if (v.run === 'idle' && this.board.hasInterrupt(v.index)) break;
       this.nextVcpu();
       if (++tried > this.vcpus.length) {
+        // Every vCPU waits: idle time costs nothing, the next device timer is due now.
+        const next = this.board.nextEvent();
+        if (next !== undefined && this.vcpus.some((x) => x.run === 'idle')) {
+          const now = this.vnow();
+          if (next > now) this.idleNs += next - now;
+          this.board.advance(this.vnow());
+          tried = 0;
+          continue;
+        }
         const halted = this.vcpus.find((x) => x.run === 'halted') ?? this.vcpus[0]!;
         return { reason: { kind: 'halted' }, vcpu: halted.index };
       }
@@ -783,10 +806,22 @@ export class Machine implements ObservedMachine {
     const e = v.engine;
     const addon = emuHooks();
 
+    // A device interrupt for this vCPU (local APIC, or the 8259s through LINT0), when IF allows.
+    if (this.board.hasInterrupt(v.index) && (e.readReg(X86_REG.RFLAGS) & RFLAGS_IF) !== 0n) {
+      const vector = this.board.takeInterrupt(v.index)!;
+      const r = this.deliver(v, vector);
+      if (!r.ok) {
+        return { reason: { kind: 'fault', fault: `device interrupt 0x${vector.toString(16)} could not be delivered: ${r.why}`, pc: e.readReg(X86_REG.RIP) }, vcpu: v.index };
+      }
+      v.run = 'running';
+      v.skipPc = undefined;
+      this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector, writes: r.writes, registers: r.registers });
+    }
+
     if (v.timerPeriod > 0 && v.executed >= v.timerNext) {
       const flags = e.readReg(X86_REG.RFLAGS);
       if ((flags & RFLAGS_IF) !== 0n) {
-        const r = deliverInterrupt(e, this.guestMemory(v.index), TIMER_VECTOR);
+        const r = this.deliver(v, TIMER_VECTOR);
         if (!r.ok) {
           return { reason: { kind: 'fault', fault: `timer interrupt 0x${TIMER_VECTOR.toString(16)} could not be delivered: ${r.why}`, pc: e.readReg(X86_REG.RIP) }, vcpu: v.index };
         }
@@ -805,6 +840,11 @@ export class Machine implements ObservedMachine {
     if (v.timerPeriod > 0 && v.timerNext > v.executed) limit = Math.min(limit, Number(v.timerNext - v.executed));
     const stepping = step !== undefined && step.vcpu === v.index;
     if (stepping) limit = Math.min(limit, step.left);
+    const event = this.board.nextEvent();
+    if (event !== undefined) {
+      const now = this.vnow();
+      if (event > now && event - now < BigInt(limit)) limit = Number(event - now);
+    }
     if (maxInsns !== undefined && BigInt(limit) > maxInsns) limit = Number(maxInsns);
     limit = Math.max(limit, 1);
 
@@ -918,6 +958,11 @@ export class Machine implements ObservedMachine {
 
     // Deferred device actions of this slice.
     for (const s of this.pendingStarts.splice(0)) this.startCpu(s.block, s.by);
+    for (const s of this.pendingSipis.splice(0)) this.startupCpu(s.vcpu, s.vector, s.by);
+    if (this.board.problem !== undefined && !stop) {
+      stop = { reason: { kind: 'fault', fault: this.board.problem, pc: e.readReg(X86_REG.RIP) }, vcpu: v.index };
+      this.board.problem = undefined;
+    }
     if (this.pendingExit !== undefined && !stop) {
       stop = { reason: { kind: 'exited', code: this.pendingExit }, vcpu: v.index };
       this.pendingExit = undefined;
@@ -944,10 +989,15 @@ export class Machine implements ObservedMachine {
     const e = v.engine;
     if (vector >= 32) {
       // Unicorn left RIP after the int instruction; deliver through the guest's IDT.
-      const r = deliverInterrupt(e, this.guestMemory(v.index), vector);
+      const r = this.deliver(v, vector, undefined, true);
       if (r.ok) {
         this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector, writes: r.writes, registers: r.registers });
         return undefined;
+      }
+      // a gate the int instruction may not use: #GP, with the gate in the error code
+      if (r.gp !== undefined) {
+        e.writeReg(X86_REG.RIP, pc);
+        if (this.deliverException(v, 13, BigInt(r.gp))) return undefined;
       }
       return { reason: { kind: 'fault', fault: `int 0x${vector.toString(16)} could not be delivered: ${r.why}`, pc }, vcpu: v.index };
     }
@@ -979,8 +1029,9 @@ export class Machine implements ObservedMachine {
    */
   private deliverException(v: Vcpu, vector: number, errorCode?: bigint): boolean {
     const mem = this.guestMemory(v.index);
+    void mem;
     for (const [vec, code] of [[vector, errorCode], [8, 0n]] as const) {
-      const r = deliverInterrupt(v.engine, mem, vec, code);
+      const r = this.deliver(v, vec, code);
       if (r.ok) {
         this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector: vec, writes: r.writes, registers: r.registers });
         return true;
@@ -988,6 +1039,23 @@ export class Machine implements ObservedMachine {
       if (vec === 8) break;
     }
     return false;
+  }
+
+  /** Deliver `vector` through the IDT in the vCPU's mode (64-bit long mode or 32-bit protected mode). */
+  private deliver(v: Vcpu, vector: number, errorCode?: bigint, software = false): ReturnType<typeof deliverInterrupt32> {
+    const mem = this.guestMemory(v.index);
+    if ((v.engine.readReg(X86_REG.CR0) & 1n) === 0n) return { ok: false, why: 'the vCPU is in real mode, where dbg does not deliver interrupts' };
+    if (pagingState(v.engine).longMode) return deliverInterrupt(v.engine, mem, vector, errorCode);
+    return deliverInterrupt32(v.engine, mem, vector, errorCode, software);
+  }
+
+  /** A start-up IPI for vCPU `n` (after an INIT): it starts in real mode at vector << 12. */
+  private startupCpu(n: number, vector: number, by: number): void {
+    const t = this.vcpus[n];
+    if (!t || t.run !== 'wait-start' || !t.initSeen) return;
+    enterRealMode(t.engine, vector);
+    t.run = 'running';
+    this.observer?.onInput({ kind: 'cpu-start', seq: this.seqNow, vcpu: n, by });
   }
 
   /** `what` named as the CPU would end up when delivery failed. */
@@ -1041,7 +1109,7 @@ export class Machine implements ObservedMachine {
         skipPc: v.skipPc,
       })),
       scheduler: { current: this.current, left: this.left },
-      devices: { uart: this.uart.save(), console: this.console() },
+      devices: { pc: this.board.save(), idleNs: this.idleNs, console: this.console() },
       ...(options?.ram === false ? {} : { ram: Buffer.from(this.ram) }),
     };
   }
@@ -1067,8 +1135,9 @@ export class Machine implements ObservedMachine {
     });
     this.current = s.scheduler.current;
     this.left = s.scheduler.left;
-    const dev = s.devices as { uart: unknown; console: string };
-    this.uart.load(dev.uart);
+    const dev = s.devices as { pc: unknown; idleNs: bigint; console: string };
+    this.board.load(dev.pc);
+    this.idleNs = dev.idleNs;
     this.consoleBytes = [];
     this.consoleText = dev.console;
     if (s.ram) s.ram.copy(this.ram);
