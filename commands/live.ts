@@ -28,9 +28,13 @@ export default class Live extends Command {
 EAX=0x2BADB002, EBX=multiboot info) or an ELF64 kernel (entered in long mode at e_entry with
 dbg's page tables). The guest's COM1 console is printed as it runs and kept for ::console.
 
-Without --wait the guest runs at once (until it halts, faults or hits a breakpoint); with --wait it
-stays at its first instruction. Then commands run (-e) or the REPL starts: :c continue, :s step,
-::step over|out, addr::bp, addr::wp -w -L 8, ::events, ::delete N, ::console, ::dump FILE.
+Without --wait the guest runs at once (until it halts, faults or hits a breakpoint), then the REPL
+starts; with --wait it stays at its first instruction. With -e it always stays there, as a gdb -ex
+or MDB -e script expects: the script runs it (':c'), so 'kmain::bp; :c' stops at kmain. Commands:
+:c continue, :s step (that vCPU alone), ::step over|out, addr::bp, addr::wp -w -L 8, ::events,
+::delete N, ::disable/::enable N, ::cpuregs [-c CPU], ::switch CPU, ::console, ::dump FILE.
+Ctrl-C stops the running command and ends the -e script there; a second Ctrl-C exits (the trace
+is finished).
 
 Recording (on by default) adds time travel: ::rstep [over|out] and ::rcont go back (a write
 watchpoint stops at the writer with memory as before the write), ::seek SEQ|+N|-N, ::now; the view
@@ -55,7 +59,7 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
     cpus: Flags.integer({ description: 'number of vCPUs (default 1)', min: 1, max: 64 }),
     disk: Flags.string({ description: 'an ATA disk image on the primary channel (the first is the master, a second the slave); writes stay in memory unless --disk-writable', multiple: true, helpValue: 'FILE' }),
     'disk-writable': Flags.boolean({ description: 'write the guest\'s disk writes through to the --disk files' }),
-    wait: Flags.boolean({ description: 'stop at the first instruction and wait for commands' }),
+    wait: Flags.boolean({ description: 'stop at the first instruction and wait for commands (always so with -e)' }),
     symbols: Flags.string({ description: 'extra symbol file; repeat for more', multiple: true, helpValue: 'FILE' }),
     cmdline: Flags.string({ description: 'multiboot command line after the file name', helpValue: 'TEXT' }),
     quantum: Flags.integer({ description: 'instructions per vCPU scheduling quantum (default 10000)', min: 1 }),
@@ -108,7 +112,8 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
     if (!flags.quiet) target.machine.onConsole((text) => process.stderr.write(text));
     let code = 0;
     try {
-      if (!flags.wait) {
+      // A script sets its breakpoints before anything runs (gdb -ex, MDB -e): it runs the guest itself.
+      if (!flags.wait && flags.execute === undefined) {
         const onSigint = (): void => target.caps.execution!.interrupt();
         process.on('SIGINT', onSigint);
         try {

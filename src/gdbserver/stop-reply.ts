@@ -105,6 +105,8 @@ export function stopNote(stop: StopStatus): string | undefined {
       return `dbg: the guest stopped on a fault at 0x${r.pc.toString(16)}: ${r.fault}${r.addr !== undefined ? ` (address 0x${r.addr.toString(16)})` : ''}\n`;
     case 'panic':
       return `dbg: the guest panicked: ${r.message}\n`;
+    case 'guest-breakpoint':
+      return `dbg: the guest entered the debugger at ${at} (${r.how === 'int3' ? 'int3 with no guest handler' : `debug port 0x520, value 0x${(r.code ?? 0).toString(16)}`})\n`;
     default:
       return undefined;
   }

@@ -17,8 +17,11 @@
  *     At a terminal an empty line repeats the last display format at the next address, as in MDB.
  *     A failing command is reported and the session goes on. When stdin is not a terminal the
  *     same loop reads commands from it without a prompt, and exits 1 if any command failed.
- *   - Ctrl-C while a command runs asks the target to stop (`caps.execution.interrupt()`); at the
- *     prompt it clears the line. The target stays open: the caller closes it.
+ *   - Ctrl-C while a command runs asks the target to stop (`caps.execution.interrupt()`) and ends
+ *     the line or `-e` script there (the rest is not run: "dbg: interrupted: …", exit status 130);
+ *     a second Ctrl-C before that command has stopped exits dbg (through the caller's SIGINT
+ *     handler, which finishes a trace being recorded). At the prompt it clears the line. The
+ *     target stays open: the caller closes it.
  */
 
 import { appendFileSync, readFileSync } from 'node:fs';
@@ -86,7 +89,17 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
   for (const w of target.warnings ?? []) process.stderr.write(`dbg: warning: ${w}\n`);
 
   let running = false;
+  /** Ctrl-Cs since the running command started: the first stops it, a second exits dbg. */
+  let interrupts = 0;
   const onSigint = (): void => {
+    if (running && ++interrupts >= 2) {
+      // The command did not stop: leave to the next SIGINT listener (the live guest's clean exit,
+      // which finishes the trace) or to the default action.
+      process.off('SIGINT', onSigint);
+      process.stderr.write('dbg: second interrupt: exiting\n');
+      process.kill(process.pid, 'SIGINT');
+      return;
+    }
     if (running) session.interrupt();
     if (running && target.caps.execution) {
       target.caps.execution.interrupt();
@@ -97,6 +110,7 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
 
   const run = async (line: string): Promise<boolean> => {
     running = true;
+    interrupts = 0;
     try {
       if (line.trim() === '') await session.repeat(out);
       else await session.execute(line, out);
@@ -112,7 +126,8 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
   if (opts.execute !== undefined) {
     process.on('SIGINT', onSigint);
     try {
-      return (await run(opts.execute)) ? 0 : 1;
+      if (await run(opts.execute)) return 0;
+      return session.signal.aborted ? 130 : 1;
     } finally {
       process.off('SIGINT', onSigint);
     }

@@ -283,8 +283,8 @@ export class Session implements SessionView {
     this.depth++;
     try {
       for (const pipeline of parseStatements(line)) {
-        // Ctrl-C stops the command it interrupted, not the statements after it.
-        if (this.depth === 1 && this.abort.signal.aborted) this.abort = new AbortController();
+        // Ctrl-C stops the line, not only its running command (a script's next `:c` would run on).
+        if (this.abort.signal.aborted) throw new DbgError('interrupted', `interrupted: the rest of the line from "${pipeline[0]?.text ?? ''}" was not run`);
         await this.runPipeline(pipeline, target);
         if (this.quitRequested) return;
       }

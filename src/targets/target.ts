@@ -63,9 +63,12 @@ export type StopReason =
   | { kind: 'panic'; message: string }
   | { kind: 'step' }
   | { kind: 'breakpoint'; id: number; addr: VirtAddr }
-  | { kind: 'watchpoint'; id: number; addr: VirtAddr; access: WatchKind; length: number }
+  | { kind: 'watchpoint'; id: number; addr: VirtAddr; access: WatchKind; length: number; io?: boolean } // io: addr is an I/O port
   | { kind: 'interrupted' } // Ctrl-C, the GDB 0x03 byte, Target.interrupt()
   | { kind: 'halted' } // hlt with interrupts off
+  // KMDB's deliberate entry: the guest asked for the debugger, by an int3 it has no handler for
+  // (pc after the int3) or by writing `code` to the dbg machine's debug port (0x520)
+  | { kind: 'guest-breakpoint'; how: 'int3' | 'port'; code?: number }
   | { kind: 'fault'; fault: string; pc: VirtAddr; addr?: VirtAddr } // invalid opcode, unmapped fetch, triple fault...
   | { kind: 'exited'; code: number }
   | { kind: 'history-begin' } // reverse execution reached the start of the recording
@@ -154,6 +157,8 @@ export interface Breakpoints {
   addBreakpoint(addr: VirtAddr): number;
   removeBreakpoint(id: number): void;
   addWatchpoint(addr: bigint, length: number, kind: WatchKind, physical?: boolean): number;
+  /** Optional: a watchpoint on I/O ports [port, port + length) (x86 IN = read, OUT = write). */
+  addIoWatchpoint?(port: number, length: number, kind: 'read' | 'write' | 'access'): number;
   removeWatchpoint(id: number): void;
   /**
    * Optional: a breakpoint for a step over / step out. It stops only when `when(thread)` holds,

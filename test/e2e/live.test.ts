@@ -17,10 +17,10 @@ function live(args: string[]): { status: number | null; stdout: string; stderr: 
 
 describe('dbg live --emulate', () => {
   it('boots the sample kernel to its panic and runs -e commands on the stopped guest', () => {
-    const r = live(['--emulate', kernel, '-m', '64M', '--cpus', '2', '--record', join(dir, 'boot.trace'), '-e', '::status; ::console']);
+    const r = live(['--emulate', kernel, '-m', '64M', '--cpus', '2', '--record', join(dir, 'boot.trace'), '-e', ':c; ::status; ::console']);
     expect(r.status).toBe(0);
     expect(r.stderr).toContain('PANIC: scheduler: task list corrupted (jiffies 33)');
-    expect(r.stderr).toMatch(/dbg: stopped: halted \(hlt with interrupts off\) at 0xffffffff[0-9a-f]+ panic\+0x[0-9a-f]+ on vCPU 1/);
+    expect(r.stdout).toMatch(/^stopped: halted \(hlt with interrupts off\) at 0xffffffff[0-9a-f]+ panic\+0x[0-9a-f]+ on vCPU 1/);
     expect(r.stdout).toContain('status: halted');
     expect(r.stdout).toContain('cpu1: online');
   });
@@ -40,13 +40,16 @@ describe('dbg live --emulate', () => {
     expect(o.stdout).toContain('panic: scheduler: task list corrupted');
   });
 
-  it('Ctrl-C stops a running guest promptly (slices of at most 4 ms; measured ~5 ms signal to output)', async () => {
-    const p = spawn(dbg, ['live', '--emulate', kernel, '-m', '64M', '--cmdline', 'nobug', '--no-record', '-e', '::status'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  it('Ctrl-C stops a running guest promptly (slices of at most 4 ms; measured ~5 ms signal to output) and ends the -e script there', async () => {
+    const p = spawn(dbg, ['live', '--emulate', kernel, '-m', '64M', '--cmdline', 'nobug', '--no-record', '-e', ':c; ::status'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     let out = '';
     let sent = 0;
     let latency = -1;
-    p.stdout.on('data', (d) => (out += d));
+    p.stdout.on('data', (d) => {
+      out += d;
+      if (sent && latency < 0 && out.includes('stopped: interrupted')) latency = performance.now() - sent;
+    });
     const done = new Promise<number | null>((resolve) => p.on('exit', resolve));
     p.stderr.on('data', (d) => {
       err += d;
@@ -56,16 +59,36 @@ describe('dbg live --emulate', () => {
           p.kill('SIGINT');
         }, 200);
       }
-      if (sent && latency < 0 && err.includes('stopped: interrupted')) latency = performance.now() - sent;
     });
-    expect(await done).toBe(0);
-    expect(err).toMatch(/dbg: stopped: interrupted at 0x[0-9a-f]+ \S+ on vCPU 0/);
-    expect(out).toContain('status: stopped by an interrupt (Ctrl-C)');
+    expect(await done).toBe(130);
+    expect(out).toMatch(/^stopped: interrupted at 0x[0-9a-f]+ \S+ on vCPU 0$/m);
+    expect(err).toContain('dbg: interrupted: the rest of the line from "::status" was not run');
+    expect(out).not.toContain('status:');
     // The guest stops within a slice (< 5 ms); the rest is the signal and the pipe. Allow for a
     // loaded machine, but not for a slice loop that ignores the flag.
     expect(latency).toBeGreaterThanOrEqual(0);
     expect(latency).toBeLessThan(100);
   });
+
+  it('-e waits for the script: a breakpoint set before :c stops the guest there; a second Ctrl-C exits, the trace finished', async () => {
+    const r = live(['--emulate', kernel, '-m', '64M', '-q', '--no-record', '-e', 'kmain::bp; :c; ::status']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^stopped: breakpoint 1 at 0x[0-9a-f]+ kmain on vCPU 0$/m);
+    const trace = join(dir, 'twice.trace');
+    const p = spawn(dbg, ['live', '--emulate', kernel, '-m', '64M', '-q', '--cmdline', 'nobug', '--record', trace, '-e', ':c; :c'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => {
+      if (!err.includes('recording to') && (err += d).includes('recording to')) {
+        setTimeout(() => p.kill('SIGINT'), 1500);
+        setTimeout(() => p.kill('SIGINT'), 1502);
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => p.on('exit', (c, sig) => resolve(c ?? (sig === 'SIGINT' ? 130 : -1))));
+    expect(code).toBe(130);
+    const rp = spawnSync(dbg, ['replay', trace, '-e', '::now'], { encoding: 'utf8' });
+    expect(rp.stderr).toBe('');
+    expect(rp.stdout).toMatch(/^seq \d+ of \[0, \d+\]/);
+  }, 60_000);
 
   it('reverse execution while recording: ::rcont to a write watchpoint, ::whowrote, ::rstep, forward replays then runs live; writes in the past refused', () => {
     const cmds = 'tasks::wp -w -L 8; :c; :c; ::rcont; tasks/K; tasks,8::whowrote; ::rstep; ::now; :s; :c; :c; ::now';

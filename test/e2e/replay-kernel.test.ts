@@ -144,7 +144,7 @@ describe('sample kernel on two vCPUs', () => {
 describe('dbg live records, dbg replay and dbg query read', () => {
   it('records by default into the cache directory and prints the path; replay shows the panic history', () => {
     const cache = join(dir, 'cache');
-    const r = run(['live', '--emulate', kernel, '-q', '-e', '::status'], { XDG_CACHE_HOME: cache });
+    const r = run(['live', '--emulate', kernel, '-q', '-e', ':c; ::status'], { XDG_CACHE_HOME: cache });
     expect(r.status).toBe(0);
     const m = /dbg: recording to (\S+\.trace) \(dbg replay/.exec(r.stderr);
     expect(m, r.stderr).not.toBeNull();

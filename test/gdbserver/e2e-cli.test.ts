@@ -87,7 +87,7 @@ describe('dbg --gdb', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dbg-gdb-cli-'));
     try {
       const trace = join(dir, 'k.trace');
-      const rec = spawnSync(process.execPath, [dbg, 'live', '--emulate', kernel, '-q', '--record', trace, '-e', '::status'], { encoding: 'utf8', input: '' });
+      const rec = spawnSync(process.execPath, [dbg, 'live', '--emulate', kernel, '-q', '--record', trace, '-e', ':c; ::status'], { encoding: 'utf8', input: '' });
       expect(rec.status, rec.stderr).toBe(0);
       const s = await startDbg(['replay', trace, '--symbols', kernel, '--gdb', '0']);
       const r = await gdbBatch(s.port, ['bt 1', 'break check_runqueue', 'reverse-continue', 'monitor ::status'], { file: kernel });

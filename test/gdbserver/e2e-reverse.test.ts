@@ -25,7 +25,7 @@ let trace: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dbg-gdb-reverse-'));
   trace = join(dir, 'kernel.trace');
-  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'live', '--emulate', kernel, '-q', '--record', trace, '-e', '::status'], {
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'live', '--emulate', kernel, '-q', '--record', trace, '-e', ':c; ::status'], {
     encoding: 'utf8',
     input: '',
     timeout: 120_000,

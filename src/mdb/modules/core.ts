@@ -72,6 +72,8 @@ function stopText(t: Target, r: StopReason, st: StopStatus): string {
       return `stopped by an interrupt (Ctrl-C)${at}`;
     case 'halted':
       return `halted (hlt with interrupts off)${at}`;
+    case 'guest-breakpoint':
+      return `stopped by the guest (${r.how === 'int3' ? 'int3' : `debug port, value 0x${(r.code ?? 0).toString(16)}`})${at}`;
     case 'fault':
       return `fault: ${r.fault} at ${hex(r.pc)}${r.addr !== undefined ? `, address ${hex(r.addr)}` : ''}${at}`;
     case 'exited':

@@ -53,11 +53,14 @@ export function describeStop(t: Target, st: StopStatus): string {
     case 'breakpoint':
       return `stopped: breakpoint ${r.id} ${at}`;
     case 'watchpoint':
+      if (r.io) return `stopped: watchpoint ${r.id} (${r.access === 'read' ? 'IN from' : 'OUT to'} I/O port 0x${r.addr.toString(16)}) ${at}`;
       return `stopped: watchpoint ${r.id} (${r.access} of ${hexAddr(r.addr)}) ${at}`;
     case 'step':
       return `stopped: step ${at}`;
     case 'halted':
       return `stopped: halted (hlt with interrupts off) ${at}`;
+    case 'guest-breakpoint':
+      return `stopped: guest breakpoint (${r.how === 'int3' ? 'int3 with no guest handler' : `debug port 0x520, value 0x${(r.code ?? 0).toString(16)}`}) ${at}`;
     case 'interrupted':
       return `stopped: interrupted ${at}`;
     case 'fault':
@@ -87,8 +90,10 @@ function report(s: SessionView, st: StopStatus, out: Output): void {
 
 /** One breakpoint or watchpoint of the session, as ::events lists it (`id`: the session's number). */
 export interface SessionEvent extends Omit<EventSpec, 'armed'> {
-  /** The target's id, once armed (undefined while a pending breakpoint waits for its symbol). */
+  /** The target's id, once armed (undefined while a pending breakpoint waits for its symbol, or disabled). */
   tid?: number;
+  /** ::disable took it out of the target; ::enable arms it again. */
+  disabled?: boolean;
 }
 
 class EventBook {
@@ -114,7 +119,10 @@ class EventBook {
 
   private arm(ev: SessionEvent): void {
     const b = need(this.s.target, 'breakpoints');
-    if (ev.kind === 'watchpoint') ev.tid = b.addWatchpoint(ev.addr!, ev.length, ev.access!, ev.physical);
+    if (ev.io) {
+      if (!b.addIoWatchpoint || ev.access === 'exec') throw errors.unsupported(this.s.target.name, ev.access === 'exec' ? 'execute watchpoints on I/O ports' : 'I/O-port watchpoints');
+      ev.tid = b.addIoWatchpoint(Number(ev.addr!), ev.length, ev.access!);
+    } else if (ev.kind === 'watchpoint') ev.tid = b.addWatchpoint(ev.addr!, ev.length, ev.access!, ev.physical);
     else if (ev.temporary && ev.test && b.addStepBreakpoint) ev.tid = b.addStepBreakpoint(ev.addr!, ev.test);
     else ev.tid = b.addBreakpoint(ev.addr!);
   }
@@ -123,7 +131,7 @@ class EventBook {
   armPending(): number {
     let n = 0;
     for (const ev of this.list) {
-      if (ev.tid !== undefined || !ev.symbol) continue;
+      if (ev.tid !== undefined || !ev.symbol || ev.disabled) continue;
       const sym = this.s.target.symbols.find(ev.symbol);
       if (!sym) continue;
       ev.addr = sym.addr;
@@ -139,7 +147,25 @@ class EventBook {
     return ev;
   }
 
+  /** Take `ev` out of the target (kept in the list, its id and hits too) or put it back. */
+  setEnabled(ev: SessionEvent, on: boolean): void {
+    if (on === !ev.disabled) return;
+    if (on) {
+      ev.disabled = false;
+      if (ev.addr !== undefined) this.arm(ev);
+      else this.armPending();
+    } else {
+      this.disarm(ev);
+      ev.disabled = true;
+    }
+  }
+
   remove(ev: SessionEvent): void {
+    this.disarm(ev);
+    this.list.splice(this.list.indexOf(ev), 1);
+  }
+
+  private disarm(ev: SessionEvent): void {
     if (ev.tid !== undefined) {
       const b = need(this.s.target, 'breakpoints');
       try {
@@ -148,8 +174,8 @@ class EventBook {
       } catch (e) {
         if (!(e instanceof DbgError && e.code === 'bad-input')) throw e; // already gone from the target
       }
+      ev.tid = undefined;
     }
-    this.list.splice(this.list.indexOf(ev), 1);
   }
 
   byTarget(tid: number): SessionEvent | undefined {
@@ -340,12 +366,13 @@ const bp: Dcmd = {
 
 const wp: Dcmd = {
   name: 'wp',
-  usage: 'addr::wp -r|-w|-x|-a|-rw [-p] [-L len] [-c EXPR]',
-  help: 'set a watchpoint on len bytes at addr (default 1): -r read, -w write, -x execute, -a or -rw access; -p: addr is physical; -c: stop only when EXPR is non-zero\n\n' +
+  usage: 'addr::wp -r|-w|-x|-a|-rw [-p|-i] [-L len] [-c EXPR]',
+  help: 'set a watchpoint on len bytes at addr (default 1): -r read, -w write, -x execute, -a or -rw access; -p: addr is physical; -i: addr is an I/O port (read = IN, write = OUT; a live guest); -c: stop only when EXPR is non-zero\n\n' +
     'On a trace, write and exec watchpoints are found by index lookups; a trace keeps writes, not reads, so read and access watchpoints re-execute checkpoint windows with a watch hook.',
   needs: ['breakpoints'],
   run(s, inv, out) {
-    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'rwxap', strings: 'Lc' });
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'rwxapi', strings: 'Lc' });
+    if (flags.has('p') && flags.has('i')) throw errors.badInput(`::wp: -p (physical memory) and -i (I/O port) exclude each other (usage: ${this.usage})`);
     if (inv.addr === undefined) throw errors.badInput(`::wp needs an address (usage: ${this.usage})`);
     if (rest.length > 0) throw errors.badInput(`::wp: unexpected "${rest[0]}" (usage: ${this.usage})`);
     const r = flags.has('r');
@@ -360,16 +387,23 @@ const wp: Dcmd = {
     const len = typeof lenFlag === 'string' ? Number(s.evaluate(lenFlag)) : 1;
     if (!Number.isInteger(len) || len < 1) throw errors.badInput(`watchpoint length ${len}: expected at least 1 byte`);
     const cond = flags.get('c');
-    const ev = EventBook.of(s).add({ kind: 'watchpoint', addr: inv.addr, length: len, access: kinds[0]!, physical: flags.has('p'), ...(typeof cond === 'string' ? { condition: cond } : {}) });
+    const io = flags.has('i') ? { io: true } : {};
+    const ev = EventBook.of(s).add({ kind: 'watchpoint', addr: inv.addr, length: len, access: kinds[0]!, physical: flags.has('p'), ...io, ...(typeof cond === 'string' ? { condition: cond } : {}) });
     if (out.jsonMode) out.json(eventJson(s.target, ev));
     else out.line(eventLine(s.target, ev));
   },
 };
 
 function eventLine(t: Target, ev: SessionEvent): string {
-  const at = ev.tid !== undefined ? where(t, ev.addr!) : `${ev.symbol} (pending: no symbol file defines it yet)`;
-  const what = ev.kind === 'breakpoint' ? 'breakpoint' : `watchpoint ${ev.access} ${ev.length} byte${ev.length === 1 ? '' : 's'}${ev.physical ? ' physical' : ''}`;
-  return `${ev.id}: ${what} at ${at}${ev.condition !== undefined ? ` if ${ev.condition}` : ''}; hits ${ev.hits}`;
+  const at = ev.addr !== undefined && (ev.tid !== undefined || ev.disabled) ? where(t, ev.addr) : `${ev.symbol} (pending: no symbol file defines it yet)`;
+  const what =
+    ev.kind === 'breakpoint'
+      ? 'breakpoint'
+      : ev.io
+        ? `watchpoint ${ev.access} ${ev.length} I/O port${ev.length === 1 ? '' : 's'}`
+        : `watchpoint ${ev.access} ${ev.length} byte${ev.length === 1 ? '' : 's'}${ev.physical ? ' physical' : ''}`;
+  if (ev.io) return `${ev.id}: ${what} at 0x${ev.addr!.toString(16)}${ev.condition !== undefined ? ` if ${ev.condition}` : ''}; hits ${ev.hits}${ev.disabled ? ' (disabled)' : ''}`;
+  return `${ev.id}: ${what} at ${at}${ev.condition !== undefined ? ` if ${ev.condition}` : ''}; hits ${ev.hits}${ev.disabled ? ' (disabled)' : ''}`;
 }
 
 function eventJson(t: Target, ev: SessionEvent): unknown {
@@ -381,8 +415,10 @@ function eventJson(t: Target, ev: SessionEvent): unknown {
     length: ev.length,
     access: ev.access ?? null,
     physical: ev.physical ?? false,
+    io: ev.io ?? false,
     condition: ev.condition ?? null,
-    pending: ev.tid === undefined,
+    pending: ev.tid === undefined && !ev.disabled,
+    enabled: !ev.disabled,
     hits: ev.hits,
   };
 }
@@ -414,6 +450,77 @@ const del: Dcmd = {
     for (const ev of ids.map((id) => book.get(id))) book.remove(ev);
     if (!out.jsonMode) out.line(a === 'all' ? `deleted ${ids.length} event(s)` : `deleted ${a}`);
     else out.json({ deleted: ids });
+  },
+};
+
+/** ::enable and ::disable: MDB's, on the ids ::events lists. */
+function enabler(on: boolean): Dcmd {
+  const name = on ? 'enable' : 'disable';
+  return {
+    name,
+    usage: `::${name} -a | N... | N::${name}`,
+    help: on
+      ? 'arm again the breakpoints and watchpoints ::disable took out (-a: all of them); ids, hits and conditions are kept'
+      : 'take breakpoints and watchpoints out of the target without deleting them (-a: all); ::events shows them "(disabled)", ::enable puts them back',
+    needs: ['breakpoints'],
+    run(s, inv, out) {
+      const book = EventBook.of(s);
+      const { flags, rest } = parseFlags(name, this.usage, inv.args, { booleans: 'a' });
+      const words = [...rest, ...(inv.addr !== undefined ? [`0x${inv.addr.toString(16)}`] : [])];
+      if (flags.has('a') === (words.length > 0)) throw errors.badInput(`::${name} needs event ids or -a (usage: ${this.usage})`);
+      const evs = flags.has('a')
+        ? book.list.filter((e) => !e.temporary)
+        : words.map((w) => {
+            const id = /^(0x[0-9a-f]+|0t\d+|\d+)$/i.test(w) ? Number(BigInt(w.replace(/^0t/i, ''))) : NaN;
+            if (!Number.isSafeInteger(id)) throw errors.badInput(`::${name}: "${w}" is not an event id (see ::events)`);
+            return book.get(id);
+          });
+      for (const ev of evs) book.setEnabled(ev, on);
+      if (out.jsonMode) out.json(evs.map((e) => eventJson(s.target, e)));
+      else for (const ev of evs) out.line(eventLine(s.target, ev));
+    },
+  };
+}
+
+/** The thread of CPU `cpu` on a target whose threads are CPUs (a kernel: live, recorded or dumped). */
+function cpuThread(s: SessionView, cpu: bigint, dcmd: string): number {
+  const t = s.target;
+  if (t.kind !== 'emulator' && t.kind !== 'replay' && t.kind !== 'kernel-dump') {
+    throw errors.unsupported(t.name, `::${dcmd} (its threads are not CPUs: select one with N::thread)`);
+  }
+  const list = t.threads();
+  const th = list.find((x) => BigInt(x.tid) === cpu);
+  if (!th) throw errors.badInput(`::${dcmd}: no CPU ${cpu}: ${t.name} has CPUs ${list.map((x) => x.tid).join(', ')}`);
+  return th.index;
+}
+
+const cpuregs: Dcmd = {
+  name: 'cpuregs',
+  usage: '::cpuregs [-c CPU]',
+  help: "KMDB's: the registers of the selected CPU, or of CPU (its number, as ::threads shows it in TID) without selecting it",
+  async run(s, inv, out) {
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'c' });
+    if (rest.length > 0) throw errors.badInput(`::cpuregs: unexpected "${rest[0]}" (usage: ${this.usage})`);
+    const c = flags.get('c');
+    const saved = s.thread;
+    if (typeof c === 'string') s.thread = cpuThread(s, s.evaluate(c), this.name);
+    try {
+      await s.execute('::regs', out);
+    } finally {
+      s.thread = saved;
+    }
+  },
+};
+
+const switchCpu: Dcmd = {
+  name: 'switch',
+  usage: 'CPU::switch | ::switch CPU',
+  help: "KMDB's: make CPU (its number, as ::threads shows it in TID) the selected one, as N::thread selects a thread",
+  async run(s, inv, out) {
+    if (inv.args.length > 1 || (inv.args.length === 1) === (inv.addr !== undefined)) throw errors.badInput(`::switch needs one CPU number (usage: ${this.usage})`);
+    const cpu = inv.addr ?? s.evaluate(inv.args[0]!);
+    s.thread = cpuThread(s, cpu, this.name);
+    await s.execute('::thread', out);
   },
 };
 
@@ -524,5 +631,5 @@ const dump: Dcmd = {
 
 export const emulatorModule: DcmdModule = {
   name: 'emulator',
-  dcmds: [cont, step, bp, wp, events, del, setreg, consoleCmd, input, keys, screen, symbols, dump],
+  dcmds: [cont, step, bp, wp, events, del, enabler(true), enabler(false), cpuregs, switchCpu, setreg, consoleCmd, input, keys, screen, symbols, dump],
 };

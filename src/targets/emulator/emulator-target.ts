@@ -65,6 +65,8 @@ export interface EventSpec {
   readonly length: number;
   readonly access?: WatchKind;
   readonly physical?: boolean;
+  /** `addr` is an I/O port (IN/OUT), not memory. */
+  readonly io?: boolean;
   /** Stop only when this evaluates non-zero (evaluated by whoever set it, see `condition`). */
   condition?: string;
   hits: number;
@@ -168,6 +170,7 @@ export class EmulatorTarget implements Target {
       addStepBreakpoint: (a, when) => this.addBreakpoint(a, { temporary: true, test: when }).id,
       removeBreakpoint: (id) => this.deleteEvent(id),
       addWatchpoint: (a, n, k, p) => this.addWatchpoint(a, n, k, p).id,
+      addIoWatchpoint: (port, n, k) => this.addIoWatchpoint(port, n, k).id,
       removeWatchpoint: (id) => this.deleteEvent(id),
     };
     const snapshot: Snapshot = {
@@ -339,7 +342,7 @@ export class EmulatorTarget implements Target {
   private syncEvents(h: LiveHistory): void {
     h.setEvents(
       [...this.events.values()]
-        .filter((e) => e.armed && e.addr !== undefined)
+        .filter((e) => e.armed && e.addr !== undefined && !e.io) // the trace records no port accesses to watch
         .map((e) => ({ id: e.id, kind: e.kind === 'breakpoint' ? 'breakpoint' : e.access!, addr: e.addr!, length: e.length, physical: e.physical })),
     );
   }
@@ -494,6 +497,18 @@ export class EmulatorTarget implements Target {
       begin = alias;
     }
     this.machine.addPoint(ev.id, begin, begin + BigInt(length) - 1n, bits);
+    ev.armed = true;
+    this.events.set(ev.id, ev);
+    return ev;
+  }
+
+  /** A watchpoint on I/O ports [port, port + length): IN is a read, OUT a write. */
+  addIoWatchpoint(port: number, length: number, access: 'read' | 'write' | 'access'): EventSpec {
+    if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw errors.badInput(`I/O port 0x${port.toString(16)}: expected 0-0xffff`);
+    if (!Number.isInteger(length) || length < 1 || port + length > 0x10000) throw errors.badInput(`I/O watchpoint of ${length} port(s) at 0x${port.toString(16)}: expected 1 to 0x${(0x10000 - port).toString(16)}`);
+    const bits = access === 'read' ? WATCH_READ : access === 'write' ? WATCH_WRITE : WATCH_READ | WATCH_WRITE;
+    const ev: EventSpec = { id: this.nextId++, kind: 'watchpoint', addr: BigInt(port), length, access, io: true, hits: 0, armed: false };
+    this.machine.addIoPoint(ev.id, port, port + length - 1, bits);
     ev.armed = true;
     this.events.set(ev.id, ev);
     return ev;

@@ -11,6 +11,9 @@
  *   0x9000 / 0x9500          multiboot memory map /   0x518 out32  start a secondary vCPU: the
  *                            multiboot info                        physical address of a start block
  *                                                     0x51c in32   the number of vCPUs
+ *                                                     0x520 out32  enter the debugger: the run
+ *                                                                  stops after the OUT, a 'guest
+ *                                                                  breakpoint' with the value
  *                                                     0xf4  out    exit (isa-debug-exit): stops the
  *                                                                  run, 'exited' with (value<<1)|1
  *   Other ports read as all ones and ignore writes. Everything outside RAM is unmapped: an access
@@ -61,6 +64,7 @@ export const PORT_CPU_ID = 0x514;
 export const PORT_CPU_START = 0x518;
 export const PORT_CPU_COUNT = 0x51c;
 export const PORT_EXIT = 0xf4;
+export const PORT_DEBUG_ENTRY = 0x520;
 export const COM1 = 0x3f8;
 export const TIMER_VECTOR = 0x20;
 export const RESERVED_TOP = 0x20000;
@@ -184,6 +188,11 @@ export class Machine implements ObservedMachine {
   private readonly pendingInputs: InputEvent[] = [];
   private pendingStarts: { block: bigint; by: number }[] = [];
   private pendingExit: number | undefined;
+  /** The value a vCPU wrote to PORT_DEBUG_ENTRY in this slice. */
+  private pendingEntry: number | undefined;
+  /** I/O-port watchpoints (IN = read, OUT = write), and the first one an access hit in this slice. */
+  private readonly ioPoints = new Map<number, Point>();
+  private ioHit: { id: number; port: number; access: 'read' | 'write'; length: number } | undefined;
   private interruptFlag = false;
   private runningNow = false;
   /** The vCPU whose slice runs (or ran last): `current`, or the one a run of one vCPU alone runs. */
@@ -435,12 +444,14 @@ export class Machine implements ObservedMachine {
     // The IN instruction is the current one: its number in the slice is the hook counter.
     const counter = Number(emuHooks().counter(v.hooks));
     this.pendingInputs.push({ kind: 'port-in', seq: this.seqNow + BigInt(counter - 1), vcpu, port, size, value });
+    this.watchPort(vcpu, port, size, WATCH_READ);
     return value;
   }
 
   private portOut(vcpu: number, port: number, size: number, value: number): void {
     const v = this.vcpus[vcpu]!;
     this.ioBy = vcpu;
+    this.watchPort(vcpu, port, size, WATCH_WRITE);
     if (port === PORT_TIMER) {
       v.timerPeriod = value >>> 0;
       // The tick counts from the OUT instruction (the current one) on.
@@ -451,6 +462,9 @@ export class Machine implements ObservedMachine {
       emuHooks().requestStop(v.hooks);
     } else if (port === PORT_EXIT) {
       this.pendingExit = ((value & 0xff) << 1) | 1;
+      emuHooks().requestStop(v.hooks);
+    } else if (port === PORT_DEBUG_ENTRY) {
+      this.pendingEntry = value >>> 0;
       emuHooks().requestStop(v.hooks);
     } else {
       const now = this.vnow(vcpu);
@@ -640,7 +654,28 @@ export class Machine implements ObservedMachine {
     this.points.set(id, { id, begin, end, bits });
   }
 
+  /**
+   * A watchpoint on I/O ports [begin, end] (`bits`: WATCH_READ for IN, WATCH_WRITE for OUT): the
+   * run stops after the IN or OUT that touched one, as a watchpoint stop whose address is the port.
+   */
+  addIoPoint(id: number, begin: number, end: number, bits: number): void {
+    if (this.points.has(id) || this.ioPoints.has(id)) throw errors.state(`breakpoint id ${id} is in use`);
+    this.ioPoints.set(id, { id, begin: BigInt(begin), end: BigInt(end), bits });
+  }
+
+  /** An IN or OUT of `size` bytes at `port` by `vcpu`: a watched port stops the slice after it. */
+  private watchPort(vcpu: number, port: number, size: number, bit: number): void {
+    if (this.ioPoints.size === 0 || this.ioHit) return;
+    for (const p of this.ioPoints.values()) {
+      if ((p.bits & bit) === 0 || BigInt(port + size - 1) < p.begin || BigInt(port) > p.end) continue;
+      this.ioHit = { id: p.id, port, access: bit === WATCH_READ ? 'read' : 'write', length: Number(p.end - p.begin + 1n) };
+      emuHooks().requestStop(this.vcpus[vcpu]!.hooks);
+      return;
+    }
+  }
+
   removePoint(id: number): void {
+    if (this.ioPoints.delete(id)) return;
     if (!this.points.delete(id)) return;
     for (const v of this.vcpus) for (const h of v.contexts) emuHooks().remove(h, id);
   }
@@ -932,6 +967,11 @@ export class Machine implements ObservedMachine {
       stop = { reason: { kind: 'exited', code: this.pendingExit }, vcpu: v.index };
       this.pendingExit = undefined;
     }
+    if (this.pendingEntry !== undefined && !stop) stop = { reason: { kind: 'guest-breakpoint', how: 'port', code: this.pendingEntry }, vcpu: v.index };
+    this.pendingEntry = undefined;
+    const io = this.ioHit;
+    if (io && !stop) stop = { reason: { kind: 'watchpoint', id: io.id, addr: BigInt(io.port), access: io.access, length: io.length, io: true }, vcpu: v.index };
+    this.ioHit = undefined;
 
     if (stop) sliceStop = { kind: 'stop', reason: stop.reason };
     else if (stepping && step.left <= 0) sliceStop = { kind: 'step' };
@@ -962,7 +1002,15 @@ export class Machine implements ObservedMachine {
       return { reason: { kind: 'fault', fault: `int 0x${vector.toString(16)} could not be delivered: ${r.why}`, pc }, vcpu: v.index };
     }
     if (!isTrap(vector)) e.writeReg(X86_REG.RIP, pc);
-    if (vector !== 3 && this.deliverException(v, vector, hasErrorCode(vector) ? 0n : undefined)) return undefined;
+    if (vector === 3) {
+      // dbg's breakpoints are code hooks, never int3 in memory: this int3 is the guest's. Its own
+      // handler takes it when its IDT has one (a kernel's kprobes); else it is a deliberate entry
+      // into the debugger, as KMDB has it, and the run stops after the int3.
+      const idt = e.readMmr(X86_REG.IDTR);
+      if (3 * 16 + 15 <= idt.limit && this.gatePresent(v.index, idt.base + 48n) && this.deliverException(v, 3)) return undefined;
+      return { reason: { kind: 'guest-breakpoint', how: 'int3' }, vcpu: v.index };
+    }
+    if (this.deliverException(v, vector, hasErrorCode(vector) ? 0n : undefined)) return undefined;
     let what = vectorName(vector);
     // Unicorn 2.0.1 leaves CR2 = -2 for some faults (an instruction fetch): name the pc then.
     const cr2 = e.readReg(X86_REG.CR2);
@@ -977,8 +1025,7 @@ export class Machine implements ObservedMachine {
    * Deliver CPU exception `vector` to the guest's IDT (64-bit, ring 0), as the CPU would; when
    * that fails, a double fault (vector 8, error code 0). False when neither could be delivered:
    * the CPU would triple-fault, and the run stops. RIP must already be where the exception
-   * leaves it (the faulting instruction, or the next one for traps). int3 is never delivered: it
-   * is the debugger's.
+   * leaves it (the faulting instruction, or the next one for traps).
    */
   private deliverException(v: Vcpu, vector: number, errorCode?: bigint): boolean {
     const mem = this.guestMemory(v.index);
