@@ -9,6 +9,7 @@
 
 import type Database from 'better-sqlite3';
 import { closeSync, openSync, readSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
 import { compressedInput } from '../common/compressed.js';
 import { DbgError, errors } from '../common/errors.js';
 import { decodeLineRow, rowFirstOrder, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
@@ -69,6 +70,8 @@ export interface SqlResult {
 }
 
 const PCS_CACHE = 8;
+/** The most bytes one instruction takes in a pc stream (a jump: nibbles 0 0 s + 22 of a 64-bit zigzag delta + a vCPU switch). */
+const PCS_MAX_BYTES_PER_INSN = 16;
 const ROW_CACHE = 4096;
 
 export class TraceReader {
@@ -80,6 +83,8 @@ export class TraceReader {
   readonly first: number;
   readonly end: number;
   readonly chunkCount: number;
+  /** The schema version (PRAGMA user_version; schema.ts). */
+  readonly version: number;
   private readonly pcsCache = new Map<number, { pc: BigUint64Array; vcpu: Uint8Array }>();
   private readonly rowCache = new Map<string, DecodedRow>();
   private lastPeek = -1;
@@ -102,6 +107,7 @@ export class TraceReader {
   ) {
     this.db = guardTraceDb(path, db);
     this.meta = readMeta(db);
+    this.version = db.pragma('user_version', { simple: true }) as number;
     this.info = checkMeta(path, this.meta);
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
@@ -305,11 +311,29 @@ export class TraceReader {
     return n;
   }
 
+  /**
+   * Chunk `id`'s pc stream and instruction count, undefined when the chunk is missing. From
+   * schema version 4 on the stream is stored deflated (schema.ts); the inflated size is bounded
+   * by what `count` instructions can take, so a damaged blob cannot inflate without limit.
+   */
+  private pcsRow(id: number): { pcs: Buffer; count: number } | undefined {
+    const r = this.st.pcs!.get(id) as { pcs: unknown; count: unknown } | undefined;
+    if (!r) return undefined;
+    const count = intOf(this.path, r.count, `chunk ${id}'s count`, 0, 2 ** 32 - 1);
+    const blob = blobOf(this.path, r.pcs, `the pcs of chunk ${id}`);
+    if (this.version < 4) return { pcs: blob, count };
+    try {
+      return { pcs: inflateRawSync(blob, { maxOutputLength: PCS_MAX_BYTES_PER_INSN * count + 64 }), count };
+    } catch (e) {
+      throw traceCorrupt(this.path, `the pcs of chunk ${id} do not inflate (${(e as Error).message})`);
+    }
+  }
+
   /** Decoded pcs of a chunk (cached). */
   pcs(id: number): { pc: BigUint64Array; vcpu: Uint8Array } {
     let d = this.pcsCache.get(id);
     if (d) return d;
-    const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number } | undefined;
+    const r = this.pcsRow(id);
     if (!r) throw traceCorrupt(this.path, `chunk ${id} is missing`);
     try {
       d = nativeRecorder().decodePcs(r.pcs, r.count);
@@ -332,7 +356,8 @@ export class TraceReader {
     // (Past the middle of the chunk a peek costs about what the whole decode does.)
     if (this.lastPeek !== id && i < this.chunkCounts[id]! / 2) {
       this.lastPeek = id;
-      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      const r = this.pcsRow(id);
+      if (!r) throw traceCorrupt(this.path, `chunk ${id} is missing`);
       let one;
       try {
         one = nativeRecorder().decodePcs(r.pcs, i + 1, true);
@@ -352,7 +377,7 @@ export class TraceReader {
     if (this.chunkCount === 0 || from >= to) return out;
     const n = nativeRecorder();
     for (let id = this.chunkIndexOf(from); id < this.chunkCount && this.chunkFirsts[id]! < to; id++) {
-      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      const r = this.pcsRow(id);
       const base = this.chunkFirsts[id]!;
       for (const off of this.findInChunk(n, id, r, targets, to - base)) {
         const s = base + off;
@@ -373,7 +398,7 @@ export class TraceReader {
     const seqs: number[] = [];
     let count = 0;
     for (let id = 0; id < this.chunkCount; id++) {
-      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      const r = this.pcsRow(id);
       const hits = this.findInChunk(n, id, r, targets, r?.count ?? 0);
       for (let k = 0; k < hits.length && seqs.length < limit; k++) seqs.push(this.chunkFirsts[id]! + hits[k]!);
       count += hits.length;
@@ -398,7 +423,7 @@ export class TraceReader {
     for (let id = this.chunkIndexOf(Math.min(to, this.end) - 1); id >= 0; id--) {
       const base = this.chunkFirsts[id]!;
       if (base + this.chunkCounts[id]! <= from) break;
-      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      const r = this.pcsRow(id);
       const hits = this.findInChunk(n, id, r, targets, to - base);
       for (let k = hits.length - 1; k >= 0; k--) {
         const s = base + hits[k]!;

@@ -9,6 +9,7 @@ import { nativeRecorder, type NativeChunk } from './native-recorder.js';
 import { createTrace, finishTrace, guard, markWriting, type Db } from './schema.js';
 import { checkpointAndDie, killNow, testKillPoint, type KillPoint } from './test-kill.js';
 import type Database from 'better-sqlite3';
+import { deflateRawSync } from 'node:zlib';
 
 export interface InputRecord {
   readonly seq: bigint;
@@ -68,9 +69,11 @@ export class TraceWriter {
     // inputs at its `first`): a trace opened at that position needs them (schema.ts).
     if (c.count === 0 && c.ckpts.length === 0 && c.mem.length === 0 && this.pendingInputs.length === 0) return;
     const id = this.nextChunk++;
+    // The pc stream deflated (schema 4): code that loops repeats its nibbles (the sample kernel's: 80x smaller).
+    const pcs = deflateRawSync(c.pcs, { level: 1 });
     guard(this.path, () =>
       this.db.transaction(() => {
-        this.insChunk.run(id, c.first, c.count, c.pcs, c.writes, c.lines);
+        this.insChunk.run(id, c.first, c.count, pcs, c.writes, c.lines);
         const m = c.mem;
         let prevLine = -1n;
         let part = 0;
@@ -100,7 +103,7 @@ export class TraceWriter {
       })(),
     );
     if (this.kill?.at === 'checkpoint' && this.kill.chunk === id) checkpointAndDie(this.path, () => this.db.pragma('wal_checkpoint(TRUNCATE)'));
-    this.bytesIn += c.pcs.length + c.mem.length + c.ckpts.length;
+    this.bytesIn += pcs.length + c.mem.length + c.ckpts.length;
     this.instructions += c.count;
   }
 
