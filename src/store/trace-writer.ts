@@ -7,6 +7,7 @@
 import { decodeLineRow, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
 import { nativeRecorder, type NativeChunk } from './native-recorder.js';
 import { createTrace, finishTrace, guard, markWriting, type Db } from './schema.js';
+import { lockTrace } from './trace-folder.js';
 import { checkpointAndDie, killNow, testKillPoint, type KillPoint } from './test-kill.js';
 import type Database from 'better-sqlite3';
 import { deflateRawSync } from 'node:zlib';
@@ -33,13 +34,21 @@ export class TraceWriter {
   private instructions = 0;
   private closed = false;
   private readonly kill: KillPoint | undefined = testKillPoint();
+  private readonly unlock: () => void;
 
   constructor(
     readonly path: string,
     meta: Record<string, string | number>,
     replace = false,
   ) {
-    this.db = createTrace(path, meta, replace);
+    // One recording per trace: a second dbg recording into it is refused (trace-folder.ts).
+    this.unlock = lockTrace(path);
+    try {
+      this.db = createTrace(path, meta, replace);
+    } catch (e) {
+      this.unlock();
+      throw e;
+    }
     markWriting(path, true);
     this.insChunk = this.db.prepare('INSERT INTO chunk (id, first, count, pcs, writes, lines) VALUES (?, ?, ?, ?, ?, ?)');
     this.insMem = this.db.prepare('INSERT INTO mem (line, chunk, part, final, data) VALUES (?, ?, ?, ?, ?)');
@@ -194,7 +203,11 @@ export class TraceWriter {
     if (this.closed) return;
     this.closed = true;
     markWriting(this.path, false);
-    finishTrace(this.db);
-    guard(this.path, () => this.db.close());
+    try {
+      finishTrace(this.db);
+      guard(this.path, () => this.db.close());
+    } finally {
+      this.unlock();
+    }
   }
 }
