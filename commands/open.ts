@@ -27,7 +27,9 @@ export default class Open extends Command {
   static override flags = {
     raw: Flags.boolean({ description: 'open FILE as raw bytes (address = file offset), even if it is ELF' }),
     exe: Flags.string({ description: 'the executable of a process core, when the path the core records is wrong', helpValue: 'FILE' }),
-    sysroot: Flags.string({ description: 'prefix for the library paths a process core records (like gdb\'s set sysroot)', helpValue: 'DIR' }),
+    sysroot: Flags.string({ description: 'prefix for the paths a process core names: the dynamic linker\'s name of each library, then the kernel\'s (like gdb\'s set sysroot)', helpValue: 'DIR' }),
+    'solib-search-path': Flags.string({ description: 'directories where a process core\'s libraries are looked for by base name when the sysroot has none (colon-separated, like gdb\'s set solib-search-path)', helpValue: 'DIRS' }),
+    'source-path': Flags.string({ description: "directories where source files are looked for when they are not where the debug info says, for ::dis -s (colon-separated, like gdb's directory; ::dir adds more)", helpValue: 'DIRS' }),
     symbols: Flags.string({ description: 'symbol file for a kernel dump (vmlinux); repeat the flag for more', multiple: true, multipleNonGreedy: true, helpValue: 'FILE' }),
     'debug-file-directory': Flags.string({ description: "where separate debug files are looked for, by build-id and .gnu_debuglink (colon-separated, empty for none; default /usr/lib/debug, as gdb's set debug-file-directory)", helpValue: 'DIRS' }),
     execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit; repeat the flag for more, run in order", helpValue: 'CMDS', multiple: true, multipleNonGreedy: true }),

@@ -15,6 +15,9 @@
 #   --append STR      kernel command line; --initrd FILE
 #   --cpu MODEL       QEMU CPU model (default qemu64,+pdpe1gb: 1 GiB pages need pdpe1gb)
 #   --xz              also write OUT.xz (xz -9)
+#   --kdump           also write the same stopped machine in each kdump-compressed form this
+#                     QEMU offers (dump-guest-memory -z, -l, -s): OUT.zlib.kdump, OUT.lzo.kdump,
+#                     OUT.snappy.kdump (Debian's QEMU 7.2 has zlib only)
 #
 # The machine gets `-device vmcoreinfo`, so a Linux guest (CONFIG_FW_CFG_SYSFS) hands QEMU its
 # VMCOREINFO and the dump carries it. The console goes to OUT.console.txt.
@@ -33,8 +36,9 @@ append=""
 initrd=""
 cpu="qemu64,+pdpe1gb"
 compress=""
+kdump=""
 usage() {
-    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 while [ $# -gt 0 ]; do
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
     --initrd) initrd=$2; shift ;;
     --cpu) cpu=$2; shift ;;
     --xz) compress=1 ;;
+    --kdump) kdump=1 ;;
     -h | --help) usage ;;
     -*) echo "make-vmcore-qemu.sh: unknown option $1" >&2; usage ;;
     *) break ;;
@@ -79,10 +84,10 @@ qemu_pid=$!
 trap 'kill "$qemu_pid" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
 
 # A small QMP client: wait for the panic text on the console, stop the CPUs, dump, quit.
-python3 - "$work/qmp.sock" "$work/console.txt" "$wait_re" "$timeout" "$out_abs" "$paging" <<'PY'
+python3 - "$work/qmp.sock" "$work/console.txt" "$wait_re" "$timeout" "$out_abs" "$paging" "$kdump" <<'PY'
 import json, re, socket, sys, time
 
-sock_path, console, wait_re, timeout, out, paging = sys.argv[1:7]
+sock_path, console, wait_re, timeout, out, paging, kdump = sys.argv[1:8]
 deadline = time.time() + float(timeout)
 
 def fail(msg):
@@ -132,12 +137,17 @@ while True:
     time.sleep(0.2)
 time.sleep(0.5)  # let the panicking CPU reach its halt loop
 qmp("stop")
-qmp("dump-guest-memory", paging=bool(paging), protocol=f"file:{out}")
-while qmp("query-dump")["status"] == "active":
-    time.sleep(0.1)
-status = qmp("query-dump")["status"]
-if status != "completed":
-    fail(f"dump-guest-memory ended with status {status}")
+dumps = [(out, "elf")]
+if kdump:
+    offered = qmp("query-dump-guest-memory-capability")["formats"]
+    dumps += [(f"{out}.{f[6:]}.kdump", f) for f in offered if f.startswith("kdump-")]
+for path, fmt in dumps:
+    qmp("dump-guest-memory", paging=bool(paging) and fmt == "elf", protocol=f"file:{path}", format=fmt)
+    while qmp("query-dump")["status"] == "active":
+        time.sleep(0.1)
+    status = qmp("query-dump")["status"]
+    if status != "completed":
+        fail(f"dump-guest-memory ({fmt}) ended with status {status}")
 try:
     qmp("quit")
 except SystemExit:
@@ -145,6 +155,7 @@ except SystemExit:
 PY
 wait "$qemu_pid" 2>/dev/null || true
 chmod 644 "$out_abs"
+[ -n "$kdump" ] && chmod 644 "$out_abs".*.kdump
 cp "$work/console.txt" "$out_abs.console.txt"
 trap - EXIT INT TERM
 rm -rf "$work"

@@ -20,6 +20,8 @@ export async function fastPath(argv: readonly string[]): Promise<number | undefi
         raw: { type: 'boolean' },
         exe: { type: 'string' },
         sysroot: { type: 'string' },
+        'solib-search-path': { type: 'string' },
+        'source-path': { type: 'string' },
         symbols: { type: 'string', multiple: true },
         'debug-file-directory': { type: 'string' },
         execute: { type: 'string', short: 'e', multiple: true },

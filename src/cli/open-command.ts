@@ -2,6 +2,7 @@ import { errors } from '../common/errors.js';
 import { reportError, runSession } from '../mdb/cli-session.js';
 import { gdbPolicyProblem } from './gdb-flags.js';
 import { setDebugFileDirectories } from '../symbols/dwarf/debug-files.js';
+import { setSourcePath } from '../mdb/source-frames.js';
 import { openTarget } from '../targets/open-target.js';
 import type { Target } from '../targets/target.js';
 
@@ -9,6 +10,8 @@ export interface OpenFlags {
   raw?: boolean;
   exe?: string;
   sysroot?: string;
+  'solib-search-path'?: string;
+  'source-path'?: string;
   symbols?: string[];
   'debug-file-directory'?: string;
   execute?: string;
@@ -27,7 +30,12 @@ export async function runOpen(file: string, flags: OpenFlags): Promise<number> {
     // gdb's `set debug-file-directory`: colon-separated; empty for none.
     const dirs = flags['debug-file-directory'];
     if (dirs !== undefined) setDebugFileDirectories(dirs.split(':').filter((d) => d !== ''));
-    target = openTarget(file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, symbols: flags.symbols });
+    // gdb's `directory`: colon-separated, searched in order.
+    const sources = flags['source-path'];
+    if (sources !== undefined) setSourcePath(sources.split(':').filter((d) => d !== ''));
+    // gdb's `set solib-search-path`: colon-separated.
+    const solibSearchPath = flags['solib-search-path']?.split(':').filter((d) => d !== '');
+    target = openTarget(file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, solibSearchPath, symbols: flags.symbols });
   } catch (e) {
     reportError(e, flags.json);
     return 1;

@@ -1,7 +1,9 @@
 /**
  * MDB expressions: 64-bit unsigned arithmetic over numbers, symbols, dot and memory.
  *
- * Numbers are hexadecimal unless prefixed: `0x` hex, `0t` decimal, `0o` octal, `0i` binary.
+ * Numbers are in the default radix (hexadecimal, or what `$d` set) unless prefixed: `0x` hex,
+ * `0t` decimal, `0o` octal, `0i` binary; `_` separates digits (`0x1234_5678`). A number wider
+ * than 64 bits is refused.
  * An identifier is a symbol (`main`, `libc.so.6`malloc`); one that no module defines but that
  * spells a hex number is that number (`deadbeef`), as in MDB. `.` is dot; `<name` reads a
  * variable or a register of the selected thread.
@@ -9,14 +11,16 @@
  * Operators, loosest last (MDB's set and order):
  *   unary    -x  ~x  #x (logical not)  *x (pointer-sized read)  %x (same, object view)
  *            *&#47;c/x *&#47;s/x *&#47;i/x *&#47;l/x (1, 2, 4, 8-byte reads; also J K B etc. as sizes)
- *   binary   *  %  (integer division, as in MDB)  #  (round up to a multiple)
+ *   binary   *  %  (signed integer division, as in MDB)  %% (remainder)  #  (round up to a multiple)
  *            +  -
  *            <<  >>
  *            ==  !=
  *            &
  *            ^
  *            |
- * Inside parentheses `/` also divides (at the top level it starts a format).
+ * Inside parentheses `/` also divides (at the top level it starts a format). Where a value goes,
+ * `+` alone is dot + the increment, `^` dot - the increment, `&` the last command's address;
+ * 'A' is a character constant (0x41).
  *
  * Errors are DbgError('bad-input') naming the column, or whatever the lookups throw
  * (no-symbol, unmapped).
@@ -35,6 +39,32 @@ export interface ExprContext {
   readonly pointerBytes: number;
   /** A variable or register by name, or undefined. */
   variable(name: string): bigint | undefined;
+  /** The default radix of numbers without a prefix ($d); 16 when not given. */
+  readonly radix?: number;
+  /** The size of the last thing a format printed: `+` is dot + incr, `^` dot - incr. */
+  readonly incr?: bigint;
+  /** The address the last command was given: `&`. */
+  readonly lastAddr?: bigint;
+}
+
+/** The characters of a character constant, with C's backslash escapes. */
+function unescapeChars(body: string): string {
+  const esc: Record<string, string> = { n: '\n', t: '\t', r: '\r', '0': '\0', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v' };
+  return body.replace(/\\(.)/g, (m, c: string) => esc[c] ?? m);
+}
+
+function prefixRadix(letter: string): number {
+  const r = letter.toLowerCase();
+  return r === 'x' ? 16 : r === 't' ? 10 : r === 'o' ? 8 : 2;
+}
+
+function digitIn(c: string, radix: number): boolean {
+  const d = parseInt(c, 36);
+  return c.length === 1 && !Number.isNaN(d) && d < radix;
+}
+
+function radixName(radix: number): string {
+  return radix === 16 ? 'hexadecimal' : radix === 10 ? 'decimal' : radix === 8 ? 'octal' : radix === 2 ? 'binary' : `base-${radix}`;
 }
 
 const MASK = (1n << 64n) - 1n;
@@ -82,23 +112,18 @@ class ExprParser {
       }
       const start = p;
       if (/[0-9]/.test(c)) {
-        let radix = 16;
-        let digits: RegExp = /[0-9a-fA-F]/;
-        if (c === '0' && /[xXtToOiI]/.test(s[p + 1] ?? '') && /[0-9a-fA-F]/.test(s[p + 2] ?? '')) {
-          const r = s[p + 1]!.toLowerCase();
-          radix = r === 'x' ? 16 : r === 't' ? 10 : r === 'o' ? 8 : 2;
-          digits = radix === 16 ? /[0-9a-fA-F]/ : radix === 10 ? /[0-9]/ : radix === 8 ? /[0-7]/ : /[01]/;
+        let radix = this.ctx.radix ?? 16;
+        if (c === '0' && /[xXtToOiI]/.test(s[p + 1] ?? '') && digitIn(s[p + 2] ?? '', prefixRadix(s[p + 1]!))) {
+          radix = prefixRadix(s[p + 1]!);
           p += 2;
         }
+        // Digits, with `_` allowed between and after them as a separator (0x1234_5678).
         const dstart = p;
-        while (p < s.length && digits.test(s[p]!)) p++;
+        while (p < s.length && (digitIn(s[p]!, radix) || s[p] === '_')) p++;
         if (p < s.length && /[\w]/.test(s[p]!)) {
-          throw this.fail(start, `"${s.slice(start, p + 1)}" is not a valid ${radix === 16 ? 'hexadecimal' : radix === 10 ? 'decimal' : radix === 8 ? 'octal' : 'binary'} number`);
+          throw this.fail(start, `"${s.slice(start, p + 1)}" is not a valid ${radixName(radix)} number`);
         }
-        let v = 0n;
-        const R = BigInt(radix);
-        for (const d of s.slice(dstart, p)) v = v * R + BigInt(parseInt(d, radix));
-        out.push({ t: 'num', v: v & MASK, pos: start });
+        out.push({ t: 'num', v: this.number(s.slice(dstart, p), radix, start), pos: start });
         continue;
       }
       if (/[A-Za-z_]/.test(c) || (c === '.' && /[A-Za-z_]/.test(s[p + 1] ?? ''))) {
@@ -115,7 +140,19 @@ class ExprParser {
         p++;
         continue;
       }
-      if (c === '<' && /[A-Za-z_]/.test(s[p + 1] ?? '')) {
+      if (c === "'") {
+        // A character constant: 'A' is 0x41; up to 8 characters pack into one value, first highest.
+        const close = s.indexOf("'", p + 1);
+        if (close < 0) throw this.fail(start, 'unterminated character constant');
+        const chars = unescapeChars(s.slice(p + 1, close));
+        if (chars.length === 0 || chars.length > 8) throw this.fail(start, `a character constant holds 1 to 8 characters, not ${chars.length}`);
+        let v = 0n;
+        for (const ch of chars) v = (v << 8n) | BigInt(ch.charCodeAt(0) & 0xff);
+        out.push({ t: 'num', v, pos: start });
+        p = close + 1;
+        continue;
+      }
+      if (c === '<' && /[A-Za-z_0-9]/.test(s[p + 1] ?? '')) {
         p++;
         while (p < s.length && /[\w]/.test(s[p]!)) p++;
         out.push({ t: 'var', v: s.slice(start + 1, p), pos: start });
@@ -131,7 +168,7 @@ class ExprParser {
         continue;
       }
       const two = s.slice(p, p + 2);
-      if (two === '<<' || two === '>>' || two === '==' || two === '!=') {
+      if (two === '<<' || two === '>>' || two === '==' || two === '!=' || two === '%%') {
         out.push({ t: 'op', v: two, pos: start });
         p += 2;
         continue;
@@ -145,6 +182,15 @@ class ExprParser {
     }
     out.push({ t: 'end', pos: s.length });
     return out;
+  }
+
+  /** The value of `digits` (separators removed) in `radix`; refuses one wider than 64 bits. */
+  private number(digits: string, radix: number, pos: number): bigint {
+    let v = 0n;
+    const R = BigInt(radix);
+    for (const d of digits) if (d !== '_') v = v * R + BigInt(parseInt(d, radix));
+    if (v > MASK) throw this.fail(pos, `${this.s.slice(pos, pos + digits.length + 2).trim()} does not fit in 64 bits`);
+    return v;
   }
 
   private peek(): Tok {
@@ -164,7 +210,7 @@ class ExprParser {
     return v;
   }
 
-  private static readonly levels: string[][] = [['|'], ['^'], ['&'], ['==', '!='], ['<<', '>>'], ['+', '-'], ['*', '%', '#', '/']];
+  private static readonly levels: string[][] = [['|'], ['^'], ['&'], ['==', '!='], ['<<', '>>'], ['+', '-'], ['*', '%', '%%', '#', '/']];
 
   private binary(level: number): bigint {
     if (level >= ExprParser.levels.length) return this.unary();
@@ -202,7 +248,16 @@ class ExprParser {
         return a - b;
       case '*':
         return a * b;
-      case '%':
+      case '%': {
+        // MDB's `%` divides as signed 64-bit numbers; `%%` is the (unsigned) remainder.
+        if (b === 0n) throw this.fail(pos, 'division by zero');
+        const q = BigInt.asIntN(64, a) / BigInt.asIntN(64, b);
+        if (q === 1n << 63n) throw this.fail(pos, 'divide overflow');
+        return q;
+      }
+      case '%%':
+        if (b === 0n) throw this.fail(pos, 'division by zero');
+        return a % b;
       case '/':
         if (b === 0n) throw this.fail(pos, 'division by zero');
         return a / b;
@@ -246,7 +301,10 @@ class ExprParser {
         if (t.v === '.') return this.ctx.dot;
         const a = this.ctx.symbol(t.v);
         if (a !== undefined) return a;
-        if (/^[0-9a-fA-F]+$/.test(t.v)) return BigInt('0x' + t.v) & MASK;
+        // A word no module defines that spells a number in the default radix is that number
+        // (`deadbeef`, `bad_cafe`), as in MDB.
+        const radix = this.ctx.radix ?? 16;
+        if (radix === 16 && /^[0-9a-fA-F][0-9a-fA-F_]*$/.test(t.v)) return this.number(t.v, 16, t.pos);
         throw this.ctx.noSymbol(t.v);
       }
       case 'var': {
@@ -265,6 +323,11 @@ class ExprParser {
           this.i++;
           return v;
         }
+        // Alone where a value goes, `+` is dot plus the increment, `^` dot minus it, `&` the last
+        // address a command was given (MDB's expression words).
+        if (t.v === '+') return (this.ctx.dot + (this.ctx.incr ?? 0n)) & MASK;
+        if (t.v === '^') return (this.ctx.dot - (this.ctx.incr ?? 0n)) & MASK;
+        if (t.v === '&') return this.ctx.lastAddr ?? this.ctx.dot;
         throw this.fail(t.pos, `expected a number, symbol or "(" but found "${t.v}"`);
       case 'end':
         throw this.fail(t.pos, 'expression ends where a value was expected');

@@ -23,6 +23,8 @@ export interface FormatContext {
   readonly disassembler?: Disassembler;
   /** The size of the last item printed (MDB's increment), for `^`. */
   incr: bigint;
+  /** Given each value a format prints, when the format feeds a pipe: the values go on, not the text. */
+  emit?(v: bigint): void;
 }
 
 export type FormatItem = { readonly count: number; readonly ch: string } | { readonly text: string };
@@ -44,20 +46,21 @@ const octSAlt = (v: bigint, bits: number) => {
   const s = BigInt.asIntN(bits, v);
   return s === 0n ? '0' : s < 0n ? '-0' + (-s).toString(8) : '0' + s.toString(8);
 };
+const octS = (v: bigint, bits: number) => BigInt.asIntN(bits, v).toString(8);
 const symbolOr = (v: bigint, _bits: number, ctx: FormatContext) => ctx.symbolic(v) ?? '0x' + v.toString(16);
 
 const simple: Record<string, Simple> = {
   B: { size: 1, width: 8, render: hexU, help: 'hexadecimal int (1 byte)' },
   D: { size: 4, width: 16, render: decS, help: 'decimal signed int (4 bytes)' },
-  E: { size: 8, width: 16, render: decU, help: 'decimal unsigned long long (8 bytes)' },
+  E: { size: 8, width: 21, render: decU, help: 'decimal unsigned long long (8 bytes)' },
   F: { size: 8, width: 0, render: (v) => String(bufOf(v, 8).readDoubleLE(0)), help: 'double (8 bytes)' },
-  G: { size: 8, width: 16, render: (v) => v.toString(8), help: 'octal unsigned long long (8 bytes)' },
+  G: { size: 8, width: 23, render: (v) => v.toString(8), help: 'octal unsigned long long (8 bytes)' },
   H: { size: 4, width: 16, render: (v) => swap(v, 4).toString(16), help: 'swap bytes and shorts (4 bytes)' },
   J: { size: 8, width: 16, render: hexU, help: 'hexadecimal long long (8 bytes)' },
   K: { size: 'ptr', width: 16, render: hexU, help: 'hexadecimal uintptr_t (pointer size)' },
   O: { size: 4, width: 16, render: octAlt, help: 'octal unsigned int (4 bytes)' },
-  P: { size: 'ptr', width: 16, render: symbolOr, help: 'symbol (pointer size)' },
-  p: { size: 'ptr', width: 16, render: symbolOr, help: 'symbol (pointer size)' },
+  P: { size: 'ptr', width: 19, render: symbolOr, help: 'symbol (pointer size)' },
+  p: { size: 'ptr', width: 19, render: symbolOr, help: 'symbol (pointer size)' },
   Q: { size: 4, width: 16, render: octSAlt, help: 'octal signed int (4 bytes)' },
   R: { size: 8, width: 64, render: (v) => v.toString(2), help: 'binary unsigned long long (8 bytes)' },
   U: { size: 4, width: 16, render: decU, help: 'decimal unsigned int (4 bytes)' },
@@ -69,9 +72,9 @@ const simple: Record<string, Simple> = {
   b: { size: 1, width: 8, render: octAlt, help: 'octal unsigned int (1 byte)' },
   c: { size: 1, width: 0, render: (v) => String.fromCharCode(Number(v)), help: 'character (1 byte)' },
   d: { size: 2, width: 8, render: decS, help: 'decimal signed short (2 bytes)' },
-  e: { size: 8, width: 16, render: decS, help: 'decimal signed long long (8 bytes)' },
+  e: { size: 8, width: 21, render: decS, help: 'decimal signed long long (8 bytes)' },
   f: { size: 4, width: 0, render: (v) => expo(bufOf(v, 4).readFloatLE(0)), help: 'float (4 bytes)' },
-  g: { size: 8, width: 16, render: octSAlt, help: 'octal signed long long (8 bytes)' },
+  g: { size: 8, width: 24, render: octS, help: 'octal signed long long (8 bytes)' },
   h: { size: 2, width: 8, render: (v) => swap(v, 2).toString(16), help: 'swap bytes (2 bytes)' },
   o: { size: 2, width: 8, render: octAlt, help: 'octal unsigned short (2 bytes)' },
   q: { size: 2, width: 8, render: octSAlt, help: 'octal signed short (2 bytes)' },
@@ -115,6 +118,13 @@ const special: Record<string, { fn: Special; help: string }> = {
       return addr + BigInt(n);
     },
     help: 'character using C character notation',
+  },
+  j: {
+    fn: (ctx, iob, addr, n) => {
+      for (let k = 0; k < n; k++, addr += 8n) iob.text(bitDiagram(readValue(ctx, addr, 8)));
+      return addr;
+    },
+    help: 'binary long long with a line per set bit (8 bytes)',
   },
   i: {
     fn: (ctx, iob, addr, n) => instructions(ctx, iob, addr, n, false),
@@ -194,13 +204,23 @@ export function printItems(ctx: FormatContext, iob: Iob, addr: bigint, items: re
       const size = f.size === 'ptr' ? ctx.pointerBytes : f.size;
       for (let k = 0; k < it.count; k++) {
         const v = readValue(ctx, addr, size);
-        iob.field(f.render(v, size * 8, ctx), f.width === 16 && it.ch === 'J' && v >> 60n !== 0n ? 17 : f.width);
+        ctx.emit?.(v);
+        iob.field(f.render(v, size * 8, ctx), fieldWidth(it.ch, f, size, v));
         addr += BigInt(size);
       }
     }
     if (addr !== before) ctx.incr = addr - before;
   }
   return addr;
+}
+
+/**
+ * The column a value of `ch` is padded to. The 64-bit hexadecimal formats (J, and K and Z on a
+ * 64-bit target) take one more column when all 16 digits are used, so values never run together.
+ */
+function fieldWidth(ch: string, f: Simple, size: number, v: bigint): number {
+  if ('JKZ'.includes(ch) && size === 8) return v >> 60n !== 0n ? 17 : 16;
+  return f.width;
 }
 
 /** `sym+0x10` or `0x401000`, as MDB's %a. */
@@ -261,6 +281,29 @@ function escape(s: string): string {
     else out += ch;
   }
   return out;
+}
+
+/**
+ * `=j`: the value in binary, a `|` under each set bit, then one line per set bit (lowest first)
+ * drawing it out to its number and mask:
+ *   11101
+ *   ||| |
+ *   ||| +-- bit 0 mask 0x01
+ */
+function bitDiagram(v: bigint): string {
+  const bits = v.toString(2);
+  const width = bits.length;
+  const maskDigits = Math.ceil(width / 4);
+  const set = (pos: number) => bits[width - 1 - pos] === '1';
+  const lines = [bits, [...bits].map((c) => (c === '1' ? '|' : ' ')).join('').trimEnd()];
+  for (let bit = 0; bit < width; bit++) {
+    if (!set(bit)) continue;
+    let line = '';
+    for (let pos = width - 1; pos > bit; pos--) line += set(pos) ? '|' : ' ';
+    line += '+' + '-'.repeat(bit) + '-- bit ' + bit + ' mask 0x' + (1n << BigInt(bit)).toString(16).padStart(maskDigits, '0');
+    lines.push(line);
+  }
+  return lines.join('\n');
 }
 
 function newlines(_c: FormatContext, iob: Iob, a: bigint, n: number): bigint {

@@ -6,10 +6,19 @@
  *   command   := [expr] [',' expr] verb
  *   verb      := '::' name {arg}                dcmd
  *              | ('/' | '?' | '\' | '=') fmt {arg}   format (or a write: /W /Z /w /v value...)
- *              | '$' letter {arg}               shorthand: $c $C $r $q $Q $m $?  -> dcmd
+ *              | '$' letter {arg}               shorthand: $c $C $r $q $Q $m $? $d  -> dcmd
+ *              | '$<' file  '$<<' file  '$>' [file]    run a macro file; log output to a file
  *              | ':' letter {arg}               execution shorthand: :c :s :e :u :b :d :z :r :k :w :a :p
  *              | '>' name                       assigns expr (default dot) to variable name (<name reads it)
  *              | (nothing)                      sets dot to expr
+ *   shell     := '!' ['<'] (quoted | rest-of-line)   a shell command: at the head of a statement it
+ *                                                    runs on its own (its output can feed `| dcmd`);
+ *                                                    after a dcmd it reads that dcmd's output. `!<`
+ *                                                    runs what the command prints as commands.
+ *
+ * A shell command in quotes ('...' or "...", where \' and \" stand for the quote) may be followed
+ * by `| dcmd`, whose addresses are the lines it prints; an unquoted one runs to the end of the
+ * line. `//` starts a comment that runs to the end of the line, also after arguments.
  *
  * Expressions are kept as source text (with their column) and evaluated by the session when the
  * command runs, since they may read memory and depend on dot. A `|` inside the expression part is
@@ -30,7 +39,8 @@ export interface SourceExpr {
 export type Verb =
   | { readonly kind: 'dcmd'; readonly name: string; readonly args: readonly string[] }
   | { readonly kind: 'format'; readonly space: '/' | '?' | '\\' | '='; readonly fmt: string; readonly args: readonly string[] }
-  | { readonly kind: 'assign'; readonly name: string } // `expr >name`: set variable name, read back with <name
+  | { readonly kind: 'assign'; readonly name: string; readonly size?: string } // `expr >name`, `expr >/c/name`: set variable name (<name reads it)
+  | { readonly kind: 'shell'; readonly command: string; readonly source: boolean } // `! cmd`, `!< cmd`
   | { readonly kind: 'dot' };
 
 export interface Command {
@@ -51,6 +61,7 @@ const dollarMap: Record<string, { name: string; args?: string[] }> = {
   q: { name: 'quit' },
   Q: { name: 'quit' },
   m: { name: 'mappings' },
+  d: { name: 'radix' },
   '?': { name: 'status' },
 };
 
@@ -107,8 +118,13 @@ class LineParser {
       }
       const pipeline: Command[] = [];
       for (;;) {
-        pipeline.push(this.command());
+        const cmd = this.command();
+        pipeline.push(cmd);
         this.skipBlanks();
+        if (this.s[this.pos] === '!' && cmd.verb.kind !== 'shell') {
+          pipeline.push(this.shell());
+          this.skipBlanks();
+        }
         if (this.s[this.pos] === '|') {
           this.pos++;
           continue;
@@ -128,6 +144,7 @@ class LineParser {
     this.skipBlanks();
     const start = this.pos;
     if (this.s[this.pos] === '|') throw this.error(this.pos, 'a pipe needs a command on each side');
+    if (this.s[this.pos] === '!') return this.shell();
     const addr = this.expression();
     let count: SourceExpr | undefined;
     if (this.s[this.pos] === ',') {
@@ -176,6 +193,15 @@ class LineParser {
         this.pos++;
         continue;
       }
+      if (c === "'") {
+        // A character constant ('A', '\n') is one token: its characters are not verbs.
+        const close = this.s.indexOf("'", this.pos + 1);
+        const eol = this.s.indexOf('\n', this.pos);
+        if (close > 0 && (eol < 0 || close < eol)) {
+          this.pos = close + 1;
+          continue;
+        }
+      }
       this.pos++;
     }
     const text = this.s.slice(start, this.pos);
@@ -205,6 +231,16 @@ class LineParser {
       this.pos += 2;
       return { kind: 'dcmd', name: m.name, args: [...(m.args ?? []), ...this.args()] };
     }
+    if (c === '$' && this.s[this.pos + 1] === '<') {
+      // `$<file` runs a macro file's commands; `$<<file` too, in the current context.
+      const nested = this.s[this.pos + 2] === '<';
+      this.pos += nested ? 3 : 2;
+      return { kind: 'dcmd', name: nested ? 'source' : 'macro', args: this.args() };
+    }
+    if (c === '$' && this.s[this.pos + 1] === '>') {
+      this.pos += 2;
+      return { kind: 'dcmd', name: 'log', args: this.args() };
+    }
     if (c === '$') {
       const letter = this.s[this.pos + 1];
       const m = letter !== undefined ? dollarMap[letter] : undefined;
@@ -214,6 +250,7 @@ class LineParser {
     }
     if (c === '/' || c === '?' || c === '\\' || c === '=') {
       this.pos++;
+      this.skipBlanks(); // `555 = E` is `555=E`
       const fmtStart = this.pos;
       let quote: string | undefined;
       while (this.pos < this.s.length) {
@@ -228,25 +265,97 @@ class LineParser {
       return { kind: 'format', space: c, fmt: this.s.slice(fmtStart, this.pos), args: this.args() };
     }
     if (c === '>') {
-      const m = /^>\s*([A-Za-z_]\w*)/.exec(this.s.slice(this.pos));
-      if (!m) throw this.error(this.pos, 'expected a variable name after ">"');
+      // `>/c/name` keeps only the low byte (c, s, i, l: 1, 2, 4, 8 bytes).
+      const m = /^>\s*(?:\/([A-Za-z])\/)?\s*([A-Za-z_]\w*)/.exec(this.s.slice(this.pos));
+      if (!m) throw this.error(this.pos, 'expected a variable name after ">" (or ">/c/name" with a size c s i l)');
+      if (m[1] !== undefined && !'csil'.includes(m[1])) throw this.error(this.pos, `bad size "${m[1]}" in ">/${m[1]}/": expected c s i l (1, 2, 4, 8 bytes)`);
       this.pos += m[0].length;
-      return { kind: 'assign', name: m[1]! };
+      return { kind: 'assign', name: m[2]!, ...(m[1] !== undefined ? { size: m[1] } : {}) };
     }
     return { kind: 'dot' };
   }
 
-  /** Words up to '|', ';' or newline; single and double quotes group. */
+  /** `! cmd` or `!< cmd`, at the '!'. */
+  private shell(): Command {
+    const start = this.pos++;
+    const source = this.s[this.pos] === '<';
+    if (source) this.pos++;
+    this.skipBlanks();
+    const q = this.s[this.pos];
+    let command: string;
+    if (q === "'" || q === '"') {
+      command = this.quoted(q);
+      this.skipBlanks();
+      const c = this.s[this.pos];
+      if (c === '!') throw this.error(this.pos, 'a shell command is joined to the next dcmd with "|", not "!"');
+      if (c !== undefined && c !== '|' && c !== ';' && c !== '\n') throw this.error(this.pos, `unexpected "${c}" after the quoted shell command`);
+    } else {
+      let end = this.s.indexOf('\n', this.pos);
+      if (end < 0) end = this.s.length;
+      command = this.s.slice(this.pos, end);
+      this.pos = end;
+    }
+    if (command.trim() === '') throw this.error(start, `expected a shell command after "${source ? '!<' : '!'}"`);
+    return { verb: { kind: 'shell', command, source }, text: this.s.slice(start, this.pos).trim() };
+  }
+
+  /**
+   * A quoted shell command, at its opening quote. `\'` (and in double quotes `\"`) stands for the
+   * quote; double quotes also take `\\`, `\n` and `\t`; any other backslash is kept for the shell.
+   */
+  private quoted(q: string): string {
+    const open = this.pos++;
+    let out = '';
+    while (this.pos < this.s.length) {
+      const d = this.s[this.pos]!;
+      if (d === q) {
+        this.pos++;
+        return out;
+      }
+      if (d === '\\' && this.pos + 1 < this.s.length) {
+        const e = this.s[this.pos + 1]!;
+        const map: Record<string, string> = q === '"' ? { '"': '"', "'": "'", '\\': '\\', n: '\n', t: '\t' } : { "'": "'" };
+        if (e in map) {
+          out += map[e];
+          this.pos += 2;
+          continue;
+        }
+      }
+      if (d === '\n') break;
+      out += d;
+      this.pos++;
+    }
+    throw this.error(open, 'unterminated quoted shell command');
+  }
+
+  /** Words up to '|', ';', '!', a `//` comment or newline; single and double quotes group. */
   private args(): string[] {
     const out: string[] = [];
     for (;;) {
       this.skipBlanks();
       const c = this.s[this.pos];
-      if (c === undefined || c === '|' || c === ';' || c === '\n') return out;
+      if (c === '/' && this.s[this.pos + 1] === '/') {
+        while (this.pos < this.s.length && this.s[this.pos] !== '\n') this.pos++;
+        return out;
+      }
+      if (c === undefined || c === '|' || c === ';' || c === '\n' || c === '!') return out;
       let word = '';
       while (this.pos < this.s.length) {
         const d = this.s[this.pos]!;
         if (d === ' ' || d === '\t' || d === '|' || d === ';' || d === '\n') break;
+        if (d === '$' && this.s[this.pos + 1] === '[') {
+          // `$[expr]`: the expression's value as the argument (the session evaluates it).
+          let depth = 0;
+          let end = this.pos + 1;
+          for (; end < this.s.length; end++) {
+            if (this.s[end] === '[') depth++;
+            else if (this.s[end] === ']' && --depth === 0) break;
+          }
+          if (end >= this.s.length) throw this.error(this.pos, 'unterminated "$[" (expected "]")');
+          word += this.s.slice(this.pos, end + 1);
+          this.pos = end + 1;
+          continue;
+        }
         if (d === '"' || d === "'") {
           const close = this.s.indexOf(d, this.pos + 1);
           if (close < 0) throw this.error(this.pos, `unterminated ${d === '"' ? 'double' : 'single'} quote`);

@@ -11,7 +11,10 @@
  */
 
 import { readFileSync, statSync } from 'node:fs';
+import { checkDirectory } from '../targets/elfcore/process-core-solibs.js';
 import { hexAddr } from '../common/format.js';
+import { DW_AT } from '../symbols/dwarf/dwarf-constants.js';
+import type { Die } from '../symbols/dwarf/dwarf-info.js';
 import { frameVariables, sourceAt, type Variable } from '../types/frame-source.js';
 import type { Target } from '../targets/target.js';
 import type { Frame } from '../targets/unwind.js';
@@ -57,19 +60,34 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
   const own = (x: Frame): Frame => (x.how === 'frame-pointer' || x.how === 'return-address' ? { ...x, regs: new Map([...x.regs].filter(([n]) => known.has(n))) } : x);
   const mf = own(f);
   const callers = all.filter((x) => x.level > f.level).map(own);
+  // A C++ function's symbol is mangled (_Z9wait_hereRN3geo5ShapeE): its DWARF name, qualified
+  // as gdb shows it (geo::Shape::area), reads better; the offset stays the symbol's.
+  const outer = src.frames[src.frames.length - 1]!;
+  const machine = /^(?:[^`]*`)?_Z/.test(sym) ? sym.replace(/^([^`]*`)?[^+`]*/, (_, mod: string | undefined) => `${mod ?? ''}${qualifiedName(outer.die, outer.name)}`) : sym;
   return src.frames.map((sf) => {
     const v = vars ? frameVariables(src, sf, mf, env, callers) : undefined;
     return {
       pc: f.pc,
       sp: f.sp,
-      name: sf.inlined ? sf.name : sym,
+      name: sf.inlined ? qualifiedName(sf.die, sf.name) : machine,
       inlined: sf.inlined,
-      ...(sf.inlined ? { into: sym } : {}),
+      ...(sf.inlined ? { into: machine } : {}),
       ...(sf.file ? { file: sf.file.name } : {}),
       ...(sf.line !== undefined ? { line: sf.line } : {}),
       ...(v ? { args: v.args, locals: v.locals } : {}),
     };
   });
+}
+
+/** `name` of a function DIE with its C++ scope (`geo::Shape::area`): from its declaration when it is defined out of line. */
+function qualifiedName(die: Die, name: string): string {
+  let d = die;
+  for (let i = 0; i < 4; i++) {
+    const next = d.refDie(DW_AT.abstract_origin) ?? d.refDie(DW_AT.specification);
+    if (!next) break;
+    d = next;
+  }
+  return d.dwarf.scopePrefix(d) + name;
 }
 
 /** The text lines of one row. */
@@ -99,13 +117,52 @@ export function sourceRowJson(r: SourceRow): unknown {
 const SOURCE_CACHE = 32;
 const sourceCache = new Map<string, string[] | null>();
 
-/** Line `n` (1-based) of the source file at `path`, when it can be read. */
+/** Directories searched for source files the debug info names but that are not where it says (gdb's `directory`). */
+let sourceDirs: readonly string[] = [];
+
+/** The source search path, first searched first. */
+export function sourcePath(): readonly string[] {
+  return sourceDirs;
+}
+
+/**
+ * Sets the source search path (`--source-path`, `::dir`). Each directory must exist: a typo is
+ * an error naming it, not a path that silently finds nothing.
+ */
+export function setSourcePath(dirs: readonly string[], what = '--source-path'): void {
+  for (const d of dirs) checkDirectory(what, d);
+  sourceDirs = [...dirs];
+  sourceCache.clear();
+}
+
+/**
+ * The file to read for source file `path`, as gdb looks for it: the path itself, then in each
+ * directory of the source path the whole path under it (DIR/usr/src/x/foo.c), then its base name
+ * (DIR/foo.c). Undefined when none is a regular file.
+ */
+export function findSource(path: string): string | undefined {
+  const candidates = [path];
+  for (const dir of sourceDirs) {
+    const d = dir.replace(/\/+$/, '');
+    candidates.push(`${d}/${path.replace(/^\/+/, '')}`, `${d}/${path.slice(path.lastIndexOf('/') + 1)}`);
+  }
+  for (const c of candidates) {
+    try {
+      if (statSync(c).isFile()) return c;
+    } catch {
+      // not there: the next
+    }
+  }
+  return undefined;
+}
+
+/** Line `n` (1-based) of the source file at `path` (found through the source path), when it can be read. */
 export function sourceLine(path: string, n: number): string | undefined {
   let lines = sourceCache.get(path);
   if (lines === undefined) {
+    const file = findSource(path);
     try {
-      const st = statSync(path);
-      lines = st.isFile() && st.size < 64 << 20 ? readFileSync(path, 'utf8').split('\n') : null;
+      lines = file !== undefined && statSync(file).size < 64 << 20 ? readFileSync(file, 'utf8').split('\n') : null;
     } catch {
       lines = null;
     }

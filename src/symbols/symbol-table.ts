@@ -95,6 +95,6 @@ export class SymbolTable {
 }
 
 /** Display preference among symbols at one address: functions and objects, then globals. */
-function rank(s: Sym): number {
+export function rank(s: Sym): number {
   return (s.kind === 'other' ? 0 : 2) + (s.global ? 1 : 0) + (s.size > 0n ? 4 : 0);
 }

@@ -3,6 +3,8 @@
  *
  *   --raw, or not ELF            -> FileTarget.raw   (bytes at offsets); but a compressed file or
  *                                   a dbg trace is refused with what to run instead
+ *   kdump-compressed             -> KernelDumpTarget over a KdumpFile (makedumpfile, QEMU -z/-l/-s;
+ *                                   diskdump or flattened)
  *   ELF core, kernel dump        -> KernelDumpTarget (kdump vmcore, QEMU dump-guest-memory)
  *   ELF core, anything else      -> ProcessCoreTarget (gcore, kernel-written process cores)
  *   other ELF (exec, .so, .o)    -> FileTarget.elf   (link-time addresses and the file's symbols,
@@ -20,26 +22,33 @@ import { ProcessCoreTarget } from './elfcore/process-core-target.js';
 import { FileTarget } from './file/file-target.js';
 import type { Target } from './target.js';
 import { isKernelDump, KernelDumpTarget } from './elfcore/kernel-dump-target.js';
+import { isKdumpCompressed, KdumpFile } from './kdump/kdump-file.js';
 
 export interface OpenOptions {
   readonly raw?: boolean;
   readonly exe?: string;
   readonly sysroot?: string;
+  readonly solibSearchPath?: readonly string[];
   readonly symbols?: readonly string[];
 }
 
 export function openTarget(path: string, opts: OpenOptions = {}): Target {
   if (opts.raw) {
-    refuse(opts, ['exe', 'sysroot', 'symbols'], 'a raw file (--raw)');
+    refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols'], 'a raw file (--raw)');
     return FileTarget.raw(path);
   }
   const probe = FileByteSource.open(path);
   let elf: ElfFile | undefined;
   try {
     if (!isElf(probe)) {
+      if (isKdumpCompressed(probe.readUpTo(0, 16))) {
+        probe.close();
+        refuse(opts, ['exe', 'sysroot'], `kernel dump "${path}" (use --symbols vmlinux)`);
+        return openKdump(path, opts);
+      }
       refuseNotADump(path, probe.readUpTo(0, 16));
       probe.close();
-      refuse(opts, ['exe', 'sysroot', 'symbols'], `"${path}", which is not an ELF file and opens as a raw file`);
+      refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols'], `"${path}", which is not an ELF file and opens as a raw file`);
       return FileTarget.raw(path);
     }
     elf = new ElfFile(probe);
@@ -50,15 +59,15 @@ export function openTarget(path: string, opts: OpenOptions = {}): Target {
   if (elf.header.type === ET_CORE) {
     if (isKernelDump(elf)) {
       elf.close();
-      refuse(opts, ['exe', 'sysroot'], `kernel dump "${path}" (use --symbols vmlinux)`);
+      refuse(opts, ['exe', 'sysroot', 'solibSearchPath'], `kernel dump "${path}" (use --symbols vmlinux)`);
       return KernelDumpTarget.open(path, { symbols: opts.symbols });
     }
     elf.close();
     refuse(opts, ['symbols'], `process core "${path}" (use --exe and --sysroot)`);
-    return ProcessCoreTarget.open(path, { exe: opts.exe, sysroot: opts.sysroot });
+    return ProcessCoreTarget.open(path, { exe: opts.exe, sysroot: opts.sysroot, solibSearchPath: opts.solibSearchPath });
   }
   try {
-    refuse(opts, ['exe', 'sysroot', 'symbols'], `"${path}", an ELF ${elf.header.type === 2 ? 'executable' : 'object'} that opens as a file target`);
+    refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols'], `"${path}", an ELF ${elf.header.type === 2 ? 'executable' : 'object'} that opens as a file target`);
   } catch (e) {
     elf.close();
     throw e;
@@ -66,11 +75,25 @@ export function openTarget(path: string, opts: OpenOptions = {}): Target {
   return FileTarget.elf(path, elf);
 }
 
+/** A kdump-compressed dump, read as the ELF vmcore it stands for, page by page. */
+function openKdump(path: string, opts: OpenOptions): Target {
+  const dump = KdumpFile.open(path);
+  let t: KernelDumpTarget;
+  try {
+    t = KernelDumpTarget.open(path, { symbols: opts.symbols, source: dump.elfView(), format: dump.describe() });
+  } catch (e) {
+    dump.close();
+    throw e;
+  }
+  t.warnings.push(...dump.warnings);
+  return t;
+}
+
 function refuse(opts: OpenOptions, names: readonly (keyof OpenOptions)[], what: string): void {
   for (const n of names) {
     const v = opts[n];
     if (v === undefined || (Array.isArray(v) && v.length === 0)) continue;
-    throw errors.badInput(`--${n} does not apply to ${what}`);
+    throw errors.badInput(`--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} does not apply to ${what}`);
   }
 }
 

@@ -3,8 +3,12 @@
  *
  * Used by `::stack` and by kernel dumps. Frame 0 comes from the thread's registers. Each caller
  * comes from the CFI (.eh_frame, else .debug_frame) of the module that holds the pc, when the
- * module has an ELF file with CFI for it (`Module.elf`, `Module.bias`); else from the
- * frame-pointer chain ([fp] = caller's fp, [fp + ptr] = return address). The walk stops at a zero
+ * module has an ELF file with CFI for it (`Module.elf`, `Module.bias`, and the run-time range
+ * `start`-`end` that elfModule() gives); else, on x86-64, from where the pc is in its function
+ * (the first instruction, just after `push %rbp`, a `ret`: the return address is on top of the
+ * stack, as gdb's prologue analyser finds it); else from the frame-pointer chain ([fp] = caller's
+ * fp, [fp + ptr] = return address). Every target (live guest, trace, dump) goes through this one
+ * walk, so the same machine state gives the same stack whichever target shows it. The walk stops at a zero
  * or unreadable return address, a return address the CFI marks undefined (the outermost frame:
  * `_start`, `clone3`), a stack pointer that does not increase, or `maxFrames` (default 256).
  * Frame 0 at pc 0 or at an unreadable pc (a call through a bad pointer) has its return address
@@ -17,7 +21,26 @@
 import type { Arch } from '../arch/arch.js';
 import { DbgError } from '../common/errors.js';
 import { EhFrame, evalDwarfExpr, type ExprContext, type UnwindRow } from '../symbols/eh-frame.js';
+import type { ElfFile } from '../symbols/elf-file.js';
+import type { Module } from '../symbols/symbol-space.js';
+import type { SymbolTable } from '../symbols/symbol-table.js';
 import type { Target } from './target.js';
+
+/**
+ * A module for an ELF file loaded at `bias` (run-time minus link-time address): it spans the
+ * file's PT_LOAD segments, so that the unwinder finds the file's CFI for the pcs in it.
+ */
+export function elfModule(name: string, path: string, elf: ElfFile, table: SymbolTable, bias = 0n): Module {
+  const loads = elf.loadSegments().filter((p) => p.memsz > 0n);
+  if (loads.length === 0) return { name, path, table, elf, bias };
+  let start = loads[0]!.vaddr;
+  let end = 0n;
+  for (const p of loads) {
+    if (p.vaddr < start) start = p.vaddr;
+    if (p.vaddr + p.memsz > end) end = p.vaddr + p.memsz;
+  }
+  return { name, path, table, elf, bias, start: start + bias, end: end + bias };
+}
 
 export interface Frame {
   readonly level: number;
@@ -31,7 +54,7 @@ export interface Frame {
    * 'return-address' when frame 0's pc is no code (0, or unreadable: a call through a bad
    * pointer) and its caller is the return address the call left on top of the stack.
    */
-  readonly how: 'registers' | 'cfi' | 'frame-pointer' | 'return-address';
+  readonly how: 'registers' | 'cfi' | 'frame-pointer' | 'return-address' | 'orc';
   /**
    * The frame's registers by DWARF number, as far as they are known: all of them in frame 0,
    * in callers those the CFI restores plus those it leaves alone (assumed unchanged, as gdb does).
@@ -76,11 +99,17 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
     const pc = regs.get(pcCol);
     const sp = regs.get(spCol);
     if (pc === undefined || sp === undefined || (pc === 0n && frames.length > 0)) break;
-    const lookup = isCaller ? pc - 1n : pc;
-    const cfi = cfiFor(target, lookup);
-    let next: RegState | undefined;
+    const lookup: bigint = isCaller ? pc - 1n : pc;
+    // The target's own unwinder first (a Linux kernel's ORC tables), then CFI, then frame pointers.
+    const own: ReturnType<NonNullable<Target['unwindStep']>> = target.unwindStep?.(thread, namedRegisters(arch, regs), !isCaller);
+    if (own?.regs === 'end') {
+      frames.push({ level: frames.length, pc, sp, how, regs });
+      break;
+    }
+    const cfi: { row: UnwindRow } | undefined = own ? undefined : cfiFor(target, lookup);
+    let next: RegState | undefined = own ? dwarfRegisters(arch, own.regs as ReadonlyMap<string, bigint>) : undefined;
     let cfa: bigint | undefined;
-    let signalFrame = false;
+    let signalFrame: boolean = own?.signal ?? false;
     if (cfi) {
       const r = stepCfi(read, arch, regs, cfi.row, pcCol, spCol);
       if (r === 'outermost') {
@@ -95,9 +124,14 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
     }
     frames.push({ level: frames.length, pc, sp, ...(cfa !== undefined ? { cfa } : {}), how, regs });
     if (!opts?.pastMain && isMain(target, lookup)) break;
-    let nextHow: Frame['how'] = 'cfi';
+    let nextHow: Frame['how'] = own ? 'orc' : 'cfi';
     if (!next && frames.length === 1 && !isCode(read, pc)) {
       next = stepReturnAddress(read, arch, regs, pcCol, spCol);
+      nextHow = 'return-address';
+    }
+    if (!next && !cfi && !signalFrame) {
+      // No CFI: a frame that has not set up (or has torn down) its frame pointer yet.
+      next = stepPrologue(target, read, regs, pc, pcCol, spCol, fpCol, frames.length === 1);
       nextHow = 'return-address';
     }
     if (!next) {
@@ -108,6 +142,11 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
     const nsp = next.get(spCol);
     const npc = next.get(pcCol);
     if (nsp === undefined || npc === undefined || npc === 0n) break;
+    if (own?.user) {
+      // Entered from user mode: its registers are the last frame (its stack is another world).
+      frames.push({ level: frames.length, pc: npc, sp: nsp, how: 'orc', regs: next });
+      break;
+    }
     // The stack grows down: a caller's sp below or at its callee's means a loop or garbage.
     if (nsp < sp || (nsp === sp && npc === pc)) break;
     regs = next;
@@ -115,6 +154,21 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
     isCaller = !signalFrame;
   }
   return frames;
+}
+
+function namedRegisters(arch: Arch, regs: RegState): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const [n, v] of regs) out.set(arch.dwarfRegisters[n]!, v);
+  return out;
+}
+
+function dwarfRegisters(arch: Arch, named: ReadonlyMap<string, bigint>): RegState {
+  const out: RegState = new Map();
+  arch.dwarfRegisters.forEach((name, n) => {
+    const v = named.get(name);
+    if (v !== undefined) out.set(n, v);
+  });
+  return out;
 }
 
 /** Whether `pc` is in the executable's (the first module's) `main`. */
@@ -241,9 +295,50 @@ function isCode(read: ReadMemory, pc: bigint): boolean {
   }
 }
 
-/** The caller of a frame that has not pushed anything yet: [sp] is its return address. */
-function stepReturnAddress(read: ReadMemory, arch: Arch, regs: RegState, pcCol: number, spCol: number): RegState | undefined {
-  const sp = regs.get(spCol)!;
+/**
+ * x86-64 without CFI, frame 0 only: the caller when the return address is found from sp alone —
+ * at a function's first instruction or a `ret` ([sp]), just after its opening `push %rbp`
+ * ([sp + 8], and rbp = [sp]), anywhere in a function that does not open with `push %rbp` ([sp],
+ * as gdb's prologue analyser assumes). Undefined otherwise: the rbp chain is right then.
+ */
+function stepPrologue(target: Target, read: ReadMemory, regs: RegState, pc: bigint, pcCol: number, spCol: number, fpCol: number, innermost: boolean): RegState | undefined {
+  const arch = target.arch;
+  if (arch.name !== 'x86-64' || !innermost) return undefined;
+  const sym = target.symbols.resolve(pc);
+  if (!sym || !sym.inside) return undefined;
+  let start: Buffer;
+  let atPc: number;
+  try {
+    start = read(pc - sym.offset, 5);
+    atPc = read(pc, 1)[0]!;
+  } catch (e) {
+    if (e instanceof DbgError) return undefined;
+    throw e;
+  }
+  // `endbr64` (f3 0f 1e fa) may come before the prologue.
+  const endbr = start.readUInt32BE(0) === 0xf30f1efa ? 4n : 0n;
+  const push = start[Number(endbr)] === 0x55;
+  // A function that does not open with `push %rbp` keeps no frame pointer: as gdb's analyser
+  // assumes, nothing is pushed where it stops and [sp] is the return address.
+  if (sym.offset <= endbr || atPc === 0xc3 || !push) return stepReturnAddress(read, arch, regs, pcCol, spCol);
+  if (sym.offset === endbr + 1n) {
+    const sp = regs.get(spCol)!;
+    const next = stepReturnAddress(read, arch, regs, pcCol, spCol, 8n);
+    if (!next) return undefined;
+    try {
+      next.set(fpCol, readWord(read, arch, sp));
+    } catch (e) {
+      if (e instanceof DbgError) return undefined;
+      throw e;
+    }
+    return next;
+  }
+  return undefined;
+}
+
+/** The caller of a frame that has not pushed anything yet (or `skip` bytes): [sp + skip] is its return address. */
+function stepReturnAddress(read: ReadMemory, arch: Arch, regs: RegState, pcCol: number, spCol: number, skip = 0n): RegState | undefined {
+  const sp = regs.get(spCol)! + skip;
   try {
     const next: RegState = new Map(regs);
     next.set(pcCol, readWord(read, arch, sp));

@@ -61,7 +61,7 @@ export class DwarfTypes {
   }
 
   private pointerSize(): number {
-    return this.dwarf.units()[0]?.addressSize ?? (this.dwarf.elf.is64 ? 8 : 4);
+    return this.dwarf.eachUnit().next().value?.addressSize ?? (this.dwarf.elf.is64 ? 8 : 4);
   }
 
   /** The global variable called `name` and its type (from its declaration when the definition has none). */
@@ -146,7 +146,7 @@ export class DwarfTypes {
         let target: Type | undefined;
         return {
           kind: 'typedef',
-          name: d.name ?? '(anonymous typedef)',
+          name: d.name === undefined ? '(anonymous typedef)' : this.dwarf.scopePrefix(d) + d.name,
           get target() {
             return (target ??= self.typeOf(d));
           },
@@ -216,7 +216,7 @@ export class DwarfTypes {
 
   private compound(d: Die): Type {
     const kind = COMPOUND[d.tag]!;
-    const tag = d.name;
+    const tag = d.name === undefined ? undefined : this.dwarf.scopePrefix(d) + d.name;
     if (d.flag(DW_AT.declaration) && tag !== undefined) {
       // A declaration: the definition lives in another unit, if anywhere. Looked for only when
       // the size or the members are wanted: a pointer to it prints without (on a kernel the
@@ -258,6 +258,18 @@ export class DwarfTypes {
     const out: Member[] = [];
     const big = !this.dwarf.sections.littleEndian;
     for (const c of d.children()) {
+      if (c.tag === DW_TAG.inheritance) {
+        const self = this;
+        let type: Type | undefined;
+        out.push({
+          bitOffset: (c.uint(DW_AT.data_member_location) ?? 0) * 8,
+          base: true,
+          get type() {
+            return (type ??= self.typeOf(c));
+          },
+        });
+        continue;
+      }
       if (c.tag !== DW_TAG.member) continue;
       if (c.flag(DW_AT.declaration)) continue; // a C++ static member
       const name = c.name;
@@ -308,7 +320,7 @@ export class DwarfTypes {
       if (def && def.ref !== d.id) return this.typeAt(def.ref);
     }
     let list: Enumerator[] | undefined;
-    const tag = d.name;
+    const tag = d.name === undefined ? undefined : this.dwarf.scopePrefix(d) + d.name;
     const bits = (size ?? 4) * 8;
     return {
       kind: 'enum',

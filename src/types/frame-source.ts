@@ -9,7 +9,7 @@ import { dieName, sourceFramesAt, type SourceFrame } from '../symbols/dwarf/dwar
 import { evalDwarfExpr, type ExprContext } from '../symbols/eh-frame.js';
 import type { Module, SymbolSpace } from '../symbols/symbol-space.js';
 import { typesOf } from './type-space.js';
-import { resolveType, sizeOf, type Type } from './type.js';
+import { memberLabel, resolveType, sizeOf, type Member, type Type } from './type.js';
 import type { ValueMemory } from './print-value.js';
 
 /**
@@ -263,18 +263,55 @@ function locationText(type: Type, loc: Location, ctx: ExprContext, env: FrameEnv
     case 'bytes':
       return valueText(type, loc.bytes, env.mem);
     case 'pieces': {
+      // A value the optimizer split (scalar replacement of a struct): some pieces may have no
+      // location; their bytes print as <optimized out>, member by member, as gdb prints them.
       const out = Buffer.alloc(size);
+      const known = new Uint8Array(size);
       let at = 0;
       for (const p of loc.pieces) {
-        if (p.loc.kind === 'optimized' || p.loc.kind === 'synthetic' || p.loc.kind === 'pieces') return '<optimized out>';
-        const part =
-          p.loc.kind === 'memory' ? env.mem.read(p.loc.addr, p.size) : p.loc.kind === 'register' ? bytesOf(ctx.register(p.loc.reg), p.size, le) : p.loc.kind === 'value' ? bytesOf(p.loc.value, p.size, le) : p.loc.bytes.subarray(0, p.size);
-        part.copy(out, at);
+        const n = Math.max(0, Math.min(p.size, size - at));
+        if (p.loc.kind !== 'optimized' && p.loc.kind !== 'synthetic' && p.loc.kind !== 'pieces') {
+          const part =
+            p.loc.kind === 'memory' ? env.mem.read(p.loc.addr, p.size) : p.loc.kind === 'register' ? bytesOf(ctx.register(p.loc.reg), p.size, le) : p.loc.kind === 'value' ? bytesOf(p.loc.value, p.size, le) : p.loc.bytes.subarray(0, p.size);
+          part.copy(out, at, 0, n);
+          known.fill(1, at, at + n);
+        }
         at += p.size;
       }
-      return valueText(type, out, env.mem);
+      return partialValueText(type, out, known, env.mem);
     }
   }
+}
+
+/**
+ * valueText for a value of which only the bytes marked in `known` are there: a member or element
+ * wholly there prints as usual, anything else as `<optimized out>` (gdb's output for a struct the
+ * optimizer kept in part: `{a = 15, b = <optimized out>}`).
+ */
+export function partialValueText(type: Type, bytes: Buffer, known: Uint8Array, mem: ValueMemory, depth = 0): string {
+  if (known.every((k) => k === 1)) return valueText(type, bytes, mem, depth);
+  if (known.every((k) => k === 0) || depth > 16) return '<optimized out>';
+  const t = resolveType(type);
+  const part = (at: number, n: number, ty: Type) => partialValueText(ty, bytes.subarray(at, at + n), known.subarray(at, at + n), mem, depth + 1);
+  if (t.kind === 'struct' || t.kind === 'union' || t.kind === 'class') {
+    const parts = t.members.map((m) => {
+      const off = Math.floor(m.bitOffset / 8);
+      const n = m.bitSize !== undefined ? Math.ceil(((m.bitOffset % 8) + m.bitSize) / 8) : (sizeOf(m.type) ?? 0);
+      let text: string;
+      if (m.bitSize === undefined) text = part(off, n, m.type);
+      else text = known.subarray(off, off + n).every((k) => k === 1) ? bitFieldText(m, bytes, mem.littleEndian) : '<optimized out>';
+      const label = memberLabel(m);
+      return label !== undefined ? `${label} = ${text}` : text;
+    });
+    return `{${parts.join(', ')}}`;
+  }
+  if (t.kind === 'array') {
+    const es = sizeOf(t.element) ?? 0;
+    const items: string[] = [];
+    for (let i = 0; i < Math.min(t.length ?? 0, 200); i++) items.push(part(i * es, es, t.element));
+    return `{${items.join(', ')}${(t.length ?? 0) > 200 ? '...' : ''}}`;
+  }
+  return '<optimized out>';
 }
 
 /** The text gdb prints for a value of `type` held in `bytes` (strings behind char pointers read through `mem`). */
@@ -328,14 +365,10 @@ export function valueText(type: Type, bytes: Buffer, mem: ValueMemory, depth = 0
       const parts = t.members.map((m) => {
         const off = Math.floor(m.bitOffset / 8);
         let text: string;
-        if (m.bitSize !== undefined) {
-          const mt = resolveType(m.type);
-          const word = uint(bytes.subarray(off, Math.min(bytes.length, off + 8)));
-          let v = (word >> BigInt(m.bitOffset % 8)) & ((1n << BigInt(m.bitSize)) - 1n);
-          if (mt.kind === 'int' && mt.signed) v = BigInt.asIntN(m.bitSize, v);
-          text = v.toString();
-        } else text = valueText(m.type, bytes.subarray(off, off + (sizeOf(m.type) ?? 0)), mem, depth + 1);
-        return m.name !== undefined ? `${m.name} = ${text}` : text;
+        if (m.bitSize !== undefined) text = bitFieldText(m, bytes, le);
+        else text = valueText(m.type, bytes.subarray(off, off + (sizeOf(m.type) ?? 0)), mem, depth + 1);
+        const label = memberLabel(m);
+      return label !== undefined ? `${label} = ${text}` : text;
       });
       return `{${parts.join(', ')}}`;
     }
@@ -351,6 +384,18 @@ export function valueText(type: Type, bytes: Buffer, mem: ValueMemory, depth = 0
     default:
       return `0x${uint(bytes).toString(16)}`;
   }
+}
+
+/** A bit field's value, from the bytes of the struct that holds it. */
+function bitFieldText(m: Member, bytes: Buffer, le: boolean): string {
+  const off = Math.floor(m.bitOffset / 8);
+  const b = bytes.subarray(off, Math.min(bytes.length, off + 8));
+  let word = 0n;
+  for (let i = 0; i < b.length; i++) word |= BigInt(b[le ? i : b.length - 1 - i]!) << BigInt(8 * i);
+  let v = (word >> BigInt(m.bitOffset % 8)) & ((1n << BigInt(m.bitSize!)) - 1n);
+  const mt = resolveType(m.type);
+  if (mt.kind === 'int' && mt.signed) v = BigInt.asIntN(m.bitSize!, v);
+  return v.toString();
 }
 
 function floatText(v: number): string {

@@ -56,6 +56,8 @@ export interface Member {
   /** Set for a bit field: its width in bits. */
   readonly bitSize?: number;
   readonly type: Type;
+  /** A C++ base class subobject (DW_TAG_inheritance): no name of its own, printed `<Base> = {...}`; its members are found through it. */
+  readonly base?: boolean;
 }
 
 export interface CompoundType {
@@ -195,6 +197,14 @@ function qualifierText(q: readonly Qualifier[]): string {
 }
 
 /** `struct task`, `unsigned int`, `char *`, `void (*)(int)`, with `decl` as the declarator when given. */
+/** How a member is labelled in printed values: its name, `<Base>` for a C++ base class, none for an anonymous struct or union. */
+export function memberLabel(m: Member): string | undefined {
+  if (m.name !== undefined) return m.name;
+  if (!m.base) return undefined;
+  const t = resolveType(m.type);
+  return `<${t.kind === 'struct' || t.kind === 'union' || t.kind === 'class' ? (t.tag ?? '{...}') : typeName(t)}>`;
+}
+
 export function typeName(t: Type, decl = '', depth = 0): string {
   if (depth > MAX_CHAIN) return `(a type nested more than ${MAX_CHAIN} deep)`;
   const d = depth + 1;

@@ -91,9 +91,11 @@ export function skipReason(what: string, reason: string | undefined): boolean {
   return !!reason;
 }
 
-/** Build test/fixtures-src/<name>.c and the cores of one run of it (cached). */
+/** Build test/fixtures-src/<name>.c (or .cpp) and the cores of one run of it (cached). */
 export async function debuggee(name: string, opts: DebuggeeOptions = {}): Promise<Debuggee> {
-  const src = join(fixturesSrc, `${name}.c`);
+  // test/fixtures-src/NAME.c, or NAME.cpp (built by g++).
+  const cpp = existsSync(join(fixturesSrc, `${name}.cpp`));
+  const src = join(fixturesSrc, `${name}.${cpp ? 'cpp' : 'c'}`);
   const cflags = opts.cflags ?? defaultCflags;
   const key = createHash('sha256')
     .update(RECIPE)
@@ -119,7 +121,7 @@ export async function debuggee(name: string, opts: DebuggeeOptions = {}): Promis
   }
   try {
     const exe = join(dir, name);
-    execFileSync('gcc', [...cflags, '-o', exe, src], { stdio: 'pipe' });
+    execFileSync(cpp ? 'g++' : 'gcc', [...cflags, '-o', exe, src], { stdio: 'pipe' });
     const made = await runAndDump(exe, dir, opts);
     writeFileSync(meta, JSON.stringify(made, null, 2));
   } catch (e) {

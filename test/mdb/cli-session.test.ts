@@ -58,7 +58,7 @@ describe('runSession', () => {
     child.kill('SIGINT');
     const code = await exited;
     await new Promise((r) => setTimeout(r, 50));
-    expect(out).toBe('spinning\ninterrupted\n                5\nexit 0\n');
+    expect(out).toBe('spinning\ninterrupted\n                5               \nexit 0\n');
     expect(code).toBe(0);
   });
 });

@@ -38,7 +38,7 @@ describe('dbg open -e', () => {
   it('runs commands on a raw file and exits 0', () => {
     const r = open([raw, '-e', '0/s; 10/X\n0t42=D']);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe(['0x0:            dbg raw file', '0x10:           cafef00d', '                42', ''].join('\n'));
+    expect(r.stdout).toBe(['0x0:            dbg raw file', '0x10:           cafef00d        ', '                42              ', ''].join('\n'));
     expect(r.code).toBe(0);
   });
 
@@ -62,7 +62,7 @@ describe('dbg open -e', () => {
     const r = open([raw, '-e', '0t1=D; ::foo; 0t2=D']);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe("dbg: unknown dcmd 'foo' (::help lists the dcmds)\n");
-    expect(r.stdout).toBe('                1\n');
+    expect(r.stdout).toBe('                1               \n');
   });
 
   it('an unknown symbol, a bad expression, an unmapped address: one line each, exit 1', () => {
@@ -102,9 +102,9 @@ describe('dbg open -e', () => {
 
   it('reads commands from stdin when it is not a terminal, going on after a failure', () => {
     const r = open([raw], '0/s\n::nope\n0t7=D\n');
-    expect(r.stdout).toBe('0x0:            dbg raw file\n                7\n');
+    expect(r.stdout).toBe('0x0:            dbg raw file\n                7               \n');
     expect(r.stderr).toBe("dbg: unknown dcmd 'nope' (::help lists the dcmds)\n");
     expect(r.code).toBe(1);
-    expect(open([raw], '0t7=D\n$q\n0t8=D\n').stdout).toBe('                7\n');
+    expect(open([raw], '0t7=D\n$q\n0t8=D\n').stdout).toBe('                7               \n');
   });
 });

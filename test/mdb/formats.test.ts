@@ -148,7 +148,7 @@ describe('format errors', () => {
     const lines: string[] = [];
     const out = { jsonMode: false, line: (l: string) => lines.push(l), json: () => {} };
     await expect(s.execute('58,4/X', out)).rejects.toThrow(/0x60 is beyond the end/);
-    expect(lines).toEqual([pad('0x58:') + '0               0']);
+    expect(lines).toEqual([pad('0x58:') + '0               0               ']); // MDB keeps the padding
   });
 
   it('a write needs the writeMemory capability; a write needs a value', async () => {

@@ -24,11 +24,14 @@ export function sessionOn(target: Target): Session {
   return new Session(target, builtinModules);
 }
 
-/** Run `line` and return its text lines. */
+/**
+ * Run `line` and return its text lines without their trailing blanks (formats keep MDB's; the
+ * illumos suite, test/mdb/illumos.test.ts, checks those column by column).
+ */
 export async function run(s: Session, line: string): Promise<string[]> {
   const out = new CaptureOutput(false);
   await s.execute(line, out);
-  return out.lines;
+  return out.lines.map((l) => l.trimEnd());
 }
 
 /** Run `line` in --json mode and return the JSON values it printed. */
@@ -47,4 +50,16 @@ export async function failure(s: Session, line: string): Promise<DbgError> {
     throw e;
   }
   throw new Error(`"${line}" did not fail`);
+}
+
+/** A size or offset as MDB prints one (%#r in hexadecimal): `8`, `0x10`. */
+export function mdbNumber(v: bigint | number | string): string {
+  const n = BigInt(v);
+  return n < 10n ? n.toString() : '0x' + n.toString(16);
+}
+
+/** The start of ::offsetof's line for member `m` of `t` at `offset` (its `, sizeof (...->m) = …` follows). */
+export function offsetofLine(t: string, m: string, offset: bigint | number | string): RegExp {
+  const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${esc(`offsetof (${t}, ${m}) = ${mdbNumber(offset)}, sizeof (...->${m}) = `)}(\\d|0x[0-9a-f]+|\\d+ bits)$`);
 }

@@ -10,7 +10,7 @@ import { DbgError } from '../../src/common/errors.js';
 import { ElfFile } from '../../src/symbols/elf-file.js';
 import { isKernelDump, KernelDumpTarget } from '../../src/targets/elfcore/kernel-dump-target.js';
 import { PageTableBuilder, writeVmcore, type VmcoreSpec } from '../../src/targets/elfcore/kernel-vmcore-writer.js';
-import { formatPrintk, readPrintkLog } from '../../src/targets/elfcore/kernel-linux-printk.js';
+import { formatPrintk, readPrintkLog } from '../../src/os/linux/printk.js';
 import { CaptureOutput, Session } from '../../src/mdb/session.js';
 import { builtinModules } from '../../src/mdb/modules/index.js';
 
@@ -206,11 +206,12 @@ describe('a QEMU dump of a KASLR kernel without VMCOREINFO', () => {
     });
   });
 
-  it('warns when the banner of the symbol file is nowhere in the dump', () => {
-    const t = KernelDumpTarget.open(qemuKaslr('kaslr-other.vmcore'), { symbols: [vmlinux('vmlinux-k2', 'Linux version 5.10.0-other (x@y) #2\n')] });
-    expect(t.kernelOffset).toBe(0n);
-    expect(t.warnings).toContain('linux_banner of the symbol file is nowhere in the dump (tried every KASLR offset): the symbols may not match');
-    t.close();
+  it('refuses a symbol file whose banner is nowhere, when the dump has another kernel\'s banner at a KASLR offset', () => {
+    const other = vmlinux('vmlinux-k2', 'Linux version 5.10.0-other (x@y) #2\n');
+    expect(failure(() => KernelDumpTarget.open(qemuKaslr('kaslr-other.vmcore'), { symbols: [other] }))).toEqual({
+      code: 'bad-input',
+      message: `--symbols ${other} does not match kernel dump "kaslr-other.vmcore": linux_banner in the dump (at KASLR offset 0x2000000) reads "Linux version 6.1.0-dbgtest (dbg@test) #1 SMP", the file has "Linux version 5.10.0-other (x@y) #2". Give the vmlinux of the kernel that was dumped`,
+    });
   });
 });
 
@@ -267,7 +268,7 @@ describe('the Linux printk ring buffer, located by VMCOREINFO', () => {
     const seg = spec.segments[0]!;
     const p = dump('printk.vmcore', { ...spec, segments: [{ ...seg, chunks: [...seg.chunks!, { offset: 0x100000, bytes: ring() }] }] });
     const t = KernelDumpTarget.open(p);
-    const recs = readPrintkLog(t, t.vmcoreinfo);
+    const recs = readPrintkLog(t.linux);
     expect(recs.map(formatPrintk)).toEqual(['[    1.500000] second line', '[    2.000123] wrapped!']);
     return (async () => {
       const out = new CaptureOutput();
@@ -279,11 +280,13 @@ describe('the Linux printk ring buffer, located by VMCOREINFO', () => {
 
   it('says what is missing when VMCOREINFO does not describe the buffer', () => {
     const t = KernelDumpTarget.open(dump('printk-old.vmcore', kdumpSpec(VMCOREINFO + `SYMBOL(prb)=${V.toString(16)}\n`)));
-    expect(failure(() => readPrintkLog(t, t.vmcoreinfo))).toEqual({
+    expect(failure(() => readPrintkLog(t.linux))).toEqual({
       code: 'not-found',
       message: 'VMCOREINFO has no OFFSET(printk_ringbuffer.desc_ring): the kernel predates the lockless printk ring buffer (Linux 5.10) or does not describe it',
     });
-    expect(failure(() => readPrintkLog(t, undefined)).message).toBe('kernel dump "printk-old.vmcore" has no VMCOREINFO note: the kernel log\'s layout is unknown');
+    expect(failure(() => readPrintkLog({ ...t.linux, vmcoreinfo: undefined })).message).toBe(
+      'kernel dump "printk-old.vmcore" has no VMCOREINFO note and no vmlinux types (--symbols vmlinux): the kernel log\'s layout is unknown',
+    );
     t.close();
   });
 });

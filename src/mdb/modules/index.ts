@@ -9,6 +9,8 @@ import { coreModule } from './core.js';
 import { emulatorModule } from './emulator.js';
 import { historyModule } from './history.js';
 import { kernelModule } from './kernel.js';
+import { languageModule } from './language.js';
+import { linuxModule } from './linux.js';
 import { typesModule } from './types.js';
 
-export const builtinModules: DcmdModule[] = [coreModule, kernelModule, emulatorModule, historyModule, typesModule];
+export const builtinModules: DcmdModule[] = [coreModule, languageModule, kernelModule, linuxModule, emulatorModule, historyModule, typesModule];

@@ -7,8 +7,8 @@
  *   ::cpus                        the CPUs of a kernel dump: mode, page-table root, pc
  *   ::vmcoreinfo                  the dump's VMCOREINFO note, line by line
  *   ::panicinfo                   why the kernel stopped, with the panicking CPU's key registers
- *   ::dmesg [-n N]                a Linux kernel's log, from the printk ring buffer VMCOREINFO
- *                                 describes (Linux 5.10+); -n: the last N records
+ *
+ * Linux's own dcmds (::ps, ::dmesg, ::stacks, ::task...) are in linux.ts.
  *
  * Physical memory is addressed with ::hexdump -p and ::vtop; physical formats (`addr\X`, kmdb's
  * syntax) belong to the command parser.
@@ -17,7 +17,6 @@
 import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
 import { KernelDumpTarget } from '../../targets/elfcore/kernel-dump-target.js';
-import { formatPrintk, readPrintkLog } from '../../targets/elfcore/kernel-linux-printk.js';
 import { need, type Target } from '../../targets/target.js';
 import type { Dcmd, DcmdModule, SessionView } from '../dcmd.js';
 import { parseFlags } from '../parse-flags.js';
@@ -185,13 +184,15 @@ const panicinfo: Dcmd = {
     const message = st.reason.kind === 'panic' ? st.reason.message : null;
     const keys = ['rip', 'rsp', 'rbp', 'cr0', 'cr2', 'cr3', 'cr4'].filter((k) => regs.has(k));
     if (out.jsonMode) {
-      out.json({ message, thread: st.thread, cpu: th?.tid ?? null, pc: hexAddr(st.pc), symbol: t.symbols.describe(st.pc) ?? null, registers: Object.fromEntries(keys.map((k) => [k, hexAddr(regs.get(k)!)])) });
+      out.json({ message, thread: st.thread, cpu: th?.tid ?? null, foundBy: t.panicSource() ?? null, pc: hexAddr(st.pc), symbol: t.symbols.describe(st.pc) ?? null, registers: Object.fromEntries(keys.map((k) => [k, hexAddr(regs.get(k)!)])) });
       return;
     }
     out.line(`${'cpu'.padStart(10)} ${th?.tid ?? '?'} (thread ${st.thread})`);
     out.line(`${'message'.padStart(10)} ${message ?? '(no panic found: no CPU stopped in panic())'}`);
     const osr = t.vmcoreinfo?.osrelease;
     if (osr) out.line(`${'release'.padStart(10)} ${osr}`);
+    const how = t.panicSource();
+    if (how) out.line(`${'found by'.padStart(10)} ${how}`);
     for (const k of keys) {
       const v = regs.get(k)!;
       const sym = k === 'rip' ? t.symbols.describe(v) : undefined;
@@ -200,34 +201,7 @@ const panicinfo: Dcmd = {
   },
 };
 
-const dmesg: Dcmd = {
-  name: 'dmesg',
-  usage: '::dmesg [-n count]',
-  help:
-    "a Linux kernel's log, read from its printk ring buffer\n\n" +
-    'Needs the dump\'s VMCOREINFO (kdump always has it; QEMU only with -device vmcoreinfo and the\n' +
-    "guest's qemu_fw_cfg driver), which locates and lays out the buffer: no vmlinux is needed.",
-  run(s, inv, out) {
-    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'n' });
-    noExtra(this, rest);
-    const t = s.target;
-    if (!(t instanceof KernelDumpTarget)) throw errors.unsupported(t.name, 'the kernel log (::dmesg is for kernel dumps)');
-    let records = readPrintkLog(t, t.vmcoreinfo, s.thread || undefined);
-    const n = flags.get('n');
-    if (n !== undefined) {
-      const k = Number(n);
-      if (!Number.isInteger(k) || k < 0) throw errors.badInput(`::dmesg: -n needs a record count, not "${String(n)}"`);
-      records = records.slice(Math.max(0, records.length - k));
-    }
-    if (out.jsonMode) {
-      out.json(records.map((r) => ({ seq: Number(r.seq), tsNsec: r.tsNsec.toString(), text: r.text })));
-      return;
-    }
-    for (const r of records) out.line(formatPrintk(r));
-  },
-};
-
 export const kernelModule: DcmdModule = {
   name: 'kernel',
-  dcmds: [vtop, hexdump, cpus, vmcoreinfo, panicinfo, dmesg],
+  dcmds: [vtop, hexdump, cpus, vmcoreinfo, panicinfo],
 };

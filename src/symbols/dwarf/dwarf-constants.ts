@@ -19,6 +19,7 @@ export const DW_TAG = {
   union_type: 0x17,
   unspecified_parameters: 0x18,
   variant: 0x19,
+  inheritance: 0x1c,
   inlined_subroutine: 0x1d,
   ptr_to_member_type: 0x1f,
   subrange_type: 0x21,

@@ -178,6 +178,9 @@ export interface NameEntry {
 export class DwarfInfo {
   readonly sections: DwarfSections;
   private unitList?: DwarfUnit[];
+  /** The .debug_info units whose headers have been read, in order, and where the next starts. */
+  private readonly infoUnits: DwarfUnit[] = [];
+  private infoEnd = 0;
   private readonly abbrevCache = new Map<number, Map<number, Abbrev>>();
   private readonly bases = new Map<DwarfUnit, UnitBases>();
   private readonly signatures = new Map<bigint, DwarfUnit>();
@@ -235,22 +238,45 @@ export class DwarfInfo {
   /** Every unit of .debug_info and .debug_types, from their headers only. */
   units(): readonly DwarfUnit[] {
     if (this.unitList) return this.unitList;
-    const out: DwarfUnit[] = [];
-    for (const inTypes of [false, true]) {
-      const lazy = this.sections.lazy(inTypes ? '.debug_types' : '.debug_info');
-      if (!lazy) continue;
+    while (this.nextInfoUnit());
+    const out = [...this.infoUnits];
+    const lazy = this.sections.lazy('.debug_types');
+    if (lazy) {
       const buf = lazy.buf;
-      const c = new DwarfCursor(buf, 0, this.sections.littleEndian, `${this.elf.name}: ${inTypes ? '.debug_types' : '.debug_info'}`);
+      const c = new DwarfCursor(buf, 0, this.sections.littleEndian, `${this.elf.name}: .debug_types`);
       while (c.pos < buf.length) {
         lazy.fill(c.pos, UNIT_HEADER_MAX); // the header only: a unit's DIEs are read when asked for
-        const u = this.readUnitHeader(c, inTypes);
+        const u = this.readUnitHeader(c, true);
         out.push(u);
         if (u.typeSignature !== undefined) this.signatures.set(u.typeSignature, u);
-        c.pos = u.end - (inTypes ? TYPES_BASE : 0);
+        c.pos = u.end - TYPES_BASE;
       }
     }
     this.unitList = out;
     return out;
+  }
+
+  /**
+   * The units in file order, their headers read only as far as the caller goes: a name found in
+   * the fifth of a kernel's 2,000 units costs five headers, not 2,000 reads.
+   */
+  *eachUnit(): Generator<DwarfUnit> {
+    if (this.unitList) return yield* this.unitList;
+    for (let i = 0; i < this.infoUnits.length || this.nextInfoUnit(); i++) yield this.infoUnits[i]!;
+    yield* this.units().slice(this.infoUnits.length);
+  }
+
+  /** Reads the header of the next unit of .debug_info into infoUnits; false at the end. */
+  private nextInfoUnit(): boolean {
+    const lazy = this.sections.lazy('.debug_info');
+    if (!lazy || this.infoEnd >= lazy.buf.length) return false;
+    const c = new DwarfCursor(lazy.buf, this.infoEnd, this.sections.littleEndian, `${this.elf.name}: .debug_info`);
+    lazy.fill(c.pos, UNIT_HEADER_MAX); // the header only: a unit's DIEs are read when asked for
+    const u = this.readUnitHeader(c, false);
+    this.infoUnits.push(u);
+    if (u.typeSignature !== undefined) this.signatures.set(u.typeSignature, u);
+    this.infoEnd = u.end;
+    return true;
   }
 
   /*
@@ -302,7 +328,9 @@ export class DwarfInfo {
 
   /** The unit holding a DieRef (binary search over the headers). */
   unitOf(ref: DieRef): DwarfUnit {
-    const us = this.units();
+    // Headers are read only up to the unit that holds the reference.
+    if (!this.unitList && ref < TYPES_BASE) while (ref >= this.infoEnd && this.nextInfoUnit());
+    const us = this.unitList ?? (ref < TYPES_BASE && ref < this.infoEnd ? this.infoUnits : this.units());
     let lo = 0;
     let hi = us.length - 1;
     while (lo <= hi) {
@@ -642,7 +670,10 @@ export class DwarfInfo {
   private indexedLookup(name: string): NameEntry[] | undefined {
     if (this.names) return undefined;
     // Type units are left to the full walk: the indexes name them in ways that differ by version.
-    if (this.index === undefined) this.index = this.units().some((u) => u.typeSignature !== undefined) ? null : (nameIndexOf(this.sections, this.elf.name) ?? null);
+    if (this.index === undefined) {
+      const index = nameIndexOf(this.sections, this.elf.name);
+      this.index = !index || this.units().some((u) => u.typeSignature !== undefined) ? null : index;
+    }
     if (!this.index || (this.index.kind === '.debug_names' && name.includes('::'))) return undefined;
     const byOffset = new Map(this.units().filter((u) => !u.inTypes).map((u) => [u.offset, u]));
     const out: NameEntry[] = [];
@@ -685,7 +716,7 @@ export class DwarfInfo {
       const hit = bias((viaIndex ?? this.names!.get(name) ?? []).find(accept));
       if (hit) return hit;
     } else {
-      for (const u of this.units()) {
+      for (const u of this.eachUnit()) {
         const hit = this.unitNames(u).get(name)?.find(accept);
         if (hit) return bias(hit);
       }
@@ -706,6 +737,33 @@ export class DwarfInfo {
     this.perUnit.clear();
     this.names = names;
     return names;
+  }
+
+  private readonly scopes = new Map<DwarfUnit, Map<DieRef, string>>();
+
+  /**
+   * The C++ scope a DIE is declared in, as a prefix of its name: `geo::` for a struct in
+   * namespace geo, `Outer::` for a class nested in Outer; empty elsewhere and in other languages.
+   * Computed once per unit by walking its namespaces and classes.
+   */
+  scopePrefix(d: Die): string {
+    let m = this.scopes.get(d.unit);
+    if (!m) {
+      m = new Map();
+      this.scopes.set(d.unit, m);
+      const root = this.root(d.unit);
+      if (root.hasChildren && CPLUSPLUS.has(root.uint(DW_AT.language) ?? 0)) {
+        const map = m;
+        const walk = (first: DieRef, prefix: string, depth: number): void => {
+          this.eachChild(d.unit, first, (c) => {
+            if (prefix) map.set(c.id, prefix);
+            if (c.hasChildren && depth < 8 && SCOPE_TAGS.has(c.tag)) walk(c.next, `${prefix}${c.name ?? (c.tag === DW_TAG.namespace ? '(anonymous namespace)' : '{...}')}::`, depth + 1);
+          });
+        };
+        walk(root.next, '', 0);
+      }
+    }
+    return m.get(d.id) ?? '';
   }
 
   private indexUnit(u: DwarfUnit, names: Map<string, NameEntry[]>): void {
@@ -729,6 +787,11 @@ export class DwarfInfo {
     if (root.hasChildren) walk(u, root.next, '', 0);
   }
 }
+
+/** DW_LANG_C_plus_plus, _03, _11, _14. */
+const CPLUSPLUS = new Set([0x4, 0x19, 0x1a, 0x21]);
+/** DIEs whose children are named inside them (`ns::x`, `Outer::Inner`). */
+const SCOPE_TAGS = new Set<number>([DW_TAG.namespace, DW_TAG.structure_type, DW_TAG.class_type, DW_TAG.union_type]);
 
 /** The words C and C++ base type names are made of. */
 const BASE_TYPE_WORDS = new Set(['unsigned', 'signed', 'char', 'short', 'int', 'long', 'float', 'double', '_Bool', 'bool', '__int128', 'wchar_t', 'char8_t', 'char16_t', 'char32_t', 'complex', '_Complex', '_Float128', '__float128']);

@@ -23,15 +23,17 @@
  * symbol file, the kernel's own kallsyms (Linux 6.0+, located by VMCOREINFO) and VMCOREINFO's
  * SYMBOL() lines name things.
  *
- * Why it stopped: a CPU whose pc is in panic() (with the kernel's `panic_msg` string when it keeps
- * one), else, for Linux, the kernel log's last "Kernel panic - not syncing" record.
+ * Why it stopped: Linux's panic_cpu, else a CPU with panic() (or the kdump path) among its first
+ * frames, else the kernel log's last "Kernel panic - not syncing" record and the CPU it names; the
+ * message from the kernel's `panic_msg` string when it keeps one, else from that log record.
+ * What Linux means by these lives in src/os/linux/, reached through `linux` (a LinuxPort).
  */
 
 import { basename } from 'node:path';
 import { X86_64 } from '../../arch/x86-64.js';
 import type { Registers } from '../../arch/arch.js';
 import { cr3Root, X86_64Paging, type Walk } from '../../arch/x86-64-paging.js';
-import { FileByteSource } from '../../common/byte-source.js';
+import { FileByteSource, type ByteSource } from '../../common/byte-source.js';
 import { hex } from '../../common/format.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { ElfFile, ET_CORE, PT_LOAD, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
@@ -48,14 +50,19 @@ import type {
   Translation,
   VirtAddr,
 } from '../target.js';
-import { hasKallsyms, readKallsyms } from './kernel-linux-kallsyms.js';
-import { readPrintkLog, type PrintkRecord } from './kernel-linux-printk.js';
+import { hasKallsyms, readKallsyms } from '../../os/linux/kallsyms.js';
+import { bannerRelease, findKaslrSlide, START_KERNEL_MAP } from '../../os/linux/kaslr.js';
+import { orcFromElf, orcFromMemory, type OrcTable } from '../../os/linux/orc.js';
+import { PANIC_FUNCTIONS, panicCpu, panicFromLog } from '../../os/linux/panic.js';
+import type { LinuxPort } from '../../os/linux/port.js';
+import { readPrintkLog, type PrintkRecord } from '../../os/linux/printk.js';
+import { linuxTasks } from '../../os/linux/tasks.js';
+import { TypeSpace } from '../../types/type-space.js';
+import { ObjectSpace } from '../../types/typed-object.js';
+import { elfModule, unwind } from '../unwind.js';
 import { KernelPhysMap } from './kernel-phys-map.js';
 import { NT_PRSTATUS, parsePrstatus } from './core-notes.js';
 import { parseQemuCpuState, Vmcoreinfo, type QemuCpuState } from './kernel-notes.js';
-
-/** Linux x86-64: where the kernel image is mapped (arch/x86/include/asm/page_64_types.h). */
-export const START_KERNEL_MAP = 0xffffffff80000000n;
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -76,6 +83,10 @@ export function isKernelDump(elf: ElfFile): boolean {
 export interface KernelDumpOptions {
   /** Symbol files: the kernel (vmlinux) first. */
   readonly symbols?: readonly string[];
+  /** The dump's bytes as an ELF vmcore, when the file is another format (kdump-compressed). */
+  readonly source?: ByteSource;
+  /** What `::status` calls the dump's format, when not an ELF vmcore. */
+  readonly format?: string;
 }
 
 interface Cpu {
@@ -110,12 +121,19 @@ export class KernelDumpTarget implements Target {
   private readonly symbolElves: ElfFile[] = [];
   /** The KASLR slide found by looking for linux_banner, when VMCOREINFO does not give one. */
   private detectedOffset?: bigint;
-  /** What linuxPanic() found; false once looked for in vain. */
-  private linuxPanicCache?: { message: string; thread: number } | false;
+  /** What panic() found; false once looked for in vain. */
+  private panicCache?: { message: string; thread: number; how: string } | false;
+  private logCache?: PrintkRecord[];
+  private linuxCache?: LinuxPort;
+  /** The kernel's ORC tables (null: it has none, or they could not be read). */
+  private orcCache?: OrcTable | null;
+  /** Tasks given a thread of their own (ADDR::task, ::stacks): registers from their saved context. */
+  private readonly taskThreads = new Map<number, { task: bigint; regs: Registers; name: string; tid: number; listed: boolean }>();
   private readonly modes = new Map<number, AddressMode>();
   private kernelRootCache?: { root?: PhysAddr; from: string };
   private mappingCache?: Mapping[];
   private closed = false;
+  private format?: string;
 
   private constructor(
     readonly name: string,
@@ -161,7 +179,7 @@ export class KernelDumpTarget implements Target {
 
   static open(path: string, opts: KernelDumpOptions = {}): KernelDumpTarget {
     // Small cache pages: page walks and structure reads jump all over a multi-GiB file.
-    const src = FileByteSource.open(path, { pageBytes: 4096, cachePages: 4096 });
+    const src = opts.source ?? FileByteSource.open(path, { pageBytes: 4096, cachePages: 4096 });
     let elf: ElfFile;
     try {
       elf = new ElfFile(src);
@@ -172,6 +190,7 @@ export class KernelDumpTarget implements Target {
     let t: KernelDumpTarget | undefined;
     try {
       t = new KernelDumpTarget(`kernel dump "${basename(path)}"`, path, elf);
+      t.format = opts.format;
       const files = opts.symbols ?? [];
       files.forEach((f, i) => t!.loadSymbols(f, i === 0));
       if (files.length === 0 && t.vmcoreinfo) {
@@ -204,14 +223,22 @@ export class KernelDumpTarget implements Target {
       const bias = isKernel ? this.kernelOffset : 0n;
       const table = new SymbolTable(basename(file), elf.symbols(), bias);
       if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
-      // The module spans its PT_LOADs (biased), and carries its ELF for CFI unwinding.
-      const loads = elf.loadSegments().filter((p) => p.memsz > 0n);
-      const start = loads.length ? loads.reduce((m, p) => (p.vaddr < m ? p.vaddr : m), MASK64) + bias : undefined;
-      const end = loads.length ? loads.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n) + bias : undefined;
-      this.symbols.add({ name: basename(file), path: file, table, elf, bias, start, end });
+      let mod = elfModule(basename(file), file, elf, table, bias);
+      // Linux links its per-CPU segment (.data..percpu) at 0: its symbols are offsets into each
+      // CPU's area, and must not stretch the image's range down to 0 (heap and stack addresses
+      // would read as __per_cpu_end+0xffff...).
+      const image = isKernel ? elf.loadSegments().filter((p) => p.memsz > 0n && p.vaddr >= START_KERNEL_MAP) : [];
+      if (image.length > 0) {
+        const lo = image.reduce((m, p) => (p.vaddr < m ? p.vaddr : m), MASK64);
+        const hi = image.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n);
+        mod = { ...mod, start: lo + bias, end: hi + bias };
+      }
+      this.symbols.add(mod);
       this.symbolElves.push(elf);
       if (isKernel) this.kernelElf = elf;
       this.modes.clear();
+      this.linuxCache = undefined;
+      this.orcCache = undefined;
       this.kernelRootCache = undefined;
       this.mappingCache = undefined;
     } catch (e) {
@@ -227,8 +254,7 @@ export class KernelDumpTarget implements Target {
   private loadKallsyms(): void {
     const table = new LazySymbolTable('kallsyms', () => {
       try {
-        const thread = this.threads().find((x) => this.addressMode(x.index).kind === 'paging')?.index ?? 1;
-        return readKallsyms(this, this.vmcoreinfo!, thread);
+        return readKallsyms(this.linux);
       } catch (e) {
         if (!(e instanceof DbgError)) throw e;
         this.warnings.push(`kallsyms could not be read: ${e.message}`);
@@ -270,7 +296,7 @@ export class KernelDumpTarget implements Target {
     const bytes = elf.readLoaded(banner.value, len);
     if (!bytes) return;
     const text = bytes.toString('latin1').split('\0')[0]!;
-    const release = /^Linux version (\S+)/.exec(text)?.[1];
+    const release = bannerRelease(text);
     if (vi?.osrelease && release && release !== vi.osrelease) {
       throw mismatch(`the dump's OSRELEASE is ${vi.osrelease}, the file's linux_banner says ${release}`);
     }
@@ -322,33 +348,25 @@ export class KernelDumpTarget implements Target {
     if (linkAddr < START_KERNEL_MAP || text.length === 0) return;
     const cpu = this.threads().find((t) => this.addressMode(t.index).kind === 'paging');
     if (!cpu) return;
-    const probe = Math.min(text.length, 64);
-    let atZero: string | undefined;
-    for (let off = 0n; off < 1n << 30n; off += 2n << 20n) {
-      let got: string;
+    const read = (a: bigint, n: number) => {
       try {
-        got = this.readVirtual(linkAddr + off, probe, cpu.index).toString('latin1');
+        return this.readVirtual(a, n, cpu.index);
       } catch {
-        continue;
+        return undefined;
       }
-      if (off === 0n) atZero = got;
-      if (got === text.slice(0, probe)) {
-        if (off !== 0n) {
-          this.detectedOffset = off;
-          this.warnings.push(`no KERNELOFFSET in the dump: found linux_banner at KASLR offset 0x${off.toString(16)}, and applied it to the symbols`);
-        }
-        return;
+    };
+    const r = findKaslrSlide(read, linkAddr, text);
+    if (r.kind === 'found') {
+      if (r.offset !== 0n) {
+        this.detectedOffset = r.offset;
+        this.warnings.push(`no KERNELOFFSET in the dump: found linux_banner at KASLR offset 0x${r.offset.toString(16)}, and applied it to the symbols`);
       }
+    } else if (r.kind === 'other-banner') {
+      const at = r.offset === 0n ? '' : ` (at KASLR offset 0x${r.offset.toString(16)})`;
+      throw mismatch(`linux_banner in the dump${at} reads "${r.text}", the file has "${text.split('\n')[0]}"`);
+    } else {
+      this.warnings.push(`linux_banner of the symbol file is nowhere in the dump (tried every KASLR offset): the symbols may not match`);
     }
-    if (atZero !== undefined) {
-      try {
-        atZero = this.readString(linkAddr, 160, cpu.index);
-      } catch {
-        // keep the probe's bytes
-      }
-      throw mismatch(`linux_banner in the dump reads "${atZero.split('\n')[0]!.replace(/[^\x20-\x7e]/g, '.')}", the file has "${text.split('\n')[0]}"`);
-    }
-    this.warnings.push(`linux_banner of the symbol file is nowhere in the dump (tried every KASLR offset): the symbols may not match`);
   }
 
   // --- address translation ----------------------------------------------------------------------
@@ -411,6 +429,7 @@ export class KernelDumpTarget implements Target {
   addressMode(thread: number): AddressMode {
     const hit = this.modes.get(thread);
     if (hit) return hit;
+    if (this.taskThreads.has(thread)) return this.addressMode(this.kernelThread());
     const m = this.computeMode(this.cpu(thread));
     this.modes.set(thread, m);
     return m;
@@ -535,7 +554,8 @@ export class KernelDumpTarget implements Target {
     } catch (e) {
       if (e instanceof DbgError && e.code === 'unmapped') {
         const how = va === phys ? 'with paging off, that is physical' : 'it translates to physical';
-        throw new DbgError('unmapped', `read of ${length} bytes at 0x${va.toString(16)} (thread ${thread}) failed: ${how} 0x${phys.toString(16)}, which is not in ${this.name}`);
+        const why = e.message.startsWith('page 0x') ? `, and ${e.message}` : `, which is not in ${this.name}`; // a kdump page left out
+        throw new DbgError('unmapped', `read of ${length} bytes at 0x${va.toString(16)} (thread ${thread}) failed: ${how} 0x${phys.toString(16)}${why}`);
       }
       throw e;
     }
@@ -618,15 +638,43 @@ export class KernelDumpTarget implements Target {
   // --- threads and registers --------------------------------------------------------------------
 
   threads(): readonly ThreadInfo[] {
-    return this.cpus.map((c) => ({
+    const cpus: ThreadInfo[] = this.cpus.map((c) => ({
       index: c.index + 1,
       tid: c.index,
       name: this.flavour === 'kdump' && c.pid > 0 ? `CPU ${c.index} (pid ${c.pid})` : `CPU ${c.index}`,
       state: 'stopped',
     }));
+    for (const [index, t] of this.taskThreads) if (t.listed) cpus.push({ index, tid: t.tid, name: t.name, state: 'sleeping' });
+    return cpus;
+  }
+
+  /** The first CPU that translates through page tables: how the kernel's own memory is read. */
+  private kernelThread(): number {
+    return (this.cpus.find((c) => this.addressMode(c.index + 1).kind === 'paging')?.index ?? 0) + 1;
+  }
+
+  /**
+   * The thread that shows a Linux task: the CPU it runs on, else a thread of its own whose
+   * registers are the context it was switched out with (listed in threads() when `listed`).
+   */
+  taskThread(task: bigint, listed: boolean): number {
+    for (const [index, t] of this.taskThreads) {
+      if (t.task !== task) continue;
+      if (listed) t.listed = true;
+      return index;
+    }
+    const tasks = linuxTasks(this.linux);
+    const info = tasks.info(task);
+    if (info.onCpu && info.cpu < this.cpus.length) return info.cpu + 1;
+    const regs = tasks.savedContext(task);
+    const index = this.cpus.length + this.taskThreads.size + 1;
+    this.taskThreads.set(index, { task, regs, name: `task ${hex(task)} (pid ${info.pid} ${info.comm})`, tid: info.pid, listed });
+    return index;
   }
 
   registers(thread: number): Registers {
+    const task = this.taskThreads.get(thread);
+    if (task) return new Map(task.regs);
     const c = this.cpu(thread);
     const r: Registers = new Map();
     const q = c.qemu;
@@ -651,49 +699,141 @@ export class KernelDumpTarget implements Target {
   }
 
   status(): StopStatus {
-    for (const t of this.threads()) {
-      const pc = this.registers(t.index).get('rip') ?? 0n;
-      const fn = this.symbols.resolve(pc);
-      if (fn?.inside && /^(panic|__crash_kexec|crash_kexec|machine_crash_shutdown)$/.test(fn.sym.name)) {
-        return { reason: { kind: 'panic', message: this.panicMessage() ?? `CPU ${t.tid} is in ${fn.sym.name}()` }, thread: t.index, pc };
-      }
-    }
-    const linux = this.linuxPanic();
-    if (linux) return { reason: { kind: 'panic', message: linux.message }, thread: linux.thread, pc: this.registers(linux.thread).get('rip') ?? 0n };
+    const p = this.panic();
+    if (p) return { reason: { kind: 'panic', message: p.message }, thread: p.thread, pc: this.registers(p.thread).get('rip') ?? 0n };
     const pc = this.cpus.length > 0 ? (this.registers(1).get('rip') ?? 0n) : 0n;
     return { reason: { kind: 'none' }, thread: 1, pc };
   }
 
+  /** How status() found the panicking CPU: 'panic_cpu', 'frames of CPU N', 'the kernel log'. */
+  panicSource(): string | undefined {
+    return this.panic()?.how;
+  }
+
   /**
-   * A Linux panic, from the kernel log: the last "Kernel panic - not syncing: MSG" record, on the
-   * CPU of the last "CPU: N PID: ..." line (panic's own dump_stack) before it.
+   * The panicking CPU and why: Linux's panic_cpu, else a CPU with a panic function among its first
+   * frames (the kdump crash notes' CPU stopped in __crash_kexec), else the CPU the kernel log's
+   * panic record names. The message is panic_msg's, else the log's, else where the CPU stopped.
    */
-  private linuxPanic(): { message: string; thread: number } | undefined {
-    if (this.linuxPanicCache !== undefined) return this.linuxPanicCache || undefined;
-    this.linuxPanicCache = false;
-    if (!this.vmcoreinfo?.symbol('prb')) return undefined;
-    let log: PrintkRecord[];
-    try {
-      const thread = this.threads().find((x) => this.addressMode(x.index).kind === 'paging')?.index ?? 1;
-      log = readPrintkLog(this, this.vmcoreinfo, thread);
-    } catch (e) {
-      if (e instanceof DbgError) return undefined;
-      throw e;
-    }
-    let at = log.length - 1;
-    while (at >= 0 && !log[at]!.text.startsWith('Kernel panic - not syncing: ')) at--;
-    if (at < 0) return undefined;
-    const message = log[at]!.text.slice('Kernel panic - not syncing: '.length).trim();
-    let thread = 1;
-    for (let i = at; i >= 0 && i > at - 200; i--) {
-      const m = /^CPU: (\d+) PID: /.exec(log[i]!.text);
-      if (m) {
-        const cpu = this.threads().find((x) => x.tid === Number(m[1]));
-        if (cpu) thread = cpu.index;
-        break;
+  private panic(): { message: string; thread: number; how: string } | undefined {
+    if (this.panicCache !== undefined) return this.panicCache || undefined;
+    this.panicCache = false;
+    if (this.cpus.length === 0) return undefined;
+    const fromLog = panicFromLog(this.linuxLog());
+    let thread: number | undefined;
+    let how = '';
+    let where: string | undefined;
+    const cpu = panicCpu(this.linux);
+    if (cpu !== undefined) {
+      thread = cpu + 1;
+      how = 'panic_cpu';
+    } else {
+      const hit = this.cpuInPanic();
+      if (hit) {
+        thread = hit.thread;
+        where = hit.fn;
+        how = `frame ${hit.level} of CPU ${hit.thread - 1}`;
+      } else if (fromLog) {
+        thread = fromLog.cpu !== undefined && fromLog.cpu < this.cpus.length ? fromLog.cpu + 1 : 1;
+        how = 'the kernel log';
       }
     }
-    return (this.linuxPanicCache = { message, thread });
+    if (thread === undefined) return undefined;
+    const message = this.panicMessage() ?? fromLog?.message ?? (where ? `CPU ${thread - 1} is in ${where}()` : `CPU ${thread - 1} panicked (${how})`);
+    return (this.panicCache = { message, thread, how });
+  }
+
+  /** A CPU with a panic function at its pc, else among its first 16 frames. */
+  private cpuInPanic(): { thread: number; level: number; fn: string } | undefined {
+    const named = (pc: bigint) => {
+      const r = this.symbols.resolve(pc);
+      return r?.inside && PANIC_FUNCTIONS.test(r.sym.name) ? r.sym.name : undefined;
+    };
+    for (const c of this.cpus) {
+      const fn = named(this.registers(c.index + 1).get('rip') ?? 0n);
+      if (fn) return { thread: c.index + 1, level: 0, fn };
+    }
+    for (const c of this.cpus) {
+      let frames;
+      try {
+        frames = unwind(this, c.index + 1, { maxFrames: 16 });
+      } catch (e) {
+        if (e instanceof DbgError) continue;
+        throw e;
+      }
+      for (const f of frames.slice(1)) {
+        const fn = named(f.pc - 1n);
+        if (fn) return { thread: c.index + 1, level: f.level, fn };
+      }
+    }
+    return undefined;
+  }
+
+  /** The kernel log, when it can be read (cached; [] when not). */
+  private linuxLog(): PrintkRecord[] {
+    if (this.logCache) return this.logCache;
+    try {
+      this.logCache = this.vmcoreinfo?.symbol('prb') !== undefined || this.kernelElf ? readPrintkLog(this.linux, () => {}) : [];
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      this.logCache = [];
+    }
+    return this.logCache;
+  }
+
+  /** A Linux kernel's frames by its ORC tables (from vmlinux, else from the image in the dump). */
+  unwindStep(thread: number, regs: ReadonlyMap<string, bigint>, signal: boolean): ReturnType<OrcTable['step']> {
+    const orc = this.orc();
+    return orc?.step((a, n) => this.readVirtual(a, n, thread), regs, signal);
+  }
+
+  private orc(): OrcTable | undefined {
+    if (this.orcCache !== undefined) return this.orcCache ?? undefined;
+    this.orcCache = null;
+    try {
+      const release = this.vmcoreinfo?.osrelease ?? bannerRelease(this.linuxBanner() ?? '');
+      const kernel = this.symbols.modules.find((m) => m.elf === this.kernelElf);
+      const table = this.kernelElf ? orcFromElf(this.kernelElf, kernel?.bias ?? 0n, release) : orcFromMemory(this.linux, release);
+      this.orcCache = table ?? null;
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      this.warnings.push(`the kernel's ORC tables could not be read: ${e.message}`);
+    }
+    return this.orcCache ?? undefined;
+  }
+
+  private linuxBanner(): string | undefined {
+    const at = this.linux.symbol('linux_banner');
+    if (at === undefined) return undefined;
+    try {
+      return this.readString(at, 256, this.kernelThread());
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** What src/os/linux reads through: the kernel's memory (its page tables), symbols and types. */
+  get linux(): LinuxPort {
+    if (this.linuxCache) return this.linuxCache;
+    const read = (a: bigint, n: number) => this.readVirtual(a, n, this.kernelThread());
+    let objects: ObjectSpace | null | undefined;
+    return (this.linuxCache = {
+      name: this.name,
+      read,
+      symbol: (name) => this.symbols.find(name)?.addr,
+      linkValue: (name) => {
+        const s = this.symbols.find(name);
+        return s ? s.addr - (s.module.bias ?? 0n) : undefined;
+      },
+      vmcoreinfo: this.vmcoreinfo,
+      cpus: this.cpus.length,
+      objects: () => {
+        if (objects === undefined) {
+          objects = this.kernelElf ? new ObjectSpace(new TypeSpace(this.symbols), this.symbols, { read, littleEndian: true, symbolize: (a) => this.symbols.describe(a) }, 8) : null;
+        }
+        return objects ?? undefined;
+      },
+    });
   }
 
   /** The string `panic_msg` points to, when the kernel keeps one (the fixture kernel does). */
@@ -726,7 +866,7 @@ export class KernelDumpTarget implements Target {
 
   /** What `::status` shows about the dump itself. */
   describe(): string[] {
-    const lines = [`${this.name}: ${this.flavour === 'qemu' ? 'QEMU dump-guest-memory' : 'kdump ELF vmcore'}, ${this.cpus.length} CPU(s)`];
+    const lines = [`${this.name}: ${this.format ?? (this.flavour === 'qemu' ? 'QEMU dump-guest-memory' : 'kdump ELF vmcore')}, ${this.cpus.length} CPU(s)`];
     const segs = this.elf.programHeaders().filter((p) => p.type === PT_LOAD);
     const ram = this.phys.regions().reduce((n, r) => n + (r.end - r.start), 0n);
     lines.push(`physical memory: ${segs.length} PT_LOADs, 0x${ram.toString(16)} bytes`);

@@ -62,7 +62,8 @@ export interface VmcoreSpec {
 const QEMU_GP = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'eflags'];
 const SEGS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'ldt', 'tr', 'gdt', 'idt'] as const;
 
-function note(name: string, type: number, desc: Buffer): Buffer {
+/** One ELF note: header, NUL-terminated name and descriptor, each padded to 4 bytes. */
+export function note(name: string, type: number, desc: Buffer): Buffer {
   const n = Buffer.from(name + '\0', 'latin1');
   const pad = (x: number) => (x + 3) & ~3;
   const out = Buffer.alloc(12 + pad(n.length) + pad(desc.length));

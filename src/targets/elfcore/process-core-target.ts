@@ -6,8 +6,10 @@
  *              NT_FILE (which file each mapping came from), NT_SIGINFO (why it died)
  *   PT_LOAD    memory: file bytes up to p_filesz; beyond that, the mapped file's bytes when the
  *              mapping is file-backed (code pages a core leaves out), else zeros
- *   modules    the executable and every mapped library found through NT_FILE paths (prefixed with
- *              `sysroot`, like gdb's `set sysroot`) or `exe`; the vDSO from the core's own memory
+ *   modules    the executable (`exe`, else its NT_FILE path) and every loaded library, found as gdb
+ *              finds it: the dynamic linker's name for it (r_debug -> link_map l_name), then its
+ *              NT_FILE path, each under `sysroot` (gdb's `set sysroot`), then its base name in each
+ *              `solibSearchPath` directory; the vDSO from the core's own memory
  *
  * Nothing is read until asked for: opening costs the ELF header, the program headers, the notes,
  * and the headers of each mapped ELF. Symbol tables are built when first looked at, CFI when the
@@ -25,7 +27,8 @@ import { hex, hexAddr } from '../../common/format.js';
 import { ElfFile, ET_CORE, ET_DYN, type ProgramHeader } from '../../symbols/elf-file.js';
 import { SymbolSpace, type Module } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
-import { symbolTableFor } from './process-core-symbols.js';
+import { checkDirectory, libraryCandidates, readLinkMap, type LinkMap, type LinkMapEntry } from './process-core-solibs.js';
+import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
 import type { Capabilities, Mapping, ProcessImage, StopStatus, Target, ThreadInfo } from '../target.js';
 import {
   AT_ENTRY,
@@ -50,8 +53,10 @@ import {
 export interface ProcessCoreOptions {
   /** The executable, when NT_FILE's path is wrong or absent (gdb's second argument). */
   readonly exe?: string;
-  /** Prefix for every path NT_FILE names, like gdb's `set sysroot`. */
+  /** Prefix for every path the core names, like gdb's `set sysroot`. */
   readonly sysroot?: string;
+  /** Directories where a library is looked for by its base name, like gdb's `set solib-search-path`. */
+  readonly solibSearchPath?: readonly string[];
 }
 
 /** One thread: its NT_PRSTATUS, numbered in note order from 1 as gdb numbers them. */
@@ -96,6 +101,8 @@ export class ProcessCoreTarget implements Target {
   readonly fileMappings: readonly FileMapping[];
   /** NT_SIGINFO of the first thread, when present. */
   readonly siginfo?: Siginfo;
+  /** The dynamic linker's list of loaded objects (r_debug -> link_map), as far as it could be read. */
+  readonly linkMap: LinkMap;
 
   private readonly threadList: CoreThread[] = [];
   private readonly segments: Segment[];
@@ -104,8 +111,8 @@ export class ProcessCoreTarget implements Target {
   private readonly mappedFiles = new Map<string, ByteSource | null>();
   /** Every file this target opened (modules' ELFs), closed by close(). */
   private readonly opened: ElfFile[] = [];
-  /** NT_FILE path of the executable -> the file to read instead (--exe). */
-  private readonly replacements = new Map<string, string>();
+  /** NT_FILE path of a module -> the file it was found as (--exe, the sysroot, the search path). */
+  private readonly found = new Map<string, string>();
 
   private constructor(
     readonly path: string,
@@ -113,6 +120,8 @@ export class ProcessCoreTarget implements Target {
     readonly options: ProcessCoreOptions,
   ) {
     this.name = `core "${path}"`;
+    checkDirectory('--sysroot', options.sysroot);
+    for (const dir of options.solibSearchPath ?? []) checkDirectory('--solib-search-path', dir);
     const h = core.header;
     if (h.type !== ET_CORE) throw errors.badInput(`${path}: not a core file (ELF type ${h.type}, expected ET_CORE = 4)`);
     if (h.machine !== this.arch.elfMachine || h.class !== 64) {
@@ -166,6 +175,8 @@ export class ProcessCoreTarget implements Target {
 
     this.segments = this.buildSegments();
     this.checkTruncation();
+    this.linkMap = readLinkMap((a, n) => this.readCore(a, n), this.auxv);
+    if (this.linkMap.problem) this.warnings.push(this.linkMap.problem);
     this.loadModules();
   }
 
@@ -393,9 +404,9 @@ export class ProcessCoreTarget implements Target {
 
   // --- mapped files and modules -----------------------------------------------------------------
 
-  /** The file to read for NT_FILE path `p`: --exe for the executable, else sysroot + p. */
+  /** The file to read for NT_FILE path `p`: the module's file as found, else sysroot + p. */
   private localPath(p: string): string {
-    const r = this.replacements.get(p);
+    const r = this.found.get(p);
     if (r) return r;
     const root = this.options.sysroot;
     return root ? root.replace(/\/+$/, '') + p : p;
@@ -420,9 +431,9 @@ export class ProcessCoreTarget implements Target {
   }
 
   /**
-   * One module per mapped file that has executable pages (or holds AT_ENTRY): the executable
-   * first, as gdb orders them. Bias = run-time start of the file-offset-0 mapping minus the first
-   * PT_LOAD's page-aligned vaddr.
+   * One module per mapped ELF file, the executable first, as gdb orders them; then the libraries
+   * the dynamic linker lists that NT_FILE does not (a core without the note). Bias = run-time
+   * start of the file-offset-0 mapping minus the first PT_LOAD's page-aligned vaddr.
    */
   private loadModules(): void {
     const entry = this.auxv.get(AT_ENTRY);
@@ -435,19 +446,54 @@ export class ProcessCoreTarget implements Target {
     let exePath: string | undefined;
     if (entry !== undefined) exePath = this.fileMappings.find((f) => entry >= f.start && entry < f.end)?.path;
     if (exePath === undefined && this.fileMappings.length > 0) exePath = this.fileMappings[0]!.path;
-    if (exePath !== undefined && this.options.exe) this.replacements.set(exePath, this.options.exe);
+
+    // The dynamic linker's names, by the NT_FILE path of the mapping that holds each l_ld.
+    const linkNames = new Map<string, string>();
+    const unlisted: LinkMapEntry[] = [];
+    this.linkMap.entries.forEach((e, i) => {
+      if (i === 0 || e.name === '' || this.inVdso(e.dynamic)) return; // the executable; the vDSO
+      const f = findCovering(this.fileMappings, e.dynamic);
+      if (!f) unlisted.push(e);
+      else if (f.path !== exePath) linkNames.set(f.path, e.name);
+    });
 
     const order = [...byPath.keys()].sort((a, b) => (a === exePath ? -1 : b === exePath ? 1 : 0));
     for (const p of order) {
       const maps = byPath.get(p)!;
       const base = maps.find((f) => f.fileOffset === 0n)?.start ?? maps[0]!.start;
-      if (p !== exePath && !this.looksLikeElf(p, base, maps)) continue; // data files: locale archives, mmapped inputs
+      // Data files (locale archives, mmapped inputs) are no modules; what the dynamic linker loaded is.
+      if (p !== exePath && !linkNames.has(p) && !this.looksLikeElf(p, base, maps)) continue;
       const start = maps.reduce((m, f) => (f.start < m ? f.start : m), maps[0]!.start);
       const end = maps.reduce((m, f) => (f.end > m ? f.end : m), maps[0]!.end);
-      this.addModule(p, this.localPath(p), base, start, end, p === exePath);
+      this.addModule(p, linkNames.get(p), base, { start, end }, p === exePath);
     }
     if (this.fileMappings.length === 0 && this.options.exe) this.addExeWithoutFileNote(this.options.exe, entry);
+    for (const e of unlisted) this.addModule(e.name, e.name, undefined, { bias: e.bias }, false);
     this.addVdso();
+  }
+
+  /** Whether `addr` lies in the vDSO's mapping (its link_map entry names no file). */
+  private inVdso(addr: bigint): boolean {
+    const at = this.auxv.get(AT_SYSINFO_EHDR);
+    const seg = at ? this.segmentAt(at) : undefined;
+    return seg !== undefined && addr >= seg.start && addr < seg.end;
+  }
+
+  /** Bytes the core itself holds at `addr` (no mapped file is read); throws DbgError where it has none. */
+  private readCore(addr: bigint, length: number): Buffer {
+    const out = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const at = addr + BigInt(done);
+      const seg = this.segmentAt(at);
+      const rel = seg ? Number(at - seg.start) : 0;
+      if (!seg?.phdr || rel >= seg.phdr.filesz) throw new DbgError('unmapped', `${hexAddr(at)} is not in ${this.name}`);
+      const n = Math.min(length - done, seg.phdr.filesz - rel);
+      if (seg.phdr.offset + rel + n > this.core.source.size) throw new DbgError('corrupt', `${hexAddr(at)} is past the end of the truncated ${this.name}`);
+      this.core.source.read(seg.phdr.offset + rel, n).copy(out, done);
+      done += n;
+    }
+    return out;
   }
 
   /**
@@ -465,34 +511,87 @@ export class ProcessCoreTarget implements Target {
     return maps.some((f) => this.segmentAt(f.start)?.phdr?.flags !== undefined && (this.segmentAt(f.start)!.phdr!.flags & PF_X) !== 0);
   }
 
-  private addModule(corePath: string, local: string, base: bigint, start: bigint, end: bigint, isExe: boolean): void {
-    let elf: ElfFile;
+  /** The files to try for the module the core names `corePath` (and the dynamic linker `linkName`). */
+  private candidates(corePath: string, linkName: string | undefined, isExe: boolean): string[] {
+    if (isExe && this.options.exe) return [this.options.exe];
+    return libraryCandidates(linkName, corePath, this.options.sysroot, isExe ? [] : (this.options.solibSearchPath ?? []));
+  }
+
+  /**
+   * Adds the module the core names `corePath`: the first candidate file that is an ELF file whose
+   * build-id matches the core's copy of its headers (or, if none matches, the first ELF file, with
+   * a warning). `base` is where its file offset 0 is mapped; `where` its run-time range, or (a
+   * library only the link map names) its bias.
+   */
+  private addModule(corePath: string, linkName: string | undefined, base: bigint | undefined, where: { start: bigint; end: bigint } | { bias: bigint }, isExe: boolean): void {
     const what = isExe ? 'the executable' : 'library';
-    const shown = local === corePath ? `"${local}"` : `"${local}" (for ${corePath})`;
-    try {
-      elf = ElfFile.open(local);
-    } catch (e) {
-      if (!(e instanceof DbgError)) throw e;
-      const why = e.code === 'not-found' ? 'no such file' : e.message;
-      this.warnings.push(`cannot read symbols of ${what} ${shown} mapped at ${hexAddr(base)}: ${why}${this.options.sysroot || isExe ? '' : '; try --sysroot DIR'}${isExe && !this.options.exe ? '; try --exe FILE' : ''}`);
+    const at = base !== undefined ? ` mapped at ${hexAddr(base)}` : '';
+    const inCore = base !== undefined ? this.buildIdInCore(base) : undefined;
+    const tried: { local: string; why: string }[] = [];
+    let chosen: { elf: ElfFile; local: string; firstLoad: bigint; buildId?: string } | undefined;
+    for (const local of this.candidates(corePath, linkName, isExe)) {
+      let elf: ElfFile;
+      let firstLoad: bigint;
+      try {
+        elf = ElfFile.open(local);
+      } catch (e) {
+        if (!(e instanceof DbgError)) throw e;
+        tried.push({ local, why: e.code === 'not-found' ? 'no such file' : withoutName(e.message, local) });
+        continue;
+      }
+      try {
+        const loads = elf.loadSegments();
+        if (loads.length === 0) throw errors.corrupt(local, 'no PT_LOAD segment');
+        firstLoad = loads[0]!.vaddr & ~(PAGE - 1n);
+      } catch (e) {
+        elf.close();
+        if (!(e instanceof DbgError)) throw e;
+        tried.push({ local, why: withoutName(e.message, local) });
+        continue;
+      }
+      const buildId = elf.buildId();
+      if (inCore && buildId && inCore !== buildId) {
+        tried.push({ local, why: `build-id ${buildId}, not the core's ${inCore}` });
+        if (chosen) elf.close();
+        else chosen = { elf, local, firstLoad, buildId };
+        continue;
+      }
+      if (chosen) chosen.elf.close();
+      chosen = { elf, local, firstLoad };
+      break;
+    }
+    const name = linkName ?? corePath;
+    if (!chosen) {
+      const hint = isExe ? (this.options.exe ? '' : '; try --exe FILE') : this.options.sysroot || this.options.solibSearchPath?.length ? '' : '; try --sysroot DIR or --solib-search-path DIRS';
+      if (tried.length === 1) {
+        const { local, why } = tried[0]!;
+        const shown = local === corePath ? `"${local}"` : `"${local}" (for ${corePath})`;
+        this.warnings.push(`cannot read symbols of ${what} ${shown}${at}: ${why}${hint}`);
+      } else this.warnings.push(`cannot read symbols of ${what} "${name}"${at}: tried ${tried.map((t) => `"${t.local}" (${t.why})`).join(', ')}${hint}`);
       return;
+    }
+    const { elf, local, firstLoad } = chosen;
+    if (chosen.buildId) {
+      const shown = local === corePath ? `"${local}"` : `"${local}" (for ${name})`;
+      this.warnings.push(`${what} ${shown} does not match the core: its build-id is ${chosen.buildId}, the core's copy has ${inCore}; its symbols and code may be wrong`);
     }
     this.opened.push(elf);
-    let firstLoad: bigint;
-    try {
+    this.found.set(corePath, local);
+    const old = this.mappedFiles.get(corePath);
+    if (old) old.close();
+    this.mappedFiles.set(corePath, elf.source);
+    let bias: bigint;
+    let start: bigint;
+    let end: bigint;
+    if ('bias' in where) {
+      bias = where.bias;
       const loads = elf.loadSegments();
-      if (loads.length === 0) throw errors.corrupt(local, 'no PT_LOAD segment');
-      firstLoad = loads[0]!.vaddr & ~(PAGE - 1n);
-    } catch (e) {
-      if (!(e instanceof DbgError)) throw e;
-      this.warnings.push(`cannot read symbols of ${what} ${shown}: ${e.message}`);
-      return;
-    }
-    const bias = elf.header.type === ET_DYN || base !== firstLoad ? base - firstLoad : 0n;
-    const inCore = this.buildIdInCore(base);
-    const inFile = elf.buildId();
-    if (inCore && inFile && inCore !== inFile) {
-      this.warnings.push(`${what} ${shown} does not match the core: its build-id is ${inFile}, the core's copy has ${inCore}; its symbols and code may be wrong`);
+      const last = loads[loads.length - 1]!;
+      start = firstLoad + bias;
+      end = last.vaddr + last.memsz + bias;
+    } else {
+      ({ start, end } = where);
+      bias = elf.header.type === ET_DYN || base !== firstLoad ? base! - firstLoad : 0n;
     }
     this.addElfModule(elf, local, bias, start, end);
   }
@@ -585,6 +684,12 @@ export class ProcessCoreTarget implements Target {
     this.mappedFiles.clear();
     this.core.close();
   }
+}
+
+/** An error message about file `path` without the name the warning gives already. */
+function withoutName(message: string, path: string): string {
+  for (const prefix of [`cannot open "${path}": `, `${path}: `]) if (message.startsWith(prefix)) return message.slice(prefix.length);
+  return message;
 }
 
 function permsOf(flags: number): string {

@@ -16,13 +16,14 @@
 import { basename } from 'node:path';
 import type { Registers } from '../../arch/arch.js';
 import { X86_64 } from '../../arch/x86-64.js';
+import { x86ArchOfElf } from '../../arch/x86-mode.js';
 import type { Arch } from '../../arch/arch.js';
 import { FileByteSource, type ByteSource } from '../../common/byte-source.js';
 import { DbgError } from '../../common/errors.js';
 import { hexAddr } from '../../common/format.js';
 import { ElfFile, ET_CORE, ET_DYN, ET_EXEC } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
-import { SymbolTable } from '../../symbols/symbol-table.js';
+import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
 import type { Capabilities, Mapping, StopStatus, Target, ThreadInfo, VirtAddr } from '../target.js';
 
 const PT_INTERP = 3;
@@ -60,7 +61,7 @@ export class FileTarget implements Target {
           fileOffset: BigInt(p.offset),
         }))
         .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-      const table = new SymbolTable(basename(path), elf.symbols(), 0n);
+      const table = symbolTableFor(basename(path), elf, 0n);
       if (table.size === 0) this.warnings.push(`"${path}" has no symbol table (stripped?)`);
       const start = this.maps[0]?.start;
       const end = this.maps.reduce<bigint | undefined>((m, s) => (m === undefined || s.end > m ? s.end : m), undefined);
@@ -78,11 +79,12 @@ export class FileTarget implements Target {
 
   /** An ELF file viewed at its link-time addresses, with its symbols. */
   static elf(path: string, elf: ElfFile = ElfFile.open(path)): FileTarget {
-    if (elf.header.machine !== X86_64.elfMachine) {
-      // Bytes and symbols still make sense; only disassembly and registers are x86-64 specific.
+    const x86 = x86ArchOfElf(elf.header.machine, elf.is64);
+    if (!x86) {
+      // Bytes and symbols still make sense; only disassembly and registers are x86 specific.
       return new FileTarget(path, elf.source, { ...X86_64, name: `elf-machine-${elf.header.machine}`, pointerBytes: elf.is64 ? 8 : 4 }, elf);
     }
-    return new FileTarget(path, elf.source, X86_64, elf);
+    return new FileTarget(path, elf.source, x86, elf);
   }
 
   readVirtual(addr: VirtAddr, length: number): Buffer {

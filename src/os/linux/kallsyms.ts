@@ -18,23 +18,24 @@
 
 import { errors } from '../../common/errors.js';
 import { STT_FUNC, STT_NOTYPE, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
-import type { Target } from '../target.js';
-import type { Vmcoreinfo } from './kernel-notes.js';
+import type { LinuxPort, VmcoreinfoView } from './port.js';
 
 /** True when VMCOREINFO locates kallsyms. */
-export function hasKallsyms(vi: Vmcoreinfo | undefined): boolean {
+export function hasKallsyms(vi: VmcoreinfoView | undefined): boolean {
   return !!vi && ['names', 'num_syms', 'token_table', 'token_index', 'offsets', 'relative_base'].every((n) => vi.symbol(`kallsyms_${n}`) !== undefined);
 }
 
-export function readKallsyms(target: Target, vi: Vmcoreinfo, thread?: number): ElfSymbol[] {
+export function readKallsyms(port: LinuxPort): ElfSymbol[] {
+  const vi = port.vmcoreinfo;
+  if (!vi) throw errors.notFound(`${port.name} has no VMCOREINFO note: kallsyms cannot be located`);
   const sym = (n: string) => {
     const v = vi.symbol(`kallsyms_${n}`);
     if (v === undefined) throw errors.notFound(`VMCOREINFO has no SYMBOL(kallsyms_${n})`);
     return v;
   };
-  const read = (a: bigint, n: number) => target.readVirtual(a, n, thread);
+  const read = (a: bigint, n: number) => port.read(a, n);
   const count = read(sym('num_syms'), 4).readUInt32LE(0);
-  if (count === 0 || count > 10_000_000) throw errors.corrupt(target.name, `kallsyms_num_syms is ${count}: not a kernel symbol count`);
+  if (count === 0 || count > 10_000_000) throw errors.corrupt(port.name, `kallsyms_num_syms is ${count}: not a kernel symbol count`);
   const tokenIndex = read(sym('token_index'), 512);
   const lastTok = tokenIndex.readUInt16LE(510);
   const tokenTable = read(sym('token_table'), lastTok + 256);

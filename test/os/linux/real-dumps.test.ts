@@ -1,0 +1,193 @@
+/**
+ * Opt-in: dbg's Linux view of real dumps of Debian's 6.1 kernel (QEMU, TCG, 2 vCPUs, KASLR on,
+ * sysrq-c on CPU 1) against drgn (Debian's python3-drgn) on the same dumps.
+ *
+ *   node scripts/setup-vmlinux.mjs          # the -dbg vmlinux (once, as root)
+ *   node scripts/make-linux-dumps.mjs       # the dumps, in test/.fixtures/linux/ (a few minutes)
+ *   DBG_LINUX_DUMP_TESTS=1 npx vitest run test/os/linux/real-dumps.test.ts
+ *
+ * drgn reads only the dump with VMCOREINFO written with paging (it refuses the others), so the
+ * dumps without VMCOREINFO are checked against the same kernel's console and against panic_cpu.
+ */
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CaptureOutput, type Session } from '../../../src/mdb/session.js';
+import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
+import { unwind } from '../../../src/targets/unwind.js';
+import { skipReason } from '../../helpers/debuggee.js';
+import { repoRoot } from '../../helpers/repo.js';
+import { run, runJson, sessionOn } from '../../mdb/helpers.js';
+
+const dir = join(repoRoot, 'test', '.fixtures', 'linux');
+const vmlinux = join(repoRoot, 'test', '.fixtures', 'vmlinux', 'vmlinux');
+const why =
+  process.env.DBG_LINUX_DUMP_TESTS !== '1'
+    ? 'opt-in: set DBG_LINUX_DUMP_TESTS=1 (after node scripts/setup-vmlinux.mjs and node scripts/make-linux-dumps.mjs)'
+    : !existsSync(join(dir, 'facts.json')) || !existsSync(vmlinux)
+      ? 'no dumps or no vmlinux: run node scripts/setup-vmlinux.mjs, then node scripts/make-linux-dumps.mjs'
+      : undefined;
+const skip = skipReason('real Linux dumps', why);
+
+/** The text lines of `line`, trailing blanks kept (the kernel log has some). */
+async function exact(s: Session, line: string): Promise<string[]> {
+  const out = new CaptureOutput(false);
+  await s.execute(line, out);
+  return out.lines;
+}
+
+interface DrgnTask {
+  pid: number;
+  ppid: number;
+  state: string;
+  cpu: number;
+  comm: string;
+  addr: string;
+  pcs: string[] | null;
+}
+interface Drgn {
+  panic_cpu: number;
+  tasks: DrgnTask[];
+  log: string[];
+  current: string[];
+  modules: { addr: string; name: string; base: string; size: number }[];
+}
+
+describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
+  let drgn: Drgn;
+  let s: Session;
+  let t: KernelDumpTarget;
+  beforeAll(() => {
+    const r = spawnSync('/usr/bin/python3', [join(repoRoot, 'test', 'os', 'linux', 'drgn-oracle.py'), join(dir, 'vmci-paging.elf'), vmlinux], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`drgn failed: ${r.stderr}`);
+    drgn = JSON.parse(r.stdout) as Drgn;
+    t = KernelDumpTarget.open(join(dir, 'vmci.elf'), { symbols: [vmlinux] });
+    s = sessionOn(t);
+  }, 120_000);
+  afterAll(() => t?.close());
+
+  it('::ps -t lists drgn\'s tasks: pid, ppid, state, cpu, comm, address', async () => {
+    const ours = (await runJson(s, '::ps -t'))[0] as { pid: number; ppid: number; state: string; cpu: number; comm: string; addr: string }[];
+    expect(ours[0]).toMatchObject({ pid: 0, comm: 'swapper/0' }); // init_task, which drgn's for_each_task leaves out
+    const strip = (x: { pid: number; ppid: number; state: string; cpu: number; comm: string; addr: string }) => ({ pid: x.pid, ppid: x.ppid, state: x.state, cpu: x.cpu, comm: x.comm, addr: BigInt(x.addr) });
+    expect(ours.slice(1).map(strip)).toEqual(drgn.tasks.map(strip));
+    expect(drgn.tasks.length).toBeGreaterThan(40);
+  });
+
+  it("every sleeping task's stack is drgn's, frame for frame, down to the user registers (ORC)", () => {
+    let compared = 0;
+    for (const d of drgn.tasks) {
+      if (!d.pcs || d.state === 'R') continue;
+      const frames = unwind(t, t.taskThread(BigInt(d.addr), false));
+      expect({ pid: d.pid, pcs: frames.map((f) => `0x${f.pc.toString(16)}`) }).toEqual({ pid: d.pid, pcs: d.pcs });
+      expect(frames.slice(1).every((f) => f.how === 'orc')).toBe(true);
+      compared++;
+    }
+    expect(compared).toBeGreaterThan(40);
+  });
+
+  it('with kallsyms only (no vmlinux), ORC from the image in the dump unwinds the panicking CPU as with vmlinux', () => {
+    const k = KernelDumpTarget.open(join(dir, 'vmci.elf'));
+    try {
+      const pcs = (x: KernelDumpTarget) => unwind(x, 2).map((f) => f.pc);
+      expect(pcs(k)).toEqual(pcs(t));
+      expect(pcs(k).length).toBeGreaterThanOrEqual(10);
+      expect(k.symbols.describe(unwind(k, 2)[1]!.pc - 1n)).toMatch(/^panic\+/);
+    } finally {
+      k.close();
+    }
+  });
+
+  it("CPU 0's stack crosses the reboot IPI's pt_regs into the idle loop it interrupted", () => {
+    const names = unwind(t, 1).map((f) => t.symbols.resolve(f.level ? f.pc - 1n : f.pc)?.sym.name);
+    expect(names.slice(0, 5)).toEqual(['stop_this_cpu', '__sysvec_reboot', 'sysvec_reboot', 'asm_sysvec_reboot', 'native_safe_halt']);
+    expect(names).toContain('do_idle');
+  });
+
+  it('::dmesg is drgn\'s log, line for line', async () => {
+    expect((await exact(s, '::dmesg')).join('\n')).toBe(drgn.log.join('\n'));
+  });
+
+  it('::status and ::panicinfo name CPU 1 from panic_cpu, as drgn reads it', async () => {
+    expect(drgn.panic_cpu).toBe(1);
+    expect(t.status()).toMatchObject({ reason: { kind: 'panic', message: 'sysrq triggered crash' }, thread: 2 });
+    const pi = await run(s, '::panicinfo');
+    expect(pi.slice(0, 2)).toEqual(['       cpu 1 (thread 2)', '   message sysrq triggered crash']);
+    expect(pi).toContain('  found by panic_cpu');
+  });
+
+  it('::stacks groups identical stacks: the counts add up to the tasks', async () => {
+    const groups = (await runJson(s, '::stacks'))[0] as { task: string; count: number; frames: string[] }[];
+    expect(groups.reduce((n, g) => n + g.count, 0)).toBe(drgn.tasks.length + 1);
+    expect(groups[0]!.count).toBeGreaterThan(1);
+    expect(groups.some((g) => g.frames.some((f) => f.startsWith('panic+')))).toBe(true);
+  });
+
+  it("::percpu and ::modules agree with drgn's per_cpu(current_task) and the modules list", async () => {
+    const cur = (await runJson(s, '::percpu current_task'))[0] as { cpu: number; addr: string }[];
+    const values = cur.map((c) => `0x${t.readVirtual(BigInt(c.addr), 8).readBigUInt64LE(0).toString(16)}`);
+    expect(values).toEqual(drgn.current);
+    const mods = (await runJson(s, '::modules'))[0] as { addr: string; name: string; base: string; size: number }[];
+    expect(mods.map((m) => ({ ...m, addr: BigInt(m.addr), base: BigInt(m.base) }))).toEqual(drgn.modules.map((m) => ({ ...m, addr: BigInt(m.addr), base: BigInt(m.base) })));
+    expect(mods.map((m) => m.name)).toContain('qemu_fw_cfg');
+  });
+
+  it('heap addresses are no symbol+offset (they were __per_cpu_end+0xffff...)', async () => {
+    expect(t.symbols.describe(BigInt(drgn.tasks[0]!.addr))).toBeUndefined();
+  });
+
+  it('ADDR::task selects a sleeping task, whose ::stack starts in __schedule', async () => {
+    const init = drgn.tasks.find((x) => x.pid === 1)!;
+    const lines = await run(s, `${init.addr}::task; ::stack`);
+    expect(lines[0]).toMatch(/^thread 3: task 0x[0-9a-f]+ \(pid 1 init\), from its saved context$/);
+    expect(lines[1]).toMatch(/ __schedule\+0x/);
+    expect(await run(s, '0t1::pid2task')).toEqual([`0x${BigInt(init.addr).toString(16).padStart(16, '0')}`]);
+  });
+});
+
+describe.skipIf(skip)('real 6.1 dumps without VMCOREINFO', () => {
+  for (const name of ['novmci.elf', 'novmci-paging.elf', 'vmci-paging.elf']) {
+    it(`${name}: the panic on CPU 1, from panic_cpu`, () => {
+      const t = KernelDumpTarget.open(join(dir, name), { symbols: [vmlinux] });
+      try {
+        expect(t.status()).toMatchObject({ reason: { kind: 'panic', message: 'sysrq triggered crash' }, thread: 2 });
+        expect(t.panicSource()).toBe('panic_cpu');
+      } finally {
+        t.close();
+      }
+    });
+  }
+
+  it('::dmesg from vmlinux types has every line the console printed', async () => {
+    const t = KernelDumpTarget.open(join(dir, 'novmci.elf'), { symbols: [vmlinux] });
+    try {
+      const log = await exact(sessionOn(t), '::dmesg');
+      const console = readFileSync(join(dir, 'novmci.console.txt'), 'latin1').replace(/\r/g, '').split('\n').filter((l) => l.startsWith('['));
+      // The console repeats a record's stamp on each of its lines; dmesg and drgn print it once.
+      const text = (l: string) => l.replace(/^\[ *\d+\.\d{6}\] /, '');
+      const ours = log.flatMap((l) => l.split('\n')).map(text);
+      let at = 0;
+      for (const line of console) {
+        const found = ours.indexOf(text(line), at);
+        expect(found, line).toBeGreaterThanOrEqual(0);
+        at = found + 1;
+      }
+      const errs = await exact(sessionOn(t), '::dmesg -l emerg');
+      expect(errs).toContain(log.find((l) => l.includes('Kernel panic - not syncing: sysrq triggered crash')));
+    } finally {
+      t.close();
+    }
+  });
+
+  it('without vmlinux (kallsyms only), the panic CPU still comes from panic_cpu', () => {
+    const t = KernelDumpTarget.open(join(dir, 'vmci.elf'));
+    try {
+      expect(t.status()).toMatchObject({ thread: 2 });
+      expect(t.panicSource()).toBe('panic_cpu');
+    } finally {
+      t.close();
+    }
+  });
+});
