@@ -7,9 +7,11 @@ import { describeStop } from '../src/mdb/modules/emulator.js';
 import { EmulatorTarget } from '../src/targets/emulator/emulator-target.js';
 import { gdbPolicyFlags, gdbPolicyProblem } from '../src/cli/gdb-flags.js';
 import { parseListenAddress, serveWhileSession } from '../src/gdbserver/gdb-listen.js';
-import { basename, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { EmulatorRecorder } from '../src/store/emulator-recorder.js';
 import { defaultTracePath } from '../src/store/trace-path.js';
+import { DEFAULT_TRACE_CAP, formatBytes, pruneTraces, traceCap } from '../src/store/trace-folder.js';
+import { RecordingStatus } from '../src/store/recording-status.js';
 import { exitCleanlyOnSignals } from '../src/common/exit-signals.js';
 
 /** "128M", "1G", "65536K", "33554432": bytes. */
@@ -68,6 +70,7 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
     quiet: Flags.boolean({ char: 'q', description: 'do not echo the guest console while it runs' }),
     record: Flags.string({ description: 'record the run into this new trace file (default: a new file under $XDG_CACHE_HOME/dbg or ~/.cache/dbg; the path is printed); open it later with dbg replay', helpValue: 'FILE', exclusive: ['no-record'] }),
     'no-record': Flags.boolean({ description: 'do not record (no time travel or history queries; runs faster)' }),
+    'trace-cap': Flags.string({ description: `size cap of the trace folder (default ${formatBytes(DEFAULT_TRACE_CAP)}, or $DBG_TRACE_CAP): before recording there, its oldest traces not in use are removed until it fits; see dbg traces`, helpValue: 'SIZE' }),
     gdb: Flags.string({ description: 'also serve the guest to gdb (target remote HOST:PORT); with --wait it stays at its first instruction until gdb continues', helpValue: '[HOST:]PORT' }),
     ...gdbPolicyFlags(Flags.boolean),
   };
@@ -77,6 +80,8 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
     const { args, flags } = await this.parse(Live);
     const file = flags.emulate ?? args.file;
     let target: EmulatorTarget;
+    let recorder: EmulatorRecorder | undefined;
+    let status: RecordingStatus | undefined;
     try {
       if (!file) throw errors.badInput('dbg live needs a kernel: --emulate FILE');
       // Checked before the guest runs, not after.
@@ -92,9 +97,17 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
         disks: flags.disk?.map((path) => ({ path, writable: flags['disk-writable'] })),
       });
       if (!flags['no-record']) {
+        const cap = traceCap(flags['trace-cap']);
         const path = flags.record ?? defaultTracePath(file);
+        // The trace folder keeps to its cap: the oldest traces not in use go first.
+        if (flags.record === undefined) {
+          const gone = pruneTraces(dirname(path), cap, path);
+          if (gone.length) process.stderr.write(`dbg: removed ${gone.length} old trace(s) (${formatBytes(gone.reduce((n, t) => n + t.bytes, 0))}) to keep ${dirname(path)} under ${formatBytes(cap)} (--trace-cap, DBG_TRACE_CAP)\n`);
+        }
+        status = flags.quiet || flags.json || !process.stderr.isTTY ? undefined : new RecordingStatus(process.stderr);
         try {
-          target.record(new EmulatorRecorder(path, { guest: basename(file), symbols: resolve(file), onLimit: (m) => process.stderr.write(`dbg: ${m}\n`) }));
+          recorder = new EmulatorRecorder(path, { guest: basename(file), symbols: resolve(file), onLimit: (m) => process.stderr.write(`${status?.clear() ?? ''}dbg: ${m}\n`), onProgress: (p) => status?.update(p) });
+          target.record(recorder);
         } catch (e) {
           target.close();
           throw e;
@@ -109,8 +122,17 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
     // The console goes to stderr so that stdout keeps only command answers (and --json stays parseable).
     // SIGTERM and SIGHUP (SIGINT when nothing else takes it) end dbg with the trace finished.
     const offSignals = exitCleanlyOnSignals(() => target.close());
-    if (!flags.quiet) target.machine.onConsole((text) => process.stderr.write(text));
-    let code = 0;
+    if (!flags.quiet) target.machine.onConsole((text) => process.stderr.write((status?.clear() ?? '') + text));
+    // Answers (stdout, the same terminal) erase the status line first; the next chunk redraws it.
+    const stdoutWrite = process.stdout.write.bind(process.stdout);
+    if (status) {
+      process.stdout.write = ((...args: Parameters<typeof stdoutWrite>) => {
+        const c = status?.clear();
+        if (c) process.stderr.write(c);
+        return stdoutWrite(...args);
+      }) as typeof process.stdout.write;
+    }
+    let code = 1;
     try {
       // A script sets its breakpoints before anything runs (gdb -ex, MDB -e): it runs the guest itself.
       if (!flags.wait && flags.execute === undefined) {
@@ -118,7 +140,7 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
         process.on('SIGINT', onSigint);
         try {
           const st = await target.caps.execution!.resume();
-          process.stderr.write(`dbg: ${describeStop(target, st)}\n`);
+          process.stderr.write(`${status?.clear() ?? ''}dbg: ${describeStop(target, st)}\n`);
         } finally {
           process.off('SIGINT', onSigint);
         }
@@ -126,7 +148,12 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
       const session = () => runSession(target, { execute: scriptOf(flags.execute), json: flags.json });
       code = flags.gdb ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'] }) : await session();
     } finally {
+      process.stderr.write(status?.clear() ?? '');
+      status = undefined;
+      process.stdout.write = stdoutWrite;
       offSignals();
+      // A failed run's trace says so (dbg traces lists it as failed).
+      recorder?.setOutcome(code === 0 ? 'ok' : `failed (exit status ${code})`);
       target.close();
     }
     process.exitCode = code;

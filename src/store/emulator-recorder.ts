@@ -29,6 +29,8 @@ export interface RecorderOptions {
   maxBytes?: number;
   /** Told once when recording stops at the size limit. */
   onLimit?: (message: string) => void;
+  /** Told after each chunk is stored: instructions recorded and the payload bytes stored so far. */
+  onProgress?: (p: { instructions: bigint; bytes: number }) => void;
 }
 
 export class EmulatorRecorder implements ExecutionObserver {
@@ -162,6 +164,7 @@ export class EmulatorRecorder implements ExecutionObserver {
       return this.stop(c.first, `recording stopped at seq ${c.first}: writing the trace failed (${e.message}); it holds the history up to there; the guest runs on unrecorded`);
     }
     this.chunkFirst = this.n.seq(this.h);
+    this.opts.onProgress?.({ instructions: this.chunkFirst, bytes: this.writer.stats().bytes });
     if (this.writer.stats().bytes >= this.maxBytes) {
       this.stop(this.chunkFirst, `recording stopped at seq ${this.chunkFirst}: the trace "${this.path}" reached ${this.maxBytes} bytes (set DBG_RECORD_MAX=BYTES for more); the guest runs on unrecorded`);
     }
@@ -188,6 +191,15 @@ export class EmulatorRecorder implements ExecutionObserver {
     // starts the next chunk with its own.
     this.n.setSeq(this.h, seq);
     this.chunkFirst = seq;
+  }
+
+  /** Say in the trace how its run ended (meta.outcome: "ok", "failed (...)"); `dbg traces` shows it. */
+  setOutcome(outcome: string): void {
+    try {
+      this.writer.setMeta('outcome', outcome);
+    } catch {
+      // A trace that cannot be written any more (a full disk) keeps what it has.
+    }
   }
 
   /** Seq of the next instruction (once recording stopped: the end of the stored history). */

@@ -2,15 +2,17 @@
  * The trace file: one SQLite database (WAL) per recording. This file and its siblings in
  * src/store are the only code of dbg that touches better-sqlite3.
  *
- * Layout (schema version 3, in `PRAGMA user_version`; version 2 was the same but required
- * chunk.first to be unique, so a chunk of no instructions could not be followed by the next one
- * and a v2 trace reads as it is; version 1 had one memory row per line and chunk, without parts):
+ * Layout (schema version 4, in `PRAGMA user_version`; version 3 was the same with chunk.pcs
+ * stored as it is, not deflated; version 2 also required chunk.first to be unique, so a chunk of
+ * no instructions could not be followed by the next one; v2 and v3 traces read as they are;
+ * version 1 had one memory row per line and chunk, without parts):
  *
  *   meta(key, value)                      format = 'dbg-trace', arch, guest, ram_base, ram_size,
  *                                         context_size, checkpoint_every, chunk_target, created
  *   chunk(id, first, count, pcs, ...)     one row per chunk of history: instructions
  *                                         [first, first + count), their pcs packed as nibbles
- *                                         (native/recorder/recorder.c), write and line counts.
+ *                                         (native/recorder/recorder.c) and deflated (raw
+ *                                         DEFLATE, RFC 1951), write and line counts.
  *                                         Chunks are consecutive in id order (first = previous
  *                                         first + previous count). A chunk may hold no
  *                                         instruction (count 0): one cut where nothing ran since
@@ -55,9 +57,9 @@ import { DbgError, errors } from '../common/errors.js';
 
 export type Db = Database.Database;
 
-export const TRACE_SCHEMA_VERSION = 3;
+export const TRACE_SCHEMA_VERSION = 4;
 /** Older versions this dbg reads as they are (see the layout above). */
-const READABLE_VERSIONS = [2, TRACE_SCHEMA_VERSION];
+const READABLE_VERSIONS = [2, 3, TRACE_SCHEMA_VERSION];
 export const TRACE_FORMAT = 'dbg-trace';
 
 const DDL = `

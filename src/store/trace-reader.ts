@@ -9,6 +9,7 @@
 
 import type Database from 'better-sqlite3';
 import { closeSync, openSync, readSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
 import { compressedInput } from '../common/compressed.js';
 import { DbgError, errors } from '../common/errors.js';
 import { decodeLineRow, rowFirstOrder, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
@@ -69,6 +70,8 @@ export interface SqlResult {
 }
 
 const PCS_CACHE = 8;
+/** The most bytes one instruction takes in a pc stream (a jump: nibbles 0 0 s + 22 of a 64-bit zigzag delta + a vCPU switch). */
+const PCS_MAX_BYTES_PER_INSN = 16;
 const ROW_CACHE = 4096;
 
 export class TraceReader {
@@ -80,6 +83,8 @@ export class TraceReader {
   readonly first: number;
   readonly end: number;
   readonly chunkCount: number;
+  /** The schema version (PRAGMA user_version; schema.ts). */
+  readonly version: number;
   private readonly pcsCache = new Map<number, { pc: BigUint64Array; vcpu: Uint8Array }>();
   private readonly rowCache = new Map<string, DecodedRow>();
   private lastPeek = -1;
@@ -88,6 +93,8 @@ export class TraceReader {
   private readonly st: Record<string, Database.Statement>;
   private readonly chunkFirsts: Float64Array;
   private readonly chunkCounts: Float64Array;
+  /** Lines and rows per chunk, counted on the index when first asked. */
+  private readonly chunkRowCounts = new Map<number, { lines: number; rows: number }>();
 
   private aux: TraceReader | undefined;
   /** Memory rows decoded into writes so far (what a history query cost; tests read it). */
@@ -100,37 +107,42 @@ export class TraceReader {
   ) {
     this.db = guardTraceDb(path, db);
     this.meta = readMeta(db);
+    this.version = db.pragma('user_version', { simple: true }) as number;
     this.info = checkMeta(path, this.meta);
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
       chunkById: p('SELECT id, first, count, writes, lines FROM chunk WHERE id = ?'),
       pcs: p('SELECT pcs, count FROM chunk WHERE id = ?'),
-      partsOf: p('SELECT part, data FROM mem WHERE line = ? AND chunk = ? ORDER BY part'),
+      // The last part of a line in a chunk whose first write is at or before a seq, and the first part.
+      partAt: p(
+        'SELECT k.part AS part, k.first AS first, m.data AS data FROM mem_mask k CROSS JOIN mem m ON m.line = k.line AND m.chunk = k.chunk AND m.part = k.part ' +
+          'WHERE k.line = ? AND k.chunk = ? AND k.first <= ? ORDER BY k.part DESC LIMIT 1',
+      ),
+      firstPart: p('SELECT part, data FROM mem WHERE line = ? AND chunk = ? ORDER BY part LIMIT 1'),
       // The newest part at or before (chunk, part) whose mask shows a write to the asked bytes.
       lastMasked: p(
         'SELECT k.chunk AS chunk, k.part AS part, m.data AS data FROM mem_mask k ' +
-          'JOIN mem m ON m.line = k.line AND m.chunk = k.chunk AND m.part = k.part ' +
+          'CROSS JOIN mem m ON m.line = k.line AND m.chunk = k.chunk AND m.part = k.part ' +
           'WHERE k.line = ? AND (k.chunk, k.part) <= (?, ?) AND k.first <= ? AND (k.mask & ?) != 0 ' +
           'ORDER BY k.chunk DESC, k.part DESC LIMIT 1',
       ),
       lastRowFinal: p('SELECT chunk, final FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC, part DESC LIMIT 1'),
       // The first rows at or after (chunk, part), up to a chunk, whose mask shows a write to the asked bytes.
-      nextMasked: p(
-        'SELECT k.chunk AS chunk, k.part AS part, m.data AS data FROM mem_mask k ' +
-          'JOIN mem m ON m.line = k.line AND m.chunk = k.chunk AND m.part = k.part ' +
-          'WHERE k.line = ? AND (k.chunk, k.part) >= (?, ?) AND k.chunk <= ? AND (k.mask & ?) != 0 ' +
-          'ORDER BY k.chunk, k.part LIMIT ?',
-      ),
+      // (Keys only: SQLite's plan for a join with mem goes through mem_by_chunk; row() reads the blob by its key.)
+      nextMasked: p('SELECT chunk, part FROM mem_mask WHERE line = ? AND (chunk, part) >= (?, ?) AND chunk <= ? AND (mask & ?) != 0 ORDER BY chunk, part LIMIT ?'),
+      rowData: p('SELECT data FROM mem WHERE line = ? AND chunk = ? AND part = ?'),
       // The last row of chunks [?, ?] whose first write is before a seq (and touches the asked bytes).
       partBefore: p('SELECT chunk, part FROM mem_mask WHERE line = ? AND chunk BETWEEN ? AND ? AND first < ? AND (mask & ?) != 0 ORDER BY chunk DESC, part DESC LIMIT 1'),
       firstRow: p('SELECT chunk, data FROM mem WHERE line = ? ORDER BY chunk, part LIMIT 1'),
       rowsOfChunk: p('SELECT line, part, data FROM mem WHERE chunk = ?'),
+      rowsOfChunkCount: p('SELECT count(DISTINCT line) AS lines, count(*) AS rows FROM mem WHERE chunk = ?'),
       linesOfChunks: p('SELECT DISTINCT line FROM mem WHERE chunk BETWEEN ? AND ?'),
       ckpt: p('SELECT seq, vcpu, chunk, flags, data FROM ckpt WHERE vcpu = ? AND seq <= ? ORDER BY seq DESC, id DESC LIMIT 1'),
       ckptKey: p('SELECT data FROM ckpt WHERE vcpu = ? AND chunk = ? AND (flags & 1) = 1 ORDER BY id LIMIT 1'),
       ramPage: p('SELECT data FROM ram_init WHERE page = ?'),
       inputs: p('SELECT seq, vcpu, kind, detail FROM input WHERE seq >= ? AND seq < ? ORDER BY seq, id'),
     };
+    // (Columns before `pcs` only: reading one after it walks the pcs blob's overflow pages.)
     const chunks = db.prepare('SELECT id, first, count FROM chunk ORDER BY id').raw().all() as [number, number, number][];
     this.chunkCount = chunks.length;
     this.chunkFirsts = new Float64Array(chunks.length);
@@ -286,11 +298,42 @@ export class TraceReader {
     return this.chunkCounts[id]!;
   }
 
+  /**
+   * Distinct lines chunk `id` wrote and its memory rows (~1 KiB of records each: ~100 writes),
+   * counted on the index mem_by_chunk (the chunk row's own counts lie beyond its pcs blob).
+   */
+  chunkRows(id: number): { lines: number; rows: number } {
+    let n = this.chunkRowCounts.get(id);
+    if (!n) {
+      n = this.st.rowsOfChunkCount!.get(id) as { lines: number; rows: number };
+      this.chunkRowCounts.set(id, n);
+    }
+    return n;
+  }
+
+  /**
+   * Chunk `id`'s pc stream and instruction count, undefined when the chunk is missing. From
+   * schema version 4 on the stream is stored deflated (schema.ts); the inflated size is bounded
+   * by what `count` instructions can take, so a damaged blob cannot inflate without limit.
+   */
+  private pcsRow(id: number): { pcs: Buffer; count: number } | undefined {
+    const r = this.st.pcs!.get(id) as { pcs: unknown; count: unknown } | undefined;
+    if (!r) return undefined;
+    const count = intOf(this.path, r.count, `chunk ${id}'s count`, 0, 2 ** 32 - 1);
+    const blob = blobOf(this.path, r.pcs, `the pcs of chunk ${id}`);
+    if (this.version < 4) return { pcs: blob, count };
+    try {
+      return { pcs: inflateRawSync(blob, { maxOutputLength: PCS_MAX_BYTES_PER_INSN * count + 64 }), count };
+    } catch (e) {
+      throw traceCorrupt(this.path, `the pcs of chunk ${id} do not inflate (${(e as Error).message})`);
+    }
+  }
+
   /** Decoded pcs of a chunk (cached). */
   pcs(id: number): { pc: BigUint64Array; vcpu: Uint8Array } {
     let d = this.pcsCache.get(id);
     if (d) return d;
-    const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number } | undefined;
+    const r = this.pcsRow(id);
     if (!r) throw traceCorrupt(this.path, `chunk ${id} is missing`);
     try {
       d = nativeRecorder().decodePcs(r.pcs, r.count);
@@ -310,9 +353,11 @@ export class TraceReader {
     // A first look into a chunk decodes only up to `seq`; a second one decodes and keeps it all.
     const d = this.pcsCache.get(id);
     if (d) return { pc: d.pc[i]!, vcpu: d.vcpu[i]! };
-    if (this.lastPeek !== id) {
+    // (Past the middle of the chunk a peek costs about what the whole decode does.)
+    if (this.lastPeek !== id && i < this.chunkCounts[id]! / 2) {
       this.lastPeek = id;
-      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      const r = this.pcsRow(id);
+      if (!r) throw traceCorrupt(this.path, `chunk ${id} is missing`);
       let one;
       try {
         one = nativeRecorder().decodePcs(r.pcs, i + 1, true);
@@ -332,7 +377,7 @@ export class TraceReader {
     if (this.chunkCount === 0 || from >= to) return out;
     const n = nativeRecorder();
     for (let id = this.chunkIndexOf(from); id < this.chunkCount && this.chunkFirsts[id]! < to; id++) {
-      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      const r = this.pcsRow(id);
       const base = this.chunkFirsts[id]!;
       for (const off of this.findInChunk(n, id, r, targets, to - base)) {
         const s = base + off;
@@ -353,7 +398,7 @@ export class TraceReader {
     const seqs: number[] = [];
     let count = 0;
     for (let id = 0; id < this.chunkCount; id++) {
-      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      const r = this.pcsRow(id);
       const hits = this.findInChunk(n, id, r, targets, r?.count ?? 0);
       for (let k = 0; k < hits.length && seqs.length < limit; k++) seqs.push(this.chunkFirsts[id]! + hits[k]!);
       count += hits.length;
@@ -378,7 +423,7 @@ export class TraceReader {
     for (let id = this.chunkIndexOf(Math.min(to, this.end) - 1); id >= 0; id--) {
       const base = this.chunkFirsts[id]!;
       if (base + this.chunkCounts[id]! <= from) break;
-      const r = this.st.pcs!.get(id) as { pcs: Buffer; count: number };
+      const r = this.pcsRow(id);
       const hits = this.findInChunk(n, id, r, targets, to - base);
       for (let k = hits.length - 1; k >= 0; k--) {
         const s = base + hits[k]!;
@@ -394,7 +439,7 @@ export class TraceReader {
     let r = this.rowCache.get(key);
     if (r) return r;
     if (!data) {
-      const got = this.db.prepare('SELECT data FROM mem WHERE line = ? AND chunk = ? AND part = ?').get(line, chunk, part) as { data: Buffer } | undefined;
+      const got = this.st.rowData!.get(line, chunk, part) as { data: Buffer } | undefined;
       if (!got) throw traceCorrupt(this.path, `memory row of line 0x${(line * 64).toString(16)} in chunk ${chunk} is missing`);
       data = got.data;
     }
@@ -512,9 +557,9 @@ export class TraceReader {
     }
     // Rows in batches that grow (2, 4, ... 256): a few rows for the first writes, few queries for many.
     for (let batch = 2; ; batch = Math.min(batch * 2, 256)) {
-      const rows = this.st.nextMasked!.all(line, chunk, part, lastChunk, m, batch) as { chunk: number; part: number; data: Buffer }[];
+      const rows = this.st.nextMasked!.all(line, chunk, part, lastChunk, m, batch) as { chunk: number; part: number }[];
       for (const r of rows) {
-        for (const w of this.row(line, r.chunk, r.part, r.data).writes) {
+        for (const w of this.row(line, r.chunk, r.part).writes) {
           if (w.seq >= to) return;
           if (w.seq >= from && w.phys - line * 64 < hi && w.phys - line * 64 + w.len > lo) yield w;
         }
@@ -532,13 +577,18 @@ export class TraceReader {
     // A row of an earlier chunk: every write in it is before `at`, its final state is the answer.
     if (fin && fin.chunk < chunk) return blobOf(this.path, fin.final, `the final image of line 0x${(line * 64).toString(16)} in chunk ${fin.chunk}`, 64);
     if (fin) {
-      // The chunk holding `at`: the state comes from the last part whose first write is part of it.
-      const parts = this.st.partsOf!.all(line, chunk) as { part: number; data: Buffer }[];
+      // The chunk holding `at`: the state comes from the last part whose first write is part of
+      // it (found on the index: a part whose first write is at `at` itself counts when that
+      // write is a host write), else from the chunk's first part (its initial image).
       const base = this.chunkFirsts[chunk]!;
-      if (!parts.length) throw traceCorrupt(this.path, `the memory rows of line 0x${(line * 64).toString(16)} in chunk ${chunk} are missing (the table and its index disagree)`);
-      let use = parts[0]!;
-      for (const q of parts) if (rowFirstOrder(this.rowBlob(q.data, line, chunk), base, this.label) <= stateBound(at)) use = q;
-      return rowStateAt(use.data, base, at, this.label);
+      const missing = () => traceCorrupt(this.path, `the memory rows of line 0x${(line * 64).toString(16)} in chunk ${chunk} are missing (the table and its index disagree)`);
+      let use = this.st.partAt!.get(line, chunk, at) as { part: number; first: number; data: Buffer } | undefined;
+      if (use && use.first === at && rowFirstOrder(this.rowBlob(use.data, line, chunk), base, this.label) > stateBound(at)) {
+        use = this.st.partAt!.get(line, chunk, at - 1) as typeof use;
+      }
+      use ??= this.st.firstPart!.get(line, chunk) as typeof use;
+      if (!use) throw missing();
+      return rowStateAt(this.rowBlob(use.data, line, chunk), base, at, this.label);
     }
     // Never written at or before `at`: as the first row found it, or as recording began.
     const first = this.st.firstRow!.get(line) as { chunk: number; data: Buffer } | undefined;

@@ -7,8 +7,10 @@
 import { decodeLineRow, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
 import { nativeRecorder, type NativeChunk } from './native-recorder.js';
 import { createTrace, finishTrace, guard, markWriting, type Db } from './schema.js';
+import { lockTrace } from './trace-folder.js';
 import { checkpointAndDie, killNow, testKillPoint, type KillPoint } from './test-kill.js';
 import type Database from 'better-sqlite3';
+import { deflateRawSync } from 'node:zlib';
 
 export interface InputRecord {
   readonly seq: bigint;
@@ -32,13 +34,21 @@ export class TraceWriter {
   private instructions = 0;
   private closed = false;
   private readonly kill: KillPoint | undefined = testKillPoint();
+  private readonly unlock: () => void;
 
   constructor(
     readonly path: string,
     meta: Record<string, string | number>,
     replace = false,
   ) {
-    this.db = createTrace(path, meta, replace);
+    // One recording per trace: a second dbg recording into it is refused (trace-folder.ts).
+    this.unlock = lockTrace(path);
+    try {
+      this.db = createTrace(path, meta, replace);
+    } catch (e) {
+      this.unlock();
+      throw e;
+    }
     markWriting(path, true);
     this.insChunk = this.db.prepare('INSERT INTO chunk (id, first, count, pcs, writes, lines) VALUES (?, ?, ?, ?, ?, ?)');
     this.insMem = this.db.prepare('INSERT INTO mem (line, chunk, part, final, data) VALUES (?, ?, ?, ?, ?)');
@@ -68,9 +78,11 @@ export class TraceWriter {
     // inputs at its `first`): a trace opened at that position needs them (schema.ts).
     if (c.count === 0 && c.ckpts.length === 0 && c.mem.length === 0 && this.pendingInputs.length === 0) return;
     const id = this.nextChunk++;
+    // The pc stream deflated (schema 4): code that loops repeats its nibbles (the sample kernel's: 80x smaller).
+    const pcs = deflateRawSync(c.pcs, { level: 1 });
     guard(this.path, () =>
       this.db.transaction(() => {
-        this.insChunk.run(id, c.first, c.count, c.pcs, c.writes, c.lines);
+        this.insChunk.run(id, c.first, c.count, pcs, c.writes, c.lines);
         const m = c.mem;
         let prevLine = -1n;
         let part = 0;
@@ -100,7 +112,7 @@ export class TraceWriter {
       })(),
     );
     if (this.kill?.at === 'checkpoint' && this.kill.chunk === id) checkpointAndDie(this.path, () => this.db.pragma('wal_checkpoint(TRUNCATE)'));
-    this.bytesIn += c.pcs.length + c.mem.length + c.ckpts.length;
+    this.bytesIn += pcs.length + c.mem.length + c.ckpts.length;
     this.instructions += c.count;
   }
 
@@ -191,7 +203,11 @@ export class TraceWriter {
     if (this.closed) return;
     this.closed = true;
     markWriting(this.path, false);
-    finishTrace(this.db);
-    guard(this.path, () => this.db.close());
+    try {
+      finishTrace(this.db);
+      guard(this.path, () => this.db.close());
+    } finally {
+      this.unlock();
+    }
   }
 }

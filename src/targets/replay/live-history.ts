@@ -117,7 +117,7 @@ export class LiveHistory {
     if (!this.replay || this.openedAt !== live) {
       this.recorder.flush();
       this.replay?.close();
-      this.replay = ReplayTarget.open(this.recorder.path);
+      this.replay = ReplayTarget.open(this.recorder.path, { ownRecording: true });
       this.openedAt = live;
       this.ids.clear();
       this.arm(this.replay);

@@ -35,8 +35,12 @@ const NO_PC = 0xffff_ffff_ffff_fff0n;
 
 /** Moves of at most this many instructions (within two chunks) go write by write... */
 const NEAR_INSNS = 200_000;
-/** ...decoding the chunks' writes for moves this short (reverse steps, short seeks). */
+/** ...decoding the chunks' writes for moves this short (reverse steps, short seeks)... */
 const SHORT_INSNS = 32_768;
+/** ...when the chunks write more lines than this (else line by line). */
+const LINES_PER_MOVE = 512;
+/** ...or more than this on a second move in the same chunks (reverse steps: decoding pays off). */
+const LINES_AGAIN = 48;
 
 /**
  * Checkpoints are raw uc_context images of the Unicorn build that recorded them: a trace from
@@ -65,6 +69,8 @@ export class ReplayMachine {
   /** The position registers hold (every vCPU). */
   private regsAt = -1;
   private readonly writeCache = new Map<number, ChunkWrites>();
+  /** Chunks a short move went through line by line (see syncMemory). */
+  private readonly movedIn = new Set<number>();
 
 
   constructor(readonly reader: TraceReader) {
@@ -270,11 +276,27 @@ export class ReplayMachine {
     const c0 = r.chunkIndexOf(lo);
     const c1 = r.chunkIndexOf(hi);
     const base = Number(this.ramBase);
-    // Write by write when the chunks' writes are decoded already, or the move is short (a
-    // reverse step decodes its chunk once, then each step costs only its own writes); else line
-    // by line (a first decode of a chunk costs ~100 ms: not worth it for one seek).
+    // Write by write when the chunks' writes are decoded already, or for a short move when
+    // decoding pays off; else line by line: an index seek and one row's decode per line the
+    // chunks wrote (~20 us each). Decoding costs ~1 us per write (~100 per row), 100 ms and more
+    // for a chunk: for a first move in the chunks only when they wrote many lines; for a later
+    // one (reverse steps go on there) when it costs less than ~20 line-by-line moves. A chunk that
+    // writes a few hot lines (a timer loop: 11 lines, 176k writes) is never decoded.
     const cached = this.writeCache.has(c0) && this.writeCache.has(c1);
-    if (c1 - c0 <= 1 && ((cached && hi - lo <= NEAR_INSNS) || hi - lo <= SHORT_INSNS)) {
+    let decode = false;
+    if (!cached && c1 - c0 <= 1 && hi - lo <= SHORT_INSNS) {
+      let lines = 0;
+      let rows = 0;
+      for (let c = c0; c <= c1; c++) {
+        const n = r.chunkRows(c);
+        lines += n.lines;
+        rows += n.rows;
+      }
+      decode = lines > LINES_PER_MOVE || (this.movedIn.has(c1) && rows < 4 * lines);
+      if (this.movedIn.size >= 64) this.movedIn.clear();
+      this.movedIn.add(c1);
+    }
+    if (c1 - c0 <= 1 && ((cached && hi - lo <= NEAR_INSNS) || decode)) {
       // The window's writes: order in (stateBound(lo), stateBound(hi)].
       const bLo = stateBound(lo);
       const bHi = stateBound(hi);

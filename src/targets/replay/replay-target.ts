@@ -52,6 +52,8 @@ import { ReplayMachine } from './replay-machine.js';
 export interface ReplayOptions {
   /** Symbol files (the guest's ELF); default: the path the trace recorded, when it exists. */
   readonly symbols?: readonly string[];
+  /** The trace this process is recording (a live guest's): its symbol file is the one running, not compared with the recorded code. */
+  readonly ownRecording?: boolean;
 }
 
 interface Watch {
@@ -103,7 +105,7 @@ export class ReplayTarget implements Target {
     this.now = reader.end;
     machine.seek(this.now);
     for (const { path, elf } of this.symbols.modules) {
-      const differs = elf && this.codeDiffers(elf);
+      const differs = elf && !opts.ownRecording && this.codeDiffers(elf);
       if (!differs) continue;
       if (opts.symbols) throw errors.badInput(`--symbols ${path} does not match ${this.name}: ${differs}. Give the kernel that was recorded`);
       this.warnings.push(`the recorded guest's symbol file "${path}" has changed since the recording (${differs}): its symbols may be wrong (pass --symbols FILE)`);
