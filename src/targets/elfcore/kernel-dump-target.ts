@@ -39,6 +39,7 @@ import { DbgError, errors } from '../../common/errors.js';
 import { ElfFile, ET_CORE, PT_LOAD, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable, type Sym, type SymbolMatch } from '../../symbols/symbol-table.js';
+import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
 import type {
   Capabilities,
   Mapping,
@@ -218,7 +219,7 @@ export class KernelDumpTarget implements Target {
       }
       if (isKernel) this.checkKernelMatches(elf, file);
       const bias = isKernel ? this.kernelOffset : 0n;
-      const table = new SymbolTable(basename(file), elf.symbols(), bias);
+      const table = symbolTableFor(basename(file), elf, bias);
       if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
       this.symbols.add(elfModule(basename(file), file, elf, table, bias));
       this.symbolElves.push(elf);
