@@ -20,7 +20,7 @@ import { builtinModules } from '../src/mdb/modules/index.js';
 import { CaptureOutput, Session } from '../src/mdb/session.js';
 import { ElfFile } from '../src/symbols/elf-file.js';
 import { openTarget } from '../src/targets/open-target.js';
-import type { BenchResult } from './bench-result.js';
+import { timed, type BenchResult } from './bench-result.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..');
@@ -48,14 +48,6 @@ prog.load_debug_info([path])
 text = str(prog['init_task'])
 print(len(text.splitlines()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 `;
-
-function timed(cmd: string, args: readonly string[]): { ms: number; stdout: string; stderr: string } {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20 });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr.slice(0, 2000)}`);
-  return { ms, stdout: r.stdout, stderr: r.stderr };
-}
 
 interface DbgRun {
   readonly ms: number;

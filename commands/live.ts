@@ -53,6 +53,8 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
     emulate: Flags.string({ description: 'the kernel to boot', helpValue: 'FILE' }),
     memory: Flags.string({ char: 'm', description: 'guest RAM (default 128M)', helpValue: 'SIZE' }),
     cpus: Flags.integer({ description: 'number of vCPUs (default 1)', min: 1, max: 64 }),
+    disk: Flags.string({ description: 'an ATA disk image on the primary channel (the first is the master, a second the slave); writes stay in memory unless --disk-writable', multiple: true, helpValue: 'FILE' }),
+    'disk-writable': Flags.boolean({ description: 'write the guest\'s disk writes through to the --disk files' }),
     wait: Flags.boolean({ description: 'stop at the first instruction and wait for commands' }),
     symbols: Flags.string({ description: 'extra symbol file; repeat for more', multiple: true, helpValue: 'FILE' }),
     cmdline: Flags.string({ description: 'multiboot command line after the file name', helpValue: 'TEXT' }),
@@ -83,6 +85,7 @@ addr,len::history, sym::when, ::timeline, ::sql.`;
         symbols: flags.symbols,
         cmdline: flags.cmdline,
         quantum: flags.quantum,
+        disks: flags.disk?.map((path) => ({ path, writable: flags['disk-writable'] })),
       });
       if (!flags['no-record']) {
         const path = flags.record ?? defaultTracePath(file);

@@ -7,7 +7,7 @@
 // what it does and never installs system packages: it names what is missing and stops, so a test
 // run never waits for a sudo password. `--build` does step 3 only (test/global-setup.ts runs it).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,6 +45,8 @@ const needs = [
   { pkg: 'crash', has: () => which('crash') },
   { pkg: 'python3-drgn', has: () => which('drgn') },
   { pkg: 'makedumpfile', has: () => which('makedumpfile') },
+  // libkdumpfile reads kdump-compressed dumps beside dbg in test/targets/kdump
+  { pkg: 'python3-libkdumpfile', has: () => existsSync('/usr/lib/python3/dist-packages/kdumpfile') },
   { pkg: 'busybox-static', has: () => existsSync('/bin/busybox') },
   { pkg: 'nasm', has: () => which('nasm') },
 ];
@@ -72,7 +74,29 @@ if (missing.length > 0) {
 // --- 2. npm dependencies ----------------------------------------------------------------------
 const lock = join(root, 'package-lock.json');
 const installed = join(root, 'node_modules', '.package-lock.json');
-if (!buildOnly && (!existsSync(installed) || statSync(installed).mtimeMs < statSync(lock).mtimeMs)) {
+// By content, not by time: a checkout or merge rewrites package-lock.json with a new mtime and the
+// same packages, and `npm ci` then deletes and rebuilds node_modules for nothing (better-sqlite3 and
+// koffi compile for a minute, and any other run using that node_modules meanwhile breaks).
+function installedMatchesLock() {
+  if (!existsSync(installed)) return false;
+  try {
+    const want = JSON.parse(readFileSync(lock, 'utf8')).packages ?? {};
+    const have = JSON.parse(readFileSync(installed, 'utf8')).packages ?? {};
+    for (const [path, p] of Object.entries(want)) {
+      if (path === '' || p.link) continue;
+      const got = have[path];
+      if (!got) {
+        if (p.optional || p.peer) continue; // an optional package for another platform
+        return false;
+      }
+      if (got.version !== p.version) return false;
+    }
+    return Object.keys(have).every((path) => path in want);
+  } catch {
+    return false;
+  }
+}
+if (!buildOnly && !installedMatchesLock()) {
   say('installing npm dependencies (npm ci; better-sqlite3 compiles from source, about a minute)');
   run('npm', ['ci', '--no-audit', '--no-fund']);
 }

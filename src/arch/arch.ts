@@ -47,4 +47,10 @@ export interface Arch {
    * each one pointer-sized, in order.
    */
   readonly prstatusRegisters: readonly string[];
+  /**
+   * Names a target of this architecture may report besides its own registers, left out of
+   * `::regs`: the other x86 width's view of the same registers (an x86-64 CPU running 32-bit code
+   * still has rax..r15; a GDB client told i386 keeps asking for eax after the switch to long mode).
+   */
+  readonly aliases?: readonly string[];
 }

@@ -15,7 +15,7 @@ import { HostFiles } from './host-files.js';
 import { hmpCommand } from './monitor-hmp.js';
 import { librariesSvr4, xmlEscape } from './shared-libraries.js';
 import { stopNote, stopReply, threadIdText } from './stop-reply.js';
-import { decodeRegister, encodeRegister, targetDescription, type TargetDescription } from './target-description.js';
+import { clientArch, decodeRegister, encodeRegister, targetDescription, type TargetDescription } from './target-description.js';
 
 /** What `monitor CMD` runs commands through: the MDB session (or anything with its execute()). */
 export type MonitorSession = Pick<SessionView, 'execute'>;
@@ -78,7 +78,8 @@ export class GdbClient {
     opts: { allowHostIo?: boolean } = {},
   ) {
     this.files = new HostFiles(target, opts.allowHostIo === true);
-    this.desc = targetDescription(target.arch, target.kind === 'process-core' ? 'GNU/Linux' : undefined);
+    const machine = target.kind === 'emulator' || target.kind === 'replay';
+    this.desc = targetDescription(clientArch(target), target.kind === 'process-core' ? 'GNU/Linux' : undefined, machine ? 'machine' : 'dump');
     this.gThread = this.cThread = this.validThread(target.status().thread);
   }
 
@@ -390,9 +391,12 @@ export class GdbClient {
   private async resume(actions: readonly ResumeAction[]): Promise<Reply> {
     const exec = this.target.caps.execution;
     if (!exec) return this.didNotRun(`${this.target.name} cannot run: execution control is not supported by this target`);
-    // All-stop: at most one thread steps; any continue action means "run the machine".
+    // All-stop, as KMDB steps: a step action moves that thread alone (a `c` for the others waits
+    // until the step is over). Continue actions for named threads only (vCont;c:T, what gdb sends
+    // under `set scheduler-locking on|step`) run those alone; one for all threads runs the machine.
     const step = actions.find((a) => a.action === 'step');
-    const stop = await this.run(() => (step ? exec.step(this.pick(step.thread)) : exec.resume()));
+    const alone = actions.length === 1 && actions[0]!.thread.kind === 'thread' ? actions[0]!.thread.index : undefined;
+    const stop = await this.run(() => (step ? exec.step(this.pick(step.thread)) : exec.resume(alone)));
     const note = stopNote(stop);
     return { packet: this.stopText(stop), output: note ? [note] : undefined };
   }

@@ -17,6 +17,7 @@ declare module 'capstone-wasm' {
   }
   export const Const: {
     readonly CS_ARCH_X86: number;
+    readonly CS_MODE_32: number;
     readonly CS_MODE_64: number;
     readonly CS_OPT_SYNTAX: number;
     readonly CS_OPT_SYNTAX_ATT: number;

@@ -70,6 +70,11 @@ export interface Dcmd {
    * remote client (gdb's `monitor`) refuses such dcmds unless the user allowed it when starting dbg.
    */
   readonly host?: HostEffect;
+  /**
+   * True when the dcmd reads `,count` itself (`addr,len::hexdump`); otherwise `addr,count::dcmd`
+   * runs it count times, as MDB does. A usage showing `[,len]` or `[,count]` says the same.
+   */
+  readonly readsCount?: boolean;
   run(session: SessionView, inv: Invocation, out: Output): void | Promise<void>;
 }
 

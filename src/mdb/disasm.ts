@@ -30,7 +30,11 @@ let capstone: typeof import('capstone-wasm') | undefined;
 const handles = new Map<string, Capstone>();
 
 export class Disassembler {
-  private constructor(private readonly cs: Capstone) {}
+  private constructor(
+    private readonly cs: Capstone,
+    /** The architecture it decodes (dbg's name: 'x86-64', 'i386'). */
+    readonly arch: string,
+  ) {}
 
   /** The disassembler for `arch`; DbgError('unsupported') for an ISA capstone-wasm lacks here. */
   static async load(arch: Arch): Promise<Disassembler> {
@@ -46,14 +50,14 @@ export class Disassembler {
   static loaded(arch: Arch): Disassembler {
     let cs = handles.get(arch.name);
     if (!cs) {
-      if (arch.name !== 'x86-64') throw errors.unsupported(`the ${arch.name} architecture`, 'disassembly');
+      if (arch.name !== 'x86-64' && arch.name !== 'i386') throw errors.unsupported(`the ${arch.name} architecture`, 'disassembly');
       if (!capstone) throw new Error('Disassembler.loaded() before Disassembler.load()');
       const { Capstone, Const } = capstone;
-      cs = new Capstone(Const.CS_ARCH_X86, Const.CS_MODE_64);
+      cs = new Capstone(Const.CS_ARCH_X86, arch.name === 'i386' ? Const.CS_MODE_32 : Const.CS_MODE_64);
       cs.setOption(Const.CS_OPT_SYNTAX, Const.CS_OPT_SYNTAX_ATT);
       handles.set(arch.name, cs);
     }
-    return new Disassembler(cs);
+    return new Disassembler(cs, arch.name);
   }
 
   /** Decode up to `count` instructions from `bytes` at `addr`; stops at the first undecodable byte. */

@@ -11,14 +11,16 @@
  * Operators, loosest last (MDB's set and order):
  *   unary    -x  ~x  #x (logical not)  *x (pointer-sized read)  %x (same, object view)
  *            *&#47;c/x *&#47;s/x *&#47;i/x *&#47;l/x (1, 2, 4, 8-byte reads; also J K B etc. as sizes)
- *   binary   *  %  (integer division, as in MDB)  #  (round up to a multiple)
+ *   binary   *  %  (signed integer division, as in MDB)  %% (remainder)  #  (round up to a multiple)
  *            +  -
  *            <<  >>
  *            ==  !=
  *            &
  *            ^
  *            |
- * Inside parentheses `/` also divides (at the top level it starts a format).
+ * Inside parentheses `/` also divides (at the top level it starts a format). Where a value goes,
+ * `+` alone is dot + the increment, `^` dot - the increment, `&` the last command's address;
+ * 'A' is a character constant (0x41).
  *
  * Errors are DbgError('bad-input') naming the column, or whatever the lookups throw
  * (no-symbol, unmapped).
@@ -39,6 +41,16 @@ export interface ExprContext {
   variable(name: string): bigint | undefined;
   /** The default radix of numbers without a prefix ($d); 16 when not given. */
   readonly radix?: number;
+  /** The size of the last thing a format printed: `+` is dot + incr, `^` dot - incr. */
+  readonly incr?: bigint;
+  /** The address the last command was given: `&`. */
+  readonly lastAddr?: bigint;
+}
+
+/** The characters of a character constant, with C's backslash escapes. */
+function unescapeChars(body: string): string {
+  const esc: Record<string, string> = { n: '\n', t: '\t', r: '\r', '0': '\0', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v' };
+  return body.replace(/\\(.)/g, (m, c: string) => esc[c] ?? m);
 }
 
 function prefixRadix(letter: string): number {
@@ -128,7 +140,19 @@ class ExprParser {
         p++;
         continue;
       }
-      if (c === '<' && /[A-Za-z_]/.test(s[p + 1] ?? '')) {
+      if (c === "'") {
+        // A character constant: 'A' is 0x41; up to 8 characters pack into one value, first highest.
+        const close = s.indexOf("'", p + 1);
+        if (close < 0) throw this.fail(start, 'unterminated character constant');
+        const chars = unescapeChars(s.slice(p + 1, close));
+        if (chars.length === 0 || chars.length > 8) throw this.fail(start, `a character constant holds 1 to 8 characters, not ${chars.length}`);
+        let v = 0n;
+        for (const ch of chars) v = (v << 8n) | BigInt(ch.charCodeAt(0) & 0xff);
+        out.push({ t: 'num', v, pos: start });
+        p = close + 1;
+        continue;
+      }
+      if (c === '<' && /[A-Za-z_0-9]/.test(s[p + 1] ?? '')) {
         p++;
         while (p < s.length && /[\w]/.test(s[p]!)) p++;
         out.push({ t: 'var', v: s.slice(start + 1, p), pos: start });
@@ -144,7 +168,7 @@ class ExprParser {
         continue;
       }
       const two = s.slice(p, p + 2);
-      if (two === '<<' || two === '>>' || two === '==' || two === '!=') {
+      if (two === '<<' || two === '>>' || two === '==' || two === '!=' || two === '%%') {
         out.push({ t: 'op', v: two, pos: start });
         p += 2;
         continue;
@@ -186,7 +210,7 @@ class ExprParser {
     return v;
   }
 
-  private static readonly levels: string[][] = [['|'], ['^'], ['&'], ['==', '!='], ['<<', '>>'], ['+', '-'], ['*', '%', '#', '/']];
+  private static readonly levels: string[][] = [['|'], ['^'], ['&'], ['==', '!='], ['<<', '>>'], ['+', '-'], ['*', '%', '%%', '#', '/']];
 
   private binary(level: number): bigint {
     if (level >= ExprParser.levels.length) return this.unary();
@@ -224,7 +248,16 @@ class ExprParser {
         return a - b;
       case '*':
         return a * b;
-      case '%':
+      case '%': {
+        // MDB's `%` divides as signed 64-bit numbers; `%%` is the (unsigned) remainder.
+        if (b === 0n) throw this.fail(pos, 'division by zero');
+        const q = BigInt.asIntN(64, a) / BigInt.asIntN(64, b);
+        if (q === 1n << 63n) throw this.fail(pos, 'divide overflow');
+        return q;
+      }
+      case '%%':
+        if (b === 0n) throw this.fail(pos, 'division by zero');
+        return a % b;
       case '/':
         if (b === 0n) throw this.fail(pos, 'division by zero');
         return a / b;
@@ -290,6 +323,11 @@ class ExprParser {
           this.i++;
           return v;
         }
+        // Alone where a value goes, `+` is dot plus the increment, `^` dot minus it, `&` the last
+        // address a command was given (MDB's expression words).
+        if (t.v === '+') return (this.ctx.dot + (this.ctx.incr ?? 0n)) & MASK;
+        if (t.v === '^') return (this.ctx.dot - (this.ctx.incr ?? 0n)) & MASK;
+        if (t.v === '&') return this.ctx.lastAddr ?? this.ctx.dot;
         throw this.fail(t.pos, `expected a number, symbol or "(" but found "${t.v}"`);
       case 'end':
         throw this.fail(t.pos, 'expression ends where a value was expected');

@@ -6,7 +6,8 @@
  *   command   := [expr] [',' expr] verb
  *   verb      := '::' name {arg}                dcmd
  *              | ('/' | '?' | '\' | '=') fmt {arg}   format (or a write: /W /Z /w /v value...)
- *              | '$' letter {arg}               shorthand: $c $C $r $q $Q $m $?  -> dcmd
+ *              | '$' letter {arg}               shorthand: $c $C $r $q $Q $m $? $d  -> dcmd
+ *              | '$<' file  '$<<' file  '$>' [file]    run a macro file; log output to a file
  *              | ':' letter {arg}               execution shorthand: :c :s :e :u :b :d :z :r :k :w :a :p
  *              | '>' name                       assigns expr (default dot) to variable name (<name reads it)
  *              | (nothing)                      sets dot to expr
@@ -38,7 +39,7 @@ export interface SourceExpr {
 export type Verb =
   | { readonly kind: 'dcmd'; readonly name: string; readonly args: readonly string[] }
   | { readonly kind: 'format'; readonly space: '/' | '?' | '\\' | '='; readonly fmt: string; readonly args: readonly string[] }
-  | { readonly kind: 'assign'; readonly name: string } // `expr >name`: set variable name, read back with <name
+  | { readonly kind: 'assign'; readonly name: string; readonly size?: string } // `expr >name`, `expr >/c/name`: set variable name (<name reads it)
   | { readonly kind: 'shell'; readonly command: string; readonly source: boolean } // `! cmd`, `!< cmd`
   | { readonly kind: 'dot' };
 
@@ -192,6 +193,15 @@ class LineParser {
         this.pos++;
         continue;
       }
+      if (c === "'") {
+        // A character constant ('A', '\n') is one token: its characters are not verbs.
+        const close = this.s.indexOf("'", this.pos + 1);
+        const eol = this.s.indexOf('\n', this.pos);
+        if (close > 0 && (eol < 0 || close < eol)) {
+          this.pos = close + 1;
+          continue;
+        }
+      }
       this.pos++;
     }
     const text = this.s.slice(start, this.pos);
@@ -221,6 +231,16 @@ class LineParser {
       this.pos += 2;
       return { kind: 'dcmd', name: m.name, args: [...(m.args ?? []), ...this.args()] };
     }
+    if (c === '$' && this.s[this.pos + 1] === '<') {
+      // `$<file` runs a macro file's commands; `$<<file` too, in the current context.
+      const nested = this.s[this.pos + 2] === '<';
+      this.pos += nested ? 3 : 2;
+      return { kind: 'dcmd', name: nested ? 'source' : 'macro', args: this.args() };
+    }
+    if (c === '$' && this.s[this.pos + 1] === '>') {
+      this.pos += 2;
+      return { kind: 'dcmd', name: 'log', args: this.args() };
+    }
     if (c === '$') {
       const letter = this.s[this.pos + 1];
       const m = letter !== undefined ? dollarMap[letter] : undefined;
@@ -245,10 +265,12 @@ class LineParser {
       return { kind: 'format', space: c, fmt: this.s.slice(fmtStart, this.pos), args: this.args() };
     }
     if (c === '>') {
-      const m = /^>\s*([A-Za-z_]\w*)/.exec(this.s.slice(this.pos));
-      if (!m) throw this.error(this.pos, 'expected a variable name after ">"');
+      // `>/c/name` keeps only the low byte (c, s, i, l: 1, 2, 4, 8 bytes).
+      const m = /^>\s*(?:\/([A-Za-z])\/)?\s*([A-Za-z_]\w*)/.exec(this.s.slice(this.pos));
+      if (!m) throw this.error(this.pos, 'expected a variable name after ">" (or ">/c/name" with a size c s i l)');
+      if (m[1] !== undefined && !'csil'.includes(m[1])) throw this.error(this.pos, `bad size "${m[1]}" in ">/${m[1]}/": expected c s i l (1, 2, 4, 8 bytes)`);
       this.pos += m[0].length;
-      return { kind: 'assign', name: m[1]! };
+      return { kind: 'assign', name: m[2]!, ...(m[1] !== undefined ? { size: m[1] } : {}) };
     }
     return { kind: 'dot' };
   }
@@ -321,6 +343,19 @@ class LineParser {
       while (this.pos < this.s.length) {
         const d = this.s[this.pos]!;
         if (d === ' ' || d === '\t' || d === '|' || d === ';' || d === '\n') break;
+        if (d === '$' && this.s[this.pos + 1] === '[') {
+          // `$[expr]`: the expression's value as the argument (the session evaluates it).
+          let depth = 0;
+          let end = this.pos + 1;
+          for (; end < this.s.length; end++) {
+            if (this.s[end] === '[') depth++;
+            else if (this.s[end] === ']' && --depth === 0) break;
+          }
+          if (end >= this.s.length) throw this.error(this.pos, 'unterminated "$[" (expected "]")');
+          word += this.s.slice(this.pos, end + 1);
+          this.pos = end + 1;
+          continue;
+        }
         if (d === '"' || d === "'") {
           const close = this.s.indexOf(d, this.pos + 1);
           if (close < 0) throw this.error(this.pos, `unterminated ${d === '"' ? 'double' : 'single'} quote`);

@@ -8,11 +8,13 @@
  */
 
 import { spawnSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { resolve as resolvePath } from 'node:path';
 import { DbgError, errors } from '../common/errors.js';
 import { need, type Target } from '../targets/target.js';
 import type { Dcmd, DcmdModule, HostEffect, Invocation, Output, SessionView, Walker } from './dcmd.js';
+import type { Arch } from '../arch/arch.js';
 import { Disassembler } from './disasm.js';
 import { FILE_LINE, lineAddresses } from '../types/frame-source.js';
 import { evaluate, type ExprContext } from './expr.js';
@@ -60,6 +62,18 @@ export class Session implements SessionView {
   incr = 0n;
   /** The default radix of numbers without a prefix, and of ::map's output ($d sets it). */
   radix = 16;
+  /** The last value a format printed (MDB's variable 0, read as `<0`). */
+  lastValue = 0n;
+  /** The address the last command was given (MDB's `&`). */
+  lastAddr?: bigint;
+  /** Where $< and $<< look for macro files. */
+  macroPath: string[] = (process.env.DBG_MACRO_PATH ?? '.').split(':').filter((d) => d !== '');
+  /** How deep $< macros are nested now. */
+  macroDepth = 0;
+  /** The file $> copies output into. */
+  private logFile?: string;
+  /** How deep execute() is nested (::eval, macros): only the outermost call copies to the log. */
+  private depth = 0;
   readonly state = new Map<string, unknown>();
   readonly variables = new Map<string, bigint>();
   /** Set by ::quit; the REPL stops reading when it sees it. */
@@ -183,12 +197,15 @@ export class Session implements SessionView {
       read: (addr, size) => readValue(this.formatContext(), addr, size),
       variable: (name) => this.variable(name),
       radix: this.radix,
+      incr: this.incr,
+      lastAddr: this.lastAddr,
     };
   }
 
   private variable(name: string): bigint | undefined {
     const v = this.variables.get(name);
     if (v !== undefined) return v;
+    if (name === '0') return this.lastValue;
     if (this.target.threads().length === 0) return undefined;
     try {
       return this.target.registers(this.thread).get(name);
@@ -206,14 +223,21 @@ export class Session implements SessionView {
       littleEndian: t.arch.littleEndian,
       pointerBytes: t.arch.pointerBytes,
       symbolic: (addr) => symbolName(t, addr),
-      disassembler: this.disassembler,
+      disassembler: this.disassemblerFor(t.arch),
       incr: this.incr,
     };
   }
 
   /** The disassembler for the target's arch, loading capstone on first use. */
   async disasm(): Promise<Disassembler> {
-    this.disassembler ??= await Disassembler.load(this.target.arch);
+    const arch = this.target.arch;
+    if (this.disassembler?.arch !== arch.name) this.disassembler = await Disassembler.load(arch);
+    return this.disassembler;
+  }
+
+  /** The loaded disassembler, for the target's architecture now (a guest changes mode as it runs). */
+  private disassemblerFor(arch: Arch): Disassembler | undefined {
+    if (this.disassembler && this.disassembler.arch !== arch.name) this.disassembler = Disassembler.loaded(arch);
     return this.disassembler;
   }
 
@@ -236,11 +260,43 @@ export class Session implements SessionView {
   }
 
   async execute(line: string, out: Output): Promise<void> {
-    if (this.abort.signal.aborted) this.abort = new AbortController();
-    for (const pipeline of parseStatements(line)) {
-      await this.runPipeline(pipeline, out);
-      if (this.quitRequested) return;
+    if (this.abort.signal.aborted && this.depth === 0) this.abort = new AbortController();
+    const target = this.depth === 0 ? this.logged(out) : out;
+    this.depth++;
+    try {
+      for (const pipeline of parseStatements(line)) {
+        await this.runPipeline(pipeline, target);
+        if (this.quitRequested) return;
+      }
+    } finally {
+      this.depth--;
     }
+  }
+
+  /** `$> file`: copy output into `file` from now on; `$>` alone stops. */
+  logTo(file: string | undefined): void {
+    if (file !== undefined) {
+      try {
+        appendFileSync(file, '');
+      } catch (e) {
+        throw new DbgError('io', `cannot write the log file "${file}": ${(e as Error).message}`);
+      }
+    }
+    this.logFile = file;
+  }
+
+  /** `out`, also copying each text line into the $> log file while one is set. */
+  private logged(out: Output): Output {
+    const session = this;
+    return Object.assign(Object.create(out) as Output, {
+      line(text: string) {
+        out.line(text);
+        if (session.logFile !== undefined) appendFileSync(session.logFile, text + '\n');
+      },
+      json: out.json.bind(out),
+      ...(out.value ? { value: out.value.bind(out) } : {}),
+      ...(out.warn ? { warn: out.warn.bind(out) } : {}),
+    });
   }
 
   /**
@@ -304,14 +360,22 @@ export class Session implements SessionView {
   private async runCommand(cmd: Command, out: Output, piped: bigint | undefined, isPiped: boolean): Promise<void> {
     const addr = piped !== undefined ? piped : cmd.addr ? this.evalSource(cmd.addr) : undefined;
     const count = cmd.count ? this.evalSource(cmd.count) : undefined;
-    const verb = cmd.verb;
+    if (addr !== undefined) this.lastAddr = addr;
+    const verb = cmd.verb.kind === 'dcmd' || cmd.verb.kind === 'format' ? { ...cmd.verb, args: cmd.verb.args.map((a) => this.immediate(a)) } : cmd.verb;
     switch (verb.kind) {
       case 'dot':
         if (addr !== undefined) this.dot = addr;
+        // As in MDB, an address alone runs the last display format again there (`10/X`, then `20`).
+        if (addr !== undefined && this.lastFormat && !isPiped) {
+          const f = this.lastFormat;
+          await this.runFormat(f.space, f.fmt, [], addr, count ?? f.count, out);
+        }
         return;
-      case 'assign':
-        this.variables.set(verb.name, addr ?? this.dot);
+      case 'assign': {
+        const bytes = verb.size === undefined ? 8 : { c: 1, s: 2, i: 4, l: 8 }[verb.size]!;
+        this.variables.set(verb.name, BigInt.asUintN(bytes * 8, addr ?? this.dot));
         return;
+      }
       case 'dcmd': {
         const d = this.findDcmd(verb.name);
         if (!d) throw errors.badInput(`unknown dcmd '${verb.name}' (::help lists the dcmds)`);
@@ -320,8 +384,20 @@ export class Session implements SessionView {
           throw new DbgError('denied', `::${d.name} ${hostEffectText[d.host]} on the machine dbg runs on: refused for a remote client; ${this.hostRefusal}`);
         }
         if (addr !== undefined) this.dot = addr;
-        const inv: Invocation = { addr, count, args: verb.args, piped: isPiped };
-        await d.run(this, inv, out);
+        if (count === undefined || readsCount(d)) {
+          await d.run(this, { addr, count, args: verb.args, piped: isPiped }, out);
+          return;
+        }
+        // `addr,count::dcmd` runs the dcmd count times, dot moving on by the increment each time.
+        if (count > 0x100000n) throw errors.badInput(`count ${count} is too large (at most 0x100000 repetitions)`);
+        let at = addr ?? this.dot;
+        for (let k = 0n; k < count; k++) {
+          this.incr = 0n;
+          this.dot = at;
+          const inv: Invocation = { addr: at, args: verb.args, piped: isPiped };
+          await d.run(this, inv, out);
+          at += this.incr;
+        }
         return;
       }
       case 'format':
@@ -329,6 +405,12 @@ export class Session implements SessionView {
         if (verb.space !== '=' && verb.args.length === 0) this.lastFormat = { space: verb.space, fmt: verb.fmt, count: count ?? 1n };
         return;
     }
+  }
+
+  /** An argument `$[expr]` becomes the expression's value (as 0x hex); other words stay as they are. */
+  private immediate(word: string): string {
+    const m = /^\$\[(.*)\]$/s.exec(word);
+    return m ? '0x' + this.evaluate(m[1]!).toString(16) : word;
   }
 
   private async runFormat(space: '/' | '?' | '\\' | '=', fmt: string, args: readonly string[], addr: bigint, count: bigint, out: Output): Promise<void> {
@@ -351,7 +433,10 @@ export class Session implements SessionView {
     if (args.length > 0) throw errors.badInput(`unexpected argument "${args[0]}" after format "${fmt}"`);
     if (count > 0x100000n) throw errors.badInput(`count ${count} is too large (at most 0x100000 repetitions)`);
     const ctx = this.formatContext(read);
-    if (out.piping && out.value) ctx.emit = (v) => out.value!(v);
+    ctx.emit = (v) => {
+      this.lastValue = v;
+      if (out.piping && out.value) out.value(v);
+    };
     const iob = new Iob((l) => out.line(l));
     let at = addr;
     let lastStart = addr;
@@ -379,7 +464,8 @@ export class Session implements SessionView {
       }
     } finally {
       iob.flush();
-      this.incr = ctx.incr;
+      // `=` prints values, not memory: it leaves no increment (MDB's m_incr = 0).
+      this.incr = space === '=' ? 0n : ctx.incr;
       this.dot = space === '=' ? addr : lastStart;
     }
   }
@@ -406,6 +492,11 @@ export class Session implements SessionView {
       this.incr = BigInt(size);
     }
   }
+}
+
+/** Whether `d` takes `,count` as its own argument (`addr,len::hexdump`) instead of being repeated. */
+function readsCount(d: Dcmd): boolean {
+  return d.readsCount ?? /,(len|count)\b/.test(d.usage);
 }
 
 /** The address on each line a pipe carries: the first word, read as a hex number. */

@@ -127,10 +127,17 @@ export type WatchKind = 'read' | 'write' | 'access' | 'exec';
 
 /** Running the guest forward. Every promise settles with the stop that ended the run. */
 export interface ExecutionControl {
-  /** Execute one instruction on `thread`. */
-  step(thread: number): Promise<StopStatus>;
-  /** Run until a breakpoint, watchpoint, fault, halt or interrupt. */
-  resume(): Promise<StopStatus>;
+  /**
+   * Execute `count` (default 1) instructions of `thread` alone, as KMDB steps one CPU: the other
+   * threads stay where they stopped. A trace, whose interleaving is fixed, steps through its
+   * history instead. Stops earlier at a breakpoint, watchpoint, fault or interrupt.
+   */
+  step(thread: number, count?: number): Promise<StopStatus>;
+  /**
+   * Run until a breakpoint, watchpoint, fault, halt or interrupt. `only`: run that thread alone
+   * (the others stay stopped) where the target can — a live guest; a trace replays as recorded.
+   */
+  resume(only?: number): Promise<StopStatus>;
   /** Ask a running resume() to stop soon (within 10 ms); harmless when stopped. */
   interrupt(): void;
   readonly running: boolean;
@@ -289,6 +296,17 @@ export interface Target {
   readonly symbols: SymbolSpace;
 
   status(): StopStatus;
+
+  /**
+   * A target's own way to find a frame's caller (a Linux kernel dump: its ORC tables), tried
+   * before CFI and frame pointers. `regs` by register name; `signal`: the frame was interrupted,
+   * so its pc is not a return address. 'end': the bottom of the stack; undefined: no answer here.
+   */
+  unwindStep?(
+    thread: number,
+    regs: ReadonlyMap<string, bigint>,
+    signal: boolean,
+  ): { readonly regs: Map<string, bigint> | 'end'; readonly signal: boolean; readonly user: boolean } | undefined;
 
   /** Problems met while opening (a library not found, a note that lies), printed once at open. */
   readonly warnings?: readonly string[];

@@ -54,7 +54,7 @@ export interface Frame {
    * 'return-address' when frame 0's pc is no code (0, or unreadable: a call through a bad
    * pointer) and its caller is the return address the call left on top of the stack.
    */
-  readonly how: 'registers' | 'cfi' | 'frame-pointer' | 'return-address';
+  readonly how: 'registers' | 'cfi' | 'frame-pointer' | 'return-address' | 'orc';
   /**
    * The frame's registers by DWARF number, as far as they are known: all of them in frame 0,
    * in callers those the CFI restores plus those it leaves alone (assumed unchanged, as gdb does).
@@ -99,11 +99,17 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
     const pc = regs.get(pcCol);
     const sp = regs.get(spCol);
     if (pc === undefined || sp === undefined || (pc === 0n && frames.length > 0)) break;
-    const lookup = isCaller ? pc - 1n : pc;
-    const cfi = cfiFor(target, lookup);
-    let next: RegState | undefined;
+    const lookup: bigint = isCaller ? pc - 1n : pc;
+    // The target's own unwinder first (a Linux kernel's ORC tables), then CFI, then frame pointers.
+    const own: ReturnType<NonNullable<Target['unwindStep']>> = target.unwindStep?.(thread, namedRegisters(arch, regs), !isCaller);
+    if (own?.regs === 'end') {
+      frames.push({ level: frames.length, pc, sp, how, regs });
+      break;
+    }
+    const cfi: { row: UnwindRow } | undefined = own ? undefined : cfiFor(target, lookup);
+    let next: RegState | undefined = own ? dwarfRegisters(arch, own.regs as ReadonlyMap<string, bigint>) : undefined;
     let cfa: bigint | undefined;
-    let signalFrame = false;
+    let signalFrame: boolean = own?.signal ?? false;
     if (cfi) {
       const r = stepCfi(read, arch, regs, cfi.row, pcCol, spCol);
       if (r === 'outermost') {
@@ -118,7 +124,7 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
     }
     frames.push({ level: frames.length, pc, sp, ...(cfa !== undefined ? { cfa } : {}), how, regs });
     if (!opts?.pastMain && isMain(target, lookup)) break;
-    let nextHow: Frame['how'] = 'cfi';
+    let nextHow: Frame['how'] = own ? 'orc' : 'cfi';
     if (!next && frames.length === 1 && !isCode(read, pc)) {
       next = stepReturnAddress(read, arch, regs, pcCol, spCol);
       nextHow = 'return-address';
@@ -136,6 +142,11 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
     const nsp = next.get(spCol);
     const npc = next.get(pcCol);
     if (nsp === undefined || npc === undefined || npc === 0n) break;
+    if (own?.user) {
+      // Entered from user mode: its registers are the last frame (its stack is another world).
+      frames.push({ level: frames.length, pc: npc, sp: nsp, how: 'orc', regs: next });
+      break;
+    }
     // The stack grows down: a caller's sp below or at its callee's means a loop or garbage.
     if (nsp < sp || (nsp === sp && npc === pc)) break;
     regs = next;
@@ -143,6 +154,21 @@ export function unwind(target: Target, thread: number, opts?: UnwindOptions): Fr
     isCaller = !signalFrame;
   }
   return frames;
+}
+
+function namedRegisters(arch: Arch, regs: RegState): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const [n, v] of regs) out.set(arch.dwarfRegisters[n]!, v);
+  return out;
+}
+
+function dwarfRegisters(arch: Arch, named: ReadonlyMap<string, bigint>): RegState {
+  const out: RegState = new Map();
+  arch.dwarfRegisters.forEach((name, n) => {
+    const v = named.get(name);
+    if (v !== undefined) out.set(n, v);
+  });
+  return out;
 }
 
 /** Whether `pc` is in the executable's (the first module's) `main`. */

@@ -343,7 +343,7 @@ class Printer {
 
   private member(m: Member, base: bigint | undefined, depth: number, nest: number, prefix: string | undefined, suffix: string): void {
     const addr = base === undefined ? undefined : base + BigInt(Math.floor(m.bitOffset / 8));
-    this.element(m.type, memberLabel(m) ?? '', addr, m.bitOffset % 8, m.bitSize, depth, nest, prefix, suffix, '\n');
+    this.element(m.type, memberLabel(m) ?? '<anon>', addr, m.bitOffset % 8, m.bitSize, depth, nest, prefix, suffix, '\n');
     this.flushNewlines();
   }
 
@@ -446,7 +446,8 @@ function floatText(v: number): string {
   const [mant, exp] = v.toExponential(7).split('e') as [string, string];
   const sign = exp.startsWith('-') ? '-' : '+';
   const digits = exp.replace(/^[+-]/, '').padStart(2, '0');
-  return `${mant}e${sign}${digits}`;
+  // MDB signs every value: +3.9829317e-60 (illumos's tst.anon).
+  return `${mant.startsWith('-') ? '' : '+'}${mant}e${sign}${digits}`;
 }
 
 /**

@@ -82,7 +82,7 @@ describe('dbg live --emulate', () => {
     const writer = BigInt(back![1]!);
     const ww = /^seq (\d+)  task_init\+0x[0-9a-f]+ \(0x[0-9a-f]+\), vCPU 0  phys 0x[0-9a-f]+: 00 00 00 00 00 00 00 00 -> ((?:[0-9a-f]{2} ?){8})$/.exec(l[6]!);
     expect(ww, l[6]).not.toBeNull();
-    expect(l[5]).toBe(`tasks:          ${Buffer.from(ww![2]!.replace(/ /g, ''), 'hex').readBigUInt64LE(0).toString(16)}`);
+    expect(l[5]!.trimEnd()).toBe(`tasks:          ${Buffer.from(ww![2]!.replace(/ /g, ''), 'hex').readBigUInt64LE(0).toString(16)}`);
     expect(l[7]).toMatch(new RegExp(`^seq ${writer - 1n}: log_append\\+0x[0-9a-f]+ \\(0x[0-9a-f]+\\) on vCPU 0: step$`));
     expect(l[8]).toBe(`seq ${writer - 1n} of [0, ${writer + 1n}] (${writer + 1n} instructions recorded; 2 after now)`);
     expect(l[9]).toMatch(/^stopped: step at 0x[0-9a-f]+ log_append\+/);

@@ -51,3 +51,15 @@ export async function failure(s: Session, line: string): Promise<DbgError> {
   }
   throw new Error(`"${line}" did not fail`);
 }
+
+/** A size or offset as MDB prints one (%#r in hexadecimal): `8`, `0x10`. */
+export function mdbNumber(v: bigint | number | string): string {
+  const n = BigInt(v);
+  return n < 10n ? n.toString() : '0x' + n.toString(16);
+}
+
+/** The start of ::offsetof's line for member `m` of `t` at `offset` (its `, sizeof (...->m) = …` follows). */
+export function offsetofLine(t: string, m: string, offset: bigint | number | string): RegExp {
+  const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${esc(`offsetof (${t}, ${m}) = ${mdbNumber(offset)}, sizeof (...->${m}) = `)}(\\d|0x[0-9a-f]+|\\d+ bits)$`);
+}

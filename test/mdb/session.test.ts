@@ -71,7 +71,7 @@ describe('::list and ::walk', () => {
   it('checks its arguments', async () => {
     expect((await failure(s, '::list 8')).message).toBe('::list needs the address of the first node (usage: addr::list OFFSET | addr::list TYPE MEMBER)');
     expect((await failure(s, '100::list')).message).toBe('::list needs exactly one OFFSET argument (usage: addr::list OFFSET | addr::list TYPE MEMBER)');
-    expect((await failure(s, '100::walk nosuch')).message).toBe("unknown walker 'nosuch' (walkers: list)");
+    expect((await failure(s, '100::walk nosuch')).message).toBe("unknown walker 'nosuch' (walkers: list, task, thread)");
     expect((await failure(s, '::walk list')).message).toBe('the list walker needs the address of the first node: addr::walk list');
   });
 });
@@ -87,7 +87,7 @@ describe('dcmd dispatch', () => {
     const e = await failure(s, '::stack -z');
     expect(e.code).toBe('bad-input');
     expect(e.message).toBe('::stack: unknown option -z (usage: ::stack [-a] [-s] [-v])');
-    expect((await failure(s, '::dis -n')).message).toBe('::dis: option -n needs a value (usage: [addr]::dis [-s] [-n count])');
+    expect((await failure(s, '::dis -n')).message).toBe('::dis: option -n needs a value (usage: [addr]::dis [-s] [-n count] [ADDR])');
   });
 
   it('names an unknown symbol', async () => {

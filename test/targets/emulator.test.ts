@@ -190,8 +190,9 @@ shared: .quad 0
     const trace = async (): Promise<string[]> => {
       const t = boot(k, { ramBytes: 8 << 20, cpus: 2, quantum: 777 });
       const pcs: string[] = [];
+      // vCPU 1 can be stepped once vCPU 0's third instruction (out 0x518) has started it
       for (let i = 0; i < 60; i++) {
-        const st = await t.caps.execution!.step(1 + (i % 2));
+        const st = await t.caps.execution!.step(i < 3 ? 1 : 1 + (i % 2));
         pcs.push(`${st.thread}:${st.pc.toString(16)}:${st.seq}`);
       }
       await t.caps.execution!.resume();

@@ -12,7 +12,7 @@ import { DwarfInfo } from '../../src/symbols/dwarf/dwarf-info.js';
 import { ElfFile } from '../../src/symbols/elf-file.js';
 import { openTarget } from '../../src/targets/open-target.js';
 import { fixturesSrc } from '../helpers/debuggee.js';
-import { failure, run, sessionOn, tempDir } from '../mdb/helpers.js';
+import { failure, mdbNumber, offsetofLine, run, sessionOn, tempDir } from '../mdb/helpers.js';
 
 let tmp: ReturnType<typeof tempDir>;
 const exes: Record<'plain' | 'gdbIndex' | 'debugNames', string> = { plain: '', gdbIndex: '', debugNames: '' };
@@ -63,7 +63,8 @@ describe('name indexes', () => {
     expect(await answers(exes.gdbIndex)).toEqual(plain);
     expect(await answers(exes.debugNames)).toEqual(plain);
     const g = spawnSync('gdb', ['-nx', '-batch', exes.gdbIndex, '-ex', 'p sizeof(struct job)', '-ex', 'p sizeof(struct extra_a)', '-ex', 'p/x &((struct extra_b *)0)->tail'], { encoding: 'utf8' }).stdout.trim().split('\n').map((l) => l.replace(/^\$\d+ = /, ''));
-    expect([plain[0], plain[3], plain[4]]).toEqual([`sizeof (struct job) = 0x${Number(g[0]).toString(16)}`, `sizeof (struct extra_a) = 0x${Number(g[1]).toString(16)}`, `offsetof (struct extra_b, tail) = ${g[2]}`]);
+    expect([plain[0], plain[3]]).toEqual([`sizeof (struct job) = ${mdbNumber(g[0]!)}`, `sizeof (struct extra_a) = ${mdbNumber(g[1]!)}`]);
+    expect(plain[4]).toMatch(offsetofLine('struct extra_b', 'tail', g[2]!));
   });
 
   it('read only the unit the index names', () => {

@@ -16,7 +16,7 @@ import type { Session } from '../../src/mdb/session.js';
 import { openTarget } from '../../src/targets/open-target.js';
 import { skipReason } from '../helpers/debuggee.js';
 import { repoRoot } from '../helpers/repo.js';
-import { run, sessionOn } from '../mdb/helpers.js';
+import { mdbNumber, offsetofLine, run, sessionOn } from '../mdb/helpers.js';
 
 const vmlinux = join(repoRoot, 'test', '.fixtures', 'vmlinux', 'vmlinux');
 const why =
@@ -53,8 +53,8 @@ describe.skipIf(skip)('a real Debian vmlinux against gdb', () => {
   afterAll(() => s?.target.close());
 
   it('::sizeof and ::offsetof agree with gdb', async () => {
-    for (const [i, t] of types.entries()) expect(await run(s, `::sizeof ${t}`)).toEqual([`sizeof (${t}) = 0x${Number(gdb[i]).toString(16)}`]);
-    for (const [i, [t, m]] of offsets.entries()) expect(await run(s, `::offsetof ${t} ${m}`)).toEqual([`offsetof (${t}, ${m}) = ${gdb[types.length + i]}`]);
+    for (const [i, t] of types.entries()) expect(await run(s, `::sizeof ${t}`)).toEqual([`sizeof (${t}) = ${mdbNumber(gdb[i]!)}`]);
+    for (const [i, [t, m]] of offsets.entries()) expect((await run(s, `::offsetof ${t} ${m}`))[0]).toMatch(offsetofLine(t, m, gdb[types.length + i]!));
   });
 
   it('init_task::print reads the initialized data as gdb does', async () => {

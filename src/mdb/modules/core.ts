@@ -203,7 +203,8 @@ const regs: Dcmd = {
     const values = t.registers(s.thread);
     const order: { name: string; bits: number }[] = [];
     for (const r of t.arch.registers) if (values.has(r.name)) order.push({ name: r.name, bits: r.bits });
-    for (const name of values.keys()) if (!order.some((o) => o.name === name)) order.push({ name, bits: 64 });
+    const aliases = new Set(t.arch.aliases);
+    for (const name of values.keys()) if (!aliases.has(name) && !order.some((o) => o.name === name)) order.push({ name, bits: 64 });
     if (out.jsonMode) {
       out.json({ thread: s.thread, registers: Object.fromEntries(order.map((o) => [o.name, hexAddr(values.get(o.name)!, Math.ceil(o.bits / 4))])) });
       return;
@@ -339,14 +340,15 @@ const WHOLE_FUNCTION_MAX = 8192n;
 
 const dis: Dcmd = {
   name: 'dis',
-  usage: '[addr]::dis [-s] [-n count]',
+  usage: '[addr]::dis [-s] [-n count] [ADDR]',
   help: "disassemble: the function holding addr (default: the selected thread's pc, else dot), or count instructions from addr",
   async run(s, inv, out) {
     const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'n', booleans: 's' });
-    if (rest.length > 0) throw errors.badInput(`::dis: unexpected argument "${rest[0]}" (usage: ${this.usage})`);
+    if (rest.length > 1) throw errors.badInput(`::dis: unexpected argument "${rest[1]}" (usage: ${this.usage})`);
     const session = full(s);
     const t = s.target;
-    let addr = inv.addr;
+    // `::dis ADDR` is `ADDR::dis`, as in MDB.
+    let addr = rest.length === 1 ? s.evaluate(rest[0]!) : inv.addr;
     if (addr === undefined) {
       addr = s.dot;
       if (t.threads().length > 0) addr = t.registers(s.thread).get(t.arch.pc) ?? addr;

@@ -239,49 +239,66 @@ function decodeCall(b: Buffer): number | undefined {
 
 const step: Dcmd = {
   name: 'step',
-  usage: '::step [over|out]',
-  help: 'execute one instruction of the selected thread (into calls); over: step over a call; out: run until the function returns',
+  usage: '[,count]::step [over|out]',
+  help:
+    'execute one instruction of the selected thread (into calls); over: step over a call; out: run until the function returns; a count repeats the step\n\n' +
+    'Only the selected vCPU runs, as KMDB steps one CPU: the others stay where they stopped (:c runs them all). ' +
+    'On a trace the recorded order is fixed: a step is the next instruction of the history.',
   needs: ['execution'],
   async run(s, inv, out) {
-    const t = s.target;
-    const x = need(t, 'execution');
+    if (inv.args.length > 1) throw errors.badInput(`::step: unexpected "${inv.args[1]}" (usage: ${this.usage})`);
+    const count = inv.count ?? 1n;
+    if (count < 1n || count > BigInt(Number.MAX_SAFE_INTEGER)) throw errors.badInput(`::step: count ${count} must be at least 1 (usage: ${this.usage})`);
     const mode = inv.args[0] ?? 'into';
-    const thread = s.thread;
-    const regs = t.registers(thread);
-    const pc = regs.get('rip')!;
-    const rsp = regs.get('rsp')!;
-    let target: bigint | undefined;
-    // Stop at `target` only once the stack is unwound to this sp (a recursive call passes it deeper).
-    let outSp = rsp;
-    if (mode === 'over') {
-      const len = decodeCall(t.readVirtual(pc, 16, thread));
-      if (len !== undefined) target = pc + BigInt(len);
-    } else if (mode === 'out') {
-      // The caller's pc and sp as ::stack finds them (CFI, else the prologue or the rbp chain),
-      // so a function without a frame pointer returns to its real caller.
-      const caller = unwind(t, thread, { maxFrames: 2 })[1];
-      if (!caller) throw errors.state(`::step out: no caller found for ${where(t, pc)} on ${threadName(t, thread)} (::stack shows how far the unwinder gets)`);
-      target = caller.pc;
-      outSp = caller.sp;
-    } else if (mode !== 'into') {
-      throw errors.badInput(`::step ${mode}: expected over, out or nothing (usage: ${this.usage})`);
-    }
-    if (target === undefined) {
-      report(s, sessionStop(s, await x.step(thread)), out);
+    if (mode !== 'into' && mode !== 'over' && mode !== 'out') throw errors.badInput(`::step ${mode}: expected over, out or nothing (usage: ${this.usage})`);
+    const x = need(s.target, 'execution');
+    if (mode === 'into') {
+      report(s, sessionStop(s, await x.step(s.thread, Number(count))), out);
       return;
     }
-    // A temporary breakpoint that stops only on this thread, with the stack unwound past here
-    // (the target's own step breakpoint where it has one, so that its status says 'step' too).
-    const book = EventBook.of(s);
-    const test = (th: number): boolean => th === thread && t.registers(th).get('rsp')! >= outSp;
-    const ev = book.add({ kind: 'breakpoint', addr: target, length: 1, temporary: true, test });
-    try {
-      report(s, await runEvents(s, () => x.resume()), out);
-    } finally {
-      if (book.list.includes(ev)) book.remove(ev);
+    let st: StopStatus | undefined;
+    for (let n = 0n; n < count; n++) {
+      st = await stepOnce(s, mode);
+      if (st.reason.kind !== 'step' || s.signal.aborted) break;
     }
+    report(s, st!, out);
   },
 };
+
+/** One step over or out on the selected thread, that thread alone. */
+async function stepOnce(s: SessionView, mode: 'over' | 'out'): Promise<StopStatus> {
+  const t = s.target;
+  const x = need(t, 'execution');
+  const thread = s.thread;
+  const regs = t.registers(thread);
+  const pc = regs.get('rip')!;
+  const rsp = regs.get('rsp')!;
+  let target: bigint | undefined;
+  // Stop at `target` only once the stack is unwound to this sp (a recursive call passes it deeper).
+  let outSp = rsp;
+  if (mode === 'over') {
+    const len = decodeCall(t.readVirtual(pc, 16, thread));
+    if (len !== undefined) target = pc + BigInt(len);
+  } else if (mode === 'out') {
+    // The caller's pc and sp as ::stack finds them (CFI, else the prologue or the rbp chain),
+    // so a function without a frame pointer returns to its real caller.
+    const caller = unwind(t, thread, { maxFrames: 2 })[1];
+    if (!caller) throw errors.state(`::step out: no caller found for ${where(t, pc)} on ${threadName(t, thread)} (::stack shows how far the unwinder gets)`);
+    target = caller.pc;
+    outSp = caller.sp;
+  }
+  if (target === undefined) return sessionStop(s, await x.step(thread));
+  // A temporary breakpoint that stops only on this thread, with the stack unwound past here
+  // (the target's own step breakpoint where it has one, so that its status says 'step' too).
+  const book = EventBook.of(s);
+  const test = (th: number): boolean => th === thread && t.registers(th).get('rsp')! >= outSp;
+  const ev = book.add({ kind: 'breakpoint', addr: target, length: 1, temporary: true, test });
+  try {
+    return await runEvents(s, () => x.resume(thread));
+  } finally {
+    if (book.list.includes(ev)) book.remove(ev);
+  }
+}
 
 const bp: Dcmd = {
   name: 'bp',

@@ -11,6 +11,8 @@
  *                                  stacks grouped with a count, as MDB's ::stacks; -c: only those
  *                                  through FUNC
  *   ADDR::list_head [-H] TYPE MEMBER   the TYPEs on the list_head (-H: hlist_head) at ADDR
+ *   ::percpu SYM [CPU]             each CPU's copy of a per-CPU variable (one CPU's: pipe-able)
+ *   ::modules                      loaded modules: struct module, name, base, size (from `modules`)
  *   ::dmesg [-n N] [-l LEVELS]     the kernel log; -l: only these levels (emerg..debug or 0..7, a
  *                                  comma list), as dmesg -l
  *   walkers task (processes, init_task first) and thread (every thread)
@@ -22,8 +24,9 @@
 import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
 import { needObjects, type LinuxPort } from '../../os/linux/port.js';
+import { perCpuAddress } from '../../os/linux/percpu.js';
 import { formatPrintk, LEVEL_NAMES, readPrintkLog } from '../../os/linux/printk.js';
-import { LinuxTasks, type TaskInfo } from '../../os/linux/tasks.js';
+import { linuxTasks, type LinuxTasks, type TaskInfo } from '../../os/linux/tasks.js';
 import { KernelDumpTarget } from '../../targets/elfcore/kernel-dump-target.js';
 import { unwind, type Frame } from '../../targets/unwind.js';
 import type { Dcmd, DcmdModule, Output, SessionView, Walker } from '../dcmd.js';
@@ -38,7 +41,7 @@ function kernelDump(s: SessionView, what: string): KernelDumpTarget {
 
 function tasksOf(s: SessionView, what: string): { t: KernelDumpTarget; tasks: LinuxTasks } {
   const t = kernelDump(s, what);
-  return { t, tasks: new LinuxTasks(t.linux) };
+  return { t, tasks: linuxTasks(t.linux) };
 }
 
 function warn(out: Output, text: string): void {
@@ -152,7 +155,7 @@ const stacks: Dcmd = {
     const stops: string[] = [];
     const linux = t instanceof KernelDumpTarget && t.kernelElf ? t : undefined;
     if (linux) {
-      const tasks = new LinuxTasks(linux.linux);
+      const tasks = linuxTasks(linux.linux);
       for (const a of tasks.all((m) => stops.push(m))) {
         if (s.signal.aborted) break;
         const info = tasks.info(a);
@@ -206,7 +209,7 @@ const listHead: Dcmd = {
     if (inv.addr === undefined) throw errors.badInput(`::list_head needs the address of the head (usage: ${this.usage})`);
     if (rest.length < 2) throw errors.badInput(`::list_head needs a TYPE and a MEMBER (usage: ${this.usage})`);
     const t = kernelDump(s, 'Linux lists');
-    const tasks = new LinuxTasks(t.linux);
+    const tasks = linuxTasks(t.linux);
     const member = rest[rest.length - 1]!;
     const words = rest.slice(0, -1).join(' ');
     const types = needObjects(t.linux, '::list_head').types;
@@ -220,6 +223,59 @@ const listHead: Dcmd = {
       else out.line(hex(a));
     }
     if (out.jsonMode) out.json(found.map((a) => hexAddr(a)));
+    for (const m of stops) warn(out, m);
+  },
+};
+
+const percpu: Dcmd = {
+  name: 'percpu',
+  usage: '::percpu SYM [CPU]',
+  help:
+    "each CPU's copy of the per-CPU variable SYM (__per_cpu_offset[cpu] + SYM's offset); with CPU,\n" +
+    'that one only, as a value for pipes: `::percpu current_task 1 | ::print -a struct task_struct *`',
+  run(s, inv, out) {
+    const { rest } = parseFlags(this.name, this.usage, inv.args, {});
+    if (rest.length < 1 || rest.length > 2) throw errors.badInput(`::percpu needs a symbol and at most a CPU (usage: ${this.usage})`);
+    const port = kernelDump(s, 'per-CPU variables').linux;
+    const cpus = rest.length === 2 ? [Number(s.evaluate(rest[1]!))] : Array.from({ length: port.cpus }, (_, i) => i);
+    const rows = cpus.map((cpu) => ({ cpu, addr: perCpuAddress(port, rest[0]!, cpu) }));
+    if (out.piping && out.value) for (const r of rows) out.value(r.addr);
+    else if (out.jsonMode) out.json(rows.map((r) => ({ cpu: r.cpu, addr: hexAddr(r.addr) })));
+    else if (rest.length === 2) out.line(hexAddr(rows[0]!.addr));
+    else for (const r of rows) out.line(`cpu ${r.cpu}: ${hexAddr(r.addr)}`);
+    if (rows.length === 1) s.dot = rows[0]!.addr;
+  },
+};
+
+const modules: Dcmd = {
+  name: 'modules',
+  usage: '::modules',
+  help: 'loaded Linux modules from the `modules` list: struct module address, name, core base and size',
+  run(s, inv, out) {
+    const { rest } = parseFlags(this.name, this.usage, inv.args, {});
+    noExtra(this, rest);
+    const { t, tasks } = tasksOf(s, 'listing modules');
+    const head = t.linux.symbol('modules');
+    if (head === undefined) throw errors.notFound(`${t.name}: the kernel has no modules list (built without CONFIG_MODULES?)`);
+    const o = tasks.objects;
+    const stops: string[] = [];
+    const rows = [...tasks.listHead(head, 'struct module', 'list', (m) => stops.push(m), false, 'the module list')].map((a) => {
+      const m = o.at(a, 'struct module');
+      const layout = (() => {
+        try {
+          return { base: m.member('core_layout.base').value(), size: m.member('core_layout.size').value() };
+        } catch {
+          return { base: m.member('mem[0].base').value(), size: m.member('mem[0].size').value() }; // Linux 6.4+: mem[MOD_TEXT]
+        }
+      })();
+      return { addr: a, name: m.member('name').string(64), ...layout };
+    });
+    if (out.piping && out.value) for (const r of rows) out.value(r.addr);
+    else if (out.jsonMode) out.json(rows.map((r) => ({ addr: hexAddr(r.addr), name: r.name, base: hexAddr(r.base), size: Number(r.size) })));
+    else {
+      out.line(`${'MODULE'.padEnd(18)} ${'NAME'.padEnd(20)} ${'BASE'.padEnd(18)} SIZE`);
+      for (const r of rows) out.line(`${hexAddr(r.addr)} ${r.name.padEnd(20)} ${hexAddr(r.base)} ${hex(r.size)}`);
+    }
     for (const m of stops) warn(out, m);
   },
 };
@@ -238,8 +294,8 @@ const dmesg: Dcmd = {
     noExtra(this, rest);
     const t = kernelDump(s, 'the kernel log');
     const problems: string[] = [];
-    let records = readPrintkLog(t.linux, (p) => problems.push(p));
     const l = flags.get('l');
+    let records = readPrintkLog(t.linux, (p) => problems.push(p), { levels: l !== undefined || out.jsonMode });
     if (l !== undefined) {
       const levels = new Set(
         String(l)
@@ -291,7 +347,7 @@ export function linuxPort(s: SessionView): LinuxPort {
 
 export const linuxModule: DcmdModule = {
   name: 'linux',
-  dcmds: [ps, task, pid2task, stacks, listHead, dmesg],
+  dcmds: [ps, task, pid2task, stacks, listHead, percpu, modules, dmesg],
   walkers: [
     taskWalker('task', 'Linux processes: init_task, then init_task.tasks (task_struct addresses)', (t, stop) => t.processes(stop)),
     taskWalker('thread', 'every Linux thread: each process and its signal->thread_head', (t, stop) => t.all(stop)),

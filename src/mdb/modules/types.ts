@@ -16,6 +16,7 @@ import { FILE_LINE, lineAddresses, sourceAt } from '../../types/frame-source.js'
 import { ObjectSpace } from '../../types/typed-object.js';
 import type { Dcmd, DcmdModule, SessionView } from '../dcmd.js';
 import { symbolName } from '../names.js';
+import { readUpTo } from '../formats.js';
 import { parseFlags } from '../parse-flags.js';
 import { setSourcePath, sourcePath } from '../source-frames.js';
 
@@ -92,8 +93,14 @@ const print: Dcmd = {
     let type: Type;
     let paths: readonly string[];
     const space = typeSpace(s);
-    const t = rest.length > 0 ? takeType(space, rest) : undefined;
-    if (t) {
+    // `foo::print foo`: a word that is a member of the symbol's own type is that member, even when
+    // a type has the same name (MDB: `struct foo` is the type; `foo` the member).
+    const own = addr !== undefined && rest.length > 0 ? memberOfSymbol(s, addr, rest[0]!) : undefined;
+    const t = rest.length > 0 && !own ? takeType(space, rest) : undefined;
+    if (own) {
+      type = own;
+      paths = rest;
+    } else if (t) {
       type = t.type;
       paths = rest.slice(t.used);
     } else if (addr !== undefined) {
@@ -143,6 +150,20 @@ const print: Dcmd = {
   },
 };
 
+/** The type of the symbol at `addr` when `word` is a member path of it; else undefined. */
+function memberOfSymbol(s: SessionView, addr: bigint, word: string): Type | undefined {
+  if (!/^[A-Za-z_]/.test(word)) return undefined;
+  let type: Type;
+  try {
+    type = typeAtSymbol(s, addr).type;
+    followPath(type, 0n, word, undefined);
+  } catch (e) {
+    if (e instanceof DbgError) return undefined;
+    throw e;
+  }
+  return type;
+}
+
 /** A member's value as a number (integers sign-extended to 64 bits, pointers, enums, bit fields), or its address when it is an aggregate. */
 function memberValue(type: Type, addr: bigint, path: string, mem: ValueMemory): bigint {
   return memberNumber(type, addr, path, mem).num;
@@ -165,6 +186,12 @@ function memberNumber(type: Type, addr: bigint, path: string, mem: ValueMemory):
   return { num: r.addr, bytes: 8 };
 }
 
+/** A size or offset as MDB's %#r prints one in hexadecimal: `8`, `0x10` (a digit needs no 0x). */
+function mdbNumber(v: bigint | number): string {
+  const n = BigInt(v);
+  return n < 10n ? n.toString() : '0x' + n.toString(16);
+}
+
 const sizeofDcmd: Dcmd = {
   name: 'sizeof',
   usage: '::sizeof TYPE',
@@ -176,7 +203,7 @@ const sizeofDcmd: Dcmd = {
     const size = sizeOf(t.type);
     if (size === undefined) throw errors.badInput(`::sizeof: ${typeName(t.type)} has no size (incomplete, void, a function or an unbounded array)`);
     if (out.jsonMode) out.json({ type: typeName(t.type), size });
-    else out.line(`sizeof (${t.name}) = ${hex(size)}`);
+    else out.line(`sizeof (${t.name}) = ${mdbNumber(size)}`);
   },
 };
 
@@ -194,8 +221,9 @@ const offsetof: Dcmd = {
     if (path.includes('->')) throw errors.badInput(`::offsetof: "${path}" goes through a pointer; an offset is only defined within one object`);
     const r = followPath(t.type, 0n, path.replace(/^\./, '.'), undefined);
     const bit = r.bitSize !== undefined && r.bitShift !== 0 ? `, bit ${r.bitShift}` : '';
-    if (out.jsonMode) out.json({ type: typeName(t.type), member: path, offset: Number(r.addr), bit: r.bitShift, bitSize: r.bitSize ?? null });
-    else out.line(`offsetof (${t.name}, ${path}) = ${hex(r.addr)}${bit}`);
+    const size = r.bitSize !== undefined ? `${r.bitSize} bits` : mdbNumber(sizeOf(r.type) ?? 0);
+    if (out.jsonMode) out.json({ type: typeName(t.type), member: path, offset: Number(r.addr), bit: r.bitShift, bitSize: r.bitSize ?? null, size: sizeOf(r.type) ?? null });
+    else out.line(`offsetof (${t.name}, ${path}) = ${mdbNumber(r.addr)}${bit}, sizeof (...->${path}) = ${size}`);
   },
 };
 
@@ -403,13 +431,14 @@ function readCString(mem: ValueMemory, addr: bigint): string {
   if (addr === 0n) return '(null)';
   const out: Buffer[] = [];
   for (let i = 0; i < 16; i++) {
-    const b = mem.read(addr + BigInt(i * 256), 256);
+    const b = readUpTo({ read: mem.read, littleEndian: mem.littleEndian, pointerBytes: 8, symbolic: () => undefined, incr: 0n }, addr + BigInt(i * 256), 256);
     const z = b.indexOf(0);
     if (z >= 0) {
       out.push(b.subarray(0, z));
       break;
     }
     out.push(b);
+    if (b.length < 256) break; // the end of what the target has
   }
   return Buffer.concat(out).toString('latin1');
 }

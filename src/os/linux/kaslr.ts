@@ -4,8 +4,7 @@
  * 1 GiB (512 probes at most).
  */
 
-/** x86-64: where the kernel image is mapped (arch/x86/include/asm/page_64_types.h). */
-export const START_KERNEL_MAP = 0xffffffff80000000n;
+export { START_KERNEL_MAP } from './port.js';
 
 export type SlideSearch =
   | { readonly kind: 'found'; readonly offset: bigint }

@@ -6,6 +6,7 @@
  *   read(addr, n)      kernel virtual memory, as the kernel sees it (any CPU's kernel half)
  *   symbol(name)       a kernel symbol's run-time address (KASLR applied), from vmlinux, the
  *                      kernel's own kallsyms or VMCOREINFO's SYMBOL() lines
+ *   linkValue(name)    its value in the symbol file (a per-CPU variable's offset in each CPU's area)
  *   vmcoreinfo         the dump's VMCOREINFO, when it has one
  *   objects()          vmlinux's types (DWARF) as typed objects over read(), when a vmlinux is loaded
  *   cpus               how many CPUs the dump has notes for
@@ -25,6 +26,7 @@ export interface LinuxPort {
   readonly name: string;
   read(addr: bigint, length: number): Buffer;
   symbol(name: string): bigint | undefined;
+  linkValue(name: string): bigint | undefined;
   readonly vmcoreinfo?: VmcoreinfoView;
   objects(): ObjectSpace | undefined;
   readonly cpus: number;
@@ -46,3 +48,6 @@ export function needObjects(port: LinuxPort, what: string): ObjectSpace {
   }
   return o;
 }
+
+/** x86-64: where the kernel image is mapped (arch/x86/include/asm/page_64_types.h); symbols below it are offsets (per-CPU) or constants. */
+export const START_KERNEL_MAP = 0xffffffff80000000n;

@@ -54,10 +54,10 @@ interface Layout {
   readonly from: string;
 }
 
-function vmcoreinfoLayout(port: LinuxPort): Layout | undefined {
+function vmcoreinfoLayout(port: LinuxPort, levels: boolean): Layout | undefined {
   const vi = port.vmcoreinfo;
   if (!vi || vi.get('OFFSET(printk_ringbuffer.desc_ring)') === undefined) return undefined;
-  const objects = typesIfAny(port);
+  const objects = levels ? typesIfAny(port) : undefined;
   const need = (kind: 'OFFSET' | 'SIZE', name: string): bigint => {
     const v = vi.get(`${kind}(${name})`);
     if (v === undefined || !/^\d+$/.test(v)) {
@@ -104,8 +104,14 @@ function typesLayout(o: ObjectSpace): Layout {
   return { offset, size, field: (n) => typeField(o, n), from: "vmlinux's types" };
 }
 
-export function readPrintkLog(port: LinuxPort, onProblem?: (text: string) => void): PrintkRecord[] {
-  let layout = vmcoreinfoLayout(port);
+/**
+ * The records, oldest first. `levels`: also read each record's level, facility and flags, which
+ * takes vmlinux's types when VMCOREINFO lays the ring out (finding them in a vmlinux's DWARF costs
+ * seconds, so only when asked). `onProblem`: a ring cut short gives the records before the cut
+ * and a message, instead of an error.
+ */
+export function readPrintkLog(port: LinuxPort, onProblem?: (text: string) => void, opts: { levels?: boolean } = {}): PrintkRecord[] {
+  let layout = vmcoreinfoLayout(port, opts.levels ?? false);
   if (!layout) {
     const o = typesIfAny(port);
     if (o) layout = typesLayout(o);

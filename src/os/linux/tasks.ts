@@ -44,6 +44,15 @@ const TASK_IDLE = 0x402n; // TASK_UNINTERRUPTIBLE | TASK_NOLOAD
 const TASK_RTLOCK_WAIT = 0x1000n;
 const STATE_CHARS = 'RSDTtXZPI';
 
+const perPort = new WeakMap<LinuxPort, LinuxTasks>();
+
+/** The LinuxTasks of a port, made once (its type lookups are what costs). */
+export function linuxTasks(port: LinuxPort): LinuxTasks {
+  let t = perPort.get(port);
+  if (!t) perPort.set(port, (t = new LinuxTasks(port)));
+  return t;
+}
+
 export class LinuxTasks {
   readonly objects: ObjectSpace;
   private readonly hasThreadNode: boolean;
@@ -53,13 +62,22 @@ export class LinuxTasks {
     this.hasThreadNode = this.has('struct task_struct', 'thread_node');
   }
 
+  private readonly members = new Map<string, boolean>();
+
+  /** Whether `type` has `member` (kernels rename them: __state was state, thread_node is 6.1's). */
   private has(type: string, member: string): boolean {
-    try {
-      followPath(this.objects.types.get(type), 0n, member, undefined);
-      return true;
-    } catch {
-      return false;
+    const key = `${type}.${member}`;
+    let hit = this.members.get(key);
+    if (hit === undefined) {
+      try {
+        followPath(this.objects.types.get(type), 0n, member, undefined);
+        hit = true;
+      } catch {
+        hit = false;
+      }
+      this.members.set(key, hit);
     }
+    return hit;
   }
 
   private task(addr: bigint): TypedObject {
@@ -80,12 +98,13 @@ export class LinuxTasks {
   *listHead(head: bigint, type: string, member: string, onStop: OnStop, hlist = false, what = `list of ${type}`): Generator<bigint> {
     const off = followPath(this.objects.types.get(type), 0n, member, undefined).addr;
     const seen = new Set<bigint>();
+    let yielded = 0;
     const next = (at: bigint): bigint | undefined => {
       try {
         return this.port.read(at, 8).readBigUInt64LE(0);
       } catch (e) {
         if (!(e instanceof DbgError)) throw e;
-        onStop(`${what}: the node at ${hex(at)} cannot be read (${e.message}); stopped after ${seen.size}`);
+        onStop(`${what}: the node at ${hex(at)} cannot be read (${e.message}); stopped after ${yielded}`);
         return undefined;
       }
     };
@@ -94,21 +113,22 @@ export class LinuxTasks {
       if (node === undefined) return;
       if (hlist ? node === 0n : node === head) return;
       if (node === 0n) {
-        onStop(`${what}: a NULL next pointer after ${seen.size} (the list is not circular)`);
+        onStop(`${what}: a NULL next pointer after ${yielded} (the list is not circular)`);
         return;
       }
       if (seen.has(node)) {
-        onStop(`${what}: cycles back to ${hex(node - off)} after ${seen.size} without returning to the head`);
+        onStop(`${what}: cycles back to ${hex(node - off)} after ${yielded} without returning to the head`);
         return;
       }
-      if (seen.size >= MAX_TASKS) {
-        onStop(`${what}: stopped after ${seen.size}`);
+      if (yielded >= MAX_TASKS) {
+        onStop(`${what}: stopped after ${yielded}`);
         return;
       }
       seen.add(node);
       const after = next(node);
       if (after === undefined) return;
       yield node - off;
+      yielded++;
       node = after;
     }
   }

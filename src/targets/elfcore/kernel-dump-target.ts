@@ -53,10 +53,11 @@ import type {
 } from '../target.js';
 import { hasKallsyms, readKallsyms } from '../../os/linux/kallsyms.js';
 import { bannerRelease, findKaslrSlide, START_KERNEL_MAP } from '../../os/linux/kaslr.js';
+import { orcFromElf, orcFromMemory, type OrcTable } from '../../os/linux/orc.js';
 import { PANIC_FUNCTIONS, panicCpu, panicFromLog } from '../../os/linux/panic.js';
 import type { LinuxPort } from '../../os/linux/port.js';
 import { readPrintkLog, type PrintkRecord } from '../../os/linux/printk.js';
-import { LinuxTasks } from '../../os/linux/tasks.js';
+import { linuxTasks } from '../../os/linux/tasks.js';
 import { TypeSpace } from '../../types/type-space.js';
 import { ObjectSpace } from '../../types/typed-object.js';
 import { elfModule, unwind } from '../unwind.js';
@@ -125,6 +126,8 @@ export class KernelDumpTarget implements Target {
   private panicCache?: { message: string; thread: number; how: string } | false;
   private logCache?: PrintkRecord[];
   private linuxCache?: LinuxPort;
+  /** The kernel's ORC tables (null: it has none, or they could not be read). */
+  private orcCache?: OrcTable | null;
   /** Tasks given a thread of their own (ADDR::task, ::stacks): registers from their saved context. */
   private readonly taskThreads = new Map<number, { task: bigint; regs: Registers; name: string; tid: number; listed: boolean }>();
   private readonly modes = new Map<number, AddressMode>();
@@ -221,11 +224,22 @@ export class KernelDumpTarget implements Target {
       const bias = isKernel ? this.kernelOffset : 0n;
       const table = symbolTableFor(basename(file), elf, bias);
       if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
-      this.symbols.add(elfModule(basename(file), file, elf, table, bias));
+      let mod = elfModule(basename(file), file, elf, table, bias);
+      // Linux links its per-CPU segment (.data..percpu) at 0: its symbols are offsets into each
+      // CPU's area, and must not stretch the image's range down to 0 (heap and stack addresses
+      // would read as __per_cpu_end+0xffff...).
+      const image = isKernel ? elf.loadSegments().filter((p) => p.memsz > 0n && p.vaddr >= START_KERNEL_MAP) : [];
+      if (image.length > 0) {
+        const lo = image.reduce((m, p) => (p.vaddr < m ? p.vaddr : m), MASK64);
+        const hi = image.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n);
+        mod = { ...mod, start: lo + bias, end: hi + bias };
+      }
+      this.symbols.add(mod);
       this.symbolElves.push(elf);
       if (isKernel) this.kernelElf = elf;
       this.modes.clear();
       this.linuxCache = undefined;
+      this.orcCache = undefined;
       this.kernelRootCache = undefined;
       this.mappingCache = undefined;
     } catch (e) {
@@ -650,7 +664,7 @@ export class KernelDumpTarget implements Target {
       if (listed) t.listed = true;
       return index;
     }
-    const tasks = new LinuxTasks(this.linux);
+    const tasks = linuxTasks(this.linux);
     const info = tasks.info(task);
     if (info.onCpu && info.cpu < this.cpus.length) return info.cpu + 1;
     const regs = tasks.savedContext(task);
@@ -768,6 +782,37 @@ export class KernelDumpTarget implements Target {
     return this.logCache;
   }
 
+  /** A Linux kernel's frames by its ORC tables (from vmlinux, else from the image in the dump). */
+  unwindStep(thread: number, regs: ReadonlyMap<string, bigint>, signal: boolean): ReturnType<OrcTable['step']> {
+    const orc = this.orc();
+    return orc?.step((a, n) => this.readVirtual(a, n, thread), regs, signal);
+  }
+
+  private orc(): OrcTable | undefined {
+    if (this.orcCache !== undefined) return this.orcCache ?? undefined;
+    this.orcCache = null;
+    try {
+      const release = this.vmcoreinfo?.osrelease ?? bannerRelease(this.linuxBanner() ?? '');
+      const kernel = this.symbols.modules.find((m) => m.elf === this.kernelElf);
+      const table = this.kernelElf ? orcFromElf(this.kernelElf, kernel?.bias ?? 0n, release) : orcFromMemory(this.linux, release);
+      this.orcCache = table ?? null;
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      this.warnings.push(`the kernel's ORC tables could not be read: ${e.message}`);
+    }
+    return this.orcCache ?? undefined;
+  }
+
+  private linuxBanner(): string | undefined {
+    const at = this.linux.symbol('linux_banner');
+    if (at === undefined) return undefined;
+    try {
+      return this.readString(at, 256, this.kernelThread());
+    } catch {
+      return undefined;
+    }
+  }
+
   /** What src/os/linux reads through: the kernel's memory (its page tables), symbols and types. */
   get linux(): LinuxPort {
     if (this.linuxCache) return this.linuxCache;
@@ -777,6 +822,10 @@ export class KernelDumpTarget implements Target {
       name: this.name,
       read,
       symbol: (name) => this.symbols.find(name)?.addr,
+      linkValue: (name) => {
+        const s = this.symbols.find(name);
+        return s ? s.addr - (s.module.bias ?? 0n) : undefined;
+      },
       vmcoreinfo: this.vmcoreinfo,
       cpus: this.cpus.length,
       objects: () => {

@@ -55,6 +55,8 @@ interface Addon {
   runFast(fast: HookCtx, exact: HookCtx, limit: bigint, skipPc: bigint): number;
   /** Drop translated code of [begin, end) (after a debugger write into code). */
   invalidate(ctx: HookCtx, begin: bigint, end: bigint): void;
+  /** Device registers at [begin, begin + size): a fast engine hands every access to the exact one. */
+  guard(ctx: HookCtx, begin: bigint, size: bigint): void;
 }
 
 let addon: Addon | undefined;

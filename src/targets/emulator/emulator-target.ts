@@ -9,8 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { Registers } from '../../arch/arch.js';
-import { X86_64 } from '../../arch/x86-64.js';
+import type { Arch, Registers } from '../../arch/arch.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { compressedInput } from '../../common/compressed.js';
 import { fileError } from '../../common/file-error.js';
@@ -42,6 +41,7 @@ import { WATCH_EXEC, WATCH_READ, WATCH_WRITE } from './emu-hooks.js';
 import { loadKernel, type LoadedKernel } from './loader.js';
 import { Machine, type MachineStop } from './machine.js';
 import { writeQemuCore } from './qemu-core-writer.js';
+import { cpuArch } from './x86-64-cpu.js';
 
 export interface EmulatorOptions {
   /** Guest RAM in bytes (default 128 MiB). */
@@ -51,6 +51,8 @@ export interface EmulatorOptions {
   quantum?: number;
   /** Extra symbol files. */
   symbols?: readonly string[];
+  /** ATA disk images on the primary channel: [master, slave] (see devices/ata.ts). */
+  disks?: readonly ({ path: string; writable?: boolean } | undefined)[];
 }
 
 /** One breakpoint or watchpoint as ::events lists it. */
@@ -76,7 +78,6 @@ export interface EventSpec {
 
 export class EmulatorTarget implements Target {
   readonly kind = 'emulator';
-  readonly arch = X86_64;
   readonly symbols = new SymbolSpace();
   readonly name: string;
   readonly machine: Machine;
@@ -112,7 +113,7 @@ export class EmulatorTarget implements Target {
     opts: EmulatorOptions,
   ) {
     this.name = `emulated guest "${basename(path)}"`;
-    this.machine = new Machine({ ramBytes: opts.ramBytes ?? 128 << 20, cpus: opts.cpus ?? 1, quantum: opts.quantum });
+    this.machine = new Machine({ ramBytes: opts.ramBytes ?? 128 << 20, cpus: opts.cpus ?? 1, quantum: opts.quantum, disks: opts.disks });
     try {
       this.kernel = loadKernel(this.machine, path, image, opts.cmdline ?? '');
     } catch (e) {
@@ -120,7 +121,8 @@ export class EmulatorTarget implements Target {
       throw e;
     }
     if (this.kernel.elf) {
-      // With its ELF and range: types and source lines from its DWARF, stacks from its CFI.
+      // With its ELF and range: types and source lines from its DWARF, stacks from its CFI (i386
+      // register numbering for a 32-bit kernel, as gdb's).
       this.symbols.add(elfModule(basename(path), path, this.kernel.elf, new SymbolTable(basename(path), this.kernel.elf.symbols())));
     }
     this.symbols.onAdd(() => this.armDeferred());
@@ -149,12 +151,13 @@ export class EmulatorTarget implements Target {
         this.notRunning('write registers');
         this.history?.refuseWriteInPast(`writing register ${name}`);
         this.machine.writeRegister(this.vcpuOf(t), name, v);
+        this.registerWrites++;
         this.last = { ...this.last, pc: this.machine.pc(this.vcpuOf(this.last.thread)) };
       },
     };
     const execution: ExecutionControl = {
-      step: (t) => this.stepForward(t),
-      resume: () => this.resumeForward(),
+      step: (t, n) => this.stepForward(t, n ?? 1),
+      resume: (only) => this.resumeForward(only),
       interrupt: () => this.machine.interrupt(),
       get running() {
         return self.machine.running;
@@ -199,6 +202,19 @@ export class EmulatorTarget implements Target {
   }
 
   // --- core -----------------------------------------------------------------------------------
+
+  /** The selected vCPU's architecture: i386 until it runs 64-bit code (see arch/x86-mode.ts). */
+  get arch(): Arch {
+    if (this.past) return this.past.arch;
+    const vcpu = this.vcpuOf(undefined);
+    const key = `${vcpu}:${this.machine.seq}:${this.registerWrites}`;
+    if (this.archAt?.key !== key) this.archAt = { key, arch: cpuArch(this.machine.vcpus[vcpu]!.engine) };
+    return this.archAt.arch;
+  }
+
+  /** The last answer of `arch`, for the position it was computed at. */
+  private archAt: { key: string; arch: Arch } | undefined;
+  private registerWrites = 0;
 
   readVirtual(addr: bigint, length: number, thread?: number): Buffer {
     if (this.past) return this.past.readVirtual(addr, length, thread ?? this.last.thread);
@@ -364,17 +380,22 @@ export class EmulatorTarget implements Target {
     return st;
   }
 
-  private async stepForward(thread: number): Promise<StopStatus> {
+  /** `count` instructions of `thread` alone (replayed first while the view is in the recorded past). */
+  private async stepForward(thread: number, count: number): Promise<StopStatus> {
+    if (!Number.isSafeInteger(count) || count < 1) throw errors.badInput(`step count ${count}: expected a whole number of at least 1`);
+    const vcpu = this.vcpuOf(thread);
     const h = this.history;
-    if (h && this.past) {
+    while (h && this.past && count > 0) {
       this.syncEvents(h);
       const st = await h.stepForward(thread);
-      if (st !== 'live') return (this.last = st);
+      if (st === 'live') break;
+      this.last = st;
+      if (--count === 0 || st.reason.kind !== 'step') return st;
     }
-    return this.run({ vcpu: this.vcpuOf(thread), count: 1 });
+    return this.run({ vcpu, count }, vcpu);
   }
 
-  private async resumeForward(): Promise<StopStatus> {
+  private async resumeForward(only?: number): Promise<StopStatus> {
     const h = this.history;
     if (h && this.past) {
       this.notRunning('continue');
@@ -390,14 +411,15 @@ export class EmulatorTarget implements Target {
       const ls = this.liveStop;
       if (ls && ls.reason.kind === 'breakpoint' && this.events.has(ls.reason.id)) return (this.last = ls);
     }
-    return this.run();
+    return this.run(undefined, only === undefined ? undefined : this.vcpuOf(only));
   }
 
   // --- running --------------------------------------------------------------------------------
 
-  private async run(step?: { vcpu: number; count: number }): Promise<StopStatus> {
+  /** Run the machine (`alone`: that vCPU only) until a stop that the events let through. */
+  private async run(step?: { vcpu: number; count: number }, alone?: number): Promise<StopStatus> {
     for (;;) {
-      const stop = await this.machine.run(step);
+      const stop = await this.machine.run(step, alone);
       const ev = this.eventOf(stop);
       let reason = stop.reason;
       if (ev) {

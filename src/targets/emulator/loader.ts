@@ -30,6 +30,7 @@ import { ElfFile, PT_LOAD } from '../../symbols/elf-file.js';
 import { RESERVED_TOP, type Machine } from './machine.js';
 import { X86_REG } from './unicorn.js';
 import { enterLongMode, enterProtectedMode32, flatGdt } from './x86-64-cpu.js';
+import { writeBiosTables } from './devices/bios-tables.js';
 
 export const MULTIBOOT_MAGIC = 0x1badb002;
 export const MULTIBOOT_BOOTLOADER_MAGIC = 0x2badb002;
@@ -105,6 +106,8 @@ export function loadKernel(m: Machine, path: string, image: Buffer, cmdline = ''
       throw errors.badInput(`${name}: an ELF file for machine ${mach} (${machineName(mach)}); the dbg machine runs x86-64 (EM_X86_64 = 62) or multiboot i386 kernels`);
     }
   }
+  // What the BIOS leaves (data area, text screen, MP and ACPI tables); the kernel's segments may overwrite it.
+  writeBiosTables(m.ram, m.vcpus.length);
   const mb = findMultiboot(image);
   if (mb && (mb.flags & 0x10000) !== 0) return loadMultibootKludge(m, name, image, mb, cmdline, elf);
   if (elf && !elf.is64 && mb) return loadMultibootElf32(m, name, elf, cmdline);

@@ -40,6 +40,9 @@ import type { StopReason, Translation } from '../target.js';
 import { emuHooks, hookResult, HookStop, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
 import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
 import { UnicornEngine, UC, X86_REG } from './unicorn.js';
+import { Disk, type DiskOptions } from './devices/ata.js';
+import { IOAPIC_BASE, LAPIC_BASE, StandardPc } from './devices/pc.js';
+import { deliverInterrupt32, enterRealMode } from './protected-mode.js';
 import {
   copyMode,
   deliverInterrupt,
@@ -76,6 +79,8 @@ export interface MachineOptions {
    * runUncounted() (no slices, no exact seq, no stepping). Measures Unicorn's own speed.
    */
   uncounted?: boolean;
+  /** ATA disks on the primary channel: [master, slave]. */
+  disks?: readonly (DiskOptions | undefined)[];
 }
 
 /** A stop of the machine, with the vCPU it belongs to (0-based). */
@@ -93,6 +98,8 @@ export class Vcpu {
   cr2 = 0n;
   /** Resuming from a breakpoint at this pc: let the first instruction pass once. */
   skipPc: bigint | undefined;
+  /** An INIT IPI reached this waiting vCPU: a start-up IPI starts it. */
+  initSeen = false;
   constructor(
     readonly index: number,
     /** The exact engine: counts every instruction; holds the vCPU's state between slices. */
@@ -140,6 +147,8 @@ interface DeviceMark {
   readonly slice?: {
     readonly current: number;
     readonly left: number;
+    /** The vCPU the slice runs when it is not `current` (a run of one vCPU alone: see `run`). */
+    readonly alone?: number;
     readonly vcpus: readonly { run: VcpuRun; executed: bigint; timerPeriod: number; timerNext: bigint; skipPc: bigint | undefined }[];
   };
   readonly uart: unknown;
@@ -153,67 +162,6 @@ interface Point {
   bits: number;
 }
 
-/** 16550 UART: enough for polled output and input. */
-class Uart {
-  ier = 0;
-  lcr = 0;
-  mcr = 0;
-  scr = 0;
-  dll = 1;
-  dlm = 0;
-  input: number[] = [];
-  constructor(private readonly emit: (byte: number) => void) {}
-  read(off: number): number {
-    const dlab = (this.lcr & 0x80) !== 0;
-    switch (off) {
-      case 0:
-        return dlab ? this.dll : (this.input.shift() ?? 0);
-      case 1:
-        return dlab ? this.dlm : this.ier;
-      case 2:
-        return this.input.length > 0 ? 0xc4 : 0xc1; // FIFOs on; data available / no interrupt
-      case 3:
-        return this.lcr;
-      case 4:
-        return this.mcr;
-      case 5:
-        return 0x60 | (this.input.length > 0 ? 1 : 0); // THR empty, transmitter empty, data ready
-      case 6:
-        return 0xb0; // DCD, DSR, CTS
-      default:
-        return this.scr;
-    }
-  }
-  write(off: number, v: number): void {
-    const dlab = (this.lcr & 0x80) !== 0;
-    switch (off) {
-      case 0:
-        if (dlab) this.dll = v;
-        else this.emit(v);
-        break;
-      case 1:
-        if (dlab) this.dlm = v;
-        else this.ier = v;
-        break;
-      case 3:
-        this.lcr = v;
-        break;
-      case 4:
-        this.mcr = v;
-        break;
-      case 7:
-        this.scr = v;
-        break;
-    }
-  }
-  save(): unknown {
-    return { ier: this.ier, lcr: this.lcr, mcr: this.mcr, scr: this.scr, dll: this.dll, dlm: this.dlm, input: [...this.input] };
-  }
-  load(s: unknown): void {
-    Object.assign(this, structuredClone(s));
-  }
-}
-
 export class Machine implements ObservedMachine {
   readonly ram: Buffer;
   readonly ramBase = 0n;
@@ -222,7 +170,12 @@ export class Machine implements ObservedMachine {
   private seqNow = 0n;
   private current = 0;
   private left: number;
-  private readonly uart: Uart;
+  /** The standard-PC devices (devices/pc.ts). */
+  readonly board: StandardPc;
+  /** Virtual time skipped while every vCPU idled (see vnow). */
+  private idleNs = 0n;
+  private pendingSipis: { vcpu: number; vector: number; by: number }[] = [];
+  private ioBy = 0;
   private consoleBytes: number[] = [];
   private consoleText = '';
   private readonly consoleListeners: ((text: string) => void)[] = [];
@@ -233,6 +186,8 @@ export class Machine implements ObservedMachine {
   private pendingExit: number | undefined;
   private interruptFlag = false;
   private runningNow = false;
+  /** The vCPU whose slice runs (or ran last): `current`, or the one a run of one vCPU alone runs. */
+  private active = 0;
   private readonly paging = new X86_64Paging((a) => this.readPhysU64(a));
   private closed = false;
   private marks: DeviceMark[] | undefined;
@@ -247,7 +202,15 @@ export class Machine implements ObservedMachine {
     this.quantum = opts.quantum ?? 10_000;
     this.left = this.quantum;
     this.ram = Buffer.alloc(opts.ramBytes);
-    this.uart = new Uart((b) => this.emitConsole(b));
+    const disks = (opts.disks ?? []).map((d) => (d ? new Disk(d) : undefined));
+    this.board = new StandardPc(opts.cpus, opts.ramBytes, disks, {
+      emit: (b) => this.emitConsole(b),
+      init: (n) => {
+        const t = this.vcpus[n];
+        if (t && t.run === 'wait-start') t.initSeen = true;
+      },
+      startup: (n, vector) => this.pendingSipis.push({ vcpu: n, vector, by: this.ioBy }),
+    });
     const addon = emuHooks();
     for (let i = 0; i < opts.cpus; i++) {
       const engine = new UnicornEngine('x86-64', UC.CPU_X86_SKYLAKE_SERVER);
@@ -257,7 +220,22 @@ export class Machine implements ObservedMachine {
         in: (port, size) => this.portIn(i, port, size),
         out: (port, size, value) => this.portOut(i, port, size, value),
       });
-      this.vcpus.push(new Vcpu(i, engine, hooks, opts.uncounted ? undefined : makeFastEngine(this.ram)));
+      if (opts.ramBytes <= IOAPIC_BASE) {
+        engine.mapMmio(BigInt(LAPIC_BASE), 0x1000, {
+          read: (off, size) => this.mmio(i, () => this.board.lapicRead(i, off, size, this.vnow(i))),
+          write: (off, size, value) => this.mmio(i, () => this.board.lapicWrite(i, off, size, value, this.vnow(i)), true),
+        });
+        engine.mapMmio(BigInt(IOAPIC_BASE), 0x1000, {
+          read: (off, size) => this.mmio(i, () => this.board.ioapicRead(i, off, size)),
+          write: (off, size, value) => this.mmio(i, () => this.board.ioapicWrite(i, off, size, value), true),
+        });
+      }
+      const fast = opts.uncounted ? undefined : makeFastEngine(this.ram);
+      if (fast && opts.ramBytes <= IOAPIC_BASE) {
+        addon.guard(fast.hooks, BigInt(LAPIC_BASE), 0x1000n);
+        addon.guard(fast.hooks, BigInt(IOAPIC_BASE), 0x1000n);
+      }
+      this.vcpus.push(new Vcpu(i, engine, hooks, fast));
     }
   }
 
@@ -314,8 +292,38 @@ export class Machine implements ObservedMachine {
 
   /** Queue bytes for the guest to read from COM1. */
   consoleInput(bytes: Buffer): void {
-    this.uart.input.push(...bytes);
-    this.marks?.push({ seq: this.seqNow, uart: this.uart.save(), consoleLength: this.consoleLength() });
+    this.board.advance(this.vnow());
+    this.board.uart.receive(bytes);
+    this.marks?.push({ seq: this.seqNow, uart: this.board.save(), consoleLength: this.consoleLength() });
+  }
+
+  /** Queue PS/2 scan codes (set 1) for the guest's keyboard controller. */
+  keyboardInput(codes: readonly number[]): void {
+    this.board.advance(this.vnow());
+    this.board.kbd.keys(codes);
+    this.marks?.push({ seq: this.seqNow, uart: this.board.save(), consoleLength: this.consoleLength() });
+  }
+
+  /** The 80x25 text screen (CGA buffer at 0xb8000) and the CRTC's cursor (cell index). */
+  screen(): { lines: string[]; cursor: number } {
+    return { lines: this.board.cga.screen(this.ram), cursor: this.board.cga.cursor };
+  }
+
+  /**
+   * Virtual time (ns) of the devices: one instruction is one nanosecond, plus the time skipped
+   * while every vCPU idled. Inside a slice, `vcpu` is the running one: its current instruction.
+   */
+  private vnow(vcpu?: number): bigint {
+    const inSlice = vcpu !== undefined && this.runningNow ? emuHooks().counter(this.vcpus[vcpu]!.hooks) : 0n;
+    return this.seqNow + (inSlice > 0n ? inSlice - 1n : 0n) + this.idleNs;
+  }
+
+  /** A device register access by `vcpu`'s current instruction; a write ends the slice after it. */
+  private mmio<T>(vcpu: number, access: () => T, write = false): T {
+    this.ioBy = vcpu;
+    const r = access();
+    if (write || this.board.problem) emuHooks().requestStop(this.vcpus[vcpu]!.hooks);
+    return r;
   }
 
   private consoleLength(): number {
@@ -326,16 +334,17 @@ export class Machine implements ObservedMachine {
   private markDevice(vcpu: number): void {
     if (!this.marks) return;
     const counter = emuHooks().counter(this.vcpus[vcpu]!.hooks);
-    this.marks.push({ seq: this.seqNow + counter, uart: this.uart.save(), consoleLength: this.consoleLength() });
+    this.marks.push({ seq: this.seqNow + counter, uart: this.board.save(), consoleLength: this.consoleLength() });
   }
 
   /** A slice starts (or the marks start): the whole device and scheduler state. */
-  private markSlice(skip?: { vcpu: number; pc: bigint }): void {
+  private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number): void {
     this.marks?.push({
       seq: this.seqNow,
       slice: {
         current: this.current,
         left: this.left,
+        ...(alone !== undefined && alone !== this.current ? { alone } : {}),
         vcpus: this.vcpus.map((v) => ({
           run: v.run,
           executed: v.executed,
@@ -344,7 +353,7 @@ export class Machine implements ObservedMachine {
           skipPc: skip ? (skip.vcpu === v.index ? skip.pc : v.skipPc) : v.skipPc,
         })),
       },
-      uart: this.uart.save(),
+      uart: this.board.save(),
       consoleLength: this.consoleLength(),
     });
   }
@@ -379,6 +388,7 @@ export class Machine implements ObservedMachine {
     const sm = marks[si]!;
     const sl = sm.slice!;
     const d = seq - sm.seq;
+    const runner = sl.alone ?? sl.current;
     const last = marks[n - 1]!;
     const state: MachineState = {
       version: 1,
@@ -386,13 +396,13 @@ export class Machine implements ObservedMachine {
       vcpus: sl.vcpus.map((v, i) => ({
         context: contexts[i]!,
         run: v.run,
-        executed: i === sl.current ? v.executed + d : v.executed,
+        executed: i === runner ? v.executed + d : v.executed,
         timerPeriod: v.timerPeriod,
         timerNext: v.timerNext,
-        skipPc: i === sl.current && d > 0n ? undefined : v.skipPc,
+        skipPc: i === runner && d > 0n ? undefined : v.skipPc,
       })),
-      scheduler: { current: sl.current, left: sl.left - Number(d) },
-      devices: { uart: last.uart, console: this.console().slice(0, last.consoleLength) },
+      scheduler: { current: sl.current, left: sl.alone === undefined ? sl.left - Number(d) : sl.left },
+      devices: { pc: last.uart, idleNs: this.idleNs, console: this.console().slice(0, last.consoleLength) },
     };
     // Code the guest rewrote after `seq` must be translated again: drop the changed pages.
     const changed: bigint[] = [];
@@ -411,13 +421,16 @@ export class Machine implements ObservedMachine {
 
   private portIn(vcpu: number, port: number, size: number): number {
     let value: number;
-    if (port >= COM1 && port < COM1 + 8) {
-      value = this.uart.read(port - COM1);
-      if (port === COM1) this.markDevice(vcpu);
-    } else if (port === PORT_CPU_ID) value = vcpu;
+    this.ioBy = vcpu;
+    if (port === PORT_CPU_ID) value = vcpu;
     else if (port === PORT_CPU_COUNT) value = this.vcpus.length;
     else if (port === PORT_TIMER) value = this.vcpus[vcpu]!.timerPeriod;
-    else value = size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff;
+    else {
+      const now = this.vnow(vcpu);
+      this.board.advance(now);
+      value = this.board.portIn(port, size, now) ?? (size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff);
+      if (port === COM1) this.markDevice(vcpu);
+    }
     const v = this.vcpus[vcpu]!;
     // The IN instruction is the current one: its number in the slice is the hook counter.
     const counter = Number(emuHooks().counter(v.hooks));
@@ -427,10 +440,8 @@ export class Machine implements ObservedMachine {
 
   private portOut(vcpu: number, port: number, size: number, value: number): void {
     const v = this.vcpus[vcpu]!;
-    if (port >= COM1 && port < COM1 + 8) {
-      this.uart.write(port - COM1, value & 0xff);
-      this.markDevice(vcpu);
-    } else if (port === PORT_TIMER) {
+    this.ioBy = vcpu;
+    if (port === PORT_TIMER) {
       v.timerPeriod = value >>> 0;
       // The tick counts from the OUT instruction (the current one) on.
       v.timerNext = v.executed + emuHooks().counter(v.hooks) + BigInt(v.timerPeriod);
@@ -441,8 +452,15 @@ export class Machine implements ObservedMachine {
     } else if (port === PORT_EXIT) {
       this.pendingExit = ((value & 0xff) << 1) | 1;
       emuHooks().requestStop(v.hooks);
+    } else {
+      const now = this.vnow(vcpu);
+      this.board.advance(now);
+      if (this.board.portOut(port, size, value, now)) {
+        if (port >= COM1 && port < COM1 + 8) this.markDevice(vcpu);
+        // the write may raise an interrupt or start a transfer: the next slice looks at it
+        else emuHooks().requestStop(v.hooks);
+      }
     }
-    void size;
   }
 
   // --- memory ---------------------------------------------------------------------------------
@@ -632,17 +650,24 @@ export class Machine implements ObservedMachine {
   /** Ask a run to stop at the next slice boundary (within one slice: well under 10 ms). */
   interrupt(): void {
     this.interruptFlag = true;
-    this.vcpus[this.current]?.engine.stop();
+    this.vcpus[this.active]?.engine.stop();
   }
 
   /**
    * Run until something stops the machine. `step` = { vcpu, count }: stop with 'step' once that
    * vCPU has executed `count` more instructions (other vCPUs run their quanta in between, as they
    * would without the step). Runs in bounded slices and yields to the event loop every few ms.
+   *
+   * `alone` = a vCPU: run only that one (KMDB's single-step: "only resumes execution on the
+   * processor being stepped"); the others stay where they are and the round-robin position and
+   * quantum are left as they were, so a later run goes on with the same vCPU. Its timer still
+   * ticks by its own instruction count. A vCPU that cannot run (waiting for start-up, halted, idle
+   * without a timer) is refused with a state error.
    */
-  async run(step?: { vcpu: number; count: number }): Promise<MachineStop> {
+  async run(step?: { vcpu: number; count: number }, alone?: number): Promise<MachineStop> {
     if (this.runningNow) throw errors.state('the guest is already running');
     if (this.closed) throw errors.state('the machine is closed');
+    if (alone !== undefined) this.canRunAlone(alone);
     this.runningNow = true;
     this.interruptFlag = false;
     const stepLeft = step ? { vcpu: step.vcpu, left: step.count } : undefined;
@@ -650,8 +675,8 @@ export class Machine implements ObservedMachine {
       for (;;) {
         const until = performance.now() + 4;
         while (performance.now() < until) {
-          if (this.interruptFlag) return this.finish({ reason: { kind: 'interrupted' }, vcpu: this.current });
-          const stop = this.slice(stepLeft);
+          if (this.interruptFlag) return this.finish({ reason: { kind: 'interrupted' }, vcpu: alone ?? this.current });
+          const stop = this.slice(stepLeft, undefined, alone);
           if (stop) return this.finish(stop);
         }
         await new Promise<void>((r) => setImmediate(r));
@@ -698,31 +723,70 @@ export class Machine implements ObservedMachine {
     this.left = this.quantum;
   }
 
-  /** One slice on the current vCPU; a MachineStop when the run must stop. */
-  private slice(step?: { vcpu: number; left: number }, maxInsns?: bigint): MachineStop | undefined {
+  private canRunAlone(i: number): void {
+    const v = this.vcpus[i];
+    if (!v) throw errors.badInput(`vCPU ${i} does not exist: the guest has vCPUs 0-${this.vcpus.length - 1}`);
+    const why = { 'wait-start': 'is waiting to be started (port 0x518)', halted: 'is halted (hlt with interrupts off)', idle: v.timerPeriod > 0 ? undefined : 'is idle in hlt with no timer to wake it', running: undefined }[v.run];
+    if (why) throw errors.state(`vCPU ${i} ${why}: it has no instruction to run on its own (:c runs every vCPU)`);
+  }
+
+  /** One slice on the current vCPU (or on `alone`); a MachineStop when the run must stop. */
+  private slice(step?: { vcpu: number; left: number }, maxInsns?: bigint, alone?: number): MachineStop | undefined {
     // Find a vCPU that can run; if none can, the machine is halted.
     let tried = 0;
+    this.board.advance(this.vnow());
     for (;;) {
+      if (alone !== undefined) {
+        const v = this.vcpus[alone]!;
+        if (v.run === 'idle' && v.timerPeriod > 0) v.timerNext = v.executed;
+        else if (v.run !== 'running') return { reason: { kind: 'halted' }, vcpu: alone };
+        break;
+      }
       const v = this.vcpus[this.current]!;
       if (v.run === 'running') break;
       if (v.run === 'idle' && v.timerPeriod > 0) {
         v.timerNext = v.executed; // idle time costs nothing: the tick is due now
         break;
       }
+      if (v.run === 'idle' && this.board.hasInterrupt(v.index)) break;
       this.nextVcpu();
       if (++tried > this.vcpus.length) {
+        // Every vCPU waits: idle time costs nothing, the next device timer is due now.
+        const next = this.board.nextEvent();
+        if (next !== undefined && this.vcpus.some((x) => x.run === 'idle')) {
+          const now = this.vnow();
+          if (next > now) this.idleNs += next - now;
+          this.board.advance(this.vnow());
+          tried = 0;
+          continue;
+        }
         const halted = this.vcpus.find((x) => x.run === 'halted') ?? this.vcpus[0]!;
         return { reason: { kind: 'halted' }, vcpu: halted.index };
       }
     }
-    const v = this.vcpus[this.current]!;
+    const v = this.vcpus[alone ?? this.current]!;
+    // Whether this slice uses up the round-robin quantum (not when another vCPU runs alone).
+    const scheduled = v.index === this.current;
+    this.active = v.index;
     const e = v.engine;
     const addon = emuHooks();
+
+    // A device interrupt for this vCPU (local APIC, or the 8259s through LINT0), when IF allows.
+    if (this.board.hasInterrupt(v.index) && (e.readReg(X86_REG.RFLAGS) & RFLAGS_IF) !== 0n) {
+      const vector = this.board.takeInterrupt(v.index)!;
+      const r = this.deliver(v, vector);
+      if (!r.ok) {
+        return { reason: { kind: 'fault', fault: `device interrupt 0x${vector.toString(16)} could not be delivered: ${r.why}`, pc: e.readReg(X86_REG.RIP) }, vcpu: v.index };
+      }
+      v.run = 'running';
+      v.skipPc = undefined;
+      this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector, writes: r.writes, registers: r.registers });
+    }
 
     if (v.timerPeriod > 0 && v.executed >= v.timerNext) {
       const flags = e.readReg(X86_REG.RFLAGS);
       if ((flags & RFLAGS_IF) !== 0n) {
-        const r = deliverInterrupt(e, this.guestMemory(v.index), TIMER_VECTOR);
+        const r = this.deliver(v, TIMER_VECTOR);
         if (!r.ok) {
           return { reason: { kind: 'fault', fault: `timer interrupt 0x${TIMER_VECTOR.toString(16)} could not be delivered: ${r.why}`, pc: e.readReg(X86_REG.RIP) }, vcpu: v.index };
         }
@@ -737,17 +801,22 @@ export class Machine implements ObservedMachine {
       }
     }
 
-    let limit = this.left;
+    let limit = scheduled ? this.left : this.quantum;
     if (v.timerPeriod > 0 && v.timerNext > v.executed) limit = Math.min(limit, Number(v.timerNext - v.executed));
     const stepping = step !== undefined && step.vcpu === v.index;
     if (stepping) limit = Math.min(limit, step.left);
+    const event = this.board.nextEvent();
+    if (event !== undefined) {
+      const now = this.vnow();
+      if (event > now && event - now < BigInt(limit)) limit = Number(event - now);
+    }
     if (maxInsns !== undefined && BigInt(limit) > maxInsns) limit = Number(maxInsns);
     limit = Math.max(limit, 1);
 
     const rip = e.readReg(X86_REG.RIP);
     const skip = v.skipPc !== undefined && v.skipPc === rip ? rip : UNTIL_NEVER;
     v.skipPc = undefined;
-    if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip });
+    if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip }, v.index);
     this.observer?.beforeSlice(v.index, this.seqNow);
     let err: number;
     if (v.fast && !this.observer) {
@@ -785,7 +854,7 @@ export class Machine implements ObservedMachine {
     else v.cr2 = cr2;
     this.seqNow += executed;
     v.executed += executed;
-    this.left -= Number(executed);
+    if (scheduled) this.left -= Number(executed);
     if (stepping) step.left -= Number(executed);
 
     for (const ev of this.pendingInputs.splice(0)) this.observer?.onInput(ev);
@@ -854,6 +923,11 @@ export class Machine implements ObservedMachine {
 
     // Deferred device actions of this slice.
     for (const s of this.pendingStarts.splice(0)) this.startCpu(s.block, s.by);
+    for (const s of this.pendingSipis.splice(0)) this.startupCpu(s.vcpu, s.vector, s.by);
+    if (this.board.problem !== undefined && !stop) {
+      stop = { reason: { kind: 'fault', fault: this.board.problem, pc: e.readReg(X86_REG.RIP) }, vcpu: v.index };
+      this.board.problem = undefined;
+    }
     if (this.pendingExit !== undefined && !stop) {
       stop = { reason: { kind: 'exited', code: this.pendingExit }, vcpu: v.index };
       this.pendingExit = undefined;
@@ -866,7 +940,7 @@ export class Machine implements ObservedMachine {
     this.observer?.afterSlice(v.index, Number(executed), sliceStop);
 
     if (!stop && stepping && step.left <= 0) stop = { reason: { kind: 'step' }, vcpu: v.index };
-    if (this.left <= 0 || v.run !== 'running') this.nextVcpu();
+    if (scheduled && (this.left <= 0 || v.run !== 'running')) this.nextVcpu();
     return stop;
   }
 
@@ -875,10 +949,15 @@ export class Machine implements ObservedMachine {
     const e = v.engine;
     if (vector >= 32) {
       // Unicorn left RIP after the int instruction; deliver through the guest's IDT.
-      const r = deliverInterrupt(e, this.guestMemory(v.index), vector);
+      const r = this.deliver(v, vector, undefined, true);
       if (r.ok) {
         this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector, writes: r.writes, registers: r.registers });
         return undefined;
+      }
+      // a gate the int instruction may not use: #GP, with the gate in the error code
+      if (r.gp !== undefined) {
+        e.writeReg(X86_REG.RIP, pc);
+        if (this.deliverException(v, 13, BigInt(r.gp))) return undefined;
       }
       return { reason: { kind: 'fault', fault: `int 0x${vector.toString(16)} could not be delivered: ${r.why}`, pc }, vcpu: v.index };
     }
@@ -903,8 +982,9 @@ export class Machine implements ObservedMachine {
    */
   private deliverException(v: Vcpu, vector: number, errorCode?: bigint): boolean {
     const mem = this.guestMemory(v.index);
+    void mem;
     for (const [vec, code] of [[vector, errorCode], [8, 0n]] as const) {
-      const r = deliverInterrupt(v.engine, mem, vec, code);
+      const r = this.deliver(v, vec, code);
       if (r.ok) {
         this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector: vec, writes: r.writes, registers: r.registers });
         return true;
@@ -912,6 +992,23 @@ export class Machine implements ObservedMachine {
       if (vec === 8) break;
     }
     return false;
+  }
+
+  /** Deliver `vector` through the IDT in the vCPU's mode (64-bit long mode or 32-bit protected mode). */
+  private deliver(v: Vcpu, vector: number, errorCode?: bigint, software = false): ReturnType<typeof deliverInterrupt32> {
+    const mem = this.guestMemory(v.index);
+    if ((v.engine.readReg(X86_REG.CR0) & 1n) === 0n) return { ok: false, why: 'the vCPU is in real mode, where dbg does not deliver interrupts' };
+    if (pagingState(v.engine).longMode) return deliverInterrupt(v.engine, mem, vector, errorCode);
+    return deliverInterrupt32(v.engine, mem, vector, errorCode, software);
+  }
+
+  /** A start-up IPI for vCPU `n` (after an INIT): it starts in real mode at vector << 12. */
+  private startupCpu(n: number, vector: number, by: number): void {
+    const t = this.vcpus[n];
+    if (!t || t.run !== 'wait-start' || !t.initSeen) return;
+    enterRealMode(t.engine, vector);
+    t.run = 'running';
+    this.observer?.onInput({ kind: 'cpu-start', seq: this.seqNow, vcpu: n, by });
   }
 
   /** `what` named as the CPU would end up when delivery failed. */
@@ -965,7 +1062,7 @@ export class Machine implements ObservedMachine {
         skipPc: v.skipPc,
       })),
       scheduler: { current: this.current, left: this.left },
-      devices: { uart: this.uart.save(), console: this.console() },
+      devices: { pc: this.board.save(), idleNs: this.idleNs, console: this.console() },
       ...(options?.ram === false ? {} : { ram: Buffer.from(this.ram) }),
     };
   }
@@ -991,8 +1088,9 @@ export class Machine implements ObservedMachine {
     });
     this.current = s.scheduler.current;
     this.left = s.scheduler.left;
-    const dev = s.devices as { uart: unknown; console: string };
-    this.uart.load(dev.uart);
+    const dev = s.devices as { pc: unknown; idleNs: bigint; console: string };
+    this.board.load(dev.pc);
+    this.idleNs = dev.idleNs;
     this.consoleBytes = [];
     this.consoleText = dev.console;
     if (s.ram) s.ram.copy(this.ram);

@@ -94,6 +94,9 @@ interface Lib {
   uc_context_free: Fn;
   insnInProto: KoffiNs.IKoffiCType;
   insnOutProto: KoffiNs.IKoffiCType;
+  uc_mmio_map: Fn;
+  mmioReadProto: KoffiNs.IKoffiCType;
+  mmioWriteProto: KoffiNs.IKoffiCType;
 }
 
 let lib: Lib | undefined;
@@ -132,6 +135,9 @@ function load(): Lib {
     uc_context_free: so.func('int uc_context_free(uc_context *context)'),
     insnInProto: koffi.proto('uint32_t uc_cb_insn_in_t(uc_engine *uc, uint32_t port, int size, void *user_data)'),
     insnOutProto: koffi.proto('void uc_cb_insn_out_t(uc_engine *uc, uint32_t port, int size, uint32_t value, void *user_data)'),
+    uc_mmio_map: so.func('int uc_mmio_map(uc_engine *uc, uint64_t address, size_t size, void *read_cb, void *user_data_read, void *write_cb, void *user_data_write)'),
+    mmioReadProto: koffi.proto('uint64_t uc_cb_mmio_read_t(uc_engine *uc, uint64_t offset, unsigned int size, void *user_data)'),
+    mmioWriteProto: koffi.proto('void uc_cb_mmio_write_t(uc_engine *uc, uint64_t offset, unsigned int size, uint64_t value, void *user_data)'),
   };
   return lib;
 }
@@ -150,6 +156,12 @@ export function ucErrorText(code: number): string {
 }
 
 /** Port I/O handlers; run inside uc_emu_start (keep them short, never throw). */
+/** A device's MMIO page(s): offsets are from the region's start. */
+export interface MmioHandlers {
+  read(offset: number, size: number): number;
+  write(offset: number, size: number, value: number): void;
+}
+
 export interface PortHandlers {
   in(port: number, size: number): number;
   out(port: number, size: number, value: number): void;
@@ -269,6 +281,15 @@ export class UnicornEngine {
     const hh = [0];
     this.check(this.l.uc_hook_add(this.h, hh, UC.HOOK_INSN, cbIn, null, 1n, 0n, 'int', UC.X86_INS_IN), 'adding the IN hook');
     this.check(this.l.uc_hook_add(this.h, hh, UC.HOOK_INSN, cbOut, null, 1n, 0n, 'int', UC.X86_INS_OUT), 'adding the OUT hook');
+  }
+
+  /** Map a device's registers at guest-physical [addr, addr + size): accesses call back into JS. */
+  mapMmio(addr: bigint, size: number, handlers: MmioHandlers): void {
+    const k = this.l.koffi;
+    const cbRead = k.register((_uc: unknown, off: number | bigint, n: number) => handlers.read(Number(off), n) >>> 0, k.pointer(this.l.mmioReadProto));
+    const cbWrite = k.register((_uc: unknown, off: number | bigint, n: number, value: number | bigint) => handlers.write(Number(off), n, Number(BigInt.asUintN(32, BigInt(value)))), k.pointer(this.l.mmioWriteProto));
+    this.callbacks.push(cbRead, cbWrite);
+    this.check(this.l.uc_mmio_map(this.h, addr, size, cbRead, null, cbWrite, null), `mapping device registers at 0x${addr.toString(16)}`);
   }
 
   /** The whole CPU state (registers, control, segments, MSRs, FPU) as bytes. */

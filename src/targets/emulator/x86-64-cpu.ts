@@ -5,8 +5,9 @@
  * architecture is another file like this one.
  */
 
-import type { Registers } from '../../arch/arch.js';
+import type { Arch, Registers } from '../../arch/arch.js';
 import { X86_64 } from '../../arch/x86-64.js';
+import { x86ArchOfMode } from '../../arch/x86-mode.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { UnicornEngine, X86_REG } from './unicorn.js';
 
@@ -37,7 +38,16 @@ const REG_IDS: Record<string, number> = {
   cr0: X86_REG.CR0, cr2: X86_REG.CR2, cr3: X86_REG.CR3, cr4: X86_REG.CR4, cr8: X86_REG.CR8,
 };
 
-/** Every register of arch/x86-64.ts, read from the engine. */
+/** The 32-bit registers (arch/i386.ts) and the 64-bit ones they are the low halves of. */
+const LOW_HALVES: Record<string, string> = {
+  eax: 'rax', ecx: 'rcx', edx: 'rdx', ebx: 'rbx', esp: 'rsp', ebp: 'rbp', esi: 'rsi', edi: 'rdi', eip: 'rip',
+};
+
+/**
+ * Every register of arch/x86-64.ts, read from the engine, and the 32-bit names of arch/i386.ts
+ * (the low halves, as QEMU's gdbstub reads them outside 64-bit mode), whatever the CPU's mode:
+ * a client that was told i386 keeps its register layout when the guest enters long mode.
+ */
 export function readRegisters(e: UnicornEngine): Registers {
   const regs: Registers = new Map();
   for (const def of X86_64.registers) {
@@ -53,19 +63,33 @@ export function readRegisters(e: UnicornEngine): Registers {
   regs.set('gdtr_limit', BigInt(gdt.limit));
   regs.set('idtr_base', idt.base);
   regs.set('idtr_limit', BigInt(idt.limit));
+  for (const [low, full] of Object.entries(LOW_HALVES)) regs.set(low, regs.get(full)! & 0xffff_ffffn);
   return regs;
+}
+
+/** The CPU's architecture now: x86-64 in 64-bit mode (EFER.LMA and CS.L), i386 otherwise. */
+export function cpuArch(e: UnicornEngine): Arch {
+  const efer = e.readMsr(MSR_EFER);
+  if ((efer & EFER_LMA) === 0n) return x86ArchOfMode(efer, false);
+  return x86ArchOfMode(efer, (readSegmentCaches(e).cs!.flags & DESC_L) !== 0);
 }
 
 /** Names writeRegister accepts. */
 export function writableRegisterNames(): string[] {
-  return [...Object.keys(REG_IDS), 'efer', 'k_gs_base'];
+  return [...Object.keys(REG_IDS), ...Object.keys(LOW_HALVES), 'efer', 'k_gs_base'];
 }
 
+/**
+ * Write one register. A 32-bit name (eax, eip) writes the whole 64-bit register, zero-extended,
+ * as a 32-bit move does in 64-bit mode.
+ */
 export function writeRegister(e: UnicornEngine, name: string, value: bigint): void {
   const n = name.toLowerCase().replace(/^%/, '');
   const alias = n === 'rflags' ? 'eflags' : n === 'pc' ? 'rip' : n === 'sp' ? 'rsp' : n === 'fp' ? 'rbp' : n;
-  const id = REG_IDS[alias];
-  if (id !== undefined) e.writeReg(id, value);
+  const low = LOW_HALVES[alias];
+  const id = REG_IDS[low ?? alias];
+  if (low !== undefined && id !== undefined) e.writeReg(id, BigInt.asUintN(32, value));
+  else if (id !== undefined) e.writeReg(id, value);
   else if (alias === 'efer') e.writeMsr(MSR_EFER, value);
   else if (alias === 'k_gs_base') e.writeMsr(MSR_KERNEL_GS_BASE, value);
   else throw errors.badInput(`unknown register "${name}": expected one of ${writableRegisterNames().join(', ')}`);
@@ -96,6 +120,8 @@ const HF_SS32 = 1 << 5;
 const HF_ADDSEG = 1 << 6;
 const HF_LMA = 1 << 14;
 const HF_CS64 = 1 << 15;
+/** The L bit (64-bit code) of a segment cache's flags (QEMU's DESC_L_MASK). */
+const DESC_L = 1 << 21;
 const SEG_ORDER = ['es', 'cs', 'ss', 'ds', 'fs', 'gs'] as const;
 let eferOffset = -1;
 

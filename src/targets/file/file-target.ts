@@ -16,6 +16,7 @@
 import { basename } from 'node:path';
 import type { Registers } from '../../arch/arch.js';
 import { X86_64 } from '../../arch/x86-64.js';
+import { x86ArchOfElf } from '../../arch/x86-mode.js';
 import type { Arch } from '../../arch/arch.js';
 import { FileByteSource, type ByteSource } from '../../common/byte-source.js';
 import { DbgError } from '../../common/errors.js';
@@ -78,11 +79,12 @@ export class FileTarget implements Target {
 
   /** An ELF file viewed at its link-time addresses, with its symbols. */
   static elf(path: string, elf: ElfFile = ElfFile.open(path)): FileTarget {
-    if (elf.header.machine !== X86_64.elfMachine) {
-      // Bytes and symbols still make sense; only disassembly and registers are x86-64 specific.
+    const x86 = x86ArchOfElf(elf.header.machine, elf.is64);
+    if (!x86) {
+      // Bytes and symbols still make sense; only disassembly and registers are x86 specific.
       return new FileTarget(path, elf.source, { ...X86_64, name: `elf-machine-${elf.header.machine}`, pointerBytes: elf.is64 ? 8 : 4 }, elf);
     }
-    return new FileTarget(path, elf.source, X86_64, elf);
+    return new FileTarget(path, elf.source, x86, elf);
   }
 
   readVirtual(addr: VirtAddr, length: number): Buffer {

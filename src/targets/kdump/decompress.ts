@@ -20,41 +20,50 @@ export type PageCompression = 'zlib' | 'lzo' | 'snappy' | 'zstd';
 /** Why a compressed page could not be decoded (caught and reworded by the page reader). */
 export class DecodeError extends Error {}
 
-/** `input` decompressed into exactly `size` bytes. */
-export function decompressPage(kind: PageCompression, input: Uint8Array, size: number): Buffer {
+/** `input` decompressed into `out`, which it must fill exactly. */
+export function decompressPage(kind: PageCompression, input: Buffer, out: Buffer): void {
   switch (kind) {
     case 'zlib':
-      return inflateExact(input, size);
+      return inflateExact(input, out);
     case 'lzo':
-      return lzo1x(input, size);
+      return lzo1x(input, out);
     case 'snappy':
-      return snappy(input, size);
+      return snappy(input, out);
     case 'zstd':
-      return zstdExact(input, size);
+      return zstdExact(input, out);
   }
 }
 
-function inflateExact(input: Uint8Array, size: number): Buffer {
-  let out: Buffer;
+function inflateExact(input: Buffer, out: Buffer): void {
+  let got: Buffer;
   try {
-    out = inflateSync(input, { maxOutputLength: size });
+    got = inflateSync(input, { maxOutputLength: out.length });
   } catch (e) {
     throw new DecodeError(`zlib: ${(e as Error).message}`);
   }
-  if (out.length !== size) throw new DecodeError(`zlib: ${out.length} bytes out, expected ${size}`);
-  return out;
+  if (got.length !== out.length) throw new DecodeError(`zlib: ${got.length} bytes out, expected ${out.length}`);
+  got.copy(out);
 }
 
-function zstdExact(input: Uint8Array, size: number): Buffer {
-  const out = Buffer.alloc(size);
+/**
+ * An output view for fzstd, which tests its `buf` argument with `== 1`: on a Buffer or a plain
+ * Uint8Array that converts all 4096 bytes to a string per page.
+ */
+class ZstdOut extends Uint8Array {
+  [Symbol.toPrimitive](): number {
+    return 0;
+  }
+}
+
+function zstdExact(input: Buffer, out: Buffer): void {
   let got: Uint8Array;
   try {
-    got = zstdDecompress(input, out);
+    got = zstdDecompress(input, new ZstdOut(out.buffer as ArrayBuffer, out.byteOffset, out.length));
   } catch (e) {
     throw new DecodeError(`zstd: ${(e as Error).message}`);
   }
-  if (got.length !== size) throw new DecodeError(`zstd: ${got.length} bytes out, expected ${size}`);
-  return got.buffer === out.buffer && got.byteOffset === 0 ? out : Buffer.from(got);
+  if (got.length !== out.length) throw new DecodeError(`zstd: ${got.length} bytes out, expected ${out.length}`);
+  if (got.buffer !== out.buffer || got.byteOffset !== out.byteOffset) out.set(got);
 }
 
 /**
@@ -68,8 +77,8 @@ function zstdExact(input: Uint8Array, size: number): Buffer {
  * The low 2 bits of a match's last offset byte give 0..3 literals that follow it. After a
  * literal run, t < 16 is an M1 match of 3 bytes at distance 2049 + ....
  */
-function lzo1x(src: Uint8Array, size: number): Buffer {
-  const out = Buffer.allocUnsafe(size);
+function lzo1x(src: Buffer, out: Buffer): void {
+  const size = out.length;
   let ip = 0;
   let op = 0;
   const end = src.length;
@@ -89,7 +98,7 @@ function lzo1x(src: Uint8Array, size: number): Buffer {
   const literals = (n: number): void => {
     if (ip + n > end) throw new DecodeError('lzo: literal run past the end of the input');
     if (op + n > size) throw new DecodeError('lzo: output past the end of the page');
-    out.set(src.subarray(ip, ip + n), op);
+    copyBytes(src, ip, out, op, n);
     ip += n;
     op += n;
   };
@@ -97,7 +106,7 @@ function lzo1x(src: Uint8Array, size: number): Buffer {
     const from = op - distance;
     if (from < 0) throw new DecodeError(`lzo: back-reference ${distance} bytes before the start of the page`);
     if (op + n > size) throw new DecodeError('lzo: output past the end of the page');
-    for (let i = 0; i < n; i++) out[op + i] = out[from + i]!;
+    copyMatch(out, from, op, n);
     op += n;
   };
 
@@ -154,7 +163,6 @@ function lzo1x(src: Uint8Array, size: number): Buffer {
     t = byte();
   }
   if (op !== size) throw new DecodeError(`lzo: ${op} bytes out, expected ${size}`);
-  return out;
 }
 
 /**
@@ -162,7 +170,8 @@ function lzo1x(src: Uint8Array, size: number): Buffer {
  * 0 literal (length in the tag, or in 1-4 following bytes), 1 copy with an 11-bit offset,
  * 2 copy with a 16-bit offset, 3 copy with a 32-bit offset.
  */
-function snappy(src: Uint8Array, size: number): Buffer {
+function snappy(src: Buffer, out: Buffer): void {
+  const size = out.length;
   let ip = 0;
   let length = 0;
   for (let shift = 0; ; shift += 7) {
@@ -172,7 +181,6 @@ function snappy(src: Uint8Array, size: number): Buffer {
     if (b < 0x80) break;
   }
   if (length !== size) throw new DecodeError(`snappy: the block holds ${length} bytes, expected ${size}`);
-  const out = Buffer.allocUnsafe(size);
   let op = 0;
   const need = (n: number) => {
     if (ip + n > src.length) throw new DecodeError('snappy: input ends inside an element');
@@ -192,7 +200,7 @@ function snappy(src: Uint8Array, size: number): Buffer {
       n += 1;
       need(n);
       if (op + n > size) throw new DecodeError('snappy: output past the end of the page');
-      out.set(src.subarray(ip, ip + n), op);
+      copyBytes(src, ip, out, op, n);
       ip += n;
       op += n;
       continue;
@@ -216,9 +224,26 @@ function snappy(src: Uint8Array, size: number): Buffer {
     }
     if (offset === 0 || offset > op) throw new DecodeError(`snappy: copy from ${offset} bytes back, at output byte ${op}`);
     if (op + n > size) throw new DecodeError('snappy: output past the end of the page');
-    for (let i = 0; i < n; i++) out[op + i] = out[op - offset + i]!;
+    copyMatch(out, op - offset, op, n);
     op += n;
   }
   if (op !== size) throw new DecodeError(`snappy: ${op} bytes out, expected ${size}`);
-  return out;
+}
+
+/** A back-reference: `n` bytes from `from` to `to` (< from + n overlaps: a repeating pattern). */
+function copyMatch(out: Buffer, from: number, to: number, n: number): void {
+  if (n >= 32 && to - from >= n) {
+    out.copyWithin(to, from, from + n);
+    return;
+  }
+  for (let i = 0; i < n; i++) out[to + i] = out[from + i]!;
+}
+
+/** Literal bytes: short runs byte by byte, long ones natively (no view of `src` is made). */
+function copyBytes(src: Buffer, from: number, out: Buffer, to: number, n: number): void {
+  if (n >= 32) {
+    src.copy(out, to, from, from + n);
+    return;
+  }
+  for (let i = 0; i < n; i++) out[to + i] = src[from + i]!;
 }

@@ -113,38 +113,55 @@ export class FlattenedSource implements ByteSource {
   }
 }
 
-/** Non-overlapping pieces, sorted, where each byte comes from the last record that wrote it. */
+/**
+ * Non-overlapping pieces, sorted, where each byte comes from the last record that wrote it: a
+ * sweep over the records' ends with a heap of the records that cover the current point, latest on
+ * top (O(n log n), so that a stream of many overlapping records cannot stall the open).
+ */
 function resolve(records: { start: number; end: number; at: number; seq: number }[]): Piece[] {
-  const sorted = [...records].sort((a, b) => a.start - b.start || a.seq - b.seq);
+  const byStart = [...records].sort((a, b) => a.start - b.start || a.seq - b.seq);
   let overlaps = false;
-  for (let i = 1; i < sorted.length; i++) if (sorted[i]!.start < sorted[i - 1]!.end) overlaps = true;
-  if (!overlaps) return sorted.map((r) => ({ start: r.start, end: r.end, at: r.at }));
-  // Paint from the latest record back: each keeps only what no later record covers.
-  const bySeq = [...records].sort((a, b) => b.seq - a.seq);
-  let taken: { start: number; end: number }[] = [];
-  const out: Piece[] = [];
-  for (const r of bySeq) {
-    let gaps = [{ start: r.start, end: r.end }];
-    for (const t of taken) {
-      if (t.end <= r.start || t.start >= r.end) continue;
-      gaps = gaps.flatMap((g) => [
-        ...(g.start < t.start ? [{ start: g.start, end: Math.min(g.end, t.start) }] : []),
-        ...(g.end > t.end ? [{ start: Math.max(g.start, t.end), end: g.end }] : []),
-      ]);
+  for (let i = 1; i < byStart.length; i++) if (byStart[i]!.start < byStart[i - 1]!.end) overlaps = true;
+  if (!overlaps) return byStart.map((r) => ({ start: r.start, end: r.end, at: r.at }));
+  const points = [...new Set(records.flatMap((r) => [r.start, r.end]))].sort((a, b) => a - b);
+  const heap: (typeof records)[number][] = []; // max-heap by seq
+  const push = (r: (typeof records)[number]) => {
+    heap.push(r);
+    for (let i = heap.length - 1; i > 0; ) {
+      const up = (i - 1) >> 1;
+      if (heap[up]!.seq >= heap[i]!.seq) break;
+      [heap[up], heap[i]] = [heap[i]!, heap[up]!];
+      i = up;
     }
-    for (const g of gaps) out.push({ start: g.start, end: g.end, at: r.at + (g.start - r.start) });
-    taken = mergeRanges([...taken, { start: r.start, end: r.end }]);
-  }
-  return out.sort((a, b) => a.start - b.start);
-}
-
-function mergeRanges(rs: { start: number; end: number }[]): { start: number; end: number }[] {
-  rs.sort((a, b) => a.start - b.start);
-  const out: { start: number; end: number }[] = [];
-  for (const r of rs) {
+  };
+  const pop = () => {
+    const last = heap.pop()!;
+    if (heap.length === 0) return;
+    heap[0] = last;
+    for (let i = 0; ; ) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let top = i;
+      if (l < heap.length && heap[l]!.seq > heap[top]!.seq) top = l;
+      if (r < heap.length && heap[r]!.seq > heap[top]!.seq) top = r;
+      if (top === i) break;
+      [heap[top], heap[i]] = [heap[i]!, heap[top]!];
+      i = top;
+    }
+  };
+  const out: Piece[] = [];
+  let next = 0;
+  for (let p = 0; p + 1 < points.length; p++) {
+    const from = points[p]!;
+    const to = points[p + 1]!;
+    while (next < byStart.length && byStart[next]!.start <= from) push(byStart[next++]!);
+    while (heap.length > 0 && heap[0]!.end <= from) pop(); // finished records: dropped once on top
+    const top = heap[0];
+    if (!top) continue;
     const last = out[out.length - 1];
-    if (last && r.start <= last.end) last.end = Math.max(last.end, r.end);
-    else out.push({ ...r });
+    const at = top.at + (from - top.start);
+    if (last && last.end === from && last.at + (last.end - last.start) === at) out[out.length - 1] = { start: last.start, end: to, at: last.at };
+    else out.push({ start: from, end: to, at });
   }
   return out;
 }

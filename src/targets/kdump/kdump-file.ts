@@ -49,6 +49,7 @@ export class ExcludedPageError extends DbgError {
 
 const PAGE = 4096;
 const CACHE_PAGES = 4096; // 16 MiB of decompressed pages
+const SLAB_PAGES = 64;
 const COMPRESSION_FLAGS: readonly [number, PageCompression][] = [
   [DUMP_DH_COMPRESSED_ZLIB, 'zlib'],
   [DUMP_DH_COMPRESSED_LZO, 'lzo'],
@@ -83,6 +84,9 @@ export class KdumpFile {
   private readonly ranks: Float64Array;
   private readonly runs: Run[];
   private readonly cache = new Map<number, Buffer>();
+  private readonly scratch = Buffer.allocUnsafe(PAGE);
+  private slab = Buffer.alloc(0);
+  private slabUsed = SLAB_PAGES;
   private elf?: ElfView;
 
   private constructor(
@@ -130,7 +134,8 @@ export class KdumpFile {
     const excluded = this.excludedPages();
     return (
       `kdump-compressed${this.flattened ? ' (flattened)' : ''}, version ${h.version}, ${z.length ? z.join('+') : 'uncompressed'} pages, ` +
-      `dump level ${h.dumpLevel}, ${this.dumpedPages()} pages dumped${excluded ? `, ${excluded} excluded` : ''}`
+      `dump level ${h.dumpLevel}, ${this.dumpedPages()} pages dumped${excluded ? `, ${excluded} excluded` : ''}` +
+      (h.split ? ` (one file of a split dump: pfns 0x${h.startPfn.toString(16)}-0x${h.endPfn.toString(16)})` : '')
     );
   }
 
@@ -169,17 +174,17 @@ export class KdumpFile {
    */
   page(pfn: number): Buffer {
     const h = this.header;
-    const at = `physical 0x${(pfn * PAGE).toString(16)}`;
+    const at = () => `physical 0x${(pfn * PAGE).toString(16)}`;
     if (!this.isDumped(pfn)) {
       if (this.exists(pfn)) throw new ExcludedPageError(pfn * PAGE, h.dumpLevel);
-      throw new DbgError('unmapped', `${at} is not in ${this.src.name}: the dumped machine had no page there`);
+      throw new DbgError('unmapped', `${at()} is not in ${this.src.name}: the dumped machine had no page there`);
     }
     if (pfn < h.startPfn || pfn >= h.endPfn) {
-      throw new DbgError('unmapped', `${at} is in another file of this split dump (this one holds pfns 0x${h.startPfn.toString(16)}-0x${h.endPfn.toString(16)})`);
+      throw new DbgError('unmapped', `${at()} is in another file of this split dump (this one holds pfns 0x${h.startPfn.toString(16)}-0x${h.endPfn.toString(16)})`);
     }
     const index = this.rank(pfn);
     const descAt = h.descriptors + index * PAGE_DESC_BYTES;
-    const bad = (what: string) => new DbgError('corrupt', `${this.src.name}: page descriptor ${index} (${at}, at file offset 0x${descAt.toString(16)}) ${what}`);
+    const bad = (what: string) => new DbgError('corrupt', `${this.src.name}: page descriptor ${index} (${at()}, at file offset 0x${descAt.toString(16)}) ${what}`);
     if (descAt + PAGE_DESC_BYTES > this.src.size) throw bad(`is past the end of the file (0x${this.src.size.toString(16)}): the dump is truncated`);
     const d = this.src.read(descAt, PAGE_DESC_BYTES);
     const offset = d.readBigUInt64LE(0);
@@ -199,14 +204,14 @@ export class KdumpFile {
     const kinds = COMPRESSION_FLAGS.filter(([bit]) => flags & bit);
     const unknown = flags & ~COMPRESSION_FLAGS.reduce((m, [bit]) => m | bit, 0);
     if (kinds.length > 1 || unknown) throw bad(`has flags 0x${flags.toString(16)}, ${unknown ? 'with unknown bits' : 'naming two compressions'}`);
-    const data = this.src.read(Number(offset), size);
-    let out: Buffer;
+    if (kinds.length === 0 && size !== PAGE) throw bad(`stores the page uncompressed in ${size} bytes; an uncompressed page is 4096`);
+    const data = this.readData(Number(offset), size);
+    const out = this.newPage();
     if (kinds.length === 0) {
-      if (size !== PAGE) throw bad(`stores the page uncompressed in ${size} bytes; an uncompressed page is 4096`);
-      out = Buffer.from(data);
+      data.copy(out); // a copy: `data` is the scratch buffer
     } else {
       try {
-        out = decompressPage(kinds[0]![1], data, PAGE);
+        decompressPage(kinds[0]![1], data, out);
       } catch (e) {
         if (e instanceof DecodeError) throw bad(`points at ${size} bytes that do not decompress: ${e.message}`);
         throw e;
@@ -215,6 +220,27 @@ export class KdumpFile {
     this.cache.set(Number(offset), out);
     if (this.cache.size > CACHE_PAGES) this.cache.delete(this.cache.keys().next().value as number);
     return out;
+  }
+
+  /**
+   * A buffer for one decompressed page, cut from a 256 KiB slab: one allocation per 64 pages
+   * instead of one per page. A page is never written again once cached, so views of it that
+   * callers keep stay valid; a slab is freed when none of its pages is referenced.
+   */
+  private newPage(): Buffer {
+    if (this.slabUsed === SLAB_PAGES) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_PAGES * PAGE);
+      this.slabUsed = 0;
+    }
+    const at = this.slabUsed++ * PAGE;
+    return this.slab.subarray(at, at + PAGE);
+  }
+
+  /** Compressed bytes, straight from the file (past its block cache: each page's are read once). */
+  private readData(offset: number, size: number): Buffer {
+    if (!this.src.readInto) return this.src.read(offset, size);
+    this.src.readInto(offset, this.scratch, 0, size);
+    return this.scratch.subarray(0, size);
   }
 
   /** `length` bytes at physical `addr`, page by page. */
@@ -252,28 +278,32 @@ export class KdumpFile {
     const bytes = Math.ceil(h.maxMapnr / 8);
     const blocks = Math.ceil(bytes / RANK_BLOCK);
     const ranks = new Float64Array(blocks + 1);
-    // Bits before startPfn (a split dump's earlier files) and at or past max_mapnr do not count.
+    // Only pfns in [startPfn, endPfn) have descriptors here (a split dump's other files hold the rest).
     let total = 0;
     for (let b = 0; b < blocks; b++) {
       ranks[b] = total;
       const end = Math.min(bytes, (b + 1) * RANK_BLOCK);
       for (let i = b * RANK_BLOCK; i < end; i++) {
         const v = this.bitmap2[i]!;
-        if (v) total += POPCOUNT[v & this.byteMask(i)]!;
+        if (v) total += POPCOUNT[v & this.ownMask(i)]!;
       }
     }
     ranks[blocks] = total;
     return ranks;
   }
 
-  /** The bits of bitmap byte `i` that are pfns in [startPfn, maxMapnr). */
-  private byteMask(i: number): number {
-    const h = this.header;
+  /** The bits of bitmap byte `i` that are pfns in [start, end) (default: the whole machine). */
+  private byteMask(i: number, start = 0, end = this.header.maxMapnr): number {
     let m = 0xff;
     const lo = i * 8;
-    if (lo < h.startPfn) m &= h.startPfn - lo >= 8 ? 0 : (0xff << (h.startPfn - lo)) & 0xff;
-    if (lo + 8 > h.maxMapnr) m &= h.maxMapnr <= lo ? 0 : 0xff >> (lo + 8 - h.maxMapnr);
+    if (lo < start) m &= start - lo >= 8 ? 0 : (0xff << (start - lo)) & 0xff;
+    if (lo + 8 > end) m &= end <= lo ? 0 : 0xff >> (lo + 8 - end);
     return m;
+  }
+
+  /** The bits of bitmap byte `i` that have page descriptors in this file (a split dump's range). */
+  private ownMask(i: number): number {
+    return this.byteMask(i, this.header.startPfn, this.header.endPfn);
   }
 
   /** Number of dumped pages before `pfn` (its page descriptor's index). */
@@ -283,9 +313,9 @@ export class KdumpFile {
     let n = this.ranks[block]!;
     for (let i = block * RANK_BLOCK; i < byte; i++) {
       const v = this.bitmap2[i]!;
-      if (v) n += POPCOUNT[v & this.byteMask(i)]!;
+      if (v) n += POPCOUNT[v & this.ownMask(i)]!;
     }
-    const below = this.bitmap2[byte]! & ((1 << (pfn & 7)) - 1) & this.byteMask(byte);
+    const below = this.bitmap2[byte]! & ((1 << (pfn & 7)) - 1) & this.ownMask(byte);
     return n + POPCOUNT[below]!;
   }
 

@@ -15,8 +15,8 @@
 
 import { basename } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
-import type { Registers } from '../../arch/arch.js';
-import { X86_64 } from '../../arch/x86-64.js';
+import type { Arch, Registers } from '../../arch/arch.js';
+import { cpuArch } from '../emulator/x86-64-cpu.js';
 import { cr3Root, X86_64Paging } from '../../arch/x86-64-paging.js';
 import { DbgError, errors } from '../../common/errors.js';
 import type { LineWrite } from '../../store/line-rows.js';
@@ -64,7 +64,6 @@ interface Watch {
 export class ReplayTarget implements Target {
   readonly name: string;
   readonly kind = 'replay';
-  readonly arch = X86_64;
   readonly symbols = new SymbolSpace();
   readonly caps: Capabilities;
   readonly warnings: string[] = [];
@@ -117,7 +116,7 @@ export class ReplayTarget implements Target {
       seek: (seq) => this.seekTo(seq),
     };
     const execution: ExecutionControl = {
-      step: (thread) => this.stepForward(thread),
+      step: (thread, count) => this.stepForward(thread, count),
       resume: () => this.resumeForward(),
       interrupt: () => {
         this.interruptFlag = true;
@@ -260,6 +259,15 @@ export class ReplayTarget implements Target {
     return this.machine.registers(this.vcpuOf(thread));
   }
 
+  /** The selected vCPU's architecture at this position: i386 until it runs 64-bit code. */
+  get arch(): Arch {
+    const key = `${this.thread}:${this.now}`;
+    if (this.archAt?.key !== key) this.archAt = { key, arch: cpuArch(this.machine.engine(this.thread - 1)) };
+    return this.archAt.arch;
+  }
+
+  private archAt: { key: string; arch: Arch } | undefined;
+
   status(): StopStatus {
     const vcpu = this.machine.runningAt(this.now);
     this.thread = vcpu + 1;
@@ -293,9 +301,9 @@ export class ReplayTarget implements Target {
     return this.stop({ kind: 'step' });
   }
 
-  async stepForward(_thread: number): Promise<StopStatus> {
+  async stepForward(_thread: number, count = 1): Promise<StopStatus> {
     if (this.now >= this.reader.end) return this.stop({ kind: 'history-end' });
-    this.go(this.now + 1);
+    this.go(Math.min(this.now + count, this.reader.end));
     return this.stop({ kind: 'step' });
   }
 

@@ -1,13 +1,16 @@
 # drgn's answers about a Linux dump, as JSON, for test/os/linux/real-dumps.test.ts:
 #   python3 drgn-oracle.py VMCORE VMLINUX
 # panic_cpu, every task (for_each_task: pid, ppid, state letter, cpu, comm, address) with the pcs
-# of its stack's real (not inlined) frames, and the kernel log as drgn formats it.
+# of its stack's real (not inlined) frames, the kernel log as drgn formats it, each CPU's
+# current_task (per_cpu) and the loaded modules.
 import json
 import sys
 
 import drgn
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.printk import get_printk_records
+from drgn.helpers.linux.list import list_for_each_entry
+from drgn.helpers.linux.percpu import per_cpu
 from drgn.helpers.linux.sched import task_cpu, task_state_to_char
 
 prog = drgn.Program()
@@ -29,4 +32,7 @@ for t in for_each_task(prog):
         'pcs': pcs,
     })
 log = [f'[{r.timestamp // 1000000000:5}.{r.timestamp % 1000000000 // 1000:06}] {r.text.decode(errors="replace")}' for r in get_printk_records(prog)]
-print(json.dumps({'panic_cpu': prog['panic_cpu'].counter.value_(), 'tasks': tasks, 'log': log}))
+current = [hex(per_cpu(prog['current_task'], cpu).value_()) for cpu in range(2)]
+modules = [{'addr': hex(m.value_()), 'name': m.name.string_().decode(), 'base': hex(m.core_layout.base.value_()), 'size': m.core_layout.size.value_()}
+           for m in list_for_each_entry('struct module', prog['modules'].address_of_(), 'list')]
+print(json.dumps({'panic_cpu': prog['panic_cpu'].counter.value_(), 'tasks': tasks, 'log': log, 'current': current, 'modules': modules}))

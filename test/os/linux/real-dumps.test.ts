@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Session } from '../../../src/mdb/session.js';
+import { CaptureOutput, type Session } from '../../../src/mdb/session.js';
 import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
 import { unwind } from '../../../src/targets/unwind.js';
 import { skipReason } from '../../helpers/debuggee.js';
@@ -31,6 +31,13 @@ const why =
       : undefined;
 const skip = skipReason('real Linux dumps', why);
 
+/** The text lines of `line`, trailing blanks kept (the kernel log has some). */
+async function exact(s: Session, line: string): Promise<string[]> {
+  const out = new CaptureOutput(false);
+  await s.execute(line, out);
+  return out.lines;
+}
+
 interface DrgnTask {
   pid: number;
   ppid: number;
@@ -44,6 +51,8 @@ interface Drgn {
   panic_cpu: number;
   tasks: DrgnTask[];
   log: string[];
+  current: string[];
+  modules: { addr: string; name: string; base: string; size: number }[];
 }
 
 describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
@@ -67,21 +76,38 @@ describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
     expect(drgn.tasks.length).toBeGreaterThan(40);
   });
 
-  it("every sleeping task's stack has drgn's frames (drgn goes on into the user registers)", () => {
+  it("every sleeping task's stack is drgn's, frame for frame, down to the user registers (ORC)", () => {
     let compared = 0;
     for (const d of drgn.tasks) {
       if (!d.pcs || d.state === 'R') continue;
       const frames = unwind(t, t.taskThread(BigInt(d.addr), false));
-      const ours = frames.map((f) => `0x${f.pc.toString(16)}`);
-      expect({ pid: d.pid, pcs: ours }).toEqual({ pid: d.pid, pcs: d.pcs.slice(0, ours.length) });
-      expect(ours.length).toBeGreaterThanOrEqual(Math.min(d.pcs.length - 1, 4));
+      expect({ pid: d.pid, pcs: frames.map((f) => `0x${f.pc.toString(16)}`) }).toEqual({ pid: d.pid, pcs: d.pcs });
+      expect(frames.slice(1).every((f) => f.how === 'orc')).toBe(true);
       compared++;
     }
     expect(compared).toBeGreaterThan(40);
   });
 
+  it('with kallsyms only (no vmlinux), ORC from the image in the dump unwinds the panicking CPU as with vmlinux', () => {
+    const k = KernelDumpTarget.open(join(dir, 'vmci.elf'));
+    try {
+      const pcs = (x: KernelDumpTarget) => unwind(x, 2).map((f) => f.pc);
+      expect(pcs(k)).toEqual(pcs(t));
+      expect(pcs(k).length).toBeGreaterThanOrEqual(10);
+      expect(k.symbols.describe(unwind(k, 2)[1]!.pc - 1n)).toMatch(/^panic\+/);
+    } finally {
+      k.close();
+    }
+  });
+
+  it("CPU 0's stack crosses the reboot IPI's pt_regs into the idle loop it interrupted", () => {
+    const names = unwind(t, 1).map((f) => t.symbols.resolve(f.level ? f.pc - 1n : f.pc)?.sym.name);
+    expect(names.slice(0, 5)).toEqual(['stop_this_cpu', '__sysvec_reboot', 'sysvec_reboot', 'asm_sysvec_reboot', 'native_safe_halt']);
+    expect(names).toContain('do_idle');
+  });
+
   it('::dmesg is drgn\'s log, line for line', async () => {
-    expect((await run(s, '::dmesg')).join('\n')).toBe(drgn.log.join('\n'));
+    expect((await exact(s, '::dmesg')).join('\n')).toBe(drgn.log.join('\n'));
   });
 
   it('::status and ::panicinfo name CPU 1 from panic_cpu, as drgn reads it', async () => {
@@ -97,6 +123,19 @@ describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
     expect(groups.reduce((n, g) => n + g.count, 0)).toBe(drgn.tasks.length + 1);
     expect(groups[0]!.count).toBeGreaterThan(1);
     expect(groups.some((g) => g.frames.some((f) => f.startsWith('panic+')))).toBe(true);
+  });
+
+  it("::percpu and ::modules agree with drgn's per_cpu(current_task) and the modules list", async () => {
+    const cur = (await runJson(s, '::percpu current_task'))[0] as { cpu: number; addr: string }[];
+    const values = cur.map((c) => `0x${t.readVirtual(BigInt(c.addr), 8).readBigUInt64LE(0).toString(16)}`);
+    expect(values).toEqual(drgn.current);
+    const mods = (await runJson(s, '::modules'))[0] as { addr: string; name: string; base: string; size: number }[];
+    expect(mods.map((m) => ({ ...m, addr: BigInt(m.addr), base: BigInt(m.base) }))).toEqual(drgn.modules.map((m) => ({ ...m, addr: BigInt(m.addr), base: BigInt(m.base) })));
+    expect(mods.map((m) => m.name)).toContain('qemu_fw_cfg');
+  });
+
+  it('heap addresses are no symbol+offset (they were __per_cpu_end+0xffff...)', async () => {
+    expect(t.symbols.describe(BigInt(drgn.tasks[0]!.addr))).toBeUndefined();
   });
 
   it('ADDR::task selects a sleeping task, whose ::stack starts in __schedule', async () => {
@@ -124,7 +163,7 @@ describe.skipIf(skip)('real 6.1 dumps without VMCOREINFO', () => {
   it('::dmesg from vmlinux types has every line the console printed', async () => {
     const t = KernelDumpTarget.open(join(dir, 'novmci.elf'), { symbols: [vmlinux] });
     try {
-      const log = await run(sessionOn(t), '::dmesg');
+      const log = await exact(sessionOn(t), '::dmesg');
       const console = readFileSync(join(dir, 'novmci.console.txt'), 'latin1').replace(/\r/g, '').split('\n').filter((l) => l.startsWith('['));
       // The console repeats a record's stamp on each of its lines; dmesg and drgn print it once.
       const text = (l: string) => l.replace(/^\[ *\d+\.\d{6}\] /, '');
@@ -135,7 +174,7 @@ describe.skipIf(skip)('real 6.1 dumps without VMCOREINFO', () => {
         expect(found, line).toBeGreaterThanOrEqual(0);
         at = found + 1;
       }
-      const errs = await run(sessionOn(t), '::dmesg -l emerg');
+      const errs = await exact(sessionOn(t), '::dmesg -l emerg');
       expect(errs).toContain(log.find((l) => l.includes('Kernel panic - not syncing: sysrq triggered crash')));
     } finally {
       t.close();

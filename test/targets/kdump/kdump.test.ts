@@ -6,13 +6,14 @@
 // pages makedumpfile left out, give one-line errors and the rest of the dump keeps working.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbgError } from '../../../src/common/errors.js';
 import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
 import { openTarget } from '../../../src/targets/open-target.js';
+import { makedumpfileInput } from '../../../src/targets/kdump/makedumpfile-input.js';
 import { CaptureOutput, Session } from '../../../src/mdb/session.js';
 import { builtinModules } from '../../../src/mdb/modules/index.js';
 import { qemuSample, repoRoot } from '../../helpers/repo.js';
@@ -24,6 +25,8 @@ let elfPath: string;
 let elf: KernelDumpTarget;
 /** name -> path of each kdump-compressed dump of the session. */
 const dumps: Record<string, string> = {};
+/** makedumpfile --split's two files. */
+let split: string[] = [];
 
 function sh(cmd: string, args: string[], opts: { stdout?: string } = {}): void {
   const r = spawnSync(cmd, args, { stdio: ['ignore', opts.stdout ? openSync(opts.stdout, 'w') : 'ignore', 'pipe'], maxBuffer: 64 << 20 });
@@ -45,24 +48,9 @@ beforeAll(() => {
   const r = spawnSync('makedumpfile', ['-R', rearranged], { input: readFileSync(dumps['qemu -z (flattened)']!), stdio: ['pipe', 'ignore', 'pipe'] });
   if (r.status !== 0) throw new Error(`makedumpfile -R failed: ${r.stderr}`);
   dumps['qemu -z, makedumpfile -R'] = rearranged;
-  // makedumpfile reads the program headers right after the ELF header, where QEMU 7.2 put its
-  // section header: a copy with them moved there (all data at the same offsets).
+  // makedumpfile reads the program headers right after the ELF header (see makedumpfileInput).
   const mdfElf = join(dir, 'vmcore-mdf.elf');
-  copyFileSync(elfPath, mdfElf);
-  const fd = openSync(mdfElf, 'r+');
-  const h = Buffer.alloc(64);
-  readSync(fd, h, 0, 64, 0);
-  const phnum = h.readUInt16LE(56);
-  const ph = Buffer.alloc(56 * phnum);
-  readSync(fd, ph, 0, ph.length, Number(h.readBigUInt64LE(32)));
-  h.writeBigUInt64LE(64n, 32);
-  h.writeBigUInt64LE(0n, 40);
-  h.writeUInt16LE(64, 52);
-  h.writeUInt16LE(64, 58);
-  h.writeUInt16LE(0, 60);
-  h.writeUInt16LE(0, 62);
-  writeSync(fd, Buffer.concat([h, ph]), 0, 64 + ph.length, 0);
-  closeSync(fd);
+  makedumpfileInput(elfPath, mdfElf);
   const vi = fixture('makedumpfile.vmcoreinfo');
   for (const [name, flags] of [
     ['makedumpfile -c', ['-c']],
@@ -72,6 +60,8 @@ beforeAll(() => {
     sh('makedumpfile', [...flags, '-d', '1', '-i', vi, mdfElf, out]);
     dumps[name] = out;
   }
+  split = [join(dir, 'split-1'), join(dir, 'split-2')];
+  sh('makedumpfile', ['--split', '-c', '-d', '1', '-i', vi, mdfElf, ...split]);
   const flat = join(dir, 'mdf.flat');
   sh('makedumpfile', ['-F', '-c', '-d', '1', '-i', vi, mdfElf], { stdout: flat });
   dumps['makedumpfile -F -c'] = flat;
@@ -103,14 +93,16 @@ async function run(t: KernelDumpTarget, line: string): Promise<string[]> {
   return out.lines;
 }
 
+/** The DbgError `f` throws (anything else, or nothing, fails the test). */
 function failure(f: () => unknown): DbgError {
+  let err: unknown = new Error('did not fail');
   try {
     f();
   } catch (e) {
-    if (e instanceof DbgError) return e;
-    throw e;
+    err = e;
   }
-  throw new Error('did not fail');
+  if (err instanceof DbgError) return err;
+  throw err;
 }
 
 describe('kdump-compressed dumps of one QEMU session, against its ELF dump', () => {
@@ -167,6 +159,38 @@ for r in sys.argv[2:]:
       const theirs = r.stdout.trim().split('\n');
       expect(theirs.length, name).toBe(want.length);
       expect(theirs.findIndex((h, i) => h !== want[i]), `${name}: first page libkdumpfile reads differently`).toBe(-1);
+    }
+  });
+
+  it('makedumpfile --split: each file reads its own pages and names the other file for the rest', () => {
+    const [a, b] = split.map(open);
+    try {
+      expect(a!.describe()[0]).toMatch(/dump level 1, 8160 pages dumped \(one file of a split dump: pfns 0x0-0x40000\), 2 CPU\(s\)$/);
+      expect(b!.describe()[0]).toMatch(/dump level 1, 4160 pages dumped \(one file of a split dump: pfns 0x40000-0x100000\), 2 CPU\(s\)$/);
+      expect(a!.readPhysical(0x1234000n, 4096).equals(elf.readPhysical(0x1234000n, 4096))).toBe(true);
+      expect(b!.readPhysical(0xfffc0000n, 4096).equals(elf.readPhysical(0xfffc0000n, 4096))).toBe(true);
+      expect(failure(() => a!.readPhysical(0xfd000000n, 8)).message).toBe('physical 0xfd000000 is in another file of this split dump (this one holds pfns 0x0-0x40000)');
+      expect(failure(() => b!.readPhysical(0x1000n, 8)).message).toBe('physical 0x1000 is in another file of this split dump (this one holds pfns 0x40000-0x100000)');
+    } finally {
+      a!.close();
+      b!.close();
+    }
+  });
+
+  it('VMCOREINFO from the sub-header, when the notes lack it', async () => {
+    const text = Buffer.from('OSRELEASE=6.1.0-test\nPAGESIZE=4096\nSYMBOL(swapper_pg_dir)=ffffffffc0006000\nNUMBER(phys_base)=0\n');
+    const b = readFileSync(dumps['makedumpfile -c']!);
+    b.writeBigUInt64LE(BigInt(b.length), 4096 + 32); // offset_vmcoreinfo
+    b.writeBigUInt64LE(BigInt(text.length), 4096 + 40); // size_vmcoreinfo
+    const p = join(dir, 'vmcoreinfo.kdump');
+    writeFileSync(p, Buffer.concat([b, text]));
+    const t = open(p);
+    try {
+      expect(t.vmcoreinfo?.osrelease).toBe('6.1.0-test');
+      expect(t.describe()).toContain('VMCOREINFO: OSRELEASE=6.1.0-test PAGESIZE=4096 KERNELOFFSET=0x0');
+      expect(await run(t, '::vmcoreinfo')).toContain('SYMBOL(swapper_pg_dir)=ffffffffc0006000');
+    } finally {
+      t.close();
     }
   });
 
@@ -246,6 +270,33 @@ describe('bad input: one-line errors, and the rest of the dump keeps working', (
     const ver = join(dir, 'bad-flat-version');
     writeFileSync(ver, version);
     expect(openFails(ver).message).toMatch(/flattened header type 1, version 7; dbg reads type 1 version 1$/);
+  });
+
+  it('flattened records that overlap: the later one wins, and many cannot stall the open', () => {
+    const flat = readFileSync(dumps['makedumpfile -F -c']!);
+    const record = (offset: number, data: Buffer) => {
+      const h = Buffer.alloc(16);
+      h.writeBigInt64BE(BigInt(offset), 0);
+      h.writeBigInt64BE(BigInt(data.length), 8);
+      return Buffer.concat([h, data]);
+    };
+    const end = flat.subarray(flat.length - 16);
+    expect(end.readBigInt64BE(0)).toBe(-1n);
+    const level = Buffer.alloc(4);
+    level.writeInt32LE(31);
+    // 200,000 one-byte records over the unused end of the sub-header block, then dump_level = 31.
+    const junk = Array.from({ length: 200_000 }, (_, i) => record(0x1800 + (i % 1000), Buffer.from([i & 0xff])));
+    const p = join(dir, 'flat-overlaps');
+    writeFileSync(p, Buffer.concat([flat.subarray(0, flat.length - 16), ...junk, record(4096 + 8, level), end]));
+    const t0 = Date.now();
+    const t = open(p);
+    try {
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(t.describe()[0]).toContain('(flattened), version 6, zlib pages, dump level 31, 12320 pages dumped');
+      expect(t.readPhysical(0x1234560n, 32).toString('latin1')).toBe('fixture marker at phys 0x1234560');
+    } finally {
+      t.close();
+    }
   });
 
   it('a page makedumpfile excluded says so, at its dump level; the session keeps working', async () => {

@@ -1,0 +1,217 @@
+/**
+ * The standard-PC devices of the dbg machine, on one bus: 8259A pair, 8254 PIT, CMOS/RTC, COM1
+ * 16550, i8042 keyboard, CGA text, primary ATA channel, one local APIC per vCPU and an I/O APIC.
+ * Each device is in its own file; this board routes ports and MMIO to them, ISA IRQ lines to both
+ * the 8259s and the I/O APIC, interrupts to the vCPUs' local APICs, and INIT/start-up IPIs to the
+ * machine. Times are virtual (clock.ts): every call that depends on time is given `now`.
+ *
+ * A device access dbg cannot honour as hardware would (an IPI or redirection entry asking for
+ * SMI/NMI/ExtINT delivery, the APIC's TSC-deadline mode, a misaligned APIC access) sets `problem`,
+ * and the machine stops the run with it before the guest's next instruction.
+ */
+
+import { AtaChannel, type Disk } from './ata.js';
+import { Cga } from './cga.js';
+import { Cmos } from './cmos.js';
+import { I8042 } from './i8042.js';
+import { IOAPIC_BASE, IoApic } from './ioapic.js';
+import { LAPIC_BASE, Lapic, type Ipi } from './lapic.js';
+import { PicPair } from './pic.js';
+import { Pit } from './pit.js';
+import { Uart } from './uart.js';
+
+export { IOAPIC_BASE, LAPIC_BASE };
+export const COM1_PORT = 0x3f8;
+export const COM1_IRQ = 4;
+
+export interface BoardHost {
+  /** A byte the guest wrote to COM1. */
+  emit(byte: number): void;
+  /** INIT (assert) reached vCPU `vcpu`. */
+  init(vcpu: number): void;
+  /** A start-up IPI with `vector` reached vCPU `vcpu`. */
+  startup(vcpu: number, vector: number): void;
+}
+
+export class StandardPc {
+  readonly pic = new PicPair();
+  readonly pit: Pit;
+  readonly cmos: Cmos;
+  readonly uart: Uart;
+  readonly kbd: I8042;
+  readonly cga = new Cga();
+  readonly ata: AtaChannel;
+  readonly ioapic: IoApic;
+  readonly lapics: Lapic[] = [];
+  /** Why the run must stop (see the header), until the machine takes it. */
+  problem: string | undefined;
+
+  constructor(
+    cpus: number,
+    ramBytes: number,
+    readonly disks: (Disk | undefined)[],
+    private readonly host: BoardHost,
+  ) {
+    this.pit = new Pit((l) => this.irq(0, l));
+    this.cmos = new Cmos(ramBytes);
+    this.uart = new Uart((b) => host.emit(b), (l) => this.irq(COM1_IRQ, l));
+    this.kbd = new I8042((l) => this.irq(1, l));
+    this.ata = new AtaChannel(disks, (l) => this.irq(14, l));
+    const complain = (m: string): void => {
+      this.problem ??= m;
+    };
+    for (let i = 0; i < cpus; i++) this.lapics.push(new Lapic(i, (from, ipi) => this.ipi(from, ipi), (v) => this.ioapic.eoi(v), complain));
+    this.ioapic = new IoApic(cpus, (dest, logical, vector, level) => this.route(dest, logical, vector, level), complain);
+  }
+
+  /** ISA IRQ line `n` (0-15). */
+  irq(n: number, level: boolean): void {
+    this.pic.setIrq(n, level);
+    this.ioapic.setPin(n === 0 ? 2 : n, level);
+  }
+
+  private targets(dest: number, logical: boolean): Lapic[] {
+    if (!logical) return dest === 0xff ? this.lapics : this.lapics.filter((l) => l.id === dest);
+    return this.lapics.filter((l) => (l.ldr >>> 24) & dest);
+  }
+
+  private route(dest: number, logical: boolean, vector: number, level: boolean): void {
+    for (const l of this.targets(dest, logical)) l.accept(vector, level);
+  }
+
+  private ipi(from: number, ipi: Ipi): void {
+    const self = this.lapics[from]!;
+    let to: Lapic[];
+    if (ipi.shorthand === 1) to = [self];
+    else if (ipi.shorthand === 2) to = this.lapics;
+    else if (ipi.shorthand === 3) to = this.lapics.filter((l) => l !== self);
+    else to = this.targets(ipi.dest, ipi.logical);
+    switch (ipi.mode) {
+      case 0:
+      case 1:
+        for (const l of ipi.mode === 1 ? to.slice(0, 1) : to) l.accept(ipi.vector);
+        return;
+      case 5:
+        if (ipi.level) for (const l of to) this.host.init(l.index);
+        return;
+      case 6:
+        for (const l of to) this.host.startup(l.index, ipi.vector);
+        return;
+      default:
+        this.problem ??= `local APIC of vCPU ${from}: ICR 0x${(this.lapics[from]!.icrLow >>> 0).toString(16)} asks for ${['', '', 'SMI', 'reserved', 'NMI', '', '', 'ExtINT'][ipi.mode]} delivery, which the emulated APIC does not send`;
+    }
+  }
+
+  /** A port of one of these devices: its value; undefined when no device here has the port. */
+  portIn(port: number, size: number, now: bigint): number | undefined {
+    if (port >= COM1_PORT && port < COM1_PORT + 8) return this.uart.read(port - COM1_PORT);
+    if (this.pic.handles(port)) return this.pic.in(port);
+    if (this.pit.handles(port)) return this.pit.in(port, now);
+    if (this.cmos.handles(port)) return this.cmos.in(port, now);
+    if (this.kbd.handles(port)) return this.kbd.in(port);
+    if (this.cga.handles(port)) return this.cga.in(port);
+    if (this.ata.handles(port)) return this.ata.in(port, size);
+    return undefined;
+  }
+
+  /** False when no device here has the port. */
+  portOut(port: number, size: number, value: number, now: bigint): boolean {
+    const v = value & 0xff;
+    if (port >= COM1_PORT && port < COM1_PORT + 8) this.uart.write(port - COM1_PORT, v);
+    else if (this.pic.handles(port)) this.pic.out(port, v);
+    else if (this.pit.handles(port)) this.pit.out(port, v, now);
+    else if (this.cmos.handles(port)) this.cmos.out(port, v);
+    else if (this.kbd.handles(port)) this.kbd.out(port, v);
+    else if (this.cga.handles(port)) this.cga.out(port, v);
+    else if (this.ata.handles(port)) this.ata.out(port, size, value);
+    else if (port === 0x80 || port === 0x92 || port === 0x22 || port === 0x23) return true; // POST codes, fast A20, IMCR
+    else return false;
+    return true;
+  }
+
+  private mmioCheck(what: string, vcpu: number, off: number, size: number, write: boolean): boolean {
+    if (size === 4 && (off & 3) === 0) return true;
+    this.problem ??= `${what}: ${size}-byte ${write ? 'write to' : 'read of'} offset 0x${off.toString(16)} by vCPU ${vcpu}; its registers take aligned 4-byte accesses only`;
+    return false;
+  }
+
+  lapicRead(vcpu: number, off: number, size: number, now: bigint): number {
+    if (!this.mmioCheck('local APIC', vcpu, off, size, false)) return 0;
+    this.lapics[vcpu]!.advance(now);
+    return this.lapics[vcpu]!.read(off & 0xff0, now);
+  }
+
+  lapicWrite(vcpu: number, off: number, size: number, value: number, now: bigint): void {
+    if (!this.mmioCheck('local APIC', vcpu, off, size, true)) return;
+    this.lapics[vcpu]!.advance(now);
+    this.lapics[vcpu]!.write(off & 0xff0, value, now);
+  }
+
+  ioapicRead(vcpu: number, off: number, size: number): number {
+    return this.mmioCheck('I/O APIC', vcpu, off, size, false) ? this.ioapic.read(off) : 0;
+  }
+
+  ioapicWrite(vcpu: number, off: number, size: number, value: number): void {
+    if (this.mmioCheck('I/O APIC', vcpu, off, size, true)) this.ioapic.write(off, value);
+  }
+
+  /** The next virtual time a timer changes something, or undefined. */
+  nextEvent(): bigint | undefined {
+    let t = this.pit.nextEvent();
+    for (const l of this.lapics) {
+      const n = l.nextEvent();
+      if (n !== undefined && (t === undefined || n < t)) t = n;
+    }
+    return t;
+  }
+
+  advance(now: bigint): void {
+    this.pit.advance(now);
+    for (const l of this.lapics) l.advance(now);
+  }
+
+  /** An interrupt waits for vCPU `vcpu` (it takes it when its IF allows). */
+  hasInterrupt(vcpu: number): boolean {
+    const l = this.lapics[vcpu]!;
+    return (l.enabled && l.deliverable() >= 0) || (vcpu === 0 && l.acceptsPic() && this.pic.intr);
+  }
+
+  /** vCPU `vcpu` acknowledges its highest-priority interrupt: the vector, or undefined. */
+  takeInterrupt(vcpu: number): number | undefined {
+    const l = this.lapics[vcpu]!;
+    const v = l.enabled ? l.deliverable() : -1;
+    if (v >= 0) {
+      l.take(v);
+      return v;
+    }
+    if (vcpu === 0 && l.acceptsPic() && this.pic.intr) return this.pic.acknowledge();
+    return undefined;
+  }
+
+  save(): unknown {
+    return {
+      pic: this.pic.save(),
+      pit: this.pit.save(),
+      cmos: this.cmos.save(),
+      uart: this.uart.save(),
+      kbd: this.kbd.save(),
+      cga: this.cga.save(),
+      ata: this.ata.save(),
+      ioapic: this.ioapic.save(),
+      lapics: this.lapics.map((l) => l.save()),
+    };
+  }
+
+  load(s: unknown): void {
+    const st = s as Record<string, unknown> & { lapics: unknown[] };
+    this.pic.load(st.pic);
+    this.pit.load(st.pit);
+    this.cmos.load(st.cmos);
+    this.uart.load(st.uart);
+    this.kbd.load(st.kbd);
+    this.cga.load(st.cga);
+    this.ata.load(st.ata);
+    this.ioapic.load(st.ioapic);
+    st.lapics.forEach((l, i) => this.lapics[i]!.load(l));
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The i386 test guest (test/fixtures-src/i386/): built by gcc -m32 and ld into test/.fixtures,
+ * keyed by its sources, and QEMU's gdbstub on it as the oracle for dbg's GDB server.
+ */
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { repoRoot } from './repo.js';
+
+const src = join(repoRoot, 'test', 'fixtures-src', 'i386');
+const files = ['start.S', 'guest.c', 'link.ld'];
+
+/** guest.elf, built once per version of its sources. */
+export function i386Guest(): string {
+  const hash = createHash('sha256');
+  for (const f of files) hash.update(readFileSync(join(src, f)));
+  const dir = join(repoRoot, 'test', '.fixtures', `i386-guest-${hash.digest('hex').slice(0, 12)}`);
+  const elf = join(dir, 'guest.elf');
+  if (existsSync(elf)) return elf;
+  mkdirSync(dir, { recursive: true });
+  const cflags = ['-m32', '-ffreestanding', '-fno-pic', '-fno-pie', '-O1', '-g', '-fno-omit-frame-pointer', '-fno-stack-protector'];
+  execFileSync('gcc', [...cflags, '-c', join(src, 'guest.c'), '-o', join(dir, 'guest.o')]);
+  execFileSync('gcc', ['-m32', '-c', join(src, 'start.S'), '-o', join(dir, 'start.o')]);
+  execFileSync('ld', ['-m', 'elf_i386', '--no-warn-rwx-segments', '-z', 'noexecstack', '-T', join(src, 'link.ld'), '-o', elf, join(dir, 'start.o'), join(dir, 'guest.o')]);
+  return elf;
+}
+
+/** A TCP port free on loopback now (QEMU's -gdb wants a number). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** QEMU stopped at its first instruction with its gdbstub on `port`; stop() ends it by its PID. */
+export async function qemuGdbstub(system: 'i386' | 'x86_64', kernel: string): Promise<{ port: number; stop: () => void }> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(`qemu-system-${system}`, ['-kernel', kernel, '-display', 'none', '-nodefaults', '-m', '64', '-S', '-gdb', `tcp:127.0.0.1:${port}`], { stdio: 'ignore' });
+  // Wait until the stub listens.
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(true));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+    });
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { port, stop: () => child.kill('SIGTERM') };
+}
