@@ -15,11 +15,11 @@ export interface BenchResult {
 
 export type BenchFn = () => Promise<BenchResult[]>;
 
-/** Run a command to its end: wall milliseconds and stdout; an exit other than 0 throws with its stderr. */
-export function timed(cmd: string, args: readonly string[]): { ms: number; stdout: string } {
+/** Run a command to its end: wall milliseconds, stdout and stderr; an exit other than 0 throws with its stderr. */
+export function timed(cmd: string, args: readonly string[]): { ms: number; stdout: string; stderr: string } {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 256 << 20 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr.slice(0, 2000)}`);
-  return { ms, stdout: r.stdout };
+  return { ms, stdout: r.stdout, stderr: r.stderr };
 }

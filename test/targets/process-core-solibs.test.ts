@@ -14,8 +14,8 @@
  * maps damaged in a copy of the core (a loop, pointers into nothing, a lying r_version).
  */
 
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbgError } from '../../src/common/errors.js';
@@ -175,18 +175,23 @@ describe('dbg open --sysroot, --solib-search-path', () => {
 });
 
 describe('libraries that are not what the core needs', () => {
-  it('skips a library that is not an ELF file, or is a directory, and says what it tried', () => {
+  it('skips a library that is not an ELF file, a directory, a FIFO or a device, and says what it tried', () => {
     const d = dbgs.get('O0')!;
     const root = join(tmp.dir, 'sysroot-not-elf');
     mkdirSync(join(root, 'lib/x86_64-linux-gnu'), { recursive: true });
     writeFileSync(join(root, 'lib/x86_64-linux-gnu/libc.so.6'), 'INPUT(libc.so.6)\n');
     mkdirSync(join(root, 'lib64/ld-linux-x86-64.so.2'), { recursive: true });
-    const t = ProcessCoreTarget.open(d.core, { exe: d.exe, sysroot: root });
+    // A search directory whose files are a FIFO (opening it must not wait for a writer) and a device.
+    const odd = join(tmp.dir, 'search-not-regular');
+    mkdirSync(odd, { recursive: true });
+    execFileSync('mkfifo', [join(odd, 'libc.so.6')]);
+    symlinkSync('/dev/null', join(odd, 'ld-linux-x86-64.so.2'));
+    const t = ProcessCoreTarget.open(d.core, { exe: d.exe, sysroot: root, solibSearchPath: [odd] });
     try {
       const at = '0x[0-9a-f]{16}';
       expect(t.warnings).toEqual([
-        expect.stringMatching(new RegExp(`^cannot read symbols of library "/lib/x86_64-linux-gnu/libc\\.so\\.6" mapped at ${at}: tried "${root}/lib/x86_64-linux-gnu/libc\\.so\\.6" \\(not an ELF file \\(no \\\\x7fELF magic at offset 0\\)\\), "${root}/usr/lib/x86_64-linux-gnu/libc\\.so\\.6" \\(no such file\\)$`)),
-        expect.stringMatching(new RegExp(`^cannot read symbols of library "/lib64/ld-linux-x86-64\\.so\\.2" mapped at ${at}: tried "${root}/lib64/ld-linux-x86-64\\.so\\.2" \\(it is a directory\\), "${root}/usr/lib/x86_64-linux-gnu/ld-linux-x86-64\\.so\\.2" \\(no such file\\)$`)),
+        expect.stringMatching(new RegExp(`^cannot read symbols of library "/lib/x86_64-linux-gnu/libc\\.so\\.6" mapped at ${at}: tried "${root}/lib/x86_64-linux-gnu/libc\\.so\\.6" \\(not an ELF file \\(no \\\\x7fELF magic at offset 0\\)\\), "${root}/usr/lib/x86_64-linux-gnu/libc\\.so\\.6" \\(no such file\\), "${odd}/libc\\.so\\.6" \\(it is a FIFO, not a regular file\\)$`)),
+        expect.stringMatching(new RegExp(`^cannot read symbols of library "/lib64/ld-linux-x86-64\\.so\\.2" mapped at ${at}: tried "${root}/lib64/ld-linux-x86-64\\.so\\.2" \\(it is a directory\\), "${root}/usr/lib/x86_64-linux-gnu/ld-linux-x86-64\\.so\\.2" \\(no such file\\), "${odd}/ld-linux-x86-64\\.so\\.2" \\(it is a device, not a regular file\\)$`)),
       ]);
       expect(t.symbols.modules.map((m) => m.name)).toEqual(['frames', '[vdso]']);
       expect(unwind(t, 1).length).toBeGreaterThan(1);

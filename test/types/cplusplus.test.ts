@@ -46,7 +46,7 @@ beforeAll(async () => {
 describe('C++ types, as gdb names and prints them', () => {
   it('sizes and offsets of template instances and derived classes by their full names', async () => {
     const s = sessionOn(t);
-    const n = (line: string) => BigInt(line.split(' = ')[1]!.split(',')[0]!);
+    const n = (line: string) => BigInt(/ = (\w+)/.exec(line)![1]!);
     expect(n((await run(s, '::sizeof geo::Vec<int, 3>'))[0]!)).toBe(BigInt(gdb.get('sizeVec')!));
     expect(n((await run(s, '::sizeof geo::Pair<int, geo::Vec<float, 2> >'))[0]!)).toBe(BigInt(gdb.get('sizePair')!));
     expect(n((await run(s, '::sizeof geo::Shape'))[0]!)).toBe(BigInt(gdb.get('sizeShape')!));

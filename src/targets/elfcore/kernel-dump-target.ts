@@ -39,6 +39,7 @@ import { DbgError, errors } from '../../common/errors.js';
 import { ElfFile, ET_CORE, PT_LOAD, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable, type Sym, type SymbolMatch } from '../../symbols/symbol-table.js';
+import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
 import type {
   Capabilities,
   Mapping,
@@ -220,10 +221,10 @@ export class KernelDumpTarget implements Target {
       if (elf.header.machine !== X86_64.elfMachine) {
         throw errors.badInput(`--symbols ${file}: ELF machine ${elf.header.machine} does not match the dump's x86-64 (62)`);
       }
-      const syms = elf.symbols(); // read once: a vmlinux has ~200k of them
-      if (isKernel) this.checkKernelMatches(elf, file, syms);
+      // linux_banner by the compact table's name lookup: a vmlinux has ~200k symbols, not read here
+      if (isKernel) this.checkKernelMatches(elf, file, symbolTableFor(basename(file), elf, 0n).lookup('linux_banner'));
       const bias = isKernel ? this.kernelOffset : 0n;
-      const table = new SymbolTable(basename(file), syms, bias);
+      const table = symbolTableFor(basename(file), elf, bias);
       if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
       let mod = elfModule(basename(file), file, elf, table, bias);
       // Linux links its per-CPU segment (.data..percpu) at 0: its symbols are offsets into each
@@ -282,7 +283,7 @@ export class KernelDumpTarget implements Target {
    * Refuse a kernel symbol file that is not the dumped kernel: BUILD-ID, OSRELEASE against the
    * file's linux_banner, or (without VMCOREINFO) linux_banner's bytes in the dump.
    */
-  private checkKernelMatches(elf: ElfFile, file: string, syms: readonly ElfSymbol[]): void {
+  private checkKernelMatches(elf: ElfFile, file: string, banner: Sym | undefined): void {
     const mismatch = (what: string) =>
       errors.badInput(`--symbols ${file} does not match ${this.name}: ${what}. Give the vmlinux of the kernel that was dumped`);
     const vi = this.vmcoreinfo;
@@ -290,20 +291,19 @@ export class KernelDumpTarget implements Target {
     if (vi?.buildId && fileId && !fileId.startsWith(vi.buildId) && !vi.buildId.startsWith(fileId)) {
       throw mismatch(`the dump's BUILD-ID is ${vi.buildId}, the file's is ${fileId}`);
     }
-    const banner = syms.find((s) => s.name === 'linux_banner' && s.shndx !== 0);
     if (!banner) {
       this.compareReadOnlyData(elf, mismatch);
       return;
     }
     const len = Math.min(Number(banner.size) || 256, 512);
-    const bytes = elf.readLoaded(banner.value, len);
+    const bytes = elf.readLoaded(banner.addr, len);
     if (!bytes) return;
     const text = bytes.toString('latin1').split('\0')[0]!;
     const release = bannerRelease(text);
     if (vi?.osrelease && release && release !== vi.osrelease) {
       throw mismatch(`the dump's OSRELEASE is ${vi.osrelease}, the file's linux_banner says ${release}`);
     }
-    if (vi?.kernelOffset === undefined) this.findKernelOffset(banner.value, text, mismatch);
+    if (vi?.kernelOffset === undefined) this.findKernelOffset(banner.addr, text, mismatch);
   }
 
   /**
