@@ -16,7 +16,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { DbgError, errors } from '../common/errors.js';
 
 export const DEFAULT_TRACE_CAP = 4 * 2 ** 30;
@@ -82,7 +82,8 @@ export function lockTrace(trace: string): () => void {
       fd = openSync(lock, 'wx');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'EEXIST') throw new DbgError('io', `cannot lock trace "${trace}": ${(e as Error).message}`);
+      if (code === 'ENOENT') throw errors.notFound(`trace "${trace}": no such directory "${dirname(trace)}"`);
+      if (code !== 'EEXIST') throw new DbgError('io', `trace "${trace}": cannot take its lock: ${(e as Error).message}`);
       const pid = recordingPid(trace);
       if (pid !== undefined) throw errors.state(`trace "${trace}" is being recorded by dbg process ${pid}: choose another file`);
       if (attempt > 0) throw errors.state(`trace "${trace}": its lock ${lock} cannot be taken over`);

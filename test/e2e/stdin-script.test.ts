@@ -33,6 +33,6 @@ describe('commands read from standard input', () => {
     const r = piped(['open', '--raw', kernel], '::nosuch\n0/X\n');
     expect(r.status).toBe(1);
     expect(r.stderr).toBe("dbg: unknown dcmd 'nosuch' (::help lists the dcmds)\n");
-    expect(r.stdout).toBe('0x0:            464c457f\n');
+    expect(r.stdout).toBe('0x0:            464c457f        \n'); // MDB pads the column after the value
   });
 });
