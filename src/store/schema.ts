@@ -300,3 +300,6 @@ export function readMeta(db: Db): Map<string, string | number> {
   const rows = db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string | number }[];
   return new Map(rows.map((r) => [r.key, r.value]));
 }
+
+/** The most bytes one instruction takes in a pc stream (a jump: nibbles 0 0 s + 22 of a 64-bit zigzag delta + a vCPU switch). */
+export const PCS_MAX_BYTES_PER_INSN = 16;

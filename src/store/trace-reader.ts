@@ -14,7 +14,7 @@ import { compressedInput } from '../common/compressed.js';
 import { DbgError, errors } from '../common/errors.js';
 import { decodeLineRow, rowFirstOrder, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
 import { nativeRecorder } from './native-recorder.js';
-import { guard, openTrace, readMeta, type Db } from './schema.js';
+import { guard, openTrace, PCS_MAX_BYTES_PER_INSN, readMeta, type Db } from './schema.js';
 import { blobOf, checkMeta, checkTracePath, guardTraceDb, intOf, traceCorrupt, type TraceMeta } from './trace-check.js';
 
 export interface ChunkInfo {
@@ -70,8 +70,6 @@ export interface SqlResult {
 }
 
 const PCS_CACHE = 8;
-/** The most bytes one instruction takes in a pc stream (a jump: nibbles 0 0 s + 22 of a 64-bit zigzag delta + a vCPU switch). */
-const PCS_MAX_BYTES_PER_INSN = 16;
 const ROW_CACHE = 4096;
 
 export class TraceReader {

@@ -6,11 +6,11 @@
 
 import { decodeLineRow, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
 import { nativeRecorder, type NativeChunk } from './native-recorder.js';
-import { createTrace, finishTrace, guard, markWriting, type Db } from './schema.js';
+import { createTrace, finishTrace, guard, markWriting, PCS_MAX_BYTES_PER_INSN, type Db } from './schema.js';
 import { lockTrace } from './trace-folder.js';
 import { checkpointAndDie, killNow, testKillPoint, type KillPoint } from './test-kill.js';
 import type Database from 'better-sqlite3';
-import { deflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 export interface InputRecord {
   readonly seq: bigint;
@@ -182,7 +182,12 @@ export class TraceWriter {
       writes += kept.length;
       lines.add(r.line);
     }
-    db.prepare('UPDATE chunk SET count = ?, writes = ?, lines = ? WHERE id = ?').run(s - first, writes, lines.size, id);
+    // The pc stream too: the reader bounds what a chunk's pcs may inflate to by its count, so the
+    // cut chunk keeps only as many bytes as its instructions can take (their encoding is a prefix).
+    const old = db.prepare('SELECT count, pcs FROM chunk WHERE id = ?').get(id) as { count: number; pcs: Buffer };
+    const stream = inflateRawSync(old.pcs, { maxOutputLength: PCS_MAX_BYTES_PER_INSN * old.count + 64 });
+    const pcs = deflateRawSync(stream.subarray(0, PCS_MAX_BYTES_PER_INSN * (s - first) + 64), { level: 1 });
+    db.prepare('UPDATE chunk SET count = ?, writes = ?, lines = ?, pcs = ? WHERE id = ?').run(s - first, writes, lines.size, pcs, id);
   }
 
   /** Payload bytes handed to SQLite so far and instructions recorded. */

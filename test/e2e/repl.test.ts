@@ -62,7 +62,7 @@ describe('the REPL at a terminal', () => {
     const end = Number(/\[seq (\d+)\]> ::rstep/.exec(screen)![1]);
     expect(screen).toMatch(new RegExp(`seq ${end - 1}: kstart\\+0x[0-9a-f]+ \\(0x[0-9a-f]+\\) on vCPU 0: step`));
     expect(screen).toContain(`[seq ${end - 1}, past]> kmain=K`);
-    expect(screen).toMatch(/\n\s*ffffffff80101580\r*\n/);
+    expect(screen).toMatch(/\n\s*ffffffff80101580 *\r*\n/);
     expect(screen).toContain('::load ./mods/my-dmod.js');
     expect(screen).toContain("(reverse-i-search)'rst': ::rstep");
     expect(screen).toContain(`seq ${end - 2}: `);
