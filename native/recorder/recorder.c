@@ -111,6 +111,7 @@ typedef struct {
   uint32_t prev;   /* seq offset of the previous record while sizing and filling */
   uint32_t base;   /* offset of the row blob in cut()'s output */
   uint64_t mask;   /* bit i: byte i of the line was written in this chunk */
+  uint64_t born;   /* 1 + the seq of the host write (with `old`) that opened the line, else 0 */
   uint8_t init[64];
   uint8_t cur[64]; /* the line now (init + this chunk's writes so far) */
 } Line;
@@ -310,6 +311,7 @@ static uint32_t line_slot(Rec *r, Eng *e, uint64_t line) {
   L->nbytes = 128;
   L->prev = 0;
   L->mask = 0;
+  L->born = 0;
   phys_read(r, e, line << 6, L->init, 64);
   memcpy(L->cur, L->init, 64);
   r->htab[h] = s + 1;
@@ -795,10 +797,18 @@ static napi_value fn_host_write(napi_env env, napi_callback_info info) {
     if (o) {
       uint32_t before = r->nlines;
       uint32_t slot = line_slot(r, &r->eng[0], a >> 6);
-      if (r->nlines > before) {
-        /* a new line: RAM already holds the new bytes, put the old ones in its initial image */
-        memcpy(r->lines[slot].init + (a & 63), o + done, n);
-        memcpy(r->lines[slot].cur + (a & 63), o + done, n);
+      Line *L = &r->lines[slot];
+      if (r->nlines > before) L->born = r->seq + 1;
+      if (L->born == r->seq + 1) {
+        /* A line this host event opened: RAM already held all of the event's new bytes when the
+         * line was read (an interrupt frame is five writes to one line), so every byte the chunk
+         * has not written yet gets its old value back in the initial image. */
+        for (size_t i = 0; i < n; i++) {
+          unsigned b = (unsigned)((a & 63) + i);
+          if (L->mask & (1ull << b)) continue;
+          L->init[b] = o[done + i];
+          L->cur[b] = o[done + i];
+        }
       }
     }
     uint64_t v = 0;
