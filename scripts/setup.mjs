@@ -49,6 +49,8 @@ const needs = [
   { pkg: 'python3-libkdumpfile', has: () => existsSync('/usr/lib/python3/dist-packages/kdumpfile') },
   { pkg: 'busybox-static', has: () => existsSync('/bin/busybox') },
   { pkg: 'nasm', has: () => which('nasm') },
+  // the browser that renders `dbg report` pages in the tests (driven by playwright-core)
+  { pkg: 'chromium', has: () => which('chromium') },
 ];
 function which(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
