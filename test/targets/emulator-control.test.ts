@@ -122,6 +122,22 @@ describe('execution control', () => {
     expect(() => s.run('0::wp -r -w -x')).rejects.toThrow(/::wp needs exactly one of -r, -w, -x, -a/);
   });
 
+  it('a physical watchpoint on kernel data mapped high fires at each write, set before paging is on', async () => {
+    const kernel = join(dirname(fileURLToPath(import.meta.url)), '../../dumps/kernel.elf');
+    const t = EmulatorTarget.open(kernel, { ramBytes: 64 << 20 });
+    open.push(t);
+    const s = session(t);
+    const jiffies = t.symbols.lookup('jiffies');
+    const phys = jiffies - 0xffff_ffff_8000_0000n; // the sample kernel links its data at -2 GiB + physical
+    await s.run(`${phys.toString(16)}::wp -w -p -L 8`);
+    for (let want = 1n; want <= 3n; want++) {
+      expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x[0-9a-f]+\) at 0x[0-9a-f]+ timer_tick\+0x[0-9a-f]+ on vCPU 0$/);
+      expect(t.readVirtual(jiffies, 8).readBigUInt64LE(0)).toBe(want);
+      expect(t.machine.translate(0, jiffies).phys).toBe(phys);
+    }
+    expect(await s.run('::events')).toEqual([expect.stringMatching(/^1: watchpoint write 8 bytes physical at 0x0*109070 .*; hits 3$/)]);
+  });
+
   it('a debugger write into code that already ran takes effect (the code cache is dropped)', async () => {
     const t = EmulatorTarget.open(elf64('patch', prog), { ramBytes: 4 << 20 });
     open.push(t);

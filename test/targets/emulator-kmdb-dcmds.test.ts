@@ -75,3 +75,27 @@ describe('::cpuregs and ::switch', () => {
     await expect(s.run('::cpuregs 1')).rejects.toThrow('::cpuregs: unexpected "1" (usage: ::cpuregs [-c CPU])');
   });
 });
+
+describe('::panicinfo on a live guest', () => {
+  it('before the panic says none; after it, the same as dbg open of a ::dump of that state', async () => {
+    const g = EmulatorTarget.open(kernel, { ramBytes: 32 << 20 });
+    try {
+      const p = session(g);
+      expect((await p.run('::panicinfo')).slice(0, 2)).toEqual(['       cpu 0 (thread 1)', '   message (no panic: no vCPU is in panic() now)']);
+      await p.run(':c');
+      const live = await p.run('::panicinfo');
+      expect(live.slice(0, 3)).toEqual(['       cpu 0 (thread 1)', '   message scheduler: task list corrupted', '  found by frame 0 of CPU 0']);
+      const dump = join(dir, 'panic.core');
+      await p.run(`::dump ${dump}`);
+      const d = KernelDumpTarget.open(dump, { symbols: [kernel] });
+      try {
+        expect(await session(d).run('::panicinfo')).toEqual(live);
+      } finally {
+        d.close();
+      }
+      await expect(p.run('::panicinfo x')).rejects.toThrow('::panicinfo: unexpected argument "x" (usage: ::panicinfo)');
+    } finally {
+      g.close();
+    }
+  });
+});

@@ -16,6 +16,7 @@
 
 import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
+import { findKernelPanic } from '../../os/kernel-panic.js';
 import { KernelDumpTarget } from '../../targets/elfcore/kernel-dump-target.js';
 import { need, type Target } from '../../targets/target.js';
 import type { Dcmd, DcmdModule, SessionView } from '../dcmd.js';
@@ -177,6 +178,7 @@ const panicinfo: Dcmd = {
   usage: '::panicinfo',
   help: 'why the kernel stopped: the panic message, the CPU, its pc and control registers',
   run(s, inv, out) {
+    if (!(s.target instanceof KernelDumpTarget) && s.target.symbols.find('panic_msg') !== undefined) return livePanicinfo(this, s, inv.args, out);
     const t = kernelDump(this, s, inv.args, 'panic information');
     const st = t.status();
     const th = t.threads().find((x) => x.index === st.thread);
@@ -200,6 +202,30 @@ const panicinfo: Dcmd = {
     }
   },
 };
+
+/** ::panicinfo on a guest that runs (live or replayed): the vCPU in panic() now, as a dump would show it. */
+function livePanicinfo(d: Dcmd, s: SessionView, args: readonly string[], out: Parameters<Dcmd['run']>[2]): void {
+  noExtra(d, parseFlags(d.name, d.usage, args, {}).rest);
+  const t = s.target;
+  const p = findKernelPanic(t);
+  const thread = p?.thread ?? t.status().thread;
+  const th = t.threads().find((x) => x.index === thread);
+  const regs = t.registers(thread);
+  const keys = ['rip', 'rsp', 'rbp', 'cr0', 'cr2', 'cr3', 'cr4'].filter((k) => regs.has(k));
+  const how = p ? `frame ${p.level} of CPU ${th?.tid ?? thread - 1}` : undefined;
+  if (out.jsonMode) {
+    out.json({ message: p?.message ?? null, thread, cpu: th?.tid ?? null, foundBy: how ?? null, pc: hexAddr(regs.get('rip') ?? 0n), symbol: t.symbols.describe(regs.get('rip') ?? 0n) ?? null, registers: Object.fromEntries(keys.map((k) => [k, hexAddr(regs.get(k)!)])) });
+    return;
+  }
+  out.line(`${'cpu'.padStart(10)} ${th?.tid ?? '?'} (thread ${thread})`);
+  out.line(`${'message'.padStart(10)} ${p?.message ?? '(no panic: no vCPU is in panic() now)'}`);
+  if (how) out.line(`${'found by'.padStart(10)} ${how}`);
+  for (const k of keys) {
+    const v = regs.get(k)!;
+    const sym = k === 'rip' ? t.symbols.describe(v) : undefined;
+    out.line(`${k.padStart(10)} ${hexAddr(v)}${sym ? ' ' + sym : ''}`);
+  }
+}
 
 export const kernelModule: DcmdModule = {
   name: 'kernel',

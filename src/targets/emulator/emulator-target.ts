@@ -489,14 +489,17 @@ export class EmulatorTarget implements Target {
     const bits = access === 'read' ? WATCH_READ : access === 'write' ? WATCH_WRITE : access === 'access' ? WATCH_READ | WATCH_WRITE : WATCH_EXEC;
     const ev: EventSpec = { id: this.nextId++, kind: 'watchpoint', addr, length, access, physical, hits: 0, armed: false, ...(condition !== undefined ? { condition } : {}) };
     let begin = addr;
+    let more: bigint[] = [];
     if (physical) {
-      // Unicorn's hooks see virtual addresses: watch the physical range where the boot vCPU's
-      // page tables map it now (paging off: the same addresses).
-      const alias = this.virtualAliasOf(addr);
-      if (alias === undefined) throw errors.badInput(`physical 0x${addr.toString(16)}: no virtual address of vCPU 0 maps it, so it cannot be watched yet`);
-      begin = alias;
+      // Unicorn's hooks see virtual addresses: watch every virtual range that maps the physical
+      // one — where vCPU 0's page tables map it now (paging off: the same addresses) and where
+      // the kernel's own segments are linked (kernel data mapped high, before and after the
+      // guest turns paging on).
+      const aliases = this.virtualAliasesOf(addr);
+      if (!aliases.length) throw errors.badInput(`physical 0x${addr.toString(16)}: no virtual address of vCPU 0 maps it, so it cannot be watched yet`);
+      [begin, ...more] = aliases as [bigint, ...bigint[]];
     }
-    this.machine.addPoint(ev.id, begin, begin + BigInt(length) - 1n, bits);
+    this.machine.addPoint(ev.id, begin, begin + BigInt(length) - 1n, bits, more);
     ev.armed = true;
     this.events.set(ev.id, ev);
     return ev;
@@ -514,14 +517,16 @@ export class EmulatorTarget implements Target {
     return ev;
   }
 
-  /** A virtual address of vCPU 0 that maps physical `pa`: identity first, then the kernel's segments. */
-  private virtualAliasOf(pa: bigint): bigint | undefined {
-    const candidates = [pa, ...(this.kernel.elf?.loadSegments() ?? []).filter((p) => pa >= p.paddr && pa < p.paddr + p.memsz).map((p) => p.vaddr + (pa - p.paddr))];
-    for (const va of candidates) {
-      const t = this.machine.translate(0, va);
-      if (t.phys === pa) return va;
+  /** Virtual addresses of physical `pa`: identity when vCPU 0 maps it so, the kernel's segments' links when they cover it. */
+  private virtualAliasesOf(pa: bigint): bigint[] {
+    const out: bigint[] = [];
+    if (this.machine.translate(0, pa).phys === pa) out.push(pa);
+    for (const p of this.kernel.elf?.loadSegments() ?? []) {
+      if (pa < p.paddr || pa >= p.paddr + p.memsz) continue;
+      const va = p.vaddr + (pa - p.paddr);
+      if (!out.includes(va)) out.push(va);
     }
-    return undefined;
+    return out;
   }
 
   deleteEvent(id: number): void {

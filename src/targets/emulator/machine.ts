@@ -647,10 +647,12 @@ export class Machine implements ObservedMachine {
   // --- breakpoints and watchpoints ------------------------------------------------------------
 
   /** A breakpoint (bits 0) or watchpoint over [begin, end] (inclusive), on every vCPU. */
-  addPoint(id: number, begin: bigint, end: bigint, bits: number): void {
+  addPoint(id: number, begin: bigint, end: bigint, bits: number, aliases: readonly bigint[] = []): void {
     if (this.points.has(id)) throw errors.state(`breakpoint id ${id} is in use`);
     const addon = emuHooks();
-    for (const v of this.vcpus) for (const h of v.contexts) addon.add(h, id, begin, end, bits);
+    // `aliases`: more first addresses of the same range (virtual addresses mapping one watched
+    // physical range): the native points share the id, a hit on any is this point's.
+    for (const v of this.vcpus) for (const h of v.contexts) for (const b of [begin, ...aliases]) addon.add(h, id, b, b + (end - begin), bits);
     this.points.set(id, { id, begin, end, bits });
   }
 
