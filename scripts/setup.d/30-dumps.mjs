@@ -39,14 +39,14 @@ const vmcore = join(dumps, 'vmcore.0');
 const kernel = join(dumps, 'kernel.elf');
 const stamp = join(dumps, '.work', 'vmcore.0.source');
 const source = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
-const fresh = existsSync(vmcore) && (source === 'emulator' ? mtime(vmcore) >= mtime(kernel) : source === 'qemu' && !existsSync(kernel));
+const fresh = existsSync(vmcore) && (source === 'emulator:panic' ? mtime(vmcore) >= mtime(kernel) : source === 'qemu' && !existsSync(kernel));
 if (!fresh) {
   mkdirSync(join(dumps, '.work'), { recursive: true });
   rmSync(`${vmcore}.tmp`, { force: true });
   let made = false;
   if (existsSync(kernel)) {
     if (!quiet) say('making dumps/vmcore.0: the sample kernel runs on the emulator to its panic, then ::dump');
-    const r = spawnSync(process.execPath, [join(root, 'bin', 'dbg'), 'live', kernel, '--cpus', '2', '-m', '32M', '-q', '--no-record', '-e', `::dump ${vmcore}.tmp`], {
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'dbg'), 'live', kernel, '--cpus', '2', '-m', '32M', '-q', '--no-record', '-e', `:c; ::dump ${vmcore}.tmp`], {
       cwd: root,
       encoding: 'utf8',
       timeout: 120_000,
@@ -56,7 +56,7 @@ if (!fresh) {
   }
   if (made) {
     renameSync(`${vmcore}.tmp`, vmcore);
-    writeFileSync(stamp, 'emulator\n');
+    writeFileSync(stamp, 'emulator:panic\n'); // ("emulator": made before -e waited for the script, at the guest's start)
   } else {
     copyFileSync(qemuDump, vmcore);
     writeFileSync(stamp, 'qemu\n');
