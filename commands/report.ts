@@ -30,7 +30,7 @@ export default class Report extends Command {
       const started = Date.now();
       const data = await writeReport(args.file, { out, ...(flags.symbols ? { symbols: flags.symbols } : {}) });
       process.stdout.write(`dbg: wrote ${out}: ${data.instructions} instructions on ${data.vcpus} vCPU${data.vcpus === 1 ? '' : 's'}, ${data.funcs.length} functions, ${data.calls.total} calls, ${data.console.length} console lines (${Date.now() - started} ms)\n`);
-      for (const l of data.lacks) process.stdout.write(`dbg: the report lacks ${l}\n`);
+      for (const l of data.lacks) process.stdout.write(`dbg: report: ${l}\n`);
     } catch (e) {
       reportError(e);
       process.exitCode = 1;
