@@ -48,7 +48,7 @@ export function reportPage(data: ReportData): string {
 <section><h2>Memory writes</h2><p class="hint">Bytes written per physical page (rows) over time (columns).</p><div id="heat-wrap"><div id="heat-labels"></div><canvas id="heat"></canvas></div></section>
 <section><h2>Call tree</h2><p class="hint">Width: inclusive instructions; hover for inclusive and exclusive counts.</p><div id="flame"></div>
 <h3>Functions</h3><table id="functions"><thead><tr><th>function</th><th>inclusive</th><th>exclusive</th></tr></thead><tbody></tbody></table>
-<h3>Calls</h3><p id="calls-note" class="hint"></p><table id="calls"><thead><tr><th>call seq</th><th>return seq</th><th>vCPU</th><th>caller</th><th>callee</th><th>depth</th></tr></thead><tbody></tbody></table>
+<h3>Calls</h3><p id="calls-note" class="hint"></p><div class="scroll"><table id="calls"><thead><tr><th>call seq</th><th>return seq</th><th>vCPU</th><th>caller</th><th>callee</th><th>depth</th></tr></thead><tbody></tbody></table></div>
 </section>
 <script type="application/json" id="report-data">${json}</script>
 <script>${inlineSafe(asset('uplot/dist/uPlot.iife.min.js'))}</script>
@@ -72,7 +72,7 @@ h1 { font-size: 18px; } h2 { font-size: 15px; margin-top: 24px; } h3 { font-size
 #console { font-family: monospace; max-height: 260px; overflow: auto; background: #111; color: #ddd; padding: 6px; }
 .console-line, .mark, #calls tbody tr, #functions tbody tr { cursor: pointer; }
 .console-line .seq, .mark .seq { color: #8ab; margin-right: 8px; }
-#marks { max-height: 200px; overflow: auto; font-family: monospace; }
+#marks, .scroll { max-height: 300px; overflow: auto; font-family: monospace; }
 #heat-wrap { display: flex; }
 #heat-labels { font-family: monospace; font-size: 11px; }
 .heat-label { height: 12px; line-height: 12px; white-space: nowrap; padding-right: 6px; }
@@ -89,7 +89,8 @@ const SCRIPT = String.raw`
   var D = JSON.parse(document.getElementById('report-data').textContent);
   var $ = function (id) { return document.getElementById(id); };
   function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
-  function color(f) { if (f < 0) return '#eee'; return 'hsl(' + ((f * 137.508) % 360).toFixed(1) + ',62%,' + (48 + (f % 3) * 8) + '%)'; }
+  var PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#17becf', '#bcbd22', '#7f7f7f', '#1f3a93', '#8c564b', '#2ca02c', '#d62728'];
+  function color(f) { if (f < 0) return '#eee'; if (f < PALETTE.length) return PALETTE[f]; return 'hsl(' + ((f * 137.508) % 360).toFixed(1) + ',62%,' + (48 + (f % 3) * 8) + '%)'; }
   function fname(f) { return f < 0 ? '(nothing)' : D.funcs[f]; }
   function cmd(seq) { return "dbg replay " + D.tracePath + " -e '::seek 0t" + seq + "'"; }
   function show(lines, seq) {
@@ -120,7 +121,7 @@ const SCRIPT = String.raw`
   }
 
   var nLanes = D.vcpus + 1; // the vCPUs, then the console lane
-  var LANE_H = 34;
+  var LANE_H = 40;
   var marksByLane = [];
   for (var i = 0; i < nLanes; i++) marksByLane.push([]);
   D.marks.forEach(function (m) { marksByLane[m.kind === 'console' ? D.vcpus : (m.vcpu === null ? 0 : m.vcpu)].push(m); });
@@ -173,12 +174,14 @@ const SCRIPT = String.raw`
     labels.appendChild(lab);
   }
 
+  var INCRS = [];
+  for (var e10 = 1; e10 <= 1e15; e10 *= 10) INCRS.push(e10, 2 * e10, 5 * e10);
   var plot = null;
   if (D.instructions > 0) {
     var width = Math.max(400, document.body.clientWidth - 130);
     plot = new uPlot({
       width: width,
-      height: nLanes * LANE_H + 40,
+      height: nLanes * LANE_H + 50,
       padding: [0, 10, 0, 0],
       legend: { show: false },
       cursor: { drag: { x: true, y: false, setScale: true }, points: { show: false }, y: false },
@@ -186,7 +189,7 @@ const SCRIPT = String.raw`
         x: { time: false, range: function (u, min, max) { return max - min < 8 ? [Math.floor((min + max) / 2) - 4, Math.floor((min + max) / 2) + 4] : [min, max]; } },
         y: { auto: false, range: [0, nLanes] }
       },
-      axes: [{ label: 'seq', size: 40 }, { show: false }],
+      axes: [{ label: 'seq', size: 40, space: 90, incrs: INCRS, values: function (u, splits) { return splits.map(function (v) { return Number.isInteger(v) ? String(v) : ''; }); } }, { show: false }],
       series: [{}, { show: false, scale: 'y' }],
       hooks: {
         draw: [drawLanes],
@@ -211,6 +214,9 @@ const SCRIPT = String.raw`
         : w.len === 1 || seq === w.start ? 'pc ' + w.pc : 'pc (at seq ' + w.start + ', start of this run of ' + w.len + ' in ' + fname(w.f) + ') ' + w.pc;
       show([['info-seq', 'seq ' + seq], ['info-vcpu', 'vCPU ' + lane], ['info-pc', pcText], ['info-sym', 'symbol ' + (w ? fname(w.f) : '(none)')]], seq);
     });
+    // Lane labels beside the lanes, wherever uPlot put its plotting area.
+    var px = uPlot.pxRatio, bb = plot.bbox;
+    Array.prototype.forEach.call(labels.children, function (lab, l) { lab.style.top = (bb.top / px + (l + 0.5) * bb.height / px / nLanes - 8) + 'px'; });
     window.dbgReport.plot = plot;
     window.dbgReport.nLanes = nLanes;
   } else {

@@ -158,6 +158,7 @@ describe.skipIf(!existsSync(CHROMIUM))('dbg report in a real browser (Debian chr
       expect(await page.locator('.flame-node').count()).toBeGreaterThan(5);
       expect(await page.locator('.heat-label').first().textContent()).toMatch(/^0x[0-9a-f]+000/);
       await page.screenshot({ path: join(dir, 'report-full.png'), fullPage: true });
+      await page.screenshot({ path: join(dir, 'report-top.png') });
 
       // Click on the lane where panic's run starts: the info shows that seq and panic.
       const d = pageData(html);
