@@ -38,6 +38,8 @@ export const HEAT_BUCKETS = 200;
 export const MAX_CONSOLE_BYTES = 65_536;
 const MAX_MARKS = 5_000;
 const MAX_DEPTH = 512;
+/** Function names (tree keys hold one in 21 bits). */
+const MAX_NAMES = 2_097_150;
 const COM1 = 0x3f8n;
 
 /** One resolution of a lane: bucket i covers [first + i * width, first + (i + 1) * width). */
@@ -113,6 +115,7 @@ class Names {
   private readonly index = new Map<string, number>();
   of(name: string): number {
     let i = this.index.get(name);
+    if (i === undefined && this.list.length >= MAX_NAMES) return this.of('(more functions than a report names)');
     if (i === undefined) {
       i = this.list.length;
       this.list.push(name);
@@ -122,39 +125,49 @@ class Names {
   }
 }
 
+/**
+ * Dominant function per bucket. Runs of one vCPU arrive in seq order, so one bucket is open at a
+ * time: its counts are a small map, folded into `f` when the next bucket opens.
+ */
 class LevelAcc {
   readonly f: number[];
   readonly n: number[];
-  private readonly counts: Map<number, number>[];
+  private open = -1;
+  private readonly counts = new Map<number, number>();
   constructor(
     readonly width: number,
     size: number,
   ) {
     this.f = new Array<number>(size).fill(-1);
     this.n = new Array<number>(size).fill(0);
-    this.counts = new Array(size);
   }
   /** `len` instructions of function `f` from offset `off` (seq - first). */
   add(off: number, len: number, f: number): void {
     while (len > 0) {
       const b = Math.floor(off / this.width);
+      if (b !== this.open) this.close(b);
       const take = Math.min(len, (b + 1) * this.width - off);
-      const m = (this.counts[b] ??= new Map());
-      m.set(f, (m.get(f) ?? 0) + take);
+      this.counts.set(f, (this.counts.get(f) ?? 0) + take);
       this.n[b]! += take;
       off += take;
       len -= take;
     }
   }
-  done(): LaneLevel {
-    for (let b = 0; b < this.counts.length; b++) {
-      const m = this.counts[b];
-      if (!m) continue;
-      let best = -1;
+  private close(next: number): void {
+    if (this.open >= 0) {
       let most = -1;
-      for (const [f, c] of m) if (c > most) [best, most] = [f, c];
-      this.f[b] = best;
+      for (const [f, c] of this.counts) {
+        if (c > most) {
+          most = c;
+          this.f[this.open] = f;
+        }
+      }
     }
+    this.counts.clear();
+    this.open = next;
+  }
+  done(): LaneLevel {
+    this.close(-1);
     return { width: this.width, f: this.f, n: this.n };
   }
 }
@@ -200,9 +213,10 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
 
   // Call tree: node 0 is the root; a vCPU's node is a child of it.
   const tree: TreeNode[] = [{ f: -1, parent: -1, self: 0, incl: 0 }];
-  const childIndex = new Map<string, number>();
+  // Keyed parent * 2^21 + function (names beyond 2^21 would collide: they are refused below).
+  const childIndex = new Map<number, number>();
   const child = (parent: number, f: number): number => {
-    const key = `${parent}:${f}`;
+    const key = parent * 2097152 + f;
     let c = childIndex.get(key);
     if (c === undefined) {
       c = tree.length;
