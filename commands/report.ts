@@ -27,9 +27,8 @@ export default class Report extends Command {
     const { args, flags } = await this.parse(Report);
     const out = flags.output ?? args.file.replace(/\.trace$/, '') + '.html';
     try {
-      const started = Date.now();
       const data = await writeReport(args.file, { out, ...(flags.symbols ? { symbols: flags.symbols } : {}) });
-      process.stdout.write(`dbg: wrote ${out}: ${data.instructions} instructions on ${data.vcpus} vCPU${data.vcpus === 1 ? '' : 's'}, ${data.funcs.length} functions, ${data.calls.total} calls, ${data.console.length} console lines (${Date.now() - started} ms)\n`);
+      process.stdout.write(`dbg: wrote ${out}: ${data.instructions} instructions on ${data.vcpus} vCPU${data.vcpus === 1 ? '' : 's'}, ${data.funcs.length} functions, ${data.calls.total} calls, ${data.console.length} console lines\n`);
       for (const l of data.lacks) process.stdout.write(`dbg: report: ${l}\n`);
     } catch (e) {
       reportError(e);
