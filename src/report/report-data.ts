@@ -97,11 +97,19 @@ export interface ReportData {
 }
 
 interface PcInfo {
+  readonly pc: bigint;
+  /** The pc's high 32 bits (the stream is matched on 32-bit halves: no BigInt per instruction). */
+  readonly hi: number;
   readonly f: number;
   /** 0 other, 1 call, 2 ret/iret, 3 hlt, 4 out to a port in dx */
   readonly kind: number;
   readonly next: bigint;
+  readonly nextLo: number;
+  readonly nextHi: number;
 }
+
+/** Index of a pc's low 32-bit half in a Uint32Array over a BigUint64Array (host byte order). */
+const LO = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
 
 interface Frame {
   readonly ret: bigint;
@@ -201,6 +209,8 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
 
   // Per distinct pc: function, kind of instruction, address of the next one.
   const pcIndex = new Map<bigint, number>();
+  /** The first pc seen with these low 32 bits (the fast path; another one goes through pcIndex). */
+  const byLo = new Map<number, number>();
   const pcs: PcInfo[] = [];
   const info = (pc: bigint): number => {
     let i = pcIndex.get(pc);
@@ -208,6 +218,8 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
     i = pcs.length;
     pcs.push(describePc(target, opts.disassembler, names, pc, hasSymbols));
     pcIndex.set(pc, i);
+    const lo = Number(pc & 0xffffffffn);
+    if (!byLo.has(lo)) byLo.set(lo, i);
     return i;
   };
 
@@ -276,12 +288,15 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
     if (count === 0) continue;
     const base = reader.chunkFirst(id);
     const d = reader.pcs(id);
+    const words = new Uint32Array(d.pc.buffer, d.pc.byteOffset, count * 2);
     for (let k = 0; k < count; k++) {
       const seq = base + k;
       const v = d.vcpu[k]!;
       if (v >= vcpus) continue;
-      const pc = d.pc[k]!;
-      const idx = info(pc);
+      const lo = words[2 * k + LO]!;
+      const hi = words[2 * k + 1 - LO]!;
+      let idx = byLo.get(lo);
+      if (idx === undefined || pcs[idx]!.hi !== hi) idx = info(d.pc[k]!);
       const pi = pcs[idx]!;
       laneInsns[v]!++;
       // The vCPU's previous instruction decides: a call taken, a return.
@@ -289,7 +304,7 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
       const st = stacks[v]!;
       if (p >= 0) {
         const pp = pcs[p]!;
-        if (pp.kind === 1 && pc !== pp.next) {
+        if (pp.kind === 1 && (lo !== pp.nextLo || hi !== pp.nextHi)) {
           callTotal++;
           if (st.length >= MAX_DEPTH) tooDeep = true;
           else {
@@ -303,7 +318,7 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
           }
         } else if (pp.kind === 2) {
           let j = st.length - 1;
-          while (j >= 0 && st[j]!.ret !== pc) j--;
+          while (j >= 0 && st[j]!.ret !== pi.pc) j--;
           if (j >= 0) {
             for (let x = st.length - 1; x >= j; x--) {
               const r = st[x]!.row;
@@ -336,7 +351,7 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
         flushRun(v, seq);
         runStart[v] = seq;
         runF[v] = pi.f;
-        runPc[v] = pc;
+        runPc[v] = pi.pc;
       }
       if (pi.kind === 3) {
         halts++;
@@ -397,13 +412,17 @@ function describePc(target: ReplayTarget, dis: Disassembler, names: Names, pc: b
   try {
     bytes = target.readVirtual(pc, 16);
   } catch {
-    return { f, kind: 0, next: pc };
+    return pcInfo(pc, f, 0, pc);
   }
   const insn = dis.decode(bytes, pc, 1)[0];
-  if (!insn) return { f, kind: 0, next: pc };
+  if (!insn) return pcInfo(pc, f, 0, pc);
   const m = insn.mnemonic;
   const kind = m.startsWith('call') ? 1 : m.startsWith('ret') || m.startsWith('iret') ? 2 : m === 'hlt' ? 3 : m.startsWith('out') && /%dx/.test(insn.operands) && /%al/.test(insn.operands) ? 4 : 0;
-  return { f, kind, next: pc + BigInt(insn.size) };
+  return pcInfo(pc, f, kind, pc + BigInt(insn.size));
+}
+
+function pcInfo(pc: bigint, f: number, kind: number, next: bigint): PcInfo {
+  return { pc, hi: Number(pc >> 32n), f, kind, next, nextLo: Number(next & 0xffffffffn), nextHi: Number((next >> 32n) & 0xffffffffn) };
 }
 
 /**
