@@ -278,9 +278,17 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
       }
     }
   };
+  // The node of the last function run outside any call, per vCPU (one lookup per change).
+  const topF = new Int32Array(vcpus).fill(-1);
+  const topNode = new Int32Array(vcpus);
   const treeNode = (v: number, f: number): number => {
     const st = stacks[v]!;
-    return st.length ? st[st.length - 1]!.node : child(vcpuRoot[v]!, f);
+    if (st.length) return st[st.length - 1]!.node;
+    if (topF[v] !== f) {
+      topF[v] = f;
+      topNode[v] = child(vcpuRoot[v]!, f);
+    }
+    return topNode[v]!;
   };
 
   for (let id = 0; id < reader.chunkCount; id++) {
