@@ -377,6 +377,8 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
     for (const r of runs) for (const k of ['s', 'n', 'f', 'pc'] as const) r[k].length = 0;
     lacks.push(`single-instruction detail: the history has more than ${MAX_RUNS} function runs; zooming stops at buckets of ${fineWidth} instructions`);
   }
+  const idle = laneInsns.flatMap((n, v) => (n === 0 ? [v] : []));
+  if (total > 0 && idle.length) lacks.push(`instructions on vCPU${idle.length === 1 ? '' : 's'} ${idle.join(', ')}: ${idle.length === 1 ? 'it' : 'they'} ran none in this history (their lanes are empty)`);
   if (tooDeep) lacks.push(`calls deeper than ${MAX_DEPTH} frames were not followed`);
   if (callTotal > MAX_CALL_ROWS) lacks.push(`the calls table lists the first ${MAX_CALL_ROWS} of ${callTotal} calls`);
   if (halts > 0 && marks.length >= MAX_MARKS) lacks.push(`marks: only the first ${MAX_MARKS} are shown`);

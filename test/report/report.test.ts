@@ -114,6 +114,17 @@ describe('dbg report: bad input', () => {
     expect(d.lacks).toContain('console: the guest wrote nothing to COM1 (port 0x3f8) in this history');
   });
 
+  it('eight vCPUs of which two run: eight lanes, and the page says which ran nothing', () => {
+    const t = join(dir, 'eight.trace');
+    run(['live', '--emulate', kernel, '--cpus', '8', '--record', t, '-e', ':c']);
+    const r = run(['report', t, '-o', join(dir, 'eight.html')]);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('dbg: report: instructions on vCPUs 2, 3, 4, 5, 6, 7: they ran none in this history (their lanes are empty)\n');
+    const d = pageData(join(dir, 'eight.html'));
+    expect(d.vcpus).toBe(8);
+    expect(d.lanes.length).toBe(8);
+  });
+
   it('a trace whose symbol file is gone: functions as code pages, and the page says why', () => {
     const elf = join(dir, 'gone.elf');
     copyFileSync(kernel, elf);
