@@ -136,6 +136,14 @@ export class ReplayMachine {
     r.checkSeq(s);
     if (s === this.regsAt) return;
     const running = this.runningAt(s);
+    if (this.canRunOn(running, s)) {
+      // A short move forward in the same slice: go on from here (no checkpoint to restore, no
+      // memory to move), as a run of the report's many nearby seeks (console bytes) needs.
+      this.reexecute(running, this.regsAt, s);
+      this.regsAt = s;
+      this.checkPc(running, s);
+      return;
+    }
     let window: { vcpu: number; from: number } | undefined;
     for (let v = 0; v < this.engines.length; v++) {
       const c = r.checkpoint(v, s);
@@ -155,13 +163,34 @@ export class ReplayMachine {
       this.reexecute(window.vcpu, window.from, s);
     }
     this.regsAt = s;
-    if (s < r.end) {
-      const want = r.step(s).pc;
-      const got = this.engine(running).readReg(X86_REG.RIP);
-      if (got !== want) {
-        throw traceCorrupt(this.reader.path, `replay diverged from the recording at seq ${s}: re-executed pc 0x${got.toString(16)}, recorded 0x${want.toString(16)} (vCPU ${running})`);
-      }
+    this.checkPc(running, s);
+  }
+
+  /** The re-executed pc at `s` is the recorded one (else the trace does not replay). */
+  private checkPc(running: number, s: number): void {
+    if (s >= this.reader.end) return;
+    const want = this.reader.step(s).pc;
+    const got = this.engine(running).readReg(X86_REG.RIP);
+    if (got !== want) {
+      throw traceCorrupt(this.reader.path, `replay diverged from the recording at seq ${s}: re-executed pc 0x${got.toString(16)}, recorded 0x${want.toString(16)} (vCPU ${running})`);
     }
+  }
+
+  /**
+   * Whether `s` is reached from the present position by re-executing `running` alone: forward,
+   * at most one checkpoint interval, RAM at the position, the same slice of the same vCPU (its
+   * newest checkpoint at or before s is at or before the position: every slice starts with one,
+   * so no other vCPU ran in between) and no input but port reads in between (an interrupt, a
+   * debugger write change state that re-execution does not make).
+   */
+  private canRunOn(running: number, s: number): boolean {
+    const r = this.reader;
+    const at = this.regsAt;
+    if (at < 0 || s <= at || s - at > (r.info.checkpointEvery ?? 8192) || this.memAt !== at || s > r.end) return false;
+    if (this.runningAt(at) !== running) return false;
+    const c = r.checkpoint(running, s);
+    if (!c || c.seq > at) return false;
+    return r.inputs(at + 1, s + 1).every((i) => i.kind === 'port-in');
   }
 
   private reexecute(vcpu: number, from: number, to: number): void {

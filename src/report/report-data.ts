@@ -1,0 +1,522 @@
+/**
+ * What `dbg report` draws, computed on the CLI side from one pass over the trace's pc stream plus
+ * SQL over its tables, so that the page only draws:
+ *
+ *   lanes      per vCPU, the history cut into ~2,000 coarse buckets and ~128,000 fine ones, each
+ *              with the function that ran most of its instructions; and, while they fit
+ *              (MAX_RUNS), the exact runs (first seq, length, function, first pc): zoomed in
+ *              far enough the timeline shows single instructions
+ *   marks      interrupts (input table), halts (hlt executed), the end of the history
+ *   heat       bytes written per physical page x time bucket (mem_mask: one row per ~100 writes
+ *              of a line, its mask says which bytes), pages named by the symbol written most
+ *   tree       the call tree with inclusive and exclusive instruction counts
+ *   calls      call seq, return seq, vCPU, caller, callee, depth
+ *   console    what the guest wrote to COM1 (0x3f8), placed at the seq of each line's first byte
+ *
+ * Calls come from the pc stream: instruction I on vCPU v is a `call` (decoded once per distinct
+ * pc) and v's next instruction is not the one after it, so a frame opens whose return address is
+ * I + size. A `ret`/`iret` whose next pc is the return address of a frame on v's stack closes
+ * that frame (and any opened above it and never returned: a longjmp, a task switch). An interrupt
+ * (input table) opens a frame whose return address is the interrupted rip.
+ */
+
+import { basename } from 'node:path';
+import { hex } from '../common/format.js';
+import type { Disassembler } from '../mdb/disasm.js';
+import type { TraceReader } from '../store/trace-reader.js';
+import type { ReplayTarget } from '../targets/replay/replay-target.js';
+
+/** Coarse buckets over the whole history (the first view). */
+export const COARSE_BUCKETS = 2000;
+/** Fine buckets per coarse one. */
+export const FINE_PER_COARSE = 64;
+/** Exact runs kept (all vCPUs together); beyond, zooming stops at the fine buckets. */
+export const MAX_RUNS = 200_000;
+export const MAX_CALL_ROWS = 20_000;
+export const HEAT_PAGES = 48;
+export const HEAT_BUCKETS = 200;
+export const MAX_CONSOLE_BYTES = 65_536;
+const MAX_MARKS = 5_000;
+const MAX_DEPTH = 512;
+/** Function names (tree keys hold one in 21 bits). */
+const MAX_NAMES = 2_097_150;
+const COM1 = 0x3f8n;
+
+/** One resolution of a lane: bucket i covers [first + i * width, first + (i + 1) * width). */
+export interface LaneLevel {
+  readonly width: number;
+  /** Dominant function per bucket (-1: the vCPU ran nothing there). */
+  readonly f: number[];
+  /** Instructions the vCPU ran in the bucket. */
+  readonly n: number[];
+}
+
+export interface Lane {
+  readonly vcpu: number;
+  readonly instructions: number;
+  readonly coarse: LaneLevel;
+  readonly fine: LaneLevel;
+  /** Exact runs: start seq, length, function, first pc (hex); empty when `runsComplete` is false. */
+  readonly runs: { s: number[]; n: number[]; f: number[]; pc: string[] };
+}
+
+export interface Mark {
+  readonly seq: number;
+  readonly vcpu: number | null;
+  readonly kind: 'interrupt' | 'halt' | 'end' | 'console';
+  readonly label: string;
+}
+
+export interface TreeNode {
+  /** Function index; the root is -1. */
+  readonly f: number;
+  readonly parent: number;
+  self: number;
+  incl: number;
+}
+
+export interface ReportData {
+  readonly trace: string;
+  readonly tracePath: string;
+  readonly first: number;
+  readonly end: number;
+  readonly instructions: number;
+  readonly vcpus: number;
+  readonly outcome: string;
+  readonly symbols: string;
+  /** What the report lacks and why (no instructions, no symbols, runs dropped...). */
+  readonly lacks: string[];
+  readonly funcs: string[];
+  readonly lanes: Lane[];
+  readonly runsComplete: boolean;
+  readonly marks: Mark[];
+  readonly heat: { pages: { addr: string; label: string; bytes: number }[]; buckets: number; width: number; cells: number[][]; rows: number };
+  readonly tree: TreeNode[];
+  readonly calls: { total: number; rows: (number | null)[][] };
+  readonly console: { seq: number; vcpu: number; text: string }[];
+}
+
+interface PcInfo {
+  readonly pc: bigint;
+  /** The pc's high 32 bits (the stream is matched on 32-bit halves: no BigInt per instruction). */
+  readonly hi: number;
+  readonly f: number;
+  /** 0 other, 1 call, 2 ret/iret, 3 hlt, 4 out to a port in dx */
+  readonly kind: number;
+  readonly next: bigint;
+  readonly nextLo: number;
+  readonly nextHi: number;
+}
+
+/** Index of a pc's low 32-bit half in a Uint32Array over a BigUint64Array (host byte order). */
+const LO = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
+
+interface Frame {
+  readonly ret: bigint;
+  readonly node: number;
+  readonly row: number;
+}
+
+/** Function names: one index per name. */
+class Names {
+  readonly list: string[] = [];
+  private readonly index = new Map<string, number>();
+  of(name: string): number {
+    let i = this.index.get(name);
+    if (i === undefined && this.list.length >= MAX_NAMES) return this.of('(more functions than a report names)');
+    if (i === undefined) {
+      i = this.list.length;
+      this.list.push(name);
+      this.index.set(name, i);
+    }
+    return i;
+  }
+}
+
+/**
+ * Dominant function per bucket. Runs of one vCPU arrive in seq order, so one bucket is open at a
+ * time: its counts are a small map, folded into `f` when the next bucket opens.
+ */
+class LevelAcc {
+  readonly f: number[];
+  readonly n: number[];
+  private open = -1;
+  private readonly counts = new Map<number, number>();
+  constructor(
+    readonly width: number,
+    size: number,
+  ) {
+    this.f = new Array<number>(size).fill(-1);
+    this.n = new Array<number>(size).fill(0);
+  }
+  /** `len` instructions of function `f` from offset `off` (seq - first). */
+  add(off: number, len: number, f: number): void {
+    while (len > 0) {
+      const b = Math.floor(off / this.width);
+      if (b !== this.open) this.close(b);
+      const take = Math.min(len, (b + 1) * this.width - off);
+      this.counts.set(f, (this.counts.get(f) ?? 0) + take);
+      this.n[b]! += take;
+      off += take;
+      len -= take;
+    }
+  }
+  private close(next: number): void {
+    if (this.open >= 0) {
+      let most = -1;
+      for (const [f, c] of this.counts) {
+        if (c > most) {
+          most = c;
+          this.f[this.open] = f;
+        }
+      }
+    }
+    this.counts.clear();
+    this.open = next;
+  }
+  done(): LaneLevel {
+    this.close(-1);
+    return { width: this.width, f: this.f, n: this.n };
+  }
+}
+
+export interface ReportOptions {
+  /** The trace path as the user typed it (for the `dbg replay` commands the page shows). */
+  readonly tracePath: string;
+  readonly disassembler: Disassembler;
+}
+
+/** Everything the page shows, for the trace `target` replays. */
+export async function reportData(target: ReplayTarget, opts: ReportOptions): Promise<ReportData> {
+  const reader = target.reader;
+  const lacks: string[] = [];
+  const names = new Names();
+  const total = reader.end - reader.first;
+  const vcpus = reader.vcpus;
+  const hasSymbols = target.symbols.modules.length > 0;
+  if (!hasSymbols) lacks.push('no symbols: the trace names no symbol file that exists and none was given (--symbols FILE); functions are shown as 4 KiB code pages');
+  for (const w of target.warnings ?? []) lacks.push(w);
+  if (total === 0) lacks.push('no instructions: the trace holds no recorded instruction (the guest never ran while recording)');
+
+  const coarseWidth = Math.max(1, Math.ceil(total / COARSE_BUCKETS));
+  const fineWidth = Math.max(1, Math.ceil(coarseWidth / FINE_PER_COARSE));
+  const coarse = Array.from({ length: vcpus }, () => new LevelAcc(coarseWidth, Math.ceil(total / coarseWidth)));
+  const fine = Array.from({ length: vcpus }, () => new LevelAcc(fineWidth, Math.ceil(total / fineWidth)));
+  const runs = Array.from({ length: vcpus }, () => ({ s: [] as number[], n: [] as number[], f: [] as number[], pc: [] as string[] }));
+  let runCount = 0;
+  let runsComplete = true;
+  const laneInsns = new Array<number>(vcpus).fill(0);
+
+  // Per distinct pc: function, kind of instruction, address of the next one.
+  const pcIndex = new Map<bigint, number>();
+  /** The first pc seen with these low 32 bits (the fast path; another one goes through pcIndex). */
+  const byLo = new Map<number, number>();
+  const pcs: PcInfo[] = [];
+  const info = (pc: bigint): number => {
+    let i = pcIndex.get(pc);
+    if (i !== undefined) return i;
+    i = pcs.length;
+    pcs.push(describePc(target, opts.disassembler, names, pc, hasSymbols));
+    pcIndex.set(pc, i);
+    const lo = Number(pc & 0xffffffffn);
+    if (!byLo.has(lo)) byLo.set(lo, i);
+    return i;
+  };
+
+  // Call tree: node 0 is the root; a vCPU's node is a child of it.
+  const tree: TreeNode[] = [{ f: -1, parent: -1, self: 0, incl: 0 }];
+  // Keyed parent * 2^21 + function (names beyond 2^21 would collide: they are refused below).
+  const childIndex = new Map<number, number>();
+  const child = (parent: number, f: number): number => {
+    const key = parent * 2097152 + f;
+    let c = childIndex.get(key);
+    if (c === undefined) {
+      c = tree.length;
+      tree.push({ f, parent, self: 0, incl: 0 });
+      childIndex.set(key, c);
+    }
+    return c;
+  };
+  const vcpuRoot = Array.from({ length: vcpus }, (_, v) => child(0, names.of(`vCPU ${v}`)));
+  const stacks: Frame[][] = Array.from({ length: vcpus }, () => []);
+  const callRows: (number | null)[][] = [];
+  let callTotal = 0;
+  let tooDeep = false;
+
+  const inputs = total > 0 ? reader.inputs(reader.first, reader.end + 1) : [];
+  const interrupts = inputs.filter((i) => i.kind === 'interrupt' && i.vcpu !== null);
+  const marks: Mark[] = [];
+  for (const i of interrupts) {
+    if (marks.length >= MAX_MARKS) break;
+    const vector = Number(i.detail['vector'] ?? -1);
+    marks.push({ seq: i.seq, vcpu: i.vcpu, kind: 'interrupt', label: `interrupt 0x${vector.toString(16)}` });
+  }
+  let nextIrq = 0;
+  const outSeqs: { seq: number; vcpu: number }[] = [];
+  let halts = 0;
+
+  const prevIdx = new Int32Array(vcpus).fill(-1);
+  const prevSeq = new Float64Array(vcpus).fill(-1);
+  const runStart = new Float64Array(vcpus).fill(-1);
+  const runF = new Int32Array(vcpus).fill(-1);
+  const runPc = new Array<bigint>(vcpus).fill(0n);
+  const flushRun = (v: number, end: number): void => {
+    if (runStart[v]! < 0) return;
+    const s = runStart[v]!;
+    const len = end - s;
+    coarse[v]!.add(s - reader.first, len, runF[v]!);
+    fine[v]!.add(s - reader.first, len, runF[v]!);
+    if (runsComplete) {
+      if (runCount >= MAX_RUNS) runsComplete = false;
+      else {
+        const r = runs[v]!;
+        r.s.push(s);
+        r.n.push(len);
+        r.f.push(runF[v]!);
+        r.pc.push(hex(runPc[v]!));
+        runCount++;
+      }
+    }
+  };
+  // The node of the last function run outside any call, per vCPU (one lookup per change).
+  const topF = new Int32Array(vcpus).fill(-1);
+  const topNode = new Int32Array(vcpus);
+  const treeNode = (v: number, f: number): number => {
+    const st = stacks[v]!;
+    if (st.length) return st[st.length - 1]!.node;
+    if (topF[v] !== f) {
+      topF[v] = f;
+      topNode[v] = child(vcpuRoot[v]!, f);
+    }
+    return topNode[v]!;
+  };
+
+  for (let id = 0; id < reader.chunkCount; id++) {
+    const count = reader.chunkCountOf(id);
+    if (count === 0) continue;
+    const base = reader.chunkFirst(id);
+    const d = reader.pcs(id);
+    const words = new Uint32Array(d.pc.buffer, d.pc.byteOffset, count * 2);
+    for (let k = 0; k < count; k++) {
+      const seq = base + k;
+      const v = d.vcpu[k]!;
+      if (v >= vcpus) continue;
+      const lo = words[2 * k + LO]!;
+      const hi = words[2 * k + 1 - LO]!;
+      let idx = byLo.get(lo);
+      if (idx === undefined || pcs[idx]!.hi !== hi) idx = info(d.pc[k]!);
+      const pi = pcs[idx]!;
+      laneInsns[v]!++;
+      // The vCPU's previous instruction decides: a call taken, a return.
+      const p = prevIdx[v]!;
+      const st = stacks[v]!;
+      if (p >= 0) {
+        const pp = pcs[p]!;
+        if (pp.kind === 1 && (lo !== pp.nextLo || hi !== pp.nextHi)) {
+          callTotal++;
+          if (st.length >= MAX_DEPTH) tooDeep = true;
+          else {
+            const caller = treeNode(v, pp.f);
+            let row = -1;
+            if (callRows.length < MAX_CALL_ROWS) {
+              row = callRows.length;
+              callRows.push([seq, null, v, pp.f, pi.f, st.length]);
+            }
+            st.push({ ret: pp.next, node: child(caller, pi.f), row });
+          }
+        } else if (pp.kind === 2) {
+          let j = st.length - 1;
+          while (j >= 0 && st[j]!.ret !== pi.pc) j--;
+          if (j >= 0) {
+            for (let x = st.length - 1; x >= j; x--) {
+              const r = st[x]!.row;
+              if (r >= 0) callRows[r]![1] = prevSeq[v]!;
+            }
+            st.length = j;
+          }
+        }
+      }
+      // An interrupt delivered here: its handler runs from this instruction.
+      while (nextIrq < interrupts.length && interrupts[nextIrq]!.seq < seq) nextIrq++;
+      while (nextIrq < interrupts.length && interrupts[nextIrq]!.seq === seq) {
+        const irq = interrupts[nextIrq++]!;
+        if (irq.vcpu !== v || st.length >= MAX_DEPTH) continue;
+        const regs = irq.detail['registers'] as Record<string, unknown> | undefined;
+        const rip = typeof regs?.['rip'] === 'string' ? BigInt(regs['rip']) : -1n;
+        const vector = Number(irq.detail['vector'] ?? -1);
+        const label = names.of(`interrupt 0x${vector.toString(16)}`);
+        const caller = treeNode(v, p >= 0 ? pcs[p]!.f : pi.f);
+        let row = -1;
+        callTotal++;
+        if (callRows.length < MAX_CALL_ROWS) {
+          row = callRows.length;
+          callRows.push([seq, null, v, p >= 0 ? pcs[p]!.f : -1, label, st.length]);
+        }
+        st.push({ ret: rip, node: child(child(caller, label), pi.f), row });
+      }
+      tree[treeNode(v, pi.f)]!.self++;
+      if (pi.f !== runF[v]) {
+        flushRun(v, seq);
+        runStart[v] = seq;
+        runF[v] = pi.f;
+        runPc[v] = pi.pc;
+      }
+      if (pi.kind === 3) {
+        halts++;
+        if (marks.length < MAX_MARKS) marks.push({ seq, vcpu: v, kind: 'halt', label: 'hlt' });
+      } else if (pi.kind === 4 && outSeqs.length < MAX_CONSOLE_BYTES) outSeqs.push({ seq, vcpu: v });
+      prevIdx[v] = idx;
+      prevSeq[v] = seq;
+    }
+  }
+  for (let v = 0; v < vcpus; v++) {
+    // A run ends where the vCPU's last instruction does (not at the end of the history).
+    if (runStart[v]! >= 0) flushRun(v, prevSeq[v]! + 1);
+  }
+  if (!runsComplete) {
+    for (const r of runs) for (const k of ['s', 'n', 'f', 'pc'] as const) r[k].length = 0;
+    lacks.push(`single-instruction detail: the history has more than ${MAX_RUNS} function runs; zooming stops at buckets of ${fineWidth} instructions`);
+  }
+  const idle = laneInsns.flatMap((n, v) => (n === 0 ? [v] : []));
+  if (total > 0 && idle.length) lacks.push(`instructions on vCPU${idle.length === 1 ? '' : 's'} ${idle.join(', ')}: ${idle.length === 1 ? 'it' : 'they'} ran none in this history (their lanes are empty)`);
+  if (tooDeep) lacks.push(`calls deeper than ${MAX_DEPTH} frames were not followed`);
+  if (callTotal > MAX_CALL_ROWS) lacks.push(`the calls table lists the first ${MAX_CALL_ROWS} of ${callTotal} calls`);
+  if (halts > 0 && marks.length >= MAX_MARKS) lacks.push(`marks: only the first ${MAX_MARKS} are shown`);
+  if (total > 0) {
+    const lastV = reader.step(reader.end - 1).vcpu;
+    marks.push({ seq: reader.end - 1, vcpu: lastV, kind: 'end', label: `end of history (${String(reader.meta.get('outcome') ?? 'unknown outcome')})` });
+  }
+  // Inclusive counts: children come after their parents in the array.
+  for (const n of tree) n.incl = n.self;
+  for (let i = tree.length - 1; i > 0; i--) tree[tree[i]!.parent]!.incl += tree[i]!.incl;
+
+  const consoleLines = await consoleOf(target, outSeqs, lacks);
+  for (const l of consoleLines) if (marks.length < MAX_MARKS + 1000) marks.push({ seq: l.seq, vcpu: l.vcpu, kind: 'console', label: l.text });
+
+  return {
+    trace: basename(reader.path),
+    tracePath: opts.tracePath,
+    first: reader.first,
+    end: reader.end,
+    instructions: total,
+    vcpus,
+    outcome: String(reader.meta.get('outcome') ?? 'unknown'),
+    symbols: target.symbols.modules.map((m) => m.path).join(', '),
+    lacks,
+    funcs: names.list,
+    lanes: Array.from({ length: vcpus }, (_, v) => ({ vcpu: v, instructions: laneInsns[v]!, coarse: coarse[v]!.done(), fine: fine[v]!.done(), runs: runs[v]! })),
+    runsComplete,
+    marks,
+    heat: heatmap(target, reader, total, lacks),
+    tree,
+    calls: { total: callTotal, rows: callRows },
+    console: consoleLines,
+  };
+}
+
+/** The function (or code page) of `pc` and what kind of instruction is there. */
+function describePc(target: ReplayTarget, dis: Disassembler, names: Names, pc: bigint, hasSymbols: boolean): PcInfo {
+  const r = hasSymbols ? target.symbols.resolve(pc) : undefined;
+  const f = names.of(r && r.inside ? r.sym.name : `code page ${hex(pc & ~0xfffn)}`);
+  let bytes: Buffer;
+  try {
+    bytes = target.readVirtual(pc, 16);
+  } catch {
+    return pcInfo(pc, f, 0, pc);
+  }
+  const insn = dis.decode(bytes, pc, 1)[0];
+  if (!insn) return pcInfo(pc, f, 0, pc);
+  const m = insn.mnemonic;
+  const kind = m.startsWith('call') ? 1 : m.startsWith('ret') || m.startsWith('iret') ? 2 : m === 'hlt' ? 3 : m.startsWith('out') && /%dx/.test(insn.operands) && /%al/.test(insn.operands) ? 4 : 0;
+  return pcInfo(pc, f, kind, pc + BigInt(insn.size));
+}
+
+function pcInfo(pc: bigint, f: number, kind: number, next: bigint): PcInfo {
+  return { pc, hi: Number(pc >> 32n), f, kind, next, nextLo: Number(next & 0xffffffffn), nextHi: Number((next >> 32n) & 0xffffffffn) };
+}
+
+/**
+ * The COM1 output: the byte in al at every `out %al, %dx` whose dx is 0x3f8, read from the
+ * registers the replay machine has at that seq (ports writes are not inputs: the trace keeps
+ * no record of them, so they are re-derived).
+ */
+async function consoleOf(target: ReplayTarget, outs: { seq: number; vcpu: number }[], lacks: string[]): Promise<{ seq: number; vcpu: number; text: string }[]> {
+  const lines: { seq: number; vcpu: number; text: string }[] = [];
+  let cur: { seq: number; vcpu: number; text: string } | undefined;
+  const rev = target.caps.reverse!;
+  for (const o of outs) {
+    await rev.seek(BigInt(o.seq));
+    const regs = target.registers(o.vcpu + 1);
+    if (((regs.get('rdx') ?? 0n) & 0xffffn) !== COM1) continue;
+    const c = Number((regs.get('rax') ?? 0n) & 0xffn);
+    if (c === 10) {
+      if (cur) lines.push(cur);
+      cur = undefined;
+      continue;
+    }
+    cur ??= { seq: o.seq, vcpu: o.vcpu, text: '' };
+    if (c !== 13) cur.text += c >= 32 && c < 127 ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
+  }
+  if (cur) lines.push(cur);
+  if (outs.length >= MAX_CONSOLE_BYTES) lacks.push(`console: only the first ${MAX_CONSOLE_BYTES} port writes were read`);
+  if (lines.length === 0) lacks.push('console: the guest wrote nothing to COM1 (port 0x3f8) in this history');
+  return lines;
+}
+
+/** Bytes written per page x time bucket, for the pages written most. */
+function heatmap(target: ReplayTarget, reader: TraceReader, total: number, lacks: string[]): ReportData['heat'] {
+  const width = Math.max(1, Math.ceil(total / HEAT_BUCKETS));
+  const buckets = Math.max(1, Math.ceil(total / width));
+  const perPage = new Map<number, { bytes: number; cells: Float64Array; lines: Map<number, number> }>();
+  let rows = 0;
+  for (const [line, first, mask] of reader.db.prepare('SELECT line, first, mask FROM mem_mask').raw().safeIntegers(true).iterate() as Iterable<[bigint, bigint, bigint]>) {
+    rows++;
+    const bytes = popcount(BigInt.asUintN(64, mask));
+    const l = Number(line);
+    const page = Math.floor(l / 64);
+    let p = perPage.get(page);
+    if (!p) perPage.set(page, (p = { bytes: 0, cells: new Float64Array(buckets), lines: new Map() }));
+    p.bytes += bytes;
+    const b = Math.min(buckets - 1, Math.max(0, Math.floor((Number(first) - reader.first) / width)));
+    p.cells[b]! += bytes;
+    p.lines.set(l, (p.lines.get(l) ?? 0) + bytes);
+  }
+  if (rows === 0) lacks.push('memory writes: the history holds no guest write to RAM');
+  const top = [...perPage.entries()].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, HEAT_PAGES).sort((a, b) => a[0] - b[0]);
+  if (perPage.size > HEAT_PAGES) lacks.push(`memory writes: the ${HEAT_PAGES} pages written most of ${perPage.size}`);
+  const loads = target.symbols.modules.flatMap((m) => (m.elf ? m.elf.loadSegments().map((s) => ({ s, bias: m.bias ?? 0n })) : []));
+  const label = (line: number): string | undefined => {
+    const phys = BigInt(line) * 64n;
+    for (const { s, bias } of loads) {
+      if (phys >= s.paddr && phys < s.paddr + s.memsz) {
+        const r = target.symbols.resolve(s.vaddr + bias + (phys - s.paddr));
+        if (r) return r.sym.name;
+      }
+    }
+    return undefined;
+  };
+  return {
+    buckets,
+    width,
+    rows,
+    pages: top.map(([page, p]) => {
+      const named = new Map<string, number>();
+      for (const [l, n] of p.lines) {
+        const name = label(l);
+        if (name) named.set(name, (named.get(name) ?? 0) + n);
+      }
+      const best = [...named.entries()].sort((a, b) => b[1] - a[1])[0];
+      return { addr: hex(BigInt(page) * 4096n), label: best ? best[0] + (named.size > 1 ? ` +${named.size - 1}` : '') : '', bytes: p.bytes };
+    }),
+    cells: top.map(([, p]) => Array.from(p.cells)),
+  };
+}
+
+function popcount(x: bigint): number {
+  let n = 0;
+  while (x) {
+    x &= x - 1n;
+    n++;
+  }
+  return n;
+}
