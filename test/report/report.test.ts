@@ -182,7 +182,7 @@ describe.skipIf(!existsSync(CHROMIUM))('dbg report in a real browser (Debian chr
       const startSeq = runs.s[k]!;
       // Zoom in on [start - w, start + 3w] three times, w = 16000, 1000, 50: each drag narrows the range.
       const box = (await page.locator('.u-over').boundingBox())!;
-      const xOf = (seq: number) => page.evaluate((s) => (window as unknown as { dbgReport: { plot: { valToPos(v: number, k: string): number } } }).dbgReport.plot.valToPos(s, 'x'), seq);
+      const xOf = (seq: number) => page.evaluate((s) => (globalThis as unknown as { dbgReport: { plot: { valToPos(v: number, k: string): number } } }).dbgReport.plot.valToPos(s, 'x'), seq);
       const laneY = box.y + ((lane + 0.5) * box.height) / 3; // of three lanes
       let width = d.instructions;
       for (const w of [16000, 1000, 50]) {
