@@ -11,7 +11,7 @@ import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
 import type { Sym } from '../../symbols/symbol-table.js';
 import type { Module } from '../../symbols/symbol-space.js';
-import type { StopReason, StopStatus, Target } from '../../targets/target.js';
+import { historyBounds, type StopReason, type StopStatus, type Target } from '../../targets/target.js';
 import { unwind, type Frame } from '../../targets/unwind.js';
 import type { Dcmd, DcmdModule, Output, SessionView, Walker } from '../dcmd.js';
 import { formatInstruction } from '../disasm.js';
@@ -39,14 +39,14 @@ function noArgs(d: Dcmd, args: readonly string[]): void {
  */
 function reasonText(t: Target, st: StopStatus): string {
   const r = st.reason;
-  const b = t.caps.reverse?.bounds();
+  const b = historyBounds(t);
   const past = b && b.now < b.last ? `in the recorded past at seq ${b.now} (history ends at seq ${b.last}; ::seek ${b.last} returns)` : undefined;
   const why = stopText(t, r, st);
   return past ? `${past}; ${why}` : why;
 }
 
 function atEnd(t: Target): boolean {
-  const b = t.caps.reverse?.bounds();
+  const b = historyBounds(t);
   return b !== undefined && b.now === b.last;
 }
 
