@@ -57,8 +57,10 @@ function stopText(t: Target, r: StopReason, st: StopStatus): string {
       if (t.kind === 'emulator') return `waiting at its first instruction${at} (nothing has run yet: :c runs, :s steps)`;
       if (t.kind === 'replay') return `at seq ${st.seq ?? '?'}${at}${atEnd(t) ? ' (the end of the recorded history)' : ''}`;
       if (t.kind === 'file') return 'not running (a file: nothing runs)';
+      if (t.kind === 'remote') return `stopped${at}, as the stub was when dbg attached`;
       return 'not running (a dump: nothing ran)';
     case 'signal':
+      if (t.kind === 'remote') return `stopped by signal ${r.signal} (${r.name})${at}`;
       return `killed by signal ${r.signal} (${r.name})`;
     case 'panic':
       return `panic: ${r.message}`;

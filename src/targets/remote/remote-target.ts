@@ -557,7 +557,8 @@ export class RemoteTarget implements Target {
     if (signal === 5) {
       const bp = [...this.points.entries()].find(([, p]) => p.kind === 'breakpoint' && p.addr === pc);
       if (bp && mode !== 'step') return { ...base, reason: { kind: 'breakpoint', id: bp[0], addr: pc } };
-      if (mode === 'step' || mode === 'none') return { ...base, reason: { kind: 'step' } };
+      if (mode === 'step') return { ...base, reason: { kind: 'step' } };
+      if (mode === 'none') return { ...base, reason: { kind: 'none' } };
     }
     if (signal === 2 || (this.interrupted && signal === 0)) return { ...base, reason: { kind: 'interrupted' } };
     if (signal === 0 && mode === 'none') return { ...base, reason: { kind: 'none' } };
