@@ -1,9 +1,11 @@
 /** Running `dbg attach` and the stubs it attaches to, for the gdb-client tests. */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/repo.js';
+
+export { freePort } from '../helpers/i386-guest.js';
 
 export const dbg = join(repoRoot, 'bin', 'dbg');
 
@@ -25,18 +27,6 @@ export function runDbg(args: readonly string[], timeoutMs = 60_000): Promise<Run
     p.on('close', (code) => {
       clearTimeout(timer);
       done({ code, stdout, stderr });
-    });
-  });
-}
-
-/** A TCP port nothing listens on now (taken and released). */
-export function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => done(port));
     });
   });
 }

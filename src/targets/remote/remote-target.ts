@@ -93,7 +93,7 @@ export class RemoteTarget implements Target {
     opts: RemoteOptions,
   ) {
     this.name = `gdb stub ${conn.where}`;
-    const sup = this.ask('qSupported:multiprocess-;swbreak+;hwbreak+;vContSupported+;xmlRegisters=i386');
+    const sup = this.ask('qSupported:swbreak+;hwbreak+;vContSupported+;xmlRegisters=i386');
     for (const f of sup.split(';')) {
       const eq = f.indexOf('=');
       if (eq > 0) this.features.set(f.slice(0, eq), f.slice(eq + 1));
@@ -104,6 +104,8 @@ export class RemoteTarget implements Target {
     // A reply is `size` bytes of hex at most; gdb's default when the stub does not say is 400 bytes.
     this.chunk = Number.isFinite(size) && size >= 64 ? Math.min(1 << 20, Math.floor((size - 8) / 2)) : 200;
     this.binaryUpload = this.features.get('binary-upload') === '+';
+    // The stop first: gdbserver describes the registers of the thread it selects there.
+    const stop = this.ask('?');
     this.desc = this.features.get('qXfer:features:read') === '+' ? this.readDescription() : defaultX86_64();
     if (this.features.get('qXfer:features:read') !== '+') this.warnings.push(`${this.name} offers no target description (qXfer:features:read): assuming gdb's default x86-64 register layout`);
     this.arch = this.desc.arch;
@@ -111,7 +113,6 @@ export class RemoteTarget implements Target {
     const actions = vc.startsWith('vCont') ? vc.split(';').slice(1) : [];
     this.vCont = { c: actions.includes('c'), s: actions.includes('s') };
     for (const s of opts.symbols ?? []) this.addSymbolFile(s);
-    const stop = this.ask('?');
     this.refreshThreads();
     this.last = this.stopOf(stop, 'none');
     this.caps = this.capabilities();
