@@ -72,7 +72,7 @@ export class RspConnection {
   ask(packet: string, timeoutMs = this.timeoutMs): string {
     this.usable(packet);
     Atomics.store(this.flags, 0, 0);
-    this.worker.postMessage({ op: 'send', packet, timeoutMs, sync: true });
+    this.worker.postMessage({ op: 'send', packet, timeoutMs, sync: true, stop: packet === '?' });
     const a = this.waitSync(timeoutMs * 2 + 10_000, packet);
     if ('error' in a) {
       this.broken = a.error;
@@ -100,7 +100,7 @@ export class RspConnection {
       this.worker.on('message', onMessage);
       // While the guest runs, the worker must keep the process alive (it is unref'd otherwise).
       this.worker.ref();
-      this.worker.postMessage({ op: 'send', packet, timeoutMs: 0, sync: false });
+      this.worker.postMessage({ op: 'send', packet, timeoutMs: 0, sync: false, stop: true });
     }).finally(() => this.worker.unref()) as Promise<string>;
   }
 

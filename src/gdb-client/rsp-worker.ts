@@ -7,8 +7,10 @@
  * workerData: { host, port, connectMs, flag: SharedArrayBuffer, syncPort: MessagePort }.
  *
  *   request (parentPort)                             reply
- *   { op: 'send', packet, timeoutMs, sync }          { reply, console } | { error }
+ *   { op: 'send', packet, timeoutMs, sync, stop }    { reply, console } | { error }
  *     timeoutMs 0: no timeout (a resume: the stub answers when the guest stops)
+ *     stop: the reply is a stop reply (?, a resume); otherwise a stop reply that comes is one the
+ *     stub sent unasked (QEMU does when a client connects to a running guest) and is dropped
  *     sync: the reply goes to syncPort and flag[0] is set and notified; else to parentPort
  *   { op: 'raw', byte }                              none (0x03, the interrupt byte)
  *   { op: 'noack' }                                  none (QStartNoAckMode was accepted)
@@ -29,7 +31,7 @@ interface Init {
   syncPort: MessagePort;
 }
 
-type Request = { op: 'send'; packet: string; timeoutMs: number; sync: boolean } | { op: 'raw'; byte: number } | { op: 'noack' } | { op: 'close' };
+type Request = { op: 'send'; packet: string; timeoutMs: number; sync: boolean; stop: boolean } | { op: 'raw'; byte: number } | { op: 'noack' } | { op: 'close' };
 
 const { host, port, connectMs, flag, syncPort } = workerData as Init;
 const flags = new Int32Array(flag);
@@ -101,8 +103,12 @@ async function next(deadline: number): Promise<CodecEvent | string> {
 
 const CONSOLE = /^O(?:[0-9a-fA-F]{2})+$/;
 
-async function send(packet: string, timeoutMs: number): Promise<{ reply: string; console: string[] } | { error: string }> {
+const STOP = /^[TS][0-9a-fA-F]{2}/;
+
+async function send(packet: string, timeoutMs: number, stop: boolean): Promise<{ reply: string; console: string[] } | { error: string }> {
   const framed = encodePacket(packet);
+  // Whatever came before this request answers none of it.
+  events.length = 0;
   const ackDeadline = (): number => Date.now() + (timeoutMs || 10_000);
   const secs = (ms: number): string => `${ms / 1000} s`;
   let tries = 0;
@@ -145,6 +151,7 @@ async function send(packet: string, timeoutMs: number): Promise<{ reply: string;
       console.push(Buffer.from(text.slice(1), 'hex').toString('utf8'));
       continue;
     }
+    if (!stop && STOP.test(text)) continue;
     return { reply: text, console };
   }
 }
@@ -165,7 +172,7 @@ parentPort!.on('message', (m: Request) => {
       return;
     case 'send':
       queue = queue.then(async () => {
-        const r = await send(m.packet, m.timeoutMs);
+        const r = await send(m.packet, m.timeoutMs, m.stop);
         if (m.sync) answerSync(r);
         else parentPort!.postMessage(r);
       });

@@ -53,18 +53,34 @@ describe('dbg attach to QEMU', () => {
 
   it('x86-64: Ctrl-C during :c sends 0x03 and QEMU stops the guest', async () => {
     q = await qemuGdbstub('x86_64', kernel);
-    const child = spawn(process.execPath, [dbg, 'attach', '--gdb', String(q.port), '--symbols', kernel, '-e', ':c; ::status'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [dbg, 'attach', '--gdb', String(q.port), '--symbols', kernel, '-e', '::threads; :c; ::status'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    let timer: NodeJS.Timeout | undefined;
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      // Attached (::threads answered): the sample kernel panics and halts within a second, and
+      // :c then waits until interrupted.
+      timer ??= setTimeout(() => child.kill('SIGINT'), 2000);
+    });
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    // The sample kernel panics and halts within a second: :c then waits until interrupted.
-    const timer = setTimeout(() => child.kill('SIGINT'), 3000);
     const code = await new Promise<number | null>((done) => child.on('close', done));
     clearTimeout(timer);
     expect(stderr).toMatch(/^dbg: interrupted/);
     expect(stdout).toMatch(/^stopped: interrupted at 0x[0-9a-f]{16} \S+ on thread 1$/m);
     expect(code).toBe(130);
+  }, 60_000);
+
+  it('x86-64: attaching again to a guest that runs on (QEMU stops it and sends a stop reply unasked)', async () => {
+    q = await qemuGdbstub('x86_64', kernel);
+    const first = await runDbg(['attach', '--gdb', String(q.port), '--symbols', kernel, '-e', 'kmain::bp; :c']);
+    expect(first.stderr).toBe('');
+    // dbg detached and removed its breakpoint: the kernel runs on to its panic.
+    await new Promise((r) => setTimeout(r, 1000));
+    const again = await runDbg(['attach', '--gdb', String(q.port), '--symbols', kernel, '-e', '::stack']);
+    expect(again.stderr).toBe('');
+    expect(again.stdout).toMatch(/^0x[0-9a-f]{16} panic\+0x[0-9a-f]+\n0x[0-9a-f]{16} check_runqueue\+0x[0-9a-f]+\n0x[0-9a-f]{16} kmain\+0x[0-9a-f]+\n0xffffffffc0001015 kstart\+0x15\n$/);
+    expect(again.code).toBe(0);
   }, 60_000);
 
   it('i386: QEMU describes a 32-bit CPU, dbg reads its registers and memory in that layout', async () => {

@@ -33,10 +33,10 @@ async function attach(mode: string, script: string): Promise<{ code: number | nu
 
 describe('dbg attach to a stub that misbehaves', () => {
   const cases: [mode: string, script: string, message: string][] = [
-    ['silent', '::regs', 'dbg: gdb stub STUB: no acknowledgement within 1 s (packet qSupported:multiprocess-;swbreak+;hwbrea...)'],
-    ['ack-only', '::regs', 'dbg: gdb stub STUB: no reply within 1 s (packet qSupported:multiprocess-;swbreak+;hwbrea...)'],
-    ['bad-sum', '::regs', 'dbg: gdb stub STUB: a reply with a wrong checksum (packet qSupported:multiprocess-;swbreak+;hwbrea...)'],
-    ['close', '::regs', 'dbg: gdb stub STUB: the stub closed the connection (packet qSupported:multiprocess-;swbreak+;hwbrea...)'],
+    ['silent', '::regs', 'dbg: gdb stub STUB: no acknowledgement within 1 s (packet qSupported:swbreak+;hwbreak+;vContSuppor...)'],
+    ['ack-only', '::regs', 'dbg: gdb stub STUB: no reply within 1 s (packet qSupported:swbreak+;hwbreak+;vContSuppor...)'],
+    ['bad-sum', '::regs', 'dbg: gdb stub STUB: a reply with a wrong checksum (packet qSupported:swbreak+;hwbreak+;vContSuppor...)'],
+    ['close', '::regs', 'dbg: gdb stub STUB: the stub closed the connection (packet qSupported:swbreak+;hwbreak+;vContSuppor...)'],
     ['arm', '::regs', 'dbg: gdb stub STUB: a target description dbg cannot use: architecture "arm" (dbg reads i386:x86-64 and i386) (packet qXfer:features:read:target.xml:0,7fc)'],
     ['short-g', '::regs', 'dbg: gdb stub STUB: a g reply of 8 bytes without rip (the description needs 140) (packet g)'],
     ['hang-m', '::regs; 0x1000,4/X', 'dbg: gdb stub STUB: no reply within 1 s (packet m1000,7fc)'],
