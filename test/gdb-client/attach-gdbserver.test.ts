@@ -62,7 +62,7 @@ async function gdbserver(): Promise<number> {
 describe('dbg attach to gdbserver', () => {
   it('break at a function, continue, registers, ::stack, step, run to the exit', async () => {
     const port = await gdbserver();
-    const r = await runDbg(['attach', '--gdb', String(port), '--symbols', prog, '-e', '::status; add::bp; :c; ::stack; ::regs; :s; ::status; :c; :c; ::delete all; :c']);
+    const r = await runDbg(['attach', '--gdb', String(port), '--symbols', prog, '-e', '::status; add::bp; :c; ::stack; ::regs; :s; ::status; :c; :c; ::delete all; :c; ::threads']);
     expect(r.stderr).toBe('');
     const out = r.stdout;
     expect(out).toMatch(/^attached to the gdb stub at 127\.0\.0\.1:\d+: i386:x86-64, \d+ registers, 1 thread\(s\)$/m);
@@ -79,7 +79,15 @@ describe('dbg attach to gdbserver', () => {
     expect(out).toContain(`stopped: step at 0x${(BigInt(add!) + 1n).toString(16).padStart(16, '0')} add+0x1 on thread 1`);
     expect(out.match(/stopped: breakpoint 1 at/g)).toHaveLength(3);
     expect(out).toMatch(/stopped: the guest exited with code 0/);
+    expect(out).toMatch(/^\* +1 +\d+ thread [0-9a-f]+ +exited +\?$/m);
     expect(r.code).toBe(0);
+  }, 60_000);
+
+  it('after the program exited, registers are refused in one line', async () => {
+    const r = await runDbg(['attach', '--gdb', String(await gdbserver()), '-e', ':c; ::regs']);
+    expect(r.stdout).toBe('stopped: the guest exited with code 0 at 0x0000000000000000 on thread 1\n');
+    expect(r.stderr).toMatch(/^dbg: no registers: the program under gdb stub 127\.0\.0\.1:\d+ has exited\n$/);
+    expect(r.code).toBe(1);
   }, 60_000);
 
   it('registers and memory equal what gdb reads through gdbserver (a second run: gdbserver turns address randomization off)', async () => {

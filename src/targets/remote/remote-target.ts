@@ -216,7 +216,7 @@ export class RemoteTarget implements Target {
     const fresh = ids.filter((id) => !this.threadIds.includes(id));
     if (fresh.length && ids.length <= 64) {
       for (const id of fresh) {
-        const x = this.features.size ? this.ask(`qThreadExtraInfo,${id}`) : '';
+        const x = this.ask(`qThreadExtraInfo,${id}`);
         if (/^(?:[0-9a-fA-F]{2})+$/.test(x)) this.extraInfo.set(id, Buffer.from(x, 'hex').toString('utf8').replace(/[^\x20-\x7e]/g, '?'));
       }
     }
@@ -261,6 +261,7 @@ export class RemoteTarget implements Target {
   registers(thread: number): Registers {
     const id = this.tidOf(thread);
     this.notRunning('read registers');
+    if (this.exited) throw errors.state(`no registers: the program under ${this.name} has exited`);
     const have = this.regCache.get(id);
     if (have) return new Map(have);
     this.selectG(id);
