@@ -27,8 +27,23 @@ int main(void) {
 }
 `;
 
+const THREADS = `#include <pthread.h>
+#include <stdio.h>
+volatile int total;
+__attribute__((noinline)) void work(int n) { total += n; }
+static void *run(void *arg) { work((int)(long)arg); return NULL; }
+int main(void) {
+    pthread_t t[2];
+    for (long i = 0; i < 2; i++) pthread_create(&t[i], 0, run, (void *)(i + 1));
+    for (int i = 0; i < 2; i++) pthread_join(t[i], 0);
+    printf("total %d\\n", total);
+    return 0;
+}
+`;
+
 let dir: string;
 let prog: string;
+let threaded: string;
 let server: ChildProcess | undefined;
 
 beforeAll(() => {
@@ -37,6 +52,9 @@ beforeAll(() => {
   prog = join(dir, 'prog');
   // -no-pie: the program runs at its link addresses, so --symbols needs no relocation.
   execFileSync('gcc', ['-g', '-O0', '-no-pie', '-o', prog, join(dir, 'prog.c')]);
+  writeFileSync(join(dir, 'threads.c'), THREADS);
+  threaded = join(dir, 'threads');
+  execFileSync('gcc', ['-g', '-O0', '-no-pie', '-pthread', '-o', threaded, join(dir, 'threads.c')]);
 });
 
 afterAll(async () => {
@@ -45,9 +63,9 @@ afterAll(async () => {
 });
 
 /** gdbserver --once on a free port, running the program (stopped at its first instruction). */
-async function gdbserver(): Promise<number> {
+async function gdbserver(program = prog): Promise<number> {
   const port = await freePort();
-  server = spawn('gdbserver', ['--once', `127.0.0.1:${port}`, prog], { stdio: ['ignore', 'ignore', 'pipe'] });
+  server = spawn('gdbserver', ['--once', `127.0.0.1:${port}`, program], { stdio: ['ignore', 'ignore', 'pipe'] });
   await new Promise<void>((done, fail) => {
     let text = '';
     server!.stderr!.on('data', (b: Buffer) => {
@@ -80,6 +98,20 @@ describe('dbg attach to gdbserver', () => {
     expect(out.match(/stopped: breakpoint 1 at/g)).toHaveLength(3);
     expect(out).toMatch(/stopped: the guest exited with code 0/);
     expect(out).toMatch(/^\* +1 +\d+ thread [0-9a-f]+ +exited +\?$/m);
+    expect(r.code).toBe(0);
+  }, 60_000);
+
+  it("a process's threads: the stop names the thread that hit the breakpoint; each thread's registers (Hg)", async () => {
+    const r = await runDbg(['attach', '--gdb', String(await gdbserver(threaded)), '--symbols', threaded, '-e', 'work::bp; :c; ::threads; ::stack; <rdi=D; ::delete all; :c']);
+    expect(r.stderr).toBe('');
+    const out = r.stdout;
+    expect(out).toMatch(/^stopped: breakpoint 1 at 0x[0-9a-f]{16} work on thread [23]$/m);
+    // The main thread (in pthread_join, in libc) and the thread in work, listed in the stub's order.
+    expect(out).toMatch(/^ {4}1 +\d+ thread [0-9a-f]+ +stopped +0x00007f[0-9a-f]{10}/m);
+    expect(out).toMatch(/^\* +[23] +\d+ thread [0-9a-f]+ +stopped +0x[0-9a-f]{16} work$/m);
+    expect(out).toMatch(/^0x[0-9a-f]{16} work\n0x[0-9a-f]{16} run\+0x[0-9a-f]+\n/m);
+    expect(out).toMatch(/^ +[12] +$/m);
+    expect(out).toMatch(/stopped: the guest exited with code 0/);
     expect(r.code).toBe(0);
   }, 60_000);
 
