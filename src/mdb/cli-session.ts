@@ -33,7 +33,7 @@ import { completeLine } from './completer.js';
 import { gdbHint } from './gdb-hints.js';
 import { errorJson } from './json.js';
 import { addReverseSearch } from './reverse-search.js';
-import type { Target } from '../targets/target.js';
+import { historyBounds, type Target } from '../targets/target.js';
 import type { DcmdModule, Output } from './dcmd.js';
 import { builtinModules } from './modules/index.js';
 import { Session } from './session.js';
@@ -138,7 +138,7 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
   // present of a recorded guest, `> ` (MDB's) on a dump.
   const promptFor = (): string => {
     if (opts.prompt) return opts.prompt;
-    const b = target.caps.reverse?.bounds();
+    const b = historyBounds(target);
     return b ? `[seq ${b.now}${b.now < b.last ? ', past' : ''}]> ` : '> ';
   };
   const rl = createInterface({

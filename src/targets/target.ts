@@ -180,6 +180,11 @@ export interface ReverseExecution {
   resumeBack(): Promise<StopStatus>;
   seek(seq: Seq): Promise<StopStatus>;
   /**
+   * False for a GDB stub's reverse execution (QEMU record/replay, rr, dbg's own server): it runs
+   * backwards but has no positions dbg can name, so bounds() and seek() throw 'unsupported'.
+   */
+  readonly positions?: false;
+  /**
    * A live recorded target only: make the current position the present — the guest is put back
    * in its exact state there and the recorded history after it is deleted (then writes are allowed).
    */
@@ -328,6 +333,12 @@ export function need<K extends CapabilityName>(target: Target, name: K): NonNull
   const cap = target.caps[name];
   if (!cap) throw errors.unsupported(target.name, capabilityWhat[name]);
   return cap as NonNullable<Capabilities[K]>;
+}
+
+/** Where a target's recorded history is, or undefined for a target without positions in one. */
+export function historyBounds(target: Target): ReturnType<ReverseExecution['bounds']> | undefined {
+  const r = target.caps.reverse;
+  return r && r.positions !== false ? r.bounds() : undefined;
 }
 
 /** Read a little- or big-endian unsigned integer of `size` bytes at `addr`. */

@@ -11,7 +11,7 @@ import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
 import type { Sym } from '../../symbols/symbol-table.js';
 import type { Module } from '../../symbols/symbol-space.js';
-import type { StopReason, StopStatus, Target } from '../../targets/target.js';
+import { historyBounds, type StopReason, type StopStatus, type Target } from '../../targets/target.js';
 import { unwind, type Frame } from '../../targets/unwind.js';
 import type { Dcmd, DcmdModule, Output, SessionView, Walker } from '../dcmd.js';
 import { formatInstruction } from '../disasm.js';
@@ -39,14 +39,14 @@ function noArgs(d: Dcmd, args: readonly string[]): void {
  */
 function reasonText(t: Target, st: StopStatus): string {
   const r = st.reason;
-  const b = t.caps.reverse?.bounds();
+  const b = historyBounds(t);
   const past = b && b.now < b.last ? `in the recorded past at seq ${b.now} (history ends at seq ${b.last}; ::seek ${b.last} returns)` : undefined;
   const why = stopText(t, r, st);
   return past ? `${past}; ${why}` : why;
 }
 
 function atEnd(t: Target): boolean {
-  const b = t.caps.reverse?.bounds();
+  const b = historyBounds(t);
   return b !== undefined && b.now === b.last;
 }
 
@@ -57,8 +57,10 @@ function stopText(t: Target, r: StopReason, st: StopStatus): string {
       if (t.kind === 'emulator') return `waiting at its first instruction${at} (nothing has run yet: :c runs, :s steps)`;
       if (t.kind === 'replay') return `at seq ${st.seq ?? '?'}${at}${atEnd(t) ? ' (the end of the recorded history)' : ''}`;
       if (t.kind === 'file') return 'not running (a file: nothing runs)';
+      if (t.kind === 'remote') return `stopped${at}, as the stub was when dbg attached`;
       return 'not running (a dump: nothing ran)';
     case 'signal':
+      if (t.kind === 'remote') return `stopped by signal ${r.signal} (${r.name})${at}`;
       return `killed by signal ${r.signal} (${r.name})`;
     case 'panic':
       return `panic: ${r.message}`;

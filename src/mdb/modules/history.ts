@@ -57,7 +57,8 @@ function report(session: SessionView, stop: StopStatus, out: Output): void {
     out.json(stopJson(session.target, st));
     return;
   }
-  out.line(`seq ${st.seq ?? '?'}: ${where(session.target, st.pc)} on ${threadName(session.target, st.thread)}: ${why}`);
+  // A stub's history (dbg attach) has no seq to show.
+  out.line(`${st.seq === undefined ? 'back' : `seq ${st.seq}`}: ${where(session.target, st.pc)} on ${threadName(session.target, st.thread)}: ${why}`);
 }
 
 function noMoreArgs(d: Dcmd, args: readonly string[]): void {

@@ -1,0 +1,569 @@
+/**
+ * A GDB stub as a dbg target (`dbg attach --gdb HOST:PORT`): QEMU's -s, gdbserver, bhyve's -G,
+ * Cloud Hypervisor's gdbstub, dbg's own --gdb. What the stub offers becomes capabilities:
+ *
+ *   core        registers from its target description (g, then p for what g left out), memory
+ *               (m, or x when it offers binary-upload), threads (qfThreadInfo/qsThreadInfo, Hg)
+ *   execution   vCont;c / vCont;s:TID (or Hc + c/s), the 0x03 byte, stop replies T/S/W/X
+ *   breakpoints Z0 (Z1 when Z0 is refused), Z2-Z4 watchpoints; a refusal is one line
+ *   reverse     bs / bc, when qSupported says ReverseStep+ / ReverseContinue+ (no positions:
+ *               a stub's history has no seq dbg could name)
+ *   writes      M and P
+ *
+ * Threads are numbered 1.. in the order the stub lists them; `tid` is the stub's thread id.
+ * Registers and memory are cached until the target next runs or is written. A breakpoint at the
+ * pc a thread resumes from is lifted for one step first, as gdb does, so that no stub has to.
+ */
+
+import { basename } from 'node:path';
+import type { Arch, Registers } from '../../arch/arch.js';
+import { DbgError, errors } from '../../common/errors.js';
+import { hexAddr } from '../../common/format.js';
+import { packetName, RspConnection } from '../../gdb-client/rsp-connection.js';
+import { decodeLittle, decodeRegisters, DescriptionError, defaultX86_64, encodeLittle, parseDescription, type RemoteDescription } from '../../gdb-client/target-xml.js';
+import { ElfFile } from '../../symbols/elf-file.js';
+import { SymbolSpace } from '../../symbols/symbol-space.js';
+import { SymbolTable } from '../../symbols/symbol-table.js';
+import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, RegisterWriter, ReverseExecution, StopReason, StopStatus, Target, ThreadInfo, WatchKind } from '../target.js';
+import { elfModule } from '../unwind.js';
+
+export interface RemoteOptions {
+  /** Symbol files (the guest kernel, the program gdbserver runs). */
+  readonly symbols?: readonly string[];
+  /** Milliseconds the stub has to answer each packet (default 10 s). */
+  readonly timeoutMs?: number;
+  /** Console text the stub sends (O packets). */
+  readonly onConsole?: (text: string) => void;
+}
+
+interface Point {
+  readonly kind: 'breakpoint' | 'watchpoint';
+  /** The Z type: 0 software, 1 hardware, 2 write, 3 read, 4 access. */
+  readonly z: number;
+  readonly addr: bigint;
+  readonly length: number;
+  readonly access?: WatchKind;
+}
+
+/** gdb's signal numbers (include/gdb/signals.def) for the common ones, which match Linux's. */
+const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGEMT', 8: 'SIGFPE', 9: 'SIGKILL', 10: 'SIGBUS', 11: 'SIGSEGV', 12: 'SIGSYS', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM' };
+
+const PAGE = 4096n;
+
+export class RemoteTarget implements Target {
+  readonly kind = 'remote';
+  readonly name: string;
+  readonly symbols = new SymbolSpace();
+  readonly caps: Capabilities;
+  readonly arch: Arch;
+  readonly warnings: string[] = [];
+  private readonly desc: RemoteDescription;
+  private readonly features = new Map<string, string>();
+  private readonly elves: ElfFile[] = [];
+  /** Bytes per m request. */
+  private readonly chunk: number;
+  private binaryUpload: boolean;
+  private readonly vCont: { c: boolean; s: boolean };
+  private threadIds: string[] = [];
+  private extraInfo = new Map<string, string>();
+  private gThread: string | undefined;
+  private readonly regCache = new Map<string, Registers>();
+  private readonly pageCache = new Map<string, Buffer>();
+  private readonly points = new Map<number, Point>();
+  private nextPoint = 1;
+  private last: StopStatus;
+  private isRunning = false;
+  private exited = false;
+  private interrupted = false;
+  private pUnsupported = false;
+
+  static attach(host: string, port: number, opts: RemoteOptions = {}): RemoteTarget {
+    const conn = RspConnection.open(host, port, opts.timeoutMs ?? 10_000);
+    if (opts.onConsole) conn.onConsole = opts.onConsole;
+    try {
+      return new RemoteTarget(conn, opts);
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
+  }
+
+  private constructor(
+    private readonly conn: RspConnection,
+    opts: RemoteOptions,
+  ) {
+    this.name = `gdb stub ${conn.where}`;
+    const sup = this.ask('qSupported:swbreak+;hwbreak+;vContSupported+;xmlRegisters=i386');
+    for (const f of sup.split(';')) {
+      const eq = f.indexOf('=');
+      if (eq > 0) this.features.set(f.slice(0, eq), f.slice(eq + 1));
+      else if (f.endsWith('+')) this.features.set(f.slice(0, -1), '+');
+    }
+    if (this.features.get('QStartNoAckMode') === '+' && this.ask('QStartNoAckMode') === 'OK') conn.noAck();
+    const size = parseInt(this.features.get('PacketSize') ?? '', 16);
+    // A reply is `size` bytes of hex at most; gdb's default when the stub does not say is 400 bytes.
+    this.chunk = Number.isFinite(size) && size >= 64 ? Math.min(1 << 20, Math.floor((size - 8) / 2)) : 200;
+    this.binaryUpload = this.features.get('binary-upload') === '+';
+    // The stop first: gdbserver describes the registers of the thread it selects there.
+    const stop = this.ask('?');
+    this.desc = this.features.get('qXfer:features:read') === '+' ? this.readDescription() : defaultX86_64();
+    if (this.features.get('qXfer:features:read') !== '+') this.warnings.push(`${this.name} offers no target description (qXfer:features:read): assuming gdb's default x86-64 register layout`);
+    this.arch = this.desc.arch;
+    const vc = this.ask('vCont?');
+    const actions = vc.startsWith('vCont') ? vc.split(';').slice(1) : [];
+    this.vCont = { c: actions.includes('c'), s: actions.includes('s') };
+    for (const s of opts.symbols ?? []) this.addSymbolFile(s);
+    this.refreshThreads();
+    this.last = this.stopOf(stop, 'none');
+    this.caps = this.capabilities();
+  }
+
+  // --- the wire ---------------------------------------------------------------------------------
+
+  private ask(packet: string): string {
+    return this.conn.ask(packet);
+  }
+
+  /** A reply that must be OK; an error reply is `what` refused, with the stub's code. */
+  private okOrThrow(packet: string, what: string): void {
+    const r = this.ask(packet);
+    if (r === 'OK') return;
+    if (r === '') throw this.conn.fail(`the stub does not support ${what}`, packet, 'unsupported');
+    throw this.conn.fail(`the stub refused ${what}: ${r.slice(0, 40)}`, packet, 'bad-input');
+  }
+
+  private readDescription(): RemoteDescription {
+    let packet = '';
+    try {
+      return parseDescription((annex) => {
+        let text = '';
+        for (;;) {
+          packet = `qXfer:features:read:${annex}:${text.length.toString(16)},${Math.max(256, this.chunk).toString(16)}`;
+          const r = this.ask(packet);
+          if (r[0] !== 'm' && r[0] !== 'l') throw new DescriptionError(`the stub answered "${r.slice(0, 20)}" for annex ${annex}`);
+          text += r.slice(1);
+          if (r[0] === 'l') return text;
+          if (r.length === 1 || text.length > 1 << 20) throw new DescriptionError(`annex ${annex} does not end`);
+        }
+      });
+    } catch (e) {
+      if (e instanceof DescriptionError) throw this.conn.fail(`a target description dbg cannot use: ${e.message}`, packet, 'corrupt');
+      throw e;
+    }
+  }
+
+  // --- capabilities -----------------------------------------------------------------------------
+
+  private capabilities(): Capabilities {
+    const self = this;
+    const execution: ExecutionControl = {
+      step: (t, n) => this.step(t, n ?? 1),
+      resume: (only) => this.resume(only),
+      interrupt: () => {
+        if (this.isRunning) {
+          this.interrupted = true;
+          this.conn.interrupt();
+        }
+      },
+      get running() {
+        return self.isRunning;
+      },
+    };
+    const breakpoints: Breakpoints = {
+      addBreakpoint: (a) => this.addBreakpoint(a),
+      removeBreakpoint: (id) => this.removePoint(id, 'breakpoint'),
+      addWatchpoint: (a, n, k, phys) => this.addWatchpoint(a, n, k, phys),
+      removeWatchpoint: (id) => this.removePoint(id, 'watchpoint'),
+    };
+    const writeMemory: MemoryWriter = { writeVirtual: (a, d) => this.writeMemory(a, d) };
+    const writeRegisters: RegisterWriter = { writeRegister: (t, n, v) => this.writeRegister(t, n, v) };
+    const caps: { -readonly [K in keyof Capabilities]: Capabilities[K] } = { execution, breakpoints, writeMemory, writeRegisters };
+    const rs = this.features.get('ReverseStep') === '+';
+    const rc = this.features.get('ReverseContinue') === '+';
+    if (rs || rc) {
+      const noPositions = (): never => {
+        throw errors.unsupported(this.name, 'positions in the recorded history (the stub runs backwards with bs/bc but names no points in time)');
+      };
+      const reverse: ReverseExecution = {
+        positions: false,
+        bounds: noPositions,
+        seek: noPositions,
+        stepBack: (t) => {
+          if (!rs) throw errors.unsupported(this.name, 'reverse stepping (the stub offers ReverseContinue only)');
+          return this.run(`bs`, 'step', t);
+        },
+        resumeBack: () => {
+          if (!rc) throw errors.unsupported(this.name, 'reverse continue (the stub offers ReverseStep only)');
+          return this.run('bc', 'continue');
+        },
+      };
+      caps.reverse = reverse;
+    }
+    return caps;
+  }
+
+  // --- threads ----------------------------------------------------------------------------------
+
+  private refreshThreads(): void {
+    const ids: string[] = [];
+    let r = this.ask('qfThreadInfo');
+    for (let n = 0; r.startsWith('m') && n < 4096; n++) {
+      ids.push(...r.slice(1).split(',').filter((s) => s !== ''));
+      r = this.ask('qsThreadInfo');
+    }
+    // A stub without thread listing has one thread: whichever it reports, or "any" (0).
+    if (ids.length === 0) ids.push(this.threadIds[0] ?? '0');
+    const fresh = ids.filter((id) => !this.threadIds.includes(id));
+    if (fresh.length && ids.length <= 64) {
+      for (const id of fresh) {
+        const x = this.ask(`qThreadExtraInfo,${id}`);
+        if (/^(?:[0-9a-fA-F]{2})+$/.test(x)) this.extraInfo.set(id, Buffer.from(x, 'hex').toString('utf8').replace(/[^\x20-\x7e]/g, '?'));
+      }
+    }
+    this.threadIds = ids;
+  }
+
+  private tidOf(thread: number): string {
+    const id = this.threadIds[thread - 1];
+    if (!Number.isInteger(thread) || id === undefined) {
+      throw errors.badInput(`thread ${thread} does not exist: ${this.name} has thread${this.threadIds.length > 1 ? `s 1-${this.threadIds.length}` : ' 1'}`);
+    }
+    return id;
+  }
+
+  private indexOf(id: string | undefined): number {
+    if (id === undefined) return this.last?.thread ?? 1;
+    let i = this.threadIds.indexOf(id);
+    if (i < 0) {
+      this.refreshThreads();
+      i = this.threadIds.indexOf(id);
+    }
+    return i < 0 ? 1 : i + 1;
+  }
+
+  threads(): readonly ThreadInfo[] {
+    return this.threadIds.map((id, i) => ({
+      index: i + 1,
+      tid: parseInt(id.replace(/^p[0-9a-f]+\./i, ''), 16) || 0,
+      name: this.extraInfo.get(id) ?? `thread ${id}`,
+      state: this.exited ? 'exited' : this.isRunning ? 'running' : 'stopped',
+    }));
+  }
+
+  private selectG(id: string): void {
+    if (this.gThread === id) return;
+    this.okOrThrow(`Hg${id}`, `selecting thread ${id}`);
+    this.gThread = id;
+  }
+
+  // --- registers and memory ---------------------------------------------------------------------
+
+  registers(thread: number): Registers {
+    const id = this.tidOf(thread);
+    this.notRunning('read registers');
+    if (this.exited) throw errors.state(`no registers: the program under ${this.name} has exited`);
+    const have = this.regCache.get(id);
+    if (have) return new Map(have);
+    this.selectG(id);
+    const g = this.ask('g');
+    if (g.startsWith('E') || !/^[0-9a-fA-Fx]*$/.test(g)) throw this.conn.fail(`the stub cannot read the registers of thread ${id}: ${g.slice(0, 40) || 'empty reply'}`, 'g', 'corrupt');
+    const regs = decodeRegisters(this.desc, g);
+    // Registers a g reply leaves out (it may stop at the core set): one p each.
+    let covered = 0;
+    for (const r of this.desc.registers) {
+      covered += r.bits / 4;
+      if (covered <= g.length || this.pUnsupported) continue;
+      const p = this.ask(`p${r.regnum.toString(16)}`);
+      if (p === '') {
+        this.pUnsupported = true;
+        continue;
+      }
+      const v = p.length === r.bits / 4 ? decodeLittle(p) : undefined;
+      if (v !== undefined) regs.set(r.name, v);
+    }
+    if (!regs.has(this.arch.pc)) throw this.conn.fail(`a g reply of ${g.length / 2} bytes without ${this.arch.pc} (the description needs ${this.desc.registers.reduce((s, r) => s + r.bits / 8, 0)})`, 'g', 'corrupt');
+    this.regCache.set(id, regs);
+    return new Map(regs);
+  }
+
+  readVirtual(addr: bigint, length: number, thread?: number): Buffer {
+    if (length === 0) return Buffer.alloc(0);
+    const id = this.tidOf(thread ?? this.last.thread);
+    this.notRunning('read memory');
+    addr = BigInt.asUintN(this.arch.pointerBytes * 8, addr);
+    if (length > 2 * Number(PAGE)) return this.readDirect(id, addr, length);
+    // Small reads (stacks, symbols, structures) go through whole cached pages.
+    const out = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const at = addr + BigInt(done);
+      const base = at - (at % PAGE);
+      const key = `${id}:${base}`;
+      let page = this.pageCache.get(key);
+      if (!page) {
+        page = this.readDirect(id, base, Number(PAGE), at);
+        this.pageCache.set(key, page);
+      }
+      const off = Number(at - base);
+      const n = Math.min(length - done, page.length - off);
+      page.copy(out, done, off, off + n);
+      done += n;
+    }
+    return out;
+  }
+
+  /** `length` bytes at `addr` in requests the stub's packet size allows. `first`: the address asked for (messages). */
+  private readDirect(id: string, addr: bigint, length: number, first = addr): Buffer {
+    this.selectG(id);
+    const parts: Buffer[] = [];
+    let done = 0;
+    while (done < length) {
+      const at = addr + BigInt(done);
+      const n = Math.min(this.chunk, length - done);
+      const got = this.readPiece(at, n);
+      if (got.length === 0) {
+        throw new DbgError('unmapped', `read of ${length} bytes at ${hexAddr(first > at ? first : at, this.arch.pointerBytes * 2)} failed: ${this.name} cannot read ${hexAddr(at, this.arch.pointerBytes * 2)}`);
+      }
+      parts.push(got);
+      done += got.length;
+    }
+    return Buffer.concat(parts, length);
+  }
+
+  /** One m (or x) request: the bytes the stub gave, maybe fewer than asked; none when it refused. */
+  private readPiece(at: bigint, n: number): Buffer {
+    const where = `${at.toString(16)},${n.toString(16)}`;
+    if (this.binaryUpload) {
+      const r = this.ask(`x${where}`);
+      if (r.startsWith('b')) return Buffer.from(r.slice(1, 1 + n), 'latin1');
+      if (r !== '') return Buffer.alloc(0);
+      this.binaryUpload = false; // offered but not answered: m from now on
+    }
+    const packet = `m${where}`;
+    const r = this.ask(packet);
+    if (/^E[0-9a-fA-F]{2}/.test(r) || r === '' || r.startsWith('E.')) return Buffer.alloc(0);
+    if (r.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(r)) throw this.conn.fail(`a reply that is not hex bytes: "${packetName(r)}"`, packet, 'corrupt');
+    if (r.length / 2 > n) throw this.conn.fail(`${r.length / 2} bytes for a read of ${n}`, packet, 'corrupt');
+    return Buffer.from(r, 'hex');
+  }
+
+  private writeMemory(addr: bigint, data: Buffer): void {
+    this.notRunning('write memory');
+    this.forget();
+    for (let done = 0; done < data.length; done += this.chunk) {
+      const part = data.subarray(done, done + this.chunk);
+      const at = addr + BigInt(done);
+      this.okOrThrow(`M${at.toString(16)},${part.length.toString(16)}:${part.toString('hex')}`, `a write of ${part.length} bytes at ${hexAddr(at)}`);
+    }
+  }
+
+  private writeRegister(thread: number, name: string, value: bigint): void {
+    const id = this.tidOf(thread);
+    this.notRunning('write registers');
+    const r = this.desc.registers.find((x) => x.name === name);
+    if (!r) throw errors.badInput(`register ${name}: ${this.name} describes no such register`);
+    this.selectG(id);
+    this.forget();
+    this.okOrThrow(`P${r.regnum.toString(16)}=${encodeLittle(value, r.bits)}`, `writing register ${name}`);
+    if (thread === this.last.thread && name === this.arch.pc) this.last = { ...this.last, pc: BigInt.asUintN(r.bits, value) };
+  }
+
+  mappings(): readonly Mapping[] {
+    const out: Mapping[] = [];
+    for (const m of this.symbols.modules) {
+      for (const p of m.elf?.loadSegments() ?? []) {
+        out.push({ start: p.vaddr + (m.bias ?? 0n), end: p.vaddr + p.memsz + (m.bias ?? 0n), perms: `${p.flags & 4 ? 'r' : '-'}${p.flags & 2 ? 'w' : '-'}${p.flags & 1 ? 'x' : '-'}`, name: m.name });
+      }
+    }
+    return out.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  }
+
+  status(): StopStatus {
+    return this.last;
+  }
+
+  describe(): string[] {
+    const offered = ['QStartNoAckMode', 'qXfer:features:read', 'vContSupported', 'ReverseStep', 'ReverseContinue', 'binary-upload', 'swbreak', 'hwbreak'].filter((f) => this.features.get(f) === '+');
+    return [
+      `attached to the gdb stub at ${this.conn.where}: ${this.arch.gdbArch}, ${this.desc.registers.length} registers, ${this.threadIds.length} thread(s)${this.exited ? ' (exited)' : ''}`,
+      `stub offers: PacketSize=${this.features.get('PacketSize') ?? '?'}${offered.length ? `, ${offered.join(', ')}` : ''}; vCont: ${this.vCont.c ? 'c' : ''}${this.vCont.s ? 's' : ''}${this.vCont.c || this.vCont.s ? '' : 'no'}`,
+    ];
+  }
+
+  addSymbolFile(file: string): void {
+    const elf = ElfFile.open(file);
+    this.elves.push(elf);
+    this.symbols.add(elfModule(basename(file), file, elf, new SymbolTable(basename(file), elf.symbols())));
+  }
+
+  close(): void {
+    if (!this.exited) {
+      try {
+        if (this.isRunning) this.conn.interrupt();
+        else this.conn.ask('D', 2000);
+      } catch {
+        // Detaching from a stub that is gone: nothing left to release there.
+      }
+    }
+    this.conn.close();
+    for (const e of this.elves.splice(0)) e.close();
+  }
+
+  // --- breakpoints ------------------------------------------------------------------------------
+
+  private addBreakpoint(addr: bigint): number {
+    this.notRunning('insert a breakpoint');
+    const packet = (z: number): string => `Z${z},${addr.toString(16)},1`;
+    let r = this.ask(packet(0));
+    let z = 0;
+    if (r === '') {
+      z = 1;
+      r = this.ask(packet(1));
+    }
+    if (r !== 'OK') throw this.conn.fail(r === '' ? `the stub supports no breakpoints (Z0 and Z1 answered empty)` : `the stub refused a breakpoint at ${hexAddr(addr, this.arch.pointerBytes * 2)}: ${r.slice(0, 40)}`, packet(z), r === '' ? 'unsupported' : 'bad-input');
+    const id = this.nextPoint++;
+    this.points.set(id, { kind: 'breakpoint', z, addr, length: 1 });
+    return id;
+  }
+
+  private addWatchpoint(addr: bigint, length: number, access: WatchKind, physical?: boolean): number {
+    this.notRunning('insert a watchpoint');
+    if (physical) throw errors.unsupported(this.name, 'watchpoints on physical addresses');
+    if (!Number.isInteger(length) || length < 1) throw errors.badInput(`watchpoint length ${length}: expected at least 1 byte`);
+    const z = { exec: 1, write: 2, read: 3, access: 4 }[access];
+    const packet = `Z${z},${addr.toString(16)},${length.toString(16)}`;
+    const r = this.ask(packet);
+    if (r === '') throw this.conn.fail(`the stub does not support ${access} watchpoints (Z${z})`, packet, 'unsupported');
+    if (r !== 'OK') throw this.conn.fail(`the stub refused a ${access} watchpoint of ${length} byte(s) at ${hexAddr(addr, this.arch.pointerBytes * 2)}: ${r.slice(0, 40)} (hardware watchpoints are few and of 1, 2, 4 or 8 aligned bytes)`, packet, 'bad-input');
+    const id = this.nextPoint++;
+    this.points.set(id, { kind: 'watchpoint', z, addr, length, access });
+    return id;
+  }
+
+  private removePoint(id: number, kind: Point['kind']): void {
+    const p = this.points.get(id);
+    if (!p || p.kind !== kind) throw errors.badInput(`no ${kind} with id ${id}`);
+    this.notRunning(`remove a ${kind}`);
+    this.points.delete(id);
+    this.ask(`z${p.z},${p.addr.toString(16)},${p.length.toString(16)}`);
+  }
+
+  // --- running ----------------------------------------------------------------------------------
+
+  private notRunning(what: string): void {
+    if (this.isRunning) throw errors.state(`cannot ${what} while the guest runs: stop it first (Ctrl-C)`);
+    if (this.exited && !what.startsWith('read')) throw errors.state(`cannot ${what}: the program under ${this.name} has exited`);
+  }
+
+  /** Forget what was read: the guest ran or was written. */
+  private forget(): void {
+    this.regCache.clear();
+    this.pageCache.clear();
+  }
+
+  private async step(thread: number, count: number): Promise<StopStatus> {
+    if (!Number.isSafeInteger(count) || count < 1) throw errors.badInput(`step count ${count}: expected a whole number of at least 1`);
+    let st = this.last;
+    for (let i = 0; i < count; i++) {
+      st = await this.run('s', 'step', thread);
+      if (st.reason.kind !== 'step' || this.interrupted) break;
+    }
+    return st;
+  }
+
+  private async resume(only?: number): Promise<StopStatus> {
+    if (only !== undefined) this.tidOf(only);
+    // Off a breakpoint first: one step of the thread that stopped there, with it lifted.
+    const from = only ?? this.last.thread;
+    if (this.breakpointAt(from) !== undefined) {
+      const st = await this.run('s', 'step', from);
+      if (st.reason.kind !== 'step' || this.interrupted) return st;
+    }
+    return this.run('c', 'continue', only);
+  }
+
+  /** The breakpoint at `thread`'s pc, if one is inserted there. */
+  private breakpointAt(thread: number): Point | undefined {
+    const pc = this.registers(thread).get(this.arch.pc);
+    return [...this.points.values()].find((p) => p.kind === 'breakpoint' && p.addr === pc);
+  }
+
+  /**
+   * One resume packet: `s` or `c` forward (vCont when the stub has it), `bs` or `bc` backwards;
+   * `thread`: that thread alone. A forward or backward step lifts a breakpoint at the pc for it.
+   */
+  private async run(action: 's' | 'c' | 'bs' | 'bc', mode: 'step' | 'continue', thread?: number): Promise<StopStatus> {
+    this.notRunning(mode === 'step' ? 'step' : 'continue');
+    const id = thread === undefined ? undefined : this.tidOf(thread);
+    let packet: string;
+    if (action === 's' && this.vCont.s) packet = `vCont;s:${id}`;
+    else if (action === 'c' && this.vCont.c) packet = id === undefined ? 'vCont;c' : `vCont;c:${id}`;
+    else {
+      this.okOrThrow(`Hc${id ?? (action === 'c' ? '-1' : '0')}`, 'selecting the thread to run');
+      packet = action;
+    }
+    const lifted = mode === 'step' && thread !== undefined ? this.breakpointAt(thread) : undefined;
+    const liftedId = lifted && [...this.points.entries()].find(([, p]) => p === lifted)![0];
+    if (lifted) this.ask(`z${lifted.z},${lifted.addr.toString(16)},1`);
+    this.forget();
+    this.isRunning = true;
+    this.interrupted = false;
+    let reply: string;
+    try {
+      reply = await this.conn.run(packet);
+    } finally {
+      this.isRunning = false;
+    }
+    this.gThread = undefined; // stubs select the stopped thread themselves
+    this.refreshThreadsIfAlive(reply);
+    if (lifted && this.points.has(liftedId!)) this.okOrThrow(`Z${lifted.z},${lifted.addr.toString(16)},1`, `re-inserting the breakpoint at ${hexAddr(lifted.addr)}`);
+    this.last = this.stopOf(reply, mode, packet);
+    return this.last;
+  }
+
+  private refreshThreadsIfAlive(reply: string): void {
+    if (reply.startsWith('W') || reply.startsWith('X')) return;
+    this.refreshThreads();
+  }
+
+  /** A stop reply as a StopStatus; `mode`: what ran ('none' for the stop found at attach). */
+  private stopOf(reply: string, mode: 'none' | 'step' | 'continue', packet = '?'): StopStatus {
+    const kind = reply[0];
+    if (kind === 'W' || kind === 'X') {
+      const code = parseInt(reply.slice(1, 3), 16);
+      this.exited = true;
+      const reason: StopReason = kind === 'W' ? { kind: 'exited', code } : { kind: 'signal', signal: code, name: SIGNALS[code] ?? `signal ${code}` };
+      return { reason, thread: 1, pc: 0n };
+    }
+    if ((kind !== 'T' && kind !== 'S') || !/^[0-9a-fA-F]{2}/.test(reply.slice(1, 3))) {
+      throw this.conn.fail(`not a stop reply: "${packetName(reply)}"`, packet, 'corrupt');
+    }
+    const signal = parseInt(reply.slice(1, 3), 16);
+    const fields = new Map<string, string>();
+    for (const f of reply.slice(3).split(';')) {
+      const c = f.indexOf(':');
+      if (c > 0) fields.set(f.slice(0, c), f.slice(c + 1));
+    }
+    const thread = this.indexOf(fields.get('thread'));
+    const pc = this.registers(thread).get(this.arch.pc) ?? 0n;
+    const base = { thread, pc };
+    const watched = fields.get('watch') ?? fields.get('rwatch') ?? fields.get('awatch');
+    if (watched !== undefined) {
+      const a = BigInt(`0x${watched || '0'}`);
+      const hit = [...this.points.entries()].find(([, p]) => p.kind === 'watchpoint' && a >= p.addr && a < p.addr + BigInt(p.length));
+      if (hit) return { ...base, reason: { kind: 'watchpoint', id: hit[0], addr: a, access: hit[1].access!, length: hit[1].length } };
+    }
+    const replay = fields.get('replaylog');
+    if (replay === 'begin') return { ...base, reason: { kind: 'history-begin' } };
+    if (replay === 'end') return { ...base, reason: { kind: 'history-end' } };
+    if (signal === 5) {
+      const bp = [...this.points.entries()].find(([, p]) => p.kind === 'breakpoint' && p.addr === pc);
+      if (bp && mode !== 'step') return { ...base, reason: { kind: 'breakpoint', id: bp[0], addr: pc } };
+      if (mode === 'step') return { ...base, reason: { kind: 'step' } };
+      if (mode === 'none') return { ...base, reason: { kind: 'none' } };
+    }
+    if (signal === 2 || (this.interrupted && signal === 0)) return { ...base, reason: { kind: 'interrupted' } };
+    if (signal === 0 && mode === 'none') return { ...base, reason: { kind: 'none' } };
+    return { ...base, reason: { kind: 'signal', signal, name: SIGNALS[signal] ?? `signal ${signal}` } };
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * dbg attach to Debian's gdbserver running a gcc-built program: gdbserver's target description
+ * (x86-64 with AVX and orig_rax), a breakpoint on a function, ::stack through the program's CFI,
+ * registers, a step off the breakpoint, and the exit (W) when the program ends.
+ */
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gdbBatch } from '../gdbserver/gdb-batch.js';
+import { freePort, runDbg, stop } from './attach-helpers.js';
+
+const SOURCE = `#include <stdio.h>
+int counter;
+__attribute__((noinline)) int add(int a, int b) {
+    counter += a;
+    return a + b;
+}
+int main(void) {
+    int s = 0;
+    for (int i = 0; i < 3; i++)
+        s = add(s, i + 1);
+    printf("sum %d\\n", s);
+    return 0;
+}
+`;
+
+const THREADS = `#include <pthread.h>
+#include <stdio.h>
+volatile int total;
+__attribute__((noinline)) void work(int n) { total += n; }
+static void *run(void *arg) { work((int)(long)arg); return NULL; }
+int main(void) {
+    pthread_t t[2];
+    for (long i = 0; i < 2; i++) pthread_create(&t[i], 0, run, (void *)(i + 1));
+    for (int i = 0; i < 2; i++) pthread_join(t[i], 0);
+    printf("total %d\\n", total);
+    return 0;
+}
+`;
+
+let dir: string;
+let prog: string;
+let threaded: string;
+let server: ChildProcess | undefined;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dbg-attach-gdbserver-'));
+  writeFileSync(join(dir, 'prog.c'), SOURCE);
+  prog = join(dir, 'prog');
+  // -no-pie: the program runs at its link addresses, so --symbols needs no relocation.
+  execFileSync('gcc', ['-g', '-O0', '-no-pie', '-o', prog, join(dir, 'prog.c')]);
+  writeFileSync(join(dir, 'threads.c'), THREADS);
+  threaded = join(dir, 'threads');
+  execFileSync('gcc', ['-g', '-O0', '-no-pie', '-pthread', '-o', threaded, join(dir, 'threads.c')]);
+});
+
+afterAll(async () => {
+  await stop(server);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** gdbserver --once on a free port, running the program (stopped at its first instruction). */
+async function gdbserver(program = prog): Promise<number> {
+  const port = await freePort();
+  server = spawn('gdbserver', ['--once', `127.0.0.1:${port}`, program], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((done, fail) => {
+    let text = '';
+    server!.stderr!.on('data', (b: Buffer) => {
+      text += b.toString();
+      if (text.includes('Listening on port')) done();
+    });
+    server!.once('exit', () => fail(new Error(`gdbserver ended: ${text}`)));
+  });
+  return port;
+}
+
+describe('dbg attach to gdbserver', () => {
+  it('break at a function, continue, registers, ::stack, step, run to the exit', async () => {
+    const port = await gdbserver();
+    const r = await runDbg(['attach', '--gdb', String(port), '--symbols', prog, '-e', '::status; add::bp; :c; ::stack; ::regs; :s; ::status; :c; :c; ::delete all; :c; ::threads']);
+    expect(r.stderr).toBe('');
+    const out = r.stdout;
+    expect(out).toMatch(/^attached to the gdb stub at 127\.0\.0\.1:\d+: i386:x86-64, \d+ registers, 1 thread\(s\)$/m);
+    expect(out).toMatch(/stub offers: PacketSize=[0-9a-f]+, QStartNoAckMode, qXfer:features:read, vContSupported, swbreak, hwbreak; vCont: cs/);
+    const add = /^1: breakpoint at (0x[0-9a-f]{16}) add; hits 0$/m.exec(out)?.[1];
+    expect(add).toBeDefined();
+    expect(out).toContain(`stopped: breakpoint 1 at ${add} add on thread 1\n${add} add\n`);
+    expect(out).toMatch(new RegExp(`^${add} add\\n0x[0-9a-f]{16} main\\+0x[0-9a-f]+\\n`, 'm'));
+    // The first call: add(0, 1).
+    expect(out).toMatch(/^%rdi +=? ?0x0000000000000000$/m);
+    expect(out).toMatch(/^%rsi +=? ?0x0000000000000001$/m);
+    expect(out).toMatch(/^%orig_rax +=? ?0xffffffffffffffff$/m);
+    // One instruction off the breakpoint (push %rbp): the stub never sees the breakpoint again.
+    expect(out).toContain(`stopped: step at 0x${(BigInt(add!) + 1n).toString(16).padStart(16, '0')} add+0x1 on thread 1`);
+    expect(out.match(/stopped: breakpoint 1 at/g)).toHaveLength(3);
+    expect(out).toMatch(/stopped: the guest exited with code 0/);
+    expect(out).toMatch(/^\* +1 +\d+ thread [0-9a-f]+ +exited +\?$/m);
+    expect(r.code).toBe(0);
+  }, 60_000);
+
+  it("a process's threads: the stop names the thread that hit the breakpoint; each thread's registers (Hg)", async () => {
+    const r = await runDbg(['attach', '--gdb', String(await gdbserver(threaded)), '--symbols', threaded, '-e', 'work::bp; :c; ::threads; ::stack; <rdi=D; ::delete all; :c']);
+    expect(r.stderr).toBe('');
+    const out = r.stdout;
+    expect(out).toMatch(/^stopped: breakpoint 1 at 0x[0-9a-f]{16} work on thread [23]$/m);
+    // The main thread (in pthread_join, in libc) and the thread in work, listed in the stub's order.
+    expect(out).toMatch(/^ {4}1 +\d+ thread [0-9a-f]+ +stopped +0x00007f[0-9a-f]{10}/m);
+    expect(out).toMatch(/^\* +[23] +\d+ thread [0-9a-f]+ +stopped +0x[0-9a-f]{16} work$/m);
+    expect(out).toMatch(/^0x[0-9a-f]{16} work\n0x[0-9a-f]{16} run\+0x[0-9a-f]+\n/m);
+    expect(out).toMatch(/^ +[12] +$/m);
+    expect(out).toMatch(/stopped: the guest exited with code 0/);
+    expect(r.code).toBe(0);
+  }, 60_000);
+
+  it('after the program exited, registers are refused in one line', async () => {
+    const r = await runDbg(['attach', '--gdb', String(await gdbserver()), '-e', ':c; ::regs']);
+    expect(r.stdout).toBe('stopped: the guest exited with code 0 at 0x0000000000000000 on thread 1\n');
+    expect(r.stderr).toMatch(/^dbg: no registers: the program under gdb stub 127\.0\.0\.1:\d+ has exited\n$/);
+    expect(r.code).toBe(1);
+  }, 60_000);
+
+  it('registers and memory equal what gdb reads through gdbserver (a second run: gdbserver turns address randomization off)', async () => {
+    const r = await runDbg(['attach', '--gdb', String(await gdbserver()), '--symbols', prog, '-e', 'add::bp; :c; :c; ::regs; main,4/X']);
+    expect(r.stderr).toBe('');
+    const reg = (name: string): string => new RegExp(`^%${name} += (0x[0-9a-f]+)`, 'm').exec(r.stdout)![1]!;
+    await stop(server);
+    const g = await gdbBatch(await gdbserver(), ['break *add', 'continue', 'continue', 'info registers rip rsp rdi rsi', 'x/4xw main', 'kill'], { file: prog });
+    expect(g.stdout, g.stderr).toContain('Breakpoint 1, ');
+    const gdbReg = (name: string): bigint => BigInt(new RegExp(`^${name} +(0x[0-9a-f]+)`, 'm').exec(g.stdout)![1]!);
+    expect(gdbReg('rip')).toBe(BigInt(reg('rip')));
+    expect(gdbReg('rsp')).toBe(BigInt(reg('rsp')));
+    // gdb stopped at the second call: add(1, 2).
+    expect(gdbReg('rdi')).toBe(1n);
+    const dbgWords = r.stdout.slice(r.stdout.indexOf('main:\n')).split('\n').flatMap((l) => l.replace(/^\S+:/, '').trim().split(/\s+/)).filter(Boolean);
+    const gdbWords = g.stdout.split('\n').filter((l) => l.startsWith('0x')).flatMap((l) => l.split('\t').slice(1)).map((w) => BigInt(w));
+    expect(dbgWords.map((w) => BigInt(`0x${w}`))).toEqual(gdbWords);
+  }, 60_000);
+});
