@@ -150,7 +150,7 @@ describe('dbg open on a kernel dump, end to end', () => {
   it('the sample pair made by setup opens: dumps/vmcore.0 with dumps/kernel.elf', () => {
     const sample = join(repoRoot, 'dumps', 'vmcore.0');
     const stamp = readFileSync(join(repoRoot, 'dumps', '.work', 'vmcore.0.source'), 'utf8').trim();
-    const symbols = join(repoRoot, 'dumps', stamp === 'emulator' ? 'kernel.elf' : 'qemu/kernel.elf');
+    const symbols = join(repoRoot, 'dumps', stamp.startsWith('emulator') ? 'kernel.elf' : 'qemu/kernel.elf');
     const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'open', sample, '--symbols', symbols, '-e', '::status; ::stack -a'], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/status: panic: /);
