@@ -10,15 +10,19 @@ const dbg = join(root, 'bin', 'dbg');
 const kernel = existsSync(join(root, 'dumps', 'kernel.elf')) ? join(root, 'dumps', 'kernel.elf') : join(root, 'dumps', 'kernel.prebuilt.elf');
 const dir = mkdtempSync(join(tmpdir(), 'dbg-live-'));
 
-function live(args: string[]): { status: number | null; stdout: string; stderr: string } {
+/** Run dbg live; `why` says how it ended (a signal, a timeout) and what it printed, for assertion messages. */
+function live(args: string[]): { status: number | null; stdout: string; stderr: string; why: string } {
+  const started = performance.now();
   const r = spawnSync(dbg, ['live', ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  const how = r.error ? `error ${r.error.message}` : r.signal ? `signal ${r.signal}` : `status ${r.status}`;
+  const why = `dbg live ${args.join(' ')}: ${how} after ${Math.round(performance.now() - started)} ms\nstdout: ${r.stdout?.slice(-2000)}\nstderr: ${r.stderr?.slice(-2000)}`;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, why };
 }
 
 describe('dbg live --emulate', () => {
   it('boots the sample kernel to its panic and runs -e commands on the stopped guest', () => {
     const r = live(['--emulate', kernel, '-m', '64M', '--cpus', '2', '--record', join(dir, 'boot.trace'), '-e', ':c; ::status; ::console']);
-    expect(r.status).toBe(0);
+    expect(r.status, r.why).toBe(0);
     expect(r.stderr).toContain('PANIC: scheduler: task list corrupted (jiffies 33)');
     expect(r.stdout).toMatch(/^stopped: halted \(hlt with interrupts off\) at 0xffffffff[0-9a-f]+ panic\+0x[0-9a-f]+ on vCPU 1/);
     expect(r.stdout).toContain('status: halted');
@@ -28,7 +32,7 @@ describe('dbg live --emulate', () => {
   it('--wait, a watchpoint, :c, ::stack and ::dump read back by dbg open', () => {
     const core = join(dir, 'vmcore');
     const r = live(['--emulate', kernel, '-m', '64M', '--cpus', '2', '--wait', '-q', '--no-record', '-e', `tasks::wp -w -L 8; :c; :c; ::stack; ::delete 1; :c; ::dump ${core}`]);
-    expect(r.status).toBe(0);
+    expect(r.status, r.why).toBe(0);
     const lines = r.stdout.split('\n');
     expect(lines[0]).toMatch(/^1: watchpoint write 8 bytes at 0xffffffff[0-9a-f]+ tasks; hits 0$/);
     expect(lines[1]).toMatch(/^stopped: watchpoint 1 \(write of 0xffffffff[0-9a-f]+\) at 0x[0-9a-f]+ task_init\+/);
@@ -72,7 +76,7 @@ describe('dbg live --emulate', () => {
 
   it('-e waits for the script: a breakpoint set before :c stops the guest there; a second Ctrl-C exits, the trace finished', async () => {
     const r = live(['--emulate', kernel, '-m', '64M', '-q', '--no-record', '-e', 'kmain::bp; :c; ::status']);
-    expect(r.status).toBe(0);
+    expect(r.status, r.why).toBe(0);
     expect(r.stdout).toMatch(/^stopped: breakpoint 1 at 0x[0-9a-f]+ kmain on vCPU 0$/m);
     const trace = join(dir, 'twice.trace');
     const p = spawn(dbg, ['live', '--emulate', kernel, '-m', '64M', '-q', '--cmdline', 'nobug', '--record', trace, '-e', ':c; :c'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -94,7 +98,7 @@ describe('dbg live --emulate', () => {
     const cmds = 'tasks::wp -w -L 8; :c; :c; ::rcont; tasks/K; tasks,8::whowrote; ::rstep; ::now; :s; :c; :c; ::now';
     const r = live(['--emulate', kernel, '-m', '64M', '--wait', '-q', '--record', join(dir, 'rev.trace'), '-e', cmds]);
     expect(r.stderr).not.toMatch(/dbg: (?!recording)/);
-    expect(r.status).toBe(0);
+    expect(r.status, r.why).toBe(0);
     const l = r.stdout.split('\n');
     expect(l[1]).toMatch(/^stopped: watchpoint 1 \(write of 0xffffffff[0-9a-f]+\) at 0x[0-9a-f]+ task_init\+/);
     const m = /^stopped: watchpoint 1 \(write of 0xffffffff[0-9a-f]+\) at 0x[0-9a-f]+ log_append\+/.exec(l[2]!);

@@ -30,10 +30,13 @@ int main(void) {
 const THREADS = `#include <pthread.h>
 #include <stdio.h>
 volatile int total;
+pthread_barrier_t go;
 __attribute__((noinline)) void work(int n) { total += n; }
-static void *run(void *arg) { work((int)(long)arg); return NULL; }
+/* Both threads are let go together, so both usually reach work's breakpoint at once. */
+static void *run(void *arg) { pthread_barrier_wait(&go); work((int)(long)arg); return NULL; }
 int main(void) {
     pthread_t t[2];
+    pthread_barrier_init(&go, 0, 2);
     for (long i = 0; i < 2; i++) pthread_create(&t[i], 0, run, (void *)(i + 1));
     for (int i = 0; i < 2; i++) pthread_join(t[i], 0);
     printf("total %d\\n", total);
@@ -111,8 +114,18 @@ describe('dbg attach to gdbserver', () => {
     expect(out).toMatch(/^\* +[23] +\d+ thread [0-9a-f]+ +stopped +0x[0-9a-f]{16} work$/m);
     expect(out).toMatch(/^0x[0-9a-f]{16} work\n0x[0-9a-f]{16} run\+0x[0-9a-f]+\n/m);
     expect(out).toMatch(/^ +[12] +$/m);
+    // The other thread's trap at the breakpoint, pending in gdbserver when it was deleted, is
+    // not a stop of the program's: the continue runs on to the exit.
     expect(out).toMatch(/stopped: the guest exited with code 0/);
     expect(r.code).toBe(0);
+  }, 60_000);
+
+  it('both threads at one breakpoint: two stops, one on each thread, then the exit', async () => {
+    const r = await runDbg(['attach', '--gdb', String(await gdbserver(threaded)), '--symbols', threaded, '-e', 'work::bp; :c; :c; :c']);
+    expect(r.stderr).toBe('');
+    const stops = [...r.stdout.matchAll(/^stopped: breakpoint 1 at 0x[0-9a-f]{16} work on thread ([23])$/gm)].map((m) => m[1]);
+    expect(stops.sort()).toEqual(['2', '3']);
+    expect(r.stdout).toMatch(/stopped: the guest exited with code 0/);
   }, 60_000);
 
   it('after the program exited, registers are refused in one line', async () => {

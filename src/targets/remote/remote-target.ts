@@ -70,6 +70,14 @@ export class RemoteTarget implements Target {
   private readonly regCache = new Map<string, Registers>();
   private readonly pageCache = new Map<string, Buffer>();
   private readonly points = new Map<number, Point>();
+  /**
+   * Addresses of breakpoints removed lately, each with the stops it is still remembered for. A
+   * thread that hit a breakpoint while another thread's stop was being reported holds that trap
+   * pending in the stub; removing the breakpoint does not always cancel it, so it arrives at a
+   * later continue at an address with no breakpoint. Such a trap is the stub's, not the
+   * program's: continue past it (as gdb does with its "moribund" locations).
+   */
+  private readonly removed = new Map<bigint, number>();
   private nextPoint = 1;
   private last: StopStatus;
   private isRunning = false;
@@ -446,6 +454,24 @@ export class RemoteTarget implements Target {
     this.notRunning(`remove a ${kind}`);
     this.points.delete(id);
     this.ask(`z${p.z},${p.addr.toString(16)},${p.length.toString(16)}`);
+    if (p.kind === 'breakpoint') this.removed.set(p.addr, 3 * Math.max(1, this.threadIds.length));
+  }
+
+  /** `reply` reports a trap at a breakpoint removed lately, where none is inserted now. */
+  private isDelayedTrap(reply: string): boolean {
+    if (this.removed.size === 0 || !/^T05/i.test(reply) || /;(?:r|a)?watch:/.test(reply)) return false;
+    const tid = /thread:([^;]+);/.exec(reply)?.[1];
+    const pc = this.registers(this.indexOf(tid)).get(this.arch.pc);
+    if (pc === undefined || !this.removed.has(pc)) return false;
+    return ![...this.points.values()].some((p) => p.kind === 'breakpoint' && p.addr === pc);
+  }
+
+  /** One more stop reported: lately removed breakpoints are remembered for fewer stops. */
+  private ageRemoved(): void {
+    for (const [addr, left] of this.removed) {
+      if (left <= 1) this.removed.delete(addr);
+      else this.removed.set(addr, left - 1);
+    }
   }
 
   // --- running ----------------------------------------------------------------------------------
@@ -509,13 +535,19 @@ export class RemoteTarget implements Target {
     this.isRunning = true;
     this.interrupted = false;
     let reply: string;
-    try {
-      reply = await this.conn.run(packet);
-    } finally {
-      this.isRunning = false;
+    for (;;) {
+      try {
+        reply = await this.conn.run(packet);
+      } finally {
+        this.isRunning = false;
+      }
+      this.gThread = undefined; // stubs select the stopped thread themselves
+      this.refreshThreadsIfAlive(reply);
+      if (action !== 'c' || this.interrupted || !this.isDelayedTrap(reply)) break;
+      this.forget();
+      this.isRunning = true;
     }
-    this.gThread = undefined; // stubs select the stopped thread themselves
-    this.refreshThreadsIfAlive(reply);
+    this.ageRemoved();
     if (lifted && this.points.has(liftedId!)) this.okOrThrow(`Z${lifted.z},${lifted.addr.toString(16)},1`, `re-inserting the breakpoint at ${hexAddr(lifted.addr)}`);
     this.last = this.stopOf(reply, mode, packet);
     return this.last;
