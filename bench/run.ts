@@ -4,6 +4,7 @@
  * Exits non-zero when a figure misses its goal, so a regression is visible.
  */
 import { readdirSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchFn, BenchResult } from './bench-result.js';
@@ -14,6 +15,10 @@ const files = readdirSync(here)
   .filter((f) => f.endsWith('.js') && f !== 'run.js' && f !== 'bench-result.js')
   .filter((f) => only.length === 0 || only.includes(f.replace(/\.js$/, '')))
   .sort();
+
+/** The machine and its load, printed with the table: figures are quoted with both. */
+const loadNow = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
+const started = { at: new Date().toISOString().slice(0, 16).replace('T', ' '), load: loadNow() };
 
 const rows: (BenchResult & { area: string })[] = [];
 let failed = false;
@@ -35,6 +40,8 @@ const table = rows.map((r) => [r.area, r.name, `${fmt(r.value)} ${r.unit}`, r.go
 const head = ['area', 'figure', 'value', 'goal', '', 'baseline'];
 const widths = head.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
 const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+const cpu = cpus();
+console.log(`${started.at} UTC, ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown cpu'}; load average (1, 5, 15 min) ${started.load} at the start, ${loadNow()} at the end`);
 console.log(line(head));
 for (const row of table) console.log(line(row));
 if (rows.some((r) => r.ok === false)) failed = true;

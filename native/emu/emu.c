@@ -1047,7 +1047,45 @@ static void on_out_fast(uc_engine *uc, uint32_t port, int size, uint32_t value, 
   stop_now(c, STOP_HANDOFF);
 }
 
-/* Finds the engine's CPUState and the QEMU internals the fast engine needs; 1 when all are there. */
+/* Where the CPUState's env_ptr lies in it; found by the first engine, checked on every later one. */
+static long envptr_off = -1;
+
+/*
+ * The offset of CPUState.env_ptr in the object at `q`, which must end before `env`: env_ptr (=
+ * env) followed, after icount_decr_ptr, tb_jmp_cache[4096] and node, by two empty QTAILQ heads
+ * (breakpoints, watchpoints: NULL, then a pointer to themselves). -1 when `q` is not such an
+ * object. `only` >= 0: try that offset alone.
+ */
+static long envptr_in(uint64_t q, uint64_t env, long only) {
+  size_t span = (size_t)(env - q), lo = only >= 0 ? (size_t)only : 0, hi = only >= 0 ? (size_t)only + 8 : span;
+  if (hi > span) return -1;
+  size_t need = hi + 16 + 4096 * 8 + 16 + 56;
+  if (need > span) need = span;
+  unsigned char *buf = malloc(need);
+  if (!buf || safe_read((void *)(uintptr_t)q, buf, need) != need) {
+    free(buf);
+    return -1;
+  }
+  long found = -1;
+  for (size_t off = lo; off + 8 <= hi && found < 0; off += 8) {
+    if (*(uint64_t *)(buf + off) != env) continue;
+    size_t h = off + 16 + 4096 * 8 + 16;
+    if (h + 56 > need) continue;
+    uint64_t *w = (uint64_t *)(buf + h);
+    if (w[0] == 0 && w[1] == q + h && w[2] == 0 && w[3] == q + h + 16) found = (long)off;
+  }
+  free(buf);
+  return found;
+}
+
+/*
+ * Finds the engine's CPUState and the QEMU internals the fast engine needs; 1 when all are there.
+ * The CPUState is the object that uc_struct points to and whose env_ptr lies nearest its start:
+ * other pointers of uc_struct may lead to objects before it, whose span to env also holds the
+ * CPUState's env_ptr further in; taking one of those for the CPUState hands QEMU's
+ * cpu_loop_exit_restore a pointer that is not a CPU, which crashes at the first hand-over (the
+ * heap's layout decides which pointer a scan meets first, so that crash came and went).
+ */
 static int find_cpu(ctx *c) {
   static int have_exit = -1;
   if (have_exit < 0) {
@@ -1055,35 +1093,31 @@ static int find_cpu(ctx *c) {
     exit_restore = lib ? (void (*)(void *, uintptr_t))dlsym(lib, "cpu_loop_exit_restore_x86_64") : NULL;
     have_exit = exit_restore != NULL;
   }
-  if (!have_exit || found_slot < 0 || !c->env) return 0;
-  uint64_t q = 0, rip = 0, eip = 0;
+  if (!have_exit || !c->env) return 0;
+  uint64_t rip = 0, eip = 0;
   int32_t df = 0;
-  if (safe_read((char *)c->uc + found_slot * 8, &q, 8) != 8 || c->env <= q || c->env - q > (1u << 20)) return 0;
   /* CPUX86State: regs[16], eip, eflags, cc_dst, cc_src, cc_src2, cc_op, df, hflags */
   uc_reg_read(c->uc, UC_X86_REG_RIP, &rip);
   if (safe_read((void *)(uintptr_t)(c->env + ENV_EIP), &eip, 8) != 8 || eip != rip) return 0;
   if (safe_read((void *)(uintptr_t)(c->env + ENV_DF), &df, 4) != 4 || (df != 1 && df != -1)) return 0;
-  /* X86CPU opens with CPUState: env_ptr (= env), icount_decr_ptr, tb_jmp_cache[4096], node,
-     breakpoints, watchpoints (two empty QTAILQ heads: NULL, then a pointer to themselves),
-     watchpoint_hit, opaque, mem_io_pc */
-  size_t span = (size_t)(c->env - q);
-  unsigned char *buf = malloc(span);
-  if (!buf || safe_read((void *)(uintptr_t)q, buf, span) != span) {
-    free(buf);
-    return 0;
+  uint64_t ptrs[1024];
+  size_t n = safe_read(c->uc, ptrs, sizeof ptrs) / 8;
+  uint64_t cpu = 0;
+  long best = -1;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t q = ptrs[i];
+    if (q < 0x10000 || (q & 7) || q >= c->env || c->env - q > (1u << 20) || q == cpu) continue;
+    long off = envptr_in(q, c->env, envptr_off);
+    if (off >= 0 && (best < 0 || off < best)) {
+      best = off;
+      cpu = q;
+    }
   }
-  long found = -1;
-  for (size_t off = 0; off + 8 <= span && found < 0; off += 8) {
-    if (*(uint64_t *)(buf + off) != c->env) continue;
-    size_t h = off + 16 + 4096 * 8 + 16;
-    if (h + 56 > span) continue;
-    uint64_t *w = (uint64_t *)(buf + h);
-    if (w[0] == 0 && w[1] == q + h && w[2] == 0 && w[3] == q + h + 16) found = (long)(h + 48);
-  }
-  free(buf);
-  if (found < 0 || (memio_off >= 0 && memio_off != found)) return 0;
-  memio_off = found;
-  c->cpu = (void *)(uintptr_t)q;
+  if (best < 0 || (envptr_off >= 0 && best != envptr_off)) return 0;
+  envptr_off = best;
+  /* after env_ptr: icount_decr_ptr, tb_jmp_cache, node, the two heads, watchpoint_hit, opaque */
+  memio_off = best + 16 + 4096 * 8 + 16 + 48;
+  c->cpu = (void *)(uintptr_t)cpu;
   return 1;
 }
 

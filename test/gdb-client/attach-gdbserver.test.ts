@@ -65,10 +65,18 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** gdbserver --once on a free port, running the program (stopped at its first instruction). */
-async function gdbserver(program = prog): Promise<number> {
+/**
+ * gdbserver --once on a free port, running the program (stopped at its first instruction).
+ * `output`: what the program prints, complete when the promise settles (the pipe closes).
+ */
+async function gdbserver(program = prog, output?: (text: Promise<string>) => void): Promise<number> {
   const port = await freePort();
-  server = spawn('gdbserver', ['--once', `127.0.0.1:${port}`, program], { stdio: ['ignore', 'ignore', 'pipe'] });
+  server = spawn('gdbserver', ['--once', `127.0.0.1:${port}`, program], { stdio: ['ignore', output ? 'pipe' : 'ignore', 'pipe'] });
+  if (output) {
+    let text = '';
+    server.stdout!.on('data', (b: Buffer) => (text += b.toString()));
+    output(new Promise((done) => server!.stdout!.on('close', () => done(text))));
+  }
   await new Promise<void>((done, fail) => {
     let text = '';
     server!.stderr!.on('data', (b: Buffer) => {
@@ -126,6 +134,15 @@ describe('dbg attach to gdbserver', () => {
     const stops = [...r.stdout.matchAll(/^stopped: breakpoint 1 at 0x[0-9a-f]{16} work on thread ([23])$/gm)].map((m) => m[1]);
     expect(stops.sort()).toEqual(['2', '3']);
     expect(r.stdout).toMatch(/stopped: the guest exited with code 0/);
+  }, 60_000);
+
+  it('detaching at a breakpoint takes it out first: the program runs on to its end', async () => {
+    let printed: Promise<string> | undefined;
+    const port = await gdbserver(prog, (p) => (printed = p));
+    const r = await runDbg(['attach', '--gdb', String(port), '--symbols', prog, '-e', 'add::bp; :c; main+4::bp']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/stopped: breakpoint 1 at 0x[0-9a-f]{16} add on thread 1/);
+    expect(await printed).toBe('sum 6\n');
   }, 60_000);
 
   it('after the program exited, registers are refused in one line', async () => {

@@ -5,7 +5,7 @@
  * breakpoints, read/write/access watchpoints, faults).
  */
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -56,6 +56,26 @@ describe('the fast engine runs the guest exactly as the exact engine does', () =
   it('uses a fast engine on this Unicorn build', () => {
     const t = boot(kernel, false, { ramBytes: 64 << 20, cpus: 2 });
     expect(t.machine.vcpus.every((v) => v.fast !== undefined)).toBe(true);
+  });
+
+  it('in a fresh process, every engine made finds its own CPU and hands over to the exact engine', () => {
+    // The first engine of a process once took another object of Unicorn's for its CPUState
+    // (which object a scan met first depended on the heap's layout): the later engines were
+    // refused, and the first one's hand-over called QEMU with a pointer that is not a CPU.
+    const script = `
+      import { EmulatorTarget } from ${JSON.stringify(join(root, 'dist', 'src', 'targets', 'emulator', 'emulator-target.js'))};
+      let fast = 0, engines = 0, hits = 0;
+      for (let i = 0; i < 3; i++) {
+        const t = EmulatorTarget.open(${JSON.stringify(kernel)}, { ramBytes: 64 << 20, cpus: 2 });
+        engines += t.machine.vcpus.length;
+        fast += t.machine.vcpus.filter((v) => v.fast !== undefined).length;
+        t.addWatchpoint(t.symbols.lookup('tasks'), 8, 'write');
+        for (let j = 0; j < 2; j++) if ((await t.caps.execution.resume()).reason.kind === 'watchpoint') hits++;
+      }
+      console.log(\`fast \${fast} of \${engines}, \${hits} watchpoint stops\`);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, DBG_EMU_EXACT: '0' } });
+    expect(r.status, `${r.signal ?? ''} ${r.stderr}`).toBe(0);
+    expect(r.stdout.trim()).toBe('fast 6 of 6, 6 watchpoint stops');
   });
 
   it('the sample kernel on two vCPUs: same state after every odd-sized run, to its panic', () => {

@@ -408,7 +408,13 @@ export class RemoteTarget implements Target {
     if (!this.exited) {
       try {
         if (this.isRunning) this.conn.interrupt();
-        else this.conn.ask('D', 2000);
+        else {
+          // As gdb does: our breakpoints and watchpoints out first, or the program goes on with
+          // an int3 in its code and no debugger to take the trap (it dies of SIGTRAP).
+          for (const p of this.points.values()) this.conn.ask(`z${p.z},${p.addr.toString(16)},${p.length.toString(16)}`, 2000);
+          this.points.clear();
+          this.conn.ask('D', 2000);
+        }
       } catch {
         // Detaching from a stub that is gone: nothing left to release there.
       }
