@@ -1111,6 +1111,16 @@ static napi_value fn_context_restore(napi_env env, napi_callback_info info) {
   if (dn != uc_context_size(uc)) return throw_err(env, "contextRestore: image size does not match this Unicorn build");
   uc_context *c;
   if (uc_context_alloc(uc, &c) != UC_ERR_OK) return throw_err(env, "contextRestore: uc_context_alloc failed");
+  /* An image is a whole uc_context, header included, and uc_context_restore copies as many bytes
+     as the header's context_size says: a damaged or hostile trace with a larger one made it read
+     past the image and write past the engine's CPU state (a heap overflow). The header's first
+     16 bytes (Unicorn 2.0.1: context_size, mode, arch) are fixed for a build and engine mode:
+     they must be this engine's own. */
+  uc_context_save(uc, c);
+  if (dn < 16 || memcmp(c, d, 16) != 0) {
+    uc_context_free(c);
+    return throw_err(env, "contextRestore: the image's header does not match this engine (a damaged checkpoint or another Unicorn build)");
+  }
   memcpy(c, d, dn);
   uc_err err = uc_context_restore(uc, c);
   uc_context_free(c);

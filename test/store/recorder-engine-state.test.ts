@@ -1,7 +1,8 @@
 /**
  * The recorder addon's calls on replay engines (native/recorder): feedPorts keeps each engine's
  * port values its own while other engines are fed and forgotten in any order (a ReplayMachine
- * re-feeds its engines while another one closes).
+ * re-feeds its engines while another one closes), and contextRestore refuses a checkpoint image
+ * whose uc_context header does not fit the engine instead of letting Unicorn copy past it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { nativeRecorder } from '../../src/store/native-recorder.js';
@@ -56,5 +57,21 @@ describe('feedPorts', () => {
     const a = engine();
     n.feedPorts(a.address, new Uint32Array(0));
     expect(readPort(a)).toBe(0n);
+  });
+});
+
+describe('contextRestore', () => {
+  it('loads an image of the same engine kind, and refuses one whose header claims another size', () => {
+    const a = engine();
+    a.writeReg(X86_REG.RBX, 0x1234n);
+    const img = n.contextSave(a.address);
+    a.writeReg(X86_REG.RBX, 0n);
+    n.contextRestore(a.address, img);
+    expect(a.readReg(X86_REG.RBX)).toBe(0x1234n);
+    const bad = Buffer.from(img);
+    bad.writeBigUInt64LE(bad.readBigUInt64LE(0) + 4096n, 0);
+    a.writeReg(X86_REG.RBX, 7n);
+    expect(() => n.contextRestore(a.address, bad)).toThrow(/header does not match/);
+    expect(a.readReg(X86_REG.RBX)).toBe(7n);
   });
 });
