@@ -1157,6 +1157,17 @@ static ctx *get_ctx(napi_env env, napi_value v) {
   return (ctx *)p;
 }
 
+/* A context whose engine is still there: destroy() leaves c->uc NULL, and every uc_* call on a NULL
+   engine dereferences it (a SIGSEGV that kills the process instead of an error for the caller). */
+static ctx *get_live_ctx(napi_env env, napi_value v) {
+  ctx *c = get_ctx(env, v);
+  if (c && !c->uc) {
+    napi_throw_error(env, "EMU_CLOSED", "the emulator hook context was destroyed");
+    return NULL;
+  }
+  return c;
+}
+
 static napi_value make_u64(napi_env env, uint64_t v) {
   napi_value r;
   napi_create_bigint_uint64(env, v, &r);
@@ -1351,6 +1362,8 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
   if (!c || napi_get_value_int32(env, argv[1], &id) != napi_ok || !get_u64(env, argv[2], &begin) ||
       !get_u64(env, argv[3], &end) || napi_get_value_int32(env, argv[4], &bits) != napi_ok)
     return NULL;
+  /* a read/write watchpoint maps trap pages in the engine */
+  if ((bits & (W_READ | W_WRITE)) && !get_live_ctx(env, argv[0])) return NULL;
   if (end < begin) {
     napi_throw_range_error(env, "EMU_ARGS", "a watchpoint's end is before its begin");
     return NULL;
@@ -1554,7 +1567,7 @@ static napi_value js_guard(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   uint64_t b, n;
   if (!get_args(env, info, 3, argv)) return NULL;
-  ctx *c = get_ctx(env, argv[0]);
+  ctx *c = get_live_ctx(env, argv[0]);
   if (!c || !get_u64(env, argv[1], &b) || !get_u64(env, argv[2], &n)) return NULL;
   if (!c->fast) return NULL;
   for (uint64_t pg = b & ~0xfffull; pg < b + n; pg += 0x1000) {
@@ -1580,7 +1593,8 @@ static napi_value js_invalidate(napi_env env, napi_callback_info info) {
   uint64_t b, e;
   if (!get_args(env, info, 3, argv)) return NULL;
   ctx *c = get_ctx(env, argv[0]);
-  if (c && get_u64(env, argv[1], &b) && get_u64(env, argv[2], &e)) {
+  /* a destroyed context has no engine, hence no translations to drop */
+  if (c && c->uc && get_u64(env, argv[1], &b) && get_u64(env, argv[2], &e)) {
     invalidate(c, b, e);
     if (c->fast) forget_blocks(c);
   }

@@ -1111,6 +1111,16 @@ static napi_value fn_context_restore(napi_env env, napi_callback_info info) {
   if (dn != uc_context_size(uc)) return throw_err(env, "contextRestore: image size does not match this Unicorn build");
   uc_context *c;
   if (uc_context_alloc(uc, &c) != UC_ERR_OK) return throw_err(env, "contextRestore: uc_context_alloc failed");
+  /* An image is a whole uc_context, header included, and uc_context_restore copies as many bytes
+     as the header's context_size says: a damaged or hostile trace with a larger one made it read
+     past the image and write past the engine's CPU state (a heap overflow). The header's first
+     16 bytes (Unicorn 2.0.1: context_size, mode, arch) are fixed for a build and engine mode:
+     they must be this engine's own. */
+  uc_context_save(uc, c);
+  if (dn < 16 || memcmp(c, d, 16) != 0) {
+    uc_context_free(c);
+    return throw_err(env, "contextRestore: the image's header does not match this engine (a damaged checkpoint or another Unicorn build)");
+  }
   memcpy(c, d, dn);
   uc_err err = uc_context_restore(uc, c);
   uc_context_free(c);
@@ -1241,7 +1251,11 @@ typedef struct {
   size_t n, pos;
 } PortFeed;
 
-static PortFeed feeds[64];
+/* Each feed is its own allocation, never moved: Unicorn keeps `f` as the IN hook's user data for
+   as long as the hook exists. (Feeds used to be an array of structs, and unfeedPorts moved the
+   last one into the freed slot: that engine's hook went on reading the old slot, whose `vals` the
+   engine's next feedPorts freed, a heap use-after-free; a later new feed took the old slot over.) */
+static PortFeed *feeds[64];
 static int nfeeds;
 
 static uint32_t feed_in(uc_engine *uc, uint32_t port, int size, void *ud) {
@@ -1267,18 +1281,22 @@ static napi_value fn_feed_ports(napi_env env, napi_callback_info info) {
   uc_engine *uc = (uc_engine *)(uintptr_t)ucp;
   PortFeed *f = NULL;
   for (int i = 0; i < nfeeds; i++)
-    if (feeds[i].uc == uc) f = &feeds[i];
+    if (feeds[i]->uc == uc) f = feeds[i];
   if (!f) {
     if (nfeeds == 64) return throw_err(env, "feedPorts: too many engines");
-    f = &feeds[nfeeds++];
-    memset(f, 0, sizeof *f);
+    f = calloc(1, sizeof *f);
+    if (!f) return throw_err(env, "feedPorts: out of memory");
     f->uc = uc;
-    if (uc_hook_add(uc, &f->hh, UC_HOOK_INSN, (void *)feed_in, f, 1, 0, UC_X86_INS_IN) != UC_ERR_OK)
+    if (uc_hook_add(uc, &f->hh, UC_HOOK_INSN, (void *)feed_in, f, 1, 0, UC_X86_INS_IN) != UC_ERR_OK) {
+      free(f);
       return throw_err(env, "feedPorts: uc_hook_add(UC_HOOK_INSN, IN) failed");
+    }
+    feeds[nfeeds++] = f;
   }
   free(f->vals);
   f->vals = malloc((n ? n : 1) * 4);
-  memcpy(f->vals, d, n * 4);
+  /* an empty Uint32Array may have no data pointer (NULL): memcpy's arguments must not be NULL */
+  if (n) memcpy(f->vals, d, n * 4);
   f->n = n;
   f->pos = 0;
   return NULL;
@@ -1292,9 +1310,10 @@ static napi_value fn_unfeed_ports(napi_env env, napi_callback_info info) {
   uint64_t ucp;
   if (argc < 1 || !get_u64(env, argv[0], &ucp)) return throw_err(env, "unfeedPorts(ucAddr): bad arguments");
   for (int i = 0; i < nfeeds; i++)
-    if ((uint64_t)(uintptr_t)feeds[i].uc == ucp) {
-      uc_hook_del(feeds[i].uc, feeds[i].hh);
-      free(feeds[i].vals);
+    if ((uint64_t)(uintptr_t)feeds[i]->uc == ucp) {
+      uc_hook_del(feeds[i]->uc, feeds[i]->hh);
+      free(feeds[i]->vals);
+      free(feeds[i]);
       feeds[i] = feeds[--nfeeds];
       break;
     }

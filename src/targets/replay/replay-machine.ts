@@ -106,7 +106,12 @@ export class ReplayMachine {
     if (c.image.length !== e.contextSize) {
       throw traceCorrupt(this.reader.path, `the checkpoint at seq ${c.seq} of vCPU ${v} holds ${c.image.length} bytes, expected a uc_context of ${e.contextSize} bytes`);
     }
-    nativeRecorder().contextRestore(e.address, c.image);
+    try {
+      nativeRecorder().contextRestore(e.address, c.image);
+    } catch (err) {
+      // the addon refuses an image whose uc_context header does not fit the engine
+      throw traceCorrupt(this.reader.path, `the checkpoint at seq ${c.seq} of vCPU ${v} does not load: ${(err as Error).message}`);
+    }
   }
 
   get position(): number {
