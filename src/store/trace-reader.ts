@@ -442,7 +442,16 @@ export class TraceReader {
     const byPc = new Map<bigint, number>();
     const lowFirst = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
     let open = -1;
-    let counts = new Map<number, number>();
+    // Per bucket: counts by pc index, and the indexes counted (to yield and reset only those).
+    let counts = new Float64Array(1024);
+    const touched: number[] = [];
+    const flush = function* (): Generator<[number, bigint, number]> {
+      for (const i of touched) {
+        yield [open, pcs[i]!, counts[i]!];
+        counts[i] = 0;
+      }
+      touched.length = 0;
+    };
     for (let id = 0; id < this.chunkCount; id++) {
       const count = this.chunkCounts[id]!;
       if (count === 0) continue;
@@ -457,8 +466,7 @@ export class TraceReader {
           bEnd += width;
         }
         if (b !== open) {
-          if (open >= 0) for (const [i, n] of counts) yield [open, pcs[i]!, n];
-          counts = new Map();
+          yield* flush();
           open = b;
         }
         const lo = words[2 * k + lowFirst]!;
@@ -473,12 +481,18 @@ export class TraceReader {
             his.push(hi);
             byPc.set(pc, i);
             if (!byLo.has(lo)) byLo.set(lo, i);
+            if (i >= counts.length) {
+              const grown = new Float64Array(counts.length * 2);
+              grown.set(counts);
+              counts = grown;
+            }
           }
         }
-        counts.set(i, (counts.get(i) ?? 0) + 1);
+        if (counts[i]! === 0) touched.push(i);
+        counts[i]!++;
       }
     }
-    if (open >= 0) for (const [i, n] of counts) yield [open, pcs[i]!, n];
+    yield* flush();
   }
 
   private findInChunk(n: ReturnType<typeof nativeRecorder>, id: number, r: { pcs: Buffer; count: number } | undefined, targets: BigUint64Array, below: number): Float64Array {

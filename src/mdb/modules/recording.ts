@@ -24,7 +24,7 @@ import { noMoreArgs } from './history.js';
 function positive(d: Dcmd, flag: string, v: string | true | undefined, dflt: number, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt;
   const n = typeof v === 'string' && /^(0x[0-9a-f]+|0t\d+|\d+)$/i.test(v) ? Number(BigInt(v.replace(/^0t/i, ''))) : NaN;
-  if (!Number.isSafeInteger(n) || n <= 0 || n > max) throw errors.badInput(`::${d.name}: -${flag} ${String(v)} is not a count in [1, ${max}] (usage: ${d.usage})`);
+  if (!Number.isSafeInteger(n) || n <= 0 || n > max) throw errors.badInput(`::${d.name}: -${flag} ${String(v)} is not a ${max === Number.MAX_SAFE_INTEGER ? 'positive count' : `count in [1, ${max}]`} (usage: ${d.usage})`);
   return n;
 }
 
