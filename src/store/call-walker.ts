@@ -6,7 +6,8 @@
  *   - instruction I on vCPU v is a call and v's next instruction is not the one after it (the
  *     return address is I + size); the frame's entry is that next instruction;
  *   - an interrupt (input table, kind 'interrupt') is delivered to v at seq S: the instruction at
- *     S is the handler's first; the return address is the interrupted rip the input recorded.
+ *     S is the handler's first; the return address is the interrupted rip, the first word of the
+ *     interrupt frame the input recorded writing to the stack.
  * A frame closes when a ret/iret on v is followed, on v, by the return address of a frame on v's
  * stack: that frame and every frame above it (entered and never returned: a longjmp, a task
  * switch) close at the ret's seq. Other vCPUs' instructions in between do not matter: each vCPU
@@ -179,13 +180,15 @@ export function walkCalls<T extends PcClass>(reader: TraceReader, describe: (pc:
   return { rows, end: reader.end, tooDeep };
 }
 
+/**
+ * The interrupted rip of an interrupt input: the first word of the frame the delivery pushed
+ * (detail.writes[0]: [error code,] rip, cs, rflags, rsp, ss; 8 bytes each). detail.registers
+ * holds the registers after delivery (rip = the handler), not the interrupted ones.
+ */
 function ripOf(detail: Record<string, unknown>): bigint | undefined {
-  const regs = detail['registers'] as Record<string, unknown> | undefined;
-  const rip = regs?.['rip'];
-  if (typeof rip !== 'string') return undefined;
-  try {
-    return BigInt(rip);
-  } catch {
-    return undefined;
-  }
+  const w = (detail['writes'] as { data?: unknown }[] | undefined)?.[0];
+  if (typeof w?.data !== 'string' || !/^([0-9a-f]{2})+$/i.test(w.data)) return undefined;
+  const frame = Buffer.from(w.data, 'hex');
+  if (frame.length !== 40 && frame.length !== 48) return undefined;
+  return frame.readBigUInt64LE(frame.length - 40);
 }
