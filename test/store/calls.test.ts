@@ -14,7 +14,9 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { x86_64Branch } from '../../src/arch/x86-64-branch.js';
 import { TraceReader } from '../../src/store/trace-reader.js';
+import { ElfFile } from '../../src/symbols/elf-file.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
 import { repoRoot } from '../helpers/repo.js';
 
@@ -44,11 +46,10 @@ function run(args: string[], timeout = 120_000) {
 
 /** objdump's view of the kernel: each instruction's mnemonic and the address after it; symbols' ranges. */
 function objdump(elf: string): { insns: Map<bigint, Insn>; syms: { name: string; start: bigint; end: bigint }[] } {
-  const r = spawnSync('objdump', ['-d', '--no-show-raw-insn', '-w', elf], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = spawnSync('objdump', ['-d', '-w', elf], { encoding: 'utf8', maxBuffer: 1 << 28 });
   if (r.status !== 0) throw new Error(`objdump failed: ${r.stderr}`);
   const insns = new Map<bigint, Insn>();
   const syms: { name: string; start: bigint; end: bigint }[] = [];
-  let prev: { addr: bigint; mnemonic: string } | undefined;
   const prefixes = new Set(['rep', 'repz', 'repe', 'repnz', 'repne', 'bnd', 'notrack', 'lock', 'data16', 'addr32', 'cs', 'ds']);
   for (const line of r.stdout.split('\n')) {
     const sym = /^([0-9a-f]+) <([^>]+)>:$/.exec(line);
@@ -57,14 +58,13 @@ function objdump(elf: string): { insns: Map<bigint, Insn>; syms: { name: string;
       syms.push({ name: sym[2]!, start: BigInt('0x' + sym[1]), end: 0n });
       continue;
     }
-    const m = /^\s*([0-9a-f]+):\s+(.*)$/.exec(line);
+    // addr:\tbytes\tmnemonic operands (-w: one line per instruction, its bytes give its length)
+    const m = /^\s*([0-9a-f]+):\t([0-9a-f ]+)\t(.*)$/.exec(line);
     if (!m) continue;
     const addr = BigInt('0x' + m[1]);
-    if (prev) insns.set(prev.addr, { mnemonic: prev.mnemonic, next: addr });
-    const words = m[2]!.trim().split(/\s+/);
-    prev = { addr, mnemonic: words.find((w) => !prefixes.has(w)) ?? '' };
+    const size = m[2]!.trim().split(/\s+/).length;
+    insns.set(addr, { mnemonic: m[3]!.trim().split(/\s+/).find((w) => !prefixes.has(w)) ?? '', next: addr + BigInt(size) });
   }
-  if (prev) insns.set(prev.addr, { mnemonic: prev.mnemonic, next: prev.addr + 1n });
   return { insns, syms };
 }
 
@@ -141,6 +141,25 @@ beforeAll(async () => {
 afterAll(() => {
   reader?.close();
   rmSync(dir, { recursive: true, force: true });
+});
+
+describe('x86-64 branch classification', () => {
+  it('agrees with objdump on every instruction of the kernel: call (and its length), ret, iret, other', () => {
+    const elf = ElfFile.open(kernel);
+    let calls = 0;
+    for (const [addr, insn] of dump.insns) {
+      const bytes = elf.readLoaded(addr, 16) ?? elf.readLoaded(addr, Number(insn.next - addr));
+      if (!bytes) continue;
+      const b = x86_64Branch(bytes);
+      const want = /^call/.test(insn.mnemonic) ? 'call' : /^iret/.test(insn.mnemonic) ? 'iret' : /^ret/.test(insn.mnemonic) ? 'ret' : 'other';
+      expect(`0x${addr.toString(16)} ${insn.mnemonic}: ${b.kind}`).toBe(`0x${addr.toString(16)} ${insn.mnemonic}: ${want}`);
+      if (b.kind === 'call') {
+        calls++;
+        expect(addr + BigInt(b.size)).toBe(insn.next);
+      }
+    }
+    expect(calls).toBeGreaterThan(20);
+  });
 });
 
 describe('the calls of a recorded history', () => {
