@@ -228,23 +228,30 @@ describe('the calls of a recorded history', () => {
     expect(v1.stdout).toContain(`more of ${ones.length} calls`);
   });
 
-  it.each([
-    ['::calls -f no_such_function', 'dbg: ::calls: unknown function "no_such_function": no symbol table defines it (kernel.elf)'],
-    ['::calls -n 0', 'dbg: ::calls: -n 0 is not a positive count (usage: [addr]::calls [-f FUNC] [-n N] [-v CPU])'],
-    ['::calls -n many', 'dbg: ::calls: -n many is not a positive count (usage: [addr]::calls [-f FUNC] [-n N] [-v CPU])'],
-    ['::calls -v 2', 'dbg: ::calls: -v 2: no such vCPU (the history has 2: 0-1)'],
-    ['::calls -v x', 'dbg: ::calls: -v x: no such vCPU (the history has 2: 0-1)'],
-    ['::calls kmain', 'dbg: ::calls: unexpected argument "kmain" (usage: [addr]::calls [-f FUNC] [-n N] [-v CPU])'],
-    ['kmain::calls -f kmain', 'dbg: ::calls: give a function either as an address or with -f, not both (usage: [addr]::calls [-f FUNC] [-n N] [-v CPU])'],
-    ['::timeline -w 10', 'dbg: ::timeline: -w 10 is too narrow: the picture needs at least 40 columns (usage: ::timeline [-w WIDTH] [-n N])'],
-    ['::timeline -w wide', 'dbg: ::timeline: -w wide is not a count in [1, 10000] (usage: ::timeline [-w WIDTH] [-n N])'],
-    ['::timeline -n 0', 'dbg: ::timeline: -n 0 is not a count in [1, 1000] (usage: ::timeline [-w WIDTH] [-n N])'],
-    ['::timeline now', 'dbg: ::timeline: unexpected argument "now" (usage: ::timeline [-w WIDTH] [-n N])'],
-    ['::traceinfo -v', 'dbg: ::traceinfo: unexpected argument "-v" (usage: ::traceinfo)'],
-  ])('%s: one line, and the session goes on', (cmd, message) => {
-    const r = run(['replay', trace, '-e', cmd]);
-    expect(r.stderr.trim()).toBe(message);
+  it('bad input: one line each, with its code, and the session goes on', () => {
+    const cases: [string, string, string][] = [
+      ['::calls -f no_such_function', 'no-symbol', 'dbg: ::calls: unknown function "no_such_function": no symbol table defines it (kernel.elf)'],
+      ['::calls -n 0', 'bad-input', 'dbg: ::calls: -n 0 is not a positive count (usage: [addr]::calls [-f FUNC] [-n N] [-v CPU])'],
+      ['::calls -n many', 'bad-input', 'dbg: ::calls: -n many is not a positive count (usage: [addr]::calls [-f FUNC] [-n N] [-v CPU])'],
+      ['::calls -v 2', 'bad-input', 'dbg: ::calls: -v 2: no such vCPU (the history has 2: 0-1)'],
+      ['::calls -v x', 'bad-input', 'dbg: ::calls: -v x: no such vCPU (the history has 2: 0-1)'],
+      ['::calls kmain', 'bad-input', 'dbg: ::calls: unexpected argument "kmain" (usage: [addr]::calls [-f FUNC] [-n N] [-v CPU])'],
+      ['kmain::calls -f kmain', 'bad-input', 'dbg: ::calls: give a function either as an address or with -f, not both (usage: [addr]::calls [-f FUNC] [-n N] [-v CPU])'],
+      ['::timeline -w 10', 'bad-input', 'dbg: ::timeline: -w 10 is too narrow: the picture needs at least 40 columns (usage: ::timeline [-w WIDTH] [-n N])'],
+      ['::timeline -w wide', 'bad-input', 'dbg: ::timeline: -w wide is not a count in [1, 10000] (usage: ::timeline [-w WIDTH] [-n N])'],
+      ['::timeline -n 0', 'bad-input', 'dbg: ::timeline: -n 0 is not a count in [1, 1000] (usage: ::timeline [-w WIDTH] [-n N])'],
+      ['::timeline now', 'bad-input', 'dbg: ::timeline: unexpected argument "now" (usage: ::timeline [-w WIDTH] [-n N])'],
+      ['::traceinfo -v', 'bad-input', 'dbg: ::traceinfo: unexpected argument "-v" (usage: ::traceinfo)'],
+    ];
+    // A script on stdin goes on after an error: every message in order, then ::now still answers.
+    const script = cases.map(([cmd]) => cmd).join('\n') + '\n::now\n';
+    const r = spawnSync(dbg, ['replay', trace], { input: script, encoding: 'utf8', timeout: 120_000, env: { ...process.env, DBG_HISTORY: '/dev/null' } });
+    expect(r.stderr.trim().split('\n')).toEqual(cases.map(([, , message]) => message));
+    expect(r.stdout).toMatch(/^seq \d+ of \[0, \d+\]/);
     expect(r.status).toBe(1);
+    const j = spawnSync(dbg, ['replay', trace, '--json'], { input: script, encoding: 'utf8', timeout: 120_000, env: { ...process.env, DBG_HISTORY: '/dev/null' } });
+    const errs = j.stdout.trim().split('\n').slice(0, cases.length).map((l) => (JSON.parse(l) as { error: { code: string; message: string } }).error);
+    expect(errs).toEqual(cases.map(([, code, message]) => ({ code, message: message.replace(/^dbg: /, '') })));
   });
 
   it('a function never called: said so', () => {
