@@ -298,10 +298,11 @@ describe('::timeline', () => {
     const tw = dump.syms.find((s) => s.name === 'task_worker')!;
     const n = want.steps.pc.filter((pc) => pc >= tw.start && pc < tw.end).length;
     expect(lines[0]).toMatch(new RegExp(`^task_worker +[ ▁▂▃▄▅▆▇█]+ +${n}$`));
-    expect(lines).toHaveLength(5 + 3);
+    expect(lines).toHaveLength(5 + 4);
     expect(lines[5]).toMatch(/^ +┴─+┴─+┴$/);
     expect(lines[6]).toMatch(new RegExp(`^seq +${reader.first} +\\d+ +${reader.end - 1}$`));
-    expect(lines[7]).toMatch(new RegExp(`${reader.end - reader.first} instructions, \\d+ per column; \\d+ more not shown \\(-n\\)$`));
+    expect(lines[7]).toMatch(new RegExp(`^ +${reader.end - reader.first} instructions, \\d+ per column$`));
+    expect(lines[8]).toMatch(/^ +\d+ more functions not shown \(-n\)$/);
   });
 
   it('80 columns when stdout is not a terminal; --json sums to the history', () => {

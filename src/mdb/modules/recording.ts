@@ -182,8 +182,8 @@ const timeline: Dcmd = {
     const hi = `${end - 1}`;
     const labels = (lo + ' '.repeat(Math.max(1, Math.floor(buckets / 2) - lo.length - Math.floor(mid.length / 2))) + mid).padEnd(buckets - hi.length) + hi;
     out.line(`${'seq'.padEnd(labelW)} ${labels}`);
-    const foot = `${end - first} instructions, ${act.width} per column${others > 0 ? `; ${others} more not shown (-n)` : ''}`;
-    out.line(`${labelW + 1 + foot.length <= width ? ' '.repeat(labelW + 1) : ''}${foot}`);
+    const foot = [`${end - first} instructions, ${act.width} per column`, ...(others > 0 ? [`${others} more function${others === 1 ? '' : 's'} not shown (-n)`] : [])];
+    for (const l of foot) out.line(`${labelW + 1 + l.length <= width ? ' '.repeat(labelW + 1) : ''}${l}`);
   },
 };
 
