@@ -43,7 +43,8 @@ watchpoint stops at the writer with memory as before the write), ::seek SEQ|+N|-
 is then in the recorded past while the guest stays where it was. :s and :c replay forward from the
 trace to the end of history, then run the guest live again. Writing memory or registers in the past
 is refused (go back to the present with ::seek). History queries: addr,len::whowrote,
-addr,len::history, sym::when, ::timeline, ::sql.`;
+addr,len::history, sym::when, ::calls, ::timeline (a picture of activity per function),
+::traceinfo, ::sql.`;
 
   static override examples = [
     '<%= config.bin %> live --emulate dumps/kernel.elf',

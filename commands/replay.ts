@@ -12,11 +12,12 @@ export default class Replay extends Command {
 
   static override description = [
     'FILE is a trace written by `dbg live` (recording is on by default). The trace is opened read-only: nothing dbg does here writes to it. The session starts at the end of the history.',
-    'Time travel: ::rstep [over|out] steps back, ::rcont runs back to the last breakpoint or watchpoint trigger, ::seek SEQ|+N|-N jumps, ::now shows the position; :s and :c (::step, ::cont) go forward up to the end of the history. History queries: addr::whowrote, addr,len::history, sym::when, ::timeline, ::sql.',
+    'Time travel: ::rstep [over|out] steps back, ::rcont runs back to the last breakpoint or watchpoint trigger, ::seek SEQ|+N|-N jumps, ::now shows the position; :s and :c (::step, ::cont) go forward up to the end of the history. History queries: addr::whowrote, addr,len::history, sym::when, ::calls [-f FUNC] (calls and interrupts with their returns), ::timeline (activity per function over seq, drawn in the terminal), ::traceinfo (the counts), ::sql.',
   ].join('\n\n');
 
   static override examples = [
-    '<%= config.bin %> replay kernel.trace -e "::timeline; ::now"',
+    '<%= config.bin %> replay kernel.trace -e "::traceinfo; ::timeline"',
+    '<%= config.bin %> replay kernel.trace -e "::calls -f timer_tick -n 5"',
     '<%= config.bin %> replay kernel.trace -e "panic::bp; ::rcont; ::regs"',
     '<%= config.bin %> replay kernel.trace -e "counter::whowrote; counter,8::history -n 5"',
   ];

@@ -13,16 +13,14 @@
  *   calls      call seq, return seq, vCPU, caller, callee, depth
  *   console    what the guest wrote to COM1 (0x3f8), placed at the seq of each line's first byte
  *
- * Calls come from the pc stream: instruction I on vCPU v is a `call` (decoded once per distinct
- * pc) and v's next instruction is not the one after it, so a frame opens whose return address is
- * I + size. A `ret`/`iret` whose next pc is the return address of a frame on v's stack closes
- * that frame (and any opened above it and never returned: a longjmp, a task switch). An interrupt
- * (input table) opens a frame whose return address is the interrupted rip.
+ * Calls (and the call tree built from them) come from src/store/call-walker.ts, the derivation
+ * the `calls` table of `::sql` and `::calls` use.
  */
 
 import { basename } from 'node:path';
 import { hex } from '../common/format.js';
 import type { Disassembler } from '../mdb/disasm.js';
+import { MAX_CALL_DEPTH, walkCalls, type PcClass } from '../store/call-walker.js';
 import type { TraceReader } from '../store/trace-reader.js';
 import type { ReplayTarget } from '../targets/replay/replay-target.js';
 
@@ -37,7 +35,6 @@ export const HEAT_PAGES = 48;
 export const HEAT_BUCKETS = 200;
 export const MAX_CONSOLE_BYTES = 65_536;
 const MAX_MARKS = 5_000;
-const MAX_DEPTH = 512;
 /** Function names (tree keys hold one in 21 bits). */
 const MAX_NAMES = 2_097_150;
 const COM1 = 0x3f8n;
@@ -96,25 +93,10 @@ export interface ReportData {
   readonly console: { seq: number; vcpu: number; text: string }[];
 }
 
-interface PcInfo {
-  readonly pc: bigint;
-  /** The pc's high 32 bits (the stream is matched on 32-bit halves: no BigInt per instruction). */
-  readonly hi: number;
+interface PcInfo extends PcClass {
   readonly f: number;
-  /** 0 other, 1 call, 2 ret/iret, 3 hlt, 4 out to a port in dx */
-  readonly kind: number;
-  readonly next: bigint;
-  readonly nextLo: number;
-  readonly nextHi: number;
-}
-
-/** Index of a pc's low 32-bit half in a Uint32Array over a BigUint64Array (host byte order). */
-const LO = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
-
-interface Frame {
-  readonly ret: bigint;
-  readonly node: number;
-  readonly row: number;
+  /** What the page marks: hlt, an `out %al, %dx` (a console byte when dx is COM1). */
+  readonly mark: 'hlt' | 'out' | undefined;
 }
 
 /** Function names: one index per name. */
@@ -207,21 +189,19 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
   let runsComplete = true;
   const laneInsns = new Array<number>(vcpus).fill(0);
 
-  // Per distinct pc: function, kind of instruction, address of the next one.
-  const pcIndex = new Map<bigint, number>();
-  /** The first pc seen with these low 32 bits (the fast path; another one goes through pcIndex). */
-  const byLo = new Map<number, number>();
-  const pcs: PcInfo[] = [];
-  const info = (pc: bigint): number => {
-    let i = pcIndex.get(pc);
-    if (i !== undefined) return i;
-    i = pcs.length;
-    pcs.push(describePc(target, opts.disassembler, names, pc, hasSymbols));
-    pcIndex.set(pc, i);
-    const lo = Number(pc & 0xffffffffn);
-    if (!byLo.has(lo)) byLo.set(lo, i);
-    return i;
+  // Per distinct pc: function and what the page marks (halts, port writes); call and return
+  // detection is the store's (call-walker.ts), the same that ::calls and the calls table use.
+  const fnOf = new Map<bigint, number>();
+  const fn = (pc: bigint): number => {
+    let f = fnOf.get(pc);
+    if (f === undefined) {
+      const r = hasSymbols ? target.symbols.resolve(pc) : undefined;
+      f = names.of(r && r.inside ? r.sym.name : `code page ${hex(pc & ~0xfffn)}`);
+      fnOf.set(pc, f);
+    }
+    return f;
   };
+  const describe = (pc: bigint): PcInfo => ({ ...target.branchAt(pc), f: fn(pc), mark: markOf(target, opts.disassembler, pc) });
 
   // Call tree: node 0 is the root; a vCPU's node is a child of it.
   const tree: TreeNode[] = [{ f: -1, parent: -1, self: 0, incl: 0 }];
@@ -238,24 +218,20 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
     return c;
   };
   const vcpuRoot = Array.from({ length: vcpus }, (_, v) => child(0, names.of(`vCPU ${v}`)));
-  const stacks: Frame[][] = Array.from({ length: vcpus }, () => []);
-  const callRows: (number | null)[][] = [];
-  let callTotal = 0;
-  let tooDeep = false;
+  /** The tree node of each open frame, per vCPU (the walker's stacks, mirrored). */
+  const stacks: number[][] = Array.from({ length: vcpus }, () => []);
 
   const inputs = total > 0 ? reader.inputs(reader.first, reader.end + 1) : [];
-  const interrupts = inputs.filter((i) => i.kind === 'interrupt' && i.vcpu !== null);
   const marks: Mark[] = [];
-  for (const i of interrupts) {
+  for (const i of inputs) {
     if (marks.length >= MAX_MARKS) break;
+    if (i.kind !== 'interrupt' || i.vcpu === null) continue;
     const vector = Number(i.detail['vector'] ?? -1);
     marks.push({ seq: i.seq, vcpu: i.vcpu, kind: 'interrupt', label: `interrupt 0x${vector.toString(16)}` });
   }
-  let nextIrq = 0;
   const outSeqs: { seq: number; vcpu: number }[] = [];
   let halts = 0;
 
-  const prevIdx = new Int32Array(vcpus).fill(-1);
   const prevSeq = new Float64Array(vcpus).fill(-1);
   const runStart = new Float64Array(vcpus).fill(-1);
   const runF = new Int32Array(vcpus).fill(-1);
@@ -283,77 +259,26 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
   const topNode = new Int32Array(vcpus);
   const treeNode = (v: number, f: number): number => {
     const st = stacks[v]!;
-    if (st.length) return st[st.length - 1]!.node;
+    if (st.length) return st[st.length - 1]!;
     if (topF[v] !== f) {
       topF[v] = f;
       topNode[v] = child(vcpuRoot[v]!, f);
     }
     return topNode[v]!;
   };
+  const vectorName = (vector: number): number => names.of(`interrupt 0x${vector.toString(16)}`);
 
-  for (let id = 0; id < reader.chunkCount; id++) {
-    const count = reader.chunkCountOf(id);
-    if (count === 0) continue;
-    const base = reader.chunkFirst(id);
-    const d = reader.pcs(id);
-    const words = new Uint32Array(d.pc.buffer, d.pc.byteOffset, count * 2);
-    for (let k = 0; k < count; k++) {
-      const seq = base + k;
-      const v = d.vcpu[k]!;
-      if (v >= vcpus) continue;
-      const lo = words[2 * k + LO]!;
-      const hi = words[2 * k + 1 - LO]!;
-      let idx = byLo.get(lo);
-      if (idx === undefined || pcs[idx]!.hi !== hi) idx = info(d.pc[k]!);
-      const pi = pcs[idx]!;
+  const table = walkCalls(reader, describe, {
+    open(row) {
+      const caller = treeNode(row.vcpu, fn(row.callerPc));
+      const entered = row.vector === null ? caller : child(caller, vectorName(row.vector));
+      stacks[row.vcpu]!.push(child(entered, fn(row.calleePc)));
+    },
+    close(row) {
+      stacks[row.vcpu]!.pop();
+    },
+    instruction(seq, v, pi) {
       laneInsns[v]!++;
-      // The vCPU's previous instruction decides: a call taken, a return.
-      const p = prevIdx[v]!;
-      const st = stacks[v]!;
-      if (p >= 0) {
-        const pp = pcs[p]!;
-        if (pp.kind === 1 && (lo !== pp.nextLo || hi !== pp.nextHi)) {
-          callTotal++;
-          if (st.length >= MAX_DEPTH) tooDeep = true;
-          else {
-            const caller = treeNode(v, pp.f);
-            let row = -1;
-            if (callRows.length < MAX_CALL_ROWS) {
-              row = callRows.length;
-              callRows.push([seq, null, v, pp.f, pi.f, st.length]);
-            }
-            st.push({ ret: pp.next, node: child(caller, pi.f), row });
-          }
-        } else if (pp.kind === 2) {
-          let j = st.length - 1;
-          while (j >= 0 && st[j]!.ret !== pi.pc) j--;
-          if (j >= 0) {
-            for (let x = st.length - 1; x >= j; x--) {
-              const r = st[x]!.row;
-              if (r >= 0) callRows[r]![1] = prevSeq[v]!;
-            }
-            st.length = j;
-          }
-        }
-      }
-      // An interrupt delivered here: its handler runs from this instruction.
-      while (nextIrq < interrupts.length && interrupts[nextIrq]!.seq < seq) nextIrq++;
-      while (nextIrq < interrupts.length && interrupts[nextIrq]!.seq === seq) {
-        const irq = interrupts[nextIrq++]!;
-        if (irq.vcpu !== v || st.length >= MAX_DEPTH) continue;
-        const regs = irq.detail['registers'] as Record<string, unknown> | undefined;
-        const rip = typeof regs?.['rip'] === 'string' ? BigInt(regs['rip']) : -1n;
-        const vector = Number(irq.detail['vector'] ?? -1);
-        const label = names.of(`interrupt 0x${vector.toString(16)}`);
-        const caller = treeNode(v, p >= 0 ? pcs[p]!.f : pi.f);
-        let row = -1;
-        callTotal++;
-        if (callRows.length < MAX_CALL_ROWS) {
-          row = callRows.length;
-          callRows.push([seq, null, v, p >= 0 ? pcs[p]!.f : -1, label, st.length]);
-        }
-        st.push({ ret: rip, node: child(child(caller, label), pi.f), row });
-      }
       tree[treeNode(v, pi.f)]!.self++;
       if (pi.f !== runF[v]) {
         flushRun(v, seq);
@@ -361,14 +286,18 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
         runF[v] = pi.f;
         runPc[v] = pi.pc;
       }
-      if (pi.kind === 3) {
+      if (pi.mark === 'hlt') {
         halts++;
         if (marks.length < MAX_MARKS) marks.push({ seq, vcpu: v, kind: 'halt', label: 'hlt' });
-      } else if (pi.kind === 4 && outSeqs.length < MAX_CONSOLE_BYTES) outSeqs.push({ seq, vcpu: v });
-      prevIdx[v] = idx;
+      } else if (pi.mark === 'out' && outSeqs.length < MAX_CONSOLE_BYTES) outSeqs.push({ seq, vcpu: v });
       prevSeq[v] = seq;
-    }
-  }
+    },
+  });
+  const callTotal = table.rows.length;
+  const callRows: (number | null)[][] = table.rows
+    .slice(0, MAX_CALL_ROWS)
+    .map((r) => [r.callSeq, r.returnSeq, r.vcpu, fn(r.callerPc), r.vector === null ? fn(r.calleePc) : vectorName(r.vector), r.depth]);
+  const tooDeep = table.tooDeep > 0;
   for (let v = 0; v < vcpus; v++) {
     // A run ends where the vCPU's last instruction does (not at the end of the history).
     if (runStart[v]! >= 0) flushRun(v, prevSeq[v]! + 1);
@@ -379,7 +308,7 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
   }
   const idle = laneInsns.flatMap((n, v) => (n === 0 ? [v] : []));
   if (total > 0 && idle.length) lacks.push(`instructions on vCPU${idle.length === 1 ? '' : 's'} ${idle.join(', ')}: ${idle.length === 1 ? 'it' : 'they'} ran none in this history (their lanes are empty)`);
-  if (tooDeep) lacks.push(`calls deeper than ${MAX_DEPTH} frames were not followed`);
+  if (tooDeep) lacks.push(`calls deeper than ${MAX_CALL_DEPTH} frames were not followed`);
   if (callTotal > MAX_CALL_ROWS) lacks.push(`the calls table lists the first ${MAX_CALL_ROWS} of ${callTotal} calls`);
   if (halts > 0 && marks.length >= MAX_MARKS) lacks.push(`marks: only the first ${MAX_MARKS} are shown`);
   if (total > 0) {
@@ -414,25 +343,18 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
   };
 }
 
-/** The function (or code page) of `pc` and what kind of instruction is there. */
-function describePc(target: ReplayTarget, dis: Disassembler, names: Names, pc: bigint, hasSymbols: boolean): PcInfo {
-  const r = hasSymbols ? target.symbols.resolve(pc) : undefined;
-  const f = names.of(r && r.inside ? r.sym.name : `code page ${hex(pc & ~0xfffn)}`);
+/** What the page marks at the instruction at `pc` (decoded by the disassembler). */
+function markOf(target: ReplayTarget, dis: Disassembler, pc: bigint): PcInfo['mark'] {
   let bytes: Buffer;
   try {
     bytes = target.readVirtual(pc, 16);
   } catch {
-    return pcInfo(pc, f, 0, pc);
+    return undefined;
   }
   const insn = dis.decode(bytes, pc, 1)[0];
-  if (!insn) return pcInfo(pc, f, 0, pc);
+  if (!insn) return undefined;
   const m = insn.mnemonic;
-  const kind = m.startsWith('call') ? 1 : m.startsWith('ret') || m.startsWith('iret') ? 2 : m === 'hlt' ? 3 : m.startsWith('out') && /%dx/.test(insn.operands) && /%al/.test(insn.operands) ? 4 : 0;
-  return pcInfo(pc, f, kind, pc + BigInt(insn.size));
-}
-
-function pcInfo(pc: bigint, f: number, kind: number, next: bigint): PcInfo {
-  return { pc, hi: Number(pc >> 32n), f, kind, next, nextLo: Number(next & 0xffffffffn), nextHi: Number((next >> 32n) & 0xffffffffn) };
+  return m === 'hlt' ? 'hlt' : m.startsWith('out') && /%dx/.test(insn.operands) && /%al/.test(insn.operands) ? 'out' : undefined;
 }
 
 /**

@@ -24,11 +24,14 @@ function workerFile(): string {
   return join(dir, 'dist', 'src', 'store', 'sql-worker.js');
 }
 
-/** Run `query` over the trace at `path`; rejects with DbgError('interrupted') when `signal` aborts. */
-export function interruptibleSql(path: string, query: string, signal?: AbortSignal, maxRows = SQL_MAX_ROWS): Promise<SqlResult> {
+/**
+ * Run `query` over the trace at `path`; rejects with DbgError('interrupted') when `signal` aborts.
+ * `attach`: a derived table's file to attach first (calls-db.ts).
+ */
+export function interruptibleSql(path: string, query: string, signal?: AbortSignal, maxRows = SQL_MAX_ROWS, attach?: { path: string; schema: string }): Promise<SqlResult> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(interrupted());
-    const worker = new Worker(workerFile(), { workerData: { path, query, maxRows } });
+    const worker = new Worker(workerFile(), { workerData: { path, query, maxRows, ...(attach ? { attach } : {}) } });
     const done = (): void => {
       signal?.removeEventListener('abort', onAbort);
       void worker.terminate();

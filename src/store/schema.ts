@@ -46,7 +46,9 @@
  *                                         cpu start, debugger write), detail as JSON
  *
  * Views for raw SQL (`::sql`, `dbg query`) are created in every trace; readers also get the
- * table-valued functions steps(from, to) and writes(addr, len) (see trace-reader.ts).
+ * table-valued functions steps(from, to), writes(addr, len) and activity(buckets) (see
+ * trace-reader.ts), and a `calls` table derived on first use, attached beside the trace, never
+ * written into it (calls-db.ts).
  */
 
 import Database from 'better-sqlite3';

@@ -2,17 +2,18 @@
  * Runs one read-only query over a trace on a worker thread (see interruptible-sql.ts): the
  * caller's thread stays free to see Ctrl-C and to stop waiting.
  *
- * workerData: { path, query, maxRows }. Posts { result } or { error: { code, message } }.
+ * workerData: { path, query, maxRows, attach? } (attach: a derived table's file, calls-db.ts). Posts { result } or { error: { code, message } }.
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { isDbgError } from '../common/errors.js';
 import { TraceReader } from './trace-reader.js';
 
-const { path, query, maxRows } = workerData as { path: string; query: string; maxRows: number };
+const { path, query, maxRows, attach } = workerData as { path: string; query: string; maxRows: number; attach?: { path: string; schema: string } };
 try {
   const reader = TraceReader.open(path);
   try {
+    if (attach) reader.attachDerived(attach.path, attach.schema);
     parentPort!.postMessage({ result: reader.sql(query, maxRows) });
   } finally {
     reader.close();

@@ -163,7 +163,8 @@ export class TraceReader {
 
   /**
    * Table-valued functions for raw SQL: steps(first_seq, count) -> (seq, vcpu, pc) and
-   * writes(phys_addr, length) -> (seq, host, phys_addr, length, old, new); and hex64(x), an
+   * writes(phys_addr, length) -> (seq, host, phys_addr, length, old, new),
+   * activity(buckets) -> (bucket, pc, instructions) (see activity()); and hex64(x), an
    * address as dbg prints it ('0xffffffff80101445'): SQLite's integers are signed, so a pc above
    * 2^63 is negative as a number.
    */
@@ -193,6 +194,13 @@ export class TraceReader {
         }
       },
     });
+    this.db.table('activity', {
+      columns: ['bucket', 'pc', 'instructions'],
+      parameters: ['buckets'],
+      *rows(buckets: unknown) {
+        for (const [b, pc, n] of aux().activity(Number(buckets ?? 100))) yield [b, BigInt.asIntN(64, pc), n];
+      },
+    });
     this.db.table('writes', {
       columns: ['seq', 'host', 'phys_addr', 'length', 'old', 'new'],
       parameters: ['addr', 'len'],
@@ -200,6 +208,17 @@ export class TraceReader {
         for (const w of aux().iterWrites(Number(addr), Number(length ?? 1))) yield [w.seq, w.host ? 1 : 0, w.phys, w.len, w.old, w.data];
       },
     });
+  }
+
+  /**
+   * Attach a derived table's file (calls-db.ts) read-only under `schema`, replacing the one
+   * attached before: its tables then answer unqualified names the trace does not define.
+   */
+  attachDerived(path: string, schema: string): void {
+    const attached = (this.db.prepare('PRAGMA database_list').all() as { name: string; file: string }[]).find((d) => d.name === schema);
+    if (attached?.file === path) return;
+    if (attached) this.db.exec(`DETACH DATABASE ${schema}`);
+    this.db.prepare(`ATTACH DATABASE ? AS ${schema}`).run(path);
   }
 
   /** Read-only SQL over the trace; DbgError('bad-input') for bad SQL or an attempt to write. */
@@ -402,6 +421,78 @@ export class TraceReader {
       count += hits.length;
     }
     return { seqs, count };
+  }
+
+  /** The slice length activity(buckets) uses: `buckets` equal slices of the history, the last shorter. */
+  activityWidth(buckets: number): number {
+    return Math.max(1, Math.ceil((this.end - this.first) / Math.max(1, Math.floor(buckets))));
+  }
+
+  /**
+   * Instructions per pc in each slice of activityWidth(buckets) instructions, slice by slice:
+   * [bucket, pc, count]. One pass over the pc streams; pcs are matched on their low 32 bits first
+   * (a Map of numbers: no BigInt per instruction).
+   */
+  *activity(buckets: number): Generator<[number, bigint, number]> {
+    if (!Number.isSafeInteger(buckets) || buckets <= 0 || buckets > 1_000_000) throw new DbgError('bad-input', `activity(${buckets}): expected a count of buckets in [1, 1000000]`);
+    const width = this.activityWidth(buckets);
+    const pcs: bigint[] = [];
+    const his: number[] = [];
+    const byLo = new Map<number, number>();
+    const byPc = new Map<bigint, number>();
+    const lowFirst = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
+    let open = -1;
+    // Per bucket: counts by pc index, and the indexes counted (to yield and reset only those).
+    let counts = new Float64Array(1024);
+    const touched: number[] = [];
+    const flush = function* (): Generator<[number, bigint, number]> {
+      for (const i of touched) {
+        yield [open, pcs[i]!, counts[i]!];
+        counts[i] = 0;
+      }
+      touched.length = 0;
+    };
+    for (let id = 0; id < this.chunkCount; id++) {
+      const count = this.chunkCounts[id]!;
+      if (count === 0) continue;
+      const base = this.chunkFirsts[id]!;
+      const d = this.pcs(id);
+      const words = new Uint32Array(d.pc.buffer, d.pc.byteOffset, count * 2);
+      let b = Math.floor((base - this.first) / width);
+      let bEnd = this.first + (b + 1) * width;
+      for (let k = 0; k < count; k++) {
+        if (base + k >= bEnd) {
+          b++;
+          bEnd += width;
+        }
+        if (b !== open) {
+          yield* flush();
+          open = b;
+        }
+        const lo = words[2 * k + lowFirst]!;
+        const hi = words[2 * k + 1 - lowFirst]!;
+        let i = byLo.get(lo);
+        if (i === undefined || his[i] !== hi) {
+          const pc = d.pc[k]!;
+          i = byPc.get(pc);
+          if (i === undefined) {
+            i = pcs.length;
+            pcs.push(pc);
+            his.push(hi);
+            byPc.set(pc, i);
+            if (!byLo.has(lo)) byLo.set(lo, i);
+            if (i >= counts.length) {
+              const grown = new Float64Array(counts.length * 2);
+              grown.set(counts);
+              counts = grown;
+            }
+          }
+        }
+        if (counts[i]! === 0) touched.push(i);
+        counts[i]!++;
+      }
+    }
+    yield* flush();
   }
 
   private findInChunk(n: ReturnType<typeof nativeRecorder>, id: number, r: { pcs: Buffer; count: number } | undefined, targets: BigUint64Array, below: number): Float64Array {

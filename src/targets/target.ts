@@ -205,6 +205,32 @@ export interface HistoryWrite {
   readonly data: Buffer;
 }
 
+/**
+ * One call of a recorded history: a frame entered by a call instruction or by an interrupt, on
+ * one vCPU (how calls are found: src/store/call-walker.ts).
+ */
+export interface HistoryCall {
+  /** The callee's first instruction (an interrupt handler's). */
+  readonly callSeq: Seq;
+  /** The ret/iret that left it; undefined when the history ends inside it. */
+  readonly returnSeq?: Seq;
+  /** 0-based vCPU. */
+  readonly vcpu: number;
+  /** Frames of the vCPU open below this one. */
+  readonly depth: number;
+  /** The call instruction, or the interrupted pc. */
+  readonly callerPc: VirtAddr;
+  /** symbol+offset of callerPc; undefined without symbols. */
+  readonly caller?: string;
+  readonly calleePc: VirtAddr;
+  /** The callee's symbol (+offset when not at its start); undefined without symbols. */
+  readonly callee?: string;
+  /** Instructions the vCPU ran from the entry through the return (or to the end of the history). */
+  readonly instructions: number;
+  /** The vector of a frame an interrupt opened. */
+  readonly vector?: number;
+}
+
 /** Questions about a recorded history that need no re-execution (replay, live with recording). */
 export interface History {
   /** The last write to any byte of [addr, addr + length) before the current position. */
@@ -221,8 +247,18 @@ export interface History {
    * a scan of the whole history.
    */
   when(pc: VirtAddr, limit?: number, opts?: { count?: boolean }): { seqs: Seq[]; more: boolean; count?: number };
-  /** A summary of the recording (for ::timeline). */
+  /** A summary of the recording (for ::traceinfo). */
   summary(): Record<string, string | number>;
+  /**
+   * Every call of the history in the order frames opened (derived on first use, then cached):
+   * what ::calls lists and the `calls` table of sql() holds.
+   */
+  calls(): readonly HistoryCall[];
+  /**
+   * Instructions per pc in each of `buckets` equal slices of the history (the last may be
+   * shorter): [bucket, pc, count] triples, for ::timeline. `width` is the slice length.
+   */
+  activity(buckets: number): { width: number; first: Seq; end: Seq; rows: [number, VirtAddr, number][] };
   /** Run read-only SQL over the trace's documented views. */
   sql(query: string): { columns: string[]; rows: unknown[][]; truncated?: boolean };
   /** The same on another thread, so that `signal` (Ctrl-C) stops it: DbgError('interrupted'). */

@@ -32,7 +32,7 @@ const HEX = /^0x[0-9a-f]+$/;
 
 describe('--json', () => {
   it('history dcmds: seqs are numbers, addresses hex strings, the same stop object everywhere', () => {
-    const r = run(['replay', trace, '--json', '-e', '::now; ::rstep; ::timeline; mb_entry::when; ::seek 0t100; tasks,8::whowrote']);
+    const r = run(['replay', trace, '--json', '-e', '::now; ::rstep; ::traceinfo; mb_entry::when; ::seek 0t100; tasks,8::whowrote']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const [now, step, timeline, when, seek, who] = r.values;

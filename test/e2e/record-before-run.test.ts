@@ -17,7 +17,7 @@ const dir = mkdtempSync(join(tmpdir(), 'dbg-record-before-run-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('dbg live: commands before the first :c', () => {
-  it.each(['::status', '::now', '::timeline'])('%s; :c records the whole run and dbg replay opens it', (cmd) => {
+  it.each(['::status', '::now', '::traceinfo', '::timeline', '::calls'])('%s; :c records the whole run and dbg replay opens it', (cmd) => {
     const trace = join(dir, `${cmd.slice(2)}.trace`);
     const r = spawnSync(dbg, ['live', '--emulate', kernel, '-m', '32M', '--wait', '-q', '--record', trace, '-e', `${cmd}; :c; ::now`], { encoding: 'utf8', timeout: 60_000 });
     expect(r.stderr).not.toMatch(/UNIQUE|internal error/);

@@ -18,10 +18,10 @@ const dir = mkdtempSync(join(tmpdir(), 'dbg-trace-crash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Five runs to the next timer tick, each followed by a history query (which stores the chunk recorded so far). */
-const SCRIPT = 'timer_tick::bp' + '; :c; ::timeline; ::now'.repeat(5);
+const SCRIPT = 'timer_tick::bp' + '; :c; ::traceinfo; ::now'.repeat(5);
 
 /** Three chunks, then a fourth of ~1 M instructions (2 vCPUs, to the panic): a WAL of ~4 MB whose checkpoint takes long enough to be killed inside. */
-const LONG = 'timer_tick::bp' + '; :c; ::timeline'.repeat(3) + '; ::delete all; :c; ::timeline; ::now';
+const LONG = 'timer_tick::bp' + '; :c; ::traceinfo'.repeat(3) + '; ::delete all; :c; ::traceinfo; ::now';
 
 function live(trace: string, env: Record<string, string> = {}, script = SCRIPT, cpus = 1) {
   return spawnSync(dbg, ['live', '--emulate', kernel, '-m', '32M', '--cpus', String(cpus), '--wait', '-q', '--record', trace, '-e', script], {
@@ -123,7 +123,7 @@ describe('a full filesystem', () => {
     }
     try {
       const trace = join(mnt, 'full.trace');
-      const r = live(trace, {}, 'timer_tick::bp' + '; :c; ::timeline; ::now'.repeat(30));
+      const r = live(trace, {}, 'timer_tick::bp' + '; :c; ::traceinfo; ::now'.repeat(30));
       expect(r.status, r.stderr).toBe(0);
       const stopped = /dbg: recording stopped at seq (\d+): writing the trace failed \(trace ".*full\.trace": database or disk is full\); it holds the history up to there; the guest runs on unrecorded/.exec(r.stderr);
       expect(stopped, r.stderr).not.toBeNull();

@@ -37,7 +37,7 @@ const command: fc.Arbitrary<Cmd> = fc.oneof(
   fc.constantFrom(':s', '::step over', '::step out', ':c', '::rstep', '::rstep over', '::rcont', '::delete all', '::discard -f').map(cmd),
   fc.constantFrom(...functions).map((f) => cmd(`${f}::bp`)),
   fc.constantFrom('tasks', 'jiffies').map((a) => cmd(`${a}::wp -w -L 8`)),
-  fc.constantFrom('::now', '::timeline', 'tasks::whowrote', 'tasks,8::history -n 3', 'timer_tick::when -n 2', '::sql SELECT count(*) FROM chunk', '::regs', '::stack', '::console').map(cmd),
+  fc.constantFrom('::now', '::traceinfo', '::timeline -w 60', 'tasks::whowrote', 'tasks,8::history -n 3', 'timer_tick::when -n 2', '::sql SELECT count(*) FROM chunk', '::regs', '::stack', '::console').map(cmd),
   fc.integer({ min: 1, max: 60_000 }).map((n) => cmd(`::seek -0t${n}`)),
   fc.integer({ min: 1, max: 60_000 }).map((n) => cmd(`::seek +0t${n}`)),
   fc.integer({ min: 0, max: 100 }).map((p) => ({ text: `::seek ${p}% of history`, line: (rev: ReverseExecution) => `::seek 0t${(rev.bounds().last * BigInt(p)) / 100n}` })),

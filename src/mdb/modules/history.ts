@@ -10,7 +10,6 @@
  *   addr[,len]::whowrote     the last write to the range before now: seq, vCPU, pc, old -> new
  *   addr,len::history        every value the range held: seq, pc, bytes
  *   sym::when [-n N]         every seq at which the instruction at sym ran, with the count
- *   ::timeline               a summary of the recording
  *   ::sql QUERY...           read-only SQL over the trace's views (see dbg query --help)
  *
  * Breakpoints, watchpoints, :c and :s (forward, replaying the trace) are the emulator module's,
@@ -61,7 +60,8 @@ function report(session: SessionView, stop: StopStatus, out: Output): void {
   out.line(`${st.seq === undefined ? 'back' : `seq ${st.seq}`}: ${where(session.target, st.pc)} on ${threadName(session.target, st.thread)}: ${why}`);
 }
 
-function noMoreArgs(d: Dcmd, args: readonly string[]): void {
+/** Refuses words after a dcmd that takes none (or none beyond its flags). */
+export function noMoreArgs(d: Dcmd, args: readonly string[]): void {
   if (args.length) throw errors.badInput(`::${d.name}: unexpected argument "${args[0]}" (usage: ${d.usage})`);
 }
 
@@ -264,20 +264,6 @@ const when: Dcmd = {
   },
 };
 
-const timeline: Dcmd = {
-  name: 'timeline',
-  usage: '::timeline',
-  help: 'a summary of the recording: bounds, instructions, writes, chunks, checkpoints, inputs, the position',
-  needs: ['history'],
-  run(session, inv, out) {
-    noMoreArgs(this, inv.args);
-    const s = need(session.target, 'history').summary();
-    if (out.jsonMode) return out.json(s);
-    const w = Math.max(...Object.keys(s).map((k) => k.length));
-    for (const [k, v] of Object.entries(s)) out.line(`${k.padEnd(w)}  ${v}`);
-  },
-};
-
 function cell(v: unknown): string {
   if (v === null || v === undefined) return 'NULL';
   if (Buffer.isBuffer(v)) return v.length > 32 ? `x'${v.subarray(0, 32).toString('hex')}'... (${v.length} bytes)` : `x'${v.toString('hex')}'`;
@@ -287,7 +273,7 @@ function cell(v: unknown): string {
 const sql: Dcmd = {
   name: 'sql',
   usage: '::sql QUERY',
-  help: 'read-only SQL over the trace (views chunks, memory_lines, checkpoints, inputs, summary; functions steps(seq, n), writes(addr, len), hex64(x) for addresses)',
+  help: 'read-only SQL over the trace (views chunks, memory_lines, checkpoints, inputs, summary; calls, derived on first use; functions steps(seq, n), writes(addr, len), activity(buckets), hex64(x) for addresses)',
   needs: ['history'],
   async run(session, inv, out) {
     const q = inv.args.join(' ').trim();
@@ -316,5 +302,5 @@ export function printTable(r: { columns: string[]; rows: unknown[][]; truncated?
 
 export const historyModule: DcmdModule = {
   name: 'history',
-  dcmds: [rstep, rcont, seek, now, discard, whowrote, history, when, timeline, sql],
+  dcmds: [rstep, rcont, seek, now, discard, whowrote, history, when, sql],
 };

@@ -11,6 +11,7 @@ import { historyModule } from './history.js';
 import { kernelModule } from './kernel.js';
 import { languageModule } from './language.js';
 import { linuxModule } from './linux.js';
+import { recordingModule } from './recording.js';
 import { typesModule } from './types.js';
 
-export const builtinModules: DcmdModule[] = [coreModule, languageModule, kernelModule, linuxModule, emulatorModule, historyModule, typesModule];
+export const builtinModules: DcmdModule[] = [coreModule, languageModule, kernelModule, linuxModule, emulatorModule, historyModule, recordingModule, typesModule];

@@ -77,6 +77,8 @@ export class LiveHistory {
       writes: (a, l, t, f, to, limit) => h().writes(a, l, t, f, to, limit),
       when: (pc, limit, opts) => h().when(pc, limit, opts),
       summary: () => h().summary(),
+      calls: () => h().calls(),
+      activity: (buckets) => h().activity(buckets),
       sql: (q) => h().sql(q),
       sqlInterruptible: (q, signal) => h().sqlInterruptible(q, signal),
     };

@@ -21,6 +21,9 @@ import { cr3Root, X86_64Paging } from '../../arch/x86-64-paging.js';
 import { DbgError, errors } from '../../common/errors.js';
 import type { LineWrite } from '../../store/line-rows.js';
 import { fileKind } from '../../store/trace-check.js';
+import { x86_64Branch } from '../../arch/x86-64-branch.js';
+import { walkCalls, type CallTable, type PcClass } from '../../store/call-walker.js';
+import { CALLS_SCHEMA, namesCalls, removeCallsDb, writeCallsDb } from '../../store/calls-db.js';
 import { interruptibleSql } from '../../store/interruptible-sql.js';
 import { TraceReader } from '../../store/trace-reader.js';
 import { ElfFile } from '../../symbols/elf-file.js';
@@ -32,6 +35,7 @@ import type {
   Capabilities,
   ExecutionControl,
   History,
+  HistoryCall,
   HistoryWrite,
   Mapping,
   PhysAddr,
@@ -78,6 +82,9 @@ export class ReplayTarget implements Target {
   private nextId = 1;
   private interruptFlag = false;
   private runningNow = false;
+  private callTable: CallTable | undefined;
+  private callRows: HistoryCall[] | undefined;
+  private callsDb: string | undefined;
 
   private constructor(
     readonly reader: TraceReader,
@@ -177,8 +184,16 @@ export class ReplayTarget implements Target {
         return { seqs: first.slice(0, limit).map(BigInt), more: first.length > limit };
       },
       summary: () => this.summary(),
-      sql: (q) => reader.sql(q),
-      sqlInterruptible: (q, signal) => interruptibleSql(reader.path, q, signal),
+      calls: () => this.calls(),
+      activity: (buckets) => {
+        const rows = reader.db.prepare('SELECT bucket, pc, instructions FROM activity(?)').raw(true).safeIntegers(true).all(buckets) as [bigint, bigint, bigint][];
+        return { width: reader.activityWidth(buckets), first: BigInt(reader.first), end: BigInt(reader.end), rows: rows.map(([b, pc, n]) => [Number(b), BigInt.asUintN(64, pc), Number(n)]) };
+      },
+      sql: (q) => {
+        if (namesCalls(q)) reader.attachDerived(this.callsFile(), CALLS_SCHEMA);
+        return reader.sql(q);
+      },
+      sqlInterruptible: (q, signal) => interruptibleSql(reader.path, q, signal, undefined, namesCalls(q) ? { path: this.callsFile(), schema: CALLS_SCHEMA } : undefined),
     };
     this.caps = { reverse, execution, breakpoints, physical, history };
   }
@@ -433,6 +448,68 @@ export class ReplayTarget implements Target {
     return { ...base, vcpu: st.vcpu, pc: st.pc };
   }
 
+  /** The calls of the history (call-walker.ts), derived on first use; code is classified as it is at the end of the history. */
+  callTableOf(): CallTable {
+    this.callTable ??= walkCalls(this.reader, (pc) => this.branchAt(pc));
+    return this.callTable;
+  }
+
+  /** How the instruction at `pc` enters or leaves a function (x86-64-branch.ts); 'other' where the pc is unreadable. */
+  branchAt(pc: bigint): PcClass {
+    let bytes: Buffer;
+    try {
+      bytes = this.readVirtual(pc, 16);
+    } catch {
+      return { kind: 'other', next: pc };
+    }
+    const b = x86_64Branch(bytes);
+    return { kind: b.kind, next: pc + BigInt(b.size) };
+  }
+
+  private calls(): HistoryCall[] {
+    if (this.callRows) return this.callRows;
+    const name = (pc: bigint): string | undefined => {
+      const r = this.symbols.resolve(pc);
+      return r && r.inside ? (r.offset ? `${r.sym.name}+0x${r.offset.toString(16)}` : r.sym.name) : undefined;
+    };
+    this.callRows = this.callTableOf().rows.map((r) => {
+      const caller = name(r.callerPc);
+      const callee = name(r.calleePc);
+      return {
+        callSeq: BigInt(r.callSeq),
+        ...(r.returnSeq !== null ? { returnSeq: BigInt(r.returnSeq) } : {}),
+        vcpu: r.vcpu,
+        depth: r.depth,
+        callerPc: r.callerPc,
+        ...(caller !== undefined ? { caller } : {}),
+        calleePc: r.calleePc,
+        ...(callee !== undefined ? { callee } : {}),
+        instructions: r.instructions,
+        ...(r.vector !== null ? { vector: r.vector } : {}),
+      };
+    });
+    return this.callRows;
+  }
+
+  /** The calls table's file (calls-db.ts), written the first time a query names it. */
+  private callsFile(): string {
+    this.callsDb ??= writeCallsDb(
+      this.calls().map((c) => ({
+        callSeq: Number(c.callSeq),
+        returnSeq: c.returnSeq === undefined ? null : Number(c.returnSeq),
+        vcpu: c.vcpu,
+        depth: c.depth,
+        vector: c.vector ?? null,
+        callerPc: c.callerPc,
+        caller: c.caller ?? null,
+        calleePc: c.calleePc,
+        callee: c.callee ?? null,
+        instructions: c.instructions,
+      })),
+    );
+    return this.callsDb;
+  }
+
   private summary(): Record<string, string | number> {
     const row = this.reader.sql('SELECT * FROM summary');
     const out: Record<string, string | number> = { trace: this.reader.path };
@@ -466,5 +543,7 @@ export class ReplayTarget implements Target {
   close(): void {
     this.machine.close();
     this.reader.close();
+    if (this.callsDb) removeCallsDb(this.callsDb);
+    this.callsDb = undefined;
   }
 }
