@@ -3,7 +3,8 @@
  * Cloud Hypervisor's gdbstub, dbg's own --gdb. What the stub offers becomes capabilities:
  *
  *   core        registers from its target description (g, then p for what g left out), memory
- *               (m, or x when it offers binary-upload), threads (qfThreadInfo/qsThreadInfo, Hg)
+ *               (m, or x when it offers binary-upload; pipelined, WINDOW requests per round trip,
+ *               for a stub in no-ack mode or QEMU's), threads (qfThreadInfo/qsThreadInfo, Hg)
  *   execution   vCont;c / vCont;s:TID (or Hc + c/s), the 0x03 byte, stop replies T/S/W/X
  *   breakpoints Z0 (Z1 when Z0 is refused), Z2-Z4 watchpoints; a refusal is one line
  *   reverse     bs / bc, when qSupported says ReverseStep+ / ReverseContinue+ (no positions:
@@ -49,6 +50,8 @@ interface Point {
 const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGEMT', 8: 'SIGFPE', 9: 'SIGKILL', 10: 'SIGBUS', 11: 'SIGSEGV', 12: 'SIGSYS', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM' };
 
 const PAGE = 4096n;
+/** Reads sent at once when the stub can take them pipelined: 32 of QEMU's 2 KiB replies. */
+const WINDOW = 32;
 
 export class RemoteTarget implements Target {
   readonly kind = 'remote';
@@ -84,6 +87,13 @@ export class RemoteTarget implements Target {
   private exited = false;
   private interrupted = false;
   private pUnsupported = false;
+  /**
+   * The stub reads a packet while its last reply is unacknowledged, so reads can be pipelined
+   * (RspConnection.askMany): in no-ack mode, or QEMU's system-mode stub, which never waits for acks.
+   */
+  private readonly pipeline: boolean;
+  /** QEMU's system-mode stub: it answers qqemu.PhyMemMode (and reads physical memory in mode 1). */
+  readonly qemuSystem: boolean;
 
   static attach(host: string, port: number, opts: RemoteOptions = {}): RemoteTarget {
     const conn = RspConnection.open(host, port, opts.timeoutMs ?? 10_000);
@@ -107,7 +117,15 @@ export class RemoteTarget implements Target {
       if (eq > 0) this.features.set(f.slice(0, eq), f.slice(eq + 1));
       else if (f.endsWith('+')) this.features.set(f.slice(0, -1), '+');
     }
-    if (this.features.get('QStartNoAckMode') === '+' && this.ask('QStartNoAckMode') === 'OK') conn.noAck();
+    let noAck = false;
+    if (this.features.get('QStartNoAckMode') === '+' && this.ask('QStartNoAckMode') === 'OK') {
+      conn.noAck();
+      noAck = true;
+    }
+    // Only QEMU's softmmu stub knows this query (an unknown q packet is answered empty).
+    const phyMode = this.ask('qqemu.PhyMemMode');
+    this.qemuSystem = phyMode === '0' || phyMode === '1';
+    this.pipeline = noAck || this.qemuSystem;
     const size = parseInt(this.features.get('PacketSize') ?? '', 16);
     // A reply is `size` bytes of hex at most; gdb's default when the stub does not say is 400 bytes.
     this.chunk = Number.isFinite(size) && size >= 64 ? Math.min(1 << 20, Math.floor((size - 8) / 2)) : 200;
@@ -273,7 +291,11 @@ export class RemoteTarget implements Target {
     const have = this.regCache.get(id);
     if (have) return new Map(have);
     this.selectG(id);
-    const g = this.ask('g');
+    return this.registersFromG(id, this.ask('g'));
+  }
+
+  /** The registers of thread `id` from its g reply (and p for those it leaves out), cached. */
+  private registersFromG(id: string, g: string): Registers {
     if (g.startsWith('E') || !/^[0-9a-fA-Fx]*$/.test(g)) throw this.conn.fail(`the stub cannot read the registers of thread ${id}: ${g.slice(0, 40) || 'empty reply'}`, 'g', 'corrupt');
     const regs = decodeRegisters(this.desc, g);
     // Registers a g reply leaves out (it may stop at the core set): one p each.
@@ -320,35 +342,50 @@ export class RemoteTarget implements Target {
     return out;
   }
 
-  /** `length` bytes at `addr` in requests the stub's packet size allows. `first`: the address asked for (messages). */
+  /**
+   * `length` bytes at `addr` in requests the stub's packet size allows, WINDOW of them per round
+   * trip when the stub takes them pipelined. A short reply ends the window: the read goes on from
+   * the first byte missing. `first`: the address asked for (messages).
+   */
   private readDirect(id: string, addr: bigint, length: number, first = addr): Buffer {
     this.selectG(id);
-    const parts: Buffer[] = [];
+    const out = Buffer.alloc(length);
     let done = 0;
     while (done < length) {
-      const at = addr + BigInt(done);
-      const n = Math.min(this.chunk, length - done);
-      const got = this.readPiece(at, n);
-      if (got.length === 0) {
-        throw new DbgError('unmapped', `read of ${length} bytes at ${hexAddr(first > at ? first : at, this.arch.pointerBytes * 2)} failed: ${this.name} cannot read ${hexAddr(at, this.arch.pointerBytes * 2)}`);
+      const pieces: { at: bigint; n: number }[] = [];
+      for (let off = done; off < length && pieces.length < (this.pipeline ? WINDOW : 1); off += this.chunk) {
+        pieces.push({ at: addr + BigInt(off), n: Math.min(this.chunk, length - off) });
       }
-      parts.push(got);
-      done += got.length;
+      const got = this.readPieces(pieces);
+      for (let i = 0; i < pieces.length; i++) {
+        const g = got[i]!;
+        if (g.length === 0) {
+          const at = pieces[i]!.at;
+          throw new DbgError('unmapped', `read of ${length} bytes at ${hexAddr(first > at ? first : at, this.arch.pointerBytes * 2)} failed: ${this.name} cannot read ${hexAddr(at, this.arch.pointerBytes * 2)}`);
+        }
+        g.copy(out, done);
+        done += g.length;
+        if (g.length < pieces[i]!.n) break;
+      }
     }
-    return Buffer.concat(parts, length);
+    return out;
   }
 
-  /** One m (or x) request: the bytes the stub gave, maybe fewer than asked; none when it refused. */
-  private readPiece(at: bigint, n: number): Buffer {
-    const where = `${at.toString(16)},${n.toString(16)}`;
-    if (this.binaryUpload) {
-      const r = this.ask(`x${where}`);
-      if (r.startsWith('b')) return Buffer.from(r.slice(1, 1 + n), 'latin1');
-      if (r !== '') return Buffer.alloc(0);
+  /** One m (or x) request per piece, pipelined when there are several: the bytes of each, maybe fewer than asked; none where refused. */
+  private readPieces(pieces: readonly { at: bigint; n: number }[]): Buffer[] {
+    const op = this.binaryUpload ? 'x' : 'm';
+    const packets = pieces.map((p) => `${op}${p.at.toString(16)},${p.n.toString(16)}`);
+    const replies = packets.length === 1 ? [this.ask(packets[0]!)] : this.conn.askMany(packets);
+    if (op === 'x' && replies[0] === '') {
       this.binaryUpload = false; // offered but not answered: m from now on
+      return this.readPieces(pieces);
     }
-    const packet = `m${where}`;
-    const r = this.ask(packet);
+    return replies.map((r, i) => this.pieceOf(op, r, packets[i]!, pieces[i]!.n));
+  }
+
+  /** The bytes of one m or x reply to a read of `n`. */
+  private pieceOf(op: 'm' | 'x', r: string, packet: string, n: number): Buffer {
+    if (op === 'x') return r.startsWith('b') ? Buffer.from(r.slice(1, 1 + n), 'latin1') : Buffer.alloc(0);
     if (/^E[0-9a-fA-F]{2}/.test(r) || r === '' || r.startsWith('E.')) return Buffer.alloc(0);
     if (r.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(r)) throw this.conn.fail(`a reply that is not hex bytes: "${packetName(r)}"`, packet, 'corrupt');
     if (r.length / 2 > n) throw this.conn.fail(`${r.length / 2} bytes for a read of ${n}`, packet, 'corrupt');
@@ -402,6 +439,15 @@ export class RemoteTarget implements Target {
     const elf = ElfFile.open(file);
     this.elves.push(elf);
     this.symbols.add(elfModule(basename(file), file, elf, new SymbolTable(basename(file), elf.symbols())));
+  }
+
+  /**
+   * Forget every register and memory byte read so far (gdb's `maint flush register-cache` and
+   * `maint flush dcache`): the next read asks the stub again. For a guest changed behind dbg's back,
+   * and for benches that time reads rather than the cache.
+   */
+  flush(): void {
+    this.forget();
   }
 
   close(): void {
@@ -536,13 +582,19 @@ export class RemoteTarget implements Target {
     this.interrupted = false;
     let reply: string;
     for (;;) {
+      let after: string | undefined;
       try {
-        reply = await this.conn.run(packet);
+        // g goes out with the resume: the registers of the thread that stopped come in the same hand-over.
+        ({ reply, then: after } = await this.conn.run(packet, 'g'));
       } finally {
         this.isRunning = false;
       }
-      this.gThread = undefined; // stubs select the stopped thread themselves
-      this.refreshThreadsIfAlive(reply);
+      // Stubs make the thread that stopped the one g reads (QEMU, gdbserver and dbg do; gdb counts on it).
+      const stopped = /thread:([^;]+);/.exec(reply)?.[1];
+      this.gThread = stopped !== undefined && this.threadIds.includes(stopped) ? stopped : undefined;
+      // A step makes no threads; a continue may (or end some).
+      if (mode !== 'step' || this.gThread === undefined) this.refreshThreadsIfAlive(reply);
+      if (after !== undefined && this.gThread !== undefined) this.registersFromG(this.gThread, after);
       if (action !== 'c' || this.interrupted || !this.isDelayedTrap(reply)) break;
       this.forget();
       this.isRunning = true;
