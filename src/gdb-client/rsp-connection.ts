@@ -31,7 +31,7 @@ interface AtomicsWaitAsync {
   waitAsync(a: Int32Array, index: number, value: number): { async: false; value: string } | { async: true; value: Promise<string> };
 }
 
-type Answer = { reply: string; console: string[]; then?: string } | { replies: string[]; console: string[] } | { error: string } | { connected: true };
+type Answer = { reply: string; console: string[]; then?: string; repeated?: number } | { replies: string[]; console: string[] } | { error: string } | { connected: true };
 
 /** How a packet shows in messages: its first 40 characters. */
 export function packetName(packet: string): string {
@@ -105,12 +105,14 @@ export class RspConnection {
    * a millisecond or so: that wait blocks, as `ask` does (a promise settled through the event loop
    * costs more than the step); past STOP_SPIN_MS it goes on without blocking, so that Ctrl-C is seen.
    * `then`: a packet to send as soon as the stop reply came (g); its reply is `then` in the result
-   * (absent when the guest exited).
+   * (absent when the guest exited). `repeat`: send `packet` (a step) up to that many times, while
+   * each stop is a plain trap, without coming back to this thread in between; `repeated` says how
+   * many went out (an interrupt ends the repeats).
    */
-  async run(packet: string, then?: string): Promise<{ reply: string; then?: string }> {
+  async run(packet: string, then?: string, repeat = 1): Promise<{ reply: string; then?: string; repeated: number }> {
     this.usable(packet);
     Atomics.store(this.flags, 0, 0);
-    this.worker.postMessage({ op: 'send', packet, timeoutMs: 0, sync: true, stop: true, then: then === undefined ? undefined : { packet: then, timeoutMs: this.timeoutMs } });
+    this.worker.postMessage({ op: 'send', packet, timeoutMs: 0, sync: true, stop: true, then: then === undefined ? undefined : { packet: then, timeoutMs: this.timeoutMs }, repeat });
     if (Atomics.wait(this.flags, 0, 0, STOP_SPIN_MS) === 'timed-out') {
       // While the guest runs, the worker must keep the process alive (it is unref'd otherwise).
       this.worker.ref();
@@ -122,7 +124,7 @@ export class RspConnection {
       }
     }
     const a = this.settle(this.receive(packet), 'reply', packet);
-    return { reply: a.reply, then: a.then };
+    return { reply: a.reply, then: a.then, repeated: a.repeated ?? 1 };
   }
 
   /** The worker's answer of the kind `key` names, its console text passed on; an error or another kind throws. */

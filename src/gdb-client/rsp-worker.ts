@@ -14,6 +14,9 @@
  *     sync: the reply goes to syncPort and flag[0] is set and notified; else to parentPort
  *     then: { packet, timeoutMs }, sent as soon as a stop reply (T, S) came, its reply returned
  *     as `then` (g after a step: one hand-over between the threads instead of two)
+ *     repeat: send the packet (a step) up to this many times while each stop reply is a plain
+ *     trap (T05 without watch/rwatch/awatch/replaylog), the last reply returned, with `repeated`
+ *     (how many were sent); an interrupt byte meanwhile ends the repeats instead of going out
  *   { op: 'batch', packets, timeoutMs }              { replies, console } | { error } (on syncPort)
  *     every packet written at once, the replies collected in order (pipelining: only for stubs
  *     that read a packet while the previous reply is unacknowledged; see RspConnection.askMany)
@@ -37,7 +40,7 @@ interface Init {
 }
 
 type Request =
-  | { op: 'send'; packet: string; timeoutMs: number; sync: boolean; stop: boolean; then?: { packet: string; timeoutMs: number } }
+  | { op: 'send'; packet: string; timeoutMs: number; sync: boolean; stop: boolean; then?: { packet: string; timeoutMs: number }; repeat?: number }
   | { op: 'batch'; packets: string[]; timeoutMs: number }
   | { op: 'raw'; byte: number } | { op: 'noack' } | { op: 'close' };
 
@@ -195,11 +198,18 @@ async function batch(packets: string[], timeoutMs: number): Promise<{ replies: s
   return { replies, console };
 }
 
+const PLAIN_TRAP = /^T05/;
+/** Set while a step is being repeated: an interrupt ends the repeats. */
+let repeating: { stop: boolean } | undefined;
+
 let queue = Promise.resolve();
 parentPort!.on('message', (m: Request) => {
   switch (m.op) {
     case 'raw':
-      if (closed === undefined) socket.write(Buffer.from([m.byte]));
+      // Between two repeated steps the stub is stopped, and an interrupt byte there is not
+      // answered by every stub: the repeats end instead, each step being short.
+      if (repeating) repeating.stop = true;
+      else if (closed === undefined) socket.write(Buffer.from([m.byte]));
       return;
     case 'noack':
       noAck = true;
@@ -214,10 +224,22 @@ parentPort!.on('message', (m: Request) => {
       return;
     case 'send':
       queue = queue.then(async () => {
-        let r: Awaited<ReturnType<typeof send>> & { then?: string } = await send(m.packet, m.timeoutMs, m.stop);
+        let r: Awaited<ReturnType<typeof send>> & { then?: string; repeated?: number } = await send(m.packet, m.timeoutMs, m.stop);
+        if (m.repeat !== undefined && m.repeat > 1) {
+          repeating = { stop: false };
+          const console: string[] = [];
+          let n = 1;
+          while ('reply' in r && n < m.repeat && !repeating.stop && PLAIN_TRAP.test(r.reply) && !/(?:^|;)(?:r|a)?watch:|(?:^|;)replaylog:/.test(r.reply)) {
+            console.push(...r.console);
+            r = await send(m.packet, m.timeoutMs, m.stop);
+            n++;
+          }
+          repeating = undefined;
+          if ('reply' in r) r = { reply: r.reply, console: [...console, ...r.console], repeated: n };
+        }
         if (m.then && 'reply' in r && /^[TS]/.test(r.reply)) {
           const t = await send(m.then.packet, m.then.timeoutMs, false);
-          r = 'error' in t ? t : { reply: r.reply, console: [...r.console, ...t.console], then: t.reply };
+          r = 'error' in t ? t : { ...r, console: [...r.console, ...t.console], then: t.reply };
         }
         if (m.sync) answerSync(r);
         else parentPort!.postMessage(r);

@@ -10,6 +10,10 @@
  *   reverse     bs / bc, when qSupported says ReverseStep+ / ReverseContinue+ (no positions:
  *               a stub's history has no seq dbg could name)
  *   writes      M and P
+ *   physical    QEMU's system stub only: physical memory through its physical-memory mode
+ *               (Qqemu.PhyMemMode:1), RAM's ranges from its monitor (qRcmd `info mtree -f`),
+ *               translation by walking the guest's page tables over those reads; and with it
+ *   snapshot    `::dump FILE`: a QEMU-layout ELF vmcore (elfcore/qemu-core-writer.ts), x86-64
  *
  * Threads are numbered 1.. in the order the stub lists them; `tid` is the stub's thread id.
  * Registers and memory are cached until the target next runs or is written. A breakpoint at the
@@ -22,10 +26,12 @@ import { DbgError, errors } from '../../common/errors.js';
 import { hexAddr } from '../../common/format.js';
 import { packetName, RspConnection } from '../../gdb-client/rsp-connection.js';
 import { decodeLittle, decodeRegisters, DescriptionError, defaultX86_64, encodeLittle, parseDescription, type RemoteDescription } from '../../gdb-client/target-xml.js';
+import { cr3Root, X86_64Paging } from '../../arch/x86-64-paging.js';
 import { ElfFile } from '../../symbols/elf-file.js';
+import { writeQemuCore } from '../elfcore/qemu-core-writer.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
-import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, RegisterWriter, ReverseExecution, StopReason, StopStatus, Target, ThreadInfo, WatchKind } from '../target.js';
+import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, PhysAddr, PhysicalMemory, RegisterWriter, ReverseExecution, Snapshot, StopReason, StopStatus, Target, ThreadInfo, Translation, VirtAddr, WatchKind } from '../target.js';
 import { elfModule } from '../unwind.js';
 
 export interface RemoteOptions {
@@ -87,6 +93,11 @@ export class RemoteTarget implements Target {
   private exited = false;
   private interrupted = false;
   private pUnsupported = false;
+  /** How many steps the last run() made (a repeated step stops early at anything but a plain trap). */
+  private repeated = 1;
+  /** RAM's physical ranges, as QEMU's monitor told them (asked once: RAM does not move). */
+  private ram?: readonly { start: PhysAddr; end: PhysAddr }[];
+  private readonly paging = new X86_64Paging((a) => this.readPhysical(a, 8).readBigUInt64LE(0));
   /**
    * The stub reads a packet while its last reply is unacknowledged, so reads can be pipelined
    * (RspConnection.askMany): in no-ack mode, or QEMU's system-mode stub, which never waits for acks.
@@ -125,6 +136,8 @@ export class RemoteTarget implements Target {
     // Only QEMU's softmmu stub knows this query (an unknown q packet is answered empty).
     const phyMode = this.ask('qqemu.PhyMemMode');
     this.qemuSystem = phyMode === '0' || phyMode === '1';
+    // Left in physical mode by an earlier client that went away: virtual addresses again.
+    if (phyMode === '1') this.okOrThrow('Qqemu.PhyMemMode:0', "leaving QEMU's physical memory mode");
     this.pipeline = noAck || this.qemuSystem;
     const size = parseInt(this.features.get('PacketSize') ?? '', 16);
     // A reply is `size` bytes of hex at most; gdb's default when the stub does not say is 400 bytes.
@@ -204,6 +217,24 @@ export class RemoteTarget implements Target {
     const writeMemory: MemoryWriter = { writeVirtual: (a, d) => this.writeMemory(a, d) };
     const writeRegisters: RegisterWriter = { writeRegister: (t, n, v) => this.writeRegister(t, n, v) };
     const caps: { -readonly [K in keyof Capabilities]: Capabilities[K] } = { execution, breakpoints, writeMemory, writeRegisters };
+    if (this.qemuSystem) {
+      const physical: PhysicalMemory = {
+        readPhysical: (a, n) => this.readPhysical(a, n),
+        translate: (a, t) => this.translate(a, t ?? this.last.thread),
+        physicalRanges: () => this.physicalRanges(),
+      };
+      caps.physical = physical;
+      // The vmcore layout is x86-64's (EM_X86_64, user_regs_struct); an i386 guest has no snapshot.
+      if (this.arch.gdbArch === 'i386:x86-64') {
+        const snapshot: Snapshot = {
+          writeCore: (file) => {
+            this.notRunning('write a core');
+            writeQemuCore(this, file);
+          },
+        };
+        caps.snapshot = snapshot;
+      }
+    }
     const rs = this.features.get('ReverseStep') === '+';
     const rc = this.features.get('ReverseContinue') === '+';
     if (rs || rc) {
@@ -392,6 +423,86 @@ export class RemoteTarget implements Target {
     return Buffer.from(r, 'hex');
   }
 
+  // --- physical memory (QEMU's system stub) ----------------------------------------------------
+
+  /**
+   * `length` bytes at guest-physical `addr`: QEMU's stub reads physical addresses with m while in
+   * its physical-memory mode, which is switched on for this read only (everything else dbg asks
+   * is virtual). Not cached: a vmcore is read once.
+   */
+  private readPhysical(addr: PhysAddr, length: number): Buffer {
+    this.notRunning('read physical memory');
+    if (length === 0) return Buffer.alloc(0);
+    const id = this.tidOf(this.last.thread);
+    this.okOrThrow('Qqemu.PhyMemMode:1', "QEMU's physical memory mode");
+    try {
+      return this.readDirect(id, addr, length);
+    } finally {
+      this.okOrThrow('Qqemu.PhyMemMode:0', "leaving QEMU's physical memory mode");
+    }
+  }
+
+  /**
+   * The guest's RAM (and ROM) in physical addresses, from the flat view of QEMU's system address
+   * space (`info mtree -f` through qRcmd), the ranges dump-guest-memory writes too:
+   *
+   *   FlatView #2
+   *    AS "memory", root: system
+   *    ...
+   *     0000000000000000-00000000000bffff (prio 0, ram): pc.ram
+   *     00000000000c0000-00000000000dffff (prio 1, rom): pc.rom
+   *     00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic          <- devices are left out
+   *
+   * Adjacent ranges are merged. The gdb protocol itself has no way to list physical memory:
+   * without QEMU's monitor there is no snapshot (a stub's virtual reads alone cannot make a
+   * vmcore whose page tables resolve).
+   */
+  private physicalRanges(): readonly { start: PhysAddr; end: PhysAddr }[] {
+    if (this.ram) return this.ram;
+    const text = this.monitor('info mtree -f');
+    const views = text.split(/^FlatView #\d+$/m);
+    const view = views.find((v) => /^ AS "memory"/m.test(v));
+    const out: { start: PhysAddr; end: PhysAddr }[] = [];
+    for (const m of (view ?? '').matchAll(/^\s+([0-9a-f]+)-([0-9a-f]+) \(prio -?\d+, (?:ram|rom)\)/gm)) {
+      const start = BigInt(`0x${m[1]}`);
+      const end = BigInt(`0x${m[2]}`) + 1n;
+      const last = out[out.length - 1];
+      if (last && last.end === start) last.end = end;
+      else out.push({ start, end });
+    }
+    if (out.length === 0) throw this.conn.fail(`QEMU's monitor listed no RAM in "info mtree -f" (${text.length} characters of output)`, 'qRcmd,info mtree -f', 'unsupported');
+    this.ram = out;
+    return out;
+  }
+
+  /** A monitor command through qRcmd: its output (O packets, or a hex reply). */
+  private monitor(command: string): string {
+    const packet = `qRcmd,${Buffer.from(command, 'utf8').toString('hex')}`;
+    let text = '';
+    const passOn = this.conn.onConsole;
+    this.conn.onConsole = (t) => (text += t);
+    let r: string;
+    try {
+      r = this.ask(packet);
+    } finally {
+      this.conn.onConsole = passOn;
+    }
+    if (r === '') throw this.conn.fail(`the stub has no monitor commands (qRcmd)`, packet, 'unsupported');
+    if (/^E[0-9a-fA-F]{2}$/.test(r)) throw this.conn.fail(`the stub refused the monitor command "${command}": ${r}`, packet, 'bad-input');
+    if (r !== 'OK' && /^(?:[0-9a-fA-F]{2})+$/.test(r)) text += Buffer.from(r, 'hex').toString('utf8');
+    return text;
+  }
+
+  /** Virtual -> physical through the page tables of `thread`'s CPU (4- or 5-level; none with paging off). */
+  private translate(virt: VirtAddr, thread: number): Translation {
+    const r = this.registers(thread);
+    const cr0 = r.get('cr0') ?? 0n;
+    if ((cr0 & 0x8000_0000n) === 0n) return { virt, phys: virt, pageSize: 4096, steps: [] };
+    if (((r.get('efer') ?? 0n) & 0x400n) === 0n) return { virt, steps: [], fault: 'the CPU uses 32-bit paging, which dbg walks only in dumps and the emulator' };
+    const w = this.paging.translate(cr3Root(r.get('cr3') ?? 0n), virt, ((r.get('cr4') ?? 0n) & 0x1000n) !== 0n ? 5 : 4);
+    return w.fault !== undefined ? { virt, steps: w.steps, fault: w.fault } : { virt, phys: w.phys, pageSize: w.pageSize, steps: w.steps };
+  }
+
   private writeMemory(addr: bigint, data: Buffer): void {
     this.notRunning('write memory');
     this.forget();
@@ -531,13 +642,19 @@ export class RemoteTarget implements Target {
   private forget(): void {
     this.regCache.clear();
     this.pageCache.clear();
+    this.paging.flush();
   }
 
   private async step(thread: number, count: number): Promise<StopStatus> {
     if (!Number.isSafeInteger(count) || count < 1) throw errors.badInput(`step count ${count}: expected a whole number of at least 1`);
     let st = this.last;
-    for (let i = 0; i < count; i++) {
-      st = await this.run('s', 'step', thread);
+    // With no breakpoint to lift on the way, the stub repeats the step itself (one hand-over for
+    // all of them); a breakpoint makes each step lift the one at its pc.
+    const batch = ![...this.points.values()].some((p) => p.kind === 'breakpoint');
+    for (let left = count; left > 0; ) {
+      const n = batch ? left : 1;
+      st = await this.run('s', 'step', thread, n);
+      left -= this.repeated;
       if (st.reason.kind !== 'step' || this.interrupted) break;
     }
     return st;
@@ -564,7 +681,7 @@ export class RemoteTarget implements Target {
    * One resume packet: `s` or `c` forward (vCont when the stub has it), `bs` or `bc` backwards;
    * `thread`: that thread alone. A forward or backward step lifts a breakpoint at the pc for it.
    */
-  private async run(action: 's' | 'c' | 'bs' | 'bc', mode: 'step' | 'continue', thread?: number): Promise<StopStatus> {
+  private async run(action: 's' | 'c' | 'bs' | 'bc', mode: 'step' | 'continue', thread?: number, repeat = 1): Promise<StopStatus> {
     this.notRunning(mode === 'step' ? 'step' : 'continue');
     const id = thread === undefined ? undefined : this.tidOf(thread);
     let packet: string;
@@ -585,7 +702,7 @@ export class RemoteTarget implements Target {
       let after: string | undefined;
       try {
         // g goes out with the resume: the registers of the thread that stopped come in the same hand-over.
-        ({ reply, then: after } = await this.conn.run(packet, 'g'));
+        ({ reply, then: after, repeated: this.repeated } = await this.conn.run(packet, 'g', repeat));
       } finally {
         this.isRunning = false;
       }
