@@ -12,6 +12,9 @@
 //   hang-m     never answers m
 //   garbage-m  answers m with text that is not hex
 //   refuse-z   refuses watchpoints with E22
+//   refuse-G   refuses G (register writes) with E01
+//   no-G       answers G empty (not supported)
+// In every mode P is answered empty (not supported): register writes come as G.
 import { createServer } from 'node:net';
 
 const mode = process.argv[2];
@@ -25,7 +28,7 @@ const xml = (arch) =>
   ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip'].map((n) => `<reg name="${n}" bitsize="64"/>`).join('') +
   '<reg name="eflags" bitsize="32"/></feature></target>';
 const le = (v) => Buffer.from(BigInt.asUintN(64, v).toString(16).padStart(16, '0'), 'hex').reverse().toString('hex');
-const regs = Array.from({ length: 17 }, (_, i) => le(i === 16 ? 0x401000n : i === 7 ? 0x7000n : BigInt(i))).join('') + '02000000';
+let regs = Array.from({ length: 17 }, (_, i) => le(i === 16 ? 0x401000n : i === 7 ? 0x7000n : BigInt(i))).join('') + '02000000';
 
 function answer(p) {
   if (mode === 'hang-m' && p.startsWith('m')) return undefined;
@@ -35,6 +38,12 @@ function answer(p) {
   if (p === 'qfThreadInfo') return 'm1';
   if (p === 'qsThreadInfo') return 'l';
   if (p.startsWith('H')) return 'OK';
+  if (p.startsWith('G')) {
+    if (mode === 'refuse-G') return 'E01';
+    if (mode === 'no-G') return '';
+    regs = p.slice(1);
+    return 'OK';
+  }
   if (p === 'g') return mode === 'short-g' ? '0011223344556677' : regs;
   if (p.startsWith('m')) {
     if (mode === 'garbage-m') return 'zz not hex';

@@ -42,6 +42,9 @@ describe('dbg attach to a stub that misbehaves', () => {
     ['hang-m', '::regs; 0x1000,4/X', 'dbg: gdb stub STUB: no reply within 1 s (packet m1000,7fc)'],
     ['garbage-m', '0x1000,4/X', 'dbg: gdb stub STUB: a reply that is not hex bytes: "zz not hex" (packet m1000,7fc)'],
     ['refuse-z', '0x2000::wp -w -L 3', 'dbg: gdb stub STUB: the stub refused a write watchpoint of 3 byte(s) at 0x0000000000002000: E22 (hardware watchpoints are few and of 1, 2, 4 or 8 aligned bytes) (packet Z2,2000,3)'],
+    ['refuse-G', '0x1234::setreg rbx', 'dbg: gdb stub STUB: the stub refused writing the registers (G, for rbx): E01 (packet G000000000000000034120000000000000200000...)'],
+    ['no-G', '0x1234::setreg rbx', 'dbg: gdb stub STUB: the stub supports neither P nor G: registers cannot be written (packet G000000000000000034120000000000000200000...)'],
+    ['honest', '::dump core', 'dbg: writing a core snapshot is not supported by gdb stub STUB'],
   ];
   it.each(cases)('%s: one line naming the packet, exit status 1', async (mode, script, message) => {
     const r = await attach(mode, script);
@@ -57,6 +60,21 @@ describe('dbg attach to a stub that misbehaves', () => {
     expect(r.stdout).toMatch(/%rip +0x0000000000401000|%rip += 0x0000000000401000/);
     expect(r.stdout).toMatch(/0x1000:\s+5a5a5a5a\s+5a5a5a5a/);
     expect(r.code).toBe(0);
+  });
+
+  it('a stub that answers P empty: a register write goes as g, changed, then G', async () => {
+    const port = await lyingStub('honest');
+    const r = await runDbg(['attach', '--gdb', String(port), '-e', '0x1234::setreg rbx; 0x402000::setreg rip; ::regs'], 30_000);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^%rbx += 0x0000000000001234$/m);
+    expect(r.stdout).toMatch(/^%rip += 0x0000000000402000$/m);
+    // The others are as the stub had them.
+    expect(r.stdout).toMatch(/^%rcx += 0x0000000000000002$/m);
+    expect(r.stdout).toMatch(/^%rsp += 0x0000000000007000$/m);
+    expect(r.code).toBe(0);
+    // A second connection reads what the first wrote: the stub took the G.
+    const again = await runDbg(['attach', '--gdb', String(port), '-e', '::regs'], 30_000);
+    expect(again.stdout).toMatch(/^%rbx += 0x0000000000001234$/m);
   });
 
   it('nothing listening: connection refused, in one line', async () => {

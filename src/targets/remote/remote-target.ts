@@ -9,7 +9,7 @@
  *   breakpoints Z0 (Z1 when Z0 is refused), Z2-Z4 watchpoints; a refusal is one line
  *   reverse     bs / bc, when qSupported says ReverseStep+ / ReverseContinue+ (no positions:
  *               a stub's history has no seq dbg could name)
- *   writes      M and P
+ *   writes      M and P (G, the whole set read with g and changed, where P is not supported)
  *   physical    QEMU's system stub only: physical memory through its physical-memory mode
  *               (Qqemu.PhyMemMode:1), RAM's ranges from its monitor (qRcmd `info mtree -f`),
  *               translation by walking the guest's page tables over those reads; and with it
@@ -93,6 +93,8 @@ export class RemoteTarget implements Target {
   private exited = false;
   private interrupted = false;
   private pUnsupported = false;
+  /** The stub answered P empty: registers are written with G (writeRegisterByG). */
+  private noP = false;
   /** How many steps the last run() made (a repeated step stops early at anything but a plain trap). */
   private repeated = 1;
   /** RAM's physical ranges, as QEMU's monitor told them (asked once: RAM does not move). */
@@ -520,8 +522,37 @@ export class RemoteTarget implements Target {
     if (!r) throw errors.badInput(`register ${name}: ${this.name} describes no such register`);
     this.selectG(id);
     this.forget();
-    this.okOrThrow(`P${r.regnum.toString(16)}=${encodeLittle(value, r.bits)}`, `writing register ${name}`);
+    if (!this.noP) {
+      const packet = `P${r.regnum.toString(16)}=${encodeLittle(value, r.bits)}`;
+      const reply = this.ask(packet);
+      if (reply !== '' && reply !== 'OK') throw this.conn.fail(`the stub refused writing register ${name}: ${reply.slice(0, 40)}`, packet, 'bad-input');
+      if (reply === '') this.noP = true;
+    }
+    if (this.noP) this.writeRegisterByG(r, value);
     if (thread === this.last.thread && name === this.arch.pc) this.last = { ...this.last, pc: BigInt.asUintN(r.bits, value) };
+  }
+
+  /**
+   * A stub without P (answered empty: QEMU's older stubs, small embedded ones) writes registers
+   * only all at once: read g, put the value at the register's place in it, write it back with G.
+   *
+   *   g/G payload: each described register in order, bitsize/4 hex digits, little-endian
+   *   ("xx" marks a byte the stub could not read; G writes it back as 00)
+   */
+  private writeRegisterByG(r: RemoteDescription['registers'][number], value: bigint): void {
+    const g = this.ask('g');
+    if (g.startsWith('E') || !/^[0-9a-fA-Fx]*$/.test(g)) throw this.conn.fail(`the stub cannot read the registers to change ${r.name}: ${g.slice(0, 40) || 'empty reply'}`, 'g', 'corrupt');
+    let at = 0;
+    for (const x of this.desc.registers) {
+      if (x === r) break;
+      at += x.bits / 4;
+    }
+    if (at + r.bits / 4 > g.length) throw this.conn.fail(`register ${r.name} is not in the stub's g reply (${g.length / 2} bytes) and the stub does not support P: it cannot be written`, 'g', 'unsupported');
+    const next = (g.slice(0, at) + encodeLittle(value, r.bits) + g.slice(at + r.bits / 4)).replace(/x/g, '0');
+    const packet = `G${next}`;
+    const reply = this.ask(packet);
+    if (reply === '') throw this.conn.fail(`the stub supports neither P nor G: registers cannot be written`, packet, 'unsupported');
+    if (reply !== 'OK') throw this.conn.fail(`the stub refused writing the registers (G, for ${r.name}): ${reply.slice(0, 40)}`, packet, 'bad-input');
   }
 
   mappings(): readonly Mapping[] {
