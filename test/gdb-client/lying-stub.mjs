@@ -14,6 +14,8 @@
 //   refuse-z   refuses watchpoints with E22
 //   refuse-G   refuses G (register writes) with E01
 //   no-G       answers G empty (not supported)
+//   auxv-odd   offers qXfer:auxv:read; its AT_ENTRY is 0x1001 (no PIE's e_entry plus whole pages)
+//   auxv-bad   offers qXfer:auxv:read and answers it with text that is no qXfer reply
 // In every mode P is answered empty (not supported): register writes come as G.
 import { createServer } from 'node:net';
 
@@ -32,7 +34,12 @@ let regs = Array.from({ length: 17 }, (_, i) => le(i === 16 ? 0x401000n : i === 
 
 function answer(p) {
   if (mode === 'hang-m' && p.startsWith('m')) return undefined;
-  if (p.startsWith('qSupported')) return 'PacketSize=1000;qXfer:features:read+';
+  if (p.startsWith('qSupported')) return 'PacketSize=1000;qXfer:features:read+' + (mode.startsWith('auxv-') ? ';qXfer:auxv:read+' : '');
+  if (p.startsWith('qXfer:auxv:read::')) {
+    // (AT_ENTRY, 0x1001), (AT_NULL, 0) as 64-bit words; none of the bytes needs escaping.
+    if (mode === 'auxv-bad') return 'zz';
+    return 'l' + Buffer.from('09000000000000000110000000000000' + '00'.repeat(16), 'hex').toString('latin1');
+  }
   if (p.startsWith('qXfer:features:read:target.xml:')) return 'l' + xml(mode === 'arm' ? 'arm' : 'i386:x86-64');
   if (p === '?') return 'S05';
   if (p === 'qfThreadInfo') return 'm1';

@@ -4,14 +4,27 @@
  * --timeout, never a hang.
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/repo.js';
 import { freePort, runDbg, stop } from './attach-helpers.js';
 
 let child: ChildProcess | undefined;
 afterEach(() => stop(child));
+
+/** A position-independent program, for the relocation cases. */
+let dir: string;
+let pie: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dbg-lying-stub-'));
+  writeFileSync(join(dir, 'pie.c'), 'int main(void) { return 0; }\n');
+  pie = join(dir, 'pie');
+  execFileSync('gcc', ['-fPIE', '-pie', '-o', pie, join(dir, 'pie.c')]);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Start the lying stub in `mode`; its port. */
 function lyingStub(mode: string): Promise<number> {
@@ -75,6 +88,28 @@ describe('dbg attach to a stub that misbehaves', () => {
     // A second connection reads what the first wrote: the stub took the G.
     const again = await runDbg(['attach', '--gdb', String(port), '-e', '::regs'], 30_000);
     expect(again.stdout).toMatch(/^%rbx += 0x0000000000001234$/m);
+  });
+
+  it('a PIE the stub cannot place: one warning line naming why, the session goes on', async () => {
+    const e_entry = /Entry point address: +(0x[0-9a-f]+)/.exec(execFileSync('readelf', ['-h', pie], { encoding: 'utf8' }))![1]!;
+    const cases: [mode: string, why: string][] = [
+      ['honest', 'the stub offers no auxiliary vector (qXfer:auxv:read) to find its load address in'],
+      ['auxv-odd', `the process's entry point (AT_ENTRY 0x0000000000001001) is not the file's (e_entry 0x${BigInt(e_entry).toString(16).padStart(16, '0')}) moved by whole pages: is it the program the stub runs?`],
+    ];
+    for (const [mode, why] of cases) {
+      const port = await lyingStub(mode);
+      const r = await runDbg(['attach', '--gdb', String(port), '--symbols', pie, '-e', '::regs'], 30_000);
+      expect(r.stderr).toBe(`dbg: warning: pie is position-independent and stays at its link addresses: ${why}\n`);
+      expect(r.code).toBe(0);
+      await stop(child);
+    }
+  });
+
+  it('an auxiliary vector that is no qXfer reply: one line naming the packet', async () => {
+    const port = await lyingStub('auxv-bad');
+    const r = await runDbg(['attach', '--gdb', String(port), '--symbols', pie, '-e', '::regs'], 30_000);
+    expect(r.stderr).toBe(`dbg: gdb stub 127.0.0.1:${port}: an auxiliary vector dbg cannot use: the stub answered "zz" (packet qXfer:auxv:read::0,7fc)\n`);
+    expect(r.code).toBe(1);
   });
 
   it('nothing listening: connection refused, in one line', async () => {

@@ -33,6 +33,7 @@ import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
 import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, PhysAddr, PhysicalMemory, RegisterWriter, ReverseExecution, Snapshot, StopReason, StopStatus, Target, ThreadInfo, Translation, VirtAddr, WatchKind } from '../target.js';
 import { elfModule } from '../unwind.js';
+import { AT_ENTRY } from '../elfcore/core-notes.js';
 
 export interface RemoteOptions {
   /** Symbol files (the guest kernel, the program gdbserver runs). */
@@ -56,6 +57,7 @@ interface Point {
 const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGEMT', 8: 'SIGFPE', 9: 'SIGKILL', 10: 'SIGBUS', 11: 'SIGSEGV', 12: 'SIGSYS', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM' };
 
 const PAGE = 4096n;
+const ET_DYN = 3;
 /** Reads sent at once when the stub can take them pipelined: 32 of QEMU's 2 KiB replies. */
 const WINDOW = 32;
 
@@ -93,6 +95,9 @@ export class RemoteTarget implements Target {
   private exited = false;
   private interrupted = false;
   private pUnsupported = false;
+  private auxvBytes?: Buffer;
+  /** The position-independent program relocated by its load bias (addSymbolFile). */
+  private relocated?: { readonly file: string; readonly bias: bigint };
   /** The stub answered P empty: registers are written with G (writeRegisterByG). */
   private noP = false;
   /** How many steps the last run() made (a repeated step stops early at anything but a plain trap). */
@@ -173,24 +178,66 @@ export class RemoteTarget implements Target {
     throw this.conn.fail(`the stub refused ${what}: ${r.slice(0, 40)}`, packet, 'bad-input');
   }
 
+  /**
+   * A qXfer object read to its end (binary: one latin1 character per byte), in pieces of the
+   * packet size: `m` + data means more follows, `l` + data is the last piece. `fail` makes the
+   * error for a reply that is neither, or an object that does not end (1 MiB at most).
+   */
+  private readXfer(object: string, annex: string, fail: (why: string, packet: string) => Error): string {
+    let text = '';
+    for (;;) {
+      const packet = `qXfer:${object}:read:${annex}:${text.length.toString(16)},${Math.max(256, this.chunk).toString(16)}`;
+      const r = this.ask(packet);
+      if (r[0] !== 'm' && r[0] !== 'l') throw fail(`the stub answered "${r.slice(0, 20)}"${annex ? ` for annex ${annex}` : ''}`, packet);
+      text += r.slice(1);
+      if (r[0] === 'l') return text;
+      if (r.length === 1 || text.length > 1 << 20) throw fail(`${annex ? `annex ${annex}` : object} does not end`, packet);
+    }
+  }
+
   private readDescription(): RemoteDescription {
     let packet = '';
     try {
-      return parseDescription((annex) => {
-        let text = '';
-        for (;;) {
-          packet = `qXfer:features:read:${annex}:${text.length.toString(16)},${Math.max(256, this.chunk).toString(16)}`;
-          const r = this.ask(packet);
-          if (r[0] !== 'm' && r[0] !== 'l') throw new DescriptionError(`the stub answered "${r.slice(0, 20)}" for annex ${annex}`);
-          text += r.slice(1);
-          if (r[0] === 'l') return text;
-          if (r.length === 1 || text.length > 1 << 20) throw new DescriptionError(`annex ${annex} does not end`);
-        }
-      });
+      return parseDescription((annex) =>
+        this.readXfer('features', annex, (why, p) => {
+          packet = p;
+          return new DescriptionError(why);
+        }),
+      );
     } catch (e) {
       if (e instanceof DescriptionError) throw this.conn.fail(`a target description dbg cannot use: ${e.message}`, packet, 'corrupt');
       throw e;
     }
+  }
+
+  /** The process's auxiliary vector (qXfer:auxv:read, gdbserver's), read once. */
+  private auxv(): Buffer {
+    if (this.features.get('qXfer:auxv:read') !== '+') throw errors.unsupported(this.name, 'the auxiliary vector (qXfer:auxv:read)');
+    this.auxvBytes ??= Buffer.from(this.readXfer('auxv', '', (why, p) => this.conn.fail(`an auxiliary vector dbg cannot use: ${why}`, p, 'corrupt')), 'latin1');
+    return this.auxvBytes;
+  }
+
+  /**
+   * Where a position-independent program was loaded, as gdb finds it: AT_ENTRY of the process's
+   * auxiliary vector against the ELF's e_entry (their difference is the load bias), or why not:
+   * the stub has no auxv, the vector has no AT_ENTRY, or the difference is not page-aligned (the
+   * file is not the program the stub runs).
+   */
+  private loadBias(elf: ElfFile): { bias: bigint } | { why: string } {
+    if (this.features.get('qXfer:auxv:read') !== '+') return { why: 'the stub offers no auxiliary vector (qXfer:auxv:read) to find its load address in' };
+    const v = this.auxv();
+    const w = this.arch.pointerBytes;
+    for (let o = 0; o + 2 * w <= v.length; o += 2 * w) {
+      const type = w === 8 ? v.readBigUInt64LE(o) : BigInt(v.readUInt32LE(o));
+      const value = w === 8 ? v.readBigUInt64LE(o + w) : BigInt(v.readUInt32LE(o + w));
+      if (type === 0n) break;
+      if (type === AT_ENTRY) {
+        const bias = BigInt.asUintN(w * 8, value - elf.header.entry);
+        if (bias % PAGE === 0n) return { bias };
+        return { why: `the process's entry point (AT_ENTRY ${hexAddr(value, w * 2)}) is not the file's (e_entry ${hexAddr(elf.header.entry, w * 2)}) moved by whole pages: is it the program the stub runs?` };
+      }
+    }
+    return { why: `the process's auxiliary vector (${v.length} bytes) has no AT_ENTRY` };
   }
 
   // --- capabilities -----------------------------------------------------------------------------
@@ -219,6 +266,7 @@ export class RemoteTarget implements Target {
     const writeMemory: MemoryWriter = { writeVirtual: (a, d) => this.writeMemory(a, d) };
     const writeRegisters: RegisterWriter = { writeRegister: (t, n, v) => this.writeRegister(t, n, v) };
     const caps: { -readonly [K in keyof Capabilities]: Capabilities[K] } = { execution, breakpoints, writeMemory, writeRegisters };
+    if (this.features.get('qXfer:auxv:read') === '+') caps.process = { auxv: () => this.auxv() };
     if (this.qemuSystem) {
       const physical: PhysicalMemory = {
         readPhysical: (a, n) => this.readPhysical(a, n),
@@ -574,13 +622,29 @@ export class RemoteTarget implements Target {
     return [
       `attached to the gdb stub at ${this.conn.where}: ${this.arch.gdbArch}, ${this.desc.registers.length} registers, ${this.threadIds.length} thread(s)${this.exited ? ' (exited)' : ''}`,
       `stub offers: PacketSize=${this.features.get('PacketSize') ?? '?'}${offered.length ? `, ${offered.join(', ')}` : ''}; vCont: ${this.vCont.c ? 'c' : ''}${this.vCont.s ? 's' : ''}${this.vCont.c || this.vCont.s ? '' : 'no'}`,
+      ...(this.relocated ? [`${this.relocated.file} relocated by ${hexAddr(this.relocated.bias, this.arch.pointerBytes * 2)} (AT_ENTRY of the process's auxiliary vector against e_entry)`] : []),
     ];
   }
 
+  /**
+   * Symbols of `file`. The first position-independent executable (ET_DYN with an entry point) is
+   * taken for the program the stub runs and relocated by its load bias (loadBias), as gdb
+   * relocates its exec file; other files are used at their link addresses.
+   */
   addSymbolFile(file: string): void {
     const elf = ElfFile.open(file);
     this.elves.push(elf);
-    this.symbols.add(elfModule(basename(file), file, elf, new SymbolTable(basename(file), elf.symbols())));
+    let bias = 0n;
+    if (elf.header.type === ET_DYN && elf.header.entry !== 0n && this.relocated === undefined && !this.exited) {
+      const b = this.loadBias(elf);
+      if ('why' in b) {
+        this.warnings.push(`${basename(file)} is position-independent and stays at its link addresses: ${b.why}`);
+      } else {
+        bias = b.bias;
+        this.relocated = { file: basename(file), bias };
+      }
+    }
+    this.symbols.add(elfModule(basename(file), file, elf, new SymbolTable(basename(file), elf.symbols(), bias), bias));
   }
 
   /**
