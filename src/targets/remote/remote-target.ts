@@ -15,7 +15,8 @@
  *               translation by walking the guest's page tables over those reads; and with it
  *   snapshot    `::dump FILE`: a QEMU-layout ELF vmcore (elfcore/qemu-core-writer.ts), x86-64
  *
- * Threads are numbered 1.. in the order the stub lists them; `tid` is the stub's thread id.
+ * Threads are numbered 1.. in the order the stub first lists them, and keep their number (a thread
+ * that ends leaves a gap, as in gdb); `tid` is the stub's thread id.
  * Registers and memory are cached until the target next runs or is written. A breakpoint at the
  * pc a thread resumes from is lifted for one step first, as gdb does, so that no stub has to.
  */
@@ -75,7 +76,10 @@ export class RemoteTarget implements Target {
   private readonly chunk: number;
   private binaryUpload: boolean;
   private readonly vCont: { c: boolean; s: boolean };
+  /** The stub's ids of the threads alive at the last listing, in its order. */
   private threadIds: string[] = [];
+  /** dbg's number of every thread id ever listed. */
+  private readonly numbers = new Map<string, number>();
   private extraInfo = new Map<string, string>();
   private gThread: string | undefined;
   private readonly regCache = new Map<string, Registers>();
@@ -96,6 +100,8 @@ export class RemoteTarget implements Target {
   private interrupted = false;
   private pUnsupported = false;
   private auxvBytes?: Buffer;
+  /** The last qXfer packet sent (for a description found wrong after it was read). */
+  private lastXfer = '';
   /** The position-independent program relocated by its load bias (addSymbolFile). */
   private relocated?: { readonly file: string; readonly bias: bigint };
   /** The stub answered P empty: registers are written with G (writeRegisterByG). */
@@ -187,6 +193,7 @@ export class RemoteTarget implements Target {
     let text = '';
     for (;;) {
       const packet = `qXfer:${object}:read:${annex}:${text.length.toString(16)},${Math.max(256, this.chunk).toString(16)}`;
+      this.lastXfer = packet;
       const r = this.ask(packet);
       if (r[0] !== 'm' && r[0] !== 'l') throw fail(`the stub answered "${r.slice(0, 20)}"${annex ? ` for annex ${annex}` : ''}`, packet);
       text += r.slice(1);
@@ -196,16 +203,10 @@ export class RemoteTarget implements Target {
   }
 
   private readDescription(): RemoteDescription {
-    let packet = '';
     try {
-      return parseDescription((annex) =>
-        this.readXfer('features', annex, (why, p) => {
-          packet = p;
-          return new DescriptionError(why);
-        }),
-      );
+      return parseDescription((annex) => this.readXfer('features', annex, (why) => new DescriptionError(why)));
     } catch (e) {
-      if (e instanceof DescriptionError) throw this.conn.fail(`a target description dbg cannot use: ${e.message}`, packet, 'corrupt');
+      if (e instanceof DescriptionError) throw this.conn.fail(`a target description dbg cannot use: ${e.message}`, this.lastXfer, 'corrupt');
       throw e;
     }
   }
@@ -327,30 +328,28 @@ export class RemoteTarget implements Target {
         if (/^(?:[0-9a-fA-F]{2})+$/.test(x)) this.extraInfo.set(id, Buffer.from(x, 'hex').toString('utf8').replace(/[^\x20-\x7e]/g, '?'));
       }
     }
+    for (const id of ids) if (!this.numbers.has(id)) this.numbers.set(id, this.numbers.size + 1);
     this.threadIds = ids;
   }
 
   private tidOf(thread: number): string {
-    const id = this.threadIds[thread - 1];
+    const id = this.threadIds.find((x) => this.numbers.get(x) === thread);
     if (!Number.isInteger(thread) || id === undefined) {
-      throw errors.badInput(`thread ${thread} does not exist: ${this.name} has thread${this.threadIds.length > 1 ? `s 1-${this.threadIds.length}` : ' 1'}`);
+      const have = this.threadIds.map((x) => this.numbers.get(x)!);
+      throw errors.badInput(`thread ${thread} does not exist: ${this.name} has thread${have.length > 1 ? `s ${have.join(', ')}` : ` ${have[0] ?? 1}`}`);
     }
     return id;
   }
 
   private indexOf(id: string | undefined): number {
     if (id === undefined) return this.last?.thread ?? 1;
-    let i = this.threadIds.indexOf(id);
-    if (i < 0) {
-      this.refreshThreads();
-      i = this.threadIds.indexOf(id);
-    }
-    return i < 0 ? 1 : i + 1;
+    if (!this.threadIds.includes(id)) this.refreshThreads();
+    return this.threadIds.includes(id) ? this.numbers.get(id)! : 1;
   }
 
   threads(): readonly ThreadInfo[] {
-    return this.threadIds.map((id, i) => ({
-      index: i + 1,
+    return this.threadIds.map((id) => ({
+      index: this.numbers.get(id)!,
       tid: parseInt(id.replace(/^p[0-9a-f]+\./i, ''), 16) || 0,
       name: this.extraInfo.get(id) ?? `thread ${id}`,
       state: this.exited ? 'exited' : this.isRunning ? 'running' : 'stopped',
