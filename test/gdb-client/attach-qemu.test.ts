@@ -120,11 +120,11 @@ describe('::dump of a QEMU guest under dbg attach', () => {
     const core = join(dir, 'guest.core');
     // Memory: kernel text, the stack, identity-mapped low memory and a page above 16 MiB.
     const reads = 'kmain,0t64/X; <rsp,0t32/X; 0x100000,0t64/X; 0x1200000,0t16/X';
-    const live = await runDbg(['attach', '--gdb', String(q.port), '--symbols', sample, '-e', `kmain::bp; :c; ::regs; ::dump ${core}; ${reads}`]);
+    const live = await runDbg(['attach', '--gdb', String(q.port), '--symbols', sample, '-e', `kmain::bp; :c; ::regs; ::dump ${core}; kmain::vtop; ${reads}`]);
     expect(live.stderr).toBe('');
     expect(live.code).toBe(0);
     expect(live.stdout).toContain(`wrote ${core} (64 MiB RAM, 1 vCPU(s))`);
-    const back = await runDbg(['open', core, '--symbols', sample, '-e', `::regs; ::stack; ${reads}`]);
+    const back = await runDbg(['open', core, '--symbols', sample, '-e', `::regs; ::stack; kmain::vtop; ${reads}`]);
     expect(back.stderr).toBe('');
     expect(back.code).toBe(0);
     const a = regLines(live.stdout);
@@ -132,6 +132,10 @@ describe('::dump of a QEMU guest under dbg attach', () => {
     const names = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'eflags', 'cs', 'ss', 'ds', 'es', 'fs', 'gs', 'fs_base', 'gs_base', 'k_gs_base', 'cr0', 'cr2', 'cr3', 'cr4'];
     for (const n of names) expect([n, b.get(n)]).toEqual([n, a.get(n)]);
     expect(live.stdout).toMatch(/^%rip += 0x[0-9a-f]{16} kmain$/m);
+    // The page tables walked through the stub's physical reads and in the dump agree.
+    const vtop = (text: string): string | undefined => /^virtual 0x[0-9a-f]+ mapped to physical 0x[0-9a-f]+ .*$/m.exec(text)?.[0];
+    expect(vtop(live.stdout)).toBeDefined();
+    expect(vtop(back.stdout)).toBe(vtop(live.stdout));
     // The same words of memory (labels differ: the kernel-dump target names no absolute symbols).
     const memory = (text: string): string[] => words(text.slice(text.indexOf('kmain:\n')));
     expect(memory(live.stdout)).toHaveLength(64 + 32 + 64 + 16);

@@ -549,7 +549,8 @@ export class RemoteTarget implements Target {
     if ((cr0 & 0x8000_0000n) === 0n) return { virt, phys: virt, pageSize: 4096, steps: [] };
     if (((r.get('efer') ?? 0n) & 0x400n) === 0n) return { virt, steps: [], fault: 'the CPU uses 32-bit paging, which dbg walks only in dumps and the emulator' };
     const w = this.paging.translate(cr3Root(r.get('cr3') ?? 0n), virt, ((r.get('cr4') ?? 0n) & 0x1000n) !== 0n ? 5 : 4);
-    return w.fault !== undefined ? { virt, steps: w.steps, fault: w.fault } : { virt, phys: w.phys, pageSize: w.pageSize, steps: w.steps };
+    if (w.fault !== undefined) return { virt, steps: w.steps, fault: w.fault };
+    return { virt, phys: w.phys, pageSize: w.pageSize, steps: w.steps, writable: w.writable, user: w.user, executable: w.executable };
   }
 
   private writeMemory(addr: bigint, data: Buffer): void {
