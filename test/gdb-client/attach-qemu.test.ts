@@ -74,6 +74,24 @@ describe('dbg attach to QEMU', () => {
     expect(code).toBe(130);
   }, 60_000);
 
+  it('x86-64: Ctrl-C during a long counted step (repeated by the connection thread) ends it at a step', async () => {
+    q = await qemuGdbstub('x86_64', kernel);
+    const child = spawn(process.execPath, [dbg, 'attach', '--gdb', String(q.port), '--symbols', kernel, '-e', 'kmain::bp; :c; ::delete all; ,0t10000000::step; ::status'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timer: NodeJS.Timeout | undefined;
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      if (stdout.includes('deleted 1 event(s)')) timer ??= setTimeout(() => child.kill('SIGINT'), 1500);
+    });
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number | null>((done) => child.on('close', done));
+    clearTimeout(timer);
+    expect(stdout).toMatch(/^stopped: step at 0x[0-9a-f]{16} \S+ on thread 1$/m);
+    expect(stderr).toBe('dbg: interrupted: the rest of the line from "::status" was not run\n');
+    expect(code).toBe(130);
+  }, 60_000);
+
   it('x86-64: attaching again to a guest that runs on (QEMU stops it and sends a stop reply unasked)', async () => {
     q = await qemuGdbstub('x86_64', kernel);
     const first = await runDbg(['attach', '--gdb', String(q.port), '--symbols', kernel, '-e', 'kmain::bp; :c']);
