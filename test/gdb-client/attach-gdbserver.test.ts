@@ -124,6 +124,16 @@ describe('dbg attach to gdbserver', () => {
     expect(r.code).toBe(0);
   }, 60_000);
 
+  it("the program's shared libraries from the dynamic linker's list: the main thread's stack unwinds through libc to main", async () => {
+    const r = await runDbg(['attach', '--gdb', String(await gdbserver(threaded)), '--symbols', threaded, '-e', 'work::bp; :c; ::status; 1::thread; ::stack']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^mappings: \d+; modules: threads, libc\.so\.6, ld-linux-x86-64\.so\.2$/m);
+    // Thread 1 waits in libc (pthread_join or before it): frames in libc, then main.
+    const stack = r.stdout.slice(r.stdout.indexOf('thread 1 ('));
+    expect(stack).toMatch(/^0x00007f[0-9a-f]{10} .*\n(?:0x[0-9a-f]{16} .*\n)*0x[0-9a-f]{16} main\+0x[0-9a-f]+\n/m);
+    expect(r.code).toBe(0);
+  }, 60_000);
+
   it('both threads at one breakpoint: two stops, one on each thread, then the exit', async () => {
     const r = await runDbg(['attach', '--gdb', String(await gdbserver(threaded)), '--symbols', threaded, '-e', 'work::bp; :c; :c; :c']);
     expect(r.stderr).toBe('');

@@ -14,6 +14,8 @@
  *               (Qqemu.PhyMemMode:1), RAM's ranges from its monitor (qRcmd `info mtree -f`),
  *               translation by walking the guest's page tables over those reads; and with it
  *   snapshot    `::dump FILE`: a QEMU-layout ELF vmcore (elfcore/qemu-core-writer.ts), x86-64
+ *   process     gdbserver's auxiliary vector (qXfer:auxv:read): a PIE --symbols file relocated by
+ *               AT_ENTRY - e_entry, shared libraries from the dynamic linker's link map
  *
  * Threads are numbered 1.. in the order the stub first lists them, and keep their number (a thread
  * that ends leaves a gap, as in gdb); `tid` is the stub's thread id.
@@ -21,9 +23,10 @@
  * pc a thread resumes from is lifted for one step first, as gdb does, so that no stub has to.
  */
 
+import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Arch, Registers } from '../../arch/arch.js';
-import { DbgError, errors } from '../../common/errors.js';
+import { DbgError, errors, isDbgError } from '../../common/errors.js';
 import { hexAddr } from '../../common/format.js';
 import { packetName, RspConnection } from '../../gdb-client/rsp-connection.js';
 import { decodeLittle, decodeRegisters, DescriptionError, defaultX86_64, encodeLittle, parseDescription, type RemoteDescription } from '../../gdb-client/target-xml.js';
@@ -35,6 +38,7 @@ import { SymbolTable } from '../../symbols/symbol-table.js';
 import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, PhysAddr, PhysicalMemory, RegisterWriter, ReverseExecution, Snapshot, StopReason, StopStatus, Target, ThreadInfo, Translation, VirtAddr, WatchKind } from '../target.js';
 import { elfModule } from '../unwind.js';
 import { AT_ENTRY } from '../elfcore/core-notes.js';
+import { readLinkMap } from '../elfcore/process-core-solibs.js';
 
 export interface RemoteOptions {
   /** Symbol files (the guest kernel, the program gdbserver runs). */
@@ -100,6 +104,8 @@ export class RemoteTarget implements Target {
   private interrupted = false;
   private pUnsupported = false;
   private auxvBytes?: Buffer;
+  /** l_names of the link map already looked at (refreshLibraries). */
+  private readonly libraries = new Set<string>();
   /** The last qXfer packet sent (for a description found wrong after it was read). */
   private lastXfer = '';
   /** The position-independent program relocated by its load bias (addSymbolFile). */
@@ -167,6 +173,7 @@ export class RemoteTarget implements Target {
     for (const s of opts.symbols ?? []) this.addSymbolFile(s);
     this.refreshThreads();
     this.last = this.stopOf(stop, 'none');
+    this.refreshLibraries();
     this.caps = this.capabilities();
   }
 
@@ -226,19 +233,50 @@ export class RemoteTarget implements Target {
    */
   private loadBias(elf: ElfFile): { bias: bigint } | { why: string } {
     if (this.features.get('qXfer:auxv:read') !== '+') return { why: 'the stub offers no auxiliary vector (qXfer:auxv:read) to find its load address in' };
+    const w = this.arch.pointerBytes;
+    const value = this.auxvMap().get(AT_ENTRY);
+    if (value === undefined) return { why: `the process's auxiliary vector (${this.auxv().length} bytes) has no AT_ENTRY` };
+    const bias = BigInt.asUintN(w * 8, value - elf.header.entry);
+    if (bias % PAGE === 0n) return { bias };
+    return { why: `the process's entry point (AT_ENTRY ${hexAddr(value, w * 2)}) is not the file's (e_entry ${hexAddr(elf.header.entry, w * 2)}) moved by whole pages: is it the program the stub runs?` };
+  }
+
+  /** The auxiliary vector's (type, value) pairs up to AT_NULL. */
+  private auxvMap(): Map<bigint, bigint> {
     const v = this.auxv();
     const w = this.arch.pointerBytes;
+    const out = new Map<bigint, bigint>();
     for (let o = 0; o + 2 * w <= v.length; o += 2 * w) {
       const type = w === 8 ? v.readBigUInt64LE(o) : BigInt(v.readUInt32LE(o));
-      const value = w === 8 ? v.readBigUInt64LE(o + w) : BigInt(v.readUInt32LE(o + w));
       if (type === 0n) break;
-      if (type === AT_ENTRY) {
-        const bias = BigInt.asUintN(w * 8, value - elf.header.entry);
-        if (bias % PAGE === 0n) return { bias };
-        return { why: `the process's entry point (AT_ENTRY ${hexAddr(value, w * 2)}) is not the file's (e_entry ${hexAddr(elf.header.entry, w * 2)}) moved by whole pages: is it the program the stub runs?` };
+      out.set(type, w === 8 ? v.readBigUInt64LE(o + w) : BigInt(v.readUInt32LE(o + w)));
+    }
+    return out;
+  }
+
+  /**
+   * The shared libraries the program has loaded, as gdb's solib-svr4 finds them: the dynamic
+   * linker's link map in the process's memory (from AT_PHDR, as for a process core), each object
+   * added with its l_addr as bias when its l_name is a regular file on this machine. Read at attach
+   * and after each continue (a library loads while the program runs, never during a step). A
+   * library that is not here (a stub on another machine) or not an ELF file is left out: its
+   * frames show as addresses.
+   */
+  private refreshLibraries(): void {
+    if (this.features.get('qXfer:auxv:read') !== '+' || this.exited || this.arch.pointerBytes !== 8) return;
+    const map = readLinkMap((a, n) => this.readVirtual(a, n), this.auxvMap());
+    for (const e of map.entries) {
+      if (e.name === '' || this.libraries.has(e.name)) continue;
+      this.libraries.add(e.name);
+      try {
+        if (!statSync(e.name).isFile()) continue;
+        const elf = ElfFile.open(e.name);
+        this.elves.push(elf);
+        this.symbols.add(elfModule(basename(e.name), e.name, elf, new SymbolTable(basename(e.name), elf.symbols(), e.bias), e.bias));
+      } catch (err) {
+        if (!isDbgError(err) && (err as NodeJS.ErrnoException).code === undefined) throw err;
       }
     }
-    return { why: `the process's auxiliary vector (${v.length} bytes) has no AT_ENTRY` };
   }
 
   // --- capabilities -----------------------------------------------------------------------------
@@ -814,6 +852,7 @@ export class RemoteTarget implements Target {
     this.ageRemoved();
     if (lifted && this.points.has(liftedId!)) this.okOrThrow(`Z${lifted.z},${lifted.addr.toString(16)},1`, `re-inserting the breakpoint at ${hexAddr(lifted.addr)}`);
     this.last = this.stopOf(reply, mode, packet);
+    if (mode === 'continue') this.refreshLibraries();
     return this.last;
   }
 
