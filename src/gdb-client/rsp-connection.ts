@@ -2,7 +2,8 @@
  * A connection to a GDB stub (QEMU's -s, gdbserver, bhyve -G, dbg's own --gdb): packets out,
  * replies in. Target reads are synchronous in dbg (target.ts), so the socket lives on a worker
  * thread (rsp-worker.ts) and `ask` blocks on a shared flag until the worker has the reply or the
- * packet's timeout passed; `run` (a resume) waits asynchronously, as long as the guest runs, and
+ * packet's timeout passed; `askMany` pipelines reads for stubs that take that; `run` (a resume)
+ * blocks briefly (a step) and then waits asynchronously, as long as the guest runs, and
  * `interrupt` sends the 0x03 byte meanwhile.
  *
  * Every failure is one DbgError line naming the stub and the packet:
@@ -22,7 +23,15 @@ function workerFile(): string {
   return join(dir, 'dist', 'src', 'gdb-client', 'rsp-worker.js');
 }
 
-type Answer = { reply: string; console: string[] } | { error: string } | { connected: true };
+/** Milliseconds a resume's stop reply is waited for blocking, before the wait yields to the event loop. */
+const STOP_SPIN_MS = 20;
+
+/** Atomics.waitAsync (Node 16+, ES2024; the project's lib is ES2022). */
+interface AtomicsWaitAsync {
+  waitAsync(a: Int32Array, index: number, value: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}
+
+type Answer = { reply: string; console: string[]; then?: string; repeated?: number } | { replies: string[]; console: string[] } | { error: string } | { connected: true };
 
 /** How a packet shows in messages: its first 40 characters. */
 export function packetName(packet: string): string {
@@ -50,7 +59,7 @@ export class RspConnection {
   }
 
   static open(host: string, port: number, timeoutMs: number): RspConnection {
-    const flag = new SharedArrayBuffer(4);
+    const flag = new SharedArrayBuffer(8);
     const { port1, port2 } = new MessageChannel();
     const worker = new Worker(workerFile(), { workerData: { host, port, connectMs: timeoutMs, flag, syncPort: port2 }, transferList: [port2] });
     worker.unref();
@@ -73,35 +82,61 @@ export class RspConnection {
     this.usable(packet);
     Atomics.store(this.flags, 0, 0);
     this.worker.postMessage({ op: 'send', packet, timeoutMs, sync: true, stop: packet === '?' });
-    const a = this.waitSync(timeoutMs * 2 + 10_000, packet);
+    return this.settle(this.waitSync(timeoutMs * 2 + 10_000, packet), 'reply', packet).reply;
+  }
+
+  /**
+   * Send all `packets` at once and block until every reply is in: one round trip instead of one
+   * each. Only for a stub that reads the next packet before its last reply is acknowledged (one in
+   * no-ack mode, QEMU's system-mode stub); gdbserver in ack mode drops what comes before the ack.
+   * Stop replies are not expected (no resumes here).
+   */
+  askMany(packets: readonly string[], timeoutMs = this.timeoutMs): string[] {
+    if (packets.length === 0) return [];
+    const name = `${packets[0]!}${packets.length > 1 ? ` and ${packets.length - 1} more` : ''}`;
+    this.usable(name);
+    Atomics.store(this.flags, 0, 0);
+    this.worker.postMessage({ op: 'batch', packets, timeoutMs });
+    return this.settle(this.waitSync(timeoutMs * packets.length + 10_000, name), 'replies', name).replies;
+  }
+
+  /**
+   * Send `packet` (a resume) and wait, without a timeout, for the stop reply. A step stops within
+   * a millisecond or so: that wait blocks, as `ask` does (a promise settled through the event loop
+   * costs more than the step); past STOP_SPIN_MS it goes on without blocking, so that Ctrl-C is seen.
+   * `then`: a packet to send as soon as the stop reply came (g); its reply is `then` in the result
+   * (absent when the guest exited). `repeat`: send `packet` (a step) up to that many times, while
+   * each stop is a plain trap, without coming back to this thread in between; `repeated` says how
+   * many went out (an interrupt ends the repeats).
+   */
+  async run(packet: string, then?: string, repeat = 1): Promise<{ reply: string; then?: string; repeated: number }> {
+    this.usable(packet);
+    Atomics.store(this.flags, 0, 0);
+    this.worker.postMessage({ op: 'send', packet, timeoutMs: 0, sync: true, stop: true, then: then === undefined ? undefined : { packet: then, timeoutMs: this.timeoutMs }, repeat });
+    if (Atomics.wait(this.flags, 0, 0, STOP_SPIN_MS) === 'timed-out') {
+      // While the guest runs, the worker must keep the process alive (it is unref'd otherwise).
+      this.worker.ref();
+      try {
+        const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.flags, 0, 0);
+        if (w.async) await w.value;
+      } finally {
+        this.worker.unref();
+      }
+    }
+    const a = this.settle(this.receive(packet), 'reply', packet);
+    return { reply: a.reply, then: a.then, repeated: a.repeated ?? 1 };
+  }
+
+  /** The worker's answer of the kind `key` names, its console text passed on; an error or another kind throws. */
+  private settle<K extends 'reply' | 'replies'>(a: Answer, key: K, packet: string): Extract<Answer, Record<K, unknown>> {
     if ('error' in a) {
       this.broken = a.error;
       throw this.fail(a.error, packet);
     }
-    if (!('reply' in a)) throw this.fail('an answer out of order', packet);
-    for (const t of a.console) this.onConsole(t);
-    return a.reply;
-  }
-
-  /** Send `packet` (a resume) and wait, without a timeout, for the stop reply. */
-  run(packet: string): Promise<string> {
-    this.usable(packet);
-    return new Promise((resolve, reject) => {
-      const onMessage = (a: Answer): void => {
-        this.worker.off('message', onMessage);
-        if ('error' in a) {
-          this.broken = a.error;
-          return reject(this.fail(a.error, packet));
-        }
-        if (!('reply' in a)) return reject(this.fail('an answer out of order', packet));
-        for (const t of a.console) this.onConsole(t);
-        resolve(a.reply);
-      };
-      this.worker.on('message', onMessage);
-      // While the guest runs, the worker must keep the process alive (it is unref'd otherwise).
-      this.worker.ref();
-      this.worker.postMessage({ op: 'send', packet, timeoutMs: 0, sync: false, stop: true });
-    }).finally(() => this.worker.unref()) as Promise<string>;
+    if (!(key in a)) throw this.fail('an answer out of order', packet);
+    const ok = a as Extract<Answer, Record<K, unknown>>;
+    for (const t of (a as { console: string[] }).console) this.onConsole(t);
+    return ok;
   }
 
   /** The 0x03 byte: the stub stops the running guest and answers the pending resume. */
@@ -132,8 +167,18 @@ export class RspConnection {
       this.broken = 'no answer';
       throw this.fail(`no reply within ${ms / 1000} s`, packet);
     }
-    const m = receiveMessageOnPort(this.syncPort);
-    if (!m) throw this.fail('an answer was lost', packet);
-    return m.message as Answer;
+    return this.receive(packet);
+  }
+
+  /** The answer the worker flagged. */
+  private receive(packet: string): Answer {
+    // The flag can be seen before the message the worker posted first is on this side of the port
+    // (seen under load, about once in 10^4 answers): wait for it a little.
+    for (let ms = 0; ms < 1000; ms++) {
+      const m = receiveMessageOnPort(this.syncPort);
+      if (m) return m.message as Answer;
+      Atomics.wait(this.flags, 1, 0, 1);
+    }
+    throw this.fail('an answer was lost', packet);
   }
 }

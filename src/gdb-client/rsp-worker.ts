@@ -7,11 +7,19 @@
  * workerData: { host, port, connectMs, flag: SharedArrayBuffer, syncPort: MessagePort }.
  *
  *   request (parentPort)                             reply
- *   { op: 'send', packet, timeoutMs, sync, stop }    { reply, console } | { error }
+ *   { op: 'send', packet, timeoutMs, sync, stop, then? }  { reply, console, then? } | { error }
  *     timeoutMs 0: no timeout (a resume: the stub answers when the guest stops)
  *     stop: the reply is a stop reply (?, a resume); otherwise a stop reply that comes is one the
  *     stub sent unasked (QEMU does when a client connects to a running guest) and is dropped
  *     sync: the reply goes to syncPort and flag[0] is set and notified; else to parentPort
+ *     then: { packet, timeoutMs }, sent as soon as a stop reply (T, S) came, its reply returned
+ *     as `then` (g after a step: one hand-over between the threads instead of two)
+ *     repeat: send the packet (a step) up to this many times while each stop reply is a plain
+ *     trap (T05 without watch/rwatch/awatch/replaylog), the last reply returned, with `repeated`
+ *     (how many were sent); an interrupt byte meanwhile ends the repeats instead of going out
+ *   { op: 'batch', packets, timeoutMs }              { replies, console } | { error } (on syncPort)
+ *     every packet written at once, the replies collected in order (pipelining: only for stubs
+ *     that read a packet while the previous reply is unacknowledged; see RspConnection.askMany)
  *   { op: 'raw', byte }                              none (0x03, the interrupt byte)
  *   { op: 'noack' }                                  none (QStartNoAckMode was accepted)
  *   { op: 'close' }                                  none
@@ -31,7 +39,10 @@ interface Init {
   syncPort: MessagePort;
 }
 
-type Request = { op: 'send'; packet: string; timeoutMs: number; sync: boolean; stop: boolean } | { op: 'raw'; byte: number } | { op: 'noack' } | { op: 'close' };
+type Request =
+  | { op: 'send'; packet: string; timeoutMs: number; sync: boolean; stop: boolean; then?: { packet: string; timeoutMs: number }; repeat?: number }
+  | { op: 'batch'; packets: string[]; timeoutMs: number }
+  | { op: 'raw'; byte: number } | { op: 'noack' } | { op: 'close' };
 
 const { host, port, connectMs, flag, syncPort } = workerData as Init;
 const flags = new Int32Array(flag);
@@ -156,11 +167,49 @@ async function send(packet: string, timeoutMs: number, stop: boolean): Promise<{
   }
 }
 
+/**
+ * Pipelined packets: all written in one go, then one reply each, in order. Acks are counted, not
+ * waited for; a nak or a wrong checksum fails the batch (a resend would reorder the pipeline).
+ */
+async function batch(packets: string[], timeoutMs: number): Promise<{ replies: string[]; console: string[] } | { error: string }> {
+  events.length = 0;
+  socket.write(Buffer.concat(packets.map((p) => encodePacket(p))));
+  const replies: string[] = [];
+  const console: string[] = [];
+  let deadline = Date.now() + timeoutMs;
+  while (replies.length < packets.length) {
+    const e = await next(deadline);
+    if (typeof e === 'string') return { error: e === 'timeout' ? `no reply within ${timeoutMs / 1000} s` : e };
+    if (e.kind === 'nak') return { error: 'the stub refused a pipelined packet (nak)' };
+    if (e.kind === 'oversized') return { error: `a reply of ${e.length} bytes, more than dbg accepts` };
+    if (e.kind !== 'packet') continue;
+    if (!e.checksumOk) return { error: 'a reply with a wrong checksum' };
+    if (!noAck) socket.write('+');
+    const text = e.payload.toString('latin1');
+    if (CONSOLE.test(text)) {
+      console.push(Buffer.from(text.slice(1), 'hex').toString('utf8'));
+      continue;
+    }
+    if (STOP.test(text)) continue;
+    replies.push(text);
+    // Each reply restarts the clock: a long batch is many packets, each with its own timeout.
+    deadline = Date.now() + timeoutMs;
+  }
+  return { replies, console };
+}
+
+const PLAIN_TRAP = /^T05/;
+/** Set while a step is being repeated: an interrupt ends the repeats. */
+let repeating: { stop: boolean } | undefined;
+
 let queue = Promise.resolve();
 parentPort!.on('message', (m: Request) => {
   switch (m.op) {
     case 'raw':
-      if (closed === undefined) socket.write(Buffer.from([m.byte]));
+      // Between two repeated steps the stub is stopped, and an interrupt byte there is not
+      // answered by every stub: the repeats end instead, each step being short.
+      if (repeating) repeating.stop = true;
+      else if (closed === undefined) socket.write(Buffer.from([m.byte]));
       return;
     case 'noack':
       noAck = true;
@@ -170,9 +219,28 @@ parentPort!.on('message', (m: Request) => {
       socket.destroy();
       parentPort!.close();
       return;
+    case 'batch':
+      queue = queue.then(async () => answerSync(await batch(m.packets, m.timeoutMs)));
+      return;
     case 'send':
       queue = queue.then(async () => {
-        const r = await send(m.packet, m.timeoutMs, m.stop);
+        let r: Awaited<ReturnType<typeof send>> & { then?: string; repeated?: number } = await send(m.packet, m.timeoutMs, m.stop);
+        if (m.repeat !== undefined && m.repeat > 1) {
+          repeating = { stop: false };
+          const console: string[] = [];
+          let n = 1;
+          while ('reply' in r && n < m.repeat && !repeating.stop && PLAIN_TRAP.test(r.reply) && !/(?:^|;)(?:r|a)?watch:|(?:^|;)replaylog:/.test(r.reply)) {
+            console.push(...r.console);
+            r = await send(m.packet, m.timeoutMs, m.stop);
+            n++;
+          }
+          repeating = undefined;
+          if ('reply' in r) r = { reply: r.reply, console: [...console, ...r.console], repeated: n };
+        }
+        if (m.then && 'reply' in r && /^[TS]/.test(r.reply)) {
+          const t = await send(m.then.packet, m.then.timeoutMs, false);
+          r = 'error' in t ? t : { ...r, console: [...r.console, ...t.console], then: t.reply };
+        }
         if (m.sync) answerSync(r);
         else parentPort!.postMessage(r);
       });

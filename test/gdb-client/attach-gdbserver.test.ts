@@ -47,6 +47,7 @@ int main(void) {
 let dir: string;
 let prog: string;
 let threaded: string;
+let pie: string;
 let server: ChildProcess | undefined;
 
 beforeAll(() => {
@@ -58,6 +59,9 @@ beforeAll(() => {
   writeFileSync(join(dir, 'threads.c'), THREADS);
   threaded = join(dir, 'threads');
   execFileSync('gcc', ['-g', '-O0', '-no-pie', '-pthread', '-o', threaded, join(dir, 'threads.c')]);
+  // The same program position-independent: it runs wherever the loader put it.
+  pie = join(dir, 'pie');
+  execFileSync('gcc', ['-g', '-O0', '-fPIE', '-pie', '-o', pie, join(dir, 'prog.c')]);
 });
 
 afterAll(async () => {
@@ -128,6 +132,16 @@ describe('dbg attach to gdbserver', () => {
     expect(r.code).toBe(0);
   }, 60_000);
 
+  it("the program's shared libraries from the dynamic linker's list: the main thread's stack unwinds through libc to main", async () => {
+    const r = await runDbg(['attach', '--gdb', String(await gdbserver(threaded)), '--symbols', threaded, '-e', 'work::bp; :c; ::status; 1::thread; ::stack']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^mappings: \d+; modules: threads, libc\.so\.6, ld-linux-x86-64\.so\.2$/m);
+    // Thread 1 waits in libc (pthread_join or before it): frames in libc, then main.
+    const stack = r.stdout.slice(r.stdout.indexOf('thread 1 ('));
+    expect(stack).toMatch(/^0x00007f[0-9a-f]{10} .*\n(?:0x[0-9a-f]{16} .*\n)*0x[0-9a-f]{16} main\+0x[0-9a-f]+\n/m);
+    expect(r.code).toBe(0);
+  }, 60_000);
+
   it('both threads at one breakpoint: two stops, one on each thread, then the exit', async () => {
     const r = await runDbg(['attach', '--gdb', String(await gdbserver(threaded)), '--symbols', threaded, '-e', 'work::bp; :c; :c; :c']);
     expect(r.stderr).toBe('');
@@ -150,6 +164,29 @@ describe('dbg attach to gdbserver', () => {
     expect(r.stdout).toBe('stopped: the guest exited with code 0 at 0x0000000000000000 on thread 1\n');
     expect(r.stderr).toMatch(/^dbg: no registers: the program under gdb stub 127\.0\.0\.1:\d+ has exited\n$/);
     expect(r.code).toBe(1);
+  }, 60_000);
+
+  it('a PIE program: symbols relocated by AT_ENTRY - e_entry, as gdb relocates them (differential)', async () => {
+    const r = await runDbg(['attach', '--gdb', String(await gdbserver(pie)), '--symbols', pie, '-e', '::status; main::bp; :c; ::stack; add::bp; :c; ::stack; <rip=K']);
+    expect(r.stderr).toBe('');
+    const out = r.stdout;
+    const bias = /^pie relocated by (0x[0-9a-f]{16}) \(AT_ENTRY of the process's auxiliary vector against e_entry\)$/m.exec(out)?.[1];
+    expect(bias).toBeDefined();
+    expect(BigInt(bias!)).toBeGreaterThan(0n);
+    const main = /^stopped: breakpoint 1 at (0x[0-9a-f]{16}) main on thread 1$/m.exec(out)?.[1];
+    expect(main).toBeDefined();
+    expect(out).toContain(`\n${main} main\n`);
+    const caller = new RegExp(`^(0x[0-9a-f]{16}) main\\+(0x[0-9a-f]+)$`, 'm').exec(out);
+    expect(caller).not.toBeNull();
+    expect(r.code).toBe(0);
+    await stop(server);
+    // gdb through gdbserver (address randomization off in both runs): the same main, the same return address into main.
+    const g = await gdbBatch(await gdbserver(pie), ['print/x (long)&main', 'break *add', 'continue', 'bt', 'kill'], { file: pie });
+    expect(g.stdout, g.stderr).toContain('Breakpoint 1, ');
+    expect(BigInt(/^\$1 = (0x[0-9a-f]+)$/m.exec(g.stdout)![1]!)).toBe(BigInt(main!));
+    const frame1 = /^#1 +(0x[0-9a-f]+) in main /m.exec(g.stdout)?.[1];
+    expect(frame1, g.stdout).toBeDefined();
+    expect(BigInt(frame1!)).toBe(BigInt(caller![1]!));
   }, 60_000);
 
   it('registers and memory equal what gdb reads through gdbserver (a second run: gdbserver turns address randomization off)', async () => {

@@ -6,10 +6,13 @@
  */
 
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gdbBatch } from '../gdbserver/gdb-batch.js';
 import { i386Guest, qemuGdbstub } from '../helpers/i386-guest.js';
-import { qemuSample } from '../helpers/repo.js';
+import { qemuSample, repoRoot } from '../helpers/repo.js';
 import { dbg, runDbg } from './attach-helpers.js';
 
 const kernel = qemuSample('kernel.elf');
@@ -71,6 +74,24 @@ describe('dbg attach to QEMU', () => {
     expect(code).toBe(130);
   }, 60_000);
 
+  it('x86-64: Ctrl-C during a long counted step (repeated by the connection thread) ends it at a step', async () => {
+    q = await qemuGdbstub('x86_64', kernel);
+    const child = spawn(process.execPath, [dbg, 'attach', '--gdb', String(q.port), '--symbols', kernel, '-e', 'kmain::bp; :c; ::delete all; ,0t10000000::step; ::status'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timer: NodeJS.Timeout | undefined;
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      if (stdout.includes('deleted 1 event(s)')) timer ??= setTimeout(() => child.kill('SIGINT'), 1500);
+    });
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number | null>((done) => child.on('close', done));
+    clearTimeout(timer);
+    expect(stdout).toMatch(/^stopped: step at 0x[0-9a-f]{16} \S+ on thread 1$/m);
+    expect(stderr).toBe('dbg: interrupted: the rest of the line from "::status" was not run\n');
+    expect(code).toBe(130);
+  }, 60_000);
+
   it('x86-64: attaching again to a guest that runs on (QEMU stops it and sends a stop reply unasked)', async () => {
     q = await qemuGdbstub('x86_64', kernel);
     const first = await runDbg(['attach', '--gdb', String(q.port), '--symbols', kernel, '-e', 'kmain::bp; :c']);
@@ -96,4 +117,57 @@ describe('dbg attach to QEMU', () => {
     expect(r.stdout).toMatch(/words:\s+11223344\s+55667788\s+99aabbcc\s+ddeeff00/);
     expect(r.code).toBe(0);
   }, 90_000);
+});
+
+/** `%name = 0x…` lines of ::regs, by name. */
+function regLines(text: string): Map<string, string> {
+  return new Map([...text.matchAll(/^%(\w+) += (0x[0-9a-f]+)/gm)].map((m) => [m[1]!, m[2]!]));
+}
+
+describe('::dump of a QEMU guest under dbg attach', () => {
+  const sample = join(repoRoot, 'dumps', 'kernel.elf');
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it('writes a vmcore that dbg open reads back with the registers and memory dbg attach read', async () => {
+    q = await qemuGdbstub('x86_64', sample);
+    dir = mkdtempSync(join(tmpdir(), 'dbg-attach-dump-'));
+    const core = join(dir, 'guest.core');
+    // Memory: kernel text, the stack, identity-mapped low memory and a page above 16 MiB.
+    const reads = 'kmain,0t64/X; <rsp,0t32/X; 0x100000,0t64/X; 0x1200000,0t16/X';
+    const live = await runDbg(['attach', '--gdb', String(q.port), '--symbols', sample, '-e', `kmain::bp; :c; ::regs; ::dump ${core}; kmain::vtop; ${reads}`]);
+    expect(live.stderr).toBe('');
+    expect(live.code).toBe(0);
+    expect(live.stdout).toContain(`wrote ${core} (64 MiB RAM, 1 vCPU(s))`);
+    const back = await runDbg(['open', core, '--symbols', sample, '-e', `::regs; ::stack; kmain::vtop; ${reads}`]);
+    expect(back.stderr).toBe('');
+    expect(back.code).toBe(0);
+    const a = regLines(live.stdout);
+    const b = regLines(back.stdout);
+    const names = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'eflags', 'cs', 'ss', 'ds', 'es', 'fs', 'gs', 'fs_base', 'gs_base', 'k_gs_base', 'cr0', 'cr2', 'cr3', 'cr4'];
+    for (const n of names) expect([n, b.get(n)]).toEqual([n, a.get(n)]);
+    expect(live.stdout).toMatch(/^%rip += 0x[0-9a-f]{16} kmain$/m);
+    // The page tables walked through the stub's physical reads and in the dump agree.
+    const vtop = (text: string): string | undefined => /^virtual 0x[0-9a-f]+ mapped to physical 0x[0-9a-f]+ .*$/m.exec(text)?.[0];
+    expect(vtop(live.stdout)).toBeDefined();
+    expect(vtop(back.stdout)).toBe(vtop(live.stdout));
+    // The same words of memory (labels differ: the kernel-dump target names no absolute symbols).
+    const memory = (text: string): string[] => words(text.slice(text.indexOf('kmain:\n')));
+    expect(memory(live.stdout)).toHaveLength(64 + 32 + 64 + 16);
+    expect(memory(back.stdout)).toEqual(memory(live.stdout));
+    expect(back.stdout).toMatch(/^0x[0-9a-f]{16} kmain\n0x[0-9a-f]{16} kstart\+0x[0-9a-f]+\n/m);
+  }, 120_000);
+
+  it('::dump without a file, and to a directory that does not exist: one line each', async () => {
+    q = await qemuGdbstub('x86_64', sample);
+    let r = await runDbg(['attach', '--gdb', String(q.port), '-e', '::dump']);
+    expect(r.stderr).toBe('dbg: ::dump needs one file (usage: ::dump FILE)\n');
+    expect(r.code).toBe(1);
+    r = await runDbg(['attach', '--gdb', String(q.port), '-e', '::dump /nonexistent-dir/guest.core']);
+    expect(r.stderr).toBe('dbg: cannot write core "/nonexistent-dir/guest.core": ENOENT\n');
+    expect(r.code).toBe(1);
+  }, 60_000);
 });

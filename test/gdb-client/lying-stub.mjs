@@ -12,6 +12,11 @@
 //   hang-m     never answers m
 //   garbage-m  answers m with text that is not hex
 //   refuse-z   refuses watchpoints with E22
+//   refuse-G   refuses G (register writes) with E01
+//   no-G       answers G empty (not supported)
+//   auxv-odd   offers qXfer:auxv:read; its AT_ENTRY is 0x1001 (no PIE's e_entry plus whole pages)
+//   auxv-bad   offers qXfer:auxv:read and answers it with text that is no qXfer reply
+// In every mode P is answered empty (not supported): register writes come as G.
 import { createServer } from 'node:net';
 
 const mode = process.argv[2];
@@ -25,16 +30,27 @@ const xml = (arch) =>
   ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip'].map((n) => `<reg name="${n}" bitsize="64"/>`).join('') +
   '<reg name="eflags" bitsize="32"/></feature></target>';
 const le = (v) => Buffer.from(BigInt.asUintN(64, v).toString(16).padStart(16, '0'), 'hex').reverse().toString('hex');
-const regs = Array.from({ length: 17 }, (_, i) => le(i === 16 ? 0x401000n : i === 7 ? 0x7000n : BigInt(i))).join('') + '02000000';
+let regs = Array.from({ length: 17 }, (_, i) => le(i === 16 ? 0x401000n : i === 7 ? 0x7000n : BigInt(i))).join('') + '02000000';
 
 function answer(p) {
   if (mode === 'hang-m' && p.startsWith('m')) return undefined;
-  if (p.startsWith('qSupported')) return 'PacketSize=1000;qXfer:features:read+';
+  if (p.startsWith('qSupported')) return 'PacketSize=1000;qXfer:features:read+' + (mode.startsWith('auxv-') ? ';qXfer:auxv:read+' : '');
+  if (p.startsWith('qXfer:auxv:read::')) {
+    // (AT_ENTRY, 0x1001), (AT_NULL, 0) as 64-bit words; none of the bytes needs escaping.
+    if (mode === 'auxv-bad') return 'zz';
+    return 'l' + Buffer.from('09000000000000000110000000000000' + '00'.repeat(16), 'hex').toString('latin1');
+  }
   if (p.startsWith('qXfer:features:read:target.xml:')) return 'l' + xml(mode === 'arm' ? 'arm' : 'i386:x86-64');
   if (p === '?') return 'S05';
   if (p === 'qfThreadInfo') return 'm1';
   if (p === 'qsThreadInfo') return 'l';
   if (p.startsWith('H')) return 'OK';
+  if (p.startsWith('G')) {
+    if (mode === 'refuse-G') return 'E01';
+    if (mode === 'no-G') return '';
+    regs = p.slice(1);
+    return 'OK';
+  }
   if (p === 'g') return mode === 'short-g' ? '0011223344556677' : regs;
   if (p.startsWith('m')) {
     if (mode === 'garbage-m') return 'zz not hex';

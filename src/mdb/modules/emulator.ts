@@ -617,15 +617,16 @@ const symbols: Dcmd = {
 const dump: Dcmd = {
   name: 'dump',
   usage: '::dump FILE',
-  help: "write the guest as an ELF core in QEMU's dump-guest-memory layout (dbg open reads it)",
+  help: "write the guest (emulated, or QEMU's under dbg attach) as an ELF core in QEMU's dump-guest-memory layout (dbg open reads it)",
   needs: ['snapshot'],
   host: 'writes-files',
   run(s, inv, out) {
-    const t = emu(s);
+    const t = s.target;
     if (inv.args.length !== 1) throw errors.badInput(`::dump needs one file (usage: ${this.usage})`);
-    t.caps.snapshot!.writeCore(inv.args[0]!);
+    need(t, 'snapshot').writeCore(inv.args[0]!);
+    const ram = need(t, 'physical').physicalRanges().reduce((n, r) => n + (r.end - r.start), 0n);
     if (out.jsonMode) out.json({ dumped: inv.args[0] });
-    else out.line(`wrote ${inv.args[0]} (${t.machine.ram.length >> 20} MiB RAM, ${t.machine.vcpuCount} vCPU(s))`);
+    else out.line(`wrote ${inv.args[0]} (${ram >> 20n} MiB RAM, ${t.threads().length} vCPU(s))`);
   },
 };
 

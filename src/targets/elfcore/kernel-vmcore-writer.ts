@@ -1,8 +1,8 @@
 /**
  * Writes x86-64 kernel dumps in the layouts KernelDumpTarget reads: QEMU dump-guest-memory
  * (NT_PRSTATUS per CPU, then a QEMUCPUState note per CPU) or kdump (NT_PRSTATUS per CPU and a
- * VMCOREINFO note). Used by tests (edge cases), the bench (a 4 GiB sparse dump), and open to the
- * emulator's `::dump`.
+ * VMCOREINFO note). Used by tests (edge cases), the bench (a 4 GiB sparse dump), and `::dump`
+ * (qemu-core-writer.ts).
  *
  * File layout:
  *
@@ -47,6 +47,11 @@ export interface VmcoreSegmentSpec {
   readonly memsz?: bigint;
   /** Bytes to write at offsets inside the segment; everything else reads as zero. */
   readonly chunks?: readonly { readonly offset: number; readonly bytes: Buffer }[];
+  /**
+   * The segment's bytes, asked for in slices of FILL_SLICE (a live guest's RAM, read as it is
+   * written rather than held whole); an all-zero slice is left a hole.
+   */
+  readonly fill?: (offset: number, length: number) => Buffer;
   /** Put the segment at this file offset instead of the next free one (to build overlaps and lies). */
   readonly fileOffset?: number;
 }
@@ -58,6 +63,8 @@ export interface VmcoreSpec {
   /** Cut the file to this many bytes after writing (a truncated dump). */
   readonly truncateTo?: number;
 }
+
+const FILL_SLICE = 1 << 20;
 
 const QEMU_GP = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'eflags'];
 const SEGS = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'ldt', 'tr', 'gdt', 'idt'] as const;
@@ -149,6 +156,10 @@ export function writeVmcore(path: string, spec: VmcoreSpec): void {
     writeSync(fd, noteData, 0, noteData.length, noteOff);
     spec.segments.forEach((s, i) => {
       for (const c of s.chunks ?? []) writeSync(fd, c.bytes, 0, c.bytes.length, offsets[i]! + c.offset);
+      for (let off = 0; s.fill && off < s.size; off += FILL_SLICE) {
+        const b = s.fill(off, Math.min(FILL_SLICE, s.size - off));
+        if (b.some((x) => x !== 0)) writeSync(fd, b, 0, b.length, offsets[i]! + off);
+      }
     });
     if (spec.truncateTo !== undefined) ftruncateSync(fd, spec.truncateTo);
   } finally {

@@ -40,8 +40,8 @@ import { elfModule } from '../unwind.js';
 import { WATCH_EXEC, WATCH_READ, WATCH_WRITE } from './emu-hooks.js';
 import { loadKernel, type LoadedKernel } from './loader.js';
 import { Machine, type MachineStop } from './machine.js';
-import { writeQemuCore } from './qemu-core-writer.js';
-import { cpuArch } from './x86-64-cpu.js';
+import { writeQemuCore } from '../elfcore/qemu-core-writer.js';
+import { cpuArch, readSegmentCaches } from './x86-64-cpu.js';
 
 export interface EmulatorOptions {
   /** Guest RAM in bytes (default 128 MiB). */
@@ -176,7 +176,7 @@ export class EmulatorTarget implements Target {
     const snapshot: Snapshot = {
       writeCore: (file) => {
         if (this.past) throw errors.state(`cannot write a core of the recorded past (seq ${this.history!.now}): ::dump writes the live guest; go back to the present first (::seek ${this.history!.liveSeq})`);
-        writeQemuCore(this, file);
+        writeQemuCore(this, file, (thread) => readSegmentCaches(this.machine.vcpu(this.vcpuOf(thread)).engine));
       },
     };
     const consoleLog: ConsoleLog = { consoleText: () => this.machine.console() };

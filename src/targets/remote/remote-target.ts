@@ -3,29 +3,42 @@
  * Cloud Hypervisor's gdbstub, dbg's own --gdb. What the stub offers becomes capabilities:
  *
  *   core        registers from its target description (g, then p for what g left out), memory
- *               (m, or x when it offers binary-upload), threads (qfThreadInfo/qsThreadInfo, Hg)
+ *               (m, or x when it offers binary-upload; pipelined, WINDOW requests per round trip,
+ *               for a stub in no-ack mode or QEMU's), threads (qfThreadInfo/qsThreadInfo, Hg)
  *   execution   vCont;c / vCont;s:TID (or Hc + c/s), the 0x03 byte, stop replies T/S/W/X
  *   breakpoints Z0 (Z1 when Z0 is refused), Z2-Z4 watchpoints; a refusal is one line
  *   reverse     bs / bc, when qSupported says ReverseStep+ / ReverseContinue+ (no positions:
  *               a stub's history has no seq dbg could name)
- *   writes      M and P
+ *   writes      M and P (G, the whole set read with g and changed, where P is not supported)
+ *   physical    QEMU's system stub only: physical memory through its physical-memory mode
+ *               (Qqemu.PhyMemMode:1), RAM's ranges from its monitor (qRcmd `info mtree -f`),
+ *               translation by walking the guest's page tables over those reads; and with it
+ *   snapshot    `::dump FILE`: a QEMU-layout ELF vmcore (elfcore/qemu-core-writer.ts), x86-64
+ *   process     gdbserver's auxiliary vector (qXfer:auxv:read): a PIE --symbols file relocated by
+ *               AT_ENTRY - e_entry, shared libraries from the dynamic linker's link map
  *
- * Threads are numbered 1.. in the order the stub lists them; `tid` is the stub's thread id.
+ * Threads are numbered 1.. in the order the stub first lists them, and keep their number (a thread
+ * that ends leaves a gap, as in gdb); `tid` is the stub's thread id.
  * Registers and memory are cached until the target next runs or is written. A breakpoint at the
  * pc a thread resumes from is lifted for one step first, as gdb does, so that no stub has to.
  */
 
+import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Arch, Registers } from '../../arch/arch.js';
-import { DbgError, errors } from '../../common/errors.js';
+import { DbgError, errors, isDbgError } from '../../common/errors.js';
 import { hexAddr } from '../../common/format.js';
 import { packetName, RspConnection } from '../../gdb-client/rsp-connection.js';
 import { decodeLittle, decodeRegisters, DescriptionError, defaultX86_64, encodeLittle, parseDescription, type RemoteDescription } from '../../gdb-client/target-xml.js';
+import { cr3Root, X86_64Paging } from '../../arch/x86-64-paging.js';
 import { ElfFile } from '../../symbols/elf-file.js';
+import { writeQemuCore } from '../elfcore/qemu-core-writer.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
-import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, RegisterWriter, ReverseExecution, StopReason, StopStatus, Target, ThreadInfo, WatchKind } from '../target.js';
+import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, PhysAddr, PhysicalMemory, RegisterWriter, ReverseExecution, Snapshot, StopReason, StopStatus, Target, ThreadInfo, Translation, VirtAddr, WatchKind } from '../target.js';
 import { elfModule } from '../unwind.js';
+import { AT_ENTRY } from '../elfcore/core-notes.js';
+import { readLinkMap } from '../elfcore/process-core-solibs.js';
 
 export interface RemoteOptions {
   /** Symbol files (the guest kernel, the program gdbserver runs). */
@@ -49,6 +62,9 @@ interface Point {
 const SIGNALS: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGEMT', 8: 'SIGFPE', 9: 'SIGKILL', 10: 'SIGBUS', 11: 'SIGSEGV', 12: 'SIGSYS', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM' };
 
 const PAGE = 4096n;
+const ET_DYN = 3;
+/** Reads sent at once when the stub can take them pipelined: 32 of QEMU's 2 KiB replies. */
+const WINDOW = 32;
 
 export class RemoteTarget implements Target {
   readonly kind = 'remote';
@@ -64,7 +80,10 @@ export class RemoteTarget implements Target {
   private readonly chunk: number;
   private binaryUpload: boolean;
   private readonly vCont: { c: boolean; s: boolean };
+  /** The stub's ids of the threads alive at the last listing, in its order. */
   private threadIds: string[] = [];
+  /** dbg's number of every thread id ever listed. */
+  private readonly numbers = new Map<string, number>();
   private extraInfo = new Map<string, string>();
   private gThread: string | undefined;
   private readonly regCache = new Map<string, Registers>();
@@ -84,6 +103,27 @@ export class RemoteTarget implements Target {
   private exited = false;
   private interrupted = false;
   private pUnsupported = false;
+  private auxvBytes?: Buffer;
+  /** l_names of the link map already looked at (refreshLibraries). */
+  private readonly libraries = new Set<string>();
+  /** The last qXfer packet sent (for a description found wrong after it was read). */
+  private lastXfer = '';
+  /** The position-independent program relocated by its load bias (addSymbolFile). */
+  private relocated?: { readonly file: string; readonly bias: bigint };
+  /** The stub answered P empty: registers are written with G (writeRegisterByG). */
+  private noP = false;
+  /** How many steps the last run() made (a repeated step stops early at anything but a plain trap). */
+  private repeated = 1;
+  /** RAM's physical ranges, as QEMU's monitor told them (asked once: RAM does not move). */
+  private ram?: readonly { start: PhysAddr; end: PhysAddr }[];
+  private readonly paging = new X86_64Paging((a) => this.readPhysical(a, 8).readBigUInt64LE(0));
+  /**
+   * The stub reads a packet while its last reply is unacknowledged, so reads can be pipelined
+   * (RspConnection.askMany): in no-ack mode, or QEMU's system-mode stub, which never waits for acks.
+   */
+  private readonly pipeline: boolean;
+  /** QEMU's system-mode stub: it answers qqemu.PhyMemMode (and reads physical memory in mode 1). */
+  readonly qemuSystem: boolean;
 
   static attach(host: string, port: number, opts: RemoteOptions = {}): RemoteTarget {
     const conn = RspConnection.open(host, port, opts.timeoutMs ?? 10_000);
@@ -107,7 +147,17 @@ export class RemoteTarget implements Target {
       if (eq > 0) this.features.set(f.slice(0, eq), f.slice(eq + 1));
       else if (f.endsWith('+')) this.features.set(f.slice(0, -1), '+');
     }
-    if (this.features.get('QStartNoAckMode') === '+' && this.ask('QStartNoAckMode') === 'OK') conn.noAck();
+    let noAck = false;
+    if (this.features.get('QStartNoAckMode') === '+' && this.ask('QStartNoAckMode') === 'OK') {
+      conn.noAck();
+      noAck = true;
+    }
+    // Only QEMU's softmmu stub knows this query (an unknown q packet is answered empty).
+    const phyMode = this.ask('qqemu.PhyMemMode');
+    this.qemuSystem = phyMode === '0' || phyMode === '1';
+    // Left in physical mode by an earlier client that went away: virtual addresses again.
+    if (phyMode === '1') this.okOrThrow('Qqemu.PhyMemMode:0', "leaving QEMU's physical memory mode");
+    this.pipeline = noAck || this.qemuSystem;
     const size = parseInt(this.features.get('PacketSize') ?? '', 16);
     // A reply is `size` bytes of hex at most; gdb's default when the stub does not say is 400 bytes.
     this.chunk = Number.isFinite(size) && size >= 64 ? Math.min(1 << 20, Math.floor((size - 8) / 2)) : 200;
@@ -123,6 +173,7 @@ export class RemoteTarget implements Target {
     for (const s of opts.symbols ?? []) this.addSymbolFile(s);
     this.refreshThreads();
     this.last = this.stopOf(stop, 'none');
+    this.refreshLibraries();
     this.caps = this.capabilities();
   }
 
@@ -140,23 +191,91 @@ export class RemoteTarget implements Target {
     throw this.conn.fail(`the stub refused ${what}: ${r.slice(0, 40)}`, packet, 'bad-input');
   }
 
+  /**
+   * A qXfer object read to its end (binary: one latin1 character per byte), in pieces of the
+   * packet size: `m` + data means more follows, `l` + data is the last piece. `fail` makes the
+   * error for a reply that is neither, or an object that does not end (1 MiB at most).
+   */
+  private readXfer(object: string, annex: string, fail: (why: string, packet: string) => Error): string {
+    let text = '';
+    for (;;) {
+      const packet = `qXfer:${object}:read:${annex}:${text.length.toString(16)},${Math.max(256, this.chunk).toString(16)}`;
+      this.lastXfer = packet;
+      const r = this.ask(packet);
+      if (r[0] !== 'm' && r[0] !== 'l') throw fail(`the stub answered "${r.slice(0, 20)}"${annex ? ` for annex ${annex}` : ''}`, packet);
+      text += r.slice(1);
+      if (r[0] === 'l') return text;
+      if (r.length === 1 || text.length > 1 << 20) throw fail(`${annex ? `annex ${annex}` : object} does not end`, packet);
+    }
+  }
+
   private readDescription(): RemoteDescription {
-    let packet = '';
     try {
-      return parseDescription((annex) => {
-        let text = '';
-        for (;;) {
-          packet = `qXfer:features:read:${annex}:${text.length.toString(16)},${Math.max(256, this.chunk).toString(16)}`;
-          const r = this.ask(packet);
-          if (r[0] !== 'm' && r[0] !== 'l') throw new DescriptionError(`the stub answered "${r.slice(0, 20)}" for annex ${annex}`);
-          text += r.slice(1);
-          if (r[0] === 'l') return text;
-          if (r.length === 1 || text.length > 1 << 20) throw new DescriptionError(`annex ${annex} does not end`);
-        }
-      });
+      return parseDescription((annex) => this.readXfer('features', annex, (why) => new DescriptionError(why)));
     } catch (e) {
-      if (e instanceof DescriptionError) throw this.conn.fail(`a target description dbg cannot use: ${e.message}`, packet, 'corrupt');
+      if (e instanceof DescriptionError) throw this.conn.fail(`a target description dbg cannot use: ${e.message}`, this.lastXfer, 'corrupt');
       throw e;
+    }
+  }
+
+  /** The process's auxiliary vector (qXfer:auxv:read, gdbserver's), read once. */
+  private auxv(): Buffer {
+    if (this.features.get('qXfer:auxv:read') !== '+') throw errors.unsupported(this.name, 'the auxiliary vector (qXfer:auxv:read)');
+    this.auxvBytes ??= Buffer.from(this.readXfer('auxv', '', (why, p) => this.conn.fail(`an auxiliary vector dbg cannot use: ${why}`, p, 'corrupt')), 'latin1');
+    return this.auxvBytes;
+  }
+
+  /**
+   * Where a position-independent program was loaded, as gdb finds it: AT_ENTRY of the process's
+   * auxiliary vector against the ELF's e_entry (their difference is the load bias), or why not:
+   * the stub has no auxv, the vector has no AT_ENTRY, or the difference is not page-aligned (the
+   * file is not the program the stub runs).
+   */
+  private loadBias(elf: ElfFile): { bias: bigint } | { why: string } {
+    if (this.features.get('qXfer:auxv:read') !== '+') return { why: 'the stub offers no auxiliary vector (qXfer:auxv:read) to find its load address in' };
+    const w = this.arch.pointerBytes;
+    const value = this.auxvMap().get(AT_ENTRY);
+    if (value === undefined) return { why: `the process's auxiliary vector (${this.auxv().length} bytes) has no AT_ENTRY` };
+    const bias = BigInt.asUintN(w * 8, value - elf.header.entry);
+    if (bias % PAGE === 0n) return { bias };
+    return { why: `the process's entry point (AT_ENTRY ${hexAddr(value, w * 2)}) is not the file's (e_entry ${hexAddr(elf.header.entry, w * 2)}) moved by whole pages: is it the program the stub runs?` };
+  }
+
+  /** The auxiliary vector's (type, value) pairs up to AT_NULL. */
+  private auxvMap(): Map<bigint, bigint> {
+    const v = this.auxv();
+    const w = this.arch.pointerBytes;
+    const out = new Map<bigint, bigint>();
+    for (let o = 0; o + 2 * w <= v.length; o += 2 * w) {
+      const type = w === 8 ? v.readBigUInt64LE(o) : BigInt(v.readUInt32LE(o));
+      if (type === 0n) break;
+      out.set(type, w === 8 ? v.readBigUInt64LE(o + w) : BigInt(v.readUInt32LE(o + w)));
+    }
+    return out;
+  }
+
+  /**
+   * The shared libraries the program has loaded, as gdb's solib-svr4 finds them: the dynamic
+   * linker's link map in the process's memory (from AT_PHDR, as for a process core), each object
+   * added with its l_addr as bias when its l_name is a regular file on this machine. Read at attach
+   * and after each continue (a library loads while the program runs, never during a step). A
+   * library that is not here (a stub on another machine) or not an ELF file is left out: its
+   * frames show as addresses.
+   */
+  private refreshLibraries(): void {
+    if (this.features.get('qXfer:auxv:read') !== '+' || this.exited || this.arch.pointerBytes !== 8) return;
+    const map = readLinkMap((a, n) => this.readVirtual(a, n), this.auxvMap());
+    for (const e of map.entries) {
+      if (e.name === '' || this.libraries.has(e.name)) continue;
+      this.libraries.add(e.name);
+      try {
+        if (!statSync(e.name).isFile()) continue;
+        const elf = ElfFile.open(e.name);
+        this.elves.push(elf);
+        this.symbols.add(elfModule(basename(e.name), e.name, elf, new SymbolTable(basename(e.name), elf.symbols(), e.bias), e.bias));
+      } catch (err) {
+        if (!isDbgError(err) && (err as NodeJS.ErrnoException).code === undefined) throw err;
+      }
     }
   }
 
@@ -186,6 +305,25 @@ export class RemoteTarget implements Target {
     const writeMemory: MemoryWriter = { writeVirtual: (a, d) => this.writeMemory(a, d) };
     const writeRegisters: RegisterWriter = { writeRegister: (t, n, v) => this.writeRegister(t, n, v) };
     const caps: { -readonly [K in keyof Capabilities]: Capabilities[K] } = { execution, breakpoints, writeMemory, writeRegisters };
+    if (this.features.get('qXfer:auxv:read') === '+') caps.process = { auxv: () => this.auxv() };
+    if (this.qemuSystem) {
+      const physical: PhysicalMemory = {
+        readPhysical: (a, n) => this.readPhysical(a, n),
+        translate: (a, t) => this.translate(a, t ?? this.last.thread),
+        physicalRanges: () => this.physicalRanges(),
+      };
+      caps.physical = physical;
+      // The vmcore layout is x86-64's (EM_X86_64, user_regs_struct); an i386 guest has no snapshot.
+      if (this.arch.gdbArch === 'i386:x86-64') {
+        const snapshot: Snapshot = {
+          writeCore: (file) => {
+            this.notRunning('write a core');
+            writeQemuCore(this, file);
+          },
+        };
+        caps.snapshot = snapshot;
+      }
+    }
     const rs = this.features.get('ReverseStep') === '+';
     const rc = this.features.get('ReverseContinue') === '+';
     if (rs || rc) {
@@ -228,30 +366,28 @@ export class RemoteTarget implements Target {
         if (/^(?:[0-9a-fA-F]{2})+$/.test(x)) this.extraInfo.set(id, Buffer.from(x, 'hex').toString('utf8').replace(/[^\x20-\x7e]/g, '?'));
       }
     }
+    for (const id of ids) if (!this.numbers.has(id)) this.numbers.set(id, this.numbers.size + 1);
     this.threadIds = ids;
   }
 
   private tidOf(thread: number): string {
-    const id = this.threadIds[thread - 1];
+    const id = this.threadIds.find((x) => this.numbers.get(x) === thread);
     if (!Number.isInteger(thread) || id === undefined) {
-      throw errors.badInput(`thread ${thread} does not exist: ${this.name} has thread${this.threadIds.length > 1 ? `s 1-${this.threadIds.length}` : ' 1'}`);
+      const have = this.threadIds.map((x) => this.numbers.get(x)!);
+      throw errors.badInput(`thread ${thread} does not exist: ${this.name} has thread${have.length > 1 ? `s ${have.join(', ')}` : ` ${have[0] ?? 1}`}`);
     }
     return id;
   }
 
   private indexOf(id: string | undefined): number {
     if (id === undefined) return this.last?.thread ?? 1;
-    let i = this.threadIds.indexOf(id);
-    if (i < 0) {
-      this.refreshThreads();
-      i = this.threadIds.indexOf(id);
-    }
-    return i < 0 ? 1 : i + 1;
+    if (!this.threadIds.includes(id)) this.refreshThreads();
+    return this.threadIds.includes(id) ? this.numbers.get(id)! : 1;
   }
 
   threads(): readonly ThreadInfo[] {
-    return this.threadIds.map((id, i) => ({
-      index: i + 1,
+    return this.threadIds.map((id) => ({
+      index: this.numbers.get(id)!,
       tid: parseInt(id.replace(/^p[0-9a-f]+\./i, ''), 16) || 0,
       name: this.extraInfo.get(id) ?? `thread ${id}`,
       state: this.exited ? 'exited' : this.isRunning ? 'running' : 'stopped',
@@ -273,7 +409,11 @@ export class RemoteTarget implements Target {
     const have = this.regCache.get(id);
     if (have) return new Map(have);
     this.selectG(id);
-    const g = this.ask('g');
+    return this.registersFromG(id, this.ask('g'));
+  }
+
+  /** The registers of thread `id` from its g reply (and p for those it leaves out), cached. */
+  private registersFromG(id: string, g: string): Registers {
     if (g.startsWith('E') || !/^[0-9a-fA-Fx]*$/.test(g)) throw this.conn.fail(`the stub cannot read the registers of thread ${id}: ${g.slice(0, 40) || 'empty reply'}`, 'g', 'corrupt');
     const regs = decodeRegisters(this.desc, g);
     // Registers a g reply leaves out (it may stop at the core set): one p each.
@@ -320,39 +460,135 @@ export class RemoteTarget implements Target {
     return out;
   }
 
-  /** `length` bytes at `addr` in requests the stub's packet size allows. `first`: the address asked for (messages). */
+  /**
+   * `length` bytes at `addr` in requests the stub's packet size allows, WINDOW of them per round
+   * trip when the stub takes them pipelined. A short reply ends the window: the read goes on from
+   * the first byte missing. `first`: the address asked for (messages).
+   */
   private readDirect(id: string, addr: bigint, length: number, first = addr): Buffer {
     this.selectG(id);
-    const parts: Buffer[] = [];
+    const out = Buffer.alloc(length);
     let done = 0;
     while (done < length) {
-      const at = addr + BigInt(done);
-      const n = Math.min(this.chunk, length - done);
-      const got = this.readPiece(at, n);
-      if (got.length === 0) {
-        throw new DbgError('unmapped', `read of ${length} bytes at ${hexAddr(first > at ? first : at, this.arch.pointerBytes * 2)} failed: ${this.name} cannot read ${hexAddr(at, this.arch.pointerBytes * 2)}`);
+      const pieces: { at: bigint; n: number }[] = [];
+      for (let off = done; off < length && pieces.length < (this.pipeline ? WINDOW : 1); off += this.chunk) {
+        pieces.push({ at: addr + BigInt(off), n: Math.min(this.chunk, length - off) });
       }
-      parts.push(got);
-      done += got.length;
+      const got = this.readPieces(pieces);
+      for (let i = 0; i < pieces.length; i++) {
+        const g = got[i]!;
+        if (g.length === 0) {
+          const at = pieces[i]!.at;
+          throw new DbgError('unmapped', `read of ${length} bytes at ${hexAddr(first > at ? first : at, this.arch.pointerBytes * 2)} failed: ${this.name} cannot read ${hexAddr(at, this.arch.pointerBytes * 2)}`);
+        }
+        g.copy(out, done);
+        done += g.length;
+        if (g.length < pieces[i]!.n) break;
+      }
     }
-    return Buffer.concat(parts, length);
+    return out;
   }
 
-  /** One m (or x) request: the bytes the stub gave, maybe fewer than asked; none when it refused. */
-  private readPiece(at: bigint, n: number): Buffer {
-    const where = `${at.toString(16)},${n.toString(16)}`;
-    if (this.binaryUpload) {
-      const r = this.ask(`x${where}`);
-      if (r.startsWith('b')) return Buffer.from(r.slice(1, 1 + n), 'latin1');
-      if (r !== '') return Buffer.alloc(0);
+  /** One m (or x) request per piece, pipelined when there are several: the bytes of each, maybe fewer than asked; none where refused. */
+  private readPieces(pieces: readonly { at: bigint; n: number }[]): Buffer[] {
+    const op = this.binaryUpload ? 'x' : 'm';
+    const packets = pieces.map((p) => `${op}${p.at.toString(16)},${p.n.toString(16)}`);
+    const replies = packets.length === 1 ? [this.ask(packets[0]!)] : this.conn.askMany(packets);
+    if (op === 'x' && replies[0] === '') {
       this.binaryUpload = false; // offered but not answered: m from now on
+      return this.readPieces(pieces);
     }
-    const packet = `m${where}`;
-    const r = this.ask(packet);
+    return replies.map((r, i) => this.pieceOf(op, r, packets[i]!, pieces[i]!.n));
+  }
+
+  /** The bytes of one m or x reply to a read of `n`. */
+  private pieceOf(op: 'm' | 'x', r: string, packet: string, n: number): Buffer {
+    if (op === 'x') return r.startsWith('b') ? Buffer.from(r.slice(1, 1 + n), 'latin1') : Buffer.alloc(0);
     if (/^E[0-9a-fA-F]{2}/.test(r) || r === '' || r.startsWith('E.')) return Buffer.alloc(0);
     if (r.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(r)) throw this.conn.fail(`a reply that is not hex bytes: "${packetName(r)}"`, packet, 'corrupt');
     if (r.length / 2 > n) throw this.conn.fail(`${r.length / 2} bytes for a read of ${n}`, packet, 'corrupt');
     return Buffer.from(r, 'hex');
+  }
+
+  // --- physical memory (QEMU's system stub) ----------------------------------------------------
+
+  /**
+   * `length` bytes at guest-physical `addr`: QEMU's stub reads physical addresses with m while in
+   * its physical-memory mode, which is switched on for this read only (everything else dbg asks
+   * is virtual). Not cached: a vmcore is read once.
+   */
+  private readPhysical(addr: PhysAddr, length: number): Buffer {
+    this.notRunning('read physical memory');
+    if (length === 0) return Buffer.alloc(0);
+    const id = this.tidOf(this.last.thread);
+    this.okOrThrow('Qqemu.PhyMemMode:1', "QEMU's physical memory mode");
+    try {
+      return this.readDirect(id, addr, length);
+    } finally {
+      this.okOrThrow('Qqemu.PhyMemMode:0', "leaving QEMU's physical memory mode");
+    }
+  }
+
+  /**
+   * The guest's RAM (and ROM) in physical addresses, from the flat view of QEMU's system address
+   * space (`info mtree -f` through qRcmd), the ranges dump-guest-memory writes too:
+   *
+   *   FlatView #2
+   *    AS "memory", root: system
+   *    ...
+   *     0000000000000000-00000000000bffff (prio 0, ram): pc.ram
+   *     00000000000c0000-00000000000dffff (prio 1, rom): pc.rom
+   *     00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic          <- devices are left out
+   *
+   * Adjacent ranges are merged. The gdb protocol itself has no way to list physical memory:
+   * without QEMU's monitor there is no snapshot (a stub's virtual reads alone cannot make a
+   * vmcore whose page tables resolve).
+   */
+  private physicalRanges(): readonly { start: PhysAddr; end: PhysAddr }[] {
+    if (this.ram) return this.ram;
+    const text = this.monitor('info mtree -f');
+    const views = text.split(/^FlatView #\d+$/m);
+    const view = views.find((v) => /^ AS "memory"/m.test(v));
+    const out: { start: PhysAddr; end: PhysAddr }[] = [];
+    for (const m of (view ?? '').matchAll(/^\s+([0-9a-f]+)-([0-9a-f]+) \(prio -?\d+, (?:ram|rom)\)/gm)) {
+      const start = BigInt(`0x${m[1]}`);
+      const end = BigInt(`0x${m[2]}`) + 1n;
+      const last = out[out.length - 1];
+      if (last && last.end === start) last.end = end;
+      else out.push({ start, end });
+    }
+    if (out.length === 0) throw this.conn.fail(`QEMU's monitor listed no RAM in "info mtree -f" (${text.length} characters of output)`, 'qRcmd,info mtree -f', 'unsupported');
+    this.ram = out;
+    return out;
+  }
+
+  /** A monitor command through qRcmd: its output (O packets, or a hex reply). */
+  private monitor(command: string): string {
+    const packet = `qRcmd,${Buffer.from(command, 'utf8').toString('hex')}`;
+    let text = '';
+    const passOn = this.conn.onConsole;
+    this.conn.onConsole = (t) => (text += t);
+    let r: string;
+    try {
+      r = this.ask(packet);
+    } finally {
+      this.conn.onConsole = passOn;
+    }
+    if (r === '') throw this.conn.fail(`the stub has no monitor commands (qRcmd)`, packet, 'unsupported');
+    if (/^E[0-9a-fA-F]{2}$/.test(r)) throw this.conn.fail(`the stub refused the monitor command "${command}": ${r}`, packet, 'bad-input');
+    if (r !== 'OK' && /^(?:[0-9a-fA-F]{2})+$/.test(r)) text += Buffer.from(r, 'hex').toString('utf8');
+    return text;
+  }
+
+  /** Virtual -> physical through the page tables of `thread`'s CPU (4- or 5-level; none with paging off). */
+  private translate(virt: VirtAddr, thread: number): Translation {
+    const r = this.registers(thread);
+    const cr0 = r.get('cr0') ?? 0n;
+    if ((cr0 & 0x8000_0000n) === 0n) return { virt, phys: virt, pageSize: 4096, steps: [] };
+    if (((r.get('efer') ?? 0n) & 0x400n) === 0n) return { virt, steps: [], fault: 'the CPU uses 32-bit paging, which dbg walks only in dumps and the emulator' };
+    const w = this.paging.translate(cr3Root(r.get('cr3') ?? 0n), virt, ((r.get('cr4') ?? 0n) & 0x1000n) !== 0n ? 5 : 4);
+    if (w.fault !== undefined) return { virt, steps: w.steps, fault: w.fault };
+    return { virt, phys: w.phys, pageSize: w.pageSize, steps: w.steps, writable: w.writable, user: w.user, executable: w.executable };
   }
 
   private writeMemory(addr: bigint, data: Buffer): void {
@@ -372,8 +608,37 @@ export class RemoteTarget implements Target {
     if (!r) throw errors.badInput(`register ${name}: ${this.name} describes no such register`);
     this.selectG(id);
     this.forget();
-    this.okOrThrow(`P${r.regnum.toString(16)}=${encodeLittle(value, r.bits)}`, `writing register ${name}`);
+    if (!this.noP) {
+      const packet = `P${r.regnum.toString(16)}=${encodeLittle(value, r.bits)}`;
+      const reply = this.ask(packet);
+      if (reply !== '' && reply !== 'OK') throw this.conn.fail(`the stub refused writing register ${name}: ${reply.slice(0, 40)}`, packet, 'bad-input');
+      if (reply === '') this.noP = true;
+    }
+    if (this.noP) this.writeRegisterByG(r, value);
     if (thread === this.last.thread && name === this.arch.pc) this.last = { ...this.last, pc: BigInt.asUintN(r.bits, value) };
+  }
+
+  /**
+   * A stub without P (answered empty: QEMU's older stubs, small embedded ones) writes registers
+   * only all at once: read g, put the value at the register's place in it, write it back with G.
+   *
+   *   g/G payload: each described register in order, bitsize/4 hex digits, little-endian
+   *   ("xx" marks a byte the stub could not read; G writes it back as 00)
+   */
+  private writeRegisterByG(r: RemoteDescription['registers'][number], value: bigint): void {
+    const g = this.ask('g');
+    if (g.startsWith('E') || !/^[0-9a-fA-Fx]*$/.test(g)) throw this.conn.fail(`the stub cannot read the registers to change ${r.name}: ${g.slice(0, 40) || 'empty reply'}`, 'g', 'corrupt');
+    let at = 0;
+    for (const x of this.desc.registers) {
+      if (x === r) break;
+      at += x.bits / 4;
+    }
+    if (at + r.bits / 4 > g.length) throw this.conn.fail(`register ${r.name} is not in the stub's g reply (${g.length / 2} bytes) and the stub does not support P: it cannot be written`, 'g', 'unsupported');
+    const next = (g.slice(0, at) + encodeLittle(value, r.bits) + g.slice(at + r.bits / 4)).replace(/x/g, '0');
+    const packet = `G${next}`;
+    const reply = this.ask(packet);
+    if (reply === '') throw this.conn.fail(`the stub supports neither P nor G: registers cannot be written`, packet, 'unsupported');
+    if (reply !== 'OK') throw this.conn.fail(`the stub refused writing the registers (G, for ${r.name}): ${reply.slice(0, 40)}`, packet, 'bad-input');
   }
 
   mappings(): readonly Mapping[] {
@@ -395,13 +660,38 @@ export class RemoteTarget implements Target {
     return [
       `attached to the gdb stub at ${this.conn.where}: ${this.arch.gdbArch}, ${this.desc.registers.length} registers, ${this.threadIds.length} thread(s)${this.exited ? ' (exited)' : ''}`,
       `stub offers: PacketSize=${this.features.get('PacketSize') ?? '?'}${offered.length ? `, ${offered.join(', ')}` : ''}; vCont: ${this.vCont.c ? 'c' : ''}${this.vCont.s ? 's' : ''}${this.vCont.c || this.vCont.s ? '' : 'no'}`,
+      ...(this.relocated ? [`${this.relocated.file} relocated by ${hexAddr(this.relocated.bias, this.arch.pointerBytes * 2)} (AT_ENTRY of the process's auxiliary vector against e_entry)`] : []),
     ];
   }
 
+  /**
+   * Symbols of `file`. The first position-independent executable (ET_DYN with an entry point) is
+   * taken for the program the stub runs and relocated by its load bias (loadBias), as gdb
+   * relocates its exec file; other files are used at their link addresses.
+   */
   addSymbolFile(file: string): void {
     const elf = ElfFile.open(file);
     this.elves.push(elf);
-    this.symbols.add(elfModule(basename(file), file, elf, new SymbolTable(basename(file), elf.symbols())));
+    let bias = 0n;
+    if (elf.header.type === ET_DYN && elf.header.entry !== 0n && this.relocated === undefined && !this.exited) {
+      const b = this.loadBias(elf);
+      if ('why' in b) {
+        this.warnings.push(`${basename(file)} is position-independent and stays at its link addresses: ${b.why}`);
+      } else {
+        bias = b.bias;
+        this.relocated = { file: basename(file), bias };
+      }
+    }
+    this.symbols.add(elfModule(basename(file), file, elf, new SymbolTable(basename(file), elf.symbols(), bias), bias));
+  }
+
+  /**
+   * Forget every register and memory byte read so far (gdb's `maint flush register-cache` and
+   * `maint flush dcache`): the next read asks the stub again. For a guest changed behind dbg's back,
+   * and for benches that time reads rather than the cache.
+   */
+  flush(): void {
+    this.forget();
   }
 
   close(): void {
@@ -491,13 +781,19 @@ export class RemoteTarget implements Target {
   private forget(): void {
     this.regCache.clear();
     this.pageCache.clear();
+    this.paging.flush();
   }
 
   private async step(thread: number, count: number): Promise<StopStatus> {
     if (!Number.isSafeInteger(count) || count < 1) throw errors.badInput(`step count ${count}: expected a whole number of at least 1`);
     let st = this.last;
-    for (let i = 0; i < count; i++) {
-      st = await this.run('s', 'step', thread);
+    // With no breakpoint to lift on the way, the stub repeats the step itself (one hand-over for
+    // all of them); a breakpoint makes each step lift the one at its pc.
+    const batch = ![...this.points.values()].some((p) => p.kind === 'breakpoint');
+    for (let left = count; left > 0; ) {
+      const n = batch ? left : 1;
+      st = await this.run('s', 'step', thread, n);
+      left -= this.repeated;
       if (st.reason.kind !== 'step' || this.interrupted) break;
     }
     return st;
@@ -524,7 +820,7 @@ export class RemoteTarget implements Target {
    * One resume packet: `s` or `c` forward (vCont when the stub has it), `bs` or `bc` backwards;
    * `thread`: that thread alone. A forward or backward step lifts a breakpoint at the pc for it.
    */
-  private async run(action: 's' | 'c' | 'bs' | 'bc', mode: 'step' | 'continue', thread?: number): Promise<StopStatus> {
+  private async run(action: 's' | 'c' | 'bs' | 'bc', mode: 'step' | 'continue', thread?: number, repeat = 1): Promise<StopStatus> {
     this.notRunning(mode === 'step' ? 'step' : 'continue');
     const id = thread === undefined ? undefined : this.tidOf(thread);
     let packet: string;
@@ -542,13 +838,19 @@ export class RemoteTarget implements Target {
     this.interrupted = false;
     let reply: string;
     for (;;) {
+      let after: string | undefined;
       try {
-        reply = await this.conn.run(packet);
+        // g goes out with the resume: the registers of the thread that stopped come in the same hand-over.
+        ({ reply, then: after, repeated: this.repeated } = await this.conn.run(packet, 'g', repeat));
       } finally {
         this.isRunning = false;
       }
-      this.gThread = undefined; // stubs select the stopped thread themselves
-      this.refreshThreadsIfAlive(reply);
+      // Stubs make the thread that stopped the one g reads (QEMU, gdbserver and dbg do; gdb counts on it).
+      const stopped = /thread:([^;]+);/.exec(reply)?.[1];
+      this.gThread = stopped !== undefined && this.threadIds.includes(stopped) ? stopped : undefined;
+      // A step makes no threads; a continue may (or end some).
+      if (mode !== 'step' || this.gThread === undefined) this.refreshThreadsIfAlive(reply);
+      if (after !== undefined && this.gThread !== undefined) this.registersFromG(this.gThread, after);
       if (action !== 'c' || this.interrupted || !this.isDelayedTrap(reply)) break;
       this.forget();
       this.isRunning = true;
@@ -556,6 +858,7 @@ export class RemoteTarget implements Target {
     this.ageRemoved();
     if (lifted && this.points.has(liftedId!)) this.okOrThrow(`Z${lifted.z},${lifted.addr.toString(16)},1`, `re-inserting the breakpoint at ${hexAddr(lifted.addr)}`);
     this.last = this.stopOf(reply, mode, packet);
+    if (mode === 'continue') this.refreshLibraries();
     return this.last;
   }
 
