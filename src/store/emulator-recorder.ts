@@ -34,6 +34,7 @@ export interface RecorderOptions {
 }
 
 export class EmulatorRecorder implements ExecutionObserver {
+  private inputCount = 0;
   readonly writer: TraceWriter;
   private readonly n: NativeRecorder;
   private readonly h: RecorderHandle;
@@ -114,6 +115,7 @@ export class EmulatorRecorder implements ExecutionObserver {
 
   onInput(event: InputEvent): void {
     if (this.full) return;
+    this.inputCount++;
     switch (event.kind) {
       case 'interrupt':
         for (const w of event.writes) this.n.hostWrite(this.h, w.phys, w.data, w.old);
@@ -191,6 +193,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     // starts the next chunk with its own.
     this.n.setSeq(this.h, seq);
     this.chunkFirst = seq;
+    this.inputCount++;
   }
 
   /** Say in the trace how its run ended (meta.outcome: "ok", "failed (...)"); `dbg traces` shows it. */
@@ -200,6 +203,14 @@ export class EmulatorRecorder implements ExecutionObserver {
     } catch {
       // A trace that cannot be written any more (a full disk) keeps what it has.
     }
+  }
+
+  /**
+   * Inputs recorded so far (a register or memory write by the debugger, an interrupt...): with
+   * `seq`, what tells whether the history changed, since an input can come at the same seq.
+   */
+  get inputs(): number {
+    return this.inputCount;
   }
 
   /** Seq of the next instruction (once recording stopped: the end of the stored history). */

@@ -30,3 +30,31 @@ describe('dbg live: commands before the first :c', () => {
     expect(p.stdout).toContain(`seq 0 of [0, ${live![1]}]`);
   });
 });
+
+describe('dbg live: a register write at seq 0, then back to it', () => {
+  it('the history opened before the write is not reused after it; a step from the live position runs live', () => {
+    // ::seek to the present opened the trace at seq 0; the write records an input at the same seq,
+    // and ::rcont showed the state from before it (r15 = 0), then :s stopped at "the end of history".
+    const trace = join(dir, 'setreg.trace');
+    const r = spawnSync(dbg, ['live', '--emulate', kernel, '-m', '32M', '--wait', '-q', '--record', trace, '-e', '::seek 0t0; 0x1::setreg r15; ::rcont; <r15=K; :s; ::now; <r15=K'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.stderr).toMatch(/^dbg: recording to [^\n]*\n$/);
+    expect(r.status).toBe(0);
+    const out = r.stdout.split('\n').map((l) => l.trim());
+    expect(out).toEqual([
+      'seq 0: mb_entry (0x100020) on vCPU 0: none',
+      'r15 = 0x0000000000000001',
+      'seq 0: mb_entry (0x100020) on vCPU 0: start of the recorded history',
+      '1',
+      'stopped: step at 0x0000000000100021 mb_entry+0x1 on vCPU 0',
+      'seq 1 of [0, 1] (1 instructions recorded; 0 after now)',
+      '1',
+      '',
+    ]);
+    const p = spawnSync(dbg, ['replay', trace, '-e', '::seek 0; <r15=K'], { encoding: 'utf8', timeout: 60_000 });
+    expect(p.stderr).toBe('');
+    expect(p.stdout.trim().split('\n').at(-1)!.trim()).toBe('1');
+  });
+});

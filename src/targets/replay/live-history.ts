@@ -40,7 +40,9 @@ export interface LiveEvent {
 
 export class LiveHistory {
   private replay: ReplayTarget | undefined;
+  /** The recorder's seq and input count when `replay` was opened: it is stale when either moved. */
   private openedAt = -1n;
+  private openedInputs = -1;
   private first: Seq | undefined;
   /** Set while the view is in the past. */
   past: ReplayTarget | undefined;
@@ -116,11 +118,13 @@ export class LiveHistory {
   /** The trace as recorded up to the live position (reopened when the machine ran on). */
   private trace(): ReplayTarget {
     const live = this.recorder.seq;
-    if (!this.replay || this.openedAt !== live) {
+    // A register or memory write at the live position records an input without moving seq.
+    if (!this.replay || this.openedAt !== live || this.openedInputs !== this.recorder.inputs) {
       this.recorder.flush();
       this.replay?.close();
       this.replay = ReplayTarget.open(this.recorder.path, { ownRecording: true });
       this.openedAt = live;
+      this.openedInputs = this.recorder.inputs;
       this.ids.clear();
       this.arm(this.replay);
     }
@@ -140,6 +144,11 @@ export class LiveHistory {
    */
   async stepForward(thread: number): Promise<StopStatus | 'live'> {
     if (!this.past) return 'live';
+    if (this.past.caps.reverse!.bounds().now === this.recorder.seq) {
+      // In the past at the live position itself (after a reverse run that found nothing to undo): the step is live.
+      this.past = undefined;
+      return 'live';
+    }
     const st = await this.past.caps.execution!.step(thread);
     if (st.seq === this.recorder.seq || st.reason.kind === 'history-end') this.past = undefined;
     return this.mapped(st);
