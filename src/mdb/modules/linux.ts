@@ -50,8 +50,8 @@ function kernelDump(s: SessionView, what: string): LinuxTarget {
   if (t instanceof RemoteTarget) {
     const linux = t.linux;
     if (linux) return t as RemoteTarget & LinuxTarget; // its linux is defined: a kernel was found
-    const why = t.qemuSystem ? 'attach with --symbols vmlinux (the running kernel\'s, with DWARF)' : "the stub has no physical memory: it is no system emulator's (QEMU's -s or -gdb is)";
-    throw errors.unsupported(t.name, `${what}: no Linux kernel: ${why}`);
+    const why = t.qemuSystem ? `attach with --symbols vmlinux (the running kernel's, with DWARF)` : `${t.name} has no physical memory: it is no system emulator's stub (QEMU's -s or -gdb is)`;
+    throw new DbgError('unsupported', `${what} needs a Linux kernel: ${why}`);
   }
   throw errors.unsupported(t.name, `${what} (it is for Linux kernel dumps and QEMU guests)`);
 }

@@ -40,7 +40,7 @@ import { elfModule } from '../unwind.js';
 import { AT_ENTRY } from '../elfcore/core-notes.js';
 import { readLinkMap } from '../elfcore/process-core-solibs.js';
 import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
-import { findKaslrSlide, START_KERNEL_MAP } from '../../os/linux/kaslr.js';
+import { bannerRelease, findKaslrSlide, START_KERNEL_MAP } from '../../os/linux/kaslr.js';
 import { linuxTasks } from '../../os/linux/tasks.js';
 import type { LinuxPort } from '../../os/linux/port.js';
 import { TypeSpace } from '../../types/type-space.js';
@@ -719,7 +719,7 @@ export class RemoteTarget implements Target {
    */
   private addKernel(file: string, elf: ElfFile, linkAddr: bigint, size: bigint): void {
     if (!this.qemuSystem) {
-      throw errors.unsupported(this.name, `the Linux kernel of --symbols ${basename(file)}: the stub has no physical memory (QEMU's system stub, -s or -gdb, has; gdbserver debugs a process)`);
+      throw new DbgError('unsupported', `--symbols ${basename(file)} is a Linux kernel, but ${this.name} has no physical memory to find one in (QEMU's system stub, -s or -gdb, has; gdbserver debugs a process)`);
     }
     const text = (elf.readLoaded(linkAddr, Math.min(Number(size) || 256, 512)) ?? Buffer.alloc(0)).toString('latin1').split('\0')[0]!;
     let bias = 0n;
@@ -737,7 +737,8 @@ export class RemoteTarget implements Target {
       if (r.kind === 'found') bias = r.offset;
       else if (r.kind === 'other-banner') {
         const at = r.offset === 0n ? '' : ` (at KASLR offset 0x${r.offset.toString(16)})`;
-        throw errors.badInput(`--symbols ${basename(file)} is not the kernel running under ${this.name}: its linux_banner${at} reads "${r.text}", the file's is "${text.split('\n')[0]}"`);
+        const says = (t: string) => bannerRelease(t) ?? `"${t.split('\n')[0]}"`;
+        throw errors.badInput(`--symbols ${basename(file)} is not the kernel running under ${this.name}: the guest's linux_banner${at} says ${says(r.text)}, the file's says ${says(text)}`);
       } else this.warnings.push(`linux_banner of ${basename(file)} is nowhere in the guest's kernel memory (tried every KASLR offset): its symbols stay at their link addresses and may not match`);
     }
     const table = symbolTableFor(basename(file), elf, bias);
