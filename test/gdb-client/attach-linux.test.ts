@@ -142,7 +142,6 @@ describe.skipIf(skip)('dbg attach to a live Linux guest (QEMU gdbstub, --symbols
       expect(stacks).toMatch(/^0xffff[0-9a-f]{12} S +\d+$/m);
       expect(stacks).toMatch(/^ +schedule\+0x[0-9a-f]+\n +do_nanosleep\+0x[0-9a-f]+\n +hrtimer_nanosleep\+0x[0-9a-f]+$/m);
     } finally {
-      s.close?.();
       t.close();
     }
   }, 120_000);
