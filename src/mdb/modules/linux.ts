@@ -1,6 +1,7 @@
 /**
- * Dcmds and walkers for Linux kernel dumps; the knowledge they show lives in src/os/linux/ and
- * reads the dump through its LinuxPort (KernelDumpTarget.linux). Tasks need vmlinux's types
+ * Dcmds and walkers for Linux kernel dumps and live guests under QEMU's stub (dbg attach --gdb
+ * with --symbols vmlinux); the knowledge they show lives in src/os/linux/ and reads the kernel
+ * through its LinuxPort (KernelDumpTarget.linux, RemoteTarget.linux). Tasks need vmlinux's types
  * (--symbols vmlinux); ::dmesg needs VMCOREINFO or those types.
  *
  *   ::ps [-t]                      processes (-t: every thread): state, pid, ppid, cpu, task, comm

@@ -14,6 +14,8 @@
  *               (Qqemu.PhyMemMode:1), RAM's ranges from its monitor (qRcmd `info mtree -f`),
  *               translation by walking the guest's page tables over those reads; and with it
  *   snapshot    `::dump FILE`: a QEMU-layout ELF vmcore (elfcore/qemu-core-writer.ts), x86-64
+ *   linux       a --symbols vmlinux found running by its linux_banner (KASLR slide): `linux`, the
+ *               LinuxPort that ::ps, ::stacks, ::dmesg read the live kernel through (addKernel)
  *   process     gdbserver's auxiliary vector (qXfer:auxv:read): a PIE --symbols file relocated by
  *               AT_ENTRY - e_entry, shared libraries from the dynamic linker's link map
  *
