@@ -86,7 +86,7 @@ function busyboxPs(text: string): { pid: number; command: string }[] {
 }
 
 describe.skipIf(skip)('dbg attach to a live Linux guest (QEMU gdbstub, --symbols vmlinux)', () => {
-  it('finds the KASLR slide; ::ps lists the processes busybox started, within 2 s; ::dmesg is the console; ::stacks of the sleepers', async () => {
+  it('finds the KASLR slide; ::ps lists the processes busybox started, within 2 s; ::dmesg is the console; ::stacks of the sleepers; ::task and ::stack of init', async () => {
     // QEMU's stub stops the guest when a client connects.
     const t = RemoteTarget.attach('127.0.0.1', port, { symbols: [vmlinux] });
     printed = readFileSync(consoleFile, 'latin1');
@@ -141,6 +141,11 @@ describe.skipIf(skip)('dbg attach to a live Linux guest (QEMU gdbstub, --symbols
       const stacks = (await run(s, '::stacks -c do_nanosleep')).join('\n');
       expect(stacks).toMatch(/^0xffff[0-9a-f]{12} S +\d+$/m);
       expect(stacks).toMatch(/^ +schedule\+0x[0-9a-f]+\n +do_nanosleep\+0x[0-9a-f]+\n +hrtimer_nanosleep\+0x[0-9a-f]+$/m);
+
+      // init (the shell running /init) waits for its children: a thread of its own, unwound.
+      const init = (await run(s, '1::pid2task | ::task; ::stack')).join('\n');
+      expect(init).toMatch(/^thread \d+: task 0xffff[0-9a-f]{12} \(pid 1 init\), from its saved context$/m);
+      expect(init).toMatch(/ schedule\+0x[0-9a-f]+\n0x[0-9a-f]{16} do_wait\+0x[0-9a-f]+\n0x[0-9a-f]{16} kernel_wait4\+/);
     } finally {
       t.close();
     }
