@@ -27,11 +27,12 @@
 // and the kernel are never committed.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { initramfs as makeInitramfs } from './linux-initramfs.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'test', '.fixtures', 'linux');
@@ -74,37 +75,7 @@ const work = mkdtempSync(join(tmpdir(), 'dbg-linux-dumps-'));
 mkdirSync(out, { recursive: true });
 
 // --- the initramfs ---------------------------------------------------------------------------
-/** A gzipped cpio initramfs whose /init starts a few processes, then runs `trigger` on CPU 1. */
-function initramfs(name, trigger, extra = []) {
-  const initDir = join(work, `initramfs-${name}`);
-  for (const d of ['bin', 'proc', 'sys', 'dev', 'lib', 'tmp']) mkdirSync(join(initDir, d), { recursive: true });
-  copyFileSync('/bin/busybox', join(initDir, 'bin', 'busybox'));
-  copyFileSync(fwcfg, join(initDir, 'lib', 'qemu_fw_cfg.ko'));
-  for (const f of extra) copyFileSync(f, join(initDir, 'lib', f.split('/').at(-1)));
-  const init = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-insmod /lib/qemu_fw_cfg.ko 2>/dev/null
-sleep 100000 &
-sleep 100001 &
-(while true; do sleep 1; done) &
-(cat /dev/zero | sleep 100002) &
-taskset 1 sleep 100003 &
-sleep 3
-echo DBG-PROCESSES-STARTED
-ps
-taskset 2 ${trigger}
-sleep 100000
-`;
-  writeFileSync(join(initDir, 'init'), init);
-  chmodSync(join(initDir, 'init'), 0o755);
-  chmodSync(join(initDir, 'bin', 'busybox'), 0o755);
-  const initrd = join(work, `initramfs-${name}.cpio.gz`);
-  execFileSync('sh', ['-c', `cd "${initDir}" && find . | cpio -o -H newc --quiet | gzip -9 > "${initrd}"`]);
-  return initrd;
-}
+const initramfs = (name, trigger, extra = []) => makeInitramfs(work, name, trigger, { fwcfg, extra });
 
 /** The oops scenario's module, built against the kernel's headers; undefined without them. */
 function oopsModule() {

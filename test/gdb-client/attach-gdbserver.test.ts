@@ -93,6 +93,22 @@ async function gdbserver(program = prog, output?: (text: Promise<string>) => voi
 }
 
 describe('dbg attach to gdbserver', () => {
+  it('a Linux kernel is refused in one line: gdbserver has no physical memory; ::ps says why it has no kernel', async () => {
+    // A "vmlinux" of one symbol: linux_banner at a kernel address.
+    writeFileSync(join(dir, 'banner.c'), 'const char linux_banner[] = "Linux version 6.1.0-dbg (dbg@test) #1 SMP\\n";\n');
+    execFileSync('gcc', ['-c', '-fno-pic', '-mcmodel=kernel', '-o', join(dir, 'banner.o'), join(dir, 'banner.c')]);
+    const fake = join(dir, 'vmlinux-banner');
+    execFileSync('ld', ['-o', fake, '--section-start=.rodata=0xffffffff82000000', '-e', '0', join(dir, 'banner.o')]);
+    let port = await gdbserver();
+    const r = await runDbg(['attach', '--gdb', String(port), '--symbols', fake, '-e', '::status']);
+    expect(r.stderr).toBe(`dbg: --symbols vmlinux-banner is a Linux kernel, but gdb stub 127.0.0.1:${port} has no physical memory to find one in (QEMU's system stub, -s or -gdb, has; gdbserver debugs a process)\n`);
+    expect(r.code).not.toBe(0);
+    await stop(server);
+    port = await gdbserver();
+    const ps = await runDbg(['attach', '--gdb', String(port), '--symbols', prog, '-e', '::ps']);
+    expect(ps.stderr).toBe(`dbg: listing tasks needs a Linux kernel: gdb stub 127.0.0.1:${port} has no physical memory: it is no system emulator's stub (QEMU's -s or -gdb is)\n`);
+  }, 60_000);
+
   it('break at a function, continue, registers, ::stack, step, run to the exit', async () => {
     const port = await gdbserver();
     const r = await runDbg(['attach', '--gdb', String(port), '--symbols', prog, '-e', '::status; add::bp; :c; ::stack; ::regs; :s; ::status; :c; :c; ::delete all; :c; ::threads']);

@@ -1,6 +1,7 @@
 /**
- * Dcmds and walkers for Linux kernel dumps; the knowledge they show lives in src/os/linux/ and
- * reads the dump through its LinuxPort (KernelDumpTarget.linux). Tasks need vmlinux's types
+ * Dcmds and walkers for Linux kernel dumps and live guests under QEMU's stub (dbg attach --gdb
+ * with --symbols vmlinux); the knowledge they show lives in src/os/linux/ and reads the kernel
+ * through its LinuxPort (KernelDumpTarget.linux, RemoteTarget.linux). Tasks need vmlinux's types
  * (--symbols vmlinux); ::dmesg needs VMCOREINFO or those types.
  *
  *   ::ps [-t]                      processes (-t: every thread): state, pid, ppid, cpu, task, comm
@@ -30,18 +31,33 @@ import { perCpuAddress } from '../../os/linux/percpu.js';
 import { formatPrintk, LEVEL_NAMES, readPrintkLog } from '../../os/linux/printk.js';
 import { linuxTasks, type LinuxTasks, type TaskInfo } from '../../os/linux/tasks.js';
 import { KernelDumpTarget } from '../../targets/elfcore/kernel-dump-target.js';
+import { RemoteTarget } from '../../targets/remote/remote-target.js';
+import type { Target } from '../../targets/target.js';
 import { unwind, type Frame } from '../../targets/unwind.js';
 import type { Dcmd, DcmdModule, Output, SessionView, Walker } from '../dcmd.js';
 import { symbolName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 
-function kernelDump(s: SessionView, what: string): KernelDumpTarget {
-  const t = s.target;
-  if (t instanceof KernelDumpTarget) return t;
-  throw errors.unsupported(t.name, `${what} (it is for Linux kernel dumps)`);
+/** A target that shows a Linux kernel: a kernel dump, or QEMU's stub with a vmlinux found running. */
+interface LinuxTarget extends Target {
+  readonly linux: LinuxPort;
+  readonly kernelElf?: unknown;
+  taskThread(task: bigint, listed: boolean): number;
 }
 
-function tasksOf(s: SessionView, what: string): { t: KernelDumpTarget; tasks: LinuxTasks } {
+function kernelDump(s: SessionView, what: string): LinuxTarget {
+  const t = s.target;
+  if (t instanceof KernelDumpTarget) return t;
+  if (t instanceof RemoteTarget) {
+    const linux = t.linux;
+    if (linux) return t as RemoteTarget & LinuxTarget; // its linux is defined: a kernel was found
+    const why = t.qemuSystem ? `attach with --symbols vmlinux (the running kernel's, with DWARF)` : `${t.name} has no physical memory: it is no system emulator's stub (QEMU's -s or -gdb is)`;
+    throw new DbgError('unsupported', `${what} needs a Linux kernel: ${why}`);
+  }
+  throw errors.unsupported(t.name, `${what} (it is for Linux kernel dumps and QEMU guests)`);
+}
+
+function tasksOf(s: SessionView, what: string): { t: LinuxTarget; tasks: LinuxTasks } {
   const t = kernelDump(s, what);
   return { t, tasks: linuxTasks(t.linux) };
 }
@@ -169,7 +185,7 @@ const stacks: Dcmd = {
     const t = s.target;
     const members: { id: bigint; state: string; frames: readonly Frame[] }[] = [];
     const stops: string[] = [];
-    const linux = t instanceof KernelDumpTarget && t.kernelElf ? t : undefined;
+    const linux = (t instanceof KernelDumpTarget && t.kernelElf) || (t instanceof RemoteTarget && t.linux) ? kernelDump(s, 'stacks') : undefined;
     if (linux) {
       const tasks = linuxTasks(linux.linux);
       for (const a of tasks.all((m) => stops.push(m))) {

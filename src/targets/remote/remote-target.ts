@@ -14,6 +14,8 @@
  *               (Qqemu.PhyMemMode:1), RAM's ranges from its monitor (qRcmd `info mtree -f`),
  *               translation by walking the guest's page tables over those reads; and with it
  *   snapshot    `::dump FILE`: a QEMU-layout ELF vmcore (elfcore/qemu-core-writer.ts), x86-64
+ *   linux       a --symbols vmlinux found running by its linux_banner (KASLR slide): `linux`, the
+ *               LinuxPort that ::ps, ::stacks, ::dmesg read the live kernel through (addKernel)
  *   process     gdbserver's auxiliary vector (qXfer:auxv:read): a PIE --symbols file relocated by
  *               AT_ENTRY - e_entry, shared libraries from the dynamic linker's link map
  *
@@ -39,6 +41,12 @@ import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter
 import { elfModule } from '../unwind.js';
 import { AT_ENTRY } from '../elfcore/core-notes.js';
 import { readLinkMap } from '../elfcore/process-core-solibs.js';
+import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
+import { bannerRelease, findKaslrSlide, START_KERNEL_MAP } from '../../os/linux/kaslr.js';
+import { linuxTasks } from '../../os/linux/tasks.js';
+import type { LinuxPort } from '../../os/linux/port.js';
+import { TypeSpace } from '../../types/type-space.js';
+import { ObjectSpace } from '../../types/typed-object.js';
 
 export interface RemoteOptions {
   /** Symbol files (the guest kernel, the program gdbserver runs). */
@@ -124,6 +132,12 @@ export class RemoteTarget implements Target {
   private readonly pipeline: boolean;
   /** QEMU's system-mode stub: it answers qqemu.PhyMemMode (and reads physical memory in mode 1). */
   readonly qemuSystem: boolean;
+  /** The Linux kernel's symbol file (a vmlinux given with --symbols and found running), and its KASLR slide. */
+  kernelElf?: ElfFile;
+  kernelOffset = 0n;
+  private linuxCache?: LinuxPort;
+  /** Sleeping Linux tasks given a thread of their own (::stacks, ADDR::task): their saved context. */
+  private readonly taskThreads = new Map<number, { task: bigint; regs: Registers; name: string; tid: number; listed: boolean }>();
 
   static attach(host: string, port: number, opts: RemoteOptions = {}): RemoteTarget {
     const conn = RspConnection.open(host, port, opts.timeoutMs ?? 10_000);
@@ -170,9 +184,9 @@ export class RemoteTarget implements Target {
     const vc = this.ask('vCont?');
     const actions = vc.startsWith('vCont') ? vc.split(';').slice(1) : [];
     this.vCont = { c: actions.includes('c'), s: actions.includes('s') };
-    for (const s of opts.symbols ?? []) this.addSymbolFile(s);
     this.refreshThreads();
     this.last = this.stopOf(stop, 'none');
+    for (const s of opts.symbols ?? []) this.addSymbolFile(s);
     this.refreshLibraries();
     this.caps = this.capabilities();
   }
@@ -386,12 +400,14 @@ export class RemoteTarget implements Target {
   }
 
   threads(): readonly ThreadInfo[] {
-    return this.threadIds.map((id) => ({
+    const out: ThreadInfo[] = this.threadIds.map((id) => ({
       index: this.numbers.get(id)!,
       tid: parseInt(id.replace(/^p[0-9a-f]+\./i, ''), 16) || 0,
       name: this.extraInfo.get(id) ?? `thread ${id}`,
       state: this.exited ? 'exited' : this.isRunning ? 'running' : 'stopped',
     }));
+    for (const [index, t] of this.taskThreads) if (t.listed) out.push({ index, tid: t.tid, name: t.name, state: 'sleeping' });
+    return out;
   }
 
   private selectG(id: string): void {
@@ -403,6 +419,8 @@ export class RemoteTarget implements Target {
   // --- registers and memory ---------------------------------------------------------------------
 
   registers(thread: number): Registers {
+    const task = this.taskThreads.get(thread);
+    if (task) return new Map(task.regs);
     const id = this.tidOf(thread);
     this.notRunning('read registers');
     if (this.exited) throw errors.state(`no registers: the program under ${this.name} has exited`);
@@ -436,6 +454,7 @@ export class RemoteTarget implements Target {
 
   readVirtual(addr: bigint, length: number, thread?: number): Buffer {
     if (length === 0) return Buffer.alloc(0);
+    if (thread !== undefined && this.taskThreads.has(thread)) thread = this.kernelCpu();
     const id = this.tidOf(thread ?? this.last.thread);
     this.notRunning('read memory');
     addr = BigInt.asUintN(this.arch.pointerBytes * 8, addr);
@@ -672,6 +691,13 @@ export class RemoteTarget implements Target {
   addSymbolFile(file: string): void {
     const elf = ElfFile.open(file);
     this.elves.push(elf);
+    if (this.kernelElf === undefined && elf.header.type !== ET_DYN && this.arch.gdbArch === 'i386:x86-64') {
+      const banner = symbolTableFor(basename(file), elf, 0n).lookup('linux_banner');
+      if (banner && banner.addr >= START_KERNEL_MAP) {
+        this.addKernel(file, elf, banner.addr, banner.size);
+        return;
+      }
+    }
     let bias = 0n;
     if (elf.header.type === ET_DYN && elf.header.entry !== 0n && this.relocated === undefined && !this.exited) {
       const b = this.loadBias(elf);
@@ -683,6 +709,109 @@ export class RemoteTarget implements Target {
       }
     }
     this.symbols.add(elfModule(basename(file), file, elf, new SymbolTable(basename(file), elf.symbols(), bias), bias));
+  }
+
+  /**
+   * A Linux vmlinux: found running as crash's `--kaslr auto` finds it in a dump (its linux_banner
+   * at the link address plus a multiple of 2 MiB below 1 GiB), read through the stub's virtual
+   * reads on a CPU in the kernel, and its symbols biased by that slide. Another kernel's banner
+   * where this one's should be is refused; a kernel not found at all keeps its link addresses with
+   * a warning. Only QEMU's system stub shows a kernel: under any other (gdbserver runs a process)
+   * the file is refused.
+   */
+  private addKernel(file: string, elf: ElfFile, linkAddr: bigint, size: bigint): void {
+    if (!this.qemuSystem) {
+      throw new DbgError('unsupported', `--symbols ${basename(file)} is a Linux kernel, but ${this.name} has no physical memory to find one in (QEMU's system stub, -s or -gdb, has; gdbserver debugs a process)`);
+    }
+    const text = (elf.readLoaded(linkAddr, Math.min(Number(size) || 256, 512)) ?? Buffer.alloc(0)).toString('latin1').split('\0')[0]!;
+    let bias = 0n;
+    if (text.length > 0) {
+      const cpu = this.kernelCpu();
+      const read = (a: bigint, n: number) => {
+        try {
+          return this.readDirect(this.tidOf(cpu), a, n);
+        } catch (e) {
+          if (isDbgError(e)) return undefined;
+          throw e;
+        }
+      };
+      const r = findKaslrSlide(read, linkAddr, text);
+      if (r.kind === 'found') bias = r.offset;
+      else if (r.kind === 'other-banner') {
+        const at = r.offset === 0n ? '' : ` (at KASLR offset 0x${r.offset.toString(16)})`;
+        const says = (t: string) => bannerRelease(t) ?? `"${t.split('\n')[0]}"`;
+        throw errors.badInput(`--symbols ${basename(file)} is not the kernel running under ${this.name}: the guest's linux_banner${at} says ${says(r.text)}, the file's says ${says(text)}`);
+      } else this.warnings.push(`linux_banner of ${basename(file)} is nowhere in the guest's kernel memory (tried every KASLR offset): its symbols stay at their link addresses and may not match`);
+    }
+    const table = symbolTableFor(basename(file), elf, bias);
+    let mod = elfModule(basename(file), file, elf, table, bias);
+    // .data..percpu is linked at 0: its symbols are offsets, not part of the image's range.
+    const image = elf.loadSegments().filter((p) => p.memsz > 0n && p.vaddr >= START_KERNEL_MAP);
+    if (image.length > 0) {
+      const lo = image.reduce((m, p) => (p.vaddr < m ? p.vaddr : m), image[0]!.vaddr);
+      const hi = image.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n);
+      mod = { ...mod, start: lo + bias, end: hi + bias };
+    }
+    this.symbols.add(mod);
+    this.kernelElf = elf;
+    this.kernelOffset = bias;
+    this.linuxCache = undefined;
+  }
+
+  /** A CPU that runs in the kernel (CS's privilege level 0), whose page tables map the kernel's half; else the stopped one. */
+  private kernelCpu(): number {
+    for (const t of this.threads()) {
+      try {
+        if (((this.registers(t.index).get('cs') ?? 3n) & 3n) === 0n) return t.index;
+      } catch (e) {
+        if (!isDbgError(e)) throw e;
+      }
+    }
+    return this.last.thread;
+  }
+
+  /**
+   * What dbg's Linux knowledge (src/os/linux/) reads a live kernel through, once a vmlinux was
+   * found running (addKernel): kernel memory as a CPU in the kernel sees it, vmlinux's symbols and
+   * types. Undefined without one.
+   */
+  get linux(): LinuxPort | undefined {
+    if (!this.kernelElf) return undefined;
+    if (this.linuxCache) return this.linuxCache;
+    const read = (a: bigint, n: number) => this.readVirtual(a, n, this.kernelCpu());
+    let objects: ObjectSpace | undefined;
+    return (this.linuxCache = {
+      name: `the Linux kernel under ${this.name}`,
+      read,
+      symbol: (name) => this.symbols.find(name)?.addr,
+      linkValue: (name) => {
+        const s = this.symbols.find(name);
+        return s ? s.addr - (s.module.bias ?? 0n) : undefined;
+      },
+      cpus: this.threadIds.length,
+      objects: () => (objects ??= new ObjectSpace(new TypeSpace(this.symbols), this.symbols, { read, littleEndian: true, symbolize: (a) => this.symbols.describe(a) }, 8)),
+    });
+  }
+
+  /**
+   * The thread that shows a Linux task: the CPU it runs on, else a thread of its own whose
+   * registers are the context it switched out with (listed in threads() when `listed`).
+   */
+  taskThread(task: bigint, listed: boolean): number {
+    for (const [index, t] of this.taskThreads) {
+      if (t.task !== task) continue;
+      if (listed) t.listed = true;
+      return index;
+    }
+    const port = this.linux;
+    if (!port) throw errors.notFound(`${this.name} has no Linux kernel: attach with --symbols vmlinux`);
+    const tasks = linuxTasks(port);
+    const info = tasks.info(task);
+    if (info.onCpu && info.cpu < this.threadIds.length) return this.numbers.get(this.threadIds[info.cpu]!)!;
+    const regs = tasks.savedContext(task);
+    const index = this.numbers.size + this.taskThreads.size + 1;
+    this.taskThreads.set(index, { task, regs, name: `pid ${info.pid} ${info.comm}`, tid: info.pid, listed });
+    return index;
   }
 
   /**
@@ -779,6 +908,7 @@ export class RemoteTarget implements Target {
 
   /** Forget what was read: the guest ran or was written. */
   private forget(): void {
+    this.taskThreads.clear();
     this.regCache.clear();
     this.pageCache.clear();
     this.paging.flush();
