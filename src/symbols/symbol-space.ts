@@ -43,6 +43,14 @@ export class SymbolSpace {
     for (const l of this.listeners) l(module);
   }
 
+  /** Put `next` where `old` was (a module whose load address became known), telling the listeners. */
+  replace(old: Module, next: Module): void {
+    const i = this.mods.indexOf(old);
+    if (i < 0) return this.add(next);
+    this.mods[i] = next;
+    for (const l of this.listeners) l(next);
+  }
+
   onAdd(listener: (m: Module) => void): void {
     this.listeners.push(listener);
   }

@@ -174,4 +174,45 @@ describe.skipIf(skip)('dbg attach to a live Linux guest (QEMU gdbstub, --symbols
     );
     expect(r.code).not.toBe(0);
   }, 90_000);
+
+  it('attached at the reset vector (-S): the kernel is found at the first stop after it runs', async () => {
+    const early = await freePort();
+    const console2 = join(dir, 'console-early.txt');
+    const fwcfg = `/lib/modules/${release}/kernel/drivers/firmware/qemu_fw_cfg.ko`;
+    const q = spawn(
+      'qemu-system-x86_64',
+      ['-S', '-machine', 'pc', '-m', '512M', '-smp', '2', '-display', 'none', '-no-reboot', '-net', 'none', '-serial', `file:${console2}`, '-gdb', `tcp:127.0.0.1:${early}`, '-kernel', vmlinuz, '-initrd', initramfs(dir, 'early', 'true', { fwcfg }), '-append', 'console=ttyS0 panic=0'],
+      { stdio: 'ignore' },
+    );
+    try {
+      let t: RemoteTarget | undefined;
+      for (let i = 0; i < 50 && !t; i++) {
+        try {
+          t = RemoteTarget.attach('127.0.0.1', early, { symbols: [vmlinux] });
+        } catch {
+          await sleep(200);
+        }
+      }
+      try {
+        expect(t!.warnings.join('\n')).toMatch(/linux_banner of vmlinux is nowhere in the guest's kernel memory yet/);
+        // Run until userspace is up, then stop the guest.
+        const poll = setInterval(() => {
+          if (existsSync(console2) && readFileSync(console2, 'latin1').includes('DBG-PROCESSES-STARTED')) t!.caps.execution!.interrupt();
+        }, 500);
+        try {
+          await t!.caps.execution!.resume();
+        } finally {
+          clearInterval(poll);
+        }
+        const link = symbolTableFor('vmlinux', ElfFile.open(vmlinux), 0n).lookup('linux_banner')!.addr;
+        expect(t!.symbols.find('linux_banner')!.addr).toBe(link + t!.kernelOffset);
+        const ps = (await run(sessionOn(t!), '::ps')).join('\n');
+        expect(ps).toMatch(/^S +1 +0 +\d 0xffff[0-9a-f]{12} init$/m);
+      } finally {
+        t?.close();
+      }
+    } finally {
+      q.kill('SIGTERM');
+    }
+  }, 200_000);
 });

@@ -39,6 +39,7 @@ import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
 import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, PhysAddr, PhysicalMemory, RegisterWriter, ReverseExecution, Snapshot, StopReason, StopStatus, Target, ThreadInfo, Translation, VirtAddr, WatchKind } from '../target.js';
 import { elfModule } from '../unwind.js';
+import type { Module } from '../../symbols/symbol-space.js';
 import { AT_ENTRY } from '../elfcore/core-notes.js';
 import { readLinkMap } from '../elfcore/process-core-solibs.js';
 import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
@@ -135,6 +136,9 @@ export class RemoteTarget implements Target {
   /** The Linux kernel's symbol file (a vmlinux given with --symbols and found running), and its KASLR slide. */
   kernelElf?: ElfFile;
   kernelOffset = 0n;
+  /** The kernel's symbol module, and what finds it again while the kernel is not running yet. */
+  private kernelModule?: Module;
+  private kernelPending?: { file: string; elf: ElfFile; linkAddr: bigint; size: bigint };
   private linuxCache?: LinuxPort;
   /** Sleeping Linux tasks given a thread of their own (::stacks, ADDR::task): their saved context. */
   private readonly taskThreads = new Map<number, { task: bigint; regs: Registers; name: string; tid: number; listed: boolean }>();
@@ -719,12 +723,13 @@ export class RemoteTarget implements Target {
    * a warning. Only QEMU's system stub shows a kernel: under any other (gdbserver runs a process)
    * the file is refused.
    */
-  private addKernel(file: string, elf: ElfFile, linkAddr: bigint, size: bigint): void {
+  private addKernel(file: string, elf: ElfFile, linkAddr: bigint, size: bigint, pending?: Module): void {
     if (!this.qemuSystem) {
       throw new DbgError('unsupported', `--symbols ${basename(file)} is a Linux kernel, but ${this.name} has no physical memory to find one in (QEMU's system stub, -s or -gdb, has; gdbserver debugs a process)`);
     }
     const text = (elf.readLoaded(linkAddr, Math.min(Number(size) || 256, 512)) ?? Buffer.alloc(0)).toString('latin1').split('\0')[0]!;
     let bias = 0n;
+    this.kernelPending = undefined;
     if (text.length > 0) {
       const cpu = this.kernelCpu();
       const read = (a: bigint, n: number) => {
@@ -741,8 +746,13 @@ export class RemoteTarget implements Target {
         const at = r.offset === 0n ? '' : ` (at KASLR offset 0x${r.offset.toString(16)})`;
         const says = (t: string) => bannerRelease(t) ?? `"${t.split('\n')[0]}"`;
         throw errors.badInput(`--symbols ${basename(file)} is not the kernel running under ${this.name}: the guest's linux_banner${at} says ${says(r.text)}, the file's says ${says(text)}`);
-      } else this.warnings.push(`linux_banner of ${basename(file)} is nowhere in the guest's kernel memory (tried every KASLR offset): its symbols stay at their link addresses and may not match`);
+      } else if (!pending) {
+        this.warnings.push(`linux_banner of ${basename(file)} is nowhere in the guest's kernel memory yet (tried every KASLR offset): its symbols stay at their link addresses until a stop finds the kernel running`);
+      }
+      // Attached before the kernel ran (QEMU -S at the reset vector): look again at every stop.
+      if (r.kind !== 'found') this.kernelPending = { file, elf, linkAddr, size };
     }
+    if (pending && this.kernelPending) return; // still not there: the module stays as it is
     const table = symbolTableFor(basename(file), elf, bias);
     let mod = elfModule(basename(file), file, elf, table, bias);
     // .data..percpu is linked at 0: its symbols are offsets, not part of the image's range.
@@ -752,7 +762,9 @@ export class RemoteTarget implements Target {
       const hi = image.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n);
       mod = { ...mod, start: lo + bias, end: hi + bias };
     }
-    this.symbols.add(mod);
+    if (pending) this.symbols.replace(pending, mod);
+    else this.symbols.add(mod);
+    this.kernelModule = mod;
     this.kernelElf = elf;
     this.kernelOffset = bias;
     this.linuxCache = undefined;
@@ -989,6 +1001,10 @@ export class RemoteTarget implements Target {
     if (lifted && this.points.has(liftedId!)) this.okOrThrow(`Z${lifted.z},${lifted.addr.toString(16)},1`, `re-inserting the breakpoint at ${hexAddr(lifted.addr)}`);
     this.last = this.stopOf(reply, mode, packet);
     if (mode === 'continue') this.refreshLibraries();
+    if (this.kernelPending && !this.exited && mode !== 'step') {
+      const k = this.kernelPending;
+      this.addKernel(k.file, k.elf, k.linkAddr, k.size, this.kernelModule);
+    }
     return this.last;
   }
 
