@@ -84,6 +84,7 @@ export class TraceReader {
   /** The schema version (PRAGMA user_version; schema.ts). */
   readonly version: number;
   private readonly pcsCache = new Map<number, { pc: BigUint64Array; vcpu: Uint8Array }>();
+  private scratch: { pc: BigUint64Array; vcpu: Uint8Array } | undefined;
   private readonly rowCache = new Map<string, DecodedRow>();
   private lastPeek = -1;
   /** Full checkpoint images by "vcpu:chunk" (the base of that chunk's delta checkpoints). */
@@ -360,6 +361,25 @@ export class TraceReader {
     if (this.pcsCache.size >= PCS_CACHE) this.pcsCache.delete(this.pcsCache.keys().next().value!);
     this.pcsCache.set(id, d);
     return d;
+  }
+
+  /**
+   * The decoded pcs of chunk `id` in arrays this reader reuses: valid until the next call. For a
+   * walk over every chunk, which would only churn the cache (and allocating fresh arrays per chunk
+   * costs such a walk more than decoding does).
+   */
+  pcsScratch(id: number): { pc: BigUint64Array; vcpu: Uint8Array } {
+    const cached = this.pcsCache.get(id);
+    if (cached) return cached;
+    const r = this.pcsRow(id);
+    if (!r) throw traceCorrupt(this.path, `chunk ${id} is missing`);
+    if (!this.scratch || this.scratch.pc.length < r.count) this.scratch = { pc: new BigUint64Array(r.count), vcpu: new Uint8Array(r.count) };
+    try {
+      nativeRecorder().decodePcsInto(r.pcs, r.count, this.scratch.pc, this.scratch.vcpu);
+    } catch (e) {
+      throw traceCorrupt(this.path, `chunk ${id}: ${(e as Error).message}`);
+    }
+    return { pc: this.scratch.pc.subarray(0, r.count), vcpu: this.scratch.vcpu.subarray(0, r.count) };
   }
 
   /** pc and vCPU of instruction `seq` (first <= seq < end). */
