@@ -6,7 +6,8 @@
  *              with the function that ran most of its instructions; and, while they fit
  *              (MAX_RUNS), the exact runs (first seq, length, function, first pc): zoomed in
  *              far enough the timeline shows single instructions
- *   marks      interrupts (input table), halts (hlt executed), the end of the history
+ *   marks      interrupts (input table), halts (hlt executed), the recording session's stops
+ *              (stop table: breakpoint and watchpoint hits, steps, Ctrl-C...), the end of the history
  *   heat       bytes written per physical page x time bucket (mem_mask: one row per ~100 writes
  *              of a line, its mask says which bytes), pages named by the symbol written most
  *   tree       the call tree with inclusive and exclusive instruction counts
@@ -60,7 +61,8 @@ export interface Lane {
 export interface Mark {
   readonly seq: number;
   readonly vcpu: number | null;
-  readonly kind: 'interrupt' | 'halt' | 'end' | 'console';
+  /** breakpoint, watchpoint, stop (any other stop of the recording session: a step, Ctrl-C...). */
+  readonly kind: 'interrupt' | 'halt' | 'end' | 'console' | 'breakpoint' | 'watchpoint' | 'stop';
   readonly label: string;
 }
 
@@ -328,6 +330,7 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
   if (tooDeep) lacks.push(`calls deeper than ${MAX_CALL_DEPTH} frames were not followed`);
   if (callTotal > MAX_CALL_ROWS) lacks.push(`the calls table lists the first ${MAX_CALL_ROWS} of ${callTotal} calls`);
   if (halts > 0 && marks.length >= MAX_MARKS) lacks.push(`marks: only the first ${MAX_MARKS} are shown`);
+  marks.push(...stopMarks(target, lacks));
   if (total > 0) {
     const lastV = reader.step(reader.end - 1).vcpu;
     marks.push({ seq: reader.end - 1, vcpu: lastV, kind: 'end', label: `end of history (${String(reader.meta.get('outcome') ?? 'unknown outcome')})` });
@@ -358,6 +361,31 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
     calls: { total: callTotal, rows: callRows },
     console: consoleLines,
   };
+}
+
+/**
+ * The recording session's stops. A stop's seq is the instruction that was to run next: one at
+ * the end of the history (the session stopped, then the recording ended) is drawn on the last
+ * instruction.
+ */
+function stopMarks(target: ReplayTarget, lacks: string[]): Mark[] {
+  const reader = target.reader;
+  if (reader.version < 5) {
+    lacks.push(`stops: the trace has schema version ${reader.version}, which did not record where the session stopped (record it again for breakpoint and watchpoint marks)`);
+    return [];
+  }
+  const stops = reader.stops();
+  if (stops.length > MAX_MARKS) lacks.push(`stops: only the first ${MAX_MARKS} of ${stops.length} are marked`);
+  const last = Math.max(reader.first, reader.end - 1);
+  return stops.slice(0, MAX_MARKS).map((st) => {
+    const kind = st.kind === 'breakpoint' || st.kind === 'watchpoint' ? st.kind : 'stop';
+    let label = kind === 'stop' ? `stop: ${st.kind}` : `${st.kind} ${st.id ?? '?'}`;
+    if (st.addr !== null) {
+      const sym = target.symbols.describe(st.addr);
+      label += ` at ${hex(st.addr)}${sym ? ` (${sym})` : ''}`;
+    }
+    return { seq: Math.min(st.seq, last), vcpu: st.vcpu, kind, label };
+  });
 }
 
 /** What the page marks at the instruction at `pc` (decoded by the disassembler). */

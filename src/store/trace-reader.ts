@@ -41,6 +41,18 @@ export interface InputRow {
   readonly detail: Record<string, unknown>;
 }
 
+/** A stop of the recording session (TraceReader.stops). */
+export interface StopRow {
+  /** The next instruction that was to run. */
+  readonly seq: number;
+  readonly vcpu: number;
+  /** The stop reason's kind (target.ts StopReason): breakpoint, watchpoint, step, interrupted, halted... */
+  readonly kind: string;
+  /** The breakpoint's or watchpoint's id and address; null for other stops. */
+  readonly id: number | null;
+  readonly addr: bigint | null;
+}
+
 /** A chunk's writes in execution order; `order[i]` = writeOrder(list[i]), ascending. */
 export interface ChunkWrites {
   readonly list: readonly LineWrite[];
@@ -781,6 +793,25 @@ export class TraceReader {
   nextCheckpointSeq(seq: number): number | undefined {
     const r = this.db.prepare('SELECT min(seq) AS s FROM ckpt WHERE seq > ?').get(seq) as { s: number | null };
     return r.s ?? undefined;
+  }
+
+  /**
+   * The recording session's stops (schema 5; a trace of an older schema has none), oldest first.
+   * `seq` is the next instruction that was to run: at the end of the history it is `end`.
+   */
+  stops(): StopRow[] {
+    if (this.version < 5) return [];
+    const rows = this.db.prepare('SELECT seq, vcpu, kind, id, addr FROM stop ORDER BY seq, rowid').safeIntegers(true).all() as { seq: bigint; vcpu: bigint; kind: unknown; id: bigint | null; addr: bigint | null }[];
+    return rows.map((r) => {
+      if (typeof r.kind !== 'string') throw traceCorrupt(this.path, `the stop at seq ${r.seq}: its kind is not text`);
+      return {
+        seq: intOf(this.path, r.seq, 'a stop seq'),
+        vcpu: intOf(this.path, r.vcpu, `the vCPU of the stop at seq ${r.seq}`, 0, this.info.vcpus - 1),
+        kind: r.kind,
+        id: r.id === null ? null : Number(r.id),
+        addr: r.addr === null ? null : BigInt.asUintN(64, r.addr),
+      };
+    });
   }
 
   inputs(from: number, to: number): InputRow[] {
