@@ -53,7 +53,7 @@ describe('trace bad input', () => {
     const fd2 = openSync(p, 'r+');
     writeSync(fd2, v, 0, 4, 60);
     closeSync(fd2);
-    expectError(() => TraceReader.open(p), 'trace-version', /has schema version 1, this dbg reads version 4: it was written by an older dbg; open it with that version or record it again/);
+    expectError(() => TraceReader.open(p), 'trace-version', /has schema version 1, this dbg reads version 5: it was written by an older dbg; open it with that version or record it again/);
   });
 
   it('a truncated trace', () => {
