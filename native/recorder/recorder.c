@@ -1080,6 +1080,38 @@ static napi_value fn_decode_pcs(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * decodePcsInto(pcs: Buffer, count, pc: BigUint64Array, vcpu: Uint8Array) -> undefined: decodePcs
+ * into arrays the caller owns and reuses (each holding at least `count` cells). A walk over a
+ * whole history decodes every chunk once: fresh arrays per chunk cost it more in page faults and
+ * garbage collection than the decoding itself.
+ */
+static napi_value fn_decode_pcs_into(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint8_t *p;
+  size_t n, pn, vn;
+  double dcount;
+  napi_typedarray_type pt, vt;
+  void *pd, *vd;
+  if (argc < 4 || napi_get_buffer_info(env, argv[0], (void **)&p, &n) != napi_ok ||
+      napi_get_value_double(env, argv[1], &dcount) != napi_ok || !(dcount >= 0 && dcount <= 4294967295.0) ||
+      dcount != (double)(uint32_t)dcount ||
+      napi_get_typedarray_info(env, argv[2], &pt, &pn, &pd, NULL, NULL) != napi_ok || pt != napi_biguint64_array ||
+      napi_get_typedarray_info(env, argv[3], &vt, &vn, &vd, NULL, NULL) != napi_ok || vt != napi_uint8_array)
+    return throw_err(env, "decodePcsInto(buffer, count, BigUint64Array, Uint8Array): bad arguments");
+  uint32_t count = (uint32_t)dcount;
+  if (pn < count || vn < count) return throw_err(env, "decodePcsInto: the arrays hold fewer cells than count");
+  if (!pcs_count_fits(n, count)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "the pc stream of %zu bytes holds at most %zu instructions, not %u", n, n * 2, count);
+    return throw_err(env, msg);
+  }
+  if (pcs_decode(p, n, count, 0, pd, vd) != DECODE_OK) return throw_err(env, "decodePcs: the pc stream is cut short or malformed");
+  return NULL;
+}
+
 /* ckptDecode(key: Buffer, delta: Buffer) -> Buffer (the full image) */
 static napi_value fn_ckpt_decode(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -1339,6 +1371,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"seq", 0, fn_seq, 0, 0, 0, napi_default, 0},
       {"setSeq", 0, fn_set_seq, 0, 0, 0, napi_default, 0},
       {"decodePcs", 0, fn_decode_pcs, 0, 0, 0, napi_default, 0},
+      {"decodePcsInto", 0, fn_decode_pcs_into, 0, 0, 0, napi_default, 0},
       {"findPcs", 0, fn_find_pcs, 0, 0, 0, napi_default, 0},
       {"ckptDecode", 0, fn_ckpt_decode, 0, 0, 0, napi_default, 0},
       {"contextRestore", 0, fn_context_restore, 0, 0, 0, napi_default, 0},

@@ -6,7 +6,8 @@
  *              with the function that ran most of its instructions; and, while they fit
  *              (MAX_RUNS), the exact runs (first seq, length, function, first pc): zoomed in
  *              far enough the timeline shows single instructions
- *   marks      interrupts (input table), halts (hlt executed), the end of the history
+ *   marks      interrupts (input table), halts (hlt executed), the recording session's stops
+ *              (stop table: breakpoint and watchpoint hits, steps, Ctrl-C...), the end of the history
  *   heat       bytes written per physical page x time bucket (mem_mask: one row per ~100 writes
  *              of a line, its mask says which bytes), pages named by the symbol written most
  *   tree       the call tree with inclusive and exclusive instruction counts
@@ -60,7 +61,8 @@ export interface Lane {
 export interface Mark {
   readonly seq: number;
   readonly vcpu: number | null;
-  readonly kind: 'interrupt' | 'halt' | 'end' | 'console';
+  /** breakpoint, watchpoint, stop (any other stop of the recording session: a step, Ctrl-C...). */
+  readonly kind: 'interrupt' | 'halt' | 'end' | 'console' | 'breakpoint' | 'watchpoint' | 'stop';
   readonly label: string;
 }
 
@@ -117,19 +119,22 @@ class Names {
 
 /**
  * Dominant function per bucket. Runs of one vCPU arrive in seq order, so one bucket is open at a
- * time: its counts are a small map, folded into `f` when the next bucket opens.
+ * time: its counts are kept per function index (`count`, zeroed again through `touched`, the
+ * functions in the order they first ran there: a tie goes to the first), folded into `f` when
+ * the next bucket opens.
  */
 class LevelAcc {
-  readonly f: number[];
-  readonly n: number[];
+  readonly f: Int32Array;
+  readonly n: Float64Array;
   private open = -1;
-  private readonly counts = new Map<number, number>();
+  private count: number[] = [];
+  private readonly touched: number[] = [];
   constructor(
     readonly width: number,
     size: number,
   ) {
-    this.f = new Array<number>(size).fill(-1);
-    this.n = new Array<number>(size).fill(0);
+    this.f = new Int32Array(size).fill(-1);
+    this.n = new Float64Array(size);
   }
   /** `len` instructions of function `f` from offset `off` (seq - first). */
   add(off: number, len: number, f: number): void {
@@ -137,28 +142,30 @@ class LevelAcc {
       const b = Math.floor(off / this.width);
       if (b !== this.open) this.close(b);
       const take = Math.min(len, (b + 1) * this.width - off);
-      this.counts.set(f, (this.counts.get(f) ?? 0) + take);
+      while (this.count.length <= f) this.count.push(0);
+      if (this.count[f] === 0) this.touched.push(f);
+      this.count[f]! += take;
       this.n[b]! += take;
       off += take;
       len -= take;
     }
   }
   private close(next: number): void {
-    if (this.open >= 0) {
-      let most = -1;
-      for (const [f, c] of this.counts) {
-        if (c > most) {
-          most = c;
-          this.f[this.open] = f;
-        }
+    let most = -1;
+    for (const f of this.touched) {
+      const c = this.count[f]!;
+      if (c > most) {
+        most = c;
+        this.f[this.open] = f;
       }
+      this.count[f] = 0;
     }
-    this.counts.clear();
+    this.touched.length = 0;
     this.open = next;
   }
   done(): LaneLevel {
     this.close(-1);
-    return { width: this.width, f: this.f, n: this.n };
+    return { width: this.width, f: Array.from(this.f), n: Array.from(this.n) };
   }
 }
 
@@ -187,7 +194,7 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
   const runs = Array.from({ length: vcpus }, () => ({ s: [] as number[], n: [] as number[], f: [] as number[], pc: [] as string[] }));
   let runCount = 0;
   let runsComplete = true;
-  const laneInsns = new Array<number>(vcpus).fill(0);
+  const laneInsns = new Float64Array(vcpus);
 
   // Per distinct pc: function and what the page marks (halts, port writes); call and return
   // detection is the store's (call-walker.ts), the same that ::calls and the calls table use.
@@ -254,12 +261,13 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
       }
     }
   };
-  // The node of the last function run outside any call, per vCPU (one lookup per change).
+  // The node instructions count to, per vCPU: the innermost open frame's, else (outside any
+  // call) that of the last function run there, looked up once per change of function.
+  const inFrame = new Int32Array(vcpus).fill(-1);
   const topF = new Int32Array(vcpus).fill(-1);
   const topNode = new Int32Array(vcpus);
   const treeNode = (v: number, f: number): number => {
-    const st = stacks[v]!;
-    if (st.length) return st[st.length - 1]!;
+    if (inFrame[v]! >= 0) return inFrame[v]!;
     if (topF[v] !== f) {
       topF[v] = f;
       topNode[v] = child(vcpuRoot[v]!, f);
@@ -267,32 +275,43 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
     return topNode[v]!;
   };
   const vectorName = (vector: number): number => names.of(`interrupt 0x${vector.toString(16)}`);
+  /** Exclusive instructions per tree node (folded into the nodes after the walk). */
+  const self: number[] = [];
 
   const table = walkCalls(reader, describe, {
     open(row) {
       const caller = treeNode(row.vcpu, fn(row.callerPc));
       const entered = row.vector === null ? caller : child(caller, vectorName(row.vector));
-      stacks[row.vcpu]!.push(child(entered, fn(row.calleePc)));
+      const node = child(entered, fn(row.calleePc));
+      stacks[row.vcpu]!.push(node);
+      inFrame[row.vcpu] = node;
     },
     close(row) {
-      stacks[row.vcpu]!.pop();
+      const st = stacks[row.vcpu]!;
+      st.pop();
+      inFrame[row.vcpu] = st.length ? st[st.length - 1]! : -1;
     },
     instruction(seq, v, pi) {
       laneInsns[v]!++;
-      tree[treeNode(v, pi.f)]!.self++;
+      const node = treeNode(v, pi.f);
+      while (self.length <= node) self.push(0);
+      self[node]!++;
       if (pi.f !== runF[v]) {
         flushRun(v, seq);
         runStart[v] = seq;
         runF[v] = pi.f;
         runPc[v] = pi.pc;
       }
-      if (pi.mark === 'hlt') {
-        halts++;
-        if (marks.length < MAX_MARKS) marks.push({ seq, vcpu: v, kind: 'halt', label: 'hlt' });
-      } else if (pi.mark === 'out' && outSeqs.length < MAX_CONSOLE_BYTES) outSeqs.push({ seq, vcpu: v });
+      if (pi.mark !== undefined) {
+        if (pi.mark === 'hlt') {
+          halts++;
+          if (marks.length < MAX_MARKS) marks.push({ seq, vcpu: v, kind: 'halt', label: 'hlt' });
+        } else if (outSeqs.length < MAX_CONSOLE_BYTES) outSeqs.push({ seq, vcpu: v });
+      }
       prevSeq[v] = seq;
     },
   });
+  for (let i = 0; i < self.length; i++) tree[i]!.self = self[i]!;
   const callTotal = table.rows.length;
   const callRows: (number | null)[][] = table.rows
     .slice(0, MAX_CALL_ROWS)
@@ -306,11 +325,12 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
     for (const r of runs) for (const k of ['s', 'n', 'f', 'pc'] as const) r[k].length = 0;
     lacks.push(`single-instruction detail: the history has more than ${MAX_RUNS} function runs; zooming stops at buckets of ${fineWidth} instructions`);
   }
-  const idle = laneInsns.flatMap((n, v) => (n === 0 ? [v] : []));
+  const idle = Array.from(laneInsns).flatMap((n, v) => (n === 0 ? [v] : []));
   if (total > 0 && idle.length) lacks.push(`instructions on vCPU${idle.length === 1 ? '' : 's'} ${idle.join(', ')}: ${idle.length === 1 ? 'it' : 'they'} ran none in this history (their lanes are empty)`);
   if (tooDeep) lacks.push(`calls deeper than ${MAX_CALL_DEPTH} frames were not followed`);
   if (callTotal > MAX_CALL_ROWS) lacks.push(`the calls table lists the first ${MAX_CALL_ROWS} of ${callTotal} calls`);
   if (halts > 0 && marks.length >= MAX_MARKS) lacks.push(`marks: only the first ${MAX_MARKS} are shown`);
+  marks.push(...stopMarks(target, lacks));
   if (total > 0) {
     const lastV = reader.step(reader.end - 1).vcpu;
     marks.push({ seq: reader.end - 1, vcpu: lastV, kind: 'end', label: `end of history (${String(reader.meta.get('outcome') ?? 'unknown outcome')})` });
@@ -341,6 +361,31 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
     calls: { total: callTotal, rows: callRows },
     console: consoleLines,
   };
+}
+
+/**
+ * The recording session's stops. A stop's seq is the instruction that was to run next: one at
+ * the end of the history (the session stopped, then the recording ended) is drawn on the last
+ * instruction.
+ */
+function stopMarks(target: ReplayTarget, lacks: string[]): Mark[] {
+  const reader = target.reader;
+  if (reader.version < 5) {
+    lacks.push(`stops: the trace has schema version ${reader.version}, which did not record where the session stopped (record it again for breakpoint and watchpoint marks)`);
+    return [];
+  }
+  const stops = reader.stops();
+  if (stops.length > MAX_MARKS) lacks.push(`stops: only the first ${MAX_MARKS} of ${stops.length} are marked`);
+  const last = Math.max(reader.first, reader.end - 1);
+  return stops.slice(0, MAX_MARKS).map((st) => {
+    const kind = st.kind === 'breakpoint' || st.kind === 'watchpoint' ? st.kind : 'stop';
+    let label = kind === 'stop' ? `stop: ${st.kind}` : `${st.kind} ${st.id ?? '?'}`;
+    if (st.addr !== null) {
+      const sym = target.symbols.describe(st.addr);
+      label += ` at ${hex(st.addr)}${sym ? ` (${sym})` : ''}`;
+    }
+    return { seq: Math.min(st.seq, last), vcpu: st.vcpu, kind, label };
+  });
 }
 
 /** What the page marks at the instruction at `pc` (decoded by the disassembler). */

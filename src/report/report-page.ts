@@ -125,7 +125,9 @@ const SCRIPT = String.raw`
   var marksByLane = [];
   for (var i = 0; i < nLanes; i++) marksByLane.push([]);
   D.marks.forEach(function (m) { marksByLane[m.kind === 'console' ? D.vcpus : (m.vcpu === null ? 0 : m.vcpu)].push(m); });
-  var MARK_COLOR = { interrupt: '#e67e00', halt: '#555', end: '#d00', console: '#2a6fdb' };
+  var MARK_COLOR = { interrupt: '#e67e00', halt: '#555', end: '#d00', console: '#2a6fdb', breakpoint: '#c0f', watchpoint: '#0a8', stop: '#06c' };
+  // The recording session's stops: a line across the lane and, while few are in view, their label.
+  var STOP_KINDS = { breakpoint: 1, watchpoint: 1, stop: 1 };
 
   function drawLanes(u) {
     var ctx = u.ctx, bb = u.bbox, xmin = u.scales.x.min, xmax = u.scales.x.max;
@@ -154,11 +156,15 @@ const SCRIPT = String.raw`
     });
     marksByLane.forEach(function (ms, v) {
       var y0 = bb.top + v * laneH;
+      var stopsInView = ms.filter(function (m) { return STOP_KINDS[m.kind] && m.seq >= xmin && m.seq <= xmax; }).length;
       ms.forEach(function (m) {
         if (m.seq < xmin || m.seq > xmax) return;
         var x = xpos(m.seq);
         ctx.fillStyle = MARK_COLOR[m.kind];
-        if (v === D.vcpus) ctx.fillRect(x, y0 + laneH * 0.2, 2, laneH * 0.6);
+        if (STOP_KINDS[m.kind]) {
+          ctx.fillRect(x - 1, y0, 2, laneH);
+          if (stopsInView <= 20) { ctx.font = '10px sans-serif'; ctx.fillText(m.label, x + 3, y0 + laneH - 3); }
+        } else if (v === D.vcpus) ctx.fillRect(x, y0 + laneH * 0.2, 2, laneH * 0.6);
         else { ctx.beginPath(); ctx.moveTo(x - 4, y0); ctx.lineTo(x + 4, y0); ctx.lineTo(x, y0 + 7); ctx.fill(); }
       });
     });
@@ -238,7 +244,8 @@ const SCRIPT = String.raw`
     line.addEventListener('click', function () { show([['info-seq', 'seq ' + c.seq], ['info-vcpu', 'vCPU ' + c.vcpu], ['info-sym', 'console: ' + c.text]], c.seq); });
     $('console').appendChild(line);
   });
-  var shown = D.marks.filter(function (m) { return m.kind !== 'console'; });
+  // Stops first: a long history's interrupts alone would fill the list.
+  var shown = D.marks.filter(function (m) { return STOP_KINDS[m.kind]; }).concat(D.marks.filter(function (m) { return m.kind !== 'console' && !STOP_KINDS[m.kind]; }));
   if (shown.length === 0) $('marks').appendChild(el('div', 'empty', 'No interrupts, halts or stops in this history.'));
   shown.slice(0, 2000).forEach(function (m) {
     var row = el('div', 'mark mark-' + m.kind); row.appendChild(el('span', 'seq', String(m.seq))); row.appendChild(document.createTextNode((m.vcpu === null ? '' : 'vCPU ' + m.vcpu + ' ') + m.label));

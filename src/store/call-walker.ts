@@ -63,16 +63,96 @@ export interface CallHooks<T extends PcClass> {
   open?(row: CallRow, index: number): void;
   /** A frame closed (before `instruction` is called for the vCPU's next instruction). */
   close?(row: CallRow, index: number): void;
-  /** Every instruction, in seq order; `depth` = frames open on the vCPU. */
-  instruction?(seq: number, vcpu: number, info: T & { readonly pc: bigint }, depth: number): void;
+  /** Every instruction, in seq order; `depth` = frames open on the vCPU; `index` numbers the distinct pcs from 0 in the order first seen. */
+  instruction?(seq: number, vcpu: number, info: T & { readonly pc: bigint }, depth: number, index: number): void;
 }
 
 export const MAX_CALL_DEPTH = 512;
 
-/** Index of a pc's low 32-bit half in a Uint32Array over a BigUint64Array (host byte order). */
+/** Index of a pc's low 32-bit half in an Int32Array over a BigUint64Array (host byte order). */
 const LO = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
 
-type Info<T> = T & { readonly pc: bigint; readonly hi: number; readonly nextLo: number; readonly nextHi: number };
+const OTHER = 0;
+const CALL = 1;
+const RET = 2;
+
+/**
+ * The distinct pcs of a walk, numbered in the order first seen, with what the hot loop needs in
+ * typed arrays: the stream is matched on signed 32-bit halves (no BigInt, no boxed number per
+ * instruction), through an open-addressing table keyed by the low half that keeps the first pc
+ * seen with it (a pc whose high half differs takes the slow path: a Map on the bigint).
+ */
+class PcTable<T extends PcClass> {
+  readonly infos: (T & { readonly pc: bigint })[] = [];
+  private readonly index = new Map<bigint, number>();
+  kind = new Uint8Array(1024);
+  hi = new Int32Array(1024);
+  nextLo = new Int32Array(1024);
+  nextHi = new Int32Array(1024);
+  bits = 12;
+  keys = new Int32Array(1 << 12);
+  vals = new Int32Array(1 << 12).fill(-1);
+  private used = 0;
+
+  constructor(private readonly describe: (pc: bigint) => T) {}
+
+  /** The index of the first pc seen whose low half is `lo`; -1 when none. */
+  byLo(lo: number): number {
+    const mask = (1 << this.bits) - 1;
+    for (let h = Math.imul(lo, 0x9e3779b1) >>> (32 - this.bits); ; h = (h + 1) & mask) {
+      const i = this.vals[h]!;
+      if (i < 0 || this.keys[h] === lo) return i;
+    }
+  }
+
+  /** The index of `pc`, described on first sight. */
+  of(pc: bigint): number {
+    let i = this.index.get(pc);
+    if (i !== undefined) return i;
+    i = this.infos.length;
+    const d = this.describe(pc);
+    this.infos.push({ ...d, pc });
+    this.index.set(pc, i);
+    if (i >= this.kind.length) {
+      const grow = <A extends Uint8Array | Int32Array>(a: A): A => {
+        const b = new (a.constructor as new (n: number) => A)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.kind = grow(this.kind);
+      this.hi = grow(this.hi);
+      this.nextLo = grow(this.nextLo);
+      this.nextHi = grow(this.nextHi);
+    }
+    this.kind[i] = d.kind === 'call' ? CALL : d.kind === 'ret' || d.kind === 'iret' ? RET : OTHER;
+    this.hi[i] = Number(BigInt.asIntN(32, pc >> 32n));
+    this.nextLo[i] = Number(BigInt.asIntN(32, d.next));
+    this.nextHi[i] = Number(BigInt.asIntN(32, d.next >> 32n));
+    const lo = Number(BigInt.asIntN(32, pc));
+    if (this.byLo(lo) < 0) this.insert(lo, i);
+    return i;
+  }
+
+  private insert(lo: number, i: number): void {
+    if (++this.used * 2 > this.vals.length) {
+      const keys = this.keys;
+      const vals = this.vals;
+      this.bits++;
+      this.keys = new Int32Array(1 << this.bits);
+      this.vals = new Int32Array(1 << this.bits).fill(-1);
+      for (let h = 0; h < vals.length; h++) if (vals[h]! >= 0) this.place(keys[h]!, vals[h]!);
+    }
+    this.place(lo, i);
+  }
+
+  private place(lo: number, i: number): void {
+    const mask = (1 << this.bits) - 1;
+    let h = Math.imul(lo, 0x9e3779b1) >>> (32 - this.bits);
+    while (this.vals[h]! >= 0) h = (h + 1) & mask;
+    this.keys[h] = lo;
+    this.vals[h] = i;
+  }
+}
 
 /**
  * Walk the history of `reader`; `describe` classifies a pc (called once per distinct pc, and for
@@ -80,21 +160,8 @@ type Info<T> = T & { readonly pc: bigint; readonly hi: number; readonly nextLo: 
  */
 export function walkCalls<T extends PcClass>(reader: TraceReader, describe: (pc: bigint) => T, hooks: CallHooks<T> = {}): CallTable {
   const vcpus = reader.vcpus;
-  const pcIndex = new Map<bigint, number>();
-  // The first pc seen with these low 32 bits: the stream is matched on 32-bit halves (no BigInt per instruction).
-  const byLo = new Map<number, number>();
-  const pcs: Info<T>[] = [];
-  const info = (pc: bigint): number => {
-    let i = pcIndex.get(pc);
-    if (i !== undefined) return i;
-    i = pcs.length;
-    const d = describe(pc);
-    pcs.push({ ...d, pc, hi: Number(pc >> 32n), nextLo: Number(d.next & 0xffffffffn), nextHi: Number((d.next >> 32n) & 0xffffffffn) });
-    pcIndex.set(pc, i);
-    const lo = Number(pc & 0xffffffffn);
-    if (!byLo.has(lo)) byLo.set(lo, i);
-    return i;
-  };
+  const table = new PcTable(describe);
+  const pcs = table.infos;
 
   const rows: CallRow[] = [];
   const stacks: { ret: bigint; row: number; start: number }[][] = Array.from({ length: vcpus }, () => []);
@@ -104,6 +171,7 @@ export function walkCalls<T extends PcClass>(reader: TraceReader, describe: (pc:
   let tooDeep = 0;
   const interrupts = reader.chunkCount ? reader.inputs(reader.first, reader.end + 1).filter((i) => i.kind === 'interrupt' && i.vcpu !== null && i.vcpu < vcpus) : [];
   let nextIrq = 0;
+  const onInstruction = hooks.instruction;
 
   const open = (v: number, seq: number, ret: bigint, callerPc: bigint, calleePc: bigint, vector: number | null): void => {
     const st = stacks[v]!;
@@ -121,34 +189,57 @@ export function walkCalls<T extends PcClass>(reader: TraceReader, describe: (pc:
     const count = reader.chunkCountOf(id);
     if (count === 0) continue;
     const base = reader.chunkFirst(id);
-    const d = reader.pcs(id);
-    const words = new Uint32Array(d.pc.buffer, d.pc.byteOffset, count * 2);
+    const d = reader.pcsScratch(id);
+    const words = new Int32Array(d.pc.buffer, d.pc.byteOffset, count * 2);
+    const vc = d.vcpu;
+    // The seq of the next interrupt (Infinity: none left): instructions before it take the short path.
+    let irqSeq = nextIrq < interrupts.length ? interrupts[nextIrq]!.seq : Infinity;
+    // The table's arrays, as locals (reloaded when a new pc may have grown them).
+    let { kind: kinds, hi: his, keys, vals, bits } = table;
+    let mask = (1 << bits) - 1;
     for (let k = 0; k < count; k++) {
       const seq = base + k;
-      const v = d.vcpu[k]!;
+      const v = vc[k]!;
       if (v >= vcpus) continue;
       const lo = words[2 * k + LO]!;
       const hi = words[2 * k + 1 - LO]!;
-      let idx = byLo.get(lo);
-      if (idx === undefined || pcs[idx]!.hi !== hi) idx = info(d.pc[k]!);
-      const pi = pcs[idx]!;
+      let h = Math.imul(lo, 0x9e3779b1) >>> (32 - bits);
+      let idx = vals[h]!;
+      while (idx >= 0 && keys[h] !== lo) {
+        h = (h + 1) & mask;
+        idx = vals[h]!;
+      }
+      if (idx < 0 || his[idx] !== hi) {
+        idx = table.of(d.pc[k]!);
+        ({ kind: kinds, hi: his, keys, vals, bits } = table);
+        mask = (1 << bits) - 1;
+      }
       ran[v]!++;
-      while (nextIrq < interrupts.length && interrupts[nextIrq]!.seq < seq) nextIrq++;
-      let irqHere = nextIrq;
-      while (irqHere < interrupts.length && interrupts[irqHere]!.seq === seq && interrupts[irqHere]!.vcpu !== v) irqHere++;
-      const irq = irqHere < interrupts.length && interrupts[irqHere]!.seq === seq ? interrupts[irqHere] : undefined;
-      const irqRip = irq ? ripOf(irq.detail) : undefined;
       // Where v's previous instruction went: here, or (an interrupt came first) the interrupted rip.
-      const arrivedLo = irqRip === undefined ? lo : Number(irqRip & 0xffffffffn);
-      const arrivedHi = irqRip === undefined ? hi : Number((irqRip >> 32n) & 0xffffffffn);
-      const arrived = irqRip ?? pi.pc;
+      let arrivedLo = lo;
+      let arrivedHi = hi;
+      let irqRip: bigint | undefined;
+      if (seq >= irqSeq) {
+        while (nextIrq < interrupts.length && interrupts[nextIrq]!.seq < seq) nextIrq++;
+        irqSeq = nextIrq < interrupts.length ? interrupts[nextIrq]!.seq : Infinity;
+        let irqHere = nextIrq;
+        while (irqHere < interrupts.length && interrupts[irqHere]!.seq === seq && interrupts[irqHere]!.vcpu !== v) irqHere++;
+        const irq = irqHere < interrupts.length && interrupts[irqHere]!.seq === seq ? interrupts[irqHere] : undefined;
+        irqRip = irq ? ripOf(irq.detail) : undefined;
+        if (irqRip !== undefined) {
+          arrivedLo = Number(BigInt.asIntN(32, irqRip));
+          arrivedHi = Number(BigInt.asIntN(32, irqRip >> 32n));
+        }
+      }
       const p = prevIdx[v]!;
       const st = stacks[v]!;
       if (p >= 0) {
-        const pp = pcs[p]!;
-        if (pp.kind === 'call' && (arrivedLo !== pp.nextLo || arrivedHi !== pp.nextHi)) {
-          open(v, seq, pp.next, pp.pc, arrived, null);
-        } else if (pp.kind === 'ret' || pp.kind === 'iret') {
+        const kind = kinds[p]!;
+        if (kind === CALL && (arrivedLo !== table.nextLo[p] || arrivedHi !== table.nextHi[p])) {
+          const pp = pcs[p]!;
+          open(v, seq, pp.next, pp.pc, irqRip ?? pcs[idx]!.pc, null);
+        } else if (kind === RET && st.length) {
+          const arrived = irqRip ?? pcs[idx]!.pc;
           let j = st.length - 1;
           while (j >= 0 && st[j]!.ret !== arrived) j--;
           if (j >= 0) {
@@ -164,13 +255,15 @@ export function walkCalls<T extends PcClass>(reader: TraceReader, describe: (pc:
         }
       }
       // Interrupts delivered here (more than one: nested deliveries at one instruction).
-      for (let n = nextIrq; n < interrupts.length && interrupts[n]!.seq === seq; n++) {
-        const i = interrupts[n]!;
-        if (i.vcpu !== v) continue;
-        const rip = ripOf(i.detail) ?? -1n;
-        open(v, seq, rip, rip, pi.pc, Number(i.detail['vector'] ?? -1));
+      if (seq === irqSeq) {
+        for (let n = nextIrq; n < interrupts.length && interrupts[n]!.seq === seq; n++) {
+          const i = interrupts[n]!;
+          if (i.vcpu !== v) continue;
+          const rip = ripOf(i.detail) ?? -1n;
+          open(v, seq, rip, rip, pcs[idx]!.pc, Number(i.detail['vector'] ?? -1));
+        }
       }
-      hooks.instruction?.(seq, v, pi, st.length);
+      if (onInstruction) onInstruction(seq, v, pcs[idx]!, st.length, idx);
       prevIdx[v] = idx;
       prevSeq[v] = seq;
     }

@@ -8,6 +8,7 @@
 
 import type { ExecutionObserver, InputEvent, ObservedMachine, SliceStop } from '../targets/emulator/execution-observer.js';
 import { DbgError } from '../common/errors.js';
+import type { StopReason } from '../targets/target.js';
 import { nativeRecorder, type NativeRecorder, type RecorderHandle } from './native-recorder.js';
 import { TraceWriter } from './trace-writer.js';
 
@@ -111,6 +112,12 @@ export class EmulatorRecorder implements ExecutionObserver {
     if (this.full) return;
     const next = this.n.endSlice(this.h, this.engine(vcpu), executed);
     if (next - this.chunkFirst >= BigInt(this.chunkTarget)) this.flush();
+  }
+
+  onStop(seq: bigint, vcpu: number, reason: StopReason): void {
+    if (this.full) return;
+    const point = reason.kind === 'breakpoint' || reason.kind === 'watchpoint' ? { id: reason.id, addr: reason.addr } : {};
+    this.writer.addStop({ seq, vcpu, kind: reason.kind, ...point });
   }
 
   onInput(event: InputEvent): void {

@@ -52,6 +52,8 @@ export interface NativeRecorder {
   setSeq(h: RecorderHandle, seq: bigint): void;
   /** lastOnly: the arrays hold only instruction count - 1. */
   decodePcs(pcs: Buffer, count: number, lastOnly?: boolean): { pc: BigUint64Array; vcpu: Uint8Array };
+  /** decodePcs into `pc` and `vcpu` (at least `count` cells each), which the caller reuses. */
+  decodePcsInto(pcs: Buffer, count: number, pc: BigUint64Array, vcpu: Uint8Array): void;
   /** Offsets i < below of the chunk whose pc is one of `targets`. */
   findPcs(pcs: Buffer, count: number, targets: BigUint64Array, below: number): Float64Array;
   /** Indexes of the 4 KiB pages of `ram` that are not all zero (pages never written are not read: pages.c). */

@@ -2,9 +2,10 @@
  * The trace file: one SQLite database (WAL) per recording. This file and its siblings in
  * src/store are the only code of dbg that touches better-sqlite3.
  *
- * Layout (schema version 4, in `PRAGMA user_version`; version 3 was the same with chunk.pcs
- * stored as it is, not deflated; version 2 also required chunk.first to be unique, so a chunk of
- * no instructions could not be followed by the next one; v2 and v3 traces read as they are;
+ * Layout (schema version 5, in `PRAGMA user_version`; version 4 was the same without the stop
+ * table (a v4 trace reads as one where the session never stopped); version 3 also stored
+ * chunk.pcs as it is, not deflated; version 2 also required chunk.first to be unique, so a chunk of
+ * no instructions could not be followed by the next one; v2, v3 and v4 traces read as they are;
  * version 1 had one memory row per line and chunk, without parts):
  *
  *   meta(key, value)                      format = 'dbg-trace', arch, guest, ram_base, ram_size,
@@ -44,6 +45,12 @@
  *                                         began (physical page number)
  *   input(seq, vcpu, kind, detail)        every nondeterministic input (interrupt, port read,
  *                                         cpu start, debugger write), detail as JSON
+ *   stop(seq, vcpu, kind, id, addr)       every stop of the recording session (schema 5): seq
+ *                                         of the next instruction to run, the vCPU, the stop
+ *                                         reason's kind (breakpoint, watchpoint, step,
+ *                                         interrupted, halted, fault...), the breakpoint or
+ *                                         watchpoint id and its address (else NULL; addr is
+ *                                         SQLite's signed 64-bit integer, as pcs are)
  *
  * Views for raw SQL (`::sql`, `dbg query`) are created in every trace; readers also get the
  * table-valued functions steps(from, to), writes(addr, len) and activity(buckets) (see
@@ -59,9 +66,9 @@ import { DbgError, errors } from '../common/errors.js';
 
 export type Db = Database.Database;
 
-export const TRACE_SCHEMA_VERSION = 4;
+export const TRACE_SCHEMA_VERSION = 5;
 /** Older versions this dbg reads as they are (see the layout above). */
-const READABLE_VERSIONS = [2, 3, TRACE_SCHEMA_VERSION];
+const READABLE_VERSIONS = [2, 3, 4, TRACE_SCHEMA_VERSION];
 export const TRACE_FORMAT = 'dbg-trace';
 
 const DDL = `
@@ -109,6 +116,13 @@ CREATE TABLE input (
   detail TEXT NOT NULL
 );
 CREATE INDEX input_by_seq ON input (seq);
+CREATE TABLE stop (
+  seq INTEGER NOT NULL,
+  vcpu INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  id INTEGER,
+  addr INTEGER
+);
 
 -- Documented views for raw SQL.
 CREATE VIEW chunks AS
@@ -125,6 +139,7 @@ CREATE VIEW checkpoints AS
          (flags & 1) = 1 AS full_image, length(data) AS bytes
   FROM ckpt;
 CREATE VIEW inputs AS SELECT seq, vcpu, kind, detail FROM input;
+CREATE VIEW stops AS SELECT seq, vcpu, kind, id, addr FROM stop;
 CREATE VIEW summary AS
   SELECT (SELECT min(first) FROM chunk) AS first_seq,
          (SELECT max(first + count) - 1 FROM chunk) AS last_seq,

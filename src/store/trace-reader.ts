@@ -41,6 +41,18 @@ export interface InputRow {
   readonly detail: Record<string, unknown>;
 }
 
+/** A stop of the recording session (TraceReader.stops). */
+export interface StopRow {
+  /** The next instruction that was to run. */
+  readonly seq: number;
+  readonly vcpu: number;
+  /** The stop reason's kind (target.ts StopReason): breakpoint, watchpoint, step, interrupted, halted... */
+  readonly kind: string;
+  /** The breakpoint's or watchpoint's id and address; null for other stops. */
+  readonly id: number | null;
+  readonly addr: bigint | null;
+}
+
 /** A chunk's writes in execution order; `order[i]` = writeOrder(list[i]), ascending. */
 export interface ChunkWrites {
   readonly list: readonly LineWrite[];
@@ -84,6 +96,7 @@ export class TraceReader {
   /** The schema version (PRAGMA user_version; schema.ts). */
   readonly version: number;
   private readonly pcsCache = new Map<number, { pc: BigUint64Array; vcpu: Uint8Array }>();
+  private scratch: { pc: BigUint64Array; vcpu: Uint8Array } | undefined;
   private readonly rowCache = new Map<string, DecodedRow>();
   private lastPeek = -1;
   /** Full checkpoint images by "vcpu:chunk" (the base of that chunk's delta checkpoints). */
@@ -360,6 +373,25 @@ export class TraceReader {
     if (this.pcsCache.size >= PCS_CACHE) this.pcsCache.delete(this.pcsCache.keys().next().value!);
     this.pcsCache.set(id, d);
     return d;
+  }
+
+  /**
+   * The decoded pcs of chunk `id` in arrays this reader reuses: valid until the next call. For a
+   * walk over every chunk, which would only churn the cache (and allocating fresh arrays per chunk
+   * costs such a walk more than decoding does).
+   */
+  pcsScratch(id: number): { pc: BigUint64Array; vcpu: Uint8Array } {
+    const cached = this.pcsCache.get(id);
+    if (cached) return cached;
+    const r = this.pcsRow(id);
+    if (!r) throw traceCorrupt(this.path, `chunk ${id} is missing`);
+    if (!this.scratch || this.scratch.pc.length < r.count) this.scratch = { pc: new BigUint64Array(r.count), vcpu: new Uint8Array(r.count) };
+    try {
+      nativeRecorder().decodePcsInto(r.pcs, r.count, this.scratch.pc, this.scratch.vcpu);
+    } catch (e) {
+      throw traceCorrupt(this.path, `chunk ${id}: ${(e as Error).message}`);
+    }
+    return { pc: this.scratch.pc.subarray(0, r.count), vcpu: this.scratch.vcpu.subarray(0, r.count) };
   }
 
   /** pc and vCPU of instruction `seq` (first <= seq < end). */
@@ -761,6 +793,25 @@ export class TraceReader {
   nextCheckpointSeq(seq: number): number | undefined {
     const r = this.db.prepare('SELECT min(seq) AS s FROM ckpt WHERE seq > ?').get(seq) as { s: number | null };
     return r.s ?? undefined;
+  }
+
+  /**
+   * The recording session's stops (schema 5; a trace of an older schema has none), oldest first.
+   * `seq` is the next instruction that was to run: at the end of the history it is `end`.
+   */
+  stops(): StopRow[] {
+    if (this.version < 5) return [];
+    const rows = this.db.prepare('SELECT seq, vcpu, kind, id, addr FROM stop ORDER BY seq, rowid').safeIntegers(true).all() as { seq: bigint; vcpu: bigint; kind: unknown; id: bigint | null; addr: bigint | null }[];
+    return rows.map((r) => {
+      if (typeof r.kind !== 'string') throw traceCorrupt(this.path, `the stop at seq ${r.seq}: its kind is not text`);
+      return {
+        seq: intOf(this.path, r.seq, 'a stop seq'),
+        vcpu: intOf(this.path, r.vcpu, `the vCPU of the stop at seq ${r.seq}`, 0, this.info.vcpus - 1),
+        kind: r.kind,
+        id: r.id === null ? null : Number(r.id),
+        addr: r.addr === null ? null : BigInt.asUintN(64, r.addr),
+      };
+    });
   }
 
   inputs(from: number, to: number): InputRow[] {

@@ -19,6 +19,18 @@ export interface InputRecord {
   readonly detail: unknown;
 }
 
+/** A stop of the recording session (schema.ts, table stop). */
+export interface StopRecord {
+  /** The next instruction to run. */
+  readonly seq: bigint;
+  readonly vcpu: number;
+  /** The stop reason's kind: breakpoint, watchpoint, step, interrupted, halted... */
+  readonly kind: string;
+  /** The breakpoint's or watchpoint's id, and its address. */
+  readonly id?: number;
+  readonly addr?: bigint;
+}
+
 const jsonBig = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0x${v.toString(16)}` : Buffer.isBuffer(v) ? v.toString('hex') : v);
 
 export class TraceWriter {
@@ -30,6 +42,7 @@ export class TraceWriter {
   private readonly insMask: Database.Statement;
   private readonly insCkpt: Database.Statement;
   private readonly insInput: Database.Statement;
+  private readonly insStop: Database.Statement;
   private bytesIn = 0;
   private instructions = 0;
   private closed = false;
@@ -55,6 +68,7 @@ export class TraceWriter {
     this.insMask = this.db.prepare('INSERT INTO mem_mask (line, chunk, part, first, mask) VALUES (?, ?, ?, ?, ?)');
     this.insCkpt = this.db.prepare('INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES (?, ?, ?, ?, ?)');
     this.insInput = this.db.prepare('INSERT INTO input (seq, vcpu, kind, detail) VALUES (?, ?, ?, ?)');
+    this.insStop = this.db.prepare('INSERT INTO stop (seq, vcpu, kind, id, addr) VALUES (?, ?, ?, ?, ?)');
   }
 
   /** RAM as it is when recording starts: its non-zero 4 KiB pages. */
@@ -71,6 +85,15 @@ export class TraceWriter {
   /** Kept until the next chunk is written, in the same transaction. */
   addInput(input: InputRecord): void {
     this.pendingInputs.push(input);
+  }
+
+  /**
+   * Stored at once (its own transaction): the history up to the stop may still be in the open
+   * chunk, but a session stops rarely, and a stop with no instruction stored at its seq yet is
+   * still where the session stopped (a reader shows it at the end of the history).
+   */
+  addStop(stop: StopRecord): void {
+    guard(this.path, () => this.insStop.run(stop.seq, stop.vcpu, stop.kind, stop.id ?? null, stop.addr === undefined ? null : BigInt.asIntN(64, stop.addr)));
   }
 
   writeChunk(c: NativeChunk): void {
@@ -142,6 +165,7 @@ export class TraceWriter {
         db.prepare('DELETE FROM chunk WHERE id >= ?').run(keep);
         db.prepare('DELETE FROM ckpt WHERE seq > ?').run(s);
         db.prepare("DELETE FROM input WHERE seq > ? OR (seq = ? AND kind = 'port-in')").run(s, s);
+        db.prepare('DELETE FROM stop WHERE seq > ?').run(s);
         this.nextChunk = keep;
         const t = db.prepare('SELECT coalesce(sum(count), 0) AS n FROM chunk').get() as { n: number };
         this.instructions = t.n;

@@ -145,6 +145,38 @@ describe('dbg report: bad input', () => {
 });
 
 describe.skipIf(!existsSync(CHROMIUM))('dbg report in a real browser (Debian chromium)', () => {
+  it("marks the recording session's breakpoint and watchpoint hits on the lanes and lists them", async () => {
+    const t = join(dir, 'stops.trace');
+    const out = join(dir, 'stops.html');
+    const rec = run(['live', '--emulate', kernel, '--cpus', '2', '--wait', '-q', '--record', t, '-e', 'timer_tick::bp; tasks::wp -w -L 8; :c; :c; :c; :c; ::traceinfo']);
+    expect(rec.status).toBe(0);
+    expect(rec.stdout).toMatch(/^stops +4$/m);
+    const r = run(['report', t, '-o', out]);
+    expect(r.status).toBe(0);
+    const stops = (pageData(out) as unknown as { marks: { kind: string; label: string }[] }).marks.filter((m) => m.kind === 'breakpoint' || m.kind === 'watchpoint');
+    expect(stops.length).toBe(4);
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      const problems: string[] = [];
+      page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+      await page.goto(`file://${out}`);
+      await page.waitForSelector('.u-over');
+      expect(problems).toEqual([]);
+      const bps = await page.locator('.mark-breakpoint').allTextContents();
+      const wps = await page.locator('.mark-watchpoint').allTextContents();
+      expect(bps.length).toBeGreaterThan(0);
+      expect(wps.length).toBeGreaterThan(0);
+      expect(bps.length + wps.length).toBe(4);
+      for (const b of bps) expect(b).toMatch(/vCPU \d breakpoint 1 at 0x[0-9a-f]+ \(timer_tick\)$/);
+      for (const w of wps) expect(w).toMatch(/vCPU \d watchpoint 2 at 0x[0-9a-f]+ \(tasks\)$/);
+      await page.screenshot({ path: join(dir, 'report-stops.png') });
+    } finally {
+      await browser.close();
+    }
+  });
+
   it('loads with no errors; lanes, labels, marks in the DOM; a click shows the seq; a drag zooms', async () => {
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });

@@ -1,4 +1,6 @@
 /**
+ * Schema version 5 adds the stop table (the recording session's stops); a version 4 trace, which
+ * has none, reads as one whose session never stopped.
  * Schema version 4 stores each chunk's pc stream deflated; a version 3 trace (the stream as it
  * is) still reads, to the same instructions. A pc stream that does not inflate, or inflates past
  * what its instruction count can take, is a one-line trace error.
@@ -17,12 +19,14 @@ import { TraceReader } from '../../src/store/trace-reader.js';
 import { ReplayMachine } from '../../src/targets/replay/replay-machine.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-trace-versions-'));
-const v4 = join(dir, 'v4.trace');
+const v4 = join(dir, 'v5.trace');
 
 beforeAll(() => {
   const m = new GuestMachine();
-  m.setObserver(new EmulatorRecorder(v4, { chunkTarget: 50_000 }));
+  const rec = new EmulatorRecorder(v4, { chunkTarget: 50_000 });
+  m.setObserver(rec);
   m.run(200_000);
+  rec.onStop(123_456n, 0, { kind: 'breakpoint', id: 3, addr: 0xffffffff80100000n });
   m.close();
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,6 +65,23 @@ describe('trace schema versions', () => {
     m3.close();
     m4.close();
     r3.close();
+    r4.close();
+  });
+
+  it('version 5 keeps the stops; a version 4 trace (no stop table) opens with none', () => {
+    const r5 = TraceReader.open(v4);
+    expect(r5.stops()).toEqual([{ seq: 123_456, vcpu: 0, kind: 'breakpoint', id: 3, addr: 0xffffffff80100000n }]);
+    r5.close();
+    const old = join(dir, 'v4-no-stops.trace');
+    copyFileSync(v4, old);
+    const db = new Database(old);
+    db.exec('DROP VIEW stops; DROP TABLE stop');
+    db.pragma('user_version = 4');
+    db.close();
+    const r4 = TraceReader.open(old);
+    expect(r4.version).toBe(4);
+    expect(r4.stops()).toEqual([]);
+    expect([r4.first, r4.end]).toEqual([0, 200_000]);
     r4.close();
   });
 

@@ -125,6 +125,8 @@ export interface ExecutionObserver {
   beforeSlice(vcpu: number, seq: bigint): void;
   afterSlice(vcpu: number, executed: number, stop: SliceStop): void;
   onInput(event: InputEvent): void;
+  /** A run of the machine ended: `seq` is the next instruction to run, on `vcpu`. */
+  onStop?(seq: bigint, vcpu: number, reason: StopReason): void;
   /** The machine is closing; release hooks. */
   detach?(): void;
 }

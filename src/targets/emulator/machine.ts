@@ -753,6 +753,7 @@ export class Machine implements ObservedMachine {
   private finish(stop: MachineStop): MachineStop {
     this.flushConsole();
     this.paging.flush();
+    this.observer?.onStop?.(this.seqNow, stop.vcpu, stop.reason);
     return stop;
   }
 

@@ -516,6 +516,8 @@ export class ReplayTarget implements Target {
     row.columns.forEach((c, i) => {
       out[c] = Number(row.rows[0]![i] ?? 0);
     });
+    // The recording session's stops (breakpoint and watchpoint hits, steps...): schema 5 on.
+    if (this.reader.version >= 5) out.stops = Number(this.reader.sql('SELECT count(*) FROM stop').rows[0]![0] ?? 0);
     out.now = this.now;
     out.guest = String(this.reader.meta.get('guest') ?? '');
     out.created = String(this.reader.meta.get('created') ?? '');
