@@ -166,9 +166,30 @@ export class ReplayMachine {
     } else {
       this.syncMemory(window.from);
       this.reexecute(window.vcpu, window.from, s);
+      this.hostWritesUpTo(window.from, s);
     }
     this.regsAt = s;
     this.checkPc(running, s);
+  }
+
+  /**
+   * After re-executing (from, s]: the debugger's writes in it, which re-execution does not make.
+   * Inside a slice there are none but at `s` itself: written while the machine stood there, with
+   * nothing run since (no slice began, so no checkpoint follows them), e.g. at the end of a
+   * history cut by ::discard. Their lines are taken whole from the trace's state at `s`.
+   */
+  private hostWritesUpTo(from: number, s: number): void {
+    const base = Number(this.ramBase);
+    for (const i of this.reader.inputs(from + 1, s + 1)) {
+      if (i.kind !== 'memory-write') continue;
+      const phys = typeof i.detail.phys === 'string' && /^0x[0-9a-f]{1,12}$/.test(i.detail.phys) ? Number(i.detail.phys) : NaN;
+      const len = typeof i.detail.data === 'string' ? i.detail.data.length >> 1 : 0;
+      if (!Number.isFinite(phys) || len === 0) throw traceCorrupt(this.reader.path, `the memory-write input at seq ${i.seq} names no address or data`);
+      for (let line = Math.floor(phys / 64); line * 64 < phys + len; line++) {
+        const off = line * 64 - base;
+        if (off >= 0 && off + 64 <= this.ram.length) this.reader.lineAt(line, s).copy(this.ram, off);
+      }
+    }
   }
 
   /** The re-executed pc at `s` is the recorded one (else the trace does not replay). */
