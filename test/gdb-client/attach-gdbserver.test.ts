@@ -29,11 +29,13 @@ int main(void) {
 
 const THREADS = `#include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 volatile int total;
 pthread_barrier_t go;
 __attribute__((noinline)) void work(int n) { total += n; }
-/* Both threads are let go together, so both usually reach work's breakpoint at once. */
-static void *run(void *arg) { pthread_barrier_wait(&go); work((int)(long)arg); return NULL; }
+/* Both threads are let go together, so both usually reach work's breakpoint at once; the sleep
+   first leaves main waiting in pthread_join (in libc) by then. */
+static void *run(void *arg) { usleep(100000); pthread_barrier_wait(&go); work((int)(long)arg); return NULL; }
 int main(void) {
     pthread_t t[2];
     pthread_barrier_init(&go, 0, 2);
