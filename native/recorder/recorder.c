@@ -1043,6 +1043,28 @@ static napi_value fn_set_seq(napi_env env, napi_callback_info info) {
 /* ---- decoding (for the store's readers) ------------------------------------------------------ */
 
 /*
+ * The (pcs: Buffer, count) both decoders open with: false, with the JS error thrown, when they are
+ * not a buffer and a whole count the buffer can hold.
+ */
+static bool pcs_args(napi_env env, napi_value *argv, size_t argc, const char *usage, uint8_t **p, size_t *n, uint32_t *count) {
+  double dcount;
+  if (argc < 2 || napi_get_buffer_info(env, argv[0], (void **)p, n) != napi_ok ||
+      napi_get_value_double(env, argv[1], &dcount) != napi_ok || !(dcount >= 0 && dcount <= 4294967295.0) ||
+      dcount != (double)(uint32_t)dcount) {
+    throw_err(env, usage);
+    return false;
+  }
+  *count = (uint32_t)dcount;
+  if (!pcs_count_fits(*n, *count)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "the pc stream of %zu bytes holds at most %zu instructions, not %u", *n, *n * 2, *count);
+    throw_err(env, msg);
+    return false;
+  }
+  return true;
+}
+
+/*
  * decodePcs(pcs: Buffer, count, lastOnly = false) -> { pc: BigUint64Array, vcpu: Uint8Array }
  * (lastOnly: both arrays hold only instruction count - 1, and nothing else is kept)
  */
@@ -1052,17 +1074,8 @@ static napi_value fn_decode_pcs(napi_env env, napi_callback_info info) {
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint8_t *p;
   size_t n;
-  double dcount;
-  if (argc < 2 || napi_get_buffer_info(env, argv[0], (void **)&p, &n) != napi_ok ||
-      napi_get_value_double(env, argv[1], &dcount) != napi_ok || !(dcount >= 0 && dcount <= 4294967295.0) ||
-      dcount != (double)(uint32_t)dcount)
-    return throw_err(env, "decodePcs(buffer, count): bad arguments");
-  uint32_t count = (uint32_t)dcount;
-  if (!pcs_count_fits(n, count)) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "the pc stream of %zu bytes holds at most %zu instructions, not %u", n, n * 2, count);
-    return throw_err(env, msg);
-  }
+  uint32_t count;
+  if (!pcs_args(env, argv, argc, "decodePcs(buffer, count): bad arguments", &p, &n, &count)) return NULL;
   bool only = false;
   if (argc >= 3) napi_get_value_bool(env, argv[2], &only);
   size_t cells = only ? (count ? 1 : 0) : count;
@@ -1087,27 +1100,20 @@ static napi_value fn_decode_pcs(napi_env env, napi_callback_info info) {
  * garbage collection than the decoding itself.
  */
 static napi_value fn_decode_pcs_into(napi_env env, napi_callback_info info) {
+  static const char usage[] = "decodePcsInto(buffer, count, BigUint64Array, Uint8Array): bad arguments";
   size_t argc = 4;
   napi_value argv[4];
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   uint8_t *p;
   size_t n, pn, vn;
-  double dcount;
+  uint32_t count;
   napi_typedarray_type pt, vt;
   void *pd, *vd;
-  if (argc < 4 || napi_get_buffer_info(env, argv[0], (void **)&p, &n) != napi_ok ||
-      napi_get_value_double(env, argv[1], &dcount) != napi_ok || !(dcount >= 0 && dcount <= 4294967295.0) ||
-      dcount != (double)(uint32_t)dcount ||
-      napi_get_typedarray_info(env, argv[2], &pt, &pn, &pd, NULL, NULL) != napi_ok || pt != napi_biguint64_array ||
+  if (!pcs_args(env, argv, argc, usage, &p, &n, &count)) return NULL;
+  if (argc < 4 || napi_get_typedarray_info(env, argv[2], &pt, &pn, &pd, NULL, NULL) != napi_ok || pt != napi_biguint64_array ||
       napi_get_typedarray_info(env, argv[3], &vt, &vn, &vd, NULL, NULL) != napi_ok || vt != napi_uint8_array)
-    return throw_err(env, "decodePcsInto(buffer, count, BigUint64Array, Uint8Array): bad arguments");
-  uint32_t count = (uint32_t)dcount;
+    return throw_err(env, usage);
   if (pn < count || vn < count) return throw_err(env, "decodePcsInto: the arrays hold fewer cells than count");
-  if (!pcs_count_fits(n, count)) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "the pc stream of %zu bytes holds at most %zu instructions, not %u", n, n * 2, count);
-    return throw_err(env, msg);
-  }
   if (pcs_decode(p, n, count, 0, pd, vd) != DECODE_OK) return throw_err(env, "decodePcs: the pc stream is cut short or malformed");
   return NULL;
 }
