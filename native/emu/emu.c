@@ -725,9 +725,19 @@ static const int gp_regs[16] = {UC_X86_REG_RAX, UC_X86_REG_RCX, UC_X86_REG_RDX, 
 /* Where the first engine's search found things; later engines are checked at the same places. */
 static long found_slot = -1, found_env = -1, found_feat = -1;
 
-static int patch_at(uint64_t q, size_t env_off, size_t feat_off, const uint64_t *mark, uint64_t edx1, uint64_t edx81, uint64_t *env) {
-  uint64_t regs[16], w[7];
+/*
+ * Patches the features when q + env_off holds the engine's registers, and is where they live: the
+ * marks can also be met in a stale copy (a freed scan buffer of an earlier engine's search, reused
+ * by this engine's heap), so a register written anew must show up there too. Patching a copy would
+ * leave NX off in the engine, and find_cpu would find no CPU for it.
+ */
+static int patch_at(uc_engine *uc, uint64_t q, size_t env_off, size_t feat_off, const uint64_t *mark, uint64_t edx1, uint64_t edx81, uint64_t *env) {
+  uint64_t regs[16], w[7], probe = ~mark[0], seen = 0;
   if (safe_read((void *)(uintptr_t)(q + env_off), regs, sizeof regs) != sizeof regs || memcmp(regs, mark, sizeof regs)) return 0;
+  uc_reg_write(uc, gp_regs[0], &probe);
+  int here = safe_read((void *)(uintptr_t)(q + env_off), &seen, 8) == 8 && seen == probe;
+  uc_reg_write(uc, gp_regs[0], &mark[0]);
+  if (!here) return 0;
   if (safe_read((void *)(uintptr_t)(q + env_off + feat_off), w, sizeof w) != sizeof w) return 0;
   if (w[0] != edx1 || (w[6] & ~(CPUID_EXT2_SYSCALL | CPUID_EXT2_NX | CPUID_EXT2_PDPE1GB)) != (edx81 & ~(CPUID_EXT2_SYSCALL | CPUID_EXT2_NX | CPUID_EXT2_PDPE1GB))) return 0;
   uint64_t *live = (uint64_t *)(uintptr_t)(q + env_off + feat_off);
@@ -753,7 +763,7 @@ static int enable_features(uc_engine *uc, uint64_t *env) {
   size_t n = safe_read(uc, ptrs, sizeof ptrs) / 8;
   int done = 0;
   if (found_slot >= 0 && (size_t)found_slot < n)
-    done = patch_at(ptrs[found_slot], (size_t)found_env, (size_t)found_feat, mark, edx1, edx81, env);
+    done = patch_at(uc, ptrs[found_slot], (size_t)found_env, (size_t)found_feat, mark, edx1, edx81, env);
   unsigned char *buf = done ? NULL : malloc(SCAN);
   for (size_t i = 0; i < n && !done; i++) {
     uint64_t q = ptrs[i];
@@ -765,7 +775,7 @@ static int enable_features(uc_engine *uc, uint64_t *env) {
       for (size_t f = off; f + 7 * 8 <= got; f += 8) {
         uint64_t *w = (uint64_t *)(buf + f);
         if (w[0] == edx1 && w[6] == edx81 && (edx81 & (1ull << 29))) {
-          if (patch_at(q, off, f - off, mark, edx1, edx81, env)) {
+          if (patch_at(uc, q, off, f - off, mark, edx1, edx81, env)) {
             found_slot = (long)i;
             found_env = (long)off;
             found_feat = (long)(f - off);
@@ -776,6 +786,8 @@ static int enable_features(uc_engine *uc, uint64_t *env) {
       }
     }
   }
+  /* the buffer holds copies of the marks: freed as is, a later engine's heap could offer them */
+  if (buf) explicit_bzero(buf, SCAN); /* a memset before free may be left out by the compiler */
   free(buf);
   for (int i = 0; i < 16; i++) uc_reg_write(uc, gp_regs[i], &saved[i]);
   return done;

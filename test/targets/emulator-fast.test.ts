@@ -73,10 +73,14 @@ describe('the fast engine runs the guest exactly as the exact engine does', () =
         for (let j = 0; j < 2; j++) if ((await t.caps.execution.resume()).reason.kind === 'watchpoint') hits++;
       }
       console.log(\`fast \${fast} of \${engines}, \${hits} watchpoint stops\`);`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, DBG_EMU_EXACT: '0' } });
-    expect(r.status, `${r.signal ?? ''} ${r.stderr}`).toBe(0);
-    expect(r.stdout.trim()).toBe('fast 6 of 6, 6 watchpoint stops');
-  });
+    // Later, the first fast engine met the exact engine's registers in a stale copy (its freed scan
+    // buffer) about once in 50 processes: hence several processes.
+    for (let run = 0; run < 8; run++) {
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, DBG_EMU_EXACT: '0' } });
+      expect(r.status, `${r.signal ?? ''} ${r.stderr}`).toBe(0);
+      expect(r.stdout.trim(), `process ${run}`).toBe('fast 6 of 6, 6 watchpoint stops');
+    }
+  }, 120_000);
 
   it('the sample kernel on two vCPUs: same state after every odd-sized run, to its panic', () => {
     const fast = boot(kernel, false, { ramBytes: 64 << 20, cpus: 2 });
