@@ -28,6 +28,8 @@ export interface PcClass {
   readonly kind: 'call' | 'ret' | 'iret' | 'other';
   /** For a call: its return address (pc + size). */
   readonly next: bigint;
+  /** A call read through a 40-4F byte: not a call when the vCPU goes on at pc + 1 (a 32-bit inc/dec; x86-64-branch.ts). */
+  readonly rex?: boolean;
 }
 
 /** One frame. Seqs are positions in the history; pcs virtual addresses. */
@@ -75,6 +77,8 @@ const LO = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1 ? 0 : 1;
 const OTHER = 0;
 const CALL = 1;
 const RET = 2;
+/** A call read through a 40-4F byte (PcClass.rex). */
+const CALL_REX = 3;
 
 /**
  * The distinct pcs of a walk, numbered in the order first seen, with what the hot loop needs in
@@ -124,7 +128,7 @@ class PcTable<T extends PcClass> {
       this.nextLo = grow(this.nextLo);
       this.nextHi = grow(this.nextHi);
     }
-    this.kind[i] = d.kind === 'call' ? CALL : d.kind === 'ret' || d.kind === 'iret' ? RET : OTHER;
+    this.kind[i] = d.kind === 'call' ? (d.rex ? CALL_REX : CALL) : d.kind === 'ret' || d.kind === 'iret' ? RET : OTHER;
     this.hi[i] = Number(BigInt.asIntN(32, pc >> 32n));
     this.nextLo[i] = Number(BigInt.asIntN(32, d.next));
     this.nextHi[i] = Number(BigInt.asIntN(32, d.next >> 32n));
@@ -235,7 +239,7 @@ export function walkCalls<T extends PcClass>(reader: TraceReader, describe: (pc:
       const st = stacks[v]!;
       if (p >= 0) {
         const kind = kinds[p]!;
-        if (kind === CALL && (arrivedLo !== table.nextLo[p] || arrivedHi !== table.nextHi[p])) {
+        if ((kind === CALL || (kind === CALL_REX && (irqRip ?? pcs[idx]!.pc) !== pcs[p]!.pc + 1n)) && (arrivedLo !== table.nextLo[p] || arrivedHi !== table.nextHi[p])) {
           const pp = pcs[p]!;
           open(v, seq, pp.next, pp.pc, irqRip ?? pcs[idx]!.pc, null);
         } else if (kind === RET && st.length) {

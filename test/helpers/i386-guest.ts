@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { repoRoot } from './repo.js';
 
 const src = join(repoRoot, 'test', 'fixtures-src', 'i386');
-const files = ['start.S', 'guest.c', 'link.ld'];
+const files = ['start.S', 'multiboot.h', 'guest.c', 'link.ld'];
 
 /** guest.elf, built once per version of its sources. */
 export function i386Guest(): string {

@@ -151,7 +151,7 @@ describe('x86-64 branch classification', () => {
       const bytes = elf.readLoaded(addr, 16) ?? elf.readLoaded(addr, Number(insn.next - addr));
       if (!bytes) continue;
       const b = x86_64Branch(bytes);
-      const want = /^call/.test(insn.mnemonic) ? 'call' : /^iret/.test(insn.mnemonic) ? 'iret' : /^ret/.test(insn.mnemonic) ? 'ret' : 'other';
+      const want = /^(call|syscall)/.test(insn.mnemonic) ? 'call' : /^iret/.test(insn.mnemonic) ? 'iret' : /^(ret|sysret)/.test(insn.mnemonic) ? 'ret' : 'other';
       expect(`0x${addr.toString(16)} ${insn.mnemonic}: ${b.kind}`).toBe(`0x${addr.toString(16)} ${insn.mnemonic}: ${want}`);
       if (b.kind === 'call') {
         calls++;
@@ -159,6 +159,44 @@ describe('x86-64 branch classification', () => {
       }
     }
     expect(calls).toBeGreaterThan(20);
+  });
+});
+
+describe('x86 branch bytes the kernel does not hold', () => {
+  it('syscall is a call of 2 bytes, sysret a ret; a call read through 40-4F says so (an inc/dec in 32-bit code)', () => {
+    const b = (...bytes: number[]) => x86_64Branch(Uint8Array.from(bytes));
+    expect(b(0x0f, 0x05)).toEqual({ kind: 'call', size: 2 });
+    expect(b(0x48, 0x0f, 0x07)).toEqual({ kind: 'ret', size: 0 });
+    expect(b(0xe8, 0, 0, 0, 0)).toEqual({ kind: 'call', size: 5 });
+    expect(b(0x48, 0xe8, 0, 0, 0, 0)).toEqual({ kind: 'call', size: 6, rex: true });
+    expect(b(0x41, 0xff, 0xd0)).toEqual({ kind: 'call', size: 3, rex: true });
+    expect(b(0x49, 0xc3)).toEqual({ kind: 'ret', size: 0 });
+  });
+});
+
+describe('32-bit code: calls after one-byte inc/dec (test/fixtures-src/incdec)', () => {
+  it('the calls table holds the real calls only, as the oracle from objdump', async () => {
+    const src = join(repoRoot, 'test', 'fixtures-src');
+    const elf = join(dir, 'incdec.elf');
+    const obj = join(dir, 'incdec.o');
+    expect(spawnSync('gcc', ['-m32', '-c', join(src, 'incdec', 'start.S'), '-o', obj]).status).toBe(0);
+    expect(spawnSync('ld', ['-m', 'elf_i386', '--no-warn-rwx-segments', '-z', 'noexecstack', '-T', join(src, 'i386', 'link.ld'), '-o', elf, obj]).status).toBe(0);
+    const t = join(dir, 'incdec.trace');
+    const r = run(['live', '--emulate', elf, '--wait', '-q', '--record', t, '-e', ':c']);
+    expect(r.status, r.stderr).toBe(0);
+    const rd = TraceReader.open(t);
+    try {
+      const frames = (await oracle(rd, objdump(elf).insns)).frames;
+      // dec %eax; call twice (48 e8 ...) three times, each with inc %ecx; call leaf (41 e8 ...)
+      expect(frames.map((f) => `${f.depth} 0x${f.calleePc.toString(16)}`)).toEqual(Array.from({ length: 3 }, () => ['0 0x100024', '1 0x10002b']).flat());
+      const q = run(['query', t, '--json', 'SELECT call_seq, return_seq, depth, hex64(caller_pc) AS caller_pc, callee FROM calls ORDER BY rowid']);
+      expect(q.stderr).toBe('');
+      const got = q.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(got.map((c) => [c.call_seq, c.return_seq, c.depth, c.caller_pc])).toEqual(frames.map((f) => [f.call, f.ret, f.depth, `0x${f.callerPc.toString(16)}`]));
+      expect(got.map((c) => c.callee)).toEqual(Array.from({ length: 3 }, () => ['twice', 'leaf']).flat());
+    } finally {
+      rd.close();
+    }
   });
 });
 

@@ -463,7 +463,7 @@ export class ReplayTarget implements Target {
       return { kind: 'other', next: pc };
     }
     const b = x86_64Branch(bytes);
-    return { kind: b.kind, next: pc + BigInt(b.size) };
+    return { kind: b.kind, next: pc + BigInt(b.size), ...(b.rex ? { rex: true } : {}) };
   }
 
   private calls(): HistoryCall[] {

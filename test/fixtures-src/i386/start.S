@@ -4,12 +4,7 @@
  * (PAE, 2 MiB identity pages, EFER.LME, paging, a far jump to a 64-bit code segment) and
  * long_mode_here in 64-bit code. No interrupts are used: every stop is a breakpoint or hlt.
  */
-#define MB_MAGIC 0x1badb002
-#define MB_FLAGS 0x00000002
-
-.section .multiboot, "a"
-.align 4
-.long MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
+#include "multiboot.h"
 
 .text
 .code32
