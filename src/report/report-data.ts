@@ -186,6 +186,7 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
   if (!hasSymbols) lacks.push('no symbols: the trace names no symbol file that exists and none was given (--symbols FILE); functions are shown as 4 KiB code pages');
   for (const w of target.warnings ?? []) lacks.push(w);
   if (total === 0) lacks.push('no instructions: the trace holds no recorded instruction (the guest never ran while recording)');
+  if (reader.meta.get('outcome') === undefined) lacks.push('how the recording ended: the trace records no outcome (its process died while recording, or an older dbg made it); the history ends at the last chunk that was committed');
 
   const coarseWidth = Math.max(1, Math.ceil(total / COARSE_BUCKETS));
   const fineWidth = Math.max(1, Math.ceil(coarseWidth / FINE_PER_COARSE));
@@ -333,7 +334,7 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
   marks.push(...stopMarks(target, lacks));
   if (total > 0) {
     const lastV = reader.step(reader.end - 1).vcpu;
-    marks.push({ seq: reader.end - 1, vcpu: lastV, kind: 'end', label: `end of history (${String(reader.meta.get('outcome') ?? 'unknown outcome')})` });
+    marks.push({ seq: reader.end - 1, vcpu: lastV, kind: 'end', label: `end of history (${String(reader.meta.get('outcome') ?? 'unfinished')})` });
   }
   // Inclusive counts: children come after their parents in the array.
   for (const n of tree) n.incl = n.self;
@@ -349,7 +350,7 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
     end: reader.end,
     instructions: total,
     vcpus,
-    outcome: String(reader.meta.get('outcome') ?? 'unknown'),
+    outcome: String(reader.meta.get('outcome') ?? 'unfinished'),
     symbols: target.symbols.modules.map((m) => m.path).join(', '),
     lacks,
     funcs: names.list,

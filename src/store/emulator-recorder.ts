@@ -206,6 +206,9 @@ export class EmulatorRecorder implements ExecutionObserver {
   /** Say in the trace how its run ended (meta.outcome: "ok", "failed (...)"); `dbg traces` shows it. */
   setOutcome(outcome: string): void {
     try {
+      // After the last chunk: a run that dies while that chunk commits leaves no outcome (and
+      // `dbg traces` says "unfinished"), never an "ok" over a history that lost its end.
+      if (!this.detached) this.flush();
       this.writer.setMeta('outcome', outcome);
     } catch {
       // A trace that cannot be written any more (a full disk) keeps what it has.

@@ -114,6 +114,36 @@ describe('dbg report: bad input', () => {
     expect(d.lacks).toContain('console: the guest wrote nothing to COM1 (port 0x3f8) in this history');
   });
 
+  it('a trace cut by a crash (the recorder killed inside its last commit): the history up to the commit before, and the page says the end is missing', () => {
+    const t = join(dir, 'cut.trace');
+    const rec = spawnSync(dbg, ['live', '--emulate', kernel, '--cpus', '2', '-q', '--record', t, '-e', ':c'], { encoding: 'utf8', timeout: 120_000, cwd: dir, env: { ...process.env, DBG_TEST_KILL_AT: 'commit:1' } });
+    expect(rec.signal).toBe('SIGKILL');
+    const r = run(['report', t, '-o', join(dir, 'cut.html')]);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    const d = pageData(join(dir, 'cut.html'));
+    const whole = pageData(html);
+    expect(d.instructions).toBeGreaterThan(0);
+    expect(d.instructions).toBeLessThan(whole.instructions);
+    expect(d.lacks).toContain('how the recording ended: the trace records no outcome (its process died while recording, or an older dbg made it); the history ends at the last chunk that was committed');
+    expect(r.stdout).toContain('dbg: report: how the recording ended: the trace records no outcome');
+    // A recording that ended cleanly says nothing of the kind.
+    expect(whole.lacks.join('\n')).not.toContain('how the recording ended');
+  });
+
+  it('one vCPU: one lane beside the console, calls and console as with two', () => {
+    const t = join(dir, 'one.trace');
+    expect(run(['live', '--emulate', kernel, '--cpus', '1', '-q', '--record', t, '-e', ':c']).status).toBe(0);
+    const r = run(['report', t, '-o', join(dir, 'one.html')]);
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(r.stdout).toMatch(/^dbg: wrote .*one\.html: \d+ instructions on 1 vCPU, \d+ functions, \d+ calls, \d+ console lines/);
+    const d = pageData(join(dir, 'one.html'));
+    expect(d.vcpus).toBe(1);
+    expect(d.lanes).toHaveLength(1);
+    expect(d.calls.total).toBeGreaterThan(100);
+    expect(d.console.length).toBeGreaterThan(0);
+    expect(d.lacks).toEqual([]);
+  });
+
   it('eight vCPUs of which two run: eight lanes, and the page says which ran nothing', () => {
     const t = join(dir, 'eight.trace');
     run(['live', '--emulate', kernel, '--cpus', '8', '--record', t, '-e', ':c']);
