@@ -2,13 +2,13 @@
  * `dbg report`: the sample kernel (dumps/kernel.elf, two vCPUs) recorded by `dbg live`, its report
  * written by `dbg report`, then loaded in a REAL browser (Debian's chromium driven by
  * playwright-core): no console errors, lanes, labels and marks in the DOM, a click on the timeline
- * shows the seq under the mouse, a drag zooms. Screenshots go to the test's temp dir.
- * Bad input: a missing trace, a file that is not a trace, a 0-instruction trace, a trace whose
- * symbol file is gone.
+ * shows the seq under the mouse, a drag zooms. Screenshots are kept in test/.artifacts/report/.
+ * Bad input: a missing trace, a file that is not a trace, a 0-instruction trace, a trace cut by
+ * a crash, one vCPU and eight, a trace whose symbol file is gone.
  */
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,9 @@ const dbg = join(repoRoot, 'bin', 'dbg');
 const kernel = join(repoRoot, 'dumps', 'kernel.elf');
 const CHROMIUM = '/usr/bin/chromium';
 const dir = mkdtempSync(join(tmpdir(), 'dbg-report-'));
+/** Screenshots of the page in chromium, kept after the run (test artifacts; not in git). */
+const artifacts = join(repoRoot, 'test', '.artifacts', 'report');
+mkdirSync(artifacts, { recursive: true });
 const trace = join(dir, 'k.trace');
 const html = join(dir, 'k.html');
 
@@ -201,7 +204,7 @@ describe.skipIf(!existsSync(CHROMIUM))('dbg report in a real browser (Debian chr
       expect(bps.length + wps.length).toBe(4);
       for (const b of bps) expect(b).toMatch(/vCPU \d breakpoint 1 at 0x[0-9a-f]+ \(timer_tick\)$/);
       for (const w of wps) expect(w).toMatch(/vCPU \d watchpoint 2 at 0x[0-9a-f]+ \(tasks\)$/);
-      await page.screenshot({ path: join(dir, 'report-stops.png') });
+      await page.screenshot({ path: join(artifacts, 'report-stops.png') });
     } finally {
       await browser.close();
     }
@@ -230,8 +233,8 @@ describe.skipIf(!existsSync(CHROMIUM))('dbg report in a real browser (Debian chr
       expect(await page.locator('.legend-item').count()).toBeGreaterThan(5);
       expect(await page.locator('.flame-node').count()).toBeGreaterThan(5);
       expect(await page.locator('.heat-label').first().textContent()).toMatch(/^0x[0-9a-f]+000/);
-      await page.screenshot({ path: join(dir, 'report-full.png'), fullPage: true });
-      await page.screenshot({ path: join(dir, 'report-top.png') });
+      await page.screenshot({ path: join(artifacts, 'report-full.png'), fullPage: true });
+      await page.screenshot({ path: join(artifacts, 'report-top.png') });
 
       // Click on the lane where panic's run starts: the info shows that seq and panic.
       const d = pageData(html);
@@ -267,7 +270,7 @@ describe.skipIf(!existsSync(CHROMIUM))('dbg report in a real browser (Debian chr
       expect(await page.locator('#info .info-sym').textContent()).toBe('symbol panic');
       expect(await page.locator('#info .info-pc').textContent()).toMatch(/^pc 0xffffffff801/);
       expect(await page.locator('#info .info-cmd').textContent()).toBe(`dbg replay ${html.replace(/\.html$/, '.trace')} -e '::seek 0t${startSeq}'`);
-      await page.screenshot({ path: join(dir, 'report-zoomed.png'), fullPage: false });
+      await page.screenshot({ path: join(artifacts, 'report-zoomed.png'), fullPage: false });
       expect(problems).toEqual([]);
     } finally {
       await browser.close();
