@@ -372,13 +372,24 @@ export class ReplayMachine {
         }
       }
     } else {
-      for (const line of r.linesWritten(c0, c1)) {
-        const off = line * 64 - base;
-        if (off >= 0 && off + 64 <= this.ram.length) r.lineAt(line, s).copy(this.ram, off);
+      // Reverse steps restore the same checkpoint's lines step after step: the states found for
+      // the last (s, chunks) are kept, so the index seeks are paid once per checkpoint window.
+      const key = `${s}:${c0}:${c1}`;
+      if (this.lineStates?.key !== key) {
+        const lines: { off: number; data: Buffer }[] = [];
+        for (const line of r.linesWritten(c0, c1)) {
+          const off = line * 64 - base;
+          if (off >= 0 && off + 64 <= this.ram.length) lines.push({ off, data: r.lineAt(line, s) });
+        }
+        this.lineStates = { key, lines };
       }
+      for (const { off, data } of this.lineStates.lines) data.copy(this.ram, off);
     }
     this.memAt = s;
   }
+
+  /** The line states the last line-by-line move of RAM found (see syncMemory). */
+  private lineStates: { key: string; lines: { off: number; data: Buffer }[] } | undefined;
 
   close(): void {
     this.hooks.forEach((h) => emuHooks().destroy(h));
