@@ -58,6 +58,17 @@ describe('the fast engine runs the guest exactly as the exact engine does', () =
     expect(t.machine.vcpus.every((v) => v.fast !== undefined)).toBe(true);
   });
 
+  it('::status says which engine runs the guest, and why not the fast one', () => {
+    const status = (args: string[], env: Record<string, string> = {}) => {
+      const r = spawnSync(join(root, 'bin', 'dbg'), ['live', '--emulate', kernel, '--wait', '-q', ...args, '-e', '::status'], { encoding: 'utf8', timeout: 60_000, cwd: dir, env: { ...process.env, ...env } });
+      expect(r.status, r.stderr).toBe(0);
+      return /^engine: .*$/m.exec(r.stdout)?.[0];
+    };
+    expect(status(['--no-record'], { DBG_EMU_EXACT: '0' })).toMatch(/^engine: Unicorn \d+\.\d+\.\d+; fast engine \(per-block counting\), the exact engine at breakpoints, watchpoints, port I\/O and faults$/);
+    expect(status(['--no-record'], { DBG_EMU_EXACT: '1' })).toMatch(/; exact engine only \(per-instruction counting\): no fast engine: DBG_EMU_EXACT=1 asks for the exact engine alone$/);
+    expect(status(['--record', join(dir, 'status.trace')], { DBG_EMU_EXACT: '0' })).toMatch(/; exact engine \(per-instruction counting\) while recording: the recorder takes every instruction's pc$/);
+  });
+
   it('in a fresh process, every engine made finds its own CPU and hands over to the exact engine', () => {
     // The first engine of a process once took another object of Unicorn's for its CPUState
     // (which object a scan met first depended on the heap's layout): the later engines were

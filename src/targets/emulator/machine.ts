@@ -42,7 +42,7 @@ import type { Registers } from '../../arch/arch.js';
 import type { StopReason, Translation } from '../target.js';
 import { emuHooks, hookResult, HookStop, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
 import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
-import { UnicornEngine, UC, X86_REG } from './unicorn.js';
+import { unicornVersion, UnicornEngine, UC, X86_REG } from './unicorn.js';
 import { Disk, type DiskOptions } from './devices/ata.js';
 import { IOAPIC_BASE, LAPIC_BASE, StandardPc } from './devices/pc.js';
 import { deliverInterrupt32, enterRealMode } from './protected-mode.js';
@@ -125,16 +125,16 @@ export class Vcpu {
  * One fast engine per vCPU unless DBG_EMU_EXACT=1 (every slice on the exact engine alone: the
  * reference the fast engine is tested against) or the machine is for measuring bare Unicorn.
  */
-function makeFastEngine(ram: Buffer): { engine: UnicornEngine; hooks: HookCtx } | undefined {
-  if (process.env.DBG_EMU_EXACT === '1') return undefined;
+function makeFastEngine(ram: Buffer): { engine: UnicornEngine; hooks: HookCtx } | { off: string } {
+  if (process.env.DBG_EMU_EXACT === '1') return { off: 'DBG_EMU_EXACT=1 asks for the exact engine alone' };
   const engine = new UnicornEngine('x86-64', UC.CPU_X86_SKYLAKE_SERVER);
   try {
     engine.mapHost(0n, ram);
     return { engine, hooks: emuHooks().create(engine.address, ram, true, true) };
-  } catch {
+  } catch (e) {
     // this Unicorn build lacks what the fast engine needs (emu.c says which): exact only
     engine.close();
-    return undefined;
+    return { off: (e as Error).message };
   }
 }
 
@@ -171,6 +171,8 @@ export class Machine implements ObservedMachine {
   readonly ramBase = 0n;
   readonly vcpus: Vcpu[] = [];
   readonly quantum: number;
+  /** Why the vCPUs have no fast engine (makeFastEngine), when they have none. */
+  private fastOff: string | undefined;
   private seqNow = 0n;
   private current = 0;
   private left: number;
@@ -239,7 +241,9 @@ export class Machine implements ObservedMachine {
           write: (off, size, value) => this.mmio(i, () => this.board.ioapicWrite(i, off, size, value), true),
         });
       }
-      const fast = opts.uncounted ? undefined : makeFastEngine(this.ram);
+      const made = opts.uncounted ? { off: 'an uncounted machine (bare Unicorn, for measuring)' } : makeFastEngine(this.ram);
+      const fast = 'off' in made ? undefined : made;
+      if ('off' in made) this.fastOff ??= made.off;
       if (fast && opts.ramBytes <= IOAPIC_BASE) {
         addon.guard(fast.hooks, BigInt(LAPIC_BASE), 0x1000n);
         addon.guard(fast.hooks, BigInt(IOAPIC_BASE), 0x1000n);
@@ -261,6 +265,14 @@ export class Machine implements ObservedMachine {
   }
   get running(): boolean {
     return this.runningNow;
+  }
+
+  /** Which engines run the guest, and why the fast one does not when it does not (::status). */
+  engines(): string {
+    const base = `Unicorn ${unicornVersion()}`;
+    if (this.fastOff !== undefined) return `${base}; exact engine only (per-instruction counting): no fast engine: ${this.fastOff}`;
+    if (this.observer) return `${base}; exact engine (per-instruction counting) while recording: the recorder takes every instruction's pc`;
+    return `${base}; fast engine (per-block counting), the exact engine at breakpoints, watchpoints, port I/O and faults`;
   }
 
   setObserver(o: ExecutionObserver | undefined): void {

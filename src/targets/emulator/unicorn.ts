@@ -142,13 +142,13 @@ function load(): Lib {
   return lib;
 }
 
-/** "major.minor" of the loaded library. */
+/** "major.minor.patch" of the loaded library (uc_version's result packs major, minor, patch, extra a byte each). */
 export function unicornVersion(): string {
   const l = load();
   const maj = [0];
   const min = [0];
-  l.uc_version(maj, min);
-  return `${maj[0]}.${min[0]}`;
+  const packed = Number(l.uc_version(maj, min));
+  return `${maj[0]}.${min[0]}.${(packed >>> 8) & 0xff}`;
 }
 
 export function ucErrorText(code: number): string {
