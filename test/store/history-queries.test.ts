@@ -3,7 +3,7 @@
  * SQL results bounded. Each answer is checked against a brute-force reading of the same trace.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -137,8 +137,26 @@ describe('history queries', () => {
     const child = spawn('bin/dbg', ['query', trace, 'SELECT count(*) FROM steps(0, 300000) a, steps(0, 300000) b'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    setTimeout(() => child.kill('SIGINT'), 4000); // after start-up (a SIGINT before it would end node at once)
-    const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    // Only once dbg listens for SIGINT (one before that ends node at once, silently). It listens
+    // before it opens the trace, so the trace among the process's open files says it does. A
+    // fixed delay was too short for a start-up on a loaded machine.
+    const exited = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    const hasTraceOpen = (): boolean => {
+      try {
+        return readdirSync(`/proc/${child.pid}/fd`).some((fd) => {
+          try {
+            return readlinkSync(`/proc/${child.pid}/fd/${fd}`) === trace;
+          } catch {
+            return false;
+          }
+        });
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 1200 && child.exitCode === null && !hasTraceOpen(); i++) await new Promise((r) => setTimeout(r, 25));
+    child.kill('SIGINT');
+    const code = await exited;
     expect(err).toBe('dbg: the query was interrupted (Ctrl-C)\n');
     expect(code).toBe(130);
   });
