@@ -40,17 +40,20 @@ interface Runner {
 const here = dirname(fileURLToPath(import.meta.url));
 const kernel = [join(here, '..', 'dumps', 'kernel.elf'), join(here, '..', '..', 'dumps', 'kernel.elf')].find((p) => existsSync(p));
 
-function kernelRunner(record?: EmulatorRecorder): Runner {
-  const t = EmulatorTarget.open(kernel!, { cmdline: 'nobug' });
+/** A guest on the dbg machine, recorded when `record` is given; `what` names it in errors. */
+function emulatorRunner(elf: string, cmdline: string | undefined, what: string, record?: EmulatorRecorder): Runner {
+  const t = EmulatorTarget.open(elf, cmdline === undefined ? {} : { cmdline });
   if (record) t.machine.setObserver(record);
   return {
     async run(n) {
       const st = await t.machine.run({ vcpu: 0, count: n });
-      if (st.reason.kind !== 'step') throw new Error(`the sample kernel stopped: ${st.reason.kind}`);
+      if (st.reason.kind !== 'step') throw new Error(`${what} stopped: ${st.reason.kind}`);
     },
     close: () => t.close(),
   };
 }
+
+const kernelRunner = (record?: EmulatorRecorder): Runner => emulatorRunner(kernel!, 'nobug', 'the sample kernel', record);
 
 function guestRunner(record?: EmulatorRecorder): Runner {
   const m = new GuestMachine();
@@ -139,17 +142,7 @@ async function storeLoop(dir: string): Promise<BenchResult[]> {
   const obj = join(dir, 'store-loop.o');
   execFileSync('gcc', ['-m32', '-c', source, '-o', obj]);
   execFileSync('ld', ['-m', 'elf_i386', '--no-warn-rwx-segments', '-z', 'noexecstack', '-T', join(repo, 'test', 'fixtures-src', 'i386', 'link.ld'), '-o', elf, obj]);
-  const runner = (record?: EmulatorRecorder): Runner => {
-    const t = EmulatorTarget.open(elf);
-    if (record) t.machine.setObserver(record);
-    return {
-      async run(n) {
-        const st = await t.machine.run({ vcpu: 0, count: n });
-        if (st.reason.kind !== 'step') throw new Error(`the store loop stopped: ${st.reason.kind}`);
-      },
-      close: () => t.close(),
-    };
-  };
+  const runner = (record?: EmulatorRecorder): Runner => emulatorRunner(elf, undefined, 'the store loop', record);
   return slowdown(runner, join(dir, 'store-loop.trace'), total, { guest: 'bench/guests/store-loop.S', symbols: elf }, ', tight store loop', 2);
 }
 
