@@ -95,11 +95,20 @@ const jsDecoder: PageDecoder = {
 
 /**
  * The decoder to use: the addon when it is built, unless `prefer` (default: DBG_KDUMP_DECODER
- * from the environment) is 'js'.
+ * from the environment) is 'js'. 'native' insists on the addon. Any other value is refused, as
+ * is 'native' without the addon: a one-line DbgError('bad-input') naming the setting.
  */
 export function pageDecoder(prefer: string | undefined = process.env.DBG_KDUMP_DECODER): PageDecoder {
-  const a = prefer === 'js' ? null : kdumpAddon();
-  return a ? nativeDecoder(a) : jsDecoder;
+  if (prefer === 'js') return jsDecoder;
+  if (prefer !== undefined && prefer !== '' && prefer !== 'native') {
+    throw new DbgError('bad-input', `DBG_KDUMP_DECODER=${prefer}: expected js (the JavaScript decoders) or native (native/kdump)`);
+  }
+  const a = kdumpAddon();
+  if (a) return nativeDecoder(a);
+  if (prefer === 'native') {
+    throw new DbgError('bad-input', 'DBG_KDUMP_DECODER=native: native/kdump is not built (run `node scripts/setup.mjs`; it needs libdeflate-dev, liblzo2-dev, libsnappy-dev and libzstd-dev)');
+  }
+  return jsDecoder;
 }
 
 /** `input` decompressed into `out` by the JavaScript decoders, which it must fill exactly. */

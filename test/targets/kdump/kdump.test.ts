@@ -490,6 +490,14 @@ describe('bad input: one-line errors, and the rest of the dump keeps working', (
     );
   });
 
+  it('DBG_KDUMP_DECODER other than js or native: one dbg: line, exit 1', () => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'open', dumps['zstd']!, '-e', '::status'], { encoding: 'utf8', env: { ...process.env, DBG_KDUMP_DECODER: 'fast' } });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual(['dbg: DBG_KDUMP_DECODER=fast: expected js (the JavaScript decoders) or native (native/kdump)']);
+    const ok = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'open', dumps['zstd']!, '-e', '0x205000,8::hexdump -p'], { encoding: 'utf8', env: { ...process.env, DBG_KDUMP_DECODER: 'js' } });
+    expect(ok.status, ok.stderr).toBe(0);
+  });
+
   it('the command line prints one dbg: line and exits 1', () => {
     const p = edited('cli', (b) => b.writeInt32LE(99, 8));
     const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'open', p, '-e', '::status'], { encoding: 'utf8' });
