@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /** One figure a benchmark reports, ideally as a ratio to a baseline measured in the same run. */
 export interface BenchResult {
@@ -23,3 +24,18 @@ export function timed(cmd: string, args: readonly string[]): { ms: number; stdou
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr.slice(0, 2000)}`);
   return { ms, stdout: r.stdout, stderr: r.stderr };
 }
+
+/**
+ * This process's peak RSS in KiB, as the kernel's VmHWM for it (/proc/self/status). Not
+ * getrusage's ru_maxrss (process.resourceUsage().maxRSS), which in a child started by fork + exec
+ * also counts the parent's memory at the fork: Linux carries the forked copy's high-water mark
+ * across exec, so a 30 MB child of a 180 MB bench runner reports 180 MB.
+ */
+export function peakRssKiB(): number {
+  const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  if (!m) throw new Error('no VmHWM in /proc/self/status');
+  return Number(m[1]);
+}
+
+/** The same for a Python oracle script (drgn): an expression that evaluates to VmHWM in KiB. */
+export const PYTHON_PEAK_RSS_KIB = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1])";

@@ -21,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KernelDumpTarget } from '../src/targets/elfcore/kernel-dump-target.js';
 import { PageTableBuilder, writeVmcore } from '../src/targets/elfcore/kernel-vmcore-writer.js';
-import type { BenchResult } from './bench-result.js';
+import { peakRssKiB, type BenchResult } from './bench-result.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..');
@@ -64,7 +64,7 @@ function childOpen(path: string): void {
   t.translate(KTEXT, 1);
   const openMs = Number(process.hrtime.bigint() - t0) / 1e6;
   t.close();
-  console.log(JSON.stringify({ openMs, maxRssKiB: process.resourceUsage().maxRSS }));
+  console.log(JSON.stringify({ openMs, maxRssKiB: peakRssKiB() }));
 }
 
 /** The measured side: open, then translate N random addresses; figures as one JSON line. */
@@ -100,7 +100,7 @@ function child(path: string): void {
   for (let i = 0; i < N; i++) t.readVirtual(addrs[i]!, 8, 1);
   const readS = Number(process.hrtime.bigint() - t2) / 1e9;
   t.close();
-  const maxRssKiB = process.resourceUsage().maxRSS;
+  const maxRssKiB = peakRssKiB();
   console.log(JSON.stringify({ openMs, rssAfterOpenMiB: rssAfterOpen / 2 ** 20, translatePerS: N / translateS, readPerS: N / readS, maxRssKiB, check: check.toString(16) }));
 }
 

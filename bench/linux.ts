@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { builtinModules } from '../src/mdb/modules/index.js';
 import { CaptureOutput, Session } from '../src/mdb/session.js';
 import { openTarget } from '../src/targets/open-target.js';
-import { timed, type BenchResult } from './bench-result.js';
+import { peakRssKiB, PYTHON_PEAK_RSS_KIB, timed, type BenchResult } from './bench-result.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..');
@@ -30,11 +30,11 @@ async function child(cmds: string): Promise<void> {
   const s = new Session(openTarget(vmcore, { symbols: [vmlinux] }), builtinModules);
   const out = new CaptureOutput(false);
   await s.execute(cmds, out);
-  console.log(JSON.stringify({ lines: out.lines.length, maxRssKiB: process.resourceUsage().maxRSS }));
+  console.log(JSON.stringify({ lines: out.lines.length, maxRssKiB: peakRssKiB() }));
 }
 
 const drgnAll = `
-import sys, resource, drgn
+import sys, drgn
 from drgn.helpers.linux.pid import for_each_task
 from drgn.helpers.linux.sched import task_state_to_char
 prog = drgn.Program()
@@ -48,11 +48,11 @@ for t in for_each_task(prog):
         frames += len(prog.stack_trace(t))
     except Exception:
         pass
-print(n, frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(n, frames, ${PYTHON_PEAK_RSS_KIB})
 `;
 
 const drgnCrashed = `
-import sys, resource, drgn
+import sys, drgn
 prog = drgn.Program()
 prog.set_core_dump(sys.argv[1])
 prog.load_debug_info([sys.argv[2]])
@@ -60,7 +60,7 @@ try:
     frames = len(prog.stack_trace(prog.crashed_thread().object))
 except Exception:
     frames = 0
-print(frames, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(frames, ${PYTHON_PEAK_RSS_KIB})
 `;
 
 export async function run(): Promise<BenchResult[]> {

@@ -17,7 +17,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BenchResult } from './bench-result.js';
+import { peakRssKiB, type BenchResult } from './bench-result.js';
 
 const SOURCE = String.raw`
 #include <pthread.h>
@@ -208,7 +208,7 @@ async function child(core: string, exe: string): Promise<void> {
   t.close();
   // fs.writeSync, not process.stdout: setting up the stdout stream costs a few ms at start-up.
   writeSync(1, lines.join('\n') + '\n');
-  if (!existsSync('/usr/bin/time')) writeSync(2, `maxrss=${process.resourceUsage().maxRSS}\n`);
+  if (!existsSync('/usr/bin/time')) writeSync(2, `maxrss=${peakRssKiB()}\n`);
 }
 
 if (process.argv[2] === '--child' && process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -20,7 +20,7 @@ import { builtinModules } from '../src/mdb/modules/index.js';
 import { CaptureOutput, Session } from '../src/mdb/session.js';
 import { ElfFile } from '../src/symbols/elf-file.js';
 import { openTarget } from '../src/targets/open-target.js';
-import { timed, type BenchResult } from './bench-result.js';
+import { peakRssKiB, PYTHON_PEAK_RSS_KIB, timed, type BenchResult } from './bench-result.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..');
@@ -31,12 +31,12 @@ async function child(cmds: string): Promise<void> {
   const s = new Session(openTarget(vmlinux, {}), builtinModules);
   const out = new CaptureOutput(false);
   await s.execute(cmds, out);
-  console.log(JSON.stringify({ lines: out.lines.length, first: out.lines[0], maxRssKiB: process.resourceUsage().maxRSS }));
+  console.log(JSON.stringify({ lines: out.lines.length, first: out.lines[0], maxRssKiB: peakRssKiB() }));
 }
 
 /** drgn printing init_task from the file: the section holding it becomes a memory segment. */
 const drgnScript = `
-import sys, resource, drgn
+import sys, drgn
 path, addr, off, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 prog = drgn.Program(drgn.host_platform)
 f = open(path, 'rb')
@@ -46,7 +46,7 @@ def read(address, count, offset, physical):
 prog.add_memory_segment(addr, size, read)
 prog.load_debug_info([path])
 text = str(prog['init_task'])
-print(len(text.splitlines()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(len(text.splitlines()), ${PYTHON_PEAK_RSS_KIB})
 `;
 
 interface DbgRun {

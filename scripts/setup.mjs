@@ -2,7 +2,7 @@
 // Brings a checkout to a runnable state, doing only what is missing:
 //   1. system packages (apt-get, as root): the Unicorn engine, capstone, gcc, gdb, xz
 //   2. npm ci, when node_modules is absent or older than package-lock.json
-//   3. the build: TypeScript -> dist/, the native recorder addon, the sample kernel and dumps
+//   3. the build: TypeScript -> dist/, the native addons, the sample kernel and dumps
 // Idempotent and quick when everything is in place. `--quiet` (what `npm test` runs) prints only
 // what it does and never installs system packages: it names what is missing and stops, so a test
 // run never waits for a sudo password. `--build` does step 3 only (test/global-setup.ts runs it).
@@ -29,6 +29,11 @@ const needs = [
   { pkg: 'libunicorn-dev', has: () => existsSync('/usr/include/unicorn/unicorn.h') },
   // the emulator's fast engine counts and classifies the instructions of translated blocks
   { pkg: 'libcapstone-dev', has: () => existsSync('/usr/include/capstone/capstone.h') },
+  // native/kdump decodes kdump-compressed pages with these libraries (zlib pages by libdeflate)
+  { pkg: 'libdeflate-dev', has: () => existsSync('/usr/include/libdeflate.h') },
+  { pkg: 'liblzo2-dev', has: () => existsSync('/usr/include/lzo/lzo1x.h') },
+  { pkg: 'libsnappy-dev', has: () => existsSync('/usr/include/snappy-c.h') },
+  { pkg: 'libzstd-dev', has: () => existsSync('/usr/include/zstd.h') },
   { pkg: 'gcc', has: () => which('gcc') },
   { pkg: 'g++', has: () => which('g++') },
   { pkg: 'make', has: () => which('make') },
@@ -47,6 +52,9 @@ const needs = [
   { pkg: 'makedumpfile', has: () => which('makedumpfile') },
   // libkdumpfile reads kdump-compressed dumps beside dbg in test/targets/kdump
   { pkg: 'python3-libkdumpfile', has: () => existsSync('/usr/lib/python3/dist-packages/kdumpfile') },
+  // dumps/qemu/kdump/recompress.py writes snappy and zstd dumps (bench/kdump.ts, make-fixtures.sh)
+  { pkg: 'python3-snappy', has: () => existsSync('/usr/lib/python3/dist-packages/snappy') },
+  { pkg: 'python3-zstandard', has: () => existsSync('/usr/lib/python3/dist-packages/zstandard') },
   { pkg: 'busybox-static', has: () => existsSync('/bin/busybox') },
   { pkg: 'nasm', has: () => which('nasm') },
   // the browser that renders `dbg report` pages in the tests (driven by playwright-core)

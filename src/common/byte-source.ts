@@ -129,6 +129,14 @@ export class FileByteSource implements ByteSource {
     }
   }
 
+  /**
+   * The open file descriptor, for native code that reads the file itself (positional reads only;
+   * it stays owned by this source and is closed with it). Undefined once closed.
+   */
+  descriptor(): number | undefined {
+    return this.fd;
+  }
+
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;

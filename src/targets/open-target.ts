@@ -23,6 +23,7 @@ import { FileTarget } from './file/file-target.js';
 import type { Target } from './target.js';
 import { isKernelDump, KernelDumpTarget } from './elfcore/kernel-dump-target.js';
 import { isKdumpCompressed, KdumpFile } from './kdump/kdump-file.js';
+import type { PageDecoder } from './kdump/decompress.js';
 
 export interface OpenOptions {
   readonly raw?: boolean;
@@ -30,6 +31,8 @@ export interface OpenOptions {
   readonly sysroot?: string;
   readonly solibSearchPath?: readonly string[];
   readonly symbols?: readonly string[];
+  /** How a kdump-compressed dump's pages are decoded (default: native/kdump when built). */
+  readonly kdumpDecoder?: PageDecoder;
 }
 
 export function openTarget(path: string, opts: OpenOptions = {}): Target {
@@ -77,7 +80,7 @@ export function openTarget(path: string, opts: OpenOptions = {}): Target {
 
 /** A kdump-compressed dump, read as the ELF vmcore it stands for, page by page. */
 function openKdump(path: string, opts: OpenOptions): Target {
-  const dump = KdumpFile.open(path);
+  const dump = KdumpFile.open(path, { decoder: opts.kdumpDecoder });
   let t: KernelDumpTarget;
   try {
     t = KernelDumpTarget.open(path, { symbols: opts.symbols, source: dump.elfView(), format: dump.describe() });

@@ -3,24 +3,115 @@
  * is decompressed on its own (a 4 KiB page in, a 4 KiB page out).
  *
  *   zlib    makedumpfile -c, QEMU dump-guest-memory -z: a zlib stream (compress2)
- *   lzo     makedumpfile -l, QEMU -l: LZO1X-1, decoded here
- *   snappy  makedumpfile -p, QEMU -s: a raw Snappy block, decoded here
- *   zstd    makedumpfile -z: one Zstandard frame (fzstd, pure JavaScript)
+ *   lzo     makedumpfile -l, QEMU -l: LZO1X-1
+ *   snappy  makedumpfile -p, QEMU -s: a raw Snappy block
+ *   zstd    makedumpfile -z: one Zstandard frame
+ *
+ * Two decoders: native/kdump (an addon over the system's zlib, liblzo2, libsnappy and libzstd,
+ * the ones makedumpfile and crash use), and JavaScript ones here (node:zlib, LZO1X and Snappy
+ * decoded in this file, fzstd), used when the addon is not built or DBG_KDUMP_DECODER=js. The
+ * JavaScript ones run at 15-40 k pages per CPU second, the addon at several times that: what a
+ * cold read of a page costs is mostly its decoding.
  *
  * Every decoder writes into a buffer of the page size and fails, never reads or writes out of
  * bounds, on input that lies: a back-reference before the start, a length past the end, a
  * stream that ends early. The caller turns the failure into a message naming the page.
  */
 
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
-import { decompress as zstdDecompress } from 'fzstd';
+import { checkoutRoot } from '../../common/checkout-root.js';
+import { DbgError } from '../../common/errors.js';
 
 export type PageCompression = 'zlib' | 'lzo' | 'snappy' | 'zstd';
 
 /** Why a compressed page could not be decoded (caught and reworded by the page reader). */
 export class DecodeError extends Error {}
 
-/** `input` decompressed into `out`, which it must fill exactly. */
+/** Decodes pages: `length` bytes of `input` into `out`, which they must fill exactly; throws DecodeError. */
+export interface PageDecoder {
+  /** 'native' (native/kdump) or 'js'. */
+  readonly kind: 'native' | 'js';
+  decode(compression: PageCompression, input: Buffer, length: number, out: Buffer): void;
+  /**
+   * Reads `length` bytes at `offset` of the open file `fd` and decodes them into `out` (null: a
+   * page stored as is), in one step; throws DecodeError, or DbgError('io') when the read fails.
+   * Only the native decoder has it.
+   */
+  readDecode?(fd: number, offset: number, length: number, compression: PageCompression | null, out: Buffer): void;
+}
+
+/** The descriptor flag of each compression, as native/kdump takes it. */
+const FLAG: Record<PageCompression, number> = { zlib: 0x1, lzo: 0x2, snappy: 0x4, zstd: 0x20 };
+
+interface KdumpAddon {
+  /** undefined when the page decoded, else why not ("zstd: Unknown frame descriptor"). */
+  decode(flag: number, src: Buffer, length: number, dst: Buffer): string | undefined;
+  /** pread + decode; flag 0: a stored page. A failed read's message starts "read: ". */
+  readDecode(fd: number, offset: number, length: number, flag: number, dst: Buffer): string | undefined;
+  versions(): string;
+}
+
+let addon: KdumpAddon | null | undefined;
+
+/** native/kdump's addon, or null when it is not built (setup builds it: scripts/setup.d/22-kdump.mjs). */
+export function kdumpAddon(): KdumpAddon | null {
+  if (addon !== undefined) return addon;
+  const root = checkoutRoot();
+  const path = join(root, 'native', 'kdump', 'build', 'Release', 'kdump.node');
+  addon = null;
+  if (existsSync(path)) {
+    try {
+      addon = createRequire(join(root, 'package.json'))(path) as KdumpAddon;
+    } catch {
+      addon = null; // built for another Node ABI, or a library missing: the JavaScript decoders
+    }
+  }
+  return addon;
+}
+
+const nativeDecoder = (a: KdumpAddon): PageDecoder => ({
+  kind: 'native',
+  decode(compression, input, length, out) {
+    const why = a.decode(FLAG[compression], input, length, out);
+    if (why !== undefined) throw new DecodeError(why);
+  },
+  readDecode(fd, offset, length, compression, out) {
+    const why = a.readDecode(fd, offset, length, compression === null ? 0 : FLAG[compression], out);
+    if (why === undefined) return;
+    if (why.startsWith('read: ')) throw new DbgError('io', `read of ${length} bytes at file offset 0x${offset.toString(16)} failed: ${why.slice(6)}`);
+    throw new DecodeError(why);
+  },
+});
+
+const jsDecoder: PageDecoder = {
+  kind: 'js',
+  decode(compression, input, length, out) {
+    decompressPage(compression, length === input.length ? input : input.subarray(0, length), out);
+  },
+};
+
+/**
+ * The decoder to use: the addon when it is built, unless `prefer` (default: DBG_KDUMP_DECODER
+ * from the environment) is 'js'. 'native' insists on the addon. Any other value is refused, as
+ * is 'native' without the addon: a one-line DbgError('bad-input') naming the setting.
+ */
+export function pageDecoder(prefer: string | undefined = process.env.DBG_KDUMP_DECODER): PageDecoder {
+  if (prefer === 'js') return jsDecoder;
+  if (prefer !== undefined && prefer !== '' && prefer !== 'native') {
+    throw new DbgError('bad-input', `DBG_KDUMP_DECODER=${prefer}: expected js (the JavaScript decoders) or native (native/kdump)`);
+  }
+  const a = kdumpAddon();
+  if (a) return nativeDecoder(a);
+  if (prefer === 'native') {
+    throw new DbgError('bad-input', 'DBG_KDUMP_DECODER=native: native/kdump is not built (run `node scripts/setup.mjs`; it needs libdeflate-dev, liblzo2-dev, libsnappy-dev and libzstd-dev)');
+  }
+  return jsDecoder;
+}
+
+/** `input` decompressed into `out` by the JavaScript decoders, which it must fill exactly. */
 export function decompressPage(kind: PageCompression, input: Buffer, out: Buffer): void {
   switch (kind) {
     case 'zlib':
@@ -55,10 +146,14 @@ class ZstdOut extends Uint8Array {
   }
 }
 
+/** fzstd, loaded on the first zstd page the JavaScript decoders see. */
+let fzstd: typeof import('fzstd') | undefined;
+
 function zstdExact(input: Buffer, out: Buffer): void {
   let got: Uint8Array;
   try {
-    got = zstdDecompress(input, new ZstdOut(out.buffer as ArrayBuffer, out.byteOffset, out.length));
+    fzstd ??= createRequire(join(checkoutRoot(), 'package.json'))('fzstd') as typeof import('fzstd');
+    got = fzstd.decompress(input, new ZstdOut(out.buffer as ArrayBuffer, out.byteOffset, out.length));
   } catch (e) {
     throw new DecodeError(`zstd: ${(e as Error).message}`);
   }

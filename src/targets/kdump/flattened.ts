@@ -34,7 +34,8 @@ export class FlattenedSource implements ByteSource {
   private readonly pieces: Piece[];
 
   constructor(
-    private readonly file: ByteSource,
+    /** The flattened file itself. */
+    readonly file: ByteSource,
     readonly name = file.name,
   ) {
     const head = file.read(0, Math.min(HEADER_BYTES, file.size));
@@ -94,6 +95,12 @@ export class FlattenedSource implements ByteSource {
       if (from < to) this.file.read(q.at + (from - q.start), to - from).copy(out, from - offset);
     }
     return out;
+  }
+
+  /** Where the `length` bytes at `offset` sit in the flattened file, when one record holds them all. */
+  filePosition(offset: number, length: number): number | undefined {
+    const p = this.pieces[this.first(offset)];
+    return p && p.start <= offset && offset + length <= p.end ? p.at + (offset - p.start) : undefined;
   }
 
   close(): void {

@@ -16,7 +16,7 @@
 
 import { FileByteSource, type ByteSource } from '../../common/byte-source.js';
 import { DbgError } from '../../common/errors.js';
-import { decompressPage, DecodeError, type PageCompression } from './decompress.js';
+import { DecodeError, pageDecoder, type PageCompression, type PageDecoder } from './decompress.js';
 import {
   DUMP_DH_COMPRESSED_INCOMPLETE,
   DUMP_DH_COMPRESSED_LZO,
@@ -57,6 +57,10 @@ const COMPRESSION_FLAGS: readonly [number, PageCompression][] = [
   [DUMP_DH_COMPRESSED_ZSTD, 'zstd'],
 ];
 
+/** A descriptor's flags -> its page's compression (null: stored as is); absent: flags that lie. */
+const COMPRESSION_OF_FLAGS = new Map<number, PageCompression | null>([[0, null], ...COMPRESSION_FLAGS.map(([bit, kind]) => [bit, kind] as const)]);
+const COMPRESSION_BITS = COMPRESSION_FLAGS.reduce((m, [bit]) => m | bit, 0);
+
 /** Number of set bits in each byte value. */
 const POPCOUNT = new Uint8Array(256).map((_, i) => {
   let n = 0;
@@ -89,12 +93,18 @@ export class KdumpFile {
   private slabUsed = SLAB_PAGES;
   private elf?: ElfView;
   private excludedCount?: number;
+  /** The dump file's descriptor, for the native decoder's reads (see filePosition). */
+  private fd: number | undefined;
 
   private constructor(
     readonly path: string,
     private readonly src: ByteSource,
+    /** How pages are decompressed (native/kdump's addon when built). */
+    readonly decoder: PageDecoder,
   ) {
     this.flattened = src instanceof FlattenedSource;
+    const file = src instanceof FlattenedSource ? src.file : src;
+    this.fd = file instanceof FileByteSource ? file.descriptor() : undefined;
     const h = (this.header = parseDiskdumpHeader(src));
     const name = src.name;
     this.bitmap1 = src.read(h.bitmap1, h.bitmapBytes);
@@ -114,14 +124,14 @@ export class KdumpFile {
     }
   }
 
-  static open(path: string): KdumpFile {
+  static open(path: string, opts: { decoder?: PageDecoder } = {}): KdumpFile {
     const file = FileByteSource.open(path, { pageBytes: PAGE, cachePages: 4096 });
     let src: ByteSource = file;
     try {
       const head = file.readUpTo(0, 16);
       if (isFlattened(head)) src = new FlattenedSource(file, path);
       else if (!isDiskdump(head)) throw new DbgError('bad-input', `${path}: not a kdump-compressed dump (no "KDUMP   " or "makedumpfile" signature)`);
-      return new KdumpFile(path, src);
+      return new KdumpFile(path, src, opts.decoder ?? pageDecoder());
     } catch (e) {
       src.close();
       throw e;
@@ -189,39 +199,47 @@ export class KdumpFile {
     const bad = (what: string) => new DbgError('corrupt', `${this.src.name}: page descriptor ${index} (${at()}, at file offset 0x${descAt.toString(16)}) ${what}`);
     if (descAt + PAGE_DESC_BYTES > this.src.size) throw bad(`is past the end of the file (0x${this.src.size.toString(16)}): the dump is truncated`);
     const d = this.src.read(descAt, PAGE_DESC_BYTES);
-    const offset = d.readBigUInt64LE(0);
+    // Numbers, not a BigInt per page: an offset past 2^53 is past the end of any file and fails
+    // the bounds check below (its message reads the exact value again).
+    const offset = d.readUInt32LE(0) + d.readUInt32LE(4) * 0x1_0000_0000;
     const size = d.readUInt32LE(8);
     const flags = d.readUInt32LE(12);
-    const hit = this.cache.get(Number(offset));
+    const hit = this.cache.get(offset);
     if (hit) {
-      this.cache.delete(Number(offset));
-      this.cache.set(Number(offset), hit);
+      this.cache.delete(offset);
+      this.cache.set(offset, hit);
       return hit;
     }
-    if (offset === 0n && size === 0 && h.status & DUMP_DH_COMPRESSED_INCOMPLETE) throw bad('is empty: makedumpfile never wrote this page (the dump is incomplete)');
+    if (offset === 0 && size === 0 && h.status & DUMP_DH_COMPRESSED_INCOMPLETE) throw bad('is empty: makedumpfile never wrote this page (the dump is incomplete)');
     if (size === 0 || size > PAGE) throw bad(`says the page's data is ${size} bytes; a 4096-byte page is stored in 1 to 4096`);
-    if (offset < BigInt(h.descriptors) || offset + BigInt(size) > BigInt(this.src.size)) {
-      throw bad(`says the page's data is at file offset 0x${offset.toString(16)} (+${size}), outside the page data (0x${h.descriptors.toString(16)}-0x${this.src.size.toString(16)})`);
+    if (offset < h.descriptors || offset + size > this.src.size) {
+      throw bad(`says the page's data is at file offset 0x${d.readBigUInt64LE(0).toString(16)} (+${size}), outside the page data (0x${h.descriptors.toString(16)}-0x${this.src.size.toString(16)})`);
     }
-    const kinds = COMPRESSION_FLAGS.filter(([bit]) => flags & bit);
-    const unknown = flags & ~COMPRESSION_FLAGS.reduce((m, [bit]) => m | bit, 0);
-    if (kinds.length > 1 || unknown) throw bad(`has flags 0x${flags.toString(16)}, ${unknown ? 'with unknown bits' : 'naming two compressions'}`);
-    if (kinds.length === 0 && size !== PAGE) throw bad(`stores the page uncompressed in ${size} bytes; an uncompressed page is 4096`);
-    const data = this.readData(Number(offset), size);
+    const kind = COMPRESSION_OF_FLAGS.get(flags);
+    if (kind === undefined) {
+      const unknown = flags & ~COMPRESSION_BITS;
+      throw bad(`has flags 0x${flags.toString(16)}, ${unknown ? 'with unknown bits' : 'naming two compressions'}`);
+    }
+    if (kind === null && size !== PAGE) throw bad(`stores the page uncompressed in ${size} bytes; an uncompressed page is 4096`);
     const out = this.newPage();
-    if (kinds.length === 0) {
-      data.copy(out); // a copy: `data` is the scratch buffer
-    } else {
-      try {
-        decompressPage(kinds[0]![1], data, out);
-      } catch (e) {
-        if (e instanceof DecodeError) throw bad(`points at ${size} bytes that do not decompress: ${e.message}`);
-        throw e;
-      }
+    const filePos = this.fd !== undefined && this.decoder.readDecode ? this.filePosition(offset, size) : undefined;
+    try {
+      if (filePos !== undefined) this.decoder.readDecode!(this.fd!, filePos, size, kind, out);
+      else if (kind === null) this.readData(offset, size).copy(out, 0, 0, size); // a copy: readData's is the scratch buffer
+      else this.decoder.decode(kind, this.readData(offset, size), size, out);
+    } catch (e) {
+      if (e instanceof DecodeError) throw bad(`points at ${size} bytes that do not decompress: ${e.message}`);
+      if (e instanceof DbgError && e.code === 'io') throw new DbgError('io', `${this.src.name}: ${e.message}`);
+      throw e;
     }
-    this.cache.set(Number(offset), out);
+    this.cache.set(offset, out);
     if (this.cache.size > CACHE_PAGES) this.cache.delete(this.cache.keys().next().value as number);
     return out;
+  }
+
+  /** Where the dump's bytes at `offset` sit in its file (a flattened record may not hold them all). */
+  private filePosition(offset: number, size: number): number | undefined {
+    return this.src instanceof FlattenedSource ? this.src.filePosition(offset, size) : offset;
   }
 
   /**
@@ -238,11 +256,14 @@ export class KdumpFile {
     return this.slab.subarray(at, at + PAGE);
   }
 
-  /** Compressed bytes, straight from the file (past its block cache: each page's are read once). */
+  /**
+   * Compressed bytes, straight from the file (past its block cache: each page's are read once):
+   * the first `size` bytes of the returned buffer, which may be longer (the scratch buffer).
+   */
   private readData(offset: number, size: number): Buffer {
     if (!this.src.readInto) return this.src.read(offset, size);
     this.src.readInto(offset, this.scratch, 0, size);
-    return this.scratch.subarray(0, size);
+    return this.scratch;
   }
 
   /** `length` bytes at physical `addr`, page by page. */
@@ -269,6 +290,7 @@ export class KdumpFile {
   }
 
   close(): void {
+    this.fd = undefined;
     this.cache.clear();
     this.src.close();
   }

@@ -15,6 +15,7 @@ import { DbgError } from '../../../src/common/errors.js';
 import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
 import { openTarget } from '../../../src/targets/open-target.js';
 import { makedumpfileInput } from '../../../src/targets/kdump/makedumpfile-input.js';
+import { DecodeError, kdumpAddon, pageDecoder, type PageCompression, type PageDecoder } from '../../../src/targets/kdump/decompress.js';
 import { CaptureOutput, Session } from '../../../src/mdb/session.js';
 import { builtinModules } from '../../../src/mdb/modules/index.js';
 import { qemuSample, repoRoot } from '../../helpers/repo.js';
@@ -74,8 +75,14 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function open(path: string): KernelDumpTarget {
-  const t = openTarget(path, { symbols: [kernel] });
+/** native/kdump's decoders (setup builds them) and the JavaScript ones, the fallback. */
+const decoders: [string, PageDecoder][] = [
+  ['native', pageDecoder('native')],
+  ['js', pageDecoder('js')],
+];
+
+function open(path: string, kdumpDecoder?: PageDecoder): KernelDumpTarget {
+  const t = openTarget(path, { symbols: [kernel], kdumpDecoder });
   if (!(t instanceof KernelDumpTarget)) throw new Error(`${path} did not open as a kernel dump`);
   return t;
 }
@@ -107,13 +114,18 @@ function failure(f: () => unknown): DbgError {
 }
 
 describe('kdump-compressed dumps of one QEMU session, against its ELF dump', () => {
-  it('every page of every dump equals the ELF dump', () => {
+  it('native/kdump is built, over libdeflate, liblzo2, libsnappy and libzstd', () => {
+    expect(kdumpAddon()?.versions()).toMatch(/^libdeflate \d+\.\d+, lzo \d+\.\d+, snappy, zstd \d+\.\d+\.\d+$/);
+    expect(decoders.map(([, d]) => d.kind)).toEqual(['native', 'js']);
+  });
+
+  it.each(decoders)('every page of every dump equals the ELF dump (%s decoders)', (_, decoder) => {
     const regions = elf.phys.regions();
     expect(regions.map((r) => `${r.start.toString(16)}-${r.end.toString(16)}`)).toEqual(['0-a0000', 'c0000-2000000', 'fd000000-fe000000', 'fffc0000-100000000']);
     const want = pageHashes(regions, (a) => elf.readPhysical(a, 4096));
     expect(want.length).toBe(12320);
     for (const [name, path] of Object.entries(dumps)) {
-      const t = open(path);
+      const t = open(path, decoder);
       try {
         expect(t.phys.regions(), name).toEqual(regions);
         const got = pageHashes(regions, (a) => t.readPhysical(a, 4096));
@@ -164,7 +176,7 @@ for r in sys.argv[2:]:
   });
 
   it('makedumpfile --split: each file reads its own pages and names the other file for the rest', () => {
-    const [a, b] = split.map(open);
+    const [a, b] = split.map((p) => open(p));
     try {
       expect(a!.describe()[0]).toMatch(/dump level 1, 8160 pages dumped \(one file of a split dump: pfns 0x0-0x40000\), 2 CPU\(s\)$/);
       expect(b!.describe()[0]).toMatch(/dump level 1, 4160 pages dumped \(one file of a split dump: pfns 0x40000-0x100000\), 2 CPU\(s\)$/);
@@ -350,7 +362,7 @@ describe('bad input: one-line errors, and the rest of the dump keeps working', (
     }
   });
 
-  it('page descriptors that lie: each page fails alone, with its address', () => {
+  it.each(decoders)('page descriptors that lie: each page fails alone, with its address (%s decoders)', (_, decoder) => {
     const pfn = 0x205; // procs
     const cases: [string, (b: Buffer, at: number) => void, RegExp][] = [
       ['offset', (b, at) => b.writeBigUInt64LE(0xffffffffn, at), /says the page's data is at file offset 0xffffffff \(\+\d+\), outside the page data/],
@@ -365,7 +377,7 @@ describe('bad input: one-line errors, and the rest of the dump keeps working', (
     ];
     for (const [name, edit, message] of cases) {
       const p = edited(`pd-${name}`, (b) => edit(b, descriptors() + rank(b, pfn) * 24));
-      const t = open(p);
+      const t = open(p, decoder);
       try {
         const e = failure(() => t.readPhysical(0x205060n, 8));
         expect(e.code, name).toBe('corrupt');
@@ -393,7 +405,7 @@ describe('bad input: one-line errors, and the rest of the dump keeps working', (
     }
   });
 
-  it('random damage to headers, bitmaps, descriptors and page data: DbgErrors only, one line each', () => {
+  it.each(decoders)('random damage to headers, bitmaps, descriptors and page data: DbgErrors only, one line each (%s decoders)', (_, decoder) => {
     const base = readFileSync(dumps['makedumpfile -l']!);
     const areas = [
       [0, 464],
@@ -421,7 +433,7 @@ describe('bad input: one-line errors, and the rest of the dump keeps working', (
               if (e.message.includes('\n')) throw new Error(`a message of several lines: ${e.message}`);
             }
           };
-          tryIt(() => (t = open(p)));
+          tryIt(() => (t = open(p, decoder)));
           if (!t) return;
           for (const a of [0x1000n, 0x205000n, 0x1234000n, 0xfd000000n, 0xfffff000n]) tryIt(() => t!.readPhysical(a, 4096));
           tryIt(() => t!.readVirtual(0xffffffffc0005060n, 64));
@@ -431,6 +443,59 @@ describe('bad input: one-line errors, and the rest of the dump keeps working', (
       ),
       { numRuns: 150, seed: 13 },
     );
+  });
+
+  it('damaged compressed pages: both decoders fail with one line, or fill the page, never more', () => {
+    /** The compressed bytes of some pages of a diskdump file, with their compression. */
+    const samples = (path: string): [PageCompression, Buffer][] => {
+      const b = readFileSync(path);
+      const block = b.readInt32LE(428);
+      const at = (1 + b.readInt32LE(432) + b.readUInt32LE(436)) * block;
+      const kinds = new Map<number, PageCompression>([[1, 'zlib'], [2, 'lzo'], [4, 'snappy'], [0x20, 'zstd']]);
+      const out: [PageCompression, Buffer][] = [];
+      for (let d = at; out.length < 8 && d + 24 <= b.length; d += 24 * 97) {
+        const kind = kinds.get(b.readUInt32LE(d + 12));
+        const off = Number(b.readBigUInt64LE(d));
+        if (kind) out.push([kind, Buffer.from(b.subarray(off, off + b.readUInt32LE(d + 8)))]);
+      }
+      return out;
+    };
+    const pages = ['makedumpfile -c', 'makedumpfile -l', 'snappy', 'zstd'].flatMap((n) => samples(dumps[n]!));
+    expect(new Set(pages.map(([k]) => k))).toEqual(new Set(['zlib', 'lzo', 'snappy', 'zstd']));
+    // A page with a guard on each side: a decoder that wrote past its 4096 bytes would change one.
+    const arena = Buffer.alloc(3 * 4096);
+    const out = arena.subarray(4096, 8192);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: pages.length - 1 }),
+        fc.array(fc.tuple(fc.double({ min: 0, max: 1, noNaN: true }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+        fc.integer({ min: 0, max: 4 }),
+        (i, flips, cut) => {
+          const [kind, data] = pages[i]!;
+          const b = Buffer.from(data.subarray(0, data.length - Math.min(cut * 7, data.length - 1)));
+          for (const [at, v] of flips) b[Math.floor(at * b.length)] = v;
+          arena.fill(0xa5);
+          for (const [name, d] of decoders) {
+            try {
+              d.decode(kind, b, b.length, out);
+            } catch (e) {
+              if (!(e instanceof DecodeError)) throw e;
+              expect(e.message, name).toMatch(new RegExp(`^${kind}: [^\\n]+$`));
+            }
+            expect(arena.subarray(0, 4096).every((x) => x === 0xa5) && arena.subarray(8192).every((x) => x === 0xa5), `${name} ${kind}: wrote outside the page`).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 3000, seed: 13 },
+    );
+  });
+
+  it('DBG_KDUMP_DECODER other than js or native: one dbg: line, exit 1', () => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'open', dumps['zstd']!, '-e', '::status'], { encoding: 'utf8', env: { ...process.env, DBG_KDUMP_DECODER: 'fast' } });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual(['dbg: DBG_KDUMP_DECODER=fast: expected js (the JavaScript decoders) or native (native/kdump)']);
+    const ok = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'open', dumps['zstd']!, '-e', '0x205000,8::hexdump -p'], { encoding: 'utf8', env: { ...process.env, DBG_KDUMP_DECODER: 'js' } });
+    expect(ok.status, ok.stderr).toBe(0);
   });
 
   it('the command line prints one dbg: line and exits 1', () => {
