@@ -47,6 +47,8 @@ const needs = [
   { pkg: 'makedumpfile', has: () => which('makedumpfile') },
   // libkdumpfile reads kdump-compressed dumps beside dbg in test/targets/kdump
   { pkg: 'python3-libkdumpfile', has: () => existsSync('/usr/lib/python3/dist-packages/kdumpfile') },
+  // libstdc++ built with full DWARF: the C++ core that bench/cpp-core.ts reads beside gdb
+  { pkg: 'libstdc++6-12-dbg', has: () => existsSync('/usr/lib/x86_64-linux-gnu/debug/libstdc++.so.6') },
   { pkg: 'busybox-static', has: () => existsSync('/bin/busybox') },
   { pkg: 'nasm', has: () => which('nasm') },
   // the browser that renders `dbg report` pages in the tests (driven by playwright-core)

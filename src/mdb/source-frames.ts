@@ -63,7 +63,7 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
   // A C++ function's symbol is mangled (_Z9wait_hereRN3geo5ShapeE): its DWARF name, qualified
   // as gdb shows it (geo::Shape::area), reads better; the offset stays the symbol's.
   const outer = src.frames[src.frames.length - 1]!;
-  const machine = /^(?:[^`]*`)?_Z/.test(sym) ? sym.replace(/^([^`]*`)?[^+`]*/, (_, mod: string | undefined) => `${mod ?? ''}${qualifiedName(outer.die, outer.name)}`) : sym;
+  const machine = /^(?:[^`]*`)?_Z/.test(sym) ? sym.replace(/^([^`]*`)?[^+`]*/, (_, mod: string | undefined) => `${mod ?? ''}${qualifiedName(outer.die, outer.name)}`) : sym === '?' ? dwarfFunctionName(src.module === target.symbols.modules[0] ? '' : `${src.module.name}\``, outer.die, outer.name, src.linkPc + (caller ? 1n : 0n)) : sym;
   return src.frames.map((sf) => {
     const v = vars ? frameVariables(src, sf, mf, env, callers) : undefined;
     return {
@@ -77,6 +77,16 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
       ...(v ? { args: v.args, locals: v.locals } : {}),
     };
   });
+}
+
+/**
+ * A function the symbol table does not name (a static function of a library whose symbols are in
+ * a separate debug file) as its DWARF names it, as gdb does, with the offset from its entry.
+ */
+function dwarfFunctionName(prefix: string, die: Die, name: string, linkPc: bigint): string {
+  const entry = die.address(DW_AT.entry_pc) ?? die.address(DW_AT.low_pc);
+  const off = entry !== undefined && linkPc >= entry ? `+0x${(linkPc - entry).toString(16)}` : '';
+  return `${prefix}${qualifiedName(die, name)}${off}`;
 }
 
 /** `name` of a function DIE with its C++ scope (`geo::Shape::area`): from its declaration when it is defined out of line. */

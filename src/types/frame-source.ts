@@ -62,15 +62,28 @@ function moduleAt(symbols: SymbolSpace, pc: bigint): { module: Module; dwarf: Dw
   return undefined;
 }
 
+/**
+ * Places and frames already found, by link-time pc: a stack asks about its callers' return
+ * addresses again for entry values, and threads blocked alike share most of their pcs.
+ */
+const sourcesSeen = new WeakMap<DwarfInfo, Map<bigint, { place?: SourcePlace; frames: readonly SourceFrame[] }>>();
+const SOURCES_KEPT = 4096;
+
 /** The file:line and source frames of run-time `pc` (a return address when `caller`); undefined without DWARF. */
 export function sourceAt(symbols: SymbolSpace, pc: bigint, caller: boolean, strict = false): FrameSource | undefined {
   const m = moduleAt(symbols, caller ? pc - 1n : pc);
   if (!m) return undefined;
   const linkPc = pc - (caller ? 1n : 0n) - (m.module.bias ?? 0n);
   let place: SourcePlace | undefined;
+  let known = sourcesSeen.get(m.dwarf);
+  const hit = known?.get(linkPc);
+  if (hit) return { ...m, linkPc, ...hit };
   try {
     place = linesOf(m.dwarf).placeOf(linkPc);
     const frames = sourceFramesAt(m.dwarf, linkPc, place);
+    if (!known) sourcesSeen.set(m.dwarf, (known = new Map()));
+    if (known.size >= SOURCES_KEPT) known.clear();
+    known.set(linkPc, { ...(place ? { place } : {}), frames });
     return { ...m, linkPc, ...(place ? { place } : {}), frames };
   } catch (e) {
     // Damaged DWARF costs the source view of this frame only; the stack goes on, and says why.
@@ -129,7 +142,8 @@ export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFra
   };
   const args: Variable[] = [];
   const locals: Variable[] = [];
-  for (const c of members(sf.die)) if (c.tag === DW_TAG.formal_parameter) args.push(one(c));
+  // An unnamed parameter (a C++ tag argument) is left out, as gdb leaves it.
+  for (const c of members(sf.die)) if (c.tag === DW_TAG.formal_parameter && dieName(c) !== undefined) args.push(one(c));
   for (const scope of [...sf.blocks].reverse().concat([sf.die])) {
     for (const c of members(scope)) if (c.tag === DW_TAG.variable) locals.push(one(c));
   }

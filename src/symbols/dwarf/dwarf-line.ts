@@ -80,7 +80,7 @@ export class DwarfLines {
     const root = this.dwarf.root(u);
     const a = root.attr(DW_AT.stmt_list);
     const off = a && typeof a.value === 'number' ? a.value : a && typeof a.value === 'bigint' ? Number(a.value) : undefined;
-    const t = off === undefined ? undefined : this.parse(u, off, root.string(DW_AT.comp_dir) ?? '');
+    const t = off === undefined ? undefined : this.parse(u, off, root.string(DW_AT.comp_dir) ?? '', root.string(DW_AT.name));
     this.tables.set(u, t ?? null);
     return t;
   }
@@ -178,7 +178,7 @@ export class DwarfLines {
     return out;
   }
 
-  private parse(u: DwarfUnit, off: number, compDir: string): LineTable {
+  private parse(u: DwarfUnit, off: number, compDir: string, unitName?: string): LineTable {
     const buf = this.dwarf.sections.get('.debug_line');
     if (!buf) throw new DbgError('corrupt', `${this.dwarf.name}: unit at 0x${u.offset.toString(16)} has DW_AT_stmt_list but the file has no .debug_line`);
     if (off >= buf.length) throw this.corrupt(off, `is outside .debug_line (0x${buf.length.toString(16)} bytes), named by unit 0x${u.offset.toString(16)}`);
@@ -243,13 +243,17 @@ export class DwarfLines {
       }
     }
     const comp = version >= 5 ? (dirs[0] ?? compDir) : compDir;
+    const unitPath = unitName !== undefined ? joinPath(compDir, unitName) : undefined;
     const files = new Map<number, LineFile>();
     rawFiles.forEach((f, i) => {
       if (version < 5 && i === 0) return;
       const dir = dirs[f.dir] ?? '';
-      // As gdb names files: under their directory, except DWARF 2-4's directory 0 (the unit's own).
-      const name = version < 5 && f.dir === 0 ? f.name : joinPath(dir, f.name);
-      files.set(i, { name, path: joinPath(comp, joinPath(dir, f.name)) });
+      const path = joinPath(comp, joinPath(dir, f.name));
+      // As gdb names files: the unit's own source file by the unit's name (DW_AT_name, however
+      // DWARF 5 spells its directory), the others under their directory except DWARF 2-4's
+      // directory 0 (the unit's own).
+      const name = path === unitPath ? unitName! : version < 5 && f.dir === 0 ? f.name : joinPath(dir, f.name);
+      files.set(i, { name, path });
     });
 
     // The state machine.

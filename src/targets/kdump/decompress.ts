@@ -13,7 +13,7 @@
  */
 
 import { inflateSync } from 'node:zlib';
-import { decompress as zstdDecompress } from 'fzstd';
+import { zstdInto } from '../../common/zstd.js';
 
 export type PageCompression = 'zlib' | 'lzo' | 'snappy' | 'zstd';
 
@@ -45,25 +45,12 @@ function inflateExact(input: Buffer, out: Buffer): void {
   got.copy(out);
 }
 
-/**
- * An output view for fzstd, which tests its `buf` argument with `== 1`: on a Buffer or a plain
- * Uint8Array that converts all 4096 bytes to a string per page.
- */
-class ZstdOut extends Uint8Array {
-  [Symbol.toPrimitive](): number {
-    return 0;
-  }
-}
-
 function zstdExact(input: Buffer, out: Buffer): void {
-  let got: Uint8Array;
   try {
-    got = zstdDecompress(input, new ZstdOut(out.buffer as ArrayBuffer, out.byteOffset, out.length));
+    zstdInto(input, out);
   } catch (e) {
-    throw new DecodeError(`zstd: ${(e as Error).message}`);
+    throw new DecodeError((e as Error).message);
   }
-  if (got.length !== out.length) throw new DecodeError(`zstd: ${got.length} bytes out, expected ${out.length}`);
-  if (got.buffer !== out.buffer || got.byteOffset !== out.byteOffset) out.set(got);
 }
 
 /**
