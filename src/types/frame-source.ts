@@ -5,7 +5,7 @@ import { dwarfOf } from '../symbols/dwarf/dwarf-info.js';
 import { linesOf, type SourcePlace } from '../symbols/dwarf/dwarf-line.js';
 import { evalLocation, type Location } from '../symbols/dwarf/dwarf-location.js';
 import { locationAt, unitHasLocationLists } from '../symbols/dwarf/dwarf-ranges.js';
-import { dieName, sourceFramesAt, type SourceFrame } from '../symbols/dwarf/dwarf-scopes.js';
+import { dieName, scopeChildren, sourceFramesAt, type SourceFrame } from '../symbols/dwarf/dwarf-scopes.js';
 import { evalDwarfExpr, type ExprContext } from '../symbols/eh-frame.js';
 import type { Module, SymbolSpace } from '../symbols/symbol-space.js';
 import { typesOf } from './type-space.js';
@@ -134,11 +134,13 @@ export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFra
   // A concrete scope (an inlined call, an out-of-line copy) lists its own variables; those of its
   // abstract origin that it does not mention have no location here, and gdb lists them after.
   const members = (scope: Die): Die[] => {
-    const own = scope.children();
+    const own = scopeChildren(scope);
     const origin = scope.refDie(DW_AT.abstract_origin);
     if (!origin) return own;
     const seen = new Set(own.map((c) => c.ref(DW_AT.abstract_origin)).filter((r) => r !== undefined));
-    return own.concat(origin.children().filter((c) => !seen.has(c.id)));
+    // An abstract block a concrete one stands for is that block's business (it is in sf.blocks
+    // when it covers pc); the others' variables are the scope's, as gdb inherits them.
+    return own.concat(origin.children().flatMap((c) => (seen.has(c.id) ? [] : c.tag === DW_TAG.lexical_block ? scopeChildren(c) : [c])));
   };
   const args: Variable[] = [];
   const locals: Variable[] = [];

@@ -41,6 +41,20 @@ export function dieName(d: Die): string | undefined {
   return undefined;
 }
 
+/**
+ * The children of a scope, with those of lexical blocks that have no code range of their own in
+ * their place: gcc emits such blocks (a macro's braces in an inlined function) and gdb reads
+ * their variables and nested scopes as the enclosing scope's.
+ */
+export function scopeChildren(scope: Die, depth = 0): Die[] {
+  const out: Die[] = [];
+  for (const c of scope.children()) {
+    if (c.tag === DW_TAG.lexical_block && !c.has(DW_AT.low_pc) && !c.has(DW_AT.ranges) && depth < MAX_NEST) out.push(...scopeChildren(c, depth + 1));
+    else out.push(c);
+  }
+  return out;
+}
+
 /** The subprogram whose code covers link-time `pc` in one of the units that hold it. */
 export function subprogramAt(d: DwarfInfo, pc: bigint): Die | undefined {
   for (const u of linesOf(d).unitsAt(pc)) {
@@ -114,7 +128,7 @@ export function sourceFramesAt(d: DwarfInfo, pc: bigint, place?: { file: LineFil
   let cur: Die = sub;
   for (let depth = 0; depth < MAX_NEST; depth++) {
     let next: Die | undefined;
-    for (const c of cur.children()) {
+    for (const c of scopeChildren(cur)) {
       if ((c.tag === DW_TAG.lexical_block || c.tag === DW_TAG.inlined_subroutine) && dieCovers(c, pc)) {
         next = c;
         break;
