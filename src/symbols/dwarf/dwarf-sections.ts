@@ -5,7 +5,7 @@ import type { ElfFile } from '../elf-file.js';
 
 const SHF_COMPRESSED = 0x800n;
 /** Sections from this size on are read on demand (DwarfSections.lazy). */
-const LAZY_MIN = 8 << 20;
+const LAZY_MIN = 1 << 20;
 
 export interface LazySection {
   readonly buf: Buffer;
@@ -130,7 +130,9 @@ function inflate(file: string, section: string, stream: Buffer, size: number): B
   }
   let out: Buffer;
   try {
-    out = inflateSync(stream, { maxOutputLength: Math.max(size, 1) });
+    // One output chunk of the size the header gives: zlib's default 16 KiB chunks cost a
+    // concatenating copy and hundreds of buffers for the collector (a libc's .debug_info: 6 MB).
+    out = inflateSync(stream, { maxOutputLength: Math.max(size, 1), chunkSize: Math.max(size, 64) });
   } catch (e) {
     throw new DbgError('corrupt', `${file}: compressed section ${section} does not decompress: ${(e as Error).message}`);
   }
