@@ -92,7 +92,7 @@ const OVERLAP_SCAN = 64;
 const subprogramIndexes = new WeakMap<DwarfUnit, readonly SubprogramRange[]>();
 
 /**
- * The code ranges of a unit's functions (C++ ones inside namespaces and classes too), sorted by
+ * The code ranges of a unit's functions (C++ ones inside namespaces too), sorted by
  * start: built by one walk over the unit's top-level DIEs the first time a pc in it is asked
  * about, so a stack of 200 frames in one large C++ unit decodes its DIEs once, not once a frame.
  */
@@ -105,7 +105,9 @@ function subprogramIndex(d: DwarfInfo, u: DwarfUnit): readonly SubprogramRange[]
     d.eachChild(parent.unit, parent.next, (c) => {
       if (c.tag === DW_TAG.subprogram) {
         for (const r of dieRanges(c)) out.push({ start: r.start, end: r.end, ref: c.id, order: out.length });
-      } else if ((c.tag === DW_TAG.namespace || c.tag === DW_TAG.structure_type || c.tag === DW_TAG.class_type) && c.hasChildren) walk(c, depth + 1);
+        // A class holds its methods' declarations; their code is a DW_AT_specification DIE at
+        // the unit's (or a namespace's) level, so a C++ unit's classes are stepped over, not read.
+      } else if (c.tag === DW_TAG.namespace && c.hasChildren) walk(c, depth + 1);
     });
   };
   walk(d.root(u), 0);
