@@ -1,7 +1,7 @@
 import { DW_AT, DW_TAG } from './dwarf-constants.js';
 import type { Die, DieRef, DwarfInfo, DwarfUnit } from './dwarf-info.js';
 import { linesOf, type LineFile } from './dwarf-line.js';
-import { dieCovers, dieRanges } from './dwarf-ranges.js';
+import { dieCovers, dieRanges, lastStartAtOrBelow } from './dwarf-ranges.js';
 
 /**
  * The source-level frames at one pc: the function whose code holds it and the inlined calls
@@ -61,13 +61,7 @@ export function subprogramAt(d: DwarfInfo, pc: bigint): Die | undefined {
     const ix = subprogramIndex(d, u);
     // The last range starting at or below pc, then back over earlier ones (ranges may overlap:
     // a function split in parts, or garbage): the first in DIE order that covers pc wins.
-    let lo = 0;
-    let hi = ix.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (ix[mid]!.start <= pc) lo = mid + 1;
-      else hi = mid - 1;
-    }
+    const hi = lastStartAtOrBelow(ix, pc);
     let best: SubprogramRange | undefined;
     for (let i = hi; i >= 0 && i > hi - OVERLAP_SCAN; i--) {
       const r = ix[i]!;
