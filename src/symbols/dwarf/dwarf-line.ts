@@ -182,6 +182,8 @@ export class DwarfLines {
         if (end > aranges.length) throw new DbgError('corrupt', `${this.dwarf.name}: .debug_aranges: set at 0x${start.toString(16)} claims 0x${len.toString(16)} bytes, past the end of the section`);
         c.u16();
         const unit = byOffset.get(c.offset(osz));
+        // A unit with a set here is described by it, even an empty one (a unit without code).
+        if (unit) covered.add(unit);
         const asz = c.u8();
         c.u8();
         const tuple = asz * 2;
@@ -190,10 +192,7 @@ export class DwarfLines {
           const a = c.address(asz);
           const l = c.address(asz);
           if (a === 0n && l === 0n) break;
-          if (unit) {
-            out.push({ start: a, end: a + l, unit });
-            covered.add(unit);
-          }
+          if (unit) out.push({ start: a, end: a + l, unit });
         }
         c.pos = end;
       }
