@@ -62,7 +62,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** The checkout: this file runs from dist/bench/ (compiled) or bench/ (sources). */
 const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..');
 
-interface Measured {
+export interface Measured {
   readonly seconds: number;
   readonly maxRssKiB: number;
   readonly stdout: string;
@@ -71,11 +71,12 @@ interface Measured {
 const childProcess = () => import('node:child_process');
 
 /** Wall time and peak RSS of one process, measured by /usr/bin/time -v when it exists. */
-async function measure(cmd: string, args: string[]): Promise<Measured> {
+export async function measure(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Measured> {
   const { spawnSync } = await childProcess();
   const hasTime = existsSync('/usr/bin/time');
   const t0 = process.hrtime.bigint();
-  const r = hasTime ? spawnSync('/usr/bin/time', ['-v', cmd, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }) : spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const opts = { encoding: 'utf8' as const, maxBuffer: 64 << 20, ...(env ? { env } : {}) };
+  const r = hasTime ? spawnSync('/usr/bin/time', ['-v', cmd, ...args], opts) : spawnSync(cmd, args, opts);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   let maxRssKiB = 0;
@@ -89,38 +90,55 @@ async function measure(cmd: string, args: string[]): Promise<Measured> {
   return { seconds, maxRssKiB, stdout: r.stdout };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Builds the program, runs it, gcores it and kills it; cached by the source's hash. */
-async function fixture(): Promise<{ exe: string; core: string }> {
+/** How to make a cached core: the program's source, how to build it, how to run it. */
+export interface CoreRecipe {
+  /** Names the cache directory under bench/.work/ (the source's hash follows). */
+  readonly area: string;
+  readonly source: string;
+  /** The source file's extension: 'c' or 'cc'. */
+  readonly ext: string;
+  /** Compiler and its flags; the source and `-o EXE` are appended. */
+  readonly compile: readonly string[];
+  /** The program's environment (e.g. LD_LIBRARY_PATH for a library with debug info). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Builds the program, runs it until it prints "ready", gcores it and kills it; cached by the
+ * source's hash, so the (slow) core is made once per machine.
+ */
+export async function coreFixture(r: CoreRecipe): Promise<{ exe: string; core: string }> {
   const { execFileSync, spawn, spawnSync } = await childProcess();
   const { createHash } = await import('node:crypto');
-  const key = createHash('sha256').update(SOURCE).digest('hex').slice(0, 12);
-  const dir = join(root, 'bench', '.work', `process-core-${key}`);
+  const key = createHash('sha256').update(r.source).digest('hex').slice(0, 12);
+  const dir = join(root, 'bench', '.work', `${r.area}-${key}`);
   const exe = join(dir, 'big');
   const core = join(dir, 'big.core');
   if (existsSync(join(dir, 'done'))) return { exe, core };
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'big.c'), SOURCE);
-  execFileSync('gcc', ['-O0', '-g', '-fno-omit-frame-pointer', '-pthread', '-o', exe, join(dir, 'big.c')]);
-  const child = spawn(exe, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const src = join(dir, `big.${r.ext}`);
+  writeFileSync(src, r.source);
+  execFileSync(r.compile[0]!, [...r.compile.slice(1), '-o', exe, src]);
+  const child = spawn(exe, [], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...r.env } });
   try {
     await new Promise<void>((res, rej) => {
-      const timer = setTimeout(() => rej(new Error('the 1 GiB program did not get ready in 120 s')), 120_000);
+      const timer = setTimeout(() => rej(new Error(`the ${r.area} program did not get ready in 120 s`)), 120_000);
       child.stdout!.on('data', (d: Buffer) => {
         if (d.toString().includes('ready')) {
           clearTimeout(timer);
           res();
         }
       });
-      child.on('exit', (c) => rej(new Error(`the 1 GiB program exited (${c}) before it was ready`)));
+      child.on('exit', (c) => rej(new Error(`the ${r.area} program exited (${c}) before it was ready`)));
     });
-    const r = spawnSync('gdb', ['-nx', '-batch', '-iex', 'set debuginfod enabled off', '-p', String(child.pid), '-ex', `gcore ${core}`], { encoding: 'utf8', timeout: 600_000 });
-    if (!existsSync(core)) throw new Error(`gcore failed: ${r.stderr}`);
+    const g = spawnSync('gdb', ['-nx', '-batch', '-iex', 'set debuginfod enabled off', '-p', String(child.pid), '-ex', `gcore ${core}`], { encoding: 'utf8', timeout: 600_000 });
+    if (!existsSync(core)) throw new Error(`gcore failed: ${g.stderr}`);
   } finally {
     child.kill('SIGKILL');
   }
@@ -129,7 +147,7 @@ async function fixture(): Promise<{ exe: string; core: string }> {
 }
 
 export async function run(): Promise<BenchResult[]> {
-  const { exe, core } = await fixture();
+  const { exe, core } = await coreFixture({ area: 'process-core', source: SOURCE, ext: 'c', compile: ['gcc', '-O0', '-g', '-fno-omit-frame-pointer', '-pthread'] });
   // The issue's baseline: gdb as installed (here it loads libc6-dbg's separate debug info, as
   // MEASUREMENTS.md's 0.153 s anchor did); -nx only keeps a user's init file out.
   const gdbArgs = ['-nx', '-batch', '-ex', 'thread apply all bt', exe, core];

@@ -55,6 +55,8 @@ const needs = [
   // dumps/qemu/kdump/recompress.py writes snappy and zstd dumps (bench/kdump.ts, make-fixtures.sh)
   { pkg: 'python3-snappy', has: () => existsSync('/usr/lib/python3/dist-packages/snappy') },
   { pkg: 'python3-zstandard', has: () => existsSync('/usr/lib/python3/dist-packages/zstandard') },
+  // libstdc++ built with full DWARF: the C++ core that bench/cpp-core.ts reads beside gdb
+  { pkg: 'libstdc++6-12-dbg', has: () => existsSync('/usr/lib/x86_64-linux-gnu/debug/libstdc++.so.6') },
   { pkg: 'busybox-static', has: () => existsSync('/bin/busybox') },
   { pkg: 'nasm', has: () => which('nasm') },
   // the browser that renders `dbg report` pages in the tests (driven by playwright-core)

@@ -15,6 +15,7 @@ import { checkDirectory } from '../targets/elfcore/process-core-solibs.js';
 import { hexAddr } from '../common/format.js';
 import { DW_AT } from '../symbols/dwarf/dwarf-constants.js';
 import type { Die } from '../symbols/dwarf/dwarf-info.js';
+import { dieRanges } from '../symbols/dwarf/dwarf-ranges.js';
 import { frameVariables, sourceAt, type Variable } from '../types/frame-source.js';
 import type { Target } from '../targets/target.js';
 import type { Frame } from '../targets/unwind.js';
@@ -63,7 +64,11 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
   // A C++ function's symbol is mangled (_Z9wait_hereRN3geo5ShapeE): its DWARF name, qualified
   // as gdb shows it (geo::Shape::area), reads better; the offset stays the symbol's.
   const outer = src.frames[src.frames.length - 1]!;
-  const machine = /^(?:[^`]*`)?_Z/.test(sym) ? sym.replace(/^([^`]*`)?[^+`]*/, (_, mod: string | undefined) => `${mod ?? ''}${qualifiedName(outer.die, outer.name)}`) : sym;
+  const machine = /^(?:[^`]*`)?_Z/.test(sym)
+    ? sym.replace(/^([^`]*`)?[^+`]*/, (_, mod: string | undefined) => `${mod ?? ''}${qualifiedName(outer.die, outer.name)}`)
+    : symbolMissing(target, src, outer.die, caller ? f.pc - 1n : f.pc)
+      ? dwarfFunctionName(src.module === target.symbols.modules[0] ? '' : `${src.module.name}\``, outer.die, outer.name, src.linkPc + (caller ? 1n : 0n))
+      : sym;
   return src.frames.map((sf) => {
     const v = vars ? frameVariables(src, sf, mf, env, callers) : undefined;
     return {
@@ -77,6 +82,34 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
       ...(v ? { args: v.args, locals: v.locals } : {}),
     };
   });
+}
+
+/**
+ * Whether the symbol table lacks the function whose DWARF covers `pc`: no symbol holds pc, or the
+ * one that does starts before the function (a neighbour whose size is unknown, standing in for
+ * a symbol that was stripped or is only in a separate debug file).
+ */
+function symbolMissing(target: Target, src: { module: { bias?: bigint } }, fn: Die, pc: bigint): boolean {
+  const r = target.symbols.resolve(pc);
+  if (!r || !r.inside) return true;
+  const entry = fn.address(DW_AT.low_pc) ?? dieEntry(fn);
+  return entry !== undefined && r.sym.addr < entry + (src.module.bias ?? 0n);
+}
+
+/** The lowest address of a function whose code is in several ranges. */
+function dieEntry(fn: Die): bigint | undefined {
+  const rs = dieRanges(fn);
+  return rs.length ? rs.reduce((m, r) => (r.start < m ? r.start : m), rs[0]!.start) : undefined;
+}
+
+/**
+ * A function the symbol table does not name (a static function of a library whose symbols are in
+ * a separate debug file) as its DWARF names it, as gdb does, with the offset from its entry.
+ */
+function dwarfFunctionName(prefix: string, die: Die, name: string, linkPc: bigint): string {
+  const entry = die.address(DW_AT.entry_pc) ?? die.address(DW_AT.low_pc);
+  const off = entry !== undefined && linkPc >= entry ? `+0x${(linkPc - entry).toString(16)}` : '';
+  return `${prefix}${qualifiedName(die, name)}${off}`;
 }
 
 /** `name` of a function DIE with its C++ scope (`geo::Shape::area`): from its declaration when it is defined out of line. */

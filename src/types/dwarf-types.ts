@@ -1,7 +1,7 @@
 import { DbgError } from '../common/errors.js';
-import { DW_AT, DW_ATE, DW_TAG } from '../symbols/dwarf/dwarf-constants.js';
+import { DW_AT, DW_ATE, DW_FORM, DW_TAG } from '../symbols/dwarf/dwarf-constants.js';
 import type { Die, DieRef, DwarfInfo } from '../symbols/dwarf/dwarf-info.js';
-import { resolveType, voidType, type CompoundType, type Enumerator, type Member, type Qualifier, type Type } from './type.js';
+import { resolveType, voidType, type ArrayType, type CompoundType, type Enumerator, type Member, type Qualifier, type Type } from './type.js';
 
 /**
  * Types of one file's DWARF, built from DIEs on demand and kept by DIE.
@@ -343,12 +343,18 @@ export class DwarfTypes {
 
   private arrayType(d: Die): Type {
     const dims: (number | undefined)[] = [];
+    const dynamics: (ArrayType['dynamic'] | undefined)[] = [];
     for (const c of d.children()) {
       if (c.tag !== DW_TAG.subrange_type && c.tag !== DW_TAG.enumeration_type) continue;
       let n: number | undefined;
-      const count = c.constant(DW_AT.count);
-      const upper = c.constant(DW_AT.upper_bound);
       const lower = c.constant(DW_AT.lower_bound) ?? 0n;
+      // A VLA's bound: an expression (exprloc) or a reference to the variable holding it.
+      const bound = c.attr(DW_AT.count) ?? c.attr(DW_AT.upper_bound);
+      const isCount = c.has(DW_AT.count);
+      const dynamic = bound && Buffer.isBuffer(bound.value) ? { expr: bound.value } : bound && isRefForm(bound.form) ? { variable: c.refDie(bound.at) } : undefined;
+      dynamics.push(dynamic ? { ...dynamic, lower, count: isCount } : undefined);
+      const count = dynamic ? undefined : c.constant(DW_AT.count);
+      const upper = dynamic ? undefined : c.constant(DW_AT.upper_bound);
       let v: bigint | undefined;
       if (count !== undefined && typeof c.attr(DW_AT.count)!.value !== 'object') v = count;
       else if (upper !== undefined && typeof c.attr(DW_AT.upper_bound)!.value !== 'object') {
@@ -370,9 +376,11 @@ export class DwarfTypes {
     for (let i = dims.length - 1; i >= 0; i--) {
       const inner = t;
       const length = dims[i];
+      const dynamic = dynamics[i];
       t = {
         kind: 'array',
         ...(length !== undefined ? { length } : {}),
+        ...(dynamic ? { dynamic } : {}),
         get element() {
           return inner ?? element();
         },
@@ -380,6 +388,11 @@ export class DwarfTypes {
     }
     return t!;
   }
+}
+
+/** DW_FORM_ref1/2/4/8/udata, ref_addr: a bound that names a DIE. */
+function isRefForm(form: number): boolean {
+  return form === DW_FORM.ref1 || form === DW_FORM.ref2 || form === DW_FORM.ref4 || form === DW_FORM.ref8 || form === DW_FORM.ref_udata || form === DW_FORM.ref_addr;
 }
 
 function uleb(b: Buffer, at: number): number {

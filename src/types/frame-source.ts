@@ -5,11 +5,11 @@ import { dwarfOf } from '../symbols/dwarf/dwarf-info.js';
 import { linesOf, type SourcePlace } from '../symbols/dwarf/dwarf-line.js';
 import { evalLocation, type Location } from '../symbols/dwarf/dwarf-location.js';
 import { locationAt, unitHasLocationLists } from '../symbols/dwarf/dwarf-ranges.js';
-import { dieName, sourceFramesAt, type SourceFrame } from '../symbols/dwarf/dwarf-scopes.js';
+import { dieName, scopeChildren, sourceFramesAt, type SourceFrame } from '../symbols/dwarf/dwarf-scopes.js';
 import { evalDwarfExpr, type ExprContext } from '../symbols/eh-frame.js';
 import type { Module, SymbolSpace } from '../symbols/symbol-space.js';
 import { typesOf } from './type-space.js';
-import { memberLabel, resolveType, sizeOf, type Member, type Type } from './type.js';
+import { memberLabel, resolveType, sizeOf, type ArrayType, type Member, type Type } from './type.js';
 import type { ValueMemory } from './print-value.js';
 
 /**
@@ -62,15 +62,28 @@ function moduleAt(symbols: SymbolSpace, pc: bigint): { module: Module; dwarf: Dw
   return undefined;
 }
 
+/**
+ * Places and frames already found, by link-time pc: a stack asks about its callers' return
+ * addresses again for entry values, and threads blocked alike share most of their pcs.
+ */
+const sourcesSeen = new WeakMap<DwarfInfo, Map<bigint, { place?: SourcePlace; frames: readonly SourceFrame[] }>>();
+const SOURCES_KEPT = 4096;
+
 /** The file:line and source frames of run-time `pc` (a return address when `caller`); undefined without DWARF. */
 export function sourceAt(symbols: SymbolSpace, pc: bigint, caller: boolean, strict = false): FrameSource | undefined {
   const m = moduleAt(symbols, caller ? pc - 1n : pc);
   if (!m) return undefined;
   const linkPc = pc - (caller ? 1n : 0n) - (m.module.bias ?? 0n);
   let place: SourcePlace | undefined;
+  let known = sourcesSeen.get(m.dwarf);
+  const hit = known?.get(linkPc);
+  if (hit) return { ...m, linkPc, ...hit };
   try {
     place = linesOf(m.dwarf).placeOf(linkPc);
     const frames = sourceFramesAt(m.dwarf, linkPc, place);
+    if (!known) sourcesSeen.set(m.dwarf, (known = new Map()));
+    if (known.size >= SOURCES_KEPT) known.clear();
+    known.set(linkPc, { ...(place ? { place } : {}), frames });
     return { ...m, linkPc, ...(place ? { place } : {}), frames };
   } catch (e) {
     // Damaged DWARF costs the source view of this frame only; the stack goes on, and says why.
@@ -104,14 +117,25 @@ export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFra
     const name = dieName(v) ?? '?';
     let typed: Die | undefined = v;
     for (let i = 0; typed && !typed.has(DW_AT.type) && i < 4; i++) typed = typed.refDie(DW_AT.abstract_origin);
-    const type = typed && types ? types.typeOf(typed) : undefined;
-    if (!type) return { name, text: '<unknown type>' };
+    const declared = typed && types ? types.typeOf(typed) : undefined;
+    if (!declared) return { name, text: '<unknown type>' };
     try {
       const cv = v.constant(DW_AT.const_value);
-      if (cv !== undefined) return { name, text: valueText(type, bytesOf(cv, sizeOf(type) ?? 8, env.mem.littleEndian), env.mem) };
+      if (cv !== undefined) return { name, text: valueText(declared, bytesOf(cv, sizeOf(declared) ?? 8, env.mem.littleEndian), env.mem) };
       const expr = locationAt(v, DW_AT.location, src.linkPc);
       if (expr === undefined || expr === 'none') return { name, text: '<optimized out>' };
       const loc = evalLocation(expr, ctx, `${d.name}: location of ${v.describe()}`);
+      if (loc.kind === 'optimized') return { name, text: '<optimized out>' };
+      // A VLA's bounds are read only for a value that is there (gdb's order: no bound of a
+      // variable the optimizer dropped is looked at).
+      let type: Type;
+      try {
+        type = frameType(declared, (dyn) => boundValue(dyn, src, ctx, env), 0);
+      } catch (e) {
+        // An array in memory whose bound the optimizer dropped: gdb prints where it is.
+        if (e instanceof DbgError && e.code === 'unsupported' && loc.kind === 'memory') return { name, text: `0x${loc.addr.toString(16)}` };
+        throw e;
+      }
       return { name, text: locationText(type, loc, ctx, env) };
     } catch (e) {
       if (e instanceof DbgError) return { name, text: e.message === NOT_SAVED ? '<not saved>' : e.code === 'unsupported' ? '<optimized out>' : `<error: ${e.message}>` };
@@ -121,19 +145,63 @@ export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFra
   // A concrete scope (an inlined call, an out-of-line copy) lists its own variables; those of its
   // abstract origin that it does not mention have no location here, and gdb lists them after.
   const members = (scope: Die): Die[] => {
-    const own = scope.children();
+    const own = scopeChildren(scope);
     const origin = scope.refDie(DW_AT.abstract_origin);
     if (!origin) return own;
     const seen = new Set(own.map((c) => c.ref(DW_AT.abstract_origin)).filter((r) => r !== undefined));
-    return own.concat(origin.children().filter((c) => !seen.has(c.id)));
+    // An abstract block a concrete one stands for is that block's business (it is in sf.blocks
+    // when it covers pc); the others' variables are the scope's, as gdb inherits them.
+    return own.concat(origin.children().flatMap((c) => (seen.has(c.id) ? [] : c.tag === DW_TAG.lexical_block ? scopeChildren(c) : [c])));
   };
   const args: Variable[] = [];
   const locals: Variable[] = [];
-  for (const c of members(sf.die)) if (c.tag === DW_TAG.formal_parameter) args.push(one(c));
+  // An unnamed parameter (a C++ tag argument) is left out, as gdb leaves it.
+  for (const c of members(sf.die)) if (c.tag === DW_TAG.formal_parameter && dieName(c) !== undefined) args.push(one(c));
   for (const scope of [...sf.blocks].reverse().concat([sf.die])) {
-    for (const c of members(scope)) if (c.tag === DW_TAG.variable) locals.push(one(c));
+    for (const c of members(scope)) if (c.tag === DW_TAG.variable && dieName(c) !== undefined) locals.push(one(c));
   }
   return { args, locals };
+}
+
+/** The most bytes a variable-length array may take before its bound is taken for garbage. */
+const MAX_VLA_BYTES = 1 << 26;
+
+/**
+ * `type` with the lengths of its variable-length arrays (C99 VLAs, `char grid[2][n]`) as this
+ * frame has them; any other type as it is.
+ */
+function frameType(type: Type, bound: (d: NonNullable<ArrayType['dynamic']>) => number, depth: number): Type {
+  const t = resolveType(type);
+  if (t.kind !== 'array' || depth > 8) return type;
+  const element = frameType(t.element, bound, depth + 1);
+  if (!t.dynamic && element === t.element) return type;
+  const length = t.dynamic ? bound(t.dynamic) : t.length;
+  if (length !== undefined && length * (sizeOf(element) ?? 1) > MAX_VLA_BYTES) throw new DbgError('corrupt', `a variable-length array of ${length} elements (more than ${MAX_VLA_BYTES} bytes)`);
+  return { kind: 'array', element, ...(length !== undefined ? { length } : {}) };
+}
+
+/** A VLA bound's value in this frame: its expression evaluated, or the variable holding it read. */
+function boundValue(dyn: NonNullable<ArrayType['dynamic']>, src: FrameSource, ctx: ExprContext, env: FrameEnv): number {
+  let v: bigint;
+  if (dyn.expr) v = evalDwarfExpr(dyn.expr, ctx, undefined, `${src.dwarf.name}: array bound`);
+  else {
+    const d = dyn.variable;
+    const cv = d?.constant(DW_AT.const_value);
+    const expr = d ? locationAt(d, DW_AT.location, src.linkPc) : undefined;
+    if (cv !== undefined) v = cv;
+    else if (!d || expr === undefined || expr === 'none') throw new DbgError('unsupported', 'the array bound is optimized out');
+    else {
+      const loc = evalLocation(expr, ctx, `${src.dwarf.name}: location of ${d.describe()}`);
+      const vt = typesOf(src.module)?.typeOf(d);
+      if (loc.kind === 'memory') v = readUint(env.mem, loc.addr, Math.min(8, (vt && sizeOf(vt)) || 8));
+      else if (loc.kind === 'register') v = ctx.register(loc.reg);
+      else if (loc.kind === 'value') v = loc.value;
+      else throw new DbgError('unsupported', 'the array bound is optimized out');
+    }
+  }
+  const n = BigInt.asIntN(64, v) - dyn.lower + (dyn.count ? 0n : 1n);
+  if (n < 0n || n > BigInt(MAX_VLA_BYTES)) throw new DbgError('corrupt', `a variable-length array bound of ${n} elements`);
+  return Number(n);
 }
 
 /** Call sites nest this deep in entry values (a caller's value known only at its own entry...). */

@@ -1,3 +1,4 @@
+import type { Die } from '../symbols/dwarf/dwarf-info.js';
 import { DbgError } from '../common/errors.js';
 
 /**
@@ -93,6 +94,12 @@ export interface ArrayType {
   readonly element: Type;
   /** Undefined for a flexible array member or an array of unknown bound. */
   readonly length?: number;
+  /**
+   * A C99 variable-length array's bound, known only in a frame: the DWARF expression that
+   * computes it, or the (artificial) variable that holds it; `lower` is subtracted, and the
+   * value is an upper bound (length - 1) unless `count`.
+   */
+  readonly dynamic?: { readonly expr?: Buffer; readonly variable?: Die; readonly lower: bigint; readonly count: boolean };
 }
 
 export interface FunctionType {

@@ -1,6 +1,6 @@
 /**
  * The DWARF reader on what gcc 12 emits under other flags — DWARF 2, 4 and 5, type units in
- * .debug_types (v4) and in .debug_info (v5), zlib-compressed sections — must give the same
+ * .debug_types (v4) and in .debug_info (v5), zlib- and zstd-compressed sections — must give the same
  * types as the default build; and on garbled DWARF it must fail with one-line DbgErrors, never
  * crash or hang, while symbols keep working.
  */
@@ -47,6 +47,10 @@ beforeAll(() => {
   build('types4', ['-gdwarf-4', '-fdebug-types-section']);
   build('types5', ['-gdwarf-5', '-fdebug-types-section']);
   build('zlib', ['-gz=zlib']);
+  // gcc 12 has no -gz=zstd; binutils' objcopy compresses the sections of a default build.
+  const zstd = join(tmp.dir, 'zstd');
+  execFileSync('objcopy', ['--compress-debug-sections=zstd', built.get('default')!, zstd], { stdio: 'pipe' });
+  built.set('zstd', zstd);
 });
 afterAll(() => tmp?.cleanup());
 
@@ -62,14 +66,22 @@ describe('gcc 12 DWARF variants give the same types', () => {
     };
     expect(secs('types4').some((s) => s.name === '.debug_types')).toBe(true);
     expect(secs('zlib').find((s) => s.name === '.debug_info')!.compressed).toBe(true);
+    expect(secs('zstd').find((s) => s.name === '.debug_info')!.compressed).toBe(true);
+    // ELFCOMPRESS_ZSTD (2) in the compression header
+    const z = ElfFile.open(built.get('zstd')!);
+    try {
+      expect(z.sectionData(z.section('.debug_info')!).readUInt32LE(0)).toBe(2);
+    } finally {
+      z.close();
+    }
     expect(readFileSync(built.get('dwarf4')!).includes(Buffer.from('.debug_str_offsets'))).toBe(false);
   });
 
-  it('DWARF 2, 4, 5 with and without type units, and zlib-compressed, answer alike', async () => {
+  it('DWARF 2, 4, 5 with and without type units, and zlib- or zstd-compressed, answer alike', async () => {
     const base = await answers(built.get('default')!);
     expect(base[0]).toEqual(['sizeof (struct item) = 0x78']);
     expect(base[4]).toContain('    int [2][3] grid');
-    for (const v of ['dwarf4', 'dwarf2', 'types4', 'types5', 'zlib']) expect(await answers(built.get(v)!), v).toEqual(base);
+    for (const v of ['dwarf4', 'dwarf2', 'types4', 'types5', 'zlib', 'zstd']) expect(await answers(built.get(v)!), v).toEqual(base);
   });
 });
 
@@ -122,6 +134,24 @@ describe('garbled DWARF', () => {
     }
     expect(answered).toBeGreaterThan(0);
     expect(errors).toBeGreaterThan(0);
+  });
+
+  it('a garbled zstd-compressed section is named in one line; symbols still work', async () => {
+    const exe = built.get('zstd')!;
+    const elf = ElfFile.open(exe);
+    const info = elf.section('.debug_info')!;
+    elf.close();
+    const b = Buffer.from(readFileSync(exe));
+    b.fill(0xff, info.offset + 24, info.offset + 40); // the frame header after the 24-byte Elf64_Chdr
+    const bad = join(tmp.dir, 'badzstd');
+    writeFileSync(bad, b);
+    const s = sessionOn(openTarget(bad, {}));
+    try {
+      await expect(s.execute('::sizeof struct item', new CaptureOutput(false))).rejects.toThrow(/\/badzstd: compressed section \.debug_info does not decompress: zstd: invalid zstd data$/);
+      expect((await run(s, '::nm main')).length).toBe(2);
+    } finally {
+      s.target.close();
+    }
   });
 
   it('a truncated unit and an unknown DWARF version are named in one line', async () => {

@@ -43,4 +43,17 @@ describe('the QEMU sample kernel', () => {
     expect(lines).toEqual(['[0] = {', '    [0].pid = 0x1', '    [0].state = 0x1', '    [0].comm = [ "init" ]', '    [0].parent = 0', '    [0].next = procs+0x118', '    [0].ticks = 0x8236', '}']);
     expect(await run(s, '*runqueue::print struct proc comm next->comm')).toEqual(['comm = [ "sshd" ]', 'next->comm = [ "init" ]']);
   });
+
+  it('PHYS::print -p reads the object at its physical address (MDB\'s -p); without physical memory or an address, one line', async () => {
+    const vtop = (await run(s, 'procs::vtop')).at(-1)!;
+    const phys = /mapped to physical (0x[0-9a-f]+)/.exec(vtop)![1]!;
+    expect(await run(s, `${phys}::print -p struct proc comm pid`)).toEqual(['comm = [ "init" ]', 'pid = 0x1']);
+    await expect(run(s, '::print -p struct proc')).rejects.toThrow(/^::print -p needs a physical address: addr::print -p TYPE$/);
+    const elf = sessionOn(openTarget(kernel, {}));
+    try {
+      await expect(run(elf, 'procs::print -p struct proc')).rejects.toThrow(/^::print -p \(physical memory\) is not supported by .*kernel\.elf.*$/);
+    } finally {
+      elf.target.close();
+    }
+  });
 });

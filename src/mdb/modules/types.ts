@@ -39,6 +39,18 @@ export function sessionMemory(s: SessionView): ValueMemory {
   };
 }
 
+/**
+ * ::print -p (MDB's): the object is at a physical address, and so is every address it leads to
+ * through its members (pointers still print as they are stored).
+ */
+function physicalMemory(s: SessionView, addr: bigint | undefined): ValueMemory {
+  const t = s.target;
+  const phys = t.caps.physical;
+  if (!phys) throw errors.unsupported(t.name, '::print -p (physical memory)');
+  if (addr === undefined) throw errors.badInput('::print -p needs a physical address: addr::print -p TYPE');
+  return { read: (a, n) => phys.readPhysical(a, n), littleEndian: t.arch.littleEndian, symbolize: (a) => symbolName(t, a) };
+}
+
 /** Typed objects over the session's target, for dmods: `objects(session).object('init_task')`. */
 export function objects(s: SessionView): ObjectSpace {
   return new ObjectSpace(typeSpace(s), s.target.symbols, sessionMemory(s), s.target.arch.pointerBytes);
@@ -77,16 +89,16 @@ function typeAtSymbol(s: SessionView, addr: bigint): { type: Type; name: string 
 
 const print: Dcmd = {
   name: 'print',
-  usage: '[addr]::print [-adntxL] [-l limit] [-s depth] [TYPE] [member[.member|->member|[i]]...]',
+  usage: '[addr]::print [-adnptxL] [-l limit] [-s depth] [TYPE] [member[.member|->member|[i]]...]',
   help:
     'print memory at addr as a typed object (the type of the symbol at addr when none is given), or the layout of TYPE\n' +
-    '-a show addresses, -t show types, -d decimal, -x hex, -n no symbolic pointers,\n' +
+    '-a show addresses, -t show types, -d decimal, -x hex, -n no symbolic pointers, -p addr is physical,\n' +
     '-l N show N elements of arrays (default 0t10), -L all of them, -s N nest at most N levels.\n' +
     'Each member path prints that member: `tasks::print struct task name next->pid`.',
   run(s, inv, out) {
     // A member path may start with `->` (`item_head::print ->next`): a word, not a flag.
     const words = inv.args.map((a) => (a.startsWith('->') ? '\0' + a : a));
-    const parsed = parseFlags(this.name, this.usage, words, { booleans: 'adntxL', strings: 'ls' });
+    const parsed = parseFlags(this.name, this.usage, words, { booleans: 'adnptxL', strings: 'ls' });
     const flags = parsed.flags;
     const rest = parsed.rest.map((a) => a.replace(/^\0/, ''));
     const addr = inv.addr;
@@ -126,11 +138,11 @@ const print: Dcmd = {
       ...(flags.has('L') ? {} : { arrayLimit: num('l') ?? 10 }),
       ...(num('s') !== undefined ? { maxDepth: num('s')! } : {}),
     };
-    const mem = sessionMemory(s);
+    const mem = flags.has('p') ? physicalMemory(s, addr) : sessionMemory(s);
     if (addr !== undefined) {
       // Fail with the target's message when the object cannot be read at all.
       const size = sizeOf(type);
-      if (size !== undefined && size > 0 && paths.length === 0) s.target.readVirtual(addr, Math.min(size, 1), s.thread || undefined);
+      if (size !== undefined && size > 0 && paths.length === 0) mem.read(addr, Math.min(size, 1));
     }
     if (out.piping && out.value) {
       // Into a pipe (MDB): each member's value when it is a scalar or a pointer, else its address;

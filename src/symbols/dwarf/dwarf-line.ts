@@ -2,7 +2,7 @@ import { DbgError } from '../../common/errors.js';
 import { DW_AT, DW_FORM } from './dwarf-constants.js';
 import { DwarfCursor } from './dwarf-cursor.js';
 import type { DwarfInfo, DwarfUnit } from './dwarf-info.js';
-import { dieRanges, type AddrRange } from './dwarf-ranges.js';
+import { dieRanges, lastStartAtOrBelow, type AddrRange } from './dwarf-ranges.js';
 
 /**
  * Line tables (.debug_line, DWARF 2-5): which source line each instruction came from.
@@ -63,9 +63,33 @@ function joinPath(dir: string, name: string): string {
   return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
 
+/**
+ * Ranges sorted by start, ties in their first order (`order` numbers that). A library's ranges
+ * span far less than 2^32 bytes: each becomes one exact double (offset from the lowest start,
+ * times 2^20, plus its position), sorted natively — a comparator over bigints, while the code is
+ * still cold, costs tens of ms for libstdc++'s 12,000 ranges.
+ */
+function sortByStart<R extends { start: bigint }>(rs: readonly R[]): (R & { order: number })[] {
+  const withOrder = rs.map((r, order) => ({ ...r, order }));
+  if (rs.length === 0) return withOrder;
+  let min = rs[0]!.start;
+  let max = min;
+  for (const r of rs) {
+    if (r.start < min) min = r.start;
+    if (r.start > max) max = r.start;
+  }
+  if (rs.length >= 1 << 20 || max - min >= 1n << 32n) return withOrder.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.order - b.order));
+  const keys = new Float64Array(rs.length);
+  for (let i = 0; i < rs.length; i++) keys[i] = Number(rs[i]!.start - min) * 2 ** 20 + i;
+  keys.sort();
+  return Array.from(keys, (k) => withOrder[k % 2 ** 20]!);
+}
+
 export class DwarfLines {
   private readonly tables = new Map<DwarfUnit, LineTable | null>();
-  private unitRanges?: { start: bigint; end: bigint; unit: DwarfUnit }[];
+  /** Every unit's ranges sorted by start (`order`: as read), and the largest end up to each. */
+  private unitRanges?: { start: bigint; end: bigint; unit: DwarfUnit; order: number }[];
+  private maxEnds?: bigint[];
 
   constructor(readonly dwarf: DwarfInfo) {}
 
@@ -80,7 +104,7 @@ export class DwarfLines {
     const root = this.dwarf.root(u);
     const a = root.attr(DW_AT.stmt_list);
     const off = a && typeof a.value === 'number' ? a.value : a && typeof a.value === 'bigint' ? Number(a.value) : undefined;
-    const t = off === undefined ? undefined : this.parse(u, off, root.string(DW_AT.comp_dir) ?? '');
+    const t = off === undefined ? undefined : this.parse(u, off, root.string(DW_AT.comp_dir) ?? '', root.string(DW_AT.name));
     this.tables.set(u, t ?? null);
     return t;
   }
@@ -119,10 +143,18 @@ export class DwarfLines {
     return undefined;
   }
 
-  /** Units whose code covers `pc` (usually one). */
+  /** Units whose code covers `pc` (usually one), in the order of their ranges. */
   unitsAt(pc: bigint): DwarfUnit[] {
+    const rs = this.ranges();
+    const maxEnd = this.maxEnds!;
+    // The last range starting at or below pc; those before it can cover pc only while the
+    // largest end so far is past pc.
+    const hi = lastStartAtOrBelow(rs, pc);
+    const hits: { start: bigint; end: bigint; unit: DwarfUnit; order: number }[] = [];
+    for (let i = hi; i >= 0 && maxEnd[i]! > pc; i--) if (pc < rs[i]!.end) hits.push(rs[i]!);
+    hits.sort((a, b) => a.order - b.order);
     const out: DwarfUnit[] = [];
-    for (const r of this.ranges()) if (pc >= r.start && pc < r.end && !out.includes(r.unit)) out.push(r.unit);
+    for (const h of hits) if (!out.includes(h.unit)) out.push(h.unit);
     return out;
   }
 
@@ -135,7 +167,7 @@ export class DwarfLines {
     }
   }
 
-  private ranges(): { start: bigint; end: bigint; unit: DwarfUnit }[] {
+  private ranges(): { start: bigint; end: bigint; unit: DwarfUnit; order: number }[] {
     if (this.unitRanges) return this.unitRanges;
     const out: { start: bigint; end: bigint; unit: DwarfUnit }[] = [];
     const units = this.dwarf.units().filter((u) => !u.inTypes);
@@ -150,6 +182,8 @@ export class DwarfLines {
         if (end > aranges.length) throw new DbgError('corrupt', `${this.dwarf.name}: .debug_aranges: set at 0x${start.toString(16)} claims 0x${len.toString(16)} bytes, past the end of the section`);
         c.u16();
         const unit = byOffset.get(c.offset(osz));
+        // A unit with a set here is described by it, even an empty one (a unit without code).
+        if (unit) covered.add(unit);
         const asz = c.u8();
         c.u8();
         const tuple = asz * 2;
@@ -158,10 +192,7 @@ export class DwarfLines {
           const a = c.address(asz);
           const l = c.address(asz);
           if (a === 0n && l === 0n) break;
-          if (unit) {
-            out.push({ start: a, end: a + l, unit });
-            covered.add(unit);
-          }
+          if (unit) out.push({ start: a, end: a + l, unit });
         }
         c.pos = end;
       }
@@ -174,11 +205,14 @@ export class DwarfLines {
         if (!(e instanceof DbgError)) throw e;
       }
     }
-    this.unitRanges = out;
-    return out;
+    const sorted = sortByStart(out);
+    let max = 0n;
+    this.maxEnds = sorted.map((r) => (max = r.end > max ? r.end : max));
+    this.unitRanges = sorted;
+    return sorted;
   }
 
-  private parse(u: DwarfUnit, off: number, compDir: string): LineTable {
+  private parse(u: DwarfUnit, off: number, compDir: string, unitName?: string): LineTable {
     const buf = this.dwarf.sections.get('.debug_line');
     if (!buf) throw new DbgError('corrupt', `${this.dwarf.name}: unit at 0x${u.offset.toString(16)} has DW_AT_stmt_list but the file has no .debug_line`);
     if (off >= buf.length) throw this.corrupt(off, `is outside .debug_line (0x${buf.length.toString(16)} bytes), named by unit 0x${u.offset.toString(16)}`);
@@ -243,13 +277,17 @@ export class DwarfLines {
       }
     }
     const comp = version >= 5 ? (dirs[0] ?? compDir) : compDir;
+    const unitPath = unitName !== undefined ? joinPath(compDir, unitName) : undefined;
     const files = new Map<number, LineFile>();
     rawFiles.forEach((f, i) => {
       if (version < 5 && i === 0) return;
       const dir = dirs[f.dir] ?? '';
-      // As gdb names files: under their directory, except DWARF 2-4's directory 0 (the unit's own).
-      const name = version < 5 && f.dir === 0 ? f.name : joinPath(dir, f.name);
-      files.set(i, { name, path: joinPath(comp, joinPath(dir, f.name)) });
+      const path = joinPath(comp, joinPath(dir, f.name));
+      // As gdb names files: the unit's own source file by the unit's name (DW_AT_name, however
+      // DWARF 5 spells its directory), the others under their directory except DWARF 2-4's
+      // directory 0 (the unit's own).
+      const name = path === unitPath ? unitName! : version < 5 && f.dir === 0 ? f.name : joinPath(dir, f.name);
+      files.set(i, { name, path });
     });
 
     // The state machine.

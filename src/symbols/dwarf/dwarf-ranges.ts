@@ -81,6 +81,18 @@ export function dieRanges(die: Die): AddrRange[] {
   return readLists(d, u, '.debug_ranges', v, base, false).map(({ start, end }) => ({ start, end }));
 }
 
+/** The index of the last of `rs` (sorted by start) that starts at or below `pc`; -1 when none does. */
+export function lastStartAtOrBelow(rs: readonly { readonly start: bigint }[], pc: bigint): number {
+  let lo = 0;
+  let hi = rs.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (rs[mid]!.start <= pc) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return hi;
+}
+
 /** Whether a DIE's code covers link-time address `pc`. */
 export function dieCovers(die: Die, pc: bigint): boolean {
   return dieRanges(die).some((r) => pc >= r.start && pc < r.end);

@@ -1,7 +1,7 @@
 import { DW_AT, DW_TAG } from './dwarf-constants.js';
-import type { Die, DwarfInfo } from './dwarf-info.js';
+import type { Die, DieRef, DwarfInfo, DwarfUnit } from './dwarf-info.js';
 import { linesOf, type LineFile } from './dwarf-line.js';
-import { dieCovers } from './dwarf-ranges.js';
+import { dieCovers, dieRanges, lastStartAtOrBelow } from './dwarf-ranges.js';
 
 /**
  * The source-level frames at one pc: the function whose code holds it and the inlined calls
@@ -41,33 +41,73 @@ export function dieName(d: Die): string | undefined {
   return undefined;
 }
 
+/**
+ * The children of a scope, with those of lexical blocks that have no code range of their own in
+ * their place: gcc emits such blocks (a macro's braces in an inlined function) and gdb reads
+ * their variables and nested scopes as the enclosing scope's.
+ */
+export function scopeChildren(scope: Die, depth = 0): Die[] {
+  const out: Die[] = [];
+  for (const c of scope.children()) {
+    if (c.tag === DW_TAG.lexical_block && !c.has(DW_AT.low_pc) && !c.has(DW_AT.ranges) && depth < MAX_NEST) out.push(...scopeChildren(c, depth + 1));
+    else out.push(c);
+  }
+  return out;
+}
+
 /** The subprogram whose code covers link-time `pc` in one of the units that hold it. */
 export function subprogramAt(d: DwarfInfo, pc: bigint): Die | undefined {
   for (const u of linesOf(d).unitsAt(pc)) {
-    const root = d.root(u);
-    if (!root.hasChildren) continue;
-    const found = findIn(d, root, pc, 0);
-    if (found) return found;
+    const ix = subprogramIndex(d, u);
+    // The last range starting at or below pc, then back over earlier ones (ranges may overlap:
+    // a function split in parts, or garbage): the first in DIE order that covers pc wins.
+    const hi = lastStartAtOrBelow(ix, pc);
+    let best: SubprogramRange | undefined;
+    for (let i = hi; i >= 0 && i > hi - OVERLAP_SCAN; i--) {
+      const r = ix[i]!;
+      if (pc < r.end && (!best || r.order < best.order)) best = r;
+    }
+    if (best) return d.die(best.ref);
   }
   return undefined;
 }
 
-function findIn(d: DwarfInfo, parent: Die, pc: bigint, depth: number): Die | undefined {
-  if (depth > 8) return undefined;
-  let hit: Die | undefined;
-  d.eachChild(parent.unit, parent.next, (c) => {
-    if (c.tag === DW_TAG.subprogram && dieCovers(c, pc)) {
-      hit = c;
-      return false;
-    }
-    // C++: functions defined inside namespaces and classes.
-    if ((c.tag === DW_TAG.namespace || c.tag === DW_TAG.structure_type || c.tag === DW_TAG.class_type) && c.hasChildren) {
-      hit = findIn(d, c, pc, depth + 1);
-      if (hit) return false;
-    }
-    return true;
-  });
-  return hit;
+interface SubprogramRange {
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly ref: DieRef;
+  /** Position of the DIE in the unit: among overlapping ranges, the first DIE is the answer. */
+  readonly order: number;
+}
+
+/** How many ranges below pc are looked at for one that still covers it. */
+const OVERLAP_SCAN = 64;
+
+const subprogramIndexes = new WeakMap<DwarfUnit, readonly SubprogramRange[]>();
+
+/**
+ * The code ranges of a unit's functions (C++ ones inside namespaces too), sorted by
+ * start: built by one walk over the unit's top-level DIEs the first time a pc in it is asked
+ * about, so a stack of 200 frames in one large C++ unit decodes its DIEs once, not once a frame.
+ */
+function subprogramIndex(d: DwarfInfo, u: DwarfUnit): readonly SubprogramRange[] {
+  const hit = subprogramIndexes.get(u);
+  if (hit) return hit;
+  const out: SubprogramRange[] = [];
+  const walk = (parent: Die, depth: number): void => {
+    if (depth > 8 || !parent.hasChildren) return;
+    d.eachChild(parent.unit, parent.next, (c) => {
+      if (c.tag === DW_TAG.subprogram) {
+        for (const r of dieRanges(c)) out.push({ start: r.start, end: r.end, ref: c.id, order: out.length });
+        // A class holds its methods' declarations; their code is a DW_AT_specification DIE at
+        // the unit's (or a namespace's) level, so a C++ unit's classes are stepped over, not read.
+      } else if (c.tag === DW_TAG.namespace && c.hasChildren) walk(c, depth + 1);
+    });
+  };
+  walk(d.root(u), 0);
+  out.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.order - b.order));
+  subprogramIndexes.set(u, out);
+  return out;
 }
 
 /**
@@ -84,7 +124,7 @@ export function sourceFramesAt(d: DwarfInfo, pc: bigint, place?: { file: LineFil
   let cur: Die = sub;
   for (let depth = 0; depth < MAX_NEST; depth++) {
     let next: Die | undefined;
-    for (const c of cur.children()) {
+    for (const c of scopeChildren(cur)) {
       if ((c.tag === DW_TAG.lexical_block || c.tag === DW_TAG.inlined_subroutine) && dieCovers(c, pc)) {
         next = c;
         break;

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { checkoutRoot } from '../../common/checkout-root.js';
 import { DbgError } from '../../common/errors.js';
+import { zstdInto } from '../../common/zstd.js';
 
 export type PageCompression = 'zlib' | 'lzo' | 'snappy' | 'zstd';
 
@@ -136,29 +137,12 @@ function inflateExact(input: Buffer, out: Buffer): void {
   got.copy(out);
 }
 
-/**
- * An output view for fzstd, which tests its `buf` argument with `== 1`: on a Buffer or a plain
- * Uint8Array that converts all 4096 bytes to a string per page.
- */
-class ZstdOut extends Uint8Array {
-  [Symbol.toPrimitive](): number {
-    return 0;
-  }
-}
-
-/** fzstd, loaded on the first zstd page the JavaScript decoders see. */
-let fzstd: typeof import('fzstd') | undefined;
-
 function zstdExact(input: Buffer, out: Buffer): void {
-  let got: Uint8Array;
   try {
-    fzstd ??= createRequire(join(checkoutRoot(), 'package.json'))('fzstd') as typeof import('fzstd');
-    got = fzstd.decompress(input, new ZstdOut(out.buffer as ArrayBuffer, out.byteOffset, out.length));
+    zstdInto(input, out);
   } catch (e) {
-    throw new DecodeError(`zstd: ${(e as Error).message}`);
+    throw new DecodeError((e as Error).message);
   }
-  if (got.length !== out.length) throw new DecodeError(`zstd: ${got.length} bytes out, expected ${out.length}`);
-  if (got.buffer !== out.buffer || got.byteOffset !== out.byteOffset) out.set(got);
 }
 
 /**
