@@ -214,8 +214,9 @@ class Printer {
   }
   finish(): string[] {
     if (this.cur) this.newline();
-    // A layout without values ends each name with MDB's separator space: not worth keeping.
-    return this.lines.map((l) => l.trimEnd());
+    // A layout without values ends each name with MDB's separator space, kept as MDB prints it
+    // (illumos's typedef tests: `    0 int frodo `); values leave no trailing blanks.
+    return this.mem === undefined ? this.lines : this.lines.map((l) => l.trimEnd());
   }
 
   get dec(): boolean {
