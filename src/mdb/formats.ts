@@ -126,6 +126,9 @@ const special: Record<string, { fn: Special; help: string }> = {
     },
     help: 'binary long long with a line per set bit (8 bytes)',
   },
+  l: { fn: matchAlone('l'), help: 'match short (2 bytes): addr/l value [mask]' },
+  L: { fn: matchAlone('L'), help: 'match int (4 bytes): addr/L value [mask]' },
+  M: { fn: matchAlone('M'), help: 'match long long (8 bytes): addr/M value [mask]' },
   i: {
     fn: (ctx, iob, addr, n) => instructions(ctx, iob, addr, n, false),
     help: 'disassembled instruction',
@@ -135,6 +138,47 @@ const special: Record<string, { fn: Special; help: string }> = {
     help: 'address and disassembled instruction',
   },
 };
+
+/** Characters that search memory for a value (`addr/L 0x1234 [mask]`): MDB's lLM and their sizes. */
+export const matchSizes: Record<string, 2 | 4 | 8> = { l: 2, L: 4, M: 8 };
+
+function matchAlone(ch: string): Special {
+  return () => {
+    throw errors.badInput(`format '${ch}' searches memory for a value: addr/${ch} value [mask], alone after the '/'`);
+  };
+}
+
+/**
+ * MDB's match verbs (mdb_cmds.c match_arglist): from `addr` on, in steps of `size`, the first
+ * unit whose bits under `mask` equal `value`; undefined when memory ends first (`end` is then
+ * where the reading stopped). `read` gives up to `max` bytes, fewer where memory ends.
+ */
+export function matchValue(read: (addr: bigint, max: number) => Buffer, littleEndian: boolean, addr: bigint, size: 2 | 4 | 8, value: bigint, mask: bigint, limit: bigint, aborted: () => boolean): { found?: bigint; end: bigint } {
+  const bits = BigInt(size * 8);
+  const want = BigInt.asUintN(Number(bits), value & mask);
+  const m = BigInt.asUintN(Number(bits), mask);
+  let at = addr;
+  const chunk = 0x10000;
+  while (at - addr < limit) {
+    if (aborted()) throw new DbgError('interrupted', `the search from 0x${addr.toString(16)} was interrupted at 0x${at.toString(16)}`);
+    let b: Buffer;
+    try {
+      b = read(at, chunk);
+    } catch (e) {
+      if (e instanceof DbgError && e.code === 'unmapped') return { end: at };
+      throw e;
+    }
+    const whole = b.length - (b.length % size);
+    for (let k = 0; k < whole; k += size) {
+      let v = 0n;
+      for (let j = 0; j < size; j++) v = (v << 8n) | BigInt(b[k + (littleEndian ? size - 1 - j : j)]!);
+      if ((v & m) === want) return { found: at + BigInt(k), end: at + BigInt(k) };
+    }
+    at += BigInt(whole);
+    if (whole < chunk) return { end: at };
+  }
+  throw errors.badInput(`no match within 0x${limit.toString(16)} bytes of 0x${addr.toString(16)} (give a closer start)`);
+}
 
 /** Characters that write when followed by values (`addr/W 0t5`): MDB's vwWZ. */
 export const writeSizes: Record<string, 1 | 2 | 4 | 8> = { v: 1, w: 2, W: 4, Z: 8 };

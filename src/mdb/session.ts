@@ -18,7 +18,7 @@ import type { Arch } from '../arch/arch.js';
 import { Disassembler } from './disasm.js';
 import { FILE_LINE, lineAddresses } from '../types/frame-source.js';
 import { evaluate, type ExprContext } from './expr.js';
-import { firstReadSize, label, needsDisassembler, parseFormat, printItems, readValue, writeSizes, type FormatContext } from './formats.js';
+import { firstReadSize, label, matchSizes, matchValue, needsDisassembler, parseFormat, printItems, readUpTo, readValue, writeSizes, type FormatContext } from './formats.js';
 import { Iob } from './iob.js';
 import { symbolName } from './names.js';
 import { parseStatements, type Command, type SourceExpr } from './parser.js';
@@ -454,6 +454,10 @@ export class Session implements SessionView {
       this.write(space, first.ch, addr, args, out);
       return;
     }
+    if (space !== '=' && first && 'ch' in first && first.ch in matchSizes) {
+      this.match(space, first.ch, items.length, addr, args, read, out);
+      return;
+    }
     if (args.length > 0) throw errors.badInput(`unexpected argument "${args[0]}" after format "${fmt}"`);
     if (count > 0x100000n) throw errors.badInput(`count ${count} is too large (at most 0x100000 repetitions)`);
     // Bounded output: a count times the items of one repetition (`,100000=30D`) stays within 0x100000.
@@ -496,6 +500,22 @@ export class Session implements SessionView {
       this.incr = space === '=' ? 0n : ctx.incr;
       this.dot = space === '=' ? addr : lastStart;
     }
+  }
+
+  /**
+   * `addr/L value [mask]` (l: 2 bytes, L: 4, M: 8): the first address from addr on holding value
+   * (under mask), printed symbolically; dot moves there, or to where memory ended (nothing printed).
+   */
+  private match(space: string, ch: string, items: number, addr: bigint, args: readonly string[], read: ((a: bigint, n: number) => Buffer) | undefined, out: Output): void {
+    if (items > 1) throw errors.badInput(`format '${ch}' searches memory for a value: addr${space}${ch} value [mask], alone after the '${space}'`);
+    if (args.length === 0) throw errors.badInput(`expected value following ${ch} (addr${space}${ch} value [mask])`);
+    if (args.length > 2) throw errors.badInput(`only value and mask may follow ${ch}`);
+    const [value, mask] = args.map((a) => this.evaluate(a));
+    const ctx = this.formatContext(read);
+    const r = matchValue((a, n) => readUpTo(ctx, a, n), ctx.littleEndian, addr, matchSizes[ch]!, value!, mask ?? (1n << 64n) - 1n, 1n << 32n, () => this.signal.aborted);
+    if (r.found !== undefined) out.line(label(ctx, r.found));
+    this.dot = r.end;
+    this.incr = 0n;
   }
 
   /** `addr/W value...`: write through the target's writeMemory capability, MDB's read-back line each. */

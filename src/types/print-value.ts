@@ -214,8 +214,9 @@ class Printer {
   }
   finish(): string[] {
     if (this.cur) this.newline();
-    // A layout without values ends each name with MDB's separator space: not worth keeping.
-    return this.lines.map((l) => l.trimEnd());
+    // A layout without values ends each name with MDB's separator space, kept as MDB prints it
+    // (illumos's typedef tests: `    0 int frodo `); values leave no trailing blanks.
+    return this.mem === undefined ? this.lines : this.lines.map((l) => l.trimEnd());
   }
 
   get dec(): boolean {
@@ -290,7 +291,8 @@ class Printer {
     if (this.o.showAddr && addr !== undefined) this.emit(bitShift ? `${addr.toString(16)}.${bitShift.toString(16)} ` : `${addr.toString(16)} `);
     if (this.o.showType) {
       // An anonymous struct or union is named by its kind alone, as MDB shows it: `union  <anon>`.
-      const tn = isCompound(t) && t.tag === undefined ? `${t.kind} ` : typeName(t);
+      // A bit field's type is its integer with the width, as CTF has it: `unsigned int:3`.
+      const tn = isCompound(t) && t.tag === undefined ? `${t.kind} ` : bitSize !== undefined ? `${typeName(r)}:${bitSize}` : typeName(t);
       this.emit(tn.endsWith('*') && (depth !== 0 || prefix !== undefined) ? tn : tn + ' ');
     }
     if (prefix !== undefined && depth <= 1) this.emit(prefix + (depth === 0 ? '' : suffix));

@@ -9,7 +9,7 @@
  * internal error.
  *
  * A `// target: NAME` line chooses what the commands run against: a program of illumos/progs
- * (`number_symbol`, `anon`), built by gcc with DWARF, or `vmcore` (the sample kernel dump); without
+ * (`number_symbol`, `anon`, `bitfields`, `libctype`), built by gcc with DWARF, or `vmcore` (the sample kernel dump); without
  * one, a small raw file (illumos runs these with no target at all). A `// fails: WHY` line marks a
  * test dbg does not pass yet: it must fail (so fixing it shows, and the marker goes). The README
  * beside the data says what was ported how.

@@ -12,6 +12,7 @@ import { kernelModule } from './kernel.js';
 import { languageModule } from './language.js';
 import { linuxModule } from './linux.js';
 import { recordingModule } from './recording.js';
+import { typedefModule } from './typedef.js';
 import { typesModule } from './types.js';
 
-export const builtinModules: DcmdModule[] = [coreModule, languageModule, kernelModule, linuxModule, emulatorModule, historyModule, recordingModule, typesModule];
+export const builtinModules: DcmdModule[] = [coreModule, languageModule, kernelModule, linuxModule, emulatorModule, historyModule, recordingModule, typesModule, typedefModule];

@@ -19,14 +19,34 @@ import { symbolName } from '../names.js';
 import { readUpTo } from '../formats.js';
 import { parseFlags } from '../parse-flags.js';
 import { setSourcePath, sourcePath } from '../source-frames.js';
+import { syntheticTypes, type SyntheticTypes } from '../synthetic-types.js';
 
 export function typeSpace(s: SessionView): TypeSpace {
   let t = s.state.get('types') as TypeSpace | undefined;
   if (!t || t.symbols !== s.target.symbols) {
-    t = new TypeSpace(s.target.symbols);
+    t = new SessionTypes(s.target.symbols, () => syntheticTypes(s));
     s.state.set('types', t);
   }
   return t;
+}
+
+/** The target's types, then the ones ::typedef made (MDB looks in the target's CTF first, its synthetic types last). */
+class SessionTypes extends TypeSpace {
+  constructor(
+    symbols: TypeSpace['symbols'],
+    private readonly synthetic: () => SyntheticTypes,
+  ) {
+    super(symbols);
+  }
+
+  override find(name: string): Type | undefined {
+    return super.find(name) ?? this.synthetic().find(name);
+  }
+
+  override where(): string {
+    const made = this.synthetic().names().length > 0 || this.synthetic().importedFiles().length > 0;
+    return made ? `${super.where()}, nor made by ::typedef` : super.where();
+  }
 }
 
 /** What the value printer reads through: the session's target, as the selected thread sees it. */
@@ -152,7 +172,10 @@ const print: Dcmd = {
       for (const p of paths) out.value(memberValue(type, addr, p, mem));
       return;
     }
-    const lines = paths.length === 0 ? printValue(type, addr, mem, opts) : paths.flatMap((p) => printPath(type, addr, mem, opts, p));
+    // Without an address, -a shows offsets (MDB lays the type out at 0) and nothing is read.
+    const at = addr ?? (opts.showAddr ? 0n : undefined);
+    const from = addr === undefined ? undefined : mem;
+    const lines = paths.length === 0 ? printValue(type, at, from, opts) : paths.flatMap((p) => printPath(type, at, from, opts, p));
     if (addr !== undefined) s.dot = addr + BigInt(sizeOf(type) ?? 0);
     if (out.jsonMode) {
       out.json({ type: typeName(type), addr: addr !== undefined ? hexAddr(addr) : null, size: sizeOf(type) ?? null, lines });
@@ -166,7 +189,7 @@ const print: Dcmd = {
  * One member path's lines; a number (`$[8]` arrives as 0x8) is MDB's offset form: the member that
  * holds that byte offset, an anonymous one shown as <anon> with its members as <anon>.name.
  */
-function printPath(type: Type, addr: bigint | undefined, mem: ValueMemory, opts: PrintOptions, path: string): string[] {
+function printPath(type: Type, addr: bigint | undefined, mem: ValueMemory | undefined, opts: PrintOptions, path: string): string[] {
   if (!/^0x[0-9a-f]+$/i.test(path)) return printValue(type, addr, mem, opts, path);
   const offset = Number(BigInt(path));
   const t = resolveType(type);
@@ -232,7 +255,8 @@ const sizeofDcmd: Dcmd = {
     const { rest } = parseFlags(this.name, this.usage, inv.args, {});
     const t = needType(s, this.name, this.usage, rest);
     if (t.used < rest.length) throw errors.badInput(`::sizeof: unexpected "${rest.slice(t.used).join(' ')}" after type ${t.name}`);
-    const size = sizeOf(t.type);
+    // void is 0 bytes, as MDB says (CTF's void is an integer of no bits).
+    const size = resolveType(t.type).kind === 'void' ? 0 : sizeOf(t.type);
     if (size === undefined) throw errors.badInput(`::sizeof: ${typeName(t.type)} has no size (incomplete, void, a function or an unbounded array)`);
     if (out.jsonMode) out.json({ type: typeName(t.type), size });
     else out.line(`sizeof (${t.name}) = ${mdbNumber(size)}`);
