@@ -79,7 +79,8 @@ export class GdbClient {
   ) {
     this.files = new HostFiles(target, opts.allowHostIo === true);
     const machine = target.kind === 'emulator' || target.kind === 'replay';
-    this.desc = targetDescription(clientArch(target), target.kind === 'process-core' ? 'GNU/Linux' : undefined, machine ? 'machine' : 'dump');
+    const osabi = target.kind === 'process-core' ? 'GNU/Linux' : target.caps.reverse ? 'none' : undefined;
+    this.desc = targetDescription(clientArch(target), osabi, machine ? 'machine' : 'dump');
     this.gThread = this.cThread = this.validThread(target.status().thread);
   }
 
