@@ -263,7 +263,7 @@ export class GdbClient {
     return out.join(';');
   }
 
-  private stopText(stop: StopStatus, signal?: number): string {
+  private stopText(stop: StopStatus, signal?: number, description?: string): string {
     const thread = this.validThread(stop.thread);
     let regs;
     try {
@@ -278,6 +278,7 @@ export class GdbClient {
       hwbreak: this.hwbreak,
       hardwareIds: this.hardwareIds,
       signal,
+      description,
     });
   }
 
@@ -430,7 +431,8 @@ export class GdbClient {
   private didNotRun(why: string): Reply {
     const stop = this.target.status();
     return {
-      packet: this.stopText({ ...stop, reason: { kind: 'none' } }, 0),
+      // lldb (the client that asked for error strings) needs a reason to stay stopped
+      packet: this.stopText({ ...stop, reason: { kind: 'none' } }, 0, this.errorStrings ? `dbg: ${why}` : undefined),
       output: [`dbg: ${why}\n`],
       error: why,
     };
