@@ -25,7 +25,7 @@ import type { Registers } from '../../arch/arch.js';
 import { stateBound } from '../../store/line-rows.js';
 import { nativeRecorder } from '../../store/native-recorder.js';
 import { traceCorrupt } from '../../store/trace-check.js';
-import { upperBound, type Checkpoint, type ChunkWrites, type TraceReader } from '../../store/trace-reader.js';
+import { upperBound, type Checkpoint, type ChunkWrites, type InputRow, type TraceReader } from '../../store/trace-reader.js';
 import { emuHooks, hookResult, HookStop, type HookCtx } from '../emulator/emu-hooks.js';
 import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { readRegisters } from '../emulator/x86-64-cpu.js';
@@ -41,6 +41,8 @@ const SHORT_INSNS = 32_768;
 const LINES_PER_MOVE = 512;
 /** ...or more than this on a second move in the same chunks (reverse steps: decoding pays off). */
 const LINES_AGAIN = 48;
+/** The lines kept of RAM states moved to line by line (see ReplayMachine.snapshots). */
+const SNAPSHOT_BYTES = 16 << 20;
 
 /**
  * Checkpoints are raw uc_context images of the Unicorn build that recorded them: a trace from
@@ -71,6 +73,13 @@ export class ReplayMachine {
   private readonly writeCache = new Map<number, ChunkWrites>();
   /** Chunks a short move went through line by line (see syncMemory). */
   private readonly movedIn = new Set<number>();
+  /**
+   * RAM at a few positions, as far as chunks c0..c1 can change it: every line those chunks write,
+   * as it is at `at`. Reverse steps restore the same checkpoint again and again (the window
+   * start); a line-by-line move there costs an index seek per line the chunks write (475 lines
+   * of a boot: 10 ms a step), this copy a few microseconds. Newest last; SNAPSHOT_BYTES at most.
+   */
+  private readonly snapshots: { at: number; c0: number; c1: number; lines: [number, Buffer][] }[] = [];
 
 
   constructor(readonly reader: TraceReader) {
@@ -180,7 +189,7 @@ export class ReplayMachine {
    */
   private hostWritesUpTo(from: number, s: number): void {
     const base = Number(this.ramBase);
-    for (const i of this.reader.inputs(from + 1, s + 1)) {
+    for (const i of this.inputs(from + 1, s + 1)) {
       if (i.kind !== 'memory-write') continue;
       const phys = typeof i.detail.phys === 'string' && /^0x[0-9a-f]{1,12}$/.test(i.detail.phys) ? Number(i.detail.phys) : NaN;
       const len = typeof i.detail.data === 'string' ? i.detail.data.length >> 1 : 0;
@@ -216,12 +225,28 @@ export class ReplayMachine {
     if (this.runningAt(at) !== running) return false;
     const c = r.checkpoint(running, s);
     if (!c || c.seq > at) return false;
-    return r.inputs(at + 1, s + 1).every((i) => i.kind === 'port-in');
+    return this.inputs(at + 1, s + 1).every((i) => i.kind === 'port-in');
   }
+
+  /**
+   * The recorded inputs in [from, to). Reverse steps re-execute from the same checkpoint to an
+   * ever earlier position (three queries a step, each parsing every port read of the window):
+   * the inputs of one checkpoint interval past `from` are read once and kept.
+   */
+  private inputs(from: number, to: number): InputRow[] {
+    const m = this.inputsMemo;
+    if (m && m.end === this.reader.end && m.from <= from && to <= m.to) return m.rows.filter((i) => i.seq >= from && i.seq < to);
+    const end = Math.max(to, from + (this.reader.info.checkpointEvery ?? 8192) + 1);
+    const rows = this.reader.inputs(from, end);
+    this.inputsMemo = { from, to: end, end: this.reader.end, rows };
+    return rows.filter((i) => i.seq < to);
+  }
+
+  private inputsMemo?: { from: number; to: number; end: number; rows: InputRow[] };
 
   private reexecute(vcpu: number, from: number, to: number): void {
     const e = this.engines[vcpu]!;
-    const ins = this.reader.inputs(from, to).filter((i) => i.kind === 'port-in' && i.vcpu === vcpu);
+    const ins = this.inputs(from, to).filter((i) => i.kind === 'port-in' && i.vcpu === vcpu);
     nativeRecorder().feedPorts(e.address, Uint32Array.from(ins, (i) => Number(i.detail.value)));
     const hooks = this.hooks[vcpu]!;
     emuHooks().arm(hooks, BigInt(to - from), NO_PC);
@@ -331,6 +356,12 @@ export class ReplayMachine {
     const c0 = r.chunkIndexOf(lo);
     const c1 = r.chunkIndexOf(hi);
     const base = Number(this.ramBase);
+    const snap = this.snapshots.find((x) => x.at === s && x.c0 <= c0 && c1 <= x.c1);
+    if (snap) {
+      for (const [off, bytes] of snap.lines) bytes.copy(this.ram, off);
+      this.memAt = s;
+      return;
+    }
     // Write by write when the chunks' writes are decoded already, or for a short move when
     // decoding pays off; else line by line: an index seek and one row's decode per line the
     // chunks wrote (~20 us each). Decoding costs ~1 us per write (~100 per row), 100 ms and more
@@ -372,12 +403,25 @@ export class ReplayMachine {
         }
       }
     } else {
+      const lines: [number, Buffer][] = [];
       for (const line of r.linesWritten(c0, c1)) {
         const off = line * 64 - base;
-        if (off >= 0 && off + 64 <= this.ram.length) r.lineAt(line, s).copy(this.ram, off);
+        if (off >= 0 && off + 64 <= this.ram.length) {
+          const bytes = r.lineAt(line, s);
+          bytes.copy(this.ram, off);
+          lines.push([off, bytes]);
+        }
       }
+      this.keepSnapshot({ at: s, c0, c1, lines });
     }
     this.memAt = s;
+  }
+
+  private keepSnapshot(snap: { at: number; c0: number; c1: number; lines: [number, Buffer][] }): void {
+    if (snap.lines.length * 64 > SNAPSHOT_BYTES) return;
+    this.snapshots.push(snap);
+    let bytes = this.snapshots.reduce((n, x) => n + x.lines.length * 64, 0);
+    while (bytes > SNAPSHOT_BYTES || this.snapshots.length > 8) bytes -= this.snapshots.shift()!.lines.length * 64;
   }
 
   close(): void {
