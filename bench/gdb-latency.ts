@@ -32,7 +32,7 @@ const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..'
 const work = join(root, 'bench', '.work', 'gdb-latency');
 const kernel = join(root, 'dumps', 'qemu', 'kernel.elf');
 const dbg = join(root, 'bin', 'dbg');
-const RUNS = 5;
+const RUNS = Number(process.env.DBG_BENCH_RUNS ?? 5);
 const STEPS = 200;
 
 /** gdb commands: STEPS times `cmd`, one gdb command each, timed as a whole; prints TIMED seconds. */
