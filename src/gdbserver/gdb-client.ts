@@ -69,6 +69,9 @@ export class GdbClient {
   /** 0x03 bytes that arrived while requests were queued: that many next resumes stop at once. */
   private interruptPending = 0;
 
+  /** The registers a stop reply carries (pc, sp, fp): all a target need read for one. */
+  private readonly expedited: readonly string[];
+
   /** vFile: the files this client opened, and which it may open. */
   private readonly files: HostFiles;
 
@@ -81,6 +84,7 @@ export class GdbClient {
     const machine = target.kind === 'emulator' || target.kind === 'replay';
     const osabi = target.kind === 'process-core' ? 'GNU/Linux' : target.caps.reverse ? 'none' : undefined;
     this.desc = targetDescription(clientArch(target), osabi, machine ? 'machine' : 'dump');
+    this.expedited = this.desc.expedite.map((n) => this.desc.registers[n]!.name);
     this.gThread = this.cThread = this.validThread(target.status().thread);
   }
 
@@ -267,7 +271,7 @@ export class GdbClient {
     const thread = this.validThread(stop.thread);
     let regs;
     try {
-      regs = this.target.registers(thread);
+      regs = this.target.registers(thread, this.expedited);
     } catch {
       regs = undefined; // gdb asks with g; the stop itself is still worth reporting
     }

@@ -133,8 +133,8 @@ export class ReplayMachine {
     return e;
   }
 
-  registers(vcpu: number): Registers {
-    return readRegisters(this.engine(vcpu));
+  registers(vcpu: number, only?: readonly string[]): Registers {
+    return readRegisters(this.engine(vcpu), only);
   }
 
   /** The vCPU that executes instruction `s` (or executed the last one, at the end). */
@@ -223,10 +223,26 @@ export class ReplayMachine {
     const at = this.regsAt;
     if (at < 0 || s <= at || s - at > (r.info.checkpointEvery ?? 8192) || this.memAt !== at || s > r.end) return false;
     if (this.runningAt(at) !== running) return false;
-    const c = r.checkpoint(running, s);
-    if (!c || c.seq > at) return false;
+    const c = this.checkpointSeq(running, s);
+    if (c === undefined || c > at) return false;
     return this.inputs(at + 1, s + 1).every((i) => i.kind === 'port-in');
   }
+
+  /**
+   * The seq of vCPU v's newest checkpoint at or before s. Forward steps ask at every instruction
+   * (reading one decodes its image: ~0.13 ms); the answer holds until the next checkpoint of any
+   * vCPU, so it is kept with that bound.
+   */
+  private checkpointSeq(v: number, s: number): number | undefined {
+    const m = this.ckptMemo;
+    if (m && m.v === v && m.seq <= s && s < m.next && m.end === this.reader.end) return m.seq;
+    const c = this.reader.checkpoint(v, s);
+    if (!c) return undefined;
+    this.ckptMemo = { v, seq: c.seq, next: this.reader.nextCheckpointSeq(c.seq) ?? Infinity, end: this.reader.end };
+    return c.seq;
+  }
+
+  private ckptMemo?: { v: number; seq: number; next: number; end: number };
 
   /**
    * The recorded inputs in [from, to). Reverse steps re-execute from the same checkpoint to an
