@@ -22,7 +22,6 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Session } from '../src/mdb/session.js';
@@ -30,6 +29,7 @@ import { builtinModules } from '../src/mdb/modules/index.js';
 import type { Output } from '../src/mdb/dcmd.js';
 import { RemoteTarget } from '../src/targets/remote/remote-target.js';
 import type { BenchResult } from './bench-result.js';
+import { median, startQemu } from './gdb-bench.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..');
@@ -46,38 +46,6 @@ type Op = 'regs' | 'x' | '16mib' | 'stepi';
 const OPS: readonly Op[] = ['regs', 'x', '16mib', 'stepi'];
 type Round = Record<Op, number> & { pc: bigint };
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
-
-/** QEMU stopped at its first instruction, its stub on a fresh port. */
-async function startQemu(): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const child = spawn('qemu-system-x86_64', ['-kernel', kernel, '-display', 'none', '-nodefaults', '-m', '64', '-S', '-gdb', `tcp:127.0.0.1:${port}`], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) {
-    const listening = await new Promise<boolean>((res) => {
-      const s = createServer();
-      s.once('error', () => res(true));
-      s.listen(port, '127.0.0.1', () => s.close(() => res(false)));
-    });
-    if (listening) return { child, port };
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  child.kill('SIGKILL');
-  throw new Error('QEMU did not open its gdbstub');
-}
 
 function stopQemu(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
@@ -175,7 +143,7 @@ export async function run(): Promise<BenchResult[]> {
   const dbgRuns: Round[] = [];
   for (let i = -1; i < RUNS; i++) {
     for (const side of i % 2 === 0 ? (['gdb', 'dbg'] as const) : (['dbg', 'gdb'] as const)) {
-      const q = await startQemu();
+      const q = await startQemu(kernel);
       try {
         const r = side === 'gdb' ? await gdbRound(q.port, outGdb) : await dbgRound(q.port, outDbg);
         if (i >= 0) (side === 'gdb' ? gdbRuns : dbgRuns).push(r);

@@ -20,11 +20,12 @@
  * The program is built under bench/.work/ (git-ignored).
  */
 
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchResult } from './bench-result.js';
+import { median, startServer, stop, timed, timeGdb } from './gdb-bench.js';
 
 const SOURCE = String.raw`
 #include <stdio.h>
@@ -50,82 +51,6 @@ const work = join(root, 'bench', '.work', 'gdbserver');
 const MIB16 = 16 << 20;
 /** Each figure is the median of this many runs, dbg and gdbserver alike (the machine is shared). */
 const RUNS = 5;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-function gdbArgs(port: number, file: string | undefined, cmds: string[]): string[] {
-  return [
-    '-nx', '-batch',
-    '-iex', 'set debug-file-directory /nonexistent',
-    '-iex', 'set sysroot /',
-    '-iex', 'set pagination off',
-    ...(file ? [file] : []),
-    '-ex', `target remote 127.0.0.1:${port}`,
-    ...cmds.flatMap((c) => ['-ex', c]),
-  ];
-}
-
-/**
- * Wall seconds of one `gdb -batch` run. Asynchronous on purpose: the servers' output pipes must
- * keep draining while gdb runs, or a chatty server blocks on a full pipe.
- */
-function timeGdb(port: number, file: string | undefined, cmds: string[]): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  const child = spawn('gdb', gdbArgs(port, file, cmds), { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
-  return new Promise((res, rej) => {
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-      // A timed section (see timed()) reports its own seconds; otherwise the whole gdb run counts.
-      const m = /^TIMED (\d+\.\d+)$/m.exec(out);
-      if (code !== 0 || /Remote connection closed|Could not|failed|timed out/i.test(err)) rej(new Error(`gdb failed (${code}): ${err}`));
-      else res(m ? Number(m[1]) : wall);
-    });
-  });
-}
-
-/** gdb commands that time `cmd` alone with gdb's Python (setting up to get there is not counted). */
-function timed(cmd: string): string[] {
-  return ['python import time; t0 = time.monotonic()', cmd, 'python print("TIMED %.6f" % (time.monotonic() - t0))'];
-}
-
-/** Start a server process and wait for the port it prints (`pattern` captures it). */
-function startServer(cmd: string, args: string[], pattern: RegExp): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let text = '';
-  return new Promise((resolvePort, reject) => {
-    const t = setTimeout(() => reject(new Error(`${cmd} did not start: ${text}`)), 60_000);
-    const onData = (d: Buffer): void => {
-      text += d.toString();
-      const m = pattern.exec(text);
-      if (m) {
-        clearTimeout(t);
-        resolvePort({ child, port: Number(m[1]) });
-      }
-    };
-    // Keep reading after the port is known: a full pipe would block the server.
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`${cmd} exited (${code}): ${text}`)));
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  await new Promise<void>((r) => {
-    child.once('exit', () => r());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-  });
-}
 
 function ratioResult(name: string, dbgRuns: number[], baseRuns: number[], what: string): BenchResult[] {
   const dbg = median(dbgRuns);

@@ -13,6 +13,9 @@
  *   - trace bytes per instruction, everything included (SQLite file after close);
  *   - reverse single step p50, seek to random seqs (p50 / max), reverse continue to a
  *     watchpoint whose last trigger lies ~10^8 instructions back, who-last-wrote p50;
+ *   - the same reverse continue through gdb (issue 15): `dbg replay TRACE --gdb` in its own process,
+ *     gdb's `watch` on a kernel-image line written at boot only and `reverse-continue` from the end,
+ *     timed inside gdb, against the same search in process (ReplayTarget: watchpoint, resumeBack);
  *   - on a LIVE recording guest (EmulatorTarget.record, DBG_BENCH_LIVE_INSNS, default 10^7): the
  *     first reverse step after the guest ran (commits the open chunk, opens the trace), reverse
  *     single step p50, and from the past back to the present plus one live step.
@@ -31,6 +34,8 @@ import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EmulatorTarget } from '../src/targets/emulator/emulator-target.js';
+import { ReplayTarget } from '../src/targets/replay/replay-target.js';
+import { median, startServer, stop, timeGdb } from './gdb-bench.js';
 
 interface Runner {
   run(n: number): Promise<void>;
@@ -75,6 +80,7 @@ export async function run(): Promise<BenchResult[]> {
   try {
     if (!keep || !existsSync(keep)) out.push(...(await record(path, total)));
     out.push(...queryFigures(path));
+    if (kernel) out.push(...(await gdbReverseContinue(path)));
     if (kernel) out.push(...(await liveFigures(join(dir, 'live.trace'))));
     out.push(...(await storeLoop(dir)));
   } finally {
@@ -241,6 +247,76 @@ function queryFigures(path: string): BenchResult[] {
     reader.close();
   }
   return out;
+}
+
+/** The sample kernel's image: virtual = physical + this (its link address above its load address). */
+const KERNEL_VIRT = 0xffffffff80000000n;
+
+/**
+ * gdb's reverse-continue to a write watchpoint ~10^8 instructions back, through `dbg replay --gdb`
+ * (a process of its own, as a user runs it), against the same search in process. The watched
+ * 64 bytes are a line of the kernel image written in the first chunk only.
+ */
+async function gdbReverseContinue(path: string): Promise<BenchResult[]> {
+  const reader = TraceReader.open(path);
+  let line: number | undefined;
+  try {
+    const row = reader.sql('SELECT line FROM mem GROUP BY line HAVING max(chunk) = 0 AND line >= 0x4000 AND line < 0x5000 LIMIT 1').rows[0];
+    line = row === undefined ? undefined : Number(row[0]);
+  } finally {
+    reader.close();
+  }
+  if (line === undefined) return [{ name: 'gdb reverse-continue to a watchpoint', value: NaN, unit: 'ms', goal: '<= 50 ms', ok: false, baseline: 'no kernel-image line written only at the start' }];
+  const virt = KERNEL_VIRT + BigInt(line * 64);
+  const runs = 5;
+  // In process: the replay target at the end of its history, a write watchpoint, continue back.
+  const inProcess: number[] = [];
+  let back = 0n;
+  for (let i = 0; i < runs; i++) {
+    const t = ReplayTarget.open(path, { symbols: [kernel!] });
+    try {
+      const end = t.status().seq!;
+      t.caps.breakpoints!.addWatchpoint(virt, 64, 'write');
+      const t0 = performance.now();
+      const st = await t.caps.reverse!.resumeBack();
+      inProcess.push(performance.now() - t0);
+      if (st.reason.kind !== 'watchpoint') throw new Error(`reverse continue in process stopped for ${st.reason.kind}`);
+      back = end - st.seq!;
+    } finally {
+      t.close();
+    }
+  }
+  // Through gdb: a fresh server each run, so no run profits from the one before.
+  const dbg = join(dirname(dirname(kernel!)), 'bin', 'dbg');
+  const viaGdb: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const server = await startServer(process.execPath, [dbg, 'replay', path, '--symbols', kernel!, '--gdb', '127.0.0.1:0'], /listening on 127\.0\.0\.1:(\d+)/);
+    try {
+      const cmds = [
+        `watch -l *(unsigned char (*)[64])0x${virt.toString(16)}`,
+        'python import time; t0 = time.monotonic()',
+        'reverse-continue',
+        'python print("TIMED %.6f" % (time.monotonic() - t0))',
+      ];
+      viaGdb.push((await timeGdb(server.port, kernel!, cmds)) * 1000);
+    } finally {
+      await stop(server.child);
+    }
+  }
+  const ip = median(inProcess);
+  const g = median(viaGdb);
+  const list = (xs: number[]) => xs.map((x) => x.toFixed(1)).join('/');
+  return [
+    { name: 'reverse continue to a watchpoint, in process', value: ip, unit: 'ms', baseline: `${back} insns back, 64 bytes at 0x${virt.toString(16)}; runs ${list(inProcess)}` },
+    {
+      name: 'gdb reverse-continue to that watchpoint',
+      value: g,
+      unit: 'ms',
+      goal: '<= in process + 5 ms, <= 50 ms',
+      ok: g <= ip + 5 && g <= 50,
+      baseline: `dbg replay --gdb, timed inside gdb; runs ${list(viaGdb)}`,
+    },
+  ];
 }
 
 /** Time travel on a live guest that records: the view goes back while the machine stays live. */

@@ -69,6 +69,9 @@ export class GdbClient {
   /** 0x03 bytes that arrived while requests were queued: that many next resumes stop at once. */
   private interruptPending = 0;
 
+  /** The registers a stop reply carries (pc, sp, fp): all a target need read for one. */
+  private readonly expedited: readonly string[];
+
   /** vFile: the files this client opened, and which it may open. */
   private readonly files: HostFiles;
 
@@ -79,7 +82,9 @@ export class GdbClient {
   ) {
     this.files = new HostFiles(target, opts.allowHostIo === true);
     const machine = target.kind === 'emulator' || target.kind === 'replay';
-    this.desc = targetDescription(clientArch(target), target.kind === 'process-core' ? 'GNU/Linux' : undefined, machine ? 'machine' : 'dump');
+    const osabi = target.kind === 'process-core' ? 'GNU/Linux' : target.caps.reverse ? 'none' : undefined;
+    this.desc = targetDescription(clientArch(target), osabi, machine ? 'machine' : 'dump');
+    this.expedited = this.desc.expedite.map((n) => this.desc.registers[n]!.name);
     this.gThread = this.cThread = this.validThread(target.status().thread);
   }
 
@@ -262,11 +267,11 @@ export class GdbClient {
     return out.join(';');
   }
 
-  private stopText(stop: StopStatus, signal?: number): string {
+  private stopText(stop: StopStatus, signal?: number, description?: string): string {
     const thread = this.validThread(stop.thread);
     let regs;
     try {
-      regs = this.target.registers(thread);
+      regs = this.target.registers(thread, this.expedited);
     } catch {
       regs = undefined; // gdb asks with g; the stop itself is still worth reporting
     }
@@ -277,6 +282,7 @@ export class GdbClient {
       hwbreak: this.hwbreak,
       hardwareIds: this.hardwareIds,
       signal,
+      description,
     });
   }
 
@@ -429,7 +435,8 @@ export class GdbClient {
   private didNotRun(why: string): Reply {
     const stop = this.target.status();
     return {
-      packet: this.stopText({ ...stop, reason: { kind: 'none' } }, 0),
+      // lldb (the client that asked for error strings) needs a reason to stay stopped
+      packet: this.stopText({ ...stop, reason: { kind: 'none' } }, 0, this.errorStrings ? `dbg: ${why}` : undefined),
       output: [`dbg: ${why}\n`],
       error: why,
     };

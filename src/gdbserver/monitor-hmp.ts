@@ -4,6 +4,7 @@
  *
  *   help                    this list
  *   info registers          the selected vCPU's registers in QEMU's layout
+ *   info mem, info tlb      the selected vCPU's page tables (monitor-paging.ts)
  *   x /FMT ADDR             virtual memory (FMT = [count][x|d|u|c][b|h|w|g], default 1xw)
  *   xp /FMT ADDR            the same, physical
  *   gva2gpa ADDR            a virtual address as the selected vCPU's page tables map it
@@ -13,10 +14,13 @@
 
 import { errors } from '../common/errors.js';
 import { need, type Target } from '../targets/target.js';
+import { infoMem, infoTlb } from './monitor-paging.js';
 
 export const HMP_HELP = [
   'help                       -- this list (QEMU monitor commands dbg answers)',
   'info registers             -- the registers of the selected CPU, as QEMU shows them',
+  'info mem                   -- the active virtual memory mappings, as QEMU shows them',
+  'info tlb                   -- the virtual to physical mappings (every present page table leaf)',
   'x /fmt addr                -- virtual memory dump starting at addr (fmt: [count][x|d|u|c][b|h|w|g])',
   'xp /fmt addr               -- physical memory dump starting at addr',
   'gva2gpa addr               -- print the guest physical address of a guest virtual address',
@@ -29,6 +33,8 @@ export function hmpCommand(target: Target, thread: number, line: string): string
   const cmd = words[0];
   if (cmd === 'help' || cmd === '?') return HMP_HELP;
   if (cmd === 'info' && words[1] === 'registers' && words.length === 2) return infoRegisters(target, thread);
+  if (cmd === 'info' && words[1] === 'mem' && words.length === 2) return infoMem(target, thread);
+  if (cmd === 'info' && words[1] === 'tlb' && words.length === 2) return infoTlb(target, thread);
   if ((cmd === 'x' || cmd === 'xp') && words.length >= 2) return dump(target, thread, cmd === 'xp', words.slice(1));
   if (cmd === 'gva2gpa' && words.length === 2) {
     const t = need(target, 'physical').translate(number(words[1]!), thread);

@@ -30,6 +30,13 @@ export interface StopReplyOptions {
   readonly hardwareIds: ReadonlySet<number>;
   /** The signal to report instead of the one the reason implies (0: "stopped", nothing happened). */
   readonly signal?: number;
+  /**
+   * For lldb: why the target stopped, sent as `reason:exception;description:HEX;`. lldb resumes
+   * again at once after a stop that has neither a signal nor a reason (a core answering `c` with
+   * T00 had lldb send `c` thousands of times a second); an exception stops it and shows the text.
+   * gdb skips keys it does not know, but is never sent one.
+   */
+  readonly description?: string;
 }
 
 export function threadIdText(index: number, multiprocess: boolean): string {
@@ -77,6 +84,7 @@ export function stopReply(stop: StopStatus, regs: Registers | undefined, o: Stop
       break;
   }
   if (o.signal !== undefined) signal = o.signal;
+  if (o.description !== undefined) reason += `reason:exception;description:${Buffer.from(o.description, 'utf8').toString('hex')};`;
   let text = `T${hex2(signal)}${reason}thread:${threadIdText(stop.thread, o.multiprocess)};`;
   if (regs) {
     for (const n of o.desc.expedite) {

@@ -155,7 +155,7 @@ function x86Features(w: 64 | 32, osabi: string | undefined, style: DescriptionSt
     // assertion): there fs_base and gs_base go with the system registers, as QEMU has them.
     ...(w === 64 ? [{ name: 'org.gnu.gdb.i386.segments', types: '', regs: bases }] : []),
     // A process has no system registers to show: a core's description leaves them out.
-    ...(osabi ? [] : [sysFeature(p, w, bytes, int, bases)]),
+    ...(osabi === 'GNU/Linux' ? [] : [sysFeature(p, w, bytes, int, bases)]),
     // Last, so that adding it kept every other register's number.
     ...(w === 64 ? [{ name: 'org.gnu.gdb.i386.avx', types: '', regs: Array.from({ length: 16 }, (_, i): Spec => [`ymm${i}h`, 128, 'uint128']) }] : []),
   ];
@@ -202,7 +202,12 @@ export function clientArch(target: Target): Arch {
 
 /**
  * The description for `arch`. `osabi` ('GNU/Linux' for process cores) tells gdb to load the
- * Linux-specific parts (signal frames, svr4 shared libraries).
+ * Linux-specific parts (signal frames, svr4 shared libraries). 'none' (a guest whose history dbg
+ * keeps) is gdb's bare-machine ABI, which has no process record: gdb's own `record full` is then
+ * refused at once ("the current architecture doesn't support record function") rather than
+ * accepted and broken at its first reverse step, when it would write registers into a past that
+ * cannot be written (gdb was left with "Selected thread is running"). An ELF with an ABI note
+ * still decides for itself; a kernel has none.
  */
 export function targetDescription(arch: Arch, osabi?: string, style: DescriptionStyle = 'dump'): TargetDescription {
   if (arch.name !== 'x86-64' && arch.name !== 'i386') throw errors.unsupported(`the GDB server`, `architecture ${arch.name}`);

@@ -335,8 +335,12 @@ export interface Target {
 
   threads(): readonly ThreadInfo[];
 
-  /** All registers of `thread` (1-based index). Throws bad-input for an unknown thread. */
-  registers(thread: number): Registers;
+  /**
+   * All registers of `thread` (1-based index). Throws bad-input for an unknown thread. `only`:
+   * the caller needs just these (a GDB stop reply: pc, sp, fp); a target may then read only them,
+   * or ignore it and return them all.
+   */
+  registers(thread: number, only?: readonly string[]): Registers;
 
   /** Symbols of every module the target knows (executable, libraries, kernel). */
   readonly symbols: SymbolSpace;

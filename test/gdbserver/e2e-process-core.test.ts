@@ -1,10 +1,10 @@
 // A real gdb 13 attached through dbg's GDB server to a gcore'd process core, compared line by line
 // with the same gdb reading the same core itself.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveGdb, type GdbServerHandle } from '../../src/gdbserver/gdb-server.js';
+import { describe, expect, it } from 'vitest';
 import { ProcessCoreTarget } from '../../src/targets/elfcore/process-core-target.js';
 import { debuggee, gdbBatch as gdbOnCore, type Debuggee } from '../helpers/debuggee.js';
 import { gdbBatch } from './gdb-batch.js';
+import { servedTarget } from './served-target.js';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -13,18 +13,9 @@ import { readCString } from '../../src/gdbserver/shared-libraries.js';
 import type { Target } from '../../src/targets/target.js';
 
 let d: Debuggee;
-let target: ProcessCoreTarget;
-let server: GdbServerHandle;
-
-beforeAll(async () => {
+const s = servedTarget(async () => {
   d = await debuggee('threads');
-  target = ProcessCoreTarget.open(d.core, { exe: d.exe });
-  server = await serveGdb(target, undefined, { port: 0, log: () => undefined });
-});
-
-afterAll(async () => {
-  await server?.close();
-  target?.close();
+  return ProcessCoreTarget.open(d.core, { exe: d.exe });
 });
 
 /** Frames ("#N ..."), register lines and data lines: what must agree; thread headers name threads differently. */
@@ -49,7 +40,7 @@ describe('gdb on a process core through dbg', () => {
       'frame 2',
       'info locals',
     ];
-    const via = await gdbBatch(server.port, cmds, { file: d.exe });
+    const via = await gdbBatch(s.server.port, cmds, { file: d.exe });
     const direct = gdbOnCore(d.exe, d.core, cmds);
     const a = comparable(via.stdout);
     expect(a.length).toBeGreaterThan(40);
@@ -60,23 +51,23 @@ describe('gdb on a process core through dbg', () => {
   });
 
   it('lists the core\'s threads, named by LWP, on the same frames', async () => {
-    const via = await gdbBatch(server.port, ['info threads'], { file: d.exe });
+    const via = await gdbBatch(s.server.port, ['info threads'], { file: d.exe });
     const direct = gdbOnCore(d.exe, d.core, ['info threads']);
     const frames = (t: string) => t.split('\n').filter((l) => /^[* ] \d/.test(l)).map((l) => l.replace(/^.*?(0x[0-9a-f]+ in .*)$/, '$1'));
     expect(frames(via.stdout)).toEqual(frames(direct));
-    const lwps = target.threads().map((t) => t.tid);
+    const lwps = s.target.threads().map((t) => t.tid);
     for (const [i, lwp] of lwps.entries()) expect(via.stdout).toContain(`Thread 1.${i + 1} "LWP ${lwp}"`);
   });
 
   it('sends the auxiliary vector, so gdb relocates the whole PIE (every section, @plt symbols too)', async () => {
     const sections = (t: string) =>
       t.split('\n').filter((l) => /\.(plt|got|rodata|eh_frame|text|data)\b/.test(l)).map((l) => l.replace(/^\s*\[\s*\d+\]\s*/, '').split(/\s+/).slice(0, 2).join(' '));
-    const via = await gdbBatch(server.port, ['maint info sections'], { file: d.exe });
+    const via = await gdbBatch(s.server.port, ['maint info sections'], { file: d.exe });
     const direct = gdbOnCore(d.exe, d.core, ['maint info sections']);
     const v = sections(via.stdout);
     expect(v.length).toBeGreaterThan(4);
     expect(v).toEqual(sections(direct).slice(0, v.length));
-    const auxv = target.caps.process!.auxv();
+    const auxv = s.target.caps.process!.auxv();
     expect(auxv.length % 16).toBe(0);
     expect(auxv.readBigUInt64LE(auxv.length - 16)).toBe(0n); // ends with AT_NULL
   });
@@ -86,7 +77,7 @@ describe('gdb on a process core through dbg', () => {
     const r = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
       execFile(
         'gdb',
-        ['-nx', '-batch', '-iex', 'set pagination off', '-iex', 'set debug-file-directory /nonexistent', '-iex', 'set auto-load off', '-ex', `target remote 127.0.0.1:${server.port}`, '-ex', 'info sharedlibrary', '-ex', 'bt 1', '-ex', 'remote get /etc/hostname ' + join(tmpdir(), 'dbg-never-written')],
+        ['-nx', '-batch', '-iex', 'set pagination off', '-iex', 'set debug-file-directory /nonexistent', '-iex', 'set auto-load off', '-ex', `target remote 127.0.0.1:${s.server.port}`, '-ex', 'info sharedlibrary', '-ex', 'bt 1', '-ex', 'remote get /etc/hostname ' + join(tmpdir(), 'dbg-never-written')],
         { timeout: 60_000, env: { ...process.env, LC_ALL: 'C', TERM: 'dumb' } },
         (_e, stdout, stderr) => resolve({ stdout, stderr }),
       );
@@ -100,11 +91,11 @@ describe('gdb on a process core through dbg', () => {
 
 describe('the server reads C strings up to the end of a mapping', () => {
   it('a library name that ends just before an unmapped page comes out whole', () => {
-    const m = target.mappings().find((x) => x.end - x.start >= 0x1000n)!;
+    const m = s.target.mappings().find((x) => x.end - x.start >= 0x1000n)!;
     const name = 'x'.repeat(100); // longer than one 64-byte read, ending 1 byte before the end
     const at = m.end - BigInt(name.length + 1);
     const fake = {
-      ...target,
+      ...s.target,
       readVirtual: (addr: bigint, n: number) => {
         if (addr < at || addr + BigInt(n) > m.end) throw new DbgError('unmapped', `0x${addr.toString(16)}`);
         const b = Buffer.alloc(n);

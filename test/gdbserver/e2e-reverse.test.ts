@@ -183,4 +183,22 @@ describe.each(backends)('reverse execution from gdb: $name', (backend) => {
     expect(at['rev-watch-stepi']).toContain(`rip            ${fwdRip}`);
     expectGolden(`reverse-watch-finish-${backend.name}`, all);
   });
+
+  run("gdb's own `record full` is refused at once (the target runs backwards itself) and gdb stays usable", async () => {
+    const r = await gdbBatch(
+      server.port,
+      ['reverse-stepi 3', 'info registers rip', 'record full', 'info record', 'stepi', 'reverse-stepi', 'info registers rip', 'info threads'],
+      { file: kernel },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    // gdb's bare-machine ABI has no process record: refused before anything reaches the target
+    // (before, gdb took it and was left with "Selected thread is running" at its first reverse step).
+    expect(r.stderr).toContain("Process record: the current architecture doesn't support record function.");
+    expect(r.stdout).toContain('No recording is currently active.');
+    expect(r.stdout + r.stderr).not.toMatch(/running|Could not write/);
+    const rips = [...r.stdout.matchAll(/^rip +(0x[0-9a-f]+)/gm)].map((m) => m[1]);
+    expect(rips).toHaveLength(2);
+    expect(rips[1]).toBe(rips[0]); // stepi then reverse-stepi, by dbg's history
+    expect(r.stdout).toMatch(/^\* 1 +Thread 1\.1 "vCPU 0" \S/m); // stopped, with a frame
+  });
 });

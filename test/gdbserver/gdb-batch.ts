@@ -12,7 +12,14 @@ export interface GdbRun {
 export function gdbBatch(
   port: number,
   commands: readonly string[],
-  opts: { file?: string; timeoutMs?: number; /** Send gdb SIGINT (Ctrl-C) this long after start. */ interruptAfterMs?: number } = {},
+  opts: {
+    file?: string;
+    timeoutMs?: number;
+    /** Send gdb SIGINT (Ctrl-C) this long after start. */
+    interruptAfterMs?: number;
+    /** The gdb to run: `gdb` unless told (gdb-multiarch). */
+    gdb?: string;
+  } = {},
 ): Promise<GdbRun> {
   const args = [
     '-nx',
@@ -28,7 +35,7 @@ export function gdbBatch(
     ...commands.flatMap((c) => ['-ex', c]),
   ];
   return new Promise((resolve) => {
-    const child = execFile('gdb', args, { timeout: opts.timeoutMs ?? 60_000, env: { ...process.env, LC_ALL: 'C', TERM: 'dumb' } }, (err, stdout, stderr) => {
+    const child = execFile(opts.gdb ?? 'gdb', args, { timeout: opts.timeoutMs ?? 60_000, env: { ...process.env, LC_ALL: 'C', TERM: 'dumb' } }, (err, stdout, stderr) => {
       clearTimeout(timer);
       resolve({ stdout, stderr, code: err ? ((err as { code?: number }).code ?? null) : 0 });
     });

@@ -1,11 +1,15 @@
-// `monitor` with what QEMU users type (help, info registers, x, xp, gva2gpa), through a real gdb on
-// a live emulated guest, beside `monitor ::dcmd`.
+// `monitor` with what QEMU users type (help, info registers, info mem, info tlb, x, xp, gva2gpa),
+// through a real gdb on a live emulated guest, beside `monitor ::dcmd`; info mem and info tlb
+// against QEMU's own monitor (through its gdbstub's qRcmd) on the same kernel at the same stop.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hmpCommand } from '../../src/gdbserver/monitor-hmp.js';
 import { serveGdb, type GdbServerHandle } from '../../src/gdbserver/gdb-server.js';
 import { builtinModules } from '../../src/mdb/modules/index.js';
 import { Session } from '../../src/mdb/session.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import { qemuGdbstub } from '../helpers/i386-guest.js';
 import { qemuSample } from '../helpers/repo.js';
+import { FakeTarget } from './fake-target.js';
 import { gdbBatch } from './gdb-batch.js';
 
 const kernel = qemuSample('kernel.elf');
@@ -55,5 +59,38 @@ describe('QEMU monitor commands over gdb', () => {
     expect(out).toContain(`${gpa.toString(16).padStart(16, '0')}${line}`);
     expect(out).toMatch(/^dbg: .*0x7fff00000000.*$/m); // an unmapped address: one line, the session goes on
     expect(out).toContain('debugging emulated guest "kernel.elf"');
+  });
+
+  it('info mem and info tlb print what QEMU 7.2 prints for the same guest at the same stop', async () => {
+    const cmds = ['break check_runqueue', 'continue', 'monitor info mem', 'monitor info tlb'];
+    const fresh = EmulatorTarget.open(kernel, {});
+    const ours = await serveGdb(fresh, undefined, { port: 0, log: () => undefined });
+    const qemu = await qemuGdbstub('x86_64', kernel);
+    try {
+      const a = await gdbBatch(qemu.port, cmds, { file: kernel });
+      const b = await gdbBatch(ours.port, cmds, { file: kernel });
+      // gdb prints monitor output on stderr: info mem's lines are START-END, info tlb's VADDR: PADDR
+      // (QEMU's monitor ends its lines with \r\n, a terminal's habit dbg does not copy)
+      const lines = (text: string, re: RegExp): string[] => text.split(/\r?\n/).filter((l) => re.test(l));
+      for (const re of [/^[0-9a-f]{16}-[0-9a-f]{16} /, /^[0-9a-f]{16}: [0-9a-f]{16} /]) {
+        const q = lines(a.stderr, re);
+        expect(q.length, `QEMU: ${a.stderr}`).toBeGreaterThan(4);
+        expect(lines(b.stderr, re)).toEqual(q);
+      }
+      const b2 = b.stderr;
+      // the kernel's own mappings, as the sample maps them (read-only text, the direct map, 2 MiB pages)
+      expect(b2).toContain('ffffffffc0000000-ffffffffc0003000 0000000000003000 -r-\n');
+      expect(b2).toMatch(/^ffff888000000000: 0000000000000000 X-P-A---W$/m);
+    } finally {
+      qemu.stop();
+      await ours.close();
+      fresh.close();
+    }
+  }, 60_000);
+
+  it('info mem on a target without page tables is one line naming what is missing', () => {
+    const core = new FakeTarget({});
+    expect(() => hmpCommand(core, 1, 'info mem')).toThrow(/^reading the page tables \(no CR3\) is not supported by /);
+    expect(() => hmpCommand(core, 1, 'info tlb')).toThrow(/^reading the page tables \(no CR3\) is not supported by /);
   });
 });

@@ -248,12 +248,12 @@ export class EmulatorTarget implements Target {
     }));
   }
 
-  registers(thread: number): Registers {
+  registers(thread: number, only?: readonly string[]): Registers {
     if (this.past) {
       this.vcpuOf(thread);
-      return this.past.registers(thread);
+      return this.past.registers(thread, only);
     }
-    return this.machine.registers(this.vcpuOf(thread));
+    return this.machine.registers(this.vcpuOf(thread), only);
   }
 
   status(): StopStatus {

@@ -641,8 +641,8 @@ export class Machine implements ObservedMachine {
 
   // --- registers ------------------------------------------------------------------------------
 
-  registers(vcpu: number): Registers {
-    return readRegisters(this.vcpu(vcpu).engine);
+  registers(vcpu: number, only?: readonly string[]): Registers {
+    return readRegisters(this.vcpu(vcpu).engine, only);
   }
 
   writeRegister(vcpu: number, name: string, value: bigint): void {

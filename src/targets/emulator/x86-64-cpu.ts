@@ -106,7 +106,14 @@ const LOW_HALVES: Record<string, string> = {
  * (the low halves, as QEMU's gdbstub reads them outside 64-bit mode), whatever the CPU's mode:
  * a client that was told i386 keeps its register layout when the guest enters long mode.
  */
-export function readRegisters(e: UnicornEngine): Registers {
+export function readRegisters(e: UnicornEngine, only?: readonly string[]): Registers {
+  // A few general registers (a stop reply's pc, sp, fp): read those alone (the whole set, with
+  // x87/SSE/AVX, is ~60 engine calls, ~0.3 ms).
+  if (only?.every((n) => REG_IDS[n] !== undefined || LOW_HALVES[n] !== undefined)) {
+    const some: Registers = new Map();
+    for (const n of only) some.set(n, LOW_HALVES[n] ? e.readReg(REG_IDS[LOW_HALVES[n]]!) & 0xffff_ffffn : e.readReg(REG_IDS[n]!));
+    return some;
+  }
   const regs: Registers = new Map();
   for (const def of X86_64.registers) {
     const id = REG_IDS[def.name];

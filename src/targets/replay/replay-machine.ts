@@ -25,7 +25,7 @@ import type { Registers } from '../../arch/arch.js';
 import { stateBound } from '../../store/line-rows.js';
 import { nativeRecorder } from '../../store/native-recorder.js';
 import { traceCorrupt } from '../../store/trace-check.js';
-import { upperBound, type Checkpoint, type ChunkWrites, type TraceReader } from '../../store/trace-reader.js';
+import { upperBound, type Checkpoint, type ChunkWrites, type InputRow, type TraceReader } from '../../store/trace-reader.js';
 import { emuHooks, hookResult, HookStop, type HookCtx } from '../emulator/emu-hooks.js';
 import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { readRegisters } from '../emulator/x86-64-cpu.js';
@@ -41,6 +41,8 @@ const SHORT_INSNS = 32_768;
 const LINES_PER_MOVE = 512;
 /** ...or more than this on a second move in the same chunks (reverse steps: decoding pays off). */
 const LINES_AGAIN = 48;
+/** The lines kept of RAM states moved to line by line (see ReplayMachine.snapshots). */
+const SNAPSHOT_BYTES = 16 << 20;
 
 /**
  * Checkpoints are raw uc_context images of the Unicorn build that recorded them: a trace from
@@ -71,6 +73,13 @@ export class ReplayMachine {
   private readonly writeCache = new Map<number, ChunkWrites>();
   /** Chunks a short move went through line by line (see syncMemory). */
   private readonly movedIn = new Set<number>();
+  /**
+   * RAM at a few positions, as far as chunks c0..c1 can change it: every line those chunks write,
+   * as it is at `at`. Reverse steps restore the same checkpoint again and again (the window
+   * start); a line-by-line move there costs an index seek per line the chunks write (475 lines
+   * of a boot: 10 ms a step), this copy a few microseconds. Newest last; SNAPSHOT_BYTES at most.
+   */
+  private readonly snapshots: { at: number; c0: number; c1: number; lines: [number, Buffer][] }[] = [];
 
 
   constructor(readonly reader: TraceReader) {
@@ -124,8 +133,8 @@ export class ReplayMachine {
     return e;
   }
 
-  registers(vcpu: number): Registers {
-    return readRegisters(this.engine(vcpu));
+  registers(vcpu: number, only?: readonly string[]): Registers {
+    return readRegisters(this.engine(vcpu), only);
   }
 
   /** The vCPU that executes instruction `s` (or executed the last one, at the end). */
@@ -180,7 +189,7 @@ export class ReplayMachine {
    */
   private hostWritesUpTo(from: number, s: number): void {
     const base = Number(this.ramBase);
-    for (const i of this.reader.inputs(from + 1, s + 1)) {
+    for (const i of this.inputs(from + 1, s + 1)) {
       if (i.kind !== 'memory-write') continue;
       const phys = typeof i.detail.phys === 'string' && /^0x[0-9a-f]{1,12}$/.test(i.detail.phys) ? Number(i.detail.phys) : NaN;
       const len = typeof i.detail.data === 'string' ? i.detail.data.length >> 1 : 0;
@@ -214,14 +223,46 @@ export class ReplayMachine {
     const at = this.regsAt;
     if (at < 0 || s <= at || s - at > (r.info.checkpointEvery ?? 8192) || this.memAt !== at || s > r.end) return false;
     if (this.runningAt(at) !== running) return false;
-    const c = r.checkpoint(running, s);
-    if (!c || c.seq > at) return false;
-    return r.inputs(at + 1, s + 1).every((i) => i.kind === 'port-in');
+    const c = this.checkpointSeq(running, s);
+    if (c === undefined || c > at) return false;
+    return this.inputs(at + 1, s + 1).every((i) => i.kind === 'port-in');
   }
+
+  /**
+   * The seq of vCPU v's newest checkpoint at or before s. Forward steps ask at every instruction
+   * (reading one decodes its image: ~0.13 ms); the answer holds until the next checkpoint of any
+   * vCPU, so it is kept with that bound.
+   */
+  private checkpointSeq(v: number, s: number): number | undefined {
+    const m = this.ckptMemo;
+    if (m && m.v === v && m.seq <= s && s < m.next && m.end === this.reader.end) return m.seq;
+    const c = this.reader.checkpoint(v, s);
+    if (!c) return undefined;
+    this.ckptMemo = { v, seq: c.seq, next: this.reader.nextCheckpointSeq(c.seq) ?? Infinity, end: this.reader.end };
+    return c.seq;
+  }
+
+  private ckptMemo?: { v: number; seq: number; next: number; end: number };
+
+  /**
+   * The recorded inputs in [from, to). Reverse steps re-execute from the same checkpoint to an
+   * ever earlier position (three queries a step, each parsing every port read of the window):
+   * the inputs of one checkpoint interval past `from` are read once and kept.
+   */
+  private inputs(from: number, to: number): InputRow[] {
+    const m = this.inputsMemo;
+    if (m && m.end === this.reader.end && m.from <= from && to <= m.to) return m.rows.filter((i) => i.seq >= from && i.seq < to);
+    const end = Math.max(to, from + (this.reader.info.checkpointEvery ?? 8192) + 1);
+    const rows = this.reader.inputs(from, end);
+    this.inputsMemo = { from, to: end, end: this.reader.end, rows };
+    return rows.filter((i) => i.seq < to);
+  }
+
+  private inputsMemo?: { from: number; to: number; end: number; rows: InputRow[] };
 
   private reexecute(vcpu: number, from: number, to: number): void {
     const e = this.engines[vcpu]!;
-    const ins = this.reader.inputs(from, to).filter((i) => i.kind === 'port-in' && i.vcpu === vcpu);
+    const ins = this.inputs(from, to).filter((i) => i.kind === 'port-in' && i.vcpu === vcpu);
     nativeRecorder().feedPorts(e.address, Uint32Array.from(ins, (i) => Number(i.detail.value)));
     const hooks = this.hooks[vcpu]!;
     emuHooks().arm(hooks, BigInt(to - from), NO_PC);
@@ -331,6 +372,12 @@ export class ReplayMachine {
     const c0 = r.chunkIndexOf(lo);
     const c1 = r.chunkIndexOf(hi);
     const base = Number(this.ramBase);
+    const snap = this.snapshots.find((x) => x.at === s && x.c0 <= c0 && c1 <= x.c1);
+    if (snap) {
+      for (const [off, bytes] of snap.lines) bytes.copy(this.ram, off);
+      this.memAt = s;
+      return;
+    }
     // Write by write when the chunks' writes are decoded already, or for a short move when
     // decoding pays off; else line by line: an index seek and one row's decode per line the
     // chunks wrote (~20 us each). Decoding costs ~1 us per write (~100 per row), 100 ms and more
@@ -372,24 +419,26 @@ export class ReplayMachine {
         }
       }
     } else {
-      // Reverse steps restore the same checkpoint's lines step after step: the states found for
-      // the last (s, chunks) are kept, so the index seeks are paid once per checkpoint window.
-      const key = `${s}:${c0}:${c1}`;
-      if (this.lineStates?.key !== key) {
-        const lines: { off: number; data: Buffer }[] = [];
-        for (const line of r.linesWritten(c0, c1)) {
-          const off = line * 64 - base;
-          if (off >= 0 && off + 64 <= this.ram.length) lines.push({ off, data: r.lineAt(line, s) });
+      const lines: [number, Buffer][] = [];
+      for (const line of r.linesWritten(c0, c1)) {
+        const off = line * 64 - base;
+        if (off >= 0 && off + 64 <= this.ram.length) {
+          const bytes = r.lineAt(line, s);
+          bytes.copy(this.ram, off);
+          lines.push([off, bytes]);
         }
-        this.lineStates = { key, lines };
       }
-      for (const { off, data } of this.lineStates.lines) data.copy(this.ram, off);
+      this.keepSnapshot({ at: s, c0, c1, lines });
     }
     this.memAt = s;
   }
 
-  /** The line states the last line-by-line move of RAM found (see syncMemory). */
-  private lineStates: { key: string; lines: { off: number; data: Buffer }[] } | undefined;
+  private keepSnapshot(snap: { at: number; c0: number; c1: number; lines: [number, Buffer][] }): void {
+    if (snap.lines.length * 64 > SNAPSHOT_BYTES) return;
+    this.snapshots.push(snap);
+    let bytes = this.snapshots.reduce((n, x) => n + x.lines.length * 64, 0);
+    while (bytes > SNAPSHOT_BYTES || this.snapshots.length > 8) bytes -= this.snapshots.shift()!.lines.length * 64;
+  }
 
   close(): void {
     this.hooks.forEach((h) => emuHooks().destroy(h));

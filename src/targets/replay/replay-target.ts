@@ -272,8 +272,8 @@ export class ReplayTarget implements Target {
     return Array.from({ length: this.reader.vcpus }, (_, i) => ({ index: i + 1, tid: i, name: `vCPU ${i}`, state: 'replaying' }));
   }
 
-  registers(thread: number): Registers {
-    return this.machine.registers(this.vcpuOf(thread));
+  registers(thread: number, only?: readonly string[]): Registers {
+    return this.machine.registers(this.vcpuOf(thread), only);
   }
 
   /** The selected vCPU's architecture at this position: i386 until it runs 64-bit code. */
