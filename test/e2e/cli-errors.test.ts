@@ -128,7 +128,7 @@ for (const [command, list] of Object.entries(cases)) {
         else expect(r.stderr.trimEnd(), what).toMatch(message);
         expect(r.code, what).toBe(code);
       }
-    });
+    }, 240_000); // a dozen dbg processes one after the other: ~20 s idle, over 60 s at load 8
   });
 }
 
