@@ -219,12 +219,19 @@ class ContractConnection {
     this.send([...lines, 'OK;'].join('\n'));
   }
 
+  /** The target's execution control, or a DbgError saying that it cannot run (a dump). */
+  private exec(): NonNullable<Target['caps']['execution']> {
+    const x = this.target.caps.execution;
+    if (!x) throw new DbgError('unsupported', `${this.target.name} cannot run: execution control is not supported by this target`);
+    return x;
+  }
+
   private get running(): boolean {
     return this.run !== undefined || this.target.caps.execution?.running === true;
   }
 
   private cont(): void {
-    need(this.target, 'execution');
+    this.exec();
     if (this.running) return this.error('the target is already running (C=0; or B=1; stops it)');
     this.send('OK;');
     this.run = continueSession(this.session)
@@ -244,14 +251,14 @@ class ContractConnection {
 
   /** B=1: stop a run (its STOP= follows), or say at once where the stopped target is. */
   private brk(): void {
-    const x = need(this.target, 'execution');
+    const x = this.exec();
     this.send('OK;');
     if (this.running) x.interrupt();
     else this.send(stopReply(this.target, this.target.status()));
   }
 
   private stop(): void {
-    const x = need(this.target, 'execution');
+    const x = this.exec();
     if (this.running) x.interrupt();
     this.send('OK;');
   }
