@@ -186,12 +186,13 @@ export class ContractClient {
     this.socket.end();
   }
 
-  /** The next STOP= reply (queued ones first). */
+  /** The next STOP= reply (queued ones first); Infinity: wait as long as the guest runs. */
   waitStop(timeoutMs = this.timeoutMs): Promise<Stop> {
     const queued = this.stops.shift();
     if (queued) return Promise.resolve(queued);
     if (this.failure) return Promise.reject(this.failure);
     const p = new Promise<Stop>((resolve, reject) => (this.stopWaiter = { resolve, reject }));
+    if (timeoutMs === Infinity) return p;
     let timer: NodeJS.Timeout;
     const t = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new DbgError('io', `dbg contract ${this.address}: no STOP= in ${timeoutMs} ms`)), timeoutMs);
