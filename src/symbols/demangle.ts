@@ -26,7 +26,9 @@ export function isMangled(name: string): boolean {
 export function loadDemangler(): Promise<void> {
   loading ??= (async () => {
     const bg = await import('gecko-profiler-demangle/index_bg.js');
-    const path = createRequire(import.meta.url).resolve('gecko-profiler-demangle/index_bg.wasm');
+    // In dbg's CommonJS bundle (scripts/bundle.mjs) import.meta is empty: resolve from the bundle.
+    const from = typeof __filename === 'string' ? __filename : import.meta.url;
+    const path = createRequire(from).resolve('gecko-profiler-demangle/index_bg.wasm');
     const { instance } = await WebAssembly.instantiate(readFileSync(path), { './index_bg.js': bg });
     bg.__wbg_set_wasm(instance.exports);
     (instance.exports.__wbindgen_start as (() => void) | undefined)?.();
