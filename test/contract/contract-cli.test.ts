@@ -1,49 +1,18 @@
 // `dbg live|replay|open ... --contract [HOST:]PORT` as a user runs it (a child process with no
 // terminal, serving until SIGTERM), driven by `dbg contract PORT -e …`, and the command-line errors.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/repo.js';
+import { servingDbg, type ServingDbg } from '../helpers/serving-dbg.js';
 
 const dbg = join(repoRoot, 'bin', 'dbg');
 const cxx = join(repoRoot, 'dumps', 'cxx-kernel.elf');
-const children: ChildProcess[] = [];
-
-afterEach(() => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  children.length = 0;
-});
-
-/** Start dbg with stdin closed; resolves with the contract port it reports and a way to stop it. */
-async function startDbg(args: string[]): Promise<{ port: number; stderr: () => string; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [dbg, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBG_HISTORY: '/dev/null' } });
-  children.push(child);
-  let err = '';
-  child.stdout!.on('data', () => undefined);
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`dbg did not start serving: ${err}`)), 30_000);
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /listening on 127\.0\.0\.1:(\d+) \(commands/.exec(err);
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`dbg exited (${code}): ${err}`)));
-  });
-  return {
-    port,
-    stderr: () => err,
-    stop: () =>
-      new Promise((resolve) => {
-        child.once('exit', (code) => resolve(code));
-        child.kill('SIGTERM');
-      }),
-  };
-}
+const start = servingDbg();
+/** Start dbg with stdin closed; resolves with the port it reports and a way to stop it. */
+const startDbg = (args: string[]): Promise<ServingDbg> => start(args, /listening on 127\.0\.0\.1:(\d+) \(commands/);
 
 function run(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [dbg, ...args], { encoding: 'utf8', timeout: 60_000, input: '', env: { ...process.env, DBG_HISTORY: '/dev/null' } });
