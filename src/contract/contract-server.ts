@@ -169,6 +169,7 @@ class ContractConnection {
 
   private handle(c: Command): void {
     if (c.kind === 'bad') return this.error(c.why);
+    const flag = c.value.toLowerCase(); // C=TRUE; as C=true;
     try {
       switch (c.key) {
         case 'V':
@@ -177,14 +178,14 @@ class ContractConnection {
         case 'BP':
           return this.breakAt(c.value);
         case 'B':
-          if (!TRUE.has(c.value)) return this.error(`B=${c.value}: expected B=1; (break into the debugger)`);
+          if (!TRUE.has(flag)) return this.error(`B=${c.value}: expected B=1; (break into the debugger)`);
           return this.brk();
         case 'C':
-          if (TRUE.has(c.value)) return this.cont();
-          if (FALSE.has(c.value)) return this.stop();
+          if (TRUE.has(flag)) return this.cont();
+          if (FALSE.has(flag)) return this.stop();
           return this.error(`C=${c.value}: expected 1 or true (continue), 0 or false (stop)`);
         case 'D':
-          if (!TRUE.has(c.value)) return this.error(`D=${c.value}: expected D=1; (detach)`);
+          if (!TRUE.has(flag)) return this.error(`D=${c.value}: expected D=1; (detach)`);
           void this.detach();
           return;
         default:
