@@ -235,7 +235,9 @@ class ContractConnection {
     this.exec();
     if (this.running) return this.error('the target is already running (C=0; or B=1; stops it)');
     this.send('OK;');
-    this.run = continueSession(this.session)
+    // The guest's first slice runs synchronously: let the OK go out before it, not after.
+    this.run = new Promise<void>((r) => setImmediate(r))
+      .then(() => continueSession(this.session))
       .then(
         (st) => {
           this.session.thread = st.thread;
