@@ -90,7 +90,7 @@ describe('hostile input to the control contract', () => {
         fc.asyncProperty(fc.array(token, { maxLength: 60 }).filter(noDetach), async (chunks) => {
           const c = await Conn.open(server.port);
           try {
-            for (const ch of chunks) c.write(ch);
+            for (const ch of chunks) c.write(Buffer.from(ch));
             c.write(';V=?;'); // ends whatever the chunks left open, then asks
             const n = countSemicolons(chunks) + 2;
             const lines = await c.replies(n);
