@@ -5,7 +5,9 @@ import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { describeStop } from '../src/mdb/modules/emulator.js';
 import { EmulatorTarget } from '../src/targets/emulator/emulator-target.js';
-import { gdbPolicyFlags, gdbPolicyProblem } from '../src/cli/gdb-flags.js';
+import { contractFlags, contractPolicyProblem, gdbPolicyFlags, gdbPolicyProblem } from '../src/cli/gdb-flags.js';
+import { Session } from '../src/mdb/session.js';
+import { builtinModules } from '../src/mdb/modules/index.js';
 import { parseListenAddress, serveWhileSession } from '../src/gdbserver/gdb-listen.js';
 import { basename, dirname, resolve } from 'node:path';
 import { EmulatorRecorder } from '../src/store/emulator-recorder.js';
@@ -74,6 +76,7 @@ addr,len::history, sym::when, ::calls, ::timeline (a picture of activity per fun
     'trace-cap': Flags.string({ description: `size cap of the trace folder (default ${formatBytes(DEFAULT_TRACE_CAP)}, or $DBG_TRACE_CAP): before recording there, its oldest traces not in use are removed until it fits; see dbg traces`, helpValue: 'SIZE' }),
     gdb: Flags.string({ description: 'also serve the guest to gdb (target remote HOST:PORT); with --wait it stays at its first instruction until gdb continues', helpValue: '[HOST:]PORT' }),
     ...gdbPolicyFlags(Flags.boolean),
+    ...contractFlags(Flags),
   };
 
   async run(): Promise<void> {
@@ -87,7 +90,8 @@ addr,len::history, sym::when, ::calls, ::timeline (a picture of activity per fun
       if (!file) throw errors.badInput('dbg live needs a kernel: --emulate FILE');
       // Checked before the guest runs, not after.
       if (flags.gdb !== undefined) parseListenAddress(flags.gdb);
-      const problem = gdbPolicyProblem(flags);
+      if (flags.contract !== undefined) parseListenAddress(flags.contract, '--contract');
+      const problem = gdbPolicyProblem(flags) ?? contractPolicyProblem(flags);
       if (problem) throw errors.badInput(problem);
       target = EmulatorTarget.open(file, {
         ramBytes: flags.memory ? parseSize(flags.memory) : undefined,
@@ -146,8 +150,11 @@ addr,len::history, sym::when, ::calls, ::timeline (a picture of activity per fun
           process.off('SIGINT', onSigint);
         }
       }
-      const session = () => runSession(target, { execute: scriptOf(flags.execute), json: flags.json });
-      code = flags.gdb ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'] }) : await session();
+      // With --contract, one MDB session for the REPL and the contract: ::events lists BP='s breakpoints.
+      const mdb = flags.contract !== undefined ? new Session(target, builtinModules) : undefined;
+      const session = () => runSession(target, { execute: scriptOf(flags.execute), json: flags.json, session: mdb });
+      const serve = { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'], contract: flags.contract, contractAllowRemote: flags['contract-allow-remote'], mdb };
+      code = flags.gdb !== undefined || mdb ? await serveWhileSession(target, flags.gdb, serve) : await session();
     } finally {
       process.stderr.write(status?.clear() ?? '');
       status = undefined;

@@ -1,7 +1,7 @@
 import { Args, Command, Flags } from '@oclif/core';
 import { scriptOf } from '../src/cli/script-flag.js';
 import { refuseBooleanValues, reportCommandError } from '../src/cli/usage-error.js';
-import { gdbPolicyFlags } from '../src/cli/gdb-flags.js';
+import { contractFlags, gdbPolicyFlags } from '../src/cli/gdb-flags.js';
 import { runOpen } from '../src/cli/open-command.js';
 
 export default class Open extends Command {
@@ -36,6 +36,7 @@ export default class Open extends Command {
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
     gdb: Flags.string({ description: 'also serve the target to gdb (target remote HOST:PORT); host defaults to 127.0.0.1', helpValue: '[HOST:]PORT' }),
     ...gdbPolicyFlags(Flags.boolean),
+    ...contractFlags(Flags),
   };
 
   async run(): Promise<void> {

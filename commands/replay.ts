@@ -4,7 +4,9 @@ import { refuseBooleanValues, reportCommandError } from '../src/cli/usage-error.
 import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { ReplayTarget } from '../src/targets/replay/replay-target.js';
-import { gdbPolicyFlags, gdbPolicyProblem } from '../src/cli/gdb-flags.js';
+import { contractFlags, contractPolicyProblem, gdbPolicyFlags, gdbPolicyProblem } from '../src/cli/gdb-flags.js';
+import { Session } from '../src/mdb/session.js';
+import { builtinModules } from '../src/mdb/modules/index.js';
 import { serveWhileSession } from '../src/gdbserver/gdb-listen.js';
 
 export default class Replay extends Command {
@@ -33,6 +35,7 @@ export default class Replay extends Command {
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
     gdb: Flags.string({ description: 'also serve the recording to gdb (target remote HOST:PORT), with reverse execution (reverse-stepi, reverse-continue...)', helpValue: '[HOST:]PORT' }),
     ...gdbPolicyFlags(Flags.boolean),
+    ...contractFlags(Flags),
   };
 
   async run(): Promise<void> {
@@ -40,7 +43,7 @@ export default class Replay extends Command {
     const { args, flags } = await this.parse(Replay);
     let target: ReplayTarget;
     try {
-      const problem = gdbPolicyProblem(flags);
+      const problem = gdbPolicyProblem(flags) ?? contractPolicyProblem(flags);
       if (problem) throw errors.badInput(problem);
       target = ReplayTarget.open(args.file, flags.symbols ? { symbols: flags.symbols } : {});
       if (flags.seek !== undefined) {
@@ -53,10 +56,11 @@ export default class Replay extends Command {
       return;
     }
     try {
-      const session = () => runSession(target, { execute: scriptOf(flags.execute), json: flags.json });
-      process.exitCode = flags.gdb
-        ? await serveWhileSession(target, flags.gdb, { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'] })
-        : await session();
+      // With --contract, one MDB session for the REPL and the contract: ::events lists BP='s breakpoints.
+      const mdb = flags.contract !== undefined ? new Session(target, builtinModules) : undefined;
+      const session = () => runSession(target, { execute: scriptOf(flags.execute), json: flags.json, session: mdb });
+      const serve = { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'], contract: flags.contract, contractAllowRemote: flags['contract-allow-remote'], mdb };
+      process.exitCode = flags.gdb !== undefined || mdb ? await serveWhileSession(target, flags.gdb, serve) : await session();
     } finally {
       target.close();
     }

@@ -15,7 +15,7 @@ const r = spawnSync(
   join(root, 'node_modules', '.bin', 'esbuild'),
   [
     'dist/src/cli/fast-path.js', '--bundle', '--platform=node', '--format=cjs', '--target=node20',
-    '--outfile=dist/fast-path.bundle.cjs', '--external:koffi', '--external:better-sqlite3', '--external:capstone-wasm',
+    '--outfile=dist/fast-path.bundle.cjs', '--external:koffi', '--external:better-sqlite3', '--external:capstone-wasm', '--external:gecko-profiler-demangle',
     '--log-level=warning',
   ],
   { cwd: root, stdio: 'inherit' },

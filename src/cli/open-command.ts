@@ -1,6 +1,6 @@
 import { errors } from '../common/errors.js';
 import { reportError, runSession } from '../mdb/cli-session.js';
-import { gdbPolicyProblem } from './gdb-flags.js';
+import { contractPolicyProblem, gdbPolicyProblem } from './gdb-flags.js';
 import { setDebugFileDirectories } from '../symbols/dwarf/debug-files.js';
 import { setSourcePath } from '../mdb/source-frames.js';
 import { openTarget } from '../targets/open-target.js';
@@ -19,13 +19,15 @@ export interface OpenFlags {
   gdb?: string;
   'gdb-allow-remote'?: boolean;
   'gdb-allow-host-io'?: boolean;
+  contract?: string;
+  'contract-allow-remote'?: boolean;
 }
 
 /** The body of `dbg open`, shared by the oclif command and the fast path. Returns the exit code. */
 export async function runOpen(file: string, flags: OpenFlags): Promise<number> {
   let target: Target;
   try {
-    const problem = gdbPolicyProblem(flags);
+    const problem = gdbPolicyProblem(flags) ?? contractPolicyProblem(flags);
     if (problem) throw errors.badInput(problem);
     // gdb's `set debug-file-directory`: colon-separated; empty for none.
     const dirs = flags['debug-file-directory'];
@@ -42,7 +44,7 @@ export async function runOpen(file: string, flags: OpenFlags): Promise<number> {
   }
   try {
     const session = () => runSession(target, { execute: flags.execute, json: flags.json });
-    if (!flags.gdb) return await session();
+    if (!flags.gdb && flags.contract === undefined) return await session();
     // Loaded only when asked for: the GDB server is 20 modules that a plain `dbg open` never uses.
     const { serveWhileSession } = await import('../gdbserver/gdb-listen.js');
     return await serveWhileSession(target, flags.gdb, {
@@ -50,6 +52,8 @@ export async function runOpen(file: string, flags: OpenFlags): Promise<number> {
       script: flags.execute !== undefined,
       allowRemote: flags['gdb-allow-remote'],
       allowHostIo: flags['gdb-allow-host-io'],
+      contract: flags.contract,
+      contractAllowRemote: flags['contract-allow-remote'],
     });
   } finally {
     target.close();

@@ -20,6 +20,7 @@ import { builtinModules } from '../mdb/modules/index.js';
 import { Session } from '../mdb/session.js';
 import type { Target } from '../targets/target.js';
 import { ALLOW_HOST_IO_FLAG, serveGdb, type GdbServerHandle } from './gdb-server.js';
+import type { ServerHandle } from './transport.js';
 import { reportError } from '../mdb/cli-session.js';
 
 export interface ListenAddress {
@@ -28,8 +29,8 @@ export interface ListenAddress {
 }
 
 /** `1234`, `:1234`, `0.0.0.0:1234`, `localhost:1234`, `[::1]:1234`. Host defaults to 127.0.0.1. */
-export function parseListenAddress(text: string): ListenAddress {
-  const bad = (why: string) => errors.badInput(`--gdb ${text}: ${why}; expected [HOST:]PORT, e.g. 1234 or 127.0.0.1:1234`);
+export function parseListenAddress(text: string, flag = '--gdb'): ListenAddress {
+  const bad = (why: string) => errors.badInput(`${flag} ${text}: ${why}; expected [HOST:]PORT, e.g. 1234 or 127.0.0.1:1234`);
   const m = /^(?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):)?(\d+)$/.exec(text.trim());
   if (!m) throw bad('not a port number');
   const port = Number(m[2]);
@@ -51,19 +52,39 @@ export interface GdbListenOptions {
   readonly allowRemote?: boolean;
   /** --gdb-allow-host-io: `monitor` may run dcmds that load code or read/write host files, vFile any path. */
   readonly allowHostIo?: boolean;
+  /** --contract [HOST:]PORT: also serve the plain-text control contract (src/contract/). */
+  readonly contract?: string;
+  /** --contract-allow-remote. */
+  readonly contractAllowRemote?: boolean;
+  /** The MDB session the command runs (the REPL's): the contract's BP= breakpoints go into it. */
+  readonly mdb?: Session;
 }
 
 
-/** Serve `target` on `listen` while the command's session runs; see the file comment. */
-export async function serveWhileSession(target: Target, listen: string, opts: GdbListenOptions): Promise<number> {
-  let server;
+
+/**
+ * Serve `target` to gdb on `listen` and/or to control-contract clients on `opts.contract` while
+ * the command's session runs; see the file comment.
+ */
+export async function serveWhileSession(target: Target, listen: string | undefined, opts: GdbListenOptions): Promise<number> {
+  const servers: { what: string; handle: ServerHandle }[] = [];
   try {
-    server = await startServer(target, listen, opts);
+    if (listen !== undefined) servers.push({ what: 'gdb', handle: await startServer(target, listen, opts) });
+    if (opts.contract !== undefined) servers.push({ what: 'the control contract', handle: await startContract(target, opts.contract, opts) });
   } catch (e) {
+    await Promise.all(servers.map((s) => s.handle.close()));
     reportError(e); // a bad address, a port in use, a refused bind: one line, status 1
     return 1;
   }
-  return serveUntilDone(server, opts);
+  return serveUntilDone(servers, opts);
+}
+
+async function startContract(target: Target, listen: string, opts: GdbListenOptions): Promise<ServerHandle> {
+  const addr = parseListenAddress(listen, '--contract');
+  // Loaded only when asked for, as the GDB server is for dbg open.
+  const { serveContract } = await import('../contract/contract-server.js');
+  const session = opts.mdb ?? new Session(target, [...builtinModules, ...(opts.modules ?? [])]);
+  return serveContract(target, { ...addr, session, allowRemote: opts.contractAllowRemote });
 }
 
 async function startServer(target: Target, listen: string, opts: GdbListenOptions): Promise<GdbServerHandle> {
@@ -73,7 +94,7 @@ async function startServer(target: Target, listen: string, opts: GdbListenOption
   return serveGdb(target, monitor, { ...addr, log: opts.log, allowRemote: opts.allowRemote, allowHostIo: opts.allowHostIo });
 }
 
-async function serveUntilDone(server: GdbServerHandle, opts: GdbListenOptions): Promise<number> {
+async function serveUntilDone(servers: { what: string; handle: ServerHandle }[], opts: GdbListenOptions): Promise<number> {
   // The terminal is stdin but belongs to the foreground job: a REPL here would be stopped by SIGTTOU.
   const background = opts.script !== true && process.stdin.isTTY === true && inBackground();
   const headless = opts.script === true || !process.stdin.isTTY || background;
@@ -92,8 +113,10 @@ async function serveUntilDone(server: GdbServerHandle, opts: GdbListenOptions): 
         },
       );
     }
-    (opts.log ?? ((m: string) => process.stderr.write(`dbg gdbserver: ${m}\n`)))(
-      `${background ? 'in the background (no REPL)' : 'no terminal'}: serving gdb on ${server.host}:${server.port} until stopped (SIGTERM or SIGINT)`,
+    const prefix = servers[0]?.what === 'gdb' ? 'dbg gdbserver' : 'dbg contract';
+    const what = servers.map((s) => `${s.what} on ${s.handle.host}:${s.handle.port}`).join(' and ');
+    (opts.log ?? ((m: string) => process.stderr.write(`${prefix}: ${m}\n`)))(
+      `${background ? 'in the background (no REPL)' : 'no terminal'}: serving ${what} until stopped (SIGTERM or SIGINT)`,
     );
     await new Promise<void>((resolve) => {
       const stop = (): void => {
@@ -106,6 +129,6 @@ async function serveUntilDone(server: GdbServerHandle, opts: GdbListenOptions): 
     });
     return code;
   } finally {
-    await server.close();
+    await Promise.all(servers.map((s) => s.handle.close()));
   }
 }

@@ -4,7 +4,7 @@
  *   Channel (transport.ts) -> PacketCodec (framing, acks) -> parseRequest -> GdbClient -> target
  *
  * Policy held here, once:
- *   - one client at a time: a second connection gets `E.<why>` to its first packet, then is closed;
+ *   - one client at a time, shared with the control contract's server (ControllerSlot): a second connection gets `E.<why>` to its first packet, then is closed;
  *     a client that detached or killed has left at once, and one whose close is not seen yet gets
  *     LEAVE_GRACE_MS to be seen going, so the next may connect right away (its packets wait for
  *     the previous client's cleanup);
@@ -22,7 +22,8 @@ import { parseRequest } from './commands/parse-request.js';
 import { E_BAD_PACKET, GdbClient, PACKET_SIZE, type MonitorSession, type Reply } from './gdb-client.js';
 import { encodeHexPacket, encodePacket, PacketCodec } from './packet-codec.js';
 import { BadPacket } from './request.js';
-import { listenTcp, type Channel } from './transport.js';
+import { listenGuarded, type Channel, type ServerHandle } from './transport.js';
+import { ControllerSlot, type Controller } from '../targets/controller-slot.js';
 
 export interface ServeGdbOptions {
   /** Default 127.0.0.1: only this machine may attach unless asked otherwise. */
@@ -47,19 +48,9 @@ export interface ServeGdbOptions {
 export const ALLOW_REMOTE_FLAG = '--gdb-allow-remote';
 export const ALLOW_HOST_IO_FLAG = '--gdb-allow-host-io';
 
-/** 127.0.0.0/8, ::1, ::ffff:127.x.x.x and the name localhost: only this machine can connect. */
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase();
-  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
-}
+export { isLoopback } from './transport.js';
 
-export interface GdbServerHandle {
-  readonly host: string;
-  readonly port: number;
-  /** Resolves when no client is attached and the guest is not running (for tests and headless mode). */
-  idle(): Promise<void>;
-  close(): Promise<void>;
-}
+export type GdbServerHandle = ServerHandle;
 
 export async function serveGdb(
   target: Target,
@@ -68,33 +59,14 @@ export async function serveGdb(
 ): Promise<GdbServerHandle> {
   const host = options.host ?? '127.0.0.1';
   const log = options.log ?? ((m: string) => process.stderr.write(`dbg gdbserver: ${m}\n`));
-  if (!isLoopback(host)) {
-    if (!options.allowRemote) {
-      throw new DbgError(
-        'denied',
-        `--gdb ${host}:${options.port}: ${host} is not a loopback address, and anyone who can reach it could control the target with no password; add ${ALLOW_REMOTE_FLAG} to listen there anyway`,
-      );
-    }
-    log(`warning: listening on ${host}, not loopback: anyone who can reach this port controls the target (no authentication, no encryption)`);
-  }
-  let active: { peer: string } | undefined;
+  // One controller at a time across every server of this target (RSP, the control contract).
+  const slot = ControllerSlot.of(target);
   /** Settles when the previous client's run has stopped and its points are removed. */
   let previous: Promise<void> = Promise.resolve();
 
-  /** Resolves when the attached client leaves (replaced for each client). */
-  let activeLeft: Promise<void> = Promise.resolve();
-
-  const start = (ch: Channel): void => {
+  const start = (ch: Channel, me: Controller): void => {
     log(`gdb connected from ${ch.peer}`);
-    const me = { peer: ch.peer };
-    active = me;
-    let left!: () => void;
-    activeLeft = new Promise<void>((resolve) => (left = resolve));
-    const leaving = (): void => {
-      if (active !== me) return;
-      active = undefined;
-      left();
-    };
+    const leaving = (): void => slot.leave(me);
     const done = serveClient(ch, target, session, previous, log, leaving, options.allowHostIo === true);
     previous = done.then(() => {
       log(`gdb from ${ch.peer} left; ${target.name} stays stopped, waiting for the next client`);
@@ -102,8 +74,9 @@ export async function serveGdb(
   };
 
   const onChannel = (ch: Channel): void => {
-    if (!active) {
-      start(ch);
+    const me: Controller = { protocol: 'gdb', peer: ch.peer };
+    if (slot.claim(me)) {
+      start(ch, me);
       return;
     }
     // Someone is attached, or on the way out with its close not seen yet (a client that closes and
@@ -111,38 +84,23 @@ export async function serveGdb(
     const gate = holdUntilFirstPacket(ch);
     void gate.first.then(async (got) => {
       if (!got) return; // it left without a word
-      if (active) await Promise.race([activeLeft, new Promise((r) => setTimeout(r, LEAVE_GRACE_MS).unref())]);
+      await slot.grace();
       if (gate.gone()) return; // it left while it waited
-      if (active) refuse(ch, active.peer, log);
-      else start(gate.channel);
+      if (slot.claim(me)) start(gate.channel, me);
+      else refuse(ch, slot.refusal('gdb', 'GDB server'), log);
     });
   };
-  let listener;
-  try {
-    listener = await listenTcp(host, options.port, onChannel);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'EADDRINUSE' ? 'the address is already in use' : err.code === 'EACCES' ? 'permission denied' : err.message;
-    throw new DbgError('io', `cannot listen for gdb on ${host}:${options.port}: ${why}`);
-  }
+  const listener = await listenGuarded(
+    { host, port: options.port, flag: '--gdb', allowFlag: ALLOW_REMOTE_FLAG, allowRemote: options.allowRemote, what: 'gdb', log },
+    onChannel,
+    () => previous,
+  );
   log(`listening on ${host}:${listener.port} for gdb (target remote ${host}:${listener.port})`);
-  return {
-    host,
-    port: listener.port,
-    idle: () => previous,
-    close: async () => {
-      await listener.close();
-      await previous;
-    },
-  };
+  return listener;
 }
 
-/** How long a new client's first packet waits for the attached one to leave before it is refused. */
-const LEAVE_GRACE_MS = 500;
-
 /** Answer a client's first packet (already received) with why it cannot attach, and close. */
-function refuse(ch: Channel, holder: string, log: (m: string) => void): void {
-  const why = `another debugger (${holder}) is attached to this dbg GDB server; only one at a time`;
+function refuse(ch: Channel, why: string, log: (m: string) => void): void {
   log(`refused gdb from ${ch.peer}: ${why}`);
   ch.write(Buffer.from('+'));
   ch.write(encodePacket(`E.${why}`));

@@ -5,6 +5,7 @@
 
 import { createServer, type Socket } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
+import { DbgError } from '../common/errors.js';
 
 /** A byte stream to one client. */
 export interface Channel {
@@ -147,4 +148,68 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
         server.close(() => resolve());
       }),
   };
+}
+
+/** 127.0.0.0/8, ::1, ::ffff:127.x.x.x and the name localhost: only this machine can connect. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** A running dbg server (GDB, control contract), as the commands and tests hold it. */
+export interface ServerHandle {
+  readonly host: string;
+  readonly port: number;
+  /** Resolves when no client is attached and the guest is not running (for tests and headless mode). */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface GuardedListen {
+  readonly host: string;
+  readonly port: number;
+  /** The flag that asked for this server ('--gdb'), and the one that allows a non-loopback host. */
+  readonly flag: string;
+  readonly allowFlag: string;
+  readonly allowRemote?: boolean;
+  /** For messages: 'gdb', 'the control contract'. */
+  readonly what: string;
+  readonly log: (message: string) => void;
+}
+
+/**
+ * The policy of every dbg server, then listenTcp: a non-loopback host is refused unless the user
+ * allowed it (then a warning says who can control the target); a failed bind is one DbgError line.
+ * `idle` is the server's own: settled when no client is attached; close() waits for it.
+ */
+export async function listenGuarded(o: GuardedListen, onChannel: (ch: Channel) => void, idle: () => Promise<void>): Promise<ServerHandle> {
+  const listener = await listenChecked(o, onChannel);
+  return {
+    host: o.host,
+    port: listener.port,
+    idle,
+    close: async () => {
+      await listener.close();
+      await idle();
+    },
+  };
+}
+
+async function listenChecked(o: GuardedListen, onChannel: (ch: Channel) => void): Promise<Listener> {
+  if (!isLoopback(o.host)) {
+    if (!o.allowRemote) {
+      throw new DbgError(
+        'denied',
+        `${o.flag} ${o.host}:${o.port}: ${o.host} is not a loopback address, and anyone who can reach it could control the target with no password; add ${o.allowFlag} to listen there anyway`,
+      );
+    }
+    o.log(`warning: listening on ${o.host}, not loopback: anyone who can reach this port controls the target (no authentication, no encryption)`);
+  }
+  try {
+    return await listenTcp(o.host, o.port, onChannel);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'EADDRINUSE' ? 'the address is already in use' : err.code === 'EACCES' ? 'permission denied' : err.message;
+    throw new DbgError('io', `cannot listen for ${o.what} on ${o.host}:${o.port}: ${why}`);
+  }
 }

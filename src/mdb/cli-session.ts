@@ -45,6 +45,8 @@ export interface CliSessionOptions {
   readonly prompt?: string;
   /** Modules beyond the built-in ones (a command's own dcmds). */
   readonly modules?: readonly DcmdModule[];
+  /** Run in this session rather than a new one (shared with a server: the control contract). */
+  readonly session?: Session;
 }
 
 const HISTORY_LINES = 1000;
@@ -81,7 +83,7 @@ export function stdoutOutput(json: boolean): Output {
 
 /** Run a session on `target` until the script ends, ::quit, or end of input. Returns the exit status. */
 export async function runSession(target: Target, opts: CliSessionOptions = {}): Promise<number> {
-  const session = new Session(target, [...builtinModules, ...(opts.modules ?? [])]);
+  const session = opts.session ?? new Session(target, [...builtinModules, ...(opts.modules ?? [])]);
   const out = stdoutOutput(opts.json ?? false);
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0);

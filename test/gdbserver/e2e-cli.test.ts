@@ -1,51 +1,20 @@
 // `dbg open|live ... --gdb [HOST:]PORT` as a user runs it: a child process with no terminal, so it
 // serves headless until SIGTERM, while a real gdb attaches.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { debuggee } from '../helpers/debuggee.js';
 import { qemuSample, repoRoot } from '../helpers/repo.js';
+import { servingDbg, type ServingDbg } from '../helpers/serving-dbg.js';
 import { gdbBatch } from './gdb-batch.js';
 
 const dbg = join(repoRoot, 'bin', 'dbg');
-const children: ChildProcess[] = [];
-
-afterEach(() => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  children.length = 0;
-});
-
+const start = servingDbg();
 /** Start dbg with stdin closed; resolves with the port it reports and a way to stop it. */
-async function startDbg(args: string[]): Promise<{ port: number; stderr: () => string; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [dbg, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBG_HISTORY: '/dev/null' } });
-  children.push(child);
-  let err = '';
-  child.stdout!.on('data', () => undefined);
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`dbg did not start serving: ${err}`)), 30_000);
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /listening on 127\.0\.0\.1:(\d+) for gdb/.exec(err);
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`dbg exited (${code}): ${err}`)));
-  });
-  return {
-    port,
-    stderr: () => err,
-    stop: () =>
-      new Promise((resolve) => {
-        child.once('exit', (code) => resolve(code));
-        child.kill('SIGTERM');
-      }),
-  };
-}
+const startDbg = (args: string[]): Promise<ServingDbg> => start(args, /listening on 127\.0\.0\.1:(\d+) for gdb/);
 
 describe('dbg --gdb', () => {
   it('dbg open CORE --gdb: headless, gdb attaches, monitor runs dbg commands, SIGTERM ends it with status 0', async () => {

@@ -227,6 +227,27 @@ async function runEvents(s: SessionView, op: () => Promise<StopStatus>): Promise
   }
 }
 
+/**
+ * For a server that sets breakpoints in a session's name (the control contract): a breakpoint at
+ * `addr`, listed by ::events with the session's others. Returns its session id.
+ */
+export function addSessionBreakpoint(s: SessionView, addr: bigint, symbol?: string): number {
+  return EventBook.of(s).add({ kind: 'breakpoint', addr, length: 1, ...(symbol !== undefined ? { symbol } : {}) }).id;
+}
+
+/** Delete event `id` of the session if it is still there (::delete may have taken it). */
+export function deleteSessionEvent(s: SessionView, id: number): void {
+  const book = EventBook.of(s);
+  const ev = book.list.find((e) => e.id === id);
+  if (ev) book.remove(ev);
+}
+
+/** :c as a server runs it: until a stop the session keeps, with the session's event ids. */
+export function continueSession(s: SessionView): Promise<StopStatus> {
+  const x = need(s.target, 'execution');
+  return runEvents(s, () => x.resume());
+}
+
 const cont: Dcmd = {
   name: 'cont',
   usage: ':c',
