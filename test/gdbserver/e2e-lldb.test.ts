@@ -3,7 +3,7 @@
 // recording (against the target's own registers and memory): registers with FP, memory,
 // breakpoints, steps, continue, threads. lldb speaks its own dialect of the protocol
 // (QEnableErrorStrings, qHostInfo, jThreadsInfo, `c` rather than vCont on a core).
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { ProcessCoreTarget } from '../../src/targets/elfcore/process-core-target
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
 import { debuggee, type Debuggee } from '../helpers/debuggee.js';
-import { qemuSample, repoRoot } from '../helpers/repo.js';
+import { qemuSample, recordQemuSample } from '../helpers/repo.js';
 import { servedTarget } from './served-target.js';
 
 const kernel = qemuSample('kernel.elf');
@@ -154,12 +154,7 @@ describe('lldb on a replayed recording through dbg', () => {
   const s = servedTarget(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dbg-lldb-replay-'));
     const trace = join(dir, 'kernel.trace');
-    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'live', '--emulate', kernel, '-q', '--record', trace, '-e', ':c'], {
-      encoding: 'utf8',
-      input: '',
-      timeout: 120_000,
-    });
-    if (r.status !== 0) throw new Error(`dbg live --record failed: ${r.stderr}`);
+    recordQemuSample(trace);
     const target = ReplayTarget.open(trace, { symbols: [kernel] });
     await target.caps.reverse!.seek(1000n); // early in the boot: lldb runs it forward from there
     return target;

@@ -4,7 +4,6 @@
 // One suite, every backend (as rp2040js runs one suite against two). Every reverse command must
 // land where forward execution had been: the test records the registers going forward, goes back,
 // and compares. The emulator and recording are deterministic, so transcripts are golden files.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,7 @@ import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
 import type { Target } from '../../src/targets/target.js';
-import { qemuSample, repoRoot } from '../helpers/repo.js';
+import { qemuSample, recordQemuSample } from '../helpers/repo.js';
 import { gdbBatch } from './gdb-batch.js';
 import { expectGolden } from './golden.js';
 
@@ -25,12 +24,7 @@ let trace: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dbg-gdb-reverse-'));
   trace = join(dir, 'kernel.trace');
-  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'live', '--emulate', kernel, '-q', '--record', trace, '-e', ':c; ::status'], {
-    encoding: 'utf8',
-    input: '',
-    timeout: 120_000,
-  });
-  if (r.status !== 0) throw new Error(`dbg live --record failed: ${r.stderr}`);
+  recordQemuSample(trace, ':c; ::status');
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

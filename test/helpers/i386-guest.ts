@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../../bench/gdb-bench.js';
 import { repoRoot } from './repo.js';
 
 const src = join(repoRoot, 'test', 'fixtures-src', 'i386');
@@ -28,17 +29,8 @@ export function i386Guest(): string {
   return elf;
 }
 
-/** A TCP port free on loopback now (QEMU's -gdb wants a number). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** A TCP port free on loopback now (QEMU's -gdb wants a number): the benches' helper. */
+export { freePort };
 
 /** QEMU stopped at its first instruction with its gdbstub on `port`; stop() ends it by its PID. */
 export async function qemuGdbstub(system: 'i386' | 'x86_64', kernel: string): Promise<{ port: number; stop: () => void }> {

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,4 +14,17 @@ export function qemuSample(name: string): string {
   const p = join(repoRoot, 'dumps', 'qemu', name);
   if (!existsSync(p)) throw new Error(`the QEMU sample file dumps/qemu/${name} is missing from this checkout`);
   return p;
+}
+
+/**
+ * Record the QEMU sample kernel into `trace` with `dbg live --record -e SCRIPT` (the usual script
+ * runs it to its halt); throws with dbg's stderr if the recording fails.
+ */
+export function recordQemuSample(trace: string, script = ':c'): void {
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'live', '--emulate', qemuSample('kernel.elf'), '-q', '--record', trace, '-e', script], {
+    encoding: 'utf8',
+    input: '',
+    timeout: 120_000,
+  });
+  if (r.status !== 0) throw new Error(`dbg live --record failed: ${r.stderr}`);
 }

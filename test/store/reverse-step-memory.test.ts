@@ -5,24 +5,21 @@
  * the boot of the QEMU sample kernel, where a chunk writes hundreds of lines (moved line by
  * line), across checkpoint windows and UART port reads.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TraceReader } from '../../src/store/trace-reader.js';
 import { ReplayMachine } from '../../src/targets/replay/replay-machine.js';
-import { qemuSample, repoRoot } from '../helpers/repo.js';
+import { recordQemuSample } from '../helpers/repo.js';
 
-const kernel = qemuSample('kernel.elf');
 let dir: string;
 let trace: string;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dbg-reverse-mem-'));
   trace = join(dir, 'kernel.trace');
-  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'live', '--emulate', kernel, '-q', '--record', trace, '-e', ':c'], { encoding: 'utf8', input: '', timeout: 120_000 });
-  if (r.status !== 0) throw new Error(`dbg live --record failed: ${r.stderr}`);
+  recordQemuSample(trace);
 }, 150_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
