@@ -10,17 +10,14 @@
  *   gdb stub 127.0.0.1:1234: no reply within 5 s (packet m1000,40)
  */
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { checkoutRoot } from '../common/checkout-root.js';
 import { DbgError } from '../common/errors.js';
 
 /** The compiled worker, dist/src/gdb-client/rsp-worker.js (a worker thread cannot load TypeScript). */
 function workerFile(): string {
-  let dir = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return join(dir, 'dist', 'src', 'gdb-client', 'rsp-worker.js');
+  return join(checkoutRoot(), 'dist', 'src', 'gdb-client', 'rsp-worker.js');
 }
 
 /** Milliseconds a resume's stop reply is waited for blocking, before the wait yields to the event loop. */

@@ -6,10 +6,9 @@
  * next calls into JavaScript, or when the statement finishes).
  */
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { checkoutRoot } from '../common/checkout-root.js';
 import { DbgError, type ErrorCode } from '../common/errors.js';
 import { SQL_MAX_ROWS, type SqlResult } from './trace-reader.js';
 
@@ -19,9 +18,7 @@ import { SQL_MAX_ROWS, type SqlResult } from './trace-reader.js';
  * runner (a worker thread cannot load TypeScript).
  */
 function workerFile(): string {
-  let dir = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return join(dir, 'dist', 'src', 'store', 'sql-worker.js');
+  return join(checkoutRoot(), 'dist', 'src', 'store', 'sql-worker.js');
 }
 
 /**
