@@ -16,7 +16,7 @@ import { hexAddr } from '../common/format.js';
 import { DW_AT } from '../symbols/dwarf/dwarf-constants.js';
 import type { Die } from '../symbols/dwarf/dwarf-info.js';
 import { dieRanges } from '../symbols/dwarf/dwarf-ranges.js';
-import { frameVariables, sourceAt, type Variable } from '../types/frame-source.js';
+import { frameVariables, sourceAt, tailCallFrames, type Variable } from '../types/frame-source.js';
 import type { Target } from '../targets/target.js';
 import type { Frame } from '../targets/unwind.js';
 import { symbolName } from './names.js';
@@ -27,6 +27,8 @@ export interface SourceRow {
   /** The machine frame's symbol (`main+0x45`), or for an inlined call the function's name. */
   readonly name: string;
   readonly inlined: boolean;
+  /** A function that ended in a tail call (see Frame.tailCall). */
+  readonly tailCall?: true;
   /** For an inlined call: the symbol of the machine frame it sits in. */
   readonly into?: string;
   readonly file?: string;
@@ -69,19 +71,37 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
     : symbolMissing(target, src, outer.die, caller ? f.pc - 1n : f.pc)
       ? dwarfFunctionName(src.module === target.symbols.modules[0] ? '' : `${src.module.name}\``, outer.die, outer.name, src.linkPc + (caller ? 1n : 0n))
       : sym;
-  return src.frames.map((sf) => {
+  // A tail call's frame is one row, named by the innermost function at its pc, as gdb shows it.
+  return (f.tailCall ? src.frames.slice(0, 1) : src.frames).map((sf) => {
     const v = vars ? frameVariables(src, sf, mf, env, callers) : undefined;
+    const inlined = sf.inlined && !f.tailCall;
     return {
       pc: f.pc,
       sp: f.sp,
       name: sf.inlined ? qualifiedName(sf.die, sf.name) : machine,
-      inlined: sf.inlined,
-      ...(sf.inlined ? { into: machine } : {}),
+      inlined,
+      ...(f.tailCall ? { tailCall: true as const } : {}),
+      ...(inlined ? { into: machine } : {}),
       ...(sf.file ? { file: sf.file.name } : {}),
       ...(sf.line !== undefined ? { line: sf.line } : {}),
       ...(v ? { args: v.args, locals: v.locals } : {}),
     };
   });
+}
+
+/**
+ * The machine frames with, between a frame and its caller, the frames of the functions that
+ * reached it by tail calls (Frame.tailCall), renumbered; as gdb's bt shows them.
+ */
+export function withTailCalls(target: Target, frames: readonly Frame[]): Frame[] {
+  const out: Frame[] = [];
+  frames.forEach((f, i) => {
+    out.push(f.level === out.length ? f : { ...f, level: out.length });
+    const caller = frames[i + 1];
+    if (!caller) return;
+    for (const pc of tailCallFrames(target.symbols, f.pc, f.level > 0, caller.pc)) out.push({ ...caller, level: out.length, pc, tailCall: true });
+  });
+  return out;
 }
 
 /**
@@ -127,7 +147,7 @@ function qualifiedName(die: Die, name: string): string {
 export function sourceRowLines(r: SourceRow, verbose: boolean): string[] {
   const args = r.args ? `(${r.args.map((a) => `${a.name}=${a.text}`).join(', ')})` : '';
   const at = r.file !== undefined ? ` at ${r.file}:${r.line}` : '';
-  const inl = r.inlined ? ` (inlined into ${r.into})` : '';
+  const inl = r.inlined ? ` (inlined into ${r.into})` : r.tailCall ? ' (tail call)' : '';
   const head = `${verbose ? hexAddr(r.sp) + ' ' : ''}${hexAddr(r.pc)} ${r.name}${args}${at}${inl}`;
   return [head, ...(r.locals ?? []).map((l) => `        ${l.name} = ${l.text}`)];
 }
@@ -138,6 +158,7 @@ export function sourceRowJson(r: SourceRow): unknown {
     sp: hexAddr(r.sp),
     function: r.name,
     inlined: r.inlined,
+    tail_call: r.tailCall === true,
     into: r.into ?? null,
     file: r.file ?? null,
     line: r.line ?? null,

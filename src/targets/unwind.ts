@@ -60,6 +60,12 @@ export interface Frame {
    * in callers those the CFI restores plus those it leaves alone (assumed unchanged, as gdb does).
    */
   readonly regs: ReadonlyMap<number, bigint>;
+  /**
+   * A frame of a function that ended in a tail call (its jump to the next function left no
+   * return address): no machine frame of its own, found from the call sites' DWARF. Its pc is
+   * where the jump ends, its registers are its caller's (gdb's TAILCALL_FRAME).
+   */
+  readonly tailCall?: true;
 }
 
 export interface UnwindOptions {

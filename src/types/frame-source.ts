@@ -1,10 +1,10 @@
 import { DbgError } from '../common/errors.js';
 import { DW_AT, DW_TAG } from '../symbols/dwarf/dwarf-constants.js';
-import type { Die, DwarfInfo, DwarfUnit } from '../symbols/dwarf/dwarf-info.js';
+import type { Die, DieRef, DwarfInfo, DwarfUnit } from '../symbols/dwarf/dwarf-info.js';
 import { dwarfOf } from '../symbols/dwarf/dwarf-info.js';
 import { linesOf, type SourcePlace } from '../symbols/dwarf/dwarf-line.js';
 import { evalLocation, type Location } from '../symbols/dwarf/dwarf-location.js';
-import { locationAt, unitHasLocationLists } from '../symbols/dwarf/dwarf-ranges.js';
+import { dieRanges, locationAt, unitHasLocationLists } from '../symbols/dwarf/dwarf-ranges.js';
 import { dieName, scopeChildren, sourceFramesAt, type SourceFrame } from '../symbols/dwarf/dwarf-scopes.js';
 import { evalDwarfExpr, type ExprContext } from '../symbols/eh-frame.js';
 import type { Module, SymbolSpace } from '../symbols/symbol-space.js';
@@ -113,11 +113,14 @@ export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFra
   const types = typesOf(src.module);
   const d = src.dwarf;
   const ctx = frameContext(src, sf.subprogram, mf, env, callers, 0);
-  const one = (v: Die): Variable => {
-    const name = dieName(v) ?? '?';
+  const declaredType = (v: Die): Type | undefined => {
     let typed: Die | undefined = v;
     for (let i = 0; typed && !typed.has(DW_AT.type) && i < 4; i++) typed = typed.refDie(DW_AT.abstract_origin);
-    const declared = typed && types ? types.typeOf(typed) : undefined;
+    return typed && types ? types.typeOf(typed) : undefined;
+  };
+  const one = (v: Die): Variable => {
+    const name = dieName(v) ?? '?';
+    const declared = declaredType(v);
     if (!declared) return { name, text: '<unknown type>' };
     try {
       const cv = v.constant(DW_AT.const_value);
@@ -153,10 +156,35 @@ export function frameVariables(src: FrameSource, sf: SourceFrame, mf: MachineFra
     // when it covers pc); the others' variables are the scope's, as gdb inherits them.
     return own.concat(origin.children().flatMap((c) => (seen.has(c.id) ? [] : c.tag === DW_TAG.lexical_block ? scopeChildren(c) : [c])));
   };
+  // A parameter's value at the function's entry, when the caller's call site records what it
+  // passed in the register the parameter arrived in (gdb's `print entry-values default`).
+  const entryPc = sf.inlined ? undefined : (sf.die.address(DW_AT.entry_pc) ?? sf.die.address(DW_AT.low_pc));
+  const atEntry = (v: Die): string | undefined => {
+    const declared = declaredType(v);
+    const size = declared && sizeOf(declared);
+    if (!declared || !size || size > 8 || entryPc === undefined || !ctx.entryValue) return undefined;
+    try {
+      // (A damaged location list is the actual value's error to show, not this one's.)
+      const expr = locationAt(v, DW_AT.location, entryPc);
+      if (!(expr instanceof Buffer) || !singleRegister(expr)) return undefined;
+      return valueText(declared, bytesOf(ctx.entryValue(expr), size, env.mem.littleEndian), env.mem);
+    } catch (e) {
+      if (e instanceof DbgError) return undefined;
+      throw e;
+    }
+  };
   const args: Variable[] = [];
   const locals: Variable[] = [];
-  // An unnamed parameter (a C++ tag argument) is left out, as gdb leaves it.
-  for (const c of members(sf.die)) if (c.tag === DW_TAG.formal_parameter && dieName(c) !== undefined) args.push(one(c));
+  // An unnamed parameter (a C++ tag argument) is left out, as gdb leaves it. One whose entry
+  // value is known prints as gdb prints it: `n=n@entry=5` when it still holds it, else both.
+  for (const c of members(sf.die)) {
+    if (c.tag !== DW_TAG.formal_parameter || dieName(c) === undefined) continue;
+    const v = one(c);
+    const entry = atEntry(c);
+    if (entry === undefined) args.push(v);
+    else if (entry === v.text) args.push({ name: v.name, text: `${v.name}@entry=${entry}` });
+    else args.push(v, { name: `${v.name}@entry`, text: entry });
+  }
   for (const scope of [...sf.blocks].reverse().concat([sf.die])) {
     for (const c of members(scope)) if (c.tag === DW_TAG.variable && dieName(c) !== undefined) locals.push(one(c));
   }
@@ -251,10 +279,14 @@ function frameContext(src: FrameSource, subprogram: Die, mf: MachineFrame, env: 
       const outer = csrc?.frames[csrc.frames.length - 1];
       if (!csrc || !outer) throw new DbgError('unsupported', 'the caller has no DWARF');
       const site = callSiteAt(outer.subprogram, csrc.linkPc + 1n);
+      const callerCtx = frameContext(csrc, outer.subprogram, caller, env, callers.slice(1), depth + 1);
+      // A call site of another function (the frame was reached by a tail call the stack does not
+      // show) says nothing of this one's entry values.
+      if (site && callTarget(site, csrc.module, env.symbols, callerCtx) !== entryOf(subprogram, bias)) throw new DbgError('unsupported', 'the call site calls another function');
       const param = site?.children().find((c) => (c.tag === DW_TAG_CALL_SITE_PARAMETER || c.tag === DW_TAG_GNU_CALL_SITE_PARAMETER) && sameBytes(c.attr(DW_AT.location)?.value, sub));
       const value = param?.attr(DW_AT_CALL_VALUE)?.value ?? param?.attr(DW_AT_GNU_CALL_SITE_VALUE)?.value;
       if (!Buffer.isBuffer(value)) throw new DbgError('unsupported', 'the call site does not record the value');
-      return evalDwarfExpr(value, frameContext(csrc, outer.subprogram, caller, env, callers.slice(1), depth + 1), undefined, `${csrc.dwarf.name}: call value of ${param!.describe()}`);
+      return evalDwarfExpr(value, callerCtx, undefined, `${csrc.dwarf.name}: call value of ${param!.describe()}`);
     },
   };
   return ctx;
@@ -266,27 +298,201 @@ const DW_TAG_GNU_CALL_SITE = 0x4109;
 const DW_TAG_GNU_CALL_SITE_PARAMETER = 0x410a;
 const DW_AT_CALL_RETURN_PC = 0x7d;
 const DW_AT_CALL_VALUE = 0x7e;
+const DW_AT_CALL_ORIGIN = 0x7f;
+const DW_AT_CALL_TAIL_CALL = 0x82;
+const DW_AT_CALL_TARGET = 0x83;
 const DW_AT_GNU_CALL_SITE_VALUE = 0x2111;
+const DW_AT_GNU_CALL_SITE_TARGET = 0x2113;
+const DW_AT_GNU_TAIL_CALL = 0x2115;
+
+/** Whether a location expression is one register (DW_OP_reg0-31 or DW_OP_regx), the kind an entry value is found for. */
+function singleRegister(expr: Buffer): boolean {
+  if (expr.length === 1) return expr[0]! >= 0x50 && expr[0]! <= 0x6f;
+  if (expr[0] !== 0x90) return false;
+  let i = 1;
+  while (i < expr.length && expr[i]! & 0x80) i++;
+  return i === expr.length - 1;
+}
 
 function sameBytes(a: unknown, b: Buffer): boolean {
   return Buffer.isBuffer(a) && a.equals(b);
 }
 
-/** The call site in `fn` (nested blocks and inlined calls included) that returns to link-time `ret`. */
-function callSiteAt(fn: Die, ret: bigint): Die | undefined {
-  const walk = (d: Die, depth: number): Die | undefined => {
-    if (depth > 32) return undefined;
+/** Call sites found, by function DIE: entry values and tail calls ask about the same callers again. */
+const sitesSeen = new WeakMap<DwarfInfo, Map<DieRef, Die[]>>();
+
+/** The call sites in `fn`, nested blocks and inlined calls included. */
+function callSites(fn: Die): Die[] {
+  let known = sitesSeen.get(fn.dwarf);
+  const hit = known?.get(fn.id);
+  if (hit) return hit;
+  if (!known) sitesSeen.set(fn.dwarf, (known = new Map()));
+  if (known.size >= SOURCES_KEPT) known.clear();
+  const sites: Die[] = [];
+  known.set(fn.id, sites);
+  const walk = (d: Die, depth: number): void => {
+    if (depth > 32) return;
     for (const c of d.children()) {
-      if (c.tag === DW_TAG_CALL_SITE || c.tag === DW_TAG_GNU_CALL_SITE) {
-        if ((c.address(DW_AT_CALL_RETURN_PC) ?? c.address(DW_AT.low_pc)) === ret) return c;
-      } else if (c.tag === DW_TAG.lexical_block || c.tag === DW_TAG.inlined_subroutine) {
-        const hit = walk(c, depth + 1);
-        if (hit) return hit;
+      if (c.tag === DW_TAG_CALL_SITE || c.tag === DW_TAG_GNU_CALL_SITE) sites.push(c);
+      else if (c.tag === DW_TAG.lexical_block || c.tag === DW_TAG.inlined_subroutine) walk(c, depth + 1);
+    }
+  };
+  walk(fn, 0);
+  return sites;
+}
+
+/** A call site's return address (link-time): where a call returns, or where a tail call's jump ends. */
+function siteReturn(site: Die): bigint | undefined {
+  return site.address(DW_AT_CALL_RETURN_PC) ?? site.address(DW_AT.low_pc);
+}
+
+/** The call site in `fn` that returns to link-time `ret`. */
+function callSiteAt(fn: Die, ret: bigint): Die | undefined {
+  return callSites(fn).find((c) => siteReturn(c) === ret);
+}
+
+/** The run-time entry of a function DIE (its low_pc, entry_pc or lowest range), undefined for a declaration. */
+function entryOf(fn: Die, bias: bigint): bigint | undefined {
+  const e = fn.address(DW_AT.low_pc) ?? fn.address(DW_AT.entry_pc) ?? dieRanges(fn).reduce<bigint | undefined>((m, r) => (m === undefined || r.start < m ? r.start : m), undefined);
+  return e === undefined ? undefined : e + bias;
+}
+
+/**
+ * The run-time entry of the function a call site calls (gdb's call_site_to_target_addr): the
+ * function its DWARF names, found by address or, for a declaration, by its linkage name in the
+ * symbol tables; an indirect call's DW_AT_call_target evaluated in the calling frame when `caller`
+ * is given. Undefined when it cannot be known.
+ */
+function callTarget(site: Die, module: Module, symbols: SymbolSpace, caller?: ExprContext): bigint | undefined {
+  const origin = site.refDie(DW_AT_CALL_ORIGIN) ?? site.refDie(DW_AT.abstract_origin);
+  if (origin) {
+    const at = entryOf(origin, module.bias ?? 0n);
+    if (at !== undefined) return at;
+    let d: Die | undefined = origin;
+    for (let i = 0; d && i < 4 && d.name === undefined; i++) d = d.refDie(DW_AT.specification) ?? d.refDie(DW_AT.abstract_origin);
+    return d ? definitionEntry(d, module, symbols) : undefined;
+  }
+  const expr = site.attr(DW_AT_CALL_TARGET)?.value ?? site.attr(DW_AT_GNU_CALL_SITE_TARGET)?.value;
+  if (!caller || !Buffer.isBuffer(expr)) return undefined;
+  try {
+    const loc = evalLocation(expr, caller, `${site.dwarf.name}: call target of ${site.describe()}`);
+    return loc.kind === 'memory' ? loc.addr : loc.kind === 'register' ? caller.register(loc.reg) : loc.kind === 'value' ? loc.value : undefined;
+  } catch (e) {
+    if (e instanceof DbgError) return undefined;
+    throw e;
+  }
+}
+
+/** Entries of declared functions found, by DWARF and name. */
+const definitionsSeen = new WeakMap<DwarfInfo, Map<string, bigint | undefined>>();
+
+/**
+ * The run-time entry of the function a declaration stands for, as gdb finds it: by its linkage
+ * name in the symbol tables, else (a static alias only a separate debug file's symbols hold) the
+ * defining DIE of the same name in the module's DWARF.
+ */
+function definitionEntry(decl: Die, module: Module, symbols: SymbolSpace): bigint | undefined {
+  const link = decl.string(DW_AT.linkage_name) ?? decl.string(DW_AT.MIPS_linkage_name);
+  const name = decl.dwarf.scopePrefix(decl) + decl.name!;
+  let known = definitionsSeen.get(decl.dwarf);
+  if (known?.has(name)) return known.get(name);
+  const sym = module.table.lookup(link ?? name) ?? symbols.find(link ?? name);
+  let entry = sym?.addr;
+  if (entry === undefined) {
+    const def = decl.dwarf.find(name, (e) => e.tag === DW_TAG.subprogram && !e.declaration);
+    entry = def ? entryOf(decl.dwarf.die(def.ref), module.bias ?? 0n) : undefined;
+  }
+  if (!known) definitionsSeen.set(decl.dwarf, (known = new Map()));
+  if (known.size >= SOURCES_KEPT) known.clear();
+  known.set(name, entry);
+  return entry;
+}
+
+/** A function reached by address: its module, DWARF and (concrete, not inlined) subprogram. */
+function functionAt(symbols: SymbolSpace, entry: bigint): { src: FrameSource; fn: Die } | undefined {
+  const src = sourceAt(symbols, entry, false);
+  const fn = src?.frames[src.frames.length - 1]?.subprogram;
+  return src && fn ? { src, fn } : undefined;
+}
+
+/** How many functions a chain of tail calls may pass through, and how many sites a search may visit. */
+const MAX_TAIL_CHAIN = 16;
+const MAX_TAIL_SITES = 2048;
+
+/**
+ * Every chain of tail calls from the function entered at `from` to the one entered at `to`, each
+ * as the run-time return addresses of its tail-call sites in call order; undefined when a site on
+ * the way has a target the DWARF does not name (gdb then shows no such frames either).
+ */
+function tailCallChains(symbols: SymbolSpace, from: bigint, to: bigint): bigint[][] | undefined {
+  const chains: bigint[][] = [];
+  let visited = 0;
+  const seen = new Set<bigint>([from]);
+  const walk = (entry: bigint, path: bigint[]): boolean => {
+    const f = functionAt(symbols, entry);
+    if (!f || path.length >= MAX_TAIL_CHAIN) return true;
+    const bias = f.src.module.bias ?? 0n;
+    for (const site of callSites(f.fn)) {
+      if (!site.flag(DW_AT_CALL_TAIL_CALL) && !site.flag(DW_AT_GNU_TAIL_CALL)) continue;
+      if (++visited > MAX_TAIL_SITES) return false;
+      const target = callTarget(site, f.src.module, symbols);
+      const ret = siteReturn(site);
+      if (target === undefined || ret === undefined) return false;
+      const next = [...path, ret + bias];
+      if (target === to) chains.push(next);
+      else if (!seen.has(target)) {
+        seen.add(target);
+        const ok = walk(target, next);
+        seen.delete(target);
+        if (!ok) return false;
       }
     }
-    return undefined;
+    return true;
   };
-  return walk(fn, 0);
+  return walk(from, []) ? chains : undefined;
+}
+
+/**
+ * The frames a stack does not hold because their functions ended in a tail call (a jump to the
+ * next function): between a frame at `calleePc` and its caller returning to `callerPc`, the
+ * run-time pcs (each tail call's return address) of the functions the caller's call reached
+ * before the callee, innermost first, as gdb's bt shows them. When several chains are possible,
+ * only the calls they all begin or end with (gdb's rule); none when the DWARF does not say.
+ */
+export function tailCallFrames(symbols: SymbolSpace, calleePc: bigint, calleeIsCaller: boolean, callerPc: bigint): bigint[] {
+  try {
+    const csrc = sourceAt(symbols, callerPc, true);
+    const outer = csrc?.frames[csrc.frames.length - 1];
+    const callee = sourceAt(symbols, calleePc, calleeIsCaller);
+    const calleeFn = callee?.frames[callee.frames.length - 1]?.subprogram;
+    if (!csrc || !outer || !callee || !calleeFn) return [];
+    const site = callSiteAt(outer.subprogram, csrc.linkPc + 1n);
+    const from = site && callTarget(site, csrc.module, symbols);
+    const to = entryOf(calleeFn, callee.module.bias ?? 0n);
+    if (from === undefined || to === undefined || from === to) return [];
+    const chains = tailCallChains(symbols, from, to);
+    if (!chains || chains.length === 0) return [];
+    let [chain] = chains as [bigint[]];
+    if (chains.length > 1) {
+      let head = chain.length;
+      let tail = chain.length;
+      for (const c of chains.slice(1)) {
+        let i = 0;
+        while (i < Math.min(head, c.length) && c[i] === chain[i]) i++;
+        head = i;
+        let j = 0;
+        while (j < Math.min(tail, c.length) && c[c.length - 1 - j] === chain[chain.length - 1 - j]) j++;
+        tail = j;
+      }
+      if (head === 0 && tail === 0) return [];
+      chain = head + tail >= chain.length ? chain : [...chain.slice(0, head), ...chain.slice(chain.length - tail)];
+    }
+    return [...chain].reverse();
+  } catch (e) {
+    // Damaged DWARF costs the tail-call frames only.
+    if (e instanceof DbgError) return [];
+    throw e;
+  }
 }
 
 function bytesOf(v: bigint, size: number, le: boolean): Buffer {

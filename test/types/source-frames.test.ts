@@ -92,14 +92,12 @@ interface OurRow {
 }
 
 /**
- * Whether our value is gdb's: the same text; for a value gdb found at the function's entry from
- * the caller's call site (`x=x@entry=5`), that value. `...` (a struct gdb's bt leaves out)
- * matches anything.
+ * Whether our value is gdb's: the same text, entry values included (`x=x@entry=5` when the
+ * parameter still holds what the caller's call site passed, `x=7, x@entry=5` when not). `...`
+ * (a struct gdb's bt leaves out) matches anything.
  */
-function sameValue(name: string, gdbText: string, ours: string): boolean {
-  if (gdbText === '...') return true;
-  const entry = new RegExp(`^${name}@entry=(.*)$`).exec(gdbText);
-  return ours === (entry ? entry[1] : gdbText);
+function sameValue(gdbText: string, ours: string): boolean {
+  return gdbText === '...' || ours === gdbText;
 }
 
 const dbgs = new Map<string, Debuggee>();
@@ -130,18 +128,18 @@ describe.each(['O0', 'O2', 'O2 -gdwarf-4', 'O0 -gdwarf-2'] as const)('frames.c a
       const r = ours[i]!;
       if (g.file === undefined) return;
       expect([r.file, r.line]).toEqual([g.file, g.line]);
-      const args = g.args.filter(([n]) => !n.includes('@entry'));
+      const args = g.args;
       expect(r.args!.map((a) => a.name)).toEqual(args.map(([n]) => n));
-      args.forEach(([n, v], k) => expect(sameValue(n, v, r.args![k]!.text), `${g.func} arg ${n}: gdb ${v}, dbg ${r.args![k]!.text}`).toBe(true));
+      args.forEach(([n, v], k) => expect(sameValue(v, r.args![k]!.text), `${g.func} arg ${n}: gdb ${v}, dbg ${r.args![k]!.text}`).toBe(true));
       expect(r.locals!.map((a) => a.name)).toEqual(g.locals.map(([n]) => n));
-      g.locals.forEach(([n, v], k) => expect(sameValue(n, v, r.locals![k]!.text), `${g.func} local ${n}: gdb ${v}, dbg ${r.locals![k]!.text}`).toBe(true));
+      g.locals.forEach(([n, v], k) => expect(sameValue(v, r.locals![k]!.text), `${g.func} local ${n}: gdb ${v}, dbg ${r.locals![k]!.text}`).toBe(true));
       compared += args.length + g.locals.length;
     });
     expect(compared).toBeGreaterThan(8);
     if (level.startsWith('O2')) {
       // found through DW_OP_entry_value and the caller's DW_TAG_call_site
-      expect(ours.find((r) => r.function.startsWith('wait_here'))!.args!.find((a) => a.name === 'why')!.text).toMatch(/^0x[0-9a-f]+ "inner"$/);
-      expect(ours.find((r) => r.function.startsWith('compute'))!.args!.find((a) => a.name === 'b')!.text).toBe('40');
+      expect(ours.find((r) => r.function.startsWith('wait_here'))!.args!.find((a) => a.name === 'why')!.text).toMatch(/^why@entry=0x[0-9a-f]+ "inner"$/);
+      expect(ours.find((r) => r.function.startsWith('compute'))!.args!.find((a) => a.name === 'b')!.text).toBe('b@entry=40');
     }
   });
 
@@ -202,6 +200,35 @@ describe.each(['O0', 'O2', 'O2 -gdwarf-4', 'O0 -gdwarf-2'] as const)('frames.c a
   });
 });
 
+describe('tailcall.c at -O2 against gdb: frames that left by a tail call', () => {
+  let d: Debuggee;
+  let s: Session;
+  beforeAll(async () => {
+    d = await debuggee('tailcall', { cflags: ['-O2', '-g', '-pthread'] });
+    s = sessionOn(openTarget(d.core, {}));
+  });
+  afterAll(() => s?.target.close());
+
+  it('::stack -v shows the frames bt full shows, tail-call frames and entry values included', async () => {
+    const gdb = parseBt(gdbBatch(d.exe, d.core, ['echo @@bt\\n', 'bt full']).split('@@bt\n')[1]!);
+    const ours = ((await runJson(s, '::stack -v'))[0] as { frames: (OurRow & { tail_call: boolean })[] }[])[0]!.frames;
+    const names = ours.map((r) => r.function.replace(/\+0x[0-9a-f]+$/, '').replace(/^.*`/, ''));
+    expect(names).toEqual(gdb.map((g) => g.func));
+    // main calls hop, which jumps to relay, which jumps to wait_tail: the stack holds no frame of either
+    expect(ours.filter((r) => r.tail_call).map((r) => r.function.replace(/\+0x[0-9a-f]+$/, ''))).toEqual(['relay', 'hop']);
+    gdb.forEach((g, i) => {
+      const r = ours[i]!;
+      if (g.file === undefined) return;
+      expect([r.file, r.line]).toEqual([g.file, g.line]);
+      expect(r.args!.map((a) => [a.name, a.text]), g.func).toEqual(g.args);
+    });
+    // why is found through the tail-call frames' call sites: relay's jump passes hop's value on
+    expect(ours.filter((r) => /^(wait_tail|relay|hop)\+/.test(r.function)).map((r) => r.args!.find((a) => a.name === 'why')!.text)).toEqual(Array(3).fill(expect.stringMatching(/^why@entry=0x[0-9a-f]+ "tail"$/)));
+    const text = await run(s, '::stack -s');
+    expect(text.find((l) => / relay\+0x[0-9a-f]+ at /.test(l))).toMatch(/ \(tail call\)$/);
+  });
+});
+
 describe('the sample kernel', () => {
   it('::line FILE:LINE and addr::line agree with gdb on kernel.elf (DWARF 5, ./ file names, discriminators)', async () => {
     const s = sessionOn(openTarget(kernel, {}));
@@ -233,7 +260,7 @@ describe('the sample kernel', () => {
     expect(out[0]).toBe(`1: breakpoint at 0x${BigInt(at).toString(16).padStart(16, '0')} log_append+0x5; hits 0`);
     expect(out[1]).toMatch(/^2: breakpoint at 0x[0-9a-f]{16} timer_tick\+0x58; hits 0$/);
     expect(out[2]).toBe(`stopped: breakpoint 1 at 0x${BigInt(at).toString(16).padStart(16, '0')} log_append+0x5 on vCPU 0`);
-    expect(out[3]).toMatch(/ log_append\+0x5\(rec=0x[0-9a-f]+ "tick-record:", len=12\) at \.\/kernel\.c:127$/);
+    expect(out[3]).toMatch(/ log_append\+0x5\(rec=rec@entry=0x[0-9a-f]+ "tick-record:", len=len@entry=12\) at \.\/kernel\.c:127$/);
   });
 
   it('::dis -s puts each source line, with its text, before its code', async () => {

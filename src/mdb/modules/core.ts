@@ -20,7 +20,7 @@ import { jsonCount } from '../json.js';
 import { objectName, symbolName, threadName } from '../names.js';
 import { parseFlags } from '../parse-flags.js';
 import type { Session } from '../session.js';
-import { sourceAnnotator, sourceRowJson, sourceRowLines, sourceRows } from '../source-frames.js';
+import { sourceAnnotator, sourceRowJson, sourceRowLines, sourceRows, withTailCalls } from '../source-frames.js';
 import { typedList } from './types.js';
 
 /** Core dcmds need the full session (registry, disassembler), not only the SessionView. */
@@ -306,7 +306,10 @@ const stack: Dcmd = {
     const result = which.map((th) => ({ th, frames: unwind(t, th.index) }));
     if (flags.has('s') || flags.has('v')) {
       const verbose = flags.has('v');
-      const rows = result.map((r) => ({ r, rows: r.frames.flatMap((f) => sourceRows(t, f, r.th.index, verbose, r.frames)) }));
+      const rows = result.map((r) => {
+        const frames = withTailCalls(t, r.frames);
+        return { r, rows: frames.flatMap((f) => sourceRows(t, f, r.th.index, verbose, frames)) };
+      });
       if (out.jsonMode) out.json(rows.map(({ r, rows }) => ({ thread: r.th.index, tid: r.th.tid, frames: rows.map(sourceRowJson) })));
       else
         rows.forEach(({ r, rows }, i) => {
