@@ -283,6 +283,27 @@ export interface ConsoleLog {
   consoleText(): string;
 }
 
+/** A segment register's (or LDT's, TR's, GDT's, IDT's) descriptor cache, as an x86 CPU holds it. */
+export interface DescriptorCache {
+  readonly selector: number;
+  readonly base: bigint;
+  readonly limit: number;
+  /** The descriptor's attribute bits in QEMU's layout (type, S, DPL, P at 8-15; AVL, L, D/B, G at 20-23). */
+  readonly flags: number;
+}
+
+/** See Target.descriptors. */
+export interface CpuDescriptors {
+  /** es cs ss ds fs gs ldt tr gdt idt. */
+  readonly segments: Readonly<Record<string, DescriptorCache>>;
+  /** QEMU's hflags (CPL in bits 0-1, the interrupt shadow in bit 3, SMM in bit 19), when known. */
+  readonly hflags?: number;
+  /** The vCPU waits in hlt, when known. */
+  readonly halted?: boolean;
+  /** DR0-DR3, DR6, DR7, when known. */
+  readonly debug?: readonly bigint[];
+}
+
 export interface Capabilities {
   readonly physical?: PhysicalMemory;
   readonly writeMemory?: MemoryWriter;
@@ -341,6 +362,12 @@ export interface Target {
    * or ignore it and return them all.
    */
   registers(thread: number, only?: readonly string[]): Registers;
+
+  /**
+   * x86 state beyond the register file, as QEMU's `info registers` shows it: the descriptor
+   * caches, hidden flags, debug registers. Undefined (or absent) where the source does not hold it.
+   */
+  descriptors?(thread: number): CpuDescriptors | undefined;
 
   /** Symbols of every module the target knows (executable, libraries, kernel). */
   readonly symbols: SymbolSpace;

@@ -49,7 +49,7 @@ describe('QEMU monitor commands over gdb', () => {
     const out = r.stdout + r.stderr;
     expect(out).toContain('info registers             -- the registers of the selected CPU, as QEMU shows them');
     const rip = target.registers(1).get('rip')!;
-    expect(out).toMatch(new RegExp(`^RIP=${rip.toString(16).padStart(16, '0')} RFL=[0-9a-f]{8} \\[[-ODITSZAPC]{9}\\] CPL=0$`, 'm'));
+    expect(out).toMatch(new RegExp(`^RIP=${rip.toString(16).padStart(16, '0')} RFL=[0-9a-f]{8} \\[[-DOSZAPC]{7}\\] CPL=0 II=0 A20=1 SMM=0 HLT=0$`, 'm'));
     expect(out).toMatch(/^RAX=[0-9a-f]{16} RBX=[0-9a-f]{16} RCX=[0-9a-f]{16} RDX=[0-9a-f]{16}$/m);
     expect(out).toMatch(/^CR0=[0-9a-f]{8} CR2=[0-9a-f]{16} CR3=[0-9a-f]{16} CR4=[0-9a-f]{8}$/m);
     const mem = target.readVirtual(jiffies, 16);
@@ -61,8 +61,8 @@ describe('QEMU monitor commands over gdb', () => {
     expect(out).toContain('debugging emulated guest "kernel.elf"');
   });
 
-  it('info mem and info tlb print what QEMU 7.2 prints for the same guest at the same stop', async () => {
-    const cmds = ['break check_runqueue', 'continue', 'monitor info mem', 'monitor info tlb'];
+  it('info mem, info tlb and info registers print what QEMU 7.2 prints for the same guest at the same stop', async () => {
+    const cmds = ['break check_runqueue', 'continue', 'monitor info mem', 'monitor info tlb', 'monitor info registers'];
     const fresh = EmulatorTarget.open(kernel, {});
     const ours = await serveGdb(fresh, undefined, { port: 0, log: () => undefined });
     const qemu = await qemuGdbstub('x86_64', kernel);
@@ -77,6 +77,10 @@ describe('QEMU monitor commands over gdb', () => {
         expect(q.length, `QEMU: ${a.stderr}`).toBeGreaterThan(4);
         expect(lines(b.stderr, re)).toEqual(q);
       }
+      // info registers: every line from RAX to the last XMM pair
+      const regs = (text: string): string[] => lines(text, /^(R[A-Z0-9 ]{2}=|[A-Z]{2} =|LDT=|TR =|[GI]DT=|CR0=|DR[06]=|EFER=|FCW=|FPR\d=|XMM\d\d=)/);
+      expect(regs(a.stderr).length, `QEMU: ${a.stderr}`).toBe(32);
+      expect(regs(b.stderr)).toEqual(regs(a.stderr));
       const b2 = b.stderr;
       // the kernel's own mappings, as the sample maps them (read-only text, the direct map, 2 MiB pages)
       expect(b2).toContain('ffffffffc0000000-ffffffffc0003000 0000000000003000 -r-\n');

@@ -41,6 +41,7 @@ import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable, type Sym, type SymbolMatch } from '../../symbols/symbol-table.js';
 import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
 import type {
+  CpuDescriptors,
   Capabilities,
   Mapping,
   PhysAddr,
@@ -699,6 +700,13 @@ export class KernelDumpTarget implements Target {
       r.set('idtr_limit', BigInt(seg.idt.limit));
     }
     return r;
+  }
+
+  /** The descriptor caches QEMU's note holds (a dump of another kind has none; a task's saved context neither). */
+  descriptors(thread: number): CpuDescriptors | undefined {
+    if (this.taskThreads.has(thread)) return undefined;
+    const q = this.cpu(thread).qemu;
+    return q ? { segments: q.segments } : undefined;
   }
 
   status(): StopStatus {

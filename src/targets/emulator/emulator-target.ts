@@ -18,6 +18,7 @@ import { ElfFile } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
 import type {
+  CpuDescriptors,
   Breakpoints,
   Capabilities,
   ConsoleLog,
@@ -41,7 +42,7 @@ import { WATCH_EXEC, WATCH_READ, WATCH_WRITE } from './emu-hooks.js';
 import { loadKernel, type LoadedKernel } from './loader.js';
 import { Machine, type MachineStop } from './machine.js';
 import { writeQemuCore } from '../elfcore/qemu-core-writer.js';
-import { cpuArch, readSegmentCaches } from './x86-64-cpu.js';
+import { cpuArch, readDescriptors, readSegmentCaches } from './x86-64-cpu.js';
 
 export interface EmulatorOptions {
   /** Guest RAM in bytes (default 128 MiB). */
@@ -254,6 +255,15 @@ export class EmulatorTarget implements Target {
       return this.past.registers(thread, only);
     }
     return this.machine.registers(this.vcpuOf(thread), only);
+  }
+
+  descriptors(thread: number): CpuDescriptors | undefined {
+    if (this.past) {
+      this.vcpuOf(thread);
+      return this.past.descriptors(thread);
+    }
+    const v = this.machine.vcpu(this.vcpuOf(thread));
+    return readDescriptors(v.engine, v.run === 'halted' || v.run === 'idle');
   }
 
   status(): StopStatus {

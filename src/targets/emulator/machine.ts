@@ -52,6 +52,7 @@ import {
   hasErrorCode,
   isTrap,
   pagingState,
+  powerOn,
   readRegisters,
   RFLAGS_IF,
   vectorName,
@@ -225,6 +226,7 @@ export class Machine implements ObservedMachine {
     const addon = emuHooks();
     for (let i = 0; i < opts.cpus; i++) {
       const engine = new UnicornEngine('x86-64', UC.CPU_X86_SKYLAKE_SERVER);
+      powerOn(engine);
       engine.mapHost(0n, this.ram);
       const hooks = addon.create(engine.address, this.ram, !opts.uncounted);
       engine.hookPorts({

@@ -10,6 +10,7 @@ import { X86_64 } from '../../arch/x86-64.js';
 import { x86ArchOfMode } from '../../arch/x86-mode.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { UnicornEngine, X86_REG } from './unicorn.js';
+import type { CpuDescriptors, DescriptorCache } from '../target.js';
 
 export const MSR_EFER = 0xc0000080;
 export const MSR_KERNEL_GS_BASE = 0xc0000102;
@@ -252,6 +253,20 @@ export function enterLongMode(e: UnicornEngine, cr3: bigint, gdtBase: bigint, gd
 }
 
 /**
+ * What a CPU holds after RESET and Unicorn leaves zero, as QEMU sets it: the x87 control word
+ * 0x37f with every register empty, MXCSR 0x1f80 (SSE exceptions masked), and LDT and TR caches
+ * present with 64 KiB limits. A guest that divides by zero in SSE before setting MXCSR faults on
+ * an MXCSR of 0, where real hardware and QEMU do not.
+ */
+export function powerOn(e: UnicornEngine): void {
+  e.writeReg(FP_IDS.FPCW, 0x37fn);
+  e.writeReg(FP_IDS.FPTAG, 0xffffn);
+  e.writeReg(FP_IDS.MXCSR, 0x1f80n);
+  e.writeMmr(X86_REG.LDTR, { selector: 0, base: 0n, limit: 0xffff, flags: 0x8200 });
+  e.writeMmr(X86_REG.TR, { selector: 0, base: 0n, limit: 0xffff, flags: 0x8b00 });
+}
+
+/**
  * Start `to` in the processor mode of `from` (a secondary CPU starting like its starter): the whole
  * CPU context is copied (segment caches included), then the general registers are cleared.
  */
@@ -383,20 +398,23 @@ export function deliverInterrupt(
   };
 }
 
-export interface SegmentCache {
-  selector: number;
-  base: bigint;
-  limit: number;
-  flags: number;
-}
+export type SegmentCache = DescriptorCache;
 
 /** The descriptor caches of every segment register, LDT, TR, GDT and IDT (from the raw context). */
-export function readSegmentCaches(e: UnicornEngine): Record<string, SegmentCache> {
-  const c = e.saveContext();
+export function readSegmentCaches(e: UnicornEngine, context = e.saveContext()): Record<string, SegmentCache> {
   const out: Record<string, SegmentCache> = {};
   ['es', 'cs', 'ss', 'ds', 'fs', 'gs', 'ldt', 'tr', 'gdt', 'idt'].forEach((n, i) => {
     const o = CTX_SEGS + i * 24;
-    out[n] = { selector: c.readUInt32LE(o) & 0xffff, base: c.readBigUInt64LE(o + 8), limit: c.readUInt32LE(o + 16), flags: c.readUInt32LE(o + 20) };
+    out[n] = { selector: context.readUInt32LE(o) & 0xffff, base: context.readBigUInt64LE(o + 8), limit: context.readUInt32LE(o + 16), flags: context.readUInt32LE(o + 20) };
   });
   return out;
+}
+
+/** Unicorn's ids of DR0-DR3, DR6, DR7 (x86.h: DR0 is 66). */
+const DEBUG_REGS = [66, 67, 68, 69, X86_REG.DR6, X86_REG.DR7];
+
+/** What QEMU's `info registers` shows beyond the register file (Target.descriptors). */
+export function readDescriptors(e: UnicornEngine, halted?: boolean): CpuDescriptors {
+  const c = e.saveContext();
+  return { segments: readSegmentCaches(e, c), hflags: c.readUInt32LE(CTX_HFLAGS), debug: DEBUG_REGS.map((id) => e.readReg(id)), ...(halted !== undefined ? { halted } : {}) };
 }

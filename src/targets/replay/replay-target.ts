@@ -16,7 +16,7 @@
 import { basename } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import type { Arch, Registers } from '../../arch/arch.js';
-import { cpuArch } from '../emulator/x86-64-cpu.js';
+import { cpuArch, readDescriptors } from '../emulator/x86-64-cpu.js';
 import { cr3Root, X86_64Paging } from '../../arch/x86-64-paging.js';
 import { DbgError, errors } from '../../common/errors.js';
 import type { LineWrite } from '../../store/line-rows.js';
@@ -31,6 +31,7 @@ import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable } from '../../symbols/symbol-table.js';
 import { pagingState } from '../emulator/x86-64-cpu.js';
 import type {
+  CpuDescriptors,
   Breakpoints,
   Capabilities,
   ExecutionControl,
@@ -274,6 +275,10 @@ export class ReplayTarget implements Target {
 
   registers(thread: number, only?: readonly string[]): Registers {
     return this.machine.registers(this.vcpuOf(thread), only);
+  }
+
+  descriptors(thread: number): CpuDescriptors {
+    return readDescriptors(this.machine.engine(this.vcpuOf(thread)));
   }
 
   /** The selected vCPU's architecture at this position: i386 until it runs 64-bit code. */
