@@ -93,19 +93,26 @@ export class ReplayMachine {
       if (off >= 0 && off + 4096 <= size) data.copy(this.ram, off);
     }
     this.memAt = reader.first;
-    for (let v = 0; v < reader.vcpus; v++) {
-      // The CPU model of the dbg machine (meta.cpu_model when a recorder names another): page
-      // walks and instruction behaviour depend on its features (1 GiB pages, NX...).
-      const e = new UnicornEngine('x86-64', reader.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER);
-      e.mapHost(this.ramBase, this.ram);
-      // The same engine set-up as the live machine's (native/emu): Unicorn 2.0.1 wants every
-      // virtual page the guest touches mapped (aliased onto RAM on first use), and NX / 1 GiB
-      // pages enabled; its counting hook ends a re-execution after exactly N instructions.
-      this.hooks.push(emuHooks().create(e.address, this.ram));
-      // Port reads come back from the recorded inputs (hook added before any translation).
-      nativeRecorder().feedPorts(e.address, new Uint32Array(0));
-      this.engines.push(e);
-      if (v === 0) checkBuild(reader, e);
+    try {
+      for (let v = 0; v < reader.vcpus; v++) {
+        // The CPU model of the dbg machine (meta.cpu_model when a recorder names another): page
+        // walks and instruction behaviour depend on its features (1 GiB pages, NX...).
+        const e = new UnicornEngine('x86-64', reader.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER);
+        this.engines.push(e);
+        e.mapHost(this.ramBase, this.ram);
+        // The same engine set-up as the live machine's (native/emu): Unicorn 2.0.1 wants every
+        // virtual page the guest touches mapped (aliased onto RAM on first use), and NX / 1 GiB
+        // pages enabled; its counting hook ends a re-execution after exactly N instructions.
+        this.hooks.push(emuHooks().create(e.address, this.ram));
+        // Port reads come back from the recorded inputs (hook added before any translation).
+        nativeRecorder().feedPorts(e.address, new Uint32Array(0));
+        if (v === 0) checkBuild(reader, e);
+      }
+    } catch (err) {
+      // A trace refused here (another build's, an engine that will not map its RAM) leaves no
+      // engine behind: the caller gets the error, not the object, and could not close them.
+      this.close();
+      throw err;
     }
   }
 
