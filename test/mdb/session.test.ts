@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaptureOutput, type Session } from '../../src/mdb/session.js';
+import { FakeTarget } from '../gdbserver/fake-target.js';
 import { failure, rawSession, run, runJson, sessionOn, tempDir } from './helpers.js';
 
 /*
@@ -128,6 +129,13 @@ describe('dcmd dispatch', () => {
     expect((await failure(s, '$c')).message).toMatch(/^stacks \(it has no threads\) is not supported by raw file/);
     expect(await run(s, '::threads')).toEqual([expect.stringMatching(/^raw file ".*" has no threads$/)]);
     expect((await failure(s, '1::thread')).message).toMatch(/^no thread 1 \(0t1\): raw file ".*" has no threads$/);
+  });
+
+  it('::thread names the threads there are when their numbers have gaps (a stub thread that ended, a kernel task)', async () => {
+    const t = new FakeTarget({ threads: 5 });
+    const gaps = Object.assign(Object.create(t) as FakeTarget, { threads: () => t.threads().filter((th) => th.index !== 4) });
+    const w = sessionOn(gaps);
+    expect((await failure(w, '4::thread')).message).toBe('no thread 4 (0t4): threads are 1..3, 5 (hex by default: 0t4 is decimal 4)');
   });
 
   it('::help lists dcmds and marks those the target cannot run', async () => {

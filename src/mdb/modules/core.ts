@@ -187,7 +187,7 @@ const thread: Dcmd = {
       const n = Number(inv.addr);
       const found = list.find((th) => BigInt(th.index) === inv.addr);
       if (!found) {
-        const range = list.length === 0 ? `${s.target.name} has no threads` : `threads are 1..${list.length} (hex by default: 0t${n} is decimal ${n})`;
+        const range = list.length === 0 ? `${s.target.name} has no threads` : `threads are ${numberRanges(list.map((th) => th.index))} (hex by default: 0t${n} is decimal ${n})`;
         throw errors.badInput(`no thread ${inv.addr} (0t${inv.addr}): ${range}`);
       }
       s.thread = found.index;
@@ -284,6 +284,19 @@ export function x87Value(v: bigint): string {
   const e = (exp === 0 ? 1 : exp) - 16383 - 63;
   const top = Number(mant >> 11n) * 2 ** 11 + Number(mant & 0x7ffn);
   return `${sign}${top * 2 ** e}`;
+}
+
+/** `1..4`, or with gaps (a remote stub's threads that ended, a kernel's tasks) `1..3, 5, 8..9`. */
+function numberRanges(ns: readonly number[]): string {
+  const sorted = [...ns].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(j === i ? `${sorted[i]}` : `${sorted[i]}..${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(', ');
 }
 
 const stack: Dcmd = {
