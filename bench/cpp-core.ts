@@ -115,9 +115,6 @@ int main() {
 /** Debian's libstdc++ built with full DWARF (package libstdc++6-12-dbg). */
 const DEBUG_LIBSTDCXX = '/usr/lib/x86_64-linux-gnu/debug';
 
-/** Places only gdb's tail-call frames have (Debian 12's libc). */
-const TAIL_CALL_FRAMES = new Set(['futex-internal.c:139']);
-
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..');
 
@@ -150,9 +147,9 @@ export async function run(): Promise<BenchResult[]> {
     gdb.push(await measure('gdb', gdbArgs));
     dbg.push(await measure(process.execPath, dbgArgs));
   }
-  // dbg must say what gdb says: every file:line gdb puts on a frame. Not yet: gdb's tail-call
-  // frames, which it rebuilds from DW_TAG_call_site (libc's futex wait jumps to its worker).
-  const missing = [...places(gdb[0]!.stdout)].filter((p) => !places(dbg[0]!.stdout).has(p) && !TAIL_CALL_FRAMES.has(p));
+  // dbg must say what gdb says: every file:line gdb puts on a frame, the frames of tail calls
+  // included (libc's futex wait jumps to its worker).
+  const missing = [...places(gdb[0]!.stdout)].filter((p) => !places(dbg[0]!.stdout).has(p));
   if (missing.length) throw new Error(`dbg's frames lack places gdb shows: ${missing.join(', ')}`);
   const locals = (t: string) => t.split('\n').filter((l) => /^ {8}\S+ = /.test(l)).length;
   const [gdbS, dbgS] = [median(gdb.map((m) => m.seconds)), median(dbg.map((m) => m.seconds))];

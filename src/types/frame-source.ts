@@ -5,8 +5,10 @@ import { dwarfOf } from '../symbols/dwarf/dwarf-info.js';
 import { linesOf, type SourcePlace } from '../symbols/dwarf/dwarf-line.js';
 import { evalLocation, type Location } from '../symbols/dwarf/dwarf-location.js';
 import { dieRanges, locationAt, unitHasLocationLists } from '../symbols/dwarf/dwarf-ranges.js';
-import { dieName, scopeChildren, sourceFramesAt, type SourceFrame } from '../symbols/dwarf/dwarf-scopes.js';
+import { dieName, scopeChildren, sourceFramesAt, subprogramAt, type SourceFrame } from '../symbols/dwarf/dwarf-scopes.js';
 import { evalDwarfExpr, type ExprContext } from '../symbols/eh-frame.js';
+import { symbolTableFor } from '../symbols/compact-symbol-table.js';
+import type { SymbolTable } from '../symbols/symbol-table.js';
 import type { Module, SymbolSpace } from '../symbols/symbol-space.js';
 import { typesOf } from './type-space.js';
 import { memberLabel, resolveType, sizeOf, type ArrayType, type Member, type Type } from './type.js';
@@ -282,7 +284,7 @@ function frameContext(src: FrameSource, subprogram: Die, mf: MachineFrame, env: 
       const callerCtx = frameContext(csrc, outer.subprogram, caller, env, callers.slice(1), depth + 1);
       // A call site of another function (the frame was reached by a tail call the stack does not
       // show) says nothing of this one's entry values.
-      if (site && callTarget(site, csrc.module, env.symbols, callerCtx) !== entryOf(subprogram, bias)) throw new DbgError('unsupported', 'the call site calls another function');
+      if (site && !callsFunction(site, subprogram) && callTarget(site, csrc.module, env.symbols, callerCtx) !== entryOf(subprogram, bias)) throw new DbgError('unsupported', 'the call site calls another function');
       const param = site?.children().find((c) => (c.tag === DW_TAG_CALL_SITE_PARAMETER || c.tag === DW_TAG_GNU_CALL_SITE_PARAMETER) && sameBytes(c.attr(DW_AT.location)?.value, sub));
       const value = param?.attr(DW_AT_CALL_VALUE)?.value ?? param?.attr(DW_AT_GNU_CALL_SITE_VALUE)?.value;
       if (!Buffer.isBuffer(value)) throw new DbgError('unsupported', 'the call site does not record the value');
@@ -357,6 +359,28 @@ function entryOf(fn: Die, bias: bigint): bigint | undefined {
   return e === undefined ? undefined : e + bias;
 }
 
+/** The linkage name of a function DIE, else its name, through its specification or abstract origin. */
+function functionName(d: Die): string | undefined {
+  let x: Die | undefined = d;
+  for (let i = 0; x && i < 4; i++) {
+    const n = x.string(DW_AT.linkage_name) ?? x.string(DW_AT.MIPS_linkage_name) ?? x.name;
+    if (n !== undefined) return n;
+    x = x.refDie(DW_AT.specification) ?? x.refDie(DW_AT.abstract_origin);
+  }
+  return undefined;
+}
+
+/**
+ * Whether a call site names `fn` as the function it calls: the common case, told without
+ * resolving addresses (which for a declaration means the symbol tables by name).
+ */
+function callsFunction(site: Die, fn: Die): boolean {
+  const origin = site.refDie(DW_AT_CALL_ORIGIN) ?? site.refDie(DW_AT.abstract_origin);
+  if (!origin) return false;
+  const name = functionName(origin);
+  return name !== undefined && name === functionName(fn);
+}
+
 /**
  * The run-time entry of the function a call site calls (gdb's call_site_to_target_addr): the
  * function its DWARF names, found by address or, for a declaration, by its linkage name in the
@@ -383,36 +407,31 @@ function callTarget(site: Die, module: Module, symbols: SymbolSpace, caller?: Ex
   }
 }
 
-/** Entries of declared functions found, by DWARF and name. */
-const definitionsSeen = new WeakMap<DwarfInfo, Map<string, bigint | undefined>>();
+/** The symbol tables of separate debug files, at their module's bias. */
+const debugFileTables = new WeakMap<DwarfInfo, SymbolTable>();
 
 /**
- * The run-time entry of the function a declaration stands for, as gdb finds it: by its linkage
- * name in the symbol tables, else (a static alias only a separate debug file's symbols hold) the
- * defining DIE of the same name in the module's DWARF.
+ * The run-time entry of the function a declaration stands for, as gdb finds it (its minimal
+ * symbols): by its linkage name in the module's symbol table or another module's, else in the
+ * symbol table of the file the DWARF came from (a separate debug file holds the static aliases a
+ * library's calls name, `__pthread_kill` for pthread_kill).
  */
 function definitionEntry(decl: Die, module: Module, symbols: SymbolSpace): bigint | undefined {
-  const link = decl.string(DW_AT.linkage_name) ?? decl.string(DW_AT.MIPS_linkage_name);
-  const name = decl.dwarf.scopePrefix(decl) + decl.name!;
-  let known = definitionsSeen.get(decl.dwarf);
-  if (known?.has(name)) return known.get(name);
-  const sym = module.table.lookup(link ?? name) ?? symbols.find(link ?? name);
-  let entry = sym?.addr;
-  if (entry === undefined) {
-    const def = decl.dwarf.find(name, (e) => e.tag === DW_TAG.subprogram && !e.declaration);
-    entry = def ? entryOf(decl.dwarf.die(def.ref), module.bias ?? 0n) : undefined;
-  }
-  if (!known) definitionsSeen.set(decl.dwarf, (known = new Map()));
-  if (known.size >= SOURCES_KEPT) known.clear();
-  known.set(name, entry);
-  return entry;
+  const name = decl.string(DW_AT.linkage_name) ?? decl.string(DW_AT.MIPS_linkage_name) ?? decl.name!;
+  const sym = module.table.lookup(name) ?? symbols.find(name);
+  if (sym) return sym.addr;
+  if (decl.dwarf.elf === module.elf) return undefined;
+  let table = debugFileTables.get(decl.dwarf);
+  if (!table) debugFileTables.set(decl.dwarf, (table = symbolTableFor(module.name, decl.dwarf.elf, module.bias ?? 0n)));
+  const s = table.lookup(name);
+  return s?.kind === 'func' ? s.addr : undefined;
 }
 
-/** A function reached by address: its module, DWARF and (concrete, not inlined) subprogram. */
-function functionAt(symbols: SymbolSpace, entry: bigint): { src: FrameSource; fn: Die } | undefined {
-  const src = sourceAt(symbols, entry, false);
-  const fn = src?.frames[src.frames.length - 1]?.subprogram;
-  return src && fn ? { src, fn } : undefined;
+/** A function reached by address: its module and (concrete, not inlined) subprogram DIE. */
+function functionAt(symbols: SymbolSpace, entry: bigint): { module: Module; fn: Die } | undefined {
+  const m = moduleAt(symbols, entry);
+  const fn = m && subprogramAt(m.dwarf, entry - (m.module.bias ?? 0n));
+  return m && fn ? { module: m.module, fn } : undefined;
 }
 
 /** How many functions a chain of tail calls may pass through, and how many sites a search may visit. */
@@ -431,11 +450,11 @@ function tailCallChains(symbols: SymbolSpace, from: bigint, to: bigint): bigint[
   const walk = (entry: bigint, path: bigint[]): boolean => {
     const f = functionAt(symbols, entry);
     if (!f || path.length >= MAX_TAIL_CHAIN) return true;
-    const bias = f.src.module.bias ?? 0n;
+    const bias = f.module.bias ?? 0n;
     for (const site of callSites(f.fn)) {
       if (!site.flag(DW_AT_CALL_TAIL_CALL) && !site.flag(DW_AT_GNU_TAIL_CALL)) continue;
       if (++visited > MAX_TAIL_SITES) return false;
-      const target = callTarget(site, f.src.module, symbols);
+      const target = callTarget(site, f.module, symbols);
       const ret = siteReturn(site);
       if (target === undefined || ret === undefined) return false;
       const next = [...path, ret + bias];
@@ -467,7 +486,8 @@ export function tailCallFrames(symbols: SymbolSpace, calleePc: bigint, calleeIsC
     const calleeFn = callee?.frames[callee.frames.length - 1]?.subprogram;
     if (!csrc || !outer || !callee || !calleeFn) return [];
     const site = callSiteAt(outer.subprogram, csrc.linkPc + 1n);
-    const from = site && callTarget(site, csrc.module, symbols);
+    if (!site || callsFunction(site, calleeFn)) return [];
+    const from = callTarget(site, csrc.module, symbols);
     const to = entryOf(calleeFn, callee.module.bias ?? 0n);
     if (from === undefined || to === undefined || from === to) return [];
     const chains = tailCallChains(symbols, from, to);
