@@ -178,11 +178,11 @@ describe.skipIf(skip || !existsSync(join(dir, 'oops.elf')))('an oops in a module
 
 /**
  * Module symbols on the oops dump: dbg_oops (in its init, so its kallsyms hold every symbol) and
- * qemu_fw_cfg (live: core symbols only), against drgn with the same .ko files (drgn places them by
- * mod->sect_attrs, dbg by kallsyms) and against the kernel's own oops trace. qemu_fw_cfg's .ko is
+ * qemu_fw_cfg (live: core symbols only), against drgn and crash with the same .ko files (both
+ * place them by mod->sect_attrs, dbg by kallsyms) and against the kernel's own oops trace. qemu_fw_cfg's .ko is
  * Debian's -dbg one (/usr/lib/debug/lib/modules/RELEASE, installed by setup-vmlinux.mjs).
  */
-describe.skipIf(skip || !existsSync(join(dir, 'modules', 'dbg_oops.ko')))('kernel module symbols on the oops dump, against drgn', () => {
+describe.skipIf(skip || !existsSync(join(dir, 'modules', 'dbg_oops.ko')))('kernel module symbols on the oops dump, against drgn and crash', () => {
   const release = skip ? '' : (JSON.parse(readFileSync(join(dir, 'facts.json'), 'utf8')) as { release: string }).release;
   const fwcfg = `/usr/lib/debug/lib/modules/${release}/kernel/drivers/firmware/qemu_fw_cfg.ko`;
   const mods = join(dir, 'modules');
@@ -254,6 +254,32 @@ describe.skipIf(skip || !existsSync(join(dir, 'modules', 'dbg_oops.ko')))('kerne
       without.close();
     }
   });
+
+  it("crash (mod -s with the same .ko files) names every function of both modules' core text as dbg does", () => {
+    const t = KernelDumpTarget.open(join(dir, 'oops.elf'), { symbols: [vmlinux], modules: mods });
+    try {
+      const core = (m: string) => t.kernelModules.find((x) => x.name === m)!.ranges.find((r) => r.kind === 'core')!;
+      const funcs = ['dbg_oops', ...(existsSync(fwcfg) ? ['qemu_fw_cfg'] : [])].flatMap((m) =>
+        t.symbols.modules
+          .find((x) => x.name === m)!
+          .table.all()
+          .filter((s) => s.kind === 'func' && s.addr >= core(m).base && s.addr < core(m).base + core(m).size)
+          .map((s) => [m, s.addr] as const),
+      );
+      expect(funcs.length).toBeGreaterThan(existsSync(fwcfg) ? 10 : 0);
+      const cmds = [`mod -s dbg_oops ${join(mods, 'dbg_oops.ko')}`, ...(existsSync(fwcfg) ? [`mod -s qemu_fw_cfg ${fwcfg}`] : []), ...funcs.map(([, a]) => `sym ${a.toString(16)}`), 'quit'].join('\n') + '\n';
+      const r = spawnSync('crash', ['-s', vmlinux, join(dir, 'oops.elf')], { input: cmds, encoding: 'utf8', timeout: 240_000 });
+      for (const [m, a] of funcs) {
+        const line = new RegExp(`^${a.toString(16)} \\(.\\) (\\S+) \\[${m}\\]`, 'm').exec(r.stdout);
+        const named = symbolName(t, a)!.replace(`${m}\``, '');
+        // crash names module_exit()'s function by its alias (cleanup_module), dbg as the kernel does
+        const aliases = t.symbols.modules.find((x) => x.name === m)!.table.all().filter((s) => s.addr === a).map((s) => s.name);
+        expect(line?.[1] === named || (line?.[1] === 'cleanup_module' && aliases.includes('cleanup_module')), `crash: sym ${a.toString(16)}: ${line?.[1]}, dbg: ${named}`).toBe(true);
+      }
+    } finally {
+      t.close();
+    }
+  }, 300_000);
 
   it('a .ko of another kernel release is left out in one line, and kallsyms name the module', () => {
     const other = mkdtempSync(join(tmpdir(), 'dbg-other-ko-'));
