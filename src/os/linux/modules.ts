@@ -14,7 +14,7 @@
  *     +0 st_name u32 | +4 st_info u8 | +5 st_other u8 | +6 st_shndx u16 | +8 st_value | +16 st_size
  *   kallsyms values are run-time addresses already (the loader resolved them).
  *
- * Bad input: the module list is walked with LinuxTasks.listHead (a cycle or an unreadable node
+ * Bad input: the module list is walked with listContainers (a cycle or an unreadable node
  * stops the walk with a message and the count so far); a symbol table whose counts lie gives
  * DbgError('corrupt') for that module only.
  */
@@ -23,8 +23,8 @@ import { DbgError } from '../../common/errors.js';
 import { hex } from '../../common/format.js';
 import { STT_FUNC, STT_NOTYPE, type ElfFile, type ElfSymbol } from '../../symbols/elf-file.js';
 import type { TypedObject } from '../../types/typed-object.js';
-import type { LinuxPort } from './port.js';
-import { linuxTasks, type OnStop } from './tasks.js';
+import { needObjects, type LinuxPort } from './port.js';
+import { listContainers, type OnStop } from './tasks.js';
 
 export interface ModuleRange {
   /** core (text, data, rodata) or init (freed once the module's init returned). */
@@ -51,10 +51,10 @@ const SHF_ALLOC = 0x2n;
 export function* linuxModules(port: LinuxPort, onStop: OnStop): Generator<LinuxModule> {
   const head = port.symbol('modules');
   if (head === undefined) return;
-  const tasks = linuxTasks(port);
-  for (const a of tasks.listHead(head, 'struct module', 'list', onStop, false, 'the module list')) {
+  const objects = needObjects(port, 'the module list', 'struct module');
+  for (const a of listContainers(port, objects, head, 'struct module', 'list', onStop, false, 'the module list')) {
     try {
-      yield readModule(tasks.objects.at(a, 'struct module'));
+      yield readModule(objects.at(a, 'struct module'));
     } catch (e) {
       if (!(e instanceof DbgError)) throw e;
       onStop(`the module at ${hex(a)}: ${e.message}`);
@@ -98,7 +98,7 @@ export function moduleHolds(mod: LinuxModule, addr: bigint): boolean {
  * section's symbols name nothing any more).
  */
 export function moduleKallsyms(port: LinuxPort, mod: LinuxModule): ElfSymbol[] {
-  const o = linuxTasks(port).objects;
+  const o = needObjects(port, 'module symbols', 'struct module');
   const m = o.at(mod.addr, 'struct module');
   if (!has(m, 'kallsyms')) return []; // a kernel built without CONFIG_KALLSYMS
   const ks = m.member('kallsyms').value();
