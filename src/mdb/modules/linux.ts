@@ -117,8 +117,13 @@ const task: Dcmd = {
       const stops: string[] = [];
       let n = 0;
       for (const a of tasks.all((m) => stops.push(m))) {
-        t.taskThread(a, true);
-        n++;
+        try {
+          t.taskThread(a, true);
+          n++;
+        } catch (e) {
+          if (!(e instanceof DbgError)) throw e;
+          stops.push(`task ${hexAddr(a)} is left out: ${e.message}`); // its saved context is unreadable; the others still become threads
+        }
       }
       if (out.jsonMode) out.json({ tasks: n, threads: t.threads().length });
       else out.line(`${n} tasks; ${t.threads().length} threads (the CPUs, then the tasks not running on one)`);

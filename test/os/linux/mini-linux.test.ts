@@ -120,6 +120,20 @@ describe('a kdump of the mini kernel, read through its types', () => {
     expect((await run(t, `${head.toString(16)}::list_head task_struct tasks`)).lines).toEqual(['task_init', 'task_kthreadd', 'task_sleeper'].map((n) => `0x${addr(n)}`));
   });
 
+  it('::threads -k lists every task as a thread beside the CPUs; a task without a readable context is left out in one line', async () => {
+    const k = KernelDumpTarget.open(dump('threads.vmcore'), { symbols: [vmlinux] });
+    try {
+      const r = await run(k, '::threads -k');
+      expect(r.lines[0]).toBe('  ID        TID NAME             STATE      PC');
+      expect(r.lines.slice(1).map((l) => /^[* ]\s+\d+\s+\d+ (.*?)\s+(?:stopped|sleeping) /.exec(l)?.[1])).toEqual(['CPU 0 (pid 1)', 'CPU 1 (pid 4)', 'pid 3 sleeper', 'pid 4 sleeper-worker']);
+      // init_task, init and kthreadd have no switched-out context in the mini kernel (thread.sp 0): one line each, the rest go on
+      expect(r.warnings.map((w) => w.replace(/: read .*/, ''))).toEqual(['init_task', 'task_init', 'task_kthreadd'].map((n) => `task ${hex(sym.get(n)!)} is left out`));
+      expect(await failure(k, '::threads -x')).toMatch(/^::threads: unknown option -x/);
+    } finally {
+      k.close();
+    }
+  });
+
   it('ADDR::task selects a sleeping task; ::stack unwinds from its inactive_task_frame', async () => {
     const a = sym.get('task_sleeper')!;
     const r = await run(t, `${a.toString(16)}::task; ::stack; ::regs`);
