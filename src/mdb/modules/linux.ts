@@ -295,7 +295,7 @@ const modules: Dcmd = {
   run(s, inv, out) {
     const { rest } = parseFlags(this.name, this.usage, inv.args, {});
     noExtra(this, rest);
-    const { t } = tasksOf(s, 'listing modules');
+    const t = kernelDump(s, 'listing modules');
     if (t.linux.symbol('modules') === undefined) throw errors.notFound(`${t.name}: the kernel has no modules list (built without CONFIG_MODULES?)`);
     const stops: string[] = [];
     const from = (name: string) => {

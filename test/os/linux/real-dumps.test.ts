@@ -281,6 +281,17 @@ describe.skipIf(skip || !existsSync(join(dir, 'modules', 'dbg_oops.ko')))('kerne
     }
   }, 300_000);
 
+  it('without vmlinux (kallsyms only) ::modules says what it needs in one line', async () => {
+    const t = KernelDumpTarget.open(join(dir, 'oops.elf'));
+    try {
+      await expect(run(sessionOn(t), '::modules')).rejects.toThrow(
+        `the module list needs the kernel's types: open the dump "oops.elf" with --symbols vmlinux (a vmlinux with DWARF, e.g. Debian's linux-image-*-dbg)`,
+      );
+    } finally {
+      t.close();
+    }
+  });
+
   it('a .ko of another kernel release is left out in one line, and kallsyms name the module', () => {
     const other = mkdtempSync(join(tmpdir(), 'dbg-other-ko-'));
     try {
