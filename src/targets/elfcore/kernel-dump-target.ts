@@ -278,10 +278,11 @@ export class KernelDumpTarget implements Target {
   }
 
   /**
-   * Each loaded kernel module's symbols, at the addresses it was loaded at: from its .ko (under
-   * `dir`, else the distribution's trees for the dump's release) with each section placed where
-   * the module's kallsyms say it was loaded, else from the module's kallsyms in memory. A .ko that is not the loaded
-   * module (built for another release, or from other sources) is left out with a warning.
+   * Each loaded kernel module's symbols, at the addresses it was loaded at: from its .ko (in `dir`,
+   * then the distribution's trees for the dump's release) with each section placed where the
+   * module's kallsyms say it was loaded, else from the module's kallsyms in memory. A .ko that is
+   * not the loaded module (built for another release, or from other sources) is left out with a
+   * warning.
    */
   private loadModules(dir: string | undefined): void {
     if (!this.kernelElf) {
@@ -362,7 +363,8 @@ export class KernelDumpTarget implements Target {
       const bad = disagreements(placed, unique);
       if (bad.length > 0) {
         const [n, a, b] = bad[0]!;
-        return warn(`not the loaded module: ${n} would be at ${hexAddr(a)}, the module's kallsyms have it at ${hexAddr(b)} (${bad.length} symbols disagree)`);
+        const count = bad.length === 1 ? '1 symbol disagrees' : `${bad.length} symbols disagree`;
+        return warn(`not the loaded module: ${n} would be at ${hexAddr(a)}, the module's kallsyms have it at ${hexAddr(b)} (${count})`);
       }
       if (placed.length === 0) return warn('none of its sections is where the kernel loaded the module');
       return placed;

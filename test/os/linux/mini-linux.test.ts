@@ -324,7 +324,7 @@ describe('kernel modules: names from their kallsyms, or from a .ko placed where 
     const t = KernelDumpTarget.open(dump('modules.vmcore'), { symbols: [vmlinux], modules: d });
     try {
       expect(t.warnings[0]).toBe(
-        `${join(d, 'mini-mod.ko')}: not the loaded module: mini_data would be at ${hex(text() + 0x30n)}, the module's kallsyms have it at ${hex(text() + 0x80n)} (1 symbols disagree); the names of module mini_mod come from its kallsyms`,
+        `${join(d, 'mini-mod.ko')}: not the loaded module: mini_data would be at ${hex(text() + 0x30n)}, the module's kallsyms have it at ${hex(text() + 0x80n)} (1 symbol disagrees); the names of module mini_mod come from its kallsyms`,
       );
       expect(symbolName(t, text() + 0x24n)).toBe('mini_mod`mini_func+0x14');
     } finally {
