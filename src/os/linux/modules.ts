@@ -95,9 +95,19 @@ export function moduleHolds(mod: LinuxModule, addr: bigint): boolean {
 /**
  * The module's own symbols from its in-memory kallsyms (mod->kallsyms), as ElfSymbols whose
  * values are run-time addresses; only those inside the module's current ranges (a freed init
- * section's symbols name nothing any more).
+ * section's symbols name nothing any more). A count that lies or memory that cannot be read is
+ * DbgError('corrupt' or the read's code) whose message starts with the module's name.
  */
 export function moduleKallsyms(port: LinuxPort, mod: LinuxModule): ElfSymbol[] {
+  try {
+    return readModuleKallsyms(port, mod);
+  } catch (e) {
+    if (!(e instanceof DbgError)) throw e;
+    throw new DbgError(e.code, `module ${mod.name} (struct module ${hex(mod.addr)}): its kallsyms: ${e.message}`);
+  }
+}
+
+function readModuleKallsyms(port: LinuxPort, mod: LinuxModule): ElfSymbol[] {
   const o = needObjects(port, 'module symbols', 'struct module');
   const m = o.at(mod.addr, 'struct module');
   if (!has(m, 'kallsyms')) return []; // a kernel built without CONFIG_KALLSYMS
@@ -105,14 +115,13 @@ export function moduleKallsyms(port: LinuxPort, mod: LinuxModule): ElfSymbol[] {
   if (ks === 0n) return [];
   const k = o.at(ks, 'struct mod_kallsyms');
   const n = Number(k.member('num_symtab').value());
-  const where = `module ${mod.name} (struct module ${hex(mod.addr)})`;
-  if (n < 0 || n > MAX_MODULE_SYMBOLS) throw new DbgError('corrupt', `${where}: kallsyms claims ${n} symbols; dbg reads at most ${MAX_MODULE_SYMBOLS}`);
+  if (n < 0 || n > MAX_MODULE_SYMBOLS) throw new DbgError('corrupt', `num_symtab says ${n} symbols; dbg reads at most ${MAX_MODULE_SYMBOLS}`);
   if (n === 0) return [];
   const symtab = port.read(k.member('symtab').value(), n * 24);
   const strtab = k.member('strtab').value();
   let maxName = 0;
   for (let i = 0; i < n; i++) maxName = Math.max(maxName, symtab.readUInt32LE(i * 24));
-  if (maxName > 64 << 20) throw new DbgError('corrupt', `${where}: a kallsyms name at offset ${maxName} of its string table; not a symbol table`);
+  if (maxName > 64 << 20) throw new DbgError('corrupt', `a name at offset ${maxName} of its string table; not a symbol table`);
   const strings = readUpTo(port, strtab, maxName + 256);
   const out: ElfSymbol[] = [];
   for (let i = 1; i < n; i++) {

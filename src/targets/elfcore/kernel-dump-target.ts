@@ -312,7 +312,7 @@ export class KernelDumpTarget implements Target {
         kallsyms = moduleKallsyms(port, mod);
       } catch (e) {
         if (!(e instanceof DbgError)) throw e;
-        warn(`module ${mod.name}: its kallsyms could not be read: ${e.message}`);
+        warn(`${e.message}; names come from its .ko only`);
       }
       const ko = files.ko(mod.name);
       const placed = ko ? this.koSymbols(ko, mod, kallsyms, release) : undefined;

@@ -348,6 +348,25 @@ describe('kernel modules: names from their kallsyms, or from a .ko placed where 
     }
   });
 
+  it("kallsyms that lie (a count past belief, a table outside the dump): one line, the module unnamed, the rest goes on", () => {
+    const k = sym.get('mini_kallsyms')!; // struct mod_kallsyms { symtab; num_symtab; strtab; typetab }
+    for (const [patch, why] of [
+      [[k + 8n, 0x7fffffffn], 'num_symtab says 2147483647 symbols; dbg reads at most 1000000'],
+      [[k, 0x10n], 'read of 96 bytes at 0x10 failed: '],
+    ] as const) {
+      const t = KernelDumpTarget.open(dump('modules-lying.vmcore', { patch: [patch as [bigint, bigint]] }), { symbols: [vmlinux] });
+      try {
+        expect(t.warnings).toHaveLength(1);
+        expect(t.warnings[0]).toContain(`module mini_mod (struct module ${hex(sym.get('mod_mini')!)}): its kallsyms: ${why}`);
+        expect(t.warnings[0]).toMatch(/; names come from its \.ko only$/);
+        expect(t.symbols.find('mini_mod`mini_func')).toBeUndefined();
+        expect(t.kernelModules.map((m) => [m.name, m.symbols])).toEqual([['qemu_fw_cfg', 'none'], ['mini_mod', 'none']]);
+      } finally {
+        t.close();
+      }
+    }
+  });
+
   it('--modules that is no directory, or without vmlinux, is refused in one line', () => {
     const p = dump('modules.vmcore');
     expect(() => KernelDumpTarget.open(p, { symbols: [vmlinux], modules: join(dir, 'no-such-dir') })).toThrow(`--modules ${join(dir, 'no-such-dir')}: no such directory`);
