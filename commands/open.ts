@@ -31,6 +31,7 @@ export default class Open extends Command {
     'solib-search-path': Flags.string({ description: 'directories where a process core\'s libraries are looked for by base name when the sysroot has none (colon-separated, like gdb\'s set solib-search-path)', helpValue: 'DIRS' }),
     'source-path': Flags.string({ description: "directories where source files are looked for when they are not where the debug info says, for ::dis -s (colon-separated, like gdb's directory; ::dir adds more)", helpValue: 'DIRS' }),
     symbols: Flags.string({ description: 'symbol file for a kernel dump (vmlinux); repeat the flag for more', multiple: true, multipleNonGreedy: true, helpValue: 'FILE' }),
+    modules: Flags.string({ description: "where a kernel dump's modules (.ko) are, searched recursively; default /usr/lib/debug/lib/modules/RELEASE (Debian's -dbg) and /lib/modules/RELEASE when present. Needs --symbols vmlinux", helpValue: 'DIR' }),
     'debug-file-directory': Flags.string({ description: "where separate debug files are looked for, by build-id and .gnu_debuglink (colon-separated, empty for none; default /usr/lib/debug, as gdb's set debug-file-directory)", helpValue: 'DIRS' }),
     execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit; repeat the flag for more, run in order", helpValue: 'CMDS', multiple: true, multipleNonGreedy: true }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),

@@ -20,14 +20,14 @@
 //   a second scenario, an oops in a module (with linux-headers-VERSION installed: the module is
 //   built against them): `oops=panic`, and insmod of a module whose init writes through NULL,
 //   again on CPU 1, with -device vmcoreinfo:
-//     oops.elf, oops-paging.elf
+//     oops.elf, oops-paging.elf, and the module itself as modules/dbg_oops.ko
 //
 // into test/.fixtures/linux/ with each boot's console (*.console.txt) and facts.json. Takes a few
 // minutes under TCG; does nothing when facts.json is there (--force makes them again). The dumps
 // and the kernel are never committed.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -96,6 +96,9 @@ MODULE_LICENSE("GPL");
 `,
   );
   execFileSync('make', ['-s', '-C', build, `M=${dir}`, 'modules'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // Kept beside the dumps: the module tests give it to --modules, as crash's `mod -s` and drgn need it.
+  mkdirSync(join(out, 'modules'), { recursive: true });
+  copyFileSync(join(dir, 'dbg_oops.ko'), join(out, 'modules', 'dbg_oops.ko'));
   return join(dir, 'dbg_oops.ko');
 }
 

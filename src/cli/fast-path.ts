@@ -23,6 +23,7 @@ export async function fastPath(argv: readonly string[]): Promise<number | undefi
         'solib-search-path': { type: 'string' },
         'source-path': { type: 'string' },
         symbols: { type: 'string', multiple: true },
+        modules: { type: 'string' },
         'debug-file-directory': { type: 'string' },
         execute: { type: 'string', short: 'e', multiple: true },
         json: { type: 'boolean' },

@@ -13,6 +13,7 @@ export interface OpenFlags {
   'solib-search-path'?: string;
   'source-path'?: string;
   symbols?: string[];
+  modules?: string;
   'debug-file-directory'?: string;
   execute?: string;
   json?: boolean;
@@ -37,7 +38,7 @@ export async function runOpen(file: string, flags: OpenFlags): Promise<number> {
     if (sources !== undefined) setSourcePath(sources.split(':').filter((d) => d !== ''));
     // gdb's `set solib-search-path`: colon-separated.
     const solibSearchPath = flags['solib-search-path']?.split(':').filter((d) => d !== '');
-    target = openTarget(file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, solibSearchPath, symbols: flags.symbols });
+    target = openTarget(file, { raw: flags.raw, exe: flags.exe, sysroot: flags.sysroot, solibSearchPath, symbols: flags.symbols, modules: flags.modules });
   } catch (e) {
     reportError(e, flags.json);
     return 1;

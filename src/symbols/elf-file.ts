@@ -16,6 +16,7 @@ import { DbgError, errors } from '../common/errors.js';
 
 export const ELFCLASS32 = 1;
 export const ELFCLASS64 = 2;
+export const ET_REL = 1;
 export const ET_EXEC = 2;
 export const ET_DYN = 3;
 export const ET_CORE = 4;

@@ -31,13 +31,15 @@ export interface OpenOptions {
   readonly sysroot?: string;
   readonly solibSearchPath?: readonly string[];
   readonly symbols?: readonly string[];
+  /** Where a kernel dump's modules (.ko files) are (KernelDumpOptions.modules). */
+  readonly modules?: string;
   /** How a kdump-compressed dump's pages are decoded (default: native/kdump when built). */
   readonly kdumpDecoder?: PageDecoder;
 }
 
 export function openTarget(path: string, opts: OpenOptions = {}): Target {
   if (opts.raw) {
-    refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols'], 'a raw file (--raw)');
+    refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols', 'modules'], 'a raw file (--raw)');
     return FileTarget.raw(path);
   }
   const probe = FileByteSource.open(path);
@@ -51,7 +53,7 @@ export function openTarget(path: string, opts: OpenOptions = {}): Target {
       }
       refuseNotADump(path, probe.readUpTo(0, 16));
       probe.close();
-      refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols'], `"${path}", which is not an ELF file and opens as a raw file`);
+      refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols', 'modules'], `"${path}", which is not an ELF file and opens as a raw file`);
       return FileTarget.raw(path);
     }
     elf = new ElfFile(probe);
@@ -63,14 +65,14 @@ export function openTarget(path: string, opts: OpenOptions = {}): Target {
     if (isKernelDump(elf)) {
       elf.close();
       refuse(opts, ['exe', 'sysroot', 'solibSearchPath'], `kernel dump "${path}" (use --symbols vmlinux)`);
-      return KernelDumpTarget.open(path, { symbols: opts.symbols });
+      return KernelDumpTarget.open(path, { symbols: opts.symbols, modules: opts.modules });
     }
     elf.close();
-    refuse(opts, ['symbols'], `process core "${path}" (use --exe and --sysroot)`);
+    refuse(opts, ['symbols', 'modules'], `process core "${path}" (use --exe and --sysroot)`);
     return ProcessCoreTarget.open(path, { exe: opts.exe, sysroot: opts.sysroot, solibSearchPath: opts.solibSearchPath });
   }
   try {
-    refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols'], `"${path}", an ELF ${elf.header.type === 2 ? 'executable' : 'object'} that opens as a file target`);
+    refuse(opts, ['exe', 'sysroot', 'solibSearchPath', 'symbols', 'modules'], `"${path}", an ELF ${elf.header.type === 2 ? 'executable' : 'object'} that opens as a file target`);
   } catch (e) {
     elf.close();
     throw e;
@@ -83,7 +85,7 @@ function openKdump(path: string, opts: OpenOptions): Target {
   const dump = KdumpFile.open(path, { decoder: opts.kdumpDecoder });
   let t: KernelDumpTarget;
   try {
-    t = KernelDumpTarget.open(path, { symbols: opts.symbols, source: dump.elfView(), format: dump.describe() });
+    t = KernelDumpTarget.open(path, { symbols: opts.symbols, modules: opts.modules, source: dump.elfView(), format: dump.describe() });
   } catch (e) {
     dump.close();
     throw e;

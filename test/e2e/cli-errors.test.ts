@@ -62,6 +62,7 @@ const cases: Record<string, () => Case[]> = {
     [['open', raw, '--sysroot', dir], `dbg: --sysroot does not apply to "${raw}", which is not an ELF file and opens as a raw file`, 1],
     [['open', raw, '--symbols', kernel], `dbg: --symbols does not apply to "${raw}", which is not an ELF file and opens as a raw file`, 1],
     [['open', raw, '--raw', '--symbols', kernel], 'dbg: --symbols does not apply to a raw file (--raw)', 1],
+    [['open', raw, '--modules', dir], `dbg: --modules does not apply to "${raw}", which is not an ELF file and opens as a raw file`, 1],
     [['open', raw, '-e'], usage('open', 'flag --execute expects a value'), 2],
     [['open', raw, '-e', '::nosuch'], "dbg: unknown dcmd 'nosuch' (::help lists the dcmds)", 1],
     [['open', raw, '--gdb', 'notaport', '-e', '::status'], gdbPort, 1],

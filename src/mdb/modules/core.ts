@@ -145,10 +145,18 @@ const status: Dcmd = {
 
 const threadsDcmd: Dcmd = {
   name: 'threads',
-  usage: '::threads',
-  help: 'list the threads (vCPUs of a kernel or guest); * marks the selected one',
-  run(s, inv, out) {
-    noArgs(this, inv.args);
+  usage: '::threads [-k]',
+  help:
+    'list the threads (vCPUs of a kernel or guest); * marks the selected one\n\n' +
+    "-k: a Linux kernel's tasks too, each a thread beside the CPUs (as ::task -a makes them)",
+  async run(s, inv, out) {
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { booleans: 'k' });
+    if (rest.length > 0) throw errors.badInput(`::threads: unexpected argument "${rest[0]}" (usage: ${this.usage})`);
+    if (flags.has('k')) {
+      // ::task -a (the linux module's) adopts every task; its count line is not this listing's
+      const quiet: Output = { jsonMode: false, line() {}, json() {}, ...(out.warn ? { warn: out.warn.bind(out) } : {}) };
+      await s.execute('::task -a', quiet);
+    }
     const t = s.target;
     const rows = t.threads().map((th) => {
       let pc: bigint | undefined;

@@ -15,7 +15,7 @@
  *                                  through FUNC
  *   ADDR::list_head [-H] TYPE MEMBER   the TYPEs on the list_head (-H: hlist_head) at ADDR
  *   ::percpu SYM [CPU]             each CPU's copy of a per-CPU variable (one CPU's: pipe-able)
- *   ::modules                      loaded modules: struct module, name, base, size (from `modules`)
+ *   ::modules                      loaded modules: struct module, name, base, size, state, symbols' origin
  *   ::dmesg [-n N] [-l LEVELS]     the kernel log; -l: only these levels (emerg..debug or 0..7, a
  *                                  comma list), as dmesg -l
  *   walkers task (processes, init_task first) and thread (every thread)
@@ -27,6 +27,7 @@
 import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
 import { needObjects, type LinuxPort } from '../../os/linux/port.js';
+import { linuxModules } from '../../os/linux/modules.js';
 import { perCpuAddress } from '../../os/linux/percpu.js';
 import { formatPrintk, LEVEL_NAMES, readPrintkLog } from '../../os/linux/printk.js';
 import { linuxTasks, type LinuxTasks, type TaskInfo } from '../../os/linux/tasks.js';
@@ -116,8 +117,13 @@ const task: Dcmd = {
       const stops: string[] = [];
       let n = 0;
       for (const a of tasks.all((m) => stops.push(m))) {
-        t.taskThread(a, true);
-        n++;
+        try {
+          t.taskThread(a, true);
+          n++;
+        } catch (e) {
+          if (!(e instanceof DbgError)) throw e;
+          stops.push(`task ${hexAddr(a)} is left out: ${e.message}`); // its saved context is unreadable; the others still become threads
+        }
       }
       if (out.jsonMode) out.json({ tasks: n, threads: t.threads().length });
       else out.line(`${n} tasks; ${t.threads().length} threads (the CPUs, then the tasks not running on one)`);
@@ -282,31 +288,29 @@ const percpu: Dcmd = {
 const modules: Dcmd = {
   name: 'modules',
   usage: '::modules',
-  help: 'loaded Linux modules from the `modules` list: struct module address, name, core base and size',
+  help:
+    'loaded Linux modules from the `modules` list: struct module address, name, core base and size, state,\n' +
+    'and where their symbols come from (the .ko placed by --modules DIR or /lib/modules/RELEASE, the\n' +
+    "module's own kallsyms, or none)",
   run(s, inv, out) {
     const { rest } = parseFlags(this.name, this.usage, inv.args, {});
     noExtra(this, rest);
-    const { t, tasks } = tasksOf(s, 'listing modules');
-    const head = t.linux.symbol('modules');
-    if (head === undefined) throw errors.notFound(`${t.name}: the kernel has no modules list (built without CONFIG_MODULES?)`);
-    const o = tasks.objects;
+    const t = kernelDump(s, 'listing modules');
+    if (t.linux.symbol('modules') === undefined) throw errors.notFound(`${t.name}: the kernel has no modules list (built without CONFIG_MODULES?)`);
     const stops: string[] = [];
-    const rows = [...tasks.listHead(head, 'struct module', 'list', (m) => stops.push(m), false, 'the module list')].map((a) => {
-      const m = o.at(a, 'struct module');
-      const layout = (() => {
-        try {
-          return { base: m.member('core_layout.base').value(), size: m.member('core_layout.size').value() };
-        } catch {
-          return { base: m.member('mem[0].base').value(), size: m.member('mem[0].size').value() }; // Linux 6.4+: mem[MOD_TEXT]
-        }
-      })();
-      return { addr: a, name: m.member('name').string(64), ...layout };
+    const from = (name: string) => {
+      const m = t.symbols.modules.find((x) => x.name === name);
+      return m?.path.endsWith('.ko') ? m.path : m && m.table.size > 0 ? 'kallsyms' : 'none';
+    };
+    const rows = [...linuxModules(t.linux, (m) => stops.push(m))].map((m) => {
+      const core = m.ranges.find((r) => r.kind === 'core');
+      return { addr: m.addr, name: m.name, base: core?.base ?? 0n, size: core?.size ?? 0n, state: m.state, symbols: from(m.name) };
     });
     if (out.piping && out.value) for (const r of rows) out.value(r.addr);
-    else if (out.jsonMode) out.json(rows.map((r) => ({ addr: hexAddr(r.addr), name: r.name, base: hexAddr(r.base), size: Number(r.size) })));
+    else if (out.jsonMode) out.json(rows.map((r) => ({ addr: hexAddr(r.addr), name: r.name, base: hexAddr(r.base), size: Number(r.size), state: r.state, symbols: r.symbols })));
     else {
-      out.line(`${'MODULE'.padEnd(18)} ${'NAME'.padEnd(20)} ${'BASE'.padEnd(18)} SIZE`);
-      for (const r of rows) out.line(`${hexAddr(r.addr)} ${r.name.padEnd(20)} ${hexAddr(r.base)} ${hex(r.size)}`);
+      out.line(`${'MODULE'.padEnd(18)} ${'NAME'.padEnd(20)} ${'BASE'.padEnd(18)} ${'SIZE'.padEnd(8)} ${'STATE'.padEnd(6)} SYMBOLS`);
+      for (const r of rows) out.line(`${hexAddr(r.addr)} ${r.name.padEnd(20)} ${hexAddr(r.base)} ${hex(r.size).padEnd(8)} ${r.state.padEnd(6)} ${r.symbols}`);
     }
     for (const m of stops) warn(out, m);
   },

@@ -40,10 +40,10 @@ export function readU32(port: LinuxPort, addr: bigint): number {
   return port.read(addr, 4).readUInt32LE(0);
 }
 
-/** vmlinux's types, or a one-line error saying that `what` needs them. */
-export function needObjects(port: LinuxPort, what: string): ObjectSpace {
+/** vmlinux's types (`type` among them), or a one-line error saying that `what` needs them. */
+export function needObjects(port: LinuxPort, what: string, type = 'struct task_struct'): ObjectSpace {
   const o = port.objects();
-  if (!o || !o.types.find('struct task_struct')) {
+  if (!o || !o.types.find(type)) {
     throw new DbgError('no-symbol', `${what} needs the kernel's types: open ${port.name.replace(/^kernel dump /, 'the dump ')} with --symbols vmlinux (a vmlinux with DWARF, e.g. Debian's linux-image-*-dbg)`);
   }
   return o;

@@ -95,42 +95,8 @@ export class LinuxTasks {
    * The containers of the circular list_head (or, with `hlist`, the NULL-ended hlist_head) at
    * `head`, each a `type` whose `member` is the node; the head itself is not yielded.
    */
-  *listHead(head: bigint, type: string, member: string, onStop: OnStop, hlist = false, what = `list of ${type}`): Generator<bigint> {
-    const off = followPath(this.objects.types.get(type), 0n, member, undefined).addr;
-    const seen = new Set<bigint>();
-    let yielded = 0;
-    const next = (at: bigint): bigint | undefined => {
-      try {
-        return this.port.read(at, 8).readBigUInt64LE(0);
-      } catch (e) {
-        if (!(e instanceof DbgError)) throw e;
-        onStop(`${what}: the node at ${hex(at)} cannot be read (${e.message}); stopped after ${yielded}`);
-        return undefined;
-      }
-    };
-    let node = next(head);
-    for (;;) {
-      if (node === undefined) return;
-      if (hlist ? node === 0n : node === head) return;
-      if (node === 0n) {
-        onStop(`${what}: a NULL next pointer after ${yielded} (the list is not circular)`);
-        return;
-      }
-      if (seen.has(node)) {
-        onStop(`${what}: cycles back to ${hex(node - off)} after ${yielded} without returning to the head`);
-        return;
-      }
-      if (yielded >= MAX_TASKS) {
-        onStop(`${what}: stopped after ${yielded}`);
-        return;
-      }
-      seen.add(node);
-      const after = next(node);
-      if (after === undefined) return;
-      yield node - off;
-      yielded++;
-      node = after;
-    }
+  listHead(head: bigint, type: string, member: string, onStop: OnStop, hlist = false, what = `list of ${type}`): Generator<bigint> {
+    return listContainers(this.port, this.objects, head, type, member, onStop, hlist, what);
   }
 
   /** init_task (pid 0), then every process (thread-group leader) on init_task.tasks. */
@@ -211,5 +177,48 @@ export class LinuxTasks {
       if (this.has('struct inactive_task_frame', member)) regs.set(reg, frame.member(member).value());
     }
     return regs;
+  }
+}
+
+/**
+ * The containers of the circular list_head (or, with `hlist`, the NULL-ended hlist_head) at
+ * `head`, each a `type` whose `member` is the node; the head itself is not yielded. Followed with
+ * a budget, a visited set and readable pointers (see the file comment).
+ */
+export function* listContainers(port: LinuxPort, objects: ObjectSpace, head: bigint, type: string, member: string, onStop: OnStop, hlist = false, what = `list of ${type}`): Generator<bigint> {
+  const off = followPath(objects.types.get(type), 0n, member, undefined).addr;
+  const seen = new Set<bigint>();
+  let yielded = 0;
+  const next = (at: bigint): bigint | undefined => {
+    try {
+      return port.read(at, 8).readBigUInt64LE(0);
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      onStop(`${what}: the node at ${hex(at)} cannot be read (${e.message}); stopped after ${yielded}`);
+      return undefined;
+    }
+  };
+  let node = next(head);
+  for (;;) {
+    if (node === undefined) return;
+    if (hlist ? node === 0n : node === head) return;
+    if (node === 0n) {
+      onStop(`${what}: a NULL next pointer after ${yielded} (the list is not circular)`);
+      return;
+    }
+    if (seen.has(node)) {
+      onStop(`${what}: cycles back to ${hex(node - off)} after ${yielded} without returning to the head`);
+      return;
+    }
+    if (yielded >= MAX_TASKS) {
+      onStop(`${what}: stopped after ${yielded}`);
+      return;
+    }
+    seen.add(node);
+    const after = next(node);
+    if (after === undefined) return;
+    yield node - off;
+    yielded++;
+    node = after;
   }
 }

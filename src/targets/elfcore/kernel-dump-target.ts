@@ -34,9 +34,9 @@ import { X86_64 } from '../../arch/x86-64.js';
 import type { Registers } from '../../arch/arch.js';
 import { cr3Root, X86_64Paging, type Walk } from '../../arch/x86-64-paging.js';
 import { FileByteSource, type ByteSource } from '../../common/byte-source.js';
-import { hex } from '../../common/format.js';
+import { hex, hexAddr } from '../../common/format.js';
 import { DbgError, errors } from '../../common/errors.js';
-import { ElfFile, ET_CORE, PT_LOAD, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
+import { ElfFile, ET_CORE, ET_REL, PT_LOAD, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable, type Sym, type SymbolMatch } from '../../symbols/symbol-table.js';
 import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
@@ -59,6 +59,8 @@ import { PANIC_FUNCTIONS, panicCpu, panicFromLog } from '../../os/linux/panic.js
 import type { LinuxPort } from '../../os/linux/port.js';
 import { readPrintkLog, type PrintkRecord } from '../../os/linux/printk.js';
 import { linuxTasks } from '../../os/linux/tasks.js';
+import { ModuleFiles } from '../../os/linux/module-files.js';
+import { disagreements, kernelNamesFirst, koModinfo, linuxModules, moduleKallsyms, placeKoSymbols, type LinuxModule } from '../../os/linux/modules.js';
 import { TypeSpace } from '../../types/type-space.js';
 import { ObjectSpace } from '../../types/typed-object.js';
 import { elfModule, unwind } from '../unwind.js';
@@ -89,6 +91,11 @@ export interface KernelDumpOptions {
   readonly source?: ByteSource;
   /** What `::status` calls the dump's format, when not an ELF vmcore. */
   readonly format?: string;
+  /**
+   * Where the modules' .ko files are (searched recursively); default: the distribution's trees
+   * for the dump's release (src/os/linux/module-files.ts). Needs a vmlinux among `symbols`.
+   */
+  readonly modules?: string;
 }
 
 interface Cpu {
@@ -130,6 +137,7 @@ export class KernelDumpTarget implements Target {
   /** The kernel's ORC tables (null: it has none, or they could not be read). */
   private orcCache?: OrcTable | null;
   private moduleOrcCache?: OrcTable[];
+  private readonly loadedModules: (LinuxModule & { readonly symbols: string })[] = [];
   /** Tasks given a thread of their own (ADDR::task, ::stacks): registers from their saved context. */
   private readonly taskThreads = new Map<number, { task: bigint; regs: Registers; name: string; tid: number; listed: boolean }>();
   private readonly modes = new Map<number, AddressMode>();
@@ -200,6 +208,7 @@ export class KernelDumpTarget implements Target {
         if (hasKallsyms(t.vmcoreinfo)) t.loadKallsyms();
         t.loadVmcoreinfoSymbols();
       }
+      t.loadModules(opts.modules);
       return t;
     } catch (e) {
       if (t) t.close();
@@ -267,6 +276,110 @@ export class KernelDumpTarget implements Target {
       }
     });
     this.symbols.add({ name: 'kallsyms', path: this.path, table });
+  }
+
+  /**
+   * Each loaded kernel module's symbols, at the addresses it was loaded at: from its .ko (in `dir`,
+   * then the distribution's trees for the dump's release) with each section placed where the
+   * module's kallsyms say it was loaded, else from the module's kallsyms in memory. A .ko that is
+   * not the loaded module (built for another release, or from other sources) is left out with a
+   * warning.
+   */
+  private loadModules(dir: string | undefined): void {
+    if (!this.kernelElf) {
+      if (dir !== undefined) throw errors.badInput(`--modules ${dir}: the module list is read with the kernel's types; give --symbols vmlinux too`);
+      return;
+    }
+    const port = this.linux;
+    if (port.symbol('modules') === undefined) {
+      if (dir !== undefined) this.warnings.push(`--modules ${dir}: the kernel has no modules list (built without CONFIG_MODULES?)`);
+      return;
+    }
+    const release = this.vmcoreinfo?.osrelease ?? bannerRelease(this.linuxBanner() ?? '');
+    const files = ModuleFiles.find(dir, release);
+    const warn = (m: string) => this.warnings.push(m);
+    let mods: LinuxModule[];
+    try {
+      mods = [...linuxModules(port, warn)];
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      warn(`the module list could not be read: ${e.message}`);
+      return;
+    }
+    const missing: string[] = [];
+    for (const mod of mods) {
+      let kallsyms: ElfSymbol[] = [];
+      try {
+        kallsyms = moduleKallsyms(port, mod);
+      } catch (e) {
+        if (!(e instanceof DbgError)) throw e;
+        warn(`${e.message}; names come from its .ko only`);
+      }
+      const ko = files.ko(mod.name);
+      const placed = ko ? this.koSymbols(ko, mod, kallsyms, release) : undefined;
+      if (!ko && dir !== undefined) missing.push(files.compressedKo(mod.name) ? `${mod.name} (${files.compressedKo(mod.name)} is compressed: decompress it)` : mod.name);
+      const syms = placed ?? kallsyms;
+      const lo = mod.ranges.reduce((m, r) => (r.base < m ? r.base : m), MASK64);
+      const hi = mod.ranges.reduce((m, r) => (r.base + r.size > m ? r.base + r.size : m), 0n);
+      this.symbols.add({
+        name: mod.name,
+        path: placed ? ko! : `${this.path} (kallsyms of module ${mod.name})`,
+        table: new SymbolTable(mod.name, kernelNamesFirst(syms)),
+        ...(mod.ranges.length > 0 ? { start: lo, end: hi } : {}),
+      });
+      this.loadedModules.push({ ...mod, symbols: placed ? ko! : syms.length > 0 ? 'kallsyms' : 'none' });
+    }
+    if (missing.length > 0) {
+      warn(`--modules ${dir}: no .ko for ${missing.length} of ${mods.length} modules (${missing.join(', ')}); their names come from their kallsyms`);
+    }
+  }
+
+  /** The symbols of `ko` placed for `mod`, or undefined (with a warning) when it is not that module. */
+  private koSymbols(ko: string, mod: LinuxModule, kallsyms: readonly ElfSymbol[], release: string | undefined): ElfSymbol[] | undefined {
+    const warn = (m: string) => {
+      this.warnings.push(`${ko}: ${m}; the names of module ${mod.name} come from its kallsyms`);
+      return undefined;
+    };
+    let elf: ElfFile;
+    try {
+      elf = ElfFile.open(ko);
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      return warn(e.message);
+    }
+    try {
+      if (elf.header.type !== ET_REL || elf.header.machine !== X86_64.elfMachine) return warn(`not an x86-64 kernel module (ELF type ${elf.header.type}, machine ${elf.header.machine})`);
+      const info = koModinfo(elf);
+      if (release && info.release && info.release !== release) return warn(`built for Linux ${info.release}, but the dump runs ${release}`);
+      if (info.name && info.name !== mod.name) return warn(`module ${info.name}, not ${mod.name}`);
+      // kallsyms names that occur once: a static function of the same name in two files would mislead
+      const unique = new Map<string, bigint>();
+      const twice = new Set<string>();
+      for (const k of kallsyms) {
+        if (unique.has(k.name)) twice.add(k.name);
+        unique.set(k.name, k.value);
+      }
+      for (const n of twice) unique.delete(n);
+      const placed = placeKoSymbols(elf, mod, unique);
+      const bad = disagreements(placed, unique);
+      if (bad.length > 0) {
+        const [n, a, b] = bad[0]!;
+        const count = bad.length === 1 ? '1 symbol disagrees' : `${bad.length} symbols disagree`;
+        return warn(`not the loaded module: ${n} would be at ${hexAddr(a)}, the module's kallsyms have it at ${hexAddr(b)} (${count})`);
+      }
+      if (placed.length === 0) return warn('none of its sections is where the kernel loaded the module');
+      return placed;
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      return warn(e.message);
+    } finally {
+      elf.close();
+    }
+  }
+
+  /** The kernel modules found at open, and where their names came from. */
+  get kernelModules(): readonly (LinuxModule & { readonly symbols: string })[] {
+    return this.loadedModules;
   }
 
   private loadVmcoreinfoSymbols(): void {

@@ -121,12 +121,29 @@ struct task_struct *current_task __attribute__((section("percpu"))) = 0;
 struct task_struct *percpu_area[2][2] = { { &init_task, 0 }, { &task_sleeper, 0 } };
 unsigned long __per_cpu_offset[2] = { (unsigned long)percpu_area[0], (unsigned long)percpu_area[1] };
 
-/* Loaded modules (Linux 6.1's struct module: list, name, core_layout). */
+/*
+ * Loaded modules (Linux 6.1's struct module: list, name, core_layout, init_layout, kallsyms):
+ * qemu_fw_cfg, whose memory is not in the dump and which has no kallsyms, and mini_mod, whose
+ * "text" is mini_mod_text and whose kallsyms name mini_func (+0x10) and mini_data (+0x80) there.
+ */
+typedef struct { unsigned int st_name; unsigned char st_info, st_other; unsigned short st_shndx; unsigned long st_value, st_size; } Elf64_Sym;
+struct mod_kallsyms { Elf64_Sym *symtab; unsigned int num_symtab; char *strtab; char *typetab; };
 struct module_layout { void *base; unsigned int size; };
-struct module { int state; struct list_head list; char name[56]; struct module_layout core_layout; };
+struct module { int state; struct list_head list; char name[56]; struct module_layout core_layout, init_layout; struct mod_kallsyms *kallsyms; };
 extern struct list_head modules;
-struct module mod_fw = { 0, { &modules, &modules }, "qemu_fw_cfg", { (void *)0xffffffffc0456000UL, 0x5000 } };
-struct list_head modules = { &mod_fw.list, &mod_fw.list };
+extern struct module mod_mini;
+unsigned char mini_mod_text[0x100];
+char mini_strtab[] = "\0mini_func\0mini_data\0elsewhere";
+Elf64_Sym mini_symtab[] = {
+	{ 0 },
+	{ 1, 0x12, 0, 1, (unsigned long)mini_mod_text + 0x10, 0x20 },  /* FUNC GLOBAL in .text (section 1) */
+	{ 11, 0x11, 0, 2, (unsigned long)mini_mod_text + 0x80, 0x8 },  /* OBJECT GLOBAL in .data */
+	{ 21, 0x12, 0, 1, 0xffffffffc0001000UL, 0x10 },                /* outside the module: not its name */
+};
+struct mod_kallsyms mini_kallsyms = { mini_symtab, 4, mini_strtab, 0 };
+struct module mod_fw = { 0, { &mod_mini.list, &modules }, "qemu_fw_cfg", { (void *)0xffffffffc0456000UL, 0x5000 }, { 0, 0 }, 0 };
+struct module mod_mini = { 0, { &modules, &mod_fw.list }, "mini_mod", { mini_mod_text, sizeof mini_mod_text }, { 0, 0 }, &mini_kallsyms };
+struct list_head modules = { &mod_fw.list, &mod_mini.list };
 
 /* A CPU stopped inside panic(): delay_loop's frame (after its prologue) returns into panic. */
 void delay_loop(void) { __asm__ volatile("nop; nop; nop; nop"); }

@@ -6,12 +6,13 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaptureOutput, Session } from '../../../src/mdb/session.js';
 import { builtinModules } from '../../../src/mdb/modules/index.js';
+import { symbolName } from '../../../src/mdb/names.js';
 import { ElfFile } from '../../../src/symbols/elf-file.js';
 import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
 import { writeVmcore } from '../../../src/targets/elfcore/kernel-vmcore-writer.js';
@@ -119,6 +120,20 @@ describe('a kdump of the mini kernel, read through its types', () => {
     expect((await run(t, `${head.toString(16)}::list_head task_struct tasks`)).lines).toEqual(['task_init', 'task_kthreadd', 'task_sleeper'].map((n) => `0x${addr(n)}`));
   });
 
+  it('::threads -k lists every task as a thread beside the CPUs; a task without a readable context is left out in one line', async () => {
+    const k = KernelDumpTarget.open(dump('threads.vmcore'), { symbols: [vmlinux] });
+    try {
+      const r = await run(k, '::threads -k');
+      expect(r.lines[0]).toBe('  ID        TID NAME             STATE      PC');
+      expect(r.lines.slice(1).map((l) => /^[* ]\s+\d+\s+\d+ (.*?)\s+(?:stopped|sleeping) /.exec(l)?.[1])).toEqual(['CPU 0 (pid 1)', 'CPU 1 (pid 4)', 'pid 3 sleeper', 'pid 4 sleeper-worker']);
+      // init_task, init and kthreadd have no switched-out context in the mini kernel (thread.sp 0): one line each, the rest go on
+      expect(r.warnings.map((w) => w.replace(/: read .*/, ''))).toEqual(['init_task', 'task_init', 'task_kthreadd'].map((n) => `task ${hex(sym.get(n)!)} is left out`));
+      expect(await failure(k, '::threads -x')).toMatch(/^::threads: unknown option -x/);
+    } finally {
+      k.close();
+    }
+  });
+
   it('ADDR::task selects a sleeping task; ::stack unwinds from its inactive_task_frame', async () => {
     const a = sym.get('task_sleeper')!;
     const r = await run(t, `${a.toString(16)}::task; ::stack; ::regs`);
@@ -166,13 +181,12 @@ describe('a kdump of the mini kernel, read through its types', () => {
     expect(pi).toContain('  found by panic_cpu');
   });
 
-  it('::percpu: each CPU\'s copy at __per_cpu_offset[cpu] + the offset; ::modules', async () => {
+  it('::percpu: each CPU\'s copy at __per_cpu_offset[cpu] + the offset', async () => {
     const area = sym.get('percpu_area')!;
     expect((await run(t, '::percpu current_task')).lines).toEqual([`cpu 0: ${hex(area)}`, `cpu 1: ${hex(area + 16n)}`]);
     expect((await run(t, '::percpu current_task 1 | ::print -a void *')).lines).toEqual([`${(area + 16n).toString(16)} task_sleeper`]);
     expect(await failure(t, '::percpu init_task')).toBe(`init_task is not a per-CPU variable: its value ${hex(sym.get('init_task')!)} is an address, not an offset in .data..percpu`);
     expect(await failure(t, '::percpu current_task 2')).toBe('no CPU 2: the dump has CPUs 0..1');
-    expect((await run(t, '::modules')).lines).toEqual([`MODULE             NAME                 BASE               SIZE`, `${hex(sym.get('mod_fw')!)} qemu_fw_cfg          0xffffffffc0456000 0x5000`]);
   });
 
   it('addresses outside the image are no symbol+offset (the per-CPU segment at 0 does not stretch it)', async () => {
@@ -248,5 +262,115 @@ describe('hand-corrupted copies', () => {
     expect(await failure(t, '::ps')).toBe('the task list needs the kernel\'s types: open the dump "nosyms.vmcore" with --symbols vmlinux (a vmlinux with DWARF, e.g. Debian\'s linux-image-*-dbg)');
     expect(await failure(t, '::dmesg')).toBe('kernel dump "nosyms.vmcore" has no VMCOREINFO note and no vmlinux types (--symbols vmlinux): the kernel log\'s layout is unknown');
     t.close();
+  });
+});
+
+/**
+ * mini_mod's .ko as an assembler writes one: mini_func at .text+0x10 (where the module's kallsyms
+ * put it), mini_helper at .text+0x20 (which kallsyms do not name), mini_data at .data+0x80. With
+ * `otherBuild`, mini_data sits in .text at 0x30: a .ko of other sources that kallsyms contradict.
+ */
+function miniKo(name: string, otherBuild = false): string {
+  const d = join(dir, name);
+  execFileSync('mkdir', ['-p', d]);
+  const s = join(d, 'mini_mod.s');
+  const data = otherBuild ? '.org 0x30\n.globl mini_data\nmini_data: .quad 0\n' : '.data\n.org 0x80\n.globl mini_data\n.type mini_data,@object\nmini_data: .quad 0\n.size mini_data,8\n';
+  writeFileSync(
+    s,
+    '.text\n.org 0x10\n.globl mini_func\n.type mini_func,@function\nmini_func: .skip 0x10\n.size mini_func,0x10\n' +
+      '.type mini_helper,@function\nmini_helper: .skip 0x10\n.size mini_helper,0x10\n' +
+      data +
+      '.section .modinfo,"a"\n.asciz "name=mini_mod"\n',
+  );
+  execFileSync('gcc', ['-c', '-o', join(d, 'mini-mod.ko'), s]);
+  return d;
+}
+
+describe('kernel modules: names from their kallsyms, or from a .ko placed where kallsyms put it', () => {
+  const text = () => sym.get('mini_mod_text')!;
+
+  it('::modules lists state and where names come from; module text is named module`symbol+off', async () => {
+    const t = KernelDumpTarget.open(dump('modules.vmcore'), { symbols: [vmlinux] });
+    try {
+      expect(t.warnings).toEqual([]);
+      expect((await run(t, '::modules')).lines).toEqual([
+        'MODULE             NAME                 BASE               SIZE     STATE  SYMBOLS',
+        `${hex(sym.get('mod_fw')!)} qemu_fw_cfg          0xffffffffc0456000 0x5000   live   none`,
+        `${hex(sym.get('mod_mini')!)} mini_mod             ${hex(text())} 0x100    live   kallsyms`,
+      ]);
+      expect(symbolName(t, text() + 0x14n)).toBe('mini_mod`mini_func+0x4');
+      expect(symbolName(t, text() + 0x80n)).toBe('mini_mod`mini_data');
+      expect(symbolName(t, 0xffffffffc0001004n)).toBeUndefined(); // kallsyms outside the module's memory name nothing
+      expect(t.symbols.lookup('mini_mod`mini_func')).toBe(text() + 0x10n);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('--modules DIR: the .ko placed by kallsyms names what kallsyms do not', async () => {
+    const d = miniKo('ko-good');
+    const t = KernelDumpTarget.open(dump('modules.vmcore'), { symbols: [vmlinux], modules: d });
+    try {
+      expect(t.warnings).toEqual([`--modules ${d}: no .ko for 1 of 2 modules (qemu_fw_cfg); their names come from their kallsyms`]);
+      expect(symbolName(t, text() + 0x24n)).toBe('mini_mod`mini_helper+0x4');
+      expect((await run(t, '::modules')).lines[2]).toBe(`${hex(sym.get('mod_mini')!)} mini_mod             ${hex(text())} 0x100    live   ${join(d, 'mini-mod.ko')}`);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('a .ko that is not the loaded module is left out in one line; kallsyms name the module', () => {
+    const d = miniKo('ko-other', true);
+    const t = KernelDumpTarget.open(dump('modules.vmcore'), { symbols: [vmlinux], modules: d });
+    try {
+      expect(t.warnings[0]).toBe(
+        `${join(d, 'mini-mod.ko')}: not the loaded module: mini_data would be at ${hex(text() + 0x30n)}, the module's kallsyms have it at ${hex(text() + 0x80n)} (1 symbol disagrees); the names of module mini_mod come from its kallsyms`,
+      );
+      expect(symbolName(t, text() + 0x24n)).toBe('mini_mod`mini_func+0x14');
+    } finally {
+      t.close();
+    }
+  });
+
+  it('a module list that loops: the walk stops with the count so far, the session goes on', async () => {
+    // mod_mini.list.next (struct module: int state, then the list) back to mod_fw's list
+    const cyc = dump('modules-cycle.vmcore', { patch: [[sym.get('mod_mini')! + 8n, sym.get('mod_fw')! + 8n]] });
+    const t = KernelDumpTarget.open(cyc, { symbols: [vmlinux] });
+    try {
+      const loop = `the module list: cycles back to ${hex(sym.get('mod_fw')!)} after 2 without returning to the head`;
+      expect(t.warnings).toEqual([loop]);
+      const r = await run(t, '::modules');
+      expect(r.lines).toHaveLength(3);
+      expect(r.warnings).toEqual([loop]);
+      expect(symbolName(t, text() + 0x14n)).toBe('mini_mod`mini_func+0x4');
+    } finally {
+      t.close();
+    }
+  });
+
+  it("kallsyms that lie (a count past belief, a table outside the dump): one line, the module unnamed, the rest goes on", () => {
+    const k = sym.get('mini_kallsyms')!; // struct mod_kallsyms { symtab; num_symtab; strtab; typetab }
+    for (const [patch, why] of [
+      [[k + 8n, 0x7fffffffn], 'num_symtab says 2147483647 symbols; dbg reads at most 1000000'],
+      [[k, 0x10n], 'read of 96 bytes at 0x10 failed: '],
+    ] as const) {
+      const t = KernelDumpTarget.open(dump('modules-lying.vmcore', { patch: [patch as [bigint, bigint]] }), { symbols: [vmlinux] });
+      try {
+        expect(t.warnings).toHaveLength(1);
+        expect(t.warnings[0]).toContain(`module mini_mod (struct module ${hex(sym.get('mod_mini')!)}): its kallsyms: ${why}`);
+        expect(t.warnings[0]).toMatch(/; names come from its \.ko only$/);
+        expect(t.symbols.find('mini_mod`mini_func')).toBeUndefined();
+        expect(t.kernelModules.map((m) => [m.name, m.symbols])).toEqual([['qemu_fw_cfg', 'none'], ['mini_mod', 'none']]);
+      } finally {
+        t.close();
+      }
+    }
+  });
+
+  it('--modules that is no directory, or without vmlinux, is refused in one line', () => {
+    const p = dump('modules.vmcore');
+    expect(() => KernelDumpTarget.open(p, { symbols: [vmlinux], modules: join(dir, 'no-such-dir') })).toThrow(`--modules ${join(dir, 'no-such-dir')}: no such directory`);
+    expect(() => KernelDumpTarget.open(p, { symbols: [vmlinux], modules: vmlinux })).toThrow(`--modules ${vmlinux}: not a directory (give the directory that holds the .ko files)`);
+    expect(() => KernelDumpTarget.open(p, { modules: dir })).toThrow(`--modules ${dir}: the module list is read with the kernel's types; give --symbols vmlinux too`);
   });
 });
