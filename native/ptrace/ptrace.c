@@ -310,6 +310,12 @@ static void job_spawn(job_t *j) {
     int e;
     ptrace(PTRACE_TRACEME, 0, 0, 0);
     setpgid(0, 0);
+    /* Node marks its stdio close-on-exec and non-blocking; the program gets them as a shell gives them (as libuv's spawn does) */
+    for (int fd = 0; fd <= 2; fd++) {
+      fcntl(fd, F_SETFD, 0);
+      int fl = fcntl(fd, F_GETFL);
+      if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
     if (j->cwd && chdir(j->cwd) < 0) {
       e = errno;
       (void)!write(pfd[1], &e, sizeof e);

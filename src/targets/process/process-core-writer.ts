@@ -16,6 +16,7 @@
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { DbgError } from '../../common/errors.js';
 import type { ProcessTarget } from './process-target.js';
+import { note } from '../elfcore/kernel-vmcore-writer.js';
 
 const PAGE = 4096;
 const NT_PRSTATUS = 1;
@@ -27,18 +28,6 @@ const NT_X86_XSTATE = 0x202;
 const PT_LOAD = 1;
 const PT_NOTE = 4;
 const SLICE = 1 << 20;
-
-function note(name: string, type: number, desc: Buffer): Buffer {
-  const n = Buffer.from(`${name}\0`, 'latin1');
-  const pad = (x: number) => (x + 3) & ~3;
-  const out = Buffer.alloc(12 + pad(n.length) + pad(desc.length));
-  out.writeUInt32LE(n.length, 0);
-  out.writeUInt32LE(desc.length, 4);
-  out.writeUInt32LE(type, 8);
-  n.copy(out, 12);
-  desc.copy(out, 12 + pad(n.length));
-  return out;
-}
 
 export function writeProcessCore(t: ProcessTarget, path: string): void {
   const maps = t.mappings().filter((m) => m.name !== '[vsyscall]');
