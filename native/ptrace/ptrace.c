@@ -130,6 +130,8 @@ struct job {
   napi_threadsafe_function tsfn;
   napi_deferred deferred;
   struct stop *stop;
+  int finished; /* the resume ended while the JS thread still waited for it */
+  int async;    /* the JS thread stopped waiting: the result goes through tsfn */
 };
 
 static pthread_t g_thread;
@@ -538,6 +540,8 @@ typedef struct stop {
   uint64_t args[6];
   int64_t rval;
   char err[96];
+  int has_regs; /* regs: the stopping thread's user_regs_struct, read by the tracer at the stop */
+  struct user_regs_struct regs;
 } stop_t;
 
 enum { M_CONT_ALL, M_CONT_ONE, M_STEP };
@@ -1236,10 +1240,19 @@ static napi_value n_drain(napi_env env, napi_callback_info info) {
   return a;
 }
 
+static napi_value stop_object(napi_env env, stop_t *s);
+
 static void resume_done_js(napi_env env, napi_value cb, void *ctx, void *data) {
   job_t *j = data;
   stop_t *s = j->stop;
-  if (env) {
+  if (env) napi_resolve_deferred(env, j->deferred, stop_object(env, s));
+  napi_release_threadsafe_function(j->tsfn, napi_tsfn_release);
+  free(s);
+  free(j);
+}
+
+static napi_value stop_object(napi_env env, stop_t *s) {
+  {
     napi_value o;
     napi_create_object(env, &o);
     setp(env, o, "kind", mkstr(env, s->kind));
@@ -1256,17 +1269,37 @@ static void resume_done_js(napi_env env, napi_value cb, void *ctx, void *data) {
     setp(env, o, "args", args);
     setp(env, o, "rval", mkint(env, s->rval));
     setp(env, o, "err", mkstr(env, s->err));
-    napi_resolve_deferred(env, j->deferred, o);
+    if (s->has_regs) {
+      napi_value b;
+      void *data;
+      napi_create_buffer_copy(env, sizeof s->regs, &s->regs, &data, &b);
+      setp(env, o, "regs", b);
+    }
+    return o;
   }
-  napi_release_threadsafe_function(j->tsfn, napi_tsfn_release);
-  free(s);
-  free(j);
 }
 
 static void job_resume_async(job_t *j) {
   job_resume(j);
-  napi_call_threadsafe_function(j->tsfn, j, napi_tsfn_blocking);
+  /* The stop's registers now, in the same trip to the tracer: every stop reply needs pc, sp, fp. */
+  stop_t *s = j->stop;
+  if (g_pid && s->tid && find_thr(s->tid) && ptrace(PTRACE_GETREGS, s->tid, 0, &s->regs) == 0) s->has_regs = 1;
+  pthread_mutex_lock(&g_lock);
+  int async = j->async;
+  if (!async) {
+    j->finished = 1;
+    pthread_cond_broadcast(&g_cv);
+  }
+  pthread_mutex_unlock(&g_lock);
+  if (async) napi_call_threadsafe_function(j->tsfn, j, napi_tsfn_blocking);
 }
+
+/*
+ * How long the JS thread waits for a resume to end before it lets the event loop run: a step or a
+ * breakpoint hit that soon is reported without a trip through the loop (uv_async), which is most of
+ * a stepi round trip; anything longer is reported through the threadsafe function.
+ */
+#define SYNC_WAIT_NS 3000000L
 
 /* resume(mode, tid, signal) -> Promise<stop> ; mode 0 all, 1 that thread alone, 2 step it */
 static napi_value n_resume(napi_env env, napi_callback_info info) {
@@ -1282,6 +1315,26 @@ static napi_value n_resume(napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, "dbg-ptrace-resume", NAPI_AUTO_LENGTH, &name);
   napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, resume_done_js, &j->tsfn);
   post(j, 0);
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_nsec += SYNC_WAIT_NS;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&g_lock);
+  while (!j->finished && pthread_cond_timedwait(&g_cv, &g_lock, &dl) == 0) {
+  }
+  int done = j->finished;
+  if (!done) j->async = 1;
+  pthread_mutex_unlock(&g_lock);
+  if (done) {
+    /* the tracer no longer touches j once finished is set */
+    napi_resolve_deferred(env, j->deferred, stop_object(env, j->stop));
+    napi_release_threadsafe_function(j->tsfn, napi_tsfn_release);
+    free(j->stop);
+    free(j);
+  }
   return promise;
 }
 

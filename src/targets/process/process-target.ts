@@ -54,6 +54,7 @@ const PAGE = 0x1000n;
 const XSTATE_BYTES = 16384;
 const GP_BYTES = 27 * 8;
 const MAX_EVENTS = 1000;
+const SEGMENTS = ['cs', 'ss', 'ds', 'es', 'fs', 'gs'];
 
 export class ProcessTarget implements Target {
   readonly kind = 'process';
@@ -153,9 +154,9 @@ export class ProcessTarget implements Target {
 
   private tidOf(thread: number): number {
     if (this.gone) throw errors.state(`${this.name} has ended`);
-    for (const [tid, n] of this.numbers) if (n === thread && this.native.threads().includes(tid)) return tid;
-    const live = this.threads().map((t) => t.index);
-    throw errors.badInput(`no thread ${thread} in ${this.name}: threads are ${live.join(', ')}`);
+    const live = this.native.threads();
+    for (const [tid, n] of this.numbers) if (n === thread && live.includes(tid)) return tid;
+    throw errors.badInput(`no thread ${thread} in ${this.name}: threads are ${this.threads().map((t) => t.index).join(', ')}`);
   }
 
   threads(): readonly ThreadInfo[] {
@@ -163,28 +164,54 @@ export class ProcessTarget implements Target {
     const state = this.isRunning ? 'running' : 'stopped';
     return this.native
       .threads()
-      .map((tid) => ({ index: this.number(tid), tid, name: threadComm(this.pid, tid), state }))
+      .map((tid) => ({ index: this.number(tid), tid, name: this.comm(tid), state }))
       .sort((a, b) => a.index - b.index);
   }
 
-  registers(thread: number): Registers {
+  /**
+   * The general registers come from one PTRACE_GETREGS; the x87/SSE/AVX ones from the XSAVE area,
+   * read only when asked for (`only` naming none of them skips it: a stop reply needs pc, sp, fp).
+   */
+  /** Thread names (/proc/PID/task/TID/comm), read once per stop. */
+  private readonly names = new Map<number, string>();
+  private comm(tid: number): string {
+    let n = this.names.get(tid);
+    if (n === undefined) this.names.set(tid, (n = threadComm(this.pid, tid)));
+    return n;
+  }
+
+  registers(thread: number, only?: readonly string[]): Registers {
     this.stopped('read registers');
     const tid = this.tidOf(thread);
     let r = this.regCache.get(tid);
-    if (r) return new Map(r);
-    const gp = Buffer.alloc(GP_BYTES);
-    this.native.regs(REGS_GET, tid, gp);
-    r = new Map();
-    this.arch.prstatusRegisters.forEach((name, i) => r!.set(name, gp.readBigUInt64LE(i * 8)));
-    for (const seg of ['cs', 'ss', 'ds', 'es', 'fs', 'gs']) r.set(seg, r.get(seg)! & 0xffffn);
-    try {
-      for (const [k, v] of parseXstate(this.xsave(tid), `XSAVE area of thread ${tid}`)) r.set(k, v);
-    } catch (e) {
-      if (!(e instanceof DbgError)) throw e;
+    if (!r) {
+      const gp = Buffer.alloc(GP_BYTES);
+      this.native.regs(REGS_GET, tid, gp);
+      r = this.cacheGp(tid, gp);
     }
-    this.regCache.set(tid, r);
+    if (only && only.every((n) => r!.has(n))) return new Map(r);
+    if (!this.fpParsed.has(tid)) {
+      try {
+        for (const [k, v] of parseXstate(this.xsave(tid), `XSAVE area of thread ${tid}`)) r.set(k, v);
+      } catch (e) {
+        if (!(e instanceof DbgError)) throw e;
+      }
+      this.fpParsed.add(tid);
+    }
     return new Map(r);
   }
+
+  private cacheGp(tid: number, gp: Buffer): Registers {
+    const r: Registers = new Map();
+    const names = this.arch.prstatusRegisters;
+    for (let i = 0; i < names.length; i++) r.set(names[i]!, gp.readBigUInt64LE(i * 8));
+    for (const seg of SEGMENTS) r.set(seg, r.get(seg)! & 0xffffn);
+    this.regCache.set(tid, r);
+    return r;
+  }
+
+  private readonly fpParsed = new Set<number>();
+  private readonly scratch = Buffer.alloc(XSTATE_BYTES);
 
   /** The raw register sets of `thread` (user_regs_struct, XSAVE area), for ::dump. */
   threadState(thread: number): { gp: Buffer; xsave: Buffer } {
@@ -198,9 +225,8 @@ export class ProcessTarget implements Target {
   private xsave(tid: number): Buffer {
     let x = this.xsaveCache.get(tid);
     if (!x) {
-      const buf = Buffer.alloc(XSTATE_BYTES);
-      const n = this.native.regs(XSTATE_GET, tid, buf);
-      x = buf.subarray(0, n);
+      const n = this.native.regs(XSTATE_GET, tid, this.scratch);
+      x = Buffer.from(this.scratch.subarray(0, n));
       this.xsaveCache.set(tid, x);
     }
     return x;
@@ -236,6 +262,7 @@ export class ProcessTarget implements Target {
     }
     this.regCache.delete(tid);
     this.xsaveCache.delete(tid);
+    this.fpParsed.delete(tid);
   }
 
   status(): StopStatus {
@@ -627,18 +654,21 @@ export class ProcessTarget implements Target {
         this.invalidate();
         const ns = await this.native.resume(mode, tid, -1);
         this.isRunning = false;
+        if (ns.regs) this.cacheGp(ns.tid, ns.regs);
         const st = this.stopOf(ns);
         if (st) return (this.last = st);
         this.isRunning = true;
       }
     } finally {
+      // What was read at the stop (the stopping thread's registers) stays valid until the next run.
       this.isRunning = false;
-      this.invalidate();
     }
   }
 
   private invalidate(): void {
+    this.names.clear();
     this.regCache.clear();
+    this.fpParsed.clear();
     this.xsaveCache.clear();
     this.mapCache = undefined;
   }
@@ -654,7 +684,7 @@ export class ProcessTarget implements Target {
       return { reason, thread: this.numbers.get(ns.tid) ?? 1, pc: 0n };
     }
     const thread = this.number(ns.tid);
-    const pc = (): bigint => this.registers(thread).get('rip') ?? 0n;
+    const pc = (): bigint => this.registers(thread, ['rip']).get('rip') ?? 0n;
     const at = (reason: StopReason): StopStatus => ({ reason, thread, pc: pc() });
     switch (ns.kind) {
       case 'breakpoint': {

@@ -23,6 +23,8 @@ export interface NativeStop {
   readonly args: readonly bigint[];
   readonly rval: number;
   readonly err: string;
+  /** The stopping thread's user_regs_struct, when it is still there. */
+  readonly regs?: Buffer;
 }
 
 export interface NativeEvent {
