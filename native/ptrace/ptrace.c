@@ -130,7 +130,7 @@ struct job {
   napi_threadsafe_function tsfn;
   napi_deferred deferred;
   struct stop *stop;
-  int finished; /* the resume ended while the JS thread still waited for it */
+  volatile int finished; /* the resume ended while the JS thread still waited for it */
   int async;    /* the JS thread stopped waiting: the result goes through tsfn */
 };
 
@@ -139,11 +139,35 @@ static int g_started;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
 static job_t *g_job;
-static int g_done;
+static volatile int g_done;
+
+/*
+ * Spinning before sleeping: a handoff between the JS thread and the tracer through the condition
+ * variable costs two wake-ups, each a trip through the scheduler (tens to hundreds of
+ * microseconds on a busy machine); most handoffs complete within a few microseconds, so each
+ * side first polls for that long.
+ */
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static int spin_until(volatile int *flag, uint64_t ns) {
+  uint64_t end = now_ns() + ns;
+  for (int i = 0;; i++) {
+    if (__atomic_load_n(flag, __ATOMIC_ACQUIRE)) return 1;
+    __builtin_ia32_pause();
+    if ((i & 63) == 63 && now_ns() > end) return 0;
+  }
+}
+
+static volatile int g_has_job;
 
 static void *tracer_main(void *arg) {
   (void)arg;
   for (;;) {
+    spin_until(&g_has_job, 20000);
     pthread_mutex_lock(&g_lock);
     while (!g_job) pthread_cond_wait(&g_cv, &g_lock);
     job_t *j = g_job;
@@ -151,7 +175,8 @@ static void *tracer_main(void *arg) {
     j->fn(j);
     pthread_mutex_lock(&g_lock);
     g_job = NULL;
-    g_done = 1;
+    __atomic_store_n(&g_has_job, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_done, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&g_cv);
     pthread_mutex_unlock(&g_lock);
   }
@@ -175,9 +200,14 @@ static void post(job_t *j, int wait) {
   while (g_job) pthread_cond_wait(&g_cv, &g_lock);
   g_done = 0;
   g_job = j;
+  __atomic_store_n(&g_has_job, 1, __ATOMIC_RELEASE);
   pthread_cond_broadcast(&g_cv);
-  if (wait)
+  if (wait) {
+    pthread_mutex_unlock(&g_lock);
+    spin_until(&g_done, 50000);
+    pthread_mutex_lock(&g_lock);
     while (!g_done || g_job == j) pthread_cond_wait(&g_cv, &g_lock);
+  }
   pthread_mutex_unlock(&g_lock);
 }
 
@@ -1287,7 +1317,7 @@ static void job_resume_async(job_t *j) {
   pthread_mutex_lock(&g_lock);
   int async = j->async;
   if (!async) {
-    j->finished = 1;
+    __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&g_cv);
   }
   pthread_mutex_unlock(&g_lock);
@@ -1322,6 +1352,7 @@ static napi_value n_resume(napi_env env, napi_callback_info info) {
     dl.tv_sec++;
     dl.tv_nsec -= 1000000000L;
   }
+  spin_until(&j->finished, 200000);
   pthread_mutex_lock(&g_lock);
   while (!j->finished && pthread_cond_timedwait(&g_cv, &g_lock, &dl) == 0) {
   }
