@@ -30,6 +30,7 @@ With --gdb PORT dbg is the program's gdbserver too (target remote :PORT).`;
   };
 
   static override flags = {
+    randomize: Flags.boolean({ description: 'keep address-space layout randomization (by default it is off, as under gdb and gdbserver, so addresses repeat from run to run)' }),
     cwd: Flags.string({ description: 'working directory of the program (default: this one)', helpValue: 'DIR' }),
     execute: Flags.string({ char: 'e', description: "run these commands (';' or newline separated) and exit; repeat the flag for more, run in order", helpValue: 'CMDS', multiple: true, multipleNonGreedy: true }),
     json: Flags.boolean({ description: 'print answers as JSON, one value per line' }),
@@ -48,7 +49,7 @@ With --gdb PORT dbg is the program's gdbserver too (target remote :PORT).`;
       const problem = gdbPolicyProblem(flags);
       if (problem) throw errors.badInput(problem);
       const { ProcessTarget } = await import('../src/targets/process/process-target.js');
-      target = ProcessTarget.run(prog, rest, { cwd: flags.cwd });
+      target = ProcessTarget.run(prog, rest, { cwd: flags.cwd, randomize: flags.randomize });
     } catch (e) {
       reportError(e, flags.json);
       process.exitCode = 1;

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/personality.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -342,6 +343,8 @@ static void job_spawn(job_t *j) {
     int e;
     ptrace(PTRACE_TRACEME, 0, 0, 0);
     setpgid(0, 0);
+    /* as gdb and gdbserver start a program (set disable-randomization on): the same addresses every run */
+    if (j->a) personality(ADDR_NO_RANDOMIZE);
     /* Node marks its stdio close-on-exec and non-blocking; the program gets them as a shell gives them (as libuv's spawn does) */
     for (int fd = 0; fd <= 2; fd++) {
       fcntl(fd, F_SETFD, 0);
@@ -1032,11 +1035,14 @@ static char *getstr(napi_env env, napi_value v) {
   return s;
 }
 
-/* spawn(path, argv[], cwd|null) -> pid */
+/* spawn(path, argv[], cwd|null, noRandomize) -> pid */
 static napi_value n_spawn(napi_env env, napi_callback_info info) {
-  ARGS(3);
+  ARGS(4);
   job_t j = {0};
   j.fn = job_spawn;
+  bool norand = false;
+  napi_get_value_bool(env, argv[3], &norand);
+  j.a = norand;
   j.path = getstr(env, argv[0]);
   uint32_t n = 0;
   napi_get_array_length(env, argv[1], &n);

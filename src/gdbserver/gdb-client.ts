@@ -223,10 +223,29 @@ export class GdbClient {
         return { packet: this.offsets() };
       case 'file':
         return { packet: this.file(req) };
+      case 'catch-syscalls':
+        return this.catchSyscalls(req.on ? req.nrs : undefined);
       case 'must-reply-empty':
       case 'unknown':
         return { packet: '' };
     }
+  }
+
+  /** System calls this client asked to stop at (QCatchSyscalls), so that :0 clears only those. */
+  private readonly syscalls = new Set<number>();
+
+  private catchSyscalls(nrs: readonly number[] | 'all' | undefined): Reply {
+    const pc = this.target.caps.processControl;
+    if (!pc) return { packet: '' };
+    for (const nr of this.syscalls) pc.catchSyscall(nr, false, false);
+    this.syscalls.clear();
+    const list = nrs === 'all' ? [...Array(1024).keys()].filter((n) => pc.syscallName(n) !== undefined) : (nrs ?? []);
+    for (const nr of list) {
+      if (nr >= 1024) continue;
+      pc.catchSyscall(nr, true, true);
+      this.syscalls.add(nr);
+    }
+    return { packet: 'OK' };
   }
 
   /**
@@ -259,6 +278,7 @@ export class GdbClient {
     ];
     if (this.target.symbols.find('_r_debug')) out.push('qXfer:libraries-svr4:read+');
     if (caps.process) out.push('qXfer:auxv:read+');
+    if (caps.processControl) out.push('QCatchSyscalls+');
     if (this.files.execFile() !== undefined) out.push('qXfer:exec-file:read+');
     if (this.multiprocess) out.push('multiprocess+');
     if (this.swbreak) out.push('swbreak+');

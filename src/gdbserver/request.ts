@@ -42,6 +42,9 @@ export type Request =
   | { kind: 'kill' }
   | { kind: 'detach' }
   | { kind: 'must-reply-empty' }
+  /** gdb's `catch syscall`: stop at entry and return of these calls (a live process). */
+  | { kind: 'catch-syscalls'; on: false }
+  | { kind: 'catch-syscalls'; on: true; nrs: readonly number[] | 'all' }
   /** vFile (host I/O, read-only; see host-files.ts). */
   | { kind: 'file'; op: 'setfs' }
   | { kind: 'file'; op: 'open'; path: string; flags: number }

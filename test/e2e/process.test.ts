@@ -280,39 +280,54 @@ suite('dbg run / dbg attach PID', () => {
   });
 
   const gdbSuite = hasGdb ? it : it.skip;
-  gdbSuite('serves gdb (--gdb) with the same answers as Debian\'s gdbserver: breakpoint, backtrace, threads, watchpoint, libraries, exit', async () => {
-    const script = ['set debuginfod enabled off', 'set sysroot /', 'set confirm off', 'break add', 'continue', 'bt 2', 'info threads', 'p origin', 'info sharedlibrary', 'watch counter', 'continue', 'delete', 'continue'];
-    const ask = (port: number) =>
-      spawnSync('gdb', ['-batch', '-nx', '-ex', `target remote 127.0.0.1:${port}`, ...script.flatMap((c) => ['-ex', c]), threadsExe], { encoding: 'utf8', timeout: 60_000 });
-    const norm = (s: string) =>
-      s
-        .split('\n')
-        .filter((l) => /^(#\d|\$1|Thread \d+ ".*" hit|Old value|New value|\[Inferior|\*? +\d+ +Thread)/.test(l.trim()) || /libc\.so\.6/.test(l))
-        .map((l) => l.replace(/0x[0-9a-f]+/g, 'ADDR').replace(/Thread [\d.]+/g, 'Thread N').replace(/process \d+/g, 'process N').replace(/\s+/g, ' ').trim());
-    const server = spawn('gdbserver', ['--once', '127.0.0.1:0', threadsExe], { stdio: ['ignore', 'pipe', 'pipe'] });
+
+  /** What gdb prints for `script` against a server started by `serve` (its port from `listening`). */
+  async function gdbAgainst(cmd: string, args: string[], listening: RegExp, exe: string, script: string[]): Promise<string> {
+    const server = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(server);
-    const gsPort = await new Promise<number>((res) => {
+    const port = await new Promise<number>((res, rej) => {
       let e = '';
+      const t = setTimeout(() => rej(new Error(`${cmd} did not start: ${e}`)), 30_000);
       server.stderr!.on('data', (b: Buffer) => {
         e += b.toString();
-        const m = /Listening on port (\d+)/.exec(e);
-        if (m) res(Number(m[1]));
+        const m = listening.exec(e);
+        if (m) {
+          clearTimeout(t);
+          res(Number(m[1]));
+        }
       });
     });
-    const theirs = norm(ask(gsPort).stdout);
-    const ours = spawn(process.execPath, [dbg, 'run', '--gdb', '127.0.0.1:0', threadsExe], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(ours);
-    const port = await new Promise<number>((res) => {
-      let e = '';
-      ours.stderr!.on('data', (b: Buffer) => {
-        e += b.toString();
-        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(e);
-        if (m) res(Number(m[1]));
-      });
-    });
-    const mine = norm(ask(port).stdout);
-    ours.kill('SIGTERM');
+    const r = spawnSync('gdb', ['-batch', '-nx', '-iex', 'set debuginfod enabled off', '-iex', 'set sysroot /', '-iex', 'set confirm off', '-ex', `target remote 127.0.0.1:${port}`, ...script.flatMap((c) => ['-ex', c]), exe], { encoding: 'utf8', timeout: 60_000 });
+    server.kill('SIGTERM');
+    return r.stdout;
+  }
+
+  /** The lines both servers must agree on, with what differs between runs (addresses, ids) made equal. */
+  function norm(s: string): string[] {
+    return s
+      .split('\n')
+      .filter((l) => /^(#\d|\$1|Thread \d+ ".*" hit|Old value|New value|\[Inferior|\*? +\d+ +Thread|Catchpoint|Breakpoint \d,|Program received)/.test(l.trim()) || /libc\.so\.6|libm\.so\.6/.test(l))
+      .filter((l) => !/detached\]|killed\]/.test(l))
+      .map((l) => l.replace(/0x[0-9a-f]+/g, 'ADDR').replace(/Thread [\d.]+/g, 'Thread N').replace(/process \d+/g, 'process N').replace(/\s+/g, ' ').trim());
+  }
+
+  async function differential(exe: string, script: string[]): Promise<{ mine: string[]; theirs: string[] }> {
+    const theirs = norm(await gdbAgainst('gdbserver', ['--once', '127.0.0.1:0', exe], /Listening on port (\d+)/, exe, script));
+    const mine = norm(await gdbAgainst(process.execPath, [dbg, 'run', '--gdb', '127.0.0.1:0', exe], /listening on 127\.0\.0\.1:(\d+)/, exe, script));
+    return { mine, theirs };
+  }
+
+  gdbSuite("serves gdb (--gdb) with the same answers as Debian's gdbserver: breakpoint, backtrace, threads, watchpoint, libraries, exit", async () => {
+    const { mine, theirs } = await differential(threadsExe, ['break add', 'continue', 'bt 2', 'info threads', 'p origin', 'info sharedlibrary', 'watch counter', 'continue', 'delete', 'continue']);
     expect(theirs.length).toBeGreaterThan(6);
+    expect(mine).toEqual(theirs);
+  });
+
+  gdbSuite("gdb's catch syscall, signals and dlopen through --gdb match gdbserver's", async () => {
+    const { mine, theirs } = await differential(eventsExe, ['break main', 'continue', 'catch syscall openat close', 'continue', 'continue', 'continue', 'delete', 'continue', 'break fork', 'continue', 'info sharedlibrary', 'continue']);
+    expect(theirs.some((l) => l.includes('call to syscall openat'))).toBe(true);
+    expect(theirs.some((l) => l.includes('returned from syscall openat'))).toBe(true);
+    expect(theirs.some((l) => l.includes('SIGUSR1'))).toBe(true);
     expect(mine).toEqual(theirs);
   });
 });

@@ -41,6 +41,8 @@ import { writeProcessCore } from './process-core-writer.js';
 export interface ProcessOptions {
   /** Working directory of a started program. */
   readonly cwd?: string;
+  /** Keep address-space randomization (default: off, as gdb's `set disable-randomization on`). */
+  readonly randomize?: boolean;
 }
 
 interface Watch {
@@ -114,7 +116,7 @@ export class ProcessTarget implements Target {
     const native = ptraceAddon();
     let pid: number;
     try {
-      pid = native.spawn(path, [prog, ...args], opts.cwd ?? null);
+      pid = native.spawn(path, [prog, ...args], opts.cwd ?? null, !opts.randomize);
     } catch (e) {
       throw new DbgError('bad-input', `cannot run "${prog}": ${(e as Error).message.replace(/^execve: /, '')}`);
     }

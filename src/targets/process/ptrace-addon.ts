@@ -41,7 +41,7 @@ export const XSTATE_SET = 3;
 
 export interface PtraceAddon {
   /** Starts `path` stopped at its first instruction (after execve); returns its pid. Throws Error with errno. */
-  spawn(path: string, argv: readonly string[], cwd: string | null): number;
+  spawn(path: string, argv: readonly string[], cwd: string | null, noRandomize: boolean): number;
   /** Attaches to every thread of `pid`, all stopped; throws Error with errno. */
   attach(pid: number): number;
   detach(): void;
