@@ -716,6 +716,7 @@ static int handle(pid_t tid, int st, stop_t *s) {
     log_event("thread-exited", tid, WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
     if (g_catch_threads) {
       set_stop(s, "thread-exited", tid);
+      s->msg = tid; /* the thread that ended; the stop is reported on one still there */
       s->tid = g_pid;
       if (!find_thr(g_pid) && g_nthr) s->tid = g_thr[0].tid;
       end_step_over();
@@ -978,6 +979,7 @@ static void job_resume(job_t *j) {
     if (!any && g_nthr > 0 && r_mode != M_CONT_ALL) {
       /* the one thread we ran ended: report the process stopped on the leader */
       set_stop(s, "thread-exited", g_thr[0].tid);
+      s->msg = r_sel;
       return;
     }
   }

@@ -725,7 +725,7 @@ export class ProcessTarget implements Target {
       case 'thread-created':
         return at({ kind: 'thread-created', tid: ns.tid });
       case 'thread-exited':
-        return { reason: { kind: 'thread-exited', tid: ns.tid }, thread: this.number(this.native.threads()[0] ?? this.pid), pc: this.registers(this.number(this.native.threads()[0] ?? this.pid)).get('rip') ?? 0n };
+        return at({ kind: 'thread-exited', tid: ns.msg });
       case 'fork':
       case 'vfork':
         return at({ kind: 'fork', child: ns.msg, vfork: ns.kind === 'vfork' });
