@@ -52,6 +52,8 @@ int main(void) {
   raise(SIGUSR1);
   watched = 42;
   void *h = dlopen("libm.so.6", RTLD_NOW);
+  double (*cosine)(double) = (double (*)(double))dlsym(h, "cos");
+  volatile double one = cosine(0.0);
   pid_t c = fork();
   if (c == 0) _exit(3);
   waitpid(c, NULL, 0);
@@ -166,6 +168,32 @@ suite('dbg run / dbg attach PID', () => {
     expect(r.stdout).toContain('stopped: the process exited with status 0');
     expect(r.stdout).toMatch(/library\s+tid \d+\s+\+libm\.so\.6/);
     expect(r.stdout).toMatch(/exit\s+tid \d+\s+status 0/);
+  });
+
+  it('a breakpoint on a symbol of a library not loaded yet arms when dlopen loads it', async () => {
+    const r = await dbgRun(['run', eventsExe, '-e', '::signal SIGUSR1 nostop; ::bp cos; :c; ::stack; ::evlog']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('1: breakpoint at cos (pending: no symbol file defines it yet); hits 0');
+    // libm's cos is an IFUNC: the first stop is the dynamic linker calling its resolver.
+    expect(r.stdout).toMatch(/stopped: breakpoint 1 at 0x[0-9a-f]+ cos\w* on thread 1\n0x[0-9a-f]+ libm\.so\.6`cos\w*\n/);
+    expect(r.stdout).toMatch(/signal\s+tid \d+\s+SIGUSR1 passed/);
+  });
+
+  it('attaches to a GDB stub given as HOST:PORT (dbg attach 127.0.0.1:PORT), as before', async () => {
+    if (!hasGdb) return;
+    const server = spawn('gdbserver', ['--once', '127.0.0.1:0', threadsExe], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(server);
+    const port = await new Promise<number>((res) => {
+      let e = '';
+      server.stderr!.on('data', (b: Buffer) => {
+        e += b.toString();
+        const m = /Listening on port (\d+)/.exec(e);
+        if (m) res(Number(m[1]));
+      });
+    });
+    const r = await dbgRun(['attach', `127.0.0.1:${port}`, '-e', '::threads']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/\*\s+1\s+\d+ /);
   });
 
   it('attaches to a running program with every thread, steps, and detaches: it runs on, untraced', async () => {
