@@ -62,6 +62,25 @@ int main(void) {
 }
 `;
 
+const vforkSrc = `
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int hits;
+long wide[8];
+void mark(void) { hits++; }
+int main(void) {
+  mark();
+  pid_t c = vfork();
+  if (c == 0) { execl("/bin/true", "true", (char *)0); _exit(1); }
+  waitpid(c, NULL, 0);
+  mark();
+  close(-1);
+  printf("hits=%d\\n", hits);
+  return 0;
+}
+`;
+
 /** Runs forever with `n` threads; prints "ready" when they all exist. */
 const sleeperSrc = `
 #include <pthread.h>
@@ -127,6 +146,7 @@ function tgidOf(tid: number): number {
 let threadsExe = '';
 let eventsExe = '';
 let sleeperExe = '';
+let vforkExe = '';
 
 const suite = addonBuilt && hasGcc && process.platform === 'linux' && process.arch === 'x64' ? describe : describe.skip;
 
@@ -135,6 +155,7 @@ suite('dbg run / dbg attach PID', () => {
     threadsExe = build('threads', threadsSrc);
     eventsExe = build('events', eventsSrc, ['-ldl']);
     sleeperExe = build('sleeper', sleeperSrc);
+    vforkExe = build('vfork', vforkSrc);
   });
   afterEach(() => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -168,6 +189,16 @@ suite('dbg run / dbg attach PID', () => {
     expect(r.stdout).toContain('stopped: the process exited with status 0');
     expect(r.stdout).toMatch(/library\s+tid \d+\s+\+libm\.so\.6/);
     expect(r.stdout).toMatch(/exit\s+tid \d+\s+status 0/);
+  });
+
+  it('vfork with breakpoints in the shared memory, a syscall exit by number, watchpoints beyond the four debug registers', async () => {
+    const r = await dbgRun(['run', vforkExe, '-e', 'mark::bp; :c; ::catch fork; :c; :c; ::sysbp -x 3; :c; ::sysbp -d close; wide::wp -w -L 8; wide+8::wp -w -L 8; wide+0t16::wp -w -L 0t24']);
+    expect(r.stdout).toMatch(/stopped: vfork: child process \d+ \(detached, runs on\) at 0x[0-9a-f]+ vfork\+0x[0-9a-f]+ on thread 1/);
+    expect(r.stdout.match(/stopped: breakpoint 1 at 0x[0-9a-f]+ mark on thread 1/g)?.length).toBe(2);
+    expect(r.stdout).toContain('syscall close (3): stops at exit');
+    expect(r.stdout).toMatch(/stopped: syscall exit close\(\) = -1 \(errno 9\) at/);
+    expect(r.stderr).toMatch(/^dbg: watchpoint on 24 bytes at 0x[0-9a-f]+ needs 3 debug register\(s\), 2 of x86's 4 are free: delete a watchpoint \(::events, ::delete\) or watch fewer, aligned bytes\n$/);
+    expect(r.code).toBe(1);
   });
 
   it('a breakpoint on a symbol of a library not loaded yet arms when dlopen loads it', async () => {
