@@ -164,10 +164,15 @@ suite('dbg run / dbg attach PID', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('runs a program to breakpoints in two threads, with stacks, registers, DWARF and its exit', async () => {
-    const r = await dbgRun(['run', threadsExe, '-e', 'main::bp; :c; ::regs; ::fpregs; add::bp; :c; ::stack; ::threads; origin::print; ::delete all; :c']);
+    const r = await dbgRun(['run', threadsExe, '-e', 'main::bp; :c; ::regs; 0xaabbccddeeff0011::setreg xmm1; 0x1fa0::setreg mxcsr; 0x1234::setreg r12; ::fpregs; <r12=K; add::bp; :c; ::stack; ::threads; origin::print; ::delete all; :c']);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/stopped: breakpoint 1 at 0x[0-9a-f]+ main on thread 1/);
     expect(r.stdout).toMatch(/%fctrl\s+= 0x0000037f/);
+    // Register writes: the XSAVE area (SSE) and the general registers, read back from the kernel.
+    expect(r.stdout).toMatch(/%xmm1\s+= 0x0000000000000000aabbccddeeff0011/);
+    expect(r.stdout).toMatch(/%mxcsr\s+= 0x00001fa0/);
+    expect(r.stdout).toContain("r12 = 0x0000000000001234");
+    expect(r.stdout).toMatch(/\n\s*1234\s*\n/);
     expect(r.stdout).toMatch(/stopped: breakpoint 2 at 0x[0-9a-f]+ add on thread 2/);
     expect(r.stdout).toMatch(/0x[0-9a-f]+ add\n0x[0-9a-f]+ worker\+0x[0-9a-f]+/);
     expect(r.stdout).toMatch(/\*\s+2\s+\d+ threads\s+stopped/);
