@@ -100,7 +100,7 @@ static uint64_t g_dr7;
 static uint8_t g_sig_stop[65] , g_sig_pass[65];
 static uint8_t g_sys[1024]; /* 1 entry, 2 exit */
 static int g_sys_any;
-static int g_catch_threads, g_catch_fork;
+static int g_catch_threads, g_catch_fork, g_catch_vfork;
 static volatile int g_interrupt;
 static int g_vfork_pending;
 static logent_t g_log[MAX_LOG];
@@ -324,7 +324,7 @@ static void reset_state(void) {
   g_sig_stop[SIGPIPE] = 1;
   memset(g_sys, 0, sizeof g_sys);
   g_sys_any = 0;
-  g_catch_threads = g_catch_fork = 0;
+  g_catch_threads = g_catch_fork = g_catch_vfork = 0;
 }
 
 /* --------------------------------------------------------------------------------------------- */
@@ -807,7 +807,7 @@ static int handle(pid_t tid, int st, stop_t *s) {
     ptrace(PTRACE_POKEUSER, (pid_t)child, dr_off(7), 0);
     ptrace(PTRACE_DETACH, (pid_t)child, 0, 0);
     log_event(ev == PTRACE_EVENT_FORK ? "fork" : "vfork", tid, (int64_t)child);
-    if (g_catch_fork) {
+    if (ev == PTRACE_EVENT_FORK ? g_catch_fork : g_catch_vfork) {
       set_stop(s, ev == PTRACE_EVENT_FORK ? "fork" : "vfork", tid);
       s->msg = (int64_t)child;
       after_stop(s);
@@ -1253,11 +1253,12 @@ static napi_value n_catchsys(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* catchEvents(threads, fork) */
+/* catchEvents(threads, fork, vfork) */
 static napi_value n_catchev(napi_env env, napi_callback_info info) {
-  ARGS(2);
+  ARGS(3);
   g_catch_threads = (int)geti(env, argv[0]);
   g_catch_fork = (int)geti(env, argv[1]);
+  g_catch_vfork = (int)geti(env, argv[2]);
   return NULL;
 }
 

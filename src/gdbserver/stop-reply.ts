@@ -23,6 +23,8 @@ export const GDB_SIGNAL: Record<string, number> = {
 
 export interface StopReplyOptions {
   readonly desc: TargetDescription;
+  /** The client asked for fork events: a fork stop is `fork:pCHILD.CHILD;` (else a plain SIGTRAP). */
+  readonly forkEvents?: boolean;
   readonly multiprocess: boolean;
   /** The client said swbreak+/hwbreak+ in qSupported. */
   readonly swbreak: boolean;
@@ -75,6 +77,9 @@ export function stopReply(stop: StopStatus, regs: Registers | undefined, o: Stop
       reason = `${key}:${r.addr.toString(16)};`;
       break;
     }
+    case 'fork':
+      if (o.forkEvents && o.multiprocess && !r.vfork) reason = `fork:p${r.child.toString(16)}.${r.child.toString(16)};`;
+      break;
     case 'syscall':
       reason = `${r.entry ? 'syscall_entry' : 'syscall_return'}:${r.nr.toString(16)};`;
       break;

@@ -298,6 +298,7 @@ export interface ProcessCatches {
   readonly libraries?: boolean;
   readonly threads?: boolean;
   readonly fork?: boolean;
+  readonly vfork?: boolean;
 }
 
 /**

@@ -387,8 +387,9 @@ suite('dbg run / dbg attach PID', () => {
     expect(mine).toEqual(theirs);
   });
 
-  gdbSuite("gdb's catch syscall, signals and dlopen through --gdb match gdbserver's", async () => {
-    const { mine, theirs } = await differential(eventsExe, ['break main', 'continue', 'catch syscall openat close', 'continue', 'continue', 'continue', 'delete', 'continue', 'break fork', 'continue', 'info sharedlibrary', 'continue']);
+  gdbSuite("gdb's catch syscall, catch fork, signals and dlopen through --gdb match gdbserver's", async () => {
+    const { mine, theirs } = await differential(eventsExe, ['break main', 'continue', 'catch syscall openat close', 'continue', 'continue', 'continue', 'delete', 'continue', 'break fork', 'continue', 'info sharedlibrary', 'catch fork', 'continue', 'continue']);
+    expect(theirs.some((l) => l.includes('forked process'))).toBe(true);
     expect(theirs.some((l) => l.includes('call to syscall openat'))).toBe(true);
     expect(theirs.some((l) => l.includes('returned from syscall openat'))).toBe(true);
     expect(theirs.some((l) => l.includes('SIGUSR1'))).toBe(true);

@@ -137,7 +137,7 @@ const catchEv: Dcmd = {
     if (inv.args[1] !== undefined && !off) throw errors.badInput(`::catch: "${inv.args[1]}" is not "off" (usage: ${this.usage})`);
     const key = { fork: 'fork', vfork: 'fork', exec: 'exec', thread: 'threads', threads: 'threads', library: 'libraries', load: 'libraries' }[what ?? ''] as 'fork' | 'exec' | 'threads' | 'libraries' | undefined;
     if (!key) throw errors.badInput(`::catch ${what ?? ''}: expected fork, exec, thread or library (usage: ${this.usage})`.replace('  ', ' '));
-    pc.catchEvents({ [key]: !off });
+    pc.catchEvents(key === 'fork' ? { fork: !off, vfork: !off } : { [key]: !off });
     if (out.jsonMode) out.json(pc.catches());
     else out.line(`${key === 'threads' ? 'thread' : key === 'libraries' ? 'library' : key} events: ${off ? 'logged only' : 'stop'}`);
   },
@@ -187,7 +187,7 @@ export function processEventLines(pc: ProcessControl): string[] {
   const lines: string[] = [];
   for (const [nr, c] of pc.syscallCatches()) lines.push(`syscall ${pc.syscallName(nr) ?? nr} (${nr}): stops at ${c.entry && c.exit ? 'entry and exit' : c.entry ? 'entry' : 'exit'}`);
   const c = pc.catches();
-  for (const [k, on] of Object.entries(c)) if (on) lines.push(`catch ${k}`);
+  for (const [k, on] of Object.entries(c)) if (on && !(k === 'vfork' && c.fork)) lines.push(`catch ${k}`);
   for (const [n, p] of pc.signalPolicies()) lines.push(`signal ${signalName(n)}: ${p.stop ? 'stop' : 'nostop'} ${p.pass ? 'pass' : 'nopass'}`);
   return lines;
 }

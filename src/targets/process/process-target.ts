@@ -92,6 +92,7 @@ export class ProcessTarget implements Target {
   private catchLibraries = false;
   private catchThreads = false;
   private catchFork = false;
+  private catchVfork = false;
   private readonly syscalls = new Map<number, { entry: boolean; exit: boolean }>();
   private readonly signals = new Map<number, { stop: boolean; pass: boolean }>();
 
@@ -502,9 +503,10 @@ export class ProcessTarget implements Target {
         if (c.libraries !== undefined) this.catchLibraries = c.libraries;
         if (c.threads !== undefined) this.catchThreads = c.threads;
         if (c.fork !== undefined) this.catchFork = c.fork;
-        this.native.catchEvents(this.catchThreads ? 1 : 0, this.catchFork ? 1 : 0);
+        if (c.vfork !== undefined) this.catchVfork = c.vfork;
+        this.native.catchEvents(this.catchThreads ? 1 : 0, this.catchFork ? 1 : 0, this.catchVfork ? 1 : 0);
       },
-      catches: () => ({ exec: this.catchExec, libraries: this.catchLibraries, threads: this.catchThreads, fork: this.catchFork }),
+      catches: () => ({ exec: this.catchExec, libraries: this.catchLibraries, threads: this.catchThreads, fork: this.catchFork, vfork: this.catchVfork }),
       events: () => {
         this.drain();
         return this.eventLog.slice();

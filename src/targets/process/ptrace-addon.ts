@@ -56,7 +56,7 @@ export interface PtraceAddon {
   interrupt(): void;
   signalPolicy(sig: number, stop: number, pass: number): void;
   catchSyscall(nr: number, mask: number): void;
-  catchEvents(threads: number, fork: number): void;
+  catchEvents(threads: number, fork: number, vfork: number): void;
   drainEvents(): NativeEvent[];
   /** mode 0: every thread runs; 1: `tid` alone; 2: `tid` steps one instruction. */
   resume(mode: number, tid: number, signal: number): Promise<NativeStop>;
