@@ -6,7 +6,7 @@
  */
 
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -273,6 +273,37 @@ suite('dbg run / dbg attach PID', () => {
       expect(p.exitCode).toBe(null);
       expect(p.signalCode).toBe(null);
     }
+  });
+
+  it('Ctrl-C (SIGINT) while the program runs stops it, ends the script, and the program dbg started is not left behind', async () => {
+    const d = spawn(process.execPath, [dbg, 'run', sleeperExe, '3', '-e', ':c; ::threads'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBG_HISTORY: '/dev/null' } });
+    children.push(d);
+    let out = '';
+    let err = '';
+    d.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    d.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    await new Promise<void>((res) => {
+      const t = setInterval(() => {
+        if (out.includes('ready')) {
+          clearInterval(t);
+          res();
+        }
+      }, 20);
+    });
+    // The program is a child of dbg's tracer thread (it forked it), not of dbg's main thread.
+    const pid = readdirSync(`/proc/${d.pid}/task`)
+      .flatMap((t) => readFileSync(`/proc/${d.pid}/task/${t}/children`, 'utf8').trim().split(/\s+/))
+      .map(Number)
+      .find((n) => n > 0)!;
+    expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('sleeper');
+    const code = await new Promise<number | null>((res) => {
+      d.on('close', (c) => res(c));
+      d.kill('SIGINT');
+    });
+    expect(out).toMatch(/stopped: interrupted at 0x[0-9a-f]+ .* on thread \d+/);
+    expect(err).toContain('dbg: interrupted: the rest of the line from "::threads" was not run');
+    expect(code).toBe(130);
+    expect(existsSync(`/proc/${pid}/status`) && procStatus(pid).state !== 'Z').toBe(false);
   });
 
   it('writes a core with ::dump that dbg open and gdb read with the same answers', async () => {
