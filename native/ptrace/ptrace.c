@@ -957,7 +957,12 @@ static void job_resume(job_t *j) {
   start_threads();
   for (;;) {
     int st;
-    pid_t w = waitpid(-1, &st, __WALL | __WNOTHREAD);
+    /* A step or a nearby breakpoint stops within microseconds: poll for it before sleeping in
+       waitpid, which would cost a wake-up through the scheduler. */
+    pid_t w = 0;
+    uint64_t until = now_ns() + 30000;
+    while ((w = waitpid(-1, &st, __WALL | __WNOTHREAD | WNOHANG)) == 0 && now_ns() < until) __builtin_ia32_pause();
+    if (w == 0) w = waitpid(-1, &st, __WALL | __WNOTHREAD);
     if (w < 0) {
       if (errno == EINTR) continue;
       set_stop(s, "exited", g_pid);
