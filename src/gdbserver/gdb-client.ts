@@ -49,6 +49,8 @@ export const E_INVAL = 'E16';
 export class GdbClient {
   readonly desc: TargetDescription;
   private multiprocess = false;
+  /** The client takes fork events (qSupported fork-events+ on a live process). */
+  private forkEvents = false;
   private swbreak = false;
   private hwbreak = false;
   private gThread: number;
@@ -217,16 +219,37 @@ export class GdbClient {
         return { packet: 'OK' };
       case 'detach':
         return { packet: 'OK', close: 'detach' };
+      case 'detach-other':
+        return { packet: 'OK' };
       case 'kill':
         return { packet: this.multiprocess ? 'OK' : undefined, close: 'kill' };
       case 'offsets':
         return { packet: this.offsets() };
       case 'file':
         return { packet: this.file(req) };
+      case 'catch-syscalls':
+        return this.catchSyscalls(req.on ? req.nrs : undefined);
       case 'must-reply-empty':
       case 'unknown':
         return { packet: '' };
     }
+  }
+
+  /** System calls this client asked to stop at (QCatchSyscalls), so that :0 clears only those. */
+  private readonly syscalls = new Set<number>();
+
+  private catchSyscalls(nrs: readonly number[] | 'all' | undefined): Reply {
+    const pc = this.target.caps.processControl;
+    if (!pc) return { packet: '' };
+    for (const nr of this.syscalls) pc.catchSyscall(nr, false, false);
+    this.syscalls.clear();
+    const list = nrs === 'all' ? [...Array(1024).keys()].filter((n) => pc.syscallName(n) !== undefined) : (nrs ?? []);
+    for (const nr of list) {
+      if (nr >= 1024) continue;
+      pc.catchSyscall(nr, true, true);
+      this.syscalls.add(nr);
+    }
+    return { packet: 'OK' };
   }
 
   /**
@@ -259,6 +282,14 @@ export class GdbClient {
     ];
     if (this.target.symbols.find('_r_debug')) out.push('qXfer:libraries-svr4:read+');
     if (caps.process) out.push('qXfer:auxv:read+');
+    if (caps.processControl) out.push('QCatchSyscalls+');
+    // A live process's forks as gdb's fork events: every fork stops and gdb decides (it detaches
+    // the child with D;PID, which the target has already done: the child runs on either way).
+    if (caps.processControl && this.multiprocess && has('fork-events+')) {
+      this.forkEvents = true;
+      caps.processControl.catchEvents({ fork: true });
+      out.push('fork-events+');
+    }
     if (this.files.execFile() !== undefined) out.push('qXfer:exec-file:read+');
     if (this.multiprocess) out.push('multiprocess+');
     if (this.swbreak) out.push('swbreak+');
@@ -276,6 +307,7 @@ export class GdbClient {
       regs = undefined; // gdb asks with g; the stop itself is still worth reporting
     }
     return stopReply({ ...stop, thread }, regs, {
+      forkEvents: this.forkEvents,
       desc: this.desc,
       multiprocess: this.multiprocess,
       swbreak: this.swbreak,

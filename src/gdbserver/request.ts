@@ -41,7 +41,12 @@ export type Request =
   | { kind: 'symbol-lookup' }
   | { kind: 'kill' }
   | { kind: 'detach' }
+  /** D;PID for another process: a fork child reported with fork-events (already detached by the target). */
+  | { kind: 'detach-other'; pid: number }
   | { kind: 'must-reply-empty' }
+  /** gdb's `catch syscall`: stop at entry and return of these calls (a live process). */
+  | { kind: 'catch-syscalls'; on: false }
+  | { kind: 'catch-syscalls'; on: true; nrs: readonly number[] | 'all' }
   /** vFile (host I/O, read-only; see host-files.ts). */
   | { kind: 'file'; op: 'setfs' }
   | { kind: 'file'; op: 'open'; path: string; flags: number }

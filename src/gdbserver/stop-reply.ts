@@ -4,7 +4,8 @@
  *   T <signal:2 hex> [reason ;] thread:p1.<n>; 06:<rbp>;07:<rsp>;10:<rip>;
  *
  * reasons: swbreak: / hwbreak: (a breakpoint), watch:/rwatch:/awatch:<data address> (a watchpoint),
- * replaylog:begin / replaylog:end (reverse or forward execution reached an end of the history).
+ * replaylog:begin / replaylog:end (reverse or forward execution reached an end of the history),
+ * syscall_entry:NR / syscall_return:NR (a live process's caught system call), X (killed by a signal).
  * The expedited registers let gdb show where it stopped without a `g` round trip.
  */
 
@@ -22,6 +23,8 @@ export const GDB_SIGNAL: Record<string, number> = {
 
 export interface StopReplyOptions {
   readonly desc: TargetDescription;
+  /** The client asked for fork events: a fork stop is `fork:pCHILD.CHILD;` (else a plain SIGTRAP). */
+  readonly forkEvents?: boolean;
   readonly multiprocess: boolean;
   /** The client said swbreak+/hwbreak+ in qSupported. */
   readonly swbreak: boolean;
@@ -74,6 +77,14 @@ export function stopReply(stop: StopStatus, regs: Registers | undefined, o: Stop
       reason = `${key}:${r.addr.toString(16)};`;
       break;
     }
+    case 'fork':
+      if (o.forkEvents && o.multiprocess && !r.vfork) reason = `fork:p${r.child.toString(16)}.${r.child.toString(16)};`;
+      break;
+    case 'syscall':
+      reason = `${r.entry ? 'syscall_entry' : 'syscall_return'}:${r.nr.toString(16)};`;
+      break;
+    case 'killed':
+      return `X${hex2(GDB_SIGNAL[r.name] ?? 9)}${o.multiprocess ? ';process:1' : ''}`;
     case 'history-begin':
       reason = 'replaylog:begin;';
       break;

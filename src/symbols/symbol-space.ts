@@ -51,6 +51,12 @@ export class SymbolSpace {
     for (const l of this.listeners) l(next);
   }
 
+  /** Drop `module` (a library the process unloaded, an image replaced by exec). */
+  remove(module: Module): void {
+    const i = this.mods.indexOf(module);
+    if (i >= 0) this.mods.splice(i, 1);
+  }
+
   onAdd(listener: (m: Module) => void): void {
     this.listeners.push(listener);
   }

@@ -71,6 +71,15 @@ export type StopReason =
   | { kind: 'guest-breakpoint'; how: 'int3' | 'port'; code?: number }
   | { kind: 'fault'; fault: string; pc: VirtAddr; addr?: VirtAddr } // invalid opcode, unmapped fetch, triple fault...
   | { kind: 'exited'; code: number }
+  // a live process (ProcessControl): what ptrace reports
+  | { kind: 'killed'; signal: number; name: string } // ended by a signal
+  | { kind: 'detached' } // dbg let it go; it runs on
+  | { kind: 'syscall'; nr: number; name: string; entry: boolean; args?: bigint[]; rval?: bigint }
+  | { kind: 'thread-created'; tid: number }
+  | { kind: 'thread-exited'; tid: number }
+  | { kind: 'fork'; child: number; vfork: boolean } // the child was detached and runs on
+  | { kind: 'exec'; path: string }
+  | { kind: 'library'; loaded: string[]; unloaded: string[] }
   | { kind: 'history-begin' } // reverse execution reached the start of the recording
   | { kind: 'history-end' }; // replay reached the end of the recording
 
@@ -273,6 +282,47 @@ export interface ProcessImage {
   auxv(): Buffer;
 }
 
+/** One thing that happened in a live process, as ::evlog lists it (oldest first). */
+export interface ProcessEvent {
+  readonly seq: number;
+  /** 'thread-created', 'thread-exited', 'library', 'exec', 'fork', 'vfork', 'signal', 'syscall-entry', 'syscall-exit', 'exit', 'killed'. */
+  readonly kind: string;
+  /** The OS thread id it happened on. */
+  readonly tid: number;
+  readonly detail: string;
+}
+
+/** What to stop on for events of a live process (all false at start). */
+export interface ProcessCatches {
+  readonly exec?: boolean;
+  readonly libraries?: boolean;
+  readonly threads?: boolean;
+  readonly fork?: boolean;
+  readonly vfork?: boolean;
+}
+
+/**
+ * A live process's own controls: leave it, end it, and choose the events that stop it. Events
+ * that do not stop are still logged (events()).
+ */
+export interface ProcessControl {
+  readonly pid: number;
+  /** Breakpoints and watchpoints out, the process runs on; the target is then closed for use. */
+  detach(): void;
+  kill(): void;
+  /** Stop at entry and/or exit of system call `nr` (both false: no longer). */
+  catchSyscall(nr: number, entry: boolean, exit: boolean): void;
+  syscallCatches(): ReadonlyMap<number, { entry: boolean; exit: boolean }>;
+  /** gdb's `handle SIG [no]stop [no]pass`. Default: stop and pass, except SIGALRM, SIGURG, SIGCHLD, SIGWINCH, SIGPROF, SIGVTALRM, SIGIO (pass quietly). */
+  signalPolicy(signal: number, stop: boolean, pass: boolean): void;
+  signalPolicies(): ReadonlyMap<number, { stop: boolean; pass: boolean }>;
+  catchEvents(c: ProcessCatches): void;
+  catches(): Required<ProcessCatches>;
+  events(): readonly ProcessEvent[];
+  syscallName(nr: number): string | undefined;
+  syscallNumber(name: string): number | undefined;
+}
+
 /** Write the target's state as an ELF core that `dbg open` reads back. */
 export interface Snapshot {
   writeCore(path: string): void;
@@ -315,6 +365,7 @@ export interface Capabilities {
   readonly console?: ConsoleLog;
   readonly history?: History;
   readonly process?: ProcessImage;
+  readonly processControl?: ProcessControl;
 }
 
 export type CapabilityName = keyof Capabilities;
@@ -331,6 +382,7 @@ const capabilityWhat: Record<CapabilityName, string> = {
   console: 'a console log',
   history: 'history queries (a recorded trace)',
   process: 'a process image (auxiliary vector)',
+  processControl: 'live process control (detach, kill, syscall and signal catching)',
 };
 
 // ---------------------------------------------------------------------------------------------

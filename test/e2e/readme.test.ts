@@ -70,6 +70,7 @@ export function normalise(text: string, port?: number): string {
     .replace(/0x0000(?:5[5-6]|7f)[0-9a-f]{10}/g, '0x0000USERADDRESS')
     .replace(/\b0x(?:5[5-6]|7f)[0-9a-f]{10}\b/g, '0xUSERADDRESS')
     .replace(/LWP \d+/g, 'LWP N')
+    .replace(/\b(tid|by thread) \d+/g, '$1 N')
     .replace(/^(\*?\s+\d+\s+)\d+(\s+LWP)/gm, '$1N$2')
     .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')
     .replace(/dbg gdbserver: (?:no terminal|in the background \(no REPL\)):/g, 'dbg gdbserver: headless:')

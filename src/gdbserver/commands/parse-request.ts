@@ -49,8 +49,12 @@ export function parseRequest(payload: Buffer): Request {
       return parseThreads(packet);
     case 'k':
       return { kind: 'kill' };
-    case 'D':
+    case 'D': {
+      // D;PID of a process other than ours (1): a forked child gdb lets go (dbg already detached it).
+      const m = /^D;([0-9a-fA-F]+)$/.exec(packet);
+      if (m && parseInt(m[1]!, 16) !== 1) return { kind: 'detach-other', pid: parseInt(m[1]!, 16) };
       return { kind: 'detach' };
+    }
     case 'q':
       if (packet === 'qC' || packet === 'qfThreadInfo' || packet === 'qsThreadInfo') return parseThreads(packet);
       return parseQuery(packet) ?? unknown(packet);

@@ -1,6 +1,6 @@
 /**
  * qSupported[:FEATURES] · QStartNoAckMode · QEnableErrorStrings · qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH · qAttached[:PID]
- * · qRcmd,HEX · qOffsets · qSymbol:: · vMustReplyEmpty
+ * · qRcmd,HEX · qOffsets · qSymbol:: · vMustReplyEmpty · QCatchSyscalls:0 | QCatchSyscalls:1[;NR]...
  */
 
 import { BadPacket, type Request } from '../request.js';
@@ -11,6 +11,7 @@ export function parseQuery(packet: string): Request | undefined {
     return { kind: 'query-supported', features: packet.length > 11 ? packet.slice(11).split(';') : [] };
   }
   if (packet === 'QStartNoAckMode') return { kind: 'start-noack' };
+  if (packet.startsWith('QCatchSyscalls:')) return parseCatchSyscalls(packet);
   if (packet === 'QEnableErrorStrings') return { kind: 'enable-error-strings' };
   if (packet === 'qAttached' || packet.startsWith('qAttached:')) return { kind: 'attached' };
   if (packet === 'qOffsets') return { kind: 'offsets' };
@@ -31,4 +32,17 @@ export function parseQuery(packet: string): Request | undefined {
     return { kind: 'xfer-read', object, annex: annex ?? '', offset: Number(addr), length };
   }
   return undefined;
+}
+
+/** QCatchSyscalls:0 (stop catching), QCatchSyscalls:1 (every call), QCatchSyscalls:1;NR;NR... (hex numbers). */
+function parseCatchSyscalls(packet: string): Request {
+  const [flag, ...nrs] = packet.slice('QCatchSyscalls:'.length).split(';');
+  if (flag === '0' && nrs.length === 0) return { kind: 'catch-syscalls', on: false };
+  if (flag !== '1') throw new BadPacket(packet, 'expected QCatchSyscalls:0 or QCatchSyscalls:1[;NR]...');
+  if (nrs.length === 0) return { kind: 'catch-syscalls', on: true, nrs: 'all' };
+  const list = nrs.map((n) => {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(n)) throw new BadPacket(packet, `"${n}" is not a system call number in hex`);
+    return parseInt(n, 16);
+  });
+  return { kind: 'catch-syscalls', on: true, nrs: list };
 }

@@ -33,6 +33,7 @@ import type { Dcmd, DcmdModule, Output, SessionView } from '../dcmd.js';
 import { parseFlags } from '../parse-flags.js';
 import { FILE_LINE, lineAddresses } from '../../types/frame-source.js';
 import { unwind } from '../../targets/unwind.js';
+import { decodeSyscall, processEventLines } from './process.js';
 
 /** The live guest, for the dcmds that only it has (::symbols, ::input, ::dump). */
 function emu(s: SessionView): EmulatorTarget {
@@ -66,7 +67,25 @@ export function describeStop(t: Target, st: StopStatus): string {
     case 'fault':
       return `stopped: fault: ${r.fault}; pc ${where(t, r.pc)}${r.addr !== undefined ? `, address ${hexAddr(r.addr)}` : ''} on ${threadName(t, st.thread)}`;
     case 'exited':
-      return `stopped: the guest exited with code ${r.code} ${at}`;
+      return t.kind === 'process' ? `stopped: the process exited with status ${r.code}` : `stopped: the guest exited with code ${r.code} ${at}`;
+    case 'signal':
+      return `stopped: signal ${r.name} ${at}`;
+    case 'killed':
+      return `stopped: the process was killed by ${r.name}`;
+    case 'detached':
+      return 'detached: the process runs on';
+    case 'syscall':
+      return `stopped: syscall ${r.entry ? 'entry' : 'exit'} ${decodeSyscall(t, r)} ${at}`;
+    case 'thread-created':
+      return `stopped: thread created (LWP ${r.tid}) ${at}`;
+    case 'thread-exited':
+      return `stopped: thread LWP ${r.tid} exited; ${at}`;
+    case 'fork':
+      return `stopped: ${r.vfork ? 'vfork' : 'fork'}: child process ${r.child} (detached, runs on) ${at}`;
+    case 'exec':
+      return `stopped: exec of ${r.path} ${at}`;
+    case 'library':
+      return `stopped: libraries ${[...r.loaded.map((n) => `loaded ${n}`), ...r.unloaded.map((n) => `unloaded ${n}`)].join(', ')} ${at}`;
     case 'history-end':
       return `stopped: end of the recorded history (seq ${st.seq ?? '?'}) ${at}`;
     case 'history-begin':
@@ -451,9 +470,14 @@ const events: Dcmd = {
   needs: ['breakpoints'],
   run(s, _inv, out) {
     const list = EventBook.of(s).list.filter((e) => !e.temporary);
-    if (out.jsonMode) out.json(list.map((e) => eventJson(s.target, e)));
-    else if (list.length === 0) out.line('no breakpoints or watchpoints');
-    else for (const e of list) out.line(eventLine(s.target, e));
+    const pc = s.target.caps.processControl;
+    const extra = pc ? processEventLines(pc) : [];
+    if (out.jsonMode) out.json(pc ? [...list.map((e) => eventJson(s.target, e)), ...extra.map((text) => ({ kind: 'process', text }))] : list.map((e) => eventJson(s.target, e)));
+    else if (list.length === 0 && extra.length === 0) out.line('no breakpoints or watchpoints');
+    else {
+      for (const e of list) out.line(eventLine(s.target, e));
+      for (const l of extra) out.line(l);
+    }
   },
 };
 
@@ -645,6 +669,11 @@ const dump: Dcmd = {
     const t = s.target;
     if (inv.args.length !== 1) throw errors.badInput(`::dump needs one file (usage: ${this.usage})`);
     need(t, 'snapshot').writeCore(inv.args[0]!);
+    if (t.kind === 'process') {
+      if (out.jsonMode) out.json({ dumped: inv.args[0] });
+      else out.line(`wrote ${inv.args[0]} (a process core of ${t.threads().length} thread(s); dbg open and gdb read it)`);
+      return;
+    }
     const ram = need(t, 'physical').physicalRanges().reduce((n, r) => n + (r.end - r.start), 0n);
     if (out.jsonMode) out.json({ dumped: inv.args[0] });
     else out.line(`wrote ${inv.args[0]} (${ram >> 20n} MiB RAM, ${t.threads().length} vCPU(s))`);

@@ -11,8 +11,9 @@ import { historyModule } from './history.js';
 import { kernelModule } from './kernel.js';
 import { languageModule } from './language.js';
 import { linuxModule } from './linux.js';
+import { processModule } from './process.js';
 import { recordingModule } from './recording.js';
 import { typedefModule } from './typedef.js';
 import { typesModule } from './types.js';
 
-export const builtinModules: DcmdModule[] = [coreModule, languageModule, kernelModule, linuxModule, emulatorModule, historyModule, recordingModule, typesModule, typedefModule];
+export const builtinModules: DcmdModule[] = [coreModule, languageModule, kernelModule, linuxModule, emulatorModule, historyModule, recordingModule, processModule, typesModule, typedefModule];

@@ -302,6 +302,10 @@ export function parseXstate(desc: Buffer, where: string, xmmCount = 16): Registe
 
 /** A little-endian unsigned integer of any width. */
 function le(b: Buffer): bigint {
+  // The widths that occur (10-byte x87, 16-byte vector registers) a word at a time: a live
+  // process's registers are parsed at every stop.
+  if (b.length === 16) return b.readBigUInt64LE(0) | (b.readBigUInt64LE(8) << 64n);
+  if (b.length === 10) return b.readBigUInt64LE(0) | (BigInt(b.readUInt16LE(8)) << 64n);
   let v = 0n;
   for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
   return v;

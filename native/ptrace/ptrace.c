@@ -1,0 +1,1413 @@
+/*
+ * dbg's live Linux process target (src/targets/process/): ptrace on x86-64, as an N-API addon.
+ *
+ * ptrace binds a tracee to the *thread* that attached, so every ptrace call of this addon runs on
+ * one dedicated pthread (the "tracer"). The JavaScript thread hands it one job at a time:
+ *
+ *   sync jobs    spawn, attach, registers, detach, kill...: the JS thread waits on a condition
+ *                variable until the tracer has run the job (a round trip of a few microseconds)
+ *   resume       the tracer resumes threads and waits (waitpid) until a stop worth reporting, stops
+ *                every other thread (all-stop), then resolves the JS promise through a
+ *                threadsafe function
+ *
+ * Only these run on the JS thread itself, because they need no ptrace: memory reads and writes
+ * through /proc/PID/mem (pread/pwrite on a descriptor the tracer opened), the breakpoint table
+ * (its bytes are written through the same descriptor), interrupt (tgkill SIGSTOP) and the event
+ * log. The JS side never calls a sync job while a resume runs (ProcessTarget enforces it).
+ *
+ * Stops the tracer reports (kind strings of the result object):
+ *   breakpoint  an inserted int3 ran; pc is moved back onto it
+ *   step        a single step (or a step over a breakpoint) ended
+ *   watchpoint  DR6 names a debug register that fired (slot)
+ *   signal      a signal whose policy is "stop"; whether it is passed on the next resume is policy
+ *   syscall-entry / syscall-exit   a caught system call (nr, args, rval)
+ *   thread-created / thread-exited  when asked for (catchThreads); else only logged
+ *   fork / vfork  the child (pid) was detached and runs on; when asked for (catchFork)
+ *   exec        always: the image changed, breakpoints are gone
+ *   exited / killed  the process ended (code / signal)
+ *   interrupted  interrupt() was called
+ * Events that do not stop are appended to a log that the JS side drains (drainEvents).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <elf.h>
+#include <node_api.h>
+#include "../common/napi-args.h"
+
+#ifndef NT_X86_XSTATE
+#define NT_X86_XSTATE 0x202
+#endif
+#define XSTATE_MAX 4096
+#define MAX_BP 4096
+#define MAX_LOG 4096
+
+extern char **environ;
+
+/* --------------------------------------------------------------------------------------------- */
+/* State (touched by the tracer; the JS thread only while no job runs, or under `lock`)           */
+/* --------------------------------------------------------------------------------------------- */
+
+typedef struct {
+  pid_t tid;
+  int running;        /* resumed, no stop seen since */
+  int stop_expected;  /* we sent it a SIGSTOP (interrupt, all-stop) that has not arrived yet */
+  int has_pending;    /* a stop collected while stopping the others, to report before resuming */
+  int pending_status;
+  int deliver;        /* signal to deliver at its next resume */
+  int stepping;
+  uint64_t skip_pc;   /* the pc of its last reported stop: a breakpoint there is stepped over */
+  int fresh;          /* seen stopping before its parent's clone event */
+} thr_t;
+
+typedef struct {
+  uint64_t addr;
+  uint8_t orig;
+  int inserted;
+} bp_t;
+
+typedef struct {
+  char kind[24];
+  pid_t tid;
+  int64_t arg;
+} logent_t;
+
+static pid_t g_pid;
+static int g_memfd = -1;
+static int g_spawned;
+static thr_t *g_thr;
+static int g_nthr, g_capthr;
+static bp_t g_bp[MAX_BP];
+static int g_nbp;
+static uint64_t g_dr[4];
+static uint64_t g_dr7;
+static uint8_t g_sig_stop[65] , g_sig_pass[65];
+static uint8_t g_sys[1024]; /* 1 entry, 2 exit */
+static int g_sys_any;
+static int g_catch_threads, g_catch_fork, g_catch_vfork;
+static volatile int g_interrupt;
+static int g_vfork_pending;
+static logent_t g_log[MAX_LOG];
+static int g_nlog;
+static pthread_mutex_t g_loglock = PTHREAD_MUTEX_INITIALIZER;
+
+/* --------------------------------------------------------------------------------------------- */
+/* The tracer thread and its job slot                                                             */
+/* --------------------------------------------------------------------------------------------- */
+
+typedef struct job job_t;
+struct job {
+  void (*fn)(job_t *);
+  /* inputs */
+  int op;
+  pid_t tid;
+  int64_t a, b;
+  char *path;
+  char **argv;
+  char *cwd;
+  void *buf;
+  size_t len;
+  /* outputs */
+  int err;
+  char where[64];
+  int64_t r;
+  /* resume */
+  napi_threadsafe_function tsfn;
+  napi_deferred deferred;
+  struct stop *stop;
+  volatile int finished; /* the resume ended while the JS thread still waited for it */
+  int async;    /* the JS thread stopped waiting: the result goes through tsfn */
+};
+
+static pthread_t g_thread;
+static int g_started;
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+static job_t *g_job;
+static volatile int g_done;
+
+/*
+ * Spinning before sleeping: a handoff between the JS thread and the tracer through the condition
+ * variable costs two wake-ups, each a trip through the scheduler (tens to hundreds of
+ * microseconds on a busy machine); most handoffs complete within a few microseconds, so each
+ * side first polls for that long.
+ */
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static int spin_until(volatile int *flag, uint64_t ns) {
+  uint64_t end = now_ns() + ns;
+  for (int i = 0;; i++) {
+    if (__atomic_load_n(flag, __ATOMIC_ACQUIRE)) return 1;
+    __builtin_ia32_pause();
+    if ((i & 63) == 63 && now_ns() > end) return 0;
+  }
+}
+
+static volatile int g_has_job;
+
+static void *tracer_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    spin_until(&g_has_job, 20000);
+    pthread_mutex_lock(&g_lock);
+    while (!g_job) pthread_cond_wait(&g_cv, &g_lock);
+    job_t *j = g_job;
+    pthread_mutex_unlock(&g_lock);
+    j->fn(j);
+    pthread_mutex_lock(&g_lock);
+    g_job = NULL;
+    __atomic_store_n(&g_has_job, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_done, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_lock);
+  }
+  return NULL;
+}
+
+static void start_tracer(void) {
+  if (g_started) return;
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setstacksize(&at, 1 << 20);
+  pthread_create(&g_thread, &at, tracer_main, NULL);
+  pthread_attr_destroy(&at);
+  g_started = 1;
+}
+
+/* Runs j on the tracer; `wait`: until it is done. */
+static void post(job_t *j, int wait) {
+  start_tracer();
+  pthread_mutex_lock(&g_lock);
+  while (g_job) pthread_cond_wait(&g_cv, &g_lock);
+  g_done = 0;
+  g_job = j;
+  __atomic_store_n(&g_has_job, 1, __ATOMIC_RELEASE);
+  pthread_cond_broadcast(&g_cv);
+  if (wait) {
+    pthread_mutex_unlock(&g_lock);
+    spin_until(&g_done, 50000);
+    pthread_mutex_lock(&g_lock);
+    while (!g_done || g_job == j) pthread_cond_wait(&g_cv, &g_lock);
+  }
+  pthread_mutex_unlock(&g_lock);
+}
+
+/* --------------------------------------------------------------------------------------------- */
+/* Threads, memory, breakpoints, debug registers                                                  */
+/* --------------------------------------------------------------------------------------------- */
+
+static thr_t *find_thr(pid_t tid) {
+  for (int i = 0; i < g_nthr; i++)
+    if (g_thr[i].tid == tid) return &g_thr[i];
+  return NULL;
+}
+
+static thr_t *add_thr(pid_t tid) {
+  thr_t *t = find_thr(tid);
+  if (t) return t;
+  if (g_nthr == g_capthr) {
+    g_capthr = g_capthr ? g_capthr * 2 : 16;
+    g_thr = realloc(g_thr, sizeof(thr_t) * g_capthr);
+  }
+  t = &g_thr[g_nthr++];
+  memset(t, 0, sizeof *t);
+  t->tid = tid;
+  t->skip_pc = (uint64_t)-1;
+  return t;
+}
+
+static void del_thr(pid_t tid) {
+  for (int i = 0; i < g_nthr; i++)
+    if (g_thr[i].tid == tid) {
+      g_thr[i] = g_thr[g_nthr - 1];
+      g_nthr--;
+      return;
+    }
+}
+
+static void log_event(const char *kind, pid_t tid, int64_t arg) {
+  pthread_mutex_lock(&g_loglock);
+  if (g_nlog < MAX_LOG) {
+    logent_t *e = &g_log[g_nlog++];
+    snprintf(e->kind, sizeof e->kind, "%s", kind);
+    e->tid = tid;
+    e->arg = arg;
+  }
+  pthread_mutex_unlock(&g_loglock);
+}
+
+static int mem_write(uint64_t addr, const void *p, size_t n) {
+  if (g_memfd < 0) return -1;
+  return pwrite(g_memfd, p, n, (off_t)addr) == (ssize_t)n ? 0 : -1;
+}
+
+static int open_mem(pid_t pid) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/mem", pid);
+  if (g_memfd >= 0) close(g_memfd);
+  g_memfd = open(p, O_RDWR | O_CLOEXEC);
+  return g_memfd;
+}
+
+static bp_t *find_bp(uint64_t addr) {
+  for (int i = 0; i < g_nbp; i++)
+    if (g_bp[i].addr == addr) return &g_bp[i];
+  return NULL;
+}
+
+static void bp_put(bp_t *b, int in) {
+  uint8_t byte = in ? 0xcc : b->orig;
+  if (b->inserted == in) return;
+  if (mem_write(b->addr, &byte, 1) == 0) b->inserted = in;
+}
+
+static void all_bps(int in) {
+  for (int i = 0; i < g_nbp; i++) bp_put(&g_bp[i], in);
+}
+
+static long dr_off(int i) { return (long)offsetof(struct user, u_debugreg) + i * 8; }
+
+static void apply_dr(pid_t tid) {
+  ptrace(PTRACE_POKEUSER, tid, dr_off(7), 0);
+  for (int i = 0; i < 4; i++)
+    if (g_dr7 & (3ULL << (2 * i))) ptrace(PTRACE_POKEUSER, tid, dr_off(i), g_dr[i]);
+  if (g_dr7) ptrace(PTRACE_POKEUSER, tid, dr_off(7), g_dr7);
+}
+
+static uint64_t get_pc(pid_t tid) {
+  errno = 0;
+  long v = ptrace(PTRACE_PEEKUSER, tid, offsetof(struct user_regs_struct, rip), 0);
+  return errno ? (uint64_t)-1 : (uint64_t)v;
+}
+
+static void set_pc(pid_t tid, uint64_t pc) { ptrace(PTRACE_POKEUSER, tid, offsetof(struct user_regs_struct, rip), pc); }
+
+static const long OPTIONS = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD;
+
+static void set_options(pid_t tid) { ptrace(PTRACE_SETOPTIONS, tid, 0, OPTIONS | (g_spawned ? PTRACE_O_EXITKILL : 0)); }
+
+static void reset_state(void) {
+  g_nthr = 0;
+  g_nbp = 0;
+  g_dr7 = 0;
+  memset(g_dr, 0, sizeof g_dr);
+  g_interrupt = 0;
+  g_vfork_pending = 0;
+  g_nlog = 0;
+  for (int s = 1; s <= 64; s++) {
+    g_sig_stop[s] = 1;
+    g_sig_pass[s] = 1;
+  }
+  /* gdb's defaults: these the program uses for itself, so they are passed quietly. */
+  int quiet[] = {SIGALRM, SIGURG, SIGCHLD, SIGWINCH, SIGPIPE, SIGPROF, SIGVTALRM, SIGIO};
+  for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++) g_sig_stop[quiet[i]] = 0;
+  g_sig_stop[SIGPIPE] = 1;
+  memset(g_sys, 0, sizeof g_sys);
+  g_sys_any = 0;
+  g_catch_threads = g_catch_fork = g_catch_vfork = 0;
+}
+
+/* --------------------------------------------------------------------------------------------- */
+/* Jobs: spawn, attach, detach, kill, registers                                                   */
+/* --------------------------------------------------------------------------------------------- */
+
+static void job_spawn(job_t *j) {
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) < 0) {
+    j->err = errno;
+    strcpy(j->where, "pipe");
+    return;
+  }
+  pid_t pid = vfork();
+  if (pid == 0) {
+    int e;
+    ptrace(PTRACE_TRACEME, 0, 0, 0);
+    setpgid(0, 0);
+    /* as gdb and gdbserver start a program (set disable-randomization on): the same addresses every run */
+    if (j->a) personality(ADDR_NO_RANDOMIZE);
+    /* Node marks its stdio close-on-exec and non-blocking; the program gets them as a shell gives them (as libuv's spawn does) */
+    for (int fd = 0; fd <= 2; fd++) {
+      fcntl(fd, F_SETFD, 0);
+      int fl = fcntl(fd, F_GETFL);
+      if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
+    if (j->cwd && chdir(j->cwd) < 0) {
+      e = errno;
+      (void)!write(pfd[1], &e, sizeof e);
+      _exit(127);
+    }
+    execve(j->path, j->argv, environ);
+    e = errno;
+    (void)!write(pfd[1], &e, sizeof e);
+    _exit(127);
+  }
+  close(pfd[1]);
+  if (pid < 0) {
+    j->err = errno;
+    strcpy(j->where, "fork");
+    close(pfd[0]);
+    return;
+  }
+  int e = 0;
+  ssize_t n = read(pfd[0], &e, sizeof e);
+  close(pfd[0]);
+  int st;
+  if (n == (ssize_t)sizeof e) {
+    waitpid(pid, &st, __WALL | __WNOTHREAD);
+    j->err = e;
+    strcpy(j->where, "execve");
+    return;
+  }
+  if (waitpid(pid, &st, __WALL | __WNOTHREAD) < 0 || !WIFSTOPPED(st)) {
+    j->err = ECHILD;
+    strcpy(j->where, "waitpid");
+    return;
+  }
+  reset_state();
+  g_pid = pid;
+  g_spawned = 1;
+  add_thr(pid);
+  set_options(pid);
+  open_mem(pid);
+  j->r = pid;
+}
+
+/* Waits for `tid`'s stop after PTRACE_ATTACH: its SIGSTOP, keeping any other signal for later. */
+static int wait_attach_stop(thr_t *t) {
+  for (;;) {
+    int st;
+    if (waitpid(t->tid, &st, __WALL | __WNOTHREAD) < 0) return -1;
+    if (!WIFSTOPPED(st)) return -1;
+    if (WSTOPSIG(st) == SIGSTOP) return 0;
+    t->deliver = WSTOPSIG(st) == SIGTRAP ? 0 : WSTOPSIG(st);
+    ptrace(PTRACE_CONT, t->tid, 0, 0);
+  }
+}
+
+static int list_tasks(pid_t pid, pid_t *out, int max) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/task", pid);
+  DIR *d = opendir(p);
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) && n < max) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    out[n++] = atoi(e->d_name);
+  }
+  closedir(d);
+  return n;
+}
+
+static void job_attach(job_t *j) {
+  pid_t pid = j->tid;
+  static pid_t tids[65536];
+  reset_state();
+  g_pid = pid;
+  g_spawned = 0;
+  for (int round = 0;; round++) {
+    int n = list_tasks(pid, tids, 65536);
+    if (n < 0) {
+      j->err = ESRCH;
+      strcpy(j->where, "/proc/PID/task");
+      return;
+    }
+    int added = 0;
+    /* Attach to every new thread first and wait after: the stops arrive together. */
+    int first = g_nthr;
+    for (int i = 0; i < n; i++) {
+      if (find_thr(tids[i])) continue;
+      if (ptrace(PTRACE_ATTACH, tids[i], 0, 0) < 0) {
+        if (errno == ESRCH && round + added > 0) continue; /* a thread that just ended */
+        j->err = errno;
+        strcpy(j->where, "PTRACE_ATTACH");
+        for (int k = 0; k < g_nthr; k++) ptrace(PTRACE_DETACH, g_thr[k].tid, 0, 0);
+        g_nthr = 0;
+        return;
+      }
+      add_thr(tids[i]);
+      added++;
+    }
+    for (int i = first; i < g_nthr; i++) {
+      if (wait_attach_stop(&g_thr[i]) < 0) {
+        g_thr[i].tid = 0;
+        continue;
+      }
+      set_options(g_thr[i].tid);
+    }
+    for (int i = 0; i < g_nthr; i++)
+      if (g_thr[i].tid == 0) del_thr(0), i--;
+    if (!added) break;
+  }
+  if (open_mem(pid) < 0) {
+    j->err = errno;
+    strcpy(j->where, "open /proc/PID/mem");
+    for (int k = 0; k < g_nthr; k++) ptrace(PTRACE_DETACH, g_thr[k].tid, 0, 0);
+    g_nthr = 0;
+    return;
+  }
+  j->r = pid;
+}
+
+/* Absorbs SIGSTOPs we sent that have not arrived yet, so that none is left to stop the process. */
+static void absorb_expected(void) {
+  for (int i = 0; i < g_nthr; i++) {
+    thr_t *t = &g_thr[i];
+    int guard = 0;
+    while (t->stop_expected && guard++ < 16) {
+      int st;
+      if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0) break;
+      if (waitpid(t->tid, &st, __WALL | __WNOTHREAD) < 0 || !WIFSTOPPED(st)) {
+        t->stop_expected = 0;
+        break;
+      }
+      if (WSTOPSIG(st) == SIGSTOP) t->stop_expected = 0;
+      else if (WSTOPSIG(st) != SIGTRAP && (st >> 16) == 0) t->deliver = WSTOPSIG(st);
+    }
+  }
+}
+
+static void job_detach(job_t *j) {
+  if (!g_pid) return;
+  absorb_expected();
+  all_bps(0);
+  g_nbp = 0;
+  g_dr7 = 0;
+  for (int i = 0; i < g_nthr; i++) {
+    thr_t *t = &g_thr[i];
+    int sig = t->deliver;
+    if (t->has_pending && WIFSTOPPED(t->pending_status) && (t->pending_status >> 16) == 0) {
+      int s = WSTOPSIG(t->pending_status);
+      if (s != SIGTRAP && s != (SIGTRAP | 0x80) && s != SIGSTOP) sig = s;
+    }
+    ptrace(PTRACE_POKEUSER, t->tid, dr_off(7), 0);
+    ptrace(PTRACE_DETACH, t->tid, 0, sig);
+  }
+  g_nthr = 0;
+  if (g_memfd >= 0) close(g_memfd);
+  g_memfd = -1;
+  g_pid = 0;
+  (void)j;
+}
+
+static void job_kill(job_t *j) {
+  if (!g_pid) return;
+  kill(g_pid, SIGKILL);
+  for (;;) {
+    int st;
+    pid_t w = waitpid(-1, &st, __WALL | __WNOTHREAD);
+    if (w < 0) break;
+    if (w == g_pid && (WIFEXITED(st) || WIFSIGNALED(st))) break;
+  }
+  g_nthr = 0;
+  g_nbp = 0;
+  if (g_memfd >= 0) close(g_memfd);
+  g_memfd = -1;
+  g_pid = 0;
+  (void)j;
+}
+
+enum { OP_GETREGS, OP_SETREGS, OP_GETXSTATE, OP_SETXSTATE, OP_GETFPREGS, OP_SETFPREGS, OP_PEEKDR, OP_SETDR };
+
+static void job_regs(job_t *j) {
+  long r = 0;
+  switch (j->op) {
+    case OP_GETREGS: r = ptrace(PTRACE_GETREGS, j->tid, 0, j->buf); break;
+    case OP_SETREGS: r = ptrace(PTRACE_SETREGS, j->tid, 0, j->buf); break;
+    case OP_GETFPREGS: r = ptrace(PTRACE_GETFPREGS, j->tid, 0, j->buf); break;
+    case OP_SETFPREGS: r = ptrace(PTRACE_SETFPREGS, j->tid, 0, j->buf); break;
+    case OP_GETXSTATE:
+    case OP_SETXSTATE: {
+      struct iovec iov = {j->buf, j->len};
+      r = ptrace(j->op == OP_GETXSTATE ? PTRACE_GETREGSET : PTRACE_SETREGSET, j->tid, NT_X86_XSTATE, &iov);
+      if (r == 0) j->r = (int64_t)iov.iov_len;
+      break;
+    }
+    case OP_SETDR: {
+      /* a = slot (0-3), b = address; len holds the new DR7 */
+      if (j->a >= 0 && j->a < 4) g_dr[j->a] = (uint64_t)j->b;
+      g_dr7 = j->len;
+      for (int i = 0; i < g_nthr; i++) apply_dr(g_thr[i].tid);
+      break;
+    }
+  }
+  if (r < 0) {
+    j->err = errno;
+    strcpy(j->where, "ptrace");
+  }
+}
+
+/* --------------------------------------------------------------------------------------------- */
+/* Resume and the stop machine                                                                    */
+/* --------------------------------------------------------------------------------------------- */
+
+typedef struct stop {
+  char kind[24];
+  pid_t tid;
+  int sig;
+  int code;
+  uint64_t addr;
+  int64_t msg;
+  int slot;
+  int nr;
+  uint64_t args[6];
+  int64_t rval;
+  char err[96];
+  int has_regs; /* regs: the stopping thread's user_regs_struct, read by the tracer at the stop */
+  struct user_regs_struct regs;
+} stop_t;
+
+enum { M_CONT_ALL, M_CONT_ONE, M_STEP };
+static int r_mode;
+static pid_t r_sel;
+static pid_t r_over_tid; /* the thread being stepped over a breakpoint */
+static uint64_t r_over_addr;
+
+static void resume_thr(thr_t *t) {
+  int sig = t->deliver;
+  t->deliver = 0;
+  int req = t->stepping ? PTRACE_SINGLESTEP : (g_sys_any ? PTRACE_SYSCALL : PTRACE_CONT);
+  if (ptrace(req, t->tid, 0, sig) == 0) t->running = 1;
+}
+
+static int wants_run(thr_t *t) { return r_mode == M_CONT_ALL || t->tid == r_sel; }
+
+/*
+ * Resumes the threads the mode runs. A thread whose last reported stop was at an inserted
+ * breakpoint first steps over it alone (the breakpoint out for one instruction); the others go
+ * when that step ends. Returns the tid being stepped over, or 0 when everything is running.
+ */
+static pid_t start_threads(void) {
+  for (int i = 0; i < g_nthr; i++) {
+    thr_t *t = &g_thr[i];
+    if (t->running || !wants_run(t)) continue;
+    uint64_t pc = get_pc(t->tid);
+    bp_t *b = pc == t->skip_pc ? find_bp(pc) : NULL;
+    t->skip_pc = (uint64_t)-1;
+    if (b && b->inserted) {
+      bp_put(b, 0);
+      r_over_tid = t->tid;
+      r_over_addr = pc;
+      t->stepping = 1;
+      resume_thr(t);
+      return t->tid;
+    }
+  }
+  for (int i = 0; i < g_nthr; i++) {
+    thr_t *t = &g_thr[i];
+    if (t->running || !wants_run(t)) continue;
+    t->stepping = r_mode == M_STEP;
+    resume_thr(t);
+  }
+  return 0;
+}
+
+static void end_step_over(void) {
+  if (!r_over_tid) return;
+  bp_t *b = find_bp(r_over_addr);
+  if (b && !g_vfork_pending) bp_put(b, 1);
+  r_over_tid = 0;
+}
+
+/* Stops every running thread (SIGSTOP), keeping what else any of them stopped for as pending. */
+static void stop_others(void) {
+  for (int i = 0; i < g_nthr; i++) {
+    thr_t *t = &g_thr[i];
+    if (!t->running) continue;
+    if (!t->stop_expected) syscall(SYS_tgkill, g_pid, t->tid, SIGSTOP);
+    t->stop_expected = 1;
+  }
+  for (int i = 0; i < g_nthr; i++) {
+    thr_t *t = &g_thr[i];
+    if (!t->running) continue;
+    int st;
+    if (waitpid(t->tid, &st, __WALL | __WNOTHREAD) < 0) {
+      t->running = 0;
+      continue;
+    }
+    t->running = 0;
+    if (WIFEXITED(st) || WIFSIGNALED(st)) {
+      t->has_pending = 1;
+      t->pending_status = st;
+      t->stop_expected = 0;
+      continue;
+    }
+    if (WSTOPSIG(st) == SIGSTOP && (st >> 16) == 0) {
+      t->stop_expected = 0;
+      continue;
+    }
+    /* A breakpoint hit while we were stopping it: put pc back and let it hit again later. */
+    if (WSTOPSIG(st) == SIGTRAP && (st >> 16) == 0 && !t->stepping) {
+      uint64_t pc = get_pc(t->tid);
+      bp_t *b = find_bp(pc - 1);
+      if (b && b->inserted) {
+        set_pc(t->tid, pc - 1);
+        continue;
+      }
+    }
+    t->has_pending = 1;
+    t->pending_status = st;
+  }
+}
+
+static void set_stop(stop_t *s, const char *kind, pid_t tid) {
+  snprintf(s->kind, sizeof s->kind, "%s", kind);
+  s->tid = tid;
+}
+
+/* Mark every thread's skip pc after a reported stop (the reporting thread's own is set by caller). */
+static void after_stop(stop_t *s) {
+  end_step_over();
+  stop_others();
+  thr_t *t = find_thr(s->tid);
+  if (t) {
+    t->stepping = 0;
+    t->skip_pc = get_pc(t->tid);
+  }
+}
+
+/* 1: stop reported in s; 0: handled, keep waiting. */
+static int handle(pid_t tid, int st, stop_t *s) {
+  thr_t *t = find_thr(tid);
+  if (!t) {
+    if (WIFSTOPPED(st) && WSTOPSIG(st) == SIGSTOP) {
+      /* a new thread stopping before its parent's clone event reached us */
+      t = add_thr(tid);
+      t->fresh = 1;
+      apply_dr(tid);
+    }
+    return 0;
+  }
+  t->running = 0;
+  if (WIFEXITED(st) || WIFSIGNALED(st)) {
+    if (tid == g_pid) {
+      if (WIFEXITED(st)) {
+        set_stop(s, "exited", tid);
+        s->code = WEXITSTATUS(st);
+      } else {
+        set_stop(s, "killed", tid);
+        s->sig = WTERMSIG(st);
+      }
+      g_nthr = 0;
+      g_pid = 0;
+      return 1;
+    }
+    del_thr(tid);
+    log_event("thread-exited", tid, WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
+    if (g_catch_threads) {
+      set_stop(s, "thread-exited", tid);
+      s->msg = tid; /* the thread that ended; the stop is reported on one still there */
+      s->tid = g_pid;
+      if (!find_thr(g_pid) && g_nthr) s->tid = g_thr[0].tid;
+      end_step_over();
+      stop_others();
+      return 1;
+    }
+    return 0;
+  }
+  int sig = WSTOPSIG(st);
+  int ev = st >> 16;
+  if (sig == (SIGTRAP | 0x80)) {
+    struct __ptrace_syscall_info si;
+    memset(&si, 0, sizeof si);
+    long n = ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof si, &si);
+    int entry = n > 0 && si.op == PTRACE_SYSCALL_INFO_ENTRY;
+    int nr;
+    if (entry) nr = (int)si.entry.nr;
+    else {
+      /* the exit: the number is orig_rax */
+      errno = 0;
+      nr = (int)ptrace(PTRACE_PEEKUSER, tid, offsetof(struct user_regs_struct, orig_rax), 0);
+    }
+    int want = nr >= 0 && nr < 1024 ? g_sys[nr] : 0;
+    if ((entry && (want & 1)) || (!entry && (want & 2))) {
+      set_stop(s, entry ? "syscall-entry" : "syscall-exit", tid);
+      s->nr = nr;
+      if (entry)
+        for (int i = 0; i < 6; i++) s->args[i] = si.entry.args[i];
+      else
+        s->rval = si.exit.rval;
+      after_stop(s);
+      return 1;
+    }
+    resume_thr(t);
+    return 0;
+  }
+  if (ev == PTRACE_EVENT_CLONE) {
+    unsigned long nt = 0;
+    ptrace(PTRACE_GETEVENTMSG, tid, 0, &nt);
+    thr_t *c = find_thr((pid_t)nt);
+    if (!c) {
+      int cst;
+      /* its first stop is a SIGSTOP that is on its way */
+      while (waitpid((pid_t)nt, &cst, __WALL | __WNOTHREAD) == (pid_t)nt && !(WIFSTOPPED(cst) && WSTOPSIG(cst) == SIGSTOP)) {
+        if (!WIFSTOPPED(cst)) break;
+        ptrace(PTRACE_CONT, (pid_t)nt, 0, 0);
+      }
+      c = add_thr((pid_t)nt);
+      apply_dr(c->tid);
+    }
+    t = find_thr(tid);
+    c->fresh = 0;
+    log_event("thread-created", (pid_t)nt, tid);
+    if (g_catch_threads) {
+      set_stop(s, "thread-created", (pid_t)nt);
+      s->msg = tid;
+      after_stop(s);
+      return 1;
+    }
+    resume_thr(t);
+    if (r_mode == M_CONT_ALL && !r_over_tid) {
+      c->stepping = 0;
+      resume_thr(c);
+    }
+    return 0;
+  }
+  if (ev == PTRACE_EVENT_FORK || ev == PTRACE_EVENT_VFORK) {
+    unsigned long child = 0;
+    ptrace(PTRACE_GETEVENTMSG, tid, 0, &child);
+    int cst;
+    while (waitpid((pid_t)child, &cst, __WALL | __WNOTHREAD) == (pid_t)child && WIFSTOPPED(cst) && WSTOPSIG(cst) != SIGSTOP)
+      ptrace(PTRACE_CONT, (pid_t)child, 0, 0);
+    if (ev == PTRACE_EVENT_FORK) {
+      /* the child has a copy of our int3s: put its bytes back before it runs */
+      char p[64];
+      snprintf(p, sizeof p, "/proc/%lu/mem", child);
+      int fd = open(p, O_RDWR | O_CLOEXEC);
+      if (fd >= 0) {
+        for (int i = 0; i < g_nbp; i++)
+          if (g_bp[i].inserted) (void)!pwrite(fd, &g_bp[i].orig, 1, (off_t)g_bp[i].addr);
+        close(fd);
+      }
+    } else {
+      /* shared memory until the child execs or exits: breakpoints out until VFORK_DONE */
+      all_bps(0);
+      g_vfork_pending = 1;
+    }
+    ptrace(PTRACE_POKEUSER, (pid_t)child, dr_off(7), 0);
+    ptrace(PTRACE_DETACH, (pid_t)child, 0, 0);
+    log_event(ev == PTRACE_EVENT_FORK ? "fork" : "vfork", tid, (int64_t)child);
+    if (ev == PTRACE_EVENT_FORK ? g_catch_fork : g_catch_vfork) {
+      set_stop(s, ev == PTRACE_EVENT_FORK ? "fork" : "vfork", tid);
+      s->msg = (int64_t)child;
+      after_stop(s);
+      return 1;
+    }
+    resume_thr(t);
+    return 0;
+  }
+  if (ev == PTRACE_EVENT_VFORK_DONE) {
+    g_vfork_pending = 0;
+    all_bps(1);
+    resume_thr(t);
+    return 0;
+  }
+  if (ev == PTRACE_EVENT_EXEC) {
+    unsigned long former = 0;
+    ptrace(PTRACE_GETEVENTMSG, tid, 0, &former);
+    /* every other thread is gone; the execing one now has the leader's id */
+    g_nthr = 0;
+    thr_t *l = add_thr(g_pid);
+    l->running = 0;
+    g_nbp = 0;
+    g_dr7 = 0;
+    r_over_tid = 0;
+    open_mem(g_pid);
+    set_stop(s, "exec", g_pid);
+    s->msg = (int64_t)former;
+    log_event("exec", g_pid, (int64_t)former);
+    stop_others();
+    l->skip_pc = (uint64_t)-1;
+    l->stepping = 0;
+    return 1;
+  }
+  if (ev != 0) {
+    resume_thr(t);
+    return 0;
+  }
+  if (sig == SIGTRAP) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    ptrace(PTRACE_GETSIGINFO, tid, 0, &si);
+    errno = 0;
+    uint64_t dr6 = (uint64_t)ptrace(PTRACE_PEEKUSER, tid, dr_off(6), 0);
+    if (dr6 & 0xf & (g_dr7 ? 0xf : 0)) {
+      ptrace(PTRACE_POKEUSER, tid, dr_off(6), 0);
+      int slot = __builtin_ctzll(dr6 & 0xf);
+      set_stop(s, "watchpoint", tid);
+      s->slot = slot;
+      s->addr = g_dr[slot];
+      after_stop(s);
+      return 1;
+    }
+    if (t->stepping && (si.si_code == TRAP_TRACE || si.si_code == TRAP_BRKPT || si.si_code == SI_KERNEL || si.si_code == 0)) {
+      ptrace(PTRACE_POKEUSER, tid, dr_off(6), 0);
+      if (tid == r_over_tid) {
+        end_step_over();
+        t->stepping = 0;
+        if (r_mode == M_STEP && tid == r_sel) {
+          set_stop(s, "step", tid);
+          after_stop(s);
+          return 1;
+        }
+        start_threads();
+        return 0;
+      }
+      if (si.si_code == SI_KERNEL) {
+        /* a step that ran an int3: a breakpoint of ours or the program's own */
+        uint64_t pc = get_pc(tid);
+        bp_t *b = find_bp(pc - 1);
+        if (b && b->inserted) {
+          set_pc(tid, pc - 1);
+          set_stop(s, "breakpoint", tid);
+          s->addr = pc - 1;
+          after_stop(s);
+          return 1;
+        }
+      }
+      set_stop(s, "step", tid);
+      after_stop(s);
+      return 1;
+    }
+    if (si.si_code == SI_KERNEL || si.si_code == TRAP_BRKPT) {
+      uint64_t pc = get_pc(tid);
+      bp_t *b = find_bp(pc - 1);
+      if (b && b->inserted) {
+        set_pc(tid, pc - 1);
+        set_stop(s, "breakpoint", tid);
+        s->addr = pc - 1;
+        after_stop(s);
+        return 1;
+      }
+      if (!b && find_bp(pc - 1) == NULL && si.si_code == SI_KERNEL) {
+        /* the program's own int3 */
+      }
+    }
+  }
+  if (sig == SIGSTOP && t->stop_expected) {
+    t->stop_expected = 0;
+    if (g_interrupt) {
+      g_interrupt = 0;
+      set_stop(s, "interrupted", tid);
+      after_stop(s);
+      return 1;
+    }
+    t->running = 0;
+    resume_thr(t);
+    return 0;
+  }
+  if (sig > 0 && sig <= 64 && !g_sig_stop[sig]) {
+    t->deliver = g_sig_pass[sig] ? sig : 0;
+    log_event("signal", tid, sig);
+    resume_thr(t);
+    return 0;
+  }
+  set_stop(s, "signal", tid);
+  s->sig = sig;
+  t->deliver = sig > 0 && sig <= 64 && g_sig_pass[sig] ? sig : 0;
+  if (sig == SIGSTOP && g_interrupt) {
+    /* interrupt() raced a program's own SIGSTOP: report one interrupt */
+    g_interrupt = 0;
+    set_stop(s, "interrupted", tid);
+    t->deliver = 0;
+  }
+  after_stop(s);
+  return 1;
+}
+
+static void job_resume(job_t *j) {
+  stop_t *s = j->stop;
+  memset(s, 0, sizeof *s);
+  if (!g_pid || g_nthr == 0) {
+    set_stop(s, "error", 0);
+    snprintf(s->err, sizeof s->err, "the process is gone");
+    return;
+  }
+  r_mode = (int)j->a;
+  r_sel = j->tid;
+  thr_t *sel = find_thr(r_sel);
+  if (sel && j->b >= 0) sel->deliver = (int)j->b;
+  /* Stops collected while stopping the others last time come first. */
+  for (int i = 0; i < g_nthr; i++) {
+    thr_t *t = &g_thr[i];
+    if (!t->has_pending || !wants_run(t)) continue;
+    t->has_pending = 0;
+    if (handle(t->tid, t->pending_status, s)) return;
+  }
+  start_threads();
+  for (;;) {
+    int st;
+    /* A step or a nearby breakpoint stops within microseconds: poll for it before sleeping in
+       waitpid, which would cost a wake-up through the scheduler. */
+    pid_t w = 0;
+    uint64_t until = now_ns() + 30000;
+    while ((w = waitpid(-1, &st, __WALL | __WNOTHREAD | WNOHANG)) == 0 && now_ns() < until) __builtin_ia32_pause();
+    if (w == 0) w = waitpid(-1, &st, __WALL | __WNOTHREAD);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      set_stop(s, "exited", g_pid);
+      s->code = -1;
+      g_nthr = 0;
+      g_pid = 0;
+      return;
+    }
+    if (handle(w, st, s)) return;
+    /* a thread that ended while being stepped over: the rest still has to run */
+    if (r_over_tid && !find_thr(r_over_tid)) {
+      r_over_tid = 0;
+      bp_t *b = find_bp(r_over_addr);
+      if (b) bp_put(b, 1);
+      start_threads();
+    }
+    int any = 0;
+    for (int i = 0; i < g_nthr; i++) any |= g_thr[i].running;
+    if (!any && g_nthr > 0 && r_mode != M_CONT_ALL) {
+      /* the one thread we ran ended: report the process stopped on the leader */
+      set_stop(s, "thread-exited", g_thr[0].tid);
+      s->msg = r_sel;
+      return;
+    }
+  }
+}
+
+/* --------------------------------------------------------------------------------------------- */
+/* N-API                                                                                          */
+/* --------------------------------------------------------------------------------------------- */
+
+static napi_value mkint(napi_env env, int64_t v) {
+  napi_value r;
+  napi_create_int64(env, v, &r);
+  return r;
+}
+static napi_value mkbig(napi_env env, uint64_t v) {
+  napi_value r;
+  napi_create_bigint_uint64(env, v, &r);
+  return r;
+}
+static napi_value mkstr(napi_env env, const char *s) {
+  napi_value r;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+static void setp(napi_env env, napi_value o, const char *k, napi_value v) { napi_set_named_property(env, o, k, v); }
+
+static napi_value throw_errno(napi_env env, int err, const char *where) {
+  napi_value e, code, msg;
+  char text[160];
+  snprintf(text, sizeof text, "%s: %s", where, strerror(err));
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &e);
+  napi_create_int32(env, err, &code);
+  napi_set_named_property(env, e, "errno", code);
+  napi_throw(env, e);
+  return NULL;
+}
+
+#define ARGS(n)                  \
+  size_t argc = n;               \
+  napi_value argv[n];            \
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL)
+
+static int64_t geti(napi_env env, napi_value v) {
+  int64_t x = 0;
+  napi_get_value_int64(env, v, &x);
+  return x;
+}
+
+static char *getstr(napi_env env, napi_value v) {
+  size_t n = 0;
+  napi_get_value_string_utf8(env, v, NULL, 0, &n);
+  char *s = malloc(n + 1);
+  napi_get_value_string_utf8(env, v, s, n + 1, &n);
+  return s;
+}
+
+/* spawn(path, argv[], cwd|null, noRandomize) -> pid */
+static napi_value n_spawn(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  job_t j = {0};
+  j.fn = job_spawn;
+  bool norand = false;
+  napi_get_value_bool(env, argv[3], &norand);
+  j.a = norand;
+  j.path = getstr(env, argv[0]);
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[1], &n);
+  j.argv = calloc(n + 1, sizeof(char *));
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    napi_get_element(env, argv[1], i, &e);
+    j.argv[i] = getstr(env, e);
+  }
+  napi_valuetype t;
+  napi_typeof(env, argv[2], &t);
+  j.cwd = t == napi_string ? getstr(env, argv[2]) : NULL;
+  post(&j, 1);
+  free(j.path);
+  for (uint32_t i = 0; i < n; i++) free(j.argv[i]);
+  free(j.argv);
+  free(j.cwd);
+  if (j.err) return throw_errno(env, j.err, j.where);
+  return mkint(env, j.r);
+}
+
+static napi_value n_attach(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  job_t j = {0};
+  j.fn = job_attach;
+  j.tid = (pid_t)geti(env, argv[0]);
+  post(&j, 1);
+  if (j.err) return throw_errno(env, j.err, j.where);
+  return mkint(env, j.r);
+}
+
+static napi_value n_detach(napi_env env, napi_callback_info info) {
+  job_t j = {0};
+  j.fn = job_detach;
+  post(&j, 1);
+  return NULL;
+}
+
+static napi_value n_kill(napi_env env, napi_callback_info info) {
+  job_t j = {0};
+  j.fn = job_kill;
+  post(&j, 1);
+  return NULL;
+}
+
+static napi_value n_threads(napi_env env, napi_callback_info info) {
+  napi_value a;
+  napi_create_array_with_length(env, g_nthr, &a);
+  for (int i = 0; i < g_nthr; i++) napi_set_element(env, a, i, mkint(env, g_thr[i].tid));
+  return a;
+}
+
+/* regs(op, tid, buffer) -> bytes */
+static napi_value n_regs(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  job_t j = {0};
+  j.fn = job_regs;
+  j.op = (int)geti(env, argv[0]);
+  j.tid = (pid_t)geti(env, argv[1]);
+  napi_get_buffer_info(env, argv[2], &j.buf, &j.len);
+  post(&j, 1);
+  if (j.err) return throw_errno(env, j.err, j.where);
+  return mkint(env, j.r);
+}
+
+/* setDebugRegs(slot, addr, dr7) */
+static napi_value n_setdr(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  job_t j = {0};
+  j.fn = job_regs;
+  j.op = OP_SETDR;
+  j.a = geti(env, argv[0]);
+  uint64_t addr = 0, dr7 = 0;
+  get_u64(env, argv[1], &addr);
+  get_u64(env, argv[2], &dr7);
+  j.b = (int64_t)addr;
+  j.len = dr7;
+  post(&j, 1);
+  if (j.err) return throw_errno(env, j.err, j.where);
+  return NULL;
+}
+
+/* readMemory(addr, buffer) -> bytes read (short at the first unreadable byte) */
+static napi_value n_read(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  uint64_t addr = 0;
+  get_u64(env, argv[0], &addr);
+  void *buf;
+  size_t len;
+  napi_get_buffer_info(env, argv[1], &buf, &len);
+  size_t done = 0;
+  while (done < len && g_memfd >= 0) {
+    ssize_t n = pread(g_memfd, (char *)buf + done, len - done, (off_t)(addr + done));
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  /* show the program's bytes, not our int3s */
+  for (int i = 0; i < g_nbp; i++) {
+    bp_t *b = &g_bp[i];
+    if (b->inserted && b->addr >= addr && b->addr < addr + done) ((uint8_t *)buf)[b->addr - addr] = b->orig;
+  }
+  return mkint(env, (int64_t)done);
+}
+
+/* writeMemory(addr, buffer) -> bytes written */
+static napi_value n_write(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  uint64_t addr = 0;
+  get_u64(env, argv[0], &addr);
+  void *buf;
+  size_t len;
+  napi_get_buffer_info(env, argv[1], &buf, &len);
+  uint8_t *copy = malloc(len ? len : 1);
+  memcpy(copy, buf, len);
+  /* a write over an inserted breakpoint changes its saved byte and keeps the int3 */
+  for (int i = 0; i < g_nbp; i++) {
+    bp_t *b = &g_bp[i];
+    if (b->inserted && b->addr >= addr && b->addr < addr + len) {
+      b->orig = copy[b->addr - addr];
+      copy[b->addr - addr] = 0xcc;
+    }
+  }
+  size_t done = 0;
+  while (done < len && g_memfd >= 0) {
+    ssize_t n = pwrite(g_memfd, copy + done, len - done, (off_t)(addr + done));
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  free(copy);
+  return mkint(env, (int64_t)done);
+}
+
+/* insertBreakpoint(addr) -> true, or false when the byte cannot be read or written */
+static napi_value n_bp_insert(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint64_t addr = 0;
+  get_u64(env, argv[0], &addr);
+  napi_value r;
+  if (find_bp(addr)) {
+    napi_get_boolean(env, true, &r);
+    return r;
+  }
+  bp_t b = {addr, 0, 0};
+  int ok = g_nbp < MAX_BP && g_memfd >= 0 && pread(g_memfd, &b.orig, 1, (off_t)addr) == 1;
+  if (ok) {
+    g_bp[g_nbp] = b;
+    if (!g_vfork_pending) {
+      bp_put(&g_bp[g_nbp], 1);
+      ok = g_bp[g_nbp].inserted;
+    }
+    if (ok) g_nbp++;
+  }
+  napi_get_boolean(env, ok, &r);
+  return r;
+}
+
+static napi_value n_bp_remove(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint64_t addr = 0;
+  get_u64(env, argv[0], &addr);
+  for (int i = 0; i < g_nbp; i++)
+    if (g_bp[i].addr == addr) {
+      bp_put(&g_bp[i], 0);
+      g_bp[i] = g_bp[--g_nbp];
+      break;
+    }
+  return NULL;
+}
+
+static napi_value n_interrupt(napi_env env, napi_callback_info info) {
+  if (!g_pid) return NULL;
+  g_interrupt = 1;
+  /* the leader if it is ours, else any thread: one SIGSTOP ends the wait, the rest stop with it */
+  pid_t tid = g_pid;
+  for (int i = 0; i < g_nthr; i++)
+    if (g_thr[i].running) {
+      tid = g_thr[i].tid;
+      if (tid == g_pid) break;
+    }
+  thr_t *t = find_thr(tid);
+  if (t && t->running && !t->stop_expected) {
+    t->stop_expected = 1;
+    syscall(SYS_tgkill, g_pid, tid, SIGSTOP);
+  }
+  return NULL;
+}
+
+/* signalPolicy(sig, stop, pass) */
+static napi_value n_sigpolicy(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int sig = (int)geti(env, argv[0]);
+  if (sig > 0 && sig <= 64) {
+    g_sig_stop[sig] = (uint8_t)geti(env, argv[1]);
+    g_sig_pass[sig] = (uint8_t)geti(env, argv[2]);
+  }
+  return NULL;
+}
+
+/* catchSyscall(nr, mask): mask 1 entry, 2 exit, 0 none */
+static napi_value n_catchsys(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  int nr = (int)geti(env, argv[0]);
+  if (nr >= 0 && nr < 1024) g_sys[nr] = (uint8_t)geti(env, argv[1]);
+  g_sys_any = 0;
+  for (int i = 0; i < 1024; i++) g_sys_any |= g_sys[i] != 0;
+  return NULL;
+}
+
+/* catchEvents(threads, fork, vfork) */
+static napi_value n_catchev(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  g_catch_threads = (int)geti(env, argv[0]);
+  g_catch_fork = (int)geti(env, argv[1]);
+  g_catch_vfork = (int)geti(env, argv[2]);
+  return NULL;
+}
+
+static napi_value n_drain(napi_env env, napi_callback_info info) {
+  pthread_mutex_lock(&g_loglock);
+  napi_value a;
+  napi_create_array_with_length(env, g_nlog, &a);
+  for (int i = 0; i < g_nlog; i++) {
+    napi_value o;
+    napi_create_object(env, &o);
+    setp(env, o, "kind", mkstr(env, g_log[i].kind));
+    setp(env, o, "tid", mkint(env, g_log[i].tid));
+    setp(env, o, "arg", mkint(env, g_log[i].arg));
+    napi_set_element(env, a, i, o);
+  }
+  g_nlog = 0;
+  pthread_mutex_unlock(&g_loglock);
+  return a;
+}
+
+static napi_value stop_object(napi_env env, stop_t *s);
+
+static void resume_done_js(napi_env env, napi_value cb, void *ctx, void *data) {
+  job_t *j = data;
+  stop_t *s = j->stop;
+  if (env) napi_resolve_deferred(env, j->deferred, stop_object(env, s));
+  napi_release_threadsafe_function(j->tsfn, napi_tsfn_release);
+  free(s);
+  free(j);
+}
+
+static napi_value stop_object(napi_env env, stop_t *s) {
+  {
+    napi_value o;
+    napi_create_object(env, &o);
+    setp(env, o, "kind", mkstr(env, s->kind));
+    setp(env, o, "tid", mkint(env, s->tid));
+    setp(env, o, "sig", mkint(env, s->sig));
+    setp(env, o, "code", mkint(env, s->code));
+    setp(env, o, "addr", mkbig(env, s->addr));
+    setp(env, o, "msg", mkint(env, s->msg));
+    setp(env, o, "slot", mkint(env, s->slot));
+    setp(env, o, "nr", mkint(env, s->nr));
+    napi_value args;
+    napi_create_array_with_length(env, 6, &args);
+    for (int i = 0; i < 6; i++) napi_set_element(env, args, i, mkbig(env, s->args[i]));
+    setp(env, o, "args", args);
+    setp(env, o, "rval", mkint(env, s->rval));
+    setp(env, o, "err", mkstr(env, s->err));
+    if (s->has_regs) {
+      napi_value b;
+      void *data;
+      napi_create_buffer_copy(env, sizeof s->regs, &s->regs, &data, &b);
+      setp(env, o, "regs", b);
+    }
+    return o;
+  }
+}
+
+static void job_resume_async(job_t *j) {
+  job_resume(j);
+  /* The stop's registers now, in the same trip to the tracer: every stop reply needs pc, sp, fp. */
+  stop_t *s = j->stop;
+  if (g_pid && s->tid && find_thr(s->tid) && ptrace(PTRACE_GETREGS, s->tid, 0, &s->regs) == 0) s->has_regs = 1;
+  pthread_mutex_lock(&g_lock);
+  int async = j->async;
+  if (!async) {
+    __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&g_cv);
+  }
+  pthread_mutex_unlock(&g_lock);
+  if (async) napi_call_threadsafe_function(j->tsfn, j, napi_tsfn_blocking);
+}
+
+/*
+ * How long the JS thread waits for a resume to end before it lets the event loop run: a step or a
+ * breakpoint hit that soon is reported without a trip through the loop (uv_async), which is most of
+ * a stepi round trip; anything longer is reported through the threadsafe function.
+ */
+#define SYNC_WAIT_NS 3000000L
+
+/* resume(mode, tid, signal) -> Promise<stop> ; mode 0 all, 1 that thread alone, 2 step it */
+static napi_value n_resume(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  job_t *j = calloc(1, sizeof *j);
+  j->stop = calloc(1, sizeof(stop_t));
+  j->fn = job_resume_async;
+  j->a = geti(env, argv[0]);
+  j->tid = (pid_t)geti(env, argv[1]);
+  j->b = geti(env, argv[2]);
+  napi_value promise, name;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_string_utf8(env, "dbg-ptrace-resume", NAPI_AUTO_LENGTH, &name);
+  napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, resume_done_js, &j->tsfn);
+  post(j, 0);
+  struct timespec dl;
+  clock_gettime(CLOCK_REALTIME, &dl);
+  dl.tv_nsec += SYNC_WAIT_NS;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  spin_until(&j->finished, 200000);
+  pthread_mutex_lock(&g_lock);
+  while (!j->finished && pthread_cond_timedwait(&g_cv, &g_lock, &dl) == 0) {
+  }
+  int done = j->finished;
+  if (!done) j->async = 1;
+  pthread_mutex_unlock(&g_lock);
+  if (done) {
+    /* the tracer no longer touches j once finished is set */
+    napi_resolve_deferred(env, j->deferred, stop_object(env, j->stop));
+    napi_release_threadsafe_function(j->tsfn, napi_tsfn_release);
+    free(j->stop);
+    free(j);
+  }
+  return promise;
+}
+
+static napi_value n_pid(napi_env env, napi_callback_info info) { return mkint(env, g_pid); }
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor d[] = {
+      {"spawn", 0, n_spawn, 0, 0, 0, napi_default, 0},
+      {"attach", 0, n_attach, 0, 0, 0, napi_default, 0},
+      {"detach", 0, n_detach, 0, 0, 0, napi_default, 0},
+      {"kill", 0, n_kill, 0, 0, 0, napi_default, 0},
+      {"threads", 0, n_threads, 0, 0, 0, napi_default, 0},
+      {"regs", 0, n_regs, 0, 0, 0, napi_default, 0},
+      {"setDebugRegs", 0, n_setdr, 0, 0, 0, napi_default, 0},
+      {"readMemory", 0, n_read, 0, 0, 0, napi_default, 0},
+      {"writeMemory", 0, n_write, 0, 0, 0, napi_default, 0},
+      {"insertBreakpoint", 0, n_bp_insert, 0, 0, 0, napi_default, 0},
+      {"removeBreakpoint", 0, n_bp_remove, 0, 0, 0, napi_default, 0},
+      {"interrupt", 0, n_interrupt, 0, 0, 0, napi_default, 0},
+      {"signalPolicy", 0, n_sigpolicy, 0, 0, 0, napi_default, 0},
+      {"catchSyscall", 0, n_catchsys, 0, 0, 0, napi_default, 0},
+      {"catchEvents", 0, n_catchev, 0, 0, 0, napi_default, 0},
+      {"drainEvents", 0, n_drain, 0, 0, 0, napi_default, 0},
+      {"resume", 0, n_resume, 0, 0, 0, napi_default, 0},
+      {"pid", 0, n_pid, 0, 0, 0, napi_default, 0},
+  };
+  napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,912 @@
+/**
+ * A live Linux process on x86-64 as a dbg target (`dbg run PROG`, `dbg attach PID`), through
+ * native/ptrace (ptrace-addon.ts): every thread traced, all-stop.
+ *
+ *   core         registers (PTRACE_GETREGS, the XSAVE area for x87/SSE/AVX), memory through
+ *                /proc/PID/mem (breakpoint bytes shown as the program's), threads in the order they
+ *                were first seen, mappings from /proc/PID/maps
+ *   modules      as a process core has them: the executable and every mapped ELF file from
+ *                /proc/PID/maps, named by the dynamic linker's link_map, the vDSO from memory;
+ *                separate debug files by build-id when DWARF is asked for (symbols/dwarf)
+ *   execution    continue (all threads, or one), step (one thread), interrupt (SIGSTOP)
+ *   breakpoints  int3, stepped over by the tracer; watchpoints in DR0-DR3 (x86 has four: a fifth
+ *                is refused, see addWatchpoint)
+ *   events       (ProcessControl) thread created/exited, library loaded/unloaded (a breakpoint on
+ *                the dynamic linker's r_brk; pending breakpoints arm as their symbol arrives), exec
+ *                (modules reloaded), fork/vfork (the child is detached and runs on), signals
+ *                (stop/pass per signal), syscall entry/exit, exit
+ *   snapshot     `::dump FILE`: an ELF core as gcore writes it (process-core-writer.ts)
+ *
+ * close() never leaves the process broken: breakpoints and debug registers come out, signals we
+ * sent are absorbed, and the process is detached (attached) or killed (started by dbg).
+ */
+
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import type { Registers } from '../../arch/arch.js';
+import { X86_64 } from '../../arch/x86-64.js';
+import { X86_64_SYSCALLS } from '../../arch/x86-64-syscalls.js';
+import { BufferByteSource } from '../../common/byte-source.js';
+import { DbgError, errors } from '../../common/errors.js';
+import { hex, hexAddr } from '../../common/format.js';
+import { ElfFile } from '../../symbols/elf-file.js';
+import { SymbolSpace, type Module } from '../../symbols/symbol-space.js';
+import { SymbolTable } from '../../symbols/symbol-table.js';
+import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
+import { AT_ENTRY, AT_SYSINFO_EHDR, parseAuxv, parseXstate, signalName } from '../elfcore/core-notes.js';
+import { readLinkMap } from '../elfcore/process-core-solibs.js';
+import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, ProcessControl, ProcessEvent, RegisterWriter, StopReason, StopStatus, Target, ThreadInfo, VirtAddr, WatchKind } from '../target.js';
+import { ptraceAddon, REGS_GET, REGS_SET, XSTATE_GET, XSTATE_SET, type NativeStop, type PtraceAddon } from './ptrace-addon.js';
+import { writeProcessCore } from './process-core-writer.js';
+
+export interface ProcessOptions {
+  /** Working directory of a started program. */
+  readonly cwd?: string;
+  /** Keep address-space randomization (default: off, as gdb's `set disable-randomization on`). */
+  readonly randomize?: boolean;
+}
+
+interface Watch {
+  readonly addr: bigint;
+  readonly length: number;
+  readonly kind: WatchKind;
+  readonly slot: number;
+}
+
+const PAGE = 0x1000n;
+const XSTATE_BYTES = 16384;
+const GP_BYTES = 27 * 8;
+const MAX_EVENTS = 1000;
+const SEGMENTS = ['cs', 'ss', 'ds', 'es', 'fs', 'gs'];
+
+export class ProcessTarget implements Target {
+  readonly kind = 'process';
+  readonly arch = X86_64;
+  readonly symbols = new SymbolSpace();
+  readonly warnings: string[] = [];
+  readonly caps: Capabilities;
+  name: string;
+  readonly pid: number;
+  /** The program file (readlink /proc/PID/exe at attach, or PROG). */
+  exe: string;
+
+  private readonly numbers = new Map<number, number>();
+  private nextNumber = 1;
+  private regCache = new Map<number, Registers>();
+  private xsaveCache = new Map<number, Buffer>();
+  private mapCache?: Mapping[];
+  private last: StopStatus;
+  private isRunning = false;
+  private gone = false;
+  private readonly bpIds = new Map<number, bigint>();
+  private readonly bpCount = new Map<bigint, number>();
+  private readonly watches = new Map<number, Watch>();
+  private nextId = 1;
+  private readonly stepBps = new Map<number, (thread: number) => boolean>();
+  /** Modules by the path of the mapped file (or '[vdso]'). */
+  private readonly loaded = new Map<string, Module>();
+  private readonly opened: ElfFile[] = [];
+  private rBrk?: bigint;
+  private rBrkOwned = false;
+  private readonly eventLog: ProcessEvent[] = [];
+  private catchExec = false;
+  private catchLibraries = false;
+  private catchThreads = false;
+  private catchFork = false;
+  private catchVfork = false;
+  private readonly syscalls = new Map<number, { entry: boolean; exit: boolean }>();
+  private readonly signals = new Map<number, { stop: boolean; pass: boolean }>();
+
+  private constructor(
+    private readonly native: PtraceAddon,
+    pid: number,
+    readonly started: boolean,
+  ) {
+    this.pid = pid;
+    this.exe = safeReadlink(`/proc/${pid}/exe`) ?? '';
+    this.name = `process ${pid}${this.exe ? ` (${this.exe.slice(this.exe.lastIndexOf('/') + 1)})` : ''}`;
+    for (const tid of native.threads().sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b))) this.number(tid);
+    this.last = { reason: { kind: started ? 'none' : 'interrupted' }, thread: 1, pc: 0n };
+    this.last = { ...this.last, pc: this.registers(1).get('rip') ?? 0n };
+    this.loadModules();
+    this.caps = this.capabilities();
+  }
+
+  /** Starts `prog` with `args`, stopped at its first instruction (the dynamic linker's entry). */
+  static run(prog: string, args: readonly string[], opts: ProcessOptions = {}): ProcessTarget {
+    const path = checkProgram(prog);
+    const native = ptraceAddon();
+    let pid: number;
+    try {
+      pid = native.spawn(path, [prog, ...args], opts.cwd ?? null, !opts.randomize);
+    } catch (e) {
+      throw new DbgError('bad-input', `cannot run "${prog}": ${(e as Error).message.replace(/^execve: /, '')}`);
+    }
+    return new ProcessTarget(native, pid, true);
+  }
+
+  /** Attaches to every thread of process `pid`, stopping it where it is. */
+  static attach(pid: number): ProcessTarget {
+    if (!Number.isSafeInteger(pid) || pid <= 0) throw errors.badInput(`attach ${pid}: not a process id`);
+    let exists = true;
+    try {
+      statSync(`/proc/${pid}`);
+    } catch {
+      exists = false;
+    }
+    if (!exists) throw errors.notFound(`attach ${pid}: no such process`);
+    if (pid === process.pid) throw errors.badInput(`attach ${pid}: that is dbg itself`);
+    const native = ptraceAddon();
+    try {
+      native.attach(pid);
+    } catch (e) {
+      const n = (e as { errno?: number }).errno;
+      if (n === 1) throw new DbgError('denied', `attach ${pid}: ptrace refused (EPERM): ${permissionHint(pid)}`);
+      if (n === 3) throw errors.notFound(`attach ${pid}: no such process`);
+      throw new DbgError('io', `attach ${pid}: ${(e as Error).message}`);
+    }
+    return new ProcessTarget(native, pid, false);
+  }
+
+  // --- threads and registers ------------------------------------------------------------------
+
+  private number(tid: number): number {
+    let n = this.numbers.get(tid);
+    if (n === undefined) this.numbers.set(tid, (n = this.nextNumber++));
+    return n;
+  }
+
+  private tidOf(thread: number): number {
+    if (this.gone) throw errors.state(`${this.name} has ended`);
+    const live = this.native.threads();
+    for (const [tid, n] of this.numbers) if (n === thread && live.includes(tid)) return tid;
+    throw errors.badInput(`no thread ${thread} in ${this.name}: threads are ${this.threads().map((t) => t.index).join(', ')}`);
+  }
+
+  threads(): readonly ThreadInfo[] {
+    if (this.gone) return [];
+    const state = this.isRunning ? 'running' : 'stopped';
+    return this.native
+      .threads()
+      .map((tid) => ({ index: this.number(tid), tid, name: this.comm(tid), state }))
+      .sort((a, b) => a.index - b.index);
+  }
+
+  /**
+   * The general registers come from one PTRACE_GETREGS; the x87/SSE/AVX ones from the XSAVE area,
+   * read only when asked for (`only` naming none of them skips it: a stop reply needs pc, sp, fp).
+   */
+  /** Thread names (/proc/PID/task/TID/comm), read once per stop. */
+  private readonly names = new Map<number, string>();
+  private comm(tid: number): string {
+    let n = this.names.get(tid);
+    if (n === undefined) this.names.set(tid, (n = threadComm(this.pid, tid)));
+    return n;
+  }
+
+  registers(thread: number, only?: readonly string[]): Registers {
+    this.stopped('read registers');
+    const tid = this.tidOf(thread);
+    let r = this.regCache.get(tid);
+    if (!r) {
+      const gp = Buffer.alloc(GP_BYTES);
+      this.native.regs(REGS_GET, tid, gp);
+      r = this.cacheGp(tid, gp);
+    }
+    if (only && only.every((n) => r!.has(n))) return new Map(r);
+    if (!this.fpParsed.has(tid)) {
+      try {
+        for (const [k, v] of parseXstate(this.xsave(tid), `XSAVE area of thread ${tid}`)) r.set(k, v);
+      } catch (e) {
+        if (!(e instanceof DbgError)) throw e;
+      }
+      this.fpParsed.add(tid);
+    }
+    return new Map(r);
+  }
+
+  private cacheGp(tid: number, gp: Buffer): Registers {
+    const r: Registers = new Map();
+    const names = this.arch.prstatusRegisters;
+    for (let i = 0; i < names.length; i++) r.set(names[i]!, gp.readBigUInt64LE(i * 8));
+    for (const seg of SEGMENTS) r.set(seg, r.get(seg)! & 0xffffn);
+    this.regCache.set(tid, r);
+    return r;
+  }
+
+  private readonly fpParsed = new Set<number>();
+  private readonly scratch = Buffer.alloc(XSTATE_BYTES);
+
+  /** The raw register sets of `thread` (user_regs_struct, XSAVE area), for ::dump. */
+  threadState(thread: number): { gp: Buffer; xsave: Buffer } {
+    this.stopped('read registers');
+    const tid = this.tidOf(thread);
+    const gp = Buffer.alloc(GP_BYTES);
+    this.native.regs(REGS_GET, tid, gp);
+    return { gp, xsave: this.xsave(tid) };
+  }
+
+  private xsave(tid: number): Buffer {
+    let x = this.xsaveCache.get(tid);
+    if (!x) {
+      const n = this.native.regs(XSTATE_GET, tid, this.scratch);
+      x = Buffer.from(this.scratch.subarray(0, n));
+      this.xsaveCache.set(tid, x);
+    }
+    return x;
+  }
+
+  private writeRegister(thread: number, name: string, value: bigint): void {
+    this.stopped('write registers');
+    const tid = this.tidOf(thread);
+    const gi = this.arch.prstatusRegisters.indexOf(name);
+    const mask = (bits: number) => (1n << BigInt(bits)) - 1n;
+    if (gi >= 0) {
+      const gp = Buffer.alloc(GP_BYTES);
+      this.native.regs(REGS_GET, tid, gp);
+      gp.writeBigUInt64LE(value & mask(64), gi * 8);
+      this.native.regs(REGS_SET, tid, gp);
+    } else {
+      const x = Buffer.from(this.xsave(tid));
+      const m = /^(xmm|st|ymm)(\d+)(h?)$/.exec(name);
+      const put = (off: number, bytes: number) => {
+        let v = value & mask(bytes * 8);
+        for (let i = 0; i < bytes; i++, v >>= 8n) x[off + i] = Number(v & 0xffn);
+      };
+      if (m && m[1] === 'xmm' && Number(m[2]) < 16) put(160 + Number(m[2]) * 16, 16);
+      else if (m && m[1] === 'st' && Number(m[2]) < 8) put(32 + Number(m[2]) * 16, 10);
+      else if (m && m[1] === 'ymm' && m[3] === 'h' && Number(m[2]) < 16) put(576 + Number(m[2]) * 16, 16);
+      else if (name === 'mxcsr') put(24, 4);
+      else if (name === 'fctrl') put(0, 2);
+      else if (name === 'fstat') put(2, 2);
+      else throw errors.badInput(`register "${name}" cannot be written in ${this.name}: expected a general register, st0-7, xmm0-15, ymm0h-15h, mxcsr, fctrl or fstat`);
+      // Mark the component in use (XSTATE_BV) so that the kernel loads what was written.
+      if (x.length >= 520) x.writeBigUInt64LE(x.readBigUInt64LE(512) | (name.startsWith('ymm') ? 4n : 3n), 512);
+      this.native.regs(XSTATE_SET, tid, x);
+    }
+    this.regCache.delete(tid);
+    this.xsaveCache.delete(tid);
+    this.fpParsed.delete(tid);
+  }
+
+  status(): StopStatus {
+    return this.last;
+  }
+
+  private stopped(what: string): void {
+    if (this.isRunning) throw errors.state(`cannot ${what} while ${this.name} runs (interrupt it first)`);
+    if (this.gone) throw errors.state(`cannot ${what}: ${this.name} has ended (${describeEnd(this.last.reason)})`);
+  }
+
+  // --- memory ---------------------------------------------------------------------------------
+
+  readVirtual(addr: VirtAddr, length: number): Buffer {
+    if (!Number.isSafeInteger(length) || length < 0) throw errors.badInput(`read length ${length} is not a byte count`);
+    this.stopped('read memory');
+    const out = Buffer.alloc(length);
+    if (length === 0) return out;
+    const n = this.native.readMemory(addr, out);
+    if (n < length) {
+      const at = addr + BigInt(n);
+      throw new DbgError('unmapped', `read of ${length} bytes at ${hexAddr(addr)} failed: ${n ? `${hexAddr(at)} is ` : ''}not mapped in ${this.name}${this.nearest(at)}`);
+    }
+    return out;
+  }
+
+  private writeVirtual(addr: VirtAddr, data: Buffer): void {
+    this.stopped('write memory');
+    const n = this.native.writeMemory(addr, data);
+    this.mapCache = undefined;
+    if (n < data.length) throw new DbgError('unmapped', `write of ${data.length} bytes at ${hexAddr(addr)} failed at ${hexAddr(addr + BigInt(n))}: not mapped in ${this.name}${this.nearest(addr + BigInt(n))}`);
+  }
+
+  private nearest(at: bigint): string {
+    let best: Mapping | undefined;
+    let dist = -1n;
+    for (const m of this.mappings()) {
+      const d = at < m.start ? m.start - at : at >= m.end ? at - m.end + 1n : 0n;
+      if (dist < 0n || d < dist) {
+        dist = d;
+        best = m;
+      }
+    }
+    return best ? ` (nearest ${hex(best.start)}-${hex(best.end - 1n)}${best.name ? ` ${best.name}` : ''})` : '';
+  }
+
+  mappings(): readonly Mapping[] {
+    if (this.gone) return [];
+    this.mapCache ??= readMaps(this.pid);
+    return this.mapCache;
+  }
+
+  // --- modules --------------------------------------------------------------------------------
+
+  auxv(): Buffer {
+    try {
+      return readFileSync(`/proc/${this.pid}/auxv`);
+    } catch {
+      return Buffer.alloc(0);
+    }
+  }
+
+  /**
+   * Adds a module for every ELF file mapped now and not yet known, drops those no longer mapped,
+   * and (re)places the r_brk breakpoint. Returns the names added and removed.
+   */
+  private loadModules(): { added: string[]; removed: string[] } {
+    this.mapCache = undefined;
+    const maps = this.mappings();
+    const auxv = parseAuxv(this.auxv(), this.arch);
+    const byPath = new Map<string, Mapping[]>();
+    for (const m of maps) {
+      if (!m.name.startsWith('/')) continue;
+      const list = byPath.get(m.name);
+      if (list) list.push(m);
+      else byPath.set(m.name, [m]);
+    }
+    let linkNames = new Map<string, string>();
+    let rDebug: bigint | undefined;
+    try {
+      const lm = readLinkMap((a, n) => this.readVirtual(a, n), auxv);
+      rDebug = lm.rDebug;
+      for (const e of lm.entries.slice(1)) {
+        const m = maps.find((x) => e.dynamic >= x.start && e.dynamic < x.end);
+        if (m && e.name) linkNames.set(m.name, e.name);
+      }
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+      linkNames = new Map();
+    }
+    const added: string[] = [];
+    const removed: string[] = [];
+    const entry = auxv.get(AT_ENTRY);
+    const exePath = entry !== undefined ? maps.find((m) => entry >= m.start && entry < m.end)?.name : undefined;
+    const order = [...byPath.keys()].sort((a, b) => (a === exePath ? -1 : b === exePath ? 1 : 0));
+    for (const path of order) {
+      if (this.loaded.has(path)) continue;
+      const list = byPath.get(path)!;
+      const base = list.find((m) => m.fileOffset === 0n);
+      if (!base) continue;
+      let head: Buffer;
+      try {
+        head = this.readVirtual(base.start, 4);
+      } catch {
+        continue;
+      }
+      if (head.toString('latin1') !== '\x7fELF') continue;
+      let elf: ElfFile;
+      try {
+        elf = ElfFile.open(path);
+      } catch (e) {
+        if (!(e instanceof DbgError)) throw e;
+        this.warnings.push(`cannot read symbols of "${path}" mapped at ${hexAddr(base.start)}: ${e.message}`);
+        continue;
+      }
+      const loads = elf.loadSegments();
+      if (loads.length === 0) {
+        elf.close();
+        continue;
+      }
+      const firstLoad = loads[0]!.vaddr & ~(PAGE - 1n);
+      const bias = base.start - firstLoad;
+      const end = list.reduce((e, m) => (m.end > e ? m.end : e), base.end);
+      this.opened.push(elf);
+      const name = linkNames.get(path) ?? path;
+      const mod = this.elfModule(elf, path, name.slice(name.lastIndexOf('/') + 1), bias, base.start, end);
+      this.loaded.set(path, mod);
+      this.symbols.add(mod);
+      added.push(mod.name);
+    }
+    for (const [path, mod] of this.loaded) {
+      if (path === '[vdso]' || byPath.has(path)) continue;
+      this.loaded.delete(path);
+      this.symbols.remove(mod);
+      removed.push(mod.name);
+    }
+    this.addVdso(auxv.get(AT_SYSINFO_EHDR));
+    this.placeRBrk(rDebug);
+    return { added, removed };
+  }
+
+  private elfModule(elf: ElfFile, path: string, name: string, bias: bigint, start: bigint, end: bigint): Module {
+    let table: SymbolTable | undefined;
+    const warnings = this.warnings;
+    return {
+      name,
+      path,
+      start,
+      end,
+      elf,
+      bias,
+      get table(): SymbolTable {
+        if (!table) {
+          try {
+            table = symbolTableFor(name, elf, bias);
+          } catch (e) {
+            if (!(e instanceof DbgError)) throw e;
+            warnings.push(`cannot read symbols of "${path}": ${e.message}`);
+            table = new SymbolTable(name, [], bias);
+          }
+        }
+        return table;
+      },
+    };
+  }
+
+  private addVdso(at: bigint | undefined): void {
+    if (at === undefined || at === 0n || this.loaded.has('[vdso]')) return;
+    const m = this.mappings().find((x) => x.start === at);
+    if (!m) return;
+    try {
+      const elf = new ElfFile(new BufferByteSource('[vdso]', this.readVirtual(at, Number(m.end - at))));
+      const bias = at - ((elf.loadSegments()[0]?.vaddr ?? 0n) & ~(PAGE - 1n));
+      const mod = this.elfModule(elf, '[vdso]', '[vdso]', bias, at, m.end);
+      this.loaded.set('[vdso]', mod);
+      this.symbols.add(mod);
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+    }
+  }
+
+  /** The dynamic linker calls r_debug.r_brk before and after it changes the list: a breakpoint there sees every dlopen and dlclose. */
+  private placeRBrk(rDebug: bigint | undefined): void {
+    if (this.rBrk !== undefined) return;
+    try {
+      // Before the dynamic linker has run (dbg run stops at its first instruction) DT_DEBUG is
+      // still 0: its _dl_debug_state is where r_brk will point, as gdb's solib-svr4 finds it.
+      const b = rDebug !== undefined && rDebug !== 0n ? this.readVirtual(rDebug + 16n, 8).readBigUInt64LE(0) : (this.symbols.find('_dl_debug_state')?.addr ?? 0n);
+      if (b === 0n) return;
+      this.rBrk = b;
+      this.rBrkOwned = this.native.insertBreakpoint(b);
+    } catch (e) {
+      if (!(e instanceof DbgError)) throw e;
+    }
+  }
+
+  // --- execution ------------------------------------------------------------------------------
+
+  private capabilities(): Capabilities {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    const execution: ExecutionControl = {
+      step: (thread, count = 1) => this.step(thread, count),
+      resume: (only) => this.resume(only),
+      interrupt: () => {
+        if (this.isRunning) this.native.interrupt();
+      },
+      get running() {
+        return self.isRunning;
+      },
+    };
+    const breakpoints: Breakpoints = {
+      addBreakpoint: (a) => this.addBreakpoint(a),
+      removeBreakpoint: (id) => this.removeBreakpoint(id),
+      addWatchpoint: (a, n, k, p) => this.addWatchpoint(a, n, k, p),
+      removeWatchpoint: (id) => this.removeWatchpoint(id),
+      addStepBreakpoint: (a, when) => {
+        const id = this.addBreakpoint(a);
+        this.stepBps.set(id, when);
+        return id;
+      },
+    };
+    const writeMemory: MemoryWriter = { writeVirtual: (a, d) => this.writeVirtual(a, d) };
+    const writeRegisters: RegisterWriter = { writeRegister: (t, n, v) => this.writeRegister(t, n, v) };
+    const control: ProcessControl = {
+      pid: this.pid,
+      detach: () => this.detach(),
+      kill: () => this.kill(),
+      catchSyscall: (nr, entry, exit) => this.catchSyscall(nr, entry, exit),
+      syscallCatches: () => new Map(this.syscalls),
+      signalPolicy: (sig, stop, pass) => this.signalPolicy(sig, stop, pass),
+      signalPolicies: () => new Map(this.signals),
+      catchEvents: (c) => {
+        if (c.exec !== undefined) this.catchExec = c.exec;
+        if (c.libraries !== undefined) this.catchLibraries = c.libraries;
+        if (c.threads !== undefined) this.catchThreads = c.threads;
+        if (c.fork !== undefined) this.catchFork = c.fork;
+        if (c.vfork !== undefined) this.catchVfork = c.vfork;
+        this.native.catchEvents(this.catchThreads ? 1 : 0, this.catchFork ? 1 : 0, this.catchVfork ? 1 : 0);
+      },
+      catches: () => ({ exec: this.catchExec, libraries: this.catchLibraries, threads: this.catchThreads, fork: this.catchFork, vfork: this.catchVfork }),
+      events: () => {
+        this.drain();
+        return this.eventLog.slice();
+      },
+      syscallName: (nr) => X86_64_SYSCALLS[nr],
+      syscallNumber: (name) => {
+        const i = X86_64_SYSCALLS.indexOf(name);
+        return i >= 0 ? i : undefined;
+      },
+    };
+    return {
+      execution,
+      breakpoints,
+      writeMemory,
+      writeRegisters,
+      process: { auxv: () => this.auxv() },
+      processControl: control,
+      snapshot: { writeCore: (path) => writeProcessCore(this, path) },
+    };
+  }
+
+  private addBreakpoint(addr: bigint): number {
+    this.stopped('insert a breakpoint');
+    const n = this.bpCount.get(addr) ?? 0;
+    if (n === 0 && addr !== this.rBrk && !this.native.insertBreakpoint(addr)) {
+      throw new DbgError('unmapped', `breakpoint at ${hexAddr(addr)}: the byte there cannot be read or written in ${this.name}${this.nearest(addr)}`);
+    }
+    const id = this.nextId++;
+    this.bpIds.set(id, addr);
+    this.bpCount.set(addr, n + 1);
+    return id;
+  }
+
+  private removeBreakpoint(id: number): void {
+    const addr = this.bpIds.get(id);
+    if (addr === undefined) throw errors.badInput(`no breakpoint ${id} in ${this.name}`);
+    this.bpIds.delete(id);
+    this.stepBps.delete(id);
+    const n = (this.bpCount.get(addr) ?? 1) - 1;
+    if (n > 0) this.bpCount.set(addr, n);
+    else {
+      this.bpCount.delete(addr);
+      if (!this.gone && addr !== this.rBrk) this.native.removeBreakpoint(addr);
+    }
+  }
+
+  /**
+   * x86's debug registers watch 1, 2, 4 or 8 aligned bytes each, four at most. A range is split
+   * into aligned pieces, one register each; a watchpoint that needs more registers than are free
+   * is refused (single-stepping every instruction to compare memory would be the alternative, at
+   * some 3 µs per instruction, a thousand times slower: dbg does not do it behind one's back).
+   */
+  private addWatchpoint(addr: bigint, length: number, kind: WatchKind, physical?: boolean): number {
+    this.stopped('set a watchpoint');
+    if (physical) throw errors.unsupported(this.name, 'physical-address watchpoints');
+    const pieces: { addr: bigint; len: number }[] = [];
+    let a = addr;
+    let left = length;
+    while (left > 0) {
+      let len = 8;
+      while (len > 1 && (a % BigInt(len) !== 0n || len > left)) len >>= 1;
+      pieces.push({ addr: a, len });
+      a += BigInt(len);
+      left -= len;
+    }
+    if (kind === 'exec') pieces.splice(1);
+    const used = new Set([...this.watches.values()].map((w) => w.slot));
+    const free = [0, 1, 2, 3].filter((s) => !used.has(s));
+    if (pieces.length > free.length) {
+      throw new DbgError(
+        'unsupported',
+        `watchpoint on ${length} bytes at ${hexAddr(addr)} needs ${pieces.length} debug register(s), ${free.length} of x86's 4 are free: delete a watchpoint (::events, ::delete) or watch fewer, aligned bytes`,
+      );
+    }
+    const id = this.nextId++;
+    pieces.forEach((p, i) => {
+      this.watches.set(i === 0 ? id : -(id * 4 + i), { addr: p.addr, length: p.len, kind, slot: free[i]! });
+    });
+    this.watchInfo.set(id, { addr, length, kind });
+    this.applyDebugRegs();
+    return id;
+  }
+
+  private readonly watchInfo = new Map<number, { addr: bigint; length: number; kind: WatchKind }>();
+
+  private removeWatchpoint(id: number): void {
+    if (!this.watchInfo.has(id)) throw errors.badInput(`no watchpoint ${id} in ${this.name}`);
+    this.watchInfo.delete(id);
+    for (const k of [...this.watches.keys()]) if (k === id || (k < 0 && Math.floor(-k / 4) === id)) this.watches.delete(k);
+    if (!this.gone) this.applyDebugRegs();
+  }
+
+  private applyDebugRegs(): void {
+    let dr7 = 0n;
+    const rw = { exec: 0n, write: 1n, read: 3n, access: 3n } as const;
+    const ln: Record<number, bigint> = { 1: 0n, 2: 1n, 4: 3n, 8: 2n };
+    const addrs: bigint[] = [0n, 0n, 0n, 0n];
+    for (const w of this.watches.values()) {
+      dr7 |= 1n << BigInt(2 * w.slot);
+      dr7 |= (rw[w.kind] | ((w.kind === 'exec' ? 0n : ln[w.length]!) << 2n)) << BigInt(16 + 4 * w.slot);
+      addrs[w.slot] = w.addr;
+    }
+    for (let s = 0; s < 4; s++) this.native.setDebugRegs(s, addrs[s]!, dr7);
+  }
+
+  private watchOfSlot(slot: number): { id: number; addr: bigint; length: number; kind: WatchKind } | undefined {
+    for (const [k, w] of this.watches) {
+      if (w.slot !== slot) continue;
+      const id = k > 0 ? k : Math.floor(-k / 4);
+      const info = this.watchInfo.get(id);
+      if (info) return { id, ...info };
+    }
+    return undefined;
+  }
+
+  private catchSyscall(nr: number, entry: boolean, exit: boolean): void {
+    if (!Number.isInteger(nr) || nr < 0 || nr >= 1024) throw errors.badInput(`system call number ${nr}: expected 0 to 1023`);
+    if (entry || exit) this.syscalls.set(nr, { entry, exit });
+    else this.syscalls.delete(nr);
+    this.native.catchSyscall(nr, (entry ? 1 : 0) | (exit ? 2 : 0));
+  }
+
+  private signalPolicy(sig: number, stop: boolean, pass: boolean): void {
+    if (!Number.isInteger(sig) || sig < 1 || sig > 64) throw errors.badInput(`signal ${sig}: expected 1 to 64`);
+    this.signals.set(sig, { stop, pass });
+    this.native.signalPolicy(sig, stop ? 1 : 0, pass ? 1 : 0);
+  }
+
+  private async step(thread: number, count: number): Promise<StopStatus> {
+    let st = this.last;
+    for (let i = 0; i < count; i++) {
+      st = await this.run(2, thread);
+      if (st.reason.kind !== 'step') break;
+    }
+    return st;
+  }
+
+  private async resume(only?: number): Promise<StopStatus> {
+    return this.run(only !== undefined ? 1 : 0, only ?? this.last.thread);
+  }
+
+  /** One resume of the tracer, repeated past the stops the user did not ask to see. */
+  private async run(mode: number, thread: number): Promise<StopStatus> {
+    this.stopped(mode === 2 ? 'step' : 'continue');
+    const tid = this.tidOf(thread);
+    this.isRunning = true;
+    try {
+      for (;;) {
+        this.invalidate();
+        const ns = await this.native.resume(mode, tid, -1);
+        this.isRunning = false;
+        if (ns.regs) this.cacheGp(ns.tid, ns.regs);
+        const st = this.stopOf(ns);
+        if (st) return (this.last = st);
+        this.isRunning = true;
+      }
+    } finally {
+      // What was read at the stop (the stopping thread's registers) stays valid until the next run.
+      this.isRunning = false;
+    }
+  }
+
+  private invalidate(): void {
+    this.names.clear();
+    this.regCache.clear();
+    this.fpParsed.clear();
+    this.xsaveCache.clear();
+    this.mapCache = undefined;
+  }
+
+  /** The stop to report for the tracer's `ns`, or undefined to run on (an event not caught). */
+  private stopOf(ns: NativeStop): StopStatus | undefined {
+    this.drain();
+    if (ns.kind === 'error') throw errors.state(`${this.name}: ${ns.err}`);
+    if (ns.kind === 'exited' || ns.kind === 'killed') {
+      this.gone = true;
+      const reason: StopReason = ns.kind === 'exited' ? { kind: 'exited', code: ns.code } : { kind: 'killed', signal: ns.sig, name: signalName(ns.sig) };
+      this.log({ kind: ns.kind === 'exited' ? 'exit' : 'killed', tid: ns.tid, detail: ns.kind === 'exited' ? `status ${ns.code}` : signalName(ns.sig) });
+      return { reason, thread: this.numbers.get(ns.tid) ?? 1, pc: 0n };
+    }
+    const thread = this.number(ns.tid);
+    const pc = (): bigint => this.registers(thread, ['rip']).get('rip') ?? 0n;
+    const at = (reason: StopReason): StopStatus => ({ reason, thread, pc: pc() });
+    switch (ns.kind) {
+      case 'breakpoint': {
+        if (ns.addr === this.rBrk && !this.bpCount.has(ns.addr)) {
+          const { added, removed } = this.loadModules();
+          if (added.length || removed.length) this.log({ kind: 'library', tid: ns.tid, detail: [...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)].join(' ') });
+          if (this.catchLibraries && (added.length || removed.length)) return at({ kind: 'library', loaded: added, unloaded: removed });
+          return undefined;
+        }
+        if (ns.addr === this.rBrk) this.loadModules();
+        const ids = [...this.bpIds].filter(([, a]) => a === ns.addr).map(([id]) => id);
+        const user = ids.find((id) => !this.stepBps.has(id));
+        const stepId = ids.find((id) => this.stepBps.has(id));
+        if (stepId !== undefined && this.stepBps.get(stepId)!(thread)) return at({ kind: 'breakpoint', id: stepId, addr: ns.addr });
+        if (user === undefined) return undefined;
+        return at({ kind: 'breakpoint', id: user, addr: ns.addr });
+      }
+      case 'step':
+        return at({ kind: 'step' });
+      case 'watchpoint': {
+        const w = this.watchOfSlot(ns.slot);
+        if (!w) return undefined;
+        return at({ kind: 'watchpoint', id: w.id, addr: w.addr, access: w.kind, length: w.length });
+      }
+      case 'signal':
+        return at({ kind: 'signal', signal: ns.sig, name: signalName(ns.sig) });
+      case 'interrupted':
+        return at({ kind: 'interrupted' });
+      case 'syscall-entry':
+      case 'syscall-exit': {
+        const name = X86_64_SYSCALLS[ns.nr] ?? `syscall ${ns.nr}`;
+        const entry = ns.kind === 'syscall-entry';
+        this.log({ kind: ns.kind, tid: ns.tid, detail: name });
+        return at({ kind: 'syscall', nr: ns.nr, name, entry, ...(entry ? { args: [...ns.args] } : { rval: BigInt(ns.rval) }) });
+      }
+      case 'thread-created':
+        return at({ kind: 'thread-created', tid: ns.tid });
+      case 'thread-exited':
+        return at({ kind: 'thread-exited', tid: ns.msg });
+      case 'fork':
+      case 'vfork':
+        return at({ kind: 'fork', child: ns.msg, vfork: ns.kind === 'vfork' });
+      case 'exec': {
+        this.afterExec();
+        if (!this.catchExec) return undefined;
+        return at({ kind: 'exec', path: this.exe });
+      }
+      default:
+        return at({ kind: 'signal', signal: ns.sig, name: signalName(ns.sig) });
+    }
+  }
+
+  /** A new image: old modules and breakpoints are gone; pending ones arm again by symbol. */
+  private afterExec(): void {
+    this.exe = safeReadlink(`/proc/${this.pid}/exe`) ?? this.exe;
+    this.name = `process ${this.pid} (${this.exe.slice(this.exe.lastIndexOf('/') + 1)})`;
+    for (const m of this.loaded.values()) this.symbols.remove(m);
+    this.loaded.clear();
+    this.rBrk = undefined;
+    this.bpIds.clear();
+    this.bpCount.clear();
+    this.watches.clear();
+    this.watchInfo.clear();
+    this.numbers.clear();
+    this.nextNumber = 1;
+    this.number(this.pid);
+    this.invalidate();
+    this.loadModules();
+  }
+
+  private drain(): void {
+    for (const e of this.native.drainEvents()) {
+      const detail =
+        e.kind === 'thread-created' ? `by thread ${e.arg}` : e.kind === 'thread-exited' ? (e.arg >= 0 ? `status ${e.arg}` : signalName(-e.arg)) : e.kind === 'fork' || e.kind === 'vfork' ? `child ${e.arg} detached, runs on` : e.kind === 'signal' ? `${signalName(e.arg)} passed` : e.kind === 'exec' ? `former thread ${e.arg}` : String(e.arg);
+      this.log({ kind: e.kind, tid: e.tid, detail });
+    }
+  }
+
+  private log(e: Omit<ProcessEvent, 'seq'>): void {
+    this.eventLog.push({ ...e, seq: this.eventLog.length ? this.eventLog[this.eventLog.length - 1]!.seq + 1 : 1 });
+    if (this.eventLog.length > MAX_EVENTS) this.eventLog.shift();
+  }
+
+  // --- leaving ----------------------------------------------------------------------------------
+
+  /** Takes every breakpoint and watchpoint out and lets the process run on. */
+  detach(): void {
+    if (this.gone) return;
+    if (this.isRunning) {
+      throw errors.state(`cannot detach while ${this.name} runs (interrupt it first)`);
+    }
+    this.native.detach();
+    this.gone = true;
+    this.last = { reason: { kind: 'detached' }, thread: 1, pc: 0n };
+  }
+
+  kill(): void {
+    if (this.gone) return;
+    this.native.kill();
+    this.gone = true;
+    this.last = { reason: { kind: 'killed', signal: 9, name: 'SIGKILL' }, thread: 1, pc: 0n };
+  }
+
+  describe(): string[] {
+    return [`${this.started ? 'started by dbg' : 'attached'}: pid ${this.pid}, ${this.exe}`, `threads: ${this.threads().length}`];
+  }
+
+  /**
+   * Leaves the process as it was found: an attached one detached (running on), a started one
+   * killed (as gdb does at quit). Idempotent.
+   */
+  close(): void {
+    if (!this.gone) {
+      if (this.isRunning) {
+        // A resume is waiting in the tracer: stop it first, synchronously enough for an exit path.
+        this.native.interrupt();
+      }
+      try {
+        if (this.started) this.native.kill();
+        else this.native.detach();
+      } catch {
+        // nothing more can be done from here
+      }
+      this.gone = true;
+    }
+    for (const e of this.opened) e.close();
+    this.opened.length = 0;
+  }
+}
+
+function checkProgram(prog: string): string {
+  let path = prog;
+  if (!prog.includes('/')) {
+    const dirs = (process.env.PATH ?? '').split(':').filter((d) => d);
+    const found = dirs.map((d) => `${d}/${prog}`).find((p) => isExecutableFile(p));
+    if (!found) throw errors.notFound(`cannot run "${prog}": not found in PATH`);
+    path = found;
+  }
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw errors.notFound(`cannot run "${prog}": no such file`);
+  }
+  if (st.isDirectory()) throw errors.badInput(`cannot run "${prog}": it is a directory`);
+  if (!isExecutableFile(path)) throw errors.badInput(`cannot run "${prog}": not executable (chmod +x, or give the interpreter: dbg run -- sh ${prog})`);
+  return path;
+}
+
+function isExecutableFile(p: string): boolean {
+  try {
+    const st = statSync(p);
+    return st.isFile() && (st.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+function safeReadlink(p: string): string | undefined {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+function threadComm(pid: number, tid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+  } catch {
+    return `LWP ${tid}`;
+  }
+}
+
+/** Why ptrace refused: Yama's ptrace_scope, a tracer already there, or another user's process. */
+function permissionHint(pid: number): string {
+  let scope: string | undefined;
+  try {
+    scope = readFileSync('/proc/sys/kernel/yama/ptrace_scope', 'utf8').trim();
+  } catch {
+    scope = undefined;
+  }
+  let tracer = 0;
+  let uid: string | undefined;
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    tracer = Number(/^TracerPid:\s*(\d+)/m.exec(s)?.[1] ?? 0);
+    uid = /^Uid:\s*(\d+)/m.exec(s)?.[1];
+  } catch {
+    // unreadable status: another user's process
+  }
+  if (tracer) return `it is already traced by process ${tracer} (one tracer at a time: detach that debugger first)`;
+  const other = uid !== undefined && process.getuid && Number(uid) !== process.getuid() ? ` it belongs to uid ${uid};` : '';
+  const yama = scope !== undefined ? ` kernel.yama.ptrace_scope is ${scope}${scope === '0' ? '' : ' (1: only descendants; 2: admin only; 3: no attach)'};` : '';
+  return `${other}${yama} attaching needs the same user and ptrace_scope 0, or CAP_SYS_PTRACE (run as root, or sudo sysctl kernel.yama.ptrace_scope=0)`.trim();
+}
+
+function describeEnd(r: StopReason): string {
+  if (r.kind === 'exited') return `exit status ${r.code}`;
+  if (r.kind === 'killed') return `killed by ${r.name}`;
+  if (r.kind === 'detached') return 'detached';
+  return r.kind;
+}
+
+/** /proc/PID/maps as Mappings. */
+export function readMaps(pid: number): Mapping[] {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/maps`, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: Mapping[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) \S+ \d+\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const perms = m[3]!.slice(0, 3);
+    out.push({ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), perms, name: m[5]!.replace(/ \(deleted\)$/, ''), fileOffset: BigInt(`0x${m[4]}`), present: perms !== '---' });
+  }
+  return out;
+}

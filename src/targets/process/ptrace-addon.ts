@@ -1,0 +1,77 @@
+/**
+ * native/ptrace's addon as TypeScript sees it (the C side: native/ptrace/ptrace.c). One process at
+ * a time per dbg. Every function but the memory, breakpoint, policy and interrupt ones runs on the
+ * addon's tracer thread; resume() is the only one that returns before the tracer is done.
+ */
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { checkoutRoot } from '../../common/checkout-root.js';
+import { DbgError } from '../../common/errors.js';
+
+/** What the tracer reports when a resume ends (see the kinds in ptrace.c's header). */
+export interface NativeStop {
+  readonly kind: string;
+  readonly tid: number;
+  readonly sig: number;
+  readonly code: number;
+  readonly addr: bigint;
+  readonly msg: number;
+  readonly slot: number;
+  readonly nr: number;
+  readonly args: readonly bigint[];
+  readonly rval: number;
+  readonly err: string;
+  /** The stopping thread's user_regs_struct, when it is still there. */
+  readonly regs?: Buffer;
+}
+
+export interface NativeEvent {
+  readonly kind: string;
+  readonly tid: number;
+  readonly arg: number;
+}
+
+/** Register-set operations of regs(): GETREGS, SETREGS, GETREGSET/SETREGSET NT_X86_XSTATE. */
+export const REGS_GET = 0;
+export const REGS_SET = 1;
+export const XSTATE_GET = 2;
+export const XSTATE_SET = 3;
+
+export interface PtraceAddon {
+  /** Starts `path` stopped at its first instruction (after execve); returns its pid. Throws Error with errno. */
+  spawn(path: string, argv: readonly string[], cwd: string | null, noRandomize: boolean): number;
+  /** Attaches to every thread of `pid`, all stopped; throws Error with errno. */
+  attach(pid: number): number;
+  detach(): void;
+  kill(): void;
+  threads(): number[];
+  regs(op: number, tid: number, buf: Buffer): number;
+  setDebugRegs(slot: number, addr: bigint, dr7: bigint): void;
+  readMemory(addr: bigint, into: Buffer): number;
+  writeMemory(addr: bigint, data: Buffer): number;
+  insertBreakpoint(addr: bigint): boolean;
+  removeBreakpoint(addr: bigint): void;
+  interrupt(): void;
+  signalPolicy(sig: number, stop: number, pass: number): void;
+  catchSyscall(nr: number, mask: number): void;
+  catchEvents(threads: number, fork: number, vfork: number): void;
+  drainEvents(): NativeEvent[];
+  /** mode 0: every thread runs; 1: `tid` alone; 2: `tid` steps one instruction. */
+  resume(mode: number, tid: number, signal: number): Promise<NativeStop>;
+  pid(): number;
+}
+
+let addon: PtraceAddon | undefined;
+
+/** The addon, or DbgError('unsupported') saying how to build it. */
+export function ptraceAddon(): PtraceAddon {
+  if (addon) return addon;
+  if (process.platform !== 'linux' || process.arch !== 'x64') throw new DbgError('unsupported', `live processes need Linux on x86-64 (this is ${process.platform} on ${process.arch})`);
+  const root = checkoutRoot();
+  const path = join(root, 'native', 'ptrace', 'build', 'Release', 'ptrace.node');
+  if (!existsSync(path)) throw new DbgError('unsupported', `live processes need native/ptrace, which is not built: run node scripts/setup.mjs`);
+  addon = createRequire(join(root, 'package.json'))(path) as PtraceAddon;
+  return addon;
+}

@@ -1,0 +1,429 @@
+/**
+ * dbg run and dbg attach PID on real programs gcc builds here: breakpoints, stacks, registers,
+ * threads, events, the core ::dump writes (read back by dbg open and by gdb), gdb through --gdb
+ * compared with Debian's gdbserver, and the promise that a process is never left broken (dbg
+ * killed mid-session leaves it running, untraced). Every bad input is one `dbg:` line.
+ */
+
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/repo.js';
+
+const dbg = join(repoRoot, 'bin', 'dbg');
+const dir = mkdtempSync(join(tmpdir(), 'dbg-process-'));
+const addonBuilt = existsSync(join(repoRoot, 'native', 'ptrace', 'build', 'Release', 'ptrace.node'));
+const hasGcc = spawnSync('gcc', ['--version']).status === 0;
+const hasGdb = spawnSync('gdb', ['--version']).status === 0 && spawnSync('gdbserver', ['--version']).status === 0;
+
+const threadsSrc = `
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+struct point { int x; long y; };
+volatile int counter;
+struct point origin = {3, 4};
+int add(int a, int b) { counter++; return a + b; }
+void *worker(void *p) { for (int i = 0; i < 3; i++) add(i, 1); return p; }
+int main(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, worker, NULL);
+  pthread_join(t, NULL);
+  int r = add(2, 3);
+  printf("r=%d counter=%d\\n", r, counter);
+  return 7;
+}
+`;
+
+const eventsSrc = `
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void on_usr1(int s) { (void)s; }
+int watched;
+int main(void) {
+  signal(SIGUSR1, on_usr1);
+  close(open("/dev/null", O_RDONLY));
+  raise(SIGUSR1);
+  watched = 42;
+  void *h = dlopen("libm.so.6", RTLD_NOW);
+  double (*cosine)(double) = (double (*)(double))dlsym(h, "cos");
+  volatile double one = cosine(0.0);
+  pid_t c = fork();
+  if (c == 0) _exit(3);
+  waitpid(c, NULL, 0);
+  printf("done %d\\n", h != NULL);
+  return 0;
+}
+`;
+
+const vforkSrc = `
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int hits;
+long wide[8];
+void mark(void) { hits++; }
+int main(void) {
+  mark();
+  pid_t c = vfork();
+  if (c == 0) { execl("/bin/true", "true", (char *)0); _exit(1); }
+  waitpid(c, NULL, 0);
+  mark();
+  close(-1);
+  printf("hits=%d\\n", hits);
+  return 0;
+}
+`;
+
+/** Runs forever with `n` threads; prints "ready" when they all exist. */
+const sleeperSrc = `
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+volatile long ticks;
+void *spin(void *p) { for (;;) { ticks++; usleep(1000); } return p; }
+int main(int argc, char **argv) {
+  int n = argc > 1 ? atoi(argv[1]) : 2;
+  for (int i = 0; i < n; i++) { pthread_t t; pthread_create(&t, NULL, spin, NULL); }
+  printf("ready\\n");
+  fflush(stdout);
+  for (;;) { ticks++; usleep(1000); }
+}
+`;
+
+function build(name: string, src: string, extra: string[] = []): string {
+  const c = join(dir, `${name}.c`);
+  const exe = join(dir, name);
+  writeFileSync(c, src);
+  execFileSync('gcc', ['-O0', '-g', '-fno-omit-frame-pointer', '-pthread', '-o', exe, c, ...extra]);
+  return exe;
+}
+
+function dbgRun(args: readonly string[], timeout = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const p = spawn(process.execPath, [dbg, ...args], { env: { ...process.env, DBG_HISTORY: '/dev/null' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeout);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    });
+  });
+}
+
+const children: ChildProcess[] = [];
+/** Starts `exe` and resolves once it printed "ready". */
+function startSleeper(exe: string, threads: number): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(exe, [String(threads)], { stdio: ['ignore', 'pipe', 'ignore'] });
+    children.push(p);
+    p.stdout!.on('data', (b: Buffer) => {
+      if (b.toString().includes('ready')) resolve(p);
+    });
+    p.on('error', reject);
+  });
+}
+
+function procStatus(pid: number): { state: string; tracer: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { state: /^State:\s*(\S)/m.exec(s)![1]!, tracer: Number(/^TracerPid:\s*(\d+)/m.exec(s)![1]) };
+}
+
+function tgidOf(tid: number): number {
+  return Number(/^Tgid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'utf8'))![1]);
+}
+
+let threadsExe = '';
+let eventsExe = '';
+let sleeperExe = '';
+let vforkExe = '';
+
+const suite = addonBuilt && hasGcc && process.platform === 'linux' && process.arch === 'x64' ? describe : describe.skip;
+
+suite('dbg run / dbg attach PID', () => {
+  beforeAll(() => {
+    threadsExe = build('threads', threadsSrc);
+    eventsExe = build('events', eventsSrc, ['-ldl']);
+    sleeperExe = build('sleeper', sleeperSrc);
+    vforkExe = build('vfork', vforkSrc);
+  });
+  afterEach(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    children.length = 0;
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs a program to breakpoints in two threads, with stacks, registers, DWARF and its exit', async () => {
+    const r = await dbgRun(['run', threadsExe, '-e', 'main::bp; :c; ::regs; 0xaabbccddeeff0011::setreg xmm1; 0x1fa0::setreg mxcsr; 0x1234::setreg r12; ::fpregs; <r12=K; add::bp; :c; ::stack; ::threads; origin::print; ::delete all; :c']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/stopped: breakpoint 1 at 0x[0-9a-f]+ main on thread 1/);
+    expect(r.stdout).toMatch(/%fctrl\s+= 0x0000037f/);
+    // Register writes: the XSAVE area (SSE) and the general registers, read back from the kernel.
+    expect(r.stdout).toMatch(/%xmm1\s+= 0x0000000000000000aabbccddeeff0011/);
+    expect(r.stdout).toMatch(/%mxcsr\s+= 0x00001fa0/);
+    expect(r.stdout).toContain("r12 = 0x0000000000001234");
+    expect(r.stdout).toMatch(/\n\s*1234\s*\n/);
+    expect(r.stdout).toMatch(/stopped: breakpoint 2 at 0x[0-9a-f]+ add on thread 2/);
+    expect(r.stdout).toMatch(/0x[0-9a-f]+ add\n0x[0-9a-f]+ worker\+0x[0-9a-f]+/);
+    expect(r.stdout).toMatch(/\*\s+2\s+\d+ threads\s+stopped/);
+    expect(r.stdout).toMatch(/x = 0x3\n\s+y = 0x4/);
+    expect(r.stdout).toContain('r=5 counter=4');
+    expect(r.stdout).toContain('stopped: the process exited with status 7');
+    expect(r.code).toBe(0);
+  });
+
+  it('stops on syscalls with decoded arguments, signals, watchpoints, library loads and forks', async () => {
+    const r = await dbgRun(['run', eventsExe, '-e', 'main::bp; :c; ::sysbp openat; ::catch fork; ::catch library; watched::wp -w -L 4; ::events; :c; :c; :c; ::sysbp -d openat; :c; :c; :c; ::evlog']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('syscall openat (257): stops at entry');
+    expect(r.stdout).toMatch(/stopped: syscall entry openat\(AT_FDCWD, "\/dev\/null", 0x0, 0x0\)/);
+    expect(r.stdout).toMatch(/stopped: signal SIGUSR1 at/);
+    expect(r.stdout).toMatch(/stopped: watchpoint 2 \(write of 0x[0-9a-f]+\) at 0x[0-9a-f]+ main\+0x[0-9a-f]+/);
+    expect(r.stdout).toMatch(/stopped: libraries loaded libm\.so\.6 at/);
+    expect(r.stdout).toMatch(/stopped: fork: child process \d+ \(detached, runs on\)/);
+    expect(r.stdout).toContain('stopped: the process exited with status 0');
+    expect(r.stdout).toMatch(/library\s+tid \d+\s+\+libm\.so\.6/);
+    expect(r.stdout).toMatch(/exit\s+tid \d+\s+status 0/);
+  });
+
+  it('vfork with breakpoints in the shared memory, a syscall exit by number, watchpoints beyond the four debug registers', async () => {
+    const r = await dbgRun(['run', vforkExe, '-e', 'mark::bp; :c; ::catch fork; :c; :c; ::sysbp -x 3; :c; ::sysbp -d close; wide::wp -w -L 8; wide+8::wp -w -L 8; wide+0t16::wp -w -L 0t24']);
+    expect(r.stdout).toMatch(/stopped: vfork: child process \d+ \(detached, runs on\) at 0x[0-9a-f]+ vfork\+0x[0-9a-f]+ on thread 1/);
+    expect(r.stdout.match(/stopped: breakpoint 1 at 0x[0-9a-f]+ mark on thread 1/g)?.length).toBe(2);
+    expect(r.stdout).toContain('syscall close (3): stops at exit');
+    expect(r.stdout).toMatch(/stopped: syscall exit close\(\) = -1 \(errno 9\) at/);
+    expect(r.stderr).toMatch(/^dbg: watchpoint on 24 bytes at 0x[0-9a-f]+ needs 3 debug register\(s\), 2 of x86's 4 are free: delete a watchpoint \(::events, ::delete\) or watch fewer, aligned bytes\n$/);
+    expect(r.code).toBe(1);
+  });
+
+  it('a breakpoint on a symbol of a library not loaded yet arms when dlopen loads it', async () => {
+    const r = await dbgRun(['run', eventsExe, '-e', '::signal SIGUSR1 nostop; ::bp cos; :c; ::stack; ::evlog']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('1: breakpoint at cos (pending: no symbol file defines it yet); hits 0');
+    // libm's cos is an IFUNC: the first stop is the dynamic linker calling its resolver.
+    expect(r.stdout).toMatch(/stopped: breakpoint 1 at 0x[0-9a-f]+ cos\w* on thread 1\n0x[0-9a-f]+ libm\.so\.6`cos\w*\n/);
+    expect(r.stdout).toMatch(/signal\s+tid \d+\s+SIGUSR1 passed/);
+  });
+
+  it('attaches to a GDB stub given as HOST:PORT (dbg attach 127.0.0.1:PORT), as before', async () => {
+    if (!hasGdb) return;
+    const server = spawn('gdbserver', ['--once', '127.0.0.1:0', threadsExe], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(server);
+    const port = await new Promise<number>((res) => {
+      let e = '';
+      server.stderr!.on('data', (b: Buffer) => {
+        e += b.toString();
+        const m = /Listening on port (\d+)/.exec(e);
+        if (m) res(Number(m[1]));
+      });
+    });
+    const r = await dbgRun(['attach', `127.0.0.1:${port}`, '-e', '::threads']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/\*\s+1\s+\d+ /);
+  });
+
+  it('attaches to a running program with every thread, steps, and detaches: it runs on, untraced', async () => {
+    const p = await startSleeper(sleeperExe, 4);
+    const r = await dbgRun(['attach', String(p.pid), '-e', '::threads; :s; ::step over; ::detach']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.match(/ sleeper /g)?.length).toBe(5);
+    expect(r.stdout).toContain(`detached from process ${p.pid}; it runs on`);
+    const st = procStatus(p.pid!);
+    expect(st.tracer).toBe(0);
+    expect(st.state).not.toBe('t');
+    expect(st.state).not.toBe('T');
+  });
+
+  it('leaves the process running, untraced and without breakpoints when dbg is killed mid-session (SIGTERM, SIGINT)', async () => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      const p = await startSleeper(sleeperExe, 2);
+      const d = spawn(process.execPath, [dbg, 'attach', String(p.pid)], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DBG_HISTORY: '/dev/null' } });
+      children.push(d);
+      let out = '';
+      d.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+      d.stdin!.write('spin::bp\n');
+      await new Promise<void>((res) => {
+        const t = setInterval(() => {
+          if (out.includes('breakpoint at')) {
+            clearInterval(t);
+            res();
+          }
+        }, 20);
+      });
+      // TracerPid names the tracing thread: the addon's tracer thread inside this dbg.
+      expect(tgidOf(procStatus(p.pid!).tracer)).toBe(d.pid);
+      const exited = new Promise<number | null>((res) => d.on('close', (c) => res(c)));
+      d.kill(sig);
+      await exited;
+      const st = procStatus(p.pid!);
+      expect(st.tracer).toBe(0);
+      expect(['S', 'R']).toContain(st.state);
+      // Still alive a moment later: no int3 was left behind to kill it with SIGTRAP.
+      await new Promise((res) => setTimeout(res, 200));
+      expect(p.exitCode).toBe(null);
+      expect(p.signalCode).toBe(null);
+    }
+  });
+
+  it('Ctrl-C (SIGINT) while the program runs stops it, ends the script, and the program dbg started is not left behind', async () => {
+    const d = spawn(process.execPath, [dbg, 'run', sleeperExe, '3', '-e', ':c; ::threads'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DBG_HISTORY: '/dev/null' } });
+    children.push(d);
+    let out = '';
+    let err = '';
+    d.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    d.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    await new Promise<void>((res) => {
+      const t = setInterval(() => {
+        if (out.includes('ready')) {
+          clearInterval(t);
+          res();
+        }
+      }, 20);
+    });
+    // The program is a child of dbg's tracer thread (it forked it), not of dbg's main thread.
+    const pid = readdirSync(`/proc/${d.pid}/task`)
+      .flatMap((t) => readFileSync(`/proc/${d.pid}/task/${t}/children`, 'utf8').trim().split(/\s+/))
+      .map(Number)
+      .find((n) => n > 0)!;
+    expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('sleeper');
+    const code = await new Promise<number | null>((res) => {
+      d.on('close', (c) => res(c));
+      d.kill('SIGINT');
+    });
+    expect(out).toMatch(/stopped: interrupted at 0x[0-9a-f]+ .* on thread \d+/);
+    expect(err).toContain('dbg: interrupted: the rest of the line from "::threads" was not run');
+    expect(code).toBe(130);
+    expect(existsSync(`/proc/${pid}/status`) && procStatus(pid).state !== 'Z').toBe(false);
+  });
+
+  it('writes a core with ::dump that dbg open and gdb read with the same answers', async () => {
+    const core = join(dir, 'threads.core');
+    const r = await dbgRun(['run', threadsExe, '-e', `add::bp; :c; ::dump ${core}; <rip=K; ::stack`]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/wrote .*threads\.core \(a process core of 2 thread\(s\)/);
+    const o = await dbgRun(['open', core, '-e', '::status; ::threads; ::stack']);
+    expect(o.stderr).toBe('');
+    expect(o.stdout).toMatch(/0x[0-9a-f]+ add\n0x[0-9a-f]+ worker\+0x[0-9a-f]+/);
+    if (hasGdb) {
+      const g = spawnSync('gdb', ['-batch', '-nx', '-ex', 'set debuginfod enabled off', '-ex', 'info threads', '-ex', 'bt 2', '-ex', 'p origin', threadsExe, core], { encoding: 'utf8' });
+      expect(g.stdout).toMatch(/#0\s+add \(a=\d+, b=\d+\) at .*threads\.c:8/);
+      expect(g.stdout).toMatch(/#1\s+0x[0-9a-f]+ in worker/);
+      expect(g.stdout).toContain('$1 = {x = 3, y = 4}');
+    }
+  });
+
+  describe('bad input: one line, dbg: …', () => {
+    it('no such process', async () => {
+      const r = await dbgRun(['attach', '999999999']);
+      expect(r.stderr).toBe('dbg: attach 999999999: no such process\n');
+      expect(r.code).toBe(1);
+    });
+    it('a program that does not exist, is not executable, is a directory', async () => {
+      const plain = join(dir, 'plain.txt');
+      writeFileSync(plain, 'not a program');
+      chmodSync(plain, 0o644);
+      expect((await dbgRun(['run', join(dir, 'nosuch')])).stderr).toBe(`dbg: cannot run "${join(dir, 'nosuch')}": no such file\n`);
+      expect((await dbgRun(['run', plain])).stderr).toMatch(/^dbg: cannot run ".*plain\.txt": not executable \(chmod \+x, or give the interpreter: dbg run -- sh .*\)\n$/);
+      expect((await dbgRun(['run', dir])).stderr).toBe(`dbg: cannot run "${dir}": it is a directory\n`);
+      expect((await dbgRun(['run', 'no-such-program-dbg'])).stderr).toBe('dbg: cannot run "no-such-program-dbg": not found in PATH\n');
+    });
+    it('a non-executable format (execve refuses it)', async () => {
+      const junk = join(dir, 'junk');
+      writeFileSync(junk, Buffer.from([0, 1, 2, 3, 4, 5, 6, 7]));
+      chmodSync(junk, 0o755);
+      const r = await dbgRun(['run', junk]);
+      expect(r.stderr).toBe(`dbg: cannot run "${junk}": Exec format error\n`);
+    });
+    it('bad flags and arguments', async () => {
+      expect((await dbgRun(['attach', 'abc'])).stderr).toBe('dbg: dbg attach abc: expected a process id or [HOST:]PORT (e.g. 4242, 127.0.0.1:1234)\n');
+      expect((await dbgRun(['attach', '1', '--symbols', 'x'])).stderr).toBe("dbg: --symbols is for a GDB stub: a process's symbols come from its own files (/proc/PID/maps)\n");
+      expect((await dbgRun(['attach', '1', '--gdb', 'nope'])).stderr).toBe('dbg: --gdb nope: not a port number; expected [HOST:]PORT, e.g. 1234 or 127.0.0.1:1234\n');
+      expect((await dbgRun(['attach'])).stderr).toBe('dbg: dbg attach needs a process id or a stub: dbg attach PID, dbg attach [HOST:]PORT\n');
+      expect((await dbgRun(['run'])).stderr).toMatch(/^dbg: .*prog.*\n$/);
+      expect((await dbgRun(['run', threadsExe, '-e', '::sysbp nosuchcall'])).stderr).toBe('dbg: ::sysbp: "nosuchcall" is not an x86-64 system call name (openat, write, clone3...) or number\n');
+      expect((await dbgRun(['run', threadsExe, '-e', '::signal SIGFOO stop'])).stderr).toBe('dbg: ::signal: "SIGFOO" is not a signal (SIGUSR1, USR1, 10...)\n');
+    });
+    it('a process already traced: the message names the tracer, ptrace_scope and CAP_SYS_PTRACE', async () => {
+      const p = await startSleeper(sleeperExe, 1);
+      const first = spawn(process.execPath, [dbg, 'attach', String(p.pid)], { stdio: ['pipe', 'pipe', 'pipe'] });
+      children.push(first);
+      await new Promise<void>((res) => first.stderr!.on('data', (b: Buffer) => b.toString().includes('attached') && res()));
+      const r = await dbgRun(['attach', String(p.pid)]);
+      expect(r.stderr).toMatch(new RegExp(`^dbg: attach ${p.pid}: ptrace refused \\(EPERM\\): it is already traced by process \\d+ \\(one tracer at a time: detach that debugger first\\)\\n$`));
+      first.stdin!.end();
+      await new Promise((res) => first.on('close', res));
+      expect(procStatus(p.pid!).tracer).toBe(0);
+    });
+    it("another user's process without CAP_SYS_PTRACE", async () => {
+      if (process.getuid?.() !== 0 || spawnSync('setpriv', ['--version']).status !== 0) return;
+      const p = await startSleeper(sleeperExe, 1);
+      const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, dbg, 'attach', String(p.pid)], { encoding: 'utf8', env: { ...process.env, DBG_HISTORY: '/dev/null', HOME: dir, XDG_DATA_HOME: dir, XDG_CACHE_HOME: dir, XDG_CONFIG_HOME: dir } });
+      // Node may warn that it cannot write under this user's HOME: only dbg's line counts.
+      const own = r.stderr.split('\n').filter((l) => l.startsWith('dbg:')).join('\n') + '\n';
+      expect(own).toMatch(new RegExp(`^dbg: attach ${p.pid}: ptrace refused \\(EPERM\\): it belongs to uid 0;.*ptrace_scope.*CAP_SYS_PTRACE.*\\n$`));
+    });
+  });
+
+  const gdbSuite = hasGdb ? it : it.skip;
+
+  /** What gdb prints for `script` against a server started by `serve` (its port from `listening`). */
+  async function gdbAgainst(cmd: string, args: string[], listening: RegExp, exe: string, script: string[]): Promise<string> {
+    const server = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(server);
+    const port = await new Promise<number>((res, rej) => {
+      let e = '';
+      const t = setTimeout(() => rej(new Error(`${cmd} did not start: ${e}`)), 30_000);
+      server.stderr!.on('data', (b: Buffer) => {
+        e += b.toString();
+        const m = listening.exec(e);
+        if (m) {
+          clearTimeout(t);
+          res(Number(m[1]));
+        }
+      });
+    });
+    const r = spawnSync('gdb', ['-batch', '-nx', '-iex', 'set debuginfod enabled off', '-iex', 'set sysroot /', '-iex', 'set confirm off', '-ex', `target remote 127.0.0.1:${port}`, ...script.flatMap((c) => ['-ex', c]), exe], { encoding: 'utf8', timeout: 60_000 });
+    server.kill('SIGTERM');
+    return r.stdout;
+  }
+
+  /** The lines both servers must agree on, with what differs between runs (addresses, ids) made equal. */
+  function norm(s: string): string[] {
+    return s
+      .split('\n')
+      .filter((l) => /^(#\d|\$1|Thread \d+ ".*" hit|Old value|New value|\[Inferior|\*? +\d+ +Thread|Catchpoint|Breakpoint \d,|Program received)/.test(l.trim()) || /libc\.so\.6|libm\.so\.6/.test(l))
+      .filter((l) => !/detached\]|killed\]/.test(l))
+      .map((l) => l.replace(/0x[0-9a-f]+/g, 'ADDR').replace(/Thread [\d.]+/g, 'Thread N').replace(/process \d+/g, 'process N').replace(/\s+/g, ' ').trim());
+  }
+
+  async function differential(exe: string, script: string[]): Promise<{ mine: string[]; theirs: string[] }> {
+    const theirs = norm(await gdbAgainst('gdbserver', ['--once', '127.0.0.1:0', exe], /Listening on port (\d+)/, exe, script));
+    const mine = norm(await gdbAgainst(process.execPath, [dbg, 'run', '--gdb', '127.0.0.1:0', exe], /listening on 127\.0\.0\.1:(\d+)/, exe, script));
+    return { mine, theirs };
+  }
+
+  gdbSuite("serves gdb (--gdb) with the same answers as Debian's gdbserver: breakpoint, backtrace, threads, watchpoint, libraries, exit", async () => {
+    const { mine, theirs } = await differential(threadsExe, ['break add', 'continue', 'bt 2', 'info threads', 'p origin', 'info sharedlibrary', 'watch counter', 'continue', 'delete', 'continue']);
+    expect(theirs.length).toBeGreaterThan(6);
+    expect(mine).toEqual(theirs);
+  });
+
+  gdbSuite("gdb's catch syscall, catch fork, signals and dlopen through --gdb match gdbserver's", async () => {
+    const { mine, theirs } = await differential(eventsExe, ['break main', 'continue', 'catch syscall openat close', 'continue', 'continue', 'continue', 'delete', 'continue', 'break fork', 'continue', 'info sharedlibrary', 'catch fork', 'continue', 'continue']);
+    expect(theirs.some((l) => l.includes('forked process'))).toBe(true);
+    expect(theirs.some((l) => l.includes('call to syscall openat'))).toBe(true);
+    expect(theirs.some((l) => l.includes('returned from syscall openat'))).toBe(true);
+    expect(theirs.some((l) => l.includes('SIGUSR1'))).toBe(true);
+    expect(mine).toEqual(theirs);
+  });
+});
