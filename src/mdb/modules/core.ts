@@ -346,6 +346,12 @@ function symRow(m: Module, sym: Sym) {
   return { name: sym.name, module: m.name, addr: sym.addr, size: sym.size, kind: sym.kind, bind: sym.global ? 'GLOB' : 'LOCL' };
 }
 
+/** A 64-bit value held as two 32-bit words, as `0x` + 16 hex digits. */
+const hexWords = (hi: number, lo: number): string => '0x' + hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
+/** The same, unpadded (hex()). */
+const hexWordsShort = (hi: number, lo: number): string => (hi === 0 ? '0x' + lo.toString(16) : '0x' + hi.toString(16) + lo.toString(16).padStart(8, '0'));
+const nmType = (kind: Sym['kind']): string => (kind === 'func' ? 'FUNC  ' : kind === 'object' ? 'OBJT  ' : 'NOTY  ');
+
 const nm: Dcmd = {
   name: 'nm',
   usage: '[addr]::nm [-m module] [name | addr]',
@@ -360,6 +366,7 @@ const nm: Dcmd = {
     if (typeof modName === 'string' && mods.length === 0) {
       throw errors.badInput(`::nm: no module "${modName}" (modules: ${t.symbols.modules.map((m) => m.name).join(', ') || 'none'})`);
     }
+    const main = t.symbols.modules[0]?.name;
     const arg = rest[0];
     if (arg !== undefined && t.symbols.find(arg)) {
       const sym = t.symbols.find(arg)!;
@@ -370,13 +377,28 @@ const nm: Dcmd = {
       if (!r || !r.inside) throw new DbgError('no-symbol', `no symbol holds address ${hex(addr)}`);
       rows = [symRow(r.module, r.sym)];
     } else {
-      rows = mods.flatMap((m) => m.table.all().map((sym) => symRow(m, sym)));
+      // Every symbol: streamed from the tables' rows, never a Sym (bigints, objects) per symbol.
+      if (out.jsonMode) {
+        const all = [];
+        for (const m of mods) {
+          for (const r of m.table.rows()) all.push({ name: r.name, module: m.name, addr: hexWords(r.addrHi, r.addrLo), size: hexWordsShort(r.sizeHi, r.sizeLo), kind: r.kind, bind: r.global ? 'GLOB' : 'LOCL' });
+        }
+        out.json(all);
+        return;
+      }
+      out.line(`${'Value'.padEnd(18)} ${'Size'.padEnd(18)} ${'Type'.padEnd(6)} ${'Bind'.padEnd(4)} Name`);
+      for (const m of mods) {
+        const prefix = m.name !== main ? `${m.name}\`` : '';
+        for (const r of m.table.rows()) {
+          out.line(`${hexWords(r.addrHi, r.addrLo)}|${hexWords(r.sizeHi, r.sizeLo)}|${nmType(r.kind)}|${r.global ? 'GLOB' : 'LOCL'}|${prefix}${r.name}`);
+        }
+      }
+      return;
     }
     if (out.jsonMode) {
       out.json(rows.map((r) => ({ ...r, addr: hexAddr(r.addr), size: hex(r.size) })));
       return;
     }
-    const main = t.symbols.modules[0]?.name;
     out.line(`${'Value'.padEnd(18)} ${'Size'.padEnd(18)} ${'Type'.padEnd(6)} ${'Bind'.padEnd(4)} Name`);
     for (const r of rows) {
       const type = r.kind === 'func' ? 'FUNC' : r.kind === 'object' ? 'OBJT' : 'NOTY';
