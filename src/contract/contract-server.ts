@@ -23,7 +23,8 @@ import { hex } from '../common/format.js';
 import { addSessionBreakpoint, continueSession, deleteSessionEvent } from '../mdb/modules/emulator.js';
 import type { SessionView } from '../mdb/dcmd.js';
 import { findByName } from '../symbols/cxx-names.js';
-import { demangle, loadDemangler } from '../symbols/demangle.js';
+import { loadDemangler } from '../symbols/demangle.js';
+import { symbolOffsetText } from '../symbols/symbol-text.js';
 import { ControllerSlot, type Controller } from '../targets/controller-slot.js';
 import { need, type StopStatus, type Target } from '../targets/target.js';
 import { listenGuarded, type Channel, type ServerHandle } from '../gdbserver/transport.js';
@@ -109,7 +110,7 @@ export function stopReply(t: Target, st: StopStatus): string {
 function symbolAt(t: Target, pc: bigint): string {
   const r = t.symbols.resolve(pc);
   if (!r || !r.inside) return '?';
-  return demangle(r.sym.name) + (r.offset ? `+${hex(r.offset)}` : '');
+  return symbolOffsetText(r.sym.name, r.offset);
 }
 
 const TRUE = new Set(['1', 'true']);

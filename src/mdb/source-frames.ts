@@ -12,7 +12,7 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { checkDirectory } from '../targets/elfcore/process-core-solibs.js';
-import { hexAddr } from '../common/format.js';
+import { hex, hexAddr } from '../common/format.js';
 import { DW_AT } from '../symbols/dwarf/dwarf-constants.js';
 import type { Die } from '../symbols/dwarf/dwarf-info.js';
 import { dieRanges } from '../symbols/dwarf/dwarf-ranges.js';
@@ -20,6 +20,7 @@ import { frameVariables, sourceAt, type Variable } from '../types/frame-source.j
 import type { Target } from '../targets/target.js';
 import type { Frame } from '../targets/unwind.js';
 import { symbolName } from './names.js';
+import { isMangled } from '../symbols/demangle.js';
 
 export interface SourceRow {
   readonly pc: bigint;
@@ -61,11 +62,13 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
   const own = (x: Frame): Frame => (x.how === 'frame-pointer' || x.how === 'return-address' ? { ...x, regs: new Map([...x.regs].filter(([n]) => known.has(n))) } : x);
   const mf = own(f);
   const callers = all.filter((x) => x.level > f.level).map(own);
-  // A C++ function's symbol is mangled (_Z9wait_hereRN3geo5ShapeE): its DWARF name, qualified
-  // as gdb shows it (geo::Shape::area), reads better; the offset stays the symbol's.
+  // A C++ function's symbol is mangled (_Z9wait_hereRN3geo5ShapeE): with its arguments beside
+  // it, its DWARF name, qualified as gdb's bt shows it (geo::Shape::area), reads better than the
+  // demangled one with its parameter types; the offset stays the symbol's.
   const outer = src.frames[src.frames.length - 1]!;
-  const machine = /^(?:[^`]*`)?_Z/.test(sym)
-    ? sym.replace(/^([^`]*`)?[^+`]*/, (_, mod: string | undefined) => `${mod ?? ''}${qualifiedName(outer.die, outer.name)}`)
+  const held = target.symbols.resolve(caller ? f.pc - 1n : f.pc);
+  const machine = held && held.inside && isMangled(held.sym.name)
+    ? `${held.module === target.symbols.modules[0] ? '' : `${held.module.name}\``}${qualifiedName(outer.die, outer.name)}${f.pc === held.sym.addr ? '' : `+${hex(f.pc - held.sym.addr)}`}`
     : symbolMissing(target, src, outer.die, caller ? f.pc - 1n : f.pc)
       ? dwarfFunctionName(src.module === target.symbols.modules[0] ? '' : `${src.module.name}\``, outer.die, outer.name, src.linkPc + (caller ? 1n : 0n))
       : sym;

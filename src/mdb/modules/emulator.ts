@@ -25,6 +25,7 @@ import { hexAddr } from '../../common/format.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { jsonable, stopJson } from '../json.js';
 import { threadName } from '../names.js';
+import { symbolOffsetText, symbolText } from '../../symbols/symbol-text.js';
 // Types only: importing the emulator (koffi, Unicorn, SQLite) would cost every `dbg open` ~40 ms.
 import { scanCodes } from '../../targets/emulator/devices/i8042.js';
 import type { EmulatorTarget, EventSpec } from '../../targets/emulator/emulator-target.js';
@@ -42,7 +43,7 @@ function emu(s: SessionView): EmulatorTarget {
 
 function where(t: Target, addr: bigint): string {
   const r = t.symbols.resolve(addr);
-  const name = r && r.inside ? ` ${r.sym.name}${r.offset ? `+0x${r.offset.toString(16)}` : ''}` : '';
+  const name = r && r.inside ? ` ${symbolOffsetText(r.sym.name, r.offset)}` : '';
   return `${hexAddr(addr)}${name}`;
 }
 
@@ -416,7 +417,7 @@ const wp: Dcmd = {
 };
 
 function eventLine(t: Target, ev: SessionEvent): string {
-  const at = ev.addr !== undefined && (ev.tid !== undefined || ev.disabled) ? where(t, ev.addr) : `${ev.symbol} (pending: no symbol file defines it yet)`;
+  const at = ev.addr !== undefined && (ev.tid !== undefined || ev.disabled) ? where(t, ev.addr) : `${symbolText(ev.symbol ?? '?')} (pending: no symbol file defines it yet)`;
   const what =
     ev.kind === 'breakpoint'
       ? 'breakpoint'
@@ -427,12 +428,14 @@ function eventLine(t: Target, ev: SessionEvent): string {
   return `${ev.id}: ${what} at ${at}${ev.condition !== undefined ? ` if ${ev.condition}` : ''}; hits ${ev.hits}${ev.disabled ? ' (disabled)' : ''}`;
 }
 
+const symbolOr = (name: string | undefined): string | null => (name === undefined ? null : symbolText(name));
+
 function eventJson(t: Target, ev: SessionEvent): unknown {
   return {
     id: ev.id,
     kind: ev.kind,
     addr: ev.addr !== undefined ? hexAddr(ev.addr) : null,
-    symbol: ev.symbol ?? (ev.addr !== undefined ? (t.symbols.resolve(ev.addr)?.sym.name ?? null) : null),
+    symbol: ev.symbol !== undefined ? symbolText(ev.symbol) : (ev.addr !== undefined ? symbolOr(t.symbols.resolve(ev.addr)?.sym.name) : null),
     length: ev.length,
     access: ev.access ?? null,
     physical: ev.physical ?? false,
