@@ -111,6 +111,13 @@ export class CompactSymbolTable extends SymbolTable {
     return this.kept().length;
   }
 
+  override get empty(): boolean {
+    if (this.keptList) return this.keptList.length === 0;
+    const { w, strings, count } = this.entries();
+    for (let i = 0; i < count; i++) if (CompactSymbolTable.keeps(w, strings, i)) return false;
+    return true;
+  }
+
   /** As SymbolTable: the first global symbol of that name, else the first one, in entry order. */
   override lookup(name: string): Sym | undefined {
     if (name === '') return undefined;

@@ -68,6 +68,11 @@ export class SymbolTable {
     return this.sorted.length;
   }
 
+  /** size === 0, for a table that can tell without counting. */
+  get empty(): boolean {
+    return this.size === 0;
+  }
+
   lookup(name: string): Sym | undefined {
     return this.byName.get(name);
   }
