@@ -11,7 +11,7 @@
  *   -------------  ----------------------------  ------------------------------------------
  *   entries        one read of .symtab, .strtab  everything (nothing is read at open)
  *   kept           one pass over the entries     size, the name index
- *   address index  a radix sort (4 passes)       resolve(), all(), rows()
+ *   address index  a radix sort                  resolve(), all(), rows()
  *   name index     a hash of the names' bytes    lookup() after the first few (a scan before)
  *
  * A Sym (strings, bigints) is made only for a symbol a lookup returns, and a name is decoded
@@ -244,8 +244,8 @@ export class CompactSymbolTable extends SymbolTable {
 
   /**
    * The kept symbols sorted as SymbolTable sorts them: address up, rank down, name down. A stable
-   * LSD radix sort of the entry numbers (rank, then the address's four 16-bit digits; the high
-   * ones only when they differ), then a name sort inside the rare runs of equal address and rank.
+   * LSD radix sort of the entry numbers (rank, then the address's digits, the high word's only
+   * when they differ), then a name sort inside the rare runs of equal address and rank.
    */
   private addressIndex(): AddressIndex {
     if (this.index) return this.index;
@@ -282,12 +282,17 @@ export class CompactSymbolTable extends SymbolTable {
     }
     let a = kept.slice();
     let b = new Uint32Array(n);
-    const counts = new Uint32Array(0x10000);
+    // 16-bit digits for a big table; 8-bit ones for a small one, where clearing 65,536 counters
+    // per pass would cost more than the sort (a guest kernel of a few hundred symbols is opened
+    // once per boot).
+    const bits = n >= 16_384 ? 16 : 8;
+    const mask = (1 << bits) - 1;
+    const counts = new Uint32Array(1 << bits);
     const pass = (digit: (e: number) => number): void => {
       counts.fill(0);
       for (let j = 0; j < n; j++) counts[digit(a[j]!)]!++;
       let sum = 0;
-      for (let d = 0; d < 0x10000; d++) {
+      for (let d = 0; d <= mask; d++) {
         const c = counts[d]!;
         counts[d] = sum;
         sum += c;
@@ -298,13 +303,12 @@ export class CompactSymbolTable extends SymbolTable {
       }
       [a, b] = [b, a];
     };
+    const word = (words: Uint32Array): void => {
+      for (let shift = 0; shift < 32; shift += bits) pass((e) => (words[e]! >>> shift) & mask);
+    };
     pass((e) => ranks[e]!);
-    pass((e) => los[e]! & 0xffff);
-    pass((e) => los[e]! >>> 16);
-    if (!oneHigh) {
-      pass((e) => his[e]! & 0xffff);
-      pass((e) => his[e]! >>> 16);
-    }
+    word(los);
+    if (!oneHigh) word(his);
     const order = a;
     // Aliases of equal rank at one address (write and __write): the greatest name first.
     for (let j = 0; j + 1 < n; ) {
