@@ -41,11 +41,13 @@ export interface SourceRow {
 /** One machine frame as source rows, innermost (inlined) first; `vars` evaluates arguments and locals. */
 export function sourceRows(target: Target, f: Frame, thread: number, vars: boolean, all: readonly Frame[] = []): SourceRow[] {
   const caller = f.level > 0;
-  const sym = symbolName(target, f.pc, caller ? f.pc - 1n : f.pc) ?? '?';
+  // Made only where it is printed: a C++ frame with DWARF is named by its DWARF name below, and
+  // demangling a name nobody sees costs the demangler's start-up.
+  const sym = (): string => symbolName(target, f.pc, caller ? f.pc - 1n : f.pc) ?? '?';
   const src = sourceAt(target.symbols, f.pc, caller);
   if (!src || src.frames.length === 0) {
     const p = src?.place;
-    return [{ pc: f.pc, sp: f.sp, name: sym, inlined: false, ...(p ? { file: p.file.name, line: p.line } : {}), ...(src?.error ? { error: src.error } : {}) }];
+    return [{ pc: f.pc, sp: f.sp, name: sym(), inlined: false, ...(p ? { file: p.file.name, line: p.line } : {}), ...(src?.error ? { error: src.error } : {}) }];
   }
   const env = {
     mem: {
@@ -71,7 +73,7 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
     ? `${held.module === target.symbols.modules[0] ? '' : `${held.module.name}\``}${qualifiedName(outer.die, outer.name)}${f.pc === held.sym.addr ? '' : `+${hex(f.pc - held.sym.addr)}`}`
     : symbolMissing(target, src, outer.die, caller ? f.pc - 1n : f.pc)
       ? dwarfFunctionName(src.module === target.symbols.modules[0] ? '' : `${src.module.name}\``, outer.die, outer.name, src.linkPc + (caller ? 1n : 0n))
-      : sym;
+      : sym();
   return src.frames.map((sf) => {
     const v = vars ? frameVariables(src, sf, mf, env, callers) : undefined;
     return {

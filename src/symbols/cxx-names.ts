@@ -98,6 +98,14 @@ function indexOf(table: SymbolTable): CxxIndex {
   return ix;
 }
 
+/**
+ * Index the demangled names of every module of `space` now, so that the first lookup does not
+ * pay for it (a server that answers BP= calls this before it listens).
+ */
+export function indexNames(space: SymbolSpace): void {
+  for (const m of space.modules) indexOf(m.table);
+}
+
 /** True for a name that can only be a C++ one as a person writes it: `a::b`, `f(int)`, `max<int>`, `~Foo`. */
 export function looksLikeCxx(name: string): boolean {
   return /::|[()<>~]/.test(name);
