@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { basename, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ProcessCoreTarget } from '../../src/targets/elfcore/process-core-target.js';
+import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { FileTarget } from '../../src/targets/file/file-target.js';
 import { debuggee, gdbBatch, type Debuggee } from '../helpers/debuggee.js';
 import { repoRoot } from '../helpers/repo.js';
@@ -91,6 +92,19 @@ describe('C++ names in the C++ sample guest (dumps/cxx-kernel)', () => {
     expect((await run(s, '::nm max')).map((l) => l.split('|')[4])).toEqual([undefined, 'max<int>(int, int)', 'max<long>(long, long)']);
     // A C name and dcmd are what they were.
     expect((await run(s, 'kmain::dis'))[0]).toMatch(/^kmain: /);
+  });
+
+  it('Scheduler::tick::bp on the running guest: the stop, $c and ::events name it as gdb does', async () => {
+    const t = EmulatorTarget.open(join(repoRoot, 'dumps', 'cxx-kernel.elf'), {});
+    try {
+      const s = sessionOn(t);
+      expect(await run(s, 'Scheduler::tick::bp')).toEqual([expect.stringMatching(/^1: breakpoint at 0x[0-9a-f]{16} Scheduler::tick\(\); hits 0$/)]);
+      expect((await run(s, ':c'))[0]).toMatch(/^stopped: breakpoint 1 at 0x[0-9a-f]{16} Scheduler::tick\(\) on vCPU 0$/);
+      expect((await run(s, '$c'))[0]).toMatch(/^0x[0-9a-f]{16} Scheduler::tick\(\)$/);
+      expect(await run(s, '::events')).toEqual([expect.stringMatching(/^1: breakpoint at 0x[0-9a-f]{16} Scheduler::tick\(\); hits 1$/)]);
+    } finally {
+      t.close();
+    }
   });
 
   it('bad C++ names get one-line errors', async () => {
