@@ -27,6 +27,8 @@ import { rank, SymbolTable, type Sym, type SymbolMatch, type SymbolRow } from '.
 
 const ENTRY = 24; // sizeof(Elf64_Sym)
 const WORD = 0x1_0000_0000;
+/** Bits of a sort key that hold a position: keySort serves tables of up to 2^18 symbols. */
+const IDX = 18;
 const SHN_ABS = 0xfff1;
 
 /** The table for `elf`'s symbols at load bias `bias`: compact when it can be, else the plain one. */
@@ -56,6 +58,8 @@ interface AddressIndex {
 }
 
 export class CompactSymbolTable extends SymbolTable {
+  /** Tables below this many symbols are sorted by keySort, others by radixSort (tests lower it to check both). */
+  static keySortLimit = 2 ** IDX;
   private entriesRead?: Entries;
   /** Entry numbers of the kept symbols, in entry order (what a name lookup searches). */
   private keptList?: Uint32Array;
@@ -243,9 +247,65 @@ export class CompactSymbolTable extends SymbolTable {
   }
 
   /**
-   * The kept symbols sorted as SymbolTable sorts them: address up, rank down, name down. A stable
-   * LSD radix sort of the entry numbers (rank, then the address's digits, the high word's only
-   * when they differ), then a name sort inside the rare runs of equal address and rank.
+   * Tables of fewer than 2^18 symbols: one native sort of Float64 keys, (low word * 8 + rank) *
+   * 2^18 + position in `kept` (below 2^53), then the runs of each high word in order. Native, so
+   * it is fast even the first time (a radix sort's loops run cold in the interpreter for a
+   * table that is sorted once).
+   */
+  private static keySort(kept: Uint32Array, his: Uint32Array, los: Uint32Array, ranks: Uint8Array): Uint32Array {
+    const n = kept.length;
+    const keys = new Float64Array(n);
+    const highs = new Set<number>();
+    for (let j = 0; j < n; j++) {
+      const e = kept[j]!;
+      keys[j] = (los[e]! * 8 + ranks[e]!) * 2 ** IDX + j;
+      highs.add(his[e]!);
+    }
+    keys.sort();
+    const byLow = new Uint32Array(n);
+    for (let j = 0; j < n; j++) byLow[j] = kept[keys[j]! % 2 ** IDX]!;
+    if (highs.size === 1) return byLow;
+    const order = new Uint32Array(n);
+    let k = 0;
+    for (const h of [...highs].sort((x, y) => x - y)) for (let j = 0; j < n; j++) if (his[byLow[j]!] === h) order[k++] = byLow[j]!;
+    return order;
+  }
+
+  /** Bigger tables: a stable LSD radix sort (rank, then the address's digits; the high word's only when they differ). */
+  private static radixSort(kept: Uint32Array, his: Uint32Array, los: Uint32Array, ranks: Uint8Array, oneHigh: boolean): Uint32Array {
+    const n = kept.length;
+    let a = kept.slice();
+    let b = new Uint32Array(n);
+    const bits = 16;
+    const mask = 0xffff;
+    const counts = new Uint32Array(0x10000);
+    const pass = (digit: (e: number) => number): void => {
+      counts.fill(0);
+      for (let j = 0; j < n; j++) counts[digit(a[j]!)]!++;
+      let sum = 0;
+      for (let d = 0; d <= mask; d++) {
+        const c = counts[d]!;
+        counts[d] = sum;
+        sum += c;
+      }
+      for (let j = 0; j < n; j++) {
+        const e = a[j]!;
+        b[counts[digit(e)]!++] = e;
+      }
+      [a, b] = [b, a];
+    };
+    const word = (words: Uint32Array): void => {
+      for (let shift = 0; shift < 32; shift += bits) pass((e) => (words[e]! >>> shift) & mask);
+    };
+    pass((e) => ranks[e]!);
+    word(los);
+    if (!oneHigh) word(his);
+    return a;
+  }
+
+  /**
+   * The kept symbols sorted as SymbolTable sorts them: address up, rank down, name down (keySort
+   * or radixSort, then a name sort inside the rare runs of equal address and rank).
    */
   private addressIndex(): AddressIndex {
     if (this.index) return this.index;
@@ -280,36 +340,7 @@ export class CompactSymbolTable extends SymbolTable {
       ranks[i] = 7 - (kind + (info >> 4 !== 0 ? 1 : 0) + sized);
       if (h !== his[kept[0]!]) oneHigh = false;
     }
-    let a = kept.slice();
-    let b = new Uint32Array(n);
-    // 16-bit digits for a big table; 8-bit ones for a small one, where clearing 65,536 counters
-    // per pass would cost more than the sort (a guest kernel of a few hundred symbols is opened
-    // once per boot).
-    const bits = n >= 16_384 ? 16 : 8;
-    const mask = (1 << bits) - 1;
-    const counts = new Uint32Array(1 << bits);
-    const pass = (digit: (e: number) => number): void => {
-      counts.fill(0);
-      for (let j = 0; j < n; j++) counts[digit(a[j]!)]!++;
-      let sum = 0;
-      for (let d = 0; d <= mask; d++) {
-        const c = counts[d]!;
-        counts[d] = sum;
-        sum += c;
-      }
-      for (let j = 0; j < n; j++) {
-        const e = a[j]!;
-        b[counts[digit(e)]!++] = e;
-      }
-      [a, b] = [b, a];
-    };
-    const word = (words: Uint32Array): void => {
-      for (let shift = 0; shift < 32; shift += bits) pass((e) => (words[e]! >>> shift) & mask);
-    };
-    pass((e) => ranks[e]!);
-    word(los);
-    if (!oneHigh) word(his);
-    const order = a;
+    const order = n < CompactSymbolTable.keySortLimit ? CompactSymbolTable.keySort(kept, his, los, ranks) : CompactSymbolTable.radixSort(kept, his, los, ranks, oneHigh);
     // Aliases of equal rank at one address (write and __write): the greatest name first.
     for (let j = 0; j + 1 < n; ) {
       const e = order[j]!;
