@@ -22,8 +22,9 @@ import { DbgError, describeError } from '../common/errors.js';
 import { hex } from '../common/format.js';
 import { addSessionBreakpoint, continueSession, deleteSessionEvent } from '../mdb/modules/emulator.js';
 import type { SessionView } from '../mdb/dcmd.js';
-import { findByName } from '../symbols/cxx-names.js';
-import { demangle, loadDemangler } from '../symbols/demangle.js';
+import { findByName, indexNames } from '../symbols/cxx-names.js';
+import { loadDemangler } from '../symbols/demangle.js';
+import { symbolOffsetText } from '../symbols/symbol-text.js';
 import { ControllerSlot, type Controller } from '../targets/controller-slot.js';
 import { need, type StopStatus, type Target } from '../targets/target.js';
 import { listenGuarded, type Channel, type ServerHandle } from '../gdbserver/transport.js';
@@ -52,6 +53,9 @@ export async function serveContract(target: Target, options: ServeContractOption
   const host = options.host ?? '127.0.0.1';
   const log = options.log ?? ((m: string) => process.stderr.write(`dbg contract: ${m}\n`));
   await loadDemangler();
+  // BP= names C++ functions as written: their index is made before the first client, not on its
+  // first BP= (a fresh guest's index is most of what that command costs).
+  indexNames(target.symbols);
   const slot = ControllerSlot.of(target);
   let previous: Promise<void> = Promise.resolve();
 
@@ -109,7 +113,7 @@ export function stopReply(t: Target, st: StopStatus): string {
 function symbolAt(t: Target, pc: bigint): string {
   const r = t.symbols.resolve(pc);
   if (!r || !r.inside) return '?';
-  return demangle(r.sym.name) + (r.offset ? `+${hex(r.offset)}` : '');
+  return symbolOffsetText(r.sym.name, r.offset);
 }
 
 const TRUE = new Set(['1', 'true']);
@@ -235,8 +239,10 @@ class ContractConnection {
     this.exec();
     if (this.running) return this.error('the target is already running (C=0; or B=1; stops it)');
     this.send('OK;');
-    // The guest's first slice runs synchronously: let the OK go out before it, not after.
-    this.run = new Promise<void>((r) => setImmediate(r))
+    // The guest's first slice runs synchronously: let the OK go out before it, not after. The
+    // channel sends what was written in a nextTick (it corks the socket until then); this one,
+    // queued after it, runs next, without waiting for a turn of the event loop.
+    this.run = new Promise<void>((r) => process.nextTick(r))
       .then(() => continueSession(this.session))
       .then(
         (st) => {

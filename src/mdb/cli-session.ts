@@ -60,22 +60,51 @@ export function historyFile(): string {
  * {"error": {"code", "message"}} on stdout (src/mdb/json.ts). Returns nothing, never throws.
  */
 export function reportError(e: unknown, json = false): void {
+  flushStdout();
   const internal = `internal error (a bug in dbg): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
   if (json) process.stdout.write(`${errorJson(isDbgError(e) ? e.code : 'internal', isDbgError(e) ? e.message : internal)}\n`);
   else if (isDbgError(e)) process.stderr.write(`dbg: ${e.message}\n`);
   else process.stderr.write(`dbg: ${internal}\n`);
 }
 
+/**
+ * Lines for stdout not yet written. A listing of 400,000 symbols is 400,000 lines: one write(2)
+ * each costs more than making them, so lines are gathered and written when 64 KiB have
+ * accumulated, when the running code yields (a microtask), and before anything goes to stderr.
+ */
+let pending = '';
+let flushQueued = false;
+
+export function flushStdout(): void {
+  if (pending === '') return;
+  const text = pending;
+  pending = '';
+  process.stdout.write(text);
+}
+
+function writeStdout(text: string): void {
+  pending += text;
+  if (pending.length >= 65536) flushStdout();
+  else if (!flushQueued) {
+    flushQueued = true;
+    queueMicrotask(() => {
+      flushQueued = false;
+      flushStdout();
+    });
+  }
+}
+
 export function stdoutOutput(json: boolean): Output {
   return {
     jsonMode: json,
     line(text) {
-      process.stdout.write((json ? JSON.stringify(text) : text) + '\n');
+      writeStdout((json ? JSON.stringify(text) : text) + '\n');
     },
     json(value) {
-      process.stdout.write(JSON.stringify(value) + '\n');
+      writeStdout(JSON.stringify(value) + '\n');
     },
     warn(text) {
+      flushStdout();
       process.stderr.write(`dbg: ${text}\n`);
     },
   };
@@ -122,6 +151,7 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
       return false;
     } finally {
       running = false;
+      flushStdout();
     }
   };
 

@@ -40,7 +40,7 @@ export function completeLine(session: Session, line: string): [string[], string]
   for (const m of session.target.symbols.modules) {
     if (tick >= 0 && m.name !== stem.slice(0, tick)) continue;
     const want = tick >= 0 ? stem.slice(tick + 1) : stem;
-    for (const sym of m.table.all()) {
+    for (const sym of m.table.rows()) {
       if (!sym.name.startsWith(want) || sym.name === '') continue;
       out.add(`${head}${tick >= 0 ? `${m.name}\`` : ''}${sym.name}`);
       if (out.size > MAX_CANDIDATES) return [[...out].sort(), word];

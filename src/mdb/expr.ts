@@ -129,7 +129,20 @@ class ExprParser {
         continue;
       }
       if (/[A-Za-z_]/.test(c) || (c === '.' && /[A-Za-z_]/.test(s[p + 1] ?? ''))) {
-        while (p < s.length && /[\w.$@]/.test(s[p]!)) p++;
+        // A C++ name as written, `ns::Foo::bar`: each `::` followed by a name joins it.
+        for (;;) {
+          while (p < s.length && /[\w.$@]/.test(s[p]!)) p++;
+          if (s[p] === ':' && s[p + 1] === ':' && /[A-Za-z_~]/.test(s[p + 2] ?? '')) p += 2;
+          else break;
+        }
+        // ... and its parameter list, naming one overload: `ns::Foo::bar(int, int) const`.
+        if (s[p] === '(' && s.slice(start, p).includes('::')) {
+          const close = s.indexOf(')', p);
+          if (close < 0) throw this.fail(p, `unclosed parameter list of "${s.slice(start, p)}"`);
+          p = close + 1;
+          const cv = /^\s*const\b/.exec(s.slice(p));
+          if (cv) p += cv[0].length;
+        }
         if (s[p] === '`') {
           p++;
           while (p < s.length && /[\w.$@]/.test(s[p]!)) p++;

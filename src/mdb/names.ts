@@ -4,7 +4,7 @@
  * own functions read plainly.
  */
 
-import { hex } from '../common/format.js';
+import { symbolOffsetText } from '../symbols/symbol-text.js';
 import type { Target } from '../targets/target.js';
 
 /**
@@ -15,9 +15,7 @@ export function symbolName(target: Target, addr: bigint, lookup = addr): string 
   const r = target.symbols.resolve(lookup);
   if (!r || !r.inside) return undefined;
   const main = target.symbols.modules[0];
-  const name = r.module === main ? r.sym.name : `${r.module.name}\`${r.sym.name}`;
-  const off = addr - r.sym.addr;
-  return off === 0n ? name : off > 0n ? `${name}+${hex(off)}` : `${name}-${hex(-off)}`;
+  return symbolOffsetText(r.sym.name, addr - r.sym.addr, r.module === main ? undefined : r.module.name);
 }
 
 /** symbolName, but only for an address inside a symbol of known size (a constant that names data or code). */

@@ -21,6 +21,10 @@
  * by `| dcmd`, whose addresses are the lines it prints; an unquoted one runs to the end of the
  * line. `//` starts a comment that runs to the end of the line, also after arguments.
  *
+ * A C++ name may be written as such in the expression, `Scheduler::tick::bp`: a `::` after a
+ * name is a scope when another `::name` follows it, or when its name is followed by an operator
+ * or a format (`Scheduler::tick+4/i`, `ns::count=K`); otherwise it starts the dcmd (`main::dis`).
+ *
  * Expressions are kept as source text (with their column) and evaluated by the session when the
  * command runs, since they may read memory and depend on dot. A `|` inside the expression part is
  * bitwise or; after the verb it is a pipe. `/` inside parentheses is division; at the top level
@@ -177,6 +181,12 @@ class LineParser {
       // `file.c:42` is a source line (an address): a `:` followed by a digit never starts a verb.
       else if (c === ':' && next !== undefined && next >= '0' && next <= '9' && /[A-Za-z_][\w.\/+-]*$/.test(this.s.slice(start, this.pos))) {
         this.pos++;
+        continue;
+      } else if (c === ':' && next === ':' && cxxScope(this.s, start, this.pos)) {
+        this.pos += 2;
+        continue;
+      } else if (c === ',' && depth > 0 && /[A-Za-z_]\w*::[\w:~]*\([^)]*$/.test(this.s.slice(start, this.pos))) {
+        this.pos++; // a C++ parameter list: `ns::Foo::bar(int, int)`
         continue;
       } else if (c === ',' || c === '?' || c === '\\' || c === '$' || c === ':') break;
       // `@` formats physical memory, as `\`; inside a symbol name (`memcpy@GLIBC_2.14`) it is a letter.
@@ -384,4 +394,17 @@ class LineParser {
     const l = this.lineOf(pos);
     return errors.badInput(`syntax error at column ${pos - l.start + 1} of "${l.text}": ${message}`);
   }
+}
+
+/**
+ * Whether the `::` at `at` (inside the expression that began at `start`) joins two parts of a C++
+ * name rather than starting a dcmd: it follows a name, and the name after it is followed by
+ * another `::name` or by an operator or a format rather than by the dcmd's arguments.
+ */
+function cxxScope(s: string, start: number, at: number): boolean {
+  if (!/[A-Za-z_]\w*$/.test(s.slice(start, at))) return false;
+  const m = /^::[A-Za-z_~]\w*/.exec(s.slice(at));
+  if (!m) return false;
+  const after = s.slice(at + m[0].length);
+  return /^::[A-Za-z_~]/.test(after) || /^[+*%&^()=\/,]/.test(after);
 }

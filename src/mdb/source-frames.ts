@@ -12,7 +12,7 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { checkDirectory } from '../targets/elfcore/process-core-solibs.js';
-import { hexAddr } from '../common/format.js';
+import { hex, hexAddr } from '../common/format.js';
 import { DW_AT } from '../symbols/dwarf/dwarf-constants.js';
 import type { Die } from '../symbols/dwarf/dwarf-info.js';
 import { dieRanges } from '../symbols/dwarf/dwarf-ranges.js';
@@ -20,6 +20,7 @@ import { frameVariables, sourceAt, tailCallFrames, type Variable } from '../type
 import type { Target } from '../targets/target.js';
 import type { Frame } from '../targets/unwind.js';
 import { symbolName } from './names.js';
+import { isMangled } from '../symbols/demangle.js';
 
 export interface SourceRow {
   readonly pc: bigint;
@@ -42,11 +43,13 @@ export interface SourceRow {
 /** One machine frame as source rows, innermost (inlined) first; `vars` evaluates arguments and locals. */
 export function sourceRows(target: Target, f: Frame, thread: number, vars: boolean, all: readonly Frame[] = []): SourceRow[] {
   const caller = f.level > 0;
-  const sym = symbolName(target, f.pc, caller ? f.pc - 1n : f.pc) ?? '?';
+  // Made only where it is printed: a C++ frame with DWARF is named by its DWARF name below, and
+  // demangling a name nobody sees costs the demangler's start-up.
+  const sym = (): string => symbolName(target, f.pc, caller ? f.pc - 1n : f.pc) ?? '?';
   const src = sourceAt(target.symbols, f.pc, caller);
   if (!src || src.frames.length === 0) {
     const p = src?.place;
-    return [{ pc: f.pc, sp: f.sp, name: sym, inlined: false, ...(p ? { file: p.file.name, line: p.line } : {}), ...(src?.error ? { error: src.error } : {}) }];
+    return [{ pc: f.pc, sp: f.sp, name: sym(), inlined: false, ...(p ? { file: p.file.name, line: p.line } : {}), ...(src?.error ? { error: src.error } : {}) }];
   }
   const env = {
     mem: {
@@ -63,14 +66,16 @@ export function sourceRows(target: Target, f: Frame, thread: number, vars: boole
   const own = (x: Frame): Frame => (x.how === 'frame-pointer' || x.how === 'return-address' ? { ...x, regs: new Map([...x.regs].filter(([n]) => known.has(n))) } : x);
   const mf = own(f);
   const callers = all.filter((x) => x.level > f.level).map(own);
-  // A C++ function's symbol is mangled (_Z9wait_hereRN3geo5ShapeE): its DWARF name, qualified
-  // as gdb shows it (geo::Shape::area), reads better; the offset stays the symbol's.
+  // A C++ function's symbol is mangled (_Z9wait_hereRN3geo5ShapeE): with its arguments beside
+  // it, its DWARF name, qualified as gdb's bt shows it (geo::Shape::area), reads better than the
+  // demangled one with its parameter types; the offset stays the symbol's.
   const outer = src.frames[src.frames.length - 1]!;
-  const machine = /^(?:[^`]*`)?_Z/.test(sym)
-    ? sym.replace(/^([^`]*`)?[^+`]*/, (_, mod: string | undefined) => `${mod ?? ''}${qualifiedName(outer.die, outer.name)}`)
+  const held = target.symbols.resolve(caller ? f.pc - 1n : f.pc);
+  const machine = held && held.inside && isMangled(held.sym.name)
+    ? `${held.module === target.symbols.modules[0] ? '' : `${held.module.name}\``}${qualifiedName(outer.die, outer.name)}${f.pc === held.sym.addr ? '' : `+${hex(f.pc - held.sym.addr)}`}`
     : symbolMissing(target, src, outer.die, caller ? f.pc - 1n : f.pc)
       ? dwarfFunctionName(src.module === target.symbols.modules[0] ? '' : `${src.module.name}\``, outer.die, outer.name, src.linkPc + (caller ? 1n : 0n))
-      : sym;
+      : sym();
   // A tail call's frame is one row, named by the innermost function at its pc, as gdb shows it.
   return (f.tailCall ? src.frames.slice(0, 1) : src.frames).map((sf) => {
     const v = vars ? frameVariables(src, sf, mf, env, callers) : undefined;

@@ -24,6 +24,7 @@ import type { Disassembler } from '../mdb/disasm.js';
 import { MAX_CALL_DEPTH, walkCalls, type PcClass } from '../store/call-walker.js';
 import type { TraceReader } from '../store/trace-reader.js';
 import type { ReplayTarget } from '../targets/replay/replay-target.js';
+import { symbolText } from '../symbols/symbol-text.js';
 
 /** Coarse buckets over the whole history (the first view). */
 export const COARSE_BUCKETS = 2000;
@@ -204,7 +205,7 @@ export async function reportData(target: ReplayTarget, opts: ReportOptions): Pro
     let f = fnOf.get(pc);
     if (f === undefined) {
       const r = hasSymbols ? target.symbols.resolve(pc) : undefined;
-      f = names.of(r && r.inside ? r.sym.name : `code page ${hex(pc & ~0xfffn)}`);
+      f = names.of(r && r.inside ? symbolText(r.sym.name) : `code page ${hex(pc & ~0xfffn)}`);
       fnOf.set(pc, f);
     }
     return f;
@@ -458,7 +459,7 @@ function heatmap(target: ReplayTarget, reader: TraceReader, total: number, lacks
     for (const { s, bias } of loads) {
       if (phys >= s.paddr && phys < s.paddr + s.memsz) {
         const r = target.symbols.resolve(s.vaddr + bias + (phys - s.paddr));
-        if (r) return r.sym.name;
+        if (r) return symbolText(r.sym.name);
       }
     }
     return undefined;

@@ -2,25 +2,33 @@
  * A symbol table that answers lookups without first building every symbol.
  *
  * A backtrace names a handful of addresses and `init_task::print` one name, but a full
- * SymbolTable of libc or of a kernel (120,000 symbols) decodes and sorts every name and bigint
- * before the first answer: most of the time a core's first backtrace or a vmlinux's first
- * `::print` takes. This table reads the raw ELF64 symbol entries into typed arrays (address as two
- * 32-bit words, rank), sorts an index once, hashes the names' bytes on the first name lookup, and
- * makes a Sym only for the symbols a lookup returns. Listings build the ordinary SymbolTable on
- * first use and delegate to it, so every answer is the one SymbolTable gives: same filtering, same
- * order, same tie-breaking.
+ * SymbolTable of libc, a kernel (120,000 symbols) or a big C++ program (400,000) decodes and
+ * sorts every name and bigint before the first answer. This table keeps the raw ELF64 entries
+ * and string table as read from the file, and builds what a question needs the first time it is
+ * asked, each piece in typed arrays:
  *
- * Only for little-endian ELF64 files with fewer than 2^18 symbols; anything else gets an ordinary
- * SymbolTable from `symbolTableFor`.
+ *   piece          built by                      used by
+ *   -------------  ----------------------------  ------------------------------------------
+ *   entries        one read of .symtab, .strtab  everything (nothing is read at open)
+ *   kept           one pass over the entries     size, the name index
+ *   address index  a radix sort                  resolve(), all(), rows()
+ *   name index     a hash of the names' bytes    lookup() after the first few (a scan before)
+ *
+ * A Sym (strings, bigints) is made only for a symbol a lookup returns, and a name is decoded
+ * only when it is printed. Every answer is the one SymbolTable gives: same filtering, same order,
+ * same tie-breaking (test/symbols/compact-symbol-table.test.ts checks it symbol by symbol).
+ *
+ * Only for little-endian ELF64 files; anything else gets an ordinary SymbolTable from
+ * `symbolTableFor`.
  */
 
-import { ElfFile, SHT_DYNSYM, SHT_SYMTAB, STT_FILE, STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, STT_SECTION, STT_TLS } from './elf-file.js';
-import { rank, SymbolTable, type Sym, type SymbolMatch } from './symbol-table.js';
+import { ElfFile, SHT_DYNSYM, SHT_SYMTAB, STT_FILE, STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, STT_SECTION, STT_TLS, type SectionHeader } from './elf-file.js';
+import { rank, SymbolTable, type Sym, type SymbolMatch, type SymbolRow } from './symbol-table.js';
 
 const ENTRY = 24; // sizeof(Elf64_Sym)
-/** Bits of a sort key that hold the entry number: up to 2^18 symbols per table. */
-const IDX = 18;
 const WORD = 0x1_0000_0000;
+/** Bits of a sort key that hold a position: keySort serves tables of up to 2^18 symbols. */
+const IDX = 18;
 const SHN_ABS = 0xfff1;
 
 /** The table for `elf`'s symbols at load bias `bias`: compact when it can be, else the plain one. */
@@ -31,123 +39,156 @@ export function symbolTableFor(moduleName: string, elf: ElfFile, bias: bigint): 
   if (!table) return new SymbolTable(moduleName, [], bias);
   const strSec = secs[table.link];
   if (!strSec) return new SymbolTable(moduleName, elf.symbols(), bias); // lets ElfFile report the corruption
-  const compact = CompactSymbolTable.build(moduleName, elf, elf.sectionData(table), elf.sectionData(strSec), bias);
-  return compact ?? new SymbolTable(moduleName, elf.symbols(), bias);
+  return new CompactSymbolTable(moduleName, elf, table, strSec, bias);
 }
 
-class CompactSymbolTable extends SymbolTable {
-  private full?: SymbolTable;
+/** The raw entries: bytes, the same bytes as 32-bit words (6 per entry), the string table. */
+interface Entries {
+  readonly raw: Buffer;
+  readonly w: Uint32Array;
+  readonly strings: Buffer;
+  readonly count: number;
+}
+
+/** Symbols in SymbolTable's order: entry numbers and run-time addresses as two 32-bit words. */
+interface AddressIndex {
+  readonly order: Uint32Array;
+  readonly hi: Uint32Array;
+  readonly lo: Uint32Array;
+}
+
+export class CompactSymbolTable extends SymbolTable {
+  /** Tables below this many symbols are sorted by keySort, others by radixSort (tests lower it to check both). */
+  static keySortLimit = 2 ** IDX;
+  private entriesRead?: Entries;
+  /** Entry numbers of the kept symbols, in entry order (what a name lookup searches). */
+  private keptList?: Uint32Array;
+  private index?: AddressIndex;
   /** Syms made so far, by entry number. */
   private readonly made = new Map<number, Sym>();
   private names?: NameIndex;
   private scans = 0;
+  private everything?: readonly Sym[];
 
-  private constructor(
+  constructor(
     moduleName: string,
     private readonly elf: ElfFile,
-    private readonly raw: Buffer,
-    private readonly strings: Buffer,
+    private readonly symSec: SectionHeader,
+    private readonly strSec: SectionHeader,
     bias: bigint,
-    /** Entry numbers of the kept symbols, in SymbolTable's order. */
-    private readonly order: Uint32Array,
-    /** Run-time address of order[i]: high and low 32 bits. */
-    private readonly hi: Uint32Array,
-    private readonly lo: Uint32Array,
-    /** Entry numbers of the kept symbols, in entry order (what a name lookup searches). */
-    private readonly kept: Uint32Array,
   ) {
     super(moduleName, [], bias);
   }
 
-  static build(moduleName: string, elf: ElfFile, raw: Buffer, strings: Buffer, bias: bigint): CompactSymbolTable | undefined {
+  private entries(): Entries {
+    if (this.entriesRead) return this.entriesRead;
+    const raw = this.elf.sectionData(this.symSec);
+    const strings = this.elf.sectionData(this.strSec);
     const count = Math.floor(raw.length / ENTRY);
-    if (count >= 2 ** IDX) return undefined;
-    // The entries as 32-bit words (a copy only when the bytes are not 4-aligned): far cheaper
-    // than thousands of Buffer reads.
-    const w =
-      raw.byteOffset % 4 === 0 ? new Uint32Array(raw.buffer, raw.byteOffset, count * 6) : new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + count * ENTRY));
-    const hi = new Uint32Array(count);
-    const lo = new Uint32Array(count);
+    // As 32-bit words (a copy only when the bytes are not 4-aligned): far cheaper than thousands
+    // of Buffer reads.
+    const w = raw.byteOffset % 4 === 0 ? new Uint32Array(raw.buffer, raw.byteOffset, count * 6) : new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + count * ENTRY));
+    // SymbolTable's reader refuses a name outside the string table; so does this one, with its message.
+    for (let i = 0; i < count; i++) if (w[i * 6]! >= strings.length && w[i * 6] !== 0) this.elf.symbols();
+    return (this.entriesRead = { raw, w, strings, count });
+  }
+
+  /** Whether entry `i` is a symbol SymbolTable keeps: named, defined, a place in the address space. */
+  private static keeps(w: Uint32Array, strings: Buffer, i: number): boolean {
+    const o = i * 6;
+    const nameOff = w[o]!;
+    const shndx = w[o + 1]! >>> 16;
+    const type = w[o + 1]! & 0xf;
+    return nameOff !== 0 && shndx !== 0 && type !== STT_SECTION && type !== STT_FILE && type !== STT_TLS && strings[nameOff] !== 0;
+  }
+
+  private kept(): Uint32Array {
+    if (this.keptList) return this.keptList;
+    const { w, strings, count } = this.entries();
     const kept = new Uint32Array(count);
-    // Sort keys, one per kept entry, sorted natively (a comparator function is slow while code is
-    // cold): (low word * 8 + 7 - rank) * 2^IDX + entry, below 2^53 (32 + 3 + 18 bits).
-    const keys = new Float64Array(count);
     let n = 0;
-    const biasB = BigInt.asUintN(64, bias);
-    const biasHi = Number(biasB >> 32n);
-    const biasLo = Number(biasB & 0xffff_ffffn);
-    // The high words in use: a handful (user space and absolute symbols, or a kernel's text and
-    // its per-CPU section at 0).
-    const highs: number[] = [];
-    let lastHigh = -1;
-    for (let i = 0; i < count; i++) {
-      const o = i * 6;
-      const nameOff = w[o]!;
-      const info = w[o + 1]! & 0xff;
-      const shndx = w[o + 1]! >>> 16;
-      const type = info & 0xf;
-      if (nameOff === 0 || shndx === 0 || type === STT_SECTION || type === STT_FILE || type === STT_TLS) continue;
-      if (nameOff >= strings.length) return undefined; // SymbolTable's reader reports this as corrupt
-      if (strings[nameOff] === 0) continue; // empty name
-      // Numbers, not bigints: thousands of bigints are what this table exists to avoid.
-      let l = w[o + 2]!;
-      let h = w[o + 3]!;
-      if (shndx !== SHN_ABS) {
-        l += biasLo;
-        h = (h + biasHi + (l >= WORD ? 1 : 0)) >>> 0;
-        l >>>= 0;
-      }
-      hi[i] = h;
-      lo[i] = l;
-      const kind = type === STT_FUNC || type === STT_GNU_IFUNC || type === STT_OBJECT ? 2 : 0;
-      const sized = w[o + 4] !== 0 || w[o + 5] !== 0 ? 4 : 0;
-      keys[n] = (l * 8 + 7 - (kind + (info >> 4 !== 0 ? 1 : 0) + sized)) * 2 ** IDX + i;
-      if (h !== lastHigh && !highs.includes(h)) highs.push(h);
-      lastHigh = h;
-      kept[n++] = i;
-    }
-    // Sorted by low word, rank down, entry up; then the groups of one high word each, in order.
-    // Names only matter between aliases of equal rank; resolve() orders those few when it meets them.
-    const sorted = keys.subarray(0, n).sort();
-    const byLow = new Uint32Array(n);
-    for (let j = 0; j < n; j++) byLow[j] = sorted[j]! - Math.floor(sorted[j]! / 2 ** IDX) * 2 ** IDX;
-    const order = highs.length === 1 ? byLow : new Uint32Array(n);
-    const his = new Uint32Array(n);
-    const los = new Uint32Array(n);
-    let k = 0;
-    for (const h of highs.sort((a, b) => a - b)) {
-      for (let j = 0; j < n; j++) {
-        const i = byLow[j]!;
-        if (hi[i] !== h) continue;
-        order[k] = i;
-        his[k] = h;
-        los[k] = lo[i]!;
-        k++;
-      }
-    }
-    return new CompactSymbolTable(moduleName, elf, raw, strings, bias, order, his, los, kept.slice(0, n));
+    for (let i = 0; i < count; i++) if (CompactSymbolTable.keeps(w, strings, i)) kept[n++] = i;
+    return (this.keptList = kept.slice(0, n));
   }
 
   override get size(): number {
-    return this.order.length;
+    return this.kept().length;
+  }
+
+  override get empty(): boolean {
+    if (this.keptList) return this.keptList.length === 0;
+    const { w, strings, count } = this.entries();
+    for (let i = 0; i < count; i++) if (CompactSymbolTable.keeps(w, strings, i)) return false;
+    return true;
   }
 
   /** As SymbolTable: the first global symbol of that name, else the first one, in entry order. */
   override lookup(name: string): Sym | undefined {
-    if (this.full) return this.full.lookup(name);
-    const global = (e: number) => this.raw[e * ENTRY + 4]! >> 4 !== 0;
-    // A few names by a scan of the entries; a session that asks for more gets the hash index.
+    if (name === '') return undefined;
+    const e = this.entries();
+    const global = (i: number) => (e.w[i * 6 + 1]! & 0xff) >> 4 !== 0;
+    // A few names by searching the string table; a session that asks for more gets the hash index.
     if (!this.names && this.scans++ < 4) {
-      const e = scanFor(this.raw, this.strings, this.kept, Buffer.from(name, 'utf8'), global);
-      return e === undefined ? undefined : this.sym(e);
+      const i = this.scanFor(Buffer.from(name, 'utf8'), global);
+      return i === undefined ? undefined : this.sym(i);
     }
-    this.names ??= new NameIndex(this.raw, this.strings, this.kept);
-    const entry = this.names.find(name, global);
-    return entry === undefined ? undefined : this.sym(entry);
+    this.names ??= new NameIndex(e.raw, e.strings, this.kept());
+    const i = this.names.find(name, global);
+    return i === undefined ? undefined : this.sym(i);
+  }
+
+  /**
+   * NameIndex.find without an index: the string table is searched (natively) for the name, and
+   * the entries for the offsets where it was found. A name may also be the tail of a longer one
+   * (the linker merges suffixes), so every place the bytes end in a NUL counts.
+   */
+  private scanFor(want: Buffer, preferred: (entry: number) => boolean): number | undefined {
+    const { w, strings, count } = this.entries();
+    const needle = Buffer.concat([want, Buffer.of(0)]);
+    const at: number[] = [];
+    for (let p = strings.indexOf(needle); p >= 0; p = strings.indexOf(needle, p + 1)) at.push(p);
+    if (at.length === 0) return undefined;
+    const one = at.length === 1 ? at[0]! : -1;
+    const many = at.length > 1 ? new Set(at) : undefined;
+    let first: number | undefined;
+    for (let i = 0; i < count; i++) {
+      const off = w[i * 6]!;
+      if (off !== one && !many?.has(off)) continue;
+      if (!CompactSymbolTable.keeps(w, strings, i)) continue;
+      if (preferred(i)) return i;
+      first ??= i;
+    }
+    return first;
   }
 
   override all(): readonly Sym[] {
-    return this.complete().all();
+    if (this.everything) return this.everything;
+    const { order } = this.addressIndex();
+    const out: Sym[] = new Array(order.length);
+    for (let k = 0; k < order.length; k++) out[k] = this.sym(order[k]!);
+    return (this.everything = out);
+  }
+
+  override *rows(): Generator<SymbolRow> {
+    const { order, hi, lo } = this.addressIndex();
+    const { w, strings } = this.entries();
+    const row = { name: '', addrHi: 0, addrLo: 0, sizeHi: 0, sizeLo: 0, kind: 'other' as Sym['kind'], global: false };
+    for (let k = 0; k < order.length; k++) {
+      const o = order[k]! * 6;
+      const info = w[o + 1]! & 0xff;
+      const type = info & 0xf;
+      const at = w[o]!;
+      let end = strings.indexOf(0, at);
+      if (end < 0) end = strings.length;
+      row.name = strings.toString('utf8', at, end);
+      row.addrHi = hi[k]!;
+      row.addrLo = lo[k]!;
+      row.sizeLo = w[o + 4]!;
+      row.sizeHi = w[o + 5]!;
+      row.kind = type === STT_FUNC || type === STT_GNU_IFUNC ? 'func' : type === STT_OBJECT ? 'object' : 'other';
+      row.global = info >> 4 !== 0;
+      yield row;
+    }
   }
 
   override resolve(addr: bigint): SymbolMatch | undefined {
@@ -155,8 +196,7 @@ class CompactSymbolTable extends SymbolTable {
     const a = addr > 0xffff_ffff_ffff_ffffn ? 0xffff_ffff_ffff_ffffn : addr;
     const th = Number(a >> 32n);
     const tl = Number(a & 0xffff_ffffn);
-    const his = this.hi;
-    const los = this.lo;
+    const { order, hi: his, lo: los } = this.addressIndex();
     const atOrBefore = (k: number) => his[k]! < th || (his[k] === th && los[k]! <= tl);
     let lo = 0;
     let hi = his.length - 1;
@@ -172,14 +212,10 @@ class CompactSymbolTable extends SymbolTable {
     const same = (k: number) => his[k] === his[found] && los[k] === los[found];
     let i = found;
     while (i > 0 && same(i - 1)) i--;
-    let j = found + 1;
-    while (j < his.length && same(j)) j++;
-    // The symbols at this address in SymbolTable's order: rank down, then name down.
-    const here = [];
-    for (let k = i; k < j; k++) here.push(this.sym(this.order[k]!));
-    if (here.length > 1) here.sort((x, y) => rank(y) - rank(x) || (x.name < y.name ? 1 : x.name > y.name ? -1 : 0));
-    let best = here[0]!;
-    for (const s of here) {
+    // The index is in SymbolTable's order: the first sized symbol that holds addr, else the first.
+    let best = this.sym(order[i]!);
+    for (let k = i; k < his.length && same(k); k++) {
+      const s = this.sym(order[k]!);
       if (s.size > addr - s.addr) {
         best = s;
         break;
@@ -194,13 +230,13 @@ class CompactSymbolTable extends SymbolTable {
     const hit = this.made.get(e);
     if (hit) return hit;
     const o = e * ENTRY;
-    const raw = this.raw;
+    const { raw, strings } = this.entries();
     const info = raw[o + 4]!;
     const type = info & 0xf;
     const shndx = raw.readUInt16LE(o + 6);
     const value = raw.readBigUInt64LE(o + 8);
     const s: Sym = {
-      name: cstringAt(this.strings, raw.readUInt32LE(o)),
+      name: cstringAt(strings, raw.readUInt32LE(o)),
       addr: shndx === SHN_ABS ? value : value + this.bias,
       size: raw.readBigUInt64LE(o + 16),
       kind: type === STT_FUNC || type === STT_GNU_IFUNC ? 'func' : type === STT_OBJECT ? 'object' : 'other',
@@ -210,9 +246,120 @@ class CompactSymbolTable extends SymbolTable {
     return s;
   }
 
-  private complete(): SymbolTable {
-    this.full ??= new SymbolTable(this.moduleName, this.elf.symbols(), this.bias);
-    return this.full;
+  /**
+   * Tables of fewer than 2^18 symbols: one native sort of Float64 keys, (low word * 8 + rank) *
+   * 2^18 + position in `kept` (below 2^53), then the runs of each high word in order. Native, so
+   * it is fast even the first time (a radix sort's loops run cold in the interpreter for a
+   * table that is sorted once).
+   */
+  private static keySort(kept: Uint32Array, his: Uint32Array, los: Uint32Array, ranks: Uint8Array): Uint32Array {
+    const n = kept.length;
+    const keys = new Float64Array(n);
+    const highs = new Set<number>();
+    for (let j = 0; j < n; j++) {
+      const e = kept[j]!;
+      keys[j] = (los[e]! * 8 + ranks[e]!) * 2 ** IDX + j;
+      highs.add(his[e]!);
+    }
+    keys.sort();
+    const byLow = new Uint32Array(n);
+    for (let j = 0; j < n; j++) byLow[j] = kept[keys[j]! % 2 ** IDX]!;
+    if (highs.size === 1) return byLow;
+    const order = new Uint32Array(n);
+    let k = 0;
+    for (const h of [...highs].sort((x, y) => x - y)) for (let j = 0; j < n; j++) if (his[byLow[j]!] === h) order[k++] = byLow[j]!;
+    return order;
+  }
+
+  /** Bigger tables: a stable LSD radix sort (rank, then the address's digits; the high word's only when they differ). */
+  private static radixSort(kept: Uint32Array, his: Uint32Array, los: Uint32Array, ranks: Uint8Array, oneHigh: boolean): Uint32Array {
+    const n = kept.length;
+    let a = kept.slice();
+    let b = new Uint32Array(n);
+    const bits = 16;
+    const mask = 0xffff;
+    const counts = new Uint32Array(0x10000);
+    const pass = (digit: (e: number) => number): void => {
+      counts.fill(0);
+      for (let j = 0; j < n; j++) counts[digit(a[j]!)]!++;
+      let sum = 0;
+      for (let d = 0; d <= mask; d++) {
+        const c = counts[d]!;
+        counts[d] = sum;
+        sum += c;
+      }
+      for (let j = 0; j < n; j++) {
+        const e = a[j]!;
+        b[counts[digit(e)]!++] = e;
+      }
+      [a, b] = [b, a];
+    };
+    const word = (words: Uint32Array): void => {
+      for (let shift = 0; shift < 32; shift += bits) pass((e) => (words[e]! >>> shift) & mask);
+    };
+    pass((e) => ranks[e]!);
+    word(los);
+    if (!oneHigh) word(his);
+    return a;
+  }
+
+  /**
+   * The kept symbols sorted as SymbolTable sorts them: address up, rank down, name down (keySort
+   * or radixSort, then a name sort inside the rare runs of equal address and rank).
+   */
+  private addressIndex(): AddressIndex {
+    if (this.index) return this.index;
+    const { w, strings, count } = this.entries();
+    const kept = this.kept();
+    const n = kept.length;
+    const his = new Uint32Array(count);
+    const los = new Uint32Array(count);
+    const ranks = new Uint8Array(count);
+    const biasB = BigInt.asUintN(64, this.bias);
+    const biasHi = Number(biasB >> 32n);
+    const biasLo = Number(biasB & 0xffff_ffffn);
+    let oneHigh = true;
+    for (let j = 0; j < n; j++) {
+      const i = kept[j]!;
+      const o = i * 6;
+      const info = w[o + 1]! & 0xff;
+      const shndx = w[o + 1]! >>> 16;
+      const type = info & 0xf;
+      // Numbers, not bigints: thousands of bigints are what this table exists to avoid.
+      let l = w[o + 2]!;
+      let h = w[o + 3]!;
+      if (shndx !== SHN_ABS) {
+        l += biasLo;
+        h = (h + biasHi + (l >= WORD ? 1 : 0)) >>> 0;
+        l >>>= 0;
+      }
+      his[i] = h;
+      los[i] = l;
+      const kind = type === STT_FUNC || type === STT_GNU_IFUNC || type === STT_OBJECT ? 2 : 0;
+      const sized = w[o + 4] !== 0 || w[o + 5] !== 0 ? 4 : 0;
+      ranks[i] = 7 - (kind + (info >> 4 !== 0 ? 1 : 0) + sized);
+      if (h !== his[kept[0]!]) oneHigh = false;
+    }
+    const order = n < CompactSymbolTable.keySortLimit ? CompactSymbolTable.keySort(kept, his, los, ranks) : CompactSymbolTable.radixSort(kept, his, los, ranks, oneHigh);
+    // Aliases of equal rank at one address (write and __write): the greatest name first.
+    for (let j = 0; j + 1 < n; ) {
+      const e = order[j]!;
+      let k = j + 1;
+      while (k < n && los[order[k]!] === los[e] && his[order[k]!] === his[e] && ranks[order[k]!] === ranks[e]) k++;
+      if (k - j > 1) {
+        const run = Array.from(order.subarray(j, k), (x) => ({ x, name: cstringAt(strings, w[x * 6]!) }));
+        run.sort((p, q) => (p.name < q.name ? 1 : p.name > q.name ? -1 : 0));
+        run.forEach((r, m) => (order[j + m] = r.x));
+      }
+      j = k;
+    }
+    const hi = new Uint32Array(n);
+    const lo = new Uint32Array(n);
+    for (let k = 0; k < n; k++) {
+      hi[k] = his[order[k]!]!;
+      lo[k] = los[order[k]!]!;
+    }
+    return (this.index = { order, hi, lo });
   }
 }
 
@@ -257,15 +404,11 @@ class NameIndex {
     let first: number | undefined;
     for (let slot = h & this.mask; this.slots[slot] !== -1; slot = (slot + 1) & this.mask) {
       const e = this.slots[slot]!;
-      if (this.hashes[slot] !== h || !this.named(e, want)) continue;
+      if (this.hashes[slot] !== h || !nameIs(this.raw, this.strings, e, want)) continue;
       if (preferred(e)) return e;
       first ??= e;
     }
     return first;
-  }
-
-  private named(e: number, want: Buffer): boolean {
-    return nameIs(this.raw, this.strings, e, want);
   }
 }
 
@@ -274,17 +417,6 @@ function nameIs(raw: Buffer, strings: Buffer, e: number, want: Buffer): boolean 
   const at = raw.readUInt32LE(e * ENTRY);
   const end = at + want.length;
   return end < strings.length && strings[end] === 0 && strings[at] === want[0] && strings.compare(want, 0, want.length, at, end) === 0;
-}
-
-/** NameIndex.find by one pass over the entries, for a table asked for only a few names. */
-function scanFor(raw: Buffer, strings: Buffer, kept: Uint32Array, want: Buffer, preferred: (entry: number) => boolean): number | undefined {
-  let first: number | undefined;
-  for (const e of kept) {
-    if (!nameIs(raw, strings, e, want)) continue;
-    if (preferred(e)) return e;
-    first ??= e;
-  }
-  return first;
 }
 
 function cstringAt(b: Buffer, off: number): string {

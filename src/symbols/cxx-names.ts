@@ -9,31 +9,34 @@
  *   _ZN2ns3Foo3barEi        a mangled name, exactly
  *
  * The demangled names of a symbol table are indexed on first use (one pass over its symbols) and
- * kept while the table lives. Call loadDemangler() first: without it only exact names match.
+ * kept while the table lives.
  */
 
 import { demangle, isMangled } from './demangle.js';
-import type { SymbolSpace } from './symbol-space.js';
-import type { Sym } from './symbol-table.js';
+import type { Module, SymbolSpace } from './symbol-space.js';
+import type { Sym, SymbolTable } from './symbol-table.js';
 
 export interface NamedSymbol {
   readonly sym: Sym;
   /** The demangled name (the symbol's own for a C name). */
   readonly name: string;
+  readonly module: Module;
 }
+
+type Hit = Omit<NamedSymbol, 'module'>;
 
 interface CxxIndex {
   /** "ns::Foo::bar(int)" with spaces removed -> symbols. */
-  readonly full: Map<string, NamedSymbol[]>;
+  readonly full: Map<string, Hit[]>;
   /** "ns::Foo::bar" -> symbols. */
-  readonly base: Map<string, NamedSymbol[]>;
+  readonly base: Map<string, Hit[]>;
   /** "max" for "max<int>(int, int)": the base with template arguments removed. */
-  readonly bare: Map<string, NamedSymbol[]>;
+  readonly bare: Map<string, Hit[]>;
 }
 
 const indexes = new WeakMap<object, CxxIndex>();
 
-function push(m: Map<string, NamedSymbol[]>, key: string, v: NamedSymbol): void {
+function push(m: Map<string, Hit[]>, key: string, v: Hit): void {
   const l = m.get(key);
   if (l) l.push(v);
   else m.set(key, [v]);
@@ -74,14 +77,16 @@ function withoutTemplateArgs(name: string): string {
 
 const squeeze = (s: string): string => s.replace(/\s+/g, '');
 
-function indexOf(table: { all(): readonly Sym[] }): CxxIndex {
+/** The demangled names of `table`'s functions, from its listing rows (no Sym for the others). */
+function indexOf(table: SymbolTable): CxxIndex {
   let ix = indexes.get(table);
   if (ix) return ix;
   ix = { full: new Map(), base: new Map(), bare: new Map() };
-  for (const sym of table.all()) {
-    if (!isMangled(sym.name) || sym.kind !== 'func') continue;
-    const name = demangle(sym.name);
-    if (name === sym.name) continue;
+  for (const r of table.rows()) {
+    if (r.kind !== 'func' || !isMangled(r.name)) continue;
+    const name = demangle(r.name);
+    if (name === r.name) continue;
+    const sym: Sym = { name: r.name, addr: (BigInt(r.addrHi) << 32n) | BigInt(r.addrLo), size: (BigInt(r.sizeHi) << 32n) | BigInt(r.sizeLo), kind: r.kind, global: r.global };
     const v = { sym, name };
     push(ix.full, squeeze(name), v);
     const p = paramsStart(name);
@@ -94,6 +99,19 @@ function indexOf(table: { all(): readonly Sym[] }): CxxIndex {
 }
 
 /**
+ * Index the demangled names of every module of `space` now, so that the first lookup does not
+ * pay for it (a server that answers BP= calls this before it listens).
+ */
+export function indexNames(space: SymbolSpace): void {
+  for (const m of space.modules) indexOf(m.table);
+}
+
+/** True for a name that can only be a C++ one as a person writes it: `a::b`, `f(int)`, `max<int>`, `~Foo`. */
+export function looksLikeCxx(name: string): boolean {
+  return /::|[()<>~]/.test(name);
+}
+
+/**
  * The symbols `query` names (see the file comment), one per address (a constructor's C1 and C2
  * aliases are one), in address order; empty when nothing matches.
  */
@@ -103,13 +121,13 @@ export function findByName(space: SymbolSpace, query: string): NamedSymbol[] {
   for (const m of space.modules) {
     const exact = m.table.lookup(q);
     if (exact) {
-      found.push({ sym: { ...exact }, name: demangle(exact.name) });
+      found.push({ sym: { ...exact }, name: demangle(exact.name), module: m });
       continue;
     }
     const ix = indexOf(m.table);
     const key = squeeze(q);
     const hits = paramsStart(q) >= 0 ? ix.full.get(key) : (ix.base.get(key) ?? ix.bare.get(key));
-    if (hits) found.push(...hits);
+    if (hits) found.push(...hits.map((h) => ({ ...h, module: m })));
   }
   const byAddr = new Map<bigint, NamedSymbol>();
   for (const f of found) if (!byAddr.has(f.sym.addr)) byAddr.set(f.sym.addr, f);

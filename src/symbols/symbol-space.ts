@@ -1,7 +1,9 @@
 import { errors } from '../common/errors.js';
-import { hex } from '../common/format.js';
 import type { ElfFile } from './elf-file.js';
 import type { SymbolMatch, Sym, SymbolTable } from './symbol-table.js';
+import { symbolOffsetText } from './symbol-text.js';
+import { findByName, looksLikeCxx, type NamedSymbol } from './cxx-names.js';
+import { hex } from '../common/format.js';
 
 /** A module whose symbols are loaded: the executable, a library, the kernel. */
 export interface Module {
@@ -27,7 +29,9 @@ export interface ResolvedAddress extends SymbolMatch {
  * Every module's symbols, searched together.
  *
  * Names may be qualified as MDB writes them, `module`symbol` ("libc.so.6`malloc"); unqualified
- * names are looked up in load order (the executable first), as gdb does. Listeners hear of each
+ * names are looked up in load order (the executable first), as gdb does. A C++ function may be
+ * named as it is written rather than mangled (`Scheduler::tick`, `ns::Foo::bar(int)`: see
+ * cxx-names.ts) when that names one function. Listeners hear of each
  * module added, so deferred breakpoints can arm when their symbol appears.
  */
 export class SymbolSpace {
@@ -61,8 +65,24 @@ export class SymbolSpace {
     this.listeners.push(listener);
   }
 
-  /** The symbol called `name`, or undefined. */
+  /** The symbol called `name` (or the one C++ function so written), or undefined. */
   find(name: string): (Sym & { module: Module }) | undefined {
+    const exact = this.findExact(name);
+    if (exact || !looksLikeCxx(name)) return exact;
+    const cxx = this.findCxx(name);
+    return cxx.length === 1 ? { ...cxx[0]!.sym, module: cxx[0]!.module } : undefined;
+  }
+
+  /**
+   * The C++ functions `name` stands for, written unmangled; [] for a name that cannot be C++.
+   * With `bare`, also a name without a scope (`max` for every `max<T>`), which costs a plain C
+   * program one pass over its function names.
+   */
+  findCxx(name: string, bare = false): NamedSymbol[] {
+    return (bare || looksLikeCxx(name)) && !name.includes('`') ? findByName(this, name) : [];
+  }
+
+  private findExact(name: string): (Sym & { module: Module }) | undefined {
     const tick = name.indexOf('`');
     if (tick >= 0) {
       const modName = name.slice(0, tick);
@@ -82,6 +102,11 @@ export class SymbolSpace {
   lookup(name: string): bigint {
     const s = this.find(name);
     if (!s) {
+      const cxx = this.findCxx(name);
+      if (cxx.length > 1) {
+        const list = cxx.slice(0, 8).map((c) => `${c.name} at ${hex(c.sym.addr)}`).join(', ');
+        throw errors.badInput(`"${name}" names ${cxx.length} functions (${list}${cxx.length > 8 ? ', …' : ''}): give the parameters, as in ${cxx[0]!.name}`);
+      }
       const where = this.mods.length === 0 ? 'any symbol table (none is loaded)' : `${this.mods.map((m) => m.name).join(', ')}`;
       throw errors.noSymbol(name, where);
     }
@@ -105,8 +130,7 @@ export class SymbolSpace {
   describe(addr: bigint, qualify = false): string | undefined {
     const r = this.resolve(addr);
     if (!r || !r.inside) return undefined;
-    const name = qualify && this.mods.length > 1 ? `${r.module.name}\`${r.sym.name}` : r.sym.name;
-    return r.offset === 0n ? name : `${name}+${hex(r.offset)}`;
+    return symbolOffsetText(r.sym.name, r.offset, qualify && this.mods.length > 1 ? r.module.name : undefined);
   }
 }
 

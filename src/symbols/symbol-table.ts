@@ -10,6 +10,20 @@ export interface Sym {
   readonly global: boolean;
 }
 
+/**
+ * A symbol as a listing prints it, without bigints: the address and size as two 32-bit words
+ * each. rows() hands out one such object and changes it for each symbol: copy what you keep.
+ */
+export interface SymbolRow {
+  readonly name: string;
+  readonly addrHi: number;
+  readonly addrLo: number;
+  readonly sizeHi: number;
+  readonly sizeLo: number;
+  readonly kind: Sym['kind'];
+  readonly global: boolean;
+}
+
 export interface SymbolMatch {
   readonly sym: Sym;
   readonly offset: bigint;
@@ -54,6 +68,11 @@ export class SymbolTable {
     return this.sorted.length;
   }
 
+  /** size === 0, for a table that can tell without counting. */
+  get empty(): boolean {
+    return this.size === 0;
+  }
+
   lookup(name: string): Sym | undefined {
     return this.byName.get(name);
   }
@@ -91,6 +110,15 @@ export class SymbolTable {
   /** All symbols in address order. */
   all(): readonly Sym[] {
     return this.sorted;
+  }
+
+  /** all() as listing rows, made one at a time (a table of 400,000 symbols prints without building 400,000 Syms). */
+  *rows(): Generator<SymbolRow> {
+    for (const s of this.all()) {
+      const a = BigInt.asUintN(64, s.addr);
+      const z = BigInt.asUintN(64, s.size);
+      yield { name: s.name, addrHi: Number(a >> 32n), addrLo: Number(a & 0xffff_ffffn), sizeHi: Number(z >> 32n), sizeLo: Number(z & 0xffff_ffffn), kind: s.kind, global: s.global };
+    }
   }
 }
 

@@ -74,7 +74,7 @@ describe('the control contract on a live C++ guest', () => {
     expect(await c.version()).toBe('dbg-contract/1');
     const bps = await c.breakAt('Scheduler::tick');
     expect(bps).toEqual([{ id: 1, pc: addr('_ZN9Scheduler4tickEv'), symbol: 'Scheduler::tick()' }]);
-    expect(await events()).toEqual([`1: breakpoint at 0x${addr('_ZN9Scheduler4tickEv').toString(16).padStart(16, '0')} _ZN9Scheduler4tickEv; hits 0`]);
+    expect(await events()).toEqual([`1: breakpoint at 0x${addr('_ZN9Scheduler4tickEv').toString(16).padStart(16, '0')} Scheduler::tick(); hits 0`]);
     await c.continue();
     const stop = await c.waitStop();
     expect(stop.text).toBe(`STOP=breakpoint,PC=0x${addr('_ZN9Scheduler4tickEv').toString(16)},CPU=0,BP=1,SYM=Scheduler::tick()`);

@@ -5,10 +5,14 @@
  * 2^53, a bias that carries into the high word).
  */
 
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ElfFile } from '../../src/symbols/elf-file.js';
 import { SymbolTable } from '../../src/symbols/symbol-table.js';
-import { symbolTableFor } from '../../src/symbols/compact-symbol-table.js';
+import { CompactSymbolTable, symbolTableFor } from '../../src/symbols/compact-symbol-table.js';
 import { debuggee } from '../helpers/debuggee.js';
 
 let files: string[];
@@ -40,9 +44,68 @@ describe('compact symbol table', () => {
         for (const s of full.all()) expect([f, s.name, fresh.lookup(s.name)]).toEqual([f, s.name, full.lookup(s.name)]);
         for (const absent of ['', 'no_such_symbol', 'mai', 'main ', 'mainx']) expect(fresh.lookup(absent)).toEqual(full.lookup(absent));
         expect(compact.all()).toEqual(full.all());
+        expectRowsMatch(symbolTableFor('m', elf, bias), full);
       } } finally {
         elf.close();
       }
+    }
+  });
+});
+
+/** rows() lists what all() holds, in its order, without bigints. */
+function expectRowsMatch(table: SymbolTable, full: SymbolTable): void {
+  const rows = [];
+  for (const r of table.rows()) rows.push({ ...r }); // one row object, changed for each symbol
+  const want = full.all().map((s) => {
+    const a = BigInt.asUintN(64, s.addr);
+    return { name: s.name, addrHi: Number(a >> 32n), addrLo: Number(a & 0xffff_ffffn), sizeHi: Number(s.size >> 32n), sizeLo: Number(s.size & 0xffff_ffffn), kind: s.kind, global: s.global };
+  });
+  expect(rows).toEqual(want);
+}
+
+describe('compact symbol table on the cases that decide ties', () => {
+  // gcc from assembly: aliases of equal rank at one address (gdb shows the greatest name), a
+  // local and a global of one name (a lookup takes the global, even when the local comes first),
+  // a name that is the tail of another (the linker may share their bytes), sizeless labels,
+  // absolute symbols, and more entries than the first few lookups scan before the hash index.
+  let dir: string;
+  let exe: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dbg-symtab-'));
+    const lines = ['.text', '.globl _start', '_start:', ' ret'];
+    const fn = (name: string, global: boolean, size = 1) => [...(global ? [`.globl ${name}`] : []), `.type ${name},@function`, `${name}:`, ' nop', `.size ${name},${size}`];
+    lines.push('.globl write', '.globl __write', '.type write,@function', '.type __write,@function', 'write:', '__write:', ' nop', '.size write,1', '.size __write,1');
+    lines.push(...fn('dup', false), ...fn('tail_of_this', true), ...fn('of_this', true), 'label_only:', ' nop', '.globl absval', '.set absval, 0x1234');
+    for (let i = 0; i < 2000; i++) lines.push(...fn(`f${i}`, i % 3 !== 0, 1 + (i % 4)));
+    writeFileSync(join(dir, 'a.s'), lines.join('\n') + '\n');
+    writeFileSync(join(dir, 'b.s'), ['.text', ...fn('dup', true)].join('\n') + '\n');
+    exe = join(dir, 'ties');
+    execFileSync('gcc', ['-nostdlib', '-no-pie', '-o', exe, join(dir, 'a.s'), join(dir, 'b.s')]);
+    return () => rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers as SymbolTable does, by name (before and after the hash index), by address and in listings', () => {
+    const elf = ElfFile.open(exe);
+    const limit = CompactSymbolTable.keySortLimit;
+    try {
+      // Both sorts: the key sort (tables under 2^18 symbols) and the radix sort (bigger ones).
+      for (const [bias, sortLimit] of [[0n, limit], [0x5555_0000_0000n, limit], [0n, 0], [0x5555_0000_0000n, 0]] as const) {
+        CompactSymbolTable.keySortLimit = sortLimit;
+        const full = new SymbolTable('m', elf.symbols(), bias);
+        const compact = symbolTableFor('m', elf, bias);
+        expect(compact.size).toBe(full.size);
+        for (const name of ['write', '__write', 'dup', 'of_this', 'tail_of_this', 'absval', 'label_only', 'f1999', 'f0', 'nope', 'this', '']) {
+          expect([name, compact.lookup(name)]).toEqual([name, full.lookup(name)]);
+        }
+        expect(compact.lookup('dup')?.global).toBe(true);
+        for (const s of full.all()) for (const d of [-1n, 0n, 1n, 2n]) expect(compact.resolve(s.addr + d)).toEqual(full.resolve(s.addr + d));
+        expect(compact.resolve(full.lookup('write')!.addr)?.sym.name).toBe('write');
+        expectRowsMatch(symbolTableFor('m', elf, bias), full);
+        expect(compact.all()).toEqual(full.all());
+      }
+    } finally {
+      CompactSymbolTable.keySortLimit = limit;
+      elf.close();
     }
   });
 });

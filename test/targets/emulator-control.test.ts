@@ -119,7 +119,25 @@ describe('execution control', () => {
     expect(t.registers(1).get('rcx')).toBe(5n); // written between movb and cmp: the loop ends at once
     expect(() => s.run('::setreg rcx')).rejects.toThrow(/::setreg needs a value and a register name/);
     expect(() => s.run('1::setreg xyz')).rejects.toThrow(/unknown register "xyz"/);
-    expect(() => s.run('0::wp -r -w -x')).rejects.toThrow(/::wp needs exactly one of -r, -w, -x, -a/);
+    await expect(s.run('0::wp')).rejects.toThrow(/^::wp needs at least one of -r, -w, -x, -a \(usage: /);
+    await expect(s.run('0x3f8::wp -i -rwx')).rejects.toThrow(/^::wp -i: an I\/O-port watchpoint is read, write or both \(-r, -w, -rw\), not execute \(usage: /);
+  });
+
+  it('::wp -rwx is one event holding several kinds of access, as in MDB', async () => {
+    // g's first byte is read as data, then run. (Without the .data section the read does not
+    // stop even a plain read watchpoint: a separate emulator problem, left alone here.)
+    const t = EmulatorTarget.open(elf64('rwx', `.globl _start, g, buf\n_start:\n  mov $0x80000, %rsp\n  movb g(%rip), %al\n  movb buf(%rip), %al\n  call g\n  cli\n  hlt\ng:\n  nop\n  ret\n.data\nbuf: .quad 0\n`), { ramBytes: 4 << 20 });
+    open.push(t);
+    const s = session(t);
+    const g = t.symbols.lookup('g');
+    expect(await s.run('g::wp -rwx')).toEqual([`1: watchpoint rwx 1 byte at 0x${g.toString(16).padStart(16, '0')} g; hits 0`]);
+    expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \((?:read|access) of 0x[0-9a-f]+\) at .* _start\+0xd on vCPU 0$/);
+    expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(exec of 0x[0-9a-f]+\) at .* g on vCPU 0$/);
+    expect(await s.run('::events')).toEqual([`1: watchpoint rwx 1 byte at 0x${g.toString(16).padStart(16, '0')} g; hits 2`]);
+    await s.run('::disable 1; ::enable 1; ::delete 1');
+    expect(await s.run('::events')).toEqual(['no breakpoints or watchpoints']);
+    await s.run(':c');
+    expect(t.status().reason.kind).toBe('halted'); // every watchpoint of the event went with it
   });
 
   it('a physical watchpoint on kernel data mapped high fires at each write, set before paging is on', async () => {

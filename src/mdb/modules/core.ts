@@ -22,6 +22,8 @@ import { parseFlags } from '../parse-flags.js';
 import type { Session } from '../session.js';
 import { sourceAnnotator, sourceRowJson, sourceRowLines, sourceRows, withTailCalls } from '../source-frames.js';
 import { typedList } from './types.js';
+import { symbolText } from '../../symbols/symbol-text.js';
+import { looksLikeCxx } from '../../symbols/cxx-names.js';
 
 /** Core dcmds need the full session (registry, disassembler), not only the SessionView. */
 function full(s: SessionView): Session {
@@ -370,41 +372,66 @@ function symRow(m: Module, sym: Sym) {
   return { name: sym.name, module: m.name, addr: sym.addr, size: sym.size, kind: sym.kind, bind: sym.global ? 'GLOB' : 'LOCL' };
 }
 
+/** A 64-bit value held as two 32-bit words, as `0x` + 16 hex digits. */
+const hexWords = (hi: number, lo: number): string => '0x' + hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
+/** The same, unpadded (hex()). */
+const hexWordsShort = (hi: number, lo: number): string => (hi === 0 ? '0x' + lo.toString(16) : '0x' + hi.toString(16) + lo.toString(16).padStart(8, '0'));
+const nmType = (kind: Sym['kind']): string => (kind === 'func' ? 'FUNC  ' : kind === 'object' ? 'OBJT  ' : 'NOTY  ');
+
 const nm: Dcmd = {
   name: 'nm',
-  usage: '[addr]::nm [-m module] [name | addr]',
-  help: 'symbols: all of them, those of one module (-m), the one called NAME, or the one holding an address',
+  usage: '[addr]::nm [-m] [-M module] [name | addr]',
+  help: 'symbols: all of them, those of one module (-M), the ones called NAME (a C++ name as written: ns::Foo::bar), or the one holding an address; C++ names demangled, as the symbol table has them with -m',
   run(s, inv, out) {
-    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'm' });
+    const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'M', booleans: 'm' });
     if (rest.length > 1) throw errors.badInput(`::nm: one name or address at most (usage: ${this.usage})`);
     const t = s.target;
+    const shown = flags.has('m') ? (name: string) => name : symbolText;
     let rows: ReturnType<typeof symRow>[];
-    const modName = flags.get('m');
+    const modName = flags.get('M');
     const mods = t.symbols.modules.filter((m) => typeof modName !== 'string' || m.name === modName || m.path === modName);
     if (typeof modName === 'string' && mods.length === 0) {
       throw errors.badInput(`::nm: no module "${modName}" (modules: ${t.symbols.modules.map((m) => m.name).join(', ') || 'none'})`);
     }
+    const main = t.symbols.modules[0]?.name;
     const arg = rest[0];
-    if (arg !== undefined && t.symbols.find(arg)) {
-      const sym = t.symbols.find(arg)!;
-      rows = [symRow(sym.module, sym)];
+    const exact = arg !== undefined ? t.symbols.find(arg) : undefined;
+    const cxx = arg !== undefined && !/^[0-9]/.test(arg) && (!exact || looksLikeCxx(arg)) ? t.symbols.findCxx(arg, true) : [];
+    if (exact && cxx.length <= 1) {
+      rows = [symRow(exact.module, exact)];
+    } else if (cxx.length > 0) {
+      rows = cxx.map((c) => symRow(c.module, c.sym)); // an overload set, every instantiation of a template
     } else if (arg !== undefined || (inv.addr !== undefined && !inv.piped) || inv.piped) {
       const addr = arg !== undefined ? s.evaluate(arg) : inv.addr!;
       const r = t.symbols.resolve(addr);
       if (!r || !r.inside) throw new DbgError('no-symbol', `no symbol holds address ${hex(addr)}`);
       rows = [symRow(r.module, r.sym)];
     } else {
-      rows = mods.flatMap((m) => m.table.all().map((sym) => symRow(m, sym)));
-    }
-    if (out.jsonMode) {
-      out.json(rows.map((r) => ({ ...r, addr: hexAddr(r.addr), size: hex(r.size) })));
+      // Every symbol: streamed from the tables' rows, never a Sym (bigints, objects) per symbol.
+      if (out.jsonMode) {
+        const all = [];
+        for (const m of mods) {
+          for (const r of m.table.rows()) all.push({ name: shown(r.name), module: m.name, addr: hexWords(r.addrHi, r.addrLo), size: hexWordsShort(r.sizeHi, r.sizeLo), kind: r.kind, bind: r.global ? 'GLOB' : 'LOCL' });
+        }
+        out.json(all);
+        return;
+      }
+      out.line(`${'Value'.padEnd(18)} ${'Size'.padEnd(18)} ${'Type'.padEnd(6)} ${'Bind'.padEnd(4)} Name`);
+      for (const m of mods) {
+        const prefix = m.name !== main ? `${m.name}\`` : '';
+        for (const r of m.table.rows()) {
+          out.line(`${hexWords(r.addrHi, r.addrLo)}|${hexWords(r.sizeHi, r.sizeLo)}|${nmType(r.kind)}|${r.global ? 'GLOB' : 'LOCL'}|${prefix}${shown(r.name)}`);
+        }
+      }
       return;
     }
-    const main = t.symbols.modules[0]?.name;
+    if (out.jsonMode) {
+      out.json(rows.map((r) => ({ ...r, name: shown(r.name), addr: hexAddr(r.addr), size: hex(r.size) })));
+      return;
+    }
     out.line(`${'Value'.padEnd(18)} ${'Size'.padEnd(18)} ${'Type'.padEnd(6)} ${'Bind'.padEnd(4)} Name`);
     for (const r of rows) {
-      const type = r.kind === 'func' ? 'FUNC' : r.kind === 'object' ? 'OBJT' : 'NOTY';
-      out.line(`${hexAddr(r.addr)}|${hexAddr(r.size)}|${type.padEnd(6)}|${r.bind}|${r.module !== main ? `${r.module}\`` : ''}${r.name}`);
+      out.line(`${hexAddr(r.addr)}|${hexAddr(r.size)}|${nmType(r.kind)}|${r.bind}|${r.module !== main ? `${r.module}\`` : ''}${shown(r.name)}`);
     }
   },
 };

@@ -7,7 +7,8 @@
  *                                   (a trace: replay forward to the next event or the end of history)
  *   :s / ::step [over|out]          one instruction (into calls), over a call, out of the function
  *   addr::bp [-c EXPR] | ::bp SYM   breakpoint; a SYM not yet known stays pending until ::symbols adds it
- *   addr::wp -r|-w|-x|-a|-rw [-p] -L len   watchpoint (read, write, exec, access), -p: physical address
+ *   addr::wp -r|-w|-x|-a|-rw|-rwx… [-p] -L len   watchpoint (read, write, exec, access, or several
+ *                                   at once: one event), -p: physical address
  *   ::events                        list breakpoints and watchpoints;  ::delete N | all
  *   value::setreg NAME              write a register of the selected thread (e.g. 0x10::setreg rax)
  *   ::console                       the guest's serial console so far
@@ -25,6 +26,7 @@ import { hexAddr } from '../../common/format.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { jsonable, stopJson } from '../json.js';
 import { threadName } from '../names.js';
+import { symbolOffsetText, symbolText } from '../../symbols/symbol-text.js';
 // Types only: importing the emulator (koffi, Unicorn, SQLite) would cost every `dbg open` ~40 ms.
 import { scanCodes } from '../../targets/emulator/devices/i8042.js';
 import type { EmulatorTarget, EventSpec } from '../../targets/emulator/emulator-target.js';
@@ -43,7 +45,7 @@ function emu(s: SessionView): EmulatorTarget {
 
 function where(t: Target, addr: bigint): string {
   const r = t.symbols.resolve(addr);
-  const name = r && r.inside ? ` ${r.sym.name}${r.offset ? `+0x${r.offset.toString(16)}` : ''}` : '';
+  const name = r && r.inside ? ` ${symbolOffsetText(r.sym.name, r.offset)}` : '';
   return `${hexAddr(addr)}${name}`;
 }
 
@@ -111,6 +113,13 @@ function report(s: SessionView, st: StopStatus, out: Output): void {
 export interface SessionEvent extends Omit<EventSpec, 'armed'> {
   /** The target's id, once armed (undefined while a pending breakpoint waits for its symbol, or disabled). */
   tid?: number;
+  /**
+   * A watchpoint on several kinds of access at once (`::wp -rwx`, as MDB holds it: one event):
+   * every kind, `access` being the first. The target arms one watchpoint per kind; `tids` holds
+   * them all (`tid` the first), and a hit of any is a hit of this event.
+   */
+  accesses?: readonly WatchKind[];
+  tids?: number[];
   /** ::disable took it out of the target; ::enable arms it again. */
   disabled?: boolean;
 }
@@ -141,6 +150,16 @@ class EventBook {
     if (ev.io) {
       if (!b.addIoWatchpoint || ev.access === 'exec') throw errors.unsupported(this.s.target.name, ev.access === 'exec' ? 'execute watchpoints on I/O ports' : 'I/O-port watchpoints');
       ev.tid = b.addIoWatchpoint(Number(ev.addr!), ev.length, ev.access!);
+    } else if (ev.kind === 'watchpoint' && ev.accesses && ev.accesses.length > 1) {
+      const tids: number[] = [];
+      try {
+        for (const k of ev.accesses) tids.push(b.addWatchpoint(ev.addr!, ev.length, k, ev.physical));
+      } catch (e) {
+        for (const id of tids) b.removeWatchpoint(id); // all of the event or none of it
+        throw e;
+      }
+      ev.tids = tids;
+      ev.tid = tids[0];
     } else if (ev.kind === 'watchpoint') ev.tid = b.addWatchpoint(ev.addr!, ev.length, ev.access!, ev.physical);
     else if (ev.temporary && ev.test && b.addStepBreakpoint) ev.tid = b.addStepBreakpoint(ev.addr!, ev.test);
     else ev.tid = b.addBreakpoint(ev.addr!);
@@ -187,18 +206,21 @@ class EventBook {
   private disarm(ev: SessionEvent): void {
     if (ev.tid !== undefined) {
       const b = need(this.s.target, 'breakpoints');
-      try {
-        if (ev.kind === 'breakpoint') b.removeBreakpoint(ev.tid);
-        else b.removeWatchpoint(ev.tid);
-      } catch (e) {
-        if (!(e instanceof DbgError && e.code === 'bad-input')) throw e; // already gone from the target
+      for (const tid of ev.tids ?? [ev.tid]) {
+        try {
+          if (ev.kind === 'breakpoint') b.removeBreakpoint(tid);
+          else b.removeWatchpoint(tid);
+        } catch (e) {
+          if (!(e instanceof DbgError && e.code === 'bad-input')) throw e; // already gone from the target
+        }
       }
       ev.tid = undefined;
+      ev.tids = undefined;
     }
   }
 
   byTarget(tid: number): SessionEvent | undefined {
-    return this.list.find((e) => e.tid === tid);
+    return this.list.find((e) => e.tid === tid || e.tids?.includes(tid));
   }
 
   /** Whether a hit of `ev` on `thread` stops (its condition holds; one that cannot be evaluated stops). */
@@ -406,8 +428,8 @@ const bp: Dcmd = {
 
 const wp: Dcmd = {
   name: 'wp',
-  usage: 'addr::wp -r|-w|-x|-a|-rw [-p|-i] [-L len] [-c EXPR]',
-  help: 'set a watchpoint on len bytes at addr (default 1): -r read, -w write, -x execute, -a or -rw access; -p: addr is physical; -i: addr is an I/O port (read = IN, write = OUT; a live guest); -c: stop only when EXPR is non-zero\n\n' +
+  usage: 'addr::wp -r|-w|-x|-a|-rw|-rwx… [-p|-i] [-L len] [-c EXPR]',
+  help: 'set a watchpoint on len bytes at addr (default 1): -r read, -w write, -x execute, -a or -rw access, flags together for several kinds in one event (-rwx, -wx); -p: addr is physical; -i: addr is an I/O port (read = IN, write = OUT; a live guest); -c: stop only when EXPR is non-zero\n\n' +
     'On a trace, write and exec watchpoints are found by index lookups; a trace keeps writes, not reads, so read and access watchpoints re-execute checkpoint windows with a watch hook.',
   needs: ['breakpoints'],
   run(s, inv, out) {
@@ -422,38 +444,50 @@ const wp: Dcmd = {
     else if (r) kinds.push('read');
     else if (w) kinds.push('write');
     if (flags.has('x')) kinds.push('exec');
-    if (kinds.length !== 1) throw errors.badInput(`::wp needs exactly one of -r, -w, -x, -a (usage: ${this.usage})`);
+    if (kinds.length === 0) throw errors.badInput(`::wp needs at least one of -r, -w, -x, -a (usage: ${this.usage})`);
+    if (kinds.length > 1 && flags.has('i')) throw errors.badInput(`::wp -i: an I/O-port watchpoint is read, write or both (-r, -w, -rw), not execute (usage: ${this.usage})`);
     const lenFlag = flags.get('L');
     const len = typeof lenFlag === 'string' ? Number(s.evaluate(lenFlag)) : 1;
     if (!Number.isInteger(len) || len < 1) throw errors.badInput(`watchpoint length ${len}: expected at least 1 byte`);
     const cond = flags.get('c');
     const io = flags.has('i') ? { io: true } : {};
-    const ev = EventBook.of(s).add({ kind: 'watchpoint', addr: inv.addr, length: len, access: kinds[0]!, physical: flags.has('p'), ...io, ...(typeof cond === 'string' ? { condition: cond } : {}) });
+    const several = kinds.length > 1 ? { accesses: kinds } : {};
+    const ev = EventBook.of(s).add({ kind: 'watchpoint', addr: inv.addr, length: len, access: kinds[0]!, ...several, physical: flags.has('p'), ...io, ...(typeof cond === 'string' ? { condition: cond } : {}) });
     if (out.jsonMode) out.json(eventJson(s.target, ev));
     else out.line(eventLine(s.target, ev));
   },
 };
 
 function eventLine(t: Target, ev: SessionEvent): string {
-  const at = ev.addr !== undefined && (ev.tid !== undefined || ev.disabled) ? where(t, ev.addr) : `${ev.symbol} (pending: no symbol file defines it yet)`;
+  const at = ev.addr !== undefined && (ev.tid !== undefined || ev.disabled) ? where(t, ev.addr) : `${symbolText(ev.symbol ?? '?')} (pending: no symbol file defines it yet)`;
   const what =
     ev.kind === 'breakpoint'
       ? 'breakpoint'
       : ev.io
         ? `watchpoint ${ev.access} ${ev.length} I/O port${ev.length === 1 ? '' : 's'}`
-        : `watchpoint ${ev.access} ${ev.length} byte${ev.length === 1 ? '' : 's'}${ev.physical ? ' physical' : ''}`;
+        : `watchpoint ${accessText(ev)} ${ev.length} byte${ev.length === 1 ? '' : 's'}${ev.physical ? ' physical' : ''}`;
   if (ev.io) return `${ev.id}: ${what} at 0x${ev.addr!.toString(16)}${ev.condition !== undefined ? ` if ${ev.condition}` : ''}; hits ${ev.hits}${ev.disabled ? ' (disabled)' : ''}`;
   return `${ev.id}: ${what} at ${at}${ev.condition !== undefined ? ` if ${ev.condition}` : ''}; hits ${ev.hits}${ev.disabled ? ' (disabled)' : ''}`;
 }
+
+/** `write`, or for an event of several kinds MDB's flags: `rwx` (access and exec), `wx`. */
+function accessText(ev: SessionEvent): string | undefined {
+  if (!ev.accesses || ev.accesses.length < 2) return ev.access;
+  const has = (k: WatchKind) => ev.accesses!.includes(k);
+  return `${has('read') || has('access') ? 'r' : ''}${has('write') || has('access') ? 'w' : ''}${has('exec') ? 'x' : ''}`;
+}
+
+const symbolOr = (name: string | undefined): string | null => (name === undefined ? null : symbolText(name));
 
 function eventJson(t: Target, ev: SessionEvent): unknown {
   return {
     id: ev.id,
     kind: ev.kind,
     addr: ev.addr !== undefined ? hexAddr(ev.addr) : null,
-    symbol: ev.symbol ?? (ev.addr !== undefined ? (t.symbols.resolve(ev.addr)?.sym.name ?? null) : null),
+    symbol: ev.symbol !== undefined ? symbolText(ev.symbol) : (ev.addr !== undefined ? symbolOr(t.symbols.resolve(ev.addr)?.sym.name) : null),
     length: ev.length,
     access: ev.access ?? null,
+    accesses: ev.accesses ?? (ev.access ? [ev.access] : []),
     physical: ev.physical ?? false,
     io: ev.io ?? false,
     condition: ev.condition ?? null,

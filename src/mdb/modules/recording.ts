@@ -19,6 +19,7 @@ import type { Dcmd, DcmdModule, Invocation } from '../dcmd.js';
 import { jsonCount } from '../json.js';
 import { parseFlags } from '../parse-flags.js';
 import { noMoreArgs } from './history.js';
+import { symbolText } from '../../symbols/symbol-text.js';
 
 /** A positive integer flag value, or the one-line error naming the flag, the value and the usage. */
 function positive(d: Dcmd, flag: string, v: string | true | undefined, dflt: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -143,7 +144,7 @@ const timeline: Dcmd = {
       let n = nameOf.get(pc);
       if (n === undefined) {
         const r = t.symbols.resolve(pc);
-        n = r && r.inside ? r.sym.name : `page ${hex(pc & ~0xfffn)}`;
+        n = r && r.inside ? symbolText(r.sym.name) : `page ${hex(pc & ~0xfffn)}`;
         nameOf.set(pc, n);
       }
       return n;

@@ -20,6 +20,7 @@ import { readUpTo } from '../formats.js';
 import { parseFlags } from '../parse-flags.js';
 import { setSourcePath, sourcePath } from '../source-frames.js';
 import { syntheticTypes, type SyntheticTypes } from '../synthetic-types.js';
+import { symbolText } from '../../symbols/symbol-text.js';
 
 export function typeSpace(s: SessionView): TypeSpace {
   let t = s.state.get('types') as TypeSpace | undefined;
@@ -338,8 +339,8 @@ const whatis: Dcmd = {
       type = m.type;
     }
     const where = symbolName(s.target, addr) ?? hex(addr);
-    const desc = v ? `${r.sym.name}${path}${off ? ` + ${hex(off)}` : ''} (${typeName(type ?? v.type)})` : `${where} (no type data)`;
-    if (out.jsonMode) out.json({ addr: hexAddr(addr), symbol: r.sym.name, path: path || null, offset: off, type: type ? typeName(type) : null });
+    const desc = v ? `${symbolText(r.sym.name)}${path}${off ? ` + ${hex(off)}` : ''} (${typeName(type ?? v.type)})` : `${where} (no type data)`;
+    if (out.jsonMode) out.json({ addr: hexAddr(addr), symbol: symbolText(r.sym.name), path: path || null, offset: off, type: type ? typeName(type) : null });
     else out.line(`${addr.toString(16)} is ${where}, ${desc}`);
   },
 };

@@ -235,7 +235,7 @@ export class KernelDumpTarget implements Target {
       if (isKernel) this.checkKernelMatches(elf, file, symbolTableFor(basename(file), elf, 0n).lookup('linux_banner'));
       const bias = isKernel ? this.kernelOffset : 0n;
       const table = symbolTableFor(basename(file), elf, bias);
-      if (table.size === 0) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
+      if (table.empty) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
       let mod = elfModule(basename(file), file, elf, table, bias);
       // Linux links its per-CPU segment (.data..percpu) at 0: its symbols are offsets into each
       // CPU's area, and must not stretch the image's range down to 0 (heap and stack addresses

@@ -16,7 +16,7 @@ import { fileError } from '../../common/file-error.js';
 import type { EmulatorRecorder } from '../../store/emulator-recorder.js';
 import { ElfFile } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
-import { SymbolTable } from '../../symbols/symbol-table.js';
+import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
 import type {
   CpuDescriptors,
   Breakpoints,
@@ -126,7 +126,7 @@ export class EmulatorTarget implements Target {
     if (this.kernel.elf) {
       // With its ELF and range: types and source lines from its DWARF, stacks from its CFI (i386
       // register numbering for a 32-bit kernel, as gdb's).
-      this.symbols.add(elfModule(basename(path), path, this.kernel.elf, new SymbolTable(basename(path), this.kernel.elf.symbols())));
+      this.symbols.add(elfModule(basename(path), path, this.kernel.elf, symbolTableFor(basename(path), this.kernel.elf, 0n)));
     }
     this.symbols.onAdd(() => this.armDeferred());
     for (const s of opts.symbols ?? []) this.addSymbolFile(s);
@@ -187,7 +187,7 @@ export class EmulatorTarget implements Target {
   addSymbolFile(file: string): void {
     const elf = ElfFile.open(file);
     try {
-      this.symbols.add({ name: basename(file), path: file, table: new SymbolTable(basename(file), elf.symbols()) });
+      this.symbols.add({ name: basename(file), path: file, table: symbolTableFor(basename(file), elf, 0n) });
     } finally {
       elf.close();
     }

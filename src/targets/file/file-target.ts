@@ -62,7 +62,7 @@ export class FileTarget implements Target {
         }))
         .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
       const table = symbolTableFor(basename(path), elf, 0n);
-      if (table.size === 0) this.warnings.push(`"${path}" has no symbol table (stripped?)`);
+      if (table.empty) this.warnings.push(`"${path}" has no symbol table (stripped?)`);
       const start = this.maps[0]?.start;
       const end = this.maps.reduce<bigint | undefined>((m, s) => (m === undefined || s.end > m ? s.end : m), undefined);
       this.symbols.add({ name: basename(path), path, table, elf, bias: 0n, ...(start !== undefined && end !== undefined ? { start, end } : {}) });

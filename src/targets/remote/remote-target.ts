@@ -36,7 +36,6 @@ import { cr3Root, X86_64Paging } from '../../arch/x86-64-paging.js';
 import { ElfFile } from '../../symbols/elf-file.js';
 import { writeQemuCore } from '../elfcore/qemu-core-writer.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
-import { SymbolTable } from '../../symbols/symbol-table.js';
 import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, PhysAddr, PhysicalMemory, RegisterWriter, ReverseExecution, Snapshot, StopReason, StopStatus, Target, ThreadInfo, Translation, VirtAddr, WatchKind } from '../target.js';
 import { elfModule } from '../unwind.js';
 import type { Module } from '../../symbols/symbol-space.js';
@@ -290,7 +289,7 @@ export class RemoteTarget implements Target {
         if (!statSync(e.name).isFile()) continue;
         const elf = ElfFile.open(e.name);
         this.elves.push(elf);
-        this.symbols.add(elfModule(basename(e.name), e.name, elf, new SymbolTable(basename(e.name), elf.symbols(), e.bias), e.bias));
+        this.symbols.add(elfModule(basename(e.name), e.name, elf, symbolTableFor(basename(e.name), elf, e.bias), e.bias));
       } catch (err) {
         if (!isDbgError(err) && (err as NodeJS.ErrnoException).code === undefined) throw err;
       }
@@ -712,7 +711,7 @@ export class RemoteTarget implements Target {
         this.relocated = { file: basename(file), bias };
       }
     }
-    this.symbols.add(elfModule(basename(file), file, elf, new SymbolTable(basename(file), elf.symbols(), bias), bias));
+    this.symbols.add(elfModule(basename(file), file, elf, symbolTableFor(basename(file), elf, bias), bias));
   }
 
   /**

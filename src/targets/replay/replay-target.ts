@@ -28,7 +28,7 @@ import { interruptibleSql } from '../../store/interruptible-sql.js';
 import { TraceReader } from '../../store/trace-reader.js';
 import { ElfFile } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
-import { SymbolTable } from '../../symbols/symbol-table.js';
+import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
 import { pagingState } from '../emulator/x86-64-cpu.js';
 import type {
   CpuDescriptors,
@@ -108,7 +108,7 @@ export class ReplayTarget implements Target {
         continue;
       }
       const elf = ElfFile.open(path);
-      this.symbols.add(elfModule(basename(path), path, elf, new SymbolTable(basename(path), elf.symbols(), 0n)));
+      this.symbols.add(elfModule(basename(path), path, elf, symbolTableFor(basename(path), elf, 0n)));
     }
     this.now = reader.end;
     machine.seek(this.now);
