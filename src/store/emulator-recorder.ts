@@ -32,6 +32,11 @@ export interface RecorderOptions {
   onLimit?: (message: string) => void;
   /** Told after each chunk is stored: instructions recorded and the payload bytes stored so far. */
   onProgress?: (p: { instructions: bigint; bytes: number }) => void;
+  /**
+   * Record from the machine's fast engines where it has them, block by block (default: true
+   * unless $DBG_RECORD_FAST is 0); false records every instruction on the exact engine.
+   */
+  fast?: boolean;
 }
 
 export class EmulatorRecorder implements ExecutionObserver {
@@ -40,6 +45,8 @@ export class EmulatorRecorder implements ExecutionObserver {
   private readonly n: NativeRecorder;
   private readonly h: RecorderHandle;
   private engines: bigint[] = [];
+  /** The fast engines whose blocks this recorder hears of (disconnected before detaching). */
+  private fastEngines: { address: bigint; recordTo(sink: bigint | undefined): void }[] = [];
   private readonly chunkTarget: number;
   private chunkFirst = 0n;
   private machine: ObservedMachine | undefined;
@@ -77,10 +84,17 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.n.setSeq(this.h, machine.seq);
     this.chunkFirst = machine.seq;
     this.engines = [];
+    this.fastEngines = [];
+    const fast = this.opts.fast ?? process.env.DBG_RECORD_FAST !== '0';
     for (let v = 0; v < machine.vcpuCount; v++) {
       const uc = machine.engineAddress(v);
       this.engines.push(uc);
       this.n.attach(this.h, uc, v, machine.seq > 0n);
+      const f = fast ? machine.fastEngine?.(v) : undefined;
+      if (f) {
+        f.recordTo(this.n.attachFast(this.h, uc, f.address, machine.seq > 0n));
+        this.fastEngines.push(f);
+      }
     }
     this.writer.setMeta('ram_base', `0x${machine.ramBase.toString(16)}`);
     this.writer.setMeta('ram_size', machine.ram.length);
@@ -93,6 +107,16 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.writer.writeInitialRam(machine.ram, machine.ramBase);
     // The state every vCPU starts the recording in.
     for (const uc of this.engines) this.n.checkpointNow(this.h, uc);
+  }
+
+  /** The recorder's hooks off every engine, its block sinks off every fast engine first. */
+  private unhook(): void {
+    for (const f of this.fastEngines) {
+      f.recordTo(undefined);
+      this.n.detach(this.h, f.address);
+    }
+    this.fastEngines = [];
+    for (const uc of this.engines) this.n.detach(this.h, uc);
   }
 
   private engine(vcpu: number): bigint {
@@ -183,7 +207,7 @@ export class EmulatorRecorder implements ExecutionObserver {
   private stop(seq: bigint, message: string): void {
     this.full = true;
     this.stoppedAt = seq;
-    for (const uc of this.engines) this.n.detach(this.h, uc);
+    this.unhook();
     this.writer.finish();
     this.opts.onLimit?.(message);
   }
@@ -232,7 +256,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     if (this.detached) return;
     this.detached = true;
     this.flush();
-    if (!this.full) for (const uc of this.engines) this.n.detach(this.h, uc);
+    if (!this.full) this.unhook();
     this.writer.close();
     this.machine = undefined;
   }
