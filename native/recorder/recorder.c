@@ -31,7 +31,9 @@
  *             then records in execution order:
  *               varint ((seq - previous record's seq, or - chunk first seq) << 1 | host write)
  *               u8     offset in line (bits 0-5) | log2(len) (bits 6-7)      (len 1, 2, 4 or 8)
- *               len B  the new bytes
+ *               len 1: the new byte; len 2, 4, 8: u8 changed (bit i: byte i differs from the
+ *               line before the write), then the new bytes that differ, in order (schema 6;
+ *               schema 5 and older: all len new bytes)
  *    Old bytes of a write are the line's state just before it (the 64 B image + earlier records),
  *    so they are not stored twice.
  *
@@ -1206,7 +1208,7 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
       size_t recs = 0;
       while (k < kend && recs < PART_BYTES) {
         LogRec *w = &r->log[idx[k++]];
-        uint8_t enc[16];
+        uint8_t enc[24];
         int n = 0;
         uint64_t v = ((uint64_t)(w->seqoff - prev) << 1) | w->host;
         prev = w->seqoff;
@@ -1216,9 +1218,22 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
         }
         enc[n++] = (uint8_t)v;
         enc[n++] = (uint8_t)(w->off | ((w->len == 1 ? 0 : w->len == 2 ? 1 : w->len == 4 ? 2 : 3) << 6));
+        /* the bytes that differ from the line before the write (most writes change a few) */
+        const uint8_t *nb = (const uint8_t *)&w->data;
+        if (w->len == 1) {
+          enc[n++] = nb[0];
+        } else {
+          size_t at = n++;
+          uint8_t changed = 0;
+          for (int i = 0; i < w->len; i++)
+            if (nb[i] != state[w->off + i]) {
+              changed |= (uint8_t)(1u << i);
+              enc[n++] = nb[i];
+            }
+          enc[at] = changed;
+        }
         b_put(&r->out, enc, n);
-        b_put(&r->out, &w->data, w->len);
-        recs += n + w->len;
+        recs += n;
         memcpy(state + w->off, &w->data, w->len);
         mask |= (w->len == 8 ? 0xffull : ((1ull << w->len) - 1)) << w->off;
       }
@@ -1267,6 +1282,28 @@ static napi_value fn_seq(napi_env env, napi_callback_info info) {
   if (!r) return NULL;
   napi_value out;
   CALL(napi_create_bigint_uint64(env, r->seq, &out));
+  return out;
+}
+
+/* lastStep(h) -> [pc: bigint, vcpu] | null: the open chunk's last instruction (null when it has none) */
+static napi_value fn_last_step(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Rec *r = get_rec(env, argv[0]);
+  if (!r) return NULL;
+  napi_value out, v;
+  for (int i = 0; i < r->neng; i++) {
+    Eng *e = &r->eng[i];
+    if (e->twin || e->vcpu != r->cur_vcpu || r->seq == r->chunk_first || e->prev_pc == ~0ull) continue;
+    CALL(napi_create_array_with_length(env, 2, &out));
+    CALL(napi_create_bigint_uint64(env, e->prev_pc, &v));
+    CALL(napi_set_element(env, out, 0, v));
+    CALL(napi_create_uint32(env, (uint32_t)e->vcpu, &v));
+    CALL(napi_set_element(env, out, 1, v));
+    return out;
+  }
+  CALL(napi_get_null(env, &out));
   return out;
 }
 
@@ -1619,6 +1656,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"checkpointNow", 0, fn_checkpoint_now, 0, 0, 0, napi_default, 0},
       {"cut", 0, fn_cut, 0, 0, 0, napi_default, 0},
       {"seq", 0, fn_seq, 0, 0, 0, napi_default, 0},
+      {"lastStep", 0, fn_last_step, 0, 0, 0, napi_default, 0},
       {"setSeq", 0, fn_set_seq, 0, 0, 0, napi_default, 0},
       {"decodePcs", 0, fn_decode_pcs, 0, 0, 0, napi_default, 0},
       {"decodePcsInto", 0, fn_decode_pcs_into, 0, 0, 0, napi_default, 0},

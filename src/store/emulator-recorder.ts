@@ -51,6 +51,11 @@ export class EmulatorRecorder implements ExecutionObserver {
   private chunkFirst = 0n;
   private machine: ObservedMachine | undefined;
   private detached = false;
+  /**
+   * The last instruction stored (what a reader opened now finds at the end of the history,
+   * without decoding the chunk: a reverse step's first check).
+   */
+  lastStored: { seq: number; pc: bigint; vcpu: number } | undefined;
   /** Recording stopped at the size limit: the observer methods do nothing from then on. */
   private full = false;
   private stoppedAt: bigint | undefined;
@@ -177,6 +182,7 @@ export class EmulatorRecorder implements ExecutionObserver {
    */
   flush(): void {
     if (this.full) return;
+    const last = this.n.lastStep(this.h);
     const c = this.n.cut(this.h);
     // Guest writes the recorder's page walk could not translate are inputs of their own kind:
     // replay re-executes them (Unicorn translates as it did live); queries by physical address
@@ -197,6 +203,7 @@ export class EmulatorRecorder implements ExecutionObserver {
       return this.stop(c.first, `recording stopped at seq ${c.first}: writing the trace failed (${e.message}); it holds the history up to there; the guest runs on unrecorded`);
     }
     this.chunkFirst = this.n.seq(this.h);
+    if (c.count > 0) this.lastStored = last ? { seq: Number(this.chunkFirst) - 1, pc: last[0], vcpu: last[1] } : undefined;
     this.opts.onProgress?.({ instructions: this.chunkFirst, bytes: this.writer.stats().bytes });
     if (this.writer.stats().bytes >= this.maxBytes) {
       this.stop(this.chunkFirst, `recording stopped at seq ${this.chunkFirst}: the trace "${this.path}" reached ${this.maxBytes} bytes (set DBG_RECORD_MAX=BYTES for more); the guest runs on unrecorded`);
@@ -224,6 +231,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     // starts the next chunk with its own.
     this.n.setSeq(this.h, seq);
     this.chunkFirst = seq;
+    this.lastStored = undefined;
     this.inputCount++;
   }
 

@@ -55,6 +55,8 @@ export interface NativeRecorder {
   checkpointNow(h: RecorderHandle, uc: bigint, flags?: number): void;
   cut(h: RecorderHandle): NativeChunk;
   seq(h: RecorderHandle): bigint;
+  /** The pc and vCPU of the open chunk's last instruction; null when it has none. */
+  lastStep(h: RecorderHandle): [bigint, number] | null;
   setSeq(h: RecorderHandle, seq: bigint): void;
   /** lastOnly: the arrays hold only instruction count - 1. */
   decodePcs(pcs: Buffer, count: number, lastOnly?: boolean): { pc: BigUint64Array; vcpu: Uint8Array };

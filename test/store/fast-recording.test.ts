@@ -4,7 +4,8 @@
  * ways, must give the same history, byte for byte: chunk boundaries, pc streams, memory rows,
  * inputs and stops. Only the checkpoints differ (the fast engine takes none inside a slice).
  * Breakpoints, write watchpoints and single steps make the machine hand over to the exact engine
- * inside blocks, on two vCPUs.
+ * inside blocks, on two vCPUs. The recorder's own idea of the last instruction stored (which a
+ * live reverse step takes instead of decoding the chunk) is checked against the trace.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,12 +46,18 @@ const commands = [
 async function record(path: string, fast: boolean, cpus: number): Promise<string> {
   const t = EmulatorTarget.open(kernel, { ramBytes: 32 << 20, cpus, cmdline: 'nobug' });
   try {
-    t.record(new EmulatorRecorder(path, { guest: 'kernel.elf', chunkTarget: 200_000, fast }));
+    const rec = new EmulatorRecorder(path, { guest: 'kernel.elf', chunkTarget: 200_000, fast });
+    t.record(rec);
     const status = t.machine.engines();
     const out = { jsonMode: false, line: () => {}, json: () => {}, warn: () => {} };
     const session = new Session(t, builtinModules);
     for (const c of commands) await session.execute(c, out);
     for (let i = 0; i < 8; i++) expect((await t.machine.run({ vcpu: 0, count: 150_000 })).reason.kind).toBe('step');
+    // the last instruction a live reverse step checks without decoding the chunk
+    rec.flush();
+    const r = TraceReader.open(path);
+    expect(rec.lastStored).toEqual({ seq: r.end - 1, ...r.step(r.end - 1) });
+    r.close();
     return status;
   } finally {
     t.close();
