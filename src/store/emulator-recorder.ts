@@ -146,7 +146,13 @@ export class EmulatorRecorder implements ExecutionObserver {
   onStop(seq: bigint, vcpu: number, reason: StopReason): void {
     if (this.full) return;
     const point = reason.kind === 'breakpoint' || reason.kind === 'watchpoint' ? { id: reason.id, addr: reason.addr } : {};
-    this.writer.addStop({ seq, vcpu, kind: reason.kind, ...point });
+    try {
+      this.writer.addStop({ seq, vcpu, kind: reason.kind, ...point });
+    } catch (e) {
+      // stored at once, so it may be the write that meets a full disk first
+      if (!(e instanceof DbgError)) throw e;
+      this.writeFailed(this.chunkFirst, e);
+    }
   }
 
   onInput(event: InputEvent): void {
@@ -200,7 +206,7 @@ export class EmulatorRecorder implements ExecutionObserver {
       this.writer.writeChunk(c);
     } catch (e) {
       if (!(e instanceof DbgError)) throw e;
-      return this.stop(c.first, `recording stopped at seq ${c.first}: writing the trace failed (${e.message}); it holds the history up to there; the guest runs on unrecorded`);
+      return this.writeFailed(c.first, e);
     }
     this.chunkFirst = this.n.seq(this.h);
     if (c.count > 0) this.lastStored = last ? { seq: Number(this.chunkFirst) - 1, pc: last[0], vcpu: last[1] } : undefined;
@@ -208,6 +214,11 @@ export class EmulatorRecorder implements ExecutionObserver {
     if (this.writer.stats().bytes >= this.maxBytes) {
       this.stop(this.chunkFirst, `recording stopped at seq ${this.chunkFirst}: the trace "${this.path}" reached ${this.maxBytes} bytes (set DBG_RECORD_MAX=BYTES for more); the guest runs on unrecorded`);
     }
+  }
+
+  /** The trace could not be written (a full disk, an I/O error): recording ends at `seq`, the end of the stored history. */
+  private writeFailed(seq: bigint, e: DbgError): void {
+    this.stop(seq, `recording stopped at seq ${seq}: writing the trace failed (${e.message}); it holds the history up to there; the guest runs on unrecorded`);
   }
 
   /** Recording ends at `seq` (the end of the stored history); the trace is made self-contained. */
