@@ -113,6 +113,11 @@ struct Eng {
      pc-stream state (expected, prev_pc) both share, and the sink emu.c calls. */
   Eng *twin;
   emu_block_sink sink;
+  /* An exact engine whose vCPU records from a fast engine too: it runs only the hand-overs, mostly
+     code it has not translated yet, and Unicorn 2.0.1 leaves CR2 = -2 in the CPU after probing a
+     code page to translate it (machine.ts puts the guest's value back after the slice): no
+     checkpoint inside its slices, where that -2 would be taken for the guest's CR2. */
+  int has_fast;
 };
 
 typedef struct {
@@ -475,7 +480,7 @@ static void hook_code(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   r->undo.nuntrans = r->untrans.len;
   emit_pc(r, e, addr, size, &r->undo.jslot, &r->undo.jold);
   r->cur_seq = r->seq++;
-  if (r->ckpt_every && r->cur_seq - r->last_ckpt_seq >= r->ckpt_every) checkpoint(r, e, r->cur_seq, 0);
+  if (r->ckpt_every && !e->has_fast && r->cur_seq - r->last_ckpt_seq >= r->ckpt_every) checkpoint(r, e, r->cur_seq, 0);
 }
 
 /* A guest write of `size` bytes at virtual `addr` by instruction r->cur_seq on engine e. */
@@ -920,6 +925,7 @@ static napi_value fn_attach_fast(napi_env env, napi_callback_info info) {
   if (f->twin != x && f->twin) return throw_err(env, "attachFast: that fast engine records another vCPU");
   f->twin = x;
   f->vcpu = x->vcpu;
+  x->has_fast = 1;
   f->sink.version = EMU_BLOCK_SINK_VERSION;
   f->sink.ud = f;
   f->sink.block = sink_block;
@@ -952,6 +958,7 @@ static napi_value fn_detach(napi_env env, napi_callback_info info) {
     /* No translation flush: code translated with the hooks keeps calling Unicorn's hook
        dispatcher, which skips deleted hooks (a flush can cost seconds, see flush_tb). */
     if (!e->twin) uc_hook_del(e->uc, e->hcode);
+    else e->twin->has_fast = 0;
     uc_hook_del(e->uc, e->hmem);
     e->attached = 0;
   }

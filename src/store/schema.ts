@@ -40,7 +40,9 @@
  *                                         (A >> 6, chunk <= chunk(S)) + decoding a ~100 B blob.
  *   ckpt(id, seq, vcpu, chunk, flags, data) register checkpoints (uc_context images) at slice
  *                                         starts, slice ends (flags & 2) and every
- *                                         `checkpoint_every` instructions; flags & 1 = full
+ *                                         `checkpoint_every` instructions the exact engine
+ *                                         runs (none inside a stretch recorded from the fast
+ *                                         engine: slices are at most a quantum); flags & 1 = full
  *                                         image, else RLE(image XOR the chunk's full image of
  *                                         that vCPU). Index ckpt_by_vcpu(vcpu, seq).
  *   ram_init(page, data)                  4 KiB pages of RAM that were not zero when recording
