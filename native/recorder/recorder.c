@@ -978,6 +978,7 @@ static napi_value fn_begin_slice(napi_env env, napi_callback_info info) {
   eng_mode(e);
   r->slice_start = r->seq;
   r->undo.valid = 0;
+  r->blk.valid = 0; /* its lens may be gone (emu.c drops its blocks after a debugger write) */
   checkpoint(r, e, r->seq, 0);
   return NULL;
 }
