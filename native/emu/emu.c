@@ -27,6 +27,7 @@
  */
 #include <node_api.h>
 #include "../common/napi-args.h"
+#include "../common/block-sink.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,7 @@ struct ctx {
   /* the fast engine's last stores to trap pages in this block (see trap_write) */
   struct undo { uintptr_t host_pc; unsigned char *at; uint64_t old; unsigned size; } undo[16];
   unsigned nundo;
+  emu_block_sink *sink; /* a recorder told of every block that runs (see "Recording") */
 };
 
 static void stop_now(ctx *c, int kind) {
@@ -830,6 +832,8 @@ typedef struct blk {
   uint8_t mode;    /* 0 = 16-, 1 = 32-, 2 = 64-bit code */
   uint8_t exact;   /* port I/O or undecodable bytes: always run exactly */
   uint8_t point;   /* holds a breakpoint or exec watchpoint */
+  uint8_t *lens;   /* its instructions' lengths, once a recorder needed them (block_lens) */
+  uint8_t rec_exact; /* recorded, it runs on the exact engine (block_lens) */
 } blk;
 
 static void (*exit_restore)(void *cpu, uintptr_t host_pc);
@@ -998,6 +1002,7 @@ static blk *block_get(ctx *c, uint64_t pc, uint32_t size, int mode) {
 }
 
 static void forget_blocks(ctx *c) {
+  for (size_t i = 0; i < c->blocks_cap; i++) free(c->blocks[i].lens);
   if (c->blocks) memset(c->blocks, 0, c->blocks_cap * sizeof *c->blocks);
   c->nblocks = 0;
 }
@@ -1014,6 +1019,132 @@ static void drop_faults(ctx *c) {
 static int code_mode(ctx *c) {
   uint32_t hf = *(uint32_t *)(uintptr_t)(c->env + ENV_HFLAGS);
   return (hf & HF_CS64) ? 2 : (hf & HF_CS32) ? 1 : 0;
+}
+
+/* ---- Recording ------------------------------------------------------------------------------
+ * A recorder connected with recordTo (native/common/block-sink.h) hears of every block the fast
+ * engine lets run, with its instructions' lengths (decoded once per cached block), and of what
+ * ran before each fast stretch (runFast). The hand-overs to the exact engine are recorded there,
+ * by the recorder's own hooks, as before.
+ */
+
+/* CPUX86State.segs[]: SegmentCache { u32 selector; u64 base; u32 limit; u32 flags } after hflags2 */
+#define ENV_SEGS 184
+#define SEG_SIZE 24
+#define SEG_BASE 8
+#define R_CS 1
+#define R_FS 4
+
+/*
+ * Whether a recorder can tell which instruction of a fast block made a write. Unicorn syncs eip
+ * before a store only on QEMU's plain integer store path (gen_op_st_v); atomic operations (LOCK,
+ * XCHG with memory), SSE, MMX and x87 stores, helpers (FXSAVE, CMPXCHG16B, far calls, segment
+ * loads that set a descriptor's accessed bit) store with a stale eip (measured with Unicorn
+ * 2.0.1). An instruction that may store is "plain" when it is one of these, never LOCKed:
+ */
+static int plain_store(unsigned id) {
+  switch (id) {
+  case X86_INS_MOV: case X86_INS_MOVNTI: case X86_INS_ADD: case X86_INS_ADC: case X86_INS_SUB:
+  case X86_INS_SBB: case X86_INS_AND: case X86_INS_OR: case X86_INS_XOR: case X86_INS_INC:
+  case X86_INS_DEC: case X86_INS_NEG: case X86_INS_NOT: case X86_INS_SHL: case X86_INS_SAL:
+  case X86_INS_SHR: case X86_INS_SAR: case X86_INS_ROL: case X86_INS_ROR: case X86_INS_RCL:
+  case X86_INS_RCR: case X86_INS_SHLD: case X86_INS_SHRD: case X86_INS_SETA: case X86_INS_SETAE:
+  case X86_INS_SETB: case X86_INS_SETBE: case X86_INS_SETE: case X86_INS_SETG: case X86_INS_SETGE:
+  case X86_INS_SETL: case X86_INS_SETLE: case X86_INS_SETNE: case X86_INS_SETNO: case X86_INS_SETNP:
+  case X86_INS_SETNS: case X86_INS_SETO: case X86_INS_SETP: case X86_INS_SETS: case X86_INS_PUSH:
+  case X86_INS_PUSHF: case X86_INS_PUSHFD: case X86_INS_PUSHFQ: case X86_INS_PUSHAW: case X86_INS_PUSHAL:
+  case X86_INS_CALL: case X86_INS_STOSB: case X86_INS_STOSW: case X86_INS_STOSD: case X86_INS_STOSQ:
+  case X86_INS_MOVSB: case X86_INS_MOVSW: case X86_INS_MOVSD: case X86_INS_MOVSQ: case X86_INS_CMPXCHG:
+  case X86_INS_XADD: case X86_INS_BTS: case X86_INS_BTR: case X86_INS_BTC: case X86_INS_ENTER:
+  case X86_INS_POP:
+    return 1;
+  }
+  return 0;
+}
+
+/* 1: stores without a memory operand; 2: loads a segment register (a helper may then store to
+   the descriptor, and does for far calls, IRET, LTR...), never plain. */
+static int implicit_store(const cs_insn *in) {
+  switch (in->id) {
+  case X86_INS_LCALL: case X86_INS_LJMP: case X86_INS_IRET: case X86_INS_IRETD: case X86_INS_IRETQ:
+  case X86_INS_RETF: case X86_INS_RETFQ: case X86_INS_LTR: case X86_INS_LLDT: case X86_INS_LDS:
+  case X86_INS_LES: case X86_INS_LFS: case X86_INS_LGS: case X86_INS_LSS: case X86_INS_SYSCALL:
+  case X86_INS_SYSENTER: case X86_INS_SYSEXIT: case X86_INS_SYSRET: case X86_INS_RSM:
+  case X86_INS_MASKMOVQ: case X86_INS_MASKMOVDQU:
+    return 2;
+  case X86_INS_PUSH: case X86_INS_PUSHF: case X86_INS_PUSHFD: case X86_INS_PUSHFQ: case X86_INS_PUSHAW:
+  case X86_INS_PUSHAL: case X86_INS_CALL: case X86_INS_ENTER: case X86_INS_STOSB: case X86_INS_STOSW:
+  case X86_INS_STOSD: case X86_INS_STOSQ: case X86_INS_MOVSB: case X86_INS_MOVSW: case X86_INS_MOVSD:
+  case X86_INS_MOVSQ:
+    return 1;
+  }
+  const cs_x86 *x = &in->detail->x86;
+  for (int i = 0; i < x->op_count; i++) /* MOV or POP to a segment register */
+    if (x->operands[i].type == X86_OP_REG && (x->operands[i].access & CS_AC_WRITE)) {
+      x86_reg r = x->operands[i].reg;
+      if (r == X86_REG_CS || r == X86_REG_DS || r == X86_REG_ES || r == X86_REG_FS || r == X86_REG_GS || r == X86_REG_SS) return 2;
+    }
+  return 0;
+}
+
+static csh cs_rec[3];
+
+/*
+ * The lengths of a block's instructions for a recorder (block-sink.h: bit 7 = may store), and
+ * in *exact whether its writes can only be recorded on the exact engine (see plain_store). NULL
+ * when it cannot be decoded (never for a block that runs fast: its count came from decoding).
+ */
+static const uint8_t *block_lens(ctx *c, blk *b) {
+  static unsigned char code[8192];
+  static cs_insn *insn[3];
+  static const cs_mode modes[3] = {CS_MODE_16, CS_MODE_32, CS_MODE_64};
+  if (b->lens) return b->lens;
+  if (!cs_rec[b->mode]) {
+    if (cs_open(CS_ARCH_X86, modes[b->mode], &cs_rec[b->mode]) != CS_ERR_OK) return NULL;
+    cs_option(cs_rec[b->mode], CS_OPT_DETAIL, CS_OPT_ON);
+    insn[b->mode] = cs_malloc(cs_rec[b->mode]);
+  }
+  if (b->size > sizeof code || !b->icount || !insn[b->mode] || !read_code(c, b->pc, code, b->size)) return NULL;
+  uint8_t *lens = malloc(b->icount);
+  if (!lens) return NULL;
+  const uint8_t *p = code;
+  size_t left = b->size;
+  uint64_t addr = b->pc;
+  int exact = 0;
+  for (unsigned i = 0; i < b->icount; i++) {
+    uint64_t at = addr;
+    cs_insn *in = insn[b->mode];
+    if (!cs_disasm_iter(cs_rec[b->mode], &p, &left, &addr, in) || addr - at > 15) {
+      free(lens);
+      return NULL;
+    }
+    const cs_x86 *x = &in->detail->x86;
+    int implicit = implicit_store(in), stores = implicit != 0;
+    for (int k = 0; k < x->op_count; k++) /* an access capstone does not know (0) counts as a store */
+      if (x->operands[k].type == X86_OP_MEM && (!(x->operands[k].access & CS_AC_READ) || (x->operands[k].access & CS_AC_WRITE))) stores = 1;
+    if (x->prefix[0] == X86_PREFIX_LOCK || implicit == 2 || (stores && !plain_store(in->id))) exact = 1;
+    lens[i] = (uint8_t)((addr - at) | (stores ? 0x80 : 0));
+  }
+  b->lens = lens;
+  b->rec_exact = (uint8_t)exact;
+  return lens;
+}
+
+static void record_block(ctx *c, blk *b) {
+  const uint8_t *lens = block_lens(c, b);
+  uint64_t cs_base = *(uint64_t *)(uintptr_t)(c->env + ENV_SEGS + R_CS * SEG_SIZE + SEG_BASE);
+  if (!lens || b->rec_exact) {
+    /* the recorder could not tell which instruction made a write: the exact engine runs this
+       block, and the recorder's hooks there see each one (counted back out of the fast
+       engine's count) */
+    c->counter -= b->icount;
+    c->handoff_n = b->icount;
+    c->block_size = 0;
+    c->stop_pc = b->pc;
+    stop_now(c, STOP_HANDOFF);
+    return;
+  }
+  c->sink->block(c->sink->ud, b->pc, cs_base, lens, b->icount, (const uint64_t *)(uintptr_t)(c->env + ENV_EIP));
 }
 
 static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
@@ -1044,6 +1175,7 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   }
   c->block_icount = b->icount;
   c->counter += b->icount;
+  if (c->sink) record_block(c, b);
 }
 
 static uint32_t on_in_fast(uc_engine *uc, uint32_t port, int size, void *ud) {
@@ -1283,6 +1415,7 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
     free(t);
   }
   c->guards = NULL;
+  forget_blocks(c);
   free(c->blocks);
   c->blocks = NULL;
   c->blocks_cap = c->nblocks = 0;
@@ -1514,6 +1647,7 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
     f->handoff_n = 0;
     f->io_ran = 0;
     clear_exception(f);
+    if (f->sink) f->sink->ran(f->sink->ud, done);
     uc_err ferr = uc_emu_start(f->uc, rip, UINT64_MAX, 0, 0);
     drop_faults(f);
     if (!transfer(f, e, f->xfer)) return throw_uc(env, "moving the vCPU back to the exact engine", UC_ERR_EXCEPTION);
@@ -1555,6 +1689,7 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
     e->pending = 0;
     e->last_pc = UINT64_MAX;
     clear_exception(e);
+    if (f->sink) f->sink->ran(f->sink->ud, done);
     err = uc_emu_start(e->uc, frip, UINT64_MAX, 0, 0);
     e->limit = limit;
     if (e->stop_kind == STOP_LIMIT && e->counter - 1 < limit) {
@@ -1599,6 +1734,51 @@ static napi_value js_guard(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * recordTo(fastCtx, sink: bigint | null): a recorder's emu_block_sink (native/common/block-sink.h)
+ * hears of every block this fast engine runs from now on; null disconnects it. Refused when the
+ * sink is of another version or this build's CPU state does not have the segment layout block()
+ * reads the CS base from.
+ */
+static napi_value js_record_to(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  napi_valuetype t;
+  uint64_t addr = 0;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  ctx *c = get_live_ctx(env, argv[0]);
+  if (!c) return NULL;
+  if (!c->fast) {
+    napi_throw_type_error(env, "EMU_ARGS", "recordTo takes a fast engine's context");
+    return NULL;
+  }
+  CHECK(napi_typeof(env, argv[1], &t));
+  if (t == napi_null || t == napi_undefined) {
+    c->sink = NULL;
+    return NULL;
+  }
+  if (!get_u64(env, argv[1], &addr) || !addr) {
+    napi_throw_type_error(env, "EMU_ARGS", "recordTo(ctx, sink): the sink is a recorder's address (bigint) or null");
+    return NULL;
+  }
+  emu_block_sink *sink = (emu_block_sink *)(uintptr_t)addr;
+  if (sink->version != EMU_BLOCK_SINK_VERSION) {
+    napi_throw_error(env, "EMU_FAST", "recordTo: the recorder's block sink is of another version (rebuild both addons: node scripts/setup.mjs)");
+    return NULL;
+  }
+  /* the segment layout, checked through FS's base (CS's cannot be written alone) */
+  uint64_t saved = 0, mark = 0x6462672d66730000ull, seen = 0;
+  uc_reg_read(c->uc, UC_X86_REG_FS_BASE, &saved);
+  uc_reg_write(c->uc, UC_X86_REG_FS_BASE, &mark);
+  safe_read((void *)(uintptr_t)(c->env + ENV_SEGS + R_FS * SEG_SIZE + SEG_BASE), &seen, 8);
+  uc_reg_write(c->uc, UC_X86_REG_FS_BASE, &saved);
+  if (seen != mark) {
+    napi_throw_error(env, "EMU_FAST", "recordTo: this Unicorn build's CPU state has another segment layout: recording runs on the exact engine");
+    return NULL;
+  }
+  c->sink = sink;
+  return NULL;
+}
+
 /* invalidate(ctx, begin, end): drop translated code of [begin, end) (after a debugger write) */
 static napi_value js_invalidate(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -1626,6 +1806,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"invalidate", NULL, js_invalidate, NULL, NULL, NULL, napi_default, NULL},
       {"runFast", NULL, js_run_fast, NULL, NULL, NULL, napi_default, NULL},
       {"guard", NULL, js_guard, NULL, NULL, NULL, napi_default, NULL},
+      {"recordTo", NULL, js_record_to, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -31,7 +31,9 @@
  *             then records in execution order:
  *               varint ((seq - previous record's seq, or - chunk first seq) << 1 | host write)
  *               u8     offset in line (bits 0-5) | log2(len) (bits 6-7)      (len 1, 2, 4 or 8)
- *               len B  the new bytes
+ *               len 1: the new byte; len 2, 4, 8: u8 changed (bit i: byte i differs from the
+ *               line before the write), then the new bytes that differ, in order (schema 6;
+ *               schema 5 and older: all len new bytes)
  *    Old bytes of a write are the line's state just before it (the 64 B image + earlier records),
  *    so they are not stored twice.
  *
@@ -48,13 +50,16 @@
 #include <node_api.h>
 #include "../common/napi-args.h"
 #include "decode.h"
+#include "../common/block-sink.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unicorn/unicorn.h>
 
-#define MAX_ENG 16
+#define MAX_VCPU 16
+/* each vCPU's exact engine, and its fast engine when it records from one */
+#define MAX_ENG (2 * MAX_VCPU)
 #define JCACHE 4096
 /* A line's records in one chunk are cut into rows of about this many bytes, so that a lookup
    reads a small blob even for a line written thousands of times per chunk (and a row stays
@@ -89,7 +94,9 @@ static inline void b_varint(Bytes *b, uint64_t v) {
 
 typedef struct Rec Rec;
 
-typedef struct {
+typedef struct Eng Eng;
+
+struct Eng {
   Rec *rec;
   uc_engine *uc;
   int vcpu;
@@ -102,7 +109,16 @@ typedef struct {
   int pse;    /* CR4.PSE: two-level paging honours 4 MiB pages */
   uint64_t cr3;
   uint64_t tlb_v[64], tlb_p[64];
-} Eng;
+  /* A fast engine (see "Recording from the fast engine"): the exact engine of its vCPU, whose
+     pc-stream state (expected, prev_pc) both share, and the sink emu.c calls. */
+  Eng *twin;
+  emu_block_sink sink;
+  /* An exact engine whose vCPU records from a fast engine too: it runs only the hand-overs, mostly
+     code it has not translated yet, and Unicorn 2.0.1 leaves CR2 = -2 in the CPU after probing a
+     code page to translate it (machine.ts puts the guest's value back after the slice): no
+     checkpoint inside its slices, where that -2 would be taken for the guest's CR2. */
+  int has_fast;
+};
 
 typedef struct {
   uint64_t line;
@@ -166,8 +182,29 @@ struct Rec {
   Bytes ckpts;
   /* guest writes whose virtual address the page walk could not translate (see hook_mem) */
   Bytes untrans;
-  uint8_t *key[MAX_ENG];
-  int have_key[MAX_ENG];
+  uint8_t *key[MAX_VCPU];
+  int have_key[MAX_VCPU];
+  /* the fast engine's last block (see sink_block): what it told, and the state before it */
+  struct {
+    int valid;
+    uint64_t seq, pc, cs_base;
+    const uint8_t *lens;
+    uint32_t n;
+    const uint64_t *eip;
+    uint32_t hint_i;  /* the instruction the last write came from, and its offset in the block */
+    uint64_t hint_off;
+    size_t len;
+    int half;
+    uint8_t lastbyte;
+    int vcpu;
+    uint64_t expected, prev_pc;
+    int jslot;
+    uint64_t jold;
+    size_t nlog, nuntrans;
+    Eng *x; /* the vCPU's exact engine */
+  } blk;
+  /* what went wrong in a hook (reported by endSlice): the history cannot be trusted from there */
+  char broken[200];
   Bytes tmp;
   Bytes out;          /* cut()'s memory rows, reused */
   uint64_t stop_at;   /* runSlice(): stop before this seq (0 = no limit) */
@@ -385,26 +422,11 @@ static inline void nib_varint(Rec *r, uint64_t v) {
 
 static void checkpoint(Rec *r, Eng *e, uint64_t seq, int flags);
 
-static void hook_code(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
-  Eng *e = ud;
-  Rec *r = e->rec;
-  if (r->stop_at && r->seq >= r->stop_at) {
-    /* Not executed: Unicorn runs this instruction again on the next start. */
-    uc_emu_stop(uc);
-    return;
-  }
-  if (r->npending) resolve_pending(r);
-  r->undo.valid = 1;
-  r->undo.len = r->pcs.len;
-  r->undo.half = r->half;
-  r->undo.lastbyte = r->pcs.len ? r->pcs.p[r->pcs.len - 1] : 0;
-  r->undo.vcpu = r->cur_vcpu;
-  r->undo.eng = (int)(e - r->eng);
-  r->undo.expected = e->expected;
-  r->undo.prev_pc = e->prev_pc;
-  r->undo.jslot = -1;
-  r->undo.nlog = r->nlog;
-  r->undo.nuntrans = r->untrans.len;
+/*
+ * One instruction into the pc stream (e: the exact engine whose expected pc it follows). A jump
+ * cache slot it replaced is left in *jslot / *jold, for taking the instruction back.
+ */
+static inline void emit_pc(Rec *r, Eng *e, uint64_t addr, uint32_t size, int *jslot, uint64_t *jold) {
   if (e->vcpu != r->cur_vcpu) {
     nib(r, 0);
     nib(r, 0);
@@ -421,8 +443,8 @@ static void hook_code(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
       nib(r, 0);
       nib(r, size & 15);
     } else {
-      r->undo.jslot = (int)j;
-      r->undo.jold = r->jcache[j];
+      *jslot = (int)j;
+      *jold = r->jcache[j];
       r->jcache[j] = addr;
       int64_t d = (int64_t)(addr - e->expected);
       nib(r, 0);
@@ -433,13 +455,36 @@ static void hook_code(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   }
   e->prev_pc = addr;
   e->expected = addr + size;
-  r->cur_seq = r->seq++;
-  if (r->ckpt_every && r->cur_seq - r->last_ckpt_seq >= r->ckpt_every) checkpoint(r, e, r->cur_seq, 0);
 }
 
-static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value, void *ud) {
+static void hook_code(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   Eng *e = ud;
   Rec *r = e->rec;
+  if (r->stop_at && r->seq >= r->stop_at) {
+    /* Not executed: Unicorn runs this instruction again on the next start. */
+    uc_emu_stop(uc);
+    return;
+  }
+  if (r->npending) resolve_pending(r);
+  r->blk.valid = 0;
+  r->undo.valid = 1;
+  r->undo.len = r->pcs.len;
+  r->undo.half = r->half;
+  r->undo.lastbyte = r->pcs.len ? r->pcs.p[r->pcs.len - 1] : 0;
+  r->undo.vcpu = r->cur_vcpu;
+  r->undo.eng = (int)(e - r->eng);
+  r->undo.expected = e->expected;
+  r->undo.prev_pc = e->prev_pc;
+  r->undo.jslot = -1;
+  r->undo.nlog = r->nlog;
+  r->undo.nuntrans = r->untrans.len;
+  emit_pc(r, e, addr, size, &r->undo.jslot, &r->undo.jold);
+  r->cur_seq = r->seq++;
+  if (r->ckpt_every && !e->has_fast && r->cur_seq - r->last_ckpt_seq >= r->ckpt_every) checkpoint(r, e, r->cur_seq, 0);
+}
+
+/* A guest write of `size` bytes at virtual `addr` by instruction r->cur_seq on engine e. */
+static void mem_write(Rec *r, Eng *e, uint64_t addr, int size, int64_t value) {
   int pending = size > 8;
   for (int done = 0; done < size;) {
     uint64_t va = addr + (uint64_t)done;
@@ -469,10 +514,174 @@ static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, i
   }
 }
 
+static void hook_mem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value, void *ud) {
+  Eng *e = ud;
+  mem_write(e->rec, e, addr, size, value);
+}
+
+/* ---- recording from the fast engine ---------------------------------------------------------- */
+/*
+ * A vCPU with a fast engine (native/emu/emu.c) is recorded block by block: emu.c tells each block
+ * it lets run (native/common/block-sink.h), whose instructions go into the pc stream at once, and
+ * the write hook on the fast engine finds the storing instruction from eip, which Unicorn syncs
+ * before every instruction that stores while a memory hook exists. The stream, the memory rows
+ * and the checkpoints are the same as the exact engine's hooks make (no in-slice checkpoints in
+ * the fast stretches: a slice starts and ends with one, and slices are at most a quantum).
+ * Where emu.c hands over to the exact engine (breakpoints, watchpoints, port I/O, faults), the
+ * recorder's hooks on the exact engine record as ever.
+ */
+
+static void fail(Rec *r, const char *msg) {
+  if (!r->broken[0]) snprintf(r->broken, sizeof r->broken, "%s", msg);
+}
+
+/* The seq of the fast engine's instruction at linear address pc, in the current block. */
+static int fast_insn_seq(Rec *r, uint64_t pc, uint64_t *seq) {
+  uint64_t off = pc - r->blk.pc;
+  uint32_t i = 0;
+  uint64_t o = 0;
+  if (off >= r->blk.hint_off) {
+    i = r->blk.hint_i;
+    o = r->blk.hint_off;
+  }
+  while (o < off && i < r->blk.n) o += r->blk.lens[i++] & SINK_LEN;
+  /* the instruction eip names must be one that stores: else eip was stale (see emu.c, plain_store) */
+  if (o != off || i >= r->blk.n || !(r->blk.lens[i] & SINK_STORES)) return 0;
+  r->blk.hint_i = i;
+  r->blk.hint_off = o;
+  *seq = r->blk.seq + i;
+  return 1;
+}
+
+static void hook_mem_fast(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value, void *ud) {
+  Eng *f = ud;
+  Rec *r = f->rec;
+  /* A wide write's bytes are read once its instruction completed: any later store comes here
+     first, and RAM holds the wide write's bytes until that store. */
+  if (r->npending) resolve_pending(r);
+  uint64_t seq;
+  if (!r->blk.valid || !fast_insn_seq(r, *r->blk.eip + r->blk.cs_base, &seq)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "a write at 0x%llx from eip 0x%llx, outside the block the fast engine runs (0x%llx)",
+             (unsigned long long)addr, r->blk.valid ? (unsigned long long)*r->blk.eip : 0ull, (unsigned long long)r->blk.pc);
+    fail(r, msg);
+    return;
+  }
+  r->cur_seq = seq;
+  mem_write(r, f, addr, size, value);
+}
+
+/* The first n instructions of a block at pc into the pc stream (x: the vCPU's exact engine). */
+static void emit_block(Rec *r, Eng *x, uint64_t pc, const uint8_t *lens, uint32_t n, int *jslot, uint64_t *jold) {
+  if (!n) return;
+  emit_pc(r, x, pc, lens[0] & SINK_LEN, jslot, jold);
+  uint64_t at = pc;
+  for (uint32_t i = 1; i < n; i++) {
+    at += lens[i - 1] & SINK_LEN;
+    nib(r, lens[i] & SINK_LEN);
+  }
+  x->prev_pc = at;
+  x->expected = at + (lens[n - 1] & SINK_LEN);
+  r->seq += n;
+}
+
+static void sink_block(void *ud, uint64_t pc, uint64_t cs_base, const uint8_t *lens, uint32_t n, const uint64_t *eip) {
+  Eng *f = ud;
+  Rec *r = f->rec;
+  Eng *x = f->twin;
+  if (r->npending) resolve_pending(r);
+  r->undo.valid = 0;
+  r->blk.valid = 1;
+  r->blk.seq = r->seq;
+  r->blk.pc = pc;
+  r->blk.cs_base = cs_base;
+  r->blk.lens = lens;
+  r->blk.n = n;
+  r->blk.eip = eip;
+  r->blk.hint_i = 0;
+  r->blk.hint_off = 0;
+  r->blk.len = r->pcs.len;
+  r->blk.half = r->half;
+  r->blk.lastbyte = r->pcs.len ? r->pcs.p[r->pcs.len - 1] : 0;
+  r->blk.vcpu = r->cur_vcpu;
+  r->blk.expected = x->expected;
+  r->blk.prev_pc = x->prev_pc;
+  r->blk.jslot = -1;
+  r->blk.nlog = r->nlog;
+  r->blk.nuntrans = r->untrans.len;
+  r->blk.x = x;
+  emit_block(r, x, pc, lens, n, &r->blk.jslot, &r->blk.jold);
+}
+
+/*
+ * The history back to `target` (the seq of the next instruction) from a little past it: the
+ * exact engine's hook call for an instruction that did not run, or the part of the fast engine's
+ * last block that did not. 0 when that is not what lies between.
+ */
+static int rewind_to(Rec *r, uint64_t target) {
+  if (r->seq == target) return 1;
+  if (r->seq == target + 1 && r->undo.valid) {
+    Eng *ue = &r->eng[r->undo.eng];
+    r->pcs.len = r->undo.len;
+    r->half = r->undo.half;
+    if (r->pcs.len) r->pcs.p[r->pcs.len - 1] = r->undo.lastbyte;
+    r->cur_vcpu = r->undo.vcpu;
+    ue->expected = r->undo.expected;
+    ue->prev_pc = r->undo.prev_pc;
+    if (r->undo.jslot >= 0) r->jcache[r->undo.jslot] = r->undo.jold;
+    r->nlog = r->undo.nlog;
+    r->untrans.len = r->undo.nuntrans;
+    r->seq--;
+    r->undo.valid = 0;
+    return 1;
+  }
+  if (!r->blk.valid || target < r->blk.seq || r->seq != r->blk.seq + r->blk.n) return 0;
+  /* the block ran up to `target`: its first k instructions again, and their writes only */
+  Eng *x = r->blk.x;
+  r->pcs.len = r->blk.len;
+  r->half = r->blk.half;
+  if (r->pcs.len) r->pcs.p[r->pcs.len - 1] = r->blk.lastbyte;
+  r->cur_vcpu = r->blk.vcpu;
+  x->expected = r->blk.expected;
+  x->prev_pc = r->blk.prev_pc;
+  if (r->blk.jslot >= 0) r->jcache[r->blk.jslot] = r->blk.jold;
+  r->seq = r->blk.seq;
+  uint32_t keep = (uint32_t)(target - r->chunk_first);
+  size_t w = r->blk.nlog;
+  while (w < r->nlog && r->log[w].seqoff < keep) w++;
+  for (size_t q = w; q < r->nlog; q++)
+    if (r->log[q].pending) r->npending--;
+  r->nlog = w;
+  size_t u = r->blk.nuntrans;
+  for (uint64_t useq; u + 26 <= r->untrans.len; u += 26) {
+    memcpy(&useq, r->untrans.p + u, 8);
+    if (useq >= target) break;
+  }
+  r->untrans.len = u;
+  int jslot = -1;
+  uint64_t jold;
+  emit_block(r, x, r->blk.pc, r->blk.lens, (uint32_t)(target - r->blk.seq), &jslot, &jold);
+  r->blk.valid = 0;
+  return 1;
+}
+
+static void sink_ran(void *ud, uint64_t done) {
+  Eng *f = ud;
+  Rec *r = f->rec;
+  if (!rewind_to(r, r->slice_start + done)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "the fast engine ran %llu instructions of the slice, the recorder saw %llu",
+             (unsigned long long)done, (unsigned long long)(r->seq - r->slice_start));
+    fail(r, msg);
+  }
+  if (r->npending) resolve_pending(r);
+  eng_mode(f);
+}
+
 /* ---- checkpoints --------------------------------------------------------------------------- */
 
 static void checkpoint(Rec *r, Eng *e, uint64_t seq, int flags) {
-  int v = e->vcpu & (MAX_ENG - 1);
+  int v = e->vcpu & (MAX_VCPU - 1);
   uc_context_save(e->uc, e->ctx);
   const uint8_t *raw = (const uint8_t *)e->ctx;
   size_t n = r->ctx_size;
@@ -531,7 +740,7 @@ static void rec_free(napi_env env, void *data, void *hint) {
   /* Engines may be closed by now: hooks are removed by detach(), never here. */
   for (int i = 0; i < r->neng; i++)
     if (r->eng[i].ctx) uc_context_free(r->eng[i].ctx);
-  for (int i = 0; i < MAX_ENG; i++) free(r->key[i]);
+  for (int i = 0; i < MAX_VCPU; i++) free(r->key[i]);
   free(r->pcs.p);
   free(r->ckpts.p);
   free(r->untrans.p);
@@ -573,6 +782,7 @@ static void reset_chunk(Rec *r) {
   r->untrans.len = 0;
   memset(r->have_key, 0, sizeof r->have_key);
   r->undo.valid = 0;
+  r->blk.valid = 0;
 }
 
 /* create(checkpointEvery) -> handle */
@@ -636,6 +846,12 @@ static void flush_tb(Rec *r, Eng *e) {
     uc_ctl(e->uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
 }
 
+static Eng *find_eng(Rec *r, uint64_t ucp) {
+  for (int i = 0; i < r->neng; i++)
+    if ((uint64_t)(uintptr_t)r->eng[i].uc == ucp) return &r->eng[i];
+  return NULL;
+}
+
 /* attach(h, ucAddr, vcpu, flush = true): flush = drop translations made before the hooks existed */
 static napi_value fn_attach(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -647,7 +863,7 @@ static napi_value fn_attach(napi_env env, napi_callback_info info) {
   uint32_t vcpu = 0;
   if (argc < 3 || !get_u64(env, argv[1], &ucp) || napi_get_value_uint32(env, argv[2], &vcpu) != napi_ok)
     return throw_err(env, "attach(handle, ucAddr, vcpu): bad arguments");
-  if (vcpu >= MAX_ENG) return throw_err(env, "attach: at most 16 vCPUs can be recorded");
+  if (vcpu >= MAX_VCPU) return throw_err(env, "attach: at most 16 vCPUs can be recorded");
   uc_engine *uc = (uc_engine *)(uintptr_t)ucp;
   Eng *e = NULL;
   for (int i = 0; i < r->neng; i++)
@@ -662,7 +878,7 @@ static napi_value fn_attach(napi_env env, napi_callback_info info) {
     if (uc_context_alloc(uc, &e->ctx) != UC_ERR_OK) return throw_err(env, "attach: uc_context_alloc failed");
     size_t n = uc_context_size(uc);
     if (!r->ctx_size) r->ctx_size = n;
-    for (int i = 0; i < MAX_ENG; i++)
+    for (int i = 0; i < MAX_VCPU; i++)
       if (!r->key[i]) r->key[i] = malloc(n);
   }
   e->vcpu = (int)vcpu;
@@ -680,10 +896,53 @@ static napi_value fn_attach(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static Eng *find_eng(Rec *r, uint64_t ucp) {
-  for (int i = 0; i < r->neng; i++)
-    if ((uint64_t)(uintptr_t)r->eng[i].uc == ucp) return &r->eng[i];
-  return NULL;
+/*
+ * attachFast(h, exactUc, fastUc, flush = true) -> bigint: records the vCPU of the attached exact
+ * engine `exactUc` from its fast engine too (see "recording from the fast engine"): a write hook
+ * on the fast engine, and the address of the emu_block_sink to connect with emu.c's recordTo.
+ * The sink lives as long as the recorder: disconnect it (recordTo null) before detach.
+ */
+static napi_value fn_attach_fast(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Rec *r = get_rec(env, argv[0]);
+  uint64_t xp, fp;
+  if (!r || argc < 3 || !get_u64(env, argv[1], &xp) || !get_u64(env, argv[2], &fp))
+    return throw_err(env, "attachFast(handle, exactUc, fastUc, flush?): bad arguments");
+  Eng *x = find_eng(r, xp);
+  if (!x || x->twin) return throw_err(env, "attachFast: the exact engine is not attached");
+  uc_engine *uc = (uc_engine *)(uintptr_t)fp;
+  Eng *f = find_eng(r, fp);
+  if (!f) {
+    if (r->neng == MAX_ENG) return throw_err(env, "attachFast: too many engines");
+    f = &r->eng[r->neng++];
+    memset(f, 0, sizeof *f);
+    f->rec = r;
+    f->uc = uc;
+    f->expected = f->prev_pc = ~0ull;
+  }
+  if (f->twin != x && f->twin) return throw_err(env, "attachFast: that fast engine records another vCPU");
+  f->twin = x;
+  f->vcpu = x->vcpu;
+  x->has_fast = 1;
+  f->sink.version = EMU_BLOCK_SINK_VERSION;
+  f->sink.ud = f;
+  f->sink.block = sink_block;
+  f->sink.ran = sink_ran;
+  if (!f->attached) {
+    if (uc_hook_add(uc, &f->hmem, UC_HOOK_MEM_WRITE, (void *)hook_mem_fast, f, 1, 0) != UC_ERR_OK)
+      return throw_err(env, "attachFast: uc_hook_add(UC_HOOK_MEM_WRITE) failed");
+    f->attached = 1;
+    /* code translated before the hook neither calls it nor syncs eip before its stores */
+    bool flush = true;
+    if (argc >= 4) napi_get_value_bool(env, argv[3], &flush);
+    if (flush) flush_tb(r, f);
+  }
+  memset(f->tlb_v, 0xff, sizeof f->tlb_v);
+  napi_value out;
+  CALL(napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)&f->sink, &out));
+  return out;
 }
 
 /* detach(h, ucAddr) */
@@ -698,7 +957,8 @@ static napi_value fn_detach(napi_env env, napi_callback_info info) {
   if (e && e->attached) {
     /* No translation flush: code translated with the hooks keeps calling Unicorn's hook
        dispatcher, which skips deleted hooks (a flush can cost seconds, see flush_tb). */
-    uc_hook_del(e->uc, e->hcode);
+    if (!e->twin) uc_hook_del(e->uc, e->hcode);
+    else e->twin->has_fast = 0;
     uc_hook_del(e->uc, e->hmem);
     e->attached = 0;
   }
@@ -718,6 +978,7 @@ static napi_value fn_begin_slice(napi_env env, napi_callback_info info) {
   eng_mode(e);
   r->slice_start = r->seq;
   r->undo.valid = 0;
+  r->blk.valid = 0; /* its lens may be gone (emu.c drops its blocks after a debugger write) */
   checkpoint(r, e, r->seq, 0);
   return NULL;
 }
@@ -738,20 +999,12 @@ static napi_value fn_end_slice(napi_env env, napi_callback_info info) {
   Eng *e = find_eng(r, ucp);
   if (!e) return throw_err(env, "endSlice: engine not attached");
   uint64_t counted = r->seq - r->slice_start;
-  if (counted == executed + 1 && r->undo.valid) {
-    Eng *ue = &r->eng[r->undo.eng];
-    r->pcs.len = r->undo.len;
-    r->half = r->undo.half;
-    if (r->pcs.len) r->pcs.p[r->pcs.len - 1] = r->undo.lastbyte;
-    r->cur_vcpu = r->undo.vcpu;
-    ue->expected = r->undo.expected;
-    ue->prev_pc = r->undo.prev_pc;
-    if (r->undo.jslot >= 0) r->jcache[r->undo.jslot] = r->undo.jold;
-    r->nlog = r->undo.nlog;
-    r->untrans.len = r->undo.nuntrans;
-    r->seq--;
-    r->undo.valid = 0;
-  } else if (counted != executed) {
+  if (r->broken[0]) {
+    char msg[260];
+    snprintf(msg, sizeof msg, "endSlice: the recording went wrong in this slice: %s", r->broken);
+    return throw_err(env, msg);
+  }
+  if (executed > counted || !rewind_to(r, r->slice_start + executed)) {
     char msg[160];
     snprintf(msg, sizeof msg, "endSlice: the hooks saw %llu instructions but the slice executed %llu",
              (unsigned long long)counted, (unsigned long long)executed);
@@ -963,7 +1216,7 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
       size_t recs = 0;
       while (k < kend && recs < PART_BYTES) {
         LogRec *w = &r->log[idx[k++]];
-        uint8_t enc[16];
+        uint8_t enc[24];
         int n = 0;
         uint64_t v = ((uint64_t)(w->seqoff - prev) << 1) | w->host;
         prev = w->seqoff;
@@ -973,9 +1226,22 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
         }
         enc[n++] = (uint8_t)v;
         enc[n++] = (uint8_t)(w->off | ((w->len == 1 ? 0 : w->len == 2 ? 1 : w->len == 4 ? 2 : 3) << 6));
+        /* the bytes that differ from the line before the write (most writes change a few) */
+        const uint8_t *nb = (const uint8_t *)&w->data;
+        if (w->len == 1) {
+          enc[n++] = nb[0];
+        } else {
+          size_t at = n++;
+          uint8_t changed = 0;
+          for (int i = 0; i < w->len; i++)
+            if (nb[i] != state[w->off + i]) {
+              changed |= (uint8_t)(1u << i);
+              enc[n++] = nb[i];
+            }
+          enc[at] = changed;
+        }
         b_put(&r->out, enc, n);
-        b_put(&r->out, &w->data, w->len);
-        recs += n + w->len;
+        recs += n;
         memcpy(state + w->off, &w->data, w->len);
         mask |= (w->len == 8 ? 0xffull : ((1ull << w->len) - 1)) << w->off;
       }
@@ -1024,6 +1290,28 @@ static napi_value fn_seq(napi_env env, napi_callback_info info) {
   if (!r) return NULL;
   napi_value out;
   CALL(napi_create_bigint_uint64(env, r->seq, &out));
+  return out;
+}
+
+/* lastStep(h) -> [pc: bigint, vcpu] | null: the open chunk's last instruction (null when it has none) */
+static napi_value fn_last_step(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Rec *r = get_rec(env, argv[0]);
+  if (!r) return NULL;
+  napi_value out, v;
+  for (int i = 0; i < r->neng; i++) {
+    Eng *e = &r->eng[i];
+    if (e->twin || e->vcpu != r->cur_vcpu || r->seq == r->chunk_first || e->prev_pc == ~0ull) continue;
+    CALL(napi_create_array_with_length(env, 2, &out));
+    CALL(napi_create_bigint_uint64(env, e->prev_pc, &v));
+    CALL(napi_set_element(env, out, 0, v));
+    CALL(napi_create_uint32(env, (uint32_t)e->vcpu, &v));
+    CALL(napi_set_element(env, out, 1, v));
+    return out;
+  }
+  CALL(napi_get_null(env, &out));
   return out;
 }
 
@@ -1367,6 +1655,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setRam", 0, fn_set_ram, 0, 0, 0, napi_default, 0},
       {"setRamBuffer", 0, fn_set_ram_buffer, 0, 0, 0, napi_default, 0},
       {"attach", 0, fn_attach, 0, 0, 0, napi_default, 0},
+      {"attachFast", 0, fn_attach_fast, 0, 0, 0, napi_default, 0},
       {"detach", 0, fn_detach, 0, 0, 0, napi_default, 0},
       {"beginSlice", 0, fn_begin_slice, 0, 0, 0, napi_default, 0},
       {"endSlice", 0, fn_end_slice, 0, 0, 0, napi_default, 0},
@@ -1375,6 +1664,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"checkpointNow", 0, fn_checkpoint_now, 0, 0, 0, napi_default, 0},
       {"cut", 0, fn_cut, 0, 0, 0, napi_default, 0},
       {"seq", 0, fn_seq, 0, 0, 0, napi_default, 0},
+      {"lastStep", 0, fn_last_step, 0, 0, 0, napi_default, 0},
       {"setSeq", 0, fn_set_seq, 0, 0, 0, napi_default, 0},
       {"decodePcs", 0, fn_decode_pcs, 0, 0, 0, napi_default, 0},
       {"decodePcsInto", 0, fn_decode_pcs_into, 0, 0, 0, napi_default, 0},

@@ -32,6 +32,11 @@ export interface RecorderOptions {
   onLimit?: (message: string) => void;
   /** Told after each chunk is stored: instructions recorded and the payload bytes stored so far. */
   onProgress?: (p: { instructions: bigint; bytes: number }) => void;
+  /**
+   * Record from the machine's fast engines where it has them, block by block (default: true
+   * unless $DBG_RECORD_FAST is 0); false records every instruction on the exact engine.
+   */
+  fast?: boolean;
 }
 
 export class EmulatorRecorder implements ExecutionObserver {
@@ -40,10 +45,17 @@ export class EmulatorRecorder implements ExecutionObserver {
   private readonly n: NativeRecorder;
   private readonly h: RecorderHandle;
   private engines: bigint[] = [];
+  /** The fast engines whose blocks this recorder hears of (disconnected before detaching). */
+  private fastEngines: { address: bigint; recordTo(sink: bigint | undefined): void }[] = [];
   private readonly chunkTarget: number;
   private chunkFirst = 0n;
   private machine: ObservedMachine | undefined;
   private detached = false;
+  /**
+   * The last instruction stored (what a reader opened now finds at the end of the history,
+   * without decoding the chunk: a reverse step's first check).
+   */
+  lastStored: { seq: number; pc: bigint; vcpu: number } | undefined;
   /** Recording stopped at the size limit: the observer methods do nothing from then on. */
   private full = false;
   private stoppedAt: bigint | undefined;
@@ -77,10 +89,17 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.n.setSeq(this.h, machine.seq);
     this.chunkFirst = machine.seq;
     this.engines = [];
+    this.fastEngines = [];
+    const fast = this.opts.fast ?? process.env.DBG_RECORD_FAST !== '0';
     for (let v = 0; v < machine.vcpuCount; v++) {
       const uc = machine.engineAddress(v);
       this.engines.push(uc);
       this.n.attach(this.h, uc, v, machine.seq > 0n);
+      const f = fast ? machine.fastEngine?.(v) : undefined;
+      if (f) {
+        f.recordTo(this.n.attachFast(this.h, uc, f.address, machine.seq > 0n));
+        this.fastEngines.push(f);
+      }
     }
     this.writer.setMeta('ram_base', `0x${machine.ramBase.toString(16)}`);
     this.writer.setMeta('ram_size', machine.ram.length);
@@ -93,6 +112,16 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.writer.writeInitialRam(machine.ram, machine.ramBase);
     // The state every vCPU starts the recording in.
     for (const uc of this.engines) this.n.checkpointNow(this.h, uc);
+  }
+
+  /** The recorder's hooks off every engine, its block sinks off every fast engine first. */
+  private unhook(): void {
+    for (const f of this.fastEngines) {
+      f.recordTo(undefined);
+      this.n.detach(this.h, f.address);
+    }
+    this.fastEngines = [];
+    for (const uc of this.engines) this.n.detach(this.h, uc);
   }
 
   private engine(vcpu: number): bigint {
@@ -117,7 +146,13 @@ export class EmulatorRecorder implements ExecutionObserver {
   onStop(seq: bigint, vcpu: number, reason: StopReason): void {
     if (this.full) return;
     const point = reason.kind === 'breakpoint' || reason.kind === 'watchpoint' ? { id: reason.id, addr: reason.addr } : {};
-    this.writer.addStop({ seq, vcpu, kind: reason.kind, ...point });
+    try {
+      this.writer.addStop({ seq, vcpu, kind: reason.kind, ...point });
+    } catch (e) {
+      // stored at once, so it may be the write that meets a full disk first
+      if (!(e instanceof DbgError)) throw e;
+      this.writeFailed(this.chunkFirst, e);
+    }
   }
 
   onInput(event: InputEvent): void {
@@ -153,6 +188,7 @@ export class EmulatorRecorder implements ExecutionObserver {
    */
   flush(): void {
     if (this.full) return;
+    const last = this.n.lastStep(this.h);
     const c = this.n.cut(this.h);
     // Guest writes the recorder's page walk could not translate are inputs of their own kind:
     // replay re-executes them (Unicorn translates as it did live); queries by physical address
@@ -170,20 +206,26 @@ export class EmulatorRecorder implements ExecutionObserver {
       this.writer.writeChunk(c);
     } catch (e) {
       if (!(e instanceof DbgError)) throw e;
-      return this.stop(c.first, `recording stopped at seq ${c.first}: writing the trace failed (${e.message}); it holds the history up to there; the guest runs on unrecorded`);
+      return this.writeFailed(c.first, e);
     }
     this.chunkFirst = this.n.seq(this.h);
+    if (c.count > 0) this.lastStored = last ? { seq: Number(this.chunkFirst) - 1, pc: last[0], vcpu: last[1] } : undefined;
     this.opts.onProgress?.({ instructions: this.chunkFirst, bytes: this.writer.stats().bytes });
     if (this.writer.stats().bytes >= this.maxBytes) {
       this.stop(this.chunkFirst, `recording stopped at seq ${this.chunkFirst}: the trace "${this.path}" reached ${this.maxBytes} bytes (set DBG_RECORD_MAX=BYTES for more); the guest runs on unrecorded`);
     }
   }
 
+  /** The trace could not be written (a full disk, an I/O error): recording ends at `seq`, the end of the stored history. */
+  private writeFailed(seq: bigint, e: DbgError): void {
+    this.stop(seq, `recording stopped at seq ${seq}: writing the trace failed (${e.message}); it holds the history up to there; the guest runs on unrecorded`);
+  }
+
   /** Recording ends at `seq` (the end of the stored history); the trace is made self-contained. */
   private stop(seq: bigint, message: string): void {
     this.full = true;
     this.stoppedAt = seq;
-    for (const uc of this.engines) this.n.detach(this.h, uc);
+    this.unhook();
     this.writer.finish();
     this.opts.onLimit?.(message);
   }
@@ -200,6 +242,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     // starts the next chunk with its own.
     this.n.setSeq(this.h, seq);
     this.chunkFirst = seq;
+    this.lastStored = undefined;
     this.inputCount++;
   }
 
@@ -232,7 +275,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     if (this.detached) return;
     this.detached = true;
     this.flush();
-    if (!this.full) for (const uc of this.engines) this.n.detach(this.h, uc);
+    if (!this.full) this.unhook();
     this.writer.close();
     this.machine = undefined;
   }

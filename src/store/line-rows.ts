@@ -6,7 +6,12 @@
  *   +128  records, in execution order:
  *           varint   (seq - previous record's seq (the chunk's first seq for the first)) << 1 | host
  *           u8       offset in the line (bits 0-5) | log2(length) (bits 6-7)
- *           len B    the bytes written
+ *           compact (schema 6):   length 1: the byte written; 2, 4, 8: u8 `changed` (bit i: byte
+ *                                 i differs from the line before the write), then the bytes
+ *                                 written that differ, in order
+ *           plain (schema <= 5):  the length's bytes written
+ *
+ * Each decoder takes `compact` (default: the format the recorder writes now).
  *
  * Time convention: a guest write made by instruction `seq` is part of the memory state at every
  * position after `seq` (state "at S" = before instruction S runs); a host write (interrupt frame,
@@ -50,15 +55,37 @@ export function rowFinal(blob: Buffer): Buffer {
   return Buffer.from(blob.subarray(64, 128));
 }
 
+/**
+ * Applies the bytes of the record whose offset/size byte was just before `p` to `state` (the
+ * line before the write); returns where the next record starts, or -1 when the blob ends inside.
+ */
+function applyRecord(blob: Buffer, p: number, off: number, len: number, state: Buffer, compact: boolean): number {
+  if (!compact || len === 1) {
+    if (p + len > blob.length) return -1;
+    blob.copy(state, off, p, p + len);
+    return p + len;
+  }
+  const changed = blob[p++];
+  if (changed === undefined || changed >> len !== 0) return -1;
+  for (let i = 0; i < len; i++) {
+    if (!(changed & (1 << i))) continue;
+    const b = blob[p++];
+    if (b === undefined) return -1;
+    state[off + i] = b;
+  }
+  return p;
+}
+
 /** Decode one row; `file` names the trace for the corruption message. */
-export function decodeLineRow(blob: Buffer, line: number, chunkFirst: number, file = 'trace'): DecodedRow {
+export function decodeLineRow(blob: Buffer, line: number, chunkFirst: number, file = 'trace', compact = true): DecodedRow {
   const where = () => `memory row of line 0x${(line * 64).toString(16)}`;
   if (blob.length < 128) throw errors.corrupt(file, `${where()} has ${blob.length} bytes, expected at least 128`);
   const state = Buffer.from(blob.subarray(0, 64));
   const init = Buffer.from(state);
   const final = Buffer.from(blob.subarray(64, 128));
   // Old and new bytes of every write live in one buffer per row (views, not copies).
-  const backing = Buffer.allocUnsafe(2 * (blob.length - 128));
+  // (a compact record of 8 bytes may take 3: up to 16 / 3 bytes of old and new per blob byte)
+  const backing = Buffer.allocUnsafe(compact ? 6 * (blob.length - 128) : 2 * (blob.length - 128));
   let bp = 0;
   const writes: LineWrite[] = [];
   let p = 128;
@@ -79,17 +106,15 @@ export function decodeLineRow(blob: Buffer, line: number, chunkFirst: number, fi
     const meta = blob[p++]!;
     const off = meta & 63;
     const len = 1 << (meta >> 6);
-    if (off + len > 64 || p + len > blob.length) {
-      throw errors.corrupt(file, `${where()}: a write of ${len} bytes at offset ${off} does not fit`);
-    }
     const old = backing.subarray(bp, bp + len);
     state.copy(old, 0, off, off + len);
+    const next = off + len > 64 ? -1 : applyRecord(blob, p, off, len, state, compact);
+    if (next < 0) throw errors.corrupt(file, `${where()}: a write of ${len} bytes at offset ${off} does not fit`);
     const data = backing.subarray(bp + len, bp + 2 * len);
-    blob.copy(data, 0, p, p + len);
+    state.copy(data, 0, off, off + len);
     bp += 2 * len;
-    p += len;
+    p = next;
     writes.push({ seq, host, phys: line * 64 + off, len, old, data });
-    data.copy(state, off);
   }
   if (!state.equals(final)) throw errors.corrupt(file, `${where()}: its writes do not end in its recorded final state`);
   return { init, final, writes };
@@ -99,7 +124,7 @@ export function decodeLineRow(blob: Buffer, line: number, chunkFirst: number, fi
  * The 64 bytes of a row's line at position `s`, straight from the blob (no objects per write:
  * hot lines have tens of thousands of writes per chunk).
  */
-export function rowStateAt(blob: Buffer, chunkFirst: number, s: number, file = 'trace'): Buffer {
+export function rowStateAt(blob: Buffer, chunkFirst: number, s: number, file = 'trace', compact = true): Buffer {
   if (blob.length < 128) throw errors.corrupt(file, `a memory row has ${blob.length} bytes, expected at least 128`);
   const state = Buffer.from(blob.subarray(0, 64));
   const bound = stateBound(s);
@@ -117,40 +142,37 @@ export function rowStateAt(blob: Buffer, chunkFirst: number, s: number, file = '
     } while (b & 0x80 && p < n);
     seq += Math.floor(v / 2);
     if (2 * seq + (v % 2 === 1 ? 0 : 1) > bound) break;
-    checkRecord(blob, p, file);
-    const meta = blob[p++]!;
-    const len = 1 << (meta >> 6);
-    blob.copy(state, meta & 63, p, p + len);
-    p += len;
+    p = nextRecord(blob, p, state, compact, file);
   }
   return state;
 }
 
-/** The record whose offset/size byte is at `p` fits the line and the blob. */
-function checkRecord(blob: Buffer, p: number, file: string): void {
+/** Applies the record whose offset/size byte is at `p` to `state`, checked to fit the line and the blob; the next record's start. */
+function nextRecord(blob: Buffer, p: number, state: Buffer, compact: boolean, file: string): number {
   const meta = blob[p];
   if (meta === undefined) throw errors.corrupt(file, 'a memory row is cut short');
   const off = meta & 63;
   const len = 1 << (meta >> 6);
-  if (off + len > 64 || p + 1 + len > blob.length) throw errors.corrupt(file, `a memory row holds a write of ${len} bytes at offset ${off} that does not fit`);
+  const next = off + len > 64 ? -1 : applyRecord(blob, p + 1, off, len, state, compact);
+  if (next < 0) throw errors.corrupt(file, `a memory row holds a write of ${len} bytes at offset ${off} that does not fit`);
+  return next;
 }
 
 /**
  * The last write in a row that touches any byte of [lo, hi) (offsets in the line) and is part of
- * the state at `s`, decoded from the blob in one pass without objects per write.
+ * the state at `s`, decoded from the blob in one pass without objects per write (hot lines have
+ * thousands of writes).
  */
-export function rowLastWrite(blob: Buffer, line: number, chunkFirst: number, lo: number, hi: number, s: number, file = 'trace'): LineWrite | undefined {
+export function rowLastWrite(blob: Buffer, line: number, chunkFirst: number, lo: number, hi: number, s: number, file = 'trace', compact = true): LineWrite | undefined {
   const bound = stateBound(s);
   const n = blob.length;
-  // Pass 1: find the last matching record (no copies: hot lines have thousands of writes).
+  const state = Buffer.from(blob.subarray(0, 64));
+  const old = Buffer.alloc(8);
+  const data = Buffer.alloc(8);
+  let hit: { seq: number; host: boolean; off: number; len: number } | undefined;
   let p = 128;
   let seq = chunkFirst;
-  let hitAt = -1;
-  let hitStart = -1;
-  let hitSeq = 0;
-  let hitHost = false;
   while (p < n) {
-    const start = p;
     let v = 0;
     let mul = 1;
     let b: number;
@@ -162,35 +184,19 @@ export function rowLastWrite(blob: Buffer, line: number, chunkFirst: number, lo:
     seq += Math.floor(v / 2);
     const host = v % 2 === 1;
     if (2 * seq + (host ? 0 : 1) > bound) break;
-    checkRecord(blob, p, file);
-    const meta = blob[p]!;
+    const meta = blob[p] ?? 0;
     const off = meta & 63;
     const len = 1 << (meta >> 6);
-    if (off < hi && off + len > lo) {
-      hitAt = p;
-      hitStart = start;
-      hitSeq = seq;
-      hitHost = host;
+    const touches = off < hi && off + len > lo && off + len <= 64;
+    if (touches) state.copy(old, 0, off, off + len);
+    p = nextRecord(blob, p, state, compact, file);
+    if (touches) {
+      state.copy(data, 0, off, off + len);
+      hit = { seq, host, off, len };
     }
-    p += 1 + len;
   }
-  if (hitAt < 0) return undefined;
-  // Pass 2: the bytes the hit overwrote = the initial line + earlier writes to its bytes.
-  const meta = blob[hitAt]!;
-  const off = meta & 63;
-  const len = 1 << (meta >> 6);
-  const old = Buffer.from(blob.subarray(off, off + len));
-  for (p = 128; p < hitStart; ) {
-    while (blob[p++]! & 0x80);
-    const m = blob[p]!;
-    const o = m & 63;
-    const l = 1 << (m >> 6);
-    const from = Math.max(o, off);
-    const to = Math.min(o + l, off + len);
-    if (from < to) blob.copy(old, from - off, p + 1 + (from - o), p + 1 + (to - o));
-    p += 1 + l;
-  }
-  return { seq: hitSeq, host: hitHost, phys: line * 64 + off, len, old, data: Buffer.from(blob.subarray(hitAt + 1, hitAt + 1 + len)) };
+  if (!hit) return undefined;
+  return { seq: hit.seq, host: hit.host, phys: line * 64 + hit.off, len: hit.len, old: Buffer.from(old.subarray(0, hit.len)), data: Buffer.from(data.subarray(0, hit.len)) };
 }
 
 /** The order (see writeOrder) of a row's first write, or Infinity for a row without writes. */
@@ -222,10 +228,11 @@ export function lineStateAt(row: DecodedRow, s: number): Buffer {
 }
 
 /** Encode a row (for tests and tools; the recorder encodes in C). */
-export function encodeLineRow(init: Buffer, writes: readonly { seq: number; host: boolean; off: number; data: Buffer }[], chunkFirst: number): Buffer {
+export function encodeLineRow(init: Buffer, writes: readonly { seq: number; host: boolean; off: number; data: Buffer }[], chunkFirst: number, compact = true): Buffer {
   const final = Buffer.from(init);
   for (const w of writes) w.data.copy(final, w.off);
   const parts: Buffer[] = [Buffer.from(init), final];
+  const state = Buffer.from(init);
   let prev = chunkFirst;
   for (const w of writes) {
     let v = (w.seq - prev) * 2 + (w.host ? 1 : 0);
@@ -239,7 +246,18 @@ export function encodeLineRow(init: Buffer, writes: readonly { seq: number; host
     const lg = [1, 2, 4, 8].indexOf(w.data.length);
     if (lg < 0) throw errors.badInput(`a row write is 1, 2, 4 or 8 bytes, not ${w.data.length}`);
     bytes.push(w.off | (lg << 6));
-    parts.push(Buffer.from(bytes), w.data);
+    if (!compact || w.data.length === 1) {
+      parts.push(Buffer.from(bytes), w.data);
+    } else {
+      const at = bytes.push(0) - 1;
+      for (let i = 0; i < w.data.length; i++) {
+        if (w.data[i] === state[w.off + i]) continue;
+        bytes[at]! |= 1 << i;
+        bytes.push(w.data[i]!);
+      }
+      parts.push(Buffer.from(bytes));
+    }
+    w.data.copy(state, w.off);
   }
   return Buffer.concat(parts);
 }

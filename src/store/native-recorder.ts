@@ -38,6 +38,12 @@ export interface NativeRecorder {
   setRamBuffer(h: RecorderHandle, ram: Buffer, physBase: bigint): void;
   /** Hooks on an engine; `flush` (default true) drops code translated before (an engine that never ran needs none). */
   attach(h: RecorderHandle, uc: bigint, vcpu: number, flush?: boolean): void;
+  /**
+   * Records the vCPU of the attached exact engine `exactUc` from its fast engine `fastUc` too
+   * (native/emu/emu.c): a write hook there, and the address of the block sink
+   * (native/common/block-sink.h) to connect to the fast engine. Disconnect it before detaching.
+   */
+  attachFast(h: RecorderHandle, exactUc: bigint, fastUc: bigint, flush?: boolean): bigint;
   detach(h: RecorderHandle, uc: bigint): void;
   beginSlice(h: RecorderHandle, uc: bigint): void;
   endSlice(h: RecorderHandle, uc: bigint, executed: number | bigint): bigint;
@@ -49,6 +55,8 @@ export interface NativeRecorder {
   checkpointNow(h: RecorderHandle, uc: bigint, flags?: number): void;
   cut(h: RecorderHandle): NativeChunk;
   seq(h: RecorderHandle): bigint;
+  /** The pc and vCPU of the open chunk's last instruction; null when it has none. */
+  lastStep(h: RecorderHandle): [bigint, number] | null;
   setSeq(h: RecorderHandle, seq: bigint): void;
   /** lastOnly: the arrays hold only instruction count - 1. */
   decodePcs(pcs: Buffer, count: number, lastOnly?: boolean): { pc: BigUint64Array; vcpu: Uint8Array };

@@ -2,7 +2,9 @@
  * The trace file: one SQLite database (WAL) per recording. This file and its siblings in
  * src/store are the only code of dbg that touches better-sqlite3.
  *
- * Layout (schema version 5, in `PRAGMA user_version`; version 4 was the same without the stop
+ * Layout (schema version 6, in `PRAGMA user_version`; version 5 was the same with every memory
+ * row's write records holding all the bytes written, not only those that changed (line-rows.ts);
+ * version 4 was as 5 without the stop
  * table (a v4 trace reads as one where the session never stopped); version 3 also stored
  * chunk.pcs as it is, not deflated; version 2 also required chunk.first to be unique, so a chunk of
  * no instructions could not be followed by the next one; v2, v3 and v4 traces read as they are;
@@ -38,7 +40,9 @@
  *                                         (A >> 6, chunk <= chunk(S)) + decoding a ~100 B blob.
  *   ckpt(id, seq, vcpu, chunk, flags, data) register checkpoints (uc_context images) at slice
  *                                         starts, slice ends (flags & 2) and every
- *                                         `checkpoint_every` instructions; flags & 1 = full
+ *                                         `checkpoint_every` instructions the exact engine
+ *                                         runs (none inside a stretch recorded from the fast
+ *                                         engine: slices are at most a quantum); flags & 1 = full
  *                                         image, else RLE(image XOR the chunk's full image of
  *                                         that vCPU). Index ckpt_by_vcpu(vcpu, seq).
  *   ram_init(page, data)                  4 KiB pages of RAM that were not zero when recording
@@ -66,9 +70,9 @@ import { DbgError, errors } from '../common/errors.js';
 
 export type Db = Database.Database;
 
-export const TRACE_SCHEMA_VERSION = 5;
+export const TRACE_SCHEMA_VERSION = 6;
 /** Older versions this dbg reads as they are (see the layout above). */
-const READABLE_VERSIONS = [2, 3, 4, TRACE_SCHEMA_VERSION];
+const READABLE_VERSIONS = [2, 3, 4, 5, TRACE_SCHEMA_VERSION];
 export const TRACE_FORMAT = 'dbg-trace';
 
 const DDL = `

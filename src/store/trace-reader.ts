@@ -95,6 +95,8 @@ export class TraceReader {
   readonly chunkCount: number;
   /** The schema version (PRAGMA user_version; schema.ts). */
   readonly version: number;
+  /** Memory rows keep only the bytes a write changed (schema 6; line-rows.ts). */
+  private readonly compactRows: boolean;
   private readonly pcsCache = new Map<number, { pc: BigUint64Array; vcpu: Uint8Array }>();
   private scratch: { pc: BigUint64Array; vcpu: Uint8Array } | undefined;
   private readonly rowCache = new Map<string, DecodedRow>();
@@ -119,6 +121,7 @@ export class TraceReader {
     this.db = guardTraceDb(path, db);
     this.meta = readMeta(db);
     this.version = db.pragma('user_version', { simple: true }) as number;
+    this.compactRows = this.version >= 6;
     this.info = checkMeta(path, this.meta);
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
@@ -394,9 +397,21 @@ export class TraceReader {
     return { pc: this.scratch.pc.subarray(0, r.count), vcpu: this.scratch.vcpu.subarray(0, r.count) };
   }
 
+  /**
+   * The last instruction of the history as its recorder knows it (EmulatorRecorder.lastStored),
+   * so that a reverse step right after opening does not decode the last chunk to check it.
+   * Ignored unless it is the last instruction.
+   */
+  knowLastStep(last: { seq: number; pc: bigint; vcpu: number } | undefined): void {
+    this.lastStep = last && last.seq === this.end - 1 ? last : undefined;
+  }
+
+  private lastStep: { seq: number; pc: bigint; vcpu: number } | undefined;
+
   /** pc and vCPU of instruction `seq` (first <= seq < end). */
   step(seq: number): { pc: bigint; vcpu: number } {
     if (seq < this.first || seq >= this.end) throw new DbgError('bad-input', `no instruction at seq ${seq}: the history holds [${this.first}, ${this.end - 1}]`);
+    if (seq === this.lastStep?.seq) return { pc: this.lastStep.pc, vcpu: this.lastStep.vcpu };
     const id = this.chunkIndexOf(seq);
     const i = seq - this.chunkFirsts[id]!;
     // A first look into a chunk decodes only up to `seq`; a second one decodes and keeps it all.
@@ -564,7 +579,7 @@ export class TraceReader {
       if (!got) throw traceCorrupt(this.path, `memory row of line 0x${(line * 64).toString(16)} in chunk ${chunk} is missing`);
       data = got.data;
     }
-    r = decodeLineRow(this.rowBlob(data, line, chunk), line, this.chunkFirsts[chunk] ?? 0, this.label);
+    r = decodeLineRow(this.rowBlob(data, line, chunk), line, this.chunkFirsts[chunk] ?? 0, this.label, this.compactRows);
     this.rowsDecoded++;
     if (this.rowCache.size >= ROW_CACHE) this.rowCache.delete(this.rowCache.keys().next().value!);
     this.rowCache.set(key, r);
@@ -608,7 +623,7 @@ export class TraceReader {
       for (;;) {
         const got = this.st.lastMasked!.get(line, chunk, part, at, BigInt.asIntN(64, mask)) as { chunk: number; part: number; data: Buffer } | undefined;
         if (!got) break;
-        const hit = rowLastWrite(this.rowBlob(got.data, line, got.chunk), line, this.chunkFirsts[got.chunk]!, lo, hi, at, this.label);
+        const hit = rowLastWrite(this.rowBlob(got.data, line, got.chunk), line, this.chunkFirsts[got.chunk]!, lo, hi, at, this.label, this.compactRows);
         if (hit) {
           if (!best || writeOrder(hit) > writeOrder(best)) best = hit;
           break;
@@ -709,7 +724,7 @@ export class TraceReader {
       }
       use ??= this.st.firstPart!.get(line, chunk) as typeof use;
       if (!use) throw missing();
-      return rowStateAt(this.rowBlob(use.data, line, chunk), base, at, this.label);
+      return rowStateAt(this.rowBlob(use.data, line, chunk), base, at, this.label, this.compactRows);
     }
     // Never written at or before `at`: as the first row found it, or as recording began.
     const first = this.st.firstRow!.get(line) as { chunk: number; data: Buffer } | undefined;
@@ -742,7 +757,7 @@ export class TraceReader {
   chunkWrites(id: number): ChunkWrites {
     const all: LineWrite[] = [];
     for (const r of this.st.rowsOfChunk!.all(id) as { line: number; part: number; data: Buffer }[]) {
-      for (const w of decodeLineRow(this.rowBlob(r.data, r.line, id), r.line, this.chunkFirsts[id]!, this.label).writes) all.push(w);
+      for (const w of decodeLineRow(this.rowBlob(r.data, r.line, id), r.line, this.chunkFirsts[id]!, this.label, this.compactRows).writes) all.push(w);
     }
     // Sort by (order, index) with one native numeric sort: key = order * 2^22 + index.
     if (all.length >= 1 << 22) throw traceCorrupt(this.path, `chunk ${id} holds ${all.length} writes, more than this reader handles (4M)`);

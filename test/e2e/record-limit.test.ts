@@ -22,10 +22,10 @@ describe('DBG_RECORD_MAX', () => {
     const r = spawnSync(dbg, ['live', '--emulate', kernel, '-m', '32M', '--wait', '-q', '--record', trace, '-e', 'timer_tick::bp; :c; :c; :c; :c; ::now; :c; ::now; ::status'], {
       encoding: 'utf8',
       timeout: 60_000,
-      env: { ...process.env, DBG_RECORD_MAX: '100000' },
+      env: { ...process.env, DBG_RECORD_MAX: '30000' },
     });
     expect(r.status, r.stderr).toBe(0);
-    const m = /dbg: recording stopped at seq (\d+): the trace ".*lim\.trace" reached 100000 bytes \(set DBG_RECORD_MAX=BYTES for more\); the guest runs on unrecorded/.exec(r.stderr);
+    const m = /dbg: recording stopped at seq (\d+): the trace ".*lim\.trace" reached 30000 bytes \(set DBG_RECORD_MAX=BYTES for more\); the guest runs on unrecorded/.exec(r.stderr);
     expect(m, r.stderr).not.toBeNull();
     const at = m![1]!;
     const beyond = /recording stopped at (\d+): the guest runs beyond it, at seq (\d+) unrecorded\)$/m.exec(r.stdout);

@@ -1,4 +1,6 @@
 /**
+ * Schema version 6 keeps, in a memory row's write records, only the bytes a write changed; a
+ * version 5 trace (every byte written) reads to the same writes.
  * Schema version 5 adds the stop table (the recording session's stops); a version 4 trace, which
  * has none, reads as one whose session never stopped.
  * Schema version 4 stores each chunk's pc stream deflated; a version 3 trace (the stream as it
@@ -14,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuestMachine } from '../../bench/recording-guest.js';
 import { DbgError } from '../../src/common/errors.js';
 import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
+import { decodeLineRow, encodeLineRow } from '../../src/store/line-rows.js';
 import { TRACE_SCHEMA_VERSION } from '../../src/store/schema.js';
 import { TraceReader } from '../../src/store/trace-reader.js';
 import { ReplayMachine } from '../../src/targets/replay/replay-machine.js';
@@ -31,15 +34,30 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A copy of the trace with `edit` applied to every chunk's pcs and user_version set. */
+/**
+ * A copy of the trace with `edit` applied to every chunk's pcs and user_version set; below
+ * version 6, its memory rows hold every byte written (schema.ts).
+ */
 function variant(name: string, version: number, edit: (pcs: Buffer, id: number) => Buffer): string {
   const p = join(dir, name);
   copyFileSync(v4, p);
   const db = new Database(p);
   for (const r of db.prepare('SELECT id, pcs FROM chunk').all() as { id: number; pcs: Buffer }[]) db.prepare('UPDATE chunk SET pcs = ? WHERE id = ?').run(edit(r.pcs, r.id), r.id);
+  if (version < 6) plainRows(db);
   db.pragma(`user_version = ${version}`);
   db.close();
   return p;
+}
+
+/** Memory rows as schema 5 and older write them: every byte of every write. */
+function plainRows(db: Database.Database): void {
+  const firsts = new Map((db.prepare('SELECT id, first FROM chunk').all() as { id: number; first: number }[]).map((c) => [c.id, c.first]));
+  const upd = db.prepare('UPDATE mem SET data = ? WHERE line = ? AND chunk = ? AND part = ?');
+  for (const r of db.prepare('SELECT line, chunk, part, data FROM mem').all() as { line: number; chunk: number; part: number; data: Buffer }[]) {
+    const first = firsts.get(r.chunk)!;
+    const d = decodeLineRow(r.data, r.line, first);
+    upd.run(encodeLineRow(d.init, d.writes.map((w) => ({ seq: w.seq, host: w.host, off: w.phys - r.line * 64, data: w.data })), first, false), r.line, r.chunk, r.part);
+  }
 }
 
 describe('trace schema versions', () => {
@@ -66,6 +84,26 @@ describe('trace schema versions', () => {
     m4.close();
     r3.close();
     r4.close();
+  });
+
+  it('version 6 keeps the bytes a write changed; a version 5 trace (every byte) reads to the same writes, smaller', () => {
+    const r6 = TraceReader.open(v4);
+    const v5 = variant('v5-all-bytes.trace', 5, (pcs) => pcs);
+    const r5 = TraceReader.open(v5);
+    expect(r5.version).toBe(5);
+    const stored = (p: string) => (new Database(p, { readonly: true }).prepare('SELECT sum(length(data)) AS n FROM mem').get() as { n: number }).n;
+    expect(stored(v4)).toBeLessThan(stored(v5));
+    const lines = (new Database(v4, { readonly: true }).prepare('SELECT DISTINCT line FROM mem ORDER BY line').all() as { line: number }[]).map((l) => l.line);
+    expect(lines.length).toBeGreaterThan(10);
+    for (const line of lines.slice(0, 40)) {
+      expect(r5.writesTo(line * 64, 64)).toEqual(r6.writesTo(line * 64, 64));
+      for (const at of [r6.first + 1, 77_777, r6.end]) {
+        expect(r5.lineAt(line, at).equals(r6.lineAt(line, at))).toBe(true);
+        expect(r5.lastWriteInRange(line * 64, 64, at)).toEqual(r6.lastWriteInRange(line * 64, 64, at));
+      }
+    }
+    r5.close();
+    r6.close();
   });
 
   it('version 5 keeps the stops; a version 4 trace (no stop table) opens with none', () => {

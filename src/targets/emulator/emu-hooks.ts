@@ -57,6 +57,8 @@ interface Addon {
   invalidate(ctx: HookCtx, begin: bigint, end: bigint): void;
   /** Device registers at [begin, begin + size): a fast engine hands every access to the exact one. */
   guard(ctx: HookCtx, begin: bigint, size: bigint): void;
+  /** A recorder's block sink (native/common/block-sink.h) hears of every block this fast engine runs; null disconnects. */
+  recordTo(fast: HookCtx, sink: bigint | null): void;
 }
 
 let addon: Addon | undefined;

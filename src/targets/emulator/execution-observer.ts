@@ -84,6 +84,14 @@ export interface ObservedMachine {
   readonly quantum?: number;
   /** uc_engine* of vCPU `vcpu` (0-based), for a native addon. */
   engineAddress(vcpu: number): bigint;
+  /**
+   * The fast engine of vCPU `vcpu` (native/emu/emu.c, "Fast engine"), when it has one: its
+   * uc_engine*, and `recordTo`, which connects a native block sink (native/common/block-sink.h)
+   * that hears of every block it runs; the machine then runs that vCPU's slices on it while
+   * observed. `recordTo(undefined)` disconnects (before the sink's owner goes). Without a fast
+   * engine, or when not connected, observed slices run on the exact engine alone.
+   */
+  fastEngine?(vcpu: number): { readonly address: bigint; recordTo(sink: bigint | undefined): void } | undefined;
   /** Guest RAM: one host buffer shared by every vCPU's engine. */
   readonly ram: Buffer;
   /** Guest-physical address of ram[0]. */

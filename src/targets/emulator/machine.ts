@@ -105,6 +105,8 @@ export class Vcpu {
   skipPc: bigint | undefined;
   /** An INIT IPI reached this waiting vCPU: a start-up IPI starts it. */
   initSeen = false;
+  /** The observer hears of the fast engine's blocks (fastEngine().recordTo): observed slices may run there. */
+  fastRecorded = false;
   constructor(
     readonly index: number,
     /** The exact engine: counts every instruction; holds the vCPU's state between slices. */
@@ -262,6 +264,18 @@ export class Machine implements ObservedMachine {
   engineAddress(vcpu: number): bigint {
     return this.vcpu(vcpu).engine.address;
   }
+  fastEngine(vcpu: number): { readonly address: bigint; recordTo(sink: bigint | undefined): void } | undefined {
+    const v = this.vcpu(vcpu);
+    const fast = v.fast;
+    if (!fast) return undefined;
+    return {
+      address: fast.engine.address,
+      recordTo: (sink) => {
+        emuHooks().recordTo(fast.hooks, sink ?? null);
+        v.fastRecorded = sink !== undefined;
+      },
+    };
+  }
   get seq(): bigint {
     return this.seqNow;
   }
@@ -273,12 +287,15 @@ export class Machine implements ObservedMachine {
   engines(): string {
     const base = `Unicorn ${unicornVersion()}`;
     if (this.fastOff !== undefined) return `${base}; exact engine only (per-instruction counting): no fast engine: ${this.fastOff}`;
-    if (this.observer) return `${base}; exact engine (per-instruction counting) while recording: the recorder takes every instruction's pc`;
+    if (this.observer && !this.vcpus.every((v) => v.fastRecorded)) return `${base}; exact engine (per-instruction counting) while recording: the recorder takes every instruction's pc`;
+    if (this.observer) return `${base}; fast engine (per-block counting), recorded block by block; the exact engine at breakpoints, watchpoints, port I/O and faults`;
     return `${base}; fast engine (per-block counting), the exact engine at breakpoints, watchpoints, port I/O and faults`;
   }
 
   setObserver(o: ExecutionObserver | undefined): void {
     this.observer?.detach?.();
+    // a sink the old observer left connected belongs to it: never call into it again
+    for (const v of this.vcpus) if (v.fastRecorded) this.fastEngine(v.index)?.recordTo(undefined);
     this.observer = o;
     o?.attach(this);
   }
@@ -871,8 +888,8 @@ export class Machine implements ObservedMachine {
     if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip }, v.index);
     this.observer?.beforeSlice(v.index, this.seqNow);
     let err: number;
-    if (v.fast && !this.observer) {
-      // the recorder needs every instruction's pc: recorded slices run on the exact engine
+    if (v.fast && (!this.observer || v.fastRecorded)) {
+      // an observer that does not hear of the fast engine's blocks needs every instruction on the exact engine
       err = addon.runFast(v.fast.hooks, v.hooks, BigInt(limit), skip);
     } else {
       addon.arm(v.hooks, BigInt(limit), skip);

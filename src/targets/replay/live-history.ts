@@ -122,7 +122,7 @@ export class LiveHistory {
     if (!this.replay || this.openedAt !== live || this.openedInputs !== this.recorder.inputs) {
       this.recorder.flush();
       this.replay?.close();
-      this.replay = ReplayTarget.open(this.recorder.path, { ownRecording: true });
+      this.replay = ReplayTarget.open(this.recorder.path, { ownRecording: true, lastStep: this.recorder.lastStored });
       this.openedAt = live;
       this.openedInputs = this.recorder.inputs;
       this.ids.clear();

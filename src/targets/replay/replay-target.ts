@@ -59,6 +59,8 @@ export interface ReplayOptions {
   readonly symbols?: readonly string[];
   /** The trace this process is recording (a live guest's): its symbol file is the one running, not compared with the recorded code. */
   readonly ownRecording?: boolean;
+  /** The history's last instruction as the recorder knows it (TraceReader.knowLastStep). */
+  readonly lastStep?: { seq: number; pc: bigint; vcpu: number };
 }
 
 interface Watch {
@@ -201,6 +203,7 @@ export class ReplayTarget implements Target {
 
   static open(path: string, opts: ReplayOptions = {}): ReplayTarget {
     const reader = TraceReader.open(path);
+    reader.knowLastStep(opts.lastStep);
     let machine: ReplayMachine | undefined;
     try {
       machine = new ReplayMachine(reader);
