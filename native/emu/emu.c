@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unicorn/unicorn.h>
 #include <capstone/capstone.h>
+#include "phys.h"
 #include <dlfcn.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -131,6 +132,10 @@ struct ctx {
   /* the fast engine's last stores to trap pages in this block (see trap_write) */
   struct undo { uintptr_t host_pc; unsigned char *at; uint64_t old; unsigned size; } undo[16];
   unsigned nundo;
+  /* Guest-physical TLB entries (see "Physical addresses"). */
+  int phys;            /* this engine's TLB entries lead to guest-physical addresses */
+  uint32_t tlb_gen;    /* bumped whenever the engine drops TLB entries by itself */
+  uint32_t peer_gen;   /* the other engine's tlb_gen when this one last took the vCPU over */
 };
 
 static void stop_now(ctx *c, int kind) {
@@ -318,12 +323,21 @@ static void on_intr(uc_engine *uc, uint32_t intno, void *ud) {
 
 /*
  * Paging. Unicorn 2.0.1 walks the guest's page tables (faults, A/D bits) but then uses the virtual
- * address as the physical one ("identity map guest virtual address", excp_helper.c). So dbg maps
- * what the guest's page tables map: on the first access to an unmapped virtual page, walk the
- * tables (in RAM) and map that virtual range onto the same host RAM with uc_mem_map_ptr (a 2 MiB
- * or 1 GiB guest page at once when it fits, else the 4 KiB page). RAM itself is mapped at virtual
- * = physical. Limits: a virtual range below the end of RAM cannot alias other RAM, and an alias
- * stays when the guest later remaps that virtual page elsewhere.
+ * address as the physical one ("identity map guest virtual address", excp_helper.c). dbg puts the
+ * physical address back into each TLB entry (phys.c, "Physical addresses" below), so RAM is mapped
+ * once, at its physical addresses, and every virtual page the guest maps reaches the RAM its page
+ * tables name, remapped as the guest remaps (its CR3 loads and INVLPGs drop the entries, as on a
+ * real CPU).
+ *
+ * Unicorn still asks, before each access that misses its TLB, whether something is mapped at the
+ * virtual address in its own map (load_helper: memory_mapping(uc, vaddr)), and raises "unmapped"
+ * if not. Below the end of RAM, RAM is there. Above it (a kernel at 0x80000000 or in the top
+ * half), on the first access to an unmapped virtual page dbg walks the tables and maps that
+ * virtual range as a marker: an alias of the same host RAM with uc_mem_map_ptr (a 2 MiB or 1 GiB
+ * guest page at once when it fits, else a run of 4 KiB pages), which the TLB entries bypass.
+ * Without the physical entries (an engine whose CPUState was not found, or another Unicorn build)
+ * the markers are what the guest reads, as before: then a virtual page below the end of RAM
+ * cannot reach other RAM, and a marker stays when the guest remaps its page.
  */
 static uint64_t rd64(ctx *c, uint64_t pa, int *ok) {
   if (pa + 8 > c->ram_size) {
@@ -454,6 +468,54 @@ static int alias_page(ctx *c, uint64_t va) {
     return 1;
   }
   return 0;
+}
+
+/*
+ * Physical addresses. phys.c calls phys_translate from inside Unicorn's TLB fill, after the
+ * engine's own page walk has succeeded: the same walk in guest RAM gives the physical page. The
+ * pages dbg itself puts at a virtual address (trap pages of watchpoints, a fast engine's stand-ins
+ * for unmapped memory and device guards) keep Unicorn's virtual = physical entry, so that their
+ * callbacks still see the accesses. Page tables are read at their physical addresses, where RAM
+ * is: nothing dbg maps can hide them. A virtual page above the end of RAM gets its marker here
+ * (alias_page), before its entry.
+ *
+ * Each vCPU has two engines (exact and fast) with a TLB each, and uc_context_restore does not
+ * drop entries. The engine that drops its entries (the guest loaded CR3, ran INVLPG...) bumps its
+ * tlb_gen; the other drops all of its own before it takes the vCPU over (sync_tlb). Changes made
+ * from outside (a debugger write to CR3, a state loaded, a CPU started) drop both (flushTlb).
+ */
+static int own_page_at(ctx *c, uint64_t va) {
+  va &= ~0xfffull;
+  for (trap *t = c->traps; t; t = t->next)
+    if (t->va == va && t->host) return 1;
+  for (trap *t = c->faults; t; t = t->next)
+    if (t->va == va) return 1;
+  for (trap *t = c->guards; t; t = t->next)
+    if (t->va == va) return 1;
+  return 0;
+}
+
+static uint64_t phys_translate(void *owner, uint64_t vaddr, uint64_t paddr) {
+  ctx *c = (ctx *)owner;
+  uint64_t pa, vbase, psize;
+  if (!c->phys || !c->ram || own_page_at(c, vaddr)) return paddr;
+  if (!guest_walk(c, vaddr, &pa, &vbase, &psize)) return paddr; /* paging off: virtual = physical */
+  /* Unicorn's helpers read a TLB entry before they ask memory_mapping(vaddr), and mapping a marker
+     from their unmapped-memory hook drops the TLB under them: so the marker comes first, and a
+     virtual page that can have none keeps Unicorn's entry (and its unmapped-memory path) */
+  if (!phys_mapped(c->uc, vaddr) && !alias_page(c, vaddr)) return paddr;
+  return (pa + (vaddr - vbase)) & ~0xfffull;
+}
+
+static void phys_flushed(void *owner) { ((ctx *)owner)->tlb_gen++; }
+
+static const phys_ops phys_hooks = {phys_translate, phys_flushed};
+
+/* `to` takes the vCPU over from `from`: drop its TLB entries if `from` dropped any meanwhile. */
+static void sync_tlb(ctx *from, ctx *to) {
+  if (!to->phys || to->peer_gen == from->tlb_gen) return;
+  phys_flush(to->cpu);
+  to->peer_gen = from->tlb_gen;
 }
 
 /*
@@ -1098,6 +1160,8 @@ static long envptr_in(uint64_t q, uint64_t env, long only) {
  * cpu_loop_exit_restore a pointer that is not a CPU, which crashes at the first hand-over (the
  * heap's layout decides which pointer a scan meets first, so that crash came and went).
  */
+static int locate_cpu(ctx *c);
+
 static int find_cpu(ctx *c) {
   static int have_exit = -1;
   if (have_exit < 0) {
@@ -1105,7 +1169,12 @@ static int find_cpu(ctx *c) {
     exit_restore = lib ? (void (*)(void *, uintptr_t))dlsym(lib, "cpu_loop_exit_restore_x86_64") : NULL;
     have_exit = exit_restore != NULL;
   }
-  if (!have_exit || !c->env) return 0;
+  return have_exit && (c->cpu || locate_cpu(c));
+}
+
+/* The CPUState of any engine (exact or fast): 1 when found (c->cpu). */
+static int locate_cpu(ctx *c) {
+  if (!c->env) return 0;
   uint64_t rip = 0, eip = 0;
   int32_t df = 0;
   /* CPUX86State: regs[16], eip, eflags, cc_dst, cc_src, cc_src2, cc_op, df, hflags */
@@ -1233,7 +1302,12 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     return NULL;
   }
   find_old_exception(c);
+  if (locate_cpu(c) && phys_install(&phys_hooks, NULL)) {
+    c->phys = 1;
+    phys_register(c->cpu, c);
+  }
   if (fast && !find_cpu(c)) {
+    phys_register(c->cpu, NULL);
     free(c);
     napi_throw_error(env, "EMU_FAST", "no fast engine with this Unicorn build (QEMU's CPU state layout or cpu_loop_exit_restore not found): the exact engine runs alone");
     return NULL;
@@ -1296,6 +1370,8 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
   uc_hook_del(c->uc, c->intr_hook);
   uc_hook_del(c->uc, c->badmem_hook);
   uc_hook_del(c->uc, c->badinsn_hook);
+  if (c->phys) phys_register(c->cpu, NULL);
+  c->phys = 0;
   c->uc = NULL; /* the ctx itself leaks a few bytes: the external may outlive the engine */
   return NULL;
 }
@@ -1452,9 +1528,8 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
 }
 
 /*
- * Moves the vCPU's registers from one engine to the other. The receiver's TLB is kept (Unicorn
- * 2.0.1 has no call that drops it; writing CR3 does not): its entries lead each virtual page to
- * the same host RAM, so only page permissions the guest changed meanwhile could be stale.
+ * Moves the vCPU's registers from one engine to the other. The receiver's TLB is kept unless the
+ * sender dropped entries meanwhile (sync_tlb, after each transfer).
  */
 static int transfer(ctx *from, ctx *to, uc_context *buf) {
   return uc_context_save(from->uc, buf) == UC_ERR_OK && uc_context_restore(to->uc, buf) == UC_ERR_OK;
@@ -1506,6 +1581,7 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
     uc_reg_read(e->uc, UC_X86_REG_RIP, &rip);
     uc_reg_read(e->uc, UC_X86_REG_CR2, &cr2);
     if (!transfer(e, f, f->xfer)) return throw_uc(env, "moving the vCPU to the fast engine", UC_ERR_EXCEPTION);
+    sync_tlb(e, f);
     f->counter = done;
     f->limit = limit;
     f->stop_kind = STOP_NONE;
@@ -1517,6 +1593,7 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
     uc_err ferr = uc_emu_start(f->uc, rip, UINT64_MAX, 0, 0);
     drop_faults(f);
     if (!transfer(f, e, f->xfer)) return throw_uc(env, "moving the vCPU back to the exact engine", UC_ERR_EXCEPTION);
+    sync_tlb(f, e);
     /* Unicorn 2.0.1 sets CR2 to -2 when it probes a code page (no fault reaches the guest; see
        machine.ts): keep the guest's value for the exact engine unless a #PF stopped the run */
     uc_reg_read(e->uc, UC_X86_REG_CR2, &cr2_after);
@@ -1613,6 +1690,41 @@ static napi_value js_invalidate(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* flushTlb(ctx): drop the engine's TLB entries (after CR0/CR3/CR4/EFER or a whole state were
+   written from outside: uc_reg_write and uc_context_restore leave the entries as they were) */
+static napi_value js_flush_tlb(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  ctx *c = get_ctx(env, argv[0]);
+  if (c && c->uc && c->phys) {
+    phys_flush(c->cpu);
+    c->tlb_gen++;
+  }
+  return NULL;
+}
+
+/* physical(ctx) -> string | null: null when the engine's TLB entries lead to guest-physical
+   addresses, else why not */
+static napi_value js_physical(napi_env env, napi_callback_info info) {
+  napi_value argv[1], r;
+  const char *why = NULL;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  ctx *c = get_ctx(env, argv[0]);
+  if (!c) return NULL;
+  if (!c->phys) {
+    const char *w = NULL;
+    if (!phys_install(&phys_hooks, &w)) why = w ? w : "the TLB hooks are not installed";
+    else if (!c->uc) why = "the engine is closed";
+    else why = "the engine's CPUState was not found";
+  }
+  if (!why) {
+    napi_get_null(env, &r);
+    return r;
+  }
+  napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
@@ -1626,6 +1738,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"invalidate", NULL, js_invalidate, NULL, NULL, NULL, napi_default, NULL},
       {"runFast", NULL, js_run_fast, NULL, NULL, NULL, napi_default, NULL},
       {"guard", NULL, js_guard, NULL, NULL, NULL, napi_default, NULL},
+      {"flushTlb", NULL, js_flush_tlb, NULL, NULL, NULL, napi_default, NULL},
+      {"physical", NULL, js_physical, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

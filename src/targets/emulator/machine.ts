@@ -119,6 +119,14 @@ export class Vcpu {
   get contexts(): HookCtx[] {
     return this.fast ? [this.hooks, this.fast.hooks] : [this.hooks];
   }
+
+  /**
+   * The paging registers or the whole CPU state were written from outside the guest: drop both
+   * engines' TLB entries (they lead virtual pages to physical RAM as the old tables had it).
+   */
+  flushTlb(): void {
+    for (const h of this.contexts) emuHooks().flushTlb(h);
+  }
 }
 
 /**
@@ -269,7 +277,8 @@ export class Machine implements ObservedMachine {
 
   /** Which engines run the guest, and why the fast one does not when it does not (::status). */
   engines(): string {
-    const base = `Unicorn ${unicornVersion()}`;
+    const why = emuHooks().physical(this.vcpus[0]!.hooks);
+    const base = `Unicorn ${unicornVersion()}${why === null ? '' : ` (TLB entries virtual = physical: ${why}; a virtual page below the end of RAM reaches only the RAM at its own address)`}`;
     if (this.fastOff !== undefined) return `${base}; exact engine only (per-instruction counting): no fast engine: ${this.fastOff}`;
     if (this.observer) return `${base}; exact engine (per-instruction counting) while recording: the recorder takes every instruction's pc`;
     return `${base}; fast engine (per-block counting), the exact engine at breakpoints, watchpoints, port I/O and faults`;
@@ -648,7 +657,10 @@ export class Machine implements ObservedMachine {
   writeRegister(vcpu: number, name: string, value: bigint): void {
     const v = this.vcpu(vcpu);
     writeRegister(v.engine, name, value);
-    if (/^(cr[034]|efer)$/.test(name)) this.paging.flush();
+    if (/^(cr[034]|efer)$/.test(name)) {
+      this.paging.flush();
+      v.flushTlb();
+    }
     this.observer?.onInput({ kind: 'register-write', seq: this.seqNow, vcpu, name, value });
   }
 
@@ -1069,6 +1081,7 @@ export class Machine implements ObservedMachine {
     const t = this.vcpus[n];
     if (!t || t.run !== 'wait-start' || !t.initSeen) return;
     enterRealMode(t.engine, vector);
+    t.flushTlb();
     t.run = 'running';
     this.observer?.onInput({ kind: 'cpu-start', seq: this.seqNow, vcpu: n, by });
   }
@@ -1104,6 +1117,7 @@ export class Machine implements ObservedMachine {
     if (!t || t.run !== 'wait-start') return;
     const from = this.vcpus[by]!.engine;
     copyMode(from, t.engine);
+    t.flushTlb();
     t.engine.writeReg(X86_REG.RIP, b.readBigUInt64LE(8));
     t.engine.writeReg(X86_REG.RSP, b.readBigUInt64LE(16));
     t.engine.writeReg(X86_REG.RDI, b.readBigUInt64LE(24));
@@ -1140,8 +1154,7 @@ export class Machine implements ObservedMachine {
     s.vcpus.forEach((st, i) => {
       const v = this.vcpus[i]!;
       v.engine.restoreContext(st.context);
-      // The engine's TLB stays (Unicorn 2.0.1 cannot drop it; writing CR3 does not): its entries
-      // lead each virtual page to the same host RAM, see transfer() in native/emu/emu.c.
+      v.flushTlb();
       v.run = st.run;
       v.executed = st.executed;
       v.timerPeriod = st.timerPeriod;
