@@ -66,13 +66,13 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     expect(out).toContain('cpu1: starting 1\ncpu0: starting 0\n');
   });
 
-  it('with 2 CPUs, reaches the shell prompt', async () => {
+  it('with 2 CPUs, reaches the shell prompt', { timeout: 240_000 }, async () => {
     expect(await runUntil(boot(2), '$ ', 600_000_000n)).toContain('init: starting sh\n$ ');
   });
 
   // User processes run at virtual addresses below the end of RAM: their TLB entries lead to the
   // physical pages their page tables name (native/emu/phys.c), not to the RAM at the same address.
-  it('reaches the shell prompt, and `ls` typed on COM1 lists the file system as under QEMU', async () => {
+  it('reaches the shell prompt, and `ls` typed on COM1 lists the file system as under QEMU', { timeout: 240_000 }, async () => {
     const t = boot(1);
     expect(await runUntil(t, '$ ', 300_000_000n)).toContain('init: starting sh\n$ ');
     t.machine.consoleInput(Buffer.from('ls\n'));
