@@ -1303,11 +1303,12 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   }
   find_old_exception(c);
   if (locate_cpu(c) && phys_install(&phys_hooks, NULL)) {
+    phys_engine pe = {c->cpu, c->uc, (void *)(uintptr_t)c->env, c->ram, c->ram_size};
     c->phys = 1;
-    phys_register(c->cpu, c);
+    phys_register(&pe, c);
   }
   if (fast && !find_cpu(c)) {
-    phys_register(c->cpu, NULL);
+    if (c->phys) phys_unregister(c->cpu);
     free(c);
     napi_throw_error(env, "EMU_FAST", "no fast engine with this Unicorn build (QEMU's CPU state layout or cpu_loop_exit_restore not found): the exact engine runs alone");
     return NULL;
@@ -1370,7 +1371,7 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
   uc_hook_del(c->uc, c->intr_hook);
   uc_hook_del(c->uc, c->badmem_hook);
   uc_hook_del(c->uc, c->badinsn_hook);
-  if (c->phys) phys_register(c->cpu, NULL);
+  if (c->phys) phys_unregister(c->cpu);
   c->phys = 0;
   c->uc = NULL; /* the ctx itself leaks a few bytes: the external may outlive the engine */
   return NULL;

@@ -7,6 +7,9 @@
  * back: it takes the library's one call to tlb_set_page_with_attrs (through its PLT) and asks the
  * owner of the engine which address the entry should lead to.
  *
+ * It also lets guest stores to RAM without translated code take Unicorn's fast path, and keeps
+ * the engines over one RAM coherent when a store rewrites code one of them translated.
+ *
  * Contract: the owner's `translate` runs inside Unicorn's TLB fill (no Unicorn calls that run code
  * or change the memory map; uc_reg_read is fine) and returns the page-aligned address in the
  * engine's address space that virtual page `vaddr` must use: `paddr` (= vaddr) to keep Unicorn's
@@ -26,8 +29,17 @@ typedef struct phys_ops {
 /* Installs the TLB hooks once per process; 1 when they are in place, else 0 and *why says why. */
 int phys_install(const phys_ops *ops, const char **why);
 
-/* The engine whose CPUState is `cpu` belongs to `owner` (NULL: forget it). */
-void phys_register(void *cpu, void *owner);
+/* An engine: its CPUState, uc_struct, CPUX86State, and the guest RAM mapped first in it (the
+   engines over one RAM buffer share which of its pages hold translated code). */
+typedef struct phys_engine {
+  void *cpu, *uc, *env;
+  unsigned char *ram;
+  uint64_t ram_size;
+} phys_engine;
+
+/* The engine belongs to `owner` until phys_unregister(cpu) (before the engine is closed). */
+void phys_register(const phys_engine *e, void *owner);
+void phys_unregister(void *cpu);
 
 /* Whether anything is mapped at `addr` in the engine's own address space (Unicorn's memory_mapping,
    which its load and store helpers ask before they use a TLB entry). */
