@@ -72,6 +72,10 @@ typedef struct trap {
   unsigned char *host;  /* its RAM, NULL until installed */
   int refs;             /* watchpoints covering it */
   int fault;            /* a fast engine's stand-in for unmapped memory: every access aborts */
+  /* a guard's register that reads as a constant (guardValue): answered without a hand-over */
+  int has_const;
+  uint32_t const_off, const_size;
+  uint64_t const_value;
   struct trap *next;
 } trap;
 
@@ -549,7 +553,10 @@ static uint64_t trap_read(uc_engine *uc, uint64_t offset, unsigned size, void *u
   trap *t = (trap *)ud;
   ctx *c = t->c;
   uint64_t v = 0, rip = 0;
-  if (t->fault) fast_abort(c); /* does not return */
+  if (t->fault) {
+    if (t->has_const && offset == t->const_off && size == t->const_size) return t->const_value;
+    fast_abort(c); /* does not return */
+  }
   if (offset + size > 0x1000) size = (unsigned)(0x1000 - offset);
   memcpy(&v, t->host + offset, size);
   /* a fetch for translation: pc (synced before each instruction and at each block) is at or
@@ -1677,6 +1684,31 @@ static napi_value js_guard(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * guardValue(ctx, addr, size, value): a guarded device register at guest-physical `addr` that
+ * reads as `value` until the next guardValue (a local APIC's ID, which a kernel reads at every
+ * lock it takes): a fast engine answers such a read itself instead of handing it over. The caller
+ * gives the new value whenever the device's register changes. Nothing to do for an exact engine.
+ */
+static napi_value js_guard_value(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  uint64_t a, n, v;
+  if (!get_args(env, info, 4, argv)) return NULL;
+  ctx *c = get_live_ctx(env, argv[0]);
+  if (!c || !get_u64(env, argv[1], &a) || !get_u64(env, argv[2], &n) || !get_u64(env, argv[3], &v)) return NULL;
+  if (!c->fast) return NULL;
+  for (trap *t = c->guards; t; t = t->next) {
+    if (t->va != (a & ~0xfffull)) continue;
+    t->const_off = (uint32_t)(a & 0xfff);
+    t->const_size = (uint32_t)n;
+    t->const_value = v;
+    t->has_const = n >= 1 && n <= 8 && (a & 0xfff) + n <= 0x1000;
+    return NULL;
+  }
+  napi_throw_range_error(env, "EMU_ARGS", "guardValue: no guarded device page there");
+  return NULL;
+}
+
 /* invalidate(ctx, begin, end): drop translated code of [begin, end) (after a debugger write) */
 static napi_value js_invalidate(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -1740,6 +1772,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"runFast", NULL, js_run_fast, NULL, NULL, NULL, napi_default, NULL},
       {"guard", NULL, js_guard, NULL, NULL, NULL, napi_default, NULL},
       {"flushTlb", NULL, js_flush_tlb, NULL, NULL, NULL, napi_default, NULL},
+      {"guardValue", NULL, js_guard_value, NULL, NULL, NULL, napi_default, NULL},
       {"physical", NULL, js_physical, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -88,6 +88,7 @@ static space **spaces;
 static size_t nspaces;
 static volatile uint64_t epoch = 1; /* bumped at every change: per-thread caches start over */
 static __thread entry *last_cpu, *last_uc;
+static __thread int quiet; /* flushes of our own: not the engine's doing, owners are not told */
 static __thread uint64_t last_cpu_epoch, last_uc_epoch;
 
 static space *space_for(unsigned char *ram, uint64_t size) {
@@ -263,6 +264,7 @@ static void my_set_page(void *cpu, uint64_t vaddr, uint64_t paddr, uint32_t attr
 }
 
 static void told(void *cpu) {
+  if (quiet) return;
   entry *en = find(cpu, 0);
   if (en) owner_ops->flushed(en->owner);
 }
@@ -311,7 +313,9 @@ static void my_protect(void *uc, uint64_t ram_addr) {
   for (size_t i = 0; i < used && n < 64; i++)
     if (table[i]->sp == en->sp) cpus[n++] = table[i]->e.cpu;
   pthread_mutex_unlock(&lock);
+  quiet++;
   for (size_t i = 0; i < n; i++) real_flush(cpus[i]);
+  quiet--;
 }
 
 static void my_unprotect(void *uc, uint64_t ram_addr) {
@@ -341,7 +345,10 @@ static void my_inval_fast(void *uc, void *pages, uint64_t start, int len, uintpt
 }
 
 void phys_flush(void *cpu) {
-  if (real_flush && cpu) real_flush(cpu);
+  if (!real_flush || !cpu) return;
+  quiet++;
+  real_flush(cpu);
+  quiet--;
 }
 
 int phys_mapped(void *uc, uint64_t addr) { return mapping_at && mapping_at(uc, addr) != NULL; }

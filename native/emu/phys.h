@@ -45,7 +45,8 @@ void phys_unregister(void *cpu);
    which its load and store helpers ask before they use a TLB entry). */
 int phys_mapped(void *uc, uint64_t addr);
 
-/* Drops every TLB entry of the engine whose CPUState is `cpu` (QEMU's tlb_flush). */
+/* Drops every TLB entry of the engine whose CPUState is `cpu` (QEMU's tlb_flush); its owner is
+   not told (`flushed` is for what the engine does by itself). */
 void phys_flush(void *cpu);
 
 #endif

@@ -242,7 +242,15 @@ export class Machine implements ObservedMachine {
       if (opts.ramBytes <= IOAPIC_BASE) {
         engine.mapMmio(BigInt(LAPIC_BASE), 0x1000, {
           read: (off, size) => this.mmio(i, () => this.board.lapicRead(i, off, size, this.vnow(i))),
-          write: (off, size, value) => this.mmio(i, () => this.board.lapicWrite(i, off, size, value, this.vnow(i)), true),
+          write: (off, size, value) =>
+            this.mmio(
+              i,
+              () => {
+                this.board.lapicWrite(i, off, size, value, this.vnow(i));
+                if ((off & 0xff0) === 0x20) this.publishLapicId(i);
+              },
+              true,
+            ),
         });
         engine.mapMmio(BigInt(IOAPIC_BASE), 0x1000, {
           read: (off, size) => this.mmio(i, () => this.board.ioapicRead(i, off, size)),
@@ -257,7 +265,18 @@ export class Machine implements ObservedMachine {
         addon.guard(fast.hooks, BigInt(IOAPIC_BASE), 0x1000n);
       }
       this.vcpus.push(new Vcpu(i, engine, hooks, fast));
+      this.publishLapicId(i);
     }
+  }
+
+  /**
+   * A kernel reads its local APIC's ID at every lock (xv6's mycpu()): the fast engine answers that
+   * read itself (emu.c, guardValue) instead of handing the instruction to the exact engine.
+   */
+  private publishLapicId(i: number): void {
+    const fast = this.vcpus[i]?.fast;
+    if (!fast || this.ram.length > IOAPIC_BASE) return;
+    emuHooks().guardValue(fast.hooks, BigInt(LAPIC_BASE + 0x20), 4n, BigInt(this.board.lapicIdRegister(i)));
   }
 
   // --- ObservedMachine ------------------------------------------------------------------------
@@ -1167,6 +1186,7 @@ export class Machine implements ObservedMachine {
     this.left = s.scheduler.left;
     const dev = s.devices as { pc: unknown; idleNs: bigint; console: string };
     this.board.load(dev.pc);
+    this.vcpus.forEach((v) => this.publishLapicId(v.index));
     this.idleNs = dev.idleNs;
     this.consoleBytes = [];
     this.consoleText = dev.console;
