@@ -140,6 +140,8 @@ struct ctx {
   int phys;            /* this engine's TLB entries lead to guest-physical addresses */
   uint32_t tlb_gen;    /* bumped whenever the engine drops TLB entries by itself */
   uint32_t peer_gen;   /* the other engine's tlb_gen when this one last took the vCPU over */
+  /* An interrupt waits for RFLAGS.IF (see irq_open): end the slice where the guest opens it. */
+  int irq_wait;
 };
 
 static void stop_now(ctx *c, int kind) {
@@ -151,10 +153,20 @@ static void check_code(ctx *c, uint64_t addr, uint32_t size);
 static void rebuild_code(ctx *c);
 static inline uint32_t fhash(uint64_t a);
 
+static int irq_open(ctx *c);
+
 static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   ctx *c = (ctx *)ud;
   (void)uc;
   ++c->counter;
+  if (c->irq_wait && irq_open(c) && !c->pending && !c->stop_kind) {
+    /* the guest opened interrupts: the slice ends before this instruction, as at its limit */
+    c->irq_wait = 0;
+    c->stop_pc = addr;
+    c->stop_counter = c->counter;
+    stop_now(c, STOP_LIMIT);
+    return;
+  }
   if (c->pending) {
     /* a watched access or a device request happened in the previous instruction, which has
        completed: stop before this one */
@@ -1080,6 +1092,24 @@ static void drop_faults(ctx *c) {
   c->faults = NULL;
 }
 
+/*
+ * Interrupts the guest can take now: RFLAGS.IF set (CPUX86State.eflags keeps IF) and no STI or
+ * MOV SS shadow (hflags HF_INHIBIT_IRQ). dbg delivers device interrupts between slices; a kernel
+ * that opens interrupts for a few instructions only (xv6's scheduler: sti, then acquire's cli)
+ * would see a slice boundary there by chance, or never when its loop divides the quantum. So
+ * while an interrupt waits (waitInterrupt), each engine ends the slice where IF opens: the exact
+ * one before each instruction, the fast one before each block (QEMU ends a block after sti's
+ * shadow, popf and iret).
+ */
+#define ENV_EFLAGS 136
+#define HF_INHIBIT_IRQ (1u << 3)
+static int irq_open(ctx *c) {
+  if (!c->env) return 0;
+  uint64_t fl = *(uint64_t *)(uintptr_t)(c->env + ENV_EFLAGS);
+  uint32_t hf = *(uint32_t *)(uintptr_t)(c->env + ENV_HFLAGS);
+  return (fl & 0x200) && !(hf & HF_INHIBIT_IRQ);
+}
+
 static int code_mode(ctx *c) {
   uint32_t hf = *(uint32_t *)(uintptr_t)(c->env + ENV_HFLAGS);
   return (hf & HF_CS64) ? 2 : (hf & HF_CS32) ? 1 : 0;
@@ -1094,7 +1124,8 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   c->block_pc = addr;
   c->block_size = size;
   c->block_base = c->counter;
-  if (c->counter >= c->limit) {
+  if (c->counter >= c->limit || (c->irq_wait && irq_open(c))) {
+    c->irq_wait = 0;
     c->stop_pc = addr;
     stop_now(c, STOP_LIMIT);
     return;
@@ -1723,6 +1754,18 @@ static napi_value js_invalidate(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* waitInterrupt(ctx, on): an interrupt waits for IF: the next slices end where the guest opens
+   it (irq_open); cleared when that happens or by waitInterrupt(ctx, false) */
+static napi_value js_wait_interrupt(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  bool on = false;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  ctx *c = get_ctx(env, argv[0]);
+  if (!c || napi_get_value_bool(env, argv[1], &on) != napi_ok) return NULL;
+  c->irq_wait = on;
+  return NULL;
+}
+
 /* flushTlb(ctx): drop the engine's TLB entries (after CR0/CR3/CR4/EFER or a whole state were
    written from outside: uc_reg_write and uc_context_restore leave the entries as they were) */
 static napi_value js_flush_tlb(napi_env env, napi_callback_info info) {
@@ -1773,6 +1816,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"guard", NULL, js_guard, NULL, NULL, NULL, napi_default, NULL},
       {"flushTlb", NULL, js_flush_tlb, NULL, NULL, NULL, napi_default, NULL},
       {"guardValue", NULL, js_guard_value, NULL, NULL, NULL, napi_default, NULL},
+      {"waitInterrupt", NULL, js_wait_interrupt, NULL, NULL, NULL, napi_default, NULL},
       {"physical", NULL, js_physical, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -899,6 +899,10 @@ export class Machine implements ObservedMachine {
     v.skipPc = undefined;
     if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip }, v.index);
     this.observer?.beforeSlice(v.index, this.seqNow);
+    // A device interrupt that waits for IF: the slice ends where the guest opens interrupts (emu.c,
+    // irq_open), so that it is taken there and not only when a slice boundary happens to fall there.
+    const irqWait = this.board.hasInterrupt(v.index) && (e.readReg(X86_REG.RFLAGS) & RFLAGS_IF) === 0n;
+    for (const h of v.contexts) addon.waitInterrupt(h, irqWait);
     let err: number;
     if (v.fast && !this.observer) {
       // the recorder needs every instruction's pc: recorded slices run on the exact engine
@@ -908,6 +912,7 @@ export class Machine implements ObservedMachine {
       err = e.start(rip, UNTIL_NEVER);
     }
     const h = hookResult(v.hooks);
+    if (irqWait) for (const c of v.contexts) addon.waitInterrupt(c, false);
 
     // How many instructions completed (see native/emu/emu.c).
     let executed: bigint;
