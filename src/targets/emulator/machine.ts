@@ -45,6 +45,7 @@ import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, Slic
 import { unicornVersion, UnicornEngine, UC, X86_REG } from './unicorn.js';
 import { Disk, type DiskOptions } from './devices/ata.js';
 import { IOAPIC_BASE, LAPIC_BASE, StandardPc } from './devices/pc.js';
+import { translate32 } from './paging32.js';
 import { deliverInterrupt32, enterRealMode } from './protected-mode.js';
 import {
   copyMode,
@@ -567,49 +568,9 @@ export class Machine implements ObservedMachine {
       const phys = ps.longMode ? virt : virt & 0xffff_ffffn;
       return { virt, phys, pageSize: 4096, steps: [] };
     }
-    if (!ps.longMode) return this.translate32(virt & 0xffff_ffffn, ps.cr3, (e.readReg(X86_REG.CR4) & 0x20n) !== 0n, (e.readReg(X86_REG.CR4) & 0x10n) !== 0n);
+    if (!ps.longMode) return translate32((a, n) => this.readPhysical(a, n), virt & 0xffff_ffffn, ps.cr3, e.readReg(X86_REG.CR4));
     const w = this.paging.translate(cr3Root(ps.cr3), virt);
     return w.fault !== undefined ? { virt, steps: w.steps, fault: w.fault } : { virt, phys: w.phys, pageSize: w.pageSize, steps: w.steps };
-  }
-
-  /** 32-bit paging: two levels of 4-byte entries (4 MiB pages with CR4.PSE), or PAE's three. */
-  private translate32(virt: bigint, cr3: bigint, pae: boolean, pse: boolean): Translation {
-    const steps: { level: string; index: number; entryAddr: bigint; entry: bigint }[] = [];
-    const read = (a: bigint, n: 4 | 8): bigint => {
-      const b = this.readPhysical(a, n);
-      return n === 4 ? BigInt(b.readUInt32LE(0)) : b.readBigUInt64LE(0);
-    };
-    const levels: { level: string; entry: string; shift: bigint; bits: bigint; size: 4 | 8; large?: number }[] = pae
-      ? [
-          { level: 'PDPT', entry: 'PDPTE', shift: 30n, bits: 3n, size: 8 },
-          { level: 'PD', entry: 'PDE', shift: 21n, bits: 511n, size: 8, large: 0x200000 },
-          { level: 'PT', entry: 'PTE', shift: 12n, bits: 511n, size: 8 },
-        ]
-      : [
-          { level: 'PD', entry: 'PDE', shift: 22n, bits: 1023n, size: 4, ...(pse ? { large: 0x400000 } : {}) },
-          { level: 'PT', entry: 'PTE', shift: 12n, bits: 1023n, size: 4 },
-        ];
-    let table = pae ? cr3 & 0xffff_ffe0n : cr3 & 0xffff_f000n;
-    for (const lv of levels) {
-      const index = Number((virt >> lv.shift) & lv.bits);
-      const entryAddr = table + BigInt(index * lv.size);
-      let entry: bigint;
-      try {
-        entry = read(entryAddr, lv.size);
-      } catch (err) {
-        return { virt, steps, fault: `${lv.level} table at phys 0x${table.toString(16)} is outside RAM: ${(err as Error).message}` };
-      }
-      steps.push({ level: lv.level, index, entryAddr, entry });
-      if ((entry & 1n) === 0n) return { virt, steps, fault: `${lv.entry}[${index}] = 0x${entry.toString(16)} (not present)` };
-      const frameMask = pae ? 0x000f_ffff_ffff_f000n : 0xffff_f000n;
-      if (lv.large && (entry & 0x80n) !== 0n) {
-        const off = BigInt(lv.large - 1);
-        return { virt, phys: (entry & frameMask & ~off) | (virt & off), pageSize: lv.large, steps };
-      }
-      if (lv.level === 'PT') return { virt, phys: (entry & frameMask) | (virt & 0xfffn), pageSize: 4096, steps };
-      table = entry & frameMask;
-    }
-    return { virt, steps, fault: 'no leaf entry' };
   }
 
   private physOf(vcpu: number, virt: bigint, length: number, what: string): bigint {

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EmulatorTarget } from '../../../src/targets/emulator/emulator-target.js';
+import { session } from '../emulator-session.js';
 
 const dir = process.env.DBG_XV6_DIR;
 const have = dir !== undefined && existsSync(join(dir, 'kernel')) && existsSync(join(dir, 'fs.img'));
@@ -80,5 +81,17 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     const out = (await runUntil(t, '\n$ ', 500_000_000n, before)).slice(before);
     const q = await qemu('ls\n');
     expect(out).toBe(q.slice(q.indexOf('$ ') + 2));
+  });
+
+  it('a breakpoint on sys_exec stops there (i386 registers, a stack through the trap frame); steps go one instruction', { timeout: 240_000 }, async () => {
+    const t = boot(1);
+    const s = session(t);
+    await s.run('sys_exec::bp');
+    expect((await s.run(':c'))[0]).toMatch(/^stopped: breakpoint 1 at 0x0*80[0-9a-f]{6} sys_exec on vCPU 0$/);
+    expect((await s.run('::regs')).find((l) => l.startsWith('%eip'))).toMatch(/sys_exec$/);
+    const stack = (await s.run('::stack')).join('\n');
+    expect(stack).toMatch(/sys_exec\n.* trap\+0x[0-9a-f]+\n.* alltraps\+0x[0-9a-f]+/);
+    expect((await s.run(':s'))[0]).toMatch(/^stopped: step at 0x0*80[0-9a-f]{6} sys_exec\+0x1 on vCPU 0$/);
+    expect(t.machine.console()).toContain('cpu0: starting 0');
   });
 });
