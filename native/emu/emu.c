@@ -514,12 +514,13 @@ static int own_page_at(ctx *c, uint64_t va) {
 static uint64_t phys_translate(void *owner, uint64_t vaddr, uint64_t paddr) {
   ctx *c = (ctx *)owner;
   uint64_t pa, vbase, psize;
-  if (!c->phys || !c->ram || own_page_at(c, vaddr)) return paddr;
-  if (!guest_walk(c, vaddr, &pa, &vbase, &psize)) return paddr; /* paging off: virtual = physical */
+  if (!c->phys || !c->ram || !guest_walk(c, vaddr, &pa, &vbase, &psize)) return paddr; /* paging off: virtual = physical */
   /* Unicorn's helpers read a TLB entry before they ask memory_mapping(vaddr), and mapping a marker
      from their unmapped-memory hook drops the TLB under them: so the marker comes first, and a
      virtual page that can have none keeps Unicorn's entry (and its unmapped-memory path) */
   if (!phys_mapped(c->uc, vaddr) && !alias_page(c, vaddr)) return paddr;
+  /* after the marker: mapping it installs the trap pages of watchpoints set before */
+  if (own_page_at(c, vaddr)) return paddr;
   return (pa + (vaddr - vbase)) & ~0xfffull;
 }
 
