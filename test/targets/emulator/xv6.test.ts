@@ -94,4 +94,14 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     expect((await s.run(':s'))[0]).toMatch(/^stopped: step at 0x0*80[0-9a-f]{6} sys_exec\+0x1 on vCPU 0$/);
     expect(t.machine.console()).toContain('cpu0: starting 0');
   });
+
+  it('a write watchpoint on the kernel variable ticks stops at each timer tick, in trap()', { timeout: 240_000 }, async () => {
+    const t = boot(1);
+    const s = session(t);
+    await s.run('ticks::wp -w');
+    for (const n of [1, 2]) {
+      expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x0*80[0-9a-f]{6}\) at 0x0*80[0-9a-f]{6} trap\+0x[0-9a-f]+ on vCPU 0$/);
+      expect(t.readVirtual(t.symbols.lookup('ticks'), 4).readUInt32LE(0)).toBe(n);
+    }
+  });
 });
