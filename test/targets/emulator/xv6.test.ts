@@ -5,16 +5,22 @@
  *   qemu-system-i386 -kernel kernel -drive file=fs.img,index=1,media=disk,format=raw -m 512 -serial stdio
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { EmulatorRecorder } from '../../../src/store/emulator-recorder.js';
 import { EmulatorTarget } from '../../../src/targets/emulator/emulator-target.js';
 import { session } from '../emulator-session.js';
 
 const dir = process.env.DBG_XV6_DIR;
 const have = dir !== undefined && existsSync(join(dir, 'kernel')) && existsSync(join(dir, 'fs.img'));
 const open: EmulatorTarget[] = [];
-afterAll(() => open.forEach((t) => t.close()));
+const traces = mkdtempSync(join(tmpdir(), 'dbg-xv6-'));
+afterAll(() => {
+  open.forEach((t) => t.close());
+  rmSync(traces, { recursive: true, force: true });
+});
 
 function boot(cpus: number): EmulatorTarget {
   const t = EmulatorTarget.open(join(dir!, 'kernel'), { ramBytes: 512 << 20, cpus, disks: [undefined, { path: join(dir!, 'fs.img') }] });
@@ -103,5 +109,22 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
       expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x0*80[0-9a-f]{6}\) at 0x0*80[0-9a-f]{6} trap\+0x[0-9a-f]+ on vCPU 0$/);
       expect(t.readVirtual(t.symbols.lookup('ticks'), 4).readUInt32LE(0)).toBe(n);
     }
+  });
+
+  // Recorded, every instruction runs on the exact engine: ~2 minutes to the first tick at load 9.
+  it('recorded: ::whowrote names the tick that wrote ticks, ::rcont goes back to it with the old value, ::rstep before it', { timeout: 900_000 }, async () => {
+    const t = boot(1);
+    t.record(new EmulatorRecorder(join(traces, 'ticks.trace'), { guest: 'kernel', symbols: join(dir!, 'kernel') }));
+    const s = session(t);
+    await s.run('ticks::wp -w');
+    await s.run(':c');
+    expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x0*80[0-9a-f]{6}\) at 0x0*80[0-9a-f]{6} trap\+0x[0-9a-f]+ on vCPU 0$/);
+    const now = t.caps.reverse!.bounds().now;
+    const who = (await s.run('ticks,4::whowrote'))[0]!;
+    expect(who).toMatch(new RegExp(`^seq ${now - 1n}  trap\\+0x[0-9a-f]+ \\(0x80[0-9a-f]{6}\\), vCPU 0  phys 0x[0-9a-f]+: 01 00 00 00 -> 02 00 00 00$`));
+    expect((await s.run('::rcont'))[0]).toMatch(new RegExp(`^seq ${now - 1n}: trap\\+0x[0-9a-f]+ .*write watchpoint 1 on 0x80[0-9a-f]{6}.*memory as before the write$`));
+    expect(t.readVirtual(t.symbols.lookup('ticks'), 4).readUInt32LE(0)).toBe(1);
+    expect((await s.run('::stack')).join('\n')).toMatch(/trap\+0x[0-9a-f]+\n.*alltraps/);
+    expect((await s.run('::rstep'))[0]).toMatch(new RegExp(`^seq ${now - 2n}: `));
   });
 });
