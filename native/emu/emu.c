@@ -127,6 +127,8 @@ struct ctx {
   uint64_t handoff_n;  /* instructions the exact engine runs before the fast one goes on */
   int io_ran;          /* port I/O executed in the fast engine: a bug (see on_port_fast) */
   struct blk *blocks;  /* translated blocks seen, by (pc, size, mode) */
+  struct blk *last_blk; /* the block on_block met last, while `blocks` stays where it is */
+  struct blk *last_tab;
   size_t nblocks, blocks_cap;
   uint32_t gen;        /* bumped when code points change */
   trap *faults;        /* temporary MMIO pages over unmapped addresses (see on_badmem) */
@@ -1120,7 +1122,15 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   ctx *c = (ctx *)ud;
   (void)uc;
   if (c->stop_kind) return;
-  blk *b = block_get(c, addr, size, code_mode(c));
+  /* a string instruction with a rep prefix runs its block once per iteration (kinit's page fills
+     are most of a small kernel's boot): the same block again skips the table */
+  int mode = code_mode(c);
+  blk *b = c->last_blk;
+  if (!b || c->last_tab != c->blocks || !b->size || b->pc != addr || b->size != size || b->mode != mode) {
+    b = block_get(c, addr, size, mode);
+    c->last_blk = b;
+    c->last_tab = c->blocks;
+  }
   c->nundo = 0;
   c->block_pc = addr;
   c->block_size = size;
