@@ -34,6 +34,7 @@
 #include <string.h>
 #include <unicorn/unicorn.h>
 #include <capstone/capstone.h>
+#include "phys.h"
 #include <dlfcn.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -72,6 +73,10 @@ typedef struct trap {
   unsigned char *host;  /* its RAM, NULL until installed */
   int refs;             /* watchpoints covering it */
   int fault;            /* a fast engine's stand-in for unmapped memory: every access aborts */
+  /* a guard's register that reads as a constant (guardValue): answered without a hand-over */
+  int has_const;
+  uint32_t const_off, const_size;
+  uint64_t const_value;
   struct trap *next;
 } trap;
 
@@ -123,6 +128,8 @@ struct ctx {
   uint64_t handoff_n;  /* instructions the exact engine runs before the fast one goes on */
   int io_ran;          /* port I/O executed in the fast engine: a bug (see on_port_fast) */
   struct blk *blocks;  /* translated blocks seen, by (pc, size, mode) */
+  struct blk *last_blk; /* the block on_block met last, while `blocks` stays where it is */
+  struct blk *last_tab;
   size_t nblocks, blocks_cap;
   uint32_t gen;        /* bumped when code points change */
   trap *faults;        /* temporary MMIO pages over unmapped addresses (see on_badmem) */
@@ -133,6 +140,12 @@ struct ctx {
   struct undo { uintptr_t host_pc; unsigned char *at; uint64_t old; unsigned size; } undo[16];
   unsigned nundo;
   emu_block_sink *sink; /* a recorder told of every block that runs (see "Recording") */
+  /* Guest-physical TLB entries (see "Physical addresses"). */
+  int phys;            /* this engine's TLB entries lead to guest-physical addresses */
+  uint32_t tlb_gen;    /* bumped whenever the engine drops TLB entries by itself */
+  uint32_t peer_gen;   /* the other engine's tlb_gen when this one last took the vCPU over */
+  /* An interrupt waits for RFLAGS.IF (see irq_open): end the slice where the guest opens it. */
+  int irq_wait;
 };
 
 static void stop_now(ctx *c, int kind) {
@@ -144,10 +157,20 @@ static void check_code(ctx *c, uint64_t addr, uint32_t size);
 static void rebuild_code(ctx *c);
 static inline uint32_t fhash(uint64_t a);
 
+static int irq_open(ctx *c);
+
 static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   ctx *c = (ctx *)ud;
   (void)uc;
   ++c->counter;
+  if (c->irq_wait && irq_open(c) && !c->pending && !c->stop_kind) {
+    /* the guest opened interrupts: the slice ends before this instruction, as at its limit */
+    c->irq_wait = 0;
+    c->stop_pc = addr;
+    c->stop_counter = c->counter;
+    stop_now(c, STOP_LIMIT);
+    return;
+  }
   if (c->pending) {
     /* a watched access or a device request happened in the previous instruction, which has
        completed: stop before this one */
@@ -320,12 +343,21 @@ static void on_intr(uc_engine *uc, uint32_t intno, void *ud) {
 
 /*
  * Paging. Unicorn 2.0.1 walks the guest's page tables (faults, A/D bits) but then uses the virtual
- * address as the physical one ("identity map guest virtual address", excp_helper.c). So dbg maps
- * what the guest's page tables map: on the first access to an unmapped virtual page, walk the
- * tables (in RAM) and map that virtual range onto the same host RAM with uc_mem_map_ptr (a 2 MiB
- * or 1 GiB guest page at once when it fits, else the 4 KiB page). RAM itself is mapped at virtual
- * = physical. Limits: a virtual range below the end of RAM cannot alias other RAM, and an alias
- * stays when the guest later remaps that virtual page elsewhere.
+ * address as the physical one ("identity map guest virtual address", excp_helper.c). dbg puts the
+ * physical address back into each TLB entry (phys.c, "Physical addresses" below), so RAM is mapped
+ * once, at its physical addresses, and every virtual page the guest maps reaches the RAM its page
+ * tables name, remapped as the guest remaps (its CR3 loads and INVLPGs drop the entries, as on a
+ * real CPU).
+ *
+ * Unicorn still asks, before each access that misses its TLB, whether something is mapped at the
+ * virtual address in its own map (load_helper: memory_mapping(uc, vaddr)), and raises "unmapped"
+ * if not. Below the end of RAM, RAM is there. Above it (a kernel at 0x80000000 or in the top
+ * half), on the first access to an unmapped virtual page dbg walks the tables and maps that
+ * virtual range as a marker: an alias of the same host RAM with uc_mem_map_ptr (a 2 MiB or 1 GiB
+ * guest page at once when it fits, else a run of 4 KiB pages), which the TLB entries bypass.
+ * Without the physical entries (an engine whose CPUState was not found, or another Unicorn build)
+ * the markers are what the guest reads, as before: then a virtual page below the end of RAM
+ * cannot reach other RAM, and a marker stays when the guest remaps its page.
  */
 static uint64_t rd64(ctx *c, uint64_t pa, int *ok) {
   if (pa + 8 > c->ram_size) {
@@ -459,6 +491,55 @@ static int alias_page(ctx *c, uint64_t va) {
 }
 
 /*
+ * Physical addresses. phys.c calls phys_translate from inside Unicorn's TLB fill, after the
+ * engine's own page walk has succeeded: the same walk in guest RAM gives the physical page. The
+ * pages dbg itself puts at a virtual address (trap pages of watchpoints, a fast engine's stand-ins
+ * for unmapped memory and device guards) keep Unicorn's virtual = physical entry, so that their
+ * callbacks still see the accesses. Page tables are read at their physical addresses, where RAM
+ * is: nothing dbg maps can hide them. A virtual page above the end of RAM gets its marker here
+ * (alias_page), before its entry.
+ *
+ * Each vCPU has two engines (exact and fast) with a TLB each, and uc_context_restore does not
+ * drop entries. The engine that drops its entries (the guest loaded CR3, ran INVLPG...) bumps its
+ * tlb_gen; the other drops all of its own before it takes the vCPU over (sync_tlb). Changes made
+ * from outside (a debugger write to CR3, a state loaded, a CPU started) drop both (flushTlb).
+ */
+static int own_page_at(ctx *c, uint64_t va) {
+  va &= ~0xfffull;
+  for (trap *t = c->traps; t; t = t->next)
+    if (t->va == va && t->host) return 1;
+  for (trap *t = c->faults; t; t = t->next)
+    if (t->va == va) return 1;
+  for (trap *t = c->guards; t; t = t->next)
+    if (t->va == va) return 1;
+  return 0;
+}
+
+static uint64_t phys_translate(void *owner, uint64_t vaddr, uint64_t paddr) {
+  ctx *c = (ctx *)owner;
+  uint64_t pa, vbase, psize;
+  if (!c->phys || !c->ram || !guest_walk(c, vaddr, &pa, &vbase, &psize)) return paddr; /* paging off: virtual = physical */
+  /* Unicorn's helpers read a TLB entry before they ask memory_mapping(vaddr), and mapping a marker
+     from their unmapped-memory hook drops the TLB under them: so the marker comes first, and a
+     virtual page that can have none keeps Unicorn's entry (and its unmapped-memory path) */
+  if (!phys_mapped(c->uc, vaddr) && !alias_page(c, vaddr)) return paddr;
+  /* after the marker: mapping it installs the trap pages of watchpoints set before */
+  if (own_page_at(c, vaddr)) return paddr;
+  return (pa + (vaddr - vbase)) & ~0xfffull;
+}
+
+static void phys_flushed(void *owner) { ((ctx *)owner)->tlb_gen++; }
+
+static const phys_ops phys_hooks = {phys_translate, phys_flushed};
+
+/* `to` takes the vCPU over from `from`: drop its TLB entries if `from` dropped any meanwhile. */
+static void sync_tlb(ctx *from, ctx *to) {
+  if (!to->phys || to->peer_gen == from->tlb_gen) return;
+  phys_flush(to->cpu);
+  to->peer_gen = from->tlb_gen;
+}
+
+/*
  * Trap pages. Unicorn's inline TLB lookup skips every hook on a hit; it leaves the fast path only
  * for TLB entries flagged MMIO (or when any UC_HOOK_MEM_READ/WRITE exists: then for every access
  * of every page, which halves the guest's speed). So a read/write watchpoint turns the pages it
@@ -489,7 +570,10 @@ static uint64_t trap_read(uc_engine *uc, uint64_t offset, unsigned size, void *u
   trap *t = (trap *)ud;
   ctx *c = t->c;
   uint64_t v = 0, rip = 0;
-  if (t->fault) fast_abort(c); /* does not return */
+  if (t->fault) {
+    if (t->has_const && offset == t->const_off && size == t->const_size) return t->const_value;
+    fast_abort(c); /* does not return */
+  }
   if (offset + size > 0x1000) size = (unsigned)(0x1000 - offset);
   memcpy(&v, t->host + offset, size);
   /* a fetch for translation: pc (synced before each instruction and at each block) is at or
@@ -1016,6 +1100,24 @@ static void drop_faults(ctx *c) {
   c->faults = NULL;
 }
 
+/*
+ * Interrupts the guest can take now: RFLAGS.IF set (CPUX86State.eflags keeps IF) and no STI or
+ * MOV SS shadow (hflags HF_INHIBIT_IRQ). dbg delivers device interrupts between slices; a kernel
+ * that opens interrupts for a few instructions only (xv6's scheduler: sti, then acquire's cli)
+ * would see a slice boundary there by chance, or never when its loop divides the quantum. So
+ * while an interrupt waits (waitInterrupt), each engine ends the slice where IF opens: the exact
+ * one before each instruction, the fast one before each block (QEMU ends a block after sti's
+ * shadow, popf and iret).
+ */
+#define ENV_EFLAGS 136
+#define HF_INHIBIT_IRQ (1u << 3)
+static int irq_open(ctx *c) {
+  if (!c->env) return 0;
+  uint64_t fl = *(uint64_t *)(uintptr_t)(c->env + ENV_EFLAGS);
+  uint32_t hf = *(uint32_t *)(uintptr_t)(c->env + ENV_HFLAGS);
+  return (fl & 0x200) && !(hf & HF_INHIBIT_IRQ);
+}
+
 static int code_mode(ctx *c) {
   uint32_t hf = *(uint32_t *)(uintptr_t)(c->env + ENV_HFLAGS);
   return (hf & HF_CS64) ? 2 : (hf & HF_CS32) ? 1 : 0;
@@ -1151,12 +1253,21 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   ctx *c = (ctx *)ud;
   (void)uc;
   if (c->stop_kind) return;
-  blk *b = block_get(c, addr, size, code_mode(c));
+  /* a string instruction with a rep prefix runs its block once per iteration (kinit's page fills
+     are most of a small kernel's boot): the same block again skips the table */
+  int mode = code_mode(c);
+  blk *b = c->last_blk;
+  if (!b || c->last_tab != c->blocks || !b->size || b->pc != addr || b->size != size || b->mode != mode) {
+    b = block_get(c, addr, size, mode);
+    c->last_blk = b;
+    c->last_tab = c->blocks;
+  }
   c->nundo = 0;
   c->block_pc = addr;
   c->block_size = size;
   c->block_base = c->counter;
-  if (c->counter >= c->limit) {
+  if (c->counter >= c->limit || (c->irq_wait && irq_open(c))) {
+    c->irq_wait = 0;
     c->stop_pc = addr;
     stop_now(c, STOP_LIMIT);
     return;
@@ -1230,6 +1341,8 @@ static long envptr_in(uint64_t q, uint64_t env, long only) {
  * cpu_loop_exit_restore a pointer that is not a CPU, which crashes at the first hand-over (the
  * heap's layout decides which pointer a scan meets first, so that crash came and went).
  */
+static int locate_cpu(ctx *c);
+
 static int find_cpu(ctx *c) {
   static int have_exit = -1;
   if (have_exit < 0) {
@@ -1237,7 +1350,12 @@ static int find_cpu(ctx *c) {
     exit_restore = lib ? (void (*)(void *, uintptr_t))dlsym(lib, "cpu_loop_exit_restore_x86_64") : NULL;
     have_exit = exit_restore != NULL;
   }
-  if (!have_exit || !c->env) return 0;
+  return have_exit && (c->cpu || locate_cpu(c));
+}
+
+/* The CPUState of any engine (exact or fast): 1 when found (c->cpu). */
+static int locate_cpu(ctx *c) {
+  if (!c->env) return 0;
   uint64_t rip = 0, eip = 0;
   int32_t df = 0;
   /* CPUX86State: regs[16], eip, eflags, cc_dst, cc_src, cc_src2, cc_op, df, hflags */
@@ -1365,7 +1483,13 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     return NULL;
   }
   find_old_exception(c);
+  if (locate_cpu(c) && phys_install(&phys_hooks, NULL)) {
+    phys_engine pe = {c->cpu, c->uc, (void *)(uintptr_t)c->env, c->ram, c->ram_size};
+    c->phys = 1;
+    phys_register(&pe, c);
+  }
   if (fast && !find_cpu(c)) {
+    if (c->phys) phys_unregister(c->cpu);
     free(c);
     napi_throw_error(env, "EMU_FAST", "no fast engine with this Unicorn build (QEMU's CPU state layout or cpu_loop_exit_restore not found): the exact engine runs alone");
     return NULL;
@@ -1429,6 +1553,8 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
   uc_hook_del(c->uc, c->intr_hook);
   uc_hook_del(c->uc, c->badmem_hook);
   uc_hook_del(c->uc, c->badinsn_hook);
+  if (c->phys) phys_unregister(c->cpu);
+  c->phys = 0;
   c->uc = NULL; /* the ctx itself leaks a few bytes: the external may outlive the engine */
   return NULL;
 }
@@ -1585,9 +1711,8 @@ static napi_value js_remove(napi_env env, napi_callback_info info) {
 }
 
 /*
- * Moves the vCPU's registers from one engine to the other. The receiver's TLB is kept (Unicorn
- * 2.0.1 has no call that drops it; writing CR3 does not): its entries lead each virtual page to
- * the same host RAM, so only page permissions the guest changed meanwhile could be stale.
+ * Moves the vCPU's registers from one engine to the other. The receiver's TLB is kept unless the
+ * sender dropped entries meanwhile (sync_tlb, after each transfer).
  */
 static int transfer(ctx *from, ctx *to, uc_context *buf) {
   return uc_context_save(from->uc, buf) == UC_ERR_OK && uc_context_restore(to->uc, buf) == UC_ERR_OK;
@@ -1639,6 +1764,7 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
     uc_reg_read(e->uc, UC_X86_REG_RIP, &rip);
     uc_reg_read(e->uc, UC_X86_REG_CR2, &cr2);
     if (!transfer(e, f, f->xfer)) return throw_uc(env, "moving the vCPU to the fast engine", UC_ERR_EXCEPTION);
+    sync_tlb(e, f);
     f->counter = done;
     f->limit = limit;
     f->stop_kind = STOP_NONE;
@@ -1651,6 +1777,7 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
     uc_err ferr = uc_emu_start(f->uc, rip, UINT64_MAX, 0, 0);
     drop_faults(f);
     if (!transfer(f, e, f->xfer)) return throw_uc(env, "moving the vCPU back to the exact engine", UC_ERR_EXCEPTION);
+    sync_tlb(f, e);
     /* Unicorn 2.0.1 sets CR2 to -2 when it probes a code page (no fault reaches the guest; see
        machine.ts): keep the guest's value for the exact engine unless a #PF stopped the run */
     uc_reg_read(e->uc, UC_X86_REG_CR2, &cr2_after);
@@ -1779,6 +1906,31 @@ static napi_value js_record_to(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * guardValue(ctx, addr, size, value): a guarded device register at guest-physical `addr` that
+ * reads as `value` until the next guardValue (a local APIC's ID, which a kernel reads at every
+ * lock it takes): a fast engine answers such a read itself instead of handing it over. The caller
+ * gives the new value whenever the device's register changes. Nothing to do for an exact engine.
+ */
+static napi_value js_guard_value(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  uint64_t a, n, v;
+  if (!get_args(env, info, 4, argv)) return NULL;
+  ctx *c = get_live_ctx(env, argv[0]);
+  if (!c || !get_u64(env, argv[1], &a) || !get_u64(env, argv[2], &n) || !get_u64(env, argv[3], &v)) return NULL;
+  if (!c->fast) return NULL;
+  for (trap *t = c->guards; t; t = t->next) {
+    if (t->va != (a & ~0xfffull)) continue;
+    t->const_off = (uint32_t)(a & 0xfff);
+    t->const_size = (uint32_t)n;
+    t->const_value = v;
+    t->has_const = n >= 1 && n <= 8 && (a & 0xfff) + n <= 0x1000;
+    return NULL;
+  }
+  napi_throw_range_error(env, "EMU_ARGS", "guardValue: no guarded device page there");
+  return NULL;
+}
+
 /* invalidate(ctx, begin, end): drop translated code of [begin, end) (after a debugger write) */
 static napi_value js_invalidate(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -1791,6 +1943,53 @@ static napi_value js_invalidate(napi_env env, napi_callback_info info) {
     if (c->fast) forget_blocks(c);
   }
   return NULL;
+}
+
+/* waitInterrupt(ctx, on): an interrupt waits for IF: the next slices end where the guest opens
+   it (irq_open); cleared when that happens or by waitInterrupt(ctx, false) */
+static napi_value js_wait_interrupt(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  bool on = false;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  ctx *c = get_ctx(env, argv[0]);
+  if (!c || napi_get_value_bool(env, argv[1], &on) != napi_ok) return NULL;
+  c->irq_wait = on;
+  return NULL;
+}
+
+/* flushTlb(ctx): drop the engine's TLB entries (after CR0/CR3/CR4/EFER or a whole state were
+   written from outside: uc_reg_write and uc_context_restore leave the entries as they were) */
+static napi_value js_flush_tlb(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  ctx *c = get_ctx(env, argv[0]);
+  if (c && c->uc && c->phys) {
+    phys_flush(c->cpu);
+    c->tlb_gen++;
+  }
+  return NULL;
+}
+
+/* physical(ctx) -> string | null: null when the engine's TLB entries lead to guest-physical
+   addresses, else why not */
+static napi_value js_physical(napi_env env, napi_callback_info info) {
+  napi_value argv[1], r;
+  const char *why = NULL;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  ctx *c = get_ctx(env, argv[0]);
+  if (!c) return NULL;
+  if (!c->phys) {
+    const char *w = NULL;
+    if (!phys_install(&phys_hooks, &w)) why = w ? w : "the TLB hooks are not installed";
+    else if (!c->uc) why = "the engine is closed";
+    else why = "the engine's CPUState was not found";
+  }
+  if (!why) {
+    napi_get_null(env, &r);
+    return r;
+  }
+  napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &r);
+  return r;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1807,6 +2006,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"runFast", NULL, js_run_fast, NULL, NULL, NULL, napi_default, NULL},
       {"guard", NULL, js_guard, NULL, NULL, NULL, napi_default, NULL},
       {"recordTo", NULL, js_record_to, NULL, NULL, NULL, napi_default, NULL},
+      {"flushTlb", NULL, js_flush_tlb, NULL, NULL, NULL, napi_default, NULL},
+      {"guardValue", NULL, js_guard_value, NULL, NULL, NULL, napi_default, NULL},
+      {"waitInterrupt", NULL, js_wait_interrupt, NULL, NULL, NULL, napi_default, NULL},
+      {"physical", NULL, js_physical, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

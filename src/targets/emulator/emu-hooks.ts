@@ -59,6 +59,14 @@ interface Addon {
   guard(ctx: HookCtx, begin: bigint, size: bigint): void;
   /** A recorder's block sink (native/common/block-sink.h) hears of every block this fast engine runs; null disconnects. */
   recordTo(fast: HookCtx, sink: bigint | null): void;
+  /** A guarded register at `addr` reads as `value` until the next call: a fast engine answers it without a hand-over. */
+  guardValue(ctx: HookCtx, addr: bigint, size: bigint, value: bigint): void;
+  /** An interrupt waits for RFLAGS.IF: the next slice ends where the guest opens interrupts (`on` false: no longer). */
+  waitInterrupt(ctx: HookCtx, on: boolean): void;
+  /** Drop the engine's TLB entries (after CR0/CR3/CR4/EFER or a whole CPU state were written from outside). */
+  flushTlb(ctx: HookCtx): void;
+  /** null when the engine's TLB entries lead to guest-physical addresses (emu.c, "Physical addresses"), else why not. */
+  physical(ctx: HookCtx): string | null;
 }
 
 let addon: Addon | undefined;

@@ -45,6 +45,7 @@ import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, Slic
 import { unicornVersion, UnicornEngine, UC, X86_REG } from './unicorn.js';
 import { Disk, type DiskOptions } from './devices/ata.js';
 import { IOAPIC_BASE, LAPIC_BASE, StandardPc } from './devices/pc.js';
+import { translate32 } from './paging32.js';
 import { deliverInterrupt32, enterRealMode } from './protected-mode.js';
 import {
   copyMode,
@@ -121,6 +122,14 @@ export class Vcpu {
   /** Both engines' hook contexts: breakpoints, watchpoints and code drops go to each. */
   get contexts(): HookCtx[] {
     return this.fast ? [this.hooks, this.fast.hooks] : [this.hooks];
+  }
+
+  /**
+   * The paging registers or the whole CPU state were written from outside the guest: drop both
+   * engines' TLB entries (they lead virtual pages to physical RAM as the old tables had it).
+   */
+  flushTlb(): void {
+    for (const h of this.contexts) emuHooks().flushTlb(h);
   }
 }
 
@@ -238,7 +247,15 @@ export class Machine implements ObservedMachine {
       if (opts.ramBytes <= IOAPIC_BASE) {
         engine.mapMmio(BigInt(LAPIC_BASE), 0x1000, {
           read: (off, size) => this.mmio(i, () => this.board.lapicRead(i, off, size, this.vnow(i))),
-          write: (off, size, value) => this.mmio(i, () => this.board.lapicWrite(i, off, size, value, this.vnow(i)), true),
+          write: (off, size, value) =>
+            this.mmio(
+              i,
+              () => {
+                this.board.lapicWrite(i, off, size, value, this.vnow(i));
+                if ((off & 0xff0) === 0x20) this.publishLapicId(i);
+              },
+              true,
+            ),
         });
         engine.mapMmio(BigInt(IOAPIC_BASE), 0x1000, {
           read: (off, size) => this.mmio(i, () => this.board.ioapicRead(i, off, size)),
@@ -253,7 +270,18 @@ export class Machine implements ObservedMachine {
         addon.guard(fast.hooks, BigInt(IOAPIC_BASE), 0x1000n);
       }
       this.vcpus.push(new Vcpu(i, engine, hooks, fast));
+      this.publishLapicId(i);
     }
+  }
+
+  /**
+   * A kernel reads its local APIC's ID at every lock (xv6's mycpu()): the fast engine answers that
+   * read itself (emu.c, guardValue) instead of handing the instruction to the exact engine.
+   */
+  private publishLapicId(i: number): void {
+    const fast = this.vcpus[i]?.fast;
+    if (!fast || this.ram.length > IOAPIC_BASE) return;
+    emuHooks().guardValue(fast.hooks, BigInt(LAPIC_BASE + 0x20), 4n, BigInt(this.board.lapicIdRegister(i)));
   }
 
   // --- ObservedMachine ------------------------------------------------------------------------
@@ -285,7 +313,8 @@ export class Machine implements ObservedMachine {
 
   /** Which engines run the guest, and why the fast one does not when it does not (::status). */
   engines(): string {
-    const base = `Unicorn ${unicornVersion()}`;
+    const why = emuHooks().physical(this.vcpus[0]!.hooks);
+    const base = `Unicorn ${unicornVersion()}${why === null ? '' : ` (TLB entries virtual = physical: ${why}; a virtual page below the end of RAM reaches only the RAM at its own address)`}`;
     if (this.fastOff !== undefined) return `${base}; exact engine only (per-instruction counting): no fast engine: ${this.fastOff}`;
     if (this.observer && !this.vcpus.every((v) => v.fastRecorded)) return `${base}; exact engine (per-instruction counting) while recording: the recorder takes every instruction's pc`;
     if (this.observer) return `${base}; fast engine (per-block counting), recorded block by block; the exact engine at breakpoints, watchpoints, port I/O and faults`;
@@ -558,49 +587,9 @@ export class Machine implements ObservedMachine {
       const phys = ps.longMode ? virt : virt & 0xffff_ffffn;
       return { virt, phys, pageSize: 4096, steps: [] };
     }
-    if (!ps.longMode) return this.translate32(virt & 0xffff_ffffn, ps.cr3, (e.readReg(X86_REG.CR4) & 0x20n) !== 0n, (e.readReg(X86_REG.CR4) & 0x10n) !== 0n);
+    if (!ps.longMode) return translate32((a, n) => this.readPhysical(a, n), virt & 0xffff_ffffn, ps.cr3, e.readReg(X86_REG.CR4));
     const w = this.paging.translate(cr3Root(ps.cr3), virt);
     return w.fault !== undefined ? { virt, steps: w.steps, fault: w.fault } : { virt, phys: w.phys, pageSize: w.pageSize, steps: w.steps };
-  }
-
-  /** 32-bit paging: two levels of 4-byte entries (4 MiB pages with CR4.PSE), or PAE's three. */
-  private translate32(virt: bigint, cr3: bigint, pae: boolean, pse: boolean): Translation {
-    const steps: { level: string; index: number; entryAddr: bigint; entry: bigint }[] = [];
-    const read = (a: bigint, n: 4 | 8): bigint => {
-      const b = this.readPhysical(a, n);
-      return n === 4 ? BigInt(b.readUInt32LE(0)) : b.readBigUInt64LE(0);
-    };
-    const levels: { level: string; entry: string; shift: bigint; bits: bigint; size: 4 | 8; large?: number }[] = pae
-      ? [
-          { level: 'PDPT', entry: 'PDPTE', shift: 30n, bits: 3n, size: 8 },
-          { level: 'PD', entry: 'PDE', shift: 21n, bits: 511n, size: 8, large: 0x200000 },
-          { level: 'PT', entry: 'PTE', shift: 12n, bits: 511n, size: 8 },
-        ]
-      : [
-          { level: 'PD', entry: 'PDE', shift: 22n, bits: 1023n, size: 4, ...(pse ? { large: 0x400000 } : {}) },
-          { level: 'PT', entry: 'PTE', shift: 12n, bits: 1023n, size: 4 },
-        ];
-    let table = pae ? cr3 & 0xffff_ffe0n : cr3 & 0xffff_f000n;
-    for (const lv of levels) {
-      const index = Number((virt >> lv.shift) & lv.bits);
-      const entryAddr = table + BigInt(index * lv.size);
-      let entry: bigint;
-      try {
-        entry = read(entryAddr, lv.size);
-      } catch (err) {
-        return { virt, steps, fault: `${lv.level} table at phys 0x${table.toString(16)} is outside RAM: ${(err as Error).message}` };
-      }
-      steps.push({ level: lv.level, index, entryAddr, entry });
-      if ((entry & 1n) === 0n) return { virt, steps, fault: `${lv.entry}[${index}] = 0x${entry.toString(16)} (not present)` };
-      const frameMask = pae ? 0x000f_ffff_ffff_f000n : 0xffff_f000n;
-      if (lv.large && (entry & 0x80n) !== 0n) {
-        const off = BigInt(lv.large - 1);
-        return { virt, phys: (entry & frameMask & ~off) | (virt & off), pageSize: lv.large, steps };
-      }
-      if (lv.level === 'PT') return { virt, phys: (entry & frameMask) | (virt & 0xfffn), pageSize: 4096, steps };
-      table = entry & frameMask;
-    }
-    return { virt, steps, fault: 'no leaf entry' };
   }
 
   private physOf(vcpu: number, virt: bigint, length: number, what: string): bigint {
@@ -667,7 +656,10 @@ export class Machine implements ObservedMachine {
   writeRegister(vcpu: number, name: string, value: bigint): void {
     const v = this.vcpu(vcpu);
     writeRegister(v.engine, name, value);
-    if (/^(cr[034]|efer)$/.test(name)) this.paging.flush();
+    if (/^(cr[034]|efer)$/.test(name)) {
+      this.paging.flush();
+      v.flushTlb();
+    }
     this.observer?.onInput({ kind: 'register-write', seq: this.seqNow, vcpu, name, value });
   }
 
@@ -887,6 +879,10 @@ export class Machine implements ObservedMachine {
     v.skipPc = undefined;
     if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip }, v.index);
     this.observer?.beforeSlice(v.index, this.seqNow);
+    // A device interrupt that waits for IF: the slice ends where the guest opens interrupts (emu.c,
+    // irq_open), so that it is taken there and not only when a slice boundary happens to fall there.
+    const irqWait = this.board.hasInterrupt(v.index) && (e.readReg(X86_REG.RFLAGS) & RFLAGS_IF) === 0n;
+    for (const h of v.contexts) addon.waitInterrupt(h, irqWait);
     let err: number;
     if (v.fast && (!this.observer || v.fastRecorded)) {
       // an observer that does not hear of the fast engine's blocks needs every instruction on the exact engine
@@ -896,6 +892,7 @@ export class Machine implements ObservedMachine {
       err = e.start(rip, UNTIL_NEVER);
     }
     const h = hookResult(v.hooks);
+    if (irqWait) for (const c of v.contexts) addon.waitInterrupt(c, false);
 
     // How many instructions completed (see native/emu/emu.c).
     let executed: bigint;
@@ -1088,6 +1085,7 @@ export class Machine implements ObservedMachine {
     const t = this.vcpus[n];
     if (!t || t.run !== 'wait-start' || !t.initSeen) return;
     enterRealMode(t.engine, vector);
+    t.flushTlb();
     t.run = 'running';
     this.observer?.onInput({ kind: 'cpu-start', seq: this.seqNow, vcpu: n, by });
   }
@@ -1123,6 +1121,7 @@ export class Machine implements ObservedMachine {
     if (!t || t.run !== 'wait-start') return;
     const from = this.vcpus[by]!.engine;
     copyMode(from, t.engine);
+    t.flushTlb();
     t.engine.writeReg(X86_REG.RIP, b.readBigUInt64LE(8));
     t.engine.writeReg(X86_REG.RSP, b.readBigUInt64LE(16));
     t.engine.writeReg(X86_REG.RDI, b.readBigUInt64LE(24));
@@ -1159,8 +1158,7 @@ export class Machine implements ObservedMachine {
     s.vcpus.forEach((st, i) => {
       const v = this.vcpus[i]!;
       v.engine.restoreContext(st.context);
-      // The engine's TLB stays (Unicorn 2.0.1 cannot drop it; writing CR3 does not): its entries
-      // lead each virtual page to the same host RAM, see transfer() in native/emu/emu.c.
+      v.flushTlb();
       v.run = st.run;
       v.executed = st.executed;
       v.timerPeriod = st.timerPeriod;
@@ -1173,6 +1171,7 @@ export class Machine implements ObservedMachine {
     this.left = s.scheduler.left;
     const dev = s.devices as { pc: unknown; idleNs: bigint; console: string };
     this.board.load(dev.pc);
+    this.vcpus.forEach((v) => this.publishLapicId(v.index));
     this.idleNs = dev.idleNs;
     this.consoleBytes = [];
     this.consoleText = dev.console;

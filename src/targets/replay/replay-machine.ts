@@ -124,6 +124,8 @@ export class ReplayMachine {
     }
     try {
       nativeRecorder().contextRestore(e.address, c.image);
+      // the TLB entries lead virtual pages to physical RAM as the tables had it before
+      emuHooks().flushTlb(this.hooks[v]!);
     } catch (err) {
       // the addon refuses an image whose uc_context header does not fit the engine
       throw traceCorrupt(this.reader.path, `the checkpoint at seq ${c.seq} of vCPU ${v} does not load: ${(err as Error).message}`);

@@ -29,6 +29,8 @@ import { TraceReader } from '../../store/trace-reader.js';
 import { ElfFile } from '../../symbols/elf-file.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
+import { translate32 } from '../emulator/paging32.js';
+import { X86_REG } from '../emulator/unicorn.js';
 import { pagingState } from '../emulator/x86-64-cpu.js';
 import type {
   CpuDescriptors,
@@ -237,6 +239,7 @@ export class ReplayTarget implements Target {
     const e = this.machine.engine(this.vcpuOf(thread));
     const ps = pagingState(e);
     if (!ps.paging) return { virt, phys: ps.longMode ? virt : virt & 0xffff_ffffn, pageSize: 4096, steps: [] };
+    if (!ps.longMode) return translate32((a, n) => this.readPhys(a, n), virt & 0xffff_ffffn, ps.cr3, e.readReg(X86_REG.CR4));
     const w = this.paging.translate(cr3Root(ps.cr3), virt);
     return w.fault !== undefined ? { virt, steps: w.steps, fault: w.fault } : { virt, phys: w.phys, pageSize: w.pageSize, steps: w.steps };
   }

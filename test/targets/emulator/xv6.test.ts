@@ -5,15 +5,22 @@
  *   qemu-system-i386 -kernel kernel -drive file=fs.img,index=1,media=disk,format=raw -m 512 -serial stdio
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { EmulatorRecorder } from '../../../src/store/emulator-recorder.js';
 import { EmulatorTarget } from '../../../src/targets/emulator/emulator-target.js';
+import { session } from '../emulator-session.js';
 
 const dir = process.env.DBG_XV6_DIR;
 const have = dir !== undefined && existsSync(join(dir, 'kernel')) && existsSync(join(dir, 'fs.img'));
 const open: EmulatorTarget[] = [];
-afterAll(() => open.forEach((t) => t.close()));
+const traces = mkdtempSync(join(tmpdir(), 'dbg-xv6-'));
+afterAll(() => {
+  open.forEach((t) => t.close());
+  rmSync(traces, { recursive: true, force: true });
+});
 
 function boot(cpus: number): EmulatorTarget {
   const t = EmulatorTarget.open(join(dir!, 'kernel'), { ramBytes: 512 << 20, cpus, disks: [undefined, { path: join(dir!, 'fs.img') }] });
@@ -21,13 +28,17 @@ function boot(cpus: number): EmulatorTarget {
   return t;
 }
 
-/** Run until the console holds `text` (or `budget` instructions pass). */
-function runUntil(t: EmulatorTarget, text: string, budget = 2_000_000_000n): string {
+/**
+ * Run until the console from offset `from` on holds `text` (or `budget` instructions pass),
+ * yielding between slices of work so that the test worker stays responsive.
+ */
+async function runUntil(t: EmulatorTarget, text: string, budget = 2_000_000_000n, from = 0): Promise<string> {
   const m = t.machine;
   const end = m.seq + budget;
-  while (!m.console().includes(text) && m.seq < end) {
+  while (!m.console().slice(from).includes(text) && m.seq < end) {
     const stop = m.runSync(1_000_000n);
     if (stop) break;
+    await new Promise<void>((r) => setImmediate(r));
   }
   return m.console();
 }
@@ -51,27 +62,69 @@ function qemu(input: string): Promise<string> {
 }
 
 describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
-  it('the kernel boots with 1 CPU: the superblock comes from the IDE disk', () => {
-    const out = runUntil(boot(1), 'sb: size');
+  it('the kernel boots with 1 CPU: the superblock comes from the IDE disk', async () => {
+    const out = await runUntil(boot(1), 'sb: size');
     expect(out).toContain('cpu0: starting 0\n');
     expect(out).toContain('sb: size 1000 nblocks 941 ninodes 200 nlog 30 logstart 2 inodestart 32 bmap start 58\n');
   });
 
-  it('with 2 CPUs, INIT/SIPI starts the second one (real mode at 0x7000) and both enter the scheduler', () => {
-    const out = runUntil(boot(2), 'cpu0: starting 0');
+  it('with 2 CPUs, INIT/SIPI starts the second one (real mode at 0x7000) and both enter the scheduler', async () => {
+    const out = await runUntil(boot(2), 'cpu0: starting 0');
     expect(out).toContain('cpu1: starting 1\ncpu0: starting 0\n');
   });
 
-  // Not yet: user processes run at virtual addresses below the end of RAM, which Unicorn 2.0.1
-  // (virtual = physical in its TLB) cannot map to other RAM; init's first instruction faults.
-  // This test turns to a failure (and `.fails` should go) once xv6 reaches its shell.
-  it.fails('reaches the shell prompt, and `ls` typed on COM1 lists the file system as under QEMU', async () => {
+  it('with 2 CPUs, reaches the shell prompt', { timeout: 240_000 }, async () => {
+    expect(await runUntil(boot(2), '$ ', 600_000_000n)).toContain('init: starting sh\n$ ');
+  });
+
+  // User processes run at virtual addresses below the end of RAM: their TLB entries lead to the
+  // physical pages their page tables name (native/emu/phys.c), not to the RAM at the same address.
+  it('reaches the shell prompt, and `ls` typed on COM1 lists the file system as under QEMU', { timeout: 240_000 }, async () => {
     const t = boot(1);
-    expect(runUntil(t, '$ ', 300_000_000n)).toContain('init: starting sh\n$ ');
+    expect(await runUntil(t, '$ ', 300_000_000n)).toContain('init: starting sh\n$ ');
     t.machine.consoleInput(Buffer.from('ls\n'));
     const before = t.machine.console().length;
-    const out = runUntil(t, '\n$ ', 500_000_000n).slice(before);
+    const out = (await runUntil(t, '\n$ ', 500_000_000n, before)).slice(before);
     const q = await qemu('ls\n');
     expect(out).toBe(q.slice(q.indexOf('$ ') + 2));
+  });
+
+  it('a breakpoint on sys_exec stops there (i386 registers, a stack through the trap frame); steps go one instruction', { timeout: 240_000 }, async () => {
+    const t = boot(1);
+    const s = session(t);
+    await s.run('sys_exec::bp');
+    expect((await s.run(':c'))[0]).toMatch(/^stopped: breakpoint 1 at 0x0*80[0-9a-f]{6} sys_exec on vCPU 0$/);
+    expect((await s.run('::regs')).find((l) => l.startsWith('%eip'))).toMatch(/sys_exec$/);
+    const stack = (await s.run('::stack')).join('\n');
+    expect(stack).toMatch(/sys_exec\n.* trap\+0x[0-9a-f]+\n.* alltraps\+0x[0-9a-f]+/);
+    expect((await s.run(':s'))[0]).toMatch(/^stopped: step at 0x0*80[0-9a-f]{6} sys_exec\+0x1 on vCPU 0$/);
+    expect(t.machine.console()).toContain('cpu0: starting 0');
+  });
+
+  it('a write watchpoint on the kernel variable ticks stops at each timer tick, in trap()', { timeout: 240_000 }, async () => {
+    const t = boot(1);
+    const s = session(t);
+    await s.run('ticks::wp -w');
+    for (const n of [1, 2]) {
+      expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x0*80[0-9a-f]{6}\) at 0x0*80[0-9a-f]{6} trap\+0x[0-9a-f]+ on vCPU 0$/);
+      expect(t.readVirtual(t.symbols.lookup('ticks'), 4).readUInt32LE(0)).toBe(n);
+    }
+  });
+
+  // Recorded, every instruction runs on the exact engine: ~2 minutes to the first tick at load 9.
+  it('recorded: ::whowrote names the tick that wrote ticks, ::rcont goes back to it with the old value, ::rstep before it', { timeout: 900_000 }, async () => {
+    const t = boot(1);
+    t.record(new EmulatorRecorder(join(traces, 'ticks.trace'), { guest: 'kernel', symbols: join(dir!, 'kernel') }));
+    const s = session(t);
+    await s.run('ticks::wp -w');
+    await s.run(':c');
+    expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x0*80[0-9a-f]{6}\) at 0x0*80[0-9a-f]{6} trap\+0x[0-9a-f]+ on vCPU 0$/);
+    const now = t.caps.reverse!.bounds().now;
+    const who = (await s.run('ticks,4::whowrote'))[0]!;
+    expect(who).toMatch(new RegExp(`^seq ${now - 1n}  trap\\+0x[0-9a-f]+ \\(0x80[0-9a-f]{6}\\), vCPU 0  phys 0x[0-9a-f]+: 01 00 00 00 -> 02 00 00 00$`));
+    expect((await s.run('::rcont'))[0]).toMatch(new RegExp(`^seq ${now - 1n}: trap\\+0x[0-9a-f]+ .*write watchpoint 1 on 0x80[0-9a-f]{6}.*memory as before the write$`));
+    expect(t.readVirtual(t.symbols.lookup('ticks'), 4).readUInt32LE(0)).toBe(1);
+    expect((await s.run('::stack')).join('\n')).toMatch(/trap\+0x[0-9a-f]+\n.*alltraps/);
+    expect((await s.run('::rstep'))[0]).toMatch(new RegExp(`^seq ${now - 2n}: `));
   });
 });

@@ -141,6 +141,11 @@ export class StandardPc {
     return this.lapics[vcpu]!.read(off & 0xff0, now);
   }
 
+  /** The ID register of `vcpu`'s local APIC as a read returns it (its only register no time or event changes). */
+  lapicIdRegister(vcpu: number): number {
+    return this.lapics[vcpu]!.read(0x20, 0n) >>> 0;
+  }
+
   lapicWrite(vcpu: number, off: number, size: number, value: number, now: bigint): void {
     if (!this.mmioCheck('local APIC', vcpu, off, size, true)) return;
     this.lapics[vcpu]!.advance(now);

@@ -1,0 +1,89 @@
+/**
+ * xv6 (mit-pdos/xv6-public) to its shell prompt, unrecorded, against QEMU TCG on the same machine
+ * (issue 19: <= 2x). Opt-in as test/targets/emulator/xv6.test.ts is: DBG_XV6_DIR names a
+ * directory holding xv6's `kernel` and `fs.img` (`make kernel fs.img`, gcc -m32, -Werror off).
+ * QEMU runs the vCPUs of a 2-CPU guest on two host threads (MTTCG), dbg on one: the 2-CPU row
+ * also gives QEMU with -accel tcg,thread=single. Both sides are timed from the start of the machine (dbg: EmulatorTarget.open, the engine dbg
+ * live runs; QEMU: the process spawn) to `$ ` on COM1; three runs each, interleaved, medians.
+ */
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { EmulatorTarget } from '../src/targets/emulator/emulator-target.js';
+import type { BenchResult } from './bench-result.js';
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function dbgToPrompt(dir: string, cpus: number): Promise<number> {
+  const t0 = performance.now();
+  const t = EmulatorTarget.open(join(dir, 'kernel'), { ramBytes: 512 << 20, cpus, disks: [undefined, { path: join(dir, 'fs.img') }] });
+  try {
+    const m = t.machine;
+    while (!m.console().includes('$ ')) {
+      const stop = m.runSync(1_000_000n);
+      if (stop) throw new Error(`xv6 stopped before its prompt: ${JSON.stringify(stop.reason, (_k, v) => (typeof v === 'bigint' ? v.toString(16) : v))}`);
+      if (m.seq > 3_000_000_000n) throw new Error('xv6 did not reach its prompt in 3e9 instructions');
+    }
+    return performance.now() - t0;
+  } finally {
+    t.close();
+  }
+}
+
+/** `single`: one host thread for every vCPU (-accel tcg,thread=single), as dbg runs them. */
+function qemuToPrompt(dir: string, cpus: number, single = false): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const args = ['-kernel', join(dir, 'kernel'), '-drive', `file=${join(dir, 'fs.img')},index=1,media=disk,format=raw,snapshot=on`];
+    const q = spawn('qemu-system-i386', [...args, '-m', '512', '-smp', String(cpus), '-accel', single ? 'tcg,thread=single' : 'tcg', '-serial', 'stdio', '-display', 'none', '-monitor', 'none']);
+    let out = '';
+    let ms: number | undefined;
+    const timer = setTimeout(() => q.kill(), 120_000);
+    q.stdout.on('data', (b: Buffer) => {
+      out += b.toString('latin1');
+      if (ms === undefined && out.includes('$ ')) {
+        ms = performance.now() - t0;
+        q.kill();
+      }
+    });
+    q.on('error', reject);
+    q.on('exit', () => {
+      clearTimeout(timer);
+      if (ms === undefined) reject(new Error(`QEMU did not reach xv6's prompt: ${out.slice(-200)}`));
+      else resolve(ms);
+    });
+  });
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const dir = process.env.DBG_XV6_DIR;
+  if (!dir || !existsSync(join(dir, 'kernel')) || !existsSync(join(dir, 'fs.img'))) {
+    process.stderr.write('bench: xv6: DBG_XV6_DIR does not name a directory with xv6\'s kernel and fs.img (build mit-pdos/xv6-public: make kernel fs.img): skipped\n');
+    return [];
+  }
+  const rows: BenchResult[] = [];
+  for (const cpus of [1, 2]) {
+    const ours: number[] = [];
+    const qemu: number[] = [];
+    const single: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      ours.push(await dbgToPrompt(dir, cpus));
+      qemu.push(await qemuToPrompt(dir, cpus));
+      if (cpus > 1) single.push(await qemuToPrompt(dir, cpus, true));
+    }
+    const ratio = median(ours) / median(qemu);
+    rows.push({
+      name: `xv6 to its shell prompt, ${cpus} CPU${cpus > 1 ? 's' : ''}, unrecorded (fast engine), vs QEMU TCG`,
+      value: ratio,
+      unit: 'x',
+      goal: '<= 2x',
+      ok: ratio <= 2,
+      baseline:
+        `dbg ${(median(ours) / 1000).toFixed(2)} s, qemu-system-i386 -accel tcg ${(median(qemu) / 1000).toFixed(2)} s` +
+        (single.length ? ` (its vCPUs on ${cpus} host threads; on one, as dbg runs them, tcg,thread=single: ${(median(single) / 1000).toFixed(2)} s)` : '') +
+        '; medians of 3',
+    });
+  }
+  return rows;
+}
