@@ -918,6 +918,7 @@ typedef struct blk {
   uint8_t point;   /* holds a breakpoint or exec watchpoint */
   uint8_t *lens;   /* its instructions' lengths, once a recorder needed them (block_lens) */
   uint8_t rec_exact; /* recorded, it runs on the exact engine (block_lens) */
+  uint8_t *code;   /* the bytes `lens` were decoded from (block_refresh) */
 } blk;
 
 static void (*exit_restore)(void *cpu, uintptr_t host_pc);
@@ -1086,7 +1087,10 @@ static blk *block_get(ctx *c, uint64_t pc, uint32_t size, int mode) {
 }
 
 static void forget_blocks(ctx *c) {
-  for (size_t i = 0; i < c->blocks_cap; i++) free(c->blocks[i].lens);
+  for (size_t i = 0; i < c->blocks_cap; i++) {
+    free(c->blocks[i].lens);
+    free(c->blocks[i].code);
+  }
   if (c->blocks) memset(c->blocks, 0, c->blocks_cap * sizeof *c->blocks);
   c->nblocks = 0;
 }
@@ -1181,8 +1185,9 @@ static int implicit_store(const cs_insn *in) {
     return 1;
   }
   const cs_x86 *x = &in->detail->x86;
-  for (int i = 0; i < x->op_count; i++) /* MOV or POP to a segment register */
-    if (x->operands[i].type == X86_OP_REG && (x->operands[i].access & CS_AC_WRITE)) {
+  /* MOV or POP to a segment register (capstone gives POP's segment register no access: 0) */
+  for (int i = 0; i < x->op_count; i++)
+    if (x->operands[i].type == X86_OP_REG && ((x->operands[i].access & CS_AC_WRITE) || in->id == X86_INS_POP)) {
       x86_reg r = x->operands[i].reg;
       if (r == X86_REG_CS || r == X86_REG_DS || r == X86_REG_ES || r == X86_REG_FS || r == X86_REG_GS || r == X86_REG_SS) return 2;
     }
@@ -1227,9 +1232,36 @@ static const uint8_t *block_lens(ctx *c, blk *b) {
     if (x->prefix[0] == X86_PREFIX_LOCK || implicit == 2 || (stores && !plain_store(in->id))) exact = 1;
     lens[i] = (uint8_t)((addr - at) | (stores ? 0x80 : 0));
   }
+  b->code = malloc(b->size);
+  if (!b->code) {
+    free(lens);
+    return NULL;
+  }
+  memcpy(b->code, code, b->size);
   b->lens = lens;
   b->rec_exact = (uint8_t)exact;
   return lens;
+}
+
+/*
+ * The block cache is keyed by virtual pc, size and code mode: a process that execs (or a page
+ * loaded with other code) can bring a block of the same key with other instructions. Recorded,
+ * the lengths told to the recorder must be this code's: when the bytes changed since they were
+ * decoded, the block is decoded again (its count too).
+ */
+static void block_refresh(ctx *c, blk *b) {
+  static unsigned char now[8192];
+  if (!b->lens || !b->code) return;
+  if (b->size <= sizeof now && read_code(c, b->pc, now, b->size) && !memcmp(now, b->code, b->size)) return;
+  free(b->lens);
+  free(b->code);
+  b->lens = NULL;
+  b->code = NULL;
+  b->rec_exact = 0;
+  int exact;
+  long n = decode_block(c, b->pc, b->size, b->mode, UINT64_MAX, &exact);
+  b->icount = (uint16_t)(n > 0xffff ? 0xffff : n);
+  b->exact = (uint8_t)(exact || n <= 0 || n > 0xffff);
 }
 
 static void record_block(ctx *c, blk *b) {
@@ -1262,6 +1294,7 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
     c->last_blk = b;
     c->last_tab = c->blocks;
   }
+  if (b && c->sink) block_refresh(c, b);
   c->nundo = 0;
   c->block_pc = addr;
   c->block_size = size;

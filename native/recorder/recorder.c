@@ -508,6 +508,15 @@ static void mem_write(Rec *r, Eng *e, uint64_t addr, int size, int64_t value) {
       continue;
     }
     if ((int)(64 - (pa & 63)) < n) n = (int)(64 - (pa & 63));
+    if (e->twin && r->ram && !(pa >= r->ram_base && pa + (uint64_t)n <= r->ram_base + r->ram_size)) {
+      /* A fast engine's write outside guest RAM (device registers, a stand-in for unmapped
+         memory) never happens there: emu.c aborts it and the exact engine runs it, where
+         hook_mem records it. Nothing to log, and the line must not be read here: reading a
+         fast engine's guarded page (uc_mem_read) aborts the guest instruction from inside this
+         hook, which QEMU then restores at the last device access's pc, not this one's. */
+      done += n;
+      continue;
+    }
     uint64_t data = pending ? 0 : ((uint64_t)value >> (8 * done));
     log_write(r, e, pa, n, data, pending, 0, r->cur_seq);
     done += n;

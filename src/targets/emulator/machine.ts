@@ -49,7 +49,6 @@ import { translate32 } from './paging32.js';
 import { deliverInterrupt32, enterRealMode } from './protected-mode.js';
 import {
   copyMode,
-  cpuArch,
   deliverInterrupt,
   hasErrorCode,
   isTrap,
@@ -318,7 +317,7 @@ export class Machine implements ObservedMachine {
     const base = `Unicorn ${unicornVersion()}${why === null ? '' : ` (TLB entries virtual = physical: ${why}; a virtual page below the end of RAM reaches only the RAM at its own address)`}`;
     if (this.fastOff !== undefined) return `${base}; exact engine only (per-instruction counting): no fast engine: ${this.fastOff}`;
     if (this.observer && !this.vcpus.every((v) => v.fastRecorded)) return `${base}; exact engine (per-instruction counting) while recording: the recorder takes every instruction's pc`;
-    if (this.observer) return `${base}; fast engine (per-block counting), recorded block by block in 64-bit code (32-bit code is recorded on the exact engine); the exact engine at breakpoints, watchpoints, port I/O and faults`;
+    if (this.observer) return `${base}; fast engine (per-block counting), recorded block by block; the exact engine at breakpoints, watchpoints, port I/O and faults`;
     return `${base}; fast engine (per-block counting), the exact engine at breakpoints, watchpoints, port I/O and faults`;
   }
 
@@ -885,10 +884,8 @@ export class Machine implements ObservedMachine {
     const irqWait = this.board.hasInterrupt(v.index) && (e.readReg(X86_REG.RFLAGS) & RFLAGS_IF) === 0n;
     for (const h of v.contexts) addon.waitInterrupt(h, irqWait);
     let err: number;
-    // An observer that does not hear of the fast engine's blocks needs every instruction on the
-    // exact engine; so does a recorded vCPU outside 64-bit code (a recorded xv6 boot on the fast
-    // engine triple-faults in lapicid(): not understood yet, and exact recording is right).
-    if (v.fast && (!this.observer || (v.fastRecorded && cpuArch(e).pointerBytes === 8))) {
+    if (v.fast && (!this.observer || v.fastRecorded)) {
+      // an observer that does not hear of the fast engine's blocks needs every instruction on the exact engine
       err = addon.runFast(v.fast.hooks, v.hooks, BigInt(limit), skip);
     } else {
       addon.arm(v.hooks, BigInt(limit), skip);

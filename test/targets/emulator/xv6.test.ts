@@ -111,7 +111,7 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     }
   });
 
-  // Recorded, every instruction runs on the exact engine: ~2 minutes to the first tick at load 9.
+  // Recorded block by block on the fast engine (the exact engine at hand-overs).
   it('recorded: ::whowrote names the tick that wrote ticks, ::rcont goes back to it with the old value, ::rstep before it', { timeout: 900_000 }, async () => {
     const t = boot(1);
     t.record(new EmulatorRecorder(join(traces, 'ticks.trace'), { guest: 'kernel', symbols: join(dir!, 'kernel') }));
