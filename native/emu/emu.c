@@ -919,6 +919,10 @@ typedef struct blk {
   uint8_t *lens;   /* its instructions' lengths, once a recorder needed them (block_lens) */
   uint8_t rec_exact; /* recorded, it runs on the exact engine (block_lens) */
   uint8_t *code;   /* the bytes `lens` were decoded from (block_refresh) */
+  /* when `code` was last found to be the bytes at pc (block_refresh): phys_code_epoch(), then
+     this engine's and its peer's TLB generations */
+  uint64_t seen_epoch;
+  uint32_t seen_tlb, seen_peer;
 } blk;
 
 static void (*exit_restore)(void *cpu, uintptr_t host_pc);
@@ -1252,7 +1256,17 @@ static const uint8_t *block_lens(ctx *c, blk *b) {
 static void block_refresh(ctx *c, blk *b) {
   static unsigned char now[8192];
   if (!b->lens || !b->code) return;
-  if (b->size <= sizeof now && read_code(c, b->pc, now, b->size) && !memcmp(now, b->code, b->size)) return;
+  /* The bytes at a virtual pc change only after a store to a page with translated code (any
+     engine: the epoch) or a TLB drop of this engine or of its vCPU's other one (a CR3 load,
+     INVLPG). Without the physical-TLB hook (phys == 0) they are looked at every time. */
+  uint64_t epoch = phys_code_epoch();
+  if (c->phys && b->seen_epoch == epoch && b->seen_tlb == c->tlb_gen && b->seen_peer == c->peer_gen) return;
+  if (b->size <= sizeof now && read_code(c, b->pc, now, b->size) && !memcmp(now, b->code, b->size)) {
+    b->seen_epoch = epoch;
+    b->seen_tlb = c->tlb_gen;
+    b->seen_peer = c->peer_gen;
+    return;
+  }
   free(b->lens);
   free(b->code);
   b->lens = NULL;

@@ -49,4 +49,8 @@ int phys_mapped(void *uc, uint64_t addr);
    not told (`flushed` is for what the engine does by itself). */
 void phys_flush(void *cpu);
 
+/* Bumped whenever a store rewrites bytes some engine translated code from (any engine, any RAM):
+   a cache of decoded blocks keyed by virtual pc looks at its bytes again only when this moved. */
+uint64_t phys_code_epoch(void);
+
 #endif
