@@ -1087,6 +1087,14 @@ static blk *block_get(ctx *c, uint64_t pc, uint32_t size, int mode) {
   b->gen = c->gen;
   b->point = (uint8_t)block_has_point(c, pc, size);
   c->nblocks++;
+  /* the bytes the count was decoded from, to tell when other code comes to this pc (block_refresh) */
+  if (c->phys && size <= 8192 && (b->code = malloc(size)) && !read_code(c, pc, b->code, size)) {
+    free(b->code);
+    b->code = NULL;
+  }
+  b->seen_epoch = phys_code_epoch();
+  b->seen_tlb = c->tlb_gen;
+  b->seen_peer = c->peer_gen;
   return b;
 }
 
@@ -1236,8 +1244,7 @@ static const uint8_t *block_lens(ctx *c, blk *b) {
     if (x->prefix[0] == X86_PREFIX_LOCK || implicit == 2 || (stores && !plain_store(in->id))) exact = 1;
     lens[i] = (uint8_t)((addr - at) | (stores ? 0x80 : 0));
   }
-  b->code = malloc(b->size);
-  if (!b->code) {
+  if (!b->code && !(b->code = malloc(b->size))) {
     free(lens);
     return NULL;
   }
@@ -1249,13 +1256,14 @@ static const uint8_t *block_lens(ctx *c, blk *b) {
 
 /*
  * The block cache is keyed by virtual pc, size and code mode: a process that execs (or a page
- * loaded with other code) can bring a block of the same key with other instructions. Recorded,
- * the lengths told to the recorder must be this code's: when the bytes changed since they were
- * decoded, the block is decoded again (its count too).
+ * loaded with other code) can bring a block of the same key with other instructions. Its count
+ * (and, recorded, the lengths told to the recorder) must be this code's: when the bytes changed
+ * since they were decoded, the block is decoded again. (A stale count made an unrecorded xv6
+ * run drift from the exact engine's after its first exec.)
  */
 static void block_refresh(ctx *c, blk *b) {
   static unsigned char now[8192];
-  if (!b->lens || !b->code) return;
+  if (!b->code) return;
   /* The bytes at a virtual pc change only after a store to a page with translated code (any
      engine: the epoch) or a TLB drop of this engine or of its vCPU's other one (a CR3 load,
      INVLPG). Without the physical-TLB hook (phys == 0) they are looked at every time. */
@@ -1268,14 +1276,20 @@ static void block_refresh(ctx *c, blk *b) {
     return;
   }
   free(b->lens);
-  free(b->code);
   b->lens = NULL;
-  b->code = NULL;
   b->rec_exact = 0;
   int exact;
   long n = decode_block(c, b->pc, b->size, b->mode, UINT64_MAX, &exact);
   b->icount = (uint16_t)(n > 0xffff ? 0xffff : n);
   b->exact = (uint8_t)(exact || n <= 0 || n > 0xffff);
+  if (b->size <= sizeof now && read_code(c, b->pc, b->code, b->size)) {
+    b->seen_epoch = epoch;
+    b->seen_tlb = c->tlb_gen;
+    b->seen_peer = c->peer_gen;
+  } else {
+    free(b->code);
+    b->code = NULL;
+  }
 }
 
 static void record_block(ctx *c, blk *b) {
@@ -1308,7 +1322,7 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
     c->last_blk = b;
     c->last_tab = c->blocks;
   }
-  if (b && c->sink) block_refresh(c, b);
+  if (b) block_refresh(c, b);
   c->nundo = 0;
   c->block_pc = addr;
   c->block_size = size;

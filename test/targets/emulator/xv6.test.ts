@@ -68,6 +68,24 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     expect(out).toContain('sb: size 1000 nblocks 941 ninodes 200 nlog 30 logstart 2 inodestart 32 bmap start 58\n');
   });
 
+  it('past the first exec, the fast engine and the exact engine alone hold the same state at the same seq', { timeout: 240_000 }, () => {
+    // The fast engine caches blocks by virtual pc: /init's code comes to the pcs initcode ran at.
+    const at = (exact: boolean): string => {
+      const before = process.env.DBG_EMU_EXACT;
+      if (exact) process.env.DBG_EMU_EXACT = '1';
+      else delete process.env.DBG_EMU_EXACT;
+      const t = boot(1);
+      if (before === undefined) delete process.env.DBG_EMU_EXACT;
+      else process.env.DBG_EMU_EXACT = before;
+      while (t.machine.seq < 90_000_000n) if (t.machine.runSync(90_000_000n - t.machine.seq > 1_000_000n ? 1_000_000n : 90_000_000n - t.machine.seq)) break;
+      const r = t.registers(1);
+      return `${t.machine.seq} ${['eip', 'esp', 'eax', 'ebx', 'ecx', 'edx', 'esi', 'edi', 'cr3'].map((n) => `${n}=${r.get(n)!.toString(16)}`).join(' ')}`;
+    };
+    const fast = at(false);
+    expect(fast).toMatch(/^90000000 /);
+    expect(fast).toBe(at(true));
+  });
+
   it('with 2 CPUs, INIT/SIPI starts the second one (real mode at 0x7000) and both enter the scheduler', async () => {
     const out = await runUntil(boot(2), 'cpu0: starting 0');
     expect(out).toContain('cpu1: starting 1\ncpu0: starting 0\n');
