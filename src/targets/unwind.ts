@@ -23,7 +23,8 @@ import { DbgError } from '../common/errors.js';
 import { EhFrame, evalDwarfExpr, type ExprContext, type UnwindRow } from '../symbols/eh-frame.js';
 import type { ElfFile } from '../symbols/elf-file.js';
 import type { Module } from '../symbols/symbol-space.js';
-import type { SymbolTable } from '../symbols/symbol-table.js';
+import { symbolTableFor } from '../symbols/compact-symbol-table.js';
+import { SymbolTable } from '../symbols/symbol-table.js';
 import type { Target } from './target.js';
 
 /**
@@ -40,6 +41,34 @@ export function elfModule(name: string, path: string, elf: ElfFile, table: Symbo
     if (p.vaddr + p.memsz > end) end = p.vaddr + p.memsz;
   }
   return { name, path, table, elf, bias, start: start + bias, end: end + bias };
+}
+
+/**
+ * A mapped module (a process's executable or library) whose symbol table is built on first use:
+ * a broken table becomes a warning pushed to `warnings` and an empty table.
+ */
+export function lazyElfModule(name: string, path: string, elf: ElfFile, bias: bigint, start: bigint, end: bigint, warnings: string[]): Module {
+  let table: SymbolTable | undefined;
+  return {
+    name,
+    path,
+    start,
+    end,
+    elf,
+    bias,
+    get table(): SymbolTable {
+      if (!table) {
+        try {
+          table = symbolTableFor(name, elf, bias);
+        } catch (e) {
+          if (!(e instanceof DbgError)) throw e;
+          warnings.push(`cannot read symbols of "${path}": ${e.message}`);
+          table = new SymbolTable(name, [], bias);
+        }
+      }
+      return table;
+    },
+  };
 }
 
 export interface Frame {

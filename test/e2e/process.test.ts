@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/repo.js';
+import { runDbg } from '../gdb-client/attach-helpers.js';
 
 const dbg = join(repoRoot, 'bin', 'dbg');
 const dir = mkdtempSync(join(tmpdir(), 'dbg-process-'));
@@ -106,20 +107,7 @@ function build(name: string, src: string, extra: string[] = []): string {
   return exe;
 }
 
-function dbgRun(args: readonly string[], timeout = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const p = spawn(process.execPath, [dbg, ...args], { env: { ...process.env, DBG_HISTORY: '/dev/null' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeout);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
+const dbgRun = runDbg;
 
 const children: ChildProcess[] = [];
 /** Starts `exe` and resolves once it printed "ready". */

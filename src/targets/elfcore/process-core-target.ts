@@ -25,10 +25,9 @@ import { BufferByteSource, FileByteSource, type ByteSource } from '../../common/
 import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
 import { ElfFile, ET_CORE, ET_DYN, type ProgramHeader } from '../../symbols/elf-file.js';
-import { SymbolSpace, type Module } from '../../symbols/symbol-space.js';
-import { SymbolTable } from '../../symbols/symbol-table.js';
+import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { checkDirectory, libraryCandidates, readLinkMap, type LinkMap, type LinkMapEntry } from './process-core-solibs.js';
-import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
+import { lazyElfModule } from '../unwind.js';
 import type { Capabilities, Mapping, ProcessImage, StopStatus, Target, ThreadInfo } from '../target.js';
 import {
   AT_ENTRY,
@@ -629,30 +628,7 @@ export class ProcessCoreTarget implements Target {
 
   /** A module whose symbol table is built on first use; a broken table becomes a warning. */
   private addElfModule(elf: ElfFile, path: string, bias: bigint, start: bigint, end: bigint, name?: string): void {
-    let table: SymbolTable | undefined;
-    const warnings = this.warnings;
-    const moduleName = name ?? path.slice(path.lastIndexOf('/') + 1);
-    const module: Module = {
-      name: moduleName,
-      path,
-      start,
-      end,
-      elf,
-      bias,
-      get table(): SymbolTable {
-        if (!table) {
-          try {
-            table = symbolTableFor(moduleName, elf, bias);
-          } catch (e) {
-            if (!(e instanceof DbgError)) throw e;
-            warnings.push(`cannot read symbols of "${path}": ${e.message}`);
-            table = new SymbolTable(moduleName, [], bias);
-          }
-        }
-        return table;
-      },
-    };
-    this.symbols.add(module);
+    this.symbols.add(lazyElfModule(name ?? path.slice(path.lastIndexOf('/') + 1), path, elf, bias, start, end, this.warnings));
   }
 
   /** No NT_FILE (very old kernels): place --exe by AT_ENTRY. */

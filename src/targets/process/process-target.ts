@@ -30,8 +30,7 @@ import { DbgError, errors } from '../../common/errors.js';
 import { hex, hexAddr } from '../../common/format.js';
 import { ElfFile } from '../../symbols/elf-file.js';
 import { SymbolSpace, type Module } from '../../symbols/symbol-space.js';
-import { SymbolTable } from '../../symbols/symbol-table.js';
-import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
+import { lazyElfModule } from '../unwind.js';
 import { AT_ENTRY, AT_SYSINFO_EHDR, parseAuxv, parseXstate, signalName } from '../elfcore/core-notes.js';
 import { readLinkMap } from '../elfcore/process-core-solibs.js';
 import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, ProcessControl, ProcessEvent, RegisterWriter, StopReason, StopStatus, Target, ThreadInfo, VirtAddr, WatchKind } from '../target.js';
@@ -408,28 +407,7 @@ export class ProcessTarget implements Target {
   }
 
   private elfModule(elf: ElfFile, path: string, name: string, bias: bigint, start: bigint, end: bigint): Module {
-    let table: SymbolTable | undefined;
-    const warnings = this.warnings;
-    return {
-      name,
-      path,
-      start,
-      end,
-      elf,
-      bias,
-      get table(): SymbolTable {
-        if (!table) {
-          try {
-            table = symbolTableFor(name, elf, bias);
-          } catch (e) {
-            if (!(e instanceof DbgError)) throw e;
-            warnings.push(`cannot read symbols of "${path}": ${e.message}`);
-            table = new SymbolTable(name, [], bias);
-          }
-        }
-        return table;
-      },
-    };
+    return lazyElfModule(name, path, elf, bias, start, end, this.warnings);
   }
 
   private addVdso(at: bigint | undefined): void {
