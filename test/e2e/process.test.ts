@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/repo.js';
 import { runDbg } from '../gdb-client/attach-helpers.js';
+import { skipReason } from '../helpers/debuggee.js';
+import { debugRegisterTrapsMissing } from '../helpers/debug-registers.js';
 
 const dbg = join(repoRoot, 'bin', 'dbg');
 const dir = mkdtempSync(join(tmpdir(), 'dbg-process-'));
@@ -170,18 +172,23 @@ suite('dbg run / dbg attach PID', () => {
     expect(r.code).toBe(0);
   });
 
-  it('stops on syscalls with decoded arguments, signals, watchpoints, library loads and forks', async () => {
-    const r = await dbgRun(['run', eventsExe, '-e', 'main::bp; :c; ::sysbp openat; ::catch fork; ::catch library; watched::wp -w -L 4; ::events; :c; :c; :c; ::sysbp -d openat; :c; :c; :c; ::evlog']);
+  it('stops on syscalls with decoded arguments, signals, library loads and forks', async () => {
+    const r = await dbgRun(['run', eventsExe, '-e', 'main::bp; :c; ::sysbp openat; ::catch fork; ::catch library; ::events; :c; :c; ::sysbp -d openat; :c; :c; :c; ::evlog']);
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('syscall openat (257): stops at entry');
     expect(r.stdout).toMatch(/stopped: syscall entry openat\(AT_FDCWD, "\/dev\/null", 0x0, 0x0\)/);
     expect(r.stdout).toMatch(/stopped: signal SIGUSR1 at/);
-    expect(r.stdout).toMatch(/stopped: watchpoint 2 \(write of 0x[0-9a-f]+\) at 0x[0-9a-f]+ main\+0x[0-9a-f]+/);
     expect(r.stdout).toMatch(/stopped: libraries loaded libm\.so\.6 at/);
     expect(r.stdout).toMatch(/stopped: fork: child process \d+ \(detached, runs on\)/);
     expect(r.stdout).toContain('stopped: the process exited with status 0');
     expect(r.stdout).toMatch(/library\s+tid \d+\s+\+libm\.so\.6/);
     expect(r.stdout).toMatch(/exit\s+tid \d+\s+status 0/);
+  });
+
+  it.skipIf(skipReason('the debug-register watchpoint test', debugRegisterTrapsMissing()))('a write watchpoint in a debug register stops after the write', async () => {
+    const r = await dbgRun(['run', eventsExe, '-e', 'main::bp; :c; ::signal SIGUSR1 nostop; watched::wp -w -L 4; :c']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/stopped: watchpoint 2 \(write of 0x[0-9a-f]+\) at 0x[0-9a-f]+ main\+0x[0-9a-f]+/);
   });
 
   it('vfork with breakpoints in the shared memory, a syscall exit by number, watchpoints beyond the four debug registers', async () => {
@@ -201,6 +208,15 @@ suite('dbg run / dbg attach PID', () => {
     // libm's cos is an IFUNC: the first stop is the dynamic linker calling its resolver.
     expect(r.stdout).toMatch(/stopped: breakpoint 1 at 0x[0-9a-f]+ cos\w* on thread 1\n0x[0-9a-f]+ libm\.so\.6`cos\w*\n/);
     expect(r.stdout).toMatch(/signal\s+tid \d+\s+SIGUSR1 passed/);
+  });
+
+  it("a user's breakpoint at the dynamic linker's r_brk (_dl_debug_state) stops, and the library events are still followed", async () => {
+    const r = await dbgRun(['run', eventsExe, '-e', '::signal SIGUSR1 nostop; _dl_debug_state::bp; ::catch library; :c; :c; :c; :c; ::evlog']);
+    expect(r.stderr).toBe('');
+    // The user's breakpoint is the stop reported; libc arrives at the second hit, libm at dlopen's.
+    expect(r.stdout.match(/stopped: breakpoint 1 at 0x[0-9a-f]+ _dl_debug_state on thread 1/g)?.length).toBe(4);
+    expect(r.stdout).toMatch(/library\s+tid \d+\s+\+libc\.so\.6/);
+    expect(r.stdout).toMatch(/library\s+tid \d+\s+\+libm\.so\.6/);
   });
 
   it('attaches to a GDB stub given as HOST:PORT (dbg attach 127.0.0.1:PORT), as before', async () => {

@@ -670,13 +670,10 @@ export class ProcessTarget implements Target {
     const at = (reason: StopReason): StopStatus => ({ reason, thread, pc: pc() });
     switch (ns.kind) {
       case 'breakpoint': {
-        if (ns.addr === this.rBrk && !this.bpCount.has(ns.addr)) {
-          const { added, removed } = this.loadModules();
-          if (added.length || removed.length) this.log({ kind: 'library', tid: ns.tid, detail: [...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)].join(' ') });
-          if (this.catchLibraries && (added.length || removed.length)) return at({ kind: 'library', loaded: added, unloaded: removed });
-          return undefined;
-        }
-        if (ns.addr === this.rBrk) this.loadModules();
+        // The dynamic linker's r_brk is a library event whoever else has a breakpoint there (a
+        // user's at _dl_debug_state): the modules, the log and pending breakpoints follow it first.
+        const library = ns.addr === this.rBrk ? this.libraryEvent(ns.tid) : undefined;
+        if (!this.bpCount.has(ns.addr)) return library && this.catchLibraries ? at(library) : undefined;
         const ids = [...this.bpIds].filter(([, a]) => a === ns.addr).map(([id]) => id);
         const user = ids.find((id) => !this.stepBps.has(id));
         const stepId = ids.find((id) => this.stepBps.has(id));
@@ -717,6 +714,14 @@ export class ProcessTarget implements Target {
       default:
         return at({ kind: 'signal', signal: ns.sig, name: signalName(ns.sig) });
     }
+  }
+
+  /** r_brk was hit: the link map changed. The library stop to report, if anything was added or removed. */
+  private libraryEvent(tid: number): Extract<StopReason, { kind: 'library' }> | undefined {
+    const { added, removed } = this.loadModules();
+    if (!added.length && !removed.length) return undefined;
+    this.log({ kind: 'library', tid, detail: [...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)].join(' ') });
+    return { kind: 'library', loaded: added, unloaded: removed };
   }
 
   /** A new image: old modules and breakpoints are gone; pending ones arm again by symbol. */
