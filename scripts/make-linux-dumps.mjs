@@ -3,8 +3,11 @@
 // DBG_LINUX_DUMP_TESTS=1) and bench (bench/linux.ts), made from Debian's own kernel.
 //
 //   node scripts/setup-vmlinux.mjs     # the -dbg vmlinux, cached in test/.fixtures/vmlinux/
-//   apt-get install -y linux-image-6.1.0-57-cloud-amd64 qemu-system-x86 busybox-static cpio
 //   node scripts/make-linux-dumps.mjs [--force]
+//
+// As root (or through sudo) it installs with apt-get what is missing: the kernel the vmlinux is of
+// (linux-image-VERSION, for /boot/vmlinuz-VERSION and its qemu_fw_cfg module) and its headers
+// (linux-headers-VERSION, to build the oops module), qemu-system-x86, busybox-static and cpio.
 //
 // Boots the kernel whose vmlinux is cached (its /boot/vmlinuz-VERSION) under Debian's QEMU (TCG,
 // 512 MiB, 2 vCPUs, KASLR on) with a busybox-static initramfs that starts a few processes (sleepers,
@@ -32,6 +35,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { aptInstall } from './apt-install.mjs';
 import { initramfs as makeInitramfs } from './linux-initramfs.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -56,19 +60,13 @@ const vmlinuxRecord = join(root, 'test', '.fixtures', 'vmlinux', 'vmlinux.json')
 if (!existsSync(vmlinuxRecord)) fail('no cached vmlinux: run node scripts/setup-vmlinux.mjs first');
 const pkg = JSON.parse(readFileSync(vmlinuxRecord, 'utf8')).package; // linux-image-VERSION-dbg
 const release = pkg.replace(/^linux-image-/, '').replace(/-dbg$/, '');
+aptInstall([`linux-image-${release}`, `linux-headers-${release}`, 'qemu-system-x86', 'busybox-static', 'cpio'], say);
 const vmlinuz = `/boot/vmlinuz-${release}`;
-if (!existsSync(vmlinuz)) fail(`no ${vmlinuz}: apt-get install -y linux-image-${release}`);
+if (!existsSync(vmlinuz)) fail(`linux-image-${release} installed no ${vmlinuz}`);
 const fwcfg = `/lib/modules/${release}/kernel/drivers/firmware/qemu_fw_cfg.ko`;
 if (!existsSync(fwcfg)) fail(`no ${fwcfg} (the guest needs it to hand QEMU its VMCOREINFO)`);
-for (const [tool, deb] of [['qemu-system-x86_64', 'qemu-system-x86'], ['cpio', 'cpio']]) {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-  } catch {
-    fail(`${tool} not found: apt-get install -y ${deb}`);
-  }
-}
-if (!existsSync('/bin/busybox') || !execFileSync('file', ['-L', '/bin/busybox'], { encoding: 'utf8' }).includes('statically')) {
-  fail('no static /bin/busybox: apt-get install -y busybox-static');
+if (!execFileSync('file', ['-L', '/bin/busybox'], { encoding: 'utf8' }).includes('statically')) {
+  fail('/bin/busybox is not the static one: apt-get install -y busybox-static');
 }
 
 const work = mkdtempSync(join(tmpdir(), 'dbg-linux-dumps-'));

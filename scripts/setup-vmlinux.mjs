@@ -4,16 +4,19 @@
 //
 //   node scripts/setup-vmlinux.mjs          # as root (or through sudo): apt-get install, then cache
 //
-// Installs Debian's linux-image-<version>-cloud-amd64-dbg (about 280 MB to download, 1.7 GiB
-// installed; DBG_VMLINUX_PKG names another, e.g. linux-image-6.1.0-57-amd64-dbg) and
-// python3-drgn, then caches the vmlinux in test/.fixtures/vmlinux/ (a hard link when the
-// file system allows, else a copy) with a record of what it is, so tests read only the repository.
+// Installs (apt-get, what is missing) Debian's linux-image-<version>-cloud-amd64-dbg (about 280 MB
+// to download, 1.7 GiB installed; DBG_VMLINUX_PKG names another, e.g.
+// linux-image-6.1.0-57-amd64-dbg), and python3-drgn and crash to compare with, then caches the
+// vmlinux in test/.fixtures/vmlinux/ (a hard link when the file system allows, else a copy) with a
+// record of what it is, so tests read only the repository. The kernel itself and its headers, which
+// the dumps need, are make-linux-dumps.mjs's to install.
 // Idempotent: with the cache in place it does nothing.
 
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { aptGet, aptInstall } from './apt-install.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cache = join(root, 'test', '.fixtures', 'vmlinux');
@@ -29,19 +32,9 @@ if (existsSync(record)) {
   process.exit(0);
 }
 
-const asRoot = process.getuid?.() === 0 ? [] : ['sudo'];
-function apt(args) {
-  const cmd = [...asRoot, 'apt-get', ...args];
-  const r = spawnSync(cmd[0], cmd.slice(1), { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  if (r.status !== 0) {
-    say(`"${cmd.join(' ')}" failed (exit ${r.status ?? r.signal})`);
-    process.exit(1);
-  }
-}
-
 let pkg = process.env.DBG_VMLINUX_PKG;
 if (!pkg) {
-  apt(['update', '-qq']);
+  aptGet(['update', '-qq'], say);
   // The newest cloud-flavour debug image the archive has: one search, by name pattern.
   const found = execFileSync('apt-cache', ['search', '--names-only', '^linux-image-[0-9.]+-[0-9]+-cloud-amd64-dbg$'], { encoding: 'utf8' })
     .split('\n')
@@ -60,8 +53,7 @@ if (!pkg) {
     process.exit(1);
   }
 }
-say(`installing ${pkg} and python3-drgn`);
-apt(['install', '-y', '-qq', pkg, 'python3-drgn']);
+aptInstall([pkg, 'python3-drgn', 'crash'], say);
 const flavour = pkg.replace(/^linux-image-/, '').replace(/-dbg$/, '');
 const boot = '/usr/lib/debug/boot';
 const file = readdirSync(boot).find((f) => f === `vmlinux-${flavour}`);
