@@ -26,7 +26,7 @@ function parseSize(s: string): number {
 }
 
 export default class Live extends Command {
-  static override summary = 'Boot a kernel on the emulated x86-64 dbg machine and debug it live with MDB commands';
+  static override summary = 'Boot a kernel on the emulated PC (i386 or x86-64) and debug it live with MDB commands';
 
   static override description = `FILE is a multiboot v1 kernel (entered as QEMU's -kernel does: 32-bit protected mode,
 EAX=0x2BADB002, EBX=multiboot info) or an ELF64 kernel (entered in long mode at e_entry with

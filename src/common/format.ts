@@ -5,8 +5,12 @@
 
 const MASK64 = (1n << 64n) - 1n;
 
-/** `0x` + hex, zero-padded to `digits` (16 for a 64-bit pointer). */
-export function hexAddr(addr: bigint, digits = 16): string {
+/**
+ * `0x` + hex, zero-padded to `width`: a number of digits (16 for a 64-bit pointer), or an
+ * architecture, whose pointer width it takes (8 digits for i386).
+ */
+export function hexAddr(addr: bigint, width: number | { readonly pointerBytes: number } = 16): string {
+  const digits = typeof width === 'number' ? width : width.pointerBytes * 2;
   return '0x' + (addr & MASK64).toString(16).padStart(digits, '0');
 }
 

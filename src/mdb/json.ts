@@ -30,7 +30,7 @@ export function jsonCount(n: bigint | number | undefined): number | null {
 /** A stop, the same object from :c, :s, ::rstep, ::rcont and ::seek. */
 export function stopJson(t: Target, st: StopStatus): unknown {
   const vcpu = t.kind === 'emulator' || t.kind === 'replay' ? { vcpu: st.thread - 1 } : {};
-  return { stop: st.reason.kind, thread: st.thread, ...vcpu, pc: hexAddr(st.pc), seq: jsonCount(st.seq), reason: jsonable(st.reason) };
+  return { stop: st.reason.kind, thread: st.thread, ...vcpu, pc: hexAddr(st.pc, t.arch), seq: jsonCount(st.seq), reason: jsonable(st.reason) };
 }
 
 /** An SQL value in the shape above. */

@@ -17,6 +17,7 @@ import { DW_AT } from '../symbols/dwarf/dwarf-constants.js';
 import type { Die } from '../symbols/dwarf/dwarf-info.js';
 import { dieRanges } from '../symbols/dwarf/dwarf-ranges.js';
 import { frameVariables, sourceAt, tailCallFrames, type Variable } from '../types/frame-source.js';
+import type { Arch } from '../arch/arch.js';
 import type { Target } from '../targets/target.js';
 import type { Frame } from '../targets/unwind.js';
 import { symbolName } from './names.js';
@@ -149,18 +150,18 @@ function qualifiedName(die: Die, name: string): string {
 }
 
 /** The text lines of one row. */
-export function sourceRowLines(r: SourceRow, verbose: boolean): string[] {
+export function sourceRowLines(r: SourceRow, verbose: boolean, arch: Arch): string[] {
   const args = r.args ? `(${r.args.map((a) => `${a.name}=${a.text}`).join(', ')})` : '';
   const at = r.file !== undefined ? ` at ${r.file}:${r.line}` : '';
   const inl = r.inlined ? ` (inlined into ${r.into})` : r.tailCall ? ' (tail call)' : '';
-  const head = `${verbose ? hexAddr(r.sp) + ' ' : ''}${hexAddr(r.pc)} ${r.name}${args}${at}${inl}`;
+  const head = `${verbose ? hexAddr(r.sp, arch) + ' ' : ''}${hexAddr(r.pc, arch)} ${r.name}${args}${at}${inl}`;
   return [head, ...(r.locals ?? []).map((l) => `        ${l.name} = ${l.text}`)];
 }
 
-export function sourceRowJson(r: SourceRow): unknown {
+export function sourceRowJson(r: SourceRow, arch: Arch): unknown {
   return {
-    pc: hexAddr(r.pc),
-    sp: hexAddr(r.sp),
+    pc: hexAddr(r.pc, arch),
+    sp: hexAddr(r.sp, arch),
     function: r.name,
     inlined: r.inlined,
     tail_call: r.tailCall === true,

@@ -97,7 +97,17 @@ describe('an i386 guest in 32-bit protected mode', () => {
 
   it('::regs, ::dis, ::stack and *addr are 32-bit, and agree with QEMU', async () => {
     const s = session(target);
-    expect(await s.run('::status')).toContain('debugging emulated guest "guest.elf" (i386, emulator)');
+    const status = await s.run('::status');
+    expect(status).toContain('debugging emulated guest "guest.elf" (i386, emulator)');
+    expect(status.find((l) => l.startsWith('emulated '))).toMatch(/^emulated i386 machine: 64 MiB RAM, 1 vCPU/);
+    // Addresses print at the 4-byte pointer width: pcs, stack pointers, mappings, stop lines.
+    expect(status).toContainEqual(expect.stringMatching(/^thread: 1 of 1 \(vCPU 0\), pc 0x[0-9a-f]{8} stop_here$/));
+    const frames = (await s.run('::stack -v')).filter((l) => !l.startsWith(' '));
+    expect(frames.length).toBe(6);
+    expect(frames.filter((l) => !/^0x[0-9a-f]{8} 0x[0-9a-f]{8} \w+/.test(l))).toEqual([]);
+    const maps = await s.run('::mappings');
+    expect(maps[0]).toMatch(/^ {6}BASE {6}LIMIT /);
+    expect(maps.slice(1).filter((l) => !/^0x[0-9a-f]{8} 0x[0-9a-f]{8} /.test(l))).toEqual([]);
     const regs = await s.run('::regs');
     expect(regs.slice(0, 9).map((l) => l.split(' ')[0])).toEqual(['%eax', '%ecx', '%edx', '%ebx', '%esp', '%ebp', '%esi', '%edi', '%eip']);
     expect(regs[8]).toMatch(/^%eip {8}= 0x[0-9a-f]{8} stop_here$/);
@@ -140,7 +150,10 @@ describe('the same guest after it switched to long mode', () => {
       expect((await s.run('<eip::dis'))[0]).toMatch(/ljmpl\s+\$0x18:\$0x10/);
       await s.run('long_mode_here::bp; :c');
       expect(target.arch.name).toBe('x86-64');
-      expect(await s.run('::status')).toContain('debugging emulated guest "guest.elf" (x86-64, emulator)');
+      const status = await s.run('::status');
+      expect(status).toContain('debugging emulated guest "guest.elf" (x86-64, emulator)');
+      expect(status.find((l) => l.startsWith('emulated '))).toMatch(/^emulated x86-64 machine: /);
+      expect(status).toContainEqual(expect.stringMatching(/^thread: 1 of 1 \(vCPU 0\), pc 0x[0-9a-f]{16} long_mode_here$/));
       const regs = await s.run('::regs');
       expect(regs[0]).toMatch(/^%rax += 0x1122334455667788$/);
       expect(regs.join('\n')).not.toMatch(/%e(ax|ip) /);

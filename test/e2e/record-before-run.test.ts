@@ -48,7 +48,7 @@ describe('dbg live: a register write at seq 0, then back to it', () => {
       'r15 = 0x0000000000000001',
       'seq 0: mb_entry (0x100020) on vCPU 0: start of the recorded history',
       '1',
-      'stopped: step at 0x0000000000100021 mb_entry+0x1 on vCPU 0',
+      'stopped: step at 0x00100021 mb_entry+0x1 on vCPU 0',
       'seq 1 of [0, 1] (1 instructions recorded; 0 after now)',
       '1',
       '',

@@ -109,7 +109,7 @@ describe('dbg attach to QEMU', () => {
     q = await qemuGdbstub('i386', guest);
     const r = await runDbg(['attach', '--gdb', String(q.port), '--symbols', guest, '-e', 'stop_here::bp; :c; ::regs; ::stack; words,4/X']);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(/^stopped: breakpoint 1 at 0x00000000001000[0-9a-f]{2} stop_here on thread 1$/m);
+    expect(r.stdout).toMatch(/^stopped: breakpoint 1 at 0x001000[0-9a-f]{2} stop_here on thread 1$/m);
     expect(r.stdout).toMatch(/^%eip += 0x001000[0-9a-f]{2} stop_here$/m);
     expect(r.stdout).toMatch(/^%cr0 += 0x00000013$/m);
     expect(r.stdout).not.toMatch(/%rip/);

@@ -29,8 +29,8 @@ describe('vCPU names and ::status', () => {
     t.record(new EmulatorRecorder(trace, { guest: 'kernel.elf', symbols: kernel }));
     const s = session(t);
     const waiting = await s.run('::status');
-    expect(waiting[1]).toBe('status: waiting at its first instruction at 0x0000000000100020 mb_entry on vCPU 0 (nothing has run yet: :c runs, :s steps)');
-    expect(waiting[2]).toBe('thread: 1 of 2 (vCPU 0), pc 0x0000000000100020 mb_entry');
+    expect(waiting[1]).toBe('status: waiting at its first instruction at 0x00100020 mb_entry on vCPU 0 (nothing has run yet: :c runs, :s steps)');
+    expect(waiting[2]).toBe('thread: 1 of 2 (vCPU 0), pc 0x00100020 mb_entry');
 
     await s.run('ap_main::bp');
     const stop = (await s.run(':c'))[0]!;

@@ -53,7 +53,7 @@ function atEnd(t: Target): boolean {
 }
 
 function stopText(t: Target, r: StopReason, st: StopStatus): string {
-  const at = st.pc !== 0n && t.kind !== 'file' ? ` at ${hexAddr(st.pc)}${symbolOf(t, st.pc) ? ` ${symbolOf(t, st.pc)}` : ''} on ${threadName(t, st.thread)}` : '';
+  const at = st.pc !== 0n && t.kind !== 'file' ? ` at ${hexAddr(st.pc, t.arch)}${symbolOf(t, st.pc) ? ` ${symbolOf(t, st.pc)}` : ''} on ${threadName(t, st.thread)}` : '';
   switch (r.kind) {
     case 'none':
       if (t.kind === 'emulator') return `waiting at its first instruction${at} (nothing has run yet: :c runs, :s steps)`;
@@ -123,7 +123,7 @@ const status: Dcmd = {
         seq: jsonCount(st.seq),
         thread: st.thread,
         selectedThread: s.thread,
-        pc: hexAddr(st.pc),
+        pc: hexAddr(st.pc, t.arch),
         pcSymbol: pcName ?? null,
         threads: threads.length,
         mappings: t.mappings().length,
@@ -137,7 +137,7 @@ const status: Dcmd = {
     out.line(`status: ${reasonText(t, st)}`);
     if (threads.length > 0) {
       const vcpu = t.kind === 'emulator' || t.kind === 'replay' ? ` (${threadName(t, st.thread)})` : '';
-      out.line(`thread: ${st.thread} of ${threads.length}${vcpu}${st.pc !== 0n ? `, pc ${hexAddr(st.pc)}${pcName ? ` ${pcName}` : ''}` : ''}`);
+      out.line(`thread: ${st.thread} of ${threads.length}${vcpu}${st.pc !== 0n ? `, pc ${hexAddr(st.pc, t.arch)}${pcName ? ` ${pcName}` : ''}` : ''}`);
     }
     if (st.seq !== undefined) out.line(`seq: ${st.seq}`);
     out.line(`mappings: ${t.mappings().length}; modules: ${t.symbols.modules.map((m) => m.name).join(', ') || 'none'}`);
@@ -170,7 +170,7 @@ const threadsDcmd: Dcmd = {
       return { th, pc, sym: pc !== undefined ? symbolOf(t, pc) : undefined };
     });
     if (out.jsonMode) {
-      out.json(rows.map((r) => ({ ...r.th, selected: r.th.index === s.thread, pc: r.pc !== undefined ? hexAddr(r.pc) : null, symbol: r.sym ?? null })));
+      out.json(rows.map((r) => ({ ...r.th, selected: r.th.index === s.thread, pc: r.pc !== undefined ? hexAddr(r.pc, t.arch) : null, symbol: r.sym ?? null })));
       return;
     }
     if (rows.length === 0) {
@@ -180,7 +180,7 @@ const threadsDcmd: Dcmd = {
     out.line(`${'  ID'.padEnd(6)} ${'TID'.padStart(8)} ${'NAME'.padEnd(16)} ${'STATE'.padEnd(10)} PC`);
     for (const r of rows) {
       const mark = r.th.index === s.thread ? '*' : ' ';
-      const pc = r.pc !== undefined ? `${hexAddr(r.pc)}${r.sym ? ' ' + r.sym : ''}` : '?';
+      const pc = r.pc !== undefined ? `${hexAddr(r.pc, t.arch)}${r.sym ? ' ' + r.sym : ''}` : '?';
       out.line(`${mark} ${String(r.th.index).padStart(3)}  ${String(r.th.tid).padStart(8)} ${r.th.name.padEnd(16)} ${r.th.state.padEnd(10)} ${pc}`);
     }
   },
@@ -222,7 +222,7 @@ const regs: Dcmd = {
     const order: { name: string; bits: number }[] = [];
     for (const r of t.arch.registers) if (!fp.has(r.name) && values.has(r.name)) order.push({ name: r.name, bits: r.bits });
     const aliases = new Set(t.arch.aliases);
-    for (const name of values.keys()) if (!aliases.has(name) && !fp.has(name) && !order.some((o) => o.name === name)) order.push({ name, bits: 64 });
+    for (const name of values.keys()) if (!aliases.has(name) && !fp.has(name) && !order.some((o) => o.name === name)) order.push({ name, bits: t.arch.pointerBytes * 8 });
     printRegisters(t, out, s.thread, values, order);
   },
 };
@@ -333,16 +333,16 @@ const stack: Dcmd = {
         const frames = withTailCalls(t, r.frames);
         return { r, rows: frames.flatMap((f) => sourceRows(t, f, r.th.index, verbose, frames)) };
       });
-      if (out.jsonMode) out.json(rows.map(({ r, rows }) => ({ thread: r.th.index, tid: r.th.tid, frames: rows.map(sourceRowJson) })));
+      if (out.jsonMode) out.json(rows.map(({ r, rows }) => ({ thread: r.th.index, tid: r.th.tid, frames: rows.map((row) => sourceRowJson(row, t.arch)) })));
       else
         rows.forEach(({ r, rows }, i) => {
           if (flags.has('a')) {
             if (i > 0) out.line('');
             out.line(`thread ${r.th.index} (${r.th.name}):`);
           }
-          for (const row of rows) for (const l of sourceRowLines(row, verbose)) out.line(l);
+          for (const row of rows) for (const l of sourceRowLines(row, verbose, t.arch)) out.line(l);
         });
-      for (const { rows: rs } of rows) for (const row of rs) if (row.error) warnOut(out, `frame at ${hexAddr(row.pc)}: ${row.error}`);
+      for (const { rows: rs } of rows) for (const row of rs) if (row.error) warnOut(out, `frame at ${hexAddr(row.pc, t.arch)}: ${row.error}`);
       return;
     }
     if (out.jsonMode) {
@@ -350,7 +350,7 @@ const stack: Dcmd = {
         result.map((r) => ({
           thread: r.th.index,
           tid: r.th.tid,
-          frames: r.frames.map((f) => ({ level: f.level, pc: hexAddr(f.pc), sp: hexAddr(f.sp), symbol: frameName(t, f) ?? null, how: f.how })),
+          frames: r.frames.map((f) => ({ level: f.level, pc: hexAddr(f.pc, t.arch), sp: hexAddr(f.sp, t.arch), symbol: frameName(t, f) ?? null, how: f.how })),
         })),
       );
       return;
@@ -362,7 +362,7 @@ const stack: Dcmd = {
       }
       for (const f of r.frames) {
         const name = frameName(t, f) ?? '?';
-        out.line(flags.has('v') ? `${hexAddr(f.sp)} ${hexAddr(f.pc)} ${name}` : `${hexAddr(f.pc)} ${name}`);
+        out.line(flags.has('v') ? `${hexAddr(f.sp, t.arch)} ${hexAddr(f.pc, t.arch)} ${name}` : `${hexAddr(f.pc, t.arch)} ${name}`);
       }
     });
   },
@@ -426,12 +426,12 @@ const nm: Dcmd = {
       return;
     }
     if (out.jsonMode) {
-      out.json(rows.map((r) => ({ ...r, name: shown(r.name), addr: hexAddr(r.addr), size: hex(r.size) })));
+      out.json(rows.map((r) => ({ ...r, name: shown(r.name), addr: hexAddr(r.addr, t.arch), size: hex(r.size) })));
       return;
     }
     out.line(`${'Value'.padEnd(18)} ${'Size'.padEnd(18)} ${'Type'.padEnd(6)} ${'Bind'.padEnd(4)} Name`);
     for (const r of rows) {
-      out.line(`${hexAddr(r.addr)}|${hexAddr(r.size)}|${nmType(r.kind)}|${r.bind}|${r.module !== main ? `${r.module}\`` : ''}${shown(r.name)}`);
+      out.line(`${hexAddr(r.addr, t.arch)}|${hexAddr(r.size, t.arch)}|${nmType(r.kind)}|${r.bind}|${r.module !== main ? `${r.module}\`` : ''}${shown(r.name)}`);
     }
   },
 };
@@ -444,12 +444,13 @@ const mappings: Dcmd = {
     noArgs(this, inv.args);
     const maps = s.target.mappings();
     if (out.jsonMode) {
-      out.json(maps.map((m) => ({ start: hexAddr(m.start), end: hexAddr(m.end), size: hex(m.end - m.start), perms: m.perms, name: m.name, fileOffset: m.fileOffset !== undefined ? hex(m.fileOffset) : null, present: m.present ?? true })));
+      out.json(maps.map((m) => ({ start: hexAddr(m.start, s.target.arch), end: hexAddr(m.end, s.target.arch), size: hex(m.end - m.start), perms: m.perms, name: m.name, fileOffset: m.fileOffset !== undefined ? hex(m.fileOffset) : null, present: m.present ?? true })));
       return;
     }
-    out.line(`${'BASE'.padStart(18)} ${'LIMIT'.padStart(18)} ${'SIZE'.padStart(12)} PERM NAME`);
+    const w = 2 + s.target.arch.pointerBytes * 2;
+    out.line(`${'BASE'.padStart(w)} ${'LIMIT'.padStart(w)} ${'SIZE'.padStart(12)} PERM NAME`);
     for (const m of maps) {
-      out.line(`${hexAddr(m.start)} ${hexAddr(m.end)} ${hex(m.end - m.start).padStart(12)} ${m.perms.padEnd(4)} ${m.name}${m.present === false ? ' (not in dump)' : ''}`);
+      out.line(`${hexAddr(m.start, s.target.arch)} ${hexAddr(m.end, s.target.arch)} ${hex(m.end - m.start).padStart(12)} ${m.perms.padEnd(4)} ${m.name}${m.present === false ? ' (not in dump)' : ''}`);
     }
   },
 };
@@ -510,7 +511,7 @@ const dis: Dcmd = {
     }
     s.dot = start;
     if (out.jsonMode) {
-      out.json(rows.map((r) => ({ addr: hexAddr(r.addr), symbol: r.label, bytes: r.bytes, text: r.text, current: r.addr === addr })));
+      out.json(rows.map((r) => ({ addr: hexAddr(r.addr, t.arch), symbol: r.label, bytes: r.bytes, text: r.text, current: r.addr === addr })));
       return;
     }
     // When the function is shown whole, `>` marks the instruction at the address asked for.

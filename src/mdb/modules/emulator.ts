@@ -46,7 +46,7 @@ function emu(s: SessionView): EmulatorTarget {
 function where(t: Target, addr: bigint): string {
   const r = t.symbols.resolve(addr);
   const name = r && r.inside ? ` ${symbolOffsetText(r.sym.name, r.offset)}` : '';
-  return `${hexAddr(addr)}${name}`;
+  return `${hexAddr(addr, t.arch)}${name}`;
 }
 
 export function describeStop(t: Target, st: StopStatus): string {
@@ -57,7 +57,7 @@ export function describeStop(t: Target, st: StopStatus): string {
       return `stopped: breakpoint ${r.id} ${at}`;
     case 'watchpoint':
       if (r.io) return `stopped: watchpoint ${r.id} (${r.access === 'read' ? 'IN from' : 'OUT to'} I/O port 0x${r.addr.toString(16)}) ${at}`;
-      return `stopped: watchpoint ${r.id} (${r.access} of ${hexAddr(r.addr)}) ${at}`;
+      return `stopped: watchpoint ${r.id} (${r.access} of ${hexAddr(r.addr, t.arch)}) ${at}`;
     case 'step':
       return `stopped: step ${at}`;
     case 'halted':
@@ -67,7 +67,7 @@ export function describeStop(t: Target, st: StopStatus): string {
     case 'interrupted':
       return `stopped: interrupted ${at}`;
     case 'fault':
-      return `stopped: fault: ${r.fault}; pc ${where(t, r.pc)}${r.addr !== undefined ? `, address ${hexAddr(r.addr)}` : ''} on ${threadName(t, st.thread)}`;
+      return `stopped: fault: ${r.fault}; pc ${where(t, r.pc)}${r.addr !== undefined ? `, address ${hexAddr(r.addr, t.arch)}` : ''} on ${threadName(t, st.thread)}`;
     case 'exited':
       return t.kind === 'process' ? `stopped: the process exited with status ${r.code}` : `stopped: the guest exited with code ${r.code} ${at}`;
     case 'signal':
@@ -483,7 +483,7 @@ function eventJson(t: Target, ev: SessionEvent): unknown {
   return {
     id: ev.id,
     kind: ev.kind,
-    addr: ev.addr !== undefined ? hexAddr(ev.addr) : null,
+    addr: ev.addr !== undefined ? hexAddr(ev.addr, t.arch) : null,
     symbol: ev.symbol !== undefined ? symbolText(ev.symbol) : (ev.addr !== undefined ? symbolOr(t.symbols.resolve(ev.addr)?.sym.name) : null),
     length: ev.length,
     access: ev.access ?? null,
@@ -612,8 +612,11 @@ const setreg: Dcmd = {
     const name = inv.args[0];
     if (!name || inv.addr === undefined) throw errors.badInput(`::setreg needs a value and a register name (usage: ${this.usage})`);
     need(s.target, 'writeRegisters').writeRegister(s.thread, name, inv.addr);
-    if (out.jsonMode) out.json({ register: name, value: hexAddr(inv.addr) });
-    else out.line(`${name} = ${hexAddr(inv.addr)}`);
+    // At the register's width; a name outside the architecture's list (r15 on i386) is 64-bit.
+    const bits = s.target.arch.registers.find((r) => r.name === name.toLowerCase().replace(/^%/, ''))?.bits ?? 64;
+    const value = hexAddr(inv.addr, Math.min(bits, 64) / 4);
+    if (out.jsonMode) out.json({ register: name, value });
+    else out.line(`${name} = ${value}`);
   },
 };
 

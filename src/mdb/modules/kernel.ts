@@ -59,24 +59,24 @@ const vtop: Dcmd = {
     const tr = need(s.target, 'physical').translate(addr, thread);
     if (out.jsonMode) {
       out.json({
-        virt: hexAddr(tr.virt),
+        virt: hexAddr(tr.virt, s.target.arch),
         phys: tr.phys !== undefined ? hex(tr.phys) : null,
         pageSize: tr.pageSize ?? null,
         writable: tr.writable ?? null,
         executable: tr.executable ?? null,
-        steps: tr.steps.map((st) => ({ level: st.level, index: st.index, entryAddr: hex(st.entryAddr), entry: hexAddr(st.entry) })),
+        steps: tr.steps.map((st) => ({ level: st.level, index: st.index, entryAddr: hex(st.entryAddr), entry: hexAddr(st.entry, s.target.arch) })),
         fault: tr.fault ?? null,
       });
-      if (tr.phys === undefined) throw new DbgError('unmapped', `virtual ${hexAddr(addr)} is not mapped: ${tr.fault}`);
+      if (tr.phys === undefined) throw new DbgError('unmapped', `virtual ${hexAddr(addr, s.target.arch)} is not mapped: ${tr.fault}`);
       return;
     }
     const labels = tr.steps.map((st) => `${ENTRY_NAME[st.level] ?? st.level}[${st.index}]`);
     const w = Math.max(0, ...labels.map((l) => l.length));
-    tr.steps.forEach((st, i) => out.line(`${labels[i]!.padEnd(w)} @ phys ${hex(st.entryAddr)} = ${hexAddr(st.entry)}`));
-    if (tr.phys === undefined) throw new DbgError('unmapped', `virtual ${hexAddr(addr)} is not mapped: ${tr.fault}`);
+    tr.steps.forEach((st, i) => out.line(`${labels[i]!.padEnd(w)} @ phys ${hex(st.entryAddr)} = ${hexAddr(st.entry, s.target.arch)}`));
+    if (tr.phys === undefined) throw new DbgError('unmapped', `virtual ${hexAddr(addr, s.target.arch)} is not mapped: ${tr.fault}`);
     const rights = tr.writable === undefined ? '' : `, ${tr.writable ? 'rw' : 'ro'}${tr.executable ? ', exec' : ', nx'}`;
     const size = tr.pageSize ? ` (${tr.pageSize >= 1 << 30 ? tr.pageSize / (1 << 30) + ' GiB' : tr.pageSize >= 1 << 20 ? tr.pageSize / (1 << 20) + ' MiB' : tr.pageSize / 1024 + ' KiB'} page${rights})` : ' (no paging)';
-    out.line(`virtual ${hexAddr(addr)} mapped to physical ${hex(tr.phys)}${size}`);
+    out.line(`virtual ${hexAddr(addr, s.target.arch)} mapped to physical ${hex(tr.phys)}${size}`);
   },
 };
 
@@ -100,7 +100,7 @@ const hexdump: Dcmd = {
     const start = addr & ~0xfn;
     const bytes = physical ? need(s.target, 'physical').readPhysical(addr, n) : s.target.readVirtual(addr, n, thread);
     if (out.jsonMode) {
-      out.json({ addr: hexAddr(addr), physical, bytes: bytes.toString('hex') });
+      out.json({ addr: hexAddr(addr, s.target.arch), physical, bytes: bytes.toString('hex') });
       return;
     }
     const digits = physical ? Math.max(8, (addr + len).toString(16).length) : 16;
@@ -146,13 +146,13 @@ const cpus: Dcmd = {
       };
     });
     if (out.jsonMode) {
-      out.json(rows.map((r) => ({ ...r, pc: hexAddr(r.pc), cr3: r.cr3 !== undefined ? hex(r.cr3) : null, selected: r.thread === s.thread })));
+      out.json(rows.map((r) => ({ ...r, pc: hexAddr(r.pc, t.arch), cr3: r.cr3 !== undefined ? hex(r.cr3) : null, selected: r.thread === s.thread })));
       return;
     }
     out.line(' THR CPU MODE             CR3              PC');
     for (const r of rows) {
       const mark = r.thread === s.thread ? '>' : ' ';
-      out.line(`${mark}${String(r.thread).padStart(3)} ${String(r.cpu).padStart(3)} ${r.mode.padEnd(16)} ${(r.cr3 !== undefined ? hex(r.cr3) : '-').padEnd(16)} ${hexAddr(r.pc)}${r.symbol ? ' ' + r.symbol : ''}`);
+      out.line(`${mark}${String(r.thread).padStart(3)} ${String(r.cpu).padStart(3)} ${r.mode.padEnd(16)} ${(r.cr3 !== undefined ? hex(r.cr3) : '-').padEnd(16)} ${hexAddr(r.pc, t.arch)}${r.symbol ? ' ' + r.symbol : ''}`);
     }
   },
 };
@@ -186,7 +186,7 @@ const panicinfo: Dcmd = {
     const message = st.reason.kind === 'panic' ? st.reason.message : null;
     const keys = ['rip', 'rsp', 'rbp', 'cr0', 'cr2', 'cr3', 'cr4'].filter((k) => regs.has(k));
     if (out.jsonMode) {
-      out.json({ message, thread: st.thread, cpu: th?.tid ?? null, foundBy: t.panicSource() ?? null, pc: hexAddr(st.pc), symbol: t.symbols.describe(st.pc) ?? null, registers: Object.fromEntries(keys.map((k) => [k, hexAddr(regs.get(k)!)])) });
+      out.json({ message, thread: st.thread, cpu: th?.tid ?? null, foundBy: t.panicSource() ?? null, pc: hexAddr(st.pc, t.arch), symbol: t.symbols.describe(st.pc) ?? null, registers: Object.fromEntries(keys.map((k) => [k, hexAddr(regs.get(k)!, t.arch)])) });
       return;
     }
     out.line(`${'cpu'.padStart(10)} ${th?.tid ?? '?'} (thread ${st.thread})`);
@@ -198,7 +198,7 @@ const panicinfo: Dcmd = {
     for (const k of keys) {
       const v = regs.get(k)!;
       const sym = k === 'rip' ? t.symbols.describe(v) : undefined;
-      out.line(`${k.padStart(10)} ${hexAddr(v)}${sym ? ' ' + sym : ''}`);
+      out.line(`${k.padStart(10)} ${hexAddr(v, t.arch)}${sym ? ' ' + sym : ''}`);
     }
   },
 };
@@ -214,7 +214,7 @@ function livePanicinfo(d: Dcmd, s: SessionView, args: readonly string[], out: Pa
   const keys = ['rip', 'rsp', 'rbp', 'cr0', 'cr2', 'cr3', 'cr4'].filter((k) => regs.has(k));
   const how = p ? `frame ${p.level} of CPU ${th?.tid ?? thread - 1}` : undefined;
   if (out.jsonMode) {
-    out.json({ message: p?.message ?? null, thread, cpu: th?.tid ?? null, foundBy: how ?? null, pc: hexAddr(regs.get('rip') ?? 0n), symbol: t.symbols.describe(regs.get('rip') ?? 0n) ?? null, registers: Object.fromEntries(keys.map((k) => [k, hexAddr(regs.get(k)!)])) });
+    out.json({ message: p?.message ?? null, thread, cpu: th?.tid ?? null, foundBy: how ?? null, pc: hexAddr(regs.get('rip') ?? 0n, t.arch), symbol: t.symbols.describe(regs.get('rip') ?? 0n) ?? null, registers: Object.fromEntries(keys.map((k) => [k, hexAddr(regs.get(k)!, t.arch)])) });
     return;
   }
   out.line(`${'cpu'.padStart(10)} ${th?.tid ?? '?'} (thread ${thread})`);
@@ -223,7 +223,7 @@ function livePanicinfo(d: Dcmd, s: SessionView, args: readonly string[], out: Pa
   for (const k of keys) {
     const v = regs.get(k)!;
     const sym = k === 'rip' ? t.symbols.describe(v) : undefined;
-    out.line(`${k.padStart(10)} ${hexAddr(v)}${sym ? ' ' + sym : ''}`);
+    out.line(`${k.padStart(10)} ${hexAddr(v, t.arch)}${sym ? ' ' + sym : ''}`);
   }
 }
 

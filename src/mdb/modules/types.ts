@@ -179,7 +179,7 @@ const print: Dcmd = {
     const lines = paths.length === 0 ? printValue(type, at, from, opts) : paths.flatMap((p) => printPath(type, at, from, opts, p));
     if (addr !== undefined) s.dot = addr + BigInt(sizeOf(type) ?? 0);
     if (out.jsonMode) {
-      out.json({ type: typeName(type), addr: addr !== undefined ? hexAddr(addr) : null, size: sizeOf(type) ?? null, lines });
+      out.json({ type: typeName(type), addr: addr !== undefined ? hexAddr(addr, s.target.arch) : null, size: sizeOf(type) ?? null, lines });
       return;
     }
     for (const l of lines) out.line(l);
@@ -340,7 +340,7 @@ const whatis: Dcmd = {
     }
     const where = symbolName(s.target, addr) ?? hex(addr);
     const desc = v ? `${symbolText(r.sym.name)}${path}${off ? ` + ${hex(off)}` : ''} (${typeName(type ?? v.type)})` : `${where} (no type data)`;
-    if (out.jsonMode) out.json({ addr: hexAddr(addr), symbol: symbolText(r.sym.name), path: path || null, offset: off, type: type ? typeName(type) : null });
+    if (out.jsonMode) out.json({ addr: hexAddr(addr, s.target.arch), symbol: symbolText(r.sym.name), path: path || null, offset: off, type: type ? typeName(type) : null });
     else out.line(`${addr.toString(16)} is ${where}, ${desc}`);
   },
 };
@@ -359,8 +359,8 @@ const line: Dcmd = {
       if (inv.addr !== undefined) throw errors.badInput(`::line takes an address or FILE:LINE, not both (usage: ${this.usage})`);
       if (!FILE_LINE.test(rest[0]!)) throw errors.badInput(`::line: "${rest[0]}" is not FILE:LINE (usage: ${this.usage})`);
       const r = lineAddresses(t.symbols, rest[0]!);
-      if (out.jsonMode) out.json(r.addrs.map((a) => ({ addr: hexAddr(a.addr), file: r.file, line: a.line })));
-      else for (const a of r.addrs) out.line(`${hexAddr(a.addr)} ${symbolName(t, a.addr) ?? '?'}: file ${r.file}, line ${a.line}`);
+      if (out.jsonMode) out.json(r.addrs.map((a) => ({ addr: hexAddr(a.addr, t.arch), file: r.file, line: a.line })));
+      else for (const a of r.addrs) out.line(`${hexAddr(a.addr, t.arch)} ${symbolName(t, a.addr) ?? '?'}: file ${r.file}, line ${a.line}`);
       return;
     }
     if (inv.addr === undefined) throw errors.badInput(`::line needs an address or FILE:LINE (usage: ${this.usage})`);
@@ -370,8 +370,8 @@ const line: Dcmd = {
     const bias = src.module.bias ?? 0n;
     const start = p.start + bias;
     const end = p.end + bias;
-    if (out.jsonMode) out.json({ file: p.file.name, line: p.line, start: hexAddr(start), end: hexAddr(end) });
-    else out.line(`Line ${p.line} of "${p.file.name}" starts at address ${hexAddr(start)} <${symbolName(t, start) ?? hex(start)}> and ends at ${hexAddr(end)} <${symbolName(t, end) ?? hex(end)}>.`);
+    if (out.jsonMode) out.json({ file: p.file.name, line: p.line, start: hexAddr(start, t.arch), end: hexAddr(end, t.arch) });
+    else out.line(`Line ${p.line} of "${p.file.name}" starts at address ${hexAddr(start, t.arch)} <${symbolName(t, start) ?? hex(start)}> and ends at ${hexAddr(end, t.arch)} <${symbolName(t, end) ?? hex(end)}>.`);
   },
 };
 
@@ -405,7 +405,7 @@ const array: Dcmd = {
     const addrs: bigint[] = [];
     for (let i = 0n; i < count; i++) addrs.push(inv.addr + i * BigInt(size));
     if (out.piping && out.value) for (const a of addrs) out.value(a);
-    else if (out.jsonMode) out.json(addrs.map((a) => hexAddr(a)));
+    else if (out.jsonMode) out.json(addrs.map((a) => hexAddr(a, s.target.arch)));
     else for (const a of addrs) out.line(hex(a));
   },
 };

@@ -273,7 +273,7 @@ export class EmulatorTarget implements Target {
   describe(): string[] {
     const k = this.kernel;
     return [
-      `emulated x86-64 machine: ${this.machine.ram.length >> 20} MiB RAM, ${this.machine.vcpuCount} vCPU(s), quantum ${this.machine.quantum} instructions`,
+      `emulated ${this.arch.name} machine: ${this.machine.ram.length >> 20} MiB RAM, ${this.machine.vcpuCount} vCPU(s), quantum ${this.machine.quantum} instructions`,
       `kernel ${basename(this.path)} loaded as ${k.kind === 'multiboot' ? 'multiboot (32-bit protected-mode entry)' : 'ELF64 (long-mode entry)'} at entry 0x${k.entry.toString(16)}`,
       `engine: ${this.machine.engines()}`,
       `instructions executed: ${this.machine.seq}`,
