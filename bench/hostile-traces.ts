@@ -77,7 +77,7 @@ export class Rng {
 /** Every column of every table, as the schema defines them (meta by key). */
 const COLUMNS: Record<string, readonly string[]> = {
   chunk: ['id', 'first', 'count', 'pcs', 'writes', 'lines'],
-  mem: ['line', 'chunk', 'part', 'final', 'data'],
+  mem: ['chunk', 'line', 'part', 'data'],
   mem_mask: ['line', 'chunk', 'part', 'first', 'mask'],
   ckpt: ['seq', 'vcpu', 'chunk', 'flags', 'data'],
   ram_init: ['page', 'data'],
@@ -181,7 +181,7 @@ export function mutate(good: string, goodBytes: Buffer, path: string, kind: Muta
       ['ckpt', 'data', ['id']],
       ['ckpt', 'data', ['id']],
       ['mem', 'data', ['line', 'chunk', 'part']],
-      ['mem', 'final', ['line', 'chunk', 'part']],
+      ['mem', 'data', ['line', 'chunk', 'part']],
       ['ram_init', 'data', ['page']],
     ] as const);
     // delta checkpoints (flags & 1 = 0) are what ckptDecode reads: prefer them

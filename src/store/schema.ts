@@ -2,7 +2,9 @@
  * The trace file: one SQLite database (WAL) per recording. This file and its siblings in
  * src/store are the only code of dbg that touches better-sqlite3.
  *
- * Layout (schema version 6, in `PRAGMA user_version`; version 5 was the same with every memory
+ * Layout (schema version 7, in `PRAGMA user_version`; version 6 was the same with `mem` keyed by
+ * (line, chunk, part), an index mem_by_chunk(chunk) and a column `final` repeating the row's final
+ * image; version 5 was as 6 with every memory
  * row's write records holding all the bytes written, not only those that changed (line-rows.ts);
  * version 4 was as 5 without the stop
  * table (a v4 trace reads as one where the session never stopped); version 3 also stored
@@ -24,18 +26,19 @@
  *                                         checkpoints and host writes at its `first`, and the
  *                                         chunk holding instruction S is the last one whose
  *                                         first <= S.
- *   mem(line, chunk, part, final, data)   WITHOUT ROWID, PRIMARY KEY (line, chunk, part): for
+ *   mem(chunk, line, part, data)          WITHOUT ROWID, PRIMARY KEY (chunk, line, part): for
  *                                         every 64-byte physical line written in a chunk (in
- *                                         parts of ~1 KiB of records for hot lines): the line
- *                                         after the part's last write (`final`, read without
- *                                         touching `data`), and in `data` the line before the
- *                                         part's first write + its writes (seq, offset, new
- *                                         bytes; line-rows.ts). Index mem_by_chunk(chunk).
- *   mem_mask(line, chunk, part, first, mask) WITHOUT ROWID: the same keys, the seq of the
- *                                         part's first write, and bit i of `mask` set when
- *                                         byte i of the line was written in the part: a
- *                                         dense index (~200 rows a page) that "who last wrote
- *                                         A" walks back without touching the blobs.
+ *                                         parts of ~1 KiB of records for hot lines), in `data`
+ *                                         the line before the part's first write, the line
+ *                                         after its last write, and its writes (seq, offset,
+ *                                         new bytes; line-rows.ts). Keyed chunk first, so a
+ *                                         chunk's rows are appended at the end of the B-tree
+ *                                         (keyed by line, each chunk rewrote pages all over it).
+ *   mem_mask(line, chunk, part, first, mask) WITHOUT ROWID: the same keys by line, the seq of
+ *                                         the part's first write, and bit i of `mask` set when
+ *                                         byte i of the line was written in the part: the
+ *                                         index by line of `mem` (~200 rows a page) that "who
+ *                                         last wrote A" walks back without touching the blobs.
  *                                         "Last write to A at or before S" = one index seek on
  *                                         (A >> 6, chunk <= chunk(S)) + decoding a ~100 B blob.
  *   ckpt(id, seq, vcpu, chunk, flags, data) register checkpoints (uc_context images) at slice
@@ -70,9 +73,12 @@ import { DbgError, errors } from '../common/errors.js';
 
 export type Db = Database.Database;
 
-export const TRACE_SCHEMA_VERSION = 6;
-/** Older versions this dbg reads as they are (see the layout above). */
-const READABLE_VERSIONS = [2, 3, 4, 5, TRACE_SCHEMA_VERSION];
+export const TRACE_SCHEMA_VERSION = 7;
+/**
+ * Older versions this dbg reads as they are (see the layout above): readers name `mem`'s
+ * columns and find rows by line through mem_mask, which reads both keyings of `mem`.
+ */
+const READABLE_VERSIONS = [2, 3, 4, 5, 6, TRACE_SCHEMA_VERSION];
 export const TRACE_FORMAT = 'dbg-trace';
 
 const DDL = `
@@ -86,12 +92,11 @@ CREATE TABLE chunk (
   lines INTEGER NOT NULL
 );
 CREATE TABLE mem (
-  line INTEGER NOT NULL,
   chunk INTEGER NOT NULL,
+  line INTEGER NOT NULL,
   part INTEGER NOT NULL,
-  final BLOB NOT NULL,
   data BLOB NOT NULL,
-  PRIMARY KEY (line, chunk, part)
+  PRIMARY KEY (chunk, line, part)
 ) WITHOUT ROWID;
 CREATE TABLE mem_mask (
   line INTEGER NOT NULL,
@@ -101,7 +106,6 @@ CREATE TABLE mem_mask (
   mask INTEGER NOT NULL,
   PRIMARY KEY (line, chunk, part)
 ) WITHOUT ROWID;
-CREATE INDEX mem_by_chunk ON mem (chunk);
 CREATE TABLE ckpt (
   id INTEGER PRIMARY KEY,
   seq INTEGER NOT NULL,

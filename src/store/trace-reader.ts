@@ -140,14 +140,21 @@ export class TraceReader {
           'WHERE k.line = ? AND (k.chunk, k.part) <= (?, ?) AND k.first <= ? AND (k.mask & ?) != 0 ' +
           'ORDER BY k.chunk DESC, k.part DESC LIMIT 1',
       ),
-      lastRowFinal: p('SELECT chunk, final FROM mem WHERE line = ? AND chunk <= ? ORDER BY chunk DESC, part DESC LIMIT 1'),
+      // The last row of a line at or before a chunk (its final image is the line after it).
+      lastRow: p(
+        'SELECT k.chunk AS chunk, m.data AS data FROM mem_mask k CROSS JOIN mem m ON m.line = k.line AND m.chunk = k.chunk AND m.part = k.part ' +
+          'WHERE k.line = ? AND k.chunk <= ? ORDER BY k.chunk DESC, k.part DESC LIMIT 1',
+      ),
       // The first rows at or after (chunk, part), up to a chunk, whose mask shows a write to the asked bytes.
-      // (Keys only: SQLite's plan for a join with mem goes through mem_by_chunk; row() reads the blob by its key.)
+      // (Keys only: row() reads the blob by its key.)
       nextMasked: p('SELECT chunk, part FROM mem_mask WHERE line = ? AND (chunk, part) >= (?, ?) AND chunk <= ? AND (mask & ?) != 0 ORDER BY chunk, part LIMIT ?'),
       rowData: p('SELECT data FROM mem WHERE line = ? AND chunk = ? AND part = ?'),
       // The last row of chunks [?, ?] whose first write is before a seq (and touches the asked bytes).
       partBefore: p('SELECT chunk, part FROM mem_mask WHERE line = ? AND chunk BETWEEN ? AND ? AND first < ? AND (mask & ?) != 0 ORDER BY chunk DESC, part DESC LIMIT 1'),
-      firstRow: p('SELECT chunk, data FROM mem WHERE line = ? ORDER BY chunk, part LIMIT 1'),
+      firstRow: p(
+        'SELECT k.chunk AS chunk, m.data AS data FROM mem_mask k CROSS JOIN mem m ON m.line = k.line AND m.chunk = k.chunk AND m.part = k.part ' +
+          'WHERE k.line = ? ORDER BY k.chunk, k.part LIMIT 1',
+      ),
       rowsOfChunk: p('SELECT line, part, data FROM mem WHERE chunk = ?'),
       rowsOfChunkCount: p('SELECT count(DISTINCT line) AS lines, count(*) AS rows FROM mem WHERE chunk = ?'),
       linesOfChunks: p('SELECT DISTINCT line FROM mem WHERE chunk BETWEEN ? AND ?'),
@@ -709,9 +716,9 @@ export class TraceReader {
   /** The 64 bytes of physical line `line` at position `at`. */
   lineAt(line: number, at: number): Buffer {
     const chunk = this.chunkCount ? this.chunkIndexOf(at) : -1;
-    const fin = chunk >= 0 ? (this.st.lastRowFinal!.get(line, chunk) as { chunk: number; final: Buffer } | undefined) : undefined;
+    const fin = chunk >= 0 ? (this.st.lastRow!.get(line, chunk) as { chunk: number; data: Buffer } | undefined) : undefined;
     // A row of an earlier chunk: every write in it is before `at`, its final state is the answer.
-    if (fin && fin.chunk < chunk) return blobOf(this.path, fin.final, `the final image of line 0x${(line * 64).toString(16)} in chunk ${fin.chunk}`, 64);
+    if (fin && fin.chunk < chunk) return Buffer.from(this.rowBlob(fin.data, line, fin.chunk).subarray(64, 128));
     if (fin) {
       // The chunk holding `at`: the state comes from the last part whose first write is part of
       // it (found on the index: a part whose first write is at `at` itself counts when that

@@ -64,7 +64,7 @@ export class TraceWriter {
     }
     markWriting(path, true);
     this.insChunk = this.db.prepare('INSERT INTO chunk (id, first, count, pcs, writes, lines) VALUES (?, ?, ?, ?, ?, ?)');
-    this.insMem = this.db.prepare('INSERT INTO mem (line, chunk, part, final, data) VALUES (?, ?, ?, ?, ?)');
+    this.insMem = this.db.prepare('INSERT INTO mem (chunk, line, part, data) VALUES (?, ?, ?, ?)');
     this.insMask = this.db.prepare('INSERT INTO mem_mask (line, chunk, part, first, mask) VALUES (?, ?, ?, ?, ?)');
     this.insCkpt = this.db.prepare('INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES (?, ?, ?, ?, ?)');
     this.insInput = this.db.prepare('INSERT INTO input (seq, vcpu, kind, detail) VALUES (?, ?, ?, ?)');
@@ -115,7 +115,7 @@ export class TraceWriter {
           const mask = BigInt.asIntN(64, m.readBigUInt64LE(p + 12));
           part = line === prevLine ? part + 1 : 0;
           prevLine = line;
-          this.insMem.run(line, id, part, m.subarray(p + 20 + 64, p + 20 + 128), m.subarray(p + 20, p + 20 + n));
+          this.insMem.run(id, line, part, m.subarray(p + 20, p + 20 + n));
           this.insMask.run(line, id, part, Math.floor(rowFirstOrder(m.subarray(p + 20, p + 20 + n), Number(c.first)) / 2), mask);
           p += 20 + n;
         }
@@ -177,7 +177,7 @@ export class TraceWriter {
   private cutChunk(id: number, first: number, s: number): void {
     const db = this.db;
     const bound = stateBound(s);
-    const upd = db.prepare('UPDATE mem SET final = ?, data = ? WHERE line = ? AND chunk = ? AND part = ?');
+    const upd = db.prepare('UPDATE mem SET data = ? WHERE line = ? AND chunk = ? AND part = ?');
     const updMask = db.prepare('UPDATE mem_mask SET first = ?, mask = ? WHERE line = ? AND chunk = ? AND part = ?');
     const del = db.prepare('DELETE FROM mem WHERE line = ? AND chunk = ? AND part = ?');
     const delMask = db.prepare('DELETE FROM mem_mask WHERE line = ? AND chunk = ? AND part = ?');
@@ -201,7 +201,7 @@ export class TraceWriter {
       const blob = encodeLineRow(d.init, kept.map((w) => ({ seq: w.seq, host: w.host, off: w.phys - base, data: w.data })), first);
       let mask = 0n;
       for (const w of kept) for (let i = 0; i < w.len; i++) mask |= 1n << BigInt(w.phys - base + i);
-      upd.run(blob.subarray(64, 128), blob, r.line, id, r.part);
+      upd.run(blob, r.line, id, r.part);
       updMask.run(Math.floor(rowFirstOrder(blob, first) / 2), BigInt.asIntN(64, mask), r.line, id, r.part);
       writes += kept.length;
       lines.add(r.line);

@@ -70,7 +70,7 @@ function history(path: string): Record<string, unknown[]> {
     const all = (q: string) => r.db.prepare(q).raw().all();
     return {
       chunks: all('SELECT id, first, count, pcs, writes, lines FROM chunk ORDER BY id'),
-      mem: all('SELECT line, chunk, part, final, data FROM mem ORDER BY line, chunk, part'),
+      mem: all('SELECT line, chunk, part, data FROM mem ORDER BY line, chunk, part'),
       masks: all('SELECT line, chunk, part, first, mask FROM mem_mask ORDER BY line, chunk, part'),
       inputs: all('SELECT seq, vcpu, kind, detail FROM input ORDER BY rowid'),
       stops: all('SELECT seq, vcpu, kind, id, addr FROM stop ORDER BY rowid'),

@@ -66,7 +66,8 @@ describe('damaged traces: what each says', () => {
   });
 
   it('rows of the wrong SQL type', async () => {
-    expect(await refusal(edited('f.trace', 'UPDATE mem SET final = 7'))).toMatch(/^trace ".*f\.trace": the final image of line 0x[0-9a-f]+ in chunk \d+ is INTEGER, expected a BLOB$/);
+    expect(await refusal(edited('f.trace', 'UPDATE mem SET data = 7'))).toMatch(/^trace ".*f\.trace": the data of the memory row of line 0x[0-9a-f]+ in chunk \d+ is INTEGER, expected a BLOB$/);
+    expect(await refusal(edited('z.trace', 'UPDATE mem SET data = zeroblob(100)'))).toMatch(/^trace ".*z\.trace": memory row of line 0x[0-9a-f]+ in chunk \d+ has 100 bytes, expected at least 128$/);
     expect(await refusal(edited('d.trace', "UPDATE mem SET data = 'x'"))).toMatch(/^trace ".*d\.trace": the data of the memory row of line 0x[0-9a-f]+ in chunk \d+ is TEXT, expected a BLOB$/);
     expect(await refusal(edited('i.trace', 'UPDATE ram_init SET data = 0.5'))).toMatch(/^trace ".*i\.trace": ram_init\.data of page \d+ is REAL, expected a BLOB$/);
     expect(await refusal(edited('c.trace', 'UPDATE ckpt SET data = zeroblob(10), flags = flags | 1'))).toMatch(/holds 10 bytes, expected a uc_context of \d+ bytes/);

@@ -1,4 +1,6 @@
 /**
+ * Schema version 7 keys memory rows by chunk and stores a row's final image once; a version 6
+ * trace (keyed by line, `final` in a column of its own) reads to the same history.
  * Schema version 6 keeps, in a memory row's write records, only the bytes a write changed; a
  * version 5 trace (every byte written) reads to the same writes.
  * Schema version 5 adds the stop table (the recording session's stops); a version 4 trace, which
@@ -36,17 +38,35 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
  * A copy of the trace with `edit` applied to every chunk's pcs and user_version set; below
- * version 6, its memory rows hold every byte written (schema.ts).
+ * version 7, `mem` is keyed by line and has the `final` column; below version 6, its memory rows
+ * hold every byte written (schema.ts).
  */
 function variant(name: string, version: number, edit: (pcs: Buffer, id: number) => Buffer): string {
   const p = join(dir, name);
   copyFileSync(v4, p);
   const db = new Database(p);
   for (const r of db.prepare('SELECT id, pcs FROM chunk').all() as { id: number; pcs: Buffer }[]) db.prepare('UPDATE chunk SET pcs = ? WHERE id = ?').run(edit(r.pcs, r.id), r.id);
+  if (version < 7) memByLine(db);
   if (version < 6) plainRows(db);
   db.pragma(`user_version = ${version}`);
   db.close();
   return p;
+}
+
+/** The `mem` table as schema 6 and older lay it out: keyed by line, the final image in a column of its own. */
+function memByLine(db: Database.Database): void {
+  db.exec(`
+    DROP VIEW memory_lines;
+    CREATE TABLE mem6 (line INTEGER NOT NULL, chunk INTEGER NOT NULL, part INTEGER NOT NULL, final BLOB NOT NULL, data BLOB NOT NULL,
+                       PRIMARY KEY (line, chunk, part)) WITHOUT ROWID;
+    INSERT INTO mem6 SELECT line, chunk, part, substr(data, 65, 64), data FROM mem;
+    DROP TABLE mem;
+    ALTER TABLE mem6 RENAME TO mem;
+    CREATE INDEX mem_by_chunk ON mem (chunk);
+    CREATE VIEW memory_lines AS
+      SELECT m.line * 64 AS phys_addr, m.chunk, m.part, c.first AS chunk_first_seq, k.mask AS bytes_written_mask, length(m.data) AS bytes
+      FROM mem m JOIN chunk c ON c.id = m.chunk JOIN mem_mask k ON k.line = m.line AND k.chunk = m.chunk AND k.part = m.part;
+  `);
 }
 
 /** Memory rows as schema 5 and older write them: every byte of every write. */
@@ -84,6 +104,36 @@ describe('trace schema versions', () => {
     m4.close();
     r3.close();
     r4.close();
+  });
+
+  it('version 7 keys memory rows by chunk, without the final image twice; a version 6 trace reads to the same lines, writes and registers', () => {
+    const r7 = TraceReader.open(v4);
+    const r6 = TraceReader.open(variant('v6.trace', 6, (pcs) => pcs));
+    expect(r6.version).toBe(6);
+    const cols = (r: TraceReader) => (r.db.prepare('SELECT name FROM pragma_table_info(?)').all('mem') as { name: string }[]).map((c) => c.name);
+    expect(cols(r7)).toEqual(['chunk', 'line', 'part', 'data']);
+    expect(cols(r6)).toEqual(['line', 'chunk', 'part', 'final', 'data']);
+    const lines = (r7.db.prepare('SELECT DISTINCT line FROM mem_mask ORDER BY line').all() as { line: number }[]).map((l) => l.line);
+    expect(lines.length).toBeGreaterThan(10);
+    for (const line of lines.slice(0, 40)) {
+      expect(r6.writesTo(line * 64, 64)).toEqual(r7.writesTo(line * 64, 64));
+      for (const at of [r7.first, r7.first + 1, 77_777, 150_001, r7.end]) {
+        expect(r6.lineAt(line, at).equals(r7.lineAt(line, at))).toBe(true);
+        expect(r6.lastWriteInRange(line * 64, 64, at)).toEqual(r7.lastWriteInRange(line * 64, 64, at));
+      }
+    }
+    expect(r6.sql('SELECT count(*), sum(bytes) FROM memory_lines').rows).toEqual(r7.sql('SELECT count(*), sum(bytes) FROM memory_lines').rows);
+    const m6 = new ReplayMachine(r6);
+    const m7 = new ReplayMachine(r7);
+    for (const s of [r7.first, 54_321, 199_999]) {
+      m6.seek(s);
+      m7.seek(s);
+      expect(m6.registers(0)).toEqual(m7.registers(0));
+    }
+    m6.close();
+    m7.close();
+    r6.close();
+    r7.close();
   });
 
   it('version 6 keeps the bytes a write changed; a version 5 trace (every byte) reads to the same writes, smaller', () => {
