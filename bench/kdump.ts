@@ -22,7 +22,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, wri
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KernelDumpTarget } from '../src/targets/elfcore/kernel-dump-target.js';
-import { kdumpAddon, pageDecoder, type PageDecoder } from '../src/targets/kdump/decompress.js';
+import { kdumpAddon } from '../src/common/kdump-addon.js';
+import { pageDecoder, type PageDecoder } from '../src/targets/kdump/decompress.js';
 import { KdumpFile } from '../src/targets/kdump/kdump-file.js';
 import { openTarget } from '../src/targets/open-target.js';
 import { makedumpfileInput } from '../src/targets/kdump/makedumpfile-input.js';

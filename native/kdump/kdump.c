@@ -1,7 +1,8 @@
 /*
  * The page decompressors of kdump-compressed dumps, over the system's libraries (libdeflate for
- * zlib pages, liblzo2, libsnappy, libzstd), for src/targets/kdump/decompress.ts. One call decodes
- * one page:
+ * zlib pages, liblzo2, libsnappy, libzstd), for src/targets/kdump/decompress.ts; decode() also
+ * inflates compressed ELF sections (src/symbols/dwarf/dwarf-sections.ts). One call decodes one
+ * page (or section):
  *
  *   decode(flag, src, srcLength, dst) -> undefined | "why it failed"
  *   readDecode(fd, offset, length, flag, dst) -> the same, for `length` bytes read with pread

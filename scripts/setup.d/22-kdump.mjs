@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds the page decompressors of kdump-compressed dumps (native/kdump -> kdump.node, an N-API
-// addon in C over zlib, liblzo2, libsnappy and libzstd). Without it dbg decodes pages in
-// JavaScript, three to five times slower.
+// addon in C over libdeflate, liblzo2, libsnappy and libzstd), which also inflate compressed ELF
+// sections. Without it dbg decodes pages in JavaScript, three to five times slower, and sections
+// at half the speed.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildAddon } from '../build-addon.mjs';

@@ -23,12 +23,13 @@
  */
 
 import { ElfFile, SHT_DYNSYM, SHT_SYMTAB, STT_FILE, STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, STT_SECTION, STT_TLS, type SectionHeader } from './elf-file.js';
+import { U64Keys } from '../common/u64-keys.js';
 import { rank, SymbolTable, type Sym, type SymbolMatch, type SymbolRow } from './symbol-table.js';
 
 const ENTRY = 24; // sizeof(Elf64_Sym)
 const WORD = 0x1_0000_0000;
-/** Bits of a sort key that hold a position: keySort serves tables of up to 2^18 symbols. */
-const IDX = 18;
+/** Bits of keySort's low key word that hold a position (the rank above them). */
+const POS = 29;
 const SHN_ABS = 0xfff1;
 
 /** The table for `elf`'s symbols at load bias `bias`: compact when it can be, else the plain one. */
@@ -59,7 +60,7 @@ interface AddressIndex {
 
 export class CompactSymbolTable extends SymbolTable {
   /** Tables below this many symbols are sorted by keySort, others by radixSort (tests lower it to check both). */
-  static keySortLimit = 2 ** IDX;
+  static keySortLimit = 2 ** 18;
   private entriesRead?: Entries;
   /** Entry numbers of the kept symbols, in entry order (what a name lookup searches). */
   private keptList?: Uint32Array;
@@ -247,24 +248,27 @@ export class CompactSymbolTable extends SymbolTable {
   }
 
   /**
-   * Tables of fewer than 2^18 symbols: one native sort of Float64 keys, (low word * 8 + rank) *
-   * 2^18 + position in `kept` (below 2^53), then the runs of each high word in order. Native, so
-   * it is fast even the first time (a radix sort's loops run cold in the interpreter for a
-   * table that is sorted once).
+   * Tables of fewer than 2^18 symbols: one native sort of 64-bit keys, the low word in the high
+   * half and (rank, position in `kept`) in the low (U64Keys), then the runs of each high word in
+   * order. Native, so it is fast even the first time (a radix sort's loops run cold in the
+   * interpreter for a table that is sorted once).
    */
   private static keySort(kept: Uint32Array, his: Uint32Array, los: Uint32Array, ranks: Uint8Array): Uint32Array {
     const n = kept.length;
-    const keys = new Float64Array(n);
-    const highs = new Set<number>();
+    const keys = new U64Keys(n);
+    let oneHigh = true;
+    const h0 = n > 0 ? his[kept[0]!]! : 0;
     for (let j = 0; j < n; j++) {
       const e = kept[j]!;
-      keys[j] = (los[e]! * 8 + ranks[e]!) * 2 ** IDX + j;
-      highs.add(his[e]!);
+      keys.set(j, los[e]!, ranks[e]! * 2 ** POS + j);
+      if (his[e] !== h0) oneHigh = false;
     }
     keys.sort();
     const byLow = new Uint32Array(n);
-    for (let j = 0; j < n; j++) byLow[j] = kept[keys[j]! % 2 ** IDX]!;
-    if (highs.size === 1) return byLow;
+    for (let j = 0; j < n; j++) byLow[j] = kept[keys.lo(j) & (2 ** POS - 1)]!;
+    if (oneHigh) return byLow;
+    const highs = new Set<number>();
+    for (let j = 0; j < n; j++) highs.add(his[kept[j]!]!);
     const order = new Uint32Array(n);
     let k = 0;
     for (const h of [...highs].sort((x, y) => x - y)) for (let j = 0; j < n; j++) if (his[byLow[j]!] === h) order[k++] = byLow[j]!;

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbgError } from '../../src/common/errors.js';
 import { CaptureOutput, type Session } from '../../src/mdb/session.js';
+import { kdumpAddon } from '../../src/common/kdump-addon.js';
+import { decompressSection } from '../../src/symbols/dwarf/dwarf-sections.js';
 import { ElfFile } from '../../src/symbols/elf-file.js';
 import { openTarget } from '../../src/targets/open-target.js';
 import { fixturesSrc } from '../helpers/debuggee.js';
@@ -83,6 +85,28 @@ describe('gcc 12 DWARF variants give the same types', () => {
     expect(base[4]).toContain('    int [2][3] grid');
     for (const v of ['dwarf4', 'dwarf2', 'types4', 'types5', 'zlib', 'zstd']) expect(await answers(built.get(v)!), v).toEqual(base);
   });
+
+  it('native/kdump (libdeflate, libzstd) and the JavaScript decoders give every compressed section the same bytes', () => {
+    expect(kdumpAddon(), 'native/kdump is built by setup').not.toBeNull();
+    let sections = 0;
+    for (const v of ['zlib', 'zstd']) {
+      const elf = ElfFile.open(built.get(v)!);
+      try {
+        for (const sec of elf.sections().filter((x) => (x.flags & 0x800n) !== 0n)) {
+          const raw = elf.sectionData(sec);
+          const kind = raw.readUInt32LE(0) === 1 ? 'zlib' : 'zstd';
+          const size = Number(raw.readBigUInt64LE(8));
+          const native = decompressSection(v, sec.name, kind, raw.subarray(24), size);
+          expect(native.length).toBe(size);
+          expect(native.equals(decompressSection(v, sec.name, kind, raw.subarray(24), size, null)), `${v} ${sec.name}`).toBe(true);
+          sections++;
+        }
+      } finally {
+        elf.close();
+      }
+    }
+    expect(sections).toBeGreaterThanOrEqual(8);
+  });
 });
 
 /** A small seeded PRNG (xorshift32), so a failure names a seed that reproduces it. */
@@ -147,11 +171,42 @@ describe('garbled DWARF', () => {
     writeFileSync(bad, b);
     const s = sessionOn(openTarget(bad, {}));
     try {
-      await expect(s.execute('::sizeof struct item', new CaptureOutput(false))).rejects.toThrow(/\/badzstd: compressed section \.debug_info does not decompress: zstd: invalid zstd data$/);
+      await expect(s.execute('::sizeof struct item', new CaptureOutput(false))).rejects.toThrow(/\/badzstd: compressed section \.debug_info does not decompress: zstd: Unknown frame descriptor$/);
       expect((await run(s, '::nm main')).length).toBe(2);
     } finally {
       s.target.close();
     }
+    const raw = b.subarray(info.offset + 24, info.offset + info.size);
+    expect(() => decompressSection('badzstd', '.debug_info', 'zstd', raw, 1000, null)).toThrow(/^badzstd: compressed section \.debug_info does not decompress: zstd: invalid zstd data$/);
+  });
+
+  it('a garbled or short zlib-compressed section is named in one line, by either decoder; symbols still work', async () => {
+    const exe = built.get('zlib')!;
+    const elf = ElfFile.open(exe);
+    const info = elf.section('.debug_info')!;
+    const size = Number(elf.sectionData(info).readBigUInt64LE(8));
+    elf.close();
+    const b = Buffer.from(readFileSync(exe));
+    b.fill(0xff, info.offset + 24, info.offset + 40); // the zlib header and first block after the Elf64_Chdr
+    const bad = join(tmp.dir, 'badzlib');
+    writeFileSync(bad, b);
+    const s = sessionOn(openTarget(bad, {}));
+    try {
+      await expect(s.execute('::sizeof struct item', new CaptureOutput(false))).rejects.toThrow(/\/badzlib: compressed section \.debug_info does not decompress: zlib: invalid data \(a bad header, block, or checksum\)$/);
+      expect((await run(s, '::nm main')).length).toBe(2);
+    } finally {
+      s.target.close();
+    }
+    const raw = b.subarray(info.offset + 24, info.offset + info.size);
+    expect(() => decompressSection('badzlib', '.debug_info', 'zlib', raw, size, null)).toThrow(/^badzlib: compressed section \.debug_info does not decompress: zlib: incorrect header check$/);
+    // A header that claims more (or fewer) bytes than the stream holds.
+    const good = Buffer.from(readFileSync(exe)).subarray(info.offset + 24, info.offset + info.size);
+    for (const addon of [kdumpAddon(), null]) {
+      expect(() => decompressSection('z', '.debug_info', 'zlib', good, size + 1, addon)).toThrow(new RegExp(`^z: compressed section \\.debug_info does not decompress: zlib: ${size} bytes out, expected ${size + 1}$`));
+    }
+    expect(() => decompressSection('z', '.debug_info', 'zlib', good, size - 1)).toThrow(/^z: compressed section \.debug_info does not decompress: zlib: the stream holds more than \d+ bytes$/);
+    expect(() => decompressSection('z', '.debug_info', 'zlib', good, size - 1, null)).toThrow(/^z: compressed section \.debug_info does not decompress: zlib: /);
+    expect(() => decompressSection('z', '.debug_info', 'zlib', good, good.length * 2000)).toThrow(/^z: compressed section \.debug_info claims \d+ bytes uncompressed from \d+, which zlib cannot produce$/);
   });
 
   it('a truncated unit and an unknown DWARF version are named in one line', async () => {

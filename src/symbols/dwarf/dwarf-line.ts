@@ -1,4 +1,5 @@
 import { DbgError } from '../../common/errors.js';
+import { U64Keys } from '../../common/u64-keys.js';
 import { DW_AT, DW_FORM } from './dwarf-constants.js';
 import { DwarfCursor } from './dwarf-cursor.js';
 import type { DwarfInfo, DwarfUnit } from './dwarf-info.js';
@@ -65,9 +66,9 @@ function joinPath(dir: string, name: string): string {
 
 /**
  * Ranges sorted by start, ties in their first order (`order` numbers that). A library's ranges
- * span far less than 2^32 bytes: each becomes one exact double (offset from the lowest start,
- * times 2^20, plus its position), sorted natively — a comparator over bigints, while the code is
- * still cold, costs tens of ms for libstdc++'s 12,000 ranges.
+ * span far less than 2^32 bytes: each becomes one 64-bit key (offset from the lowest start, then
+ * its position), sorted natively (U64Keys) — a comparator over bigints, while the code is still
+ * cold, costs tens of ms for libstdc++'s 12,000 ranges.
  */
 function sortByStart<R extends { start: bigint }>(rs: readonly R[]): (R & { order: number })[] {
   const withOrder = rs.map((r, order) => ({ ...r, order }));
@@ -78,11 +79,11 @@ function sortByStart<R extends { start: bigint }>(rs: readonly R[]): (R & { orde
     if (r.start < min) min = r.start;
     if (r.start > max) max = r.start;
   }
-  if (rs.length >= 1 << 20 || max - min >= 1n << 32n) return withOrder.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.order - b.order));
-  const keys = new Float64Array(rs.length);
-  for (let i = 0; i < rs.length; i++) keys[i] = Number(rs[i]!.start - min) * 2 ** 20 + i;
+  if (max - min >= 1n << 32n) return withOrder.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.order - b.order));
+  const keys = new U64Keys(rs.length);
+  for (let i = 0; i < rs.length; i++) keys.set(i, Number(rs[i]!.start - min), i);
   keys.sort();
-  return Array.from(keys, (k) => withOrder[k % 2 ** 20]!);
+  return Array.from({ length: rs.length }, (_, k) => withOrder[keys.lo(k)]!);
 }
 
 export class DwarfLines {

@@ -1,5 +1,6 @@
 import { inflateSync } from 'node:zlib';
 import { DbgError } from '../../common/errors.js';
+import { KDUMP_FLAG, kdumpAddon, type KdumpAddon } from '../../common/kdump-addon.js';
 import { zstdInto } from '../../common/zstd.js';
 import type { ElfFile } from '../elf-file.js';
 
@@ -93,15 +94,14 @@ export class DwarfSections {
       if (raw.length < hdr) throw new DbgError('corrupt', `${elf.name}: compressed section ${name} is ${raw.length} bytes, shorter than its header (${hdr})`);
       const type = elf.u32(raw, 0);
       const size = elf.is64 ? Number(elf.u64(raw, 8)) : elf.u32(raw, 4);
-      if (type === ELFCOMPRESS_ZSTD) return unzstd(elf.name, name, raw.subarray(hdr), size);
-      if (type !== ELFCOMPRESS_ZLIB) throw new DbgError('corrupt', `${elf.name}: section ${name} has unknown compression type ${type} (expected 1 zlib or 2 zstd)`);
-      return inflate(elf.name, name, raw.subarray(hdr), size);
+      if (type !== ELFCOMPRESS_ZLIB && type !== ELFCOMPRESS_ZSTD) throw new DbgError('corrupt', `${elf.name}: section ${name} has unknown compression type ${type} (expected 1 zlib or 2 zstd)`);
+      return decompressSection(elf.name, name, type === ELFCOMPRESS_ZLIB ? 'zlib' : 'zstd', raw.subarray(hdr), size);
     }
     const z = elf.section('.z' + name.slice(1));
     if (z) {
       const raw = elf.sectionData(z);
       if (raw.length < 12 || raw.toString('latin1', 0, 4) !== 'ZLIB') throw new DbgError('corrupt', `${elf.name}: section ${z.name} has no "ZLIB" header`);
-      return inflate(elf.name, z.name, raw.subarray(12), Number(raw.readBigUInt64BE(4)));
+      return decompressSection(elf.name, z.name, 'zlib', raw.subarray(12), Number(raw.readBigUInt64BE(4)));
     }
     return undefined;
   }
@@ -110,32 +110,42 @@ export class DwarfSections {
 /** The largest section dbg decompresses (a sanity bound on the header's claim). */
 const MAX_SECTION = 1 << 30;
 
-function unzstd(file: string, section: string, stream: Buffer, size: number): Buffer {
-  // Zstandard compresses at most about 1:32768 (a 3-byte block header per 128 KiB of one byte).
-  if (size > MAX_SECTION || size > (stream.length + 1) * 32768) {
-    throw new DbgError('corrupt', `${file}: compressed section ${section} claims ${size} bytes uncompressed from ${stream.length}, which zstd cannot produce`);
+/**
+ * A compressed section's stream decoded into a buffer of the size its header gives, which the
+ * stream must fill exactly: by native/kdump's addon (libdeflate, libzstd) when it is built
+ * (`addon`, by default the loaded one), else node:zlib or fzstd. libdeflate decodes a whole
+ * buffer at about twice node:zlib's speed: a libc's debug file is 10 MB of inflating.
+ */
+export function decompressSection(file: string, section: string, kind: 'zlib' | 'zstd', stream: Buffer, size: number, addon: KdumpAddon | null = kdumpAddon()): Buffer {
+  // zlib compresses at most about 1:1032; Zstandard about 1:32768 (a 3-byte block header per 128 KiB of one byte).
+  if (size > MAX_SECTION || size > (kind === 'zlib' ? stream.length * 1100 : (stream.length + 1) * 32768)) {
+    throw new DbgError('corrupt', `${file}: compressed section ${section} claims ${size} bytes uncompressed from ${stream.length}, which ${kind} cannot produce`);
   }
-  const out = Buffer.allocUnsafe(size);
-  try {
-    zstdInto(stream, out);
-  } catch (e) {
-    throw new DbgError('corrupt', `${file}: compressed section ${section} does not decompress: ${(e as Error).message}`);
-  }
+  const out = Buffer.allocUnsafeSlow(size);
+  const why = addon ? addon.decode(KDUMP_FLAG[kind], stream, stream.length, out) : decodeInJs(kind, stream, out);
+  if (why !== undefined) throw new DbgError('corrupt', `${file}: compressed section ${section} does not decompress: ${why}`);
   return out;
 }
 
-function inflate(file: string, section: string, stream: Buffer, size: number): Buffer {
-  if (size > MAX_SECTION || size > stream.length * 1100) {
-    throw new DbgError('corrupt', `${file}: compressed section ${section} claims ${size} bytes uncompressed from ${stream.length}, which zlib cannot produce`);
+/** The fallback decoders, with the addon's messages: undefined when `out` was filled exactly, else why not. */
+function decodeInJs(kind: 'zlib' | 'zstd', stream: Buffer, out: Buffer): string | undefined {
+  if (kind === 'zstd') {
+    try {
+      zstdInto(stream, out);
+      return undefined;
+    } catch (e) {
+      return (e as Error).message;
+    }
   }
-  let out: Buffer;
+  let got: Buffer;
   try {
     // One output chunk of the size the header gives: zlib's default 16 KiB chunks cost a
-    // concatenating copy and hundreds of buffers for the collector (a libc's .debug_info: 6 MB).
-    out = inflateSync(stream, { maxOutputLength: Math.max(size, 1), chunkSize: Math.max(size, 64) });
+    // concatenating copy and hundreds of buffers for the collector.
+    got = inflateSync(stream, { maxOutputLength: Math.max(out.length, 1), chunkSize: Math.max(out.length, 64) });
   } catch (e) {
-    throw new DbgError('corrupt', `${file}: compressed section ${section} does not decompress: ${(e as Error).message}`);
+    return `zlib: ${(e as Error).message}`;
   }
-  if (out.length !== size) throw new DbgError('corrupt', `${file}: compressed section ${section} decompresses to ${out.length} bytes, its header says ${size}`);
-  return out;
+  if (got.length !== out.length) return `zlib: ${got.length} bytes out, expected ${out.length}`;
+  got.copy(out);
+  return undefined;
 }

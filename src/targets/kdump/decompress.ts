@@ -18,12 +18,9 @@
  * stream that ends early. The caller turns the failure into a message naming the page.
  */
 
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
-import { checkoutRoot } from '../../common/checkout-root.js';
 import { DbgError } from '../../common/errors.js';
+import { KDUMP_FLAG, kdumpAddon, type KdumpAddon } from '../../common/kdump-addon.js';
 import { zstdInto } from '../../common/zstd.js';
 
 export type PageCompression = 'zlib' | 'lzo' | 'snappy' | 'zstd';
@@ -44,43 +41,14 @@ export interface PageDecoder {
   readDecode?(fd: number, offset: number, length: number, compression: PageCompression | null, out: Buffer): void;
 }
 
-/** The descriptor flag of each compression, as native/kdump takes it. */
-const FLAG: Record<PageCompression, number> = { zlib: 0x1, lzo: 0x2, snappy: 0x4, zstd: 0x20 };
-
-interface KdumpAddon {
-  /** undefined when the page decoded, else why not ("zstd: Unknown frame descriptor"). */
-  decode(flag: number, src: Buffer, length: number, dst: Buffer): string | undefined;
-  /** pread + decode; flag 0: a stored page. A failed read's message starts "read: ". */
-  readDecode(fd: number, offset: number, length: number, flag: number, dst: Buffer): string | undefined;
-  versions(): string;
-}
-
-let addon: KdumpAddon | null | undefined;
-
-/** native/kdump's addon, or null when it is not built (setup builds it: scripts/setup.d/22-kdump.mjs). */
-export function kdumpAddon(): KdumpAddon | null {
-  if (addon !== undefined) return addon;
-  const root = checkoutRoot();
-  const path = join(root, 'native', 'kdump', 'build', 'Release', 'kdump.node');
-  addon = null;
-  if (existsSync(path)) {
-    try {
-      addon = createRequire(join(root, 'package.json'))(path) as KdumpAddon;
-    } catch {
-      addon = null; // built for another Node ABI, or a library missing: the JavaScript decoders
-    }
-  }
-  return addon;
-}
-
 const nativeDecoder = (a: KdumpAddon): PageDecoder => ({
   kind: 'native',
   decode(compression, input, length, out) {
-    const why = a.decode(FLAG[compression], input, length, out);
+    const why = a.decode(KDUMP_FLAG[compression], input, length, out);
     if (why !== undefined) throw new DecodeError(why);
   },
   readDecode(fd, offset, length, compression, out) {
-    const why = a.readDecode(fd, offset, length, compression === null ? 0 : FLAG[compression], out);
+    const why = a.readDecode(fd, offset, length, compression === null ? 0 : KDUMP_FLAG[compression], out);
     if (why === undefined) return;
     if (why.startsWith('read: ')) throw new DbgError('io', `read of ${length} bytes at file offset 0x${offset.toString(16)} failed: ${why.slice(6)}`);
     throw new DecodeError(why);
