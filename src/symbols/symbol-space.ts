@@ -19,6 +19,12 @@ export interface Module {
   readonly elf?: ElfFile;
   /** Run-time address minus link-time address (0 for a fixed-address executable). */
   readonly bias?: bigint;
+  /**
+   * Where the module's DWARF defines some types: a type's name (`struct inactive_task_frame`) ->
+   * functions of the module whose unit defines it, tried in order. A type looked up by name is
+   * looked for there first (TypeSpace), instead of through the units in order.
+   */
+  readonly typeHomes?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface ResolvedAddress extends SymbolMatch {

@@ -34,13 +34,14 @@ export class DwarfTypes {
   /**
    * The type called `name`: `struct task`, `union u`, `enum e`, a typedef or base type name
    * (`pid_t`, `unsigned int`), or a bare tag (`task`) when no typedef has that name. Trailing `*`
-   * make pointers. Undefined when this file does not define it.
+   * make pointers. Undefined when this file does not define it. `near`: a link-time code address
+   * whose unit likely defines it (DwarfInfo.find), looked in first.
    */
-  lookup(name: string): Type | undefined {
+  lookup(name: string, near?: bigint): Type | undefined {
     const text = name.trim().replace(/\s+/g, ' ');
     const stars = /\s*(\*+)$/.exec(text);
     if (stars) {
-      const inner = this.lookup(text.slice(0, stars.index));
+      const inner = this.lookup(text.slice(0, stars.index), near);
       if (!inner) return undefined;
       let t = inner;
       for (let i = 0; i < stars[1]!.length; i++) t = { kind: 'pointer', size: this.pointerSize(), target: t };
@@ -49,14 +50,14 @@ export class DwarfTypes {
     const m = /^(struct|union|class|enum) (.+)$/.exec(text);
     if (m) {
       const tags = m[1] === 'enum' ? [DW_TAG.enumeration_type] : m[1] === 'union' ? [DW_TAG.union_type] : [DW_TAG.structure_type, DW_TAG.class_type];
-      return this.byTag(m[2]!, tags);
+      return this.byTag(m[2]!, tags, near);
     }
     if (text === 'void') return voidType;
-    return this.byTag(text, [DW_TAG.typedef, DW_TAG.base_type, DW_TAG.unspecified_type]) ?? this.byTag(text, [DW_TAG.structure_type, DW_TAG.class_type, DW_TAG.union_type, DW_TAG.enumeration_type]);
+    return this.byTag(text, [DW_TAG.typedef, DW_TAG.base_type, DW_TAG.unspecified_type], near) ?? this.byTag(text, [DW_TAG.structure_type, DW_TAG.class_type, DW_TAG.union_type, DW_TAG.enumeration_type], near);
   }
 
-  private byTag(name: string, tags: readonly number[]): Type | undefined {
-    const def = this.dwarf.find(name, (e) => tags.includes(e.tag) && !e.declaration) ?? this.dwarf.lookup(name).find((e) => tags.includes(e.tag));
+  private byTag(name: string, tags: readonly number[], near?: bigint): Type | undefined {
+    const def = this.dwarf.find(name, (e) => tags.includes(e.tag) && !e.declaration, near) ?? this.dwarf.lookup(name).find((e) => tags.includes(e.tag));
     return def ? this.typeAt(def.ref) : undefined;
   }
 

@@ -40,11 +40,21 @@ export class TypeSpace {
     if (tick >= 0) {
       const modName = name.slice(0, tick);
       const m = mods.find((x) => x.module.name === modName || x.module.path === modName);
-      return m?.types.lookup(name.slice(tick + 1));
+      return m?.types.lookup(name.slice(tick + 1), this.home(m.module, name.slice(tick + 1)));
     }
     for (const m of mods) {
-      const t = m.types.lookup(name);
+      const t = m.types.lookup(name, this.home(m.module, name));
       if (t) return t;
+    }
+    return undefined;
+  }
+
+  /** The link-time address of a function whose unit likely defines type `name` (Module.typeHomes). */
+  private home(m: Module, name: string): bigint | undefined {
+    const fns = m.typeHomes?.get(name.replace(/[\s*]+$/, ''));
+    for (const fn of fns ?? []) {
+      const s = m.table.lookup(fn);
+      if (s) return s.addr - (m.bias ?? 0n);
     }
     return undefined;
   }

@@ -1,6 +1,7 @@
 import { DbgError } from '../../common/errors.js';
 import type { ElfFile } from '../elf-file.js';
 import { DW_AT, DW_FORM, DW_TAG, DW_UT } from './dwarf-constants.js';
+import { arangesOf } from './dwarf-aranges.js';
 import { DwarfCursor } from './dwarf-cursor.js';
 import { findAltFile, findSeparateDebug } from './debug-files.js';
 import { nameIndexOf, type NameIndex } from './dwarf-name-index.js';
@@ -181,6 +182,8 @@ export class DwarfInfo {
   /** The .debug_info units whose headers have been read, in order, and where the next starts. */
   private readonly infoUnits: DwarfUnit[] = [];
   private infoEnd = 0;
+  /** Units past infoEnd read by their offset alone (unitAt), reused when the headers in order reach them. */
+  private readonly lone = new Map<number, DwarfUnit>();
   private readonly abbrevCache = new Map<number, Map<number, Abbrev>>();
   private readonly bases = new Map<DwarfUnit, UnitBases>();
   private readonly signatures = new Map<bigint, DwarfUnit>();
@@ -272,7 +275,8 @@ export class DwarfInfo {
     if (!lazy || this.infoEnd >= lazy.buf.length) return false;
     const c = new DwarfCursor(lazy.buf, this.infoEnd, this.sections.littleEndian, `${this.elf.name}: .debug_info`);
     lazy.fill(c.pos, UNIT_HEADER_MAX); // the header only: a unit's DIEs are read when asked for
-    const u = this.readUnitHeader(c, false);
+    const u = this.lone.get(this.infoEnd) ?? this.readUnitHeader(c, false);
+    this.lone.delete(this.infoEnd);
     this.infoUnits.push(u);
     if (u.typeSignature !== undefined) this.signatures.set(u.typeSignature, u);
     this.infoEnd = u.end;
@@ -326,10 +330,41 @@ export class DwarfInfo {
     return { offset, inTypes, version, unitType, offsetSize, addressSize, abbrevOffset, root: c.pos + base, end: end + base, typeSignature, typeDie };
   }
 
+  /**
+   * The .debug_info unit whose header is at `offset` (as .debug_aranges names units), or
+   * undefined when none starts there. Past the headers read so far, only that header is read:
+   * the units before it stay unread.
+   */
+  unitAt(offset: number): DwarfUnit | undefined {
+    if (this.unitList || offset < this.infoEnd) {
+      const us = this.infoUnits;
+      let lo = 0;
+      let hi = us.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (us[mid]!.offset === offset) return us[mid];
+        if (us[mid]!.offset < offset) lo = mid + 1;
+        else hi = mid - 1;
+      }
+      return undefined;
+    }
+    const hit = this.lone.get(offset);
+    if (hit) return hit;
+    const lazy = this.sections.lazy('.debug_info');
+    if (!lazy || !Number.isSafeInteger(offset) || offset < 0 || offset >= lazy.buf.length) return undefined;
+    lazy.fill(offset, UNIT_HEADER_MAX);
+    const u = this.readUnitHeader(new DwarfCursor(lazy.buf, offset, this.sections.littleEndian, `${this.elf.name}: .debug_info`), false);
+    this.lone.set(offset, u);
+    return u;
+  }
+
   /** The unit holding a DieRef (binary search over the headers). */
   unitOf(ref: DieRef): DwarfUnit {
     // Headers are read only up to the unit that holds the reference.
-    if (!this.unitList && ref < TYPES_BASE) while (ref >= this.infoEnd && this.nextInfoUnit());
+    if (!this.unitList && ref < TYPES_BASE && ref >= this.infoEnd) {
+      for (const u of this.lone.values()) if (ref >= u.offset && ref < u.end) return u;
+      while (ref >= this.infoEnd && this.nextInfoUnit());
+    }
     const us = this.unitList ?? (ref < TYPES_BASE && ref < this.infoEnd ? this.infoUnits : this.units());
     let lo = 0;
     let hi = us.length - 1;
@@ -707,10 +742,19 @@ export class DwarfInfo {
   /**
    * The first top-level DIE called `name` that `accept` takes: through the index when the file
    * has one, else reading units in order only until one has it (a type defined early in a kernel
-   * costs a few units, not thousands). Then the DWZ supplementary file.
+   * costs a few units, not thousands). Then the DWZ supplementary file. With `near` (a link-time
+   * code address), the units .debug_aranges says hold that code are asked first: a type defined
+   * late in a kernel, next to the code that uses it, costs one unit, not hundreds.
    */
-  find(name: string, accept: (e: NameEntry) => boolean): NameEntry | undefined {
+  find(name: string, accept: (e: NameEntry) => boolean, near?: bigint): NameEntry | undefined {
     const bias = (e: NameEntry | undefined) => (e && this.refBias ? { ...e, ref: e.ref + this.refBias } : e);
+    if (near !== undefined && !this.names) {
+      for (const off of arangesOf(this).unitOffsetsAt(near)) {
+        const u = this.unitAt(off);
+        const hit = u && this.unitNames(u).get(name)?.find(accept);
+        if (hit) return bias(hit);
+      }
+    }
     const viaIndex = this.names ? undefined : this.indexedLookup(name);
     if (this.names || viaIndex) {
       const hit = bias((viaIndex ?? this.names!.get(name) ?? []).find(accept));

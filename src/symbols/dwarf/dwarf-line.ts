@@ -1,9 +1,9 @@
 import { DbgError } from '../../common/errors.js';
-import { U64Keys } from '../../common/u64-keys.js';
 import { DW_AT, DW_FORM } from './dwarf-constants.js';
 import { DwarfCursor } from './dwarf-cursor.js';
 import type { DwarfInfo, DwarfUnit } from './dwarf-info.js';
-import { dieRanges, lastStartAtOrBelow, type AddrRange } from './dwarf-ranges.js';
+import { arangesOf } from './dwarf-aranges.js';
+import { dieRanges, lastStartAtOrBelow, sortByStart, type AddrRange } from './dwarf-ranges.js';
 
 /**
  * Line tables (.debug_line, DWARF 2-5): which source line each instruction came from.
@@ -64,28 +64,6 @@ function joinPath(dir: string, name: string): string {
   return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
 
-/**
- * Ranges sorted by start, ties in their first order (`order` numbers that). A library's ranges
- * span far less than 2^32 bytes: each becomes one 64-bit key (offset from the lowest start, then
- * its position), sorted natively (U64Keys) — a comparator over bigints, while the code is still
- * cold, costs tens of ms for libstdc++'s 12,000 ranges.
- */
-function sortByStart<R extends { start: bigint }>(rs: readonly R[]): (R & { order: number })[] {
-  const withOrder = rs.map((r, order) => ({ ...r, order }));
-  if (rs.length === 0) return withOrder;
-  let min = rs[0]!.start;
-  let max = min;
-  for (const r of rs) {
-    if (r.start < min) min = r.start;
-    if (r.start > max) max = r.start;
-  }
-  if (max - min >= 1n << 32n) return withOrder.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.order - b.order));
-  const keys = new U64Keys(rs.length);
-  for (let i = 0; i < rs.length; i++) keys.set(i, Number(rs[i]!.start - min), i);
-  keys.sort();
-  return Array.from({ length: rs.length }, (_, k) => withOrder[keys.lo(k)]!);
-}
-
 export class DwarfLines {
   private readonly tables = new Map<DwarfUnit, LineTable | null>();
   /** Every unit's ranges sorted by start (`order`: as read), and the largest end up to each. */
@@ -144,8 +122,18 @@ export class DwarfLines {
     return undefined;
   }
 
-  /** Units whose code covers `pc` (usually one), in the order of their ranges. */
+  /**
+   * Units whose code covers `pc` (usually one), in the order of their ranges. The units
+   * .debug_aranges says cover pc, when it says so of any (their headers alone are read); else
+   * every unit's ranges, read once (aranges, and the root DIEs of the units it does not describe).
+   */
   unitsAt(pc: bigint): DwarfUnit[] {
+    const described: DwarfUnit[] = [];
+    for (const off of arangesOf(this.dwarf).unitOffsetsAt(pc)) {
+      const u = this.dwarf.unitAt(off);
+      if (u) described.push(u);
+    }
+    if (described.length > 0) return described;
     const rs = this.ranges();
     const maxEnd = this.maxEnds!;
     // The last range starting at or below pc; those before it can cover pc only while the
@@ -172,32 +160,13 @@ export class DwarfLines {
     if (this.unitRanges) return this.unitRanges;
     const out: { start: bigint; end: bigint; unit: DwarfUnit }[] = [];
     const units = this.dwarf.units().filter((u) => !u.inTypes);
-    const aranges = this.dwarf.sections.get('.debug_aranges');
-    const covered = new Set<DwarfUnit>();
-    if (aranges) {
-      const byOffset = new Map(units.map((u) => [u.offset, u]));
-      const c = new DwarfCursor(aranges, 0, this.dwarf.sections.littleEndian, `${this.dwarf.name}: .debug_aranges`);
-      while (c.pos < aranges.length) {
-        const start = c.pos;
-        const { length: len, offsetSize: osz, end } = c.initialLength('length');
-        if (end > aranges.length) throw new DbgError('corrupt', `${this.dwarf.name}: .debug_aranges: set at 0x${start.toString(16)} claims 0x${len.toString(16)} bytes, past the end of the section`);
-        c.u16();
-        const unit = byOffset.get(c.offset(osz));
-        // A unit with a set here is described by it, even an empty one (a unit without code).
-        if (unit) covered.add(unit);
-        const asz = c.u8();
-        c.u8();
-        const tuple = asz * 2;
-        c.pos = start + Math.ceil((c.pos - start) / tuple) * tuple;
-        while (c.pos + tuple <= end) {
-          const a = c.address(asz);
-          const l = c.address(asz);
-          if (a === 0n && l === 0n) break;
-          if (unit) out.push({ start: a, end: a + l, unit });
-        }
-        c.pos = end;
-      }
+    const aranges = arangesOf(this.dwarf);
+    const byOffset = new Map(units.map((u) => [u.offset, u]));
+    for (const r of aranges.ranges) {
+      const unit = byOffset.get(r.unitOffset);
+      if (unit) out.push({ start: r.start, end: r.end, unit });
     }
+    const covered = new Set(units.filter((u) => aranges.described.has(u.offset)));
     for (const u of units) {
       if (covered.has(u)) continue;
       try {

@@ -59,6 +59,7 @@ import { PANIC_FUNCTIONS, panicCpu, panicFromLog } from '../../os/linux/panic.js
 import type { LinuxPort } from '../../os/linux/port.js';
 import { readPrintkLog, type PrintkRecord } from '../../os/linux/printk.js';
 import { linuxTasks } from '../../os/linux/tasks.js';
+import { KERNEL_TYPE_HOMES } from '../../os/linux/type-homes.js';
 import { ModuleFiles } from '../../os/linux/module-files.js';
 import { disagreements, kernelNamesFirst, koModinfo, linuxModules, moduleKallsyms, placeKoSymbols, type LinuxModule } from '../../os/linux/modules.js';
 import { TypeSpace } from '../../types/type-space.js';
@@ -246,6 +247,7 @@ export class KernelDumpTarget implements Target {
         const hi = image.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n);
         mod = { ...mod, start: lo + bias, end: hi + bias };
       }
+      if (isKernel) mod = { ...mod, typeHomes: KERNEL_TYPE_HOMES };
       this.symbols.add(mod);
       this.symbolElves.push(elf);
       if (isKernel) this.kernelElf = elf;

@@ -45,6 +45,7 @@ import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
 import { bannerRelease, findKaslrSlide, START_KERNEL_MAP } from '../../os/linux/kaslr.js';
 import { linuxTasks } from '../../os/linux/tasks.js';
 import type { LinuxPort } from '../../os/linux/port.js';
+import { KERNEL_TYPE_HOMES } from '../../os/linux/type-homes.js';
 import { TypeSpace } from '../../types/type-space.js';
 import { ObjectSpace } from '../../types/typed-object.js';
 
@@ -761,6 +762,7 @@ export class RemoteTarget implements Target {
       const hi = image.reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n);
       mod = { ...mod, start: lo + bias, end: hi + bias };
     }
+    mod = { ...mod, typeHomes: KERNEL_TYPE_HOMES };
     if (pending) this.symbols.replace(pending, mod);
     else this.symbols.add(mod);
     this.kernelModule = mod;
