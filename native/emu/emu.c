@@ -142,6 +142,10 @@ struct ctx {
   emu_block_sink *sink; /* a recorder told of every block that runs (see "Recording") */
   /* Guest-physical TLB entries (see "Physical addresses"). */
   int phys;            /* this engine's TLB entries lead to guest-physical addresses */
+  int open_bus;        /* OPEN_BUS_PAGE is mapped (see "Open bus") */
+  /* device registers past RAM (guard()): guest-physical [dev[i][0], dev[i][1]) is not open bus */
+  uint64_t dev[8][2];
+  int ndev;
   uint32_t tlb_gen;    /* bumped whenever the engine drops TLB entries by itself */
   uint32_t peer_gen;   /* the other engine's tlb_gen when this one last took the vCPU over */
   /* An interrupt waits for RFLAGS.IF (see irq_open): end the slice where the guest opens it. */
@@ -504,6 +508,38 @@ static int alias_page(ctx *c, uint64_t va) {
  * tlb_gen; the other drops all of its own before it takes the vCPU over (sync_tlb). Changes made
  * from outside (a debugger write to CR3, a state loaded, a CPU started) drop both (flushTlb).
  */
+/*
+ * Open bus. On a PC, a read of a guest-physical address that neither RAM nor a device decodes
+ * ends in a master abort and returns all ones; a write goes nowhere. (QEMU 7.2 reads 0 there
+ * instead: its unassigned_mem_read; dbg keeps to the hardware, as for unclaimed I/O ports.) Each
+ * engine maps one MMIO page that answers so, at a guest-physical address past any RAM whose
+ * virtual twin is not canonical (so no marker can be there); the TLB entry of a virtual page that
+ * the guest maps past RAM leads to it (phys_translate), and a physical access past RAM with
+ * paging off, or without physical TLB entries, gets such a page in place (on_badmem). Code cannot
+ * run from it: a fetch there stops the run as an access to unmapped memory.
+ */
+#define OPEN_BUS_PAGE 0x000ffffffffff000ull
+
+static uint64_t open_bus_read(uc_engine *uc, uint64_t offset, unsigned size, void *ud) {
+  (void)uc, (void)offset, (void)ud;
+  return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+}
+
+static void open_bus_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t value, void *ud) {
+  (void)uc, (void)offset, (void)size, (void)value, (void)ud;
+}
+
+static int is_device(ctx *c, uint64_t pa) {
+  for (int i = 0; i < c->ndev; i++)
+    if (pa >= c->dev[i][0] && pa < c->dev[i][1]) return 1;
+  return 0;
+}
+
+/* Put an open-bus page at `page` of Unicorn's map (a physical page past RAM, or a marker). */
+static int open_bus_at(ctx *c, uint64_t page) {
+  return uc_mmio_map(c->uc, page, 0x1000, open_bus_read, NULL, open_bus_write, NULL) == UC_ERR_OK;
+}
+
 static int own_page_at(ctx *c, uint64_t va) {
   va &= ~0xfffull;
   for (trap *t = c->traps; t; t = t->next)
@@ -519,13 +555,20 @@ static uint64_t phys_translate(void *owner, uint64_t vaddr, uint64_t paddr) {
   ctx *c = (ctx *)owner;
   uint64_t pa, vbase, psize;
   if (!c->phys || !c->ram || !guest_walk(c, vaddr, &pa, &vbase, &psize)) return paddr; /* paging off: virtual = physical */
+  uint64_t page = (pa + (vaddr - vbase)) & ~0xfffull;
+  if (page >= c->ram_size && c->open_bus) {
+    /* past RAM: a device's registers, or open bus; the marker is an open-bus page */
+    if (!phys_mapped(c->uc, vaddr) && !open_bus_at(c, vaddr & ~0xfffull)) return paddr;
+    if (own_page_at(c, vaddr)) return paddr;
+    return is_device(c, page) ? page : OPEN_BUS_PAGE;
+  }
   /* Unicorn's helpers read a TLB entry before they ask memory_mapping(vaddr), and mapping a marker
      from their unmapped-memory hook drops the TLB under them: so the marker comes first, and a
      virtual page that can have none keeps Unicorn's entry (and its unmapped-memory path) */
   if (!phys_mapped(c->uc, vaddr) && !alias_page(c, vaddr)) return paddr;
   /* after the marker: mapping it installs the trap pages of watchpoints set before */
   if (own_page_at(c, vaddr)) return paddr;
-  return (pa + (vaddr - vbase)) & ~0xfffull;
+  return page;
 }
 
 static void phys_flushed(void *owner) { ((ctx *)owner)->tlb_gen++; }
@@ -701,6 +744,18 @@ static void trap_unref(ctx *c, uint64_t va) {
   }
 }
 
+/* An unmapped access at `addr` of Unicorn's map that an open-bus page there answers: paging off,
+   a guest-physical address past RAM where no device is; paging on, a virtual page the guest maps
+   past RAM (the page is its marker; phys_translate leads the TLB entry to a device's registers). */
+static int open_bus_there(ctx *c, uint64_t addr) {
+  uint64_t pa = addr, vbase = addr, psize = 0, cr0 = 0;
+  uc_reg_read(c->uc, UC_X86_REG_CR0, &cr0);
+  int paged = (cr0 & 0x80000000u) != 0;
+  if (paged && !guest_walk(c, addr, &pa, &vbase, &psize)) return 0;
+  pa += addr - vbase;
+  return pa >= c->ram_size && ((paged && c->open_bus) || !is_device(c, pa));
+}
+
 static bool on_badmem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value, void *ud) {
   ctx *c = (ctx *)ud;
   (void)uc;
@@ -711,6 +766,7 @@ static bool on_badmem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, 
   }
   /* code on a watched page: trap pages are MMIO, which Unicorn maps without execute permission */
   if (type == UC_MEM_FETCH_PROT && trap_at(c, addr)) return true;
+  if ((type == UC_MEM_READ_UNMAPPED || type == UC_MEM_WRITE_UNMAPPED) && open_bus_there(c, addr) && open_bus_at(c, addr & ~0xfffull)) return true;
   if (c->fast) {
     if (c->stop_kind) return false;
     if (type == UC_MEM_READ_UNMAPPED || type == UC_MEM_WRITE_UNMAPPED) {
@@ -1548,6 +1604,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
     phys_engine pe = {c->cpu, c->uc, (void *)(uintptr_t)c->env, c->ram, c->ram_size};
     c->phys = 1;
     phys_register(&pe, c);
+    c->open_bus = open_bus_at(c, OPEN_BUS_PAGE);
   }
   if (fast && !find_cpu(c)) {
     if (c->phys) phys_unregister(c->cpu);
@@ -1894,9 +1951,9 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
 
 /*
  * guard(ctx, begin, size): device registers (MMIO) at guest-physical [begin, begin + size), which
- * the exact engine maps with its device callbacks. A fast engine maps them as pages whose every
- * access aborts the instruction and hands it to the exact engine, so that device accesses happen
- * there, at their exact instruction. Nothing to do for an exact engine.
+ * the exact engine maps with its device callbacks. Every engine notes them (they are not open
+ * bus). A fast engine maps them as pages whose every access aborts the instruction and hands it
+ * to the exact engine, so that device accesses happen there, at their exact instruction.
  */
 static napi_value js_guard(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -1904,6 +1961,12 @@ static napi_value js_guard(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 3, argv)) return NULL;
   ctx *c = get_live_ctx(env, argv[0]);
   if (!c || !get_u64(env, argv[1], &b) || !get_u64(env, argv[2], &n)) return NULL;
+  if (c->ndev == 8) {
+    napi_throw_range_error(env, "EMU_ARGS", "guard: at most 8 device ranges per engine");
+    return NULL;
+  }
+  c->dev[c->ndev][0] = b;
+  c->dev[c->ndev++][1] = b + n;
   if (!c->fast) return NULL;
   for (uint64_t pg = b & ~0xfffull; pg < b + n; pg += 0x1000) {
     trap *t = calloc(1, sizeof *t);

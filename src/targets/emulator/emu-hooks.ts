@@ -55,7 +55,7 @@ interface Addon {
   runFast(fast: HookCtx, exact: HookCtx, limit: bigint, skipPc: bigint): number;
   /** Drop translated code of [begin, end) (after a debugger write into code). */
   invalidate(ctx: HookCtx, begin: bigint, end: bigint): void;
-  /** Device registers at [begin, begin + size): a fast engine hands every access to the exact one. */
+  /** Device registers at [begin, begin + size), not open bus: a fast engine hands every access to the exact one. */
   guard(ctx: HookCtx, begin: bigint, size: bigint): void;
   /** A recorder's block sink (native/common/block-sink.h) hears of every block this fast engine runs; null disconnects. */
   recordTo(fast: HookCtx, sink: bigint | null): void;

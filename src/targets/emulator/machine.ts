@@ -16,8 +16,9 @@
  *                                                                  breakpoint' with the value
  *                                                     0xf4  out    exit (isa-debug-exit): stops the
  *                                                                  run, 'exited' with (value<<1)|1
- *   Other ports read as all ones and ignore writes. Everything outside RAM is unmapped: an access
- *   there stops the run with a fault.
+ *   Other ports read as all ones and ignore writes. Guest-physical addresses past RAM where no
+ *   device is are open bus (native/emu/emu.c): reads give all ones, writes go nowhere, and code
+ *   fetched there stops the run with a fault.
  *
  * The timer: each vCPU has an instruction-count timer (port 0x510). When the vCPU has executed
  * `period` instructions since the last tick, vector 0x20 is delivered through its IDT (64-bit
@@ -261,6 +262,9 @@ export class Machine implements ObservedMachine {
           read: (off, size) => this.mmio(i, () => this.board.ioapicRead(i, off, size)),
           write: (off, size, value) => this.mmio(i, () => this.board.ioapicWrite(i, off, size, value), true),
         });
+        // device registers, not open bus (emu.c)
+        addon.guard(hooks, BigInt(LAPIC_BASE), 0x1000n);
+        addon.guard(hooks, BigInt(IOAPIC_BASE), 0x1000n);
       }
       const made = opts.uncounted ? { off: 'an uncounted machine (bare Unicorn, for measuring)' } : makeFastEngine(this.ram);
       const fast = 'off' in made ? undefined : made;

@@ -95,6 +95,73 @@ function asmGuest(name: string, body: string): string {
   return build(name, [f]);
 }
 
+// Writes a pattern, reads it back and sends the bytes to COM1: physical 0x40000000 (past 64 MiB of
+// RAM) with paging off; then with 4 MiB pages, the same physical page through virtual 0x800000
+// (below the end of RAM) and 0xc0000000 (above), and physical 0xfec00000-0xff000000 (the I/O APIC,
+// the local APIC, nothing at 0xfef00000) through virtual 0xc0400000.
+const OPEN_BUS = `movl $0x3f0000, %esp
+  movl $0x40000000, %esi
+  movl $0x11223344, (%esi)
+  movl (%esi), %eax
+  call out4
+  movl $0x200000, %edi
+  xorl %eax, %eax
+  movl $1024, %ecx
+  rep stosl
+  movl $0x83, 0x200000
+  movl $0x40000083, 0x200000 + 2*4
+  movl $0x40000083, 0x200000 + 0x300*4
+  movl $0xfec00083, 0x200000 + 0x301*4
+  movl %cr4, %eax
+  orl $0x10, %eax
+  movl %eax, %cr4
+  movl $0x200000, %eax
+  movl %eax, %cr3
+  movl %cr0, %eax
+  orl $0x80000000, %eax
+  movl %eax, %cr0
+  movl $0x800000, %esi
+  movl $0x55667788, (%esi)
+  movl (%esi), %eax
+  call out4
+  movl $0xc0000000, %esi
+  movb $0x99, (%esi)
+  movl (%esi), %eax
+  call out4
+  movl 0xc0600030, %eax
+  call out4
+  movl 0xc0700000, %eax
+  call out4
+  movb $0, %al
+  outb %al, $0xf4
+1: hlt
+  jmp 1b
+out4:
+  movl $0x3f8, %edx
+  movl $4, %ecx
+2: outb %al, %dx
+  shrl $8, %eax
+  loop 2b
+  ret`;
+
+describe('open bus: guest-physical addresses past RAM where no device is', () => {
+  // A PC's bus master-aborts there: reads give all ones. QEMU 7.2 reads 0 (unassigned_mem_read);
+  // dbg keeps to the hardware, as it does for unclaimed I/O ports.
+  it('read as all ones and ignore writes, with paging off and through pages mapped below and above the end of RAM; a device mapped elsewhere answers', async () => {
+    const k = asmGuest('openbus', OPEN_BUS);
+    const lapicVersion = '14000500'; // 0x00050014, little-endian: what both machines' local APIC reports
+    const d = await dbg(k, 1);
+    expect(d.stop).toBe('{"kind":"exited","code":1}');
+    expect(Buffer.from(d.console, 'latin1').toString('hex')).toBe(`${'ff'.repeat(12)}${lapicVersion}ffffffff`);
+    expect(Buffer.from(qemu(k), 'latin1').toString('hex')).toBe(`${'00'.repeat(12)}${lapicVersion}00000000`);
+  });
+
+  it('code fetched from open bus stops the run naming the address', async () => {
+    const d = await dbg(asmGuest('openbus-fetch', 'movl $0x40000000, %eax\njmp *%eax'), 1);
+    expect(d.stop).toContain('"fault":"instruction fetch from unmapped memory at 0x40000000 (physical 0x40000000, outside guest RAM of 0x4000000 bytes)"');
+  });
+});
+
 describe('a kernel that programs the devices wrongly', () => {
   it('an IPI asking for NMI delivery stops the run with a message naming the APIC and the ICR value', async () => {
     const k = asmGuest('nmi', 'movl $0x1ff, 0xfee000f0\nmovl $0x400, 0xfee00300\n1: jmp 1b');
