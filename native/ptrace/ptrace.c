@@ -23,6 +23,8 @@
  *   syscall-entry / syscall-exit   a caught system call (nr, args, rval)
  *   thread-created / thread-exited  when asked for (catchThreads); else only logged
  *   fork / vfork  the child (pid) was detached and runs on; when asked for (catchFork)
+ *   vfork-done  the vfork child exec'd or exited, the parent runs again with its breakpoints back
+ *               in; when asked for (bit 2 of catchEvents' vfork: gdb's vforkdone)
  *   exec        always: the image changed, breakpoints are gone
  *   exited / killed  the process ended (code / signal)
  *   interrupted  interrupt() was called
@@ -717,6 +719,7 @@ static int handle(pid_t tid, int st, stop_t *s) {
     if (g_catch_threads) {
       set_stop(s, "thread-exited", tid);
       s->msg = tid; /* the thread that ended; the stop is reported on one still there */
+      s->code = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
       s->tid = g_pid;
       if (!find_thr(g_pid) && g_nthr) s->tid = g_thr[0].tid;
       end_step_over();
@@ -807,7 +810,7 @@ static int handle(pid_t tid, int st, stop_t *s) {
     ptrace(PTRACE_POKEUSER, (pid_t)child, dr_off(7), 0);
     ptrace(PTRACE_DETACH, (pid_t)child, 0, 0);
     log_event(ev == PTRACE_EVENT_FORK ? "fork" : "vfork", tid, (int64_t)child);
-    if (ev == PTRACE_EVENT_FORK ? g_catch_fork : g_catch_vfork) {
+    if (ev == PTRACE_EVENT_FORK ? g_catch_fork : g_catch_vfork & 1) {
       set_stop(s, ev == PTRACE_EVENT_FORK ? "fork" : "vfork", tid);
       s->msg = (int64_t)child;
       after_stop(s);
@@ -819,6 +822,11 @@ static int handle(pid_t tid, int st, stop_t *s) {
   if (ev == PTRACE_EVENT_VFORK_DONE) {
     g_vfork_pending = 0;
     all_bps(1);
+    if (g_catch_vfork & 2) {
+      set_stop(s, "vfork-done", tid);
+      after_stop(s);
+      return 1;
+    }
     resume_thr(t);
     return 0;
   }
@@ -1258,7 +1266,7 @@ static napi_value n_catchsys(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* catchEvents(threads, fork, vfork) */
+/* catchEvents(threads, fork, vfork): vfork bit 1 stops at the vfork, bit 2 when it is done */
 static napi_value n_catchev(napi_env env, napi_callback_info info) {
   ARGS(3);
   g_catch_threads = (int)geti(env, argv[0]);

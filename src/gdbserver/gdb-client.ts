@@ -14,7 +14,7 @@ import { encodeHexPacket } from './packet-codec.js';
 import { HostFiles } from './host-files.js';
 import { hmpCommand } from './monitor-hmp.js';
 import { librariesSvr4, xmlEscape } from './shared-libraries.js';
-import { stopNote, stopReply, threadIdText } from './stop-reply.js';
+import { INDEX_IDS, stopNote, stopReply, threadIdText, type WireIds } from './stop-reply.js';
 import { clientArch, decodeRegister, encodeRegister, targetDescription, type TargetDescription } from './target-description.js';
 
 /** What `monitor CMD` runs commands through: the MDB session (or anything with its execute()). */
@@ -51,6 +51,12 @@ export class GdbClient {
   private multiprocess = false;
   /** The client takes fork events (qSupported fork-events+ on a live process). */
   private forkEvents = false;
+  /** vfork-events+: vfork and vforkdone stops. */
+  private vforkEvents = false;
+  /** QThreadEvents:1: thread created and exited stops. */
+  private threadEvents = false;
+  /** The pid and thread numbers on the wire: a live process's own, as gdbserver's (see stop-reply.ts). */
+  private readonly ids: WireIds;
   private swbreak = false;
   private hwbreak = false;
   private gThread: number;
@@ -87,6 +93,8 @@ export class GdbClient {
     const osabi = target.kind === 'process-core' ? 'GNU/Linux' : target.caps.reverse ? 'none' : undefined;
     this.desc = targetDescription(clientArch(target), osabi, machine ? 'machine' : 'dump');
     this.expedited = this.desc.expedite.map((n) => this.desc.registers[n]!.name);
+    const pc = target.caps.processControl;
+    this.ids = pc ? { pid: pc.pid, tid: (index) => pc.tidOf(index) ?? index } : INDEX_IDS;
     this.gThread = this.cThread = this.validThread(target.status().thread);
   }
 
@@ -129,7 +137,7 @@ export class GdbClient {
 
   async handle(req: Request): Promise<Reply> {
     try {
-      return await this.dispatch(req);
+      return await this.dispatch(this.fromWire(req));
     } catch (e) {
       if (!isDbgError(e)) throw e;
       // A resume that fails is still answered with a stop (the target is where it was) and the
@@ -203,12 +211,12 @@ export class GdbClient {
       case 'thread-alive':
         return { packet: req.thread.kind !== 'thread' || this.hasThread(req.thread.index) ? 'OK' : E_INVAL };
       case 'current-thread':
-        return { packet: `QC${threadIdText(this.gThread, this.multiprocess)}` };
+        return { packet: `QC${threadIdText(this.gThread, this.multiprocess, this.ids)}` };
       case 'thread-info':
         if (req.first) this.threadInfoDone = false;
         if (this.threadInfoDone) return { packet: 'l' };
         this.threadInfoDone = true;
-        return { packet: 'm' + t.threads().map((th) => threadIdText(th.index, this.multiprocess)).join(',') };
+        return { packet: 'm' + t.threads().map((th) => threadIdText(th.index, this.multiprocess, this.ids)).join(',') };
       case 'xfer-read':
         return { packet: this.xfer(req.object, req.annex, req.offset, req.length) };
       case 'attached':
@@ -218,9 +226,9 @@ export class GdbClient {
       case 'symbol-lookup':
         return { packet: 'OK' };
       case 'detach':
+        // D;PID of a fork child that gdb lets go: the target has detached it already.
+        if (req.pid !== undefined && req.pid !== this.ids.pid) return { packet: 'OK' };
         return { packet: 'OK', close: 'detach' };
-      case 'detach-other':
-        return { packet: 'OK' };
       case 'kill':
         return { packet: this.multiprocess ? 'OK' : undefined, close: 'kill' };
       case 'offsets':
@@ -229,6 +237,13 @@ export class GdbClient {
         return { packet: this.file(req) };
       case 'catch-syscalls':
         return this.catchSyscalls(req.on ? req.nrs : undefined);
+      case 'thread-events': {
+        const pc = t.caps.processControl;
+        if (!pc) return { packet: '' };
+        this.threadEvents = req.on;
+        pc.catchEvents({ threads: req.on });
+        return { packet: 'OK' };
+      }
       case 'must-reply-empty':
       case 'unknown':
         return { packet: '' };
@@ -282,13 +297,20 @@ export class GdbClient {
     ];
     if (this.target.symbols.find('_r_debug')) out.push('qXfer:libraries-svr4:read+');
     if (caps.process) out.push('qXfer:auxv:read+');
-    if (caps.processControl) out.push('QCatchSyscalls+');
+    if (caps.processControl) out.push('QCatchSyscalls+', 'QThreadEvents+');
     // A live process's forks as gdb's fork events: every fork stops and gdb decides (it detaches
     // the child with D;PID, which the target has already done: the child runs on either way).
     if (caps.processControl && this.multiprocess && has('fork-events+')) {
       this.forkEvents = true;
       caps.processControl.catchEvents({ fork: true });
       out.push('fork-events+');
+    }
+    // vfork too, and the end of the child's hold on the memory: gdb keeps its breakpoints out of
+    // the parent in between (the target has taken its own out already).
+    if (caps.processControl && this.multiprocess && has('vfork-events+')) {
+      this.vforkEvents = true;
+      caps.processControl.catchEvents({ vfork: true, vforkDone: true });
+      out.push('vfork-events+');
     }
     if (this.files.execFile() !== undefined) out.push('qXfer:exec-file:read+');
     if (this.multiprocess) out.push('multiprocess+');
@@ -307,7 +329,10 @@ export class GdbClient {
       regs = undefined; // gdb asks with g; the stop itself is still worth reporting
     }
     return stopReply({ ...stop, thread }, regs, {
+      ids: this.ids,
       forkEvents: this.forkEvents,
+      vforkEvents: this.vforkEvents,
+      threadEvents: this.threadEvents,
       desc: this.desc,
       multiprocess: this.multiprocess,
       swbreak: this.swbreak,
@@ -491,6 +516,26 @@ export class GdbClient {
     return TEXT_ERRORS.has(kind) ? `E.${text}` : code;
   }
 
+  /**
+   * The request with a live process's LWP ids turned into the target's thread indexes (an id the
+   * target never had becomes index 0, which no thread has: the request then fails as for any
+   * unknown thread).
+   */
+  private fromWire(req: Request): Request {
+    if (this.ids === INDEX_IDS) return req;
+    const pc = this.target.caps.processControl!;
+    const sel = (s: ThreadSel): ThreadSel => (s.kind === 'thread' ? { kind: 'thread', index: pc.indexOf(s.index) ?? 0 } : s);
+    switch (req.kind) {
+      case 'set-thread':
+      case 'thread-alive':
+        return { ...req, thread: sel(req.thread) };
+      case 'resume':
+        return { ...req, actions: req.actions.map((a) => ({ ...a, thread: sel(a.thread) })) };
+      default:
+        return req;
+    }
+  }
+
   private pick(sel: ThreadSel): number {
     return sel.kind === 'thread' ? sel.index : this.cThread;
   }
@@ -526,7 +571,7 @@ export class GdbClient {
       const cpus = this.target.kind !== 'process-core';
       const items = this.target.threads().map(
         (th) =>
-          `<thread id="${threadIdText(th.index, this.multiprocess)}"${cpus ? ` core="${th.index - 1}"` : ''} name="${xmlEscape(th.name)}"></thread>`,
+          `<thread id="${threadIdText(th.index, this.multiprocess, this.ids)}"${cpus ? ` core="${th.index - 1}"` : ''} name="${xmlEscape(th.name)}"></thread>`,
       );
       doc = `<?xml version="1.0"?><threads>${items.join('')}</threads>`;
     }

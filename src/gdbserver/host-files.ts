@@ -5,6 +5,8 @@
  * Safe by default: a client may open only the files the target itself names (the files its
  * modules were loaded from: executable, libraries, kernel symbol file), by that path or by the
  * path the target recorded (a library found under --sysroot is asked for by its path in the core).
+ * A live process's own /proc files that gdb reads as it would from gdbserver (its maps, for the
+ * vDSO's range and gcore; cmdline, status, stat for `info proc`) open too, but not its environ or mem.
  * Any other path is refused with EACCES unless the user started dbg with --gdb-allow-host-io; even
  * then nothing is ever written, and only regular files open.
  *
@@ -112,6 +114,8 @@ export class HostFiles {
    */
   private resolve(path: string): string | undefined {
     if (!path.startsWith('/') || path.includes('\0')) return undefined;
+    const pid = this.target.caps.processControl?.pid;
+    if (pid !== undefined && new RegExp(`^/proc/${pid}/(task/\\d+/)?(maps|smaps|cmdline|status|stat|comm|auxv)$`).test(path)) return path;
     for (const m of this.target.symbols.modules) {
       const file = resolvePath(m.path); // a module given on the command line may be relative
       if (file === path || file.endsWith(path)) return file;

@@ -8,7 +8,8 @@ import type { WatchKind } from '../targets/target.js';
 
 /**
  * A thread as gdb names it: `p<pid>.<tid>` with multiprocess, else `<tid>`; -1 is "all", 0 "any".
- * dbg numbers threads 1..N (the target's index) and uses pid 1.
+ * `index` is the number on the wire: a live process's LWP id (the client maps it to the target's
+ * index), else the target's index itself (threads 1..N of pid 1).
  */
 export type ThreadSel = { kind: 'all' } | { kind: 'any' } | { kind: 'thread'; index: number };
 
@@ -40,13 +41,14 @@ export type Request =
   | { kind: 'offsets' }
   | { kind: 'symbol-lookup' }
   | { kind: 'kill' }
-  | { kind: 'detach' }
-  /** D;PID for another process: a fork child reported with fork-events (already detached by the target). */
-  | { kind: 'detach-other'; pid: number }
+  /** D, or D;PID: the client decides whether PID is the target's or a fork child's (already detached). */
+  | { kind: 'detach'; pid?: number }
   | { kind: 'must-reply-empty' }
   /** gdb's `catch syscall`: stop at entry and return of these calls (a live process). */
   | { kind: 'catch-syscalls'; on: false }
   | { kind: 'catch-syscalls'; on: true; nrs: readonly number[] | 'all' }
+  /** QThreadEvents:1|0: report threads created (`create:`) and exited (`w`) as stops. */
+  | { kind: 'thread-events'; on: boolean }
   /** vFile (host I/O, read-only; see host-files.ts). */
   | { kind: 'file'; op: 'setfs' }
   | { kind: 'file'; op: 'open'; path: string; flags: number }

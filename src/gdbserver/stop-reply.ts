@@ -1,12 +1,18 @@
 /**
  * A target's StopStatus as a stop reply packet.
  *
- *   T <signal:2 hex> [reason ;] thread:p1.<n>; 06:<rbp>;07:<rsp>;10:<rip>;
+ *   T <signal:2 hex> [reason ;] thread:p<pid>.<tid>; 06:<rbp>;07:<rsp>;10:<rip>;
+ *   W <code:2 hex> ;process:<pid>        the process exited
+ *   X <signal:2 hex> ;process:<pid>      killed by a signal
+ *   w <code:2 hex> ;p<pid>.<tid>         a thread exited (only after QThreadEvents:1)
  *
  * reasons: swbreak: / hwbreak: (a breakpoint), watch:/rwatch:/awatch:<data address> (a watchpoint),
- * replaylog:begin / replaylog:end (reverse or forward execution reached an end of the history),
- * syscall_entry:NR / syscall_return:NR (a live process's caught system call), X (killed by a signal).
- * The expedited registers let gdb show where it stopped without a `g` round trip.
+ * replaylog:begin / replaylog:end (reverse or forward execution reached an end of the history), and
+ * for a live process: syscall_entry:NR / syscall_return:NR (a caught system call), fork:p<c>.<c> /
+ * vfork:p<c>.<c> and vforkdone: (with fork-events+ / vfork-events+), create: (a new thread, after
+ * QThreadEvents:1), library: (the dynamic linker's list changed: gdb reads qXfer:libraries-svr4).
+ * Ids are a live process's own pid and LWP ids, as gdbserver sends them; other targets' are pid 1
+ * and thread indexes. The expedited registers let gdb show where it stopped without a `g` round trip.
  */
 
 import type { Registers } from '../arch/arch.js';
@@ -21,10 +27,25 @@ export const GDB_SIGNAL: Record<string, number> = {
   SIGVTALRM: 26, SIGPROF: 27, SIGWINCH: 28, SIGUSR1: 30, SIGUSR2: 31,
 };
 
+/** How the process and its threads are named on the wire. */
+export interface WireIds {
+  /** A live process's pid; 1 for every other target. */
+  readonly pid: number;
+  /** The wire number of thread `index`: a live process's LWP id, else the index itself. */
+  tid(index: number): number;
+}
+
+export const INDEX_IDS: WireIds = { pid: 1, tid: (index) => index };
+
 export interface StopReplyOptions {
   readonly desc: TargetDescription;
+  readonly ids?: WireIds;
   /** The client asked for fork events: a fork stop is `fork:pCHILD.CHILD;` (else a plain SIGTRAP). */
   readonly forkEvents?: boolean;
+  /** vfork-events+: `vfork:pCHILD.CHILD;` and, once the child let go of the memory, `vforkdone:;`. */
+  readonly vforkEvents?: boolean;
+  /** QThreadEvents:1: `create:;` for a new thread, `w` for one that exited. */
+  readonly threadEvents?: boolean;
   readonly multiprocess: boolean;
   /** The client said swbreak+/hwbreak+ in qSupported. */
   readonly swbreak: boolean;
@@ -42,17 +63,24 @@ export interface StopReplyOptions {
   readonly description?: string;
 }
 
-export function threadIdText(index: number, multiprocess: boolean): string {
-  return multiprocess ? `p1.${index.toString(16)}` : index.toString(16);
+export function threadIdText(index: number, multiprocess: boolean, ids: WireIds = INDEX_IDS): string {
+  return lwpText(ids.pid, ids.tid(index), multiprocess);
+}
+
+/** `p<pid>.<tid>` with multiprocess, else `<tid>`. */
+function lwpText(pid: number, tid: number, multiprocess: boolean): string {
+  return multiprocess ? `p${pid.toString(16)}.${tid.toString(16)}` : tid.toString(16);
 }
 
 export function stopReply(stop: StopStatus, regs: Registers | undefined, o: StopReplyOptions): string {
   const r = stop.reason;
+  const ids = o.ids ?? INDEX_IDS;
+  const proc = o.multiprocess ? `;process:${ids.pid.toString(16)}` : '';
   let signal = 5;
   let reason = '';
   switch (r.kind) {
     case 'exited':
-      return `W${hex2(r.code & 0xff)}${o.multiprocess ? ';process:1' : ''}`;
+      return `W${hex2(r.code & 0xff)}${proc}`;
     case 'signal':
       signal = GDB_SIGNAL[r.name] ?? 5;
       break;
@@ -78,13 +106,25 @@ export function stopReply(stop: StopStatus, regs: Registers | undefined, o: Stop
       break;
     }
     case 'fork':
-      if (o.forkEvents && o.multiprocess && !r.vfork) reason = `fork:p${r.child.toString(16)}.${r.child.toString(16)};`;
+      if ((r.vfork ? o.vforkEvents : o.forkEvents) && o.multiprocess) reason = `${r.vfork ? 'vfork' : 'fork'}:${lwpText(r.child, r.child, true)};`;
+      break;
+    case 'vfork-done':
+      if (o.vforkEvents) reason = 'vforkdone:;';
+      break;
+    case 'thread-created':
+      if (o.threadEvents) reason = 'create:;';
+      break;
+    case 'thread-exited':
+      if (o.threadEvents) return `w${hex2((r.code ?? 0) & 0xff)};${lwpText(ids.pid, r.tid, o.multiprocess)}`;
+      break;
+    case 'library':
+      reason = 'library:;';
       break;
     case 'syscall':
       reason = `${r.entry ? 'syscall_entry' : 'syscall_return'}:${r.nr.toString(16)};`;
       break;
     case 'killed':
-      return `X${hex2(GDB_SIGNAL[r.name] ?? 9)}${o.multiprocess ? ';process:1' : ''}`;
+      return `X${hex2(GDB_SIGNAL[r.name] ?? 9)}${proc}`;
     case 'history-begin':
       reason = 'replaylog:begin;';
       break;
@@ -96,7 +136,7 @@ export function stopReply(stop: StopStatus, regs: Registers | undefined, o: Stop
   }
   if (o.signal !== undefined) signal = o.signal;
   if (o.description !== undefined) reason += `reason:exception;description:${Buffer.from(o.description, 'utf8').toString('hex')};`;
-  let text = `T${hex2(signal)}${reason}thread:${threadIdText(stop.thread, o.multiprocess)};`;
+  let text = `T${hex2(signal)}${reason}thread:${threadIdText(stop.thread, o.multiprocess, ids)};`;
   if (regs) {
     for (const n of o.desc.expedite) {
       const reg = o.desc.registers[n]!;

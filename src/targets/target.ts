@@ -76,8 +76,9 @@ export type StopReason =
   | { kind: 'detached' } // dbg let it go; it runs on
   | { kind: 'syscall'; nr: number; name: string; entry: boolean; args?: bigint[]; rval?: bigint }
   | { kind: 'thread-created'; tid: number }
-  | { kind: 'thread-exited'; tid: number }
+  | { kind: 'thread-exited'; tid: number; code?: number }
   | { kind: 'fork'; child: number; vfork: boolean } // the child was detached and runs on
+  | { kind: 'vfork-done' } // the vfork child exec'd or exited: the parent runs again, breakpoints back in
   | { kind: 'exec'; path: string }
   | { kind: 'library'; loaded: string[]; unloaded: string[] }
   | { kind: 'history-begin' } // reverse execution reached the start of the recording
@@ -299,6 +300,8 @@ export interface ProcessCatches {
   readonly threads?: boolean;
   readonly fork?: boolean;
   readonly vfork?: boolean;
+  /** Stop when a vfork child has exec'd or exited and the parent goes on (gdb's vforkdone). */
+  readonly vforkDone?: boolean;
 }
 
 /**
@@ -307,6 +310,10 @@ export interface ProcessCatches {
  */
 export interface ProcessControl {
   readonly pid: number;
+  /** The OS thread id (LWP) of thread `index`, also of one that has ended; undefined if never seen. */
+  tidOf(index: number): number | undefined;
+  /** The thread index of OS thread `tid`, if it was ever seen. */
+  indexOf(tid: number): number | undefined;
   /** Breakpoints and watchpoints out, the process runs on; the target is then closed for use. */
   detach(): void;
   kill(): void;

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/repo.js';
 import { runDbg } from '../gdb-client/attach-helpers.js';
+import { RspClient } from '../gdbserver/rsp-client.js';
 import { skipReason } from '../helpers/debuggee.js';
 import { debugRegisterTrapsMissing } from '../helpers/debug-registers.js';
 
@@ -84,6 +85,20 @@ int main(void) {
 }
 `;
 
+/** One thread that ends while the process goes on a while (its exit is reported on its own). */
+const threadEndsSrc = `
+#include <pthread.h>
+#include <unistd.h>
+void *worker(void *p) { return p; }
+int main(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, worker, NULL);
+  pthread_join(t, NULL);
+  usleep(300000);
+  return 7;
+}
+`;
+
 /** Runs forever with `n` threads; prints "ready" when they all exist. */
 const sleeperSrc = `
 #include <pthread.h>
@@ -137,6 +152,7 @@ let threadsExe = '';
 let eventsExe = '';
 let sleeperExe = '';
 let vforkExe = '';
+let threadEndsExe = '';
 
 const suite = addonBuilt && hasGcc && process.platform === 'linux' && process.arch === 'x64' ? describe : describe.skip;
 
@@ -146,6 +162,7 @@ suite('dbg run / dbg attach PID', () => {
     eventsExe = build('events', eventsSrc, ['-ldl']);
     sleeperExe = build('sleeper', sleeperSrc);
     vforkExe = build('vfork', vforkSrc);
+    threadEndsExe = build('thread-ends', threadEndsSrc);
   });
   afterEach(() => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -380,9 +397,9 @@ suite('dbg run / dbg attach PID', () => {
 
   const gdbSuite = hasGdb ? it : it.skip;
 
-  /** What gdb prints for `script` against a server started by `serve` (its port from `listening`). */
-  async function gdbAgainst(cmd: string, args: string[], listening: RegExp, exe: string, script: string[]): Promise<string> {
-    const server = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** A server started as `cmd args`, and its port once it says `listening`. */
+  async function startServer(cmd: string, args: string[], listening: RegExp): Promise<{ server: ChildProcess; port: number }> {
+    const server = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     children.push(server);
     const port = await new Promise<number>((res, rej) => {
       let e = '';
@@ -396,8 +413,22 @@ suite('dbg run / dbg attach PID', () => {
         }
       });
     });
+    return { server, port };
+  }
+
+  const GDBSERVER = ['gdbserver', /Listening on port (\d+)/] as const;
+  const DBG_SERVER = [process.execPath, /listening on 127\.0\.0\.1:(\d+)/] as const;
+  const serverArgs = (which: 'gdbserver' | 'dbg', exe: string): string[] => (which === 'gdbserver' ? ['--once', '127.0.0.1:0', exe] : [dbg, 'run', '--gdb', '127.0.0.1:0', exe]);
+
+  /** gdb's warnings in the sessions gdbAgainst ran (a server that gives the wrong pid makes gdb warn). */
+  const gdbWarnings: string[] = [];
+
+  /** What gdb prints for `script` against a server started by `serve` (its port from `listening`). */
+  async function gdbAgainst(cmd: string, args: string[], listening: RegExp, exe: string, script: string[]): Promise<string> {
+    const { server, port } = await startServer(cmd, args, listening);
     const r = spawnSync('gdb', ['-batch', '-nx', '-iex', 'set debuginfod enabled off', '-iex', 'set sysroot /', '-iex', 'set confirm off', '-ex', `target remote 127.0.0.1:${port}`, ...script.flatMap((c) => ['-ex', c]), exe], { encoding: 'utf8', timeout: 60_000 });
     server.kill('SIGTERM');
+    gdbWarnings.push(...r.stderr.split('\n').filter((l) => l.startsWith('warning:')));
     return r.stdout;
   }
 
@@ -411,14 +442,25 @@ suite('dbg run / dbg attach PID', () => {
   }
 
   async function differential(exe: string, script: string[]): Promise<{ mine: string[]; theirs: string[] }> {
-    const theirs = norm(await gdbAgainst('gdbserver', ['--once', '127.0.0.1:0', exe], /Listening on port (\d+)/, exe, script));
-    const mine = norm(await gdbAgainst(process.execPath, [dbg, 'run', '--gdb', '127.0.0.1:0', exe], /listening on 127\.0\.0\.1:(\d+)/, exe, script));
+    gdbWarnings.length = 0;
+    const theirs = norm(await gdbAgainst(GDBSERVER[0], serverArgs('gdbserver', exe), GDBSERVER[1], exe, script));
+    const warned = gdbWarnings.splice(0);
+    const mine = norm(await gdbAgainst(DBG_SERVER[0], serverArgs('dbg', exe), DBG_SERVER[1], exe, script));
+    // gdb reads the process's /proc files through the server (vFile): with gdbserver it warns of nothing more.
+    expect(gdbWarnings).toEqual(warned);
     return { mine, theirs };
   }
 
   gdbSuite("serves gdb (--gdb) with the same answers as Debian's gdbserver: breakpoint, backtrace, threads, watchpoint, libraries, exit", async () => {
     const { mine, theirs } = await differential(threadsExe, ['break add', 'continue', 'bt 2', 'info threads', 'p origin', 'info sharedlibrary', 'watch counter', 'continue', 'delete', 'continue']);
     expect(theirs.length).toBeGreaterThan(6);
+    expect(mine).toEqual(theirs);
+  });
+
+  gdbSuite("gdb's catch vfork through --gdb matches gdbserver's: the parent's breakpoints work again after the child execs", async () => {
+    const { mine, theirs } = await differential(vforkExe, ['break mark', 'catch vfork', 'continue', 'continue', 'continue', 'info threads', 'continue']);
+    expect(theirs.some((l) => l.includes('vforked process'))).toBe(true);
+    expect(theirs.filter((l) => l.includes('hit Breakpoint 1') || l.startsWith('Breakpoint 1,')).length).toBe(2);
     expect(mine).toEqual(theirs);
   });
 
@@ -429,5 +471,66 @@ suite('dbg run / dbg attach PID', () => {
     expect(theirs.some((l) => l.includes('returned from syscall openat'))).toBe(true);
     expect(theirs.some((l) => l.includes('SIGUSR1'))).toBe(true);
     expect(mine).toEqual(theirs);
+  });
+
+  /**
+   * The stop replies a raw RSP client gets for `packets` (each sent after the previous reply; a
+   * `D;CHILD` detaches the child the last vfork named), with pids and LWP ids named by order of
+   * appearance (P the process, T1, T2... its other threads, C1... children) and registers dropped.
+   */
+  async function rspAgainst(which: 'gdbserver' | 'dbg', exe: string, packets: string[]): Promise<string[]> {
+    const [cmd, listening] = which === 'gdbserver' ? GDBSERVER : DBG_SERVER;
+    const { server, port } = await startServer(cmd, serverArgs(which, exe), listening);
+    const c = await RspClient.open(port);
+    const names = new Map<string, string>();
+    let children = 0;
+    let threads = 0;
+    let child = '';
+    const name = (id: string, isChild: boolean): string => {
+      let n = names.get(id);
+      if (n === undefined) names.set(id, (n = names.size === 0 ? 'P' : isChild ? `C${++children}` : `T${++threads}`));
+      return n;
+    };
+    const out: string[] = [];
+    try {
+      await c.ask('qSupported:multiprocess+;swbreak+;fork-events+;vfork-events+');
+      const first = await c.ask('?');
+      name(/thread:p([0-9a-f]+)\./.exec(first)![1]!, false);
+      for (const p of packets) {
+        const reply = await c.ask(p === 'D;CHILD' ? `D;${child}` : p, []);
+        const fork = /(?:^|;|T05)v?fork:p([0-9a-f]+)\./.exec(reply);
+        if (fork) child = fork[1]!;
+        out.push(
+          `${p} -> ${reply
+            .replace(/(v?fork:)p([0-9a-f]+)\.([0-9a-f]+)/g, (_, k: string, a: string) => `${k}${name(a, true)}`)
+            .replace(/p([0-9a-f]+)\.([0-9a-f]+)/g, (_, a: string, b: string) => `${name(a, false)}.${name(b, false)}`)
+            .replace(/process:([0-9a-f]+)/g, (_, a: string) => `process:${name(a, false)}`)
+            .replace(/[0-9a-f]{2}:[0-9a-f]+;/g, '')
+            .replace(/core:[0-9a-f]+;/g, '')}`,
+        );
+      }
+    } finally {
+      c.close();
+      server.kill('SIGKILL');
+    }
+    return out;
+  }
+
+  gdbSuite("thread and vfork events over RSP (QThreadEvents create/w, vfork/vforkdone) with the real pid and LWP ids, as Debian's gdbserver sends them", async () => {
+    const threadPackets = ['QThreadEvents:1', 'vCont;c', 'vCont;c', 'vCont;c'];
+    const theirs = await rspAgainst('gdbserver', threadEndsExe, threadPackets);
+    const mine = await rspAgainst('dbg', threadEndsExe, threadPackets);
+    // gdbserver 13.1 closes the connection when the thread ends (all-stop with QThreadEvents): the
+    // thread's exit (w) and the process's (W) are checked against the protocol's documentation.
+    expect(theirs.slice(0, 2)).toEqual(['QThreadEvents:1 -> OK', 'vCont;c -> T05create:;thread:P.T1;']);
+    expect(mine).toEqual([...theirs.slice(0, 2), 'vCont;c -> w00;P.T1', 'vCont;c -> W07;process:P']);
+    const vforkPackets = ['vCont;c', 'D;CHILD', 'vCont;c'];
+    const vforks = await rspAgainst('gdbserver', vforkExe, vforkPackets);
+    expect(vforks).toEqual(['vCont;c -> T05vfork:C1;thread:P.P;', 'D;CHILD -> OK', 'vCont;c -> T05vforkdone:;thread:P.P;']);
+    expect(await rspAgainst('dbg', vforkExe, vforkPackets)).toEqual(vforks);
+    // Libraries: gdbserver leaves them to gdb's own breakpoint in the dynamic linker; dbg's
+    // `::catch library` stops are `library:` to gdb, which then reads qXfer:libraries-svr4 again.
+    const libs = await rspAgainst('dbg', eventsExe, [`qRcmd,${Buffer.from('::catch library').toString('hex')}`, 'vCont;c']);
+    expect(libs).toEqual(['qRcmd,3a3a6361746368206c696272617279 -> OK', 'vCont;c -> T05library:;thread:P.P;']);
   });
 });

@@ -110,7 +110,12 @@ describe('packet parsers', () => {
     expect(p('')).toEqual({ kind: 'unknown', packet: '' });
     expect(p('vKill;1')).toEqual({ kind: 'kill' });
     expect(p('k')).toEqual({ kind: 'kill' });
-    expect(p('D;1')).toEqual({ kind: 'detach' });
+    expect(p('D;1')).toEqual({ kind: 'detach', pid: 1 });
+    expect(p('D;7a2f')).toEqual({ kind: 'detach', pid: 0x7a2f });
+    expect(p('D')).toEqual({ kind: 'detach' });
+    expect(p('QThreadEvents:1')).toEqual({ kind: 'thread-events', on: true });
+    expect(p('QThreadEvents:0')).toEqual({ kind: 'thread-events', on: false });
+    expect(() => p('QThreadEvents:2')).toThrow('bad packet "QThreadEvents:2": expected QThreadEvents:0 or QThreadEvents:1');
   });
 });
 

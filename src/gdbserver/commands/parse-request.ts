@@ -50,10 +50,9 @@ export function parseRequest(payload: Buffer): Request {
     case 'k':
       return { kind: 'kill' };
     case 'D': {
-      // D;PID of a process other than ours (1): a forked child gdb lets go (dbg already detached it).
-      const m = /^D;([0-9a-fA-F]+)$/.exec(packet);
-      if (m && parseInt(m[1]!, 16) !== 1) return { kind: 'detach-other', pid: parseInt(m[1]!, 16) };
-      return { kind: 'detach' };
+      // D;PID may name a forked child gdb lets go rather than the target: the client knows its pid.
+      const m = /^D;([0-9a-fA-F]{1,8})$/.exec(packet);
+      return m ? { kind: 'detach', pid: parseInt(m[1]!, 16) } : { kind: 'detach' };
     }
     case 'q':
       if (packet === 'qC' || packet === 'qfThreadInfo' || packet === 'qsThreadInfo') return parseThreads(packet);

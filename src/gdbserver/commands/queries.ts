@@ -1,6 +1,7 @@
 /**
  * qSupported[:FEATURES] · QStartNoAckMode · QEnableErrorStrings · qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH · qAttached[:PID]
  * · qRcmd,HEX · qOffsets · qSymbol:: · vMustReplyEmpty · QCatchSyscalls:0 | QCatchSyscalls:1[;NR]...
+ * · QThreadEvents:0 | QThreadEvents:1
  */
 
 import { BadPacket, type Request } from '../request.js';
@@ -12,6 +13,11 @@ export function parseQuery(packet: string): Request | undefined {
   }
   if (packet === 'QStartNoAckMode') return { kind: 'start-noack' };
   if (packet.startsWith('QCatchSyscalls:')) return parseCatchSyscalls(packet);
+  if (packet.startsWith('QThreadEvents:')) {
+    const flag = packet.slice('QThreadEvents:'.length);
+    if (flag !== '0' && flag !== '1') throw new BadPacket(packet, 'expected QThreadEvents:0 or QThreadEvents:1');
+    return { kind: 'thread-events', on: flag === '1' };
+  }
   if (packet === 'QEnableErrorStrings') return { kind: 'enable-error-strings' };
   if (packet === 'qAttached' || packet.startsWith('qAttached:')) return { kind: 'attached' };
   if (packet === 'qOffsets') return { kind: 'offsets' };

@@ -84,6 +84,8 @@ export function describeStop(t: Target, st: StopStatus): string {
       return `stopped: thread LWP ${r.tid} exited; ${at}`;
     case 'fork':
       return `stopped: ${r.vfork ? 'vfork' : 'fork'}: child process ${r.child} (detached, runs on) ${at}`;
+    case 'vfork-done':
+      return `stopped: vfork done (the child exec'd or exited; breakpoints are back in) ${at}`;
     case 'exec':
       return `stopped: exec of ${r.path} ${at}`;
     case 'library':

@@ -92,6 +92,7 @@ export class ProcessTarget implements Target {
   private catchThreads = false;
   private catchFork = false;
   private catchVfork = false;
+  private catchVforkDone = false;
   private readonly syscalls = new Map<number, { entry: boolean; exit: boolean }>();
   private readonly signals = new Map<number, { stop: boolean; pass: boolean }>();
 
@@ -482,9 +483,15 @@ export class ProcessTarget implements Target {
         if (c.threads !== undefined) this.catchThreads = c.threads;
         if (c.fork !== undefined) this.catchFork = c.fork;
         if (c.vfork !== undefined) this.catchVfork = c.vfork;
-        this.native.catchEvents(this.catchThreads ? 1 : 0, this.catchFork ? 1 : 0, this.catchVfork ? 1 : 0);
+        if (c.vforkDone !== undefined) this.catchVforkDone = c.vforkDone;
+        this.native.catchEvents(this.catchThreads ? 1 : 0, this.catchFork ? 1 : 0, (this.catchVfork ? 1 : 0) | (this.catchVforkDone ? 2 : 0));
       },
-      catches: () => ({ exec: this.catchExec, libraries: this.catchLibraries, threads: this.catchThreads, fork: this.catchFork, vfork: this.catchVfork }),
+      catches: () => ({ exec: this.catchExec, libraries: this.catchLibraries, threads: this.catchThreads, fork: this.catchFork, vfork: this.catchVfork, vforkDone: this.catchVforkDone }),
+      tidOf: (index) => {
+        for (const [tid, n] of this.numbers) if (n === index) return tid;
+        return undefined;
+      },
+      indexOf: (tid) => this.numbers.get(tid),
       events: () => {
         this.drain();
         return this.eventLog.slice();
@@ -702,7 +709,9 @@ export class ProcessTarget implements Target {
       case 'thread-created':
         return at({ kind: 'thread-created', tid: ns.tid });
       case 'thread-exited':
-        return at({ kind: 'thread-exited', tid: ns.msg });
+        return at({ kind: 'thread-exited', tid: ns.msg, code: ns.code });
+      case 'vfork-done':
+        return at({ kind: 'vfork-done' });
       case 'fork':
       case 'vfork':
         return at({ kind: 'fork', child: ns.msg, vfork: ns.kind === 'vfork' });
