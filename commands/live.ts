@@ -4,7 +4,7 @@ import { refuseBooleanValues, reportCommandError } from '../src/cli/usage-error.
 import { errors } from '../src/common/errors.js';
 import { reportError, runSession } from '../src/mdb/cli-session.js';
 import { describeStop } from '../src/mdb/modules/emulator.js';
-import { EmulatorTarget } from '../src/targets/emulator/emulator-target.js';
+import { EmulatorTarget, type EmulatorOptions } from '../src/targets/emulator/emulator-target.js';
 import { contractFlags, contractPolicyProblem, gdbPolicyFlags, gdbPolicyProblem } from '../src/cli/gdb-flags.js';
 import { Session } from '../src/mdb/session.js';
 import { builtinModules } from '../src/mdb/modules/index.js';
@@ -17,6 +17,20 @@ import { RecordingStatus } from '../src/store/recording-status.js';
 import { exitCleanlyOnSignals } from '../src/common/exit-signals.js';
 
 /** "128M", "1G", "65536K", "33554432": bytes. */
+/** Instructions the rehearsal guest runs before its steps, to be past its boot code (see below). */
+const REHEARSAL_BOOT = 50_000n;
+
+/**
+ * The GDB server's rehearsal guest (src/gdbserver/rehearsal.ts): the same kernel on the same
+ * machine, with no disks (nothing it does reaches a file) and its console unheard, run a little way
+ * so that its steps are those of the kernel's own code rather than of its first instructions.
+ */
+function scratchGuest(file: string, machine: EmulatorOptions): EmulatorTarget {
+  const scratch = EmulatorTarget.open(file, machine);
+  scratch.machine.runSync(REHEARSAL_BOOT);
+  return scratch;
+}
+
 function parseSize(s: string): number {
   const m = /^(\d+)([KMG]?)i?B?$/i.exec(s.trim());
   if (!m) throw errors.badInput(`-m ${s}: expected a size such as 64M or 1G`);
@@ -84,6 +98,7 @@ addr,len::history, sym::when, ::calls, ::timeline (a picture of activity per fun
     const { args, flags } = await this.parse(Live);
     const file = flags.emulate ?? args.file;
     let target: EmulatorTarget;
+    let machine: EmulatorOptions = {};
     let recorder: EmulatorRecorder | undefined;
     let status: RecordingStatus | undefined;
     try {
@@ -93,14 +108,14 @@ addr,len::history, sym::when, ::calls, ::timeline (a picture of activity per fun
       if (flags.contract !== undefined) parseListenAddress(flags.contract, '--contract');
       const problem = gdbPolicyProblem(flags) ?? contractPolicyProblem(flags);
       if (problem) throw errors.badInput(problem);
-      target = EmulatorTarget.open(file, {
+      machine = {
         ramBytes: flags.memory ? parseSize(flags.memory) : undefined,
         cpus: flags.cpus,
         symbols: flags.symbols,
         cmdline: flags.cmdline,
         quantum: flags.quantum,
-        disks: flags.disk?.map((path) => ({ path, writable: flags['disk-writable'] })),
-      });
+      };
+      target = EmulatorTarget.open(file, { ...machine, disks: flags.disk?.map((path) => ({ path, writable: flags['disk-writable'] })) });
       if (!flags['no-record']) {
         const cap = traceCap(flags['trace-cap']);
         const path = flags.record ?? defaultTracePath(file);
@@ -153,7 +168,7 @@ addr,len::history, sym::when, ::calls, ::timeline (a picture of activity per fun
       // With --contract, one MDB session for the REPL and the contract: ::events lists BP='s breakpoints.
       const mdb = flags.contract !== undefined ? new Session(target, builtinModules) : undefined;
       const session = () => runSession(target, { execute: scriptOf(flags.execute), json: flags.json, session: mdb });
-      const serve = { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'], contract: flags.contract, contractAllowRemote: flags['contract-allow-remote'], mdb };
+      const serve = { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'], contract: flags.contract, contractAllowRemote: flags['contract-allow-remote'], mdb, rehearsal: () => scratchGuest(file, machine) };
       code = flags.gdb !== undefined || mdb ? await serveWhileSession(target, flags.gdb, serve) : await session();
     } finally {
       process.stderr.write(status?.clear() ?? '');

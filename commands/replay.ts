@@ -59,7 +59,9 @@ export default class Replay extends Command {
       // With --contract, one MDB session for the REPL and the contract: ::events lists BP='s breakpoints.
       const mdb = flags.contract !== undefined ? new Session(target, builtinModules) : undefined;
       const session = () => runSession(target, { execute: scriptOf(flags.execute), json: flags.json, session: mdb });
-      const serve = { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'], contract: flags.contract, contractAllowRemote: flags['contract-allow-remote'], mdb };
+      // The GDB server rehearses on a second reader of the same trace (read-only, as this one is).
+      const rehearsal = () => ReplayTarget.open(args.file, flags.symbols ? { symbols: flags.symbols } : {});
+      const serve = { session, script: flags.execute !== undefined, allowRemote: flags['gdb-allow-remote'], allowHostIo: flags['gdb-allow-host-io'], contract: flags.contract, contractAllowRemote: flags['contract-allow-remote'], mdb, rehearsal };
       process.exitCode = flags.gdb !== undefined || mdb ? await serveWhileSession(target, flags.gdb, serve) : await session();
     } finally {
       target.close();

@@ -89,6 +89,8 @@ const LEVELS = [
 const ADDR_MASK = 0x000f_ffff_ffff_f000n; // bits 51..12
 const MASK64 = (1n << 64n) - 1n;
 const TWO32 = 4294967296;
+/** How many filled TLB slots a flush clears one by one before it clears the whole table instead. */
+const FLUSH_LIST = 256;
 
 /** One level of a walk (made only by full walks: the TLB path keeps numbers). */
 class Step implements TranslationStep {
@@ -151,6 +153,11 @@ export class X86_64Paging {
   private readonly tlbBase: Float64Array; // physical address of the virtual page's first byte
   private readonly tlbInfo: Uint8Array; // log2(page size) << 3 | rights (W 1, U 2, X 4)
   private readonly tlbSteps: (readonly TranslationStep[] | undefined)[] = []; // filled when asked for
+  // Slots filled since the last flush, so that a flush after a few translations (the emulator
+  // flushes at every stop, and a debugger's single step reads a page or two) clears those alone
+  // instead of the whole table; past FLUSH_LIST slots the table is cleared whole.
+  private readonly filled = new Int32Array(FLUSH_LIST);
+  private filledCount = 0;
   /** Address bits kept from an entry, as high (bits 51..32) and low (31..12) words. */
   private readonly keepHi: number;
   private readonly keepLo: number;
@@ -184,8 +191,17 @@ export class X86_64Paging {
 
   /** Forget every cached walk (after page tables or the memory under them changed). */
   flush(): void {
-    this.tlbTag.fill(0);
-    this.tlbSteps.length = 0;
+    if (this.filledCount > FLUSH_LIST) {
+      this.tlbTag.fill(0);
+      this.tlbSteps.length = 0;
+    } else {
+      for (let i = 0; i < this.filledCount; i++) {
+        const slot = this.filled[i]!;
+        this.tlbTag[slot] = 0;
+        this.tlbSteps[slot] = undefined;
+      }
+    }
+    this.filledCount = 0;
   }
 
   /**
@@ -207,6 +223,8 @@ export class X86_64Paging {
     const rootNum = Number(root);
     if (this.descend(rootNum, vhi, vlo, levels, undefined) !== OK) return this.walkNumbers(rootNum, virt, vhi, vlo, levels);
     const phys = this.outPhys;
+    if (this.filledCount < FLUSH_LIST) this.filled[this.filledCount] = slot;
+    this.filledCount++;
     this.tlbTag[slot] = vpn + 1;
     this.tlbRoot[slot] = rootKey;
     this.tlbBase[slot] = phys - (vlo & 0xfff);

@@ -24,6 +24,36 @@ function memory(entries: Map<bigint, bigint>, lo: bigint, hi: bigint): { read: R
   };
 }
 
+describe('flushing the TLB', () => {
+  // One page table mapping virtual page i to physical 0x100000 + i pages.
+  const entries = new Map<bigint, bigint>([
+    [0x1000n, 0x2003n],
+    [0x2000n, 0x3003n],
+    [0x3000n, 0x4003n],
+  ]);
+  const map = (page: number, phys: bigint): void => void entries.set(0x4000n + BigInt(page) * 8n, phys | 3n);
+  for (let i = 0; i < 512; i++) map(i, 0x100000n + BigInt(i) * 0x1000n);
+  const mem = memory(entries, 0n, 0x5000n);
+
+  // A flush after a few translations clears those slots one by one; after many, the whole table:
+  // either way every page is walked again and a changed entry is seen.
+  for (const pages of [3, 300]) {
+    it(`after ${pages} translations, a flush forgets every one of them`, () => {
+      const w = new X86_64Paging(mem.read);
+      for (let i = 0; i < pages; i++) w.translate(0x1000n, BigInt(i) * 0x1000n);
+      const before = mem.reads();
+      for (let i = 0; i < pages; i++) w.translate(0x1000n, BigInt(i) * 0x1000n);
+      expect(mem.reads()).toBe(before); // all cached
+      map(pages - 1, 0x900000n);
+      w.flush();
+      for (let i = 0; i < pages; i++) w.translate(0x1000n, BigInt(i) * 0x1000n);
+      expect(mem.reads() - before).toBe(4 * pages);
+      expect(w.translate(0x1000n, BigInt(pages - 1) * 0x1000n + 8n).phys).toBe(0x900008n);
+      map(pages - 1, 0x100000n + BigInt(pages - 1) * 0x1000n);
+    });
+  }
+});
+
 describe('the fixture page tables (CR3 0x206000)', () => {
   const entries = new Map<bigint, bigint>(facts.paging.nonzero_entries.map((e: { entry_phys: string; value: string }) => [BigInt(e.entry_phys), BigInt(e.value)]));
   const mem = memory(entries, 0n, 0x2000000n);

@@ -593,7 +593,17 @@ export class Machine implements ObservedMachine {
     }
     if (!ps.longMode) return translate32((a, n) => this.readPhysical(a, n), virt & 0xffff_ffffn, ps.cr3, e.readReg(X86_REG.CR4));
     const w = this.paging.translate(cr3Root(ps.cr3), virt);
-    return w.fault !== undefined ? { virt, steps: w.steps, fault: w.fault } : { virt, phys: w.phys, pageSize: w.pageSize, steps: w.steps };
+    if (w.fault !== undefined) return { virt, steps: w.steps, fault: w.fault };
+    // The steps of a successful walk are made only if asked for (::vtop): a memory read needs the
+    // physical address alone, and a gdb client reads memory at every stop.
+    return {
+      virt,
+      phys: w.phys,
+      pageSize: w.pageSize,
+      get steps() {
+        return w.steps;
+      },
+    };
   }
 
   private physOf(vcpu: number, virt: bigint, length: number, what: string): bigint {

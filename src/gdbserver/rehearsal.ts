@@ -1,0 +1,108 @@
+/**
+ * A rehearsal: the GDB server plays a short scripted gdb session against a scratch copy of its
+ * target before it listens, so that V8 has compiled the packet path by the time a real client
+ * steps.
+ *
+ * Why: a server started for one debugging session serves its first few hundred packets from V8's
+ * interpreter and baseline code while the optimising compiler catches up on the same two cores.
+ * gdb's `stepi` (vCont;s, then m and qXfer:threads) measured 3-4x more server CPU for the first
+ * 200 steps of a fresh server than after 15,000, where QEMU's gdbstub, compiled ahead of time,
+ * pays nothing. The scratch target (another emulator on the same kernel, another reader of the
+ * same trace) takes the steps, so the user's target is never touched; what is shared with the
+ * real session is only the compiled code of the functions both run.
+ *
+ * The script is what gdb 13 sends: qSupported, the target description, `?`, then rounds of
+ * `vCont;s` (and `bs` where the target runs backwards), `m` at the pc, `qXfer:threads:read`,
+ * `g`; then a detach. It stops early after `budgetMs`, and a failure of any kind only ends it.
+ */
+
+import type { Target } from '../targets/target.js';
+import { encodePacket } from './packet-codec.js';
+import type { Channel } from './transport.js';
+
+/** Serve one client on a channel (gdb-server's serveClient, passed in to keep the import one-way). */
+export type ServeOne = (ch: Channel, target: Target) => Promise<void>;
+
+/** A scratch copy of the served target for the rehearsal, closed when it is over. */
+export type RehearsalTarget = () => Target | undefined;
+
+const ROUNDS = 400;
+
+/** Play the rehearsal; the number of rounds played (0 when there was no scratch or it failed at once). */
+export async function rehearse(makeScratch: RehearsalTarget, serve: ServeOne, budgetMs = 500): Promise<number> {
+  let scratch: Target | undefined;
+  const rounds = { played: 0 };
+  try {
+    scratch = makeScratch();
+    if (!scratch) return 0;
+    await play(scratch, serve, budgetMs, rounds);
+  } catch {
+    // A rehearsal that fails costs the user nothing but the compiled code it did not make.
+  } finally {
+    try {
+      scratch?.close();
+    } catch {
+      // as above
+    }
+  }
+  return rounds.played;
+}
+
+async function play(target: Target, serve: ServeOne, budgetMs: number, rounds: { played: number }): Promise<void> {
+  const until = performance.now() + budgetMs;
+  let deliver: ((data: Buffer) => void) | undefined;
+  let waiting: ((reply: string) => void) | undefined;
+  const closers: (() => void)[] = [];
+  const channel: Channel = {
+    peer: 'rehearsal',
+    write: (data) => {
+      const text = data.toString('latin1');
+      // Acks, and console output packets ($O + hex), are not the reply being waited for.
+      if (!text.startsWith('$') || /^\$O[0-9a-f]+#/.test(text)) return;
+      const w = waiting;
+      waiting = undefined;
+      w?.(text.slice(1, text.lastIndexOf('#')));
+    },
+    onData: (listener) => {
+      deliver = listener;
+    },
+    onClose: (listener) => closers.push(listener),
+    end: () => undefined,
+    pause: () => undefined,
+    resume: () => undefined,
+  };
+  const served = serve(channel, target);
+  const ask = (payload: string): Promise<string> =>
+    new Promise((resolve) => {
+      waiting = resolve;
+      deliver!(encodePacket(payload));
+    });
+  try {
+    await ask('qSupported:multiprocess+;swbreak+;hwbreak+;qRelocInsn+;fork-events+;vfork-events+;exec-events+;vContSupported+;QThreadEvents+;no-resumed+;xmlRegisters=i386');
+    await ask('QStartNoAckMode');
+    await ask('qXfer:features:read:target.xml:0,1000');
+    const stop = await ask('?');
+    const thread = /thread:([^;]+);/.exec(stop)?.[1] ?? '1';
+    await ask(`Hg${thread}`);
+    await ask('qC');
+    // What gdb sends for `stepi` in all-stop: step this thread, the others may run.
+    const pid = /^p([0-9a-f]+)\./.exec(thread)?.[1];
+    const step = `vCont;s:${thread};c${pid ? `:p${pid}.-1` : ''}`;
+    const reverse = target.caps.reverse !== undefined;
+    const runs = target.caps.execution !== undefined;
+    for (let i = 0; i < ROUNDS && performance.now() < until; i++) {
+      // A replay starts at the end of its history: back one step, then forward again.
+      const back = reverse && i % 2 === 0;
+      const reply = runs ? await ask(back ? 'bs' : step) : await ask('?');
+      if (!reply.startsWith('T') && !reply.startsWith('S')) break; // the scratch guest cannot go on
+      await ask(`m${target.status().pc.toString(16)},40`);
+      await ask('qXfer:threads:read::0,1000');
+      if (i % 4 === 0) await ask('g');
+      rounds.played++;
+    }
+    await ask('D');
+  } finally {
+    for (const c of closers) c();
+    await served.catch(() => undefined);
+  }
+}
