@@ -36,7 +36,9 @@ function qemuToPrompt(dir: string, cpus: number, single = false): Promise<number
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const args = ['-kernel', join(dir, 'kernel'), '-drive', `file=${join(dir, 'fs.img')},index=1,media=disk,format=raw,snapshot=on`];
-    const q = spawn('qemu-system-i386', [...args, '-m', '512', '-smp', String(cpus), '-accel', single ? 'tcg,thread=single' : 'tcg', '-serial', 'stdio', '-display', 'none', '-monitor', 'none']);
+    // One CPU per socket: SeaBIOS's MP table has one entry per package, and QEMU 7.2's `-smp 2`
+    // (two cores in one socket) would run xv6 on one CPU.
+    const q = spawn('qemu-system-i386', [...args, '-m', '512', '-smp', `${cpus},sockets=${cpus}`, '-accel', single ? 'tcg,thread=single' : 'tcg', '-serial', 'stdio', '-display', 'none', '-monitor', 'none']);
     let out = '';
     let ms: number | undefined;
     const timer = setTimeout(() => q.kill(), 120_000);
@@ -45,6 +47,7 @@ function qemuToPrompt(dir: string, cpus: number, single = false): Promise<number
       if (ms === undefined && out.includes('$ ')) {
         ms = performance.now() - t0;
         q.kill();
+        if (cpus > 1 && !out.includes(`cpu${cpus - 1}: starting`)) reject(new Error(`QEMU started fewer than ${cpus} CPUs: ${out.slice(0, 200)}`));
       }
     });
     q.on('error', reject);

@@ -3,6 +3,7 @@
  * yourself (`make kernel fs.img` with gcc -m32; gcc 12 needs -Werror off) and point DBG_XV6_DIR at
  * the directory holding `kernel` and `fs.img`. The same boot under QEMU 7.2 is the oracle:
  *   qemu-system-i386 -kernel kernel -drive file=fs.img,index=1,media=disk,format=raw -m 512 -serial stdio
+ * (with 2 CPUs: -smp 2,sockets=2; see qemu()).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -43,10 +44,14 @@ async function runUntil(t: EmulatorTarget, text: string, budget = 2_000_000_000n
   return m.console();
 }
 
-/** QEMU's serial output of the same boot, with `input` typed once the shell prompt shows. */
-function qemu(input: string): Promise<string> {
+/**
+ * QEMU's serial output of the same boot (`cpus` vCPUs), with `input` typed once the shell prompt
+ * shows. One CPU per socket: SeaBIOS's MP table has one entry per package, so QEMU 7.2's default
+ * topology for `-smp 2` (two cores in one socket) gives xv6 one CPU.
+ */
+function qemu(input: string, cpus = 1): Promise<string> {
   return new Promise((resolve) => {
-    const q = spawn('qemu-system-i386', ['-kernel', join(dir!, 'kernel'), '-drive', `file=${join(dir!, 'fs.img')},index=1,media=disk,format=raw,snapshot=on`, '-m', '512', '-serial', 'stdio', '-display', 'none']);
+    const q = spawn('qemu-system-i386', ['-kernel', join(dir!, 'kernel'), '-drive', `file=${join(dir!, 'fs.img')},index=1,media=disk,format=raw,snapshot=on`, '-m', '512', '-smp', `${cpus},sockets=${cpus}`, '-serial', 'stdio', '-display', 'none']);
     let out = '';
     let typed = false;
     q.stdout.on('data', (b: Buffer) => {
@@ -105,6 +110,19 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     const out = (await runUntil(t, '\n$ ', 500_000_000n, before)).slice(before);
     const q = await qemu('ls\n');
     expect(out).toBe(q.slice(q.indexOf('$ ') + 2));
+  });
+
+  it('with 2 CPUs, `ls` lists the file system as under QEMU -smp 2 (two sockets)', { timeout: 240_000 }, async () => {
+    const t = boot(2);
+    expect(await runUntil(t, '$ ', 600_000_000n)).toContain('init: starting sh\n$ ');
+    t.machine.consoleInput(Buffer.from('ls\n'));
+    const before = t.machine.console().length;
+    const out = (await runUntil(t, '\n$ ', 1_000_000_000n, before)).slice(before);
+    const q = await qemu('ls\n', 2);
+    expect(out).toContain('README         2 2 2286\n');
+    // the whole console, from the boot on: both CPUs start (cpu1 first), then the listing
+    expect(q).toContain('cpu1: starting 1\ncpu0: starting 0\n');
+    expect(t.machine.console()).toBe(q);
   });
 
   it('a breakpoint on sys_exec stops there (i386 registers, a stack through the trap frame); steps go one instruction', { timeout: 240_000 }, async () => {
