@@ -18,7 +18,8 @@
  * Stops the tracer reports (kind strings of the result object):
  *   breakpoint  an inserted int3 ran; pc is moved back onto it
  *   step        a single step (or a step over a breakpoint) ended
- *   watchpoint  DR6 names a debug register that fired (slot)
+ *   watchpoint  DR6 names a debug register that fired (slot 0-3), or a software watchpoint's
+ *               bytes changed (slot 4 + its index; see below)
  *   signal      a signal whose policy is "stop"; whether it is passed on the next resume is policy
  *   syscall-entry / syscall-exit   a caught system call (nr, args, rval)
  *   thread-created / thread-exited  when asked for (catchThreads); else only logged
@@ -29,6 +30,11 @@
  *   exited / killed  the process ended (code / signal)
  *   interrupted  interrupt() was called
  * Events that do not stop are appended to a log that the JS side drains (drainEvents).
+ *
+ * Software watchpoints (write only; for when the four debug registers are taken): while any is
+ * set, a continue single-steps the thread it was asked for (the others run freely) and compares
+ * the watched bytes after every instruction it runs; a change stops everything as a watchpoint.
+ * The cost is one PTRACE_SINGLESTEP, waitpid and pread per instruction of that thread.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -106,6 +112,17 @@ static int g_catch_threads, g_catch_fork, g_catch_vfork;
 static volatile int g_interrupt;
 static int g_vfork_pending;
 static logent_t g_log[MAX_LOG];
+
+#define MAX_SW 16
+#define SW_BYTES 4096
+typedef struct {
+  uint64_t addr;
+  size_t len; /* 0: free */
+  uint8_t old[SW_BYTES];
+} sw_t;
+static sw_t g_sw[MAX_SW];
+static int g_nsw; /* slots in use */
+static uint8_t g_swbuf[SW_BYTES];
 static int g_nlog;
 static pthread_mutex_t g_loglock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -296,6 +313,26 @@ static void apply_dr(pid_t tid) {
   if (g_dr7) ptrace(PTRACE_POKEUSER, tid, dr_off(7), g_dr7);
 }
 
+/* The software watchpoints' bytes as they are now (at the start of a resume). */
+static void sw_snapshot(void) {
+  for (int i = 0; i < MAX_SW; i++)
+    if (g_sw[i].len && pread(g_memfd, g_sw[i].old, g_sw[i].len, (off_t)g_sw[i].addr) != (ssize_t)g_sw[i].len) memset(g_sw[i].old, 0, g_sw[i].len);
+}
+
+/* The first software watchpoint whose bytes changed since the last look (its bytes now kept), or -1. */
+static int sw_changed(void) {
+  for (int i = 0; i < MAX_SW; i++) {
+    sw_t *w = &g_sw[i];
+    if (!w->len) continue;
+    if (pread(g_memfd, g_swbuf, w->len, (off_t)w->addr) != (ssize_t)w->len) continue;
+    if (memcmp(g_swbuf, w->old, w->len) != 0) {
+      memcpy(w->old, g_swbuf, w->len);
+      return i;
+    }
+  }
+  return -1;
+}
+
 static uint64_t get_pc(pid_t tid) {
   errno = 0;
   long v = ptrace(PTRACE_PEEKUSER, tid, offsetof(struct user_regs_struct, rip), 0);
@@ -327,6 +364,8 @@ static void reset_state(void) {
   memset(g_sys, 0, sizeof g_sys);
   g_sys_any = 0;
   g_catch_threads = g_catch_fork = g_catch_vfork = 0;
+  memset(g_sw, 0, sizeof g_sw);
+  g_nsw = 0;
 }
 
 /* --------------------------------------------------------------------------------------------- */
@@ -594,6 +633,9 @@ static void resume_thr(thr_t *t) {
 
 static int wants_run(thr_t *t) { return r_mode == M_CONT_ALL || t->tid == r_sel; }
 
+/* The thread a continue single-steps to check software watchpoints. */
+static int sw_steps(thr_t *t) { return g_nsw && r_mode != M_STEP && t->tid == r_sel; }
+
 /*
  * Resumes the threads the mode runs. A thread whose last reported stop was at an inserted
  * breakpoint first steps over it alone (the breakpoint out for one instruction); the others go
@@ -618,7 +660,7 @@ static pid_t start_threads(void) {
   for (int i = 0; i < g_nthr; i++) {
     thr_t *t = &g_thr[i];
     if (t->running || !wants_run(t)) continue;
-    t->stepping = r_mode == M_STEP;
+    t->stepping = r_mode == M_STEP || sw_steps(t);
     resume_thr(t);
   }
   return 0;
@@ -839,6 +881,8 @@ static int handle(pid_t tid, int st, stop_t *s) {
     l->running = 0;
     g_nbp = 0;
     g_dr7 = 0;
+    memset(g_sw, 0, sizeof g_sw);
+    g_nsw = 0;
     r_over_tid = 0;
     open_mem(g_pid);
     set_stop(s, "exec", g_pid);
@@ -870,6 +914,16 @@ static int handle(pid_t tid, int st, stop_t *s) {
     }
     if (t->stepping && (si.si_code == TRAP_TRACE || si.si_code == TRAP_BRKPT || si.si_code == SI_KERNEL || si.si_code == 0)) {
       ptrace(PTRACE_POKEUSER, tid, dr_off(6), 0);
+      if (sw_steps(t)) {
+        int hit = sw_changed();
+        if (hit >= 0) {
+          set_stop(s, "watchpoint", tid);
+          s->slot = 4 + hit;
+          s->addr = g_sw[hit].addr;
+          after_stop(s);
+          return 1;
+        }
+      }
       if (tid == r_over_tid) {
         end_step_over();
         t->stepping = 0;
@@ -892,6 +946,11 @@ static int handle(pid_t tid, int st, stop_t *s) {
           after_stop(s);
           return 1;
         }
+      }
+      if (sw_steps(t)) {
+        /* one more instruction of the watched continue */
+        resume_thr(t);
+        return 0;
       }
       set_stop(s, "step", tid);
       after_stop(s);
@@ -962,6 +1021,7 @@ static void job_resume(job_t *j) {
     t->has_pending = 0;
     if (handle(t->tid, t->pending_status, s)) return;
   }
+  if (g_nsw) sw_snapshot();
   start_threads();
   for (;;) {
     int st;
@@ -1393,6 +1453,24 @@ static napi_value n_resume(napi_env env, napi_callback_info info) {
 
 static napi_value n_pid(napi_env env, napi_callback_info info) { return mkint(env, g_pid); }
 
+/* softWatch(index, addr, length): a software write watchpoint in slot index (0-15); length 0 frees it. */
+static napi_value n_softwatch(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int64_t i = geti(env, argv[0]);
+  uint64_t addr = 0;
+  get_u64(env, argv[1], &addr);
+  int64_t len = geti(env, argv[2]);
+  if (i < 0 || i >= MAX_SW || len < 0 || len > SW_BYTES) {
+    napi_throw_range_error(env, NULL, "softWatch: slot 0-15, length 0-4096");
+    return NULL;
+  }
+  g_sw[i].addr = addr;
+  g_sw[i].len = (size_t)len;
+  g_nsw = 0;
+  for (int k = 0; k < MAX_SW; k++) g_nsw += g_sw[k].len != 0;
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
       {"spawn", 0, n_spawn, 0, 0, 0, napi_default, 0},
@@ -1413,6 +1491,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"drainEvents", 0, n_drain, 0, 0, 0, napi_default, 0},
       {"resume", 0, n_resume, 0, 0, 0, napi_default, 0},
       {"pid", 0, n_pid, 0, 0, 0, napi_default, 0},
+      {"softWatch", 0, n_softwatch, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

@@ -166,7 +166,14 @@ export interface Breakpoints {
   /** Returns the breakpoint's id. */
   addBreakpoint(addr: VirtAddr): number;
   removeBreakpoint(id: number): void;
-  addWatchpoint(addr: bigint, length: number, kind: WatchKind, physical?: boolean): number;
+  /**
+   * `emulate`: a target with few hardware watchpoints (a live process: x86's four debug registers)
+   * may watch writes beyond them in software, at a cost watchpointNote() states; without it, such
+   * a watchpoint is refused (gdb's Z2, which gdb answers with its own software watchpoints).
+   */
+  addWatchpoint(addr: bigint, length: number, kind: WatchKind, physical?: boolean, options?: { emulate?: boolean }): number;
+  /** Optional: how watchpoint `id` is watched, when that costs more than hardware does (undefined: nothing to say). */
+  watchpointNote?(id: number): string | undefined;
   /** Optional: a watchpoint on I/O ports [port, port + length) (x86 IN = read, OUT = write). */
   addIoWatchpoint?(port: number, length: number, kind: 'read' | 'write' | 'access'): number;
   removeWatchpoint(id: number): void;

@@ -99,6 +99,16 @@ int main(void) {
 }
 `;
 
+/** Writes wide[] once each; `other` is never written. */
+const softWatchSrc = `
+long other[4];
+long wide[8];
+int main(void) {
+  for (int i = 0; i < 8; i++) wide[i] = i + 1;
+  return 0;
+}
+`;
+
 /** Runs forever with `n` threads; prints "ready" when they all exist. */
 const sleeperSrc = `
 #include <pthread.h>
@@ -153,6 +163,7 @@ let eventsExe = '';
 let sleeperExe = '';
 let vforkExe = '';
 let threadEndsExe = '';
+let softWatchExe = '';
 
 const suite = addonBuilt && hasGcc && process.platform === 'linux' && process.arch === 'x64' ? describe : describe.skip;
 
@@ -163,6 +174,7 @@ suite('dbg run / dbg attach PID', () => {
     sleeperExe = build('sleeper', sleeperSrc);
     vforkExe = build('vfork', vforkSrc);
     threadEndsExe = build('thread-ends', threadEndsSrc);
+    softWatchExe = build('soft-watch', softWatchSrc);
   });
   afterEach(() => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -208,14 +220,23 @@ suite('dbg run / dbg attach PID', () => {
     expect(r.stdout).toMatch(/stopped: watchpoint 2 \(write of 0x[0-9a-f]+\) at 0x[0-9a-f]+ main\+0x[0-9a-f]+/);
   });
 
-  it('vfork with breakpoints in the shared memory, a syscall exit by number, watchpoints beyond the four debug registers', async () => {
-    const r = await dbgRun(['run', vforkExe, '-e', 'mark::bp; :c; ::catch fork; :c; :c; ::sysbp -x 3; :c; ::sysbp -d close; wide::wp -w -L 8; wide+8::wp -w -L 8; wide+0t16::wp -w -L 0t24']);
+  it('vfork with breakpoints in the shared memory, a syscall exit by number, a read watchpoint beyond the four debug registers', async () => {
+    const r = await dbgRun(['run', vforkExe, '-e', 'mark::bp; :c; ::catch fork; :c; :c; ::sysbp -x 3; :c; ::sysbp -d close; wide::wp -w -L 8; wide+8::wp -w -L 8; wide+0t16::wp -r -L 0t24']);
     expect(r.stdout).toMatch(/stopped: vfork: child process \d+ \(detached, runs on\) at 0x[0-9a-f]+ vfork\+0x[0-9a-f]+ on thread 1/);
     expect(r.stdout.match(/stopped: breakpoint 1 at 0x[0-9a-f]+ mark on thread 1/g)?.length).toBe(2);
     expect(r.stdout).toContain('syscall close (3): stops at exit');
     expect(r.stdout).toMatch(/stopped: syscall exit close\(\) = -1 \(errno 9\) at/);
-    expect(r.stderr).toMatch(/^dbg: watchpoint on 24 bytes at 0x[0-9a-f]+ needs 3 debug register\(s\), 2 of x86's 4 are free: delete a watchpoint \(::events, ::delete\) or watch fewer, aligned bytes\n$/);
+    expect(r.stderr).toMatch(/^dbg: watchpoint on 24 bytes at 0x[0-9a-f]+ needs 3 debug register\(s\), 2 of x86's 4 are free \(a read watchpoint cannot be emulated by single-stepping: a read leaves nothing to compare\): delete a watchpoint \(::events, ::delete\) or watch fewer, aligned bytes\n$/);
     expect(r.code).toBe(1);
+  });
+
+  it('a write watchpoint beyond the four debug registers is watched by single-stepping, and says so', async () => {
+    const r = await dbgRun(['run', softWatchExe, '-e', 'main::bp; :c; other::wp -w -L 0t32; wide+0t32::wp -w -L 8; :c; wide+0t32/J; :c']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/3: watchpoint write 8 bytes at 0x[0-9a-f]+ wide\+0x20; hits 0\n\s+watched in software: x86's 4 debug registers are taken, so each :c single-steps the thread it continues and compares the 8 byte\(s\) after every instruction/);
+    // Stopped just after the instruction that wrote wide[4] = 5, in main.
+    expect(r.stdout).toMatch(/stopped: watchpoint 3 \(write of 0x[0-9a-f]+\) at 0x[0-9a-f]+ main\+0x[0-9a-f]+ on thread 1\nwide\+0x20:\s+5\s*\n/);
+    expect(r.stdout).toContain('stopped: the process exited with status 0');
   });
 
   it('a breakpoint on a symbol of a library not loaded yet arms when dlopen loads it', async () => {

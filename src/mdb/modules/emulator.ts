@@ -155,14 +155,14 @@ class EventBook {
     } else if (ev.kind === 'watchpoint' && ev.accesses && ev.accesses.length > 1) {
       const tids: number[] = [];
       try {
-        for (const k of ev.accesses) tids.push(b.addWatchpoint(ev.addr!, ev.length, k, ev.physical));
+        for (const k of ev.accesses) tids.push(b.addWatchpoint(ev.addr!, ev.length, k, ev.physical, { emulate: true }));
       } catch (e) {
         for (const id of tids) b.removeWatchpoint(id); // all of the event or none of it
         throw e;
       }
       ev.tids = tids;
       ev.tid = tids[0];
-    } else if (ev.kind === 'watchpoint') ev.tid = b.addWatchpoint(ev.addr!, ev.length, ev.access!, ev.physical);
+    } else if (ev.kind === 'watchpoint') ev.tid = b.addWatchpoint(ev.addr!, ev.length, ev.access!, ev.physical, { emulate: true });
     else if (ev.temporary && ev.test && b.addStepBreakpoint) ev.tid = b.addStepBreakpoint(ev.addr!, ev.test);
     else ev.tid = b.addBreakpoint(ev.addr!);
   }
@@ -457,6 +457,8 @@ const wp: Dcmd = {
     const ev = EventBook.of(s).add({ kind: 'watchpoint', addr: inv.addr, length: len, access: kinds[0]!, ...several, physical: flags.has('p'), ...io, ...(typeof cond === 'string' ? { condition: cond } : {}) });
     if (out.jsonMode) out.json(eventJson(s.target, ev));
     else out.line(eventLine(s.target, ev));
+    const note = ev.tid !== undefined ? s.target.caps.breakpoints?.watchpointNote?.(ev.tid) : undefined;
+    if (note !== undefined && !out.jsonMode) out.line(`   ${note}`);
   },
 };
 

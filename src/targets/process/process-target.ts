@@ -9,8 +9,8 @@
  *                /proc/PID/maps, named by the dynamic linker's link_map, the vDSO from memory;
  *                separate debug files by build-id when DWARF is asked for (symbols/dwarf)
  *   execution    continue (all threads, or one), step (one thread), interrupt (SIGSTOP)
- *   breakpoints  int3, stepped over by the tracer; watchpoints in DR0-DR3 (x86 has four: a fifth
- *                is refused, see addWatchpoint)
+ *   breakpoints  int3, stepped over by the tracer; watchpoints in DR0-DR3, and write watchpoints
+ *                beyond those four in software, by single-stepping (see addWatchpoint)
  *   events       (ProcessControl) thread created/exited, library loaded/unloaded (a breakpoint on
  *                the dynamic linker's r_brk; pending breakpoints arm as their symbol arrives), exec
  *                (modules reloaded), fork/vfork (the child is detached and runs on), signals
@@ -48,8 +48,16 @@ interface Watch {
   readonly addr: bigint;
   readonly length: number;
   readonly kind: WatchKind;
+  /** 0-3: a debug register; SOFT_SLOT + n: the tracer's software watchpoint n. */
   readonly slot: number;
 }
+
+/** Software watchpoints are reported as slots from here on (ptrace.c). */
+const SOFT_SLOT = 4;
+const SOFT_MAX = 16;
+const SOFT_BYTES = 4096;
+/** What a software watchpoint costs, measured (README: live processes). */
+const SOFT_COST = 'thousands of times slower than running free';
 
 const PAGE = 0x1000n;
 const XSTATE_BYTES = 16384;
@@ -459,8 +467,9 @@ export class ProcessTarget implements Target {
     const breakpoints: Breakpoints = {
       addBreakpoint: (a) => this.addBreakpoint(a),
       removeBreakpoint: (id) => this.removeBreakpoint(id),
-      addWatchpoint: (a, n, k, p) => this.addWatchpoint(a, n, k, p),
+      addWatchpoint: (a, n, k, p, o) => this.addWatchpoint(a, n, k, p, o),
       removeWatchpoint: (id) => this.removeWatchpoint(id),
+      watchpointNote: (id) => this.watchpointNote(id),
       addStepBreakpoint: (a, when) => {
         const id = this.addBreakpoint(a);
         this.stepBps.set(id, when);
@@ -540,11 +549,14 @@ export class ProcessTarget implements Target {
 
   /**
    * x86's debug registers watch 1, 2, 4 or 8 aligned bytes each, four at most. A range is split
-   * into aligned pieces, one register each; a watchpoint that needs more registers than are free
-   * is refused (single-stepping every instruction to compare memory would be the alternative, at
-   * some 3 µs per instruction, a thousand times slower: dbg does not do it behind one's back).
+   * into aligned pieces, one register each. A write watchpoint that needs more registers than are
+   * free is, when the caller allows it (`emulate`: the MDB session, which prints watchpointNote),
+   * watched in software as gdb does: a continue single-steps the thread it was asked for and the
+   * tracer compares the bytes after each instruction, a thousand times slower or so. Read and
+   * access watchpoints cannot be done that way (a read changes nothing to compare) and are refused,
+   * as is every watchpoint beyond the registers for gdb's Z2 (gdb then watches in software itself).
    */
-  private addWatchpoint(addr: bigint, length: number, kind: WatchKind, physical?: boolean): number {
+  private addWatchpoint(addr: bigint, length: number, kind: WatchKind, physical?: boolean, options?: { emulate?: boolean }): number {
     this.stopped('set a watchpoint');
     if (physical) throw errors.unsupported(this.name, 'physical-address watchpoints');
     const pieces: { addr: bigint; len: number }[] = [];
@@ -561,10 +573,10 @@ export class ProcessTarget implements Target {
     const used = new Set([...this.watches.values()].map((w) => w.slot));
     const free = [0, 1, 2, 3].filter((s) => !used.has(s));
     if (pieces.length > free.length) {
-      throw new DbgError(
-        'unsupported',
-        `watchpoint on ${length} bytes at ${hexAddr(addr)} needs ${pieces.length} debug register(s), ${free.length} of x86's 4 are free: delete a watchpoint (::events, ::delete) or watch fewer, aligned bytes`,
-      );
+      const short = `watchpoint on ${length} bytes at ${hexAddr(addr)} needs ${pieces.length} debug register(s), ${free.length} of x86's 4 are free`;
+      if (kind === 'write' && options?.emulate) return this.addSoftWatchpoint(addr, length, short);
+      const why = kind === 'read' || kind === 'access' ? ` (a ${kind} watchpoint cannot be emulated by single-stepping: a read leaves nothing to compare)` : '';
+      throw new DbgError('unsupported', `${short}${why}: delete a watchpoint (::events, ::delete) or watch fewer, aligned bytes`);
     }
     const id = this.nextId++;
     pieces.forEach((p, i) => {
@@ -577,10 +589,37 @@ export class ProcessTarget implements Target {
 
   private readonly watchInfo = new Map<number, { addr: bigint; length: number; kind: WatchKind }>();
 
+  /** A write watchpoint the tracer checks by single-stepping (see addWatchpoint). */
+  private addSoftWatchpoint(addr: bigint, length: number, short: string): number {
+    if (length > SOFT_BYTES) throw new DbgError('unsupported', `${short}, and a software watchpoint covers at most ${SOFT_BYTES} bytes: watch fewer bytes`);
+    const used = new Set([...this.watches.values()].map((w) => w.slot));
+    const slot = [...Array(SOFT_MAX).keys()].map((n) => SOFT_SLOT + n).find((s) => !used.has(s));
+    if (slot === undefined) throw new DbgError('unsupported', `${short}, and all ${SOFT_MAX} software watchpoints are in use: delete a watchpoint (::events, ::delete)`);
+    this.native.softWatch(slot - SOFT_SLOT, addr, length);
+    const id = this.nextId++;
+    this.watches.set(id, { addr, length, kind: 'write', slot });
+    this.watchInfo.set(id, { addr, length, kind: 'write' });
+    return id;
+  }
+
+  private watchpointNote(id: number): string | undefined {
+    const w = this.watches.get(id);
+    if (!w || w.slot < SOFT_SLOT) return undefined;
+    return (
+      `watched in software: x86's 4 debug registers are taken, so each :c single-steps the thread it continues and compares ` +
+      `the ${w.length} byte(s) after every instruction (some ${SOFT_COST}; other threads run freely, their writes are seen at that thread's next step)`
+    );
+  }
+
   private removeWatchpoint(id: number): void {
     if (!this.watchInfo.has(id)) throw errors.badInput(`no watchpoint ${id} in ${this.name}`);
     this.watchInfo.delete(id);
-    for (const k of [...this.watches.keys()]) if (k === id || (k < 0 && Math.floor(-k / 4) === id)) this.watches.delete(k);
+    for (const k of [...this.watches.keys()]) {
+      if (k !== id && !(k < 0 && Math.floor(-k / 4) === id)) continue;
+      const slot = this.watches.get(k)!.slot;
+      this.watches.delete(k);
+      if (slot >= SOFT_SLOT && !this.gone) this.native.softWatch(slot - SOFT_SLOT, 0n, 0);
+    }
     if (!this.gone) this.applyDebugRegs();
   }
 
@@ -590,6 +629,7 @@ export class ProcessTarget implements Target {
     const ln: Record<number, bigint> = { 1: 0n, 2: 1n, 4: 3n, 8: 2n };
     const addrs: bigint[] = [0n, 0n, 0n, 0n];
     for (const w of this.watches.values()) {
+      if (w.slot >= SOFT_SLOT) continue;
       dr7 |= 1n << BigInt(2 * w.slot);
       dr7 |= (rw[w.kind] | ((w.kind === 'exec' ? 0n : ln[w.length]!) << 2n)) << BigInt(16 + 4 * w.slot);
       addrs[w.slot] = w.addr;

@@ -61,6 +61,8 @@ export interface PtraceAddon {
   /** mode 0: every thread runs; 1: `tid` alone; 2: `tid` steps one instruction. */
   resume(mode: number, tid: number, signal: number): Promise<NativeStop>;
   pid(): number;
+  /** A software write watchpoint in `slot` (0-15) on `length` bytes (0 frees the slot; at most 4096). */
+  softWatch(slot: number, addr: bigint, length: number): void;
 }
 
 let addon: PtraceAddon | undefined;
