@@ -66,6 +66,15 @@ function qemu(input: string, cpus = 1): Promise<string> {
   });
 }
 
+/** Boot to the shell prompt, type `ls`: the console from the typed line to the next prompt. */
+async function lsAtPrompt(cpus: number): Promise<{ t: EmulatorTarget; out: string }> {
+  const t = boot(cpus);
+  expect(await runUntil(t, '$ ', 600_000_000n)).toContain('init: starting sh\n$ ');
+  t.machine.consoleInput(Buffer.from('ls\n'));
+  const before = t.machine.console().length;
+  return { t, out: (await runUntil(t, '\n$ ', 1_000_000_000n, before)).slice(before) };
+}
+
 describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
   it('the kernel boots with 1 CPU: the superblock comes from the IDE disk', async () => {
     const out = await runUntil(boot(1), 'sb: size');
@@ -96,28 +105,16 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     expect(out).toContain('cpu1: starting 1\ncpu0: starting 0\n');
   });
 
-  it('with 2 CPUs, reaches the shell prompt', { timeout: 240_000 }, async () => {
-    expect(await runUntil(boot(2), '$ ', 600_000_000n)).toContain('init: starting sh\n$ ');
-  });
-
   // User processes run at virtual addresses below the end of RAM: their TLB entries lead to the
   // physical pages their page tables name (native/emu/phys.c), not to the RAM at the same address.
   it('reaches the shell prompt, and `ls` typed on COM1 lists the file system as under QEMU', { timeout: 240_000 }, async () => {
-    const t = boot(1);
-    expect(await runUntil(t, '$ ', 300_000_000n)).toContain('init: starting sh\n$ ');
-    t.machine.consoleInput(Buffer.from('ls\n'));
-    const before = t.machine.console().length;
-    const out = (await runUntil(t, '\n$ ', 500_000_000n, before)).slice(before);
+    const { out } = await lsAtPrompt(1);
     const q = await qemu('ls\n');
     expect(out).toBe(q.slice(q.indexOf('$ ') + 2));
   });
 
-  it('with 2 CPUs, `ls` lists the file system as under QEMU -smp 2 (two sockets)', { timeout: 240_000 }, async () => {
-    const t = boot(2);
-    expect(await runUntil(t, '$ ', 600_000_000n)).toContain('init: starting sh\n$ ');
-    t.machine.consoleInput(Buffer.from('ls\n'));
-    const before = t.machine.console().length;
-    const out = (await runUntil(t, '\n$ ', 1_000_000_000n, before)).slice(before);
+  it('with 2 CPUs, reaches the shell prompt and `ls` lists the file system as under QEMU -smp 2 (two sockets)', { timeout: 240_000 }, async () => {
+    const { t, out } = await lsAtPrompt(2);
     const q = await qemu('ls\n', 2);
     expect(out).toContain('README         2 2 2286\n');
     // the whole console, from the boot on: both CPUs start (cpu1 first), then the listing
@@ -129,11 +126,13 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     const t = boot(1);
     const s = session(t);
     await s.run('sys_exec::bp');
-    expect((await s.run(':c'))[0]).toMatch(/^stopped: breakpoint 1 at 0x0*80[0-9a-f]{6} sys_exec on vCPU 0$/);
+    expect((await s.run(':c'))[0]).toMatch(/^stopped: breakpoint 1 at 0x80[0-9a-f]{6} sys_exec on vCPU 0$/);
     expect((await s.run('::regs')).find((l) => l.startsWith('%eip'))).toMatch(/sys_exec$/);
-    const stack = (await s.run('::stack')).join('\n');
-    expect(stack).toMatch(/sys_exec\n.* trap\+0x[0-9a-f]+\n.* alltraps\+0x[0-9a-f]+/);
-    expect((await s.run(':s'))[0]).toMatch(/^stopped: step at 0x0*80[0-9a-f]{6} sys_exec\+0x1 on vCPU 0$/);
+    // 4-byte pcs and stack pointers, 32-bit mnemonics
+    const stack = (await s.run('::stack -v')).filter((l) => !l.startsWith(' ')).join('\n');
+    expect(stack).toMatch(/^0x8[0-9a-f]{7} 0x80[0-9a-f]{6} sys_exec\(.*\n0x8[0-9a-f]{7} 0x80[0-9a-f]{6} trap\+0x[0-9a-f]+\(.*\n0x8[0-9a-f]{7} 0x80[0-9a-f]{6} alltraps\+0x[0-9a-f]+ /);
+    expect((await s.run('<eip::dis')).slice(0, 3).map((l) => l.replace(/^\S+\s+/, ''))).toEqual(['pushl  %ebp', 'movl   %esp,%ebp', 'pushl  %edi']);
+    expect((await s.run(':s'))[0]).toMatch(/^stopped: step at 0x80[0-9a-f]{6} sys_exec\+0x1 on vCPU 0$/);
     expect(t.machine.console()).toContain('cpu0: starting 0');
   });
 
@@ -142,7 +141,7 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     const s = session(t);
     await s.run('ticks::wp -w');
     for (const n of [1, 2]) {
-      expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x0*80[0-9a-f]{6}\) at 0x0*80[0-9a-f]{6} trap\+0x[0-9a-f]+ on vCPU 0$/);
+      expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x80[0-9a-f]{6}\) at 0x80[0-9a-f]{6} trap\+0x[0-9a-f]+ on vCPU 0$/);
       expect(t.readVirtual(t.symbols.lookup('ticks'), 4).readUInt32LE(0)).toBe(n);
     }
   });
@@ -154,7 +153,7 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     const s = session(t);
     await s.run('ticks::wp -w');
     await s.run(':c');
-    expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x0*80[0-9a-f]{6}\) at 0x0*80[0-9a-f]{6} trap\+0x[0-9a-f]+ on vCPU 0$/);
+    expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x80[0-9a-f]{6}\) at 0x80[0-9a-f]{6} trap\+0x[0-9a-f]+ on vCPU 0$/);
     const now = t.caps.reverse!.bounds().now;
     const who = (await s.run('ticks,4::whowrote'))[0]!;
     expect(who).toMatch(new RegExp(`^seq ${now - 1n}  trap\\+0x[0-9a-f]+ \\(0x80[0-9a-f]{6}\\), vCPU 0  phys 0x[0-9a-f]+: 01 00 00 00 -> 02 00 00 00$`));
