@@ -117,7 +117,13 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code === 'EPIPE') process.exit(0);
   });
-  for (const w of target.warnings ?? []) process.stderr.write(`dbg: warning: ${w}\n`);
+  // Warnings found at open, then after each command those it brought (modules loaded on first use).
+  let warned = 0;
+  const newWarnings = (): void => {
+    const ws = target.warnings ?? [];
+    for (; warned < ws.length; warned++) process.stderr.write(`dbg: warning: ${ws[warned]}\n`);
+  };
+  newWarnings();
 
   let running = false;
   /** Ctrl-Cs since the running command started: the first stops it, a second exits dbg. */
@@ -152,6 +158,7 @@ export async function runSession(target: Target, opts: CliSessionOptions = {}): 
     } finally {
       running = false;
       flushStdout();
+      newWarnings();
     }
   };
 

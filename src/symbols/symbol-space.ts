@@ -43,9 +43,30 @@ export interface ResolvedAddress extends SymbolMatch {
 export class SymbolSpace {
   private readonly mods: Module[] = [];
   private readonly listeners: ((m: Module) => void)[] = [];
+  private readonly deferred: { readonly start: bigint; readonly end: bigint; readonly load: () => void }[] = [];
 
+  /** The modules loaded so far (a deferred one appears once it is used; loadDeferred() brings them all). */
   get modules(): readonly Module[] {
     return this.mods;
+  }
+
+  /**
+   * Modules that are loaded on first use (a kernel's loadable modules, whose discovery reads the
+   * dump): `load` adds them, once, the first time a name is not found among the modules loaded so
+   * far, an address in [start, end) is resolved, or loadDeferred() is called.
+   */
+  defer(start: bigint, end: bigint, load: () => void): void {
+    this.deferred.push({ start, end, load });
+  }
+
+  /** Load the deferred modules (only those whose range holds `addr`, when given). True if any was. */
+  loadDeferred(addr?: bigint): boolean {
+    const due = this.deferred.filter((d) => addr === undefined || (addr >= d.start && addr < d.end));
+    if (due.length === 0) return false;
+    // Out of the list before they run: a loader that looks names up does not start itself again.
+    for (const d of due) this.deferred.splice(this.deferred.indexOf(d), 1);
+    for (const d of due) d.load();
+    return true;
   }
 
   add(module: Module): void {
@@ -89,6 +110,12 @@ export class SymbolSpace {
   }
 
   private findExact(name: string): (Sym & { module: Module }) | undefined {
+    const found = this.findLoaded(name);
+    return found || this.deferred.length === 0 || !this.loadDeferred() ? found : this.findLoaded(name);
+  }
+
+  /** find() among the modules loaded so far: deferred ones are not loaded for it (a kernel's own globals). */
+  findLoaded(name: string): (Sym & { module: Module }) | undefined {
     const tick = name.indexOf('`');
     if (tick >= 0) {
       const modName = name.slice(0, tick);
@@ -121,6 +148,7 @@ export class SymbolSpace {
 
   /** symbol+offset for `addr`: the module whose range holds it, else the nearest preceding symbol. */
   resolve(addr: bigint): ResolvedAddress | undefined {
+    if (this.deferred.length > 0) this.loadDeferred(addr);
     let best: ResolvedAddress | undefined;
     for (const m of this.mods) {
       if (m.start !== undefined && m.end !== undefined && (addr < m.start || addr >= m.end)) continue;

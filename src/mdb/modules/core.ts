@@ -386,6 +386,7 @@ const nm: Dcmd = {
     const { flags, rest } = parseFlags(this.name, this.usage, inv.args, { strings: 'M', booleans: 'm' });
     if (rest.length > 1) throw errors.badInput(`::nm: one name or address at most (usage: ${this.usage})`);
     const t = s.target;
+    t.symbols.loadDeferred(); // a listing names every module's symbols
     const shown = flags.has('m') ? (name: string) => name : symbolText;
     let rows: ReturnType<typeof symRow>[];
     const modName = flags.get('M');

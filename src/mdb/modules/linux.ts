@@ -298,6 +298,7 @@ const modules: Dcmd = {
     const t = kernelDump(s, 'listing modules');
     if (t.linux.symbol('modules') === undefined) throw errors.notFound(`${t.name}: the kernel has no modules list (built without CONFIG_MODULES?)`);
     const stops: string[] = [];
+    t.symbols.loadDeferred(); // the modules' names, loaded on first use
     const from = (name: string) => {
       const m = t.symbols.modules.find((x) => x.name === name);
       return m?.path.endsWith('.ko') ? m.path : m && m.table.size > 0 ? 'kallsyms' : 'none';

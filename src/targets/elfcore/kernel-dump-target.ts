@@ -70,6 +70,8 @@ import { NT_PRSTATUS, parsePrstatus } from './core-notes.js';
 import { parseQemuCpuState, Vmcoreinfo, type QemuCpuState } from './kernel-notes.js';
 
 const MASK64 = (1n << 64n) - 1n;
+/** x86-64's MODULES_END (arch/x86/include/asm/pgtable_64_types.h): the module area's top. */
+const MODULES_END = 0xffffffffff000000n;
 
 /** True when `elf` is a kernel crash dump (kdump ELF vmcore or QEMU dump-guest-memory). */
 export function isKernelDump(elf: ElfFile): boolean {
@@ -209,7 +211,7 @@ export class KernelDumpTarget implements Target {
         if (hasKallsyms(t.vmcoreinfo)) t.loadKallsyms();
         t.loadVmcoreinfoSymbols();
       }
-      t.loadModules(opts.modules);
+      t.deferModules(opts.modules);
       return t;
     } catch (e) {
       if (t) t.close();
@@ -281,24 +283,37 @@ export class KernelDumpTarget implements Target {
   }
 
   /**
+   * The kernel modules' symbols, loaded on first use (SymbolSpace.defer): a name vmlinux lacks, an
+   * address above the kernel image, ::modules. Walking the module list reads struct module's type
+   * and every module's kallsyms, and placing a .ko reads it: work a stack of the kernel's own
+   * functions does not need. `dir` is checked now.
+   */
+  private deferModules(dir: string | undefined): void {
+    if (!this.kernelElf) {
+      if (dir !== undefined) throw errors.badInput(`--modules ${dir}: the module list is read with the kernel's types; give --symbols vmlinux too`);
+      return;
+    }
+    if (this.linux.symbol('modules') === undefined) {
+      if (dir !== undefined) this.warnings.push(`--modules ${dir}: the kernel has no modules list (built without CONFIG_MODULES?)`);
+      return;
+    }
+    const release = this.vmcoreinfo?.osrelease ?? bannerRelease(this.linuxBanner() ?? '');
+    const files = ModuleFiles.find(dir, release);
+    // x86-64 maps modules between the kernel image's end (at most 1 GiB above __START_KERNEL_map)
+    // and MODULES_END; the fixmap and vsyscall page above hold none.
+    const kernel = this.symbols.modules.find((m) => m.elf === this.kernelElf);
+    this.symbols.defer(kernel?.end ?? START_KERNEL_MAP, MODULES_END, () => this.loadModules(files, dir, release));
+  }
+
+  /**
    * Each loaded kernel module's symbols, at the addresses it was loaded at: from its .ko (in `dir`,
    * then the distribution's trees for the dump's release) with each section placed where the
    * module's kallsyms say it was loaded, else from the module's kallsyms in memory. A .ko that is
    * not the loaded module (built for another release, or from other sources) is left out with a
    * warning.
    */
-  private loadModules(dir: string | undefined): void {
-    if (!this.kernelElf) {
-      if (dir !== undefined) throw errors.badInput(`--modules ${dir}: the module list is read with the kernel's types; give --symbols vmlinux too`);
-      return;
-    }
+  private loadModules(files: ModuleFiles, dir: string | undefined, release: string | undefined): void {
     const port = this.linux;
-    if (port.symbol('modules') === undefined) {
-      if (dir !== undefined) this.warnings.push(`--modules ${dir}: the kernel has no modules list (built without CONFIG_MODULES?)`);
-      return;
-    }
-    const release = this.vmcoreinfo?.osrelease ?? bannerRelease(this.linuxBanner() ?? '');
-    const files = ModuleFiles.find(dir, release);
     const warn = (m: string) => this.warnings.push(m);
     let mods: LinuxModule[];
     try {
@@ -379,8 +394,9 @@ export class KernelDumpTarget implements Target {
     }
   }
 
-  /** The kernel modules found at open, and where their names came from. */
+  /** The kernel's loaded modules (read now, if not yet), and where their names came from. */
   get kernelModules(): readonly (LinuxModule & { readonly symbols: string })[] {
+    this.symbols.loadDeferred();
     return this.loadedModules;
   }
 
@@ -514,7 +530,7 @@ export class KernelDumpTarget implements Target {
     }
     if (virt === undefined) {
       for (const s of ['swapper_pg_dir', 'init_top_pgt', 'init_level4_pgt']) {
-        const sym = this.symbols.find(s);
+        const sym = this.symbols.findLoaded(s);
         if (sym) {
           virt = sym.addr;
           name = `symbol ${s}${this.kernelOffset ? ' + KERNELOFFSET' : ''}`;
@@ -964,9 +980,9 @@ export class KernelDumpTarget implements Target {
     return (this.linuxCache = {
       name: this.name,
       read,
-      symbol: (name) => this.symbols.find(name)?.addr,
+      symbol: (name) => this.symbols.findLoaded(name)?.addr,
       linkValue: (name) => {
-        const s = this.symbols.find(name);
+        const s = this.symbols.findLoaded(name);
         return s ? s.addr - (s.module.bias ?? 0n) : undefined;
       },
       vmcoreinfo: this.vmcoreinfo,
@@ -982,7 +998,7 @@ export class KernelDumpTarget implements Target {
 
   /** The string `panic_msg` points to, when the kernel keeps one (the fixture kernel does). */
   panicMessage(): string | undefined {
-    const s = this.symbols.find('panic_msg');
+    const s = this.symbols.findLoaded('panic_msg');
     if (!s) return undefined;
     try {
       const p = this.readVirtual(s.addr, 8).readBigUInt64LE(0);

@@ -796,9 +796,9 @@ export class RemoteTarget implements Target {
     return (this.linuxCache = {
       name: `the Linux kernel under ${this.name}`,
       read,
-      symbol: (name) => this.symbols.find(name)?.addr,
+      symbol: (name) => this.symbols.findLoaded(name)?.addr,
       linkValue: (name) => {
-        const s = this.symbols.find(name);
+        const s = this.symbols.findLoaded(name);
         return s ? s.addr - (s.module.bias ?? 0n) : undefined;
       },
       cpus: this.threadIds.length,

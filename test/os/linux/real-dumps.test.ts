@@ -80,6 +80,19 @@ describe.skipIf(skip)('a real 6.1 dump with VMCOREINFO, against drgn', () => {
     expect(drgn.tasks.length).toBeGreaterThan(40);
   });
 
+  it('::ps -t, ::stacks and ::stack -a read no module: the modules load on first use', async () => {
+    const k = KernelDumpTarget.open(join(dir, 'vmci-paging.elf'), { symbols: [vmlinux] });
+    try {
+      const ks = sessionOn(k);
+      for (const c of ['::status', '::ps -t', '::stacks', '::stack -a']) await run(ks, c);
+      expect(k.symbols.modules.map((m) => m.name)).toEqual(['vmlinux']);
+      expect((await run(ks, '::modules')).length).toBe(2); // qemu_fw_cfg: the one module
+      expect(k.symbols.modules.map((m) => m.name)).toEqual(['vmlinux', 'qemu_fw_cfg']);
+    } finally {
+      k.close();
+    }
+  });
+
   it("every sleeping task's stack is drgn's, frame for frame, down to the user registers (ORC)", () => {
     let compared = 0;
     for (const d of drgn.tasks) {
@@ -198,6 +211,7 @@ describe.skipIf(skip || !existsSync(join(dir, 'modules', 'dbg_oops.ko')))('kerne
    * in every module and vmlinux: __this_module, __func__.23): name -> [address, size].
    */
   function ours(t: KernelDumpTarget, module: string): Map<string, [string, number]> {
+    t.symbols.loadDeferred(); // the modules load on first use
     const m = t.symbols.modules.find((x) => x.name === module)!;
     const count = new Map<string, number>();
     for (const s of m.table.all()) count.set(s.name, (count.get(s.name) ?? 0) + 1);
@@ -213,6 +227,8 @@ describe.skipIf(skip || !existsSync(join(dir, 'modules', 'dbg_oops.ko')))('kerne
   it('every sized symbol of both modules is where drgn puts it; the frames in module text are named as drgn and the kernel name them', async () => {
     const t = KernelDumpTarget.open(join(dir, 'oops.elf'), { symbols: [vmlinux], modules: mods });
     try {
+      expect(t.warnings).toEqual([]); // nothing of the modules is read at open
+      expect(t.kernelModules).toHaveLength(2);
       expect(t.warnings).toEqual(existsSync(fwcfg) ? [] : [`--modules ${mods}: no .ko for 1 of 2 modules (qemu_fw_cfg); their names come from their kallsyms`]);
       const kos = [join(mods, 'dbg_oops.ko'), ...(existsSync(fwcfg) ? [fwcfg] : [])];
       const want = new Map([...ours(t, 'dbg_oops'), ...(existsSync(fwcfg) ? ours(t, 'qemu_fw_cfg') : [])]);
@@ -258,6 +274,7 @@ describe.skipIf(skip || !existsSync(join(dir, 'modules', 'dbg_oops.ko')))('kerne
   it("crash (mod -s with the same .ko files) names every function of both modules' core text as dbg does", () => {
     const t = KernelDumpTarget.open(join(dir, 'oops.elf'), { symbols: [vmlinux], modules: mods });
     try {
+      t.symbols.loadDeferred();
       const core = (m: string) => t.kernelModules.find((x) => x.name === m)!.ranges.find((r) => r.kind === 'core')!;
       const funcs = ['dbg_oops', ...(existsSync(fwcfg) ? ['qemu_fw_cfg'] : [])].flatMap((m) =>
         t.symbols.modules
@@ -303,10 +320,10 @@ describe.skipIf(skip || !existsSync(join(dir, 'modules', 'dbg_oops.ko')))('kerne
       writeFileSync(join(other, 'dbg_oops.ko'), ko);
       const t = KernelDumpTarget.open(join(dir, 'oops.elf'), { symbols: [vmlinux], modules: other });
       try {
+        expect(symbolName(t, t.symbols.lookup('dbg_oops`dbg_oops_write.constprop.0') + 0xcn)).toBe('dbg_oops`dbg_oops_write.constprop.0+0xc');
         expect(t.warnings.filter((w) => w.includes('dbg_oops.ko'))).toEqual([
           `${join(other, 'dbg_oops.ko')}: built for Linux ${fake}, but the dump runs ${release}; the names of module dbg_oops come from its kallsyms`,
         ]);
-        expect(symbolName(t, t.symbols.lookup('dbg_oops`dbg_oops_write.constprop.0') + 0xcn)).toBe('dbg_oops`dbg_oops_write.constprop.0+0xc');
       } finally {
         t.close();
       }
