@@ -242,6 +242,7 @@ export class CompactSymbolTable extends SymbolTable {
       size: raw.readBigUInt64LE(o + 16),
       kind: type === STT_FUNC || type === STT_GNU_IFUNC ? 'func' : type === STT_OBJECT ? 'object' : 'other',
       global: info >> 4 !== 0,
+      ...(type === STT_GNU_IFUNC ? { ifunc: true as const } : {}),
     };
     this.made.set(e, s);
     return s;

@@ -8,6 +8,8 @@ export interface Sym {
   readonly size: bigint;
   readonly kind: 'func' | 'object' | 'other';
   readonly global: boolean;
+  /** An ELF STT_GNU_IFUNC: `addr` is the resolver, which returns the function calls go to. */
+  readonly ifunc?: true;
 }
 
 /**
@@ -53,7 +55,7 @@ export class SymbolTable {
       if (!s.name || s.shndx === 0) continue; // undefined (imported) symbols
       if (s.type === STT_SECTION || s.type === STT_FILE || s.type === STT_TLS) continue;
       const kind = s.type === STT_FUNC || s.type === STT_GNU_IFUNC ? 'func' : s.type === STT_OBJECT ? 'object' : 'other';
-      const sym: Sym = { name: s.name, addr: s.shndx === 0xfff1 ? s.value : s.value + bias, size: s.size, kind, global: s.bind !== 0 };
+      const sym: Sym = { name: s.name, addr: s.shndx === 0xfff1 ? s.value : s.value + bias, size: s.size, kind, global: s.bind !== 0, ...(s.type === STT_GNU_IFUNC ? { ifunc: true as const } : {}) };
       list.push(sym);
       const prev = this.byName.get(sym.name);
       if (!prev || (sym.global && !prev.global)) this.byName.set(sym.name, sym);

@@ -163,8 +163,12 @@ export interface BreakpointSpec {
 }
 
 export interface Breakpoints {
-  /** Returns the breakpoint's id. */
-  addBreakpoint(addr: VirtAddr): number;
+  /**
+   * Returns the breakpoint's id. `followIfunc`: at an IFUNC's resolver (a live process), the
+   * breakpoint moves to the function the resolver returns when it next runs, as gdb means to do;
+   * without it (gdb's Z0: gdb follows IFUNCs itself) it stays on the resolver.
+   */
+  addBreakpoint(addr: VirtAddr, options?: { followIfunc?: boolean }): number;
   removeBreakpoint(id: number): void;
   /**
    * `emulate`: a target with few hardware watchpoints (a live process: x86's four debug registers)

@@ -164,7 +164,7 @@ class EventBook {
       ev.tid = tids[0];
     } else if (ev.kind === 'watchpoint') ev.tid = b.addWatchpoint(ev.addr!, ev.length, ev.access!, ev.physical, { emulate: true });
     else if (ev.temporary && ev.test && b.addStepBreakpoint) ev.tid = b.addStepBreakpoint(ev.addr!, ev.test);
-    else ev.tid = b.addBreakpoint(ev.addr!);
+    else ev.tid = b.addBreakpoint(ev.addr!, { followIfunc: true });
   }
 
   /** Pending breakpoints whose symbol is known now get armed; returns how many. */

@@ -9,7 +9,8 @@
  *                /proc/PID/maps, named by the dynamic linker's link_map, the vDSO from memory;
  *                separate debug files by build-id when DWARF is asked for (symbols/dwarf)
  *   execution    continue (all threads, or one), step (one thread), interrupt (SIGSTOP)
- *   breakpoints  int3, stepped over by the tracer; watchpoints in DR0-DR3, and write watchpoints
+ *   breakpoints  int3, stepped over by the tracer (one on an IFUNC's resolver moves to the function
+ *                the resolver returns, see followIfunc); watchpoints in DR0-DR3, and write watchpoints
  *                beyond those four in software, by single-stepping (see addWatchpoint)
  *   events       (ProcessControl) thread created/exited, library loaded/unloaded (a breakpoint on
  *                the dynamic linker's r_brk; pending breakpoints arm as their symbol arrives), exec
@@ -89,6 +90,12 @@ export class ProcessTarget implements Target {
   private readonly watches = new Map<number, Watch>();
   private nextId = 1;
   private readonly stepBps = new Map<number, (thread: number) => boolean>();
+  /** Breakpoints on an IFUNC's resolver waiting to move to the function it returns. */
+  private readonly ifuncBps = new Set<number>();
+  /** Resolvers running now, by the address they return to: the thread, and the breakpoints to move. */
+  private readonly ifuncReturns = new Map<bigint, { tid: number; resolver: bigint; ids: number[] }>();
+  /** What each resolver returned, for breakpoints set on it later. */
+  private readonly ifuncResolved = new Map<bigint, bigint>();
   /** Modules by the path of the mapped file (or '[vdso]'). */
   private readonly loaded = new Map<string, Module>();
   private readonly opened: ElfFile[] = [];
@@ -465,7 +472,7 @@ export class ProcessTarget implements Target {
       },
     };
     const breakpoints: Breakpoints = {
-      addBreakpoint: (a) => this.addBreakpoint(a),
+      addBreakpoint: (a, o) => this.addBreakpoint(a, o?.followIfunc === true),
       removeBreakpoint: (id) => this.removeBreakpoint(id),
       addWatchpoint: (a, n, k, p, o) => this.addWatchpoint(a, n, k, p, o),
       removeWatchpoint: (id) => this.removeWatchpoint(id),
@@ -522,16 +529,71 @@ export class ProcessTarget implements Target {
     };
   }
 
-  private addBreakpoint(addr: bigint): number {
+  /**
+   * `followIfunc`: at an IFUNC's resolver, the breakpoint waits there for the resolver to run and
+   * then moves to the function it returned (read from rax at the return address), so that it
+   * stops where calls go rather than in the dynamic linker's call of the resolver. gdb means to do
+   * the same (its "STT_GNU_IFUNC resolver" breakpoints); Debian's gdb 13 never stops there for a
+   * dlsym'd or PLT-called cos in libm.
+   */
+  private addBreakpoint(addr: bigint, followIfunc = false): number {
     this.stopped('insert a breakpoint');
+    const resolver = followIfunc && this.isIfunc(addr);
+    const at = (resolver && this.ifuncResolved.get(addr)) || addr;
+    this.armBreakpoint(at);
+    const id = this.nextId++;
+    this.bpIds.set(id, at);
+    if (resolver && at === addr) this.ifuncBps.add(id);
+    return id;
+  }
+
+  /** One more breakpoint at `addr` (the int3 goes in for the first). */
+  private armBreakpoint(addr: bigint): void {
     const n = this.bpCount.get(addr) ?? 0;
     if (n === 0 && addr !== this.rBrk && !this.native.insertBreakpoint(addr)) {
       throw new DbgError('unmapped', `breakpoint at ${hexAddr(addr)}: the byte there cannot be read or written in ${this.name}${this.nearest(addr)}`);
     }
-    const id = this.nextId++;
-    this.bpIds.set(id, addr);
     this.bpCount.set(addr, n + 1);
-    return id;
+  }
+
+  /** One breakpoint fewer at `addr` (the int3 comes out with the last). */
+  private disarmBreakpoint(addr: bigint): void {
+    const n = (this.bpCount.get(addr) ?? 1) - 1;
+    if (n > 0) this.bpCount.set(addr, n);
+    else {
+      this.bpCount.delete(addr);
+      if (!this.gone && addr !== this.rBrk && !this.ifuncReturns.has(addr)) this.native.removeBreakpoint(addr);
+    }
+  }
+
+  private isIfunc(addr: bigint): boolean {
+    const r = this.symbols.resolve(addr);
+    return r !== undefined && r.offset === 0n && r.sym.ifunc === true;
+  }
+
+  /** A resolver with breakpoints waiting on it was called: catch its return on this thread. */
+  private ifuncEntered(tid: number, thread: number, resolver: bigint, ids: number[]): void {
+    const rsp = this.registers(thread, ['rsp']).get('rsp')!;
+    const ret = this.readVirtual(rsp, 8).readBigUInt64LE(0);
+    if (this.ifuncReturns.has(ret)) return;
+    if (!this.bpCount.has(ret) && ret !== this.rBrk && !this.native.insertBreakpoint(ret)) return;
+    this.ifuncReturns.set(ret, { tid, resolver, ids });
+  }
+
+  /** The resolver returned: its breakpoints move to the function it chose (rax). */
+  private ifuncReturned(ret: bigint, thread: number): void {
+    const r = this.ifuncReturns.get(ret)!;
+    this.ifuncReturns.delete(ret);
+    if (!this.bpCount.has(ret) && ret !== this.rBrk) this.native.removeBreakpoint(ret);
+    const fn = this.registers(thread, ['rax']).get('rax')!;
+    this.ifuncResolved.set(r.resolver, fn);
+    for (const id of r.ids) {
+      const from = this.bpIds.get(id);
+      if (from === undefined || !this.ifuncBps.delete(id)) continue;
+      this.armBreakpoint(fn);
+      this.bpIds.set(id, fn);
+      this.disarmBreakpoint(from);
+    }
   }
 
   private removeBreakpoint(id: number): void {
@@ -539,12 +601,8 @@ export class ProcessTarget implements Target {
     if (addr === undefined) throw errors.badInput(`no breakpoint ${id} in ${this.name}`);
     this.bpIds.delete(id);
     this.stepBps.delete(id);
-    const n = (this.bpCount.get(addr) ?? 1) - 1;
-    if (n > 0) this.bpCount.set(addr, n);
-    else {
-      this.bpCount.delete(addr);
-      if (!this.gone && addr !== this.rBrk) this.native.removeBreakpoint(addr);
-    }
+    this.ifuncBps.delete(id);
+    this.disarmBreakpoint(addr);
   }
 
   /**
@@ -720,9 +778,12 @@ export class ProcessTarget implements Target {
         // The dynamic linker's r_brk is a library event whoever else has a breakpoint there (a
         // user's at _dl_debug_state): the modules, the log and pending breakpoints follow it first.
         const library = ns.addr === this.rBrk ? this.libraryEvent(ns.tid) : undefined;
+        if (this.ifuncReturns.get(ns.addr)?.tid === ns.tid) this.ifuncReturned(ns.addr, thread);
         if (!this.bpCount.has(ns.addr)) return library && this.catchLibraries ? at(library) : undefined;
         const ids = [...this.bpIds].filter(([, a]) => a === ns.addr).map(([id]) => id);
-        const user = ids.find((id) => !this.stepBps.has(id));
+        const waiting = ids.filter((id) => this.ifuncBps.has(id));
+        if (waiting.length) this.ifuncEntered(ns.tid, thread, ns.addr, waiting);
+        const user = ids.find((id) => !this.stepBps.has(id) && !this.ifuncBps.has(id));
         const stepId = ids.find((id) => this.stepBps.has(id));
         if (stepId !== undefined && this.stepBps.get(stepId)!(thread)) return at({ kind: 'breakpoint', id: stepId, addr: ns.addr });
         if (user === undefined) return undefined;
@@ -781,6 +842,9 @@ export class ProcessTarget implements Target {
     this.loaded.clear();
     this.rBrk = undefined;
     this.bpIds.clear();
+    this.ifuncBps.clear();
+    this.ifuncReturns.clear();
+    this.ifuncResolved.clear();
     this.bpCount.clear();
     this.watches.clear();
     this.watchInfo.clear();
