@@ -49,6 +49,8 @@ export class EmulatorRecorder implements ExecutionObserver {
   private fastEngines: { address: bigint; recordTo(sink: bigint | undefined): void }[] = [];
   private readonly chunkTarget: number;
   private chunkFirst = 0n;
+  /** Where recording began (the stored history's end while nothing is stored). */
+  private recordStart = 0n;
   private machine: ObservedMachine | undefined;
   private detached = false;
   /**
@@ -88,6 +90,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.n.setRamBuffer(this.h, machine.ram, machine.ramBase);
     this.n.setSeq(this.h, machine.seq);
     this.chunkFirst = machine.seq;
+    this.recordStart = machine.seq;
     this.engines = [];
     this.fastEngines = [];
     const fast = this.opts.fast ?? process.env.DBG_RECORD_FAST !== '0';
@@ -140,19 +143,13 @@ export class EmulatorRecorder implements ExecutionObserver {
   afterSlice(vcpu: number, executed: number, _stop: SliceStop): void {
     if (this.full) return;
     const next = this.n.endSlice(this.h, this.engine(vcpu), executed);
-    if (next - this.chunkFirst >= BigInt(this.chunkTarget)) this.flush();
+    if (next - this.chunkFirst >= BigInt(this.chunkTarget)) this.cut();
   }
 
   onStop(seq: bigint, vcpu: number, reason: StopReason): void {
-    if (this.full) return;
+    if (this.writeFailed()) return;
     const point = reason.kind === 'breakpoint' || reason.kind === 'watchpoint' ? { id: reason.id, addr: reason.addr } : {};
-    try {
-      this.writer.addStop({ seq, vcpu, kind: reason.kind, ...point });
-    } catch (e) {
-      // stored at once, so it may be the write that meets a full disk first
-      if (!(e instanceof DbgError)) throw e;
-      this.writeFailed(this.chunkFirst, e);
-    }
+    this.writer.addStop({ seq, vcpu, kind: reason.kind, ...point });
   }
 
   onInput(event: InputEvent): void {
@@ -182,12 +179,21 @@ export class EmulatorRecorder implements ExecutionObserver {
   }
 
   /**
-   * Store everything recorded so far (the open chunk becomes a stored chunk). When the trace
-   * reaches its size limit, or cannot be written (a full disk, an I/O error: the chunk's
-   * transaction is rolled back), recording stops there and the guest runs on unrecorded.
+   * Store everything recorded so far (the open chunk becomes a stored chunk) and wait until it
+   * is (trace-writer.ts: the trace is written on a thread of its own). When the trace reaches its
+   * size limit, or cannot be written (a full disk, an I/O error: the chunk's transaction is
+   * rolled back), recording stops at the end of what is stored and the guest runs on unrecorded.
    */
   flush(): void {
-    if (this.full) return;
+    this.cut();
+    // Even once recording stopped: what was handed over before is stored before anyone reads it.
+    this.writer.drain();
+    if (!this.writeFailed()) this.checkLimit();
+  }
+
+  /** The open chunk handed to the writer (stored on its thread while the guest runs on). */
+  private cut(): void {
+    if (this.writeFailed()) return;
     const last = this.n.lastStep(this.h);
     const c = this.n.cut(this.h);
     // Guest writes the recorder's page walk could not translate are inputs of their own kind:
@@ -202,23 +208,32 @@ export class EmulatorRecorder implements ExecutionObserver {
         detail: { virt: c.untranslated.readBigUInt64LE(o + 8), ...(len ? { data: c.untranslated.subarray(o + 18, o + 18 + len) } : {}) },
       });
     }
-    try {
-      this.writer.writeChunk(c);
-    } catch (e) {
-      if (!(e instanceof DbgError)) throw e;
-      return this.writeFailed(c.first, e);
-    }
+    this.writer.writeChunk(c);
     this.chunkFirst = this.n.seq(this.h);
     if (c.count > 0) this.lastStored = last ? { seq: Number(this.chunkFirst) - 1, pc: last[0], vcpu: last[1] } : undefined;
     this.opts.onProgress?.({ instructions: this.chunkFirst, bytes: this.writer.stats().bytes });
-    if (this.writer.stats().bytes >= this.maxBytes) {
-      this.stop(this.chunkFirst, `recording stopped at seq ${this.chunkFirst}: the trace "${this.path}" reached ${this.maxBytes} bytes (set DBG_RECORD_MAX=BYTES for more); the guest runs on unrecorded`);
-    }
+    this.checkLimit();
   }
 
-  /** The trace could not be written (a full disk, an I/O error): recording ends at `seq`, the end of the stored history. */
-  private writeFailed(seq: bigint, e: DbgError): void {
-    this.stop(seq, `recording stopped at seq ${seq}: writing the trace failed (${e.message}); it holds the history up to there; the guest runs on unrecorded`);
+  /** Stop at the size limit (the bytes stored so far: the writer's thread may be a few chunks behind). */
+  private checkLimit(): void {
+    if (this.writer.stats().bytes < this.maxBytes) return;
+    // Every chunk handed over will be stored: the history ends where the last one does.
+    this.stop(this.chunkFirst, `recording stopped at seq ${this.chunkFirst}: the trace "${this.path}" reached ${this.maxBytes} bytes (set DBG_RECORD_MAX=BYTES for more); the guest runs on unrecorded`);
+  }
+
+  /**
+   * True once recording stopped. A write of the trace that failed (a full disk, an I/O error:
+   * reported by the writer after the fact) stops it at the end of the stored history.
+   */
+  private writeFailed(): boolean {
+    if (this.full) return true;
+    const f = this.writer.failure();
+    if (!f) return false;
+    const at = f.at ?? this.recordStart;
+    this.lastStored = undefined;
+    this.stop(at, `recording stopped at seq ${at}: writing the trace failed (${f.message}); it holds the history up to there; the guest runs on unrecorded`);
+    return true;
   }
 
   /** Recording ends at `seq` (the end of the stored history); the trace is made self-contained. */
@@ -237,6 +252,7 @@ export class EmulatorRecorder implements ExecutionObserver {
   discardAfter(seq: bigint): void {
     if (this.full) throw new DbgError('state', `cannot discard the recorded future: recording stopped at seq ${this.stoppedAt}`);
     this.flush();
+    if (this.full) throw new DbgError('state', `cannot discard the recorded future: recording stopped at seq ${this.stoppedAt}`);
     this.writer.truncateAfter(seq);
     // The chunk that held `seq` keeps the checkpoints the state at `seq` needs; the next slice
     // starts the next chunk with its own.
@@ -268,6 +284,7 @@ export class EmulatorRecorder implements ExecutionObserver {
 
   /** Seq of the next instruction (once recording stopped: the end of the stored history). */
   get seq(): bigint {
+    this.writeFailed();
     return this.stoppedAt ?? this.n.seq(this.h);
   }
 

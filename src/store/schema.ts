@@ -179,16 +179,42 @@ export function guard<T>(path: string, fn: () => T): T {
   }
 }
 
-/** A new, empty trace at `path` (refuses to overwrite an existing file unless `replace`). */
+/**
+ * A new, empty trace at `path` (refuses to overwrite an existing file unless `replace`), in WAL
+ * mode, with its tables and meta; its writer opens it with openTraceForWriting(). The connection
+ * returned keeps the -wal beside the file until it is closed (the last connection to close folds
+ * the WAL into the file and removes it).
+ */
 export function createTrace(path: string, meta: Record<string, string | number>, replace = false): Db {
   if (existsSync(path) && !replace) throw errors.badInput(`trace "${path}" already exists: choose another file or remove it first`);
   // A WAL left beside no file (or beside the file replaced) is not this trace's.
   for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
   return guard(path, () => {
     const db = new Database(path);
-    // While recording the trace is in WAL mode: each chunk is one transaction appended to the
-    // -wal file, and a reader (time travel on the live guest) sees the last commit beside the
-    // writer. finishTrace() folds the WAL back into one self-contained file.
+    try {
+      // While recording the trace is in WAL mode: each chunk is one transaction appended to the
+      // -wal file, and a reader (time travel on the live guest) sees the last commit beside the
+      // writer. finishTrace() folds the WAL back into one self-contained file.
+      db.pragma('journal_mode = WAL');
+      db.exec(DDL);
+      const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+      db.transaction(() => {
+        put.run('format', TRACE_FORMAT);
+        for (const [k, v] of Object.entries(meta)) put.run(k, v);
+      })();
+      db.pragma(`user_version = ${TRACE_SCHEMA_VERSION}`);
+      return db;
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+  });
+}
+
+/** The connection that writes the trace createTrace() made at `path`. */
+export function openTraceForWriting(path: string): Db {
+  return guard(path, () => {
+    const db = new Database(path, { fileMustExist: true });
     db.pragma('journal_mode = WAL');
     // NORMAL: a commit is in the WAL (the OS's page cache) when COMMIT returns, so a process that
     // dies (kill -9, a crash) loses nothing committed; the WAL is fsynced at each checkpoint and
@@ -196,17 +222,11 @@ export function createTrace(path: string, meta: Record<string, string | number>,
     // but never leaves a damaged file (OFF could: a checkpoint could reach the disk before the
     // WAL frames it copies).
     db.pragma('synchronous = NORMAL');
-    // Memory rows go into a B-tree keyed by line: keep its pages cached, checkpoint the WAL
-    // into the file in large steps (none at all under a crash test that wants a large one).
+    // Keep the pages of the indexes by line cached; checkpoint the WAL into the file in steps of
+    // 16 MiB, on the writer's thread while the guest runs (what is left is folded at the end,
+    // while the guest waits); none at all under a crash test that wants a large one.
     db.pragma('cache_size = -65536');
-    db.pragma(`wal_autocheckpoint = ${testKillPoint()?.at === 'checkpoint' ? 0 : 16384}`);
-    db.exec(DDL);
-    const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
-    db.transaction(() => {
-      put.run('format', TRACE_FORMAT);
-      for (const [k, v] of Object.entries(meta)) put.run(k, v);
-    })();
-    db.pragma(`user_version = ${TRACE_SCHEMA_VERSION}`);
+    db.pragma(`wal_autocheckpoint = ${testKillPoint()?.at === 'checkpoint' ? 0 : 4096}`);
     return db;
   });
 }

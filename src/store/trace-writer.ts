@@ -1,53 +1,174 @@
 /**
- * Writes a trace: each chunk the native recorder cuts goes in in one transaction (chunk row,
- * memory rows, checkpoints, the inputs seen since the last chunk), so a process that dies leaves
- * a trace that opens up to its last whole chunk.
+ * Writes a trace on a thread of its own, so that the guest runs on one core while SQLite stores
+ * its history on another: the recording thread cuts a chunk (native/recorder) and hands it over;
+ * the writer's thread (trace-writer-worker.ts) stores it in one transaction (trace-db-writer.ts)
+ * and checkpoints the WAL while the guest runs on.
+ *
+ *   recording thread                          writer's thread
+ *   ----------------                          ---------------
+ *   writeChunk, addStop, setMeta... --ops-->  TraceDbWriter, one op after the other
+ *   drain(): waits for every op        <----  shared counters: ops done, bytes, instructions,
+ *   failure(): the first write that           where the stored history ends; a failure
+ *              failed, and where the          (a full disk, an I/O error) as a message; ops
+ *              stored history ends            after it are dropped, so the trace has no gap
+ *
+ * What reads the trace (time travel on the live guest) drains first: every chunk handed over is
+ * then committed. A write that fails is reported at the next chunk handed over or the next
+ * drain. At most MAX_QUEUED chunks wait for the writer; the recording thread waits beyond that.
+ * close() waits for everything and the WAL's fold, so a trace closed is one self-contained file.
+ * With DBG_RECORD_THREAD=0 the ops run on the recording thread, as they come (for comparing).
  */
 
-import { decodeLineRow, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
+import { join } from 'node:path';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { checkoutRoot } from '../common/checkout-root.js';
+import { DbgError, isDbgError, type ErrorCode } from '../common/errors.js';
 import { nativeRecorder, type NativeChunk } from './native-recorder.js';
-import { createTrace, finishTrace, guard, markWriting, PCS_MAX_BYTES_PER_INSN, type Db } from './schema.js';
+import { createTrace, markWriting, type Db } from './schema.js';
+import { storedInput, TraceDbWriter, type ChunkRecord, type InputRecord, type StopRecord, type StoredInput } from './trace-db-writer.js';
 import { lockTrace } from './trace-folder.js';
-import { checkpointAndDie, killNow, testKillPoint, type KillPoint } from './test-kill.js';
-import type Database from 'better-sqlite3';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
-export interface InputRecord {
-  readonly seq: bigint;
-  readonly vcpu?: number;
-  readonly kind: string;
-  readonly detail: unknown;
+export type { InputRecord, StopRecord } from './trace-db-writer.js';
+
+/** What the recording thread asks of the writer's, in order. */
+export type WriterOp =
+  | { readonly k: 'chunk'; readonly c: ChunkRecord }
+  | { readonly k: 'stop'; readonly stop: StopRecord }
+  | { readonly k: 'meta'; readonly key: string; readonly value: string | number }
+  | { readonly k: 'ram'; readonly pages: readonly number[]; readonly data: Uint8Array }
+  | { readonly k: 'truncate'; readonly seq: bigint }
+  | { readonly k: 'finish' }
+  | { readonly k: 'close' };
+
+/**
+ * A write that failed: the error (code 'bug': not a DbgError, the message is the first line of
+ * its stack), and where the stored history ends (undefined: where recording began).
+ */
+export interface WriteFailure {
+  readonly code: ErrorCode | 'bug';
+  readonly message: string;
+  readonly at: bigint | undefined;
 }
 
-/** A stop of the recording session (schema.ts, table stop). */
-export interface StopRecord {
-  /** The next instruction to run. */
-  readonly seq: bigint;
-  readonly vcpu: number;
-  /** The stop reason's kind: breakpoint, watchpoint, step, interrupted, halted... */
-  readonly kind: string;
-  /** The breakpoint's or watchpoint's id, and its address. */
-  readonly id?: number;
-  readonly addr?: bigint;
+/**
+ * The shared counters (a SharedArrayBuffer of SHARED_BYTES):
+ *
+ *   Int32    [0] ops done   [1] a failure was posted   [2] the writer's thread ended
+ *   BigInt64 [2] payload bytes stored   [3] instructions stored   [4] chunks stored
+ *            [5] seq where the stored history ends (-1: nothing stored yet)
+ */
+export const SHARED_BYTES = 48;
+const DONE = 0;
+const FAILED = 1;
+const ENDED = 2;
+
+/** Most chunks handed over and not yet stored before the recording thread waits (each ~1-5 MB). */
+const MAX_QUEUED = 4;
+
+/**
+ * Runs the ops on a TraceDbWriter (on the writer's thread, or on the recording thread with
+ * DBG_RECORD_THREAD=0), keeping the shared counters. After a failure only `finish` and `close`
+ * run: a later chunk stored after one that failed would leave a hole in the history.
+ */
+export class WriterSide {
+  private failed = false;
+  private readonly i32: Int32Array;
+  private readonly i64: BigInt64Array;
+
+  constructor(
+    private readonly open: () => TraceDbWriter,
+    shared: SharedArrayBuffer,
+    private readonly report: (f: WriteFailure) => void,
+  ) {
+    this.i32 = new Int32Array(shared, 0, 4);
+    this.i64 = new BigInt64Array(shared, 0, SHARED_BYTES / 8);
+  }
+
+  private writer: TraceDbWriter | undefined;
+
+  run(op: WriterOp): void {
+    try {
+      if (!this.failed || op.k === 'finish' || op.k === 'close') {
+        const w = (this.writer ??= this.open());
+        apply(w, op);
+        const s = w.stats();
+        this.i64[2] = BigInt(s.bytes);
+        this.i64[3] = BigInt(s.instructions);
+        this.i64[4] = BigInt(s.chunks);
+        this.i64[5] = s.end ?? -1n;
+      }
+    } catch (e) {
+      if (!this.failed) {
+        this.failed = true;
+        const end = this.i64[5]!;
+        const message = isDbgError(e) ? e.message : `${String(e).split('\n')[0]} (a bug in dbg)`;
+        this.report({ code: isDbgError(e) ? e.code : 'bug', message, at: end < 0n ? undefined : end });
+        Atomics.store(this.i32, FAILED, 1);
+      }
+    } finally {
+      Atomics.add(this.i32, DONE, 1);
+      Atomics.notify(this.i32, DONE);
+    }
+  }
+
+  /** The thread ends: wake whoever waits for it. */
+  ended(): void {
+    Atomics.store(this.i32, ENDED, 1);
+    Atomics.notify(this.i32, DONE);
+  }
 }
 
-const jsonBig = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0x${v.toString(16)}` : Buffer.isBuffer(v) ? v.toString('hex') : v);
+function apply(w: TraceDbWriter, op: WriterOp): void {
+  switch (op.k) {
+    case 'chunk':
+      return w.writeChunk(op.c);
+    case 'stop':
+      return w.addStop(op.stop);
+    case 'meta':
+      return w.setMeta(op.key, op.value);
+    case 'ram':
+      return w.writeInitialRam(op.pages, asBuffer(op.data));
+    case 'truncate':
+      return w.truncateAfter(op.seq);
+    case 'finish':
+      return w.finish();
+    case 'close':
+      return w.close();
+  }
+}
+
+/** Buffers cross the thread boundary as plain Uint8Arrays. */
+export function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+/** The compiled worker, found as interruptible-sql.ts finds its own (a worker thread cannot load TypeScript). */
+function workerFile(): string {
+  return join(checkoutRoot(), 'dist', 'src', 'store', 'trace-writer-worker.js');
+}
+
+/** The buffer behind `b` when `b` is all of it (then it moves to the writer's thread instead of being copied). */
+function movable(b: Uint8Array): ArrayBuffer[] {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.byteLength > 0 && b.buffer instanceof ArrayBuffer ? [b.buffer] : [];
+}
 
 export class TraceWriter {
-  private readonly db: Db;
-  private nextChunk = 0;
-  private readonly pendingInputs: InputRecord[] = [];
-  private readonly insChunk: Database.Statement;
-  private readonly insMem: Database.Statement;
-  private readonly insMask: Database.Statement;
-  private readonly insCkpt: Database.Statement;
-  private readonly insInput: Database.Statement;
-  private readonly insStop: Database.Statement;
-  private bytesIn = 0;
-  private instructions = 0;
-  private closed = false;
-  private readonly kill: KillPoint | undefined = testKillPoint();
   private readonly unlock: () => void;
+  private readonly shared = new SharedArrayBuffer(SHARED_BYTES);
+  private readonly i32 = new Int32Array(this.shared, 0, 4);
+  private readonly i64 = new BigInt64Array(this.shared, 0, SHARED_BYTES / 8);
+  private readonly worker: Worker | undefined;
+  private readonly port: MessagePort | undefined;
+  private readonly side: WriterSide | undefined;
+  private posted = 0;
+  /** The op count at which each chunk handed over and not known stored was posted. */
+  private readonly queued: number[] = [];
+  /** Chunks handed over and maybe not stored yet: the op count they were posted at, their memory rows' and checkpoints' bytes. */
+  private readonly unstored: { op: number; bytes: number }[] = [];
+  private readonly pendingInputs: StoredInput[] = [];
+  private failed: WriteFailure | undefined;
+  private closed = false;
+  private readonly creator: Db;
 
   constructor(
     readonly path: string,
@@ -57,185 +178,142 @@ export class TraceWriter {
     // One recording per trace: a second dbg recording into it is refused (trace-folder.ts).
     this.unlock = lockTrace(path);
     try {
-      this.db = createTrace(path, meta, replace);
+      // Kept open while recording: the trace is in WAL mode, its -wal beside it, from the start
+      // (the writer's thread opens its own connection when it starts).
+      this.creator = createTrace(path, meta, replace);
     } catch (e) {
       this.unlock();
       throw e;
     }
     markWriting(path, true);
-    this.insChunk = this.db.prepare('INSERT INTO chunk (id, first, count, pcs, writes, lines) VALUES (?, ?, ?, ?, ?, ?)');
-    this.insMem = this.db.prepare('INSERT INTO mem (chunk, line, part, data) VALUES (?, ?, ?, ?)');
-    this.insMask = this.db.prepare('INSERT INTO mem_mask (line, chunk, part, first, mask) VALUES (?, ?, ?, ?, ?)');
-    this.insCkpt = this.db.prepare('INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES (?, ?, ?, ?, ?)');
-    this.insInput = this.db.prepare('INSERT INTO input (seq, vcpu, kind, detail) VALUES (?, ?, ?, ?)');
-    this.insStop = this.db.prepare('INSERT INTO stop (seq, vcpu, kind, id, addr) VALUES (?, ?, ?, ?, ?)');
+    this.i64[5] = -1n;
+    if (process.env.DBG_RECORD_THREAD === '0') {
+      this.side = new WriterSide(() => new TraceDbWriter(path), this.shared, (f) => (this.failed ??= f));
+      return;
+    }
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.worker = new Worker(workerFile(), { workerData: { path, shared: this.shared, port: port2 }, transferList: [port2] });
+    // The recording thread waits for it where it must (drain, close): it never holds the process.
+    this.worker.unref();
+    // A thread that could not start (its module failed to load) never counts an op: say so to whoever waits.
+    const ended = (): void => {
+      Atomics.store(this.i32, ENDED, 1);
+      Atomics.notify(this.i32, DONE);
+    };
+    this.worker.once('error', ended);
+    this.worker.once('exit', ended);
+  }
+
+  private post(op: WriterOp, transfer: ArrayBuffer[] = []): void {
+    this.posted++;
+    if (this.side) this.side.run(op);
+    else this.worker!.postMessage(op, transfer);
+  }
+
+  /** Wait until `n` ops are done (or the writer's thread ended: then a failure says so). */
+  private waitFor(n: number): void {
+    for (;;) {
+      const done = Atomics.load(this.i32, DONE);
+      if (done >= n) return;
+      if (Atomics.load(this.i32, ENDED)) {
+        this.failed ??= this.failure() ?? { code: 'bug', message: `trace "${this.path}": the trace writer's thread ended with ${n - done} writes not done`, at: this.storedEnd() };
+        return;
+      }
+      Atomics.wait(this.i32, DONE, done, 1000);
+    }
+  }
+
+  private storedEnd(): bigint | undefined {
+    const end = Atomics.load(this.i64, 5);
+    return end < 0n ? undefined : end;
+  }
+
+  /** The first write that failed, if one did (then nothing is stored after it). */
+  failure(): WriteFailure | undefined {
+    if (!this.failed && this.port && Atomics.load(this.i32, FAILED)) {
+      this.failed = receiveMessageOnPort(this.port)?.message as WriteFailure | undefined;
+    }
+    return this.failed;
+  }
+
+  /** Wait until everything handed over is stored (or failed: see failure()). */
+  drain(): void {
+    this.waitFor(this.posted);
+    this.queued.length = 0;
   }
 
   /** RAM as it is when recording starts: its non-zero 4 KiB pages. */
   writeInitialRam(ram: Buffer, physBase: bigint): void {
-    const ins = this.db.prepare('INSERT INTO ram_init (page, data) VALUES (?, ?)');
-    const pages = nativeRecorder().nonZeroPages(ram);
-    guard(this.path, () =>
-      this.db.transaction(() => {
-        for (const i of pages) ins.run(Number((physBase + BigInt(i * 4096)) >> 12n), Buffer.from(ram.subarray(i * 4096, i * 4096 + 4096)));
-      })(),
-    );
+    const at = nativeRecorder().nonZeroPages(ram);
+    const data = Buffer.allocUnsafeSlow(at.length * 4096);
+    const pages: number[] = [];
+    at.forEach((i, k) => {
+      ram.copy(data, k * 4096, i * 4096, i * 4096 + 4096);
+      pages.push(Number((physBase + BigInt(i * 4096)) >> 12n));
+    });
+    this.post({ k: 'ram', pages, data }, movable(data));
   }
 
   /** Kept until the next chunk is written, in the same transaction. */
   addInput(input: InputRecord): void {
-    this.pendingInputs.push(input);
+    this.pendingInputs.push(storedInput(input));
   }
 
-  /**
-   * Stored at once (its own transaction): the history up to the stop may still be in the open
-   * chunk, but a session stops rarely, and a stop with no instruction stored at its seq yet is
-   * still where the session stopped (a reader shows it at the end of the history).
-   */
+  /** Stored in a transaction of its own (trace-db-writer.ts). */
   addStop(stop: StopRecord): void {
-    guard(this.path, () => this.insStop.run(stop.seq, stop.vcpu, stop.kind, stop.id ?? null, stop.addr === undefined ? null : BigInt.asIntN(64, stop.addr)));
+    this.post({ k: 'stop', stop });
   }
 
   writeChunk(c: NativeChunk): void {
-    // A chunk of no instruction is stored when it carries something (checkpoints, host writes,
-    // inputs at its `first`): a trace opened at that position needs them (schema.ts).
-    if (c.count === 0 && c.ckpts.length === 0 && c.mem.length === 0 && this.pendingInputs.length === 0) return;
-    const id = this.nextChunk++;
-    // The pc stream deflated (schema 4): code that loops repeats its nibbles (the sample kernel's: 80x smaller).
-    const pcs = deflateRawSync(c.pcs, { level: 1 });
-    guard(this.path, () =>
-      this.db.transaction(() => {
-        this.insChunk.run(id, c.first, c.count, pcs, c.writes, c.lines);
-        const m = c.mem;
-        let prevLine = -1n;
-        let part = 0;
-        for (let p = 0; p < m.length; ) {
-          const line = m.readBigUInt64LE(p);
-          const n = m.readUInt32LE(p + 8);
-          const mask = BigInt.asIntN(64, m.readBigUInt64LE(p + 12));
-          part = line === prevLine ? part + 1 : 0;
-          prevLine = line;
-          this.insMem.run(id, line, part, m.subarray(p + 20, p + 20 + n));
-          this.insMask.run(line, id, part, Math.floor(rowFirstOrder(m.subarray(p + 20, p + 20 + n), Number(c.first)) / 2), mask);
-          p += 20 + n;
-        }
-        const k = c.ckpts;
-        for (let p = 0; p < k.length; ) {
-          const seq = k.readBigUInt64LE(p);
-          const vcpu = k[p + 8]!;
-          const flags = k[p + 9]!;
-          const n = k.readUInt32LE(p + 10);
-          this.insCkpt.run(seq, vcpu, id, flags, k.subarray(p + 14, p + 14 + n));
-          p += 14 + n;
-        }
-        for (const i of this.pendingInputs.splice(0)) {
-          this.insInput.run(i.seq, i.vcpu ?? null, i.kind, JSON.stringify(i.detail, jsonBig));
-        }
-        if (this.kill?.at === 'commit' && this.kill.chunk === id) killNow();
-      })(),
-    );
-    if (this.kill?.at === 'checkpoint' && this.kill.chunk === id) checkpointAndDie(this.path, () => this.db.pragma('wal_checkpoint(TRUNCATE)'));
-    this.bytesIn += pcs.length + c.mem.length + c.ckpts.length;
-    this.instructions += c.count;
+    const { first, count, pcs, mem, ckpts, writes, lines } = c;
+    const bytes = mem.length + ckpts.length; // (before the buffers move to the writer's thread)
+    this.post({ k: 'chunk', c: { first, count, pcs, mem, ckpts, writes, lines, inputs: this.pendingInputs.splice(0) } }, [...movable(pcs), ...movable(mem), ...movable(ckpts)]);
+    this.queued.push(this.posted);
+    this.unstored.push({ op: this.posted, bytes });
+    if (this.queued.length > MAX_QUEUED) this.waitFor(this.queued.splice(0, this.queued.length - MAX_QUEUED).at(-1)!);
+  }
+
+  /** Cut the stored history at position `s` (trace-db-writer.ts); waits for it; throws when it failed. */
+  truncateAfter(s: bigint): void {
+    if (this.pendingInputs.length > 0) throw new Error('truncateAfter: inputs are pending (flush the recorder first)');
+    this.post({ k: 'truncate', seq: s });
+    this.drain();
+    const f = this.failure();
+    if (f) throw f.code === 'bug' ? new Error(f.message) : new DbgError(f.code, f.message);
   }
 
   /**
-   * Cut the stored history at position `s` (every chunk written; nothing pending): what happened
-   * from instruction `s` on is deleted — later chunks, and in the chunk holding `s` its later
-   * instructions, memory writes (rows re-encoded), checkpoints and inputs. Host writes and inputs
-   * recorded at `s` itself (an interrupt delivered before instruction `s`, a debugger write) stay:
-   * they are part of the state at `s`. The next chunk written starts at `s`.
+   * Payload bytes stored so far (with the memory rows and checkpoints of chunks handed over and
+   * not stored yet: what the trace is about to hold), instructions stored, chunks stored.
    */
-  truncateAfter(s: bigint): void {
-    if (this.pendingInputs.length > 0) throw new Error('truncateAfter: inputs are pending (flush the recorder first)');
-    const db = this.db;
-    guard(this.path, () =>
-      db.transaction(() => {
-        // The chunk holding `s` (after any chunk of no instruction cut at `s`).
-        const row = db.prepare('SELECT id, first, count FROM chunk WHERE first <= ? ORDER BY id DESC LIMIT 1').get(s) as
-          | { id: number; first: number; count: number }
-          | undefined;
-        let keep = 0; // chunks kept: ids [0, keep)
-        if (row) {
-          keep = row.id + 1;
-          // Starting at `s` it becomes a chunk of no instruction that keeps the host writes at `s`.
-          if (BigInt(row.first) + BigInt(row.count) > s) this.cutChunk(row.id, row.first, Number(s));
-        }
-        for (const t of ['mem', 'mem_mask', 'ckpt']) db.prepare(`DELETE FROM ${t} WHERE chunk >= ?`).run(keep);
-        db.prepare('DELETE FROM chunk WHERE id >= ?').run(keep);
-        db.prepare('DELETE FROM ckpt WHERE seq > ?').run(s);
-        db.prepare("DELETE FROM input WHERE seq > ? OR (seq = ? AND kind = 'port-in')").run(s, s);
-        db.prepare('DELETE FROM stop WHERE seq > ?').run(s);
-        this.nextChunk = keep;
-        const t = db.prepare('SELECT coalesce(sum(count), 0) AS n FROM chunk').get() as { n: number };
-        this.instructions = t.n;
-      })(),
-    );
-  }
-
-  /** Chunk `id` (from `first`) keeps its instructions before `s` and the writes of the state at `s`. */
-  private cutChunk(id: number, first: number, s: number): void {
-    const db = this.db;
-    const bound = stateBound(s);
-    const upd = db.prepare('UPDATE mem SET data = ? WHERE line = ? AND chunk = ? AND part = ?');
-    const updMask = db.prepare('UPDATE mem_mask SET first = ?, mask = ? WHERE line = ? AND chunk = ? AND part = ?');
-    const del = db.prepare('DELETE FROM mem WHERE line = ? AND chunk = ? AND part = ?');
-    const delMask = db.prepare('DELETE FROM mem_mask WHERE line = ? AND chunk = ? AND part = ?');
-    const rows = db.prepare('SELECT line, part, data FROM mem WHERE chunk = ?').all(id) as { line: number; part: number; data: Buffer }[];
-    let writes = 0;
-    const lines = new Set<number>();
-    for (const r of rows) {
-      const d = decodeLineRow(r.data, r.line, first, this.path);
-      const kept = d.writes.filter((w) => writeOrder(w) <= bound);
-      if (kept.length === d.writes.length) {
-        writes += kept.length;
-        lines.add(r.line);
-        continue;
-      }
-      if (kept.length === 0) {
-        del.run(r.line, id, r.part);
-        delMask.run(r.line, id, r.part);
-        continue;
-      }
-      const base = r.line * 64;
-      const blob = encodeLineRow(d.init, kept.map((w) => ({ seq: w.seq, host: w.host, off: w.phys - base, data: w.data })), first);
-      let mask = 0n;
-      for (const w of kept) for (let i = 0; i < w.len; i++) mask |= 1n << BigInt(w.phys - base + i);
-      upd.run(blob, r.line, id, r.part);
-      updMask.run(Math.floor(rowFirstOrder(blob, first) / 2), BigInt.asIntN(64, mask), r.line, id, r.part);
-      writes += kept.length;
-      lines.add(r.line);
-    }
-    // The pc stream too: the reader bounds what a chunk's pcs may inflate to by its count, so the
-    // cut chunk keeps only as many bytes as its instructions can take (their encoding is a prefix).
-    const old = db.prepare('SELECT count, pcs FROM chunk WHERE id = ?').get(id) as { count: number; pcs: Buffer };
-    const stream = inflateRawSync(old.pcs, { maxOutputLength: PCS_MAX_BYTES_PER_INSN * old.count + 64 });
-    const pcs = deflateRawSync(stream.subarray(0, PCS_MAX_BYTES_PER_INSN * (s - first) + 64), { level: 1 });
-    db.prepare('UPDATE chunk SET count = ?, writes = ?, lines = ?, pcs = ? WHERE id = ?').run(s - first, writes, lines.size, pcs, id);
-  }
-
-  /** Payload bytes handed to SQLite so far and instructions recorded. */
   stats(): { bytes: number; instructions: number; chunks: number } {
-    return { bytes: this.bytesIn, instructions: this.instructions, chunks: this.nextChunk };
+    const done = Atomics.load(this.i32, DONE);
+    while (this.unstored.length > 0 && this.unstored[0]!.op <= done) this.unstored.shift();
+    const coming = this.unstored.reduce((n, u) => n + u.bytes, 0);
+    return { bytes: Number(Atomics.load(this.i64, 2)) + coming, instructions: Number(Atomics.load(this.i64, 3)), chunks: Number(Atomics.load(this.i64, 4)) };
   }
 
   setMeta(key: string, value: string | number): void {
-    guard(this.path, () => this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value));
+    this.post({ k: 'meta', key, value });
   }
 
-  /** No more writes: make the trace one self-contained file now (see finishTrace); close() does too. */
+  /** No more writes: make the trace one self-contained file (see finishTrace); close() does too. */
   finish(): void {
-    if (!this.closed) finishTrace(this.db);
+    if (!this.closed) this.post({ k: 'finish' });
   }
 
+  /** Store everything handed over, fold the WAL, end the writer's thread. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    markWriting(this.path, false);
     try {
-      finishTrace(this.db);
-      guard(this.path, () => this.db.close());
+      // The writer's connection folds the WAL when it is the only one.
+      this.creator.close();
+      this.post({ k: 'close' });
+      this.drain();
     } finally {
+      markWriting(this.path, false);
       this.unlock();
     }
   }

@@ -5,7 +5,9 @@
  * inputs and stops. Only the checkpoints differ (the fast engine takes none inside a slice).
  * Breakpoints, write watchpoints and single steps make the machine hand over to the exact engine
  * inside blocks, on two vCPUs. The recorder's own idea of the last instruction stored (which a
- * live reverse step takes instead of decoding the chunk) is checked against the trace.
+ * live reverse step takes instead of decoding the chunk) is checked against the trace, right
+ * after a flush: the trace is written on a thread of its own (trace-writer.ts), and what it
+ * stores there is what it stores on the recording thread.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -111,4 +113,35 @@ describe('recording from the fast engine', () => {
       }
     }, 120_000);
   }
+});
+
+describe('the trace writer on a thread of its own', () => {
+  it('stores what it stores on the recording thread (DBG_RECORD_THREAD=0), checkpoints too; a flush waits for it', async () => {
+    const threaded = join(dir, 'threaded.trace');
+    const inline = join(dir, 'inline.trace');
+    await record(threaded, true, 2);
+    process.env.DBG_RECORD_THREAD = '0';
+    try {
+      await record(inline, true, 2);
+    } finally {
+      delete process.env.DBG_RECORD_THREAD;
+    }
+    const a = history(threaded);
+    const b = history(inline);
+    const ckpts = (p: string) => {
+      const r = TraceReader.open(p, false);
+      try {
+        return r.db.prepare('SELECT seq, vcpu, chunk, flags, length(data) FROM ckpt ORDER BY id').raw().all();
+      } finally {
+        r.close();
+      }
+    };
+    expect(a.chunks!.length).toBeGreaterThan(5);
+    for (const k of Object.keys(b)) {
+      const i = b[k]!.findIndex((row, i) => !isDeepStrictEqual(row, a[k]![i]));
+      expect(i === -1 ? undefined : { row: i, threaded: a[k]![i], inline: b[k]![i] }, k).toBeUndefined();
+      expect(a[k]!.length, k).toBe(b[k]!.length);
+    }
+    expect(ckpts(threaded)).toEqual(ckpts(inline));
+  }, 120_000);
 });

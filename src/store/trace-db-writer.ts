@@ -1,0 +1,230 @@
+/**
+ * The SQLite side of writing a trace: each chunk the native recorder cuts goes in in one
+ * transaction (chunk row, memory rows, checkpoints, the inputs seen since the last chunk), so a
+ * process that dies leaves a trace that opens up to its last whole chunk. It runs on the trace
+ * writer's thread (trace-writer.ts), on a trace that thread created.
+ */
+
+import { decodeLineRow, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
+import type { NativeChunk } from './native-recorder.js';
+import { finishTrace, guard, openTraceForWriting, PCS_MAX_BYTES_PER_INSN, type Db } from './schema.js';
+import { checkpointAndDie, killNow, testKillPoint, type KillPoint } from './test-kill.js';
+import type Database from 'better-sqlite3';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+
+export interface InputRecord {
+  readonly seq: bigint;
+  readonly vcpu?: number;
+  readonly kind: string;
+  readonly detail: unknown;
+}
+
+/** An input as it is stored: seq, vCPU (null: none), kind, detail as JSON. */
+export type StoredInput = readonly [bigint, number | null, string, string];
+
+/** A stop of the recording session (schema.ts, table stop). */
+export interface StopRecord {
+  /** The next instruction to run. */
+  readonly seq: bigint;
+  readonly vcpu: number;
+  /** The stop reason's kind: breakpoint, watchpoint, step, interrupted, halted... */
+  readonly kind: string;
+  /** The breakpoint's or watchpoint's id, and its address. */
+  readonly id?: number;
+  readonly addr?: bigint;
+}
+
+const jsonBig = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0x${v.toString(16)}` : Buffer.isBuffer(v) ? v.toString('hex') : v);
+
+/** `input` as the input table stores it. */
+export function storedInput(i: InputRecord): StoredInput {
+  return [i.seq, i.vcpu ?? null, i.kind, JSON.stringify(i.detail, jsonBig)];
+}
+
+/** A chunk as cut() returns it, with the inputs seen since the last chunk. */
+export type ChunkRecord = Omit<NativeChunk, 'untranslated'> & { readonly inputs: readonly StoredInput[] };
+
+export class TraceDbWriter {
+  private readonly db: Db;
+  private nextChunk = 0;
+  private readonly insChunk: Database.Statement;
+  private readonly insMem: Database.Statement;
+  private readonly insMask: Database.Statement;
+  private readonly insCkpt: Database.Statement;
+  private readonly insInput: Database.Statement;
+  private readonly insStop: Database.Statement;
+  private bytesIn = 0;
+  private instructions = 0;
+  /** The seq after the last instruction stored (undefined: no chunk stored yet). */
+  private storedEnd: bigint | undefined;
+  private closed = false;
+  private readonly kill: KillPoint | undefined = testKillPoint();
+
+  /** Writes into the trace at `path`, made by createTrace(). */
+  constructor(readonly path: string) {
+    this.db = openTraceForWriting(path);
+    this.insChunk = this.db.prepare('INSERT INTO chunk (id, first, count, pcs, writes, lines) VALUES (?, ?, ?, ?, ?, ?)');
+    this.insMem = this.db.prepare('INSERT INTO mem (chunk, line, part, data) VALUES (?, ?, ?, ?)');
+    this.insMask = this.db.prepare('INSERT INTO mem_mask (line, chunk, part, first, mask) VALUES (?, ?, ?, ?, ?)');
+    this.insCkpt = this.db.prepare('INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES (?, ?, ?, ?, ?)');
+    this.insInput = this.db.prepare('INSERT INTO input (seq, vcpu, kind, detail) VALUES (?, ?, ?, ?)');
+    this.insStop = this.db.prepare('INSERT INTO stop (seq, vcpu, kind, id, addr) VALUES (?, ?, ?, ?, ?)');
+  }
+
+  /** RAM as it was when recording started: `data` holds the 4 KiB pages whose physical page numbers `pages` lists. */
+  writeInitialRam(pages: readonly number[], data: Buffer): void {
+    const ins = this.db.prepare('INSERT INTO ram_init (page, data) VALUES (?, ?)');
+    guard(this.path, () =>
+      this.db.transaction(() => {
+        pages.forEach((page, i) => ins.run(page, data.subarray(i * 4096, i * 4096 + 4096)));
+      })(),
+    );
+  }
+
+  /**
+   * Stored at once (its own transaction): the history up to the stop may still be in the open
+   * chunk, but a session stops rarely, and a stop with no instruction stored at its seq yet is
+   * still where the session stopped (a reader shows it at the end of the history).
+   */
+  addStop(stop: StopRecord): void {
+    guard(this.path, () => this.insStop.run(stop.seq, stop.vcpu, stop.kind, stop.id ?? null, stop.addr === undefined ? null : BigInt.asIntN(64, stop.addr)));
+  }
+
+  writeChunk(c: ChunkRecord): void {
+    // A chunk of no instruction is stored when it carries something (checkpoints, host writes,
+    // inputs at its `first`): a trace opened at that position needs them (schema.ts).
+    if (c.count === 0 && c.ckpts.length === 0 && c.mem.length === 0 && c.inputs.length === 0) return;
+    const id = this.nextChunk++;
+    // The pc stream deflated (schema 4): code that loops repeats its nibbles (the sample kernel's: 80x smaller).
+    const pcs = deflateRawSync(c.pcs, { level: 1 });
+    guard(this.path, () =>
+      this.db.transaction(() => {
+        this.insChunk.run(id, c.first, c.count, pcs, c.writes, c.lines);
+        const m = c.mem;
+        let prevLine = -1n;
+        let part = 0;
+        for (let p = 0; p < m.length; ) {
+          const line = m.readBigUInt64LE(p);
+          const n = m.readUInt32LE(p + 8);
+          const mask = BigInt.asIntN(64, m.readBigUInt64LE(p + 12));
+          part = line === prevLine ? part + 1 : 0;
+          prevLine = line;
+          this.insMem.run(id, line, part, m.subarray(p + 20, p + 20 + n));
+          this.insMask.run(line, id, part, Math.floor(rowFirstOrder(m.subarray(p + 20, p + 20 + n), Number(c.first)) / 2), mask);
+          p += 20 + n;
+        }
+        const k = c.ckpts;
+        for (let p = 0; p < k.length; ) {
+          const seq = k.readBigUInt64LE(p);
+          const vcpu = k[p + 8]!;
+          const flags = k[p + 9]!;
+          const n = k.readUInt32LE(p + 10);
+          this.insCkpt.run(seq, vcpu, id, flags, k.subarray(p + 14, p + 14 + n));
+          p += 14 + n;
+        }
+        for (const i of c.inputs) this.insInput.run(...i);
+        if (this.kill?.at === 'commit' && this.kill.chunk === id) killNow();
+      })(),
+    );
+    if (this.kill?.at === 'checkpoint' && this.kill.chunk === id) checkpointAndDie(this.path, () => this.db.pragma('wal_checkpoint(TRUNCATE)'));
+    this.bytesIn += pcs.length + c.mem.length + c.ckpts.length;
+    this.instructions += c.count;
+    this.storedEnd = c.first + BigInt(c.count);
+  }
+
+  /**
+   * Cut the stored history at position `s` (every chunk written; nothing pending): what happened
+   * from instruction `s` on is deleted — later chunks, and in the chunk holding `s` its later
+   * instructions, memory writes (rows re-encoded), checkpoints and inputs. Host writes and inputs
+   * recorded at `s` itself (an interrupt delivered before instruction `s`, a debugger write) stay:
+   * they are part of the state at `s`. The next chunk written starts at `s`.
+   */
+  truncateAfter(s: bigint): void {
+    const db = this.db;
+    guard(this.path, () =>
+      db.transaction(() => {
+        // The chunk holding `s` (after any chunk of no instruction cut at `s`).
+        const row = db.prepare('SELECT id, first, count FROM chunk WHERE first <= ? ORDER BY id DESC LIMIT 1').get(s) as
+          | { id: number; first: number; count: number }
+          | undefined;
+        let keep = 0; // chunks kept: ids [0, keep)
+        if (row) {
+          keep = row.id + 1;
+          // Starting at `s` it becomes a chunk of no instruction that keeps the host writes at `s`.
+          if (BigInt(row.first) + BigInt(row.count) > s) this.cutChunk(row.id, row.first, Number(s));
+        }
+        for (const t of ['mem', 'mem_mask', 'ckpt']) db.prepare(`DELETE FROM ${t} WHERE chunk >= ?`).run(keep);
+        db.prepare('DELETE FROM chunk WHERE id >= ?').run(keep);
+        db.prepare('DELETE FROM ckpt WHERE seq > ?').run(s);
+        db.prepare("DELETE FROM input WHERE seq > ? OR (seq = ? AND kind = 'port-in')").run(s, s);
+        db.prepare('DELETE FROM stop WHERE seq > ?').run(s);
+        this.nextChunk = keep;
+        const t = db.prepare('SELECT coalesce(sum(count), 0) AS n FROM chunk').get() as { n: number };
+        this.instructions = t.n;
+        this.storedEnd = s;
+      })(),
+    );
+  }
+
+  /** Chunk `id` (from `first`) keeps its instructions before `s` and the writes of the state at `s`. */
+  private cutChunk(id: number, first: number, s: number): void {
+    const db = this.db;
+    const bound = stateBound(s);
+    const upd = db.prepare('UPDATE mem SET data = ? WHERE line = ? AND chunk = ? AND part = ?');
+    const updMask = db.prepare('UPDATE mem_mask SET first = ?, mask = ? WHERE line = ? AND chunk = ? AND part = ?');
+    const del = db.prepare('DELETE FROM mem WHERE line = ? AND chunk = ? AND part = ?');
+    const delMask = db.prepare('DELETE FROM mem_mask WHERE line = ? AND chunk = ? AND part = ?');
+    const rows = db.prepare('SELECT line, part, data FROM mem WHERE chunk = ?').all(id) as { line: number; part: number; data: Buffer }[];
+    let writes = 0;
+    const lines = new Set<number>();
+    for (const r of rows) {
+      const d = decodeLineRow(r.data, r.line, first, this.path);
+      const kept = d.writes.filter((w) => writeOrder(w) <= bound);
+      if (kept.length === d.writes.length) {
+        writes += kept.length;
+        lines.add(r.line);
+        continue;
+      }
+      if (kept.length === 0) {
+        del.run(r.line, id, r.part);
+        delMask.run(r.line, id, r.part);
+        continue;
+      }
+      const base = r.line * 64;
+      const blob = encodeLineRow(d.init, kept.map((w) => ({ seq: w.seq, host: w.host, off: w.phys - base, data: w.data })), first);
+      let mask = 0n;
+      for (const w of kept) for (let i = 0; i < w.len; i++) mask |= 1n << BigInt(w.phys - base + i);
+      upd.run(blob, r.line, id, r.part);
+      updMask.run(Math.floor(rowFirstOrder(blob, first) / 2), BigInt.asIntN(64, mask), r.line, id, r.part);
+      writes += kept.length;
+      lines.add(r.line);
+    }
+    // The pc stream too: the reader bounds what a chunk's pcs may inflate to by its count, so the
+    // cut chunk keeps only as many bytes as its instructions can take (their encoding is a prefix).
+    const old = db.prepare('SELECT count, pcs FROM chunk WHERE id = ?').get(id) as { count: number; pcs: Buffer };
+    const stream = inflateRawSync(old.pcs, { maxOutputLength: PCS_MAX_BYTES_PER_INSN * old.count + 64 });
+    const pcs = deflateRawSync(stream.subarray(0, PCS_MAX_BYTES_PER_INSN * (s - first) + 64), { level: 1 });
+    db.prepare('UPDATE chunk SET count = ?, writes = ?, lines = ?, pcs = ? WHERE id = ?').run(s - first, writes, lines.size, pcs, id);
+  }
+
+  /** Payload bytes handed to SQLite so far, instructions stored, and where the stored history ends. */
+  stats(): { bytes: number; instructions: number; chunks: number; end: bigint | undefined } {
+    return { bytes: this.bytesIn, instructions: this.instructions, chunks: this.nextChunk, end: this.storedEnd };
+  }
+
+  setMeta(key: string, value: string | number): void {
+    guard(this.path, () => this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value));
+  }
+
+  /** No more writes: make the trace one self-contained file now (see finishTrace); close() does too. */
+  finish(): void {
+    if (!this.closed) finishTrace(this.db);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    finishTrace(this.db);
+    guard(this.path, () => this.db.close());
+  }
+}

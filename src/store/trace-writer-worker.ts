@@ -1,0 +1,26 @@
+/**
+ * The trace writer's thread (see trace-writer.ts): runs each op the recording thread posts on a
+ * TraceDbWriter of its own connection, reports the first failure on `port`, and ends after `close`.
+ *
+ * workerData: { path, shared (SharedArrayBuffer of SHARED_BYTES), port (MessagePort) }.
+ */
+
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { TraceDbWriter, type ChunkRecord } from './trace-db-writer.js';
+import { asBuffer, WriterSide, type WriterOp } from './trace-writer.js';
+
+const { path, shared, port } = workerData as { path: string; shared: SharedArrayBuffer; port: MessagePort };
+const side = new WriterSide(() => new TraceDbWriter(path), shared, (f) => port.postMessage(f));
+process.on('exit', () => side.ended());
+
+parentPort!.on('message', (op: WriterOp) => {
+  if (op.k === 'chunk') {
+    const c = op.c;
+    op = { k: 'chunk', c: { ...c, pcs: asBuffer(c.pcs), mem: asBuffer(c.mem), ckpts: asBuffer(c.ckpts) } satisfies ChunkRecord };
+  }
+  side.run(op);
+  if (op.k === 'close') {
+    parentPort!.close();
+    port.close();
+  }
+});
