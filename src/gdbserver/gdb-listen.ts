@@ -20,7 +20,7 @@ import { builtinModules } from '../mdb/modules/index.js';
 import { Session } from '../mdb/session.js';
 import type { Target } from '../targets/target.js';
 import { ALLOW_HOST_IO_FLAG, serveGdb, type GdbServerHandle } from './gdb-server.js';
-import type { RehearsalTarget } from './rehearsal.js';
+import type { Rehearsal } from './rehearsal.js';
 import type { ServerHandle } from './transport.js';
 import { reportError } from '../mdb/cli-session.js';
 
@@ -51,8 +51,8 @@ export interface GdbListenOptions {
   readonly modules?: readonly DcmdModule[];
   /** --gdb-allow-remote: listen on a non-loopback address (with a warning). */
   readonly allowRemote?: boolean;
-  /** A scratch copy of the target for the GDB server's rehearsal before it listens (rehearsal.ts). */
-  readonly rehearsal?: RehearsalTarget;
+  /** What the GDB server rehearses on before it listens (rehearsal.ts). */
+  readonly rehearsal?: Rehearsal;
   /** --gdb-allow-host-io: `monitor` may run dcmds that load code or read/write host files, vFile any path. */
   readonly allowHostIo?: boolean;
   /** --contract [HOST:]PORT: also serve the plain-text control contract (src/contract/). */

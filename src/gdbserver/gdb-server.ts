@@ -22,16 +22,17 @@ import { parseRequest } from './commands/parse-request.js';
 import { E_BAD_PACKET, GdbClient, PACKET_SIZE, type MonitorSession, type Reply } from './gdb-client.js';
 import { encodeHexPacket, encodePacket, PacketCodec } from './packet-codec.js';
 import { BadPacket } from './request.js';
-import { rehearse, type RehearsalTarget } from './rehearsal.js';
+import { rehearse, type Rehearsal } from './rehearsal.js';
 import { listenGuarded, type Channel, type ServerHandle } from './transport.js';
 import { ControllerSlot, type Controller } from '../targets/controller-slot.js';
 
 export interface ServeGdbOptions {
   /**
    * A scratch copy of the target (a second emulator on the same kernel, a second reader of the
-   * same trace) for a rehearsal before listening: see rehearsal.ts. None: no rehearsal.
+   * same trace), or 'read-only' on the target itself, for a rehearsal before listening: see
+   * rehearsal.ts. None: no rehearsal.
    */
-  readonly rehearsal?: RehearsalTarget;
+  readonly rehearsal?: Rehearsal;
   /** Default 127.0.0.1: only this machine may attach unless asked otherwise. */
   readonly host?: string;
   /** 0 picks a free port. */
@@ -96,7 +97,7 @@ export async function serveGdb(
       else refuse(ch, slot.refusal('gdb', 'GDB server'), log);
     });
   };
-  if (options.rehearsal) await rehearseGdb(options.rehearsal);
+  if (options.rehearsal) await rehearseGdb(options.rehearsal, target);
   const listener = await listenGuarded(
     { host, port: options.port, flag: '--gdb', allowFlag: ALLOW_REMOTE_FLAG, allowRemote: options.allowRemote, what: 'gdb', log },
     onChannel,
@@ -106,9 +107,9 @@ export async function serveGdb(
   return listener;
 }
 
-/** The server's rehearsal (rehearsal.ts) on a scratch target; resolves to the rounds played. */
-export function rehearseGdb(makeScratch: RehearsalTarget, budgetMs?: number): Promise<number> {
-  return rehearse(makeScratch, (ch, scratch) => serveClient(ch, scratch, undefined, Promise.resolve(), () => undefined, () => undefined, false), budgetMs);
+/** The server's rehearsal (rehearsal.ts) for `served`; resolves to the rounds played. */
+export function rehearseGdb(on: Rehearsal, served: Target, budgetMs?: number): Promise<number> {
+  return rehearse(on, served, (ch, scratch) => serveClient(ch, scratch, undefined, Promise.resolve(), () => undefined, () => undefined, false), budgetMs);
 }
 
 /** Answer a client's first packet (already received) with why it cannot attach, and close. */

@@ -13,7 +13,7 @@
  *
  * The script is what gdb 13 sends: qSupported, the target description, `?`, then rounds of
  * `vCont;s` (and `bs` where the target runs backwards), `m` at the pc, `qXfer:threads:read`,
- * `g`; then a detach. It stops early after `budgetMs`, and a failure of any kind only ends it.
+ * `g`. It stops early after `budgetMs`, and a failure of any kind only ends it.
  */
 
 import type { Target } from '../targets/target.js';
@@ -26,16 +26,27 @@ export type ServeOne = (ch: Channel, target: Target) => Promise<void>;
 /** A scratch copy of the served target for the rehearsal, closed when it is over. */
 export type RehearsalTarget = () => Target | undefined;
 
+/**
+ * What a server rehearses on: a scratch copy it may step, or `read-only`, the served target itself
+ * with packets that read and never run or write (a live process, where no copy can be made: the
+ * compiled code is then the packet path's and the reads', not the step's).
+ */
+export type Rehearsal = RehearsalTarget | 'read-only';
+
 const ROUNDS = 400;
 
-/** Play the rehearsal; the number of rounds played (0 when there was no scratch or it failed at once). */
-export async function rehearse(makeScratch: RehearsalTarget, serve: ServeOne, budgetMs = 500): Promise<number> {
+/**
+ * Play the rehearsal on `makeScratch()`'s target, or read-only on `served` itself; the number of
+ * rounds played (0 when there was no scratch or it failed at once).
+ */
+export async function rehearse(on: Rehearsal, served: Target, serve: ServeOne, budgetMs = 500): Promise<number> {
+  const readOnly = on === 'read-only';
   let scratch: Target | undefined;
   const rounds = { played: 0 };
   try {
-    scratch = makeScratch();
-    if (!scratch) return 0;
-    await play(scratch, serve, budgetMs, rounds);
+    const target = readOnly ? served : (scratch = on());
+    if (!target) return 0;
+    await play(target, serve, budgetMs, rounds, readOnly);
   } catch {
     // A rehearsal that fails costs the user nothing but the compiled code it did not make.
   } finally {
@@ -48,7 +59,7 @@ export async function rehearse(makeScratch: RehearsalTarget, serve: ServeOne, bu
   return rounds.played;
 }
 
-async function play(target: Target, serve: ServeOne, budgetMs: number, rounds: { played: number }): Promise<void> {
+async function play(target: Target, serve: ServeOne, budgetMs: number, rounds: { played: number }, readOnly: boolean): Promise<void> {
   const until = performance.now() + budgetMs;
   let deliver: ((data: Buffer) => void) | undefined;
   let waiting: ((reply: string) => void) | undefined;
@@ -89,7 +100,7 @@ async function play(target: Target, serve: ServeOne, budgetMs: number, rounds: {
     const pid = /^p([0-9a-f]+)\./.exec(thread)?.[1];
     const step = `vCont;s:${thread};c${pid ? `:p${pid}.-1` : ''}`;
     const reverse = target.caps.reverse !== undefined;
-    const runs = target.caps.execution !== undefined;
+    const runs = !readOnly && target.caps.execution !== undefined;
     for (let i = 0; i < ROUNDS && performance.now() < until; i++) {
       // A replay starts at the end of its history: back one step, then forward again.
       const back = reverse && i % 2 === 0;
@@ -100,7 +111,8 @@ async function play(target: Target, serve: ServeOne, budgetMs: number, rounds: {
       if (i % 4 === 0) await ask('g');
       rounds.played++;
     }
-    await ask('D');
+    // No D: on a process it would detach the served process. The channel closing below ends the
+    // session as a client that goes away does.
   } finally {
     for (const c of closers) c();
     await served.catch(() => undefined);

@@ -57,7 +57,7 @@ describe('the GDB server rehearsal', () => {
         t.machine.runSync(50_000n);
         return t;
       });
-      const rounds = await rehearseGdb(scratch.make, 120_000);
+      const rounds = await rehearseGdb(scratch.make, served, 120_000);
       expect(rounds).toBe(400);
       expect(scratch.closedAt()).toBe(50_000n + 400n);
       expect(scratch.pcs.size).toBeGreaterThan(10); // it went somewhere, one instruction at a time
@@ -69,19 +69,43 @@ describe('the GDB server rehearsal', () => {
 
   it('steps a scratch replay back and forth and leaves it where it began', async () => {
     const scratch = watched(() => ReplayTarget.open(trace, { symbols: [kernel] }));
-    const end = ReplayTarget.open(trace, { symbols: [kernel] });
-    const last = end.status().seq;
-    end.close();
-    expect(await rehearseGdb(scratch.make, 120_000)).toBe(400);
-    expect(scratch.closedAt()).toBe(last);
+    const served = ReplayTarget.open(trace, { symbols: [kernel] });
+    try {
+      const last = served.status().seq;
+      expect(await rehearseGdb(scratch.make, served, 120_000)).toBe(400);
+      expect(scratch.closedAt()).toBe(last);
+      expect(served.status().seq).toBe(last);
+    } finally {
+      served.close();
+    }
+  });
+
+  it('read-only on the served target itself: reads, never a step, and the target stays open', async () => {
+    const served = EmulatorTarget.open(kernel);
+    try {
+      served.machine.runSync(50_000n);
+      const regs = served.registers(1);
+      const executed = served.machine.seq;
+      expect(await rehearseGdb('read-only', served, 120_000)).toBe(400);
+      expect(served.machine.seq).toBe(executed);
+      expect(executed).toBeGreaterThanOrEqual(50_000n);
+      expect(served.registers(1)).toEqual(regs);
+    } finally {
+      served.close();
+    }
   });
 
   it('a scratch that cannot be made, or fails, costs nothing but the rehearsal', async () => {
-    expect(await rehearseGdb(() => undefined)).toBe(0);
-    expect(
-      await rehearseGdb(() => {
-        throw new Error('no scratch');
-      }),
-    ).toBe(0);
+    const served = EmulatorTarget.open(kernel);
+    try {
+      expect(await rehearseGdb(() => undefined, served)).toBe(0);
+      expect(
+        await rehearseGdb(() => {
+          throw new Error('no scratch');
+        }, served),
+      ).toBe(0);
+    } finally {
+      served.close();
+    }
   });
 });
