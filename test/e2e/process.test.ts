@@ -298,7 +298,7 @@ suite('dbg run / dbg attach PID', () => {
       children.push(d);
       let out = '';
       d.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-      d.stdin!.write('spin::bp\n');
+      d.stdin!.write('usleep::bp\n');
       await new Promise<void>((res) => {
         const t = setInterval(() => {
           if (out.includes('breakpoint at')) {
@@ -315,11 +315,35 @@ suite('dbg run / dbg attach PID', () => {
       const st = procStatus(p.pid!);
       expect(st.tracer).toBe(0);
       expect(['S', 'R']).toContain(st.state);
-      // Still alive a moment later: no int3 was left behind to kill it with SIGTRAP.
+      // Still alive a moment later: no int3 was left in usleep (every thread calls it each millisecond) to kill it with SIGTRAP.
       await new Promise((res) => setTimeout(res, 200));
       expect(p.exitCode).toBe(null);
       expect(p.signalCode).toBe(null);
     }
+  });
+
+  it('leaves the process running, untraced and without breakpoints when dbg dies of an internal error mid-session', async () => {
+    // A dmod whose command throws outside any command (a bug the session cannot catch): dbg dies
+    // of the uncaught exception, the way a bug in dbg's own asynchronous code would end it.
+    const dmod = join(dir, 'crash.mjs');
+    writeFileSync(dmod, `export default { name: 'crash', dcmds: [{ name: 'crash', usage: '::crash', help: 'throws later, outside any command', run() { setImmediate(() => { throw new TypeError('a bug outside any command'); }); } }] };\n`);
+    const p = await startSleeper(sleeperExe, 2);
+    const d = spawn(process.execPath, [dbg, 'attach', String(p.pid)], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DBG_HISTORY: '/dev/null' } });
+    children.push(d);
+    let err = '';
+    d.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<number | null>((res) => d.on('close', (c) => res(c)));
+    d.stdin!.write(`usleep::bp\n::load ${dmod}\n::crash\n`);
+    const code = await exited;
+    expect(err).toContain('TypeError: a bug outside any command');
+    expect(code).not.toBe(0);
+    const st = procStatus(p.pid!);
+    expect(st.tracer).toBe(0);
+    expect(['S', 'R']).toContain(st.state);
+    // Every thread calls usleep each millisecond: an int3 left there would kill the program (SIGTRAP).
+    await new Promise((res) => setTimeout(res, 200));
+    expect(p.exitCode).toBe(null);
+    expect(p.signalCode).toBe(null);
   });
 
   it('Ctrl-C (SIGINT) while the program runs stops it, ends the script, and the program dbg started is not left behind', async () => {
