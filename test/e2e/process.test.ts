@@ -154,6 +154,20 @@ function procStatus(pid: number): { state: string; tracer: number } {
   return { state: /^State:\s*(\S)/m.exec(s)![1]!, tracer: Number(/^TracerPid:\s*(\d+)/m.exec(s)![1]) };
 }
 
+/**
+ * `p` (a sleeper that dbg attached to with a breakpoint in usleep) runs on after dbg went: untraced,
+ * not stopped, and alive a moment later (every thread calls usleep each millisecond: an int3 left
+ * there would kill it with SIGTRAP).
+ */
+async function expectRunsOnUntraced(p: ChildProcess): Promise<void> {
+  const st = procStatus(p.pid!);
+  expect(st.tracer).toBe(0);
+  expect(['S', 'R']).toContain(st.state);
+  await new Promise((res) => setTimeout(res, 200));
+  expect(p.exitCode).toBe(null);
+  expect(p.signalCode).toBe(null);
+}
+
 function tgidOf(tid: number): number {
   return Number(/^Tgid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'utf8'))![1]);
 }
@@ -312,13 +326,7 @@ suite('dbg run / dbg attach PID', () => {
       const exited = new Promise<number | null>((res) => d.on('close', (c) => res(c)));
       d.kill(sig);
       await exited;
-      const st = procStatus(p.pid!);
-      expect(st.tracer).toBe(0);
-      expect(['S', 'R']).toContain(st.state);
-      // Still alive a moment later: no int3 was left in usleep (every thread calls it each millisecond) to kill it with SIGTRAP.
-      await new Promise((res) => setTimeout(res, 200));
-      expect(p.exitCode).toBe(null);
-      expect(p.signalCode).toBe(null);
+      await expectRunsOnUntraced(p);
     }
   });
 
@@ -337,13 +345,7 @@ suite('dbg run / dbg attach PID', () => {
     const code = await exited;
     expect(err).toContain('TypeError: a bug outside any command');
     expect(code).not.toBe(0);
-    const st = procStatus(p.pid!);
-    expect(st.tracer).toBe(0);
-    expect(['S', 'R']).toContain(st.state);
-    // Every thread calls usleep each millisecond: an int3 left there would kill the program (SIGTRAP).
-    await new Promise((res) => setTimeout(res, 200));
-    expect(p.exitCode).toBe(null);
-    expect(p.signalCode).toBe(null);
+    await expectRunsOnUntraced(p);
   });
 
   it('Ctrl-C (SIGINT) while the program runs stops it, ends the script, and the program dbg started is not left behind', async () => {
