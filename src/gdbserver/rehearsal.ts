@@ -1,7 +1,7 @@
 /**
- * A rehearsal: the GDB server plays a short scripted gdb session against a scratch copy of its
- * target before it listens, so that V8 has compiled the packet path by the time a real client
- * steps.
+ * A rehearsal: the GDB server plays a short scripted gdb session, over a loopback connection of
+ * its own, against a scratch copy of its target before it listens, so that V8 has compiled the
+ * packet path by the time a real client steps.
  *
  * Why: a server started for one debugging session serves its first few hundred packets from V8's
  * interpreter and baseline code while the optimising compiler catches up on the same two cores.
@@ -18,7 +18,7 @@
 
 import type { Target } from '../targets/target.js';
 import { encodePacket } from './packet-codec.js';
-import type { Channel } from './transport.js';
+import { dialLoopback, listenTcp, type Channel } from './transport.js';
 
 /** Serve one client on a channel (gdb-server's serveClient, passed in to keep the import one-way). */
 export type ServeOne = (ch: Channel, target: Target) => Promise<void>;
@@ -61,36 +61,47 @@ export async function rehearse(on: Rehearsal, served: Target, serve: ServeOne, b
 
 async function play(target: Target, serve: ServeOne, budgetMs: number, rounds: { played: number }, readOnly: boolean): Promise<void> {
   const until = performance.now() + budgetMs;
-  let deliver: ((data: Buffer) => void) | undefined;
+  // Over a loopback connection of its own, as a client's packets come: Node's socket code is half
+  // of what a packet costs, and it is compiled by this too.
+  let served: Promise<void> | undefined;
+  const listener = await listenTcp('127.0.0.1', 0, (ch) => {
+    served ??= serve(ch, target);
+  });
+  const socket = dialLoopback(listener.port);
+  let received = '';
   let waiting: ((reply: string) => void) | undefined;
-  const closers: (() => void)[] = [];
-  const channel: Channel = {
-    peer: 'rehearsal',
-    write: (data) => {
-      const text = data.toString('latin1');
-      // Acks, and console output packets ($O + hex), are not the reply being waited for.
-      if (!text.startsWith('$') || /^\$O[0-9a-f]+#/.test(text)) return;
+  let failed: ((e: Error) => void) | undefined;
+  socket.on('data', (data: Buffer) => {
+    received += data.toString('latin1');
+    for (;;) {
+      const start = received.indexOf('$');
+      const end = start < 0 ? -1 : received.indexOf('#', start);
+      if (end < 0 || received.length < end + 3) break;
+      const payload = received.slice(start + 1, end);
+      received = received.slice(end + 3);
+      // Console output packets (O + hex) are not the reply being waited for.
+      if (/^O[0-9a-f]+$/.test(payload)) continue;
       const w = waiting;
       waiting = undefined;
-      w?.(text.slice(1, text.lastIndexOf('#')));
-    },
-    onData: (listener) => {
-      deliver = listener;
-    },
-    onClose: (listener) => closers.push(listener),
-    end: () => undefined,
-    pause: () => undefined,
-    resume: () => undefined,
-  };
-  const served = serve(channel, target);
+      w?.(payload);
+    }
+  });
+  socket.on('error', (e) => failed?.(e));
+  socket.on('close', () => failed?.(new Error('the rehearsal connection closed')));
   const ask = (payload: string): Promise<string> =>
-    new Promise((resolve) => {
+    new Promise((resolve, reject) => {
       waiting = resolve;
-      deliver!(encodePacket(payload));
+      failed = reject;
+      socket.write(encodePacket(payload));
     });
   try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
     await ask('qSupported:multiprocess+;swbreak+;hwbreak+;qRelocInsn+;fork-events+;vfork-events+;exec-events+;vContSupported+;QThreadEvents+;no-resumed+;xmlRegisters=i386');
     await ask('QStartNoAckMode');
+    socket.write('+');
     await ask('qXfer:features:read:target.xml:0,1000');
     const stop = await ask('?');
     const thread = /thread:([^;]+);/.exec(stop)?.[1] ?? '1';
@@ -111,10 +122,12 @@ async function play(target: Target, serve: ServeOne, budgetMs: number, rounds: {
       if (i % 4 === 0) await ask('g');
       rounds.played++;
     }
-    // No D: on a process it would detach the served process. The channel closing below ends the
-    // session as a client that goes away does.
+    // No D: on a process it would detach the served process. The connection closing below ends
+    // the session as a client that goes away does.
   } finally {
-    for (const c of closers) c();
-    await served.catch(() => undefined);
+    failed = undefined;
+    socket.destroy();
+    await listener.close();
+    await served?.catch(() => undefined);
   }
 }

@@ -3,7 +3,7 @@
  * a TCP listener handing each connection to the server as a plain byte Channel.
  */
 
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
 import { DbgError } from '../common/errors.js';
 
@@ -148,6 +148,13 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
         server.close(() => resolve());
       }),
   };
+}
+
+/** A connection to a local listener (the server's rehearsal dials its own), with Nagle off. */
+export function dialLoopback(port: number): Socket {
+  const socket = connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  return socket;
 }
 
 /** 127.0.0.0/8, ::1, ::ffff:127.x.x.x and the name localhost: only this machine can connect. */
