@@ -51,6 +51,29 @@ interface Entries {
   readonly count: number;
 }
 
+/** Each kept symbol's run-time address as two 32-bit words and its rank (SymbolTable's), by entry number. */
+interface AddressWords {
+  readonly his: Uint32Array;
+  readonly los: Uint32Array;
+  readonly ranks: Uint8Array;
+  /** Whether every kept symbol's address has the same high word. */
+  readonly oneHigh: boolean;
+}
+
+/**
+ * The kept symbols whose addresses share one high word, bucketed by address, unsorted: bucket k
+ * holds those whose low word is in [min + k * 2^shift, min + (k + 1) * 2^shift), in entry
+ * order, from members[starts[k]] to members[starts[k + 1]]. Built in three passes, no sort;
+ * about 4 symbols a bucket.
+ */
+interface AddressBuckets {
+  readonly high: number;
+  readonly min: number;
+  readonly shift: number;
+  readonly starts: Uint32Array;
+  readonly members: Uint32Array;
+}
+
 /** Symbols in SymbolTable's order: entry numbers and run-time addresses as two 32-bit words. */
 interface AddressIndex {
   readonly order: Uint32Array;
@@ -65,6 +88,9 @@ export class CompactSymbolTable extends SymbolTable {
   /** Entry numbers of the kept symbols, in entry order (what a name lookup searches). */
   private keptList?: Uint32Array;
   private index?: AddressIndex;
+  private wordsMade?: AddressWords;
+  /** Address buckets of each high word, by high word up. */
+  private buckets?: AddressBuckets[];
   /** Syms made so far, by entry number. */
   private readonly made = new Map<number, Sym>();
   private names?: NameIndex;
@@ -192,11 +218,33 @@ export class CompactSymbolTable extends SymbolTable {
     }
   }
 
+  /**
+   * As SymbolTable. A backtrace resolves a few hundred addresses in tables of thousands of
+   * symbols: they are answered from address buckets (no sort), or from the sorted index once a
+   * listing has made it.
+   */
   override resolve(addr: bigint): SymbolMatch | undefined {
     if (addr < 0n) return undefined;
     const a = addr > 0xffff_ffff_ffff_ffffn ? 0xffff_ffff_ffff_ffffn : addr;
     const th = Number(a >> 32n);
     const tl = Number(a & 0xffff_ffffn);
+    const at = this.index ? this.atOrBelowSorted(th, tl) : this.atOrBelowBucketed(th, tl);
+    if (!at) return undefined;
+    // The first sized symbol that holds addr, else the first.
+    let best = this.sym(at[0]!);
+    for (const e of at) {
+      const s = this.sym(e);
+      if (s.size > addr - s.addr) {
+        best = s;
+        break;
+      }
+    }
+    const offset = addr - best.addr;
+    return { sym: best, offset, inside: best.size === 0n || offset < best.size };
+  }
+
+  /** The entries at the greatest address at or below (th, tl), in SymbolTable's order, from the sorted index. */
+  private atOrBelowSorted(th: number, tl: number): Uint32Array | undefined {
     const { order, hi: his, lo: los } = this.addressIndex();
     const atOrBefore = (k: number) => his[k]! < th || (his[k] === th && los[k]! <= tl);
     let lo = 0;
@@ -213,17 +261,96 @@ export class CompactSymbolTable extends SymbolTable {
     const same = (k: number) => his[k] === his[found] && los[k] === los[found];
     let i = found;
     while (i > 0 && same(i - 1)) i--;
-    // The index is in SymbolTable's order: the first sized symbol that holds addr, else the first.
-    let best = this.sym(order[i]!);
-    for (let k = i; k < his.length && same(k); k++) {
-      const s = this.sym(order[k]!);
-      if (s.size > addr - s.addr) {
-        best = s;
-        break;
-      }
+    return order.subarray(i, found + 1);
+  }
+
+  /** The same from the address buckets: those of th's high word, else of the nearest one below. */
+  private atOrBelowBucketed(th: number, tl: number): number[] | undefined {
+    const groups = this.addressBuckets();
+    for (let g = groups.length - 1; g >= 0; g--) {
+      if (groups[g]!.high > th) continue;
+      const at = this.atOrBelowIn(groups[g]!, groups[g]!.high < th ? 0xffff_ffff : tl);
+      if (at) return at;
     }
-    const offset = addr - best.addr;
-    return { sym: best, offset, inside: best.size === 0n || offset < best.size };
+    return undefined;
+  }
+
+  /** The entries at the greatest low word at or below `limit` in one high word's buckets, in SymbolTable's order. */
+  private atOrBelowIn(group: AddressBuckets, limit: number): number[] | undefined {
+    const { min, shift, starts, members } = group;
+    const { los, ranks } = this.addressWords();
+    if (limit < min) return undefined;
+    const buckets = starts.length - 1;
+    // The bucket of limit, else the nearest one below with a symbol: all of those are below limit.
+    for (let k = Math.min(buckets - 1, (limit - min) >>> shift); k >= 0; k--) {
+      let best = -1;
+      for (let m = starts[k]!; m < starts[k + 1]!; m++) {
+        const l = los[members[m]!]!;
+        if (l <= limit && l > best) best = l;
+      }
+      if (best < 0) continue;
+      const at: number[] = [];
+      for (let m = starts[k]!; m < starts[k + 1]!; m++) if (los[members[m]!] === best) at.push(members[m]!);
+      if (at.length > 1) {
+        // SymbolTable's order at one address: rank up, then the greatest name, then entry order.
+        const { w, strings } = this.entries();
+        const names = new Map<number, string>();
+        const name = (e: number): string => {
+          let n = names.get(e);
+          if (n === undefined) names.set(e, (n = cstringAt(strings, w[e * 6]!)));
+          return n;
+        };
+        at.sort((p, q) => {
+          if (ranks[p] !== ranks[q]) return ranks[p]! - ranks[q]!;
+          const [np, nq] = [name(p), name(q)];
+          return np < nq ? 1 : np > nq ? -1 : p - q;
+        });
+      }
+      return at;
+    }
+    return undefined;
+  }
+
+  /** The kept symbols split by the high word of their address (usually one, a few absolute symbols aside), each bucketed. */
+  private addressBuckets(): AddressBuckets[] {
+    if (this.buckets) return this.buckets;
+    const kept = this.kept();
+    const { his, oneHigh } = this.addressWords();
+    if (oneHigh) return (this.buckets = kept.length ? [this.bucketed(kept)] : []);
+    const byHigh = new Map<number, number[]>();
+    for (const e of kept) {
+      const list = byHigh.get(his[e]!);
+      if (list) list.push(e);
+      else byHigh.set(his[e]!, [e]);
+    }
+    return (this.buckets = [...byHigh.keys()].sort((x, y) => x - y).map((h) => this.bucketed(Uint32Array.from(byHigh.get(h)!))));
+  }
+
+  /** Buckets of `entries` (kept symbols of one high word, in entry order). */
+  private bucketed(entries: Uint32Array): AddressBuckets {
+    const { his, los } = this.addressWords();
+    const n = entries.length;
+    let min = 0xffff_ffff;
+    let max = 0;
+    for (let j = 0; j < n; j++) {
+      const l = los[entries[j]!]!;
+      if (l < min) min = l;
+      if (l > max) max = l;
+    }
+    let count = 2; // at least 2, so that shift stays below 32 (>>> takes its count mod 32)
+    while (count * 4 < n) count *= 2;
+    let shift = 0;
+    while (Math.floor((max - min) / 2 ** shift) >= count) shift++;
+    const starts = new Uint32Array(count + 1);
+    for (let j = 0; j < n; j++) starts[((los[entries[j]!]! - min) >>> shift) + 1]!++;
+    for (let k = 1; k <= count; k++) starts[k] += starts[k - 1]!;
+    const next = starts.slice(0, count);
+    const members = new Uint32Array(n);
+    for (let j = 0; j < n; j++) {
+      const e = entries[j]!;
+      members[next[(los[e]! - min) >>> shift]!++] = e;
+    }
+    return { high: his[entries[0]!]!, min, shift, starts, members };
   }
 
   /** The Sym of entry `e`, made once. */
@@ -308,13 +435,10 @@ export class CompactSymbolTable extends SymbolTable {
     return a;
   }
 
-  /**
-   * The kept symbols sorted as SymbolTable sorts them: address up, rank down, name down (keySort
-   * or radixSort, then a name sort inside the rare runs of equal address and rank).
-   */
-  private addressIndex(): AddressIndex {
-    if (this.index) return this.index;
-    const { w, strings, count } = this.entries();
+  /** Each kept symbol's run-time address (two words) and rank, by entry number; whether one high word holds them all. */
+  private addressWords(): AddressWords {
+    if (this.wordsMade) return this.wordsMade;
+    const { w, count } = this.entries();
     const kept = this.kept();
     const n = kept.length;
     const his = new Uint32Array(count);
@@ -345,6 +469,19 @@ export class CompactSymbolTable extends SymbolTable {
       ranks[i] = 7 - (kind + (info >> 4 !== 0 ? 1 : 0) + sized);
       if (h !== his[kept[0]!]) oneHigh = false;
     }
+    return (this.wordsMade = { his, los, ranks, oneHigh });
+  }
+
+  /**
+   * The kept symbols sorted as SymbolTable sorts them: address up, rank down, name down (keySort
+   * or radixSort, then a name sort inside the rare runs of equal address and rank).
+   */
+  private addressIndex(): AddressIndex {
+    if (this.index) return this.index;
+    const { w, strings } = this.entries();
+    const kept = this.kept();
+    const n = kept.length;
+    const { his, los, ranks, oneHigh } = this.addressWords();
     const order = n < CompactSymbolTable.keySortLimit ? CompactSymbolTable.keySort(kept, his, los, ranks) : CompactSymbolTable.radixSort(kept, his, los, ranks, oneHigh);
     // Aliases of equal rank at one address (write and __write): the greatest name first.
     for (let j = 0; j + 1 < n; ) {

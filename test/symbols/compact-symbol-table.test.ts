@@ -44,6 +44,8 @@ describe('compact symbol table', () => {
         for (const s of full.all()) expect([f, s.name, fresh.lookup(s.name)]).toEqual([f, s.name, full.lookup(s.name)]);
         for (const absent of ['', 'no_such_symbol', 'mai', 'main ', 'mainx']) expect(fresh.lookup(absent)).toEqual(full.lookup(absent));
         expect(compact.all()).toEqual(full.all());
+        // The first pass came from address buckets (where one high word holds every address); now from the sorted index.
+        for (const a of probes) expect([f, a, compact.resolve(a)]).toEqual([f, a, full.resolve(a)]);
         expectRowsMatch(symbolTableFor('m', elf, bias), full);
       } } finally {
         elf.close();
@@ -102,6 +104,8 @@ describe('compact symbol table on the cases that decide ties', () => {
         expect(compact.resolve(full.lookup('write')!.addr)?.sym.name).toBe('write');
         expectRowsMatch(symbolTableFor('m', elf, bias), full);
         expect(compact.all()).toEqual(full.all());
+        // The lookups above came from address buckets (at bias 0, one high word); now from the sorted index.
+        for (const s of full.all()) for (const d of [-1n, 0n, 1n, 2n]) expect(compact.resolve(s.addr + d)).toEqual(full.resolve(s.addr + d));
       }
     } finally {
       CompactSymbolTable.keySortLimit = limit;

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbgError } from '../../src/common/errors.js';
 import { CaptureOutput, type Session } from '../../src/mdb/session.js';
 import { kdumpAddon } from '../../src/common/kdump-addon.js';
-import { decompressSection } from '../../src/symbols/dwarf/dwarf-sections.js';
+import { decompressSection, DwarfSections } from '../../src/symbols/dwarf/dwarf-sections.js';
 import { ElfFile } from '../../src/symbols/elf-file.js';
 import { openTarget } from '../../src/targets/open-target.js';
 import { fixturesSrc } from '../helpers/debuggee.js';
@@ -106,6 +106,41 @@ describe('gcc 12 DWARF variants give the same types', () => {
       }
     }
     expect(sections).toBeGreaterThanOrEqual(8);
+  });
+});
+
+describe('sections read piece by piece', () => {
+  it('every string and line program reads the same in 7-byte pieces as whole, and only the pieces asked for are read', async () => {
+    const base = await answers(built.get('default')!);
+    const place = async (exe: string) => {
+      const s = sessionOn(openTarget(exe, {}));
+      try {
+        return await run(s, 'main::dis -s');
+      } finally {
+        s.target.close();
+      }
+    };
+    const lines = await place(built.get('default')!);
+    expect(lines.join('\n')).toMatch(/types\.c:\d+/);
+    const saved = [DwarfSections.pagedMin, DwarfSections.piece];
+    [DwarfSections.pagedMin, DwarfSections.piece] = [1, 7];
+    try {
+      for (const v of ['default', 'dwarf4', 'dwarf2', 'types4', 'types5']) expect(await answers(built.get(v)!), v).toEqual(base);
+      expect(await place(built.get('default')!)).toEqual(lines);
+      const elf = ElfFile.open(built.get('default')!);
+      try {
+        const whole = elf.sectionData(elf.section('.debug_str')!);
+        const paged = new DwarfSections(elf).paged('.debug_str')!;
+        paged.cstring(whole.length - 1); // the last string alone: its piece and no other
+        expect(paged.bytesRead).toBeLessThanOrEqual(7);
+        for (let off = 0; off < whole.length; off = whole.indexOf(0, off) + 1) expect(paged.cstring(off)).toBe(whole.toString('utf8', off, whole.indexOf(0, off)));
+        expect(paged.bytesRead).toBe(whole.length);
+      } finally {
+        elf.close();
+      }
+    } finally {
+      [DwarfSections.pagedMin, DwarfSections.piece] = saved;
+    }
   });
 });
 

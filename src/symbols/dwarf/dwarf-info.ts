@@ -599,12 +599,10 @@ export class DwarfInfo {
   }
 
   sectionString(section: string, off: number): string {
-    const buf = this.sections.get(section);
-    if (!buf) throw this.corrupt(`a string refers to ${section}, which the file does not have`);
-    if (off >= buf.length) throw this.corrupt(`string offset 0x${off.toString(16)} is outside ${section} (0x${buf.length.toString(16)} bytes)`);
-    let end = buf.indexOf(0, off);
-    if (end < 0) end = buf.length;
-    return buf.toString('utf8', off, end);
+    const sec = this.sections.paged(section);
+    if (!sec) throw this.corrupt(`a string refers to ${section}, which the file does not have`);
+    if (off >= sec.buf.length) throw this.corrupt(`string offset 0x${off.toString(16)} is outside ${section} (0x${sec.buf.length.toString(16)} bytes)`);
+    return sec.cstring(off);
   }
 
   formString(u: DwarfUnit, a: Attr): string | undefined {
@@ -784,30 +782,60 @@ export class DwarfInfo {
   }
 
   private readonly scopes = new Map<DwarfUnit, Map<DieRef, string>>();
+  /** The children of a scope, by its first child's ref: their refs in order, and those that are scopes themselves. */
+  private readonly scopeLevels = new Map<DieRef, { readonly ids: DieRef[]; readonly scopes: (Die | undefined)[] }>();
 
   /**
    * The C++ scope a DIE is declared in, as a prefix of its name: `geo::` for a struct in
-   * namespace geo, `Outer::` for a class nested in Outer; empty elsewhere and in other languages.
-   * Computed once per unit by walking its namespaces and classes.
+   * namespace geo, `Outer::` for a class nested in Outer; empty elsewhere (inside a function, in
+   * other languages). Found by descending from the unit's root into the namespace or class whose
+   * children's refs enclose the DIE's, reading each level's children once (stepping over their
+   * subtrees): a libstdc++ unit declares thousands of classes, of which a backtrace names a few.
    */
   scopePrefix(d: Die): string {
     let m = this.scopes.get(d.unit);
-    if (!m) {
-      m = new Map();
-      this.scopes.set(d.unit, m);
-      const root = this.root(d.unit);
-      if (root.hasChildren && CPLUSPLUS.has(root.uint(DW_AT.language) ?? 0)) {
-        const map = m;
-        const walk = (first: DieRef, prefix: string, depth: number): void => {
-          this.eachChild(d.unit, first, (c) => {
-            if (prefix) map.set(c.id, prefix);
-            if (c.hasChildren && depth < 8 && SCOPE_TAGS.has(c.tag)) walk(c.next, `${prefix}${c.name ?? (c.tag === DW_TAG.namespace ? '(anonymous namespace)' : '{...}')}::`, depth + 1);
-          });
-        };
-        walk(root.next, '', 0);
+    if (!m) this.scopes.set(d.unit, (m = new Map()));
+    const hit = m.get(d.id);
+    if (hit !== undefined) return hit;
+    let prefix = '';
+    const root = this.root(d.unit);
+    if (root.hasChildren && CPLUSPLUS.has(root.uint(DW_AT.language) ?? 0)) {
+      let first = root.next;
+      for (let depth = 0; ; depth++) {
+        const { ids, scopes } = this.scopeLevel(d.unit, first);
+        // The last child at or before the DIE: the DIE itself, or the subtree that holds it.
+        let lo = 0;
+        let hi = ids.length - 1;
+        while (lo <= hi) {
+          const mid = (lo + hi) >> 1;
+          if (ids[mid]! <= d.id) lo = mid + 1;
+          else hi = mid - 1;
+        }
+        const c = hi >= 0 ? scopes[hi] : undefined;
+        if (hi >= 0 && ids[hi] === d.id) break;
+        if (!c || depth >= 8) {
+          prefix = '';
+          break;
+        }
+        prefix += `${c.name ?? (c.tag === DW_TAG.namespace ? '(anonymous namespace)' : '{...}')}::`;
+        first = c.next;
       }
     }
-    return m.get(d.id) ?? '';
+    m.set(d.id, prefix);
+    return prefix;
+  }
+
+  private scopeLevel(u: DwarfUnit, first: DieRef): { readonly ids: DieRef[]; readonly scopes: (Die | undefined)[] } {
+    let level = this.scopeLevels.get(first);
+    if (level) return level;
+    const ids: DieRef[] = [];
+    const scopes: (Die | undefined)[] = [];
+    this.eachChild(u, first, (c) => {
+      ids.push(c.id);
+      scopes.push(c.hasChildren && SCOPE_TAGS.has(c.tag) ? c : undefined);
+    });
+    this.scopeLevels.set(first, (level = { ids, scopes }));
+    return level;
   }
 
   private indexUnit(u: DwarfUnit, names: Map<string, NameEntry[]>): void {

@@ -183,12 +183,15 @@ export class DwarfLines {
   }
 
   private parse(u: DwarfUnit, off: number, compDir: string, unitName?: string): LineTable {
-    const buf = this.dwarf.sections.get('.debug_line');
-    if (!buf) throw new DbgError('corrupt', `${this.dwarf.name}: unit at 0x${u.offset.toString(16)} has DW_AT_stmt_list but the file has no .debug_line`);
+    const sec = this.dwarf.sections.paged('.debug_line');
+    if (!sec) throw new DbgError('corrupt', `${this.dwarf.name}: unit at 0x${u.offset.toString(16)} has DW_AT_stmt_list but the file has no .debug_line`);
+    const buf = sec.buf;
     if (off >= buf.length) throw this.corrupt(off, `is outside .debug_line (0x${buf.length.toString(16)} bytes), named by unit 0x${u.offset.toString(16)}`);
+    sec.need(off, 12);
     const c = new DwarfCursor(buf, off, this.dwarf.sections.littleEndian, `${this.dwarf.name}: .debug_line`);
     const { length, offsetSize: osz, end } = c.initialLength('unit length');
     if (end > buf.length) throw this.corrupt(off, `claims 0x${length.toString(16)} bytes, past the end of the section`);
+    sec.need(off, end - off);
     const version = c.u16();
     if (version < 2 || version > 5) throw this.corrupt(off, `has version ${version} (dbg reads 2 to 5)`);
     let addressSize = u.addressSize;
@@ -372,10 +375,9 @@ export class DwarfLines {
   /** One attribute of a DWARF 5 directory or file entry. */
   private lineForm(u: DwarfUnit, c: DwarfCursor, form: number, osz: 4 | 8, off: number): string | number {
     const str = (section: string, at: number): string => {
-      const b = this.dwarf.sections.get(section);
-      if (!b || at >= b.length) throw this.corrupt(off, `names string 0x${at.toString(16)} outside ${section}`);
-      const e = b.indexOf(0, at);
-      return b.toString('utf8', at, e < 0 ? b.length : e);
+      const sec = this.dwarf.sections.paged(section);
+      if (!sec || at >= sec.buf.length) throw this.corrupt(off, `names string 0x${at.toString(16)} outside ${section}`);
+      return sec.cstring(at);
     };
     switch (form) {
       case DW_FORM.string:

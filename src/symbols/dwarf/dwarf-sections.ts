@@ -2,7 +2,7 @@ import { inflateSync } from 'node:zlib';
 import { DbgError } from '../../common/errors.js';
 import { KDUMP_FLAG, kdumpAddon, type KdumpAddon } from '../../common/kdump-addon.js';
 import { zstdInto } from '../../common/zstd.js';
-import type { ElfFile } from '../elf-file.js';
+import type { ElfFile, SectionHeader } from '../elf-file.js';
 
 const SHF_COMPRESSED = 0x800n;
 /** Sections from this size on are read on demand (DwarfSections.lazy). */
@@ -12,6 +12,21 @@ export interface LazySection {
   readonly buf: Buffer;
   /** Makes `len` bytes at section offset `off` valid in buf. */
   fill(off: number, len: number): void;
+}
+
+/**
+ * A section read in 64 KiB pieces, each once, as bytes in it are needed: what strings
+ * (.debug_str) and line programs (.debug_line) need, which are found by offset and whose length
+ * shows only once read. A C++ core's backtrace names a few hundred strings of libstdc++'s 1.5 MB.
+ */
+export interface PagedSection {
+  readonly buf: Buffer;
+  /** How many bytes were read from the file so far (for tests: a piecewise section reads less than its size). */
+  readonly bytesRead: number;
+  /** Makes bytes [off, off + len) of the section valid in buf (clamped to its end). */
+  need(off: number, len: number): void;
+  /** The NUL-terminated string at `off`, which must be inside the section (to its end when no NUL follows). */
+  cstring(off: number): string;
 }
 const ELFCOMPRESS_ZLIB = 1;
 const ELFCOMPRESS_ZSTD = 2;
@@ -28,6 +43,9 @@ const ELFCOMPRESS_ZSTD = 2;
  *   .zdebug_* (the older GNU form): "ZLIB", u64 big-endian size, then a zlib stream.
  */
 export class DwarfSections {
+  /** Sections from this size on are read piece by piece (paged); tests lower both to check every string across pieces. */
+  static pagedMin = 256 << 10;
+  static piece = 64 << 10;
   private readonly cache = new Map<string, Buffer | null>();
 
   constructor(readonly elf: ElfFile) {}
@@ -51,15 +69,15 @@ export class DwarfSections {
    * compressed sections come whole (fill does nothing). Undefined when absent.
    */
   lazy(name: string): LazySection | undefined {
-    const hit = this.lazies.get(name);
-    if (hit !== undefined) return hit ?? undefined;
-    const sec = this.elf.section(name);
-    let l: LazySection | undefined;
-    if (sec && (sec.flags & SHF_COMPRESSED) === 0n && sec.size >= LAZY_MIN) {
-      if (sec.offset + sec.size > this.elf.source.size) this.elf.sectionData(sec); // throws the ELF reader's message
+    return once(this.lazies, name, () => {
+      const sec = this.inPlace(name, LAZY_MIN);
+      if (!sec) {
+        const buf = this.get(name);
+        return buf && { buf, fill: () => {} };
+      }
       const buf = Buffer.allocUnsafeSlow(sec.size);
       const src = this.elf.source;
-      l = {
+      return {
         buf,
         fill: (off, len) => {
           const n = Math.min(len, sec.size - off);
@@ -67,21 +85,45 @@ export class DwarfSections {
           else src.read(sec.offset + off, n).copy(buf, off);
         },
       };
-    } else {
+    });
+  }
+
+  private readonly pagedSections = new Map<string, PagedSection | null>();
+
+  /**
+   * A section for reading at offsets (PagedSection): a large uncompressed one is read in the
+   * pieces asked for, others whole. Undefined when absent.
+   */
+  paged(name: string): PagedSection | undefined {
+    return once(this.pagedSections, name, () => {
+      const sec = this.inPlace(name, DwarfSections.pagedMin);
+      if (sec) return new PiecewiseSection(this.elf, sec.offset, sec.size, DwarfSections.piece);
       const buf = this.get(name);
-      l = buf ? { buf, fill: () => {} } : undefined;
-    }
-    this.lazies.set(name, l ?? null);
-    return l;
+      return (
+        buf && {
+          buf,
+          bytesRead: buf.length,
+          need: () => {},
+          cstring: (off) => {
+            const end = buf.indexOf(0, off);
+            return buf.toString('utf8', off, end < 0 ? buf.length : end);
+          },
+        }
+      );
+    });
+  }
+
+  /** The header of section `name` when it can be read in place: present, uncompressed, of `min` bytes or more. */
+  private inPlace(name: string, min: number): SectionHeader | undefined {
+    const sec = this.elf.section(name);
+    if (!sec || (sec.flags & SHF_COMPRESSED) !== 0n || sec.type === 8 /* SHT_NOBITS */ || sec.size < min) return undefined;
+    if (sec.offset + sec.size > this.elf.source.size) this.elf.sectionData(sec); // throws the ELF reader's message
+    return sec;
   }
 
   /** The bytes of `.debug_<name>` (name given with its dot), decompressed; undefined when absent. */
   get(name: string): Buffer | undefined {
-    const hit = this.cache.get(name);
-    if (hit !== undefined) return hit ?? undefined;
-    const data = this.load(name);
-    this.cache.set(name, data ?? null);
-    return data;
+    return once(this.cache, name, () => this.load(name));
   }
 
   private load(name: string): Buffer | undefined {
@@ -104,6 +146,63 @@ export class DwarfSections {
       return decompressSection(elf.name, z.name, 'zlib', raw.subarray(12), Number(raw.readBigUInt64BE(4)));
     }
     return undefined;
+  }
+}
+
+/** cache's value for `name`, made by `make` the first time (undefined is kept too, as null). */
+function once<T>(cache: Map<string, T | null>, name: string, make: () => T | undefined): T | undefined {
+  const hit = cache.get(name);
+  if (hit !== undefined) return hit ?? undefined;
+  const made = make();
+  cache.set(name, made ?? null);
+  return made;
+}
+
+class PiecewiseSection implements PagedSection {
+  readonly buf: Buffer;
+  /** Which pieces of buf hold the file's bytes. */
+  private readonly have: Uint8Array;
+  /** How many bytes the file gave. */
+  bytesRead = 0;
+
+  constructor(
+    private readonly elf: ElfFile,
+    private readonly fileOffset: number,
+    private readonly size: number,
+    private readonly piece: number,
+  ) {
+    this.buf = Buffer.allocUnsafeSlow(size);
+    this.have = new Uint8Array(Math.ceil(size / piece));
+  }
+
+  need(off: number, len: number): void {
+    const piece = this.piece;
+    const last = Math.min(Math.ceil(Math.min(off + len, this.size) / piece), this.have.length);
+    for (let p = Math.floor(off / piece); p < last; p++) {
+      if (this.have[p]) continue;
+      let q = p + 1; // the run of missing pieces, in one read
+      while (q < last && !this.have[q]) q++;
+      const at = p * piece;
+      const n = Math.min(q * piece, this.size) - at;
+      const src = this.elf.source;
+      if (src.readInto) src.readInto(this.fileOffset + at, this.buf, at, n);
+      else src.read(this.fileOffset + at, n).copy(this.buf, at);
+      this.have.fill(1, p, q);
+      this.bytesRead += n;
+      p = q;
+    }
+  }
+
+  cstring(off: number): string {
+    // Piece by piece until the NUL: the bytes past the pieces read are not the file's.
+    for (let from = off; from < this.size; ) {
+      const to = Math.min((Math.floor(from / this.piece) + 1) * this.piece, this.size);
+      this.need(from, to - from);
+      const nul = this.buf.subarray(from, to).indexOf(0);
+      if (nul >= 0) return this.buf.toString('utf8', off, from + nul);
+      from = to;
+    }
+    return this.buf.toString('utf8', off, this.size);
   }
 }
 
