@@ -125,7 +125,8 @@ describe('gdb on a live emulated guest through dbg', () => {
     const t = EmulatorTarget.open(sample, { cmdline: 'nobug' });
     const s = await serveGdb(t, undefined, { port: 0, log: () => undefined });
     try {
-      const run = gdbBatch(s.port, ['continue', 'p jiffies > 0', 'info threads'], { file: sample, interruptAfterMs: 1500 });
+      // Ctrl-C once gdb's continue has the guest running: well past its first timer tick.
+      const run = gdbBatch(s.port, ['continue', 'p jiffies > 0', 'info threads'], { file: sample, interruptWhen: () => t.machine.seq > 20_000_000n });
       const r = await run;
       expect(r.stdout).toContain('Program received signal SIGINT, Interrupt.');
       expect(r.stdout).toMatch(/^\$1 = 1$/m);

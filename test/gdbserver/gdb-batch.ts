@@ -15,8 +15,11 @@ export function gdbBatch(
   opts: {
     file?: string;
     timeoutMs?: number;
-    /** Send gdb SIGINT (Ctrl-C) this long after start. */
-    interruptAfterMs?: number;
+    /**
+     * Send gdb SIGINT (Ctrl-C) once this says so (looked at every 20 ms): a condition on the
+     * served target (the guest has run), not a time, which a loaded machine would make too early.
+     */
+    interruptWhen?: () => boolean;
     /** The gdb to run: `gdb` unless told (gdb-multiarch). */
     gdb?: string;
   } = {},
@@ -36,9 +39,17 @@ export function gdbBatch(
   ];
   return new Promise((resolve) => {
     const child = execFile(opts.gdb ?? 'gdb', args, { timeout: opts.timeoutMs ?? 60_000, env: { ...process.env, LC_ALL: 'C', TERM: 'dumb' } }, (err, stdout, stderr) => {
-      clearTimeout(timer);
+      clearInterval(timer);
       resolve({ stdout, stderr, code: err ? ((err as { code?: number }).code ?? null) : 0 });
     });
-    const timer = opts.interruptAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGINT'), opts.interruptAfterMs);
+    const when = opts.interruptWhen;
+    const timer =
+      when === undefined
+        ? undefined
+        : setInterval(() => {
+            if (!when()) return;
+            clearInterval(timer);
+            child.kill('SIGINT');
+          }, 20);
   });
 }
