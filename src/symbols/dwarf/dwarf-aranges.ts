@@ -20,6 +20,8 @@ export interface Arange {
   readonly end: bigint;
   /** The unit's offset in .debug_info. */
   readonly unitOffset: number;
+  /** The range's index in the section's order (DwarfAranges.ranges). */
+  readonly order: number;
 }
 
 export class DwarfAranges {
@@ -27,7 +29,7 @@ export class DwarfAranges {
   readonly ranges: readonly Arange[];
   /** Units that have a set (even an empty one: a unit without code is described by it too). */
   readonly described: ReadonlySet<number>;
-  private sorted?: readonly (Arange & { order: number })[];
+  private sorted?: readonly Arange[];
   private maxEnds?: readonly bigint[];
 
   constructor(d: DwarfInfo) {
@@ -52,7 +54,7 @@ export class DwarfAranges {
           const a = c.address(asz);
           const l = c.address(asz);
           if (a === 0n && l === 0n) break;
-          out.push({ start: a, end: a + l, unitOffset });
+          out.push({ start: a, end: a + l, unitOffset, order: out.length });
         }
         c.pos = end;
       }
@@ -69,7 +71,7 @@ export class DwarfAranges {
       this.maxEnds = this.sorted.map((r) => (max = r.end > max ? r.end : max));
     }
     const rs = this.sorted;
-    const hits: (Arange & { order: number })[] = [];
+    const hits: Arange[] = [];
     // Ranges before the last one starting at or below pc cover it only while the largest end so far is past it.
     for (let i = lastStartAtOrBelow(rs, pc); i >= 0 && this.maxEnds![i]! > pc; i--) if (pc < rs[i]!.end) hits.push(rs[i]!);
     hits.sort((a, b) => a.order - b.order);

@@ -158,19 +158,19 @@ export class DwarfLines {
 
   private ranges(): { start: bigint; end: bigint; unit: DwarfUnit; order: number }[] {
     if (this.unitRanges) return this.unitRanges;
-    const out: { start: bigint; end: bigint; unit: DwarfUnit }[] = [];
+    const out: { start: bigint; end: bigint; unit: DwarfUnit; order: number }[] = [];
     const units = this.dwarf.units().filter((u) => !u.inTypes);
     const aranges = arangesOf(this.dwarf);
     const byOffset = new Map(units.map((u) => [u.offset, u]));
     for (const r of aranges.ranges) {
       const unit = byOffset.get(r.unitOffset);
-      if (unit) out.push({ start: r.start, end: r.end, unit });
+      if (unit) out.push({ start: r.start, end: r.end, unit, order: out.length });
     }
     const covered = new Set(units.filter((u) => aranges.described.has(u.offset)));
     for (const u of units) {
       if (covered.has(u)) continue;
       try {
-        for (const r of dieRanges(this.dwarf.root(u)) as AddrRange[]) out.push({ ...r, unit: u });
+        for (const r of dieRanges(this.dwarf.root(u)) as AddrRange[]) out.push({ start: r.start, end: r.end, unit: u, order: out.length });
       } catch (e) {
         if (!(e instanceof DbgError)) throw e;
       }

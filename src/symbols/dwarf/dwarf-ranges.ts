@@ -83,25 +83,27 @@ export function dieRanges(die: Die): AddrRange[] {
 }
 
 /**
- * Ranges sorted by start, ties in their first order (`order` numbers that). A library's ranges
- * span far less than 2^32 bytes: each becomes one 64-bit key (offset from the lowest start, then
- * its position), sorted natively (U64Keys) — a comparator over bigints, while the code is still
- * cold, costs tens of ms for libstdc++'s 12,000 ranges.
+ * Ranges sorted by start, ties in their first order: `order` is each range's index in `rs`,
+ * numbered where the ranges are made (not by a copy of each here). A library's ranges span far
+ * less than 2^32 bytes: each becomes one 64-bit key (offset from the lowest start, then its
+ * index), sorted natively (U64Keys) — a comparator over bigints, while the code is still cold,
+ * costs tens of ms for libstdc++'s 12,000 ranges.
  */
-export function sortByStart<R extends { start: bigint }>(rs: readonly R[]): (R & { order: number })[] {
-  const withOrder = rs.map((r, order) => ({ ...r, order }));
-  if (rs.length === 0) return withOrder;
+export function sortByStart<R extends { readonly start: bigint; readonly order: number }>(rs: readonly R[]): R[] {
+  if (rs.length === 0) return [];
   let min = rs[0]!.start;
   let max = min;
   for (const r of rs) {
     if (r.start < min) min = r.start;
     if (r.start > max) max = r.start;
   }
-  if (max - min >= 1n << 32n) return withOrder.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.order - b.order));
+  if (max - min >= 1n << 32n) return [...rs].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.order - b.order));
   const keys = new U64Keys(rs.length);
   for (let i = 0; i < rs.length; i++) keys.set(i, Number(rs[i]!.start - min), i);
   keys.sort();
-  return Array.from({ length: rs.length }, (_, k) => withOrder[keys.lo(k)]!);
+  const out: R[] = new Array(rs.length);
+  for (let k = 0; k < rs.length; k++) out[k] = rs[keys.lo(k)]!;
+  return out;
 }
 
 /** The index of the last of `rs` (sorted by start) that starts at or below `pc`; -1 when none does. */
