@@ -7,31 +7,25 @@
  * and python3-drgn; without them the bench says so and reports nothing. The dump is the one drgn
  * reads: 512 MiB, with VMCOREINFO, written with paging.
  *
- * Run as `--child CMDS` this file is the measured side: a fresh process that opens the dump with
- * the vmlinux, runs the commands, and prints its peak RSS.
+ * The dbg side is the command a user types, in a fresh process: bin/dbg open DUMP --symbols
+ * vmlinux -e CMDS (the bundled fast path). Each side runs RUNS times, the two interleaved so that
+ * a burst of load on the shared machine hits both; the medians are compared. Wall time and peak
+ * RSS come from /usr/bin/time -v.
  */
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { builtinModules } from '../src/mdb/modules/index.js';
-import { CaptureOutput, Session } from '../src/mdb/session.js';
-import { openTarget } from '../src/targets/open-target.js';
-import { peakRssKiB, PYTHON_PEAK_RSS_KIB, timed, type BenchResult } from './bench-result.js';
+import { PYTHON_PEAK_RSS_KIB, type BenchResult } from './bench-result.js';
+import { measure, median, type Measured } from './process-core.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..');
 const vmlinux = join(root, 'test', '.fixtures', 'vmlinux', 'vmlinux');
 const vmcore = join(root, 'test', '.fixtures', 'linux', 'vmci-paging.elf');
 const PYTHON = '/usr/bin/python3';
-
-async function child(cmds: string): Promise<void> {
-  const s = new Session(openTarget(vmcore, { symbols: [vmlinux] }), builtinModules);
-  const out = new CaptureOutput(false);
-  await s.execute(cmds, out);
-  console.log(JSON.stringify({ lines: out.lines.length, maxRssKiB: peakRssKiB() }));
-}
+const RUNS = 3;
 
 const drgnAll = `
 import sys, drgn
@@ -63,6 +57,20 @@ except Exception:
 print(frames, ${PYTHON_PEAK_RSS_KIB})
 `;
 
+/** dbg and drgn each RUNS times, interleaved, after one warm-up run of each. */
+async function sideBySide(cmds: string, drgn: string): Promise<{ dbg: Measured[]; drgn: Measured[] }> {
+  const dbgArgs = [join(root, 'bin', 'dbg'), 'open', vmcore, '--symbols', vmlinux, '-e', cmds];
+  const drgnArgs = ['-c', drgn, vmcore, vmlinux];
+  await measure(process.execPath, dbgArgs);
+  await measure(PYTHON, drgnArgs);
+  const out = { dbg: [] as Measured[], drgn: [] as Measured[] };
+  for (let i = 0; i < RUNS; i++) {
+    out.dbg.push(await measure(process.execPath, dbgArgs));
+    out.drgn.push(await measure(PYTHON, drgnArgs));
+  }
+  return out;
+}
+
 export async function run(): Promise<BenchResult[]> {
   if (!existsSync(vmlinux) || !existsSync(vmcore)) {
     process.stderr.write('bench: linux: no cached dump or vmlinux (node scripts/setup-vmlinux.mjs, then node scripts/make-linux-dumps.mjs): skipped\n');
@@ -72,21 +80,17 @@ export async function run(): Promise<BenchResult[]> {
     process.stderr.write('bench: linux: python3-drgn is not installed: skipped\n');
     return [];
   }
-  const self = fileURLToPath(import.meta.url);
-  const last = (s: string) => JSON.parse(s.trim().split('\n').at(-1)!) as { lines: number; maxRssKiB: number };
-  const all = timed(process.execPath, [self, '--child', '::ps -t; ::stacks']);
-  const allr = last(all.stdout);
-  const dAll = timed(PYTHON, ['-c', drgnAll, vmcore, vmlinux]);
-  const [tasks, frames, dAllRss] = dAll.stdout.trim().split(/\s+/).map(Number) as [number, number, number];
-  const cpu = timed(process.execPath, [self, '--child', '::stack -a']);
-  const cpur = last(cpu.stdout);
-  const dCpu = timed(PYTHON, ['-c', drgnCrashed, vmcore, vmlinux]);
-  const [dCpuFrames] = dCpu.stdout.trim().split(/\s+/).map(Number) as [number, number];
+  const secs = (xs: Measured[]) => median(xs.map((x) => x.seconds));
+  const lines = (m: Measured) => m.stdout.split('\n').filter(Boolean).length;
+  const all = await sideBySide('::ps -t; ::stacks', drgnAll);
+  const [tasks, frames, dAllRss] = all.drgn[0]!.stdout.trim().split(/\s+/).map(Number) as [number, number, number];
+  const dbgRss = Math.max(...all.dbg.map((x) => x.maxRssKiB));
+  const cpu = await sideBySide('::stack -a', drgnCrashed);
+  const [dCpuFrames] = cpu.drgn[0]!.stdout.trim().split(/\s+/).map(Number) as [number, number];
+  const [a, da, c, dc] = [secs(all.dbg), secs(all.drgn), secs(cpu.dbg), secs(cpu.drgn)];
   return [
-    { name: 'open + ::ps -t + ::stacks: wall', value: all.ms / dAll.ms, unit: 'x drgn', goal: '<= 0.5x drgn', ok: all.ms <= dAll.ms / 2, baseline: `dbg ${(all.ms / 1000).toFixed(2)} s (${allr.lines} lines), drgn ${(dAll.ms / 1000).toFixed(2)} s (${tasks} tasks, ${frames} frames)` },
-    { name: 'open + ::ps -t + ::stacks: peak RSS', value: allr.maxRssKiB / dAllRss, unit: 'x drgn', goal: '<= 1x drgn', ok: allr.maxRssKiB <= dAllRss, baseline: `dbg ${(allr.maxRssKiB / 1024).toFixed(0)} MiB, drgn ${(dAllRss / 1024).toFixed(0)} MiB` },
-    { name: 'open + ::stack -a: wall', value: cpu.ms / dCpu.ms, unit: 'x drgn', goal: '<= 0.5x drgn', ok: cpu.ms <= dCpu.ms / 2, baseline: `dbg ${(cpu.ms / 1000).toFixed(2)} s (${cpur.lines} lines), drgn ${(dCpu.ms / 1000).toFixed(2)} s (crashed thread, ${dCpuFrames} frames)` },
+    { name: 'open + ::ps -t + ::stacks: wall', value: a / da, unit: 'x drgn', goal: '<= 0.5x drgn', ok: a <= da / 2, baseline: `medians of ${RUNS}: dbg ${a.toFixed(2)} s (${lines(all.dbg[0]!)} lines), drgn ${da.toFixed(2)} s (${tasks} tasks, ${frames} frames)` },
+    { name: 'open + ::ps -t + ::stacks: peak RSS', value: dbgRss / dAllRss, unit: 'x drgn', goal: '<= 1x drgn', ok: dbgRss <= dAllRss, baseline: `dbg ${(dbgRss / 1024).toFixed(0)} MiB, drgn ${(dAllRss / 1024).toFixed(0)} MiB` },
+    { name: 'open + ::stack -a: wall', value: c / dc, unit: 'x drgn', goal: '<= 0.5x drgn', ok: c <= dc / 2, baseline: `medians of ${RUNS}: dbg ${c.toFixed(2)} s (${lines(cpu.dbg[0]!)} lines), drgn ${dc.toFixed(2)} s (crashed thread, ${dCpuFrames} frames)` },
   ];
 }
-
-if (process.argv[2] === '--child') await child(process.argv[3]!);

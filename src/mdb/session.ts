@@ -223,6 +223,7 @@ export class Session implements SessionView {
    * mapped there, not the memory of the dump or the running guest. A file target is its own object.
    */
   readObject(addr: bigint, length: number): Buffer {
+    this.target.symbols.loadDeferred(addr);
     const m = this.target.symbols.modules.find((x) => x.elf && x.start !== undefined && x.end !== undefined && addr >= x.start && addr < x.end);
     if (m?.elf) {
       const b = m.elf.readLoaded(addr - (m.bias ?? 0n), length);

@@ -475,8 +475,15 @@ export class ElfFile {
     for (const p of this.loadSegments()) {
       if (vaddr < p.vaddr || vaddr + BigInt(length) > p.vaddr + p.memsz) continue;
       const rel = Number(vaddr - p.vaddr);
+      const n = rel < p.filesz ? Math.min(length, p.filesz - rel) : 0;
+      if (n >= 1 << 16 && this.source.readInto && p.offset + rel + n <= this.source.size) {
+        // A table of megabytes (a kernel's ORC) straight into its buffer: no cached pages, no second copy.
+        const out = Buffer.allocUnsafe(length);
+        this.source.readInto(p.offset + rel, out, 0, n);
+        return out.fill(0, n);
+      }
       const out = Buffer.alloc(length);
-      if (rel < p.filesz) this.source.readUpTo(p.offset + rel, Math.min(length, p.filesz - rel)).copy(out);
+      if (n > 0) this.source.readUpTo(p.offset + rel, n).copy(out);
       return out;
     }
     return undefined;

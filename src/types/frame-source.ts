@@ -49,6 +49,7 @@ export interface Variable {
 
 /** The module holding run-time `pc`, and its DWARF. */
 function moduleAt(symbols: SymbolSpace, pc: bigint): { module: Module; dwarf: DwarfInfo } | undefined {
+  symbols.loadDeferred(pc); // a module loaded on first use: this may be it
   for (const m of symbols.modules) {
     if (!m.elf) continue;
     if (m.start !== undefined && m.end !== undefined) {

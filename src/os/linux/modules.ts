@@ -176,27 +176,35 @@ export function koModinfo(elf: ElfFile): { release?: string; name?: string } {
 }
 
 /**
- * The .ko's symbols at their run-time addresses. Each SHF_ALLOC section is placed by a symbol of
- * it that the module's kallsyms name (`kallsyms`: names that occur once -> run-time address), as
- * the loader placed the whole section; sections kallsyms name nothing of are left out, and so are
- * symbols that land outside the module's memory (a freed init section's).
+ * Where the kernel loaded each SHF_ALLOC section of the .ko: section index -> run-time address,
+ * from a symbol of it that the module's kallsyms name (`kallsyms`: names that occur once ->
+ * run-time address), as the loader placed the whole section. Sections kallsyms name nothing of
+ * are left out.
  *
  * Why not mod->sect_attrs, as crash and drgn do: its type is defined in one compilation unit of
  * vmlinux (kernel/module/sysfs.c), and finding it costs a scan of the whole DWARF (0.6 s on a
  * Debian vmlinux), while kallsyms name every section that has symbols.
  */
-export function placeKoSymbols(elf: ElfFile, mod: LinuxModule, kallsyms: ReadonlyMap<string, bigint>): ElfSymbol[] {
+export function koSectionBases(elf: ElfFile, kallsyms: ReadonlyMap<string, bigint>): Map<number, bigint> {
   const shdrs = elf.sections();
-  const syms = elf.symbols();
   const base = new Map<number, bigint>();
-  for (const s of syms) {
+  for (const s of elf.symbols()) {
     if (base.has(s.shndx) || s.shndx === 0 || s.shndx >= shdrs.length || !s.name) continue;
     const run = kallsyms.get(s.name);
     if (run !== undefined && shdrs[s.shndx]!.flags & SHF_ALLOC) base.set(s.shndx, run - s.value);
   }
+  return base;
+}
+
+/**
+ * The .ko's symbols at their run-time addresses, each section at `bases` (koSectionBases); those
+ * of sections not placed, or that land outside the module's memory (a freed init section's), are
+ * left out.
+ */
+export function placeKoSymbols(elf: ElfFile, mod: LinuxModule, bases: ReadonlyMap<number, bigint>): ElfSymbol[] {
   const out: ElfSymbol[] = [];
-  for (const s of syms) {
-    const b = base.get(s.shndx);
+  for (const s of elf.symbols()) {
+    const b = bases.get(s.shndx);
     if (b === undefined || !s.name) continue;
     const value = b + s.value;
     if (!moduleHolds(mod, value)) continue;

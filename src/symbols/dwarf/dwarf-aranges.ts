@@ -24,12 +24,16 @@ export interface Arange {
   readonly order: number;
 }
 
+/** Questions answered by scanning the ranges before they are sorted for binary search. */
+const SCANNED_QUERIES = 32;
+
 export class DwarfAranges {
   /** Every range, in the order the section has them. */
   readonly ranges: readonly Arange[];
   /** Units that have a set (even an empty one: a unit without code is described by it too). */
   readonly described: ReadonlySet<number>;
   private sorted?: readonly Arange[];
+  private queries = 0;
   private maxEnds?: readonly bigint[];
 
   constructor(d: DwarfInfo) {
@@ -65,6 +69,12 @@ export class DwarfAranges {
 
   /** Offsets of the units whose ranges cover link-time `pc`, in the order of their sets. */
   unitOffsetsAt(pc: bigint): number[] {
+    if (!this.sorted && ++this.queries <= SCANNED_QUERIES) {
+      // A few questions (a type's home, a short stack) cost less as scans than one sort.
+      const out: number[] = [];
+      for (const r of this.ranges) if (pc >= r.start && pc < r.end && !out.includes(r.unitOffset)) out.push(r.unitOffset);
+      return out;
+    }
     if (!this.sorted) {
       this.sorted = sortByStart(this.ranges);
       let max = 0n;

@@ -37,6 +37,7 @@ import { FileByteSource, type ByteSource } from '../../common/byte-source.js';
 import { hex, hexAddr } from '../../common/format.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { ElfFile, ET_CORE, ET_REL, PT_LOAD, STT_OBJECT, type ElfSymbol } from '../../symbols/elf-file.js';
+import { placedObject } from '../../symbols/elf-relocate.js';
 import { SymbolSpace } from '../../symbols/symbol-space.js';
 import { SymbolTable, type Sym, type SymbolMatch } from '../../symbols/symbol-table.js';
 import { symbolTableFor } from '../../symbols/compact-symbol-table.js';
@@ -61,7 +62,7 @@ import { readPrintkLog, type PrintkRecord } from '../../os/linux/printk.js';
 import { linuxTasks } from '../../os/linux/tasks.js';
 import { KERNEL_TYPE_HOMES } from '../../os/linux/type-homes.js';
 import { ModuleFiles } from '../../os/linux/module-files.js';
-import { disagreements, kernelNamesFirst, koModinfo, linuxModules, moduleKallsyms, placeKoSymbols, type LinuxModule } from '../../os/linux/modules.js';
+import { disagreements, kernelNamesFirst, koModinfo, koSectionBases, linuxModules, moduleKallsyms, placeKoSymbols, type LinuxModule } from '../../os/linux/modules.js';
 import { TypeSpace } from '../../types/type-space.js';
 import { ObjectSpace } from '../../types/typed-object.js';
 import { elfModule, unwind } from '../unwind.js';
@@ -134,7 +135,7 @@ export class KernelDumpTarget implements Target {
   /** The KASLR slide found by looking for linux_banner, when VMCOREINFO does not give one. */
   private detectedOffset?: bigint;
   /** What panic() found; false once looked for in vain. */
-  private panicCache?: { message: string; thread: number; how: string } | false;
+  private panicCache?: { readonly message: string; thread: number; how: string } | false;
   private logCache?: PrintkRecord[];
   private linuxCache?: LinuxPort;
   /** The kernel's ORC tables (null: it has none, or they could not be read). */
@@ -333,7 +334,8 @@ export class KernelDumpTarget implements Target {
         warn(`${e.message}; names come from its .ko only`);
       }
       const ko = files.ko(mod.name);
-      const placed = ko ? this.koSymbols(ko, mod, kallsyms, release) : undefined;
+      const fromKo = ko ? this.koSymbols(ko, mod, kallsyms, release) : undefined;
+      const placed = fromKo?.symbols;
       if (!ko && dir !== undefined) missing.push(files.compressedKo(mod.name) ? `${mod.name} (${files.compressedKo(mod.name)} is compressed: decompress it)` : mod.name);
       const syms = placed ?? kallsyms;
       const lo = mod.ranges.reduce((m, r) => (r.base < m ? r.base : m), MASK64);
@@ -343,6 +345,7 @@ export class KernelDumpTarget implements Target {
         path: placed ? ko! : `${this.path} (kallsyms of module ${mod.name})`,
         table: new SymbolTable(mod.name, kernelNamesFirst(syms)),
         ...(mod.ranges.length > 0 ? { start: lo, end: hi } : {}),
+        ...(fromKo?.dwarf ? { elf: fromKo.dwarf, bias: 0n } : {}),
       });
       this.loadedModules.push({ ...mod, symbols: placed ? ko! : syms.length > 0 ? 'kallsyms' : 'none' });
     }
@@ -351,8 +354,13 @@ export class KernelDumpTarget implements Target {
     }
   }
 
-  /** The symbols of `ko` placed for `mod`, or undefined (with a warning) when it is not that module. */
-  private koSymbols(ko: string, mod: LinuxModule, kallsyms: readonly ElfSymbol[], release: string | undefined): ElfSymbol[] | undefined {
+  /**
+   * The symbols of `ko` placed for `mod`, and, when it has DWARF, the .ko as loaded (its debug
+   * sections relocated to where the module's sections sit: file:line in module frames); undefined
+   * (with a warning) when it is not that module. DWARF that cannot be relocated costs a warning and
+   * the source view only.
+   */
+  private koSymbols(ko: string, mod: LinuxModule, kallsyms: readonly ElfSymbol[], release: string | undefined): { symbols: ElfSymbol[]; dwarf?: ElfFile } | undefined {
     const warn = (m: string) => {
       this.warnings.push(`${ko}: ${m}; the names of module ${mod.name} come from its kallsyms`);
       return undefined;
@@ -377,7 +385,8 @@ export class KernelDumpTarget implements Target {
         unique.set(k.name, k.value);
       }
       for (const n of twice) unique.delete(n);
-      const placed = placeKoSymbols(elf, mod, unique);
+      const bases = koSectionBases(elf, unique);
+      const placed = placeKoSymbols(elf, mod, bases);
       const bad = disagreements(placed, unique);
       if (bad.length > 0) {
         const [n, a, b] = bad[0]!;
@@ -385,7 +394,16 @@ export class KernelDumpTarget implements Target {
         return warn(`not the loaded module: ${n} would be at ${hexAddr(a)}, the module's kallsyms have it at ${hexAddr(b)} (${count})`);
       }
       if (placed.length === 0) return warn('none of its sections is where the kernel loaded the module');
-      return placed;
+      if (!elf.section('.debug_info')) return { symbols: placed };
+      try {
+        const dwarf = placedObject(elf, bases);
+        this.symbolElves.push(dwarf);
+        return { symbols: placed, dwarf };
+      } catch (e) {
+        if (!(e instanceof DbgError)) throw e;
+        this.warnings.push(`${ko}: its DWARF cannot be placed (${e.message}); module ${mod.name}'s frames show no file:line`);
+        return { symbols: placed };
+      }
     } catch (e) {
       if (!(e instanceof DbgError)) throw e;
       return warn(e.message);
@@ -842,7 +860,16 @@ export class KernelDumpTarget implements Target {
 
   status(): StopStatus {
     const p = this.panic();
-    if (p) return { reason: { kind: 'panic', message: p.message }, thread: p.thread, pc: this.registers(p.thread).get('rip') ?? 0n };
+    if (p) {
+      // the message (the kernel log's, often) is read only if someone looks at it
+      const reason = {
+        kind: 'panic' as const,
+        get message() {
+          return p.message;
+        },
+      };
+      return { reason, thread: p.thread, pc: this.registers(p.thread).get('rip') ?? 0n };
+    }
     const pc = this.cpus.length > 0 ? (this.registers(1).get('rip') ?? 0n) : 0n;
     return { reason: { kind: 'none' }, thread: 1, pc };
   }
@@ -857,11 +884,14 @@ export class KernelDumpTarget implements Target {
    * frames (the kdump crash notes' CPU stopped in __crash_kexec), else the CPU the kernel log's
    * panic record names. The message is panic_msg's, else the log's, else where the CPU stopped.
    */
-  private panic(): { message: string; thread: number; how: string } | undefined {
+  private panic(): { readonly message: string; thread: number; how: string } | undefined {
     if (this.panicCache !== undefined) return this.panicCache || undefined;
     this.panicCache = false;
     if (this.cpus.length === 0) return undefined;
-    const fromLog = panicFromLog(this.linuxLog());
+    // The log is read only when asked for: most kernels keep panic_cpu, and a session that never
+    // shows the message (::ps, ::stacks) does not pay for it.
+    let fromLog: ReturnType<typeof panicFromLog> | null | undefined;
+    const log = () => (fromLog === undefined ? (fromLog = panicFromLog(this.linuxLog()) ?? null) : fromLog) ?? undefined;
     let thread: number | undefined;
     let how = '';
     let where: string | undefined;
@@ -871,18 +901,27 @@ export class KernelDumpTarget implements Target {
       how = 'panic_cpu';
     } else {
       const hit = this.cpuInPanic();
+      const logged = hit ? undefined : log();
       if (hit) {
         thread = hit.thread;
         where = hit.fn;
         how = `frame ${hit.level} of CPU ${hit.thread - 1}`;
-      } else if (fromLog) {
-        thread = fromLog.cpu !== undefined && fromLog.cpu < this.cpus.length ? fromLog.cpu + 1 : 1;
+      } else if (logged) {
+        thread = logged.cpu !== undefined && logged.cpu < this.cpus.length ? logged.cpu + 1 : 1;
         how = 'the kernel log';
       }
     }
     if (thread === undefined) return undefined;
-    const message = this.panicMessage() ?? fromLog?.message ?? (where ? `CPU ${thread - 1} is in ${where}()` : `CPU ${thread - 1} panicked (${how})`);
-    return (this.panicCache = { message, thread, how });
+    const on = thread - 1;
+    let message: string | undefined;
+    const text = () => (message ??= this.panicMessage() ?? log()?.message ?? (where ? `CPU ${on} is in ${where}()` : `CPU ${on} panicked (${how})`));
+    return (this.panicCache = {
+      thread,
+      how,
+      get message() {
+        return text();
+      },
+    });
   }
 
   /** A CPU with a panic function at its pc, else among its first 16 frames. */

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveGdb } from '../../../src/gdbserver/gdb-server.js';
 import { symbolName } from '../../../src/mdb/names.js';
 import { CaptureOutput, type Session } from '../../../src/mdb/session.js';
+import { ElfFile } from '../../../src/symbols/elf-file.js';
 import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
 import { unwind } from '../../../src/targets/unwind.js';
 import { skipReason } from '../../helpers/debuggee.js';
@@ -251,6 +252,38 @@ describe.skipIf(skip || !existsSync(join(dir, 'modules', 'dbg_oops.ko')))('kerne
         `dbg_oops coming ${join(mods, 'dbg_oops.ko')}`,
         `qemu_fw_cfg live ${existsSync(fwcfg) ? fwcfg : 'kallsyms'}`,
       ]);
+    } finally {
+      t.close();
+    }
+  }, 120_000);
+
+  it("::stack -s shows file:line inside module frames, as gdb says with the .ko's sections where the kernel loaded them", async () => {
+    const ko = join(mods, 'dbg_oops.ko');
+    const t = KernelDumpTarget.open(join(dir, 'oops.elf'), { symbols: [vmlinux], modules: mods });
+    try {
+      const rows = (await run(sessionOn(t), '::stack -s')).filter((l) => l.includes('dbg_oops`'));
+      expect(rows).toHaveLength(2); // dbg_oops_write.constprop.0 and dbg_oops_init
+      const ours = rows.map((l) => /^0x([0-9a-f]+) \S+ at (\S+):(\d+)$/.exec(l));
+      expect(ours.every(Boolean), rows.join('\n')).toBe(true);
+      // gdb places each section of the .ko by hand (add-symbol-file -s), at the run-time address of
+      // a symbol of it (the module's kallsyms, which drgn agrees with) minus its value in the .ko
+      const elf = ElfFile.open(ko);
+      const sections = new Map<string, bigint>();
+      try {
+        for (const name of ['dbg_oops_write.constprop.0', 'dbg_oops_init']) {
+          const s = elf.symbols().find((x) => x.name === name)!;
+          sections.set(elf.sections()[s.shndx]!.name, t.symbols.lookup(`dbg_oops\`${name}`) - s.value);
+        }
+      } finally {
+        elf.close();
+      }
+      const args = ['-nx', '-batch', '-ex', `add-symbol-file ${ko} ${[...sections].map(([n, a]) => `-s ${n} 0x${a.toString(16)}`).join(' ')}`];
+      expect([...sections.keys()].sort()).toEqual(['.init.text', '.text.unlikely']);
+      // the first frame is where the fault struck (its pc), the second a return address (pc - 1, as dbg and gdb look up callers)
+      ours.forEach((m, i) => args.push('-ex', `info line *0x${(BigInt(`0x${m![1]}`) - (i === 0 ? 0n : 1n)).toString(16)}`));
+      const g = spawnSync('gdb', args, { encoding: 'utf8', input: 'y\n' });
+      const lines = [...g.stdout.matchAll(/^Line (\d+) of "([^"]+)"/gm)].map((x) => `${x[2]}:${x[1]}`);
+      expect(lines).toEqual(ours.map((m) => `${m![2]}:${m![3]}`));
     } finally {
       t.close();
     }
