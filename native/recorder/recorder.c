@@ -3,7 +3,8 @@
  *
  * JS hands over uc_engine pointers (BigInt, from koffi) and the host address of guest RAM; the
  * hooks encode every executed instruction and every guest memory write into per-chunk buffers,
- * and `cut()` hands one finished chunk to JS, which stores it (src/store/). No JS runs per
+ * and `cut()` hands one finished chunk to JS, which stores it (src/store/) on the trace writer's
+ * thread, where `encodeRows()` encodes its memory rows (2. below). No JS runs per
  * instruction: measured here, JS hooks top out near 7 M insn/s, C hooks near 76 M/s.
  *
  * A chunk is self-contained (decodable without its neighbours). It yields:
@@ -55,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unicorn/unicorn.h>
 
 #define MAX_VCPU 16
@@ -206,7 +208,6 @@ struct Rec {
   /* what went wrong in a hook (reported by endSlice): the history cannot be trusted from there */
   char broken[200];
   Bytes tmp;
-  Bytes out;          /* cut()'s memory rows, reused */
   uint64_t stop_at;   /* runSlice(): stop before this seq (0 = no limit) */
 };
 
@@ -353,6 +354,42 @@ static uint32_t line_slot(Rec *r, Eng *e, uint64_t line) {
   memcpy(L->cur, L->init, 64);
   r->htab[h] = s + 1;
   return s;
+}
+
+/*
+ * Write logs cut() hands to the trace writer's thread and encodeRows() gives back: a log's pages
+ * stay mapped from one chunk to the next (a fresh 5 MB log a chunk costs the guest's thread more
+ * in page faults than encoding its rows did).
+ */
+#define LOG_POOL 8
+static pthread_mutex_t log_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  LogRec *p;
+  size_t cap;
+} log_pool[LOG_POOL];
+static int log_pool_n;
+
+static void log_give_back(LogRec *p, size_t cap) {
+  pthread_mutex_lock(&log_pool_mu);
+  if (p && log_pool_n < LOG_POOL) {
+    log_pool[log_pool_n].p = p;
+    log_pool[log_pool_n++].cap = cap;
+    p = NULL;
+  }
+  pthread_mutex_unlock(&log_pool_mu);
+  free(p);
+}
+
+static LogRec *log_take(size_t *cap) {
+  LogRec *p = NULL;
+  *cap = 0;
+  pthread_mutex_lock(&log_pool_mu);
+  if (log_pool_n > 0) {
+    p = log_pool[--log_pool_n].p;
+    *cap = log_pool[log_pool_n].cap;
+  }
+  pthread_mutex_unlock(&log_pool_mu);
+  return p;
 }
 
 static void log_piece(Rec *r, uint32_t slot, uint64_t pa, int n, uint64_t data, int pending, int host, uint64_t seq) {
@@ -754,7 +791,6 @@ static void rec_free(napi_env env, void *data, void *hint) {
   free(r->ckpts.p);
   free(r->untrans.p);
   free(r->tmp.p);
-  free(r->out.p);
   free(r->lines);
   free(r->htab);
   free(r->log);
@@ -1174,57 +1210,60 @@ static napi_value make_buffer(napi_env env, const void *p, size_t n) {
   return b;
 }
 
-static int cmp_slot(const void *a, const void *b, void *lines) {
-  const Line *L = lines;
-  uint64_t x = L[*(const uint32_t *)a].line, y = L[*(const uint32_t *)b].line;
+/* A line written in the chunk as encode_rows() reads it: its number and its contents before the chunk. */
+typedef struct {
+  uint64_t line;
+  uint8_t init[64];
+} LineImage;
+
+typedef struct {
+  uint64_t line;
+  uint32_t slot;
+} SlotKey;
+
+static int cmp_slot_key(const void *a, const void *b) {
+  uint64_t x = ((const SlotKey *)a)->line, y = ((const SlotKey *)b)->line;
   return x < y ? -1 : x > y;
 }
 
-static Line *g_sort_lines;
-static int cmp_slot_g(const void *a, const void *b) { return cmp_slot(a, b, g_sort_lines); }
-
 /*
- * cut(h) -> { first: bigint, count: number, pcs: Buffer, mem: Buffer, lines: number,
- *             writes: number, ckpts: Buffer } and opens the next chunk.
+ * The memory rows of one chunk (the layout at the top of this file) from its lines and its write
+ * log, into `out`. No state of a recorder: the trace writer's thread runs it (encodeRows) while
+ * the guest's thread records the next chunk. Returns 0 when the log names a line or a write that
+ * cannot be (a slot past the lines, a write past the line's end).
  */
-static napi_value fn_cut(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Rec *r = get_rec(env, argv[0]);
-  if (!r) return NULL;
-  if (r->npending) resolve_pending(r);
-  /* memory rows */
-  uint32_t *order = malloc(sizeof(uint32_t) * (r->nlines + 1));
-  for (uint32_t s = 0; s < r->nlines; s++) order[s] = s;
-  g_sort_lines = r->lines;
-  qsort(order, r->nlines, 4, cmp_slot_g);
+static int encode_rows(Bytes *out, const LineImage *lines, uint32_t nlines, const LogRec *log, size_t nlog) {
+  out->len = 0;
+  for (size_t i = 0; i < nlog; i++)
+    if (log[i].slot >= nlines || (log[i].len != 1 && log[i].len != 2 && log[i].len != 4 && log[i].len != 8) || log[i].off + log[i].len > 64) return 0;
+  SlotKey *order = malloc(sizeof(SlotKey) * (nlines + 1));
+  for (uint32_t s = 0; s < nlines; s++) order[s] = (SlotKey){lines[s].line, s};
+  qsort(order, nlines, sizeof(SlotKey), cmp_slot_key);
   /* each line's records in execution order: a counting sort of the log by line */
-  uint32_t *first = calloc(r->nlines + 1, 4);
-  uint32_t *cursor = malloc(sizeof(uint32_t) * (r->nlines + 1));
-  uint32_t *idx = malloc(sizeof(uint32_t) * (r->nlog + 1));
-  for (size_t i = 0; i < r->nlog; i++) first[r->log[i].slot + 1]++;
-  for (uint32_t s = 1; s <= r->nlines; s++) first[s] += first[s - 1];
-  memcpy(cursor, first, sizeof(uint32_t) * (r->nlines + 1));
-  for (size_t i = 0; i < r->nlog; i++) idx[cursor[r->log[i].slot]++] = (uint32_t)i;
-  r->out.len = 0;
-  for (uint32_t oi = 0; oi < r->nlines; oi++) {
-    uint32_t s = order[oi];
-    Line *L = &r->lines[s];
+  uint32_t *first = calloc(nlines + 1, 4);
+  uint32_t *cursor = malloc(sizeof(uint32_t) * (nlines + 1));
+  uint32_t *idx = malloc(sizeof(uint32_t) * (nlog + 1));
+  for (size_t i = 0; i < nlog; i++) first[log[i].slot + 1]++;
+  for (uint32_t s = 1; s <= nlines; s++) first[s] += first[s - 1];
+  memcpy(cursor, first, sizeof(uint32_t) * (nlines + 1));
+  for (size_t i = 0; i < nlog; i++) idx[cursor[log[i].slot]++] = (uint32_t)i;
+  for (uint32_t oi = 0; oi < nlines; oi++) {
+    uint32_t s = order[oi].slot;
+    const LineImage *L = &lines[s];
     uint8_t state[64];
     memcpy(state, L->init, 64);
     uint32_t k = first[s], kend = first[s + 1];
     do {
       /* one row (part) of at most PART_BYTES of records: its own initial and final image */
-      size_t hdr = r->out.len;
-      b_reserve(&r->out, 20 + 128);
-      r->out.len += 20 + 128;
-      memcpy(r->out.p + hdr + 20, state, 64);
+      size_t hdr = out->len;
+      b_reserve(out, 20 + 128);
+      out->len += 20 + 128;
+      memcpy(out->p + hdr + 20, state, 64);
       uint64_t mask = 0;
       uint32_t prev = 0;
       size_t recs = 0;
       while (k < kend && recs < PART_BYTES) {
-        LogRec *w = &r->log[idx[k++]];
+        const LogRec *w = &log[idx[k++]];
         uint8_t enc[24];
         int n = 0;
         uint64_t v = ((uint64_t)(w->seqoff - prev) << 1) | w->host;
@@ -1249,25 +1288,42 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
             }
           enc[at] = changed;
         }
-        b_put(&r->out, enc, n);
+        b_put(out, enc, n);
         recs += n;
         memcpy(state + w->off, &w->data, w->len);
         mask |= (w->len == 8 ? 0xffull : ((1ull << w->len) - 1)) << w->off;
       }
-      uint8_t *h = r->out.p + hdr;
-      uint32_t blob = (uint32_t)(r->out.len - hdr - 20);
+      uint8_t *h = out->p + hdr;
+      uint32_t blob = (uint32_t)(out->len - hdr - 20);
       memcpy(h, &L->line, 8);
       memcpy(h + 8, &blob, 4);
       memcpy(h + 12, &mask, 8);
       memcpy(h + 20 + 64, state, 64);
     } while (k < kend);
   }
+  free(order);
   free(first);
   free(cursor);
   free(idx);
-  uint8_t *mem = r->out.p;
-  size_t total = r->out.len;
+  return 1;
+}
+
+/*
+ * cut(h) -> { first: bigint, count: number, pcs: Buffer, lineImages: Buffer, log: bigint,
+ *             logCap: number, lines: number, writes: number, ckpts: Buffer, untranslated: Buffer }
+ * and opens the next chunk. lineImages (LineImage array) and log (the address of the recorder's
+ * LogRec array of `writes` records, which moves to the caller) are the chunk's memory writes
+ * before encoding: encodeRows() makes the memory rows of them, on any thread.
+ */
+static napi_value fn_cut(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Rec *r = get_rec(env, argv[0]);
+  if (!r) return NULL;
+  if (r->npending) resolve_pending(r);
   napi_value out, v;
+  void *dst;
   CALL(napi_create_object(env, &out));
   CALL(napi_create_bigint_uint64(env, r->chunk_first, &v));
   CALL(napi_set_named_property(env, out, "first", v));
@@ -1275,8 +1331,19 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
   CALL(napi_set_named_property(env, out, "count", v));
   v = make_buffer(env, r->pcs.p ? r->pcs.p : (uint8_t *)"", r->pcs.len);
   CALL(napi_set_named_property(env, out, "pcs", v));
-  v = make_buffer(env, total ? mem : (uint8_t *)"", total);
-  CALL(napi_set_named_property(env, out, "mem", v));
+  CALL(napi_create_buffer(env, sizeof(LineImage) * r->nlines, &dst, &v));
+  for (uint32_t s = 0; s < r->nlines; s++) {
+    LineImage *li = (LineImage *)dst + s;
+    li->line = r->lines[s].line;
+    memcpy(li->init, r->lines[s].init, 64);
+  }
+  CALL(napi_set_named_property(env, out, "lineImages", v));
+  /* the log itself moves to the caller (encodeRows() gives it back), the recorder takes a pooled one */
+  CALL(napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)r->log, &v));
+  CALL(napi_set_named_property(env, out, "log", v));
+  CALL(napi_create_double(env, (double)r->caplog, &v));
+  CALL(napi_set_named_property(env, out, "logCap", v));
+  r->log = log_take(&r->caplog);
   CALL(napi_create_double(env, (double)r->nlines, &v));
   CALL(napi_set_named_property(env, out, "lines", v));
   CALL(napi_create_double(env, (double)r->nlog, &v));
@@ -1285,9 +1352,42 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
   CALL(napi_set_named_property(env, out, "ckpts", v));
   v = make_buffer(env, r->untrans.p ? r->untrans.p : (uint8_t *)"", r->untrans.len);
   CALL(napi_set_named_property(env, out, "untranslated", v));
-  free(order);
   reset_chunk(r);
   return out;
+}
+
+/*
+ * encodeRows(lineImages: Buffer, log: bigint, writes: number, logCap: number) -> Buffer: the
+ * memory rows of a chunk cut() returned; gives its log back (call it once for each cut, also for
+ * a chunk that is not stored).
+ */
+static napi_value fn_encode_rows(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *lp;
+  size_t ln;
+  uint64_t logp = 0, nlog = 0, cap = 0;
+  if (argc < 4 || napi_get_buffer_info(env, argv[0], &lp, &ln) != napi_ok || !get_u64(env, argv[1], &logp) || !get_u64(env, argv[2], &nlog) ||
+      !get_u64(env, argv[3], &cap) || nlog > cap || ln % sizeof(LineImage) || ln / sizeof(LineImage) >= UINT32_MAX) {
+    napi_throw_type_error(env, NULL, "encodeRows(lineImages, log, writes, logCap): what cut() returned");
+    return NULL;
+  }
+  LogRec *log = (LogRec *)(uintptr_t)logp;
+  /* a copy only when the buffer is not aligned for the struct (cut()'s own are) */
+  LineImage *lines = (uintptr_t)lp % 8 ? memcpy(malloc(ln + 1), lp, ln) : lp;
+  Bytes o = {0};
+  int ok = encode_rows(&o, lines, (uint32_t)(ln / sizeof(LineImage)), log, (size_t)nlog);
+  if (lines != lp) free(lines);
+  log_give_back(log, (size_t)cap);
+  if (!ok) {
+    free(o.p);
+    napi_throw_range_error(env, NULL, "encodeRows: the log names a line or a write that cannot be");
+    return NULL;
+  }
+  napi_value b = make_buffer(env, o.p ? o.p : (uint8_t *)"", o.len);
+  free(o.p);
+  return b;
 }
 
 /* seq(h) -> bigint: seq of the next instruction */
@@ -1672,6 +1772,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lineNow", 0, fn_line_now, 0, 0, 0, napi_default, 0},
       {"checkpointNow", 0, fn_checkpoint_now, 0, 0, 0, napi_default, 0},
       {"cut", 0, fn_cut, 0, 0, 0, napi_default, 0},
+      {"encodeRows", 0, fn_encode_rows, 0, 0, 0, napi_default, 0},
       {"seq", 0, fn_seq, 0, 0, 0, napi_default, 0},
       {"lastStep", 0, fn_last_step, 0, 0, 0, napi_default, 0},
       {"setSeq", 0, fn_set_seq, 0, 0, 0, napi_default, 0},

@@ -21,8 +21,15 @@ export interface NativeChunk {
   readonly count: number;
   /** The pc stream (nibbles). */
   readonly pcs: Buffer;
-  /** Memory rows: u64 line | u32 n | n bytes, sorted by line. */
-  readonly mem: Buffer;
+  /**
+   * The chunk's memory writes before encoding: the lines written (an opaque array of this build)
+   * and the address of the recorder's write log of `writes` records (capacity `logCap`), which
+   * moves to the caller: encodeRows() makes the memory rows of them, on the trace writer's
+   * thread, and gives the log back to the recorder. Call it once for every chunk cut.
+   */
+  readonly lineImages: Buffer;
+  readonly log: bigint;
+  readonly logCap: number;
   readonly lines: number;
   readonly writes: number;
   /** Checkpoints: u64 seq | u8 vcpu | u8 flags | u32 n | n bytes. */
@@ -54,6 +61,8 @@ export interface NativeRecorder {
   /** A checkpoint between slices; flags 2 (default) = the vCPU is not running from here. */
   checkpointNow(h: RecorderHandle, uc: bigint, flags?: number): void;
   cut(h: RecorderHandle): NativeChunk;
+  /** The memory rows of a chunk cut() returned (u64 line | u32 n | u64 mask | n bytes, sorted by line); gives its log back. */
+  encodeRows(lineImages: Buffer, log: bigint, writes: number, logCap: number): Buffer;
   seq(h: RecorderHandle): bigint;
   /** The pc and vCPU of the open chunk's last instruction; null when it has none. */
   lastStep(h: RecorderHandle): [bigint, number] | null;

@@ -6,7 +6,7 @@
  */
 
 import { decodeLineRow, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
-import type { NativeChunk } from './native-recorder.js';
+import { nativeRecorder, type NativeChunk } from './native-recorder.js';
 import { finishTrace, guard, openTraceForWriting, PCS_MAX_BYTES_PER_INSN, type Db } from './schema.js';
 import { checkpointAndDie, killNow, testKillPoint, type KillPoint } from './test-kill.js';
 import type Database from 'better-sqlite3';
@@ -39,6 +39,11 @@ const jsonBig = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0
 /** `input` as the input table stores it. */
 export function storedInput(i: InputRecord): StoredInput {
   return [i.seq, i.vcpu ?? null, i.kind, JSON.stringify(i.detail, jsonBig)];
+}
+
+/** A chunk's memory rows, encoded from its write log (which goes back to the recorder: once per chunk cut). */
+export function encodeRows(c: ChunkRecord): Buffer {
+  return nativeRecorder().encodeRows(c.lineImages, c.log, c.writes, c.logCap);
 }
 
 /** A chunk as cut() returns it, with the inputs seen since the last chunk. */
@@ -91,16 +96,18 @@ export class TraceDbWriter {
   }
 
   writeChunk(c: ChunkRecord): void {
+    // (First: it gives the chunk's write log back to the recorder.)
+    const mem = encodeRows(c);
     // A chunk of no instruction is stored when it carries something (checkpoints, host writes,
     // inputs at its `first`): a trace opened at that position needs them (schema.ts).
-    if (c.count === 0 && c.ckpts.length === 0 && c.mem.length === 0 && c.inputs.length === 0) return;
+    if (c.count === 0 && c.ckpts.length === 0 && mem.length === 0 && c.inputs.length === 0) return;
     const id = this.nextChunk++;
     // The pc stream deflated (schema 4): code that loops repeats its nibbles (the sample kernel's: 80x smaller).
     const pcs = deflateRawSync(c.pcs, { level: 1 });
     guard(this.path, () =>
       this.db.transaction(() => {
         this.insChunk.run(id, c.first, c.count, pcs, c.writes, c.lines);
-        const m = c.mem;
+        const m = mem;
         let prevLine = -1n;
         let part = 0;
         for (let p = 0; p < m.length; ) {
@@ -127,7 +134,7 @@ export class TraceDbWriter {
       })(),
     );
     if (this.kill?.at === 'checkpoint' && this.kill.chunk === id) checkpointAndDie(this.path, () => this.db.pragma('wal_checkpoint(TRUNCATE)'));
-    this.bytesIn += pcs.length + c.mem.length + c.ckpts.length;
+    this.bytesIn += pcs.length + mem.length + c.ckpts.length;
     this.instructions += c.count;
     this.storedEnd = c.first + BigInt(c.count);
   }

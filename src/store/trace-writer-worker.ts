@@ -16,7 +16,7 @@ process.on('exit', () => side.ended());
 parentPort!.on('message', (op: WriterOp) => {
   if (op.k === 'chunk') {
     const c = op.c;
-    op = { k: 'chunk', c: { ...c, pcs: asBuffer(c.pcs), mem: asBuffer(c.mem), ckpts: asBuffer(c.ckpts) } satisfies ChunkRecord };
+    op = { k: 'chunk', c: { ...c, pcs: asBuffer(c.pcs), lineImages: asBuffer(c.lineImages), ckpts: asBuffer(c.ckpts) } satisfies ChunkRecord };
   }
   side.run(op);
   if (op.k === 'close') {

@@ -25,7 +25,7 @@ import { checkoutRoot } from '../common/checkout-root.js';
 import { DbgError, isDbgError, type ErrorCode } from '../common/errors.js';
 import { nativeRecorder, type NativeChunk } from './native-recorder.js';
 import { createTrace, markWriting, type Db } from './schema.js';
-import { storedInput, TraceDbWriter, type ChunkRecord, type InputRecord, type StopRecord, type StoredInput } from './trace-db-writer.js';
+import { encodeRows, storedInput, TraceDbWriter, type ChunkRecord, type InputRecord, type StopRecord, type StoredInput } from './trace-db-writer.js';
 import { lockTrace } from './trace-folder.js';
 
 export type { InputRecord, StopRecord } from './trace-db-writer.js';
@@ -88,6 +88,8 @@ export class WriterSide {
 
   run(op: WriterOp): void {
     try {
+      // A chunk not stored gives its write log back all the same.
+      if (this.failed && op.k === 'chunk') encodeRows(op.c);
       if (!this.failed || op.k === 'finish' || op.k === 'close') {
         const w = (this.writer ??= this.open());
         apply(w, op);
@@ -266,9 +268,11 @@ export class TraceWriter {
   }
 
   writeChunk(c: NativeChunk): void {
-    const { first, count, pcs, mem, ckpts, writes, lines } = c;
-    const bytes = mem.length + ckpts.length; // (before the buffers move to the writer's thread)
-    this.post({ k: 'chunk', c: { first, count, pcs, mem, ckpts, writes, lines, inputs: this.pendingInputs.splice(0) } }, [...movable(pcs), ...movable(mem), ...movable(ckpts)]);
+    const { first, count, pcs, lineImages, log, logCap, ckpts, writes, lines } = c;
+    // What the trace is about to hold (before the buffers move to the writer's thread): ~6
+    // bytes of memory rows a write (the sample kernel's 5.5), the checkpoints.
+    const bytes = 6 * writes + ckpts.length;
+    this.post({ k: 'chunk', c: { first, count, pcs, lineImages, log, logCap, ckpts, writes, lines, inputs: this.pendingInputs.splice(0) } }, [...movable(pcs), ...movable(lineImages), ...movable(ckpts)]);
     this.queued.push(this.posted);
     this.unstored.push({ op: this.posted, bytes });
     if (this.queued.length > MAX_QUEUED) this.waitFor(this.queued.splice(0, this.queued.length - MAX_QUEUED).at(-1)!);
@@ -284,8 +288,8 @@ export class TraceWriter {
   }
 
   /**
-   * Payload bytes stored so far (with the memory rows and checkpoints of chunks handed over and
-   * not stored yet: what the trace is about to hold), instructions stored, chunks stored.
+   * Payload bytes stored so far (with an estimate of the chunks handed over and not stored yet:
+   * what the trace is about to hold), instructions stored, chunks stored.
    */
   stats(): { bytes: number; instructions: number; chunks: number } {
     const done = Atomics.load(this.i32, DONE);
