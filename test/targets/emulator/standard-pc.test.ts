@@ -6,8 +6,9 @@
  * QEMU 7.2's `-smp 2` is two cores in one socket). Where QEMU cannot be the oracle (typed keys),
  * the guest's answers are checked against the hardware's documented values.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -86,6 +87,74 @@ describe('the standard PC, against QEMU', () => {
     expect(s.lines[1]!.trimEnd()).toBe('dbg standard pc');
     expect(s.cursor).toBe(95);
     expect(s.lines[0]).toBe(' '.repeat(80));
+  });
+});
+
+/** QEMU's name (sendkey) of the key typing `ch` on a US keyboard, with shift- for capitals and symbols. */
+function qcode(ch: string): string {
+  const named: Record<string, string> = { ' ': 'spc', '\n': 'ret', '\b': 'backspace', ',': 'comma', '.': 'dot', '!': 'shift-1', '?': 'shift-slash' };
+  if (named[ch]) return named[ch]!;
+  if (/^[a-z0-9]$/.test(ch)) return ch;
+  if (/^[A-Z]$/.test(ch)) return `shift-${ch.toLowerCase()}`;
+  throw new Error(`no qcode for ${JSON.stringify(ch)}`);
+}
+
+/** Wait until `done()` holds, up to 30 s. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 600 && !done(); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!done()) throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * `kernel` under QEMU with `text` typed through its monitor's sendkey once COM1 says ready: COM1,
+ * and the CGA text buffer (4000 bytes at 0xb8000, pmemsave) once every key has echoed there.
+ */
+async function qemuTyped(kernel: string, text: string, echoes: number): Promise<{ serial: string; cga: Buffer }> {
+  const sock = join(dir, 'monitor.sock');
+  const dump = join(dir, 'cga.bin');
+  const q = spawn('qemu-system-i386', ['-kernel', kernel, '-serial', 'stdio', '-display', 'none', '-m', '64', '-monitor', `unix:${sock},server=on,wait=off`]);
+  let serial = '';
+  q.stdout.on('data', (b: Buffer) => (serial += b.toString('latin1')));
+  try {
+    await until(() => serial.includes('ready\n'), "the guest's ready line");
+    const mon = createConnection(sock);
+    let reply = '';
+    mon.on('data', (b: Buffer) => (reply += b.toString('latin1')));
+    const command = async (line: string): Promise<void> => {
+      const prompts = reply.split('(qemu) ').length;
+      mon.write(`${line}\n`);
+      await until(() => reply.split('(qemu) ').length > prompts, `QEMU's answer to ${line}`);
+    };
+    await until(() => reply.includes('(qemu) '), "QEMU's monitor");
+    for (const ch of text) await command(`sendkey ${qcode(ch)} 10`);
+    await until(() => serial.length >= 'ready\n'.length + echoes, 'the echo of every key');
+    await command(`pmemsave 0xb8000 4000 "${dump}"`);
+    mon.destroy();
+    return { serial, cga: readFileSync(dump) };
+  } finally {
+    q.kill();
+  }
+}
+
+describe('keys typed on the PS/2 keyboard, against QEMU', () => {
+  // As arjun024/mkeykernel does: the 8259A remapped, IRQ 1 at int 0x21, the keys echoed in CGA text.
+  it('reach a guest on int 0x21 through the 8259A and echo on the CGA text screen as QEMU shows them after sendkey', async () => {
+    const k = build('keys', ['boot.S', 'keys.c']);
+    const text = 'Hi dbg, 42!\nok?\bx';
+    const t = EmulatorTarget.open(k, { ramBytes: 64 << 20 });
+    open.push(t);
+    expect((await t.caps.execution!.resume()).reason.kind).toBe('halted'); // sti; hlt with nothing to wake it
+    expect(t.machine.console()).toBe('ready\n');
+    t.machine.keyboardInput(scanCodes(text) as number[]);
+    expect((await t.caps.execution!.resume()).reason.kind).toBe('halted');
+    expect(t.machine.console()).toBe(`ready\n${text}`);
+    const screen = t.machine.screen();
+    expect(screen.lines.slice(0, 3).map((l) => l.trimEnd())).toEqual(['dbg keys: type here', 'Hi dbg, 42!', 'okx']);
+    expect(screen.cursor).toBe(2 * 80 + 3);
+    const q = await qemuTyped(k, text, text.length);
+    expect(q.serial).toBe(`ready\n${text}`);
+    // every character and attribute byte of the 80x25 screen
+    expect(t.machine.readPhysical(0xb8000n, 4000).equals(q.cga)).toBe(true);
   });
 });
 
