@@ -84,6 +84,12 @@ interface AddressIndex {
 export class CompactSymbolTable extends SymbolTable {
   /** Tables below this many symbols are sorted by keySort, others by radixSort (tests lower it to check both). */
   static keySortLimit = 2 ** 18;
+  /**
+   * Name lookups answered by a scan of the string table before the hash index is built (tests
+   * lower it). A scan of libstdc++'s table costs about 1 ms, its index 30-50 ms while the code is
+   * cold: a C++ backtrace's tail calls ask each table about 5 names.
+   */
+  static scanLimit = 32;
   private entriesRead?: Entries;
   /** Entry numbers of the kept symbols, in entry order (what a name lookup searches). */
   private keptList?: Uint32Array;
@@ -155,7 +161,7 @@ export class CompactSymbolTable extends SymbolTable {
     const e = this.entries();
     const global = (i: number) => (e.w[i * 6 + 1]! & 0xff) >> 4 !== 0;
     // A few names by searching the string table; a session that asks for more gets the hash index.
-    if (!this.names && this.scans++ < 4) {
+    if (!this.names && this.scans++ < CompactSymbolTable.scanLimit) {
       const i = this.scanFor(Buffer.from(name, 'utf8'), global);
       return i === undefined ? undefined : this.sym(i);
     }

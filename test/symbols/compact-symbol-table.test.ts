@@ -96,8 +96,16 @@ describe('compact symbol table on the cases that decide ties', () => {
         const full = new SymbolTable('m', elf.symbols(), bias);
         const compact = symbolTableFor('m', elf, bias);
         expect(compact.size).toBe(full.size);
-        for (const name of ['write', '__write', 'dup', 'of_this', 'tail_of_this', 'absval', 'label_only', 'f1999', 'f0', 'nope', 'this', '']) {
-          expect([name, compact.lookup(name)]).toEqual([name, full.lookup(name)]);
+        const names = ['write', '__write', 'dup', 'of_this', 'tail_of_this', 'absval', 'label_only', 'f1999', 'f0', 'nope', 'this', ''];
+        for (const name of names) expect([name, compact.lookup(name)]).toEqual([name, full.lookup(name)]);
+        // The same through the hash index, built at the first lookup when no scan is allowed.
+        const scanLimit = CompactSymbolTable.scanLimit;
+        CompactSymbolTable.scanLimit = 0;
+        try {
+          const indexed = symbolTableFor('m', elf, bias);
+          for (const name of names) expect([name, indexed.lookup(name)]).toEqual([name, full.lookup(name)]);
+        } finally {
+          CompactSymbolTable.scanLimit = scanLimit;
         }
         expect(compact.lookup('dup')?.global).toBe(true);
         for (const s of full.all()) for (const d of [-1n, 0n, 1n, 2n]) expect(compact.resolve(s.addr + d)).toEqual(full.resolve(s.addr + d));
