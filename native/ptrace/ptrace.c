@@ -165,7 +165,10 @@ static volatile int g_done;
  * Spinning before sleeping: a handoff between the JS thread and the tracer through the condition
  * variable costs two wake-ups, each a trip through the scheduler (tens to hundreds of
  * microseconds on a busy machine); most handoffs complete within a few microseconds, so each
- * side first polls for that long.
+ * side first polls for that long -- but only while a CPU is spare. With every CPU taken, the
+ * other side (the tracer, the tracee, gdb) is waiting for the very CPU a spin holds, so each spin
+ * ran to its end: at load 13 on 2 CPUs a step or breakpoint hit cost ~300 µs of CPU, ~250 of it
+ * spinning. The load is read from /proc/loadavg at most every 50 ms.
  */
 static uint64_t now_ns(void) {
   struct timespec t;
@@ -173,7 +176,22 @@ static uint64_t now_ns(void) {
   return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
+/* Both threads ask; either may refresh (relaxed atomics: a stale answer only costs a spin). */
+static int spare_cpu(void) {
+  static uint64_t checked;
+  static int spare = 1;
+  uint64_t now = now_ns();
+  if (now - __atomic_load_n(&checked, __ATOMIC_RELAXED) > 50000000ull) {
+    double load;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    __atomic_store_n(&spare, getloadavg(&load, 1) != 1 || load < (double)cpus - 0.5, __ATOMIC_RELAXED);
+    __atomic_store_n(&checked, now, __ATOMIC_RELAXED);
+  }
+  return __atomic_load_n(&spare, __ATOMIC_RELAXED);
+}
+
 static int spin_until(volatile int *flag, uint64_t ns) {
+  if (!spare_cpu()) return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
   uint64_t end = now_ns() + ns;
   for (int i = 0;; i++) {
     if (__atomic_load_n(flag, __ATOMIC_ACQUIRE)) return 1;
@@ -645,13 +663,14 @@ static pid_t start_threads(void) {
   for (int i = 0; i < g_nthr; i++) {
     thr_t *t = &g_thr[i];
     if (t->running || !wants_run(t)) continue;
-    uint64_t pc = get_pc(t->tid);
-    bp_t *b = pc == t->skip_pc ? find_bp(pc) : NULL;
+    /* pc is read only when there is a breakpoint to step over: one syscall per thread saved */
+    bp_t *b = t->skip_pc != (uint64_t)-1 ? find_bp(t->skip_pc) : NULL;
+    if (b && (!b->inserted || get_pc(t->tid) != t->skip_pc)) b = NULL;
     t->skip_pc = (uint64_t)-1;
-    if (b && b->inserted) {
+    if (b) {
       bp_put(b, 0);
       r_over_tid = t->tid;
-      r_over_addr = pc;
+      r_over_addr = b->addr;
       t->stepping = 1;
       resume_thr(t);
       return t->tid;
@@ -719,14 +738,21 @@ static void set_stop(stop_t *s, const char *kind, pid_t tid) {
   s->tid = tid;
 }
 
-/* Mark every thread's skip pc after a reported stop (the reporting thread's own is set by caller). */
+/*
+ * After a reported stop: everything stopped, and the reporting thread's registers read once, for
+ * its skip pc (a breakpoint under it is stepped over at the next resume) and for the stop reply.
+ */
 static void after_stop(stop_t *s) {
   end_step_over();
   stop_others();
   thr_t *t = find_thr(s->tid);
   if (t) {
     t->stepping = 0;
-    t->skip_pc = get_pc(t->tid);
+    if (ptrace(PTRACE_GETREGS, t->tid, 0, &s->regs) == 0) {
+      s->has_regs = 1;
+      t->skip_pc = s->regs.rip;
+    } else
+      t->skip_pc = get_pc(t->tid);
   }
 }
 
@@ -901,9 +927,10 @@ static int handle(pid_t tid, int st, stop_t *s) {
     siginfo_t si;
     memset(&si, 0, sizeof si);
     ptrace(PTRACE_GETSIGINFO, tid, 0, &si);
+    /* DR6 only matters while a debug register is armed: no syscall otherwise */
     errno = 0;
-    uint64_t dr6 = (uint64_t)ptrace(PTRACE_PEEKUSER, tid, dr_off(6), 0);
-    if (dr6 & 0xf & (g_dr7 ? 0xf : 0)) {
+    uint64_t dr6 = g_dr7 ? (uint64_t)ptrace(PTRACE_PEEKUSER, tid, dr_off(6), 0) : 0;
+    if (dr6 & 0xf) {
       ptrace(PTRACE_POKEUSER, tid, dr_off(6), 0);
       int slot = __builtin_ctzll(dr6 & 0xf);
       set_stop(s, "watchpoint", tid);
@@ -913,7 +940,7 @@ static int handle(pid_t tid, int st, stop_t *s) {
       return 1;
     }
     if (t->stepping && (si.si_code == TRAP_TRACE || si.si_code == TRAP_BRKPT || si.si_code == SI_KERNEL || si.si_code == 0)) {
-      ptrace(PTRACE_POKEUSER, tid, dr_off(6), 0);
+      if (g_dr7) ptrace(PTRACE_POKEUSER, tid, dr_off(6), 0);
       if (sw_steps(t)) {
         int hit = sw_changed();
         if (hit >= 0) {
@@ -1028,7 +1055,7 @@ static void job_resume(job_t *j) {
     /* A step or a nearby breakpoint stops within microseconds: poll for it before sleeping in
        waitpid, which would cost a wake-up through the scheduler. */
     pid_t w = 0;
-    uint64_t until = now_ns() + 30000;
+    uint64_t until = spare_cpu() ? now_ns() + 30000 : 0;
     while ((w = waitpid(-1, &st, __WALL | __WNOTHREAD | WNOHANG)) == 0 && now_ns() < until) __builtin_ia32_pause();
     if (w == 0) w = waitpid(-1, &st, __WALL | __WNOTHREAD);
     if (w < 0) {
@@ -1395,7 +1422,7 @@ static void job_resume_async(job_t *j) {
   job_resume(j);
   /* The stop's registers now, in the same trip to the tracer: every stop reply needs pc, sp, fp. */
   stop_t *s = j->stop;
-  if (g_pid && s->tid && find_thr(s->tid) && ptrace(PTRACE_GETREGS, s->tid, 0, &s->regs) == 0) s->has_regs = 1;
+  if (!s->has_regs && g_pid && s->tid && find_thr(s->tid) && ptrace(PTRACE_GETREGS, s->tid, 0, &s->regs) == 0) s->has_regs = 1;
   pthread_mutex_lock(&g_lock);
   int async = j->async;
   if (!async) {
