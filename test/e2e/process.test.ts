@@ -439,6 +439,13 @@ suite('dbg run / dbg attach PID', () => {
     });
     it("another user's process without CAP_SYS_PTRACE", async () => {
       if (process.getuid?.() !== 0 || spawnSync('setpriv', ['--version']).status !== 0) return;
+      // The checkout may sit where that user cannot read it (a 0700 temporary directory): then
+      // there is nothing to run as them.
+      const asNobody = (args: string[]) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', ...args], { encoding: 'utf8' });
+      if (asNobody([process.execPath, '-e', `require('fs').accessSync(${JSON.stringify(dbg)}, require('fs').constants.R_OK)`]).status !== 0) {
+        console.warn(`skipped: user 65534 cannot read ${dbg}`);
+        return;
+      }
       const p = await startSleeper(sleeperExe, 1);
       const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, dbg, 'attach', String(p.pid)], { encoding: 'utf8', env: { ...process.env, DBG_HISTORY: '/dev/null', HOME: dir, XDG_DATA_HOME: dir, XDG_CACHE_HOME: dir, XDG_CONFIG_HOME: dir } });
       // Node may warn that it cannot write under this user's HOME: only dbg's line counts.
