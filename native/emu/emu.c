@@ -558,9 +558,11 @@ static uint64_t phys_translate(void *owner, uint64_t vaddr, uint64_t paddr) {
   uint64_t page = (pa + (vaddr - vbase)) & ~0xfffull;
   if (page >= c->ram_size && c->open_bus) {
     /* past RAM: a device's registers, or open bus; the marker is an open-bus page */
+    int device = is_device(c, page);
+    if (device && !phys_mapped(c->uc, page)) return paddr; /* not in this engine (see open_bus_there) */
     if (!phys_mapped(c->uc, vaddr) && !open_bus_at(c, vaddr & ~0xfffull)) return paddr;
     if (own_page_at(c, vaddr)) return paddr;
-    return is_device(c, page) ? page : OPEN_BUS_PAGE;
+    return device ? page : OPEN_BUS_PAGE;
   }
   /* Unicorn's helpers read a TLB entry before they ask memory_mapping(vaddr), and mapping a marker
      from their unmapped-memory hook drops the TLB under them: so the marker comes first, and a
@@ -753,7 +755,11 @@ static int open_bus_there(ctx *c, uint64_t addr) {
   int paged = (cr0 & 0x80000000u) != 0;
   if (paged && !guest_walk(c, addr, &pa, &vbase, &psize)) return 0;
   pa += addr - vbase;
-  return pa >= c->ram_size && ((paged && c->open_bus) || !is_device(c, pa));
+  if (pa < c->ram_size) return 0;
+  /* a device's registers: answered only where this engine maps them (a replay's engines do not:
+     the access stops there, as it must, instead of reading all ones) */
+  if (is_device(c, pa)) return paged && c->open_bus && phys_mapped(c->uc, pa & ~0xfffull);
+  return 1;
 }
 
 static bool on_badmem(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value, void *ud) {

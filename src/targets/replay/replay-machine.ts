@@ -29,6 +29,7 @@ import { upperBound, type Checkpoint, type ChunkWrites, type InputRow, type Trac
 import { emuHooks, hookResult, HookStop, type HookCtx } from '../emulator/emu-hooks.js';
 import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { readRegisters } from '../emulator/x86-64-cpu.js';
+import { IOAPIC_BASE, LAPIC_BASE } from '../emulator/devices/pc.js';
 
 /** An address no instruction is at (the engine's "until" and the hooks' "skip" pc). */
 const NO_PC = 0xffff_ffff_ffff_fff0n;
@@ -103,7 +104,11 @@ export class ReplayMachine {
         // The same engine set-up as the live machine's (native/emu): Unicorn 2.0.1 wants every
         // virtual page the guest touches mapped (aliased onto RAM on first use), and NX / 1 GiB
         // pages enabled; its counting hook ends a re-execution after exactly N instructions.
-        this.hooks.push(emuHooks().create(e.address, this.ram));
+        const hooks = emuHooks().create(e.address, this.ram);
+        this.hooks.push(hooks);
+        // The live machine's device registers are not mapped here (their reads are not in the
+        // trace): an access to them stops re-execution instead of reading open bus (emu.c).
+        if (size <= IOAPIC_BASE) for (const base of [LAPIC_BASE, IOAPIC_BASE]) emuHooks().guard(hooks, BigInt(base), 0x1000n);
         // Port reads come back from the recorded inputs (hook added before any translation).
         nativeRecorder().feedPorts(e.address, new Uint32Array(0));
         if (v === 0) checkBuild(reader, e);
