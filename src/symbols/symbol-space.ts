@@ -50,6 +50,12 @@ export class SymbolSpace {
     return this.mods;
   }
 
+  /** Changes each time a module is added, replaced or removed: what a cache of answers checks. */
+  get version(): number {
+    return this.changes;
+  }
+  private changes = 0;
+
   /**
    * Modules that are loaded on first use (a kernel's loadable modules, whose discovery reads the
    * dump): `load` adds them, once, the first time a name is not found among the modules loaded so
@@ -70,12 +76,14 @@ export class SymbolSpace {
   }
 
   add(module: Module): void {
+    this.changes++;
     this.mods.push(module);
     for (const l of this.listeners) l(module);
   }
 
   /** Put `next` where `old` was (a module whose load address became known), telling the listeners. */
   replace(old: Module, next: Module): void {
+    this.changes++;
     const i = this.mods.indexOf(old);
     if (i < 0) return this.add(next);
     this.mods[i] = next;
@@ -84,6 +92,7 @@ export class SymbolSpace {
 
   /** Drop `module` (a library the process unloaded, an image replaced by exec). */
   remove(module: Module): void {
+    this.changes++;
     const i = this.mods.indexOf(module);
     if (i >= 0) this.mods.splice(i, 1);
   }

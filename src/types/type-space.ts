@@ -23,6 +23,14 @@ export function typesOf(m: Module): DwarfTypes | undefined {
 export class TypeSpace {
   constructor(readonly symbols: SymbolSpace) {}
 
+  /**
+   * Answers by name while the modules stay the same (SymbolSpace.version): a walker asks for
+   * `struct task_struct` once per task, and each question would otherwise go through every
+   * module's DWARF name lookup again.
+   */
+  private readonly answers = new Map<string, Type | undefined>();
+  private answersFor = -1;
+
   /** Modules that have DWARF. */
   private withTypes(): { module: Module; types: DwarfTypes }[] {
     const out: { module: Module; types: DwarfTypes }[] = [];
@@ -35,6 +43,17 @@ export class TypeSpace {
 
   /** The type called `name` (`struct task`, `pid_t`, `char *`; `mod`name` for one module), or undefined. */
   find(name: string): Type | undefined {
+    if (this.answersFor !== this.symbols.version) {
+      this.answers.clear();
+      this.answersFor = this.symbols.version;
+    }
+    if (this.answers.has(name)) return this.answers.get(name);
+    const t = this.search(name);
+    this.answers.set(name, t);
+    return t;
+  }
+
+  private search(name: string): Type | undefined {
     const tick = name.indexOf('`');
     const mods = this.withTypes();
     if (tick >= 0) {
