@@ -13,6 +13,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EmulatorRecorder } from '../../../src/store/emulator-recorder.js';
 import { EmulatorTarget } from '../../../src/targets/emulator/emulator-target.js';
 import { session } from '../emulator-session.js';
+import { serveGdb } from '../../../src/gdbserver/gdb-server.js';
+import { builtinModules } from '../../../src/mdb/modules/index.js';
+import { Session } from '../../../src/mdb/session.js';
+import { gdbBatch } from '../../gdbserver/gdb-batch.js';
 
 const dir = process.env.DBG_XV6_DIR;
 const have = dir !== undefined && existsSync(join(dir, 'kernel')) && existsSync(join(dir, 'fs.img'));
@@ -147,7 +151,7 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
   });
 
   // Recorded block by block on the fast engine (the exact engine at hand-overs).
-  it('recorded: ::whowrote names the tick that wrote ticks, ::rcont goes back to it with the old value, ::rstep before it', { timeout: 900_000 }, async () => {
+  it('recorded: ::whowrote names the tick that wrote ticks, ::rcont goes back to it with the old value, ::rstep before it; gdb reverse-continue to the watchpoint and stepi over the write', { timeout: 900_000 }, async () => {
     const t = boot(1);
     t.record(new EmulatorRecorder(join(traces, 'ticks.trace'), { guest: 'kernel', symbols: join(dir!, 'kernel') }));
     const s = session(t);
@@ -155,6 +159,25 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     await s.run(':c');
     expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x80[0-9a-f]{6}\) at 0x80[0-9a-f]{6} trap\+0x[0-9a-f]+ on vCPU 0$/);
     const now = t.caps.reverse!.bounds().now;
+
+    // gdb with the ELF32 kernel, through the server `dbg live --gdb` runs, on the recording:
+    // reverse-continue to the watchpoint stops before the write, at the writing instruction;
+    // stepi makes the write again (replayed), which is where the history ends.
+    const server = await serveGdb(t, new Session(t, builtinModules), { port: 0, log: () => {} });
+    let r;
+    try {
+      r = await gdbBatch(server.port, ['watch ticks', 'reverse-continue', 'p ticks', 'x/i $pc', 'bt', 'stepi', 'p ticks'], { file: join(dir!, 'kernel'), timeoutMs: 300_000 });
+    } finally {
+      await server.close();
+    }
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/Hardware watchpoint 1: ticks\n\nOld value = 2\nNew value = 1\n/);
+    expect(r.stdout).toMatch(/^\$1 = 1$/m);
+    expect(r.stdout).toMatch(/^=> 0x80[0-9a-f]{6} <trap\+\d+>:\t/m);
+    expect(r.stdout).toMatch(/^#1 +0x80[0-9a-f]{6} in alltraps \(\)/m);
+    expect(r.stdout).toMatch(/^\$2 = 2$/m);
+    expect(t.caps.reverse!.bounds().now).toBe(now);
+
     const who = (await s.run('ticks,4::whowrote'))[0]!;
     expect(who).toMatch(new RegExp(`^seq ${now - 1n}  trap\\+0x[0-9a-f]+ \\(0x80[0-9a-f]{6}\\), vCPU 0  phys 0x[0-9a-f]+: 01 00 00 00 -> 02 00 00 00$`));
     expect((await s.run('::rcont'))[0]).toMatch(new RegExp(`^seq ${now - 1n}: trap\\+0x[0-9a-f]+ .*write watchpoint 1 on 0x80[0-9a-f]{6}.*memory as before the write$`));
