@@ -64,9 +64,10 @@
 #define MAX_ENG (2 * MAX_VCPU)
 #define JCACHE 4096
 /* A line's records in one chunk are cut into rows of about this many bytes, so that a lookup
-   reads a small blob even for a line written thousands of times per chunk (and a row stays
-   within SQLite's local payload of ~1000 bytes on 4 KiB pages: no overflow page per row). */
-#define PART_BYTES 640
+   reads a small blob even for a line written thousands of times per chunk, and a row (128 bytes
+   of images, these records and one more of at most 15) stays within SQLite's local payload of
+   ~2000 bytes on a trace's 8 KiB pages (src/store/schema.ts): no overflow page per row. */
+#define PART_BYTES 1800
 
 typedef struct {
   uint8_t *p;

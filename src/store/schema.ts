@@ -3,8 +3,8 @@
  * src/store are the only code of dbg that touches better-sqlite3.
  *
  * Layout (schema version 7, in `PRAGMA user_version`; version 6 was the same with `mem` keyed by
- * (line, chunk, part), an index mem_by_chunk(chunk) and a column `final` repeating the row's final
- * image; version 5 was as 6 with every memory
+ * (line, chunk, part), an index mem_by_chunk(chunk) instead of mem_lines, and a column `final`
+ * repeating the row's final image; version 5 was as 6 with every memory
  * row's write records holding all the bytes written, not only those that changed (line-rows.ts);
  * version 4 was as 5 without the stop
  * table (a v4 trace reads as one where the session never stopped); version 3 also stored
@@ -28,12 +28,14 @@
  *                                         first <= S.
  *   mem(chunk, line, part, data)          WITHOUT ROWID, PRIMARY KEY (chunk, line, part): for
  *                                         every 64-byte physical line written in a chunk (in
- *                                         parts of ~1 KiB of records for hot lines), in `data`
+ *                                         parts of ~2 KiB of records for hot lines), in `data`
  *                                         the line before the part's first write, the line
  *                                         after its last write, and its writes (seq, offset,
  *                                         new bytes; line-rows.ts). Keyed chunk first, so a
  *                                         chunk's rows are appended at the end of the B-tree
  *                                         (keyed by line, each chunk rewrote pages all over it).
+ *                                         Index mem_lines(chunk, line): the lines written in a
+ *                                         range of chunks without reading their rows.
  *   mem_mask(line, chunk, part, first, mask) WITHOUT ROWID: the same keys by line, the seq of
  *                                         the part's first write, and bit i of `mask` set when
  *                                         byte i of the line was written in the part: the
@@ -114,6 +116,7 @@ CREATE TABLE ckpt (
   flags INTEGER NOT NULL,
   data BLOB NOT NULL
 );
+CREATE INDEX mem_lines ON mem (chunk, line);
 CREATE INDEX ckpt_by_vcpu ON ckpt (vcpu, seq);
 CREATE TABLE ram_init (page INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE input (
@@ -192,6 +195,9 @@ export function createTrace(path: string, meta: Record<string, string | number>,
   return guard(path, () => {
     const db = new Database(path);
     try {
+      // 8 KiB pages: a memory row of up to ~2 KiB stays on its B-tree page (no overflow page),
+      // so hot lines take fewer rows and their 128 bytes of images (native/recorder: PART_BYTES).
+      db.pragma('page_size = 8192');
       // While recording the trace is in WAL mode: each chunk is one transaction appended to the
       // -wal file, and a reader (time travel on the live guest) sees the last commit beside the
       // writer. finishTrace() folds the WAL back into one self-contained file.
@@ -223,10 +229,11 @@ export function openTraceForWriting(path: string): Db {
     // WAL frames it copies).
     db.pragma('synchronous = NORMAL');
     // Keep the pages of the indexes by line cached; checkpoint the WAL into the file in steps of
-    // 16 MiB, on the writer's thread while the guest runs (what is left is folded at the end,
-    // while the guest waits); none at all under a crash test that wants a large one.
+    // 16 MiB (2048 pages of 8 KiB), on the writer's thread while the guest runs (what is left is
+    // folded at the end, while the guest waits); none at all under a crash test that wants a
+    // large one.
     db.pragma('cache_size = -65536');
-    db.pragma(`wal_autocheckpoint = ${testKillPoint()?.at === 'checkpoint' ? 0 : 4096}`);
+    db.pragma(`wal_autocheckpoint = ${testKillPoint()?.at === 'checkpoint' ? 0 : 2048}`);
     return db;
   });
 }

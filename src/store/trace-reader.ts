@@ -140,9 +140,11 @@ export class TraceReader {
           'WHERE k.line = ? AND (k.chunk, k.part) <= (?, ?) AND k.first <= ? AND (k.mask & ?) != 0 ' +
           'ORDER BY k.chunk DESC, k.part DESC LIMIT 1',
       ),
-      // The last row of a line at or before a chunk (its final image is the line after it).
+      // The last row of a line at or before a chunk: its final image (the line after it), which
+      // a seek reads for every line written since its snapshot, without the rest of the row.
       lastRow: p(
-        'SELECT k.chunk AS chunk, m.data AS data FROM mem_mask k CROSS JOIN mem m ON m.line = k.line AND m.chunk = k.chunk AND m.part = k.part ' +
+        "SELECT k.chunk AS chunk, k.part AS part, typeof(m.data) = 'blob' AND length(m.data) >= 128 AS ok, substr(m.data, 65, 64) AS final " +
+          'FROM mem_mask k CROSS JOIN mem m ON m.line = k.line AND m.chunk = k.chunk AND m.part = k.part ' +
           'WHERE k.line = ? AND k.chunk <= ? ORDER BY k.chunk DESC, k.part DESC LIMIT 1',
       ),
       // The first rows at or after (chunk, part), up to a chunk, whose mask shows a write to the asked bytes.
@@ -716,9 +718,13 @@ export class TraceReader {
   /** The 64 bytes of physical line `line` at position `at`. */
   lineAt(line: number, at: number): Buffer {
     const chunk = this.chunkCount ? this.chunkIndexOf(at) : -1;
-    const fin = chunk >= 0 ? (this.st.lastRow!.get(line, chunk) as { chunk: number; data: Buffer } | undefined) : undefined;
+    const fin = chunk >= 0 ? (this.st.lastRow!.get(line, chunk) as { chunk: number; part: number; ok: number; final: Buffer } | undefined) : undefined;
     // A row of an earlier chunk: every write in it is before `at`, its final state is the answer.
-    if (fin && fin.chunk < chunk) return Buffer.from(this.rowBlob(fin.data, line, fin.chunk).subarray(64, 128));
+    if (fin && fin.chunk < chunk) {
+      // (A damaged row: what rowBlob() says of it.)
+      if (!fin.ok) this.rowBlob((this.st.rowData!.get(line, fin.chunk, fin.part) as { data: unknown }).data, line, fin.chunk);
+      return fin.final;
+    }
     if (fin) {
       // The chunk holding `at`: the state comes from the last part whose first write is part of
       // it (found on the index: a part whose first write is at `at` itself counts when that

@@ -91,14 +91,14 @@ describe('a trace killed or cut short opens to its last commit', () => {
     expect(r.signal).toBe('SIGKILL');
     // Killed inside: the checkpoint had written the first page (the new page count) and had not
     // truncated the WAL yet (automatic checkpoints are off under the hook: every page is in it).
-    expect(header(trace).claims).toBeGreaterThan(4096);
+    expect(header(trace).claims).toBeGreaterThan(8192);
     expect(statSync(trace + '-wal').size).toBeGreaterThan(0);
     // The same crash before the checkpoint had extended the file: shorter than its header says,
     // every page in the WAL. SQLite reads it; so must dbg.
     const cut = join(dir, 'checkpoint-cut.trace');
     copyFileSync(trace, cut);
     copyFileSync(trace + '-wal', cut + '-wal');
-    truncateSync(cut, 4096);
+    truncateSync(cut, 8192); // its first page
     const c = replayNow(cut);
     expect(c.stderr).toBe('');
     expect(c.stdout).toContain(`seq ${end} of [0, ${end}]`);
@@ -115,7 +115,9 @@ describe('a full filesystem', () => {
   it('stops the recording at the last chunk that fit; the guest runs on; the trace opens there', (ctx) => {
     const mnt = join(dir, 'small');
     mkdirSync(mnt);
-    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', mnt], { encoding: 'utf8' });
+    // 1 MiB: the first chunks fit (with the trace's tables, 8 KiB pages, each written again to
+    // the WAL by each transaction that touches it), the rest of the run does not.
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { encoding: 'utf8' });
     if (m.status !== 0) {
       console.log(`skipped: cannot mount a small tmpfs to fill (${(m.stderr || m.error?.message || '').trim()}); needs root`);
       ctx.skip();

@@ -60,14 +60,16 @@ describe('trace bad input', () => {
     const p = join(dir, 'cut.trace');
     copyFileSync(good, p);
     truncateSync(p, Math.floor(readFileSync(p).length / 2));
-    expectError(() => TraceReader.open(p), 'corrupt', /cut\.trace: truncated: the header says \d+ pages of 4096 bytes \(\d+ bytes\) but the file has \d+/);
+    expectError(() => TraceReader.open(p), 'corrupt', /cut\.trace: truncated: the header says \d+ pages of 8192 bytes \(\d+ bytes\) but the file has \d+/);
   });
 
   it('damaged pages: reading them reports corruption, never garbage', () => {
     const p = join(dir, 'bad.trace');
     copyFileSync(good, p);
     const b = readFileSync(p);
-    for (let off = 8192; off < b.length; off += 4096 * 3) b.fill(0x5a, off, off + 4096);
+    // every third page from the third on (the first two hold the schema and meta)
+    const page = b.readUInt16BE(16);
+    for (let off = 2 * page; off < b.length; off += page * 3) b.fill(0x5a, off, off + page);
     writeFileSync(p, b);
     expectError(() => {
       const r = TraceReader.open(p);
