@@ -55,6 +55,8 @@ export class GdbClient {
   private vforkEvents = false;
   /** QThreadEvents:1: thread created and exited stops. */
   private threadEvents = false;
+  /** A live process's event catches as they were before this client changed them (restored when it leaves). */
+  private catchesBefore?: ReturnType<NonNullable<Target['caps']['processControl']>['catches']>;
   /** The pid and thread numbers on the wire: a live process's own, as gdbserver's (see stop-reply.ts). */
   private readonly ids: WireIds;
   private swbreak = false;
@@ -133,6 +135,16 @@ export class GdbClient {
     this.removals.clear();
     this.hardwareIds.clear();
     this.files.closeAll();
+    // fork, vfork and thread events were this client's: the session's own catches come back.
+    if (this.catchesBefore) this.target.caps.processControl?.catchEvents(this.catchesBefore);
+    this.catchesBefore = undefined;
+  }
+
+  /** Change a live process's catches for this client, remembering the session's first. */
+  private catchFor(c: Parameters<NonNullable<Target['caps']['processControl']>['catchEvents']>[0]): void {
+    const pc = this.target.caps.processControl!;
+    this.catchesBefore ??= pc.catches();
+    pc.catchEvents(c);
   }
 
   async handle(req: Request): Promise<Reply> {
@@ -241,7 +253,7 @@ export class GdbClient {
         const pc = t.caps.processControl;
         if (!pc) return { packet: '' };
         this.threadEvents = req.on;
-        pc.catchEvents({ threads: req.on });
+        this.catchFor({ threads: req.on });
         return { packet: 'OK' };
       }
       case 'must-reply-empty':
@@ -302,14 +314,14 @@ export class GdbClient {
     // the child with D;PID, which the target has already done: the child runs on either way).
     if (caps.processControl && this.multiprocess && has('fork-events+')) {
       this.forkEvents = true;
-      caps.processControl.catchEvents({ fork: true });
+      this.catchFor({ fork: true });
       out.push('fork-events+');
     }
     // vfork too, and the end of the child's hold on the memory: gdb keeps its breakpoints out of
     // the parent in between (the target has taken its own out already).
     if (caps.processControl && this.multiprocess && has('vfork-events+')) {
       this.vforkEvents = true;
-      caps.processControl.catchEvents({ vfork: true, vforkDone: true });
+      this.catchFor({ vfork: true, vforkDone: true });
       out.push('vfork-events+');
     }
     if (this.files.execFile() !== undefined) out.push('qXfer:exec-file:read+');

@@ -13,6 +13,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/repo.js';
 import { runDbg } from '../gdb-client/attach-helpers.js';
 import { RspClient } from '../gdbserver/rsp-client.js';
+import { parseRequest } from '../../src/gdbserver/commands/parse-request.js';
+import { GdbClient } from '../../src/gdbserver/gdb-client.js';
+import { ProcessTarget } from '../../src/targets/process/process-target.js';
 import { skipReason } from '../helpers/debuggee.js';
 import { debugRegisterTrapsMissing } from '../helpers/debug-registers.js';
 
@@ -574,6 +577,23 @@ suite('dbg run / dbg attach PID', () => {
     }
     return out;
   }
+
+  it("a gdb client's fork, vfork and thread events end with it: the session's own catches come back", async () => {
+    const t = ProcessTarget.run(threadsExe, []);
+    try {
+      const pc = t.caps.processControl!;
+      pc.catchEvents({ exec: true });
+      const before = pc.catches();
+      const client = new GdbClient(t, undefined);
+      await client.handle(parseRequest(Buffer.from('qSupported:multiprocess+;fork-events+;vfork-events+')));
+      await client.handle(parseRequest(Buffer.from('QThreadEvents:1')));
+      expect(pc.catches()).toEqual({ ...before, fork: true, vfork: true, vforkDone: true, threads: true });
+      client.cleanup();
+      expect(pc.catches()).toEqual(before);
+    } finally {
+      t.close();
+    }
+  });
 
   gdbSuite("thread and vfork events over RSP (QThreadEvents create/w, vfork/vforkdone) with the real pid and LWP ids, as Debian's gdbserver sends them", async () => {
     const threadPackets = ['QThreadEvents:1', 'vCont;c', 'vCont;c', 'vCont;c'];
