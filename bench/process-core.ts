@@ -64,6 +64,8 @@ const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..'
 
 export interface Measured {
   readonly seconds: number;
+  /** User + system CPU seconds, from /usr/bin/time -v (0 without it). */
+  readonly cpuSeconds: number;
   readonly maxRssKiB: number;
   readonly stdout: string;
 }
@@ -80,14 +82,16 @@ export async function measure(cmd: string, args: string[], env?: NodeJS.ProcessE
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   let maxRssKiB = 0;
+  let cpuSeconds = 0;
   if (hasTime) {
     const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
     maxRssKiB = m ? Number(m[1]) : 0;
+    for (const t of r.stderr.matchAll(/(?:User|System) time \(seconds\): ([\d.]+)/g)) cpuSeconds += Number(t[1]);
   } else {
     const m = /maxrss=(\d+)/.exec(r.stderr);
     maxRssKiB = m ? Number(m[1]) : 0;
   }
-  return { seconds, maxRssKiB, stdout: r.stdout };
+  return { seconds, cpuSeconds, maxRssKiB, stdout: r.stdout };
 }
 
 export function median(xs: number[]): number {

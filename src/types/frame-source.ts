@@ -47,22 +47,29 @@ export interface Variable {
   readonly text: string;
 }
 
-/** The module holding run-time `pc`, and its DWARF. */
+/**
+ * The module holding run-time `pc`, and its DWARF: of modules whose ranges nest (a kernel module
+ * placed inside another's span), the innermost.
+ */
 function moduleAt(symbols: SymbolSpace, pc: bigint): { module: Module; dwarf: DwarfInfo } | undefined {
   symbols.loadDeferred(pc); // a module loaded on first use: this may be it
+  let best: { module: Module; span: bigint } | undefined;
   for (const m of symbols.modules) {
     if (!m.elf) continue;
+    let span: bigint;
     if (m.start !== undefined && m.end !== undefined) {
       if (pc < m.start || pc >= m.end) continue;
+      span = m.end - m.start;
     } else {
       // A module without a known range (an emulated kernel): its ELF's loaded segments.
       const link = pc - (m.bias ?? 0n);
       if (!m.elf.loadSegments().some((p) => link >= p.vaddr && link < p.vaddr + p.memsz)) continue;
+      span = 1n << 64n;
     }
-    const dwarf = dwarfOf(m.elf);
-    return dwarf ? { module: m, dwarf } : undefined;
+    if (!best || span < best.span) best = { module: m, span };
   }
-  return undefined;
+  const dwarf = best && dwarfOf(best.module.elf!);
+  return best && dwarf ? { module: best.module, dwarf } : undefined;
 }
 
 /**

@@ -401,7 +401,7 @@ export class KernelDumpTarget implements Target {
         return { symbols: placed, dwarf };
       } catch (e) {
         if (!(e instanceof DbgError)) throw e;
-        this.warnings.push(`${ko}: its DWARF cannot be placed (${e.message}); module ${mod.name}'s frames show no file:line`);
+        this.warnings.push(`${e.message}: the DWARF of module ${mod.name} cannot be placed, its frames show no file:line`);
         return { symbols: placed };
       }
     } catch (e) {

@@ -6,7 +6,7 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { builtinModules } from '../../../src/mdb/modules/index.js';
 import { symbolName } from '../../../src/mdb/names.js';
 import { ElfFile } from '../../../src/symbols/elf-file.js';
 import { KernelDumpTarget } from '../../../src/targets/elfcore/kernel-dump-target.js';
+import { placeText } from '../../../src/types/frame-source.js';
 import { writeVmcore } from '../../../src/targets/elfcore/kernel-vmcore-writer.js';
 import { runDbg } from '../../gdb-client/attach-helpers.js';
 import { repoRoot } from '../../helpers/repo.js';
@@ -271,19 +272,21 @@ describe('hand-corrupted copies', () => {
  * put it), mini_helper at .text+0x20 (which kallsyms do not name), mini_data at .data+0x80. With
  * `otherBuild`, mini_data sits in .text at 0x30: a .ko of other sources that kallsyms contradict.
  */
-function miniKo(name: string, otherBuild = false): string {
+/** The module's .ko, as gcc assembles it: `otherBuild` moves mini_data; `debug` gives it DWARF (gcc -g; its functions hold nops). */
+function miniKo(name: string, otherBuild = false, debug = false): string {
   const d = join(dir, name);
   execFileSync('mkdir', ['-p', d]);
   const s = join(d, 'mini_mod.s');
+  const body = debug ? '\n.rept 16\nnop\n.endr' : '.skip 0x10';
   const data = otherBuild ? '.org 0x30\n.globl mini_data\nmini_data: .quad 0\n' : '.data\n.org 0x80\n.globl mini_data\n.type mini_data,@object\nmini_data: .quad 0\n.size mini_data,8\n';
   writeFileSync(
     s,
-    '.text\n.org 0x10\n.globl mini_func\n.type mini_func,@function\nmini_func: .skip 0x10\n.size mini_func,0x10\n' +
-      '.type mini_helper,@function\nmini_helper: .skip 0x10\n.size mini_helper,0x10\n' +
+    `.text\n.org 0x10\n.globl mini_func\n.type mini_func,@function\nmini_func: ${body}\n.size mini_func,0x10\n` +
+      `.type mini_helper,@function\nmini_helper: ${body}\n.size mini_helper,0x10\n` +
       data +
       '.section .modinfo,"a"\n.asciz "name=mini_mod"\n',
   );
-  execFileSync('gcc', ['-c', '-o', join(d, 'mini-mod.ko'), s]);
+  execFileSync('gcc', ['-c', ...(debug ? ['-g'] : []), '-o', join(d, 'mini-mod.ko'), s]);
   return d;
 }
 
@@ -333,6 +336,36 @@ describe('kernel modules: names from their kallsyms, or from a .ko placed where 
     expect(r.stdout).toContain(`${join(d, 'mini-mod.ko')}`);
     expect(r.stderr).toBe(`dbg: warning: --modules ${d}: no .ko for 1 of 2 modules (qemu_fw_cfg); their names come from their kallsyms\n`);
   }, 60_000);
+
+  it("a .ko with DWARF gives module frames file:line, relocated to where kallsyms put its sections; relocations that lie cost one warning and the lines only", () => {
+    const d = miniKo('ko-dwarf', false, true);
+    const t = KernelDumpTarget.open(dump('modules.vmcore'), { symbols: [vmlinux], modules: d });
+    try {
+      expect(t.symbols.lookup('mini_mod`mini_helper')).toBe(text() + 0x20n);
+      expect(placeText(t.symbols, text() + 0x14n, false)).toMatch(/mini_mod\.s:\d+$/);
+      expect(t.warnings).toEqual([`--modules ${d}: no .ko for 1 of 2 modules (qemu_fw_cfg); their names come from their kallsyms`]);
+    } finally {
+      t.close();
+    }
+    const bad = miniKo('ko-dwarf-bad', false, true);
+    const bytes = readFileSync(join(bad, 'mini-mod.ko'));
+    const elf = ElfFile.open(join(bad, 'mini-mod.ko'));
+    const rela = elf.section('.rela.debug_info')!;
+    elf.close();
+    bytes.writeUInt32LE(99, rela.offset + 8); // the first relocation's type
+    writeFileSync(join(bad, 'mini-mod.ko'), bytes);
+    const u = KernelDumpTarget.open(dump('modules.vmcore'), { symbols: [vmlinux], modules: bad });
+    try {
+      expect(u.symbols.lookup('mini_mod`mini_helper')).toBe(text() + 0x20n); // the .ko still names it
+      expect(symbolName(u, text() + 0x24n)).toBe('mini_mod`mini_helper+0x4');
+      expect(placeText(u.symbols, text() + 0x14n, false)).toBeUndefined();
+      expect(u.warnings[0]).toBe(
+        `${join(bad, 'mini-mod.ko')}: .rela.debug_info entry 0: relocation type 99, which dbg does not apply to debug sections (64, PC32, 32, 32S): the DWARF of module mini_mod cannot be placed, its frames show no file:line`,
+      );
+    } finally {
+      u.close();
+    }
+  });
 
   it('a .ko that is not the loaded module is left out in one line; kallsyms name the module', () => {
     const d = miniKo('ko-other', true);
