@@ -235,10 +235,17 @@ export class KernelDumpTarget implements Target {
       if (elf.header.machine !== X86_64.elfMachine) {
         throw errors.badInput(`--symbols ${file}: ELF machine ${elf.header.machine} does not match the dump's x86-64 (62)`);
       }
-      // linux_banner by the compact table's name lookup: a vmlinux has ~200k symbols, not read here
-      if (isKernel) this.checkKernelMatches(elf, file, symbolTableFor(basename(file), elf, 0n).lookup('linux_banner'));
+      // linux_banner by the compact table's name lookup: a vmlinux has ~200k symbols, not read here.
+      // With VMCOREINFO's KERNELOFFSET the table is made once, at that bias; without it the slide
+      // may come from the banner itself, so the banner is found in a table at the link addresses.
+      const known = isKernel ? this.vmcoreinfo?.kernelOffset : 0n;
+      let table = known !== undefined ? symbolTableFor(basename(file), elf, known) : undefined;
+      if (isKernel) {
+        const banner = (table ?? symbolTableFor(basename(file), elf, 0n)).lookup('linux_banner');
+        this.checkKernelMatches(elf, file, banner && known !== undefined ? { ...banner, addr: banner.addr - known } : banner);
+      }
       const bias = isKernel ? this.kernelOffset : 0n;
-      const table = symbolTableFor(basename(file), elf, bias);
+      table ??= symbolTableFor(basename(file), elf, bias);
       if (table.empty) this.warnings.push(`--symbols ${file}: no symbol table (stripped?)`);
       let mod = elfModule(basename(file), file, elf, table, bias);
       // Linux links its per-CPU segment (.data..percpu) at 0: its symbols are offsets into each
