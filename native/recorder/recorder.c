@@ -351,7 +351,12 @@ static uint32_t line_slot(Rec *r, Eng *e, uint64_t line) {
   L->prev = 0;
   L->mask = 0;
   L->born = 0;
-  phys_read(r, e, line << 6, L->init, 64);
+  /* A line past RAM (a write to a device's registers) starts as zeros: reading a device's
+     registers here would be a read the guest did not make, which the live machine records as an
+     input of the guest's ('mmio-read') and a replay has no value for. */
+  uint64_t pa = line << 6;
+  if (r->ram && (pa < r->ram_base || pa + 64 > r->ram_base + r->ram_size)) memset(L->init, 0, 64);
+  else phys_read(r, e, pa, L->init, 64);
   memcpy(L->cur, L->init, 64);
   r->htab[h] = s + 1;
   return s;

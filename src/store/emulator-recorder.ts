@@ -167,6 +167,9 @@ export class EmulatorRecorder implements ExecutionObserver {
       case 'port-in':
         this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'port-in', detail: { port: event.port, size: event.size, value: event.value } });
         break;
+      case 'mmio-read':
+        this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'mmio-read', detail: { phys: `0x${event.phys.toString(16)}`, size: event.size, value: event.value } });
+        break;
       case 'cpu-start':
         this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'cpu-start', detail: { by: event.by } });
         this.n.checkpointNow(this.h, this.engine(event.vcpu));

@@ -53,7 +53,9 @@
  *   ram_init(page, data)                  4 KiB pages of RAM that were not zero when recording
  *                                         began (physical page number)
  *   input(seq, vcpu, kind, detail)        every nondeterministic input (interrupt, port read,
- *                                         cpu start, debugger write), detail as JSON
+ *                                         device register read 'mmio-read' {phys, size, value}
+ *                                         (older traces have none), cpu start, debugger
+ *                                         write), detail as JSON
  *   stop(seq, vcpu, kind, id, addr)       every stop of the recording session (schema 5): seq
  *                                         of the next instruction to run, the vCPU, the stop
  *                                         reason's kind (breakpoint, watchpoint, step,

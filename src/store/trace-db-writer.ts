@@ -163,7 +163,7 @@ export class TraceDbWriter {
         for (const t of ['mem', 'mem_mask', 'ckpt']) db.prepare(`DELETE FROM ${t} WHERE chunk >= ?`).run(keep);
         db.prepare('DELETE FROM chunk WHERE id >= ?').run(keep);
         db.prepare('DELETE FROM ckpt WHERE seq > ?').run(s);
-        db.prepare("DELETE FROM input WHERE seq > ? OR (seq = ? AND kind = 'port-in')").run(s, s);
+        db.prepare("DELETE FROM input WHERE seq > ? OR (seq = ? AND kind IN ('port-in', 'mmio-read'))").run(s, s);
         db.prepare('DELETE FROM stop WHERE seq > ?').run(s);
         this.nextChunk = keep;
         const t = db.prepare('SELECT coalesce(sum(count), 0) AS n FROM chunk').get() as { n: number };

@@ -73,6 +73,8 @@ export type InputEvent =
       registers: ReadonlyMap<string, bigint>;
     }
   | { kind: 'port-in'; seq: bigint; vcpu: number; port: number; size: number; value: number }
+  /** A device register (local or I/O APIC) read by the instruction at `seq`: guest-physical `phys`. */
+  | { kind: 'mmio-read'; seq: bigint; vcpu: number; phys: number; size: number; value: number }
   | { kind: 'cpu-start'; seq: bigint; vcpu: number; by: number }
   | { kind: 'memory-write'; seq: bigint; phys: bigint; data: Buffer; old: Buffer } // by the debugger
   | { kind: 'register-write'; seq: bigint; vcpu: number; name: string; value: bigint }; // by the debugger
@@ -122,9 +124,10 @@ export interface MachineState {
 
 /**
  * Implemented by whoever wants to observe execution (the recorder). All methods run on the main
- * thread, outside uc_emu_start: no method is ever called from inside an engine hook. Port reads
- * happen inside a slice; their 'port-in' events are delivered after that slice ends and before its
- * afterSlice, each with the seq of its IN instruction. Other inputs are delivered between slices,
+ * thread, outside uc_emu_start: no method is ever called from inside an engine hook. Port and
+ * device register reads happen inside a slice; their 'port-in' and 'mmio-read' events are
+ * delivered after that slice ends and before its afterSlice, each with the seq of its reading
+ * instruction. Other inputs are delivered between slices,
  * before the instruction they affect, with the seq of that instruction.
  * Exceptions thrown by an observer propagate out of the run (the run stops).
  */

@@ -247,7 +247,7 @@ export class Machine implements ObservedMachine {
       });
       if (opts.ramBytes <= IOAPIC_BASE) {
         engine.mapMmio(BigInt(LAPIC_BASE), 0x1000, {
-          read: (off, size) => this.mmio(i, () => this.board.lapicRead(i, off, size, this.vnow(i))),
+          read: (off, size) => this.mmioRead(i, LAPIC_BASE + off, size, () => this.board.lapicRead(i, off, size, this.vnow(i))),
           write: (off, size, value) =>
             this.mmio(
               i,
@@ -259,7 +259,7 @@ export class Machine implements ObservedMachine {
             ),
         });
         engine.mapMmio(BigInt(IOAPIC_BASE), 0x1000, {
-          read: (off, size) => this.mmio(i, () => this.board.ioapicRead(i, off, size)),
+          read: (off, size) => this.mmioRead(i, IOAPIC_BASE + off, size, () => this.board.ioapicRead(i, off, size)),
           write: (off, size, value) => this.mmio(i, () => this.board.ioapicWrite(i, off, size, value), true),
         });
         // device registers, not open bus (emu.c)
@@ -280,12 +280,14 @@ export class Machine implements ObservedMachine {
 
   /**
    * A kernel reads its local APIC's ID at every lock (xv6's mycpu()): the fast engine answers that
-   * read itself (emu.c, guardValue) instead of handing the instruction to the exact engine.
+   * read itself (emu.c, guardValue) instead of handing the instruction to the exact engine. Not
+   * while observed: a recorder hears of device reads from the exact engine only (see mmioRead).
    */
   private publishLapicId(i: number): void {
     const fast = this.vcpus[i]?.fast;
     if (!fast || this.ram.length > IOAPIC_BASE) return;
-    emuHooks().guardValue(fast.hooks, BigInt(LAPIC_BASE + 0x20), 4n, BigInt(this.board.lapicIdRegister(i)));
+    // a size of 0 turns the answer off
+    emuHooks().guardValue(fast.hooks, BigInt(LAPIC_BASE + 0x20), this.observer ? 0n : 4n, BigInt(this.board.lapicIdRegister(i)));
   }
 
   // --- ObservedMachine ------------------------------------------------------------------------
@@ -330,6 +332,7 @@ export class Machine implements ObservedMachine {
     // a sink the old observer left connected belongs to it: never call into it again
     for (const v of this.vcpus) if (v.fastRecorded) this.fastEngine(v.index)?.recordTo(undefined);
     this.observer = o;
+    this.vcpus.forEach((v) => this.publishLapicId(v.index));
     o?.attach(this);
   }
 
@@ -397,6 +400,17 @@ export class Machine implements ObservedMachine {
     const r = access();
     if (write || this.board.problem) emuHooks().requestStop(this.vcpus[vcpu]!.hooks);
     return r;
+  }
+
+  /**
+   * A device register read by `vcpu`'s current instruction: an input of the recording (replay
+   * engines map no devices and are given the value back), like a port read.
+   */
+  private mmioRead(vcpu: number, phys: number, size: number, access: () => number): number {
+    const value = this.mmio(vcpu, access) >>> 0;
+    const counter = Number(emuHooks().counter(this.vcpus[vcpu]!.hooks));
+    this.pendingInputs.push({ kind: 'mmio-read', seq: this.seqNow + BigInt(counter - 1), vcpu, phys, size, value });
+    return value;
   }
 
   private consoleLength(): number {

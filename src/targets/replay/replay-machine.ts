@@ -14,7 +14,8 @@
  *      take their slice-end checkpoints as they are;
  *   3. the re-executed pc at S is compared with the recorded one (a divergence is reported,
  *      not ignored).
- * Port reads inside the window are fed back from the recorded inputs (IN hook).
+ * Port reads and device register reads (local and I/O APIC, which no replay engine emulates)
+ * inside the window are given back from the recorded inputs (IN hook, MMIO pages).
  *
  * Limitation: RAM is changed behind Unicorn's back, so code that the guest rewrote between two
  * positions may run from a stale translation after a seek (no self-modifying code support yet).
@@ -81,6 +82,8 @@ export class ReplayMachine {
    * of a boot: 10 ms a step), this copy a few microseconds. Newest last; SNAPSHOT_BYTES at most.
    */
   private readonly snapshots: { at: number; c0: number; c1: number; lines: [number, Buffer][] }[] = [];
+  /** Per vCPU: the recorded device reads its run is given back, from `next` on (see deviceRead). */
+  private readonly feeds: { rows: InputRow[]; next: number; from: number; fault?: string }[] = [];
 
 
   constructor(readonly reader: TraceReader) {
@@ -106,9 +109,15 @@ export class ReplayMachine {
         // pages enabled; its counting hook ends a re-execution after exactly N instructions.
         const hooks = emuHooks().create(e.address, this.ram);
         this.hooks.push(hooks);
-        // The live machine's device registers are not mapped here (their reads are not in the
-        // trace): an access to them stops re-execution instead of reading open bus (emu.c).
-        if (size <= IOAPIC_BASE) for (const base of [LAPIC_BASE, IOAPIC_BASE]) emuHooks().guard(hooks, BigInt(base), 0x1000n);
+        // The live machine's device registers: reads answer with the recorded values (writes
+        // change no RAM, and nothing here models the devices); guarded, they are not open bus.
+        this.feeds.push({ rows: [], next: 0, from: 0 });
+        if (size <= IOAPIC_BASE) {
+          for (const base of [LAPIC_BASE, IOAPIC_BASE]) {
+            e.mapMmio(BigInt(base), 0x1000, { read: (off, n) => this.deviceRead(v, base + off, n), write: () => {} });
+            emuHooks().guard(hooks, BigInt(base), 0x1000n);
+          }
+        }
         // Port reads come back from the recorded inputs (hook added before any translation).
         nativeRecorder().feedPorts(e.address, new Uint32Array(0));
         if (v === 0) checkBuild(reader, e);
@@ -119,6 +128,37 @@ export class ReplayMachine {
       this.close();
       throw err;
     }
+  }
+
+  /**
+   * A device register read by vCPU v's current instruction (inside uc_emu_start: no throwing).
+   * The recorded read of that instruction, in order; a read the trace does not hold (a trace of a
+   * dbg that did not record them, or a divergence) stops the re-execution, which reports it.
+   */
+  private deviceRead(v: number, phys: number, size: number): number {
+    const f = this.feeds[v]!;
+    if (f.fault) return 0xffff_ffff;
+    const seq = f.from + Number(emuHooks().counter(this.hooks[v]!)) - 1;
+    const r = f.rows[f.next];
+    if (r && r.seq === seq && Number(r.detail.phys) === phys && r.detail.size === size) {
+      f.next++;
+      return Number(r.detail.value) >>> 0;
+    }
+    const held = r ? `; the next it holds is at 0x${Number(r.detail.phys).toString(16)} at seq ${r.seq}` : '';
+    f.fault = `re-executing seq ${seq} read the device register at 0x${phys.toString(16)} (${size} bytes), which the trace does not hold${held}: the trace does not replay (traces recorded before dbg recorded device reads have none: record the guest again)`;
+    emuHooks().requestStop(this.hooks[v]!);
+    return 0xffff_ffff;
+  }
+
+  /** Give vCPU v's next run, which starts at seq `from`, the device reads recorded in [from, to). */
+  private feedDevices(v: number, from: number, rows: InputRow[]): void {
+    this.feeds[v] = { rows: rows.filter((i) => i.kind === 'mmio-read' && i.vcpu === v), next: 0, from };
+  }
+
+  /** The device read that stopped vCPU v's run, as a damaged-trace error. */
+  private checkFeed(v: number): void {
+    const fault = this.feeds[v]!.fault;
+    if (fault) throw traceCorrupt(this.reader.path, fault);
   }
 
   /** Load a checkpoint into vCPU v's engine; an image of the wrong size is a damaged trace. */
@@ -239,7 +279,7 @@ export class ReplayMachine {
     if (this.runningAt(at) !== running) return false;
     const c = this.checkpointSeq(running, s);
     if (c === undefined || c > at) return false;
-    return this.inputs(at + 1, s + 1).every((i) => i.kind === 'port-in');
+    return this.inputs(at + 1, s + 1).every((i) => i.kind === 'port-in' || i.kind === 'mmio-read');
   }
 
   /**
@@ -276,8 +316,10 @@ export class ReplayMachine {
 
   private reexecute(vcpu: number, from: number, to: number): void {
     const e = this.engines[vcpu]!;
-    const ins = this.inputs(from, to).filter((i) => i.kind === 'port-in' && i.vcpu === vcpu);
+    const rows = this.inputs(from, to);
+    const ins = rows.filter((i) => i.kind === 'port-in' && i.vcpu === vcpu);
     nativeRecorder().feedPorts(e.address, Uint32Array.from(ins, (i) => Number(i.detail.value)));
+    this.feedDevices(vcpu, from, rows);
     const hooks = this.hooks[vcpu]!;
     emuHooks().arm(hooks, BigInt(to - from), NO_PC);
     // Unicorn's aliasing of virtual pages (first touches differ from the recording run) leaves
@@ -286,6 +328,7 @@ export class ReplayMachine {
     const err = e.start(e.readReg(X86_REG.RIP), NO_PC);
     e.writeReg(X86_REG.CR2, cr2);
     const done = hookResult(hooks).counter - 1n;
+    this.checkFeed(vcpu);
     if (done !== BigInt(to - from)) {
       throw traceCorrupt(this.reader.path, `re-executing seq ${from}..${to} stopped after ${done} instructions (Unicorn error ${err}): the trace does not replay`);
     }
@@ -309,12 +352,15 @@ export class ReplayMachine {
     let pos = start;
     try {
       while (pos < end) {
-        const ins = this.reader.inputs(pos, end).filter((i) => i.kind === 'port-in' && i.vcpu === vcpu);
+        const rows = this.reader.inputs(pos, end);
+        const ins = rows.filter((i) => i.kind === 'port-in' && i.vcpu === vcpu);
         nativeRecorder().feedPorts(e.address, Uint32Array.from(ins, (i) => Number(i.detail.value)));
+        this.feedDevices(vcpu, pos, rows);
         addon.arm(hooks, BigInt(end - pos), NO_PC);
         const cr2 = e.readReg(X86_REG.CR2);
         e.start(e.readReg(X86_REG.RIP), NO_PC);
         e.writeReg(X86_REG.CR2, cr2);
+        this.checkFeed(vcpu);
         const h = hookResult(hooks);
         if (h.kind === HookStop.None) {
           // The engine returned by itself: hlt (the recording's last instruction, or an idle vCPU).
