@@ -120,6 +120,9 @@ async function play(target: Target, serve: ServeOne, budgetMs: number, rounds: {
       await ask(`m${target.status().pc.toString(16)},40`);
       await ask('qXfer:threads:read::0,1000');
       if (i % 4 === 0) await ask('g');
+      // On a replay, now and then what `reverse-continue` to a watchpoint sends: a write watchpoint
+      // on the stack (where the last stop put it), back to the write, and forward to the end again.
+      if (runs && reverse && i % 50 === 1) await reverseToStackWrite(ask, reply);
       rounds.played++;
     }
     // No D: on a process it would detach the served process. The connection closing below ends
@@ -130,4 +133,15 @@ async function play(target: Target, serve: ServeOne, budgetMs: number, rounds: {
     await listener.close();
     await served?.catch(() => undefined);
   }
+}
+
+/** Z2 on the 8 bytes at the stack pointer of `stop` (x86-64's register 07), bc, z2, then c. */
+async function reverseToStackWrite(ask: (payload: string) => Promise<string>, stop: string): Promise<void> {
+  const sp = /[;T]07:([0-9a-f]{16});/.exec(stop)?.[1];
+  if (sp === undefined) return;
+  const addr = BigInt(`0x${Buffer.from(sp, 'hex').reverse().toString('hex')}`).toString(16);
+  if ((await ask(`Z2,${addr},8`)) !== 'OK') return;
+  await ask('bc');
+  await ask(`z2,${addr},8`);
+  await ask('vCont;c');
 }
