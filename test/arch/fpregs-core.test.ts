@@ -40,7 +40,8 @@ describe('FP registers of a process core', () => {
     const got = comparable(via.stdout);
     // gdb reading the core prints frame 0 first; from rax on, every line is the same.
     expect(got).toEqual(direct.slice(direct.findIndex((l) => l.startsWith('rax'))));
-    expect(got.join('\n')).toMatch(/^fs_base +0x7f[0-9a-f]+ /m);
+    // Present with a value (gdb agrees on the value above); where the thread's TLS sits varies.
+    expect(got.join('\n')).toMatch(/^fs_base +0x[0-9a-f]+ /m);
     expect(got).toContain('mxcsr          0x9fc0              [ DAZ IM DM ZM OM UM PM FZ ]');
     expect(got).toContain('$2 = {0xe3e2e1e0, 0xe7e6e5e4, 0xebeae9e8, 0xefeeedec, 0xf3f2f1f0, 0xf7f6f5f4, 0xfbfaf9f8, 0xfffefdfc}');
     expect(got).toContain('$3 = 1.44269504088896340739');
