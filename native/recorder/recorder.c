@@ -121,6 +121,9 @@ struct Eng {
      code page to translate it (machine.ts puts the guest's value back after the slice): no
      checkpoint inside its slices, where that -2 would be taken for the guest's CR2. */
   int has_fast;
+  /* A fast engine's CR3 was read in the block running now: QEMU ends a translated block after
+     every instruction that loads CR3, so one read per block serves all of its writes. */
+  int cr3_fresh;
 };
 
 typedef struct {
@@ -139,8 +142,7 @@ typedef struct {
   uint32_t slot;
   uint32_t seqoff;
   uint64_t data;
-  uint64_t paddr;
-  uint8_t off, len, host, pending;
+  uint8_t off, len, host, pending; /* the physical address is the slot's line and off */
 } LogRec;
 
 struct Rec {
@@ -175,6 +177,9 @@ struct Rec {
   uint32_t nlines, caplines;
   uint32_t *htab;
   uint32_t hcap;
+  /* the line written last and its slot: a stack's pushes, a loop's stores hit it again */
+  uint64_t last_line;
+  uint32_t last_slot;
   LogRec *log;
   size_t nlog, caplog;
   size_t npending;
@@ -296,11 +301,14 @@ static inline uint64_t translate(Rec *r, Eng *e, uint64_t va) {
     eng_mode(e);
     if (!e->paging) return va;
   }
-  uint64_t cr3 = 0;
-  uc_reg_read(e->uc, UC_X86_REG_CR3, &cr3);
-  if (cr3 != e->cr3) {
-    e->cr3 = cr3;
-    memset(e->tlb_v, 0xff, sizeof e->tlb_v);
+  if (!e->cr3_fresh) {
+    uint64_t cr3 = 0;
+    uc_reg_read(e->uc, UC_X86_REG_CR3, &cr3);
+    if (cr3 != e->cr3) {
+      e->cr3 = cr3;
+      memset(e->tlb_v, 0xff, sizeof e->tlb_v);
+    }
+    e->cr3_fresh = e->twin != NULL;
   }
   uint64_t vp = va >> 12;
   unsigned i = vp & 63;
@@ -332,12 +340,17 @@ static void grow_htab(Rec *r) {
 }
 
 static uint32_t line_slot(Rec *r, Eng *e, uint64_t line) {
+  if (line == r->last_line) return r->last_slot;
   if ((r->nlines + 1) * 2 > r->hcap) grow_htab(r);
   uint32_t h = hash_line(line, r->hcap);
   for (;;) {
     uint32_t s = r->htab[h];
     if (!s) break;
-    if (r->lines[s - 1].line == line) return s - 1;
+    if (r->lines[s - 1].line == line) {
+      r->last_line = line;
+      r->last_slot = s - 1;
+      return s - 1;
+    }
     h = (h + 1) & (r->hcap - 1);
   }
   if (r->nlines == r->caplines) {
@@ -359,6 +372,8 @@ static uint32_t line_slot(Rec *r, Eng *e, uint64_t line) {
   else phys_read(r, e, pa, L->init, 64);
   memcpy(L->cur, L->init, 64);
   r->htab[h] = s + 1;
+  r->last_line = line;
+  r->last_slot = s;
   return s;
 }
 
@@ -407,7 +422,6 @@ static void log_piece(Rec *r, uint32_t slot, uint64_t pa, int n, uint64_t data, 
   w->slot = slot;
   w->seqoff = (uint32_t)(seq - r->chunk_first);
   w->data = data;
-  w->paddr = pa;
   w->off = pa & 63;
   w->len = (uint8_t)n;
   w->host = (uint8_t)host;
@@ -434,7 +448,7 @@ static void resolve_pending(Rec *r) {
   for (size_t i = r->nlog; i-- > 0 && r->npending;) {
     LogRec *w = &r->log[i];
     if (!w->pending) continue;
-    phys_read(r, e, w->paddr, &w->data, w->len);
+    phys_read(r, e, (r->lines[w->slot].line << 6) | w->off, &w->data, w->len);
     memcpy(r->lines[w->slot].cur + w->off, &w->data, w->len);
     w->pending = 0;
     r->npending--;
@@ -627,11 +641,28 @@ static void hook_mem_fast(uc_engine *uc, uc_mem_type type, uint64_t addr, int si
 static void emit_block(Rec *r, Eng *x, uint64_t pc, const uint8_t *lens, uint32_t n, int *jslot, uint64_t *jold) {
   if (!n) return;
   emit_pc(r, x, pc, lens[0] & SINK_LEN, jslot, jold);
+  /* the rest are sequential: their sizes, two nibbles a byte (nib() one at a time: 16% more
+     instructions here, callgrind over the sample kernel's first 10^7) */
   uint64_t at = pc;
-  for (uint32_t i = 1; i < n; i++) {
+  uint32_t i = 1;
+  b_reserve(&r->pcs, n / 2 + 1);
+  uint8_t *p = r->pcs.p + r->pcs.len;
+  if (r->half && i < n) {
+    p[-1] |= (uint8_t)((lens[i] & SINK_LEN) << 4);
     at += lens[i - 1] & SINK_LEN;
-    nib(r, lens[i] & SINK_LEN);
+    r->half = 0;
+    i++;
   }
+  for (; i + 1 < n; i += 2) {
+    *p++ = (uint8_t)((lens[i] & SINK_LEN) | (lens[i + 1] & SINK_LEN) << 4);
+    at += (lens[i - 1] & SINK_LEN) + (lens[i] & SINK_LEN);
+  }
+  if (i < n) {
+    *p++ = (uint8_t)(lens[i] & SINK_LEN);
+    at += lens[i - 1] & SINK_LEN;
+    r->half = 1;
+  }
+  r->pcs.len = (size_t)(p - r->pcs.p);
   x->prev_pc = at;
   x->expected = at + (lens[n - 1] & SINK_LEN);
   r->seq += n;
@@ -642,6 +673,7 @@ static void sink_block(void *ud, uint64_t pc, uint64_t cs_base, const uint8_t *l
   Rec *r = f->rec;
   Eng *x = f->twin;
   if (r->npending) resolve_pending(r);
+  f->cr3_fresh = 0;
   r->undo.valid = 0;
   r->blk.valid = 1;
   r->blk.seq = r->seq;
@@ -728,6 +760,7 @@ static void sink_ran(void *ud, uint64_t done) {
   }
   if (r->npending) resolve_pending(r);
   eng_mode(f);
+  f->cr3_fresh = 0;
 }
 
 /* ---- checkpoints --------------------------------------------------------------------------- */
@@ -756,6 +789,13 @@ static void checkpoint(Rec *r, Eng *e, uint64_t seq, int flags) {
   size_t i = 0;
   while (i < n) {
     size_t z = i;
+    /* most of an image equals its key: skip it a word at a time (byte by byte, the two
+       checkpoints of every slice took 5x the instructions, callgrind over the sample kernel) */
+    for (uint64_t a, b; z + 8 <= n; z += 8) {
+      memcpy(&a, raw + z, 8);
+      memcpy(&b, k + z, 8);
+      if (a != b) break;
+    }
     while (z < n && raw[z] == k[z]) z++;
     size_t l = z;
     while (l < n && (raw[l] != k[l] || (l + 1 < n && raw[l + 1] != k[l + 1]) || (l + 2 < n && raw[l + 2] != k[l + 2]))) l++;
@@ -827,6 +867,7 @@ static void reset_chunk(Rec *r) {
     }
   }
   r->nlines = 0;
+  r->last_line = ~0ull;
   r->nlog = 0;
   r->npending = 0;
   r->ckpts.len = 0;
@@ -1238,17 +1279,54 @@ static int cmp_slot_key(const void *a, const void *b) {
  * the guest's thread records the next chunk. Returns 0 when the log names a line or a write that
  * cannot be (a slot past the lines, a write past the line's end).
  */
+/*
+ * The most bytes encode_rows() writes for a chunk of `nlines` lines and `nlog` records: a record
+ * takes at most 15 (a 5-byte varint of a seq offset below 2^32, offset, changed, 8 bytes), a row
+ * 148 more (header and images), and a line's parts after its first hold PART_BYTES of records.
+ */
+static size_t rows_bound(uint64_t nlines, uint64_t nlog) {
+  uint64_t recs = nlog * 15;
+  return (size_t)(nlines * 148 + recs + (recs / PART_BYTES + 1) * 148);
+}
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static void scratch_free(void *p) { free(p); }
+static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+/* At least n bytes of this thread's scratch memory (freed when the thread ends); NULL when out of memory. */
+static void *thread_scratch(size_t n) {
+  pthread_once(&scratch_once, scratch_init);
+  size_t *s = pthread_getspecific(scratch_key);
+  if (s && s[0] >= n) return s + 2;
+  size_t cap = n + n / 4 + 4096;
+  free(s);
+  s = malloc(cap + 16);
+  pthread_setspecific(scratch_key, s);
+  if (!s) return NULL;
+  s[0] = cap;
+  return s + 2;
+}
+
 static int encode_rows(Bytes *out, const LineImage *lines, uint32_t nlines, const LogRec *log, size_t nlog) {
   out->len = 0;
   for (size_t i = 0; i < nlog; i++)
     if (log[i].slot >= nlines || (log[i].len != 1 && log[i].len != 2 && log[i].len != 4 && log[i].len != 8) || log[i].off + log[i].len > 64) return 0;
-  SlotKey *order = malloc(sizeof(SlotKey) * (nlines + 1));
+  /* Room for the worst case at once: growing by doubling copied the rows once or twice per
+     chunk. */
+  b_reserve(out, rows_bound(nlines, nlog));
+  /* the sort's arrays: the thread's own, kept from one chunk to the next (fresh ones cost the
+     writer's thread a page fault every 4 KiB) */
+  uint8_t *scratch = thread_scratch(sizeof(SlotKey) * (nlines + 1) + 12 * ((size_t)nlines + 1) + 4 * (nlog + 1));
+  if (!scratch) return 0;
+  SlotKey *order = (SlotKey *)scratch;
   for (uint32_t s = 0; s < nlines; s++) order[s] = (SlotKey){lines[s].line, s};
   qsort(order, nlines, sizeof(SlotKey), cmp_slot_key);
   /* each line's records in execution order: a counting sort of the log by line */
-  uint32_t *first = calloc(nlines + 1, 4);
-  uint32_t *cursor = malloc(sizeof(uint32_t) * (nlines + 1));
-  uint32_t *idx = malloc(sizeof(uint32_t) * (nlog + 1));
+  uint32_t *first = (uint32_t *)(order + nlines + 1);
+  uint32_t *cursor = first + nlines + 1;
+  uint32_t *idx = cursor + nlines + 1;
+  memset(first, 0, 4 * ((size_t)nlines + 1));
   for (size_t i = 0; i < nlog; i++) first[log[i].slot + 1]++;
   for (uint32_t s = 1; s <= nlines; s++) first[s] += first[s - 1];
   memcpy(cursor, first, sizeof(uint32_t) * (nlines + 1));
@@ -1307,10 +1385,6 @@ static int encode_rows(Bytes *out, const LineImage *lines, uint32_t nlines, cons
       memcpy(h + 20 + 64, state, 64);
     } while (k < kend);
   }
-  free(order);
-  free(first);
-  free(cursor);
-  free(idx);
   return 1;
 }
 
@@ -1363,37 +1437,68 @@ static napi_value fn_cut(napi_env env, napi_callback_info info) {
 }
 
 /*
- * encodeRows(lineImages: Buffer, log: bigint, writes: number, logCap: number) -> Buffer: the
- * memory rows of a chunk cut() returned; gives its log back (call it once for each cut, also for
- * a chunk that is not stored).
+ * encodeRows(lineImages: Buffer, log: bigint, writes: number, logCap: number, into?: Buffer)
+ * -> Buffer | number: the memory rows of a chunk cut() returned; gives its log back (call it
+ * once for each cut, also for a chunk that is not stored). With `into` at least rowsBound(lines,
+ * writes) long, the rows go there and their length is returned.
  */
 static napi_value fn_encode_rows(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   void *lp;
   size_t ln;
   uint64_t logp = 0, nlog = 0, cap = 0;
   if (argc < 4 || napi_get_buffer_info(env, argv[0], &lp, &ln) != napi_ok || !get_u64(env, argv[1], &logp) || !get_u64(env, argv[2], &nlog) ||
       !get_u64(env, argv[3], &cap) || nlog > cap || ln % sizeof(LineImage) || ln / sizeof(LineImage) >= UINT32_MAX) {
-    napi_throw_type_error(env, NULL, "encodeRows(lineImages, log, writes, logCap): what cut() returned");
+    napi_throw_type_error(env, NULL, "encodeRows(lineImages, log, writes, logCap, into?): what cut() returned");
     return NULL;
+  }
+  void *into = NULL;
+  size_t into_len = 0;
+  if (argc >= 5) {
+    napi_valuetype t;
+    napi_typeof(env, argv[4], &t);
+    if (t != napi_undefined && napi_get_buffer_info(env, argv[4], &into, &into_len) != napi_ok) {
+      napi_throw_type_error(env, NULL, "encodeRows: `into` must be a Buffer");
+      return NULL;
+    }
   }
   LogRec *log = (LogRec *)(uintptr_t)logp;
   /* a copy only when the buffer is not aligned for the struct (cut()'s own are) */
   LineImage *lines = (uintptr_t)lp % 8 ? memcpy(malloc(ln + 1), lp, ln) : lp;
-  Bytes o = {0};
+  /* into the caller's buffer when it holds the bound (no copy of a chunk's megabytes, and pages
+     that stay mapped from one chunk to the next) */
+  int mine = !into || into_len < rows_bound(ln / sizeof(LineImage), nlog);
+  Bytes o = {mine ? NULL : into, 0, mine ? 0 : into_len};
   int ok = encode_rows(&o, lines, (uint32_t)(ln / sizeof(LineImage)), log, (size_t)nlog);
   if (lines != lp) free(lines);
   log_give_back(log, (size_t)cap);
   if (!ok) {
-    free(o.p);
+    if (mine) free(o.p);
     napi_throw_range_error(env, NULL, "encodeRows: the log names a line or a write that cannot be");
     return NULL;
   }
-  napi_value b = make_buffer(env, o.p ? o.p : (uint8_t *)"", o.len);
-  free(o.p);
+  napi_value b;
+  if (!mine) CALL(napi_create_double(env, (double)o.len, &b));
+  else {
+    b = make_buffer(env, o.p ? o.p : (uint8_t *)"", o.len);
+    free(o.p);
+  }
   return b;
+}
+
+/* rowsBound(lines, writes) -> number: the most bytes encodeRows() makes of such a chunk */
+static napi_value fn_rows_bound(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint64_t lines, writes;
+  if (argc < 2 || !get_u64(env, argv[0], &lines) || !get_u64(env, argv[1], &writes) || lines >= UINT32_MAX || writes >= (1ull << 40))
+    return throw_err(env, "rowsBound(lines, writes): bad arguments");
+  napi_value out;
+  CALL(napi_create_double(env, (double)rows_bound(lines, writes), &out));
+  return out;
 }
 
 /* seq(h) -> bigint: seq of the next instruction */
@@ -1779,6 +1884,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"checkpointNow", 0, fn_checkpoint_now, 0, 0, 0, napi_default, 0},
       {"cut", 0, fn_cut, 0, 0, 0, napi_default, 0},
       {"encodeRows", 0, fn_encode_rows, 0, 0, 0, napi_default, 0},
+      {"rowsBound", 0, fn_rows_bound, 0, 0, 0, napi_default, 0},
       {"seq", 0, fn_seq, 0, 0, 0, napi_default, 0},
       {"lastStep", 0, fn_last_step, 0, 0, 0, napi_default, 0},
       {"setSeq", 0, fn_set_seq, 0, 0, 0, napi_default, 0},

@@ -63,6 +63,10 @@ export interface NativeRecorder {
   cut(h: RecorderHandle): NativeChunk;
   /** The memory rows of a chunk cut() returned (u64 line | u32 n | u64 mask | n bytes, sorted by line); gives its log back. */
   encodeRows(lineImages: Buffer, log: bigint, writes: number, logCap: number): Buffer;
+  /** The same into `into` when it holds rowsBound(lines, writes) bytes: the rows' length. */
+  encodeRows(lineImages: Buffer, log: bigint, writes: number, logCap: number, into: Buffer): number | Buffer;
+  /** The most bytes encodeRows() makes of a chunk of `lines` lines and `writes` writes. */
+  rowsBound(lines: number, writes: number): number;
   seq(h: RecorderHandle): bigint;
   /** The pc and vCPU of the open chunk's last instruction; null when it has none. */
   lastStep(h: RecorderHandle): [bigint, number] | null;
