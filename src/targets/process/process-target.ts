@@ -35,7 +35,7 @@ import { lazyElfModule } from '../unwind.js';
 import { AT_ENTRY, AT_SYSINFO_EHDR, parseAuxv, parseXstate, signalName } from '../elfcore/core-notes.js';
 import { readLinkMap } from '../elfcore/process-core-solibs.js';
 import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, ProcessControl, ProcessEvent, RegisterWriter, StopReason, StopStatus, Target, ThreadInfo, VirtAddr, WatchKind } from '../target.js';
-import { ptraceAddon, REGS_GET, REGS_SET, XSTATE_GET, XSTATE_SET, type NativeStop, type PtraceAddon } from './ptrace-addon.js';
+import { decodeStop, ptraceAddon, REGS_GET, REGS_SET, STOP_BYTES, XSTATE_GET, XSTATE_SET, type NativeStop, type PtraceAddon } from './ptrace-addon.js';
 import { writeProcessCore } from './process-core-writer.js';
 
 export interface ProcessOptions {
@@ -243,6 +243,8 @@ export class ProcessTarget implements Target {
 
   private readonly fpParsed = new Set<number>();
   private readonly scratch = Buffer.alloc(XSTATE_BYTES);
+  /** Where the tracer writes each stop (decodeStop). */
+  private readonly stopBytes = Buffer.alloc(STOP_BYTES);
 
   /** The raw register sets of `thread` (user_regs_struct, XSAVE area), for ::dump. */
   threadState(thread: number): { gp: Buffer; xsave: Buffer } {
@@ -752,7 +754,9 @@ export class ProcessTarget implements Target {
     try {
       for (;;) {
         this.invalidate();
-        const ns = await this.native.resume(mode, tid, -1);
+        const now = this.native.resume(mode, tid, -1, this.stopBytes);
+        if (now !== true) await now;
+        const ns = decodeStop(this.stopBytes);
         this.isRunning = false;
         if (ns.regs) this.cacheGp(ns.tid, ns.regs);
         const st = this.stopOf(ns);

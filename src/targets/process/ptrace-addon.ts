@@ -58,11 +58,40 @@ export interface PtraceAddon {
   catchSyscall(nr: number, mask: number): void;
   catchEvents(threads: number, fork: number, vfork: number): void;
   drainEvents(): NativeEvent[];
-  /** mode 0: every thread runs; 1: `tid` alone; 2: `tid` steps one instruction. */
-  resume(mode: number, tid: number, signal: number): Promise<NativeStop>;
+  /**
+   * mode 0: every thread runs; 1: `tid` alone; 2: `tid` steps one instruction. The stop is written
+   * into `out` (STOP_BYTES, see decodeStop): true when it is there already (the resume ended
+   * within a few milliseconds), else a promise that settles once it is.
+   */
+  resume(mode: number, tid: number, signal: number, out: Buffer): true | Promise<void>;
   pid(): number;
   /** A software write watchpoint in `slot` (0-15) on `length` bytes (0 frees the slot; at most 4096). */
   softWatch(slot: number, addr: bigint, length: number): void;
+}
+
+/** The bytes of a stop as resume() writes them (ptrace.c's SO_ offsets). */
+export const STOP_BYTES = 216 + 27 * 8;
+
+/** The stop in `out` as resume() wrote it; `regs` is a view of `out`, valid until the next resume. */
+export function decodeStop(out: Buffer): NativeStop {
+  const nul = out.indexOf(0);
+  const kind = out.toString('latin1', 0, nul >= 0 && nul < 24 ? nul : 24);
+  const syscall = kind.startsWith('syscall');
+  const errEnd = out.indexOf(0, 120);
+  return {
+    kind,
+    tid: out.readInt32LE(24),
+    sig: out.readInt32LE(28),
+    code: out.readInt32LE(32),
+    slot: out.readInt32LE(36),
+    nr: out.readInt32LE(40),
+    addr: out.readBigUInt64LE(48),
+    msg: Number(out.readBigInt64LE(56)),
+    rval: Number(out.readBigInt64LE(64)),
+    args: syscall ? [0, 1, 2, 3, 4, 5].map((i) => out.readBigUInt64LE(72 + i * 8)) : [],
+    err: kind === 'error' ? out.toString('utf8', 120, errEnd >= 120 && errEnd < 216 ? errEnd : 216) : '',
+    regs: out.readInt32LE(44) ? out.subarray(216, STOP_BYTES) : undefined,
+  };
 }
 
 let addon: PtraceAddon | undefined;
