@@ -111,7 +111,14 @@ export class CompactSymbolTable extends SymbolTable {
     bias: bigint,
   ) {
     super(moduleName, [], bias);
+    const b = BigInt.asUintN(64, bias);
+    this.biasHi = Number(b >> 32n);
+    this.biasLo = Number(b & 0xffff_ffffn);
   }
+
+  /** The bias's words, added to each non-absolute symbol's value. */
+  private readonly biasHi: number;
+  private readonly biasLo: number;
 
   private entries(): Entries {
     if (this.entriesRead) return this.entriesRead;
@@ -284,22 +291,21 @@ export class CompactSymbolTable extends SymbolTable {
   /** The entries at the greatest low word at or below `limit` in one high word's buckets, in SymbolTable's order. */
   private atOrBelowIn(group: AddressBuckets, limit: number): number[] | undefined {
     const { min, shift, starts, members } = group;
-    const { los, ranks } = this.addressWords();
+    const { w, strings } = this.entries();
     if (limit < min) return undefined;
     const buckets = starts.length - 1;
     // The bucket of limit, else the nearest one below with a symbol: all of those are below limit.
     for (let k = Math.min(buckets - 1, (limit - min) >>> shift); k >= 0; k--) {
       let best = -1;
       for (let m = starts[k]!; m < starts[k + 1]!; m++) {
-        const l = los[members[m]!]!;
+        const l = this.lowWord(w, members[m]!);
         if (l <= limit && l > best) best = l;
       }
       if (best < 0) continue;
       const at: number[] = [];
-      for (let m = starts[k]!; m < starts[k + 1]!; m++) if (los[members[m]!] === best) at.push(members[m]!);
+      for (let m = starts[k]!; m < starts[k + 1]!; m++) if (this.lowWord(w, members[m]!) === best) at.push(members[m]!);
       if (at.length > 1) {
         // SymbolTable's order at one address: rank up, then the greatest name, then entry order.
-        const { w, strings } = this.entries();
         const names = new Map<number, string>();
         const name = (e: number): string => {
           let n = names.get(e);
@@ -307,7 +313,8 @@ export class CompactSymbolTable extends SymbolTable {
           return n;
         };
         at.sort((p, q) => {
-          if (ranks[p] !== ranks[q]) return ranks[p]! - ranks[q]!;
+          const [rp, rq] = [CompactSymbolTable.rankOf(w, p), CompactSymbolTable.rankOf(w, q)];
+          if (rp !== rq) return rp - rq;
           const [np, nq] = [name(p), name(q)];
           return np < nq ? 1 : np > nq ? -1 : p - q;
         });
@@ -317,46 +324,93 @@ export class CompactSymbolTable extends SymbolTable {
     return undefined;
   }
 
-  /** The kept symbols split by the high word of their address (usually one, a few absolute symbols aside), each bucketed. */
-  private addressBuckets(): AddressBuckets[] {
-    if (this.buckets) return this.buckets;
-    const kept = this.kept();
-    const { his, oneHigh } = this.addressWords();
-    if (oneHigh) return (this.buckets = kept.length ? [this.bucketed(kept)] : []);
-    const byHigh = new Map<number, number[]>();
-    for (const e of kept) {
-      const list = byHigh.get(his[e]!);
-      if (list) list.push(e);
-      else byHigh.set(his[e]!, [e]);
-    }
-    return (this.buckets = [...byHigh.keys()].sort((x, y) => x - y).map((h) => this.bucketed(Uint32Array.from(byHigh.get(h)!))));
+  /** Entry e's run-time address: its high word (the bias applied unless it is absolute). */
+  private highWord(w: Uint32Array, e: number): number {
+    const o = e * 6;
+    if (w[o + 1]! >>> 16 === SHN_ABS) return w[o + 3]!;
+    return (w[o + 3]! + this.biasHi + (w[o + 2]! + this.biasLo >= WORD ? 1 : 0)) >>> 0;
   }
 
-  /** Buckets of `entries` (kept symbols of one high word, in entry order). */
-  private bucketed(entries: Uint32Array): AddressBuckets {
-    const { his, los } = this.addressWords();
-    const n = entries.length;
-    let min = 0xffff_ffff;
-    let max = 0;
-    for (let j = 0; j < n; j++) {
-      const l = los[entries[j]!]!;
-      if (l < min) min = l;
-      if (l > max) max = l;
+  /** Its low word. */
+  private lowWord(w: Uint32Array, e: number): number {
+    const o = e * 6;
+    return w[o + 1]! >>> 16 === SHN_ABS ? w[o + 2]! : (w[o + 2]! + this.biasLo) >>> 0;
+  }
+
+  /** SymbolTable's rank of entry e: functions and objects first, then globals, then sized ones (0 best). */
+  private static rankOf(w: Uint32Array, e: number): number {
+    const o = e * 6;
+    const info = w[o + 1]! & 0xff;
+    const type = info & 0xf;
+    const kind = type === STT_FUNC || type === STT_GNU_IFUNC || type === STT_OBJECT ? 2 : 0;
+    const sized = w[o + 4] !== 0 || w[o + 5] !== 0 ? 4 : 0;
+    return 7 - (kind + (info >> 4 !== 0 ? 1 : 0) + sized);
+  }
+
+  /**
+   * The kept symbols split by the high word of their address (usually one, a few absolute or
+   * per-CPU symbols aside), each bucketed: three passes over the raw entries, addresses computed
+   * where they lie. A kernel's 116,000 symbols, through a kept list, address arrays and a map of
+   * the high words' members, cost ~50 ms of cold loops and 2 MB of new memory for a stack.
+   */
+  private addressBuckets(): AddressBuckets[] {
+    if (this.buckets) return this.buckets;
+    const { w, strings, count } = this.entries();
+    const group = new Map<number, number>();
+    const highs: number[] = [];
+    const mins: number[] = [];
+    const maxs: number[] = [];
+    const sizes: number[] = [];
+    let lastHigh = -1;
+    let g = -1;
+    for (let i = 0; i < count; i++) {
+      if (!CompactSymbolTable.keeps(w, strings, i)) continue;
+      const h = this.highWord(w, i);
+      const l = this.lowWord(w, i);
+      if (h !== lastHigh) {
+        lastHigh = h;
+        g = group.get(h) ?? -1;
+        if (g < 0) {
+          group.set(h, (g = highs.length));
+          highs.push(h);
+          mins.push(l);
+          maxs.push(l);
+          sizes.push(0);
+        }
+      }
+      sizes[g]!++;
+      if (l < mins[g]!) mins[g] = l;
+      if (l > maxs[g]!) maxs[g] = l;
     }
-    let count = 2; // at least 2, so that shift stays below 32 (>>> takes its count mod 32)
-    while (count * 4 < n) count *= 2;
-    let shift = 0;
-    while (Math.floor((max - min) / 2 ** shift) >= count) shift++;
-    const starts = new Uint32Array(count + 1);
-    for (let j = 0; j < n; j++) starts[((los[entries[j]!]! - min) >>> shift) + 1]!++;
-    for (let k = 1; k <= count; k++) starts[k] += starts[k - 1]!;
-    const next = starts.slice(0, count);
-    const members = new Uint32Array(n);
-    for (let j = 0; j < n; j++) {
-      const e = entries[j]!;
-      members[next[(los[e]! - min) >>> shift]!++] = e;
-    }
-    return { high: his[entries[0]!]!, min, shift, starts, members };
+    const made: AddressBuckets[] = highs.map((high, k) => {
+      const n = sizes[k]!;
+      let buckets = 2; // at least 2, so that shift stays below 32 (>>> takes its count mod 32)
+      while (buckets * 4 < n) buckets *= 2;
+      let shift = 0;
+      while (Math.floor((maxs[k]! - mins[k]!) / 2 ** shift) >= buckets) shift++;
+      return { high, min: mins[k]!, shift, starts: new Uint32Array(buckets + 1), members: new Uint32Array(n) };
+    });
+    // Then each kept entry's bucket in its group: counted, then placed (in entry order).
+    const eachKept = (f: (k: number, slot: number, e: number) => void): void => {
+      lastHigh = -1;
+      let k = 0;
+      for (let i = 0; i < count; i++) {
+        if (!CompactSymbolTable.keeps(w, strings, i)) continue;
+        const h = this.highWord(w, i);
+        if (h !== lastHigh) {
+          lastHigh = h;
+          k = group.get(h)!;
+        }
+        f(k, (this.lowWord(w, i) - made[k]!.min) >>> made[k]!.shift, i);
+      }
+    };
+    eachKept((k, slot) => made[k]!.starts[slot + 1]!++);
+    const next = made.map(({ starts }) => {
+      for (let j = 1; j < starts.length; j++) starts[j] += starts[j - 1]!;
+      return starts.slice(0, starts.length - 1);
+    });
+    eachKept((k, slot, e) => (made[k]!.members[next[k]![slot]!++] = e));
+    return (this.buckets = made.sort((x, y) => x.high - y.high));
   }
 
   /** The Sym of entry `e`, made once. */
@@ -450,29 +504,14 @@ export class CompactSymbolTable extends SymbolTable {
     const his = new Uint32Array(count);
     const los = new Uint32Array(count);
     const ranks = new Uint8Array(count);
-    const biasB = BigInt.asUintN(64, this.bias);
-    const biasHi = Number(biasB >> 32n);
-    const biasLo = Number(biasB & 0xffff_ffffn);
     let oneHigh = true;
+    // Numbers, not bigints: thousands of bigints are what this table exists to avoid.
     for (let j = 0; j < n; j++) {
       const i = kept[j]!;
-      const o = i * 6;
-      const info = w[o + 1]! & 0xff;
-      const shndx = w[o + 1]! >>> 16;
-      const type = info & 0xf;
-      // Numbers, not bigints: thousands of bigints are what this table exists to avoid.
-      let l = w[o + 2]!;
-      let h = w[o + 3]!;
-      if (shndx !== SHN_ABS) {
-        l += biasLo;
-        h = (h + biasHi + (l >= WORD ? 1 : 0)) >>> 0;
-        l >>>= 0;
-      }
+      const h = this.highWord(w, i);
       his[i] = h;
-      los[i] = l;
-      const kind = type === STT_FUNC || type === STT_GNU_IFUNC || type === STT_OBJECT ? 2 : 0;
-      const sized = w[o + 4] !== 0 || w[o + 5] !== 0 ? 4 : 0;
-      ranks[i] = 7 - (kind + (info >> 4 !== 0 ? 1 : 0) + sized);
+      los[i] = this.lowWord(w, i);
+      ranks[i] = CompactSymbolTable.rankOf(w, i);
       if (h !== his[kept[0]!]) oneHigh = false;
     }
     return (this.wordsMade = { his, los, ranks, oneHigh });

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbgError } from '../../src/common/errors.js';
 import { CaptureOutput, type Session } from '../../src/mdb/session.js';
 import { kdumpAddon } from '../../src/common/kdump-addon.js';
+import { DwarfInfo } from '../../src/symbols/dwarf/dwarf-info.js';
 import { decompressSection, DwarfSections } from '../../src/symbols/dwarf/dwarf-sections.js';
 import { ElfFile } from '../../src/symbols/elf-file.js';
 import { openTarget } from '../../src/targets/open-target.js';
@@ -122,8 +123,9 @@ describe('sections read piece by piece', () => {
     };
     const lines = await place(built.get('default')!);
     expect(lines.join('\n')).toMatch(/types\.c:\d+/);
-    const saved = [DwarfSections.pagedMin, DwarfSections.piece];
-    [DwarfSections.pagedMin, DwarfSections.piece] = [1, 7];
+    const saved = [DwarfSections.pagedMin, DwarfSections.piece, DwarfInfo.abbrevWindow];
+    // Abbreviation tables read from 5 bytes on, as far as each goes.
+    [DwarfSections.pagedMin, DwarfSections.piece, DwarfInfo.abbrevWindow] = [1, 7, 5];
     try {
       for (const v of ['default', 'dwarf4', 'dwarf2', 'types4', 'types5']) expect(await answers(built.get(v)!), v).toEqual(base);
       expect(await place(built.get('default')!)).toEqual(lines);
@@ -133,13 +135,23 @@ describe('sections read piece by piece', () => {
         const paged = new DwarfSections(elf).paged('.debug_str')!;
         paged.cstring(whole.length - 1); // the last string alone: its piece and no other
         expect(paged.bytesRead).toBeLessThanOrEqual(7);
+        // A name compared where it lies reads no piece: its few bytes alone.
+        const fresh = new DwarfSections(elf).paged('.debug_str')!;
+        for (let off = 0; off < whole.length; off = whole.indexOf(0, off) + 1) {
+          const str = whole.subarray(off, whole.indexOf(0, off));
+          expect(fresh.isString(off, str)).toBe(true);
+          expect(fresh.isString(off, Buffer.concat([str, Buffer.from('x')]))).toBe(false);
+          if (str.length > 0) expect(fresh.isString(off, str.subarray(0, str.length - 1))).toBe(false);
+        }
+        expect(fresh.bytesRead).toBe(0);
         for (let off = 0; off < whole.length; off = whole.indexOf(0, off) + 1) expect(paged.cstring(off)).toBe(whole.toString('utf8', off, whole.indexOf(0, off)));
         expect(paged.bytesRead).toBe(whole.length);
+        for (let off = 0; off < whole.length; off = whole.indexOf(0, off) + 1) expect(paged.isString(off, whole.subarray(off, whole.indexOf(0, off)))).toBe(true);
       } finally {
         elf.close();
       }
     } finally {
-      [DwarfSections.pagedMin, DwarfSections.piece] = saved;
+      [DwarfSections.pagedMin, DwarfSections.piece, DwarfInfo.abbrevWindow] = saved;
     }
   });
 });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbgError } from '../../src/common/errors.js';
 import { symbolTableFor } from '../../src/symbols/compact-symbol-table.js';
+import { DwarfAranges } from '../../src/symbols/dwarf/dwarf-aranges.js';
 import { DW_TAG } from '../../src/symbols/dwarf/dwarf-constants.js';
 import { DwarfInfo, dwarfOf } from '../../src/symbols/dwarf/dwarf-info.js';
 import { linesOf } from '../../src/symbols/dwarf/dwarf-line.js';
@@ -109,6 +110,17 @@ describe('types near a function', () => {
       const gdb = execFileSync('gdb', ['-nx', '-batch', exe, '-ex', `info line *0x${home.toString(16)}`], { encoding: 'utf8' });
       expect(gdb).toContain(`Line ${place!.line} of "`);
       expect(place!.file.name).toMatch(/late\.c$/);
+    });
+  });
+
+  it('.debug_aranges answers the first questions from its raw words as it does from the parsed ranges, at every range edge', () => {
+    withElf(exe, (elf) => {
+      const d = new DwarfInfo(elf);
+      const parsed = new DwarfAranges(d);
+      const ranges = parsed.ranges;
+      expect(ranges.length).toBeGreaterThanOrEqual(3);
+      const pcs = [0n, ...ranges.flatMap((r) => [r.start - 1n, r.start, r.end - 1n, r.end])];
+      for (const pc of pcs) expect(new DwarfAranges(d).unitOffsetsAt(pc), `0x${pc.toString(16)}`).toEqual(parsed.unitOffsetsAt(pc));
     });
   });
 

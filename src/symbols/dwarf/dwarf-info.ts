@@ -169,6 +169,13 @@ const UNIT_HEADER_MAX = 48;
 /** How many DIEs deep a subtree may nest before it is taken for a loop. */
 const MAX_DEPTH = 1000;
 
+/** A top-level DIE firstInUnit has passed: its entry, its DW_AT_name (not read), its C++ scope. */
+interface ScannedName {
+  readonly entry: NameEntry;
+  readonly name: Attr;
+  readonly prefix: string;
+}
+
 export interface NameEntry {
   readonly ref: DieRef;
   readonly tag: number;
@@ -381,13 +388,45 @@ export class DwarfInfo {
 
   // --- abbreviations --------------------------------------------------------------------------
 
+  /** The first read of an abbreviation table (grown 4x while the table runs past it; tests lower it). */
+  static abbrevWindow = 16 << 10;
+
+  /**
+   * The abbreviation table of a unit, read once. A large .debug_abbrev is read in pieces from the
+   * table's offset on, as far as the table goes: a kernel's is 5 MB of tables of a few KB each, and
+   * reading it whole cost ~20 ms of a cold type lookup.
+   */
   private abbrevs(u: DwarfUnit): Map<number, Abbrev> {
     const hit = this.abbrevCache.get(u.abbrevOffset);
     if (hit) return hit;
-    const buf = this.sections.get('.debug_abbrev');
-    if (!buf) throw this.corrupt('has .debug_info but no .debug_abbrev');
-    if (u.abbrevOffset >= buf.length) throw this.corrupt(`unit at 0x${u.offset.toString(16)} points at abbreviation table 0x${u.abbrevOffset.toString(16)}, past the end of .debug_abbrev`);
+    const sec = this.sections.paged('.debug_abbrev');
+    if (!sec) throw this.corrupt('has .debug_info but no .debug_abbrev');
+    const size = sec.buf.length;
+    if (u.abbrevOffset >= size) throw this.corrupt(`unit at 0x${u.offset.toString(16)} points at abbreviation table 0x${u.abbrevOffset.toString(16)}, past the end of .debug_abbrev`);
+    for (let window = DwarfInfo.abbrevWindow; ; window *= 4) {
+      const end = Math.min(size, u.abbrevOffset + window);
+      sec.need(u.abbrevOffset, end - u.abbrevOffset);
+      // Bytes past `end` are not read yet: a table that runs into them is read again, further.
+      const table = this.abbrevTable(u, end === size ? sec.buf : sec.buf.subarray(0, end), end < size);
+      if (table) {
+        this.abbrevCache.set(u.abbrevOffset, table);
+        return table;
+      }
+    }
+  }
+
+  /** The table at u.abbrevOffset in `buf`; undefined when `partial` and it runs past buf's end. */
+  private abbrevTable(u: DwarfUnit, buf: Buffer, partial: boolean): Map<number, Abbrev> | undefined {
     const c = new DwarfCursor(buf, u.abbrevOffset, this.sections.littleEndian, `${this.elf.name}: .debug_abbrev`);
+    try {
+      return this.readAbbrevs(u, c);
+    } catch (e) {
+      if (partial && e instanceof DbgError && c.pos >= buf.length - 16) return undefined;
+      throw e;
+    }
+  }
+
+  private readAbbrevs(u: DwarfUnit, c: DwarfCursor): Map<number, Abbrev> {
     const table = new Map<number, Abbrev>();
     for (;;) {
       const code = c.uleb();
@@ -404,7 +443,6 @@ export class DwarfInfo {
       if (table.has(code)) throw this.corrupt(`abbreviation table 0x${u.abbrevOffset.toString(16)} defines code ${code} twice`);
       table.set(code, { tag, hasChildren, specs });
     }
-    this.abbrevCache.set(u.abbrevOffset, table);
     return table;
   }
 
@@ -694,6 +732,8 @@ export class DwarfInfo {
   unitsScanned = 0;
   private index?: NameIndex | null;
   private readonly perUnit = new Map<DwarfUnit, Map<string, NameEntry[]>>();
+  /** How far firstInUnit has read each unit's top level, and what it passed. */
+  private readonly unitScans = new Map<DwarfUnit, { readonly seen: ScannedName[]; next: DieRef | undefined }>();
 
   /**
    * The name through the file's .gdb_index or .debug_names: the top level of only the units it
@@ -743,13 +783,16 @@ export class DwarfInfo {
    * costs a few units, not thousands). Then the DWZ supplementary file. With `near` (a link-time
    * code address), the units .debug_aranges says hold that code are asked first: a type defined
    * late in a kernel, next to the code that uses it, costs one unit, not hundreds.
+   *
+   * `accept` must be a pure test of the entry: it is asked before the DIE's name is read (see
+   * firstInUnit), so also about DIEs of other names.
    */
   find(name: string, accept: (e: NameEntry) => boolean, near?: bigint): NameEntry | undefined {
     const bias = (e: NameEntry | undefined) => (e && this.refBias ? { ...e, ref: e.ref + this.refBias } : e);
     if (near !== undefined && !this.names) {
       for (const off of arangesOf(this).unitOffsetsAt(near)) {
         const u = this.unitAt(off);
-        const hit = u && this.unitNames(u).get(name)?.find(accept);
+        const hit = u && this.firstInUnit(u, name, accept);
         if (hit) return bias(hit);
       }
     }
@@ -759,11 +802,84 @@ export class DwarfInfo {
       if (hit) return hit;
     } else {
       for (const u of this.eachUnit()) {
-        const hit = this.unitNames(u).get(name)?.find(accept);
+        const hit = this.firstInUnit(u, name, accept);
         if (hit) return bias(hit);
       }
     }
     return this.elf.section('.gnu_debugaltlink') ? this.alt?.find(name, accept) : undefined;
+  }
+
+  /**
+   * unitNames(u).get(name)?.find(accept) without indexing the unit when it has not been: its top
+   * level is read in order only up to the first DIE `accept` takes that has the name, and a name
+   * is compared only for a DIE that `accept` takes, where it lies (nameIs). The DIEs passed are
+   * kept (unitScans), so the next name asked of the unit reads on from there. A kernel's task_struct
+   * is the 100th of 1,667 DIEs in the head64.c unit, whose names are spread over all of
+   * .debug_str's 3.4 MB: indexing that unit cost ~80 ms cold (every DIE and string decoded, most
+   * of .debug_str read); this reads 96 DIEs and compares 25 names, each by a read of its 12 bytes.
+   */
+  private firstInUnit(u: DwarfUnit, name: string, accept: (e: NameEntry) => boolean): NameEntry | undefined {
+    const known = this.perUnit.get(u);
+    if (known) return known.get(name)?.find(accept);
+    let scan = this.unitScans.get(u);
+    if (!scan) {
+      this.unitsScanned++;
+      const root = this.root(u);
+      this.unitScans.set(u, (scan = { seen: [], next: root.hasChildren ? root.next : undefined }));
+    }
+    const bytes = new Map<string, Buffer>();
+    const matches = (x: ScannedName): boolean => {
+      if (!accept(x.entry) || !name.startsWith(x.prefix)) return false;
+      const bare = name.slice(x.prefix.length);
+      let b = bytes.get(bare);
+      if (!b) bytes.set(bare, (b = Buffer.from(bare, 'utf8')));
+      return this.nameIs(u, x.name, bare, b);
+    };
+    for (const x of scan.seen) if (matches(x)) return x.entry;
+    while (scan.next !== undefined) {
+      const from = scan.seen.length;
+      scan.next = this.scanTopLevel(u, scan.next, scan.seen);
+      for (let i = from; i < scan.seen.length; i++) if (matches(scan.seen[i]!)) return scan.seen[i]!.entry;
+    }
+    return undefined;
+  }
+
+  /**
+   * Reads the top-level DIE at `at` into `seen` (a namespace with all it holds, under its prefix,
+   * as indexUnit names them) and returns where the next one starts, or undefined at the end.
+   */
+  private scanTopLevel(u: DwarfUnit, at: DieRef, seen: ScannedName[]): DieRef | undefined {
+    const base = u.inTypes ? TYPES_BASE : 0;
+    if (at >= u.end) return undefined; // a unit may end without the final null entry
+    const c = this.cursorAt(at);
+    const d = this.readDie(u, c);
+    if (!d) return undefined;
+    const add = (x: Die, prefix: string): void => {
+      const name = INDEXED_TAGS.has(x.tag) ? x.attr(DW_AT.name) : undefined;
+      if (name) seen.push({ entry: { ref: x.id, tag: x.tag, declaration: x.flag(DW_AT.declaration) }, name, prefix });
+    };
+    const walk = (first: DieRef, prefix: string, depth: number): void => {
+      this.eachChild(u, first, (x) => {
+        add(x, prefix);
+        if (x.tag === DW_TAG.namespace && x.hasChildren && depth < 8) walk(x.next, `${prefix}${x.name ?? '(anonymous namespace)'}::`, depth + 1);
+      });
+    };
+    add(d, '');
+    if (d.tag === DW_TAG.namespace && d.hasChildren) walk(d.next, `${d.name ?? '(anonymous namespace)'}::`, 1);
+    if (!d.hasChildren) return d.next;
+    const sib = this.localRef(d.ref(DW_AT.sibling));
+    if (sib !== undefined && sib > d.id && sib <= u.end) return sib;
+    this.skipSubtree(u, c);
+    return c.pos + base;
+  }
+
+  /** Whether the name `a` (a DW_AT_name of unit u) is `name` (`bytes` its UTF-8): one in .debug_str is compared where it lies, not decoded. */
+  private nameIs(u: DwarfUnit, a: Attr, name: string, bytes: Buffer): boolean {
+    if (a.form !== DW_FORM.strp) return this.formString(u, a) === name;
+    const sec = this.sections.paged('.debug_str');
+    const off = a.value as number;
+    if (!sec || off >= sec.buf.length) return this.formString(u, a) === name; // its message
+    return sec.isString(off, bytes);
   }
 
   private nameIndex(): Map<string, NameEntry[]> {
@@ -777,6 +893,7 @@ export class DwarfInfo {
       }
     }
     this.perUnit.clear();
+    this.unitScans.clear();
     this.names = names;
     return names;
   }
