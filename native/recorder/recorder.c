@@ -426,8 +426,13 @@ static void log_piece(Rec *r, uint32_t slot, uint64_t pa, int n, uint64_t data, 
   w->len = (uint8_t)n;
   w->host = (uint8_t)host;
   w->pending = (uint8_t)pending;
+  uint8_t *at = r->lines[slot].cur + (pa & 63);
+  /* copies of a constant size (a call to memcpy for a few bytes: 26 instructions a write) */
   if (pending) r->npending++;
-  else memcpy(r->lines[slot].cur + (pa & 63), &data, n);
+  else if (n == 8) memcpy(at, &data, 8);
+  else if (n == 4) memcpy(at, &data, 4);
+  else if (n == 2) memcpy(at, &data, 2);
+  else *at = (uint8_t)data;
   r->lines[slot].mask |= (n == 8 ? 0xffull : ((1ull << n) - 1)) << (pa & 63);
 }
 
@@ -610,7 +615,9 @@ static int fast_insn_seq(Rec *r, uint64_t pc, uint64_t *seq) {
     i = r->blk.hint_i;
     o = r->blk.hint_off;
   }
-  while (o < off && i < r->blk.n) o += r->blk.lens[i++] & SINK_LEN;
+  const uint8_t *lens = r->blk.lens;
+  for (uint32_t n = r->blk.n; o < off; o += lens[i++] & SINK_LEN)
+    if (i >= n) return 0;
   /* the instruction eip names must be one that stores: else eip was stale (see emu.c, plain_store) */
   if (o != off || i >= r->blk.n || !(r->blk.lens[i] & SINK_STORES)) return 0;
   r->blk.hint_i = i;
@@ -641,30 +648,46 @@ static void hook_mem_fast(uc_engine *uc, uc_mem_type type, uint64_t addr, int si
 static void emit_block(Rec *r, Eng *x, uint64_t pc, const uint8_t *lens, uint32_t n, int *jslot, uint64_t *jold) {
   if (!n) return;
   emit_pc(r, x, pc, lens[0] & SINK_LEN, jslot, jold);
-  /* the rest are sequential: their sizes, two nibbles a byte (nib() one at a time: 16% more
-     instructions here, callgrind over the sample kernel's first 10^7) */
-  uint64_t at = pc;
+  /* The rest are sequential: their sizes, two nibbles a byte, eight sizes at a time (callgrind
+     over the store-loop guest, a 13-instruction block: 217 instructions here two sizes at a
+     time, 157 eight at a time; the sample kernel's first 10^7: 16% fewer with two at a time
+     than with a nib() call each). */
+  uint64_t total = lens[0] & SINK_LEN;
   uint32_t i = 1;
   b_reserve(&r->pcs, n / 2 + 1);
   uint8_t *p = r->pcs.p + r->pcs.len;
   if (r->half && i < n) {
-    p[-1] |= (uint8_t)((lens[i] & SINK_LEN) << 4);
-    at += lens[i - 1] & SINK_LEN;
+    unsigned l = lens[i++] & SINK_LEN;
+    p[-1] |= (uint8_t)(l << 4);
+    total += l;
     r->half = 0;
-    i++;
+  }
+  for (; i + 8 <= n; i += 8) {
+    /* v | v >> 4 puts size 2k+1 in the high half of byte 2k; bytes 0, 2, 4, 6 then gathered */
+    uint64_t v;
+    memcpy(&v, lens + i, 8);
+    v &= 0x0f0f0f0f0f0f0f0full;
+    total += (v * 0x0101010101010101ull) >> 56;
+    uint64_t y = (v | (v >> 4)) & 0x00ff00ff00ff00ffull;
+    y = (y | (y >> 8)) & 0x0000ffff0000ffffull;
+    uint32_t w = (uint32_t)(y | (y >> 16));
+    memcpy(p, &w, 4);
+    p += 4;
   }
   for (; i + 1 < n; i += 2) {
-    *p++ = (uint8_t)((lens[i] & SINK_LEN) | (lens[i + 1] & SINK_LEN) << 4);
-    at += (lens[i - 1] & SINK_LEN) + (lens[i] & SINK_LEN);
+    unsigned a = lens[i] & SINK_LEN, b = lens[i + 1] & SINK_LEN;
+    *p++ = (uint8_t)(a | b << 4);
+    total += a + b;
   }
   if (i < n) {
-    *p++ = (uint8_t)(lens[i] & SINK_LEN);
-    at += lens[i - 1] & SINK_LEN;
+    unsigned a = lens[i] & SINK_LEN;
+    *p++ = (uint8_t)a;
+    total += a;
     r->half = 1;
   }
   r->pcs.len = (size_t)(p - r->pcs.p);
-  x->prev_pc = at;
-  x->expected = at + (lens[n - 1] & SINK_LEN);
+  x->prev_pc = pc + total - (lens[n - 1] & SINK_LEN);
+  x->expected = pc + total;
   r->seq += n;
 }
 
