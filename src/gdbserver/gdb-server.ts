@@ -22,14 +22,14 @@ import { parseRequest } from './commands/parse-request.js';
 import { E_BAD_PACKET, GdbClient, PACKET_SIZE, type MonitorSession, type Reply } from './gdb-client.js';
 import { encodeHexPacket, encodePacket, PacketCodec } from './packet-codec.js';
 import { BadPacket } from './request.js';
-import { rehearse, type Rehearsal } from './rehearsal.js';
+import { RehearsalDoor, rehearse, type Rehearsal, type RehearsalEntry } from './rehearsal.js';
 import { listenGuarded, type Channel, type ServerHandle } from './transport.js';
 import { ControllerSlot, type Controller } from '../targets/controller-slot.js';
 
 export interface ServeGdbOptions {
   /**
    * A scratch copy of the target (a second emulator on the same kernel, a second reader of the
-   * same trace), or 'read-only' on the target itself, for a rehearsal before listening: see
+   * same trace), or 'read-only' on the target itself, for a rehearsal before it says it listens: see
    * rehearsal.ts. None: no rehearsal.
    */
   readonly rehearsal?: Rehearsal;
@@ -97,19 +97,23 @@ export async function serveGdb(
       else refuse(ch, slot.refusal('gdb', 'GDB server'), log);
     });
   };
-  if (options.rehearsal) await rehearseGdb(options.rehearsal, target);
+  // The rehearsal comes in through the listener, as a client will (see rehearsal.ts); a client
+  // that connects meanwhile waits for it to end.
+  const door = new RehearsalDoor(onChannel);
   const listener = await listenGuarded(
     { host, port: options.port, flag: '--gdb', allowFlag: ALLOW_REMOTE_FLAG, allowRemote: options.allowRemote, what: 'gdb', log },
-    onChannel,
+    (ch) => door.arrive(ch),
     () => previous,
   );
+  if (options.rehearsal) await rehearseGdb(options.rehearsal, target, { door, host, port: listener.port });
   log(`listening on ${host}:${listener.port} for gdb (target remote ${host}:${listener.port})`);
+  door.open();
   return listener;
 }
 
-/** The server's rehearsal (rehearsal.ts) for `served`; resolves to the rounds played. */
-export function rehearseGdb(on: Rehearsal, served: Target, budgetMs?: number): Promise<number> {
-  return rehearse(on, served, (ch, scratch) => serveClient(ch, scratch, undefined, Promise.resolve(), () => undefined, () => undefined, false), budgetMs);
+/** The server's rehearsal (rehearsal.ts) for `served`, through the listener at `entry`; resolves to the rounds played. */
+export function rehearseGdb(on: Rehearsal, served: Target, entry: RehearsalEntry, budgetMs?: number): Promise<number> {
+  return rehearse(on, served, (ch, scratch) => serveClient(ch, scratch, undefined, Promise.resolve(), () => undefined, () => undefined, false), entry, budgetMs);
 }
 
 /** Answer a client's first packet (already received) with why it cannot attach, and close. */

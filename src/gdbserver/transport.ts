@@ -150,9 +150,13 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
   };
 }
 
-/** A connection to a local listener (the server's rehearsal dials its own), with Nagle off. */
-export function dialLoopback(port: number): Socket {
-  const socket = connect(port, '127.0.0.1');
+/**
+ * A connection from this machine to a listener on `host` (the server's rehearsal dials its own),
+ * with Nagle off. An unspecified host (0.0.0.0, ::) is reached on its loopback address.
+ */
+export function dialLoopback(port: number, host = '127.0.0.1'): Socket {
+  const to = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  const socket = connect(port, to);
   socket.setNoDelay(true);
   return socket;
 }
