@@ -157,6 +157,8 @@ static void stop_now(ctx *c, int kind) {
   uc_emu_stop(c->uc);
 }
 
+static void stop_before(ctx *c, uint64_t addr, int kind);
+
 static void check_code(ctx *c, uint64_t addr, uint32_t size);
 static void rebuild_code(ctx *c);
 static inline uint32_t fhash(uint64_t a);
@@ -172,7 +174,7 @@ static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
     c->irq_wait = 0;
     c->stop_pc = addr;
     c->stop_counter = c->counter;
-    stop_now(c, STOP_LIMIT);
+    stop_before(c, addr, STOP_LIMIT);
     return;
   }
   if (c->pending) {
@@ -181,14 +183,14 @@ static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
     int kind = c->pending;
     c->pending = 0;
     c->stop_pc = addr;
-    stop_now(c, kind);
+    stop_before(c, addr, kind);
     return;
   }
   if (c->counter > c->limit) {
     if (!c->stop_kind) {
       c->stop_pc = addr;
       c->stop_counter = c->counter;
-      stop_now(c, STOP_LIMIT);
+      stop_before(c, addr, STOP_LIMIT);
     }
     return;
   }
@@ -245,7 +247,7 @@ static void check_code(ctx *c, uint64_t addr, uint32_t size) {
   c->stop_access = p->bits;
   c->stop_size = (int32_t)size;
   c->stop_counter = c->counter;
-  stop_now(c, p->bits ? STOP_WATCH : STOP_BREAKPOINT);
+  stop_before(c, addr, p->bits ? STOP_WATCH : STOP_BREAKPOINT);
 }
 
 static int by_begin(const void *a, const void *b) {
@@ -1213,6 +1215,22 @@ static int code_mode(ctx *c) {
 #define SEG_SIZE 24
 #define SEG_BASE 8
 #define R_CS 1
+
+/*
+ * Stop in a code hook, before the instruction at linear addr. Unicorn 2.0.1 sets eip to that
+ * linear address, CS base included, before it calls a code hook (translate.c's "Sync PC in
+ * advance"; fixed upstream after 2.0.1): a stop there left a real-mode vCPU (CS base = CS << 4)
+ * or segmented code at the wrong eip, and its next run began elsewhere (xv6's second CPU, stepped
+ * from its start-up IPI at CS 0x700, IP 0, went on at 0x7000 + 0x7001 through zeros). eip is
+ * put back relative to CS; with a CS base of 0 (flat and long mode) nothing changes.
+ */
+static void stop_before(ctx *c, uint64_t addr, int kind) {
+  if (c->env) {
+    uint64_t base = *(uint64_t *)(uintptr_t)(c->env + ENV_SEGS + R_CS * SEG_SIZE + SEG_BASE);
+    if (base) *(uint64_t *)(uintptr_t)(c->env + ENV_EIP) = (addr - base) & (code_mode(c) == 2 ? UINT64_MAX : 0xffffffffull);
+  }
+  stop_now(c, kind);
+}
 #define R_FS 4
 
 /*
@@ -1357,7 +1375,13 @@ static void block_refresh(ctx *c, blk *b) {
 static void record_block(ctx *c, blk *b) {
   const uint8_t *lens = block_lens(c, b);
   uint64_t cs_base = *(uint64_t *)(uintptr_t)(c->env + ENV_SEGS + R_CS * SEG_SIZE + SEG_BASE);
-  if (!lens || b->rec_exact) {
+  /* Unicorn 2.0.1 syncs eip before a hooked store to the instruction's linear address, CS base
+     included (fixed upstream in 2.0.2, "Fix wrong IP in x86_16 because of cs_base not
+     substracted"): with a CS base (a real-mode AP trampoline, segmented code) the recorder's write
+     hook would find no instruction at eip + base, and a stop there would leave the vCPU at the
+     wrong eip (xv6's second CPU ran zeros at 0xe000 instead of its start-up code at 0x7000). Such
+     blocks run on the exact engine, which counts them one instruction at a time. */
+  if (!lens || b->rec_exact || cs_base) {
     /* the recorder could not tell which instruction made a write: the exact engine runs this
        block, and the recorder's hooks there see each one (counted back out of the fast
        engine's count) */

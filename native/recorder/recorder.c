@@ -634,9 +634,10 @@ static void hook_mem_fast(uc_engine *uc, uc_mem_type type, uint64_t addr, int si
   if (r->npending) resolve_pending(r);
   uint64_t seq;
   if (!r->blk.valid || !fast_insn_seq(r, *r->blk.eip + r->blk.cs_base, &seq)) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "a write at 0x%llx from eip 0x%llx, outside the block the fast engine runs (0x%llx)",
-             (unsigned long long)addr, r->blk.valid ? (unsigned long long)*r->blk.eip : 0ull, (unsigned long long)r->blk.pc);
+    char msg[200];
+    snprintf(msg, sizeof msg, "a write at 0x%llx from eip 0x%llx (CS base 0x%llx) on vCPU %d, outside the block the fast engine runs (0x%llx)",
+             (unsigned long long)addr, r->blk.valid ? (unsigned long long)*r->blk.eip : 0ull, (unsigned long long)r->blk.cs_base,
+             r->cur_vcpu, (unsigned long long)r->blk.pc);
     fail(r, msg);
     return;
   }

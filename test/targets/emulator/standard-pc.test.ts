@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../helpers/repo.js';
 import { EmulatorTarget } from '../../../src/targets/emulator/emulator-target.js';
+import { EmulatorRecorder } from '../../../src/store/emulator-recorder.js';
 import { scanCodes } from '../../../src/targets/emulator/devices/i8042.js';
 import { isDbgError } from '../../../src/common/errors.js';
 
@@ -77,6 +78,43 @@ describe('the standard PC, against QEMU', () => {
     expect(d.console).toContain('smp: cpu 1 started\n');
     // one CPU per socket: SeaBIOS's MP table has one entry per package
     expect(d.console).toBe(qemu(guest, ['-smp', '2,sockets=2']));
+  });
+
+  // Unicorn 2.0.1 sets eip to the linear address (CS base included) before a code hook, so a stop
+  // there used to leave a real-mode vCPU at CS base + IP: the second CPU, stepped from its SIPI at
+  // CS 0x800, IP 0, went on at IP 0x8001 through zeros and never started.
+  it('the second CPU single-stepped through its real-mode start: IP stays relative to CS, the guest prints as QEMU', async () => {
+    const t = EmulatorTarget.open(guest, { ramBytes: 64 << 20, cpus: 2, disks: [{ path: disk }] });
+    open.push(t);
+    const m = t.machine;
+    // slices of 100 instructions until the start-up IPI, which takes effect at a slice's end
+    while (m.registers(1, ['cs']).get('cs') !== 0x800n) expect(m.runSync(100n)).toBeUndefined();
+    expect(m.registers(1, ['rip']).get('rip')).toBe(0n);
+    const ips: bigint[] = [];
+    // xor, mov to ds, the flag's store, sti, then hlt (the step that waits for an interrupt)
+    for (let i = 0; i < 5; i++) {
+      const st = await m.run({ vcpu: 1, count: 1 });
+      const r = m.registers(1, ['cs', 'rip']);
+      if (st.reason.kind !== 'step' || r.get('cs') !== 0x800n) break;
+      ips.push(r.get('rip')!);
+    }
+    expect(ips.slice(0, 3)).toEqual([2n, 4n, 10n]);
+    while (m.runSync(100_000n) === undefined);
+    expect(m.console()).toContain('smp: cpu 1 started\n');
+  });
+
+  it('recorded, the 2-CPU guest (a real-mode store on the second CPU) runs as unrecorded and its trace replays the second CPU\'s start', async () => {
+    const plain = await dbg(guest, 2);
+    const t = EmulatorTarget.open(guest, { ramBytes: 64 << 20, cpus: 2, disks: [{ path: disk }] });
+    open.push(t);
+    t.record(new EmulatorRecorder(join(dir, 'smp.trace'), { guest: 'guest.elf', symbols: guest }));
+    const st = await t.caps.execution!.resume();
+    expect(JSON.stringify(st.reason, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))).toBe(plain.stop);
+    expect(t.machine.console()).toBe(plain.console);
+    // back to where the second CPU wrote its flag, in real mode: the write is in the history
+    const w = await t.caps.history!.whoWrote(0x7ff0n, 2);
+    expect(w?.vcpu).toBe(1);
+    expect(w?.data.toString('hex')).toBe('a5a5');
   });
 
   it('keys typed into the i8042 arrive as set-1 scan codes on IRQ 1; the CGA text and cursor show in ::screen', async () => {
