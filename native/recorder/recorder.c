@@ -547,6 +547,15 @@ static void hook_code(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
 
 /* A guest write of `size` bytes at virtual `addr` by instruction r->cur_seq on engine e. */
 static void mem_write(Rec *r, Eng *e, uint64_t addr, int size, int64_t value) {
+  /* Most writes are one piece of 1, 2, 4 or 8 bytes inside one line of RAM: logged at once
+     (callgrind, store-loop guest: the general path below took 85 instructions a write more). */
+  if ((size == 4 || size == 8 || size == 2 || size == 1) && (addr & 63) + (uint64_t)size <= 64 && r->ram) {
+    uint64_t pa = translate(r, e, addr);
+    if (pa != WALK_FAIL && pa - r->ram_base < r->ram_size && pa - r->ram_base + (uint64_t)size <= r->ram_size) {
+      log_piece(r, line_slot(r, e, pa >> 6), pa, size, (uint64_t)value, 0, 0, r->cur_seq);
+      return;
+    }
+  }
   int pending = size > 8;
   for (int done = 0; done < size;) {
     uint64_t va = addr + (uint64_t)done;
