@@ -101,6 +101,8 @@ export class CompactSymbolTable extends SymbolTable {
   private readonly made = new Map<number, Sym>();
   private names?: NameIndex;
   private scans = 0;
+  /** The answers of the scans so far, by name. */
+  private readonly scanned = new Map<string, number | undefined>();
   private everything?: readonly Sym[];
 
   constructor(
@@ -168,8 +170,13 @@ export class CompactSymbolTable extends SymbolTable {
     const e = this.entries();
     const global = (i: number) => (e.w[i * 6 + 1]! & 0xff) >> 4 !== 0;
     // A few names by searching the string table; a session that asks for more gets the hash index.
+    if (!this.names && this.scanned.has(name)) {
+      const i = this.scanned.get(name);
+      return i === undefined ? undefined : this.sym(i);
+    }
     if (!this.names && this.scans++ < CompactSymbolTable.scanLimit) {
       const i = this.scanFor(Buffer.from(name, 'utf8'), global);
+      this.scanned.set(name, i); // a kernel dump's open and ::ps ask for init_task twice
       return i === undefined ? undefined : this.sym(i);
     }
     this.names ??= new NameIndex(e.raw, e.strings, this.kept());

@@ -20,6 +20,7 @@
  */
 
 import { DbgError } from '../../common/errors.js';
+import { readInPieces, type PagedSection } from '../../symbols/dwarf/dwarf-sections.js';
 import type { ElfFile } from '../../symbols/elf-file.js';
 import type { LinuxPort } from './port.js';
 import { linuxTasks } from './tasks.js';
@@ -48,6 +49,9 @@ export interface OrcStep {
   readonly user: boolean;
 }
 
+/** A table's bytes: in a buffer, or read in pieces as they are asked for (PagedSection). */
+export type TableBytes = Buffer | PagedSection;
+
 export class OrcTable {
   private readonly count: number;
 
@@ -55,13 +59,13 @@ export class OrcTable {
     /** The s32s of .orc_unwind_ip, and the run-time address of the first. */
     private readonly ips: Buffer,
     private readonly ipsAt: bigint,
-    private readonly entries: Buffer,
+    private readonly entries: TableBytes,
     /** Linux 6.4+'s layout (type:3 signal:1). */
     private readonly newLayout: boolean,
     /** How far past its last entry's ip the table still answers. */
     private readonly slack = 0x100000n,
   ) {
-    this.count = Math.min(ips.length >> 2, Math.floor(entries.length / 6));
+    this.count = Math.min(ips.length >> 2, Math.floor((Buffer.isBuffer(entries) ? entries.length : entries.buf.length) / 6));
   }
 
   get size(): number {
@@ -103,7 +107,7 @@ export class OrcTable {
     if (ip === undefined || rsp === undefined || !this.covers(ip)) return undefined;
     const i = this.find(signal ? ip : ip - 1n);
     if (i === undefined) return undefined;
-    const e = this.entries.subarray(i * 6, i * 6 + 6);
+    const e = this.entry(i);
     const spOffset = BigInt(e.readInt16LE(0));
     const bpOffset = BigInt(e.readInt16LE(2));
     const spReg = e[4]! & 0xf;
@@ -165,6 +169,14 @@ export class OrcTable {
     }
   }
 
+  /** Entry i's 6 bytes. */
+  private entry(i: number): Buffer {
+    const t = this.entries;
+    if (Buffer.isBuffer(t)) return t.subarray(i * 6, i * 6 + 6);
+    t.need(i * 6, 6);
+    return t.buf.subarray(i * 6, i * 6 + 6);
+  }
+
   private kind(b: number, spReg: number): Kind {
     if (this.newLayout) {
       const type = b & 7;
@@ -185,13 +197,21 @@ export function orcNewLayout(release: string | undefined): boolean {
   return maj > 6 || (maj === 6 && min >= 4);
 }
 
-/** The ORC tables of a vmlinux file (its .orc_unwind_ip and .orc_unwind), `bias` the KASLR slide. */
+/**
+ * The ORC tables of a vmlinux file (its .orc_unwind_ip and .orc_unwind), `bias` the KASLR slide.
+ * The ips are searched, so read whole; of the entries (2.2 MB in Debian's 6.1 kernel), only the
+ * 4 KiB pieces that hold the entries a stack uses: a few dozen pages instead of 540 on a machine
+ * where a page of new memory costs more than the read.
+ */
 export function orcFromElf(elf: ElfFile, bias: bigint, release: string | undefined): OrcTable | undefined {
   const ip = elf.section('.orc_unwind_ip');
   const un = elf.section('.orc_unwind');
   if (!ip || !un || ip.size === 0) return undefined;
   const ips = elf.readLoaded(ip.addr, ip.size);
-  const entries = elf.readLoaded(un.addr, un.size);
+  // Where readLoaded would read it, when all of it is in the file: else read whole as before.
+  const seg = elf.loadSegments().find((p) => un.addr >= p.vaddr && un.addr + BigInt(un.size) <= p.vaddr + p.memsz);
+  const rel = seg ? Number(un.addr - seg.vaddr) : 0;
+  const entries = seg && rel + un.size <= seg.filesz && seg.offset + rel + un.size <= elf.source.size ? readInPieces(elf, seg.offset + rel, un.size, 4096) : elf.readLoaded(un.addr, un.size);
   if (!ips || !entries) return undefined;
   return new OrcTable(ips, ip.addr + bias, entries, orcNewLayout(release));
 }

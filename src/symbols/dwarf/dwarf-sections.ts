@@ -171,6 +171,15 @@ function once<T>(cache: Map<string, T | null>, name: string, make: () => T | und
   return made;
 }
 
+/**
+ * `size` bytes of `elf`'s file from `fileOffset`, read in pieces of `piece` bytes as they are
+ * needed (PagedSection): a table searched at a few places (a kernel's ORC entries) without
+ * reading, or touching memory for, the rest.
+ */
+export function readInPieces(elf: ElfFile, fileOffset: number, size: number, piece: number): PagedSection {
+  return new PiecewiseSection(elf, fileOffset, size, piece);
+}
+
 class PiecewiseSection implements PagedSection {
   readonly buf: Buffer;
   /** Which pieces of buf hold the file's bytes. */
