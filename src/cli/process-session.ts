@@ -28,8 +28,9 @@ export async function runProcessSession(target: ProcessTarget, opts: ProcessSess
     if (!opts.json && opts.execute === undefined) process.stderr.write(`dbg: ${target.started ? 'started' : 'attached to'} ${target.name}; ${describeStop(target, target.status()).replace(/^stopped: (none|interrupted) /, 'stopped ')}\n`);
     const session = () => runSession(target, { execute: opts.execute, json: opts.json });
     if (opts.gdb === undefined) return await session();
-    // No copy of a live process can be made: the GDB server rehearses reads on the process itself.
-    return await serveWhileSession(target, opts.gdb, { session, script: opts.execute !== undefined, allowRemote: opts.allowRemote, allowHostIo: opts.allowHostIo, rehearsal: 'read-only' });
+    // No copy of a live process can be made: the GDB server rehearses on a double of it whose
+    // tracer only pretends to run it (dry-tracer.ts).
+    return await serveWhileSession(target, opts.gdb, { session, script: opts.execute !== undefined, allowRemote: opts.allowRemote, allowHostIo: opts.allowHostIo, rehearsal: () => target.rehearsalDouble() });
   } finally {
     offSignals();
     release();

@@ -21,7 +21,8 @@
  *     vMustReplyEmpty, the target description in pieces, qTStatus, ?, qAttached, Hc, qOffsets,
  *     qSymbol, a read that fails), a breakpoint reached by continue (m, Z0, vCont?, vCont;c,
  *     qXfer:threads, z0; bc on a replay), then rounds of `vCont;s` (and `bs` where the target runs
- *     backwards), `m` at the frame, `qXfer:threads:read`, and now and then `g`.
+ *     backwards), `m` at the frame, `qXfer:threads:read`, and now and then `g`; on a live
+ *     process's double, a breakpoint hit every round (Z0, vCont;s, Z0, vCont;c, qXfer:threads, z0).
  * With a listener of its own, one session and steps alone, gdb's connection set off 4 to 20
  * deoptimisations (`node --trace-deopt`: the codec on gdb's `+` acks, the parsers, the stop reply
  * of a breakpoint, the page walk, Node's Writable.write, onwrite and clearBuffer on its socket's
@@ -41,9 +42,10 @@ export type ServeOne = (ch: Channel, target: Target) => Promise<void>;
 export type RehearsalTarget = () => Target | undefined;
 
 /**
- * What a server rehearses on: a scratch copy it may step, or `read-only`, the served target itself
- * with packets that read and never run or write (a live process, where no copy can be made: the
- * compiled code is then the packet path's and the reads', not the step's).
+ * What a server rehearses on: a scratch copy it may step (for a live process, of which no copy can
+ * be made, a double whose tracer only pretends: ProcessTarget.rehearsalDouble), or `read-only`,
+ * the served target itself with packets that read and never run or write (the compiled code is
+ * then the packet path's and the reads', not the step's).
  */
 export type Rehearsal = RehearsalTarget | 'read-only';
 
@@ -230,6 +232,9 @@ async function session(target: Target, serve: ServeOne, entry: RehearsalEntry, u
     const resume = `vCont;c${pid ? `:p${pid}.-1` : ''}`;
     const reverse = target.caps.reverse !== undefined;
     const runs = !readOnly && target.caps.execution !== undefined;
+    // A live process's double (dry-tracer.ts) never comes back to a pc: every round also plays a
+    // breakpoint hit as gdb's `continue` sends it (the process bench's and most sessions' packets).
+    const hits = runs && target.kind === 'process' && pid !== undefined;
     const seen = new Set<string>();
     let reply = stop;
     /** Steps back not yet made up: a replay's session ends where it began, at the end of the history. */
@@ -244,6 +249,7 @@ async function session(target: Target, serve: ServeOne, entry: RehearsalEntry, u
       await ask(`m${frameAddress(reply) ?? target.status().pc.toString(16)},40`);
       await ask('qXfer:threads:read::0,1000');
       if (i % 4 === 0) await ask('g');
+      if (hits) await breakpointHit(ask, target.status().pc, step, resume);
       const pc = expedited(reply, '10');
       if (runs && i % 50 === 3 && pc !== undefined) {
         // `break X; continue` (or reverse-continue) as gdb sends it, to a breakpoint that is hit:
@@ -302,6 +308,22 @@ async function continueTo(ask: (payload: string, interruptAfterMs?: number) => P
   await ask('qXfer:threads:read::0,1000');
   await ask(`z0,${addr},1`);
   if (after) await ask(after, 50);
+}
+
+/**
+ * What gdb sends for each `continue` that ends at a breakpoint: its breakpoints in (the one it
+ * stopped at only after a step over it), the continue, the thread list, its breakpoints out.
+ */
+async function breakpointHit(ask: (payload: string) => Promise<string>, pc: bigint, step: string, resume: string): Promise<void> {
+  const other = (pc + 0x40n).toString(16);
+  const here = (pc + 0x80n).toString(16);
+  await ask(`Z0,${other},1`);
+  await ask(step);
+  await ask(`Z0,${here},1`);
+  await ask(resume);
+  await ask('qXfer:threads:read::0,1000');
+  await ask(`z0,${here},1`);
+  await ask(`z0,${other},1`);
 }
 
 /** Z2 on the 8 bytes at the stack pointer of `stop` (x86-64's register 07), bc, z2, then `resume`. */

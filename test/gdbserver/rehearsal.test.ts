@@ -2,7 +2,7 @@
 // copy of the target through the server's own listener before it says it listens. It must really
 // step the scratch (forward on a live guest, back and forth on a replay), close it, and leave the
 // served target as it was; a client that connects meanwhile waits and is served the real target.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,13 +10,16 @@ import { rehearseGdb, serveGdb } from '../../src/gdbserver/gdb-server.js';
 import { REHEARSAL_ROUNDS, RehearsalDoor, type Rehearsal } from '../../src/gdbserver/rehearsal.js';
 import { listenTcp, type Channel } from '../../src/gdbserver/transport.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import { ProcessTarget } from '../../src/targets/process/process-target.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
 import type { Target } from '../../src/targets/target.js';
-import { qemuSample, recordQemuSample } from '../helpers/repo.js';
+import { qemuSample, recordQemuSample, repoRoot } from '../helpers/repo.js';
 import { freePort } from '../../bench/gdb-bench.js';
 import { RspClient } from './rsp-client.js';
 
 const kernel = qemuSample('kernel.elf');
+const tracerBuilt = existsSync(join(repoRoot, 'native', 'ptrace', 'build', 'Release', 'ptrace.node'));
+const processIt = tracerBuilt && process.platform === 'linux' && process.arch === 'x64' ? it : it.skip;
 let dir: string;
 let trace: string;
 
@@ -111,6 +114,41 @@ describe('the GDB server rehearsal', () => {
       expect(served.machine.seq).toBe(executed);
       expect(executed).toBeGreaterThanOrEqual(50_000n);
       expect(served.registers(1)).toEqual(regs);
+    } finally {
+      served.close();
+    }
+  });
+
+  processIt('on a live process, a double over a dry tracer steps and hits breakpoints; the process never runs and nothing is written to it', async () => {
+    const served = ProcessTarget.run('/bin/sleep', ['30']);
+    try {
+      const regs = served.registers(1);
+      const pc = served.status().pc;
+      const code = served.readVirtual(pc, 0x100);
+      let double: ProcessTarget | undefined;
+      let stops = 0;
+      const rounds = await rehearseHere(
+        () => {
+          double = served.rehearsalDouble();
+          const run = double.caps.execution!;
+          const step = run.step.bind(run);
+          const resume = run.resume.bind(run);
+          Object.assign(run, {
+            step: (t: number, n?: number) => step(t, n).finally(() => stops++),
+            resume: (only?: number) => resume(only).finally(() => stops++),
+          });
+          return double;
+        },
+        served,
+        120_000,
+      );
+      expect(rounds).toBe(REHEARSAL_ROUNDS);
+      expect(stops).toBe(REHEARSAL_ROUNDS * 3); // a stepi, then a step over and a continue to a breakpoint
+      expect(double!.status().reason.kind).toBe('breakpoint');
+      expect(served.registers(1)).toEqual(regs);
+      expect(served.status().pc).toBe(pc);
+      expect(served.readVirtual(pc, 0x100)).toEqual(code);
+      expect(readFileSync(`/proc/${served.pid}/stat`, 'utf8').split(' ')[2]).toBe('t'); // stopped by its tracer all along
     } finally {
       served.close();
     }

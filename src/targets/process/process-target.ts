@@ -37,6 +37,7 @@ import { readLinkMap } from '../elfcore/process-core-solibs.js';
 import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, ProcessControl, ProcessEvent, RegisterWriter, StopReason, StopStatus, Target, ThreadInfo, VirtAddr, WatchKind } from '../target.js';
 import { decodeStop, ptraceAddon, REGS_GET, REGS_SET, STOP_BYTES, XSTATE_GET, XSTATE_SET, type NativeStop, type PtraceAddon } from './ptrace-addon.js';
 import { writeProcessCore } from './process-core-writer.js';
+import { dryTracer } from './dry-tracer.js';
 
 export interface ProcessOptions {
   /** Working directory of a started program. */
@@ -115,6 +116,8 @@ export class ProcessTarget implements Target {
     private readonly native: PtraceAddon,
     pid: number,
     readonly started: boolean,
+    /** A rehearsal's double (rehearsalDouble): no modules, nothing of its own to open. */
+    dry = false,
   ) {
     this.pid = pid;
     this.exe = safeReadlink(`/proc/${pid}/exe`) ?? '';
@@ -122,7 +125,7 @@ export class ProcessTarget implements Target {
     for (const tid of native.threads().sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b))) this.number(tid);
     this.last = { reason: { kind: started ? 'none' : 'interrupted' }, thread: 1, pc: 0n };
     this.last = { ...this.last, pc: this.registers(1).get('rip') ?? 0n };
-    this.loadModules();
+    if (!dry) this.loadModules();
     this.caps = this.capabilities();
   }
 
@@ -160,6 +163,18 @@ export class ProcessTarget implements Target {
       throw new DbgError('io', `attach ${pid}: ${(e as Error).message}`);
     }
     return new ProcessTarget(native, pid, false);
+  }
+
+  /**
+   * This process as it is now over a dry tracer (dry-tracer.ts), for the GDB server's rehearsal:
+   * it steps and hits breakpoints without the program running or anything being written to it.
+   */
+  rehearsalDouble(): ProcessTarget {
+    this.stopped('rehearse');
+    const tid = this.tidOf(this.last.thread);
+    const gp = Buffer.alloc(GP_BYTES);
+    this.native.regs(REGS_GET, tid, gp);
+    return new ProcessTarget(dryTracer(this.native, this.pid, gp, this.xsave(tid)), this.pid, this.started, true);
   }
 
   // --- threads and registers ------------------------------------------------------------------
