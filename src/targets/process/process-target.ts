@@ -22,7 +22,7 @@
  * sent are absorbed, and the process is detached (attached) or killed (started by dbg).
  */
 
-import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readlinkSync, statSync } from 'node:fs';
 import type { Registers } from '../../arch/arch.js';
 import { X86_64 } from '../../arch/x86-64.js';
 import { X86_64_SYSCALLS } from '../../arch/x86-64-syscalls.js';
@@ -201,8 +201,9 @@ export class ProcessTarget implements Target {
     const state = this.isRunning ? 'running' : 'stopped';
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
-    return this.native
-      .threads()
+    const live = this.native.threads();
+    if (this.commFds.size > live.length) this.closeComm((tid) => !live.includes(tid));
+    return live
       .map((tid) => ({
         index: this.number(tid),
         tid,
@@ -218,12 +219,43 @@ export class ProcessTarget implements Target {
    * The general registers come from one PTRACE_GETREGS; the x87/SSE/AVX ones from the XSAVE area,
    * read only when asked for (`only` naming none of them skips it: a stop reply needs pc, sp, fp).
    */
-  /** Thread names (/proc/PID/task/TID/comm), read once per stop. */
+  /**
+   * Thread names (/proc/PID/task/TID/comm), read once per stop, each through a descriptor kept
+   * open (a read at offset 0 sees the name as it is now): gdb asks for the thread list at every
+   * breakpoint hit, and readFileSync made that four system calls instead of one.
+   */
   private readonly names = new Map<number, string>();
+  private readonly commFds = new Map<number, number>();
+  private readonly commBytes = Buffer.alloc(64);
   private comm(tid: number): string {
     let n = this.names.get(tid);
-    if (n === undefined) this.names.set(tid, (n = threadComm(this.pid, tid)));
+    if (n === undefined) this.names.set(tid, (n = this.readComm(tid)));
     return n;
+  }
+
+  private readComm(tid: number): string {
+    let fd = this.commFds.get(tid);
+    try {
+      if (fd === undefined) this.commFds.set(tid, (fd = openSync(`/proc/${this.pid}/task/${tid}/comm`, 'r')));
+      const n = readSync(fd, this.commBytes, 0, this.commBytes.length, 0);
+      return this.commBytes.toString('utf8', 0, n).trim();
+    } catch {
+      this.closeComm((t) => t === tid);
+      return `LWP ${tid}`;
+    }
+  }
+
+  /** Closes the name descriptors of the threads `which` picks. */
+  private closeComm(which: (tid: number) => boolean): void {
+    for (const [tid, fd] of this.commFds) {
+      if (!which(tid)) continue;
+      this.commFds.delete(tid);
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
   }
 
   registers(thread: number, only?: readonly string[]): Registers {
@@ -881,6 +913,7 @@ export class ProcessTarget implements Target {
     this.watches.clear();
     this.watchInfo.clear();
     this.numbers.clear();
+    this.closeComm(() => true);
     this.nextNumber = 1;
     this.number(this.pid);
     this.invalidate();
@@ -944,6 +977,7 @@ export class ProcessTarget implements Target {
     }
     for (const e of this.opened) e.close();
     this.opened.length = 0;
+    this.closeComm(() => true);
   }
 }
 
@@ -980,14 +1014,6 @@ function safeReadlink(p: string): string | undefined {
     return readlinkSync(p);
   } catch {
     return undefined;
-  }
-}
-
-function threadComm(pid: number, tid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-  } catch {
-    return `LWP ${tid}`;
   }
 }
 
