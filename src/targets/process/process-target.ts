@@ -187,8 +187,8 @@ export class ProcessTarget implements Target {
 
   private tidOf(thread: number): number {
     if (this.gone) throw errors.state(`${this.name} has ended`);
-    const live = this.native.threads();
-    for (const [tid, n] of this.numbers) if (n === thread && live.includes(tid)) return tid;
+    const th = this.threads().find((t) => t.index === thread);
+    if (th) return th.tid;
     throw errors.badInput(`no thread ${thread} in ${this.name}: threads are ${this.threads().map((t) => t.index).join(', ')}`);
   }
 
@@ -198,12 +198,13 @@ export class ProcessTarget implements Target {
    */
   threads(): readonly ThreadInfo[] {
     if (this.gone) return [];
+    if (this.threadList && !this.isRunning) return this.threadList;
     const state = this.isRunning ? 'running' : 'stopped';
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     const live = this.native.threads();
     if (this.commFds.size > live.length) this.closeComm((tid) => !live.includes(tid));
-    return live
+    const list = live
       .map((tid) => ({
         index: this.number(tid),
         tid,
@@ -213,7 +214,15 @@ export class ProcessTarget implements Target {
         state,
       }))
       .sort((a, b) => a.index - b.index);
+    if (!this.isRunning) this.threadList = list;
+    return list;
   }
+
+  /**
+   * The list threads() made at this stop (until the next resume: only a resume changes the
+   * threads): a stop reply and gdb's requests after it asked for it 4 times.
+   */
+  private threadList?: readonly ThreadInfo[];
 
   /**
    * The general registers come from one PTRACE_GETREGS; the x87/SSE/AVX ones from the XSAVE area,
@@ -267,7 +276,8 @@ export class ProcessTarget implements Target {
       this.native.regs(REGS_GET, tid, gp);
       r = this.cacheGp(tid, gp);
     }
-    if (only && only.every((n) => r!.has(n))) return new Map(r);
+    // Just those (a stop reply's pc, sp, fp): a copy of every register was most of a stop's garbage.
+    if (only && only.every((n) => r!.has(n))) return new Map(only.map((n) => [n, r!.get(n)!]));
     if (!this.fpParsed.has(tid)) {
       try {
         for (const [k, v] of parseXstate(this.xsave(tid), `XSAVE area of thread ${tid}`)) r.set(k, v);
@@ -817,6 +827,7 @@ export class ProcessTarget implements Target {
   }
 
   private invalidate(): void {
+    this.threadList = undefined;
     this.names.clear();
     this.regCache.clear();
     this.fpParsed.clear();
