@@ -168,27 +168,47 @@ export function decodedLength(raw: Buffer): number {
 
 export function checksum(data: Buffer): number {
   let s = 0;
-  for (const b of data) s = (s + b) & 0xff;
-  return s;
+  for (let i = 0; i < data.length; i++) s += data[i]!;
+  return s & 0xff;
 }
 
-/** Frame a reply: escape what must be escaped, add the checksum. */
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+
+/**
+ * Frame a reply: escape what must be escaped, add the checksum. A text payload is written straight
+ * into the framed buffer (one allocation): replies are made for every packet, the first ones in
+ * V8's baseline code.
+ */
 export function encodePacket(payload: string | Buffer): Buffer {
-  const raw = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload;
-  let body = raw;
-  if (needsEscape(raw)) {
+  let framed: Buffer;
+  let n: number;
+  if (typeof payload === 'string') {
+    n = payload.length;
+    framed = Buffer.allocUnsafe(n + 4);
+    framed.write(payload, 1, 'latin1');
+  } else {
+    n = payload.length;
+    framed = Buffer.allocUnsafe(n + 4);
+    payload.copy(framed, 1);
+  }
+  framed[0] = DOLLAR;
+  if (needsEscape(framed.subarray(1, n + 1))) {
+    const raw = framed.subarray(1, n + 1);
     const out: number[] = [];
-    for (const b of raw) {
+    for (let i = 0; i < raw.length; i++) {
+      const b = raw[i]!;
       if (b === DOLLAR || b === HASH || b === BRACE || b === STAR) out.push(BRACE, b ^ 0x20);
       else out.push(b);
     }
-    body = Buffer.from(out);
+    n = out.length;
+    framed = Buffer.allocUnsafe(n + 4);
+    framed[0] = DOLLAR;
+    for (let i = 0; i < n; i++) framed[i + 1] = out[i]!;
   }
-  const framed = Buffer.allocUnsafe(body.length + 4);
-  framed[0] = DOLLAR;
-  body.copy(framed, 1);
-  framed[body.length + 1] = HASH;
-  framed.write(checksum(body).toString(16).padStart(2, '0'), body.length + 2, 'latin1');
+  const sum = checksum(framed.subarray(1, n + 1));
+  framed[n + 1] = HASH;
+  framed[n + 2] = HEX_DIGITS[sum >> 4]!;
+  framed[n + 3] = HEX_DIGITS[sum & 15]!;
   return framed;
 }
 
