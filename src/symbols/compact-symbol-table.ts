@@ -62,16 +62,16 @@ interface AddressWords {
 
 /**
  * The kept symbols whose addresses share one high word, bucketed by address, unsorted: bucket k
- * holds those whose low word is in [min + k * 2^shift, min + (k + 1) * 2^shift), in entry
- * order, from members[starts[k]] to members[starts[k + 1]]. Built in three passes, no sort;
- * about 4 symbols a bucket.
+ * holds those whose low word is in [min + k * 2^shift, min + (k + 1) * 2^shift), as a list of
+ * entry numbers plus one from heads[k] through `links` (0 ends it; `links` shared by the groups of
+ * a table). Built in two passes, no sort; about 4 symbols a bucket.
  */
 interface AddressBuckets {
   readonly high: number;
   readonly min: number;
   readonly shift: number;
-  readonly starts: Uint32Array;
-  readonly members: Uint32Array;
+  readonly heads: Uint32Array;
+  readonly links: Uint32Array;
 }
 
 /** Symbols in SymbolTable's order: entry numbers and run-time addresses as two 32-bit words. */
@@ -297,20 +297,19 @@ export class CompactSymbolTable extends SymbolTable {
 
   /** The entries at the greatest low word at or below `limit` in one high word's buckets, in SymbolTable's order. */
   private atOrBelowIn(group: AddressBuckets, limit: number): number[] | undefined {
-    const { min, shift, starts, members } = group;
+    const { min, shift, heads, links } = group;
     const { w, strings } = this.entries();
     if (limit < min) return undefined;
-    const buckets = starts.length - 1;
     // The bucket of limit, else the nearest one below with a symbol: all of those are below limit.
-    for (let k = Math.min(buckets - 1, (limit - min) >>> shift); k >= 0; k--) {
+    for (let k = Math.min(heads.length - 1, (limit - min) >>> shift); k >= 0; k--) {
       let best = -1;
-      for (let m = starts[k]!; m < starts[k + 1]!; m++) {
-        const l = this.lowWord(w, members[m]!);
+      for (let e = heads[k]!; e !== 0; e = links[e - 1]!) {
+        const l = this.lowWord(w, e - 1);
         if (l <= limit && l > best) best = l;
       }
       if (best < 0) continue;
       const at: number[] = [];
-      for (let m = starts[k]!; m < starts[k + 1]!; m++) if (this.lowWord(w, members[m]!) === best) at.push(members[m]!);
+      for (let e = heads[k]!; e !== 0; e = links[e - 1]!) if (this.lowWord(w, e - 1) === best) at.push(e - 1);
       if (at.length > 1) {
         // SymbolTable's order at one address: rank up, then the greatest name, then entry order.
         const names = new Map<number, string>();
@@ -356,13 +355,18 @@ export class CompactSymbolTable extends SymbolTable {
 
   /**
    * The kept symbols split by the high word of their address (usually one, a few absolute or
-   * per-CPU symbols aside), each bucketed: three passes over the raw entries, addresses computed
-   * where they lie. A kernel's 116,000 symbols, through a kept list, address arrays and a map of
-   * the high words' members, cost ~50 ms of cold loops and 2 MB of new memory for a stack.
+   * per-CPU symbols aside), each bucketed: two passes over the raw entries, addresses computed
+   * where they lie, no function called per entry. These loops run once, in the interpreter: a
+   * kernel's 119,000 entries through a kept list, address arrays and a map of each high word's
+   * members, or through a call per entry and pass, cost 60-130 ms of CPU on a loaded machine.
    */
   private addressBuckets(): AddressBuckets[] {
     if (this.buckets) return this.buckets;
     const { w, strings, count } = this.entries();
+    const [bh, bl] = [this.biasHi, this.biasLo];
+    // Pass 1: each entry's group (1 + its high word's index; 0 not kept; 255 look it up), and each
+    // group's size and range of low words.
+    const grp = new Uint8Array(count);
     const group = new Map<number, number>();
     const highs: number[] = [];
     const mins: number[] = [];
@@ -371,9 +375,18 @@ export class CompactSymbolTable extends SymbolTable {
     let lastHigh = -1;
     let g = -1;
     for (let i = 0; i < count; i++) {
-      if (!CompactSymbolTable.keeps(w, strings, i)) continue;
-      const h = this.highWord(w, i);
-      const l = this.lowWord(w, i);
+      const o = i * 6;
+      const nameOff = w[o]!;
+      const shndx = w[o + 1]! >>> 16;
+      const type = w[o + 1]! & 0xf;
+      if (nameOff === 0 || shndx === 0 || type === STT_SECTION || type === STT_FILE || type === STT_TLS || strings[nameOff] === 0) continue;
+      let l = w[o + 2]!;
+      let h = w[o + 3]!;
+      if (shndx !== SHN_ABS) {
+        l += bl;
+        h = (h + bh + (l >= WORD ? 1 : 0)) >>> 0;
+        l >>>= 0;
+      }
       if (h !== lastHigh) {
         lastHigh = h;
         g = group.get(h) ?? -1;
@@ -385,38 +398,31 @@ export class CompactSymbolTable extends SymbolTable {
           sizes.push(0);
         }
       }
+      grp[i] = g < 254 ? g + 1 : 255;
       sizes[g]!++;
       if (l < mins[g]!) mins[g] = l;
       if (l > maxs[g]!) maxs[g] = l;
     }
+    const links = new Uint32Array(count);
     const made: AddressBuckets[] = highs.map((high, k) => {
       const n = sizes[k]!;
       let buckets = 2; // at least 2, so that shift stays below 32 (>>> takes its count mod 32)
       while (buckets * 4 < n) buckets *= 2;
       let shift = 0;
       while (Math.floor((maxs[k]! - mins[k]!) / 2 ** shift) >= buckets) shift++;
-      return { high, min: mins[k]!, shift, starts: new Uint32Array(buckets + 1), members: new Uint32Array(n) };
+      return { high, min: mins[k]!, shift, heads: new Uint32Array(buckets), links };
     });
-    // Then each kept entry's bucket in its group: counted, then placed (in entry order).
-    const eachKept = (f: (k: number, slot: number, e: number) => void): void => {
-      lastHigh = -1;
-      let k = 0;
-      for (let i = 0; i < count; i++) {
-        if (!CompactSymbolTable.keeps(w, strings, i)) continue;
-        const h = this.highWord(w, i);
-        if (h !== lastHigh) {
-          lastHigh = h;
-          k = group.get(h)!;
-        }
-        f(k, (this.lowWord(w, i) - made[k]!.min) >>> made[k]!.shift, i);
-      }
-    };
-    eachKept((k, slot) => made[k]!.starts[slot + 1]!++);
-    const next = made.map(({ starts }) => {
-      for (let j = 1; j < starts.length; j++) starts[j] += starts[j - 1]!;
-      return starts.slice(0, starts.length - 1);
-    });
-    eachKept((k, slot, e) => (made[k]!.members[next[k]![slot]!++] = e));
+    // Pass 2: each kept entry onto the front of its bucket's list.
+    for (let i = 0; i < count; i++) {
+      const gi = grp[i]!;
+      if (gi === 0) continue;
+      const b = made[gi < 255 ? gi - 1 : group.get(this.highWord(w, i))!]!;
+      const o = i * 6;
+      const l = w[o + 1]! >>> 16 === SHN_ABS ? w[o + 2]! : (w[o + 2]! + bl) >>> 0;
+      const slot = (l - b.min) >>> b.shift;
+      links[i] = b.heads[slot]!;
+      b.heads[slot] = i + 1;
+    }
     return (this.buckets = made.sort((x, y) => x.high - y.high));
   }
 

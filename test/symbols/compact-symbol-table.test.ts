@@ -79,6 +79,8 @@ describe('compact symbol table on the cases that decide ties', () => {
     lines.push('.globl write', '.globl __write', '.type write,@function', '.type __write,@function', 'write:', '__write:', ' nop', '.size write,1', '.size __write,1');
     lines.push(...fn('dup', false), ...fn('tail_of_this', true), ...fn('of_this', true), 'label_only:', ' nop', '.globl absval', '.set absval, 0x1234');
     for (let i = 0; i < 2000; i++) lines.push(...fn(`f${i}`, i % 3 !== 0, 1 + (i % 4)));
+    // Absolute symbols of 300 high words (the address buckets' groups past the 254 numbered in a byte), two per word.
+    for (let i = 1; i <= 300; i++) lines.push(`.globl hi${i}a`, `.set hi${i}a, 0x${((BigInt(i) << 32n) | 0x10n).toString(16)}`, `.set hi${i}b, 0x${((BigInt(i) << 32n) | 0x80000000n).toString(16)}`);
     writeFileSync(join(dir, 'a.s'), lines.join('\n') + '\n');
     writeFileSync(join(dir, 'b.s'), ['.text', ...fn('dup', true)].join('\n') + '\n');
     exe = join(dir, 'ties');
