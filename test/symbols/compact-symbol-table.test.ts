@@ -6,7 +6,7 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -120,6 +120,31 @@ describe('compact symbol table on the cases that decide ties', () => {
     } finally {
       CompactSymbolTable.keySortLimit = limit;
       elf.close();
+    }
+  });
+});
+
+describe('compact symbol table on a name outside its string table', () => {
+  it('every question (by name, by address, size, listing) gives the plain reader one-line error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dbg-badsym-'));
+    try {
+      const bad = join(dir, 'ld.so');
+      const good = readFileSync('/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2');
+      const elf = ElfFile.open('/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2');
+      const sec = elf.sections().find((s) => s.name === '.dynsym')!;
+      elf.close();
+      good.writeUInt32LE(0x7fffffff, sec.offset + 24 * 5); // symbol 5's st_name
+      writeFileSync(bad, good);
+      for (const ask of [(t: SymbolTable) => t.lookup('_dl_catch_exception'), (t: SymbolTable) => t.resolve(0x1000n), (t: SymbolTable) => t.size, (t: SymbolTable) => t.all()]) {
+        const e = ElfFile.open(bad);
+        try {
+          expect(() => ask(symbolTableFor('m', e, 0n))).toThrow(/symbol 5 of \.dynsym has name offset 0x7fffffff outside its string table/);
+        } finally {
+          e.close();
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
