@@ -49,12 +49,17 @@ export function encodeRows(c: ChunkRecord): Buffer {
 /** A chunk as cut() returns it, with the inputs seen since the last chunk. */
 export type ChunkRecord = Omit<NativeChunk, 'untranslated'> & { readonly inputs: readonly StoredInput[] };
 
+/** Memory rows stored by one INSERT (see writeChunk). */
+const ROW_BATCH = 32;
+
 export class TraceDbWriter {
   private readonly db: Db;
   private nextChunk = 0;
   private readonly insChunk: Database.Statement;
   private readonly insMem: Database.Statement;
   private readonly insMask: Database.Statement;
+  private readonly insMemBatch: Database.Statement;
+  private readonly insMaskBatch: Database.Statement;
   private readonly insCkpt: Database.Statement;
   private readonly insInput: Database.Statement;
   private readonly insStop: Database.Statement;
@@ -73,6 +78,8 @@ export class TraceDbWriter {
     this.insChunk = this.db.prepare('INSERT INTO chunk (id, first, count, pcs, writes, lines) VALUES (?, ?, ?, ?, ?, ?)');
     this.insMem = this.db.prepare('INSERT INTO mem (chunk, line, part, data) VALUES (?, ?, ?, ?)');
     this.insMask = this.db.prepare('INSERT INTO mem_mask (line, chunk, part, first, mask) VALUES (?, ?, ?, ?, ?)');
+    this.insMemBatch = this.db.prepare(`INSERT INTO mem (chunk, line, part, data) VALUES ${Array(ROW_BATCH).fill('(?, ?, ?, ?)').join(', ')}`);
+    this.insMaskBatch = this.db.prepare(`INSERT INTO mem_mask (line, chunk, part, first, mask) VALUES ${Array(ROW_BATCH).fill('(?, ?, ?, ?, ?)').join(', ')}`);
     this.insCkpt = this.db.prepare('INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES (?, ?, ?, ?, ?)');
     this.insInput = this.db.prepare('INSERT INTO input (seq, vcpu, kind, detail) VALUES (?, ?, ?, ?)');
     this.insStop = this.db.prepare('INSERT INTO stop (seq, vcpu, kind, id, addr) VALUES (?, ?, ?, ?, ?)');
@@ -118,15 +125,30 @@ export class TraceDbWriter {
         const m = mem;
         let prevLine = -1n;
         let part = 0;
+        // ROW_BATCH rows a statement: one call per row cost the writer's thread a JS-to-SQLite
+        // round trip (binding, step, reset, a result object) each.
+        const memArgs: unknown[] = [];
+        const maskArgs: unknown[] = [];
         for (let p = 0; p < m.length; ) {
           const line = m.readBigUInt64LE(p);
           const n = m.readUInt32LE(p + 8);
           const mask = BigInt.asIntN(64, m.readBigUInt64LE(p + 12));
           part = line === prevLine ? part + 1 : 0;
           prevLine = line;
-          this.insMem.run(id, line, part, m.subarray(p + 20, p + 20 + n));
-          this.insMask.run(line, id, part, Math.floor(rowFirstOrder(m.subarray(p + 20, p + 20 + n), Number(c.first)) / 2), mask);
+          const data = m.subarray(p + 20, p + 20 + n);
+          memArgs.push(id, line, part, data);
+          maskArgs.push(line, id, part, Math.floor(rowFirstOrder(data, Number(c.first)) / 2), mask);
+          if (memArgs.length === 4 * ROW_BATCH) {
+            this.insMemBatch.run(...memArgs);
+            this.insMaskBatch.run(...maskArgs);
+            memArgs.length = 0;
+            maskArgs.length = 0;
+          }
           p += 20 + n;
+        }
+        for (let i = 0; i < memArgs.length; i += 4) {
+          this.insMem.run(...memArgs.slice(i, i + 4));
+          this.insMask.run(...maskArgs.slice((i / 4) * 5, (i / 4) * 5 + 5));
         }
         const k = c.ckpts;
         for (let p = 0; p < k.length; ) {
