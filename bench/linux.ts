@@ -2,7 +2,9 @@
  * A real Linux dump (issue 13), side by side with drgn in the same run:
  *   - open + `::ps -t` + `::stacks` (every task's stack): <= 0.5x drgn's for_each_task + pid, comm,
  *     state and stack_trace of each; peak RSS <= drgn's;
- *   - open + `::stack -a` (both CPUs): <= 0.5x drgn's open + stack of the crashed thread.
+ *   - open + `::stack -a` (both CPUs): <= 0.5x drgn's open + stack of the crashed thread, and
+ *     <= 0.2x gdb's `thread apply all bt` on the same vmlinux and dump (gdb 13 does not apply the
+ *     KASLR offset to an ELF vmcore, so its frames stay unresolved: its time, not its answer).
  * Needs the opt-in fixtures (node scripts/setup-vmlinux.mjs, then node scripts/make-linux-dumps.mjs)
  * and python3-drgn; without them the bench says so and reports nothing. The dump is the one drgn
  * reads: 512 MiB, with VMCOREINFO, written with paging.
@@ -87,6 +89,10 @@ export async function run(): Promise<BenchResult[]> {
   const dbgRss = Math.max(...all.dbg.map((x) => x.maxRssKiB));
   const cpu = await sideBySide('::stack -a', drgnCrashed);
   const [dCpuFrames] = cpu.drgn[0]!.stdout.trim().split(/\s+/).map(Number) as [number, number];
+  const gdbArgs = ['-batch', '-nx', '-ex', 'thread apply all bt', vmlinux, vmcore];
+  const gdb: Measured[] = [];
+  const hasGdb = spawnSync('gdb', ['--version']).status === 0;
+  if (hasGdb) for (let i = 0; i < RUNS; i++) gdb.push(await measure('gdb', gdbArgs));
   const [a, da, c, dc] = [secs(all.dbg), secs(all.drgn), secs(cpu.dbg), secs(cpu.drgn)];
   // CPU time as well: on a shared, loaded machine wall time is mostly waiting for a CPU, and drgn's
   // threads get more of them than one process does.
@@ -98,5 +104,8 @@ export async function run(): Promise<BenchResult[]> {
     { name: 'open + ::ps -t + ::stacks: CPU', value: ac / dac, unit: 'x drgn', baseline: `user + system, medians of ${RUNS}: dbg ${ac.toFixed(2)} s, drgn ${dac.toFixed(2)} s` },
     { name: 'open + ::stack -a: wall', value: c / dc, unit: 'x drgn', goal: '<= 0.5x drgn', ok: c <= dc / 2, baseline: `medians of ${RUNS}: dbg ${c.toFixed(2)} s (${lines(cpu.dbg[0]!)} lines), drgn ${dc.toFixed(2)} s (crashed thread, ${dCpuFrames} frames)` },
     { name: 'open + ::stack -a: CPU', value: cc / dcc, unit: 'x drgn', baseline: `user + system, medians of ${RUNS}: dbg ${cc.toFixed(2)} s, drgn ${dcc.toFixed(2)} s` },
+    ...(gdb.length
+      ? [{ name: 'open + ::stack -a vs gdb thread apply all bt: wall', value: c / secs(gdb), unit: 'x gdb', goal: '<= 0.2x gdb', ok: c <= secs(gdb) / 5, baseline: `medians of ${RUNS}: dbg ${c.toFixed(2)} s, gdb ${secs(gdb).toFixed(2)} s (CPU ${cpuOf(gdb).toFixed(2)} s, ${(Math.max(...gdb.map((x) => x.maxRssKiB)) / 1024).toFixed(0)} MiB; its frames unresolved: no KASLR offset)` }]
+      : []),
   ];
 }
