@@ -486,9 +486,10 @@ export class ReplayMachine {
     } else if (c1 - c0 >= 2 && r.rowsByChunk && this.linesOf(c0, c1) > FAR_LINES) {
       // A far move over many lines (opening a long recording at its end, a seek back to its
       // start): the chunks between in one pass, then the chunk holding `s` line by line.
-      const cs = r.chunkIndexOf(s);
-      const [from, to] = s > this.memAt ? [c0, cs - 1] : [cs + 1, c1];
-      for (const [lines, images] of r.rowImages(from, to, s > this.memAt)) {
+      const forward = s > this.memAt;
+      const cs = forward ? c1 : c0; // the chunk holding s
+      const [from, to] = forward ? [c0, cs - 1] : [cs + 1, c1];
+      for (const [lines, images] of r.rowImages(from, to, forward)) {
         for (let i = 0; i < lines.length; i++) {
           const off = lines[i]! * 64 - base;
           if (off >= 0 && off + 64 <= this.ram.length) this.ram.set(images.subarray(64 * i, 64 * i + 64), off);
