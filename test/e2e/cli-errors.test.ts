@@ -4,12 +4,13 @@
  * a usage error oclif finds, 1 for a value dbg refuses), and never a stack.
  */
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { qemuSample, repoRoot } from '../helpers/repo.js';
+import { runDbg } from '../gdb-client/attach-helpers.js';
 
 const dbg = join(repoRoot, 'bin', 'dbg');
 const kernel = join(repoRoot, 'dumps', 'kernel.elf');
@@ -19,20 +20,7 @@ const raw = join(dir, 'blob.bin');
 const nosuch = join(dir, 'nosuch');
 const emptyDir = join(dir, 'empty');
 
-function run(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const p = spawn(process.execPath, [dbg, ...args], { env: { ...process.env, DBG_HISTORY: '/dev/null', XDG_CACHE_HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
+const run = (args: readonly string[]) => runDbg(args, 60_000, { env: { XDG_CACHE_HOME: dir } });
 
 beforeAll(() => {
   writeFileSync(raw, Buffer.from('dbg raw file\0'));

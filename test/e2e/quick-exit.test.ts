@@ -5,25 +5,15 @@
  * the reference).
  */
 
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/repo.js';
+import { runDbg } from '../gdb-client/attach-helpers.js';
 
-const dbg = join(repoRoot, 'bin', 'dbg');
 const kernel = join(repoRoot, 'dumps', 'kernel.elf');
 
-function run(nodeFlags: readonly string[], args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const p = spawn(process.execPath, [...nodeFlags, dbg, ...args], { env: { ...process.env, DBG_HISTORY: '/dev/null' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    p.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
+const run = (nodeFlags: readonly string[], args: readonly string[]) => runDbg(args, 60_000, { nodeFlags });
 
 describe('quick exit', () => {
   it('native/exit is built, and refuses a code that is not a number', () => {

@@ -15,10 +15,11 @@ export interface Run {
   readonly stderr: string;
 }
 
-/** `dbg ARGS`, killed after `timeoutMs`. */
-export function runDbg(args: readonly string[], timeoutMs = 60_000): Promise<Run> {
+/** `dbg ARGS` (node started with `nodeFlags`, `env` added to the environment), killed after `timeoutMs`. */
+export function runDbg(args: readonly string[], timeoutMs = 60_000, opts: { nodeFlags?: readonly string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
   return new Promise((done) => {
-    const p = spawn(process.execPath, [dbg, ...args], { env: { ...process.env, DBG_HISTORY: '/dev/null' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, DBG_HISTORY: '/dev/null', ...opts.env };
+    const p = spawn(process.execPath, [...(opts.nodeFlags ?? []), dbg, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
