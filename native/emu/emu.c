@@ -36,6 +36,7 @@
 #include <capstone/capstone.h>
 #include "phys.h"
 #include <dlfcn.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -2146,6 +2147,31 @@ static napi_value js_physical(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/*
+ * releaseRam(buf): give the kernel back the pages of a guest RAM buffer that is done with
+ * (a closed replay), keeping the mapping: the pages read as zeros until written again. A replay's
+ * RAM lives in a SharedArrayBuffer, which V8 does not count as external memory (see
+ * src/targets/emulator/guest-ram.ts), so no GC hurries to free a dead one: this returns its RSS
+ * at once, and the address range goes when the buffer is collected.
+ */
+static napi_value js_release_ram(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  void *p;
+  size_t n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_buffer_info(env, argv[0], &p, &n) != napi_ok) {
+    napi_throw_type_error(env, "EMU_ARGS", "releaseRam(buffer)");
+    return NULL;
+  }
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t lo = ((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1);
+  uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)(page - 1);
+  /* only whole pages inside the buffer; the partial ones at its ends are left as they are */
+  if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
@@ -2164,6 +2190,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"guardValue", NULL, js_guard_value, NULL, NULL, NULL, napi_default, NULL},
       {"waitInterrupt", NULL, js_wait_interrupt, NULL, NULL, NULL, napi_default, NULL},
       {"physical", NULL, js_physical, NULL, NULL, NULL, napi_default, NULL},
+      {"releaseRam", NULL, js_release_ram, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

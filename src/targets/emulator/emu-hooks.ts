@@ -67,6 +67,8 @@ interface Addon {
   flushTlb(ctx: HookCtx): void;
   /** null when the engine's TLB entries lead to guest-physical addresses (emu.c, "Physical addresses"), else why not. */
   physical(ctx: HookCtx): string | null;
+  /** The whole pages of a RAM buffer no one uses any more back to the kernel (they read as zeros after). */
+  releaseRam(ram: Buffer): void;
 }
 
 let addon: Addon | undefined;

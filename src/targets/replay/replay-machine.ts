@@ -31,6 +31,7 @@ import { emuHooks, hookResult, HookStop, type HookCtx } from '../emulator/emu-ho
 import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { readRegisters } from '../emulator/x86-64-cpu.js';
 import { IOAPIC_BASE, LAPIC_BASE } from '../emulator/devices/pc.js';
+import { allocGuestRam, releaseGuestRam } from '../emulator/guest-ram.js';
 
 /** An address no instruction is at (the engine's "until" and the hooks' "skip" pc). */
 const NO_PC = 0xffff_ffff_ffff_fff0n;
@@ -96,7 +97,7 @@ export class ReplayMachine {
     const size = reader.info.ramSize;
     if (size === 0) throw traceCorrupt(reader.path, 'meta.ram_size is missing: the trace does not say how much RAM the guest had');
     this.ramBase = reader.info.ramBase;
-    this.ram = Buffer.alloc(size);
+    this.ram = allocGuestRam(size);
     for (const [page, data] of reader.initialPages()) {
       const off = page * 4096 - Number(this.ramBase);
       if (off >= 0 && off + 4096 <= size) data.copy(this.ram, off);
@@ -534,5 +535,6 @@ export class ReplayMachine {
     this.hooks.length = 0;
     for (const e of this.engines) e.close();
     this.engines.length = 0;
+    releaseGuestRam(this.ram);
   }
 }
