@@ -176,10 +176,19 @@ function holdUntilFirstPacket(ch: Channel): { first: Promise<boolean>; channel: 
  * this, plus one packet being decoded (PacketSize), plus the replies it has not read (transport).
  */
 const MAX_QUEUED = 8 << 20;
-/** What a queued request costs beyond its bytes (the Buffer, the promise), as counted against it. */
+/** What a queued request costs beyond its bytes (the Buffer), as counted against it. */
 const PACKET_OVERHEAD = 256;
+/** A queued `oversized` event: answered E01 in its turn. */
+const OVERSIZED = Buffer.alloc(0);
 
-/** Serve one client until it goes away; resolves once the target is stopped and cleaned up. */
+/**
+ * Serve one client until it goes away; resolves once the target is stopped and cleaned up.
+ *
+ * Requests are answered one after another, in the order they came. One whose reply is ready at
+ * once (all but a resume and monitor) is answered inside the data event that brought it, with no
+ * promise: a promise per packet and its trips through the microtask queue were a tenth of the
+ * server's work per packet. A request whose reply is a promise holds the others until it settles.
+ */
 function serveClient(
   ch: Channel,
   target: Target,
@@ -196,30 +205,53 @@ function serveClient(
   let last: Buffer | undefined;
   let closed = false;
   const queue: Buffer[] = [];
-  let inFlight = 0;
   /** Bytes of the requests waiting their turn; past MAX_QUEUED the channel stops reading. */
   let queuedBytes = 0;
   let paused = false;
-  let working: Promise<void> = previous;
+  /** A reply being waited for (or the previous client's cleanup): the queue waits for it. */
+  let waiting: Promise<void> | undefined = previous.then(() => {
+    waiting = undefined;
+    pump();
+  });
 
   const send = (payload: string): void => {
     last = encodePacket(payload);
     ch.write(last);
   };
 
-  const answer = async (payload: Buffer): Promise<void> => {
-    if (closed) return; // the client left while this packet waited its turn
-    let reply: Reply;
-    try {
-      reply = await client.handle(parseRequest(payload));
-    } catch (e) {
-      if (e instanceof BadPacket) {
-        log(e.message);
-      } else {
-        log(`internal error on packet "${payload.toString('latin1').slice(0, 60)}": ${describeError(e)}`);
-      }
-      reply = { packet: E_BAD_PACKET };
+  const failed = (payload: Buffer, e: unknown): Reply => {
+    if (e instanceof BadPacket) {
+      log(e.message);
+    } else {
+      log(`internal error on packet "${payload.toString('latin1').slice(0, 60)}": ${describeError(e)}`);
     }
+    return { packet: E_BAD_PACKET };
+  };
+
+  /** The reply to `payload`, or the promise of it being sent. */
+  const answer = (payload: Buffer): Promise<void> | undefined => {
+    if (closed) return undefined; // the client left while this packet waited its turn
+    if (payload === OVERSIZED) {
+      send(E_BAD_PACKET);
+      return undefined;
+    }
+    let reply: Reply | Promise<Reply>;
+    try {
+      reply = client.handle(parseRequest(payload));
+    } catch (e) {
+      reply = failed(payload, e);
+    }
+    if (reply instanceof Promise) {
+      return reply.then(
+        (r) => deliver(payload, r),
+        (e: unknown) => deliver(payload, failed(payload, e)),
+      );
+    }
+    deliver(payload, reply);
+    return undefined;
+  };
+
+  const deliver = (payload: Buffer, reply: Reply): void => {
     if (closed) return;
     if (reply.error) log(reply.error);
     for (const text of reply.output ?? []) send('O' + Buffer.from(text, 'utf8').toString('hex'));
@@ -229,12 +261,42 @@ function serveClient(
     } else if (reply.packet !== undefined) {
       send(reply.packet);
     }
-    if (payload.toString('latin1') === 'QStartNoAckMode') noAck = true;
+    if (!noAck && payload.length === 15 && payload.toString('latin1') === 'QStartNoAckMode') noAck = true;
     if (reply.close) {
       closed = true; // whatever it sends after D or k is not answered
       leaving();
       log(`gdb from ${ch.peer} ${reply.close === 'kill' ? 'sent kill: the session ends, dbg keeps serving' : 'detached'}`);
       ch.end();
+    }
+  };
+
+  /** Answers the queued requests in order, until one has to be waited for. */
+  const pump = (): void => {
+    while (waiting === undefined && queue.length > 0) {
+      const payload = queue.shift()!;
+      queuedBytes -= payload.length + PACKET_OVERHEAD;
+      if (paused && queuedBytes < MAX_QUEUED / 2) {
+        paused = false;
+        ch.resume();
+      }
+      const pending = answer(payload);
+      if (pending) {
+        waiting = pending.then(() => {
+          waiting = undefined;
+          pump();
+        });
+        return;
+      }
+    }
+    if (waiting === undefined) client.settle();
+  };
+
+  const enqueue = (payload: Buffer): void => {
+    queue.push(payload);
+    queuedBytes += payload.length + PACKET_OVERHEAD;
+    if (queuedBytes > MAX_QUEUED && !paused) {
+      paused = true;
+      ch.pause();
     }
   };
 
@@ -252,9 +314,7 @@ function serveClient(
         case 'oversized':
           if (!noAck) ch.write(Buffer.from('+'));
           log(`packet of ${ev.length} bytes is longer than PacketSize 0x${PACKET_SIZE.toString(16)}: refused`);
-          working = working.then(() => {
-            if (!closed) send(E_BAD_PACKET);
-          });
+          enqueue(OVERSIZED);
           break;
         case 'packet':
           if (!ev.checksumOk && !noAck) {
@@ -262,26 +322,11 @@ function serveClient(
             break;
           }
           if (!noAck) ch.write(Buffer.from('+'));
-          queue.push(ev.payload);
-          queuedBytes += ev.payload.length + PACKET_OVERHEAD;
-          if (queuedBytes > MAX_QUEUED && !paused) {
-            paused = true;
-            ch.pause();
-          }
-          inFlight++;
-          working = working.then(async () => {
-            const payload = queue.shift()!;
-            queuedBytes -= payload.length + PACKET_OVERHEAD;
-            if (paused && queuedBytes < MAX_QUEUED / 2) {
-              paused = false;
-              ch.resume();
-            }
-            await answer(payload);
-            if (--inFlight === 0) client.settle();
-          });
+          enqueue(ev.payload);
           break;
       }
     }
+    pump();
   });
 
   return new Promise<void>((resolve) => {
@@ -290,13 +335,13 @@ function serveClient(
       leaving();
       // A client gone mid-run leaves the guest running: stop it before the next client comes.
       client.interrupt();
-      working
-        .catch(() => undefined)
-        .then(() => {
-          client.interrupt();
-          client.cleanup();
-          resolve();
-        });
+      const done = (): void => {
+        client.interrupt();
+        client.cleanup();
+        resolve();
+      };
+      if (waiting) void waiting.catch(() => undefined).then(done);
+      else done();
     });
   });
 }

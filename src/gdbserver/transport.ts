@@ -3,6 +3,7 @@
  * a TCP listener handing each connection to the server as a plain byte Channel.
  */
 
+import { writeSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
 import { DbgError } from '../common/errors.js';
@@ -69,6 +70,31 @@ function pollAfterReply(): void {
   setImmediate(spin);
 }
 
+/**
+ * The socket's file descriptor, or -1 where Node does not expose it. Node keeps it on the
+ * connection's handle (`_handle.fd`, as net.Socket's own code reads it); not part of its typed API.
+ */
+function socketFd(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' ? fd : -1;
+}
+
+/**
+ * Writes `data` to a connected socket's descriptor at once (it is non-blocking); returns how many
+ * bytes it took: all of a reply, short when its buffer is full, 0 on any error (the stream's own
+ * write then meets it and reports it the usual way). One write(2), where socket.write() went
+ * through the Writable stream, a write request object, a cork until the next tick and a callback
+ * after it: code that also had to be compiled anew for each client's socket (see rehearsal.ts).
+ */
+function writeNow(fd: number, data: Buffer): number {
+  if (fd < 0) return 0;
+  try {
+    return writeSync(fd, data);
+  } catch {
+    return 0;
+  }
+}
+
 export async function listenTcp(host: string, port: number, onChannel: (ch: Channel) => void): Promise<Listener> {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -76,7 +102,6 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
     socket.setNoDelay(true);
     const closers: (() => void)[] = [];
     let closed = false;
-    let corked = false;
     let paused = false;
     let outputFull = false;
     const closeOnce = (): void => {
@@ -88,21 +113,19 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
     socket.on('close', closeOnce);
     // A reset or broken pipe is just a client that went away: 'close' follows.
     socket.on('error', () => undefined);
+    const fd = socketFd(socket);
     onChannel({
       peer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
       write: (data) => {
         if (socket.destroyed) return;
-        // Replies to pipelined packets are made in one drain of the microtask queue: send them as
-        // one segment (the uncork runs right after it), not one write call each.
-        if (!corked) {
-          corked = true;
-          socket.cork();
-          process.nextTick(() => {
-            corked = false;
-            socket.uncork();
-          });
+        // Straight to the socket while nothing waits in its stream (see writeNow); the stream
+        // takes what the socket did not, and everything after it until it has drained.
+        const sent = socket.writableLength === 0 ? writeNow(fd, data) : 0;
+        if (sent === data.length) {
+          pollAfterReply();
+          return;
         }
-        socket.write(data);
+        socket.write(sent === 0 ? data : data.subarray(sent));
         if (socket.writableLength > MAX_UNSENT && !outputFull) {
           outputFull = true;
           socket.pause();
