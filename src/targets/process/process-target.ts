@@ -65,7 +65,15 @@ const PAGE = 0x1000n;
 const XSTATE_BYTES = 16384;
 const GP_BYTES = 27 * 8;
 const MAX_EVENTS = 1000;
-const SEGMENTS = ['cs', 'ss', 'ds', 'es', 'fs', 'gs'];
+const SEGMENTS = new Set(['cs', 'ss', 'ds', 'es', 'fs', 'gs']);
+/** Where each general register is in user_regs_struct (PTRACE_GETREGS), as a core's NT_PRSTATUS has them. */
+const GP_OFFSET = new Map(X86_64.prstatusRegisters.map((n, i) => [n, i * 8]));
+
+/** General register `name` from a user_regs_struct (segment selectors are 16 bits). */
+function gpValue(gp: Buffer, name: string): bigint {
+  const v = gp.readBigUInt64LE(GP_OFFSET.get(name)!);
+  return SEGMENTS.has(name) ? v & 0xffffn : v;
+}
 
 export class ProcessTarget implements Target {
   readonly kind = 'process';
@@ -80,7 +88,6 @@ export class ProcessTarget implements Target {
 
   private readonly numbers = new Map<number, number>();
   private nextNumber = 1;
-  private regCache = new Map<number, Registers>();
   private xsaveCache = new Map<number, Buffer>();
   private mapCache?: Mapping[];
   private last: StopStatus;
@@ -270,35 +277,36 @@ export class ProcessTarget implements Target {
   registers(thread: number, only?: readonly string[]): Registers {
     this.stopped('read registers');
     const tid = this.tidOf(thread);
+    let gp = this.gpCache.get(tid);
+    if (!gp) {
+      gp = Buffer.alloc(GP_BYTES);
+      this.native.regs(REGS_GET, tid, gp);
+      this.gpCache.set(tid, gp);
+    }
+    // Just those (a stop reply's pc, sp, fp), from the bytes: a Map of all 27 per stop, or a copy
+    // of every register, was most of a stop's garbage.
+    if (only && only.every((n) => GP_OFFSET.has(n))) return new Map(only.map((n) => [n, gpValue(gp!, n)]));
     let r = this.regCache.get(tid);
     if (!r) {
-      const gp = Buffer.alloc(GP_BYTES);
-      this.native.regs(REGS_GET, tid, gp);
-      r = this.cacheGp(tid, gp);
-    }
-    // Just those (a stop reply's pc, sp, fp): a copy of every register was most of a stop's garbage.
-    if (only && only.every((n) => r!.has(n))) return new Map(only.map((n) => [n, r!.get(n)!]));
-    if (!this.fpParsed.has(tid)) {
+      r = new Map();
+      for (const n of this.arch.prstatusRegisters) r.set(n, gpValue(gp, n));
       try {
         for (const [k, v] of parseXstate(this.xsave(tid), `XSAVE area of thread ${tid}`)) r.set(k, v);
       } catch (e) {
         if (!(e instanceof DbgError)) throw e;
       }
-      this.fpParsed.add(tid);
+      this.regCache.set(tid, r);
     }
     return new Map(r);
   }
 
-  private cacheGp(tid: number, gp: Buffer): Registers {
-    const r: Registers = new Map();
-    const names = this.arch.prstatusRegisters;
-    for (let i = 0; i < names.length; i++) r.set(names[i]!, gp.readBigUInt64LE(i * 8));
-    for (const seg of SEGMENTS) r.set(seg, r.get(seg)! & 0xffffn);
-    this.regCache.set(tid, r);
-    return r;
-  }
-
-  private readonly fpParsed = new Set<number>();
+  /**
+   * Each thread's user_regs_struct as PTRACE_GETREGS gave it, until the next resume: the stopping
+   * thread's is the tracer's, read at the stop (a view of stopBytes), the others' read when asked.
+   */
+  private readonly gpCache = new Map<number, Buffer>();
+  /** Every register of a thread (general and x87/SSE/AVX), decoded once something asked for them all. */
+  private readonly regCache = new Map<number, Registers>();
   private readonly scratch = Buffer.alloc(XSTATE_BYTES);
   /** Where the tracer writes each stop (decodeStop). */
   private readonly stopBytes = Buffer.alloc(STOP_BYTES);
@@ -350,9 +358,9 @@ export class ProcessTarget implements Target {
       if (x.length >= 520) x.writeBigUInt64LE(x.readBigUInt64LE(512) | (name.startsWith('ymm') ? 4n : 3n), 512);
       this.native.regs(XSTATE_SET, tid, x);
     }
+    this.gpCache.delete(tid);
     this.regCache.delete(tid);
     this.xsaveCache.delete(tid);
-    this.fpParsed.delete(tid);
   }
 
   status(): StopStatus {
@@ -815,7 +823,7 @@ export class ProcessTarget implements Target {
         if (now !== true) await now;
         const ns = decodeStop(this.stopBytes);
         this.isRunning = false;
-        if (ns.regs) this.cacheGp(ns.tid, ns.regs);
+        if (ns.regs) this.gpCache.set(ns.tid, ns.regs);
         const st = this.stopOf(ns);
         if (st) return (this.last = st);
         this.isRunning = true;
@@ -829,8 +837,8 @@ export class ProcessTarget implements Target {
   private invalidate(): void {
     this.threadList = undefined;
     this.names.clear();
+    this.gpCache.clear();
     this.regCache.clear();
-    this.fpParsed.clear();
     this.xsaveCache.clear();
     this.mapCache = undefined;
   }
