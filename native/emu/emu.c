@@ -1663,6 +1663,48 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   return ext;
 }
 
+/*
+ * allocRam(bytes) -> Buffer: guest RAM, zero-filled, on 2 MiB boundaries and asked to be backed
+ * by transparent huge pages (MADV_HUGEPAGE, as QEMU asks for its guest RAM). A guest that fills
+ * its memory (xv6's kinit writes 224 MiB) otherwise takes one host page fault per 4 KiB: 57,000
+ * faults cost 0.8 s of CPU on a virtualised host, half of an xv6 boot; with huge pages 112.
+ * Without THP (or when madvise refuses) the memory is the same, in 4 KiB pages.
+ */
+#define RAM_ALIGN (2ull << 20)
+
+static void free_ram(napi_env env, void *data, void *hint) {
+  (void)env;
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+static napi_value js_alloc_ram(napi_env env, napi_callback_info info) {
+  napi_value argv[1], buf;
+  uint64_t bytes;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  if (!get_u64(env, argv[0], &bytes) || bytes == 0 || bytes > (1ull << 46) || (bytes & 0xfff)) {
+    napi_throw_range_error(env, "EMU_ARGS", "allocRam: a size in bytes, a multiple of 4 KiB");
+    return NULL;
+  }
+  size_t span = (size_t)(bytes + RAM_ALIGN);
+  unsigned char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    napi_throw_error(env, "EMU_NOMEM", "allocRam: the host has no room for the guest's RAM");
+    return NULL;
+  }
+  /* keep the aligned part, give back the slack on either side */
+  unsigned char *ram = (unsigned char *)(((uintptr_t)p + RAM_ALIGN - 1) & ~(uintptr_t)(RAM_ALIGN - 1));
+  if (ram > p) munmap(p, (size_t)(ram - p));
+  size_t tail = (size_t)(p + span - (ram + bytes));
+  if (tail) munmap(ram + bytes, tail);
+  madvise(ram, (size_t)bytes, MADV_HUGEPAGE);
+  if (napi_create_external_buffer(env, (size_t)bytes, ram, free_ram, (void *)(uintptr_t)bytes, &buf) != napi_ok) {
+    munmap(ram, (size_t)bytes);
+    napi_throw_error(env, "EMU_NAPI", "allocRam: napi_create_external_buffer failed");
+    return NULL;
+  }
+  return buf;
+}
+
 /* destroy(ctx): removes every hook (the engine must still be open) */
 static napi_value js_destroy(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -2191,6 +2233,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"waitInterrupt", NULL, js_wait_interrupt, NULL, NULL, NULL, napi_default, NULL},
       {"physical", NULL, js_physical, NULL, NULL, NULL, napi_default, NULL},
       {"releaseRam", NULL, js_release_ram, NULL, NULL, NULL, napi_default, NULL},
+      {"allocRam", NULL, js_alloc_ram, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

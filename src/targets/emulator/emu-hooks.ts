@@ -42,6 +42,8 @@ export interface HookResult {
 }
 
 interface Addon {
+  /** Guest RAM of `bytes` (a multiple of 4 KiB), zero-filled, asked to be backed by huge pages (emu.c, allocRam). */
+  allocRam(bytes: number): Buffer;
   /** `counting` false: no counting hook (only to measure Unicorn's own speed); `fast`: a fast engine (emu.c). */
   create(engine: bigint, ram: Buffer, counting?: boolean, fast?: boolean): HookCtx;
   destroy(ctx: HookCtx): void;

@@ -225,7 +225,7 @@ export class Machine implements ObservedMachine {
     }
     this.quantum = opts.quantum ?? 10_000;
     this.left = this.quantum;
-    this.ram = Buffer.alloc(opts.ramBytes);
+    this.ram = emuHooks().allocRam(opts.ramBytes);
     const disks = (opts.disks ?? []).map((d) => (d ? new Disk(d) : undefined));
     this.board = new StandardPc(opts.cpus, opts.ramBytes, disks, {
       emit: (b) => this.emitConsole(b),
