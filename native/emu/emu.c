@@ -983,6 +983,9 @@ typedef struct blk {
   uint8_t point;   /* holds a breakpoint or exec watchpoint */
   uint8_t *lens;   /* its instructions' lengths, once a recorder needed them (block_lens) */
   uint8_t rec_exact; /* recorded, it runs on the exact engine (block_lens) */
+  /* a block that is one REP STOS (see rep_ahead): its element size in bytes (0: not one) and
+     its address size in bits */
+  uint8_t rep_size, rep_abits;
   uint8_t *code;   /* the bytes `lens` were decoded from (block_refresh) */
   /* when `code` was last found to be the bytes at pc (block_refresh): phys_code_epoch(), then
      this engine's and its peer's TLB generations */
@@ -1109,6 +1112,8 @@ static long decode_block(ctx *c, uint64_t pc, uint32_t size, int mode, uint64_t 
   return n;
 }
 
+static void rep_classify(ctx *c, blk *b);
+
 static int block_has_point(ctx *c, uint64_t pc, uint32_t size) {
   if (c->code_dirty) rebuild_code(c);
   return size > 0 && code_point_in(c, pc, pc + size - 1) != NULL;
@@ -1151,6 +1156,7 @@ static blk *block_get(ctx *c, uint64_t pc, uint32_t size, int mode) {
   b->exact = (uint8_t)(exact || n <= 0 || n > 0xffff);
   b->gen = c->gen;
   b->point = (uint8_t)block_has_point(c, pc, size);
+  rep_classify(c, b);
   c->nblocks++;
   /* the bytes the count was decoded from, to tell when other code comes to this pc (block_refresh) */
   if (c->phys && size <= 8192 && (b->code = malloc(size)) && !read_code(c, pc, b->code, size)) {
@@ -1363,6 +1369,7 @@ static void block_refresh(ctx *c, blk *b) {
   long n = decode_block(c, b->pc, b->size, b->mode, UINT64_MAX, &exact);
   b->icount = (uint16_t)(n > 0xffff ? 0xffff : n);
   b->exact = (uint8_t)(exact || n <= 0 || n > 0xffff);
+  rep_classify(c, b);
   if (b->size <= sizeof now && read_code(c, b->pc, b->code, b->size)) {
     b->seen_epoch = epoch;
     b->seen_tlb = c->tlb_gen;
@@ -1394,6 +1401,104 @@ static void record_block(ctx *c, blk *b) {
     return;
   }
   c->sink->block(c->sink->ud, b->pc, cs_base, lens, b->icount, (const uint64_t *)(uintptr_t)(c->env + ENV_EIP));
+}
+
+/*
+ * REP STOS. QEMU translates a string instruction with a REP prefix as a block of its own that
+ * does one iteration and jumps back to itself (translate.c, gen_repz_stos; repz_opt is off
+ * outside single-stepping, so a last run with ECX = 0 leaves the loop): each iteration is one
+ * block, one block-hook call and one counted instruction. A kernel clearing its memory (xv6's
+ * kinit fills 224 MiB with rep stosl, 58 M of its boot's 73 M instructions) spends most of its
+ * time in that hook. So the block hook of such a block does the iterations that TCG would do on
+ * its inline store path itself (rep_ahead): the same stores to the same host bytes, ECX and EDI
+ * advanced, each iteration counted.
+ */
+static void rep_classify(ctx *c, blk *b) {
+  unsigned char code[15];
+  b->rep_size = 0;
+  if (b->icount != 1 || b->exact || b->size > sizeof code || !read_code(c, b->pc, code, b->size)) return;
+  int rep = 0, a67 = 0, o66 = 0, rexw = 0;
+  unsigned i = 0;
+  for (; i < b->size; i++) {
+    unsigned char x = code[i];
+    if (x == 0xf2 || x == 0xf3) rep = 1;
+    else if (x == 0x67) a67 = 1;
+    else if (x == 0x66) o66 = 1;
+    else if (x == 0x2e || x == 0x36 || x == 0x3e || x == 0x26 || x == 0x64 || x == 0x65) continue;
+    else break;
+  }
+  /* REX, in 64-bit code, right before the opcode */
+  if (b->mode == 2 && i < b->size && (code[i] & 0xf0) == 0x40) rexw = (code[i++] >> 3) & 1;
+  if (!rep || i + 1 != b->size || (code[i] != 0xaa && code[i] != 0xab)) return;
+  unsigned osize = code[i] == 0xaa ? 1 : rexw ? 8 : (b->mode == 0) != o66 ? 2 : 4;
+  b->rep_abits = (uint8_t)(b->mode == 2 ? (a67 ? 32 : 64) : ((b->mode == 1) != a67 ? 32 : 16));
+  b->rep_size = (uint8_t)osize;
+}
+
+#define R_EAX 0
+#define R_ECX 1
+#define R_EDI 7
+#define R_ES 0
+#define HF_ADDSEG (1u << 6)
+#define HF_SMAP (1u << 23)
+#define EFLAGS_AC (1u << 18)
+
+/* Writes `v` as an `abits`-bit register result, as QEMU's gen_op_mov_reg_v does. */
+static void set_reg(uint64_t *r, unsigned abits, uint64_t v) {
+  *r = abits == 64 ? v : abits == 32 ? (v & 0xffffffffull) : ((*r & ~0xffffull) | (v & 0xffff));
+}
+
+/*
+ * The iterations of the REP STOS block `b` that the fast path would store, done here, before the
+ * block runs (the block hook), up to the slice's limit and page by page: an element must lie in a
+ * page whose TLB entry lets TCG's inline store through (phys_store_host: writable RAM with no
+ * code, no trap page, no MMIO), else the iteration is left to the block, whose store takes QEMU's
+ * own path (a TLB fill with its page walk, accessed and dirty bits and faults; a watchpoint; code
+ * invalidation). The block itself then does the next iteration as before, and is counted as before.
+ */
+static void rep_ahead(ctx *c, blk *b) {
+  char *env = (char *)(uintptr_t)c->env;
+  uint64_t *regs = (uint64_t *)env;
+  unsigned s = b->rep_size, abits = b->rep_abits;
+  uint64_t amask = abits == 64 ? UINT64_MAX : abits == 32 ? 0xffffffffull : 0xffffull;
+  uint64_t count = regs[R_ECX] & amask;
+  /* room for the block's own iteration after these */
+  uint64_t room = c->limit - c->counter - b->icount;
+  if (count > room) count = room;
+  if (count == 0) return;
+  uint32_t hf = *(uint32_t *)(env + ENV_HFLAGS);
+  uint64_t fl = *(uint64_t *)(env + ENV_EFLAGS);
+  int mmu = (hf & 3) == 3 ? 1 : (!(hf & HF_SMAP) || (fl & EFLAGS_AC)) ? 2 : 0;
+  int down = *(int32_t *)(env + ENV_DF) < 0;
+  uint64_t es = *(uint64_t *)(env + ENV_SEGS + R_ES * SEG_SIZE + SEG_BASE);
+  int addseg = abits != 64 && (hf & HF_ADDSEG);
+  uint64_t value = regs[R_EAX];
+  uint64_t di = regs[R_EDI] & amask, done = 0;
+  while (done < count) {
+    /* the linear address, as gen_lea_v_seg forms it */
+    uint64_t lin = addseg ? (b->mode == 2 ? di + es : (di + es) & 0xffffffffull) : di;
+    uint64_t off = lin & 0xfff;
+    if (off + s > 0x1000) break;
+    /* elements of this page from lin on, in the string's direction, without DI wrapping */
+    uint64_t n = down ? off / s + 1 : (0x1000 - off) / s;
+    uint64_t wrap = down ? di / s + 1 : (amask - di) / s + 1;
+    if (n > wrap) n = wrap;
+    if (n > count - done) n = count - done;
+    if (!n) break;
+    unsigned char *host = phys_store_host(env, mmu, lin, s);
+    if (!host) break;
+    unsigned char *at = down ? host - (n - 1) * s : host;
+    if (s == 1) memset(at, (int)(value & 0xff), n);
+    else
+      for (uint64_t k = 0; k < n; k++) memcpy(at + k * s, &value, s);
+    done += n;
+    di = (down ? di - n * s : di + n * s) & amask;
+  }
+  if (!done) return;
+  set_reg(&regs[R_EDI], abits, di);
+  set_reg(&regs[R_ECX], abits, (regs[R_ECX] & amask) - done);
+  c->counter += done;
+  c->block_base = c->counter;
 }
 
 static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
@@ -1432,6 +1537,8 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
     stop_now(c, STOP_HANDOFF);
     return;
   }
+  /* a recorder hears of every store from its hooks: it gets the iterations one by one */
+  if (b->rep_size && !c->sink) rep_ahead(c, b);
   c->block_icount = b->icount;
   c->counter += b->icount;
   if (c->sink) record_block(c, b);

@@ -254,6 +254,15 @@ static void fast_stores(entry *en, uint64_t vaddr, int mmu_idx) {
   te->addr_write = page;
 }
 
+unsigned char *phys_store_host(void *env, int mmu_idx, uint64_t vaddr, unsigned size) {
+  if (fast_off <= 0 || mmu_idx < 0 || mmu_idx >= NB_MMU_MODES_ || !size || (vaddr & 0xfff) + size > 0x1000) return NULL;
+  tlb_fast *f = (tlb_fast *)((char *)env - fast_off) + mmu_idx;
+  tlb_entry *te = f->table + ((vaddr >> 12) & (f->mask >> 5));
+  /* TCG compares the page (and the alignment bits, 0 for x86) with addr_write: any flag fails */
+  if (te->addr_write != (vaddr & PAGE_MASK_)) return NULL;
+  return (unsigned char *)(uintptr_t)(vaddr + te->addend);
+}
+
 /* ---- the replacements ------------------------------------------------------------------------- */
 
 static void my_set_page(void *cpu, uint64_t vaddr, uint64_t paddr, uint32_t attrs, int prot, int mmu_idx, uint64_t size) {

@@ -49,6 +49,15 @@ int phys_mapped(void *uc, uint64_t addr);
    not told (`flushed` is for what the engine does by itself). */
 void phys_flush(void *cpu);
 
+/*
+ * Where TCG's inline store path would write `size` bytes at virtual `vaddr` with TLB index
+ * `mmu_idx`, for the engine whose CPUX86State is `env`: the host address when the engine's main
+ * TLB table holds an entry for the page that lets the store through without a helper (writable
+ * RAM, no flag: no translated code on the page, no MMIO, no trap page), else NULL (no entry yet,
+ * or a store there takes the slow path). The bytes must lie in one page.
+ */
+unsigned char *phys_store_host(void *env, int mmu_idx, uint64_t vaddr, unsigned size);
+
 /* Bumped whenever a store rewrites bytes some engine translated code from (any engine, any RAM):
    a cache of decoded blocks keyed by virtual pc looks at its bytes again only when this moved. */
 uint64_t phys_code_epoch(void);

@@ -44,6 +44,17 @@ function boot(path: string, exact: boolean, opts: object = {}): EmulatorTarget {
   }
 }
 
+/** A 64-bit guest from assembly source, linked at 1 MiB; returns the ELF's path. */
+function buildGuest(name: string, source: string): string {
+  const s = join(dir, `${name}.S`);
+  const o = join(dir, `${name}.o`);
+  const k = join(dir, `${name}.elf`);
+  writeFileSync(s, source);
+  execFileSync('gcc', ['-c', '-m64', '-o', o, s]);
+  execFileSync('ld', ['-m', 'elf_x86_64', '-nostdlib', '-Ttext=0x100000', '-e', '_start', '-o', k, o]);
+  return k;
+}
+
 /** Everything a stop leaves: seq, the stop, every vCPU's registers, a hash of RAM. */
 function snapshot(t: EmulatorTarget, st?: StopStatus | MachineStop): string {
   const m = t.machine;
@@ -133,12 +144,9 @@ describe('the fast engine runs the guest exactly as the exact engine does', () =
   });
 
   it('faults inside a block, fetch faults and port I/O are reported as the exact engine reports them', async () => {
-    const s = join(dir, 'f.S');
-    const o = join(dir, 'f.o');
-    const k = join(dir, 'f.elf');
     // a long straight block with a data fault in its middle, then (after dbg resumes past it
     // with a register write) a jump to nowhere; console output on the way
-    writeFileSync(s, `.globl _start
+    const k = buildGuest('f', `.globl _start
 _start:
   mov $0x3f8, %dx
   mov $'A', %al
@@ -151,8 +159,6 @@ _start:
   mov $0x7100000000, %rax
   jmp *%rax
 `);
-    execFileSync('gcc', ['-c', '-m64', '-o', o, s]);
-    execFileSync('ld', ['-m', 'elf_x86_64', '-nostdlib', '-Ttext=0x100000', '-e', '_start', '-o', k, o]);
     const run = async (exact: boolean): Promise<string[]> => {
       const t = boot(k, exact, { ramBytes: 8 << 20 });
       const out: string[] = [];
@@ -169,6 +175,85 @@ _start:
     expect(a[0]).toMatch(/read of 0x7000000000/);
     expect(a[1]).toMatch(/0x7100000000/);
     expect(a).toEqual(await run(true));
+  });
+
+  it('REP STOS iterations done by the block hook (emu.c, rep_ahead) leave what the exact engine leaves, at every slice limit, watchpoint and fault', async () => {
+    // fills across pages: bytes from an odd address, dwords backwards, qwords, words with 32-bit
+    // addresses; a fill over its own code (that page has translated code: QEMU's store path);
+    // none (ECX = 0); last, dwords backwards from 8 with 32-bit addresses: EDI wraps to
+    // 0xfffffffc, which is not mapped (#PF, and no IDT: the run stops there)
+    const k = buildGuest('rep', `.globl _start
+_start:
+  cld
+  mov $0x200003, %rdi
+  mov $0x3005, %rcx
+  mov $0x5a, %al
+  rep stosb
+  std
+  mov $0x20a000, %rdi
+  mov $0x1801, %rcx
+  mov $0x11223344, %eax
+  rep stosl
+  cld
+  mov $0x210000, %rdi
+  mov $0x1000, %rcx
+  mov $0x0102030405060708, %rax
+  rep stosq
+  mov $0x220ffe, %edi
+  mov $0x900, %ecx
+  mov $0xbeef, %ax
+  addr32 rep stosw
+  lea after(%rip), %rdi
+  mov $16, %rcx
+  mov $0x90, %al
+  rep stosb
+after:
+  .fill 16, 1, 0xcc
+  xor %ecx, %ecx
+  rep stosb
+  mov $0x3f8, %dx
+  mov $'D', %al
+  outb %al, %dx
+  std
+  mov $8, %edi
+  mov $5, %ecx
+  mov $0x55667788, %eax
+  addr32 rep stosl
+  hlt
+`);
+    const slices = (exact: boolean): string[] => {
+      const t = boot(k, exact, { ramBytes: 8 << 20 });
+      const out: string[] = [];
+      for (let i = 0; i < 200; i++) {
+        const st = t.machine.runSync(BigInt(331 + i * 7));
+        out.push(snapshot(t, st));
+        if (st) break;
+      }
+      out.push(t.caps.console!.consoleText());
+      return out;
+    };
+    const a = slices(false);
+    expect(a.at(-2)).toMatch(/triple fault: #PF page fault: write to 0xfffffffc not mapped/);
+    expect(a.at(-1)).toBe('D');
+    expect(a).toEqual(slices(true));
+
+    // write watchpoints inside the fills: the stop is at the same iteration, with the same registers
+    const watched = async (exact: boolean): Promise<string[]> => {
+      const t = boot(k, exact, { ramBytes: 8 << 20 });
+      t.addWatchpoint(0x201801n, 2, 'write');
+      t.addWatchpoint(0x205ffcn, 4, 'write');
+      t.addWatchpoint(0x210ff8n, 8, 'write');
+      const out: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const st = await t.caps.execution!.resume();
+        out.push(snapshot(t, st));
+        if (st.reason.kind !== 'watchpoint') break;
+      }
+      return out;
+    };
+    const w = await watched(false);
+    expect(w.filter((x) => x.includes('"kind":"watchpoint"')).length).toBe(4);
+    expect(w).toEqual(await watched(true));
   });
 });
 
