@@ -336,12 +336,10 @@ static void my_unprotect(void *uc, uint64_t ram_addr) {
   if (en->sp->count[pg]) en->sp->count[pg]--;
 }
 
-static volatile uint64_t code_epoch = 1;
-
-uint64_t phys_code_epoch(void) { return __atomic_load_n(&code_epoch, __ATOMIC_RELAXED); }
+volatile uint64_t phys_code_epoch_now = 1;
 
 static void my_inval_fast(void *uc, void *pages, uint64_t start, int len, uintptr_t retaddr) {
-  __atomic_add_fetch(&code_epoch, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&phys_code_epoch_now, 1, __ATOMIC_RELAXED);
   entry *en = find(uc, 1);
   long pg = en ? page_of(en, start) : -1;
   /* before the writer's own: that one may not return (its current block was rewritten) */

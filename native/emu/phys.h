@@ -60,6 +60,7 @@ unsigned char *phys_store_host(void *env, int mmu_idx, uint64_t vaddr, unsigned 
 
 /* Bumped whenever a store rewrites bytes some engine translated code from (any engine, any RAM):
    a cache of decoded blocks keyed by virtual pc looks at its bytes again only when this moved. */
-uint64_t phys_code_epoch(void);
+extern volatile uint64_t phys_code_epoch_now;
+static inline uint64_t phys_code_epoch(void) { return __atomic_load_n(&phys_code_epoch_now, __ATOMIC_RELAXED); }
 
 #endif
