@@ -10,6 +10,10 @@
  * hurried by it, `releaseGuestRam` gives its pages back as soon as the replay closes.
  *
  * Nothing here is handed to another thread: shared memory would be shared, not copied.
+ *
+ * A live machine's RAM is made otherwise (emuHooks().allocRam: 2 MiB-aligned and asked for
+ * transparent huge pages, which halve a memory-filling boot such as xv6's): it is allocated once,
+ * at start, where the collection it may start costs little, and it is not given back early.
  */
 
 import { emuHooks } from './emu-hooks.js';
