@@ -5,10 +5,7 @@
  * decodes at about twice node:zlib's speed. Optional: without it, callers decode in JavaScript.
  */
 
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { checkoutRoot } from './checkout-root.js';
+import { optionalAddon } from './optional-addon.js';
 
 /** The addon's flags for each compression (a kdump page descriptor's bits). */
 export const KDUMP_FLAG = { zlib: 0x1, lzo: 0x2, snappy: 0x4, zstd: 0x20 } as const;
@@ -28,16 +25,6 @@ let addon: KdumpAddon | null | undefined;
 
 /** native/kdump's addon, or null when it is not built (setup builds it: scripts/setup.d/22-kdump.mjs). */
 export function kdumpAddon(): KdumpAddon | null {
-  if (addon !== undefined) return addon;
-  const root = checkoutRoot();
-  const path = join(root, 'native', 'kdump', 'build', 'Release', 'kdump.node');
-  addon = null;
-  if (existsSync(path)) {
-    try {
-      addon = createRequire(join(root, 'package.json'))(path) as KdumpAddon;
-    } catch {
-      addon = null; // built for another Node ABI, or a library missing: the JavaScript decoders
-    }
-  }
+  if (addon === undefined) addon = optionalAddon<KdumpAddon>('kdump'); // else the JavaScript decoders
   return addon;
 }

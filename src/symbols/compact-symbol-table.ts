@@ -14,6 +14,11 @@
  *   address index  a radix sort                  resolve(), all(), rows()
  *   name index     a hash of the names' bytes    lookup() after the first few (a scan before)
  *
+ * The passes over every entry (the check of the names' offsets, the address index) run in C when
+ * native/symtab is built: they run once, so in JavaScript they run interpreted, 30-60 ms of CPU
+ * for a kernel's table against 10-20 ms (mostly new pages) there. Without it, resolve() answers
+ * from address buckets until a listing needs the sorted index.
+ *
  * A Sym (strings, bigints) is made only for a symbol a lookup returns, and a name is decoded
  * only when it is printed. Every answer is the one SymbolTable gives: same filtering, same order,
  * same tie-breaking (test/symbols/compact-symbol-table.test.ts checks it symbol by symbol).
@@ -23,6 +28,7 @@
  */
 
 import { ElfFile, SHT_DYNSYM, SHT_SYMTAB, STT_FILE, STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, STT_SECTION, STT_TLS, type SectionHeader } from './elf-file.js';
+import { symtabAddon, type SymtabAddon } from '../common/symtab-addon.js';
 import { U64Keys } from '../common/u64-keys.js';
 import { rank, SymbolTable, type Sym, type SymbolMatch, type SymbolRow } from './symbol-table.js';
 
@@ -90,6 +96,8 @@ export class CompactSymbolTable extends SymbolTable {
    * cold: a C++ backtrace's tail calls ask each table about 5 names.
    */
   static scanLimit = 32;
+  /** Whether the whole-table passes may run in native/symtab when it is built (tests turn it off to check the JavaScript ones). */
+  static native = true;
   private entriesRead?: Entries;
   /** Entry numbers of the kept symbols, in entry order (what a name lookup searches). */
   private keptList?: Uint32Array;
@@ -131,7 +139,11 @@ export class CompactSymbolTable extends SymbolTable {
     // of Buffer reads.
     const w = raw.byteOffset % 4 === 0 ? new Uint32Array(raw.buffer, raw.byteOffset, count * 6) : new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + count * ENTRY));
     // SymbolTable's reader refuses a name outside the string table; so does this one, with its message.
-    for (let i = 0; i < count; i++) if (w[i * 6]! >= strings.length && w[i * 6] !== 0) this.elf.symbols();
+    const addon = this.addon();
+    let bad = false;
+    if (addon) bad = addon.badName(raw, strings.length) >= 0;
+    else for (let i = 0; i < count && !bad; i++) bad = w[i * 6]! >= strings.length && w[i * 6] !== 0;
+    if (bad) this.elf.symbols();
     return (this.entriesRead = { raw, w, strings, count });
   }
 
@@ -250,7 +262,8 @@ export class CompactSymbolTable extends SymbolTable {
     const a = addr > 0xffff_ffff_ffff_ffffn ? 0xffff_ffff_ffff_ffffn : addr;
     const th = Number(a >> 32n);
     const tl = Number(a & 0xffff_ffffn);
-    const at = this.index ? this.atOrBelowSorted(th, tl) : this.atOrBelowBucketed(th, tl);
+    // With native/symtab the sorted index is cheaper to make than the buckets in JavaScript.
+    const at = this.index || this.addon() ? this.atOrBelowSorted(th, tl) : this.atOrBelowBucketed(th, tl);
     if (!at) return undefined;
     // The first sized symbol that holds addr, else the first.
     let best = this.sym(at[0]!);
@@ -532,13 +545,32 @@ export class CompactSymbolTable extends SymbolTable {
     return (this.wordsMade = { his, los, ranks, oneHigh });
   }
 
+  /** native/symtab, unless it is not built or tests turned it off. */
+  private addon(): SymtabAddon | null {
+    return CompactSymbolTable.native ? symtabAddon() : null;
+  }
+
+  /** order[j..k) (symbols of one address and rank), the greatest name first, stably. */
+  private byNameDown(order: Uint32Array, j: number, k: number): void {
+    const { w, strings } = this.entries();
+    const run = Array.from(order.subarray(j, k), (x) => ({ x, name: cstringAt(strings, w[x * 6]!) }));
+    run.sort((p, q) => (p.name < q.name ? 1 : p.name > q.name ? -1 : 0));
+    run.forEach((r, m) => (order[j + m] = r.x));
+  }
+
   /**
    * The kept symbols sorted as SymbolTable sorts them: address up, rank down, name down (keySort
    * or radixSort, then a name sort inside the rare runs of equal address and rank).
    */
   private addressIndex(): AddressIndex {
     if (this.index) return this.index;
-    const { w, strings } = this.entries();
+    const { raw, w, strings } = this.entries();
+    const inC = this.addon()?.order(raw, strings, this.biasHi, this.biasLo);
+    if (inC) {
+      const { order, runs } = inC;
+      for (let r = 0; r < runs.length; r += 2) this.byNameDown(order, runs[r]!, runs[r + 1]!);
+      return (this.index = inC);
+    }
     const kept = this.kept();
     const n = kept.length;
     const { his, los, ranks, oneHigh } = this.addressWords();
@@ -548,11 +580,7 @@ export class CompactSymbolTable extends SymbolTable {
       const e = order[j]!;
       let k = j + 1;
       while (k < n && los[order[k]!] === los[e] && his[order[k]!] === his[e] && ranks[order[k]!] === ranks[e]) k++;
-      if (k - j > 1) {
-        const run = Array.from(order.subarray(j, k), (x) => ({ x, name: cstringAt(strings, w[x * 6]!) }));
-        run.sort((p, q) => (p.name < q.name ? 1 : p.name > q.name ? -1 : 0));
-        run.forEach((r, m) => (order[j + m] = r.x));
-      }
+      if (k - j > 1) this.byNameDown(order, j, k);
       j = k;
     }
     const hi = new Uint32Array(n);
