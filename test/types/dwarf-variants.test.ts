@@ -123,9 +123,9 @@ describe('sections read piece by piece', () => {
     };
     const lines = await place(built.get('default')!);
     expect(lines.join('\n')).toMatch(/types\.c:\d+/);
-    const saved = [DwarfSections.pagedMin, DwarfSections.piece, DwarfInfo.abbrevWindow];
-    // Abbreviation tables read from 5 bytes on, as far as each goes.
-    [DwarfSections.pagedMin, DwarfSections.piece, DwarfInfo.abbrevWindow] = [1, 7, 5];
+    const saved = [DwarfSections.pagedMin, DwarfSections.piece, DwarfInfo.abbrevWindow, DwarfSections.loneReads] as const;
+    // Abbreviation tables read from 5 bytes on, as far as each goes; 256 names by small reads.
+    [DwarfSections.pagedMin, DwarfSections.piece, DwarfInfo.abbrevWindow, DwarfSections.loneReads] = [1, 7, 5, 256];
     try {
       for (const v of ['default', 'dwarf4', 'dwarf2', 'types4', 'types5']) expect(await answers(built.get(v)!), v).toEqual(base);
       expect(await place(built.get('default')!)).toEqual(lines);
@@ -133,10 +133,10 @@ describe('sections read piece by piece', () => {
       try {
         const whole = elf.sectionData(elf.section('.debug_str')!);
         const paged = new DwarfSections(elf).paged('.debug_str')!;
-        paged.cstring(whole.length - 1); // the last string alone: its piece and no other
-        expect(paged.bytesRead).toBeLessThanOrEqual(7);
-        // A name compared where it lies reads no piece, its few bytes alone: for the first 256
-        // comparisons, then pieces (a lookup sweeping many units).
+        paged.cstring(whole.length - 1); // the last string alone: its few bytes, no piece
+        expect(paged.bytesRead).toBe(0);
+        // A name compared or decoded where it lies reads no piece, its few bytes alone: for the
+        // first 256 (loneReads), then pieces (a lookup sweeping many units).
         const fresh = new DwarfSections(elf).paged('.debug_str')!;
         let compared = 0;
         for (let off = 0; off < whole.length; off = whole.indexOf(0, off) + 1) {
@@ -149,14 +149,30 @@ describe('sections read piece by piece', () => {
         }
         expect(compared).toBeGreaterThan(256);
         expect(fresh.bytesRead).toBeGreaterThan(0);
-        for (let off = 0; off < whole.length; off = whole.indexOf(0, off) + 1) expect(paged.cstring(off)).toBe(whole.toString('utf8', off, whole.indexOf(0, off)));
-        expect(paged.bytesRead).toBe(whole.length);
+        // Names under 64 bytes (a longer one goes on to pieces: its first 64 hold no NUL).
+        const short = new DwarfSections(elf).paged('.debug_str')!;
+        let decoded = 0;
+        for (let off = 0; off < whole.length; off = whole.indexOf(0, off) + 1) {
+          if (whole.indexOf(0, off) - off >= 64) continue;
+          expect(short.cstring(off)).toBe(whole.toString('utf8', off, whole.indexOf(0, off)));
+          decoded++;
+        }
+        expect(decoded).toBeGreaterThan(50);
+        expect(short.bytesRead).toBe(0);
+        // Past the limit, pieces: every name decoded the same, and every piece read at most once.
+        DwarfSections.loneReads = 16;
+        const limited = new DwarfSections(elf).paged('.debug_str')!;
+        for (const sec of [paged, limited]) {
+          for (let off = 0; off < whole.length; off = whole.indexOf(0, off) + 1) expect(sec.cstring(off)).toBe(whole.toString('utf8', off, whole.indexOf(0, off)));
+        }
+        expect(limited.bytesRead).toBeGreaterThan(whole.length / 2);
+        expect(limited.bytesRead).toBeLessThanOrEqual(whole.length);
         for (let off = 0; off < whole.length; off = whole.indexOf(0, off) + 1) expect(paged.isString(off, whole.subarray(off, whole.indexOf(0, off)))).toBe(true);
       } finally {
         elf.close();
       }
     } finally {
-      [DwarfSections.pagedMin, DwarfSections.piece, DwarfInfo.abbrevWindow] = saved;
+      [DwarfSections.pagedMin, DwarfSections.piece, DwarfInfo.abbrevWindow, DwarfSections.loneReads] = saved;
     }
   });
 });

@@ -48,6 +48,13 @@ export class DwarfSections {
   /** Sections from this size on are read piece by piece (paged); tests lower both to check every string across pieces. */
   static pagedMin = 256 << 10;
   static piece = 64 << 10;
+  /**
+   * How many names a paged section compares or decodes by small reads of their own bytes before
+   * it reads pieces. A 64 KiB piece costs as much as ~60 small reads where new memory is dear (16
+   * new pages, ~15 us each on the bench machine; a small read ~4 us): a kernel's ::ps and ::stacks
+   * made ~850 small reads and 8 pieces, against 50 pieces (3.3 MB) with the earlier limit of 256.
+   */
+  static loneReads = 1024;
   private readonly cache = new Map<string, Buffer | null>();
 
   constructor(readonly elf: ElfFile) {}
@@ -99,7 +106,7 @@ export class DwarfSections {
   paged(name: string): PagedSection | undefined {
     return once(this.pagedSections, name, () => {
       const sec = this.inPlace(name, DwarfSections.pagedMin);
-      if (sec) return new PiecewiseSection(this.elf, sec.offset, sec.size, DwarfSections.piece);
+      if (sec) return new PiecewiseSection(this.elf, sec.offset, sec.size, DwarfSections.piece, DwarfSections.loneReads);
       const buf = this.get(name);
       return (
         buf && {
@@ -180,6 +187,9 @@ export function readInPieces(elf: ElfFile, fileOffset: number, size: number, pie
   return new PiecewiseSection(elf, fileOffset, size, piece);
 }
 
+/** How many bytes cstring reads alone for a name (most names are shorter; longer ones go on to pieces). */
+const LONE_STRING = 64;
+
 class PiecewiseSection implements PagedSection {
   readonly buf: Buffer;
   /** Which pieces of buf hold the file's bytes. */
@@ -192,6 +202,8 @@ class PiecewiseSection implements PagedSection {
     private readonly fileOffset: number,
     private readonly size: number,
     private readonly piece: number,
+    /** How many names may be compared or decoded by small reads (DwarfSections.loneReads). */
+    private readonly loneLimit = 0,
   ) {
     this.buf = sparseBuffer(size);
     this.have = new Uint8Array(Math.ceil(size / piece));
@@ -216,6 +228,20 @@ class PiecewiseSection implements PagedSection {
   }
 
   cstring(off: number): string {
+    // A name in a piece not read yet: its first bytes alone (one small read into the pool of small
+    // buffers), as isString compares them. A struct's members name places all over .debug_str: a
+    // kernel's task_struct and its parts read 40 pieces, 2.6 MB of new memory, for ~400 names.
+    // After loneLimit such reads and compares (a listing of many units) pieces are cheaper.
+    if (!this.have[Math.floor(off / this.piece)] && this.loneReads < this.loneLimit) {
+      this.loneReads++;
+      const n = Math.min(LONE_STRING, this.size - off);
+      const bytes = Buffer.allocUnsafe(n);
+      const src = this.elf.source;
+      if (src.readInto) src.readInto(this.fileOffset + off, bytes, 0, n);
+      else src.read(this.fileOffset + off, n).copy(bytes);
+      const nul = bytes.indexOf(0);
+      if (nul >= 0) return bytes.toString('utf8', 0, nul);
+    }
     // Piece by piece until the NUL: the bytes past the pieces read are not the file's.
     for (let from = off; from < this.size; ) {
       const to = Math.min((Math.floor(from / this.piece) + 1) * this.piece, this.size);
@@ -227,19 +253,19 @@ class PiecewiseSection implements PagedSection {
     return this.buf.toString('utf8', off, this.size);
   }
 
-  /** Names compared by a read of their own bytes so far (isString). */
+  /** Names compared or decoded by a read of their own bytes so far (isString, cstring). */
   private loneReads = 0;
 
   /**
    * A name lookup compares hundreds of names it does not want, spread over the whole section: a
    * name in a piece not read yet is compared by reading its few bytes alone (one small read, no
    * 64 KiB piece for each of the 30 struct names a kernel's head64.c unit has before
-   * task_struct). After a few hundred such reads (a lookup sweeping many units) pieces are read.
+   * task_struct). After loneLimit such reads (a lookup sweeping many units) pieces are read.
    */
   isString(off: number, want: Buffer): boolean {
     const n = Math.min(want.length + 1, this.size - off);
     const first = Math.floor(off / this.piece);
-    if (this.loneReads >= 256) this.need(off, n);
+    if (this.loneReads >= this.loneLimit) this.need(off, n);
     if (this.have[first] && this.have[Math.floor((off + n - 1) / this.piece)]) return stringAt(this.buf, off, want, this.size);
     this.loneReads++;
     const src = this.elf.source;
