@@ -7,6 +7,13 @@
  *   badName(raw, stringsLength) -> the first entry whose st_name lies outside the string table
  *                                  (0 aside), or -1
  *   order(raw, strings, biasHi, biasLo) -> { order, hi, lo, runs }
+ *   map(fd, offset, length) -> a Buffer over the file's bytes mapped read-only (MAP_PRIVATE), or
+ *                              null when mmap fails: the table's sections without a read into
+ *                              new memory (5.3 MB for a kernel's, 1300 new pages at ~15 us each on
+ *                              the bench machine; a mapping's faults each map 16 pages of the
+ *                              page cache). Unmapped when the Buffer is collected. The file must
+ *                              not shrink while it is mapped (a read past its end is SIGBUS):
+ *                              dbg maps only files it opened to read, at ranges inside their size.
  *
  *   raw      the table's bytes (Elf64_Sym: u32 st_name, u8 st_info, u8 st_other, u16 st_shndx,
  *            u64 st_value, u64 st_size), a whole number of 24-byte entries or the tail ignored
@@ -22,6 +29,8 @@
  */
 #include <node_api.h>
 #include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -236,12 +245,55 @@ done:
   return out;
 }
 
+struct mapping {
+  void *base;
+  size_t length;
+};
+
+static void unmap(napi_env env, void *data, void *hint) {
+  struct mapping *m = hint;
+  munmap(m->base, m->length);
+  free(m);
+}
+
+static napi_value map(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  int64_t offset, length;
+  if (argc != 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &offset) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &length) != napi_ok || fd < 0 || offset < 0 || length <= 0) {
+    return fail(env, "map(fd, offset, length): a descriptor, an offset and a positive length");
+  }
+  napi_value null;
+  napi_get_null(env, &null);
+  int64_t page = sysconf(_SC_PAGESIZE);
+  int64_t start = offset - offset % page;
+  struct mapping *m = malloc(sizeof *m);
+  if (!m) return null;
+  m->length = (size_t)(length + (offset - start));
+  m->base = mmap(NULL, m->length, PROT_READ, MAP_PRIVATE, fd, start);
+  if (m->base == MAP_FAILED) {
+    free(m);
+    return null;
+  }
+  napi_value buf;
+  if (napi_create_external_buffer(env, (size_t)length, (uint8_t *)m->base + (offset - start), unmap, m, &buf) != napi_ok) {
+    munmap(m->base, m->length);
+    free(m);
+    return null;
+  }
+  return buf;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"badName", NULL, bad_name, NULL, NULL, NULL, napi_default, NULL},
       {"order", NULL, order, NULL, NULL, NULL, napi_default, NULL},
+      {"map", NULL, map, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, 2, props);
+  napi_define_properties(env, exports, 3, props);
   return exports;
 }
 

@@ -15,6 +15,11 @@ export interface SymtabAddon {
    * SymbolTable orders by name (the caller does).
    */
   order(raw: Uint8Array, strings: Uint8Array, biasHi: number, biasLo: number): { order: Uint32Array; hi: Uint32Array; lo: Uint32Array; runs: Uint32Array };
+  /**
+   * `length` bytes of the file `fd` from `offset`, mapped read-only instead of read (unmapped when
+   * the Buffer is collected), or null when they cannot be. The range must lie inside the file.
+   */
+  map(fd: number, offset: number, length: number): Buffer | null;
 }
 
 let addon: SymtabAddon | null | undefined;

@@ -9,7 +9,8 @@
  *
  *   piece          built by                      used by
  *   -------------  ----------------------------  ------------------------------------------
- *   entries        one read of .symtab, .strtab  everything (nothing is read at open)
+ *   entries        .symtab and .strtab read      everything (nothing is read at open)
+ *                  (mapped with native/symtab)
  *   kept           one pass over the entries     size, the name index
  *   address index  a radix sort                  resolve(), all(), rows()
  *   name index     a hash of the names' bytes    lookup() after the first few (a scan before)
@@ -27,7 +28,8 @@
  * `symbolTableFor`.
  */
 
-import { ElfFile, SHT_DYNSYM, SHT_SYMTAB, STT_FILE, STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, STT_SECTION, STT_TLS, type SectionHeader } from './elf-file.js';
+import { FileByteSource } from '../common/byte-source.js';
+import { ElfFile, SHT_DYNSYM, SHT_NOBITS, SHT_SYMTAB, STT_FILE, STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, STT_SECTION, STT_TLS, type SectionHeader } from './elf-file.js';
 import { symtabAddon, type SymtabAddon } from '../common/symtab-addon.js';
 import { U64Keys } from '../common/u64-keys.js';
 import { rank, SymbolTable, type Sym, type SymbolMatch, type SymbolRow } from './symbol-table.js';
@@ -132,8 +134,8 @@ export class CompactSymbolTable extends SymbolTable {
 
   private entries(): Entries {
     if (this.entriesRead) return this.entriesRead;
-    const raw = this.elf.sectionData(this.symSec);
-    const strings = this.elf.sectionData(this.strSec);
+    const raw = this.mapped(this.symSec) ?? this.elf.sectionData(this.symSec);
+    const strings = this.mapped(this.strSec) ?? this.elf.sectionData(this.strSec);
     const count = Math.floor(raw.length / ENTRY);
     // As 32-bit words (a copy only when the bytes are not 4-aligned): far cheaper than thousands
     // of Buffer reads.
@@ -543,6 +545,19 @@ export class CompactSymbolTable extends SymbolTable {
       if (h !== his[kept[0]!]) oneHigh = false;
     }
     return (this.wordsMade = { his, los, ranks, oneHigh });
+  }
+
+  /**
+   * A section mapped by native/symtab instead of read, when the file is open (a FileByteSource)
+   * and holds it: no new memory for a kernel's 5.3 MB of .symtab and .strtab, only the page
+   * cache's pages, mapped 16 at a time as they are touched.
+   */
+  private mapped(sec: SectionHeader): Buffer | undefined {
+    const src = this.elf.source;
+    const fd = src instanceof FileByteSource ? src.descriptor() : undefined;
+    // At an offset of 8n only: the entries are read as 32-bit words where they lie.
+    if (fd === undefined || sec.type === SHT_NOBITS || sec.size === 0 || sec.offset % 8 !== 0 || sec.offset + sec.size > src.size) return undefined;
+    return this.addon()?.map(fd, sec.offset, sec.size) ?? undefined;
   }
 
   /** native/symtab, unless it is not built or tests turned it off. */

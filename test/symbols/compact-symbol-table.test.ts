@@ -7,7 +7,7 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,18 @@ describe('native/symtab', () => {
     expect(addon).not.toBeNull();
     expect(() => addon!.order([] as unknown as Uint8Array, Buffer.alloc(1), 0, 0)).toThrow(/^order\(raw, strings, biasHi, biasLo\): raw or strings is not a Uint8Array/);
     expect(() => addon!.badName(Buffer.alloc(24), 'x' as unknown as number)).toThrow(/^badName\(raw, stringsLength\)/);
+  });
+
+  it('maps a range of a file as a read gives it, still readable once the file is closed; null for a descriptor that is not open', () => {
+    const file = '/usr/lib/x86_64-linux-gnu/libc.so.6';
+    const want = readFileSync(file).subarray(5000, 5000 + 70000);
+    const fd = openSync(file, 'r');
+    const mapped = symtabAddon()!.map(fd, 5000, 70000);
+    closeSync(fd);
+    expect(mapped?.equals(want)).toBe(true);
+    expect(symtabAddon()!.map(fd, 0, 4096)).toBeNull();
+    expect(() => symtabAddon()!.map(-1, 0, 1)).toThrow(/^map\(fd, offset, length\): a descriptor, an offset and a positive length$/);
+    expect(() => symtabAddon()!.map(0, 0, 0)).toThrow(/^map\(fd, offset, length\)/);
   });
 });
 
