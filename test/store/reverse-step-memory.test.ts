@@ -1,6 +1,7 @@
 /**
  * Reverse steps reuse what the previous step read (RAM at the window's checkpoint as far as the
- * chunk changes it; the window's recorded inputs): every position reached by stepping back one
+ * chunk changes it; the window's recorded inputs; the rungs of registers and RAM a first step back
+ * lays in its window, see ReplayMachine's Ladder): every position reached by stepping back one
  * instruction at a time has the RAM and registers a fresh replay machine seeking there has. In
  * the boot of the QEMU sample kernel, where a chunk writes hundreds of lines (moved line by
  * line), across checkpoint windows and UART port reads.
@@ -36,38 +37,79 @@ function ramDiffs(a: Buffer, b: Buffer): string[] {
   return out;
 }
 
+/**
+ * Seek one machine from `start` to each of `positions` in turn; where `check(i, s)` says so, compare
+ * its registers and RAM with another machine's sent forward from the start of the history to the
+ * same position (the checkpoint and re-execution path, never a rung). One machine for all the
+ * comparisons: a new one per comparison costs seconds of page faults to compare its 128 MiB of RAM
+ * (a minute for the first test under load). Returns the comparisons made and the instructions the
+ * stepping machine re-executed.
+ */
+function stepAndCompare(start: number, positions: readonly number[], check: (i: number, s: number) => boolean): { compared: number; reexecuted: number } {
+  const reader = TraceReader.open(trace);
+  const fresh = TraceReader.open(trace);
+  const stepping = new ReplayMachine(reader);
+  const other = new ReplayMachine(fresh);
+  const counted = stepping as unknown as { reexecute: (v: number, from: number, to: number) => void };
+  const reexecute = counted.reexecute.bind(stepping);
+  let reexecuted = 0;
+  counted.reexecute = (v, from, to) => {
+    reexecuted += to - from;
+    reexecute(v, from, to);
+  };
+  let compared = 0;
+  try {
+    stepping.seek(start);
+    for (const [i, s] of positions.entries()) {
+      stepping.seek(s);
+      if (!check(i, s)) continue;
+      other.seek(fresh.first);
+      other.seek(s);
+      expect(stepping.registers(0), `registers at seq ${s}`).toEqual(other.registers(0));
+      expect(ramDiffs(stepping.ram, other.ram), `RAM at seq ${s}`).toEqual([]);
+      compared++;
+    }
+  } finally {
+    stepping.close();
+    other.close();
+    reader.close();
+    fresh.close();
+  }
+  return { compared, reexecuted };
+}
+
 describe('reverse steps', () => {
   it('land on the RAM and registers a fresh seek finds', () => {
     const reader = TraceReader.open(trace);
-    const fresh = TraceReader.open(trace);
-    try {
-      const every = reader.info.checkpointEvery ?? 8192;
-      const c = reader.chunkIndexOf(36_838);
-      expect(reader.chunkRows(c).lines).toBeGreaterThan(100); // moved line by line, not write by write
-      const stepping = new ReplayMachine(reader);
-      const start = 36_838;
-      stepping.seek(start);
-      let compared = 0;
-      // 120 single steps back, crossing at least one checkpoint, then jumps back a window each
-      const positions = [...Array.from({ length: 120 }, (_, i) => start - 1 - i), ...[1, 2, 3].map((k) => start - 120 - k * every)];
-      for (const s of positions) {
-        stepping.seek(s);
-        if (s % 8 !== 0 && s > start - 120) continue; // every eighth step compared (a fresh machine each)
-        const other = new ReplayMachine(fresh);
-        try {
-          other.seek(s);
-          expect(stepping.registers(0), `registers at seq ${s}`).toEqual(other.registers(0));
-          expect(ramDiffs(stepping.ram, other.ram), `RAM at seq ${s}`).toEqual([]);
-          compared++;
-        } finally {
-          other.close();
-        }
-      }
-      expect(compared).toBeGreaterThan(15);
-      stepping.close();
-    } finally {
-      reader.close();
-      fresh.close();
-    }
+    const every = reader.info.checkpointEvery ?? 8192;
+    const c = reader.chunkIndexOf(36_838);
+    expect(reader.chunkRows(c).lines).toBeGreaterThan(100); // moved line by line, not write by write
+    reader.close();
+    const start = 36_838;
+    // 120 single steps back, crossing at least one checkpoint, then jumps back a window each;
+    // every eighth step compared
+    const positions = [...Array.from({ length: 120 }, (_, i) => start - 1 - i), ...[1, 2, 3].map((k) => start - 120 - k * every)];
+    const { compared } = stepAndCompare(start, positions, (_, s) => s % 8 === 0 || s <= start - 120);
+    expect(compared).toBeGreaterThan(15);
   }, 120_000);
+
+  it('from the rungs a first step back keeps in its window land where a fresh seek does', () => {
+    // A window boundary (a checkpoint) a few hundred instructions below the start.
+    const start = 40_300;
+    const reader = TraceReader.open(trace);
+    const boundary = reader.checkpoint(0, start)!.seq;
+    reader.close();
+    expect(start - boundary).toBeGreaterThan(200);
+    expect(start - boundary).toBeLessThan(500);
+    const positions: number[] = [];
+    // back 600 one at a time (through the rungs, across the boundary), forward 70, back 140
+    for (let s = start - 1; s > start - 600; s--) positions.push(s);
+    for (let s = start - 598; s < start - 530; s++) positions.push(s);
+    for (let s = start - 531; s > start - 670; s--) positions.push(s);
+    const { compared, reexecuted } = stepAndCompare(start, positions, (i, s) => i % 23 === 0 || s === boundary || s === boundary - 1);
+    expect(compared).toBeGreaterThan(30);
+    // From the window's checkpoint each step back re-executes ~350 or ~9,700 instructions; from
+    // a rung fewer than 128 (plus the first step of each window, which lays the rungs).
+    expect(reexecuted / positions.length).toBeLessThan(200);
+  }, 180_000);
 });

@@ -51,6 +51,36 @@ const SNAPSHOT_BYTES = 16 << 20;
  * instead of looking each line up (~20 us): 64k lines, 4 MiB, ~1.3 s of lookups.
  */
 const FAR_LINES = 65_536;
+/**
+ * Reverse steps keep a register state every this many instructions of the window they re-execute
+ * (at least: fewer rungs when the window's lines are many, see Ladder), within this many bytes.
+ */
+const RUNG_INSNS = 128;
+const LADDER_BYTES = 8 << 20;
+
+/**
+ * Register and RAM states inside one checkpoint window, kept by a reverse step for the next ones.
+ * gdb's reverse-stepi goes back one instruction at a time; each step re-executed its window from
+ * the checkpoint (the sample kernel's timer loop: 6,700 instructions a step, most of a reverse
+ * step's time), now from the rung below it (fewer than `spacing`). A rung holds the running vCPU's
+ * uc_context and the RAM the window's chunks write (as runs of whole lines), as they were there;
+ * the other vCPUs do not run inside the window. Built as the first reverse step re-executes the
+ * window, extended by later ones that go higher.
+ */
+interface Ladder {
+  readonly vcpu: number;
+  /** The window: its checkpoint's seq, and the next checkpoint's (any vCPU) or the history's end. */
+  readonly from: number;
+  readonly top: number;
+  /** The history's end when it was built (a live recording's grows: then it is dropped). */
+  readonly end: number;
+  readonly spacing: number;
+  /** [offset in RAM, bytes] of the runs of lines the window's chunks write. */
+  readonly runs: number[];
+  readonly runBytes: number;
+  /** By seq, ascending; the first is the checkpoint. */
+  readonly rungs: { seq: number; image: Buffer; ram: Buffer }[];
+}
 
 /**
  * Checkpoints are raw uc_context images of the Unicorn build that recorded them: a trace from
@@ -88,6 +118,8 @@ export class ReplayMachine {
    * of a boot: 10 ms a step), this copy a few microseconds. Newest last; SNAPSHOT_BYTES at most.
    */
   private readonly snapshots: { at: number; c0: number; c1: number; lines: [number, Buffer][] }[] = [];
+  /** The window reverse steps go through (see Ladder). */
+  private ladder?: Ladder;
   /** Per vCPU: the recorded device reads its run is given back, from `next` on (see deviceRead). */
   private readonly feeds: { rows: InputRow[]; next: number; from: number; fault?: string }[] = [];
 
@@ -218,7 +250,13 @@ export class ReplayMachine {
       this.checkPc(running, s);
       return;
     }
-    let window: { vcpu: number; from: number } | undefined;
+    const back = s < this.regsAt;
+    if (back && this.climbDown(running, s)) {
+      this.regsAt = s;
+      this.checkPc(running, s);
+      return;
+    }
+    let window: { vcpu: number; from: number; image: Buffer } | undefined;
     for (let v = 0; v < this.engines.length; v++) {
       const c = r.checkpoint(v, s);
       if (!c) {
@@ -228,17 +266,112 @@ export class ReplayMachine {
       this.restore(v, c);
       // The running vCPU's newest checkpoint is in its current slice (each slice starts with
       // one): it ran every instruction since. The others are as they were at their slice end.
-      if (v === running && c.seq < s) window = { vcpu: v, from: c.seq };
+      if (v === running && c.seq < s) window = { vcpu: v, from: c.seq, image: c.image };
     }
     if (!window) {
       this.syncMemory(s);
     } else {
       this.syncMemory(window.from);
-      this.reexecute(window.vcpu, window.from, s);
+      const ladder = back ? this.newLadder(window.vcpu, window.from, window.image, s) : undefined;
+      if (ladder) this.climb(ladder, window.from, s);
+      else this.reexecute(window.vcpu, window.from, s);
       this.hostWritesUpTo(window.from, s);
     }
     this.regsAt = s;
     this.checkPc(running, s);
+  }
+
+  /**
+   * A move back to `s` from a rung of the ladder, when the machine and `s` are both in its window:
+   * RAM and the running vCPU from the highest rung at or below `s`, then re-executed up to it.
+   */
+  private climbDown(running: number, s: number): boolean {
+    const l = this.ladder;
+    const at = this.regsAt;
+    if (!l || l.vcpu !== running || l.end !== this.reader.end || s < l.from || s >= l.top || at > l.top || at < l.from || this.memAt !== at) return false;
+    let i = l.rungs.length - 1;
+    while (l.rungs[i]!.seq > s) i--;
+    const rung = l.rungs[i]!;
+    let p = 0;
+    for (let k = 0; k < l.runs.length; k += 2) {
+      const off = l.runs[k]!;
+      const n = l.runs[k + 1]!;
+      rung.ram.copy(this.ram, off, p, p + n);
+      p += n;
+    }
+    this.memAt = rung.seq;
+    const e = this.engines[running]!;
+    nativeRecorder().contextRestore(e.address, rung.image);
+    emuHooks().flushTlb(this.hooks[running]!);
+    if (rung.seq < s) this.climb(l, rung.seq, s);
+    this.hostWritesUpTo(rung.seq, s);
+    return true;
+  }
+
+  /**
+   * A ladder for the window of `vcpu` starting at checkpoint `from` (RAM and registers there),
+   * replacing the previous one; undefined where it would not pay or not hold: a move back of less
+   * than a rung, a window whose lines are too many, or one with a debugger write inside it.
+   */
+  private newLadder(vcpu: number, from: number, image: Buffer, s: number): Ladder | undefined {
+    const r = this.reader;
+    if (s - from < 2 * RUNG_INSNS) return undefined;
+    const top = Math.min(this.nextCheckpoint(from), r.end);
+    if (this.inputs(from, top + 1).some((i) => i.kind === 'memory-write')) return undefined;
+    const base = Number(this.ramBase);
+    const runs: number[] = [];
+    let runBytes = 0;
+    for (const line of r.linesWritten(r.chunkIndexOf(from), r.chunkIndexOf(top))) {
+      const off = line * 64 - base;
+      if (off < 0 || off + 64 > this.ram.length) continue;
+      runBytes += 64;
+      const n = runs.length;
+      if (n > 0 && runs[n - 2]! + runs[n - 1]! === off) runs[n - 1]! += 64;
+      else runs.push(off, 64);
+    }
+    const rungs = Math.floor(LADDER_BYTES / (runBytes + image.length));
+    if (rungs < 4) return undefined;
+    const spacing = Math.max(RUNG_INSNS, Math.ceil((top - from) / rungs));
+    this.ladder = { vcpu, from, top, end: r.end, spacing, runs, runBytes, rungs: [] };
+    this.keepRung(this.ladder, from, image);
+    return this.ladder;
+  }
+
+  /** The first checkpoint (any vCPU) after `seq`, or Infinity; the last answer is kept. */
+  private nextCheckpoint(seq: number): number {
+    const m = this.nextMemo;
+    if (m && m.seq === seq && m.end === this.reader.end) return m.next;
+    const next = this.reader.nextCheckpointSeq(seq) ?? Infinity;
+    this.nextMemo = { seq, next, end: this.reader.end };
+    return next;
+  }
+
+  private nextMemo?: { seq: number; next: number; end: number };
+
+  /** Re-execute the ladder's vCPU from `from` (a rung or its checkpoint) to `to`, keeping rungs above the highest on the way. */
+  private climb(l: Ladder, from: number, to: number): void {
+    const highest = l.rungs[l.rungs.length - 1]!.seq;
+    let at = from;
+    for (let next = highest + l.spacing; next < to; next += l.spacing) {
+      if (next <= at) continue;
+      this.reexecute(l.vcpu, at, next);
+      this.keepRung(l, next);
+      at = next;
+    }
+    this.reexecute(l.vcpu, at, to);
+  }
+
+  /** The machine as it is now (at `seq`) as the ladder's next rung; `image`: its registers when known. */
+  private keepRung(l: Ladder, seq: number, image?: Buffer): void {
+    const ram = Buffer.allocUnsafe(l.runBytes);
+    let p = 0;
+    for (let k = 0; k < l.runs.length; k += 2) {
+      const off = l.runs[k]!;
+      const n = l.runs[k + 1]!;
+      this.ram.copy(ram, p, off, off + n);
+      p += n;
+    }
+    l.rungs.push({ seq, image: image ?? nativeRecorder().contextSave(this.engines[l.vcpu]!.address), ram });
   }
 
   /**
