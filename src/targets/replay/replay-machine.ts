@@ -118,8 +118,11 @@ export class ReplayMachine {
    * of a boot: 10 ms a step), this copy a few microseconds. Newest last; SNAPSHOT_BYTES at most.
    */
   private readonly snapshots: { at: number; c0: number; c1: number; lines: [number, Buffer][] }[] = [];
-  /** The window reverse steps go through (see Ladder). */
-  private ladder?: Ladder;
+  /**
+   * The windows reverse steps went through last (see Ladder), newest last: two, so that a
+   * reverse-continue far back and a continue to where the steps were finds its ladder again.
+   */
+  private readonly ladders: Ladder[] = [];
   /** Per vCPU: the recorded device reads its run is given back, from `next` on (see deviceRead). */
   private readonly feeds: { rows: InputRow[]; next: number; from: number; fault?: string }[] = [];
 
@@ -286,9 +289,9 @@ export class ReplayMachine {
    * RAM and the running vCPU from the highest rung at or below `s`, then re-executed up to it.
    */
   private climbDown(running: number, s: number): boolean {
-    const l = this.ladder;
     const at = this.regsAt;
-    if (!l || l.vcpu !== running || l.end !== this.reader.end || s < l.from || s >= l.top || at > l.top || at < l.from || this.memAt !== at) return false;
+    const l = this.ladders.find((x) => x.vcpu === running && x.end === this.reader.end && x.from <= s && s < x.top && x.from <= at && at <= x.top);
+    if (!l || this.memAt !== at) return false;
     let i = l.rungs.length - 1;
     while (l.rungs[i]!.seq > s) i--;
     const rung = l.rungs[i]!;
@@ -310,8 +313,8 @@ export class ReplayMachine {
 
   /**
    * A ladder for the window of `vcpu` starting at checkpoint `from` (RAM and registers there),
-   * replacing the previous one; undefined where it would not pay or not hold: a move back of less
-   * than a rung, a window whose lines are too many, or one with a debugger write inside it.
+   * replacing the older of the two kept; undefined where it would not pay or not hold: a move back
+   * of less than a rung, a window whose lines are too many, or one with a debugger write inside it.
    */
   private newLadder(vcpu: number, from: number, image: Buffer, s: number): Ladder | undefined {
     const r = this.reader;
@@ -332,9 +335,13 @@ export class ReplayMachine {
     const rungs = Math.floor(LADDER_BYTES / (runBytes + image.length));
     if (rungs < 4) return undefined;
     const spacing = Math.max(RUNG_INSNS, Math.ceil((top - from) / rungs));
-    this.ladder = { vcpu, from, top, end: r.end, spacing, runs, runBytes, rungs: [] };
-    this.keepRung(this.ladder, from, image);
-    return this.ladder;
+    const ladder: Ladder = { vcpu, from, top, end: r.end, spacing, runs, runBytes, rungs: [] };
+    this.keepRung(ladder, from, image);
+    const same = this.ladders.findIndex((x) => x.vcpu === vcpu && x.from === from);
+    if (same >= 0) this.ladders.splice(same, 1);
+    this.ladders.push(ladder);
+    if (this.ladders.length > 2) this.ladders.shift();
+    return ladder;
   }
 
   /** The first checkpoint (any vCPU) after `seq`, or Infinity; the last answer is kept. */
