@@ -568,6 +568,17 @@ export class TraceReader {
     for (let id = this.chunkIndexOf(Math.min(to, this.end) - 1); id >= 0; id--) {
       const base = this.chunkFirsts[id]!;
       if (base + this.chunkCounts[id]! <= from) break;
+      // A chunk decoded already (steps decode the one they are in) is searched back from `to` in
+      // its pcs, stopping at the first hit: a reverse-continue to a pc run just before costs
+      // microseconds instead of inflating and scanning the chunk's stream (~10 ms for 560k).
+      const decoded = targets.length <= 8 ? this.pcsCache.get(id) : undefined;
+      if (decoded) {
+        const top = Math.min(to - base, decoded.pc.length) - 1;
+        let last = -1;
+        for (const t of targets) if (top >= 0) last = Math.max(last, decoded.pc.lastIndexOf(t, top));
+        if (last < 0) continue;
+        return base + last >= from ? base + last : undefined;
+      }
       const r = this.pcsRow(id);
       const hits = this.findInChunk(n, id, r, targets, to - base);
       for (let k = hits.length - 1; k >= 0; k--) {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuestMachine, guestImage } from '../../bench/recording-guest.js';
 import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
+import { TraceReader } from '../../src/store/trace-reader.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-time-travel-'));
@@ -74,6 +75,33 @@ describe('reverse execution on a trace', () => {
     expect(st.reason.kind).toBe('history-begin');
     expect(st.seq).toBe(0n);
     t.close();
+  });
+
+  it('the last hit of a pc before a position is the same from a decoded chunk as from its stored stream', () => {
+    const t = ReplayTarget.open(trace);
+    const stream = TraceReader.open(trace);
+    try {
+      const decoded = t.reader;
+      for (let id = 0; id < decoded.chunkCount; id++) decoded.pcs(id); // every chunk decoded (cached)
+      const visit = t.symbols.lookup('visit');
+      const all = decoded.findPcs([visit]);
+      const other = decoded.step(all.at(-1)! + 1).pc; // the instruction after a visit
+      const absent = 0x1234_5678n;
+      const at = [1, 99_999, 100_000, 100_001, 250_000, all[3]!, all[3]! + 1, all.at(-1)!, all.at(-1)! + 1, TOTAL];
+      for (const pcs of [[visit], [visit, other], [absent], [other, absent]]) {
+        for (const to of at) {
+          for (const from of [0, Math.max(0, to - 50), all[2]!]) {
+            const want = stream.lastPc(pcs, from, to);
+            expect(decoded.lastPc(pcs, from, to), `pcs ${pcs.map((p) => p.toString(16))} in [${from}, ${to})`).toBe(want);
+            const brute = decoded.findPcs(pcs, from, to).at(-1);
+            expect(want).toBe(brute);
+          }
+        }
+      }
+    } finally {
+      stream.close();
+      t.close();
+    }
   });
 
   it('a write watchpoint stops in reverse at the writing instruction with memory as before the write', async () => {
