@@ -1723,12 +1723,6 @@ static napi_value make_u64(napi_env env, uint64_t v) {
   return r;
 }
 
-static napi_value make_i32(napi_env env, int32_t v) {
-  napi_value r;
-  napi_create_int32(env, v, &r);
-  return r;
-}
-
 /* Drop translated code of [begin, end) so that hooks added or removed there take effect.
    (A whole-cache UC_CTL_TB_FLUSH costs 0.2-5 s in Unicorn 2.0.1, so it is never used. Memory
    hooks are looked up at run time, but only by code translated with the slow path: see
@@ -1931,28 +1925,63 @@ static napi_value js_counter(napi_env env, napi_callback_info info) {
   return make_u64(env, c->counter);
 }
 
-/* result(ctx) -> [kind, id, access, size, intno, pc, addr, counterAtStop, value, counter, lastPc] */
-static napi_value js_result(napi_env env, napi_callback_info info) {
-  napi_value argv[1], arr;
-  if (!get_args(env, info, 1, argv)) return NULL;
-  ctx *c = get_ctx(env, argv[0]);
-  if (!c) return NULL;
-  CHECK(napi_create_array_with_length(env, 11, &arr));
-  napi_set_element(env, arr, 0, make_i32(env, c->stop_kind));
-  napi_set_element(env, arr, 1, make_i32(env, c->stop_id));
-  napi_set_element(env, arr, 2, make_i32(env, c->stop_access));
-  napi_set_element(env, arr, 3, make_i32(env, c->stop_size));
-  napi_set_element(env, arr, 4, make_i32(env, (int32_t)c->intno));
-  napi_set_element(env, arr, 5, make_u64(env, c->stop_pc));
-  napi_set_element(env, arr, 6, make_u64(env, c->stop_addr));
-  napi_set_element(env, arr, 7, make_u64(env, c->stop_counter));
-  napi_set_element(env, arr, 8, make_u64(env, (uint64_t)c->stop_value));
-  napi_set_element(env, arr, 9, make_u64(env, c->counter));
-  napi_set_element(env, arr, 10, make_u64(env, c->last_pc));
-  return arr;
+/* A BigUint64Array argument of at least n elements: its data, or NULL (and a TypeError). */
+static uint64_t *u64_array(napi_env env, napi_value v, size_t n) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_biguint64_array || length < n) {
+    napi_throw_type_error(env, "EMU_ARGS", "expected a BigUint64Array");
+    return NULL;
+  }
+  return data;
 }
 
-/* add(ctx, id, begin: bigint, end: bigint (inclusive), bits: 0 = breakpoint, else R|W|X) */
+/*
+ * result(ctx, out: BigUint64Array(14)): how the last run stopped, and where the engine is, without
+ * making an object or a BigInt per field (it is read after every slice):
+ *   [kind, id, access, size, intno, pc, addr, counterAtStop, value, counter, lastPc, rip, rflags, cr2]
+ */
+static napi_value js_result(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  ctx *c = get_ctx(env, argv[0]);
+  uint64_t *out = c ? u64_array(env, argv[1], 14) : NULL;
+  if (!out) return NULL;
+  out[0] = (uint64_t)(int64_t)c->stop_kind;
+  out[1] = (uint64_t)(int64_t)c->stop_id;
+  out[2] = (uint64_t)(int64_t)c->stop_access;
+  out[3] = (uint64_t)(int64_t)c->stop_size;
+  out[4] = c->intno;
+  out[5] = c->stop_pc;
+  out[6] = c->stop_addr;
+  out[7] = c->stop_counter;
+  out[8] = (uint64_t)c->stop_value;
+  out[9] = c->counter;
+  out[10] = c->last_pc;
+  out[11] = out[12] = out[13] = 0;
+  if (c->uc) {
+    uc_reg_read(c->uc, UC_X86_REG_RIP, &out[11]);
+    uc_reg_read(c->uc, UC_X86_REG_RFLAGS, &out[12]);
+    uc_reg_read(c->uc, UC_X86_REG_CR2, &out[13]);
+  }
+  return NULL;
+}
+
+/* state(ctx, out: BigUint64Array(3)): the engine's RIP, RFLAGS and CR2, in one call (a slice's start) */
+static napi_value js_state(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  ctx *c = get_live_ctx(env, argv[0]);
+  uint64_t *out = c ? u64_array(env, argv[1], 3) : NULL;
+  if (!out) return NULL;
+  out[0] = out[1] = out[2] = 0;
+  uc_reg_read(c->uc, UC_X86_REG_RIP, &out[0]);
+  uc_reg_read(c->uc, UC_X86_REG_RFLAGS, &out[1]);
+  uc_reg_read(c->uc, UC_X86_REG_CR2, &out[2]);
+  return NULL;
+}
+
 static napi_value js_add(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   int32_t id, bits;
@@ -2112,6 +2141,7 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
        machine.ts): keep the guest's value for the exact engine unless a #PF stopped the run */
     uc_reg_read(e->uc, UC_X86_REG_CR2, &cr2_after);
     if (cr2_after == 0xfffffffffffffffeull && !(f->stop_kind == STOP_INTERRUPT && f->intno == 14)) uc_reg_write(e->uc, UC_X86_REG_CR2, &cr2);
+    else cr2 = cr2_after;
     if (f->io_ran) {
       napi_throw_error(env, "EMU_FAST", "internal error: port I/O ran in the fast engine (its block cache missed an IN/OUT)");
       return NULL;
@@ -2149,6 +2179,10 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
     if (f->sink) f->sink->ran(f->sink->ud, done);
     err = uc_emu_start(e->uc, frip, UINT64_MAX, 0, 0);
     e->limit = limit;
+    /* the same for the exact engine's own probes (its first block of a page, a hand-over at the
+       limit): the guest's CR2 as it was before, unless this run stopped at a #PF */
+    uc_reg_read(e->uc, UC_X86_REG_CR2, &cr2_after);
+    if (cr2_after == 0xfffffffffffffffeull && !(e->stop_kind == STOP_INTERRUPT && e->intno == 14)) uc_reg_write(e->uc, UC_X86_REG_CR2, &cr2);
     if (e->stop_kind == STOP_LIMIT && e->counter - 1 < limit) {
       done = e->counter - 1;
       e->stop_kind = STOP_NONE;
@@ -2373,6 +2407,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"physical", NULL, js_physical, NULL, NULL, NULL, napi_default, NULL},
       {"releaseRam", NULL, js_release_ram, NULL, NULL, NULL, napi_default, NULL},
       {"allocRam", NULL, js_alloc_ram, NULL, NULL, NULL, napi_default, NULL},
+      {"state", NULL, js_state, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

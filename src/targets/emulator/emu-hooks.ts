@@ -39,6 +39,10 @@ export interface HookResult {
   value: bigint;
   counter: bigint;
   lastPc: bigint;
+  /** The engine's RIP, RFLAGS and CR2 after the run. */
+  rip: bigint;
+  rflags: bigint;
+  cr2: bigint;
 }
 
 interface Addon {
@@ -50,7 +54,10 @@ interface Addon {
   arm(ctx: HookCtx, limit: bigint, skipPc: bigint): void;
   requestStop(ctx: HookCtx): void;
   counter(ctx: HookCtx): bigint;
-  result(ctx: HookCtx): [number, number, number, number, number, bigint, bigint, bigint, bigint, bigint, bigint];
+  /** How the last run stopped and where the engine is (emu.c, js_result), into `out` (14 entries). */
+  result(ctx: HookCtx, out: BigUint64Array): void;
+  /** The engine's RIP, RFLAGS and CR2 into `out` (3 entries), in one call. */
+  state(ctx: HookCtx, out: BigUint64Array): void;
   add(ctx: HookCtx, id: number, begin: bigint, end: bigint, bits: number): void;
   remove(ctx: HookCtx, id: number): boolean;
   /** One slice as arm() + uc_emu_start on `exact` would run it, with `fast` running where nothing can stop. Returns the uc_err. */
@@ -86,19 +93,25 @@ export function emuHooks(): Addon {
   return addon;
 }
 
+const resultBuf = new BigUint64Array(14);
+
 export function hookResult(ctx: HookCtx): HookResult {
-  const r = emuHooks().result(ctx);
+  const r = resultBuf;
+  emuHooks().result(ctx, r);
   return {
-    kind: r[0],
-    id: r[1],
-    access: r[2],
-    size: r[3],
-    intno: r[4],
-    pc: r[5],
-    addr: r[6],
-    counterAtStop: r[7],
-    value: r[8],
-    counter: r[9],
-    lastPc: r[10],
+    kind: Number(r[0]),
+    id: Number(BigInt.asIntN(32, r[1]!)),
+    access: Number(r[2]),
+    size: Number(r[3]),
+    intno: Number(r[4]),
+    pc: r[5]!,
+    addr: r[6]!,
+    counterAtStop: r[7]!,
+    value: r[8]!,
+    counter: r[9]!,
+    lastPc: r[10]!,
+    rip: r[11]!,
+    rflags: r[12]!,
+    cr2: r[13]!,
   };
 }

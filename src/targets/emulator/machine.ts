@@ -215,6 +215,8 @@ export class Machine implements ObservedMachine {
   private readonly paging = new X86_64Paging((a) => this.readPhysU64(a));
   private closed = false;
   private marks: DeviceMark[] | undefined;
+  /** RIP, RFLAGS, CR2 of the vCPU whose slice starts (emuHooks().state). */
+  private readonly regs = new BigUint64Array(3);
 
   constructor(opts: MachineOptions) {
     if (!Number.isSafeInteger(opts.ramBytes) || opts.ramBytes < 2 << 20 || opts.ramBytes % 4096 !== 0) {
@@ -902,15 +904,17 @@ export class Machine implements ObservedMachine {
     if (maxInsns !== undefined && BigInt(limit) > maxInsns) limit = Number(maxInsns);
     limit = Math.max(limit, 1);
 
-    const rip = e.readReg(X86_REG.RIP);
+    addon.state(v.hooks, this.regs);
+    const rip = this.regs[0]!;
     const skip = v.skipPc !== undefined && v.skipPc === rip ? rip : UNTIL_NEVER;
     v.skipPc = undefined;
     if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip }, v.index);
     this.observer?.beforeSlice(v.index, this.seqNow);
     // A device interrupt that waits for IF: the slice ends where the guest opens interrupts (emu.c,
     // irq_open), so that it is taken there and not only when a slice boundary happens to fall there.
-    const irqWait = this.board.hasInterrupt(v.index) && (e.readReg(X86_REG.RFLAGS) & RFLAGS_IF) === 0n;
-    for (const h of v.contexts) addon.waitInterrupt(h, irqWait);
+    const irqWait = this.board.hasInterrupt(v.index) && (this.regs[1]! & RFLAGS_IF) === 0n;
+    // (off after every slice that turned it on, so only turned on here)
+    if (irqWait) for (const h of v.contexts) addon.waitInterrupt(h, true);
     let err: number;
     if (v.fast && (!this.observer || v.fastRecorded)) {
       // an observer that does not hear of the fast engine's blocks needs every instruction on the exact engine
@@ -942,7 +946,7 @@ export class Machine implements ObservedMachine {
     if (executed < 0n) executed = 0n;
     // Unicorn 2.0.1 sets CR2 to -2 when it probes a code page right after paging is enabled
     // (no fault reaches the guest). A real CPU leaves CR2 alone: put back the last real value.
-    const cr2 = e.readReg(X86_REG.CR2);
+    const cr2 = h.cr2;
     if (h.kind === HookStop.Interrupt && h.intno === 14) v.cr2 = cr2;
     else if (cr2 === 0xffff_ffff_ffff_fffen) e.writeReg(X86_REG.CR2, v.cr2);
     else v.cr2 = cr2;
@@ -951,14 +955,13 @@ export class Machine implements ObservedMachine {
     if (scheduled) this.left -= Number(executed);
     if (stepping) step.left -= Number(executed);
 
-    for (const ev of this.pendingInputs.splice(0)) this.observer?.onInput(ev);
+    if (this.pendingInputs.length) for (const ev of this.pendingInputs.splice(0)) this.observer?.onInput(ev);
 
     switch (h.kind) {
       case HookStop.None:
         if (err === UC.ERR_OK) {
           // The engine returned by itself: hlt.
-          const flags = e.readReg(X86_REG.RFLAGS);
-          if ((flags & RFLAGS_IF) !== 0n) v.run = 'idle';
+          if ((h.rflags & RFLAGS_IF) !== 0n) v.run = 'idle';
           else {
             v.run = 'halted';
             stop = { reason: { kind: 'halted' }, vcpu: v.index };
@@ -1016,8 +1019,8 @@ export class Machine implements ObservedMachine {
     }
 
     // Deferred device actions of this slice.
-    for (const s of this.pendingStarts.splice(0)) this.startCpu(s.block, s.by);
-    for (const s of this.pendingSipis.splice(0)) this.startupCpu(s.vcpu, s.vector, s.by);
+    if (this.pendingStarts.length) for (const s of this.pendingStarts.splice(0)) this.startCpu(s.block, s.by);
+    if (this.pendingSipis.length) for (const s of this.pendingSipis.splice(0)) this.startupCpu(s.vcpu, s.vector, s.by);
     if (this.board.problem !== undefined && !stop) {
       stop = { reason: { kind: 'fault', fault: this.board.problem, pc: e.readReg(X86_REG.RIP) }, vcpu: v.index };
       this.board.problem = undefined;
