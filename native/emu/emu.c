@@ -1937,6 +1937,15 @@ static uint64_t *u64_array(napi_env env, napi_value v, size_t n) {
   return data;
 }
 
+/* The engine's RIP, RFLAGS and CR2 into out[0..2] (zeros without an engine). */
+static void read_rip_flags_cr2(ctx *c, uint64_t *out) {
+  out[0] = out[1] = out[2] = 0;
+  if (!c->uc) return;
+  uc_reg_read(c->uc, UC_X86_REG_RIP, &out[0]);
+  uc_reg_read(c->uc, UC_X86_REG_RFLAGS, &out[1]);
+  uc_reg_read(c->uc, UC_X86_REG_CR2, &out[2]);
+}
+
 /*
  * result(ctx, out: BigUint64Array(14)): how the last run stopped, and where the engine is, without
  * making an object or a BigInt per field (it is read after every slice):
@@ -1959,12 +1968,7 @@ static napi_value js_result(napi_env env, napi_callback_info info) {
   out[8] = (uint64_t)c->stop_value;
   out[9] = c->counter;
   out[10] = c->last_pc;
-  out[11] = out[12] = out[13] = 0;
-  if (c->uc) {
-    uc_reg_read(c->uc, UC_X86_REG_RIP, &out[11]);
-    uc_reg_read(c->uc, UC_X86_REG_RFLAGS, &out[12]);
-    uc_reg_read(c->uc, UC_X86_REG_CR2, &out[13]);
-  }
+  read_rip_flags_cr2(c, &out[11]);
   return NULL;
 }
 
@@ -1975,10 +1979,7 @@ static napi_value js_state(napi_env env, napi_callback_info info) {
   ctx *c = get_live_ctx(env, argv[0]);
   uint64_t *out = c ? u64_array(env, argv[1], 3) : NULL;
   if (!out) return NULL;
-  out[0] = out[1] = out[2] = 0;
-  uc_reg_read(c->uc, UC_X86_REG_RIP, &out[0]);
-  uc_reg_read(c->uc, UC_X86_REG_RFLAGS, &out[1]);
-  uc_reg_read(c->uc, UC_X86_REG_CR2, &out[2]);
+  read_rip_flags_cr2(c, out);
   return NULL;
 }
 
