@@ -7,18 +7,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { session } from './emulator-session.js';
 import { UC, X86_REG } from '../../src/targets/emulator/unicorn.js';
+import { asmGuest64 } from './asm-guest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-emuc-'));
 const open: EmulatorTarget[] = [];
 afterAll(() => open.forEach((t) => t.close()));
 
-function elf64(name: string, asm: string): string {
-  const s = join(dir, `${name}.S`);
-  writeFileSync(s, asm);
-  execFileSync('gcc', ['-c', '-m64', '-o', join(dir, `${name}.o`), s]);
-  execFileSync('ld', ['-m', 'elf_x86_64', '-nostdlib', '-Ttext=0x100000', '-e', '_start', '-o', join(dir, `${name}.elf`), join(dir, `${name}.o`)]);
-  return join(dir, `${name}.elf`);
-}
+const elf64 = (name: string, asm: string): string => asmGuest64(dir, name, asm);
 
 const prog = `
 .globl _start, f, g, loop, done, buf

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import type { StopStatus } from '../../src/targets/target.js';
 import type { MachineStop } from '../../src/targets/emulator/machine.js';
+import { asmGuest64 } from './asm-guest.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'dbg-emuf-'));
@@ -44,16 +45,7 @@ function boot(path: string, exact: boolean, opts: object = {}): EmulatorTarget {
   }
 }
 
-/** A 64-bit guest from assembly source, linked at 1 MiB; returns the ELF's path. */
-function buildGuest(name: string, source: string): string {
-  const s = join(dir, `${name}.S`);
-  const o = join(dir, `${name}.o`);
-  const k = join(dir, `${name}.elf`);
-  writeFileSync(s, source);
-  execFileSync('gcc', ['-c', '-m64', '-o', o, s]);
-  execFileSync('ld', ['-m', 'elf_x86_64', '-nostdlib', '-Ttext=0x100000', '-e', '_start', '-o', k, o]);
-  return k;
-}
+const buildGuest = (name: string, source: string): string => asmGuest64(dir, name, source);
 
 /** Everything a stop leaves: seq, the stop, every vCPU's registers, a hash of RAM. */
 function snapshot(t: EmulatorTarget, st?: StopStatus | MachineStop): string {

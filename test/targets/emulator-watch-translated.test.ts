@@ -1,12 +1,12 @@
 // Read and access watchpoints set after the accessing code has been translated and run (a warm
 // translation cache and TLB): Unicorn compiles memory accesses without a slow path when no memory
 // hook exists, so the hook addon must drop that code when the first memory watchpoint arrives.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import { asmGuest64 } from './asm-guest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-emuwt-'));
 const open: EmulatorTarget[] = [];
@@ -35,13 +35,7 @@ var: .quad 7
 out: .quad 0
 `;
 
-function build(): string {
-  const s = join(dir, 'rloop.S');
-  writeFileSync(s, prog);
-  execFileSync('gcc', ['-c', '-m64', '-o', join(dir, 'rloop.o'), s]);
-  execFileSync('ld', ['-m', 'elf_x86_64', '-nostdlib', '-Ttext=0x100000', '-e', '_start', '-o', join(dir, 'rloop.elf'), join(dir, 'rloop.o')]);
-  return join(dir, 'rloop.elf');
-}
+const build = (): string => asmGuest64(dir, 'rloop', prog);
 
 describe('memory watchpoints added after the code ran', () => {
   const elf = build();

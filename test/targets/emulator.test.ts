@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { qemuSample } from '../helpers/repo.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { isDbgError } from '../../src/common/errors.js';
+import { asmGuest64 } from './asm-guest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-emu-'));
 const open: EmulatorTarget[] = [];
@@ -18,15 +19,7 @@ function boot(path: string, opts: ConstructorParameters<typeof Object>[0] = {}):
 }
 
 /** An ELF64 kernel from assembly (GNU as syntax), linked at 1 MiB. */
-function elf64(name: string, asm: string): string {
-  const s = join(dir, `${name}.S`);
-  const o = join(dir, `${name}.o`);
-  const k = join(dir, `${name}.elf`);
-  writeFileSync(s, asm);
-  execFileSync('gcc', ['-c', '-m64', '-o', o, s]);
-  execFileSync('ld', ['-m', 'elf_x86_64', '-nostdlib', '-Ttext=0x100000', '-e', '_start', '-o', k, o]);
-  return k;
-}
+const elf64 = (name: string, asm: string): string => asmGuest64(dir, name, asm);
 
 const facts = JSON.parse(readFileSync(qemuSample('facts.json'), 'utf8'));
 
