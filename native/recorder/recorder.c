@@ -1916,10 +1916,14 @@ static napi_value fn_unfeed_ports(napi_env env, napi_callback_info info) {
 }
 
 napi_value fn_nonzero_pages(napi_env env, napi_callback_info info); /* pages.c */
+napi_value fn_deflate_raw(napi_env env, napi_callback_info info);       /* deflate.c */
+napi_value fn_deflate_raw_bound(napi_env env, napi_callback_info info);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"nonZeroPages", 0, fn_nonzero_pages, 0, 0, 0, napi_default, 0},
+      {"deflateRaw", 0, fn_deflate_raw, 0, 0, 0, napi_default, 0},
+      {"deflateRawBound", 0, fn_deflate_raw_bound, 0, 0, 0, napi_default, 0},
       {"create", 0, fn_create, 0, 0, 0, napi_default, 0},
       {"setRam", 0, fn_set_ram, 0, 0, 0, napi_default, 0},
       {"setRamBuffer", 0, fn_set_ram_buffer, 0, 0, 0, napi_default, 0},

@@ -79,6 +79,9 @@ export interface NativeRecorder {
   findPcs(pcs: Buffer, count: number, targets: BigUint64Array, below: number): Float64Array;
   /** Indexes of the 4 KiB pages of `ram` that are not all zero (pages never written are not read: pages.c). */
   nonZeroPages(ram: Buffer): Uint32Array;
+  /** `src` as raw DEFLATE into `into` (at least deflateRawBound(src.length) bytes): its length (deflate.c). */
+  deflateRaw(src: Buffer, into: Buffer): number;
+  deflateRawBound(length: number): number;
   ckptDecode(key: Buffer, delta: Buffer): Buffer;
   contextRestore(uc: bigint, image: Buffer): void;
   contextSave(uc: bigint): Buffer;

@@ -71,6 +71,8 @@ export class TraceDbWriter {
   private readonly kill: KillPoint | undefined = testKillPoint();
   /** Where a chunk's memory rows are encoded (see writeChunk). */
   private rows = Buffer.alloc(0);
+  /** Where a chunk's pc stream is deflated, kept likewise. */
+  private deflated = Buffer.alloc(0);
 
   /** Writes into the trace at `path`, made by createTrace(). */
   constructor(readonly path: string) {
@@ -117,8 +119,12 @@ export class TraceDbWriter {
     // inputs at its `first`): a trace opened at that position needs them (schema.ts).
     if (c.count === 0 && c.ckpts.length === 0 && mem.length === 0 && c.inputs.length === 0) return;
     const id = this.nextChunk++;
-    // The pc stream deflated (schema 4): code that loops repeats its nibbles (the sample kernel's: 80x smaller).
-    const pcs = deflateRawSync(c.pcs, { level: 1 });
+    // The pc stream deflated (schema 4): code that loops repeats its nibbles (the sample kernel's:
+    // 80x smaller). By libdeflate with a compressor kept on this thread (native/recorder/deflate.c:
+    // zlib.deflateRawSync made and zeroed a fresh zlib stream every chunk).
+    const bound = native.deflateRawBound(c.pcs.length);
+    if (this.deflated.length < bound) this.deflated = Buffer.allocUnsafeSlow(Math.ceil(bound * 1.25));
+    const pcs = this.deflated.subarray(0, native.deflateRaw(c.pcs, this.deflated));
     guard(this.path, () =>
       this.db.transaction(() => {
         this.insChunk.run(id, c.first, c.count, pcs, c.writes, c.lines);
