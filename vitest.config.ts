@@ -8,6 +8,7 @@ export default defineConfig({
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     globalSetup: ['test/global-setup.ts'],
+    setupFiles: ['test/setup/turn-event-loop.ts'],
     // No separate debug files from the machine (as gdbBatch's debug-file-directory /nonexistent):
     // tests read only the repository.
     env: { DBG_DEBUG_FILE_DIRECTORY: '' },

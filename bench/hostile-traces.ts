@@ -266,6 +266,9 @@ export async function campaign(good: string, count: number, seed: number, dir: s
     if (ext > heapLimit) res.failures.push(`#${i} (seed ${seed}) ${what}: ${ext >> 20} MiB of buffers held after the run`);
     for (const s of ['', '-wal', '-shm', '-journal']) rmSync(p + s, { force: true });
     onEach?.(i);
+    // A turn of the event loop between mutants: a thousand of them take over a minute on a
+    // loaded machine, and the caller's own messages (a test runner's RPC) must get through.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   return res;
 }

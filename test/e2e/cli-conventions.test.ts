@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/repo.js';
+import { turnEventLoop } from '../helpers/event-loop.js';
 
 const dbg = join(repoRoot, 'bin', 'dbg');
 
@@ -27,9 +28,10 @@ describe('help, version, completion', () => {
     }
   });
 
-  it('-h and help show each command\'s usage', () => {
+  it('-h and help show each command\'s usage', async () => {
     for (const c of ['open', 'live', 'replay', 'query']) {
       for (const args of [[c, '-h'], [c, '--help'], ['help', c]]) {
+        await turnEventLoop(); // twelve dbg processes one after the other (event-loop.ts)
         const r = run(args);
         expect(r.code, args.join(' ')).toBe(0);
         expect(r.stdout).toContain(`$ dbg ${c} `);
