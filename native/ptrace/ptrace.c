@@ -9,7 +9,9 @@
  *   resume       the tracer resumes threads and waits (waitpid) until a stop worth reporting, stops
  *                every other thread (all-stop), and hands the stop back as bytes in a buffer of
  *                the caller's: at once when the JS thread still waits for it (SYNC_WAIT_NS),
- *                else through a threadsafe function that settles a promise
+ *                else through a threadsafe function that settles a promise; the end of a step
+ *                and a plain breakpoint hit can have their RSP stop reply written to gdb's socket
+ *                by the tracer itself, before the JS thread hears of the stop (see send_ahead)
  *
  * Only these run on the JS thread itself, because they need no ptrace: memory reads and writes
  * through /proc/PID/mem (pread/pwrite on a descriptor the tracer opened), the breakpoint table
@@ -50,6 +52,7 @@
 #include <string.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -153,6 +156,7 @@ struct job {
   struct stop *stop;
   volatile int finished; /* the resume ended while the JS thread still waited for it */
   int async;    /* the JS thread stopped waiting: the result goes through tsfn */
+  int ahead;    /* send the stop reply from the tracer when the stop allows it (reply_ahead) */
 };
 
 static pthread_t g_thread;
@@ -636,6 +640,9 @@ typedef struct stop {
   char err[96];
   int has_regs; /* regs: the stopping thread's user_regs_struct, read by the tracer at the stop */
   struct user_regs_struct regs;
+  int reply_len; /* the stop reply the tracer sent itself (reply_ahead): its bytes, how many went */
+  int sent;
+  char reply[256];
 } stop_t;
 
 enum { M_CONT_ALL, M_CONT_ONE, M_STEP };
@@ -1395,7 +1402,10 @@ enum {
   SO_ARGS = 72, /* uint64[6] */
   SO_ERR = 120, /* char[96] */
   SO_REGS = 216, /* user_regs_struct */
-  SO_BYTES = 216 + (int)sizeof(struct user_regs_struct),
+  SO_SENT = 216 + (int)sizeof(struct user_regs_struct), /* int32: bytes of the reply sent ahead */
+  SO_REPLY_LEN = SO_SENT + 4,                            /* int32 */
+  SO_REPLY = SO_SENT + 8,                                /* char[256]: the reply sent ahead */
+  SO_BYTES = SO_REPLY + 256,
 };
 
 static void stop_out(const stop_t *s, uint8_t *o) {
@@ -1409,6 +1419,77 @@ static void stop_out(const stop_t *s, uint8_t *o) {
   memcpy(o + SO_ARGS, s->args, sizeof s->args);
   memcpy(o + SO_ERR, s->err, sizeof s->err);
   if (s->has_regs) memcpy(o + SO_REGS, &s->regs, sizeof s->regs);
+  int32_t reply[2] = {s->sent, s->reply_len};
+  memcpy(o + SO_SENT, reply, sizeof reply);
+  memcpy(o + SO_REPLY, s->reply, (size_t)s->reply_len);
+}
+
+/*
+ * The stop reply sent ahead. A gdb client waits for the reply to each step and breakpoint hit
+ * before it does anything else, and waking the JS thread to build it was one more trip through the
+ * scheduler on the way (at load, often the longest). For the stops whose reply needs no decision
+ * of the JS side -- the end of a step of the thread asked for, a hit of a breakpoint the JS side
+ * called plain (no step-over logic, IFUNC or library event on it) -- the tracer writes the reply
+ * to the client's socket itself, from the parts the JS side gave (replyAhead):
+ *
+ *   $ <prefix>               <tid> ; <NN>:<register> ; ...          # <checksum>
+ *     T05thread:p1f.                 06:<rbp> 07:<rsp> 10:<rip>       (a step)
+ *     T05swbreak:;thread:p1f.                                         (a breakpoint hit)
+ *
+ * tid and NN in hex; a register as its 8 bytes in target order, 16 hex digits. The JS side is told
+ * afterwards, as of any stop: it renders the same reply, checks that the two agree, and sends what
+ * the socket did not take. Only while the JS thread still waits in resume(): then nothing else
+ * writes to the socket, and it cannot be closed and its number reused under us.
+ */
+#define AHEAD_REGS 8
+#define AHEAD_PLAIN 256
+static struct {
+  int fd; /* -1: nothing is sent ahead */
+  char step[64];
+  char bp[64]; /* "": breakpoint hits are not sent ahead */
+  int nregs;
+  int regno[AHEAD_REGS];
+  int regoff[AHEAD_REGS]; /* in user_regs_struct */
+  int nplain;
+  uint64_t plain[AHEAD_PLAIN];
+} g_ahead = {.fd = -1};
+
+static const char *ahead_prefix(const stop_t *s) {
+  if (g_ahead.fd < 0 || !s->has_regs) return NULL;
+  if (strcmp(s->kind, "step") == 0) return r_mode == M_STEP && s->tid == r_sel ? g_ahead.step : NULL;
+  if (strcmp(s->kind, "breakpoint") != 0 || !g_ahead.bp[0]) return NULL;
+  for (int i = 0; i < g_ahead.nplain; i++)
+    if (g_ahead.plain[i] == s->addr) return g_ahead.bp;
+  return NULL;
+}
+
+/* s's reply, when it has one to send ahead: rendered into s->reply and written (s->sent bytes). */
+static void send_ahead(stop_t *s) {
+  static const char digits[] = "0123456789abcdef";
+  const char *prefix = ahead_prefix(s);
+  if (!prefix) return;
+  char *o = s->reply;
+  int n = snprintf(o, sizeof s->reply, "$%s%x;", prefix, (unsigned)s->tid);
+  const uint8_t *regs = (const uint8_t *)&s->regs;
+  for (int i = 0; i < g_ahead.nregs; i++) {
+    o[n++] = digits[(g_ahead.regno[i] >> 4) & 15];
+    o[n++] = digits[g_ahead.regno[i] & 15];
+    o[n++] = ':';
+    for (int b = 0; b < 8; b++) {
+      o[n++] = digits[regs[g_ahead.regoff[i] + b] >> 4];
+      o[n++] = digits[regs[g_ahead.regoff[i] + b] & 15];
+    }
+    o[n++] = ';';
+  }
+  uint8_t sum = 0;
+  for (int i = 1; i < n; i++) sum += (uint8_t)o[i];
+  o[n++] = '#';
+  o[n++] = digits[sum >> 4];
+  o[n++] = digits[sum & 15];
+  s->reply_len = n;
+  /* a socket that is not ready (full, closed by its peer) takes nothing: the JS side sends it all */
+  ssize_t w = send(g_ahead.fd, o, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  s->sent = w > 0 ? (int)w : 0;
 }
 
 /*
@@ -1455,6 +1536,8 @@ static void job_resume_async(job_t *j) {
   pthread_mutex_lock(&g_lock);
   int async = j->async;
   napi_threadsafe_function t = g_tsfn;
+  /* under the lock: the JS thread cannot stop waiting (and let the socket close) meanwhile */
+  if (!async && j->ahead) send_ahead(s);
   if (!async) __atomic_store_n(&j->finished, 1, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&g_lock);
   /* after the unlock: a waiter woken under the lock would only block on it again */
@@ -1470,12 +1553,12 @@ static void job_resume_async(job_t *j) {
 #define SYNC_WAIT_NS 3000000L
 
 /*
- * resume(mode, tid, signal, out) -> true, or Promise<void>; mode 0 all, 1 that thread alone, 2
- * step it. The stop is written into `out` (SO_BYTES): at once when the resume ended within
- * SYNC_WAIT_NS (true), else when the promise settles.
+ * resume(mode, tid, signal, out, ahead) -> true, or Promise<void>; mode 0 all, 1 that thread
+ * alone, 2 step it. The stop is written into `out` (SO_BYTES): at once when the resume ended within
+ * SYNC_WAIT_NS (true), else when the promise settles. `ahead`: its reply may be sent by the tracer.
  */
 static napi_value n_resume(napi_env env, napi_callback_info info) {
-  ARGS(4);
+  ARGS(5);
   void *out = NULL;
   size_t outlen = 0;
   if (napi_get_buffer_info(env, argv[3], &out, &outlen) != napi_ok || outlen < SO_BYTES) {
@@ -1503,6 +1586,9 @@ static napi_value n_resume(napi_env env, napi_callback_info info) {
   j->a = geti(env, argv[0]);
   j->tid = (pid_t)geti(env, argv[1]);
   j->b = geti(env, argv[2]);
+  bool ahead = false;
+  if (argc >= 5) napi_get_value_bool(env, argv[4], &ahead);
+  j->ahead = ahead;
   post(j, 0);
   struct timespec dl;
   clock_gettime(CLOCK_REALTIME, &dl);
@@ -1533,6 +1619,39 @@ static napi_value n_resume(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[3], 1, &j->out_ref);
   napi_ref_threadsafe_function(env, g_tsfn);
   return promise;
+}
+
+/*
+ * replyAhead(fd, step, breakpoint, registers, plain): the parts of the replies the tracer sends
+ * ahead (see send_ahead): `registers` pairs of (number on the wire, offset in user_regs_struct),
+ * `plain` the breakpoint addresses whose hits it may report. fd -1, or parts that do not fit,
+ * turn it off. Only while no resume runs.
+ */
+static napi_value n_reply_ahead(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  g_ahead.fd = -1;
+  int fd = (int)geti(env, argv[0]);
+  size_t n1 = 0, n2 = 0;
+  if (napi_get_value_string_utf8(env, argv[1], g_ahead.step, sizeof g_ahead.step, &n1) != napi_ok || n1 + 1 >= sizeof g_ahead.step) return NULL;
+  if (napi_get_value_string_utf8(env, argv[2], g_ahead.bp, sizeof g_ahead.bp, &n2) != napi_ok || n2 + 1 >= sizeof g_ahead.bp) return NULL;
+  napi_typedarray_type type;
+  size_t count;
+  void *data;
+  if (napi_get_typedarray_info(env, argv[3], &type, &count, &data, NULL, NULL) != napi_ok || type != napi_int32_array || count % 2 || count / 2 > AHEAD_REGS) return NULL;
+  const int32_t *pairs = data;
+  for (size_t i = 0; i < count / 2; i++) {
+    if (pairs[2 * i] < 0 || pairs[2 * i] > 255 || pairs[2 * i + 1] < 0 || pairs[2 * i + 1] + 8 > (int)sizeof(struct user_regs_struct)) return NULL;
+    g_ahead.regno[i] = pairs[2 * i];
+    g_ahead.regoff[i] = pairs[2 * i + 1];
+  }
+  g_ahead.nregs = (int)(count / 2);
+  if (napi_get_typedarray_info(env, argv[4], &type, &count, &data, NULL, NULL) != napi_ok || type != napi_biguint64_array) return NULL;
+  /* more plain breakpoints than fit: their hits go the general way */
+  if (count > AHEAD_PLAIN) g_ahead.bp[0] = 0;
+  g_ahead.nplain = count > AHEAD_PLAIN ? 0 : (int)count;
+  memcpy(g_ahead.plain, data, (size_t)g_ahead.nplain * 8);
+  g_ahead.fd = fd;
+  return NULL;
 }
 
 static napi_value n_pid(napi_env env, napi_callback_info info) { return mkint(env, g_pid); }
@@ -1576,6 +1695,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"resume", 0, n_resume, 0, 0, 0, napi_default, 0},
       {"pid", 0, n_pid, 0, 0, 0, napi_default, 0},
       {"softWatch", 0, n_softwatch, 0, 0, 0, napi_default, 0},
+      {"replyAhead", 0, n_reply_ahead, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

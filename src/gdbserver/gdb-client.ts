@@ -8,13 +8,13 @@
 
 import { describeError, isDbgError, type DbgError } from '../common/errors.js';
 import type { Output, SessionView } from '../mdb/dcmd.js';
-import { need, type StopStatus, type Target } from '../targets/target.js';
+import { need, type StopReplyAhead, type StopReplyPlan, type StopStatus, type Target } from '../targets/target.js';
 import type { PointType, Request, ResumeAction, ThreadSel, XferObject } from './request.js';
 import { encodeHexPacket } from './packet-codec.js';
 import { HostFiles } from './host-files.js';
 import { hmpCommand } from './monitor-hmp.js';
 import { librariesSvr4, xmlEscape } from './shared-libraries.js';
-import { INDEX_IDS, stopNote, stopReply, threadIdText, type WireIds } from './stop-reply.js';
+import { INDEX_IDS, stopNote, stopReply, stopReplyPlan, threadIdText, type StopReplyOptions, type WireIds } from './stop-reply.js';
 import { clientArch, decodeRegister, encodeRegister, targetDescription, type TargetDescription } from './target-description.js';
 
 /** What `monitor CMD` runs commands through: the MDB session (or anything with its execute()). */
@@ -31,8 +31,10 @@ export interface Reply {
   readonly packet?: string;
   /** A reply that is these bytes in hex (m): framed straight from the bytes, which is faster. */
   readonly hex?: Buffer;
-  /** A reply already framed (a read-ahead hit). */
+  /** A reply already framed (a read-ahead hit, a stop reply the target sent). */
   readonly framed?: Buffer;
+  /** How many bytes of `framed` went already: the target sent the stop reply itself (StopReplyAhead). */
+  readonly written?: number;
   /** Text for gdb's console, sent as O packets before the reply. */
   readonly output?: readonly string[];
   /** The server should close the connection after replying (D, k). */
@@ -85,12 +87,20 @@ export class GdbClient {
   /** vFile: the files this client opened, and which it may open. */
   private readonly files: HostFiles;
 
+  /**
+   * The server's socket to this client while a reply written there goes out in order (else -1),
+   * for a target that sends stop replies itself; and the last plan made for it (armReplyAhead).
+   */
+  private readonly replyFd?: () => number;
+  private plan?: StopReplyPlan;
+
   constructor(
     readonly target: Target,
     private readonly monitor: MonitorSession | undefined,
-    opts: { allowHostIo?: boolean } = {},
+    opts: { allowHostIo?: boolean; replyFd?: () => number } = {},
   ) {
     this.files = new HostFiles(target, opts.allowHostIo === true);
+    this.replyFd = opts.replyFd;
     const machine = target.kind === 'emulator' || target.kind === 'replay';
     const osabi = target.kind === 'process-core' ? 'GNU/Linux' : target.caps.reverse ? 'none' : undefined;
     this.desc = targetDescription(clientArch(target), osabi, machine ? 'machine' : 'dump');
@@ -352,7 +362,11 @@ export class GdbClient {
     } catch {
       regs = undefined; // gdb asks with g; the stop itself is still worth reporting
     }
-    return stopReply({ ...stop, thread }, regs, {
+    return stopReply({ ...stop, thread }, regs, { ...this.replyOptions(), signal, description });
+  }
+
+  private replyOptions(): StopReplyOptions {
+    return {
       ids: this.ids,
       forkEvents: this.forkEvents,
       vforkEvents: this.vforkEvents,
@@ -362,9 +376,25 @@ export class GdbClient {
       swbreak: this.swbreak,
       hwbreak: this.hwbreak,
       hardwareIds: this.hardwareIds,
-      signal,
-      description,
-    });
+    };
+  }
+
+  /**
+   * Arms a target that sends stop replies itself (StopReplyAhead) for the next run, with this
+   * client's reply parts: the same plan object while they stay the same, so that the target
+   * converts it once. Only for a live process's wire ids, which are the ones the target has.
+   */
+  private armReplyAhead(): StopReplyAhead | undefined {
+    const ahead = this.target.caps.stopReplyAhead;
+    const fd = ahead && this.ids !== INDEX_IDS && this.replyFd ? this.replyFd() : -1;
+    if (fd < 0) return undefined;
+    const plan = stopReplyPlan(fd, this.replyOptions());
+    if (!plan) return undefined;
+    // (the registers are the client's target description's, the same for all its life)
+    const p = this.plan;
+    if (!p || p.fd !== plan.fd || p.step !== plan.step || p.breakpoint !== plan.breakpoint) this.plan = plan;
+    ahead!.arm(this.plan!);
+    return ahead;
   }
 
   /**
@@ -483,7 +513,12 @@ export class GdbClient {
     // under `set scheduler-locking on|step`) run those alone; one for all threads runs the machine.
     const step = actions.find((a) => a.action === 'step');
     const alone = actions.length === 1 && actions[0]!.thread.kind === 'thread' ? actions[0]!.thread.index : undefined;
+    const ahead = this.armReplyAhead();
     const stop = await this.run(() => (step ? exec.step(this.pick(step.thread)) : exec.resume(alone)));
+    // Sent by the target as stopText would write it (stopReplyPlan; test/e2e/process.test.ts
+    // compares the two): rendering it again would only hold up gdb's next request.
+    const sent = ahead?.sent();
+    if (sent) return { framed: Buffer.from(sent.bytes), written: sent.written };
     const note = stopNote(stop);
     return { packet: this.stopText(stop), output: note ? [note] : undefined };
   }

@@ -158,6 +158,7 @@ function holdUntilFirstPacket(ch: Channel): { first: Promise<boolean>; channel: 
   const channel: Channel = {
     peer: ch.peer,
     write: (d) => ch.write(d),
+    directFd: () => ch.directFd(),
     onClose: (l) => ch.onClose(l),
     end: () => ch.end(),
     pause: () => ch.pause(),
@@ -199,11 +200,11 @@ function serveClient(
   leaving: () => void,
   allowHostIo: boolean,
 ): Promise<void> {
-  const client = new GdbClient(target, session, { allowHostIo });
+  let closed = false;
+  const client = new GdbClient(target, session, { allowHostIo, replyFd: () => (closed ? -1 : ch.directFd()) });
   const codec = new PacketCodec(PACKET_SIZE);
   let noAck = false;
   let last: Buffer | undefined;
-  let closed = false;
   const queue: Buffer[] = [];
   /** Bytes of the requests waiting their turn; past MAX_QUEUED the channel stops reading. */
   let queuedBytes = 0;
@@ -257,7 +258,7 @@ function serveClient(
     for (const text of reply.output ?? []) send('O' + Buffer.from(text, 'utf8').toString('hex'));
     if (reply.framed !== undefined || reply.hex !== undefined) {
       last = reply.framed ?? encodeHexPacket(reply.hex!);
-      ch.write(last);
+      ch.write(reply.written ? last.subarray(reply.written) : last);
     } else if (reply.packet !== undefined) {
       send(reply.packet);
     }

@@ -16,7 +16,7 @@
  */
 
 import type { Registers } from '../arch/arch.js';
-import type { StopStatus } from '../targets/target.js';
+import type { StopReplyPlan, StopStatus } from '../targets/target.js';
 import { encodeRegister, type TargetDescription } from './target-description.js';
 
 /** gdb's own signal numbers (include/gdb/signals.def), which differ from Linux's above 6. */
@@ -144,6 +144,25 @@ export function stopReply(stop: StopStatus, regs: Registers | undefined, o: Stop
     }
   }
   return text;
+}
+
+/**
+ * What stopReply writes for a step and for a breakpoint hit, in the parts a target that sends them
+ * itself takes (StopReplyAhead): the text before the thread's id and the expedited registers after
+ * it. Undefined when a reply would carry more than those (a signal or description of its own) or a
+ * register that is not 64 bits wide.
+ */
+export function stopReplyPlan(fd: number, o: StopReplyOptions): StopReplyPlan | undefined {
+  if (o.signal !== undefined || o.description !== undefined) return undefined;
+  const registers = o.desc.expedite.map((number) => ({ number, name: o.desc.registers[number]!.name, bits: o.desc.registers[number]!.bits }));
+  if (registers.some((r) => r.bits !== 64)) return undefined;
+  const thread = `thread:${o.multiprocess ? `p${(o.ids ?? INDEX_IDS).pid.toString(16)}.` : ''}`;
+  return {
+    fd,
+    step: `T${hex2(5)}${thread}`,
+    breakpoint: o.hardwareIds.size > 0 ? undefined : `T${hex2(5)}${o.swbreak ? 'swbreak:;' : ''}${thread}`,
+    registers: registers.map(({ number, name }) => ({ number, name })),
+  };
 }
 
 function hex2(n: number): string {

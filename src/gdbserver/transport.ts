@@ -12,7 +12,13 @@ import { DbgError } from '../common/errors.js';
 export interface Channel {
   /** "127.0.0.1:41234", for logs and refusal messages. */
   readonly peer: string;
+  /** Empty `data`: a reply went out another way (directFd); the channel only takes note. */
   write(data: Buffer): void;
+  /**
+   * The socket's descriptor while a reply written straight to it goes out in order (nothing waits
+   * in the stream), else -1: for a target that sends a stop reply itself (StopReplyAhead).
+   */
+  directFd(): number;
   onData(listener: (data: Buffer) => void): void;
   /** Called once when the client goes away or the channel is closed. */
   onClose(listener: () => void): void;
@@ -118,6 +124,10 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
       peer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
       write: (data) => {
         if (socket.destroyed) return;
+        if (data.length === 0) {
+          pollAfterReply();
+          return;
+        }
         // Straight to the socket while nothing waits in its stream (see writeNow); the stream
         // takes what the socket did not, and everything after it until it has drained.
         const sent = socket.writableLength === 0 ? writeNow(fd, data) : 0;
@@ -136,6 +146,7 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
         }
         pollAfterReply();
       },
+      directFd: () => (socket.destroyed || socket.writableLength > 0 ? -1 : fd),
       pause: () => {
         paused = true;
         socket.pause();

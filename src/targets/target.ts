@@ -316,6 +316,31 @@ export interface ProcessCatches {
 }
 
 /**
+ * A stop reply the target sends itself, from where it sees the stop (a live process: its tracer
+ * thread), before the server has run: for the end of a step and for a breakpoint hit with nothing
+ * more to it (no step-over or IFUNC logic on it, not the dynamic linker's). A GDB server arms it
+ * for the next step() or resume(); it still renders the reply itself, checks that the two agree,
+ * and sends whatever part was not sent.
+ */
+export interface StopReplyAhead {
+  /** For the next step() (of one instruction) or resume() only. */
+  arm(plan: StopReplyPlan): void;
+  /** The reply sent for the last stop (its framing included) and how many of its bytes went; undefined: none. */
+  sent(): { readonly bytes: Buffer; readonly written: number } | undefined;
+}
+
+export interface StopReplyPlan {
+  /** The socket to write to, which nothing else writes to until the run ends. */
+  readonly fd: number;
+  /** A step's reply up to the stopping thread's wire id, its OS id (LWP) in hex: `T05thread:p1f.`. */
+  readonly step: string;
+  /** A breakpoint hit's, e.g. `T05swbreak:;thread:p1f.`; undefined: hits are not sent ahead. */
+  readonly breakpoint?: string;
+  /** Registers after the thread id, each as `NN:<value in target byte order, hex>;` (64-bit ones only). */
+  readonly registers: readonly { readonly number: number; readonly name: string }[];
+}
+
+/**
  * A live process's own controls: leave it, end it, and choose the events that stop it. Events
  * that do not stop are still logged (events()).
  */
@@ -384,6 +409,7 @@ export interface Capabilities {
   readonly history?: History;
   readonly process?: ProcessImage;
   readonly processControl?: ProcessControl;
+  readonly stopReplyAhead?: StopReplyAhead;
 }
 
 export type CapabilityName = keyof Capabilities;
@@ -401,6 +427,7 @@ const capabilityWhat: Record<CapabilityName, string> = {
   history: 'history queries (a recorded trace)',
   process: 'a process image (auxiliary vector)',
   processControl: 'live process control (detach, kill, syscall and signal catching)',
+  stopReplyAhead: 'stop replies sent from where the stop is seen',
 };
 
 // ---------------------------------------------------------------------------------------------

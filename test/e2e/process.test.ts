@@ -15,6 +15,8 @@ import { runDbg } from '../gdb-client/attach-helpers.js';
 import { RspClient } from '../gdbserver/rsp-client.js';
 import { parseRequest } from '../../src/gdbserver/commands/parse-request.js';
 import { GdbClient } from '../../src/gdbserver/gdb-client.js';
+import { serveGdb } from '../../src/gdbserver/gdb-server.js';
+import type { StopReplyAhead, Target } from '../../src/targets/target.js';
 import { ProcessTarget } from '../../src/targets/process/process-target.js';
 import { skipReason } from '../helpers/debuggee.js';
 import { debugRegisterTrapsMissing } from '../helpers/debug-registers.js';
@@ -175,12 +177,19 @@ function tgidOf(tid: number): number {
   return Number(/^Tgid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'utf8'))![1]);
 }
 
+const tickSrc = `
+volatile unsigned long n;
+void tick(void) { n++; }
+int main(void) { for (;;) tick(); }
+`;
+
 let threadsExe = '';
 let eventsExe = '';
 let sleeperExe = '';
 let vforkExe = '';
 let threadEndsExe = '';
 let softWatchExe = '';
+let tickExe = '';
 
 const suite = addonBuilt && hasGcc && process.platform === 'linux' && process.arch === 'x64' ? describe : describe.skip;
 
@@ -192,6 +201,7 @@ suite('dbg run / dbg attach PID', () => {
     vforkExe = build('vfork', vforkSrc);
     threadEndsExe = build('thread-ends', threadEndsSrc);
     softWatchExe = build('soft-watch', softWatchSrc);
+    tickExe = build('tick', tickSrc);
   });
   afterEach(() => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -611,5 +621,76 @@ suite('dbg run / dbg attach PID', () => {
     // `::catch library` stops are `library:` to gdb, which then reads qXfer:libraries-svr4 again.
     const libs = await rspAgainst('dbg', eventsExe, [`qRcmd,${Buffer.from('::catch library').toString('hex')}`, 'vCont;c']);
     expect(libs).toEqual(['qRcmd,3a3a6361746368206c696272617279 -> OK', 'vCont;c -> T05library:;thread:P.P;']);
+  });
+  /**
+   * The replies a raw RSP client gets for `packets` from --gdb on a fresh run of `exe`, with the
+   * tracer sending stop replies itself (StopReplyAhead) or not: the process's pid and LWP ids as
+   * P and T, everything else (registers included: no address randomization) as sent. In
+   * `packets`, $tid is the thread, $all all of them, $next the pc the first step reported. Also
+   * the packets whose replies the tracer sent.
+   */
+  async function repliesOf(exe: string, ahead: boolean, packets: string[]): Promise<{ replies: string[]; sentAhead: string[] }> {
+    const t = ProcessTarget.run(exe, []);
+    const sentAhead: string[] = [];
+    let packet = '';
+    const real = t.caps.stopReplyAhead!;
+    const counted: StopReplyAhead = {
+      arm: (plan) => real.arm(plan),
+      sent: () => {
+        const s = real.sent();
+        if (s) sentAhead.push(packet);
+        return s;
+      },
+    };
+    const caps = { ...t.caps, stopReplyAhead: ahead ? counted : undefined };
+    const served = new Proxy(t, { get: (o, k) => (k === 'caps' ? caps : Reflect.get(o, k)) }) as Target;
+    const server = await serveGdb(served, undefined, { port: 0, log: () => undefined });
+    const c = await RspClient.open(server.port);
+    const replies: string[] = [];
+    try {
+      await c.ask('qSupported:multiprocess+;swbreak+');
+      const ids = (r: string): string => r.replaceAll(`p${t.pid.toString(16)}.${t.pid.toString(16)}`, 'P.T').replaceAll(`p${t.pid.toString(16)}.`, 'P.');
+      let next = '';
+      for (const p of packets) {
+        packet = p;
+        const pid = t.pid.toString(16);
+        const reply = await c.ask(p.replace('$next', next).replace('$tid', `p${pid}.${pid}`).replace('$all', `p${pid}.-1`));
+        if (!next && p.startsWith('vCont;s')) next = BigInt(`0x${Buffer.from(/;10:([0-9a-f]{16});/.exec(reply)![1]!, 'hex').reverse().toString('hex')}`).toString(16);
+        replies.push(`${p} -> ${ids(reply)}`);
+      }
+    } finally {
+      c.close();
+      await server.close();
+      t.close();
+    }
+    return { replies, sentAhead };
+  }
+
+  it('stop replies the tracer sends itself are the ones the server renders: breakpoint hits, steps, a step onto and over a breakpointed instruction', async () => {
+    const tick = (0x555555554000n + BigInt(`0x${/^([0-9a-f]+) T tick$/m.exec(execFileSync('nm', [tickExe], { encoding: 'utf8' }))![1]}`)).toString(16);
+    const packets = [
+      `Z0,${tick},1`,
+      'vCont;c', // a hit
+      'g',
+      'vCont;s:$tid', // over the breakpoint it stopped at
+      'vCont;c', // the next hit
+      `Z0,$next,1`,
+      'vCont;s:$tid;c:$all', // onto a breakpoint: a step, which does not run the int3
+      'vCont;s:$tid', // over it, without having stopped for it
+      'g',
+      `z0,${tick},1`,
+      'vCont;s:$tid',
+      `z0,$next,1`,
+      'm' + tick + ',8',
+    ];
+    const general = await repliesOf(tickExe, false, packets);
+    const mine = await repliesOf(tickExe, true, packets);
+    expect(general.sentAhead).toEqual([]);
+    // Each resume after the first (which may outlast the tracer's wait, loading libc) stops at
+    // once, at a hit or the end of a step: each of those replies went ahead.
+    expect(mine.sentAhead.slice(-5)).toEqual(packets.filter((p) => p.startsWith('vCont')).slice(1));
+    expect(mine.replies).toEqual(general.replies);
+    expect(mine.replies.filter((r) => r.includes('swbreak')).length).toBe(2);
+    expect(mine.replies.every((r) => !r.endsWith('-> ') && !r.includes('-> E'))).toBe(true);
   });
 });

@@ -209,6 +209,7 @@ describe('the GDB server rehearsal', () => {
     const channel = (peer: string): Channel => ({
       peer,
       write: () => undefined,
+      directFd: () => -1,
       onData: () => undefined,
       onClose: (l) => closers.set(peer, l),
       end: () => undefined,

@@ -34,7 +34,7 @@ import { SymbolSpace, type Module } from '../../symbols/symbol-space.js';
 import { lazyElfModule } from '../unwind.js';
 import { AT_ENTRY, AT_SYSINFO_EHDR, parseAuxv, parseXstate, signalName } from '../elfcore/core-notes.js';
 import { readLinkMap } from '../elfcore/process-core-solibs.js';
-import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, ProcessControl, ProcessEvent, RegisterWriter, StopReason, StopStatus, Target, ThreadInfo, VirtAddr, WatchKind } from '../target.js';
+import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, ProcessControl, ProcessEvent, RegisterWriter, StopReason, StopReplyAhead, StopReplyPlan, StopStatus, Target, ThreadInfo, VirtAddr, WatchKind } from '../target.js';
 import { decodeStop, ptraceAddon, REGS_GET, REGS_SET, STOP_BYTES, XSTATE_GET, XSTATE_SET, type NativeStop, type PtraceAddon } from './ptrace-addon.js';
 import { writeProcessCore } from './process-core-writer.js';
 import { dryTracer } from './dry-tracer.js';
@@ -310,6 +310,13 @@ export class ProcessTarget implements Target {
   private readonly scratch = Buffer.alloc(XSTATE_BYTES);
   /** Where the tracer writes each stop (decodeStop). */
   private readonly stopBytes = Buffer.alloc(STOP_BYTES);
+
+  /** The plan the next run may send its stop reply by (StopReplyAhead), taken by that run. */
+  private aheadPlan?: StopReplyPlan;
+  /** What the tracer holds of the plans: the last one given, its registers as pairs of (number, offset), the plain breakpoints. */
+  private aheadLoaded?: { plan: StopReplyPlan; registers: Int32Array | undefined; plain: Set<bigint> };
+  /** What the tracer sent for the last stop, until the next run. */
+  private aheadSent?: { bytes: Buffer; written: number };
 
   /** The raw register sets of `thread` (user_regs_struct, XSAVE area), for ::dump. */
   threadState(thread: number): { gp: Buffer; xsave: Buffer } {
@@ -598,6 +605,12 @@ export class ProcessTarget implements Target {
         return i >= 0 ? i : undefined;
       },
     };
+    const stopReplyAhead: StopReplyAhead = {
+      arm: (plan) => {
+        this.aheadPlan = plan;
+      },
+      sent: () => this.aheadSent,
+    };
     return {
       execution,
       breakpoints,
@@ -606,6 +619,7 @@ export class ProcessTarget implements Target {
       process: { auxv: () => this.auxv() },
       processControl: control,
       snapshot: { writeCore: (path) => writeProcessCore(this, path) },
+      stopReplyAhead,
     };
   }
 
@@ -801,30 +815,43 @@ export class ProcessTarget implements Target {
   private async step(thread: number, count: number): Promise<StopStatus> {
     let st = this.last;
     for (let i = 0; i < count; i++) {
-      st = await this.run(2, thread);
+      // only a step of one instruction ends where its reply may be sent ahead
+      st = await this.run(2, thread, count === 1);
       if (st.reason.kind !== 'step') break;
     }
     return st;
   }
 
   private async resume(only?: number): Promise<StopStatus> {
-    return this.run(only !== undefined ? 1 : 0, only ?? this.last.thread);
+    return this.run(only !== undefined ? 1 : 0, only ?? this.last.thread, true);
   }
 
-  /** One resume of the tracer, repeated past the stops the user did not ask to see. */
-  private async run(mode: number, thread: number): Promise<StopStatus> {
+  /**
+   * One resume of the tracer, repeated past the stops the user did not ask to see. `ahead`: the
+   * armed plan (StopReplyAhead) applies to it; any other run drops it.
+   */
+  private async run(mode: number, thread: number, ahead = false): Promise<StopStatus> {
+    const plan = this.aheadPlan;
+    this.aheadPlan = undefined;
+    this.aheadSent = undefined;
     this.stopped(mode === 2 ? 'step' : 'continue');
     const tid = this.tidOf(thread);
     this.isRunning = true;
     try {
       for (;;) {
         this.invalidate();
-        const now = this.native.resume(mode, tid, -1, this.stopBytes);
+        // again after each stop not reported: a library event may have armed breakpoints
+        const now = this.native.resume(mode, tid, -1, this.stopBytes, ahead && plan !== undefined && this.loadAhead(plan));
         if (now !== true) await now;
         const ns = decodeStop(this.stopBytes);
         this.isRunning = false;
         if (ns.regs) this.gpCache.set(ns.tid, ns.regs);
         const st = this.stopOf(ns);
+        // The tracer sends only what stopOf reports as it is (see loadAhead); anything else is a bug.
+        if (ns.ahead && st?.reason.kind !== (ns.kind === 'step' ? 'step' : 'breakpoint')) {
+          throw new Error(`the tracer sent a stop reply for a ${ns.kind} stop reported as ${st?.reason.kind ?? 'nothing'}`);
+        }
+        this.aheadSent = ns.ahead;
         if (st) return (this.last = st);
         this.isRunning = true;
       }
@@ -832,6 +859,32 @@ export class ProcessTarget implements Target {
       // What was read at the stop (the stopping thread's registers) stays valid until the next run.
       this.isRunning = false;
     }
+  }
+
+  /**
+   * Gives the tracer `plan` with the breakpoints whose hits stopOf reports as they are: a user's,
+   * with no step breakpoint, IFUNC resolver or resolver return at the address, and not r_brk (a
+   * library event). False when the plan names a register the tracer does not have at the stop.
+   */
+  private loadAhead(plan: StopReplyPlan): boolean {
+    const fresh = this.aheadLoaded?.plan !== plan;
+    if (fresh) {
+      const offsets = plan.registers.map((r) => (SEGMENTS.has(r.name) ? undefined : GP_OFFSET.get(r.name)));
+      const registers = offsets.every((o) => o !== undefined) ? Int32Array.from(plan.registers.flatMap((r, i) => [r.number, offsets[i]!])) : undefined;
+      this.aheadLoaded = { plan, registers, plain: new Set() };
+    }
+    const loaded = this.aheadLoaded!;
+    if (!loaded.registers) return false;
+    const plain = new Set<bigint>();
+    for (const addr of this.bpIds.values()) if (addr !== this.rBrk && !this.ifuncReturns.has(addr)) plain.add(addr);
+    for (const id of this.stepBps.keys()) plain.delete(this.bpIds.get(id)!);
+    for (const id of this.ifuncBps) plain.delete(this.bpIds.get(id)!);
+    const was = loaded.plain;
+    if (fresh || plain.size !== was.size || [...plain].some((a) => !was.has(a))) {
+      this.native.replyAhead(plan.fd, plan.step, plan.breakpoint ?? '', loaded.registers, BigUint64Array.from(plain));
+      loaded.plain = plain;
+    }
+    return true;
   }
 
   private invalidate(): void {

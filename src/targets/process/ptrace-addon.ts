@@ -25,6 +25,8 @@ export interface NativeStop {
   readonly err: string;
   /** The stopping thread's user_regs_struct, when it is still there. */
   readonly regs?: Buffer;
+  /** The stop reply the tracer sent itself (resume's `ahead`), and how many of its bytes went. */
+  readonly ahead?: { readonly bytes: Buffer; readonly written: number };
 }
 
 export interface NativeEvent {
@@ -63,14 +65,23 @@ export interface PtraceAddon {
    * into `out` (STOP_BYTES, see decodeStop): true when it is there already (the resume ended
    * within a few milliseconds), else a promise that settles once it is.
    */
-  resume(mode: number, tid: number, signal: number, out: Buffer): true | Promise<void>;
+  resume(mode: number, tid: number, signal: number, out: Buffer, ahead?: boolean): true | Promise<void>;
+  /**
+   * The parts of the stop replies the tracer may send itself to descriptor `fd` when a resume asks
+   * (`ahead`), the end of a step and a hit of a breakpoint at one of `plain`: their text up to the
+   * thread id, and after it `registers` as pairs of (number on the wire, offset in
+   * user_regs_struct). `breakpoint` '' sends no hit ahead; fd -1 nothing. See ptrace.c's send_ahead.
+   */
+  replyAhead(fd: number, step: string, breakpoint: string, registers: Int32Array, plain: BigUint64Array): void;
   pid(): number;
   /** A software write watchpoint in `slot` (0-15) on `length` bytes (0 frees the slot; at most 4096). */
   softWatch(slot: number, addr: bigint, length: number): void;
 }
 
 /** The bytes of a stop as resume() writes them (ptrace.c's SO_ offsets). */
-export const STOP_BYTES = 216 + 27 * 8;
+export const SO_SENT = 216 + 27 * 8;
+export const SO_REPLY = SO_SENT + 8;
+export const STOP_BYTES = SO_REPLY + 256;
 
 /** The stop in `out` as resume() wrote it; `regs` is a view of `out`, valid until the next resume. */
 export function decodeStop(out: Buffer): NativeStop {
@@ -78,6 +89,7 @@ export function decodeStop(out: Buffer): NativeStop {
   const kind = out.toString('latin1', 0, nul >= 0 && nul < 24 ? nul : 24);
   const syscall = kind.startsWith('syscall');
   const errEnd = out.indexOf(0, 120);
+  const replyLength = Math.min(out.readInt32LE(SO_SENT + 4), 256);
   return {
     kind,
     tid: out.readInt32LE(24),
@@ -90,7 +102,8 @@ export function decodeStop(out: Buffer): NativeStop {
     rval: Number(out.readBigInt64LE(64)),
     args: syscall ? [0, 1, 2, 3, 4, 5].map((i) => out.readBigUInt64LE(72 + i * 8)) : [],
     err: kind === 'error' ? out.toString('utf8', 120, errEnd >= 120 && errEnd < 216 ? errEnd : 216) : '',
-    regs: out.readInt32LE(44) ? out.subarray(216, STOP_BYTES) : undefined,
+    regs: out.readInt32LE(44) ? out.subarray(216, SO_SENT) : undefined,
+    ahead: replyLength > 0 ? { bytes: out.subarray(SO_REPLY, SO_REPLY + replyLength), written: out.readInt32LE(SO_SENT) } : undefined,
   };
 }
 
