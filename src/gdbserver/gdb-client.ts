@@ -513,8 +513,12 @@ export class GdbClient {
     // under `set scheduler-locking on|step`) run those alone; one for all threads runs the machine.
     const step = actions.find((a) => a.action === 'step');
     const alone = actions.length === 1 && actions[0]!.thread.kind === 'thread' ? actions[0]!.thread.index : undefined;
-    const ahead = this.armReplyAhead();
-    const stop = await this.run(() => (step ? exec.step(this.pick(step.thread)) : exec.resume(alone)));
+    let ahead: StopReplyAhead | undefined;
+    const stop = await this.run(() => {
+      // armed right before the run that takes it, so that no plan is left for a later one
+      ahead = this.armReplyAhead();
+      return step ? exec.step(this.pick(step.thread)) : exec.resume(alone);
+    });
     // Sent by the target as stopText would write it (stopReplyPlan; test/e2e/process.test.ts
     // compares the two): rendering it again would only hold up gdb's next request.
     const sent = ahead?.sent();
