@@ -156,7 +156,7 @@ struct job {
   struct stop *stop;
   volatile int finished; /* the resume ended while the JS thread still waited for it */
   int async;    /* the JS thread stopped waiting: the result goes through tsfn */
-  int ahead;    /* send the stop reply from the tracer when the stop allows it (reply_ahead) */
+  int ahead;    /* send the stop reply from the tracer when the stop allows it (send_ahead) */
 };
 
 static pthread_t g_thread;
@@ -640,7 +640,7 @@ typedef struct stop {
   char err[96];
   int has_regs; /* regs: the stopping thread's user_regs_struct, read by the tracer at the stop */
   struct user_regs_struct regs;
-  int reply_len; /* the stop reply the tracer sent itself (reply_ahead): its bytes, how many went */
+  int reply_len; /* the stop reply the tracer sent itself (send_ahead): its bytes, how many went */
   int sent;
   char reply[256];
 } stop_t;
@@ -1437,9 +1437,10 @@ static void stop_out(const stop_t *s, uint8_t *o) {
  *     T05swbreak:;thread:p1f.                                         (a breakpoint hit)
  *
  * tid and NN in hex; a register as its 8 bytes in target order, 16 hex digits. The JS side is told
- * afterwards, as of any stop: it renders the same reply, checks that the two agree, and sends what
- * the socket did not take. Only while the JS thread still waits in resume(): then nothing else
- * writes to the socket, and it cannot be closed and its number reused under us.
+ * afterwards, as of any stop, and sends what the socket did not take (test/e2e/process.test.ts
+ * checks that these replies are the ones the server renders). Only while the JS thread still waits
+ * in resume(): then nothing else writes to the socket, and it cannot be closed and its number
+ * reused under us.
  */
 #define AHEAD_REGS 8
 #define AHEAD_PLAIN 256

@@ -319,8 +319,7 @@ export interface ProcessCatches {
  * A stop reply the target sends itself, from where it sees the stop (a live process: its tracer
  * thread), before the server has run: for the end of a step and for a breakpoint hit with nothing
  * more to it (no step-over or IFUNC logic on it, not the dynamic linker's). A GDB server arms it
- * for the next step() or resume(); it still renders the reply itself, checks that the two agree,
- * and sends whatever part was not sent.
+ * for the next step() or resume(), and of a reply that went this way sends only what did not go out.
  */
 export interface StopReplyAhead {
   /** For the next step() (of one instruction) or resume() only. */
