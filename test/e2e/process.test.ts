@@ -686,9 +686,12 @@ suite('dbg run / dbg attach PID', () => {
     const general = await repliesOf(tickExe, false, packets);
     const mine = await repliesOf(tickExe, true, packets);
     expect(general.sentAhead).toEqual([]);
-    // Each resume after the first (which may outlast the tracer's wait, loading libc) stops at
-    // once, at a hit or the end of a step: each of those replies went ahead.
-    expect(mine.sentAhead.slice(-5)).toEqual(packets.filter((p) => p.startsWith('vCont')).slice(1));
+    // Each resume stops at once, at a hit or the end of a step, and its reply goes ahead -- unless
+    // it outlasts the JavaScript thread's wait (the first, loading libc; any, at a high load),
+    // when it goes the general way: either way the replies are the same.
+    const resumes = packets.filter((p) => p.startsWith('vCont'));
+    expect(mine.sentAhead.length).toBeGreaterThanOrEqual(resumes.length / 2);
+    expect(mine.sentAhead.every((p) => resumes.includes(p))).toBe(true);
     expect(mine.replies).toEqual(general.replies);
     expect(mine.replies.filter((r) => r.includes('swbreak')).length).toBe(2);
     expect(mine.replies.every((r) => !r.endsWith('-> ') && !r.includes('-> E'))).toBe(true);
