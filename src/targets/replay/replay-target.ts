@@ -17,7 +17,7 @@ import { basename } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import type { Arch, Registers } from '../../arch/arch.js';
 import { cpuArch, readDescriptors } from '../emulator/x86-64-cpu.js';
-import { cr3Root, X86_64Paging } from '../../arch/x86-64-paging.js';
+import { cr3Root, X86_64Paging, type Walk } from '../../arch/x86-64-paging.js';
 import { DbgError, errors } from '../../common/errors.js';
 import type { LineWrite } from '../../store/line-rows.js';
 import { fileKind } from '../../store/trace-check.js';
@@ -79,6 +79,16 @@ export class ReplayTarget implements Target {
   readonly caps: Capabilities;
   readonly warnings: string[] = [];
   private readonly paging: X86_64Paging;
+  /** Views of RAM's page-table pages for the walker, by physical page (see tablePage). */
+  private readonly tablePages = new Map<number, Uint32Array>();
+  /**
+   * The machine position (and history end) that the walker's TLB and `pagingStates` belong to:
+   * translations hold at one position only (page tables change over the history), so they are
+   * dropped when the machine moves.
+   */
+  private viewAt = { seq: -1, end: -1 };
+  /** Per vCPU, CR0 / CR3 / EFER as pagingState reads them, at `viewAt`. */
+  private readonly pagingStates: (ReturnType<typeof pagingState> | undefined)[] = [];
   private now: number;
   private thread = 1;
   private last: StopReason = { kind: 'none' };
@@ -97,7 +107,7 @@ export class ReplayTarget implements Target {
     opts: ReplayOptions,
   ) {
     this.name = `trace "${basename(reader.path)}"`;
-    this.paging = new X86_64Paging((a) => this.physU64(a));
+    this.paging = new X86_64Paging((a) => this.physU64(a), { tablePage: (page) => this.tablePage(page) });
     const syms = opts.symbols ?? [reader.info.symbols].filter((p) => p !== '');
     for (const path of syms) {
       if (!existsSync(path)) {
@@ -228,24 +238,64 @@ export class ReplayTarget implements Target {
   }
 
   private readPhys(addr: PhysAddr, length: number): Buffer {
+    const out = Buffer.allocUnsafe(length);
+    this.copyPhys(addr, length, out, 0);
+    return out;
+  }
+
+  /** Copy `length` bytes of RAM at physical `addr` into `out` at `at`. */
+  private copyPhys(addr: PhysAddr, length: number, out: Buffer, at: number): void {
     const off = addr - this.machine.ramBase;
     if (off < 0n || off + BigInt(length) > BigInt(this.machine.ram.length)) {
       throw new DbgError('unmapped', `read of ${length} bytes at physical 0x${addr.toString(16)} failed: outside the recorded RAM (0x${this.machine.ramBase.toString(16)}-0x${(this.machine.ramBase + BigInt(this.machine.ram.length)).toString(16)})`);
     }
-    return Buffer.from(this.machine.ram.subarray(Number(off), Number(off) + length));
+    this.machine.ram.copy(out, at, Number(off), Number(off) + length);
+  }
+
+  /**
+   * The page-table page at physical `page` as little-endian words, straight over RAM (no copy: a
+   * view sees RAM as the machine moves), so a walk costs no allocation; undefined outside RAM.
+   */
+  private tablePage(page: number): Uint32Array | undefined {
+    let view = this.tablePages.get(page);
+    if (!view) {
+      const ram = this.machine.ram;
+      const off = page - Number(this.machine.ramBase);
+      if (off < 0 || off + 4096 > ram.length) return undefined;
+      view = new Uint32Array(ram.buffer, ram.byteOffset + off, 1024);
+      this.tablePages.set(page, view);
+    }
+    return view;
+  }
+
+  /** Drop the translations and paging states of another position (see viewAt). */
+  private syncView(): void {
+    const seq = this.machine.position;
+    if (seq >= 0 && seq === this.viewAt.seq && this.reader.end === this.viewAt.end) return;
+    this.paging.flush();
+    this.pagingStates.length = 0;
+    // A machine between positions (a watch search re-executing) keeps nothing.
+    this.viewAt = { seq, end: this.reader.end };
   }
 
   translate(virt: VirtAddr, thread: number): Translation {
-    const e = this.machine.engine(this.vcpuOf(thread));
-    const ps = pagingState(e);
-    if (!ps.paging) return { virt, phys: ps.longMode ? virt : virt & 0xffff_ffffn, pageSize: 4096, steps: [] };
-    if (!ps.longMode) return translate32((a, n) => this.readPhys(a, n), virt & 0xffff_ffffn, ps.cr3, e.readReg(X86_REG.CR4));
-    const w = this.paging.translate(cr3Root(ps.cr3), virt);
+    const w = this.walk(virt, thread);
     return w.fault !== undefined ? { virt, steps: w.steps, fault: w.fault } : { virt, phys: w.phys, pageSize: w.pageSize, steps: w.steps };
   }
 
+  /** The translation of `virt`, whose steps (the walk's entries) are only made if read: physOf does not. */
+  private walk(virt: VirtAddr, thread: number): Walk | Translation {
+    const vcpu = this.vcpuOf(thread);
+    this.syncView();
+    const e = this.machine.engine(vcpu);
+    const ps = this.machine.position >= 0 ? (this.pagingStates[vcpu] ??= pagingState(e)) : pagingState(e);
+    if (!ps.paging) return { virt, phys: ps.longMode ? virt : virt & 0xffff_ffffn, pageSize: 4096, steps: [] };
+    if (!ps.longMode) return translate32((a, n) => this.readPhys(a, n), virt & 0xffff_ffffn, ps.cr3, e.readReg(X86_REG.CR4));
+    return this.paging.translate(cr3Root(ps.cr3), virt);
+  }
+
   private physOf(addr: VirtAddr, thread: number): PhysAddr {
-    const t = this.translate(addr, thread);
+    const t = this.walk(addr, thread);
     if (t.phys === undefined) throw new DbgError('unmapped', `0x${addr.toString(16)} is not mapped at seq ${this.now} (${t.fault})`);
     return t.phys;
   }
@@ -255,7 +305,7 @@ export class ReplayTarget implements Target {
     for (let done = 0; done < length; ) {
       const va = BigInt.asUintN(64, addr + BigInt(done));
       const n = Math.min(length - done, 4096 - Number(va & 0xfffn));
-      this.readPhys(this.physOf(va, thread), n).copy(out, done);
+      this.copyPhys(this.physOf(va, thread), n, out, done);
       done += n;
     }
     return out;
