@@ -81,8 +81,10 @@ export class GdbClient {
   /** 0x03 bytes that arrived while requests were queued: that many next resumes stop at once. */
   private interruptPending = 0;
 
-  /** The registers a stop reply carries (pc, sp, fp): all a target need read for one. */
+  /** The registers a step's stop reply carries (pc, sp, fp): all a target need read for one. */
   private readonly expedited: readonly string[];
+  /** The registers any other stop's reply carries (see TargetDescription.expediteEvent). */
+  private readonly expeditedEvent: readonly string[];
 
   /** vFile: the files this client opened, and which it may open. */
   private readonly files: HostFiles;
@@ -105,6 +107,7 @@ export class GdbClient {
     const osabi = target.kind === 'process-core' ? 'GNU/Linux' : target.caps.reverse ? 'none' : undefined;
     this.desc = targetDescription(clientArch(target), osabi, machine ? 'machine' : 'dump');
     this.expedited = this.desc.expedite.map((n) => this.desc.registers[n]!.name);
+    this.expeditedEvent = this.desc.expediteEvent.map((n) => this.desc.registers[n]!.name);
     const pc = target.caps.processControl;
     this.ids = pc ? { pid: pc.pid, tid: (index) => pc.tidOf(index) ?? index } : INDEX_IDS;
     this.gThread = this.cThread = this.validThread(target.status().thread);
@@ -356,13 +359,15 @@ export class GdbClient {
 
   private stopText(stop: StopStatus, signal?: number, description?: string): string {
     const thread = this.validThread(stop.thread);
+    // A step (or nothing happening) shows a pc; any other stop a frame with its arguments.
+    const event = stop.reason.kind !== 'step' && stop.reason.kind !== 'none';
     let regs;
     try {
-      regs = this.target.registers(thread, this.expedited);
+      regs = this.target.registers(thread, event ? this.expeditedEvent : this.expedited);
     } catch {
       regs = undefined; // gdb asks with g; the stop itself is still worth reporting
     }
-    return stopReply({ ...stop, thread }, regs, { ...this.replyOptions(), signal, description });
+    return stopReply({ ...stop, thread }, regs, { ...this.replyOptions(), expedite: event ? this.desc.expediteEvent : this.desc.expedite, signal, description });
   }
 
   private replyOptions(): StopReplyOptions {

@@ -12,7 +12,9 @@
  * vfork:p<c>.<c> and vforkdone: (with fork-events+ / vfork-events+), create: (a new thread, after
  * QThreadEvents:1), library: (the dynamic linker's list changed: gdb reads qXfer:libraries-svr4).
  * Ids are a live process's own pid and LWP ids, as gdbserver sends them; other targets' are pid 1
- * and thread indexes. The expedited registers let gdb show where it stopped without a `g` round trip.
+ * and thread indexes. The expedited registers let gdb show where it stopped without a `g` round trip:
+ * pc, sp and fp after a single step, where gdb shows a pc and a line; every integer register after
+ * any other stop, where it shows a frame with its arguments (`expediteEvent`).
  */
 
 import type { Registers } from '../arch/arch.js';
@@ -39,6 +41,8 @@ export const INDEX_IDS: WireIds = { pid: 1, tid: (index) => index };
 
 export interface StopReplyOptions {
   readonly desc: TargetDescription;
+  /** The registers to send (desc.expedite's or desc.expediteEvent's); default desc.expedite. */
+  readonly expedite?: readonly number[];
   readonly ids?: WireIds;
   /** The client asked for fork events: a fork stop is `fork:pCHILD.CHILD;` (else a plain SIGTRAP). */
   readonly forkEvents?: boolean;
@@ -138,7 +142,7 @@ export function stopReply(stop: StopStatus, regs: Registers | undefined, o: Stop
   if (o.description !== undefined) reason += `reason:exception;description:${Buffer.from(o.description, 'utf8').toString('hex')};`;
   let text = `T${hex2(signal)}${reason}thread:${threadIdText(stop.thread, o.multiprocess, ids)};`;
   if (regs) {
-    for (const n of o.desc.expedite) {
+    for (const n of o.expedite ?? o.desc.expedite) {
       const reg = o.desc.registers[n]!;
       if (regs.has(reg.name)) text += `${hex2(n)}:${encodeRegister(reg, regs)};`;
     }

@@ -45,6 +45,12 @@ export interface TargetDescription {
   readonly xml: string;
   /** Register numbers gdb wants in every stop reply: sp, fp, pc. */
   readonly expedite: readonly number[];
+  /**
+   * Register numbers for a stop reply that is not a single step (a breakpoint, a watchpoint, a
+   * signal): the integer registers and segment bases, then `expedite`'s. gdb shows such a stop as a
+   * frame with its arguments, which live in those registers: without them it sends `g` first.
+   */
+  readonly expediteEvent: readonly number[];
   /** Total bytes of a `g` reply. */
   readonly gBytes: number;
 }
@@ -236,10 +242,13 @@ function build(arch: Arch, osabi: string | undefined, style: DescriptionStyle): 
   }
   parts.push('</target>');
   const byName = (n: string): number => registers.find((r) => r.name === n)!.regno;
+  const expedite = [byName(arch.fp), byName(arch.sp), byName(arch.pc)];
+  const integer = registers.filter((r) => (r.feature === 'org.gnu.gdb.i386.core' && r.regno < byName('st0')) || r.name === 'fs_base' || r.name === 'gs_base');
   return {
     registers,
     xml: parts.join(''),
-    expedite: [byName(arch.fp), byName(arch.sp), byName(arch.pc)],
+    expedite,
+    expediteEvent: [...integer.map((r) => r.regno).filter((n) => !expedite.includes(n)), ...expedite],
     gBytes: registers.reduce((s, r) => s + r.bits / 8, 0),
   };
 }

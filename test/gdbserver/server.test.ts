@@ -183,6 +183,20 @@ describe('GDB server over TCP', () => {
     expect(await c.ask('s')).toMatch(new RegExp(`10:${le64(CODE + 0x31n)};$`));
   });
 
+  it('sends every integer register and the segment bases at a stop that is not a step (gdb shows a frame with its arguments without a g), pc last', async () => {
+    const { c } = await start({ execution: true });
+    await c.ask('qSupported:multiprocess+;swbreak+');
+    expect(await c.ask(`Z0,${(CODE + 0x20n).toString(16)},1`)).toBe('OK');
+    const hit = await c.ask('vCont;c');
+    // the fake target's registers: rax..r15 (thread 1: the name's length), eflags, cs, ss, fs_base
+    const sent = [...hit.matchAll(/([0-9a-f]{2}):([0-9a-f]+);/g)].map(([, n, v]) => [Number.parseInt(n!, 16), v]);
+    expect(sent.map(([n]) => n)).toEqual([0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 58, 6, 7, 16]);
+    expect(sent[0]![1]).toBe(le64(3n)); // rax
+    expect(sent[17]![1]).toBe(le64(0x7f0000001000n)); // fs_base
+    expect(hit).toMatch(new RegExp(`^T05swbreak:;thread:p1.1;00:.*;06:${le64(0x7ffe0100n)};07:${le64(0x7ffe0000n)};10:${le64(CODE + 0x20n)};$`));
+    expect(await c.ask('vCont;s:p1.1')).toBe(`T05thread:p1.1;06:${le64(0x7ffe0100n)};07:${le64(0x7ffe0000n)};10:${le64(CODE + 0x21n)};`);
+  });
+
   it('parks removals until the guest runs, so gdb\'s remove-all/insert-all at each stop costs the target nothing', async () => {
     const { c, target } = await start({ execution: true });
     const bp = target.caps.breakpoints!;
