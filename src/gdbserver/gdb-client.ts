@@ -8,7 +8,7 @@
 
 import { describeError, isDbgError, type DbgError } from '../common/errors.js';
 import type { Output, SessionView } from '../mdb/dcmd.js';
-import { need, type StopReplyAhead, type StopReplyPlan, type StopStatus, type Target } from '../targets/target.js';
+import { need, type StopReplyAhead, type StopReplyPlan, type StopStatus, type Target, type ThreadInfo } from '../targets/target.js';
 import type { PointType, Request, ResumeAction, ThreadSel, XferObject } from './request.js';
 import { encodeHexPacket } from './packet-codec.js';
 import { HostFiles } from './host-files.js';
@@ -634,18 +634,32 @@ export class GdbClient {
       if (annex !== 'target.xml') return E_BAD_PACKET;
       doc = this.desc.xml;
     } else {
-      // Threads of a machine are its CPUs (thread N is CPU N-1); a process core does not record
-      // which core each thread last ran on, so it says nothing rather than a wrong "0".
-      const cpus = this.target.kind !== 'process-core';
-      const items = this.target.threads().map(
-        (th) =>
-          `<thread id="${threadIdText(th.index, this.multiprocess, this.ids)}"${cpus ? ` core="${th.index - 1}"` : ''} name="${xmlEscape(th.name)}"></thread>`,
-      );
-      doc = `<?xml version="1.0"?><threads>${items.join('')}</threads>`;
+      doc = this.threadsXml();
     }
     const part = doc.slice(offset, offset + length);
     return (offset + length >= doc.length ? 'l' : 'm') + part;
   }
+
+  /**
+   * qXfer:threads:read's document. gdb reads it after every stop; a target that returns the same
+   * list object again (a replay: its vCPUs never change) gets the document made for it last time.
+   */
+  private threadsXml(): string {
+    const list = this.target.threads();
+    const last = this.threadsDoc;
+    if (last?.list === list && last.multiprocess === this.multiprocess) return last.doc;
+    // Threads of a machine are its CPUs (thread N is CPU N-1); a process core does not record
+    // which core each thread last ran on, so it says nothing rather than a wrong "0".
+    const cpus = this.target.kind !== 'process-core';
+    const items = list.map(
+      (th) => `<thread id="${threadIdText(th.index, this.multiprocess, this.ids)}"${cpus ? ` core="${th.index - 1}"` : ''} name="${xmlEscape(th.name)}"></thread>`,
+    );
+    const doc = `<?xml version="1.0"?><threads>${items.join('')}</threads>`;
+    this.threadsDoc = { list, multiprocess: this.multiprocess, doc };
+    return doc;
+  }
+
+  private threadsDoc?: { list: readonly ThreadInfo[]; multiprocess: boolean; doc: string };
 
   private file(req: Extract<Request, { kind: 'file' }>): string {
     switch (req.op) {

@@ -197,6 +197,21 @@ describe('GDB server over TCP', () => {
     expect(await c.ask('vCont;s:p1.1')).toBe(`T05thread:p1.1;06:${le64(0x7ffe0100n)};07:${le64(0x7ffe0000n)};10:${le64(CODE + 0x21n)};`);
   });
 
+  it('makes qXfer:threads:read again when the target gives another thread list, reuses it when the same list comes back', async () => {
+    const { c, target } = await start({ execution: true, threads: 1 });
+    await c.ask('qSupported:multiprocess+');
+    const same = [{ index: 1, tid: 100, name: 'cpu0', state: 'stopped' }];
+    let list = same;
+    target.threads = () => list;
+    const doc = (name: string): string => `l<?xml version="1.0"?><threads><thread id="p1.1" core="0" name="${name}"></thread></threads>`;
+    expect(await c.ask('qXfer:threads:read::0,1000')).toBe(doc('cpu0'));
+    expect(await c.ask('qXfer:threads:read::0,1000')).toBe(doc('cpu0'));
+    list = [{ ...same[0]!, name: 'renamed' }];
+    expect(await c.ask('qXfer:threads:read::0,1000')).toBe(doc('renamed'));
+    list = same;
+    expect(await c.ask('qXfer:threads:read::0,1000')).toBe(doc('cpu0'));
+  });
+
   it('parks removals until the guest runs, so gdb\'s remove-all/insert-all at each stop costs the target nothing', async () => {
     const { c, target } = await start({ execution: true });
     const bp = target.caps.breakpoints!;

@@ -82,6 +82,18 @@ interface Ladder {
   readonly rungs: { seq: number; image: Buffer; ram: Buffer }[];
 }
 
+/** The index of the first of `rows` (in seq order) at or after `seq`. */
+function firstRowAt(rows: readonly InputRow[], seq: number): number {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (rows[mid]!.seq < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /**
  * Checkpoints are raw uc_context images of the Unicorn build that recorded them: a trace from
  * another build (another version, another context size) is refused, as rr refuses a trace of
@@ -447,11 +459,12 @@ export class ReplayMachine {
   /**
    * The recorded inputs in [from, to). Reverse steps re-execute from the same checkpoint to an
    * ever earlier position (three queries a step, each parsing every port read of the window):
-   * the inputs of one checkpoint interval past `from` are read once and kept.
+   * the inputs of one checkpoint interval past `from` are read once and kept. Forward steps ask
+   * twice an instruction: the rows (in seq order) are cut by binary search, not scanned.
    */
   private inputs(from: number, to: number): InputRow[] {
     const m = this.inputsMemo;
-    if (m && m.end === this.reader.end && m.from <= from && to <= m.to) return m.rows.filter((i) => i.seq >= from && i.seq < to);
+    if (m && m.end === this.reader.end && m.from <= from && to <= m.to) return m.rows.slice(firstRowAt(m.rows, from), firstRowAt(m.rows, to));
     const end = Math.max(to, from + (this.reader.info.checkpointEvery ?? 8192) + 1);
     const rows = this.reader.inputs(from, end);
     this.inputsMemo = { from, to: end, end: this.reader.end, rows };

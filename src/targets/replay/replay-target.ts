@@ -89,6 +89,7 @@ export class ReplayTarget implements Target {
   private viewAt = { seq: -1, end: -1 };
   /** Per vCPU, CR0 / CR3 / EFER as pagingState reads them, at `viewAt`. */
   private readonly pagingStates: (ReturnType<typeof pagingState> | undefined)[] = [];
+  private threadList?: readonly ThreadInfo[];
   private now: number;
   private thread = 1;
   private last: StopReason = { kind: 'none' };
@@ -325,8 +326,10 @@ export class ReplayTarget implements Target {
     return thread - 1;
   }
 
+  /** The same list every time: a recording's vCPUs never change. */
   threads(): readonly ThreadInfo[] {
-    return Array.from({ length: this.reader.vcpus }, (_, i) => ({ index: i + 1, tid: i, name: `vCPU ${i}`, state: 'replaying' }));
+    this.threadList ??= Array.from({ length: this.reader.vcpus }, (_, i) => ({ index: i + 1, tid: i, name: `vCPU ${i}`, state: 'replaying' }));
+    return this.threadList;
   }
 
   registers(thread: number, only?: readonly string[]): Registers {
