@@ -112,4 +112,21 @@ describe('reverse steps', () => {
     // a rung fewer than 128 (plus the first step of each window, which lays the rungs).
     expect(reexecuted / positions.length).toBeLessThan(200);
   }, 180_000);
+
+  it('back and forth over one instruction (reverse-stepi, stepi, ...) restore a rung at the lower one, not re-executing up to it', () => {
+    const reader = TraceReader.open(trace);
+    const boundary = reader.checkpoint(0, 40_300)!.seq;
+    const next = reader.nextCheckpointSeq(boundary)!;
+    reader.close();
+    // 100 instructions above the rung below (every 128 from the window's checkpoint, or wider)
+    const low = boundary + 484;
+    expect(next).toBeGreaterThan(low + 2);
+    const positions = [low];
+    for (let k = 0; k < 40; k++) positions.push(low + 1, low);
+    const { compared, reexecuted } = stepAndCompare(low + 1, positions, (i) => i % 10 === 0);
+    expect(compared).toBeGreaterThan(5);
+    // the seek to the start and the first step back run from the window's checkpoint (485 and 484
+    // instructions); then one instruction a step forward, none a step back (from a rung 100 below: 100)
+    expect(reexecuted - 485 - 484).toBe(40);
+  }, 180_000);
 });

@@ -75,6 +75,8 @@ interface Ladder {
   /** The history's end when it was built (a live recording's grows: then it is dropped). */
   readonly end: number;
   readonly spacing: number;
+  /** The most rungs kept (LADDER_BYTES of them). */
+  readonly capacity: number;
   /** [offset in RAM, bytes] of the runs of lines the window's chunks write. */
   readonly runs: number[];
   readonly runBytes: number;
@@ -347,7 +349,7 @@ export class ReplayMachine {
     const rungs = Math.floor(LADDER_BYTES / (runBytes + image.length));
     if (rungs < 4) return undefined;
     const spacing = Math.max(RUNG_INSNS, Math.ceil((top - from) / rungs));
-    const ladder: Ladder = { vcpu, from, top, end: r.end, spacing, runs, runBytes, rungs: [] };
+    const ladder: Ladder = { vcpu, from, top, end: r.end, spacing, capacity: rungs, runs, runBytes, rungs: [] };
     this.keepRung(ladder, from, image);
     const same = this.ladders.findIndex((x) => x.vcpu === vcpu && x.from === from);
     if (same >= 0) this.ladders.splice(same, 1);
@@ -367,7 +369,13 @@ export class ReplayMachine {
 
   private nextMemo?: { seq: number; next: number; end: number };
 
-  /** Re-execute the ladder's vCPU from `from` (a rung or its checkpoint) to `to`, keeping rungs above the highest on the way. */
+  /**
+   * Re-execute the ladder's vCPU from `from` (a rung or its checkpoint) to `to`, keeping rungs above
+   * the highest on the way, and one at `to` when it is above them all by a quarter of the spacing:
+   * a step back onto `to` again after a step forward from it (gdb's reverse-stepi, stepi,
+   * reverse-stepi; the server's rehearsal does that hundreds of times) then restores it instead of
+   * climbing up to 127 instructions from the rung below.
+   */
   private climb(l: Ladder, from: number, to: number): void {
     const highest = l.rungs[l.rungs.length - 1]!.seq;
     let at = from;
@@ -378,10 +386,12 @@ export class ReplayMachine {
       at = next;
     }
     this.reexecute(l.vcpu, at, to);
+    if (to - l.rungs[l.rungs.length - 1]!.seq >= l.spacing / 4) this.keepRung(l, to);
   }
 
-  /** The machine as it is now (at `seq`) as the ladder's next rung; `image`: its registers when known. */
+  /** The machine as it is now (at `seq`) as the ladder's next rung, while it has room; `image`: its registers when known. */
   private keepRung(l: Ladder, seq: number, image?: Buffer): void {
+    if (l.rungs.length >= l.capacity) return;
     const ram = Buffer.allocUnsafe(l.runBytes);
     let p = 0;
     for (let k = 0; k < l.runs.length; k += 2) {
