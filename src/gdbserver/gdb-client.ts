@@ -359,8 +359,10 @@ export class GdbClient {
 
   private stopText(stop: StopStatus, signal?: number, description?: string): string {
     const thread = this.validThread(stop.thread);
-    // A step (or nothing happening) shows a pc; any other stop a frame with its arguments.
-    const event = stop.reason.kind !== 'step' && stop.reason.kind !== 'none';
+    // A step (or nothing happening) shows a pc; any other stop a frame with its arguments. A live
+    // process keeps the three: its tracer writes step and breakpoint replies itself with those
+    // (StopReplyPlan), and the replies made here must be the same.
+    const event = stop.reason.kind !== 'step' && stop.reason.kind !== 'none' && !this.target.caps.processControl;
     let regs;
     try {
       regs = this.target.registers(thread, event ? this.expeditedEvent : this.expedited);
