@@ -16,6 +16,7 @@ import { repoRoot } from '../helpers/repo.js';
 import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
+import { turnEventLoop } from '../helpers/event-loop.js';
 
 const kernel = join(repoRoot, 'dumps', 'kernel.elf');
 const dbg = join(repoRoot, 'bin', 'dbg');
@@ -91,7 +92,7 @@ describe('sample kernel: live vs replay', () => {
       // injection and the trace's position is after it (pc = the handler, the instruction that
       // runs as seq): the two name different states, so such samples are not compared.
       if (t.reader.inputs(s.seq, s.seq + 1).some((i) => i.kind === 'interrupt')) continue;
-      compared++;
+      if (compared++ % 50 === 0) await turnEventLoop(); // (test/helpers/event-loop.ts)
       await t.caps.reverse!.seek(BigInt(s.seq));
       const got = t.registers(1);
       for (const [name, value] of s.regs) {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { turnEventLoop } from '../helpers/event-loop.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dbg = join(root, 'bin', 'dbg');
@@ -82,11 +83,12 @@ describe('a trace killed or cut short opens to its last commit', () => {
     selfContained(trace); // dbg replay folded the WAL into the file
   });
 
-  it('killed inside a WAL checkpoint (the file shorter than its header says): opens with every committed chunk', () => {
+  it('killed inside a WAL checkpoint (the file shorter than its header says): opens with every committed chunk', async () => {
     const clean = live(join(dir, 'long.trace'), {}, LONG, 2);
     expect(clean.status, clean.stderr).toBe(0);
     const end = nows(clean.stdout).at(-1)!;
     const trace = join(dir, 'checkpoint.trace');
+    await turnEventLoop(); // two long dbg runs and three short ones (test/helpers/event-loop.ts)
     const r = live(trace, { DBG_TEST_KILL_AT: 'checkpoint:3' }, LONG, 2);
     expect(r.signal).toBe('SIGKILL');
     // Killed inside: the checkpoint had written the first page (the new page count) and had not
@@ -99,6 +101,7 @@ describe('a trace killed or cut short opens to its last commit', () => {
     copyFileSync(trace, cut);
     copyFileSync(trace + '-wal', cut + '-wal');
     truncateSync(cut, 8192); // its first page
+    await turnEventLoop();
     const c = replayNow(cut);
     expect(c.stderr).toBe('');
     expect(c.stdout).toContain(`seq ${end} of [0, ${end}]`);

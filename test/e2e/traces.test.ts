@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { turnEventLoop } from '../helpers/event-loop.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dbg = join(root, 'bin', 'dbg');
@@ -89,7 +90,7 @@ describe('the trace folder', () => {
     expect(run(['traces']).stdout).toMatch(/new\.trace +293 KiB +\? +\? +2001-01-03T\S+ +unreadable: /);
   });
 
-  it('bad input: one dbg: line each', () => {
+  it('bad input: one dbg: line each', async () => {
     const cases: [string[], Record<string, string>, string][] = [
       [[...live('::now'), '--trace-cap', 'lots'], {}, 'dbg: --trace-cap "lots": expected a size such as 500M or 4G'],
       [live('::now'), { DBG_TRACE_CAP: '-1' }, 'dbg: DBG_TRACE_CAP "-1": expected a size such as 500M or 4G'],
@@ -99,6 +100,7 @@ describe('the trace folder', () => {
       [['traces', '--prune', '--cap', '1X'], {}, 'dbg: --trace-cap "1X": expected a size such as 500M or 4G'],
     ];
     for (const [args, extra, msg] of cases) {
+      await turnEventLoop(); // a dbg process each (test/helpers/event-loop.ts)
       const r = run(args, extra);
       expect(r.status, args.join(' ')).not.toBe(0);
       expect(r.stderr.trim(), args.join(' ')).toBe(msg);

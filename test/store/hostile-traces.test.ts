@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { campaign, KINDS, mutate, recordSampleTrace, Rng } from '../../bench/hostile-traces.js';
 import { readFileSync } from 'node:fs';
+import { turnEventLoop } from '../helpers/event-loop.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-hostile-'));
 const good = join(dir, 'good.trace');
@@ -35,11 +36,12 @@ describe('hostile traces', () => {
     expect(res.refused).toBeGreaterThan(COUNT / 10);
   }, 600_000);
 
-  it('through the CLI: a sample of mutants prints one dbg: line or replays, and never an internal error', () => {
+  it('through the CLI: a sample of mutants prints one dbg: line or replays, and never an internal error', async () => {
     const r = new Rng(SEED + 1);
     const bytes = readFileSync(good);
     const bin = join(__dirname, '..', '..', 'bin', 'dbg');
     for (let i = 0; i < 8; i++) {
+      await turnEventLoop(); // eight dbg processes one after the other (test/helpers/event-loop.ts)
       const p = join(dir, `cli${i}.trace`);
       const what = mutate(good, bytes, p, KINDS[i % KINDS.length]!, r, fifo);
       const out = spawnSync(bin, ['replay', p, '-e', '::status; ::stack'], { encoding: 'utf8', timeout: 60_000 });
