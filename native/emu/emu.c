@@ -2093,6 +2093,20 @@ static napi_value throw_between(napi_env env) {
 }
 
 /*
+ * Unicorn 2.0.1 sets CR2 to -2 when it probes a code page (no fault reaches the guest; see
+ * machine.ts). After a run on either engine (`by`: the one that ran) the engine `uc` now holding
+ * the vCPU gets back the guest's CR2 as it was (`cr2`), unless the run stopped at a #PF; returns
+ * the guest's CR2 from here on.
+ */
+static uint64_t keep_guest_cr2(uc_engine *uc, const ctx *by, uint64_t cr2) {
+  uint64_t now = 0;
+  uc_reg_read(uc, UC_X86_REG_CR2, &now);
+  if (now != 0xfffffffffffffffeull || (by->stop_kind == STOP_INTERRUPT && by->intno == 14)) return now;
+  uc_reg_write(uc, UC_X86_REG_CR2, &cr2);
+  return cr2;
+}
+
+/*
  * runFast(fast, exact, limit: bigint, skipPc: bigint | -1n) -> uc_err: one slice, as arm() and
  * uc_emu_start on the exact engine would run it (same stops, same counter, same result()), with
  * the fast engine doing the stretches where nothing can stop. The exact engine holds the state
@@ -2120,7 +2134,7 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
   e->skip_armed = skip != UINT64_MAX;
   e->last_pc = UINT64_MAX;
   for (;;) {
-    uint64_t cr2 = 0, cr2_after = 0;
+    uint64_t cr2 = 0;
     uc_reg_read(e->uc, UC_X86_REG_RIP, &rip);
     uc_reg_read(e->uc, UC_X86_REG_CR2, &cr2);
     if (!transfer(e, f, f->xfer)) return throw_uc(env, "moving the vCPU to the fast engine", UC_ERR_EXCEPTION);
@@ -2138,11 +2152,7 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
     drop_faults(f);
     if (!transfer(f, e, f->xfer)) return throw_uc(env, "moving the vCPU back to the exact engine", UC_ERR_EXCEPTION);
     sync_tlb(f, e);
-    /* Unicorn 2.0.1 sets CR2 to -2 when it probes a code page (no fault reaches the guest; see
-       machine.ts): keep the guest's value for the exact engine unless a #PF stopped the run */
-    uc_reg_read(e->uc, UC_X86_REG_CR2, &cr2_after);
-    if (cr2_after == 0xfffffffffffffffeull && !(f->stop_kind == STOP_INTERRUPT && f->intno == 14)) uc_reg_write(e->uc, UC_X86_REG_CR2, &cr2);
-    else cr2 = cr2_after;
+    cr2 = keep_guest_cr2(e->uc, f, cr2);
     if (f->io_ran) {
       napi_throw_error(env, "EMU_FAST", "internal error: port I/O ran in the fast engine (its block cache missed an IN/OUT)");
       return NULL;
@@ -2180,10 +2190,8 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
     if (f->sink) f->sink->ran(f->sink->ud, done);
     err = uc_emu_start(e->uc, frip, UINT64_MAX, 0, 0);
     e->limit = limit;
-    /* the same for the exact engine's own probes (its first block of a page, a hand-over at the
-       limit): the guest's CR2 as it was before, unless this run stopped at a #PF */
-    uc_reg_read(e->uc, UC_X86_REG_CR2, &cr2_after);
-    if (cr2_after == 0xfffffffffffffffeull && !(e->stop_kind == STOP_INTERRUPT && e->intno == 14)) uc_reg_write(e->uc, UC_X86_REG_CR2, &cr2);
+    /* the same for the exact engine's own probes (its first block of a page, a hand-over at the limit) */
+    keep_guest_cr2(e->uc, e, cr2);
     if (e->stop_kind == STOP_LIMIT && e->counter - 1 < limit) {
       done = e->counter - 1;
       e->stop_kind = STOP_NONE;

@@ -233,12 +233,7 @@ class PiecewiseSection implements PagedSection {
     // kernel's task_struct and its parts read 40 pieces, 2.6 MB of new memory, for ~400 names.
     // After loneLimit such reads and compares (a listing of many units) pieces are cheaper.
     if (!this.have[Math.floor(off / this.piece)] && this.loneReads < this.loneLimit) {
-      this.loneReads++;
-      const n = Math.min(LONE_STRING, this.size - off);
-      const bytes = Buffer.allocUnsafe(n);
-      const src = this.elf.source;
-      if (src.readInto) src.readInto(this.fileOffset + off, bytes, 0, n);
-      else src.read(this.fileOffset + off, n).copy(bytes);
+      const bytes = this.readAlone(off, Math.min(LONE_STRING, this.size - off));
       const nul = bytes.indexOf(0);
       if (nul >= 0) return bytes.toString('utf8', 0, nul);
     }
@@ -267,12 +262,17 @@ class PiecewiseSection implements PagedSection {
     const first = Math.floor(off / this.piece);
     if (this.loneReads >= this.loneLimit) this.need(off, n);
     if (this.have[first] && this.have[Math.floor((off + n - 1) / this.piece)]) return stringAt(this.buf, off, want, this.size);
+    return stringAt(this.readAlone(off, n), 0, want, n);
+  }
+
+  /** `n` bytes at `off` by a small read of their own (not a piece), counted against loneLimit. */
+  private readAlone(off: number, n: number): Buffer {
     this.loneReads++;
     const src = this.elf.source;
     const bytes = Buffer.allocUnsafe(n);
     if (src.readInto) src.readInto(this.fileOffset + off, bytes, 0, n);
     else src.read(this.fileOffset + off, n).copy(bytes);
-    return stringAt(bytes, 0, want, n);
+    return bytes;
   }
 }
 

@@ -15,6 +15,7 @@
  */
 
 import { writeSync } from 'node:fs';
+import { encodePacket } from '../../gdbserver/packet-codec.js';
 import { SO_REPLY, SO_SENT, STOP_BYTES, REGS_GET, REGS_SET, XSTATE_GET, type NativeEvent, type PtraceAddon } from './ptrace-addon.js';
 
 const RIP = 16 * 8; // user_regs_struct.rip
@@ -43,9 +44,7 @@ export function dryTracer(real: PtraceAddon, pid: number, gp: Buffer, xsave: Buf
     if (!ahead || prefix === undefined) return;
     let payload = `${prefix}${pid.toString(16)};`;
     for (let i = 0; i < ahead.registers.length; i += 2) payload += `${ahead.registers[i]!.toString(16).padStart(2, '0')}:${regs.toString('hex', ahead.registers[i + 1]!, ahead.registers[i + 1]! + 8)};`;
-    let sum = 0;
-    for (let i = 0; i < payload.length; i++) sum = (sum + payload.charCodeAt(i)) & 0xff;
-    const reply = Buffer.from(`$${payload}#${sum.toString(16).padStart(2, '0')}`, 'latin1');
+    const reply = encodePacket(payload);
     let written = 0;
     try {
       written = writeSync(ahead.fd, reply);

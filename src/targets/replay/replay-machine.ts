@@ -84,6 +84,21 @@ interface Ladder {
   readonly rungs: { seq: number; image: Buffer; ram: Buffer }[];
 }
 
+/**
+ * Between RAM and a rung's copy of the runs of lines a ladder keeps ([offset, bytes] pairs, the
+ * copy holding them one after the other): 'gather' copies them out of `ram`, 'scatter' back.
+ */
+function copyRuns(runs: readonly number[], copy: Buffer, ram: Buffer, way: 'gather' | 'scatter'): void {
+  let p = 0;
+  for (let k = 0; k < runs.length; k += 2) {
+    const off = runs[k]!;
+    const n = runs[k + 1]!;
+    if (way === 'gather') ram.copy(copy, p, off, off + n);
+    else copy.copy(ram, off, p, p + n);
+    p += n;
+  }
+}
+
 /** The index of the first of `rows` (in seq order) at or after `seq`. */
 function firstRowAt(rows: readonly InputRow[], seq: number): number {
   let lo = 0;
@@ -309,13 +324,7 @@ export class ReplayMachine {
     let i = l.rungs.length - 1;
     while (l.rungs[i]!.seq > s) i--;
     const rung = l.rungs[i]!;
-    let p = 0;
-    for (let k = 0; k < l.runs.length; k += 2) {
-      const off = l.runs[k]!;
-      const n = l.runs[k + 1]!;
-      rung.ram.copy(this.ram, off, p, p + n);
-      p += n;
-    }
+    copyRuns(l.runs, rung.ram, this.ram, 'scatter');
     this.memAt = rung.seq;
     const e = this.engines[running]!;
     nativeRecorder().contextRestore(e.address, rung.image);
@@ -393,13 +402,7 @@ export class ReplayMachine {
   private keepRung(l: Ladder, seq: number, image?: Buffer): void {
     if (l.rungs.length >= l.capacity) return;
     const ram = Buffer.allocUnsafe(l.runBytes);
-    let p = 0;
-    for (let k = 0; k < l.runs.length; k += 2) {
-      const off = l.runs[k]!;
-      const n = l.runs[k + 1]!;
-      this.ram.copy(ram, p, off, off + n);
-      p += n;
-    }
+    copyRuns(l.runs, ram, this.ram, 'gather');
     l.rungs.push({ seq, image: image ?? nativeRecorder().contextSave(this.engines[l.vcpu]!.address), ram });
   }
 
