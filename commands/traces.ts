@@ -4,6 +4,9 @@ import { refuseBooleanValues, reportCommandError } from '../src/cli/usage-error.
 import { errors } from '../src/common/errors.js';
 import { reportError, stdoutOutput } from '../src/mdb/cli-session.js';
 import { printTable } from '../src/mdb/modules/history.js';
+import { traceCorrupt } from '../src/store/trace-check.js';
+import { TraceReader } from '../src/store/trace-reader.js';
+import { verifyTrace } from '../src/targets/replay/rerecord.js';
 import { DEFAULT_TRACE_CAP, formatBytes, listTraces, pruneTraces, removeTrace, traceCap, traceFolder, type TraceEntry } from '../src/store/trace-folder.js';
 
 export default class Traces extends Command {
@@ -11,10 +14,11 @@ export default class Traces extends Command {
 
   static override description = [
     'The trace folder ($XDG_CACHE_HOME/dbg, else ~/.cache/dbg) is where dbg live records when no --record FILE is given. Each trace is listed oldest first with its size (file and WAL), the instructions it holds, the guest, when it was recorded, and how its run ended: ok, failed (dbg exited with an error), unfinished (the process died while recording), or "recording (pid N)" for one being recorded now.',
+    'With --verify TRACE, dbg re-executes the trace from its start, from nothing but its initial RAM, the register state at each slice start and its inputs, records it again, and compares: every chunk\'s pc stream, every memory row, every input and every checkpoint\'s registers must come out as recorded. Exit status 1 names the first difference.',
     `The folder has a size cap (default ${formatBytes(DEFAULT_TRACE_CAP)}; --cap SIZE, or $DBG_TRACE_CAP): dbg live removes the oldest traces not in use before it records there, and --prune does it now. A trace being recorded is never removed.`,
   ].join('\n\n');
 
-  static override examples = ['<%= config.bin %> traces', '<%= config.bin %> traces --rm kernel.elf-20261205-121500-4242.trace', '<%= config.bin %> traces --prune --cap 1G'];
+  static override examples = ['<%= config.bin %> traces', '<%= config.bin %> traces --rm kernel.elf-20261205-121500-4242.trace', '<%= config.bin %> traces --prune --cap 1G', '<%= config.bin %> traces --verify t.trace'];
 
   static override flags = {
     dir: Flags.string({ description: 'the trace folder (default: $XDG_CACHE_HOME/dbg or ~/.cache/dbg)', helpValue: 'DIR' }),
@@ -22,6 +26,7 @@ export default class Traces extends Command {
     prune: Flags.boolean({ description: 'remove the oldest traces not in use until the folder fits its cap' }),
     cap: Flags.string({ description: `the cap for --prune (default $DBG_TRACE_CAP or ${formatBytes(DEFAULT_TRACE_CAP)})`, helpValue: 'SIZE' }),
     json: Flags.boolean({ description: 'one JSON object per trace' }),
+    verify: Flags.string({ description: 're-execute this trace (a name in the folder or a path) and compare it with what was recorded', helpValue: 'TRACE' }),
   };
 
   async run(): Promise<void> {
@@ -31,6 +36,7 @@ export default class Traces extends Command {
     try {
       if (flags.cap !== undefined && !flags.prune) throw errors.badInput('--cap goes with --prune (dbg live takes --trace-cap)');
       const dir = flags.dir ?? traceFolder();
+      if (flags.verify !== undefined) return verify(flags.verify, dir, out, flags.json);
       if (flags.rm?.length) {
         const known = new Map(listTraces(dir).map((t) => [t.name, t.path]));
         for (const name of flags.rm) {
@@ -72,6 +78,25 @@ export default class Traces extends Command {
   /** Flag and argument mistakes: one line, no stack, exit status 2 (as usage errors are). */
   protected override async catch(err: Error): Promise<void> {
     reportCommandError(this, err);
+  }
+}
+
+/**
+ * --verify: the trace re-executed and compared (rerecord.ts). A difference is exit status 1 with
+ * one `dbg: trace "…": …` line, as a damaged trace is.
+ */
+function verify(name: string, dir: string, out: ReturnType<typeof stdoutOutput>, json: boolean): void {
+  const path = listTraces(dir).find((t) => t.name === name)?.path ?? name;
+  const t0 = performance.now();
+  const reader = TraceReader.open(path);
+  try {
+    const r = verifyTrace(reader);
+    const seconds = (performance.now() - t0) / 1e3;
+    if (r.difference) throw traceCorrupt(path, `re-executed, it differs from the recording: ${r.difference}`);
+    if (json) out.json({ path, verified: true, instructions: r.instructions, chunks: r.chunks, seconds });
+    else out.line(`${path}: ${r.instructions} instructions in ${r.chunks} chunk(s) re-execute to the recorded history (${seconds.toFixed(2)} s)`);
+  } finally {
+    reader.close();
   }
 }
 

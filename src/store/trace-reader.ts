@@ -878,6 +878,15 @@ export class TraceReader {
     return { seq: r.seq, vcpu: r.vcpu, idle: (r.flags & 2) !== 0, image };
   }
 
+  /** Chunk `chunk`'s checkpoints without their images, in the order they were taken. */
+  checkpointRows(chunk: number): { seq: number; vcpu: number; flags: number }[] {
+    const rows = this.db.prepare('SELECT seq, vcpu, flags FROM ckpt WHERE chunk = ? ORDER BY seq, id').all(chunk) as { seq: unknown; vcpu: unknown; flags: unknown }[];
+    return rows.map((r) => {
+      const seq = intOf(this.path, r.seq, `the seq of a checkpoint of chunk ${chunk}`);
+      return { seq, vcpu: intOf(this.path, r.vcpu, `the vCPU of the checkpoint at seq ${seq}`, 0, this.info.vcpus - 1), flags: intOf(this.path, r.flags, `the flags of the checkpoint at seq ${seq}`, 0, 3) };
+    });
+  }
+
   /** The first checkpoint seq (any vCPU) after `seq`, or undefined. */
   nextCheckpointSeq(seq: number): number | undefined {
     const r = this.db.prepare('SELECT min(seq) AS s FROM ckpt WHERE seq > ?').get(seq) as { s: number | null };

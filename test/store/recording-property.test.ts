@@ -2,7 +2,8 @@
  * Property: whatever commands a user types at a recording guest — runs, steps, breakpoints,
  * watchpoints, reverse steps and seeks, queries, register and memory writes, console input,
  * ::discard -f, in any order — the trace opens and replays to the registers the live guest had
- * at every present position it stopped at, and to its RAM at the end.
+ * at every present position it stopped at, and to its RAM at the end; and re-executed from its
+ * start (`dbg traces --verify`, rerecord.ts), it records the same history again.
  *
  * fast-check draws the sequences (and shrinks a failing one to a short reproduction, printed
  * with its seed). A command may refuse with a DbgError (a write in the past, a step at the end of
@@ -21,6 +22,8 @@ import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import type { ReverseExecution } from '../../src/targets/target.js';
 import { ReplayTarget } from '../../src/targets/replay/replay-target.js';
+import { verifyTrace } from '../../src/targets/replay/rerecord.js';
+import { TraceReader } from '../../src/store/trace-reader.js';
 import { ramDiff } from '../helpers/ram-diff.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -87,6 +90,12 @@ async function recordAndReplay(cpus: number, cmds: Cmd[]): Promise<void> {
     }
   } finally {
     r.close();
+  }
+  const reader = TraceReader.open(path);
+  try {
+    expect(verifyTrace(reader).difference).toBeUndefined();
+  } finally {
+    reader.close();
   }
   rmSync(path, { force: true });
 }

@@ -426,6 +426,24 @@ export class ReplayMachine {
     }
   }
 
+  /**
+   * vCPU `vcpu` from where its engine is (a checkpoint load()ed) for `count` instructions from
+   * seq `from`, over RAM as it is: a re-recording (rerecord.ts) drives the history forward slice
+   * by slice and keeps RAM itself, so nothing is moved and no recorded pc is looked at. RAM is
+   * then at the slice's end; registers at no position a seek knows (the next one restores them).
+   */
+  runSlice(vcpu: number, from: number, count: number): void {
+    this.regsAt = -1;
+    if (count > 0) this.reexecute(vcpu, from, from + count);
+    this.memAt = from + count;
+  }
+
+  /** Load checkpoint `c` into its vCPU's engine (a re-recording's start-ups and register writes). */
+  load(c: Checkpoint): void {
+    this.restore(c.vcpu, c);
+    this.regsAt = -1;
+  }
+
   /** The re-executed pc at `s` is the recorded one (else the trace does not replay). */
   private checkPc(running: number, s: number): void {
     if (s >= this.reader.end) return;
@@ -499,7 +517,10 @@ export class ReplayMachine {
     const cr2 = e.readReg(X86_REG.CR2);
     const err = e.start(e.readReg(X86_REG.RIP), NO_PC);
     e.writeReg(X86_REG.CR2, cr2);
-    const done = hookResult(hooks).counter - 1n;
+    // At the limit the instruction past it was counted, not run; an engine that returned by
+    // itself (hlt, the last instruction of a slice that idles) ran every one it counted.
+    const res = hookResult(hooks);
+    const done = res.kind === 0 ? res.counter : res.counter - 1n;
     this.checkFeed(vcpu);
     if (done !== BigInt(to - from)) {
       throw traceCorrupt(this.reader.path, `re-executing seq ${from}..${to} stopped after ${done} instructions (Unicorn error ${err}): the trace does not replay`);
