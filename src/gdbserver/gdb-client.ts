@@ -8,7 +8,7 @@
 
 import { describeError, isDbgError, type DbgError } from '../common/errors.js';
 import type { Output, SessionView } from '../mdb/dcmd.js';
-import { need, type StopReplyAhead, type StopReplyPlan, type StopStatus, type Target, type ThreadInfo } from '../targets/target.js';
+import { need, type ServedRequests, type StopReplyAhead, type StopReplyPlan, type StopStatus, type Target, type ThreadInfo } from '../targets/target.js';
 import type { PointType, Request, ResumeAction, ThreadSel, XferObject } from './request.js';
 import { encodeHexPacket } from './packet-codec.js';
 import { HostFiles } from './host-files.js';
@@ -43,6 +43,14 @@ export interface Reply {
   readonly error?: string;
 }
 
+/** A break/watchpoint the client inserted: the target's id, and the Z packet's address and kind/length. */
+interface Point {
+  readonly type: PointType;
+  readonly id: number;
+  readonly addr: bigint;
+  readonly length: number;
+}
+
 /** Errno-style codes gdb prints: E01 bad packet, E0e (EFAULT) unreadable memory, E16 (EINVAL). */
 export const E_BAD_PACKET = 'E01';
 export const E_FAULT = 'E0e';
@@ -67,9 +75,9 @@ export class GdbClient {
   private cThread: number;
   private threadInfoDone = false;
   /** Inserted points by "type,addr,length" -> target id. */
-  private readonly points = new Map<string, { type: PointType; id: number }>();
+  private readonly points = new Map<string, Point>();
   /** Points z removed, still armed in the target until the guest next runs. */
-  private readonly removals = new Map<string, { type: PointType; id: number }>();
+  private readonly removals = new Map<string, Point>();
   private readonly hardwareIds = new Set<number>();
   private running = false;
   /** The client sent QEnableErrorStrings (lldb): errors as `Exx;HEX` rather than `E.text`. */
@@ -95,14 +103,17 @@ export class GdbClient {
    */
   private readonly replyFd?: () => number;
   private plan?: StopReplyPlan;
+  /** The client is in no-ack mode and the server holds nothing of it unanswered: the target may answer its next requests (ServedRequests). */
+  private readonly quiet?: () => boolean;
 
   constructor(
     readonly target: Target,
     private readonly monitor: MonitorSession | undefined,
-    opts: { allowHostIo?: boolean; replyFd?: () => number } = {},
+    opts: { allowHostIo?: boolean; replyFd?: () => number; quiet?: () => boolean } = {},
   ) {
     this.files = new HostFiles(target, opts.allowHostIo === true);
     this.replyFd = opts.replyFd;
+    this.quiet = opts.quiet;
     const machine = target.kind === 'emulator' || target.kind === 'replay';
     const osabi = target.kind === 'process-core' ? 'GNU/Linux' : target.caps.reverse ? 'none' : undefined;
     this.desc = targetDescription(clientArch(target), osabi, machine ? 'machine' : 'dump');
@@ -391,7 +402,7 @@ export class GdbClient {
    * client's reply parts: the same plan object while they stay the same, so that the target
    * converts it once. Only for a live process's wire ids, which are the ones the target has.
    */
-  private armReplyAhead(): StopReplyAhead | undefined {
+  private armReplyAhead(): { ahead: StopReplyAhead; served: string[] } | undefined {
     const ahead = this.target.caps.stopReplyAhead;
     const fd = ahead && this.ids !== INDEX_IDS && this.replyFd ? this.replyFd() : -1;
     if (fd < 0) return undefined;
@@ -400,8 +411,32 @@ export class GdbClient {
     // (the registers are the client's target description's, the same for all its life)
     const p = this.plan;
     if (!p || p.fd !== plan.fd || p.step !== plan.step || p.breakpoint !== plan.breakpoint) this.plan = plan;
-    ahead!.arm(this.plan!);
-    return ahead;
+    // The software breakpoints the target may take out and put back for the client (z0/Z0), by key;
+    // every removal was carried out before this run (flushRemovals), so all are in.
+    const served = this.quiet?.() ? [...this.points].filter(([, pt]) => pt.type === 'sw').map(([key]) => key) : undefined;
+    ahead!.arm(this.plan!, served && this.servedRequests(served));
+    return { ahead: ahead!, served: served ?? [] };
+  }
+
+  /** What the target may answer for this client after a stop it sent (ServedRequests): the points `keys` name, qXfer:threads. */
+  private servedRequests(keys: readonly string[]): ServedRequests {
+    const pc = this.target.caps.processControl;
+    const threads = this.target.threads();
+    return {
+      points: keys.map((key) => ({ addr: this.points.get(key)!.addr, kind: this.points.get(key)!.length })),
+      threads: pc && { doc: this.threadsDocument(threads, () => '\0'), tids: threads.map((th) => pc.tidOf(th.index) ?? 0) },
+    };
+  }
+
+  /** The z0/Z0 the target answered (ServedRequests): each of `keys` parked or not as it says. */
+  private parkServed(keys: readonly string[], parked: readonly boolean[]): void {
+    keys.forEach((key, i) => {
+      const from = parked[i] ? this.points : this.removals;
+      const point = from.get(key);
+      if (!point) return;
+      from.delete(key);
+      (parked[i] ? this.removals : this.points).set(key, point);
+    });
   }
 
   /**
@@ -489,7 +524,7 @@ export class GdbClient {
       }
       const id =
         type === 'sw' || type === 'hw' ? bp.addBreakpoint(addr) : bp.addWatchpoint(addr, Math.max(1, length), type);
-      this.points.set(key, { type, id });
+      this.points.set(key, { type, id, addr, length });
       if (type === 'hw') this.hardwareIds.add(id);
     } else {
       const have = this.points.get(key);
@@ -520,15 +555,22 @@ export class GdbClient {
     // under `set scheduler-locking on|step`) run those alone; one for all threads runs the machine.
     const step = actions.find((a) => a.action === 'step');
     const alone = actions.length === 1 && actions[0]!.thread.kind === 'thread' ? actions[0]!.thread.index : undefined;
-    let ahead: StopReplyAhead | undefined;
-    const stop = await this.run(() => {
-      // armed right before the run that takes it, so that no plan is left for a later one
-      ahead = this.armReplyAhead();
-      return step ? exec.step(this.pick(step.thread)) : exec.resume(alone);
-    });
+    let armed: ReturnType<GdbClient['armReplyAhead']>;
+    let stop: StopStatus;
+    try {
+      stop = await this.run(() => {
+        // armed right before the run that takes it, so that no plan is left for a later one
+        armed = this.armReplyAhead();
+        return step ? exec.step(this.pick(step.thread)) : exec.resume(alone);
+      });
+    } finally {
+      // Requests the target answered meanwhile (the stop is the last resume's among them).
+      const served = armed?.ahead.served();
+      if (served) this.parkServed(armed!.served, served.parked);
+    }
     // Sent by the target as stopText would write it (stopReplyPlan; test/e2e/process.test.ts
     // compares the two): rendering it again would only hold up gdb's next request.
-    const sent = ahead?.sent();
+    const sent = armed?.ahead.sent();
     if (sent) return { framed: Buffer.from(sent.bytes), written: sent.written };
     const note = stopNote(stop);
     return { packet: this.stopText(stop), output: note ? [note] : undefined };
@@ -650,15 +692,18 @@ export class GdbClient {
     const list = this.target.threads();
     const last = this.threadsDoc;
     if (last?.list === list && last.multiprocess === this.multiprocess) return last.doc;
+    const doc = this.threadsDocument(list, (th) => xmlEscape(th.name));
+    this.threadsDoc = { list, multiprocess: this.multiprocess, doc };
+    return doc;
+  }
+
+  /** The document of `list`, each thread's name as `name` gives it (the target's, escaped; or a NUL for a target that puts them in itself). */
+  private threadsDocument(list: readonly ThreadInfo[], name: (th: ThreadInfo) => string): string {
     // Threads of a machine are its CPUs (thread N is CPU N-1); a process core does not record
     // which core each thread last ran on, so it says nothing rather than a wrong "0".
     const cpus = this.target.kind !== 'process-core';
-    const items = list.map(
-      (th) => `<thread id="${threadIdText(th.index, this.multiprocess, this.ids)}"${cpus ? ` core="${th.index - 1}"` : ''} name="${xmlEscape(th.name)}"></thread>`,
-    );
-    const doc = `<?xml version="1.0"?><threads>${items.join('')}</threads>`;
-    this.threadsDoc = { list, multiprocess: this.multiprocess, doc };
-    return doc;
+    const items = list.map((th) => `<thread id="${threadIdText(th.index, this.multiprocess, this.ids)}"${cpus ? ` core="${th.index - 1}"` : ''} name="${name(th)}"></thread>`);
+    return `<?xml version="1.0"?><threads>${items.join('')}</threads>`;
   }
 
   private threadsDoc?: { list: readonly ThreadInfo[]; multiprocess: boolean; doc: string };

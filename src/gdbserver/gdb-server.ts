@@ -201,7 +201,12 @@ function serveClient(
   allowHostIo: boolean,
 ): Promise<void> {
   let closed = false;
-  const client = new GdbClient(target, session, { allowHostIo, replyFd: () => (closed ? -1 : ch.directFd()) });
+  const client = new GdbClient(target, session, {
+    allowHostIo,
+    replyFd: () => (closed ? -1 : ch.directFd()),
+    // the target may read the client's next requests itself only from where the server left off
+    quiet: () => noAck && queue.length === 0 && codec.idle,
+  });
   const codec = new PacketCodec(PACKET_SIZE);
   let noAck = false;
   let last: Buffer | undefined;

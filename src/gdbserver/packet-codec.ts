@@ -54,6 +54,11 @@ export class PacketCodec {
   /** `maxPayload`: longest payload (as sent) accepted; longer ones are dropped whole. */
   constructor(readonly maxPayload: number) {}
 
+  /** No packet is partly fed: the next byte starts something new. */
+  get idle(): boolean {
+    return this.state === IDLE;
+  }
+
   /** Feed bytes; returns the events they complete, in order. */
   feed(data: Buffer): CodecEvent[] {
     const out: CodecEvent[] = [];

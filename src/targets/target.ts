@@ -322,10 +322,36 @@ export interface ProcessCatches {
  * for the next step() or resume(), and of a reply that went this way sends only what did not go out.
  */
 export interface StopReplyAhead {
-  /** For the next step() (of one instruction) or resume() only. */
-  arm(plan: StopReplyPlan): void;
+  /** For the next step() (of one instruction) or resume() only; `serve`: see ServedRequests. */
+  arm(plan: StopReplyPlan, serve?: ServedRequests): void;
   /** The reply sent for the last stop (its framing included) and how many of its bytes went; undefined: none. */
   sent(): { readonly bytes: Buffer; readonly written: number } | undefined;
+  /**
+   * The requests the target answered itself during the last run (ServedRequests): how many, and
+   * which of the points it was given are parked now (z0 answered last), in their order. The run's
+   * stop is then the stop of the last resume among them. Undefined: it answered none.
+   */
+  served(): { readonly requests: number; readonly parked: readonly boolean[] } | undefined;
+}
+
+/**
+ * The client's next requests, which a target that sent a stop reply ahead may answer itself while
+ * its run is not over for the server (a live process: in C, without waking the JS thread's event
+ * loop), as the server would: memory reads (m), the client's software breakpoints taken out and
+ * put back (z0/Z0, lazily as the server does: out at the next resume), and a step of the stopped
+ * thread or a continue (vCont) while none of those points is out. Anything else, in any other
+ * form, is left to the server. Armed only while the client is in no-ack mode and the server has
+ * read and answered everything it sent.
+ */
+export interface ServedRequests {
+  /** The client's software breakpoints (Z0,ADDR,KIND), none of them parked. */
+  readonly points: readonly { readonly addr: bigint; readonly kind: number }[];
+  /**
+   * qXfer:threads' document as the server renders it now, with a NUL where each thread's name goes
+   * (the target reads the names at the stop, as the server would), and the OS ids of the threads
+   * named, in that order. Undefined: the target leaves qXfer:threads to the server.
+   */
+  readonly threads?: { readonly doc: string; readonly tids: readonly number[] };
 }
 
 export interface StopReplyPlan {

@@ -635,12 +635,13 @@ suite('dbg run / dbg attach PID', () => {
     let packet = '';
     const real = t.caps.stopReplyAhead!;
     const counted: StopReplyAhead = {
-      arm: (plan) => real.arm(plan),
+      arm: (plan, serve) => real.arm(plan, serve),
       sent: () => {
         const s = real.sent();
         if (s) sentAhead.push(packet);
         return s;
       },
+      served: () => real.served(),
     };
     const caps = { ...t.caps, stopReplyAhead: ahead ? counted : undefined };
     const served = new Proxy(t, { get: (o, k) => (k === 'caps' ? caps : Reflect.get(o, k)) }) as Target;
@@ -695,5 +696,116 @@ suite('dbg run / dbg attach PID', () => {
     expect(mine.replies).toEqual(general.replies);
     expect(mine.replies.filter((r) => r.includes('swbreak')).length).toBe(2);
     expect(mine.replies.every((r) => !r.endsWith('-> ') && !r.includes('-> E'))).toBe(true);
+  });
+
+  /**
+   * The replies a client in another process gets for `packets` (after QStartNoAckMode) from the
+   * server in this one on a fresh run of `exe`, with the target sending stop replies and answering
+   * the requests after them itself (ServedRequests), or neither; and how many it answered. The
+   * client must be another process: the tracer answers while this one's JavaScript thread waits.
+   */
+  async function servedReplies(exe: string, serve: boolean, packets: (pid: string) => string[]): Promise<{ replies: string[]; served: number }> {
+    const t = ProcessTarget.run(exe, []);
+    const real = t.caps.stopReplyAhead!;
+    let served = 0;
+    const counted: StopReplyAhead = {
+      arm: (plan, requests) => real.arm(plan, requests),
+      sent: () => real.sent(),
+      served: () => {
+        const s = real.served();
+        served += s?.requests ?? 0;
+        return s;
+      },
+    };
+    const caps = { ...t.caps, stopReplyAhead: serve ? counted : undefined };
+    const target = new Proxy(t, { get: (o, k) => (k === 'caps' ? caps : Reflect.get(o, k)) }) as Target;
+    const server = await serveGdb(target, undefined, { port: 0, log: () => undefined });
+    const pid = t.pid.toString(16);
+    // A bare RSP client: each packet framed, the next sent once its reply is in.
+    const client = `
+      const s = require('net').connect(${server.port}, '127.0.0.1', () => { s.setNoDelay(true); next(); });
+      const packets = ${JSON.stringify(['qSupported:multiprocess+;swbreak+', 'QStartNoAckMode', ...packets(pid)])};
+      const replies = [];
+      let buf = '', noAck = false;
+      const next = () => {
+        if (replies.length === packets.length) { console.log(JSON.stringify(replies)); s.destroy(); return; }
+        const p = packets[replies.length];
+        let sum = 0;
+        for (const c of Buffer.from(p, 'latin1')) sum = (sum + c) & 255;
+        s.write('$' + p + '#' + sum.toString(16).padStart(2, '0'));
+      };
+      s.on('data', (d) => {
+        buf += d.toString('latin1');
+        for (let m; (m = /^\\+*\\$([^#]*)#[0-9a-f]{2}/.exec(buf)); ) {
+          buf = buf.slice(m[0].length);
+          if (!noAck) s.write('+');
+          if (replies.length === 1) noAck = true;
+          replies.push(m[1]);
+          next();
+        }
+      });`;
+    try {
+      const out = await new Promise<string>((res, rej) => {
+        const child = spawn(process.execPath, ['-e', client], { stdio: ['ignore', 'pipe', 'pipe'] });
+        children.push(child);
+        let text = '';
+        let err = '';
+        child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+        child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+        child.on('exit', (code) => (code === 0 ? res(text) : rej(new Error(`the RSP client exited ${code}: ${err}`))));
+      });
+      const all = JSON.parse(out) as string[];
+      const ids = (r: string): string => r.replaceAll(`p${pid}.${pid}`, 'P.T');
+      return { replies: all.slice(2).map((r, i) => `${packets(pid)[i]!.replaceAll(`p${pid}.${pid}`, 'P.T').replaceAll(`p${pid}.`, 'P.')} -> ${ids(r)}`), served };
+    } finally {
+      await server.close();
+      t.close();
+    }
+  }
+
+  it('requests the tracer answers itself after a stop it sent (m, Z0/z0, qXfer:threads, vCont) get the replies the server gives, and leave the same state', async () => {
+    const base = 0x555555554000n + BigInt(`0x${/^([0-9a-f]+) T tick$/m.exec(execFileSync('nm', [tickExe], { encoding: 'utf8' }))![1]}`);
+    const tick = base.toString(16);
+    const body = (base + 4n).toString(16); // after the prologue, where gdb's `break tick` goes
+    // gdb's own order at a breakpoint hit and a stepi, then what is left to the server: a packet
+    // the tracer does not answer (g), a read it cannot finish, a resume in another form.
+    const packets = (pid: string): string[] => {
+      const tid = `p${pid}.${pid}`;
+      return [
+        `Z0,${tick},1`,
+        `vCont;c:p${pid}.-1`, // a hit: the tracer answers from here on
+        'qXfer:threads:read::0,1000',
+        `m${tick},8`,
+        `z0,${tick},1`,
+        `vCont;s:${tid}`, // over the point parked at the pc
+        `Z0,${tick},1`,
+        `vCont;c:p${pid}.-1`,
+        'qXfer:threads:read::0,10', // a piece: 'm'
+        'qXfer:threads:read::10,1000',
+        `z0,${tick},1`,
+        `Z0,${tick},1`,
+        `vCont;s:${tid};c:p${pid}.-1`,
+        `m${tick},8`,
+        `vCont;s:${tid}`,
+        `z0,${tick},1`, // parked by the tracer, then carried out by the server at its next resume
+        'g',
+        `Z0,${body},1`,
+        'vCont;c', // stops in tick's body, not at the point taken out
+        `mffffffffffffff00,8`, // unreadable: the server's E0e
+        `m${body},4`,
+        `z0,${body},1`,
+        `vCont;s:${tid}`,
+      ];
+    };
+    const general = await servedReplies(tickExe, false, packets);
+    const mine = await servedReplies(tickExe, true, packets);
+    expect(general.served).toBe(0);
+    // Each run is answered in C only while the client's next request comes within the tracer's
+    // wait (ptrace.c's SERVE_WAIT_MS): nearly always from another process, not at any load.
+    expect(mine.served).toBeGreaterThan(0);
+    expect(mine.replies).toEqual(general.replies);
+    expect(mine.replies.filter((r) => r.includes('swbreak')).length).toBe(3);
+    expect(mine.replies.filter((r) => r.includes('<thread id="P.T" core="0" name="tick">')).length).toBe(2);
+    expect(mine.replies.filter((r) => r.endsWith('-> E0e')).length).toBe(1);
   });
 });

@@ -99,6 +99,7 @@ export function dryTracer(real: PtraceAddon, pid: number, gp: Buffer, xsave: Buf
     },
     pid: () => pid,
     softWatch: none,
+    serveAhead: none,
     replyAhead: (fd, step, breakpoint, registers, plain) => {
       ahead = { fd, step, breakpoint, registers: Int32Array.from(registers), plain: BigUint64Array.from(plain) };
     },

@@ -34,7 +34,7 @@ import { SymbolSpace, type Module } from '../../symbols/symbol-space.js';
 import { lazyElfModule } from '../unwind.js';
 import { AT_ENTRY, AT_SYSINFO_EHDR, parseAuxv, parseXstate, signalName } from '../elfcore/core-notes.js';
 import { readLinkMap } from '../elfcore/process-core-solibs.js';
-import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, ProcessControl, ProcessEvent, RegisterWriter, StopReason, StopReplyAhead, StopReplyPlan, StopStatus, Target, ThreadInfo, VirtAddr, WatchKind } from '../target.js';
+import type { Breakpoints, Capabilities, ExecutionControl, Mapping, MemoryWriter, ProcessControl, ProcessEvent, RegisterWriter, ServedRequests, StopReason, StopReplyAhead, StopReplyPlan, StopStatus, Target, ThreadInfo, VirtAddr, WatchKind } from '../target.js';
 import { decodeStop, ptraceAddon, REGS_GET, REGS_SET, STOP_BYTES, XSTATE_GET, XSTATE_SET, type NativeStop, type PtraceAddon } from './ptrace-addon.js';
 import { writeProcessCore } from './process-core-writer.js';
 import { dryTracer } from './dry-tracer.js';
@@ -311,8 +311,11 @@ export class ProcessTarget implements Target {
   /** Where the tracer writes each stop (decodeStop). */
   private readonly stopBytes = Buffer.alloc(STOP_BYTES);
 
-  /** The plan the next run may send its stop reply by (StopReplyAhead), taken by that run. */
+  /** The plan the next run may send its stop reply by (StopReplyAhead), taken by that run, and the requests it may answer. */
   private aheadPlan?: StopReplyPlan;
+  private aheadServe?: ServedRequests;
+  /** What the tracer answered itself in the last run (ServedRequests), until the next run. */
+  private aheadServed?: { requests: number; parked: boolean[] };
   /** What the tracer holds of the plans: the last one given, its registers as pairs of (number, offset), the plain breakpoints. */
   private aheadLoaded?: { plan: StopReplyPlan; registers: Int32Array | undefined; plain: Set<bigint> };
   /** What the tracer sent for the last stop, until the next run. */
@@ -606,10 +609,12 @@ export class ProcessTarget implements Target {
       },
     };
     const stopReplyAhead: StopReplyAhead = {
-      arm: (plan) => {
+      arm: (plan, serve) => {
         this.aheadPlan = plan;
+        this.aheadServe = serve;
       },
       sent: () => this.aheadSent,
+      served: () => this.aheadServed,
     };
     return {
       execution,
@@ -832,18 +837,31 @@ export class ProcessTarget implements Target {
    */
   private async run(mode: number, thread: number, ahead = false): Promise<StopStatus> {
     const plan = this.aheadPlan;
+    const serve = this.aheadServe;
     this.aheadPlan = undefined;
+    this.aheadServe = undefined;
     this.aheadSent = undefined;
+    this.aheadServed = undefined;
     this.stopped(mode === 2 ? 'step' : 'continue');
-    const tid = this.tidOf(thread);
+    let tid = this.tidOf(thread);
+    let requests = 0;
     this.isRunning = true;
     try {
       for (;;) {
         this.invalidate();
         // again after each stop not reported: a library event may have armed breakpoints
-        const now = this.native.resume(mode, tid, -1, this.stopBytes, ahead && plan !== undefined && this.loadAhead(plan));
+        const now = this.native.resume(mode, tid, -1, this.stopBytes, ahead && plan !== undefined && this.loadAhead(plan, serve));
         if (now !== true) await now;
         const ns = decodeStop(this.stopBytes);
+        if (ns.served > 0) {
+          // The tracer answered requests after the stop it sent: this stop ended the last resume
+          // among them, which any resume again (a stop not reported) repeats.
+          const n = Math.min(serve?.points.length ?? 0, ns.parked.length);
+          requests += ns.served;
+          this.aheadServed = { requests, parked: Array.from({ length: n }, (_, i) => ns.parked[i] !== 0) };
+          mode = ns.run.mode;
+          tid = ns.run.tid;
+        }
         this.isRunning = false;
         if (ns.regs) this.gpCache.set(ns.tid, ns.regs);
         const st = this.stopOf(ns);
@@ -866,7 +884,7 @@ export class ProcessTarget implements Target {
    * with no step breakpoint, IFUNC resolver or resolver return at the address, and not r_brk (a
    * library event). False when the plan names a register the tracer does not have at the stop.
    */
-  private loadAhead(plan: StopReplyPlan): boolean {
+  private loadAhead(plan: StopReplyPlan, serve: ServedRequests | undefined): boolean {
     const fresh = this.aheadLoaded?.plan !== plan;
     if (fresh) {
       const offsets = plan.registers.map((r) => (SEGMENTS.has(r.name) ? undefined : GP_OFFSET.get(r.name)));
@@ -884,6 +902,8 @@ export class ProcessTarget implements Target {
       this.native.replyAhead(plan.fd, plan.step, plan.breakpoint ?? '', loaded.registers, BigUint64Array.from(plain));
       loaded.plain = plain;
     }
+    const points = serve?.points ?? [];
+    this.native.serveAhead(serve !== undefined, BigUint64Array.from(points, (p) => p.addr), Int32Array.from(points, (p) => p.kind), serve?.threads?.doc ?? '', Int32Array.from(serve?.threads?.tids ?? []));
     return true;
   }
 

@@ -27,6 +27,14 @@ export interface NativeStop {
   readonly regs?: Buffer;
   /** The stop reply the tracer sent itself (resume's `ahead`), and how many of its bytes went. */
   readonly ahead?: { readonly bytes: Buffer; readonly written: number };
+  /**
+   * Requests resume() answered itself after stops it sent ahead (serveAhead), this many; then
+   * `run` is the resume that ended here (one of them may have asked for it), and `parked` each
+   * served point's flag as it is now (a view of the caller's buffer).
+   */
+  readonly served: number;
+  readonly run: { readonly mode: number; readonly tid: number };
+  readonly parked: Uint8Array;
 }
 
 export interface NativeEvent {
@@ -73,6 +81,15 @@ export interface PtraceAddon {
    * user_regs_struct). `breakpoint` '' sends no hit ahead; fd -1 nothing. See ptrace.c's send_ahead.
    */
   replyAhead(fd: number, step: string, breakpoint: string, registers: Int32Array, plain: BigUint64Array): void;
+  /**
+   * Whether a resume with `ahead` may go on to answer the client's next requests itself, after a
+   * stop whose reply it sent (m, Z0/z0 of the points given, vCont;s of the stopped thread,
+   * vCont;c, qXfer:threads: ptrace.c's serve_requests), the client's software breakpoints as
+   * (address, kind), none parked, and qXfer:threads' document with a NUL for each thread's name and
+   * the threads named ('': not answered). Only when the client is in no-ack mode and the server
+   * has read all it sent.
+   */
+  serveAhead(on: boolean, points: BigUint64Array, kinds: Int32Array, threads: string, tids: Int32Array): void;
   pid(): number;
   /** A software write watchpoint in `slot` (0-15) on `length` bytes (0 frees the slot; at most 4096). */
   softWatch(slot: number, addr: bigint, length: number): void;
@@ -81,7 +98,10 @@ export interface PtraceAddon {
 /** The bytes of a stop as resume() writes them (ptrace.c's SO_ offsets). */
 export const SO_SENT = 216 + 27 * 8;
 export const SO_REPLY = SO_SENT + 8;
-export const STOP_BYTES = SO_REPLY + 256;
+const SO_RUN = SO_REPLY + 256;
+const SO_SERVED = SO_RUN + 8;
+const SO_PARKED = SO_SERVED + 4;
+export const STOP_BYTES = SO_PARKED + 256;
 
 /** The stop in `out` as resume() wrote it; `regs` is a view of `out`, valid until the next resume. */
 export function decodeStop(out: Buffer): NativeStop {
@@ -104,6 +124,9 @@ export function decodeStop(out: Buffer): NativeStop {
     err: kind === 'error' ? out.toString('utf8', 120, errEnd >= 120 && errEnd < 216 ? errEnd : 216) : '',
     regs: out.readInt32LE(44) ? out.subarray(216, SO_SENT) : undefined,
     ahead: replyLength > 0 ? { bytes: out.subarray(SO_REPLY, SO_REPLY + replyLength), written: out.readInt32LE(SO_SENT) } : undefined,
+    served: out.readInt32LE(SO_SERVED),
+    run: { mode: out.readInt32LE(SO_RUN), tid: out.readInt32LE(SO_RUN + 4) },
+    parked: out.subarray(SO_PARKED, STOP_BYTES),
   };
 }
 
