@@ -336,10 +336,10 @@ export interface StopReplyAhead {
 
 /**
  * The client's next requests, which a target that sent a stop reply ahead may answer itself while
- * its run is not over for the server (a live process: in C, without waking the JS thread's event
- * loop), as the server would: memory reads (m), the client's software breakpoints taken out and
- * put back (z0/Z0, lazily as the server does: out at the next resume), and a step of the stopped
- * thread or a continue (vCont) while none of those points is out. Anything else, in any other
+ * its run is not over for the server (a live process: its tracer thread, while the JS thread
+ * waits), as the server would: memory reads (m), the client's software breakpoints taken out and
+ * put back (z0/Z0, lazily as the server does: out at the next resume), qXfer:threads, a step of
+ * the stopped thread, and a continue while none of those points is out. Anything else, in any other
  * form, is left to the server. Armed only while the client is in no-ack mode and the server has
  * read and answered everything it sent.
  */
