@@ -5,14 +5,13 @@
 
 import { writeSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
-import { availableParallelism, loadavg } from 'node:os';
 import { DbgError } from '../common/errors.js';
 
 /** A byte stream to one client. */
 export interface Channel {
   /** "127.0.0.1:41234", for logs and refusal messages. */
   readonly peer: string;
-  /** Empty `data`: a reply went out another way (directFd); the channel only takes note. */
+  /** Empty `data`: a reply went out another way (directFd), nothing to send. */
   write(data: Buffer): void;
   /**
    * The socket's descriptor while a reply written straight to it goes out in order (nothing waits
@@ -39,41 +38,6 @@ export interface Listener {
   readonly host: string;
   readonly port: number;
   close(): Promise<void>;
-}
-
-/**
- * How long the event loop keeps polling after a reply. gdb answers a stop with its next packet
- * within tens of microseconds while it steps, and a Node process woken from epoll by that packet
- * adds ~48 us to each round trip here (a C peer: ~5 us); polling with setImmediate for a short
- * window halves that (measured 52.9 -> 24.5 us for an echo), at the price of at most this much
- * CPU after the client goes quiet.
- *
- * Only while a core is spare: on a busy machine the polling takes the CPU gdb needs to answer
- * (stepi one command at a time with a CPU hog per core: 6x QEMU's time with it, 1.8x without),
- * so it stops when the load average comes within half a CPU of the number of CPUs (looked at
- * each second; gdb and dbg stepping take about one between them).
- */
-const POLL_AFTER_REPLY_MS = 1;
-let pollUntil = 0;
-let polling = false;
-let spareCheckedAt = -Infinity;
-let spare = true;
-
-function pollAfterReply(): void {
-  const now = performance.now();
-  if (now - spareCheckedAt > 1000) {
-    spareCheckedAt = now;
-    spare = loadavg()[0]! < availableParallelism() - 0.5;
-  }
-  if (!spare) return;
-  pollUntil = now + POLL_AFTER_REPLY_MS;
-  if (polling) return;
-  polling = true;
-  const spin = (): void => {
-    if (performance.now() < pollUntil) setImmediate(spin);
-    else polling = false;
-  };
-  setImmediate(spin);
 }
 
 /**
@@ -122,19 +86,18 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
     const fd = socketFd(socket);
     onChannel({
       peer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`,
+      // After a reply the event loop goes back to sleep in epoll, not polling for gdb's next
+      // packet: it used to spin with setImmediate for 1 ms while a CPU looked spare, which halves an
+      // echo's round trip against a C peer, but with gdb on 2 CPUs the spin takes the CPU gdb needs
+      // whenever the scheduler puts both on one (gdb stepi 1.13 ms against 0.90 pinned so; in one
+      // run of 9 each, unpinned: 0.697 ms against 0.597, QEMU's stub 0.670, 12-07 11:56 UTC,
+      // load 1.4, the bench's own).
       write: (data) => {
-        if (socket.destroyed) return;
-        if (data.length === 0) {
-          pollAfterReply();
-          return;
-        }
+        if (socket.destroyed || data.length === 0) return;
         // Straight to the socket while nothing waits in its stream (see writeNow); the stream
         // takes what the socket did not, and everything after it until it has drained.
         const sent = socket.writableLength === 0 ? writeNow(fd, data) : 0;
-        if (sent === data.length) {
-          pollAfterReply();
-          return;
-        }
+        if (sent === data.length) return;
         socket.write(sent === 0 ? data : data.subarray(sent));
         if (socket.writableLength > MAX_UNSENT && !outputFull) {
           outputFull = true;
@@ -144,7 +107,6 @@ export async function listenTcp(host: string, port: number, onChannel: (ch: Chan
             if (!paused) socket.resume();
           });
         }
-        pollAfterReply();
       },
       directFd: () => (socket.destroyed || socket.writableLength > 0 ? -1 : fd),
       pause: () => {
