@@ -254,10 +254,17 @@ function build(arch: Arch, osabi: string | undefined, style: DescriptionStyle): 
 }
 
 /** One register's value as gdb wants it: little-endian hex, or `xx` per byte when unknown. */
+const scratch64 = Buffer.alloc(8);
+
 export function encodeRegister(reg: GdbRegister, values: Registers): string {
   const v = values.get(reg.name);
   const bytes = reg.bits / 8;
   if (v === undefined) return 'xx'.repeat(bytes);
+  if (bytes === 8) {
+    // The general registers, three of them in every stop reply: one write, no BigInt per byte.
+    scratch64.writeBigUInt64LE(BigInt.asUintN(64, v));
+    return scratch64.toString('hex');
+  }
   const b = Buffer.alloc(bytes);
   let x = BigInt.asUintN(reg.bits, v);
   for (let i = 0; i < bytes; i++) {

@@ -53,6 +53,18 @@ describe('the QEMU fixture kernel (multiboot, a.out kludge)', () => {
     expect(t.threads()[1]!.state).toBe('waiting for start');
   });
 
+  it('gives the same thread list while no vCPU changes state, a new one when one does', async () => {
+    const t = boot(qemuSample('kernel.elf'), { ramBytes: 32 << 20, cpus: 2 });
+    const before = t.threads();
+    expect(before.map((th) => th.state)).toEqual(['stopped', 'waiting for start']);
+    expect(t.threads()).toBe(before); // the GDB server's qXfer:threads document is made once per list
+    await t.caps.execution!.resume(); // vCPU 0 starts vCPU 1, and the kernel halts
+    const after = t.threads();
+    expect(after).not.toBe(before);
+    expect(after.map((th) => th.state)).not.toEqual(['stopped', 'waiting for start']);
+    expect(t.threads()).toBe(after);
+  });
+
   it('breakpoints by symbol, step, and a write watchpoint on jiffies', async () => {
     const t = boot(qemuSample('kernel.elf'), { ramBytes: 32 << 20 });
     const ev = t.addSymbolBreakpoint('check_runqueue');

@@ -241,13 +241,24 @@ export class EmulatorTarget implements Target {
 
   threads(): readonly ThreadInfo[] {
     if (this.past) return this.past.threads().map((t) => ({ ...t, state: `${t.state} (seq ${this.history!.now}, recorded past)` }));
-    return this.machine.vcpus.map((v) => ({
+    const running = this.machine.running;
+    const vcpus = this.machine.vcpus;
+    // The same list object while no vCPU changed state: gdb's server asks for it at every stop and
+    // request (threadsXml makes its document once per list), the vCPUs seldom change.
+    const last = this.threadList;
+    if (last && last.running === running && last.runs.length === vcpus.length && vcpus.every((v, i) => last.runs[i] === v.run)) return last.list;
+    const list = vcpus.map((v) => ({
       index: v.index + 1,
       tid: v.index,
       name: `vCPU ${v.index}`,
-      state: this.machine.running ? 'running' : { 'wait-start': 'waiting for start', running: 'stopped', idle: 'idle (hlt)', halted: 'halted' }[v.run],
+      state: running ? 'running' : { 'wait-start': 'waiting for start', running: 'stopped', idle: 'idle (hlt)', halted: 'halted' }[v.run],
     }));
+    this.threadList = { running, runs: vcpus.map((v) => v.run), list };
+    return list;
   }
+
+  /** The last list threads() made, with the states it was made from. */
+  private threadList: { running: boolean; runs: readonly string[]; list: readonly ThreadInfo[] } | undefined;
 
   registers(thread: number, only?: readonly string[]): Registers {
     if (this.past) {

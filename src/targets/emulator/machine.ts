@@ -559,8 +559,9 @@ export class Machine implements ObservedMachine {
 
   // --- memory ---------------------------------------------------------------------------------
 
+  /** A page-table entry for the walker: read in place (readPhysical copies, for its callers to keep). */
   private readPhysU64(addr: bigint): bigint {
-    return this.readPhysical(addr, 8).readBigUInt64LE(0);
+    return this.ram.readBigUInt64LE(this.physRange(addr, 8, 'read'));
   }
 
   private physRange(addr: bigint, length: number, what: string): number {
