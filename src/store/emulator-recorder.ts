@@ -194,6 +194,14 @@ export class EmulatorRecorder implements ExecutionObserver {
     if (!this.writeFailed()) this.checkLimit();
   }
 
+  /**
+   * End the open chunk here, without waiting for it to be stored (flush() waits): a re-recording
+   * (rerecord.ts) cuts where the recording it repeats cut.
+   */
+  cutChunk(): void {
+    this.cut();
+  }
+
   /** The open chunk handed to the writer (stored on its thread while the guest runs on). */
   private cut(): void {
     if (this.writeFailed()) return;

@@ -826,6 +826,13 @@ export class TraceReader {
     return (this.st.linesOfChunks!.raw().all(c0, c1) as [number][]).map((r) => r[0]);
   }
 
+  /** Whether chunk `chunk` holds a host write (an input's) at position `seq` to the byte at `phys`. */
+  hostWriteIn(chunk: number, phys: number, seq: number): boolean {
+    const line = Math.floor(phys / 64);
+    const parts = this.db.prepare('SELECT part, data FROM mem WHERE chunk = ? AND line = ?').all(chunk, line) as { part: number; data: Buffer }[];
+    return parts.some((p) => this.row(line, chunk, p.part, p.data).writes.some((w) => w.host && w.seq === seq && w.phys <= phys && phys < w.phys + w.len));
+  }
+
   /** Every write of chunk `id`, in execution order, with their orders (see line-rows.ts). */
   chunkWrites(id: number): ChunkWrites {
     const all: LineWrite[] = [];

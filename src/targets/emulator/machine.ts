@@ -37,6 +37,7 @@
  * Scheduling: see execution-observer.ts (round-robin by instruction quantum, seq = instructions).
  */
 
+import { makeFastEngine } from './fast-engine.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { X86_64Paging, cr3Root } from '../../arch/x86-64-paging.js';
 import type { Registers } from '../../arch/arch.js';
@@ -134,22 +135,6 @@ export class Vcpu {
   }
 }
 
-/**
- * One fast engine per vCPU unless DBG_EMU_EXACT=1 (every slice on the exact engine alone: the
- * reference the fast engine is tested against) or the machine is for measuring bare Unicorn.
- */
-function makeFastEngine(ram: Buffer): { engine: UnicornEngine; hooks: HookCtx } | { off: string } {
-  if (process.env.DBG_EMU_EXACT === '1') return { off: 'DBG_EMU_EXACT=1 asks for the exact engine alone' };
-  const engine = new UnicornEngine('x86-64', UC.CPU_X86_SKYLAKE_SERVER);
-  try {
-    engine.mapHost(0n, ram);
-    return { engine, hooks: emuHooks().create(engine.address, ram, true, true) };
-  } catch (e) {
-    // this Unicorn build lacks what the fast engine needs (emu.c says which): exact only
-    engine.close();
-    return { off: (e as Error).message };
-  }
-}
 
 /**
  * The device and scheduler state at a position (kept while `keepDeviceMarks` is on, for putting

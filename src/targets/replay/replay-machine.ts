@@ -32,6 +32,14 @@ import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { readRegisters } from '../emulator/x86-64-cpu.js';
 import { IOAPIC_BASE, LAPIC_BASE } from '../emulator/devices/pc.js';
 import { allocGuestRam, releaseGuestRam } from '../emulator/guest-ram.js';
+import { makeFastEngine } from '../emulator/fast-engine.js';
+
+/**
+ * Windows at least this long run on the fast engine: a shorter one (a step, a rung of a reverse
+ * step) costs less on the exact engine (~30 ns an instruction) than the two register hand-overs
+ * a fast run makes (uc_context copies both ways and a TLB flush, several microseconds).
+ */
+const FAST_WINDOW = 1024;
 
 /** An address no instruction is at (the engine's "until" and the hooks' "skip" pc). */
 const NO_PC = 0xffff_ffff_ffff_fff0n;
@@ -133,6 +141,13 @@ export class ReplayMachine {
   private readonly engines: UnicornEngine[] = [];
   /** The emulator's hook contexts: instruction limit, virtual-page aliases, CPU features. */
   private readonly hooks: HookCtx[] = [];
+  /**
+   * Per vCPU, a fast engine (native/emu/emu.c) that runs re-execution windows block by block,
+   * handing over to the exact engine (`engines`, where the registers live between runs) for port
+   * and device reads, which come back from the trace there; undefined where this Unicorn build
+   * has none or DBG_EMU_EXACT=1. Watchpoint scans stay on the exact engine.
+   */
+  private readonly fasts: ({ engine: UnicornEngine; hooks: HookCtx } | undefined)[] = [];
   /** The position RAM holds. */
   private memAt: number;
   /** The position registers hold (every vCPU). */
@@ -190,6 +205,9 @@ export class ReplayMachine {
         }
         // Port reads come back from the recorded inputs (hook added before any translation).
         nativeRecorder().feedPorts(e.address, new Uint32Array(0));
+        const fast = makeFastEngine(this.ram, this.ramBase, reader.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER);
+        this.fasts.push('off' in fast ? undefined : fast);
+        if (!('off' in fast) && size <= IOAPIC_BASE) for (const base of [LAPIC_BASE, IOAPIC_BASE]) emuHooks().guard(fast.hooks, BigInt(base), 0x1000n);
         if (v === 0) checkBuild(reader, e);
       }
     } catch (err) {
@@ -241,6 +259,8 @@ export class ReplayMachine {
       nativeRecorder().contextRestore(e.address, c.image);
       // the TLB entries lead virtual pages to physical RAM as the tables had it before
       emuHooks().flushTlb(this.hooks[v]!);
+      const fast = this.fasts[v];
+      if (fast) emuHooks().flushTlb(fast.hooks);
     } catch (err) {
       // the addon refuses an image whose uc_context header does not fit the engine
       throw traceCorrupt(this.reader.path, `the checkpoint at seq ${c.seq} of vCPU ${v} does not load: ${(err as Error).message}`);
@@ -511,11 +531,17 @@ export class ReplayMachine {
     nativeRecorder().feedPorts(e.address, Uint32Array.from(ins, (i) => Number(i.detail.value)));
     this.feedDevices(vcpu, from, rows);
     const hooks = this.hooks[vcpu]!;
-    emuHooks().arm(hooks, BigInt(to - from), NO_PC);
+    const fast = this.fasts[vcpu];
     // Unicorn's aliasing of virtual pages (first touches differ from the recording run) leaves
     // page-fault addresses in CR2; the guest never saw a #PF (the machine stops at exceptions).
     const cr2 = e.readReg(X86_REG.CR2);
-    const err = e.start(e.readReg(X86_REG.RIP), NO_PC);
+    let err: number;
+    if (fast && to - from >= FAST_WINDOW) {
+      err = emuHooks().runFast(fast.hooks, hooks, BigInt(to - from), NO_PC);
+    } else {
+      emuHooks().arm(hooks, BigInt(to - from), NO_PC);
+      err = e.start(e.readReg(X86_REG.RIP), NO_PC);
+    }
     e.writeReg(X86_REG.CR2, cr2);
     // At the limit the instruction past it was counted, not run; an engine that returned by
     // itself (hlt, the last instruction of a slice that idles) ran every one it counted.
@@ -716,7 +742,19 @@ export class ReplayMachine {
     while (bytes > SNAPSHOT_BYTES || this.snapshots.length > 8) bytes -= this.snapshots.shift()!.lines.length * 64;
   }
 
+  /** vCPU `vcpu`'s fast engine, for a recorder's block sink (rerecord.ts), when it has one. */
+  fastEngine(vcpu: number): { readonly address: bigint; recordTo(sink: bigint | undefined): void } | undefined {
+    const fast = this.fasts[vcpu];
+    return fast && { address: fast.engine.address, recordTo: (sink) => emuHooks().recordTo(fast.hooks, sink ?? null) };
+  }
+
   close(): void {
+    for (const f of this.fasts) {
+      if (!f) continue;
+      emuHooks().destroy(f.hooks);
+      f.engine.close();
+    }
+    this.fasts.length = 0;
     this.hooks.forEach((h) => emuHooks().destroy(h));
     for (const e of this.engines) nativeRecorder().unfeedPorts(e.address);
     this.hooks.length = 0;

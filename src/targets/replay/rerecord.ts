@@ -13,8 +13,9 @@
  * write, a vCPU's start-up) are given to the recorder and put in RAM, the vCPU's slice-start
  * checkpoint is loaded, `beforeSlice`, the replay engine runs the slice's instructions with the
  * recorded port and device reads given back, `afterSlice`; the chunk is cut where the recording
- * cut it. The re-recording runs on the exact engines (the recorder's own hooks), where the
- * recording ran on the fast ones: the same history either way (test/store/fast-recording.test.ts).
+ * cut it. The re-recording runs on the replay's fast engines as the recording ran on the live
+ * machine's (or on the exact ones with DBG_EMU_EXACT=1 or DBG_RECORD_FAST=0: the same history
+ * either way, test/store/fast-recording.test.ts).
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -81,7 +82,7 @@ function chunkPlan(reader: TraceReader, chunk: number): { slices: Slice[]; stray
  * or a debugger's write left host writes in the chunk's memory rows. Port and device reads are
  * inside a slice, so in the chunk that runs it.
  */
-function recordedIn(strays: Map<string, number>, hostWrites: () => Set<string>, i: InputRow): boolean {
+function recordedIn(reader: TraceReader, chunk: number, strays: Map<string, number>, i: InputRow): boolean {
   switch (i.kind) {
     case 'register-write':
     case 'cpu-start': {
@@ -92,10 +93,10 @@ function recordedIn(strays: Map<string, number>, hostWrites: () => Set<string>, 
     }
     case 'interrupt': {
       const w = Array.isArray(i.detail.writes) ? (i.detail.writes[0] as { phys?: unknown } | undefined) : undefined;
-      return typeof w?.phys === 'string' && hostWrites().has(`${i.seq}:${Number(w.phys)}`);
+      return typeof w?.phys === 'string' && reader.hostWriteIn(chunk, Number(w.phys), i.seq);
     }
     case 'memory-write':
-      return typeof i.detail.phys === 'string' && hostWrites().has(`${i.seq}:${Number(i.detail.phys)}`);
+      return typeof i.detail.phys === 'string' && reader.hostWriteIn(chunk, Number(i.detail.phys), i.seq);
     default:
       return false;
   }
@@ -184,6 +185,7 @@ export function rerecord(reader: TraceReader, out: string, progress?: (done: num
   const machine: ObservedMachine = {
     vcpuCount: reader.vcpus,
     engineAddress: (v) => m.engine(v).address,
+    fastEngine: (v) => m.fastEngine(v),
     ram: m.ram,
     ramBase: m.ramBase,
     get seq() {
@@ -209,7 +211,6 @@ export function rerecord(reader: TraceReader, out: string, progress?: (done: num
       // cut where the recording cut, not by size
       chunkTarget: Number.MAX_SAFE_INTEGER,
       replace: true,
-      fast: false,
       maxBytes: Number.MAX_SAFE_INTEGER,
     });
     rec.attach(machine);
@@ -241,10 +242,8 @@ export function rerecord(reader: TraceReader, out: string, progress?: (done: num
       }
       upTo(end, false);
       // those at the chunk's end that came before it was cut
-      let hosts: Set<string> | undefined;
-      const hostWrites = () => (hosts ??= new Set(reader.chunkWrites(k).list.filter((w) => w.host).map((w) => `${w.seq}:${w.phys}`)));
-      for (; next < inputs.length && inputs[next]!.seq === end && recordedIn(strays, hostWrites, inputs[next]!); next++) give(inputs[next]!);
-      rec.flush();
+      for (; next < inputs.length && inputs[next]!.seq === end && recordedIn(reader, k, strays, inputs[next]!); next++) give(inputs[next]!);
+      rec.cutChunk();
       progress?.(k + 1, reader.chunkCount);
     }
     rec.detach();
