@@ -73,6 +73,7 @@ export function normalise(text: string, port?: number): string {
     .replace(/\b(tid|by thread) \d+/g, '$1 N')
     .replace(/^(\*?\s+\d+\s+)\d+(\s+LWP)/gm, '$1N$2')
     .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')
+    .replace(/ \(\d+\.\d\d s\)$/gm, ' (N s)') // how long a command took (dbg traces --verify)
     .replace(/dbg gdbserver: (?:no terminal|in the background \(no REPL\)):/g, 'dbg gdbserver: headless:')
     .split('\n')
     .map((l) => l.replace(/[ \t]+/g, ' ').trimEnd())
