@@ -36,7 +36,7 @@ export default class Traces extends Command {
     try {
       if (flags.cap !== undefined && !flags.prune) throw errors.badInput('--cap goes with --prune (dbg live takes --trace-cap)');
       const dir = flags.dir ?? traceFolder();
-      if (flags.verify !== undefined) return verify(flags.verify, dir, out, flags.json);
+      if (flags.verify !== undefined) return await verify(flags.verify, dir, out, flags.json);
       if (flags.rm?.length) {
         const known = new Map(listTraces(dir).map((t) => [t.name, t.path]));
         for (const name of flags.rm) {
@@ -85,12 +85,12 @@ export default class Traces extends Command {
  * --verify: the trace re-executed and compared (rerecord.ts). A difference is exit status 1 with
  * one `dbg: trace "…": …` line, as a damaged trace is.
  */
-function verify(name: string, dir: string, out: ReturnType<typeof stdoutOutput>, json: boolean): void {
+async function verify(name: string, dir: string, out: ReturnType<typeof stdoutOutput>, json: boolean): Promise<void> {
   const path = listTraces(dir).find((t) => t.name === name)?.path ?? name;
   const t0 = performance.now();
   const reader = TraceReader.open(path);
   try {
-    const r = verifyTrace(reader);
+    const r = await verifyTrace(reader);
     const seconds = (performance.now() - t0) / 1e3;
     if (r.difference) throw traceCorrupt(path, `re-executed, it differs from the recording: ${r.difference}`);
     if (json) out.json({ path, verified: true, instructions: r.instructions, chunks: r.chunks, seconds });

@@ -8,13 +8,15 @@
  * puts into a history besides instructions: timer interrupts, a second CPU's start-up, breakpoint
  * stops, a register and a memory write by the debugger, reverse steps and a discarded future.
  */
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
+import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dbg = join(root, 'bin', 'dbg');
@@ -82,6 +84,26 @@ describe('dbg traces --verify', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^dbg: trace ".*ckpt\.trace": .+\n$/);
   });
+
+  it('stops on Ctrl-C and leaves no scratch trace behind', async () => {
+    const long = join(dir, 'long.trace');
+    const t = EmulatorTarget.open(kernel, { ramBytes: 32 << 20, cmdline: 'nobug' });
+    try {
+      t.record(new EmulatorRecorder(long, { guest: 'kernel.elf' }));
+      for (let i = 0; i < 4; i++) expect((await t.machine.run({ vcpu: 0, count: 10_000_000 })).reason.kind).toBe('step');
+    } finally {
+      t.close();
+    }
+    const scratch = mkdtempSync(join(dir, 'tmp-'));
+    const child = spawn(dbg, ['traces', '--verify', long], { env: { ...process.env, TMPDIR: scratch }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const ended = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // once the re-recording is under way (its scratch trace exists)
+    for (let i = 0; i < 600 && readdirSync(scratch).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(readdirSync(scratch)).toHaveLength(1);
+    child.kill('SIGINT');
+    expect(await ended).toBe(130);
+    expect(readdirSync(scratch)).toEqual([]);
+  }, 120_000);
 
   it('refuses what is not a trace, in one line', () => {
     expect(run(['traces', '--verify', dir]).stderr).toBe(`dbg: trace "${dir}" is a directory, not a trace file\n`);

@@ -93,7 +93,7 @@ async function recordAndReplay(cpus: number, cmds: Cmd[]): Promise<void> {
   }
   const reader = TraceReader.open(path);
   try {
-    expect(verifyTrace(reader).difference).toBeUndefined();
+    expect((await verifyTrace(reader)).difference).toBeUndefined();
   } finally {
     reader.close();
   }

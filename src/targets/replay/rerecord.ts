@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DbgError } from '../../common/errors.js';
+import { exitCleanlyOnSignals } from '../../common/exit-signals.js';
 import { EmulatorRecorder } from '../../store/emulator-recorder.js';
 import { traceCorrupt } from '../../store/trace-check.js';
 import { TraceReader, type InputRow } from '../../store/trace-reader.js';
@@ -177,9 +178,10 @@ function replayInput(reader: TraceReader, m: ReplayMachine, i: InputRow): InputE
 
 /**
  * Re-execute the whole history of `reader` with a recorder writing `out`; `progress` is told
- * after each chunk.
+ * after each chunk. The event loop turns between chunks, so that a signal's handler (Ctrl-C:
+ * exitCleanlyOnSignals) runs within a chunk's time, not at the end.
  */
-export function rerecord(reader: TraceReader, out: string, progress?: (done: number, of: number) => void): void {
+export async function rerecord(reader: TraceReader, out: string, progress?: (done: number, of: number) => void): Promise<void> {
   const m = new ReplayMachine(reader);
   let seq = BigInt(reader.first);
   const machine: ObservedMachine = {
@@ -245,6 +247,7 @@ export function rerecord(reader: TraceReader, out: string, progress?: (done: num
       for (; next < inputs.length && inputs[next]!.seq === end && recordedIn(reader, k, strays, inputs[next]!); next++) give(inputs[next]!);
       rec.cutChunk();
       progress?.(k + 1, reader.chunkCount);
+      await new Promise((resolve) => setImmediate(resolve));
     }
     rec.detach();
     rec = undefined;
@@ -341,13 +344,16 @@ function firstCheckpointDifference(a: TraceReader, b: TraceReader, cpuModel: num
 
 /**
  * Re-record the trace of `reader` into a scratch file and compare the two; the scratch file is
- * removed. `progress` as for rerecord.
+ * removed, also when SIGINT, SIGTERM or SIGHUP ends the process meanwhile. `progress` as for
+ * rerecord.
  */
-export function verifyTrace(reader: TraceReader, progress?: (done: number, of: number) => void): VerifyResult {
+export async function verifyTrace(reader: TraceReader, progress?: (done: number, of: number) => void): Promise<VerifyResult> {
   const dir = mkdtempSync(join(tmpdir(), 'dbg-verify-'));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  const unhook = exitCleanlyOnSignals(remove);
   try {
     const out = join(dir, 'again.trace');
-    rerecord(reader, out, progress);
+    await rerecord(reader, out, progress);
     const db = new Database(':memory:');
     const again = TraceReader.open(out);
     try {
@@ -360,6 +366,7 @@ export function verifyTrace(reader: TraceReader, progress?: (done: number, of: n
       db.close();
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    unhook();
+    remove();
   }
 }
