@@ -423,7 +423,10 @@ export class GdbClient {
     const pc = this.target.caps.processControl;
     const threads = this.target.threads();
     return {
-      points: keys.map((key) => ({ addr: this.points.get(key)!.addr, kind: this.points.get(key)!.length })),
+      points: keys.map((key) => {
+        const pt = this.points.get(key)!;
+        return { addr: pt.addr, kind: pt.length };
+      }),
       threads: pc && { doc: this.threadsDocument(threads, () => '\0'), tids: threads.map((th) => pc.tidOf(th.index) ?? 0) },
     };
   }

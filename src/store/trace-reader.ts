@@ -53,6 +53,15 @@ export interface StopRow {
   readonly addr: bigint | null;
 }
 
+/** A ckpt row as the reader selects it. */
+interface CkptRow {
+  readonly seq: number;
+  readonly vcpu: number;
+  readonly chunk: number;
+  readonly flags: number;
+  readonly data: Buffer;
+}
+
 /** A chunk's writes in execution order; `order[i]` = writeOrder(list[i]), ascending. */
 export interface ChunkWrites {
   readonly list: readonly LineWrite[];
@@ -151,6 +160,7 @@ export class TraceReader {
       // (Keys only: row() reads the blob by its key.)
       nextMasked: p('SELECT chunk, part FROM mem_mask WHERE line = ? AND (chunk, part) >= (?, ?) AND chunk <= ? AND (mask & ?) != 0 ORDER BY chunk, part LIMIT ?'),
       rowData: p('SELECT data FROM mem WHERE line = ? AND chunk = ? AND part = ?'),
+      rowsOfLineInChunk: p('SELECT part, data FROM mem WHERE chunk = ? AND line = ?'),
       // The last row of chunks [?, ?] whose first write is before a seq (and touches the asked bytes).
       partBefore: p('SELECT chunk, part FROM mem_mask WHERE line = ? AND chunk BETWEEN ? AND ? AND first < ? AND (mask & ?) != 0 ORDER BY chunk DESC, part DESC LIMIT 1'),
       firstRow: p(
@@ -161,6 +171,8 @@ export class TraceReader {
       rowsOfChunkCount: p('SELECT count(DISTINCT line) AS lines, count(*) AS rows FROM mem WHERE chunk = ?'),
       linesOfChunks: p('SELECT DISTINCT line FROM mem WHERE chunk BETWEEN ? AND ?'),
       ckpt: p('SELECT seq, vcpu, chunk, flags, data FROM ckpt WHERE vcpu = ? AND seq <= ? ORDER BY seq DESC, id DESC LIMIT 1'),
+      ckptById: p('SELECT seq, vcpu, chunk, flags, data FROM ckpt WHERE id = ?'),
+      ckptRows: p('SELECT id, seq, vcpu, flags FROM ckpt WHERE chunk = ? ORDER BY seq, id'),
       // A chunk's full image of a vCPU: through ckpt_by_vcpu over the chunk's seqs (by chunk alone
       // SQLite walks the whole table in id order: 16 ms for the last chunk of 10^8 instructions).
       ckptKey: p('SELECT data FROM ckpt WHERE vcpu = ? AND seq BETWEEN ? AND ? AND chunk = ? AND (flags & 1) = 1 ORDER BY id LIMIT 1'),
@@ -829,7 +841,7 @@ export class TraceReader {
   /** Whether chunk `chunk` holds a host write (an input's) at position `seq` to the byte at `phys`. */
   hostWriteIn(chunk: number, phys: number, seq: number): boolean {
     const line = Math.floor(phys / 64);
-    const parts = this.db.prepare('SELECT part, data FROM mem WHERE chunk = ? AND line = ?').all(chunk, line) as { part: number; data: Buffer }[];
+    const parts = this.st.rowsOfLineInChunk!.all(chunk, line) as { part: number; data: Buffer }[];
     return parts.some((p) => this.row(line, chunk, p.part, p.data).writes.some((w) => w.host && w.seq === seq && w.phys <= phys && phys < w.phys + w.len));
   }
 
@@ -857,8 +869,18 @@ export class TraceReader {
 
   /** The newest checkpoint of `vcpu` at or before `seq`. */
   checkpoint(vcpu: number, seq: number): Checkpoint | undefined {
-    const r = this.st.ckpt!.get(vcpu, seq) as { seq: number; vcpu: number; chunk: number; flags: number; data: Buffer } | undefined;
-    if (!r) return undefined;
+    const r = this.st.ckpt!.get(vcpu, seq) as CkptRow | undefined;
+    return r && this.decodeCheckpoint(r, r.vcpu);
+  }
+
+  /** The checkpoint of row `id` (checkpointRows). */
+  checkpointById(id: number): Checkpoint | undefined {
+    const r = this.st.ckptById!.get(id) as CkptRow | undefined;
+    return r && this.decodeCheckpoint(r, intOf(this.path, r.vcpu, `the vCPU of checkpoint row ${id}`, 0, this.info.vcpus - 1));
+  }
+
+  /** A checkpoint row's image, a delta one decoded against its chunk's full image of `vcpu`. */
+  private decodeCheckpoint(r: CkptRow, vcpu: number): Checkpoint {
     const what = `checkpoint at seq ${r.seq} of vCPU ${vcpu}`;
     intOf(this.path, r.seq, `the seq of a checkpoint of vCPU ${vcpu}`);
     intOf(this.path, r.flags, `the flags of the ${what}`, 0, 3);
@@ -885,12 +907,12 @@ export class TraceReader {
     return { seq: r.seq, vcpu: r.vcpu, idle: (r.flags & 2) !== 0, image };
   }
 
-  /** Chunk `chunk`'s checkpoints without their images, in the order they were taken. */
-  checkpointRows(chunk: number): { seq: number; vcpu: number; flags: number }[] {
-    const rows = this.db.prepare('SELECT seq, vcpu, flags FROM ckpt WHERE chunk = ? ORDER BY seq, id').all(chunk) as { seq: unknown; vcpu: unknown; flags: unknown }[];
+  /** Chunk `chunk`'s checkpoints without their images (checkpointById), in the order they were taken. */
+  checkpointRows(chunk: number): { id: number; seq: number; vcpu: number; flags: number }[] {
+    const rows = this.st.ckptRows!.all(chunk) as { id: number; seq: unknown; vcpu: unknown; flags: unknown }[];
     return rows.map((r) => {
       const seq = intOf(this.path, r.seq, `the seq of a checkpoint of chunk ${chunk}`);
-      return { seq, vcpu: intOf(this.path, r.vcpu, `the vCPU of the checkpoint at seq ${seq}`, 0, this.info.vcpus - 1), flags: intOf(this.path, r.flags, `the flags of the checkpoint at seq ${seq}`, 0, 3) };
+      return { id: r.id, seq, vcpu: intOf(this.path, r.vcpu, `the vCPU of the checkpoint at seq ${seq}`, 0, this.info.vcpus - 1), flags: intOf(this.path, r.flags, `the flags of the checkpoint at seq ${seq}`, 0, 3) };
     });
   }
 

@@ -37,13 +37,13 @@
  * Scheduling: see execution-observer.ts (round-robin by instruction quantum, seq = instructions).
  */
 
-import { makeFastEngine } from './fast-engine.js';
 import { DbgError, errors } from '../../common/errors.js';
 import { X86_64Paging, cr3Root } from '../../arch/x86-64-paging.js';
 import type { Registers } from '../../arch/arch.js';
 import type { StopReason, Translation } from '../target.js';
 import { emuHooks, hookResult, HookStop, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
 import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
+import { makeFastEngine } from './fast-engine.js';
 import { unicornVersion, UnicornEngine, UC, X86_REG } from './unicorn.js';
 import { Disk, type DiskOptions } from './devices/ata.js';
 import { IOAPIC_BASE, LAPIC_BASE, StandardPc } from './devices/pc.js';
@@ -134,7 +134,6 @@ export class Vcpu {
     for (const h of this.contexts) emuHooks().flushTlb(h);
   }
 }
-
 
 /**
  * The device and scheduler state at a position (kept while `keepDeviceMarks` is on, for putting

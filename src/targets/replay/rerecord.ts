@@ -25,11 +25,11 @@ import Database from 'better-sqlite3';
 import { DbgError } from '../../common/errors.js';
 import { exitCleanlyOnSignals } from '../../common/exit-signals.js';
 import { EmulatorRecorder } from '../../store/emulator-recorder.js';
+import { nativeRecorder } from '../../store/native-recorder.js';
 import { traceCorrupt } from '../../store/trace-check.js';
 import { TraceReader, type InputRow } from '../../store/trace-reader.js';
 import type { InputEvent, MachineState, ObservedMachine } from '../emulator/execution-observer.js';
 import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
-import { nativeRecorder } from '../../store/native-recorder.js';
 import { ReplayMachine } from './replay-machine.js';
 
 export interface VerifyResult {
@@ -177,11 +177,11 @@ function replayInput(reader: TraceReader, m: ReplayMachine, i: InputRow): InputE
 }
 
 /**
- * Re-execute the whole history of `reader` with a recorder writing `out`; `progress` is told
- * after each chunk. The event loop turns between chunks, so that a signal's handler (Ctrl-C:
+ * Re-execute the whole history of `reader` with a recorder writing `out`. The event loop turns
+ * between chunks, so that a signal's handler (Ctrl-C:
  * exitCleanlyOnSignals) runs within a chunk's time, not at the end.
  */
-export async function rerecord(reader: TraceReader, out: string, progress?: (done: number, of: number) => void): Promise<void> {
+export async function rerecord(reader: TraceReader, out: string): Promise<void> {
   const m = new ReplayMachine(reader);
   let seq = BigInt(reader.first);
   const machine: ObservedMachine = {
@@ -202,10 +202,13 @@ export async function rerecord(reader: TraceReader, out: string, progress?: (don
   };
   let rec: EmulatorRecorder | undefined;
   try {
-    // Every vCPU as recording began (the recorder's attach checkpoints them).
-    for (let v = 0; v < reader.vcpus; v++) {
-      const c = reader.checkpoint(v, reader.first);
-      if (c) m.load(c);
+    // Every vCPU as recording began: its first checkpoint (the recorder's attach took them; a
+    // register written before anything ran has a later one at the same seq).
+    const started = new Set<number>();
+    for (const r of reader.chunkCount ? reader.checkpointRows(0) : []) {
+      if (r.seq !== reader.first || started.has(r.vcpu)) continue;
+      started.add(r.vcpu);
+      m.load(reader.checkpointById(r.id)!);
     }
     const info = reader.info;
     rec = new EmulatorRecorder(out, {
@@ -246,7 +249,6 @@ export async function rerecord(reader: TraceReader, out: string, progress?: (don
       // those at the chunk's end that came before it was cut
       for (; next < inputs.length && inputs[next]!.seq === end && recordedIn(reader, k, strays, inputs[next]!); next++) give(inputs[next]!);
       rec.cutChunk();
-      progress?.(k + 1, reader.chunkCount);
       await new Promise((resolve) => setImmediate(resolve));
     }
     rec.detach();
@@ -309,8 +311,9 @@ const LAZY_FLAGS = [16 + 144, 16 + 172] as const;
 
 /**
  * The first register checkpoint of the recording that its re-execution did not take with the
- * same registers (the same image, or one that differs only in how far the flags are computed).
- * The re-execution may take more (the exact engines checkpoint inside slices too).
+ * same registers (the same image, or one that differs only in how far the flags are computed),
+ * each row against the re-execution's row of the same seq, vCPU and flags, in order. The
+ * re-execution may take more (the exact engines checkpoint inside slices too).
  */
 function firstCheckpointDifference(a: TraceReader, b: TraceReader, cpuModel: number): string | undefined {
   let scratch: UnicornEngine | undefined;
@@ -321,13 +324,17 @@ function firstCheckpointDifference(a: TraceReader, b: TraceReader, cpuModel: num
   };
   try {
     for (let k = 0; k < a.chunkCount; k++) {
-      const made = new Map(b.checkpointRows(k).map((r) => [`${r.seq}:${r.vcpu}:${r.flags}`, r]));
+      const made = new Map<string, number[]>();
+      for (const r of b.checkpointRows(k)) {
+        const key = `${r.seq}:${r.vcpu}:${r.flags}`;
+        made.set(key, [...(made.get(key) ?? []), r.id]);
+      }
       for (const r of a.checkpointRows(k)) {
         const where = `register checkpoint at seq ${r.seq} of vCPU ${r.vcpu}`;
-        if (!made.has(`${r.seq}:${r.vcpu}:${r.flags}`)) return `${where}: recorded, not taken again by re-execution`;
-        // the newest at (seq, vcpu) is the one a reader loads: a slice start after a slice end
-        const x = a.checkpoint(r.vcpu, r.seq)!.image;
-        const y = b.checkpoint(r.vcpu, r.seq)!.image;
+        const again = made.get(`${r.seq}:${r.vcpu}:${r.flags}`)?.shift();
+        if (again === undefined) return `${where}: recorded, not taken again by re-execution`;
+        const x = a.checkpointById(r.id)!.image;
+        const y = b.checkpointById(again)!.image;
         if (x.equals(y)) continue;
         let at = -1;
         for (let i = 0; i < x.length && at < 0; i++) if (x[i] !== y[i] && (i < LAZY_FLAGS[0] || i >= LAZY_FLAGS[1])) at = i;
@@ -344,16 +351,15 @@ function firstCheckpointDifference(a: TraceReader, b: TraceReader, cpuModel: num
 
 /**
  * Re-record the trace of `reader` into a scratch file and compare the two; the scratch file is
- * removed, also when SIGINT, SIGTERM or SIGHUP ends the process meanwhile. `progress` as for
- * rerecord.
+ * removed, also when SIGINT, SIGTERM or SIGHUP ends the process meanwhile.
  */
-export async function verifyTrace(reader: TraceReader, progress?: (done: number, of: number) => void): Promise<VerifyResult> {
+export async function verifyTrace(reader: TraceReader): Promise<VerifyResult> {
   const dir = mkdtempSync(join(tmpdir(), 'dbg-verify-'));
   const remove = () => rmSync(dir, { recursive: true, force: true });
   const unhook = exitCleanlyOnSignals(remove);
   try {
     const out = join(dir, 'again.trace');
-    await rerecord(reader, out, progress);
+    await rerecord(reader, out);
     const db = new Database(':memory:');
     const again = TraceReader.open(out);
     try {
