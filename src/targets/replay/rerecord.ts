@@ -50,20 +50,22 @@ interface Slice {
  * Chunk `chunk`'s slices, from its checkpoints: each slice starts with a checkpoint (flag 2
  * clear) and ends with one flagged as its end (2), or with the chunk; those between are inside
  * the slice. The
- * flag-2 checkpoints that end no slice (`strays`, how many at each "seq:vcpu") are the ones taken
- * when a vCPU started or the debugger wrote a register (and, not counted, when recording began).
+ * flag-2 checkpoints that end no slice (`strays`: their row ids at each "seq:vcpu", in order) are
+ * the ones taken when a vCPU started or the debugger wrote a register (and, left out, when
+ * recording began).
  */
-function chunkPlan(reader: TraceReader, chunk: number): { slices: Slice[]; strays: Map<string, number> } {
+function chunkPlan(reader: TraceReader, chunk: number): { slices: Slice[]; strays: Map<string, number[]> } {
   const open = new Map<number, number>();
   const slices: Slice[] = [];
-  const strays = new Map<string, number>();
-  // recording began with one checkpoint of every vCPU (EmulatorRecorder.attach)
-  if (chunk === 0) for (let v = 0; v < reader.vcpus; v++) strays.set(`${reader.first}:${v}`, -1);
+  const strays = new Map<string, number[]>();
+  // recording began with one checkpoint of every vCPU (EmulatorRecorder.attach), its first
+  const began = new Set<number>();
   for (const c of reader.checkpointRows(chunk)) {
     const from = open.get(c.vcpu);
     if (c.flags & 2) {
       if (from !== undefined) slices.push({ vcpu: c.vcpu, from, to: c.seq });
-      else strays.set(`${c.seq}:${c.vcpu}`, (strays.get(`${c.seq}:${c.vcpu}`) ?? 0) + 1);
+      else if (chunk === 0 && c.seq === reader.first && !began.has(c.vcpu)) began.add(c.vcpu);
+      else strays.set(`${c.seq}:${c.vcpu}`, [...(strays.get(`${c.seq}:${c.vcpu}`) ?? []), c.id]);
       open.delete(c.vcpu);
     } else if (from === undefined) {
       open.set(c.vcpu, c.seq);
@@ -83,15 +85,11 @@ function chunkPlan(reader: TraceReader, chunk: number): { slices: Slice[]; stray
  * or a debugger's write left host writes in the chunk's memory rows. Port and device reads are
  * inside a slice, so in the chunk that runs it.
  */
-function recordedIn(reader: TraceReader, chunk: number, strays: Map<string, number>, i: InputRow): boolean {
+function recordedIn(reader: TraceReader, chunk: number, strays: Map<string, number[]>, i: InputRow): boolean {
   switch (i.kind) {
     case 'register-write':
-    case 'cpu-start': {
-      const key = `${i.seq}:${i.vcpu ?? 0}`;
-      const n = strays.get(key) ?? 0;
-      if (n > 0) strays.set(key, n - 1);
-      return n > 0;
-    }
+    case 'cpu-start':
+      return (strays.get(`${i.seq}:${i.vcpu ?? 0}`)?.length ?? 0) > 0;
     case 'interrupt': {
       const w = Array.isArray(i.detail.writes) ? (i.detail.writes[0] as { phys?: unknown } | undefined) : undefined;
       return typeof w?.phys === 'string' && reader.hostWriteIn(chunk, Number(w.phys), i.seq);
@@ -127,16 +125,19 @@ function poke(reader: TraceReader, m: ReplayMachine, i: InputRow, phys: bigint, 
  * with its effect on RAM and registers made here. Undefined for what the recorder writes itself
  * (a write its page walk could not translate, stored at the cut).
  */
-function replayInput(reader: TraceReader, m: ReplayMachine, i: InputRow): InputEvent | undefined {
+function replayInput(reader: TraceReader, m: ReplayMachine, strays: Map<string, number[]>, i: InputRow): InputEvent | undefined {
   const seq = BigInt(i.seq);
   const d = i.detail;
   const vcpu = i.vcpu ?? 0;
   const need = (what: string): never => {
     throw traceCorrupt(reader.path, `the ${i.kind} input at seq ${i.seq} has no ${what}`);
   };
+  // the registers it left: the next checkpoint that ends no slice at its seq (two register
+  // writes at one seq left two)
   const registersOf = () => {
-    const c = reader.checkpoint(vcpu, i.seq);
-    if (!c || c.seq !== i.seq) need(`checkpoint of vCPU ${vcpu} at its seq`);
+    const id = strays.get(`${i.seq}:${vcpu}`)?.shift();
+    const c = id === undefined ? undefined : reader.checkpointById(id);
+    if (!c) need(`checkpoint of vCPU ${vcpu} at its seq`);
     m.load(c!);
   };
   switch (i.kind) {
@@ -221,13 +222,13 @@ export async function rerecord(reader: TraceReader, out: string): Promise<void> 
     rec.attach(machine);
     const inputs = reader.inputs(reader.first, reader.end + 1);
     let next = 0;
-    const give = (i: InputRow) => {
-      const e = replayInput(reader, m, i);
-      if (e) rec!.onInput(e);
-    };
     for (let k = 0; k < reader.chunkCount; k++) {
       const end = reader.chunkFirst(k) + reader.chunkCountOf(k);
       const { slices, strays } = chunkPlan(reader, k);
+      const give = (i: InputRow) => {
+        const e = replayInput(reader, m, strays, i);
+        if (e) rec!.onInput(e);
+      };
       // the inputs before `s`, and at `s` too when they came between slices (a slice's own port
       // and device reads are given back by the engine's hooks, and reach the recorder in order)
       const upTo = (s: number, atToo: boolean) => {
