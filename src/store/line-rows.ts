@@ -261,3 +261,35 @@ export function encodeLineRow(init: Buffer, writes: readonly { seq: number; host
   }
   return Buffer.concat(parts);
 }
+
+/** One memory row of a chunk as the recorder encodes them (native encodeRows), with its key. */
+export interface EncodedRow {
+  readonly line: bigint;
+  /** Its index among the line's rows in the chunk (a hot line's records are cut into parts). */
+  readonly part: number;
+  /** The seq of its first write (what mem_mask.first keys). */
+  readonly first: number;
+  /** Bit i set: byte i of the line was written in the row (signed, as SQLite stores it). */
+  readonly mask: bigint;
+  readonly data: Buffer;
+}
+
+/**
+ * The rows of a chunk starting at seq `chunkFirst`, from encodeRows' output (u64 line | u32 n |
+ * u64 mask | n bytes, sorted by line): what the trace's writer stores and what a lazy-rows
+ * trace's reader makes (chunk-indexer.ts) alike.
+ */
+export function* encodedRows(rows: Buffer, chunkFirst: number): Generator<EncodedRow> {
+  let prevLine = -1n;
+  let part = 0;
+  for (let p = 0; p < rows.length; ) {
+    const line = rows.readBigUInt64LE(p);
+    const n = rows.readUInt32LE(p + 8);
+    const mask = BigInt.asIntN(64, rows.readBigUInt64LE(p + 12));
+    part = line === prevLine ? part + 1 : 0;
+    prevLine = line;
+    const data = rows.subarray(p + 20, p + 20 + n);
+    yield { line, part, first: Math.floor(rowFirstOrder(data, chunkFirst) / 2), mask, data };
+    p += 20 + n;
+  }
+}

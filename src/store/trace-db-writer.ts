@@ -5,7 +5,7 @@
  * writer's thread (trace-writer.ts), on a trace that thread created.
  */
 
-import { decodeLineRow, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
+import { decodeLineRow, encodedRows, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
 import { nativeRecorder, type NativeChunk } from './native-recorder.js';
 import { finishTrace, guard, openTraceForWriting, PCS_MAX_BYTES_PER_INSN, type Db } from './schema.js';
 import { checkpointAndDie, killNow, testKillPoint, type KillPoint } from './test-kill.js';
@@ -128,29 +128,19 @@ export class TraceDbWriter {
     guard(this.path, () =>
       this.db.transaction(() => {
         this.insChunk.run(id, c.first, c.count, pcs, c.writes, c.lines);
-        const m = mem;
-        let prevLine = -1n;
-        let part = 0;
         // ROW_BATCH rows a statement: one call per row cost the writer's thread a JS-to-SQLite
         // round trip (binding, step, reset, a result object) each.
         const memArgs: unknown[] = [];
         const maskArgs: unknown[] = [];
-        for (let p = 0; p < m.length; ) {
-          const line = m.readBigUInt64LE(p);
-          const n = m.readUInt32LE(p + 8);
-          const mask = BigInt.asIntN(64, m.readBigUInt64LE(p + 12));
-          part = line === prevLine ? part + 1 : 0;
-          prevLine = line;
-          const data = m.subarray(p + 20, p + 20 + n);
-          memArgs.push(id, line, part, data);
-          maskArgs.push(line, id, part, Math.floor(rowFirstOrder(data, Number(c.first)) / 2), mask);
+        for (const r of encodedRows(mem, Number(c.first))) {
+          memArgs.push(id, r.line, r.part, r.data);
+          maskArgs.push(r.line, id, r.part, r.first, r.mask);
           if (memArgs.length === 4 * ROW_BATCH) {
             this.insMemBatch.run(...memArgs);
             this.insMaskBatch.run(...maskArgs);
             memArgs.length = 0;
             maskArgs.length = 0;
           }
-          p += 20 + n;
         }
         for (let i = 0; i < memArgs.length; i += 4) {
           this.insMem.run(...memArgs.slice(i, i + 4));

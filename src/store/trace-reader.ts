@@ -12,7 +12,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { compressedInput } from '../common/compressed.js';
 import { DbgError, errors } from '../common/errors.js';
-import { decodeLineRow, rowFirstOrder, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
+import { decodeLineRow, encodedRows, rowFirstOrder, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
 import { nativeRecorder } from './native-recorder.js';
 import { guard, openTrace, PCS_MAX_BYTES_PER_INSN, readMeta, type Db } from './schema.js';
 import { blobOf, checkMeta, checkTracePath, guardTraceDb, intOf, traceCorrupt, type TraceMeta } from './trace-check.js';
@@ -39,6 +39,8 @@ export interface InputRow {
   readonly vcpu: number | null;
   readonly kind: string;
   readonly detail: Record<string, unknown>;
+  /** The chunk it was stored with (schema 8); undefined in older traces. */
+  readonly chunk?: number;
 }
 
 /** A stop of the recording session (TraceReader.stops). */
@@ -83,6 +85,31 @@ export function upperBound(order: Float64Array, bound: number): number {
 /** The rows one query may return (a bound on memory; page with LIMIT and OFFSET beyond it). */
 export const SQL_MAX_ROWS = 1_000_000;
 
+/**
+ * Makes the memory rows of one chunk of a lazy-rows trace (see TraceReader.lazyRows), encoded as
+ * the recorder's encodeRows() encodes them: the replay side re-executes the chunk with the
+ * recorder's write hooks (src/targets/replay/chunk-indexer.ts registers it).
+ */
+export interface ChunkIndexer {
+  rows(chunk: number): Buffer;
+  close(): void;
+}
+let indexerFor: ((reader: TraceReader) => ChunkIndexer) | undefined;
+
+/** Register what makes a lazy-rows trace's memory rows (called once, by chunk-indexer.ts). */
+export function setChunkIndexer(make: (reader: TraceReader) => ChunkIndexer): void {
+  indexerFor = make;
+}
+
+/** Inflated page images kept per reader (4 KiB each). */
+const PAGE_CACHE = 1024;
+/** The temporary tables a lazy-rows trace's rows are made into, as the trace's own are (schema.ts). */
+const LAZY_DDL = `
+CREATE TEMP TABLE mem (chunk INTEGER NOT NULL, line INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (chunk, line, part)) WITHOUT ROWID;
+CREATE TEMP TABLE mem_mask (line INTEGER NOT NULL, chunk INTEGER NOT NULL, part INTEGER NOT NULL, first INTEGER NOT NULL, mask INTEGER NOT NULL, PRIMARY KEY (line, chunk, part)) WITHOUT ROWID;
+CREATE INDEX temp.mem_lines ON mem (chunk, line);
+`;
+
 /** A query's result; `truncated` when it had more than the rows asked for. */
 export interface SqlResult {
   readonly columns: string[];
@@ -119,6 +146,20 @@ export class TraceReader {
   private readonly chunkRowCounts = new Map<number, { lines: number; rows: number }>();
 
   private aux: TraceReader | undefined;
+  /**
+   * A lazy-rows trace (meta memory_rows = 'lazy', schema 8): the recording kept, per chunk, the
+   * 4 KiB pages the chunk wrote as they were at its end (table page), not its memory rows; a
+   * chunk's rows are made when a query first needs them, by re-executing it (ChunkIndexer), into
+   * temporary tables of this connection named as the trace's (SQLite looks in temp first), so
+   * every query below reads them as it reads an eager trace's. Memory at a chunk's start comes
+   * from the page images (pageAtChunkStart), so no query needs the rows of the chunks before.
+   */
+  readonly lazyRows: boolean;
+  private readonly indexed = new Set<number>();
+  private indexer: ChunkIndexer | undefined;
+  private readonly pageCache = new Map<string, Buffer>();
+  /** Inputs name their chunk (schema 8). */
+  private readonly inputChunks: boolean;
   /** Memory rows decoded into writes so far (what a history query cost; tests read it). */
   rowsDecoded = 0;
 
@@ -132,6 +173,13 @@ export class TraceReader {
     this.version = db.pragma('user_version', { simple: true }) as number;
     this.compactRows = this.version >= 6;
     this.info = checkMeta(path, this.meta);
+    const columns = (table: string) => (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name);
+    this.inputChunks = columns('input').includes('chunk');
+    this.lazyRows = this.meta.get('memory_rows') === 'lazy';
+    if (this.lazyRows) {
+      if (!columns('page').includes('data')) throw traceCorrupt(path, 'meta.memory_rows says its memory is kept as page images, but it has no page table');
+      db.exec(LAZY_DDL);
+    }
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
       chunkById: p('SELECT id, first, count, writes, lines FROM chunk WHERE id = ?'),
@@ -178,7 +226,18 @@ export class TraceReader {
       ckptKey: p('SELECT data FROM ckpt WHERE vcpu = ? AND seq BETWEEN ? AND ? AND chunk = ? AND (flags & 1) = 1 ORDER BY id LIMIT 1'),
       ckptKeyAnywhere: p('SELECT data FROM ckpt WHERE vcpu = ? AND chunk = ? AND (flags & 1) = 1 ORDER BY id LIMIT 1'),
       ramPage: p('SELECT data FROM ram_init WHERE page = ?'),
-      inputs: p('SELECT seq, vcpu, kind, detail FROM input WHERE seq >= ? AND seq < ? ORDER BY seq, id'),
+      inputs: p(`SELECT seq, vcpu, kind, detail${this.inputChunks ? ', chunk' : ''} FROM input WHERE seq >= ? AND seq < ? ORDER BY seq, id`),
+      ...(this.lazyRows
+        ? {
+            insMem: p('INSERT INTO temp.mem (chunk, line, part, data) VALUES (?, ?, ?, ?)'),
+            insMask: p('INSERT INTO temp.mem_mask (line, chunk, part, first, mask) VALUES (?, ?, ?, ?, ?)'),
+            pageIn: p('SELECT 1 FROM page WHERE page = ? AND chunk = ?'),
+            pageBefore: p('SELECT chunk, data FROM page WHERE page = ? AND chunk < ? ORDER BY chunk DESC LIMIT 1'),
+            pageChunksDown: p('SELECT chunk FROM page WHERE page = ? AND chunk <= ? ORDER BY chunk DESC LIMIT ?'),
+            pageChunksUp: p('SELECT chunk FROM page WHERE page = ? AND chunk BETWEEN ? AND ? ORDER BY chunk LIMIT ?'),
+            pagesOfChunks: p('SELECT DISTINCT page FROM page WHERE chunk BETWEEN ? AND ?'),
+          }
+        : {}),
     };
     // (Columns before `pcs` only: reading one after it walks the pcs blob's overflow pages.)
     const chunks = db.prepare('SELECT id, first, count FROM chunk ORDER BY id').raw().all() as [number, number, number][];
@@ -300,6 +359,8 @@ export class TraceReader {
 
   close(): void {
     this.aux?.close();
+    this.indexer?.close();
+    this.indexer = undefined;
     if (this.db.open) this.db.close();
   }
 
@@ -362,6 +423,7 @@ export class TraceReader {
   chunkRows(id: number): { lines: number; rows: number } {
     let n = this.chunkRowCounts.get(id);
     if (!n) {
+      this.ensureRows(id);
       n = this.st.rowsOfChunkCount!.get(id) as { lines: number; rows: number };
       this.chunkRowCounts.set(id, n);
     }
@@ -635,6 +697,94 @@ export class TraceReader {
   }
 
   /**
+   * Chunk `c`'s memory rows, made now if this is a lazy-rows trace whose chunk has none yet: the
+   * chunk re-executed (~25 ms for 2^20 instructions), its rows put in the temporary tables.
+   */
+  ensureRows(c: number): void {
+    if (!this.lazyRows || this.indexed.has(c) || c < 0 || c >= this.chunkCount) return;
+    if (!this.indexer) {
+      if (!indexerFor) throw new DbgError('state', `trace "${this.path}" keeps its memory as page images; this command cannot re-execute it to answer memory queries`);
+      this.indexer = indexerFor(this);
+    }
+    const rows = this.indexer.rows(c);
+    const st = this.st;
+    this.db.transaction(() => {
+      for (const r of encodedRows(rows, this.chunkFirsts[c]!)) {
+        st.insMem!.run(c, r.line, r.part, r.data);
+        st.insMask!.run(r.line, c, r.part, r.first, r.mask);
+      }
+    })();
+    this.indexed.add(c);
+    this.chunkRowCounts.delete(c);
+  }
+
+  /** Chunks whose memory rows a lazy-rows trace made so far (tests read it). */
+  get chunksIndexed(): number {
+    return this.indexed.size;
+  }
+
+  /** Whether physical page `page` was written in chunk `c` (a lazy-rows trace: it has an image there). */
+  private pageWritten(page: number, c: number): boolean {
+    return this.st.pageIn!.get(page, c) !== undefined;
+  }
+
+  /**
+   * The chunks in which physical page `page` was written, from chunk `from` towards the start
+   * (`down`) or up to chunk `to`, in that order, a batch at a time (the caller makes rows between
+   * batches: no statement may be open then).
+   */
+  private *pageChunks(page: number, from: number, down: boolean, to = from): Generator<number> {
+    for (let batch = 4, at = from; ; batch = Math.min(batch * 4, 4096)) {
+      const rows = (down ? this.st.pageChunksDown!.raw().all(page, at, batch) : this.st.pageChunksUp!.raw().all(page, at, to, batch)) as [unknown][];
+      for (const [c] of rows) yield intOf(this.path, c, `page.chunk of page ${page}`, 0, this.chunkCount - 1);
+      if (rows.length < batch) return;
+      const last = Number(rows[rows.length - 1]![0]);
+      at = down ? last - 1 : last + 1;
+      if (down ? at < 0 : at > to) return;
+    }
+  }
+
+  /**
+   * Physical page `page` (4 KiB) as it was when chunk `c` began, before the inputs stored with
+   * it: its image at the end of the last chunk before `c` that wrote it, else as recording began.
+   * Shared: callers copy what they keep.
+   */
+  pageAtChunkStart(page: number, c: number): Buffer {
+    const got = this.st.pageBefore!.get(page, c) as { chunk: unknown; data: unknown } | undefined;
+    if (!got) {
+      const init = this.st.ramPage!.get(page) as { data: unknown } | undefined;
+      return init ? blobOf(this.path, init.data, `ram_init.data of page ${page}`, 4096) : ZERO_PAGE;
+    }
+    const key = `${page}:${String(got.chunk)}`;
+    let img = this.pageCache.get(key);
+    if (!img) {
+      const what = `the image of page 0x${(page * 4096).toString(16)} in chunk ${String(got.chunk)}`;
+      const packed = blobOf(this.path, got.data, what);
+      try {
+        img = inflateRawSync(packed, { maxOutputLength: 4096 });
+      } catch (e) {
+        throw traceCorrupt(this.path, `${what} does not inflate (${(e as Error).message})`);
+      }
+      if (img.length !== 4096) throw traceCorrupt(this.path, `${what} inflates to ${img.length} bytes, expected 4096`);
+      if (this.pageCache.size >= PAGE_CACHE) this.pageCache.delete(this.pageCache.keys().next().value!);
+      this.pageCache.set(key, img);
+    }
+    return img;
+  }
+
+  /**
+   * The physical pages whose contents differ between the start of chunk `a` and the start of
+   * chunk `b` (or may: written in chunks between), with RAM mid-chunk in `a` counted as `a`'s
+   * start plus what `a` wrote: the pages a move of RAM between them rewrites.
+   */
+  pagesBetween(a: number, b: number, midA: boolean): number[] {
+    const lo = Math.min(a, b);
+    const hi = b > a ? b - 1 : midA ? a : a - 1;
+    if (hi < lo) return [];
+    return (this.st.pagesOfChunks!.raw().all(lo, hi) as [unknown][]).map(([p]) => intOf(this.path, p, 'page.page', 0, 2 ** 40));
+  }
+
+  /**
    * The last write that touched physical byte `phys` and is part of the state at position
    * `at` (a guest write by an instruction before `at`, or a host write at or before it).
    */
@@ -653,6 +803,11 @@ export class TraceReader {
       // Rows whose mask shows a write to [lo, hi): an index walk over the line's chunks.
       let mask = 0n;
       for (let b = lo; b < hi; b++) mask |= 1n << BigInt(b);
+      if (this.lazyRows) {
+        const hit = this.lazyLastWrite(line, lo, hi, BigInt.asIntN(64, mask), at, top);
+        if (hit && (!best || writeOrder(hit) > writeOrder(best))) best = hit;
+        continue;
+      }
       let chunk = top;
       let part = 0x7fffffff;
       for (;;) {
@@ -674,6 +829,26 @@ export class TraceReader {
       }
     }
     return best;
+  }
+
+  /**
+   * lastWriteInRange's walk in a lazy-rows trace: back over the chunks that wrote the line's page
+   * (their rows made as it goes), newest first; within each, back over its parts.
+   */
+  private lazyLastWrite(line: number, lo: number, hi: number, mask: bigint, at: number, top: number): LineWrite | undefined {
+    for (const c of this.pageChunks(Math.floor(line / 64), top, true)) {
+      this.ensureRows(c);
+      let part = 0x7fffffff;
+      for (;;) {
+        const got = this.st.lastMasked!.get(line, c, part, at, mask) as { chunk: number; part: number; data: Buffer } | undefined;
+        if (!got || got.chunk !== c) break;
+        const hit = rowLastWrite(this.rowBlob(got.data, line, c), line, this.chunkFirsts[c]!, lo, hi, at, this.label, this.compactRows);
+        if (hit) return hit;
+        if (got.part === 0) break;
+        part = got.part - 1;
+      }
+    }
+    return undefined;
   }
 
   /** Every write touching [phys, phys + len) in [from, to) positions, oldest first (at most `limit`). */
@@ -719,6 +894,20 @@ export class TraceReader {
     for (let b = lo; b < hi; b++) mask |= 1n << BigInt(b);
     const m = BigInt.asIntN(64, mask);
     const lastChunk = this.chunkIndexOf(Math.max(to - 1, this.first));
+    if (this.lazyRows) {
+      // the chunks that wrote the line's page, rows made as the merge reaches each
+      for (const c of this.pageChunks(Math.floor(line / 64), this.firstChunkReaching(from), false, lastChunk)) {
+        this.ensureRows(c);
+        const rows = this.st.nextMasked!.all(line, c, 0, c, m, 0x7fffffff) as { chunk: number; part: number }[];
+        for (const r of rows) {
+          for (const w of this.row(line, r.chunk, r.part).writes) {
+            if (w.seq >= to) return;
+            if (w.seq >= from && w.phys - line * 64 < hi && w.phys - line * 64 + w.len > lo) yield w;
+          }
+        }
+      }
+      return;
+    }
     let chunk = this.firstChunkReaching(from);
     let part = 0;
     if (from > this.first) {
@@ -743,6 +932,16 @@ export class TraceReader {
 
   /** The 64 bytes of physical line `line` at position `at`. */
   lineAt(line: number, at: number): Buffer {
+    if (this.lazyRows && this.chunkCount) {
+      // The chunk holding `at` when it wrote the line's page, else the page as the chunk began.
+      const chunk = this.chunkIndexOf(at);
+      if (this.pageWritten(Math.floor(line / 64), chunk)) {
+        this.ensureRows(chunk);
+        if (this.st.firstPart!.get(line, chunk)) return this.stateInChunk(line, chunk, at);
+      }
+      const off = (line % 64) * 64;
+      return Buffer.from(this.pageAtChunkStart(Math.floor(line / 64), chunk).subarray(off, off + 64));
+    }
     const chunk = this.chunkCount ? this.chunkIndexOf(at) : -1;
     const fin = chunk >= 0 ? (this.st.lastRow!.get(line, chunk) as { chunk: number; part: number; ok: number; final: Buffer } | undefined) : undefined;
     // A row of an earlier chunk: every write in it is before `at`, its final state is the answer.
@@ -751,24 +950,28 @@ export class TraceReader {
       if (!fin.ok) this.rowBlob((this.st.rowData!.get(line, fin.chunk, fin.part) as { data: unknown }).data, line, fin.chunk);
       return fin.final;
     }
-    if (fin) {
-      // The chunk holding `at`: the state comes from the last part whose first write is part of
-      // it (found on the index: a part whose first write is at `at` itself counts when that
-      // write is a host write), else from the chunk's first part (its initial image).
-      const base = this.chunkFirsts[chunk]!;
-      const missing = () => traceCorrupt(this.path, `the memory rows of line 0x${(line * 64).toString(16)} in chunk ${chunk} are missing (the table and its index disagree)`);
-      let use = this.st.partAt!.get(line, chunk, at) as { part: number; first: number; data: Buffer } | undefined;
-      if (use && use.first === at && rowFirstOrder(this.rowBlob(use.data, line, chunk), base, this.label) > stateBound(at)) {
-        use = this.st.partAt!.get(line, chunk, at - 1) as typeof use;
-      }
-      use ??= this.st.firstPart!.get(line, chunk) as typeof use;
-      if (!use) throw missing();
-      return rowStateAt(this.rowBlob(use.data, line, chunk), base, at, this.label, this.compactRows);
-    }
+    if (fin) return this.stateInChunk(line, chunk, at);
     // Never written at or before `at`: as the first row found it, or as recording began.
     const first = this.st.firstRow!.get(line) as { chunk: number; data: Buffer } | undefined;
     if (first) return Buffer.from(this.rowBlob(first.data, line, first.chunk).subarray(0, 64));
     return this.initialLine(line);
+  }
+
+  /**
+   * Line `line` at `at` from the rows of `chunk`, the chunk holding `at`, which has rows of the
+   * line: the last part whose first write is part of the state at `at` (found on the index: a
+   * part whose first write is at `at` itself counts when that write is a host write), else the
+   * chunk's first part (its initial image).
+   */
+  private stateInChunk(line: number, chunk: number, at: number): Buffer {
+    const base = this.chunkFirsts[chunk]!;
+    let use = this.st.partAt!.get(line, chunk, at) as { part: number; first: number; data: Buffer } | undefined;
+    if (use && use.first === at && rowFirstOrder(this.rowBlob(use.data, line, chunk), base, this.label) > stateBound(at)) {
+      use = this.st.partAt!.get(line, chunk, at - 1) as typeof use;
+    }
+    use ??= this.st.firstPart!.get(line, chunk) as typeof use;
+    if (!use) throw traceCorrupt(this.path, `the memory rows of line 0x${(line * 64).toString(16)} in chunk ${chunk} are missing (the table and its index disagree)`);
+    return rowStateAt(this.rowBlob(use.data, line, chunk), base, at, this.label, this.compactRows);
   }
 
   /** The line as RAM held it when recording began. */
@@ -813,6 +1016,7 @@ export class TraceReader {
     );
     const utf8 = (this.db.pragma('encoding', { simple: true }) as string) === 'UTF-8';
     for (let c = forward ? c0 : c1; forward ? c <= c1 : c >= c0; c += forward ? 1 : -1) {
+      this.ensureRows(c);
       const r = whole.get(c) as { n: number; bad: number | null; lines: unknown; images: unknown };
       if (!r.n) continue;
       const lines = typeof r.lines === 'string' ? r.lines.split(',').map(Number) : [];
@@ -835,11 +1039,13 @@ export class TraceReader {
 
   /** Lines written in chunks [c0, c1]. */
   linesWritten(c0: number, c1: number): number[] {
+    for (let c = c0; this.lazyRows && c <= c1; c++) this.ensureRows(c);
     return (this.st.linesOfChunks!.raw().all(c0, c1) as [number][]).map((r) => r[0]);
   }
 
   /** Whether chunk `chunk` holds a host write (an input's) at position `seq` to the byte at `phys`. */
   hostWriteIn(chunk: number, phys: number, seq: number): boolean {
+    this.ensureRows(chunk);
     const line = Math.floor(phys / 64);
     const parts = this.st.rowsOfLineInChunk!.all(chunk, line) as { part: number; data: Buffer }[];
     return parts.some((p) => this.row(line, chunk, p.part, p.data).writes.some((w) => w.host && w.seq === seq && w.phys <= phys && phys < w.phys + w.len));
@@ -847,6 +1053,7 @@ export class TraceReader {
 
   /** Every write of chunk `id`, in execution order, with their orders (see line-rows.ts). */
   chunkWrites(id: number): ChunkWrites {
+    this.ensureRows(id);
     const all: LineWrite[] = [];
     for (const r of this.st.rowsOfChunk!.all(id) as { line: number; part: number; data: Buffer }[]) {
       for (const w of decodeLineRow(this.rowBlob(r.data, r.line, id), r.line, this.chunkFirsts[id]!, this.label, this.compactRows).writes) all.push(w);
@@ -942,7 +1149,7 @@ export class TraceReader {
   }
 
   inputs(from: number, to: number): InputRow[] {
-    return (this.st.inputs!.all(from, to) as { seq: number; vcpu: number | null; kind: unknown; detail: unknown }[]).map((r) => {
+    return (this.st.inputs!.all(from, to) as { seq: number; vcpu: number | null; kind: unknown; detail: unknown; chunk?: unknown }[]).map((r) => {
       let detail: unknown;
       try {
         detail = typeof r.detail === 'string' ? JSON.parse(r.detail) : undefined;
@@ -952,7 +1159,8 @@ export class TraceReader {
       if (typeof r.kind !== 'string' || typeof detail !== 'object' || detail === null) {
         throw traceCorrupt(this.path, `the input at seq ${r.seq}: kind ${typeof r.kind === 'string' ? r.kind : '(not text)'}, detail ${typeof r.detail === 'string' ? 'is not a JSON object' : 'is not text'}`);
       }
-      return { seq: intOf(this.path, r.seq, 'an input seq'), vcpu: r.vcpu === null ? null : intOf(this.path, r.vcpu, `the vCPU of the input at seq ${r.seq}`, 0, this.info.vcpus - 1), kind: r.kind, detail: detail as Record<string, unknown> };
+      const row = { seq: intOf(this.path, r.seq, 'an input seq'), vcpu: r.vcpu === null ? null : intOf(this.path, r.vcpu, `the vCPU of the input at seq ${r.seq}`, 0, this.info.vcpus - 1), kind: r.kind, detail: detail as Record<string, unknown> };
+      return r.chunk === undefined || r.chunk === null ? row : { ...row, chunk: intOf(this.path, r.chunk, `the chunk of the input at seq ${r.seq}`, 0, Math.max(this.chunkCount - 1, 0)) };
     });
   }
 
@@ -961,6 +1169,8 @@ export class TraceReader {
     return this.info.vcpus;
   }
 }
+
+const ZERO_PAGE = Buffer.alloc(4096);
 
 /** A compressed trace (`k.trace.xz`): say how to decompress it rather than "not a dbg trace". */
 function refuseCompressed(path: string): void {

@@ -646,6 +646,7 @@ export class ReplayMachine {
       this.memAt = s;
       return;
     }
+    if (r.lazyRows && this.pagesTo(s)) return;
     const lo = Math.min(s, this.memAt);
     const hi = Math.max(s, this.memAt);
     const c0 = r.chunkIndexOf(lo);
@@ -726,6 +727,30 @@ export class ReplayMachine {
       this.keepSnapshot({ at: s, c0, c1, lines });
     }
     this.memAt = s;
+  }
+
+  /**
+   * A lazy-rows trace's move of RAM to `s` in another chunk than the present one (true; false:
+   * the same chunk, which rows move as in an eager trace): the pages written between the two
+   * chunks' starts from their images (TraceReader.pageAtChunkStart), then the lines the chunk
+   * holding `s` wrote, as they are at `s`, from its rows (made by re-executing it if need be).
+   */
+  private pagesTo(s: number): boolean {
+    const r = this.reader;
+    const cs = r.chunkIndexOf(s);
+    const cm = r.chunkIndexOf(this.memAt);
+    if (cs === cm) return false;
+    const base = Number(this.ramBase);
+    for (const page of r.pagesBetween(cm, cs, true)) {
+      const off = page * 4096 - base;
+      if (off >= 0 && off + 4096 <= this.ram.length) r.pageAtChunkStart(page, cs).copy(this.ram, off);
+    }
+    for (const line of r.linesWritten(cs, cs)) {
+      const off = line * 64 - base;
+      if (off >= 0 && off + 64 <= this.ram.length) r.lineAt(line, s).copy(this.ram, off);
+    }
+    this.memAt = s;
+    return true;
   }
 
   /** Distinct lines chunks [c0, c1] wrote, counted per chunk (a line in several counts each time). */

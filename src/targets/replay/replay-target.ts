@@ -55,6 +55,7 @@ import type {
 } from '../target.js';
 import { elfModule } from '../unwind.js';
 import { ReplayMachine } from './replay-machine.js';
+import './chunk-indexer.js';
 
 export interface ReplayOptions {
   /** Symbol files (the guest's ELF); default: the path the trace recorded, when it exists. */

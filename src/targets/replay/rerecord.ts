@@ -28,7 +28,7 @@ import { EmulatorRecorder } from '../../store/emulator-recorder.js';
 import { nativeRecorder } from '../../store/native-recorder.js';
 import { traceCorrupt } from '../../store/trace-check.js';
 import { TraceReader, type InputRow } from '../../store/trace-reader.js';
-import type { InputEvent, MachineState, ObservedMachine } from '../emulator/execution-observer.js';
+import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine } from '../emulator/execution-observer.js';
 import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { ReplayMachine } from './replay-machine.js';
 
@@ -86,6 +86,8 @@ function chunkPlan(reader: TraceReader, chunk: number): { slices: Slice[]; stray
  * inside a slice, so in the chunk that runs it.
  */
 function recordedIn(reader: TraceReader, chunk: number, strays: Map<string, number[]>, i: InputRow): boolean {
+  // schema 8 says
+  if (i.chunk !== undefined) return i.chunk === chunk;
   switch (i.kind) {
     case 'register-write':
     case 'cpu-start':
@@ -99,6 +101,27 @@ function recordedIn(reader: TraceReader, chunk: number, strays: Map<string, numb
     default:
       return false;
   }
+}
+
+/**
+ * The chunk each input of the history (in seq, id order: TraceReader.inputs) was stored with:
+ * what schema 8 keeps in input.chunk, found for an older trace as a re-recording finds it.
+ */
+export function storedChunks(reader: TraceReader): number[] {
+  const rows = reader.inputs(reader.first, reader.end + 1);
+  const out: number[] = [];
+  for (let k = 0; k < reader.chunkCount; k++) {
+    const end = reader.chunkFirst(k) + reader.chunkCountOf(k);
+    const { strays } = chunkPlan(reader, k);
+    while (out.length < rows.length && rows[out.length]!.seq < end) out.push(k);
+    for (let i = rows[out.length]; i && i.seq === end && recordedIn(reader, k, strays, i); i = rows[out.length]) {
+      // a register write or start-up at the end takes its checkpoint, as replayInput does
+      if (i.kind === 'register-write' || i.kind === 'cpu-start') strays.get(`${i.seq}:${i.vcpu ?? 0}`)?.shift();
+      out.push(k);
+    }
+  }
+  while (out.length < rows.length) out.push(Math.max(reader.chunkCount - 1, 0));
+  return out;
 }
 
 function hexBytes(reader: TraceReader, i: InputRow, v: unknown): Buffer {
@@ -177,6 +200,45 @@ function replayInput(reader: TraceReader, m: ReplayMachine, strays: Map<string, 
   }
 }
 
+/** What a re-execution tells of the history it runs: an EmulatorRecorder's observer methods. */
+export type ChunkSink = Pick<ExecutionObserver, 'onInput' | 'beforeSlice' | 'afterSlice'>;
+
+/**
+ * Re-execute chunk `k` on `m`, whose RAM and vCPUs are as the chunk began (before the inputs
+ * stored with it), telling `sink` what happens as the live machine told its recorder; `inputs`
+ * holds the history's inputs from the chunk's on (at least), `next` the first of them, and
+ * moves past the chunk's; `at` is told the seq each slice starts at and the one after it.
+ */
+export function driveChunk(reader: TraceReader, m: ReplayMachine, k: number, inputs: { rows: readonly InputRow[]; next: number }, sink: ChunkSink, at: (seq: bigint) => void): void {
+  const end = reader.chunkFirst(k) + reader.chunkCountOf(k);
+  const { slices, strays } = chunkPlan(reader, k);
+  const rows = inputs.rows;
+  const give = (i: InputRow) => {
+    const e = replayInput(reader, m, strays, i);
+    if (e) sink.onInput(e);
+  };
+  // the inputs before `s`, and at `s` too when they came between slices (a slice's own port
+  // and device reads are given back by the engine's hooks, and reach the recorder in order)
+  const upTo = (s: number, atToo: boolean) => {
+    for (; inputs.next < rows.length && (rows[inputs.next]!.seq < s || (atToo && rows[inputs.next]!.seq === s)); inputs.next++) give(rows[inputs.next]!);
+  };
+  for (const sl of slices) {
+    upTo(sl.from, true);
+    const c = reader.checkpoint(sl.vcpu, sl.from);
+    if (!c || c.seq !== sl.from) throw traceCorrupt(reader.path, `no checkpoint of vCPU ${sl.vcpu} at the start of its slice at seq ${sl.from}`);
+    m.load(c);
+    at(BigInt(sl.from));
+    sink.beforeSlice(sl.vcpu, BigInt(sl.from));
+    upTo(sl.to, false);
+    m.runSlice(sl.vcpu, sl.from, sl.to - sl.from);
+    sink.afterSlice(sl.vcpu, sl.to - sl.from, { kind: 'quantum' });
+    at(BigInt(sl.to));
+  }
+  upTo(end, false);
+  // those at the chunk's end that came before it was cut
+  for (; inputs.next < rows.length && rows[inputs.next]!.seq === end && recordedIn(reader, k, strays, rows[inputs.next]!); inputs.next++) give(rows[inputs.next]!);
+}
+
 /**
  * Re-execute the whole history of `reader` with a recorder writing `out`. The event loop turns
  * between chunks, so that a signal's handler (Ctrl-C:
@@ -220,35 +282,9 @@ export async function rerecord(reader: TraceReader, out: string): Promise<void> 
       maxBytes: Number.MAX_SAFE_INTEGER,
     });
     rec.attach(machine);
-    const inputs = reader.inputs(reader.first, reader.end + 1);
-    let next = 0;
+    const inputs = { rows: reader.inputs(reader.first, reader.end + 1), next: 0 };
     for (let k = 0; k < reader.chunkCount; k++) {
-      const end = reader.chunkFirst(k) + reader.chunkCountOf(k);
-      const { slices, strays } = chunkPlan(reader, k);
-      const give = (i: InputRow) => {
-        const e = replayInput(reader, m, strays, i);
-        if (e) rec!.onInput(e);
-      };
-      // the inputs before `s`, and at `s` too when they came between slices (a slice's own port
-      // and device reads are given back by the engine's hooks, and reach the recorder in order)
-      const upTo = (s: number, atToo: boolean) => {
-        for (; next < inputs.length && (inputs[next]!.seq < s || (atToo && inputs[next]!.seq === s)); next++) give(inputs[next]!);
-      };
-      for (const sl of slices) {
-        upTo(sl.from, true);
-        const c = reader.checkpoint(sl.vcpu, sl.from);
-        if (!c || c.seq !== sl.from) throw traceCorrupt(reader.path, `no checkpoint of vCPU ${sl.vcpu} at the start of its slice at seq ${sl.from}`);
-        m.load(c);
-        seq = BigInt(sl.from);
-        rec.beforeSlice(sl.vcpu, seq);
-        upTo(sl.to, false);
-        m.runSlice(sl.vcpu, sl.from, sl.to - sl.from);
-        rec.afterSlice(sl.vcpu, sl.to - sl.from, { kind: 'quantum' });
-        seq = BigInt(sl.to);
-      }
-      upTo(end, false);
-      // those at the chunk's end that came before it was cut
-      for (; next < inputs.length && inputs[next]!.seq === end && recordedIn(reader, k, strays, inputs[next]!); next++) give(inputs[next]!);
+      driveChunk(reader, m, k, inputs, rec, (s) => (seq = s));
       rec.cutChunk();
       await new Promise((resolve) => setImmediate(resolve));
     }

@@ -1,0 +1,111 @@
+/**
+ * Lazy-rows traces (trace-reader.ts, TraceReader.lazyRows): a recording that kept each chunk's
+ * written pages instead of its memory rows, the rows made by re-executing a chunk when a query
+ * first needs it (src/targets/replay/chunk-indexer.ts). The same recorded history read both ways
+ * (an eager trace, and the lazy-rows trace made of it: test/helpers/lazy-trace.ts) must answer
+ * every memory query alike, making rows only for the chunks a query needs.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { builtinModules } from '../../src/mdb/modules/index.js';
+import { Session } from '../../src/mdb/session.js';
+import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
+import { TraceReader } from '../../src/store/trace-reader.js';
+import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import { ReplayMachine } from '../../src/targets/replay/replay-machine.js';
+import '../../src/targets/replay/chunk-indexer.js';
+import { toLazyRows } from '../helpers/lazy-trace.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const kernel = existsSync(join(root, 'dumps', 'kernel.elf')) ? join(root, 'dumps', 'kernel.elf') : join(root, 'dumps', 'kernel.prebuilt.elf');
+const dir = mkdtempSync(join(tmpdir(), 'dbg-lazy-rows-'));
+const eagerPath = join(dir, 'eager.trace');
+const lazyPath = join(dir, 'lazy.trace');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+beforeAll(async () => {
+  const t = EmulatorTarget.open(kernel, { ramBytes: 32 << 20, cpus: 2, cmdline: 'nobug' });
+  try {
+    t.record(new EmulatorRecorder(eagerPath, { guest: 'kernel.elf', chunkTarget: 200_000, rows: 'eager' } as ConstructorParameters<typeof EmulatorRecorder>[1]));
+    const out = { jsonMode: false, line: () => {}, json: () => {}, warn: () => {} };
+    const session = new Session(t, builtinModules);
+    // breakpoints and a debugger write: inputs at slice boundaries and inside the history
+    for (const c of ['timer_tick::bp', ':c', ':c', '::delete all', '<rsp=K', '<rsp,8::wr 0', ':s', 'jiffies::wp -w -L 8', ':c', '::delete all']) {
+      await session.execute(c, out).catch(() => {});
+    }
+    for (let i = 0; i < 8; i++) await t.machine.run({ vcpu: 0, count: 150_000 });
+  } finally {
+    t.close();
+  }
+  toLazyRows(eagerPath, lazyPath);
+}, 120_000);
+
+/** A small deterministic generator (the same picks every run). */
+function picker(seed: number): (n: number) => number {
+  let x = seed;
+  return (n) => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x % n;
+  };
+}
+
+describe('a lazy-rows trace', () => {
+  it('answers lineAt, lastWrite and writesTo as the eager trace does, making rows only for the chunks asked', () => {
+    const eager = TraceReader.open(eagerPath);
+    const lazy = TraceReader.open(lazyPath);
+    try {
+      expect(lazy.lazyRows).toBe(true);
+      expect(lazy.chunkCount).toBeGreaterThan(5);
+      expect(lazy.db.prepare('SELECT count(*) FROM main.mem').pluck().get()).toBe(0);
+      expect(lazy.db.prepare("SELECT count(*) FROM input WHERE kind IN ('interrupt', 'memory-write')").pluck().get()).toBeGreaterThan(0);
+      const lines = eager.linesWritten(0, eager.chunkCount - 1);
+      const at = Math.floor((lazy.first + lazy.end) / 2);
+      lazy.lineAt(lines[0]!, at);
+      expect(lazy.chunksIndexed).toBeLessThanOrEqual(1);
+      const pick = picker(7);
+      for (let i = 0; i < 400; i++) {
+        const line = lines[pick(lines.length)]!;
+        const s = lazy.first + pick(lazy.end - lazy.first + 1);
+        expect(lazy.lineAt(line, s).toString('hex'), `line 0x${(line * 64).toString(16)} at ${s}`).toBe(eager.lineAt(line, s).toString('hex'));
+        const phys = line * 64 + pick(64);
+        expect(lazy.lastWrite(phys, s), `last write of 0x${phys.toString(16)} at ${s}`).toEqual(eager.lastWrite(phys, s));
+      }
+      for (let i = 0; i < 40; i++) {
+        const line = lines[pick(lines.length)]!;
+        const from = lazy.first + pick(lazy.end - lazy.first);
+        const to = from + pick(lazy.end - from + 1);
+        expect(lazy.writesTo(line * 64, 64, from, to, 50)).toEqual(eager.writesTo(line * 64, 64, from, to, 50));
+      }
+      expect(lazy.chunksIndexed).toBeGreaterThan(1);
+    } finally {
+      eager.close();
+      lazy.close();
+    }
+  }, 120_000);
+
+  it('seeks to the same RAM and registers, forward and back, far and near', () => {
+    const eager = TraceReader.open(eagerPath);
+    const lazy = TraceReader.open(lazyPath);
+    const a = new ReplayMachine(eager);
+    const b = new ReplayMachine(lazy);
+    try {
+      const pick = picker(11);
+      const seqs = [lazy.end, lazy.first, lazy.end - 1, lazy.end - 2, lazy.chunkFirst(3), lazy.chunkFirst(3) - 1];
+      for (let i = 0; i < 14; i++) seqs.push(lazy.first + pick(lazy.end - lazy.first));
+      for (const s of seqs) {
+        a.seek(s);
+        b.seek(s);
+        expect(b.registers(a.runningAt(s)), `registers at ${s}`).toEqual(a.registers(a.runningAt(s)));
+        expect(Buffer.compare(a.ram, b.ram), `RAM at ${s}`).toBe(0);
+      }
+    } finally {
+      a.close();
+      b.close();
+      eager.close();
+      lazy.close();
+    }
+  }, 120_000);
+});
