@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { copyFileSync } from 'node:fs';
 import { deflateRawSync } from 'node:zlib';
 import { TraceReader } from '../../src/store/trace-reader.js';
-import { storedChunks } from '../../src/targets/replay/rerecord.js';
+import { storedChunks } from '../../src/targets/replay/chunk-drive.js';
 
 export function toLazyRows(eager: string, lazy: string): void {
   const r = TraceReader.open(eager);

@@ -15,7 +15,7 @@ import { nativeRecorder, type RecorderHandle } from '../../store/native-recorder
 import { traceCorrupt } from '../../store/trace-check.js';
 import { setChunkIndexer, type ChunkIndexer, type TraceReader } from '../../store/trace-reader.js';
 import type { InputEvent } from '../emulator/execution-observer.js';
-import { driveChunk } from './rerecord.js';
+import { driveChunk } from './chunk-drive.js';
 import { ReplayMachine } from './replay-machine.js';
 
 class Indexer implements ChunkIndexer {

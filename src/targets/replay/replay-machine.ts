@@ -33,6 +33,7 @@ import { readRegisters } from '../emulator/x86-64-cpu.js';
 import { IOAPIC_BASE, LAPIC_BASE } from '../emulator/devices/pc.js';
 import { allocGuestRam, releaseGuestRam } from '../emulator/guest-ram.js';
 import { makeFastEngine } from '../emulator/fast-engine.js';
+import { driveChunk } from './chunk-drive.js';
 
 /**
  * Windows at least this long run on the fast engine: a shorter one (a step, a rung of a reverse
@@ -40,6 +41,8 @@ import { makeFastEngine } from '../emulator/fast-engine.js';
  * a fast run makes (uc_context copies both ways and a TLB flush, several microseconds).
  */
 const FAST_WINDOW = 1024;
+/** A drive that tells no one what it runs (driveTo). */
+const NO_SINK = { onInput() {}, beforeSlice() {}, afterSlice() {} };
 
 /** An address no instruction is at (the engine's "until" and the hooks' "skip" pc). */
 const NO_PC = 0xffff_ffff_ffff_fff0n;
@@ -309,21 +312,22 @@ export class ReplayMachine {
       return;
     }
     let window: { vcpu: number; from: number; image: Buffer } | undefined;
+    const loads: Checkpoint[] = [];
     for (let v = 0; v < this.engines.length; v++) {
       const c = r.checkpoint(v, s);
       if (!c) {
         if (v === running) throw traceCorrupt(r.path, `no register checkpoint of vCPU ${v} at or before seq ${s}`);
         continue;
       }
-      this.restore(v, c);
+      loads.push(c);
       // The running vCPU's newest checkpoint is in its current slice (each slice starts with
       // one): it ran every instruction since. The others are as they were at their slice end.
       if (v === running && c.seq < s) window = { vcpu: v, from: c.seq, image: c.image };
     }
-    if (!window) {
-      this.syncMemory(s);
-    } else {
-      this.syncMemory(window.from);
+    // RAM first: a lazy-rows trace's move runs vCPUs (driveTo)
+    this.syncMemory(window ? window.from : s);
+    for (const c of loads) this.restore(c.vcpu, c);
+    if (window) {
       const ladder = back ? this.newLadder(window.vcpu, window.from, window.image, s) : undefined;
       if (ladder) this.climb(ladder, window.from, s);
       else this.reexecute(window.vcpu, window.from, s);
@@ -367,13 +371,16 @@ export class ReplayMachine {
     const base = Number(this.ramBase);
     const runs: number[] = [];
     let runBytes = 0;
-    for (const line of r.linesWritten(r.chunkIndexOf(from), r.chunkIndexOf(top))) {
-      const off = line * 64 - base;
-      if (off < 0 || off + 64 > this.ram.length) continue;
-      runBytes += 64;
-      const n = runs.length;
-      if (n > 0 && runs[n - 2]! + runs[n - 1]! === off) runs[n - 1]! += 64;
-      else runs.push(off, 64);
+    // what the window may write: its chunks' lines, or in a lazy-rows trace their pages
+    const [c0, c1] = [r.chunkIndexOf(from), r.chunkIndexOf(top)];
+    const unit = r.lazyRows ? 4096 : 64;
+    for (const n of r.lazyRows ? r.pagesBetween(c0, c1 + 1, false) : r.linesWritten(c0, c1)) {
+      const off = n * unit - base;
+      if (off < 0 || off + unit > this.ram.length) continue;
+      runBytes += unit;
+      const k = runs.length;
+      if (k > 0 && runs[k - 2]! + runs[k - 1]! === off) runs[k - 1]! += unit;
+      else runs.push(off, unit);
     }
     const rungs = Math.floor(LADDER_BYTES / (runBytes + image.length));
     if (rungs < 4) return undefined;
@@ -646,7 +653,10 @@ export class ReplayMachine {
       this.memAt = s;
       return;
     }
-    if (r.lazyRows && this.pagesTo(s)) return;
+    if (r.lazyRows) {
+      this.driveTo(s);
+      return;
+    }
     const lo = Math.min(s, this.memAt);
     const hi = Math.max(s, this.memAt);
     const c0 = r.chunkIndexOf(lo);
@@ -730,27 +740,24 @@ export class ReplayMachine {
   }
 
   /**
-   * A lazy-rows trace's move of RAM to `s` in another chunk than the present one (true; false:
-   * the same chunk, which rows move as in an eager trace): the pages written between the two
-   * chunks' starts from their images (TraceReader.pageAtChunkStart), then the lines the chunk
-   * holding `s` wrote, as they are at `s`, from its rows (made by re-executing it if need be).
+   * A lazy-rows trace's move of RAM to `s`: the pages written between the present chunk's start
+   * and the start of the chunk holding `s` from their images (TraceReader.pageAtChunkStart), then
+   * that chunk driven from its start up to `s` on the fast engines (chunk-drive.ts: ~5 ms for 2^20
+   * instructions), which leaves the vCPUs' registers anywhere: seek() restores them after.
    */
-  private pagesTo(s: number): boolean {
+  private driveTo(s: number): void {
     const r = this.reader;
     const cs = r.chunkIndexOf(s);
-    const cm = r.chunkIndexOf(this.memAt);
-    if (cs === cm) return false;
     const base = Number(this.ramBase);
-    for (const page of r.pagesBetween(cm, cs, true)) {
+    for (const page of r.pagesBetween(r.chunkIndexOf(this.memAt), cs, true)) {
       const off = page * 4096 - base;
       if (off >= 0 && off + 4096 <= this.ram.length) r.pageAtChunkStart(page, cs).copy(this.ram, off);
     }
-    for (const line of r.linesWritten(cs, cs)) {
-      const off = line * 64 - base;
-      if (off >= 0 && off + 64 <= this.ram.length) r.lineAt(line, s).copy(this.ram, off);
-    }
+    const first = r.chunkFirst(cs);
+    const inputs = { rows: r.inputs(first, Math.min(s, first + r.chunkCountOf(cs)) + 1).filter((i) => i.chunk === cs), next: 0 };
+    driveChunk(r, this, cs, inputs, NO_SINK, () => {}, s);
     this.memAt = s;
-    return true;
+    this.regsAt = -1;
   }
 
   /** Distinct lines chunks [c0, c1] wrote, counted per chunk (a line in several counts each time). */
