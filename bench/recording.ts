@@ -187,7 +187,7 @@ function queryFigures(path: string): BenchResult[] {
     // Reverse continue to a write watchpoint last triggered near the start of the run: a line
     // written in the first chunk only (boot-time data), watched from the end of the history.
     replay.seek(reader.end);
-    const once = reader.sql('SELECT line FROM mem GROUP BY line HAVING max(chunk) = 0 LIMIT 1').rows[0]?.[0];
+    const once = linesWrittenAtStartOnly(reader)[0];
     if (once !== undefined) {
       const t0 = performance.now();
       const hit = reader.lastWriteInRange(Number(once) * 64, 64, reader.end)!;
@@ -206,6 +206,7 @@ function queryFigures(path: string): BenchResult[] {
     }
 
     // Who last wrote A at or before S: random written addresses, random S.
+    // (a lazy-rows trace: the lines of the chunks whose rows the queries above made)
     const addrs = reader.sql('SELECT DISTINCT line FROM mem').rows.map((r) => Number(r[0]) * 64);
     const who: number[] = [];
     for (let i = 0; i < 2000; i++) {
@@ -221,7 +222,9 @@ function queryFigures(path: string): BenchResult[] {
 
     // `::history -n 3` on the most written line: the first writes, costing what they return. The
     // baseline is the whole history of that line (what the query cost before it was lazy).
-    const hot = Number(reader.sql('SELECT line FROM mem_mask GROUP BY line ORDER BY count(*) DESC LIMIT 1').rows[0]![0]) * 64;
+    // (a lazy-rows trace: the most written in the last chunk)
+    if (reader.lazyRows) reader.ensureRows(reader.chunkCount - 1);
+    const hot = Number(reader.sql(`SELECT line FROM mem_mask ${reader.lazyRows ? `WHERE chunk = ${reader.chunkCount - 1} ` : ''}GROUP BY line ORDER BY count(*) DESC LIMIT 1`).rows[0]![0]) * 64;
     let t2 = performance.now();
     let all = 0;
     for (const _ of reader.iterWrites(hot, 8)) all++;
@@ -249,6 +252,18 @@ function queryFigures(path: string): BenchResult[] {
   return out;
 }
 
+/**
+ * Lines written in the first chunk and never after (boot-time data), whose last write a watchpoint
+ * search finds ~the whole history back. A lazy-rows trace knows which pages each chunk wrote, and
+ * makes the first chunk's rows to see its lines.
+ */
+function linesWrittenAtStartOnly(reader: TraceReader): number[] {
+  if (!reader.lazyRows) return reader.sql('SELECT line FROM mem GROUP BY line HAVING max(chunk) = 0').rows.map((r) => Number(r[0]));
+  const pages = new Set(reader.sql('SELECT page FROM page GROUP BY page HAVING max(chunk) = 0').rows.map((r) => Number(r[0])));
+  reader.ensureRows(0);
+  return reader.sql('SELECT DISTINCT line FROM mem WHERE chunk = 0 ORDER BY line').rows.map((r) => Number(r[0])).filter((l) => pages.has(Math.floor(l / 64)));
+}
+
 /** The sample kernel's image: virtual = physical + this (its link address above its load address). */
 const KERNEL_VIRT = 0xffffffff80000000n;
 
@@ -261,8 +276,7 @@ async function gdbReverseContinue(path: string): Promise<BenchResult[]> {
   const reader = TraceReader.open(path);
   let line: number | undefined;
   try {
-    const row = reader.sql('SELECT line FROM mem GROUP BY line HAVING max(chunk) = 0 AND line >= 0x4000 AND line < 0x5000 LIMIT 1').rows[0];
-    line = row === undefined ? undefined : Number(row[0]);
+    line = linesWrittenAtStartOnly(reader).find((l) => l >= 0x4000 && l < 0x5000);
   } finally {
     reader.close();
   }
