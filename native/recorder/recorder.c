@@ -73,6 +73,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <linux/fs.h>
+#include <linux/userfaultfd.h>
 #include <unicorn/unicorn.h>
 
 #define MAX_VCPU 16
@@ -121,6 +128,7 @@ struct Eng {
   int vcpu;
   int attached;
   uc_hook hcode, hmem;
+  int has_hmem; /* hmem was added: the engine records guest writes (attach's `writes`) */
   uint64_t expected, prev_pc;
   uc_context *ctx;
   /* soft TLB for virtual -> physical of written addresses */
@@ -231,6 +239,15 @@ struct Rec {
   char broken[200];
   Bytes tmp;
   uint64_t stop_at;   /* runSlice(): stop before this seq (0 = no limit) */
+  /* attach's `writes`: -1 before the first attach, 1 when guest and host writes make memory rows,
+     0 when none do (a lazy-rows recording: the written pages' images stand for them) */
+  int rows;
+  /* dirtyTrack: the userfaultfd write-protecting the tracked range, /proc/self/pagemap, the
+     range, and dirtyPages' output kept from one call to the next */
+  int uffd, pagemap;
+  uint64_t dirty_at, dirty_len;
+  uint32_t *dirty;
+  size_t dirty_cap;
 };
 
 /* ---- physical memory ------------------------------------------------------------------- */
@@ -876,8 +893,12 @@ static napi_value throw_err(napi_env env, const char *msg) {
   return NULL;
 }
 
+static void dirty_stop(Rec *r);
+
 static void rec_free(napi_env env, void *data, void *hint) {
   Rec *r = data;
+  dirty_stop(r);
+  free(r->dirty);
   /* Engines may be closed by now: hooks are removed by detach(), never here. */
   for (int i = 0; i < r->neng; i++)
     if (r->eng[i].ctx) uc_context_free(r->eng[i].ctx);
@@ -935,6 +956,8 @@ static napi_value fn_create(napi_env env, napi_callback_info info) {
   if (argc >= 1) napi_get_value_uint32(env, argv[0], &every);
   Rec *r = calloc(1, sizeof(Rec));
   r->ckpt_every = every;
+  r->rows = -1;
+  r->uffd = r->pagemap = -1;
   reset_chunk(r);
   napi_value h;
   CALL(napi_create_external(env, r, rec_free, NULL, &h));
@@ -993,10 +1016,42 @@ static Eng *find_eng(Rec *r, uint64_t ucp) {
   return NULL;
 }
 
-/* attach(h, ucAddr, vcpu, flush = true): flush = drop translations made before the hooks existed */
+/*
+ * The `writes` argument of attach and attachFast (default true): whether the recorder's engines
+ * record guest writes (a write hook) and hostWrite() records host writes, into memory rows. One
+ * recorder records all of its engines one way. False, no UC_HOOK_MEM_WRITE is added: Unicorn
+ * keeps stores on its inline fast path (the hook alone costs the sample kernel 1.7x, above) and
+ * the written pages' images (dirtyPages) stand for the rows.
+ */
+static bool writes_arg(napi_env env, Rec *r, napi_value *argv, size_t argc, size_t at, const char *who) {
+  bool writes = true;
+  if (argc > at) {
+    napi_valuetype t;
+    napi_typeof(env, argv[at], &t);
+    if (t != napi_undefined && napi_get_value_bool(env, argv[at], &writes) != napi_ok) {
+      char msg[120];
+      snprintf(msg, sizeof msg, "%s: `writes` must be a boolean", who);
+      throw_err(env, msg);
+      return false;
+    }
+  }
+  if (r->rows >= 0 && r->rows != (int)writes) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s: this recorder's engines %s guest writes: all of them must", who, r->rows ? "record" : "do not record");
+    throw_err(env, msg);
+    return false;
+  }
+  r->rows = writes;
+  return true;
+}
+
+/*
+ * attach(h, ucAddr, vcpu, flush = true, writes = true): flush = drop translations made before the
+ * hooks existed; writes: see writes_arg
+ */
 static napi_value fn_attach(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Rec *r = get_rec(env, argv[0]);
   if (!r) return NULL;
@@ -1005,6 +1060,7 @@ static napi_value fn_attach(napi_env env, napi_callback_info info) {
   if (argc < 3 || !get_u64(env, argv[1], &ucp) || napi_get_value_uint32(env, argv[2], &vcpu) != napi_ok)
     return throw_err(env, "attach(handle, ucAddr, vcpu): bad arguments");
   if (vcpu >= MAX_VCPU) return throw_err(env, "attach: at most 16 vCPUs can be recorded");
+  if (!writes_arg(env, r, argv, argc, 4, "attach")) return NULL;
   uc_engine *uc = (uc_engine *)(uintptr_t)ucp;
   Eng *e = NULL;
   for (int i = 0; i < r->neng; i++)
@@ -1026,8 +1082,9 @@ static napi_value fn_attach(napi_env env, napi_callback_info info) {
   if (!e->attached) {
     if (uc_hook_add(uc, &e->hcode, UC_HOOK_CODE, (void *)hook_code, e, 1, 0) != UC_ERR_OK)
       return throw_err(env, "attach: uc_hook_add(UC_HOOK_CODE) failed");
-    if (uc_hook_add(uc, &e->hmem, UC_HOOK_MEM_WRITE, (void *)hook_mem, e, 1, 0) != UC_ERR_OK)
+    if (r->rows && uc_hook_add(uc, &e->hmem, UC_HOOK_MEM_WRITE, (void *)hook_mem, e, 1, 0) != UC_ERR_OK)
       return throw_err(env, "attach: uc_hook_add(UC_HOOK_MEM_WRITE) failed");
+    e->has_hmem = r->rows;
     e->attached = 1;
     bool flush = true;
     if (argc >= 4) napi_get_value_bool(env, argv[3], &flush);
@@ -1038,14 +1095,15 @@ static napi_value fn_attach(napi_env env, napi_callback_info info) {
 }
 
 /*
- * attachFast(h, exactUc, fastUc, flush = true) -> bigint: records the vCPU of the attached exact
- * engine `exactUc` from its fast engine too (see "recording from the fast engine"): a write hook
- * on the fast engine, and the address of the emu_block_sink to connect with emu.c's recordTo.
- * The sink lives as long as the recorder: disconnect it (recordTo null) before detach.
+ * attachFast(h, exactUc, fastUc, flush = true, writes = true) -> bigint: records the vCPU of the
+ * attached exact engine `exactUc` from its fast engine too (see "recording from the fast engine"):
+ * a write hook on the fast engine (none when `writes` is false: see writes_arg), and the address
+ * of the emu_block_sink to connect with emu.c's recordTo. The sink lives as long as the recorder:
+ * disconnect it (recordTo null) before detach.
  */
 static napi_value fn_attach_fast(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Rec *r = get_rec(env, argv[0]);
   uint64_t xp, fp;
@@ -1053,6 +1111,7 @@ static napi_value fn_attach_fast(napi_env env, napi_callback_info info) {
     return throw_err(env, "attachFast(handle, exactUc, fastUc, flush?): bad arguments");
   Eng *x = find_eng(r, xp);
   if (!x || x->twin) return throw_err(env, "attachFast: the exact engine is not attached");
+  if (!writes_arg(env, r, argv, argc, 4, "attachFast")) return NULL;
   uc_engine *uc = (uc_engine *)(uintptr_t)fp;
   Eng *f = find_eng(r, fp);
   if (!f) {
@@ -1072,12 +1131,13 @@ static napi_value fn_attach_fast(napi_env env, napi_callback_info info) {
   f->sink.block = sink_block;
   f->sink.ran = sink_ran;
   if (!f->attached) {
-    if (uc_hook_add(uc, &f->hmem, UC_HOOK_MEM_WRITE, (void *)hook_mem_fast, f, 1, 0) != UC_ERR_OK)
+    if (r->rows && uc_hook_add(uc, &f->hmem, UC_HOOK_MEM_WRITE, (void *)hook_mem_fast, f, 1, 0) != UC_ERR_OK)
       return throw_err(env, "attachFast: uc_hook_add(UC_HOOK_MEM_WRITE) failed");
+    f->has_hmem = r->rows;
     f->attached = 1;
     /* code translated before the hook neither calls it nor syncs eip before its stores */
-    bool flush = true;
-    if (argc >= 4) napi_get_value_bool(env, argv[3], &flush);
+    bool flush = r->rows;
+    if (r->rows && argc >= 4) napi_get_value_bool(env, argv[3], &flush);
     if (flush) flush_tb(r, f);
   }
   memset(f->tlb_v, 0xff, sizeof f->tlb_v);
@@ -1100,7 +1160,8 @@ static napi_value fn_detach(napi_env env, napi_callback_info info) {
        dispatcher, which skips deleted hooks (a flush can cost seconds, see flush_tb). */
     if (!e->twin) uc_hook_del(e->uc, e->hcode);
     else e->twin->has_fast = 0;
-    uc_hook_del(e->uc, e->hmem);
+    if (e->has_hmem) uc_hook_del(e->uc, e->hmem);
+    e->has_hmem = 0;
     e->attached = 0;
   }
   return NULL;
@@ -1182,6 +1243,8 @@ static napi_value fn_host_write(napi_env env, napi_callback_info info) {
       return throw_err(env, "hostWrite: `old` must be a buffer as long as the data");
   }
   if (!r->neng) return throw_err(env, "hostWrite: no engine attached");
+  /* a lazy-rows recording: the written pages' images hold host writes too */
+  if (!r->rows) return NULL;
   const uint8_t *d = data, *o = old;
   for (size_t done = 0; done < len;) {
     uint64_t a = pa + done;
@@ -1597,6 +1660,207 @@ static napi_value fn_set_seq(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- dirty pages ----------------------------------------------------------------------------- */
+/*
+ * A lazy-rows recording (src/store/emulator-recorder.ts) hooks no guest write: at each chunk cut
+ * it stores the images of the RAM pages written during the chunk, and the kernel says which those
+ * are. The RAM is registered with a userfaultfd in write-protect mode, asynchronous
+ * (UFFD_FEATURE_WP_ASYNC, Linux 6.7): the first write to a protected page faults, and the kernel
+ * itself lifts the protection (no thread of ours handles it) and the page reads as written; one
+ * PAGEMAP_SCAN ioctl on /proc/self/pagemap then lists the written pages and protects them again,
+ * atomically. Guest stores (Unicorn writes RAM in place: uc_mem_map_ptr), host writes and JS
+ * writes are all seen. WP_UNPOPULATED protects pages never touched too (no page is read in for
+ * that), and a transparent huge page is split at its first write: pages are 4 KiB.
+ */
+
+/* What this build's headers may lack (values from the kernel's uapi linux/userfaultfd.h and linux/fs.h). */
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef PAGEMAP_SCAN
+struct page_region {
+  uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages, category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+#ifndef PAGE_IS_WRITTEN
+#define PAGE_IS_WRITTEN (1 << 1)
+#endif
+#ifndef PM_SCAN_WP_MATCHING
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+#endif
+
+#define DIRTY_PAGE 4096u
+
+static void dirty_stop(Rec *r) {
+  if (r->uffd >= 0) {
+    struct uffdio_range range = {r->dirty_at, r->dirty_len};
+    /* the RAM may be unmapped by now: then there is nothing to unregister */
+    ioctl(r->uffd, UFFDIO_UNREGISTER, &range);
+    close(r->uffd);
+  }
+  if (r->pagemap >= 0) close(r->pagemap);
+  r->uffd = r->pagemap = -1;
+  r->dirty_len = 0;
+}
+
+/* Start tracking writes to [at, at + len): NULL, or why not (into `why`). */
+static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, size_t n) {
+  dirty_stop(r);
+  if (!len || at % DIRTY_PAGE || len % DIRTY_PAGE) return "the RAM is not whole 4 KiB pages on page boundaries";
+  int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+  /* a kernel before 5.11 knows no UFFD_USER_MODE_ONLY (and needs the privilege without it) */
+  if (fd < 0 && errno == EINVAL) fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    snprintf(why, n, "userfaultfd: %s", strerror(errno));
+    return why;
+  }
+  struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
+  if (ioctl(fd, UFFDIO_API, &api) < 0) {
+    /* an older kernel refuses features it does not know */
+    snprintf(why, n, errno == EINVAL ? "kernel lacks UFFD_FEATURE_WP_ASYNC" : "UFFDIO_API: %s", strerror(errno));
+    close(fd);
+    return why;
+  }
+  struct uffdio_register reg = {.range = {at, len}, .mode = UFFDIO_REGISTER_MODE_WP};
+  if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+    snprintf(why, n, "UFFDIO_REGISTER: %s (the RAM must be private anonymous memory)", strerror(errno));
+    close(fd);
+    return why;
+  }
+  struct uffdio_writeprotect wp = {.range = {at, len}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+  int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0 || pm < 0) {
+    snprintf(why, n, "%s: %s", pm < 0 ? "/proc/self/pagemap" : "UFFDIO_WRITEPROTECT", strerror(errno));
+    if (pm >= 0) close(pm);
+    ioctl(fd, UFFDIO_UNREGISTER, &reg.range);
+    close(fd);
+    return why;
+  }
+  r->uffd = fd;
+  r->pagemap = pm;
+  r->dirty_at = at;
+  r->dirty_len = len;
+  return NULL;
+}
+
+/* The written pages (ascending indexes into the range) into r->dirty, protected again: their count, or -1 (errno). */
+static long dirty_scan(Rec *r) {
+  struct page_region vec[256];
+  struct pm_scan_arg a = {
+      .size = sizeof a,
+      .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+      .start = r->dirty_at,
+      .end = r->dirty_at + r->dirty_len,
+      .vec = (uint64_t)(uintptr_t)vec,
+      .vec_len = sizeof vec / sizeof vec[0],
+      .category_mask = PAGE_IS_WRITTEN,
+      .return_mask = PAGE_IS_WRITTEN,
+  };
+  size_t count = 0;
+  for (;;) {
+    long got = ioctl(r->pagemap, PAGEMAP_SCAN, &a);
+    if (got < 0) return -1;
+    for (long i = 0; i < got; i++) {
+      size_t pages = (size_t)((vec[i].end - vec[i].start) / DIRTY_PAGE);
+      if (count + pages > r->dirty_cap) {
+        size_t cap = r->dirty_cap ? r->dirty_cap : 1024;
+        while (cap < count + pages) cap *= 2;
+        uint32_t *d = realloc(r->dirty, cap * 4);
+        if (!d) {
+          errno = ENOMEM;
+          return -1;
+        }
+        r->dirty = d;
+        r->dirty_cap = cap;
+      }
+      uint32_t first = (uint32_t)((vec[i].start - r->dirty_at) / DIRTY_PAGE);
+      for (size_t k = 0; k < pages; k++) r->dirty[count++] = first + (uint32_t)k;
+    }
+    /* the scan stops early when the vector is full: on from where it stopped */
+    if (a.walk_end >= a.end) return (long)count;
+    if (a.walk_end <= a.start) {
+      errno = EIO;
+      return -1;
+    }
+    a.start = a.walk_end;
+  }
+}
+
+/* The recorder of a call whose one argument is its handle; NULL with the JS error thrown. */
+static Rec *handle_only(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_err(env, "recorder: N-API call failed: napi_get_cb_info");
+    return NULL;
+  }
+  return get_rec(env, argv[0]);
+}
+
+/*
+ * dirtyTrack(h, ram: Buffer) -> string | undefined: start tracking writes to `ram` (the machine's
+ * RAM, kept alive by the caller: private anonymous memory on 4 KiB boundaries, as emu.c's
+ * allocRam makes it); undefined once tracking, else why it cannot (then record memory rows).
+ * A second call tracks the new buffer instead.
+ */
+static napi_value fn_dirty_track(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Rec *r = get_rec(env, argv[0]);
+  void *data;
+  size_t len;
+  if (!r) return NULL;
+  if (argc < 2 || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) return throw_err(env, "dirtyTrack(handle, ram: Buffer): bad arguments");
+  char why[200];
+  const char *no = dirty_start(r, (uint64_t)(uintptr_t)data, len, why, sizeof why);
+  napi_value out;
+  if (no) CALL(napi_create_string_utf8(env, no, NAPI_AUTO_LENGTH, &out));
+  else CALL(napi_get_undefined(env, &out));
+  return out;
+}
+
+/*
+ * dirtyPages(h) -> Uint32Array: the indexes (byte offset / 4096) of the tracked pages written
+ * since dirtyTrack or the last call, ascending; protected again in the same scan.
+ */
+static napi_value fn_dirty_pages(napi_env env, napi_callback_info info) {
+  Rec *r = handle_only(env, info);
+  if (!r) return NULL;
+  if (r->uffd < 0) return throw_err(env, "dirtyPages: no RAM is tracked (dirtyTrack first)");
+  long n = dirty_scan(r);
+  if (n < 0) {
+    char msg[120];
+    snprintf(msg, sizeof msg, "dirtyPages: PAGEMAP_SCAN: %s", strerror(errno));
+    return throw_err(env, msg);
+  }
+  napi_value ab, out;
+  void *d;
+  CALL(napi_create_arraybuffer(env, (size_t)n * 4, &d, &ab));
+  if (n) memcpy(d, r->dirty, (size_t)n * 4);
+  CALL(napi_create_typedarray(env, napi_uint32_array, (size_t)n, ab, 0, &out));
+  return out;
+}
+
+/* dirtyStop(h): tracking ends (a recorder not tracking: nothing to do). */
+static napi_value fn_dirty_stop(napi_env env, napi_callback_info info) {
+  Rec *r = handle_only(env, info);
+  if (!r) return NULL;
+  dirty_stop(r);
+  return NULL;
+}
+
 /* ---- decoding (for the store's readers) ------------------------------------------------------ */
 
 /*
@@ -1953,6 +2217,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"runSlice", 0, fn_run_slice, 0, 0, 0, napi_default, 0},
       {"buildInfo", 0, fn_build_info, 0, 0, 0, napi_default, 0},
       {"pageWalk", 0, fn_page_walk, 0, 0, 0, napi_default, 0},
+      {"dirtyTrack", 0, fn_dirty_track, 0, 0, 0, napi_default, 0},
+      {"dirtyPages", 0, fn_dirty_pages, 0, 0, 0, napi_default, 0},
+      {"dirtyStop", 0, fn_dirty_stop, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -43,14 +43,20 @@ export interface NativeRecorder {
   setRam(h: RecorderHandle, hostAddr: bigint, physBase: bigint, size: number): void;
   /** Guest RAM is `ram` (kept alive by the caller), at guest-physical `physBase`. */
   setRamBuffer(h: RecorderHandle, ram: Buffer, physBase: bigint): void;
-  /** Hooks on an engine; `flush` (default true) drops code translated before (an engine that never ran needs none). */
-  attach(h: RecorderHandle, uc: bigint, vcpu: number, flush?: boolean): void;
+  /**
+   * Hooks on an engine; `flush` (default true) drops code translated before (an engine that never
+   * ran needs none). `writes` (default true) false: no write hook, and hostWrite records nothing:
+   * no memory rows at all (a lazy-rows recording, where dirtyPages' page images stand for them);
+   * every engine of a recorder is attached the same way.
+   */
+  attach(h: RecorderHandle, uc: bigint, vcpu: number, flush?: boolean, writes?: boolean): void;
   /**
    * Records the vCPU of the attached exact engine `exactUc` from its fast engine `fastUc` too
-   * (native/emu/emu.c): a write hook there, and the address of the block sink
-   * (native/common/block-sink.h) to connect to the fast engine. Disconnect it before detaching.
+   * (native/emu/emu.c): a write hook there (unless `writes` is false, as for attach), and the
+   * address of the block sink (native/common/block-sink.h) to connect to the fast engine.
+   * Disconnect it before detaching.
    */
-  attachFast(h: RecorderHandle, exactUc: bigint, fastUc: bigint, flush?: boolean): bigint;
+  attachFast(h: RecorderHandle, exactUc: bigint, fastUc: bigint, flush?: boolean, writes?: boolean): bigint;
   detach(h: RecorderHandle, uc: bigint): void;
   beginSlice(h: RecorderHandle, uc: bigint): void;
   endSlice(h: RecorderHandle, uc: bigint, executed: number | bigint): bigint;
@@ -96,6 +102,17 @@ export interface NativeRecorder {
   pageWalk(ram: Buffer, ramBase: bigint, cr0: bigint, cr3: bigint, cr4: bigint, efer: bigint, virt: bigint): bigint | null;
   /** A recorded slice of exactly `count` instructions, stopped from the recorder's hook; uc_err. */
   runSlice(h: RecorderHandle, uc: bigint, begin: bigint, count: number | bigint): number;
+  /**
+   * Start tracking writes to `ram` (kept alive by the caller; private anonymous memory on 4 KiB
+   * boundaries, as the live machine's RAM is): undefined, or why it cannot ("userfaultfd:
+   * Operation not permitted", "kernel lacks UFFD_FEATURE_WP_ASYNC"...). Userfaultfd write
+   * protection in asynchronous mode: no hook, the kernel marks the pages written (recorder.c).
+   */
+  dirtyTrack(h: RecorderHandle, ram: Buffer): string | undefined;
+  /** Indexes (byte offset / 4096) of the tracked pages written since dirtyTrack or the last call, ascending. */
+  dirtyPages(h: RecorderHandle): Uint32Array;
+  /** Tracking ends (also when the recorder is collected); harmless when not tracking. */
+  dirtyStop(h: RecorderHandle): void;
 }
 
 let loaded: NativeRecorder | undefined;
