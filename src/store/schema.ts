@@ -2,7 +2,9 @@
  * The trace file: one SQLite database (WAL) per recording. This file and its siblings in
  * src/store are the only code of dbg that touches better-sqlite3.
  *
- * Layout (schema version 7, in `PRAGMA user_version`; version 6 was the same with `mem` keyed by
+ * Layout (schema version 8, in `PRAGMA user_version`; version 7 was the same without the `page`
+ * table, meta memory_rows and input.chunk (every v7 trace's memory rows were made as it was
+ * recorded); version 6 was as 7 with `mem` keyed by
  * (line, chunk, part), an index mem_by_chunk(chunk) instead of mem_lines, and a column `final`
  * repeating the row's final image; version 5 was as 6 with every memory
  * row's write records holding all the bytes written, not only those that changed (line-rows.ts);
@@ -13,7 +15,11 @@
  * version 1 had one memory row per line and chunk, without parts):
  *
  *   meta(key, value)                      format = 'dbg-trace', arch, guest, ram_base, ram_size,
- *                                         context_size, checkpoint_every, chunk_target, created
+ *                                         context_size, checkpoint_every, chunk_target, created;
+ *                                         memory_rows = 'lazy' for a lazy-rows trace (below),
+ *                                         absent for an eager one, which says why in
+ *                                         memory_rows_reason when lazy rows were asked for and
+ *                                         the machine's RAM could not be tracked
  *   chunk(id, first, count, pcs, ...)     one row per chunk of history: instructions
  *                                         [first, first + count), their pcs packed as nibbles
  *                                         (native/recorder/recorder.c) and deflated (raw
@@ -26,7 +32,8 @@
  *                                         checkpoints and host writes at its `first`, and the
  *                                         chunk holding instruction S is the last one whose
  *                                         first <= S.
- *   mem(chunk, line, part, data)          WITHOUT ROWID, PRIMARY KEY (chunk, line, part): for
+ *   mem(chunk, line, part, data)          (none in a lazy-rows trace: see `page`)
+ *                                         WITHOUT ROWID, PRIMARY KEY (chunk, line, part): for
  *                                         every 64-byte physical line written in a chunk (in
  *                                         parts of ~2 KiB of records for hot lines), in `data`
  *                                         the line before the part's first write, the line
@@ -52,10 +59,27 @@
  *                                         that vCPU). Index ckpt_by_vcpu(vcpu, seq).
  *   ram_init(page, data)                  4 KiB pages of RAM that were not zero when recording
  *                                         began (physical page number)
- *   input(seq, vcpu, kind, detail)        every nondeterministic input (interrupt, port read,
+ *   page(chunk, page, data)               a lazy-rows trace's memory (schema 8): the recorder
+ *                                         hooks no write (issue 10: a write hook alone costs
+ *                                         the guest 1.7x) and stores no mem or mem_mask rows;
+ *                                         for every 4 KiB page of RAM written in a chunk (the
+ *                                         kernel tracks them: native/recorder/recorder.c,
+ *                                         "dirty pages"), the page (physical address >> 12) as
+ *                                         it is at the end of the chunk, after its last
+ *                                         instruction and every input stored with it, as raw
+ *                                         DEFLATE (RFC 1951) of exactly 4096 bytes. A reader
+ *                                         makes a chunk's memory rows when it needs them by
+ *                                         re-executing the chunk from its start (ram_init and
+ *                                         the pages of earlier chunks). Unique index
+ *                                         page_by_page(page, chunk): a page's state at a chunk's
+ *                                         end; index page_by_chunk(chunk, page).
+ *   input(seq, vcpu, kind, detail, chunk) every nondeterministic input (interrupt, port read,
  *                                         device register read 'mmio-read' {phys, size, value}
  *                                         (older traces have none), cpu start, debugger
- *                                         write), detail as JSON
+ *                                         write), detail as JSON; chunk: the id of the chunk it
+ *                                         was stored with (schema 8; older traces have no such
+ *                                         column): an input at the seq where a chunk ends may
+ *                                         belong to it or to the next
  *   stop(seq, vcpu, kind, id, addr)       every stop of the recording session (schema 5): seq
  *                                         of the next instruction to run, the vCPU, the stop
  *                                         reason's kind (breakpoint, watchpoint, step,
@@ -77,12 +101,12 @@ import { DbgError, errors } from '../common/errors.js';
 
 export type Db = Database.Database;
 
-export const TRACE_SCHEMA_VERSION = 7;
+export const TRACE_SCHEMA_VERSION = 8;
 /**
  * Older versions this dbg reads as they are (see the layout above): readers name `mem`'s
  * columns and find rows by line through mem_mask, which reads both keyings of `mem`.
  */
-const READABLE_VERSIONS = [2, 3, 4, 5, 6, TRACE_SCHEMA_VERSION];
+const READABLE_VERSIONS = [2, 3, 4, 5, 6, 7, TRACE_SCHEMA_VERSION];
 export const TRACE_FORMAT = 'dbg-trace';
 
 const DDL = `
@@ -121,12 +145,16 @@ CREATE TABLE ckpt (
 CREATE INDEX mem_lines ON mem (chunk, line);
 CREATE INDEX ckpt_by_vcpu ON ckpt (vcpu, seq);
 CREATE TABLE ram_init (page INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE page (chunk INTEGER NOT NULL, page INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE UNIQUE INDEX page_by_page ON page (page, chunk);
+CREATE INDEX page_by_chunk ON page (chunk, page);
 CREATE TABLE input (
   id INTEGER PRIMARY KEY,
   seq INTEGER NOT NULL,
   vcpu INTEGER,
   kind TEXT NOT NULL,
-  detail TEXT NOT NULL
+  detail TEXT NOT NULL,
+  chunk INTEGER
 );
 CREATE INDEX input_by_seq ON input (seq);
 CREATE TABLE stop (
@@ -151,6 +179,7 @@ CREATE VIEW checkpoints AS
          CASE WHEN flags & 2 THEN 'slice-end' ELSE 'resume' END AS kind,
          (flags & 1) = 1 AS full_image, length(data) AS bytes
   FROM ckpt;
+CREATE VIEW pages AS SELECT chunk, page * 4096 AS phys_addr, length(data) AS bytes FROM page;
 CREATE VIEW inputs AS SELECT seq, vcpu, kind, detail FROM input;
 CREATE VIEW stops AS SELECT seq, vcpu, kind, id, addr FROM stop;
 CREATE VIEW summary AS

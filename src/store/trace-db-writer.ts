@@ -46,8 +46,29 @@ export function encodeRows(c: ChunkRecord): Buffer {
   return nativeRecorder().encodeRows(c.lineImages, c.log, c.writes, c.logCap);
 }
 
-/** A chunk as cut() returns it, with the inputs seen since the last chunk. */
-export type ChunkRecord = Omit<NativeChunk, 'untranslated'> & { readonly inputs: readonly StoredInput[] };
+/**
+ * 4 KiB pages of RAM: `data` holds one after the other the pages whose physical page numbers
+ * (physical address >> 12) `pages` lists.
+ */
+export interface PageImages {
+  readonly pages: readonly number[];
+  readonly data: Uint8Array;
+}
+
+/**
+ * A chunk as cut() returns it, with the inputs seen since the last chunk, and for a lazy-rows
+ * recording the images of the pages written in it, as they are at its end (schema.ts, `page`).
+ */
+export type ChunkRecord = Omit<NativeChunk, 'untranslated'> & { readonly inputs: readonly StoredInput[]; readonly images?: PageImages };
+
+/**
+ * Whether writeChunk stores the chunk: one of no instruction is stored when it carries something
+ * (checkpoints, host writes, inputs at its `first`, written pages): a trace opened at that
+ * position needs them (schema.ts). (A chunk has memory rows when it has written lines.)
+ */
+export function storesChunk(c: Pick<ChunkRecord, 'count' | 'ckpts' | 'lines' | 'inputs' | 'images'>): boolean {
+  return c.count > 0 || c.ckpts.length > 0 || c.lines > 0 || c.inputs.length > 0 || (c.images?.pages.length ?? 0) > 0;
+}
 
 /** Memory rows stored by one INSERT (see writeChunk). */
 const ROW_BATCH = 32;
@@ -63,6 +84,7 @@ export class TraceDbWriter {
   private readonly insCkpt: Database.Statement;
   private readonly insInput: Database.Statement;
   private readonly insStop: Database.Statement;
+  private readonly insPage: Database.Statement;
   private bytesIn = 0;
   private instructions = 0;
   /** The seq after the last instruction stored (undefined: no chunk stored yet). */
@@ -73,6 +95,8 @@ export class TraceDbWriter {
   private rows = Buffer.alloc(0);
   /** Where a chunk's pc stream is deflated, kept likewise. */
   private deflated = Buffer.alloc(0);
+  /** Where a page image is deflated. */
+  private readonly deflatedPage = Buffer.allocUnsafeSlow(nativeRecorder().deflateRawBound(4096));
 
   /** Writes into the trace at `path`, made by createTrace(). */
   constructor(readonly path: string) {
@@ -83,7 +107,8 @@ export class TraceDbWriter {
     this.insMemBatch = this.db.prepare(`INSERT INTO mem (chunk, line, part, data) VALUES ${Array(ROW_BATCH).fill('(?, ?, ?, ?)').join(', ')}`);
     this.insMaskBatch = this.db.prepare(`INSERT INTO mem_mask (line, chunk, part, first, mask) VALUES ${Array(ROW_BATCH).fill('(?, ?, ?, ?, ?)').join(', ')}`);
     this.insCkpt = this.db.prepare('INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES (?, ?, ?, ?, ?)');
-    this.insInput = this.db.prepare('INSERT INTO input (seq, vcpu, kind, detail) VALUES (?, ?, ?, ?)');
+    this.insInput = this.db.prepare('INSERT INTO input (seq, vcpu, kind, detail, chunk) VALUES (?, ?, ?, ?, ?)');
+    this.insPage = this.db.prepare('INSERT INTO page (chunk, page, data) VALUES (?, ?, ?)');
     this.insStop = this.db.prepare('INSERT INTO stop (seq, vcpu, kind, id, addr) VALUES (?, ?, ?, ?, ?)');
   }
 
@@ -115,9 +140,7 @@ export class TraceDbWriter {
     if (this.rows.length < need) this.rows = Buffer.allocUnsafeSlow(Math.ceil(need * 1.25));
     const n = native.encodeRows(c.lineImages, c.log, c.writes, c.logCap, this.rows);
     const mem = typeof n === 'number' ? this.rows.subarray(0, n) : n;
-    // A chunk of no instruction is stored when it carries something (checkpoints, host writes,
-    // inputs at its `first`): a trace opened at that position needs them (schema.ts).
-    if (c.count === 0 && c.ckpts.length === 0 && mem.length === 0 && c.inputs.length === 0) return;
+    if (!storesChunk(c)) return;
     const id = this.nextChunk++;
     // The pc stream deflated (schema 4): code that loops repeats its nibbles (the sample kernel's:
     // 80x smaller). By libdeflate with a compressor kept on this thread (native/recorder/deflate.c:
@@ -155,7 +178,8 @@ export class TraceDbWriter {
           this.insCkpt.run(seq, vcpu, id, flags, k.subarray(p + 14, p + 14 + n));
           p += 14 + n;
         }
-        for (const i of c.inputs) this.insInput.run(...i);
+        for (const i of c.inputs) this.insInput.run(...i, id);
+        if (c.images) this.bytesIn += this.insertPages(id, c.images);
         if (this.kill?.at === 'commit' && this.kill.chunk === id) killNow();
       })(),
     );
@@ -166,13 +190,31 @@ export class TraceDbWriter {
   }
 
   /**
+   * Chunk `id`'s page images (deflated here: on the writer's thread, in the chunk's transaction);
+   * the bytes stored.
+   */
+  private insertPages(id: number, images: PageImages): number {
+    const native = nativeRecorder();
+    // a Uint8Array when it crossed from the recording thread
+    const data = Buffer.from(images.data.buffer, images.data.byteOffset, images.data.byteLength);
+    let bytes = 0;
+    images.pages.forEach((page, i) => {
+      const n = native.deflateRaw(data.subarray(i * 4096, i * 4096 + 4096), this.deflatedPage);
+      this.insPage.run(id, page, this.deflatedPage.subarray(0, n));
+      bytes += n;
+    });
+    return bytes;
+  }
+
+  /**
    * Cut the stored history at position `s` (every chunk written; nothing pending): what happened
    * from instruction `s` on is deleted — later chunks, and in the chunk holding `s` its later
    * instructions, memory writes (rows re-encoded), checkpoints and inputs. Host writes and inputs
    * recorded at `s` itself (an interrupt delivered before instruction `s`, a debugger write) stay:
-   * they are part of the state at `s`. The next chunk written starts at `s`.
+   * they are part of the state at `s`. The next chunk written starts at `s`. In a lazy-rows trace
+   * the chunk holding `s` gets `images` for its page images: RAM as it is at `s`.
    */
-  truncateAfter(s: bigint): void {
+  truncateAfter(s: bigint, images?: PageImages): void {
     const db = this.db;
     guard(this.path, () =>
       db.transaction(() => {
@@ -186,7 +228,11 @@ export class TraceDbWriter {
           // Starting at `s` it becomes a chunk of no instruction that keeps the host writes at `s`.
           if (BigInt(row.first) + BigInt(row.count) > s) this.cutChunk(row.id, row.first, Number(s));
         }
-        for (const t of ['mem', 'mem_mask', 'ckpt']) db.prepare(`DELETE FROM ${t} WHERE chunk >= ?`).run(keep);
+        for (const t of ['mem', 'mem_mask', 'ckpt', 'page']) db.prepare(`DELETE FROM ${t} WHERE chunk >= ?`).run(keep);
+        if (row && images) {
+          db.prepare('DELETE FROM page WHERE chunk = ?').run(row.id);
+          this.bytesIn += this.insertPages(row.id, images);
+        }
         db.prepare('DELETE FROM chunk WHERE id >= ?').run(keep);
         db.prepare('DELETE FROM ckpt WHERE seq > ?').run(s);
         db.prepare("DELETE FROM input WHERE seq > ? OR (seq = ? AND kind IN ('port-in', 'mmio-read'))").run(s, s);

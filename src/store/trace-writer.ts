@@ -25,7 +25,7 @@ import { checkoutRoot } from '../common/checkout-root.js';
 import { DbgError, isDbgError, type ErrorCode } from '../common/errors.js';
 import { nativeRecorder, type NativeChunk } from './native-recorder.js';
 import { createTrace, markWriting, type Db } from './schema.js';
-import { encodeRows, storedInput, TraceDbWriter, type ChunkRecord, type InputRecord, type StopRecord, type StoredInput } from './trace-db-writer.js';
+import { encodeRows, storedInput, storesChunk, TraceDbWriter, type ChunkRecord, type InputRecord, type PageImages, type StopRecord, type StoredInput } from './trace-db-writer.js';
 import { lockTrace } from './trace-folder.js';
 
 export type { InputRecord, StopRecord } from './trace-db-writer.js';
@@ -36,7 +36,7 @@ export type WriterOp =
   | { readonly k: 'stop'; readonly stop: StopRecord }
   | { readonly k: 'meta'; readonly key: string; readonly value: string | number }
   | { readonly k: 'ram'; readonly pages: readonly number[]; readonly data: Uint8Array }
-  | { readonly k: 'truncate'; readonly seq: bigint }
+  | { readonly k: 'truncate'; readonly seq: bigint; readonly images?: PageImages }
   | { readonly k: 'finish' }
   | { readonly k: 'close' };
 
@@ -61,6 +61,9 @@ export const SHARED_BYTES = 48;
 const DONE = 0;
 const FAILED = 1;
 const ENDED = 2;
+
+/** About what a page image takes deflated, for stats() before it is stored. */
+const PAGE_BYTES = 1024;
 
 /** Most chunks handed over and not yet stored before the recording thread waits (each ~1-5 MB). */
 const MAX_QUEUED = 4;
@@ -131,7 +134,7 @@ function apply(w: TraceDbWriter, op: WriterOp): void {
     case 'ram':
       return w.writeInitialRam(op.pages, asBuffer(op.data));
     case 'truncate':
-      return w.truncateAfter(op.seq);
+      return w.truncateAfter(op.seq, op.images);
     case 'finish':
       return w.finish();
     case 'close':
@@ -267,21 +270,31 @@ export class TraceWriter {
     this.post({ k: 'stop', stop });
   }
 
-  writeChunk(c: NativeChunk): void {
+  /**
+   * The chunk, with the inputs added since the last one and, for a lazy-rows recording, the
+   * images of the pages written in it. Whether the trace will hold it (storesChunk).
+   */
+  writeChunk(c: NativeChunk, images?: PageImages): boolean {
     const { first, count, pcs, lineImages, log, logCap, ckpts, writes, lines } = c;
     // What the trace is about to hold (before the buffers move to the writer's thread): ~6
-    // bytes of memory rows a write (the sample kernel's 5.5), the checkpoints.
-    const bytes = 6 * writes + ckpts.length;
-    this.post({ k: 'chunk', c: { first, count, pcs, lineImages, log, logCap, ckpts, writes, lines, inputs: this.pendingInputs.splice(0) } }, [...movable(pcs), ...movable(lineImages), ...movable(ckpts)]);
+    // bytes of memory rows a write (the sample kernel's 5.5), the checkpoints, a page image
+    // deflated to about PAGE_BYTES.
+    const bytes = 6 * writes + ckpts.length + PAGE_BYTES * (images?.pages.length ?? 0);
+    const record: ChunkRecord = { first, count, pcs, lineImages, log, logCap, ckpts, writes, lines, inputs: this.pendingInputs.splice(0), ...(images ? { images } : {}) };
+    this.post({ k: 'chunk', c: record }, [...movable(pcs), ...movable(lineImages), ...movable(ckpts), ...(images ? movable(images.data) : [])]);
     this.queued.push(this.posted);
     this.unstored.push({ op: this.posted, bytes });
     if (this.queued.length > MAX_QUEUED) this.waitFor(this.queued.splice(0, this.queued.length - MAX_QUEUED).at(-1)!);
+    return storesChunk(record);
   }
 
-  /** Cut the stored history at position `s` (trace-db-writer.ts); waits for it; throws when it failed. */
-  truncateAfter(s: bigint): void {
+  /**
+   * Cut the stored history at position `s` (trace-db-writer.ts; `images`: the page images of the
+   * chunk holding `s`, of a lazy-rows recording); waits for it; throws when it failed.
+   */
+  truncateAfter(s: bigint, images?: PageImages): void {
     if (this.pendingInputs.length > 0) throw new Error('truncateAfter: inputs are pending (flush the recorder first)');
-    this.post({ k: 'truncate', seq: s });
+    this.post({ k: 'truncate', seq: s, ...(images ? { images } : {}) }, images ? movable(images.data) : []);
     this.drain();
     const f = this.failure();
     if (f) throw f.code === 'bug' ? new Error(f.message) : new DbgError(f.code, f.message);
