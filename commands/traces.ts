@@ -14,7 +14,7 @@ export default class Traces extends Command {
 
   static override description = [
     'The trace folder ($XDG_CACHE_HOME/dbg, else ~/.cache/dbg) is where dbg live records when no --record FILE is given. Each trace is listed oldest first with its size (file and WAL), the instructions it holds, the guest, when it was recorded, and how its run ended: ok, failed (dbg exited with an error), unfinished (the process died while recording), or "recording (pid N)" for one being recorded now.',
-    'With --verify TRACE, dbg re-executes the trace from its start, from nothing but its initial RAM, the register state at each slice start and its inputs, records it again, and compares: every chunk\'s pc stream, every memory row, every input and every checkpoint\'s registers must come out as recorded. Exit status 1 names the first difference.',
+    'With --verify TRACE, dbg re-executes the trace from its start, from nothing but its initial RAM, the register state at each slice start and its inputs, records it again, and compares: every chunk\'s pc stream, every memory row, every input and every checkpoint\'s registers must come out as recorded (a lazy-rows trace has page images instead of memory rows: its memory is not compared). Exit status 1 names the first difference.',
     `The folder has a size cap (default ${formatBytes(DEFAULT_TRACE_CAP)}; --cap SIZE, or $DBG_TRACE_CAP): dbg live removes the oldest traces not in use before it records there, and --prune does it now. A trace being recorded is never removed.`,
   ].join('\n\n');
 
@@ -93,8 +93,8 @@ async function verify(name: string, dir: string, out: ReturnType<typeof stdoutOu
     const r = await verifyTrace(reader);
     const seconds = (performance.now() - t0) / 1e3;
     if (r.difference) throw traceCorrupt(path, `re-executed, it differs from the recording: ${r.difference}`);
-    if (json) out.json({ path, verified: true, instructions: r.instructions, chunks: r.chunks, seconds });
-    else out.line(`${path}: ${r.instructions} instructions in ${r.chunks} chunk(s) re-execute to the recorded history (${seconds.toFixed(2)} s)`);
+    if (json) out.json({ path, verified: true, instructions: r.instructions, chunks: r.chunks, seconds, ...(r.unchecked ? { unchecked: r.unchecked } : {}) });
+    else out.line(`${path}: ${r.instructions} instructions in ${r.chunks} chunk(s) re-execute to the recorded history${r.unchecked ? `, ${r.unchecked} not compared` : ''} (${seconds.toFixed(2)} s)`);
   } finally {
     reader.close();
   }

@@ -4,12 +4,20 @@
  *
  * A chunk is cut after the slice that brings it to `chunkTarget` instructions (default 2^20), so
  * chunks end on slice boundaries and a killed process loses at most the open chunk.
+ *
+ * Memory is recorded one of two ways (schema.ts). Eagerly: a write hook on every engine puts each
+ * guest write into the chunk's memory rows (mem, mem_mask), which costs the guest most of what
+ * recording costs (Unicorn's stores leave its fast path: recorder.c). Lazily ("lazy rows"): no
+ * write hook; the kernel tracks which 4 KiB pages of RAM are written (recorder.c, dirtyTrack), and
+ * each chunk is stored with the images of its written pages at its end; a reader makes a chunk's
+ * memory rows when it needs them, by re-executing it.
  */
 
 import type { ExecutionObserver, InputEvent, ObservedMachine, SliceStop } from '../targets/emulator/execution-observer.js';
 import { DbgError } from '../common/errors.js';
 import type { StopReason } from '../targets/target.js';
 import { nativeRecorder, type NativeRecorder, type RecorderHandle } from './native-recorder.js';
+import type { PageImages } from './trace-db-writer.js';
 import { TraceWriter } from './trace-writer.js';
 
 export interface RecorderOptions {
@@ -37,7 +45,19 @@ export interface RecorderOptions {
    * unless $DBG_RECORD_FAST is 0); false records every instruction on the exact engine.
    */
   fast?: boolean;
+  /**
+   * How memory is recorded (see above): 'lazy' when the machine's RAM can be tracked (else
+   * eagerly, with the reason in the trace's meta memory_rows_reason), or 'eager'. Default
+   * $DBG_RECORD_ROWS, else DEFAULT_ROWS.
+   */
+  rows?: 'lazy' | 'eager';
 }
+
+/**
+ * How memory is recorded when neither the options nor $DBG_RECORD_ROWS say: eagerly until the
+ * readers make a lazy trace's memory rows (by re-executing its chunks); then lazily.
+ */
+const DEFAULT_ROWS: 'lazy' | 'eager' = 'eager';
 
 export class EmulatorRecorder implements ExecutionObserver {
   private inputCount = 0;
@@ -62,6 +82,13 @@ export class EmulatorRecorder implements ExecutionObserver {
   private full = false;
   private stoppedAt: bigint | undefined;
   private readonly maxBytes: number;
+  /** Memory is recorded lazily: page images, no memory rows. */
+  private lazy = false;
+  /**
+   * Of a lazy-rows recording: each chunk the trace holds, in order, with the RAM pages written in
+   * it (indexes of 4 KiB pages in `machine.ram`): the pages whose images discardAfter stores again.
+   */
+  private stored: { first: bigint; pages: Uint32Array }[] = [];
 
   constructor(
     readonly path: string,
@@ -91,34 +118,56 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.n.setSeq(this.h, machine.seq);
     this.chunkFirst = machine.seq;
     this.recordStart = machine.seq;
+    this.writer.setMeta('ram_base', `0x${machine.ramBase.toString(16)}`);
+    this.writer.setMeta('ram_size', machine.ram.length);
+    this.writer.setMeta('vcpus', machine.vcpuCount);
+    this.writer.setMeta('first_seq', machine.seq.toString());
+    // What made the checkpoints: another Unicorn build cannot load them (checked by replay).
+    const build = this.n.buildInfo(machine.engineAddress(0));
+    this.writer.setMeta('unicorn_version', build.unicorn);
+    this.writer.setMeta('context_size', build.contextSize);
+    this.writer.writeInitialRam(machine.ram, machine.ramBase);
+    // Tracked from here (after ram_init was read: the first chunk's page images are relative to
+    // it; reading RAM before does not touch the pages never written, tracked ones would be).
+    const rows = this.opts.rows ?? (process.env.DBG_RECORD_ROWS === 'lazy' || process.env.DBG_RECORD_ROWS === 'eager' ? process.env.DBG_RECORD_ROWS : DEFAULT_ROWS);
+    const why = rows === 'eager' ? undefined : machine.ramBase % 4096n ? 'the RAM does not start on a 4 KiB page' : this.n.dirtyTrack(this.h, machine.ram);
+    this.lazy = rows === 'lazy' && why === undefined;
+    if (this.lazy) this.writer.setMeta('memory_rows', 'lazy');
+    else if (why !== undefined) this.writer.setMeta('memory_rows_reason', why);
     this.engines = [];
     this.fastEngines = [];
     const fast = this.opts.fast ?? process.env.DBG_RECORD_FAST !== '0';
     for (let v = 0; v < machine.vcpuCount; v++) {
       const uc = machine.engineAddress(v);
       this.engines.push(uc);
-      this.n.attach(this.h, uc, v, machine.seq > 0n);
+      this.n.attach(this.h, uc, v, machine.seq > 0n, !this.lazy);
       const f = fast ? machine.fastEngine?.(v) : undefined;
       if (f) {
-        f.recordTo(this.n.attachFast(this.h, uc, f.address, machine.seq > 0n));
+        f.recordTo(this.n.attachFast(this.h, uc, f.address, machine.seq > 0n, !this.lazy));
         this.fastEngines.push(f);
       }
     }
-    this.writer.setMeta('ram_base', `0x${machine.ramBase.toString(16)}`);
-    this.writer.setMeta('ram_size', machine.ram.length);
-    this.writer.setMeta('vcpus', machine.vcpuCount);
-    this.writer.setMeta('first_seq', machine.seq.toString());
-    // What made the checkpoints: another Unicorn build cannot load them (checked by replay).
-    const build = this.n.buildInfo(this.engines[0]!);
-    this.writer.setMeta('unicorn_version', build.unicorn);
-    this.writer.setMeta('context_size', build.contextSize);
-    this.writer.writeInitialRam(machine.ram, machine.ramBase);
     // The state every vCPU starts the recording in.
     for (const uc of this.engines) this.n.checkpointNow(this.h, uc);
   }
 
-  /** The recorder's hooks off every engine, its block sinks off every fast engine first. */
+  /** The images of RAM pages (indexes of 4 KiB pages in the machine's RAM) as they are now. */
+  private pageImages(at: Uint32Array): PageImages {
+    const ram = this.machine!.ram;
+    const base = Number(this.machine!.ramBase >> 12n);
+    // its own ArrayBuffer: it moves to the writer's thread
+    const data = Buffer.allocUnsafeSlow(at.length * 4096);
+    const pages: number[] = [];
+    at.forEach((i, k) => {
+      ram.copy(data, k * 4096, i * 4096, i * 4096 + 4096);
+      pages.push(base + i);
+    });
+    return { pages, data };
+  }
+
+  /** The recorder's hooks off every engine, its block sinks off every fast engine first; RAM no longer tracked. */
   private unhook(): void {
+    this.n.dirtyStop(this.h);
     for (const f of this.fastEngines) {
       f.recordTo(undefined);
       this.n.detach(this.h, f.address);
@@ -219,7 +268,9 @@ export class EmulatorRecorder implements ExecutionObserver {
         detail: { virt: c.untranslated.readBigUInt64LE(o + 8), ...(len ? { data: c.untranslated.subarray(o + 18, o + 18 + len) } : {}) },
       });
     }
-    this.writer.writeChunk(c);
+    // A lazy-rows chunk: the pages written in it (guest, host and debugger writes alike), as they are at its end.
+    const written = this.lazy ? this.n.dirtyPages(this.h) : undefined;
+    if (this.writer.writeChunk(c, written && this.pageImages(written)) && written) this.stored.push({ first: c.first, pages: written });
     this.chunkFirst = this.n.seq(this.h);
     if (c.count > 0) this.lastStored = last ? { seq: Number(this.chunkFirst) - 1, pc: last[0], vcpu: last[1] } : undefined;
     this.opts.onProgress?.({ instructions: this.chunkFirst, bytes: this.writer.stats().bytes });
@@ -264,13 +315,31 @@ export class EmulatorRecorder implements ExecutionObserver {
     if (this.full) throw new DbgError('state', `cannot discard the recorded future: recording stopped at seq ${this.stoppedAt}`);
     this.flush();
     if (this.full) throw new DbgError('state', `cannot discard the recorded future: recording stopped at seq ${this.stoppedAt}`);
-    this.writer.truncateAfter(seq);
+    this.writer.truncateAfter(seq, this.lazy ? this.imagesAt(seq) : undefined);
     // The chunk that held `seq` keeps the checkpoints the state at `seq` needs; the next slice
     // starts the next chunk with its own.
     this.n.setSeq(this.h, seq);
     this.chunkFirst = seq;
     this.lastStored = undefined;
     this.inputCount++;
+  }
+
+  /**
+   * Of a lazy-rows recording whose machine was put back at `seq` (RAM as it is there), with every
+   * chunk stored: the page images of the chunk holding `seq`, cut there (the writer finds that
+   * chunk as this does: the last one stored that starts at or before `seq`). The pages that differ
+   * between its start and `seq` are among those written in it; pages written since the last cut
+   * (the rewind's, when it came after) are added: each holds its state at `seq` now.
+   */
+  private imagesAt(seq: bigint): PageImages | undefined {
+    const now = this.n.dirtyPages(this.h);
+    let k = this.stored.length;
+    while (k > 0 && this.stored[k - 1]!.first > seq) k--;
+    this.stored.length = k;
+    const held = this.stored[k - 1];
+    if (!held) return undefined;
+    held.pages = Uint32Array.from(new Set([...held.pages, ...now])).sort();
+    return this.pageImages(held.pages);
   }
 
   /** Say in the trace how its run ended (meta.outcome: "ok", "failed (...)"); `dbg traces` shows it. */

@@ -477,13 +477,14 @@ export class Machine implements ObservedMachine {
       scheduler: { current: sl.current, left: sl.alone === undefined ? sl.left - Number(d) : sl.left },
       devices: { pc: last.uart, idleNs: this.idleNs, console: this.console().slice(0, last.consoleLength) },
     };
-    // Code the guest rewrote after `seq` must be translated again: drop the changed pages.
+    // Code the guest rewrote after `seq` must be translated again: drop the changed pages. Only
+    // those are copied: a page written is one a lazy-rows recording stores again (emulator-recorder.ts).
     const changed: bigint[] = [];
     for (let off = 0; off < ram.length; off += 4096) {
       if (!ram.subarray(off, off + 4096).equals(this.ram.subarray(off, off + 4096))) changed.push(BigInt(off));
     }
     this.loadState(state);
-    ram.copy(this.ram);
+    for (const p of changed) ram.copy(this.ram, Number(p), Number(p), Number(p) + 4096);
     this.paging.flush();
     for (const p of changed) for (const v of this.vcpus) for (const h of v.contexts) emuHooks().invalidate(h, this.ramBase + p, this.ramBase + p + 4096n);
     marks.length = n;
