@@ -1671,6 +1671,16 @@ static napi_value fn_set_seq(napi_env env, napi_callback_info info) {
  * atomically. Guest stores (Unicorn writes RAM in place: uc_mem_map_ptr), host writes and JS
  * writes are all seen. WP_UNPOPULATED protects pages never touched too (no page is read in for
  * that), and a transparent huge page is split at its first write: pages are 4 KiB.
+ *
+ * Measured (12-07 14:20 UTC, Linux 6.18, load 1-1.6 on 2 cores): a first write to a protected
+ * page ~1.1 us (2.1 us when it splits a huge page), a scan of 64 MiB with 4096 pages written
+ * 0.2 ms. 5*10^7 instructions of the sample kernel (nobug), wall clock against the same run
+ * unrecorded, alternating 10^7-instruction stretches: lazy rows 1.8-2.2x, eager 3.8-4.7x; the
+ * store loop (a store every 13 instructions) 1.65-1.96x and 2.8x. The tracking is ~1.5% of the
+ * lazy run's perf samples (the scan, the faults); lazy recording costs the block sink (emu.c's
+ * on_block_slow, emit_block and sink_block: ~21% of the samples, on_block 8% unrecorded), the
+ * cuts and inputs in JS (~0.1 s of 0.35 s) and the writer's thread (deflate, SQLite) on the same
+ * cores.
  */
 
 /* What this build's headers may lack (values from the kernel's uapi linux/userfaultfd.h and linux/fs.h). */
