@@ -54,8 +54,9 @@ export interface RecorderOptions {
 }
 
 /**
- * How memory is recorded when neither the options nor $DBG_RECORD_ROWS say: eagerly until the
- * readers make a lazy trace's memory rows (by re-executing its chunks); then lazily.
+ * How memory is recorded when neither the options nor $DBG_RECORD_ROWS say: eagerly until every
+ * reader answers a lazy trace as it answers an eager one (test/store passes with
+ * DBG_RECORD_ROWS=lazy); then lazily.
  */
 const DEFAULT_ROWS: 'lazy' | 'eager' = 'eager';
 
