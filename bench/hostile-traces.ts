@@ -33,10 +33,10 @@ export const sampleKernel = join(root, 'dumps', 'kernel.elf');
  * instructions, both vCPUs running), in chunks of 30k instructions: small enough to open in tens
  * of milliseconds, with every table populated.
  */
-export async function recordSampleTrace(path: string): Promise<void> {
+export async function recordSampleTrace(path: string, rows: 'lazy' | 'eager' = 'eager'): Promise<void> {
   const t = EmulatorTarget.open(sampleKernel, { ramBytes: 4 << 20, cpus: 2 });
   try {
-    t.record(new EmulatorRecorder(path, { chunkTarget: 30_000, checkpointEvery: 2048, guest: 'kernel.elf', symbols: sampleKernel }));
+    t.record(new EmulatorRecorder(path, { chunkTarget: 30_000, checkpointEvery: 2048, guest: 'kernel.elf', symbols: sampleKernel, rows }));
     const tick = t.symbols.find('timer_tick');
     if (!tick) throw new Error('the sample kernel has no timer_tick');
     t.caps.breakpoints!.addBreakpoint(tick.addr);
@@ -81,9 +81,10 @@ const COLUMNS: Record<string, readonly string[]> = {
   mem_mask: ['line', 'chunk', 'part', 'first', 'mask'],
   ckpt: ['seq', 'vcpu', 'chunk', 'flags', 'data'],
   ram_init: ['page', 'data'],
-  input: ['seq', 'vcpu', 'kind', 'detail'],
+  input: ['seq', 'vcpu', 'kind', 'detail', 'chunk'],
+  page: ['chunk', 'page', 'data'],
 };
-const META_KEYS = ['format', 'arch', 'guest', 'symbols', 'ram_base', 'ram_size', 'vcpus', 'first_seq', 'checkpoint_every', 'chunk_target', 'cpu_model', 'unicorn_version', 'context_size'];
+const META_KEYS = ['format', 'arch', 'guest', 'symbols', 'ram_base', 'ram_size', 'vcpus', 'first_seq', 'checkpoint_every', 'chunk_target', 'cpu_model', 'unicorn_version', 'context_size', 'memory_rows'];
 
 /** One value of each SQL type, drawn at random (some near the edges a reader trips on). */
 function sqlValue(r: Rng, fifo: string): unknown {
@@ -95,7 +96,7 @@ function sqlValue(r: Rng, fifo: string): unknown {
     case 2:
       return r.pick([0.5, -1.5, 1e300, 2 ** 34, 4096.5, Number.NaN]);
     case 3:
-      return r.pick(['', 'x', '0x10', '100000', '17179869184', '{}', '{"a":', 'dbg-trace', fifo, '/', '/dev/zero']);
+      return r.pick(['', 'x', '0x10', '100000', '17179869184', '{}', '{"a":', 'dbg-trace', 'lazy', fifo, '/', '/dev/zero']);
     default:
       return r.bytes(r.pick([0, 1, 16, 64, 127, 128, 200, 4096]));
   }
@@ -165,7 +166,7 @@ export function mutate(good: string, goodBytes: Buffer, path: string, kind: Muta
         db.prepare(`UPDATE ${table} SET ${col} = ? WHERE rowid IN (SELECT rowid FROM ${table} LIMIT 1 OFFSET ?)`).run(v, off);
       } catch {
         // WITHOUT ROWID tables, NOT NULL and key clashes: edit by the key instead
-        const keys = table === 'mem' || table === 'mem_mask' ? ['line', 'chunk', 'part'] : table === 'ram_init' ? ['page'] : ['id'];
+        const keys = table === 'mem' || table === 'mem_mask' ? ['line', 'chunk', 'part'] : table === 'ram_init' ? ['page'] : table === 'page' ? ['page', 'chunk'] : ['id'];
         const row = db.prepare(`SELECT ${keys.join(', ')} FROM ${table} LIMIT 1 OFFSET ?`).get(off) as Record<string, unknown> | undefined;
         if (!row) return `${table} is empty`;
         try {
@@ -183,6 +184,7 @@ export function mutate(good: string, goodBytes: Buffer, path: string, kind: Muta
       ['mem', 'data', ['line', 'chunk', 'part']],
       ['mem', 'data', ['line', 'chunk', 'part']],
       ['ram_init', 'data', ['page']],
+      ['page', 'data', ['page', 'chunk']],
     ] as const);
     // delta checkpoints (flags & 1 = 0) are what ckptDecode reads: prefer them
     const where = table === 'ckpt' && r.int(4) ? 'WHERE (flags & 1) = 0' : '';
@@ -240,15 +242,17 @@ export interface CampaignResult {
 }
 
 /** `count` mutants from `seed`; `fifo` is a path a mutant may name as its symbol file. */
-export async function campaign(good: string, count: number, seed: number, dir: string, fifo: string, onEach?: (i: number) => void): Promise<CampaignResult> {
+export async function campaign(goods: readonly string[], count: number, seed: number, dir: string, fifo: string, onEach?: (i: number) => void): Promise<CampaignResult> {
   const r = new Rng(seed);
-  const goodBytes = readFileSync(good);
+  const goodBytes = goods.map((g) => readFileSync(g));
   const res = { runs: 0, opened: 0, refused: 0, failures: [] as string[], byKind: {} as Record<string, number>, messages: new Map<string, number>() };
   const heapLimit = 512 << 20;
   for (let i = 0; i < count; i++) {
     const kind = KINDS[i % KINDS.length]!;
     const p = join(dir, `m${i}.trace`);
-    const what = mutate(good, goodBytes, p, kind, r, fifo);
+    // each kind of damage to each good trace in turn
+    const g = Math.floor(i / KINDS.length) % goods.length;
+    const what = mutate(goods[g]!, goodBytes[g]!, p, kind, r, fifo);
     const t0 = Date.now();
     const out = await probe(p);
     const ms = Date.now() - t0;
@@ -283,12 +287,14 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'dbg-hostile-'));
   try {
     const good = join(dir, 'good.trace');
+    const lazy = join(dir, 'lazy.trace');
     await recordSampleTrace(good);
+    await recordSampleTrace(lazy, 'lazy');
     const fifo = join(dir, 'fifo');
     const { execFileSync } = await import('node:child_process');
     execFileSync('mkfifo', [fifo]);
     const t0 = Date.now();
-    const res = await campaign(good, count, seed, dir, fifo, (i) => {
+    const res = await campaign([good, lazy], count, seed, dir, fifo, (i) => {
       if (i % 500 === 499) console.error(`hostile-traces: ${i + 1} of ${count}`);
     });
     console.log(`hostile-traces: ${res.runs} mutants (seed ${seed}) in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${res.opened} opened, ${res.refused} refused with a dbg: error, ${res.failures.length} failures`);

@@ -1127,6 +1127,7 @@ static napi_value fn_attach_fast(napi_env env, napi_callback_info info) {
   f->vcpu = x->vcpu;
   x->has_fast = 1;
   f->sink.version = EMU_BLOCK_SINK_VERSION;
+  f->sink.flags = r->rows ? SINK_HOOKS_STORES : 0;
   f->sink.ud = f;
   f->sink.block = sink_block;
   f->sink.ran = sink_ran;

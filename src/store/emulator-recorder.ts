@@ -2,7 +2,7 @@
  * Records an emulated machine into a trace: the ExecutionObserver the emulator calls around each
  * slice, gluing the native recorder (hooks on every vCPU's engine) to the TraceWriter.
  *
- * A chunk is cut after the slice that brings it to `chunkTarget` instructions (default 2^20), so
+ * A chunk is cut after the slice that brings it to `chunkTarget` instructions (CHUNK_TARGET), so
  * chunks end on slice boundaries and a killed process loses at most the open chunk.
  *
  * Memory is recorded one of two ways (schema.ts). Eagerly: a write hook on every engine puts each
@@ -54,11 +54,17 @@ export interface RecorderOptions {
 }
 
 /**
- * How memory is recorded when neither the options nor $DBG_RECORD_ROWS say: eagerly until every
- * reader answers a lazy trace as it answers an eager one (test/store passes with
- * DBG_RECORD_ROWS=lazy); then lazily.
+ * How memory is recorded when neither the options nor $DBG_RECORD_ROWS say: lazily (issue 10:
+ * a write hook alone costs the guest 1.7x; readers make a lazy trace's rows as queries need them,
+ * src/targets/replay/chunk-indexer.ts).
  */
-const DEFAULT_ROWS: 'lazy' | 'eager' = 'eager';
+const DEFAULT_ROWS: 'lazy' | 'eager' = 'lazy';
+/**
+ * Instructions per chunk by default: a lazy-rows trace's reader re-executes a chunk from its
+ * start for a seek into it (~1.3 ms for 2^18 instructions on the fast engine) and to make its
+ * memory rows (~15 ms), so its chunks are shorter; an eager trace's are cut every 2^20.
+ */
+const CHUNK_TARGET = { lazy: 1 << 18, eager: 1 << 20 };
 
 export class EmulatorRecorder implements ExecutionObserver {
   private inputCount = 0;
@@ -96,7 +102,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     private readonly opts: RecorderOptions = {},
   ) {
     this.n = nativeRecorder();
-    this.chunkTarget = opts.chunkTarget ?? 1 << 20;
+    this.chunkTarget = opts.chunkTarget ?? CHUNK_TARGET[this.rowsAsked()];
     this.h = this.n.create(opts.checkpointEvery ?? 8192);
     this.maxBytes = opts.maxBytes ?? (Number(process.env.DBG_RECORD_MAX) || 1 << 30);
     this.writer = new TraceWriter(
@@ -130,7 +136,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.writer.writeInitialRam(machine.ram, machine.ramBase);
     // Tracked from here (after ram_init was read: the first chunk's page images are relative to
     // it; reading RAM before does not touch the pages never written, tracked ones would be).
-    const rows = this.opts.rows ?? (process.env.DBG_RECORD_ROWS === 'lazy' || process.env.DBG_RECORD_ROWS === 'eager' ? process.env.DBG_RECORD_ROWS : DEFAULT_ROWS);
+    const rows = this.rowsAsked();
     const why = rows === 'eager' ? undefined : machine.ramBase % 4096n ? 'the RAM does not start on a 4 KiB page' : this.n.dirtyTrack(this.h, machine.ram);
     this.lazy = rows === 'lazy' && why === undefined;
     if (this.lazy) this.writer.setMeta('memory_rows', 'lazy');
@@ -150,6 +156,12 @@ export class EmulatorRecorder implements ExecutionObserver {
     }
     // The state every vCPU starts the recording in.
     for (const uc of this.engines) this.n.checkpointNow(this.h, uc);
+  }
+
+  /** How memory is to be recorded: the options', else $DBG_RECORD_ROWS, else DEFAULT_ROWS. */
+  private rowsAsked(): 'lazy' | 'eager' {
+    const env = process.env.DBG_RECORD_ROWS;
+    return this.opts.rows ?? (env === 'lazy' || env === 'eager' ? env : DEFAULT_ROWS);
   }
 
   /** The images of RAM pages (indexes of 4 KiB pages in the machine's RAM) as they are now. */

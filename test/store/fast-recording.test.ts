@@ -48,7 +48,7 @@ const commands = [
 async function record(path: string, fast: boolean, cpus: number): Promise<string> {
   const t = EmulatorTarget.open(kernel, { ramBytes: 32 << 20, cpus, cmdline: 'nobug' });
   try {
-    const rec = new EmulatorRecorder(path, { guest: 'kernel.elf', chunkTarget: 200_000, fast });
+    const rec = new EmulatorRecorder(path, { guest: 'kernel.elf', chunkTarget: 200_000, fast, rows: 'eager' });
     t.record(rec);
     const status = t.machine.engines();
     const out = { jsonMode: false, line: () => {}, json: () => {}, warn: () => {} };

@@ -1,6 +1,6 @@
 /**
- * Hostile traces: 1,000+ seeded mutants of a real trace (the sample kernel recorded to its panic
- * once per run) — byte flips, page overwrites, SQL edits of every column with every SQL type,
+ * Hostile traces: 1,000+ seeded mutants of two real traces (the sample kernel recorded once per
+ * run, with memory rows and with page images: lazy rows) — byte flips, page overwrites, SQL edits of every column with every SQL type,
  * damaged blobs inside valid rows — opened and used in-process (bench/hostile-traces.ts). Each
  * must end in one-line DbgError or open and answer; a sample also goes through `dbg replay` so
  * the CLI prints `dbg: ...` on one line. The larger run: node dist/bench/hostile-traces.js.
@@ -16,19 +16,21 @@ import { turnEventLoop } from '../helpers/event-loop.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-hostile-'));
 const good = join(dir, 'good.trace');
+const lazy = join(dir, 'lazy.trace');
 const fifo = join(dir, 'fifo');
 const COUNT = Number(process.env.DBG_HOSTILE_COUNT ?? 1000);
 const SEED = Number(process.env.DBG_HOSTILE_SEED ?? 20261205);
 
 beforeAll(async () => {
   await recordSampleTrace(good);
+  await recordSampleTrace(lazy, 'lazy');
   execFileSync('mkfifo', [fifo]);
 }, 120_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('hostile traces', () => {
   it(`${COUNT} mutants (seed ${SEED}) each end in a one-line dbg error or a correct open`, async () => {
-    const res = await campaign(good, COUNT, SEED, dir, fifo);
+    const res = await campaign([good, lazy], COUNT, SEED, dir, fifo);
     expect(res.failures.slice(0, 5)).toEqual([]);
     expect(res.runs).toBe(COUNT);
     // the campaign reaches past the open: some mutants open and are used, many are refused

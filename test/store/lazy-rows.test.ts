@@ -29,7 +29,7 @@ afterAll(() => { if (!process.env.KEEP_DIR) rmSync(dir, { recursive: true, force
 beforeAll(async () => {
   const t = EmulatorTarget.open(kernel, { ramBytes: 32 << 20, cpus: 2, cmdline: 'nobug' });
   try {
-    t.record(new EmulatorRecorder(eagerPath, { guest: 'kernel.elf', chunkTarget: 200_000, rows: 'eager' } as ConstructorParameters<typeof EmulatorRecorder>[1]));
+    t.record(new EmulatorRecorder(eagerPath, { guest: 'kernel.elf', chunkTarget: 200_000, rows: 'eager' }));
     const out = { jsonMode: false, line: () => {}, json: () => {}, warn: () => {} };
     const session = new Session(t, builtinModules);
     // breakpoints and a debugger write: inputs at slice boundaries and inside the history

@@ -25,7 +25,7 @@ describe('line state from rows vs write by write', () => {
   it('agree at every chunk start and around every interrupt, with a chunk cut at each stop', async () => {
     const path = join(dir, 'cuts.trace');
     const t = EmulatorTarget.open(kernel, { ramBytes: 64 << 20 });
-    t.record(new EmulatorRecorder(path, { guest: 'kernel.elf', symbols: kernel, chunkTarget: 100_000 }));
+    t.record(new EmulatorRecorder(path, { guest: 'kernel.elf', symbols: kernel, chunkTarget: 100_000, rows: 'eager' }));
     const s = session(t);
     await s.run('log_append::bp');
     for (let i = 0; i < 4; i++) {

@@ -34,6 +34,8 @@ import { IOAPIC_BASE, LAPIC_BASE } from '../emulator/devices/pc.js';
 import { allocGuestRam, releaseGuestRam } from '../emulator/guest-ram.js';
 import { makeFastEngine } from '../emulator/fast-engine.js';
 import { driveChunk } from './chunk-drive.js';
+// a lazy-rows trace's memory rows are made by re-executing chunks on a machine of this file
+import './chunk-indexer.js';
 
 /**
  * Windows at least this long run on the fast engine: a shorter one (a step, a rung of a reverse

@@ -55,7 +55,6 @@ import type {
 } from '../target.js';
 import { elfModule } from '../unwind.js';
 import { ReplayMachine } from './replay-machine.js';
-import './chunk-indexer.js';
 
 export interface ReplayOptions {
   /** Symbol files (the guest's ELF); default: the path the trace recorded, when it exists. */

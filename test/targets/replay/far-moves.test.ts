@@ -54,7 +54,7 @@ describe('a replay moved far over many lines', () => {
     const elf = build();
     const path = join(dir, 'fill.trace');
     const live = EmulatorTarget.open(elf, { ramBytes: 32 << 20 });
-    live.record(new EmulatorRecorder(path, { guest: 'fill.elf', symbols: elf, chunkTarget: 500_000 }));
+    live.record(new EmulatorRecorder(path, { guest: 'fill.elf', symbols: elf, chunkTarget: 500_000, rows: 'eager' }));
     const m = live.machine;
     // a pass is 2 M iterations of rep stosl: the middle of the second pass, then the end of the third
     while (m.seq < 3_000_000n) expect(m.runSync(100_000n)).toBeUndefined();
