@@ -10,8 +10,8 @@
  *     (SINK_LEN) | SINK_STORES when it may store, and where the engine keeps eip. Unicorn syncs
  *     eip before a plain integer store while a memory hook exists, so the recorder's write hook
  *     finds the storing instruction from it. A block with a store that Unicorn makes with a stale
- *     eip (atomics, SSE, x87, helpers: emu.c's plain_store) is never told to a sink that hooks
- *     stores (SINK_HOOKS_STORES): the exact engine runs it. `lens` stays valid until the slice ends.
+ *     eip (atomics, SSE, x87, helpers: emu.c's plain_store) is never told: the exact engine runs
+ *     it. `lens` stays valid until the slice ends.
  *   - ran() is called before each stretch either engine runs in a slice (runFast), with the
  *     instructions of the slice that completed so far. A block cut short (a hand-over inside it, a
  *     fault) and the exact engine's hook call for the instruction it was stopped before were told
@@ -24,18 +24,12 @@
 
 #include <stdint.h>
 
-#define EMU_BLOCK_SINK_VERSION 2
+#define EMU_BLOCK_SINK_VERSION 1
 #define SINK_LEN 0x0f
 #define SINK_STORES 0x80
 
-/* flags: the recorder hears of every store from a write hook, so a block whose stores Unicorn
-   makes with a stale eip must run on the exact engine (without it, a lazy-rows recorder that has
-   no write hook, such blocks are told as any other) */
-#define SINK_HOOKS_STORES 1
-
 typedef struct emu_block_sink {
   uint32_t version; /* EMU_BLOCK_SINK_VERSION */
-  uint32_t flags;   /* SINK_HOOKS_STORES */
   void *ud;
   void (*block)(void *ud, uint64_t pc, uint64_t cs_base, const uint8_t *lens, uint32_t n, const uint64_t *eip);
   void (*ran)(void *ud, uint64_t done);

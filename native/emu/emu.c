@@ -1393,7 +1393,7 @@ static void record_block(ctx *c, blk *b) {
      hook would find no instruction at eip + base, and a stop there would leave the vCPU at the
      wrong eip (xv6's second CPU ran zeros at 0xe000 instead of its start-up code at 0x7000). Such
      blocks run on the exact engine, which counts them one instruction at a time. */
-  if (!lens || (b->rec_exact && (c->sink->flags & SINK_HOOKS_STORES)) || cs_base) {
+  if (!lens || b->rec_exact || cs_base) {
     /* the recorder could not tell which instruction made a write: the exact engine runs this
        block, and the recorder's hooks there see each one (counted back out of the fast
        engine's count) */

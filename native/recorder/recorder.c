@@ -129,6 +129,7 @@ struct Eng {
   int attached;
   uc_hook hcode, hmem;
   int has_hmem; /* hmem was added: the engine records guest writes (attach's `writes`) */
+  int has_hcode; /* hcode was added: the engine records its pcs (not in a lazy recording) */
   uint64_t expected, prev_pc;
   uc_context *ctx;
   /* soft TLB for virtual -> physical of written addresses */
@@ -1080,15 +1081,19 @@ static napi_value fn_attach(napi_env env, napi_callback_info info) {
   }
   e->vcpu = (int)vcpu;
   if (!e->attached) {
-    if (uc_hook_add(uc, &e->hcode, UC_HOOK_CODE, (void *)hook_code, e, 1, 0) != UC_ERR_OK)
+    /* A lazy recording (writes false) keeps neither pcs nor writes: no hook at all, the engine
+       runs as unrecorded; the slices' checkpoints and instruction counts come from
+       beginSlice/endSlice, and a reader makes the rest by re-executing (chunk-indexer.ts). */
+    if (r->rows && uc_hook_add(uc, &e->hcode, UC_HOOK_CODE, (void *)hook_code, e, 1, 0) != UC_ERR_OK)
       return throw_err(env, "attach: uc_hook_add(UC_HOOK_CODE) failed");
     if (r->rows && uc_hook_add(uc, &e->hmem, UC_HOOK_MEM_WRITE, (void *)hook_mem, e, 1, 0) != UC_ERR_OK)
       return throw_err(env, "attach: uc_hook_add(UC_HOOK_MEM_WRITE) failed");
     e->has_hmem = r->rows;
+    e->has_hcode = r->rows;
     e->attached = 1;
     bool flush = true;
     if (argc >= 4) napi_get_value_bool(env, argv[3], &flush);
-    if (flush) flush_tb(r, e);
+    if (flush && r->rows) flush_tb(r, e);
   }
   memset(e->tlb_v, 0xff, sizeof e->tlb_v);
   return NULL;
@@ -1127,7 +1132,6 @@ static napi_value fn_attach_fast(napi_env env, napi_callback_info info) {
   f->vcpu = x->vcpu;
   x->has_fast = 1;
   f->sink.version = EMU_BLOCK_SINK_VERSION;
-  f->sink.flags = r->rows ? SINK_HOOKS_STORES : 0;
   f->sink.ud = f;
   f->sink.block = sink_block;
   f->sink.ran = sink_ran;
@@ -1159,8 +1163,10 @@ static napi_value fn_detach(napi_env env, napi_callback_info info) {
   if (e && e->attached) {
     /* No translation flush: code translated with the hooks keeps calling Unicorn's hook
        dispatcher, which skips deleted hooks (a flush can cost seconds, see flush_tb). */
-    if (!e->twin) uc_hook_del(e->uc, e->hcode);
-    else e->twin->has_fast = 0;
+    if (!e->twin) {
+      if (e->has_hcode) uc_hook_del(e->uc, e->hcode);
+      e->has_hcode = 0;
+    } else e->twin->has_fast = 0;
     if (e->has_hmem) uc_hook_del(e->uc, e->hmem);
     e->has_hmem = 0;
     e->attached = 0;
@@ -1201,6 +1207,14 @@ static napi_value fn_end_slice(napi_env env, napi_callback_info info) {
     return throw_err(env, "endSlice(handle, ucAddr, executed): bad arguments");
   Eng *e = find_eng(r, ucp);
   if (!e) return throw_err(env, "endSlice: engine not attached");
+  if (!r->rows) {
+    /* no hook counted them (a lazy recording): the machine's count is the history's */
+    r->seq = r->slice_start + executed;
+    checkpoint(r, e, r->seq, 2);
+    napi_value out;
+    CALL(napi_create_bigint_uint64(env, r->seq, &out));
+    return out;
+  }
   uint64_t counted = r->seq - r->slice_start;
   if (r->broken[0]) {
     char msg[260];
@@ -1302,8 +1316,8 @@ static napi_value fn_line_now(napi_env env, napi_callback_info info) {
 
 /* checkpointNow(h, ucAddr, flags = 2): a checkpoint between slices (2 = the vCPU is not running). */
 static napi_value fn_checkpoint_now(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Rec *r = get_rec(env, argv[0]);
   uint64_t ucp;
@@ -1312,8 +1326,11 @@ static napi_value fn_checkpoint_now(napi_env env, napi_callback_info info) {
   if (argc >= 3) napi_get_value_uint32(env, argv[2], &flags);
   Eng *e = find_eng(r, ucp);
   if (!e) return throw_err(env, "checkpointNow: engine not attached");
+  /* inside a slice of a lazy recording no hook counts: the machine says where it is */
+  uint64_t at = r->seq;
+  if (argc >= 4 && !get_u64(env, argv[3], &at)) return throw_err(env, "checkpointNow: `seq` must be a bigint");
   uint64_t keep = r->last_ckpt_seq;
-  checkpoint(r, e, r->seq, (int)(flags & 2));
+  checkpoint(r, e, at, (int)(flags & 2));
   r->last_ckpt_seq = keep;
   return NULL;
 }

@@ -91,6 +91,11 @@ export class EmulatorRecorder implements ExecutionObserver {
   private readonly maxBytes: number;
   /** Memory is recorded lazily: page images, no memory rows. */
   private lazy = false;
+
+  /** A lazy recording needs no instruction told: the machine runs slices on its fast engines. */
+  get hearsInstructions(): boolean {
+    return !this.lazy;
+  }
   /**
    * Of a lazy-rows recording: each chunk the trace holds, in order, with the RAM pages written in
    * it (indexes of 4 KiB pages in `machine.ram`): the pages whose images discardAfter stores again.
@@ -139,7 +144,11 @@ export class EmulatorRecorder implements ExecutionObserver {
     const rows = this.rowsAsked();
     const why = rows === 'eager' ? undefined : machine.ramBase % 4096n ? 'the RAM does not start on a 4 KiB page' : this.n.dirtyTrack(this.h, machine.ram);
     this.lazy = rows === 'lazy' && why === undefined;
-    if (this.lazy) this.writer.setMeta('memory_rows', 'lazy');
+    if (this.lazy) {
+      this.writer.setMeta('memory_rows', 'lazy');
+      // and no pc stream: chunk-indexer.ts makes a chunk's pcs with its rows
+      this.writer.setMeta('pcs', 'lazy');
+    }
     else if (why !== undefined) this.writer.setMeta('memory_rows_reason', why);
     this.engines = [];
     this.fastEngines = [];
@@ -148,7 +157,8 @@ export class EmulatorRecorder implements ExecutionObserver {
       const uc = machine.engineAddress(v);
       this.engines.push(uc);
       this.n.attach(this.h, uc, v, machine.seq > 0n, !this.lazy);
-      const f = fast ? machine.fastEngine?.(v) : undefined;
+      // a lazy recording hears of no block: the fast engines run as unrecorded (hearsInstructions)
+      const f = fast && !this.lazy ? machine.fastEngine?.(v) : undefined;
       if (f) {
         f.recordTo(this.n.attachFast(this.h, uc, f.address, machine.seq > 0n, !this.lazy));
         this.fastEngines.push(f);
@@ -234,13 +244,22 @@ export class EmulatorRecorder implements ExecutionObserver {
         break;
       case 'cpu-start':
         this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'cpu-start', detail: { by: event.by } });
-        this.n.checkpointNow(this.h, this.engine(event.vcpu));
+        this.checkpointAt(event.vcpu, event.seq);
         break;
       case 'register-write':
         this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'register-write', detail: { name: event.name, value: event.value } });
-        this.n.checkpointNow(this.h, this.engine(event.vcpu));
+        this.checkpointAt(event.vcpu, event.seq);
         break;
     }
+  }
+
+  /**
+   * A checkpoint of `vcpu` at `seq` (a start-up, a register write): where the hooks counted, or
+   * in a lazy recording, where no hook counts inside a slice, where the machine says.
+   */
+  private checkpointAt(vcpu: number, seq: bigint): void {
+    if (this.lazy) this.n.checkpointNow(this.h, this.engine(vcpu), 2, seq);
+    else this.n.checkpointNow(this.h, this.engine(vcpu));
   }
 
   /**

@@ -64,8 +64,11 @@ export interface NativeRecorder {
   hostWrite(h: RecorderHandle, phys: bigint, data: Buffer, old?: Buffer): void;
   /** The 64 bytes of a line written in the open chunk, as they are now; null when not written. */
   lineNow(h: RecorderHandle, line: bigint): Buffer | null;
-  /** A checkpoint between slices; flags 2 (default) = the vCPU is not running from here. */
-  checkpointNow(h: RecorderHandle, uc: bigint, flags?: number): void;
+  /**
+   * A checkpoint between slices; flags 2 (default) = the vCPU is not running from here; at `seq`
+   * (default: the instructions the hooks counted, which a lazy recording's do not).
+   */
+  checkpointNow(h: RecorderHandle, uc: bigint, flags?: number, seq?: bigint): void;
   cut(h: RecorderHandle): NativeChunk;
   /** The memory rows of a chunk cut() returned (u64 line | u32 n | u64 mask | n bytes, sorted by line); gives its log back. */
   encodeRows(lineImages: Buffer, log: bigint, writes: number, logCap: number): Buffer;

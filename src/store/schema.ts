@@ -19,7 +19,10 @@
  *                                         memory_rows = 'lazy' for a lazy-rows trace (below),
  *                                         absent for an eager one, which says why in
  *                                         memory_rows_reason when lazy rows were asked for and
- *                                         the machine's RAM could not be tracked
+ *                                         the machine's RAM could not be tracked; pcs = 'lazy'
+ *                                         when its chunks' pcs are empty too (a lazy recording
+ *                                         hooks nothing: a reader makes a chunk's pcs with its
+ *                                         rows, chunk-indexer.ts)
  *   chunk(id, first, count, pcs, ...)     one row per chunk of history: instructions
  *                                         [first, first + count), their pcs packed as nibbles
  *                                         (native/recorder/recorder.c) and deflated (raw

@@ -91,7 +91,8 @@ export const SQL_MAX_ROWS = 1_000_000;
  * recorder's write hooks (src/targets/replay/chunk-indexer.ts registers it).
  */
 export interface ChunkIndexer {
-  rows(chunk: number): Buffer;
+  /** Chunk `chunk` re-executed: its memory rows (encodeRows' format) and its pc stream (nibbles, not deflated). */
+  rows(chunk: number): { rows: Buffer; pcs: Buffer };
   close(): void;
 }
 let indexerFor: ((reader: TraceReader) => ChunkIndexer) | undefined;
@@ -109,6 +110,8 @@ CREATE TEMP TABLE mem (chunk INTEGER NOT NULL, line INTEGER NOT NULL, part INTEG
 CREATE TEMP TABLE mem_mask (line INTEGER NOT NULL, chunk INTEGER NOT NULL, part INTEGER NOT NULL, first INTEGER NOT NULL, mask INTEGER NOT NULL, PRIMARY KEY (line, chunk, part)) WITHOUT ROWID;
 CREATE INDEX temp.mem_lines ON mem (chunk, line);
 `;
+/** Where a lazy trace's pc streams are made into (chunk.pcs is empty there). */
+const LAZY_PCS_DDL = 'CREATE TEMP TABLE lazy_pcs (chunk INTEGER PRIMARY KEY, pcs BLOB NOT NULL)';
 
 /** A query's result; `truncated` when it had more than the rows asked for. */
 export interface SqlResult {
@@ -158,6 +161,11 @@ export class TraceReader {
   private readonly indexed = new Set<number>();
   private indexer: ChunkIndexer | undefined;
   private readonly pageCache = new Map<string, Buffer>();
+  /**
+   * A lazy trace keeps no pc stream either (meta pcs = 'lazy'): a chunk's pcs are made with its
+   * memory rows, by the same re-execution.
+   */
+  readonly lazyPcs: boolean;
   /** Inputs name their chunk (schema 8). */
   private readonly inputChunks: boolean;
   /** Memory rows decoded into writes so far (what a history query cost; tests read it). */
@@ -180,6 +188,8 @@ export class TraceReader {
       if (!columns('page').includes('data')) throw traceCorrupt(path, 'meta.memory_rows says its memory is kept as page images, but it has no page table');
       db.exec(LAZY_DDL);
     }
+    this.lazyPcs = this.lazyRows && this.meta.get('pcs') === 'lazy';
+    if (this.lazyPcs) db.exec(LAZY_PCS_DDL);
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
       chunkById: p('SELECT id, first, count, writes, lines FROM chunk WHERE id = ?'),
@@ -236,6 +246,7 @@ export class TraceReader {
             pageChunksDown: p('SELECT chunk FROM page WHERE page = ? AND chunk <= ? ORDER BY chunk DESC LIMIT ?'),
             pageChunksUp: p('SELECT chunk FROM page WHERE page = ? AND chunk BETWEEN ? AND ? ORDER BY chunk LIMIT ?'),
             pagesOfChunks: p('SELECT DISTINCT page FROM page WHERE chunk BETWEEN ? AND ?'),
+            ...(this.lazyPcs ? { lazyPcs: p('SELECT pcs FROM temp.lazy_pcs WHERE chunk = ?'), insPcs: p('INSERT INTO temp.lazy_pcs (chunk, pcs) VALUES (?, ?)') } : {}),
           }
         : {}),
     };
@@ -439,6 +450,10 @@ export class TraceReader {
     const r = this.st.pcs!.get(id) as { pcs: unknown; count: unknown } | undefined;
     if (!r) return undefined;
     const count = intOf(this.path, r.count, `chunk ${id}'s count`, 0, 2 ** 32 - 1);
+    if (this.lazyPcs) {
+      this.ensureRows(id);
+      return { pcs: this.st.lazyPcs!.pluck().get(id) as Buffer, count };
+    }
     const blob = blobOf(this.path, r.pcs, `the pcs of chunk ${id}`);
     if (this.version < 4) return { pcs: blob, count };
     try {
@@ -493,6 +508,25 @@ export class TraceReader {
   }
 
   private lastStep: { seq: number; pc: bigint; vcpu: number } | undefined;
+
+  /**
+   * The vCPU that runs instruction `seq`, from the slices (a slice starts with a checkpoint not
+   * flagged as a slice end): what a lazy trace says without its pcs.
+   */
+  vcpuAt(seq: number): number {
+    for (let c = this.chunkIndexOf(seq); c >= 0; c--) {
+      let starts = this.sliceStarts.get(c);
+      if (!starts) {
+        starts = this.checkpointRows(c).filter((k) => (k.flags & 2) === 0);
+        if (this.sliceStarts.size >= 64) this.sliceStarts.delete(this.sliceStarts.keys().next().value!);
+        this.sliceStarts.set(c, starts);
+      }
+      for (let i = starts.length - 1; i >= 0; i--) if (starts[i]!.seq <= seq) return starts[i]!.vcpu;
+    }
+    return 0;
+  }
+
+  private readonly sliceStarts = new Map<number, { seq: number; vcpu: number }[]>();
 
   /** pc and vCPU of instruction `seq` (first <= seq < end). */
   step(seq: number): { pc: bigint; vcpu: number } {
@@ -706,9 +740,10 @@ export class TraceReader {
       if (!indexerFor) throw new DbgError('state', `trace "${this.path}" keeps its memory as page images; this command cannot re-execute it to answer memory queries`);
       this.indexer = indexerFor(this);
     }
-    const rows = this.indexer.rows(c);
+    const { rows, pcs } = this.indexer.rows(c);
     const st = this.st;
     this.db.transaction(() => {
+      if (this.lazyPcs) st.insPcs!.run(c, pcs);
       for (const r of encodedRows(rows, this.chunkFirsts[c]!)) {
         st.insMem!.run(c, r.line, r.part, r.data);
         st.insMask!.run(r.line, c, r.part, r.first, r.mask);

@@ -213,7 +213,7 @@ describe.runIf(tracking)('a lazy-rows recording', () => {
     try {
       const v = await verifyTrace(r);
       expect(v.difference).toBeUndefined();
-      expect(v.unchecked).toBe('memory (a lazy-rows trace: page images, no memory rows)');
+      expect(v.unchecked).toBe('memory and pcs (a lazy trace: page images, no memory rows or pc stream)');
     } finally {
       r.close();
     }

@@ -26,10 +26,13 @@ const eagerPath = join(dir, 'eager.trace');
 const lazyPath = join(dir, 'lazy.trace');
 afterAll(() => { if (!process.env.KEEP_DIR) rmSync(dir, { recursive: true, force: true }); });
 
-beforeAll(async () => {
+const recordedLazy = join(dir, 'recorded-lazy.trace');
+
+/** The sample kernel on 2 vCPUs under a session of breakpoints, a debugger write and a watchpoint, recorded to `path`. */
+async function record(path: string, rows: 'lazy' | 'eager'): Promise<void> {
   const t = EmulatorTarget.open(kernel, { ramBytes: 32 << 20, cpus: 2, cmdline: 'nobug' });
   try {
-    t.record(new EmulatorRecorder(eagerPath, { guest: 'kernel.elf', chunkTarget: 200_000, rows: 'eager' }));
+    t.record(new EmulatorRecorder(path, { guest: 'kernel.elf', chunkTarget: 200_000, rows }));
     const out = { jsonMode: false, line: () => {}, json: () => {}, warn: () => {} };
     const session = new Session(t, builtinModules);
     // breakpoints and a debugger write: inputs at slice boundaries and inside the history
@@ -40,6 +43,11 @@ beforeAll(async () => {
   } finally {
     t.close();
   }
+}
+
+beforeAll(async () => {
+  await record(eagerPath, 'eager');
+  await record(recordedLazy, 'lazy');
   toLazyRows(eagerPath, lazyPath);
 }, 120_000);
 
@@ -65,6 +73,45 @@ function picker(seed: number): (n: number) => number {
 }
 
 describe('a lazy-rows trace', () => {
+  it('recorded (no memory rows, no pc stream) answers as the eager recording of the same run', () => {
+    const eager = TraceReader.open(eagerPath);
+    const lazy = TraceReader.open(recordedLazy);
+    const a = new ReplayMachine(eager);
+    const b = new ReplayMachine(lazy);
+    try {
+      expect(lazy.lazyPcs).toBe(true);
+      expect([lazy.first, lazy.end, lazy.chunkCount]).toEqual([eager.first, eager.end, eager.chunkCount]);
+      expect(lazy.db.prepare('SELECT sum(length(pcs)) FROM chunk').pluck().get()).toBeLessThan(lazy.chunkCount * 16);
+      const pick = picker(5);
+      for (let i = 0; i < 4; i++) {
+        const c = pick(lazy.chunkCount);
+        const [x, y] = [eager.pcs(c), lazy.pcs(c)];
+        expect(Buffer.from(y.pc.buffer).equals(Buffer.from(x.pc.buffer)) && Buffer.from(y.vcpu.buffer).equals(Buffer.from(x.vcpu.buffer)), `pcs of chunk ${c}`).toBe(true);
+      }
+      const lines = eager.linesWritten(0, eager.chunkCount - 1);
+      for (let i = 0; i < 200; i++) {
+        const line = lines[pick(lines.length)]!;
+        const s = lazy.first + pick(lazy.end - lazy.first + 1);
+        expect(ramDifference(eager.lineAt(line, s), lazy.lineAt(line, s)), `line 0x${(line * 64).toString(16)} at ${s}`).toBeUndefined();
+        const phys = line * 64 + pick(64);
+        expect(lazy.lastWrite(phys, s), `last write of 0x${phys.toString(16)} at ${s}`).toEqual(eager.lastWrite(phys, s));
+        if (s < lazy.end) expect(b.runningAt(s), `vCPU at ${s}`).toBe(a.runningAt(s));
+      }
+      for (const s of [lazy.end, lazy.first + 12345, lazy.end - 3, lazy.chunkFirst(2) + 7]) {
+        a.seek(s);
+        b.seek(s);
+        const v = a.runningAt(s);
+        expect(b.registers(v), `registers at ${s}`).toEqual(a.registers(v));
+        expect(ramDifference(a.ram, b.ram), `RAM at ${s}`).toBeUndefined();
+      }
+    } finally {
+      a.close();
+      b.close();
+      eager.close();
+      lazy.close();
+    }
+  }, 120_000);
+
   it('answers lineAt, lastWrite and writesTo as the eager trace does, making rows only for the chunks asked', () => {
     const eager = TraceReader.open(eagerPath);
     const lazy = TraceReader.open(lazyPath);

@@ -132,6 +132,11 @@ export interface MachineState {
  * Exceptions thrown by an observer propagate out of the run (the run stops).
  */
 export interface ExecutionObserver {
+  /**
+   * False: the observer needs no instruction told (a lazy recording keeps slices, inputs and
+   * written pages, not pcs): slices run on the fast engine with no block sink, as unobserved.
+   */
+  readonly hearsInstructions?: boolean;
   attach(machine: ObservedMachine): void;
   beforeSlice(vcpu: number, seq: bigint): void;
   afterSlice(vcpu: number, executed: number, stop: SliceStop): void;

@@ -308,6 +308,7 @@ export class Machine implements ObservedMachine {
     const why = emuHooks().physical(this.vcpus[0]!.hooks);
     const base = `Unicorn ${unicornVersion()}${why === null ? '' : ` (TLB entries virtual = physical: ${why}; a virtual page below the end of RAM reaches only the RAM at its own address)`}`;
     if (this.fastOff !== undefined) return `${base}; exact engine only (per-instruction counting): no fast engine: ${this.fastOff}`;
+    if (this.observer?.hearsInstructions === false) return `${base}; fast engine (per-block counting), recorded by slices (no pc kept: replay re-executes); the exact engine at breakpoints, watchpoints, port I/O and faults`;
     if (this.observer && !this.vcpus.every((v) => v.fastRecorded)) return `${base}; exact engine (per-instruction counting) while recording: the recorder takes every instruction's pc`;
     if (this.observer) return `${base}; fast engine (per-block counting), recorded block by block; the exact engine at breakpoints, watchpoints, port I/O and faults`;
     return `${base}; fast engine (per-block counting), the exact engine at breakpoints, watchpoints, port I/O and faults`;
@@ -902,8 +903,9 @@ export class Machine implements ObservedMachine {
     // (off after every slice that turned it on, so only turned on here)
     if (irqWait) for (const h of v.contexts) addon.waitInterrupt(h, true);
     let err: number;
-    if (v.fast && (!this.observer || v.fastRecorded)) {
-      // an observer that does not hear of the fast engine's blocks needs every instruction on the exact engine
+    if (v.fast && (!this.observer || v.fastRecorded || this.observer.hearsInstructions === false)) {
+      // an observer that needs the instructions but does not hear of the fast engine's blocks
+      // needs every instruction on the exact engine
       err = addon.runFast(v.fast.hooks, v.hooks, BigInt(limit), skip);
     } else {
       addon.arm(v.hooks, BigInt(limit), skip);

@@ -52,7 +52,7 @@ class Indexer implements ChunkIndexer {
     return { m, h };
   }
 
-  rows(c: number): Buffer {
+  rows(c: number): { rows: Buffer; pcs: Buffer } {
     try {
       return this.run(c);
     } catch (e) {
@@ -62,7 +62,7 @@ class Indexer implements ChunkIndexer {
     }
   }
 
-  private run(c: number): Buffer {
+  private run(c: number): { rows: Buffer; pcs: Buffer } {
     const r = this.reader;
     const { m, h } = this.start();
     const n = nativeRecorder();
@@ -87,11 +87,12 @@ class Indexer implements ChunkIndexer {
     const last = n.lastStep(h);
     const chunk = n.cut(h);
     const rows = n.encodeRows(chunk.lineImages, chunk.log, chunk.writes, chunk.logCap);
-    if (chunk.count !== end - first || (end > first && (!last || last[0] !== r.step(end - 1).pc))) {
+    // (a trace with its pcs checks them; a lazy one's are these)
+    if (chunk.count !== end - first || (!r.lazyPcs && end > first && (!last || last[0] !== r.step(end - 1).pc))) {
       throw traceCorrupt(r.path, `re-executing chunk ${c} to make its memory rows ran ${chunk.count} instructions${last ? ` ending at pc 0x${last[0].toString(16)}` : ''}, the recording ${end - first}: the trace does not replay`);
     }
     this.at = c + 1;
-    return rows;
+    return { rows, pcs: chunk.pcs };
   }
 
   close(): void {

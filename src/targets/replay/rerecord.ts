@@ -215,12 +215,13 @@ export async function verifyTrace(reader: TraceReader): Promise<VerifyResult> {
       db.prepare('ATTACH DATABASE ? AS a').run(reader.path);
       db.prepare('ATTACH DATABASE ? AS b').run(out);
       const lazy = reader.meta.get('memory_rows') === 'lazy';
-      const difference = firstDifference(db, lazy) ?? firstPcDifference(reader, again) ?? firstCheckpointDifference(reader, again, reader.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER);
+      // (a lazy trace's pcs are made by the same re-execution: nothing to compare)
+      const difference = firstDifference(db, lazy) ?? (reader.lazyPcs ? undefined : firstPcDifference(reader, again)) ?? firstCheckpointDifference(reader, again, reader.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER);
       return {
         instructions: reader.end - reader.first,
         chunks: reader.chunkCount,
         ...(difference ? { difference } : {}),
-        ...(lazy ? { unchecked: 'memory (a lazy-rows trace: page images, no memory rows)' } : {}),
+        ...(lazy ? { unchecked: reader.lazyPcs ? 'memory and pcs (a lazy trace: page images, no memory rows or pc stream)' : 'memory (a lazy-rows trace: page images, no memory rows)' } : {}),
       };
     } finally {
       again.close();
