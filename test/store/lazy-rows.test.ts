@@ -63,6 +63,17 @@ function ramDifference(a: Buffer, b: Buffer): string | undefined {
   return undefined;
 }
 
+/** Both machines sent to each of `seqs` in turn hold the same registers and RAM there. */
+function seekBoth(a: ReplayMachine, b: ReplayMachine, seqs: readonly number[]): void {
+  for (const s of seqs) {
+    a.seek(s);
+    b.seek(s);
+    const v = a.runningAt(s);
+    expect(b.registers(v), `registers at ${s}`).toEqual(a.registers(v));
+    expect(ramDifference(a.ram, b.ram), `RAM at ${s}`).toBeUndefined();
+  }
+}
+
 /** A small deterministic generator (the same picks every run). */
 function picker(seed: number): (n: number) => number {
   let x = seed;
@@ -97,13 +108,7 @@ describe('a lazy-rows trace', () => {
         expect(lazy.lastWrite(phys, s), `last write of 0x${phys.toString(16)} at ${s}`).toEqual(eager.lastWrite(phys, s));
         if (s < lazy.end) expect(b.runningAt(s), `vCPU at ${s}`).toBe(a.runningAt(s));
       }
-      for (const s of [lazy.end, lazy.first + 12345, lazy.end - 3, lazy.chunkFirst(2) + 7]) {
-        a.seek(s);
-        b.seek(s);
-        const v = a.runningAt(s);
-        expect(b.registers(v), `registers at ${s}`).toEqual(a.registers(v));
-        expect(ramDifference(a.ram, b.ram), `RAM at ${s}`).toBeUndefined();
-      }
+      seekBoth(a, b, [lazy.end, lazy.first + 12345, lazy.end - 3, lazy.chunkFirst(2) + 7]);
     } finally {
       a.close();
       b.close();
@@ -154,12 +159,7 @@ describe('a lazy-rows trace', () => {
       const pick = picker(11);
       const seqs = [lazy.end, lazy.first, lazy.end - 1, lazy.end - 2, lazy.chunkFirst(3), lazy.chunkFirst(3) - 1];
       for (let i = 0; i < 14; i++) seqs.push(lazy.first + pick(lazy.end - lazy.first));
-      for (const s of seqs) {
-        a.seek(s);
-        b.seek(s);
-        expect(b.registers(a.runningAt(s)), `registers at ${s}`).toEqual(a.registers(a.runningAt(s)));
-        expect(ramDifference(a.ram, b.ram), `RAM at ${s}`).toBeUndefined();
-      }
+      seekBoth(a, b, seqs);
     } finally {
       a.close();
       b.close();
