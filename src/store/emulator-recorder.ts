@@ -65,6 +65,19 @@ const DEFAULT_ROWS: 'lazy' | 'eager' = 'lazy';
  * memory rows (~15 ms), so its chunks are shorter; an eager trace's are cut every 2^20.
  */
 const CHUNK_TARGET = { lazy: 1 << 18, eager: 1 << 20 };
+/**
+ * A lazy chunk that has written more pages than this by its target runs on to the eager target:
+ * a guest that writes much memory (a store loop over 64 KiB: 17 pages every 2^18 instructions)
+ * would otherwise store its pages four times as often, and the writer's thread, deflating and
+ * inserting them, falls behind the guest (measured: the guest then waits for it 30% of its time).
+ */
+const FEW_PAGES = 8;
+
+/** Two ascending lists of page indexes as one. */
+function unionPages(a: Uint32Array, b: Uint32Array): Uint32Array {
+  if (!a.length || !b.length) return a.length ? a : b;
+  return Uint32Array.from(new Set([...a, ...b])).sort();
+}
 
 export class EmulatorRecorder implements ExecutionObserver {
   private inputCount = 0;
@@ -215,7 +228,25 @@ export class EmulatorRecorder implements ExecutionObserver {
   afterSlice(vcpu: number, executed: number, _stop: SliceStop): void {
     if (this.full) return;
     const next = this.n.endSlice(this.h, this.engine(vcpu), executed);
-    if (next - this.chunkFirst >= BigInt(this.chunkTarget)) this.cut();
+    const ran = next - this.chunkFirst;
+    if (ran < BigInt(this.chunkTarget)) return;
+    if (this.lazy && this.opts.chunkTarget === undefined && ran < BigInt(CHUNK_TARGET.eager)) {
+      // one look at the pages written so far (see FEW_PAGES)
+      if (!this.early) this.early = this.n.dirtyPages(this.h);
+      if (this.early.length > FEW_PAGES) return;
+    }
+    this.cut();
+  }
+
+  /** The pages the open lazy chunk had written when afterSlice looked (FEW_PAGES), until the chunk is cut. */
+  private early: Uint32Array | undefined;
+
+  /** The pages the open lazy chunk wrote: those it had when afterSlice looked and those since. */
+  private writtenPages(): Uint32Array {
+    const now = this.n.dirtyPages(this.h);
+    const early = this.early;
+    this.early = undefined;
+    return early ? unionPages(early, now) : now;
   }
 
   onStop(seq: bigint, vcpu: number, reason: StopReason): void {
@@ -301,7 +332,7 @@ export class EmulatorRecorder implements ExecutionObserver {
       });
     }
     // A lazy-rows chunk: the pages written in it (guest, host and debugger writes alike), as they are at its end.
-    const written = this.lazy ? this.n.dirtyPages(this.h) : undefined;
+    const written = this.lazy ? this.writtenPages() : undefined;
     if (this.writer.writeChunk(c, written && this.pageImages(written)) && written) this.stored.push({ first: c.first, pages: written });
     this.chunkFirst = this.n.seq(this.h);
     if (c.count > 0) this.lastStored = last ? { seq: Number(this.chunkFirst) - 1, pc: last[0], vcpu: last[1] } : undefined;
@@ -370,7 +401,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.stored.length = k;
     const held = this.stored[k - 1];
     if (!held) return undefined;
-    held.pages = Uint32Array.from(new Set([...held.pages, ...now])).sort();
+    held.pages = unionPages(held.pages, now);
     return this.pageImages(held.pages);
   }
 
