@@ -230,7 +230,9 @@ export class TraceReader {
       linesOfChunks: p('SELECT DISTINCT line FROM mem WHERE chunk BETWEEN ? AND ?'),
       ckpt: p('SELECT seq, vcpu, chunk, flags, data FROM ckpt WHERE vcpu = ? AND seq <= ? ORDER BY seq DESC, id DESC LIMIT 1'),
       ckptById: p('SELECT seq, vcpu, chunk, flags, data FROM ckpt WHERE id = ?'),
-      ckptRows: p('SELECT id, seq, vcpu, flags FROM ckpt WHERE chunk = ? ORDER BY seq, id'),
+      // A chunk's checkpoints, a vCPU's at a time through ckpt_by_vcpu over the chunk's seqs (by
+      // chunk alone SQLite walks the whole table: 1.7 ms a chunk at 10^8 instructions).
+      ckptRows: p('SELECT id, seq, vcpu, flags FROM ckpt WHERE vcpu = ? AND seq BETWEEN ? AND ? AND chunk = ?'),
       // A chunk's full image of a vCPU: through ckpt_by_vcpu over the chunk's seqs (by chunk alone
       // SQLite walks the whole table in id order: 16 ms for the last chunk of 10^8 instructions).
       ckptKey: p('SELECT data FROM ckpt WHERE vcpu = ? AND seq BETWEEN ? AND ? AND chunk = ? AND (flags & 1) = 1 ORDER BY id LIMIT 1'),
@@ -1151,7 +1153,11 @@ export class TraceReader {
 
   /** Chunk `chunk`'s checkpoints without their images (checkpointById), in the order they were taken. */
   checkpointRows(chunk: number): { id: number; seq: number; vcpu: number; flags: number }[] {
-    const rows = this.st.ckptRows!.all(chunk) as { id: number; seq: unknown; vcpu: unknown; flags: unknown }[];
+    const rows: { id: number; seq: unknown; vcpu: unknown; flags: unknown }[] = [];
+    const first = this.chunkFirsts[chunk] ?? 0;
+    const end = first + (this.chunkCounts[chunk] ?? 0);
+    for (let v = 0; v < this.info.vcpus; v++) rows.push(...(this.st.ckptRows!.all(v, first, end, chunk) as typeof rows));
+    rows.sort((a, b) => Number(a.seq) - Number(b.seq) || a.id - b.id);
     return rows.map((r) => {
       const seq = intOf(this.path, r.seq, `the seq of a checkpoint of chunk ${chunk}`);
       return { id: r.id, seq, vcpu: intOf(this.path, r.vcpu, `the vCPU of the checkpoint at seq ${seq}`, 0, this.info.vcpus - 1), flags: intOf(this.path, r.flags, `the flags of the checkpoint at seq ${seq}`, 0, 3) };
