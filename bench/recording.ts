@@ -48,7 +48,8 @@ const kernel = [join(here, '..', 'dumps', 'kernel.elf'), join(here, '..', '..', 
 /** A guest on the dbg machine, recorded when `record` is given; `what` names it in errors. */
 function emulatorRunner(elf: string, cmdline: string | undefined, what: string, record?: EmulatorRecorder): Runner {
   const t = EmulatorTarget.open(elf, cmdline === undefined ? {} : { cmdline });
-  if (record) t.machine.setObserver(record);
+  // as `dbg live` records: the recorder and the device marks ::discard puts the devices back from
+  if (record) t.record(record);
   return {
     async run(n) {
       const st = await t.machine.run({ vcpu: 0, count: n });

@@ -17,6 +17,7 @@ import { basename } from 'node:path';
 import { errors } from '../../../common/errors.js';
 import { fileError } from '../../../common/file-error.js';
 import type { IrqLine } from './clock.js';
+import { snapshot } from './snapshot.js';
 
 const BSY = 0x80;
 const DRDY = 0x40;
@@ -323,7 +324,7 @@ export class AtaChannel {
     const { disks: _d, irq: _i, ...rest } = this as unknown as Record<string, unknown>;
     void _d;
     void _i;
-    return structuredClone(rest);
+    return snapshot(rest);
   }
 
   load(s: unknown): void {

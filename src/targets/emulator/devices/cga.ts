@@ -51,11 +51,11 @@ export class Cga {
   }
 
   save(): unknown {
-    return { index: this.index, regs: Array.from(this.regs) };
+    return { index: this.index, regs: this.regs.slice() };
   }
 
   load(s: unknown): void {
-    const st = s as { index: number; regs: number[] };
+    const st = s as { index: number; regs: ArrayLike<number> };
     this.index = st.index;
     this.regs.set(st.regs);
   }

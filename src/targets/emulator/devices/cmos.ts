@@ -54,11 +54,11 @@ export class Cmos {
   }
 
   save(): unknown {
-    return { index: this.index, ram: Array.from(this.ram) };
+    return { index: this.index, ram: this.ram.slice() };
   }
 
   load(s: unknown): void {
-    const st = s as { index: number; ram: number[] };
+    const st = s as { index: number; ram: ArrayLike<number> };
     this.index = st.index;
     this.ram.set(st.ram);
   }

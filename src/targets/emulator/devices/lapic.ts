@@ -9,6 +9,7 @@
  */
 
 import type { Timed } from './clock.js';
+import { snapshot } from './snapshot.js';
 
 export const LAPIC_BASE = 0xfee00000;
 
@@ -239,7 +240,7 @@ export class Lapic implements Timed {
     void _s;
     void _e;
     void _c;
-    return structuredClone(rest);
+    return snapshot(rest);
   }
 
   load(s: unknown): void {

@@ -6,6 +6,7 @@
  */
 
 import { NS_PER_S, PIT_HZ, type IrqLine, type Timed } from './clock.js';
+import { snapshot } from './snapshot.js';
 
 interface Channel {
   mode: number;
@@ -130,7 +131,7 @@ export class Pit implements Timed {
   }
 
   save(): unknown {
-    return { ch: structuredClone(this.ch), gate2: this.gate2 };
+    return { ch: snapshot(this.ch), gate2: this.gate2 };
   }
 
   load(s: unknown): void {
