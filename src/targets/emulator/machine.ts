@@ -357,14 +357,16 @@ export class Machine implements ObservedMachine {
   consoleInput(bytes: Buffer): void {
     this.board.advance(this.vnow());
     this.board.uart.receive(bytes);
-    this.marks?.push({ seq: this.seqNow, uart: this.board.save(), consoleLength: this.consoleLength() });
+    this.board.version++;
+    this.marks?.push({ seq: this.seqNow, uart: this.boardState(), consoleLength: this.consoleLength() });
   }
 
   /** Queue PS/2 scan codes (set 1) for the guest's keyboard controller. */
   keyboardInput(codes: readonly number[]): void {
     this.board.advance(this.vnow());
     this.board.kbd.keys(codes);
-    this.marks?.push({ seq: this.seqNow, uart: this.board.save(), consoleLength: this.consoleLength() });
+    this.board.version++;
+    this.marks?.push({ seq: this.seqNow, uart: this.boardState(), consoleLength: this.consoleLength() });
   }
 
   /** The 80x25 text screen (CGA buffer at 0xb8000) and the CRTC's cursor (cell index). */
@@ -408,8 +410,20 @@ export class Machine implements ObservedMachine {
   private markDevice(vcpu: number): void {
     if (!this.marks) return;
     const counter = emuHooks().counter(this.vcpus[vcpu]!.hooks);
-    this.marks.push({ seq: this.seqNow + counter, uart: this.board.save(), consoleLength: this.consoleLength() });
+    this.marks.push({ seq: this.seqNow + counter, uart: this.boardState(), consoleLength: this.consoleLength() });
   }
+
+  /**
+   * The devices' state for a mark: the mark before's when no call that may change it came since
+   * (StandardPc.version; most slices), so that marks share it: a recorded machine keeps a mark at
+   * every slice start for as long as it runs.
+   */
+  private boardState(): unknown {
+    if (this.lastBoard?.version !== this.board.version) this.lastBoard = { version: this.board.version, state: this.board.save() };
+    return this.lastBoard.state;
+  }
+
+  private lastBoard: { version: number; state: unknown } | undefined;
 
   /** A slice starts (or the marks start): the whole device and scheduler state. */
   private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number): void {
@@ -427,7 +441,7 @@ export class Machine implements ObservedMachine {
           skipPc: skip ? (skip.vcpu === v.index ? skip.pc : v.skipPc) : v.skipPc,
         })),
       },
-      uart: this.board.save(),
+      uart: this.boardState(),
       consoleLength: this.consoleLength(),
     });
   }

@@ -43,6 +43,12 @@ export class StandardPc {
   readonly ata: AtaChannel;
   readonly ioapic: IoApic;
   readonly lapics: Lapic[] = [];
+  /**
+   * Moves on at every call that may change a device's state (an access, a timer that fires, an
+   * interrupt taken, input, a load): a recorded machine's marks (Machine.keepDeviceMarks) save the
+   * devices again only when it moved, instead of at every slice.
+   */
+  version = 0;
   /** Why the run must stop (see the header), until the machine takes it. */
   problem: string | undefined;
 
@@ -66,6 +72,7 @@ export class StandardPc {
 
   /** ISA IRQ line `n` (0-15). */
   irq(n: number, level: boolean): void {
+    this.version++;
     this.pic.setIrq(n, level);
     this.ioapic.setPin(n === 0 ? 2 : n, level);
   }
@@ -104,6 +111,7 @@ export class StandardPc {
 
   /** A port of one of these devices: its value; undefined when no device here has the port. */
   portIn(port: number, size: number, now: bigint): number | undefined {
+    this.version++;
     if (port >= COM1_PORT && port < COM1_PORT + 8) return this.uart.read(port - COM1_PORT);
     if (this.pic.handles(port)) return this.pic.in(port);
     if (this.pit.handles(port)) return this.pit.in(port, now);
@@ -116,6 +124,7 @@ export class StandardPc {
 
   /** False when no device here has the port. */
   portOut(port: number, size: number, value: number, now: bigint): boolean {
+    this.version++;
     const v = value & 0xff;
     if (port >= COM1_PORT && port < COM1_PORT + 8) this.uart.write(port - COM1_PORT, v);
     else if (this.pic.handles(port)) this.pic.out(port, v);
@@ -136,6 +145,7 @@ export class StandardPc {
   }
 
   lapicRead(vcpu: number, off: number, size: number, now: bigint): number {
+    this.version++;
     if (!this.mmioCheck('local APIC', vcpu, off, size, false)) return 0;
     this.lapics[vcpu]!.advance(now);
     return this.lapics[vcpu]!.read(off & 0xff0, now);
@@ -147,16 +157,19 @@ export class StandardPc {
   }
 
   lapicWrite(vcpu: number, off: number, size: number, value: number, now: bigint): void {
+    this.version++;
     if (!this.mmioCheck('local APIC', vcpu, off, size, true)) return;
     this.lapics[vcpu]!.advance(now);
     this.lapics[vcpu]!.write(off & 0xff0, value, now);
   }
 
   ioapicRead(vcpu: number, off: number, size: number): number {
+    this.version++;
     return this.mmioCheck('I/O APIC', vcpu, off, size, false) ? this.ioapic.read(off) : 0;
   }
 
   ioapicWrite(vcpu: number, off: number, size: number, value: number): void {
+    this.version++;
     if (this.mmioCheck('I/O APIC', vcpu, off, size, true)) this.ioapic.write(off, value);
   }
 
@@ -171,6 +184,10 @@ export class StandardPc {
   }
 
   advance(now: bigint): void {
+    // (timers change nothing before their next event)
+    const due = this.nextEvent();
+    if (due === undefined || due > now) return;
+    this.version++;
     this.pit.advance(now);
     for (const l of this.lapics) l.advance(now);
   }
@@ -186,10 +203,14 @@ export class StandardPc {
     const l = this.lapics[vcpu]!;
     const v = l.enabled ? l.deliverable() : -1;
     if (v >= 0) {
+      this.version++;
       l.take(v);
       return v;
     }
-    if (vcpu === 0 && l.acceptsPic() && this.pic.intr) return this.pic.acknowledge();
+    if (vcpu === 0 && l.acceptsPic() && this.pic.intr) {
+      this.version++;
+      return this.pic.acknowledge();
+    }
     return undefined;
   }
 
@@ -208,6 +229,7 @@ export class StandardPc {
   }
 
   load(s: unknown): void {
+    this.version++;
     const st = s as Record<string, unknown> & { lapics: unknown[] };
     this.pic.load(st.pic);
     this.pit.load(st.pit);

@@ -14,3 +14,4 @@ export function snapshot<T>(v: T): T {
   for (const k of Object.keys(v)) out[k] = snapshot((v as Record<string, unknown>)[k]);
   return out as T;
 }
+
