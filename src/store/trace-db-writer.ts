@@ -82,6 +82,8 @@ export class TraceDbWriter {
   private readonly insMemBatch: Database.Statement;
   private readonly insMaskBatch: Database.Statement;
   private readonly insCkpt: Database.Statement;
+  private readonly insCkptBatch: Database.Statement;
+  private readonly insInputBatch: Database.Statement;
   private readonly insInput: Database.Statement;
   private readonly insStop: Database.Statement;
   private readonly insPage: Database.Statement;
@@ -108,6 +110,8 @@ export class TraceDbWriter {
     this.insMaskBatch = this.db.prepare(`INSERT INTO mem_mask (line, chunk, part, first, mask) VALUES ${Array(ROW_BATCH).fill('(?, ?, ?, ?, ?)').join(', ')}`);
     this.insCkpt = this.db.prepare('INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES (?, ?, ?, ?, ?)');
     this.insInput = this.db.prepare('INSERT INTO input (seq, vcpu, kind, detail, chunk) VALUES (?, ?, ?, ?, ?)');
+    this.insCkptBatch = this.db.prepare(`INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES ${Array(ROW_BATCH).fill('(?, ?, ?, ?, ?)').join(', ')}`);
+    this.insInputBatch = this.db.prepare(`INSERT INTO input (seq, vcpu, kind, detail, chunk) VALUES ${Array(ROW_BATCH).fill('(?, ?, ?, ?, ?)').join(', ')}`);
     this.insPage = this.db.prepare('INSERT INTO page (chunk, page, data) VALUES (?, ?, ?)');
     this.insStop = this.db.prepare('INSERT INTO stop (seq, vcpu, kind, id, addr) VALUES (?, ?, ?, ?, ?)');
   }
@@ -170,15 +174,14 @@ export class TraceDbWriter {
           this.insMask.run(...maskArgs.slice((i / 4) * 5, (i / 4) * 5 + 5));
         }
         const k = c.ckpts;
+        const ckptArgs: unknown[] = [];
         for (let p = 0; p < k.length; ) {
-          const seq = k.readBigUInt64LE(p);
-          const vcpu = k[p + 8]!;
-          const flags = k[p + 9]!;
           const n = k.readUInt32LE(p + 10);
-          this.insCkpt.run(seq, vcpu, id, flags, k.subarray(p + 14, p + 14 + n));
+          ckptArgs.push(k.readBigUInt64LE(p), k[p + 8]!, id, k[p + 9]!, k.subarray(p + 14, p + 14 + n));
           p += 14 + n;
         }
-        for (const i of c.inputs) this.insInput.run(...i, id);
+        this.insertRows(this.insCkptBatch, this.insCkpt, ckptArgs, 5);
+        this.insertRows(this.insInputBatch, this.insInput, c.inputs.flatMap((i) => [...i, id]), 5);
         if (c.images) this.bytesIn += this.insertPages(id, c.images);
         if (this.kill?.at === 'commit' && this.kill.chunk === id) killNow();
       })(),
@@ -204,6 +207,13 @@ export class TraceDbWriter {
       bytes += n;
     });
     return bytes;
+  }
+
+  /** Rows of `width` values each, `args` back to back: ROW_BATCH a statement, the rest one by one. */
+  private insertRows(batch: Database.Statement, one: Database.Statement, args: unknown[], width: number): void {
+    let i = 0;
+    for (; i + ROW_BATCH * width <= args.length; i += ROW_BATCH * width) batch.run(...args.slice(i, i + ROW_BATCH * width));
+    for (; i < args.length; i += width) one.run(...args.slice(i, i + width));
   }
 
   /**
