@@ -231,9 +231,12 @@ export class EmulatorRecorder implements ExecutionObserver {
     const ran = next - this.chunkFirst;
     if (ran < BigInt(this.chunkTarget)) return;
     if (this.lazy && this.opts.chunkTarget === undefined && ran < BigInt(CHUNK_TARGET.eager)) {
-      // one look at the pages written so far (see FEW_PAGES)
-      if (!this.early) this.early = this.n.dirtyPages(this.h);
-      if (this.early.length > FEW_PAGES) return;
+      // one look at the pages written so far (see FEW_PAGES): many, on to the eager target; few,
+      // the cut is here, with them (nothing ran since the look)
+      if (this.early) return;
+      this.early = this.n.dirtyPages(this.h);
+      if (this.early.length <= FEW_PAGES) this.cut(this.early);
+      return;
     }
     this.cut();
   }
@@ -242,10 +245,11 @@ export class EmulatorRecorder implements ExecutionObserver {
   private early: Uint32Array | undefined;
 
   /** The pages the open lazy chunk wrote: those it had when afterSlice looked and those since. */
-  private writtenPages(): Uint32Array {
-    const now = this.n.dirtyPages(this.h);
+  private writtenPages(lookedNow?: Uint32Array): Uint32Array {
     const early = this.early;
     this.early = undefined;
+    if (lookedNow) return lookedNow;
+    const now = this.n.dirtyPages(this.h);
     return early ? unionPages(early, now) : now;
   }
 
@@ -315,7 +319,7 @@ export class EmulatorRecorder implements ExecutionObserver {
   }
 
   /** The open chunk handed to the writer (stored on its thread while the guest runs on). */
-  private cut(): void {
+  private cut(lookedNow?: Uint32Array): void {
     if (this.writeFailed()) return;
     const last = this.n.lastStep(this.h);
     const c = this.n.cut(this.h);
@@ -332,7 +336,7 @@ export class EmulatorRecorder implements ExecutionObserver {
       });
     }
     // A lazy-rows chunk: the pages written in it (guest, host and debugger writes alike), as they are at its end.
-    const written = this.lazy ? this.writtenPages() : undefined;
+    const written = this.lazy ? this.writtenPages(lookedNow) : undefined;
     if (this.writer.writeChunk(c, written && this.pageImages(written)) && written) this.stored.push({ first: c.first, pages: written });
     this.chunkFirst = this.n.seq(this.h);
     if (c.count > 0) this.lastStored = last ? { seq: Number(this.chunkFirst) - 1, pc: last[0], vcpu: last[1] } : undefined;

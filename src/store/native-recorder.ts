@@ -40,6 +40,8 @@ export interface NativeChunk {
 
 export interface NativeRecorder {
   create(checkpointEvery: number): RecorderHandle;
+  /** The calling thread (the trace writer's) scheduled as SCHED_BATCH: it does not preempt the guest's when it wakes; false where refused. */
+  batchThread(): boolean;
   setRam(h: RecorderHandle, hostAddr: bigint, physBase: bigint, size: number): void;
   /** Guest RAM is `ram` (kept alive by the caller), at guest-physical `physBase`. */
   setRamBuffer(h: RecorderHandle, ram: Buffer, physBase: bigint): void;

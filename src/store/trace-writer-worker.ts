@@ -6,10 +6,13 @@
  */
 
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { nativeRecorder } from './native-recorder.js';
 import { TraceDbWriter, type ChunkRecord } from './trace-db-writer.js';
 import { asBuffer, WriterSide, type WriterOp } from './trace-writer.js';
 
 const { path, shared, port } = workerData as { path: string; shared: SharedArrayBuffer; port: MessagePort };
+// a chunk handed over does not take the guest thread's core the moment it arrives (recorder.c)
+nativeRecorder().batchThread();
 const side = new WriterSide(() => new TraceDbWriter(path), shared, (f) => port.postMessage(f));
 process.on('exit', () => side.ended());
 
