@@ -27,15 +27,25 @@ import { stateBound } from '../../store/line-rows.js';
 import { nativeRecorder } from '../../store/native-recorder.js';
 import { traceCorrupt } from '../../store/trace-check.js';
 import { upperBound, type Checkpoint, type ChunkWrites, type InputRow, type TraceReader } from '../../store/trace-reader.js';
-import { emuHooks, hookResult, HookStop, type HookCtx } from '../emulator/emu-hooks.js';
+import { emuHooks, hookResult, HookStop, type HookCtx, type HookResult } from '../emulator/emu-hooks.js';
 import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
-import { readRegisters } from '../emulator/x86-64-cpu.js';
+import { isTrap, readRegisters } from '../emulator/x86-64-cpu.js';
 import { IOAPIC_BASE, LAPIC_BASE } from '../emulator/devices/pc.js';
 import { allocGuestRam, releaseGuestRam } from '../emulator/guest-ram.js';
 import { makeFastEngine } from '../emulator/fast-engine.js';
 import { driveChunk } from './chunk-drive.js';
 // a lazy-rows trace's memory rows are made by re-executing chunks on a machine of this file
 import './chunk-indexer.js';
+
+/**
+ * The instructions a run of the engine completed, counted as machine.ts counts them: at the limit
+ * the instruction past it was counted, not run; an engine that returned by itself (hlt, the last
+ * instruction of a slice that idles) ran every one it counted, and so did one stopped by a trap
+ * (int n, int3, into: the last instruction of its slice, the recorded interrupt after it).
+ */
+function completed(h: HookResult): bigint {
+  return h.kind === HookStop.None || (h.kind === HookStop.Interrupt && isTrap(h.intno)) ? h.counter : h.counter - 1n;
+}
 
 /**
  * Windows at least this long run on the fast engine: a shorter one (a step, a rung of a reverse
@@ -555,10 +565,7 @@ export class ReplayMachine {
       err = e.start(e.readReg(X86_REG.RIP), NO_PC);
     }
     e.writeReg(X86_REG.CR2, cr2);
-    // At the limit the instruction past it was counted, not run; an engine that returned by
-    // itself (hlt, the last instruction of a slice that idles) ran every one it counted.
-    const res = hookResult(hooks);
-    const done = res.kind === 0 ? res.counter : res.counter - 1n;
+    const done = completed(hookResult(hooks));
     this.checkFeed(vcpu);
     if (done !== BigInt(to - from)) {
       throw traceCorrupt(this.reader.path, `re-executing seq ${from}..${to} stopped after ${done} instructions (Unicorn error ${err}): the trace does not replay`);
@@ -599,7 +606,7 @@ export class ReplayMachine {
           break;
         }
         if (h.kind !== HookStop.Watch) {
-          if (h.counter - 1n !== BigInt(end - pos)) throw traceCorrupt(this.reader.path, `re-executing seq ${pos}..${end} stopped early: the trace does not replay`);
+          if (completed(h) !== BigInt(end - pos)) throw traceCorrupt(this.reader.path, `re-executing seq ${pos}..${end} stopped early: the trace does not replay`);
           pos = end;
           break;
         }

@@ -15,6 +15,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../helpers/repo.js';
 import { EmulatorTarget } from '../../../src/targets/emulator/emulator-target.js';
 import { EmulatorRecorder } from '../../../src/store/emulator-recorder.js';
+import { TraceReader } from '../../../src/store/trace-reader.js';
+import { ReplayMachine } from '../../../src/targets/replay/replay-machine.js';
 import { scanCodes } from '../../../src/targets/emulator/devices/i8042.js';
 import { isDbgError } from '../../../src/common/errors.js';
 
@@ -115,6 +117,32 @@ describe('the standard PC, against QEMU', () => {
     const w = await t.caps.history!.whoWrote(0x7ff0n, 2);
     expect(w?.vcpu).toBe(1);
     expect(w?.data.toString('hex')).toBe('a5a5');
+  });
+
+  // The ring-3 int 0x80 is a trap: it runs, and its slice ends after it with the recorded
+  // interrupt. Re-execution used to count it as not run (as a fault), so a chunk driven from its
+  // start (every seek of a lazy-rows trace, a re-recording) stopped one instruction short there.
+  it('recorded, a seek past the slice that ends in a software interrupt (the ring-3 int 0x80) drives its chunk through it', async () => {
+    const path = join(dir, 'trap.trace');
+    const t = EmulatorTarget.open(guest, { ramBytes: 64 << 20, cpus: 1, disks: [{ path: disk }] });
+    open.push(t);
+    t.record(new EmulatorRecorder(path, { guest: 'guest.elf', symbols: guest, rows: 'lazy' }));
+    expect((await t.caps.execution!.resume()).reason).toEqual({ kind: 'exited', code: 1 });
+    t.close();
+    const reader = TraceReader.open(path);
+    const m = new ReplayMachine(reader);
+    try {
+      expect(reader.lazyRows).toBe(true);
+      const int80 = reader.inputs(reader.first, reader.end + 1).find((i) => i.kind === 'interrupt' && i.detail.vector === 0x80)!;
+      // the int itself, then the handler's first instruction: its chunk driven from its start
+      for (const s of [int80.seq - 1, int80.seq + 1]) {
+        m.seek(s);
+        expect(m.registers(0, ['rip']).get('rip')).toBe(reader.step(s).pc);
+      }
+    } finally {
+      m.close();
+      reader.close();
+    }
   });
 
   it('keys typed into the i8042 arrive as set-1 scan codes on IRQ 1; the CGA text and cursor show in ::screen', async () => {
