@@ -17,15 +17,17 @@ const dir = mkdtempSync(join(tmpdir(), 'dbg-record-limit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('DBG_RECORD_MAX', () => {
-  it('::now and ::status say the guest runs beyond the recording', () => {
-    const trace = join(dir, 'lim.trace');
+  // 4000 bytes: less than the first chunk (stored at the first ::now) holds, memory rows or not
+  // (a lazy-rows trace's is ~13 KB: register checkpoints, pcs, page images)
+  it.each(['eager', 'lazy'])('::now and ::status say the guest runs beyond the recording (%s rows)', (rows) => {
+    const trace = join(dir, `lim-${rows}.trace`);
     const r = spawnSync(dbg, ['live', '--emulate', kernel, '-m', '32M', '--wait', '-q', '--record', trace, '-e', 'timer_tick::bp; :c; :c; :c; :c; ::now; :c; ::now; ::status'], {
       encoding: 'utf8',
       timeout: 60_000,
-      env: { ...process.env, DBG_RECORD_MAX: '30000' },
+      env: { ...process.env, DBG_RECORD_MAX: '4000', DBG_RECORD_ROWS: rows },
     });
     expect(r.status, r.stderr).toBe(0);
-    const m = /dbg: recording stopped at seq (\d+): the trace ".*lim\.trace" reached 30000 bytes \(set DBG_RECORD_MAX=BYTES for more\); the guest runs on unrecorded/.exec(r.stderr);
+    const m = /dbg: recording stopped at seq (\d+): the trace ".*lim-\w+\.trace" reached 4000 bytes \(set DBG_RECORD_MAX=BYTES for more\); the guest runs on unrecorded/.exec(r.stderr);
     expect(m, r.stderr).not.toBeNull();
     const at = m![1]!;
     const beyond = /recording stopped at (\d+): the guest runs beyond it, at seq (\d+) unrecorded\)$/m.exec(r.stdout);
