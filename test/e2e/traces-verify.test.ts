@@ -4,9 +4,10 @@
  * streams, memory rows, inputs, checkpoints' registers); a trace whose rows were changed after the
  * fact is caught, with the first difference named in one `dbg: trace "…"` line.
  *
- * The recording is made by `dbg live` on two vCPUs, from the fast engines, with what a session
- * puts into a history besides instructions: timer interrupts, a second CPU's start-up, breakpoint
- * stops, a register and a memory write by the debugger, reverse steps and a discarded future.
+ * The recordings (one with memory rows, one lazily: page images) are made by `dbg live` on two
+ * vCPUs, from the fast engines, with what a session puts into a history besides instructions:
+ * timer interrupts, a second CPU's start-up, breakpoint stops, a register and a memory write by
+ * the debugger, reverse steps and a discarded future.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -22,7 +23,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dbg = join(root, 'bin', 'dbg');
 const kernel = existsSync(join(root, 'dumps', 'kernel.elf')) ? join(root, 'dumps', 'kernel.elf') : join(root, 'dumps', 'kernel.prebuilt.elf');
 const dir = mkdtempSync(join(tmpdir(), 'dbg-verify-test-'));
+// recorded with memory rows (the damage below changes one), and as dbg records by default (lazily)
 const trace = join(dir, 'k.trace');
+const lazyTrace = join(dir, 'lazy.trace');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const run = (args: string[]) => spawnSync(dbg, args, { encoding: 'utf8', timeout: 120_000, env: { ...process.env, XDG_CACHE_HOME: dir } });
@@ -43,8 +46,14 @@ function damaged(name: string, sql: string): string {
 describe('dbg traces --verify', () => {
   beforeAll(() => {
     const session = ['timer_tick::bp', ':c', ':c', '0x99::setreg r12', ':c', '::rstep', '::rstep', '::delete all', 'log_append::bp', ':c', 'jiffies/Z 0t7', ':c', '::seek -0t500', '::discard -f', ':c', '::delete all'];
-    const r = spawnSync(dbg, ['live', '--emulate', kernel, '--cmdline', 'nobug', '--cpus', '2', '-m', '32M', '-q', '--record', trace, ...session.flatMap((c) => ['-e', c])], { encoding: 'utf8', timeout: 120_000 });
-    expect(r.status, r.stderr).toBe(0);
+    for (const [path, rows] of [[trace, 'eager'], [lazyTrace, 'lazy']]) {
+      const r = spawnSync(dbg, ['live', '--emulate', kernel, '--cmdline', 'nobug', '--cpus', '2', '-m', '32M', '-q', '--record', path!, ...session.flatMap((c) => ['-e', c])], {
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: { ...process.env, DBG_RECORD_ROWS: rows },
+      });
+      expect(r.status, r.stderr).toBe(0);
+    }
   });
 
   it('re-executes a live recording to the recorded history', () => {
@@ -54,6 +63,15 @@ describe('dbg traces --verify', () => {
     expect(r.stdout).toMatch(/^.*k\.trace: \d+ instructions in \d+ chunk\(s\) re-execute to the recorded history \(\d+\.\d\d s\)\n$/);
     const j = run(['traces', '--verify', trace, '--json']);
     expect(JSON.parse(j.stdout)).toMatchObject({ path: trace, verified: true });
+  });
+
+  it('re-executes a lazy-rows recording to the recorded history, and says its memory was not compared', () => {
+    const r = run(['traces', '--verify', lazyTrace]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^.*lazy\.trace: \d+ instructions in \d+ chunk\(s\) re-execute to the recorded history, memory \(a lazy-rows trace: page images, no memory rows\) not compared \(\d+\.\d\d s\)\n$/);
+    const j = run(['traces', '--verify', lazyTrace, '--json']);
+    expect(JSON.parse(j.stdout)).toMatchObject({ path: lazyTrace, verified: true });
   });
 
   it('names the first memory row that does not come back', () => {
