@@ -9,7 +9,8 @@
  *   marks      interrupts (input table), halts (hlt executed), the recording session's stops
  *              (stop table: breakpoint and watchpoint hits, steps, Ctrl-C...), the end of the history
  *   heat       bytes written per physical page x time bucket (mem_mask: one row per ~100 writes
- *              of a line, its mask says which bytes), pages named by the symbol written most
+ *              of a line, its mask says which bytes), pages named by the symbol written most; of
+ *              a lazy-rows trace, the bytes each chunk changed, from its page images (table page)
  *   tree       the call tree with inclusive and exclusive instruction counts
  *   calls      call seq, return seq, vCPU, caller, callee, depth
  *   console    what the guest wrote to COM1 (0x3f8), placed at the seq of each line's first byte
@@ -90,7 +91,15 @@ export interface ReportData {
   readonly lanes: Lane[];
   readonly runsComplete: boolean;
   readonly marks: Mark[];
-  readonly heat: { pages: { addr: string; label: string; bytes: number }[]; buckets: number; width: number; cells: number[][]; rows: number };
+  readonly heat: {
+    pages: { addr: string; label: string; bytes: number }[];
+    buckets: number;
+    width: number;
+    cells: number[][];
+    rows: number;
+    /** What a cell counts: bytes written (memory rows), or bytes a chunk changed (a lazy-rows trace's page images). */
+    hint: string;
+  };
   readonly tree: TreeNode[];
   readonly calls: { total: number; rows: (number | null)[][] };
   readonly console: { seq: number; vcpu: number; text: string }[];
@@ -438,17 +447,39 @@ function heatmap(target: ReplayTarget, reader: TraceReader, total: number, lacks
   const buckets = Math.max(1, Math.ceil(total / width));
   const perPage = new Map<number, { bytes: number; cells: Float64Array; lines: Map<number, number> }>();
   let rows = 0;
-  for (const [line, first, mask] of reader.db.prepare('SELECT line, first, mask FROM mem_mask').raw().safeIntegers(true).iterate() as Iterable<[bigint, bigint, bigint]>) {
-    rows++;
-    const bytes = popcount(BigInt.asUintN(64, mask));
-    const l = Number(line);
+  const bucketOf = (seq: number) => Math.min(buckets - 1, Math.max(0, Math.floor((seq - reader.first) / width)));
+  // bytes written to line `l` in [from, to): spread over the buckets of that span
+  const add = (l: number, bytes: number, from: number, to: number) => {
     const page = Math.floor(l / 64);
     let p = perPage.get(page);
     if (!p) perPage.set(page, (p = { bytes: 0, cells: new Float64Array(buckets), lines: new Map() }));
     p.bytes += bytes;
-    const b = Math.min(buckets - 1, Math.max(0, Math.floor((Number(first) - reader.first) / width)));
-    p.cells[b]! += bytes;
+    const b0 = bucketOf(from);
+    const b1 = Math.max(b0, bucketOf(to - 1));
+    for (let b = b0; b <= b1; b++) p.cells[b]! += bytes / (b1 - b0 + 1);
     p.lines.set(l, (p.lines.get(l) ?? 0) + bytes);
+  };
+  if (reader.lazyRows) {
+    // A lazy-rows trace keeps no memory rows: the pages each chunk wrote, as they were at its
+    // end (table page), say which bytes the chunk changed, at page and chunk granularity.
+    for (const [chunk, page] of reader.db.prepare('SELECT chunk, page FROM main.page ORDER BY page, chunk').raw().iterate() as Iterable<[number, number]>) {
+      const before = reader.pageAtChunkStart(page, chunk);
+      const after = reader.pageAtChunkStart(page, chunk + 1);
+      const from = reader.chunkFirst(chunk);
+      let changed = false;
+      for (let off = 0; off < 4096; off += 64) {
+        let bytes = 0;
+        for (let i = off; i < off + 64; i++) if (before[i] !== after[i]) bytes++;
+        if (bytes) add(page * 64 + off / 64, bytes, from, from + reader.chunkCountOf(chunk));
+        changed ||= bytes > 0;
+      }
+      if (changed) rows++;
+    }
+  } else {
+    for (const [line, first, mask] of reader.db.prepare('SELECT line, first, mask FROM mem_mask').raw().safeIntegers(true).iterate() as Iterable<[bigint, bigint, bigint]>) {
+      rows++;
+      add(Number(line), popcount(BigInt.asUintN(64, mask)), Number(first), Number(first) + 1);
+    }
   }
   if (rows === 0) lacks.push('memory writes: the history holds no guest write to RAM');
   const top = [...perPage.entries()].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, HEAT_PAGES).sort((a, b) => a[0] - b[0]);
@@ -468,6 +499,9 @@ function heatmap(target: ReplayTarget, reader: TraceReader, total: number, lacks
     buckets,
     width,
     rows,
+    hint: reader.lazyRows
+      ? 'Bytes changed per physical page (rows) over time (columns), from the pages each chunk wrote as they were at its end (a lazy-rows trace): a chunk\'s changes are spread over its columns, a byte written twice in a chunk or rewritten with its value is not seen.'
+      : 'Bytes written per physical page (rows) over time (columns).',
     pages: top.map(([page, p]) => {
       const named = new Map<string, number>();
       for (const [l, n] of p.lines) {

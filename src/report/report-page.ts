@@ -45,7 +45,7 @@ export function reportPage(data: ReportData): string {
 </section>
 <section><h2>Console</h2><div id="console"></div></section>
 <section><h2>Marks</h2><div id="marks"></div></section>
-<section><h2>Memory writes</h2><p class="hint">Bytes written per physical page (rows) over time (columns).</p><div id="heat-wrap"><div id="heat-labels"></div><canvas id="heat"></canvas></div></section>
+<section><h2>Memory writes</h2><p class="hint" id="heat-hint"></p><div id="heat-wrap"><div id="heat-labels"></div><canvas id="heat"></canvas></div></section>
 <section><h2>Call tree</h2><p class="hint">Width: inclusive instructions; hover for inclusive and exclusive counts.</p><div id="flame"></div>
 <h3>Functions</h3><table id="functions"><thead><tr><th>function</th><th>inclusive</th><th>exclusive</th></tr></thead><tbody></tbody></table>
 <h3>Calls</h3><p id="calls-note" class="hint"></p><div class="scroll"><table id="calls"><thead><tr><th>call seq</th><th>return seq</th><th>vCPU</th><th>caller</th><th>callee</th><th>depth</th></tr></thead><tbody></tbody></table></div>
@@ -255,6 +255,7 @@ const SCRIPT = String.raw`
 
   // Heatmap: rows pages, columns time buckets, colour log(bytes).
   var H = D.heat, canvas = $('heat'), CW = 4, CH = 12;
+  $('heat-hint').textContent = H.hint;
   if (H.pages.length === 0) $('heat-labels').appendChild(el('div', 'empty', 'No memory writes in this history.'));
   else {
     canvas.width = H.buckets * CW; canvas.height = H.pages.length * CH;

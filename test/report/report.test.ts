@@ -38,6 +38,7 @@ function pageData(file: string): {
   calls: { total: number; rows: (number | null)[][] };
   lanes: { runs: { s: number[]; n: number[]; f: number[] } }[];
   tree: { f: number; parent: number; self: number; incl: number }[];
+  heat: { pages: { addr: string; label: string; bytes: number }[]; cells: number[][]; hint: string };
 } {
   const m = /<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(readFileSync(file, 'utf8'));
   if (!m) throw new Error(`no report data in ${file}`);
@@ -90,6 +91,16 @@ describe('dbg report: the data', () => {
     d.tree.forEach((n, i) => i > 0 && kids.set(n.parent, (kids.get(n.parent) ?? 0) + n.incl));
     d.tree.forEach((n, i) => expect(n.incl).toBe(n.self + (kids.get(i) ?? 0)));
     expect(d.tree[0]!.incl).toBe(d.instructions);
+  });
+
+  it('memory writes of a lazy-rows trace (the default) come from the pages each chunk wrote, with no memory rows', () => {
+    const d = pageData(html);
+    expect(d.heat.hint).toMatch(/^Bytes changed per physical page .*lazy-rows trace/);
+    expect(d.lacks.join('\n')).not.toContain('memory writes');
+    // the task list the kernel keeps writing, named by its symbol
+    const tasks = d.heat.pages.find((p) => /^tasks\b/.test(p.label));
+    expect(tasks?.bytes).toBeGreaterThan(0);
+    d.heat.cells.forEach((row, i) => expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(d.heat.pages[i]!.bytes, 6));
   });
 });
 
