@@ -18,13 +18,15 @@ export function qemuSample(name: string): string {
 
 /**
  * Record the QEMU sample kernel into `trace` with `dbg live --record -e SCRIPT` (the usual script
- * runs it to its halt); throws with dbg's stderr if the recording fails.
+ * runs it to its halt), memory as `rows` says (DBG_RECORD_ROWS; dbg's default if not given);
+ * throws with dbg's stderr if the recording fails.
  */
-export function recordQemuSample(trace: string, script = ':c'): void {
+export function recordQemuSample(trace: string, script = ':c', rows?: 'eager' | 'lazy'): void {
   const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'dbg'), 'live', '--emulate', qemuSample('kernel.elf'), '-q', '--record', trace, '-e', script], {
     encoding: 'utf8',
     input: '',
     timeout: 120_000,
+    env: rows ? { ...process.env, DBG_RECORD_ROWS: rows } : process.env,
   });
   if (r.status !== 0) throw new Error(`dbg live --record failed: ${r.stderr}`);
 }

@@ -4,7 +4,9 @@
  * lays in its window, see ReplayMachine's Ladder): every position reached by stepping back one
  * instruction at a time has the RAM and registers a fresh replay machine seeking there has. In
  * the boot of the QEMU sample kernel, where a chunk writes hundreds of lines (moved line by
- * line), across checkpoint windows and UART port reads.
+ * line), across checkpoint windows and UART port reads. The tests that count re-executed
+ * instructions are about an eager trace's ladders and use one; the first runs on a lazy-rows
+ * trace too (its RAM moved by page images and its chunk driven from its start).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,13 +17,18 @@ import { ReplayMachine } from '../../src/targets/replay/replay-machine.js';
 import { recordQemuSample } from '../helpers/repo.js';
 
 let dir: string;
+/** Recorded with memory rows: the tests that count re-executed instructions are about their ladders. */
 let trace: string;
+/** Recorded lazily (dbg's default): a seek drives its chunk from its start. */
+let lazyTrace: string;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dbg-reverse-mem-'));
   trace = join(dir, 'kernel.trace');
-  recordQemuSample(trace);
-}, 150_000);
+  lazyTrace = join(dir, 'lazy.trace');
+  recordQemuSample(trace, ':c', 'eager');
+  recordQemuSample(lazyTrace, ':c', 'lazy');
+}, 240_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -45,9 +52,9 @@ function ramDiffs(a: Buffer, b: Buffer): string[] {
  * (a minute for the first test under load). Returns the comparisons made and the instructions the
  * stepping machine re-executed.
  */
-function stepAndCompare(start: number, positions: readonly number[], check: (i: number, s: number) => boolean): { compared: number; reexecuted: number } {
-  const reader = TraceReader.open(trace);
-  const fresh = TraceReader.open(trace);
+function stepAndCompare(start: number, positions: readonly number[], check: (i: number, s: number) => boolean, path = trace): { compared: number; reexecuted: number } {
+  const reader = TraceReader.open(path);
+  const fresh = TraceReader.open(path);
   const stepping = new ReplayMachine(reader);
   const other = new ReplayMachine(fresh);
   const counted = stepping as unknown as { reexecute: (v: number, from: number, to: number) => void };
@@ -79,8 +86,10 @@ function stepAndCompare(start: number, positions: readonly number[], check: (i: 
 }
 
 describe('reverse steps', () => {
-  it('land on the RAM and registers a fresh seek finds', () => {
-    const reader = TraceReader.open(trace);
+  it.each(['eager', 'lazy'])('land on the RAM and registers a fresh seek finds (%s rows)', (rows) => {
+    const path = rows === 'eager' ? trace : lazyTrace;
+    const reader = TraceReader.open(path);
+    expect(reader.lazyRows).toBe(rows === 'lazy');
     const every = reader.info.checkpointEvery ?? 8192;
     const c = reader.chunkIndexOf(36_838);
     expect(reader.chunkRows(c).lines).toBeGreaterThan(100); // moved line by line, not write by write
@@ -89,7 +98,7 @@ describe('reverse steps', () => {
     // 120 single steps back, crossing at least one checkpoint, then jumps back a window each;
     // every eighth step compared
     const positions = [...Array.from({ length: 120 }, (_, i) => start - 1 - i), ...[1, 2, 3].map((k) => start - 120 - k * every)];
-    const { compared } = stepAndCompare(start, positions, (_, s) => s % 8 === 0 || s <= start - 120);
+    const { compared } = stepAndCompare(start, positions, (_, s) => s % 8 === 0 || s <= start - 120, path);
     expect(compared).toBeGreaterThan(15);
   }, 120_000);
 
