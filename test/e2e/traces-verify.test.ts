@@ -65,11 +65,11 @@ describe('dbg traces --verify', () => {
     expect(JSON.parse(j.stdout)).toMatchObject({ path: trace, verified: true });
   });
 
-  it('re-executes a lazy-rows recording to the recorded history, and says its memory was not compared', () => {
+  it('re-executes a lazy recording to the recorded history, and says its memory and pcs were not compared', () => {
     const r = run(['traces', '--verify', lazyTrace]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^.*lazy\.trace: \d+ instructions in \d+ chunk\(s\) re-execute to the recorded history, memory \(a lazy-rows trace: page images, no memory rows\) not compared \(\d+\.\d\d s\)\n$/);
+    expect(r.stdout).toMatch(/^.*lazy\.trace: \d+ instructions in \d+ chunk\(s\) re-execute to the recorded history, memory and pcs \(a lazy trace: page images, no memory rows or pc stream\) not compared \(\d+\.\d\d s\)\n$/);
     const j = run(['traces', '--verify', lazyTrace, '--json']);
     expect(JSON.parse(j.stdout)).toMatchObject({ path: lazyTrace, verified: true });
   });
