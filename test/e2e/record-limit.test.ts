@@ -18,7 +18,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('DBG_RECORD_MAX', () => {
   // 4000 bytes: less than the first chunk (stored at the first ::now) holds, memory rows or not
-  // (a lazy-rows trace's is ~13 KB: register checkpoints, pcs, page images)
+  // (a lazy trace's is ~10 KB, most of it register checkpoints)
   it.each(['eager', 'lazy'])('::now and ::status say the guest runs beyond the recording (%s rows)', (rows) => {
     const trace = join(dir, `lim-${rows}.trace`);
     const r = spawnSync(dbg, ['live', '--emulate', kernel, '-m', '32M', '--wait', '-q', '--record', trace, '-e', 'timer_tick::bp; :c; :c; :c; :c; ::now; :c; ::now; ::status'], {
