@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { checkoutRoot } from '../common/checkout-root.js';
 import { DbgError, type ErrorCode } from '../common/errors.js';
+import { nativeRecorder } from './native-recorder.js';
 import { SQL_MAX_ROWS, type SqlResult } from './trace-reader.js';
 
 /**
@@ -28,6 +29,7 @@ function workerFile(): string {
 export function interruptibleSql(path: string, query: string, signal?: AbortSignal, maxRows = SQL_MAX_ROWS, attach?: { path: string; schema: string }): Promise<SqlResult> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(interrupted());
+    keepRecorderLoaded();
     const worker = new Worker(workerFile(), { workerData: { path, query, maxRows, ...(attach ? { attach } : {}) } });
     const done = (): void => {
       signal?.removeEventListener('abort', onAbort);
@@ -50,6 +52,21 @@ export function interruptibleSql(path: string, query: string, signal?: AbortSign
       reject(e);
     });
   });
+}
+
+/**
+ * The worker makes a lazy trace's pcs and memory rows by re-executing chunks with the native
+ * recorder. Loaded on this thread too, it stays loaded when the worker exits: Node unloads an
+ * addon that only an exiting worker holds, and a thread-exit destructor registered from it then
+ * runs unmapped code (a segfault after the answer was printed). Not built: the worker says so
+ * if it needs it.
+ */
+function keepRecorderLoaded(): void {
+  try {
+    nativeRecorder();
+  } catch {
+    // reported by the worker when a query needs it
+  }
 }
 
 function interrupted(): DbgError {

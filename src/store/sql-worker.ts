@@ -8,6 +8,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { isDbgError } from '../common/errors.js';
 import { TraceReader } from './trace-reader.js';
+// a lazy trace's pcs and memory rows (steps(), writes(), mem...) are made by re-executing its chunks
+import '../targets/replay/chunk-indexer.js';
 
 const { path, query, maxRows, attach } = workerData as { path: string; query: string; maxRows: number; attach?: { path: string; schema: string } };
 try {

@@ -158,6 +158,11 @@ describe('dbg live records, dbg replay and dbg query read', () => {
     expect(rp.stdout).toMatch(/timer_tick/);
     const q = run(['query', m![1]!, 'SELECT instructions, inputs > 0 AS has_inputs FROM summary']);
     expect(q.stdout).toBe('instructions  has_inputs\n556069        1\n');
+    // recorded lazily (the default): steps() makes pcs on the query's worker by re-executing a
+    // chunk, and dbg exits cleanly after the answer (it died of SIGSEGV when the worker exited)
+    const st = run(['query', m![1]!, "SELECT (SELECT value FROM meta WHERE key = 'memory_rows') AS rows, seq, vcpu FROM steps(1000, 2)"]);
+    expect([st.status, st.signal, st.stderr]).toEqual([0, null, '']);
+    expect(st.stdout).toMatch(/^rows +seq +vcpu\nlazy +1000 +0\nlazy +1001 +0\n$/);
     const none = run(['live', '--emulate', kernel, '-q', '--no-record', '-e', '::status'], { XDG_CACHE_HOME: join(dir, 'cache2') });
     expect(none.stderr).not.toMatch(/recording to/);
     expect(existsSync(join(dir, 'cache2', 'dbg'))).toBe(false);
