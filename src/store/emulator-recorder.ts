@@ -265,7 +265,12 @@ export class EmulatorRecorder implements ExecutionObserver {
     switch (event.kind) {
       case 'interrupt':
         for (const w of event.writes) this.n.hostWrite(this.h, w.phys, w.data, w.old);
-        this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'interrupt', detail: { vector: event.vector, registers: Object.fromEntries(event.registers), writes: event.writes.map((w) => ({ phys: w.phys, data: w.data.toString('hex') })) } });
+        this.writer.addInput({
+          seq: event.seq,
+          vcpu: event.vcpu,
+          kind: 'interrupt',
+          detail: { vector: event.vector, registers: Object.fromEntries(event.registers), writes: event.writes.map((w) => ({ phys: w.phys, data: w.data.toString('hex') })), ...(event.inSlice ? { inSlice: true } : {}) },
+        });
         break;
       case 'memory-write':
         this.n.hostWrite(this.h, event.phys, event.data, event.old);

@@ -71,6 +71,11 @@ export type InputEvent =
       writes: readonly { phys: bigint; data: Buffer; old: Buffer }[];
       /** The registers the injection changed, with their new values. */
       registers: ReadonlyMap<string, bigint>;
+      /**
+       * An exception or `int n` delivered as the slice that raised it ended (before its end, and
+       * its end checkpoint, reach the observer); else an interrupt taken between slices.
+       */
+      inSlice?: true;
     }
   | { kind: 'port-in'; seq: bigint; vcpu: number; port: number; size: number; value: number }
   /** A device register (local or I/O APIC) read by the instruction at `seq`: guest-physical `phys`. */

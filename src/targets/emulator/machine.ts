@@ -1055,7 +1055,7 @@ export class Machine implements ObservedMachine {
       // Unicorn left RIP after the int instruction; deliver through the guest's IDT.
       const r = this.deliver(v, vector, undefined, true);
       if (r.ok) {
-        this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector, writes: r.writes, registers: r.registers });
+        this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector, writes: r.writes, registers: r.registers, inSlice: true });
         return undefined;
       }
       // a gate the int instruction may not use: #GP, with the gate in the error code
@@ -1097,7 +1097,7 @@ export class Machine implements ObservedMachine {
     for (const [vec, code] of [[vector, errorCode], [8, 0n]] as const) {
       const r = this.deliver(v, vec, code);
       if (r.ok) {
-        this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector: vec, writes: r.writes, registers: r.registers });
+        this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector: vec, writes: r.writes, registers: r.registers, inSlice: true });
         return true;
       }
       if (vec === 8) break;

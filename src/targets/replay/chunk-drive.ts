@@ -27,6 +27,8 @@ interface Slice {
   readonly vcpu: number;
   readonly from: number;
   readonly to: number;
+  /** The row id of its end checkpoint (none when the history was cut inside it). */
+  readonly end?: number;
 }
 
 /**
@@ -46,7 +48,7 @@ function chunkPlan(reader: TraceReader, chunk: number): { slices: Slice[]; stray
   for (const c of reader.checkpointRows(chunk)) {
     const from = open.get(c.vcpu);
     if (c.flags & 2) {
-      if (from !== undefined) slices.push({ vcpu: c.vcpu, from, to: c.seq });
+      if (from !== undefined) slices.push({ vcpu: c.vcpu, from, to: c.seq, end: c.id });
       else if (chunk === 0 && c.seq === reader.first && !began.has(c.vcpu)) began.add(c.vcpu);
       else strays.set(`${c.seq}:${c.vcpu}`, [...(strays.get(`${c.seq}:${c.vcpu}`) ?? []), c.id]);
       open.delete(c.vcpu);
@@ -161,6 +163,7 @@ function replayInput(reader: TraceReader, m: DrivenMachine, strays: Map<string, 
           return { phys, data, old: poke(reader, m, i, phys, data) };
         }),
         registers: new Map(Object.entries(regs).map(([k, v]) => [k, hexNumber(reader, i, v)])),
+        ...(d.inSlice === true ? { inSlice: true as const } : {}),
       };
     }
     case 'memory-write': {
@@ -217,6 +220,16 @@ export function driveChunk(reader: TraceReader, m: DrivenMachine, k: number, inp
     const to = Math.min(sl.to, until);
     upTo(to, false);
     m.runSlice(sl.vcpu, sl.from, to - sl.from);
+    // An exception the slice's last instruction raised was delivered as the slice ended, before
+    // its end checkpoint: its frame into RAM, and the vCPU as the delivery left it (segment caches
+    // and flags the machine's delivery sets, taken from that checkpoint).
+    let raised = false;
+    for (let i = rows[inputs.next]; to === sl.to && i && i.seq === to && i.kind === 'interrupt' && i.detail.inSlice === true && i.vcpu === sl.vcpu; i = rows[inputs.next]) {
+      give(i);
+      inputs.next++;
+      raised = true;
+    }
+    if (raised && sl.end !== undefined) m.load(reader.checkpointById(sl.end)!);
     sink.afterSlice(sl.vcpu, to - sl.from, { kind: 'quantum' });
     at(BigInt(to));
   }
