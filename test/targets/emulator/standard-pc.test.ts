@@ -16,6 +16,7 @@ import { repoRoot } from '../../helpers/repo.js';
 import { EmulatorTarget } from '../../../src/targets/emulator/emulator-target.js';
 import { EmulatorRecorder } from '../../../src/store/emulator-recorder.js';
 import { TraceReader } from '../../../src/store/trace-reader.js';
+import { verifyTrace } from '../../../src/targets/replay/rerecord.js';
 import { ReplayMachine } from '../../../src/targets/replay/replay-machine.js';
 import { scanCodes } from '../../../src/targets/emulator/devices/i8042.js';
 import { isDbgError } from '../../../src/common/errors.js';
@@ -144,6 +145,29 @@ describe('the standard PC, against QEMU', () => {
       reader.close();
     }
   });
+
+  // Its #DE and int 0x80 are delivered as their slices end, before the slices' end checkpoints: a
+  // re-recording gives them there too (they used to come at the next slice start, after the
+  // checkpoint: its esp was the frame's size off). (Recorded with memory rows, the #DE's frame is
+  // still counted otherwise by the re-recording: the recorder takes back the faulting
+  // instruction's hook call after the frame was written; left for later.)
+  for (const rows of ['lazy'] as const) {
+    it(`recorded (${rows}), its exceptions and int 0x80 re-execute to the recorded history (dbg traces --verify)`, async () => {
+      const path = join(dir, `verify-${rows}.trace`);
+      const t = EmulatorTarget.open(guest, { ramBytes: 64 << 20, cpus: 1, disks: [{ path: disk }] });
+      open.push(t);
+      t.record(new EmulatorRecorder(path, { guest: 'guest.elf', symbols: guest, rows }));
+      expect((await t.caps.execution!.resume()).reason).toEqual({ kind: 'exited', code: 1 });
+      t.close();
+      const reader = TraceReader.open(path);
+      try {
+        expect(reader.inputs(reader.first, reader.end + 1).filter((i) => i.detail.inSlice === true).length).toBeGreaterThan(1);
+        expect((await verifyTrace(reader)).difference).toBeUndefined();
+      } finally {
+        reader.close();
+      }
+    });
+  }
 
   it('keys typed into the i8042 arrive as set-1 scan codes on IRQ 1; the CGA text and cursor show in ::screen', async () => {
     const d = await dbg(guest, 1, 'lS');
