@@ -69,8 +69,9 @@ describe('the fast engine runs the guest exactly as the exact engine does', () =
     };
     expect(status(['--no-record'], { DBG_EMU_EXACT: '0' })).toMatch(/^engine: Unicorn \d+\.\d+\.\d+; fast engine \(per-block counting\), the exact engine at breakpoints, watchpoints, port I\/O and faults$/);
     expect(status(['--no-record'], { DBG_EMU_EXACT: '1' })).toMatch(/; exact engine only \(per-instruction counting\): no fast engine: DBG_EMU_EXACT=1 asks for the exact engine alone$/);
-    expect(status(['--record', join(dir, 'status.trace')], { DBG_EMU_EXACT: '0' })).toMatch(/; fast engine \(per-block counting\), recorded block by block; the exact engine at breakpoints, watchpoints, port I\/O and faults$/);
-    expect(status(['--record', join(dir, 'status-exact.trace')], { DBG_EMU_EXACT: '0', DBG_RECORD_FAST: '0' })).toMatch(/; exact engine \(per-instruction counting\) while recording: the recorder takes every instruction's pc$/);
+    expect(status(['--record', join(dir, 'status.trace')], { DBG_EMU_EXACT: '0' })).toMatch(/; fast engine \(per-block counting\), recorded by slices \(no pc kept: replay re-executes\); the exact engine at breakpoints, watchpoints, port I\/O and faults$/);
+    expect(status(['--record', join(dir, 'status-rows.trace')], { DBG_EMU_EXACT: '0', DBG_RECORD_ROWS: 'eager' })).toMatch(/; fast engine \(per-block counting\), recorded block by block; the exact engine at breakpoints, watchpoints, port I\/O and faults$/);
+    expect(status(['--record', join(dir, 'status-exact.trace')], { DBG_EMU_EXACT: '0', DBG_RECORD_FAST: '0', DBG_RECORD_ROWS: 'eager' })).toMatch(/; exact engine \(per-instruction counting\) while recording: the recorder takes every instruction's pc$/);
   });
 
   it('in a fresh process, every engine made finds its own CPU and hands over to the exact engine', () => {
