@@ -203,10 +203,12 @@ function firstCheckpointDifference(a: TraceReader, b: TraceReader, cpuModel: num
  * removed, also when SIGINT, SIGTERM or SIGHUP ends the process meanwhile.
  */
 export async function verifyTrace(reader: TraceReader): Promise<VerifyResult> {
-  const dir = mkdtempSync(join(tmpdir(), 'dbg-verify-'));
-  const remove = () => rmSync(dir, { recursive: true, force: true });
+  // the handler first: a signal between the folder's making and the handler's would leave it
+  let dir: string | undefined;
+  const remove = () => dir !== undefined && rmSync(dir, { recursive: true, force: true });
   const unhook = exitCleanlyOnSignals(remove);
   try {
+    dir = mkdtempSync(join(tmpdir(), 'dbg-verify-'));
     const out = join(dir, 'again.trace');
     await rerecord(reader, out);
     const db = new Database(':memory:');
