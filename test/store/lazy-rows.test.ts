@@ -63,6 +63,22 @@ function ramDifference(a: Buffer, b: Buffer): string | undefined {
   return undefined;
 }
 
+/** `fn` with the eager trace and `lazyFile` open and a replay machine on each; all closed after. */
+function withTraces(lazyFile: string, fn: (eager: TraceReader, lazy: TraceReader, a: ReplayMachine, b: ReplayMachine) => void): void {
+  const eager = TraceReader.open(eagerPath);
+  const lazy = TraceReader.open(lazyFile);
+  const a = new ReplayMachine(eager);
+  const b = new ReplayMachine(lazy);
+  try {
+    fn(eager, lazy, a, b);
+  } finally {
+    a.close();
+    b.close();
+    eager.close();
+    lazy.close();
+  }
+}
+
 /** Both machines sent to each of `seqs` in turn hold the same registers and RAM there. */
 function seekBoth(a: ReplayMachine, b: ReplayMachine, seqs: readonly number[]): void {
   for (const s of seqs) {
@@ -85,11 +101,7 @@ function picker(seed: number): (n: number) => number {
 
 describe('a lazy-rows trace', () => {
   it('recorded (no memory rows, no pc stream) answers as the eager recording of the same run', () => {
-    const eager = TraceReader.open(eagerPath);
-    const lazy = TraceReader.open(recordedLazy);
-    const a = new ReplayMachine(eager);
-    const b = new ReplayMachine(lazy);
-    try {
+    withTraces(recordedLazy, (eager, lazy, a, b) => {
       expect(lazy.lazyPcs).toBe(true);
       expect([lazy.first, lazy.end, lazy.chunkCount]).toEqual([eager.first, eager.end, eager.chunkCount]);
       expect(lazy.db.prepare('SELECT sum(length(pcs)) FROM chunk').pluck().get()).toBeLessThan(lazy.chunkCount * 16);
@@ -109,18 +121,11 @@ describe('a lazy-rows trace', () => {
         if (s < lazy.end) expect(b.runningAt(s), `vCPU at ${s}`).toBe(a.runningAt(s));
       }
       seekBoth(a, b, [lazy.end, lazy.first + 12345, lazy.end - 3, lazy.chunkFirst(2) + 7]);
-    } finally {
-      a.close();
-      b.close();
-      eager.close();
-      lazy.close();
-    }
+    });
   }, 120_000);
 
   it('answers lineAt, lastWrite and writesTo as the eager trace does, making rows only for the chunks asked', () => {
-    const eager = TraceReader.open(eagerPath);
-    const lazy = TraceReader.open(lazyPath);
-    try {
+    withTraces(lazyPath, (eager, lazy) => {
       expect(lazy.lazyRows).toBe(true);
       expect(lazy.chunkCount).toBeGreaterThan(5);
       expect(lazy.db.prepare('SELECT count(*) FROM main.mem').pluck().get()).toBe(0);
@@ -144,27 +149,15 @@ describe('a lazy-rows trace', () => {
         expect(lazy.writesTo(line * 64, 64, from, to, 50)).toEqual(eager.writesTo(line * 64, 64, from, to, 50));
       }
       expect(lazy.chunksIndexed).toBeGreaterThan(1);
-    } finally {
-      eager.close();
-      lazy.close();
-    }
+    });
   }, 120_000);
 
   it('seeks to the same RAM and registers, forward and back, far and near', () => {
-    const eager = TraceReader.open(eagerPath);
-    const lazy = TraceReader.open(lazyPath);
-    const a = new ReplayMachine(eager);
-    const b = new ReplayMachine(lazy);
-    try {
+    withTraces(lazyPath, (_eager, lazy, a, b) => {
       const pick = picker(11);
       const seqs = [lazy.end, lazy.first, lazy.end - 1, lazy.end - 2, lazy.chunkFirst(3), lazy.chunkFirst(3) - 1];
       for (let i = 0; i < 14; i++) seqs.push(lazy.first + pick(lazy.end - lazy.first));
       seekBoth(a, b, seqs);
-    } finally {
-      a.close();
-      b.close();
-      eager.close();
-      lazy.close();
-    }
+    });
   }, 120_000);
 });

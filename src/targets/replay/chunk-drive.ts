@@ -190,6 +190,22 @@ function replayInput(reader: TraceReader, m: DrivenMachine, strays: Map<string, 
 export type ChunkSink = Pick<ExecutionObserver, 'onInput' | 'beforeSlice' | 'afterSlice'>;
 
 /**
+ * Chunk `k` of a lazy trace driven from its start on `m` up to `until` (its end by default): RAM
+ * first moved there from the start of chunk `from` (mid: RAM is somewhere inside it) with the
+ * page images of the chunks between (TraceReader.pagesBetween), then the chunk's own inputs.
+ */
+export function driveFromStart(reader: TraceReader, m: DrivenMachine, from: { chunk: number; mid: boolean }, k: number, sink: ChunkSink, until = Infinity): void {
+  const base = Number(m.ramBase);
+  for (const page of reader.pagesBetween(from.chunk, k, from.mid)) {
+    const off = page * 4096 - base;
+    if (off >= 0 && off + 4096 <= m.ram.length) reader.pageAtChunkStart(page, k).copy(m.ram, off);
+  }
+  const first = reader.chunkFirst(k);
+  const rows = reader.inputs(first, Math.min(until, first + reader.chunkCountOf(k)) + 1).filter((i) => i.chunk === k);
+  driveChunk(reader, m, k, { rows, next: 0 }, sink, () => {}, until);
+}
+
+/**
  * Re-execute chunk `k` on `m`, whose RAM and vCPUs are as the chunk began (before the inputs
  * stored with it), telling `sink` what happens as the live machine told its recorder; `inputs`
  * holds the history's inputs from the chunk's on (at least), `next` the first of them, and

@@ -15,7 +15,7 @@ import { nativeRecorder, type RecorderHandle } from '../../store/native-recorder
 import { traceCorrupt } from '../../store/trace-check.js';
 import { setChunkIndexer, type ChunkIndexer, type TraceReader } from '../../store/trace-reader.js';
 import type { InputEvent } from '../emulator/execution-observer.js';
-import { driveChunk } from './chunk-drive.js';
+import { driveFromStart } from './chunk-drive.js';
 import { ReplayMachine } from './replay-machine.js';
 
 class Indexer implements ChunkIndexer {
@@ -66,15 +66,9 @@ class Indexer implements ChunkIndexer {
     const r = this.reader;
     const { m, h } = this.start();
     const n = nativeRecorder();
-    const base = Number(m.ramBase);
-    for (const page of r.pagesBetween(this.at, c, false)) {
-      const off = page * 4096 - base;
-      if (off >= 0 && off + 4096 <= m.ram.length) r.pageAtChunkStart(page, c).copy(m.ram, off);
-    }
     const first = r.chunkFirst(c);
     const end = first + r.chunkCountOf(c);
     n.setSeq(h, BigInt(first));
-    const inputs = { rows: r.inputs(first, end + 1).filter((i) => i.chunk === c), next: 0 };
     const sink = {
       onInput: (e: InputEvent) => {
         if (e.kind === 'interrupt') for (const w of e.writes) n.hostWrite(h, w.phys, w.data, w.old);
@@ -83,7 +77,7 @@ class Indexer implements ChunkIndexer {
       beforeSlice: (v: number) => n.beginSlice(h, this.engines[v]!),
       afterSlice: (v: number, executed: number) => void n.endSlice(h, this.engines[v]!, executed),
     };
-    driveChunk(r, m, c, inputs, sink, () => {});
+    driveFromStart(r, m, { chunk: this.at, mid: false }, c, sink);
     const last = n.lastStep(h);
     const chunk = n.cut(h);
     const rows = n.encodeRows(chunk.lineImages, chunk.log, chunk.writes, chunk.logCap);

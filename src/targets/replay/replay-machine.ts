@@ -33,7 +33,7 @@ import { isTrap, readRegisters } from '../emulator/x86-64-cpu.js';
 import { IOAPIC_BASE, LAPIC_BASE } from '../emulator/devices/pc.js';
 import { allocGuestRam, releaseGuestRam } from '../emulator/guest-ram.js';
 import { makeFastEngine } from '../emulator/fast-engine.js';
-import { driveChunk } from './chunk-drive.js';
+import { driveFromStart } from './chunk-drive.js';
 // a lazy-rows trace's memory rows are made by re-executing chunks on a machine of this file
 import './chunk-indexer.js';
 
@@ -759,15 +759,7 @@ export class ReplayMachine {
    */
   private driveTo(s: number): void {
     const r = this.reader;
-    const cs = r.chunkIndexOf(s);
-    const base = Number(this.ramBase);
-    for (const page of r.pagesBetween(r.chunkIndexOf(this.memAt), cs, true)) {
-      const off = page * 4096 - base;
-      if (off >= 0 && off + 4096 <= this.ram.length) r.pageAtChunkStart(page, cs).copy(this.ram, off);
-    }
-    const first = r.chunkFirst(cs);
-    const inputs = { rows: r.inputs(first, Math.min(s, first + r.chunkCountOf(cs)) + 1).filter((i) => i.chunk === cs), next: 0 };
-    driveChunk(r, this, cs, inputs, NO_SINK, () => {}, s);
+    driveFromStart(r, this, { chunk: r.chunkIndexOf(this.memAt), mid: true }, r.chunkIndexOf(s), NO_SINK, s);
     this.memAt = s;
     this.regsAt = -1;
   }
