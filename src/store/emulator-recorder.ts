@@ -17,7 +17,7 @@ import type { ExecutionObserver, InputEvent, ObservedMachine, SliceStop } from '
 import { DbgError } from '../common/errors.js';
 import type { StopReason } from '../targets/target.js';
 import { nativeRecorder, type NativeRecorder, type RecorderHandle } from './native-recorder.js';
-import type { PageImages } from './trace-db-writer.js';
+import { pageImagesOf, type PageImages } from './trace-db-writer.js';
 import { TraceWriter } from './trace-writer.js';
 
 export interface RecorderOptions {
@@ -189,16 +189,7 @@ export class EmulatorRecorder implements ExecutionObserver {
 
   /** The images of RAM pages (indexes of 4 KiB pages in the machine's RAM) as they are now. */
   private pageImages(at: Uint32Array): PageImages {
-    const ram = this.machine!.ram;
-    const base = Number(this.machine!.ramBase >> 12n);
-    // its own ArrayBuffer: it moves to the writer's thread
-    const data = Buffer.allocUnsafeSlow(at.length * 4096);
-    const pages: number[] = [];
-    at.forEach((i, k) => {
-      ram.copy(data, k * 4096, i * 4096, i * 4096 + 4096);
-      pages.push(base + i);
-    });
-    return { pages, data };
+    return pageImagesOf(this.machine!.ram, this.machine!.ramBase, at);
   }
 
   /** The recorder's hooks off every engine, its block sinks off every fast engine first; RAM no longer tracked. */

@@ -56,6 +56,22 @@ export interface PageImages {
 }
 
 /**
+ * The 4 KiB pages `at` (indexes into `ram`, guest RAM at physical `physBase`) as they are now:
+ * their physical page numbers and a copy of them back to back, in a buffer of its own (it moves
+ * to the writer's thread).
+ */
+export function pageImagesOf(ram: Buffer, physBase: bigint, at: Uint32Array): PageImages {
+  const base = Number(physBase >> 12n);
+  const data = Buffer.allocUnsafeSlow(at.length * 4096);
+  const pages: number[] = [];
+  at.forEach((i, k) => {
+    ram.copy(data, k * 4096, i * 4096, i * 4096 + 4096);
+    pages.push(base + i);
+  });
+  return { pages, data };
+}
+
+/**
  * A chunk as cut() returns it, with the inputs seen since the last chunk, and for a lazy-rows
  * recording the images of the pages written in it, as they are at its end (schema.ts, `page`).
  */

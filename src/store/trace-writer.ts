@@ -25,7 +25,7 @@ import { checkoutRoot } from '../common/checkout-root.js';
 import { DbgError, isDbgError, type ErrorCode } from '../common/errors.js';
 import { nativeRecorder, type NativeChunk } from './native-recorder.js';
 import { createTrace, markWriting, type Db } from './schema.js';
-import { encodeRows, storedInput, storesChunk, TraceDbWriter, type ChunkRecord, type InputRecord, type PageImages, type StopRecord, type StoredInput } from './trace-db-writer.js';
+import { encodeRows, pageImagesOf, storedInput, storesChunk, TraceDbWriter, type ChunkRecord, type InputRecord, type PageImages, type StopRecord, type StoredInput } from './trace-db-writer.js';
 import { lockTrace } from './trace-folder.js';
 
 export type { InputRecord, StopRecord } from './trace-db-writer.js';
@@ -250,13 +250,7 @@ export class TraceWriter {
 
   /** RAM as it is when recording starts: its non-zero 4 KiB pages. */
   writeInitialRam(ram: Buffer, physBase: bigint): void {
-    const at = nativeRecorder().nonZeroPages(ram);
-    const data = Buffer.allocUnsafeSlow(at.length * 4096);
-    const pages: number[] = [];
-    at.forEach((i, k) => {
-      ram.copy(data, k * 4096, i * 4096, i * 4096 + 4096);
-      pages.push(Number((physBase + BigInt(i * 4096)) >> 12n));
-    });
+    const { pages, data } = pageImagesOf(ram, physBase, nativeRecorder().nonZeroPages(ram));
     this.post({ k: 'ram', pages, data }, movable(data));
   }
 
