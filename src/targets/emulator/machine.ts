@@ -356,16 +356,14 @@ export class Machine implements ObservedMachine {
   /** Queue bytes for the guest to read from COM1. */
   consoleInput(bytes: Buffer): void {
     this.board.advance(this.vnow());
-    this.board.uart.receive(bytes);
-    this.board.version++;
+    this.board.receive(bytes);
     this.marks?.push({ seq: this.seqNow, uart: this.boardState(), consoleLength: this.consoleLength() });
   }
 
   /** Queue PS/2 scan codes (set 1) for the guest's keyboard controller. */
   keyboardInput(codes: readonly number[]): void {
     this.board.advance(this.vnow());
-    this.board.kbd.keys(codes);
-    this.board.version++;
+    this.board.keys(codes);
     this.marks?.push({ seq: this.seqNow, uart: this.boardState(), consoleLength: this.consoleLength() });
   }
 

@@ -192,6 +192,18 @@ export class StandardPc {
     for (const l of this.lapics) l.advance(now);
   }
 
+  /** Bytes for the guest to read from COM1. */
+  receive(bytes: Iterable<number>): void {
+    this.version++;
+    this.uart.receive(bytes);
+  }
+
+  /** Scan codes (set 1) typed on the PS/2 keyboard. */
+  keys(codes: readonly number[]): void {
+    this.version++;
+    this.kbd.keys(codes);
+  }
+
   /** An interrupt waits for vCPU `vcpu` (it takes it when its IF allows). */
   hasInterrupt(vcpu: number): boolean {
     const l = this.lapics[vcpu]!;
