@@ -14,6 +14,8 @@
 #include <node_api.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 static pthread_key_t key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -61,5 +63,160 @@ napi_value fn_deflate_raw(napi_env env, napi_callback_info info) {
   size_t n = libdeflate_deflate_compress(c, src, ns, dst, nd);
   if (!n && ns) return fail(env, "deflateRaw: the output did not fit");
   napi_create_double(env, (double)n, &out);
+  return out;
+}
+
+/*
+ * packPages(ram: Buffer, at: Uint32Array, seen: Uint8Array) -> Buffer: the 4 KiB pages `at`
+ * (page indexes into `ram`) as the trace's page images, for the writer's thread: per page its
+ * index (32-bit little-endian), a 16-bit length n and n bytes of raw DEFLATE, or n = 0 and the
+ * page's 4096 bytes (which the writer deflates with libdeflate). `seen` has a byte per page of
+ * RAM, set for the pages whose image the trace holds (ram_init's and every one packed): a page
+ * never seen that is still all zero is left out (a reader takes a page no image holds for zero),
+ * as are the other 511 pages of a fresh transparent huge page (recorder.c, dirty pages).
+ *
+ * A guest that boots writes much of its RAM with fills (xv6 fills each of its 57,000 free pages
+ * with 1s, Linux zeroes them): libdeflate costs ~19 us a page whatever it holds (level 1 clears
+ * its hash table every call), which put the writer's thread behind the guest. Such pages are runs
+ * of one byte with few bytes between; encoded here as runs (a literal, then length/distance-1
+ * matches, in one fixed-Huffman block, RFC 1951 3.2.6) they cost well under a microsecond and are
+ * no copy. A page whose runs would take more than RUN_BUDGET bytes is left for libdeflate.
+ */
+#define PACK_PAGE 4096u
+#define RUN_BUDGET 1024u
+
+typedef struct {
+  uint8_t *out;
+  size_t n, cap;
+  uint64_t acc;
+  unsigned bits;
+} bitw;
+
+static inline void put(bitw *w, uint32_t v, unsigned k) {
+  w->acc |= (uint64_t)v << w->bits;
+  w->bits += k;
+  while (w->bits >= 8) {
+    if (w->n < w->cap) w->out[w->n] = (uint8_t)w->acc;
+    w->n++;
+    w->acc >>= 8;
+    w->bits -= 8;
+  }
+}
+
+/* A Huffman code of `k` bits, sent most significant bit first (RFC 1951 3.1.1). */
+static inline void put_code(bitw *w, uint32_t code, unsigned k) {
+  uint32_t r = 0;
+  for (unsigned i = 0; i < k; i++) r |= ((code >> i) & 1u) << (k - 1 - i);
+  put(w, r, k);
+}
+
+static inline void put_literal(bitw *w, unsigned lit) {
+  if (lit < 144) put_code(w, 0x30 + lit, 8);
+  else put_code(w, 0x190 + (lit - 144), 9);
+}
+
+/* A match of `len` (3..258) bytes at distance 1. */
+static void put_run(bitw *w, unsigned len) {
+  static const uint16_t base[29] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+  static const uint8_t extra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+  unsigned s = 28;
+  while (base[s] > len) s--;
+  unsigned sym = 257 + s;
+  if (sym < 280) put_code(w, sym - 256, 7);
+  else put_code(w, 0xc0 + (sym - 280), 8);
+  if (extra[s]) put(w, len - base[s], extra[s]);
+  put_code(w, 0, 5); /* distance code 0: distance 1 */
+}
+
+/* The length of the run of `b` at p[0..n). */
+static size_t run_of(const uint8_t *p, size_t n, uint8_t b) {
+  uint64_t pat = 0x0101010101010101ull * b, x;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    memcpy(&x, p + i, 8);
+    if (x != pat) break;
+  }
+  while (i < n && p[i] == b) i++;
+  return i;
+}
+
+/* `page` as runs into `out` (cap bytes): its length, or 0 when it does not fit. */
+static size_t pack_runs(const uint8_t *page, uint8_t *out, size_t cap) {
+  bitw w = {out, 0, cap, 0, 0};
+  put(&w, 1, 1); /* BFINAL */
+  put(&w, 1, 2); /* BTYPE 01: fixed Huffman codes */
+  for (size_t i = 0; i < PACK_PAGE && w.n < cap;) {
+    uint8_t b = page[i++];
+    put_literal(&w, b);
+    size_t run = run_of(page + i, PACK_PAGE - i, b);
+    i += run;
+    while (run >= 3) {
+      unsigned len = run > 258 ? 258 : (unsigned)run;
+      if (run > 258 && run - 258 < 3) len = (unsigned)run - 3; /* leave a run a match can take */
+      put_run(&w, len);
+      run -= len;
+    }
+    while (run--) put_literal(&w, b);
+  }
+  put_code(&w, 0, 7); /* end of block */
+  if (w.bits) put(&w, 0, 8 - w.bits);
+  return w.n <= cap ? w.n : 0;
+}
+
+static int zero_page(const uint8_t *p) {
+  uint64_t x = 0, w;
+  for (size_t i = 0; i < PACK_PAGE; i += 8) {
+    memcpy(&w, p + i, 8);
+    x |= w;
+  }
+  return x == 0;
+}
+
+napi_value fn_pack_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  void *ram, *at, *seenp;
+  size_t nram, nat, nseen;
+  napi_typedarray_type type, tseen;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || napi_get_buffer_info(env, argv[0], &ram, &nram) != napi_ok ||
+      napi_get_typedarray_info(env, argv[1], &type, &nat, &at, NULL, NULL) != napi_ok || type != napi_uint32_array ||
+      napi_get_typedarray_info(env, argv[2], &tseen, &nseen, &seenp, NULL, NULL) != napi_ok || tseen != napi_uint8_array)
+    return fail(env, "packPages(ram: Buffer, at: Uint32Array, seen: Uint8Array): bad arguments");
+  const uint32_t *pages = at;
+  uint8_t *seen = seenp;
+  if (nseen < nram / PACK_PAGE) return fail(env, "packPages: `seen` has fewer bytes than the RAM has pages");
+  for (size_t k = 0; k < nat; k++)
+    if ((uint64_t)pages[k] * PACK_PAGE + PACK_PAGE > nram) return fail(env, "packPages: a page index lies outside the RAM");
+  /* worst case every page raw: one pass into scratch sized for it (kept per thread: fresh memory
+     would fault on first touch every chunk), then one copy of what it holds */
+  static __thread uint8_t *buf;
+  static __thread size_t have;
+  size_t cap = nat * (6 + PACK_PAGE);
+  if (cap > have) {
+    uint8_t *grown = realloc(buf, cap);
+    if (!grown) return fail(env, "packPages: out of memory");
+    buf = grown;
+    have = cap;
+  }
+  size_t n = 0;
+  for (size_t k = 0; k < nat; k++) {
+    uint32_t p = pages[k];
+    const uint8_t *page = (const uint8_t *)ram + (size_t)p * PACK_PAGE;
+    if (!seen[p] && zero_page(page)) continue;
+    seen[p] = 1;
+    memcpy(buf + n, &p, 4); /* little-endian: x86-64 and arm64 hosts */
+    size_t m = pack_runs(page, buf + n + 6, RUN_BUDGET);
+    if (m) {
+      buf[n + 4] = (uint8_t)m;
+      buf[n + 5] = (uint8_t)(m >> 8);
+      n += 6 + m;
+    } else {
+      buf[n + 4] = buf[n + 5] = 0;
+      memcpy(buf + n + 6, page, PACK_PAGE);
+      n += 6 + PACK_PAGE;
+    }
+  }
+  void *data;
+  if (napi_create_buffer_copy(env, n, buf, &data, &out) != napi_ok) return fail(env, "packPages: out of memory");
   return out;
 }

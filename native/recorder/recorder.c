@@ -1691,8 +1691,13 @@ static napi_value fn_set_seq(napi_env env, napi_callback_info info) {
  * itself lifts the protection (no thread of ours handles it) and the page reads as written; one
  * PAGEMAP_SCAN ioctl on /proc/self/pagemap then lists the written pages and protects them again,
  * atomically. Guest stores (Unicorn writes RAM in place: uc_mem_map_ptr), host writes and JS
- * writes are all seen. WP_UNPOPULATED protects pages never touched too (no page is read in for
- * that), and a transparent huge page is split at its first write: pages are 4 KiB.
+ * writes are all seen. Pages the process never touched are left unprotected: protecting them
+ * (UFFDIO_WRITEPROTECT over the range, or WP_UNPOPULATED) gives every 2 MiB of it page tables of
+ * its own, and a guest's first write to each 4 KiB page then costs two faults instead of one
+ * transparent huge page per 2 MiB (xv6's boot fills 224 MiB: 114,000 faults, ~0.3 s). A page the
+ * process populates reads as written until a scan protects it, so the scan after a first write
+ * lists it (with THP, the 512 pages of a fresh huge page: the recorder drops those still zero,
+ * pack_pages); only populated (present or swapped) pages are protected by the scans.
  *
  * Measured (12-07 14:20 UTC, Linux 6.18, load 1-1.6 on 2 cores): a first write to a protected
  * page ~1.1 us (2.1 us when it splits a huge page), a scan of 64 MiB with 4096 pages written
@@ -1726,6 +1731,9 @@ struct pm_scan_arg {
 #endif
 #ifndef PAGE_IS_WRITTEN
 #define PAGE_IS_WRITTEN (1 << 1)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
 #endif
 #ifndef PM_SCAN_WP_MATCHING
 #define PM_SCAN_WP_MATCHING (1 << 0)
@@ -1746,6 +1754,8 @@ static void dirty_stop(Rec *r) {
   r->dirty_len = 0;
 }
 
+static long dirty_scan(Rec *r);
+
 /* Start tracking writes to [at, at + len): NULL, or why not (into `why`). */
 static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, size_t n) {
   dirty_stop(r);
@@ -1757,7 +1767,7 @@ static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, siz
     snprintf(why, n, "userfaultfd: %s", strerror(errno));
     return why;
   }
-  struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED};
+  struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC};
   if (ioctl(fd, UFFDIO_API, &api) < 0) {
     /* an older kernel refuses features it does not know */
     snprintf(why, n, errno == EINVAL ? "kernel lacks UFFD_FEATURE_WP_ASYNC" : "UFFDIO_API: %s", strerror(errno));
@@ -1770,11 +1780,9 @@ static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, siz
     close(fd);
     return why;
   }
-  struct uffdio_writeprotect wp = {.range = {at, len}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
   int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0 || pm < 0) {
-    snprintf(why, n, "%s: %s", pm < 0 ? "/proc/self/pagemap" : "UFFDIO_WRITEPROTECT", strerror(errno));
-    if (pm >= 0) close(pm);
+  if (pm < 0) {
+    snprintf(why, n, "/proc/self/pagemap: %s", strerror(errno));
     ioctl(fd, UFFDIO_UNREGISTER, &reg.range);
     close(fd);
     return why;
@@ -1783,6 +1791,12 @@ static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, siz
   r->pagemap = pm;
   r->dirty_at = at;
   r->dirty_len = len;
+  /* the pages populated now protected (a scan: the pages it lists are the RAM as it starts) */
+  if (dirty_scan(r) < 0) {
+    snprintf(why, n, "PAGEMAP_SCAN: %s", strerror(errno));
+    dirty_stop(r);
+    return why;
+  }
   return NULL;
 }
 
@@ -1796,7 +1810,12 @@ static long dirty_scan(Rec *r) {
       .end = r->dirty_at + r->dirty_len,
       .vec = (uint64_t)(uintptr_t)vec,
       .vec_len = sizeof vec / sizeof vec[0],
-      .category_mask = PAGE_IS_WRITTEN,
+      /* written and not the zero page (a read of a page never touched maps it: a write to it
+         then faults anyway, and populates the page unprotected) */
+      .category_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
+      .category_inverted = PAGE_IS_PFNZERO,
+      /* never-populated pages read as written too: left alone (see above) */
+      .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
       .return_mask = PAGE_IS_WRITTEN,
   };
   size_t count = 0;
@@ -2214,6 +2233,7 @@ static napi_value fn_unfeed_ports(napi_env env, napi_callback_info info) {
 napi_value fn_nonzero_pages(napi_env env, napi_callback_info info); /* pages.c */
 napi_value fn_deflate_raw(napi_env env, napi_callback_info info);       /* deflate.c */
 napi_value fn_deflate_raw_bound(napi_env env, napi_callback_info info);
+napi_value fn_pack_pages(napi_env env, napi_callback_info info);
 
 /*
  * batchThread(): the calling thread (the trace writer's) as SCHED_BATCH: the same share of the CPU,
@@ -2237,6 +2257,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"nonZeroPages", 0, fn_nonzero_pages, 0, 0, 0, napi_default, 0},
       {"deflateRaw", 0, fn_deflate_raw, 0, 0, 0, napi_default, 0},
       {"deflateRawBound", 0, fn_deflate_raw_bound, 0, 0, 0, napi_default, 0},
+      {"packPages", 0, fn_pack_pages, 0, 0, 0, napi_default, 0},
       {"create", 0, fn_create, 0, 0, 0, napi_default, 0},
       {"setRam", 0, fn_set_ram, 0, 0, 0, napi_default, 0},
       {"setRamBuffer", 0, fn_set_ram_buffer, 0, 0, 0, napi_default, 0},

@@ -102,6 +102,8 @@ export class EmulatorRecorder implements ExecutionObserver {
   private full = false;
   private stoppedAt: bigint | undefined;
   private readonly maxBytes: number;
+  /** A byte per 4 KiB page of RAM, set once the trace holds an image of it (pageImagesOf). */
+  private seen = new Uint8Array(0);
   /** Memory is recorded lazily: page images, no memory rows. */
   private lazy = false;
 
@@ -151,7 +153,8 @@ export class EmulatorRecorder implements ExecutionObserver {
     const build = this.n.buildInfo(machine.engineAddress(0));
     this.writer.setMeta('unicorn_version', build.unicorn);
     this.writer.setMeta('context_size', build.contextSize);
-    this.writer.writeInitialRam(machine.ram, machine.ramBase);
+    this.seen = new Uint8Array(Math.ceil(machine.ram.length / 4096));
+    for (const i of this.writer.writeInitialRam(machine.ram, machine.ramBase)) this.seen[i] = 1;
     // Tracked from here (after ram_init was read: the first chunk's page images are relative to
     // it; reading RAM before does not touch the pages never written, tracked ones would be).
     const rows = this.rowsAsked();
@@ -189,7 +192,7 @@ export class EmulatorRecorder implements ExecutionObserver {
 
   /** The images of RAM pages (indexes of 4 KiB pages in the machine's RAM) as they are now. */
   private pageImages(at: Uint32Array): PageImages {
-    return pageImagesOf(this.machine!.ram, this.machine!.ramBase, at);
+    return pageImagesOf(this.machine!.ram, this.machine!.ramBase, at, this.seen);
   }
 
   /** The recorder's hooks off every engine, its block sinks off every fast engine first; RAM no longer tracked. */
@@ -272,6 +275,9 @@ export class EmulatorRecorder implements ExecutionObserver {
         break;
       case 'mmio-read':
         this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'mmio-read', detail: { phys: `0x${event.phys.toString(16)}`, size: event.size, value: event.value } });
+        break;
+      case 'lapic-id':
+        this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'lapic-id', detail: { value: event.value } });
         break;
       case 'cpu-start':
         this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'cpu-start', detail: { by: event.by } });

@@ -93,6 +93,13 @@ export interface NativeRecorder {
   /** `src` as raw DEFLATE into `into` (at least deflateRawBound(src.length) bytes): its length (deflate.c). */
   deflateRaw(src: Buffer, into: Buffer): number;
   deflateRawBound(length: number): number;
+  /**
+   * The 4 KiB pages `at` (page indexes into `ram`) packed for the trace's `page` table: per page
+   * its index (32-bit little-endian), a 16-bit length n and n bytes of raw DEFLATE, or n = 0 and
+   * the page's 4096 bytes, left for deflateRaw; pages all zero whose byte in `seen` (one per page
+   * of RAM) is clear are left out, and every page packed gets its byte set (deflate.c).
+   */
+  packPages(ram: Buffer, at: Uint32Array, seen: Uint8Array): Buffer;
   ckptDecode(key: Buffer, delta: Buffer): Buffer;
   contextRestore(uc: bigint, image: Buffer): void;
   contextSave(uc: bigint): Buffer;

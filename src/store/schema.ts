@@ -78,7 +78,11 @@
  *                                         end; index page_by_chunk(chunk, page).
  *   input(seq, vcpu, kind, detail, chunk) every nondeterministic input (interrupt, port read,
  *                                         device register read 'mmio-read' {phys, size, value}
- *                                         (older traces have none), cpu start, debugger
+ *                                         (older traces have none), a local APIC ID
+ *                                         'lapic-id' {value} (schema 9: from its seq the
+ *                                         vCPU's ID register, 0xfee00020, reads as value, and
+ *                                         its 4-byte reads are not 'mmio-read' inputs; older
+ *                                         traces record every read), cpu start, debugger
  *                                         write), detail as JSON; chunk: the id of the chunk it
  *                                         was stored with (schema 8; older traces have no such
  *                                         column): an input at the seq where a chunk ends may
@@ -104,12 +108,12 @@ import { DbgError, errors } from '../common/errors.js';
 
 export type Db = Database.Database;
 
-export const TRACE_SCHEMA_VERSION = 8;
+export const TRACE_SCHEMA_VERSION = 9;
 /**
  * Older versions this dbg reads as they are (see the layout above): readers name `mem`'s
  * columns and find rows by line through mem_mask, which reads both keyings of `mem`.
  */
-const READABLE_VERSIONS = [2, 3, 4, 5, 6, 7, TRACE_SCHEMA_VERSION];
+const READABLE_VERSIONS = [2, 3, 4, 5, 6, 7, 8, TRACE_SCHEMA_VERSION];
 export const TRACE_FORMAT = 'dbg-trace';
 
 const DDL = `

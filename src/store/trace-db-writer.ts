@@ -47,10 +47,10 @@ export function encodeRows(c: ChunkRecord): Buffer {
 }
 
 /**
- * 4 KiB pages of RAM: `data` holds one after the other the pages whose physical page numbers
- * (physical address >> 12) `pages` lists.
+ * 4 KiB pages of RAM as they were when copied: `data` holds the 4 KiB pages whose physical page
+ * numbers (physical address >> 12) `pages` lists, one after the other.
  */
-export interface PageImages {
+export interface PageCopies {
   readonly pages: readonly number[];
   readonly data: Uint8Array;
 }
@@ -60,7 +60,7 @@ export interface PageImages {
  * their physical page numbers and a copy of them back to back, in a buffer of its own (it moves
  * to the writer's thread).
  */
-export function pageImagesOf(ram: Buffer, physBase: bigint, at: Uint32Array): PageImages {
+export function pageCopiesOf(ram: Buffer, physBase: bigint, at: Uint32Array): PageCopies {
   const base = Number(physBase >> 12n);
   const data = Buffer.allocUnsafeSlow(at.length * 4096);
   const pages: number[] = [];
@@ -68,6 +68,36 @@ export function pageImagesOf(ram: Buffer, physBase: bigint, at: Uint32Array): Pa
     ram.copy(data, k * 4096, i * 4096, i * 4096 + 4096);
     pages.push(base + i);
   });
+  return { pages, data };
+}
+
+/**
+ * The images of 4 KiB pages of RAM for the trace's `page` table: `data` holds, for the pages
+ * whose physical page numbers `pages` lists, in that order, each page as the native recorder's
+ * packPages packs it (deflated already, or the page itself for the writer's thread to deflate).
+ */
+export interface PageImages {
+  readonly pages: readonly number[];
+  readonly data: Uint8Array;
+}
+
+/**
+ * The images of the 4 KiB pages `at` (indexes into `ram`, guest RAM at physical `physBase`) as
+ * they are now, in a buffer of their own (it moves to the writer's thread). Pages of runs (fills,
+ * zeroes: a booting kernel writes most of its RAM so) are deflated here, cheaply and without a
+ * copy; the others are copied, and deflated on the writer's thread (TraceDbWriter.insertPages).
+ * `seen` (a byte per page of RAM) marks the pages the trace has an image of: one never seen
+ * that is all zero needs none (a reader takes it for zero) and is left out.
+ */
+export function pageImagesOf(ram: Buffer, physBase: bigint, at: Uint32Array, seen: Uint8Array): PageImages {
+  const base = Number(physBase >> 12n);
+  const data = nativeRecorder().packPages(ram, at, seen);
+  const pages: number[] = [];
+  for (let o = 0; o < data.length; ) {
+    pages.push(base + data.readUInt32LE(o));
+    const n = data.readUInt16LE(o + 4);
+    o += 6 + (n || 4096);
+  }
   return { pages, data };
 }
 
@@ -103,6 +133,7 @@ export class TraceDbWriter {
   private readonly insInput: Database.Statement;
   private readonly insStop: Database.Statement;
   private readonly insPage: Database.Statement;
+  private readonly insPageBatch: Database.Statement;
   private bytesIn = 0;
   private instructions = 0;
   /** The seq after the last instruction stored (undefined: no chunk stored yet). */
@@ -113,8 +144,6 @@ export class TraceDbWriter {
   private rows = Buffer.alloc(0);
   /** Where a chunk's pc stream is deflated, kept likewise. */
   private deflated = Buffer.alloc(0);
-  /** Where a page image is deflated. */
-  private readonly deflatedPage = Buffer.allocUnsafeSlow(nativeRecorder().deflateRawBound(4096));
 
   /** Writes into the trace at `path`, made by createTrace(). */
   constructor(readonly path: string) {
@@ -129,6 +158,7 @@ export class TraceDbWriter {
     this.insCkptBatch = this.db.prepare(`INSERT INTO ckpt (seq, vcpu, chunk, flags, data) VALUES ${Array(ROW_BATCH).fill('(?, ?, ?, ?, ?)').join(', ')}`);
     this.insInputBatch = this.db.prepare(`INSERT INTO input (seq, vcpu, kind, detail, chunk) VALUES ${Array(ROW_BATCH).fill('(?, ?, ?, ?, ?)').join(', ')}`);
     this.insPage = this.db.prepare('INSERT INTO page (chunk, page, data) VALUES (?, ?, ?)');
+    this.insPageBatch = this.db.prepare(`INSERT INTO page (chunk, page, data) VALUES ${Array(ROW_BATCH).fill('(?, ?, ?)').join(', ')}`);
     this.insStop = this.db.prepare('INSERT INTO stop (seq, vcpu, kind, id, addr) VALUES (?, ?, ?, ?, ?)');
   }
 
@@ -217,11 +247,27 @@ export class TraceDbWriter {
     // a Uint8Array when it crossed from the recording thread
     const data = Buffer.from(images.data.buffer, images.data.byteOffset, images.data.byteLength);
     let bytes = 0;
-    images.pages.forEach((page, i) => {
-      const n = native.deflateRaw(data.subarray(i * 4096, i * 4096 + 4096), this.deflatedPage);
-      this.insPage.run(id, page, this.deflatedPage.subarray(0, n));
-      bytes += n;
-    });
+    let at = 0;
+    const args: unknown[] = [];
+    for (const page of images.pages) {
+      if (at + 6 > data.length) throw new Error(`page images of chunk ${id}: the packed data ends before page ${page}`);
+      const n = data.readUInt16LE(at + 4);
+      at += 6;
+      let image: Buffer;
+      if (n === 0) {
+        // a page packPages left whole: deflated into a buffer of its own (the rows are bound at the batch's run)
+        const out = Buffer.allocUnsafe(native.deflateRawBound(4096));
+        image = out.subarray(0, native.deflateRaw(data.subarray(at, at + 4096), out));
+        at += 4096;
+      } else {
+        image = data.subarray(at, at + n);
+        at += n;
+      }
+      if (at > data.length) throw new Error(`page images of chunk ${id}: page ${page} runs past the packed data`);
+      args.push(id, page, image);
+      bytes += image.length;
+    }
+    this.insertRows(this.insPageBatch, this.insPage, args, 3);
     return bytes;
   }
 

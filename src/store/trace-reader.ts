@@ -1189,6 +1189,46 @@ export class TraceReader {
     });
   }
 
+  /**
+   * The value vCPU `vcpu`'s local APIC ID register reads as at `seq` (the newest 'lapic-id' input
+   * of the vCPU at or before it: schema 9), or undefined in a trace that tells none (an older
+   * one records every read of the register as an 'mmio-read'). A reader of a growing trace reads
+   * only the inputs stored since it last looked.
+   */
+  lapicIdAt(vcpu: number, seq: number): number | undefined {
+    const m = this.lapicIds;
+    // (read again from the start when the history was cut: ::discard)
+    if (!m || this.end + 1 < m.to) this.lapicIds = { to: this.first, byVcpu: [] };
+    const ids = this.lapicIds!;
+    if (ids.to <= this.end) {
+      for (const i of this.inputs(ids.to, this.end + 1)) {
+        if (i.kind !== 'lapic-id') continue;
+        const v = i.detail.value;
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw traceCorrupt(this.path, `the lapic-id input at seq ${i.seq}: its value ${JSON.stringify(v)} is not a 32-bit register value`);
+        (ids.byVcpu[i.vcpu ?? 0] ??= []).push({ seq: i.seq, value: v });
+      }
+      ids.to = this.end + 1;
+    }
+    const list = ids.byVcpu[vcpu];
+    if (!list) return undefined;
+    let lo = 0;
+    let hi = list.length; // the first at seq > `seq`
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid]!.seq <= seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo > 0 ? list[lo - 1]!.value : undefined;
+  }
+
+  /** The 'lapic-id' inputs read so far, by vCPU in seq order, and the seq they were read to (lapicIdAt). */
+  private lapicIds?: { to: number; byVcpu: { seq: number; value: number }[][] };
+
+  /** Whether the trace tells its local APIC IDs ('lapic-id' inputs, schema 9) instead of recording their reads. */
+  get tellsLapicIds(): boolean {
+    return this.version >= 9;
+  }
+
   inputs(from: number, to: number): InputRow[] {
     return (this.st.inputs!.all(from, to) as { seq: number; vcpu: number | null; kind: unknown; detail: unknown; chunk?: unknown }[]).map((r) => {
       let detail: unknown;

@@ -25,7 +25,7 @@ import { checkoutRoot } from '../common/checkout-root.js';
 import { DbgError, isDbgError, type ErrorCode } from '../common/errors.js';
 import { nativeRecorder, type NativeChunk } from './native-recorder.js';
 import { createTrace, markWriting, type Db } from './schema.js';
-import { encodeRows, pageImagesOf, storedInput, storesChunk, TraceDbWriter, type ChunkRecord, type InputRecord, type PageImages, type StopRecord, type StoredInput } from './trace-db-writer.js';
+import { encodeRows, pageCopiesOf, storedInput, storesChunk, TraceDbWriter, type ChunkRecord, type InputRecord, type PageImages, type StopRecord, type StoredInput } from './trace-db-writer.js';
 import { lockTrace } from './trace-folder.js';
 
 export type { InputRecord, StopRecord } from './trace-db-writer.js';
@@ -248,10 +248,12 @@ export class TraceWriter {
     this.queued.length = 0;
   }
 
-  /** RAM as it is when recording starts: its non-zero 4 KiB pages. */
-  writeInitialRam(ram: Buffer, physBase: bigint): void {
-    const { pages, data } = pageImagesOf(ram, physBase, nativeRecorder().nonZeroPages(ram));
+  /** RAM as it is when recording starts: its non-zero 4 KiB pages (their indexes in `ram` returned). */
+  writeInitialRam(ram: Buffer, physBase: bigint): Uint32Array {
+    const at = nativeRecorder().nonZeroPages(ram);
+    const { pages, data } = pageCopiesOf(ram, physBase, at);
     this.post({ k: 'ram', pages, data }, movable(data));
+    return at;
   }
 
   /** Kept until the next chunk is written, in the same transaction. */
@@ -271,9 +273,9 @@ export class TraceWriter {
   writeChunk(c: NativeChunk, images?: PageImages): boolean {
     const { first, count, pcs, lineImages, log, logCap, ckpts, writes, lines } = c;
     // What the trace is about to hold (before the buffers move to the writer's thread): ~6
-    // bytes of memory rows a write (the sample kernel's 5.5), the checkpoints, a page image
-    // deflated to about PAGE_BYTES.
-    const bytes = 6 * writes + ckpts.length + PAGE_BYTES * (images?.pages.length ?? 0);
+    // bytes of memory rows a write (the sample kernel's 5.5), the checkpoints, the page images
+    // (those packPages left whole deflated to about PAGE_BYTES).
+    const bytes = 6 * writes + ckpts.length + Math.min(images?.data.length ?? 0, PAGE_BYTES * (images?.pages.length ?? 0));
     const record: ChunkRecord = { first, count, pcs, lineImages, log, logCap, ckpts, writes, lines, inputs: this.pendingInputs.splice(0), ...(images ? { images } : {}) };
     this.post({ k: 'chunk', c: record }, [...movable(pcs), ...movable(lineImages), ...movable(ckpts), ...(images ? movable(images.data) : [])]);
     this.queued.push(this.posted);

@@ -4,8 +4,10 @@
  * thousands of instructions between reads, so checkpoints fall between them and the replay must
  * re-execute across them. The recording holds every such read at its instruction; ::seek and
  * ::rstep across them land where an unrecorded run of the same guest went (all registers and the
- * log of timer counts in memory). A trace without the reads (as older dbgs wrote) is refused at
- * the read with one message.
+ * log of timer counts in memory). The local APIC's ID, which kernels read at every lock, is no
+ * read input: the trace tells its value ('lapic-id') when recording starts and whenever the guest
+ * writes it, and replay answers its reads from that. A trace without the reads (as older dbgs
+ * wrote) is refused at the read with one message.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,6 +31,7 @@ afterAll(() => {
 
 // The timer counts down from 0xffffffff (divide by 1, masked): every read of it differs, and each
 // is logged at 0x200000 + 4 * (i mod 1024) and folded into %ebx with the ID and the version.
+// Every 16 iterations the guest gives its local APIC another ID.
 const GUEST = `.text
 .align 4
 .long 0x1badb002, 0, -0x1badb002
@@ -58,6 +61,11 @@ _start:
   loop 2b
   incl %esi
   andl $0x3ff, %esi
+  testl $0xf, %esi
+  jnz 1b
+  movl %esi, %eax
+  shll $20, %eax
+  movl %eax, 0xfee00020
   jmp 1b
 `;
 
@@ -87,15 +95,21 @@ describe('device register reads in a recording', () => {
 
     const reader = TraceReader.open(path);
     const reads = reader.inputs(0, reader.end).filter((i) => i.kind === 'mmio-read');
+    const ids = reader.inputs(0, reader.end).filter((i) => i.kind === 'lapic-id');
+    // two reads an iteration of ~5,100 instructions, each at its instruction; the ID's told
+    expect(reads.length).toBeGreaterThan(40);
+    expect(new Set(reads.map((r) => r.detail.phys))).toEqual(new Set(['0xfee00390', '0xfec00010']));
+    // at the start (ID 0), then after the guest's write in its 16th iteration (ID 1)
+    expect(ids.map((i) => i.detail.value)).toEqual([0, 1 << 24]);
+    expect(ids[0]!.seq).toBe(0);
+    expect(reader.lapicIdAt(0, ids[1]!.seq - 1)).toBe(0);
+    expect(reader.lapicIdAt(0, ids[1]!.seq)).toBe(1 << 24);
     reader.close();
-    // three reads an iteration of ~5,100 instructions, each at its instruction
-    expect(reads.length).toBeGreaterThan(60);
-    expect(new Set(reads.map((r) => r.detail.phys))).toEqual(new Set(['0xfee00020', '0xfee00390', '0xfec00010']));
     const counts = reads.filter((r) => r.detail.phys === '0xfee00390').map((r) => r.detail.value as number);
     expect(new Set(counts).size).toBe(counts.length);
 
     // Positions: around some reads (before, at, after), and some anywhere.
-    const around = reads.filter((_, k) => k % 9 === 4).map((r) => r.seq);
+    const around = [...reads.filter((_, k) => k % 9 === 4).map((r) => r.seq), ids[1]!.seq - 1];
     const seqs = new Set<number>();
     for (const r of around) for (let d = -1; d <= 2; d++) seqs.add(r + d);
     for (let k = 1; k <= 20; k++) seqs.add((k * 5_881) % total);

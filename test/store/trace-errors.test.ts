@@ -41,19 +41,19 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('trace bad input', () => {
   it('another schema version: says which was found, which is expected, and what to do', () => {
-    const p = join(dir, 'v9.trace');
+    const p = join(dir, 'v10.trace');
     copyFileSync(good, p);
     const fd = openSync(p, 'r+');
     const v = Buffer.alloc(4);
-    v.writeUInt32BE(9);
+    v.writeUInt32BE(10);
     writeSync(fd, v, 0, 4, 60); // PRAGMA user_version lives at offset 60 of the header
     closeSync(fd);
-    expectError(() => TraceReader.open(p), 'trace-version', /has schema version 9, this dbg reads version 8: it was written by a newer dbg; open it with that version/);
+    expectError(() => TraceReader.open(p), 'trace-version', /has schema version 10, this dbg reads version 9: it was written by a newer dbg; open it with that version/);
     v.writeUInt32BE(1);
     const fd2 = openSync(p, 'r+');
     writeSync(fd2, v, 0, 4, 60);
     closeSync(fd2);
-    expectError(() => TraceReader.open(p), 'trace-version', /has schema version 1, this dbg reads version 8: it was written by an older dbg; open it with that version or record it again/);
+    expectError(() => TraceReader.open(p), 'trace-version', /has schema version 1, this dbg reads version 9: it was written by an older dbg; open it with that version or record it again/);
   });
 
   it('a truncated trace', () => {

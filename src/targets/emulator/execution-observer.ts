@@ -80,6 +80,13 @@ export type InputEvent =
   | { kind: 'port-in'; seq: bigint; vcpu: number; port: number; size: number; value: number }
   /** A device register (local or I/O APIC) read by the instruction at `seq`: guest-physical `phys`. */
   | { kind: 'mmio-read'; seq: bigint; vcpu: number; phys: number; size: number; value: number }
+  /**
+   * From `seq` on, vCPU `vcpu`'s local APIC ID register (0xfee00020, 4 bytes) reads as `value`,
+   * and reads of it are no 'mmio-read' events: a kernel reads it at every lock it takes (xv6's
+   * mycpu()), and a replay answers them from this (schema 9). Told when observing starts and
+   * whenever the register changes.
+   */
+  | { kind: 'lapic-id'; seq: bigint; vcpu: number; value: number }
   | { kind: 'cpu-start'; seq: bigint; vcpu: number; by: number }
   | { kind: 'memory-write'; seq: bigint; phys: bigint; data: Buffer; old: Buffer } // by the debugger
   | { kind: 'register-write'; seq: bigint; vcpu: number; name: string; value: bigint }; // by the debugger

@@ -46,7 +46,7 @@ import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, Slic
 import { makeFastEngine } from './fast-engine.js';
 import { unicornVersion, UnicornEngine, UC, X86_REG } from './unicorn.js';
 import { Disk, type DiskOptions } from './devices/ata.js';
-import { IOAPIC_BASE, LAPIC_BASE, StandardPc } from './devices/pc.js';
+import { IOAPIC_BASE, LAPIC_BASE, LAPIC_ID, StandardPc } from './devices/pc.js';
 import { translate32 } from './paging32.js';
 import { deliverInterrupt32, enterRealMode } from './protected-mode.js';
 import {
@@ -239,7 +239,7 @@ export class Machine implements ObservedMachine {
               i,
               () => {
                 this.board.lapicWrite(i, off, size, value, this.vnow(i));
-                if ((off & 0xff0) === 0x20) this.publishLapicId(i);
+                if ((off & 0xff0) === 0x20) this.publishLapicId(i, this.seqNow + emuHooks().counter(this.vcpus[i]!.hooks));
               },
               true,
             ),
@@ -266,15 +266,23 @@ export class Machine implements ObservedMachine {
 
   /**
    * A kernel reads its local APIC's ID at every lock (xv6's mycpu()): the fast engine answers that
-   * read itself (emu.c, guardValue) instead of handing the instruction to the exact engine. Not
-   * while observed: a recorder hears of device reads from the exact engine only (see mmioRead).
+   * read itself (emu.c, guardValue) instead of handing the instruction to the exact engine, and
+   * an observer is told the value (a 'lapic-id' input) instead of every read: at `seq` (default:
+   * the present; a write of the register inside a slice gives the instruction after it).
    */
-  private publishLapicId(i: number): void {
+  private publishLapicId(i: number, seq = this.seqNow): void {
+    if (this.ram.length > IOAPIC_BASE) return;
+    const value = this.board.lapicIdRegister(i);
     const fast = this.vcpus[i]?.fast;
-    if (!fast || this.ram.length > IOAPIC_BASE) return;
-    // a size of 0 turns the answer off
-    emuHooks().guardValue(fast.hooks, BigInt(LAPIC_BASE + 0x20), this.observer ? 0n : 4n, BigInt(this.board.lapicIdRegister(i)));
+    if (fast) emuHooks().guardValue(fast.hooks, BigInt(LAPIC_ID), 4n, BigInt(value));
+    if (this.observer && this.idsTold[i] !== value) {
+      this.idsTold[i] = value;
+      this.pendingInputs.push({ kind: 'lapic-id', seq, vcpu: i, value });
+    }
   }
+
+  /** The local APIC IDs the observer was told (publishLapicId), by vCPU. */
+  private idsTold: number[] = [];
 
   // --- ObservedMachine ------------------------------------------------------------------------
 
@@ -319,6 +327,7 @@ export class Machine implements ObservedMachine {
     // a sink the old observer left connected belongs to it: never call into it again
     for (const v of this.vcpus) if (v.fastRecorded) this.fastEngine(v.index)?.recordTo(undefined);
     this.observer = o;
+    this.idsTold = [];
     this.vcpus.forEach((v) => this.publishLapicId(v.index));
     o?.attach(this);
   }
@@ -395,6 +404,7 @@ export class Machine implements ObservedMachine {
    */
   private mmioRead(vcpu: number, phys: number, size: number, access: () => number): number {
     const value = this.mmio(vcpu, access) >>> 0;
+    if (phys === LAPIC_ID && size === 4) return value; // told as 'lapic-id' (publishLapicId)
     const counter = Number(emuHooks().counter(this.vcpus[vcpu]!.hooks));
     this.pendingInputs.push({ kind: 'mmio-read', seq: this.seqNow + BigInt(counter - 1), vcpu, phys, size, value });
     return value;

@@ -181,6 +181,8 @@ function replayInput(reader: TraceReader, m: DrivenMachine, strays: Map<string, 
       return { kind: 'port-in', seq, vcpu, port: Number(d.port), size: Number(d.size), value: Number(d.value) };
     case 'mmio-read':
       return { kind: 'mmio-read', seq, vcpu, phys: Number(hexNumber(reader, i, d.phys)), size: Number(d.size), value: Number(d.value) };
+    case 'lapic-id':
+      return { kind: 'lapic-id', seq, vcpu, value: reader.lapicIdAt(vcpu, Number(seq)) ?? need('value') };
     default:
       return undefined;
   }

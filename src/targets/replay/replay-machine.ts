@@ -30,7 +30,7 @@ import { upperBound, type Checkpoint, type ChunkWrites, type InputRow, type Trac
 import { emuHooks, hookResult, HookStop, type HookCtx, type HookResult } from '../emulator/emu-hooks.js';
 import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { isTrap, readRegisters } from '../emulator/x86-64-cpu.js';
-import { IOAPIC_BASE, LAPIC_BASE } from '../emulator/devices/pc.js';
+import { IOAPIC_BASE, LAPIC_BASE, LAPIC_ID } from '../emulator/devices/pc.js';
 import { allocGuestRam, releaseGuestRam } from '../emulator/guest-ram.js';
 import { makeFastEngine } from '../emulator/fast-engine.js';
 import { driveFromStart } from './chunk-drive.js';
@@ -183,7 +183,7 @@ export class ReplayMachine {
    */
   private readonly ladders: Ladder[] = [];
   /** Per vCPU: the recorded device reads its run is given back, from `next` on (see deviceRead). */
-  private readonly feeds: { rows: InputRow[]; next: number; from: number; fault?: string }[] = [];
+  private readonly feeds: { rows: InputRow[]; next: number; from: number; fault?: string; lapicId?: number }[] = [];
 
 
   constructor(readonly reader: TraceReader) {
@@ -241,6 +241,7 @@ export class ReplayMachine {
   private deviceRead(v: number, phys: number, size: number): number {
     const f = this.feeds[v]!;
     if (f.fault) return 0xffff_ffff;
+    if (phys === LAPIC_ID && size === 4 && f.lapicId !== undefined) return f.lapicId;
     const seq = f.from + Number(emuHooks().counter(this.hooks[v]!)) - 1;
     const r = f.rows[f.next];
     if (r && r.seq === seq && Number(r.detail.phys) === phys && r.detail.size === size) {
@@ -255,7 +256,14 @@ export class ReplayMachine {
 
   /** Give vCPU v's next run, which starts at seq `from`, the device reads recorded in [from, to). */
   private feedDevices(v: number, from: number, rows: InputRow[]): void {
-    this.feeds[v] = { rows: rows.filter((i) => i.kind === 'mmio-read' && i.vcpu === v), next: 0, from };
+    // A trace that tells the local APIC's ID (schema 9) holds no read of it: the value in force at
+    // `from` answers them (a write of the register ends its slice, so a run sees one value), on
+    // the fast engine without leaving it.
+    const lapicId = this.reader.tellsLapicIds ? this.reader.lapicIdAt(v, from) : undefined;
+    this.feeds[v] = { rows: rows.filter((i) => i.kind === 'mmio-read' && i.vcpu === v), next: 0, from, ...(lapicId !== undefined ? { lapicId } : {}) };
+    const fast = this.fasts[v];
+    // (a size of 0 turns the answer off: read on the exact engine, from the rows)
+    if (fast && this.reader.tellsLapicIds && this.ram.length <= IOAPIC_BASE) emuHooks().guardValue(fast.hooks, BigInt(LAPIC_ID), lapicId === undefined ? 0n : 4n, BigInt(lapicId ?? 0));
   }
 
   /** The device read that stopped vCPU v's run, as a damaged-trace error. */

@@ -12,6 +12,8 @@ import type { Timed } from './clock.js';
 import { snapshot } from './snapshot.js';
 
 export const LAPIC_BASE = 0xfee00000;
+/** The local APIC's ID register (guest-physical), which kernels read at every lock (a 'lapic-id' input of a recording). */
+export const LAPIC_ID = LAPIC_BASE + 0x20;
 
 /** What an ICR write asks the board to do. */
 export interface Ipi {

@@ -15,12 +15,12 @@ import { Cga } from './cga.js';
 import { Cmos } from './cmos.js';
 import { I8042 } from './i8042.js';
 import { IOAPIC_BASE, IoApic } from './ioapic.js';
-import { LAPIC_BASE, Lapic, type Ipi } from './lapic.js';
+import { LAPIC_BASE, LAPIC_ID, Lapic, type Ipi } from './lapic.js';
 import { PicPair } from './pic.js';
 import { Pit } from './pit.js';
 import { Uart } from './uart.js';
 
-export { IOAPIC_BASE, LAPIC_BASE };
+export { IOAPIC_BASE, LAPIC_BASE, LAPIC_ID };
 export const COM1_PORT = 0x3f8;
 export const COM1_IRQ = 4;
 

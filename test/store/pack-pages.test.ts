@@ -1,0 +1,89 @@
+/**
+ * A lazy recording's page images (native/recorder/deflate.c, packPages): pages of runs are
+ * deflated by a run encoder on the recording thread, the rest handed whole to the writer's
+ * libdeflate; pages never seen that are still zero are left out. Whatever a page holds, its
+ * image must inflate (as every reader inflates it: zlib's inflateRaw) to exactly the page.
+ */
+import fc from 'fast-check';
+import { inflateRawSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { nativeRecorder } from '../../src/store/native-recorder.js';
+import { pageImagesOf } from '../../src/store/trace-db-writer.js';
+
+const n = nativeRecorder();
+
+/** The records of packPages' output: index, and the deflated image or the raw page. */
+function records(data: Buffer): { index: number; deflated?: Buffer; raw?: Buffer }[] {
+  const out: { index: number; deflated?: Buffer; raw?: Buffer }[] = [];
+  for (let o = 0; o < data.length; ) {
+    const index = data.readUInt32LE(o);
+    const len = data.readUInt16LE(o + 4);
+    o += 6;
+    if (len === 0) out.push({ index, raw: data.subarray(o, (o += 4096)) });
+    else out.push({ index, deflated: data.subarray(o, (o += len)) });
+  }
+  return out;
+}
+
+/** A page from runs of bytes: [byte, length] pairs, repeated up to 4096 bytes. */
+const page = fc
+  .array(fc.tuple(fc.integer({ min: 0, max: 255 }), fc.oneof(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 600 }), fc.constant(4096))), { minLength: 1, maxLength: 400 })
+  .map((runs) => {
+    const p = Buffer.alloc(4096);
+    let at = 0;
+    for (let k = 0; at < 4096; k++) {
+      const [b, len] = runs[k % runs.length]!;
+      p.fill(b, at, Math.min(4096, at + len));
+      at += len;
+    }
+    return p;
+  });
+
+describe('packPages', () => {
+  it('gives back every page exactly, runs deflated here and the rest left whole', () => {
+    fc.assert(
+      fc.property(fc.array(page, { minLength: 1, maxLength: 8 }), (pages) => {
+        const ram = Buffer.concat(pages);
+        const seen = new Uint8Array(pages.length).fill(1);
+        const at = Uint32Array.from(pages.keys());
+        const got = records(n.packPages(ram, at, seen));
+        expect(got.map((r) => r.index)).toEqual([...at]);
+        got.forEach((r) => {
+          const want = pages[r.index]!;
+          if (r.raw) expect(r.raw.equals(want)).toBe(true);
+          else expect(inflateRawSync(r.deflated!).equals(want)).toBe(true);
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('deflates pages of fills here (xv6 fills its free pages with 1s), leaves random pages whole', () => {
+    const ram = Buffer.alloc(4 * 4096);
+    ram.fill(1, 0, 4096).writeUInt32LE(0x80123000, 0); // a free page: its next pointer, then 1s
+    for (let i = 4096; i < 8192; i++) ram[i] = (i * 2654435761) >>> 24; // no runs
+    ram.fill(0xff, 8192 + 100, 8192 + 3000);
+    ram[3 * 4096 + 17] = 5; // zero but one byte
+    const got = records(n.packPages(ram, Uint32Array.of(0, 1, 2, 3), new Uint8Array(4)));
+    expect(got.map((r) => (r.raw ? 'raw' : r.deflated!.length < 64 ? 'small' : 'large'))).toEqual(['small', 'raw', 'small', 'small']);
+  });
+
+  it('leaves out pages never seen that are still zero, and marks every page it packs seen', () => {
+    const ram = Buffer.alloc(4 * 4096);
+    ram[4096 * 2] = 1;
+    const seen = Uint8Array.of(0, 1, 0, 0);
+    const images = pageImagesOf(ram, 0x100000n, Uint32Array.of(0, 1, 2, 3), seen);
+    // page 1 is zero but was seen (an image of it was not zero): its zero image is a change
+    expect(images.pages).toEqual([0x101, 0x102]);
+    expect([...seen]).toEqual([0, 1, 1, 0]);
+    ram[4096 * 2] = 0; // seen now: zero again is stored
+    expect(pageImagesOf(ram, 0x100000n, Uint32Array.of(2, 3), seen).pages).toEqual([0x102]);
+  });
+
+  it('refuses bad arguments with a reason', () => {
+    const ram = Buffer.alloc(2 * 4096);
+    expect(() => n.packPages(ram, Uint32Array.of(2), new Uint8Array(2))).toThrow('packPages: a page index lies outside the RAM');
+    expect(() => n.packPages(ram, Uint32Array.of(0), new Uint8Array(1))).toThrow('packPages: `seen` has fewer bytes than the RAM has pages');
+    expect(() => n.packPages(ram, [0] as unknown as Uint32Array, new Uint8Array(2))).toThrow('packPages(ram: Buffer, at: Uint32Array, seen: Uint8Array): bad arguments');
+  });
+});
