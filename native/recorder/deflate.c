@@ -103,17 +103,27 @@ static inline void put(bitw *w, uint32_t v, unsigned k) {
   }
 }
 
-/* A Huffman code of `k` bits, sent most significant bit first (RFC 1951 3.1.1). */
-static inline void put_code(bitw *w, uint32_t code, unsigned k) {
+/* `code` (k bits) bit-reversed: Huffman codes are sent most significant bit first (RFC 1951 3.1.1). */
+static uint32_t reversed(uint32_t code, unsigned k) {
   uint32_t r = 0;
   for (unsigned i = 0; i < k; i++) r |= ((code >> i) & 1u) << (k - 1 - i);
-  put(w, r, k);
+  return r;
 }
 
-static inline void put_literal(bitw *w, unsigned lit) {
-  if (lit < 144) put_code(w, 0x30 + lit, 8);
-  else put_code(w, 0x190 + (lit - 144), 9);
+/* The fixed Huffman codes, reversed for put(): literals 0-255, then symbols 256-287 (RFC 1951 3.2.6). */
+static uint16_t lit_code[288];
+static uint8_t lit_bits[288];
+static pthread_once_t codes_once = PTHREAD_ONCE_INIT;
+static void make_codes(void) {
+  for (unsigned s = 0; s < 288; s++) {
+    unsigned k = s < 144 ? 8 : s < 256 ? 9 : s < 280 ? 7 : 8;
+    uint32_t code = s < 144 ? 0x30 + s : s < 256 ? 0x190 + (s - 144) : s < 280 ? s - 256 : 0xc0 + (s - 280);
+    lit_code[s] = (uint16_t)reversed(code, k);
+    lit_bits[s] = (uint8_t)k;
+  }
 }
+
+static inline void put_symbol(bitw *w, unsigned sym) { put(w, lit_code[sym], lit_bits[sym]); }
 
 /* A match of `len` (3..258) bytes at distance 1. */
 static void put_run(bitw *w, unsigned len) {
@@ -121,11 +131,9 @@ static void put_run(bitw *w, unsigned len) {
   static const uint8_t extra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
   unsigned s = 28;
   while (base[s] > len) s--;
-  unsigned sym = 257 + s;
-  if (sym < 280) put_code(w, sym - 256, 7);
-  else put_code(w, 0xc0 + (sym - 280), 8);
+  put_symbol(w, 257 + s);
   if (extra[s]) put(w, len - base[s], extra[s]);
-  put_code(w, 0, 5); /* distance code 0: distance 1 */
+  put(w, 0, 5); /* distance code 0 (five zero bits): distance 1 */
 }
 
 /* The length of the run of `b` at p[0..n). */
@@ -147,7 +155,7 @@ static size_t pack_runs(const uint8_t *page, uint8_t *out, size_t cap) {
   put(&w, 1, 2); /* BTYPE 01: fixed Huffman codes */
   for (size_t i = 0; i < PACK_PAGE && w.n < cap;) {
     uint8_t b = page[i++];
-    put_literal(&w, b);
+    put_symbol(&w, b);
     size_t run = run_of(page + i, PACK_PAGE - i, b);
     i += run;
     while (run >= 3) {
@@ -156,21 +164,15 @@ static size_t pack_runs(const uint8_t *page, uint8_t *out, size_t cap) {
       put_run(&w, len);
       run -= len;
     }
-    while (run--) put_literal(&w, b);
+    while (run--) put_symbol(&w, b);
   }
-  put_code(&w, 0, 7); /* end of block */
+  put_symbol(&w, 256); /* end of block */
   if (w.bits) put(&w, 0, 8 - w.bits);
   return w.n <= cap ? w.n : 0;
 }
 
-static int zero_page(const uint8_t *p) {
-  uint64_t x = 0, w;
-  for (size_t i = 0; i < PACK_PAGE; i += 8) {
-    memcpy(&w, p + i, 8);
-    x |= w;
-  }
-  return x == 0;
-}
+/* (stops at the first byte that is not: a page that begins with data costs nothing) */
+static int zero_page(const uint8_t *p) { return p[0] == 0 && run_of(p + 1, PACK_PAGE - 1, 0) == PACK_PAGE - 1; }
 
 napi_value fn_pack_pages(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -184,6 +186,7 @@ napi_value fn_pack_pages(napi_env env, napi_callback_info info) {
     return fail(env, "packPages(ram: Buffer, at: Uint32Array, seen: Uint8Array): bad arguments");
   const uint32_t *pages = at;
   uint8_t *seen = seenp;
+  pthread_once(&codes_once, make_codes);
   if (nseen < nram / PACK_PAGE) return fail(env, "packPages: `seen` has fewer bytes than the RAM has pages");
   for (size_t k = 0; k < nat; k++)
     if ((uint64_t)pages[k] * PACK_PAGE + PACK_PAGE > nram) return fail(env, "packPages: a page index lies outside the RAM");
