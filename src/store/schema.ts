@@ -82,7 +82,8 @@
  *                                         'lapic-id' {value} (schema 9: from its seq the
  *                                         vCPU's ID register, 0xfee00020, reads as value, and
  *                                         its 4-byte reads are not 'mmio-read' inputs; older
- *                                         traces record every read), cpu start, debugger
+ *                                         traces record every read; partial index
+ *                                         input_lapic_ids), cpu start, debugger
  *                                         write), detail as JSON; chunk: the id of the chunk it
  *                                         was stored with (schema 8; older traces have no such
  *                                         column): an input at the seq where a chunk ends may
@@ -164,6 +165,7 @@ CREATE TABLE input (
   chunk INTEGER
 );
 CREATE INDEX input_by_seq ON input (seq);
+CREATE INDEX input_lapic_ids ON input (seq) WHERE kind = 'lapic-id';
 CREATE TABLE stop (
   seq INTEGER NOT NULL,
   vcpu INTEGER NOT NULL,

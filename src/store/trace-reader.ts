@@ -239,6 +239,8 @@ export class TraceReader {
       ckptKeyAnywhere: p('SELECT data FROM ckpt WHERE vcpu = ? AND chunk = ? AND (flags & 1) = 1 ORDER BY id LIMIT 1'),
       ramPage: p('SELECT data FROM ram_init WHERE page = ?'),
       inputs: p(`SELECT seq, vcpu, kind, detail${this.inputChunks ? ', chunk' : ''} FROM input WHERE seq >= ? AND seq < ? ORDER BY seq, id`),
+      // (through the partial index input_lapic_ids: not every input of the history parsed)
+      ...(this.version >= 9 ? { lapicIds: p("SELECT seq, vcpu, detail FROM input WHERE kind = 'lapic-id' AND seq >= ? AND seq < ? ORDER BY seq, id") } : {}),
       ...(this.lazyRows
         ? {
             insMem: p('INSERT INTO temp.mem (chunk, line, part, data) VALUES (?, ?, ?, ?)'),
@@ -1200,10 +1202,16 @@ export class TraceReader {
     // (read again from the start when the history was cut: ::discard)
     if (!m || this.end + 1 < m.to) this.lapicIds = { to: this.first, byVcpu: [] };
     const ids = this.lapicIds!;
-    if (ids.to <= this.end) {
-      for (const i of this.inputs(ids.to, this.end + 1)) {
-        if (i.kind !== 'lapic-id') continue;
-        const v = i.detail.value;
+    const st = this.st.lapicIds;
+    if (ids.to <= this.end && st) {
+      for (const r of st.all(ids.to, this.end + 1) as { seq: number; vcpu: number | null; detail: unknown }[]) {
+        let v: unknown;
+        try {
+          v = typeof r.detail === 'string' ? (JSON.parse(r.detail) as { value?: unknown }).value : undefined;
+        } catch {
+          v = undefined;
+        }
+        const i = { seq: intOf(this.path, r.seq, 'an input seq'), vcpu: r.vcpu === null ? null : intOf(this.path, r.vcpu, `the vCPU of the input at seq ${r.seq}`, 0, this.info.vcpus - 1) };
         if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw traceCorrupt(this.path, `the lapic-id input at seq ${i.seq}: its value ${JSON.stringify(v)} is not a 32-bit register value`);
         (ids.byVcpu[i.vcpu ?? 0] ??= []).push({ seq: i.seq, value: v });
       }
