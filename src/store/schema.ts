@@ -104,6 +104,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { newHistoryId, removeRowsFiles } from './rows-file.js';
 import { testKillPoint } from './test-kill.js';
 import { DbgError, errors } from '../common/errors.js';
 
@@ -230,8 +231,9 @@ export function guard<T>(path: string, fn: () => T): T {
  */
 export function createTrace(path: string, meta: Record<string, string | number>, replace = false): Db {
   if (existsSync(path) && !replace) throw errors.badInput(`trace "${path}" already exists: choose another file or remove it first`);
-  // A WAL left beside no file (or beside the file replaced) is not this trace's.
+  // A WAL left beside no file (or beside the file replaced) is not this trace's, nor its rows.
   for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+  removeRowsFiles(path);
   return guard(path, () => {
     const db = new Database(path);
     try {
@@ -246,6 +248,7 @@ export function createTrace(path: string, meta: Record<string, string | number>,
       const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
       db.transaction(() => {
         put.run('format', TRACE_FORMAT);
+        put.run('history_id', newHistoryId());
         for (const [k, v] of Object.entries(meta)) put.run(k, v);
       })();
       db.pragma(`user_version = ${TRACE_SCHEMA_VERSION}`);

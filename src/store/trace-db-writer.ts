@@ -7,6 +7,7 @@
 
 import { decodeLineRow, encodedRows, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
 import { nativeRecorder, type NativeChunk } from './native-recorder.js';
+import { newHistoryId } from './rows-file.js';
 import { finishTrace, guard, openTraceForWriting, PCS_MAX_BYTES_PER_INSN, type Db } from './schema.js';
 import { checkpointAndDie, killNow, testKillPoint, type KillPoint } from './test-kill.js';
 import type Database from 'better-sqlite3';
@@ -309,6 +310,8 @@ export class TraceDbWriter {
         db.prepare('DELETE FROM ckpt WHERE seq > ?').run(s);
         db.prepare("DELETE FROM input WHERE seq > ? OR (seq = ? AND kind IN ('port-in', 'mmio-read'))").run(s, s);
         db.prepare('DELETE FROM stop WHERE seq > ?').run(s);
+        // another history from here on: rows readers made of this one are not its (rows-file.ts)
+        db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('history_id', ?)").run(newHistoryId());
         this.nextChunk = keep;
         const t = db.prepare('SELECT coalesce(sum(count), 0) AS n FROM chunk').get() as { n: number };
         this.instructions = t.n;

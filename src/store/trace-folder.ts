@@ -18,6 +18,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, stat
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { DbgError, errors } from '../common/errors.js';
+import { removeRowsFiles, rowsFilesBytes } from './rows-file.js';
 
 export const DEFAULT_TRACE_CAP = 4 * 2 ** 30;
 
@@ -120,7 +121,7 @@ export interface TraceEntry {
 }
 
 function fileBytes(p: string): number {
-  return ['', '-wal'].reduce((n, s) => n + (statSync(p + s, { throwIfNoEntry: false })?.size ?? 0), 0);
+  return ['', '-wal'].reduce((n, s) => n + (statSync(p + s, { throwIfNoEntry: false })?.size ?? 0), 0) + rowsFilesBytes(p);
 }
 
 /** What a trace says about itself, read without recovering or changing it. */
@@ -160,11 +161,12 @@ export function listTraces(dir: string): TraceEntry[] {
   return out.sort((a, b) => a.modified.getTime() - b.modified.getTime() || a.name.localeCompare(b.name));
 }
 
-/** Delete a trace and its WAL, shared memory and stale lock; refuses a trace being recorded. */
+/** Delete a trace and its WAL, shared memory, stale lock and kept rows (rows-file.ts); refuses a trace being recorded. */
 export function removeTrace(path: string): void {
   const pid = recordingPid(path);
   if (pid !== undefined) throw errors.state(`trace "${path}" is being recorded by dbg process ${pid}: not removed`);
   for (const s of ['', '-wal', '-shm', '.lock']) rmSync(path + s, { force: true });
+  removeRowsFiles(path);
 }
 
 /**

@@ -7,13 +7,14 @@
  * targets convert to bigint at their boundary.
  */
 
-import type Database from 'better-sqlite3';
-import { closeSync, openSync, readSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { compressedInput } from '../common/compressed.js';
 import { DbgError, errors } from '../common/errors.js';
 import { decodeLineRow, encodedRows, rowFirstOrder, rowLastWrite, rowStateAt, stateBound, writeOrder, type DecodedRow, type LineWrite } from './line-rows.js';
 import { nativeRecorder } from './native-recorder.js';
+import { keepRows, removeRowsFiles, rowsFile } from './rows-file.js';
 import { guard, openTrace, PCS_MAX_BYTES_PER_INSN, readMeta, type Db } from './schema.js';
 import { blobOf, checkMeta, checkTracePath, guardTraceDb, intOf, traceCorrupt, type TraceMeta } from './trace-check.js';
 
@@ -112,6 +113,24 @@ CREATE INDEX temp.mem_lines ON mem (chunk, line);
 `;
 /** Where a lazy trace's pc streams are made into (chunk.pcs is empty there). */
 const LAZY_PCS_DDL = 'CREATE TEMP TABLE lazy_pcs (chunk INTEGER PRIMARY KEY, pcs BLOB NOT NULL)';
+/**
+ * The same tables in a rows file kept beside the trace (rows-file.ts), with the chunks made. A
+ * connection of its own writes it (the trace's is read-only, and so is what it attaches); the
+ * trace's connection attaches it as `rows` to read.
+ */
+const ROWS_DDL = `
+CREATE TABLE IF NOT EXISTS mem (chunk INTEGER NOT NULL, line INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (chunk, line, part)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mem_mask (line INTEGER NOT NULL, chunk INTEGER NOT NULL, part INTEGER NOT NULL, first INTEGER NOT NULL, mask INTEGER NOT NULL, PRIMARY KEY (line, chunk, part)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mem_lines ON mem (chunk, line);
+CREATE TABLE IF NOT EXISTS lazy_pcs (chunk INTEGER PRIMARY KEY, pcs BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS made (chunk INTEGER PRIMARY KEY, first INTEGER NOT NULL, count INTEGER NOT NULL);
+`;
+/** Views named as the trace's tables over an attached rows file: unqualified queries read them. */
+const ROWS_VIEWS = `
+CREATE TEMP VIEW mem AS SELECT chunk, line, part, data FROM rows.mem;
+CREATE TEMP VIEW mem_mask AS SELECT line, chunk, part, first, mask FROM rows.mem_mask;
+CREATE TEMP VIEW lazy_pcs AS SELECT chunk, pcs FROM rows.lazy_pcs;
+`;
 
 /** A query's result; `truncated` when it had more than the rows asked for. */
 export interface SqlResult {
@@ -186,10 +205,16 @@ export class TraceReader {
     this.lazyRows = this.meta.get('memory_rows') === 'lazy';
     if (this.lazyRows) {
       if (!columns('page').includes('data')) throw traceCorrupt(path, 'meta.memory_rows says its memory is kept as page images, but it has no page table');
-      db.exec(LAZY_DDL);
     }
     this.lazyPcs = this.lazyRows && this.meta.get('pcs') === 'lazy';
-    if (this.lazyPcs) db.exec(LAZY_PCS_DDL);
+    if (this.lazyRows) {
+      // an existing rows file now; a new one when the first chunk's rows are made (ensureRows)
+      this.rowsFile = keepRows() && this.version >= 9 ? rowsFile(path, this.meta.get('history_id')) : undefined;
+      if (!this.rowsFile || !existsSync(this.rowsFile) || !this.attachRows(db)) {
+        db.exec(LAZY_DDL);
+        if (this.lazyPcs) db.exec(LAZY_PCS_DDL);
+      }
+    }
     const p = (sql: string) => this.db.prepare(sql);
     this.st = {
       chunkById: p('SELECT id, first, count, writes, lines FROM chunk WHERE id = ?'),
@@ -243,14 +268,13 @@ export class TraceReader {
       ...(this.version >= 9 ? { lapicIds: p("SELECT seq, vcpu, detail FROM input WHERE kind = 'lapic-id' AND seq >= ? AND seq < ? ORDER BY seq, id") } : {}),
       ...(this.lazyRows
         ? {
-            insMem: p('INSERT INTO temp.mem (chunk, line, part, data) VALUES (?, ?, ?, ?)'),
-            insMask: p('INSERT INTO temp.mem_mask (line, chunk, part, first, mask) VALUES (?, ?, ?, ?, ?)'),
+            ...this.rowInserts(),
             pageIn: p('SELECT 1 FROM page WHERE page = ? AND chunk = ?'),
             pageBefore: p('SELECT chunk, data FROM page WHERE page = ? AND chunk < ? ORDER BY chunk DESC LIMIT 1'),
             pageChunksDown: p('SELECT chunk FROM page WHERE page = ? AND chunk <= ? ORDER BY chunk DESC LIMIT ?'),
             pageChunksUp: p('SELECT chunk FROM page WHERE page = ? AND chunk BETWEEN ? AND ? ORDER BY chunk LIMIT ?'),
             pagesOfChunks: p('SELECT DISTINCT page FROM page WHERE chunk BETWEEN ? AND ?'),
-            ...(this.lazyPcs ? { lazyPcs: p('SELECT pcs FROM temp.lazy_pcs WHERE chunk = ?'), insPcs: p('INSERT INTO temp.lazy_pcs (chunk, pcs) VALUES (?, ?)') } : {}),
+            ...(this.lazyPcs ? { lazyPcs: p('SELECT pcs FROM lazy_pcs WHERE chunk = ?') } : {}),
           }
         : {}),
     };
@@ -377,6 +401,7 @@ export class TraceReader {
     this.indexer?.close();
     this.indexer = undefined;
     if (this.db.open) this.db.close();
+    if (this.rowsDb?.open) this.rowsDb.close();
   }
 
   /** Throws bad-input unless first <= seq <= end (end = the position after the last instruction). */
@@ -735,8 +760,86 @@ export class TraceReader {
   }
 
   /**
+   * The rows file (rowsFile) opened for writing, made when missing, and attached as `rows`, its
+   * chunks made counted as made here: whether it could be (else nothing is left attached and
+   * the rows stay in memory).
+   */
+  private attachRows(db: Db): boolean {
+    const file = this.rowsFile!;
+    let w: Db | undefined;
+    try {
+      w = new Database(file, { timeout: 10_000 });
+      w.pragma('journal_mode = WAL');
+      w.exec(ROWS_DDL);
+      db.prepare('ATTACH DATABASE ? AS rows').run(file);
+      db.exec(ROWS_VIEWS);
+      const made = db.prepare('SELECT m.chunk AS chunk FROM rows.made m JOIN main.chunk c ON c.id = m.chunk AND c.first = m.first AND c.count = m.count').all() as { chunk: number }[];
+      for (const r of made) this.indexed.add(r.chunk);
+    } catch {
+      // not a file this process can read and write (read-only, damaged, another's): rows in memory
+      w?.close();
+      for (const sql of ['DROP VIEW IF EXISTS temp.mem', 'DROP VIEW IF EXISTS temp.mem_mask', 'DROP VIEW IF EXISTS temp.lazy_pcs', 'DETACH DATABASE rows']) {
+        try {
+          db.exec(sql);
+        } catch {
+          // nothing to undo
+        }
+      }
+      this.indexed.clear();
+      this.rowsFile = undefined;
+      return false;
+    }
+    this.rowsDb = w;
+    removeRowsFiles(this.path, this.meta.get('history_id') as string);
+    return true;
+  }
+
+  /**
+   * Before the first rows of a trace whose rows file does not exist yet: the file made and
+   * attached in place of the temporary tables (empty still), or kept in memory when it cannot be.
+   */
+  private startRowsFile(): void {
+    const db = this.db;
+    db.exec('DROP TABLE temp.mem; DROP TABLE temp.mem_mask' + (this.lazyPcs ? '; DROP TABLE temp.lazy_pcs' : ''));
+    if (this.attachRows(db)) Object.assign(this.st, this.rowInserts());
+    else {
+      db.exec(LAZY_DDL);
+      if (this.lazyPcs) db.exec(LAZY_PCS_DDL);
+    }
+  }
+
+  /** Where made rows are inserted: the rows file through its own connection, or the temporary tables. */
+  private rowInserts(): Record<string, Database.Statement> {
+    const made = this.rowsDb ? '' : 'temp.';
+    const w = (sql: string) => (this.rowsDb ? this.rowsDb.prepare(sql) : this.db.prepare(sql));
+    return {
+      // (OR IGNORE: another reader of the rows file may have made the same chunk meanwhile)
+      insMem: w(`INSERT OR IGNORE INTO ${made}mem (chunk, line, part, data) VALUES (?, ?, ?, ?)`),
+      insMask: w(`INSERT OR IGNORE INTO ${made}mem_mask (line, chunk, part, first, mask) VALUES (?, ?, ?, ?, ?)`),
+      ...(this.lazyPcs ? { insPcs: w(`INSERT OR IGNORE INTO ${made}lazy_pcs (chunk, pcs) VALUES (?, ?)`) } : {}),
+      ...(this.rowsDb ? { insMade: w('INSERT OR REPLACE INTO made (chunk, first, count) VALUES (?, ?, ?)') } : {}),
+    };
+  }
+
+  /** The connection that writes the rows file (attachRows). */
+  private rowsDb: Db | undefined;
+
+  /**
+   * The rows file of this trace's history (rows-file.ts) the rows made are kept in, when there
+   * is one; undefined (rows in temporary tables) when rows are not kept, the trace names no
+   * history (written before schema 9), or the file cannot be read and written.
+   */
+  get rowsPath(): string | undefined {
+    return this.rowsDb ? this.rowsFile : undefined;
+  }
+
+  /** The rows file to keep rows in (rowsPath once it is attached). */
+  private rowsFile: string | undefined;
+
+  /**
    * Chunk `c`'s memory rows, made now if this is a lazy-rows trace whose chunk has none yet: the
-   * chunk re-executed (~25 ms for 2^20 instructions), its rows put in the temporary tables.
+   * chunk re-executed (~20 ms for 2^18 instructions), its rows put in the rows file (or the
+   * temporary tables: attachRows).
    */
   ensureRows(c: number): void {
     if (!this.lazyRows || this.indexed.has(c) || c < 0 || c >= this.chunkCount) return;
@@ -745,14 +848,26 @@ export class TraceReader {
       this.indexer = indexerFor(this);
     }
     const { rows, pcs } = this.indexer.rows(c);
+    if (this.rowsFile && !this.rowsDb && this.indexed.size === 0) this.startRowsFile();
     const st = this.st;
-    this.db.transaction(() => {
+    const write = () => {
       if (this.lazyPcs) st.insPcs!.run(c, pcs);
       for (const r of encodedRows(rows, this.chunkFirsts[c]!)) {
         st.insMem!.run(c, r.line, r.part, r.data);
         st.insMask!.run(r.line, c, r.part, r.first, r.mask);
       }
-    })();
+      st.insMade?.run(c, this.chunkFirsts[c]!, this.chunkCountOf(c));
+    };
+    if (this.rowsDb) {
+      const file = this.rowsPath;
+      guard(this.path, () => {
+        try {
+          this.rowsDb!.transaction(write)();
+        } catch (e) {
+          throw new DbgError('io', `cannot keep the memory rows of trace "${this.path}" in ${file}: ${(e as Error).message} (DBG_KEEP_ROWS=0 keeps them in memory)`);
+        }
+      });
+    } else this.db.transaction(write)();
     this.indexed.add(c);
     this.chunkRowCounts.delete(c);
   }

@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EmulatorRecorder } from '../../../src/store/emulator-recorder.js';
+import { TraceReader } from '../../../src/store/trace-reader.js';
+import { verifyTrace } from '../../../src/targets/replay/rerecord.js';
 import { EmulatorTarget } from '../../../src/targets/emulator/emulator-target.js';
 import { session } from '../emulator-session.js';
 import { serveGdb } from '../../../src/gdbserver/gdb-server.js';
@@ -147,6 +149,25 @@ describe.skipIf(!have)('xv6 (DBG_XV6_DIR)', () => {
     for (const n of [1, 2]) {
       expect((await s.run(':c'))[0]).toMatch(/^stopped: watchpoint 1 \(write of 0x80[0-9a-f]{6}\) at 0x80[0-9a-f]{6} trap\+0x[0-9a-f]+ on vCPU 0$/);
       expect(t.readVirtual(t.symbols.lookup('ticks'), 4).readUInt32LE(0)).toBe(n);
+    }
+  });
+
+  it('recorded to the shell prompt, its boot re-executes to the recording (dbg traces --verify)', { timeout: 600_000 }, async () => {
+    const path = join(traces, 'boot.trace');
+    const t = boot(1);
+    try {
+      t.record(new EmulatorRecorder(path, { guest: 'kernel', symbols: join(dir!, 'kernel') }));
+      while (!t.machine.console().includes('$ ')) expect(t.machine.runSync(1_000_000n)).toBeUndefined();
+    } finally {
+      t.close();
+    }
+    const r = TraceReader.open(path);
+    try {
+      // the local APIC's ID is told once, not read at every lock (49,000 reads)
+      expect(r.inputs(r.first, r.end + 1).filter((i) => i.kind === 'lapic-id').map((i) => i.detail.value)).toEqual([0]);
+      expect((await verifyTrace(r)).difference).toBeUndefined();
+    } finally {
+      r.close();
     }
   });
 
