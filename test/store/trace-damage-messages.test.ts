@@ -71,6 +71,9 @@ describe('damaged traces: what each says', () => {
     expect(await refusal(edited('d.trace', "UPDATE mem SET data = 'x'"))).toMatch(/^trace ".*d\.trace": the data of the memory row of line 0x[0-9a-f]+ in chunk \d+ is TEXT, expected a BLOB$/);
     expect(await refusal(edited('i.trace', 'UPDATE ram_init SET data = 0.5'))).toMatch(/^trace ".*i\.trace": ram_init\.data of page \d+ is REAL, expected a BLOB$/);
     expect(await refusal(edited('c.trace', 'UPDATE ckpt SET data = zeroblob(10), flags = flags | 1'))).toMatch(/holds 10 bytes, expected a uc_context of \d+ bytes/);
+    // the local APIC's ID a trace tells (schema 9), which replay answers the guest's reads with
+    expect(await refusal(edited('l.trace', `UPDATE input SET detail = '{"value":"x"}' WHERE kind = 'lapic-id'`))).toMatch(/^trace ".*l\.trace": the lapic-id input at seq 0: its value "x" is not a 32-bit register value$/);
+    expect(await refusal(edited('m.trace', `UPDATE input SET detail = '{"value":4294967296}' WHERE kind = 'lapic-id'`))).toMatch(/^trace ".*m\.trace": the lapic-id input at seq 0: its value 4294967296 is not a 32-bit register value$/);
   });
 
   it('a trace says which Unicorn build made it; a trace of another build is refused saying what to do', async () => {
