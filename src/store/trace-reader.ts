@@ -770,6 +770,9 @@ export class TraceReader {
     try {
       w = new Database(file, { timeout: 10_000 });
       w.pragma('journal_mode = WAL');
+      // derived data: a power loss may lose the last chunks made (made again when asked), never
+      // leave the file inconsistent (WAL with NORMAL syncs at checkpoints, not every commit)
+      w.pragma('synchronous = NORMAL');
       w.exec(ROWS_DDL);
       db.prepare('ATTACH DATABASE ? AS rows').run(file);
       db.exec(ROWS_VIEWS);
