@@ -784,7 +784,23 @@ static int rewind_to(Rec *r, uint64_t target) {
     ue->expected = r->undo.expected;
     ue->prev_pc = r->undo.prev_pc;
     if (r->undo.jslot >= 0) r->jcache[r->undo.jslot] = r->undo.jold;
-    r->nlog = r->undo.nlog;
+    /* The instruction's own writes go; host writes made after it stay (an exception it raised,
+     * delivered as the slice ended: its frame), now at the position the instruction did not
+     * leave, as a re-execution that stops before the instruction logs them. */
+    uint32_t after = (uint32_t)(r->seq - r->chunk_first);
+    size_t keep = r->undo.nlog;
+    for (size_t q = r->undo.nlog; q < r->nlog; q++) {
+      LogRec w = r->log[q];
+      if (!w.host) {
+        if (w.pending) r->npending--;
+        continue;
+      }
+      if (w.seqoff == after) w.seqoff = after - 1;
+      Line *L = &r->lines[w.slot];
+      if (L->born == r->seq + 1) L->born = r->seq;
+      r->log[keep++] = w;
+    }
+    r->nlog = keep;
     r->untrans.len = r->undo.nuntrans;
     r->seq--;
     r->undo.valid = 0;
