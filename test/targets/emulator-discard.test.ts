@@ -163,6 +163,29 @@ describe('::discard on a live recorded guest', () => {
     expect(a.caps.reverse!.bounds()).toEqual({ first: 0n, last: st.seq!, now: st.seq! - 1n });
   }, 60_000);
 
+  it('keeps the device state of the newest slices only: ::discard further back says how far it reaches', async () => {
+    const { a } = recorded('bounded');
+    a.machine.keepDeviceMarks(40); // a long recording's bound (1 << 16 marks), made small
+    const s = session(a);
+    for (let i = 0; i < 25; i++) expect((await a.machine.run({ vcpu: 0, count: 16_000 })).reason.kind).toBe('step');
+    const end = a.machine.seq;
+    // far back: the marks of those slices are gone
+    await s.run('::seek 1000');
+    let err: unknown;
+    try {
+      await s.run('::discard -f');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DbgError);
+    expect((err as DbgError).message).toMatch(/^cannot put the machine back at seq 1000: its device state is kept for \[\d+, \d+\] \(the newest 40 slices and serial accesses of the recording\)$/);
+    // near: still there
+    await s.run(`::seek ${end - 5_000n}`);
+    await s.run('::discard -f');
+    expect(a.machine.seq).toBe(end - 5_000n);
+    expect((await a.machine.run({ vcpu: 0, count: 1_000 })).reason.kind).toBe('step');
+  }, 60_000);
+
   it('::discard needs a live recording guest', async () => {
     const { path, rec, a } = recorded('plain');
     await session(a).run('log_append::bp');

@@ -433,9 +433,34 @@ export class Machine implements ObservedMachine {
 
   private lastBoard: { version: number; state: unknown } | undefined;
 
+  /**
+   * Marks kept at most (the newest: `::discard` reaches back this many slices and serial
+   * accesses, ~500 M instructions of a booting xv6); each costs ~0.6 KB of heap (a recorded xv6
+   * idling at its prompt: 40,000 marks in 373 M instructions, +23 MB), and a long recording must
+   * not grow without bound. Older positions are refused with the range that is kept.
+   */
+  private marksKept = 1 << 16;
+
+  /** Drop the oldest marks when there are more than marksKept: the first kept is a slice's (rewind starts from one). */
+  private trimMarks(): void {
+    const marks = this.marks!;
+    if (marks.length <= this.marksKept) return;
+    let from = marks.length - Math.floor(this.marksKept * 0.75);
+    while (from > 0 && !marks[from]!.slice) from--;
+    if (from > 0) {
+      marks.splice(0, from);
+      this.marksTrimmed = true;
+    }
+  }
+
+  /** Whether trimMarks dropped marks (older positions cannot be put back). */
+  private marksTrimmed = false;
+
   /** A slice starts (or the marks start): the whole device and scheduler state. */
   private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number): void {
-    this.marks?.push({
+    if (!this.marks) return;
+    this.trimMarks();
+    this.marks.push({
       seq: this.seqNow,
       slice: {
         current: this.current,
@@ -456,9 +481,11 @@ export class Machine implements ObservedMachine {
 
   /**
    * Keep the device and scheduler state of every position from now on (a recorded machine: see
-   * `rewind`). Costs one small record per slice and per serial access.
+   * `rewind`), the newest `most` marks (default marksKept). Costs one small record per slice and
+   * per serial access.
    */
-  keepDeviceMarks(): void {
+  keepDeviceMarks(most?: number): void {
+    if (most !== undefined) this.marksKept = Math.max(2, most);
     if (this.marks) return;
     this.marks = [];
     this.markSlice();
@@ -474,7 +501,8 @@ export class Machine implements ObservedMachine {
     const marks = this.marks;
     if (!marks) throw errors.state('cannot go back: the machine kept no device state (not recording)');
     if (seq > this.seqNow || seq < marks[0]!.seq) {
-      throw errors.badInput(`cannot put the machine back at seq ${seq}: its device state is known for [${marks[0]!.seq}, ${this.seqNow}]`);
+      const kept = this.marksTrimmed ? ` (the newest ${this.marksKept} slices and serial accesses of the recording)` : '';
+      throw errors.badInput(`cannot put the machine back at seq ${seq}: its device state is kept for [${marks[0]!.seq}, ${this.seqNow}]${kept}`);
     }
     if (ram.length !== this.ram.length || contexts.length !== this.vcpus.length) throw errors.badInput('rewind: RAM or vCPU count does not fit this machine');
     let n = marks.length;
