@@ -2,7 +2,9 @@
  * The trace file: one SQLite database (WAL) per recording. This file and its siblings in
  * src/store are the only code of dbg that touches better-sqlite3.
  *
- * Layout (schema version 8, in `PRAGMA user_version`; version 7 was the same without the `page`
+ * Layout (schema version 9, in `PRAGMA user_version`; version 8 was the same without the
+ * `lapic-id` input (every read of the local APIC's ID an `mmio-read`), meta history_id and the
+ * index input_lapic_ids; version 7 was as 8 without the `page`
  * table, meta memory_rows and input.chunk (every v7 trace's memory rows were made as it was
  * recorded); version 6 was as 7 with `mem` keyed by
  * (line, chunk, part), an index mem_by_chunk(chunk) instead of mem_lines, and a column `final`
@@ -15,7 +17,10 @@
  * version 1 had one memory row per line and chunk, without parts):
  *
  *   meta(key, value)                      format = 'dbg-trace', arch, guest, ram_base, ram_size,
- *                                         context_size, checkpoint_every, chunk_target, created;
+ *                                         context_size, checkpoint_every, chunk_target, created,
+ *                                         history_id (32 hex digits, new whenever the history
+ *                                         is cut: the rows readers keep beside the trace are
+ *                                         of one history, rows-file.ts);
  *                                         memory_rows = 'lazy' for a lazy-rows trace (below),
  *                                         absent for an eager one, which says why in
  *                                         memory_rows_reason when lazy rows were asked for and
