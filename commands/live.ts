@@ -11,6 +11,7 @@ import { builtinModules } from '../src/mdb/modules/index.js';
 import { parseListenAddress, serveWhileSession } from '../src/gdbserver/gdb-listen.js';
 import { basename, dirname, resolve } from 'node:path';
 import { EmulatorRecorder } from '../src/store/emulator-recorder.js';
+import { prewarmTraceWriter } from '../src/store/trace-writer.js';
 import { defaultTracePath } from '../src/store/trace-path.js';
 import { DEFAULT_TRACE_CAP, formatBytes, pruneTraces, traceCap } from '../src/store/trace-folder.js';
 import { RecordingStatus } from '../src/store/recording-status.js';
@@ -115,6 +116,8 @@ addr,len::history, sym::when, ::calls, ::timeline (a picture of activity per fun
         cmdline: flags.cmdline,
         quantum: flags.quantum,
       };
+      // the trace writer's thread starts while the machine is made (it does not need the trace yet)
+      if (!flags['no-record']) prewarmTraceWriter();
       target = EmulatorTarget.open(file, { ...machine, disks: flags.disk?.map((path) => ({ path, writable: flags['disk-writable'] })) });
       if (!flags['no-record']) {
         const cap = traceCap(flags['trace-cap']);

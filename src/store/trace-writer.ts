@@ -157,6 +157,33 @@ function movable(b: Uint8Array): ArrayBuffer[] {
   return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.byteLength > 0 && b.buffer instanceof ArrayBuffer ? [b.buffer] : [];
 }
 
+/** What a writer's thread is given to start: its trace, the shared counters, the port for failures. */
+export interface WriterStart {
+  readonly path: string;
+  readonly shared: SharedArrayBuffer;
+  readonly port: MessagePort;
+}
+
+/** A writer's thread started ahead (prewarmTraceWriter), waiting for its trace. */
+let spare: Worker | undefined;
+
+/**
+ * Start the next trace writer's thread now, before its trace is known: a Node thread and the
+ * modules it loads (SQLite, the recorder) take ~40-60 ms of CPU, which `dbg live` otherwise spends
+ * beside the guest's start, after the trace is made. The thread waits for its WriterStart; one
+ * never used ends with the process (it does not hold it).
+ */
+export function prewarmTraceWriter(): void {
+  if (spare || process.env.DBG_RECORD_THREAD === '0') return;
+  spare = new Worker(workerFile(), { workerData: { waitForStart: true } });
+  spare.unref();
+  const w = spare;
+  // a thread that failed to start is not handed out (the writer makes its own and reports)
+  w.once('error', () => {
+    if (spare === w) spare = undefined;
+  });
+}
+
 export class TraceWriter {
   private readonly unlock: () => void;
   private readonly shared = new SharedArrayBuffer(SHARED_BYTES);
@@ -198,7 +225,12 @@ export class TraceWriter {
     }
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    this.worker = new Worker(workerFile(), { workerData: { path, shared: this.shared, port: port2 }, transferList: [port2] });
+    const started = spare;
+    spare = undefined;
+    if (started) {
+      this.worker = started;
+      started.postMessage({ path, shared: this.shared, port: port2 } satisfies WriterStart, [port2]);
+    } else this.worker = new Worker(workerFile(), { workerData: { path, shared: this.shared, port: port2 }, transferList: [port2] });
     // The recording thread waits for it where it must (drain, close): it never holds the process.
     this.worker.unref();
     // A thread that could not start (its module failed to load) never counts an op: say so to whoever waits.
