@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
  * and compiled workers (dist/...) are found from it.
  */
 export function checkoutRoot(): string {
-  let dir = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
+  // The module's own URL first: `node -e` gives even an ES module's code a global __dirname of
+  // '.' (the eval's). Absolute: Worker() takes no other relative path.
+  const url = (import.meta as { url?: string }).url;
+  let dir = resolve(url ? dirname(fileURLToPath(url)) : __dirname);
   while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
   return dir;
 }
