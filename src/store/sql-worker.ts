@@ -12,14 +12,19 @@ import { TraceReader } from './trace-reader.js';
 import '../targets/replay/chunk-indexer.js';
 
 const { path, query, maxRows, attach } = workerData as { path: string; query: string; maxRows: number; attach?: { path: string; schema: string } };
+// The answer is posted after the reader is closed: the caller terminates this thread when it has
+// the answer, and a termination that lands inside the close (an engine of the reader's chunk
+// indexer freed through koffi, the rows file's WAL folded in) aborted the process.
+let answer: unknown;
 try {
   const reader = TraceReader.open(path);
   try {
     if (attach) reader.attachDerived(attach.path, attach.schema);
-    parentPort!.postMessage({ result: reader.sql(query, maxRows) });
+    answer = { result: reader.sql(query, maxRows) };
   } finally {
     reader.close();
   }
 } catch (e) {
-  parentPort!.postMessage({ error: isDbgError(e) ? { code: e.code, message: e.message } : { code: 'internal', message: (e as Error).stack ?? String(e) } });
+  answer = { error: isDbgError(e) ? { code: e.code, message: e.message } : { code: 'internal', message: (e as Error).stack ?? String(e) } };
 }
+parentPort!.postMessage(answer);
