@@ -255,6 +255,9 @@ export class ReplayMachine {
   }
 
   /** Give vCPU v's next run, which starts at seq `from`, the device reads recorded in [from, to). */
+  /** Per vCPU: the local APIC ID its fast engine answers with (-1: none), as feedDevices last told it. */
+  private readonly lapicIdsTold: number[] = [];
+
   private feedDevices(v: number, from: number, rows: InputRow[]): void {
     // A trace that tells the local APIC's ID (schema 9) holds no read of it: the value in force at
     // `from` answers them (a write of the register ends its slice, so a run sees one value), on
@@ -262,8 +265,12 @@ export class ReplayMachine {
     const lapicId = this.reader.tellsLapicIds ? this.reader.lapicIdAt(v, from) : undefined;
     this.feeds[v] = { rows: rows.filter((i) => i.kind === 'mmio-read' && i.vcpu === v), next: 0, from, ...(lapicId !== undefined ? { lapicId } : {}) };
     const fast = this.fasts[v];
-    // (a size of 0 turns the answer off: read on the exact engine, from the rows)
-    if (fast && this.reader.tellsLapicIds && this.ram.length <= IOAPIC_BASE) emuHooks().guardValue(fast.hooks, BigInt(LAPIC_ID), lapicId === undefined ? 0n : 4n, BigInt(lapicId ?? 0));
+    // (a size of 0 turns the answer off: read on the exact engine, from the rows). Every
+    // re-execution window comes here (a reverse step's too): the engine is told only a change.
+    if (fast && this.reader.tellsLapicIds && this.ram.length <= IOAPIC_BASE && this.lapicIdsTold[v] !== (lapicId ?? -1)) {
+      emuHooks().guardValue(fast.hooks, BigInt(LAPIC_ID), lapicId === undefined ? 0n : 4n, BigInt(lapicId ?? 0));
+      this.lapicIdsTold[v] = lapicId ?? -1;
+    }
   }
 
   /** The device read that stopped vCPU v's run, as a damaged-trace error. */
