@@ -73,10 +73,18 @@ const CHUNK_TARGET = { lazy: 1 << 18, eager: 1 << 20 };
  */
 const FEW_PAGES = 8;
 
-/** Two ascending lists of page indexes as one. */
-function unionPages(a: Uint32Array, b: Uint32Array): Uint32Array {
+/** Two ascending lists of page indexes as one (ascending, each index once). */
+export function unionPages(a: Uint32Array, b: Uint32Array): Uint32Array {
   if (!a.length || !b.length) return a.length ? a : b;
-  return Uint32Array.from(new Set([...a, ...b])).sort();
+  const out = new Uint32Array(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let n = 0;
+  while (i < a.length || j < b.length) {
+    const x = j >= b.length || (i < a.length && a[i]! <= b[j]!) ? a[i++]! : b[j++]!;
+    if (n === 0 || out[n - 1] !== x) out[n++] = x;
+  }
+  return out.subarray(0, n);
 }
 
 export class EmulatorRecorder implements ExecutionObserver {

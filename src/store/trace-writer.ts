@@ -14,7 +14,8 @@
  *
  * What reads the trace (time travel on the live guest) drains first: every chunk handed over is
  * then committed. A write that fails is reported at the next chunk handed over or the next
- * drain. At most MAX_QUEUED chunks wait for the writer; the recording thread waits beyond that.
+ * drain. Chunks wait for the writer up to QUEUE_BUDGET bytes of their buffers (MAX_QUEUED chunks at
+ * most); the recording thread waits beyond that.
  * close() waits for everything and the WAL's fold, so a trace closed is one self-contained file.
  * With DBG_RECORD_THREAD=0 the ops run on the recording thread, as they come (for comparing).
  */
@@ -65,8 +66,19 @@ const ENDED = 2;
 /** About what a page image takes deflated, for stats() before it is stored. */
 const PAGE_BYTES = 1024;
 
-/** Most chunks handed over and not yet stored before the recording thread waits (each ~1-5 MB). */
-const MAX_QUEUED = 4;
+/**
+ * What may be handed over and not yet stored before the recording thread waits: the bytes of the
+ * chunks' buffers (a chunk's write log counted at LOG_RECORD bytes a write) and a count of chunks.
+ * A booting guest writes pages in bursts (xv6 fills its free memory: ~1,000 page images a chunk
+ * for 60 chunks): with 4 chunks at most, the guest waited for the writer's thread in the burst
+ * (~60 ms of a 0.7 s recorded boot) although that thread is idle most of the rest of the run;
+ * a budget in bytes lets the burst queue, and bounds memory as the count did (each chunk of an
+ * eager recording, with its log, ~1-5 MB).
+ */
+const QUEUE_BUDGET = 64 << 20;
+const MAX_QUEUED = 256;
+/** Bytes of one write in a chunk's log (recorder.c, LogRec). */
+const LOG_RECORD = 24;
 
 /**
  * Runs the ops on a TraceDbWriter (on the writer's thread, or on the recording thread with
@@ -193,8 +205,10 @@ export class TraceWriter {
   private readonly port: MessagePort | undefined;
   private readonly side: WriterSide | undefined;
   private posted = 0;
-  /** The op count at which each chunk handed over and not known stored was posted. */
-  private readonly queued: number[] = [];
+  /** Each chunk handed over and not known stored: the op count it was posted at, the bytes of its buffers. */
+  private readonly queued: { op: number; bytes: number }[] = [];
+  /** The bytes of the chunks in `queued`. */
+  private queuedBytes = 0;
   /** Chunks handed over and maybe not stored yet: the op count they were posted at, their memory rows' and checkpoints' bytes. */
   private readonly unstored: { op: number; bytes: number }[] = [];
   private readonly pendingInputs: StoredInput[] = [];
@@ -278,6 +292,7 @@ export class TraceWriter {
   drain(): void {
     this.waitFor(this.posted);
     this.queued.length = 0;
+    this.queuedBytes = 0;
   }
 
   /** RAM as it is when recording starts: its non-zero 4 KiB pages (their indexes in `ram` returned). */
@@ -308,12 +323,27 @@ export class TraceWriter {
     // bytes of memory rows a write (the sample kernel's 5.5), the checkpoints, the page images
     // (those packPages left whole deflated to about PAGE_BYTES).
     const bytes = 6 * writes + ckpts.length + Math.min(images?.data.length ?? 0, PAGE_BYTES * (images?.pages.length ?? 0));
+    // (before they move to the writer's thread: then they read as empty)
+    const held = pcs.length + lineImages.length + ckpts.length + LOG_RECORD * writes + (images?.data.length ?? 0);
     const record: ChunkRecord = { first, count, pcs, lineImages, log, logCap, ckpts, writes, lines, inputs: this.pendingInputs.splice(0), ...(images ? { images } : {}) };
+    const stores = storesChunk(record);
     this.post({ k: 'chunk', c: record }, [...movable(pcs), ...movable(lineImages), ...movable(ckpts), ...(images ? movable(images.data) : [])]);
-    this.queued.push(this.posted);
+    this.queued.push({ op: this.posted, bytes: held });
+    this.queuedBytes += held;
     this.unstored.push({ op: this.posted, bytes });
-    if (this.queued.length > MAX_QUEUED) this.waitFor(this.queued.splice(0, this.queued.length - MAX_QUEUED).at(-1)!);
-    return storesChunk(record);
+    this.waitForQueue();
+    return stores;
+  }
+
+  /** Wait until the chunks handed over and not stored are within QUEUE_BUDGET and MAX_QUEUED (the oldest stored first). */
+  private waitForQueue(): void {
+    const done = Atomics.load(this.i32, DONE);
+    while (this.queued.length > 0 && this.queued[0]!.op <= done) this.queuedBytes -= this.queued.shift()!.bytes;
+    let k = 0;
+    for (let bytes = this.queuedBytes; k < this.queued.length && (bytes > QUEUE_BUDGET || this.queued.length - k > MAX_QUEUED); k++) bytes -= this.queued[k]!.bytes;
+    if (k === 0) return;
+    this.waitFor(this.queued[k - 1]!.op);
+    for (const q of this.queued.splice(0, k)) this.queuedBytes -= q.bytes;
   }
 
   /**

@@ -9,6 +9,7 @@ import { inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { nativeRecorder } from '../../src/store/native-recorder.js';
 import { pageImagesOf } from '../../src/store/trace-db-writer.js';
+import { unionPages } from '../../src/store/emulator-recorder.js';
 
 const n = nativeRecorder();
 
@@ -85,5 +86,19 @@ describe('packPages', () => {
     expect(() => n.packPages(ram, Uint32Array.of(2), new Uint8Array(2))).toThrow('packPages: a page index lies outside the RAM');
     expect(() => n.packPages(ram, Uint32Array.of(0), new Uint8Array(1))).toThrow('packPages: `seen` has fewer bytes than the RAM has pages');
     expect(() => n.packPages(ram, [0] as unknown as Uint32Array, new Uint8Array(2))).toThrow('packPages(ram: Buffer, at: Uint32Array, seen: Uint8Array): bad arguments');
+  });
+});
+
+describe('unionPages (the pages a lazy chunk wrote: those listed when it was looked at early, and those since)', () => {
+  it('is the ascending set of both lists', () => {
+    // (as the dirty scans list them: ascending, each page once)
+    const sorted = fc.uniqueArray(fc.integer({ min: 0, max: 5000 }), { maxLength: 300 }).map((xs) => Uint32Array.from(xs).sort());
+    fc.assert(
+      fc.property(sorted, sorted, (a, b) => {
+        const want = [...new Set([...a, ...b])].sort((x, y) => x - y);
+        expect([...unionPages(a, b)]).toEqual(want);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../helpers/repo.js';
 import { EmulatorTarget } from '../../../src/targets/emulator/emulator-target.js';
 import { EmulatorRecorder } from '../../../src/store/emulator-recorder.js';
@@ -19,7 +19,16 @@ import { TraceReader } from '../../../src/store/trace-reader.js';
 import { verifyTrace } from '../../../src/targets/replay/rerecord.js';
 import { ReplayMachine } from '../../../src/targets/replay/replay-machine.js';
 import { scanCodes } from '../../../src/targets/emulator/devices/i8042.js';
+import { StandardPc } from '../../../src/targets/emulator/devices/pc.js';
 import { isDbgError } from '../../../src/common/errors.js';
+
+// Every recorded machine here checks that the device states its marks share are the devices' own (pc.ts, save()).
+StandardPc.checkSaves = true;
+afterEach(() => {
+  const mismatch = StandardPc.saveMismatch;
+  StandardPc.saveMismatch = undefined;
+  expect(mismatch).toBeUndefined();
+});
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-pc-'));
 const src = join(repoRoot, 'test', 'fixtures-src', 'pc');

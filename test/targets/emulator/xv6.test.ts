@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { EmulatorRecorder } from '../../../src/store/emulator-recorder.js';
 import { TraceReader } from '../../../src/store/trace-reader.js';
 import { verifyTrace } from '../../../src/targets/replay/rerecord.js';
@@ -19,6 +19,15 @@ import { serveGdb } from '../../../src/gdbserver/gdb-server.js';
 import { builtinModules } from '../../../src/mdb/modules/index.js';
 import { Session } from '../../../src/mdb/session.js';
 import { gdbBatch } from '../../gdbserver/gdb-batch.js';
+import { StandardPc } from '../../../src/targets/emulator/devices/pc.js';
+
+// Every recorded machine here checks that the device states its marks share are the devices' own (pc.ts, save()).
+StandardPc.checkSaves = true;
+afterEach(() => {
+  const mismatch = StandardPc.saveMismatch;
+  StandardPc.saveMismatch = undefined;
+  expect(mismatch).toBeUndefined();
+});
 
 const dir = process.env.DBG_XV6_DIR;
 const have = dir !== undefined && existsSync(join(dir, 'kernel')) && existsSync(join(dir, 'fs.img'));

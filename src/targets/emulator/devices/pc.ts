@@ -10,6 +10,7 @@
  * and the machine stops the run with it before the guest's next instruction.
  */
 
+import { isDeepStrictEqual } from 'node:util';
 import { AtaChannel, type Disk } from './ata.js';
 import { Cga } from './cga.js';
 import { Cmos } from './cmos.js';
@@ -33,6 +34,21 @@ export interface BoardHost {
   startup(vcpu: number, vector: number): void;
 }
 
+/**
+ * The devices as bits of StandardPc.changed: which may have changed since save() last saved them.
+ * The local APICs are one (an interrupt routed reaches any of them).
+ */
+const PIC = 1;
+const PIT = 2;
+const CMOS = 4;
+const UART = 8;
+const KBD = 16;
+const CGA = 32;
+const ATA = 64;
+const IOAPIC = 128;
+const LAPICS = 256;
+const ALL = 511;
+
 export class StandardPc {
   readonly pic = new PicPair();
   readonly pit: Pit;
@@ -49,6 +65,22 @@ export class StandardPc {
    * devices again only when it moved, instead of at every slice.
    */
   version = 0;
+  /**
+   * The devices (bits above) a call may have changed since save() last saved them; save() saves
+   * only those again and shares the others' states with the save before (a recorded xv6 boot
+   * saves the board at ~9,000 slice starts, nearly all of which came after a port access, and
+   * copying every device each time, the ATA channel's sector buffer among them, was ~7% of the
+   * recording's time). A call marks what it may reach: the device it names, and through an IRQ
+   * line, the 8259s, the I/O APIC and the local APICs (irq()).
+   */
+  private changed = ALL;
+  private saved: Record<string, unknown> | undefined;
+  /**
+   * Tests: save() checks every state it shares against the device's own save, and keeps the first
+   * that differs in `saveMismatch` (not thrown: save() runs inside the engines' callbacks).
+   */
+  static checkSaves = false;
+  static saveMismatch: string | undefined;
   /** Why the run must stop (see the header), until the machine takes it. */
   problem: string | undefined;
 
@@ -72,7 +104,7 @@ export class StandardPc {
 
   /** ISA IRQ line `n` (0-15). */
   irq(n: number, level: boolean): void {
-    this.version++;
+    this.touch(PIC | IOAPIC | LAPICS);
     this.pic.setIrq(n, level);
     this.ioapic.setPin(n === 0 ? 2 : n, level);
   }
@@ -111,29 +143,62 @@ export class StandardPc {
 
   /** A port of one of these devices: its value; undefined when no device here has the port. */
   portIn(port: number, size: number, now: bigint): number | undefined {
-    this.version++;
-    if (port >= COM1_PORT && port < COM1_PORT + 8) return this.uart.read(port - COM1_PORT);
-    if (this.pic.handles(port)) return this.pic.in(port);
-    if (this.pit.handles(port)) return this.pit.in(port, now);
-    if (this.cmos.handles(port)) return this.cmos.in(port, now);
-    if (this.kbd.handles(port)) return this.kbd.in(port);
-    if (this.cga.handles(port)) return this.cga.in(port);
-    if (this.ata.handles(port)) return this.ata.in(port, size);
+    if (port >= COM1_PORT && port < COM1_PORT + 8) {
+      this.touch(UART);
+      return this.uart.read(port - COM1_PORT);
+    }
+    if (this.pic.handles(port)) {
+      this.touch(PIC);
+      return this.pic.in(port);
+    }
+    if (this.pit.handles(port)) {
+      this.touch(PIT);
+      return this.pit.in(port, now);
+    }
+    if (this.cmos.handles(port)) {
+      this.touch(CMOS);
+      return this.cmos.in(port, now);
+    }
+    if (this.kbd.handles(port)) {
+      this.touch(KBD);
+      return this.kbd.in(port);
+    }
+    if (this.cga.handles(port)) {
+      this.touch(CGA);
+      return this.cga.in(port);
+    }
+    if (this.ata.handles(port)) {
+      this.touch(ATA);
+      return this.ata.in(port, size);
+    }
     return undefined;
   }
 
   /** False when no device here has the port. */
   portOut(port: number, size: number, value: number, now: bigint): boolean {
-    this.version++;
     const v = value & 0xff;
-    if (port >= COM1_PORT && port < COM1_PORT + 8) this.uart.write(port - COM1_PORT, v);
-    else if (this.pic.handles(port)) this.pic.out(port, v);
-    else if (this.pit.handles(port)) this.pit.out(port, v, now);
-    else if (this.cmos.handles(port)) this.cmos.out(port, v);
-    else if (this.kbd.handles(port)) this.kbd.out(port, v);
-    else if (this.cga.handles(port)) this.cga.out(port, v);
-    else if (this.ata.handles(port)) this.ata.out(port, size, value);
-    else if (port === 0x80 || port === 0x92 || port === 0x22 || port === 0x23) return true; // POST codes, fast A20, IMCR
+    if (port >= COM1_PORT && port < COM1_PORT + 8) {
+      this.touch(UART);
+      this.uart.write(port - COM1_PORT, v);
+    } else if (this.pic.handles(port)) {
+      this.touch(PIC);
+      this.pic.out(port, v);
+    } else if (this.pit.handles(port)) {
+      this.touch(PIT);
+      this.pit.out(port, v, now);
+    } else if (this.cmos.handles(port)) {
+      this.touch(CMOS);
+      this.cmos.out(port, v);
+    } else if (this.kbd.handles(port)) {
+      this.touch(KBD);
+      this.kbd.out(port, v);
+    } else if (this.cga.handles(port)) {
+      this.touch(CGA);
+      this.cga.out(port, v);
+    } else if (this.ata.handles(port)) {
+      this.touch(ATA);
+      this.ata.out(port, size, value);
+    } else if (port === 0x80 || port === 0x92 || port === 0x22 || port === 0x23) return true; // POST codes, fast A20, IMCR
     else return false;
     return true;
   }
@@ -145,7 +210,7 @@ export class StandardPc {
   }
 
   lapicRead(vcpu: number, off: number, size: number, now: bigint): number {
-    this.version++;
+    this.touch(LAPICS);
     if (!this.mmioCheck('local APIC', vcpu, off, size, false)) return 0;
     this.lapics[vcpu]!.advance(now);
     return this.lapics[vcpu]!.read(off & 0xff0, now);
@@ -157,19 +222,21 @@ export class StandardPc {
   }
 
   lapicWrite(vcpu: number, off: number, size: number, value: number, now: bigint): void {
-    this.version++;
+    // (an IPI reaches the other local APICs; an EOI, the I/O APIC, which may send the vector again)
+    this.touch(LAPICS | IOAPIC);
     if (!this.mmioCheck('local APIC', vcpu, off, size, true)) return;
     this.lapics[vcpu]!.advance(now);
     this.lapics[vcpu]!.write(off & 0xff0, value, now);
   }
 
   ioapicRead(vcpu: number, off: number, size: number): number {
-    this.version++;
+    this.touch(IOAPIC);
     return this.mmioCheck('I/O APIC', vcpu, off, size, false) ? this.ioapic.read(off) : 0;
   }
 
   ioapicWrite(vcpu: number, off: number, size: number, value: number): void {
-    this.version++;
+    // (a redirection entry unmasked sends a raised line's vector to the local APICs)
+    this.touch(IOAPIC | LAPICS);
     if (this.mmioCheck('I/O APIC', vcpu, off, size, true)) this.ioapic.write(off, value);
   }
 
@@ -187,20 +254,20 @@ export class StandardPc {
     // (timers change nothing before their next event)
     const due = this.nextEvent();
     if (due === undefined || due > now) return;
-    this.version++;
+    this.touch(PIT | LAPICS);
     this.pit.advance(now);
     for (const l of this.lapics) l.advance(now);
   }
 
   /** Bytes for the guest to read from COM1. */
   receive(bytes: Iterable<number>): void {
-    this.version++;
+    this.touch(UART);
     this.uart.receive(bytes);
   }
 
   /** Scan codes (set 1) typed on the PS/2 keyboard. */
   keys(codes: readonly number[]): void {
-    this.version++;
+    this.touch(KBD);
     this.kbd.keys(codes);
   }
 
@@ -215,33 +282,58 @@ export class StandardPc {
     const l = this.lapics[vcpu]!;
     const v = l.enabled ? l.deliverable() : -1;
     if (v >= 0) {
-      this.version++;
+      this.touch(LAPICS);
       l.take(v);
       return v;
     }
     if (vcpu === 0 && l.acceptsPic() && this.pic.intr) {
-      this.version++;
+      this.touch(PIC);
       return this.pic.acknowledge();
     }
     return undefined;
   }
 
+  /** A call may have changed the devices `bits`. */
+  private touch(bits: number): void {
+    this.version++;
+    this.changed |= bits;
+  }
+
+  /**
+   * The devices' state, each device's shared with the save before when no call marked it since
+   * (states are never changed once saved: load() copies from them).
+   */
   save(): unknown {
-    return {
-      pic: this.pic.save(),
-      pit: this.pit.save(),
-      cmos: this.cmos.save(),
-      uart: this.uart.save(),
-      kbd: this.kbd.save(),
-      cga: this.cga.save(),
-      ata: this.ata.save(),
-      ioapic: this.ioapic.save(),
-      lapics: this.lapics.map((l) => l.save()),
+    const before = this.saved;
+    const c = before ? this.changed : ALL;
+    const part = (bit: number, name: string, save: () => unknown): unknown => (c & bit || !before ? save() : before[name]);
+    const now: Record<string, unknown> = {
+      pic: part(PIC, 'pic', () => this.pic.save()),
+      pit: part(PIT, 'pit', () => this.pit.save()),
+      cmos: part(CMOS, 'cmos', () => this.cmos.save()),
+      uart: part(UART, 'uart', () => this.uart.save()),
+      kbd: part(KBD, 'kbd', () => this.kbd.save()),
+      cga: part(CGA, 'cga', () => this.cga.save()),
+      ata: part(ATA, 'ata', () => this.ata.save()),
+      ioapic: part(IOAPIC, 'ioapic', () => this.ioapic.save()),
+      lapics: part(LAPICS, 'lapics', () => this.lapics.map((l) => l.save())),
     };
+    if (StandardPc.checkSaves) this.checkShared(now);
+    this.saved = now;
+    this.changed = 0;
+    return now;
+  }
+
+  /** (checkSaves) Each state save() shared equals the device's own save now: else a call marks too little. */
+  private checkShared(now: Record<string, unknown>): void {
+    const fresh: Record<string, unknown> = { pic: this.pic.save(), pit: this.pit.save(), cmos: this.cmos.save(), uart: this.uart.save(), kbd: this.kbd.save(), cga: this.cga.save(), ata: this.ata.save(), ioapic: this.ioapic.save(), lapics: this.lapics.map((l) => l.save()) };
+    for (const k of Object.keys(fresh)) {
+      if (!isDeepStrictEqual(fresh[k], now[k])) StandardPc.saveMismatch ??= `StandardPc.save: the ${k} state shared with the save before is not the device's now (a call changed it without marking it)`;
+    }
   }
 
   load(s: unknown): void {
-    this.version++;
+    this.touch(ALL);
     const st = s as Record<string, unknown> & { lapics: unknown[] };
     this.pic.load(st.pic);
     this.pit.load(st.pit);
