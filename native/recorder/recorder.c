@@ -253,11 +253,6 @@ struct Rec {
   uint64_t dirty_at, dirty_len;
   uint32_t *dirty;
   size_t dirty_cap;
-  /* per 2 MiB of the range (from dirty_at rounded down): the scan that last listed it as a
-     written transparent huge page, left writable (dirty_scan), or 0; the scans so far */
-  uint32_t *huge_listed;
-  size_t huge_blocks;
-  uint32_t scans;
 };
 
 /* ---- physical memory ------------------------------------------------------------------- */
@@ -1756,16 +1751,12 @@ struct pm_scan_arg {
 #define PAGE_IS_SWAPPED (1 << 4)
 #define PAGE_IS_PFNZERO (1 << 5)
 #endif
-#ifndef PAGE_IS_HUGE
-#define PAGE_IS_HUGE (1 << 6)
-#endif
 #ifndef PM_SCAN_WP_MATCHING
 #define PM_SCAN_WP_MATCHING (1 << 0)
 #define PM_SCAN_CHECK_WPASYNC (1 << 1)
 #endif
 
 #define DIRTY_PAGE 4096u
-#define HUGE_BYTES (2u << 20)
 
 static void dirty_stop(Rec *r) {
   if (r->uffd >= 0) {
@@ -1777,12 +1768,9 @@ static void dirty_stop(Rec *r) {
   if (r->pagemap >= 0) close(r->pagemap);
   r->uffd = r->pagemap = -1;
   r->dirty_len = 0;
-  free(r->huge_listed);
-  r->huge_listed = NULL;
-  r->huge_blocks = 0;
 }
 
-static long dirty_scan(Rec *r, bool all);
+static long dirty_scan(Rec *r);
 
 /* Start tracking writes to [at, at + len): NULL, or why not (into `why`). */
 static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, size_t n) {
@@ -1815,22 +1803,12 @@ static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, siz
     close(fd);
     return why;
   }
-  r->huge_blocks = (size_t)(((at + len + HUGE_BYTES - 1) >> 21) - (at >> 21));
-  r->huge_listed = calloc(r->huge_blocks, sizeof *r->huge_listed);
-  if (!r->huge_listed) {
-    snprintf(why, n, "out of memory");
-    close(pm);
-    ioctl(fd, UFFDIO_UNREGISTER, &reg.range);
-    close(fd);
-    return why;
-  }
-  r->scans = 0;
   r->uffd = fd;
   r->pagemap = pm;
   r->dirty_at = at;
   r->dirty_len = len;
   /* the pages populated now protected (a scan: the pages it lists are the RAM as it starts) */
-  if (dirty_scan(r, true) < 0) {
+  if (dirty_scan(r) < 0) {
     snprintf(why, n, "PAGEMAP_SCAN: %s", strerror(errno));
     dirty_stop(r);
     return why;
@@ -1838,118 +1816,52 @@ static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, siz
   return NULL;
 }
 
-/* Room for `n` more pages in r->dirty after `count`: false (errno ENOMEM) when there is none. */
-static bool dirty_room(Rec *r, size_t count, size_t n) {
-  if (count + n <= r->dirty_cap) return true;
-  size_t cap = r->dirty_cap ? r->dirty_cap : 1024;
-  while (cap < count + n) cap *= 2;
-  uint32_t *d = realloc(r->dirty, cap * 4);
-  if (!d) {
-    errno = ENOMEM;
-    return false;
-  }
-  r->dirty = d;
-  r->dirty_cap = cap;
-  return true;
-}
-
-/*
- * One PAGEMAP_SCAN over the tracked range (`a` filled but for the range and the vector): the
- * pages of the regions it returns appended to r->dirty from *count, and for each region
- * `region(r, start, end)` when given; 0, or -1 (errno).
- */
-static int scan_into(Rec *r, struct pm_scan_arg *a, size_t *count, void (*region)(Rec *, uint64_t, uint64_t)) {
+/* The written pages (ascending indexes into the range) into r->dirty, protected again: their count, or -1 (errno). */
+static long dirty_scan(Rec *r) {
   struct page_region vec[256];
-  a->size = sizeof *a;
-  a->start = r->dirty_at;
-  a->end = r->dirty_at + r->dirty_len;
-  a->vec = (uint64_t)(uintptr_t)vec;
-  a->vec_len = sizeof vec / sizeof vec[0];
+  struct pm_scan_arg a = {
+      .size = sizeof a,
+      .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+      .start = r->dirty_at,
+      .end = r->dirty_at + r->dirty_len,
+      .vec = (uint64_t)(uintptr_t)vec,
+      .vec_len = sizeof vec / sizeof vec[0],
+      /* written and not the zero page (a read of a page never touched maps it: a write to it
+         then faults anyway, and populates the page unprotected) */
+      .category_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO,
+      .category_inverted = PAGE_IS_PFNZERO,
+      /* never-populated pages read as written too: left alone (see above) */
+      .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+      .return_mask = PAGE_IS_WRITTEN,
+  };
+  size_t count = 0;
   for (;;) {
-    long got = ioctl(r->pagemap, PAGEMAP_SCAN, a);
+    long got = ioctl(r->pagemap, PAGEMAP_SCAN, &a);
     if (got < 0) return -1;
     for (long i = 0; i < got; i++) {
       size_t pages = (size_t)((vec[i].end - vec[i].start) / DIRTY_PAGE);
-      if (!dirty_room(r, *count, pages)) return -1;
+      if (count + pages > r->dirty_cap) {
+        size_t cap = r->dirty_cap ? r->dirty_cap : 1024;
+        while (cap < count + pages) cap *= 2;
+        uint32_t *d = realloc(r->dirty, cap * 4);
+        if (!d) {
+          errno = ENOMEM;
+          return -1;
+        }
+        r->dirty = d;
+        r->dirty_cap = cap;
+      }
       uint32_t first = (uint32_t)((vec[i].start - r->dirty_at) / DIRTY_PAGE);
-      for (size_t k = 0; k < pages; k++) r->dirty[(*count)++] = first + (uint32_t)k;
-      if (region) region(r, vec[i].start, vec[i].end);
+      for (size_t k = 0; k < pages; k++) r->dirty[count++] = first + (uint32_t)k;
     }
     /* the scan stops early when the vector is full: on from where it stopped */
-    if (a->walk_end >= a->end) return 0;
-    if (a->walk_end <= a->start) {
+    if (a.walk_end >= a.end) return (long)count;
+    if (a.walk_end <= a.start) {
       errno = EIO;
       return -1;
     }
-    a->start = a->walk_end;
+    a.start = a.walk_end;
   }
-}
-
-/*
- * Of a scan (dirty_scan): the written huge pages in [start, end), left writable. One listed by
- * the scan before too is protected now (no split: the range is the whole huge page); the others
- * are marked listed by this scan.
- */
-static void huge_written(Rec *r, uint64_t start, uint64_t end) {
-  for (uint64_t b = start & ~(uint64_t)(HUGE_BYTES - 1); b < end; b += HUGE_BYTES) {
-    size_t k = (size_t)((b >> 21) - (r->dirty_at >> 21));
-    if (k >= r->huge_blocks) continue;
-    if (r->huge_listed[k] + 1 != r->scans || b < r->dirty_at || b + HUGE_BYTES > r->dirty_at + r->dirty_len) {
-      r->huge_listed[k] = r->scans;
-      continue;
-    }
-    struct uffdio_writeprotect wp = {.range = {b, HUGE_BYTES}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
-    /* (a huge page left writable is listed again at the next scan, protected or not: the
-       listing never misses a write, a failure here only costs that) */
-    ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp);
-    r->huge_listed[k] = 0;
-  }
-}
-
-/*
- * The written pages (ascending indexes into the range) into r->dirty, protected again: their
- * count, or -1 (errno). `all`: every written page protected (the scan when tracking starts).
- *
- * Transparent huge pages: protecting a written huge page protects its 2 MiB whole, and the next
- * write splits it into 512 protected 4 KiB pages, each of which then faults at its first write. A
- * guest that fills fresh memory across a chunk's end (xv6 fills its 224 MiB of free pages) paid
- * 511 faults a huge page for that (~30,000 in its boot, ~2 us each). So a written huge page is
- * left writable at the first scan that lists it: its 512 pages are listed (those still zero and
- * never seen get no image: pack_pages), and listed again at the next scan, which protects it.
- * Nothing written is missed: a page left writable reads as written until a scan protects it.
- */
-static long dirty_scan(Rec *r, bool all) {
-  r->scans++;
-  size_t count = 0;
-  /* written and not the zero page (a read of a page never touched maps it: a write to it then
-     faults anyway, and populates the page unprotected); never-populated pages read as written
-     too: left alone (see above) */
-  struct pm_scan_arg small = {
-      .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-      .category_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO | (all ? 0 : PAGE_IS_HUGE),
-      .category_inverted = PAGE_IS_PFNZERO | (all ? 0 : PAGE_IS_HUGE),
-      .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-      .return_mask = PAGE_IS_WRITTEN,
-  };
-  if (scan_into(r, &small, &count, NULL) < 0) return -1;
-  if (all) return (long)count;
-  size_t small_count = count;
-  struct pm_scan_arg huge = {
-      .flags = PM_SCAN_CHECK_WPASYNC,
-      .category_mask = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO | PAGE_IS_HUGE,
-      .category_inverted = PAGE_IS_PFNZERO,
-      .category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-      .return_mask = PAGE_IS_WRITTEN,
-  };
-  if (scan_into(r, &huge, &count, huge_written) < 0) return -1;
-  if (count == small_count || small_count == 0) return (long)count;
-  /* both lists ascend and share no page: merged through the room after them */
-  if (!dirty_room(r, count, count)) return -1;
-  uint32_t *d = r->dirty, *out = d + count;
-  size_t i = 0, j = small_count, n = 0;
-  while (i < small_count || j < count) out[n++] = (j >= count || (i < small_count && d[i] < d[j])) ? d[i++] : d[j++];
-  memcpy(d, out, count * 4);
-  return (long)count;
 }
 
 /* The recorder of a call whose one argument is its handle; NULL with the JS error thrown. */
@@ -1994,7 +1906,7 @@ static napi_value fn_dirty_pages(napi_env env, napi_callback_info info) {
   Rec *r = handle_only(env, info);
   if (!r) return NULL;
   if (r->uffd < 0) return throw_err(env, "dirtyPages: no RAM is tracked (dirtyTrack first)");
-  long n = dirty_scan(r, false);
+  long n = dirty_scan(r);
   if (n < 0) {
     char msg[120];
     snprintf(msg, sizeof msg, "dirtyPages: PAGEMAP_SCAN: %s", strerror(errno));

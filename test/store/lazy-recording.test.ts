@@ -75,11 +75,6 @@ describe.runIf(tracking)('dirty page tracking', () => {
       expect(fresh.some((f) => f >> 9 === p >> 9)).toBe(true);
       if (!fresh.includes(p)) expect(ram.subarray(p * 4096, p * 4096 + 4096).every((b) => b === 0)).toBe(true);
     }
-    // a fresh huge page is left writable until the scan after the one that first listed it
-    // (recorder.c, dirty_scan): listed once more, whole, then protected
-    const again = [...n.dirtyPages(h)];
-    expect(again.length % 512).toBe(0);
-    for (const p of again) expect(fresh.some((f) => f >> 9 === p >> 9)).toBe(true);
     expect([...n.dirtyPages(h)]).toEqual([]);
     ram[5] = 8;
     ram.fill(1, 4096 * 17, 4096 * 19 + 1);
@@ -87,7 +82,6 @@ describe.runIf(tracking)('dirty page tracking', () => {
     // more written regions than one scan returns (recorder.c: 256 a scan), every page populated first
     ram.fill(0, 4 << 20);
     n.dirtyPages(h);
-    n.dirtyPages(h); // (fresh huge pages: listed by two scans, then protected)
     for (let p = 0; p < 4096; p += 2) ram[p * 4096] = 9;
     const every = n.dirtyPages(h);
     expect(every.length).toBe(2048);
@@ -107,27 +101,6 @@ describe.runIf(tracking)('dirty page tracking', () => {
     expect(n.dirtyTrack(h, ram)).toBeUndefined();
     ram[(2 << 20) + 4096 * 7 + 3] = 2;
     expect([...n.dirtyPages(h)]).toEqual([512 + 7]);
-    n.dirtyStop(h);
-  });
-
-  it('leaves a fresh huge page whole while it is filled across a scan, and misses none of its writes', () => {
-    const h = n.create(0);
-    const ram = emuHooks().allocRam(8 << 20);
-    expect(n.dirtyTrack(h, ram)).toBeUndefined();
-    const at = 2 << 20; // the second 2 MiB: a huge page of its own where the host gives them
-    const before = hugeBytes();
-    ram.fill(1, at, at + (1 << 20)); // the first half, populating it
-    const first = [...n.dirtyPages(h)];
-    for (let p = 512; p < 768; p++) expect(first).toContain(p);
-    ram.fill(2, at + (1 << 20), at + (2 << 20)); // the second half, after the scan
-    const second = [...n.dirtyPages(h)];
-    for (let p = 768; p < 1024; p++) expect(second).toContain(p);
-    // not split by the scan (the fill took no fault a page): still huge where it was
-    if (thp) expect(hugeBytes()).toBeGreaterThanOrEqual(before + (2 << 20));
-    // protected by the second scan: from here, 4 KiB granularity again
-    ram[at + 4096 * 9] = 3;
-    expect([...n.dirtyPages(h)]).toEqual([512 + 9]);
-    expect([...n.dirtyPages(h)]).toEqual([]);
     n.dirtyStop(h);
   });
 
