@@ -97,7 +97,8 @@ export interface ChunkIndexer {
   /**
    * The writes to physical line `line` in chunk `chunk` after its first `skip`, as rows of that
    * line alone (encodeRows' format), from a re-execution of the chunk that goes no further than
-   * the first of them (or the chunk's end): empty when the chunk has no more. `done`: the
+   * the stretch holding the first of them (or the chunk's end): empty when the chunk has no more
+   * (the lines a chunk wrote are known only by their pages). `done`: the
    * re-execution reached the chunk's end, and rows(chunk) returns its rows without another.
    */
   lineRows(chunk: number, line: number, skip: number): { rows: Buffer; done: boolean };
@@ -1410,19 +1411,29 @@ export class TraceReader {
   }
 
   inputs(from: number, to: number): InputRow[] {
-    return (this.st.inputs!.all(from, to) as { seq: number; vcpu: number | null; kind: unknown; detail: unknown; chunk?: unknown }[]).map((r) => {
+    // (raw rows: a paced drive of a boot's chunk reads hundreds, objects made once each)
+    const rows = this.st.inputs!.raw().all(from, to) as [number, number | null, unknown, unknown, unknown?][];
+    const out: InputRow[] = new Array(rows.length);
+    for (let k = 0; k < rows.length; k++) {
+      const [seq, vcpu, kind, text, chunk] = rows[k]!;
       let detail: unknown;
       try {
-        detail = typeof r.detail === 'string' ? JSON.parse(r.detail) : undefined;
+        detail = typeof text === 'string' ? JSON.parse(text) : undefined;
       } catch {
         detail = undefined;
       }
-      if (typeof r.kind !== 'string' || typeof detail !== 'object' || detail === null) {
-        throw traceCorrupt(this.path, `the input at seq ${r.seq}: kind ${typeof r.kind === 'string' ? r.kind : '(not text)'}, detail ${typeof r.detail === 'string' ? 'is not a JSON object' : 'is not text'}`);
+      if (typeof kind !== 'string' || typeof detail !== 'object' || detail === null) {
+        throw traceCorrupt(this.path, `the input at seq ${seq}: kind ${typeof kind === 'string' ? kind : '(not text)'}, detail ${typeof text === 'string' ? 'is not a JSON object' : 'is not text'}`);
       }
-      const row = { seq: intOf(this.path, r.seq, 'an input seq'), vcpu: r.vcpu === null ? null : intOf(this.path, r.vcpu, `the vCPU of the input at seq ${r.seq}`, 0, this.info.vcpus - 1), kind: r.kind, detail: detail as Record<string, unknown> };
-      return r.chunk === undefined || r.chunk === null ? row : { ...row, chunk: intOf(this.path, r.chunk, `the chunk of the input at seq ${r.seq}`, 0, Math.max(this.chunkCount - 1, 0)) };
-    });
+      out[k] = {
+        seq: intOf(this.path, seq, 'an input seq'),
+        vcpu: vcpu === null ? null : intOf(this.path, vcpu, `the vCPU of the input at seq ${seq}`, 0, this.info.vcpus - 1),
+        kind,
+        detail: detail as Record<string, unknown>,
+        ...(chunk === undefined || chunk === null ? {} : { chunk: intOf(this.path, chunk, `the chunk of the input at seq ${seq}`, 0, Math.max(this.chunkCount - 1, 0)) }),
+      };
+    }
+    return out;
   }
 
   /** vCPU count recorded (1 when the meta does not say). */

@@ -14,8 +14,10 @@
  * driven a stretch at a time (STRIDE instructions) and the line's writes are read out of the
  * recorder between stretches, so the query costs the instructions up to its answer, not the
  * chunk's (2^18 of a boot's first chunk, cold translations: ~20 ms of re-execution, ~6 ms to
- * encode and keep the rows). The drive stays where it paused: a later query of the chunk goes on
- * from there, and rows() of it finishes it, so a chunk is never driven twice for one reader.
+ * encode and keep the rows; the sample kernel's most written line is first written 35k
+ * instructions in). The drive stays where it paused: a later query of the chunk goes on from
+ * there and rows() of it finishes it (TraceReader.close too, for the next reader); a query of
+ * another chunk gives it up.
  */
 
 import { nativeRecorder, type RecorderHandle } from '../../store/native-recorder.js';
