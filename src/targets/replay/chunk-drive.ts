@@ -234,7 +234,8 @@ export function stretchesFromStart(reader: TraceReader, m: DrivenMachine, from: 
   const rows: InputRow[] = [];
   let read = first;
   const more = (to: number) => {
-    to = Math.min(to, stop);
+    // (a drive that no longer pauses reads the rest at once: one query, not one a slice)
+    to = pace && pace.stride !== Infinity ? Math.min(to, stop) : stop;
     if (to <= read) return;
     for (const i of reader.inputs(read, to)) {
       all.push(i);
@@ -243,7 +244,6 @@ export function stretchesFromStart(reader: TraceReader, m: DrivenMachine, from: 
     read = to;
     m.knowInputs?.(first, to, all);
   };
-  if (!pace) more(stop);
   return chunkStretches(reader, m, k, { rows, next: 0, more }, sink, () => {}, until, pace);
 }
 
