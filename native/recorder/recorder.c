@@ -1311,6 +1311,14 @@ static napi_value fn_host_write(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The slot of a line written in the open chunk, or UINT32_MAX (line_slot without making one). */
+static uint32_t written_slot(const Rec *r, uint64_t line) {
+  if (!r->hcap) return UINT32_MAX;
+  for (uint32_t h = hash_line(line, r->hcap); r->htab[h]; h = (h + 1) & (r->hcap - 1))
+    if (r->lines[r->htab[h] - 1].line == line) return r->htab[h] - 1;
+  return UINT32_MAX;
+}
+
 /* lineNow(h, line) -> Buffer | null: the 64 bytes of a line written in the open chunk, as they are now */
 static napi_value fn_line_now(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -1320,16 +1328,9 @@ static napi_value fn_line_now(napi_env env, napi_callback_info info) {
   uint64_t line;
   if (!r || argc < 2 || !get_u64(env, argv[1], &line)) return throw_err(env, "lineNow(handle, line): bad arguments");
   if (r->npending) resolve_pending(r);
+  uint32_t s = written_slot(r, line);
+  if (s != UINT32_MAX) return make_buffer(env, r->lines[s].cur, 64);
   napi_value out;
-  if (r->hcap) {
-    uint32_t h = hash_line(line, r->hcap);
-    for (;;) {
-      uint32_t s = r->htab[h];
-      if (!s) break;
-      if (r->lines[s - 1].line == line) return make_buffer(env, r->lines[s - 1].cur, 64);
-      h = (h + 1) & (r->hcap - 1);
-    }
-  }
   CALL(napi_get_null(env, &out));
   return out;
 }
@@ -1536,6 +1537,53 @@ static int encode_rows(Bytes *out, const LineImage *lines, uint32_t nlines, cons
     } while (k < kend);
   }
   return 1;
+}
+
+/*
+ * lineRows(h, line, skip) -> Buffer: the writes to `line` in the open chunk so far after its first
+ * `skip`, as encodeRows() encodes a chunk's (rows of that line alone, its image before them the
+ * first row's): a query that needs a few writes of one line reads them while the chunk is still
+ * being driven (src/targets/replay/chunk-indexer.ts), and decodes each once. Between slices only.
+ * Empty when the line has no more.
+ */
+static napi_value fn_line_rows(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Rec *r = get_rec(env, argv[0]);
+  uint64_t line, skip;
+  if (!r || argc < 3 || !get_u64(env, argv[1], &line) || !get_u64(env, argv[2], &skip)) return throw_err(env, "lineRows(handle, line, skip): bad arguments");
+  if (r->npending) resolve_pending(r);
+  uint32_t slot = written_slot(r, line);
+  if (slot == UINT32_MAX) return make_buffer(env, "", 0);
+  /* the line's image after the records skipped, and the records after them (slot 0 of one line) */
+  LineImage li;
+  li.line = line;
+  memcpy(li.init, r->lines[slot].init, 64);
+  size_t n = 0, seen = 0;
+  for (size_t i = 0; i < r->nlog; i++)
+    if (r->log[i].slot == slot && seen++ >= skip) n++;
+  if (n == 0) return make_buffer(env, "", 0);
+  LogRec *mine = malloc(sizeof(LogRec) * n);
+  if (!mine) return throw_err(env, "lineRows: out of memory");
+  size_t k = 0;
+  seen = 0;
+  for (size_t i = 0; i < r->nlog; i++) {
+    const LogRec *w = &r->log[i];
+    if (w->slot != slot) continue;
+    if (seen++ < skip) {
+      memcpy(li.init + w->off, &w->data, w->len);
+      continue;
+    }
+    mine[k] = *w;
+    mine[k++].slot = 0;
+  }
+  Bytes o = {NULL, 0, 0};
+  int ok = encode_rows(&o, &li, 1, mine, n);
+  free(mine);
+  napi_value out = ok ? make_buffer(env, o.p ? o.p : (uint8_t *)"", o.len) : NULL;
+  free(o.p);
+  return ok ? out : throw_err(env, "lineRows: the log names a write that cannot be");
 }
 
 /*
@@ -2284,6 +2332,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"endSlice", 0, fn_end_slice, 0, 0, 0, napi_default, 0},
       {"hostWrite", 0, fn_host_write, 0, 0, 0, napi_default, 0},
       {"lineNow", 0, fn_line_now, 0, 0, 0, napi_default, 0},
+      {"lineRows", 0, fn_line_rows, 0, 0, 0, napi_default, 0},
       {"checkpointNow", 0, fn_checkpoint_now, 0, 0, 0, napi_default, 0},
       {"cut", 0, fn_cut, 0, 0, 0, napi_default, 0},
       {"encodeRows", 0, fn_encode_rows, 0, 0, 0, napi_default, 0},

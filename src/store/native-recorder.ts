@@ -67,6 +67,12 @@ export interface NativeRecorder {
   /** The 64 bytes of a line written in the open chunk, as they are now; null when not written. */
   lineNow(h: RecorderHandle, line: bigint): Buffer | null;
   /**
+   * The writes to `line` in the open chunk so far after its first `skip`, as encodeRows() encodes a
+   * chunk's rows (of that line alone; the first row's initial image is the line after the writes
+   * skipped); empty when there are none. Between slices only.
+   */
+  lineRows(h: RecorderHandle, line: bigint, skip: bigint): Buffer;
+  /**
    * A checkpoint between slices; flags 2 (default) = the vCPU is not running from here; at `seq`
    * (default: the instructions the hooks counted, which a lazy recording's do not).
    */

@@ -94,6 +94,16 @@ export const SQL_MAX_ROWS = 1_000_000;
 export interface ChunkIndexer {
   /** Chunk `chunk` re-executed: its memory rows (encodeRows' format) and its pc stream (nibbles, not deflated). */
   rows(chunk: number): { rows: Buffer; pcs: Buffer };
+  /**
+   * The writes to physical line `line` in chunk `chunk` after its first `skip`, as rows of that
+   * line alone (encodeRows' format), from a re-execution of the chunk that goes no further than
+   * the stretch holding the first of them (or the chunk's end): empty when the chunk has no more
+   * (the lines a chunk wrote are known only by their pages). `done`: the
+   * re-execution reached the chunk's end, and rows(chunk) returns its rows without another.
+   */
+  lineRows(chunk: number, line: number, skip: number): { rows: Buffer; done: boolean };
+  /** The chunk lineRows re-executed part of, whose rows() would finish that re-execution. */
+  readonly driving: number | undefined;
   close(): void;
 }
 let indexerFor: ((reader: TraceReader) => ChunkIndexer) | undefined;
@@ -398,6 +408,17 @@ export class TraceReader {
 
   close(): void {
     this.aux?.close();
+    // A chunk a query re-executed part of (::history's first writes) is finished and its rows
+    // kept for the next reader, which then re-executes nothing this one began. Derived data:
+    // when that fails (a damaged chunk past what the query read), the next reader finds out.
+    const driving = this.indexer?.driving;
+    if (driving !== undefined && this.rowsFile && this.db.open) {
+      try {
+        this.ensureRows(driving);
+      } catch {
+        // left to be made again
+      }
+    }
     this.indexer?.close();
     this.indexer = undefined;
     if (this.db.open) this.db.close();
@@ -846,11 +867,7 @@ export class TraceReader {
    */
   ensureRows(c: number): void {
     if (!this.lazyRows || this.indexed.has(c) || c < 0 || c >= this.chunkCount) return;
-    if (!this.indexer) {
-      if (!indexerFor) throw new DbgError('state', `trace "${this.path}" keeps its memory as page images; this command cannot re-execute it to answer memory queries`);
-      this.indexer = indexerFor(this);
-    }
-    const { rows, pcs } = this.indexer.rows(c);
+    const { rows, pcs } = this.chunkIndexer().rows(c);
     if (this.rowsFile && !this.rowsDb && this.indexed.size === 0) this.startRowsFile();
     const st = this.st;
     const write = () => {
@@ -873,6 +890,15 @@ export class TraceReader {
     } else this.db.transaction(write)();
     this.indexed.add(c);
     this.chunkRowCounts.delete(c);
+  }
+
+  /** What makes this lazy-rows trace's memory rows (chunk-indexer.ts). */
+  private chunkIndexer(): ChunkIndexer {
+    if (!this.indexer) {
+      if (!indexerFor) throw new DbgError('state', `trace "${this.path}" keeps its memory as page images; this command cannot re-execute it to answer memory queries`);
+      this.indexer = indexerFor(this);
+    }
+    return this.indexer;
   }
 
   /** Chunks whose memory rows a lazy-rows trace made so far (tests read it). */
@@ -1052,15 +1078,13 @@ export class TraceReader {
     const m = BigInt.asIntN(64, mask);
     const lastChunk = this.chunkIndexOf(Math.max(to - 1, this.first));
     if (this.lazyRows) {
-      // the chunks that wrote the line's page, rows made as the merge reaches each
+      // the chunks that wrote the line's page, as the merge reaches each: from its rows when they
+      // are made, else from a re-execution of the chunk that goes as far as the writes taken
       for (const c of this.pageChunks(Math.floor(line / 64), this.firstChunkReaching(from), false, lastChunk)) {
-        this.ensureRows(c);
-        const rows = this.st.nextMasked!.all(line, c, 0, c, m, 0x7fffffff) as { chunk: number; part: number }[];
-        for (const r of rows) {
-          for (const w of this.row(line, r.chunk, r.part).writes) {
-            if (w.seq >= to) return;
-            if (w.seq >= from && w.phys - line * 64 < hi && w.phys - line * 64 + w.len > lo) yield w;
-          }
+        const writes = this.indexed.has(c) ? this.madeLineWrites(c, line, m) : this.drivenLineWrites(c, line);
+        for (const w of writes) {
+          if (w.seq >= to) return;
+          if (w.seq >= from && w.phys - line * 64 < hi && w.phys - line * 64 + w.len > lo) yield w;
         }
       }
       return;
@@ -1084,6 +1108,37 @@ export class TraceReader {
       if (rows.length < batch) return;
       chunk = rows[rows.length - 1]!.chunk;
       part = rows[rows.length - 1]!.part + 1;
+    }
+  }
+
+  /** The writes of `line` in chunk `c` of a lazy-rows trace whose rows are made, in rows whose mask meets `mask`. */
+  private *madeLineWrites(c: number, line: number, mask: bigint): Generator<LineWrite> {
+    const rows = this.st.nextMasked!.all(line, c, 0, c, mask, 0x7fffffff) as { chunk: number; part: number }[];
+    for (const r of rows) yield* this.row(line, r.chunk, r.part).writes;
+  }
+
+  /**
+   * The writes of `line` in chunk `c` of a lazy-rows trace whose rows are not made yet, as a
+   * re-execution of the chunk reaches them (ChunkIndexer.lineRows): a generator left early leaves
+   * the chunk re-executed no further than the stretch of its last write taken (close() finishes
+   * it); one taken to the chunk's end keeps the chunk's rows, as ensureRows does.
+   */
+  private *drivenLineWrites(c: number, line: number): Generator<LineWrite> {
+    const indexer = this.chunkIndexer();
+    const base = this.chunkFirsts[c]!;
+    for (let skip = 0; ; ) {
+      const { rows, done } = indexer.lineRows(c, line, skip);
+      for (const r of encodedRows(rows, base)) {
+        if (r.line !== BigInt(line)) throw traceCorrupt(this.path, `re-executing chunk ${c} for the writes to line 0x${(line * 64).toString(16)} gave a row of line 0x${(r.line * 64n).toString(16)}`);
+        const { writes } = decodeLineRow(this.rowBlob(r.data, line, c), line, base, this.label, this.compactRows);
+        this.rowsDecoded++;
+        skip += writes.length;
+        yield* writes;
+      }
+      if (done) {
+        this.ensureRows(c);
+        return;
+      }
     }
   }
 
@@ -1356,19 +1411,29 @@ export class TraceReader {
   }
 
   inputs(from: number, to: number): InputRow[] {
-    return (this.st.inputs!.all(from, to) as { seq: number; vcpu: number | null; kind: unknown; detail: unknown; chunk?: unknown }[]).map((r) => {
+    // (raw rows: a paced drive of a boot's chunk reads hundreds, objects made once each)
+    const rows = this.st.inputs!.raw().all(from, to) as [number, number | null, unknown, unknown, unknown?][];
+    const out: InputRow[] = new Array(rows.length);
+    for (let k = 0; k < rows.length; k++) {
+      const [seq, vcpu, kind, text, chunk] = rows[k]!;
       let detail: unknown;
       try {
-        detail = typeof r.detail === 'string' ? JSON.parse(r.detail) : undefined;
+        detail = typeof text === 'string' ? JSON.parse(text) : undefined;
       } catch {
         detail = undefined;
       }
-      if (typeof r.kind !== 'string' || typeof detail !== 'object' || detail === null) {
-        throw traceCorrupt(this.path, `the input at seq ${r.seq}: kind ${typeof r.kind === 'string' ? r.kind : '(not text)'}, detail ${typeof r.detail === 'string' ? 'is not a JSON object' : 'is not text'}`);
+      if (typeof kind !== 'string' || typeof detail !== 'object' || detail === null) {
+        throw traceCorrupt(this.path, `the input at seq ${seq}: kind ${typeof kind === 'string' ? kind : '(not text)'}, detail ${typeof text === 'string' ? 'is not a JSON object' : 'is not text'}`);
       }
-      const row = { seq: intOf(this.path, r.seq, 'an input seq'), vcpu: r.vcpu === null ? null : intOf(this.path, r.vcpu, `the vCPU of the input at seq ${r.seq}`, 0, this.info.vcpus - 1), kind: r.kind, detail: detail as Record<string, unknown> };
-      return r.chunk === undefined || r.chunk === null ? row : { ...row, chunk: intOf(this.path, r.chunk, `the chunk of the input at seq ${r.seq}`, 0, Math.max(this.chunkCount - 1, 0)) };
-    });
+      out[k] = {
+        seq: intOf(this.path, seq, 'an input seq'),
+        vcpu: vcpu === null ? null : intOf(this.path, vcpu, `the vCPU of the input at seq ${seq}`, 0, this.info.vcpus - 1),
+        kind,
+        detail: detail as Record<string, unknown>,
+        ...(chunk === undefined || chunk === null ? {} : { chunk: intOf(this.path, chunk, `the chunk of the input at seq ${seq}`, 0, Math.max(this.chunkCount - 1, 0)) }),
+      };
+    }
+    return out;
   }
 
   /** vCPU count recorded (1 when the meta does not say). */

@@ -152,6 +152,63 @@ describe('a lazy-rows trace', () => {
     });
   }, 120_000);
 
+  it("answers a history's first writes re-executing a chunk only as far as them, and makes the same rows of it after", () => {
+    // rows in memory: no file of another test's rows, none left for the next
+    process.env.DBG_KEEP_ROWS = '0';
+    const eager = TraceReader.open(eagerPath);
+    const lazy = TraceReader.open(lazyPath);
+    const json = (ws: unknown) => JSON.stringify(ws, (_k, v) => (Buffer.isBuffer(v) ? v.toString('hex') : v));
+    try {
+      // the most written line: its first writes are early in the first chunk that writes it
+      const hot = Number(eager.sql('SELECT line FROM mem_mask GROUP BY line ORDER BY count(*) DESC LIMIT 1').rows[0]![0]);
+      expect(json(lazy.writesTo(hot * 64, 8, lazy.first, lazy.end, 3))).toBe(json(eager.writesTo(hot * 64, 8, eager.first, eager.end, 3)));
+      expect(lazy.chunksIndexed).toBe(0);
+      const driving = (lazy as unknown as { indexer: { driving: number | undefined } }).indexer.driving;
+      expect(driving).toBeDefined();
+
+      // Lines of every chunk, from anywhere, a few writes each; and two lines' writes taken in
+      // turn (the re-execution moves between their chunks and back).
+      const lines = eager.linesWritten(0, eager.chunkCount - 1);
+      const pick = picker(13);
+      for (let i = 0; i < 30; i++) {
+        const line = lines[pick(lines.length)]!;
+        const addr = line * 64 + 8 * pick(8);
+        const from = lazy.first + pick(lazy.end - lazy.first);
+        const n = 1 + pick(6);
+        expect(json(lazy.writesTo(addr, 8, from, lazy.end, n)), `${n} writes of 0x${addr.toString(16)} from ${from}`).toBe(json(eager.writesTo(addr, 8, from, eager.end, n)));
+      }
+      const [x, y] = [lines[pick(lines.length)]!, hot];
+      const [lx, ly] = [lazy.iterWrites(x * 64, 64), lazy.iterWrites(y * 64 + 32, 64)];
+      const [ex, ey] = [eager.iterWrites(x * 64, 64), eager.iterWrites(y * 64 + 32, 64)];
+      for (let i = 0; i < 40; i++) {
+        expect(json(lx.next()), `write ${i} of line 0x${(x * 64).toString(16)}`).toBe(json(ex.next()));
+        expect(json(ly.next()), `write ${i} from 0x${(y * 64 + 32).toString(16)}`).toBe(json(ey.next()));
+      }
+
+      // A chunk re-executed a stretch at a time, then to its end, makes the rows of one
+      // re-execution at once (as the eager recorder wrote them).
+      const c = lazy.chunkIndexOf(lazy.writesTo(hot * 64, 8, lazy.first, lazy.end, 1)[0]!.seq);
+      const probe = TraceReader.open(lazyPath);
+      const whole = TraceReader.open(lazyPath);
+      try {
+        probe.writesTo(hot * 64, 8, probe.first, probe.end, 2);
+        expect(probe.chunksIndexed).toBe(0);
+        probe.ensureRows(c);
+        whole.ensureRows(c);
+        const rows = (r: TraceReader) => r.db.prepare('SELECT line, part, hex(data) FROM mem WHERE chunk = ? ORDER BY line, part').raw().all(c);
+        expect(rows(probe)).toEqual(rows(whole));
+        expect(rows(whole)).toEqual(rows(eager));
+      } finally {
+        probe.close();
+        whole.close();
+      }
+    } finally {
+      delete process.env.DBG_KEEP_ROWS;
+      eager.close();
+      lazy.close();
+    }
+  }, 120_000);
+
   it('seeks to the same RAM and registers, forward and back, far and near', () => {
     withTraces(lazyPath, (_eager, lazy, a, b) => {
       const pick = picker(11);

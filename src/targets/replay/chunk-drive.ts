@@ -20,6 +20,19 @@ export interface DrivenMachine {
   readonly ramBase: bigint;
   load(c: Checkpoint): void;
   runSlice(vcpu: number, from: number, count: number): void;
+  /** The history's inputs in [from, to) are `rows` (the drive read them: the machine need not). */
+  knowInputs?(from: number, to: number, rows: InputRow[]): void;
+}
+
+/**
+ * The inputs a drive gives, in seq and id order: `rows` from `next` on. With `more`, rows holds
+ * only those read so far, and more(to) reads those before seq `to` first (a paced drive reads
+ * what it reaches: chunk 0 of the sample kernel's boot holds 351, ~2 ms of parsing).
+ */
+interface DriveInputs {
+  readonly rows: readonly InputRow[];
+  next: number;
+  more?(to: number): void;
 }
 
 /** A slice of the recorded history: vCPU `vcpu` ran [from, to). */
@@ -197,14 +210,41 @@ export type ChunkSink = Pick<ExecutionObserver, 'onInput' | 'beforeSlice' | 'aft
  * page images of the chunks between (TraceReader.pagesBetween), then the chunk's own inputs.
  */
 export function driveFromStart(reader: TraceReader, m: DrivenMachine, from: { chunk: number; mid: boolean }, k: number, sink: ChunkSink, until = Infinity): void {
+  for (const _ of stretchesFromStart(reader, m, from, k, sink, undefined, until));
+}
+
+/**
+ * driveFromStart in stretches: RAM is moved now, the chunk runs as the generator is pulled. With
+ * `pace`, the drive pauses (the generator yields the position reached) wherever it reaches a
+ * multiple of `pace.stride` instructions from the chunk's start, so that a query that needs the
+ * chunk's first writes drives no further than they are (the chunk indexer's lineRows). The stride
+ * is read at each stretch: Infinity drives the rest at once.
+ */
+export function stretchesFromStart(reader: TraceReader, m: DrivenMachine, from: { chunk: number; mid: boolean }, k: number, sink: ChunkSink, pace?: { stride: number }, until = Infinity): Generator<number, void, void> {
   const base = Number(m.ramBase);
   for (const page of reader.pagesBetween(from.chunk, k, from.mid)) {
     const off = page * 4096 - base;
     if (off >= 0 && off + 4096 <= m.ram.length) reader.pageAtChunkStart(page, k).copy(m.ram, off);
   }
   const first = reader.chunkFirst(k);
-  const rows = reader.inputs(first, Math.min(until, first + reader.chunkCountOf(k)) + 1).filter((i) => i.chunk === k);
-  driveChunk(reader, m, k, { rows, next: 0 }, sink, () => {}, until);
+  const stop = Math.min(until, first + reader.chunkCountOf(k)) + 1;
+  // the chunk's own inputs (those at its start may be the chunk before's), and every input of
+  // the seqs read, which the machine's re-executions would otherwise query again
+  const all: InputRow[] = [];
+  const rows: InputRow[] = [];
+  let read = first;
+  const more = (to: number) => {
+    // (a drive that no longer pauses reads the rest at once: one query, not one a slice)
+    to = pace && pace.stride !== Infinity ? Math.min(to, stop) : stop;
+    if (to <= read) return;
+    for (const i of reader.inputs(read, to)) {
+      all.push(i);
+      if (i.chunk === k) rows.push(i);
+    }
+    read = to;
+    m.knowInputs?.(first, to, all);
+  };
+  return chunkStretches(reader, m, k, { rows, next: 0, more }, sink, () => {}, until, pace);
 }
 
 /**
@@ -214,8 +254,23 @@ export function driveFromStart(reader: TraceReader, m: DrivenMachine, from: { ch
  * moves past the chunk's; `at` is told the seq each slice starts at and the one after it. With
  * `until`, the drive stops at that position (RAM as it is there, the inputs at it included).
  */
-export function driveChunk(reader: TraceReader, m: DrivenMachine, k: number, inputs: { rows: readonly InputRow[]; next: number }, sink: ChunkSink, at: (seq: bigint) => void, until = Infinity): void {
-  const end = reader.chunkFirst(k) + reader.chunkCountOf(k);
+export function driveChunk(reader: TraceReader, m: DrivenMachine, k: number, inputs: DriveInputs, sink: ChunkSink, at: (seq: bigint) => void, until = Infinity): void {
+  for (const _ of chunkStretches(reader, m, k, inputs, sink, at, until));
+}
+
+/** driveChunk, pausing as stretchesFromStart says. */
+function* chunkStretches(
+  reader: TraceReader,
+  m: DrivenMachine,
+  k: number,
+  inputs: DriveInputs,
+  sink: ChunkSink,
+  at: (seq: bigint) => void,
+  until: number,
+  pace?: { stride: number },
+): Generator<number, void, void> {
+  const first = reader.chunkFirst(k);
+  const end = first + reader.chunkCountOf(k);
   const { slices, strays } = chunkPlan(reader, k);
   const rows = inputs.rows;
   const give = (i: InputRow) => {
@@ -227,8 +282,13 @@ export function driveChunk(reader: TraceReader, m: DrivenMachine, k: number, inp
   const upTo = (s: number, atToo: boolean) => {
     for (; inputs.next < rows.length && (rows[inputs.next]!.seq < s || (atToo && rows[inputs.next]!.seq === s)); inputs.next++) give(rows[inputs.next]!);
   };
+  // the next position a paced drive pauses at, after `s`
+  const pauseAfter = (s: number) => (pace ? first + (Math.floor((s - first) / pace.stride) + 1) * pace.stride : Infinity);
+  let paused = first;
   for (const sl of slices) {
     if (sl.from >= until) break;
+    // (the inputs up to the slice's end, and at it: an exception it raised, inputs between slices)
+    inputs.more?.(Math.min(sl.to, until) + 1);
     upTo(sl.from, true);
     const c = reader.checkpoint(sl.vcpu, sl.from);
     if (!c || c.seq !== sl.from) throw traceCorrupt(reader.path, `no checkpoint of vCPU ${sl.vcpu} at the start of its slice at seq ${sl.from}`);
@@ -237,7 +297,18 @@ export function driveChunk(reader: TraceReader, m: DrivenMachine, k: number, inp
     sink.beforeSlice(sl.vcpu, BigInt(sl.from));
     const to = Math.min(sl.to, until);
     upTo(to, false);
-    m.runSlice(sl.vcpu, sl.from, to - sl.from);
+    // A pause inside the slice ends a stretch of it, told to the sink as a slice of its own (a
+    // recorder takes one more checkpoint there; its pc stream and rows are those of the whole
+    // slice run at once).
+    let from = sl.from;
+    for (let p = pauseAfter(from); p < to; p = pauseAfter(from)) {
+      m.runSlice(sl.vcpu, from, p - from);
+      sink.afterSlice(sl.vcpu, p - from, { kind: 'quantum' });
+      from = paused = p;
+      yield p;
+      sink.beforeSlice(sl.vcpu, BigInt(p));
+    }
+    m.runSlice(sl.vcpu, from, to - from);
     // An exception the slice's last instruction raised was delivered as the slice ended, before
     // its end checkpoint: its frame into RAM, and the vCPU as the delivery left it (segment caches
     // and flags the machine's delivery sets, taken from that checkpoint).
@@ -248,9 +319,14 @@ export function driveChunk(reader: TraceReader, m: DrivenMachine, k: number, inp
       raised = true;
     }
     if (raised && sl.end !== undefined) m.load(reader.checkpointById(sl.end)!);
-    sink.afterSlice(sl.vcpu, to - sl.from, { kind: 'quantum' });
+    sink.afterSlice(sl.vcpu, to - from, { kind: 'quantum' });
     at(BigInt(to));
+    if (pauseAfter(paused) <= to) {
+      paused = to;
+      yield to;
+    }
   }
+  inputs.more?.(Math.min(until, end) + 1);
   if (until < end) {
     upTo(until, true);
     return;
@@ -259,4 +335,3 @@ export function driveChunk(reader: TraceReader, m: DrivenMachine, k: number, inp
   // those at the chunk's end that came before it was cut
   for (; inputs.next < rows.length && rows[inputs.next]!.seq === end && recordedIn(reader, k, strays, rows[inputs.next]!); inputs.next++) give(rows[inputs.next]!);
 }
-

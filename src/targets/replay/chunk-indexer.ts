@@ -9,27 +9,54 @@
  * recorder stores (rerecord.ts, `dbg traces --verify`, checks the same drive against recorded
  * rows). The machine stays at the end of the chunk it ran last, so chunks asked for in order
  * move few pages.
+ *
+ * A query that needs only the first writes of a line (::history -n N) asks lineRows: the chunk is
+ * driven a stretch at a time (STRIDE instructions) and the line's writes are read out of the
+ * recorder between stretches, so the query costs the instructions up to its answer, not the
+ * chunk's (2^18 of a boot's first chunk, cold translations: ~20 ms of re-execution, ~6 ms to
+ * encode and keep the rows; the sample kernel's most written line is first written 35k
+ * instructions in). The drive stays where it paused: a later query of the chunk goes on from
+ * there and rows() of it finishes it (TraceReader.close too, for the next reader); a query of
+ * another chunk gives it up.
  */
 
 import { nativeRecorder, type RecorderHandle } from '../../store/native-recorder.js';
 import { traceCorrupt } from '../../store/trace-check.js';
 import { setChunkIndexer, type ChunkIndexer, type TraceReader } from '../../store/trace-reader.js';
 import type { InputEvent } from '../emulator/execution-observer.js';
-import { driveFromStart } from './chunk-drive.js';
+import { stretchesFromStart, type ChunkSink } from './chunk-drive.js';
 import { ReplayMachine } from './replay-machine.js';
+
+/**
+ * Instructions a stretch of a paced drive: a pause costs a stop and a restart of the fast engine
+ * (register hand-overs, a TLB refill) and one look at the recorder's log, a few microseconds
+ * against ~0.1 ms of re-execution.
+ */
+const STRIDE = 8192;
+
+/** A chunk being driven, from its start: its stretches, and whether it reached its end. */
+interface Drive {
+  readonly chunk: number;
+  readonly steps: Generator<number, void, void>;
+  readonly pace: { stride: number };
+  done: boolean;
+}
 
 class Indexer implements ChunkIndexer {
   private machine: ReplayMachine | undefined;
   private h: RecorderHandle | undefined;
+  private sink: ChunkSink | undefined;
   private engines: bigint[] = [];
   private fasts: { address: bigint; recordTo(sink: bigint | undefined): void }[] = [];
-  /** The chunk whose start RAM holds (before the inputs stored with it). */
-  private at = 0;
+  /** Where RAM is: at the start of `chunk` (before the inputs stored with it), or inside it (mid). */
+  private ram = { chunk: 0, mid: false };
+  /** The chunk the recorder is open on, driven as far as lineRows needed (to its end: done). */
+  private drive: Drive | undefined;
 
   constructor(private readonly reader: TraceReader) {}
 
-  private start(): { m: ReplayMachine; h: RecorderHandle } {
-    if (this.machine && this.h) return { m: this.machine, h: this.h };
+  private start(): { m: ReplayMachine; h: RecorderHandle; sink: ChunkSink } {
+    if (this.machine && this.h && this.sink) return { m: this.machine, h: this.h, sink: this.sink };
     const r = this.reader;
     const m = new ReplayMachine(r);
     this.machine = m;
@@ -47,29 +74,7 @@ class Indexer implements ChunkIndexer {
         this.fasts.push(f);
       }
     }
-    // RAM as recording began is chunk 0's start
-    this.at = 0;
-    return { m, h };
-  }
-
-  rows(c: number): { rows: Buffer; pcs: Buffer } {
-    try {
-      return this.run(c);
-    } catch (e) {
-      // RAM is somewhere in the chunk: start over from the beginning next time
-      this.close();
-      throw e;
-    }
-  }
-
-  private run(c: number): { rows: Buffer; pcs: Buffer } {
-    const r = this.reader;
-    const { m, h } = this.start();
-    const n = nativeRecorder();
-    const first = r.chunkFirst(c);
-    const end = first + r.chunkCountOf(c);
-    n.setSeq(h, BigInt(first));
-    const sink = {
+    this.sink = {
       onInput: (e: InputEvent) => {
         if (e.kind === 'interrupt') for (const w of e.writes) n.hostWrite(h, w.phys, w.data, w.old);
         else if (e.kind === 'memory-write') n.hostWrite(h, e.phys, e.data, e.old);
@@ -77,15 +82,76 @@ class Indexer implements ChunkIndexer {
       beforeSlice: (v: number) => n.beginSlice(h, this.engines[v]!),
       afterSlice: (v: number, executed: number) => void n.endSlice(h, this.engines[v]!, executed),
     };
-    driveFromStart(r, m, { chunk: this.at, mid: false }, c, sink);
+    // RAM as recording began is chunk 0's start
+    this.ram = { chunk: 0, mid: false };
+    return { m, h, sink: this.sink };
+  }
+
+  /** `what` on the machine; a failure leaves RAM somewhere in a chunk: start over next time. */
+  private guarded<T>(what: () => T): T {
+    try {
+      return what();
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  /** The drive of chunk `c`: the one open, else a new one from the chunk's start (RAM moved there now). */
+  private open(c: number): { d: Drive; h: RecorderHandle } {
+    const { m, h, sink } = this.start();
+    if (this.drive?.chunk === c) return { d: this.drive, h };
+    // (another chunk's drive is given up: the recorder's open chunk is dropped)
+    if (this.drive) this.ram = { chunk: this.drive.chunk, mid: true };
+    this.drive = undefined;
+    nativeRecorder().setSeq(h, BigInt(this.reader.chunkFirst(c)));
+    const pace = { stride: STRIDE };
+    const steps = stretchesFromStart(this.reader, m, this.ram, c, sink, pace);
+    this.ram = { chunk: c, mid: true };
+    this.drive = { chunk: c, steps, pace, done: false };
+    return { d: this.drive, h };
+  }
+
+  get driving(): number | undefined {
+    return this.drive?.chunk;
+  }
+
+  rows(c: number): { rows: Buffer; pcs: Buffer } {
+    return this.guarded(() => {
+      const { d, h } = this.open(c);
+      d.pace.stride = Infinity;
+      while (!d.done) d.done = d.steps.next().done === true;
+      return this.cut(c, h);
+    });
+  }
+
+  lineRows(c: number, line: number, skip: number): { rows: Buffer; done: boolean } {
+    return this.guarded(() => {
+      const { d, h } = this.open(c);
+      const n = nativeRecorder();
+      for (;;) {
+        const rows = n.lineRows(h, BigInt(line), BigInt(skip));
+        if (rows.length || d.done) return { rows, done: d.done };
+        d.done = d.steps.next().done === true;
+      }
+    });
+  }
+
+  /** The rows of chunk `c`, driven to its end; the machine is then at the next chunk's start. */
+  private cut(c: number, h: RecorderHandle): { rows: Buffer; pcs: Buffer } {
+    const r = this.reader;
+    const n = nativeRecorder();
+    const first = r.chunkFirst(c);
+    const end = first + r.chunkCountOf(c);
     const last = n.lastStep(h);
     const chunk = n.cut(h);
+    this.drive = undefined;
     const rows = n.encodeRows(chunk.lineImages, chunk.log, chunk.writes, chunk.logCap);
     // (a trace with its pcs checks them; a lazy one's are these)
     if (chunk.count !== end - first || (!r.lazyPcs && end > first && (!last || last[0] !== r.step(end - 1).pc))) {
       throw traceCorrupt(r.path, `re-executing chunk ${c} to make its memory rows ran ${chunk.count} instructions${last ? ` ending at pc 0x${last[0].toString(16)}` : ''}, the recording ${end - first}: the trace does not replay`);
     }
-    this.at = c + 1;
+    this.ram = { chunk: c + 1, mid: false };
     return { rows, pcs: chunk.pcs };
   }
 
@@ -103,6 +169,8 @@ class Indexer implements ChunkIndexer {
     this.machine?.close();
     this.machine = undefined;
     this.h = undefined;
+    this.sink = undefined;
+    this.drive = undefined;
   }
 }
 

@@ -561,6 +561,11 @@ export class ReplayMachine {
 
   private inputsMemo?: { from: number; to: number; end: number; rows: InputRow[] };
 
+  /** The recorded inputs in [from, to) are `rows` (a drive of a chunk read them: chunk-drive.ts). */
+  knowInputs(from: number, to: number, rows: InputRow[]): void {
+    this.inputsMemo = { from, to, end: this.reader.end, rows };
+  }
+
   private reexecute(vcpu: number, from: number, to: number): void {
     const e = this.engines[vcpu]!;
     const rows = this.inputs(from, to);
