@@ -41,7 +41,7 @@ import { DbgError, errors } from '../../common/errors.js';
 import { X86_64Paging, cr3Root } from '../../arch/x86-64-paging.js';
 import type { Registers } from '../../arch/arch.js';
 import type { StopReason, Translation } from '../target.js';
-import { emuHooks, hookResult, HookStop, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
+import { emuHooks, hookResult, HookStop, SPIN_NONE, SPIN_WORDS, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
 import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
 import { makeFastEngine } from './fast-engine.js';
 import { unicornVersion, UnicornEngine, UC, X86_REG } from './unicorn.js';
@@ -73,6 +73,14 @@ export const COM1 = 0x3f8;
 export const TIMER_VECTOR = 0x20;
 export const RESERVED_TOP = 0x20000;
 const UNTIL_NEVER = 0xffff_ffff_ffff_ffffn;
+/**
+ * A quantum looks for a spin (emu.c, "Spin detection") in its first this many instructions: a
+ * loop of up to half of it is found, xv6's idle scheduler (~400 instructions a round with 2 CPUs)
+ * within ~1,000. Past it the detector costs nothing; before it, a call per block.
+ */
+const SPIN_WINDOW = 4096;
+/** A slice that looks for no spin (a vCPU run alone, outside the round-robin). */
+const SPIN_OFF = new BigUint64Array(SPIN_WORDS);
 
 export type VcpuRun = 'wait-start' | 'running' | 'idle' | 'halted';
 
@@ -201,6 +209,10 @@ export class Machine implements ObservedMachine {
   private marks: DeviceMark[] | undefined;
   /** RIP, RFLAGS, CR2 of the vCPU whose slice starts (emuHooks().state). */
   private readonly regs = new BigUint64Array(3);
+  /** The current quantum's spin detector (emu-hooks.ts, SPIN_WORDS), from slice to slice. */
+  private readonly spin = new BigUint64Array(SPIN_WORDS);
+  /** The current quantum has not run yet: its first slice sets the detector up (spinStart). */
+  private spinFresh = true;
 
   constructor(opts: MachineOptions) {
     if (!Number.isSafeInteger(opts.ramBytes) || opts.ramBytes < 2 << 20 || opts.ramBytes % 4096 !== 0) {
@@ -850,6 +862,32 @@ export class Machine implements ObservedMachine {
   private nextVcpu(): void {
     this.current = (this.current + 1) % this.vcpus.length;
     this.left = this.quantum;
+    this.spinFresh = true;
+  }
+
+  /**
+   * The first slice of `v`'s quantum: look for a spin only when another vCPU could run now (the
+   * quantum's rest goes to it; alone, a vCPU that spins has nothing better to do, and a guest of
+   * one vCPU pays nothing). Run states at a quantum's start follow from instruction counts.
+   */
+  private spinStart(v: Vcpu): void {
+    const others = this.vcpus.some((o) => o !== v && (o.run === 'running' || (o.run === 'idle' && (o.timerPeriod > 0 || this.board.hasInterrupt(o.index)))));
+    this.spin.fill(0n);
+    this.spin[0] = others ? 1n : 0n;
+    this.spin[3] = SPIN_NONE;
+    this.spin[4] = SPIN_NONE;
+    this.spin[6] = BigInt(Math.min(SPIN_WINDOW, this.quantum));
+  }
+
+  /**
+   * The current vCPU was moved by something other than its own instructions (an interrupt or
+   * exception delivered, a fault, a run of it alone): what it did before is no evidence of a spin,
+   * and its next instruction is no branch target. Both engines see the same from here on.
+   */
+  private spinMoved(): void {
+    this.spin[3] = SPIN_NONE;
+    this.spin[4] = SPIN_NONE;
+    this.spin[5] = BigInt(this.quantum - this.left);
   }
 
   private canRunAlone(i: number): void {
@@ -899,6 +937,13 @@ export class Machine implements ObservedMachine {
     const e = v.engine;
     const addon = emuHooks();
 
+    if (scheduled && this.spinFresh) {
+      this.spinFresh = false;
+      this.spinStart(v);
+    }
+    // (the current quantum's vCPU run alone, or given an interrupt below)
+    let moved = !scheduled && alone === this.current;
+
     // A device interrupt for this vCPU (local APIC, or the 8259s through LINT0), when IF allows.
     if (this.board.hasInterrupt(v.index) && (e.readReg(X86_REG.RFLAGS) & RFLAGS_IF) !== 0n) {
       const vector = this.board.takeInterrupt(v.index)!;
@@ -908,6 +953,7 @@ export class Machine implements ObservedMachine {
       }
       v.run = 'running';
       v.skipPc = undefined;
+      moved = true;
       this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector, writes: r.writes, registers: r.registers });
     }
 
@@ -921,6 +967,7 @@ export class Machine implements ObservedMachine {
         v.timerNext = v.executed + BigInt(v.timerPeriod);
         v.run = 'running';
         v.skipPc = undefined;
+        moved = true;
         this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector: TIMER_VECTOR, writes: r.writes, registers: r.registers });
       } else if (v.run === 'idle') {
         // hlt with interrupts off after all (IF cleared by a debugger write): halted for good.
@@ -946,6 +993,9 @@ export class Machine implements ObservedMachine {
     const skip = v.skipPc !== undefined && v.skipPc === rip ? rip : UNTIL_NEVER;
     v.skipPc = undefined;
     if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip }, v.index);
+    if (moved && v.index === this.current) this.spinMoved();
+    if (scheduled) this.spin[1] = BigInt(this.quantum - this.left);
+    addon.spin(v.hooks, scheduled ? this.spin : SPIN_OFF, true);
     this.observer?.beforeSlice(v.index, this.seqNow);
     // A device interrupt that waits for IF: the slice ends where the guest opens interrupts (emu.c,
     // irq_open), so that it is taken there and not only when a slice boundary happens to fall there.
@@ -962,6 +1012,7 @@ export class Machine implements ObservedMachine {
       err = e.start(rip, UNTIL_NEVER);
     }
     const h = hookResult(v.hooks);
+    if (scheduled) addon.spin(v.hooks, this.spin, false);
     if (irqWait) for (const c of v.contexts) addon.waitInterrupt(c, false);
 
     // How many instructions completed (see native/emu/emu.c).
@@ -992,6 +1043,9 @@ export class Machine implements ObservedMachine {
     v.executed += executed;
     if (scheduled) this.left -= Number(executed);
     if (stepping) step.left -= Number(executed);
+    if (scheduled && h.kind === HookStop.Spin) this.left = 0;
+    // a fault or exception leaves the vCPU where the guest's handler (or the debugger) takes it
+    if (scheduled && (h.kind === HookStop.Interrupt || h.kind === HookStop.BadMemory || h.kind === HookStop.BadInsn)) this.spinMoved();
 
     if (this.pendingInputs.length) for (const ev of this.pendingInputs.splice(0)) this.observer?.onInput(ev);
 
@@ -1053,6 +1107,7 @@ export class Machine implements ObservedMachine {
         break;
       case HookStop.Request:
       case HookStop.Limit:
+      case HookStop.Spin:
         break;
     }
 
@@ -1076,6 +1131,7 @@ export class Machine implements ObservedMachine {
     if (stop) sliceStop = { kind: 'stop', reason: stop.reason };
     else if (stepping && step.left <= 0) sliceStop = { kind: 'step' };
     else if (v.timerPeriod > 0 && v.executed >= v.timerNext) sliceStop = { kind: 'timer' };
+    else if (h.kind === HookStop.Spin) sliceStop = { kind: 'yield' };
     else sliceStop = { kind: 'quantum' };
     this.observer?.afterSlice(v.index, Number(executed), sliceStop);
 
@@ -1212,7 +1268,7 @@ export class Machine implements ObservedMachine {
         timerNext: v.timerNext,
         skipPc: v.skipPc,
       })),
-      scheduler: { current: this.current, left: this.left },
+      scheduler: { current: this.current, left: this.left, spin: this.spinFresh ? undefined : [...this.spin] },
       devices: { pc: this.board.save(), idleNs: this.idleNs, console: this.console() },
       ...(options?.ram === false ? {} : { ram: Buffer.from(this.ram) }),
     };
@@ -1238,6 +1294,15 @@ export class Machine implements ObservedMachine {
     });
     this.current = s.scheduler.current;
     this.left = s.scheduler.left;
+    const spin = s.scheduler.spin;
+    if (spin?.length === SPIN_WORDS) {
+      this.spin.set(spin);
+      this.spinFresh = false;
+    } else {
+      // a quantum begun (or a state that kept no detector): the detector starts with the next one
+      this.spinFresh = this.left === this.quantum;
+      if (!this.spinFresh) this.spin.fill(0n);
+    }
     const dev = s.devices as { pc: unknown; idleNs: bigint; console: string };
     this.board.load(dev.pc);
     this.vcpus.forEach((v) => this.publishLapicId(v.index));
