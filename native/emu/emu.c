@@ -201,6 +201,16 @@ static int irq_open(ctx *c);
  * (a breakpoint, a step, a timer) changes nothing. Brent's cycle finding: a snapshot at the
  * first target from position 0, then from 64, 128, 256...; the next target with the snapshot's
  * pc and registers is the spin. A period up to half the window (spin_until) is found.
+ *
+ * Where on its loop the spinner stops matters: xv6's idle scheduler holds ptable.lock for most
+ * of its round, and a vCPU that yields holding it makes the next one spin on the lock for a
+ * whole detection. Each quantum starts its search afresh from where the last one stopped, so
+ * the stop drifts round the loop (by the first snapshot's distance, ~512 instructions, modulo
+ * the round) and often falls outside the lock. Starting a quantum with the state it stopped at
+ * as the snapshot stops it at that same state every round: when that is inside the lock, both
+ * vCPUs convoy on it (an xv6 boot to its prompt took 204 M instructions instead of 81 M).
+ * Stopping at the cycle's first target with interrupts on (outside xv6's spinlocks) avoided the
+ * convoy but cost another round a turn (90 M).
  */
 #define SPIN_NONE UINT64_MAX
 
@@ -1157,9 +1167,9 @@ static int read_code(ctx *c, uint64_t va, unsigned char *buf, size_t n) {
 /*
  * Decodes the block [pc, pc + size): its instruction count and whether it must run exactly.
  * With `upto`, stops there and returns the number of instructions before it (-1 if upto is not
- * an instruction boundary of the block).
+ * an instruction boundary of the block). `last`, when given: where the block's last instruction
+ * begins, as an offset from pc (spin detection's previous pc).
  */
-/* `last`, when given: the offset in the block of its last instruction (a whole block's decode). */
 static long decode_block(ctx *c, uint64_t pc, uint32_t size, int mode, uint64_t upto, int *exact, uint32_t *last) {
   static unsigned char code[8192];
   static cs_insn *insn[3];
