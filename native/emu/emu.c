@@ -82,6 +82,11 @@ typedef struct trap {
   struct trap *next;
 } trap;
 
+/* Snapshots a slice can take (Brent's from 0, 64, 128... within a 4096-instruction window: 7) */
+#define SPIN_LOG 8
+/* a logged snapshot: [position, pc, snapAt after it, regs[16]] */
+#define SPIN_LOG_WORDS 19
+
 struct ctx {
   uc_engine *uc;
   uint64_t counter;
@@ -162,6 +167,9 @@ struct ctx {
   uint64_t spin_snap_at;  /* the next snapshot: at the first branch target from this position on */
   uint64_t spin_until;    /* no detection from this position of the quantum on */
   uint64_t spin_regs[16]; /* the snapshot's general registers */
+  /* the snapshots this slice took, as spinLog gives them (machine.ts keeps them for ::discard) */
+  unsigned spin_nlog;
+  uint64_t spin_log[SPIN_LOG][SPIN_LOG_WORDS];
 };
 
 static void stop_now(ctx *c, int kind) {
@@ -229,6 +237,13 @@ static int spin_check(ctx *c, uint64_t pc, uint64_t before) {
     c->spin_pc = pc;
     memcpy(c->spin_regs, regs, sizeof c->spin_regs);
     c->spin_snap_at = at < 32 ? 64 : 2 * at;
+    if (c->spin_nlog < SPIN_LOG) {
+      uint64_t *e = c->spin_log[c->spin_nlog++];
+      e[0] = at;
+      e[1] = pc;
+      e[2] = c->spin_snap_at;
+      memcpy(&e[3], regs, sizeof c->spin_regs);
+    }
   }
   return 0;
 }
@@ -243,6 +258,8 @@ static void spin_copy(const ctx *from, ctx *to) {
   to->spin_snap_at = from->spin_snap_at;
   to->spin_until = from->spin_until;
   memcpy(to->spin_regs, from->spin_regs, sizeof to->spin_regs);
+  to->spin_nlog = from->spin_nlog;
+  memcpy(to->spin_log, from->spin_log, from->spin_nlog * sizeof from->spin_log[0]);
 }
 
 static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
@@ -2107,6 +2124,7 @@ static napi_value js_spin(napi_env env, napi_callback_info info) {
     c->spin_snap_at = st[5];
     c->spin_until = st[6];
     memcpy(c->spin_regs, &st[7], sizeof c->spin_regs);
+    c->spin_nlog = 0;
   } else {
     st[0] = (uint64_t)c->spin_on;
     st[1] = c->spin_base;
@@ -2118,6 +2136,50 @@ static napi_value js_spin(napi_env env, napi_callback_info info) {
     memcpy(&st[7], c->spin_regs, sizeof c->spin_regs);
   }
   return NULL;
+}
+
+/*
+ * spinLog(ctx, out: BigUint64Array(8 * 19)) -> count: the snapshots the last slice took, in order,
+ * each [position, pc, snapAt after it, regs[16]] (a position in the quantum: the instruction
+ * before which it was taken).
+ */
+static napi_value js_spin_log(napi_env env, napi_callback_info info) {
+  napi_value argv[2], r;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  ctx *c = get_ctx(env, argv[0]);
+  uint64_t *out = c ? u64_array(env, argv[1], SPIN_LOG * SPIN_LOG_WORDS) : NULL;
+  if (!out) return NULL;
+  memcpy(out, c->spin_log, c->spin_nlog * sizeof c->spin_log[0]);
+  napi_create_uint32(env, c->spin_nlog, &r);
+  return r;
+}
+
+/*
+ * insnEnd(ctx, pc: bigint) -> bigint: the end (pc + length) of the instruction at virtual pc as
+ * the vCPU would decode it now (its code size, its page tables); pc itself when it cannot be read.
+ */
+static napi_value js_insn_end(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  uint64_t pc;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  ctx *c = get_live_ctx(env, argv[0]);
+  if (!c || !get_u64(env, argv[1], &pc)) return NULL;
+  unsigned char code[15];
+  int mode = code_mode(c);
+  uint64_t end = pc;
+  size_t n = sizeof code;
+  /* the instruction may end before a page that is not mapped */
+  while (n && !read_code(c, pc, code, n)) n--;
+  if (n) {
+    if (!cs_handles[mode]) {
+      static const cs_mode modes[3] = {CS_MODE_16, CS_MODE_32, CS_MODE_64};
+      if (cs_open(CS_ARCH_X86, modes[mode], &cs_handles[mode]) != CS_ERR_OK) return make_u64(env, end);
+    }
+    cs_insn *in = NULL;
+    if (cs_disasm(cs_handles[mode], code, n, pc, 1, &in) == 1) end = pc + in->size;
+    if (in) cs_free(in, 1);
+  }
+  return make_u64(env, end);
 }
 
 /* state(ctx, out: BigUint64Array(3)): the engine's RIP, RFLAGS and CR2, in one call (a slice's start) */
@@ -2573,6 +2635,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"allocRam", NULL, js_alloc_ram, NULL, NULL, NULL, napi_default, NULL},
       {"state", NULL, js_state, NULL, NULL, NULL, napi_default, NULL},
       {"spin", NULL, js_spin, NULL, NULL, NULL, napi_default, NULL},
+      {"spinLog", NULL, js_spin_log, NULL, NULL, NULL, napi_default, NULL},
+      {"insnEnd", NULL, js_insn_end, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

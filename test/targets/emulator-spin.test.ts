@@ -11,9 +11,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EmulatorRecorder } from '../../src/store/emulator-recorder.js';
 import { TraceReader } from '../../src/store/trace-reader.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import { SPIN_NONE } from '../../src/targets/emulator/emu-hooks.js';
 import type { SliceStop } from '../../src/targets/emulator/execution-observer.js';
 import { verifyTrace } from '../../src/targets/replay/rerecord.js';
 import { AP_START_BLOCK, asmGuest64 } from './asm-guest.js';
+import { session } from './emulator-session.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-spin-'));
 const open: EmulatorTarget[] = [];
@@ -126,6 +128,45 @@ describe('a vCPU spinning on a lock another vCPU holds', () => {
     for (let i = 0; i < 5; i++) expect((await t.caps.execution!.resume()).reason).toMatchObject({ kind: 'breakpoint', id: bp.id });
     t.deleteEvent(bp.id);
     expect(toEnd(t).state).toBe(a.state);
+  });
+
+  it('::discard inside a slice that took a snapshot puts the detector back as it was: the run goes on as unrecorded', async () => {
+    // vCPU 1's slices, from a run that tells them (start seq, instructions)
+    const probe = boot();
+    const slices: { from: bigint; n: number }[] = [];
+    let from = 0n;
+    probe.machine.setObserver({
+      hearsInstructions: false,
+      attach() {},
+      beforeSlice(_v: number, seq: bigint) {
+        from = seq;
+      },
+      afterSlice(vcpu: number, n: number, stop: SliceStop) {
+        if (vcpu === 1 && stop.kind === 'yield' && n >= 4) slices.push({ from, n });
+      },
+      onInput() {},
+    });
+    const end = toEnd(probe).state;
+    // the tenth yielding slice of vCPU 1, one instruction before its yield: its snapshot is taken
+    const at = slices[10]!;
+    const S = at.from + BigInt(at.n) - 1n;
+    const a = boot();
+    a.record(new EmulatorRecorder(join(dir, 'discard.trace'), { guest: 'contended', chunkTarget: 20_000 }));
+    expect(a.machine.runSync(at.from + BigInt(at.n) + 50_000n)).toBeUndefined();
+    const s = session(a);
+    await a.caps.reverse!.seek(S);
+    await s.run('::discard -f');
+    expect(a.machine.seq).toBe(S);
+    const b = boot();
+    expect(b.machine.runSync(S)).toBeUndefined();
+    const state = (t: EmulatorTarget) => {
+      const st = t.machine.saveState({ ram: false });
+      return { ...st, vcpus: st.vcpus.map(({ context: _c, ...v }) => v) };
+    };
+    expect(state(a).scheduler.spin?.[0]).toBe(1n);
+    expect(state(a).scheduler.spin?.[4]).not.toBe(SPIN_NONE);
+    expect(state(a)).toEqual(state(b));
+    expect(toEnd(a).state).toBe(end);
   });
 
   it('recorded, its slices replay as they ran (dbg traces --verify)', async () => {

@@ -35,6 +35,9 @@ export const WATCH_EXEC = 4;
  */
 export const SPIN_WORDS = 23;
 export const SPIN_NONE = 0xffff_ffff_ffff_ffffn;
+/** A snapshot as spinLog gives it: [position, pc, snapAt, regs x 16]; at most SPIN_LOG a slice. */
+export const SPIN_LOG_WORDS = 19;
+export const SPIN_LOG = 8;
 
 export type HookCtx = { readonly __hookCtx: unique symbol };
 
@@ -74,6 +77,10 @@ interface Addon {
    * into `state` (SPIN_WORDS entries) after it; a fast engine's is its exact engine's.
    */
   spin(ctx: HookCtx, state: BigUint64Array, write: boolean): void;
+  /** The snapshots the last slice took, [position, pc, snapAt, regs x 16] each (SPIN_LOG_WORDS) into `out`; their number. */
+  spinLog(ctx: HookCtx, out: BigUint64Array): number;
+  /** The end (pc + length) of the instruction at virtual `pc`, as the vCPU decodes it now; `pc` when unreadable. */
+  insnEnd(ctx: HookCtx, pc: bigint): bigint;
   add(ctx: HookCtx, id: number, begin: bigint, end: bigint, bits: number): void;
   remove(ctx: HookCtx, id: number): boolean;
   /** One slice as arm() + uc_emu_start on `exact` would run it, with `fast` running where nothing can stop. Returns the uc_err. */

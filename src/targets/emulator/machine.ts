@@ -41,7 +41,7 @@ import { DbgError, errors } from '../../common/errors.js';
 import { X86_64Paging, cr3Root } from '../../arch/x86-64-paging.js';
 import type { Registers } from '../../arch/arch.js';
 import type { StopReason, Translation } from '../target.js';
-import { emuHooks, hookResult, HookStop, SPIN_NONE, SPIN_WORDS, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
+import { emuHooks, hookResult, HookStop, SPIN_LOG, SPIN_LOG_WORDS, SPIN_NONE, SPIN_WORDS, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
 import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
 import { makeFastEngine } from './fast-engine.js';
 import { unicornVersion, UnicornEngine, UC, X86_REG } from './unicorn.js';
@@ -81,6 +81,8 @@ const UNTIL_NEVER = 0xffff_ffff_ffff_ffffn;
 const SPIN_WINDOW = 4096;
 /** A slice that looks for no spin (a vCPU run alone, outside the round-robin). */
 const SPIN_OFF = new BigUint64Array(SPIN_WORDS);
+/** A detector that looks no more, as saved (one array that every mark shares). */
+const SPIN_IDLE: readonly bigint[] = Object.freeze(new Array<bigint>(SPIN_WORDS).fill(0n));
 
 export type VcpuRun = 'wait-start' | 'running' | 'idle' | 'halted';
 
@@ -118,6 +120,8 @@ export class Vcpu {
   initSeen = false;
   /** The observer hears of the fast engine's blocks (fastEngine().recordTo): observed slices may run there. */
   fastRecorded = false;
+  /** Its engine's spin detector may be on (emuHooks().spin): a slice that looks for none turns it off. */
+  spinArmed = false;
   constructor(
     readonly index: number,
     /** The exact engine: counts every instruction; holds the vCPU's state between slices. */
@@ -159,6 +163,10 @@ interface DeviceMark {
     /** The vCPU the slice runs when it is not `current` (a run of one vCPU alone: see `run`). */
     readonly alone?: number;
     readonly vcpus: readonly { run: VcpuRun; executed: bigint; timerPeriod: number; timerNext: bigint; skipPc: bigint | undefined }[];
+    /** The spin detector before the slice (spinSaved: undefined for a quantum not begun)... */
+    readonly spinBefore: readonly bigint[] | undefined;
+    /** ...and as the slice ran with it (after a new quantum's start, an interrupt). */
+    readonly spinRun?: readonly bigint[];
   };
   readonly uart: unknown;
   readonly consoleLength: number;
@@ -462,14 +470,25 @@ export class Machine implements ObservedMachine {
     if (from > 0) {
       marks.splice(0, from);
       this.marksTrimmed = true;
+      const first = marks[0]!.seq;
+      let k = 0;
+      while (k < this.spinMarks.length && this.spinMarks[k]!.seq < first) k++;
+      this.spinMarks.splice(0, k);
     }
   }
 
   /** Whether trimMarks dropped marks (older positions cannot be put back). */
   private marksTrimmed = false;
 
+  /**
+   * The snapshots the spin detector took inside slices, while marks are kept: a position inside
+   * a slice has the detector of its slice's start (spinRun) with the snapshots taken before it
+   * (see rewind). In seq order.
+   */
+  private spinMarks: { seq: bigint; pc: bigint; snapAt: bigint; regs: readonly bigint[] }[] = [];
+
   /** A slice starts (or the marks start): the whole device and scheduler state. */
-  private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number): void {
+  private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number, spinBefore = this.spinSaved(), spinRun?: readonly bigint[]): void {
     if (!this.marks) return;
     this.trimMarks();
     this.marks.push({
@@ -478,6 +497,8 @@ export class Machine implements ObservedMachine {
         current: this.current,
         left: this.left,
         ...(alone !== undefined && alone !== this.current ? { alone } : {}),
+        spinBefore,
+        ...(spinRun ? { spinRun } : {}),
         vcpus: this.vcpus.map((v) => ({
           run: v.run,
           executed: v.executed,
@@ -509,7 +530,7 @@ export class Machine implements ObservedMachine {
    * saveContext gives them). The scheduler, timers, run states, UART and console length come from
    * the device marks. Translated code of the RAM pages that differ is dropped.
    */
-  rewind(seq: bigint, contexts: readonly Buffer[], ram: Buffer): void {
+  rewind(seq: bigint, contexts: readonly Buffer[], ram: Buffer, prevPc: (vcpu: number) => bigint): void {
     const marks = this.marks;
     if (!marks) throw errors.state('cannot go back: the machine kept no device state (not recording)');
     if (seq > this.seqNow || seq < marks[0]!.seq) {
@@ -537,7 +558,7 @@ export class Machine implements ObservedMachine {
         timerNext: v.timerNext,
         skipPc: i === runner && d > 0n ? undefined : v.skipPc,
       })),
-      scheduler: { current: sl.current, left: sl.alone === undefined ? sl.left - Number(d) : sl.left },
+      scheduler: { current: sl.current, left: sl.alone === undefined ? sl.left - Number(d) : sl.left, spin: d === 0n ? sl.spinBefore : this.spinInside(sm.seq, seq, sl) },
       devices: { pc: last.uart, idleNs: this.idleNs, console: this.console().slice(0, last.consoleLength) },
     };
     // Code the guest rewrote after `seq` must be translated again: drop the changed pages. Only
@@ -550,8 +571,34 @@ export class Machine implements ObservedMachine {
     for (const p of changed) ram.copy(this.ram, Number(p), Number(p), Number(p) + 4096);
     this.paging.flush();
     for (const p of changed) for (const v of this.vcpus) for (const h of v.contexts) emuHooks().invalidate(h, this.ramBase + p, this.ramBase + p + 4096n);
+    if (d > 0n && sl.alone === undefined && this.spin[0] !== 0n) {
+      // the detector's previous instruction, S - 1, ran on the vCPU of the slice (`prevPc`)
+      const pc = prevPc(runner);
+      this.spin[2] = emuHooks().insnEnd(this.vcpus[runner]!.hooks, pc);
+      this.spin[3] = pc;
+    }
     marks.length = n;
+    let k = this.spinMarks.length;
+    while (k > 0 && this.spinMarks[k - 1]!.seq >= seq) k--;
+    this.spinMarks.length = k;
     this.markSlice();
+  }
+
+  /**
+   * The spin detector at `seq` inside the slice that began at `from` (its mark `sl`): as the slice
+   * began, with the snapshots it took before `seq`; its previous instruction is put in by rewind.
+   */
+  private spinInside(from: bigint, seq: bigint, sl: NonNullable<DeviceMark['slice']>): readonly bigint[] | undefined {
+    const run = sl.spinRun;
+    if (!run || sl.alone !== undefined) return run;
+    const s = [...run];
+    for (const m of this.spinMarks) {
+      if (m.seq < from || m.seq >= seq) continue;
+      s[4] = m.pc;
+      s[5] = m.snapAt;
+      for (let i = 0; i < 16; i++) s[7 + i] = m.regs[i]!;
+    }
+    return this.spinCanonical(s, sl.left - Number(seq - from));
   }
 
   // --- ports (called inside uc_emu_start: no throwing) ------------------------------------------
@@ -890,6 +937,35 @@ export class Machine implements ObservedMachine {
     this.spin[5] = BigInt(this.quantum - this.left);
   }
 
+  /** The detector between slices, as saveState and the marks keep it (undefined: a quantum not begun). */
+  private spinSaved(): readonly bigint[] | undefined {
+    return this.spinFresh ? undefined : this.spinCanonical(this.spin, this.left);
+  }
+
+  /**
+   * One form for detectors that act alike, so that states compare equal: one that looks no more
+   * (off, or past its window: it turns off at its next branch target) is all zeros, and the
+   * slice's base is left out (it follows from `left`).
+   */
+  private spinCanonical(spin: ArrayLike<bigint>, left: number): readonly bigint[] {
+    if (spin[0] === 0n) return SPIN_IDLE;
+    const s = Array.from(spin);
+    if (s[0] === 0n || BigInt(this.quantum - left) >= s[6]!) return SPIN_IDLE;
+    s[1] = 0n;
+    return s;
+  }
+
+  /** After a slice that looked for a spin, with marks kept: the snapshots it took (spinMarks). */
+  private keepSpinLog(v: Vcpu, start: bigint, base: number): void {
+    const n = emuHooks().spinLog(v.hooks, this.spinLogBuf);
+    for (let i = 0; i < n; i++) {
+      const e = this.spinLogBuf.subarray(i * SPIN_LOG_WORDS, (i + 1) * SPIN_LOG_WORDS);
+      this.spinMarks.push({ seq: start + e[0]! - BigInt(base), pc: e[1]!, snapAt: e[2]!, regs: Array.from(e.subarray(3)) });
+    }
+  }
+
+  private readonly spinLogBuf = new BigUint64Array(SPIN_LOG * SPIN_LOG_WORDS);
+
   private canRunAlone(i: number): void {
     const v = this.vcpus[i];
     if (!v) throw errors.badInput(`vCPU ${i} does not exist: the guest has vCPUs 0-${this.vcpus.length - 1}`);
@@ -937,7 +1013,9 @@ export class Machine implements ObservedMachine {
     const e = v.engine;
     const addon = emuHooks();
 
-    if (scheduled && this.spinFresh) {
+    const spinBefore = this.marks ? this.spinSaved() : undefined;
+    const fresh = scheduled && this.spinFresh;
+    if (fresh) {
       this.spinFresh = false;
       this.spinStart(v);
     }
@@ -992,10 +1070,16 @@ export class Machine implements ObservedMachine {
     const rip = this.regs[0]!;
     const skip = v.skipPc !== undefined && v.skipPc === rip ? rip : UNTIL_NEVER;
     v.skipPc = undefined;
-    if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip }, v.index);
     if (moved && v.index === this.current) this.spinMoved();
-    if (scheduled) this.spin[1] = BigInt(this.quantum - this.left);
-    addon.spin(v.hooks, scheduled ? this.spin : SPIN_OFF, true);
+    if (this.marks) {
+      const spinRun = fresh || moved ? this.spinSaved() : spinBefore;
+      this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip }, v.index, spinBefore, spinRun);
+    }
+    // (a guest of one vCPU never looks: no call at all)
+    const looks = scheduled && this.spin[0] !== 0n;
+    if (looks) this.spin[1] = BigInt(this.quantum - this.left);
+    if (looks || v.spinArmed) addon.spin(v.hooks, looks ? this.spin : SPIN_OFF, true);
+    v.spinArmed = looks;
     this.observer?.beforeSlice(v.index, this.seqNow);
     // A device interrupt that waits for IF: the slice ends where the guest opens interrupts (emu.c,
     // irq_open), so that it is taken there and not only when a slice boundary happens to fall there.
@@ -1012,7 +1096,10 @@ export class Machine implements ObservedMachine {
       err = e.start(rip, UNTIL_NEVER);
     }
     const h = hookResult(v.hooks);
-    if (scheduled) addon.spin(v.hooks, this.spin, false);
+    if (looks) {
+      addon.spin(v.hooks, this.spin, false);
+      if (this.marks) this.keepSpinLog(v, this.seqNow, this.quantum - this.left);
+    }
     if (irqWait) for (const c of v.contexts) addon.waitInterrupt(c, false);
 
     // How many instructions completed (see native/emu/emu.c).
@@ -1268,7 +1355,7 @@ export class Machine implements ObservedMachine {
         timerNext: v.timerNext,
         skipPc: v.skipPc,
       })),
-      scheduler: { current: this.current, left: this.left, spin: this.spinFresh ? undefined : [...this.spin] },
+      scheduler: { current: this.current, left: this.left, spin: this.spinSaved() },
       devices: { pc: this.board.save(), idleNs: this.idleNs, console: this.console() },
       ...(options?.ram === false ? {} : { ram: Buffer.from(this.ram) }),
     };
