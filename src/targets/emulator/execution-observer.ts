@@ -41,8 +41,8 @@
  *   State. machine.saveState() captures everything execution depends on: every vCPU's full CPU
  *   context (uc_context: general, segment, control registers, MSRs, flags, FPU/SSE), its run state
  *   (waiting for start, running, idle in hlt, halted), its timer, the scheduler's position (current
- *   vCPU and what is left of its quantum), the devices (serial registers and input queue), seq, and
- *   optionally RAM (a copy; pass { ram: false } to skip it when the observer tracks memory itself).
+ *   vCPU, what is left of its quantum, the quantum's spin detector), the devices (serial registers
+ *   and input queue), seq, and optionally RAM (a copy; pass { ram: false } to skip it when the observer tracks memory itself).
  *   machine.loadState(state) puts all of it back (and flushes every engine's TLB; translated code
  *   is kept: guest code is assumed not to differ between the two states).
  *   Neither may be called from inside a slice.
@@ -137,8 +137,8 @@ export interface MachineState {
     readonly skipPc?: bigint;
   }[];
   /**
-   * `spin`: the current quantum's spin detector (emu-hooks.ts, SPIN_WORDS); without it (a state
-   * made elsewhere, a rewind) no spin ends the rest of that quantum.
+   * `spin`: the current quantum's spin detector (emu-hooks.ts, SPIN_WORDS; undefined while the
+   * quantum has not begun); a state made without it looks for no spin in the rest of that quantum.
    */
   readonly scheduler: { readonly current: number; readonly left: number; readonly spin?: readonly bigint[] };
   readonly devices: unknown;
