@@ -2103,7 +2103,8 @@ static napi_value js_result(napi_env env, napi_callback_info info) {
 
 /*
  * spin(ctx, state: BigUint64Array(23), write: boolean): the spin detector (see "Spin detection")
- * from `state` into the engine before a slice (write), or back into `state` after it:
+ * from `state` into the engine before a slice (write), or back into `state` after it, returning
+ * the number of snapshots the slice took (spinLog):
  *   [on, base, prevEnd, prevPc, pc, snapAt, until, regs[16]]
  * With a fast engine, the exact engine's context holds it (runFast moves it).
  */
@@ -2135,7 +2136,9 @@ static napi_value js_spin(napi_env env, napi_callback_info info) {
     st[6] = c->spin_until;
     memcpy(&st[7], c->spin_regs, sizeof c->spin_regs);
   }
-  return NULL;
+  napi_value r;
+  napi_create_uint32(env, write ? 0 : c->spin_nlog, &r);
+  return r;
 }
 
 /*

@@ -74,9 +74,10 @@ interface Addon {
   state(ctx: HookCtx, out: BigUint64Array): void;
   /**
    * The spin detector (emu.c, "Spin detection") into the engine before a slice (`write`), or back
-   * into `state` (SPIN_WORDS entries) after it; a fast engine's is its exact engine's.
+   * into `state` (SPIN_WORDS entries) after it, then the number of snapshots the slice took
+   * (spinLog); a fast engine's is its exact engine's.
    */
-  spin(ctx: HookCtx, state: BigUint64Array, write: boolean): void;
+  spin(ctx: HookCtx, state: BigUint64Array, write: boolean): number;
   /** The snapshots the last slice took, [position, pc, snapAt, regs x 16] each (SPIN_LOG_WORDS) into `out`; their number. */
   spinLog(ctx: HookCtx, out: BigUint64Array): number;
   /** The end (pc + length) of the instruction at virtual `pc`, as the vCPU decodes it now; `pc` when unreadable. */

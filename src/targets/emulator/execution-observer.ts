@@ -140,7 +140,7 @@ export interface MachineState {
    * `spin`: the current quantum's spin detector (emu-hooks.ts, SPIN_WORDS; undefined while the
    * quantum has not begun); a state made without it looks for no spin in the rest of that quantum.
    */
-  readonly scheduler: { readonly current: number; readonly left: number; readonly spin?: readonly bigint[] };
+  readonly scheduler: { readonly current: number; readonly left: number; readonly spin?: BigUint64Array };
   readonly devices: unknown;
   readonly ram?: Buffer;
 }

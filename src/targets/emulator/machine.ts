@@ -83,7 +83,7 @@ const SPIN_WINDOW = 4096;
 /** A slice that looks for no spin (a vCPU run alone, outside the round-robin). */
 const SPIN_OFF = new BigUint64Array(SPIN_WORDS);
 /** A detector that looks no more, as saved (one array that every mark shares). */
-const SPIN_IDLE: readonly bigint[] = Object.freeze(new Array<bigint>(SPIN_WORDS).fill(0n));
+const SPIN_IDLE = new BigUint64Array(SPIN_WORDS);
 
 export type VcpuRun = 'wait-start' | 'running' | 'idle' | 'halted';
 
@@ -165,9 +165,9 @@ interface DeviceMark {
     readonly alone?: number;
     readonly vcpus: readonly { run: VcpuRun; executed: bigint; timerPeriod: number; timerNext: bigint; skipPc: bigint | undefined }[];
     /** The spin detector before the slice (spinSaved: undefined for a quantum not begun)... */
-    readonly spinBefore: readonly bigint[] | undefined;
+    readonly spinBefore: BigUint64Array | undefined;
     /** ...and as the slice ran with it (after a new quantum's start, an interrupt). */
-    readonly spinRun?: readonly bigint[];
+    readonly spinRun?: BigUint64Array;
     /** The slice looked for a spin (its vCPU's quantum, another vCPU could run). */
     readonly spinLooked?: true;
   };
@@ -488,10 +488,10 @@ export class Machine implements ObservedMachine {
    * a slice has the detector of its slice's start (spinRun) with the snapshots taken before it
    * (see rewind). In seq order.
    */
-  private spinMarks: { seq: bigint; pc: bigint; snapAt: bigint; regs: readonly bigint[] }[] = [];
+  private spinMarks: { seq: bigint; snapshot: BigUint64Array }[] = [];
 
   /** A slice starts (or the marks start): the whole device and scheduler state. */
-  private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number, spinBefore = this.spinSaved(), spinRun?: readonly bigint[], spinLooked = false): void {
+  private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number, spinBefore = this.spinSaved(), spinRun?: BigUint64Array, spinLooked = false): void {
     if (!this.marks) return;
     this.trimMarks();
     this.marks.push({
@@ -592,15 +592,15 @@ export class Machine implements ObservedMachine {
    * The spin detector at `seq` inside the slice that began at `from` (its mark `sl`): as the slice
    * began, with the snapshots it took before `seq`; its previous instruction is put in by rewind.
    */
-  private spinInside(from: bigint, seq: bigint, sl: NonNullable<DeviceMark['slice']>): readonly bigint[] | undefined {
+  private spinInside(from: bigint, seq: bigint, sl: NonNullable<DeviceMark['slice']>): BigUint64Array | undefined {
     const run = sl.spinRun ?? sl.spinBefore;
     if (!run || !sl.spinLooked) return run;
-    const s = [...run];
+    const s = run.slice();
     for (const m of this.spinMarks) {
       if (m.seq < from || m.seq >= seq) continue;
-      s[4] = m.pc;
-      s[5] = m.snapAt;
-      for (let i = 0; i < 16; i++) s[7 + i] = m.regs[i]!;
+      s[4] = m.snapshot[1]!;
+      s[5] = m.snapshot[2]!;
+      s.set(m.snapshot.subarray(3), 7);
     }
     return this.spinCanonical(s, sl.left - Number(seq - from));
   }
@@ -942,7 +942,7 @@ export class Machine implements ObservedMachine {
   }
 
   /** The detector between slices, as saveState and the marks keep it (undefined: a quantum not begun). */
-  private spinSaved(): readonly bigint[] | undefined {
+  private spinSaved(): BigUint64Array | undefined {
     return this.spinFresh ? undefined : this.spinCanonical(this.spin, this.left);
   }
 
@@ -951,20 +951,19 @@ export class Machine implements ObservedMachine {
    * (off, or past its window: it turns off at its next branch target) is all zeros, and the
    * slice's base is left out (it follows from `left`).
    */
-  private spinCanonical(spin: ArrayLike<bigint>, left: number): readonly bigint[] {
-    if (spin[0] === 0n) return SPIN_IDLE;
-    const s = Array.from(spin);
-    if (s[0] === 0n || BigInt(this.quantum - left) >= s[6]!) return SPIN_IDLE;
+  private spinCanonical(spin: BigUint64Array, left: number): BigUint64Array {
+    if (spin[0] === 0n || BigInt(this.quantum - left) >= spin[6]!) return SPIN_IDLE;
+    const s = spin.slice();
     s[1] = 0n;
     return s;
   }
 
-  /** After a slice that looked for a spin, with marks kept: the snapshots it took (spinMarks). */
+  /** After a slice that looked for a spin and took snapshots, with marks kept: keep them (spinMarks). */
   private keepSpinLog(v: Vcpu, start: bigint, base: number): void {
     const n = emuHooks().spinLog(v.hooks, this.spinLogBuf);
     for (let i = 0; i < n; i++) {
-      const e = this.spinLogBuf.subarray(i * SPIN_LOG_WORDS, (i + 1) * SPIN_LOG_WORDS);
-      this.spinMarks.push({ seq: start + e[0]! - BigInt(base), pc: e[1]!, snapAt: e[2]!, regs: Array.from(e.subarray(3)) });
+      const snapshot = this.spinLogBuf.slice(i * SPIN_LOG_WORDS, (i + 1) * SPIN_LOG_WORDS);
+      this.spinMarks.push({ seq: start + snapshot[0]! - BigInt(base), snapshot });
     }
   }
 
@@ -1100,10 +1099,7 @@ export class Machine implements ObservedMachine {
       err = e.start(rip, UNTIL_NEVER);
     }
     const h = hookResult(v.hooks);
-    if (looks) {
-      addon.spin(v.hooks, this.spin, false);
-      if (this.marks) this.keepSpinLog(v, this.seqNow, this.quantum - this.left);
-    }
+    if (looks && addon.spin(v.hooks, this.spin, false) > 0 && this.marks) this.keepSpinLog(v, this.seqNow, this.quantum - this.left);
     if (irqWait) for (const c of v.contexts) addon.waitInterrupt(c, false);
 
     // How many instructions completed (see native/emu/emu.c).
