@@ -50,6 +50,7 @@ enum stop_kind {
   STOP_BAD_INSN = 6,
   STOP_REQUEST = 7,
   STOP_HANDOFF = 8, /* fast engine only: the exact engine must run next (never reported) */
+  STOP_SPIN = 9,    /* the vCPU came back to a state it was in (see "Spin detection") */
 };
 
 enum watch_bits { W_READ = 1, W_WRITE = 2, W_EXEC = 4 };
@@ -80,6 +81,11 @@ typedef struct trap {
   uint64_t const_value;
   struct trap *next;
 } trap;
+
+/* Snapshots a slice can take (Brent's from 0, 64, 128... within a 4096-instruction window: 7) */
+#define SPIN_LOG 8
+/* a logged snapshot: [position, pc, snapAt after it, regs[16]] */
+#define SPIN_LOG_WORDS 19
 
 struct ctx {
   uc_engine *uc;
@@ -151,6 +157,19 @@ struct ctx {
   uint32_t peer_gen;   /* the other engine's tlb_gen when this one last took the vCPU over */
   /* An interrupt waits for RFLAGS.IF (see irq_open): end the slice where the guest opens it. */
   int irq_wait;
+  /* Spin detection (see there): the quantum's detector, carried from slice to slice by machine.ts
+     and, within a slice, from engine to engine by runFast. */
+  int spin_on;
+  uint64_t spin_base;     /* the quantum's instructions before this slice */
+  uint64_t spin_prev_end; /* the end (pc + length) of the last instruction run */
+  uint64_t spin_prev_pc;  /* its pc */
+  uint64_t spin_pc;       /* the snapshot's pc (SPIN_NONE: none) */
+  uint64_t spin_snap_at;  /* the next snapshot: at the first branch target from this position on */
+  uint64_t spin_until;    /* no detection from this position of the quantum on */
+  uint64_t spin_regs[16]; /* the snapshot's general registers */
+  /* the snapshots this slice took, as spinLog gives them (machine.ts keeps them for ::discard) */
+  unsigned spin_nlog;
+  uint64_t spin_log[SPIN_LOG][SPIN_LOG_WORDS];
 };
 
 static void stop_now(ctx *c, int kind) {
@@ -165,6 +184,83 @@ static void rebuild_code(ctx *c);
 static inline uint32_t fhash(uint64_t a);
 
 static int irq_open(ctx *c);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Spin detection                                                                               */
+/*
+ * A vCPU that comes back to a pc with every general register as it was there has made no
+ * progress of its own: until another vCPU, a device or an interrupt changes what it reads, it
+ * goes round the same loop (a kernel's idle loop that never halts, as xv6's scheduler; a lock
+ * that another vCPU holds; a device status poll). The rest of its quantum would only burn
+ * instructions while the vCPU that could change something waits for its turn, so the slice
+ * stops there (STOP_SPIN) and machine.ts ends the quantum: VMX's pause-loop exiting, without a
+ * pause to key on. Memory is not compared: a loop that moves only memory (a counter in RAM)
+ * looks like a spin and yields, which costs it its share of time, never its correctness (any
+ * interleaving of vCPUs is one a real machine may run).
+ *
+ * The schedule must not depend on which engine runs (nor on where the debugger stops the run),
+ * so the detector looks only at instructions both engines see as such: a "branch target" is an
+ * instruction reached other than by falling through from the one before (pc != the previous
+ * instruction's pc + length) and other than by a string instruction repeating itself (pc != the
+ * previous instruction's pc). A branch ends a translated block, so the fast engine meets every
+ * branch target at a block start; the exact engine meets it in its counting hook; REP STOS done
+ * ahead (rep_ahead) repeats the same instruction, never a target. Positions are counted in the
+ * quantum (spin_base + instructions of the slice before the instruction), so a slice cut short
+ * (a breakpoint, a step, a timer) changes nothing. Brent's cycle finding: a snapshot at the
+ * first target from position 0, then from 64, 128, 256...; the next target with the snapshot's
+ * pc and registers is the spin. A period up to half the window (spin_until) is found.
+ *
+ * Where on its loop the spinner stops matters: xv6's idle scheduler holds ptable.lock for most
+ * of its round, and a vCPU that yields holding it makes the next one spin on the lock for a
+ * whole detection. Each quantum starts its search afresh from where the last one stopped, so
+ * the stop drifts round the loop (by the first snapshot's distance, ~512 instructions, modulo
+ * the round) and often falls outside the lock. Starting a quantum with the state it stopped at
+ * as the snapshot stops it at that same state every round: when that is inside the lock, both
+ * vCPUs convoy on it (an xv6 boot to its prompt took 204 M instructions instead of 81 M).
+ * Stopping at the cycle's first target with interrupts on (outside xv6's spinlocks) avoided the
+ * convoy but cost another round a turn (90 M).
+ */
+#define SPIN_NONE UINT64_MAX
+
+/* The instruction at pc runs next, the slice having run `before` instructions: is it the spin? */
+static int spin_check(ctx *c, uint64_t pc, uint64_t before) {
+  /* (SPIN_NONE: the vCPU was moved from outside, an interrupt or a fault: not a target) */
+  if (pc == c->spin_prev_end || pc == c->spin_prev_pc || c->spin_prev_pc == SPIN_NONE) return 0;
+  uint64_t at = c->spin_base + before;
+  if (at >= c->spin_until) {
+    c->spin_on = 0;
+    return 0;
+  }
+  const uint64_t *regs = (const uint64_t *)(uintptr_t)c->env;
+  if (pc == c->spin_pc && !memcmp(regs, c->spin_regs, sizeof c->spin_regs)) return 1;
+  if (at >= c->spin_snap_at) {
+    c->spin_pc = pc;
+    memcpy(c->spin_regs, regs, sizeof c->spin_regs);
+    c->spin_snap_at = at < 32 ? 64 : 2 * at;
+    if (c->spin_nlog < SPIN_LOG) {
+      uint64_t *e = c->spin_log[c->spin_nlog++];
+      e[0] = at;
+      e[1] = pc;
+      e[2] = c->spin_snap_at;
+      memcpy(&e[3], regs, sizeof c->spin_regs);
+    }
+  }
+  return 0;
+}
+
+/* The detector moves with the vCPU from one engine to the other (runFast). */
+static void spin_copy(const ctx *from, ctx *to) {
+  to->spin_on = from->spin_on;
+  to->spin_base = from->spin_base;
+  to->spin_prev_end = from->spin_prev_end;
+  to->spin_prev_pc = from->spin_prev_pc;
+  to->spin_pc = from->spin_pc;
+  to->spin_snap_at = from->spin_snap_at;
+  to->spin_until = from->spin_until;
+  memcpy(to->spin_regs, from->spin_regs, sizeof to->spin_regs);
+  to->spin_nlog = from->spin_nlog;
+  memcpy(to->spin_log, from->spin_log, from->spin_nlog * sizeof from->spin_log[0]);
+}
 
 static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   ctx *c = (ctx *)ud;
@@ -202,6 +298,16 @@ static void on_count(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
       check_code(c, addr, size);
       if (c->stop_kind) return;
     }
+  }
+  if (c->spin_on) {
+    if (spin_check(c, addr, c->counter - 1)) {
+      c->stop_pc = addr;
+      c->stop_counter = c->counter;
+      stop_before(c, addr, STOP_SPIN);
+      return;
+    }
+    c->spin_prev_pc = addr;
+    c->spin_prev_end = addr + size;
   }
   c->last_pc = addr;
 }
@@ -993,6 +1099,7 @@ typedef struct blk {
   uint8_t *code;   /* the bytes `lens` were decoded from (block_refresh) */
   uint8_t *lens;   /* its instructions' lengths, once a recorder needed them (block_lens) */
   uint8_t rec_exact; /* recorded, it runs on the exact engine (block_lens) */
+  uint16_t last_off; /* where its last instruction begins (spin detection's previous pc) */
 } blk;
 
 static void (*exit_restore)(void *cpu, uintptr_t host_pc);
@@ -1077,9 +1184,10 @@ static int read_code(ctx *c, uint64_t va, unsigned char *buf, size_t n) {
 /*
  * Decodes the block [pc, pc + size): its instruction count and whether it must run exactly.
  * With `upto`, stops there and returns the number of instructions before it (-1 if upto is not
- * an instruction boundary of the block).
+ * an instruction boundary of the block). `last`, when given: where the block's last instruction
+ * begins, as an offset from pc (spin detection's previous pc).
  */
-static long decode_block(ctx *c, uint64_t pc, uint32_t size, int mode, uint64_t upto, int *exact) {
+static long decode_block(ctx *c, uint64_t pc, uint32_t size, int mode, uint64_t upto, int *exact, uint32_t *last) {
   static unsigned char code[8192];
   static cs_insn *insn[3];
   *exact = 1;
@@ -1096,6 +1204,7 @@ static long decode_block(ctx *c, uint64_t pc, uint32_t size, int mode, uint64_t 
   int io = 0;
   while (left) {
     if (addr == upto) return n;
+    if (last) *last = (uint32_t)(addr - pc);
     if (!cs_disasm_iter(cs_handles[mode], &p, &left, &addr, insn[mode])) {
       /* bytes capstone does not know end the block (QEMU raises #UD there): one more
          instruction, run exactly */
@@ -1151,8 +1260,10 @@ static blk *block_get(ctx *c, uint64_t pc, uint32_t size, int mode) {
   }
   blk *b = &c->blocks[j];
   int exact;
-  long n = decode_block(c, pc, size, mode, UINT64_MAX, &exact);
+  uint32_t last = 0;
+  long n = decode_block(c, pc, size, mode, UINT64_MAX, &exact, &last);
   b->pc = pc;
+  b->last_off = (uint16_t)last;
   b->size = size;
   b->mode = (uint8_t)mode;
   b->icount = (uint16_t)(n > 0xffff ? 0xffff : n);
@@ -1370,7 +1481,9 @@ static void block_refresh(ctx *c, blk *b) {
   b->lens = NULL;
   b->rec_exact = 0;
   int exact;
-  long n = decode_block(c, b->pc, b->size, b->mode, UINT64_MAX, &exact);
+  uint32_t last = 0;
+  long n = decode_block(c, b->pc, b->size, b->mode, UINT64_MAX, &exact, &last);
+  b->last_off = (uint16_t)last;
   b->icount = (uint16_t)(n > 0xffff ? 0xffff : n);
   b->exact = (uint8_t)(exact || n <= 0 || n > 0xffff);
   rep_classify(c, b);
@@ -1505,6 +1618,20 @@ static void rep_ahead(ctx *c, blk *b) {
   c->block_base = c->counter;
 }
 
+/* Block b runs next in the fast engine (whole, from its first instruction): stop before it when
+   its first instruction is the spin (spin_check), else it becomes the previous instruction. */
+static int spin_block(ctx *c, uint64_t addr, blk *b) {
+  if (spin_check(c, addr, c->counter)) {
+    c->block_size = 0; /* the block did not start */
+    c->stop_pc = addr;
+    stop_now(c, STOP_SPIN);
+    return 1;
+  }
+  c->spin_prev_pc = addr + b->last_off;
+  c->spin_prev_end = addr + b->size;
+  return 0;
+}
+
 static inline unsigned recent_slot(uint64_t pc) { return (unsigned)((pc * 0x9e3779b97f4a7c15ull) >> 55); }
 
 /* on_block's way for everything but the short path: the block looked up or decoded, its code
@@ -1542,6 +1669,7 @@ static __attribute__((noinline)) void on_block_slow(ctx *c, uint64_t addr, uint3
     stop_now(c, STOP_HANDOFF);
     return;
   }
+  if (c->spin_on && spin_block(c, addr, b)) return;
   /* a recorder hears of every store from its hooks: it gets the iterations one by one */
   if (b->rep_size && !c->sink) rep_ahead(c, b);
   c->block_icount = b->icount;
@@ -1565,6 +1693,7 @@ static void on_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud) {
   if (b && b->pc == addr && b->size == size && b->mode == mode && b->plain && b->gen == c->gen && c->phys &&
       b->seen_epoch == phys_code_epoch() && b->seen_tlb == c->tlb_gen && b->seen_peer == c->peer_gen &&
       !c->sink && c->counter + b->icount <= c->limit && (!c->irq_wait || !irq_open(c))) {
+    if (c->spin_on && spin_block(c, addr, b)) return;
     c->nundo = 0;
     c->block_pc = addr;
     c->block_size = size;
@@ -1972,6 +2101,90 @@ static napi_value js_result(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * spin(ctx, state: BigUint64Array(23), write: boolean): the spin detector (see "Spin detection")
+ * from `state` into the engine before a slice (write), or back into `state` after it, returning
+ * the number of snapshots the slice took (spinLog):
+ *   [on, base, prevEnd, prevPc, pc, snapAt, until, regs[16]]
+ * With a fast engine, the exact engine's context holds it (runFast moves it).
+ */
+static napi_value js_spin(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  bool write = false;
+  if (!get_args(env, info, 3, argv)) return NULL;
+  ctx *c = get_ctx(env, argv[0]);
+  uint64_t *st = c ? u64_array(env, argv[1], 23) : NULL;
+  if (!st) return NULL;
+  napi_get_value_bool(env, argv[2], &write);
+  if (write) {
+    c->spin_on = st[0] != 0;
+    c->spin_base = st[1];
+    c->spin_prev_end = st[2];
+    c->spin_prev_pc = st[3];
+    c->spin_pc = st[4];
+    c->spin_snap_at = st[5];
+    c->spin_until = st[6];
+    memcpy(c->spin_regs, &st[7], sizeof c->spin_regs);
+    c->spin_nlog = 0;
+  } else {
+    st[0] = (uint64_t)c->spin_on;
+    st[1] = c->spin_base;
+    st[2] = c->spin_prev_end;
+    st[3] = c->spin_prev_pc;
+    st[4] = c->spin_pc;
+    st[5] = c->spin_snap_at;
+    st[6] = c->spin_until;
+    memcpy(&st[7], c->spin_regs, sizeof c->spin_regs);
+  }
+  napi_value r;
+  napi_create_uint32(env, write ? 0 : c->spin_nlog, &r);
+  return r;
+}
+
+/*
+ * spinLog(ctx, out: BigUint64Array(8 * 19)) -> count: the snapshots the last slice took, in order,
+ * each [position, pc, snapAt after it, regs[16]] (a position in the quantum: the instruction
+ * before which it was taken).
+ */
+static napi_value js_spin_log(napi_env env, napi_callback_info info) {
+  napi_value argv[2], r;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  ctx *c = get_ctx(env, argv[0]);
+  uint64_t *out = c ? u64_array(env, argv[1], SPIN_LOG * SPIN_LOG_WORDS) : NULL;
+  if (!out) return NULL;
+  memcpy(out, c->spin_log, c->spin_nlog * sizeof c->spin_log[0]);
+  napi_create_uint32(env, c->spin_nlog, &r);
+  return r;
+}
+
+/*
+ * insnEnd(ctx, pc: bigint) -> bigint: the end (pc + length) of the instruction at virtual pc as
+ * the vCPU would decode it now (its code size, its page tables); pc itself when it cannot be read.
+ */
+static napi_value js_insn_end(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  uint64_t pc;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  ctx *c = get_live_ctx(env, argv[0]);
+  if (!c || !get_u64(env, argv[1], &pc)) return NULL;
+  unsigned char code[15];
+  int mode = code_mode(c);
+  uint64_t end = pc;
+  size_t n = sizeof code;
+  /* the instruction may end before a page that is not mapped */
+  while (n && !read_code(c, pc, code, n)) n--;
+  if (n) {
+    if (!cs_handles[mode]) {
+      static const cs_mode modes[3] = {CS_MODE_16, CS_MODE_32, CS_MODE_64};
+      if (cs_open(CS_ARCH_X86, modes[mode], &cs_handles[mode]) != CS_ERR_OK) return make_u64(env, end);
+    }
+    cs_insn *in = NULL;
+    if (cs_disasm(cs_handles[mode], code, n, pc, 1, &in) == 1) end = pc + in->size;
+    if (in) cs_free(in, 1);
+  }
+  return make_u64(env, end);
+}
+
 /* state(ctx, out: BigUint64Array(3)): the engine's RIP, RFLAGS and CR2, in one call (a slice's start) */
 static napi_value js_state(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -2083,7 +2296,7 @@ static int transfer(ctx *from, ctx *to, uc_context *buf) {
 static long before_in_block(ctx *f, uint64_t pc) {
   if (!f->block_size || pc < f->block_pc || pc >= f->block_pc + f->block_size) return -2;
   int exact;
-  long k = decode_block(f, f->block_pc, (uint32_t)f->block_size, code_mode(f), pc, &exact);
+  long k = decode_block(f, f->block_pc, (uint32_t)f->block_size, code_mode(f), pc, &exact, NULL);
   return k < 0 ? -1 : k;
 }
 
@@ -2148,7 +2361,9 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
     f->io_ran = 0;
     clear_exception(f);
     if (f->sink) f->sink->ran(f->sink->ud, done);
+    spin_copy(e, f);
     uc_err ferr = uc_emu_start(f->uc, rip, UINT64_MAX, 0, 0);
+    spin_copy(f, e);
     drop_faults(f);
     if (!transfer(f, e, f->xfer)) return throw_uc(env, "moving the vCPU back to the exact engine", UC_ERR_EXCEPTION);
     sync_tlb(f, e);
@@ -2165,7 +2380,7 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
       e->stop_pc = f->stop_pc;
       e->stop_counter = f->stop_counter;
       e->intno = f->intno;
-      if (f->stop_kind == STOP_LIMIT) e->stop_counter = e->counter = f->counter + 1; /* the next instruction did not run */
+      if (f->stop_kind == STOP_LIMIT || f->stop_kind == STOP_SPIN) e->stop_counter = e->counter = f->counter + 1; /* the next instruction did not run */
       if (f->stop_kind == STOP_INTERRUPT) {
         /* a fault inside a block counted whole: count up to the faulting instruction, as begun */
         long k = before_in_block(f, frip);
@@ -2179,7 +2394,12 @@ static napi_value js_run_fast(napi_env env, napi_callback_info info) {
     /* undone inside a block that was counted whole: count up to the undone instruction */
     long k = before_in_block(f, frip);
     if (k == -1) return throw_between(env);
-    if (k >= 0) done = f->block_base + (uint64_t)k;
+    /* the instruction at frip was met by the fast engine (its block's start, or inside it): the
+       exact engine runs it as one reached by falling through */
+    if (k >= 0) {
+      done = f->block_base + (uint64_t)k;
+      e->spin_prev_end = frip;
+    }
     uint64_t n = f->handoff_n ? f->handoff_n : 1;
     e->counter = done;
     e->limit = done + n < limit ? done + n : limit;
@@ -2417,6 +2637,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"releaseRam", NULL, js_release_ram, NULL, NULL, NULL, napi_default, NULL},
       {"allocRam", NULL, js_alloc_ram, NULL, NULL, NULL, napi_default, NULL},
       {"state", NULL, js_state, NULL, NULL, NULL, napi_default, NULL},
+      {"spin", NULL, js_spin, NULL, NULL, NULL, napi_default, NULL},
+      {"spinLog", NULL, js_spin_log, NULL, NULL, NULL, napi_default, NULL},
+      {"insnEnd", NULL, js_insn_end, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -23,6 +23,7 @@ import { nativeRecorder } from '../../src/store/native-recorder.js';
 import { TraceReader } from '../../src/store/trace-reader.js';
 import { emuHooks } from '../../src/targets/emulator/emu-hooks.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
+import { X86_REG } from '../../src/targets/emulator/unicorn.js';
 import { ReplayMachine } from '../../src/targets/replay/replay-machine.js';
 import { verifyTrace } from '../../src/targets/replay/rerecord.js';
 import { session } from '../targets/emulator-session.js';
@@ -138,7 +139,10 @@ async function record(name: string, rows: 'lazy' | 'eager', discard: boolean, cu
       const m = new ReplayMachine(TraceReader.open(cutLike));
       try {
         m.seek(Number(S));
-        t.machine.rewind(S, [0, 1].map((v) => m.engine(v).saveContext()), m.ram);
+        t.machine.rewind(S, [0, 1].map((v) => m.engine(v).saveContext()), m.ram, (v) => {
+          m.seek(Number(S) - 1);
+          return m.engine(v).readReg(X86_REG.RIP);
+        });
       } finally {
         m.close();
         m.reader.close();

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { qemuSample } from '../helpers/repo.js';
 import { EmulatorTarget } from '../../src/targets/emulator/emulator-target.js';
 import { isDbgError } from '../../src/common/errors.js';
-import { asmGuest64 } from './asm-guest.js';
+import { AP_START_BLOCK, asmGuest64 } from './asm-guest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dbg-emu-'));
 const open: EmulatorTarget[] = [];
@@ -185,10 +185,7 @@ ap:
   jne 2b
   cli
   hlt
-.data
-.align 8
-block: .long 1, 0
-  .quad ap, 0x7f000, 0
+${AP_START_BLOCK}
 .globl shared
 shared: .quad 0
 `);

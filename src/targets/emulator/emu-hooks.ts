@@ -18,12 +18,26 @@ export const enum HookStop {
   BadMemory = 5,
   BadInsn = 6,
   Request = 7,
+  /** The vCPU came back to a state it was in (emu.c, "Spin detection"): it stopped before that instruction. */
+  Spin = 9,
 }
 
 /** Access bits of a watchpoint (0 = a breakpoint). */
 export const WATCH_READ = 1;
 export const WATCH_WRITE = 2;
 export const WATCH_EXEC = 4;
+
+/**
+ * The spin detector's state, as emuHooks().spin moves it:
+ *   [on, base, prevEnd, prevPc, pc, snapAt, until, regs x 16]
+ * `base`: the quantum's instructions before the slice; positions (`snapAt`, `until`) count in the
+ * quantum. SPIN_NONE in `prevPc`: the next instruction is no branch target; in `pc`: no snapshot.
+ */
+export const SPIN_WORDS = 23;
+export const SPIN_NONE = 0xffff_ffff_ffff_ffffn;
+/** A snapshot as spinLog gives it: [position, pc, snapAt, regs x 16]; at most SPIN_LOG a slice. */
+export const SPIN_LOG_WORDS = 19;
+export const SPIN_LOG = 8;
 
 export type HookCtx = { readonly __hookCtx: unique symbol };
 
@@ -58,6 +72,16 @@ interface Addon {
   result(ctx: HookCtx, out: BigUint64Array): void;
   /** The engine's RIP, RFLAGS and CR2 into `out` (3 entries), in one call. */
   state(ctx: HookCtx, out: BigUint64Array): void;
+  /**
+   * The spin detector (emu.c, "Spin detection") into the engine before a slice (`write`), or back
+   * into `state` (SPIN_WORDS entries) after it, then the number of snapshots the slice took
+   * (spinLog); a fast engine's is its exact engine's.
+   */
+  spin(ctx: HookCtx, state: BigUint64Array, write: boolean): number;
+  /** The snapshots the last slice took, [position, pc, snapAt, regs x 16] each (SPIN_LOG_WORDS) into `out`; their number. */
+  spinLog(ctx: HookCtx, out: BigUint64Array): number;
+  /** The end (pc + length) of the instruction at virtual `pc`, as the vCPU decodes it now; `pc` when unreadable. */
+  insnEnd(ctx: HookCtx, pc: bigint): bigint;
   add(ctx: HookCtx, id: number, begin: bigint, end: bigint, bits: number): void;
   remove(ctx: HookCtx, id: number): boolean;
   /** One slice as arm() + uc_emu_start on `exact` would run it, with `fast` running where nothing can stop. Returns the uc_err. */

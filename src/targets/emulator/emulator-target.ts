@@ -348,7 +348,7 @@ export class EmulatorTarget implements Target {
       throw errors.state(`cannot discard the recorded future: recording stopped at seq ${h.liveSeq} (the trace reached its size limit or could not be written) and the guest ran on to ${this.machine.seq} unrecorded`);
     }
     const at = this.last;
-    h.discard((seq, contexts, ram) => this.machine.rewind(seq, contexts, ram));
+    h.discard((seq, contexts, ram, prevPc) => this.machine.rewind(seq, contexts, ram, prevPc));
     this.liveStop = undefined;
     const vcpu = at.thread - 1;
     this.last = { reason: at.reason, thread: at.thread, pc: this.machine.pc(vcpu), seq: this.machine.seq };

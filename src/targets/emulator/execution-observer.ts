@@ -10,6 +10,12 @@
  *   (breakpoint, watchpoint, timer deadline, step, interrupt, fault, halt). The next slice of the
  *   same quantum continues on the same vCPU with what is left of it, so the interleaving of vCPUs
  *   depends only on instruction counts, never on where the debugger stopped or on wall time.
+ *   A quantum also ends early where its vCPU comes back to a pc with every general register as it
+ *   was there (a spin: an idle loop that never halts, a lock held elsewhere; native/emu/emu.c,
+ *   "Spin detection"), while another vCPU could run: the slice ends before that instruction
+ *   ('yield') and the next vCPU's quantum starts. That is decided by the guest's own state at
+ *   instruction counts, whichever engine runs and wherever the debugger stops; the trace keeps
+ *   slices as they ran, so a replay follows them without deciding anything.
  *
  *   Slices. For each slice the machine calls, in this order and on the main thread:
  *     beforeSlice(vcpu, seq)          before uc_emu_start on that vCPU's engine; seq = first
@@ -35,8 +41,8 @@
  *   State. machine.saveState() captures everything execution depends on: every vCPU's full CPU
  *   context (uc_context: general, segment, control registers, MSRs, flags, FPU/SSE), its run state
  *   (waiting for start, running, idle in hlt, halted), its timer, the scheduler's position (current
- *   vCPU and what is left of its quantum), the devices (serial registers and input queue), seq, and
- *   optionally RAM (a copy; pass { ram: false } to skip it when the observer tracks memory itself).
+ *   vCPU, what is left of its quantum, the quantum's spin detector), the devices (serial registers
+ *   and input queue), seq, and optionally RAM (a copy; pass { ram: false } to skip it when the observer tracks memory itself).
  *   machine.loadState(state) puts all of it back (and flushes every engine's TLB; translated code
  *   is kept: guest code is assumed not to differ between the two states).
  *   Neither may be called from inside a slice.
@@ -58,6 +64,7 @@ export type SliceStop =
   | { kind: 'quantum' } // the slice ran the instructions it was given
   | { kind: 'timer' } // the vCPU's timer deadline came; an interrupt may be injected next
   | { kind: 'step' } // a single step or a step limit
+  | { kind: 'yield' } // the vCPU came back to a state it was in: the rest of its quantum goes to the next vCPU
   | { kind: 'stop'; reason: StopReason }; // breakpoint, watchpoint, fault, halted, interrupted...
 
 export type InputEvent =
@@ -129,7 +136,11 @@ export interface MachineState {
     /** The vCPU stopped at a breakpoint at this pc: its next instruction passes it once. */
     readonly skipPc?: bigint;
   }[];
-  readonly scheduler: { readonly current: number; readonly left: number };
+  /**
+   * `spin`: the current quantum's spin detector (emu-hooks.ts, SPIN_WORDS; undefined while the
+   * quantum has not begun); a state made without it looks for no spin in the rest of that quantum.
+   */
+  readonly scheduler: { readonly current: number; readonly left: number; readonly spin?: BigUint64Array };
   readonly devices: unknown;
   readonly ram?: Buffer;
 }

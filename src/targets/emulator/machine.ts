@@ -41,7 +41,7 @@ import { DbgError, errors } from '../../common/errors.js';
 import { X86_64Paging, cr3Root } from '../../arch/x86-64-paging.js';
 import type { Registers } from '../../arch/arch.js';
 import type { StopReason, Translation } from '../target.js';
-import { emuHooks, hookResult, HookStop, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
+import { emuHooks, hookResult, HookStop, SPIN_LOG, SPIN_LOG_WORDS, SPIN_NONE, SPIN_WORDS, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
 import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
 import { makeFastEngine } from './fast-engine.js';
 import { unicornVersion, UnicornEngine, UC, X86_REG } from './unicorn.js';
@@ -73,6 +73,17 @@ export const COM1 = 0x3f8;
 export const TIMER_VECTOR = 0x20;
 export const RESERVED_TOP = 0x20000;
 const UNTIL_NEVER = 0xffff_ffff_ffff_ffffn;
+/**
+ * A quantum looks for a spin (emu.c, "Spin detection") in its first this many instructions: a
+ * loop of up to half of it is found (xv6's idle scheduler gave up its quantum after ~900
+ * instructions on average, 6.8 M in 7,600 turns to the prompt). Past it the detector costs
+ * nothing; before it, a call per block.
+ */
+const SPIN_WINDOW = 4096;
+/** A slice that looks for no spin (a vCPU run alone, outside the round-robin). */
+const SPIN_OFF = new BigUint64Array(SPIN_WORDS);
+/** A detector that looks no more, as saved (one array that every mark shares). */
+const SPIN_IDLE = new BigUint64Array(SPIN_WORDS);
 
 export type VcpuRun = 'wait-start' | 'running' | 'idle' | 'halted';
 
@@ -110,6 +121,8 @@ export class Vcpu {
   initSeen = false;
   /** The observer hears of the fast engine's blocks (fastEngine().recordTo): observed slices may run there. */
   fastRecorded = false;
+  /** Its engine's spin detector may be on (emuHooks().spin): a slice that looks for none turns it off. */
+  spinArmed = false;
   constructor(
     readonly index: number,
     /** The exact engine: counts every instruction; holds the vCPU's state between slices. */
@@ -151,6 +164,12 @@ interface DeviceMark {
     /** The vCPU the slice runs when it is not `current` (a run of one vCPU alone: see `run`). */
     readonly alone?: number;
     readonly vcpus: readonly { run: VcpuRun; executed: bigint; timerPeriod: number; timerNext: bigint; skipPc: bigint | undefined }[];
+    /** The spin detector before the slice (spinSaved: undefined for a quantum not begun)... */
+    readonly spinBefore: BigUint64Array | undefined;
+    /** ...and as the slice ran with it (after a new quantum's start, an interrupt). */
+    readonly spinRun?: BigUint64Array;
+    /** The slice looked for a spin (its vCPU's quantum, another vCPU could run). */
+    readonly spinLooked?: true;
   };
   readonly uart: unknown;
   readonly consoleLength: number;
@@ -201,6 +220,10 @@ export class Machine implements ObservedMachine {
   private marks: DeviceMark[] | undefined;
   /** RIP, RFLAGS, CR2 of the vCPU whose slice starts (emuHooks().state). */
   private readonly regs = new BigUint64Array(3);
+  /** The current quantum's spin detector (emu-hooks.ts, SPIN_WORDS), from slice to slice. */
+  private readonly spin = new BigUint64Array(SPIN_WORDS);
+  /** The current quantum has not run yet: its first slice sets the detector up (spinStart). */
+  private spinFresh = true;
 
   constructor(opts: MachineOptions) {
     if (!Number.isSafeInteger(opts.ramBytes) || opts.ramBytes < 2 << 20 || opts.ramBytes % 4096 !== 0) {
@@ -450,14 +473,25 @@ export class Machine implements ObservedMachine {
     if (from > 0) {
       marks.splice(0, from);
       this.marksTrimmed = true;
+      const first = marks[0]!.seq;
+      let k = 0;
+      while (k < this.spinMarks.length && this.spinMarks[k]!.seq < first) k++;
+      this.spinMarks.splice(0, k);
     }
   }
 
   /** Whether trimMarks dropped marks (older positions cannot be put back). */
   private marksTrimmed = false;
 
+  /**
+   * The snapshots the spin detector took inside slices, while marks are kept: a position inside
+   * a slice has the detector of its slice's start (spinRun) with the snapshots taken before it
+   * (see rewind). In seq order.
+   */
+  private spinMarks: { seq: bigint; snapshot: BigUint64Array }[] = [];
+
   /** A slice starts (or the marks start): the whole device and scheduler state. */
-  private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number): void {
+  private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number, spinBefore = this.spinSaved(), spinRun?: BigUint64Array, spinLooked = false): void {
     if (!this.marks) return;
     this.trimMarks();
     this.marks.push({
@@ -466,6 +500,9 @@ export class Machine implements ObservedMachine {
         current: this.current,
         left: this.left,
         ...(alone !== undefined && alone !== this.current ? { alone } : {}),
+        spinBefore,
+        ...(spinRun ? { spinRun } : {}),
+        ...(spinLooked ? { spinLooked } : {}),
         vcpus: this.vcpus.map((v) => ({
           run: v.run,
           executed: v.executed,
@@ -497,7 +534,7 @@ export class Machine implements ObservedMachine {
    * saveContext gives them). The scheduler, timers, run states, UART and console length come from
    * the device marks. Translated code of the RAM pages that differ is dropped.
    */
-  rewind(seq: bigint, contexts: readonly Buffer[], ram: Buffer): void {
+  rewind(seq: bigint, contexts: readonly Buffer[], ram: Buffer, prevPc: (vcpu: number) => bigint): void {
     const marks = this.marks;
     if (!marks) throw errors.state('cannot go back: the machine kept no device state (not recording)');
     if (seq > this.seqNow || seq < marks[0]!.seq) {
@@ -525,7 +562,7 @@ export class Machine implements ObservedMachine {
         timerNext: v.timerNext,
         skipPc: i === runner && d > 0n ? undefined : v.skipPc,
       })),
-      scheduler: { current: sl.current, left: sl.alone === undefined ? sl.left - Number(d) : sl.left },
+      scheduler: { current: sl.current, left: sl.alone === undefined ? sl.left - Number(d) : sl.left, spin: d === 0n ? sl.spinBefore : this.spinInside(sm.seq, seq, sl) },
       devices: { pc: last.uart, idleNs: this.idleNs, console: this.console().slice(0, last.consoleLength) },
     };
     // Code the guest rewrote after `seq` must be translated again: drop the changed pages. Only
@@ -538,8 +575,34 @@ export class Machine implements ObservedMachine {
     for (const p of changed) ram.copy(this.ram, Number(p), Number(p), Number(p) + 4096);
     this.paging.flush();
     for (const p of changed) for (const v of this.vcpus) for (const h of v.contexts) emuHooks().invalidate(h, this.ramBase + p, this.ramBase + p + 4096n);
+    if (d > 0n && sl.spinLooked && this.spin[0] !== 0n) {
+      // the detector's previous instruction, S - 1, ran on the vCPU of the slice (`prevPc`)
+      const pc = prevPc(runner);
+      this.spin[2] = emuHooks().insnEnd(this.vcpus[runner]!.hooks, pc);
+      this.spin[3] = pc;
+    }
     marks.length = n;
+    let k = this.spinMarks.length;
+    while (k > 0 && this.spinMarks[k - 1]!.seq >= seq) k--;
+    this.spinMarks.length = k;
     this.markSlice();
+  }
+
+  /**
+   * The spin detector at `seq` inside the slice that began at `from` (its mark `sl`): as the slice
+   * began, with the snapshots it took before `seq`; its previous instruction is put in by rewind.
+   */
+  private spinInside(from: bigint, seq: bigint, sl: NonNullable<DeviceMark['slice']>): BigUint64Array | undefined {
+    const run = sl.spinRun ?? sl.spinBefore;
+    if (!run || !sl.spinLooked) return run;
+    const s = run.slice();
+    for (const m of this.spinMarks) {
+      if (m.seq < from || m.seq >= seq) continue;
+      s[4] = m.snapshot[1]!;
+      s[5] = m.snapshot[2]!;
+      s.set(m.snapshot.subarray(3), 7);
+    }
+    return this.spinCanonical(s, sl.left - Number(seq - from));
   }
 
   // --- ports (called inside uc_emu_start: no throwing) ------------------------------------------
@@ -850,7 +913,61 @@ export class Machine implements ObservedMachine {
   private nextVcpu(): void {
     this.current = (this.current + 1) % this.vcpus.length;
     this.left = this.quantum;
+    this.spinFresh = true;
   }
+
+  /**
+   * The first slice of `v`'s quantum: look for a spin only when another vCPU could run now (the
+   * quantum's rest goes to it; alone, a vCPU that spins has nothing better to do, and a guest of
+   * one vCPU pays nothing). Run states at a quantum's start follow from instruction counts.
+   */
+  private spinStart(v: Vcpu): void {
+    const others = this.vcpus.some((o) => o !== v && (o.run === 'running' || (o.run === 'idle' && (o.timerPeriod > 0 || this.board.hasInterrupt(o.index)))));
+    this.spin.fill(0n);
+    this.spin[0] = others ? 1n : 0n;
+    this.spin[3] = SPIN_NONE;
+    this.spin[4] = SPIN_NONE;
+    this.spin[6] = BigInt(Math.min(SPIN_WINDOW, this.quantum));
+  }
+
+  /**
+   * The current vCPU was moved by something other than its own instructions (an interrupt or
+   * exception delivered, a fault, a run of it alone): what it did before is no evidence of a spin,
+   * and its next instruction is no branch target. Both engines see the same from here on.
+   */
+  private spinMoved(): void {
+    this.spin[3] = SPIN_NONE;
+    this.spin[4] = SPIN_NONE;
+    this.spin[5] = BigInt(this.quantum - this.left);
+  }
+
+  /** The detector between slices, as saveState and the marks keep it (undefined: a quantum not begun). */
+  private spinSaved(): BigUint64Array | undefined {
+    return this.spinFresh ? undefined : this.spinCanonical(this.spin, this.left);
+  }
+
+  /**
+   * One form for detectors that act alike, so that states compare equal: one that looks no more
+   * (off, or past its window: it turns off at its next branch target) is all zeros, and the
+   * slice's base is left out (it follows from `left`).
+   */
+  private spinCanonical(spin: BigUint64Array, left: number): BigUint64Array {
+    if (spin[0] === 0n || BigInt(this.quantum - left) >= spin[6]!) return SPIN_IDLE;
+    const s = spin.slice();
+    s[1] = 0n;
+    return s;
+  }
+
+  /** After a slice that looked for a spin and took snapshots, with marks kept: keep them (spinMarks). */
+  private keepSpinLog(v: Vcpu, start: bigint, base: number): void {
+    const n = emuHooks().spinLog(v.hooks, this.spinLogBuf);
+    for (let i = 0; i < n; i++) {
+      const snapshot = this.spinLogBuf.slice(i * SPIN_LOG_WORDS, (i + 1) * SPIN_LOG_WORDS);
+      this.spinMarks.push({ seq: start + snapshot[0]! - BigInt(base), snapshot });
+    }
+  }
+
+  private readonly spinLogBuf = new BigUint64Array(SPIN_LOG * SPIN_LOG_WORDS);
 
   private canRunAlone(i: number): void {
     const v = this.vcpus[i];
@@ -899,6 +1016,15 @@ export class Machine implements ObservedMachine {
     const e = v.engine;
     const addon = emuHooks();
 
+    const spinBefore = this.marks ? this.spinSaved() : undefined;
+    const fresh = scheduled && this.spinFresh;
+    if (fresh) {
+      this.spinFresh = false;
+      this.spinStart(v);
+    }
+    // (the current quantum's vCPU run alone, or given an interrupt below)
+    let moved = !scheduled && alone === this.current;
+
     // A device interrupt for this vCPU (local APIC, or the 8259s through LINT0), when IF allows.
     if (this.board.hasInterrupt(v.index) && (e.readReg(X86_REG.RFLAGS) & RFLAGS_IF) !== 0n) {
       const vector = this.board.takeInterrupt(v.index)!;
@@ -908,6 +1034,7 @@ export class Machine implements ObservedMachine {
       }
       v.run = 'running';
       v.skipPc = undefined;
+      moved = true;
       this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector, writes: r.writes, registers: r.registers });
     }
 
@@ -921,6 +1048,7 @@ export class Machine implements ObservedMachine {
         v.timerNext = v.executed + BigInt(v.timerPeriod);
         v.run = 'running';
         v.skipPc = undefined;
+        moved = true;
         this.observer?.onInput({ kind: 'interrupt', seq: this.seqNow, vcpu: v.index, vector: TIMER_VECTOR, writes: r.writes, registers: r.registers });
       } else if (v.run === 'idle') {
         // hlt with interrupts off after all (IF cleared by a debugger write): halted for good.
@@ -945,7 +1073,16 @@ export class Machine implements ObservedMachine {
     const rip = this.regs[0]!;
     const skip = v.skipPc !== undefined && v.skipPc === rip ? rip : UNTIL_NEVER;
     v.skipPc = undefined;
-    if (this.marks) this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip }, v.index);
+    if (moved && v.index === this.current) this.spinMoved();
+    // (a guest of one vCPU never looks: no call at all)
+    const looks = scheduled && this.spin[0] !== 0n;
+    if (this.marks) {
+      const spinRun = fresh || moved ? this.spinSaved() : spinBefore;
+      this.markSlice(skip === UNTIL_NEVER ? undefined : { vcpu: v.index, pc: skip }, v.index, spinBefore, spinRun, looks);
+    }
+    if (looks) this.spin[1] = BigInt(this.quantum - this.left);
+    if (looks || v.spinArmed) addon.spin(v.hooks, looks ? this.spin : SPIN_OFF, true);
+    v.spinArmed = looks;
     this.observer?.beforeSlice(v.index, this.seqNow);
     // A device interrupt that waits for IF: the slice ends where the guest opens interrupts (emu.c,
     // irq_open), so that it is taken there and not only when a slice boundary happens to fall there.
@@ -962,6 +1099,7 @@ export class Machine implements ObservedMachine {
       err = e.start(rip, UNTIL_NEVER);
     }
     const h = hookResult(v.hooks);
+    if (looks && addon.spin(v.hooks, this.spin, false) > 0 && this.marks) this.keepSpinLog(v, this.seqNow, this.quantum - this.left);
     if (irqWait) for (const c of v.contexts) addon.waitInterrupt(c, false);
 
     // How many instructions completed (see native/emu/emu.c).
@@ -992,6 +1130,9 @@ export class Machine implements ObservedMachine {
     v.executed += executed;
     if (scheduled) this.left -= Number(executed);
     if (stepping) step.left -= Number(executed);
+    if (scheduled && h.kind === HookStop.Spin) this.left = 0;
+    // a fault or exception leaves the vCPU where the guest's handler (or the debugger) takes it
+    if (scheduled && (h.kind === HookStop.Interrupt || h.kind === HookStop.BadMemory || h.kind === HookStop.BadInsn)) this.spinMoved();
 
     if (this.pendingInputs.length) for (const ev of this.pendingInputs.splice(0)) this.observer?.onInput(ev);
 
@@ -1053,6 +1194,7 @@ export class Machine implements ObservedMachine {
         break;
       case HookStop.Request:
       case HookStop.Limit:
+      case HookStop.Spin:
         break;
     }
 
@@ -1076,6 +1218,7 @@ export class Machine implements ObservedMachine {
     if (stop) sliceStop = { kind: 'stop', reason: stop.reason };
     else if (stepping && step.left <= 0) sliceStop = { kind: 'step' };
     else if (v.timerPeriod > 0 && v.executed >= v.timerNext) sliceStop = { kind: 'timer' };
+    else if (h.kind === HookStop.Spin) sliceStop = { kind: 'yield' };
     else sliceStop = { kind: 'quantum' };
     this.observer?.afterSlice(v.index, Number(executed), sliceStop);
 
@@ -1212,7 +1355,7 @@ export class Machine implements ObservedMachine {
         timerNext: v.timerNext,
         skipPc: v.skipPc,
       })),
-      scheduler: { current: this.current, left: this.left },
+      scheduler: { current: this.current, left: this.left, spin: this.spinSaved() },
       devices: { pc: this.board.save(), idleNs: this.idleNs, console: this.console() },
       ...(options?.ram === false ? {} : { ram: Buffer.from(this.ram) }),
     };
@@ -1238,6 +1381,15 @@ export class Machine implements ObservedMachine {
     });
     this.current = s.scheduler.current;
     this.left = s.scheduler.left;
+    const spin = s.scheduler.spin;
+    if (spin?.length === SPIN_WORDS) {
+      this.spin.set(spin);
+      this.spinFresh = false;
+    } else {
+      // a quantum begun (or a state that kept no detector): the detector starts with the next one
+      this.spinFresh = this.left === this.quantum;
+      if (!this.spinFresh) this.spin.fill(0n);
+    }
     const dev = s.devices as { pc: unknown; idleNs: bigint; console: string };
     this.board.load(dev.pc);
     this.vcpus.forEach((v) => this.publishLapicId(v.index));

@@ -27,6 +27,7 @@
 import { DbgError } from '../../common/errors.js';
 import type { EmulatorRecorder } from '../../store/emulator-recorder.js';
 import type { History, ReverseExecution, Seq, StopStatus, VirtAddr, WatchKind } from '../target.js';
+import { X86_REG } from '../emulator/unicorn.js';
 import { ReplayTarget } from './replay-target.js';
 
 export interface LiveEvent {
@@ -182,16 +183,21 @@ export class LiveHistory {
   /**
    * Make the view's position S the present: `rewind` puts the live machine at S with the RAM and
    * CPU contexts (uc_context images) given, the trace is cut at S, and the recorder goes on from
-   * there. Returns S. Nothing to do at the live position.
+   * there. Returns S. Nothing to do at the live position. `prevPc(vcpu)` (called after `rewind`
+   * has taken RAM and contexts) gives the pc of instruction S - 1, which `vcpu` ran: the
+   * machine's spin detector needs it (machine.ts, rewind).
    */
-  discard(rewind: (seq: Seq, contexts: Buffer[], ram: Buffer) => void): Seq {
+  discard(rewind: (seq: Seq, contexts: Buffer[], ram: Buffer, prevPc: (vcpu: number) => bigint) => void): Seq {
     const t = this.past;
     if (!t) return this.recorder.seq;
     const s = BigInt(t.position);
     const m = t.machine;
     m.seek(t.position);
     const contexts = Array.from({ length: m.reader.vcpus }, (_, v) => m.engine(v).saveContext());
-    rewind(s, contexts, m.ram);
+    rewind(s, contexts, m.ram, (vcpu) => {
+      m.seek(t.position - 1);
+      return m.engine(vcpu).readReg(X86_REG.RIP);
+    });
     this.recorder.discardAfter(s);
     this.replay?.close();
     this.replay = undefined;
