@@ -10,7 +10,7 @@ import { describeError, isDbgError, type DbgError } from '../common/errors.js';
 import type { Output, SessionView } from '../mdb/dcmd.js';
 import { need, type ServedRequests, type StopReplyAhead, type StopReplyPlan, type StopStatus, type Target, type ThreadInfo } from '../targets/target.js';
 import type { PointType, Request, ResumeAction, ThreadSel, XferObject } from './request.js';
-import { encodeHexPacket } from './packet-codec.js';
+import { encodeHexPacket, encodePacket } from './packet-codec.js';
 import { HostFiles } from './host-files.js';
 import { hmpCommand } from './monitor-hmp.js';
 import { librariesSvr4, xmlEscape } from './shared-libraries.js';
@@ -266,6 +266,7 @@ export class GdbClient {
         this.threadInfoDone = true;
         return { packet: 'm' + t.threads().map((th) => threadIdText(th.index, this.multiprocess, this.ids)).join(',') };
       case 'xfer-read':
+        if (req.object === 'threads') return this.threadsReply(req.offset, req.length);
         return { packet: this.xfer(req.object, req.annex, req.offset, req.length) };
       case 'attached':
         return { packet: '1' };
@@ -289,6 +290,7 @@ export class GdbClient {
         const pc = t.caps.processControl;
         if (!pc) return { packet: '' };
         this.threadEvents = req.on;
+        this.options = undefined;
         this.catchFor({ threads: req.on });
         return { packet: 'OK' };
       }
@@ -332,6 +334,7 @@ export class GdbClient {
 
   private supported(features: readonly string[]): string {
     const has = (f: string): boolean => features.includes(f);
+    this.options = undefined;
     this.multiprocess = has('multiprocess+');
     const caps = this.target.caps;
     this.swbreak = has('swbreak+') && !!caps.breakpoints;
@@ -380,11 +383,12 @@ export class GdbClient {
     } catch {
       regs = undefined; // gdb asks with g; the stop itself is still worth reporting
     }
-    return stopReply({ ...stop, thread }, regs, { ...this.replyOptions(), expedite: event ? this.desc.expediteEvent : this.desc.expedite, signal, description });
+    return stopReply(stop, regs, this.replyOptions(), { thread, expedite: event ? this.desc.expediteEvent : this.desc.expedite, signal, description });
   }
 
+  /** The options of this client's stop replies, made again only after it negotiated something (see StopReplyOptions). */
   private replyOptions(): StopReplyOptions {
-    return {
+    return (this.options ??= {
       ids: this.ids,
       forkEvents: this.forkEvents,
       vforkEvents: this.vforkEvents,
@@ -394,8 +398,10 @@ export class GdbClient {
       swbreak: this.swbreak,
       hwbreak: this.hwbreak,
       hardwareIds: this.hardwareIds,
-    };
+    });
   }
+
+  private options?: StopReplyOptions;
 
   /**
    * Arms a target that sends stop replies itself (StopReplyAhead) for the next run, with this
@@ -683,9 +689,23 @@ export class GdbClient {
     } else {
       doc = this.threadsXml();
     }
-    const part = doc.slice(offset, offset + length);
-    return (offset + length >= doc.length ? 'l' : 'm') + part;
+    return xferPart(doc, offset, length);
   }
+
+  /**
+   * qXfer:threads:read, which gdb sends after every stop: the framed reply is kept while the
+   * document and the part asked for stay the same (a stepi's threads seldom change).
+   */
+  private threadsReply(offset: number, length: number): Reply {
+    const doc = this.threadsXml();
+    const last = this.threadsFramed;
+    if (last && last.doc === doc && last.offset === offset && last.length === length) return { framed: last.framed };
+    const framed = encodePacket(xferPart(doc, offset, length));
+    this.threadsFramed = { doc, offset, length, framed };
+    return { framed };
+  }
+
+  private threadsFramed?: { doc: string; offset: number; length: number; framed: Buffer };
 
   /**
    * qXfer:threads:read's document. gdb reads it after every stop; a target that returns the same
@@ -769,6 +789,11 @@ function freshStop(stop: StopStatus): StopStatus {
     default:
       return stop;
   }
+}
+
+/** The reply to a qXfer read of `length` bytes at `offset` of `doc`: `m` and a part, or `l` and the last part. */
+function xferPart(doc: string, offset: number, length: number): string {
+  return (offset + length >= doc.length ? 'l' : 'm') + doc.slice(offset, offset + length);
 }
 
 /** Requests whose error reply gdb 13 shows or at least takes as an error when it is `E.text`. */

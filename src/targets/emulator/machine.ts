@@ -38,9 +38,9 @@
  */
 
 import { DbgError, errors } from '../../common/errors.js';
-import { X86_64Paging, cr3Root } from '../../arch/x86-64-paging.js';
+import { X86_64Paging, cr3Root, type Walk } from '../../arch/x86-64-paging.js';
 import type { Registers } from '../../arch/arch.js';
-import type { StopReason, Translation } from '../target.js';
+import type { PhysAddr, StopReason, Translation, TranslationStep, VirtAddr } from '../target.js';
 import { emuHooks, hookResult, HookStop, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
 import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
 import { makeFastEngine } from './fast-engine.js';
@@ -647,16 +647,7 @@ export class Machine implements ObservedMachine {
     if (!ps.longMode) return translate32((a, n) => this.readPhysical(a, n), virt & 0xffff_ffffn, ps.cr3, e.readReg(X86_REG.CR4));
     const w = this.paging.translate(cr3Root(ps.cr3), virt);
     if (w.fault !== undefined) return { virt, steps: w.steps, fault: w.fault };
-    // The steps of a successful walk are made only if asked for (::vtop): a memory read needs the
-    // physical address alone, and a gdb client reads memory at every stop.
-    return {
-      virt,
-      phys: w.phys,
-      pageSize: w.pageSize,
-      get steps() {
-        return w.steps;
-      },
-    };
+    return new WalkedTranslation(virt, w);
   }
 
   private physOf(vcpu: number, virt: bigint, length: number, what: string): bigint {
@@ -1283,3 +1274,26 @@ function memFaultName(type: number): string {
 }
 
 export { WATCH_EXEC, WATCH_READ, WATCH_WRITE };
+
+/**
+ * A successful walk as a Translation. Its steps are made only if asked for (::vtop): a memory read
+ * needs the physical address alone, and a gdb client reads memory at every stop. A class, so the
+ * getter is its prototype's: an object literal with a getter defined the accessor again at every
+ * translation, in V8's runtime.
+ */
+class WalkedTranslation implements Translation {
+  readonly phys: PhysAddr;
+  readonly pageSize: number;
+
+  constructor(
+    readonly virt: VirtAddr,
+    private readonly walk: Walk,
+  ) {
+    this.phys = walk.phys!;
+    this.pageSize = walk.pageSize!;
+  }
+
+  get steps(): readonly TranslationStep[] {
+    return this.walk.steps;
+  }
+}
