@@ -556,7 +556,8 @@ export class GdbClient {
     this.removals.clear();
   }
 
-  private async resume(actions: readonly ResumeAction[]): Promise<Reply> {
+  /** The stop reply, itself when the target stopped at once (a live guest's step: see ExecutionControl.step). */
+  private resume(actions: readonly ResumeAction[]): Reply | Promise<Reply> {
     const exec = this.target.caps.execution;
     if (!exec) return this.didNotRun(`${this.target.name} cannot run: execution control is not supported by this target`);
     // All-stop, as KMDB steps: a step action moves that thread alone (a `c` for the others waits
@@ -565,18 +566,41 @@ export class GdbClient {
     const step = actions.find((a) => a.action === 'step');
     const alone = actions.length === 1 && actions[0]!.thread.kind === 'thread' ? actions[0]!.thread.index : undefined;
     let armed: ReturnType<GdbClient['armReplyAhead']>;
-    let stop: StopStatus;
+    // Requests the target answered meanwhile (the stop is the last resume's among them), whether
+    // the run ended in a stop or failed.
+    const park = (): void => {
+      const served = armed?.ahead.served();
+      if (served) this.parkServed(armed!.served, served.parked);
+    };
+    let ran: StopStatus | Promise<StopStatus>;
     try {
-      stop = await this.run(() => {
+      ran = this.run(() => {
         // armed right before the run that takes it, so that no plan is left for a later one
         armed = this.armReplyAhead();
         return step ? exec.step(this.pick(step.thread)) : exec.resume(alone);
       });
-    } finally {
-      // Requests the target answered meanwhile (the stop is the last resume's among them).
-      const served = armed?.ahead.served();
-      if (served) this.parkServed(armed!.served, served.parked);
+    } catch (e) {
+      park();
+      throw e;
     }
+    if (ran instanceof Promise) {
+      return ran.then(
+        (stop) => {
+          park();
+          return this.resumed(stop, armed);
+        },
+        (e: unknown) => {
+          park();
+          throw e;
+        },
+      );
+    }
+    park();
+    return this.resumed(ran, armed);
+  }
+
+  /** The reply to a resume that ended at `stop`. */
+  private resumed(stop: StopStatus, armed: ReturnType<GdbClient['armReplyAhead']>): Reply {
     // Sent by the target as stopText would write it (stopReplyPlan; test/e2e/process.test.ts
     // compares the two): rendering it again would only hold up gdb's next request.
     const sent = armed?.ahead.sent();
@@ -585,28 +609,46 @@ export class GdbClient {
     return { packet: this.stopText(stop), output: note ? [note] : undefined };
   }
 
-  private async reverse(action: 'step' | 'continue'): Promise<Reply> {
+  /** bs and bc's stop reply, itself when the target stepped back at once (a replay). */
+  private reverse(action: 'step' | 'continue'): Reply | Promise<Reply> {
     const rev = need(this.target, 'reverse');
-    const stop = await this.run(() => (action === 'step' ? rev.stepBack(this.cThread) : rev.resumeBack()));
-    return { packet: this.stopText(stop) };
+    const ran = this.run(() => (action === 'step' ? rev.stepBack(this.cThread) : rev.resumeBack()));
+    if (ran instanceof Promise) return ran.then((stop) => ({ packet: this.stopText(stop) }));
+    return { packet: this.stopText(ran) };
   }
 
-  private async run(go: () => Promise<StopStatus>): Promise<StopStatus> {
+  /** `go`'s stop, itself when `go` gave it at once. */
+  private run(go: () => StopStatus | Promise<StopStatus>): StopStatus | Promise<StopStatus> {
     this.flushRemovals();
     this.running = true;
     this.ranHere = true;
+    let ran: StopStatus | Promise<StopStatus>;
     try {
-      const promise = go();
+      ran = go();
       if (this.interruptPending > 0) {
         this.interruptPending--;
         this.target.caps.execution?.interrupt();
       }
-      const stop = await promise;
-      this.gThread = this.cThread = this.validThread(stop.thread);
-      return stop;
-    } finally {
+    } catch (e) {
       this.running = false;
+      throw e;
     }
+    if (ran instanceof Promise) {
+      return ran.then(
+        (stop) => this.ranTo(stop),
+        (e: unknown) => {
+          this.running = false;
+          throw e;
+        },
+      );
+    }
+    return this.ranTo(ran);
+  }
+
+  private ranTo(stop: StopStatus): StopStatus {
+    this.running = false;
+    this.gThread = this.cThread = this.validThread(stop.thread);
+    return stop;
   }
 
   /** A resume that could not run: the stop where the target is (signal 0), and why, for the console. */
