@@ -10,7 +10,7 @@ import { describeError, isDbgError, type DbgError } from '../common/errors.js';
 import type { Output, SessionView } from '../mdb/dcmd.js';
 import { need, type ServedRequests, type StopReplyAhead, type StopReplyPlan, type StopStatus, type Target, type ThreadInfo } from '../targets/target.js';
 import type { PointType, Request, ResumeAction, ThreadSel, XferObject } from './request.js';
-import { encodeHexPacket } from './packet-codec.js';
+import { encodeHexPacket, encodePacket } from './packet-codec.js';
 import { HostFiles } from './host-files.js';
 import { hmpCommand } from './monitor-hmp.js';
 import { librariesSvr4, xmlEscape } from './shared-libraries.js';
@@ -266,6 +266,7 @@ export class GdbClient {
         this.threadInfoDone = true;
         return { packet: 'm' + t.threads().map((th) => threadIdText(th.index, this.multiprocess, this.ids)).join(',') };
       case 'xfer-read':
+        if (req.object === 'threads') return this.threadsReply(req.offset, req.length);
         return { packet: this.xfer(req.object, req.annex, req.offset, req.length) };
       case 'attached':
         return { packet: '1' };
@@ -289,6 +290,7 @@ export class GdbClient {
         const pc = t.caps.processControl;
         if (!pc) return { packet: '' };
         this.threadEvents = req.on;
+        this.options = undefined;
         this.catchFor({ threads: req.on });
         return { packet: 'OK' };
       }
@@ -332,6 +334,7 @@ export class GdbClient {
 
   private supported(features: readonly string[]): string {
     const has = (f: string): boolean => features.includes(f);
+    this.options = undefined;
     this.multiprocess = has('multiprocess+');
     const caps = this.target.caps;
     this.swbreak = has('swbreak+') && !!caps.breakpoints;
@@ -380,11 +383,12 @@ export class GdbClient {
     } catch {
       regs = undefined; // gdb asks with g; the stop itself is still worth reporting
     }
-    return stopReply({ ...stop, thread }, regs, { ...this.replyOptions(), expedite: event ? this.desc.expediteEvent : this.desc.expedite, signal, description });
+    return stopReply(stop, regs, this.replyOptions(), { thread, expedite: event ? this.desc.expediteEvent : this.desc.expedite, signal, description });
   }
 
+  /** The options of this client's stop replies, made again only after it negotiated something (see StopReplyOptions). */
   private replyOptions(): StopReplyOptions {
-    return {
+    return (this.options ??= {
       ids: this.ids,
       forkEvents: this.forkEvents,
       vforkEvents: this.vforkEvents,
@@ -394,8 +398,10 @@ export class GdbClient {
       swbreak: this.swbreak,
       hwbreak: this.hwbreak,
       hardwareIds: this.hardwareIds,
-    };
+    });
   }
+
+  private options?: StopReplyOptions;
 
   /**
    * Arms a target that sends stop replies itself (StopReplyAhead) for the next run, with this
@@ -550,7 +556,8 @@ export class GdbClient {
     this.removals.clear();
   }
 
-  private async resume(actions: readonly ResumeAction[]): Promise<Reply> {
+  /** The stop reply, itself when the target stopped at once (a live guest's step: see ExecutionControl.step). */
+  private resume(actions: readonly ResumeAction[]): Reply | Promise<Reply> {
     const exec = this.target.caps.execution;
     if (!exec) return this.didNotRun(`${this.target.name} cannot run: execution control is not supported by this target`);
     // All-stop, as KMDB steps: a step action moves that thread alone (a `c` for the others waits
@@ -559,18 +566,41 @@ export class GdbClient {
     const step = actions.find((a) => a.action === 'step');
     const alone = actions.length === 1 && actions[0]!.thread.kind === 'thread' ? actions[0]!.thread.index : undefined;
     let armed: ReturnType<GdbClient['armReplyAhead']>;
-    let stop: StopStatus;
+    // Requests the target answered meanwhile (the stop is the last resume's among them), whether
+    // the run ended in a stop or failed.
+    const park = (): void => {
+      const served = armed?.ahead.served();
+      if (served) this.parkServed(armed!.served, served.parked);
+    };
+    let ran: StopStatus | Promise<StopStatus>;
     try {
-      stop = await this.run(() => {
+      ran = this.run(() => {
         // armed right before the run that takes it, so that no plan is left for a later one
         armed = this.armReplyAhead();
         return step ? exec.step(this.pick(step.thread)) : exec.resume(alone);
       });
-    } finally {
-      // Requests the target answered meanwhile (the stop is the last resume's among them).
-      const served = armed?.ahead.served();
-      if (served) this.parkServed(armed!.served, served.parked);
+    } catch (e) {
+      park();
+      throw e;
     }
+    if (ran instanceof Promise) {
+      return ran.then(
+        (stop) => {
+          park();
+          return this.resumed(stop, armed);
+        },
+        (e: unknown) => {
+          park();
+          throw e;
+        },
+      );
+    }
+    park();
+    return this.resumed(ran, armed);
+  }
+
+  /** The reply to a resume that ended at `stop`. */
+  private resumed(stop: StopStatus, armed: ReturnType<GdbClient['armReplyAhead']>): Reply {
     // Sent by the target as stopText would write it (stopReplyPlan; test/e2e/process.test.ts
     // compares the two): rendering it again would only hold up gdb's next request.
     const sent = armed?.ahead.sent();
@@ -579,28 +609,46 @@ export class GdbClient {
     return { packet: this.stopText(stop), output: note ? [note] : undefined };
   }
 
-  private async reverse(action: 'step' | 'continue'): Promise<Reply> {
+  /** bs and bc's stop reply, itself when the target stepped back at once (a replay). */
+  private reverse(action: 'step' | 'continue'): Reply | Promise<Reply> {
     const rev = need(this.target, 'reverse');
-    const stop = await this.run(() => (action === 'step' ? rev.stepBack(this.cThread) : rev.resumeBack()));
-    return { packet: this.stopText(stop) };
+    const ran = this.run(() => (action === 'step' ? rev.stepBack(this.cThread) : rev.resumeBack()));
+    if (ran instanceof Promise) return ran.then((stop) => ({ packet: this.stopText(stop) }));
+    return { packet: this.stopText(ran) };
   }
 
-  private async run(go: () => Promise<StopStatus>): Promise<StopStatus> {
+  /** `go`'s stop, itself when `go` gave it at once. */
+  private run(go: () => StopStatus | Promise<StopStatus>): StopStatus | Promise<StopStatus> {
     this.flushRemovals();
     this.running = true;
     this.ranHere = true;
+    let ran: StopStatus | Promise<StopStatus>;
     try {
-      const promise = go();
+      ran = go();
       if (this.interruptPending > 0) {
         this.interruptPending--;
         this.target.caps.execution?.interrupt();
       }
-      const stop = await promise;
-      this.gThread = this.cThread = this.validThread(stop.thread);
-      return stop;
-    } finally {
+    } catch (e) {
       this.running = false;
+      throw e;
     }
+    if (ran instanceof Promise) {
+      return ran.then(
+        (stop) => this.ranTo(stop),
+        (e: unknown) => {
+          this.running = false;
+          throw e;
+        },
+      );
+    }
+    return this.ranTo(ran);
+  }
+
+  private ranTo(stop: StopStatus): StopStatus {
+    this.running = false;
+    this.gThread = this.cThread = this.validThread(stop.thread);
+    return stop;
   }
 
   /** A resume that could not run: the stop where the target is (signal 0), and why, for the console. */
@@ -683,9 +731,23 @@ export class GdbClient {
     } else {
       doc = this.threadsXml();
     }
-    const part = doc.slice(offset, offset + length);
-    return (offset + length >= doc.length ? 'l' : 'm') + part;
+    return xferPart(doc, offset, length);
   }
+
+  /**
+   * qXfer:threads:read, which gdb sends after every stop: the framed reply is kept while the
+   * document and the part asked for stay the same (a stepi's threads seldom change).
+   */
+  private threadsReply(offset: number, length: number): Reply {
+    const doc = this.threadsXml();
+    const last = this.threadsFramed;
+    if (last && last.doc === doc && last.offset === offset && last.length === length) return { framed: last.framed };
+    const framed = encodePacket(xferPart(doc, offset, length));
+    this.threadsFramed = { doc, offset, length, framed };
+    return { framed };
+  }
+
+  private threadsFramed?: { doc: string; offset: number; length: number; framed: Buffer };
 
   /**
    * qXfer:threads:read's document. gdb reads it after every stop; a target that returns the same
@@ -769,6 +831,11 @@ function freshStop(stop: StopStatus): StopStatus {
     default:
       return stop;
   }
+}
+
+/** The reply to a qXfer read of `length` bytes at `offset` of `doc`: `m` and a part, or `l` and the last part. */
+function xferPart(doc: string, offset: number, length: number): string {
+  return (offset + length >= doc.length ? 'l' : 'm') + doc.slice(offset, offset + length);
 }
 
 /** Requests whose error reply gdb 13 shows or at least takes as an error when it is `E.text`. */

@@ -18,7 +18,7 @@
 
 import { DbgError, describeError } from '../common/errors.js';
 import type { Target } from '../targets/target.js';
-import { parseRequest } from './commands/parse-request.js';
+import { RequestMemo } from './commands/request-memo.js';
 import { E_BAD_PACKET, GdbClient, PACKET_SIZE, type MonitorSession, type Reply } from './gdb-client.js';
 import { encodeHexPacket, encodePacket, PacketCodec } from './packet-codec.js';
 import { BadPacket } from './request.js';
@@ -208,6 +208,7 @@ function serveClient(
     quiet: () => noAck && queue.length === 0 && codec.idle,
   });
   const codec = new PacketCodec(PACKET_SIZE);
+  const requests = new RequestMemo();
   let noAck = false;
   let last: Buffer | undefined;
   const queue: Buffer[] = [];
@@ -243,7 +244,7 @@ function serveClient(
     }
     let reply: Reply | Promise<Reply>;
     try {
-      reply = client.handle(parseRequest(payload));
+      reply = client.handle(requests.parse(payload));
     } catch (e) {
       reply = failed(payload, e);
     }

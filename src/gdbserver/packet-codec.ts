@@ -224,18 +224,18 @@ export function encodePacket(payload: string | Buffer): Buffer {
  * Zero-filled memory shrinks up to 30 times, which is what gdb spends its time decoding.
  */
 export function encodeHexPacket(data: Buffer, prefix = ''): Buffer {
-  const hex = Buffer.from(data.toString('hex'), 'latin1');
-  const out = Buffer.allocUnsafe(1 + prefix.length + hex.length + 3);
+  // The hex digits are made as they are framed (hexChar): no hex string, and no Buffer of it.
+  const n = data.length * 2;
+  const out = Buffer.allocUnsafe(1 + prefix.length + n + 3);
   out[0] = DOLLAR;
   let o = 1 + out.write(prefix, 1, 'latin1');
   let sum = 0;
   for (let i = 0; i < prefix.length; i++) sum += prefix.charCodeAt(i);
-  const n = hex.length;
   let i = 0;
   while (i < n) {
-    const c = hex[i]!;
+    const c = hexChar(data, i);
     let j = i + 1;
-    while (j < n && j - i < 98 && hex[j] === c) j++;
+    while (j < n && j - i < 98 && hexChar(data, j) === c) j++;
     let repeats = j - i - 1;
     if (repeats >= 3) {
       if (repeats === 6 || repeats === 7) repeats = 5;
@@ -251,8 +251,15 @@ export function encodeHexPacket(data: Buffer, prefix = ''): Buffer {
     }
   }
   out[o++] = HASH;
-  o += out.write((sum & 0xff).toString(16).padStart(2, '0'), o, 'latin1');
+  out[o++] = HEX_DIGITS[(sum >> 4) & 15]!;
+  out[o++] = HEX_DIGITS[sum & 15]!;
   return out.subarray(0, o);
+}
+
+/** Hex digit `i` of `data` as a character code: the high nibble of byte i/2 first. */
+function hexChar(data: Buffer, i: number): number {
+  const b = data[i >> 1]!;
+  return HEX_DIGITS[(i & 1) === 0 ? b >> 4 : b & 15]!;
 }
 
 function needsEscape(raw: Buffer): boolean {

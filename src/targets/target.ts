@@ -143,9 +143,12 @@ export interface ExecutionControl {
   /**
    * Execute `count` (default 1) instructions of `thread` alone, as KMDB steps one CPU: the other
    * threads stay where they stopped. A trace, whose interleaving is fixed, steps through its
-   * history instead. Stops earlier at a breakpoint, watchpoint, fault or interrupt.
+   * history instead. Stops earlier at a breakpoint, watchpoint, fault or interrupt. A target that
+   * took the step at once may return the stop itself rather than a promise (the GDB server then
+   * answers a stepi without a trip through the microtask queue); it may then also throw rather
+   * than reject.
    */
-  step(thread: number, count?: number): Promise<StopStatus>;
+  step(thread: number, count?: number): StopStatus | Promise<StopStatus>;
   /**
    * Run until a breakpoint, watchpoint, fault, halt or interrupt. `only`: run that thread alone
    * (the others stay stopped) where the target can — a live guest; a trace replays as recorded.
@@ -196,7 +199,8 @@ export interface ReverseExecution {
    * seq when it ran on past the end of its recording (recording stopped at a size limit or a failed write).
    */
   bounds(): { first: Seq; last: Seq; now: Seq; beyond?: Seq };
-  stepBack(thread: number): Promise<StopStatus>;
+  /** One instruction back; the stop itself (or a throw) when the target took it at once, as ExecutionControl.step may. */
+  stepBack(thread: number): StopStatus | Promise<StopStatus>;
   /** Run backwards to the last breakpoint or watchpoint hit before now, or the start of history. */
   resumeBack(): Promise<StopStatus>;
   seek(seq: Seq): Promise<StopStatus>;

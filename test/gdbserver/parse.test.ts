@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseRequest } from '../../src/gdbserver/commands/parse-request.js';
+import { RequestMemo } from '../../src/gdbserver/commands/request-memo.js';
 import { BadPacket } from '../../src/gdbserver/request.js';
 
 const p = (s: string | Buffer) => parseRequest(typeof s === 'string' ? Buffer.from(s, 'latin1') : s);
@@ -116,6 +117,36 @@ describe('packet parsers', () => {
     expect(p('QThreadEvents:1')).toEqual({ kind: 'thread-events', on: true });
     expect(p('QThreadEvents:0')).toEqual({ kind: 'thread-events', on: false });
     expect(() => p('QThreadEvents:2')).toThrow('bad packet "QThreadEvents:2": expected QThreadEvents:0 or QThreadEvents:1');
+  });
+});
+
+describe('RequestMemo', () => {
+  const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+  it('gives the request parseRequest gives, the same object for a packet seen before', () => {
+    const memo = new RequestMemo();
+    for (const text of ['vCont;s:p1.1;c:p1.-1', 'qXfer:threads:read::0,1000', 'mffffffffc0011fc0,40', 'bs', 'Z0,401040,1', 'Hgp1.2', 'g', '?']) {
+      const first = memo.parse(b(text));
+      expect(first).toEqual(parseRequest(b(text)));
+      expect(memo.parse(b(text))).toBe(first);
+    }
+    // another address, another request
+    expect(memo.parse(b('m10,4'))).toEqual({ kind: 'read-memory', addr: 0x10n, length: 4 });
+    expect(memo.parse(b('m20,4'))).toEqual({ kind: 'read-memory', addr: 0x20n, length: 4 });
+  });
+
+  it('keeps no request that holds payload bytes, and fails a bad packet every time', () => {
+    const memo = new RequestMemo();
+    const write = memo.parse(b('M600000,2:abcd'));
+    expect(write).toEqual({ kind: 'write-memory', addr: 0x600000n, data: Buffer.from([0xab, 0xcd]) });
+    expect(memo.parse(b('M600000,2:abcd'))).not.toBe(write);
+    for (let i = 0; i < 2; i++) expect(() => memo.parse(b('mzz,10'))).toThrow('bad packet "mzz,10": address "zz" is not hex');
+  });
+
+  it('stays bounded: past its size it starts again, and still answers right', () => {
+    const memo = new RequestMemo();
+    for (let a = 0; a < 1000; a++) expect(memo.parse(b(`m${a.toString(16)},40`))).toEqual({ kind: 'read-memory', addr: BigInt(a), length: 0x40 });
+    expect((memo as unknown as { kept: Map<string, unknown> }).kept.size).toBeLessThanOrEqual(64);
   });
 });
 

@@ -134,7 +134,7 @@ describe('the GDB server rehearsal', () => {
           const step = run.step.bind(run);
           const resume = run.resume.bind(run);
           Object.assign(run, {
-            step: (t: number, n?: number) => step(t, n).finally(() => stops++),
+            step: (t: number, n?: number) => Promise.resolve(step(t, n)).finally(() => stops++),
             resume: (only?: number) => resume(only).finally(() => stops++),
           });
           return double;

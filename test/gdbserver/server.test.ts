@@ -210,6 +210,12 @@ describe('GDB server over TCP', () => {
     expect(await c.ask('qXfer:threads:read::0,1000')).toBe(doc('renamed'));
     list = same;
     expect(await c.ask('qXfer:threads:read::0,1000')).toBe(doc('cpu0'));
+    // the reply kept is the one for the part asked: another part is made for what it asks
+    expect(await c.ask('qXfer:threads:read::0,10')).toBe(`m${doc('cpu0').slice(1, 1 + 0x10)}`);
+    expect(await c.ask('qXfer:threads:read::0,1000')).toBe(doc('cpu0'));
+    // a client that negotiates again without multiprocess gets thread ids without the pid
+    await c.ask('qSupported:swbreak+');
+    expect(await c.ask('qXfer:threads:read::0,1000')).toBe(doc('cpu0').replace('p1.1', '1'));
   });
 
   it('parks removals until the guest runs, so gdb\'s remove-all/insert-all at each stop costs the target nothing', async () => {

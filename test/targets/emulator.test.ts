@@ -76,9 +76,21 @@ describe('the QEMU fixture kernel (multiboot, a.out kludge)', () => {
     expect(st.reason.kind).toBe('step');
     expect(st.seq).toBe(seq + 1n);
     expect(st.pc).not.toBe(0xffffffffc00016c2n);
+    // A step the guest takes at once is its stop itself (the GDB server answers it without a
+    // promise); a bad step throws at once, and leaves the machine stopped.
+    const now = t.caps.execution!.step(1);
+    expect(now).not.toBeInstanceOf(Promise);
+    expect((now as Exclude<typeof now, Promise<unknown>>).seq).toBe(seq + 2n);
+    expect(() => t.caps.execution!.step(1, 0)).toThrow('step count 0: expected a whole number of at least 1');
+    expect(() => t.caps.execution!.step(7)).toThrow('thread 7 does not exist: the guest has vCPUs 1-1');
+    expect(t.caps.execution!.running).toBe(false);
+    const many = t.caps.execution!.step(1, 3);
+    expect(many).not.toBeInstanceOf(Promise);
+    expect((many as Exclude<typeof many, Promise<unknown>>).seq).toBe(seq + 5n);
     t.deleteEvent(ev.id);
     st = await t.caps.execution!.resume();
     expect(st.reason.kind).toBe('halted');
+    expect(t.caps.execution!.running).toBe(false);
 
     const t2 = boot(qemuSample('kernel.elf'), { ramBytes: 32 << 20 });
     const jiffies = 0xffffffffc0004030n;

@@ -43,9 +43,10 @@ export function hexBytes(packet: string, text: string, what: string): Buffer {
 
 /** `addr,length` as m and Z/z carry them. */
 export function addrLength(packet: string, text: string, maxLength: number): { addr: bigint; length: number } {
-  const [a, l, ...rest] = text.split(',');
-  if (rest.length > 0) throw new BadPacket(packet, 'expected ADDR,LENGTH');
-  return { addr: hexBig(packet, a, 'address'), length: hexInt(packet, l, 'length', maxLength) };
+  const comma = text.indexOf(',');
+  const l = comma < 0 ? undefined : text.slice(comma + 1);
+  if (l !== undefined && l.indexOf(',') >= 0) throw new BadPacket(packet, 'expected ADDR,LENGTH');
+  return { addr: hexBig(packet, comma < 0 ? text : text.slice(0, comma), 'address'), length: hexInt(packet, l, 'length', maxLength) };
 }
 
 /** A thread id: `p1.2`, `p1.-1`, `2`, `-1`, `0`. */

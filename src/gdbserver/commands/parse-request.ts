@@ -13,10 +13,12 @@ import { parseRegisters } from './registers.js';
 import { parseResume } from './resume.js';
 import { parseThreads } from './threads.js';
 
-/** `payload` is the decoded packet; binary packets (X) read their data from it. */
-export function parseRequest(payload: Buffer): Request {
-  // latin1 keeps one character per byte, so offsets in the text are offsets in the payload.
-  const packet = payload.toString('latin1');
+/**
+ * `payload` is the decoded packet; binary packets (X) read their data from it. `packet` is its
+ * text, when the caller has made it already.
+ */
+// latin1 keeps one character per byte, so offsets in the text are offsets in the payload.
+export function parseRequest(payload: Buffer, packet = payload.toString('latin1')): Request {
   switch (packet[0]) {
     case '?':
       return packet === '?' ? { kind: 'halt-reason' } : unknown(packet);

@@ -322,7 +322,7 @@ export class EmulatorTarget implements Target {
   /** Time travel over a recorder already observing this machine. */
   setHistory(h: LiveHistory): void {
     this.history = h;
-    const back = (what: string, op: () => Promise<StopStatus>) => this.goBack(what, op);
+    const back = (what: string, op: () => StopStatus | Promise<StopStatus>) => this.goBack(what, op);
     const reverse: ReverseExecution = {
       bounds: () => {
         const b = h.reverse.bounds();
@@ -369,7 +369,7 @@ export class EmulatorTarget implements Target {
     );
   }
 
-  private async goBack(what: string, op: () => Promise<StopStatus>): Promise<StopStatus> {
+  private async goBack(what: string, op: () => StopStatus | Promise<StopStatus>): Promise<StopStatus> {
     const h = this.history!;
     this.notRunning(what);
     if (this.machine.seq !== h.liveSeq) {
@@ -386,7 +386,7 @@ export class EmulatorTarget implements Target {
    * An event stop found in the trace, as a live run treats it: a hit whose condition fails goes
    * on (`again`), a temporary breakpoint (step over/out) ends a step and is deleted.
    */
-  private async eventStop(st: StopStatus, again: () => Promise<StopStatus>): Promise<StopStatus> {
+  private async eventStop(st: StopStatus, again: () => StopStatus | Promise<StopStatus>): Promise<StopStatus> {
     for (let n = 0; n < 100_000; n++) {
       const r = st.reason;
       const ev = r.kind === 'breakpoint' || r.kind === 'watchpoint' ? this.events.get(r.id) : undefined;
@@ -405,12 +405,19 @@ export class EmulatorTarget implements Target {
     return st;
   }
 
-  /** `count` instructions of `thread` alone (replayed first while the view is in the recorded past). */
-  private async stepForward(thread: number, count: number): Promise<StopStatus> {
+  /**
+   * `count` instructions of `thread` alone (replayed first while the view is in the recorded past);
+   * the stop itself when the guest took them at once (see ExecutionControl.step).
+   */
+  private stepForward(thread: number, count: number): StopStatus | Promise<StopStatus> {
     if (!Number.isSafeInteger(count) || count < 1) throw errors.badInput(`step count ${count}: expected a whole number of at least 1`);
     const vcpu = this.vcpuOf(thread);
-    const h = this.history;
-    while (h && this.past && count > 0) {
+    if (this.history && this.past) return this.stepThroughPast(this.history, thread, vcpu, count);
+    return this.run({ vcpu, count }, vcpu);
+  }
+
+  private async stepThroughPast(h: LiveHistory, thread: number, vcpu: number, count: number): Promise<StopStatus> {
+    while (this.past && count > 0) {
       this.syncEvents(h);
       const st = await h.stepForward(thread);
       if (st === 'live') break;
@@ -441,24 +448,34 @@ export class EmulatorTarget implements Target {
 
   // --- running --------------------------------------------------------------------------------
 
-  /** Run the machine (`alone`: that vCPU only) until a stop that the events let through. */
-  private async run(step?: { vcpu: number; count: number }, alone?: number): Promise<StopStatus> {
+  /**
+   * Run the machine (`alone`: that vCPU only) until a stop that the events let through; the stop
+   * itself when it came at once (Machine.start).
+   */
+  private run(step?: { vcpu: number; count: number }, alone?: number): StopStatus | Promise<StopStatus> {
     for (;;) {
-      const stop = await this.machine.run(step, alone);
-      const ev = this.eventOf(stop);
-      let reason = stop.reason;
-      if (ev) {
-        ev.hits++;
-        if (!this.stops(ev, stop.vcpu + 1)) continue;
-        if (ev.temporary) {
-          // the breakpoint of a step over / step out: the stop is the end of that step
-          this.deleteEvent(ev.id);
-          reason = { kind: 'step' };
-        }
-      }
-      this.last = { reason, thread: stop.vcpu + 1, pc: this.machine.pc(stop.vcpu), seq: this.machine.seq };
-      return this.last;
+      const ran = this.machine.start(step, alone);
+      if (ran instanceof Promise) return ran.then((stop) => this.stopAt(stop) ?? this.run(step, alone));
+      const st = this.stopAt(ran);
+      if (st) return st;
     }
+  }
+
+  /** The stop the machine's `stop` is, or undefined when an event there lets the run go on (its test or condition fails). */
+  private stopAt(stop: MachineStop): StopStatus | undefined {
+    const ev = this.eventOf(stop);
+    let reason = stop.reason;
+    if (ev) {
+      ev.hits++;
+      if (!this.stops(ev, stop.vcpu + 1)) return undefined;
+      if (ev.temporary) {
+        // the breakpoint of a step over / step out: the stop is the end of that step
+        this.deleteEvent(ev.id);
+        reason = { kind: 'step' };
+      }
+    }
+    this.last = { reason, thread: stop.vcpu + 1, pc: this.machine.pc(stop.vcpu), seq: this.machine.seq };
+    return this.last;
   }
 
   /** Whether a hit of `ev` on `thread` stops the run (its test and condition hold). */

@@ -38,9 +38,9 @@
  */
 
 import { DbgError, errors } from '../../common/errors.js';
-import { X86_64Paging, cr3Root } from '../../arch/x86-64-paging.js';
+import { X86_64Paging, cr3Root, type Walk } from '../../arch/x86-64-paging.js';
 import type { Registers } from '../../arch/arch.js';
-import type { StopReason, Translation } from '../target.js';
+import type { PhysAddr, StopReason, Translation, TranslationStep, VirtAddr } from '../target.js';
 import { emuHooks, hookResult, HookStop, SPIN_LOG, SPIN_LOG_WORDS, SPIN_NONE, SPIN_WORDS, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
 import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
 import { makeFastEngine } from './fast-engine.js';
@@ -710,16 +710,7 @@ export class Machine implements ObservedMachine {
     if (!ps.longMode) return translate32((a, n) => this.readPhysical(a, n), virt & 0xffff_ffffn, ps.cr3, e.readReg(X86_REG.CR4));
     const w = this.paging.translate(cr3Root(ps.cr3), virt);
     if (w.fault !== undefined) return { virt, steps: w.steps, fault: w.fault };
-    // The steps of a successful walk are made only if asked for (::vtop): a memory read needs the
-    // physical address alone, and a gdb client reads memory at every stop.
-    return {
-      virt,
-      phys: w.phys,
-      pageSize: w.pageSize,
-      get steps() {
-        return w.steps;
-      },
-    };
+    return new WalkedTranslation(virt, w);
   }
 
   private physOf(vcpu: number, virt: bigint, length: number, what: string): bigint {
@@ -855,21 +846,51 @@ export class Machine implements ObservedMachine {
    * without a timer) is refused with a state error.
    */
   async run(step?: { vcpu: number; count: number }, alone?: number): Promise<MachineStop> {
+    return this.start(step, alone);
+  }
+
+  /**
+   * run(), but the stop itself when it came within the first few milliseconds' slices, as a single
+   * step's does: no promise, and no trip through the microtask queue for its caller either (the
+   * GDB server answers a stepi in the data event that brought it). Throws what run() rejects with.
+   */
+  start(step?: { vcpu: number; count: number }, alone?: number): MachineStop | Promise<MachineStop> {
     if (this.runningNow) throw errors.state('the guest is already running');
     if (this.closed) throw errors.state('the machine is closed');
     if (alone !== undefined) this.canRunAlone(alone);
     this.runningNow = true;
     this.interruptFlag = false;
     const stepLeft = step ? { vcpu: step.vcpu, left: step.count } : undefined;
+    let stop: MachineStop | undefined;
+    try {
+      stop = this.slices(stepLeft, alone);
+    } catch (e) {
+      this.runningNow = false;
+      throw e;
+    }
+    if (!stop) return this.runOn(stepLeft, alone);
+    this.runningNow = false;
+    return stop;
+  }
+
+  /** Slices for ~4 ms; the stop if one came. */
+  private slices(stepLeft: { vcpu: number; left: number } | undefined, alone: number | undefined): MachineStop | undefined {
+    const until = performance.now() + 4;
+    while (performance.now() < until) {
+      if (this.interruptFlag) return this.finish({ reason: { kind: 'interrupted' }, vcpu: alone ?? this.current });
+      const stop = this.slice(stepLeft, undefined, alone);
+      if (stop) return this.finish(stop);
+    }
+    return undefined;
+  }
+
+  /** The rest of a run that start() began: the event loop gets a turn every few milliseconds. */
+  private async runOn(stepLeft: { vcpu: number; left: number } | undefined, alone: number | undefined): Promise<MachineStop> {
     try {
       for (;;) {
-        const until = performance.now() + 4;
-        while (performance.now() < until) {
-          if (this.interruptFlag) return this.finish({ reason: { kind: 'interrupted' }, vcpu: alone ?? this.current });
-          const stop = this.slice(stepLeft, undefined, alone);
-          if (stop) return this.finish(stop);
-        }
         await new Promise<void>((r) => setImmediate(r));
+        const stop = this.slices(stepLeft, alone);
+        if (stop) return stop;
       }
     } finally {
       this.runningNow = false;
@@ -1435,3 +1456,26 @@ function memFaultName(type: number): string {
 }
 
 export { WATCH_EXEC, WATCH_READ, WATCH_WRITE };
+
+/**
+ * A successful walk as a Translation. Its steps are made only if asked for (::vtop): a memory read
+ * needs the physical address alone, and a gdb client reads memory at every stop. A class, so the
+ * getter is its prototype's: an object literal with a getter defined the accessor again at every
+ * translation, in V8's runtime.
+ */
+class WalkedTranslation implements Translation {
+  readonly phys: PhysAddr;
+  readonly pageSize: number;
+
+  constructor(
+    readonly virt: VirtAddr,
+    private readonly walk: Walk,
+  ) {
+    this.phys = walk.phys!;
+    this.pageSize = walk.pageSize!;
+  }
+
+  get steps(): readonly TranslationStep[] {
+    return this.walk.steps;
+  }
+}

@@ -132,7 +132,7 @@ export class LiveHistory {
     return this.replay;
   }
 
-  private async back(op: (t: ReplayTarget) => Promise<StopStatus>): Promise<StopStatus> {
+  private async back(op: (t: ReplayTarget) => StopStatus | Promise<StopStatus>): Promise<StopStatus> {
     const t = this.past ?? this.trace();
     const st = await op(t);
     this.past = t;
