@@ -2117,7 +2117,8 @@ static napi_value js_spin(napi_env env, napi_callback_info info) {
   if (!st) return NULL;
   napi_get_value_bool(env, argv[2], &write);
   if (write) {
-    c->spin_on = st[0] != 0;
+    /* (it reads the general registers in the CPU state: off where enable_features found none) */
+    c->spin_on = st[0] != 0 && c->env != 0;
     c->spin_base = st[1];
     c->spin_prev_end = st[2];
     c->spin_prev_pc = st[3];
