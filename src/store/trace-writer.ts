@@ -205,12 +205,13 @@ export class TraceWriter {
   private readonly port: MessagePort | undefined;
   private readonly side: WriterSide | undefined;
   private posted = 0;
-  /** Each chunk handed over and not known stored: the op count it was posted at, the bytes of its buffers. */
-  private readonly queued: { op: number; bytes: number }[] = [];
-  /** The bytes of the chunks in `queued`. */
-  private queuedBytes = 0;
-  /** Chunks handed over and maybe not stored yet: the op count they were posted at, their memory rows' and checkpoints' bytes. */
-  private readonly unstored: { op: number; bytes: number }[] = [];
+  /**
+   * Chunks handed over and maybe not stored yet, oldest first: the op count each was posted at,
+   * the bytes the trace is about to hold of it (stats), the bytes of its buffers (QUEUE_BUDGET).
+   */
+  private readonly unstored: { op: number; bytes: number; held: number }[] = [];
+  /** The `held` bytes of `unstored`. */
+  private heldBytes = 0;
   private readonly pendingInputs: StoredInput[] = [];
   private failed: WriteFailure | undefined;
   private closed = false;
@@ -291,8 +292,13 @@ export class TraceWriter {
   /** Wait until everything handed over is stored (or failed: see failure()). */
   drain(): void {
     this.waitFor(this.posted);
-    this.queued.length = 0;
-    this.queuedBytes = 0;
+    this.pruneStored();
+  }
+
+  /** Forget the chunks the writer's thread has stored. */
+  private pruneStored(): void {
+    const done = Atomics.load(this.i32, DONE);
+    while (this.unstored.length > 0 && this.unstored[0]!.op <= done) this.heldBytes -= this.unstored.shift()!.held;
   }
 
   /** RAM as it is when recording starts: its non-zero 4 KiB pages (their indexes in `ram` returned). */
@@ -328,22 +334,21 @@ export class TraceWriter {
     const record: ChunkRecord = { first, count, pcs, lineImages, log, logCap, ckpts, writes, lines, inputs: this.pendingInputs.splice(0), ...(images ? { images } : {}) };
     const stores = storesChunk(record);
     this.post({ k: 'chunk', c: record }, [...movable(pcs), ...movable(lineImages), ...movable(ckpts), ...(images ? movable(images.data) : [])]);
-    this.queued.push({ op: this.posted, bytes: held });
-    this.queuedBytes += held;
-    this.unstored.push({ op: this.posted, bytes });
+    this.unstored.push({ op: this.posted, bytes, held });
+    this.heldBytes += held;
     this.waitForQueue();
     return stores;
   }
 
   /** Wait until the chunks handed over and not stored are within QUEUE_BUDGET and MAX_QUEUED (the oldest stored first). */
   private waitForQueue(): void {
-    const done = Atomics.load(this.i32, DONE);
-    while (this.queued.length > 0 && this.queued[0]!.op <= done) this.queuedBytes -= this.queued.shift()!.bytes;
+    this.pruneStored();
+    const q = this.unstored;
     let k = 0;
-    for (let bytes = this.queuedBytes; k < this.queued.length && (bytes > QUEUE_BUDGET || this.queued.length - k > MAX_QUEUED); k++) bytes -= this.queued[k]!.bytes;
+    for (let bytes = this.heldBytes; k < q.length && (bytes > QUEUE_BUDGET || q.length - k > MAX_QUEUED); k++) bytes -= q[k]!.held;
     if (k === 0) return;
-    this.waitFor(this.queued[k - 1]!.op);
-    for (const q of this.queued.splice(0, k)) this.queuedBytes -= q.bytes;
+    this.waitFor(q[k - 1]!.op);
+    this.pruneStored();
   }
 
   /**
@@ -363,8 +368,7 @@ export class TraceWriter {
    * what the trace is about to hold), instructions stored, chunks stored.
    */
   stats(): { bytes: number; instructions: number; chunks: number } {
-    const done = Atomics.load(this.i32, DONE);
-    while (this.unstored.length > 0 && this.unstored[0]!.op <= done) this.unstored.shift();
+    this.pruneStored();
     const coming = this.unstored.reduce((n, u) => n + u.bytes, 0);
     return { bytes: Number(Atomics.load(this.i64, 2)) + coming, instructions: Number(Atomics.load(this.i64, 3)), chunks: Number(Atomics.load(this.i64, 4)) };
   }

@@ -141,66 +141,72 @@ export class StandardPc {
     }
   }
 
+  /** The device (its bit) that has `port`, or 0. */
+  private portDevice(port: number): number {
+    if (port >= COM1_PORT && port < COM1_PORT + 8) return UART;
+    if (this.pic.handles(port)) return PIC;
+    if (this.pit.handles(port)) return PIT;
+    if (this.cmos.handles(port)) return CMOS;
+    if (this.kbd.handles(port)) return KBD;
+    if (this.cga.handles(port)) return CGA;
+    if (this.ata.handles(port)) return ATA;
+    return 0;
+  }
+
   /** A port of one of these devices: its value; undefined when no device here has the port. */
   portIn(port: number, size: number, now: bigint): number | undefined {
-    if (port >= COM1_PORT && port < COM1_PORT + 8) {
-      this.touch(UART);
-      return this.uart.read(port - COM1_PORT);
+    const d = this.portDevice(port);
+    this.touch(d);
+    switch (d) {
+      case UART:
+        return this.uart.read(port - COM1_PORT);
+      case PIC:
+        return this.pic.in(port);
+      case PIT:
+        return this.pit.in(port, now);
+      case CMOS:
+        return this.cmos.in(port, now);
+      case KBD:
+        return this.kbd.in(port);
+      case CGA:
+        return this.cga.in(port);
+      case ATA:
+        return this.ata.in(port, size);
+      default:
+        return undefined;
     }
-    if (this.pic.handles(port)) {
-      this.touch(PIC);
-      return this.pic.in(port);
-    }
-    if (this.pit.handles(port)) {
-      this.touch(PIT);
-      return this.pit.in(port, now);
-    }
-    if (this.cmos.handles(port)) {
-      this.touch(CMOS);
-      return this.cmos.in(port, now);
-    }
-    if (this.kbd.handles(port)) {
-      this.touch(KBD);
-      return this.kbd.in(port);
-    }
-    if (this.cga.handles(port)) {
-      this.touch(CGA);
-      return this.cga.in(port);
-    }
-    if (this.ata.handles(port)) {
-      this.touch(ATA);
-      return this.ata.in(port, size);
-    }
-    return undefined;
   }
 
   /** False when no device here has the port. */
   portOut(port: number, size: number, value: number, now: bigint): boolean {
+    const d = this.portDevice(port);
+    this.touch(d);
     const v = value & 0xff;
-    if (port >= COM1_PORT && port < COM1_PORT + 8) {
-      this.touch(UART);
-      this.uart.write(port - COM1_PORT, v);
-    } else if (this.pic.handles(port)) {
-      this.touch(PIC);
-      this.pic.out(port, v);
-    } else if (this.pit.handles(port)) {
-      this.touch(PIT);
-      this.pit.out(port, v, now);
-    } else if (this.cmos.handles(port)) {
-      this.touch(CMOS);
-      this.cmos.out(port, v);
-    } else if (this.kbd.handles(port)) {
-      this.touch(KBD);
-      this.kbd.out(port, v);
-    } else if (this.cga.handles(port)) {
-      this.touch(CGA);
-      this.cga.out(port, v);
-    } else if (this.ata.handles(port)) {
-      this.touch(ATA);
-      this.ata.out(port, size, value);
-    } else if (port === 0x80 || port === 0x92 || port === 0x22 || port === 0x23) return true; // POST codes, fast A20, IMCR
-    else return false;
-    return true;
+    switch (d) {
+      case UART:
+        this.uart.write(port - COM1_PORT, v);
+        return true;
+      case PIC:
+        this.pic.out(port, v);
+        return true;
+      case PIT:
+        this.pit.out(port, v, now);
+        return true;
+      case CMOS:
+        this.cmos.out(port, v);
+        return true;
+      case KBD:
+        this.kbd.out(port, v);
+        return true;
+      case CGA:
+        this.cga.out(port, v);
+        return true;
+      case ATA:
+        this.ata.out(port, size, value);
+        return true;
+      default:
+        return port === 0x80 || port === 0x92 || port === 0x22 || port === 0x23; // POST codes, fast A20, IMCR
+    }
   }
 
   private mmioCheck(what: string, vcpu: number, off: number, size: number, write: boolean): boolean {
@@ -299,37 +305,40 @@ export class StandardPc {
     this.changed |= bits;
   }
 
+  /** Each device's bit, its name in save()'s state, and how it saves itself. */
+  private readonly parts: readonly (readonly [number, string, () => unknown])[] = [
+    [PIC, 'pic', () => this.pic.save()],
+    [PIT, 'pit', () => this.pit.save()],
+    [CMOS, 'cmos', () => this.cmos.save()],
+    [UART, 'uart', () => this.uart.save()],
+    [KBD, 'kbd', () => this.kbd.save()],
+    [CGA, 'cga', () => this.cga.save()],
+    [ATA, 'ata', () => this.ata.save()],
+    [IOAPIC, 'ioapic', () => this.ioapic.save()],
+    [LAPICS, 'lapics', () => this.lapics.map((l) => l.save())],
+  ];
+
   /**
    * The devices' state, each device's shared with the save before when no call marked it since
-   * (states are never changed once saved: load() copies from them).
+   * (states are never changed once saved: load() copies from them). With checkSaves, each state
+   * shared is checked against the device's own save: one that differs means a call marks too
+   * little (saveMismatch).
    */
   save(): unknown {
     const before = this.saved;
-    const c = before ? this.changed : ALL;
-    const part = (bit: number, name: string, save: () => unknown): unknown => (c & bit || !before ? save() : before[name]);
-    const now: Record<string, unknown> = {
-      pic: part(PIC, 'pic', () => this.pic.save()),
-      pit: part(PIT, 'pit', () => this.pit.save()),
-      cmos: part(CMOS, 'cmos', () => this.cmos.save()),
-      uart: part(UART, 'uart', () => this.uart.save()),
-      kbd: part(KBD, 'kbd', () => this.kbd.save()),
-      cga: part(CGA, 'cga', () => this.cga.save()),
-      ata: part(ATA, 'ata', () => this.ata.save()),
-      ioapic: part(IOAPIC, 'ioapic', () => this.ioapic.save()),
-      lapics: part(LAPICS, 'lapics', () => this.lapics.map((l) => l.save())),
-    };
-    if (StandardPc.checkSaves) this.checkShared(now);
+    const now: Record<string, unknown> = {};
+    for (const [bit, name, save] of this.parts) {
+      if (!before || this.changed & bit) now[name] = save();
+      else {
+        now[name] = before[name];
+        if (StandardPc.checkSaves && !isDeepStrictEqual(save(), now[name])) {
+          StandardPc.saveMismatch ??= `StandardPc.save: the ${name} state shared with the save before is not the device's now (a call changed it without marking it)`;
+        }
+      }
+    }
     this.saved = now;
     this.changed = 0;
     return now;
-  }
-
-  /** (checkSaves) Each state save() shared equals the device's own save now: else a call marks too little. */
-  private checkShared(now: Record<string, unknown>): void {
-    const fresh: Record<string, unknown> = { pic: this.pic.save(), pit: this.pit.save(), cmos: this.cmos.save(), uart: this.uart.save(), kbd: this.kbd.save(), cga: this.cga.save(), ata: this.ata.save(), ioapic: this.ioapic.save(), lapics: this.lapics.map((l) => l.save()) };
-    for (const k of Object.keys(fresh)) {
-      if (!isDeepStrictEqual(fresh[k], now[k])) StandardPc.saveMismatch ??= `StandardPc.save: the ${k} state shared with the save before is not the device's now (a call changed it without marking it)`;
-    }
   }
 
   load(s: unknown): void {
