@@ -36,14 +36,21 @@ export { freePort };
 export async function qemuGdbstub(system: 'i386' | 'x86_64', kernel: string): Promise<{ port: number; stop: () => void }> {
   const port = await freePort();
   const child: ChildProcess = spawn(`qemu-system-${system}`, ['-kernel', kernel, '-display', 'none', '-nodefaults', '-m', '64', '-S', '-gdb', `tcp:127.0.0.1:${port}`], { stdio: 'ignore' });
-  // Wait until the stub listens.
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  // Wait until the stub listens: up to 30 s (a QEMU starting beside a busy test run took over
+  // the 5 s this waited before, and the test then met "connection refused").
+  for (let i = 0; ; i++) {
+    const listening = await new Promise<boolean>((resolve) => {
       const s = createServer();
       s.once('error', () => resolve(true));
       s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
     });
-    if (ok) break;
+    if (listening) break;
+    if (exited || i >= 600) {
+      child.kill('SIGTERM');
+      throw new Error(`qemu-system-${system} ${exited ? 'exited before its gdb stub listened' : 'did not listen on its gdb stub in 30 s'} (port ${port})`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   return { port, stop: () => child.kill('SIGTERM') };
