@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "seen.h"
 
 static pthread_key_t key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -71,9 +72,10 @@ napi_value fn_deflate_raw(napi_env env, napi_callback_info info) {
  * (page indexes into `ram`) as the trace's page images, for the writer's thread: per page its
  * index (32-bit little-endian), a 16-bit length n and n bytes of raw DEFLATE, or n = 0 and the
  * page's 4096 bytes (which the writer deflates with libdeflate). `seen` has a byte per page of
- * RAM, set for the pages whose image the trace holds (ram_init's and every one packed): a page
- * never seen that is still all zero is left out (a reader takes a page no image holds for zero),
- * as are the other 511 pages of a fresh transparent huge page (recorder.c, dirty pages).
+ * RAM: SEEN_IMAGE for the pages whose image the trace holds (ram_init's and every one packed). A
+ * page of none that is still all zero is left out (a reader takes a page no image holds for
+ * zero), as are the other 511 pages of a fresh transparent huge page (recorder.c, dirty pages):
+ * the first time, it is marked SEEN_ZERO for dirtyRelease.
  *
  * A guest that boots writes much of its RAM with fills (xv6 fills each of its 57,000 free pages
  * with 1s, Linux zeroes them): libdeflate costs ~19 us a page whatever it holds (level 1 clears
@@ -205,8 +207,11 @@ napi_value fn_pack_pages(napi_env env, napi_callback_info info) {
   for (size_t k = 0; k < nat; k++) {
     uint32_t p = pages[k];
     const uint8_t *page = (const uint8_t *)ram + (size_t)p * PACK_PAGE;
-    if (!seen[p] && zero_page(page)) continue;
-    seen[p] = 1;
+    if (seen[p] != SEEN_IMAGE && zero_page(page)) {
+      if (seen[p] == SEEN_NONE) seen[p] = SEEN_ZERO;
+      continue;
+    }
+    seen[p] = SEEN_IMAGE;
     memcpy(buf + n, &p, 4); /* little-endian: x86-64 and arm64 hosts */
     size_t m = pack_runs(page, buf + n + 6, RUN_BUDGET);
     if (m) {

@@ -68,6 +68,7 @@
 #include <node_api.h>
 #include "../common/napi-args.h"
 #include "decode.h"
+#include "seen.h"
 #include "../common/block-sink.h"
 #include <stdint.h>
 #include <stdio.h>
@@ -1818,7 +1819,7 @@ static void dirty_stop(Rec *r) {
   r->dirty_len = 0;
 }
 
-static long dirty_scan(Rec *r);
+static long dirty_scan(Rec *r, bool protect, uint64_t at_most);
 
 /* Start tracking writes to [at, at + len): NULL, or why not (into `why`). */
 static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, size_t n) {
@@ -1856,7 +1857,7 @@ static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, siz
   r->dirty_at = at;
   r->dirty_len = len;
   /* the pages populated now protected (a scan: the pages it lists are the RAM as it starts) */
-  if (dirty_scan(r) < 0) {
+  if (dirty_scan(r, true, 0) < 0) {
     snprintf(why, n, "PAGEMAP_SCAN: %s", strerror(errno));
     dirty_stop(r);
     return why;
@@ -1864,12 +1865,19 @@ static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, siz
   return NULL;
 }
 
-/* The written pages (ascending indexes into the range) into r->dirty, protected again: their count, or -1 (errno). */
-static long dirty_scan(Rec *r) {
+/*
+ * The written pages (ascending indexes into the range) into r->dirty: their count, or -1 (errno).
+ * `protect`: protected again in the same scan; else left as they are, and the scan stops once it
+ * has found more than `at_most` pages (dirtyCount's look, which must not protect what the guest
+ * goes on writing: a page protected mid-chunk costs a second fault, and a huge page being filled
+ * is split and then faults once per 4 KiB page).
+ */
+static long dirty_scan(Rec *r, bool protect, uint64_t at_most) {
   struct page_region vec[256];
   struct pm_scan_arg a = {
       .size = sizeof a,
-      .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+      .flags = protect ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0,
+      .max_pages = protect ? 0 : at_most + 1,
       .start = r->dirty_at,
       .end = r->dirty_at + r->dirty_len,
       .vec = (uint64_t)(uintptr_t)vec,
@@ -1903,7 +1911,7 @@ static long dirty_scan(Rec *r) {
       for (size_t k = 0; k < pages; k++) r->dirty[count++] = first + (uint32_t)k;
     }
     /* the scan stops early when the vector is full: on from where it stopped */
-    if (a.walk_end >= a.end) return (long)count;
+    if (a.walk_end >= a.end || (!protect && count > at_most)) return (long)count;
     if (a.walk_end <= a.start) {
       errno = EIO;
       return -1;
@@ -1954,7 +1962,7 @@ static napi_value fn_dirty_pages(napi_env env, napi_callback_info info) {
   Rec *r = handle_only(env, info);
   if (!r) return NULL;
   if (r->uffd < 0) return throw_err(env, "dirtyPages: no RAM is tracked (dirtyTrack first)");
-  long n = dirty_scan(r);
+  long n = dirty_scan(r, true, 0);
   if (n < 0) {
     char msg[120];
     snprintf(msg, sizeof msg, "dirtyPages: PAGEMAP_SCAN: %s", strerror(errno));
@@ -1965,6 +1973,83 @@ static napi_value fn_dirty_pages(napi_env env, napi_callback_info info) {
   CALL(napi_create_arraybuffer(env, (size_t)n * 4, &d, &ab));
   if (n) memcpy(d, r->dirty, (size_t)n * 4);
   CALL(napi_create_typedarray(env, napi_uint32_array, (size_t)n, ab, 0, &out));
+  return out;
+}
+
+/*
+ * dirtyCount(h, atMost) -> number: how many tracked pages were written since dirtyTrack or the
+ * last dirtyPages, counted up to atMost + 1 (the scan stops there); nothing is protected.
+ */
+static napi_value fn_dirty_count(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  double at_most;
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Rec *r = get_rec(env, argv[0]);
+  if (!r) return NULL;
+  if (argc < 2 || napi_get_value_double(env, argv[1], &at_most) != napi_ok || !(at_most >= 0 && at_most <= 1e9))
+    return throw_err(env, "dirtyCount(handle, atMost: number): bad arguments");
+  if (r->uffd < 0) return throw_err(env, "dirtyCount: no RAM is tracked (dirtyTrack first)");
+  long n = dirty_scan(r, false, (uint64_t)at_most);
+  if (n < 0) {
+    char msg[120];
+    snprintf(msg, sizeof msg, "dirtyCount: PAGEMAP_SCAN: %s", strerror(errno));
+    return throw_err(env, msg);
+  }
+  napi_value out;
+  CALL(napi_create_double(env, (double)n, &out));
+  return out;
+}
+
+/*
+ * dirtyRelease(h, at: Uint32Array, seen: Uint8Array) -> number: of the pages `at` (ascending
+ * indexes, as dirtyPages listed them), those packPages left out as still zero for the first time
+ * (SEEN_ZERO) are unprotected and marked SEEN_RELEASED; how many.
+ *
+ * A scan protects a transparent huge page whole, and a guest filling memory page by page (xv6's
+ * kinit writes 57,000 pages in order) is cut mid-way through one at most chunk ends: its next
+ * write splits the huge page and each of the pages it has yet to fill faults on its own (xv6's
+ * recorded boot: ~30,000 faults). Those pages are still zero and have no image, so leaving them
+ * unprotected loses nothing: the next scan lists them as written and packPages looks at them
+ * again. Once only, so a page that stays zero is not listed by every scan.
+ */
+static napi_value fn_dirty_release(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  void *at, *seenp;
+  size_t nat, nseen;
+  napi_typedarray_type tat, tseen;
+  CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Rec *r = get_rec(env, argv[0]);
+  if (!r) return NULL;
+  if (argc < 3 || napi_get_typedarray_info(env, argv[1], &tat, &nat, &at, NULL, NULL) != napi_ok || tat != napi_uint32_array ||
+      napi_get_typedarray_info(env, argv[2], &tseen, &nseen, &seenp, NULL, NULL) != napi_ok || tseen != napi_uint8_array)
+    return throw_err(env, "dirtyRelease(handle, at: Uint32Array, seen: Uint8Array): bad arguments");
+  if (r->uffd < 0) return throw_err(env, "dirtyRelease: no RAM is tracked (dirtyTrack first)");
+  const uint32_t *pages = at;
+  uint8_t *seen = seenp;
+  uint64_t tracked = r->dirty_len / DIRTY_PAGE;
+  if (nseen < tracked) return throw_err(env, "dirtyRelease: `seen` has fewer bytes than the RAM has pages");
+  double released = 0;
+  for (size_t k = 0; k < nat;) {
+    if (pages[k] >= tracked) return throw_err(env, "dirtyRelease: a page index lies outside the RAM");
+    if (seen[pages[k]] != SEEN_ZERO) {
+      k++;
+      continue;
+    }
+    /* a run of consecutive pages, one ioctl */
+    size_t j = k;
+    while (j < nat && pages[j] - pages[k] == j - k && pages[j] < tracked && seen[pages[j]] == SEEN_ZERO) seen[pages[j++]] = SEEN_RELEASED;
+    struct uffdio_writeprotect wp = {.range = {r->dirty_at + (uint64_t)pages[k] * DIRTY_PAGE, (uint64_t)(j - k) * DIRTY_PAGE}, .mode = 0};
+    if (ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
+      char msg[120];
+      snprintf(msg, sizeof msg, "dirtyRelease: UFFDIO_WRITEPROTECT: %s", strerror(errno));
+      return throw_err(env, msg);
+    }
+    released += (double)(j - k);
+    k = j;
+  }
+  CALL(napi_create_double(env, released, &out));
   return out;
 }
 
@@ -2354,6 +2439,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pageWalk", 0, fn_page_walk, 0, 0, 0, napi_default, 0},
       {"dirtyTrack", 0, fn_dirty_track, 0, 0, 0, napi_default, 0},
       {"dirtyPages", 0, fn_dirty_pages, 0, 0, 0, napi_default, 0},
+      {"dirtyCount", 0, fn_dirty_count, 0, 0, 0, napi_default, 0},
+      {"dirtyRelease", 0, fn_dirty_release, 0, 0, 0, napi_default, 0},
       {"dirtyStop", 0, fn_dirty_stop, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -233,27 +233,17 @@ export class EmulatorRecorder implements ExecutionObserver {
     const ran = next - this.chunkFirst;
     if (ran < BigInt(this.chunkTarget)) return;
     if (this.lazy && this.opts.chunkTarget === undefined && ran < BigInt(CHUNK_TARGET.eager)) {
-      // one look at the pages written so far (see FEW_PAGES): many, on to the eager target; few,
-      // the cut is here, with them (nothing ran since the look)
-      if (this.early) return;
-      this.early = this.n.dirtyPages(this.h);
-      if (this.early.length <= FEW_PAGES) this.cut(this.early);
-      return;
+      // a look at how many pages were written so far (see FEW_PAGES), protecting none: many, on
+      // to the eager target; few, the cut is here
+      if (this.looked) return;
+      this.looked = true;
+      if (this.n.dirtyCount(this.h, FEW_PAGES) > FEW_PAGES) return;
     }
     this.cut();
   }
 
-  /** The pages the open lazy chunk had written when afterSlice looked (FEW_PAGES), until the chunk is cut. */
-  private early: Uint32Array | undefined;
-
-  /** The pages the open lazy chunk wrote: those it had when afterSlice looked and those since. */
-  private writtenPages(lookedNow?: Uint32Array): Uint32Array {
-    const early = this.early;
-    this.early = undefined;
-    if (lookedNow) return lookedNow;
-    const now = this.n.dirtyPages(this.h);
-    return early ? unionPages(early, now) : now;
-  }
+  /** afterSlice looked at the open lazy chunk's written pages (FEW_PAGES), until the chunk is cut. */
+  private looked = false;
 
   onStop(seq: bigint, vcpu: number, reason: StopReason): void {
     if (this.writeFailed()) return;
@@ -329,7 +319,7 @@ export class EmulatorRecorder implements ExecutionObserver {
   }
 
   /** The open chunk handed to the writer (stored on its thread while the guest runs on). */
-  private cut(lookedNow?: Uint32Array): void {
+  private cut(): void {
     if (this.writeFailed()) return;
     const last = this.n.lastStep(this.h);
     const c = this.n.cut(this.h);
@@ -346,8 +336,12 @@ export class EmulatorRecorder implements ExecutionObserver {
       });
     }
     // A lazy-rows chunk: the pages written in it (guest, host and debugger writes alike), as they are at its end.
-    const written = this.lazy ? this.writtenPages(lookedNow) : undefined;
-    if (this.writer.writeChunk(c, written && this.pageImages(written)) && written) this.stored.push({ first: c.first, pages: written });
+    this.looked = false;
+    const written = this.lazy ? this.n.dirtyPages(this.h) : undefined;
+    const images = written && this.pageImages(written);
+    // the pages still zero that a scan protected with the written ones (a huge page being filled)
+    if (written) this.n.dirtyRelease(this.h, written, this.seen);
+    if (this.writer.writeChunk(c, images) && written) this.stored.push({ first: c.first, pages: written });
     this.chunkFirst = this.n.seq(this.h);
     if (c.count > 0) this.lastStored = last ? { seq: Number(this.chunkFirst) - 1, pc: last[0], vcpu: last[1] } : undefined;
     this.opts.onProgress?.({ instructions: this.chunkFirst, bytes: this.writer.stats().bytes });

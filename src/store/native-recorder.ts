@@ -129,6 +129,16 @@ export interface NativeRecorder {
   dirtyTrack(h: RecorderHandle, ram: Buffer): string | undefined;
   /** Indexes (byte offset / 4096) of the tracked pages written since dirtyTrack or the last call, ascending. */
   dirtyPages(h: RecorderHandle): Uint32Array;
+  /**
+   * How many tracked pages were written since dirtyTrack or the last dirtyPages, counted up to
+   * atMost + 1; unlike dirtyPages it protects nothing (the guest writes on unhindered).
+   */
+  dirtyCount(h: RecorderHandle, atMost: number): number;
+  /**
+   * Of the pages `at` (as dirtyPages listed them), those packPages left out as still zero for
+   * the first time (`seen`) are unprotected and marked released: how many (recorder.c).
+   */
+  dirtyRelease(h: RecorderHandle, at: Uint32Array, seen: Uint8Array): number;
   /** Tracking ends (also when the recorder is collected); harmless when not tracking. */
   dirtyStop(h: RecorderHandle): void;
 }

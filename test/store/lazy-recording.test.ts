@@ -105,6 +105,56 @@ describe.runIf(tracking)('dirty page tracking', () => {
     n.dirtyStop(h);
   });
 
+  it('counts written pages without protecting them (dirtyCount), up to the bound asked', () => {
+    const h = n.create(0);
+    const ram = emuHooks().allocRam(4 << 20);
+    ram.fill(1);
+    expect(n.dirtyTrack(h, ram)).toBeUndefined();
+    expect(n.dirtyCount(h, 8)).toBe(0);
+    for (let p = 0; p < 20; p++) ram[p * 4096] = 2;
+    expect(n.dirtyCount(h, 8)).toBe(9); // the scan stops past the bound
+    expect(n.dirtyCount(h, 100)).toBe(20);
+    // nothing was protected by the counts: every page written since the last dirtyPages is listed
+    ram[30 * 4096] = 2;
+    expect([...n.dirtyPages(h)]).toEqual([...Array.from({ length: 20 }, (_, i) => i), 30]);
+    expect(n.dirtyCount(h, 8)).toBe(0);
+    expect(() => n.dirtyCount(h, -1)).toThrow('dirtyCount(handle, atMost: number): bad arguments');
+    n.dirtyStop(h);
+    expect(() => n.dirtyCount(h, 8)).toThrow('dirtyCount: no RAM is tracked (dirtyTrack first)');
+  });
+
+  it('lifts the protection of pages left out as zero, once (dirtyRelease): they read as written at the next scan', () => {
+    const h = n.create(0);
+    const ram = emuHooks().allocRam(8 << 20);
+    const seen = new Uint8Array(ram.length / 4096);
+    expect(n.dirtyTrack(h, ram)).toBeUndefined();
+    // a fill that stops mid-way through a fresh (huge) page: the scan lists the rest of it too
+    ram.fill(1, 2 << 20, (2 << 20) + 10 * 4096);
+    const first = n.dirtyPages(h);
+    expect([...first.slice(0, 10)]).toEqual(Array.from({ length: 10 }, (_, i) => 512 + i));
+    n.packPages(ram, first, seen);
+    const left = first.filter((p) => seen[p] === 2).length; // SEEN_ZERO
+    expect(left).toBe(first.length - 10);
+    expect(n.dirtyRelease(h, first, seen)).toBe(left);
+    expect(first.filter((p) => seen[p] === 3).length).toBe(left); // SEEN_RELEASED
+    // the released pages read as written at the next scan (whether or not they were), the ten
+    // filled ones only when written again
+    ram.fill(1, (2 << 20) + 10 * 4096, (2 << 20) + 20 * 4096);
+    const second = n.dirtyPages(h);
+    expect(second.length).toBe(left);
+    expect(second[0]).toBe(522);
+    n.packPages(ram, second, seen);
+    // still zero a second time: stays protected (a page that stays zero is not listed by every scan)
+    expect(n.dirtyRelease(h, second, seen)).toBe(0);
+    expect([...n.dirtyPages(h)]).toEqual([]);
+    ram[(2 << 20) + 100 * 4096] = 5;
+    expect([...n.dirtyPages(h)]).toEqual([612]);
+    expect(() => n.dirtyRelease(h, Uint32Array.of(1 << 20), seen)).toThrow('dirtyRelease: a page index lies outside the RAM');
+    expect(() => n.dirtyRelease(h, first, new Uint8Array(3))).toThrow('dirtyRelease: `seen` has fewer bytes than the RAM has pages');
+    expect(() => n.dirtyRelease(h, [1] as never, seen)).toThrow('dirtyRelease(handle, at: Uint32Array, seen: Uint8Array): bad arguments');
+    n.dirtyStop(h);
+  });
+
   it('refuses what is not page-aligned RAM with a reason', () => {
     const h = n.create(0);
     expect(n.dirtyTrack(h, Buffer.alloc(10_000))).toMatch(/4 KiB/);

@@ -69,16 +69,19 @@ describe('packPages', () => {
     expect(got.map((r) => (r.raw ? 'raw' : r.deflated!.length < 64 ? 'small' : 'large'))).toEqual(['small', 'raw', 'small', 'small']);
   });
 
-  it('leaves out pages never seen that are still zero, and marks every page it packs seen', () => {
-    const ram = Buffer.alloc(4 * 4096);
+  it('leaves out pages never seen that are still zero (marked so, once), and marks every page it packs seen', () => {
+    const ram = Buffer.alloc(5 * 4096);
     ram[4096 * 2] = 1;
-    const seen = Uint8Array.of(0, 1, 0, 0);
-    const images = pageImagesOf(ram, 0x100000n, Uint32Array.of(0, 1, 2, 3), seen);
+    // (native/recorder/seen.h: 0 none, 1 an image, 2 left out as zero, 3 released)
+    const seen = Uint8Array.of(0, 1, 0, 0, 3);
+    const images = pageImagesOf(ram, 0x100000n, Uint32Array.of(0, 1, 2, 3, 4), seen);
     // page 1 is zero but was seen (an image of it was not zero): its zero image is a change
     expect(images.pages).toEqual([0x101, 0x102]);
-    expect([...seen]).toEqual([0, 1, 1, 0]);
+    expect([...seen]).toEqual([2, 1, 1, 2, 3]);
     ram[4096 * 2] = 0; // seen now: zero again is stored
-    expect(pageImagesOf(ram, 0x100000n, Uint32Array.of(2, 3), seen).pages).toEqual([0x102]);
+    ram[4096 * 4] = 1; // released, then written
+    expect(pageImagesOf(ram, 0x100000n, Uint32Array.of(0, 2, 3, 4), seen).pages).toEqual([0x102, 0x104]);
+    expect([...seen]).toEqual([2, 1, 1, 2, 1]);
   });
 
   it('refuses bad arguments with a reason', () => {
