@@ -155,6 +155,17 @@ export class Vcpu {
  * state follows from the instruction count: the running vCPU has executed and used up its quantum
  * by as many instructions.
  */
+/** A vCPU's scheduling state in a slice's mark (shared by the marks after it while it stays so). */
+interface VcpuMark {
+  readonly run: VcpuRun;
+  readonly executed: bigint;
+  readonly timerPeriod: number;
+  readonly timerNext: bigint;
+  readonly skipPc: bigint | undefined;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 interface DeviceMark {
   /** The position the mark holds the state at (before instruction `seq` runs). */
   readonly seq: bigint;
@@ -163,7 +174,7 @@ interface DeviceMark {
     readonly left: number;
     /** The vCPU the slice runs when it is not `current` (a run of one vCPU alone: see `run`). */
     readonly alone?: number;
-    readonly vcpus: readonly { run: VcpuRun; executed: bigint; timerPeriod: number; timerNext: bigint; skipPc: bigint | undefined }[];
+    readonly vcpus: readonly VcpuMark[];
     /** The spin detector before the slice (spinSaved: undefined for a quantum not begun)... */
     readonly spinBefore: BigUint64Array | undefined;
     /** ...and as the slice ran with it (after a new quantum's start, an interrupt). */
@@ -180,6 +191,12 @@ interface Point {
   begin: bigint;
   end: bigint;
   bits: number;
+}
+
+/** The words of `a` and `b` are equal, but for words `i` and `j`. */
+function sameBut(a: Uint32Array, b: Uint32Array, i: number, j: number): boolean {
+  for (let k = 0; k < a.length; k++) if (k !== i && k !== j && a[k] !== b[k]) return false;
+  return true;
 }
 
 export class Machine implements ObservedMachine {
@@ -222,6 +239,13 @@ export class Machine implements ObservedMachine {
   private readonly regs = new BigUint64Array(3);
   /** The current quantum's spin detector (emu-hooks.ts, SPIN_WORDS), from slice to slice. */
   private readonly spin = new BigUint64Array(SPIN_WORDS);
+  /** `spin` as 32-bit words: read without making a BigInt of each word. */
+  private readonly spinWords = new Uint32Array(this.spin.buffer);
+  /**
+   * The last canonical copy spinCanonical made, and its words: handed out again while the detector
+   * is the same (a recorded 2-vCPU guest asks at every slice, and each copy is an ArrayBuffer).
+   */
+  private spinCopy: { spin: BigUint64Array; words: Uint32Array } | undefined;
   /** The current quantum has not run yet: its first slice sets the detector up (spinStart). */
   private spinFresh = true;
 
@@ -490,27 +514,38 @@ export class Machine implements ObservedMachine {
    */
   private spinMarks: { seq: bigint; snapshot: BigUint64Array }[] = [];
 
+  /**
+   * The vCPUs' scheduling state for a slice's mark: the entries of the mark before where a vCPU's
+   * is the same (every vCPU but the one that ran, most slices), so that marks share them.
+   */
+  private vcpuMarks(skip?: { vcpu: number; pc: bigint }): VcpuMark[] {
+    const before = this.vcpusMarked;
+    let same = before?.length === this.vcpus.length;
+    const now = this.vcpus.map((v, i) => {
+      const skipPc = skip ? (skip.vcpu === v.index ? skip.pc : v.skipPc) : v.skipPc;
+      const b = before?.[i];
+      if (b && b.run === v.run && b.executed === v.executed && b.timerPeriod === v.timerPeriod && b.timerNext === v.timerNext && b.skipPc === skipPc) return b;
+      same = false;
+      return { run: v.run, executed: v.executed, timerPeriod: v.timerPeriod, timerNext: v.timerNext, skipPc };
+    });
+    if (same) return before!;
+    this.vcpusMarked = now;
+    return now;
+  }
+
+  private vcpusMarked: VcpuMark[] | undefined;
+
   /** A slice starts (or the marks start): the whole device and scheduler state. */
   private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number, spinBefore = this.spinSaved(), spinRun?: BigUint64Array, spinLooked = false): void {
     if (!this.marks) return;
     this.trimMarks();
+    const slice: Mutable<NonNullable<DeviceMark['slice']>> = { current: this.current, left: this.left, spinBefore, vcpus: this.vcpuMarks(skip) };
+    if (alone !== undefined && alone !== this.current) slice.alone = alone;
+    if (spinRun) slice.spinRun = spinRun;
+    if (spinLooked) slice.spinLooked = true;
     this.marks.push({
       seq: this.seqNow,
-      slice: {
-        current: this.current,
-        left: this.left,
-        ...(alone !== undefined && alone !== this.current ? { alone } : {}),
-        spinBefore,
-        ...(spinRun ? { spinRun } : {}),
-        ...(spinLooked ? { spinLooked } : {}),
-        vcpus: this.vcpus.map((v) => ({
-          run: v.run,
-          executed: v.executed,
-          timerPeriod: v.timerPeriod,
-          timerNext: v.timerNext,
-          skipPc: skip ? (skip.vcpu === v.index ? skip.pc : v.skipPc) : v.skipPc,
-        })),
-      },
+      slice,
       uart: this.boardState(),
       consoleLength: this.consoleLength(),
     });
@@ -973,9 +1008,14 @@ export class Machine implements ObservedMachine {
    * slice's base is left out (it follows from `left`).
    */
   private spinCanonical(spin: BigUint64Array, left: number): BigUint64Array {
-    if (spin[0] === 0n || BigInt(this.quantum - left) >= spin[6]!) return SPIN_IDLE;
+    const w = spin === this.spin ? this.spinWords : new Uint32Array(spin.buffer, spin.byteOffset, 2 * SPIN_WORDS);
+    // (word 0: on or off; word 6: the end of the window, within a quantum: both small)
+    if ((w[0] === 0 && w[1] === 0) || this.quantum - left >= w[12]! + w[13]! * 2 ** 32) return SPIN_IDLE;
+    const copy = this.spinCopy;
+    if (copy && sameBut(w, copy.words, 2, 3)) return copy.spin;
     const s = spin.slice();
     s[1] = 0n;
+    this.spinCopy = { spin: s, words: new Uint32Array(s.buffer) };
     return s;
   }
 
