@@ -41,7 +41,8 @@ import { DbgError, errors } from '../../common/errors.js';
 import { X86_64Paging, cr3Root, type Walk } from '../../arch/x86-64-paging.js';
 import type { Registers } from '../../arch/arch.js';
 import type { PhysAddr, StopReason, Translation, TranslationStep, VirtAddr } from '../target.js';
-import { emuHooks, hookResult, HookStop, SPIN_LOG, SPIN_LOG_WORDS, SPIN_NONE, SPIN_WORDS, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
+import { SpinSnapshots } from './spin-snapshots.js';
+import { emuHooks, hookResult, HookStop, SPIN_NONE, SPIN_WORDS, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
 import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
 import { makeFastEngine } from './fast-engine.js';
 import { unicornVersion, UnicornEngine, UC, X86_REG } from './unicorn.js';
@@ -497,22 +498,15 @@ export class Machine implements ObservedMachine {
     if (from > 0) {
       marks.splice(0, from);
       this.marksTrimmed = true;
-      const first = marks[0]!.seq;
-      let k = 0;
-      while (k < this.spinMarks.length && this.spinMarks[k]!.seq < first) k++;
-      this.spinMarks.splice(0, k);
+      this.spinMarks.dropBefore(marks[0]!.seq);
     }
   }
 
   /** Whether trimMarks dropped marks (older positions cannot be put back). */
   private marksTrimmed = false;
 
-  /**
-   * The snapshots the spin detector took inside slices, while marks are kept: a position inside
-   * a slice has the detector of its slice's start (spinRun) with the snapshots taken before it
-   * (see rewind). In seq order.
-   */
-  private spinMarks: { seq: bigint; snapshot: BigUint64Array }[] = [];
+  /** The snapshots the spin detector took inside slices, while marks are kept (see rewind). */
+  private readonly spinMarks = new SpinSnapshots();
 
   /**
    * The vCPUs' scheduling state for a slice's mark: the entries of the mark before where a vCPU's
@@ -617,25 +611,23 @@ export class Machine implements ObservedMachine {
       this.spin[3] = pc;
     }
     marks.length = n;
-    let k = this.spinMarks.length;
-    while (k > 0 && this.spinMarks[k - 1]!.seq >= seq) k--;
-    this.spinMarks.length = k;
+    this.spinMarks.dropFrom(seq);
     this.markSlice();
   }
 
   /**
    * The spin detector at `seq` inside the slice that began at `from` (its mark `sl`): as the slice
-   * began, with the snapshots it took before `seq`; its previous instruction is put in by rewind.
+   * began, with the last snapshot it took before `seq`; its previous instruction is put in by rewind.
    */
   private spinInside(from: bigint, seq: bigint, sl: NonNullable<DeviceMark['slice']>): BigUint64Array | undefined {
     const run = sl.spinRun ?? sl.spinBefore;
     if (!run || !sl.spinLooked) return run;
     const s = run.slice();
-    for (const m of this.spinMarks) {
-      if (m.seq < from || m.seq >= seq) continue;
-      s[4] = m.snapshot[1]!;
-      s[5] = m.snapshot[2]!;
-      s.set(m.snapshot.subarray(3), 7);
+    const last = this.spinMarks.lastIn(from, seq);
+    if (last) {
+      s[4] = last[1]!;
+      s[5] = last[2]!;
+      s.set(last.subarray(3), 7);
     }
     return this.spinCanonical(s, sl.left - Number(seq - from));
   }
@@ -1019,16 +1011,6 @@ export class Machine implements ObservedMachine {
     return s;
   }
 
-  /** After a slice that looked for a spin and took snapshots, with marks kept: keep them (spinMarks). */
-  private keepSpinLog(v: Vcpu, start: bigint, base: number): void {
-    const n = emuHooks().spinLog(v.hooks, this.spinLogBuf);
-    for (let i = 0; i < n; i++) {
-      const snapshot = this.spinLogBuf.slice(i * SPIN_LOG_WORDS, (i + 1) * SPIN_LOG_WORDS);
-      this.spinMarks.push({ seq: start + snapshot[0]! - BigInt(base), snapshot });
-    }
-  }
-
-  private readonly spinLogBuf = new BigUint64Array(SPIN_LOG * SPIN_LOG_WORDS);
 
   private canRunAlone(i: number): void {
     const v = this.vcpus[i];
@@ -1160,7 +1142,7 @@ export class Machine implements ObservedMachine {
       err = e.start(rip, UNTIL_NEVER);
     }
     const h = hookResult(v.hooks);
-    if (looks && addon.spin(v.hooks, this.spin, false) > 0 && this.marks) this.keepSpinLog(v, this.seqNow, this.quantum - this.left);
+    if (looks && addon.spin(v.hooks, this.spin, false) > 0 && this.marks) this.spinMarks.take(v.hooks, this.seqNow, this.quantum - this.left);
     if (irqWait) for (const c of v.contexts) addon.waitInterrupt(c, false);
 
     // How many instructions completed (see native/emu/emu.c).
