@@ -877,8 +877,11 @@ static void checkpoint(Rec *r, Eng *e, uint64_t seq, int flags) {
   size_t i = 0;
   while (i < n) {
     size_t z = i;
-    /* most of an image equals its key: skip it a word at a time (byte by byte, the two
-       checkpoints of every slice took 5x the instructions, callgrind over the sample kernel) */
+    /* most of an image equals its key: skip it 256 bytes at a time (glibc's vectorised memcmp),
+       then a word at a time (byte by byte, the two checkpoints of every slice took 5x the
+       instructions, callgrind over the sample kernel; a word at a time, the word loop was 90%
+       of a checkpoint's ~0.8 us, a slice's two of them ~2.5 us in a recorded xv6 boot) */
+    while (z + 256 <= n && memcmp(raw + z, k + z, 256) == 0) z += 256;
     for (uint64_t a, b; z + 8 <= n; z += 8) {
       memcpy(&a, raw + z, 8);
       memcpy(&b, k + z, 8);
