@@ -42,7 +42,7 @@ const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..'
 const work = join(root, 'bench', '.work', 'gdb-latency');
 const kernel = join(root, 'dumps', 'qemu', 'kernel.elf');
 const dbg = join(root, 'bin', 'dbg');
-const RUNS = Number(process.env.DBG_BENCH_RUNS ?? 5);
+const RUNS = Number(process.env.DBG_BENCH_RUNS ?? 7);
 /** Commands per server and round. */
 const STEPS = 200;
 /** Commands per turn. */
