@@ -1,22 +1,32 @@
 /**
  * The GDB server's round trips, one command at a time, against QEMU's own gdbstub on the same
- * kernel (issue 15's Speed table), side by side in one run. Each figure is the median over RUNS
- * gdb runs of the mean time of one `stepi` (or `reverse-stepi`) command, timed inside gdb (its
- * Python clock) over STEPS commands issued one by one (gdb.execute, as a user types them: each
- * reads the registers and the frame it stops in, as `stepi` at the prompt does).
+ * kernel (issue 15's Speed table), side by side in one run. A figure is the mean time of one
+ * `stepi` (or `reverse-stepi`) command over STEPS commands issued one by one, timed inside gdb (its
+ * Python clock: gdb.execute, as a user types them; each reads the registers and the frame it stops
+ * in, as `stepi` at the prompt does).
  *
  *   qemu          qemu-system-x86_64 -kernel dumps/qemu/kernel.elf -S -gdb (TCG), stepping the
  *                 kernel's run_ticks loop, reached by a breakpoint deleted before the timing.
  *   live          dbg live --emulate on the same kernel, no recording, the same loop.
  *                 Goal: <= QEMU's.
  *   replay        dbg replay of that kernel's recorded run, from the same breakpoint (reached by
- *                 reverse-continue): `stepi` forward in the history, then `reverse-stepi` back.
- *                 Goal: each <= live.
+ *                 reverse-continue): `stepi` forward in the history, and on another server
+ *                 `reverse-stepi` back over the same instructions. Goal: each <= live.
  *   loaded        qemu and live again with a CPU hog per core running (busy `sh` loops).
  *                 Goal: live <= 1.5x QEMU's.
  *
- * Servers start fresh for each run (a live guest cannot step the same instructions twice); the
- * runs of each kind are interleaved, so load changes hit all alike.
+ * Interleaved, because on a shared 2-core machine one run's figure moves by +-20% with what else
+ * runs: each round starts fresh servers of every kind (a live guest cannot step the same
+ * instructions twice, and a fresh dbg is what a user meets), a gdb on each stopped at run_ticks,
+ * then takes BLOCK commands from each in turn (the order rotating) until each has done STEPS. A
+ * round's ratios (dbg live / QEMU, replay / live) compare steps made in the same seconds, and the
+ * figures are medians over RUNS rounds, with their range. Before each block every server has gone
+ * quiet (quiet(): V8 may finish a compile on its worker threads after dbg's last reply), so that
+ * no server's leftover work lands in another's steps; that leftover is counted in its CPU time.
+ *
+ * CPU per step (the kernel's schedstat): dbg's main thread (the event loop that answers gdb) and
+ * its whole process (V8's compiler and GC threads too), QEMU's whole process (its I/O thread that
+ * answers gdb and its vCPU thread that steps).
  */
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -25,27 +35,43 @@ import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchResult } from './bench-result.js';
-import { median, startQemu, startServer, stop, timeGdb } from './gdb-bench.js';
+import { median, processCpu, quiet, startQemu, startServer, SteppingGdb, stop } from './gdb-bench.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, here.endsWith(join('dist', 'bench')) ? '../..' : '..');
 const work = join(root, 'bench', '.work', 'gdb-latency');
 const kernel = join(root, 'dumps', 'qemu', 'kernel.elf');
 const dbg = join(root, 'bin', 'dbg');
-const RUNS = Number(process.env.DBG_BENCH_RUNS ?? 5);
+const RUNS = Number(process.env.DBG_BENCH_RUNS ?? 7);
+/** Commands per server and round. */
 const STEPS = 200;
+/** Commands per turn. */
+const BLOCK = 20;
 
-/** gdb commands: STEPS times `cmd`, one gdb command each, timed as a whole; prints TIMED seconds. */
-function eachTimed(cmd: string): string[] {
-  return [
-    `python import time; t0 = time.monotonic(); [gdb.execute('${cmd}', to_string=True) for _ in range(${STEPS})]; print("TIMED %.6f" % (time.monotonic() - t0))`,
-  ];
-}
+type Kind = 'qemu' | 'live' | 'replay-forward' | 'replay-reverse';
 
 const dbgListening = /listening on 127\.0\.0\.1:(\d+)/;
 
-/** One run: a fresh server, gdb to run_ticks, then the timed commands; ms per command. */
-async function oneRun(kind: 'qemu' | 'live' | 'replay-forward' | 'replay-reverse', trace: string): Promise<number> {
+/** One server of a round and what its steps took so far. */
+interface Contender {
+  readonly kind: Kind;
+  readonly server: Awaited<ReturnType<typeof startQemu>>;
+  readonly gdb: SteppingGdb;
+  readonly cmd: string;
+  secs: number;
+  mainNs: number;
+  allNs: number;
+}
+
+/** What one round measured for one kind: per command. */
+interface Sample {
+  readonly ms: number;
+  readonly mainUs: number;
+  readonly allUs: number;
+}
+
+/** A fresh server of `kind` and a gdb on it stopped at run_ticks (a reverse one STEPS after it). */
+async function contender(kind: Kind, trace: string): Promise<Contender> {
   const server =
     kind === 'qemu'
       ? await startQemu(kernel)
@@ -57,11 +83,41 @@ async function oneRun(kind: 'qemu' | 'live' | 'replay-forward' | 'replay-reverse
     // back from STEPS instructions after it, so both replay figures cover the same instructions.
     const reach = kind.startsWith('replay') ? ['break run_ticks', 'reverse-continue', 'delete'] : ['break run_ticks', 'continue', 'delete'];
     const prepare = kind === 'replay-reverse' ? [`stepi ${STEPS}`] : [];
-    const secs = await timeGdb(server.port, kernel, [...reach, ...prepare, ...eachTimed(kind === 'replay-reverse' ? 'reverse-stepi' : 'stepi')]);
-    return (secs * 1000) / STEPS;
-  } finally {
+    const gdb = await SteppingGdb.start(server.port, kernel, [...reach, ...prepare], work);
+    return { kind, server, gdb, cmd: kind === 'replay-reverse' ? 'reverse-stepi' : 'stepi', secs: 0, mainNs: 0, allNs: 0 };
+  } catch (e) {
     await stop(server.child);
+    throw e;
   }
+}
+
+/** One round: fresh servers of `kinds`, STEPS commands on each in turns of BLOCK. */
+async function round(kinds: readonly Kind[], trace: string): Promise<Map<Kind, Sample>> {
+  const all: Contender[] = [];
+  try {
+    // One after another, so that each dbg's rehearsal (src/gdbserver/rehearsal.ts) runs alone as it does for a user.
+    for (const k of kinds) all.push(await contender(k, trace));
+    const pids = all.map((c) => c.server.child.pid!);
+    await quiet(pids);
+    for (let turn = 0; turn * BLOCK < STEPS; turn++) {
+      for (let i = 0; i < all.length; i++) {
+        const c = all[(turn + i) % all.length]!;
+        const pid = c.server.child.pid!;
+        const before = processCpu(pid);
+        c.secs += await c.gdb.block(BLOCK, c.cmd);
+        await quiet([pid]);
+        const after = processCpu(pid);
+        c.mainNs += after.mainNs - before.mainNs;
+        c.allNs += after.allNs - before.allNs;
+      }
+    }
+  } finally {
+    await Promise.all(all.map(async (c) => {
+      await c.gdb.close();
+      await stop(c.server.child);
+    }));
+  }
+  return new Map(all.map((c) => [c.kind, { ms: (c.secs * 1000) / STEPS, mainUs: c.mainNs / 1000 / STEPS, allUs: c.allNs / 1000 / STEPS }]));
 }
 
 /** A busy loop per core, for the loaded figures; stopped by the returned function. */
@@ -70,6 +126,11 @@ function hogs(): () => Promise<void> {
   return async () => {
     await Promise.all(children.map((c) => stop(c)));
   };
+}
+
+/** "median (min-max)" of `xs` with `digits` decimals. */
+function spread(xs: readonly number[], digits = 2): string {
+  return `${median([...xs]).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
 }
 
 export async function run(): Promise<BenchResult[]> {
@@ -83,40 +144,53 @@ export async function run(): Promise<BenchResult[]> {
   const rec = spawnSync(process.execPath, [dbg, 'live', '--emulate', kernel, '-q', '--record', trace, '-e', ':c'], { input: '', encoding: 'utf8', timeout: 300_000 });
   if (rec.status !== 0) throw new Error(`recording the kernel failed: ${rec.stderr}`);
 
-  const kinds = ['qemu', 'live', 'replay-forward', 'replay-reverse'] as const;
-  const quiet: Record<string, number[]> = Object.fromEntries(kinds.map((k) => [k, []]));
-  const loaded: Record<string, number[]> = { qemu: [], live: [] };
-  // One untimed round first (page cache, JIT, gdb's own start), then RUNS rounds.
+  const quietRounds: Map<Kind, Sample>[] = [];
+  // One untimed round first (page cache, gdb's own start), then RUNS rounds.
   for (let i = -1; i < RUNS; i++) {
-    for (const k of kinds) {
-      const ms = await oneRun(k, trace);
-      if (i >= 0) quiet[k]!.push(ms);
-    }
+    const r = await round(['qemu', 'live', 'replay-forward', 'replay-reverse'], trace);
+    if (i >= 0) quietRounds.push(r);
   }
+  const loadedRounds: Map<Kind, Sample>[] = [];
   const release = hogs();
   try {
-    for (let i = 0; i < RUNS; i++) {
-      for (const k of ['qemu', 'live'] as const) loaded[k]!.push(await oneRun(k, trace));
-    }
+    for (let i = 0; i < RUNS; i++) loadedRounds.push(await round(['qemu', 'live'], trace));
   } finally {
     await release();
   }
   rmSync(trace, { force: true });
 
+  const of = (rounds: Map<Kind, Sample>[], k: Kind, f: (s: Sample) => number) => rounds.map((r) => f(r.get(k)!));
+  const ms = (rounds: Map<Kind, Sample>[], k: Kind) => of(rounds, k, (s) => s.ms);
+  const ratios = (rounds: Map<Kind, Sample>[], a: Kind, b: Kind) => rounds.map((r) => r.get(a)!.ms / r.get(b)!.ms);
   const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join('/');
-  const q = median(quiet.qemu!);
-  const live = median(quiet.live!);
-  const fwd = median(quiet['replay-forward']!);
-  const rev = median(quiet['replay-reverse']!);
-  const lq = median(loaded.qemu!);
-  const ll = median(loaded.live!);
-  const per = `ms per command, ${STEPS} one at a time, median of ${RUNS}`;
+  const liveQemu = ratios(quietRounds, 'live', 'qemu');
+  const fwdLive = ratios(quietRounds, 'replay-forward', 'live');
+  const revLive = ratios(quietRounds, 'replay-reverse', 'live');
+  const cpuRatio = quietRounds.map((r) => r.get('live')!.mainUs / r.get('qemu')!.allUs);
+  const loadedRatio = ratios(loadedRounds, 'live', 'qemu');
+  const us = (k: Kind, f: (s: Sample) => number) => spread(of(quietRounds, k, f), 0);
+  const per = `ms per command, ${STEPS} one at a time in turns of ${BLOCK} with the other servers'; median (range) of ${RUNS} rounds`;
   return [
-    { name: 'stepi: QEMU gdbstub', value: q, unit: 'ms', baseline: `${per}; runs ${list(quiet.qemu!)}` },
-    { name: 'stepi: dbg live', value: live, unit: 'ms', goal: '<= QEMU', ok: live <= q, baseline: `runs ${list(quiet.live!)}` },
-    { name: 'stepi: dbg replay, forward', value: fwd, unit: 'ms', goal: '<= dbg live', ok: fwd <= live, baseline: `runs ${list(quiet['replay-forward']!)}` },
-    { name: 'reverse-stepi: dbg replay', value: rev, unit: 'ms', goal: '<= dbg live', ok: rev <= live, baseline: `runs ${list(quiet['replay-reverse']!)}` },
-    { name: 'stepi, a CPU hog per core: QEMU gdbstub', value: lq, unit: 'ms', baseline: `${cpus().length} busy loops; runs ${list(loaded.qemu!)}` },
-    { name: 'stepi, a CPU hog per core: dbg live / QEMU', value: ll / lq, unit: 'x', goal: '<= 1.5x', ok: ll <= 1.5 * lq, baseline: `dbg live ${ll.toFixed(2)} ms; runs ${list(loaded.live!)}` },
+    { name: 'stepi: QEMU gdbstub', value: median(ms(quietRounds, 'qemu')), unit: 'ms', baseline: `${per}: ${spread(ms(quietRounds, 'qemu'))}` },
+    { name: 'stepi: dbg live / QEMU', value: median(liveQemu), unit: 'x', goal: '<= 1x', ok: median(liveQemu) <= 1, baseline: `per round ${list(liveQemu)}; dbg live ${spread(ms(quietRounds, 'live'))} ms` },
+    { name: 'stepi: dbg replay, forward / live', value: median(fwdLive), unit: 'x', goal: '<= 1x', ok: median(fwdLive) <= 1, baseline: `per round ${list(fwdLive)}; ${spread(ms(quietRounds, 'replay-forward'))} ms` },
+    { name: 'reverse-stepi: dbg replay / live', value: median(revLive), unit: 'x', goal: '<= 1x', ok: median(revLive) <= 1, baseline: `per round ${list(revLive)}; ${spread(ms(quietRounds, 'replay-reverse'))} ms` },
+    {
+      name: 'CPU per stepi: dbg live main thread / QEMU process',
+      value: median(cpuRatio),
+      unit: 'x',
+      goal: '<= 1x',
+      ok: median(cpuRatio) <= 1,
+      baseline: `per round ${list(cpuRatio)}; us per command: dbg main thread ${us('live', (s) => s.mainUs)}, whole process ${us('live', (s) => s.allUs)}; QEMU ${us('qemu', (s) => s.allUs)} (I/O thread ${us('qemu', (s) => s.mainUs)})`,
+    },
+    { name: 'stepi, a CPU hog per core: QEMU gdbstub', value: median(ms(loadedRounds, 'qemu')), unit: 'ms', baseline: `${cpus().length} busy loops: ${spread(ms(loadedRounds, 'qemu'))}` },
+    {
+      name: 'stepi, a CPU hog per core: dbg live / QEMU',
+      value: median(loadedRatio),
+      unit: 'x',
+      goal: '<= 1.5x',
+      ok: median(loadedRatio) <= 1.5,
+      baseline: `per round ${list(loadedRatio)}; dbg live ${spread(ms(loadedRounds, 'live'))} ms`,
+    },
   ];
 }

@@ -89,6 +89,10 @@ const LEVELS = [
 const ADDR_MASK = 0x000f_ffff_ffff_f000n; // bits 51..12
 const MASK64 = (1n << 64n) - 1n;
 const TWO32 = 4294967296;
+/** X86_64Paging's scratch words: an entry's low and high 32 bits, a walk's physical address. */
+const LO = 0;
+const HI = 1;
+const PHYS = 2;
 /** How many filled TLB slots a flush clears one by one before it clears the whole table instead. */
 const FLUSH_LIST = 256;
 
@@ -162,15 +166,24 @@ export class X86_64Paging {
   private readonly keepHi: number;
   private readonly keepLo: number;
   private readonly tablePage?: (page: number) => Uint32Array | undefined;
-  // Scratch results of readEntry and descend (no allocation on the hot path).
-  private lo = 0;
-  private hi = 0;
-  private outPhys = 0;
+  // Scratch results of readEntry and descend (no allocation on the hot path). The entry's words
+  // and the physical address are kept in a Float64Array (LO, HI, PHYS), not in fields: a field
+  // that first held a small integer and then a larger number (an entry with NX set, a frame above
+  // 1 GiB) changed the walker's shape, which a walker made before it still had; code optimised on
+  // one machine's walker was then thrown away on the next's (see seen).
+  private readonly words = new Float64Array(3);
   private outShift = 0;
   private outRights = 0;
   private outLevel = 0;
   private outLoopAt = 0;
-  private readonly seen: number[] = [0, 0, 0, 0, 0];
+  /**
+   * The table address read at each level of the walk under way. A Float64Array, not a number[]:
+   * an array's elements kind (small integers, then doubles once a table address is stored as one)
+   * is part of its map, so code V8 optimised on one walker's array met the next walker's fresh one
+   * with another map and was thrown away ("wrong map" in descend) — at a GDB server's first step,
+   * after its rehearsal had compiled it on a scratch machine's walker.
+   */
+  private readonly seen = new Float64Array(5);
 
   constructor(
     private readonly readPhys: ReadPhys,
@@ -222,7 +235,7 @@ export class X86_64Paging {
     }
     const rootNum = Number(root);
     if (this.descend(rootNum, vhi, vlo, levels, undefined) !== OK) return this.walkNumbers(rootNum, virt, vhi, vlo, levels);
-    const phys = this.outPhys;
+    const phys = this.words[PHYS]!;
     if (this.filledCount < FLUSH_LIST) this.filled[this.filledCount] = slot;
     this.filledCount++;
     this.tlbTag[slot] = vpn + 1;
@@ -250,12 +263,12 @@ export class X86_64Paging {
     return this.walkNumbers(Number(root), virt, Number(virt >> 32n), Number(virt & 0xffffffffn), levels);
   }
 
-  /** Reads entry `index` of the table at `table` into this.lo / this.hi; false when it is outside. */
+  /** Reads entry `index` of the table at `table` into words[LO] / words[HI]; false when it is outside. */
   private readEntry(table: number, index: number): boolean {
     const page = this.tablePage?.(table);
     if (page) {
-      this.lo = page[index * 2]!;
-      this.hi = page[index * 2 + 1]!;
+      this.words[LO] = page[index * 2]!;
+      this.words[HI] = page[index * 2 + 1]!;
       return true;
     }
     let e: bigint;
@@ -265,13 +278,13 @@ export class X86_64Paging {
       if (isDbgError(err)) return false;
       throw err;
     }
-    this.lo = Number(e & 0xffffffffn);
-    this.hi = Number(e >> 32n);
+    this.words[LO] = Number(e & 0xffffffffn);
+    this.words[HI] = Number(e >> 32n);
     return true;
   }
 
   /**
-   * The walk on numbers. Returns an outcome code; on OK, outPhys / outShift / outRights hold the
+   * The walk on numbers. Returns an outcome code; on OK, words[PHYS] / outShift / outRights hold the
    * result; otherwise outLevel is the LEVELS index where it stopped (and outLoopAt, for a loop,
    * the index of the table it came back to). `steps`, when given, receives every entry read.
    */
@@ -297,8 +310,8 @@ export class X86_64Paging {
       }
       seen[i] = table;
       if (!this.readEntry(table, index)) return OUTSIDE;
-      const lo = this.lo;
-      const hi = this.hi;
+      const lo = this.words[LO]!;
+      const hi = this.words[HI]!;
       steps?.push(new Step(LEVELS[i]!.level, index, table + index * 8, lo, hi));
       if ((lo & 1) === 0) return NOT_PRESENT;
       if ((lo & 2) === 0) rights &= ~1;
@@ -311,7 +324,7 @@ export class X86_64Paging {
       if (leaf) {
         const pageSize = 2 ** shift;
         // Offset bits come from the virtual address: vlo holds all of them (shift <= 30).
-        this.outPhys = next - (next % pageSize) + ((vlo & (pageSize - 1)) >>> 0);
+        this.words[PHYS] = next - (next % pageSize) + ((vlo & (pageSize - 1)) >>> 0);
         this.outShift = shift;
         this.outRights = rights;
         return OK;
@@ -327,7 +340,7 @@ export class X86_64Paging {
     const code = this.descend(root, vhi, vlo, levels, steps);
     const r = this.outRights;
     if (code === OK) {
-      return { virt, phys: BigInt(this.outPhys), pageSize: 2 ** this.outShift, steps, writable: (r & 1) !== 0, user: (r & 2) !== 0, executable: (r & 4) !== 0 };
+      return { virt, phys: BigInt(this.words[PHYS]!), pageSize: 2 ** this.outShift, steps, writable: (r & 1) !== 0, user: (r & 2) !== 0, executable: (r & 4) !== 0 };
     }
     const lv = LEVELS[this.outLevel]!;
     const last = steps[steps.length - 1];

@@ -234,7 +234,8 @@ export class Machine implements ObservedMachine {
   /** The vCPU whose slice runs (or ran last): `current`, or the one a run of one vCPU alone runs. */
   private active = 0;
   private readonly paging = new X86_64Paging((a) => this.readPhysU64(a));
-  private closed = false;
+  /** [0] is 1 once closed: an element, for the reason UnicornEngine's `shut` is one. */
+  private readonly shut = new Uint8Array(1);
   private marks: DeviceMark[] | undefined;
   /** RIP, RFLAGS, CR2 of the vCPU whose slice starts (emuHooks().state). */
   private readonly regs = new BigUint64Array(3);
@@ -883,7 +884,7 @@ export class Machine implements ObservedMachine {
    */
   start(step?: { vcpu: number; count: number }, alone?: number): MachineStop | Promise<MachineStop> {
     if (this.runningNow) throw errors.state('the guest is already running');
-    if (this.closed) throw errors.state('the machine is closed');
+    if (this.shut[0]) throw errors.state('the machine is closed');
     if (alone !== undefined) this.canRunAlone(alone);
     this.runningNow = true;
     this.interruptFlag = false;
@@ -1444,8 +1445,8 @@ export class Machine implements ObservedMachine {
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.shut[0]) return;
+    this.shut[0] = 1;
     this.observer?.detach?.();
     for (const v of this.vcpus) {
       emuHooks().destroy(v.hooks);

@@ -173,7 +173,15 @@ export interface PortHandlers {
  */
 export class UnicornEngine {
   private readonly l: Lib;
-  private handle: unknown;
+  private readonly handle: unknown;
+  /**
+   * [0] is 1 once close() ran. An element, not a field: setting the handle to undefined at close
+   * changed the type of a field every engine has, and a `closed` field written a second time made
+   * V8 drop its assumption that the field is constant; either threw away all code optimised on
+   * engines, every engine's (the GDB server's rehearsal closes a scratch machine just before the
+   * user's client comes). A typed array's elements are not part of any object's shape.
+   */
+  private readonly shut = new Uint8Array(1);
   private readonly callbacks: KoffiNs.IKoffiRegisteredCallback[] = [];
   private readonly u64 = new BigUint64Array(1);
   private readonly mmr = Buffer.alloc(24);
@@ -206,7 +214,7 @@ export class UnicornEngine {
   }
 
   private get h(): unknown {
-    if (!this.handle) throw new DbgError('state', 'the emulator engine is closed');
+    if (this.shut[0]) throw new DbgError('state', 'the emulator engine is closed');
     return this.handle;
   }
 
@@ -284,7 +292,7 @@ export class UnicornEngine {
   }
 
   stop(): void {
-    if (this.handle) this.l.uc_emu_stop(this.handle);
+    if (!this.shut[0]) this.l.uc_emu_stop(this.handle);
   }
 
   /** IN/OUT instruction hooks calling back into JS. */
@@ -323,10 +331,10 @@ export class UnicornEngine {
   }
 
   close(): void {
-    if (!this.handle) return;
+    if (this.shut[0]) return;
+    this.shut[0] = 1;
     this.l.uc_context_free(this.ctxHandle);
     this.l.uc_close(this.handle);
-    this.handle = undefined;
     for (const cb of this.callbacks) this.l.koffi.unregister(cb);
     this.callbacks.length = 0;
   }
