@@ -10,17 +10,17 @@
  * rows). The machine stays at the end of the chunk it ran last, so chunks asked for in order
  * move few pages.
  *
- * A query that needs only the first writes of a line (::history -n N) asks lineRows: the chunk is
- * driven a stretch at a time (STRIDE instructions) and the line's writes are read out of the
- * recorder between stretches, so the query costs the instructions up to its answer, not the
- * chunk's (2^18 of a boot's first chunk, cold translations: ~20 ms of re-execution, ~6 ms to
+ * A query that needs only the first writes of a line (::history -n N) reads them with
+ * lineReading: the chunk is driven a stretch at a time (STRIDE instructions) and the line's writes
+ * are read out of the recorder's log between stretches (each record once: a cursor keeps where
+ * the last look stopped), so the query costs the instructions up to its answer, not the chunk's (2^18 of a boot's first chunk, cold translations: ~20 ms of re-execution, ~6 ms to
  * encode and keep the rows; the sample kernel's most written line is first written 35k
  * instructions in). The drive stays where it paused: a later query of the chunk goes on from
  * there and rows() of it finishes it (TraceReader.close too, for the next reader); a query of
  * another chunk gives it up.
  */
 
-import { nativeRecorder, type RecorderHandle } from '../../store/native-recorder.js';
+import { LINE_CURSOR_BYTES, nativeRecorder, type RecorderHandle } from '../../store/native-recorder.js';
 import { traceCorrupt } from '../../store/trace-check.js';
 import { setChunkIndexer, type ChunkIndexer, type TraceReader } from '../../store/trace-reader.js';
 import type { InputEvent } from '../emulator/execution-observer.js';
@@ -50,7 +50,7 @@ class Indexer implements ChunkIndexer {
   private fasts: { address: bigint; recordTo(sink: bigint | undefined): void }[] = [];
   /** Where RAM is: at the start of `chunk` (before the inputs stored with it), or inside it (mid). */
   private ram = { chunk: 0, mid: false };
-  /** The chunk the recorder is open on, driven as far as lineRows needed (to its end: done). */
+  /** The chunk the recorder is open on, driven as far as a line's reading needed (to its end: done). */
   private drive: Drive | undefined;
 
   constructor(private readonly reader: TraceReader) {}
@@ -125,16 +125,26 @@ class Indexer implements ChunkIndexer {
     });
   }
 
-  lineRows(c: number, line: number, skip: number): { rows: Buffer; done: boolean } {
-    return this.guarded(() => {
-      const { d, h } = this.open(c);
-      const n = nativeRecorder();
-      for (;;) {
-        const rows = n.lineRows(h, BigInt(line), BigInt(skip));
-        if (rows.length || d.done) return { rows, done: d.done };
-        d.done = d.steps.next().done === true;
-      }
-    });
+  lineReading(c: number, line: number): { more(): { rows: Buffer; done: boolean } } {
+    // where the recorder's log was read to, the writes given and the line after them (recorder.c)
+    const cursor = Buffer.alloc(LINE_CURSOR_BYTES);
+    let on: Drive | undefined;
+    return {
+      more: () =>
+        this.guarded(() => {
+          const { d, h } = this.open(c);
+          // another drive of the chunk (this one's was given up) logs at other positions: read its
+          // log from the start, past the writes given
+          if (on !== d) cursor.fill(0, 0, 8);
+          on = d;
+          const n = nativeRecorder();
+          for (;;) {
+            const rows = n.lineRows(h, BigInt(line), cursor);
+            if (rows.length || d.done) return { rows, done: d.done };
+            d.done = d.steps.next().done === true;
+          }
+        }),
+    };
   }
 
   /** The rows of chunk `c`, driven to its end; the machine is then at the next chunk's start. */
