@@ -23,7 +23,7 @@
 import { LINE_CURSOR_BYTES, nativeRecorder, type RecorderHandle } from '../../store/native-recorder.js';
 import { traceCorrupt } from '../../store/trace-check.js';
 import { setChunkIndexer, type ChunkIndexer, type TraceReader } from '../../store/trace-reader.js';
-import type { InputEvent } from '../emulator/execution-observer.js';
+import type { FastEngineHandle, InputEvent } from '../emulator/execution-observer.js';
 import { stretchesFromStart, type ChunkSink } from './chunk-drive.js';
 import { ReplayMachine } from './replay-machine.js';
 
@@ -46,8 +46,9 @@ class Indexer implements ChunkIndexer {
   private machine: ReplayMachine | undefined;
   private h: RecorderHandle | undefined;
   private sink: ChunkSink | undefined;
+  /** The exact engines the recorder is attached to, by vCPU (made as the drives need them). */
   private engines: bigint[] = [];
-  private fasts: { address: bigint; recordTo(sink: bigint | undefined): void }[] = [];
+  private fasts: FastEngineHandle[] = [];
   /** Where RAM is: at the start of `chunk` (before the inputs stored with it), or inside it (mid). */
   private ram = { chunk: 0, mid: false };
   /** The chunk the recorder is open on, driven as far as a line's reading needed (to its end: done). */
@@ -64,22 +65,25 @@ class Indexer implements ChunkIndexer {
     const h = n.create(r.info.checkpointEvery ?? 8192);
     this.h = h;
     n.setRamBuffer(h, m.ram, m.ramBase);
-    for (let v = 0; v < r.vcpus; v++) {
-      const uc = m.engine(v).address;
-      n.attach(h, uc, v, false);
-      this.engines.push(uc);
-      const f = m.fastEngine(v);
-      if (f) {
-        f.recordTo(n.attachFast(h, uc, f.address, false));
+    // the recorder's hooks on each engine the machine makes (it makes those of the vCPUs the
+    // drives run, the fast ones once they pay), before it runs
+    m.watchEngines({
+      exact: (v, e) => {
+        n.attach(h, e.address, v, false);
+        this.engines[v] = e.address;
+      },
+      fast: (v, f) => {
+        f.recordTo(n.attachFast(h, this.engines[v]!, f.address, false));
         this.fasts.push(f);
-      }
-    }
+      },
+    });
     this.sink = {
       onInput: (e: InputEvent) => {
         if (e.kind === 'interrupt') for (const w of e.writes) n.hostWrite(h, w.phys, w.data, w.old);
         else if (e.kind === 'memory-write') n.hostWrite(h, e.phys, e.data, e.old);
       },
-      beforeSlice: (v: number) => n.beginSlice(h, this.engines[v]!),
+      // (the engine of a vCPU made as its first slice begins: attached above, then told)
+      beforeSlice: (v: number) => n.beginSlice(h, m.engine(v).address),
       afterSlice: (v: number, executed: number) => void n.endSlice(h, this.engines[v]!, executed),
     };
     // RAM as recording began is chunk 0's start
@@ -172,7 +176,8 @@ class Indexer implements ChunkIndexer {
         f.recordTo(undefined);
         n.detach(this.h, f.address);
       }
-      for (const uc of this.engines) n.detach(this.h, uc);
+      // (per vCPU, of those the machine made: forEach passes over the others' holes)
+      this.engines.forEach((uc) => n.detach(this.h!, uc));
     }
     this.fasts = [];
     this.engines = [];
