@@ -1540,23 +1540,24 @@ static int encode_rows(Bytes *out, const LineImage *lines, uint32_t nlines, cons
 }
 
 /*
- * lineRows(h, line, cursor) -> Buffer: the writes to `line` logged in the open chunk since
- * `cursor` was last given here, as encodeRows() encodes a chunk's (rows of that line alone, its
+ * lineRows(h, line, cursor) -> Buffer: the writes to `line` logged in the open chunk that
+ * `cursor` has not given yet, as encodeRows() encodes a chunk's (rows of that line alone, its
  * image before them the first row's): a query that needs a few writes of one line reads them
  * while the chunk is still being driven (src/targets/replay/chunk-indexer.ts), and decodes each
  * once. Between slices only. Empty when the line has no more. The cursor (LINE_CURSOR_BYTES, all
- * zero to start from the chunk's start) is where the last call left off, and is moved on:
+ * zero from the chunk's start) says where the last call left off, and is moved on:
  *
  *   offset  bytes
- *   0       8      log position read to; 0: from the start, after the first `given` writes
- *   8       8      writes to the line given so far (`given`)
- *   16      64     the line after them
+ *   0       8      log position read to
+ *   8       8      the line's records read up to there
+ *   16      8      the line's writes given so far
+ *   24      64     the line after the records read
  *
  * so that a drive paused every few thousand instructions reads each log record once, not once a
- * pause. A cursor of another drive of the chunk (its log positions are not this one's) comes
- * with its position zeroed: the line's writes are then counted again from the start.
+ * pause. A cursor of another drive of the chunk (its log positions are not this one's) comes with
+ * its first 16 bytes zeroed: that drive's log is read from its start, the writes given skipped.
  */
-#define LINE_CURSOR_BYTES 80
+#define LINE_CURSOR_BYTES 88
 static napi_value fn_line_rows(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -1570,25 +1571,22 @@ static napi_value fn_line_rows(napi_env env, napi_callback_info info) {
   if (r->npending) resolve_pending(r);
   uint32_t slot = written_slot(r, line);
   if (slot == UINT32_MAX) return make_buffer(env, "", 0);
-  uint64_t pos, given;
+  uint64_t pos, read, given;
   memcpy(&pos, cur, 8);
-  memcpy(&given, cur + 8, 8);
-  if (pos > r->nlog) return throw_err(env, "lineRows: the cursor is past the chunk's log (a cursor of another drive must come with its position zeroed)");
-  /* the line's image where the cursor is (slot 0 of one line), and the records after it */
+  memcpy(&read, cur + 8, 8);
+  memcpy(&given, cur + 16, 8);
+  if (pos > r->nlog || read > given) return throw_err(env, "lineRows: the cursor does not fit the chunk's log (a cursor of another drive must come with its position zeroed)");
+  /* the line's image where the cursor is (slot 0 of one line) */
   LineImage li;
   li.line = line;
+  memcpy(li.init, pos == 0 && read == 0 ? r->lines[slot].init : cur + 24, 64);
+  /* the records given already (another drive's) skipped, into the image */
   size_t from = (size_t)pos;
-  if (pos == 0) {
-    memcpy(li.init, r->lines[slot].init, 64);
-    uint64_t seen = 0;
-    for (; from < r->nlog && seen < given; from++) {
-      const LogRec *w = &r->log[from];
-      if (w->slot != slot) continue;
-      memcpy(li.init + w->off, &w->data, w->len);
-      seen++;
-    }
-  } else {
-    memcpy(li.init, cur + 16, 64);
+  for (; from < r->nlog && read < given; from++) {
+    const LogRec *w = &r->log[from];
+    if (w->slot != slot) continue;
+    memcpy(li.init + w->off, &w->data, w->len);
+    read++;
   }
   size_t n = 0;
   for (size_t i = from; i < r->nlog; i++)
@@ -1613,10 +1611,12 @@ static napi_value fn_line_rows(napi_env env, napi_callback_info info) {
     return throw_err(env, "lineRows: the log names a write that cannot be");
   }
   pos = r->nlog;
+  read += n;
   given += n;
   memcpy(cur, &pos, 8);
-  memcpy(cur + 8, &given, 8);
-  memcpy(cur + 16, after, 64);
+  memcpy(cur + 8, &read, 8);
+  memcpy(cur + 16, &given, 8);
+  memcpy(cur + 24, after, 64);
   napi_value out = make_buffer(env, o.p ? o.p : (uint8_t *)"", o.len);
   free(o.p);
   return out;

@@ -139,7 +139,7 @@ class Indexer implements ChunkIndexer {
           const { d, h } = this.open(c);
           // another drive of the chunk (this one's was given up) logs at other positions: read its
           // log from the start, past the writes given
-          if (on !== d) cursor.fill(0, 0, 8);
+          if (on !== d) cursor.fill(0, 0, 16);
           on = d;
           const n = nativeRecorder();
           for (;;) {
