@@ -252,7 +252,8 @@ export class ReplayMachine {
     if (!Number.isInteger(v) || v < 0 || v >= r.vcpus) throw errors.badInput(`vCPU ${v} does not exist: the recording has ${r.vcpus}`);
     // The CPU model of the dbg machine (meta.cpu_model when a recorder names another): page
     // walks and instruction behaviour depend on its features (1 GiB pages, NX...).
-    const e = new UnicornEngine('x86-64', r.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER);
+    // (on small pages: a replay is often made for one query, see UnicornEngine)
+    const e = new UnicornEngine('x86-64', r.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER, { hugeCode: false });
     let c: Cpu;
     try {
       e.mapHost(this.ramBase, this.ram);
