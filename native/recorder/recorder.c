@@ -1544,50 +1544,86 @@ static int encode_rows(Bytes *out, const LineImage *lines, uint32_t nlines, cons
 }
 
 /*
- * lineRows(h, line, skip) -> Buffer: the writes to `line` in the open chunk so far after its first
- * `skip`, as encodeRows() encodes a chunk's (rows of that line alone, its image before them the
- * first row's): a query that needs a few writes of one line reads them while the chunk is still
- * being driven (src/targets/replay/chunk-indexer.ts), and decodes each once. Between slices only.
- * Empty when the line has no more.
+ * lineRows(h, line, cursor) -> Buffer: the writes to `line` logged in the open chunk that
+ * `cursor` has not given yet, as encodeRows() encodes a chunk's (rows of that line alone, its
+ * image before them the first row's): a query that needs a few writes of one line reads them
+ * while the chunk is still being driven (src/targets/replay/chunk-indexer.ts), and decodes each
+ * once. Between slices only. Empty when the line has no more. The cursor (LINE_CURSOR_BYTES, all
+ * zero from the chunk's start) says where the last call left off, and is moved on:
+ *
+ *   offset  bytes
+ *   0       8      log position read to
+ *   8       8      the line's records read up to there
+ *   16      8      the line's writes given so far
+ *   24      64     the line after the records read
+ *
+ * so that a drive paused every few thousand instructions reads each log record once, not once a
+ * pause. A cursor of another drive of the chunk (its log positions are not this one's) comes with
+ * its first 16 bytes zeroed: that drive's log is read from its start, the writes given skipped.
  */
+#define LINE_CURSOR_BYTES 88
 static napi_value fn_line_rows(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   CALL(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Rec *r = get_rec(env, argv[0]);
-  uint64_t line, skip;
-  if (!r || argc < 3 || !get_u64(env, argv[1], &line) || !get_u64(env, argv[2], &skip)) return throw_err(env, "lineRows(handle, line, skip): bad arguments");
+  uint64_t line;
+  uint8_t *cur;
+  size_t curlen;
+  if (!r || argc < 3 || !get_u64(env, argv[1], &line) || napi_get_buffer_info(env, argv[2], (void **)&cur, &curlen) != napi_ok || curlen != LINE_CURSOR_BYTES)
+    return throw_err(env, "lineRows(handle, line, cursor): bad arguments");
   if (r->npending) resolve_pending(r);
   uint32_t slot = written_slot(r, line);
   if (slot == UINT32_MAX) return make_buffer(env, "", 0);
-  /* the line's image after the records skipped, and the records after them (slot 0 of one line) */
+  uint64_t pos, read, given;
+  memcpy(&pos, cur, 8);
+  memcpy(&read, cur + 8, 8);
+  memcpy(&given, cur + 16, 8);
+  if (pos > r->nlog || read > given) return throw_err(env, "lineRows: the cursor does not fit the chunk's log (a cursor of another drive must come with its position zeroed)");
+  /* the line's image where the cursor is (slot 0 of one line) */
   LineImage li;
   li.line = line;
-  memcpy(li.init, r->lines[slot].init, 64);
-  size_t n = 0, seen = 0;
-  for (size_t i = 0; i < r->nlog; i++)
-    if (r->log[i].slot == slot && seen++ >= skip) n++;
-  if (n == 0) return make_buffer(env, "", 0);
-  LogRec *mine = malloc(sizeof(LogRec) * n);
-  if (!mine) return throw_err(env, "lineRows: out of memory");
+  memcpy(li.init, pos == 0 && read == 0 ? r->lines[slot].init : cur + 24, 64);
+  /* the records given already (another drive's) skipped, into the image */
+  size_t from = (size_t)pos;
+  for (; from < r->nlog && read < given; from++) {
+    const LogRec *w = &r->log[from];
+    if (w->slot != slot) continue;
+    memcpy(li.init + w->off, &w->data, w->len);
+    read++;
+  }
+  size_t n = 0;
+  for (size_t i = from; i < r->nlog; i++)
+    if (r->log[i].slot == slot) n++;
+  uint8_t after[64];
+  memcpy(after, li.init, 64);
+  LogRec *mine = n ? malloc(sizeof(LogRec) * n) : NULL;
+  if (n && !mine) return throw_err(env, "lineRows: out of memory");
   size_t k = 0;
-  seen = 0;
-  for (size_t i = 0; i < r->nlog; i++) {
+  for (size_t i = from; i < r->nlog; i++) {
     const LogRec *w = &r->log[i];
     if (w->slot != slot) continue;
-    if (seen++ < skip) {
-      memcpy(li.init + w->off, &w->data, w->len);
-      continue;
-    }
+    memcpy(after + w->off, &w->data, w->len);
     mine[k] = *w;
     mine[k++].slot = 0;
   }
   Bytes o = {NULL, 0, 0};
-  int ok = encode_rows(&o, &li, 1, mine, n);
+  int ok = n == 0 || encode_rows(&o, &li, 1, mine, n);
   free(mine);
-  napi_value out = ok ? make_buffer(env, o.p ? o.p : (uint8_t *)"", o.len) : NULL;
+  if (!ok) {
+    free(o.p);
+    return throw_err(env, "lineRows: the log names a write that cannot be");
+  }
+  pos = r->nlog;
+  read += n;
+  given += n;
+  memcpy(cur, &pos, 8);
+  memcpy(cur + 8, &read, 8);
+  memcpy(cur + 16, &given, 8);
+  memcpy(cur + 24, after, 64);
+  napi_value out = make_buffer(env, o.p ? o.p : (uint8_t *)"", o.len);
   free(o.p);
-  return ok ? out : throw_err(env, "lineRows: the log names a write that cannot be");
+  return out;
 }
 
 /*

@@ -67,11 +67,14 @@ export interface NativeRecorder {
   /** The 64 bytes of a line written in the open chunk, as they are now; null when not written. */
   lineNow(h: RecorderHandle, line: bigint): Buffer | null;
   /**
-   * The writes to `line` in the open chunk so far after its first `skip`, as encodeRows() encodes a
-   * chunk's rows (of that line alone; the first row's initial image is the line after the writes
-   * skipped); empty when there are none. Between slices only.
+   * The writes to `line` logged in the open chunk that `cursor` has not given yet, as encodeRows()
+   * encodes a chunk's rows (of that line alone; the first row's initial image is the line before
+   * them); empty when there are none. Between slices only. `cursor` (LINE_CURSOR_BYTES, all zero
+   * from the chunk's start) is moved past them: the log position read to, the line's records read
+   * there, the writes given and the line after them (recorder.c draws it). A cursor of another
+   * drive of the chunk must come with its first 16 bytes (position and records read) zeroed.
    */
-  lineRows(h: RecorderHandle, line: bigint, skip: bigint): Buffer;
+  lineRows(h: RecorderHandle, line: bigint, cursor: Buffer): Buffer;
   /**
    * A checkpoint between slices; flags 2 (default) = the vCPU is not running from here; at `seq`
    * (default: the instructions the hooks counted, which a lazy recording's do not).
@@ -146,6 +149,9 @@ export interface NativeRecorder {
 let loaded: NativeRecorder | undefined;
 
 /** The addon, or DbgError('unsupported') saying how to build it. */
+/** The bytes of a cursor of lineRows (recorder.c draws its layout). */
+export const LINE_CURSOR_BYTES = 88;
+
 export function nativeRecorder(): NativeRecorder {
   if (loaded) return loaded;
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

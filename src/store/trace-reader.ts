@@ -95,14 +95,15 @@ export interface ChunkIndexer {
   /** Chunk `chunk` re-executed: its memory rows (encodeRows' format) and its pc stream (nibbles, not deflated). */
   rows(chunk: number): { rows: Buffer; pcs: Buffer };
   /**
-   * The writes to physical line `line` in chunk `chunk` after its first `skip`, as rows of that
-   * line alone (encodeRows' format), from a re-execution of the chunk that goes no further than
-   * the stretch holding the first of them (or the chunk's end): empty when the chunk has no more
-   * (the lines a chunk wrote are known only by their pages). `done`: the
-   * re-execution reached the chunk's end, and rows(chunk) returns its rows without another.
+   * A reading of the writes to physical line `line` in chunk `chunk`, oldest first, from a
+   * re-execution of the chunk that goes no further than it must: each more() gives the writes not
+   * given yet, as rows of that line alone (encodeRows' format), driving the chunk up to the
+   * stretch holding the next of them (or to its end); empty when the chunk has no more (the lines
+   * a chunk wrote are known only by their pages). `done`: the re-execution reached the chunk's
+   * end, and rows(chunk) returns its rows without another.
    */
-  lineRows(chunk: number, line: number, skip: number): { rows: Buffer; done: boolean };
-  /** The chunk lineRows re-executed part of, whose rows() would finish that re-execution. */
+  lineReading(chunk: number, line: number): { more(): { rows: Buffer; done: boolean } };
+  /** The chunk a line's reading re-executed part of, whose rows() would finish that re-execution. */
   readonly driving: number | undefined;
   close(): void;
 }
@@ -150,7 +151,15 @@ export interface SqlResult {
 }
 
 const PCS_CACHE = 8;
+/**
+ * Decoded memory rows kept per reader: at most ROW_CACHE rows holding at most ROW_CACHE_WRITES
+ * writes. A decoded write is ~280 bytes of heap (an object and two Buffers), and a row of a hot
+ * line holds ~360 of them: 4096 rows of the sample kernel's timer counter (what `::history` of it
+ * reads) were 420 MiB of heap, which every full collection marked and then swept on the worker
+ * threads (40-100 ms of CPU after a forced GC, taken from the 2 cores the next query ran on).
+ */
 const ROW_CACHE = 4096;
+const ROW_CACHE_WRITES = 65_536;
 
 export class TraceReader {
   readonly db: Db;
@@ -168,6 +177,8 @@ export class TraceReader {
   private readonly pcsCache = new Map<number, { pc: BigUint64Array; vcpu: Uint8Array }>();
   private scratch: { pc: BigUint64Array; vcpu: Uint8Array } | undefined;
   private readonly rowCache = new Map<string, DecodedRow>();
+  /** The writes of the rows in rowCache. */
+  private rowCacheWrites = 0;
   private lastPeek = -1;
   /** Full checkpoint images by "vcpu:chunk" (the base of that chunk's delta checkpoints). */
   private readonly keyCache = new Map<string, { data: Buffer }>();
@@ -762,8 +773,14 @@ export class TraceReader {
     }
     r = decodeLineRow(this.rowBlob(data, line, chunk), line, this.chunkFirsts[chunk] ?? 0, this.label, this.compactRows);
     this.rowsDecoded++;
-    if (this.rowCache.size >= ROW_CACHE) this.rowCache.delete(this.rowCache.keys().next().value!);
     this.rowCache.set(key, r);
+    this.rowCacheWrites += r.writes.length;
+    // the oldest out, the newest kept
+    while (this.rowCache.size > 1 && (this.rowCache.size > ROW_CACHE || this.rowCacheWrites > ROW_CACHE_WRITES)) {
+      const [oldest, row] = this.rowCache.entries().next().value!;
+      this.rowCache.delete(oldest);
+      this.rowCacheWrites -= row.writes.length;
+    }
     return r;
   }
 
@@ -1119,20 +1136,19 @@ export class TraceReader {
 
   /**
    * The writes of `line` in chunk `c` of a lazy-rows trace whose rows are not made yet, as a
-   * re-execution of the chunk reaches them (ChunkIndexer.lineRows): a generator left early leaves
+   * re-execution of the chunk reaches them (ChunkIndexer.lineReading): a generator left early leaves
    * the chunk re-executed no further than the stretch of its last write taken (close() finishes
    * it); one taken to the chunk's end keeps the chunk's rows, as ensureRows does.
    */
   private *drivenLineWrites(c: number, line: number): Generator<LineWrite> {
-    const indexer = this.chunkIndexer();
+    const reading = this.chunkIndexer().lineReading(c, line);
     const base = this.chunkFirsts[c]!;
-    for (let skip = 0; ; ) {
-      const { rows, done } = indexer.lineRows(c, line, skip);
+    for (;;) {
+      const { rows, done } = reading.more();
       for (const r of encodedRows(rows, base)) {
         if (r.line !== BigInt(line)) throw traceCorrupt(this.path, `re-executing chunk ${c} for the writes to line 0x${(line * 64).toString(16)} gave a row of line 0x${(r.line * 64n).toString(16)}`);
         const { writes } = decodeLineRow(this.rowBlob(r.data, line, c), line, base, this.label, this.compactRows);
         this.rowsDecoded++;
-        skip += writes.length;
         yield* writes;
       }
       if (done) {

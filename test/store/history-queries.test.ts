@@ -109,6 +109,23 @@ describe('history queries', () => {
     t.close();
   });
 
+  it("a reader keeps a bounded number of decoded writes, and answers alike when it has let rows go", () => {
+    const r = TraceReader.open(trace);
+    try {
+      // every write of the history, line by line: more than the reader keeps decoded
+      const lines = r.linesWritten(0, r.chunkCount - 1);
+      const first = lines.map((l) => [...r.iterWrites(l * 64, 64)]);
+      const kept = (r as unknown as { rowCacheWrites: number; rowCache: Map<string, { writes: unknown[] }> });
+      expect(first.reduce((n, ws) => n + ws.length, 0)).toBeGreaterThan(65_536);
+      expect(kept.rowCacheWrites).toBeLessThanOrEqual(65_536);
+      expect(kept.rowCacheWrites).toBe([...kept.rowCache.values()].reduce((n, row) => n + row.writes.length, 0));
+      // read again (rows decoded again where they were let go): the same writes
+      lines.forEach((l, i) => expect([...r.iterWrites(l * 64, 64)].map(key), `line 0x${(l * 64).toString(16)}`).toEqual(first[i]!.map(key)));
+    } finally {
+      r.close();
+    }
+  });
+
   it('SQL results are bounded and say so; steps() is not cut short', () => {
     const r = TraceReader.open(trace);
     const capped = r.sql('SELECT seq FROM steps(0, 100)', 10);

@@ -209,6 +209,42 @@ describe('a lazy-rows trace', () => {
     }
   }, 120_000);
 
+  it("reads a line's writes a stretch at a time across a chunk, and on after its drive was given up and begun again, as the eager trace has them", () => {
+    // rows in memory: no file of another test's rows, none left for the next
+    process.env.DBG_KEEP_ROWS = '0';
+    const eager = TraceReader.open(eagerPath);
+    const json = (ws: unknown) => JSON.stringify(ws, (_k, v) => (Buffer.isBuffer(v) ? v.toString('hex') : v));
+    const lazy = [TraceReader.open(lazyPath), TraceReader.open(lazyPath)];
+    try {
+      // the most written line in the first chunk that writes it: writes all over the chunk, each
+      // stretch's read out of the recorder's log from where the stretch before left off
+      const hot = Number(eager.sql('SELECT line FROM mem_mask GROUP BY line ORDER BY count(*) DESC LIMIT 1').rows[0]![0]);
+      const c = eager.chunkIndexOf(eager.writesTo(hot * 64, 64, eager.first, eager.end, 1)[0]!.seq);
+      const [from, to] = [eager.chunkFirst(c), eager.chunkFirst(c) + eager.chunkCountOf(c)];
+      const want = eager.writesTo(hot * 64, 64, from, to);
+      expect(want[want.length - 1]!.seq - want[0]!.seq, 'writes over many stretches').toBeGreaterThan(8 * 8192);
+      expect(json(lazy[0]!.writesTo(hot * 64, 64, from, to))).toBe(json(want));
+
+      // Half of them, then a line of another chunk (whose drive gives this one's up), then the rest:
+      // the chunk driven again from its start, its log read past the writes given.
+      const other = eager.linesWritten(c + 1, c + 1).find((l) => l !== hot)!;
+      const r = lazy[1]!;
+      const it = r.iterWrites(hot * 64, 64, from, to);
+      const got = [];
+      for (let i = 0; i < want.length / 2; i++) got.push(it.next().value);
+      const driving = () => (r as unknown as { indexer: { driving: number | undefined } }).indexer.driving;
+      expect(driving()).toBe(c);
+      expect(json(r.writesTo(other * 64, 64, eager.chunkFirst(c + 1), eager.end, 1))).toBe(json(eager.writesTo(other * 64, 64, eager.chunkFirst(c + 1), eager.end, 1)));
+      expect(driving()).toBe(c + 1);
+      for (const w of it) got.push(w);
+      expect(json(got)).toBe(json(want));
+    } finally {
+      delete process.env.DBG_KEEP_ROWS;
+      eager.close();
+      for (const r of lazy) r.close();
+    }
+  }, 120_000);
+
   it('seeks to the same RAM and registers, forward and back, far and near', () => {
     withTraces(lazyPath, (_eager, lazy, a, b) => {
       const pick = picker(11);

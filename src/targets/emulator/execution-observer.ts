@@ -98,6 +98,16 @@ export type InputEvent =
   | { kind: 'memory-write'; seq: bigint; phys: bigint; data: Buffer; old: Buffer } // by the debugger
   | { kind: 'register-write'; seq: bigint; vcpu: number; name: string; value: bigint }; // by the debugger
 
+/**
+ * A fast engine as an observer sees it: its uc_engine*, and `recordTo`, which connects a native
+ * block sink (native/common/block-sink.h) that hears of every block it runs; `recordTo(undefined)`
+ * disconnects (before the sink's owner goes).
+ */
+export interface FastEngineHandle {
+  readonly address: bigint;
+  recordTo(sink: bigint | undefined): void;
+}
+
 /** What an observer may see and do of the machine. */
 export interface ObservedMachine {
   readonly vcpuCount: number;
@@ -106,13 +116,12 @@ export interface ObservedMachine {
   /** uc_engine* of vCPU `vcpu` (0-based), for a native addon. */
   engineAddress(vcpu: number): bigint;
   /**
-   * The fast engine of vCPU `vcpu` (native/emu/emu.c, "Fast engine"), when it has one: its
-   * uc_engine*, and `recordTo`, which connects a native block sink (native/common/block-sink.h)
-   * that hears of every block it runs; the machine then runs that vCPU's slices on it while
-   * observed. `recordTo(undefined)` disconnects (before the sink's owner goes). Without a fast
-   * engine, or when not connected, observed slices run on the exact engine alone.
+   * The fast engine of vCPU `vcpu` (native/emu/emu.c, "Fast engine"), when it has one; connected
+   * to a sink (FastEngineHandle.recordTo), the machine runs that vCPU's slices on it while
+   * observed. Without a fast engine, or when not connected, observed slices run on the exact
+   * engine alone.
    */
-  fastEngine?(vcpu: number): { readonly address: bigint; recordTo(sink: bigint | undefined): void } | undefined;
+  fastEngine?(vcpu: number): FastEngineHandle | undefined;
   /** Guest RAM: one host buffer shared by every vCPU's engine. */
   readonly ram: Buffer;
   /** Guest-physical address of ram[0]. */

@@ -97,6 +97,8 @@ interface Lib {
   uc_mmio_map: Fn;
   mmioReadProto: KoffiNs.IKoffiCType;
   mmioWriteProto: KoffiNs.IKoffiCType;
+  /** libc's prctl, where libc loads (see withoutHugePages). */
+  prctl?: Fn;
 }
 
 let lib: Lib | undefined;
@@ -139,7 +141,29 @@ function load(): Lib {
     mmioReadProto: koffi.proto('uint64_t uc_cb_mmio_read_t(uc_engine *uc, uint64_t offset, unsigned int size, void *user_data)'),
     mmioWriteProto: koffi.proto('void uc_cb_mmio_write_t(uc_engine *uc, uint64_t offset, unsigned int size, uint64_t value, void *user_data)'),
   };
+  try {
+    lib.prctl = koffi.load('libc.so.6').func('int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)');
+  } catch {
+    // (no prctl: engines are made as they are)
+  }
   return lib;
+}
+
+const PR_SET_THP_DISABLE = 41;
+const PR_GET_THP_DISABLE = 42;
+
+/**
+ * `make()` with transparent huge pages off for this process (prctl PR_SET_THP_DISABLE, which the
+ * kernel checks as pages are faulted in), then as they were. Where they are off already, or
+ * prctl fails, just `make()`.
+ */
+function withoutHugePages<T>(l: Lib, make: () => T): T {
+  if (!l.prctl || l.prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) !== 0 || l.prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) !== 0) return make();
+  try {
+    return make();
+  } finally {
+    l.prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+  }
 }
 
 /** "major.minor.patch" of the loaded library (uc_version's result packs major, minor, patch, extra a byte each). */
@@ -191,16 +215,28 @@ export class UnicornEngine {
   private ctxHandle: unknown;
   readonly contextSize: number;
 
-  constructor(mode: 'x86-64', cpuModel: number = UC.CPU_X86_QEMU64) {
-    this.l = load();
+  /**
+   * `hugeCode`: whether QEMU's code buffer may begin on a transparent huge page (default true).
+   * QEMU asks for them there (MADV_HUGEPAGE), and the engine's set-up writes its first bytes:
+   * making an engine then faults in and zeroes 2 MiB, ~0.3 ms of the ~0.7 ms it takes. An engine
+   * that runs long (the live machine's) may gain from the huge page; one made for a query (a
+   * replay's) does not: false makes it with huge pages off for the while, its buffer's first 2 MiB
+   * then on small pages (the buffer's further pages are what the kernel gives as they are reached).
+   */
+  constructor(mode: 'x86-64', cpuModel: number = UC.CPU_X86_QEMU64, opts: { hugeCode?: boolean } = {}) {
+    const l = load();
+    this.l = l;
     const out = [null];
     const m = mode === 'x86-64' ? UC.MODE_64 : UC.MODE_32;
-    this.check(this.l.uc_open(UC.ARCH_X86, m, out), 'uc_open');
-    this.handle = out[0];
-    this.check(this.l.uc_ctl(this.handle, UC.CTL_WRITE_CPU_MODEL, 'int', cpuModel), 'setting the CPU model');
-    this.contextSize = Number(this.l.uc_context_size(this.handle));
+    const open = () => {
+      this.check(l.uc_open(UC.ARCH_X86, m, out), 'uc_open');
+      this.handle = out[0];
+      this.check(l.uc_ctl(this.handle, UC.CTL_WRITE_CPU_MODEL, 'int', cpuModel), 'setting the CPU model');
+      return Number(l.uc_context_size(this.handle));
+    };
+    this.contextSize = opts.hugeCode === false ? withoutHugePages(l, open) : open();
     const ctx = [null];
-    this.check(this.l.uc_context_alloc(this.handle, ctx), 'uc_context_alloc');
+    this.check(l.uc_context_alloc(this.handle, ctx), 'uc_context_alloc');
     this.ctxHandle = ctx[0];
   }
 

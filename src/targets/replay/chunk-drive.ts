@@ -217,8 +217,8 @@ export function driveFromStart(reader: TraceReader, m: DrivenMachine, from: { ch
  * driveFromStart in stretches: RAM is moved now, the chunk runs as the generator is pulled. With
  * `pace`, the drive pauses (the generator yields the position reached) wherever it reaches a
  * multiple of `pace.stride` instructions from the chunk's start, so that a query that needs the
- * chunk's first writes drives no further than they are (the chunk indexer's lineRows). The stride
- * is read at each stretch: Infinity drives the rest at once.
+ * chunk's first writes drives no further than they are (the chunk indexer's lineReading). The
+ * stride is read at each stretch: Infinity drives the rest at once.
  */
 export function stretchesFromStart(reader: TraceReader, m: DrivenMachine, from: { chunk: number; mid: boolean }, k: number, sink: ChunkSink, pace?: { stride: number }, until = Infinity): Generator<number, void, void> {
   const base = Number(m.ramBase);

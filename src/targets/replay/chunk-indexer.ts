@@ -10,20 +10,20 @@
  * rows). The machine stays at the end of the chunk it ran last, so chunks asked for in order
  * move few pages.
  *
- * A query that needs only the first writes of a line (::history -n N) asks lineRows: the chunk is
- * driven a stretch at a time (STRIDE instructions) and the line's writes are read out of the
- * recorder between stretches, so the query costs the instructions up to its answer, not the
- * chunk's (2^18 of a boot's first chunk, cold translations: ~20 ms of re-execution, ~6 ms to
+ * A query that needs only the first writes of a line (::history -n N) reads them with
+ * lineReading: the chunk is driven a stretch at a time (STRIDE instructions) and the line's writes
+ * are read out of the recorder's log between stretches (each record once: a cursor keeps where
+ * the last look stopped), so the query costs the instructions up to its answer, not the chunk's (2^18 of a boot's first chunk, cold translations: ~20 ms of re-execution, ~6 ms to
  * encode and keep the rows; the sample kernel's most written line is first written 35k
  * instructions in). The drive stays where it paused: a later query of the chunk goes on from
  * there and rows() of it finishes it (TraceReader.close too, for the next reader); a query of
  * another chunk gives it up.
  */
 
-import { nativeRecorder, type RecorderHandle } from '../../store/native-recorder.js';
+import { LINE_CURSOR_BYTES, nativeRecorder, type RecorderHandle } from '../../store/native-recorder.js';
 import { traceCorrupt } from '../../store/trace-check.js';
 import { setChunkIndexer, type ChunkIndexer, type TraceReader } from '../../store/trace-reader.js';
-import type { InputEvent } from '../emulator/execution-observer.js';
+import type { FastEngineHandle, InputEvent } from '../emulator/execution-observer.js';
 import { stretchesFromStart, type ChunkSink } from './chunk-drive.js';
 import { ReplayMachine } from './replay-machine.js';
 
@@ -46,11 +46,12 @@ class Indexer implements ChunkIndexer {
   private machine: ReplayMachine | undefined;
   private h: RecorderHandle | undefined;
   private sink: ChunkSink | undefined;
+  /** The exact engines the recorder is attached to, by vCPU (made as the drives need them). */
   private engines: bigint[] = [];
-  private fasts: { address: bigint; recordTo(sink: bigint | undefined): void }[] = [];
+  private fasts: FastEngineHandle[] = [];
   /** Where RAM is: at the start of `chunk` (before the inputs stored with it), or inside it (mid). */
   private ram = { chunk: 0, mid: false };
-  /** The chunk the recorder is open on, driven as far as lineRows needed (to its end: done). */
+  /** The chunk the recorder is open on, driven as far as a line's reading needed (to its end: done). */
   private drive: Drive | undefined;
 
   constructor(private readonly reader: TraceReader) {}
@@ -64,22 +65,25 @@ class Indexer implements ChunkIndexer {
     const h = n.create(r.info.checkpointEvery ?? 8192);
     this.h = h;
     n.setRamBuffer(h, m.ram, m.ramBase);
-    for (let v = 0; v < r.vcpus; v++) {
-      const uc = m.engine(v).address;
-      n.attach(h, uc, v, false);
-      this.engines.push(uc);
-      const f = m.fastEngine(v);
-      if (f) {
-        f.recordTo(n.attachFast(h, uc, f.address, false));
+    // the recorder's hooks on each engine the machine makes (it makes those of the vCPUs the
+    // drives run, the fast ones once they pay), before it runs
+    m.watchEngines({
+      exact: (v, e) => {
+        n.attach(h, e.address, v, false);
+        this.engines[v] = e.address;
+      },
+      fast: (v, f) => {
+        f.recordTo(n.attachFast(h, this.engines[v]!, f.address, false));
         this.fasts.push(f);
-      }
-    }
+      },
+    });
     this.sink = {
       onInput: (e: InputEvent) => {
         if (e.kind === 'interrupt') for (const w of e.writes) n.hostWrite(h, w.phys, w.data, w.old);
         else if (e.kind === 'memory-write') n.hostWrite(h, e.phys, e.data, e.old);
       },
-      beforeSlice: (v: number) => n.beginSlice(h, this.engines[v]!),
+      // (the engine of a vCPU made as its first slice begins: attached above, then told)
+      beforeSlice: (v: number) => n.beginSlice(h, m.engine(v).address),
       afterSlice: (v: number, executed: number) => void n.endSlice(h, this.engines[v]!, executed),
     };
     // RAM as recording began is chunk 0's start
@@ -125,16 +129,26 @@ class Indexer implements ChunkIndexer {
     });
   }
 
-  lineRows(c: number, line: number, skip: number): { rows: Buffer; done: boolean } {
-    return this.guarded(() => {
-      const { d, h } = this.open(c);
-      const n = nativeRecorder();
-      for (;;) {
-        const rows = n.lineRows(h, BigInt(line), BigInt(skip));
-        if (rows.length || d.done) return { rows, done: d.done };
-        d.done = d.steps.next().done === true;
-      }
-    });
+  lineReading(c: number, line: number): { more(): { rows: Buffer; done: boolean } } {
+    // where the recorder's log was read to, the writes given and the line after them (recorder.c)
+    const cursor = Buffer.alloc(LINE_CURSOR_BYTES);
+    let on: Drive | undefined;
+    return {
+      more: () =>
+        this.guarded(() => {
+          const { d, h } = this.open(c);
+          // another drive of the chunk (this one's was given up) logs at other positions: read its
+          // log from the start, past the writes given
+          if (on !== d) cursor.fill(0, 0, 16);
+          on = d;
+          const n = nativeRecorder();
+          for (;;) {
+            const rows = n.lineRows(h, BigInt(line), cursor);
+            if (rows.length || d.done) return { rows, done: d.done };
+            d.done = d.steps.next().done === true;
+          }
+        }),
+    };
   }
 
   /** The rows of chunk `c`, driven to its end; the machine is then at the next chunk's start. */
@@ -162,7 +176,8 @@ class Indexer implements ChunkIndexer {
         f.recordTo(undefined);
         n.detach(this.h, f.address);
       }
-      for (const uc of this.engines) n.detach(this.h, uc);
+      // (per vCPU, of those the machine made: forEach passes over the others' holes)
+      this.engines.forEach((uc) => n.detach(this.h!, uc));
     }
     this.fasts = [];
     this.engines = [];

@@ -32,6 +32,7 @@ import { UC, UnicornEngine, X86_REG } from '../emulator/unicorn.js';
 import { isTrap, readRegisters } from '../emulator/x86-64-cpu.js';
 import { IOAPIC_BASE, LAPIC_BASE, LAPIC_ID } from '../emulator/devices/pc.js';
 import { allocGuestRam, releaseGuestRam } from '../emulator/guest-ram.js';
+import type { FastEngineHandle } from '../emulator/execution-observer.js';
 import { makeFastEngine } from '../emulator/fast-engine.js';
 import { driveFromStart } from './chunk-drive.js';
 // a lazy-rows trace's memory rows are made by re-executing chunks on a machine of this file
@@ -53,6 +54,16 @@ function completed(h: HookResult): bigint {
  * a fast run makes (uc_context copies both ways and a TLB flush, several microseconds).
  */
 const FAST_WINDOW = 1024;
+/**
+ * ...once the vCPU has re-executed this many instructions on its exact engine (or the window would
+ * take it past them): a fast engine costs ~1 ms to make, and its first runs translate and decode
+ * (capstone) the code the exact engine translated already, and hand over to it at every port
+ * read (a boot polls its serial port): what the exact engine spends on some 50k instructions. A
+ * replay that runs little (a query of a chunk's first writes, a seek, reverse steps) never makes
+ * one: the sample kernel's most written line, 35k instructions into its boot, took 10 ms with a
+ * fast engine, 7 ms without.
+ */
+const FAST_AFTER = 65_536;
 /** A drive that tells no one what it runs (driveTo). */
 const NO_SINK = { onInput() {}, beforeSlice() {}, afterSlice() {} };
 
@@ -150,19 +161,47 @@ function checkBuild(reader: TraceReader, e: UnicornEngine): void {
   );
 }
 
+/** A vCPU of a replay machine: its engines, and what its next run is given back. */
+interface Cpu {
+  /** The exact engine, where the registers live between runs; watchpoint scans run on it. */
+  readonly engine: UnicornEngine;
+  /** The emulator's hook context of it: instruction limit, virtual-page aliases, CPU features. */
+  readonly hooks: HookCtx;
+  /**
+   * The fast engine (native/emu/emu.c), which runs re-execution windows block by block, handing
+   * over to the exact engine for port and device reads (they come back from the trace there):
+   * made once the vCPU has run enough (FAST_AFTER); 'none' where this Unicorn build has none or
+   * DBG_EMU_EXACT=1.
+   */
+  fast?: { engine: UnicornEngine; hooks: HookCtx } | 'none';
+  /** Instructions re-executed on the exact engine so far. */
+  exactRun: number;
+  /** The recorded device reads its run is given back, from `next` on (see deviceRead). */
+  feed: { rows: InputRow[]; next: number; from: number; fault?: string; lapicId?: number };
+  /** The local APIC ID its fast engine answers with (-1: none), as feedDevices last told it. */
+  lapicIdTold?: number;
+}
+
+/** What ReplayMachine.watchEngines tells of: each engine, as the machine makes it. */
+export interface EngineWatcher {
+  /** vCPU `vcpu`'s exact engine, made before it runs or is read. */
+  exact(vcpu: number, engine: UnicornEngine): void;
+  /** Its fast engine, made after the exact one, before it runs. */
+  fast(vcpu: number, fast: FastEngineHandle): void;
+}
+
 export class ReplayMachine {
   readonly ram: Buffer;
   readonly ramBase: bigint;
-  private readonly engines: UnicornEngine[] = [];
-  /** The emulator's hook contexts: instruction limit, virtual-page aliases, CPU features. */
-  private readonly hooks: HookCtx[] = [];
   /**
-   * Per vCPU, a fast engine (native/emu/emu.c) that runs re-execution windows block by block,
-   * handing over to the exact engine (`engines`, where the registers live between runs) for port
-   * and device reads, which come back from the trace there; undefined where this Unicorn build
-   * has none or DBG_EMU_EXACT=1. Watchpoint scans stay on the exact engine.
+   * Per vCPU, its engines: made when the replay first runs or reads the vCPU (cpu()), vCPU 0's at
+   * once. A history whose range is driven or read on one vCPU of several makes the engines of
+   * that one (each Unicorn ~0.7 ms to make).
    */
-  private readonly fasts: ({ engine: UnicornEngine; hooks: HookCtx } | undefined)[] = [];
+  private readonly cpus: (Cpu | undefined)[] = [];
+  /** Per vCPU not made yet: the checkpoint a seek put it at, loaded when it is made. */
+  private readonly placed: (Checkpoint | undefined)[] = [];
+  private readonly watchers: EngineWatcher[] = [];
   /** The position RAM holds. */
   private memAt: number;
   /** The position registers hold (every vCPU). */
@@ -182,9 +221,6 @@ export class ReplayMachine {
    * reverse-continue far back and a continue to where the steps were finds its ladder again.
    */
   private readonly ladders: Ladder[] = [];
-  /** Per vCPU: the recorded device reads its run is given back, from `next` on (see deviceRead). */
-  private readonly feeds: { rows: InputRow[]; next: number; from: number; fault?: string; lapicId?: number }[] = [];
-
 
   constructor(readonly reader: TraceReader) {
     // reader.info is range-checked (trace-check.ts): nothing below is sized from a raw meta value.
@@ -198,33 +234,8 @@ export class ReplayMachine {
     }
     this.memAt = reader.first;
     try {
-      for (let v = 0; v < reader.vcpus; v++) {
-        // The CPU model of the dbg machine (meta.cpu_model when a recorder names another): page
-        // walks and instruction behaviour depend on its features (1 GiB pages, NX...).
-        const e = new UnicornEngine('x86-64', reader.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER);
-        this.engines.push(e);
-        e.mapHost(this.ramBase, this.ram);
-        // The same engine set-up as the live machine's (native/emu): Unicorn 2.0.1 wants every
-        // virtual page the guest touches mapped (aliased onto RAM on first use), and NX / 1 GiB
-        // pages enabled; its counting hook ends a re-execution after exactly N instructions.
-        const hooks = emuHooks().create(e.address, this.ram);
-        this.hooks.push(hooks);
-        // The live machine's device registers: reads answer with the recorded values (writes
-        // change no RAM, and nothing here models the devices); guarded, they are not open bus.
-        this.feeds.push({ rows: [], next: 0, from: 0 });
-        if (size <= IOAPIC_BASE) {
-          for (const base of [LAPIC_BASE, IOAPIC_BASE]) {
-            e.mapMmio(BigInt(base), 0x1000, { read: (off, n) => this.deviceRead(v, base + off, n), write: () => {} });
-            emuHooks().guard(hooks, BigInt(base), 0x1000n);
-          }
-        }
-        // Port reads come back from the recorded inputs (hook added before any translation).
-        nativeRecorder().feedPorts(e.address, new Uint32Array(0));
-        const fast = makeFastEngine(this.ram, this.ramBase, reader.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER);
-        this.fasts.push('off' in fast ? undefined : fast);
-        if (!('off' in fast) && size <= IOAPIC_BASE) for (const base of [LAPIC_BASE, IOAPIC_BASE]) emuHooks().guard(fast.hooks, BigInt(base), 0x1000n);
-        if (v === 0) checkBuild(reader, e);
-      }
+      // (vCPU 0's engine says which Unicorn build this is: checkBuild)
+      this.cpu(0);
     } catch (err) {
       // A trace refused here (another build's, an engine that will not map its RAM) leaves no
       // engine behind: the caller gets the error, not the object, and could not close them.
@@ -233,16 +244,96 @@ export class ReplayMachine {
     }
   }
 
+  /** vCPU v's engines, made on first use (and told to the watchers), with the checkpoint a seek placed there. */
+  private cpu(v: number): Cpu {
+    const made = this.cpus[v];
+    if (made) return made;
+    const r = this.reader;
+    if (!Number.isInteger(v) || v < 0 || v >= r.vcpus) throw errors.badInput(`vCPU ${v} does not exist: the recording has ${r.vcpus}`);
+    // The CPU model of the dbg machine (meta.cpu_model when a recorder names another): page
+    // walks and instruction behaviour depend on its features (1 GiB pages, NX...).
+    // (on small pages: a replay is often made for one query, see UnicornEngine)
+    const e = new UnicornEngine('x86-64', r.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER, { hugeCode: false });
+    let c: Cpu;
+    try {
+      e.mapHost(this.ramBase, this.ram);
+      // The same engine set-up as the live machine's (native/emu): Unicorn 2.0.1 wants every
+      // virtual page the guest touches mapped (aliased onto RAM on first use), and NX / 1 GiB
+      // pages enabled; its counting hook ends a re-execution after exactly N instructions.
+      c = { engine: e, hooks: emuHooks().create(e.address, this.ram), exactRun: 0, feed: { rows: [], next: 0, from: 0 } };
+    } catch (err) {
+      e.close();
+      throw err;
+    }
+    // (from here close() takes the engine down)
+    this.cpus[v] = c;
+    // The live machine's device registers: reads answer with the recorded values (writes
+    // change no RAM, and nothing here models the devices); guarded, they are not open bus.
+    if (this.ram.length <= IOAPIC_BASE) {
+      for (const base of [LAPIC_BASE, IOAPIC_BASE]) {
+        e.mapMmio(BigInt(base), 0x1000, { read: (off, n) => this.deviceRead(v, base + off, n), write: () => {} });
+        emuHooks().guard(c.hooks, BigInt(base), 0x1000n);
+      }
+    }
+    // Port reads come back from the recorded inputs (hook added before any translation).
+    nativeRecorder().feedPorts(e.address, new Uint32Array(0));
+    if (v === 0) checkBuild(r, e);
+    const placed = this.placed[v];
+    this.placed[v] = undefined;
+    if (placed) this.restore(v, placed);
+    for (const w of this.watchers) w.exact(v, e);
+    return c;
+  }
+
+  /**
+   * vCPU v's fast engine for a window of `insns` instructions, when one pays: a window of at least
+   * FAST_WINDOW on a vCPU that has run FAST_AFTER instructions (made now when it has not been).
+   */
+  private fastFor(v: number, c: Cpu, insns: number): { engine: UnicornEngine; hooks: HookCtx } | undefined {
+    if (insns < FAST_WINDOW) return undefined;
+    if (c.fast === undefined && c.exactRun + insns >= FAST_AFTER) this.makeFast(v, c);
+    return c.fast === 'none' ? undefined : c.fast;
+  }
+
+  private makeFast(v: number, c: Cpu): void {
+    const fast = makeFastEngine(this.ram, this.ramBase, this.reader.info.cpuModel ?? UC.CPU_X86_SKYLAKE_SERVER);
+    if ('off' in fast) {
+      c.fast = 'none';
+      return;
+    }
+    c.fast = fast;
+    if (this.ram.length <= IOAPIC_BASE) for (const base of [LAPIC_BASE, IOAPIC_BASE]) emuHooks().guard(fast.hooks, BigInt(base), 0x1000n);
+    for (const w of this.watchers) w.fast(v, this.fastHandle(fast));
+  }
+
+  private fastHandle(fast: { engine: UnicornEngine; hooks: HookCtx }): FastEngineHandle {
+    return { address: fast.engine.address, recordTo: (sink) => emuHooks().recordTo(fast.hooks, sink ?? null) };
+  }
+
+  /**
+   * `w` is told of every engine of the machine before it runs: of those made so far now, of each
+   * made later as it is made (a recorder attaches its hooks so: chunk-indexer.ts).
+   */
+  watchEngines(w: EngineWatcher): void {
+    this.watchers.push(w);
+    this.cpus.forEach((c, v) => {
+      if (!c) return;
+      w.exact(v, c.engine);
+      if (c.fast && c.fast !== 'none') w.fast(v, this.fastHandle(c.fast));
+    });
+  }
+
   /**
    * A device register read by vCPU v's current instruction (inside uc_emu_start: no throwing).
    * The recorded read of that instruction, in order; a read the trace does not hold (a trace of a
    * dbg that did not record them, or a divergence) stops the re-execution, which reports it.
    */
   private deviceRead(v: number, phys: number, size: number): number {
-    const f = this.feeds[v]!;
+    const c = this.cpus[v]!;
+    const f = c.feed;
     if (f.fault) return 0xffff_ffff;
     if (phys === LAPIC_ID && size === 4 && f.lapicId !== undefined) return f.lapicId;
-    const seq = f.from + Number(emuHooks().counter(this.hooks[v]!)) - 1;
+    const seq = f.from + Number(emuHooks().counter(c.hooks)) - 1;
     const r = f.rows[f.next];
     if (r && r.seq === seq && Number(r.detail.phys) === phys && r.detail.size === size) {
       f.next++;
@@ -250,47 +341,52 @@ export class ReplayMachine {
     }
     const held = r ? `; the next it holds is at 0x${Number(r.detail.phys).toString(16)} at seq ${r.seq}` : '';
     f.fault = `re-executing seq ${seq} read the device register at 0x${phys.toString(16)} (${size} bytes), which the trace does not hold${held}: the trace does not replay (traces recorded before dbg recorded device reads have none: record the guest again)`;
-    emuHooks().requestStop(this.hooks[v]!);
+    emuHooks().requestStop(c.hooks);
     return 0xffff_ffff;
   }
 
-  /** Give vCPU v's next run, which starts at seq `from`, the device reads recorded in [from, to). */
-  /** Per vCPU: the local APIC ID its fast engine answers with (-1: none), as feedDevices last told it. */
-  private readonly lapicIdsTold: number[] = [];
-
+  /** Give vCPU v's next run, which starts at seq `from`, the device reads recorded in `rows`. */
   private feedDevices(v: number, from: number, rows: InputRow[]): void {
     // A trace that tells the local APIC's ID (schema 9) holds no read of it: the value in force at
     // `from` answers them (a write of the register ends its slice, so a run sees one value), on
     // the fast engine without leaving it.
     const lapicId = this.reader.tellsLapicIds ? this.reader.lapicIdAt(v, from) : undefined;
-    this.feeds[v] = { rows: rows.filter((i) => i.kind === 'mmio-read' && i.vcpu === v), next: 0, from, ...(lapicId !== undefined ? { lapicId } : {}) };
-    const fast = this.fasts[v];
+    const c = this.cpus[v]!;
+    c.feed = { rows: rows.filter((i) => i.kind === 'mmio-read' && i.vcpu === v), next: 0, from, ...(lapicId !== undefined ? { lapicId } : {}) };
     // (a size of 0 turns the answer off: read on the exact engine, from the rows). Every
     // re-execution window comes here (a reverse step's too): the engine is told only a change.
-    if (fast && this.reader.tellsLapicIds && this.ram.length <= IOAPIC_BASE && this.lapicIdsTold[v] !== (lapicId ?? -1)) {
-      emuHooks().guardValue(fast.hooks, BigInt(LAPIC_ID), lapicId === undefined ? 0n : 4n, BigInt(lapicId ?? 0));
-      this.lapicIdsTold[v] = lapicId ?? -1;
+    if (c.fast && c.fast !== 'none' && this.reader.tellsLapicIds && this.ram.length <= IOAPIC_BASE && c.lapicIdTold !== (lapicId ?? -1)) {
+      emuHooks().guardValue(c.fast.hooks, BigInt(LAPIC_ID), lapicId === undefined ? 0n : 4n, BigInt(lapicId ?? 0));
+      c.lapicIdTold = lapicId ?? -1;
     }
   }
 
   /** The device read that stopped vCPU v's run, as a damaged-trace error. */
   private checkFeed(v: number): void {
-    const fault = this.feeds[v]!.fault;
+    const fault = this.cpus[v]!.feed.fault;
     if (fault) throw traceCorrupt(this.reader.path, fault);
   }
 
-  /** Load a checkpoint into vCPU v's engine; an image of the wrong size is a damaged trace. */
+  /**
+   * Load a checkpoint into vCPU v's engine, or for a vCPU not made yet keep it to load when it is
+   * (see cpu()); an image of the wrong size is a damaged trace.
+   */
   private restore(v: number, c: Checkpoint): void {
-    const e = this.engines[v]!;
-    if (c.image.length !== e.contextSize) {
-      throw traceCorrupt(this.reader.path, `the checkpoint at seq ${c.seq} of vCPU ${v} holds ${c.image.length} bytes, expected a uc_context of ${e.contextSize} bytes`);
+    const cpu = this.cpus[v];
+    // (every engine has vCPU 0's context size)
+    const size = this.cpus[0]!.engine.contextSize;
+    if (c.image.length !== size) {
+      throw traceCorrupt(this.reader.path, `the checkpoint at seq ${c.seq} of vCPU ${v} holds ${c.image.length} bytes, expected a uc_context of ${size} bytes`);
+    }
+    if (!cpu) {
+      this.placed[v] = c;
+      return;
     }
     try {
-      nativeRecorder().contextRestore(e.address, c.image);
+      nativeRecorder().contextRestore(cpu.engine.address, c.image);
       // the TLB entries lead virtual pages to physical RAM as the tables had it before
-      emuHooks().flushTlb(this.hooks[v]!);
-      const fast = this.fasts[v];
-      if (fast) emuHooks().flushTlb(fast.hooks);
+      emuHooks().flushTlb(cpu.hooks);
+      if (cpu.fast && cpu.fast !== 'none') emuHooks().flushTlb(cpu.fast.hooks);
     } catch (err) {
       // the addon refuses an image whose uc_context header does not fit the engine
       throw traceCorrupt(this.reader.path, `the checkpoint at seq ${c.seq} of vCPU ${v} does not load: ${(err as Error).message}`);
@@ -301,10 +397,9 @@ export class ReplayMachine {
     return this.regsAt;
   }
 
+  /** vCPU `vcpu`'s exact engine (made now when it was not), with its registers where the machine is. */
   engine(vcpu: number): UnicornEngine {
-    const e = this.engines[vcpu];
-    if (!e) throw errors.badInput(`vCPU ${vcpu} does not exist: the recording has ${this.engines.length}`);
-    return e;
+    return this.cpu(vcpu).engine;
   }
 
   registers(vcpu: number, only?: readonly string[]): Registers {
@@ -314,7 +409,7 @@ export class ReplayMachine {
   /** The vCPU that executes instruction `s` (or executed the last one, at the end). */
   runningAt(s: number): number {
     const r = this.reader;
-    if (r.end === r.first || this.engines.length === 1) return 0;
+    if (r.end === r.first || r.vcpus === 1) return 0;
     // (a lazy trace's pcs are made by re-executing: its slices say it)
     if (r.lazyPcs) return r.vcpuAt(Math.min(s, r.end - 1));
     return r.step(Math.min(s, r.end - 1)).vcpu;
@@ -342,7 +437,7 @@ export class ReplayMachine {
     }
     let window: { vcpu: number; from: number; image: Buffer } | undefined;
     const loads: Checkpoint[] = [];
-    for (let v = 0; v < this.engines.length; v++) {
+    for (let v = 0; v < r.vcpus; v++) {
       const c = r.checkpoint(v, s);
       if (!c) {
         if (v === running) throw traceCorrupt(r.path, `no register checkpoint of vCPU ${v} at or before seq ${s}`);
@@ -379,9 +474,9 @@ export class ReplayMachine {
     const rung = l.rungs[i]!;
     copyRuns(l.runs, rung.ram, this.ram, 'scatter');
     this.memAt = rung.seq;
-    const e = this.engines[running]!;
-    nativeRecorder().contextRestore(e.address, rung.image);
-    emuHooks().flushTlb(this.hooks[running]!);
+    const c = this.cpu(running);
+    nativeRecorder().contextRestore(c.engine.address, rung.image);
+    emuHooks().flushTlb(c.hooks);
     if (rung.seq < s) this.climb(l, rung.seq, s);
     this.hostWritesUpTo(rung.seq, s);
     return true;
@@ -459,7 +554,7 @@ export class ReplayMachine {
     if (l.rungs.length >= l.capacity) return;
     const ram = Buffer.allocUnsafe(l.runBytes);
     copyRuns(l.runs, ram, this.ram, 'gather');
-    l.rungs.push({ seq, image: image ?? nativeRecorder().contextSave(this.engines[l.vcpu]!.address), ram });
+    l.rungs.push({ seq, image: image ?? nativeRecorder().contextSave(this.cpu(l.vcpu).engine.address), ram });
   }
 
   /**
@@ -567,22 +662,23 @@ export class ReplayMachine {
   }
 
   private reexecute(vcpu: number, from: number, to: number): void {
-    const e = this.engines[vcpu]!;
+    const c = this.cpu(vcpu);
+    const { engine: e, hooks } = c;
     const rows = this.inputs(from, to);
     const ins = rows.filter((i) => i.kind === 'port-in' && i.vcpu === vcpu);
     nativeRecorder().feedPorts(e.address, Uint32Array.from(ins, (i) => Number(i.detail.value)));
+    const fast = this.fastFor(vcpu, c, to - from);
     this.feedDevices(vcpu, from, rows);
-    const hooks = this.hooks[vcpu]!;
-    const fast = this.fasts[vcpu];
     // Unicorn's aliasing of virtual pages (first touches differ from the recording run) leaves
     // page-fault addresses in CR2; the guest never saw a #PF (the machine stops at exceptions).
     const cr2 = e.readReg(X86_REG.CR2);
     let err: number;
-    if (fast && to - from >= FAST_WINDOW) {
+    if (fast) {
       err = emuHooks().runFast(fast.hooks, hooks, BigInt(to - from), NO_PC);
     } else {
       emuHooks().arm(hooks, BigInt(to - from), NO_PC);
       err = e.start(e.readReg(X86_REG.RIP), NO_PC);
+      c.exactRun += to - from;
     }
     e.writeReg(X86_REG.CR2, cr2);
     const done = completed(hookResult(hooks));
@@ -601,8 +697,7 @@ export class ReplayMachine {
   private scanWindow(start: number, end: number, from: number, addr: bigint, length: number, bits: number, firstOnly: boolean): number[] {
     this.seek(start);
     const vcpu = this.runningAt(start);
-    const e = this.engines[vcpu]!;
-    const hooks = this.hooks[vcpu]!;
+    const { engine: e, hooks } = this.cpu(vcpu);
     const addon = emuHooks();
     const id = 0x7fff_fff0;
     addon.add(hooks, id, addr, addr + BigInt(length) - 1n, bits);
@@ -799,23 +894,25 @@ export class ReplayMachine {
   }
 
   /** vCPU `vcpu`'s fast engine, for a recorder's block sink (rerecord.ts), when it has one. */
-  fastEngine(vcpu: number): { readonly address: bigint; recordTo(sink: bigint | undefined): void } | undefined {
-    const fast = this.fasts[vcpu];
-    return fast && { address: fast.engine.address, recordTo: (sink) => emuHooks().recordTo(fast.hooks, sink ?? null) };
+  fastEngine(vcpu: number): FastEngineHandle | undefined {
+    // (made now: a re-recording runs the whole history, and its recorder attaches to it first)
+    const c = this.cpu(vcpu);
+    if (c.fast === undefined) this.makeFast(vcpu, c);
+    return c.fast === 'none' ? undefined : this.fastHandle(c.fast!);
   }
 
   close(): void {
-    for (const f of this.fasts) {
-      if (!f) continue;
-      emuHooks().destroy(f.hooks);
-      f.engine.close();
+    for (const c of this.cpus) {
+      if (!c) continue;
+      if (c.fast && c.fast !== 'none') {
+        emuHooks().destroy(c.fast.hooks);
+        c.fast.engine.close();
+      }
+      emuHooks().destroy(c.hooks);
+      nativeRecorder().unfeedPorts(c.engine.address);
+      c.engine.close();
     }
-    this.fasts.length = 0;
-    this.hooks.forEach((h) => emuHooks().destroy(h));
-    for (const e of this.engines) nativeRecorder().unfeedPorts(e.address);
-    this.hooks.length = 0;
-    for (const e of this.engines) e.close();
-    this.engines.length = 0;
+    this.cpus.length = 0;
     releaseGuestRam(this.ram);
   }
 }
