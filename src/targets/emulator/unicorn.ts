@@ -228,13 +228,16 @@ export class UnicornEngine {
     this.l = l;
     const out = [null];
     const m = mode === 'x86-64' ? UC.MODE_64 : UC.MODE_32;
-    const open = () => {
+    // (uc_context_size sets the engine up: its code buffer is made there)
+    const open = (): { handle: unknown; contextSize: number } => {
       this.check(l.uc_open(UC.ARCH_X86, m, out), 'uc_open');
-      this.handle = out[0];
-      this.check(l.uc_ctl(this.handle, UC.CTL_WRITE_CPU_MODEL, 'int', cpuModel), 'setting the CPU model');
-      return Number(l.uc_context_size(this.handle));
+      this.check(l.uc_ctl(out[0], UC.CTL_WRITE_CPU_MODEL, 'int', cpuModel), 'setting the CPU model');
+      return { handle: out[0], contextSize: Number(l.uc_context_size(out[0])) };
     };
-    this.contextSize = opts.hugeCode === false ? withoutHugePages(l, open) : open();
+    const opened = opts.hugeCode === false ? withoutHugePages(l, open) : open();
+    // (each field assigned once, here: see `shut`)
+    this.handle = opened.handle;
+    this.contextSize = opened.contextSize;
     const ctx = [null];
     this.check(l.uc_context_alloc(this.handle, ctx), 'uc_context_alloc');
     this.ctxHandle = ctx[0];
