@@ -1997,16 +1997,32 @@ static napi_value fn_dirty_track(napi_env env, napi_callback_info info) {
  * dirtyPages(h) -> Uint32Array: the indexes (byte offset / 4096) of the tracked pages written
  * since dirtyTrack or the last call, ascending; protected again in the same scan.
  */
+/* Whether `r` tracks RAM; else the JS error thrown, naming the call `fn`. */
+static bool tracking(napi_env env, Rec *r, const char *fn) {
+  if (r->uffd >= 0) return true;
+  char msg[120];
+  snprintf(msg, sizeof msg, "%s: no RAM is tracked (dirtyTrack first)", fn);
+  throw_err(env, msg);
+  return false;
+}
+
+/* dirty_scan for the call `fn`: the count, or -1 with the JS error thrown. */
+static long scan_for(napi_env env, Rec *r, const char *fn, bool protect, uint64_t at_most) {
+  if (!tracking(env, r, fn)) return -1;
+  long n = dirty_scan(r, protect, at_most);
+  if (n < 0) {
+    char msg[120];
+    snprintf(msg, sizeof msg, "%s: PAGEMAP_SCAN: %s", fn, strerror(errno));
+    throw_err(env, msg);
+  }
+  return n;
+}
+
 static napi_value fn_dirty_pages(napi_env env, napi_callback_info info) {
   Rec *r = handle_only(env, info);
   if (!r) return NULL;
-  if (r->uffd < 0) return throw_err(env, "dirtyPages: no RAM is tracked (dirtyTrack first)");
-  long n = dirty_scan(r, true, 0);
-  if (n < 0) {
-    char msg[120];
-    snprintf(msg, sizeof msg, "dirtyPages: PAGEMAP_SCAN: %s", strerror(errno));
-    return throw_err(env, msg);
-  }
+  long n = scan_for(env, r, "dirtyPages", true, 0);
+  if (n < 0) return NULL;
   napi_value ab, out;
   void *d;
   CALL(napi_create_arraybuffer(env, (size_t)n * 4, &d, &ab));
@@ -2028,13 +2044,8 @@ static napi_value fn_dirty_count(napi_env env, napi_callback_info info) {
   if (!r) return NULL;
   if (argc < 2 || napi_get_value_double(env, argv[1], &at_most) != napi_ok || !(at_most >= 0 && at_most <= 1e9))
     return throw_err(env, "dirtyCount(handle, atMost: number): bad arguments");
-  if (r->uffd < 0) return throw_err(env, "dirtyCount: no RAM is tracked (dirtyTrack first)");
-  long n = dirty_scan(r, false, (uint64_t)at_most);
-  if (n < 0) {
-    char msg[120];
-    snprintf(msg, sizeof msg, "dirtyCount: PAGEMAP_SCAN: %s", strerror(errno));
-    return throw_err(env, msg);
-  }
+  long n = scan_for(env, r, "dirtyCount", false, (uint64_t)at_most);
+  if (n < 0) return NULL;
   napi_value out;
   CALL(napi_create_double(env, (double)n, &out));
   return out;
@@ -2064,7 +2075,7 @@ static napi_value fn_dirty_release(napi_env env, napi_callback_info info) {
   if (argc < 3 || napi_get_typedarray_info(env, argv[1], &tat, &nat, &at, NULL, NULL) != napi_ok || tat != napi_uint32_array ||
       napi_get_typedarray_info(env, argv[2], &tseen, &nseen, &seenp, NULL, NULL) != napi_ok || tseen != napi_uint8_array)
     return throw_err(env, "dirtyRelease(handle, at: Uint32Array, seen: Uint8Array): bad arguments");
-  if (r->uffd < 0) return throw_err(env, "dirtyRelease: no RAM is tracked (dirtyTrack first)");
+  if (!tracking(env, r, "dirtyRelease")) return NULL;
   const uint32_t *pages = at;
   uint8_t *seen = seenp;
   uint64_t tracked = r->dirty_len / DIRTY_PAGE;

@@ -230,9 +230,10 @@ export class EmulatorRecorder implements ExecutionObserver {
   afterSlice(vcpu: number, executed: number, _stop: SliceStop): void {
     if (this.full) return;
     const next = this.n.endSlice(this.h, this.engine(vcpu), executed);
-    const ran = next - this.chunkFirst;
-    if (ran < BigInt(this.chunkTarget)) return;
-    if (this.lazy && this.opts.chunkTarget === undefined && ran < BigInt(CHUNK_TARGET.eager)) {
+    // (a number: a chunk is far below 2^53 instructions, and no BigInt is made per slice for it)
+    const ran = Number(next - this.chunkFirst);
+    if (ran < this.chunkTarget) return;
+    if (this.lazy && this.opts.chunkTarget === undefined && ran < CHUNK_TARGET.eager) {
       // a look at how many pages were written so far (see FEW_PAGES), protecting none: many, on
       // to the eager target; few, the cut is here
       if (this.looked) return;
