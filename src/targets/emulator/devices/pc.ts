@@ -34,6 +34,14 @@ export interface BoardHost {
   startup(vcpu: number, vector: number): void;
 }
 
+/** A device on I/O ports (StandardPc.portDevices). */
+interface PortDevice {
+  readonly bit: number;
+  has(port: number): boolean;
+  in(port: number, size: number, now: bigint): number;
+  out(port: number, size: number, value: number, now: bigint): void;
+}
+
 /**
  * The devices as bits of StandardPc.changed: which may have changed since save() last saved them.
  * The local APICs are one (an interrupt routed reaches any of them).
@@ -141,72 +149,38 @@ export class StandardPc {
     }
   }
 
-  /** The device (its bit) that has `port`, or 0. */
-  private portDevice(port: number): number {
-    if (port >= COM1_PORT && port < COM1_PORT + 8) return UART;
-    if (this.pic.handles(port)) return PIC;
-    if (this.pit.handles(port)) return PIT;
-    if (this.cmos.handles(port)) return CMOS;
-    if (this.kbd.handles(port)) return KBD;
-    if (this.cga.handles(port)) return CGA;
-    if (this.ata.handles(port)) return ATA;
-    return 0;
+  /**
+   * The devices on I/O ports, each with its bit (touch), which ports it has, and how a read and a
+   * write of one reach it (a byte of the value: only the ATA data port takes words).
+   */
+  private readonly portDevices: readonly PortDevice[] = [
+    { bit: UART, has: (p) => p >= COM1_PORT && p < COM1_PORT + 8, in: (p) => this.uart.read(p - COM1_PORT), out: (p, _n, v) => this.uart.write(p - COM1_PORT, v & 0xff) },
+    { bit: PIC, has: (p) => this.pic.handles(p), in: (p) => this.pic.in(p), out: (p, _n, v) => this.pic.out(p, v & 0xff) },
+    { bit: PIT, has: (p) => this.pit.handles(p), in: (p, _n, now) => this.pit.in(p, now), out: (p, _n, v, now) => this.pit.out(p, v & 0xff, now) },
+    { bit: CMOS, has: (p) => this.cmos.handles(p), in: (p, _n, now) => this.cmos.in(p, now), out: (p, _n, v) => this.cmos.out(p, v & 0xff) },
+    { bit: KBD, has: (p) => this.kbd.handles(p), in: (p) => this.kbd.in(p), out: (p, _n, v) => this.kbd.out(p, v & 0xff) },
+    { bit: CGA, has: (p) => this.cga.handles(p), in: (p) => this.cga.in(p), out: (p, _n, v) => this.cga.out(p, v & 0xff) },
+    { bit: ATA, has: (p) => this.ata.handles(p), in: (p, n) => this.ata.in(p, n), out: (p, n, v) => this.ata.out(p, n, v) },
+  ];
+
+  /** The device that has `port`, marked as reached (touch), or undefined. */
+  private portDevice(port: number): PortDevice | undefined {
+    const d = this.portDevices.find((x) => x.has(port));
+    this.touch(d?.bit ?? 0);
+    return d;
   }
 
   /** A port of one of these devices: its value; undefined when no device here has the port. */
   portIn(port: number, size: number, now: bigint): number | undefined {
-    const d = this.portDevice(port);
-    this.touch(d);
-    switch (d) {
-      case UART:
-        return this.uart.read(port - COM1_PORT);
-      case PIC:
-        return this.pic.in(port);
-      case PIT:
-        return this.pit.in(port, now);
-      case CMOS:
-        return this.cmos.in(port, now);
-      case KBD:
-        return this.kbd.in(port);
-      case CGA:
-        return this.cga.in(port);
-      case ATA:
-        return this.ata.in(port, size);
-      default:
-        return undefined;
-    }
+    return this.portDevice(port)?.in(port, size, now);
   }
 
   /** False when no device here has the port. */
   portOut(port: number, size: number, value: number, now: bigint): boolean {
     const d = this.portDevice(port);
-    this.touch(d);
-    const v = value & 0xff;
-    switch (d) {
-      case UART:
-        this.uart.write(port - COM1_PORT, v);
-        return true;
-      case PIC:
-        this.pic.out(port, v);
-        return true;
-      case PIT:
-        this.pit.out(port, v, now);
-        return true;
-      case CMOS:
-        this.cmos.out(port, v);
-        return true;
-      case KBD:
-        this.kbd.out(port, v);
-        return true;
-      case CGA:
-        this.cga.out(port, v);
-        return true;
-      case ATA:
-        this.ata.out(port, size, value);
-        return true;
-      default:
-        return port === 0x80 || port === 0x92 || port === 0x22 || port === 0x23; // POST codes, fast A20, IMCR
-    }
+    if (d) d.out(port, size, value, now);
+    else return port === 0x80 || port === 0x92 || port === 0x22 || port === 0x23; // POST codes, fast A20, IMCR
+    return true;
   }
 
   private mmioCheck(what: string, vcpu: number, off: number, size: number, write: boolean): boolean {
