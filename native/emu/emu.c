@@ -2143,17 +2143,27 @@ static napi_value js_spin(napi_env env, napi_callback_info info) {
 }
 
 /*
- * spinLog(ctx, out: BigUint64Array(8 * 19)) -> count: the snapshots the last slice took, in order,
- * each [position, pc, snapAt after it, regs[16]] (a position in the quantum: the instruction
- * before which it was taken).
+ * spinLog(ctx, out: BigUint64Array, at: number, seq: bigint) -> count: the snapshots the last
+ * slice took, in order, into out[at...], each [seq, pc, snapAt after it, regs[16]]: `seq` plus the
+ * position in the quantum (the instruction before which it was taken). `out` must have room for
+ * SPIN_LOG of them from `at` (machine.ts keeps them by seq: made here, no BigInt is made per
+ * snapshot in JavaScript).
  */
 static napi_value js_spin_log(napi_env env, napi_callback_info info) {
-  napi_value argv[2], r;
-  if (!get_args(env, info, 2, argv)) return NULL;
+  napi_value argv[4], r;
+  uint32_t at;
+  uint64_t seq;
+  if (!get_args(env, info, 4, argv)) return NULL;
   ctx *c = get_ctx(env, argv[0]);
-  uint64_t *out = c ? u64_array(env, argv[1], SPIN_LOG * SPIN_LOG_WORDS) : NULL;
+  if (!c || napi_get_value_uint32(env, argv[2], &at) != napi_ok || !get_u64(env, argv[3], &seq)) {
+    if (c) napi_throw_type_error(env, "EMU_ARGS", "spinLog(ctx, out, at, seq): bad arguments");
+    return NULL;
+  }
+  uint64_t *out = u64_array(env, argv[1], (size_t)at + SPIN_LOG * SPIN_LOG_WORDS);
   if (!out) return NULL;
+  out += at;
   memcpy(out, c->spin_log, c->spin_nlog * sizeof c->spin_log[0]);
+  for (unsigned i = 0; i < c->spin_nlog; i++) out[i * SPIN_LOG_WORDS] += seq;
   napi_create_uint32(env, c->spin_nlog, &r);
   return r;
 }

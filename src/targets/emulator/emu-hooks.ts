@@ -35,7 +35,7 @@ export const WATCH_EXEC = 4;
  */
 export const SPIN_WORDS = 23;
 export const SPIN_NONE = 0xffff_ffff_ffff_ffffn;
-/** A snapshot as spinLog gives it: [position, pc, snapAt, regs x 16]; at most SPIN_LOG a slice. */
+/** A snapshot as spinLog gives it: [seq, pc, snapAt, regs x 16]; at most SPIN_LOG a slice. */
 export const SPIN_LOG_WORDS = 19;
 export const SPIN_LOG = 8;
 
@@ -78,8 +78,12 @@ interface Addon {
    * (spinLog); a fast engine's is its exact engine's.
    */
   spin(ctx: HookCtx, state: BigUint64Array, write: boolean): number;
-  /** The snapshots the last slice took, [position, pc, snapAt, regs x 16] each (SPIN_LOG_WORDS) into `out`; their number. */
-  spinLog(ctx: HookCtx, out: BigUint64Array): number;
+  /**
+   * The snapshots the last slice took into `out` from word `at` (room for SPIN_LOG of them), each
+   * [seq, pc, snapAt, regs x 16] (SPIN_LOG_WORDS): `seq` is the slice's quantum start `seq` plus
+   * the snapshot's position in the quantum; their number.
+   */
+  spinLog(ctx: HookCtx, out: BigUint64Array, at: number, seq: bigint): number;
   /** The end (pc + length) of the instruction at virtual `pc`, as the vCPU decodes it now; `pc` when unreadable. */
   insnEnd(ctx: HookCtx, pc: bigint): bigint;
   add(ctx: HookCtx, id: number, begin: bigint, end: bigint, bits: number): void;

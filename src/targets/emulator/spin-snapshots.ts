@@ -3,75 +3,98 @@
  * machine keeps device marks: a position inside a slice has the detector of its slice's start
  * with the last snapshot taken before it (Machine.rewind).
  *
- * One array of SPIN_LOG_WORDS-word entries in seq order, [seq, pc, snapAt, regs x 16] (spinLog's
- * position in the quantum made a seq), not an array apiece: a recorded 2-vCPU xv6 boot takes
- * ~60,000 of them, and a typed array apiece was an ArrayBuffer apiece for the collector.
+ * Entries of SPIN_LOG_WORDS words, [seq, pc, snapAt, regs x 16], in seq order, in blocks of
+ * BLOCK entries: a recorded 2-vCPU xv6 boot takes ~60,000 of them (9 MiB). A typed array apiece
+ * was an ArrayBuffer apiece for the collector; one array grown by doubling copied and first
+ * touched twice what it kept (a page fault a fresh 4 KiB: ~15 ms of a 2-vCPU boot's guest thread
+ * went to it, perf). spinLog writes a slice's entries in place, their seqs made in C.
  */
 
 import { emuHooks, SPIN_LOG, SPIN_LOG_WORDS, type HookCtx } from './emu-hooks.js';
 
 const W = SPIN_LOG_WORDS;
+/** Entries a block holds (~300 KiB). */
+const BLOCK = 2048;
 
 export class SpinSnapshots {
-  private words = new BigUint64Array(W * SPIN_LOG * 64);
-  /** Entries [first, end) of `words` are kept. */
-  private first = 0;
-  private end = 0;
+  /** Blocks in seq order; blocks[b] holds entries [starts[b], ends[b]) (trimmed at both ends). */
+  private blocks: BigUint64Array[] = [];
+  private starts: number[] = [];
+  private ends: number[] = [];
+  /** A block dropped whole, kept for the next one needed (its pages are touched already). */
+  private spare: BigUint64Array | undefined;
 
   get length(): number {
-    return this.end - this.first;
+    let n = 0;
+    for (let b = 0; b < this.blocks.length; b++) n += this.ends[b]! - this.starts[b]!;
+    return n;
   }
 
   /** The snapshots the last slice of `hooks` took: it began at `start`, `base` instructions into its quantum. */
   take(hooks: HookCtx, start: bigint, base: number): void {
-    this.reserve(SPIN_LOG);
-    const at = this.end * W;
-    const n = emuHooks().spinLog(hooks, this.words.subarray(at));
-    const shift = start - BigInt(base);
-    for (let i = 0; i < n; i++) this.words[at + i * W] = this.words[at + i * W]! + shift;
-    this.end += n;
+    let b = this.blocks.length - 1;
+    if (b < 0 || this.ends[b]! + SPIN_LOG > BLOCK) {
+      this.blocks.push(this.spare ?? new BigUint64Array(BLOCK * W));
+      this.spare = undefined;
+      this.starts.push(0);
+      this.ends.push(0);
+      b++;
+    }
+    this.ends[b]! += emuHooks().spinLog(hooks, this.blocks[b]!, this.ends[b]! * W, start - BigInt(base));
   }
 
   /** Forget the snapshots taken before `seq` (the oldest marks were dropped). */
   dropBefore(seq: bigint): void {
-    this.first = this.after(seq, this.first);
+    while (this.blocks.length > 0) {
+      const at = this.after(0, seq);
+      if (at < this.ends[0]!) {
+        this.starts[0] = at;
+        return;
+      }
+      this.dropBlock(0);
+    }
   }
 
   /** Forget the snapshots taken at `seq` or later (the machine was put back there). */
   dropFrom(seq: bigint): void {
-    this.end = this.after(seq, this.first);
+    for (let b = this.blocks.length - 1; b >= 0; b--) {
+      const at = this.after(b, seq);
+      if (at > this.starts[b]!) {
+        this.ends[b] = at;
+        return;
+      }
+      this.dropBlock(b);
+    }
   }
 
   /** The last snapshot taken at a seq in [from, to) ([seq, pc, snapAt, regs x 16]), if any. */
   lastIn(from: bigint, to: bigint): BigUint64Array | undefined {
-    const i = this.after(to, this.first) - 1;
-    if (i < this.first || this.words[i * W]! < from) return undefined;
-    return this.words.subarray(i * W, (i + 1) * W);
+    for (let b = this.blocks.length - 1; b >= 0; b--) {
+      const i = this.after(b, to) - 1;
+      if (i < this.starts[b]!) continue; // every entry of block b is at `to` or later
+      const words = this.blocks[b]!;
+      return words[i * W]! < from ? undefined : words.subarray(i * W, (i + 1) * W);
+    }
+    return undefined;
   }
 
-  /** The first entry at or after `from` whose seq is `seq` or later (a binary search). */
-  private after(seq: bigint, from: number): number {
-    let lo = from;
-    let hi = this.end;
+  /** In block `b`, the first entry whose seq is `seq` or later (a binary search). */
+  private after(b: number, seq: bigint): number {
+    const words = this.blocks[b]!;
+    let lo = this.starts[b]!;
+    let hi = this.ends[b]!;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.words[mid * W]! < seq) lo = mid + 1;
+      if (words[mid * W]! < seq) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
-  /** Room for `n` more entries: the dropped ones' room first, then a larger array. */
-  private reserve(n: number): void {
-    if ((this.end + n) * W <= this.words.length) return;
-    if (this.first > 0) {
-      this.words.copyWithin(0, this.first * W, this.end * W);
-      this.end -= this.first;
-      this.first = 0;
-    }
-    if ((this.end + n) * W <= this.words.length) return;
-    const grown = new BigUint64Array(Math.max(this.words.length * 2, (this.end + n) * W));
-    grown.set(this.words.subarray(0, this.end * W));
-    this.words = grown;
+  private dropBlock(b: number): void {
+    this.spare = this.blocks[b];
+    this.blocks.splice(b, 1);
+    this.starts.splice(b, 1);
+    this.ends.splice(b, 1);
   }
 }
