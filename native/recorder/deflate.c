@@ -33,6 +33,9 @@ static struct libdeflate_compressor *compressor(void) {
   return c;
 }
 
+/* The calling thread's compressor, for sqlite-rows.c (a raw page image deflated in the writer's INSERT). */
+struct libdeflate_compressor *dbg_compressor(void) { return compressor(); }
+
 static napi_value fail(napi_env env, const char *msg) {
   napi_throw_error(env, NULL, msg);
   return NULL;

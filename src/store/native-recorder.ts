@@ -154,6 +154,15 @@ export const LINE_CURSOR_BYTES = 88;
 
 export function nativeRecorder(): NativeRecorder {
   if (loaded) return loaded;
+  loaded = createRequire(import.meta.url)(nativeRecorderPath()) as NativeRecorder;
+  return loaded;
+}
+
+/**
+ * Where the native recorder's addon is: it is also the SQLite extension the trace writer loads
+ * (native/recorder/sqlite-rows.c, entry point sqlite3_recorder_init).
+ */
+export function nativeRecorderPath(): string {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   // From src/store (vitest) or dist/src/store (compiled): find native/recorder upwards.
   const candidates = [join(root, 'native'), join(root, '..', 'native')].map((d) => join(d, 'recorder', 'build', 'Release', 'recorder.node'));
@@ -161,6 +170,5 @@ export function nativeRecorder(): NativeRecorder {
   if (!path) {
     throw new DbgError('unsupported', 'the native recorder (native/recorder) is not built: run `node scripts/setup.mjs` (needs gcc and libunicorn-dev), or pass --no-record');
   }
-  loaded = createRequire(import.meta.url)(path) as NativeRecorder;
-  return loaded;
+  return path;
 }

@@ -6,7 +6,7 @@
  */
 
 import { decodeLineRow, encodedRows, encodeLineRow, rowFirstOrder, stateBound, writeOrder } from './line-rows.js';
-import { nativeRecorder, type NativeChunk } from './native-recorder.js';
+import { nativeRecorder, nativeRecorderPath, type NativeChunk } from './native-recorder.js';
 import { newHistoryId } from './rows-file.js';
 import { finishTrace, guard, openTraceForWriting, PCS_MAX_BYTES_PER_INSN, type Db } from './schema.js';
 import { checkpointAndDie, killNow, testKillPoint, type KillPoint } from './test-kill.js';
@@ -86,6 +86,8 @@ export function pageCopiesOf(ram: Buffer, physBase: bigint, at: Uint32Array): Pa
 export interface PageImages {
   readonly pages: readonly number[];
   readonly data: Uint8Array;
+  /** The physical page number of RAM's first page: `data` holds page indexes into RAM. */
+  readonly base: number;
 }
 
 /**
@@ -105,7 +107,7 @@ export function pageImagesOf(ram: Buffer, physBase: bigint, at: Uint32Array, see
     const n = data.readUInt16LE(o + 4);
     o += 6 + (n || 4096);
   }
-  return { pages, data };
+  return { pages, data, base };
 }
 
 /**
@@ -126,6 +128,24 @@ export function storesChunk(c: Pick<ChunkRecord, 'count' | 'ckpts' | 'lines' | '
 /** Memory rows stored by one INSERT (see writeChunk). */
 const ROW_BATCH = 32;
 
+/**
+ * Whether the trace writer's connection `db` stores page images and checkpoints through the
+ * recorder's SQLite extension (native/recorder/sqlite-rows.c: a chunk's are split into rows inside
+ * SQLite, one INSERT each; in JavaScript the writer's thread spent ~1.5 us a row binding them, a
+ * booting xv6 has ~80,000): loaded now, unless DBG_TRACE_SQL_ROWS=0 (tests compare both ways) or
+ * it does not load (then the rows are bound here, as before).
+ */
+function sqlRows(db: Db): boolean {
+  if (process.env.DBG_TRACE_SQL_ROWS === '0') return false;
+  try {
+    // (its entry point is the one SQLite derives from the file's name: sqlite3_recorder_init)
+    db.loadExtension(nativeRecorderPath());
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class TraceDbWriter {
   private readonly db: Db;
   private nextChunk = 0;
@@ -141,6 +161,9 @@ export class TraceDbWriter {
   private readonly insStop: Database.Statement;
   private readonly insPage: Database.Statement;
   private readonly insPageBatch: Database.Statement;
+  /** A chunk's page images and its checkpoints in one statement each (sqlRows), else undefined. */
+  private readonly insPagesSql: Database.Statement | undefined;
+  private readonly insCkptsSql: Database.Statement | undefined;
   private bytesIn = 0;
   private instructions = 0;
   /** The seq after the last instruction stored (undefined: no chunk stored yet). */
@@ -167,6 +190,10 @@ export class TraceDbWriter {
     this.insPage = this.db.prepare('INSERT INTO page (chunk, page, data) VALUES (?, ?, ?)');
     this.insPageBatch = this.db.prepare(`INSERT INTO page (chunk, page, data) VALUES ${Array(ROW_BATCH).fill('(?, ?, ?)').join(', ')}`);
     this.insStop = this.db.prepare('INSERT INTO stop (seq, vcpu, kind, id, addr) VALUES (?, ?, ?, ?, ?)');
+    if (sqlRows(this.db)) {
+      this.insPagesSql = this.db.prepare('INSERT INTO page (chunk, page, data) SELECT ?, page, data FROM dbg_pages(?, ?)');
+      this.insCkptsSql = this.db.prepare('INSERT INTO ckpt (seq, vcpu, chunk, flags, data) SELECT seq, vcpu, ?, flags, data FROM dbg_ckpts(?)');
+    }
   }
 
   /** RAM as it was when recording started: `data` holds the 4 KiB pages whose physical page numbers `pages` lists. */
@@ -227,13 +254,17 @@ export class TraceDbWriter {
           this.insMask.run(...maskArgs.slice((i / 4) * 5, (i / 4) * 5 + 5));
         }
         const k = c.ckpts;
-        const ckptArgs: unknown[] = [];
-        for (let p = 0; p < k.length; ) {
-          const n = k.readUInt32LE(p + 10);
-          ckptArgs.push(k.readBigUInt64LE(p), k[p + 8]!, id, k[p + 9]!, k.subarray(p + 14, p + 14 + n));
-          p += 14 + n;
+        if (this.insCkptsSql) {
+          if (k.length) this.insCkptsSql.run(id, k);
+        } else {
+          const ckptArgs: unknown[] = [];
+          for (let p = 0; p < k.length; ) {
+            const n = k.readUInt32LE(p + 10);
+            ckptArgs.push(k.readBigUInt64LE(p), k[p + 8]!, id, k[p + 9]!, k.subarray(p + 14, p + 14 + n));
+            p += 14 + n;
+          }
+          this.insertRows(this.insCkptBatch, this.insCkpt, ckptArgs, 5);
         }
-        this.insertRows(this.insCkptBatch, this.insCkpt, ckptArgs, 5);
         this.insertRows(this.insInputBatch, this.insInput, c.inputs.flatMap((i) => [...i, id]), 5);
         if (c.images) this.bytesIn += this.insertPages(id, c.images);
         if (this.kill?.at === 'commit' && this.kill.chunk === id) killNow();
@@ -253,6 +284,11 @@ export class TraceDbWriter {
     const native = nativeRecorder();
     // a Uint8Array when it crossed from the recording thread
     const data = Buffer.from(images.data.buffer, images.data.byteOffset, images.data.byteLength);
+    if (this.insPagesSql) {
+      if (data.length) this.insPagesSql.run(id, data, images.base);
+      // (the bytes handed: a page left whole counts its 4096, not what it deflates to)
+      return data.length - 6 * images.pages.length;
+    }
     let bytes = 0;
     let at = 0;
     const args: unknown[] = [];

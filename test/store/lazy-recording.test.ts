@@ -294,6 +294,34 @@ describe.runIf(tracking)('a lazy-rows recording', () => {
     expect(images).toBeLessThan(1000);
   });
 
+  it('stores the same page images and checkpoints through the SQLite extension (sqlite-rows.c) as bound row by row (DBG_TRACE_SQL_ROWS=0), ::discard -f included', async () => {
+    const eager = await record('eager-cut-2', 'eager', true);
+    const viaSql = await record('lazy-sql-rows', 'lazy', true, eager);
+    process.env.DBG_TRACE_SQL_ROWS = '0';
+    let bound: string;
+    try {
+      bound = await record('lazy-bound-rows', 'lazy', true, eager);
+    } finally {
+      delete process.env.DBG_TRACE_SQL_ROWS;
+    }
+    const rows = (path: string): { pages: unknown[]; ckpts: unknown[] } => {
+      const r = TraceReader.open(path, false);
+      try {
+        return {
+          pages: r.db.prepare('SELECT chunk, page, data FROM page ORDER BY chunk, page').raw().all(),
+          ckpts: r.db.prepare('SELECT seq, vcpu, chunk, flags, data FROM ckpt ORDER BY id').raw().all(),
+        };
+      } finally {
+        r.close();
+      }
+    };
+    const a = rows(viaSql);
+    const b = rows(bound);
+    expect(a.pages.length).toBeGreaterThan(10);
+    expect(a.ckpts.length).toBeGreaterThan(100);
+    expect(a).toEqual(b);
+  });
+
   it.each(['eager', 'lazy'])('records as DBG_RECORD_ROWS=%s says', async (rows) => {
     process.env.DBG_RECORD_ROWS = rows;
     try {

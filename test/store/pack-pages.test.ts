@@ -9,6 +9,8 @@ import { inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { nativeRecorder } from '../../src/store/native-recorder.js';
 import { pageImagesOf } from '../../src/store/trace-db-writer.js';
+import { nativeRecorderPath } from '../../src/store/native-recorder.js';
+import Database from 'better-sqlite3';
 import { unionPages } from '../../src/store/emulator-recorder.js';
 
 const n = nativeRecorder();
@@ -120,5 +122,56 @@ describe('unionPages (the pages a lazy chunk wrote: those listed when it was loo
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("the recorder's SQLite extension (sqlite-rows.c): packed page images and checkpoints as rows", () => {
+  const db = new Database(':memory:');
+  db.loadExtension(nativeRecorderPath());
+  const pages = db.prepare('SELECT page, data FROM dbg_pages(?, ?)').raw();
+  const ckpts = db.prepare('SELECT seq, vcpu, flags, data FROM dbg_ckpts(?)').raw();
+
+  it('gives each page at base + its index, a page packed whole deflated there', () => {
+    const ram = Buffer.alloc(3 * 4096);
+    ram.fill(1, 0, 4096);
+    for (let i = 4096; i < 8192; i++) ram[i] = (i * 2654435761) >>> 24; // no runs: left whole
+    ram[2 * 4096 + 9] = 3;
+    const packed = n.packPages(ram, Uint32Array.of(0, 1, 2), new Uint8Array(3));
+    const got = pages.all(packed, 0x100) as [number, Buffer][];
+    expect(got.map(([p]) => p)).toEqual([0x100, 0x101, 0x102]);
+    got.forEach(([, data], i) => expect(inflateRawSync(data).equals(ram.subarray(i * 4096, (i + 1) * 4096))).toBe(true));
+    expect(pages.all(Buffer.alloc(0), 0)).toEqual([]);
+  });
+
+  it('gives each checkpoint its seq, vCPU, flags and bytes', () => {
+    const rec = (seq: bigint, vcpu: number, flags: number, data: Buffer): Buffer => {
+      const h = Buffer.alloc(14);
+      h.writeBigUInt64LE(seq);
+      h[8] = vcpu;
+      h[9] = flags;
+      h.writeUInt32LE(data.length, 10);
+      return Buffer.concat([h, data]);
+    };
+    const packed = Buffer.concat([rec(5n, 0, 1, Buffer.from('abc')), rec(2n ** 40n, 1, 2, Buffer.alloc(0))]);
+    expect(ckpts.safeIntegers(true).all(packed)).toEqual([
+      [5n, 0n, 1n, Buffer.from('abc')],
+      [2n ** 40n, 1n, 2n, Buffer.alloc(0)],
+    ]);
+    const far = rec(2n ** 63n, 0, 0, Buffer.alloc(1));
+    expect(() => ckpts.all(far)).toThrow(/dbg_ckpts: a checkpoint's seq is past SQLite's integers at byte 0 of 15/);
+  });
+
+  it('fails the statement, naming where, on records that run past the packed data', () => {
+    const whole = n.packPages(Buffer.alloc(4096, 1), Uint32Array.of(0), new Uint8Array(1));
+    expect(() => pages.all(whole.subarray(0, 4), 0)).toThrow(/dbg_pages: a page image's header runs past the packed data at byte 0 of 4/);
+    expect(() => pages.all(whole.subarray(0, whole.length - 1), 0)).toThrow(/dbg_pages: a page image runs past the packed data at byte 0/);
+    const raw = Buffer.alloc(6 + 100); // a page left whole needs 4096 bytes
+    expect(() => pages.all(raw, 0)).toThrow(/dbg_pages: a page image runs past the packed data/);
+    expect(() => ckpts.all(Buffer.alloc(13))).toThrow(/dbg_ckpts: a checkpoint's header runs past the packed data at byte 0 of 13/);
+    const short = Buffer.alloc(14);
+    short.writeUInt32LE(1, 10);
+    expect(() => ckpts.all(short)).toThrow(/dbg_ckpts: a checkpoint runs past the packed data at byte 0 of 14/);
+    expect(() => db.prepare('SELECT * FROM dbg_pages').all()).toThrow(/dbg_pages\(packed, base\): both arguments are needed/);
+    expect(() => pages.all('text', 0)).toThrow(/dbg rows: the packed data is not a blob/);
   });
 });
