@@ -136,7 +136,12 @@ struct Eng {
   int has_hmem; /* hmem was added: the engine records guest writes (attach's `writes`) */
   int has_hcode; /* hcode was added: the engine records its pcs (not in a lazy recording) */
   uint64_t expected, prev_pc;
-  uc_context *ctx;
+  /* The image of the engine's last checkpoint, and a buffer for the next (checkpoint swaps them). */
+  uc_context *ctx, *ctx_next;
+  /* That checkpoint's delta against its vCPU's key, while the key is the same (last_ok). */
+  uint8_t *last;
+  size_t last_len, last_cap;
+  int last_ok;
   /* soft TLB for virtual -> physical of written addresses */
   int paging; /* 0 none, 2 two-level, 3 PAE, 4 long mode */
   int pse;    /* CR4.PSE: two-level paging honours 4 MiB pages */
@@ -855,7 +860,11 @@ static void sink_ran(void *ud, uint64_t done) {
 
 static void checkpoint(Rec *r, Eng *e, uint64_t seq, int flags) {
   int v = e->vcpu & (MAX_VCPU - 1);
-  uc_context_save(e->uc, e->ctx);
+  /* the image into the spare buffer, which becomes the last one: the previous stays to compare */
+  uc_context *prev = e->ctx;
+  uc_context_save(e->uc, e->ctx_next);
+  e->ctx = e->ctx_next;
+  e->ctx_next = prev;
   const uint8_t *raw = (const uint8_t *)e->ctx;
   size_t n = r->ctx_size;
   uint8_t hdr[14];
@@ -865,11 +874,24 @@ static void checkpoint(Rec *r, Eng *e, uint64_t seq, int flags) {
   if (!r->have_key[v]) {
     memcpy(r->key[v], raw, n);
     r->have_key[v] = 1;
+    e->last_ok = 0;
     hdr[9] = (uint8_t)(flags | 1);
     uint32_t len = (uint32_t)n;
     memcpy(hdr + 10, &len, 4);
     b_put(&r->ckpts, hdr, 14);
     b_put(&r->ckpts, raw, n);
+    return;
+  }
+  /* A slice's start is mostly where its vCPU's last slice ended, untouched (no interrupt came
+     between): the same image, so the same delta, without encoding it again (one memcmp against
+     the last image instead of the block compares and byte loops against the key: a recorded
+     2-vCPU xv6 boot takes ~37,000 checkpoints). */
+  if (e->last_ok && memcmp(raw, (const uint8_t *)prev, n) == 0) {
+    hdr[9] = (uint8_t)flags;
+    uint32_t len = (uint32_t)e->last_len;
+    memcpy(hdr + 10, &len, 4);
+    b_put(&r->ckpts, hdr, 14);
+    b_put(&r->ckpts, e->last, e->last_len);
     return;
   }
   r->tmp.len = 0;
@@ -901,6 +923,18 @@ static void checkpoint(Rec *r, Eng *e, uint64_t seq, int flags) {
   memcpy(hdr + 10, &len, 4);
   b_put(&r->ckpts, hdr, 14);
   b_put(&r->ckpts, r->tmp.p, r->tmp.len);
+  if (r->tmp.len > e->last_cap) {
+    uint8_t *grown = realloc(e->last, r->tmp.len);
+    if (!grown) {
+      e->last_ok = 0;
+      return;
+    }
+    e->last = grown;
+    e->last_cap = r->tmp.len;
+  }
+  if (r->tmp.len) memcpy(e->last, r->tmp.p, r->tmp.len);
+  e->last_len = r->tmp.len;
+  e->last_ok = 1;
 }
 
 /* ---- N-API glue ----------------------------------------------------------------------------- */
@@ -927,6 +961,10 @@ static void rec_free(napi_env env, void *data, void *hint) {
   /* Engines may be closed by now: hooks are removed by detach(), never here. */
   for (int i = 0; i < r->neng; i++)
     if (r->eng[i].ctx) uc_context_free(r->eng[i].ctx);
+  for (int i = 0; i < r->neng; i++) {
+    if (r->eng[i].ctx_next) uc_context_free(r->eng[i].ctx_next);
+    free(r->eng[i].last);
+  }
   for (int i = 0; i < MAX_VCPU; i++) free(r->key[i]);
   free(r->pcs.p);
   free(r->ckpts.p);
@@ -968,6 +1006,7 @@ static void reset_chunk(Rec *r) {
   r->ckpts.len = 0;
   r->untrans.len = 0;
   memset(r->have_key, 0, sizeof r->have_key);
+  for (int i = 0; i < r->neng; i++) r->eng[i].last_ok = 0; /* their deltas were against the old keys */
   r->undo.valid = 0;
   r->blk.valid = 0;
 }
@@ -1092,12 +1131,18 @@ static napi_value fn_attach(napi_env env, napi_callback_info info) {
     if (r->eng[i].uc == uc) e = &r->eng[i];
   if (!e) {
     if (r->neng == MAX_ENG) return throw_err(env, "attach: too many engines");
+    uc_context *a = NULL, *b = NULL;
+    if (uc_context_alloc(uc, &a) != UC_ERR_OK || uc_context_alloc(uc, &b) != UC_ERR_OK) {
+      if (a) uc_context_free(a);
+      return throw_err(env, "attach: uc_context_alloc failed");
+    }
     e = &r->eng[r->neng++];
     memset(e, 0, sizeof *e);
     e->rec = r;
     e->uc = uc;
     e->expected = e->prev_pc = ~0ull;
-    if (uc_context_alloc(uc, &e->ctx) != UC_ERR_OK) return throw_err(env, "attach: uc_context_alloc failed");
+    e->ctx = a;
+    e->ctx_next = b;
     size_t n = uc_context_size(uc);
     if (!r->ctx_size) r->ctx_size = n;
     for (int i = 0; i < MAX_VCPU; i++)
