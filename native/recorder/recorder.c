@@ -259,6 +259,9 @@ struct Rec {
   uint64_t dirty_at, dirty_len;
   uint32_t *dirty;
   size_t dirty_cap;
+  /* dirtyCount's last look listed every page written (it ended under its bound): dirty[0..listed)
+     is that list, until the next scan (dirtyTakeListed) */
+  long listed;
 };
 
 /* ---- physical memory ------------------------------------------------------------------- */
@@ -1022,6 +1025,7 @@ static napi_value fn_create(napi_env env, napi_callback_info info) {
   r->ckpt_every = every;
   r->rows = -1;
   r->uffd = r->pagemap = -1;
+  r->listed = -1;
   reset_chunk(r);
   napi_value h;
   CALL(napi_create_external(env, r, rec_free, NULL, &h));
@@ -1254,6 +1258,7 @@ static napi_value fn_begin_slice(napi_env env, napi_callback_info info) {
   Eng *e = find_eng(r, ucp);
   if (!e) return throw_err(env, "beginSlice: engine not attached");
   eng_mode(e);
+  r->listed = -1; /* the guest runs: a look's list is stale */
   r->slice_start = r->seq;
   r->undo.valid = 0;
   r->blk.valid = 0; /* its lens may be gone (emu.c drops its blocks after a debugger write) */
@@ -1320,6 +1325,7 @@ static napi_value fn_host_write(napi_env env, napi_callback_info info) {
   size_t len, oldlen = 0;
   if (!r || argc < 3 || !get_u64(env, argv[1], &pa) || napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok)
     return throw_err(env, "hostWrite(handle, physAddr, buffer, old?): bad arguments");
+  r->listed = -1; /* RAM is written: a look's list is stale */
   if (argc >= 4) {
     napi_valuetype t;
     napi_typeof(env, argv[3], &t);
@@ -1901,6 +1907,7 @@ static void dirty_stop(Rec *r) {
   if (r->pagemap >= 0) close(r->pagemap);
   r->uffd = r->pagemap = -1;
   r->dirty_len = 0;
+  r->listed = -1;
 }
 
 static long dirty_scan(Rec *r, bool protect, uint64_t at_most);
@@ -1957,6 +1964,7 @@ static const char *dirty_start(Rec *r, uint64_t at, uint64_t len, char *why, siz
  * is split and then faults once per 4 KiB page).
  */
 static long dirty_scan(Rec *r, bool protect, uint64_t at_most) {
+  r->listed = -1;
   struct page_region vec[256];
   struct pm_scan_arg a = {
       .size = sizeof a,
@@ -1995,7 +2003,10 @@ static long dirty_scan(Rec *r, bool protect, uint64_t at_most) {
       for (size_t k = 0; k < pages; k++) r->dirty[count++] = first + (uint32_t)k;
     }
     /* the scan stops early when the vector is full: on from where it stopped */
-    if (a.walk_end >= a.end || (!protect && count > at_most)) return (long)count;
+    if (a.walk_end >= a.end || (!protect && count > at_most)) {
+      r->listed = !protect && count <= at_most ? (long)count : -1;
+      return (long)count;
+    }
     if (a.walk_end <= a.start) {
       errno = EIO;
       return -1;
@@ -2093,6 +2104,41 @@ static napi_value fn_dirty_count(napi_env env, napi_callback_info info) {
   if (n < 0) return NULL;
   napi_value out;
   CALL(napi_create_double(env, (double)n, &out));
+  return out;
+}
+
+/*
+ * dirtyTakeListed(h) -> Uint32Array: what dirtyPages gives, right after a dirtyCount that listed
+ * every page written (it ended under its bound, and nothing ran since): those pages, protected
+ * again one run at a time instead of in a second walk of the whole range. Most chunks of a
+ * recording are cut after such a look finds a few pages (FEW_PAGES in emulator-recorder.ts); a
+ * walk of 512 MiB of RAM whose huge pages a boot split is ~150 us (xv6: ~60 of them a boot).
+ * Such a page lies in no huge page written whole (a scan lists all 512 pages of one), so
+ * protecting it splits none.
+ */
+static napi_value fn_dirty_take_listed(napi_env env, napi_callback_info info) {
+  Rec *r = handle_only(env, info);
+  if (!r) return NULL;
+  if (!tracking(env, r, "dirtyTakeListed")) return NULL;
+  if (r->listed < 0) return throw_err(env, "dirtyTakeListed: no dirtyCount listed every page written just before (use dirtyPages)");
+  size_t n = (size_t)r->listed;
+  r->listed = -1;
+  for (size_t k = 0; k < n;) {
+    size_t j = k + 1;
+    while (j < n && r->dirty[j] == r->dirty[k] + (j - k)) j++;
+    struct uffdio_writeprotect wp = {.range = {r->dirty_at + (uint64_t)r->dirty[k] * DIRTY_PAGE, (uint64_t)(j - k) * DIRTY_PAGE}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
+    if (ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
+      char msg[120];
+      snprintf(msg, sizeof msg, "dirtyTakeListed: UFFDIO_WRITEPROTECT: %s", strerror(errno));
+      return throw_err(env, msg);
+    }
+    k = j;
+  }
+  napi_value ab, out;
+  void *d;
+  CALL(napi_create_arraybuffer(env, n * 4, &d, &ab));
+  if (n) memcpy(d, r->dirty, n * 4);
+  CALL(napi_create_typedarray(env, napi_uint32_array, n, ab, 0, &out));
   return out;
 }
 
@@ -2535,6 +2581,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"dirtyTrack", 0, fn_dirty_track, 0, 0, 0, napi_default, 0},
       {"dirtyPages", 0, fn_dirty_pages, 0, 0, 0, napi_default, 0},
       {"dirtyCount", 0, fn_dirty_count, 0, 0, 0, napi_default, 0},
+      {"dirtyTakeListed", 0, fn_dirty_take_listed, 0, 0, 0, napi_default, 0},
       {"dirtyRelease", 0, fn_dirty_release, 0, 0, 0, napi_default, 0},
       {"dirtyStop", 0, fn_dirty_stop, 0, 0, 0, napi_default, 0},
   };

@@ -239,6 +239,9 @@ export class EmulatorRecorder implements ExecutionObserver {
       if (this.looked) return;
       this.looked = true;
       if (this.n.dirtyCount(this.h, FEW_PAGES) > FEW_PAGES) return;
+      // few: the look listed them all, and they are taken as dirtyPages would (no second walk)
+      this.cut(true);
+      return;
     }
     this.cut();
   }
@@ -319,8 +322,11 @@ export class EmulatorRecorder implements ExecutionObserver {
     this.cut();
   }
 
-  /** The open chunk handed to the writer (stored on its thread while the guest runs on). */
-  private cut(): void {
+  /**
+   * The open chunk handed to the writer (stored on its thread while the guest runs on). `listed`:
+   * a look (dirtyCount) just listed every page written in it.
+   */
+  private cut(listed = false): void {
     if (this.writeFailed()) return;
     const last = this.n.lastStep(this.h);
     const c = this.n.cut(this.h);
@@ -338,7 +344,7 @@ export class EmulatorRecorder implements ExecutionObserver {
     }
     // A lazy-rows chunk: the pages written in it (guest, host and debugger writes alike), as they are at its end.
     this.looked = false;
-    const written = this.lazy ? this.n.dirtyPages(this.h) : undefined;
+    const written = this.lazy ? (listed ? this.n.dirtyTakeListed(this.h) : this.n.dirtyPages(this.h)) : undefined;
     const images = written && this.pageImages(written);
     // the pages still zero that a scan protected with the written ones (a huge page being filled)
     if (written) this.n.dirtyRelease(this.h, written, this.seen);

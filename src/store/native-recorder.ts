@@ -138,6 +138,12 @@ export interface NativeRecorder {
    */
   dirtyCount(h: RecorderHandle, atMost: number): number;
   /**
+   * What dirtyPages gives, right after a dirtyCount that counted no more than its bound (it
+   * listed every page written) with nothing run or written since: those pages protected again
+   * without a second walk of the RAM (recorder.c); throws otherwise.
+   */
+  dirtyTakeListed(h: RecorderHandle): Uint32Array;
+  /**
    * Of the pages `at` (as dirtyPages listed them), those packPages left out as still zero for
    * the first time (`seen`) are unprotected and marked released: how many (recorder.c).
    */

@@ -123,6 +123,33 @@ describe.runIf(tracking)('dirty page tracking', () => {
     expect(() => n.dirtyCount(h, 8)).toThrow('dirtyCount: no RAM is tracked (dirtyTrack first)');
   });
 
+  it('takes the pages a look listed whole (dirtyTakeListed) as dirtyPages would: protected again, the next write seen', () => {
+    const h = n.create(0);
+    const ram = emuHooks().allocRam(4 << 20);
+    ram.fill(1);
+    expect(n.dirtyTrack(h, ram)).toBeUndefined();
+    expect(() => n.dirtyTakeListed(h)).toThrow('dirtyTakeListed: no dirtyCount listed every page written just before (use dirtyPages)');
+    for (const p of [3, 4, 5, 9, 700]) ram[p * 4096 + 1] = 2;
+    expect(n.dirtyCount(h, 8)).toBe(5);
+    expect([...n.dirtyTakeListed(h)]).toEqual([3, 4, 5, 9, 700]);
+    // protected again: nothing is written since, a write to one of them is seen
+    expect([...n.dirtyPages(h)]).toEqual([]);
+    ram[4 * 4096] = 3;
+    ram[6 * 4096] = 3;
+    expect(n.dirtyCount(h, 8)).toBe(2);
+    expect([...n.dirtyTakeListed(h)]).toEqual([4, 6]);
+    // once only, and not after a look that stopped at its bound or a scan since
+    expect(() => n.dirtyTakeListed(h)).toThrow(/no dirtyCount listed/);
+    for (let p = 10; p < 30; p++) ram[p * 4096] = 4;
+    expect(n.dirtyCount(h, 8)).toBe(9);
+    expect(() => n.dirtyTakeListed(h)).toThrow(/no dirtyCount listed/);
+    expect(n.dirtyCount(h, 100)).toBe(20);
+    expect(n.dirtyPages(h).length).toBe(20);
+    expect(() => n.dirtyTakeListed(h)).toThrow(/no dirtyCount listed/);
+    n.dirtyStop(h);
+    expect(() => n.dirtyTakeListed(h)).toThrow('dirtyTakeListed: no RAM is tracked (dirtyTrack first)');
+  });
+
   it('lifts the protection of pages left out as zero, once (dirtyRelease): they read as written at the next scan', () => {
     const h = n.create(0);
     const ram = emuHooks().allocRam(8 << 20);
