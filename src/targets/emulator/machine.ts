@@ -44,6 +44,7 @@ import type { PhysAddr, StopReason, Translation, TranslationStep, VirtAddr } fro
 import { SpinSnapshots } from './spin-snapshots.js';
 import { emuHooks, hookResult, HookStop, SPIN_NONE, SPIN_WORDS, WATCH_EXEC, WATCH_READ, WATCH_WRITE, type HookCtx } from './emu-hooks.js';
 import type { ExecutionObserver, InputEvent, MachineState, ObservedMachine, SliceStop } from './execution-observer.js';
+import { DeviceMarks, type SliceMark } from './device-marks.js';
 import { makeFastEngine } from './fast-engine.js';
 import { unicornVersion, UnicornEngine, UC, X86_REG } from './unicorn.js';
 import { Disk, type DiskOptions } from './devices/ata.js';
@@ -149,44 +150,6 @@ export class Vcpu {
   }
 }
 
-/**
- * The device and scheduler state at a position (kept while `keepDeviceMarks` is on, for putting
- * the machine back at a recorded seq): a mark at every slice start (everything) and after every
- * serial-port access inside a slice (the UART and the console length). Between two marks the
- * state follows from the instruction count: the running vCPU has executed and used up its quantum
- * by as many instructions.
- */
-/** A vCPU's scheduling state in a slice's mark (shared by the marks after it while it stays so). */
-interface VcpuMark {
-  readonly run: VcpuRun;
-  readonly executed: bigint;
-  readonly timerPeriod: number;
-  readonly timerNext: bigint;
-  readonly skipPc: bigint | undefined;
-}
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
-interface DeviceMark {
-  /** The position the mark holds the state at (before instruction `seq` runs). */
-  readonly seq: bigint;
-  readonly slice?: {
-    readonly current: number;
-    readonly left: number;
-    /** The vCPU the slice runs when it is not `current` (a run of one vCPU alone: see `run`). */
-    readonly alone?: number;
-    readonly vcpus: readonly VcpuMark[];
-    /** The spin detector before the slice (spinSaved: undefined for a quantum not begun)... */
-    readonly spinBefore: BigUint64Array | undefined;
-    /** ...and as the slice ran with it (after a new quantum's start, an interrupt). */
-    readonly spinRun?: BigUint64Array;
-    /** The slice looked for a spin (its vCPU's quantum, another vCPU could run). */
-    readonly spinLooked?: true;
-  };
-  readonly uart: unknown;
-  readonly consoleLength: number;
-}
-
 interface Point {
   id: number;
   begin: bigint;
@@ -236,7 +199,7 @@ export class Machine implements ObservedMachine {
   private readonly paging = new X86_64Paging((a) => this.readPhysU64(a));
   /** [0] is 1 once closed: an element, for the reason UnicornEngine's `shut` is one. */
   private readonly shut = new Uint8Array(1);
-  private marks: DeviceMark[] | undefined;
+  private marks: DeviceMarks | undefined;
   /** RIP, RFLAGS, CR2 of the vCPU whose slice starts (emuHooks().state). */
   private readonly regs = new BigUint64Array(3);
   /** The current quantum's spin detector (emu-hooks.ts, SPIN_WORDS), from slice to slice. */
@@ -415,14 +378,14 @@ export class Machine implements ObservedMachine {
   consoleInput(bytes: Buffer): void {
     this.board.advance(this.vnow());
     this.board.receive(bytes);
-    this.marks?.push({ seq: this.seqNow, uart: this.boardState(), consoleLength: this.consoleLength() });
+    this.marks?.push(this.seqNow, this.boardState(), this.consoleLength());
   }
 
   /** Queue PS/2 scan codes (set 1) for the guest's keyboard controller. */
   keyboardInput(codes: readonly number[]): void {
     this.board.advance(this.vnow());
     this.board.keys(codes);
-    this.marks?.push({ seq: this.seqNow, uart: this.boardState(), consoleLength: this.consoleLength() });
+    this.marks?.push(this.seqNow, this.boardState(), this.consoleLength());
   }
 
   /** The 80x25 text screen (CGA buffer at 0xb8000) and the CRTC's cursor (cell index). */
@@ -467,7 +430,7 @@ export class Machine implements ObservedMachine {
   private markDevice(vcpu: number): void {
     if (!this.marks) return;
     const counter = emuHooks().counter(this.vcpus[vcpu]!.hooks);
-    this.marks.push({ seq: this.seqNow + counter, uart: this.boardState(), consoleLength: this.consoleLength() });
+    this.marks.push(this.seqNow + counter, this.boardState(), this.consoleLength());
   }
 
   /**
@@ -495,11 +458,11 @@ export class Machine implements ObservedMachine {
     const marks = this.marks!;
     if (marks.length <= this.marksKept) return;
     let from = marks.length - Math.floor(this.marksKept * 0.75);
-    while (from > 0 && !marks[from]!.slice) from--;
+    while (from > 0 && !marks.isSlice(from)) from--;
     if (from > 0) {
-      marks.splice(0, from);
+      marks.dropBefore(from);
       this.marksTrimmed = true;
-      this.spinMarks.dropBefore(marks[0]!.seq);
+      this.spinMarks.dropBefore(marks.seqAt(0));
     }
   }
 
@@ -509,41 +472,11 @@ export class Machine implements ObservedMachine {
   /** The snapshots the spin detector took inside slices, while marks are kept (see rewind). */
   private readonly spinMarks = new SpinSnapshots();
 
-  /**
-   * The vCPUs' scheduling state for a slice's mark: the entries of the mark before where a vCPU's
-   * is the same (every vCPU but the one that ran, most slices), so that marks share them.
-   */
-  private vcpuMarks(skip?: { vcpu: number; pc: bigint }): VcpuMark[] {
-    const before = this.vcpusMarked;
-    let same = before?.length === this.vcpus.length;
-    const now = this.vcpus.map((v, i) => {
-      const skipPc = skip ? (skip.vcpu === v.index ? skip.pc : v.skipPc) : v.skipPc;
-      const b = before?.[i];
-      if (b && b.run === v.run && b.executed === v.executed && b.timerPeriod === v.timerPeriod && b.timerNext === v.timerNext && b.skipPc === skipPc) return b;
-      same = false;
-      return { run: v.run, executed: v.executed, timerPeriod: v.timerPeriod, timerNext: v.timerNext, skipPc };
-    });
-    if (same) return before!;
-    this.vcpusMarked = now;
-    return now;
-  }
-
-  private vcpusMarked: VcpuMark[] | undefined;
-
   /** A slice starts (or the marks start): the whole device and scheduler state. */
   private markSlice(skip?: { vcpu: number; pc: bigint }, alone?: number, spinBefore = this.spinSaved(), spinRun?: BigUint64Array, spinLooked = false): void {
     if (!this.marks) return;
     this.trimMarks();
-    const slice: Mutable<NonNullable<DeviceMark['slice']>> = { current: this.current, left: this.left, spinBefore, vcpus: this.vcpuMarks(skip) };
-    if (alone !== undefined && alone !== this.current) slice.alone = alone;
-    if (spinRun) slice.spinRun = spinRun;
-    if (spinLooked) slice.spinLooked = true;
-    this.marks.push({
-      seq: this.seqNow,
-      slice,
-      uart: this.boardState(),
-      consoleLength: this.consoleLength(),
-    });
+    this.marks.pushSlice(this.seqNow, this.current, this.left, alone, this.vcpus, skip, spinBefore, spinRun, spinLooked, this.boardState(), this.consoleLength());
   }
 
   /**
@@ -554,7 +487,7 @@ export class Machine implements ObservedMachine {
   keepDeviceMarks(most?: number): void {
     if (most !== undefined) this.marksKept = Math.max(2, most);
     if (this.marks) return;
-    this.marks = [];
+    this.marks = new DeviceMarks(this.vcpus.length);
     this.markSlice();
   }
 
@@ -567,20 +500,20 @@ export class Machine implements ObservedMachine {
   rewind(seq: bigint, contexts: readonly Buffer[], ram: Buffer, prevPc: (vcpu: number) => bigint): void {
     const marks = this.marks;
     if (!marks) throw errors.state('cannot go back: the machine kept no device state (not recording)');
-    if (seq > this.seqNow || seq < marks[0]!.seq) {
+    const oldest = marks.seqAt(0);
+    if (seq > this.seqNow || seq < oldest) {
       const kept = this.marksTrimmed ? ` (the newest ${this.marksKept} slices and serial accesses of the recording)` : '';
-      throw errors.badInput(`cannot put the machine back at seq ${seq}: its device state is kept for [${marks[0]!.seq}, ${this.seqNow}]${kept}`);
+      throw errors.badInput(`cannot put the machine back at seq ${seq}: its device state is kept for [${oldest}, ${this.seqNow}]${kept}`);
     }
     if (ram.length !== this.ram.length || contexts.length !== this.vcpus.length) throw errors.badInput('rewind: RAM or vCPU count does not fit this machine');
     let n = marks.length;
-    while (n > 0 && marks[n - 1]!.seq > seq) n--;
+    while (n > 0 && marks.seqAt(n - 1) > seq) n--;
     let si = n - 1;
-    while (!marks[si]!.slice) si--;
-    const sm = marks[si]!;
-    const sl = sm.slice!;
-    const d = seq - sm.seq;
+    while (!marks.isSlice(si)) si--;
+    const smSeq = marks.seqAt(si);
+    const sl = marks.sliceAt(si);
+    const d = seq - smSeq;
     const runner = sl.alone ?? sl.current;
-    const last = marks[n - 1]!;
     const state: MachineState = {
       version: 1,
       seq,
@@ -592,8 +525,8 @@ export class Machine implements ObservedMachine {
         timerNext: v.timerNext,
         skipPc: i === runner && d > 0n ? undefined : v.skipPc,
       })),
-      scheduler: { current: sl.current, left: sl.alone === undefined ? sl.left - Number(d) : sl.left, spin: d === 0n ? sl.spinBefore : this.spinInside(sm.seq, seq, sl) },
-      devices: { pc: last.uart, idleNs: this.idleNs, console: this.console().slice(0, last.consoleLength) },
+      scheduler: { current: sl.current, left: sl.alone === undefined ? sl.left - Number(d) : sl.left, spin: d === 0n ? sl.spinBefore : this.spinInside(smSeq, seq, sl) },
+      devices: { pc: marks.uartAt(n - 1), idleNs: this.idleNs, console: this.console().slice(0, marks.consoleLengthAt(n - 1)) },
     };
     // Code the guest rewrote after `seq` must be translated again: drop the changed pages. Only
     // those are copied: a page written is one a lazy-rows recording stores again (emulator-recorder.ts).
@@ -611,7 +544,7 @@ export class Machine implements ObservedMachine {
       this.spin[2] = emuHooks().insnEnd(this.vcpus[runner]!.hooks, pc);
       this.spin[3] = pc;
     }
-    marks.length = n;
+    marks.truncate(n);
     this.spinMarks.dropFrom(seq);
     this.markSlice();
   }
@@ -620,7 +553,7 @@ export class Machine implements ObservedMachine {
    * The spin detector at `seq` inside the slice that began at `from` (its mark `sl`): as the slice
    * began, with the last snapshot it took before `seq`; its previous instruction is put in by rewind.
    */
-  private spinInside(from: bigint, seq: bigint, sl: NonNullable<DeviceMark['slice']>): BigUint64Array | undefined {
+  private spinInside(from: bigint, seq: bigint, sl: SliceMark): BigUint64Array | undefined {
     const run = sl.spinRun ?? sl.spinBefore;
     if (!run || !sl.spinLooked) return run;
     const s = run.slice();
