@@ -273,7 +273,7 @@ export class EmulatorRecorder implements ExecutionObserver {
         this.writer.addInput({ seq: event.seq, kind: 'memory-write', detail: { phys: event.phys, data: event.data.toString('hex') } });
         break;
       case 'port-in':
-        this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'port-in', detail: { port: event.port, size: event.size, value: event.value } });
+        this.writer.addPortIn(event.seq, event.vcpu, event.port, event.size, event.value);
         break;
       case 'mmio-read':
         this.writer.addInput({ seq: event.seq, vcpu: event.vcpu, kind: 'mmio-read', detail: { phys: `0x${event.phys.toString(16)}`, size: event.size, value: event.value } });

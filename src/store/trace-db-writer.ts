@@ -43,6 +43,11 @@ const jsonBig = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0
  */
 const PLAIN_DETAIL = new Set(['port-in', 'mmio-read', 'lapic-id']);
 
+/** A port read's detail as storedInput makes it, JSON.stringify({ port, size, value }), without the object. */
+export function portInDetail(port: number, size: number, value: number): string {
+  return `{"port":${port},"size":${size},"value":${value}}`;
+}
+
 /** `input` as the input table stores it. */
 export function storedInput(i: InputRecord): StoredInput {
   return [i.seq, i.vcpu ?? null, i.kind, PLAIN_DETAIL.has(i.kind) ? JSON.stringify(i.detail) : JSON.stringify(i.detail, jsonBig)];
