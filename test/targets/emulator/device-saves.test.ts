@@ -1,9 +1,11 @@
 /**
  * A device's save() for the machine's marks (Machine.keepDeviceMarks) must hold all its state,
- * copied: the local APIC's is written field by field (devices/lapic.ts), so a field added to the
- * class must be added there too, or a `::discard` would leave it as it was.
+ * copied: the local APIC's and the ATA channel's are written field by field (devices/lapic.ts,
+ * devices/ata.ts), so a field added to the class must be added there too, or a `::discard` would
+ * leave it as it was.
  */
 import { describe, expect, it } from 'vitest';
+import { AtaChannel } from '../../../src/targets/emulator/devices/ata.js';
 import { Lapic } from '../../../src/targets/emulator/devices/lapic.js';
 
 const noop = (): void => {};
@@ -31,5 +33,24 @@ describe('Lapic.save', () => {
     b.load(saved);
     expect(b.save()).toEqual(saved);
     expect(b.lvt[0]).toBe(0x20030);
+  });
+});
+
+describe('AtaChannel.save', () => {
+  it('holds every field but the disks and the IRQ line, copied, and load puts them back', () => {
+    const a = new AtaChannel([], noop);
+    const own = a as unknown as Record<string, unknown>;
+    own.buf = Buffer.from('sector data');
+    own.pos = 4;
+    own.lba = 77;
+    own.status = 0x58;
+    const saved = a.save() as Record<string, unknown>;
+    const fields = Object.keys(a).filter((k) => k !== 'disks' && k !== 'irq');
+    expect(Object.keys(saved).sort()).toEqual(fields.sort());
+    (own.buf as Buffer)[0] = 0x21; // the device's buffer changed after the save: the save's did not
+    expect((saved.buf as Buffer).toString()).toBe('sector data');
+    const b = new AtaChannel([], noop);
+    b.load(saved);
+    expect(b.save()).toEqual(saved);
   });
 });
