@@ -22,6 +22,7 @@
  */
 
 import type { TraceReader } from './trace-reader.js';
+import { grown } from '../common/grown.js';
 
 /** What the walker needs to know about the instruction at a pc. */
 export interface PcClass {
@@ -118,15 +119,11 @@ class PcTable<T extends PcClass> {
     this.infos.push({ ...d, pc });
     this.index.set(pc, i);
     if (i >= this.kind.length) {
-      const grow = <A extends Uint8Array | Int32Array>(a: A): A => {
-        const b = new (a.constructor as new (n: number) => A)(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.kind = grow(this.kind);
-      this.hi = grow(this.hi);
-      this.nextLo = grow(this.nextLo);
-      this.nextHi = grow(this.nextHi);
+      const n = this.kind.length * 2;
+      this.kind = grown(this.kind, n);
+      this.hi = grown(this.hi, n);
+      this.nextLo = grown(this.nextLo, n);
+      this.nextHi = grown(this.nextHi, n);
     }
     this.kind[i] = d.kind === 'call' ? (d.rex ? CALL_REX : CALL) : d.kind === 'ret' || d.kind === 'iret' ? RET : OTHER;
     this.hi[i] = Number(BigInt.asIntN(32, pc >> 32n));

@@ -17,6 +17,7 @@ import { nativeRecorder } from './native-recorder.js';
 import { keepRows, removeRowsFiles, rowsFile } from './rows-file.js';
 import { guard, openTrace, PCS_MAX_BYTES_PER_INSN, readMeta, type Db } from './schema.js';
 import { blobOf, checkMeta, checkTracePath, guardTraceDb, intOf, traceCorrupt, type TraceMeta } from './trace-check.js';
+import { grown } from '../common/grown.js';
 
 export interface ChunkInfo {
   readonly id: number;
@@ -709,11 +710,7 @@ export class TraceReader {
             his.push(hi);
             byPc.set(pc, i);
             if (!byLo.has(lo)) byLo.set(lo, i);
-            if (i >= counts.length) {
-              const grown = new Float64Array(counts.length * 2);
-              grown.set(counts);
-              counts = grown;
-            }
+            if (i >= counts.length) counts = grown(counts, counts.length * 2);
           }
         }
         if (counts[i]! === 0) touched.push(i);

@@ -12,6 +12,7 @@
  * shared between marks while they are the same (Machine.boardState, spinCanonical).
  */
 
+import { grown } from '../../common/grown.js';
 import type { VcpuRun } from './machine.js';
 
 /** A vCPU's scheduling state, as a slice's mark keeps it. */
@@ -214,35 +215,18 @@ export class DeviceMarks {
   private grow(): void {
     const cap = this.cap * 2;
     const v = this.vcpus;
-    const f64 = (a: Float64Array, k = 1) => {
-      const b = new Float64Array(cap * k);
-      b.set(a);
-      return b;
-    };
-    const u8 = (a: Uint8Array, k = 1) => {
-      const b = new Uint8Array(cap * k);
-      b.set(a);
-      return b;
-    };
-    const i32 = (a: Int32Array) => {
-      const b = new Int32Array(cap);
-      b.set(a);
-      return b;
-    };
-    this.seq = f64(this.seq);
-    this.flags = u8(this.flags);
-    this.current = i32(this.current);
-    this.left = f64(this.left);
-    this.alone = i32(this.alone);
-    this.consoleLength = f64(this.consoleLength);
-    this.run = u8(this.run, v);
-    this.vflags = u8(this.vflags, v);
-    this.executed = f64(this.executed, v);
-    this.timerPeriod = f64(this.timerPeriod, v);
-    this.timerNext = f64(this.timerNext, v);
-    const skip = new BigUint64Array(cap * v);
-    skip.set(this.skipPc);
-    this.skipPc = skip;
+    this.seq = grown(this.seq, cap);
+    this.flags = grown(this.flags, cap);
+    this.current = grown(this.current, cap);
+    this.left = grown(this.left, cap);
+    this.alone = grown(this.alone, cap);
+    this.consoleLength = grown(this.consoleLength, cap);
+    this.run = grown(this.run, cap * v);
+    this.vflags = grown(this.vflags, cap * v);
+    this.executed = grown(this.executed, cap * v);
+    this.timerPeriod = grown(this.timerPeriod, cap * v);
+    this.timerNext = grown(this.timerNext, cap * v);
+    this.skipPc = grown(this.skipPc, cap * v);
     this.cap = cap;
   }
 }
