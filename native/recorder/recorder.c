@@ -861,6 +861,18 @@ static void sink_ran(void *ud, uint64_t done) {
 
 /* ---- checkpoints --------------------------------------------------------------------------- */
 
+/* A checkpoint record into the chunk's: seq, vCPU, flags, length, then the image or its delta. */
+static void put_ckpt(Rec *r, uint64_t seq, int vcpu, int flags, const uint8_t *data, size_t len) {
+  uint8_t hdr[14];
+  uint32_t n = (uint32_t)len;
+  memcpy(hdr, &seq, 8);
+  hdr[8] = (uint8_t)vcpu;
+  hdr[9] = (uint8_t)flags;
+  memcpy(hdr + 10, &n, 4);
+  b_put(&r->ckpts, hdr, 14);
+  b_put(&r->ckpts, data, len);
+}
+
 static void checkpoint(Rec *r, Eng *e, uint64_t seq, int flags) {
   int v = e->vcpu & (MAX_VCPU - 1);
   /* the image into the spare buffer, which becomes the last one: the previous stays to compare */
@@ -870,19 +882,12 @@ static void checkpoint(Rec *r, Eng *e, uint64_t seq, int flags) {
   e->ctx_next = prev;
   const uint8_t *raw = (const uint8_t *)e->ctx;
   size_t n = r->ctx_size;
-  uint8_t hdr[14];
-  memcpy(hdr, &seq, 8);
-  hdr[8] = (uint8_t)e->vcpu;
   r->last_ckpt_seq = seq;
   if (!r->have_key[v]) {
     memcpy(r->key[v], raw, n);
     r->have_key[v] = 1;
     e->last_ok = 0;
-    hdr[9] = (uint8_t)(flags | 1);
-    uint32_t len = (uint32_t)n;
-    memcpy(hdr + 10, &len, 4);
-    b_put(&r->ckpts, hdr, 14);
-    b_put(&r->ckpts, raw, n);
+    put_ckpt(r, seq, e->vcpu, flags | 1, raw, n);
     return;
   }
   /* A slice's start is mostly where its vCPU's last slice ended, untouched (no interrupt came
@@ -890,11 +895,7 @@ static void checkpoint(Rec *r, Eng *e, uint64_t seq, int flags) {
      the last image instead of the block compares and byte loops against the key: a recorded
      2-vCPU xv6 boot takes ~37,000 checkpoints). */
   if (e->last_ok && memcmp(raw, (const uint8_t *)prev, n) == 0) {
-    hdr[9] = (uint8_t)flags;
-    uint32_t len = (uint32_t)e->last_len;
-    memcpy(hdr + 10, &len, 4);
-    b_put(&r->ckpts, hdr, 14);
-    b_put(&r->ckpts, e->last, e->last_len);
+    put_ckpt(r, seq, e->vcpu, flags, e->last, e->last_len);
     return;
   }
   r->tmp.len = 0;
@@ -921,11 +922,7 @@ static void checkpoint(Rec *r, Eng *e, uint64_t seq, int flags) {
     for (size_t q = z; q < l; q++) r->tmp.p[r->tmp.len++] = raw[q] ^ k[q];
     i = l;
   }
-  hdr[9] = (uint8_t)flags;
-  uint32_t len = (uint32_t)r->tmp.len;
-  memcpy(hdr + 10, &len, 4);
-  b_put(&r->ckpts, hdr, 14);
-  b_put(&r->ckpts, r->tmp.p, r->tmp.len);
+  put_ckpt(r, seq, e->vcpu, flags, r->tmp.p, r->tmp.len);
   if (r->tmp.len > e->last_cap) {
     uint8_t *grown = realloc(e->last, r->tmp.len);
     if (!grown) {
@@ -962,9 +959,8 @@ static void rec_free(napi_env env, void *data, void *hint) {
   dirty_stop(r);
   free(r->dirty);
   /* Engines may be closed by now: hooks are removed by detach(), never here. */
-  for (int i = 0; i < r->neng; i++)
-    if (r->eng[i].ctx) uc_context_free(r->eng[i].ctx);
   for (int i = 0; i < r->neng; i++) {
+    if (r->eng[i].ctx) uc_context_free(r->eng[i].ctx);
     if (r->eng[i].ctx_next) uc_context_free(r->eng[i].ctx_next);
     free(r->eng[i].last);
   }
@@ -2074,17 +2070,31 @@ static long scan_for(napi_env env, Rec *r, const char *fn, bool protect, uint64_
   return n;
 }
 
+/* r->dirty[0..n) as a Uint32Array. */
+static napi_value dirty_list(napi_env env, Rec *r, size_t n) {
+  napi_value ab, out;
+  void *d;
+  CALL(napi_create_arraybuffer(env, n * 4, &d, &ab));
+  if (n) memcpy(d, r->dirty, n * 4);
+  CALL(napi_create_typedarray(env, napi_uint32_array, n, ab, 0, &out));
+  return out;
+}
+
+/* Pages [first, first + count) of the tracked range protected (or not): false with the JS error thrown, naming `fn`. */
+static bool write_protect(napi_env env, Rec *r, const char *fn, uint64_t first, uint64_t count, bool protect) {
+  struct uffdio_writeprotect wp = {.range = {r->dirty_at + first * DIRTY_PAGE, count * DIRTY_PAGE}, .mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0};
+  if (ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp) == 0) return true;
+  char msg[120];
+  snprintf(msg, sizeof msg, "%s: UFFDIO_WRITEPROTECT: %s", fn, strerror(errno));
+  throw_err(env, msg);
+  return false;
+}
+
 static napi_value fn_dirty_pages(napi_env env, napi_callback_info info) {
   Rec *r = handle_only(env, info);
   if (!r) return NULL;
   long n = scan_for(env, r, "dirtyPages", true, 0);
-  if (n < 0) return NULL;
-  napi_value ab, out;
-  void *d;
-  CALL(napi_create_arraybuffer(env, (size_t)n * 4, &d, &ab));
-  if (n) memcpy(d, r->dirty, (size_t)n * 4);
-  CALL(napi_create_typedarray(env, napi_uint32_array, (size_t)n, ab, 0, &out));
-  return out;
+  return n < 0 ? NULL : dirty_list(env, r, (size_t)n);
 }
 
 /*
@@ -2126,20 +2136,10 @@ static napi_value fn_dirty_take_listed(napi_env env, napi_callback_info info) {
   for (size_t k = 0; k < n;) {
     size_t j = k + 1;
     while (j < n && r->dirty[j] == r->dirty[k] + (j - k)) j++;
-    struct uffdio_writeprotect wp = {.range = {r->dirty_at + (uint64_t)r->dirty[k] * DIRTY_PAGE, (uint64_t)(j - k) * DIRTY_PAGE}, .mode = UFFDIO_WRITEPROTECT_MODE_WP};
-    if (ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
-      char msg[120];
-      snprintf(msg, sizeof msg, "dirtyTakeListed: UFFDIO_WRITEPROTECT: %s", strerror(errno));
-      return throw_err(env, msg);
-    }
+    if (!write_protect(env, r, "dirtyTakeListed", r->dirty[k], j - k, true)) return NULL;
     k = j;
   }
-  napi_value ab, out;
-  void *d;
-  CALL(napi_create_arraybuffer(env, n * 4, &d, &ab));
-  if (n) memcpy(d, r->dirty, n * 4);
-  CALL(napi_create_typedarray(env, napi_uint32_array, n, ab, 0, &out));
-  return out;
+  return dirty_list(env, r, n);
 }
 
 /*
@@ -2181,12 +2181,7 @@ static napi_value fn_dirty_release(napi_env env, napi_callback_info info) {
     /* a run of consecutive pages, one ioctl */
     size_t j = k;
     while (j < nat && pages[j] - pages[k] == j - k && pages[j] < tracked && seen[pages[j]] == SEEN_ZERO) seen[pages[j++]] = SEEN_RELEASED;
-    struct uffdio_writeprotect wp = {.range = {r->dirty_at + (uint64_t)pages[k] * DIRTY_PAGE, (uint64_t)(j - k) * DIRTY_PAGE}, .mode = 0};
-    if (ioctl(r->uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
-      char msg[120];
-      snprintf(msg, sizeof msg, "dirtyRelease: UFFDIO_WRITEPROTECT: %s", strerror(errno));
-      return throw_err(env, msg);
-    }
+    if (!write_protect(env, r, "dirtyRelease", pages[k], j - k, false)) return NULL;
     released += (double)(j - k);
     k = j;
   }
