@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "records.h"
 #include "seen.h"
 
 static pthread_key_t key;
@@ -257,7 +258,7 @@ napi_value fn_pack_pages(napi_env env, napi_callback_info info) {
      would fault on first touch every chunk), then one copy of what it holds */
   static __thread uint8_t *buf;
   static __thread size_t have;
-  size_t cap = nat * (6 + PACK_PAGE);
+  size_t cap = nat * (PAGE_RECORD_HEAD + PACK_PAGE);
   if (cap > have) {
     uint8_t *grown = realloc(buf, cap);
     if (!grown) return fail(env, "packPages: out of memory");
@@ -274,15 +275,15 @@ napi_value fn_pack_pages(napi_env env, napi_callback_info info) {
     }
     seen[p] = SEEN_IMAGE;
     memcpy(buf + n, &p, 4); /* little-endian: x86-64 and arm64 hosts */
-    size_t m = pack_runs(page, buf + n + 6, RUN_BUDGET);
+    size_t m = pack_runs(page, buf + n + PAGE_RECORD_HEAD, RUN_BUDGET);
     if (m) {
       buf[n + 4] = (uint8_t)m;
       buf[n + 5] = (uint8_t)(m >> 8);
-      n += 6 + m;
+      n += PAGE_RECORD_HEAD + m;
     } else {
       buf[n + 4] = buf[n + 5] = 0;
-      memcpy(buf + n + 6, page, PACK_PAGE);
-      n += 6 + PACK_PAGE;
+      memcpy(buf + n + PAGE_RECORD_HEAD, page, PACK_PAGE);
+      n += PAGE_RECORD_HEAD + PACK_PAGE;
     }
   }
   void *data;

@@ -68,6 +68,7 @@
 #include <node_api.h>
 #include "../common/napi-args.h"
 #include "decode.h"
+#include "records.h"
 #include "seen.h"
 #include "../common/block-sink.h"
 #include <stdint.h>
@@ -863,13 +864,13 @@ static void sink_ran(void *ud, uint64_t done) {
 
 /* A checkpoint record into the chunk's: seq, vCPU, flags, length, then the image or its delta. */
 static void put_ckpt(Rec *r, uint64_t seq, int vcpu, int flags, const uint8_t *data, size_t len) {
-  uint8_t hdr[14];
+  uint8_t hdr[CKPT_RECORD_HEAD];
   uint32_t n = (uint32_t)len;
   memcpy(hdr, &seq, 8);
   hdr[8] = (uint8_t)vcpu;
   hdr[9] = (uint8_t)flags;
   memcpy(hdr + 10, &n, 4);
-  b_put(&r->ckpts, hdr, 14);
+  b_put(&r->ckpts, hdr, CKPT_RECORD_HEAD);
   b_put(&r->ckpts, data, len);
 }
 

@@ -7,20 +7,19 @@
  * the writer's thread spent ~1.5 us a row binding them, on the core the guest's thread shares
  * when the machine is busy).
  *
- *   dbg_pages(packed, base) -> (page, data): packPages' records (deflate.c): a 32-bit page index
- *     (page = base + index), a 16-bit length n and n bytes of raw DEFLATE, or n = 0 and the
- *     page's 4096 bytes, deflated here (libdeflate, the writer thread's compressor).
- *   dbg_ckpts(packed) -> (seq, vcpu, flags, data): the recorder's checkpoint records
- *     (recorder.c, checkpoint): seq (64-bit), vCPU (8-bit), flags (8-bit), a 32-bit length and
- *     that many bytes.
+ *   dbg_pages(packed, base) -> (page, data): packPages' page image records (records.h), page =
+ *     base + index; a page packed whole is deflated here (libdeflate, the writer thread's
+ *     compressor).
+ *   dbg_ckpts(packed) -> (seq, vcpu, flags, data): the recorder's checkpoint records (records.h).
  *
- * Both little-endian (x86-64 and arm64 hosts). A record that runs past the end, or a seq past
- * SQLite's integers, fails the statement with a message (the writer's transaction rolls back).
+ * A record that runs past the end, or a seq past SQLite's integers, fails the statement with a
+ * message (the writer's transaction rolls back).
  */
 #include <libdeflate.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include "records.h"
 #include "sqlite3ext.h"
 SQLITE_EXTENSION_INIT1
 
@@ -122,39 +121,39 @@ static int rows_read(rows_cursor *c) {
   size_t left = c->n - c->at;
   const uint8_t *p = c->packed + c->at;
   if (((rows_vtab *)c->base.pVtab)->kind == PAGES) {
-    if (left < 6) return fail(c, "dbg_pages: a page image's header runs past the packed data");
+    if (left < PAGE_RECORD_HEAD) return fail(c, "dbg_pages: a page image's header runs past the packed data");
     uint32_t index;
     memcpy(&index, p, 4);
     size_t n = (size_t)p[4] | (size_t)p[5] << 8;
     size_t body = n ? n : PAGE;
-    if (left - 6 < body) return fail(c, "dbg_pages: a page image runs past the packed data");
+    if (left - PAGE_RECORD_HEAD < body) return fail(c, "dbg_pages: a page image runs past the packed data");
     c->page = c->page_base + (int64_t)index;
     if (n) {
-      c->data = p + 6;
+      c->data = p + PAGE_RECORD_HEAD;
       c->len = n;
     } else {
       struct libdeflate_compressor *z = dbg_compressor();
       if (!z) return SQLITE_NOMEM;
-      size_t m = libdeflate_deflate_compress(z, p + 6, PAGE, c->deflated, sizeof c->deflated);
+      size_t m = libdeflate_deflate_compress(z, p + PAGE_RECORD_HEAD, PAGE, c->deflated, sizeof c->deflated);
       if (!m) return fail(c, "dbg_pages: a page did not deflate");
       c->data = c->deflated;
       c->len = m;
     }
-    c->next = c->at + 6 + body;
+    c->next = c->at + PAGE_RECORD_HEAD + body;
   } else {
-    if (left < 14) return fail(c, "dbg_ckpts: a checkpoint's header runs past the packed data");
+    if (left < CKPT_RECORD_HEAD) return fail(c, "dbg_ckpts: a checkpoint's header runs past the packed data");
     uint64_t seq;
     uint32_t n;
     memcpy(&seq, p, 8);
     memcpy(&n, p + 10, 4);
     if (seq > (uint64_t)INT64_MAX) return fail(c, "dbg_ckpts: a checkpoint's seq is past SQLite's integers");
-    if (left - 14 < n) return fail(c, "dbg_ckpts: a checkpoint runs past the packed data");
+    if (left - CKPT_RECORD_HEAD < n) return fail(c, "dbg_ckpts: a checkpoint runs past the packed data");
     c->seq = (int64_t)seq;
     c->vcpu = p[8];
     c->flags = p[9];
-    c->data = p + 14;
+    c->data = p + CKPT_RECORD_HEAD;
     c->len = n;
-    c->next = c->at + 14 + n;
+    c->next = c->at + CKPT_RECORD_HEAD + n;
   }
   c->row++;
   return SQLITE_OK;

@@ -11,7 +11,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dir = join(root, 'native', 'recorder');
 const out = join(dir, 'build', 'Release', 'recorder.node');
 const quiet = process.argv.includes('--quiet');
-const sources = [...['recorder.c', 'pages.c', 'deflate.c', 'sqlite-rows.c', 'decode.h', 'binding.gyp'].map((f) => join(dir, f)), join(dir, '..', 'common', 'napi-args.h')];
+const sources = [...['recorder.c', 'pages.c', 'deflate.c', 'sqlite-rows.c', 'decode.h', 'seen.h', 'records.h', 'binding.gyp'].map((f) => join(dir, f)), join(dir, '..', 'common', 'napi-args.h')];
 if (existsSync(out) && sources.every((s) => statSync(s).mtimeMs <= statSync(out).mtimeMs)) process.exit(0);
 
 function nodeGyp() {
