@@ -95,6 +95,19 @@ export class DeviceMarks {
     return BigInt(this.seq[i]!);
   }
 
+  /** How many marks hold positions at or before `seq` (the marks are in seq order): a binary search. */
+  countUpTo(seq: bigint): number {
+    const at = Number(seq);
+    let lo = 0;
+    let hi = this.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.seq[mid]! <= at) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   isSlice(i: number): boolean {
     return (this.flags[i]! & SLICE) !== 0;
   }

@@ -506,8 +506,7 @@ export class Machine implements ObservedMachine {
       throw errors.badInput(`cannot put the machine back at seq ${seq}: its device state is kept for [${oldest}, ${this.seqNow}]${kept}`);
     }
     if (ram.length !== this.ram.length || contexts.length !== this.vcpus.length) throw errors.badInput('rewind: RAM or vCPU count does not fit this machine');
-    let n = marks.length;
-    while (n > 0 && marks.seqAt(n - 1) > seq) n--;
+    const n = marks.countUpTo(seq);
     let si = n - 1;
     while (!marks.isSlice(si)) si--;
     const smSeq = marks.seqAt(si);

@@ -46,6 +46,7 @@ describe('DeviceMarks', () => {
       expect(s.vcpus).toEqual(want);
     };
     for (const i of [0, 1, 2, 1023, 1024, 2047, 2048, 2999]) check(i, i);
+    expect([0n, 9n, 10n, 15n, 20n, 29_990n, 10n ** 9n].map((q) => m.countUpTo(q))).toEqual([1, 1, 2, 2, 3, 3000, 3000]);
     m.dropBefore(1000);
     expect(m.length).toBe(2000);
     for (const i of [1000, 1001, 1002, 2999]) check(i - 1000, i);
