@@ -96,6 +96,13 @@ export interface PageImages {
 }
 
 /**
+ * The records the recording thread packs (native/recorder/records.h): a page image's head (page
+ * index, length) and a checkpoint's (seq, vCPU, flags, length), before their bytes.
+ */
+const PAGE_RECORD_HEAD = 6;
+const CKPT_RECORD_HEAD = 14;
+
+/**
  * The images of the 4 KiB pages `at` (indexes into `ram`, guest RAM at physical `physBase`) as
  * they are now, in a buffer of their own (it moves to the writer's thread). Pages of runs (fills,
  * zeroes: a booting kernel writes most of its RAM so) are deflated here, cheaply and without a
@@ -110,7 +117,7 @@ export function pageImagesOf(ram: Buffer, physBase: bigint, at: Uint32Array, see
   for (let o = 0; o < data.length; ) {
     pages.push(base + data.readUInt32LE(o));
     const n = data.readUInt16LE(o + 4);
-    o += 6 + (n || 4096);
+    o += PAGE_RECORD_HEAD + (n || 4096);
   }
   return { pages, data, base };
 }
@@ -265,8 +272,8 @@ export class TraceDbWriter {
           const ckptArgs: unknown[] = [];
           for (let p = 0; p < k.length; ) {
             const n = k.readUInt32LE(p + 10);
-            ckptArgs.push(k.readBigUInt64LE(p), k[p + 8]!, id, k[p + 9]!, k.subarray(p + 14, p + 14 + n));
-            p += 14 + n;
+            ckptArgs.push(k.readBigUInt64LE(p), k[p + 8]!, id, k[p + 9]!, k.subarray(p + CKPT_RECORD_HEAD, p + CKPT_RECORD_HEAD + n));
+            p += CKPT_RECORD_HEAD + n;
           }
           this.insertRows(this.insCkptBatch, this.insCkpt, ckptArgs, 5);
         }
@@ -292,15 +299,15 @@ export class TraceDbWriter {
     if (this.insPagesSql) {
       if (data.length) this.insPagesSql.run(id, data, images.base);
       // (the bytes handed: a page left whole counts its 4096, not what it deflates to)
-      return data.length - 6 * images.pages.length;
+      return data.length - PAGE_RECORD_HEAD * images.pages.length;
     }
     let bytes = 0;
     let at = 0;
     const args: unknown[] = [];
     for (const page of images.pages) {
-      if (at + 6 > data.length) throw new Error(`page images of chunk ${id}: the packed data ends before page ${page}`);
+      if (at + PAGE_RECORD_HEAD > data.length) throw new Error(`page images of chunk ${id}: the packed data ends before page ${page}`);
       const n = data.readUInt16LE(at + 4);
-      at += 6;
+      at += PAGE_RECORD_HEAD;
       let image: Buffer;
       if (n === 0) {
         // a page packPages left whole: deflated into a buffer of its own (the rows are bound at the batch's run)
